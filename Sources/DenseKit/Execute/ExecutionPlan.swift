@@ -1,0 +1,92 @@
+import DenseKitKernels
+
+/// The model prepared for the SIMD executor: weights packed for the GEMM, the BatchNorms that
+/// directly follow a conv (stem, bottleneck) folded into that conv's weights and bias, and every
+/// other BatchNorm turned into a per-channel (scale, shift) applied together with its ReLU.
+/// All exact in real arithmetic; results differ from the unfolded graph by float rounding only.
+final class ExecutionPlan: @unchecked Sendable {
+    struct Affine {
+        let scale: AlignedBuffer
+        let shift: AlignedBuffer
+        init(_ bn: BatchNorm) {
+            let (s, t) = bn.affine()
+            scale = AlignedBuffer(s)
+            shift = AlignedBuffer(t)
+        }
+    }
+
+    struct Conv {
+        let weights: PackedMatrix
+        let bias: AlignedBuffer?
+        let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, pads: [Int]
+
+        /// `conv` followed by `norm` (if any): W' = s * W per output channel, b' = s * b + t.
+        init(_ conv: Conv2D, then norm: BatchNorm? = nil) {
+            var w = conv.weight.values
+            var b = conv.bias?.values
+            if let norm {
+                let (s, t) = norm.affine()
+                let per = w.count / conv.outChannels
+                for o in 0..<conv.outChannels {
+                    for i in 0..<per { w[o * per + i] *= s[o] }
+                }
+                b = (0..<conv.outChannels).map { o in (b?[o] ?? 0) * s[o] + t[o] }
+            }
+            weights = PackedMatrix(rows: conv.outChannels, cols: w.count / conv.outChannels, values: w)
+            bias = b.map { AlignedBuffer($0) }
+            inChannels = conv.inChannels
+            outChannels = conv.outChannels
+            kernel = conv.kernel
+            stride = conv.stride
+            pads = conv.pads
+        }
+
+        var isPointwise: Bool { kernel == 1 && stride == 1 && pads == [0, 0, 0, 0] }
+
+        func outputSize(_ h: Int, _ w: Int) -> (Int, Int) {
+            ((h + pads[0] + pads[2] - kernel) / stride + 1, (w + pads[1] + pads[3] - kernel) / stride + 1)
+        }
+    }
+
+    struct Layer {
+        let norm: Affine
+        let bottleneck: Conv?
+        let conv: Conv
+    }
+
+    struct TransitionStep {
+        let norm: Affine
+        let conv: Conv
+        let pool: Pool2D
+        /// AvgPool 2x2/2 without padding: pooled before the 1x1 conv (4x less work, exact).
+        var poolFirst: Bool { pool.kind == .average && pool.kernel == 2 && pool.stride == 2 && pool.pads == [0, 0, 0, 0] && conv.isPointwise }
+    }
+
+    let stemConv: Conv
+    let stemReLU: Bool
+    let stemPool: Pool2D?
+    let blocks: [[Layer]]
+    let blockChannels: [(input: Int, output: Int)]
+    let transitions: [TransitionStep]
+    let headNorm: Affine
+    let classifier: Linear
+    let softmax: Bool
+    let layerNames: [String]
+
+    init(_ net: DenseNet) {
+        stemConv = Conv(net.stem.conv, then: net.stem.norm)
+        stemReLU = net.stem.relu
+        stemPool = net.stem.pool
+        blocks = net.blocks.map { block in
+            block.layers.map { l in
+                Layer(norm: Affine(l.norm), bottleneck: l.bottleneck.map { Conv($0.conv, then: $0.norm) }, conv: Conv(l.conv))
+            }
+        }
+        blockChannels = net.blocks.map { ($0.inChannels, $0.outChannels) }
+        transitions = net.transitions.map { TransitionStep(norm: Affine($0.norm), conv: Conv($0.conv), pool: $0.pool) }
+        headNorm = Affine(net.head.norm)
+        classifier = net.head.classifier
+        softmax = net.head.softmax
+        layerNames = net.layerNames
+    }
+}

@@ -1,0 +1,10 @@
+/// The output of one canonical layer for one image, CHW: for `block<b>.layer<i>` the k channels the
+/// layer adds, for `stem` and `transition<t>` the block input they produce, for `head` the class scores
+/// (channels = classes, height = width = 1). Valid only until the execution advances.
+public struct LayerActivation {
+    public let name: String
+    public let channels: Int
+    public let height: Int
+    public let width: Int
+    public let values: UnsafeBufferPointer<Float>
+}

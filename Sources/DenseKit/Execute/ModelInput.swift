@@ -1,0 +1,50 @@
+/// An input batch converted to the executor's NCHW layout and checked against the model.
+public struct ModelInput: Sendable {
+    public var batch: Int
+    public var height: Int
+    public var width: Int
+    /// NCHW values.
+    public var values: [Float]
+
+    /// `array` is in `layout` (default: the model's own input layout). Rank 4 only; channels, and
+    /// height and width where the model fixes them, must match the model.
+    public init(_ array: NPY.Array, layout: InputSpec.Layout?, for net: DenseNet) throws {
+        let layout = layout ?? net.input.layout
+        let s = array.shape
+        let expected = net.input.expectedShape(in: layout)
+        guard s.count == 4 else { throw ExecutionError.inputShape(expected: expected, found: s) }
+        let (n, c, h, w) = layout == .nchw ? (s[0], s[1], s[2], s[3]) : (s[0], s[3], s[1], s[2])
+        guard n > 0, c == net.input.channels, h > 0, w > 0,
+              net.input.height.map({ $0 == h }) ?? true, net.input.width.map({ $0 == w }) ?? true else {
+            throw ExecutionError.inputShape(expected: expected, found: s)
+        }
+        batch = n
+        height = h
+        width = w
+        if layout == .nchw {
+            values = array.values
+        } else {
+            var v = [Float](repeating: 0, count: array.values.count)
+            let src = array.values
+            for b in 0..<n {
+                for y in 0..<h {
+                    for x in 0..<w {
+                        for ch in 0..<c { v[((b * c + ch) * h + y) * w + x] = src[((b * h + y) * w + x) * c + ch] }
+                    }
+                }
+            }
+            values = v
+        }
+    }
+}
+
+extension InputSpec {
+    /// "[N, 3, 224, 224] (NCHW)" in the given layout, "?" where the model leaves a size open.
+    public func expectedShape(in layout: Layout) -> String {
+        let d = { (v: Int?) in v.map(String.init) ?? "?" }
+        switch layout {
+        case .nchw: return "[N, \(channels), \(d(height)), \(d(width))] (NCHW)"
+        case .nhwc: return "[N, \(d(height)), \(d(width)), \(channels)] (NHWC)"
+        }
+    }
+}

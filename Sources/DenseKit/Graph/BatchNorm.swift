@@ -1,0 +1,32 @@
+/// Inference-mode batch normalisation over the channel axis: y = gamma * (x - mean) / sqrt(var + eps) + beta.
+public struct BatchNorm: Sendable {
+    public var gamma: Tensor
+    public var beta: Tensor
+    public var mean: Tensor
+    public var variance: Tensor
+    public var epsilon: Float
+
+    public init(gamma: Tensor, beta: Tensor, mean: Tensor, variance: Tensor, epsilon: Float) {
+        self.gamma = gamma
+        self.beta = beta
+        self.mean = mean
+        self.variance = variance
+        self.epsilon = epsilon
+    }
+
+    public var channels: Int { gamma.count }
+
+    /// The per-channel affine form (scale, shift) with y = scale * x + shift.
+    public func affine() -> (scale: [Float], shift: [Float]) {
+        var scale = [Float](repeating: 0, count: channels)
+        var shift = [Float](repeating: 0, count: channels)
+        for c in 0..<channels {
+            let s = gamma.values[c] / (variance.values[c] + epsilon).squareRoot()
+            scale[c] = s
+            shift[c] = beta.values[c] - mean.values[c] * s
+        }
+        return (scale, shift)
+    }
+
+    public var tensors: [Tensor] { [gamma, beta, mean, variance] }
+}

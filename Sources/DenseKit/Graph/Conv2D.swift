@@ -1,0 +1,27 @@
+/// A 2-D convolution with OIHW weights and an optional per-output-channel bias.
+public struct Conv2D: Sendable {
+    /// Weights, layout OIHW: [outChannels, inChannels, kernelH, kernelW].
+    public var weight: Tensor
+    /// Bias [outChannels]; present when the exporter folded a BatchNorm into this conv.
+    public var bias: Tensor?
+    public var stride: Int
+    /// Zero padding: top, left, bottom, right.
+    public var pads: [Int]
+
+    public init(weight: Tensor, bias: Tensor? = nil, stride: Int = 1, pads: [Int] = [0, 0, 0, 0]) {
+        self.weight = weight
+        self.bias = bias
+        self.stride = stride
+        self.pads = pads
+    }
+
+    public var outChannels: Int { weight.shape[0] }
+    public var inChannels: Int { weight.shape[1] }
+    public var kernel: Int { weight.shape[2] }
+
+    /// Output height and width for an input of the given size.
+    public func outputSize(_ h: Int, _ w: Int) -> (Int, Int) {
+        ((h + pads[0] + pads[2] - weight.shape[2]) / stride + 1,
+         (w + pads[1] + pads[3] - weight.shape[3]) / stride + 1)
+    }
+}

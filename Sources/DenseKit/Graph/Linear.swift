@@ -1,0 +1,14 @@
+/// A fully connected layer with weights (out, in) and a bias (out).
+public struct Linear: Sendable {
+    /// Weights, layout (out, in) as torch stores them.
+    public var weight: Tensor
+    public var bias: Tensor?
+
+    public init(weight: Tensor, bias: Tensor?) {
+        self.weight = weight
+        self.bias = bias
+    }
+
+    public var outFeatures: Int { weight.shape[0] }
+    public var inFeatures: Int { weight.shape[1] }
+}

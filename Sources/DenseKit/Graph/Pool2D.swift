@@ -1,0 +1,24 @@
+/// A max or average pooling window.
+public struct Pool2D: Sendable, Equatable {
+    public enum Kind: String, Sendable { case max, average }
+    public var kind: Kind
+    public var kernel: Int
+    public var stride: Int
+    /// Padding: top, left, bottom, right. Max pooling pads with -infinity; average pooling
+    /// excludes padding from the divisor unless `countIncludePad`.
+    public var pads: [Int]
+    public var countIncludePad: Bool
+
+    public init(kind: Kind, kernel: Int, stride: Int, pads: [Int] = [0, 0, 0, 0], countIncludePad: Bool = false) {
+        self.kind = kind
+        self.kernel = kernel
+        self.stride = stride
+        self.pads = pads
+        self.countIncludePad = countIncludePad
+    }
+
+    /// Output height and width for an input of the given size (floor mode).
+    public func outputSize(_ h: Int, _ w: Int) -> (Int, Int) {
+        ((h + pads[0] + pads[2] - kernel) / stride + 1, (w + pads[1] + pads[3] - kernel) / stride + 1)
+    }
+}

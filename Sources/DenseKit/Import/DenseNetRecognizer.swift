@@ -1,0 +1,217 @@
+/// Recognises the DenseNet structure in a normalised op graph.
+///
+/// Dense blocks are found by what each BatchNorm reads, not by how the exporter concatenated:
+/// a value's *content* is the ordered list of non-Concat values it is made of, so torchvision's
+/// one-Concat-of-everything and Keras's incremental Concat(x, new) both read as [input, f1, f2, ...].
+/// Every channel count is checked as it is read; an inconsistency names the node.
+struct DenseNetRecognizer {
+    let graph: OpGraph
+    private var producer: [String: Int] = [:]
+    private var consumers: [String: [Int]] = [:]
+    private var channels: [String: Int] = [:]
+    private var normsByContent: [[String]: [Int]] = [:]
+    private var contentCache: [String: [String]] = [:]
+
+    init(graph: OpGraph) {
+        self.graph = graph
+        for (i, node) in graph.nodes.enumerated() {
+            producer[node.output] = i
+            for input in node.inputs { consumers[input, default: []].append(i) }
+        }
+    }
+
+    struct Result {
+        var inputLayout: InputSpec.Layout
+        var stem: Stem
+        var blocks: [DenseBlock]
+        var transitions: [Transition]
+        var head: Head
+    }
+
+    mutating func recognise() throws -> Result {
+        try rejectCycles()
+        var x = graph.input
+        var layout = InputSpec.Layout.nchw
+        if let t = single(x), case .transpose(let perm) = t.op {
+            guard perm == [0, 3, 1, 2] else { throw ImportError.unsupported("\(t.label): input Transpose \(perm)") }
+            layout = .nhwc
+            x = t.output
+        }
+        for (i, node) in graph.nodes.enumerated() {
+            if case .batchNorm = node.op { normsByContent[content(node.inputs[0]), default: []].append(i) }
+            if case .transpose = node.op, node.inputs[0] != graph.input {
+                throw ImportError.unsupported("\(node.label): Transpose inside the network")
+            }
+        }
+        let (stem, stemOut) = try readStem(x)
+        channels[stemOut] = stem.outChannels
+
+        var blocks: [DenseBlock] = [], transitions: [Transition] = []
+        var layers: [DenseLayer] = []
+        var features = [stemOut]
+        var width = stem.outChannels
+        while true {
+            let position = layers.isEmpty ? (blocks.isEmpty ? "the stem" : "transition\(transitions.count)")
+                                        : "block\(blocks.count + 1).layer\(layers.count)"
+            guard let norms = normsByContent[features], !norms.isEmpty else {
+                throw ImportError.structure("no dense layer, transition or head reads the \(width) channels after \(position)")
+            }
+            guard norms.count == 1 else {
+                throw ImportError.structure("\(norms.count) BatchNorms read the features after \(position); expected one")
+            }
+            let normNode = graph.nodes[norms[0]]
+            guard case .batchNorm(let norm) = normNode.op else { throw ImportError.structure("internal: not a BatchNorm") }
+            guard norm.channels == width else {
+                throw ImportError.structure("\(normNode.label): expected \(width) channels after \(position), found \(norm.channels)")
+            }
+            let relu = try expect(normNode.output, "ReLU after \(normNode.label)") { if case .relu = $0 { true } else { false } }
+            guard let next = single(relu.output) else {
+                throw ImportError.structure("\(relu.label): expected a single conv or global pool to follow")
+            }
+            switch next.op {
+            case .globalAveragePool:
+                guard !layers.isEmpty else { throw ImportError.structure("\(next.label): head follows an empty dense block") }
+                blocks.append(DenseBlock(layers: layers))
+                let head = try readHead(after: next, norm: norm, channels: width)
+                return Result(inputLayout: layout, stem: stem, blocks: blocks, transitions: transitions, head: head)
+            case .conv(let first):
+                try check(first, inChannels: width, next.label)
+                if let poolNode = single(next.output), case .pool(let pool) = poolNode.op {
+                    guard pool.kind == .average else { throw ImportError.structure("\(poolNode.label): transition pool is not an average pool") }
+                    guard !layers.isEmpty else { throw ImportError.structure("\(normNode.label): transition follows an empty dense block") }
+                    blocks.append(DenseBlock(layers: layers))
+                    transitions.append(Transition(norm: norm, conv: first, pool: pool))
+                    layers = []
+                    features = [poolNode.output]
+                    width = first.outChannels
+                    channels[poolNode.output] = width
+                    continue
+                }
+                var bottleneck: Bottleneck? = nil
+                var growthConv = first
+                var featureValue = next.output
+                if let after = single(next.output), isNormOrRelu(after) {
+                    var v = next.output
+                    var innerNorm: BatchNorm? = nil
+                    if case .batchNorm(let bn) = after.op {
+                        guard bn.channels == first.outChannels else {
+                            throw ImportError.structure("\(after.label): expected \(first.outChannels) channels, found \(bn.channels)")
+                        }
+                        innerNorm = bn
+                        v = after.output
+                    }
+                    let innerRelu = try expect(v, "ReLU in the bottleneck after \(next.label)") { if case .relu = $0 { true } else { false } }
+                    let second = try expect(innerRelu.output, "3x3 conv after \(innerRelu.label)") { if case .conv = $0 { true } else { false } }
+                    guard case .conv(let c2) = second.op else { throw ImportError.structure("internal: not a conv") }
+                    try check(c2, inChannels: first.outChannels, second.label)
+                    bottleneck = Bottleneck(conv: first, norm: innerNorm)
+                    growthConv = c2
+                    featureValue = second.output
+                }
+                layers.append(DenseLayer(norm: norm, bottleneck: bottleneck, conv: growthConv))
+                features.append(featureValue)
+                width += growthConv.outChannels
+            default:
+                throw ImportError.structure("\(next.label): expected a conv or global average pool after \(relu.label)")
+            }
+        }
+    }
+
+    // MARK: parts
+
+    private func readStem(_ x: String) throws -> (Stem, String) {
+        guard let convNode = single(x), case .conv(let conv) = convNode.op else {
+            throw ImportError.structure("the input is not read by exactly one Conv (the stem)")
+        }
+        guard conv.inChannels == 3 || conv.inChannels == 1 else {
+            throw ImportError.structure("\(convNode.label): stem conv reads \(conv.inChannels) channels")
+        }
+        // ImageNet stem: Conv [-> BN] -> ReLU -> MaxPool. CIFAR stem: the bare Conv.
+        var v = convNode.output
+        var norm: BatchNorm? = nil
+        if let n = single(v), case .batchNorm(let bn) = n.op, bn.channels == conv.outChannels,
+           let r = single(n.output), case .relu = r.op,
+           let p = single(r.output), case .pool(let pool) = p.op, pool.kind == .max {
+            norm = bn
+            v = p.output
+            return (Stem(conv: conv, norm: norm, relu: true, pool: pool), v)
+        }
+        if let r = single(v), case .relu = r.op, let p = single(r.output), case .pool(let pool) = p.op, pool.kind == .max {
+            return (Stem(conv: conv, norm: nil, relu: true, pool: pool), p.output)
+        }
+        return (Stem(conv: conv, norm: nil, relu: false, pool: nil), v)
+    }
+
+    private func readHead(after gap: OpGraph.Node, norm: BatchNorm, channels width: Int) throws -> Head {
+        let fc = try expect(gap.output, "classifier after \(gap.label)") { if case .linear = $0 { true } else { false } }
+        guard case .linear(let linear) = fc.op else { throw ImportError.structure("internal: not a linear") }
+        guard linear.inFeatures == width else {
+            throw ImportError.structure("\(fc.label): classifier expects \(linear.inFeatures) features, the network has \(width)")
+        }
+        var out = fc.output
+        var softmax = false
+        if let s = single(out), case .softmax = s.op {
+            softmax = true
+            out = s.output
+        }
+        guard out == graph.output else {
+            throw ImportError.structure("the graph output '\(graph.output)' is not the classifier's output")
+        }
+        return Head(norm: norm, classifier: linear, softmax: softmax)
+    }
+
+    // MARK: helpers
+
+    /// The ordered non-Concat values a value is made of.
+    private mutating func content(_ v: String) -> [String] {
+        if let cached = contentCache[v] { return cached }
+        var result = [v]
+        if let p = producer[v], case .concat = graph.nodes[p].op {
+            result = []
+            for input in graph.nodes[p].inputs { result += content(input) }
+        }
+        contentCache[v] = result
+        return result
+    }
+
+    /// The node reading `v`, when exactly one non-Concat node does.
+    private func single(_ v: String) -> OpGraph.Node? {
+        let readers = (consumers[v] ?? []).filter { if case .concat = graph.nodes[$0].op { false } else { true } }
+        return readers.count == 1 ? graph.nodes[readers[0]] : nil
+    }
+
+    private func expect(_ v: String, _ what: String, _ test: (OpGraph.Op) -> Bool) throws -> OpGraph.Node {
+        guard let n = single(v), test(n.op) else {
+            let found = single(v).map { "found \($0.label)" } ?? "found \((consumers[v] ?? []).count) readers"
+            throw ImportError.structure("expected a \(what), \(found)")
+        }
+        return n
+    }
+
+    private func isNormOrRelu(_ n: OpGraph.Node) -> Bool {
+        switch n.op {
+        case .batchNorm, .relu: return true
+        default: return false
+        }
+    }
+
+    private func check(_ conv: Conv2D, inChannels: Int, _ label: String) throws {
+        guard conv.inChannels == inChannels else {
+            throw ImportError.structure("\(label): weight '\(conv.weight.name)' expects \(conv.inChannels) input channels, found \(inChannels)")
+        }
+    }
+
+    /// Rejects graphs whose node inputs refer to values produced later (cycles or wrong order).
+    private func rejectCycles() throws {
+        var known: Set<String> = [graph.input]
+        for node in graph.nodes {
+            for input in node.inputs where !known.contains(input) {
+                if producer[input] != nil {
+                    throw ImportError.structure("\(node.label) reads '\(input)' before it is produced (cycle or unsorted graph)")
+                }
+                throw ImportError.structure("\(node.label) reads '\(input)', which nothing produces")
+            }
+            known.insert(node.output)
+        }
+    }
+}

@@ -1,0 +1,249 @@
+/// One function per ONNX operator: each reads the spec's attributes (with the spec's defaults) and
+/// returns the canonical op. An operator DenseKit does not know is an error naming it and the opset.
+struct ONNXOps {
+    var decoder: ONNXTensorDecoder
+    /// Float constants: initializers, Constant nodes and Casts of either.
+    var floats: [String: Tensor]
+    /// Every constant as its undecoded TensorProto (integers are decoded on demand).
+    var refs: [String: ONNXTensorRef]
+    let opset: Int
+
+    mutating func convert(_ n: ONNXNode) throws -> OpGraph.Node? {
+        guard n.domain.isEmpty || n.domain == "ai.onnx" else {
+            throw ImportError.unsupported("\(n.label): operator domain '\(n.domain)' is not supported")
+        }
+        guard let out = n.outputs.first, !out.isEmpty else { throw ImportError.malformed("\(n.label) has no output") }
+        let op: OpGraph.Op
+        switch n.opType {
+        case "Conv": op = .conv(try conv(n))
+        case "BatchNormalization": op = .batchNorm(try batchNormalization(n))
+        case "Relu": op = .relu
+        case "MaxPool": op = .pool(try pool(n, .max))
+        case "AveragePool": op = .pool(try pool(n, .average))
+        case "GlobalAveragePool": op = .globalAveragePool
+        case "ReduceMean": op = try reduceMean(n)
+        case "Concat": op = try concat(n)
+        case "Gemm": op = .linear(try gemm(n))
+        case "MatMul": op = .linear(try matMul(n))
+        case "Add": op = .addBias(try add(n))
+        case "Softmax": op = try softmax(n)
+        case "Identity", "Dropout", "Flatten", "Reshape", "Squeeze": op = .passThrough
+        case "Cast":
+            guard let castOp = try cast(n) else { return nil }
+            op = castOp
+        case "Pad": op = .pad(try pad(n))
+        case "Transpose": op = .transpose(ints(n, "perm").map(Int.init))
+        case "Constant":
+            try constant(n)
+            return nil
+        default:
+            throw ImportError.unsupported("\(n.label): unsupported operator \(n.opType) (opset \(opset))")
+        }
+        let activations = n.inputs.filter { !$0.isEmpty && refs[$0] == nil && floats[$0] == nil }
+        guard !activations.isEmpty else {
+            throw ImportError.unsupported("\(n.label): operator on constants only is not supported")
+        }
+        return OpGraph.Node(label: n.label, op: op, inputs: activations, output: out)
+    }
+
+    // MARK: operators
+
+    private mutating func conv(_ n: ONNXNode) throws -> Conv2D {
+        let w = try weight(n, 1, "W")
+        guard w.shape.count == 4 else { throw ImportError.structure("\(n.label): weight '\(w.name)' expected 4 dims (OIHW), found \(w.shape.count)") }
+        guard int(n, "group", 1) == 1 else { throw ImportError.unsupported("\(n.label): grouped convolution") }
+        guard ints(n, "dilations").allSatisfy({ $0 == 1 }) else { throw ImportError.unsupported("\(n.label): dilated convolution") }
+        let kernel = ints(n, "kernel_shape").map(Int.init)
+        guard kernel.isEmpty || kernel == [w.shape[2], w.shape[3]] else {
+            throw ImportError.structure("\(n.label): kernel_shape \(kernel) contradicts weight shape \(w.shape)")
+        }
+        guard w.shape[2] == w.shape[3] else { throw ImportError.unsupported("\(n.label): non-square kernel \(w.shape[2])x\(w.shape[3])") }
+        var b: Tensor? = nil
+        if n.inputs.count > 2, !n.inputs[2].isEmpty {
+            b = try weight(n, 2, "B")
+            guard b?.count == w.shape[0] else {
+                throw ImportError.structure("\(n.label): bias has \(b?.count ?? 0) values for \(w.shape[0]) output channels")
+            }
+        }
+        let stride = try uniform(n, "strides", default: 1)
+        let pads = try padsAttribute(n, kernel: w.shape[2], stride: stride)
+        return Conv2D(weight: w, bias: b, stride: stride, pads: pads)
+    }
+
+    private mutating func batchNormalization(_ n: ONNXNode) throws -> BatchNorm {
+        guard int(n, "training_mode", 0) == 0 else { throw ImportError.unsupported("\(n.label): training-mode BatchNormalization") }
+        let parts = try (1...4).map { try weight(n, $0, ["scale", "B", "input_mean", "input_var"][$0 - 1]) }
+        let c = parts[0].count
+        guard parts.allSatisfy({ $0.count == c }) else {
+            throw ImportError.structure("\(n.label): scale, bias, mean and variance sizes differ (\(parts.map(\.count)))")
+        }
+        return BatchNorm(gamma: parts[0], beta: parts[1], mean: parts[2], variance: parts[3], epsilon: float(n, "epsilon", 1e-5))
+    }
+
+    private func pool(_ n: ONNXNode, _ kind: Pool2D.Kind) throws -> Pool2D {
+        let kernel = ints(n, "kernel_shape")
+        guard kernel.count == 2, kernel[0] == kernel[1], kernel[0] > 0, kernel[0] < 64 else {
+            throw ImportError.unsupported("\(n.label): kernel_shape \(kernel) (square 2-D kernels only)")
+        }
+        guard int(n, "ceil_mode", 0) == 0 else { throw ImportError.unsupported("\(n.label): ceil_mode 1") }
+        guard ints(n, "dilations").allSatisfy({ $0 == 1 }) else { throw ImportError.unsupported("\(n.label): dilated pooling") }
+        let stride = try uniform(n, "strides", default: 1)
+        return Pool2D(kind: kind, kernel: Int(kernel[0]), stride: stride,
+                      pads: try padsAttribute(n, kernel: Int(kernel[0]), stride: stride),
+                      countIncludePad: int(n, "count_include_pad", 0) != 0)
+    }
+
+    private mutating func reduceMean(_ n: ONNXNode) throws -> OpGraph.Op {
+        var axes = ints(n, "axes")
+        if n.inputs.count > 1, let ref = refs[n.inputs[1]] { axes = try decoder.integers(ref) }
+        guard Set(axes.map { $0 < 0 ? $0 + 4 : $0 }) == [2, 3] else {
+            throw ImportError.unsupported("\(n.label): ReduceMean over axes \(axes) (only the spatial axes 2, 3 of NCHW)")
+        }
+        return .globalAveragePool
+    }
+
+    private func concat(_ n: ONNXNode) throws -> OpGraph.Op {
+        let axis = int(n, "axis", 1)
+        guard axis == 1 || axis == -3 else {
+            throw ImportError.unsupported("\(n.label): Concat on axis \(axis) (DenseNet concatenates channels, axis 1 of NCHW)")
+        }
+        return .concat
+    }
+
+    private mutating func gemm(_ n: ONNXNode) throws -> Linear {
+        guard int(n, "transA", 0) == 0 else { throw ImportError.unsupported("\(n.label): Gemm with transA") }
+        var w = try weight(n, 1, "B")
+        guard w.shape.count == 2 else { throw ImportError.structure("\(n.label): weight '\(w.name)' expected 2 dims, found \(w.shape.count)") }
+        if int(n, "transB", 0) == 0 { w = transposed(w) }
+        let alpha = float(n, "alpha", 1), beta = float(n, "beta", 1)
+        if alpha != 1 { w.values = w.values.map { $0 * alpha } }
+        var b: Tensor? = nil
+        if n.inputs.count > 2, !n.inputs[2].isEmpty {
+            var bias = try weight(n, 2, "C")
+            guard bias.count == w.shape[0] else {
+                throw ImportError.structure("\(n.label): bias has \(bias.count) values for \(w.shape[0]) outputs")
+            }
+            if beta != 1 { bias.values = bias.values.map { $0 * beta } }
+            bias.shape = [bias.count]
+            b = bias
+        }
+        return Linear(weight: w, bias: b)
+    }
+
+    private mutating func matMul(_ n: ONNXNode) throws -> Linear {
+        let w = try weight(n, 1, "B")
+        guard w.shape.count == 2 else { throw ImportError.structure("\(n.label): weight '\(w.name)' expected 2 dims, found \(w.shape.count)") }
+        return Linear(weight: transposed(w), bias: nil)
+    }
+
+    private mutating func add(_ n: ONNXNode) throws -> Tensor {
+        guard n.inputs.count == 2 else { throw ImportError.malformed("\(n.label) needs 2 inputs") }
+        let constant = floats[n.inputs[1]] != nil ? 1 : 0
+        return try weight(n, constant, "B")
+    }
+
+    private func softmax(_ n: ONNXNode) throws -> OpGraph.Op {
+        let axis = int(n, "axis", opset >= 13 ? -1 : 1)
+        guard axis == -1 || axis == 1 else { throw ImportError.unsupported("\(n.label): Softmax on axis \(axis)") }
+        return .softmax
+    }
+
+    /// A Cast of activations, or nil when it casts a stored weight (folded into a constant).
+    private mutating func cast(_ n: ONNXNode) throws -> OpGraph.Op? {
+        guard let to = attribute(n, "to").flatMap({ if case .int(let v) = $0 { return v } else { return nil } }) else {
+            throw ImportError.malformed("\(n.label): Cast without 'to'")
+        }
+        if var constant = floats[n.inputs.first ?? ""] {
+            // A Cast of a stored weight (float16 exports): fold it, keeping the stored dtype.
+            guard to == 1 else { throw ImportError.unsupported("\(n.label): Cast of a weight to \(ONNXTensorDecoder.typeName(Int32(to)))") }
+            constant.name = n.outputs[0]
+            floats[n.outputs[0]] = constant
+            return nil
+        }
+        guard to == 1 else { throw ImportError.unsupported("\(n.label): Cast of activations to \(ONNXTensorDecoder.typeName(Int32(to)))") }
+        return .passThrough
+    }
+
+    private mutating func pad(_ n: ONNXNode) throws -> [Int] {
+        if case .string(let mode)? = attribute(n, "mode"), mode != "constant" {
+            throw ImportError.unsupported("\(n.label): Pad mode '\(mode)' (only constant zero padding)")
+        }
+        var p = ints(n, "pads")
+        if p.isEmpty, n.inputs.count > 1, let ref = refs[n.inputs[1]] { p = try decoder.integers(ref) }
+        if n.inputs.count > 2, !n.inputs[2].isEmpty, let v = floats[n.inputs[2]], v.values.contains(where: { $0 != 0 }) {
+            throw ImportError.unsupported("\(n.label): Pad with a non-zero value")
+        }
+        guard p.count == 8, p[0] == 0, p[1] == 0, p[4] == 0, p[5] == 0, p.allSatisfy({ $0 >= 0 && $0 < 64 }) else {
+            throw ImportError.unsupported("\(n.label): pads \(p) (only non-negative H and W padding of NCHW)")
+        }
+        return [p[2], p[3], p[6], p[7]].map(Int.init)
+    }
+
+    private mutating func constant(_ n: ONNXNode) throws {
+        guard case .tensor(var t)? = attribute(n, "value"), let out = n.outputs.first else {
+            throw ImportError.unsupported("\(n.label): Constant without a tensor value")
+        }
+        t.name = out
+        refs[out] = t
+        if let e = ONNXTensorDecoder.element(of: t.dataType), e != .int64, e != .int32 {
+            floats[out] = try decoder.floats(t)
+        }
+    }
+
+    // MARK: attribute and input helpers
+
+    private func attribute(_ n: ONNXNode, _ name: String) -> ONNXAttribute? { n.attributes[name] }
+
+    private func ints(_ n: ONNXNode, _ name: String) -> [Int64] {
+        if case .ints(let v)? = n.attributes[name] { return v }
+        return []
+    }
+
+    private func int(_ n: ONNXNode, _ name: String, _ fallback: Int64) -> Int64 {
+        if case .int(let v)? = n.attributes[name] { return v }
+        return fallback
+    }
+
+    private func float(_ n: ONNXNode, _ name: String, _ fallback: Float) -> Float {
+        if case .float(let v)? = n.attributes[name] { return v }
+        return fallback
+    }
+
+    private func uniform(_ n: ONNXNode, _ name: String, default value: Int) throws -> Int {
+        let v = ints(n, name)
+        if v.isEmpty { return value }
+        guard v.count == 2, v[0] == v[1], v[0] > 0, v[0] < 64 else {
+            throw ImportError.unsupported("\(n.label): \(name) \(v) (equal H and W values only)")
+        }
+        return Int(v[0])
+    }
+
+    private func padsAttribute(_ n: ONNXNode, kernel: Int, stride: Int) throws -> [Int] {
+        if case .string(let autoPad)? = n.attributes["auto_pad"], autoPad != "NOTSET", autoPad != "VALID" {
+            throw ImportError.unsupported("\(n.label): auto_pad \(autoPad)")
+        }
+        let p = ints(n, "pads")
+        if p.isEmpty { return [0, 0, 0, 0] }
+        guard p.count == 4, p.allSatisfy({ $0 >= 0 && $0 < 64 }) else {
+            throw ImportError.unsupported("\(n.label): pads \(p)")
+        }
+        return [Int(p[0]), Int(p[1]), Int(p[2]), Int(p[3])]
+    }
+
+    private func weight(_ n: ONNXNode, _ index: Int, _ role: String) throws -> Tensor {
+        guard index < n.inputs.count, !n.inputs[index].isEmpty else {
+            throw ImportError.malformed("\(n.label): missing input \(role)")
+        }
+        guard let t = floats[n.inputs[index]] else {
+            throw ImportError.structure("\(n.label): input \(role) '\(n.inputs[index])' is not a stored float initializer")
+        }
+        return t
+    }
+
+    private func transposed(_ w: Tensor) -> Tensor {
+        let rows = w.shape[0], cols = w.shape[1]
+        var v = [Float](repeating: 0, count: w.count)
+        for r in 0..<rows { for c in 0..<cols { v[c * rows + r] = w.values[r * cols + c] } }
+        return Tensor(name: w.name, shape: [cols, rows], storedDType: w.storedDType, values: v)
+    }
+}

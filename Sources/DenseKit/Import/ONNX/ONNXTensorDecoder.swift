@@ -1,0 +1,198 @@
+import Foundation
+
+/// Decodes TensorProto payloads (raw bytes, typed fields, external data) into float32 tensors.
+///
+/// External data is read only from files inside the model's own folder; sizes are checked against
+/// the declared shape before anything is allocated.
+struct ONNXTensorDecoder {
+    /// The folder holding the model; external data locations are resolved against it.
+    let folder: URL
+    /// Per-tensor element cap (2^31), well above any DenseNet weight.
+    static let maximumElements = 1 << 31
+
+    private var openFiles: [String: FileHandle] = [:]
+
+    init(folder: URL) { self.folder = folder }
+
+    enum Element { case float32, float16, bfloat16, float64, int64, int32 }
+
+    static func element(of dataType: Int32) -> Element? {
+        switch dataType {
+        case 1: return .float32
+        case 10: return .float16
+        case 16: return .bfloat16
+        case 11: return .float64
+        case 7: return .int64
+        case 6: return .int32
+        default: return nil
+        }
+    }
+
+    static func typeName(_ dataType: Int32) -> String {
+        let names: [Int32: String] = [0: "UNDEFINED", 1: "FLOAT", 2: "UINT8", 3: "INT8", 4: "UINT16", 5: "INT16",
+                                      6: "INT32", 7: "INT64", 8: "STRING", 9: "BOOL", 10: "FLOAT16",
+                                      11: "DOUBLE", 12: "UINT32", 13: "UINT64", 16: "BFLOAT16"]
+        return names[dataType] ?? "type \(dataType)"
+    }
+
+    /// The element count the dims declare, checked for negatives and overflow.
+    static func elementCount(_ t: ONNXTensorRef) throws -> Int {
+        var count = 1
+        for d in t.dims {
+            guard d >= 0, d <= Int64(maximumElements) else {
+                throw ImportError.malformed("tensor '\(t.name)': dimension \(d) out of range")
+            }
+            let (product, overflow) = count.multipliedReportingOverflow(by: Int(d))
+            guard !overflow, product <= maximumElements else {
+                throw ImportError.malformed("tensor '\(t.name)': shape \(t.dims) has more than 2^31 elements")
+            }
+            count = product
+        }
+        return count
+    }
+
+    /// Decodes a float tensor (float32, float16, bfloat16 or float64) into float32 values.
+    mutating func floats(_ t: ONNXTensorRef) throws -> Tensor {
+        guard let element = Self.element(of: t.dataType), element != .int64, element != .int32 else {
+            throw ImportError.unsupported("tensor '\(t.name)': element type \(Self.typeName(t.dataType)) is not a float type")
+        }
+        let count = try Self.elementCount(t)
+        let shape = t.dims.map { Int($0) }
+        let stored: DType = element == .float16 ? .f16 : element == .bfloat16 ? .bf16 : .f32
+        let values: [Float]
+        switch t.payload {
+        case .raw(let bytes):
+            values = try Self.decode(bytes, element, count, t.name)
+        case .external(let location, let offset, let length):
+            let bytes = try readExternal(t.name, location, offset, length, count * Self.size(element))
+            values = try Self.decode(bytes, element, count, t.name)
+        case .floats(let f):
+            guard element == .float32 || f.isEmpty else {
+                throw ImportError.malformed("tensor '\(t.name)': float_data given for \(Self.typeName(t.dataType))")
+            }
+            values = f
+        case .int32s(let words):
+            // float16 and bfloat16 values are stored one per int32 in the typed field.
+            guard element == .float16 || element == .bfloat16 else {
+                throw ImportError.malformed("tensor '\(t.name)': int32_data given for \(Self.typeName(t.dataType))")
+            }
+            values = words.map { w in
+                element == .float16 ? HalfFloat.f16ToFloat(UInt16(truncatingIfNeeded: w))
+                                    : HalfFloat.bf16ToFloat(UInt16(truncatingIfNeeded: w))
+            }
+        case .doubles(let d):
+            values = d.map { Float($0) }
+        case .int64s:
+            throw ImportError.malformed("tensor '\(t.name)': int64_data given for \(Self.typeName(t.dataType))")
+        case .none:
+            values = []
+        }
+        guard values.count == count else {
+            throw ImportError.malformed("tensor '\(t.name)': shape \(shape) needs \(count) values, found \(values.count)")
+        }
+        return Tensor(name: t.name, shape: shape, storedDType: stored, values: values)
+    }
+
+    /// Decodes an integer tensor (int64 or int32), e.g. a Reshape shape or Pad amounts.
+    mutating func integers(_ t: ONNXTensorRef) throws -> [Int64] {
+        let count = try Self.elementCount(t)
+        guard count <= 64 else { throw ImportError.unsupported("tensor '\(t.name)': integer tensor of \(count) values") }
+        let values: [Int64]
+        switch (Self.element(of: t.dataType), t.payload) {
+        case (.int64, .int64s(let v)): values = v
+        case (.int32, .int32s(let v)): values = v.map(Int64.init)
+        case (.int64, .raw(let b)) where b.count == count * 8:
+            values = (0..<count).map { i in
+                var v: UInt64 = 0
+                for j in 0..<8 { v |= UInt64(b[i * 8 + j]) << (8 * UInt64(j)) }
+                return Int64(bitPattern: v)
+            }
+        case (.int32, .raw(let b)) where b.count == count * 4:
+            values = (0..<count).map { i in
+                var v: UInt32 = 0
+                for j in 0..<4 { v |= UInt32(b[i * 4 + j]) << (8 * UInt32(j)) }
+                return Int64(Int32(bitPattern: v))
+            }
+        case (.int64, .external(let location, let offset, let length)):
+            let b = try readExternal(t.name, location, offset, length, count * 8)
+            values = (0..<count).map { i in
+                var v: UInt64 = 0
+                for j in 0..<8 { v |= UInt64(b[i * 8 + j]) << (8 * UInt64(j)) }
+                return Int64(bitPattern: v)
+            }
+        default:
+            throw ImportError.malformed("tensor '\(t.name)': cannot read \(Self.typeName(t.dataType)) integers")
+        }
+        guard values.count == count else {
+            throw ImportError.malformed("tensor '\(t.name)': shape \(t.dims) needs \(count) values, found \(values.count)")
+        }
+        return values
+    }
+
+    static func size(_ e: Element) -> Int {
+        switch e {
+        case .float32, .int32: return 4
+        case .float16, .bfloat16: return 2
+        case .float64, .int64: return 8
+        }
+    }
+
+    private static func decode(_ bytes: [UInt8], _ element: Element, _ count: Int, _ name: String) throws -> [Float] {
+        let width = size(element)
+        guard bytes.count == count * width else {
+            throw ImportError.malformed("tensor '\(name)': expected \(count * width) bytes for \(count) values, found \(bytes.count)")
+        }
+        return bytes.withUnsafeBytes { raw -> [Float] in
+            switch element {
+            case .float32:
+                return (0..<count).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+            case .float16:
+                return (0..<count).map { HalfFloat.f16ToFloat(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self))) }
+            case .bfloat16:
+                return (0..<count).map { HalfFloat.bf16ToFloat(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self))) }
+            case .float64:
+                return (0..<count).map { Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self)))) }
+            case .int64, .int32:
+                return []
+            }
+        }
+    }
+
+    /// Reads `expected` bytes of external data, confined to the model's folder.
+    private mutating func readExternal(_ name: String, _ location: String, _ offset: Int, _ length: Int?,
+                                       _ expected: Int) throws -> [UInt8] {
+        guard !location.isEmpty else { throw ImportError.malformed("tensor '\(name)': external data without a location") }
+        guard !location.hasPrefix("/"), !location.split(separator: "/").contains("..") else {
+            throw ImportError.malformed("tensor '\(name)': external data location '\(location)' escapes the model's folder")
+        }
+        let url = folder.appendingPathComponent(location).standardizedFileURL
+        let resolved = url.resolvingSymlinksInPath().path
+        let root = folder.standardizedFileURL.resolvingSymlinksInPath().path
+        guard resolved.hasPrefix(root.hasSuffix("/") ? root : root + "/") else {
+            throw ImportError.malformed("tensor '\(name)': external data location '\(location)' escapes the model's folder")
+        }
+        guard offset >= 0 else { throw ImportError.malformed("tensor '\(name)': bad external data offset") }
+        if let length, length != expected {
+            throw ImportError.malformed("tensor '\(name)': external data length \(length), expected \(expected) bytes")
+        }
+        let handle: FileHandle
+        if let open = openFiles[resolved] {
+            handle = open
+        } else {
+            guard let h = FileHandle(forReadingAtPath: resolved) else {
+                throw ImportError.unreadable("tensor '\(name)': cannot open external data file '\(location)'")
+            }
+            openFiles[resolved] = h
+            handle = h
+        }
+        let size = (try? handle.seekToEnd()) ?? 0
+        guard UInt64(offset) + UInt64(expected) <= size else {
+            throw ImportError.malformed("tensor '\(name)': external data '\(location)' has \(size) bytes, needs \(offset + expected)")
+        }
+        try handle.seek(toOffset: UInt64(offset))
+        guard let data = try handle.read(upToCount: expected), data.count == expected else {
+            throw ImportError.malformed("tensor '\(name)': short read from external data '\(location)'")
+        }
+        return [UInt8](data)
+    }
+}

@@ -1,0 +1,99 @@
+/// The memory-bound kernels around the GEMMs, SIMD versions (the `Reference` enum has plain ones).
+public enum Elementwise {
+    /// dst[c][i] = max(0, src[c][i] * scale[c] + shift[c]) for CHW planes of `size` values.
+    public static func batchNormReLU(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels: Int, size: Int,
+                                     scale: UnsafePointer<Float>, shift: UnsafePointer<Float>) {
+        for c in 0..<channels {
+            let s = SIMD16<Float>(repeating: scale[c]), t = SIMD16<Float>(repeating: shift[c])
+            let ss = scale[c], tt = shift[c]
+            let x = UnsafeRawPointer(src + c * size), y = UnsafeMutableRawPointer(dst + c * size)
+            var i = 0
+            while i + 16 <= size {
+                var v = t.addingProduct(x.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self), s)
+                v = v.replacing(with: 0, where: v .< 0)
+                y.storeBytes(of: v, toByteOffset: i * 4, as: SIMD16<Float>.self)
+                i += 16
+            }
+            while i < size {
+                let v = src[c * size + i] * ss + tt
+                dst[c * size + i] = v > 0 ? v : 0
+                i += 1
+            }
+        }
+    }
+
+    /// BN -> ReLU -> average pool 2x2 stride 2 (floor) of CHW planes h x w into h/2 x w/2.
+    public static func batchNormReLUAvgPool2(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels: Int,
+                                             height: Int, width: Int, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>) {
+        let oh = height / 2, ow = width / 2
+        for c in 0..<channels {
+            let s = scale[c], t = shift[c]
+            let plane = src + c * height * width
+            let out = dst + c * oh * ow
+            for oy in 0..<oh {
+                let r0 = plane + 2 * oy * width, r1 = r0 + width
+                var ox = 0
+                let sv = SIMD8<Float>(repeating: s), tv = SIMD8<Float>(repeating: t)
+                while ox + 8 <= ow {
+                    let a = UnsafeRawPointer(r0 + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
+                    let b = UnsafeRawPointer(r1 + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
+                    var ae = tv.addingProduct(a.evenHalf, sv), ao = tv.addingProduct(a.oddHalf, sv)
+                    var be = tv.addingProduct(b.evenHalf, sv), bo = tv.addingProduct(b.oddHalf, sv)
+                    ae = ae.replacing(with: 0, where: ae .< 0); ao = ao.replacing(with: 0, where: ao .< 0)
+                    be = be.replacing(with: 0, where: be .< 0); bo = bo.replacing(with: 0, where: bo .< 0)
+                    let sum = (ae + ao) + (be + bo)
+                    UnsafeMutableRawPointer(out + oy * ow + ox).storeBytes(of: sum * 0.25, as: SIMD8<Float>.self)
+                    ox += 8
+                }
+                while ox < ow {
+                    let v0 = max(0, r0[2 * ox] * s + t), v1 = max(0, r0[2 * ox + 1] * s + t)
+                    let v2 = max(0, r1[2 * ox] * s + t), v3 = max(0, r1[2 * ox + 1] * s + t)
+                    out[oy * ow + ox] = ((v0 + v1) + (v2 + v3)) * 0.25
+                    ox += 1
+                }
+            }
+        }
+    }
+
+    /// BN -> ReLU -> global average pool of CHW planes into one value per channel.
+    public static func batchNormReLUMean(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels: Int, size: Int,
+                                         scale: UnsafePointer<Float>, shift: UnsafePointer<Float>) {
+        for c in 0..<channels {
+            let s = SIMD16<Float>(repeating: scale[c]), t = SIMD16<Float>(repeating: shift[c])
+            let x = UnsafeRawPointer(src + c * size)
+            var acc = SIMD16<Float>()
+            var i = 0
+            while i + 16 <= size {
+                let v = t.addingProduct(x.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self), s)
+                acc += v.replacing(with: 0, where: v .< 0)
+                i += 16
+            }
+            var sum = acc.sum()
+            while i < size {
+                sum += max(0, src[c * size + i] * scale[c] + shift[c])
+                i += 1
+            }
+            dst[c] = sum / Float(size)
+        }
+    }
+
+    /// Max pooling of CHW planes (padding never wins: it is -infinity).
+    public static func maxPool(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels: Int, height: Int, width: Int,
+                               kernel: Int, stride: Int, padTop: Int, padLeft: Int, outHeight: Int, outWidth: Int) {
+        for c in 0..<channels {
+            let plane = src + c * height * width
+            let out = dst + c * outHeight * outWidth
+            for oy in 0..<outHeight {
+                let y0 = max(0, oy * stride - padTop), y1 = min(height, oy * stride - padTop + kernel)
+                for ox in 0..<outWidth {
+                    let x0 = max(0, ox * stride - padLeft), x1 = min(width, ox * stride - padLeft + kernel)
+                    var m = -Float.infinity
+                    for y in y0..<max(y0, y1) {
+                        for x in x0..<max(x0, x1) { m = max(m, plane[y * width + x]) }
+                    }
+                    out[oy * outWidth + ox] = m
+                }
+            }
+        }
+    }
+}

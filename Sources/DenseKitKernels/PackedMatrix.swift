@@ -1,0 +1,32 @@
+/// The A operand of `GEMM`: an M x K row-major matrix repacked in panels of 8 rows,
+/// layout [ceil(M/8)][K][8], rows past M zero. Packed once when a model is loaded.
+public final class PackedMatrix: @unchecked Sendable {
+    public static let panelRows = 8
+    public let rows: Int
+    public let cols: Int
+    let storage: AlignedBuffer
+
+    /// Packs `values`, row-major M x K (an OIHW conv weight is exactly this with K = I*H*W).
+    public init(rows: Int, cols: Int, values: UnsafeBufferPointer<Float>) {
+        precondition(values.count == rows * cols, "PackedMatrix: \(values.count) values for \(rows)x\(cols)")
+        self.rows = rows
+        self.cols = cols
+        let panels = (rows + 7) / 8
+        storage = AlignedBuffer(count: panels * cols * 8)
+        let p = storage.pointer
+        for r in 0..<rows {
+            let panel = r / 8, lane = r % 8
+            let dst = p + panel * cols * 8 + lane
+            let src = values.baseAddress! + r * cols
+            for k in 0..<cols { dst[k * 8] = src[k] }
+        }
+    }
+
+    public convenience init(rows: Int, cols: Int, values: [Float]) {
+        self.init(rows: rows, cols: cols, values: values.withUnsafeBufferPointer { $0 })
+    }
+
+    @inline(__always) func panel(_ index: Int) -> UnsafePointer<Float> {
+        UnsafePointer(storage.pointer + index * cols * 8)
+    }
+}

@@ -1,0 +1,61 @@
+import ArgumentParser
+import DenseKit
+import Foundation
+
+/// The `densekit` command: one subcommand per job, errors mapped to the contract's exit codes.
+@main
+struct DenseKitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "densekit",
+        abstract: "Import, verify, run, diff and convert DenseNet models.",
+        subcommands: [Inspect.self, Verify.self, Run.self])
+
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let failure as CommandFailure {
+            FileHandle.standardError.write(Data("error: \(failure.file): \(failure.message)\n".utf8))
+            Foundation.exit(2)
+        } catch let code as ExitCode {
+            Foundation.exit(code.rawValue)
+        } catch {
+            if exitCode(for: error) == .success { exit(withError: error) }
+            let message = fullMessage(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            let text = message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message
+            FileHandle.standardError.write(Data("error: \(text)\n".utf8))
+            Foundation.exit(2)
+        }
+    }
+}
+
+/// An unusable input: printed as `error: <file>: <message>`, exit 2.
+struct CommandFailure: Error {
+    let file: String
+    let message: String
+
+    /// Runs `body`, attributing any DenseKit error to `file`.
+    static func about<T>(_ file: String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let e as CommandFailure {
+            throw e
+        } catch let e as CustomStringConvertible {
+            throw CommandFailure(file: file, message: e.description)
+        } catch {
+            throw CommandFailure(file: file, message: "\(error)")
+        }
+    }
+}
+
+/// Writes exactly one JSON object to stdout.
+func printJSON(_ object: [String: Any]) {
+    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+    FileHandle.standardOutput.write(data)
+    FileHandle.standardOutput.write(Data("\n".utf8))
+}
+
+/// Progress and logs: stderr, never stdout.
+func log(_ message: String) {
+    FileHandle.standardError.write(Data("\(message)\n".utf8))
+}

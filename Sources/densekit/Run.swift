@@ -1,0 +1,77 @@
+import ArgumentParser
+import DenseKit
+import Foundation
+
+/// Options shared by the commands that execute a model.
+struct ExecutionOptions: ParsableArguments {
+    @Option(help: "Layout of the input array: nchw or nhwc (default: the model's own input layout).")
+    var layout: String?
+    @Option(help: "Threads for the executor (default: all cores; 1 is strictly single-threaded).")
+    var threads: Int?
+
+    func validate() throws {
+        if let layout, InputSpec.Layout(rawValue: layout) == nil {
+            throw ValidationError("--layout must be nchw or nhwc, not '\(layout)'.")
+        }
+        if let threads, threads < 1 || threads > 256 {
+            throw ValidationError("--threads must be between 1 and 256, not \(threads).")
+        }
+    }
+
+    var inputLayout: InputSpec.Layout? { layout.flatMap(InputSpec.Layout.init(rawValue:)) }
+    var threadCount: Int { threads ?? ProcessInfo.processInfo.activeProcessorCount }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the reference executor on an input array.")
+
+    @Argument(help: "The model file.") var model: String
+    @Option(help: "Input array (.npy, float32/float64/float16).") var input: String
+    @Option(help: "Where to write the float32 [N, classes] output (.npy).") var output: String
+    @OptionGroup var execution: ExecutionOptions
+    @Option(help: "Time this many runs after one warm-up.") var `repeat`: Int = 1
+    @Flag(help: "Print one JSON object on stdout.") var json = false
+
+    func validate() throws {
+        guard `repeat` >= 1 && `repeat` <= 100_000 else { throw ValidationError("--repeat must be between 1 and 100000.") }
+    }
+
+    func run() throws {
+        let clock = ContinuousClock()
+        let loadStart = clock.now
+        let net = try CommandFailure.about(model) { try ModelLoader.load(path: model) }
+        let executor = Executor(net, threads: execution.threadCount)
+        let loadMs = milliseconds(clock.now - loadStart)
+        let array = try CommandFailure.about(input) { try NPY.read(path: input) }
+        let x = try CommandFailure.about(input) { try ModelInput(array, layout: execution.inputLayout, for: net) }
+
+        var y: [Float] = []
+        var times: [Double] = []
+        let runs = `repeat` > 1 ? `repeat` + 1 : 1
+        for i in 0..<runs {
+            let start = clock.now
+            y = try CommandFailure.about(model) { try executor.run(x.values, batch: x.batch, height: x.height, width: x.width) }
+            if runs == 1 || i > 0 { times.append(milliseconds(clock.now - start)) }
+        }
+        try CommandFailure.about(output) { try NPY.write(NPY.Array(shape: [x.batch, executor.classes], values: y), to: output) }
+        let sorted = times.sorted()
+        let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        if json {
+            printJSON([
+                "outputShape": [x.batch, executor.classes],
+                "loadMs": loadMs,
+                "runMs": ["median": median, "min": sorted[0]],
+                "threads": executor.threads,
+                "runs": times.count,
+            ])
+        } else {
+            log("ran \(model) on \(x.batch) image\(x.batch == 1 ? "" : "s") of \(x.height)x\(x.width): median \(String(format: "%.2f", median)) ms, min \(String(format: "%.2f", sorted[0])) ms over \(times.count) run\(times.count == 1 ? "" : "s"), \(executor.threads) thread\(executor.threads == 1 ? "" : "s"); load \(String(format: "%.1f", loadMs)) ms")
+            print("wrote \(output): [\(x.batch), \(executor.classes)]")
+        }
+    }
+}
+
+func milliseconds(_ d: Duration) -> Double {
+    let c = d.components
+    return Double(c.seconds) * 1000 + Double(c.attoseconds) / 1e15
+}

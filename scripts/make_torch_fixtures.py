@@ -1,0 +1,195 @@
+"""Export DenseNets with torch.onnx.export (both exporters) and record onnxruntime's outputs.
+
+Run by `make fixtures` (tiny nets, committed under fixtures/) and `make fixtures-full`
+(DenseNet-121 with torchvision's layout, written to a folder given on the command line).
+Never run by the tests. Weights are torchvision's random initialisation with a fixed seed,
+plus randomised BatchNorm statistics so that folding BN is visible in the numbers.
+
+usage: make_torch_fixtures.py tiny OUTDIR
+       make_torch_fixtures.py full OUTDIR
+"""
+
+import os
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from onnx import numpy_helper
+from torchvision.models import densenet as tvd
+
+
+class PlainLayer(nn.Module):
+    """A dense layer without bottleneck (the paper's plain DenseNet): BN-ReLU-Conv3x3(k)."""
+
+    def __init__(self, channels, growth):
+        super().__init__()
+        self.norm1 = nn.BatchNorm2d(channels)
+        self.conv1 = nn.Conv2d(channels, growth, 3, padding=1, bias=False)
+
+    def forward(self, features):
+        x = torch.cat(features, 1)
+        return self.conv1(F.relu(self.norm1(x)))
+
+
+class PlainBlock(nn.ModuleDict):
+    def __init__(self, layers, channels, growth):
+        super().__init__()
+        for i in range(layers):
+            self.add_module("denselayer%d" % (i + 1), PlainLayer(channels + i * growth, growth))
+
+    def forward(self, x):
+        features = [x]
+        for layer in self.values():
+            features.append(layer(features))
+        return torch.cat(features, 1)
+
+
+class CifarDenseNet(nn.Module):
+    """The paper's CIFAR DenseNet (3x3 stem, three equal blocks), built from torchvision's parts."""
+
+    def __init__(self, depth, growth, bottleneck, theta, classes):
+        super().__init__()
+        n = (depth - 4) // (6 if bottleneck else 3)
+        channels = 2 * growth if bottleneck else 16
+        feats = [("conv0", nn.Conv2d(3, channels, 3, padding=1, bias=False))]
+        for b in range(3):
+            if bottleneck:
+                block = tvd._DenseBlock(n, channels, 4, growth, 0.0)
+            else:
+                block = PlainBlock(n, channels, growth)
+            feats.append(("denseblock%d" % (b + 1), block))
+            channels += n * growth
+            if b < 2:
+                out = int(channels * theta)
+                feats.append(("transition%d" % (b + 1), tvd._Transition(channels, out)))
+                channels = out
+        feats.append(("norm5", nn.BatchNorm2d(channels)))
+        self.features = nn.Sequential()
+        for name, m in feats:
+            self.features.add_module(name, m)
+        self.classifier = nn.Linear(channels, classes)
+
+    def forward(self, x):
+        out = F.relu(self.features(x))
+        out = F.adaptive_avg_pool2d(out, (1, 1))
+        return self.classifier(torch.flatten(out, 1))
+
+
+def randomise_bn(model, seed):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.copy_(torch.rand(m.num_features, generator=g) * 0.5 + 0.75)
+                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) * 0.5 + 0.5)
+
+
+def export(model, x, path, dynamo, opset, fold=True, dynamic_batch=False):
+    kwargs = dict(input_names=["input"], output_names=["logits"], opset_version=opset)
+    if dynamo:
+        torch.onnx.export(model, (x,), path, dynamo=True, external_data=True, **kwargs)
+    else:
+        if dynamic_batch:
+            kwargs["dynamic_axes"] = {"input": {0: "batch"}, "logits": {0: "batch"}}
+        torch.onnx.export(model, (x,), path, dynamo=False, do_constant_folding=fold, **kwargs)
+
+
+def typed_float_copy(src, dst):
+    """The same model with every float initializer in TensorProto.float_data instead of raw_data."""
+    m = onnx.load(src)
+    for t in m.graph.initializer:
+        if t.data_type == onnx.TensorProto.FLOAT:
+            a = numpy_helper.to_array(t)
+            t.ClearField("raw_data")
+            t.float_data.extend(a.flatten().tolist())
+    onnx.save(m, dst)
+
+
+def float16_copy(src, dst):
+    """The same model with float16 weights (Cast to float32 in the graph, as fp16 exports do)."""
+    m = onnx.load(src)
+    g = m.graph
+    casts = []
+    for t in list(g.initializer):
+        if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) > 1:
+            a = numpy_helper.to_array(t).astype(np.float16)
+            half = numpy_helper.from_array(a, t.name + "_fp16")
+            g.initializer.remove(t)
+            g.initializer.append(half)
+            casts.append(onnx.helper.make_node("Cast", [half.name], [t.name], to=onnx.TensorProto.FLOAT))
+    for c in reversed(casts):
+        g.node.insert(0, c)
+    onnx.save(m, dst)
+
+
+def reference(path, x):
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return sess.run(None, {sess.get_inputs()[0].name: x})[0]
+
+
+def write_all(model, x, outdir, prefix, variants):
+    model.eval()
+    for name, kw in variants:
+        path = os.path.join(outdir, "%s-%s.onnx" % (prefix, name))
+        export(model, torch.from_numpy(x), path, **kw)
+        np.save(path[:-5] + ".out.npy", reference(path, x))
+        print("wrote", path, file=sys.stderr)
+
+
+TORCH_VARIANTS = [
+    ("legacy-opset11-unfolded", dict(dynamo=False, opset=11, fold=False)),
+    ("legacy-opset17", dict(dynamo=False, opset=17, fold=True, dynamic_batch=True)),
+    ("dynamo-opset18", dict(dynamo=True, opset=18)),
+]
+
+
+def tiny(outdir):
+    os.makedirs(outdir, exist_ok=True)
+    rng = np.random.default_rng(7)
+    torch.manual_seed(1)
+    # An ImageNet-style DenseNet-BC from torchvision's class, scaled down.
+    net = tvd.DenseNet(growth_rate=4, block_config=(2, 2, 2), num_init_features=8, bn_size=4, num_classes=10)
+    randomise_bn(net, 2)
+    x = rng.standard_normal((2, 3, 64, 64)).astype(np.float32)
+    np.save(os.path.join(outdir, "input-64.npy"), x)
+    write_all(net, x, outdir, "tv-tiny", TORCH_VARIANTS)
+    base = os.path.join(outdir, "tv-tiny-legacy-opset17.onnx")
+    for suffix, fn in (("typed", typed_float_copy), ("fp16", float16_copy)):
+        path = os.path.join(outdir, "tv-tiny-legacy-opset17-%s.onnx" % suffix)
+        fn(base, path)
+        np.save(path[:-5] + ".out.npy", reference(path, x))
+
+    # CIFAR-style nets: DenseNet-BC (L=16, k=4) and plain DenseNet (L=10, k=4).
+    xc = rng.standard_normal((2, 3, 32, 32)).astype(np.float32)
+    np.save(os.path.join(outdir, "input-32.npy"), xc)
+    torch.manual_seed(3)
+    bc = CifarDenseNet(16, 4, True, 0.5, 10)
+    randomise_bn(bc, 4)
+    write_all(bc, xc, outdir, "cifar-bc-tiny", TORCH_VARIANTS[1:2])
+    torch.manual_seed(5)
+    plain = CifarDenseNet(10, 4, False, 1.0, 10)
+    randomise_bn(plain, 6)
+    write_all(plain, xc, outdir, "cifar-plain-tiny", TORCH_VARIANTS[1:2])
+
+
+def full(outdir):
+    os.makedirs(outdir, exist_ok=True)
+    rng = np.random.default_rng(11)
+    torch.manual_seed(121)
+    net = tvd.densenet121(weights=None)
+    randomise_bn(net, 122)
+    x = rng.standard_normal((1, 3, 224, 224)).astype(np.float32)
+    np.save(os.path.join(outdir, "input-224.npy"), x)
+    write_all(net, x, outdir, "densenet121", TORCH_VARIANTS)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] not in ("tiny", "full"):
+        sys.exit(__doc__)
+    {"tiny": tiny, "full": full}[sys.argv[1]](sys.argv[2])
