@@ -23,10 +23,15 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 import numpy as np  # noqa: E402
 
+import fixture_meta  # noqa: E402
+
 
 def randomise_bn(model, rng):
-    """Non-trivial BN statistics so that BN handling shows in the outputs."""
+    """Non-trivial BN statistics and classifier bias so that their handling shows in the outputs."""
     for layer in model.layers:
+        if layer.__class__.__name__ == "Dense":
+            kernel, bias = layer.get_weights()
+            layer.set_weights([kernel, (rng.standard_normal(bias.shape) * 0.1).astype(np.float32)])
         if layer.__class__.__name__ == "BatchNormalization":
             gamma, beta, mean, var = layer.get_weights()
             n = gamma.shape[0]
@@ -60,11 +65,17 @@ def tiny_densenet(k, layers_mod, densenet_mod, blocks, growth, stem_filters, inp
     return k.Model(img, x, name="densenet")
 
 
+def keras_meta(model, path):
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    fixture_meta.write(path, trainable, model.count_params(), fixture_meta.keras_samples(model))
+
+
 def save_keras3(model, x, outdir, prefix):
     model.save(os.path.join(outdir, prefix + ".keras"))
     model.save(os.path.join(outdir, prefix + ".h5"))
     model.save_weights(os.path.join(outdir, prefix + ".weights.h5"))
     np.save(os.path.join(outdir, prefix + ".out.npy"), model.predict(x, verbose=0))
+    keras_meta(model, os.path.join(outdir, prefix + ".meta.json"))
 
 
 def save_keras2(model, x, outdir, prefix):
@@ -75,11 +86,14 @@ def save_keras2(model, x, outdir, prefix):
     model.save(os.path.join(outdir, prefix + ".h5"))
     model.save_weights(os.path.join(outdir, prefix + "-weights.h5"))
     np.save(os.path.join(outdir, prefix + ".out.npy"), model.predict(x, verbose=0))
+    keras_meta(model, os.path.join(outdir, prefix + ".meta.json"))
     spec = (tf.TensorSpec((None,) + tuple(x.shape[1:]), tf.float32, name="input"),)
     path = os.path.join(outdir, prefix + "-tf2onnx.onnx")
     tf2onnx.convert.from_keras(model, input_signature=spec, opset=17, output_path=path)
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     np.save(path[:-5] + ".out.npy", sess.run(None, {sess.get_inputs()[0].name: x})[0])
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    fixture_meta.write(path[:-5] + ".meta.json", trainable, model.count_params(), fixture_meta.onnx_samples(path))
 
 
 def tiny(outdir):

@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from onnx import numpy_helper
 from torchvision.models import densenet as tvd
 
+import fixture_meta
+
 
 class PlainLayer(nn.Module):
     """A dense layer without bottleneck (the paper's plain DenseNet): BN-ReLU-Conv3x3(k)."""
@@ -133,13 +135,25 @@ def reference(path, x):
     return sess.run(None, {sess.get_inputs()[0].name: x})[0]
 
 
+def torch_counts(model):
+    """torch's parameters(), and that plus the BN running statistics (Keras's convention)."""
+    trainable = sum(p.numel() for p in model.parameters())
+    stats = sum(b.numel() for n, b in model.named_buffers() if n.endswith(("running_mean", "running_var")))
+    return trainable, trainable + stats
+
+
+def record(model, path, x):
+    np.save(path[:-5] + ".out.npy", reference(path, x))
+    fixture_meta.write(path[:-5] + ".meta.json", *torch_counts(model), fixture_meta.onnx_samples(path))
+    print("wrote", path, file=sys.stderr)
+
+
 def write_all(model, x, outdir, prefix, variants):
     model.eval()
     for name, kw in variants:
         path = os.path.join(outdir, "%s-%s.onnx" % (prefix, name))
         export(model, torch.from_numpy(x), path, **kw)
-        np.save(path[:-5] + ".out.npy", reference(path, x))
-        print("wrote", path, file=sys.stderr)
+        record(model, path, x)
 
 
 TORCH_VARIANTS = [
@@ -163,7 +177,7 @@ def tiny(outdir):
     for suffix, fn in (("typed", typed_float_copy), ("fp16", float16_copy)):
         path = os.path.join(outdir, "tv-tiny-legacy-opset17-%s.onnx" % suffix)
         fn(base, path)
-        np.save(path[:-5] + ".out.npy", reference(path, x))
+        record(net, path, x)
 
     # CIFAR-style nets: DenseNet-BC (L=16, k=4) and plain DenseNet (L=10, k=4).
     xc = rng.standard_normal((2, 3, 32, 32)).astype(np.float32)

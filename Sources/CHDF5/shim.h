@@ -9,12 +9,10 @@
 static inline hid_t dk_h5p_default(void) { return H5P_DEFAULT; }
 static inline hid_t dk_h5s_all(void) { return H5S_ALL; }
 static inline hid_t dk_h5t_native_float(void) { return H5T_NATIVE_FLOAT; }
-static inline hid_t dk_h5t_native_double(void) { return H5T_NATIVE_DOUBLE; }
-static inline hid_t dk_h5t_native_uint16(void) { return H5T_NATIVE_UINT16; }
 static inline hid_t dk_h5t_c_s1(void) { return H5T_C_S1; }
 static inline hid_t dk_h5e_default(void) { return H5E_DEFAULT; }
-static inline hid_t dk_h5f_acc_rdonly(void) { return H5F_ACC_RDONLY; }
-static inline hid_t dk_h5f_acc_trunc(void) { return H5F_ACC_TRUNC; }
-static inline hsize_t dk_h5s_unlimited(void) { return H5S_UNLIMITED; }
+static inline unsigned dk_h5f_acc_rdonly(void) { return H5F_ACC_RDONLY; }
+static inline hid_t dk_h5p_file_access(void) { return H5P_FILE_ACCESS; }
+static inline size_t dk_h5t_variable(void) { return H5T_VARIABLE; }
 
 #endif

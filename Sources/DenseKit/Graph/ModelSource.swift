@@ -1,8 +1,18 @@
 /// Where a canonical graph came from: file, format, producer, and what the file itself stored.
 public struct ModelSource: Sendable {
     public enum Format: String, Sendable {
-        case onnx, kerasH5 = "keras-h5", kerasWeightsH5 = "keras-weights-h5", kerasWeightsOnly = "keras3-weights-h5"
-        case kerasArchive = "keras-archive", dnk
+        /// ONNX protobuf (external data included).
+        case onnx
+        /// Keras full-model `.h5` (Keras 2 or 3).
+        case kerasH5 = "keras-h5"
+        /// Keras weights-only `.h5` (`save_weights`; the published pretrained files).
+        case kerasWeightsH5 = "keras-weights-h5"
+        /// Keras 3 `.weights.h5`.
+        case kerasV3Weights = "keras3-weights-h5"
+        /// Keras 3 `.keras` zip archive.
+        case kerasArchive = "keras"
+        /// DenseKit's native format.
+        case dnk
     }
     public var path: String
     public var format: Format

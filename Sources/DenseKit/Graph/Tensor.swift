@@ -15,11 +15,11 @@ public struct Tensor: Sendable, Equatable {
         self.values = values
     }
 
-    /// Number of elements (the product of `shape`).
-    public var count: Int { values.count }
+    /// Number of elements: the product of `shape` (a structure-only tensor may hold no values).
+    public var count: Int { shape.reduce(1, *) }
 
     /// Bytes the tensor occupied in its source dtype.
-    public var storedBytes: Int { values.count * storedDType.size }
+    public var storedBytes: Int { count * storedDType.size }
 
     /// Number of NaN or infinite values.
     public var nonFiniteCount: Int { values.reduce(0) { $0 + ($1.isFinite ? 0 : 1) } }

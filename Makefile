@@ -1,0 +1,86 @@
+# DenseKit: `make demo` and `make test` are all a newcomer needs (see README.md).
+
+SWIFT      ?= swift
+PYTHON     ?= python3
+CACHE      ?= $(HOME)/.cache/densekit
+VENV_TORCH := $(CACHE)/venv-torch
+VENV_TF    := $(CACHE)/venv-tf
+FULL       := fixtures/full
+BIN        := .build/release/densekit
+APT_DEPS   := libhdf5-dev libprotobuf-c-dev protobuf-c-compiler pkgconf
+
+# The executor's SIMD kernels need the CPU's vector instructions named at compile time; without them
+# every fused multiply-add becomes a libm call. Chosen from this machine's CPU; portable otherwise.
+CPU_FLAGS := $(shell \
+  if grep -q avx512f /proc/cpuinfo 2>/dev/null; then \
+    if grep -q AuthenticAMD /proc/cpuinfo; then echo znver4; else echo skylake-avx512; fi; \
+  elif grep -q avx2 /proc/cpuinfo 2>/dev/null; then echo haswell; fi)
+SWIFT_FLAGS := -c release $(if $(CPU_FLAGS),-Xswiftc -target-cpu -Xswiftc $(CPU_FLAGS))
+
+# Pinned versions of the tools that make fixtures (test-time only; the product never needs Python).
+TORCH_PKGS := torch==2.15.0 torchvision==0.29.2 onnx==1.23.2 onnxruntime==1.32.0 onnxscript==0.7.2 h5py numpy
+TF_PKGS    := tensorflow-cpu==2.21.0 tf_keras==2.21.0 keras==3.15.1 tf2onnx==1.17.0 onnxruntime==1.32.0 h5py numpy
+
+.PHONY: all deps build test demo proto fixtures fixtures-full bench clean venvs
+
+all: build
+
+deps:
+	@missing=""; for p in $(APT_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build: deps
+	$(SWIFT) build $(SWIFT_FLAGS) --product densekit
+
+# CI (CI=true) also builds the full-size DenseNet-121 fixtures; locally they are used when present.
+test: build $(if $(CI),fixtures-full)
+	$(SWIFT) test $(SWIFT_FLAGS)
+
+demo: build
+	@echo "== inspect"; $(BIN) inspect fixtures/tv-tiny-legacy-opset17.onnx
+	@echo; echo "== verify (a tiny DenseNet-BC: the verifier names how it differs from the closest paper architecture)"
+	@$(BIN) verify fixtures/tv-tiny-legacy-opset17.onnx; test $$? -le 1
+	@echo; echo "== run"; $(BIN) run fixtures/tv-tiny-legacy-opset17.onnx --input fixtures/input-64.npy --output /tmp/densekit-demo-out.npy --repeat 20
+	@echo; echo "== run the Keras 2 export of another model (NHWC input)"; $(BIN) run fixtures/keras2-tiny-tf2onnx.onnx --input fixtures/input-64-nhwc.npy --output /tmp/densekit-demo-keras.npy
+
+proto:
+	cd schemas && protoc-c --c_out=../Sources/ONNXProto onnx.proto
+	mv Sources/ONNXProto/onnx.pb-c.h Sources/ONNXProto/include/onnx.pb-c.h
+
+$(VENV_TORCH)/.ready:
+	$(PYTHON) -m venv $(VENV_TORCH)
+	$(VENV_TORCH)/bin/pip install -q --upgrade pip
+	$(VENV_TORCH)/bin/pip install -q $(TORCH_PKGS)
+	touch $@
+
+$(VENV_TF)/.ready:
+	$(PYTHON) -m venv $(VENV_TF)
+	$(VENV_TF)/bin/pip install -q --upgrade pip
+	$(VENV_TF)/bin/pip install -q $(TF_PKGS)
+	touch $@
+
+venvs: $(VENV_TORCH)/.ready $(VENV_TF)/.ready
+
+# Tiny committed fixtures (kilobytes) with their reference outputs. Never run by the tests.
+fixtures: venvs
+	cd fixtures && $(VENV_TORCH)/bin/python ../scripts/make_torch_fixtures.py tiny .
+	cd fixtures && $(VENV_TF)/bin/python ../scripts/make_keras_fixtures.py tiny .
+
+# Full-size DenseNet-121 files of every variant (not committed; ~400 MB).
+fixtures-full: $(FULL)/.stamp
+
+$(FULL)/.stamp: scripts/make_torch_fixtures.py scripts/make_keras_fixtures.py scripts/fixture_meta.py | venvs
+	mkdir -p $(FULL)
+	$(VENV_TORCH)/bin/python scripts/make_torch_fixtures.py full $(FULL)
+	$(VENV_TF)/bin/python scripts/make_keras_fixtures.py full $(FULL)
+	touch $@
+
+bench: build fixtures-full
+	$(VENV_TORCH)/bin/python scripts/bench.py $(BIN) $(FULL)
+
+clean:
+	rm -rf .build

@@ -1,0 +1,178 @@
+import CHDF5
+import Foundation
+
+/// The one place that touches libhdf5: a read-only HDF5 file (on disk or in memory), with just the
+/// reads the Keras importer needs. Every C status goes through `check`, which turns a negative
+/// result into `ImportError` quoting HDF5's own message. HDF5 never prints anything itself.
+final class HDF5File {
+    private let id: hid_t
+    /// Per-dataset element cap (2^31): a file that claims more is refused before anything is allocated.
+    static let maximumElements = 1 << 31
+
+    /// The HDF5 signature every file starts with (at offset 0 for the files Keras writes).
+    static let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
+
+    init(path: String) throws {
+        Self.silence()
+        id = try Self.check(H5Fopen(path, dk_h5f_acc_rdonly(), dk_h5p_default()), "cannot open as HDF5")
+    }
+
+    /// Opens an HDF5 image held in memory (the weights inside a `.keras` archive).
+    init(image: Data) throws {
+        Self.silence()
+        let fapl = try Self.check(H5Pcreate(dk_h5p_file_access()), "cannot create file access properties")
+        defer { H5Pclose(fapl) }
+        _ = try Self.check(H5Pset_fapl_core(fapl, 1 << 16, false), "cannot select the in-memory driver")
+        _ = try image.withUnsafeBytes { raw in
+            try Self.check(H5Pset_file_image(fapl, UnsafeMutableRawPointer(mutating: raw.baseAddress), raw.count),
+                           "cannot load the in-memory image")
+        }
+        id = try Self.check(H5Fopen("model.weights.h5", dk_h5f_acc_rdonly(), fapl), "cannot open as HDF5")
+    }
+
+    deinit { H5Fclose(id) }
+
+    // MARK: structure
+
+    enum Kind { case group, dataset, other }
+
+    /// Whether `path` names an object (every intermediate group must exist).
+    func exists(_ path: String) -> Bool {
+        var prefix = ""
+        for part in path.split(separator: "/") {
+            prefix += (prefix.isEmpty ? "" : "/") + part
+            if H5Lexists(id, prefix, dk_h5p_default()) <= 0 { return false }
+        }
+        return true
+    }
+
+    func kind(_ path: String) throws -> Kind {
+        let object = try Self.check(H5Oopen(id, path, dk_h5p_default()), "cannot open '\(path)'")
+        defer { H5Oclose(object) }
+        switch H5Iget_type(object) {
+        case H5I_GROUP: return .group
+        case H5I_DATASET: return .dataset
+        default: return .other
+        }
+    }
+
+    /// Names of a group's members, in name order.
+    func children(_ path: String) throws -> [String] {
+        var info = H5G_info_t()
+        _ = try Self.check(H5Gget_info_by_name(id, path, &info, dk_h5p_default()), "cannot list group '\(path)'")
+        guard info.nlinks < 1 << 20 else { throw ImportError.malformed("group '\(path)' has \(info.nlinks) members") }
+        return try (0..<info.nlinks).map { i in
+            let length = try Self.check(H5Lget_name_by_idx(id, path, H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, dk_h5p_default()),
+                                        "cannot read a member name of '\(path)'")
+            guard length < 1 << 16 else { throw ImportError.malformed("member name of \(length) bytes in '\(path)'") }
+            var buffer = [CChar](repeating: 0, count: Int(length) + 1)
+            _ = try Self.check(H5Lget_name_by_idx(id, path, H5_INDEX_NAME, H5_ITER_INC, i, &buffer, buffer.count, dk_h5p_default()),
+                               "cannot read a member name of '\(path)'")
+            return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+    }
+
+    // MARK: attributes
+
+    /// A string (or array of strings) attribute, fixed- or variable-length; nil when absent.
+    func stringAttribute(_ object: String, _ name: String) throws -> [String]? {
+        guard H5Aexists_by_name(id, object, name, dk_h5p_default()) > 0 else { return nil }
+        let attribute = try Self.check(H5Aopen_by_name(id, object, name, dk_h5p_default(), dk_h5p_default()),
+                                       "cannot open attribute '\(name)' of '\(object)'")
+        defer { H5Aclose(attribute) }
+        let type = try Self.check(H5Aget_type(attribute), "cannot read the type of attribute '\(name)'")
+        defer { H5Tclose(type) }
+        let space = try Self.check(H5Aget_space(attribute), "cannot read the shape of attribute '\(name)'")
+        defer { H5Sclose(space) }
+        let count = Int(H5Sget_simple_extent_npoints(space))
+        guard count >= 0, count < 1 << 20 else { throw ImportError.malformed("attribute '\(name)' of '\(object)' has \(count) values") }
+        // h5py writes an empty list (a layer without weights) as an empty float array.
+        if count == 0 { return [] }
+        guard H5Tget_class(type) == H5T_STRING else {
+            throw ImportError.malformed("attribute '\(name)' of '\(object)' is not a string")
+        }
+        if H5Tis_variable_str(type) > 0 {
+            let memory = try Self.check(H5Tcopy(dk_h5t_c_s1()), "cannot create a string type")
+            defer { H5Tclose(memory) }
+            H5Tset_size(memory, dk_h5t_variable())
+            H5Tset_cset(memory, H5Tget_cset(type))
+            var pointers = [UnsafeMutablePointer<CChar>?](repeating: nil, count: max(count, 1))
+            _ = try Self.check(H5Aread(attribute, memory, &pointers), "cannot read attribute '\(name)' of '\(object)'")
+            let strings = pointers.prefix(count).map { $0.map { String(cString: $0) } ?? "" }
+            H5Dvlen_reclaim(memory, space, dk_h5p_default(), &pointers)
+            return strings
+        }
+        let size = H5Tget_size(type)
+        guard size > 0, size < 1 << 24, count * size < 1 << 28 else {
+            throw ImportError.malformed("attribute '\(name)' of '\(object)' has strings of \(size) bytes")
+        }
+        var bytes = [UInt8](repeating: 0, count: count * size + 1)
+        _ = try Self.check(H5Aread(attribute, type, &bytes), "cannot read attribute '\(name)' of '\(object)'")
+        return (0..<count).map { i in
+            let slice = bytes[(i * size)..<((i + 1) * size)]
+            return String(decoding: slice.prefix { $0 != 0 }, as: UTF8.self).trimmingCharacters(in: .whitespaces)
+        }
+    }
+
+    // MARK: datasets
+
+    /// A floating-point dataset read as float32 (HDF5 converts float16 and float64), with its shape
+    /// and the dtype it is stored in.
+    func floatDataset(_ path: String) throws -> (shape: [Int], dtype: DType, values: [Float]) {
+        let dataset = try Self.check(H5Dopen2(id, path, dk_h5p_default()), "cannot open dataset '\(path)'")
+        defer { H5Dclose(dataset) }
+        let type = try Self.check(H5Dget_type(dataset), "cannot read the type of '\(path)'")
+        defer { H5Tclose(type) }
+        guard H5Tget_class(type) == H5T_FLOAT else { throw ImportError.malformed("dataset '\(path)' is not floating-point") }
+        let size = H5Tget_size(type)
+        let space = try Self.check(H5Dget_space(dataset), "cannot read the shape of '\(path)'")
+        defer { H5Sclose(space) }
+        let rank = Int(H5Sget_simple_extent_ndims(space))
+        guard rank >= 0, rank <= 8 else { throw ImportError.malformed("dataset '\(path)' has rank \(rank)") }
+        var dims = [hsize_t](repeating: 0, count: max(rank, 1))
+        _ = try Self.check(H5Sget_simple_extent_dims(space, &dims, nil), "cannot read the shape of '\(path)'")
+        var count = 1
+        for d in dims.prefix(rank) {
+            let (product, overflow) = count.multipliedReportingOverflow(by: Int(clamping: d))
+            guard !overflow, product <= Self.maximumElements else {
+                throw ImportError.malformed("dataset '\(path)' claims shape \(dims.prefix(rank).map { $0 }), more than 2^31 values")
+            }
+            count = product
+        }
+        var values = [Float](repeating: 0, count: count)
+        if count > 0 {
+            _ = try Self.check(H5Dread(dataset, dk_h5t_native_float(), dk_h5s_all(), dk_h5s_all(), dk_h5p_default(), &values),
+                               "cannot read dataset '\(path)'")
+        }
+        let dtype: DType = size == 2 ? (H5Tget_ebias(type) == 127 ? .bf16 : .f16) : .f32
+        return (dims.prefix(rank).map { Int($0) }, dtype, values)
+    }
+
+    // MARK: errors
+
+    private static func silence() {
+        H5Eset_auto2(dk_h5e_default(), nil, nil)
+    }
+
+    /// Turns a negative HDF5 status into an error quoting the innermost message on HDF5's error stack.
+    @discardableResult
+    static func check<T: BinaryInteger>(_ status: T, _ what: String) throws -> T {
+        guard status < 0 else { return status }
+        let messages = ErrorMessages()
+        let walker: H5E_walk2_t = { _, error, data in
+            if let error, let data, let description = error.pointee.desc {
+                Unmanaged<ErrorMessages>.fromOpaque(data).takeUnretainedValue().list.append(String(cString: description))
+            }
+            return 0
+        }
+        H5Ewalk2(dk_h5e_default(), H5E_WALK_DOWNWARD, walker, Unmanaged.passUnretained(messages).toOpaque())
+        H5Eclear2(dk_h5e_default())
+        let detail = messages.list.last.map { " (HDF5: \($0))" } ?? ""
+        throw ImportError.malformed(what + detail)
+    }
+}
+
+/// Collects the descriptions on HDF5's error stack (filled by a C callback).
+private final class ErrorMessages {
+    var list: [String] = []
+}

@@ -1,0 +1,195 @@
+import Foundation
+
+/// Reads Keras DenseNet files (`.h5` full model or weights-only, Keras 2 and 3; `.weights.h5`;
+/// `.keras`) into the canonical graph, by keras.applications.densenet's layer names:
+/// conv1_conv, conv1_bn, conv{B}_block{i}_{0_bn,1_conv,1_bn,2_conv}, pool{B}_{bn,conv}, bn, predictions.
+/// Kernels HWIO become OIHW, the Dense kernel (in, out) becomes (out, in), ZeroPadding2D layers become
+/// the padding of the conv or pool after them; the input stays NHWC as Keras declares it.
+public enum KerasImporter {
+    public static func load(path: String, trustStoredNames: Bool = true) throws -> DenseNet {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe)
+        } catch {
+            throw ImportError.unreadable("cannot read file (\(error.localizedDescription))")
+        }
+        var configJSON: String? = nil
+        var version: String? = nil
+        let file: HDF5File
+        let format: ModelSource.Format
+        if data.starts(with: ZipArchive.signature) {
+            let zip = try ZipArchive(data: data)
+            guard let weights = try zip.member("model.weights.h5") else {
+                throw ImportError.malformed(".keras archive has no model.weights.h5")
+            }
+            configJSON = try zip.member("config.json").map { String(decoding: $0, as: UTF8.self) }
+            if let meta = try zip.member("metadata.json"),
+               let object = try? JSONSerialization.jsonObject(with: meta) as? [String: Any] {
+                version = object["keras_version"] as? String
+            }
+            file = try HDF5File(image: weights)
+            format = .kerasArchive
+        } else {
+            guard data.starts(with: HDF5File.signature) else { throw ImportError.malformed("not an HDF5 file (bad signature)") }
+            file = try HDF5File(path: path)
+            format = .kerasH5
+        }
+        let weights = try KerasWeights(file: file, trustStoredNames: trustStoredNames)
+        configJSON = configJSON ?? weights.modelConfig
+        let config = try configJSON.map { try KerasModelConfig(json: $0) }
+        var builder = Builder(weights: weights, config: config)
+        var net = try builder.build()
+
+        let stored = weights.stored
+        let resolvedFormat: ModelSource.Format = format == .kerasArchive ? .kerasArchive
+            : weights.layout == .fullModel ? .kerasH5 : weights.layout == .weightsOnly ? .kerasWeightsH5 : .kerasV3Weights
+        var notes = builder.notes
+        if weights.namesRecovered { notes.append("the file stores no layer names; they were recovered from creation order and shapes") }
+        net.source = ModelSource(path: path, format: resolvedFormat, producer: "keras \(version ?? weights.kerasVersion ?? (weights.layout == .keras3Weights ? "3" : "(version not recorded)"))",
+                                 storedParameters: stored.parameters, storedBytes: stored.bytes, storedTensors: stored.tensors, notes: notes)
+        return net
+    }
+
+    /// Builds the canonical graph from named Keras layers.
+    struct Builder {
+        let weights: KerasWeights
+        let config: KerasModelConfig?
+        var notes: [String] = []
+
+        init(weights: KerasWeights, config: KerasModelConfig?) {
+            self.weights = weights
+            self.config = config
+            if config == nil {
+                notes.append("no model config in the file: padding, strides, BN epsilon and softmax assumed as keras.applications.densenet builds them")
+            }
+        }
+
+        mutating func build() throws -> DenseNet {
+            guard weights.layers["conv1_conv"] != nil else {
+                let sample = weights.layers.keys.sorted().prefix(4).joined(separator: ", ")
+                throw ImportError.structure("not a Keras DenseNet: no layer conv1_conv (found \(sample)...)")
+            }
+            let stemConv = try conv("conv1_conv", defaultStride: 2, defaultPads: 3)
+            let stemPool = pool("pool1", kind: .max, defaultSize: 3, defaultStride: 2, defaultPads: 1)
+            let stem = Stem(conv: stemConv, norm: try norm("conv1_bn", channels: stemConv.outChannels), relu: true, pool: stemPool)
+            var blocks: [DenseBlock] = [], transitions: [Transition] = []
+            var channels = stemConv.outChannels
+            var b = 2
+            while weights.layers["conv\(b)_block1_0_bn"] != nil {
+                var layers: [DenseLayer] = []
+                var i = 1
+                while weights.layers["conv\(b)_block\(i)_0_bn"] != nil {
+                    let base = "conv\(b)_block\(i)"
+                    let n = try norm(base + "_0_bn", channels: channels)
+                    let first = try conv(base + "_1_conv", defaultStride: 1, defaultPads: 0, inChannels: channels)
+                    let layer: DenseLayer
+                    if weights.layers[base + "_2_conv"] != nil {
+                        let inner = try norm(base + "_1_bn", channels: first.outChannels)
+                        let second = try conv(base + "_2_conv", defaultStride: 1, defaultPads: 1, inChannels: first.outChannels)
+                        layer = DenseLayer(norm: n, bottleneck: Bottleneck(conv: first, norm: inner), conv: second)
+                    } else {
+                        layer = DenseLayer(norm: n, bottleneck: nil, conv: first)
+                    }
+                    layers.append(layer)
+                    channels += layer.growth
+                    i += 1
+                }
+                blocks.append(DenseBlock(layers: layers))
+                guard weights.layers["pool\(b)_bn"] != nil else { break }
+                let tn = try norm("pool\(b)_bn", channels: channels)
+                let tc = try conv("pool\(b)_conv", defaultStride: 1, defaultPads: 0, inChannels: channels)
+                let tp = pool("pool\(b)_pool", kind: .average, defaultSize: 2, defaultStride: 2, defaultPads: 0) ??
+                    Pool2D(kind: .average, kernel: 2, stride: 2)
+                transitions.append(Transition(norm: tn, conv: tc, pool: tp))
+                channels = tc.outChannels
+                b += 1
+            }
+            guard !blocks.isEmpty else { throw ImportError.structure("not a Keras DenseNet: no dense block conv2_block1") }
+            let headNorm = try norm("bn", channels: channels)
+            guard let predictions = weights.layers["predictions"] else {
+                throw ImportError.structure("layer 'predictions' (the classifier) is missing; models saved with include_top=False have no head")
+            }
+            guard predictions.tensors.count >= 1, predictions.tensors[0].shape.count == 2 else {
+                throw ImportError.structure("layer 'predictions': expected a 2-D kernel")
+            }
+            let kernel = predictions.tensors[0]
+            guard kernel.shape[0] == channels else {
+                throw ImportError.structure("layer 'predictions': kernel expects \(kernel.shape[0]) features, the network has \(channels)")
+            }
+            var bias: Tensor? = nil
+            if predictions.tensors.count > 1 {
+                bias = predictions.tensors[1]
+                guard bias?.count == kernel.shape[1] else { throw ImportError.structure("layer 'predictions': bias size \(bias?.count ?? 0), expected \(kernel.shape[1])") }
+            }
+            let linear = Linear(weight: transposed(kernel), bias: bias)
+            let activation = config?.layers["predictions"]?.activation ?? "softmax"
+            guard activation == "softmax" || activation == "linear" else {
+                throw ImportError.unsupported("layer 'predictions': activation '\(activation)'")
+            }
+            let head = Head(norm: headNorm, classifier: linear, softmax: activation == "softmax")
+            let shape = config?.inputShape ?? []
+            let input = InputSpec(name: "input", layout: .nhwc, channels: stemConv.inChannels,
+                                  height: shape.count == 3 ? shape[0] : nil, width: shape.count == 3 ? shape[1] : nil, batch: nil)
+            let source = ModelSource(path: "", format: .kerasH5, producer: "keras", storedParameters: 0, storedBytes: 0, storedTensors: 0)
+            return DenseNet(source: source, input: input, stem: stem, blocks: blocks, transitions: transitions, head: head)
+        }
+
+        private func layer(_ name: String) throws -> KerasWeights.Layer {
+            guard let l = weights.layers[name] else { throw ImportError.structure("layer '\(name)' is missing") }
+            return l
+        }
+
+        /// A Conv2D layer: HWIO kernel to OIHW; padding from a preceding ZeroPadding2D or 'same'.
+        private func conv(_ name: String, defaultStride: Int, defaultPads: Int, inChannels: Int? = nil) throws -> Conv2D {
+            let l = try layer(name)
+            guard let k = l.tensors.first, k.shape.count == 4 else { throw ImportError.structure("layer '\(name)': expected a 4-D kernel") }
+            guard k.shape[0] == k.shape[1] else { throw ImportError.unsupported("layer '\(name)': non-square kernel \(k.shape)") }
+            if let inChannels, k.shape[2] != inChannels {
+                throw ImportError.structure("layer '\(name)': kernel expects \(k.shape[2]) input channels, found \(inChannels)")
+            }
+            let (kh, kw, ci, co) = (k.shape[0], k.shape[1], k.shape[2], k.shape[3])
+            var oihw = [Float](repeating: 0, count: k.values.count)
+            for y in 0..<kh { for x in 0..<kw { for i in 0..<ci { for o in 0..<co {
+                oihw[((o * ci + i) * kh + y) * kw + x] = k.values[((y * kw + x) * ci + i) * co + o]
+            } } } }
+            let weight = Tensor(name: k.name, shape: [co, ci, kh, kw], storedDType: k.storedDType, values: oihw)
+            let bias = l.tensors.count > 1 ? l.tensors[1] : nil
+            var stride = defaultStride, pads = [Int](repeating: defaultPads, count: 4)
+            if let c = config?.layers[name] {
+                stride = c.strides ?? 1
+                let same = c.padding == "same" ? kh / 2 : 0
+                pads = (c.zeroPadding ?? [0, 0, 0, 0]).map { $0 + same }
+            }
+            return Conv2D(weight: weight, bias: bias, stride: stride, pads: pads)
+        }
+
+        private func norm(_ name: String, channels: Int) throws -> BatchNorm {
+            let l = try layer(name)
+            guard l.tensors.count == 4 else {
+                throw ImportError.structure("layer '\(name)': expected gamma, beta, moving mean and variance, found \(l.tensors.count) weights")
+            }
+            for t in l.tensors where t.count != channels {
+                throw ImportError.structure("layer '\(name)': '\(t.name)' has \(t.count) values, expected \(channels) channels")
+            }
+            let eps = config?.layers[name]?.epsilon ?? 1.001e-5
+            return BatchNorm(gamma: l.tensors[0], beta: l.tensors[1], mean: l.tensors[2], variance: l.tensors[3], epsilon: eps)
+        }
+
+        private func pool(_ name: String, kind: Pool2D.Kind, defaultSize: Int, defaultStride: Int, defaultPads: Int) -> Pool2D? {
+            guard let config else {
+                return Pool2D(kind: kind, kernel: defaultSize, stride: defaultStride, pads: [Int](repeating: defaultPads, count: 4))
+            }
+            guard let c = config.layers[name] else { return nil }
+            let size = c.poolSize ?? defaultSize
+            return Pool2D(kind: kind, kernel: size, stride: c.strides ?? size, pads: c.zeroPadding ?? [0, 0, 0, 0],
+                          countIncludePad: kind == .average)
+        }
+
+        private func transposed(_ w: Tensor) -> Tensor {
+            let rows = w.shape[0], cols = w.shape[1]
+            var v = [Float](repeating: 0, count: w.values.count)
+            for r in 0..<rows { for c in 0..<cols { v[c * rows + r] = w.values[r * cols + c] } }
+            return Tensor(name: w.name, shape: [cols, rows], storedDType: w.storedDType, values: v)
+        }
+    }
+}

@@ -1,0 +1,70 @@
+import Foundation
+
+/// What DenseKit reads from a Keras model config (the `model_config` attribute of a full-model
+/// `.h5`, or `config.json` of a `.keras` archive): per-layer geometry, BN epsilons, the classifier's
+/// activation and the input shape. Weights-only files have none; the importer then assumes
+/// keras.applications.densenet's choices and says so.
+struct KerasModelConfig {
+    struct Layer {
+        var className: String
+        var strides: Int?
+        var padding: String?
+        var poolSize: Int?
+        var epsilon: Float?
+        var activation: String?
+        /// Zero padding applied by a ZeroPadding2D layer directly before this one: top, left, bottom, right.
+        var zeroPadding: [Int]?
+    }
+
+    var layers: [String: Layer] = [:]
+    /// Input (height, width, channels) where the config fixes them.
+    var inputShape: [Int?] = []
+
+    init(json: String) throws {
+        guard let data = json.data(using: .utf8),
+              let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let config = root["config"] as? [String: Any],
+              let layerList = config["layers"] as? [[String: Any]] else {
+            throw ImportError.malformed("the Keras model config is not valid JSON with config.layers")
+        }
+        var pendingPad: [Int]? = nil
+        for entry in layerList {
+            guard let className = entry["class_name"] as? String, let c = entry["config"] as? [String: Any],
+                  let name = c["name"] as? String else { continue }
+            if className == "InputLayer" {
+                let shape = (c["batch_input_shape"] ?? c["batch_shape"]) as? [Any] ?? []
+                inputShape = shape.dropFirst().map { $0 as? Int }
+                continue
+            }
+            if className == "ZeroPadding2D" {
+                pendingPad = Self.padding(c["padding"])
+                continue
+            }
+            var layer = Layer(className: className)
+            layer.strides = Self.first(c["strides"])
+            layer.padding = c["padding"] as? String
+            layer.poolSize = Self.first(c["pool_size"])
+            layer.epsilon = (c["epsilon"] as? Double).map(Float.init)
+            layer.activation = c["activation"] as? String
+            layer.zeroPadding = pendingPad
+            pendingPad = nil
+            layers[name.replacingOccurrences(of: "/", with: "_")] = layer
+        }
+    }
+
+    private static func first(_ value: Any?) -> Int? {
+        if let v = value as? Int { return v }
+        return (value as? [Any])?.first as? Int
+    }
+
+    /// ZeroPadding2D's `padding`: n, (h, w) or ((top, bottom), (left, right)).
+    private static func padding(_ value: Any?) -> [Int]? {
+        if let n = value as? Int { return [n, n, n, n] }
+        guard let pair = value as? [Any], pair.count == 2 else { return nil }
+        if let h = pair[0] as? Int, let w = pair[1] as? Int { return [h, w, h, w] }
+        if let hs = pair[0] as? [Int], let ws = pair[1] as? [Int], hs.count == 2, ws.count == 2 {
+            return [hs[0], ws[0], hs[1], ws[1]]
+        }
+        return nil
+    }
+}

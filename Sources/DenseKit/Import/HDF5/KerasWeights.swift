@@ -1,0 +1,137 @@
+import Foundation
+
+/// The weights of a Keras model by layer, whatever the file layout:
+/// - full-model `.h5` (Keras 2 and 3): root attributes `model_config`, `keras_version`; group
+///   `model_weights` with attribute `layer_names`; each layer group's `weight_names` attribute lists
+///   dataset paths inside it (Keras 2 names end in ":0").
+/// - weights-only `.h5` (`save_weights`, the published pretrained files): `layer_names` on the root.
+/// - Keras 3 `.weights.h5`: `layers/<class-name counter>/vars/<0...>`; recent Keras stores the layer
+///   name as attribute `name` of `vars`, older files store none and names are recovered from the
+///   creation order (see `KerasLayerNames`).
+struct KerasWeights {
+    enum Layout { case fullModel, weightsOnly, keras3Weights }
+
+    struct Layer {
+        /// Layer name with "/" replaced by "_" (tf.keras 2 names the stem "conv1/conv").
+        var name: String
+        /// Weights in the order Keras lists them (kernel, bias; gamma, beta, moving mean, moving variance).
+        var tensors: [Tensor]
+    }
+
+    var layout: Layout
+    var layers: [String: Layer] = [:]
+    var kerasVersion: String?
+    var modelConfig: String?
+    var namesRecovered = false
+
+    init(file: HDF5File, trustStoredNames: Bool = true) throws {
+        kerasVersion = try file.stringAttribute("/", "keras_version")?.first
+        if let config = try file.stringAttribute("/", "model_config"), file.exists("model_weights") {
+            layout = .fullModel
+            modelConfig = config.first
+            try readNamed(file, root: "model_weights")
+        } else if try file.stringAttribute("/", "layer_names") != nil {
+            layout = .weightsOnly
+            try readNamed(file, root: "/")
+        } else if file.exists("layers") {
+            layout = .keras3Weights
+            try readKeras3(file, trustStoredNames: trustStoredNames)
+        } else {
+            throw ImportError.structure("HDF5 file holds no Keras model (no model_weights, layer_names or layers group)")
+        }
+    }
+
+    private mutating func readNamed(_ file: HDF5File, root: String) throws {
+        guard let names = try file.stringAttribute(root, "layer_names") else {
+            throw ImportError.malformed("'\(root)' has no layer_names attribute")
+        }
+        let prefix = root == "/" ? "" : root + "/"
+        for layerName in names {
+            let group = prefix + layerName
+            guard file.exists(group) else { throw ImportError.malformed("layer '\(layerName)' is listed but has no group") }
+            let weightNames = try file.stringAttribute(group, "weight_names") ?? []
+            var tensors: [Tensor] = []
+            for weightName in weightNames {
+                let path = group + "/" + weightName
+                guard file.exists(path) else { throw ImportError.malformed("layer '\(layerName)': missing dataset '\(weightName)'") }
+                let d = try file.floatDataset(path)
+                tensors.append(Tensor(name: weightName, shape: d.shape, storedDType: d.dtype, values: d.values))
+            }
+            let key = layerName.replacingOccurrences(of: "/", with: "_")
+            layers[key] = Layer(name: key, tensors: tensors)
+        }
+    }
+
+    private mutating func readKeras3(_ file: HDF5File, trustStoredNames: Bool) throws {
+        var unnamed: [(key: String, tensors: [Tensor])] = []
+        for key in try file.children("layers") {
+            let vars = "layers/\(key)/vars"
+            guard file.exists(vars) else { continue }
+            let indices = try file.children(vars).compactMap(Int.init).sorted()
+            let tensors = try indices.map { i -> Tensor in
+                let d = try file.floatDataset("\(vars)/\(i)")
+                return Tensor(name: "\(vars)/\(i)", shape: d.shape, storedDType: d.dtype, values: d.values)
+            }
+            if trustStoredNames, let name = try file.stringAttribute(vars, "name")?.first, !name.isEmpty {
+                layers[name] = Layer(name: name, tensors: tensors)
+            } else if !tensors.isEmpty {
+                unnamed.append((key, tensors))
+            }
+        }
+        if !unnamed.isEmpty {
+            for (name, tensors) in try KerasLayerNames.recover(unnamed) { layers[name] = Layer(name: name, tensors: tensors) }
+            namesRecovered = true
+        }
+    }
+
+    /// Parameters and bytes the file stores, and its tensor count.
+    var stored: (parameters: Int, bytes: Int, tensors: Int) {
+        let all = layers.values.flatMap(\.tensors)
+        return (all.reduce(0) { $0 + $1.count }, all.reduce(0) { $0 + $1.storedBytes }, all.count)
+    }
+}
+
+/// Recovers keras.applications.densenet layer names from a `.weights.h5` that stores none.
+///
+/// Keras numbers layers per class in creation order (conv2d, conv2d_1, ...), and DenseNet creates
+/// them as: stem conv and BN; per dense layer BN, conv 1x1, BN, conv 3x3; per transition BN, conv
+/// 1x1; the final BN; the classifier. A 1x1 conv followed by a 3x3 conv is a dense layer's
+/// bottleneck; a 1x1 conv followed by another 1x1 conv (or by nothing) is a transition.
+enum KerasLayerNames {
+    static func recover(_ layers: [(key: String, tensors: [Tensor])]) throws -> [String: [Tensor]] {
+        func ordered(_ prefix: String) -> [[Tensor]] {
+            layers.compactMap { entry -> (Int, [Tensor])? in
+                if entry.key == prefix { return (0, entry.tensors) }
+                guard entry.key.hasPrefix(prefix + "_"), let n = Int(entry.key.dropFirst(prefix.count + 1)) else { return nil }
+                return (n, entry.tensors)
+            }.sorted { $0.0 < $1.0 }.map(\.1)
+        }
+        let convs = ordered("conv2d"), norms = ordered("batch_normalization"), dense = ordered("dense")
+        guard convs.count >= 2, norms.count >= 2, dense.count == 1 else {
+            throw ImportError.structure("cannot recover layer names: expected conv2d, batch_normalization and one dense layer")
+        }
+        func kernel(_ c: [Tensor]) -> Int { c.first.map { $0.shape.first ?? 0 } ?? 0 }
+        var names: [String: [Tensor]] = ["conv1_conv": convs[0], "conv1_bn": norms[0], "predictions": dense[0]]
+        var ci = 1, bi = 1, block = 2, layer = 1
+        while ci < convs.count {
+            guard kernel(convs[ci]) == 1 else { throw ImportError.structure("cannot recover layer names: conv2d #\(ci) is not 1x1") }
+            if ci + 1 < convs.count && kernel(convs[ci + 1]) == 3 {
+                guard bi + 1 < norms.count else { throw ImportError.structure("cannot recover layer names: too few BatchNorms") }
+                let base = "conv\(block)_block\(layer)"
+                names[base + "_0_bn"] = norms[bi]
+                names[base + "_1_conv"] = convs[ci]
+                names[base + "_1_bn"] = norms[bi + 1]
+                names[base + "_2_conv"] = convs[ci + 1]
+                ci += 2; bi += 2; layer += 1
+            } else {
+                guard bi < norms.count else { throw ImportError.structure("cannot recover layer names: too few BatchNorms") }
+                names["pool\(block)_bn"] = norms[bi]
+                names["pool\(block)_conv"] = convs[ci]
+                ci += 1; bi += 1; block += 1; layer = 1
+            }
+        }
+        guard bi == norms.count - 1 else { throw ImportError.structure("cannot recover layer names: \(norms.count - bi) BatchNorms left over") }
+        names["bn"] = norms[bi]
+        return names
+    }
+}
