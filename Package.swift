@@ -32,11 +32,11 @@ let package = Package(
 
         // MARK: tests
         .target(name: "TestSupport", dependencies: ["DenseKit"], path: "Tests/TestSupport"),
-        .testTarget(name: "KernelTests", dependencies: ["DenseKitKernels"]),
+        .testTarget(name: "KernelTests", dependencies: ["DenseKitKernels", "TestSupport"]),
         .testTarget(name: "ImportTests", dependencies: ["DenseKit", "TestSupport"]),
         .testTarget(name: "VerifyTests", dependencies: ["DenseKit", "TestSupport"]),
         .testTarget(name: "ExecuteTests", dependencies: ["DenseKit", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "densekit"]),
     ],
     swiftLanguageModes: [.v6]
 )

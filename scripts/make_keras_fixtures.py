@@ -112,6 +112,11 @@ def tiny(outdir):
     randomise_bn(m3, rng)
     save_keras3(m3, x, outdir, "keras3-tiny")
 
+    # A Keras model that is not a DenseNet, for the importer's error case.
+    other = keras.Sequential([keras.layers.Input((16, 16, 3)), keras.layers.Conv2D(4, 3, name="conv"),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2, name="dense")])
+    other.save(os.path.join(outdir, "keras3-not-densenet.h5"))
+
     tf_keras.utils.set_random_seed(23)
     m2 = tiny_densenet(tf_keras, tf_keras.layers, k2densenet, [2, 2, 2], 4, 8, (64, 64, 3), 10, legacy=True)
     randomise_bn(m2, rng)

@@ -20,6 +20,18 @@ public struct ArchitectureSpec: Sendable, Equatable {
     /// Classes of the paper's model (1000 for ImageNet, 10 for CIFAR-10); the verifier reports, not checks, classes.
     public var paperClasses: Int
 
+    public init(name: String, stem: StemKind, growthRate: Int, blocks: [Int], bottleneck: Bool,
+                compression: Double, stemFilters: Int, paperClasses: Int) {
+        self.name = name
+        self.stem = stem
+        self.growthRate = growthRate
+        self.blocks = blocks
+        self.bottleneck = bottleneck
+        self.compression = compression
+        self.stemFilters = stemFilters
+        self.paperClasses = paperClasses
+    }
+
     /// Spatial input size the paper uses.
     public var inputSize: Int { stem == .imagenet ? 224 : 32 }
     /// Spatial size before the global pool.

@@ -1,0 +1,57 @@
+import DenseKitKernels
+import TestSupport
+import Testing
+
+/// The SIMD GEMM against the reference matrix product, on shapes that exercise every edge:
+/// rows not a multiple of 8, columns not a multiple of 16, K across the 256 block, bias, ReLU, threads.
+@Suite struct GEMMTests {
+    static let shapes: [(m: Int, k: Int, n: Int)] = [
+        (1, 1, 1), (8, 16, 16), (7, 5, 3), (13, 37, 29), (32, 300, 49), (129, 257, 50), (20, 9, 784), (3, 513, 17),
+    ]
+
+    @Test(arguments: shapes)
+    func matchesReference(_ shape: (m: Int, k: Int, n: Int)) {
+        var rng = SeededRandom(UInt64(shape.m * 1000 + shape.k * 10 + shape.n))
+        let a = rng.floats(shape.m * shape.k), b = rng.floats(shape.k * shape.n), bias = rng.floats(shape.m)
+        let expected = Reference.matmul(a, b, m: shape.m, k: shape.k, n: shape.n)
+        let packed = PackedMatrix(rows: shape.m, cols: shape.k, values: a)
+        for threads in [1, 2] {
+            for (useBias, relu) in [(false, false), (true, false), (true, true)] {
+                var c = [Float](repeating: .nan, count: shape.m * shape.n)
+                b.withUnsafeBufferPointer { bp in
+                    bias.withUnsafeBufferPointer { biasp in
+                        c.withUnsafeMutableBufferPointer { cp in
+                            GEMM.multiply(packed, bp.baseAddress!, ldb: shape.n, n: shape.n, cp.baseAddress!, ldc: shape.n,
+                                          bias: useBias ? biasp.baseAddress! : nil, relu: relu, threads: threads)
+                        }
+                    }
+                }
+                var want = expected
+                for i in 0..<shape.m {
+                    for j in 0..<shape.n {
+                        var v = want[i * shape.n + j] + (useBias ? bias[i] : 0)
+                        if relu { v = max(0, v) }
+                        want[i * shape.n + j] = v
+                    }
+                }
+                let worst = zip(c, want).map { abs($0 - $1) }.max() ?? 0
+                #expect(worst <= 1e-4 * Float(shape.k).squareRoot(), "m\(shape.m) k\(shape.k) n\(shape.n) threads \(threads) bias \(useBias) relu \(relu): \(worst)")
+            }
+        }
+    }
+
+    @Test func writesOnlyItsColumnsWhenLdcIsWider() {
+        // C is a 3 x 5 window of a 3 x 9 matrix: the other columns must stay untouched.
+        let a: [Float] = [1, 2, 3, 4, 5, 6], b: [Float] = (0..<10).map(Float.init)
+        var c = [Float](repeating: -7, count: 27)
+        let packed = PackedMatrix(rows: 3, cols: 2, values: a)
+        b.withUnsafeBufferPointer { bp in
+            c.withUnsafeMutableBufferPointer { GEMM.multiply(packed, bp.baseAddress!, ldb: 5, n: 5, $0.baseAddress!, ldc: 9) }
+        }
+        let want = Reference.matmul(a, b, m: 3, k: 2, n: 5)
+        for i in 0..<3 {
+            #expect(Array(c[(i * 9)..<(i * 9 + 5)]) == Array(want[(i * 5)..<(i * 5 + 5)]))
+            #expect(c[(i * 9 + 5)..<(i * 9 + 9)].allSatisfy { $0 == -7 })
+        }
+    }
+}

@@ -1,0 +1,59 @@
+import Foundation
+
+/// Runs the built `densekit` binary, as a user would, and captures what it prints.
+public struct CLIResult {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+
+    /// stdout parsed as the one JSON object `--json` promises.
+    public func json() throws -> [String: Any] {
+        guard let object = try JSONSerialization.jsonObject(with: Data(stdout.utf8)) as? [String: Any] else {
+            throw CLIError.notJSON(stdout)
+        }
+        return object
+    }
+}
+
+public enum CLIError: Error { case notJSON(String), noBinary }
+
+/// The `densekit` binary built next to the test bundle (CLITests depends on the executable target).
+public func densekitBinary() throws -> URL {
+    if let explicit = ProcessInfo.processInfo.environment["DENSEKIT_BIN"] { return URL(fileURLWithPath: explicit) }
+    let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for candidate in [here, here.deletingLastPathComponent()] {
+        let url = candidate.appendingPathComponent("densekit")
+        if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+    }
+    for config in ["release", "debug"] {
+        let url = Fixtures.root.appendingPathComponent(".build/\(config)/densekit")
+        if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+    }
+    throw CLIError.noBinary
+}
+
+public func densekit(_ arguments: [String], in directory: URL? = nil) throws -> CLIResult {
+    let process = Process()
+    process.executableURL = try densekitBinary()
+    process.arguments = arguments
+    if let directory { process.currentDirectoryURL = directory }
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    // Read both pipes while the process runs so neither fills up.
+    final class Box: @unchecked Sendable { var data = Data() }
+    let errBox = Box()
+    let group = DispatchGroup()
+    group.enter()
+    DispatchQueue.global().async {
+        errBox.data = err.fileHandleForReading.readDataToEndOfFile()
+        group.leave()
+    }
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    group.wait()
+    let errData = errBox.data
+    process.waitUntilExit()
+    return CLIResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                     stderr: String(decoding: errData, as: UTF8.self))
+}

@@ -1,0 +1,71 @@
+import DenseKit
+import Foundation
+
+/// Paths to the committed tiny fixtures and, when `make fixtures-full` has run, the full-size ones.
+public enum Fixtures {
+    /// The package root (three levels above this file).
+    public static let root: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    public static func path(_ name: String) -> String { root.appendingPathComponent("fixtures/\(name)").path }
+
+    /// `fixtures/full` when `make fixtures-full` completed there, else nil (the full-size tests then
+    /// check nothing and say so in their output).
+    public static var full: String? {
+        let folder = root.appendingPathComponent("fixtures/full")
+        return FileManager.default.fileExists(atPath: folder.appendingPathComponent(".stamp").path) ? folder.path : nil
+    }
+
+    public static func npy(_ path: String) throws -> NPY.Array { try NPY.read(path: path) }
+
+    /// The `.meta.json` that the fixture script wrote beside a model (counts and samples read by the
+    /// framework that made it).
+    public static func meta(_ path: String) throws -> FixtureMeta {
+        try JSONDecoder().decode(FixtureMeta.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+
+    /// A temporary folder removed by the caller.
+    public static func temporaryFolder() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("densekit-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+}
+
+public struct FixtureMeta: Decodable {
+    public struct Sample: Decodable {
+        public var shape: [Int]
+        public var first: [Double]
+        public var sum: Double
+    }
+    public var trainable: Int
+    public var withBatchNormStatistics: Int
+    public var samples: [String: Sample]
+}
+
+/// max |a - b| / max |b|: the error measure the accuracy requirement is stated in.
+public func relativeError(_ a: [Float], _ reference: [Float]) -> Float {
+    precondition(a.count == reference.count, "sizes differ: \(a.count) vs \(reference.count)")
+    var worst: Float = 0, scale: Float = 0
+    for (x, r) in zip(a, reference) {
+        worst = max(worst, abs(x - r))
+        scale = max(scale, abs(r))
+    }
+    return scale > 0 ? worst / scale : worst
+}
+
+/// A deterministic generator for test data (SplitMix64).
+public struct SeededRandom: RandomNumberGenerator {
+    var state: UInt64
+    public init(_ seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    public mutating func floats(_ n: Int, _ range: ClosedRange<Float> = -1...1) -> [Float] {
+        (0..<n).map { _ in Float.random(in: range, using: &self) }
+    }
+}

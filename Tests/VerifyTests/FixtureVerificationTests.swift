@@ -1,0 +1,70 @@
+import DenseKit
+import Foundation
+import Testing
+import TestSupport
+
+/// Real exports: the counts DenseKit derives equal the ones torch and Keras reported when the
+/// fixture was made, whatever the exporter folded; full-size files verify as their architecture.
+@Suite struct FixtureVerificationTests {
+    static let tiny: [(model: String, meta: String)] = [
+        ("tv-tiny-legacy-opset11-unfolded.onnx", "tv-tiny-legacy-opset11-unfolded.meta.json"),
+        ("tv-tiny-legacy-opset17.onnx", "tv-tiny-legacy-opset17.meta.json"),
+        ("tv-tiny-dynamo-opset18.onnx", "tv-tiny-dynamo-opset18.meta.json"),
+        ("tv-tiny-legacy-opset17-fp16.onnx", "tv-tiny-legacy-opset17-fp16.meta.json"),
+        ("cifar-bc-tiny-legacy-opset17.onnx", "cifar-bc-tiny-legacy-opset17.meta.json"),
+        ("cifar-plain-tiny-legacy-opset17.onnx", "cifar-plain-tiny-legacy-opset17.meta.json"),
+        ("keras2-tiny-tf2onnx.onnx", "keras2-tiny-tf2onnx.meta.json"),
+        ("keras2-tiny.h5", "keras2-tiny.meta.json"),
+        ("keras2-tiny-weights.h5", "keras2-tiny.meta.json"),
+        ("keras3-tiny.h5", "keras3-tiny.meta.json"),
+        ("keras3-tiny.weights.h5", "keras3-tiny.meta.json"),
+        ("keras3-tiny.keras", "keras3-tiny.meta.json"),
+    ]
+
+    @Test(arguments: tiny)
+    func countsMatchTheFramework(_ c: (model: String, meta: String)) throws {
+        let net = try ModelLoader.load(path: Fixtures.path(c.model))
+        let meta = try Fixtures.meta(Fixtures.path(c.meta))
+        let r = try Verifier().verify(net)
+        #expect(r.parameters.trainable == meta.trainable)
+        #expect(r.parameters.withBatchNormStatistics == meta.withBatchNormStatistics)
+        #expect(!r.matches)  // tiny nets are no paper architecture
+    }
+
+    @Test func cifarNetsAreComparedWithCIFARArchitectures() throws {
+        let plain = try Verifier().verify(try ModelLoader.load(path: Fixtures.path("cifar-plain-tiny-legacy-opset17.onnx")))
+        #expect(plain.spec.name == "densenet-L40-k12")
+        #expect(!plain.bottleneck && plain.compression == 1)
+        let bc = try Verifier().verify(try ModelLoader.load(path: Fixtures.path("cifar-bc-tiny-legacy-opset17.onnx")))
+        #expect(bc.spec.stem == .cifar && bc.bottleneck && bc.compression == 0.5)
+    }
+
+    /// (file, architecture) for every full-size file `make fixtures-full` writes.
+    static let full: [(String, String)] = [
+        ("densenet121-legacy-opset11-unfolded.onnx", "densenet121"),
+        ("densenet121-legacy-opset17.onnx", "densenet121"),
+        ("densenet121-dynamo-opset18.onnx", "densenet121"),
+        ("keras2-densenet121-tf2onnx.onnx", "densenet121"),
+        ("keras2-densenet121.h5", "densenet121"),
+        ("keras2-densenet121-weights.h5", "densenet121"),
+        ("keras3-densenet121.h5", "densenet121"),
+        ("keras3-densenet121.weights.h5", "densenet121"),
+        ("keras3-densenet121.keras", "densenet121"),
+        ("keras3-densenet169.h5", "densenet169"),
+        ("keras3-densenet169.weights.h5", "densenet169"),
+        ("keras3-densenet169.keras", "densenet169"),
+    ]
+
+    @Test(.enabled(if: Fixtures.full != nil, "full-size fixtures not built (make fixtures-full)"), arguments: full)
+    func fullSizeFilesVerifyWithExactCounts(_ c: (String, String)) throws {
+        let folder = try #require(Fixtures.full)
+        let net = try ModelLoader.load(path: folder + "/" + c.0)
+        let r = try Verifier().verify(net)
+        #expect(r.matches, "\(r.deviations)")
+        #expect(r.spec.name == c.1)
+        let expected = c.1 == "densenet121" ? (7_978_856, 8_062_504) : (14_149_480, 14_307_880)
+        #expect(r.parameters.trainable == expected.0 && r.parameters.withBatchNormStatistics == expected.1)
+        #expect(net.blocks.map(\.layers.count) == (c.1 == "densenet121" ? [6, 12, 24, 16] : [6, 12, 32, 32]))
+        #expect(net.blocks.allSatisfy { $0.layers.allSatisfy { $0.growth == 32 } })
+    }
+}
