@@ -1,0 +1,133 @@
+import DenseKit
+import Foundation
+import Testing
+import TestSupport
+
+/// `densekit` end to end, as scripts drive it: output, JSON keys and exit codes of the contract.
+@Suite struct CLITests {
+    let tiny = Fixtures.path("tv-tiny-legacy-opset17.onnx")
+
+    /// An unusable input: exit 2, nothing on stdout, exactly one line `error: <file>: <what>`.
+    func expectUsageError(_ args: [String], file: String?, mentions: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let r = try densekit(args)
+        #expect(r.status == 2, "\(args): \(r.stderr)", sourceLocation: sourceLocation)
+        #expect(r.stdout.isEmpty, sourceLocation: sourceLocation)
+        let lines = r.stderr.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.isEmpty }
+        #expect(lines.count == 1, "\(r.stderr)", sourceLocation: sourceLocation)
+        let prefix = file.map { "error: \($0): " } ?? "error: "
+        #expect(r.stderr.hasPrefix(prefix), "\(r.stderr)", sourceLocation: sourceLocation)
+        #expect(r.stderr.contains(mentions), "\(r.stderr)", sourceLocation: sourceLocation)
+    }
+
+    @Test func inspectShowsTheStructure() throws {
+        let r = try densekit(["inspect", tiny])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("onnx (pytorch 2.15.0, opset 17)"))
+        #expect(r.stdout.contains("conv 7x7/2 3->8, BN (folded), ReLU, max pool 3x3/2"))
+        #expect(r.stdout.contains("linear 16 -> 10, logits"))
+        let json = try densekit(["inspect", tiny, "--json"]).json()
+        #expect(json["format"] as? String == "onnx")
+        #expect(json["opset"] as? Int == 17)
+        #expect((json["blocks"] as? [[String: Any]])?.map { $0["layers"] as? Int } == [2, 2, 2])
+        #expect((json["input"] as? [String: Any])?["layout"] as? String == "nchw")
+        #expect(json["tensors"] as? Int == 60)
+    }
+
+    @Test func verifyExitsOneWithDeviationsForATinyNet() throws {
+        let r = try densekit(["verify", tiny])
+        #expect(r.status == 1)
+        #expect(r.stdout.contains("does not match closest architecture densenet121"))
+        #expect(r.stdout.contains("block3.layer2  growth rate"))
+        let json = try densekit(["verify", tiny, "--json"])
+        #expect(json.status == 1)
+        let object = try json.json()
+        #expect(object["matches"] as? Bool == false)
+        #expect(object["architecture"] is NSNull)
+        #expect(object["closest"] as? String == "densenet121")
+        #expect(object["growthRate"] as? Int == 4)
+        #expect(object["blocks"] as? [Int] == [2, 2, 2])
+        #expect(object["compression"] as? Double == 0.5)
+        #expect(object["bottleneck"] as? Bool == true)
+        #expect(object["classes"] as? Int == 10)
+        let parameters = try #require(object["parameters"] as? [String: Int])
+        let meta = try Fixtures.meta(Fixtures.path("tv-tiny-legacy-opset17.meta.json"))
+        #expect(parameters["trainable"] == meta.trainable && parameters["withBatchNormStatistics"] == meta.withBatchNormStatistics)
+        let deviations = try #require(object["deviations"] as? [[String: String]])
+        #expect(deviations.contains { $0 == ["layer": "block1", "check": "layers", "expected": "6", "found": "2"] })
+    }
+
+    @Test(.enabled(if: Fixtures.full != nil, "full-size fixtures not built"))
+    func verifyExitsZeroForDenseNet121() throws {
+        let folder = try #require(Fixtures.full)
+        for file in ["densenet121-legacy-opset17.onnx", "keras2-densenet121-weights.h5", "keras3-densenet121.keras"] {
+            let r = try densekit(["verify", folder + "/" + file, "--arch", "densenet121", "--json"])
+            #expect(r.status == 0, "\(file)")
+            let object = try r.json()
+            #expect(object["architecture"] as? String == "densenet121")
+            #expect((object["parameters"] as? [String: Int])?["trainable"] == 7_978_856)
+            #expect((object["parameters"] as? [String: Int])?["withBatchNormStatistics"] == 8_062_504)
+        }
+    }
+
+    @Test func runWritesTheReferenceOutput() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let out = folder.appendingPathComponent("y.npy").path
+        let r = try densekit(["run", tiny, "--input", Fixtures.path("input-64.npy"), "--output", out, "--threads", "1",
+                              "--repeat", "3", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let object = try r.json()
+        #expect(object["outputShape"] as? [Int] == [2, 10])
+        #expect(object["threads"] as? Int == 1)
+        #expect((object["runMs"] as? [String: Double])?["median"] != nil)
+        #expect(object["loadMs"] is Double)
+        let y = try NPY.read(path: out), want = try NPY.read(path: Fixtures.path("tv-tiny-legacy-opset17.out.npy"))
+        #expect(y.shape == [2, 10])
+        #expect(relativeError(y.values, want.values) <= 1e-4)
+    }
+
+    @Test func runTakesNHWCInputForAnNCHWModel() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // The Keras fixtures' NHWC input through the tf2onnx model (NHWC) and through --layout.
+        let out = folder.appendingPathComponent("y.npy").path
+        let r = try densekit(["run", Fixtures.path("keras2-tiny-tf2onnx.onnx"), "--input", Fixtures.path("input-64-nhwc.npy"),
+                              "--output", out, "--layout", "nhwc"])
+        #expect(r.status == 0)
+        #expect(relativeError(try NPY.read(path: out).values, try NPY.read(path: Fixtures.path("keras2-tiny-tf2onnx.out.npy")).values) <= 1e-4)
+    }
+
+    @Test func unusableInputsExitTwoWithOneLine() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let garbage = folder.appendingPathComponent("garbage.onnx").path
+        try Data((0..<999).map { UInt8(($0 * 7919) % 251) }).write(to: URL(fileURLWithPath: garbage))
+        let truncatedH5 = folder.appendingPathComponent("cut.h5").path
+        try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("keras3-tiny.h5"))).prefix(5000).write(to: URL(fileURLWithPath: truncatedH5))
+        let missing = folder.appendingPathComponent("missing.onnx").path
+        let out = folder.appendingPathComponent("out.npy").path
+
+        for command in ["inspect", "verify"] {
+            try expectUsageError([command, missing], file: missing, mentions: "no such file")
+            try expectUsageError([command, garbage], file: garbage, mentions: "not an ONNX model")
+            try expectUsageError([command, truncatedH5], file: truncatedH5, mentions: "HDF5")
+        }
+        try expectUsageError(["run", garbage, "--input", Fixtures.path("input-64.npy"), "--output", out], file: garbage, mentions: "not an ONNX model")
+        try expectUsageError(["run", tiny, "--input", Fixtures.path("input-32.npy"), "--output", out],
+                             file: Fixtures.path("input-32.npy"), mentions: "input shape [2, 3, 32, 32] does not fit the model's input [N, 3, 64, 64] (NCHW)")
+        try expectUsageError(["run", tiny, "--input", tiny, "--output", out], file: tiny, mentions: "bad magic")
+        try expectUsageError(["run", tiny, "--input", Fixtures.path("input-64.npy"), "--output", "/nonexistent-dir/y.npy"],
+                             file: "/nonexistent-dir/y.npy", mentions: "cannot create a file")
+        try expectUsageError(["verify", tiny, "--arch", "densenet122"], file: nil, mentions: "--arch 'densenet122' is not a known architecture")
+        try expectUsageError(["run", tiny, "--input", Fixtures.path("input-64.npy"), "--output", out, "--layout", "nchwx"], file: nil, mentions: "--layout")
+        try expectUsageError(["inspect", tiny, "--bogus"], file: nil, mentions: "--bogus")
+        #expect(!FileManager.default.fileExists(atPath: out))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted() == ["cut.h5", "garbage.onnx"])
+    }
+
+    @Test func helpExitsZero() throws {
+        let r = try densekit(["--help"])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("inspect") && r.stdout.contains("verify") && r.stdout.contains("run"))
+    }
+}

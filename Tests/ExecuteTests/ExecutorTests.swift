@@ -1,0 +1,89 @@
+import DenseKit
+import Foundation
+import Testing
+import TestSupport
+
+/// The SIMD executor against the plain reference executor (no folding, explicit concat, conv before
+/// pool) on odd shapes, per layer and per image; and its threading and input handling.
+@Suite struct ExecutorTests {
+    /// Odd everything: growth 5, 7 stem filters, 13x11 input, batch 3.
+    static func oddNet(bottleneck: Bool, seed: UInt64) -> DenseNet {
+        let spec = ArchitectureSpec(name: "odd", stem: bottleneck ? .imagenet : .cifar, growthRate: 5, blocks: [3, 2, 2],
+                                    bottleneck: bottleneck, compression: 0.5, stemFilters: 7, paperClasses: 6)
+        var rng: SeededRandom? = SeededRandom(seed)
+        return Synthetic.denseNet(spec, classes: 6, random: &rng)
+    }
+
+    @Test(arguments: [true, false])
+    func simdMatchesReferencePerLayer(_ bottleneck: Bool) throws {
+        let net = Self.oddNet(bottleneck: bottleneck, seed: bottleneck ? 1 : 2)
+        let (h, w) = bottleneck ? (37, 29) : (13, 11)
+        var rng = SeededRandom(3)
+        let batch = 3
+        let x = rng.floats(batch * 3 * h * w)
+        var seen: [Int: [(String, [Float])]] = [:]
+        let y = try Executor(net, threads: 2).run(x, batch: batch, height: h, width: w) { n, a in
+            seen[n, default: []].append((a.name, Array(a.values)))
+        }
+        #expect(y.count == batch * 6)
+        for n in 0..<batch {
+            let image = Array(x[(n * 3 * h * w)..<((n + 1) * 3 * h * w)])
+            let reference = ReferenceExecutor(net).run(image: image, height: h, width: w)
+            let layers = try #require(seen[n])
+            #expect(layers.map(\.0) == net.layerNames)
+            #expect(reference.layers.map(\.name) == net.layerNames)
+            for (mine, theirs) in zip(layers, reference.layers) {
+                #expect(relativeError(mine.1, theirs.values) < 1e-5, "image \(n) \(mine.0)")
+            }
+            #expect(relativeError(Array(y[(n * 6)..<((n + 1) * 6)]), reference.output) < 1e-5)
+        }
+    }
+
+    @Test func oneThreadAndTwoThreadsGiveIdenticalResults() throws {
+        let net = try ModelLoader.load(path: Fixtures.path("tv-tiny-legacy-opset17.onnx"))
+        let x = try ModelInput(try Fixtures.npy(Fixtures.path("input-64.npy")), layout: nil, for: net)
+        let one = try Executor(net, threads: 1).run(x.values, batch: x.batch, height: x.height, width: x.width)
+        let two = try Executor(net, threads: 2).run(x.values, batch: x.batch, height: x.height, width: x.width)
+        #expect(one == two)
+    }
+
+    @Test func referenceExecutorMatchesOnnxruntimeToo() throws {
+        let net = try ModelLoader.load(path: Fixtures.path("tv-tiny-legacy-opset11-unfolded.onnx"))
+        let x = try Fixtures.npy(Fixtures.path("input-64.npy"))
+        let want = try Fixtures.npy(Fixtures.path("tv-tiny-legacy-opset11-unfolded.out.npy"))
+        let per = 3 * 64 * 64
+        let out = ReferenceExecutor(net).run(image: Array(x.values[0..<per]), height: 64, width: 64).output
+        #expect(relativeError(out, Array(want.values[0..<10])) < 1e-5)
+    }
+
+    @Test func layoutsAreConverted() throws {
+        let net = try ModelLoader.load(path: Fixtures.path("tv-tiny-legacy-opset17.onnx"))
+        let nchw = try Fixtures.npy(Fixtures.path("input-64.npy"))
+        // The same values in NHWC.
+        var nhwc = [Float](repeating: 0, count: nchw.values.count)
+        for b in 0..<2 { for c in 0..<3 { for y in 0..<64 { for x in 0..<64 {
+            nhwc[((b * 64 + y) * 64 + x) * 3 + c] = nchw.values[((b * 3 + c) * 64 + y) * 64 + x]
+        } } } }
+        let a = try ModelInput(nchw, layout: .nchw, for: net)
+        let b = try ModelInput(NPY.Array(shape: [2, 64, 64, 3], values: nhwc), layout: .nhwc, for: net)
+        #expect(a.values == b.values)
+    }
+
+    @Test func wrongInputShapesNameBothShapes() throws {
+        let net = try ModelLoader.load(path: Fixtures.path("tv-tiny-dynamo-opset18.onnx"))  // fixed [2, 3, 64, 64]
+        for shape in [[2, 3, 32, 32], [2, 4, 64, 64], [3, 64, 64], [2, 64, 64, 3]] {
+            let array = NPY.Array(shape: shape, values: [Float](repeating: 0, count: shape.reduce(1, *)))
+            #expect {
+                try ModelInput(array, layout: .nchw, for: net)
+            } throws: { error in
+                "\(error)".contains("\(shape)") && "\(error)".contains("[N, 3, 64, 64] (NCHW)")
+            }
+        }
+    }
+
+    @Test func tooSmallAnInputIsAnErrorNotATrap() throws {
+        let net = Self.oddNet(bottleneck: true, seed: 4)  // ImageNet stem: /4, then two transitions /2
+        #expect(throws: ExecutionError.self) { try Executor(net).run([Float](repeating: 0, count: 3 * 6 * 6), batch: 1, height: 6, width: 6) }
+        #expect(throws: ExecutionError.self) { try Executor(net).run([Float](repeating: 0, count: 10), batch: 1, height: 6, width: 6) }
+    }
+}

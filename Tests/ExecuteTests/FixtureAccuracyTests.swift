@@ -1,0 +1,58 @@
+import DenseKit
+import Foundation
+import Testing
+import TestSupport
+
+/// The executor's output on every fixture matches the reference recorded when the fixture was made
+/// (onnxruntime for ONNX, Keras for .h5/.keras) to within 1e-4 of the largest reference value.
+@Suite struct FixtureAccuracyTests {
+    /// (model, input, reference output)
+    static let tiny: [(String, String, String)] = [
+        ("tv-tiny-legacy-opset11-unfolded.onnx", "input-64.npy", "tv-tiny-legacy-opset11-unfolded.out.npy"),
+        ("tv-tiny-legacy-opset17.onnx", "input-64.npy", "tv-tiny-legacy-opset17.out.npy"),
+        ("tv-tiny-legacy-opset17-typed.onnx", "input-64.npy", "tv-tiny-legacy-opset17-typed.out.npy"),
+        ("tv-tiny-legacy-opset17-fp16.onnx", "input-64.npy", "tv-tiny-legacy-opset17-fp16.out.npy"),
+        ("tv-tiny-dynamo-opset18.onnx", "input-64.npy", "tv-tiny-dynamo-opset18.out.npy"),
+        ("cifar-bc-tiny-legacy-opset17.onnx", "input-32.npy", "cifar-bc-tiny-legacy-opset17.out.npy"),
+        ("cifar-plain-tiny-legacy-opset17.onnx", "input-32.npy", "cifar-plain-tiny-legacy-opset17.out.npy"),
+        ("keras2-tiny-tf2onnx.onnx", "input-64-nhwc.npy", "keras2-tiny-tf2onnx.out.npy"),
+        ("keras2-tiny.h5", "input-64-nhwc.npy", "keras2-tiny.out.npy"),
+        ("keras2-tiny-weights.h5", "input-64-nhwc.npy", "keras2-tiny.out.npy"),
+        ("keras3-tiny.h5", "input-64-nhwc.npy", "keras3-tiny.out.npy"),
+        ("keras3-tiny.weights.h5", "input-64-nhwc.npy", "keras3-tiny.out.npy"),
+        ("keras3-tiny.keras", "input-64-nhwc.npy", "keras3-tiny.out.npy"),
+    ]
+
+    static func check(model: String, input: String, reference: String, threads: Int = 2) throws {
+        let net = try ModelLoader.load(path: model)
+        let x = try ModelInput(try Fixtures.npy(input), layout: nil, for: net)
+        let y = try Executor(net, threads: threads).run(x.values, batch: x.batch, height: x.height, width: x.width)
+        let want = try Fixtures.npy(reference)
+        #expect(want.shape == [x.batch, net.classes])
+        #expect(relativeError(y, want.values) <= 1e-4, "\(model)")
+    }
+
+    @Test(arguments: tiny)
+    func tinyMatchesRecordedReference(_ c: (String, String, String)) throws {
+        try Self.check(model: Fixtures.path(c.0), input: Fixtures.path(c.1), reference: Fixtures.path(c.2))
+    }
+
+    static let full: [(String, String, String)] = [
+        ("densenet121-legacy-opset11-unfolded.onnx", "input-224.npy", "densenet121-legacy-opset11-unfolded.out.npy"),
+        ("densenet121-legacy-opset17.onnx", "input-224.npy", "densenet121-legacy-opset17.out.npy"),
+        ("densenet121-dynamo-opset18.onnx", "input-224.npy", "densenet121-dynamo-opset18.out.npy"),
+        ("keras2-densenet121-tf2onnx.onnx", "input-224-nhwc.npy", "keras2-densenet121-tf2onnx.out.npy"),
+        ("keras2-densenet121.h5", "input-224-nhwc.npy", "keras2-densenet121.out.npy"),
+        ("keras2-densenet121-weights.h5", "input-224-nhwc.npy", "keras2-densenet121.out.npy"),
+        ("keras3-densenet121.h5", "input-224-nhwc.npy", "keras3-densenet121.out.npy"),
+        ("keras3-densenet121.weights.h5", "input-224-nhwc.npy", "keras3-densenet121.out.npy"),
+        ("keras3-densenet121.keras", "input-224-nhwc.npy", "keras3-densenet121.out.npy"),
+        ("keras3-densenet169.keras", "input-224-nhwc.npy", "keras3-densenet169.out.npy"),
+    ]
+
+    @Test(.enabled(if: Fixtures.full != nil, "full-size fixtures not built (make fixtures-full)"), arguments: full)
+    func fullSizeMatchesRecordedReference(_ c: (String, String, String)) throws {
+        let folder = try #require(Fixtures.full)
+        try Self.check(model: folder + "/" + c.0, input: folder + "/" + c.1, reference: folder + "/" + c.2)
+    }
+}

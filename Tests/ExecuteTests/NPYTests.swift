@@ -1,0 +1,72 @@
+import DenseKit
+import Foundation
+import Testing
+import TestSupport
+
+/// The .npy reader and writer: versions 1 to 3, dtypes, byte orders, Fortran order, every error.
+@Suite struct NPYTests {
+    func file(version: UInt8 = 1, descr: String = "<f4", fortran: Bool = false, shape: String, data: [UInt8]) -> Data {
+        let header = "{'descr': '\(descr)', 'fortran_order': \(fortran ? "True" : "False"), 'shape': \(shape), }\n"
+        var bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [version, 0]
+        let n = header.utf8.count
+        bytes += version == 1 ? [UInt8(n & 0xFF), UInt8(n >> 8)] : [UInt8(n & 0xFF), UInt8(n >> 8), 0, 0]
+        return Data(bytes + Array(header.utf8) + data)
+    }
+
+    func le32(_ values: [Float]) -> [UInt8] { values.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) } }
+
+    @Test func roundTrip() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("a.npy").path
+        let a = NPY.Array(shape: [2, 3], values: [1, -2, 3.5, 0, .infinity, -0.25])
+        try NPY.write(a, to: path)
+        #expect(try NPY.read(path: path) == a)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect((bytes.count - 24) % 4 == 0 && (bytes.count - 24) / 4 >= 6)
+        #expect(bytes.prefix(8) == Data([0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 1, 0]))
+    }
+
+    @Test func readsTheFixturesNumpyWrote() throws {
+        let x = try NPY.read(path: Fixtures.path("input-64.npy"))
+        #expect(x.shape == [2, 3, 64, 64])
+        #expect(x.values.count == 2 * 3 * 64 * 64)
+    }
+
+    @Test(arguments: [1, 2, 3] as [UInt8])
+    func versions(_ v: UInt8) throws {
+        let a = try NPY.parse(file(version: v, shape: "(2,)", data: le32([1.5, -2])))
+        #expect(a == NPY.Array(shape: [2], values: [1.5, -2]))
+    }
+
+    @Test func convertsOtherFloatTypes() throws {
+        let f64 = [1.25, -3.0].flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) }
+        #expect(try NPY.parse(file(descr: "<f8", shape: "(2,)", data: f64)).values == [1.25, -3])
+        let f16: [UInt8] = [0x00, 0x3C, 0x00, 0xC0]  // 1.0, -2.0
+        #expect(try NPY.parse(file(descr: "<f2", shape: "(2,)", data: f16)).values == [1, -2])
+        let be: [UInt8] = [0x3F, 0x80, 0x00, 0x00]  // 1.0 big-endian
+        #expect(try NPY.parse(file(descr: ">f4", shape: "(1,)", data: be)).values == [1])
+    }
+
+    @Test func fortranOrderIsReordered() throws {
+        // A 2x3 array [[1,2,3],[4,5,6]] stored column-major.
+        let a = try NPY.parse(file(fortran: true, shape: "(2, 3)", data: le32([1, 4, 2, 5, 3, 6])))
+        #expect(a == NPY.Array(shape: [2, 3], values: [1, 2, 3, 4, 5, 6]))
+    }
+
+    @Test func errors() throws {
+        let cases: [(Data, String)] = [
+            (Data("not numpy".utf8), "bad magic"),
+            (file(shape: "(3,)", data: le32([1, 2])), "needs 12 data bytes, found 8"),
+            (file(descr: "<i4", shape: "(1,)", data: [0, 0, 0, 0]), "dtype '<i4'"),
+            (file(version: 9, shape: "(1,)", data: le32([1])), "format version 9"),
+            (file(shape: "(1, -2)", data: []), "bad dimension"),
+            (file(shape: "(1,1,1,1,1,1,1,1,1)", data: le32([1])), "rank 9"),
+            (file(shape: "(1099511627776,)", data: []), "too large"),
+            (file(shape: "(1,)", data: le32([1])).prefix(20), "past the end"),
+        ]
+        for (data, message) in cases {
+            #expect { try NPY.parse(data) } throws: { "\($0)".contains(message) }
+        }
+    }
+}
