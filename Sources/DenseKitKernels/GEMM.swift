@@ -36,67 +36,56 @@ public enum GEMM {
     static func run(_ a: PackedMatrix, _ b: UnsafePointer<Float>, _ ldb: Int, _ j0: Int, _ j1: Int,
                     _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ bias: UnsafePointer<Float>?, _ relu: Bool) {
         let m = a.rows, k = a.cols
-        withUnsafeTemporaryAllocation(of: SIMD16<Float>.self, capacity: kc + 8) { scratch in
-            let edgeB = UnsafeMutableRawPointer(scratch.baseAddress!).assumingMemoryBound(to: Float.self)
-            let edgeC = edgeB + kc * nr
-            var pc = 0
-            while pc < k {
-                let kb = min(kc, k - pc)
-                let first = pc == 0, last = pc + kb == k
-                var ic = 0
-                while ic < m {
-                    let mEnd = min(m, ic + mc)
-                    var jr = j0
-                    while jr < j1 {
-                        let cols = min(nr, j1 - jr)
-                        var bp = b + pc * ldb + jr
-                        var bStride = ldb
-                        if cols < nr {
-                            for kk in 0..<kb {
-                                for j in 0..<nr { edgeB[kk * nr + j] = j < cols ? bp[kk * ldb + j] : 0 }
+        // The last columns (fewer than 16) are copied into a zero-padded panel, written through raw
+        // stores only, so that the tile can always load whole SIMD16 rows.
+        let edgeB = UnsafeMutableRawPointer.allocate(byteCount: kc * nr * 4, alignment: 64)
+        defer { edgeB.deallocate() }
+        var pc = 0
+        while pc < k {
+            let kb = min(kc, k - pc)
+            let first = pc == 0, last = pc + kb == k
+            var ic = 0
+            while ic < m {
+                let mEnd = min(m, ic + mc)
+                var jr = j0
+                while jr < j1 {
+                    let cols = min(nr, j1 - jr)
+                    var bp = UnsafeRawPointer(b + pc * ldb + jr)
+                    var bStride = ldb * 4
+                    if cols < nr {
+                        for kk in 0..<kb {
+                            for j in 0..<nr {
+                                let v: Float = j < cols ? b[(pc + kk) * ldb + jr + j] : 0
+                                edgeB.storeBytes(of: v, toByteOffset: (kk * nr + j) * 4, as: Float.self)
                             }
-                            bp = UnsafePointer(edgeB)
-                            bStride = nr
                         }
-                        var ir = ic
-                        while ir < mEnd {
-                            let rows = min(8, m - ir)
-                            let ap = a.panel(ir / 8) + pc * 8
-                            if rows == 8 && cols == nr {
-                                tile(kb, ap, bp, bStride, c + ir * ldc + jr, ldc, first, last,
-                                     bias.map { $0 + ir }, relu)
-                            } else {
-                                // Edge tile: compute into a zeroed temporary, copy the valid part.
-                                for i in 0..<(8 * nr) { edgeC[i] = 0 }
-                                for r in 0..<rows {
-                                    for j in 0..<cols { edgeC[r * nr + j] = c[(ir + r) * ldc + jr + j] }
-                                }
-                                tile(kb, ap, bp, bStride, edgeC, nr, first, last, bias.map { $0 + ir }, relu, rows: rows)
-                                for r in 0..<rows {
-                                    for j in 0..<cols { c[(ir + r) * ldc + jr + j] = edgeC[r * nr + j] }
-                                }
-                            }
-                            ir += 8
-                        }
-                        jr += nr
+                        bp = UnsafeRawPointer(edgeB)
+                        bStride = nr * 4
                     }
-                    ic = mEnd
+                    var ir = ic
+                    while ir < mEnd {
+                        tile(kb, a.panel(ir / 8) + pc * 8, bp, bStride, c + ir * ldc + jr, ldc, first, last,
+                             bias.map { $0 + ir }, relu, rows: min(8, m - ir), cols: cols)
+                        ir += 8
+                    }
+                    jr += nr
                 }
-                pc += kb
+                ic = mEnd
             }
+            pc += kb
         }
     }
 
-    /// One 8 x 16 tile over `kb` steps of K. `rows` < 8 only limits which bias values are read.
+    /// One 8 x 16 tile over `kb` steps of K (B rows `bStride` bytes apart), stored into the first
+    /// `rows` x `cols` of C: whole SIMD16 rows when the tile is full, lane by lane at the edges.
     @inline(__always)
-    static func tile(_ kb: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ ldb: Int,
+    static func tile(_ kb: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int,
                      _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
-                     _ bias: UnsafePointer<Float>?, _ relu: Bool, rows: Int = 8) {
+                     _ bias: UnsafePointer<Float>?, _ relu: Bool, rows: Int, cols: Int) {
         var c0 = SIMD16<Float>(), c1 = SIMD16<Float>(), c2 = SIMD16<Float>(), c3 = SIMD16<Float>()
         var c4 = SIMD16<Float>(), c5 = SIMD16<Float>(), c6 = SIMD16<Float>(), c7 = SIMD16<Float>()
         var ap = a
-        var bp = UnsafeRawPointer(b)
-        let stride = ldb * 4
+        var bp = b
         for _ in 0..<kb {
             let v = bp.loadUnaligned(as: SIMD16<Float>.self)
             c0.addProduct(SIMD16(repeating: ap[0]), v)
@@ -108,25 +97,42 @@ public enum GEMM {
             c6.addProduct(SIMD16(repeating: ap[6]), v)
             c7.addProduct(SIMD16(repeating: ap[7]), v)
             ap += 8
-            bp += stride
+            bp += bStride
         }
-        store(c0, c, 0, ldc, first, last, bias, relu, rows)
-        store(c1, c, 1, ldc, first, last, bias, relu, rows)
-        store(c2, c, 2, ldc, first, last, bias, relu, rows)
-        store(c3, c, 3, ldc, first, last, bias, relu, rows)
-        store(c4, c, 4, ldc, first, last, bias, relu, rows)
-        store(c5, c, 5, ldc, first, last, bias, relu, rows)
-        store(c6, c, 6, ldc, first, last, bias, relu, rows)
-        store(c7, c, 7, ldc, first, last, bias, relu, rows)
+        if rows == 8 && cols == nr {
+            store(c0, c, 0, ldc, first, last, bias, relu)
+            store(c1, c, 1, ldc, first, last, bias, relu)
+            store(c2, c, 2, ldc, first, last, bias, relu)
+            store(c3, c, 3, ldc, first, last, bias, relu)
+            store(c4, c, 4, ldc, first, last, bias, relu)
+            store(c5, c, 5, ldc, first, last, bias, relu)
+            store(c6, c, 6, ldc, first, last, bias, relu)
+            store(c7, c, 7, ldc, first, last, bias, relu)
+        } else {
+            let accumulators = [c0, c1, c2, c3, c4, c5, c6, c7]
+            for r in 0..<rows {
+                let row = c + r * ldc
+                for j in 0..<cols {
+                    var v = accumulators[r][j]
+                    if first {
+                        if let bias { v += bias[r] }
+                    } else {
+                        v += row[j]
+                    }
+                    if last && relu && v < 0 { v = 0 }
+                    row[j] = v
+                }
+            }
+        }
     }
 
     @inline(__always)
     static func store(_ acc: SIMD16<Float>, _ c: UnsafeMutablePointer<Float>, _ r: Int, _ ldc: Int,
-                      _ first: Bool, _ last: Bool, _ bias: UnsafePointer<Float>?, _ relu: Bool, _ rows: Int) {
+                      _ first: Bool, _ last: Bool, _ bias: UnsafePointer<Float>?, _ relu: Bool) {
         let p = UnsafeMutableRawPointer(c + r * ldc)
         var v = acc
         if first {
-            if let bias, r < rows { v += SIMD16(repeating: bias[r]) }
+            if let bias { v += SIMD16(repeating: bias[r]) }
         } else {
             v += p.loadUnaligned(as: SIMD16<Float>.self)
         }

@@ -7,7 +7,7 @@ public final class PackedMatrix: @unchecked Sendable {
     let storage: AlignedBuffer
 
     /// Packs `values`, row-major M x K (an OIHW conv weight is exactly this with K = I*H*W).
-    public init(rows: Int, cols: Int, values: UnsafeBufferPointer<Float>) {
+    public init(rows: Int, cols: Int, values: [Float]) {
         precondition(values.count == rows * cols, "PackedMatrix: \(values.count) values for \(rows)x\(cols)")
         self.rows = rows
         self.cols = cols
@@ -15,15 +15,9 @@ public final class PackedMatrix: @unchecked Sendable {
         storage = AlignedBuffer(count: panels * cols * 8)
         let p = storage.pointer
         for r in 0..<rows {
-            let panel = r / 8, lane = r % 8
-            let dst = p + panel * cols * 8 + lane
-            let src = values.baseAddress! + r * cols
-            for k in 0..<cols { dst[k * 8] = src[k] }
+            let dst = p + (r / 8) * cols * 8 + r % 8
+            for k in 0..<cols { dst[k * 8] = values[r * cols + k] }
         }
-    }
-
-    public convenience init(rows: Int, cols: Int, values: [Float]) {
-        self.init(rows: rows, cols: cols, values: values.withUnsafeBufferPointer { $0 })
     }
 
     @inline(__always) func panel(_ index: Int) -> UnsafePointer<Float> {

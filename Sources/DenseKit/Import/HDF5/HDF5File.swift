@@ -4,7 +4,19 @@ import Foundation
 /// The one place that touches libhdf5: a read-only HDF5 file (on disk or in memory), with just the
 /// reads the Keras importer needs. Every C status goes through `check`, which turns a negative
 /// result into `ImportError` quoting HDF5's own message. HDF5 never prints anything itself.
+///
+/// The system libhdf5 is built without thread safety: every use of it goes through `serialized`.
 final class HDF5File {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var images = 0
+
+    /// Runs `body` (which must open, read and release its files) while no other thread uses HDF5.
+    static func serialized<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
+
     private let id: hid_t
     /// Per-dataset element cap (2^31): a file that claims more is refused before anything is allocated.
     static let maximumElements = 1 << 31
@@ -27,7 +39,9 @@ final class HDF5File {
             try Self.check(H5Pset_file_image(fapl, UnsafeMutableRawPointer(mutating: raw.baseAddress), raw.count),
                            "cannot load the in-memory image")
         }
-        id = try Self.check(H5Fopen("model.weights.h5", dk_h5f_acc_rdonly(), fapl), "cannot open as HDF5")
+        // HDF5 recognises an already open file by name: every image gets its own.
+        Self.images += 1
+        id = try Self.check(H5Fopen("densekit-image-\(Self.images).h5", dk_h5f_acc_rdonly(), fapl), "cannot open as HDF5")
     }
 
     deinit { H5Fclose(id) }

@@ -15,7 +15,7 @@ public enum KerasImporter {
         }
         var configJSON: String? = nil
         var version: String? = nil
-        let file: HDF5File
+        var image: Data? = nil
         let format: ModelSource.Format
         if data.starts(with: ZipArchive.signature) {
             let zip = try ZipArchive(data: data)
@@ -27,14 +27,16 @@ public enum KerasImporter {
                let object = try? JSONSerialization.jsonObject(with: meta) as? [String: Any] {
                 version = object["keras_version"] as? String
             }
-            file = try HDF5File(image: weights)
+            image = weights
             format = .kerasArchive
         } else {
             guard data.starts(with: HDF5File.signature) else { throw ImportError.malformed("not an HDF5 file (bad signature)") }
-            file = try HDF5File(path: path)
             format = .kerasH5
         }
-        let weights = try KerasWeights(file: file, trustStoredNames: trustStoredNames)
+        let weights = try HDF5File.serialized {
+            let file = try image.map { try HDF5File(image: $0) } ?? HDF5File(path: path)
+            return try KerasWeights(file: file, trustStoredNames: trustStoredNames)
+        }
         configJSON = configJSON ?? weights.modelConfig
         let config = try configJSON.map { try KerasModelConfig(json: $0) }
         var builder = Builder(weights: weights, config: config)

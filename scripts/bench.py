@@ -1,0 +1,80 @@
+"""Time densekit and onnxruntime on the same full-size DenseNet-121, in one run, and print the ratios.
+
+usage: bench.py DENSEKIT_BINARY FULL_FIXTURES_FOLDER [--repeat N]
+
+Both run as separate processes on the same model file and input, batch 1, with 1 and then 2 threads;
+each reports the median of N timed runs after one warm-up. Peak memory is each process's maximum
+resident set (onnxruntime's includes the Python interpreter, which is measured alone and subtracted).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+ORT_SCRIPT = r"""
+import json, sys, time
+import numpy as np
+import onnxruntime as ort
+model, inp, threads, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+x = np.load(inp)
+t0 = time.perf_counter()
+o = ort.SessionOptions()
+o.intra_op_num_threads = threads
+o.inter_op_num_threads = 1
+s = ort.InferenceSession(model, o, providers=["CPUExecutionProvider"])
+load = (time.perf_counter() - t0) * 1000
+name = s.get_inputs()[0].name
+s.run(None, {name: x})
+times = []
+for _ in range(repeat):
+    t = time.perf_counter()
+    s.run(None, {name: x})
+    times.append((time.perf_counter() - t) * 1000)
+times.sort()
+print(json.dumps({"median": times[len(times) // 2], "min": times[0], "loadMs": load}))
+"""
+
+BASELINE_SCRIPT = "import numpy, onnxruntime"
+
+
+def peak_mb(cmd):
+    """Runs cmd; returns its stdout and its peak resident set in MB."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(p.pid, 0)
+    out = p.stdout.read().decode()
+    err = p.stderr.read().decode()
+    if status != 0:
+        sys.exit("failed: %s\n%s" % (" ".join(cmd), err))
+    return out, usage.ru_maxrss / 1024.0
+
+
+def main():
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    binary, folder = sys.argv[1], sys.argv[2]
+    repeat = int(sys.argv[sys.argv.index("--repeat") + 1]) if "--repeat" in sys.argv else 30
+    model = os.path.join(folder, "densenet121-legacy-opset17.onnx")
+    inp = os.path.join(folder, "input-224.npy")
+    out = os.path.join(tempfile.mkdtemp(), "y.npy")
+    _, python_mb = peak_mb([sys.executable, "-c", BASELINE_SCRIPT])
+    print("DenseNet-121, batch 1, 224x224, %d timed runs after a warm-up; model %s" % (repeat, os.path.basename(model)))
+    print("%-8s %14s %14s %8s   %12s %12s" % ("threads", "densekit ms", "onnxrt ms", "ratio", "densekit MB", "onnxrt MB"))
+    for threads in (1, 2):
+        dk_out, dk_mb = peak_mb([binary, "run", model, "--input", inp, "--output", out,
+                                 "--threads", str(threads), "--repeat", str(repeat), "--json"])
+        dk = json.loads(dk_out)
+        ort_out, ort_mb = peak_mb([sys.executable, "-c", ORT_SCRIPT, model, inp, str(threads), str(repeat)])
+        ort = json.loads(ort_out)
+        ratio = dk["runMs"]["median"] / ort["median"]
+        print("%-8d %14.2f %14.2f %8.3f   %12.1f %12.1f" % (threads, dk["runMs"]["median"], ort["median"], ratio,
+                                                          dk_mb, ort_mb - python_mb))
+        if threads == 1:
+            load = (dk["loadMs"], ort["loadMs"])
+    print("load: densekit %.1f ms (import + prepare), onnxruntime %.1f ms (session creation)" % load)
+    print("(onnxruntime's MB exclude the %.1f MB of the Python interpreter with numpy and onnxruntime imported)" % python_mb)
+
+
+if __name__ == "__main__":
+    main()
