@@ -1,0 +1,66 @@
+/// How far one activation is from another (B is the reference side).
+///
+/// `maxRel` is the largest absolute difference divided by the largest magnitude in B (the layer's
+/// scale), which stays meaningful where individual values are near zero. `nmse` is
+/// sum (a - b)^2 / sum b^2.
+public struct ErrorMetrics: Sendable, Equatable {
+    public var maxAbs: Float = 0
+    public var maxRel: Float = 0
+    public var cosine: Float = 1
+    public var nmse: Float = 0
+    /// Largest |b|: the scale the tolerance is applied against.
+    public var scale: Float = 0
+
+    public init() {}
+
+    public init(_ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>) {
+        var maxAbs: Float = 0, scale: Float = 0
+        var dot = 0.0, na = 0.0, nb = 0.0, err = 0.0
+        for i in 0..<min(a.count, b.count) {
+            let x = a[i], y = b[i]
+            let d = abs(x - y)
+            if !(d <= maxAbs) { maxAbs = d }  // NaN propagates
+            scale = max(scale, abs(y))
+            dot += Double(x) * Double(y)
+            na += Double(x) * Double(x)
+            nb += Double(y) * Double(y)
+            err += Double(x - y) * Double(x - y)
+        }
+        self.maxAbs = maxAbs
+        self.scale = scale
+        maxRel = scale > 0 ? maxAbs / scale : maxAbs
+        cosine = na > 0 && nb > 0 ? Float(dot / (na.squareRoot() * nb.squareRoot())) : (na == nb ? 1 : 0)
+        nmse = nb > 0 ? Float(err / nb) : Float(err)
+    }
+
+    /// Worst of two (for combining images of a batch).
+    public func merged(_ o: ErrorMetrics) -> ErrorMetrics {
+        var m = ErrorMetrics()
+        m.maxAbs = max(maxAbs, o.maxAbs)
+        m.maxRel = max(maxRel, o.maxRel)
+        m.cosine = min(cosine, o.cosine)
+        m.nmse = max(nmse, o.nmse)
+        m.scale = max(scale, o.scale)
+        return m
+    }
+}
+
+/// When two activations count as the same: every |a - b| <= atol + rtol * (largest |b| of the layer).
+public struct Tolerance: Sendable, Equatable {
+    /// Defaults for float32 through a deep net: exports of the same weights differ by float
+    /// reassociation (about 1e-6 of a layer's scale); a changed weight moves a layer by far more.
+    public static let defaultAbsolute: Float = 1e-5
+    public static let defaultRelative: Float = 1e-4
+
+    public var absolute: Float
+    public var relative: Float
+
+    public init(absolute: Float = defaultAbsolute, relative: Float = defaultRelative) {
+        self.absolute = absolute
+        self.relative = relative
+    }
+
+    public func allows(_ m: ErrorMetrics) -> Bool { m.maxAbs <= absolute + relative * m.scale }
+    /// The largest difference allowed for a layer of the given scale.
+    public func limit(scale: Float) -> Float { absolute + relative * scale }
+}

@@ -1,0 +1,146 @@
+/// Runs two copies of one DenseNet side by side on the same input and compares every canonical layer.
+///
+/// The two executions advance in lockstep, one canonical layer at a time: each pair of activations is
+/// compared and then overwritten by the next layer, so memory stays that of two single runs.
+public struct ModelDiff {
+    public struct Layer: Sendable {
+        public var name: String
+        public var metrics: ErrorMetrics
+        public var withinTolerance: Bool
+        /// Channels of this layer's output whose difference exceeds the tolerance (first...last).
+        public var divergentChannels: ClosedRange<Int>?
+        /// Where this layer's channels sit in its dense block's concatenated features.
+        public var blockChannelOffset: Int?
+    }
+
+    public struct Sample: Sendable {
+        public var top1A: Int
+        public var top1B: Int
+        public var top5A: [Int]
+        public var top5B: [Int]
+        public var top1Agrees: Bool { top1A == top1B }
+        public var top5Agrees: Bool { Set(top5A) == Set(top5B) }
+    }
+
+    public struct Result: Sendable {
+        public var layers: [Layer]
+        public var output: ErrorMetrics
+        public var samples: [Sample]
+        public var tolerance: Tolerance
+
+        public var firstDivergence: Layer? { layers.first { !$0.withinTolerance } }
+        public var withinTolerance: Bool { firstDivergence == nil }
+        public var top1Agreement: Double { Double(samples.filter(\.top1Agrees).count) / Double(max(samples.count, 1)) }
+        public var top5Agreement: Double { Double(samples.filter(\.top5Agrees).count) / Double(max(samples.count, 1)) }
+    }
+
+    public enum Error: Swift.Error, CustomStringConvertible {
+        case differentArchitectures([String])
+        public var description: String {
+            switch self {
+            case .differentArchitectures(let reasons):
+                return "the two models are not the same architecture: " + reasons.joined(separator: "; ")
+            }
+        }
+    }
+
+    let a: DenseNet, b: DenseNet
+    let tolerance: Tolerance
+    let threads: Int
+
+    public init(_ a: DenseNet, _ b: DenseNet, tolerance: Tolerance = Tolerance(), threads: Int = 1) throws {
+        let reasons = Self.correspondence(a, b)
+        guard reasons.isEmpty else { throw Error.differentArchitectures(reasons) }
+        self.a = a
+        self.b = b
+        self.tolerance = tolerance
+        self.threads = threads
+    }
+
+    /// The layers that do not correspond, named.
+    static func correspondence(_ a: DenseNet, _ b: DenseNet) -> [String] {
+        var reasons: [String] = []
+        if a.stem.outChannels != b.stem.outChannels { reasons.append("stem has \(a.stem.outChannels) vs \(b.stem.outChannels) channels") }
+        let stemA = "conv \(a.stem.conv.kernel)x\(a.stem.conv.kernel)/\(a.stem.conv.stride)\(a.stem.pool == nil ? "" : " + pool")"
+        let stemB = "conv \(b.stem.conv.kernel)x\(b.stem.conv.kernel)/\(b.stem.conv.stride)\(b.stem.pool == nil ? "" : " + pool")"
+        if stemA != stemB { reasons.append("stem is \(stemA) vs \(stemB)") }
+        if a.blocks.count != b.blocks.count { reasons.append("\(a.blocks.count) vs \(b.blocks.count) dense blocks") }
+        for (i, (x, y)) in zip(a.blocks, b.blocks).enumerated() {
+            if x.layers.count != y.layers.count { reasons.append("block\(i + 1) has \(x.layers.count) vs \(y.layers.count) layers") }
+            if x.layers.first?.growth != y.layers.first?.growth {
+                reasons.append("block\(i + 1) grows by \(x.layers.first?.growth ?? 0) vs \(y.layers.first?.growth ?? 0)")
+            }
+        }
+        for (i, (x, y)) in zip(a.transitions, b.transitions).enumerated() where x.conv.outChannels != y.conv.outChannels {
+            reasons.append("transition\(i + 1) outputs \(x.conv.outChannels) vs \(y.conv.outChannels) channels")
+        }
+        if a.classes != b.classes { reasons.append("head has \(a.classes) vs \(b.classes) classes") }
+        return reasons
+    }
+
+    /// `input` is NCHW [batch, C, height, width].
+    public func run(_ input: [Float], batch: Int, height: Int, width: Int) throws -> Result {
+        let ea = Executor(a, threads: threads), eb = Executor(b, threads: threads)
+        let per = a.stem.conv.inChannels * height * width
+        var layers: [Layer] = []
+        var output = ErrorMetrics()
+        var samples: [Sample] = []
+        for n in 0..<batch {
+            let image = input[(n * per)..<((n + 1) * per)]
+            let xa = try ea.start(image: image, height: height, width: width)
+            let xb = try eb.start(image: image, height: height, width: width)
+            var index = 0
+            var blockOffset = 0
+            while let la = try xa.next(), let lb = try xb.next() {
+                let m = ErrorMetrics(la.values, lb.values)
+                let isDenseLayer = la.name.contains(".layer")
+                if la.name == "stem" || la.name.hasPrefix("transition") { blockOffset = la.channels }
+                let channels = divergentChannels(la, lb)
+                let layer = Layer(name: la.name, metrics: m, withinTolerance: tolerance.allows(m), divergentChannels: channels,
+                                  blockChannelOffset: isDenseLayer ? blockOffset : nil)
+                if isDenseLayer { blockOffset += la.channels }
+                if n == 0 {
+                    layers.append(layer)
+                } else {
+                    layers[index].metrics = layers[index].metrics.merged(m)
+                    layers[index].withinTolerance = layers[index].withinTolerance && layer.withinTolerance
+                    layers[index].divergentChannels = union(layers[index].divergentChannels, channels)
+                }
+                if la.name == "head" {
+                    output = n == 0 ? m : output.merged(m)
+                    samples.append(Sample(top1A: top(la.values, 1)[0], top1B: top(lb.values, 1)[0],
+                                          top5A: top(la.values, 5), top5B: top(lb.values, 5)))
+                }
+                index += 1
+            }
+        }
+        return Result(layers: layers, output: output, samples: samples, tolerance: tolerance)
+    }
+
+    private func divergentChannels(_ a: LayerActivation, _ b: LayerActivation) -> ClosedRange<Int>? {
+        let size = a.height * a.width
+        var scale: Float = 0
+        for v in b.values { scale = max(scale, abs(v)) }
+        let limit = tolerance.limit(scale: scale)
+        var first: Int? = nil, last = 0
+        for c in 0..<a.channels {
+            var worst: Float = 0
+            for i in (c * size)..<((c + 1) * size) { worst = max(worst, abs(a.values[i] - b.values[i])) }
+            if !(worst <= limit) {
+                if first == nil { first = c }
+                last = c
+            }
+        }
+        return first.map { $0...last }
+    }
+
+    private func union(_ x: ClosedRange<Int>?, _ y: ClosedRange<Int>?) -> ClosedRange<Int>? {
+        guard let x else { return y }
+        guard let y else { return x }
+        return min(x.lowerBound, y.lowerBound)...max(x.upperBound, y.upperBound)
+    }
+
+    private func top(_ v: UnsafeBufferPointer<Float>, _ k: Int) -> [Int] {
+        Array(v.indices.sorted { v[$0] > v[$1] || (v[$0] == v[$1] && $0 < $1) }.prefix(k))
+    }
+}
