@@ -1,119 +1,180 @@
-import Dispatch
-
 /// C = A * B (+ bias per row) (then ReLU), with A packed and B read in place.
 ///
-/// A is M x K (`PackedMatrix`), B is K x N row-major with row stride `ldb`, C is M x N with row
-/// stride `ldc`. For a convolution this is weights (OIHW as M x K) times the input (im2col or, for
-/// 1x1, the CHW activations themselves), giving the CHW output. Register tile 8 x 16 (one SIMD16
-/// accumulator per row), K blocked by 256, M by 128, N split across threads.
+/// A is M x K (`PackedMatrix`), C is M x N with row stride `ldc`. B is K x N, given as segments of
+/// consecutive K rows that share a row stride: one strided matrix for a plain GEMM, or one segment
+/// per kernel tap for a stride-1 convolution read straight from a zero-padded image (`Conv3x3`).
+/// Register tile 8 x 32 (two SIMD16 accumulators per row, 16 in all, so the two FMA ports stay
+/// busy while B rows and A broadcasts stream from L1), K blocked by 256, M by 128, N split across threads.
 public enum GEMM {
     static let kc = 256
     static let mc = 128
-    static let nr = 16
+    static let nr = 32
 
+    /// K rows [k0, k0 + count) of B start at `base` and are `stride` floats apart. With `scale` and
+    /// `shift`, row k is read as max(0, b * scale[k] + shift[k]) (a BatchNorm-ReLU applied while packing).
+    public struct Segment {
+        public var k0: Int
+        public var count: Int
+        public var base: UnsafePointer<Float>
+        public var stride: Int
+        public var scale: UnsafePointer<Float>?
+        public var shift: UnsafePointer<Float>?
+
+        public init(k0: Int, count: Int, base: UnsafePointer<Float>, stride: Int,
+                    scale: UnsafePointer<Float>? = nil, shift: UnsafePointer<Float>? = nil) {
+            self.k0 = k0
+            self.count = count
+            self.base = base
+            self.stride = stride
+            self.scale = scale
+            self.shift = shift
+        }
+    }
+
+    /// Plain GEMM: B is K x N row-major with row stride `ldb`; with `scale`/`shift` (K values each),
+    /// B's rows go through BatchNorm-ReLU as they are packed.
     public static func multiply(_ a: PackedMatrix, _ b: UnsafePointer<Float>, ldb: Int, n: Int,
+                                _ c: UnsafeMutablePointer<Float>, ldc: Int,
+                                bias: UnsafePointer<Float>? = nil, relu: Bool = false,
+                                scale: UnsafePointer<Float>? = nil, shift: UnsafePointer<Float>? = nil, threads: Int = 1) {
+        var segments: [Segment] = []
+        var k0 = 0
+        while k0 < a.cols {
+            let count = min(kc, a.cols - k0)
+            segments.append(Segment(k0: k0, count: count, base: b + k0 * ldb, stride: ldb,
+                                    scale: scale.map { $0 + k0 }, shift: shift.map { $0 + k0 }))
+            k0 += count
+        }
+        multiply(a, segments, n: n, c, ldc: ldc, bias: bias, relu: relu, threads: threads)
+    }
+
+    /// GEMM over B segments covering K in order, each at most 256 rows.
+    public static func multiply(_ a: PackedMatrix, _ segments: [Segment], n: Int,
                                 _ c: UnsafeMutablePointer<Float>, ldc: Int,
                                 bias: UnsafePointer<Float>? = nil, relu: Bool = false, threads: Int = 1) {
         guard n > 0, a.rows > 0 else { return }
         let chunks = threads <= 1 || n < 2 * nr ? 1 : min(threads, n / nr)
         if chunks == 1 {
-            run(a, b, ldb, 0, n, c, ldc, bias, relu)
+            run(a, segments, 0, n, c, ldc, bias, relu)
             return
         }
-        let perChunk = ((n + chunks - 1) / chunks + nr - 1) / nr * nr
-        let bAddress = UInt(bitPattern: b), cAddress = UInt(bitPattern: c)
-        let biasAddress = bias.map { UInt(bitPattern: $0) }
-        DispatchQueue.concurrentPerform(iterations: chunks) { i in
-            let j0 = i * perChunk, j1 = min(n, j0 + perChunk)
-            guard j0 < j1 else { return }
-            run(a, UnsafePointer(bitPattern: bAddress)!, ldb, j0, j1,
-                UnsafeMutablePointer(bitPattern: cAddress)!, ldc,
-                biasAddress.flatMap { UnsafePointer(bitPattern: $0) }, relu)
+        WorkerPool.shared(threads: chunks).parallelFor(n, granule: nr) { columns in
+            run(a, segments, columns.lowerBound, columns.upperBound, c, ldc, bias, relu)
         }
     }
 
-    /// Columns [j0, j1) of C.
-    static func run(_ a: PackedMatrix, _ b: UnsafePointer<Float>, _ ldb: Int, _ j0: Int, _ j1: Int,
+    /// Columns [j0, j1) of C. Loop order: M blocks of 128 rows, then 32-column panels, then all of K
+    /// (segment by segment, each B panel packed contiguously), then the 8-row tiles; a C panel stays
+    /// in L1 across K and the B window of one panel stays in L1/L2 across the taps of a convolution.
+    static func run(_ a: PackedMatrix, _ segments: [Segment], _ j0: Int, _ j1: Int,
                     _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ bias: UnsafePointer<Float>?, _ relu: Bool) {
-        let m = a.rows, k = a.cols
-        // The last columns (fewer than 16) are copied into a zero-padded panel, written through raw
-        // stores only, so that the tile can always load whole SIMD16 rows.
-        let edgeB = UnsafeMutableRawPointer.allocate(byteCount: kc * nr * 4, alignment: 64)
-        defer { edgeB.deallocate() }
-        var pc = 0
-        while pc < k {
-            let kb = min(kc, k - pc)
-            let first = pc == 0, last = pc + kb == k
-            var ic = 0
-            while ic < m {
-                let mEnd = min(m, ic + mc)
-                var jr = j0
-                while jr < j1 {
-                    let cols = min(nr, j1 - jr)
-                    var bp = UnsafeRawPointer(b + pc * ldb + jr)
-                    var bStride = ldb * 4
-                    if cols < nr {
-                        for kk in 0..<kb {
-                            for j in 0..<nr {
-                                let v: Float = j < cols ? b[(pc + kk) * ldb + jr + j] : 0
-                                edgeB.storeBytes(of: v, toByteOffset: (kk * nr + j) * 4, as: Float.self)
-                            }
-                        }
-                        bp = UnsafeRawPointer(edgeB)
-                        bStride = nr * 4
-                    }
+        let m = a.rows
+        let panel = UnsafeMutableRawPointer.allocate(byteCount: kc * nr * 4, alignment: 64)
+        defer { panel.deallocate() }
+        var ic = 0
+        while ic < m {
+            let mEnd = min(m, ic + mc)
+            var jr = j0
+            while jr < j1 {
+                let cols = min(nr, j1 - jr)
+                for (s, segment) in segments.enumerated() {
+                    let kb = segment.count
+                    pack(segment, jr, cols, into: panel)
                     var ir = ic
                     while ir < mEnd {
-                        tile(kb, a.panel(ir / 8) + pc * 8, bp, bStride, c + ir * ldc + jr, ldc, first, last,
-                             bias.map { $0 + ir }, relu, rows: min(8, m - ir), cols: cols)
+                        tile(kb, a.panel(ir / 8) + segment.k0 * 8, UnsafeRawPointer(panel), nr * 4, c + ir * ldc + jr, ldc,
+                             s == 0, s == segments.count - 1, bias.map { $0 + ir }, relu, rows: min(8, m - ir), cols: cols)
                         ir += 8
                     }
-                    jr += nr
                 }
-                ic = mEnd
+                jr += nr
             }
-            pc += kb
+            ic = mEnd
         }
     }
 
-    /// One 8 x 16 tile over `kb` steps of K (B rows `bStride` bytes apart), stored into the first
+    /// Copies the kb x 32 panel of B at column `jr` contiguously (zero past `cols`): raw stores only.
+    @inline(__always)
+    static func pack(_ segment: Segment, _ jr: Int, _ cols: Int, into panel: UnsafeMutableRawPointer) {
+        if let scale = segment.scale, let shift = segment.shift {
+            for kk in 0..<segment.count {
+                let s = SIMD16<Float>(repeating: scale[kk]), t = SIMD16<Float>(repeating: shift[kk])
+                let row = segment.base + kk * segment.stride + jr
+                if cols == nr {
+                    let raw = UnsafeRawPointer(row)
+                    var u = t.addingProduct(raw.loadUnaligned(as: SIMD16<Float>.self), s)
+                    var v = t.addingProduct(raw.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self), s)
+                    u = u.replacing(with: 0, where: u .< 0)
+                    v = v.replacing(with: 0, where: v .< 0)
+                    panel.storeBytes(of: u, toByteOffset: kk * nr * 4, as: SIMD16<Float>.self)
+                    panel.storeBytes(of: v, toByteOffset: kk * nr * 4 + 64, as: SIMD16<Float>.self)
+                } else {
+                    for j in 0..<nr {
+                        let x = j < cols ? max(0, row[j] * scale[kk] + shift[kk]) : 0
+                        panel.storeBytes(of: x, toByteOffset: (kk * nr + j) * 4, as: Float.self)
+                    }
+                }
+            }
+            return
+        }
+        if cols == nr {
+            for kk in 0..<segment.count {
+                let row = UnsafeRawPointer(segment.base + kk * segment.stride + jr)
+                panel.storeBytes(of: row.loadUnaligned(as: SIMD16<Float>.self), toByteOffset: kk * nr * 4, as: SIMD16<Float>.self)
+                panel.storeBytes(of: row.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self),
+                                 toByteOffset: kk * nr * 4 + 64, as: SIMD16<Float>.self)
+            }
+        } else {
+            for kk in 0..<segment.count {
+                let row = segment.base + kk * segment.stride + jr
+                for j in 0..<nr {
+                    panel.storeBytes(of: j < cols ? row[j] : 0, toByteOffset: (kk * nr + j) * 4, as: Float.self)
+                }
+            }
+        }
+    }
+
+    /// One 8 x 32 tile over `kb` steps of K (B rows `bStride` bytes apart), stored into the first
     /// `rows` x `cols` of C: whole SIMD16 rows when the tile is full, lane by lane at the edges.
     @inline(__always)
     static func tile(_ kb: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int,
                      _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
                      _ bias: UnsafePointer<Float>?, _ relu: Bool, rows: Int, cols: Int) {
-        var c0 = SIMD16<Float>(), c1 = SIMD16<Float>(), c2 = SIMD16<Float>(), c3 = SIMD16<Float>()
-        var c4 = SIMD16<Float>(), c5 = SIMD16<Float>(), c6 = SIMD16<Float>(), c7 = SIMD16<Float>()
+        var l0 = SIMD16<Float>(), l1 = SIMD16<Float>(), l2 = SIMD16<Float>(), l3 = SIMD16<Float>()
+        var l4 = SIMD16<Float>(), l5 = SIMD16<Float>(), l6 = SIMD16<Float>(), l7 = SIMD16<Float>()
+        var h0 = SIMD16<Float>(), h1 = SIMD16<Float>(), h2 = SIMD16<Float>(), h3 = SIMD16<Float>()
+        var h4 = SIMD16<Float>(), h5 = SIMD16<Float>(), h6 = SIMD16<Float>(), h7 = SIMD16<Float>()
         var ap = a
         var bp = b
         for _ in 0..<kb {
-            let v = bp.loadUnaligned(as: SIMD16<Float>.self)
-            c0.addProduct(SIMD16(repeating: ap[0]), v)
-            c1.addProduct(SIMD16(repeating: ap[1]), v)
-            c2.addProduct(SIMD16(repeating: ap[2]), v)
-            c3.addProduct(SIMD16(repeating: ap[3]), v)
-            c4.addProduct(SIMD16(repeating: ap[4]), v)
-            c5.addProduct(SIMD16(repeating: ap[5]), v)
-            c6.addProduct(SIMD16(repeating: ap[6]), v)
-            c7.addProduct(SIMD16(repeating: ap[7]), v)
+            let lo = bp.loadUnaligned(as: SIMD16<Float>.self)
+            let hi = bp.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)
+            var s = SIMD16<Float>(repeating: ap[0]); l0.addProduct(s, lo); h0.addProduct(s, hi)
+            s = SIMD16<Float>(repeating: ap[1]); l1.addProduct(s, lo); h1.addProduct(s, hi)
+            s = SIMD16<Float>(repeating: ap[2]); l2.addProduct(s, lo); h2.addProduct(s, hi)
+            s = SIMD16<Float>(repeating: ap[3]); l3.addProduct(s, lo); h3.addProduct(s, hi)
+            s = SIMD16<Float>(repeating: ap[4]); l4.addProduct(s, lo); h4.addProduct(s, hi)
+            s = SIMD16<Float>(repeating: ap[5]); l5.addProduct(s, lo); h5.addProduct(s, hi)
+            s = SIMD16<Float>(repeating: ap[6]); l6.addProduct(s, lo); h6.addProduct(s, hi)
+            s = SIMD16<Float>(repeating: ap[7]); l7.addProduct(s, lo); h7.addProduct(s, hi)
             ap += 8
             bp += bStride
         }
         if rows == 8 && cols == nr {
-            store(c0, c, 0, ldc, first, last, bias, relu)
-            store(c1, c, 1, ldc, first, last, bias, relu)
-            store(c2, c, 2, ldc, first, last, bias, relu)
-            store(c3, c, 3, ldc, first, last, bias, relu)
-            store(c4, c, 4, ldc, first, last, bias, relu)
-            store(c5, c, 5, ldc, first, last, bias, relu)
-            store(c6, c, 6, ldc, first, last, bias, relu)
-            store(c7, c, 7, ldc, first, last, bias, relu)
+            store(l0, h0, c, 0, ldc, first, last, bias, relu)
+            store(l1, h1, c, 1, ldc, first, last, bias, relu)
+            store(l2, h2, c, 2, ldc, first, last, bias, relu)
+            store(l3, h3, c, 3, ldc, first, last, bias, relu)
+            store(l4, h4, c, 4, ldc, first, last, bias, relu)
+            store(l5, h5, c, 5, ldc, first, last, bias, relu)
+            store(l6, h6, c, 6, ldc, first, last, bias, relu)
+            store(l7, h7, c, 7, ldc, first, last, bias, relu)
         } else {
-            let accumulators = [c0, c1, c2, c3, c4, c5, c6, c7]
+            let low = [l0, l1, l2, l3, l4, l5, l6, l7], high = [h0, h1, h2, h3, h4, h5, h6, h7]
             for r in 0..<rows {
                 let row = c + r * ldc
                 for j in 0..<cols {
-                    var v = accumulators[r][j]
+                    var v = j < 16 ? low[r][j] : high[r][j - 16]
                     if first {
                         if let bias { v += bias[r] }
                     } else {
@@ -127,17 +188,26 @@ public enum GEMM {
     }
 
     @inline(__always)
-    static func store(_ acc: SIMD16<Float>, _ c: UnsafeMutablePointer<Float>, _ r: Int, _ ldc: Int,
+    static func store(_ lo: SIMD16<Float>, _ hi: SIMD16<Float>, _ c: UnsafeMutablePointer<Float>, _ r: Int, _ ldc: Int,
                       _ first: Bool, _ last: Bool, _ bias: UnsafePointer<Float>?, _ relu: Bool) {
         let p = UnsafeMutableRawPointer(c + r * ldc)
-        var v = acc
+        var u = lo, v = hi
         if first {
-            if let bias { v += SIMD16(repeating: bias[r]) }
+            if let bias {
+                let b = SIMD16<Float>(repeating: bias[r])
+                u += b
+                v += b
+            }
         } else {
-            v += p.loadUnaligned(as: SIMD16<Float>.self)
+            u += p.loadUnaligned(as: SIMD16<Float>.self)
+            v += p.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)
         }
-        if last && relu { v = v.replacing(with: 0, where: v .< 0) }
-        p.storeBytes(of: v, as: SIMD16<Float>.self)
+        if last && relu {
+            u = u.replacing(with: 0, where: u .< 0)
+            v = v.replacing(with: 0, where: v .< 0)
+        }
+        p.storeBytes(of: u, as: SIMD16<Float>.self)
+        p.storeBytes(of: v, toByteOffset: 64, as: SIMD16<Float>.self)
     }
 }
 

@@ -42,3 +42,39 @@ import Testing
         #expect(relativeError(y, want.values) < 1e-5, "\(t)")
     }
 }
+
+/// The padded (implicit) convolution against the direct reference convolution.
+@Suite struct PaddedConvolutionTests {
+    @Test(arguments: [(13, 9, 11, 4, 3), (20, 7, 7, 19, 3), (3, 5, 6, 2, 5), (300, 6, 5, 9, 3), (5, 8, 8, 33, 1)])
+    func matchesDirectConvolution(_ t: (c: Int, h: Int, w: Int, o: Int, k: Int)) {
+        var rng = SeededRandom(UInt64(t.c * 7 + t.h))
+        let p = t.k / 2
+        let x = rng.floats(t.c * t.h * t.w), weight = rng.floats(t.o * t.c * t.k * t.k), bias = rng.floats(t.o)
+        let want = Reference.conv(x, channels: t.c, height: t.h, width: t.w, weight: weight, outChannels: t.o,
+                                  kernel: t.k, stride: 1, pads: [p, p, p, p], bias: bias)
+        var padded = [Float](repeating: .nan, count: PaddedConvolution.paddedCount(channels: t.c, height: t.h, width: t.w, pad: p))
+        let n = PaddedConvolution.gridCount(height: t.h, width: t.w, pad: p)
+        var grid = [Float](repeating: .nan, count: t.o * n)
+        var y = [Float](repeating: .nan, count: t.o * t.h * t.w)
+        let packed = PackedMatrix(rows: t.o, cols: t.c * t.k * t.k,
+                                  values: PaddedConvolution.tapMajor(weight, outChannels: t.o, inChannels: t.c, kernel: t.k))
+        x.withUnsafeBufferPointer { xp in
+            padded.withUnsafeMutableBufferPointer {
+                PaddedConvolution.pad(xp.baseAddress!, channels: t.c, height: t.h, width: t.w, pad: p, into: $0.baseAddress!)
+                PaddedConvolution.zeroSlack($0.baseAddress!, channels: t.c, height: t.h, width: t.w, pad: p)
+            }
+        }
+        padded.withUnsafeBufferPointer { pp in
+            let segments = PaddedConvolution.segments(pp.baseAddress!, channels: t.c, height: t.h, width: t.w, kernel: t.k, pad: p)
+            bias.withUnsafeBufferPointer { bp in
+                grid.withUnsafeMutableBufferPointer { GEMM.multiply(packed, segments, n: n, $0.baseAddress!, ldc: n, bias: bp.baseAddress!, threads: 2) }
+            }
+        }
+        grid.withUnsafeBufferPointer { gp in
+            y.withUnsafeMutableBufferPointer {
+                PaddedConvolution.compact(gp.baseAddress!, channels: t.o, height: t.h, width: t.w, pad: p, into: $0.baseAddress!)
+            }
+        }
+        #expect(relativeError(y, want.values) < 1e-5, "\(t)")
+    }
+}

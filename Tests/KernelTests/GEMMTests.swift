@@ -55,3 +55,28 @@ import Testing
         }
     }
 }
+
+/// BatchNorm-ReLU applied to B while packing equals applying it first.
+@Suite struct FusedPackingTests {
+    @Test(arguments: [(16, 300, 45), (9, 40, 64), (128, 513, 196)])
+    func batchNormReLUWhilePacking(_ shape: (m: Int, k: Int, n: Int)) {
+        var rng = SeededRandom(UInt64(shape.k))
+        let a = rng.floats(shape.m * shape.k), b = rng.floats(shape.k * shape.n, -2...2)
+        let scale = rng.floats(shape.k, -1.5...1.5), shift = rng.floats(shape.k)
+        let activated = (0..<(shape.k * shape.n)).map { i in max(0, b[i] * scale[i / shape.n] + shift[i / shape.n]) }
+        let want = Reference.matmul(a, activated, m: shape.m, k: shape.k, n: shape.n)
+        let packed = PackedMatrix(rows: shape.m, cols: shape.k, values: a)
+        var c = [Float](repeating: .nan, count: shape.m * shape.n)
+        b.withUnsafeBufferPointer { bp in
+            scale.withUnsafeBufferPointer { sp in
+                shift.withUnsafeBufferPointer { tp in
+                    c.withUnsafeMutableBufferPointer {
+                        GEMM.multiply(packed, bp.baseAddress!, ldb: shape.n, n: shape.n, $0.baseAddress!, ldc: shape.n,
+                                      scale: sp.baseAddress!, shift: tp.baseAddress!, threads: 2)
+                    }
+                }
+            }
+        }
+        #expect(relativeError(c, want) < 1e-5)
+    }
+}

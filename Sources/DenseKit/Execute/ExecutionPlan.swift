@@ -32,15 +32,23 @@ final class ExecutionPlan: @unchecked Sendable {
                 }
                 b = (0..<conv.outChannels).map { o in (b?[o] ?? 0) * s[o] + t[o] }
             }
-            weights = PackedMatrix(rows: conv.outChannels, cols: w.count / conv.outChannels, values: w)
-            bias = b.map { AlignedBuffer($0) }
             inChannels = conv.inChannels
             outChannels = conv.outChannels
             kernel = conv.kernel
             stride = conv.stride
             pads = conv.pads
+            let k = conv.kernel
+            let padded = k > 1 && k % 2 == 1 && conv.stride == 1 && conv.pads.allSatisfy { $0 == k / 2 }
+            if padded {
+                w = PaddedConvolution.tapMajor(w, outChannels: outChannels, inChannels: inChannels, kernel: kernel)
+            }
+            weights = PackedMatrix(rows: conv.outChannels, cols: w.count / conv.outChannels, values: w)
+            bias = b.map { AlignedBuffer($0) }
+            self.padded = padded
         }
 
+        /// Computed from a zero-padded copy of the input (stride 1, "same" padding), weights tap-major.
+        let padded: Bool
         var isPointwise: Bool { kernel == 1 && stride == 1 && pads == [0, 0, 0, 0] }
 
         func outputSize(_ h: Int, _ w: Int) -> (Int, Int) {

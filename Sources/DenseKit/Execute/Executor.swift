@@ -60,6 +60,8 @@ public final class ImageExecution {
     private let image: AlignedBuffer
     private var blockA: AlignedBuffer, blockB: AlignedBuffer
     private let scratch: AlignedBuffer, bottleneck: AlignedBuffer, columns: AlignedBuffer, stemOut: AlignedBuffer
+    /// The zero-padded input and the wide output grid of `PaddedConvolution`.
+    private let padded: AlignedBuffer, grid: AlignedBuffer
     private let logits: AlignedBuffer
 
     private var step = 0
@@ -79,8 +81,20 @@ public final class ImageExecution {
         guard h1 > 0, w1 > 0 else { throw ExecutionError.unsupported("input \(height)x\(width) is too small for the stem") }
         var (h, w) = (h1, w1)
         if let p = plan.stemPool { (h, w) = p.outputSize(h1, w1) }
-        var maxBlock = 0, maxScratch = 0, maxBottleneck = 0
-        var maxColumns = stem.isPointwise ? 0 : stem.inChannels * stem.kernel * stem.kernel * h1 * w1
+        var maxBlock = 0, maxScratch = 0, maxBottleneck = 0, maxPadded = 0, maxGrid = 0
+        var maxColumns = 0
+        /// Grows the workspace for conv `c` on an h x w input.
+        func need(_ c: ExecutionPlan.Conv, _ h: Int, _ w: Int) {
+            if c.padded {
+                let p = c.kernel / 2
+                maxPadded = max(maxPadded, PaddedConvolution.paddedCount(channels: c.inChannels, height: h, width: w, pad: p))
+                maxGrid = max(maxGrid, c.outChannels * PaddedConvolution.gridCount(height: h, width: w, pad: p))
+            } else if !c.isPointwise {
+                let (oh, ow) = c.outputSize(h, w)
+                maxColumns = max(maxColumns, c.inChannels * c.kernel * c.kernel * oh * ow)
+            }
+        }
+        need(stem, height, width)
         for (b, layers) in plan.blocks.enumerated() {
             guard h > 0, w > 0 else { throw ExecutionError.unsupported("input \(height)x\(width) is too small: block\(b + 1) would be empty") }
             let hw = h * w
@@ -88,7 +102,7 @@ public final class ImageExecution {
             for l in layers {
                 maxScratch = max(maxScratch, l.norm.scale.count * hw)
                 if let bn = l.bottleneck { maxBottleneck = max(maxBottleneck, bn.outChannels * hw) }
-                if !l.conv.isPointwise { maxColumns = max(maxColumns, l.conv.inChannels * l.conv.kernel * l.conv.kernel * hw) }
+                need(l.conv, h, w)
                 guard l.conv.outputSize(h, w) == (h, w) else {
                     throw ExecutionError.unsupported("block\(b + 1): a dense layer's conv changes the spatial size")
                 }
@@ -99,7 +113,7 @@ public final class ImageExecution {
                 if !t.poolFirst {
                     let (ch, cw) = t.conv.outputSize(h, w)
                     maxBottleneck = max(maxBottleneck, t.conv.outChannels * ch * cw)
-                    if !t.conv.isPointwise { maxColumns = max(maxColumns, t.conv.inChannels * t.conv.kernel * t.conv.kernel * ch * cw) }
+                    need(t.conv, h, w)
                     (h, w) = t.pool.outputSize(ch, cw)
                 } else {
                     (h, w) = (h / 2, w / 2)
@@ -113,6 +127,8 @@ public final class ImageExecution {
         scratch = AlignedBuffer(count: maxScratch)
         bottleneck = AlignedBuffer(count: maxBottleneck)
         columns = AlignedBuffer(count: maxColumns)
+        padded = AlignedBuffer(count: maxPadded)
+        grid = AlignedBuffer(count: maxGrid)
         stemOut = AlignedBuffer(count: plan.stemPool == nil ? 0 : stem.outChannels * h1 * w1)
         logits = AlignedBuffer(count: plan.classifier.outFeatures)
     }
@@ -148,9 +164,12 @@ public final class ImageExecution {
         (h, w) = (h1, w1)
         if let p = plan.stemPool {
             let (oh, ow) = p.outputSize(h1, w1)
-            Elementwise.maxPool(stemOut.pointer, blockA.pointer, channels: c.outChannels, height: h1, width: w1,
-                                kernel: p.kernel, stride: p.stride, padTop: p.pads[0], padLeft: p.pads[1],
-                                outHeight: oh, outWidth: ow)
+            let (src, dst) = (stemOut.pointer, blockA.pointer)
+            parallel(c.outChannels) { r in
+                Elementwise.maxPool(src + r.lowerBound * h1 * w1, dst + r.lowerBound * oh * ow, channels: r.count, height: h1, width: w1,
+                                    kernel: p.kernel, stride: p.stride, padTop: p.pads[0], padLeft: p.pads[1],
+                                    outHeight: oh, outWidth: ow)
+            }
             (h, w) = (oh, ow)
         }
         offset = c.outChannels
@@ -161,13 +180,15 @@ public final class ImageExecution {
         let l = plan.blocks[block][layer]
         let hw = h * w
         let current = blockA.pointer
-        Elementwise.batchNormReLU(current, scratch.pointer, channels: offset, size: hw,
-                                  scale: l.norm.scale.pointer, shift: l.norm.shift.pointer)
         var source = UnsafePointer(scratch.pointer)
         if let b = l.bottleneck {
-            GEMM.multiply(b.weights, source, ldb: hw, n: hw, bottleneck.pointer, ldc: hw,
-                          bias: b.bias.map { UnsafePointer($0.pointer) }, relu: true, threads: threads)
+            // BN-ReLU of the block's features is applied while the GEMM packs them.
+            GEMM.multiply(b.weights, current, ldb: hw, n: hw, bottleneck.pointer, ldc: hw,
+                          bias: b.bias.map { UnsafePointer($0.pointer) }, relu: true,
+                          scale: l.norm.scale.pointer, shift: l.norm.shift.pointer, threads: threads)
             source = UnsafePointer(bottleneck.pointer)
+        } else {
+            batchNormReLU(current, scratch.pointer, channels: offset, size: hw, l.norm)
         }
         let out = current + offset * hw
         convolve(l.conv, source, h, w, into: out, relu: false)
@@ -184,14 +205,17 @@ public final class ImageExecution {
         let current = blockA.pointer, next = blockB.pointer
         if t.poolFirst {
             let (oh, ow) = (h / 2, w / 2)
-            Elementwise.batchNormReLUAvgPool2(current, scratch.pointer, channels: offset, height: h, width: w,
-                                              scale: t.norm.scale.pointer, shift: t.norm.shift.pointer)
+            let (src, dst, height, width) = (current, scratch.pointer, h, w)
+            parallel(offset) { r in
+                Elementwise.batchNormReLUAvgPool2(src + r.lowerBound * height * width, dst + r.lowerBound * oh * ow, channels: r.count,
+                                                  height: height, width: width, scale: t.norm.scale.pointer + r.lowerBound,
+                                                  shift: t.norm.shift.pointer + r.lowerBound)
+            }
             GEMM.multiply(t.conv.weights, scratch.pointer, ldb: oh * ow, n: oh * ow, next, ldc: oh * ow,
                           bias: t.conv.bias.map { UnsafePointer($0.pointer) }, threads: threads)
             (h, w) = (oh, ow)
         } else {
-            Elementwise.batchNormReLU(current, scratch.pointer, channels: offset, size: h * w,
-                                      scale: t.norm.scale.pointer, shift: t.norm.shift.pointer)
+            batchNormReLU(current, scratch.pointer, channels: offset, size: h * w, t.norm)
             let (ch, cw) = t.conv.outputSize(h, w)
             convolve(t.conv, scratch.pointer, h, w, into: bottleneck.pointer, relu: false)
             let pooled = Reference.pool(Array(UnsafeBufferPointer(start: bottleneck.pointer, count: t.conv.outChannels * ch * cw)),
@@ -223,9 +247,35 @@ public final class ImageExecution {
 
     // MARK: helpers
 
-    /// conv(src CHW of size h x w) -> dst CHW, through im2col unless the conv is pointwise.
+    /// Runs `body` on contiguous channel ranges split across the executor's threads.
+    private func parallel(_ channels: Int, _ body: (Range<Int>) -> Void) {
+        WorkerPool.shared(threads: threads).parallelFor(channels, body)
+    }
+
+    /// conv(src CHW of size h x w) -> dst CHW: from a padded copy for stride-1 "same" convs,
+    /// directly for pointwise ones, through im2col otherwise (the stem).
     private func convolve(_ c: ExecutionPlan.Conv, _ src: UnsafePointer<Float>, _ h: Int, _ w: Int,
                           into dst: UnsafeMutablePointer<Float>, relu: Bool) {
+        if c.padded {
+            let p = c.kernel / 2
+            let n = PaddedConvolution.gridCount(height: h, width: w, pad: p)
+            let plane = (h + 2 * p) * (w + 2 * p), target = padded.pointer
+            parallel(c.inChannels) { r in
+                PaddedConvolution.pad(src + r.lowerBound * h * w, channels: r.count, height: h, width: w, pad: p,
+                                      into: target + r.lowerBound * plane)
+            }
+            PaddedConvolution.zeroSlack(target, channels: c.inChannels, height: h, width: w, pad: p)
+            let segments = PaddedConvolution.segments(padded.pointer, channels: c.inChannels, height: h, width: w,
+                                                      kernel: c.kernel, pad: p)
+            GEMM.multiply(c.weights, segments, n: n, grid.pointer, ldc: n,
+                          bias: c.bias.map { UnsafePointer($0.pointer) }, relu: relu, threads: threads)
+            let source = grid.pointer
+            parallel(c.outChannels) { r in
+                PaddedConvolution.compact(source + r.lowerBound * n, channels: r.count, height: h, width: w, pad: p,
+                                          into: dst + r.lowerBound * h * w)
+            }
+            return
+        }
         let (oh, ow) = c.outputSize(h, w)
         var operand = src
         if !c.isPointwise {
@@ -235,6 +285,14 @@ public final class ImageExecution {
         }
         GEMM.multiply(c.weights, operand, ldb: oh * ow, n: oh * ow, dst, ldc: oh * ow,
                       bias: c.bias.map { UnsafePointer($0.pointer) }, relu: relu, threads: threads)
+    }
+
+    private func batchNormReLU(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels: Int, size: Int,
+                               _ norm: ExecutionPlan.Affine) {
+        parallel(channels) { r in
+            Elementwise.batchNormReLU(src + r.lowerBound * size, dst + r.lowerBound * size, channels: r.count, size: size,
+                                      scale: norm.scale.pointer + r.lowerBound, shift: norm.shift.pointer + r.lowerBound)
+        }
     }
 
     private func activation(_ name: String, _ p: UnsafeMutablePointer<Float>, channels: Int) -> LayerActivation {
