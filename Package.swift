@@ -36,6 +36,7 @@ let package = Package(
         .testTarget(name: "ImportTests", dependencies: ["DenseKit", "TestSupport"]),
         .testTarget(name: "VerifyTests", dependencies: ["DenseKit", "TestSupport"]),
         .testTarget(name: "ExecuteTests", dependencies: ["DenseKit", "TestSupport"]),
+        .testTarget(name: "NativeTests", dependencies: ["DenseKit", "TestSupport"]),
         .testTarget(name: "DiffTests", dependencies: ["DenseKit", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "densekit"]),
     ],

@@ -40,8 +40,10 @@ struct Run: ParsableCommand {
         let clock = ContinuousClock()
         let loadStart = clock.now
         let net = try CommandFailure.about(model) { try ModelLoader.load(path: model) }
-        let executor = Executor(net, threads: execution.threadCount)
         let loadMs = milliseconds(clock.now - loadStart)
+        let prepareStart = clock.now
+        let executor = Executor(net, threads: execution.threadCount)
+        let prepareMs = milliseconds(clock.now - prepareStart)
         let array = try CommandFailure.about(input) { try NPY.read(path: input) }
         let x = try CommandFailure.about(input) { try ModelInput(array, layout: execution.inputLayout, for: net) }
 
@@ -60,12 +62,13 @@ struct Run: ParsableCommand {
             printJSON([
                 "outputShape": [x.batch, executor.classes],
                 "loadMs": loadMs,
+                "prepareMs": prepareMs,
                 "runMs": ["median": median, "min": sorted[0]],
                 "threads": executor.threads,
                 "runs": times.count,
             ])
         } else {
-            log("ran \(model) on \(x.batch) image\(x.batch == 1 ? "" : "s") of \(x.height)x\(x.width): median \(String(format: "%.2f", median)) ms, min \(String(format: "%.2f", sorted[0])) ms over \(times.count) run\(times.count == 1 ? "" : "s"), \(executor.threads) thread\(executor.threads == 1 ? "" : "s"); load \(String(format: "%.1f", loadMs)) ms")
+            log("ran \(model) on \(x.batch) image\(x.batch == 1 ? "" : "s") of \(x.height)x\(x.width): median \(String(format: "%.2f", median)) ms, min \(String(format: "%.2f", sorted[0])) ms over \(times.count) run\(times.count == 1 ? "" : "s"), \(executor.threads) thread\(executor.threads == 1 ? "" : "s"); load \(String(format: "%.1f", loadMs)) ms, prepare \(String(format: "%.1f", prepareMs)) ms")
             print("wrote \(output): [\(x.batch), \(executor.classes)]")
         }
     }

@@ -5,6 +5,8 @@ import DenseKitKernels
 /// Each dense block has one preallocated buffer into which every layer writes its k channels in place
 /// (no concat copies); transitions pool before their 1x1 conv; BN-ReLU is applied while preparing each
 /// GEMM operand. `threads` splits every GEMM's columns; 1 means no other thread is used.
+/// The workspace for one input size is kept between runs (fresh memory costs page faults), so an
+/// executor runs one batch at a time.
 public final class Executor: @unchecked Sendable {
     let plan: ExecutionPlan
     public let threads: Int
@@ -30,7 +32,7 @@ public final class Executor: @unchecked Sendable {
         }
         var output: [Float] = []
         output.reserveCapacity(batch * classes)
-        let execution = try ImageExecution(plan: plan, height: height, width: width, threads: threads)
+        let execution = try workspace(height, width)
         for n in 0..<batch {
             execution.reset(image: input[(n * per)..<((n + 1) * per)])
             while let activation = try execution.next() {
@@ -48,6 +50,16 @@ public final class Executor: @unchecked Sendable {
         }
         let e = try ImageExecution(plan: plan, height: height, width: width, threads: threads)
         e.reset(image: image)
+        return e
+    }
+
+    private var cached: ImageExecution?
+
+    /// The workspace for this input size, reused from the previous run when the size is the same.
+    private func workspace(_ height: Int, _ width: Int) throws -> ImageExecution {
+        if let c = cached, c.height == height, c.width == width { return c }
+        let e = try ImageExecution(plan: plan, height: height, width: width, threads: threads)
+        cached = e
         return e
     }
 }

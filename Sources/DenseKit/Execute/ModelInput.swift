@@ -6,6 +6,14 @@ public struct ModelInput: Sendable {
     /// NCHW values.
     public var values: [Float]
 
+    /// Values already in NCHW order.
+    public init(batch: Int, height: Int, width: Int, values: [Float]) {
+        self.batch = batch
+        self.height = height
+        self.width = width
+        self.values = values
+    }
+
     /// `array` is in `layout` (default: the model's own input layout). Rank 4 only; channels, and
     /// height and width where the model fixes them, must match the model.
     public init(_ array: NPY.Array, layout: InputSpec.Layout?, for net: DenseNet) throws {

@@ -1,18 +1,60 @@
+import Foundation
+
 /// A named weight tensor: its shape, the dtype the source stored it in, and its values as float32.
 ///
 /// Layout is whatever the owning layer says (OIHW for conv weights, (out, in) for linear weights).
+/// Values either live in an array or, for float32 tensors of a `.dnk` file, stay in the file's
+/// memory map until something asks for them (zero-copy load); assigning `values` makes them owned.
 public struct Tensor: Sendable, Equatable {
     public var name: String
     public var shape: [Int]
     /// The dtype of the source file; `values` always hold float32.
     public var storedDType: DType
-    public var values: [Float]
+    private var storage: Storage
+
+    enum Storage: Sendable {
+        case owned([Float])
+        /// Little-endian float32 values at a 4-byte aligned offset of a mapped file.
+        case mapped(MappedFile, offset: Int)
+    }
 
     public init(name: String, shape: [Int], storedDType: DType = .f32, values: [Float]) {
         self.name = name
         self.shape = shape
         self.storedDType = storedDType
-        self.values = values
+        storage = .owned(values)
+    }
+
+    /// A float32 tensor read in place from `file` (`shape`'s product values at `offset`).
+    init(name: String, shape: [Int], mapped file: MappedFile, offset: Int) {
+        self.name = name
+        self.shape = shape
+        storedDType = .f32
+        storage = .mapped(file, offset: offset)
+    }
+
+    /// The values as float32 (a copy when they are still in a mapped file).
+    public var values: [Float] {
+        get {
+            switch storage {
+            case .owned(let v): return v
+            case .mapped: return withFloats { Array($0) }
+            }
+        }
+        set { storage = .owned(newValue) }
+    }
+
+    /// Calls `body` with the values in place, without copying mapped ones.
+    public func withFloats<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        switch storage {
+        case .owned(let v):
+            return try v.withUnsafeBufferPointer(body)
+        case .mapped(let file, let offset):
+            return try file.data.withUnsafeBytes { raw in
+                let start = raw.baseAddress.map { ($0 + offset).assumingMemoryBound(to: Float.self) }
+                return try body(UnsafeBufferPointer(start: start, count: count))
+            }
+        }
     }
 
     /// Number of elements: the product of `shape` (a structure-only tensor may hold no values).
@@ -22,5 +64,15 @@ public struct Tensor: Sendable, Equatable {
     public var storedBytes: Int { count * storedDType.size }
 
     /// Number of NaN or infinite values.
-    public var nonFiniteCount: Int { values.reduce(0) { $0 + ($1.isFinite ? 0 : 1) } }
+    public var nonFiniteCount: Int { withFloats { $0.reduce(0) { $0 + ($1.isFinite ? 0 : 1) } } }
+
+    public static func == (a: Tensor, b: Tensor) -> Bool {
+        a.name == b.name && a.shape == b.shape && a.storedDType == b.storedDType && a.values == b.values
+    }
+}
+
+/// A file mapped into memory, kept alive by the tensors that read from it.
+final class MappedFile: Sendable {
+    let data: Data
+    init(_ data: Data) { self.data = data }
 }

@@ -11,25 +11,41 @@ public enum AtomicFile {
     }
 
     public static func write(_ data: Data, to path: String) throws {
+        let temporary = try writeTemporary(data, beside: path)
+        try commit(temporary, to: path)
+    }
+
+    /// Writes `data` to a new hidden file in `path`'s folder and returns its path; nothing is left
+    /// behind if that fails.
+    public static func writeTemporary(_ data: Data, beside path: String) throws -> String {
         let url = URL(fileURLWithPath: path)
         let folder = url.deletingLastPathComponent()
-        let temporary = folder.appendingPathComponent(".\(url.lastPathComponent).partial-\(getpid())")
-        guard FileManager.default.createFile(atPath: temporary.path, contents: nil) else {
+        let temporary = folder.appendingPathComponent(".\(url.lastPathComponent).partial-\(getpid())").path
+        guard FileManager.default.createFile(atPath: temporary, contents: nil) else {
             throw Error.write("cannot create a file in '\(folder.path)' (\(String(cString: strerror(errno))))")
         }
         do {
-            let handle = try FileHandle(forWritingTo: temporary)
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temporary))
             defer { try? handle.close() }
             try handle.write(contentsOf: data)
             try handle.synchronize()
         } catch {
-            try? FileManager.default.removeItem(at: temporary)
+            discard(temporary)
             throw Error.write("cannot write '\(path)': \(error.localizedDescription)")
         }
-        guard rename(temporary.path, url.path) == 0 else {
+        return temporary
+    }
+
+    /// Renames a temporary file from `writeTemporary` into place (removing it if that fails).
+    public static func commit(_ temporary: String, to path: String) throws {
+        guard rename(temporary, path) == 0 else {
             let reason = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(at: temporary)
+            discard(temporary)
             throw Error.write("cannot rename into '\(path)': \(reason)")
         }
+    }
+
+    public static func discard(_ temporary: String) {
+        try? FileManager.default.removeItem(atPath: temporary)
     }
 }

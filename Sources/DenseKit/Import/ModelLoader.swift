@@ -11,6 +11,9 @@ public enum ModelLoader {
         if let handle = FileHandle(forReadingAtPath: path) {
             let head = [UInt8]((try? handle.read(upToCount: 8)) ?? Data())
             try? handle.close()
+            if head.starts(with: DNKWriter.magic) {
+                return try DNKReader.load(path: path)
+            }
             if head.starts(with: HDF5File.signature) || head.starts(with: ZipArchive.signature) {
                 return try KerasImporter.load(path: path)
             }

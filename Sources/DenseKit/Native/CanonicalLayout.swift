@@ -1,0 +1,177 @@
+import Foundation
+
+/// The canonical graph as named tensors plus a JSON structure description, and back: what a `.dnk`
+/// file stores (names and JSON keys in schemas/dnk-format.md).
+enum CanonicalLayout {
+    /// Every tensor under its canonical name, in execution order.
+    static func tensors(of net: DenseNet) -> [(String, Tensor)] {
+        var out: [(String, Tensor)] = []
+        func conv(_ prefix: String, _ c: Conv2D) {
+            out.append((prefix + ".weight", c.weight))
+            if let b = c.bias { out.append((prefix + ".bias", b)) }
+        }
+        func norm(_ prefix: String, _ n: BatchNorm) {
+            out += [(prefix + ".gamma", n.gamma), (prefix + ".beta", n.beta), (prefix + ".mean", n.mean), (prefix + ".variance", n.variance)]
+        }
+        conv("stem.conv", net.stem.conv)
+        if let n = net.stem.norm { norm("stem.norm", n) }
+        for (b, block) in net.blocks.enumerated() {
+            for (i, layer) in block.layers.enumerated() {
+                let p = "block\(b + 1).layer\(i + 1)"
+                norm(p + ".norm", layer.norm)
+                if let bn = layer.bottleneck {
+                    conv(p + ".bottleneck.conv", bn.conv)
+                    if let n = bn.norm { norm(p + ".bottleneck.norm", n) }
+                }
+                conv(p + ".conv", layer.conv)
+            }
+            if b < net.transitions.count {
+                norm("transition\(b + 1).norm", net.transitions[b].norm)
+                conv("transition\(b + 1).conv", net.transitions[b].conv)
+            }
+        }
+        norm("head.norm", net.head.norm)
+        out.append(("head.classifier.weight", net.head.classifier.weight))
+        if let b = net.head.classifier.bias { out.append(("head.classifier.bias", b)) }
+        return out
+    }
+
+    /// The geometry and settings that are not tensors.
+    static func structure(of net: DenseNet) -> [String: Any] {
+        var convs: [String: Any] = [:], epsilons: [String: Any] = [:]
+        func conv(_ name: String, _ c: Conv2D) { convs[name] = ["stride": c.stride, "pads": c.pads] }
+        func norm(_ name: String, _ n: BatchNorm) { epsilons[name] = Double(n.epsilon) }
+        conv("stem.conv", net.stem.conv)
+        if let n = net.stem.norm { norm("stem.norm", n) }
+        for (b, block) in net.blocks.enumerated() {
+            for (i, layer) in block.layers.enumerated() {
+                let p = "block\(b + 1).layer\(i + 1)"
+                norm(p + ".norm", layer.norm)
+                if let bn = layer.bottleneck {
+                    conv(p + ".bottleneck.conv", bn.conv)
+                    if let n = bn.norm { norm(p + ".bottleneck.norm", n) }
+                }
+                conv(p + ".conv", layer.conv)
+            }
+            if b < net.transitions.count {
+                norm("transition\(b + 1).norm", net.transitions[b].norm)
+                conv("transition\(b + 1).conv", net.transitions[b].conv)
+            }
+        }
+        norm("head.norm", net.head.norm)
+        var stem: [String: Any] = ["relu": net.stem.relu]
+        if let p = net.stem.pool { stem["pool"] = pool(p) }
+        let input = net.input
+        var inputObject: [String: Any] = ["name": input.name, "layout": input.layout.rawValue, "channels": input.channels]
+        if let h = input.height { inputObject["height"] = h }
+        if let w = input.width { inputObject["width"] = w }
+        if let b = input.batch { inputObject["batch"] = b }
+        return [
+            "blocks": net.blocks.map(\.layers.count),
+            "classes": net.classes,
+            "stem": stem,
+            "convs": convs,
+            "epsilons": epsilons,
+            "transitionPools": net.transitions.map { pool($0.pool) },
+            "softmax": net.head.softmax,
+            "input": inputObject,
+        ]
+    }
+
+    private static func pool(_ p: Pool2D) -> [String: Any] {
+        ["kind": p.kind.rawValue, "kernel": p.kernel, "stride": p.stride, "pads": p.pads, "countIncludePad": p.countIncludePad]
+    }
+
+    /// Rebuilds the graph; every name the structure implies must be present with a consistent shape.
+    static func rebuild(_ s: [String: Any], _ tensors: [String: Tensor], source: ModelSource) throws -> DenseNet {
+        func fail(_ m: String) -> ImportError { .malformed("metadata: \(m)") }
+        func tensor(_ name: String, rank: Int) throws -> Tensor {
+            guard let t = tensors[name] else { throw ImportError.malformed("tensor '\(name)' is missing") }
+            guard t.shape.count == rank else { throw ImportError.malformed("tensor '\(name)': expected \(rank) dims, found \(t.shape.count)") }
+            return t
+        }
+        func ints(_ v: Any?, _ what: String, count: Int? = nil) throws -> [Int] {
+            guard let a = v as? [Int], count.map({ a.count == $0 }) ?? true, a.allSatisfy({ $0 >= 0 && $0 < 1 << 16 }) else {
+                throw fail("bad \(what)")
+            }
+            return a
+        }
+        guard let convs = s["convs"] as? [String: Any], let epsilons = s["epsilons"] as? [String: Any] else { throw fail("no convs or epsilons") }
+        func conv(_ name: String) throws -> Conv2D {
+            let w = try tensor(name + ".weight", rank: 4)
+            guard let g = convs[name] as? [String: Any], let stride = g["stride"] as? Int, stride > 0, stride < 64 else {
+                throw fail("no geometry for '\(name)'")
+            }
+            let pads = try ints(g["pads"], "pads of '\(name)'", count: 4)
+            let bias = tensors[name + ".bias"]
+            if let bias, bias.shape != [w.shape[0]] { throw ImportError.malformed("tensor '\(name).bias': shape \(bias.shape), expected [\(w.shape[0])]") }
+            guard w.shape[2] == w.shape[3], w.shape.allSatisfy({ $0 > 0 }) else { throw ImportError.malformed("tensor '\(name).weight': shape \(w.shape)") }
+            return Conv2D(weight: w, bias: bias, stride: stride, pads: pads)
+        }
+        func norm(_ name: String, channels: Int) throws -> BatchNorm {
+            let parts = try ["gamma", "beta", "mean", "variance"].map { try tensor("\(name).\($0)", rank: 1) }
+            for t in parts where t.count != channels {
+                throw ImportError.malformed("tensor '\(t.name)': \(t.count) values, expected \(channels)")
+            }
+            guard let eps = (epsilons[name] as? Double).map(Float.init), eps >= 0 else { throw fail("no epsilon for '\(name)'") }
+            return BatchNorm(gamma: parts[0], beta: parts[1], mean: parts[2], variance: parts[3], epsilon: eps)
+        }
+        func pool(_ v: Any?) throws -> Pool2D {
+            guard let p = v as? [String: Any], let kind = (p["kind"] as? String).flatMap(Pool2D.Kind.init(rawValue:)),
+                  let k = p["kernel"] as? Int, let stride = p["stride"] as? Int, k > 0, k < 64, stride > 0, stride < 64 else {
+                throw fail("bad pool")
+            }
+            return Pool2D(kind: kind, kernel: k, stride: stride, pads: try ints(p["pads"], "pool pads", count: 4),
+                          countIncludePad: p["countIncludePad"] as? Bool ?? false)
+        }
+        guard let stemInfo = s["stem"] as? [String: Any], let blockSizes = s["blocks"] as? [Int], !blockSizes.isEmpty,
+              blockSizes.count < 64, blockSizes.allSatisfy({ $0 > 0 && $0 < 1024 }) else { throw fail("bad stem or blocks") }
+        let stemConv = try conv("stem.conv")
+        let stemNorm = tensors["stem.norm.gamma"] != nil ? try norm("stem.norm", channels: stemConv.outChannels) : nil
+        let stem = Stem(conv: stemConv, norm: stemNorm, relu: stemInfo["relu"] as? Bool ?? false,
+                        pool: try stemInfo["pool"].map { try pool($0) })
+        let pools = s["transitionPools"] as? [Any] ?? []
+        guard pools.count == blockSizes.count - 1 else { throw fail("\(pools.count) transition pools for \(blockSizes.count) blocks") }
+        var channels = stemConv.outChannels
+        var blocks: [DenseBlock] = [], transitions: [Transition] = []
+        for (b, n) in blockSizes.enumerated() {
+            var layers: [DenseLayer] = []
+            for i in 0..<n {
+                let p = "block\(b + 1).layer\(i + 1)"
+                let n1 = try norm(p + ".norm", channels: channels)
+                var bottleneck: Bottleneck? = nil
+                var width = channels
+                if tensors[p + ".bottleneck.conv.weight"] != nil {
+                    let c = try conv(p + ".bottleneck.conv")
+                    guard c.inChannels == channels else { throw ImportError.malformed("tensor '\(p).bottleneck.conv.weight': expects \(c.inChannels) input channels, the block has \(channels)") }
+                    let n2 = tensors[p + ".bottleneck.norm.gamma"] != nil ? try norm(p + ".bottleneck.norm", channels: c.outChannels) : nil
+                    bottleneck = Bottleneck(conv: c, norm: n2)
+                    width = c.outChannels
+                }
+                let c = try conv(p + ".conv")
+                guard c.inChannels == width else { throw ImportError.malformed("tensor '\(p).conv.weight': expects \(c.inChannels) input channels, found \(width)") }
+                layers.append(DenseLayer(norm: n1, bottleneck: bottleneck, conv: c))
+                channels += c.outChannels
+            }
+            blocks.append(DenseBlock(layers: layers))
+            if b < blockSizes.count - 1 {
+                let tn = try norm("transition\(b + 1).norm", channels: channels)
+                let tc = try conv("transition\(b + 1).conv")
+                guard tc.inChannels == channels else { throw ImportError.malformed("tensor 'transition\(b + 1).conv.weight': expects \(tc.inChannels) input channels, found \(channels)") }
+                transitions.append(Transition(norm: tn, conv: tc, pool: try pool(pools[b])))
+                channels = tc.outChannels
+            }
+        }
+        let headNorm = try norm("head.norm", channels: channels)
+        let fc = try tensor("head.classifier.weight", rank: 2)
+        guard fc.shape[1] == channels else { throw ImportError.malformed("tensor 'head.classifier.weight': expects \(fc.shape[1]) features, found \(channels)") }
+        let fcBias = tensors["head.classifier.bias"]
+        if let fcBias, fcBias.shape != [fc.shape[0]] { throw ImportError.malformed("tensor 'head.classifier.bias': shape \(fcBias.shape)") }
+        let head = Head(norm: headNorm, classifier: Linear(weight: fc, bias: fcBias), softmax: s["softmax"] as? Bool ?? false)
+        guard let i = s["input"] as? [String: Any], let layout = (i["layout"] as? String).flatMap(InputSpec.Layout.init(rawValue:)),
+              let c = i["channels"] as? Int, c == stemConv.inChannels else { throw fail("bad input") }
+        let input = InputSpec(name: i["name"] as? String ?? "input", layout: layout, channels: c,
+                              height: i["height"] as? Int, width: i["width"] as? Int, batch: i["batch"] as? Int)
+        return DenseNet(source: source, input: input, stem: stem, blocks: blocks, transitions: transitions, head: head)
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+
+/// `densekit convert`: import -> verify -> execute -> write a temporary `.dnk` beside the output ->
+/// read it back through the normal reader -> execute again -> compare -> rename into place.
+/// Nothing is left at the destination (or beside it) unless every step holds.
+public struct Converter {
+    public static let version = "0.1.0"
+
+    /// How far a reduced-precision file may move the output (layer-scaled, as in `diff`), with
+    /// every sample's top-1 class unchanged. float32 files must be bit-identical.
+    public static func tolerance(for dtype: DType) -> Float {
+        switch dtype {
+        case .f32: return 0
+        case .f16: return 1e-2
+        case .bf16: return 5e-2
+        }
+    }
+
+    public struct Validation: Sendable {
+        public var maxAbs: Float
+        public var maxRel: Float
+        public var cosine: Float
+        public var top1Agreement: Double
+        public var bitIdentical: Bool
+        public var tolerance: Float
+    }
+
+    public struct Outcome: Sendable {
+        public var bytes: Int
+        public var rawTensorBytes: Int
+        public var dtype: DType
+        public var report: Verifier.Report
+        public var validation: Validation
+        public var sourceSHA256: String
+    }
+
+    public enum Refusal: Error, CustomStringConvertible {
+        case deviations(Verifier.Report)
+        case validation(Validation, DType)
+
+        public var description: String {
+            switch self {
+            case .deviations(let r):
+                return "does not match \(r.spec.name) (\(r.deviations.count) deviation\(r.deviations.count == 1 ? "" : "s"), first: \(r.deviations.first?.description ?? "-")); run `densekit verify` for all, or pass --accept-deviations"
+            case .validation(let v, let dtype):
+                if dtype == .f32 { return "the written file does not reproduce the source's output bit for bit (max abs \(v.maxAbs))" }
+                return "\(dtype.rawValue) moves the output by \(v.maxRel) of its scale (limit \(v.tolerance)), top-1 agreement \(Int(v.top1Agreement * 100))%"
+            }
+        }
+    }
+
+    public var dtype: DType = .f32
+    public var acceptDeviations = false
+    public var threads = 1
+    public var progress: (String) -> Void = { _ in }
+
+    public init() {}
+
+    /// `input` (NCHW, with batch and size) validates the conversion; nil uses a seeded probe image.
+    public func convert(source path: String, to output: String, input: ModelInput? = nil) throws -> Outcome {
+        progress("importing \(path)")
+        let net = try ModelLoader.load(path: path)
+        progress("verifying the structure")
+        let report = try Verifier().verify(net)
+        if !report.matches && !acceptDeviations { throw Refusal.deviations(report) }
+        let x = input ?? probe(for: net, size: report.spec.inputSize)
+        progress("running the source model")
+        let reference = try Executor(net, threads: threads).run(x.values, batch: x.batch, height: x.height, width: x.width)
+        progress("hashing the source file")
+        let sha = try SHA256.hexDigest(ofFile: path)
+        let metadata: [String: Any] = [
+            "format": "densekit-native", "version": "1.0",
+            "structure": CanonicalLayout.structure(of: net).merging([
+                "architecture": report.matches ? report.spec.name : NSNull(), "closest": report.spec.name,
+                "growthRate": report.growthRate, "compression": report.compression ?? NSNull(), "bottleneck": report.bottleneck,
+            ]) { a, _ in a },
+            "provenance": [
+                "sourceFile": URL(fileURLWithPath: path).lastPathComponent, "sourceSHA256": sha,
+                "sourceFormat": net.source.format.rawValue, "producer": net.source.producer,
+                "densekitVersion": Self.version, "convertedAt": ISO8601DateFormatter().string(from: Date()),
+                "dtype": dtype.rawValue,
+            ] as [String: Any],
+        ]
+        progress("writing \(dtype.rawValue) weights")
+        let bytes = try DNKWriter.encode(net, dtype: dtype, metadata: metadata)
+        let temporary = try AtomicFile.writeTemporary(bytes, beside: output)
+        do {
+            progress("reading the written file back and running it")
+            let written = try DNKReader.load(path: temporary)
+            let y = try Executor(written, threads: threads).run(x.values, batch: x.batch, height: x.height, width: x.width)
+            let validation = compare(y, reference, classes: net.classes)
+            let ok = dtype == .f32 ? validation.bitIdentical : validation.maxRel <= validation.tolerance && validation.top1Agreement == 1
+            guard ok else { throw Refusal.validation(validation, dtype) }
+            try AtomicFile.commit(temporary, to: output)
+            let raw = CanonicalLayout.tensors(of: net).reduce(0) { $0 + $1.1.count * 4 }
+            return Outcome(bytes: bytes.count, rawTensorBytes: raw, dtype: dtype, report: report, validation: validation, sourceSHA256: sha)
+        } catch {
+            AtomicFile.discard(temporary)
+            throw error
+        }
+    }
+
+    private func compare(_ y: [Float], _ reference: [Float], classes: Int) -> Validation {
+        let m = y.withUnsafeBufferPointer { a in reference.withUnsafeBufferPointer { ErrorMetrics(a, $0) } }
+        let samples = reference.count / max(classes, 1)
+        var agree = 0
+        for s in 0..<samples {
+            let a = y[(s * classes)..<((s + 1) * classes)], b = reference[(s * classes)..<((s + 1) * classes)]
+            if a.indices.max(by: { a[$0] < a[$1] }) == b.indices.max(by: { b[$0] < b[$1] }) { agree += 1 }
+        }
+        return Validation(maxAbs: m.maxAbs, maxRel: m.maxRel, cosine: m.cosine, top1Agreement: Double(agree) / Double(max(samples, 1)),
+                          bitIdentical: y.elementsEqual(reference) { $0.bitPattern == $1.bitPattern }, tolerance: Self.tolerance(for: dtype))
+    }
+
+    /// A fixed pseudo-random image at the model's own size (or the architecture's), values in [-2, 2].
+    private func probe(for net: DenseNet, size: Int) -> ModelInput {
+        let h = net.input.height ?? size, w = net.input.width ?? size, c = net.input.channels
+        var state: UInt64 = 0x5DEE_CE66_D1CE_4E5B
+        let values = (0..<(c * h * w)).map { _ -> Float in
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Float(state >> 40) / Float(1 << 24) * 4 - 2
+        }
+        return ModelInput(batch: 1, height: h, width: w, values: values)
+    }
+}

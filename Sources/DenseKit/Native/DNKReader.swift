@@ -1,0 +1,116 @@
+import Foundation
+
+/// Reads a `.dnk` file: maps it, checks every region's checksum and every offset and size against
+/// the file (schemas/dnk-format.md, "Reading"), and rebuilds the canonical graph.
+public enum DNKReader {
+    static let maximumMetadata = 1 << 20
+    static let maximumTensors = 4096
+    static let maximumElements = 1 << 31
+
+    public static func load(path: String) throws -> DenseNet {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
+        } catch {
+            throw ImportError.unreadable("cannot read file (\(error.localizedDescription))")
+        }
+        let file = MappedFile(data)
+        return try data.withUnsafeBytes { raw in try decode(raw, file: file, path: path) }
+    }
+
+    /// Float32 weight tensors stay in the map (zero-copy); 1-D and 16-bit ones are decoded.
+    static func decode(_ raw: UnsafeRawBufferPointer, file: MappedFile, path: String) throws -> DenseNet {
+        let n = raw.count
+        guard n >= DNKWriter.headerSize else { throw ImportError.malformed("truncated: \(n) bytes, the header alone is 128") }
+        guard Array(raw[0..<8]) == DNKWriter.magic else { throw ImportError.malformed("not a .dnk file (bad magic)") }
+        func u16(_ at: Int) -> Int { Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt16.self))) }
+        func u32(_ at: Int) -> Int { Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self))) }
+        func u64(_ at: Int) throws -> Int {
+            let v = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self))
+            guard v <= UInt64(Int.max / 4) else { throw ImportError.malformed("header: value \(v) at byte \(at) out of range") }
+            return Int(v)
+        }
+        func hash(_ start: Int, _ end: Int) -> UInt64 { XXH64.hash(UnsafeRawBufferPointer(rebasing: raw[start..<end])) }
+        func stored(_ at: Int) -> UInt64 { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+
+        let major = u16(8), minor = u16(10)
+        guard major == 1 else { throw ImportError.unsupported("format version \(major).\(minor); this DenseKit reads 1.x") }
+        guard hash(0, 120) == stored(120) else { throw ImportError.malformed("header checksum mismatch (corrupt header)") }
+        guard u32(12) == DNKWriter.headerSize, u32(44) == DNKWriter.entrySize else { throw ImportError.malformed("header: bad header or entry size") }
+        let metaOffset = try u64(16), metaLength = try u64(24), tableOffset = try u64(32), count = u32(40)
+        let dataOffset = try u64(48), dataLength = try u64(56), fileLength = try u64(64)
+        guard fileLength == n else {
+            throw ImportError.malformed("file is \(n) bytes, the header says \(fileLength) (\(n < fileLength ? "truncated" : "trailing bytes"))")
+        }
+        guard metaOffset == DNKWriter.headerSize, metaLength <= maximumMetadata else { throw ImportError.malformed("header: metadata of \(metaLength) bytes") }
+        guard count > 0, count <= maximumTensors else { throw ImportError.malformed("header: \(count) tensors") }
+        guard tableOffset == DNKWriter.align(metaOffset + metaLength, 8),
+              dataOffset == DNKWriter.align(tableOffset + count * DNKWriter.entrySize, 64),
+              dataOffset + dataLength == fileLength else { throw ImportError.malformed("header: regions are not contiguous") }
+        guard hash(metaOffset, tableOffset) == stored(72) else { throw ImportError.malformed("metadata checksum mismatch (corrupt metadata)") }
+        guard hash(tableOffset, dataOffset) == stored(80) else { throw ImportError.malformed("tensor table checksum mismatch (corrupt table)") }
+
+        var tensors: [String: Tensor] = [:]
+        var expectedOffset = dataOffset
+        var storedBytes = 0, parameters = 0
+        for index in 0..<count {
+            let at = tableOffset + index * DNKWriter.entrySize
+            let nameBytes = raw[at..<(at + DNKWriter.nameSize)].prefix { $0 != 0 }
+            guard let name = String(bytes: nameBytes, encoding: .utf8), !name.isEmpty else { throw ImportError.malformed("table entry \(index): bad name") }
+            let dtypeCode = Int(raw[at + 48]), rank = Int(raw[at + 49])
+            guard let dtype = [DType.f32, .f16, .bf16][safe: dtypeCode] else { throw ImportError.malformed("tensor '\(name)': unknown dtype \(dtypeCode)") }
+            guard (1...4).contains(rank) else { throw ImportError.malformed("tensor '\(name)': rank \(rank)") }
+            var shape: [Int] = []
+            var elements = 1
+            for d in 0..<rank {
+                let v = u32(at + 52 + 4 * d)
+                let (p, o) = elements.multipliedReportingOverflow(by: v)
+                guard v > 0, !o, p <= maximumElements else { throw ImportError.malformed("tensor '\(name)': bad shape") }
+                elements = p
+                shape.append(v)
+            }
+            let offset = try u64(at + 68), length = try u64(at + 76)
+            guard length == elements * dtype.size else { throw ImportError.malformed("tensor '\(name)': length \(length) for shape \(shape) of \(dtype.rawValue)") }
+            guard offset == expectedOffset, offset % 64 == 0, offset + length <= n else {
+                throw ImportError.malformed("tensor '\(name)': offset \(offset) is not where the previous tensor ends (\(expectedOffset))")
+            }
+            let end = index + 1 < count ? DNKWriter.align(offset + length, 64) : n
+            guard end <= n, index + 1 < count || DNKWriter.align(offset + length, 64) == n else {
+                throw ImportError.malformed("tensor '\(name)': data does not end at the end of the file")
+            }
+            guard hash(offset, end) == stored(at + 84) else { throw ImportError.malformed("tensor '\(name)': checksum mismatch (corrupt data or padding)") }
+            guard tensors[name] == nil else { throw ImportError.malformed("tensor '\(name)' appears twice") }
+            switch dtype {
+            case .f32 where rank >= 2:
+                tensors[name] = Tensor(name: name, shape: shape, mapped: file, offset: offset)
+            case .f32:
+                let values = (0..<elements).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 4 * $0, as: UInt32.self))) }
+                tensors[name] = Tensor(name: name, shape: shape, storedDType: dtype, values: values)
+            case .f16:
+                let values = (0..<elements).map { HalfFloat.f16ToFloat(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 2 * $0, as: UInt16.self))) }
+                tensors[name] = Tensor(name: name, shape: shape, storedDType: dtype, values: values)
+            case .bf16:
+                let values = (0..<elements).map { HalfFloat.bf16ToFloat(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 2 * $0, as: UInt16.self))) }
+                tensors[name] = Tensor(name: name, shape: shape, storedDType: dtype, values: values)
+            }
+            storedBytes += length
+            parameters += elements
+            expectedOffset = end
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(raw[metaOffset..<(metaOffset + metaLength)])) as? [String: Any],
+              let structure = object["structure"] as? [String: Any] else { throw ImportError.malformed("metadata is not the expected JSON") }
+        let provenance = object["provenance"] as? [String: Any] ?? [:]
+        let producer = "densekit \(provenance["densekitVersion"] as? String ?? "?") from \(provenance["sourceFormat"] as? String ?? "?") (\(provenance["producer"] as? String ?? "?"))"
+        var notes: [String] = []
+        if let file = provenance["sourceFile"] as? String, let sha = provenance["sourceSHA256"] as? String {
+            notes.append("converted from \(file) (SHA-256 \(sha)) at \(provenance["convertedAt"] as? String ?? "?")")
+        }
+        let source = ModelSource(path: path, format: .dnk, producer: producer, storedParameters: parameters,
+                                 storedBytes: storedBytes, storedTensors: count, notes: notes)
+        return try CanonicalLayout.rebuild(structure, tensors, source: source)
+    }
+}
+
+extension Array {
+    subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
+}

@@ -1,0 +1,79 @@
+import Foundation
+
+/// Encodes a canonical DenseNet as a `.dnk` file (layout in schemas/dnk-format.md).
+public enum DNKWriter {
+    static let magic = Array("DENSEKIT".utf8)
+    static let headerSize = 128
+    static let entrySize = 96
+    static let nameSize = 48
+
+    /// The file's bytes. Conv and classifier weights are stored as `dtype`; 1-D tensors as f32.
+    public static func encode(_ net: DenseNet, dtype: DType, metadata: [String: Any]) throws -> Data {
+        let named = CanonicalLayout.tensors(of: net)
+        let json = try JSONSerialization.data(withJSONObject: metadata, options: [.sortedKeys])
+        let tableOffset = align(headerSize + json.count, 8)
+        let dataOffset = align(tableOffset + named.count * entrySize, 64)
+        var entries: [(name: String, dtype: DType, shape: [Int], offset: Int, length: Int)] = []
+        var cursor = dataOffset
+        for (name, t) in named {
+            guard name.utf8.count < nameSize else { throw AtomicFile.Error.write("tensor name '\(name)' too long") }
+            let d: DType = t.shape.count >= 2 ? dtype : .f32
+            let length = t.count * d.size
+            entries.append((name, d, t.shape, cursor, length))
+            cursor = align(cursor + length, 64)
+        }
+        let fileLength = cursor
+        var file = Data(count: fileLength)
+        file.withUnsafeMutableBytes { raw in
+            let p = raw.baseAddress!
+            // Metadata, then tensor data (padding stays zero).
+            json.withUnsafeBytes { p.advanced(by: headerSize).copyMemory(from: $0.baseAddress!, byteCount: json.count) }
+            for ((_, t), e) in zip(named, entries) {
+                let out = p.advanced(by: e.offset)
+                switch e.dtype {
+                case .f32:
+                    t.withFloats { out.copyMemory(from: UnsafeRawPointer($0.baseAddress!), byteCount: e.length) }
+                case .f16:
+                    for (i, v) in t.values.enumerated() { out.storeBytes(of: HalfFloat.floatToF16(v).littleEndian, toByteOffset: i * 2, as: UInt16.self) }
+                case .bf16:
+                    for (i, v) in t.values.enumerated() { out.storeBytes(of: HalfFloat.floatToBF16(v).littleEndian, toByteOffset: i * 2, as: UInt16.self) }
+                }
+            }
+            // Table.
+            for (index, e) in entries.enumerated() {
+                let at = tableOffset + index * entrySize
+                for (i, byte) in e.name.utf8.enumerated() { p.storeBytes(of: byte, toByteOffset: at + i, as: UInt8.self) }
+                p.storeBytes(of: e.dtype == .f32 ? 0 : e.dtype == .f16 ? 1 : 2, toByteOffset: at + 48, as: UInt8.self)
+                p.storeBytes(of: UInt8(e.shape.count), toByteOffset: at + 49, as: UInt8.self)
+                for (i, d) in e.shape.enumerated() { p.storeBytes(of: UInt32(d).littleEndian, toByteOffset: at + 52 + 4 * i, as: UInt32.self) }
+                p.storeBytes(of: UInt64(e.offset).littleEndian, toByteOffset: at + 68, as: UInt64.self)
+                p.storeBytes(of: UInt64(e.length).littleEndian, toByteOffset: at + 76, as: UInt64.self)
+                let end = index + 1 < entries.count ? entries[index + 1].offset : fileLength
+                let sum = XXH64.hash(UnsafeRawBufferPointer(start: p.advanced(by: e.offset), count: end - e.offset))
+                p.storeBytes(of: sum.littleEndian, toByteOffset: at + 84, as: UInt64.self)
+            }
+            // Header.
+            for (i, b) in magic.enumerated() { p.storeBytes(of: b, toByteOffset: i, as: UInt8.self) }
+            p.storeBytes(of: UInt16(1).littleEndian, toByteOffset: 8, as: UInt16.self)
+            p.storeBytes(of: UInt16(0).littleEndian, toByteOffset: 10, as: UInt16.self)
+            p.storeBytes(of: UInt32(headerSize).littleEndian, toByteOffset: 12, as: UInt32.self)
+            p.storeBytes(of: UInt64(headerSize).littleEndian, toByteOffset: 16, as: UInt64.self)
+            p.storeBytes(of: UInt64(json.count).littleEndian, toByteOffset: 24, as: UInt64.self)
+            p.storeBytes(of: UInt64(tableOffset).littleEndian, toByteOffset: 32, as: UInt64.self)
+            p.storeBytes(of: UInt32(entries.count).littleEndian, toByteOffset: 40, as: UInt32.self)
+            p.storeBytes(of: UInt32(entrySize).littleEndian, toByteOffset: 44, as: UInt32.self)
+            p.storeBytes(of: UInt64(dataOffset).littleEndian, toByteOffset: 48, as: UInt64.self)
+            p.storeBytes(of: UInt64(fileLength - dataOffset).littleEndian, toByteOffset: 56, as: UInt64.self)
+            p.storeBytes(of: UInt64(fileLength).littleEndian, toByteOffset: 64, as: UInt64.self)
+            let metaSum = XXH64.hash(UnsafeRawBufferPointer(start: p.advanced(by: headerSize), count: tableOffset - headerSize))
+            let tableSum = XXH64.hash(UnsafeRawBufferPointer(start: p.advanced(by: tableOffset), count: dataOffset - tableOffset))
+            p.storeBytes(of: metaSum.littleEndian, toByteOffset: 72, as: UInt64.self)
+            p.storeBytes(of: tableSum.littleEndian, toByteOffset: 80, as: UInt64.self)
+            let headerSum = XXH64.hash(UnsafeRawBufferPointer(start: p, count: 120))
+            p.storeBytes(of: headerSum.littleEndian, toByteOffset: 120, as: UInt64.self)
+        }
+        return file
+    }
+
+    static func align(_ x: Int, _ a: Int) -> Int { (x + a - 1) / a * a }
+}

@@ -1,0 +1,75 @@
+import ArgumentParser
+import DenseKit
+import Foundation
+
+struct Convert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Convert a model to DenseKit's native .dnk, validated by running it before and after.",
+        discussion: """
+        Imports, verifies (a model that matches no paper architecture is refused unless \
+        --accept-deviations), runs the executor on --input or a seeded probe image, writes a temporary \
+        file beside OUT, reads it back, runs it again and compares: f32 must be bit-identical; f16 may \
+        move the output by at most \(Converter.tolerance(for: .f16)) and bf16 by \(Converter.tolerance(for: .bf16)) \
+        of its scale, with every top-1 class unchanged. Only then is it renamed into place. Exit 1 when \
+        refused (nothing written).
+        """)
+
+    @Argument(help: "The source model.") var model: String
+    @Option(name: .shortAndLong, help: "The .dnk file to write.") var output: String
+    @Option(help: "Weight dtype: f32, f16 or bf16.") var dtype: String = "f32"
+    @Option(help: "Input array used to validate (.npy; default: a seeded probe image).") var input: String?
+    @OptionGroup var execution: ExecutionOptions
+    @Flag(help: "Write even when the model deviates from every paper architecture.") var acceptDeviations = false
+    @Flag(help: "Print one JSON object on stdout.") var json = false
+
+    func validate() throws {
+        guard DType(rawValue: dtype) != nil else { throw ValidationError("--dtype must be f32, f16 or bf16, not '\(dtype)'.") }
+    }
+
+    func run() throws {
+        var converter = Converter()
+        converter.dtype = DType(rawValue: dtype) ?? .f32
+        converter.acceptDeviations = acceptDeviations
+        converter.threads = execution.threadCount
+        // Progress for people watching a terminal; scripts reading stderr see only the outcome.
+        if isatty(STDERR_FILENO) != 0 { converter.progress = { log("convert: \($0)") } }
+        var x: ModelInput? = nil
+        if let input {
+            let net = try CommandFailure.about(model) { try ModelLoader.load(path: model) }
+            let array = try CommandFailure.about(input) { try NPY.read(path: input) }
+            x = try CommandFailure.about(input) { try ModelInput(array, layout: execution.inputLayout, for: net) }
+        }
+        do {
+            let outcome = try converter.convert(source: model, to: output, input: x)
+            report(outcome)
+        } catch let refusal as Converter.Refusal {
+            if json { printJSON(["written": false, "reason": refusal.description, "dtype": dtype]) }
+            log("convert refused: \(model): \(refusal.description); nothing written")
+            throw ExitCode(1)
+        } catch let e as AtomicFile.Error {
+            throw CommandFailure(file: output, message: e.description)
+        } catch {
+            throw CommandFailure(file: model, message: "\(error)")
+        }
+    }
+
+    private func report(_ o: Converter.Outcome) {
+        let v = o.validation
+        if json {
+            printJSON([
+                "written": true, "output": output, "bytes": o.bytes, "dtype": o.dtype.rawValue,
+                "architecture": o.report.matches ? o.report.spec.name : NSNull(), "closest": o.report.spec.name,
+                "rawTensorBytes": o.rawTensorBytes, "sizeRatio": Double(o.bytes) / Double(o.rawTensorBytes),
+                "sourceSHA256": o.sourceSHA256,
+                "validation": ["maxAbs": Double(v.maxAbs), "maxRel": Double(v.maxRel), "cosine": Double(v.cosine),
+                               "top1Agreement": v.top1Agreement, "bitIdentical": v.bitIdentical, "tolerance": Double(v.tolerance)],
+            ])
+        } else {
+            let arch = o.report.matches ? o.report.spec.name : "closest \(o.report.spec.name), deviations accepted"
+            print("wrote \(output): \(o.bytes) bytes, \(o.dtype.rawValue) (\(String(format: "%.3f", Double(o.bytes) / Double(o.rawTensorBytes))) x the f32 tensor bytes), \(arch)")
+            print(v.bitIdentical ? "validated: output bit-identical to the source's"
+                                 : String(format: "validated: output max abs %.3g, max rel %.3g (limit %.3g), top-1 agreement %.0f%%",
+                                          v.maxAbs, v.maxRel, v.tolerance, v.top1Agreement * 100))
+        }
+    }
+}

@@ -1,0 +1,54 @@
+import DenseKit
+import Foundation
+import Testing
+import TestSupport
+
+/// `densekit convert` end to end: refusal, validation, nothing left behind, and running the result.
+@Suite struct ConvertCLITests {
+    @Test func tinyModelIsRefusedWithoutAcceptDeviations() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let out = folder.appendingPathComponent("m.dnk").path
+        let r = try densekit(["convert", Fixtures.path("tv-tiny-legacy-opset17.onnx"), "-o", out, "--json"])
+        #expect(r.status == 1)
+        #expect(try r.json()["written"] as? Bool == false)
+        #expect(r.stderr.contains("convert refused") && r.stderr.contains("--accept-deviations"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).isEmpty)
+    }
+
+    @Test func convertedModelRunsBitIdentically() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let out = folder.appendingPathComponent("m.dnk").path
+        let source = Fixtures.path("keras2-tiny.h5"), input = Fixtures.path("input-64-nhwc.npy")
+        let r = try densekit(["convert", source, "-o", out, "--accept-deviations", "--input", input, "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let o = try r.json()
+        #expect(o["written"] as? Bool == true && o["dtype"] as? String == "f32")
+        #expect((o["validation"] as? [String: Any])?["bitIdentical"] as? Bool == true)
+        #expect(r.stderr.isEmpty)  // progress only when stderr is a terminal
+        let a = folder.appendingPathComponent("a.npy").path, b = folder.appendingPathComponent("b.npy").path
+        #expect(try densekit(["run", source, "--input", input, "--output", a]).status == 0)
+        #expect(try densekit(["run", out, "--input", input, "--output", b]).status == 0)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: a)) == Data(contentsOf: URL(fileURLWithPath: b)))
+        let inspect = try densekit(["inspect", out])
+        #expect(inspect.stdout.contains("dnk (densekit 0.1.0 from keras-h5 (keras 2."))
+        #expect(try densekit(["diff", source, out, "--input", input]).status == 0)
+    }
+
+    @Test func failuresLeaveNothingBehind() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let r = try densekit(["convert", Fixtures.path("tv-tiny-legacy-opset17.onnx"), "-o", "/nonexistent-dir/m.dnk", "--accept-deviations"])
+        #expect(r.status == 2)
+        #expect(r.stderr.hasPrefix("error: /nonexistent-dir/m.dnk: cannot create a file"))
+        let garbage = folder.appendingPathComponent("g.onnx").path
+        try Data("garbage".utf8).write(to: URL(fileURLWithPath: garbage))
+        let out = folder.appendingPathComponent("m.dnk").path
+        let g = try densekit(["convert", garbage, "-o", out])
+        #expect(g.status == 2 && g.stderr.hasPrefix("error: \(garbage): "))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == ["g.onnx"])
+        let bad = try densekit(["convert", Fixtures.path("tv-tiny-legacy-opset17.onnx"), "-o", out, "--dtype", "f8"])
+        #expect(bad.status == 2 && bad.stderr.contains("--dtype"))
+    }
+}

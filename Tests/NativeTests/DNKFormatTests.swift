@@ -1,0 +1,115 @@
+import DenseKit
+import Foundation
+import Testing
+import TestSupport
+
+/// The .dnk writer and reader: exact round trip, sizes, and every corruption refused naming its region.
+@Suite struct DNKFormatTests {
+    /// Converts a fixture into a temporary folder; returns the folder and the .dnk path.
+    func converted(_ fixture: String, dtype: DType = .f32) throws -> (URL, String, Converter.Outcome) {
+        let folder = try Fixtures.temporaryFolder()
+        let out = folder.appendingPathComponent("model.dnk").path
+        var converter = Converter()
+        converter.dtype = dtype
+        converter.acceptDeviations = true
+        let outcome = try converter.convert(source: Fixtures.path(fixture), to: out)
+        return (folder, out, outcome)
+    }
+
+    @Test(arguments: ["tv-tiny-legacy-opset17.onnx", "tv-tiny-legacy-opset11-unfolded.onnx", "keras3-tiny.keras", "cifar-plain-tiny-legacy-opset17.onnx"])
+    func roundTripIsExact(_ fixture: String) throws {
+        let (folder, path, outcome) = try converted(fixture)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        #expect(outcome.validation.bitIdentical)
+        let source = try ModelLoader.load(path: Fixtures.path(fixture))
+        let loaded = try ModelLoader.load(path: path)
+        #expect(loaded.source.format == .dnk)
+        #expect(loaded.tensors.map(\.values) == source.tensors.map(\.values))
+        #expect(loaded.tensors.map(\.shape) == source.tensors.map(\.shape))
+        #expect(loaded.layerNames == source.layerNames)
+        #expect(loaded.input == source.input)
+        #expect(loaded.head.softmax == source.head.softmax)
+        #expect(loaded.stem.pool == source.stem.pool && loaded.stem.conv.pads == source.stem.conv.pads)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == ["model.dnk"])
+    }
+
+    @Test func sizesAreCompact() throws {
+        let (folder, _, f32) = try converted("tv-tiny-legacy-opset11-unfolded.onnx")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (folder16, _, f16) = try converted("tv-tiny-legacy-opset11-unfolded.onnx", dtype: .f16)
+        defer { try? FileManager.default.removeItem(at: folder16) }
+        // Tiny nets pay for their header, table and 64-byte alignment; the full-size bounds are checked below.
+        #expect(f32.bytes < f32.rawTensorBytes + 40_000)
+        #expect(f16.bytes < f32.bytes)
+        #expect(f16.validation.maxRel <= Converter.tolerance(for: .f16) && f16.validation.top1Agreement == 1)
+    }
+
+    @Test(.enabled(if: Fixtures.full != nil, "full-size fixtures not built"))
+    func fullSizeTargets() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let source = try #require(Fixtures.full) + "/densenet121-legacy-opset17.onnx"
+        var converter = Converter()
+        let f32 = try converter.convert(source: source, to: folder.appendingPathComponent("a.dnk").path)
+        converter.dtype = .f16
+        let f16 = try converter.convert(source: source, to: folder.appendingPathComponent("b.dnk").path)
+        #expect(f32.report.spec.name == "densenet121" && f32.report.matches)
+        #expect(Double(f32.bytes) <= 1.02 * Double(f32.rawTensorBytes))
+        #expect(Double(f16.bytes) <= 0.52 * Double(f32.rawTensorBytes))
+        #expect(f32.validation.bitIdentical)
+    }
+
+    /// Every byte class: header, metadata, table, tensor data, padding; and truncations.
+    @Test func everyCorruptionIsRefused() throws {
+        let (folder, path, _) = try converted("tv-tiny-legacy-opset17.onnx")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let good = try Data(contentsOf: URL(fileURLWithPath: path))
+        func u64(_ at: Int) -> Int { good.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self))) } }
+        let metaOffset = u64(16), tableOffset = u64(32), dataOffset = u64(48)
+        // The first tensor's end and the padding after it.
+        let firstLength = u64(tableOffset + 76)
+        let cases: [(Int, String)] = [
+            (0, "bad magic"), (9, "format version"), (20, "header checksum"), (119, "header checksum"),
+            (metaOffset + 3, "metadata checksum"), (tableOffset + 2, "table checksum"), (tableOffset + 70, "table checksum"),
+            (dataOffset + 5, "checksum mismatch (corrupt data or padding)"),
+            (dataOffset + firstLength + 1, "checksum mismatch (corrupt data or padding)"),
+            (good.count - 1, "checksum mismatch"),
+        ]
+        let bad = folder.appendingPathComponent("bad.dnk")
+        for (at, message) in cases {
+            var copy = good
+            copy[at] ^= 0x10
+            try copy.write(to: bad)
+            #expect(throws: ImportError.self, "byte \(at)") { try DNKReader.load(path: bad.path) }
+            do { _ = try DNKReader.load(path: bad.path) } catch { #expect("\(error)".contains(message), "byte \(at): \(error)") }
+        }
+        for cut in stride(from: 0, to: good.count, by: max(1, good.count / 61)) + [good.count - 1] {
+            try good.prefix(cut).write(to: bad)
+            #expect(throws: ImportError.self, "cut at \(cut)") { try DNKReader.load(path: bad.path) }
+        }
+        // Every single byte of the file is covered: flipping any one of them is caught.
+        for at in stride(from: 0, to: good.count, by: 7) {
+            var copy = good
+            copy[at] ^= 0x01
+            try copy.write(to: bad)
+            #expect(throws: ImportError.self, "flip at \(at)") { try DNKReader.load(path: bad.path) }
+        }
+    }
+
+    @Test func checksumsAreXXH64() {
+        // Published XXH64 test vectors (seed 0).
+        #expect(XXH64.hash(UnsafeRawBufferPointer(start: nil, count: 0)) == 0xEF46_DB37_51D8_E999)
+        let abc = Array("abc".utf8)
+        #expect(abc.withUnsafeBytes { XXH64.hash($0) } == 0x44BC_2CF5_AD77_0999)
+    }
+
+    @Test func sha256() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent("abc").path
+        try Data("abc".utf8).write(to: URL(fileURLWithPath: file))
+        #expect(try SHA256.hexDigest(ofFile: file) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        try Data(repeating: 0x61, count: 1_000_000).write(to: URL(fileURLWithPath: file))
+        #expect(try SHA256.hexDigest(ofFile: file) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+}
