@@ -45,7 +45,14 @@ demo: build
 	@echo; echo "== verify (a tiny DenseNet-BC: the verifier names how it differs from the closest paper architecture)"
 	@$(BIN) verify fixtures/tv-tiny-legacy-opset17.onnx; test $$? -le 1
 	@echo; echo "== run"; $(BIN) run fixtures/tv-tiny-legacy-opset17.onnx --input fixtures/input-64.npy --output /tmp/densekit-demo-out.npy --repeat 20
-	@echo; echo "== run the Keras 2 export of another model (NHWC input)"; $(BIN) run fixtures/keras2-tiny-tf2onnx.onnx --input fixtures/input-64-nhwc.npy --output /tmp/densekit-demo-keras.npy
+	@echo; echo "== diff: the Keras .h5 against its tf2onnx export, layer by layer"
+	@$(BIN) diff fixtures/keras2-tiny.h5 fixtures/keras2-tiny-tf2onnx.onnx --input fixtures/input-64-nhwc.npy --report /tmp/densekit-demo-diff.html
+	@echo "(HTML report: /tmp/densekit-demo-diff.html)"
+	@echo; echo "== diff: float32 against float16 weights (diverges; exit 1 is the expected verdict)"
+	@$(BIN) diff fixtures/tv-tiny-legacy-opset17.onnx fixtures/tv-tiny-legacy-opset17-fp16.onnx --input fixtures/input-64.npy | head -4; true
+	@echo; echo "== convert to .dnk (validated: bit-identical output), then run the .dnk"
+	@$(BIN) convert fixtures/keras3-tiny.keras -o /tmp/densekit-demo.dnk --accept-deviations
+	@$(BIN) run /tmp/densekit-demo.dnk --input fixtures/input-64-nhwc.npy --output /tmp/densekit-demo-dnk.npy
 
 proto:
 	cd schemas && protoc-c --c_out=../Sources/ONNXProto onnx.proto

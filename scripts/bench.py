@@ -71,7 +71,7 @@ def main():
         print("%-8d %14.2f %14.2f %8.3f   %12.1f %12.1f" % (threads, dk["runMs"]["median"], ort["median"], ratio,
                                                           dk_mb, ort_mb - python_mb))
         if threads == 1:
-            onnx_load, onnx_prepare, ort_load = dk["loadMs"], dk["prepareMs"], ort["loadMs"]
+            onnx_load, ort_load = dk["loadMs"], ort["loadMs"]
     # Loading the native format: open, map, validate every checksum (median of 5 processes).
     dnk = os.path.join(os.path.dirname(out), "densenet121.dnk")
     subprocess.run([binary, "convert", model, "-o", dnk], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -85,6 +85,11 @@ def main():
           % (dnk_load, ort_load, ort_load / dnk_load))
     print("      (densekit's executor preparation, packing weights, adds %.1f ms; importing the .onnx takes %.1f ms)"
           % (loads[2]["prepareMs"], onnx_load))
+    # diff keeps only the current layer of each model: its peak memory should be about two runs'.
+    other = os.path.join(folder, "densenet121-dynamo-opset18.onnx")
+    _, diff_mb = peak_mb([binary, "diff", model, other, "--input", inp, "--json"])
+    _, run_mb = peak_mb([binary, "run", model, "--input", inp, "--output", out, "--json"])
+    print("memory: densekit diff of two DenseNet-121 files peaks at %.1f MB; one run peaks at %.1f MB" % (diff_mb, run_mb))
     print("(onnxruntime's MB exclude the %.1f MB of the Python interpreter with numpy and onnxruntime imported)" % python_mb)
 
 

@@ -53,25 +53,33 @@ public enum GEMM {
                                 _ c: UnsafeMutablePointer<Float>, ldc: Int,
                                 bias: UnsafePointer<Float>? = nil, relu: Bool = false, threads: Int = 1) {
         guard n > 0, a.rows > 0 else { return }
-        let chunks = threads <= 1 || n < 2 * nr ? 1 : min(threads, n / nr)
-        if chunks == 1 {
-            run(a, segments, 0, n, c, ldc, bias, relu)
-            return
-        }
-        WorkerPool.shared(threads: chunks).parallelFor(n, granule: nr) { columns in
-            run(a, segments, columns.lowerBound, columns.upperBound, c, ldc, bias, relu)
+        let panels = (n + nr - 1) / nr, tiles = (a.rows + 7) / 8
+        if threads <= 1 || (panels < 2 && tiles < 2) {
+            run(a, segments, 0..<a.rows, 0, n, c, ldc, bias, relu)
+        } else if panels >= 2 * threads || panels >= tiles {
+            // Enough 32-column panels: each thread takes its own columns.
+            WorkerPool.shared(threads: threads).parallelFor(n, granule: nr) { columns in
+                run(a, segments, 0..<a.rows, columns.lowerBound, columns.upperBound, c, ldc, bias, relu)
+            }
+        } else {
+            // Few columns (7x7 and 14x14 maps): each thread takes its own 8-row tiles.
+            WorkerPool.shared(threads: threads).parallelFor(a.rows, granule: 8) { rows in
+                run(a, segments, rows, 0, n, c, ldc, bias, relu)
+            }
         }
     }
 
     /// Columns [j0, j1) of C. Loop order: M blocks of 128 rows, then 32-column panels, then all of K
     /// (segment by segment, each B panel packed contiguously), then the 8-row tiles; a C panel stays
     /// in L1 across K and the B window of one panel stays in L1/L2 across the taps of a convolution.
-    static func run(_ a: PackedMatrix, _ segments: [Segment], _ j0: Int, _ j1: Int,
+    static func run(_ a: PackedMatrix, _ segments: [Segment], _ rows: Range<Int>, _ j0: Int, _ j1: Int,
                     _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ bias: UnsafePointer<Float>?, _ relu: Bool) {
-        let m = a.rows
-        let panel = UnsafeMutableRawPointer.allocate(byteCount: kc * nr * 4, alignment: 64)
+        let m = rows.upperBound
+        // The packed B panel, then room for one 8 x 32 edge tile.
+        let panel = UnsafeMutableRawPointer.allocate(byteCount: (kc + 8) * nr * 4, alignment: 64)
         defer { panel.deallocate() }
-        var ic = 0
+        let edge = (panel + kc * nr * 4).bindMemory(to: Float.self, capacity: 8 * nr)
+        var ic = rows.lowerBound
         while ic < m {
             let mEnd = min(m, ic + mc)
             var jr = j0
@@ -83,7 +91,7 @@ public enum GEMM {
                     var ir = ic
                     while ir < mEnd {
                         tile(kb, a.panel(ir / 8) + segment.k0 * 8, UnsafeRawPointer(panel), nr * 4, c + ir * ldc + jr, ldc,
-                             s == 0, s == segments.count - 1, bias.map { $0 + ir }, relu, rows: min(8, m - ir), cols: cols)
+                             s == 0, s == segments.count - 1, bias.map { $0 + ir }, relu, rows: min(8, m - ir), cols: cols, edge: edge)
                         ir += 8
                     }
                 }
@@ -139,7 +147,7 @@ public enum GEMM {
     @inline(__always)
     static func tile(_ kb: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int,
                      _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
-                     _ bias: UnsafePointer<Float>?, _ relu: Bool, rows: Int, cols: Int) {
+                     _ bias: UnsafePointer<Float>?, _ relu: Bool, rows: Int, cols: Int, edge: UnsafeMutablePointer<Float>) {
         var l0 = SIMD16<Float>(), l1 = SIMD16<Float>(), l2 = SIMD16<Float>(), l3 = SIMD16<Float>()
         var l4 = SIMD16<Float>(), l5 = SIMD16<Float>(), l6 = SIMD16<Float>(), l7 = SIMD16<Float>()
         var h0 = SIMD16<Float>(), h1 = SIMD16<Float>(), h2 = SIMD16<Float>(), h3 = SIMD16<Float>()
@@ -170,11 +178,20 @@ public enum GEMM {
             store(l6, h6, c, 6, ldc, first, last, bias, relu)
             store(l7, h7, c, 7, ldc, first, last, bias, relu)
         } else {
-            let low = [l0, l1, l2, l3, l4, l5, l6, l7], high = [h0, h1, h2, h3, h4, h5, h6, h7]
+            // Edge tile: spill the accumulators to the 8 x 32 scratch tile, then add lane by lane.
+            let e = UnsafeMutableRawPointer(edge)
+            e.storeBytes(of: l0, toByteOffset: 0, as: SIMD16<Float>.self); e.storeBytes(of: h0, toByteOffset: 64, as: SIMD16<Float>.self)
+            e.storeBytes(of: l1, toByteOffset: 128, as: SIMD16<Float>.self); e.storeBytes(of: h1, toByteOffset: 192, as: SIMD16<Float>.self)
+            e.storeBytes(of: l2, toByteOffset: 256, as: SIMD16<Float>.self); e.storeBytes(of: h2, toByteOffset: 320, as: SIMD16<Float>.self)
+            e.storeBytes(of: l3, toByteOffset: 384, as: SIMD16<Float>.self); e.storeBytes(of: h3, toByteOffset: 448, as: SIMD16<Float>.self)
+            e.storeBytes(of: l4, toByteOffset: 512, as: SIMD16<Float>.self); e.storeBytes(of: h4, toByteOffset: 576, as: SIMD16<Float>.self)
+            e.storeBytes(of: l5, toByteOffset: 640, as: SIMD16<Float>.self); e.storeBytes(of: h5, toByteOffset: 704, as: SIMD16<Float>.self)
+            e.storeBytes(of: l6, toByteOffset: 768, as: SIMD16<Float>.self); e.storeBytes(of: h6, toByteOffset: 832, as: SIMD16<Float>.self)
+            e.storeBytes(of: l7, toByteOffset: 896, as: SIMD16<Float>.self); e.storeBytes(of: h7, toByteOffset: 960, as: SIMD16<Float>.self)
             for r in 0..<rows {
                 let row = c + r * ldc
                 for j in 0..<cols {
-                    var v = j < 16 ? low[r][j] : high[r][j - 16]
+                    var v = e.load(fromByteOffset: (r * nr + j) * 4, as: Float.self)
                     if first {
                         if let bias { v += bias[r] }
                     } else {

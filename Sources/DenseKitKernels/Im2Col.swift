@@ -1,15 +1,18 @@
 /// Unfolds a CHW image into the K x N operand of a convolution GEMM:
 /// row (c * kernel + ky) * kernel + kx, column oy * outW + ox, zero outside the image.
 public enum Im2Col {
+    /// `rows` limits the work to those rows of the result (for splitting it across threads).
     public static func unfold(_ src: UnsafePointer<Float>, channels: Int, height: Int, width: Int,
                               kernel: Int, stride: Int, padTop: Int, padLeft: Int, outHeight: Int, outWidth: Int,
-                              into dst: UnsafeMutablePointer<Float>) {
+                              into dst: UnsafeMutablePointer<Float>, rows: Range<Int>? = nil) {
         let n = outHeight * outWidth
-        var row = dst
-        for c in 0..<channels {
+        let rows = rows ?? 0..<(channels * kernel * kernel)
+        for r in rows {
+            let c = r / (kernel * kernel), ky = r / kernel % kernel, kx = r % kernel
+            let row = dst + r * n
             let plane = src + c * height * width
-            for ky in 0..<kernel {
-                for kx in 0..<kernel {
+            do {
+                do {
                     for oy in 0..<outHeight {
                         let out = row + oy * outWidth
                         let iy = oy * stride - padTop + ky
@@ -32,7 +35,6 @@ public enum Im2Col {
                             }
                         }
                     }
-                    row += n
                 }
             }
         }

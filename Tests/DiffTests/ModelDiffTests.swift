@@ -69,3 +69,44 @@ import TestSupport
         #expect(!Tolerance(absolute: 0, relative: 1e-5).allows(m))
     }
 }
+
+/// The same on full-size DenseNet-121 files from `make fixtures-full`.
+@Suite(.enabled(if: Fixtures.full != nil, "full-size fixtures not built"))
+struct FullSizeDiffTests {
+    func load(_ name: String) throws -> DenseNet { try ModelLoader.load(path: try #require(Fixtures.full) + "/" + name) }
+
+    func diff(_ a: DenseNet, _ b: DenseNet, _ input: String) throws -> ModelDiff.Result {
+        let x = try ModelInput(try Fixtures.npy(try #require(Fixtures.full) + "/" + input), layout: nil, for: a)
+        return try ModelDiff(a, b, threads: 2).run(x.values, batch: x.batch, height: x.height, width: x.width)
+    }
+
+    @Test func exportsOfTheSameWeightsAgree() throws {
+        #expect(try diff(try load("densenet121-legacy-opset17.onnx"), try load("densenet121-dynamo-opset18.onnx"), "input-224.npy").withinTolerance)
+        #expect(try diff(try load("densenet121-legacy-opset11-unfolded.onnx"), try load("densenet121-legacy-opset17.onnx"), "input-224.npy").withinTolerance)
+        #expect(try diff(try load("keras2-densenet121.h5"), try load("keras2-densenet121-tf2onnx.onnx"), "input-224-nhwc.npy").withinTolerance)
+        #expect(try diff(try load("keras3-densenet121.keras"), try load("keras3-densenet121.weights.h5"), "input-224-nhwc.npy").withinTolerance)
+    }
+
+    @Test func sourceAndNativeAgree() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let out = folder.appendingPathComponent("d.dnk").path
+        _ = try Converter().convert(source: try #require(Fixtures.full) + "/keras2-densenet121-weights.h5", to: out)
+        let r = try diff(try load("keras2-densenet121-weights.h5"), try ModelLoader.load(path: out), "input-224-nhwc.npy")
+        #expect(r.withinTolerance && r.layers.allSatisfy { $0.metrics.maxAbs == 0 })
+    }
+
+    @Test func alteredLayerIsBlamed() throws {
+        let a = try load("densenet121-legacy-opset17.onnx")
+        var b = a
+        b.blocks[2].layers[13].conv.weight.values[100] += 0.5
+        let r = try diff(a, b, "input-224.npy")
+        #expect(r.firstDivergence?.name == "block3.layer14")
+        #expect(r.layers.count == a.layerNames.count)
+    }
+
+    @Test func differentModelsDivergeAtTheStem() throws {
+        let r = try diff(try load("keras2-densenet121.h5"), try load("keras3-densenet121.h5"), "input-224-nhwc.npy")
+        #expect(r.firstDivergence?.name == "stem")
+    }
+}

@@ -291,8 +291,11 @@ public final class ImageExecution {
         let (oh, ow) = c.outputSize(h, w)
         var operand = src
         if !c.isPointwise {
-            Im2Col.unfold(src, channels: c.inChannels, height: h, width: w, kernel: c.kernel, stride: c.stride,
-                          padTop: c.pads[0], padLeft: c.pads[1], outHeight: oh, outWidth: ow, into: columns.pointer)
+            let target = columns.pointer
+            parallel(c.inChannels * c.kernel * c.kernel) { rows in
+                Im2Col.unfold(src, channels: c.inChannels, height: h, width: w, kernel: c.kernel, stride: c.stride,
+                              padTop: c.pads[0], padLeft: c.pads[1], outHeight: oh, outWidth: ow, into: target, rows: rows)
+            }
             operand = UnsafePointer(columns.pointer)
         }
         GEMM.multiply(c.weights, operand, ldb: oh * ow, n: oh * ow, dst, ldc: oh * ow,
