@@ -91,3 +91,26 @@ bench: build fixtures-full
 
 clean:
 	rm -rf .build
+
+# libFuzzer targets (Fuzz/), seeded with the fixtures; each runs FUZZ_SECONDS and any crash fails.
+# Crashers are written to fuzz-findings/ (ignored by git) for the corrupt-file suite.
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD   := cd Fuzz && $(SWIFT) build -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld
+.PHONY: fuzz fuzz-build fuzz-corpus
+fuzz-build: deps
+	$(FUZZ_BUILD)
+
+fuzz-corpus: build
+	mkdir -p .build-fuzz/onnx .build-fuzz/hdf5 .build-fuzz/dnk .build-fuzz/npy fuzz-findings
+	cp fixtures/*.onnx .build-fuzz/onnx/
+	cp fixtures/*.h5 fixtures/*.keras .build-fuzz/hdf5/
+	cp fixtures/*.npy .build-fuzz/npy/
+	for f in tv-tiny-legacy-opset17.onnx cifar-plain-tiny-legacy-opset17.onnx keras3-tiny.keras; do \
+	  $(BIN) convert fixtures/$$f -o .build-fuzz/dnk/$$f.dnk --accept-deviations >/dev/null; done
+
+fuzz: fuzz-build fuzz-corpus
+	for t in ONNX HDF5 DNK NPY; do \
+	  l=$$(echo $$t | tr A-Z a-z); \
+	  Fuzz/.build/release/Fuzz$$t .build-fuzz/$$l -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 \
+	    -artifact_prefix=fuzz-findings/$$l- -print_final_stats=1 || exit 1; \
+	done

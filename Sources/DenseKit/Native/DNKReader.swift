@@ -14,6 +14,11 @@ public enum DNKReader {
         } catch {
             throw ImportError.unreadable("cannot read file (\(error.localizedDescription))")
         }
+        return try load(data: data, path: path)
+    }
+
+    /// Reads a `.dnk` held in memory (float32 weights keep referring to `data`).
+    public static func load(data: Data, path: String) throws -> DenseNet {
         let file = MappedFile(data)
         return try data.withUnsafeBytes { raw in try decode(raw, file: file, path: path) }
     }

@@ -13,6 +13,11 @@ public enum KerasImporter {
         } catch {
             throw ImportError.unreadable("cannot read file (\(error.localizedDescription))")
         }
+        return try load(data: data, path: path, trustStoredNames: trustStoredNames, inMemory: false)
+    }
+
+    /// Reads a model from its bytes (HDF5 through the in-memory driver when `inMemory`).
+    public static func load(data: Data, path: String, trustStoredNames: Bool = true, inMemory: Bool = true) throws -> DenseNet {
         var configJSON: String? = nil
         var version: String? = nil
         var image: Data? = nil
@@ -32,6 +37,7 @@ public enum KerasImporter {
         } else {
             guard data.starts(with: HDF5File.signature) else { throw ImportError.malformed("not an HDF5 file (bad signature)") }
             format = .kerasH5
+            if inMemory { image = data }
         }
         let weights = try HDF5File.serialized {
             let file = try image.map { try HDF5File(image: $0) } ?? HDF5File(path: path)

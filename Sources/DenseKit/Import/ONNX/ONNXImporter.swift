@@ -10,6 +10,12 @@ public enum ONNXImporter {
         } catch {
             throw ImportError.unreadable("cannot read file (\(error.localizedDescription))")
         }
+        return try load(data: data, path: path)
+    }
+
+    /// Reads a model from its bytes; external data is looked up in `path`'s folder.
+    public static func load(data: Data, path: String) throws -> DenseNet {
+        let url = URL(fileURLWithPath: path)
         let model = try ONNXProtoReader.read(data)
         let opset = model.opsets[""] ?? model.opsets["ai.onnx"] ?? 0
         guard opset >= 7 else { throw ImportError.unsupported("opset \(opset) (DenseKit reads opset 7 and later)") }

@@ -1,0 +1,14 @@
+// swift-tools-version:6.0
+// libFuzzer targets for DenseKit's readers, built with coverage and AddressSanitizer by `make fuzz`
+// (-sanitize=fuzzer,address on every module); kept out of the main package so that an ordinary
+// build never needs the fuzzer runtime.
+import PackageDescription
+
+let package = Package(
+    name: "DenseKitFuzz",
+    dependencies: [.package(name: "DenseKit", path: "..")],
+    targets: ["FuzzONNX", "FuzzHDF5", "FuzzDNK", "FuzzNPY"].map {
+        .executableTarget(name: $0, dependencies: [.product(name: "DenseKit", package: "DenseKit")])
+    },
+    swiftLanguageModes: [.v6]
+)
