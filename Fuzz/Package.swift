@@ -7,8 +7,8 @@ import PackageDescription
 let package = Package(
     name: "DenseKitFuzz",
     dependencies: [.package(name: "DenseKit", path: "..")],
-    targets: ["FuzzONNX", "FuzzHDF5", "FuzzDNK", "FuzzNPY"].map {
-        .executableTarget(name: $0, dependencies: [.product(name: "DenseKit", package: "DenseKit")])
+    targets: [.target(name: "FuzzSupport")] + ["FuzzONNX", "FuzzHDF5", "FuzzDNK", "FuzzNPY"].map {
+        .executableTarget(name: $0, dependencies: ["FuzzSupport", .product(name: "DenseKit", package: "DenseKit")])
     },
     swiftLanguageModes: [.v6]
 )

@@ -33,14 +33,14 @@ struct Convert: ParsableCommand {
         converter.threads = execution.threadCount
         // Progress for people watching a terminal; scripts reading stderr see only the outcome.
         if isatty(STDERR_FILENO) != 0 { converter.progress = { log("convert: \($0)") } }
+        let net = try loadModel(model)
         var x: ModelInput? = nil
         if let input {
-            let net = try CommandFailure.about(model) { try ModelLoader.load(path: model) }
             let array = try CommandFailure.about(input) { try NPY.read(path: input) }
             x = try CommandFailure.about(input) { try ModelInput(array, layout: execution.inputLayout, for: net) }
         }
         do {
-            let outcome = try converter.convert(source: model, to: output, input: x)
+            let outcome = try converter.convert(net, source: model, to: output, input: x)
             report(outcome)
         } catch let refusal as Converter.Refusal {
             if json { printJSON(["written": false, "reason": refusal.description, "dtype": dtype]) }

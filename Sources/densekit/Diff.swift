@@ -26,8 +26,8 @@ struct Diff: ParsableCommand {
     }
 
     func run() throws {
-        let netA = try CommandFailure.about(a) { try ModelLoader.load(path: a) }
-        let netB = try CommandFailure.about(b) { try ModelLoader.load(path: b) }
+        let netA = try loadModel(a)
+        let netB = try loadModel(b)
         let diff = try CommandFailure.about(b) {
             try ModelDiff(netA, netB, tolerance: Tolerance(absolute: atol, relative: rtol), threads: execution.threadCount)
         }

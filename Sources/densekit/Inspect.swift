@@ -8,7 +8,7 @@ struct Inspect: ParsableCommand {
     @Flag(help: "Print one JSON object on stdout.") var json = false
 
     func run() throws {
-        let net = try CommandFailure.about(model) { try ModelLoader.load(path: model) }
+        let net = try loadModel(model)
         if json {
             printJSON(net.summary)
         } else {

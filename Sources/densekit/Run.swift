@@ -39,7 +39,7 @@ struct Run: ParsableCommand {
     func run() throws {
         let clock = ContinuousClock()
         let loadStart = clock.now
-        let net = try CommandFailure.about(model) { try ModelLoader.load(path: model) }
+        let net = try loadModel(model)
         let loadMs = milliseconds(clock.now - loadStart)
         let prepareStart = clock.now
         let executor = Executor(net, threads: execution.threadCount)

@@ -18,7 +18,7 @@ struct Verify: ParsableCommand {
     }
 
     func run() throws {
-        let net = try CommandFailure.about(model) { try ModelLoader.load(path: model) }
+        let net = try loadModel(model)
         let report = try CommandFailure.about(model) { try Verifier().verify(net, against: arch) }
         if json {
             printJSON(jsonObject(report))

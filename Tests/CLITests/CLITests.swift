@@ -131,3 +131,15 @@ import TestSupport
         #expect(r.stdout.contains("inspect") && r.stdout.contains("verify") && r.stdout.contains("run"))
     }
 }
+
+/// Inputs the fuzzers found (fixtures/regressions/, with how each was found in README).
+@Suite struct FuzzRegressionTests {
+    /// libhdf5 1.10 loops forever reading a variable-length attribute over a damaged global heap;
+    /// the import deadline turns that into exit 2 with one line.
+    @Test func hdf5GlobalHeapHangEndsWithAnError() throws {
+        let file = Fixtures.path("regressions/hdf5-global-heap-hang.h5")
+        let r = try densekit(["inspect", file], environment: ["DENSEKIT_IMPORT_DEADLINE": "3"])
+        #expect(r.status == 2)
+        #expect(r.stderr == "error: \(file): import did not finish within 3 s (the file is probably corrupt)\n")
+    }
+}

@@ -32,10 +32,11 @@ public func densekitBinary() throws -> URL {
     throw CLIError.noBinary
 }
 
-public func densekit(_ arguments: [String], in directory: URL? = nil) throws -> CLIResult {
+public func densekit(_ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:]) throws -> CLIResult {
     let process = Process()
     process.executableURL = try densekitBinary()
     process.arguments = arguments
+    if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     if let directory { process.currentDirectoryURL = directory }
     let out = Pipe(), err = Pipe()
     process.standardOutput = out

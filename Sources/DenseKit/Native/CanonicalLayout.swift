@@ -3,16 +3,8 @@ import Foundation
 /// The canonical graph as named tensors plus a JSON structure description, and back: what a `.dnk`
 /// file stores (names and JSON keys in schemas/dnk-format.md).
 enum CanonicalLayout {
-    /// Every tensor under its canonical name, in execution order.
-    static func tensors(of net: DenseNet) -> [(String, Tensor)] {
-        var out: [(String, Tensor)] = []
-        func conv(_ prefix: String, _ c: Conv2D) {
-            out.append((prefix + ".weight", c.weight))
-            if let b = c.bias { out.append((prefix + ".bias", b)) }
-        }
-        func norm(_ prefix: String, _ n: BatchNorm) {
-            out += [(prefix + ".gamma", n.gamma), (prefix + ".beta", n.beta), (prefix + ".mean", n.mean), (prefix + ".variance", n.variance)]
-        }
+    /// Calls `conv` and `norm` with every conv and BatchNorm under its canonical name, in execution order.
+    private static func visit(_ net: DenseNet, conv: (String, Conv2D) -> Void, norm: (String, BatchNorm) -> Void) {
         conv("stem.conv", net.stem.conv)
         if let n = net.stem.norm { norm("stem.norm", n) }
         for (b, block) in net.blocks.enumerated() {
@@ -31,6 +23,17 @@ enum CanonicalLayout {
             }
         }
         norm("head.norm", net.head.norm)
+    }
+
+    /// Every tensor under its canonical name, in execution order.
+    static func tensors(of net: DenseNet) -> [(String, Tensor)] {
+        var out: [(String, Tensor)] = []
+        visit(net, conv: { prefix, c in
+            out.append((prefix + ".weight", c.weight))
+            if let b = c.bias { out.append((prefix + ".bias", b)) }
+        }, norm: { prefix, n in
+            out += [(prefix + ".gamma", n.gamma), (prefix + ".beta", n.beta), (prefix + ".mean", n.mean), (prefix + ".variance", n.variance)]
+        })
         out.append(("head.classifier.weight", net.head.classifier.weight))
         if let b = net.head.classifier.bias { out.append(("head.classifier.bias", b)) }
         return out
@@ -39,26 +42,8 @@ enum CanonicalLayout {
     /// The geometry and settings that are not tensors.
     static func structure(of net: DenseNet) -> [String: Any] {
         var convs: [String: Any] = [:], epsilons: [String: Any] = [:]
-        func conv(_ name: String, _ c: Conv2D) { convs[name] = ["stride": c.stride, "pads": c.pads] }
-        func norm(_ name: String, _ n: BatchNorm) { epsilons[name] = Double(n.epsilon) }
-        conv("stem.conv", net.stem.conv)
-        if let n = net.stem.norm { norm("stem.norm", n) }
-        for (b, block) in net.blocks.enumerated() {
-            for (i, layer) in block.layers.enumerated() {
-                let p = "block\(b + 1).layer\(i + 1)"
-                norm(p + ".norm", layer.norm)
-                if let bn = layer.bottleneck {
-                    conv(p + ".bottleneck.conv", bn.conv)
-                    if let n = bn.norm { norm(p + ".bottleneck.norm", n) }
-                }
-                conv(p + ".conv", layer.conv)
-            }
-            if b < net.transitions.count {
-                norm("transition\(b + 1).norm", net.transitions[b].norm)
-                conv("transition\(b + 1).conv", net.transitions[b].conv)
-            }
-        }
-        norm("head.norm", net.head.norm)
+        visit(net, conv: { name, c in convs[name] = ["stride": c.stride, "pads": c.pads] },
+              norm: { name, n in epsilons[name] = Double(n.epsilon) })
         var stem: [String: Any] = ["relu": net.stem.relu]
         if let p = net.stem.pool { stem["pool"] = pool(p) }
         let input = net.input

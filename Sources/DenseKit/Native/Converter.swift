@@ -59,7 +59,11 @@ public struct Converter {
     /// `input` (NCHW, with batch and size) validates the conversion; nil uses a seeded probe image.
     public func convert(source path: String, to output: String, input: ModelInput? = nil) throws -> Outcome {
         progress("importing \(path)")
-        let net = try ModelLoader.load(path: path)
+        return try convert(try ModelLoader.load(path: path), source: path, to: output, input: input)
+    }
+
+    /// Converts `net`, already imported from the file at `path`.
+    public func convert(_ net: DenseNet, source path: String, to output: String, input: ModelInput? = nil) throws -> Outcome {
         progress("verifying the structure")
         let report = try Verifier().verify(net)
         if !report.matches && !acceptDeviations { throw Refusal.deviations(report) }
