@@ -142,6 +142,11 @@ def full(outdir):
     m2 = tf_keras.applications.DenseNet121(weights=None)
     randomise_bn(m2, rng)
     save_keras2(m2, x, outdir, "keras2-densenet121")
+    tf_keras.utils.set_random_seed(35)
+    m2_169 = tf_keras.applications.DenseNet169(weights=None)
+    m2_169.save(os.path.join(outdir, "keras2-densenet169.h5"))
+    m2_169.save_weights(os.path.join(outdir, "keras2-densenet169-weights.h5"))
+    np.save(os.path.join(outdir, "keras2-densenet169.out.npy"), m2_169.predict(x, verbose=0))
 
 
 if __name__ == "__main__":

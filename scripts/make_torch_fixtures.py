@@ -201,6 +201,12 @@ def full(outdir):
     x = rng.standard_normal((1, 3, 224, 224)).astype(np.float32)
     np.save(os.path.join(outdir, "input-224.npy"), x)
     write_all(net, x, outdir, "densenet121", TORCH_VARIANTS)
+    # The other ImageNet DenseNets, one export each.
+    for i, name in enumerate(["densenet169", "densenet201", "densenet161"]):
+        torch.manual_seed(200 + i)
+        other = getattr(tvd, name)(weights=None)
+        randomise_bn(other, 300 + i)
+        write_all(other, x, outdir, name, TORCH_VARIANTS[1:2])
 
 
 if __name__ == "__main__":

@@ -142,4 +142,16 @@ import TestSupport
         #expect(r.status == 2)
         #expect(r.stderr == "error: \(file): import did not finish within 3 s (the file is probably corrupt)\n")
     }
+
+    /// libhdf5 1.10 overruns a buffer on a damaged global heap (a segfault): the isolated reader
+    /// turns it into exit 2 with one line, for every command.
+    @Test func hdf5CrashEndsWithAnError() throws {
+        let file = Fixtures.path("regressions/hdf5-global-heap-overflow.h5")
+        for command in [["inspect", file], ["verify", file], ["convert", file, "-o", "/tmp/never-written.dnk"]] {
+            let r = try densekit(command)
+            #expect(r.status == 2, "\(command)")
+            #expect(r.stderr == "error: \(file): the HDF5 library crashed reading this file (signal 11); it is corrupt\n", "\(command)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/never-written.dnk"))
+    }
 }

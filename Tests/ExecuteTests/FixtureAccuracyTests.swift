@@ -48,6 +48,10 @@ import TestSupport
         ("keras3-densenet121.weights.h5", "input-224-nhwc.npy", "keras3-densenet121.out.npy"),
         ("keras3-densenet121.keras", "input-224-nhwc.npy", "keras3-densenet121.out.npy"),
         ("keras3-densenet169.keras", "input-224-nhwc.npy", "keras3-densenet169.out.npy"),
+        ("keras2-densenet169-weights.h5", "input-224-nhwc.npy", "keras2-densenet169.out.npy"),
+        ("densenet169-legacy-opset17.onnx", "input-224.npy", "densenet169-legacy-opset17.out.npy"),
+        ("densenet201-legacy-opset17.onnx", "input-224.npy", "densenet201-legacy-opset17.out.npy"),
+        ("densenet161-legacy-opset17.onnx", "input-224.npy", "densenet161-legacy-opset17.out.npy"),
     ]
 
     @Test(.enabled(if: Fixtures.full != nil, "full-size fixtures not built (make fixtures-full)"), arguments: full)

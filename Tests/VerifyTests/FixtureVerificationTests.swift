@@ -53,6 +53,11 @@ import TestSupport
         ("keras3-densenet169.h5", "densenet169"),
         ("keras3-densenet169.weights.h5", "densenet169"),
         ("keras3-densenet169.keras", "densenet169"),
+        ("keras2-densenet169.h5", "densenet169"),
+        ("keras2-densenet169-weights.h5", "densenet169"),
+        ("densenet169-legacy-opset17.onnx", "densenet169"),
+        ("densenet201-legacy-opset17.onnx", "densenet201"),
+        ("densenet161-legacy-opset17.onnx", "densenet161"),
     ]
 
     @Test(.enabled(if: Fixtures.full != nil, "full-size fixtures not built (make fixtures-full)"), arguments: full)
@@ -62,9 +67,15 @@ import TestSupport
         let r = try Verifier().verify(net)
         #expect(r.matches, "\(r.deviations)")
         #expect(r.spec.name == c.1)
-        let expected = c.1 == "densenet121" ? (7_978_856, 8_062_504) : (14_149_480, 14_307_880)
-        #expect(r.parameters.trainable == expected.0 && r.parameters.withBatchNormStatistics == expected.1)
-        #expect(net.blocks.map(\.layers.count) == (c.1 == "densenet121" ? [6, 12, 24, 16] : [6, 12, 32, 32]))
-        #expect(net.blocks.allSatisfy { $0.layers.allSatisfy { $0.growth == 32 } })
+        // Published counts (torch convention, Keras total where Keras has the model): densenet-facts.md.
+        let published: [String: (Int, Int?, [Int], Int)] = [
+            "densenet121": (7_978_856, 8_062_504, [6, 12, 24, 16], 32), "densenet169": (14_149_480, 14_307_880, [6, 12, 32, 32], 32),
+            "densenet201": (20_013_928, 20_242_984, [6, 12, 48, 32], 32), "densenet161": (28_681_000, nil, [6, 12, 36, 24], 48),
+        ]
+        let p = try #require(published[c.1])
+        #expect(r.parameters.trainable == p.0)
+        if let keras = p.1 { #expect(r.parameters.withBatchNormStatistics == keras) }
+        #expect(net.blocks.map(\.layers.count) == p.2)
+        #expect(net.blocks.allSatisfy { $0.layers.allSatisfy { $0.growth == p.3 } })
     }
 }

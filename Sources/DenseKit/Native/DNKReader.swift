@@ -56,6 +56,7 @@ public enum DNKReader {
         guard hash(tableOffset, dataOffset) == stored(80) else { throw ImportError.malformed("tensor table checksum mismatch (corrupt table)") }
 
         var tensors: [String: Tensor] = [:]
+        var regions: [(name: String, start: Int, end: Int, checksum: UInt64)] = []
         var expectedOffset = dataOffset
         var storedBytes = 0, parameters = 0
         for index in 0..<count {
@@ -83,7 +84,7 @@ public enum DNKReader {
             guard end <= n, index + 1 < count || DNKWriter.align(offset + length, 64) == n else {
                 throw ImportError.malformed("tensor '\(name)': data does not end at the end of the file")
             }
-            guard hash(offset, end) == stored(at + 84) else { throw ImportError.malformed("tensor '\(name)': checksum mismatch (corrupt data or padding)") }
+            regions.append((name, offset, end, stored(at + 84)))
             guard tensors[name] == nil else { throw ImportError.malformed("tensor '\(name)' appears twice") }
             switch dtype {
             case .f32 where rank >= 2:
@@ -101,6 +102,21 @@ public enum DNKReader {
             storedBytes += length
             parameters += elements
             expectedOffset = end
+        }
+        // The tensors' checksums, computed on all cores (most of a load is reading the file once).
+        let computed = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: regions.count)
+        defer { computed.deallocate() }
+        let base = UInt(bitPattern: raw.baseAddress), out = UInt(bitPattern: computed.baseAddress)
+        let bounds = regions.map { ($0.start, $0.end) }
+        DispatchQueue.concurrentPerform(iterations: min(ProcessInfo.processInfo.activeProcessorCount, regions.count)) { part in
+            let parts = min(ProcessInfo.processInfo.activeProcessorCount, bounds.count)
+            let p = UnsafeRawPointer(bitPattern: base), results = UnsafeMutablePointer<UInt64>(bitPattern: out)
+            for i in stride(from: part, to: bounds.count, by: parts) {
+                results?[i] = XXH64.hash(UnsafeRawBufferPointer(start: p.map { $0 + bounds[i].0 }, count: bounds[i].1 - bounds[i].0))
+            }
+        }
+        for (i, r) in regions.enumerated() where computed[i] != r.checksum {
+            throw ImportError.malformed("tensor '\(r.name)': checksum mismatch (corrupt data or padding)")
         }
         guard let object = try? JSONSerialization.jsonObject(with: Data(raw[metaOffset..<(metaOffset + metaLength)])) as? [String: Any],
               let structure = object["structure"] as? [String: Any] else { throw ImportError.malformed("metadata is not the expected JSON") }

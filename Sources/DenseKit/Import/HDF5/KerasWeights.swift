@@ -30,7 +30,7 @@ struct KerasWeights {
             layout = .fullModel
             modelConfig = config.first
             try readNamed(file, root: "model_weights")
-        } else if try file.stringAttribute("/", "layer_names") != nil {
+        } else if try Self.splitAttribute(file, "/", "layer_names") != nil {
             layout = .weightsOnly
             try readNamed(file, root: "/")
         } else if file.exists("layers") {
@@ -42,14 +42,14 @@ struct KerasWeights {
     }
 
     private mutating func readNamed(_ file: HDF5File, root: String) throws {
-        guard let names = try file.stringAttribute(root, "layer_names") else {
+        guard let names = try Self.splitAttribute(file, root, "layer_names") else {
             throw ImportError.malformed("'\(root)' has no layer_names attribute")
         }
         let prefix = root == "/" ? "" : root + "/"
         for layerName in names {
             let group = prefix + layerName
             guard file.exists(group) else { throw ImportError.malformed("layer '\(layerName)' is listed but has no group") }
-            let weightNames = try file.stringAttribute(group, "weight_names") ?? []
+            let weightNames = try Self.splitAttribute(file, group, "weight_names") ?? []
             var tensors: [Tensor] = []
             for weightName in weightNames {
                 let path = group + "/" + weightName
@@ -82,6 +82,19 @@ struct KerasWeights {
             for (name, tensors) in try KerasLayerNames.recover(unnamed) { layers[name] = Layer(name: name, tensors: tensors) }
             namesRecovered = true
         }
+    }
+
+    /// A string-list attribute, or its chunks `name0`, `name1`, ... that Keras writes instead when
+    /// the list exceeds HDF5's 64 KiB attribute limit; nil when neither exists.
+    static func splitAttribute(_ file: HDF5File, _ object: String, _ name: String) throws -> [String]? {
+        if let whole = try file.stringAttribute(object, name) { return whole }
+        var chunks: [String] = []
+        var index = 0
+        while let chunk = try file.stringAttribute(object, "\(name)\(index)") {
+            chunks += chunk
+            index += 1
+        }
+        return index > 0 ? chunks : nil
     }
 
     /// Parameters and bytes the file stores, and its tensor count.
