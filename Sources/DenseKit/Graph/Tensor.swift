@@ -66,6 +66,15 @@ public struct Tensor: Sendable, Equatable {
     /// Number of NaN or infinite values.
     public var nonFiniteCount: Int { withFloats { $0.reduce(0) { $0 + ($1.isFinite ? 0 : 1) } } }
 
+    /// The transpose of a 2-D tensor: Keras's and ONNX MatMul's (in, out) becomes (out, in).
+    public func transposed() -> Tensor {
+        let rows = shape[0], cols = shape[1]
+        let v = values
+        var t = [Float](repeating: 0, count: v.count)
+        for r in 0..<rows { for c in 0..<cols { t[c * rows + r] = v[r * cols + c] } }
+        return Tensor(name: name, shape: [cols, rows], storedDType: storedDType, values: t)
+    }
+
     public static func == (a: Tensor, b: Tensor) -> Bool {
         a.name == b.name && a.shape == b.shape && a.storedDType == b.storedDType && a.values == b.values
     }

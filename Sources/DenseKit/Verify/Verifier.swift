@@ -32,12 +32,11 @@ public struct Verifier {
             candidates = ArchitectureSpec.all
         }
         let weightFindings = weightDeviations(net)
-        var best: (spec: ArchitectureSpec, deviations: [Deviation])? = nil
-        for spec in candidates {
-            let deviations = structuralDeviations(net, spec)
-            if best == nil || deviations.count < best!.deviations.count { best = (spec, deviations) }
+        // The closest: fewest deviations, the earlier in the contract's list on a tie.
+        let scored = candidates.map { (spec: $0, deviations: structuralDeviations(net, $0)) }
+        guard let chosen = scored.min(by: { $0.deviations.count < $1.deviations.count }) else {
+            throw VerifyError.unknownArchitecture(name ?? "", known: [])
         }
-        guard let chosen = best else { throw VerifyError.unknownArchitecture(name ?? "", known: []) }
         var eps: [Float] = []
         for norm in allNorms(net) where !eps.contains(norm.epsilon) { eps.append(norm.epsilon) }
         let compression = net.transitions.first.map { Double($0.conv.outChannels) / Double($0.norm.channels) }

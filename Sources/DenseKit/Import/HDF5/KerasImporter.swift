@@ -129,7 +129,7 @@ public enum KerasImporter {
                 bias = predictions.tensors[1]
                 guard bias?.count == kernel.shape[1] else { throw ImportError.structure("layer 'predictions': bias size \(bias?.count ?? 0), expected \(kernel.shape[1])") }
             }
-            let linear = Linear(weight: transposed(kernel), bias: bias)
+            let linear = Linear(weight: kernel.transposed(), bias: bias)
             let activation = config?.layers["predictions"]?.activation ?? "softmax"
             guard activation == "softmax" || activation == "linear" else {
                 throw ImportError.unsupported("layer 'predictions': activation '\(activation)'")
@@ -191,13 +191,6 @@ public enum KerasImporter {
             let size = c.poolSize ?? defaultSize
             return Pool2D(kind: kind, kernel: size, stride: c.strides ?? size, pads: c.zeroPadding ?? [0, 0, 0, 0],
                           countIncludePad: kind == .average)
-        }
-
-        private func transposed(_ w: Tensor) -> Tensor {
-            let rows = w.shape[0], cols = w.shape[1]
-            var v = [Float](repeating: 0, count: w.values.count)
-            for r in 0..<rows { for c in 0..<cols { v[c * rows + r] = w.values[r * cols + c] } }
-            return Tensor(name: w.name, shape: [cols, rows], storedDType: w.storedDType, values: v)
         }
     }
 }

@@ -66,7 +66,7 @@ struct ONNXOps {
             }
         }
         let stride = try uniform(n, "strides", default: 1)
-        let pads = try padsAttribute(n, kernel: w.shape[2], stride: stride)
+        let pads = try padsAttribute(n)
         return Conv2D(weight: w, bias: b, stride: stride, pads: pads)
     }
 
@@ -89,7 +89,7 @@ struct ONNXOps {
         guard ints(n, "dilations").allSatisfy({ $0 == 1 }) else { throw ImportError.unsupported("\(n.label): dilated pooling") }
         let stride = try uniform(n, "strides", default: 1)
         return Pool2D(kind: kind, kernel: Int(kernel[0]), stride: stride,
-                      pads: try padsAttribute(n, kernel: Int(kernel[0]), stride: stride),
+                      pads: try padsAttribute(n),
                       countIncludePad: int(n, "count_include_pad", 0) != 0)
     }
 
@@ -114,7 +114,7 @@ struct ONNXOps {
         guard int(n, "transA", 0) == 0 else { throw ImportError.unsupported("\(n.label): Gemm with transA") }
         var w = try weight(n, 1, "B")
         guard w.shape.count == 2 else { throw ImportError.structure("\(n.label): weight '\(w.name)' expected 2 dims, found \(w.shape.count)") }
-        if int(n, "transB", 0) == 0 { w = transposed(w) }
+        if int(n, "transB", 0) == 0 { w = w.transposed() }
         let alpha = float(n, "alpha", 1), beta = float(n, "beta", 1)
         if alpha != 1 { w.values = w.values.map { $0 * alpha } }
         var b: Tensor? = nil
@@ -133,7 +133,7 @@ struct ONNXOps {
     private mutating func matMul(_ n: ONNXNode) throws -> Linear {
         let w = try weight(n, 1, "B")
         guard w.shape.count == 2 else { throw ImportError.structure("\(n.label): weight '\(w.name)' expected 2 dims, found \(w.shape.count)") }
-        return Linear(weight: transposed(w), bias: nil)
+        return Linear(weight: w.transposed(), bias: nil)
     }
 
     private mutating func add(_ n: ONNXNode) throws -> Tensor {
@@ -218,7 +218,7 @@ struct ONNXOps {
         return Int(v[0])
     }
 
-    private func padsAttribute(_ n: ONNXNode, kernel: Int, stride: Int) throws -> [Int] {
+    private func padsAttribute(_ n: ONNXNode) throws -> [Int] {
         if case .string(let autoPad)? = n.attributes["auto_pad"], autoPad != "NOTSET", autoPad != "VALID" {
             throw ImportError.unsupported("\(n.label): auto_pad \(autoPad)")
         }
@@ -240,10 +240,4 @@ struct ONNXOps {
         return t
     }
 
-    private func transposed(_ w: Tensor) -> Tensor {
-        let rows = w.shape[0], cols = w.shape[1]
-        var v = [Float](repeating: 0, count: w.count)
-        for r in 0..<rows { for c in 0..<cols { v[c * rows + r] = w.values[r * cols + c] } }
-        return Tensor(name: w.name, shape: [cols, rows], storedDType: w.storedDType, values: v)
-    }
 }
