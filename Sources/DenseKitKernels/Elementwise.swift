@@ -97,3 +97,26 @@ public enum Elementwise {
         }
     }
 }
+
+extension Elementwise {
+    /// y = W x + b for W (out, in) row-major: one SIMD dot product per output.
+    public static func matVec(_ w: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+                              rows: Int, cols: Int, into y: UnsafeMutablePointer<Float>) {
+        for o in 0..<rows {
+            let row = UnsafeRawPointer(w + o * cols), input = UnsafeRawPointer(x)
+            var acc = SIMD16<Float>()
+            var i = 0
+            while i + 16 <= cols {
+                acc = acc.addingProduct(row.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self),
+                                        input.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self))
+                i += 16
+            }
+            var sum = acc.sum()
+            while i < cols {
+                sum += w[o * cols + i] * x[i]
+                i += 1
+            }
+            y[o] = sum + (bias?[o] ?? 0)
+        }
+    }
+}

@@ -60,3 +60,16 @@ import Testing
         #expect(y == want.values)
     }
 }
+
+/// The SIMD matrix-vector product (the classifier) against the reference linear layer.
+@Suite struct MatVecTests {
+    @Test(arguments: [(10, 16), (7, 33), (1000, 1024), (3, 5)])
+    func matchesReferenceLinear(_ shape: (rows: Int, cols: Int)) {
+        var rng = SeededRandom(UInt64(shape.rows * 31 + shape.cols))
+        let w = rng.floats(shape.rows * shape.cols), x = rng.floats(shape.cols), b = rng.floats(shape.rows)
+        let want = Reference.linear(x, weight: w, bias: b, outFeatures: shape.rows)
+        var y = [Float](repeating: .nan, count: shape.rows)
+        Elementwise.matVec(w, x, b, rows: shape.rows, cols: shape.cols, into: &y)
+        #expect(relativeError(y, want) < 1e-5)
+    }
+}

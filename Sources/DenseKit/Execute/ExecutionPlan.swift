@@ -77,7 +77,10 @@ final class ExecutionPlan: @unchecked Sendable {
     let blockChannels: [(input: Int, output: Int)]
     let transitions: [TransitionStep]
     let headNorm: Affine
-    let classifier: Linear
+    /// Classifier weights (out, in) and bias, copied once: a mapped `.dnk` would copy them every run.
+    let classifierWeight: AlignedBuffer
+    let classifierBias: AlignedBuffer?
+    let classes: Int
     let softmax: Bool
     let layerNames: [String]
 
@@ -93,7 +96,9 @@ final class ExecutionPlan: @unchecked Sendable {
         blockChannels = net.blocks.map { ($0.inChannels, $0.outChannels) }
         transitions = net.transitions.map { TransitionStep(norm: Affine($0.norm), conv: Conv($0.conv), pool: $0.pool) }
         headNorm = Affine(net.head.norm)
-        classifier = net.head.classifier
+        classifierWeight = AlignedBuffer(net.head.classifier.weight.values)
+        classifierBias = net.head.classifier.bias.map { AlignedBuffer($0.values) }
+        classes = net.head.classifier.outFeatures
         softmax = net.head.softmax
         layerNames = net.layerNames
     }

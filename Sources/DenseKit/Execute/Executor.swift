@@ -142,7 +142,7 @@ public final class ImageExecution {
         padded = AlignedBuffer(count: maxPadded)
         grid = AlignedBuffer(count: maxGrid)
         stemOut = AlignedBuffer(count: plan.stemPool == nil ? 0 : stem.outChannels * h1 * w1)
-        logits = AlignedBuffer(count: plan.classifier.outFeatures)
+        logits = AlignedBuffer(count: plan.classes)
     }
 
     /// Starts over on a new image (CHW).
@@ -248,13 +248,14 @@ public final class ImageExecution {
         let c = plan.headNorm.scale.count
         Elementwise.batchNormReLUMean(blockA.pointer, scratch.pointer, channels: c, size: h * w,
                                       scale: plan.headNorm.scale.pointer, shift: plan.headNorm.shift.pointer)
-        let features = Array(UnsafeBufferPointer(start: scratch.pointer, count: c))
-        var y = Reference.linear(features, weight: plan.classifier.weight.values, bias: plan.classifier.bias?.values,
-                                 outFeatures: plan.classifier.outFeatures)
-        if plan.softmax { y = Reference.softmax(y) }
-        y.withUnsafeBufferPointer { logits.pointer.update(from: $0.baseAddress!, count: $0.count) }
-        return LayerActivation(name: "head", channels: y.count, height: 1, width: 1,
-                               values: UnsafeBufferPointer(start: logits.pointer, count: y.count))
+        Elementwise.matVec(plan.classifierWeight.pointer, scratch.pointer, plan.classifierBias.map { UnsafePointer($0.pointer) },
+                           rows: plan.classes, cols: c, into: logits.pointer)
+        let y = UnsafeMutableBufferPointer(start: logits.pointer, count: plan.classes)
+        if plan.softmax {
+            let probabilities = Reference.softmax(Array(y))
+            for (i, p) in probabilities.enumerated() { y[i] = p }
+        }
+        return LayerActivation(name: "head", channels: plan.classes, height: 1, width: 1, values: UnsafeBufferPointer(y))
     }
 
     // MARK: helpers
