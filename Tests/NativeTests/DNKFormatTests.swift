@@ -103,6 +103,21 @@ import TestSupport
         #expect(abc.withUnsafeBytes { XXH64.hash($0) } == 0x44BC_2CF5_AD77_0999)
     }
 
+    @Test func laneHashSeesEveryFlippedBit() {
+        var rng = SeededRandom(9)
+        var bytes = (0..<3000).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let original = bytes.withUnsafeBytes { LaneHash.hash($0) }
+        for at in stride(from: 0, to: bytes.count, by: 37) {
+            for bit in 0..<8 {
+                bytes[at] ^= 1 << bit
+                #expect(bytes.withUnsafeBytes { LaneHash.hash($0) } != original, "byte \(at) bit \(bit)")
+                bytes[at] ^= 1 << bit
+            }
+        }
+        #expect(bytes.withUnsafeBytes { LaneHash.hash($0) } == original)
+        #expect(bytes.prefix(2999).withUnsafeBytes { LaneHash.hash($0) } != original)
+    }
+
     @Test func sha256() throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }

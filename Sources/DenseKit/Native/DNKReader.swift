@@ -112,7 +112,7 @@ public enum DNKReader {
             let parts = min(ProcessInfo.processInfo.activeProcessorCount, bounds.count)
             let p = UnsafeRawPointer(bitPattern: base), results = UnsafeMutablePointer<UInt64>(bitPattern: out)
             for i in stride(from: part, to: bounds.count, by: parts) {
-                results?[i] = XXH64.hash(UnsafeRawBufferPointer(start: p.map { $0 + bounds[i].0 }, count: bounds[i].1 - bounds[i].0))
+                results?[i] = LaneHash.hash(UnsafeRawBufferPointer(start: p.map { $0 + bounds[i].0 }, count: bounds[i].1 - bounds[i].0))
             }
         }
         for (i, r) in regions.enumerated() where computed[i] != r.checksum {

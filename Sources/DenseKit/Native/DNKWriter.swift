@@ -49,7 +49,7 @@ public enum DNKWriter {
                 p.storeBytes(of: UInt64(e.offset).littleEndian, toByteOffset: at + 68, as: UInt64.self)
                 p.storeBytes(of: UInt64(e.length).littleEndian, toByteOffset: at + 76, as: UInt64.self)
                 let end = index + 1 < entries.count ? entries[index + 1].offset : fileLength
-                let sum = XXH64.hash(UnsafeRawBufferPointer(start: p.advanced(by: e.offset), count: end - e.offset))
+                let sum = LaneHash.hash(UnsafeRawBufferPointer(start: p.advanced(by: e.offset), count: end - e.offset))
                 p.storeBytes(of: sum.littleEndian, toByteOffset: at + 84, as: UInt64.self)
             }
             // Header.
