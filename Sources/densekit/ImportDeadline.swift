@@ -12,7 +12,7 @@ import Foundation
 /// about a second.
 func loadModel(_ path: String) throws -> DenseNet {
     let seconds = ProcessInfo.processInfo.environment["DENSEKIT_IMPORT_DEADLINE"].flatMap(Double.init) ?? 60
-    if isHDF5OrArchive(path) { try probeInChild(path, seconds: seconds) }
+    if ModelLoader.readsThroughHDF5(path: path) { try probeInChild(path, seconds: seconds) }
     let done = OnceFlag()
     DispatchQueue.global().asyncAfter(deadline: .now() + seconds) {
         guard !done.isSet else { return }
@@ -21,13 +21,6 @@ func loadModel(_ path: String) throws -> DenseNet {
     }
     defer { done.set() }
     return try CommandFailure.about(path) { try ModelLoader.load(path: path) }
-}
-
-private func isHDF5OrArchive(_ path: String) -> Bool {
-    guard let handle = FileHandle(forReadingAtPath: path) else { return false }
-    defer { try? handle.close() }
-    let head = [UInt8]((try? handle.read(upToCount: 8)) ?? Data())
-    return head.starts(with: [0x89, 0x48, 0x44, 0x46]) || head.starts(with: [0x50, 0x4B, 0x03, 0x04])
 }
 
 /// Runs `densekit probe path` and turns a crash, a hang or an error there into this command's error.

@@ -74,7 +74,8 @@ final class ExecutionPlan: @unchecked Sendable {
     let stemReLU: Bool
     let stemPool: Pool2D?
     let blocks: [[Layer]]
-    let blockChannels: [(input: Int, output: Int)]
+    /// Channels leaving each block (its buffer's width).
+    let blockWidths: [Int]
     let transitions: [TransitionStep]
     let headNorm: Affine
     /// Classifier weights (out, in) and bias, copied once: a mapped `.dnk` would copy them every run.
@@ -93,7 +94,7 @@ final class ExecutionPlan: @unchecked Sendable {
                 Layer(norm: Affine(l.norm), bottleneck: l.bottleneck.map { Conv($0.conv, then: $0.norm) }, conv: Conv(l.conv))
             }
         }
-        blockChannels = net.blocks.map { ($0.inChannels, $0.outChannels) }
+        blockWidths = net.blocks.map(\.outChannels)
         transitions = net.transitions.map { TransitionStep(norm: Affine($0.norm), conv: Conv($0.conv), pool: $0.pool) }
         headNorm = Affine(net.head.norm)
         classifierWeight = AlignedBuffer(net.head.classifier.weight.values)

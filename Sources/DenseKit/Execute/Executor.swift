@@ -110,7 +110,7 @@ public final class ImageExecution {
         for (b, layers) in plan.blocks.enumerated() {
             guard h > 0, w > 0 else { throw ExecutionError.unsupported("input \(height)x\(width) is too small: block\(b + 1) would be empty") }
             let hw = h * w
-            maxBlock = max(maxBlock, plan.blockChannels[b].output * hw)
+            maxBlock = max(maxBlock, plan.blockWidths[b] * hw)
             for l in layers {
                 maxScratch = max(maxScratch, l.norm.scale.count * hw)
                 if let bn = l.bottleneck { maxBottleneck = max(maxBottleneck, bn.outChannels * hw) }
