@@ -77,21 +77,60 @@ public enum Elementwise {
         }
     }
 
-    /// Max pooling of CHW planes (padding never wins: it is -infinity).
+    /// Max pooling of CHW planes (padding never wins: it is -infinity), separably: the maxima across
+    /// each input row's windows first, then across rows, 16 outputs at a time. Input rows are
+    /// `rowStride` floats apart (planes `height * rowStride`), so a wide convolution grid can be read in place.
     public static func maxPool(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels: Int, height: Int, width: Int,
-                               kernel: Int, stride: Int, padTop: Int, padLeft: Int, outHeight: Int, outWidth: Int) {
+                               rowStride: Int? = nil, kernel: Int, stride: Int, padTop: Int, padLeft: Int,
+                               outHeight: Int, outWidth: Int) {
+        let ld = rowStride ?? width
+        let rows = UnsafeMutablePointer<Float>.allocate(capacity: height * outWidth)
+        defer { rows.deallocate() }
+        // Outputs whose window lies inside the row and whose 16-wide loads (stride 2) stay inside it.
+        let first = min(outWidth, (padLeft + stride - 1) / stride)
         for c in 0..<channels {
-            let plane = src + c * height * width
-            let out = dst + c * outHeight * outWidth
-            for oy in 0..<outHeight {
-                let y0 = max(0, oy * stride - padTop), y1 = min(height, oy * stride - padTop + kernel)
-                for ox in 0..<outWidth {
+            let plane = src + c * height * ld
+            for y in 0..<height {
+                let line = plane + y * ld, out = rows + y * outWidth
+                var ox = 0
+                func scalar(_ ox: Int) {
                     let x0 = max(0, ox * stride - padLeft), x1 = min(width, ox * stride - padLeft + kernel)
                     var m = -Float.infinity
-                    for y in y0..<max(y0, y1) {
-                        for x in x0..<max(x0, x1) { m = max(m, plane[y * width + x]) }
+                    for x in x0..<max(x0, x1) { m = max(m, line[x]) }
+                    out[ox] = m
+                }
+                while ox < first { scalar(ox); ox += 1 }
+                if stride == 2 {
+                    // 8 outputs from 16-wide loads at each tap: the even lanes are the window's columns.
+                    while ox + 8 <= outWidth && 2 * ox - padLeft + kernel - 1 + 16 <= width {
+                        let base = UnsafeRawPointer(line + 2 * ox - padLeft)
+                        var m = base.loadUnaligned(as: SIMD16<Float>.self).evenHalf
+                        for j in 1..<max(1, kernel) {
+                            let v = base.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self).evenHalf
+                            m.replace(with: v, where: v .> m)
+                        }
+                        UnsafeMutableRawPointer(out + ox).storeBytes(of: m, as: SIMD8<Float>.self)
+                        ox += 8
                     }
-                    out[oy * outWidth + ox] = m
+                }
+                while ox < outWidth { scalar(ox); ox += 1 }
+            }
+            for oy in 0..<outHeight {
+                let y0 = max(0, oy * stride - padTop), y1 = min(height, oy * stride - padTop + kernel)
+                let out = dst + (c * outHeight + oy) * outWidth
+                guard y0 < y1 else { out.update(repeating: -.infinity, count: outWidth); continue }
+                out.update(from: rows + y0 * outWidth, count: outWidth)
+                for y in (y0 + 1)..<y1 {
+                    let row = rows + y * outWidth
+                    var x = 0
+                    while x + 16 <= outWidth {
+                        var a = UnsafeRawPointer(out + x).loadUnaligned(as: SIMD16<Float>.self)
+                        let b = UnsafeRawPointer(row + x).loadUnaligned(as: SIMD16<Float>.self)
+                        a.replace(with: b, where: b .> a)
+                        UnsafeMutableRawPointer(out + x).storeBytes(of: a, as: SIMD16<Float>.self)
+                        x += 16
+                    }
+                    while x < outWidth { out[x] = max(out[x], row[x]); x += 1 }
                 }
             }
         }

@@ -2,7 +2,8 @@
 ///
 /// A is M x K (`PackedMatrix`), C is M x N with row stride `ldc`. B is K x N, given as segments of
 /// consecutive K rows that share a row stride: one strided matrix for a plain GEMM, or one segment
-/// per kernel tap for a stride-1 convolution read straight from a zero-padded image (`Conv3x3`).
+/// per kernel tap for a convolution read straight from its padded phase planes (`PhaseConvolution`).
+/// Consecutive segments are packed together into K blocks of at most 256 rows.
 /// Register tile 8 x 32 (two SIMD16 accumulators per row, 16 in all, so the two FMA ports stay
 /// busy while B rows and A broadcasts stream from L1), K blocked by 256, M by 128, N split across threads.
 public enum GEMM {
@@ -53,26 +54,43 @@ public enum GEMM {
                                 _ c: UnsafeMutablePointer<Float>, ldc: Int,
                                 bias: UnsafePointer<Float>? = nil, relu: Bool = false, threads: Int = 1) {
         guard n > 0, a.rows > 0 else { return }
+        let blocks = kBlocks(segments)
         let panels = (n + nr - 1) / nr, tiles = (a.rows + 7) / 8
         if threads <= 1 || (panels < 2 && tiles < 2) {
-            run(a, segments, 0..<a.rows, 0, n, c, ldc, bias, relu)
+            run(a, segments, blocks, 0..<a.rows, 0, n, c, ldc, bias, relu)
         } else if panels >= 2 * threads || panels >= tiles {
             // Enough 32-column panels: each thread takes its own columns.
             WorkerPool.shared(threads: threads).parallelFor(n, granule: nr) { columns in
-                run(a, segments, 0..<a.rows, columns.lowerBound, columns.upperBound, c, ldc, bias, relu)
+                run(a, segments, blocks, 0..<a.rows, columns.lowerBound, columns.upperBound, c, ldc, bias, relu)
             }
         } else {
             // Few columns (7x7 and 14x14 maps): each thread takes its own 8-row tiles.
             WorkerPool.shared(threads: threads).parallelFor(a.rows, granule: 8) { rows in
-                run(a, segments, rows, 0, n, c, ldc, bias, relu)
+                run(a, segments, blocks, rows, 0, n, c, ldc, bias, relu)
             }
         }
     }
 
+    /// Runs of consecutive segments holding at most `kc` rows in all (each segment holds at most `kc`).
+    static func kBlocks(_ segments: [Segment]) -> [Range<Int>] {
+        var blocks: [Range<Int>] = []
+        var start = 0, rows = 0
+        for (i, s) in segments.enumerated() {
+            precondition(s.count <= kc, "GEMM segment of \(s.count) rows")
+            if rows + s.count > kc {
+                blocks.append(start..<i)
+                (start, rows) = (i, 0)
+            }
+            rows += s.count
+        }
+        if start < segments.count { blocks.append(start..<segments.count) }
+        return blocks
+    }
+
     /// Columns [j0, j1) of C. Loop order: M blocks of 128 rows, then 32-column panels, then all of K
-    /// (segment by segment, each B panel packed contiguously), then the 8-row tiles; a C panel stays
+    /// (K block by K block, each B panel packed contiguously), then the 8-row tiles; a C panel stays
     /// in L1 across K and the B window of one panel stays in L1/L2 across the taps of a convolution.
-    static func run(_ a: PackedMatrix, _ segments: [Segment], _ rows: Range<Int>, _ j0: Int, _ j1: Int,
+    static func run(_ a: PackedMatrix, _ segments: [Segment], _ blocks: [Range<Int>], _ rows: Range<Int>, _ j0: Int, _ j1: Int,
                     _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ bias: UnsafePointer<Float>?, _ relu: Bool) {
         let m = rows.upperBound
         // The packed B panel, then room for one 8 x 32 edge tile.
@@ -85,13 +103,17 @@ public enum GEMM {
             var jr = j0
             while jr < j1 {
                 let cols = min(nr, j1 - jr)
-                for (s, segment) in segments.enumerated() {
-                    let kb = segment.count
-                    pack(segment, jr, cols, into: panel)
+                for (bi, block) in blocks.enumerated() {
+                    var kb = 0
+                    for s in block {
+                        pack(segments[s], jr, cols, into: panel + kb * nr * 4)
+                        kb += segments[s].count
+                    }
+                    let k0 = segments[block.lowerBound].k0
                     var ir = ic
                     while ir < mEnd {
-                        tile(kb, a.panel(ir / 8) + segment.k0 * 8, UnsafeRawPointer(panel), nr * 4, c + ir * ldc + jr, ldc,
-                             s == 0, s == segments.count - 1, bias.map { $0 + ir }, relu, rows: min(8, m - ir), cols: cols, edge: edge)
+                        tile(kb, a.panel(ir / 8) + k0 * 8, UnsafeRawPointer(panel), nr * 4, c + ir * ldc + jr, ldc,
+                             bi == 0, bi == blocks.count - 1, bias.map { $0 + ir }, relu, rows: min(8, m - ir), cols: cols, edge: edge)
                         ir += 8
                     }
                 }

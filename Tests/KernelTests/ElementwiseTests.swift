@@ -47,7 +47,7 @@ import Testing
         #expect(relativeError(y, Reference.globalAveragePool(bnReLU(x), channels: channels)) < 1e-5)
     }
 
-    @Test(arguments: [(9, 11, 3, 2, 1), (8, 8, 2, 2, 0), (5, 7, 3, 1, 1)])
+    @Test(arguments: [(9, 11, 3, 2, 1), (8, 8, 2, 2, 0), (5, 7, 3, 1, 1), (112, 112, 3, 2, 1), (37, 41, 3, 2, 1), (40, 45, 2, 2, 0)])
     func maxPool(_ t: (Int, Int, Int, Int, Int)) {
         var rng = SeededRandom(14)
         let (h, w, k, s, p) = t
@@ -58,6 +58,14 @@ import Testing
         Elementwise.maxPool(x, &y, channels: channels, height: h, width: w, kernel: k, stride: s, padTop: p, padLeft: p,
                             outHeight: want.height, outWidth: want.width)
         #expect(y == want.values)
+        // The same planes read from rows 3 floats wider (a convolution's output grid).
+        let ld = w + 3
+        var wide = [Float](repeating: .nan, count: channels * h * ld)
+        for r in 0..<(channels * h) { for x0 in 0..<w { wide[r * ld + x0] = x[r * w + x0] } }
+        var z = [Float](repeating: .nan, count: want.values.count)
+        Elementwise.maxPool(wide, &z, channels: channels, height: h, width: w, rowStride: ld, kernel: k, stride: s,
+                            padTop: p, padLeft: p, outHeight: want.height, outWidth: want.width)
+        #expect(z == want.values)
     }
 }
 

@@ -37,19 +37,21 @@ final class ExecutionPlan: @unchecked Sendable {
             kernel = conv.kernel
             stride = conv.stride
             pads = conv.pads
-            let k = conv.kernel
-            let padded = k > 1 && k % 2 == 1 && conv.stride == 1 && conv.pads.allSatisfy { $0 == k / 2 }
-            if padded {
-                w = PaddedConvolution.tapMajor(w, outChannels: outChannels, inChannels: inChannels, kernel: kernel)
+            if !(kernel == 1 && stride == 1 && pads == [0, 0, 0, 0]) {
+                w = PhaseConvolution.tapMajor(w, outChannels: outChannels, inChannels: inChannels, kernel: kernel)
             }
             weights = PackedMatrix(rows: conv.outChannels, cols: w.count / conv.outChannels, values: w)
             bias = b.map { AlignedBuffer($0) }
-            self.padded = padded
         }
 
-        /// Computed from a zero-padded copy of the input (stride 1, "same" padding), weights tap-major.
-        let padded: Bool
+        /// A plain GEMM on the input itself; every other conv reads its input's phase planes
+        /// (`PhaseConvolution`), with weights tap-major.
         var isPointwise: Bool { kernel == 1 && stride == 1 && pads == [0, 0, 0, 0] }
+
+        /// The phase-plane geometry of this conv on an h x w input.
+        func phases(_ h: Int, _ w: Int) -> PhaseConvolution {
+            PhaseConvolution(channels: inChannels, height: h, width: w, kernel: kernel, stride: stride, pads: pads)
+        }
 
         func outputSize(_ h: Int, _ w: Int) -> (Int, Int) {
             ((h + pads[0] + pads[2] - kernel) / stride + 1, (w + pads[1] + pads[3] - kernel) / stride + 1)

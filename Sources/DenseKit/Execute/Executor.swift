@@ -71,9 +71,9 @@ public final class ImageExecution {
     let height: Int, width: Int
     private let image: AlignedBuffer
     private var blockA: AlignedBuffer, blockB: AlignedBuffer
-    private let scratch: AlignedBuffer, bottleneck: AlignedBuffer, columns: AlignedBuffer, stemOut: AlignedBuffer
-    /// The zero-padded input and the wide output grid of `PaddedConvolution`.
-    private let padded: AlignedBuffer, grid: AlignedBuffer
+    private let scratch: AlignedBuffer, bottleneck: AlignedBuffer, stemOut: AlignedBuffer
+    /// A conv's input as zero-padded phase planes and its wide output grid (`PhaseConvolution`).
+    private let planes: AlignedBuffer, grid: AlignedBuffer
     private let logits: AlignedBuffer
 
     private var step = 0
@@ -93,18 +93,13 @@ public final class ImageExecution {
         guard h1 > 0, w1 > 0 else { throw ExecutionError.unsupported("input \(height)x\(width) is too small for the stem") }
         var (h, w) = (h1, w1)
         if let p = plan.stemPool { (h, w) = p.outputSize(h1, w1) }
-        var maxBlock = 0, maxScratch = 0, maxBottleneck = 0, maxPadded = 0, maxGrid = 0
-        var maxColumns = 0
+        var maxBlock = 0, maxScratch = 0, maxBottleneck = 0, maxPlanes = 0, maxGrid = 0
         /// Grows the workspace for conv `c` on an h x w input.
         func need(_ c: ExecutionPlan.Conv, _ h: Int, _ w: Int) {
-            if c.padded {
-                let p = c.kernel / 2
-                maxPadded = max(maxPadded, PaddedConvolution.paddedCount(channels: c.inChannels, height: h, width: w, pad: p))
-                maxGrid = max(maxGrid, c.outChannels * PaddedConvolution.gridCount(height: h, width: w, pad: p))
-            } else if !c.isPointwise {
-                let (oh, ow) = c.outputSize(h, w)
-                maxColumns = max(maxColumns, c.inChannels * c.kernel * c.kernel * oh * ow)
-            }
+            guard !c.isPointwise else { return }
+            let g = c.phases(h, w)
+            maxPlanes = max(maxPlanes, g.inputCount)
+            maxGrid = max(maxGrid, c.outChannels * g.gridCount)
         }
         need(stem, height, width)
         for (b, layers) in plan.blocks.enumerated() {
@@ -138,10 +133,9 @@ public final class ImageExecution {
         blockB = AlignedBuffer(count: maxBlock)
         scratch = AlignedBuffer(count: maxScratch)
         bottleneck = AlignedBuffer(count: maxBottleneck)
-        columns = AlignedBuffer(count: maxColumns)
-        padded = AlignedBuffer(count: maxPadded)
+        planes = AlignedBuffer(count: maxPlanes)
         grid = AlignedBuffer(count: maxGrid)
-        stemOut = AlignedBuffer(count: plan.stemPool == nil ? 0 : stem.outChannels * h1 * w1)
+        stemOut = AlignedBuffer(count: plan.stemPool != nil && stem.isPointwise ? stem.outChannels * h1 * w1 : 0)
         logits = AlignedBuffer(count: plan.classes)
     }
 
@@ -171,18 +165,27 @@ public final class ImageExecution {
     private func runStem() -> LayerActivation {
         let c = plan.stemConv
         let (h1, w1) = c.outputSize(height, width)
-        let target = plan.stemPool == nil ? blockA.pointer : stemOut.pointer
-        convolve(c, UnsafePointer(image.pointer), height, width, into: target, relu: plan.stemReLU)
-        (h, w) = (h1, w1)
+        let source = UnsafePointer(image.pointer)
         if let p = plan.stemPool {
+            // Pooled straight from the conv's output grid (or its output, for a pointwise stem).
             let (oh, ow) = p.outputSize(h1, w1)
-            let (src, dst) = (stemOut.pointer, blockA.pointer)
+            var conv = UnsafePointer(stemOut.pointer), stride = w1
+            if c.isPointwise {
+                convolve(c, source, height, width, into: stemOut.pointer, relu: plan.stemReLU)
+            } else {
+                stride = convolveToGrid(c, source, height, width, relu: plan.stemReLU).phaseWidth
+                conv = UnsafePointer(grid.pointer)
+            }
+            let (dst, planeIn) = (blockA.pointer, h1 * stride)
             parallel(c.outChannels) { r in
-                Elementwise.maxPool(src + r.lowerBound * h1 * w1, dst + r.lowerBound * oh * ow, channels: r.count, height: h1, width: w1,
-                                    kernel: p.kernel, stride: p.stride, padTop: p.pads[0], padLeft: p.pads[1],
-                                    outHeight: oh, outWidth: ow)
+                Elementwise.maxPool(conv + r.lowerBound * planeIn, dst + r.lowerBound * oh * ow, channels: r.count,
+                                    height: h1, width: w1, rowStride: stride, kernel: p.kernel, stride: p.stride,
+                                    padTop: p.pads[0], padLeft: p.pads[1], outHeight: oh, outWidth: ow)
             }
             (h, w) = (oh, ow)
+        } else {
+            convolve(c, source, height, width, into: blockA.pointer, relu: plan.stemReLU)
+            (h, w) = (h1, w1)
         }
         offset = c.outChannels
         return activation("stem", blockA.pointer, channels: offset)
@@ -265,42 +268,30 @@ public final class ImageExecution {
         WorkerPool.shared(threads: threads).parallelFor(channels, body)
     }
 
-    /// conv(src CHW of size h x w) -> dst CHW: from a padded copy for stride-1 "same" convs,
-    /// directly for pointwise ones, through im2col otherwise (the stem).
+    /// conv(src CHW of size h x w) -> dst CHW: a plain GEMM for pointwise convs, otherwise one GEMM
+    /// over the input's phase planes into the wide grid, compacted into `dst`.
     private func convolve(_ c: ExecutionPlan.Conv, _ src: UnsafePointer<Float>, _ h: Int, _ w: Int,
                           into dst: UnsafeMutablePointer<Float>, relu: Bool) {
-        if c.padded {
-            let p = c.kernel / 2
-            let n = PaddedConvolution.gridCount(height: h, width: w, pad: p)
-            let plane = (h + 2 * p) * (w + 2 * p), target = padded.pointer
-            parallel(c.inChannels) { r in
-                PaddedConvolution.pad(src + r.lowerBound * h * w, channels: r.count, height: h, width: w, pad: p,
-                                      into: target + r.lowerBound * plane)
-            }
-            PaddedConvolution.zeroSlack(target, channels: c.inChannels, height: h, width: w, pad: p)
-            let segments = PaddedConvolution.segments(padded.pointer, channels: c.inChannels, height: h, width: w,
-                                                      kernel: c.kernel, pad: p)
-            GEMM.multiply(c.weights, segments, n: n, grid.pointer, ldc: n,
+        if c.isPointwise {
+            GEMM.multiply(c.weights, src, ldb: h * w, n: h * w, dst, ldc: h * w,
                           bias: c.bias.map { UnsafePointer($0.pointer) }, relu: relu, threads: threads)
-            let source = grid.pointer
-            parallel(c.outChannels) { r in
-                PaddedConvolution.compact(source + r.lowerBound * n, channels: r.count, height: h, width: w, pad: p,
-                                          into: dst + r.lowerBound * h * w)
-            }
             return
         }
-        let (oh, ow) = c.outputSize(h, w)
-        var operand = src
-        if !c.isPointwise {
-            let target = columns.pointer
-            parallel(c.inChannels * c.kernel * c.kernel) { rows in
-                Im2Col.unfold(src, channels: c.inChannels, height: h, width: w, kernel: c.kernel, stride: c.stride,
-                              padTop: c.pads[0], padLeft: c.pads[1], outHeight: oh, outWidth: ow, into: target, rows: rows)
-            }
-            operand = UnsafePointer(columns.pointer)
-        }
-        GEMM.multiply(c.weights, operand, ldb: oh * ow, n: oh * ow, dst, ldc: oh * ow,
+        let g = convolveToGrid(c, src, h, w, relu: relu)
+        let source = grid.pointer
+        parallel(c.outChannels) { g.compact(source, channels: $0, into: dst) }
+    }
+
+    /// A non-pointwise conv into `grid` (rows `phaseWidth` wide), from the input's phase planes.
+    private func convolveToGrid(_ c: ExecutionPlan.Conv, _ src: UnsafePointer<Float>, _ h: Int, _ w: Int,
+                                relu: Bool) -> PhaseConvolution {
+        let g = c.phases(h, w)
+        let target = planes.pointer
+        parallel(c.inChannels) { g.split(src, channels: $0, into: target) }
+        g.zeroSlack(target)
+        GEMM.multiply(c.weights, g.segments(target), n: g.gridCount, grid.pointer, ldc: g.gridCount,
                       bias: c.bias.map { UnsafePointer($0.pointer) }, relu: relu, threads: threads)
+        return g
     }
 
     private func batchNormReLU(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels: Int, size: Int,
