@@ -33,7 +33,7 @@ let package = Package(
         // MARK: tests
         .target(name: "TestSupport", dependencies: ["DenseKit"], path: "Tests/TestSupport"),
         .testTarget(name: "KernelTests", dependencies: ["DenseKitKernels", "TestSupport"]),
-        .testTarget(name: "ImportTests", dependencies: ["DenseKit", "TestSupport"]),
+        .testTarget(name: "ImportTests", dependencies: ["DenseKit", "TestSupport", "ONNXProto", "CProtobufC", "CHDF5"]),
         .testTarget(name: "VerifyTests", dependencies: ["DenseKit", "TestSupport"]),
         .testTarget(name: "ExecuteTests", dependencies: ["DenseKit", "TestSupport"]),
         .testTarget(name: "NativeTests", dependencies: ["DenseKit", "TestSupport"]),

@@ -14,5 +14,8 @@ static inline hid_t dk_h5e_default(void) { return H5E_DEFAULT; }
 static inline unsigned dk_h5f_acc_rdonly(void) { return H5F_ACC_RDONLY; }
 static inline hid_t dk_h5p_file_access(void) { return H5P_FILE_ACCESS; }
 static inline size_t dk_h5t_variable(void) { return H5T_VARIABLE; }
+// Used only by the tests, which make broken copies of fixtures.
+static inline unsigned dk_h5f_acc_rdwr(void) { return H5F_ACC_RDWR; }
+static inline hid_t dk_h5p_dataset_create(void) { return H5P_DATASET_CREATE; }
 
 #endif

@@ -38,14 +38,21 @@ struct Run: ParsableCommand {
 
     func run() throws {
         let clock = ContinuousClock()
-        let loadStart = clock.now
-        let net = try loadModel(model)
-        let loadMs = milliseconds(clock.now - loadStart)
-        let prepareStart = clock.now
-        let executor = Executor(net, threads: execution.threadCount)
-        let prepareMs = milliseconds(clock.now - prepareStart)
-        let array = try CommandFailure.about(input) { try NPY.read(path: input) }
-        let x = try CommandFailure.about(input) { try ModelInput(array, layout: execution.inputLayout, for: net) }
+        var loadMs = 0.0, prepareMs = 0.0
+        // The graph lives only inside this function: once the executor has packed its weights, the
+        // imported copy is released before the workspace is allocated (peak memory).
+        func prepare() throws -> (Executor, ModelInput) {
+            let loadStart = clock.now
+            let net = try loadModel(model)
+            loadMs = milliseconds(clock.now - loadStart)
+            let array = try CommandFailure.about(input) { try NPY.read(path: input) }
+            let x = try CommandFailure.about(input) { try ModelInput(array, layout: execution.inputLayout, for: net) }
+            let prepareStart = clock.now
+            let executor = Executor(net, threads: execution.threadCount)
+            prepareMs = milliseconds(clock.now - prepareStart)
+            return (executor, x)
+        }
+        let (executor, x) = try prepare()
 
         var y: [Float] = []
         var times: [Double] = []

@@ -69,4 +69,23 @@ import TestSupport
             #expect { try NPY.parse(data) } throws: { "\($0)".contains(message) }
         }
     }
+
+    @Test func everyTruncationAndFlipIsRefusedOrHarmless() throws {
+        let good = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("input-64.npy")))
+        for cut in stride(from: 0, to: good.count, by: max(1, good.count / 200)) {
+            #expect(throws: (any Error).self, "cut at \(cut)") { try NPY.parse(good.prefix(cut)) }
+        }
+        // A flipped header byte is refused or still describes the same amount of data; a flipped data
+        // byte changes one value.
+        var refused = 0
+        for at in 0..<min(good.count, 200) {
+            var copy = good
+            copy[at] ^= 0x41
+            do {
+                let a = try NPY.parse(copy)
+                #expect(a.values.count * 4 <= good.count, "flip at \(at)")
+            } catch { refused += 1 }
+        }
+        #expect(refused > 0)
+    }
 }

@@ -96,6 +96,50 @@ import TestSupport
         }
     }
 
+    /// Table entries rewritten with valid checksums (as a forger would): the structural checks alone
+    /// must refuse them.
+    @Test func forgedTablesAreRefused() throws {
+        let (folder, path, _) = try converted("tv-tiny-legacy-opset17.onnx")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let good = try Data(contentsOf: URL(fileURLWithPath: path))
+        func u64(_ d: Data, _ at: Int) -> Int { d.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self))) } }
+        func put(_ d: inout Data, _ at: Int, _ bytes: [UInt8]) { d.replaceSubrange(at..<(at + bytes.count), with: bytes) }
+        func le32(_ v: UInt32) -> [UInt8] { withUnsafeBytes(of: v.littleEndian, Array.init) }
+        let tableOffset = u64(good, 32), dataOffset = u64(good, 48)
+        /// Applies `edit` to the table, then recomputes the table and header checksums.
+        func forged(_ edit: (inout Data) -> Void) -> Data {
+            var d = good
+            edit(&d)
+            let table = d.subdata(in: tableOffset..<dataOffset).withUnsafeBytes { XXH64.hash($0) }
+            put(&d, 80, withUnsafeBytes(of: table.littleEndian, Array.init))
+            let header = d.prefix(120).withUnsafeBytes { XXH64.hash($0) }
+            put(&d, 120, withUnsafeBytes(of: header.littleEndian, Array.init))
+            return d
+        }
+        let entry = { (i: Int) in tableOffset + 96 * i }
+        let firstName = String(decoding: good[entry(0)..<(entry(0) + 48)].prefix { $0 != 0 }, as: UTF8.self)
+        let cases: [(Data, String)] = [
+            (good, ""),
+            // 2^20 x 2^20 elements: refused from the table, before anything is read or allocated.
+            (forged { d in put(&d, entry(0) + 49, [4]); put(&d, entry(0) + 52, le32(1 << 20) + le32(1 << 20) + le32(1) + le32(1)) }, "bad shape"),
+            (forged { d in put(&d, entry(0) + 52, le32(UInt32(u64(good, entry(0) + 52) & 0xFFFF_FFFF) + 1)) }, "tensor '\(firstName)': length"),
+            (forged { d in put(&d, entry(1), Array(good[entry(0)..<(entry(0) + 48)])) }, "tensor '\(firstName)' appears twice"),
+            (forged { d in put(&d, entry(0), Array("stem.conv.wrong".utf8) + [UInt8](repeating: 0, count: 48 - 15)) }, firstName),
+            (forged { d in put(&d, entry(0) + 48, [7]) }, "unknown dtype 7"),
+            (forged { d in put(&d, entry(0) + 68, withUnsafeBytes(of: UInt64(1 << 40).littleEndian, Array.init)) }, "offset"),
+        ]
+        let bad = folder.appendingPathComponent("forged.dnk")
+        for (i, (data, message)) in cases.enumerated() {
+            try data.write(to: bad)
+            if message.isEmpty {
+                #expect(throws: Never.self) { try DNKReader.load(path: bad.path) }
+                continue
+            }
+            #expect(throws: ImportError.self, "case \(i)") { try DNKReader.load(path: bad.path) }
+            do { _ = try DNKReader.load(path: bad.path) } catch { #expect("\(error)".contains(message), "case \(i): \(error)") }
+        }
+    }
+
     @Test func checksumsAreXXH64() {
         // Published XXH64 test vectors (seed 0).
         #expect(XXH64.hash(UnsafeRawBufferPointer(start: nil, count: 0)) == 0xEF46_DB37_51D8_E999)

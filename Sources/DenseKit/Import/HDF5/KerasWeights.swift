@@ -46,10 +46,15 @@ struct KerasWeights {
             throw ImportError.malformed("'\(root)' has no layer_names attribute")
         }
         let prefix = root == "/" ? "" : root + "/"
+        var seen = Set<String>()
         for layerName in names {
+            guard seen.insert(layerName).inserted else { throw ImportError.malformed("layer '\(layerName)' is listed twice") }
             let group = prefix + layerName
             guard file.exists(group) else { throw ImportError.malformed("layer '\(layerName)' is listed but has no group") }
             let weightNames = try Self.splitAttribute(file, group, "weight_names") ?? []
+            guard Set(weightNames).count == weightNames.count else {
+                throw ImportError.malformed("layer '\(layerName)' lists a weight twice")
+            }
             var tensors: [Tensor] = []
             for weightName in weightNames {
                 let path = group + "/" + weightName
@@ -73,6 +78,7 @@ struct KerasWeights {
                 return Tensor(name: "\(vars)/\(i)", shape: d.shape, storedDType: d.dtype, values: d.values)
             }
             if trustStoredNames, let name = try file.stringAttribute(vars, "name")?.first, !name.isEmpty {
+                guard layers[name] == nil else { throw ImportError.malformed("two layers are named '\(name)'") }
                 layers[name] = Layer(name: name, tensors: tensors)
             } else if !tensors.isEmpty {
                 unnamed.append((key, tensors))

@@ -3,20 +3,26 @@ import Foundation
 /// Reads an ONNX file (external data included) into the canonical DenseNet graph.
 public enum ONNXImporter {
     public static func load(path: String) throws -> DenseNet {
-        let url = URL(fileURLWithPath: path)
-        let data: Data
-        do {
-            data = try Data(contentsOf: url, options: .mappedIfSafe)
-        } catch {
-            throw ImportError.unreadable("cannot read file (\(error.localizedDescription))")
+        // The file's bytes are released once parsed, before the weights are decoded (peak memory).
+        func parse() throws -> ONNXModel {
+            let data: Data
+            do {
+                data = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe)
+            } catch {
+                throw ImportError.unreadable("cannot read file (\(error.localizedDescription))")
+            }
+            return try ONNXProtoReader.read(data)
         }
-        return try load(data: data, path: path)
+        return try build(parse(), path: path)
     }
 
     /// Reads a model from its bytes; external data is looked up in `path`'s folder.
     public static func load(data: Data, path: String) throws -> DenseNet {
+        try build(ONNXProtoReader.read(data), path: path)
+    }
+
+    private static func build(_ model: consuming ONNXModel, path: String) throws -> DenseNet {
         let url = URL(fileURLWithPath: path)
-        let model = try ONNXProtoReader.read(data)
         let opset = model.opsets[""] ?? model.opsets["ai.onnx"] ?? 0
         guard opset >= 7 else { throw ImportError.unsupported("opset \(opset) (DenseKit reads opset 7 and later)") }
 
@@ -24,20 +30,25 @@ public enum ONNXImporter {
         var floats: [String: Tensor] = [:]
         var refs: [String: ONNXTensorRef] = [:]
         var storedParameters = 0, storedBytes = 0, storedTensors = 0
-        for initializer in model.graph.initializers {
-            guard !initializer.name.isEmpty else { throw ImportError.malformed("initializer without a name") }
-            guard refs[initializer.name] == nil else {
-                throw ImportError.malformed("duplicate initializer '\(initializer.name)'")
-            }
-            refs[initializer.name] = initializer
-            if let e = ONNXTensorDecoder.element(of: initializer.dataType), e != .int64, e != .int32 {
-                let t = try decoder.floats(initializer)
-                floats[initializer.name] = t
+        // Each float payload is dropped once decoded, so the raw bytes and the floats of all the
+        // weights are never held at the same time.
+        var initializers = model.graph.initializers
+        model.graph.initializers = []
+        for i in initializers.indices {
+            let name = initializers[i].name
+            guard !name.isEmpty else { throw ImportError.malformed("initializer without a name") }
+            guard refs[name] == nil else { throw ImportError.malformed("duplicate initializer '\(name)'") }
+            if let e = ONNXTensorDecoder.element(of: initializers[i].dataType), e != .int64, e != .int32 {
+                let t = try decoder.floats(initializers[i])
+                initializers[i].payload = .none
+                floats[name] = t
                 storedParameters += t.count
                 storedBytes += t.storedBytes
                 storedTensors += 1
             }
+            refs[name] = initializers[i]
         }
+        initializers = []
 
         var ops = ONNXOps(decoder: decoder, floats: floats, refs: refs, opset: opset)
         var nodes: [OpGraph.Node] = []

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The parts of an ONNX ModelProto DenseKit reads, copied out of protobuf-c's structs.
 struct ONNXModel {
     var irVersion: Int
@@ -47,7 +49,7 @@ struct ONNXValueInfo {
 /// A TensorProto before its payload is decoded.
 struct ONNXTensorRef {
     enum Payload {
-        case raw([UInt8])
+        case raw(Data)
         case floats([Float])
         case int32s([Int32])
         case int64s([Int64])

@@ -42,7 +42,7 @@ enum ONNXProtoReader {
         }
         let initializers = try buffer(g.initializer, g.n_initializer).map { t -> ONNXTensorRef in
             guard let t else { throw ImportError.malformed("null initializer") }
-            return readTensor(t.pointee)
+            return readTensor(t)
         }
         return ONNXGraph(
             nodes: nodes, initializers: initializers,
@@ -72,13 +72,16 @@ enum ONNXProtoReader {
         case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS: return .floats(Array(buffer(a.floats, a.n_floats)))
         case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS: return .ints(Array(buffer(a.ints, a.n_ints)))
         case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR:
-            if let t = a.t { return .tensor(readTensor(t.pointee)) }
+            if let t = a.t { return .tensor(readTensor(t)) }
             return .other
         default: return .other
         }
     }
 
-    private static func readTensor(_ t: Onnx__TensorProto) -> ONNXTensorRef {
+    /// Raw bytes are taken over from protobuf-c rather than copied (weights are most of a file):
+    /// the Data frees them, and the message no longer points at them.
+    private static func readTensor(_ p: UnsafeMutablePointer<Onnx__TensorProto>) -> ONNXTensorRef {
+        let t = p.pointee
         let payload: ONNXTensorRef.Payload
         if t.has_data_location != 0 && t.data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL {
             var location = "", offset = 0, length: Int? = nil
@@ -94,7 +97,12 @@ enum ONNXProtoReader {
             }
             payload = .external(location: location, offset: offset, length: length)
         } else if t.has_raw_data != 0 {
-            payload = .raw(bytes(t.raw_data))
+            if let data = t.raw_data.data, t.raw_data.len > 0 {
+                payload = .raw(Data(bytesNoCopy: data, count: t.raw_data.len, deallocator: .free))
+                p.pointee.raw_data = ProtobufCBinaryData(len: 0, data: nil)
+            } else {
+                payload = .raw(Data())
+            }
         } else if t.n_float_data > 0 {
             payload = .floats(Array(buffer(t.float_data, t.n_float_data)))
         } else if t.n_int32_data > 0 {

@@ -104,20 +104,20 @@ struct ONNXTensorDecoder {
         case (.int64, .raw(let b)) where b.count == count * 8:
             values = (0..<count).map { i in
                 var v: UInt64 = 0
-                for j in 0..<8 { v |= UInt64(b[i * 8 + j]) << (8 * UInt64(j)) }
+                for j in 0..<8 { v |= UInt64(b[b.startIndex + i * 8 + j]) << (8 * UInt64(j)) }
                 return Int64(bitPattern: v)
             }
         case (.int32, .raw(let b)) where b.count == count * 4:
             values = (0..<count).map { i in
                 var v: UInt32 = 0
-                for j in 0..<4 { v |= UInt32(b[i * 4 + j]) << (8 * UInt32(j)) }
+                for j in 0..<4 { v |= UInt32(b[b.startIndex + i * 4 + j]) << (8 * UInt32(j)) }
                 return Int64(Int32(bitPattern: v))
             }
         case (.int64, .external(let location, let offset, let length)):
             let b = try readExternal(t.name, location, offset, length, count * 8)
             values = (0..<count).map { i in
                 var v: UInt64 = 0
-                for j in 0..<8 { v |= UInt64(b[i * 8 + j]) << (8 * UInt64(j)) }
+                for j in 0..<8 { v |= UInt64(b[b.startIndex + i * 8 + j]) << (8 * UInt64(j)) }
                 return Int64(bitPattern: v)
             }
         default:
@@ -137,7 +137,7 @@ struct ONNXTensorDecoder {
         }
     }
 
-    private static func decode(_ bytes: [UInt8], _ element: Element, _ count: Int, _ name: String) throws -> [Float] {
+    private static func decode(_ bytes: Data, _ element: Element, _ count: Int, _ name: String) throws -> [Float] {
         let width = size(element)
         guard bytes.count == count * width else {
             throw ImportError.malformed("tensor '\(name)': expected \(count * width) bytes for \(count) values, found \(bytes.count)")
@@ -160,7 +160,7 @@ struct ONNXTensorDecoder {
 
     /// Reads `expected` bytes of external data, confined to the model's folder.
     private mutating func readExternal(_ name: String, _ location: String, _ offset: Int, _ length: Int?,
-                                       _ expected: Int) throws -> [UInt8] {
+                                       _ expected: Int) throws -> Data {
         guard !location.isEmpty else { throw ImportError.malformed("tensor '\(name)': external data without a location") }
         guard !location.hasPrefix("/"), !location.split(separator: "/").contains("..") else {
             throw ImportError.malformed("tensor '\(name)': external data location '\(location)' escapes the model's folder")
@@ -193,6 +193,6 @@ struct ONNXTensorDecoder {
         guard let data = try handle.read(upToCount: expected), data.count == expected else {
             throw ImportError.malformed("tensor '\(name)': short read from external data '\(location)'")
         }
-        return [UInt8](data)
+        return data
     }
 }

@@ -1,0 +1,93 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Broken files of every format through every command: exit 2, nothing on stdout, exactly one line
+/// `error: <file>: <what>`, and no output file left behind. The files are made here from the fixtures.
+@Suite struct CorruptFileCLITests {
+    let input = Fixtures.path("input-64.npy")
+
+    func bytes(_ fixture: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: Fixtures.path(fixture))) }
+
+    func expectOneLineError(_ args: [String], file: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let r = try densekit(args)
+        #expect(r.status == 2, "\(args): \(r.stderr)", sourceLocation: sourceLocation)
+        #expect(r.stdout.isEmpty, "\(args)", sourceLocation: sourceLocation)
+        #expect(r.stderr.hasPrefix("error: \(file): ") && r.stderr.split(separator: "\n").count == 1, "\(args): \(r.stderr)",
+                sourceLocation: sourceLocation)
+    }
+
+    @Test func everyCommandRefusesEveryBrokenFormat() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        func write(_ name: String, _ data: Data) throws -> String {
+            let path = folder.appendingPathComponent(name).path
+            try data.write(to: URL(fileURLWithPath: path))
+            return path
+        }
+        let onnx = try bytes("tv-tiny-legacy-opset17.onnx"), h5 = try bytes("keras3-tiny.h5"), keras = try bytes("keras3-tiny.keras")
+        var flippedKeras = keras
+        flippedKeras[keras.count / 3] ^= 0x5A
+        let dnkPath = folder.appendingPathComponent("good.dnk").path
+        #expect(try densekit(["convert", Fixtures.path("tv-tiny-legacy-opset17.onnx"), "-o", dnkPath, "--accept-deviations"]).status == 0)
+        var dnk = try Data(contentsOf: URL(fileURLWithPath: dnkPath))
+        dnk[dnk.count - 100] ^= 0x01
+        let broken = [
+            try write("cut.onnx", onnx.prefix(onnx.count / 2)),
+            try write("garbage.onnx", Data((0..<2000).map { UInt8(($0 * 7919) % 251) })),
+            try write("cut.h5", h5.prefix(h5.count / 2)),
+            try write("notes.h5", Data("this is not HDF5".utf8)),
+            try write("flipped.keras", flippedKeras),
+            try write("cut.keras", keras.prefix(keras.count - 40)),
+            try write("flipped.dnk", dnk),
+            try write("cut.dnk", dnk.prefix(200)),
+            try write("empty.onnx", Data()),
+        ]
+        try FileManager.default.removeItem(atPath: dnkPath)
+        let out = folder.appendingPathComponent("out").path
+        for file in broken {
+            try expectOneLineError(["inspect", file], file: file)
+            try expectOneLineError(["verify", file], file: file)
+            try expectOneLineError(["run", file, "--input", input, "--output", out + ".npy"], file: file)
+            try expectOneLineError(["diff", file, Fixtures.path("tv-tiny-legacy-opset17.onnx"), "--input", input], file: file)
+            try expectOneLineError(["diff", Fixtures.path("tv-tiny-legacy-opset17.onnx"), file, "--input", input], file: file)
+            try expectOneLineError(["convert", file, "-o", out + ".dnk", "--accept-deviations"], file: file)
+        }
+        // A broken input array, through the commands that read one.
+        let npy = try bytes("input-64.npy")
+        let cutInput = try write("cut.npy", npy.prefix(npy.count - 7))
+        try expectOneLineError(["run", Fixtures.path("tv-tiny-legacy-opset17.onnx"), "--input", cutInput, "--output", out + ".npy"], file: cutInput)
+        try expectOneLineError(["diff", Fixtures.path("tv-tiny-legacy-opset17.onnx"), Fixtures.path("tv-tiny-legacy-opset17.onnx"), "--input", cutInput], file: cutInput)
+        // Nothing was written: the folder holds exactly the broken files.
+        let left = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
+        #expect(left == (broken + [cutInput]).map { ($0 as NSString).lastPathComponent }.sorted())
+    }
+
+    /// HDF5 damaged byte by byte (libhdf5 reads it in the isolated child, as for every command):
+    /// each cut or flip either still reads or ends in exit 2 with one line, never a crash or a hang.
+    @Test(arguments: ["keras3-tiny.h5", "keras2-tiny.h5", "keras3-tiny.weights.h5", "keras3-tiny.keras"])
+    func hdf5CutsAndFlips(_ fixture: String) throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let good = try bytes(fixture)
+        let path = folder.appendingPathComponent(fixture).path
+        var refused = 0
+        func check(_ data: Data, _ what: String) throws {
+            try data.write(to: URL(fileURLWithPath: path))
+            let r = try densekit(["inspect", path], environment: ["DENSEKIT_IMPORT_DEADLINE": "20"])
+            #expect(r.status == 0 || r.status == 2, "\(what): \(r.status) \(r.stderr)")
+            if r.status == 2 {
+                refused += 1
+                #expect(r.stderr.hasPrefix("error: \(path): ") && r.stderr.split(separator: "\n").count == 1, "\(what): \(r.stderr)")
+            }
+        }
+        let step = max(1, good.count / 25)
+        for cut in stride(from: 0, to: good.count, by: step) { try check(good.prefix(cut), "cut at \(cut)") }
+        #expect(refused == (good.count + step - 1) / step, "every cut is refused")
+        for at in stride(from: step / 2, to: good.count, by: step) {
+            var copy = good
+            copy[at] ^= 0xFF
+            try check(copy, "flip at \(at)")
+        }
+    }
+}
