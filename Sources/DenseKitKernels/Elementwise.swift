@@ -1,5 +1,14 @@
 /// The memory-bound kernels around the GEMMs, SIMD versions (the `Reference` enum has plain ones).
 public enum Elementwise {
+    /// Distances, in floats, between the rows and between the channel planes of a CHW map.
+    public struct Strides: Sendable {
+        public var row: Int, plane: Int
+        public init(row: Int, plane: Int) {
+            self.row = row
+            self.plane = plane
+        }
+    }
+
     /// dst[c][i] = max(0, src[c][i] * scale[c] + shift[c]) for CHW planes of `size` values.
     public static func batchNormReLU(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels: Int, size: Int,
                                      scale: UnsafePointer<Float>, shift: UnsafePointer<Float>) {
@@ -22,16 +31,19 @@ public enum Elementwise {
         }
     }
 
-    /// BN -> ReLU -> average pool 2x2 stride 2 (floor) of CHW planes h x w into h/2 x w/2.
+    /// BN -> ReLU -> average pool 2x2 stride 2 (floor) of CHW planes h x w into h/2 x w/2. Rows and
+    /// planes may be farther apart than the image (`Strides`, for maps stored with a zero border).
     public static func batchNormReLUAvgPool2(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels: Int,
-                                             height: Int, width: Int, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>) {
+                                             height: Int, width: Int, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
+                                             from: Strides? = nil, to: Strides? = nil) {
         let oh = height / 2, ow = width / 2
+        let from = from ?? Strides(row: width, plane: height * width), to = to ?? Strides(row: ow, plane: oh * ow)
         for c in 0..<channels {
             let s = scale[c], t = shift[c]
-            let plane = src + c * height * width
-            let out = dst + c * oh * ow
+            let plane = src + c * from.plane
             for oy in 0..<oh {
-                let r0 = plane + 2 * oy * width, r1 = r0 + width
+                let out = dst + c * to.plane + oy * to.row
+                let r0 = plane + 2 * oy * from.row, r1 = r0 + from.row
                 var ox = 0
                 let sv = SIMD8<Float>(repeating: s), tv = SIMD8<Float>(repeating: t)
                 while ox + 8 <= ow {
@@ -42,13 +54,13 @@ public enum Elementwise {
                     ae = ae.replacing(with: 0, where: ae .< 0); ao = ao.replacing(with: 0, where: ao .< 0)
                     be = be.replacing(with: 0, where: be .< 0); bo = bo.replacing(with: 0, where: bo .< 0)
                     let sum = (ae + ao) + (be + bo)
-                    UnsafeMutableRawPointer(out + oy * ow + ox).storeBytes(of: sum * 0.25, as: SIMD8<Float>.self)
+                    UnsafeMutableRawPointer(out + ox).storeBytes(of: sum * 0.25, as: SIMD8<Float>.self)
                     ox += 8
                 }
                 while ox < ow {
                     let v0 = max(0, r0[2 * ox] * s + t), v1 = max(0, r0[2 * ox + 1] * s + t)
                     let v2 = max(0, r1[2 * ox] * s + t), v3 = max(0, r1[2 * ox + 1] * s + t)
-                    out[oy * ow + ox] = ((v0 + v1) + (v2 + v3)) * 0.25
+                    out[ox] = ((v0 + v1) + (v2 + v3)) * 0.25
                     ox += 1
                 }
             }
@@ -79,11 +91,13 @@ public enum Elementwise {
 
     /// Max pooling of CHW planes (padding never wins: it is -infinity), separably: the maxima across
     /// each input row's windows first, then across rows, 16 outputs at a time. Input rows are
-    /// `rowStride` floats apart (planes `height * rowStride`), so a wide convolution grid can be read in place.
+    /// `rowStride` floats apart (planes `height * rowStride`), so a wide convolution grid can be read in
+    /// place; output rows and planes are `to` apart (default: packed).
     public static func maxPool(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels: Int, height: Int, width: Int,
                                rowStride: Int? = nil, kernel: Int, stride: Int, padTop: Int, padLeft: Int,
-                               outHeight: Int, outWidth: Int) {
+                               outHeight: Int, outWidth: Int, to: Strides? = nil) {
         let ld = rowStride ?? width
+        let to = to ?? Strides(row: outWidth, plane: outHeight * outWidth)
         let rows = UnsafeMutablePointer<Float>.allocate(capacity: height * outWidth)
         defer { rows.deallocate() }
         // Outputs whose window lies inside the row and whose 16-wide loads (stride 2) stay inside it.
@@ -117,7 +131,7 @@ public enum Elementwise {
             }
             for oy in 0..<outHeight {
                 let y0 = max(0, oy * stride - padTop), y1 = min(height, oy * stride - padTop + kernel)
-                let out = dst + (c * outHeight + oy) * outWidth
+                let out = dst + c * to.plane + oy * to.row
                 guard y0 < y1 else { out.update(repeating: -.infinity, count: outWidth); continue }
                 out.update(from: rows + y0 * outWidth, count: outWidth)
                 for y in (y0 + 1)..<y1 {

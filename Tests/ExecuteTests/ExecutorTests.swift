@@ -14,9 +14,25 @@ import TestSupport
         return Synthetic.denseNet(spec, classes: 6, random: &rng)
     }
 
-    @Test(arguments: [true, false])
-    func simdMatchesReferencePerLayer(_ bottleneck: Bool) throws {
-        let net = Self.oddNet(bottleneck: bottleneck, seed: bottleneck ? 1 : 2)
+    /// The odd net with a max-pooling transition (not pooled before its conv) and, optionally, one dense
+    /// layer's conv made 5x5 (so the block buffers cannot keep a border for the 3x3 convs): the general paths.
+    static func irregularNet(conv5x5: Bool) -> DenseNet {
+        var net = oddNet(bottleneck: true, seed: 5)
+        var rng = SeededRandom(6)
+        if conv5x5 {
+            let old = net.blocks[1].layers[0].conv
+            let weight = Tensor(name: old.weight.name, shape: [old.outChannels, old.inChannels, 5, 5],
+                                values: rng.floats(old.outChannels * old.inChannels * 25))
+            net.blocks[1].layers[0].conv = Conv2D(weight: weight, pads: [2, 2, 2, 2])
+        }
+        net.transitions[0].pool = Pool2D(kind: .max, kernel: 2, stride: 2)
+        return net
+    }
+
+    @Test(arguments: [0, 1, 2, 3])
+    func simdMatchesReferencePerLayer(_ variant: Int) throws {
+        let bottleneck = variant != 1
+        let net = variant >= 2 ? Self.irregularNet(conv5x5: variant == 3) : Self.oddNet(bottleneck: bottleneck, seed: bottleneck ? 1 : 2)
         let (h, w) = bottleneck ? (37, 29) : (13, 11)
         var rng = SeededRandom(3)
         let batch = 3

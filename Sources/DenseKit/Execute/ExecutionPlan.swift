@@ -78,6 +78,10 @@ final class ExecutionPlan: @unchecked Sendable {
     let blocks: [[Layer]]
     /// Channels leaving each block (its buffer's width).
     let blockWidths: [Int]
+    /// The border of the block buffers' planes (`PlaneLayout`): the dense layers' padding when every
+    /// dense-layer conv is a stride-1 "same" conv of one odd kernel size after a pointwise bottleneck
+    /// (or none), else 0.
+    let border: Int
     let transitions: [TransitionStep]
     let headNorm: Affine
     /// Classifier weights (out, in) and bias, copied once: a mapped `.dnk` would copy them every run.
@@ -97,6 +101,12 @@ final class ExecutionPlan: @unchecked Sendable {
             }
         }
         blockWidths = net.blocks.map(\.outChannels)
+        let layers = blocks.flatMap { $0 }
+        let k = layers.first?.conv.kernel ?? 1
+        let sameConvs = layers.allSatisfy { l in
+            l.conv.kernel == k && l.conv.stride == 1 && l.conv.pads.allSatisfy { $0 == k / 2 } && l.bottleneck?.isPointwise != false
+        }
+        border = sameConvs && k > 1 && k % 2 == 1 ? k / 2 : 0
         transitions = net.transitions.map { TransitionStep(norm: Affine($0.norm), conv: Conv($0.conv), pool: $0.pool) }
         headNorm = Affine(net.head.norm)
         classifierWeight = AlignedBuffer(net.head.classifier.weight.values)

@@ -33,6 +33,7 @@ public final class Executor: @unchecked Sendable {
         var output: [Float] = []
         output.reserveCapacity(batch * classes)
         let execution = try workspace(height, width)
+        execution.reportsActivations = observe != nil
         for n in 0..<batch {
             execution.reset(image: input[(n * per)..<((n + 1) * per)])
             while let activation = try execution.next() {
@@ -65,21 +66,29 @@ public final class Executor: @unchecked Sendable {
 }
 
 /// One image going through the network a canonical layer at a time; the workspace is reused by `reset`.
+///
+/// Block buffers store their maps in `PlaneLayout` with the plan's border: each dense layer's 3x3 conv
+/// reads the bottleneck's output planes as its padded input and writes into the block buffer directly.
 public final class ImageExecution {
     let plan: ExecutionPlan
     let threads: Int
     let height: Int, width: Int
+    /// Whether `next()` returns every layer's values (for comparing models); otherwise only the head's.
+    public var reportsActivations = true
     private let image: AlignedBuffer
     private var blockA: AlignedBuffer, blockB: AlignedBuffer
     private let scratch: AlignedBuffer, bottleneck: AlignedBuffer, stemOut: AlignedBuffer
     /// A conv's input as zero-padded phase planes and its wide output grid (`PhaseConvolution`).
     private let planes: AlignedBuffer, grid: AlignedBuffer
+    /// Packed copies of bordered maps: reported activations, the head's input, a general transition's input.
+    private var packed: AlignedBuffer
     private let logits: AlignedBuffer
 
     private var step = 0
     private var block = 0, layer = 0
     private var offset = 0
     private var h = 0, w = 0
+    private var layout: PlaneLayout { PlaneLayout(height: h, width: w, border: plan.border) }
 
     init(plan: ExecutionPlan, height: Int, width: Int, threads: Int) throws {
         self.plan = plan
@@ -87,14 +96,14 @@ public final class ImageExecution {
         self.height = height
         self.width = width
         // Size every buffer for this input size, checking that every stage has a positive size.
-        let stem = plan.stemConv
+        let stem = plan.stemConv, border = plan.border
         guard height > 0, width > 0 else { throw ExecutionError.inputShape(expected: "positive height and width", found: [height, width]) }
         let (h1, w1) = stem.outputSize(height, width)
         guard h1 > 0, w1 > 0 else { throw ExecutionError.unsupported("input \(height)x\(width) is too small for the stem") }
         var (h, w) = (h1, w1)
         if let p = plan.stemPool { (h, w) = p.outputSize(h1, w1) }
-        var maxBlock = 0, maxScratch = 0, maxBottleneck = 0, maxPlanes = 0, maxGrid = 0
-        /// Grows the workspace for conv `c` on an h x w input.
+        var maxBlock = 0, maxScratch = 0, maxBottleneck = 0, maxPlanes = 0, maxGrid = 0, maxPacked = 0
+        /// Grows the workspace for conv `c` on an h x w input read through phase planes.
         func need(_ c: ExecutionPlan.Conv, _ h: Int, _ w: Int) {
             guard !c.isPointwise else { return }
             let g = c.phases(h, w)
@@ -104,30 +113,36 @@ public final class ImageExecution {
         need(stem, height, width)
         for (b, layers) in plan.blocks.enumerated() {
             guard h > 0, w > 0 else { throw ExecutionError.unsupported("input \(height)x\(width) is too small: block\(b + 1) would be empty") }
-            let hw = h * w
-            maxBlock = max(maxBlock, plan.blockWidths[b] * hw)
+            let hw = h * w, layout = PlaneLayout(height: h, width: w, border: border)
+            maxBlock = max(maxBlock, plan.blockWidths[b] * layout.plane)
             for l in layers {
-                maxScratch = max(maxScratch, l.norm.scale.count * hw)
-                if let bn = l.bottleneck { maxBottleneck = max(maxBottleneck, bn.outChannels * hw) }
-                need(l.conv, h, w)
+                if let bn = l.bottleneck {
+                    maxBottleneck = max(maxBottleneck, bn.outChannels * layout.plane)
+                } else {
+                    maxScratch = max(maxScratch, l.norm.scale.count * layout.plane)
+                }
+                if border == 0 { need(l.conv, h, w) }
                 guard l.conv.outputSize(h, w) == (h, w) else {
                     throw ExecutionError.unsupported("block\(b + 1): a dense layer's conv changes the spatial size")
                 }
             }
             if b < plan.transitions.count {
                 let t = plan.transitions[b]
-                maxScratch = max(maxScratch, t.norm.scale.count * hw)
-                if !t.poolFirst {
+                if t.poolFirst {
+                    (h, w) = (h / 2, w / 2)
+                    maxScratch = max(maxScratch, t.norm.scale.count * PlaneLayout(height: h, width: w, border: border).plane)
+                } else {
+                    maxPacked = max(maxPacked, t.norm.scale.count * hw)
+                    maxScratch = max(maxScratch, t.norm.scale.count * hw)
                     let (ch, cw) = t.conv.outputSize(h, w)
                     maxBottleneck = max(maxBottleneck, t.conv.outChannels * ch * cw)
                     need(t.conv, h, w)
                     (h, w) = t.pool.outputSize(ch, cw)
-                } else {
-                    (h, w) = (h / 2, w / 2)
                 }
             }
         }
         maxScratch = max(maxScratch, plan.headNorm.scale.count)
+        if border > 0 { maxPacked = max(maxPacked, plan.headNorm.scale.count * h * w) }
         image = AlignedBuffer(count: stem.inChannels * height * width)
         blockA = AlignedBuffer(count: maxBlock)
         blockB = AlignedBuffer(count: maxBlock)
@@ -135,7 +150,9 @@ public final class ImageExecution {
         bottleneck = AlignedBuffer(count: maxBottleneck)
         planes = AlignedBuffer(count: maxPlanes)
         grid = AlignedBuffer(count: maxGrid)
-        stemOut = AlignedBuffer(count: plan.stemPool != nil && stem.isPointwise ? stem.outChannels * h1 * w1 : 0)
+        packed = AlignedBuffer(count: maxPacked)
+        let stemStaged = plan.stemPool == nil ? border > 0 : stem.isPointwise
+        stemOut = AlignedBuffer(count: stemStaged ? stem.outChannels * h1 * w1 : 0)
         logits = AlignedBuffer(count: plan.classes)
     }
 
@@ -168,7 +185,7 @@ public final class ImageExecution {
         let source = UnsafePointer(image.pointer)
         if let p = plan.stemPool {
             // Pooled straight from the conv's output grid (or its output, for a pointwise stem).
-            let (oh, ow) = p.outputSize(h1, w1)
+            (h, w) = p.outputSize(h1, w1)
             var conv = UnsafePointer(stemOut.pointer), stride = w1
             if c.isPointwise {
                 convolve(c, source, height, width, into: stemOut.pointer, relu: plan.stemReLU)
@@ -176,40 +193,54 @@ public final class ImageExecution {
                 stride = convolveToGrid(c, source, height, width, relu: plan.stemReLU).phaseWidth
                 conv = UnsafePointer(grid.pointer)
             }
-            let (dst, planeIn) = (blockA.pointer, h1 * stride)
+            let (dst, to, planeIn, oh, ow) = (blockA.pointer + layout.interior, layout.strides, h1 * stride, h, w)
             parallel(c.outChannels) { r in
-                Elementwise.maxPool(conv + r.lowerBound * planeIn, dst + r.lowerBound * oh * ow, channels: r.count,
+                Elementwise.maxPool(conv + r.lowerBound * planeIn, dst + r.lowerBound * to.plane, channels: r.count,
                                     height: h1, width: w1, rowStride: stride, kernel: p.kernel, stride: p.stride,
-                                    padTop: p.pads[0], padLeft: p.pads[1], outHeight: oh, outWidth: ow)
+                                    padTop: p.pads[0], padLeft: p.pads[1], outHeight: oh, outWidth: ow, to: to)
             }
-            (h, w) = (oh, ow)
         } else {
-            convolve(c, source, height, width, into: blockA.pointer, relu: plan.stemReLU)
             (h, w) = (h1, w1)
+            if plan.border == 0 {
+                convolve(c, source, height, width, into: blockA.pointer, relu: plan.stemReLU)
+            } else {
+                convolve(c, source, height, width, into: stemOut.pointer, relu: plan.stemReLU)
+                layout.unpack(stemOut.pointer, channels: 0..<c.outChannels, into: blockA.pointer)
+            }
         }
         offset = c.outChannels
-        return activation("stem", blockA.pointer, channels: offset)
+        return report("stem", blockA.pointer, channels: 0..<offset)
     }
 
     private func runLayer() -> LayerActivation {
         let l = plan.blocks[block][layer]
-        let hw = h * w
+        let map = layout
         let current = blockA.pointer
-        var source = UnsafePointer(scratch.pointer)
+        var source = scratch.pointer
         if let b = l.bottleneck {
-            // BN-ReLU of the block's features is applied while the GEMM packs them.
-            GEMM.multiply(b.weights, current, ldb: hw, n: hw, bottleneck.pointer, ldc: hw,
+            // BN-ReLU of the block's features is applied while the GEMM packs them; with a border, the
+            // GEMM runs over whole rows (border columns too) and writes the same layout.
+            GEMM.multiply(b.weights, current + map.rowsStart, ldb: map.plane, n: map.rowsCount,
+                          bottleneck.pointer + map.rowsStart, ldc: map.plane,
                           bias: b.bias.map { UnsafePointer($0.pointer) }, relu: true,
                           scale: l.norm.scale.pointer, shift: l.norm.shift.pointer, threads: threads)
-            source = UnsafePointer(bottleneck.pointer)
+            source = bottleneck.pointer
         } else {
-            batchNormReLU(current, scratch.pointer, channels: offset, size: hw, l.norm)
+            batchNormReLU(current, scratch.pointer, channels: offset, size: map.plane, l.norm)
         }
-        let out = current + offset * hw
-        convolve(l.conv, source, h, w, into: out, relu: false)
-        let name = "block\(block + 1).layer\(layer + 1)"
-        let result = LayerActivation(name: name, channels: l.conv.outChannels, height: h, width: w,
-                                     values: UnsafeBufferPointer(start: out, count: l.conv.outChannels * hw))
+        let out = current + offset * map.plane
+        if map.border > 0 {
+            // With zero borders the source planes are the conv's padded input: one GEMM over the taps,
+            // written straight into the block's next k channels.
+            let input = source
+            parallel(l.conv.inChannels) { map.zeroBorders(input, channels: $0) }
+            let g = l.conv.phases(h, w)
+            GEMM.multiply(l.conv.weights, g.segments(input), n: g.gridCount - 2 * map.border, out + map.interior, ldc: map.plane,
+                          bias: l.conv.bias.map { UnsafePointer($0.pointer) }, threads: threads)
+        } else {
+            convolve(l.conv, source, h, w, into: out, relu: false)
+        }
+        let result = report("block\(block + 1).layer\(layer + 1)", current, channels: offset..<(offset + l.conv.outChannels))
         offset += l.conv.outChannels
         layer += 1
         return result
@@ -217,39 +248,50 @@ public final class ImageExecution {
 
     private func runTransition() throws -> LayerActivation {
         let t = plan.transitions[block]
+        let map = layout
         let current = blockA.pointer, next = blockB.pointer
         if t.poolFirst {
-            let (oh, ow) = (h / 2, w / 2)
-            let (src, dst, height, width) = (current, scratch.pointer, h, w)
+            let pooled = PlaneLayout(height: h / 2, width: w / 2, border: plan.border)
+            let (src, dst, height, width) = (current + map.interior, scratch.pointer, h, w)
             parallel(offset) { r in
-                Elementwise.batchNormReLUAvgPool2(src + r.lowerBound * height * width, dst + r.lowerBound * oh * ow, channels: r.count,
-                                                  height: height, width: width, scale: t.norm.scale.pointer + r.lowerBound,
-                                                  shift: t.norm.shift.pointer + r.lowerBound)
+                Elementwise.batchNormReLUAvgPool2(src + r.lowerBound * map.plane, dst + pooled.interior + r.lowerBound * pooled.plane,
+                                                  channels: r.count, height: height, width: width,
+                                                  scale: t.norm.scale.pointer + r.lowerBound, shift: t.norm.shift.pointer + r.lowerBound,
+                                                  from: map.strides, to: pooled.strides)
+                pooled.zeroBorders(dst, channels: r)
             }
-            GEMM.multiply(t.conv.weights, scratch.pointer, ldb: oh * ow, n: oh * ow, next, ldc: oh * ow,
-                          bias: t.conv.bias.map { UnsafePointer($0.pointer) }, threads: threads)
-            (h, w) = (oh, ow)
+            GEMM.multiply(t.conv.weights, scratch.pointer + pooled.rowsStart, ldb: pooled.plane, n: pooled.rowsCount,
+                          next + pooled.rowsStart, ldc: pooled.plane, bias: t.conv.bias.map { UnsafePointer($0.pointer) }, threads: threads)
+            (h, w) = (h / 2, w / 2)
         } else {
-            batchNormReLU(current, scratch.pointer, channels: offset, size: h * w, t.norm)
+            // Any other transition (no exporter DenseKit knows makes one), on packed copies.
+            map.pack(current, channels: 0..<offset, into: packed.pointer)
+            batchNormReLU(packed.pointer, scratch.pointer, channels: offset, size: h * w, t.norm)
             let (ch, cw) = t.conv.outputSize(h, w)
             convolve(t.conv, scratch.pointer, h, w, into: bottleneck.pointer, relu: false)
             let pooled = Reference.pool(Array(UnsafeBufferPointer(start: bottleneck.pointer, count: t.conv.outChannels * ch * cw)),
                                         channels: t.conv.outChannels, height: ch, width: cw, max: t.pool.kind == .max,
                                         kernel: t.pool.kernel, stride: t.pool.stride, pads: t.pool.pads,
                                         countIncludePad: t.pool.countIncludePad)
-            pooled.values.withUnsafeBufferPointer { next.update(from: $0.baseAddress!, count: $0.count) }
             (h, w) = (pooled.height, pooled.width)
+            let target = layout
+            pooled.values.withUnsafeBufferPointer { target.unpack($0.baseAddress!, channels: 0..<t.conv.outChannels, into: next) }
         }
         swap(&blockA, &blockB)
         offset = t.conv.outChannels
         block += 1
         layer = 0
-        return activation("transition\(block)", blockA.pointer, channels: offset)
+        return report("transition\(block)", blockA.pointer, channels: 0..<offset)
     }
 
     private func runHead() -> LayerActivation {
         let c = plan.headNorm.scale.count
-        Elementwise.batchNormReLUMean(blockA.pointer, scratch.pointer, channels: c, size: h * w,
+        var features = UnsafePointer(blockA.pointer)
+        if plan.border > 0 {
+            layout.pack(blockA.pointer, channels: 0..<c, into: packed.pointer)
+            features = UnsafePointer(packed.pointer)
+        }
+        Elementwise.batchNormReLUMean(features, scratch.pointer, channels: c, size: h * w,
                                       scale: plan.headNorm.scale.pointer, shift: plan.headNorm.shift.pointer)
         Elementwise.matVec(plan.classifierWeight.pointer, scratch.pointer, plan.classifierBias.map { UnsafePointer($0.pointer) },
                            rows: plan.classes, cols: c, into: logits.pointer)
@@ -259,6 +301,23 @@ public final class ImageExecution {
             for (i, p) in probabilities.enumerated() { y[i] = p }
         }
         return LayerActivation(name: "head", channels: plan.classes, height: 1, width: 1, values: UnsafeBufferPointer(y))
+    }
+
+    /// The activation of `channels` of the map at `base`, packed CHW; its values are empty when the
+    /// execution does not report activations.
+    private func report(_ name: String, _ base: UnsafeMutablePointer<Float>, channels: Range<Int>) -> LayerActivation {
+        let map = layout, count = channels.count * h * w
+        var values = UnsafeBufferPointer<Float>(start: nil, count: 0)
+        if reportsActivations {
+            if map.border == 0 {
+                values = UnsafeBufferPointer(start: base + channels.lowerBound * h * w, count: count)
+            } else {
+                if packed.count < count { packed = AlignedBuffer(count: count) }
+                map.pack(base, channels: channels, into: packed.pointer)
+                values = UnsafeBufferPointer(start: packed.pointer, count: count)
+            }
+        }
+        return LayerActivation(name: name, channels: channels.count, height: h, width: w, values: values)
     }
 
     // MARK: helpers
@@ -300,10 +359,5 @@ public final class ImageExecution {
             Elementwise.batchNormReLU(src + r.lowerBound * size, dst + r.lowerBound * size, channels: r.count, size: size,
                                       scale: norm.scale.pointer + r.lowerBound, shift: norm.shift.pointer + r.lowerBound)
         }
-    }
-
-    private func activation(_ name: String, _ p: UnsafeMutablePointer<Float>, channels: Int) -> LayerActivation {
-        LayerActivation(name: name, channels: channels, height: h, width: w,
-                        values: UnsafeBufferPointer(start: p, count: channels * h * w))
     }
 }

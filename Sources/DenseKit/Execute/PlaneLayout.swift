@@ -1,0 +1,55 @@
+import DenseKitKernels
+
+/// How the executor stores an h x w feature map: each channel a plane of (h + 2b) x (w + 2b) floats,
+/// the image in the middle and a border b wide around it.
+///
+/// With b = the dense layers' padding, a 3x3 conv reads its input's planes directly as its zero-padded
+/// input (`PhaseConvolution` with stride 1 is exactly this layout), and writes its output straight into
+/// the block buffer: no padded copy, no compaction. Border cells are zero where a conv reads them as
+/// padding (`zeroBorders`); elsewhere they hold whatever a GEMM computed there and nothing reads them
+/// as image values. With b = 0 this is the plain CHW layout.
+struct PlaneLayout {
+    let height: Int, width: Int, border: Int
+
+    var rowStride: Int { width + 2 * border }
+    var plane: Int { (height + 2 * border) * rowStride }
+    /// Offset of pixel (0, 0) in a plane.
+    var interior: Int { border * rowStride + border }
+    /// The image's rows at full width (border columns included): the columns of a pointwise GEMM.
+    var rowsStart: Int { border * rowStride }
+    var rowsCount: Int { height * rowStride }
+    var strides: Elementwise.Strides { Elementwise.Strides(row: rowStride, plane: plane) }
+
+    /// Zeroes the border of `channels` planes.
+    func zeroBorders(_ p: UnsafeMutablePointer<Float>, channels: Range<Int>) {
+        guard border > 0 else { return }
+        let bottom = (height + border) * rowStride
+        for c in channels {
+            let q = p + c * plane
+            q.update(repeating: 0, count: interior)
+            for y in 0..<height {
+                // The right border of row y and the left border of row y + 1 are adjacent.
+                (q + interior + y * rowStride + width).update(repeating: 0, count: 2 * border)
+            }
+            (q + bottom + border).update(repeating: 0, count: plane - bottom - border)
+        }
+    }
+
+    /// Copies the images of `channels` planes into packed CHW at `dst` (channel `c` to `dst[c - lowerBound]`).
+    func pack(_ p: UnsafePointer<Float>, channels: Range<Int>, into dst: UnsafeMutablePointer<Float>) {
+        for (i, c) in channels.enumerated() {
+            for y in 0..<height {
+                (dst + (i * height + y) * width).update(from: p + c * plane + interior + y * rowStride, count: width)
+            }
+        }
+    }
+
+    /// Copies packed CHW images at `src` into the interiors of `channels` planes.
+    func unpack(_ src: UnsafePointer<Float>, channels: Range<Int>, into p: UnsafeMutablePointer<Float>) {
+        for (i, c) in channels.enumerated() {
+            for y in 0..<height {
+                (p + c * plane + interior + y * rowStride).update(from: src + (i * height + y) * width, count: width)
+            }
+        }
+    }
+}
