@@ -3,7 +3,8 @@
 /// A is M x K (`PackedMatrix`), C is M x N with row stride `ldc`. B is K x N, given as segments of
 /// consecutive K rows that share a row stride: one strided matrix for a plain GEMM, or one segment
 /// per kernel tap for a convolution read straight from its padded phase planes (`PhaseConvolution`).
-/// Consecutive segments are packed together into K blocks of at most 256 rows.
+/// Consecutive segments are packed together into K blocks of at most 256 rows (or, for matrices of at
+/// most 32 rows, read in place).
 /// Register tile 8 x 32 (two SIMD16 accumulators per row, 16 in all, so the two FMA ports stay
 /// busy while B rows and A broadcasts stream from L1), K blocked by 256, M by 128, N split across threads.
 public enum GEMM {
@@ -93,6 +94,9 @@ public enum GEMM {
     static func run(_ a: PackedMatrix, _ segments: [Segment], _ blocks: [Range<Int>], _ rows: Range<Int>, _ j0: Int, _ j1: Int,
                     _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ bias: UnsafePointer<Float>?, _ relu: Bool) {
         let m = rows.upperBound
+        // With at most 32 rows (a 3x3 conv's k outputs) a packed panel would serve only four tiles:
+        // full panels are read in place instead, segment by segment (measured 5-15% faster there).
+        let inPlace = a.rows <= 32 && segments.allSatisfy { $0.scale == nil }
         // The packed B panel, then room for one 8 x 32 edge tile.
         let panel = UnsafeMutableRawPointer.allocate(byteCount: (kc + 8) * nr * 4, alignment: 64)
         defer { panel.deallocate() }
@@ -104,6 +108,19 @@ public enum GEMM {
             while jr < j1 {
                 let cols = min(nr, j1 - jr)
                 for (bi, block) in blocks.enumerated() {
+                    if inPlace && cols == nr {
+                        for si in block {
+                            let seg = segments[si]
+                            var ir = ic
+                            while ir < mEnd {
+                                tile(seg.count, a.panel(ir / 8) + seg.k0 * 8, UnsafeRawPointer(seg.base + jr), seg.stride * 4, c + ir * ldc + jr, ldc,
+                                     bi == 0 && si == block.lowerBound, bi == blocks.count - 1 && si == block.upperBound - 1,
+                                     bias.map { $0 + ir }, relu, rows: min(8, m - ir), cols: cols, edge: edge)
+                                ir += 8
+                            }
+                        }
+                        continue
+                    }
                     var kb = 0
                     for s in block {
                         pack(segments[s], jr, cols, into: panel + kb * nr * 4)
