@@ -116,15 +116,24 @@ public enum Elementwise {
                 while ox < first { scalar(ox); ox += 1 }
                 if stride == 2 {
                     // 8 outputs from 16-wide loads at each tap: the even lanes are the window's columns.
-                    while ox + 8 <= outWidth && 2 * ox - padLeft + kernel - 1 + 16 <= width {
-                        let base = UnsafeRawPointer(line + 2 * ox - padLeft)
+                    // Outputs [o, o + 8) qualify when their windows lie inside the image and the loads
+                    // inside the row (its stride); the last group may overlap the one before it.
+                    func fits(_ o: Int) -> Bool {
+                        o >= first && o + 8 <= outWidth && 2 * (o + 7) - padLeft + kernel <= width && 2 * o - padLeft + kernel + 15 <= ld
+                    }
+                    func eight(_ o: Int) {
+                        let base = UnsafeRawPointer(line + 2 * o - padLeft)
                         var m = base.loadUnaligned(as: SIMD16<Float>.self).evenHalf
                         for j in 1..<max(1, kernel) {
                             let v = base.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self).evenHalf
                             m.replace(with: v, where: v .> m)
                         }
-                        UnsafeMutableRawPointer(out + ox).storeBytes(of: m, as: SIMD8<Float>.self)
-                        ox += 8
+                        UnsafeMutableRawPointer(out + o).storeBytes(of: m, as: SIMD8<Float>.self)
+                    }
+                    while fits(ox) { eight(ox); ox += 8 }
+                    if ox < outWidth && outWidth - 8 < ox && fits(outWidth - 8) {
+                        eight(outWidth - 8)
+                        ox = outWidth
                     }
                 }
                 while ox < outWidth { scalar(ox); ox += 1 }
@@ -136,14 +145,16 @@ public enum Elementwise {
                 out.update(from: rows + y0 * outWidth, count: outWidth)
                 for y in (y0 + 1)..<y1 {
                     let row = rows + y * outWidth
-                    var x = 0
-                    while x + 16 <= outWidth {
+                    func sixteen(_ x: Int) {
                         var a = UnsafeRawPointer(out + x).loadUnaligned(as: SIMD16<Float>.self)
                         let b = UnsafeRawPointer(row + x).loadUnaligned(as: SIMD16<Float>.self)
                         a.replace(with: b, where: b .> a)
                         UnsafeMutableRawPointer(out + x).storeBytes(of: a, as: SIMD16<Float>.self)
-                        x += 16
                     }
+                    var x = 0
+                    while x + 16 <= outWidth { sixteen(x); x += 16 }
+                    // The last 16 again, overlapping: a maximum taken twice is the same maximum.
+                    if x < outWidth && outWidth >= 16 { sixteen(outWidth - 16); x = outWidth }
                     while x < outWidth { out[x] = max(out[x], row[x]); x += 1 }
                 }
             }
