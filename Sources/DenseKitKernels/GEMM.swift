@@ -33,37 +33,11 @@ public enum GEMM {
         }
     }
 
-    /// Columns of C stored as zero: column n when n % period < border or n % period >= period - border,
-    /// i.e. the border columns of maps whose rows are `period` wide including a border on each side.
-    public struct ZeroColumns: Sendable {
-        public var period: Int, border: Int
-        public init(period: Int, border: Int) {
-            self.period = period
-            self.border = border
-        }
-
-        /// Lane masks of the 32 columns from `j`.
-        func masks(_ j: Int) -> Masks {
-            var lo = SIMDMask<SIMD16<Int32>>(), hi = SIMDMask<SIMD16<Int32>>()
-            for i in 0..<16 {
-                let x = (j + i) % period, y = (j + 16 + i) % period
-                lo[i] = x < border || x >= period - border
-                hi[i] = y < border || y >= period - border
-            }
-            return Masks(lo: lo, hi: hi)
-        }
-    }
-
-    struct Masks {
-        var lo: SIMDMask<SIMD16<Int32>>, hi: SIMDMask<SIMD16<Int32>>
-        subscript(_ j: Int) -> Bool { j < 16 ? lo[j] : hi[j - 16] }
-    }
-
     /// Plain GEMM: B is K x N row-major with row stride `ldb`; with `scale`/`shift` (K values each),
     /// B's rows go through BatchNorm-ReLU as they are packed.
     public static func multiply(_ a: PackedMatrix, _ b: UnsafePointer<Float>, ldb: Int, n: Int,
                                 _ c: UnsafeMutablePointer<Float>, ldc: Int,
-                                bias: UnsafePointer<Float>? = nil, relu: Bool = false, zero: ZeroColumns? = nil,
+                                bias: UnsafePointer<Float>? = nil, relu: Bool = false,
                                 scale: UnsafePointer<Float>? = nil, shift: UnsafePointer<Float>? = nil, threads: Int = 1) {
         var segments: [Segment] = []
         var k0 = 0
@@ -73,27 +47,27 @@ public enum GEMM {
                                     scale: scale.map { $0 + k0 }, shift: shift.map { $0 + k0 }))
             k0 += count
         }
-        multiply(a, segments, n: n, c, ldc: ldc, bias: bias, relu: relu, zero: zero, threads: threads)
+        multiply(a, segments, n: n, c, ldc: ldc, bias: bias, relu: relu, threads: threads)
     }
 
     /// GEMM over B segments covering K in order, each at most 256 rows.
     public static func multiply(_ a: PackedMatrix, _ segments: [Segment], n: Int,
                                 _ c: UnsafeMutablePointer<Float>, ldc: Int,
-                                bias: UnsafePointer<Float>? = nil, relu: Bool = false, zero: ZeroColumns? = nil, threads: Int = 1) {
+                                bias: UnsafePointer<Float>? = nil, relu: Bool = false, threads: Int = 1) {
         guard n > 0, a.rows > 0 else { return }
         let blocks = kBlocks(segments)
         let panels = (n + nr - 1) / nr, tiles = (a.rows + 7) / 8
         if threads <= 1 || (panels < 2 && tiles < 2) {
-            run(a, segments, blocks, 0..<a.rows, 0, n, c, ldc, bias, relu, zero)
+            run(a, segments, blocks, 0..<a.rows, 0, n, c, ldc, bias, relu)
         } else if panels >= 2 * threads || panels >= tiles {
             // Enough 32-column panels: each thread takes its own columns.
             WorkerPool.shared(threads: threads).parallelFor(n, granule: nr) { columns in
-                run(a, segments, blocks, 0..<a.rows, columns.lowerBound, columns.upperBound, c, ldc, bias, relu, zero)
+                run(a, segments, blocks, 0..<a.rows, columns.lowerBound, columns.upperBound, c, ldc, bias, relu)
             }
         } else {
             // Few columns (7x7 and 14x14 maps): each thread takes its own 8-row tiles.
             WorkerPool.shared(threads: threads).parallelFor(a.rows, granule: 8) { rows in
-                run(a, segments, blocks, rows, 0, n, c, ldc, bias, relu, zero)
+                run(a, segments, blocks, rows, 0, n, c, ldc, bias, relu)
             }
         }
     }
@@ -118,8 +92,7 @@ public enum GEMM {
     /// (K block by K block, each B panel packed contiguously), then the 8-row tiles; a C panel stays
     /// in L1 across K and the B window of one panel stays in L1/L2 across the taps of a convolution.
     static func run(_ a: PackedMatrix, _ segments: [Segment], _ blocks: [Range<Int>], _ rows: Range<Int>, _ j0: Int, _ j1: Int,
-                    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ bias: UnsafePointer<Float>?, _ relu: Bool,
-                    _ zero: ZeroColumns?) {
+                    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ bias: UnsafePointer<Float>?, _ relu: Bool) {
         let m = rows.upperBound
         // With at most 32 rows (a 3x3 conv's k outputs) a packed panel would serve only four tiles:
         // full panels are read in place instead, segment by segment (measured 5-15% faster there).
@@ -134,7 +107,6 @@ public enum GEMM {
             var jr = j0
             while jr < j1 {
                 let cols = min(nr, j1 - jr)
-                let masks = zero?.masks(jr)
                 for (bi, block) in blocks.enumerated() {
                     if inPlace && cols == nr {
                         for si in block {
@@ -143,7 +115,7 @@ public enum GEMM {
                             while ir < mEnd {
                                 tile(seg.count, a.panel(ir / 8) + seg.k0 * 8, UnsafeRawPointer(seg.base + jr), seg.stride * 4, c + ir * ldc + jr, ldc,
                                      bi == 0 && si == block.lowerBound, bi == blocks.count - 1 && si == block.upperBound - 1,
-                                     bias.map { $0 + ir }, relu, masks, rows: min(8, m - ir), cols: cols, edge: edge)
+                                     bias.map { $0 + ir }, relu, rows: min(8, m - ir), cols: cols, edge: edge)
                                 ir += 8
                             }
                         }
@@ -158,7 +130,7 @@ public enum GEMM {
                     var ir = ic
                     while ir < mEnd {
                         tile(kb, a.panel(ir / 8) + k0 * 8, UnsafeRawPointer(panel), nr * 4, c + ir * ldc + jr, ldc,
-                             bi == 0, bi == blocks.count - 1, bias.map { $0 + ir }, relu, masks, rows: min(8, m - ir), cols: cols, edge: edge)
+                             bi == 0, bi == blocks.count - 1, bias.map { $0 + ir }, relu, rows: min(8, m - ir), cols: cols, edge: edge)
                         ir += 8
                     }
                 }
@@ -214,7 +186,7 @@ public enum GEMM {
     @inline(__always)
     static func tile(_ kb: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int,
                      _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
-                     _ bias: UnsafePointer<Float>?, _ relu: Bool, _ masks: Masks?, rows: Int, cols: Int, edge: UnsafeMutablePointer<Float>) {
+                     _ bias: UnsafePointer<Float>?, _ relu: Bool, rows: Int, cols: Int, edge: UnsafeMutablePointer<Float>) {
         var l0 = SIMD16<Float>(), l1 = SIMD16<Float>(), l2 = SIMD16<Float>(), l3 = SIMD16<Float>()
         var l4 = SIMD16<Float>(), l5 = SIMD16<Float>(), l6 = SIMD16<Float>(), l7 = SIMD16<Float>()
         var h0 = SIMD16<Float>(), h1 = SIMD16<Float>(), h2 = SIMD16<Float>(), h3 = SIMD16<Float>()
@@ -236,14 +208,14 @@ public enum GEMM {
             bp += bStride
         }
         if rows == 8 && cols == nr {
-            store(l0, h0, c, 0, ldc, first, last, bias, relu, masks)
-            store(l1, h1, c, 1, ldc, first, last, bias, relu, masks)
-            store(l2, h2, c, 2, ldc, first, last, bias, relu, masks)
-            store(l3, h3, c, 3, ldc, first, last, bias, relu, masks)
-            store(l4, h4, c, 4, ldc, first, last, bias, relu, masks)
-            store(l5, h5, c, 5, ldc, first, last, bias, relu, masks)
-            store(l6, h6, c, 6, ldc, first, last, bias, relu, masks)
-            store(l7, h7, c, 7, ldc, first, last, bias, relu, masks)
+            store(l0, h0, c, 0, ldc, first, last, bias, relu)
+            store(l1, h1, c, 1, ldc, first, last, bias, relu)
+            store(l2, h2, c, 2, ldc, first, last, bias, relu)
+            store(l3, h3, c, 3, ldc, first, last, bias, relu)
+            store(l4, h4, c, 4, ldc, first, last, bias, relu)
+            store(l5, h5, c, 5, ldc, first, last, bias, relu)
+            store(l6, h6, c, 6, ldc, first, last, bias, relu)
+            store(l7, h7, c, 7, ldc, first, last, bias, relu)
         } else {
             // Edge tile: spill the accumulators to the 8 x 32 scratch tile, then add lane by lane.
             let e = UnsafeMutableRawPointer(edge)
@@ -265,7 +237,6 @@ public enum GEMM {
                         v += row[j]
                     }
                     if last && relu && v < 0 { v = 0 }
-                    if last, let masks, masks[j] { v = 0 }
                     row[j] = v
                 }
             }
@@ -274,7 +245,7 @@ public enum GEMM {
 
     @inline(__always)
     static func store(_ lo: SIMD16<Float>, _ hi: SIMD16<Float>, _ c: UnsafeMutablePointer<Float>, _ r: Int, _ ldc: Int,
-                      _ first: Bool, _ last: Bool, _ bias: UnsafePointer<Float>?, _ relu: Bool, _ masks: Masks?) {
+                      _ first: Bool, _ last: Bool, _ bias: UnsafePointer<Float>?, _ relu: Bool) {
         let p = UnsafeMutableRawPointer(c + r * ldc)
         var u = lo, v = hi
         if first {
@@ -290,10 +261,6 @@ public enum GEMM {
         if last && relu {
             u = u.replacing(with: 0, where: u .< 0)
             v = v.replacing(with: 0, where: v .< 0)
-        }
-        if last, let masks {
-            u.replace(with: 0, where: masks.lo)
-            v.replace(with: 0, where: masks.hi)
         }
         p.storeBytes(of: u, as: SIMD16<Float>.self)
         p.storeBytes(of: v, toByteOffset: 64, as: SIMD16<Float>.self)

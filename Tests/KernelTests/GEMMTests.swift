@@ -40,41 +40,6 @@ import Testing
         }
     }
 
-    /// Columns stored as zero (a map's border columns): exactly those, whatever the values, even NaN;
-    /// the others as without the option. Shapes with few rows (B read in place) and many (B packed),
-    /// full and edge panels, one and two threads.
-    @Test(arguments: [(32, 40, 9 * 7, 9, 1), (128, 300, 16 * 14, 16, 1), (5, 7, 100, 12, 2)])
-    func zeroColumnsAreZeroAndOnlyThey(_ t: (m: Int, k: Int, n: Int, period: Int, border: Int)) {
-        var rng = SeededRandom(UInt64(t.m + t.n))
-        let a = rng.floats(t.m * t.k), bias = rng.floats(t.m)
-        var b = rng.floats(t.k * t.n)
-        b[0] = .nan  // row 0, column 0 (a border column): C's column 0 is NaN, and masked it is zero
-        let packed = PackedMatrix(rows: t.m, cols: t.k, values: a)
-        for threads in [1, 2] {
-            var plain = [Float](repeating: .nan, count: t.m * t.n), masked = plain
-            b.withUnsafeBufferPointer { bp in
-                bias.withUnsafeBufferPointer { biasp in
-                    plain.withUnsafeMutableBufferPointer {
-                        GEMM.multiply(packed, bp.baseAddress!, ldb: t.n, n: t.n, $0.baseAddress!, ldc: t.n, bias: biasp.baseAddress!, relu: true, threads: threads)
-                    }
-                    masked.withUnsafeMutableBufferPointer {
-                        GEMM.multiply(packed, bp.baseAddress!, ldb: t.n, n: t.n, $0.baseAddress!, ldc: t.n, bias: biasp.baseAddress!, relu: true,
-                                      zero: GEMM.ZeroColumns(period: t.period, border: t.border), threads: threads)
-                    }
-                }
-            }
-            for i in 0..<t.m {
-                for j in 0..<t.n {
-                    let x = j % t.period
-                    let border = x < t.border || x >= t.period - t.border
-                    let (p, q) = (plain[i * t.n + j], masked[i * t.n + j])
-                    #expect(border ? q == 0 : (q == p || (q.isNaN && p.isNaN)), "row \(i) column \(j) threads \(threads): \(q) vs \(p)")
-                }
-            }
-            #expect(plain[0].isNaN && masked[0] == 0)
-        }
-    }
-
     @Test func writesOnlyItsColumnsWhenLdcIsWider() {
         // C is a 3 x 5 window of a 3 x 9 matrix: the other columns must stay untouched.
         let a: [Float] = [1, 2, 3, 4, 5, 6], b: [Float] = (0..<10).map(Float.init)

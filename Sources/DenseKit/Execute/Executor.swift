@@ -219,24 +219,21 @@ public final class ImageExecution {
         var source = scratch.pointer
         if let b = l.bottleneck {
             // BN-ReLU of the block's features is applied while the GEMM packs them; with a border, the
-            // GEMM runs over whole rows and stores their border columns as zero: with the rows above
-            // and below zeroed, its output is the 3x3 conv's zero-padded input.
+            // GEMM runs over whole rows (border columns too) and writes the same layout.
             GEMM.multiply(b.weights, current + map.rowsStart, ldb: map.plane, n: map.rowsCount,
                           bottleneck.pointer + map.rowsStart, ldc: map.plane,
-                          bias: b.bias.map { UnsafePointer($0.pointer) }, relu: true, zero: map.borderColumns,
+                          bias: b.bias.map { UnsafePointer($0.pointer) }, relu: true,
                           scale: l.norm.scale.pointer, shift: l.norm.shift.pointer, threads: threads)
-            map.zeroTopAndBottom(bottleneck.pointer, channels: 0..<b.outChannels)
             source = bottleneck.pointer
         } else {
             batchNormReLU(current, scratch.pointer, channels: offset, size: map.plane, l.norm)
-            let input = scratch.pointer
-            parallel(offset) { map.zeroBorders(input, channels: $0) }
         }
         let out = current + offset * map.plane
         if map.border > 0 {
-            // The source planes are the conv's padded input: one GEMM over the taps, written straight
-            // into the block's next k channels.
+            // With zero borders the source planes are the conv's padded input: one GEMM over the taps,
+            // written straight into the block's next k channels.
             let input = source
+            parallel(l.conv.inChannels) { map.zeroBorders(input, channels: $0) }
             let g = l.conv.phases(h, w)
             GEMM.multiply(l.conv.weights, g.segments(input), n: g.gridCount - 2 * map.border, out + map.interior, ldc: map.plane,
                           bias: l.conv.bias.map { UnsafePointer($0.pointer) }, threads: threads)

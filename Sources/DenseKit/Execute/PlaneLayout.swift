@@ -20,20 +20,6 @@ struct PlaneLayout {
     var rowsCount: Int { height * rowStride }
     var strides: Elementwise.Strides { Elementwise.Strides(row: rowStride, plane: plane) }
 
-    /// For a GEMM writing whole rows (`rowsStart`, `rowsCount`): stores the border columns as zero.
-    var borderColumns: GEMM.ZeroColumns? { border > 0 ? GEMM.ZeroColumns(period: rowStride, border: border) : nil }
-
-    /// Zeroes the rows above and below the image in `channels` planes (the rest of the border is
-    /// written by a GEMM with `borderColumns`).
-    func zeroTopAndBottom(_ p: UnsafeMutablePointer<Float>, channels: Range<Int>) {
-        guard border > 0 else { return }
-        let bottom = (height + border) * rowStride
-        for c in channels {
-            (p + c * plane).update(repeating: 0, count: rowsStart)
-            (p + c * plane + bottom).update(repeating: 0, count: plane - bottom)
-        }
-    }
-
     /// Zeroes the border of `channels` planes.
     func zeroBorders(_ p: UnsafeMutablePointer<Float>, channels: Range<Int>) {
         guard border > 0 else { return }
@@ -41,12 +27,9 @@ struct PlaneLayout {
         for c in channels {
             let q = p + c * plane
             q.update(repeating: 0, count: interior)
-            // The right border of row y and the left border of row y + 1 are adjacent: 2b plain stores
-            // (a memset call per row costs more than the stores).
-            var gap = q + interior + width
-            for _ in 0..<height {
-                for i in 0..<(2 * border) { gap[i] = 0 }
-                gap += rowStride
+            for y in 0..<height {
+                // The right border of row y and the left border of row y + 1 are adjacent.
+                (q + interior + y * rowStride + width).update(repeating: 0, count: 2 * border)
             }
             (q + bottom + border).update(repeating: 0, count: plane - bottom - border)
         }
