@@ -57,15 +57,19 @@ public enum GEMM {
         guard n > 0, a.rows > 0 else { return }
         let blocks = kBlocks(segments)
         let panels = (n + nr - 1) / nr, tiles = (a.rows + 7) / 8
+        // Split by columns (each thread packs only its own B panels) unless there are few panels or
+        // they divide among the threads clearly worse than the 8-row tiles do (14x14 and 7x7 maps).
+        func imbalance(_ units: Int) -> Double {
+            let parts = min(threads, units)
+            return Double((units + parts - 1) / parts) * Double(threads) / Double(units)
+        }
         if threads <= 1 || (panels < 2 && tiles < 2) {
             run(a, segments, blocks, 0..<a.rows, 0, n, c, ldc, bias, relu)
-        } else if panels >= 2 * threads || panels >= tiles {
-            // Enough 32-column panels: each thread takes its own columns.
+        } else if panels >= 2 * threads && imbalance(panels) <= imbalance(tiles) * 1.05 || tiles < threads {
             WorkerPool.shared(threads: threads).parallelFor(n, granule: nr) { columns in
                 run(a, segments, blocks, 0..<a.rows, columns.lowerBound, columns.upperBound, c, ldc, bias, relu)
             }
         } else {
-            // Few columns (7x7 and 14x14 maps): each thread takes its own 8-row tiles.
             WorkerPool.shared(threads: threads).parallelFor(a.rows, granule: 8) { rows in
                 run(a, segments, blocks, rows, 0, n, c, ldc, bias, relu)
             }

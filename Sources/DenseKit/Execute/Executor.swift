@@ -293,8 +293,12 @@ public final class ImageExecution {
         }
         Elementwise.batchNormReLUMean(features, scratch.pointer, channels: c, size: h * w,
                                       scale: plan.headNorm.scale.pointer, shift: plan.headNorm.shift.pointer)
-        Elementwise.matVec(plan.classifierWeight.pointer, scratch.pointer, plan.classifierBias.map { UnsafePointer($0.pointer) },
-                           rows: plan.classes, cols: c, into: logits.pointer)
+        // The classifier's weights (4 MB for ImageNet) come from memory each run: split across the threads.
+        let (weight, bias, means, out) = (plan.classifierWeight.pointer, plan.classifierBias?.pointer, scratch.pointer, logits.pointer)
+        parallel(plan.classes) { r in
+            Elementwise.matVec(weight + r.lowerBound * c, means, bias.map { UnsafePointer($0 + r.lowerBound) },
+                               rows: r.count, cols: c, into: out + r.lowerBound)
+        }
         let y = UnsafeMutableBufferPointer(start: logits.pointer, count: plan.classes)
         if plan.softmax {
             let probabilities = Reference.softmax(Array(y))
