@@ -92,19 +92,23 @@ public enum Elementwise {
     /// Max pooling of CHW planes (padding never wins: it is -infinity), separably: the maxima across
     /// each input row's windows first, then across rows, 16 outputs at a time. Input rows are
     /// `rowStride` floats apart (planes `height * rowStride`), so a wide convolution grid can be read in
-    /// place; output rows and planes are `to` apart (default: packed).
+    /// place; output rows and planes are `to` apart (default: packed). `outputRows` limits the work to
+    /// those rows of the output (the input rows their windows read must be ready).
     public static func maxPool(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels: Int, height: Int, width: Int,
                                rowStride: Int? = nil, kernel: Int, stride: Int, padTop: Int, padLeft: Int,
-                               outHeight: Int, outWidth: Int, to: Strides? = nil) {
+                               outHeight: Int, outWidth: Int, to: Strides? = nil, outputRows: Range<Int>? = nil) {
         let ld = rowStride ?? width
         let to = to ?? Strides(row: outWidth, plane: outHeight * outWidth)
+        let outRows = outputRows ?? 0..<outHeight
+        guard !outRows.isEmpty else { return }
+        let inRows = max(0, outRows.lowerBound * stride - padTop)..<min(height, (outRows.upperBound - 1) * stride - padTop + kernel)
         let rows = UnsafeMutablePointer<Float>.allocate(capacity: height * outWidth)
         defer { rows.deallocate() }
         // Outputs whose window lies inside the row and whose 16-wide loads (stride 2) stay inside it.
         let first = min(outWidth, (padLeft + stride - 1) / stride)
         for c in 0..<channels {
             let plane = src + c * height * ld
-            for y in 0..<height {
+            for y in inRows {
                 let line = plane + y * ld, out = rows + y * outWidth
                 var ox = 0
                 func scalar(_ ox: Int) {
@@ -138,7 +142,7 @@ public enum Elementwise {
                 }
                 while ox < outWidth { scalar(ox); ox += 1 }
             }
-            for oy in 0..<outHeight {
+            for oy in outRows {
                 let y0 = max(0, oy * stride - padTop), y1 = min(height, oy * stride - padTop + kernel)
                 let out = dst + c * to.plane + oy * to.row
                 guard y0 < y1 else { out.update(repeating: -.infinity, count: outWidth); continue }

@@ -186,18 +186,37 @@ public final class ImageExecution {
         if let p = plan.stemPool {
             // Pooled straight from the conv's output grid (or its output, for a pointwise stem).
             (h, w) = p.outputSize(h1, w1)
-            var conv = UnsafePointer(stemOut.pointer), stride = w1
+            let (dst, to, oh, ow) = (blockA.pointer + layout.interior, layout.strides, h, w)
+            /// Pools output rows `rows` from the conv's output (rows `stride` apart).
+            func pool(_ conv: UnsafePointer<Float>, stride: Int, rows: Range<Int>) {
+                parallel(c.outChannels) { r in
+                    Elementwise.maxPool(conv + r.lowerBound * h1 * stride, dst + r.lowerBound * to.plane, channels: r.count,
+                                        height: h1, width: w1, rowStride: stride, kernel: p.kernel, stride: p.stride,
+                                        padTop: p.pads[0], padLeft: p.pads[1], outHeight: oh, outWidth: ow, to: to, outputRows: rows)
+                }
+            }
             if c.isPointwise {
                 convolve(c, source, height, width, into: stemOut.pointer, relu: plan.stemReLU)
+                pool(UnsafePointer(stemOut.pointer), stride: w1, rows: 0..<oh)
             } else {
-                stride = convolveToGrid(c, source, height, width, relu: plan.stemReLU).phaseWidth
-                conv = UnsafePointer(grid.pointer)
-            }
-            let (dst, to, planeIn, oh, ow) = (blockA.pointer + layout.interior, layout.strides, h1 * stride, h, w)
-            parallel(c.outChannels) { r in
-                Elementwise.maxPool(conv + r.lowerBound * planeIn, dst + r.lowerBound * to.plane, channels: r.count,
-                                    height: h1, width: w1, rowStride: stride, kernel: p.kernel, stride: p.stride,
-                                    padTop: p.pads[0], padLeft: p.pads[1], outHeight: oh, outWidth: ow, to: to)
+                // The conv in bands of 16 output rows, each pooled as soon as its windows are complete,
+                // while the band is still in cache.
+                let g = c.phases(height, width)
+                let planes = self.planes.pointer, grid = self.grid.pointer
+                parallel(c.inChannels) { g.split(source, channels: $0, into: planes) }
+                g.zeroSlack(planes)
+                var r0 = 0, pooled = 0
+                while r0 < h1 {
+                    let r1 = min(h1, r0 + 16)
+                    GEMM.multiply(c.weights, g.segments(planes + r0 * g.phaseWidth), n: (r1 - r0) * g.phaseWidth,
+                                  grid + r0 * g.phaseWidth, ldc: g.gridCount, bias: c.bias.map { UnsafePointer($0.pointer) },
+                                  relu: plan.stemReLU, threads: threads)
+                    // Output row y reads conv rows up to y * s - pad + k - 1.
+                    let last = r1 - p.kernel + p.pads[0]
+                    let ready = r1 == h1 ? oh : last < 0 ? pooled : min(oh, max(pooled, last / p.stride + 1))
+                    pool(UnsafePointer(grid), stride: g.phaseWidth, rows: pooled..<ready)
+                    (pooled, r0) = (ready, r1)
+                }
             }
         } else {
             (h, w) = (h1, w1)
