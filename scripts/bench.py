@@ -54,24 +54,40 @@ def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
     binary, folder = sys.argv[1], sys.argv[2]
-    repeat = int(sys.argv[sys.argv.index("--repeat") + 1]) if "--repeat" in sys.argv else 30
+    repeat = int(sys.argv[sys.argv.index("--repeat") + 1]) if "--repeat" in sys.argv else 20
+    rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 5
     model = os.path.join(folder, "densenet121-legacy-opset17.onnx")
     inp = os.path.join(folder, "input-224.npy")
     out = os.path.join(tempfile.mkdtemp(), "y.npy")
     _, python_mb = peak_mb([sys.executable, "-c", BASELINE_SCRIPT])
-    print("DenseNet-121, batch 1, 224x224, %d timed runs after a warm-up; model %s" % (repeat, os.path.basename(model)))
+    print("DenseNet-121, batch 1, 224x224, model %s" % os.path.basename(model))
+    print("%d rounds, each one densekit process then one onnxruntime process of %d timed runs after a warm-up;" % (rounds, repeat))
+    print("each column is the median over the rounds of the per-process medians, the ratio the median of the")
+    print("rounds' ratios (alternating the two keeps a shared, drifting machine fair to both)")
     print("%-8s %14s %14s %8s   %12s %12s" % ("threads", "densekit ms", "onnxrt ms", "ratio", "densekit MB", "onnxrt MB"))
+
+    def median(values):
+        v = sorted(values)
+        return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
     for threads in (1, 2):
-        dk_out, dk_mb = peak_mb([binary, "run", model, "--input", inp, "--output", out,
-                                 "--threads", str(threads), "--repeat", str(repeat), "--json"])
-        dk = json.loads(dk_out)
-        ort_out, ort_mb = peak_mb([sys.executable, "-c", ORT_SCRIPT, model, inp, str(threads), str(repeat)])
-        ort = json.loads(ort_out)
-        ratio = dk["runMs"]["median"] / ort["median"]
-        print("%-8d %14.2f %14.2f %8.3f   %12.1f %12.1f" % (threads, dk["runMs"]["median"], ort["median"], ratio,
-                                                          dk_mb, ort_mb - python_mb))
-        if threads == 1:
-            onnx_load, ort_load = dk["loadMs"], ort["loadMs"]
+        dks, orts, ratios, dk_mbs, ort_mbs = [], [], [], [], []
+        for _ in range(rounds):
+            dk_out, dk_mb = peak_mb([binary, "run", model, "--input", inp, "--output", out,
+                                     "--threads", str(threads), "--repeat", str(repeat), "--json"])
+            dk = json.loads(dk_out)
+            ort_out, ort_mb = peak_mb([sys.executable, "-c", ORT_SCRIPT, model, inp, str(threads), str(repeat)])
+            ort = json.loads(ort_out)
+            dks.append(dk["runMs"]["median"])
+            orts.append(ort["median"])
+            ratios.append(dk["runMs"]["median"] / ort["median"])
+            dk_mbs.append(dk_mb)
+            ort_mbs.append(ort_mb - python_mb)
+            if threads == 1:
+                onnx_load, ort_load = dk["loadMs"], ort["loadMs"]
+        print("%-8d %14.2f %14.2f %8.3f   %12.1f %12.1f" % (threads, median(dks), median(orts), median(ratios),
+                                                          max(dk_mbs), median(ort_mbs)))
+        print("%-8s %s" % ("", "ratios per round: " + " ".join("%.3f" % r for r in ratios)))
     # Loading the native format: open, map, validate every checksum (median of 5 processes).
     dnk = os.path.join(os.path.dirname(out), "densenet121.dnk")
     subprocess.run([binary, "convert", model, "-o", dnk], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

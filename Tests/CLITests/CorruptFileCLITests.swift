@@ -39,6 +39,7 @@ import TestSupport
             try write("notes.h5", Data("this is not HDF5".utf8)),
             try write("flipped.keras", flippedKeras),
             try write("cut.keras", keras.prefix(keras.count - 40)),
+            try write("notes.keras", Data("this is not a zip archive".utf8)),
             try write("flipped.dnk", dnk),
             try write("cut.dnk", dnk.prefix(200)),
             try write("empty.onnx", Data()),

@@ -98,5 +98,8 @@ import TestSupport
         expectError("end-of-central-directory") { try load(data.prefix(data.count - 30), as: "cut.keras") }
         let renamed = try patch(data, "model.weights.h5", "model.weights.hX", all: true)
         expectError("no model.weights.h5") { try load(renamed, as: "renamed.keras") }
+        let escaping = try patch(data, "config.json", "../fig.json", all: true)
+        expectError("zip entry '../fig.json' escapes the archive") { try load(escaping, as: "escaping.keras") }
+        expectError("not an HDF5 file or .keras archive (bad signature)") { try load(Data("not a zip archive".utf8), as: "garbage.keras") }
     }
 }
