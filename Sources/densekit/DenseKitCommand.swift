@@ -11,6 +11,9 @@ struct DenseKitCommand: ParsableCommand {
         subcommands: [Inspect.self, Verify.self, Run.self, Diff.self, Convert.self, Probe.self])
 
     static func main() {
+        // A file-size limit (ulimit -f) would kill the process mid-write with SIGXFSZ, leaving the
+        // temporary file behind; ignored, the write fails like a full disk and is reported and cleaned up.
+        signal(SIGXFSZ, SIG_IGN)
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -36,6 +36,30 @@ import TestSupport
         #expect(try densekit(["diff", source, out, "--input", input]).status == 0)
     }
 
+    /// A write cut short (here by a file-size limit, as a full disk would) is one error line and
+    /// leaves nothing behind, for every command that writes a file.
+    @Test func aWriteCutShortLeavesNothingBehind() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let model = Fixtures.path("tv-tiny-legacy-opset17.onnx"), input = Fixtures.path("input-64.npy")
+        let dnk = folder.appendingPathComponent("m.dnk").path, report = folder.appendingPathComponent("r.html").path
+        let y = folder.appendingPathComponent("y.npy").path
+        // The outputs are larger than one block (512 or 1024 bytes): every write hits the limit.
+        for (args, file) in [(["convert", model, "-o", dnk, "--accept-deviations"], dnk),
+                             (["diff", model, model, "--input", input, "--report", report], report)] {
+            let r = try densekit(args, fileSizeLimit: 1)
+            #expect(r.status == 2, "\(args): \(r.stderr)")
+            #expect(r.stderr.hasPrefix("error: \(file): cannot write") && r.stderr.contains("File too large"), "\(r.stderr)")
+            #expect(r.stderr.split(separator: "\n").count == 1)
+        }
+        let full = Fixtures.full.map { "\($0)/densenet121-legacy-opset17.onnx" }
+        if let full, FileManager.default.fileExists(atPath: full) {
+            let r = try densekit(["run", full, "--input", "\(Fixtures.full!)/input-224.npy", "--output", y], fileSizeLimit: 1)
+            #expect(r.status == 2 && r.stderr.hasPrefix("error: \(y): cannot write"), "\(r.stderr)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).isEmpty)
+    }
+
     @Test func failuresLeaveNothingBehind() throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }

@@ -32,10 +32,18 @@ public func densekitBinary() throws -> URL {
     throw CLIError.noBinary
 }
 
-public func densekit(_ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:]) throws -> CLIResult {
+/// With `fileSizeLimit` (in the shell's `ulimit -f` blocks) the binary runs under that limit on the
+/// size of any file it writes: a stand-in for a full disk.
+public func densekit(_ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:],
+                     fileSizeLimit: Int? = nil) throws -> CLIResult {
     let process = Process()
-    process.executableURL = try densekitBinary()
-    process.arguments = arguments
+    if let fileSizeLimit {
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", "ulimit -f \(fileSizeLimit) && exec \"$0\" \"$@\"", try densekitBinary().path] + arguments
+    } else {
+        process.executableURL = try densekitBinary()
+        process.arguments = arguments
+    }
     if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     if let directory { process.currentDirectoryURL = directory }
     let out = Pipe(), err = Pipe()

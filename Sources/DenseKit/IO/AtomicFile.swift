@@ -24,14 +24,23 @@ public enum AtomicFile {
         guard FileManager.default.createFile(atPath: temporary, contents: nil) else {
             throw Error.write("cannot create a file in '\(folder.path)' (\(String(cString: strerror(errno))))")
         }
-        do {
-            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temporary))
-            defer { try? handle.close() }
-            try handle.write(contentsOf: data)
-            try handle.synchronize()
-        } catch {
+        // Plain POSIX writes, so that a full disk or a file-size limit is reported by its own name.
+        let fd = open(temporary, O_WRONLY | O_TRUNC)
+        var failure = fd < 0 ? errno : 0
+        if fd >= 0 {
+            data.withUnsafeBytes { raw in
+                var done = 0
+                while done < raw.count && failure == 0 {
+                    let n = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
+                    if n > 0 { done += n } else if n < 0 && errno == EINTR { continue } else { failure = n < 0 ? errno : EIO }
+                }
+            }
+            if failure == 0 && fsync(fd) != 0 { failure = errno }
+            if close(fd) != 0 && failure == 0 { failure = errno }
+        }
+        guard failure == 0 else {
             discard(temporary)
-            throw Error.write("cannot write '\(path)': \(error.localizedDescription)")
+            throw Error.write("cannot write '\(path)': \(String(cString: strerror(failure)))")
         }
         return temporary
     }
