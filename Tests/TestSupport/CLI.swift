@@ -38,8 +38,10 @@ public func densekit(_ arguments: [String], in directory: URL? = nil, environmen
                      fileSizeLimit: Int? = nil) throws -> CLIResult {
     let process = Process()
     if let fileSizeLimit {
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", "ulimit -f \(fileSizeLimit) && exec \"$0\" \"$@\"", try densekitBinary().path] + arguments
+        // SIGXFSZ back to its default (killing) action, as in a user's shell: the test runner may ignore it.
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["--default-signal=XFSZ", "/bin/sh", "-c", "ulimit -f \(fileSizeLimit) && exec \"$0\" \"$@\"",
+                             try densekitBinary().path] + arguments
     } else {
         process.executableURL = try densekitBinary()
         process.arguments = arguments
