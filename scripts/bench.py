@@ -39,9 +39,10 @@ print(json.dumps({"median": times[len(times) // 2], "min": times[0], "loadMs": l
 BASELINE_SCRIPT = "import numpy, onnxruntime"
 
 
-def peak_mb(cmd):
-    """Runs cmd; returns its stdout and its peak resident set in MB."""
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def peak_mb(cmd, cpus=None):
+    """Runs cmd (on `cpus` only, if given); returns its stdout and its peak resident set in MB."""
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=pin)
     _, status, usage = os.wait4(p.pid, 0)
     out = p.stdout.read().decode()
     err = p.stderr.read().decode()
@@ -61,7 +62,8 @@ def main():
     out = os.path.join(tempfile.mkdtemp(), "y.npy")
     _, python_mb = peak_mb([sys.executable, "-c", BASELINE_SCRIPT])
     print("DenseNet-121, batch 1, 224x224, model %s" % os.path.basename(model))
-    print("%d rounds, each one densekit process then one onnxruntime process of %d timed runs after a warm-up;" % (rounds, repeat))
+    print("%d rounds, each one densekit process then one onnxruntime process of %d timed runs after a warm-up" % (rounds, repeat))
+    print("(with 1 thread both on the same core, the rounds taking the cores in turn);")
     print("each column is the median over the rounds of the per-process medians, the ratio the median of the")
     print("rounds' ratios (alternating the two keeps a shared, drifting machine fair to both)")
     print("%-8s %14s %14s %8s   %12s %12s" % ("threads", "densekit ms", "onnxrt ms", "ratio", "densekit MB", "onnxrt MB"))
@@ -72,11 +74,14 @@ def main():
 
     for threads in (1, 2):
         dks, orts, ratios, dk_mbs, ort_mbs, dk_mins, ort_mins = [], [], [], [], [], [], []
-        for _ in range(rounds):
+        for r in range(rounds):
+            # With 1 thread, both processes of a round run on the same core (the rounds take the cores
+            # in turn): a VM's cores can differ in speed for minutes.
+            cpus = {sorted(os.sched_getaffinity(0))[r % len(os.sched_getaffinity(0))]} if threads == 1 else None
             dk_out, dk_mb = peak_mb([binary, "run", model, "--input", inp, "--output", out,
-                                     "--threads", str(threads), "--repeat", str(repeat), "--json"])
+                                     "--threads", str(threads), "--repeat", str(repeat), "--json"], cpus)
             dk = json.loads(dk_out)
-            ort_out, ort_mb = peak_mb([sys.executable, "-c", ORT_SCRIPT, model, inp, str(threads), str(repeat)])
+            ort_out, ort_mb = peak_mb([sys.executable, "-c", ORT_SCRIPT, model, inp, str(threads), str(repeat)], cpus)
             ort = json.loads(ort_out)
             dk_mins.append(dk["runMs"]["min"])
             ort_mins.append(ort["min"])
