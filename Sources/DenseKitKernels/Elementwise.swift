@@ -9,6 +9,17 @@ public enum Elementwise {
         }
     }
 
+    /// Copies `channels` maps of height x width between layouts whose rows and planes are `from` and
+    /// `to` apart (dropping a convolution grid's extra columns, adding or removing a map's border).
+    public static func copy(_ src: UnsafePointer<Float>, from: Strides, _ dst: UnsafeMutablePointer<Float>, to: Strides,
+                            channels: Int, height: Int, width: Int) {
+        for c in 0..<channels {
+            for y in 0..<height {
+                (dst + c * to.plane + y * to.row).update(from: src + c * from.plane + y * from.row, count: width)
+            }
+        }
+    }
+
     /// dst[c][i] = max(0, src[c][i] * scale[c] + shift[c]) for CHW planes of `size` values.
     public static func batchNormReLU(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels: Int, size: Int,
                                      scale: UnsafePointer<Float>, shift: UnsafePointer<Float>) {

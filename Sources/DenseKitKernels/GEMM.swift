@@ -111,31 +111,30 @@ public enum GEMM {
             var jr = j0
             while jr < j1 {
                 let cols = min(nr, j1 - jr)
+                /// The 8-row tiles of this panel over K rows [k0, k0 + kb) of B at `b`.
+                func tiles(_ kb: Int, _ k0: Int, _ b: UnsafeRawPointer, _ bStride: Int, first: Bool, last: Bool) {
+                    var ir = ic
+                    while ir < mEnd {
+                        tile(kb, a.panel(ir / 8) + k0 * 8, b, bStride, c + ir * ldc + jr, ldc, first, last,
+                             bias.map { $0 + ir }, relu, rows: min(8, m - ir), cols: cols, edge: edge)
+                        ir += 8
+                    }
+                }
                 for (bi, block) in blocks.enumerated() {
                     if inPlace && cols == nr {
                         for si in block {
                             let seg = segments[si]
-                            var ir = ic
-                            while ir < mEnd {
-                                tile(seg.count, a.panel(ir / 8) + seg.k0 * 8, UnsafeRawPointer(seg.base + jr), seg.stride * 4, c + ir * ldc + jr, ldc,
-                                     bi == 0 && si == block.lowerBound, bi == blocks.count - 1 && si == block.upperBound - 1,
-                                     bias.map { $0 + ir }, relu, rows: min(8, m - ir), cols: cols, edge: edge)
-                                ir += 8
-                            }
+                            tiles(seg.count, seg.k0, UnsafeRawPointer(seg.base + jr), seg.stride * 4,
+                                  first: bi == 0 && si == block.lowerBound, last: bi == blocks.count - 1 && si == block.upperBound - 1)
                         }
-                        continue
-                    }
-                    var kb = 0
-                    for s in block {
-                        pack(segments[s], jr, cols, into: panel + kb * nr * 4)
-                        kb += segments[s].count
-                    }
-                    let k0 = segments[block.lowerBound].k0
-                    var ir = ic
-                    while ir < mEnd {
-                        tile(kb, a.panel(ir / 8) + k0 * 8, UnsafeRawPointer(panel), nr * 4, c + ir * ldc + jr, ldc,
-                             bi == 0, bi == blocks.count - 1, bias.map { $0 + ir }, relu, rows: min(8, m - ir), cols: cols, edge: edge)
-                        ir += 8
+                    } else {
+                        var kb = 0
+                        for s in block {
+                            pack(segments[s], jr, cols, into: panel + kb * nr * 4)
+                            kb += segments[s].count
+                        }
+                        tiles(kb, segments[block.lowerBound].k0, UnsafeRawPointer(panel), nr * 4,
+                              first: bi == 0, last: bi == blocks.count - 1)
                     }
                 }
                 jr += nr

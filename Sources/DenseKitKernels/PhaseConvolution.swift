@@ -112,10 +112,9 @@ public struct PhaseConvolution: Sendable {
     /// Drops the extra columns of each grid row: outHeight x phaseWidth -> outHeight x outWidth planes,
     /// for output channels `range` (grid and output both start at channel 0).
     public func compact(_ grid: UnsafePointer<Float>, channels range: Range<Int>, into dst: UnsafeMutablePointer<Float>) {
-        for c in range {
-            for y in 0..<outHeight {
-                (dst + (c * outHeight + y) * outWidth).update(from: grid + (c * outHeight + y) * phaseWidth, count: outWidth)
-            }
-        }
+        let from = Elementwise.Strides(row: phaseWidth, plane: gridCount)
+        let to = Elementwise.Strides(row: outWidth, plane: outHeight * outWidth)
+        Elementwise.copy(grid + range.lowerBound * from.plane, from: from, dst + range.lowerBound * to.plane, to: to,
+                         channels: range.count, height: outHeight, width: outWidth)
     }
 }

@@ -108,8 +108,8 @@ public struct ModelDiff {
                 }
                 if la.name == "head" {
                     output = n == 0 ? m : output.merged(m)
-                    samples.append(Sample(top1A: top(la.values, 1)[0], top1B: top(lb.values, 1)[0],
-                                          top5A: top(la.values, 5), top5B: top(lb.values, 5)))
+                    samples.append(Sample(top1A: Self.top(la.values, 1)[0], top1B: Self.top(lb.values, 1)[0],
+                                          top5A: Self.top(la.values, 5), top5B: Self.top(lb.values, 5)))
                 }
                 index += 1
             }
@@ -140,7 +140,8 @@ public struct ModelDiff {
         return min(x.lowerBound, y.lowerBound)...max(x.upperBound, y.upperBound)
     }
 
-    private func top(_ v: UnsafeBufferPointer<Float>, _ k: Int) -> [Int] {
+    /// The indices of the `k` largest scores, best first (the lower index on a tie).
+    static func top<Scores: RandomAccessCollection>(_ v: Scores, _ k: Int) -> [Scores.Index] where Scores.Element == Float {
         Array(v.indices.sorted { v[$0] > v[$1] || (v[$0] == v[$1] && $0 < $1) }.prefix(k))
     }
 }

@@ -37,7 +37,8 @@ final class ExecutionPlan: @unchecked Sendable {
             kernel = conv.kernel
             stride = conv.stride
             pads = conv.pads
-            if !(kernel == 1 && stride == 1 && pads == [0, 0, 0, 0]) {
+            isPointwise = kernel == 1 && stride == 1 && pads == [0, 0, 0, 0]
+            if !isPointwise {
                 w = PhaseConvolution.tapMajor(w, outChannels: outChannels, inChannels: inChannels, kernel: kernel)
             }
             weights = PackedMatrix(rows: conv.outChannels, cols: w.count / conv.outChannels, values: w)
@@ -46,7 +47,7 @@ final class ExecutionPlan: @unchecked Sendable {
 
         /// A plain GEMM on the input itself; every other conv reads its input's phase planes
         /// (`PhaseConvolution`), with weights tap-major.
-        var isPointwise: Bool { kernel == 1 && stride == 1 && pads == [0, 0, 0, 0] }
+        let isPointwise: Bool
 
         /// The phase-plane geometry of this conv on an h x w input.
         func phases(_ h: Int, _ w: Int) -> PhaseConvolution {

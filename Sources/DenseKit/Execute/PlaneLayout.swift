@@ -35,21 +35,18 @@ struct PlaneLayout {
         }
     }
 
+    /// Packed CHW images (no border).
+    var packedStrides: Elementwise.Strides { Elementwise.Strides(row: width, plane: height * width) }
+
     /// Copies the images of `channels` planes into packed CHW at `dst` (channel `c` to `dst[c - lowerBound]`).
     func pack(_ p: UnsafePointer<Float>, channels: Range<Int>, into dst: UnsafeMutablePointer<Float>) {
-        for (i, c) in channels.enumerated() {
-            for y in 0..<height {
-                (dst + (i * height + y) * width).update(from: p + c * plane + interior + y * rowStride, count: width)
-            }
-        }
+        Elementwise.copy(p + channels.lowerBound * plane + interior, from: strides, dst, to: packedStrides,
+                         channels: channels.count, height: height, width: width)
     }
 
     /// Copies packed CHW images at `src` into the interiors of `channels` planes.
     func unpack(_ src: UnsafePointer<Float>, channels: Range<Int>, into p: UnsafeMutablePointer<Float>) {
-        for (i, c) in channels.enumerated() {
-            for y in 0..<height {
-                (p + c * plane + interior + y * rowStride).update(from: src + (i * height + y) * width, count: width)
-            }
-        }
+        Elementwise.copy(src, from: packedStrides, p + channels.lowerBound * plane + interior, to: strides,
+                         channels: channels.count, height: height, width: width)
     }
 }

@@ -110,7 +110,7 @@ public struct Converter {
         var agree = 0
         for s in 0..<samples {
             let a = y[(s * classes)..<((s + 1) * classes)], b = reference[(s * classes)..<((s + 1) * classes)]
-            if a.indices.max(by: { a[$0] < a[$1] }) == b.indices.max(by: { b[$0] < b[$1] }) { agree += 1 }
+            if ModelDiff.top(a, 1) == ModelDiff.top(b, 1) { agree += 1 }
         }
         return Validation(maxAbs: m.maxAbs, maxRel: m.maxRel, cosine: m.cosine, top1Agreement: Double(agree) / Double(max(samples, 1)),
                           bitIdentical: y.elementsEqual(reference) { $0.bitPattern == $1.bitPattern }, tolerance: Self.tolerance(for: dtype))

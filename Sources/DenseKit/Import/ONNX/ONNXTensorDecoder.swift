@@ -102,24 +102,11 @@ struct ONNXTensorDecoder {
         case (.int64, .int64s(let v)): values = v
         case (.int32, .int32s(let v)): values = v.map(Int64.init)
         case (.int64, .raw(let b)) where b.count == count * 8:
-            values = (0..<count).map { i in
-                var v: UInt64 = 0
-                for j in 0..<8 { v |= UInt64(b[b.startIndex + i * 8 + j]) << (8 * UInt64(j)) }
-                return Int64(bitPattern: v)
-            }
+            values = Self.littleEndian(b, count, Int64.self)
         case (.int32, .raw(let b)) where b.count == count * 4:
-            values = (0..<count).map { i in
-                var v: UInt32 = 0
-                for j in 0..<4 { v |= UInt32(b[b.startIndex + i * 4 + j]) << (8 * UInt32(j)) }
-                return Int64(Int32(bitPattern: v))
-            }
+            values = Self.littleEndian(b, count, Int32.self)
         case (.int64, .external(let location, let offset, let length)):
-            let b = try readExternal(t.name, location, offset, length, count * 8)
-            values = (0..<count).map { i in
-                var v: UInt64 = 0
-                for j in 0..<8 { v |= UInt64(b[b.startIndex + i * 8 + j]) << (8 * UInt64(j)) }
-                return Int64(bitPattern: v)
-            }
+            values = Self.littleEndian(try readExternal(t.name, location, offset, length, count * 8), count, Int64.self)
         default:
             throw ImportError.malformed("tensor '\(t.name)': cannot read \(Self.typeName(t.dataType)) integers")
         }
@@ -127,6 +114,13 @@ struct ONNXTensorDecoder {
             throw ImportError.malformed("tensor '\(t.name)': shape \(t.dims) needs \(count) values, found \(values.count)")
         }
         return values
+    }
+
+    /// `count` little-endian integers of type `T` from `bytes` (which hold at least that many), widened.
+    private static func littleEndian<T: FixedWidthInteger>(_ bytes: Data, _ count: Int, _: T.Type) -> [Int64] {
+        bytes.withUnsafeBytes { raw in
+            (0..<count).map { Int64(T(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * MemoryLayout<T>.size, as: T.self))) }
+        }
     }
 
     static func size(_ e: Element) -> Int {
