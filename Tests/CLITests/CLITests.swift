@@ -3,21 +3,22 @@ import Foundation
 import Testing
 import TestSupport
 
+/// An unusable input: exit 2, nothing on stdout, exactly one line `error: <file>: <what>` (`error: <what>`
+/// without a file), mentioning `mentions` when given.
+func expectUsageError(_ args: [String], file: String?, mentions: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    let r = try densekit(args)
+    #expect(r.status == 2, "\(args): \(r.stderr)", sourceLocation: sourceLocation)
+    #expect(r.stdout.isEmpty, "\(args)", sourceLocation: sourceLocation)
+    let lines = r.stderr.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.isEmpty }
+    #expect(lines.count == 1, "\(args): \(r.stderr)", sourceLocation: sourceLocation)
+    let prefix = file.map { "error: \($0): " } ?? "error: "
+    #expect(r.stderr.hasPrefix(prefix), "\(args): \(r.stderr)", sourceLocation: sourceLocation)
+    if let mentions { #expect(r.stderr.contains(mentions), "\(r.stderr)", sourceLocation: sourceLocation) }
+}
+
 /// `densekit` end to end, as scripts drive it: output, JSON keys and exit codes of the contract.
 @Suite struct CLITests {
     let tiny = Fixtures.path("tv-tiny-legacy-opset17.onnx")
-
-    /// An unusable input: exit 2, nothing on stdout, exactly one line `error: <file>: <what>`.
-    func expectUsageError(_ args: [String], file: String?, mentions: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let r = try densekit(args)
-        #expect(r.status == 2, "\(args): \(r.stderr)", sourceLocation: sourceLocation)
-        #expect(r.stdout.isEmpty, sourceLocation: sourceLocation)
-        let lines = r.stderr.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.isEmpty }
-        #expect(lines.count == 1, "\(r.stderr)", sourceLocation: sourceLocation)
-        let prefix = file.map { "error: \($0): " } ?? "error: "
-        #expect(r.stderr.hasPrefix(prefix), "\(r.stderr)", sourceLocation: sourceLocation)
-        #expect(r.stderr.contains(mentions), "\(r.stderr)", sourceLocation: sourceLocation)
-    }
 
     @Test func inspectShowsTheStructure() throws {
         let r = try densekit(["inspect", tiny])
@@ -103,7 +104,7 @@ import TestSupport
         let garbage = folder.appendingPathComponent("garbage.onnx").path
         try Data((0..<999).map { UInt8(($0 * 7919) % 251) }).write(to: URL(fileURLWithPath: garbage))
         let truncatedH5 = folder.appendingPathComponent("cut.h5").path
-        try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("keras3-tiny.h5"))).prefix(5000).write(to: URL(fileURLWithPath: truncatedH5))
+        try Fixtures.data("keras3-tiny.h5").prefix(5000).write(to: URL(fileURLWithPath: truncatedH5))
         let missing = folder.appendingPathComponent("missing.onnx").path
         let out = folder.appendingPathComponent("out.npy").path
 

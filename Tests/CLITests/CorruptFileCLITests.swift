@@ -7,16 +7,6 @@ import TestSupport
 @Suite struct CorruptFileCLITests {
     let input = Fixtures.path("input-64.npy")
 
-    func bytes(_ fixture: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: Fixtures.path(fixture))) }
-
-    func expectOneLineError(_ args: [String], file: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let r = try densekit(args)
-        #expect(r.status == 2, "\(args): \(r.stderr)", sourceLocation: sourceLocation)
-        #expect(r.stdout.isEmpty, "\(args)", sourceLocation: sourceLocation)
-        #expect(r.stderr.hasPrefix("error: \(file): ") && r.stderr.split(separator: "\n").count == 1, "\(args): \(r.stderr)",
-                sourceLocation: sourceLocation)
-    }
-
     @Test func everyCommandRefusesEveryBrokenFormat() throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -25,7 +15,7 @@ import TestSupport
             try data.write(to: URL(fileURLWithPath: path))
             return path
         }
-        let onnx = try bytes("tv-tiny-legacy-opset17.onnx"), h5 = try bytes("keras3-tiny.h5"), keras = try bytes("keras3-tiny.keras")
+        let onnx = try Fixtures.data("tv-tiny-legacy-opset17.onnx"), h5 = try Fixtures.data("keras3-tiny.h5"), keras = try Fixtures.data("keras3-tiny.keras")
         var flippedKeras = keras
         flippedKeras[keras.count / 3] ^= 0x5A
         let dnkPath = folder.appendingPathComponent("good.dnk").path
@@ -47,18 +37,18 @@ import TestSupport
         try FileManager.default.removeItem(atPath: dnkPath)
         let out = folder.appendingPathComponent("out").path
         for file in broken {
-            try expectOneLineError(["inspect", file], file: file)
-            try expectOneLineError(["verify", file], file: file)
-            try expectOneLineError(["run", file, "--input", input, "--output", out + ".npy"], file: file)
-            try expectOneLineError(["diff", file, Fixtures.path("tv-tiny-legacy-opset17.onnx"), "--input", input], file: file)
-            try expectOneLineError(["diff", Fixtures.path("tv-tiny-legacy-opset17.onnx"), file, "--input", input], file: file)
-            try expectOneLineError(["convert", file, "-o", out + ".dnk", "--accept-deviations"], file: file)
+            try expectUsageError(["inspect", file], file: file)
+            try expectUsageError(["verify", file], file: file)
+            try expectUsageError(["run", file, "--input", input, "--output", out + ".npy"], file: file)
+            try expectUsageError(["diff", file, Fixtures.path("tv-tiny-legacy-opset17.onnx"), "--input", input], file: file)
+            try expectUsageError(["diff", Fixtures.path("tv-tiny-legacy-opset17.onnx"), file, "--input", input], file: file)
+            try expectUsageError(["convert", file, "-o", out + ".dnk", "--accept-deviations"], file: file)
         }
         // A broken input array, through the commands that read one.
-        let npy = try bytes("input-64.npy")
+        let npy = try Fixtures.data("input-64.npy")
         let cutInput = try write("cut.npy", npy.prefix(npy.count - 7))
-        try expectOneLineError(["run", Fixtures.path("tv-tiny-legacy-opset17.onnx"), "--input", cutInput, "--output", out + ".npy"], file: cutInput)
-        try expectOneLineError(["diff", Fixtures.path("tv-tiny-legacy-opset17.onnx"), Fixtures.path("tv-tiny-legacy-opset17.onnx"), "--input", cutInput], file: cutInput)
+        try expectUsageError(["run", Fixtures.path("tv-tiny-legacy-opset17.onnx"), "--input", cutInput, "--output", out + ".npy"], file: cutInput)
+        try expectUsageError(["diff", Fixtures.path("tv-tiny-legacy-opset17.onnx"), Fixtures.path("tv-tiny-legacy-opset17.onnx"), "--input", cutInput], file: cutInput)
         // Nothing was written: the folder holds exactly the broken files.
         let left = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
         #expect(left == (broken + [cutInput]).map { ($0 as NSString).lastPathComponent }.sorted())
@@ -70,7 +60,7 @@ import TestSupport
     func hdf5CutsAndFlips(_ fixture: String) throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let good = try bytes(fixture)
+        let good = try Fixtures.data(fixture)
         let path = folder.appendingPathComponent(fixture).path
         var refused = 0
         func check(_ data: Data, _ what: String) throws {

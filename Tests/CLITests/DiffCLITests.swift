@@ -7,7 +7,7 @@ import TestSupport
 @Suite struct DiffCLITests {
     /// The unfolded torch export with the weights of block2.layer1's 3x3 conv changed in the file.
     func alteredCopy(in folder: URL) throws -> String {
-        var data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("tv-tiny-legacy-opset11-unfolded.onnx")))
+        var data = try Fixtures.data("tv-tiny-legacy-opset11-unfolded.onnx")
         let name = Data("features.denseblock2.denselayer1.conv2.weight".utf8)
         // The last occurrence is the initializer's name; its raw_data (field 9, tag 0x4A) follows.
         var at = try #require(data.range(of: name, options: .backwards)).upperBound

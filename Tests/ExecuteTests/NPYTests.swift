@@ -71,7 +71,7 @@ import TestSupport
     }
 
     @Test func everyTruncationAndFlipIsRefusedOrHarmless() throws {
-        let good = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("input-64.npy")))
+        let good = try Fixtures.data("input-64.npy")
         for cut in stride(from: 0, to: good.count, by: max(1, good.count / 200)) {
             #expect(throws: (any Error).self, "cut at \(cut)") { try NPY.parse(good.prefix(cut)) }
         }

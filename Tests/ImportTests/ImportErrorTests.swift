@@ -6,17 +6,6 @@ import TestSupport
 /// Broken files, generated here from valid fixtures: each is refused with an error naming the
 /// problem, never a crash.
 @Suite struct ImportErrorTests {
-    /// Writes `bytes` under `name` in a fresh folder (with `extra` files beside it) and loads it.
-    func load(_ bytes: Data, as name: String, extra: [String: Data] = [:]) throws -> DenseNet {
-        let folder = try Fixtures.temporaryFolder()
-        defer { try? FileManager.default.removeItem(at: folder) }
-        for (n, d) in extra { try d.write(to: folder.appendingPathComponent(n)) }
-        let path = folder.appendingPathComponent(name).path
-        try bytes.write(to: URL(fileURLWithPath: path))
-        return try ModelLoader.load(path: path)
-    }
-
-    func fixture(_ name: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: Fixtures.path(name))) }
 
     /// Replaces the first (or every) occurrence of `old` with `new`; same length, so protobuf and zip
     /// lengths stay valid.
@@ -44,62 +33,62 @@ import TestSupport
     @Test func garbageIsNotAModel() {
         var rng = SeededRandom(5)
         let bytes = Data((0..<4096).map { _ in UInt8.random(in: 0...255, using: &rng) })
-        expectError("not an ONNX model") { try load(bytes, as: "x.onnx") }
-        expectError("empty file") { try load(Data(), as: "empty.onnx") }
+        expectError("not an ONNX model") { try Fixtures.loadWritten(bytes, as: "x.onnx") }
+        expectError("empty file") { try Fixtures.loadWritten(Data(), as: "empty.onnx") }
     }
 
     @Test func truncatedONNXIsRefusedAtEveryCut() throws {
-        let data = try fixture("tv-tiny-legacy-opset17.onnx")
+        let data = try Fixtures.data("tv-tiny-legacy-opset17.onnx")
         for cut in stride(from: 1, to: data.count, by: max(1, data.count / 97)) {
-            #expect(throws: ImportError.self, "cut at \(cut)") { try load(data.prefix(cut), as: "cut.onnx") }
+            #expect(throws: ImportError.self, "cut at \(cut)") { try Fixtures.loadWritten(data.prefix(cut), as: "cut.onnx") }
         }
     }
 
     @Test func unknownOperatorNamesItAndTheOpset() throws {
         // NodeProto.op_type is field 4: tag 0x22, then the length 4.
-        let data = try patch(try fixture("tv-tiny-legacy-opset17.onnx"), "\u{22}\u{04}Relu", "\u{22}\u{04}Relx")
-        expectError("unsupported operator Relx (opset 17)") { try load(data, as: "op.onnx") }
+        let data = try patch(try Fixtures.data("tv-tiny-legacy-opset17.onnx"), "\u{22}\u{04}Relu", "\u{22}\u{04}Relx")
+        expectError("unsupported operator Relx (opset 17)") { try Fixtures.loadWritten(data, as: "op.onnx") }
     }
 
     @Test func missingInitializerIsNamed() throws {
         let name = "features.denseblock1.denselayer1.norm1.weight"
-        let data = try patch(try fixture("tv-tiny-legacy-opset11-unfolded.onnx"), name, "features.denseblock1.denselayer1.norm1.wxight")
-        expectError("'features.denseblock1.denselayer1.norm1.wxight' is not a stored float initializer") { try load(data, as: "missing.onnx") }
+        let data = try patch(try Fixtures.data("tv-tiny-legacy-opset11-unfolded.onnx"), name, "features.denseblock1.denselayer1.norm1.wxight")
+        expectError("'features.denseblock1.denselayer1.norm1.wxight' is not a stored float initializer") { try Fixtures.loadWritten(data, as: "missing.onnx") }
     }
 
     @Test func externalDataMustStayInTheModelsFolder() throws {
-        let model = try fixture("tv-tiny-dynamo-opset18.onnx"), weights = try fixture("tv-tiny-dynamo-opset18.onnx.data")
+        let model = try Fixtures.data("tv-tiny-dynamo-opset18.onnx"), weights = try Fixtures.data("tv-tiny-dynamo-opset18.onnx.data")
         let location = "tv-tiny-dynamo-opset18.onnx.data"
         let escaping = try patch(model, location, "../../../../../../../../etc/host")
-        expectError("escapes the model's folder") { try load(escaping, as: "m.onnx", extra: [location: weights]) }
+        expectError("escapes the model's folder") { try Fixtures.loadWritten(escaping, as: "m.onnx", extra: [location: weights]) }
         let absolute = try patch(model, location, "/" + String(repeating: "x", count: location.count - 1))
-        expectError("escapes the model's folder") { try load(absolute, as: "m.onnx") }
-        expectError("cannot open external data file") { try load(model, as: "m.onnx") }
-        expectError("has \(weights.count / 2) bytes") { try load(model, as: "m.onnx", extra: [location: weights.prefix(weights.count / 2)]) }
+        expectError("escapes the model's folder") { try Fixtures.loadWritten(absolute, as: "m.onnx") }
+        expectError("cannot open external data file") { try Fixtures.loadWritten(model, as: "m.onnx") }
+        expectError("has \(weights.count / 2) bytes") { try Fixtures.loadWritten(model, as: "m.onnx", extra: [location: weights.prefix(weights.count / 2)]) }
         // Intact, it loads.
-        #expect(try load(model, as: "m.onnx", extra: [location: weights]).blocks.count == 3)
+        #expect(try Fixtures.loadWritten(model, as: "m.onnx", extra: [location: weights]).blocks.count == 3)
     }
 
     @Test func truncatedOrCorruptHDF5IsRefused() throws {
-        let data = try fixture("keras3-tiny.h5")
+        let data = try Fixtures.data("keras3-tiny.h5")
         for cut in [8, 100, 2048, data.count / 2, data.count - 10] {
-            #expect(throws: ImportError.self, "cut at \(cut)") { try load(data.prefix(cut), as: "cut.h5") }
+            #expect(throws: ImportError.self, "cut at \(cut)") { try Fixtures.loadWritten(data.prefix(cut), as: "cut.h5") }
         }
-        expectError("HDF5") { try load(data.prefix(data.count / 2), as: "half.h5") }
-        expectError("bad signature") { try load(Data("not an hdf5 file at all".utf8), as: "x.h5") }
+        expectError("HDF5") { try Fixtures.loadWritten(data.prefix(data.count / 2), as: "half.h5") }
+        expectError("bad signature") { try Fixtures.loadWritten(Data("not an hdf5 file at all".utf8), as: "x.h5") }
     }
 
     @Test func corruptKerasArchiveIsRefused() throws {
-        let data = try fixture("keras3-tiny.keras")
+        let data = try Fixtures.data("keras3-tiny.keras")
         var flipped = data
         let at = data.count / 2
         flipped[at] ^= 0xFF
-        expectError("CRC mismatch") { try load(flipped, as: "flip.keras") }
-        expectError("end-of-central-directory") { try load(data.prefix(data.count - 30), as: "cut.keras") }
+        expectError("CRC mismatch") { try Fixtures.loadWritten(flipped, as: "flip.keras") }
+        expectError("end-of-central-directory") { try Fixtures.loadWritten(data.prefix(data.count - 30), as: "cut.keras") }
         let renamed = try patch(data, "model.weights.h5", "model.weights.hX", all: true)
-        expectError("no model.weights.h5") { try load(renamed, as: "renamed.keras") }
+        expectError("no model.weights.h5") { try Fixtures.loadWritten(renamed, as: "renamed.keras") }
         let escaping = try patch(data, "config.json", "../fig.json", all: true)
-        expectError("zip entry '../fig.json' escapes the archive") { try load(escaping, as: "escaping.keras") }
-        expectError("not an HDF5 file or .keras archive (bad signature)") { try load(Data("not a zip archive".utf8), as: "garbage.keras") }
+        expectError("zip entry '../fig.json' escapes the archive") { try Fixtures.loadWritten(escaping, as: "escaping.keras") }
+        expectError("not an HDF5 file or .keras archive (bad signature)") { try Fixtures.loadWritten(Data("not a zip archive".utf8), as: "garbage.keras") }
     }
 }

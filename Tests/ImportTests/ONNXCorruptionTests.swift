@@ -10,11 +10,10 @@ import TestSupport
 @Suite struct ONNXCorruptionTests {
     typealias Model = UnsafeMutablePointer<Onnx__ModelProto>
 
-    func fixture(_ name: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: Fixtures.path(name))) }
 
     /// The fixture with `edit` applied to its unpacked message.
     func mutated(_ name: String, _ edit: (Model) throws -> Void) throws -> Data {
-        let data = try fixture(name)
+        let data = try Fixtures.data(name)
         let model = try #require(data.withUnsafeBytes {
             onnx__model_proto__unpack(nil, $0.count, $0.bindMemory(to: UInt8.self).baseAddress)
         })
@@ -51,13 +50,8 @@ import TestSupport
 
     /// Loads `bytes` as an .onnx file and returns the error it raises (nil if it loads).
     func loadError(_ bytes: Data, extra: [String: Data] = [:]) throws -> String? {
-        let folder = try Fixtures.temporaryFolder()
-        defer { try? FileManager.default.removeItem(at: folder) }
-        for (n, d) in extra { try d.write(to: folder.appendingPathComponent(n)) }
-        let path = folder.appendingPathComponent("m.onnx").path
-        try bytes.write(to: URL(fileURLWithPath: path))
         do {
-            _ = try ModelLoader.load(path: path)
+            _ = try Fixtures.loadWritten(bytes, as: "m.onnx", extra: extra)
             return nil
         } catch {
             return "\(error)"
@@ -79,7 +73,7 @@ import TestSupport
         try expectError(inline, "more than 2^31 elements")
         let dataName = "tv-tiny-dynamo-opset18.onnx.data"
         let external = try mutated("tv-tiny-dynamo-opset18.onnx") { m in setDims(initializer(m, try firstWeight(m)), [1 << 20, 1 << 20]) }
-        try expectError(external, "more than 2^31 elements", extra: [dataName: try fixture(dataName)])
+        try expectError(external, "more than 2^31 elements", extra: [dataName: try Fixtures.data(dataName)])
     }
 
     @Test func wrongOrNegativeDimsAreRefused() throws {
@@ -138,7 +132,7 @@ import TestSupport
     @Test func everySingleByteFlipIsRefusedOrHarmless() throws {
         // Flipping a byte must never crash: it either breaks the file (an ImportError) or changes a
         // value the model can still be read with.
-        let data = try fixture("tv-tiny-legacy-opset17.onnx")
+        let data = try Fixtures.data("tv-tiny-legacy-opset17.onnx")
         var refused = 0, loaded = 0
         for at in stride(from: 0, to: data.count, by: max(1, data.count / 400)) {
             var copy = data
@@ -149,7 +143,7 @@ import TestSupport
     }
 
     @Test func badMagicIsNotAModel() throws {
-        var data = try fixture("tv-tiny-legacy-opset17.onnx")
+        var data = try Fixtures.data("tv-tiny-legacy-opset17.onnx")
         data.replaceSubrange(0..<4, with: [0x89, 0x48, 0x44, 0x46])
         try expectError(data, "not an ONNX model")
     }

@@ -59,15 +59,17 @@ import TestSupport
         #expect(f32.validation.bitIdentical)
     }
 
+    /// The little-endian u64 at byte `at` of a file.
+    func u64(_ d: Data, _ at: Int) -> Int { d.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self))) } }
+
     /// Every byte class: header, metadata, table, tensor data, padding; and truncations.
     @Test func everyCorruptionIsRefused() throws {
         let (folder, path, _) = try converted("tv-tiny-legacy-opset17.onnx")
         defer { try? FileManager.default.removeItem(at: folder) }
         let good = try Data(contentsOf: URL(fileURLWithPath: path))
-        func u64(_ at: Int) -> Int { good.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self))) } }
-        let metaOffset = u64(16), tableOffset = u64(32), dataOffset = u64(48)
+        let metaOffset = u64(good, 16), tableOffset = u64(good, 32), dataOffset = u64(good, 48)
         // The first tensor's end and the padding after it.
-        let firstLength = u64(tableOffset + 76)
+        let firstLength = u64(good, tableOffset + 76)
         let cases: [(Int, String)] = [
             (0, "bad magic"), (9, "format version"), (20, "header checksum"), (119, "header checksum"),
             (metaOffset + 3, "metadata checksum"), (tableOffset + 2, "table checksum"), (tableOffset + 70, "table checksum"),
@@ -102,7 +104,6 @@ import TestSupport
         let (folder, path, _) = try converted("tv-tiny-legacy-opset17.onnx")
         defer { try? FileManager.default.removeItem(at: folder) }
         let good = try Data(contentsOf: URL(fileURLWithPath: path))
-        func u64(_ d: Data, _ at: Int) -> Int { d.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self))) } }
         func put(_ d: inout Data, _ at: Int, _ bytes: [UInt8]) { d.replaceSubrange(at..<(at + bytes.count), with: bytes) }
         func le32(_ v: UInt32) -> [UInt8] { withUnsafeBytes(of: v.littleEndian, Array.init) }
         let tableOffset = u64(good, 32), dataOffset = u64(good, 48)

@@ -18,6 +18,20 @@ public enum Fixtures {
 
     public static func npy(_ path: String) throws -> NPY.Array { try NPY.read(path: path) }
 
+    /// A committed fixture's bytes.
+    public static func data(_ name: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: path(name))) }
+
+    /// Writes `bytes` as `name` in a fresh folder (with `extra` files beside it), loads it with the
+    /// model loader and removes the folder.
+    public static func loadWritten(_ bytes: Data, as name: String, extra: [String: Data] = [:]) throws -> DenseNet {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        for (n, d) in extra { try d.write(to: folder.appendingPathComponent(n)) }
+        let path = folder.appendingPathComponent(name).path
+        try bytes.write(to: URL(fileURLWithPath: path))
+        return try ModelLoader.load(path: path)
+    }
+
     /// The `.meta.json` that the fixture script wrote beside a model (counts and samples read by the
     /// framework that made it).
     public static func meta(_ path: String) throws -> FixtureMeta {
