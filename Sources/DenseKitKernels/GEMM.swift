@@ -11,9 +11,12 @@ public enum GEMM {
     static let kc = 256
     static let mc = 128
     static let nr = 32
+    /// Columns of C one tile covers: a GEMM whose N is a multiple of this has no edge tiles.
+    public static let panelWidth = nr
 
     /// K rows [k0, k0 + count) of B start at `base` and are `stride` floats apart. With `scale` and
     /// `shift`, row k is read as max(0, b * scale[k] + shift[k]) (a BatchNorm-ReLU applied while packing).
+    /// With `borders`, B's columns are read as zero where they fall on border cells.
     public struct Segment {
         public var k0: Int
         public var count: Int
@@ -21,15 +24,44 @@ public enum GEMM {
         public var stride: Int
         public var scale: UnsafePointer<Float>?
         public var shift: UnsafePointer<Float>?
+        public var borders: BorderColumns?
 
         public init(k0: Int, count: Int, base: UnsafePointer<Float>, stride: Int,
-                    scale: UnsafePointer<Float>? = nil, shift: UnsafePointer<Float>? = nil) {
+                    scale: UnsafePointer<Float>? = nil, shift: UnsafePointer<Float>? = nil, borders: BorderColumns? = nil) {
             self.k0 = k0
             self.count = count
             self.base = base
             self.stride = stride
             self.scale = scale
             self.shift = shift
+            self.borders = borders
+        }
+    }
+
+    /// B's columns as cells of bordered rows (each row `rowStride` wide, `border` cells each side):
+    /// column j is cell `origin + j` of the plane.
+    public struct BorderColumns: Sendable {
+        public var origin: Int, rowStride: Int, border: Int
+
+        public init(origin: Int, rowStride: Int, border: Int) {
+            self.origin = origin
+            self.rowStride = rowStride
+            self.border = border
+        }
+
+        func isBorder(_ j: Int) -> Bool {
+            let x = (origin + j) % rowStride
+            return x < border || x >= rowStride - border
+        }
+
+        /// Which of the 32 columns from `jr` are border cells, as two 16-lane masks.
+        func mask(_ jr: Int) -> (SIMDMask<SIMD16<Int32>>, SIMDMask<SIMD16<Int32>>) {
+            var lo = SIMD16<Int32>(), hi = SIMD16<Int32>()
+            for l in 0..<16 {
+                lo[l] = isBorder(jr + l) ? 1 : 0
+                hi[l] = isBorder(jr + 16 + l) ? 1 : 0
+            }
+            return (lo .!= 0, hi .!= 0)
         }
     }
 
@@ -39,15 +71,22 @@ public enum GEMM {
                                 _ c: UnsafeMutablePointer<Float>, ldc: Int,
                                 bias: UnsafePointer<Float>? = nil, relu: Bool = false,
                                 scale: UnsafePointer<Float>? = nil, shift: UnsafePointer<Float>? = nil, threads: Int = 1) {
+        multiply(a, segments(b, ldb: ldb, k: a.cols, scale: scale, shift: shift), n: n, c, ldc: ldc,
+                 bias: bias, relu: relu, threads: threads)
+    }
+
+    /// The K rows of a matrix with row stride `ldb` as segments of at most `kc` rows.
+    static func segments(_ b: UnsafePointer<Float>, ldb: Int, k: Int, scale: UnsafePointer<Float>? = nil,
+                         shift: UnsafePointer<Float>? = nil, borders: BorderColumns? = nil) -> [Segment] {
         var segments: [Segment] = []
         var k0 = 0
-        while k0 < a.cols {
-            let count = min(kc, a.cols - k0)
+        while k0 < k {
+            let count = min(kc, k - k0)
             segments.append(Segment(k0: k0, count: count, base: b + k0 * ldb, stride: ldb,
-                                    scale: scale.map { $0 + k0 }, shift: shift.map { $0 + k0 }))
+                                    scale: scale.map { $0 + k0 }, shift: shift.map { $0 + k0 }, borders: borders))
             k0 += count
         }
-        multiply(a, segments, n: n, c, ldc: ldc, bias: bias, relu: relu, threads: threads)
+        return segments
     }
 
     /// GEMM over B segments covering K in order, each at most 256 rows.
@@ -76,6 +115,32 @@ public enum GEMM {
         }
     }
 
+    /// Where one 8-row tile of A lands in C: its first `rows` rows, from `c + offset`, `ldc` apart.
+    public struct TileTarget: Sendable {
+        public var offset: Int
+        public var rows: Int
+        public init(offset: Int, rows: Int) {
+            self.offset = offset
+            self.rows = rows
+        }
+    }
+
+    /// C += A * B with each 8-row tile of A added into C at its own target (`targets[i]` for A's rows
+    /// 8i..<8i+8), so tiles may overlap one another in C. Threads split A's rows in multiples of
+    /// `rowGranule`: tiles that overlap must fall in one granule.
+    public static func accumulate(_ a: PackedMatrix, _ segments: [Segment], n: Int,
+                                  _ c: UnsafeMutablePointer<Float>, ldc: Int,
+                                  targets: [TileTarget], rowGranule: Int, threads: Int = 1) {
+        precondition(targets.count == (a.rows + 7) / 8 && rowGranule % 8 == 0, "GEMM: one target per 8-row tile")
+        guard n > 0, a.rows > 0 else { return }
+        let blocks = kBlocks(segments)
+        targets.withUnsafeBufferPointer { targets in
+            WorkerPool.shared(threads: threads).parallelFor(a.rows, granule: rowGranule) { rows in
+                run(a, segments, blocks, rows, 0, n, c, ldc, nil, false, targets: targets.baseAddress)
+            }
+        }
+    }
+
     /// Runs of consecutive segments holding at most `kc` rows in all (each segment holds at most `kc`).
     static func kBlocks(_ segments: [Segment]) -> [Range<Int>] {
         var blocks: [Range<Int>] = []
@@ -95,12 +160,15 @@ public enum GEMM {
     /// Columns [j0, j1) of C. Loop order: M blocks of 128 rows, then 32-column panels, then all of K
     /// (K block by K block, each B panel packed contiguously), then the 8-row tiles; a C panel stays
     /// in L1 across K and the B window of one panel stays in L1/L2 across the taps of a convolution.
+    /// With tile `targets`, every tile is added into C at its target and all rows form one M block
+    /// (each B panel is packed once for all of them).
     static func run(_ a: PackedMatrix, _ segments: [Segment], _ blocks: [Range<Int>], _ rows: Range<Int>, _ j0: Int, _ j1: Int,
-                    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ bias: UnsafePointer<Float>?, _ relu: Bool) {
-        let m = rows.upperBound
+                    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ bias: UnsafePointer<Float>?, _ relu: Bool,
+                    targets: UnsafePointer<TileTarget>? = nil) {
+        let m = rows.upperBound, mc = targets == nil ? Self.mc : rows.count
         // With at most 32 rows (a 3x3 conv's k outputs) a packed panel would serve only four tiles:
         // full panels are read in place instead, segment by segment (measured 5-15% faster there).
-        let inPlace = a.rows <= 32 && segments.allSatisfy { $0.scale == nil }
+        let inPlace = a.rows <= 32 && segments.allSatisfy { $0.scale == nil && $0.borders == nil }
         // The packed B panel, then room for one 8 x 32 edge tile.
         let panel = UnsafeMutableRawPointer.allocate(byteCount: (kc + 8) * nr * 4, alignment: 64)
         defer { panel.deallocate() }
@@ -108,6 +176,9 @@ public enum GEMM {
         var ic = rows.lowerBound
         while ic < m {
             let mEnd = min(m, ic + mc)
+            // This block of A (the weights: up to 512 KB, used once per run, so in L3 or memory) is
+            // read ahead in one burst: the tiles read it 32 bytes at a time, each load waiting on its miss.
+            edge[0] = readAhead(UnsafeRawPointer(a.panel(ic / 8)), bytes: (mEnd - ic + 7) / 8 * a.cols * 32)
             var jr = j0
             while jr < j1 {
                 let cols = min(nr, j1 - jr)
@@ -115,8 +186,9 @@ public enum GEMM {
                 func tiles(_ kb: Int, _ k0: Int, _ b: UnsafeRawPointer, _ bStride: Int, first: Bool, last: Bool) {
                     var ir = ic
                     while ir < mEnd {
-                        tile(kb, a.panel(ir / 8) + k0 * 8, b, bStride, c + ir * ldc + jr, ldc, first, last,
-                             bias.map { $0 + ir }, relu, rows: min(8, m - ir), cols: cols, edge: edge)
+                        let target = targets?[ir / 8] ?? TileTarget(offset: ir * ldc, rows: min(8, m - ir))
+                        tile(kb, a.panel(ir / 8) + k0 * 8, b, bStride, c + target.offset + jr, ldc, first && targets == nil, last,
+                             bias.map { $0 + ir }, relu, rows: target.rows, cols: cols, edge: edge)
                         ir += 8
                     }
                 }
@@ -143,6 +215,19 @@ public enum GEMM {
         }
     }
 
+    /// Loads `bytes` from `p` (a multiple of 128), returning a sum the caller keeps so the loads stay.
+    @inline(never)
+    static func readAhead(_ p: UnsafeRawPointer, bytes: Int) -> Float {
+        var s0 = SIMD16<Float>(), s1 = SIMD16<Float>()
+        var i = 0
+        while i + 128 <= bytes {
+            s0 += p.load(fromByteOffset: i, as: SIMD16<Float>.self)
+            s1 += p.load(fromByteOffset: i + 64, as: SIMD16<Float>.self)
+            i += 128
+        }
+        return (s0 + s1).sum()
+    }
+
     /// Copies the kb x 32 panel of B at column `jr` contiguously (zero past `cols`): raw stores only.
     @inline(__always)
     static func pack(_ segment: Segment, _ jr: Int, _ cols: Int, into panel: UnsafeMutableRawPointer) {
@@ -167,7 +252,23 @@ public enum GEMM {
             }
             return
         }
-        if cols == nr {
+        if let borders = segment.borders {
+            let (lo, hi) = borders.mask(jr)
+            for kk in 0..<segment.count {
+                let row = segment.base + kk * segment.stride + jr
+                if cols == nr {
+                    let raw = UnsafeRawPointer(row)
+                    let u = raw.loadUnaligned(as: SIMD16<Float>.self).replacing(with: 0, where: lo)
+                    let v = raw.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self).replacing(with: 0, where: hi)
+                    panel.storeBytes(of: u, toByteOffset: kk * nr * 4, as: SIMD16<Float>.self)
+                    panel.storeBytes(of: v, toByteOffset: kk * nr * 4 + 64, as: SIMD16<Float>.self)
+                } else {
+                    for j in 0..<nr {
+                        panel.storeBytes(of: j < cols && !borders.isBorder(jr + j) ? row[j] : 0, toByteOffset: (kk * nr + j) * 4, as: Float.self)
+                    }
+                }
+            }
+        } else if cols == nr {
             for kk in 0..<segment.count {
                 let row = UnsafeRawPointer(segment.base + kk * segment.stride + jr)
                 panel.storeBytes(of: row.loadUnaligned(as: SIMD16<Float>.self), toByteOffset: kk * nr * 4, as: SIMD16<Float>.self)

@@ -21,7 +21,8 @@ final class ExecutionPlan: @unchecked Sendable {
         let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, pads: [Int]
 
         /// `conv` followed by `norm` (if any): W' = s * W per output channel, b' = s * b + t.
-        init(_ conv: Conv2D, then norm: BatchNorm? = nil) {
+        /// `shifted`: a dense layer's same-size conv on bordered planes, packed for `ShiftedConvolution`.
+        init(_ conv: Conv2D, then norm: BatchNorm? = nil, shifted: Bool = false) {
             var w = conv.weight.values
             var b = conv.bias?.values
             if let norm {
@@ -37,17 +38,28 @@ final class ExecutionPlan: @unchecked Sendable {
             kernel = conv.kernel
             stride = conv.stride
             pads = conv.pads
-            isPointwise = kernel == 1 && stride == 1 && pads == [0, 0, 0, 0]
-            if !isPointwise {
-                w = PhaseConvolution.tapMajor(w, outChannels: outChannels, inChannels: inChannels, kernel: kernel)
+            isPointwise = Self.isPointwise(conv)
+            isShifted = shifted
+            if shifted {
+                weights = ShiftedConvolution.pack(w, outChannels: outChannels, inChannels: inChannels, kernel: kernel)
+            } else {
+                if !isPointwise {
+                    w = PhaseConvolution.tapMajor(w, outChannels: outChannels, inChannels: inChannels, kernel: kernel)
+                }
+                weights = PackedMatrix(rows: conv.outChannels, cols: w.count / conv.outChannels, values: w)
             }
-            weights = PackedMatrix(rows: conv.outChannels, cols: w.count / conv.outChannels, values: w)
             bias = b.map { AlignedBuffer($0) }
         }
 
         /// A plain GEMM on the input itself; every other conv reads its input's phase planes
-        /// (`PhaseConvolution`), with weights tap-major.
+        /// (`PhaseConvolution`), with weights tap-major, or is `isShifted`.
         let isPointwise: Bool
+        /// Runs as a `ShiftedConvolution` (weights packed for it).
+        let isShifted: Bool
+
+        static func isPointwise(_ conv: Conv2D) -> Bool {
+            conv.kernel == 1 && conv.stride == 1 && conv.pads == [0, 0, 0, 0]
+        }
 
         /// The phase-plane geometry of this conv on an h x w input.
         func phases(_ h: Int, _ w: Int) -> PhaseConvolution {
@@ -96,18 +108,20 @@ final class ExecutionPlan: @unchecked Sendable {
         stemConv = Conv(net.stem.conv, then: net.stem.norm)
         stemReLU = net.stem.relu
         stemPool = net.stem.pool
-        blocks = net.blocks.map { block in
+        let layers = net.blocks.flatMap(\.layers)
+        let k = layers.first?.conv.kernel ?? 1
+        let sameConvs = layers.allSatisfy { l in
+            l.conv.kernel == k && l.conv.stride == 1 && l.conv.pads.allSatisfy { $0 == k / 2 }
+                && l.bottleneck.map { Conv.isPointwise($0.conv) } != false
+        }
+        border = sameConvs && k > 1 && k % 2 == 1 ? k / 2 : 0
+        blocks = net.blocks.map { [border] block in
             block.layers.map { l in
-                Layer(norm: Affine(l.norm), bottleneck: l.bottleneck.map { Conv($0.conv, then: $0.norm) }, conv: Conv(l.conv))
+                Layer(norm: Affine(l.norm), bottleneck: l.bottleneck.map { Conv($0.conv, then: $0.norm) },
+                      conv: Conv(l.conv, shifted: border > 0))
             }
         }
         blockWidths = net.blocks.map(\.outChannels)
-        let layers = blocks.flatMap { $0 }
-        let k = layers.first?.conv.kernel ?? 1
-        let sameConvs = layers.allSatisfy { l in
-            l.conv.kernel == k && l.conv.stride == 1 && l.conv.pads.allSatisfy { $0 == k / 2 } && l.bottleneck?.isPointwise != false
-        }
-        border = sameConvs && k > 1 && k % 2 == 1 ? k / 2 : 0
         transitions = net.transitions.map { TransitionStep(norm: Affine($0.norm), conv: Conv($0.conv), pool: $0.pool) }
         headNorm = Affine(net.head.norm)
         classifierWeight = AlignedBuffer(net.head.classifier.weight.values)

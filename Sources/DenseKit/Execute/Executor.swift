@@ -239,7 +239,7 @@ public final class ImageExecution {
         if let b = l.bottleneck {
             // BN-ReLU of the block's features is applied while the GEMM packs them; with a border, the
             // GEMM runs over whole rows (border columns too) and writes the same layout.
-            GEMM.multiply(b.weights, current + map.rowsStart, ldb: map.plane, n: map.rowsCount,
+            GEMM.multiply(b.weights, current + map.rowsStart, ldb: map.plane, n: map.gemmColumns,
                           bottleneck.pointer + map.rowsStart, ldc: map.plane,
                           bias: b.bias.map { UnsafePointer($0.pointer) }, relu: true,
                           scale: l.norm.scale.pointer, shift: l.norm.shift.pointer, threads: threads)
@@ -249,13 +249,10 @@ public final class ImageExecution {
         }
         let out = current + offset * map.plane
         if map.border > 0 {
-            // With zero borders the source planes are the conv's padded input: one GEMM over the taps,
-            // written straight into the block's next k channels.
-            let input = source
-            parallel(l.conv.inChannels) { map.zeroBorders(input, channels: $0) }
-            let g = l.conv.phases(h, w)
-            GEMM.multiply(l.conv.weights, g.segments(input), n: g.gridCount - 2 * map.border, out + map.interior, ldc: map.plane,
-                          bias: l.conv.bias.map { UnsafePointer($0.pointer) }, threads: threads)
+            // The source planes are the conv's padded input (their borders read as zero), and the conv
+            // writes straight into the block's next k channels.
+            ShiftedConvolution.run(l.conv.weights, outChannels: l.conv.outChannels, kernel: l.conv.kernel, source,
+                                   height: h, width: w, into: out, bias: l.conv.bias.map { UnsafePointer($0.pointer) }, threads: threads)
         } else {
             convolve(l.conv, source, h, w, into: out, relu: false)
         }
@@ -277,9 +274,8 @@ public final class ImageExecution {
                                                   channels: r.count, height: height, width: width,
                                                   scale: t.norm.scale.pointer + r.lowerBound, shift: t.norm.shift.pointer + r.lowerBound,
                                                   from: map.strides, to: pooled.strides)
-                pooled.zeroBorders(dst, channels: r)
             }
-            GEMM.multiply(t.conv.weights, scratch.pointer + pooled.rowsStart, ldb: pooled.plane, n: pooled.rowsCount,
+            GEMM.multiply(t.conv.weights, scratch.pointer + pooled.rowsStart, ldb: pooled.plane, n: pooled.gemmColumns,
                           next + pooled.rowsStart, ldc: pooled.plane, bias: t.conv.bias.map { UnsafePointer($0.pointer) }, threads: threads)
             (h, w) = (h / 2, w / 2)
         } else {

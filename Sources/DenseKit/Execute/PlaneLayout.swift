@@ -3,11 +3,10 @@ import DenseKitKernels
 /// How the executor stores an h x w feature map: each channel a plane of (h + 2b) x (w + 2b) floats,
 /// the image in the middle and a border b wide around it.
 ///
-/// With b = the dense layers' padding, a 3x3 conv reads its input's planes directly as its zero-padded
-/// input (`PhaseConvolution` with stride 1 is exactly this layout), and writes its output straight into
-/// the block buffer: no padded copy, no compaction. Border cells are zero where a conv reads them as
-/// padding (`zeroBorders`); elsewhere they hold whatever a GEMM computed there and nothing reads them
-/// as image values. With b = 0 this is the plain CHW layout.
+/// With b = the dense layers' padding, a 3x3 conv reads its input's planes directly as its padded
+/// input (`ShiftedConvolution`, which reads border cells as zero), and writes its output straight into
+/// the block buffer: no padded copy, no compaction. Border cells hold whatever a GEMM computed there,
+/// and nothing reads them as image values. With b = 0 this is the plain CHW layout.
 struct PlaneLayout {
     let height: Int, width: Int, border: Int
 
@@ -18,22 +17,12 @@ struct PlaneLayout {
     /// The image's rows at full width (border columns included): the columns of a pointwise GEMM.
     var rowsStart: Int { border * rowStride }
     var rowsCount: Int { height * rowStride }
-    var strides: Elementwise.Strides { Elementwise.Strides(row: rowStride, plane: plane) }
-
-    /// Zeroes the border of `channels` planes.
-    func zeroBorders(_ p: UnsafeMutablePointer<Float>, channels: Range<Int>) {
-        guard border > 0 else { return }
-        let bottom = (height + border) * rowStride
-        for c in channels {
-            let q = p + c * plane
-            q.update(repeating: 0, count: interior)
-            for y in 0..<height {
-                // The right border of row y and the left border of row y + 1 are adjacent.
-                (q + interior + y * rowStride + width).update(repeating: 0, count: 2 * border)
-            }
-            (q + bottom + border).update(repeating: 0, count: plane - bottom - border)
-        }
+    /// The columns a pointwise GEMM computes from `rowsStart`: the image's rows, rounded up to whole
+    /// GEMM panels as far as the bottom border has room (the extra columns are border cells).
+    var gemmColumns: Int {
+        min(plane - rowsStart, (rowsCount + GEMM.panelWidth - 1) / GEMM.panelWidth * GEMM.panelWidth)
     }
+    var strides: Elementwise.Strides { Elementwise.Strides(row: rowStride, plane: plane) }
 
     /// Packed CHW images (no border).
     var packedStrides: Elementwise.Strides { Elementwise.Strides(row: width, plane: height * width) }
