@@ -16,7 +16,6 @@ public enum GEMM {
 
     /// K rows [k0, k0 + count) of B start at `base` and are `stride` floats apart. With `scale` and
     /// `shift`, row k is read as max(0, b * scale[k] + shift[k]) (a BatchNorm-ReLU applied while packing).
-    /// With `borders`, B's columns are read as zero where they fall on border cells.
     public struct Segment {
         public var k0: Int
         public var count: Int
@@ -24,44 +23,15 @@ public enum GEMM {
         public var stride: Int
         public var scale: UnsafePointer<Float>?
         public var shift: UnsafePointer<Float>?
-        public var borders: BorderColumns?
 
         public init(k0: Int, count: Int, base: UnsafePointer<Float>, stride: Int,
-                    scale: UnsafePointer<Float>? = nil, shift: UnsafePointer<Float>? = nil, borders: BorderColumns? = nil) {
+                    scale: UnsafePointer<Float>? = nil, shift: UnsafePointer<Float>? = nil) {
             self.k0 = k0
             self.count = count
             self.base = base
             self.stride = stride
             self.scale = scale
             self.shift = shift
-            self.borders = borders
-        }
-    }
-
-    /// B's columns as cells of bordered rows (each row `rowStride` wide, `border` cells each side):
-    /// column j is cell `origin + j` of the plane.
-    public struct BorderColumns: Sendable {
-        public var origin: Int, rowStride: Int, border: Int
-
-        public init(origin: Int, rowStride: Int, border: Int) {
-            self.origin = origin
-            self.rowStride = rowStride
-            self.border = border
-        }
-
-        func isBorder(_ j: Int) -> Bool {
-            let x = (origin + j) % rowStride
-            return x < border || x >= rowStride - border
-        }
-
-        /// Which of the 32 columns from `jr` are border cells, as two 16-lane masks.
-        func mask(_ jr: Int) -> (SIMDMask<SIMD16<Int32>>, SIMDMask<SIMD16<Int32>>) {
-            var lo = SIMD16<Int32>(), hi = SIMD16<Int32>()
-            for l in 0..<16 {
-                lo[l] = isBorder(jr + l) ? 1 : 0
-                hi[l] = isBorder(jr + 16 + l) ? 1 : 0
-            }
-            return (lo .!= 0, hi .!= 0)
         }
     }
 
@@ -76,14 +46,14 @@ public enum GEMM {
     }
 
     /// The K rows of a matrix with row stride `ldb` as segments of at most `kc` rows.
-    static func segments(_ b: UnsafePointer<Float>, ldb: Int, k: Int, scale: UnsafePointer<Float>? = nil,
-                         shift: UnsafePointer<Float>? = nil, borders: BorderColumns? = nil) -> [Segment] {
+    static func segments(_ b: UnsafePointer<Float>, ldb: Int, k: Int,
+                         scale: UnsafePointer<Float>? = nil, shift: UnsafePointer<Float>? = nil) -> [Segment] {
         var segments: [Segment] = []
         var k0 = 0
         while k0 < k {
             let count = min(kc, k - k0)
             segments.append(Segment(k0: k0, count: count, base: b + k0 * ldb, stride: ldb,
-                                    scale: scale.map { $0 + k0 }, shift: shift.map { $0 + k0 }, borders: borders))
+                                    scale: scale.map { $0 + k0 }, shift: shift.map { $0 + k0 }))
             k0 += count
         }
         return segments
@@ -115,13 +85,41 @@ public enum GEMM {
         }
     }
 
-    /// Where one 8-row tile of A lands in C: its first `rows` rows, from `c + offset`, `ldc` apart.
+    /// Where one 8-row tile of A lands in C: its first `rows` rows, from `c + offset`, `ldc` apart;
+    /// with `skip`, the columns `skips[skip]` names are left as they are.
     public struct TileTarget: Sendable {
         public var offset: Int
         public var rows: Int
-        public init(offset: Int, rows: Int) {
+        public var skip: Int?
+        public init(offset: Int, rows: Int, skip: Int? = nil) {
             self.offset = offset
             self.rows = rows
+            self.skip = skip
+        }
+    }
+
+    /// Columns of C that a tile leaves alone: column j is skipped when (j + phase) mod period is in
+    /// `skipped` (the image columns of rows `period` wide that a shifted tile must not reach).
+    public struct ColumnSkip: Sendable {
+        public var phase: Int, period: Int, skipped: Range<Int>
+
+        public init(phase: Int, period: Int, skipped: Range<Int>) {
+            self.phase = phase
+            self.period = period
+            self.skipped = skipped
+        }
+
+        /// Which of the 32 columns from `jr` are skipped, as two 16-lane masks.
+        func mask(_ jr: Int) -> (SIMDMask<SIMD16<Int32>>, SIMDMask<SIMD16<Int32>>) {
+            var lo = SIMD16<Int32>(), hi = SIMD16<Int32>()
+            var x = ((jr + phase) % period + period) % period
+            for l in 0..<nr {
+                if skipped.contains(x) {
+                    if l < 16 { lo[l] = 1 } else { hi[l - 16] = 1 }
+                }
+                x = x + 1 == period ? 0 : x + 1
+            }
+            return (lo .!= 0, hi .!= 0)
         }
     }
 
@@ -130,15 +128,20 @@ public enum GEMM {
     /// `rowGranule`: tiles that overlap must fall in one granule.
     public static func accumulate(_ a: PackedMatrix, _ segments: [Segment], n: Int,
                                   _ c: UnsafeMutablePointer<Float>, ldc: Int,
-                                  targets: [TileTarget], rowGranule: Int, threads: Int = 1) {
+                                  targets: [TileTarget], skips: [ColumnSkip] = [], rowGranule: Int, threads: Int = 1) {
         precondition(targets.count == (a.rows + 7) / 8 && rowGranule % 8 == 0, "GEMM: one target per 8-row tile")
         guard n > 0, a.rows > 0 else { return }
         let blocks = kBlocks(segments)
-        targets.withUnsafeBufferPointer { targets in
-            WorkerPool.shared(threads: threads).parallelFor(a.rows, granule: rowGranule) { rows in
-                run(a, segments, blocks, rows, 0, n, c, ldc, nil, false, targets: targets.baseAddress)
-            }
+        let placement = Placement(targets: targets, skips: skips)
+        WorkerPool.shared(threads: threads).parallelFor(a.rows, granule: rowGranule) { rows in
+            run(a, segments, blocks, rows, 0, n, c, ldc, nil, false, placement: placement)
         }
+    }
+
+    /// The tile targets of `accumulate`.
+    struct Placement {
+        let targets: [TileTarget]
+        let skips: [ColumnSkip]
     }
 
     /// Runs of consecutive segments holding at most `kc` rows in all (each segment holds at most `kc`).
@@ -160,19 +163,21 @@ public enum GEMM {
     /// Columns [j0, j1) of C. Loop order: M blocks of 128 rows, then 32-column panels, then all of K
     /// (K block by K block, each B panel packed contiguously), then the 8-row tiles; a C panel stays
     /// in L1 across K and the B window of one panel stays in L1/L2 across the taps of a convolution.
-    /// With tile `targets`, every tile is added into C at its target and all rows form one M block
+    /// With a `placement`, every tile is added into C at its target and all rows form one M block
     /// (each B panel is packed once for all of them).
     static func run(_ a: PackedMatrix, _ segments: [Segment], _ blocks: [Range<Int>], _ rows: Range<Int>, _ j0: Int, _ j1: Int,
                     _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ bias: UnsafePointer<Float>?, _ relu: Bool,
-                    targets: UnsafePointer<TileTarget>? = nil) {
-        let m = rows.upperBound, mc = targets == nil ? Self.mc : rows.count
+                    placement: Placement? = nil) {
+        let m = rows.upperBound, mc = placement == nil ? Self.mc : rows.count
         // With at most 32 rows (a 3x3 conv's k outputs) a packed panel would serve only four tiles:
         // full panels are read in place instead, segment by segment (measured 5-15% faster there).
-        let inPlace = a.rows <= 32 && segments.allSatisfy { $0.scale == nil && $0.borders == nil }
+        let inPlace = a.rows <= 32 && segments.allSatisfy { $0.scale == nil }
         // The packed B panel, then room for one 8 x 32 edge tile.
         let panel = UnsafeMutableRawPointer.allocate(byteCount: (kc + 8) * nr * 4, alignment: 64)
         defer { panel.deallocate() }
         let edge = (panel + kc * nr * 4).bindMemory(to: Float.self, capacity: 8 * nr)
+        // The skipped lanes of the current panel, per `ColumnSkip`.
+        var masks = [(SIMDMask<SIMD16<Int32>>, SIMDMask<SIMD16<Int32>>)](repeating: (.init(), .init()), count: placement?.skips.count ?? 0)
         var ic = rows.lowerBound
         while ic < m {
             let mEnd = min(m, ic + mc)
@@ -182,13 +187,16 @@ public enum GEMM {
             var jr = j0
             while jr < j1 {
                 let cols = min(nr, j1 - jr)
+                if let skips = placement?.skips {
+                    for (i, skip) in skips.enumerated() { masks[i] = skip.mask(jr) }
+                }
                 /// The 8-row tiles of this panel over K rows [k0, k0 + kb) of B at `b`.
                 func tiles(_ kb: Int, _ k0: Int, _ b: UnsafeRawPointer, _ bStride: Int, first: Bool, last: Bool) {
                     var ir = ic
                     while ir < mEnd {
-                        let target = targets?[ir / 8] ?? TileTarget(offset: ir * ldc, rows: min(8, m - ir))
-                        tile(kb, a.panel(ir / 8) + k0 * 8, b, bStride, c + target.offset + jr, ldc, first && targets == nil, last,
-                             bias.map { $0 + ir }, relu, rows: target.rows, cols: cols, edge: edge)
+                        let target = placement?.targets[ir / 8] ?? TileTarget(offset: ir * ldc, rows: min(8, m - ir))
+                        tile(kb, a.panel(ir / 8) + k0 * 8, b, bStride, c + target.offset + jr, ldc, first && placement == nil, last,
+                             bias.map { $0 + ir }, relu, rows: target.rows, cols: cols, skip: target.skip.map { masks[$0] }, edge: edge)
                         ir += 8
                     }
                 }
@@ -252,23 +260,7 @@ public enum GEMM {
             }
             return
         }
-        if let borders = segment.borders {
-            let (lo, hi) = borders.mask(jr)
-            for kk in 0..<segment.count {
-                let row = segment.base + kk * segment.stride + jr
-                if cols == nr {
-                    let raw = UnsafeRawPointer(row)
-                    let u = raw.loadUnaligned(as: SIMD16<Float>.self).replacing(with: 0, where: lo)
-                    let v = raw.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self).replacing(with: 0, where: hi)
-                    panel.storeBytes(of: u, toByteOffset: kk * nr * 4, as: SIMD16<Float>.self)
-                    panel.storeBytes(of: v, toByteOffset: kk * nr * 4 + 64, as: SIMD16<Float>.self)
-                } else {
-                    for j in 0..<nr {
-                        panel.storeBytes(of: j < cols && !borders.isBorder(jr + j) ? row[j] : 0, toByteOffset: (kk * nr + j) * 4, as: Float.self)
-                    }
-                }
-            }
-        } else if cols == nr {
+        if cols == nr {
             for kk in 0..<segment.count {
                 let row = UnsafeRawPointer(segment.base + kk * segment.stride + jr)
                 panel.storeBytes(of: row.loadUnaligned(as: SIMD16<Float>.self), toByteOffset: kk * nr * 4, as: SIMD16<Float>.self)
@@ -290,7 +282,8 @@ public enum GEMM {
     @inline(__always)
     static func tile(_ kb: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int,
                      _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
-                     _ bias: UnsafePointer<Float>?, _ relu: Bool, rows: Int, cols: Int, edge: UnsafeMutablePointer<Float>) {
+                     _ bias: UnsafePointer<Float>?, _ relu: Bool, rows: Int, cols: Int,
+                     skip: (SIMDMask<SIMD16<Int32>>, SIMDMask<SIMD16<Int32>>)?, edge: UnsafeMutablePointer<Float>) {
         var l0 = SIMD16<Float>(), l1 = SIMD16<Float>(), l2 = SIMD16<Float>(), l3 = SIMD16<Float>()
         var l4 = SIMD16<Float>(), l5 = SIMD16<Float>(), l6 = SIMD16<Float>(), l7 = SIMD16<Float>()
         var h0 = SIMD16<Float>(), h1 = SIMD16<Float>(), h2 = SIMD16<Float>(), h3 = SIMD16<Float>()
@@ -310,6 +303,17 @@ public enum GEMM {
             s = SIMD16<Float>(repeating: ap[7]); l7.addProduct(s, lo); h7.addProduct(s, hi)
             ap += 8
             bp += bStride
+        }
+        if let (lo, hi) = skip {
+            // Skipped lanes add nothing (this only happens with `accumulate`, which adds into C).
+            l0 = l0.replacing(with: 0, where: lo); h0 = h0.replacing(with: 0, where: hi)
+            l1 = l1.replacing(with: 0, where: lo); h1 = h1.replacing(with: 0, where: hi)
+            l2 = l2.replacing(with: 0, where: lo); h2 = h2.replacing(with: 0, where: hi)
+            l3 = l3.replacing(with: 0, where: lo); h3 = h3.replacing(with: 0, where: hi)
+            l4 = l4.replacing(with: 0, where: lo); h4 = h4.replacing(with: 0, where: hi)
+            l5 = l5.replacing(with: 0, where: lo); h5 = h5.replacing(with: 0, where: hi)
+            l6 = l6.replacing(with: 0, where: lo); h6 = h6.replacing(with: 0, where: hi)
+            l7 = l7.replacing(with: 0, where: lo); h7 = h7.replacing(with: 0, where: hi)
         }
         if rows == 8 && cols == nr {
             store(l0, h0, c, 0, ldc, first, last, bias, relu)

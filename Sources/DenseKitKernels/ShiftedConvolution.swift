@@ -1,13 +1,15 @@
-/// A stride-1 "same" convolution (odd kernel k, padding b = k / 2) on bordered planes: each channel
-/// stored as (h + 2b) x (w + 2b) floats, the image in the middle; the input's border cells are read
-/// as zero padding whatever they hold.
+/// A stride-1 "same" convolution (odd kernel k, padding b = k / 2) on maps in `PlaneLayout` with
+/// border b.
 ///
 /// Output pixel q reads tap t's input at q + shift(t), a constant offset in the plane. Rather than
 /// reading the input once per tap (B rows shifted per tap, as `PhaseConvolution` does), every tap's
-/// weights are multiplied with the input read once, and each tap's tile is added into the output at
-/// q = p - shift(t): one GEMM with M = taps x outputs, whose B panel is packed once and serves all
-/// of them (9x the reuse for a 3x3 with 32 outputs), and whose input is read in aligned rows.
-/// Exact in real arithmetic; the sums are in another order than `PhaseConvolution`'s.
+/// weights are multiplied with the input's image read once, and each tap's tile is added into the
+/// output at q = p - shift(t): one GEMM with M = taps x outputs, whose B panel is packed once and
+/// serves all of them (9x the reuse for a 3x3 with 32 outputs). Rows have no border columns: a tap
+/// that reaches across the left or right edge would add the neighbouring row's pixels, so its tiles
+/// skip the output columns where that happens (they read zero padding there). Reaching above or below
+/// the image lands in the plane's vertical border. Exact in real arithmetic; the sums are in another
+/// order than `PhaseConvolution`'s.
 ///
 /// The weights' rows are ordered (block of 8 outputs, tap, row): the tiles of one block of outputs
 /// are consecutive, so threads that split A's rows by blocks never write the same output.
@@ -26,29 +28,33 @@ public enum ShiftedConvolution {
         return PackedMatrix(rows: blocks * taps * 8, cols: inChannels, values: rows)
     }
 
-    /// Output planes [0, outChannels) at `output` (same geometry as the input's) are overwritten:
-    /// the bias (or zero) everywhere, then the convolution added into the interiors. Their borders end
-    /// up holding partial sums, which nothing may read as image values.
+    /// Output planes [0, outChannels) at `output` (same layout as the input's) are overwritten: the
+    /// bias (or zero) everywhere, then the convolution added; their borders end up holding partial
+    /// sums, which nothing may read as image values. The input's border cells are not read.
     public static func run(_ weights: PackedMatrix, outChannels: Int, kernel: Int,
-                           _ input: UnsafePointer<Float>, height: Int, width: Int,
+                           _ input: UnsafePointer<Float>, layout: PlaneLayout,
                            into output: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, threads: Int) {
-        let b = kernel / 2, taps = kernel * kernel
-        let rowStride = width + 2 * b, plane = (height + 2 * b) * rowStride, interior = b * rowStride + b
+        let b = kernel / 2, taps = kernel * kernel, w = layout.width, plane = layout.plane
+        precondition(layout.border == b, "ShiftedConvolution: border \(layout.border) for a \(kernel)x\(kernel) kernel")
         WorkerPool.shared(threads: threads).parallelFor(outChannels) { r in
             for o in r { (output + o * plane).update(repeating: bias?[o] ?? 0, count: plane) }
+        }
+        // GEMM column j is input pixel j of the image; tap (dy, dx) adds it into output pixel
+        // j - dy * w - dx, whose column x = (j - dx) mod w must have x + dx inside the row.
+        var skips: [GEMM.ColumnSkip] = []
+        for dx in -b...b where dx != 0 {
+            skips.append(GEMM.ColumnSkip(phase: -dx, period: w, skipped: dx < 0 ? 0..<min(w, -dx) : max(0, w - dx)..<w))
         }
         var targets: [GEMM.TileTarget] = []
         for block in 0..<(outChannels + 7) / 8 {
             for t in 0..<taps {
-                let shift = (t / kernel - b) * rowStride + (t % kernel - b)
-                targets.append(GEMM.TileTarget(offset: block * 8 * plane - shift, rows: min(8, outChannels - block * 8)))
+                let dy = t / kernel - b, dx = t % kernel - b
+                targets.append(GEMM.TileTarget(offset: block * 8 * plane - (dy * w + dx), rows: min(8, outChannels - block * 8),
+                                               skip: dx == 0 ? nil : dx + b - (dx > 0 ? 1 : 0)))
             }
         }
-        // B: the input's interior rows, border cells read as zero, but the first row's left border and
-        // the last row's right border (left out so that every target stays inside its own planes).
-        let borders = GEMM.BorderColumns(origin: interior, rowStride: rowStride, border: b)
-        GEMM.accumulate(weights, GEMM.segments(input + interior, ldb: plane, k: weights.cols, borders: borders),
-                        n: height * rowStride - 2 * b, output + interior, ldc: plane, targets: targets,
+        GEMM.accumulate(weights, GEMM.segments(input + layout.interior, ldb: plane, k: weights.cols),
+                        n: layout.height * w, output + layout.interior, ldc: plane, targets: targets, skips: skips,
                         rowGranule: taps * 8, threads: threads)
     }
 }

@@ -59,8 +59,8 @@ import Testing
 }
 
 /// The shifted convolution (every tap's tiles added into the output at the tap's shift) against the
-/// direct reference, on bordered planes whose border cells hold NaN: they must be read as zero padding,
-/// the output planes fully overwritten, and nothing outside them touched.
+/// direct reference, on `PlaneLayout` maps whose border cells hold NaN: they must not be read, the
+/// output planes must be fully overwritten, and nothing outside them touched.
 @Suite struct ShiftedConvolutionTests {
     struct Case: Sendable, CustomStringConvertible {
         var c: Int, h: Int, w: Int, o: Int, k: Int
@@ -73,7 +73,8 @@ import Testing
         Case(c: 20, h: 7, w: 7, o: 19, k: 3),       // a partial last block of outputs
         Case(c: 300, h: 6, w: 5, o: 9, k: 3),       // channels across K blocks
         Case(c: 3, h: 5, w: 6, o: 2, k: 5),         // border 2
-        Case(c: 16, h: 3, w: 40, o: 33, k: 3),      // wide rows: several panels per row
+        Case(c: 16, h: 3, w: 40, o: 33, k: 3),      // rows wider than a panel
+        Case(c: 5, h: 4, w: 1, o: 8, k: 5),         // rows narrower than the kernel's reach
         Case(c: 7, h: 1, w: 1, o: 8, k: 3),         // a 1x1 image: every tap but the centre reads padding
     ]
 
@@ -81,35 +82,28 @@ import Testing
     func matchesDirectConvolution(_ t: Case) {
         var rng = SeededRandom(UInt64(t.c * 131 + t.h * 17 + t.o))
         let x = rng.floats(t.c * t.h * t.w), weight = rng.floats(t.o * t.c * t.k * t.k), bias = rng.floats(t.o)
-        let pads = [Int](repeating: t.k / 2, count: 4)
-        let b = t.k / 2, rowStride = t.w + 2 * b, plane = (t.h + 2 * b) * rowStride
-        var planes = [Float](repeating: .nan, count: t.c * plane)
-        for c in 0..<t.c {
-            for y in 0..<t.h {
-                for i in 0..<t.w { planes[c * plane + (y + b) * rowStride + b + i] = x[(c * t.h + y) * t.w + i] }
-            }
+        let layout = PlaneLayout(height: t.h, width: t.w, border: t.k / 2)
+        var planes = [Float](repeating: .nan, count: t.c * layout.plane)
+        x.withUnsafeBufferPointer { xp in
+            planes.withUnsafeMutableBufferPointer { layout.unpack(xp.baseAddress!, channels: 0..<t.c, into: $0.baseAddress!) }
         }
         let packed = ShiftedConvolution.pack(weight, outChannels: t.o, inChannels: t.c, kernel: t.k)
         for (threads, withBias) in [(1, true), (2, true), (2, false)] {
-            let want = Reference.conv(x, channels: t.c, height: t.h, width: t.w, weight: weight, outChannels: t.o,
-                                      kernel: t.k, stride: 1, pads: pads, bias: withBias ? bias : nil)
+            let want = Reference.conv(x, channels: t.c, height: t.h, width: t.w, weight: weight, outChannels: t.o, kernel: t.k,
+                                      stride: 1, pads: [Int](repeating: t.k / 2, count: 4), bias: withBias ? bias : nil)
             // The output planes between two guard zones that must keep their values.
-            let guardCount = 2 * plane + 64
-            var out = [Float](repeating: .nan, count: guardCount + t.o * plane + guardCount)
+            let guardCount = 2 * layout.plane + 64
+            var out = [Float](repeating: .nan, count: guardCount + t.o * layout.plane + guardCount)
             for i in 0..<guardCount { (out[i], out[out.count - 1 - i]) = (-3, -3) }
+            var y = [Float](repeating: .nan, count: t.o * t.h * t.w)
             planes.withUnsafeBufferPointer { pp in
                 bias.withUnsafeBufferPointer { bp in
                     out.withUnsafeMutableBufferPointer {
-                        ShiftedConvolution.run(packed, outChannels: t.o, kernel: t.k, pp.baseAddress!, height: t.h, width: t.w,
-                                               into: $0.baseAddress! + guardCount, bias: withBias ? bp.baseAddress! : nil, threads: threads)
+                        let planes = $0.baseAddress! + guardCount
+                        ShiftedConvolution.run(packed, outChannels: t.o, kernel: t.k, pp.baseAddress!, layout: layout,
+                                               into: planes, bias: withBias ? bp.baseAddress! : nil, threads: threads)
+                        y.withUnsafeMutableBufferPointer { layout.pack(planes, channels: 0..<t.o, into: $0.baseAddress!) }
                     }
-                }
-            }
-            var y = [Float]()
-            for o in 0..<t.o {
-                for r in 0..<t.h {
-                    let row = guardCount + o * plane + (r + b) * rowStride + b
-                    y += out[row..<(row + t.w)]
                 }
             }
             #expect(relativeError(y, want.values) < 1e-5, "\(t) threads \(threads) bias \(withBias)")

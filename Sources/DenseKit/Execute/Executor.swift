@@ -68,7 +68,7 @@ public final class Executor: @unchecked Sendable {
 /// One image going through the network a canonical layer at a time; the workspace is reused by `reset`.
 ///
 /// Block buffers store their maps in `PlaneLayout` with the plan's border: each dense layer's 3x3 conv
-/// reads the bottleneck's output planes as its padded input and writes into the block buffer directly.
+/// reads the bottleneck's output planes as they are and writes into the block buffer directly.
 public final class ImageExecution {
     let plan: ExecutionPlan
     let threads: Int
@@ -237,10 +237,10 @@ public final class ImageExecution {
         let current = blockA.pointer
         var source = scratch.pointer
         if let b = l.bottleneck {
-            // BN-ReLU of the block's features is applied while the GEMM packs them; with a border, the
-            // GEMM runs over whole rows (border columns too) and writes the same layout.
-            GEMM.multiply(b.weights, current + map.rowsStart, ldb: map.plane, n: map.gemmColumns,
-                          bottleneck.pointer + map.rowsStart, ldc: map.plane,
+            // BN-ReLU of the block's features is applied while the GEMM packs them; the GEMM writes the
+            // same layout.
+            GEMM.multiply(b.weights, current + map.interior, ldb: map.plane, n: map.gemmColumns,
+                          bottleneck.pointer + map.interior, ldc: map.plane,
                           bias: b.bias.map { UnsafePointer($0.pointer) }, relu: true,
                           scale: l.norm.scale.pointer, shift: l.norm.shift.pointer, threads: threads)
             source = bottleneck.pointer
@@ -249,10 +249,9 @@ public final class ImageExecution {
         }
         let out = current + offset * map.plane
         if map.border > 0 {
-            // The source planes are the conv's padded input (their borders read as zero), and the conv
-            // writes straight into the block's next k channels.
-            ShiftedConvolution.run(l.conv.weights, outChannels: l.conv.outChannels, kernel: l.conv.kernel, source,
-                                   height: h, width: w, into: out, bias: l.conv.bias.map { UnsafePointer($0.pointer) }, threads: threads)
+            // The conv reads the source planes as they are and writes straight into the block's next k channels.
+            ShiftedConvolution.run(l.conv.weights, outChannels: l.conv.outChannels, kernel: l.conv.kernel, source, layout: map,
+                                   into: out, bias: l.conv.bias.map { UnsafePointer($0.pointer) }, threads: threads)
         } else {
             convolve(l.conv, source, h, w, into: out, relu: false)
         }
@@ -275,8 +274,8 @@ public final class ImageExecution {
                                                   scale: t.norm.scale.pointer + r.lowerBound, shift: t.norm.shift.pointer + r.lowerBound,
                                                   from: map.strides, to: pooled.strides)
             }
-            GEMM.multiply(t.conv.weights, scratch.pointer + pooled.rowsStart, ldb: pooled.plane, n: pooled.gemmColumns,
-                          next + pooled.rowsStart, ldc: pooled.plane, bias: t.conv.bias.map { UnsafePointer($0.pointer) }, threads: threads)
+            GEMM.multiply(t.conv.weights, scratch.pointer + pooled.interior, ldb: pooled.plane, n: pooled.gemmColumns,
+                          next + pooled.interior, ldc: pooled.plane, bias: t.conv.bias.map { UnsafePointer($0.pointer) }, threads: threads)
             (h, w) = (h / 2, w / 2)
         } else {
             // Any other transition (no exporter DenseKit knows makes one), on packed copies.
