@@ -57,16 +57,35 @@ public enum Elementwise {
                 let r0 = plane + 2 * oy * from.row, r1 = r0 + from.row
                 var ox = 0
                 let sv = SIMD8<Float>(repeating: s), tv = SIMD8<Float>(repeating: t)
-                while ox + 8 <= ow {
-                    let a = UnsafeRawPointer(r0 + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
-                    let b = UnsafeRawPointer(r1 + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
-                    var ae = tv.addingProduct(a.evenHalf, sv), ao = tv.addingProduct(a.oddHalf, sv)
-                    var be = tv.addingProduct(b.evenHalf, sv), bo = tv.addingProduct(b.oddHalf, sv)
-                    ae = ae.replacing(with: 0, where: ae .< 0); ao = ao.replacing(with: 0, where: ao .< 0)
-                    be = be.replacing(with: 0, where: be .< 0); bo = bo.replacing(with: 0, where: bo .< 0)
-                    let sum = (ae + ao) + (be + bo)
-                    UnsafeMutableRawPointer(out + ox).storeBytes(of: sum * 0.25, as: SIMD8<Float>.self)
-                    ox += 8
+                // 8 outputs from two 16-wide loads (4 from 8-wide ones for narrow rows); the last group
+                // overlaps the one before it instead of leaving a scalar tail.
+                if ow >= 8 {
+                    while ox < ow {
+                        let o = min(ox, ow - 8)
+                        let a = UnsafeRawPointer(r0 + 2 * o).loadUnaligned(as: SIMD16<Float>.self)
+                        let b = UnsafeRawPointer(r1 + 2 * o).loadUnaligned(as: SIMD16<Float>.self)
+                        var ae = tv.addingProduct(a.evenHalf, sv), ao = tv.addingProduct(a.oddHalf, sv)
+                        var be = tv.addingProduct(b.evenHalf, sv), bo = tv.addingProduct(b.oddHalf, sv)
+                        ae = ae.replacing(with: 0, where: ae .< 0); ao = ao.replacing(with: 0, where: ao .< 0)
+                        be = be.replacing(with: 0, where: be .< 0); bo = bo.replacing(with: 0, where: bo .< 0)
+                        let sum = (ae + ao) + (be + bo)
+                        UnsafeMutableRawPointer(out + o).storeBytes(of: sum * 0.25, as: SIMD8<Float>.self)
+                        ox = o + 8
+                    }
+                } else if ow >= 4 {
+                    let sv = sv.lowHalf, tv = tv.lowHalf
+                    while ox < ow {
+                        let o = min(ox, ow - 4)
+                        let a = UnsafeRawPointer(r0 + 2 * o).loadUnaligned(as: SIMD8<Float>.self)
+                        let b = UnsafeRawPointer(r1 + 2 * o).loadUnaligned(as: SIMD8<Float>.self)
+                        var ae = tv.addingProduct(a.evenHalf, sv), ao = tv.addingProduct(a.oddHalf, sv)
+                        var be = tv.addingProduct(b.evenHalf, sv), bo = tv.addingProduct(b.oddHalf, sv)
+                        ae = ae.replacing(with: 0, where: ae .< 0); ao = ao.replacing(with: 0, where: ao .< 0)
+                        be = be.replacing(with: 0, where: be .< 0); bo = bo.replacing(with: 0, where: bo .< 0)
+                        let sum = (ae + ao) + (be + bo)
+                        UnsafeMutableRawPointer(out + o).storeBytes(of: sum * 0.25, as: SIMD4<Float>.self)
+                        ox = o + 4
+                    }
                 }
                 while ox < ow {
                     let v0 = max(0, r0[2 * ox] * s + t), v1 = max(0, r0[2 * ox + 1] * s + t)
@@ -100,77 +119,75 @@ public enum Elementwise {
         }
     }
 
-    /// Max pooling of CHW planes (padding never wins: it is -infinity), separably: the maxima across
-    /// each input row's windows first, then across rows, 16 outputs at a time. Input rows are
-    /// `rowStride` floats apart (planes `height * rowStride`), so a wide convolution grid can be read in
-    /// place; output rows and planes are `to` apart (default: packed). `outputRows` limits the work to
-    /// those rows of the output (the input rows their windows read must be ready).
+    /// Max pooling of CHW planes (padding never wins: it is -infinity), one output row at a time: the
+    /// maximum down the window's input rows into a row padded with -infinity, then across each
+    /// window of that row, 8 (stride 2) or 16 (stride 1) outputs at a time. Input rows are `rowStride`
+    /// floats apart (planes `height * rowStride`), so a wide convolution grid can be read in place;
+    /// output rows and planes are `to` apart (default: packed). `outputRows` limits the work to those
+    /// rows of the output (the input rows their windows read must be ready).
     public static func maxPool(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels: Int, height: Int, width: Int,
                                rowStride: Int? = nil, kernel: Int, stride: Int, padTop: Int, padLeft: Int,
                                outHeight: Int, outWidth: Int, to: Strides? = nil, outputRows: Range<Int>? = nil) {
         let ld = rowStride ?? width
         let to = to ?? Strides(row: outWidth, plane: outHeight * outWidth)
         let outRows = outputRows ?? 0..<outHeight
-        guard !outRows.isEmpty else { return }
-        let inRows = max(0, outRows.lowerBound * stride - padTop)..<min(height, (outRows.upperBound - 1) * stride - padTop + kernel)
-        let rows = UnsafeMutablePointer<Float>.allocate(capacity: height * outWidth)
-        defer { rows.deallocate() }
-        // Outputs whose window lies inside the row and whose 16-wide loads (stride 2) stay inside it.
-        let first = min(outWidth, (padLeft + stride - 1) / stride)
+        guard !outRows.isEmpty, outWidth > 0 else { return }
+        // Column x of the input is column padLeft + x of `column`; everything else stays -infinity,
+        // including the slack that the last 16-wide loads of the widest windows reach.
+        let columns = max(padLeft + width, (outWidth - 1) * stride + kernel) + 16
+        let column = UnsafeMutablePointer<Float>.allocate(capacity: columns)
+        defer { column.deallocate() }
+        column.initialize(repeating: -.infinity, count: columns)
+        let inner = column + padLeft
         for c in 0..<channels {
             let plane = src + c * height * ld
-            for y in inRows {
-                let line = plane + y * ld, out = rows + y * outWidth
-                var ox = 0
-                func scalar(_ ox: Int) {
-                    let x0 = max(0, ox * stride - padLeft), x1 = min(width, ox * stride - padLeft + kernel)
-                    var m = -Float.infinity
-                    for x in x0..<max(x0, x1) { m = max(m, line[x]) }
-                    out[ox] = m
-                }
-                while ox < first { scalar(ox); ox += 1 }
-                if stride == 2 {
-                    // 8 outputs from 16-wide loads at each tap: the even lanes are the window's columns.
-                    // Outputs [o, o + 8) qualify when their windows lie inside the image and the loads
-                    // inside the row (its stride); the last group may overlap the one before it.
-                    func fits(_ o: Int) -> Bool {
-                        o >= first && o + 8 <= outWidth && 2 * (o + 7) - padLeft + kernel <= width && 2 * o - padLeft + kernel + 15 <= ld
-                    }
-                    func eight(_ o: Int) {
-                        let base = UnsafeRawPointer(line + 2 * o - padLeft)
-                        var m = base.loadUnaligned(as: SIMD16<Float>.self).evenHalf
-                        for j in 1..<max(1, kernel) {
-                            let v = base.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self).evenHalf
-                            m.replace(with: v, where: v .> m)
-                        }
-                        UnsafeMutableRawPointer(out + o).storeBytes(of: m, as: SIMD8<Float>.self)
-                    }
-                    while fits(ox) { eight(ox); ox += 8 }
-                    if ox < outWidth && outWidth - 8 < ox && fits(outWidth - 8) {
-                        eight(outWidth - 8)
-                        ox = outWidth
-                    }
-                }
-                while ox < outWidth { scalar(ox); ox += 1 }
-            }
             for oy in outRows {
                 let y0 = max(0, oy * stride - padTop), y1 = min(height, oy * stride - padTop + kernel)
                 let out = dst + c * to.plane + oy * to.row
                 guard y0 < y1 else { out.update(repeating: -.infinity, count: outWidth); continue }
-                out.update(from: rows + y0 * outWidth, count: outWidth)
+                inner.update(from: plane + y0 * ld, count: width)
                 for y in (y0 + 1)..<y1 {
-                    let row = rows + y * outWidth
-                    func sixteen(_ x: Int) {
-                        var a = UnsafeRawPointer(out + x).loadUnaligned(as: SIMD16<Float>.self)
+                    let row = plane + y * ld
+                    var x = 0
+                    while x + 16 <= width {
+                        var a = UnsafeRawPointer(inner + x).loadUnaligned(as: SIMD16<Float>.self)
                         let b = UnsafeRawPointer(row + x).loadUnaligned(as: SIMD16<Float>.self)
                         a.replace(with: b, where: b .> a)
-                        UnsafeMutableRawPointer(out + x).storeBytes(of: a, as: SIMD16<Float>.self)
+                        UnsafeMutableRawPointer(inner + x).storeBytes(of: a, as: SIMD16<Float>.self)
+                        x += 16
                     }
-                    var x = 0
-                    while x + 16 <= outWidth { sixteen(x); x += 16 }
-                    // The last 16 again, overlapping: a maximum taken twice is the same maximum.
-                    if x < outWidth && outWidth >= 16 { sixteen(outWidth - 16); x = outWidth }
-                    while x < outWidth { out[x] = max(out[x], row[x]); x += 1 }
+                    while x < width { inner[x] = max(inner[x], row[x]); x += 1 }
+                }
+                // Output ox is the maximum of column[ox * stride ..< ox * stride + kernel].
+                let lanes = stride == 2 ? 8 : stride == 1 ? 16 : 0
+                var ox = 0
+                while lanes > 0 && ox < outWidth {
+                    // The last group overlaps the one before it when outWidth is not a multiple of lanes.
+                    let o = min(ox, max(0, outWidth - lanes))
+                    guard o + lanes <= outWidth else { break }
+                    let base = UnsafeRawPointer(column + o * stride)
+                    if stride == 2 {
+                        var m = base.loadUnaligned(as: SIMD16<Float>.self).evenHalf
+                        for j in 1..<kernel {
+                            let v = base.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self).evenHalf
+                            m.replace(with: v, where: v .> m)
+                        }
+                        UnsafeMutableRawPointer(out + o).storeBytes(of: m, as: SIMD8<Float>.self)
+                    } else {
+                        var m = base.loadUnaligned(as: SIMD16<Float>.self)
+                        for j in 1..<kernel {
+                            let v = base.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self)
+                            m.replace(with: v, where: v .> m)
+                        }
+                        UnsafeMutableRawPointer(out + o).storeBytes(of: m, as: SIMD16<Float>.self)
+                    }
+                    ox = o + lanes
+                }
+                while ox < outWidth {
+                    var m = -Float.infinity
+                    for j in 0..<kernel { m = max(m, column[ox * stride + j]) }
+                    out[ox] = m
+                    ox += 1
                 }
             }
         }

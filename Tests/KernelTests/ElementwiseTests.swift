@@ -26,7 +26,7 @@ import Testing
         #expect(relativeError(y, bnReLU(x)) < 1e-6)
     }
 
-    @Test(arguments: [(4, 4), (7, 9), (10, 40), (56, 56)])
+    @Test(arguments: [(4, 4), (7, 9), (10, 40), (56, 56), (14, 14), (5, 13), (6, 31)])
     func batchNormReLUAvgPool(_ size: (Int, Int)) {
         var rng = SeededRandom(12)
         let (h, w) = size
@@ -47,7 +47,8 @@ import Testing
         #expect(relativeError(y, Reference.globalAveragePool(bnReLU(x), channels: channels)) < 1e-5)
     }
 
-    @Test(arguments: [(9, 11, 3, 2, 1), (8, 8, 2, 2, 0), (5, 7, 3, 1, 1), (112, 112, 3, 2, 1), (37, 41, 3, 2, 1), (40, 45, 2, 2, 0)])
+    @Test(arguments: [(9, 11, 3, 2, 1), (8, 8, 2, 2, 0), (5, 7, 3, 1, 1), (112, 112, 3, 2, 1), (37, 41, 3, 2, 1), (40, 45, 2, 2, 0),
+                      (20, 40, 3, 1, 1), (10, 13, 3, 3, 1), (6, 20, 1, 2, 0)])
     func maxPool(_ t: (Int, Int, Int, Int, Int)) {
         var rng = SeededRandom(14)
         let (h, w, k, s, p) = t
