@@ -195,8 +195,15 @@ public enum GEMM {
                     var ir = ic
                     while ir < mEnd {
                         let target = placement?.targets[ir / 8] ?? TileTarget(offset: ir * ldc, rows: min(8, m - ir))
-                        tile(kb, a.panel(ir / 8) + k0 * 8, b, bStride, c + target.offset + jr, ldc, first && placement == nil, last,
-                             bias.map { $0 + ir }, relu, rows: target.rows, cols: cols, skip: target.skip.map { masks[$0] }, edge: edge)
+                        let (ap, cp, firstTile) = (a.panel(ir / 8) + k0 * 8, c + target.offset + jr, first && placement == nil)
+                        let (tileBias, skip) = (bias.map { $0 + ir }, target.skip.map { masks[$0] })
+                        if cols <= 8 {
+                            thinTile(kb, ap, b, bStride, cp, ldc, firstTile, last, tileBias, relu, rows: target.rows, cols: cols,
+                                     skip: skip, edge: edge)
+                        } else {
+                            tile(kb, ap, b, bStride, cp, ldc, firstTile, last, tileBias, relu, rows: target.rows, cols: cols,
+                                 skip: skip, edge: edge)
+                        }
                         ir += 8
                     }
                 }
@@ -335,18 +342,61 @@ public enum GEMM {
             e.storeBytes(of: l5, toByteOffset: 640, as: SIMD16<Float>.self); e.storeBytes(of: h5, toByteOffset: 704, as: SIMD16<Float>.self)
             e.storeBytes(of: l6, toByteOffset: 768, as: SIMD16<Float>.self); e.storeBytes(of: h6, toByteOffset: 832, as: SIMD16<Float>.self)
             e.storeBytes(of: l7, toByteOffset: 896, as: SIMD16<Float>.self); e.storeBytes(of: h7, toByteOffset: 960, as: SIMD16<Float>.self)
-            for r in 0..<rows {
-                let row = c + r * ldc
-                for j in 0..<cols {
-                    var v = e.load(fromByteOffset: (r * nr + j) * 4, as: Float.self)
-                    if first {
-                        if let bias { v += bias[r] }
-                    } else {
-                        v += row[j]
-                    }
-                    if last && relu && v < 0 { v = 0 }
-                    row[j] = v
+            addEdge(edge, c, ldc, first, last, bias, relu, rows: rows, cols: cols)
+        }
+    }
+
+    /// The last few columns of a panel (at most 8) over 8 rows: vectors run down A's packed 8 rows
+    /// and B's values are broadcast, so a step of K costs 8 multiply-adds (of 8 lanes) instead of a
+    /// full tile's 16. B's packed row is zero past `cols`.
+    @inline(__always)
+    static func thinTile(_ kb: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int,
+                         _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
+                         _ bias: UnsafePointer<Float>?, _ relu: Bool, rows: Int, cols: Int,
+                         skip: (SIMDMask<SIMD16<Int32>>, SIMDMask<SIMD16<Int32>>)?, edge: UnsafeMutablePointer<Float>) {
+        var c0 = SIMD8<Float>(), c1 = SIMD8<Float>(), c2 = SIMD8<Float>(), c3 = SIMD8<Float>()
+        var c4 = SIMD8<Float>(), c5 = SIMD8<Float>(), c6 = SIMD8<Float>(), c7 = SIMD8<Float>()
+        var ap = UnsafeRawPointer(a)
+        var bp = b
+        for _ in 0..<kb {
+            let v = ap.loadUnaligned(as: SIMD8<Float>.self)
+            c0 = c0.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 0, as: Float.self)))
+            c1 = c1.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 4, as: Float.self)))
+            c2 = c2.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 8, as: Float.self)))
+            c3 = c3.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 12, as: Float.self)))
+            c4 = c4.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 16, as: Float.self)))
+            c5 = c5.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 20, as: Float.self)))
+            c6 = c6.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 24, as: Float.self)))
+            c7 = c7.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 28, as: Float.self)))
+            ap += 32
+            bp += bStride
+        }
+        // Column j (c_j, down the rows) into the edge tile's [row][column] layout; skipped columns add nothing.
+        func put(_ j: Int, _ column: SIMD8<Float>) {
+            guard j < cols else { return }
+            let skipped = skip.map { j < 16 ? $0.0[j] : $0.1[j - 16] } ?? false
+            for r in 0..<8 { edge[r * nr + j] = skipped ? 0 : column[r] }
+        }
+        put(0, c0); put(1, c1); put(2, c2); put(3, c3); put(4, c4); put(5, c5); put(6, c6); put(7, c7)
+        addEdge(edge, c, ldc, first, last, bias, relu, rows: rows, cols: cols)
+    }
+
+    /// Adds the first `rows` x `cols` of the 8 x 32 `edge` tile into C (or, for the first K block,
+    /// stores it plus the bias), lane by lane, with the ReLU after the last K block.
+    @inline(__always)
+    static func addEdge(_ edge: UnsafeMutablePointer<Float>, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
+                        _ bias: UnsafePointer<Float>?, _ relu: Bool, rows: Int, cols: Int) {
+        for r in 0..<rows {
+            let row = c + r * ldc
+            for j in 0..<cols {
+                var v = edge[r * nr + j]
+                if first {
+                    if let bias { v += bias[r] }
+                } else {
+                    v += row[j]
                 }
+                if last && relu && v < 0 { v = 0 }
+                row[j] = v
             }
         }
     }

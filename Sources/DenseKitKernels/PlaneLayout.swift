@@ -19,9 +19,10 @@ public struct PlaneLayout: Sendable {
     /// Offset of pixel (0, 0) in a plane; the image is `height * width` consecutive floats from here.
     public var interior: Int { border * width + border }
     /// The columns a pointwise GEMM computes from `interior`: the image, rounded up to whole GEMM
-    /// panels as far as the plane has room (the extra columns are border cells).
+    /// panels when the plane has room (the extra columns are border cells).
     public var gemmColumns: Int {
-        min(plane - interior, (height * width + GEMM.panelWidth - 1) / GEMM.panelWidth * GEMM.panelWidth)
+        let n = height * width, rounded = (n + GEMM.panelWidth - 1) / GEMM.panelWidth * GEMM.panelWidth
+        return rounded <= plane - interior ? rounded : n
     }
     public var strides: Elementwise.Strides { Elementwise.Strides(row: width, plane: plane) }
 
