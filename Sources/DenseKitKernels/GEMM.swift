@@ -125,15 +125,18 @@ public enum GEMM {
 
     /// C += A * B with each 8-row tile of A added into C at its own target (`targets[i]` for A's rows
     /// 8i..<8i+8), so tiles may overlap one another in C. Threads split A's rows in multiples of
-    /// `rowGranule`: tiles that overlap must fall in one granule.
+    /// `rowGranule`: tiles that overlap must fall in one granule. Each thread first calls `prepare`
+    /// with its rows (to initialize the part of C they add into).
     public static func accumulate(_ a: PackedMatrix, _ segments: [Segment], n: Int,
                                   _ c: UnsafeMutablePointer<Float>, ldc: Int,
-                                  targets: [TileTarget], skips: [ColumnSkip] = [], rowGranule: Int, threads: Int = 1) {
+                                  targets: [TileTarget], skips: [ColumnSkip] = [], rowGranule: Int, threads: Int = 1,
+                                  prepare: (Range<Int>) -> Void) {
         precondition(targets.count == (a.rows + 7) / 8 && rowGranule % 8 == 0, "GEMM: one target per 8-row tile")
-        guard n > 0, a.rows > 0 else { return }
         let blocks = kBlocks(segments)
         let placement = Placement(targets: targets, skips: skips)
         WorkerPool.shared(threads: threads).parallelFor(a.rows, granule: rowGranule) { rows in
+            prepare(rows)
+            guard n > 0 else { return }
             run(a, segments, blocks, rows, 0, n, c, ldc, nil, false, placement: placement)
         }
     }

@@ -36,9 +36,6 @@ public enum ShiftedConvolution {
                            into output: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, threads: Int) {
         let b = kernel / 2, taps = kernel * kernel, w = layout.width, plane = layout.plane
         precondition(layout.border == b, "ShiftedConvolution: border \(layout.border) for a \(kernel)x\(kernel) kernel")
-        WorkerPool.shared(threads: threads).parallelFor(outChannels) { r in
-            for o in r { (output + o * plane).update(repeating: bias?[o] ?? 0, count: plane) }
-        }
         // GEMM column j is input pixel j of the image; tap (dy, dx) adds it into output pixel
         // j - dy * w - dx, whose column x = (j - dx) mod w must have x + dx inside the row.
         var skips: [GEMM.ColumnSkip] = []
@@ -53,8 +50,13 @@ public enum ShiftedConvolution {
                                                skip: dx == 0 ? nil : dx + b - (dx > 0 ? 1 : 0)))
             }
         }
+        // Each thread sets its own output planes (those of its blocks of A's rows) to the bias first.
         GEMM.accumulate(weights, GEMM.segments(input + layout.interior, ldb: plane, k: weights.cols),
                         n: layout.height * w, output + layout.interior, ldc: plane, targets: targets, skips: skips,
-                        rowGranule: taps * 8, threads: threads)
+                        rowGranule: taps * 8, threads: threads) { rows in
+            for o in (rows.lowerBound / taps)..<min(outChannels, rows.upperBound / taps) {
+                (output + o * plane).update(repeating: bias?[o] ?? 0, count: plane)
+            }
+        }
     }
 }
