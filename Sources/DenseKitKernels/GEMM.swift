@@ -377,7 +377,7 @@ public enum GEMM {
         // Column j (c_j, down the rows) into the edge tile's [row][column] layout; skipped columns add nothing.
         func put(_ j: Int, _ column: SIMD8<Float>) {
             guard j < cols else { return }
-            let skipped = skip.map { j < 16 ? $0.0[j] : $0.1[j - 16] } ?? false
+            let skipped = skip?.0[j] ?? false
             for r in 0..<8 { edge[r * nr + j] = skipped ? 0 : column[r] }
         }
         put(0, c0); put(1, c1); put(2, c2); put(3, c3); put(4, c4); put(5, c5); put(6, c6); put(7, c7)

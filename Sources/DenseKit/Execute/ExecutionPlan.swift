@@ -21,7 +21,7 @@ final class ExecutionPlan: @unchecked Sendable {
         let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, pads: [Int]
 
         /// `conv` followed by `norm` (if any): W' = s * W per output channel, b' = s * b + t.
-        /// `shifted`: a dense layer's same-size conv on bordered planes, packed for `ShiftedConvolution`.
+        /// `shifted`: a dense layer's same-size conv on bordered maps, packed for `ShiftedConvolution`.
         init(_ conv: Conv2D, then norm: BatchNorm? = nil, shifted: Bool = false) {
             var w = conv.weight.values
             var b = conv.bias?.values
@@ -39,7 +39,6 @@ final class ExecutionPlan: @unchecked Sendable {
             stride = conv.stride
             pads = conv.pads
             isPointwise = Self.isPointwise(conv)
-            isShifted = shifted
             if shifted {
                 weights = ShiftedConvolution.pack(w, outChannels: outChannels, inChannels: inChannels, kernel: kernel)
             } else {
@@ -52,10 +51,8 @@ final class ExecutionPlan: @unchecked Sendable {
         }
 
         /// A plain GEMM on the input itself; every other conv reads its input's phase planes
-        /// (`PhaseConvolution`), with weights tap-major, or is `isShifted`.
+        /// (`PhaseConvolution`), with weights tap-major, unless packed for `ShiftedConvolution`.
         let isPointwise: Bool
-        /// Runs as a `ShiftedConvolution` (weights packed for it).
-        let isShifted: Bool
 
         static func isPointwise(_ conv: Conv2D) -> Bool {
             conv.kernel == 1 && conv.stride == 1 && conv.pads == [0, 0, 0, 0]
