@@ -57,8 +57,8 @@ public enum Elementwise {
                 let r0 = plane + 2 * oy * from.row, r1 = r0 + from.row
                 var ox = 0
                 let sv = SIMD8<Float>(repeating: s), tv = SIMD8<Float>(repeating: t)
-                // 8 outputs from two 16-wide loads (4 from 8-wide ones for narrow rows); the last group
-                // overlaps the one before it instead of leaving a scalar tail.
+                // 8 outputs from two 16-wide loads; the last group overlaps the one before it instead
+                // of leaving a scalar tail.
                 if ow >= 8 {
                     while ox < ow {
                         let o = min(ox, ow - 8)
@@ -71,20 +71,6 @@ public enum Elementwise {
                         let sum = (ae + ao) + (be + bo)
                         UnsafeMutableRawPointer(out + o).storeBytes(of: sum * 0.25, as: SIMD8<Float>.self)
                         ox = o + 8
-                    }
-                } else if ow >= 4 {
-                    let sv = sv.lowHalf, tv = tv.lowHalf
-                    while ox < ow {
-                        let o = min(ox, ow - 4)
-                        let a = UnsafeRawPointer(r0 + 2 * o).loadUnaligned(as: SIMD8<Float>.self)
-                        let b = UnsafeRawPointer(r1 + 2 * o).loadUnaligned(as: SIMD8<Float>.self)
-                        var ae = tv.addingProduct(a.evenHalf, sv), ao = tv.addingProduct(a.oddHalf, sv)
-                        var be = tv.addingProduct(b.evenHalf, sv), bo = tv.addingProduct(b.oddHalf, sv)
-                        ae = ae.replacing(with: 0, where: ae .< 0); ao = ao.replacing(with: 0, where: ao .< 0)
-                        be = be.replacing(with: 0, where: be .< 0); bo = bo.replacing(with: 0, where: bo .< 0)
-                        let sum = (ae + ao) + (be + bo)
-                        UnsafeMutableRawPointer(out + o).storeBytes(of: sum * 0.25, as: SIMD4<Float>.self)
-                        ox = o + 4
                     }
                 }
                 while ox < ow {
