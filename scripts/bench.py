@@ -56,7 +56,7 @@ def main():
         sys.exit(__doc__)
     binary, folder = sys.argv[1], sys.argv[2]
     repeat = int(sys.argv[sys.argv.index("--repeat") + 1]) if "--repeat" in sys.argv else 20
-    rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 5
+    rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 9
     model = os.path.join(folder, "densenet121-legacy-opset17.onnx")
     inp = os.path.join(folder, "input-224.npy")
     out = os.path.join(tempfile.mkdtemp(), "y.npy")
