@@ -11,8 +11,6 @@ public enum GEMM {
     static let kc = 256
     static let mc = 128
     static let nr = 32
-    /// Columns of C one tile covers: a GEMM whose N is a multiple of this has no edge tiles.
-    public static let panelWidth = nr
 
     /// K rows [k0, k0 + count) of B start at `base` and are `stride` floats apart. With `scale` and
     /// `shift`, row k is read as max(0, b * scale[k] + shift[k]) (a BatchNorm-ReLU applied while packing).

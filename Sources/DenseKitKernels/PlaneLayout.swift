@@ -21,7 +21,7 @@ public struct PlaneLayout: Sendable {
     /// The columns a pointwise GEMM computes from `interior`: the image, rounded up to whole GEMM
     /// panels when the plane has room (the extra columns are border cells).
     public var gemmColumns: Int {
-        let n = height * width, rounded = (n + GEMM.panelWidth - 1) / GEMM.panelWidth * GEMM.panelWidth
+        let n = height * width, rounded = (n + GEMM.nr - 1) / GEMM.nr * GEMM.nr
         return rounded <= plane - interior ? rounded : n
     }
     public var strides: Elementwise.Strides { Elementwise.Strides(row: width, plane: plane) }

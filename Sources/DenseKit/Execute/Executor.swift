@@ -202,9 +202,7 @@ public final class ImageExecution {
                 // The conv in bands of 16 output rows, each pooled as soon as its windows are complete,
                 // while the band is still in cache.
                 let g = c.phases(height, width)
-                let planes = self.planes.pointer, grid = self.grid.pointer
-                parallel(c.inChannels) { g.split(source, channels: $0, into: planes) }
-                g.zeroSlack(planes)
+                let planes = split(source, g), grid = self.grid.pointer
                 var r0 = 0, pooled = 0
                 while r0 < h1 {
                     let r1 = min(h1, r0 + 16)
@@ -354,21 +352,19 @@ public final class ImageExecution {
                           bias: c.bias.map { UnsafePointer($0.pointer) }, relu: relu, threads: threads)
             return
         }
-        let g = convolveToGrid(c, src, h, w, relu: relu)
+        let g = c.phases(h, w)
+        GEMM.multiply(c.weights, g.segments(split(src, g)), n: g.gridCount, grid.pointer, ldc: g.gridCount,
+                      bias: c.bias.map { UnsafePointer($0.pointer) }, relu: relu, threads: threads)
         let source = grid.pointer
         parallel(c.outChannels) { g.compact(source, channels: $0, into: dst) }
     }
 
-    /// A non-pointwise conv into `grid` (rows `phaseWidth` wide), from the input's phase planes.
-    private func convolveToGrid(_ c: ExecutionPlan.Conv, _ src: UnsafePointer<Float>, _ h: Int, _ w: Int,
-                                relu: Bool) -> PhaseConvolution {
-        let g = c.phases(h, w)
+    /// The input's zero-padded phase planes for `g`, in `planes`.
+    private func split(_ src: UnsafePointer<Float>, _ g: PhaseConvolution) -> UnsafePointer<Float> {
         let target = planes.pointer
-        parallel(c.inChannels) { g.split(src, channels: $0, into: target) }
+        parallel(g.channels) { g.split(src, channels: $0, into: target) }
         g.zeroSlack(target)
-        GEMM.multiply(c.weights, g.segments(target), n: g.gridCount, grid.pointer, ldc: g.gridCount,
-                      bias: c.bias.map { UnsafePointer($0.pointer) }, relu: relu, threads: threads)
-        return g
+        return UnsafePointer(target)
     }
 
     private func batchNormReLU(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels: Int, size: Int,
