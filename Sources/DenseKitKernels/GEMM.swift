@@ -5,52 +5,67 @@
 /// per kernel tap for a convolution read straight from its padded phase planes (`PhaseConvolution`).
 /// Consecutive segments are packed together into K blocks of at most 256 rows (or, for matrices of at
 /// most 32 rows, read in place).
+/// B and C may also be panel-major: N cut into 32-column panels `panelStride` floats apart, each
+/// holding its rows of 32 consecutive floats (row stride 32), which is the layout B is packed into.
+/// A GEMM that writes such a C hands the next GEMM a B it reads in place, with no packing.
 /// Register tile 8 x 32 (two SIMD16 accumulators per row, 16 in all, so the two FMA ports stay
 /// busy while B rows and A broadcasts stream from L1), K blocked by 256, M by 128, N split across threads.
 public enum GEMM {
     static let kc = 256
     static let mc = 128
-    static let nr = 32
+    /// The register tile's width, which is also the width of B's and C's column panels (see `Segment`).
+    public static let nr = 32
 
-    /// K rows [k0, k0 + count) of B start at `base` and are `stride` floats apart. With `scale` and
-    /// `shift`, row k is read as max(0, b * scale[k] + shift[k]) (a BatchNorm-ReLU applied while packing).
+    /// K rows [k0, k0 + count) of B start at `base` and are `stride` floats apart, B's element (k, j)
+    /// at base + (k - k0) * stride + (j / 32) * panelStride + j % 32 (row-major: `panelStride` 32).
+    /// With `scale` and `shift`, row k is read as max(0, b * scale[k] + shift[k]) (a BatchNorm-ReLU
+    /// applied while packing).
     public struct Segment {
         public var k0: Int
         public var count: Int
         public var base: UnsafePointer<Float>
         public var stride: Int
+        public var panelStride: Int
         public var scale: UnsafePointer<Float>?
         public var shift: UnsafePointer<Float>?
 
-        public init(k0: Int, count: Int, base: UnsafePointer<Float>, stride: Int,
+        public init(k0: Int, count: Int, base: UnsafePointer<Float>, stride: Int, panelStride: Int = nr,
                     scale: UnsafePointer<Float>? = nil, shift: UnsafePointer<Float>? = nil) {
             self.k0 = k0
             self.count = count
             self.base = base
             self.stride = stride
+            self.panelStride = panelStride
             self.scale = scale
             self.shift = shift
         }
+
+        /// Panel-major rows of 32 floats: the panel at column `jr` is already packed.
+        var isPacked: Bool { stride == nr && panelStride != nr && scale == nil }
+
+        /// Row k0 of the panel at column `jr` (a multiple of 32).
+        func origin(_ jr: Int) -> UnsafePointer<Float> { base + (jr / nr) * panelStride }
     }
 
     /// Plain GEMM: B is K x N row-major with row stride `ldb`; with `scale`/`shift` (K values each),
     /// B's rows go through BatchNorm-ReLU as they are packed.
     public static func multiply(_ a: PackedMatrix, _ b: UnsafePointer<Float>, ldb: Int, n: Int,
-                                _ c: UnsafeMutablePointer<Float>, ldc: Int,
+                                _ c: UnsafeMutablePointer<Float>, ldc: Int, cPanelStride: Int = nr,
                                 bias: UnsafePointer<Float>? = nil, relu: Bool = false,
                                 scale: UnsafePointer<Float>? = nil, shift: UnsafePointer<Float>? = nil, threads: Int = 1) {
-        multiply(a, segments(b, ldb: ldb, k: a.cols, scale: scale, shift: shift), n: n, c, ldc: ldc,
+        multiply(a, segments(b, ldb: ldb, k: a.cols, scale: scale, shift: shift), n: n, c, ldc: ldc, cPanelStride: cPanelStride,
                  bias: bias, relu: relu, threads: threads)
     }
 
-    /// The K rows of a matrix with row stride `ldb` as segments of at most `kc` rows.
-    static func segments(_ b: UnsafePointer<Float>, ldb: Int, k: Int,
-                         scale: UnsafePointer<Float>? = nil, shift: UnsafePointer<Float>? = nil) -> [Segment] {
+    /// The K rows of a matrix with row stride `ldb` (and `panelStride`, for a panel-major one) as
+    /// segments of at most `kc` rows.
+    public static func segments(_ b: UnsafePointer<Float>, ldb: Int, k: Int, panelStride: Int = nr,
+                                scale: UnsafePointer<Float>? = nil, shift: UnsafePointer<Float>? = nil) -> [Segment] {
         var segments: [Segment] = []
         var k0 = 0
         while k0 < k {
             let count = min(kc, k - k0)
-            segments.append(Segment(k0: k0, count: count, base: b + k0 * ldb, stride: ldb,
+            segments.append(Segment(k0: k0, count: count, base: b + k0 * ldb, stride: ldb, panelStride: panelStride,
                                     scale: scale.map { $0 + k0 }, shift: shift.map { $0 + k0 }))
             k0 += count
         }
@@ -59,7 +74,7 @@ public enum GEMM {
 
     /// GEMM over B segments covering K in order, each at most 256 rows.
     public static func multiply(_ a: PackedMatrix, _ segments: [Segment], n: Int,
-                                _ c: UnsafeMutablePointer<Float>, ldc: Int,
+                                _ c: UnsafeMutablePointer<Float>, ldc: Int, cPanelStride: Int = nr,
                                 bias: UnsafePointer<Float>? = nil, relu: Bool = false, threads: Int = 1) {
         guard n > 0, a.rows > 0 else { return }
         let blocks = kBlocks(segments)
@@ -71,14 +86,14 @@ public enum GEMM {
             return Double((units + parts - 1) / parts) * Double(threads) / Double(units)
         }
         if threads <= 1 || (panels < 2 && tiles < 2) {
-            run(a, segments, blocks, 0..<a.rows, 0, n, c, ldc, bias, relu)
+            run(a, segments, blocks, 0..<a.rows, 0, n, c, ldc, cPanelStride, bias, relu)
         } else if panels >= 2 * threads && imbalance(panels) <= imbalance(tiles) * 1.05 || tiles < threads {
             WorkerPool.shared(threads: threads).parallelFor(n, granule: nr) { columns in
-                run(a, segments, blocks, 0..<a.rows, columns.lowerBound, columns.upperBound, c, ldc, bias, relu)
+                run(a, segments, blocks, 0..<a.rows, columns.lowerBound, columns.upperBound, c, ldc, cPanelStride, bias, relu)
             }
         } else {
             WorkerPool.shared(threads: threads).parallelFor(a.rows, granule: 8) { rows in
-                run(a, segments, blocks, rows, 0, n, c, ldc, bias, relu)
+                run(a, segments, blocks, rows, 0, n, c, ldc, cPanelStride, bias, relu)
             }
         }
     }
@@ -99,25 +114,25 @@ public enum GEMM {
     /// Columns of C that a tile leaves alone: column j is skipped when (j + phase) mod period is in
     /// `skipped` (the image columns of rows `period` wide that a shifted tile must not reach).
     public struct ColumnSkip: Sendable {
-        public var phase: Int, period: Int, skipped: Range<Int>
+        public let phase: Int, period: Int, skipped: Range<Int>
+        /// Lane x is nonzero when column x mod period is skipped, for x in 0..<period + 32: the 32
+        /// columns of any panel are one contiguous slice.
+        private let lanes: [Int32]
 
         public init(phase: Int, period: Int, skipped: Range<Int>) {
             self.phase = phase
             self.period = period
             self.skipped = skipped
+            lanes = (0..<(period + nr)).map { skipped.contains($0 % period) ? 1 : 0 }
         }
 
         /// Which of the 32 columns from `jr` are skipped, as two 16-lane masks.
         func mask(_ jr: Int) -> (SIMDMask<SIMD16<Int32>>, SIMDMask<SIMD16<Int32>>) {
-            var lo = SIMD16<Int32>(), hi = SIMD16<Int32>()
-            var x = ((jr + phase) % period + period) % period
-            for l in 0..<nr {
-                if skipped.contains(x) {
-                    if l < 16 { lo[l] = 1 } else { hi[l - 16] = 1 }
-                }
-                x = x + 1 == period ? 0 : x + 1
+            let x = ((jr + phase) % period + period) % period
+            return lanes.withUnsafeBytes { lanes in
+                let p = lanes.baseAddress! + x * 4
+                return (p.loadUnaligned(as: SIMD16<Int32>.self) .!= 0, p.loadUnaligned(fromByteOffset: 64, as: SIMD16<Int32>.self) .!= 0)
             }
-            return (lo .!= 0, hi .!= 0)
         }
     }
 
@@ -135,7 +150,7 @@ public enum GEMM {
         WorkerPool.shared(threads: threads).parallelFor(a.rows, granule: rowGranule) { rows in
             prepare(rows)
             guard n > 0 else { return }
-            run(a, segments, blocks, rows, 0, n, c, ldc, nil, false, placement: placement)
+            run(a, segments, blocks, rows, 0, n, c, ldc, nr, nil, false, placement: placement)
         }
     }
 
@@ -167,8 +182,9 @@ public enum GEMM {
     /// With a `placement`, every tile is added into C at its target and all rows form one M block
     /// (each B panel is packed once for all of them).
     static func run(_ a: PackedMatrix, _ segments: [Segment], _ blocks: [Range<Int>], _ rows: Range<Int>, _ j0: Int, _ j1: Int,
-                    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ bias: UnsafePointer<Float>?, _ relu: Bool,
+                    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ cPanelStride: Int, _ bias: UnsafePointer<Float>?, _ relu: Bool,
                     placement: Placement? = nil) {
+        precondition(j0 % nr == 0, "GEMM: columns split at a panel edge")
         let m = rows.upperBound, mc = placement == nil ? Self.mc : rows.count
         // With at most 32 rows (a 3x3 conv's k outputs) a packed panel would serve only four tiles:
         // full panels are read in place instead, segment by segment (measured 5-15% faster there).
@@ -196,7 +212,7 @@ public enum GEMM {
                     var ir = ic
                     while ir < mEnd {
                         let target = placement?.targets[ir / 8] ?? TileTarget(offset: ir * ldc, rows: min(8, m - ir))
-                        let (ap, cp, firstTile) = (a.panel(ir / 8) + k0 * 8, c + target.offset + jr, first && placement == nil)
+                        let (ap, cp, firstTile) = (a.panel(ir / 8) + k0 * 8, c + target.offset + (jr / nr) * cPanelStride, first && placement == nil)
                         let (tileBias, skip) = (bias.map { $0 + ir }, target.skip.map { masks[$0] })
                         if cols <= 8 {
                             thinTile(kb, ap, b, bStride, cp, ldc, firstTile, last, tileBias, relu, rows: target.rows, cols: cols,
@@ -209,10 +225,10 @@ public enum GEMM {
                     }
                 }
                 for (bi, block) in blocks.enumerated() {
-                    if inPlace && cols == nr {
+                    if inPlace && cols == nr || segments[block].allSatisfy(\.isPacked) {
                         for si in block {
                             let seg = segments[si]
-                            tiles(seg.count, seg.k0, UnsafeRawPointer(seg.base + jr), seg.stride * 4,
+                            tiles(seg.count, seg.k0, UnsafeRawPointer(seg.origin(jr)), seg.stride * 4,
                                   first: bi == 0 && si == block.lowerBound, last: bi == blocks.count - 1 && si == block.upperBound - 1)
                         }
                     } else {
@@ -250,7 +266,7 @@ public enum GEMM {
         if let scale = segment.scale, let shift = segment.shift {
             for kk in 0..<segment.count {
                 let s = SIMD16<Float>(repeating: scale[kk]), t = SIMD16<Float>(repeating: shift[kk])
-                let row = segment.base + kk * segment.stride + jr
+                let row = segment.origin(jr) + kk * segment.stride
                 if cols == nr {
                     let raw = UnsafeRawPointer(row)
                     var u = t.addingProduct(raw.loadUnaligned(as: SIMD16<Float>.self), s)
@@ -270,14 +286,14 @@ public enum GEMM {
         }
         if cols == nr {
             for kk in 0..<segment.count {
-                let row = UnsafeRawPointer(segment.base + kk * segment.stride + jr)
+                let row = UnsafeRawPointer(segment.origin(jr) + kk * segment.stride)
                 panel.storeBytes(of: row.loadUnaligned(as: SIMD16<Float>.self), toByteOffset: kk * nr * 4, as: SIMD16<Float>.self)
                 panel.storeBytes(of: row.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self),
                                  toByteOffset: kk * nr * 4 + 64, as: SIMD16<Float>.self)
             }
         } else {
             for kk in 0..<segment.count {
-                let row = segment.base + kk * segment.stride + jr
+                let row = segment.origin(jr) + kk * segment.stride
                 for j in 0..<nr {
                     panel.storeBytes(of: j < cols ? row[j] : 0, toByteOffset: (kk * nr + j) * 4, as: Float.self)
                 }
@@ -287,7 +303,10 @@ public enum GEMM {
 
     /// One 8 x 32 tile over `kb` steps of K (B rows `bStride` bytes apart), stored into the first
     /// `rows` x `cols` of C: whole SIMD16 rows when the tile is full, lane by lane at the edges.
-    @inline(__always)
+    /// `tile` and `store` are inlined by force (`@_transparent`): the optimizer left them as calls
+    /// despite `@inline(__always)`, and SIMD values passed to a call are split into 128-bit pieces
+    /// (the `store` calls alone took 5% of a DenseNet-121 run).
+    @_transparent
     static func tile(_ kb: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int,
                      _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
                      _ bias: UnsafePointer<Float>?, _ relu: Bool, rows: Int, cols: Int,
@@ -402,7 +421,7 @@ public enum GEMM {
         }
     }
 
-    @inline(__always)
+    @_transparent
     static func store(_ lo: SIMD16<Float>, _ hi: SIMD16<Float>, _ c: UnsafeMutablePointer<Float>, _ r: Int, _ ldc: Int,
                       _ first: Bool, _ last: Bool, _ bias: UnsafePointer<Float>?, _ relu: Bool) {
         let p = UnsafeMutableRawPointer(c + r * ldc)

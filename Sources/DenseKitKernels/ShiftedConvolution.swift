@@ -28,11 +28,13 @@ public enum ShiftedConvolution {
         return PackedMatrix(rows: blocks * taps * 8, cols: inChannels, values: rows)
     }
 
-    /// Output planes [0, outChannels) at `output` (same layout as the input's) are overwritten: the
-    /// bias (or zero) everywhere, then the convolution added; their borders end up holding partial
-    /// sums, which nothing may read as image values. The input's border cells are not read.
+    /// `input` holds the image's K = `weights.cols` channels as the GEMM's B, row k channel k and
+    /// column j pixel j (`GEMM.segments` of planes in `layout` from their interior, or a panel-major
+    /// copy). Output planes [0, outChannels) at `output`, in `layout`, are overwritten: the bias (or
+    /// zero) everywhere, then the convolution added; their borders end up holding partial sums, which
+    /// nothing may read as image values.
     public static func run(_ weights: PackedMatrix, outChannels: Int, kernel: Int,
-                           _ input: UnsafePointer<Float>, layout: PlaneLayout,
+                           _ input: [GEMM.Segment], layout: PlaneLayout,
                            into output: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, threads: Int) {
         let b = kernel / 2, taps = kernel * kernel, w = layout.width, plane = layout.plane
         precondition(layout.border == b, "ShiftedConvolution: border \(layout.border) for a \(kernel)x\(kernel) kernel")
@@ -51,7 +53,7 @@ public enum ShiftedConvolution {
             }
         }
         // Each thread sets its own output planes (those of its blocks of A's rows) to the bias first.
-        GEMM.accumulate(weights, GEMM.segments(input + layout.interior, ldb: plane, k: weights.cols),
+        GEMM.accumulate(weights, input,
                         n: layout.height * w, output + layout.interior, ldc: plane, targets: targets, skips: skips,
                         rowGranule: taps * 8, threads: threads) { rows in
             for o in (rows.lowerBound / taps)..<min(outChannels, rows.upperBound / taps) {

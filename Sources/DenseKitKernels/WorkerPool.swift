@@ -5,17 +5,24 @@ import Synchronization
 ///
 /// A DenseNet forward pass is several hundred short GEMMs (tens of microseconds each at 7x7), too
 /// short for a dispatch queue's wake-up cost. Workers spin briefly between steps, then sleep on a
-/// semaphore; the calling thread runs part 0 itself and spins until the others are done.
+/// semaphore. A step's parts are claimed, not assigned: the calling thread and the workers each take
+/// the next unclaimed part until none is left, so a thread that the machine slows down (a busy
+/// sibling core, a preempted CPU) takes fewer parts instead of holding up the step.
 public final class WorkerPool: @unchecked Sendable {
     public let threads: Int
     private let workers: [Worker]
-    private let generation = Atomic<Int>(0)
-    private let pending = Atomic<Int>(0)
+    /// The current step's number, its part count and its next unclaimed part, in one value
+    /// (step << 16 | parts << 8 | next), so that a claim is one compare-and-exchange.
+    private let claims = Atomic<Int>(0)
+    private let finished = Atomic<Int>(0)
     private var job: ((Int) -> Void)?
+    private var step = 0
     private let busy = NSLock()
 
     /// How long a worker spins for the next step before it sleeps.
     static let spinLimit = 200_000
+    /// Parts per step at most.
+    static let maxParts = 255
 
     private final class Worker: @unchecked Sendable {
         let sleeping = Atomic<Bool>(false)
@@ -38,67 +45,86 @@ public final class WorkerPool: @unchecked Sendable {
     private init(threads: Int) {
         self.threads = max(1, threads)
         workers = (1..<max(1, threads)).map { _ in Worker() }
-        for (i, worker) in workers.enumerated() {
-            let thread = Thread { [unowned self] in self.loop(worker, index: i + 1) }
+        for worker in workers {
+            let thread = Thread { [unowned self] in self.loop(worker) }
             thread.stackSize = 1 << 20
             thread.start()
         }
     }
 
-    /// Runs `body(i)` for i in 0..<threads, part 0 on the calling thread; returns when all are done.
-    /// Steps from different callers are serialized.
-    public func run(_ body: (Int) -> Void) {
-        if threads == 1 {
-            body(0)
+    /// Runs `body(i)` for i in 0..<parts on the pool's threads (the caller among them) and returns
+    /// when all are done. Which thread runs a part is not fixed. Steps from different callers are serialized.
+    public func run(parts: Int, _ body: (Int) -> Void) {
+        precondition(parts <= Self.maxParts, "WorkerPool: \(parts) parts")
+        if threads == 1 || parts <= 1 {
+            for i in 0..<parts { body(i) }
             return
         }
         busy.lock()
         defer { busy.unlock() }
         withoutActuallyEscaping(body) { escapable in
             job = escapable
-            pending.store(threads - 1, ordering: .sequentiallyConsistent)
-            generation.add(1, ordering: .sequentiallyConsistent)
+            step = (step + 1) & 0xFFFF_FFFF
+            finished.store(0, ordering: .relaxed)
+            claims.store(step << 16 | parts << 8, ordering: .sequentiallyConsistent)
             for worker in workers where worker.sleeping.compareExchange(expected: true, desired: false, ordering: .sequentiallyConsistent).exchanged {
                 worker.wake.signal()
             }
-            escapable(0)
-            while pending.load(ordering: .acquiring) > 0 { }
+            work(step: step)
+            while finished.load(ordering: .acquiring) < parts { }
             job = nil
         }
     }
 
-    /// Splits 0..<count into `threads` contiguous ranges (multiples of `granule`) and runs them in parallel.
-    public func parallelFor(_ count: Int, granule: Int = 1, _ body: (Range<Int>) -> Void) {
-        let parts = min(threads, max(1, count / max(granule, 1)))
-        if parts <= 1 {
+    /// Claims and runs parts of `step` until it has none left.
+    private func work(step: Int) {
+        var c = claims.load(ordering: .acquiring)
+        // A claim succeeds only while the step is unfinished (its part is unclaimed), so `job` is still its job.
+        while c >> 16 == step && c & 0xFF < (c >> 8) & 0xFF {
+            let (claimed, now) = claims.compareExchange(expected: c, desired: c + 1, ordering: .sequentiallyConsistent)
+            if claimed {
+                job?(c & 0xFF)
+                finished.add(1, ordering: .releasing)
+                c = claims.load(ordering: .acquiring)
+            } else {
+                c = now
+            }
+        }
+    }
+
+    /// Splits 0..<count into `parts` contiguous ranges (multiples of `granule`; by default one per
+    /// thread) and runs them in parallel.
+    public func parallelFor(_ count: Int, granule: Int = 1, parts: Int? = nil, _ body: (Range<Int>) -> Void) {
+        let units = (count + max(granule, 1) - 1) / max(granule, 1)
+        let n = min(parts ?? threads, units, Self.maxParts)
+        if threads == 1 || n <= 1 {
             body(0..<count)
             return
         }
-        let per = ((count + parts - 1) / parts + granule - 1) / granule * granule
-        run { i in
+        let per = (units + n - 1) / n * granule
+        run(parts: n) { i in
             let lo = min(count, i * per), hi = min(count, lo + per)
             if lo < hi { body(lo..<hi) }
         }
     }
 
-    private func loop(_ worker: Worker, index: Int) {
+    private func loop(_ worker: Worker) {
         var seen = 0
         while true {
             var spins = 0
-            while generation.load(ordering: .acquiring) == seen {
+            while claims.load(ordering: .acquiring) >> 16 == seen {
                 spins += 1
                 if spins < Self.spinLimit { continue }
                 worker.sleeping.store(true, ordering: .sequentiallyConsistent)
-                if generation.load(ordering: .sequentiallyConsistent) == seen {
+                if claims.load(ordering: .sequentiallyConsistent) >> 16 == seen {
                     worker.wake.wait()
                 } else if !worker.sleeping.compareExchange(expected: true, desired: false, ordering: .sequentiallyConsistent).exchanged {
                     worker.wake.wait()  // the caller took the flag and signals: consume it
                 }
                 spins = 0
             }
-            seen = generation.load(ordering: .acquiring)
-            job?(index)
-            pending.subtract(1, ordering: .releasing)
+            seen = claims.load(ordering: .acquiring) >> 16
+            work(step: seen)
         }
     }
 }

@@ -87,8 +87,14 @@ import Testing
         x.withUnsafeBufferPointer { xp in
             planes.withUnsafeMutableBufferPointer { layout.unpack(xp.baseAddress!, channels: 0..<t.c, into: $0.baseAddress!) }
         }
+        // The same input panel-major (as a bottleneck writes it), NaN past the image in the last panel.
+        let panels = (t.h * t.w + 31) / 32
+        var panelled = [Float](repeating: .nan, count: panels * t.c * 32)
+        for ch in 0..<t.c {
+            for j in 0..<(t.h * t.w) { panelled[(j / 32) * t.c * 32 + ch * 32 + j % 32] = x[ch * t.h * t.w + j] }
+        }
         let packed = ShiftedConvolution.pack(weight, outChannels: t.o, inChannels: t.c, kernel: t.k)
-        for (threads, withBias) in [(1, true), (2, true), (2, false)] {
+        for (threads, withBias, panelMajor) in [(1, true, false), (2, true, false), (2, false, false), (1, true, true), (2, false, true)] {
             let want = Reference.conv(x, channels: t.c, height: t.h, width: t.w, weight: weight, outChannels: t.o, kernel: t.k,
                                       stride: 1, pads: [Int](repeating: t.k / 2, count: 4), bias: withBias ? bias : nil)
             // The output planes between two guard zones that must keep their values.
@@ -96,17 +102,19 @@ import Testing
             var out = [Float](repeating: .nan, count: guardCount + t.o * layout.plane + guardCount)
             for i in 0..<guardCount { (out[i], out[out.count - 1 - i]) = (-3, -3) }
             var y = [Float](repeating: .nan, count: t.o * t.h * t.w)
-            planes.withUnsafeBufferPointer { pp in
+            (panelMajor ? panelled : planes).withUnsafeBufferPointer { pp in
                 bias.withUnsafeBufferPointer { bp in
                     out.withUnsafeMutableBufferPointer {
                         let planes = $0.baseAddress! + guardCount
-                        ShiftedConvolution.run(packed, outChannels: t.o, kernel: t.k, pp.baseAddress!, layout: layout,
+                        let input = panelMajor ? GEMM.segments(pp.baseAddress!, ldb: 32, k: t.c, panelStride: t.c * 32)
+                                               : GEMM.segments(pp.baseAddress! + layout.interior, ldb: layout.plane, k: t.c)
+                        ShiftedConvolution.run(packed, outChannels: t.o, kernel: t.k, input, layout: layout,
                                                into: planes, bias: withBias ? bp.baseAddress! : nil, threads: threads)
                         y.withUnsafeMutableBufferPointer { layout.pack(planes, channels: 0..<t.o, into: $0.baseAddress!) }
                     }
                 }
             }
-            #expect(relativeError(y, want.values) < 1e-5, "\(t) threads \(threads) bias \(withBias)")
+            #expect(relativeError(y, want.values) < 1e-5, "\(t) threads \(threads) bias \(withBias) panel-major \(panelMajor)")
             #expect(out[..<guardCount].allSatisfy { $0 == -3 } && out[(out.count - guardCount)...].allSatisfy { $0 == -3 }, "\(t)")
             #expect(out[guardCount..<(out.count - guardCount)].allSatisfy { !$0.isNaN }, "\(t): output cells left unwritten")
         }

@@ -57,6 +57,52 @@ import Testing
     }
 }
 
+/// Panel-major operands: a GEMM writes C as 32-column panels and a second GEMM reads that as its B
+/// in place. Lanes of the last panel past N hold NaN: they must be neither written nor let through.
+@Suite struct PanelMajorTests {
+    @Test(arguments: [(128, 96, 32, 3136), (16, 40, 9, 196), (24, 300, 20, 49), (8, 7, 5, 5)])
+    func chainedThroughPanels(_ shape: (m: Int, k: Int, m2: Int, n: Int)) {
+        var rng = SeededRandom(UInt64(shape.m * 7 + shape.n))
+        let a = rng.floats(shape.m * shape.k), b = rng.floats(shape.k * shape.n), a2 = rng.floats(shape.m2 * shape.m)
+        let bias = rng.floats(shape.m)
+        var hidden = Reference.matmul(a, b, m: shape.m, k: shape.k, n: shape.n)
+        for i in hidden.indices { hidden[i] = max(0, hidden[i] + bias[i / shape.n]) }
+        let want = Reference.matmul(a2, hidden, m: shape.m2, k: shape.m, n: shape.n)
+        let (first, second) = (PackedMatrix(rows: shape.m, cols: shape.k, values: a), PackedMatrix(rows: shape.m2, cols: shape.m, values: a2))
+        let panels = (shape.n + 31) / 32, panelStride = shape.m * 32
+        for threads in [1, 2] {
+            var c = [Float](repeating: .nan, count: panels * panelStride)
+            var y = [Float](repeating: .nan, count: shape.m2 * shape.n)
+            b.withUnsafeBufferPointer { bp in
+                bias.withUnsafeBufferPointer { biasp in
+                    c.withUnsafeMutableBufferPointer { cp in
+                        GEMM.multiply(first, bp.baseAddress!, ldb: shape.n, n: shape.n, cp.baseAddress!, ldc: 32, cPanelStride: panelStride,
+                                      bias: biasp.baseAddress!, relu: true, threads: threads)
+                        y.withUnsafeMutableBufferPointer { yp in
+                            GEMM.multiply(second, GEMM.segments(UnsafePointer(cp.baseAddress!), ldb: 32, k: shape.m, panelStride: panelStride),
+                                          n: shape.n, yp.baseAddress!, ldc: shape.n, threads: threads)
+                        }
+                    }
+                }
+            }
+            // C's element (r, j) sits at (j / 32) * panelStride + r * 32 + j % 32; the rest of the last panel is untouched.
+            var panelled = [Float](repeating: 0, count: shape.m * shape.n)
+            var untouched = true
+            for p in 0..<panels {
+                for r in 0..<shape.m {
+                    for l in 0..<32 {
+                        let (j, v) = (p * 32 + l, c[p * panelStride + r * 32 + l])
+                        if j < shape.n { panelled[r * shape.n + j] = v } else if !v.isNaN { untouched = false }
+                    }
+                }
+            }
+            #expect(relativeError(panelled, hidden) < 1e-5, "\(shape) threads \(threads): first GEMM")
+            #expect(untouched, "\(shape) threads \(threads): lanes past N written")
+            #expect(relativeError(y, want) < 1e-5, "\(shape) threads \(threads): second GEMM")
+        }
+    }
+}
+
 /// BatchNorm-ReLU applied to B while packing equals applying it first.
 @Suite struct FusedPackingTests {
     @Test(arguments: [(16, 300, 45), (9, 40, 64), (128, 513, 196)])

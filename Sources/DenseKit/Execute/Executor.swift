@@ -117,7 +117,9 @@ public final class ImageExecution {
             maxBlock = max(maxBlock, plan.blockWidths[b] * layout.plane)
             for l in layers {
                 if let bn = l.bottleneck {
-                    maxBottleneck = max(maxBottleneck, bn.outChannels * layout.plane)
+                    // Planes, or panel-major (before a shifted conv): whole 32-column panels.
+                    let panels = (layout.gemmColumns + GEMM.nr - 1) / GEMM.nr * GEMM.nr
+                    maxBottleneck = max(maxBottleneck, bn.outChannels * max(layout.plane, panels))
                 } else {
                     maxScratch = max(maxScratch, l.norm.scale.count * layout.plane)
                 }
@@ -233,25 +235,28 @@ public final class ImageExecution {
         let l = plan.blocks[block][layer]
         let map = layout
         let current = blockA.pointer
-        var source = scratch.pointer
+        let out = current + offset * map.plane
+        let shifted = map.border > 0
         if let b = l.bottleneck {
-            // BN-ReLU of the block's features is applied while the GEMM packs them; the GEMM writes the
-            // same layout.
+            // BN-ReLU of the block's features is applied while the GEMM packs them. Before a shifted conv
+            // the GEMM writes its output panel-major, the layout that conv's GEMM then reads in place.
             GEMM.multiply(b.weights, current + map.interior, ldb: map.plane, n: map.gemmColumns,
-                          bottleneck.pointer + map.interior, ldc: map.plane,
+                          bottleneck.pointer + (shifted ? 0 : map.interior), ldc: shifted ? GEMM.nr : map.plane,
+                          cPanelStride: shifted ? b.outChannels * GEMM.nr : GEMM.nr,
                           bias: b.bias.map { UnsafePointer($0.pointer) }, relu: true,
                           scale: l.norm.scale.pointer, shift: l.norm.shift.pointer, threads: threads)
-            source = bottleneck.pointer
         } else {
             batchNormReLU(current, scratch.pointer, channels: offset, size: map.plane, l.norm)
         }
-        let out = current + offset * map.plane
-        if map.border > 0 {
-            // The conv reads the source planes as they are and writes straight into the block's next k channels.
-            ShiftedConvolution.run(l.conv.weights, outChannels: l.conv.outChannels, kernel: l.conv.kernel, source, layout: map,
+        if shifted {
+            // The conv writes straight into the block's next k channels.
+            let input = l.bottleneck.map {
+                GEMM.segments(bottleneck.pointer, ldb: GEMM.nr, k: $0.outChannels, panelStride: $0.outChannels * GEMM.nr)
+            } ?? GEMM.segments(scratch.pointer + map.interior, ldb: map.plane, k: offset)
+            ShiftedConvolution.run(l.conv.weights, outChannels: l.conv.outChannels, kernel: l.conv.kernel, input, layout: map,
                                    into: out, bias: l.conv.bias.map { UnsafePointer($0.pointer) }, threads: threads)
         } else {
-            convolve(l.conv, source, h, w, into: out, relu: false)
+            convolve(l.conv, l.bottleneck == nil ? scratch.pointer : bottleneck.pointer, h, w, into: out, relu: false)
         }
         let result = report("block\(block + 1).layer\(layer + 1)", current, channels: offset..<(offset + l.conv.outChannels))
         offset += l.conv.outChannels
