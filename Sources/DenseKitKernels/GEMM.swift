@@ -81,6 +81,8 @@ public enum GEMM {
         let panels = (n + nr - 1) / nr, tiles = (a.rows + 7) / 8
         // Split by columns (each thread packs only its own B panels) unless there are few panels or
         // they divide among the threads clearly worse than the 8-row tiles do (14x14 and 7x7 maps).
+        // Column splits come in two parts per thread, claimed as threads get free: a thread that the
+        // machine slows down does less of the step.
         func imbalance(_ units: Int) -> Double {
             let parts = min(threads, units)
             return Double((units + parts - 1) / parts) * Double(threads) / Double(units)
@@ -88,7 +90,7 @@ public enum GEMM {
         if threads <= 1 || (panels < 2 && tiles < 2) {
             run(a, segments, blocks, 0..<a.rows, 0, n, c, ldc, cPanelStride, bias, relu)
         } else if panels >= 2 * threads && imbalance(panels) <= imbalance(tiles) * 1.05 || tiles < threads {
-            WorkerPool.shared(threads: threads).parallelFor(n, granule: nr) { columns in
+            WorkerPool.shared(threads: threads).parallelFor(n, granule: nr, parts: threads * 2) { columns in
                 run(a, segments, blocks, 0..<a.rows, columns.lowerBound, columns.upperBound, c, ldc, cPanelStride, bias, relu)
             }
         } else {
