@@ -307,7 +307,10 @@ public enum GEMM {
     /// `rows` x `cols` of C: whole SIMD16 rows when the tile is full, lane by lane at the edges.
     /// `tile` and `store` are inlined by force (`@_transparent`): the optimizer left them as calls
     /// despite `@inline(__always)`, and SIMD values passed to a call are split into 128-bit pieces
-    /// (the `store` calls alone took 5% of a DenseNet-121 run).
+    /// (the `store` calls alone took 5% of a DenseNet-121 run; a call per tile costs 5% too).
+    /// Keep what is inlined into `run` small: past the optimizer's size limit it leaves the generic
+    /// SIMD loads and stores themselves as calls (seen once: 2.5x slower; `objdump -d` of the binary
+    /// then shows calls to `loadUnaligned` and `storeBytes`).
     @_transparent
     static func tile(_ kb: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int,
                      _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
