@@ -51,6 +51,17 @@ def peak_mb(cmd, cpus=None):
     return out, usage.ru_maxrss / 1024.0
 
 
+def check_inlining(binary):
+    """Warns when the GEMM's SIMD loads and stores were left as calls (the optimizer's size limit; see GEMM.tile)."""
+    try:
+        listing = subprocess.run(["objdump", "-d", "--no-show-raw-insn", binary], capture_output=True, text=True).stdout
+    except FileNotFoundError:
+        return
+    calls = sum(1 for line in listing.splitlines() if "call" in line and ("loadUnaligned" in line or "storeBytes" in line))
+    if calls:
+        print("WARNING: %d calls to generic SIMD loads/stores in %s: a kernel was not fully inlined, timings will be off" % (calls, binary))
+
+
 def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
@@ -62,6 +73,7 @@ def main():
     out = os.path.join(tempfile.mkdtemp(), "y.npy")
     _, python_mb = peak_mb([sys.executable, "-c", BASELINE_SCRIPT])
     print("DenseNet-121, batch 1, 224x224, model %s" % os.path.basename(model))
+    check_inlining(binary)
     print("%d rounds, each one densekit process then one onnxruntime process of %d timed runs after a warm-up" % (rounds, repeat))
     print("(with 1 thread both on the same core, the rounds taking the cores in turn);")
     print("each column is the median over the rounds of the per-process medians, the ratio the median of the")
