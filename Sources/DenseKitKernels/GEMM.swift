@@ -373,8 +373,8 @@ public enum GEMM {
 
     /// The last few columns of a panel (at most 8) over 8 rows: vectors run down A's packed 8 rows
     /// and B's values are broadcast, so a step of K costs 8 multiply-adds (of 8 lanes) instead of a
-    /// full tile's 16. B's packed row is zero past `cols`.
-    @inline(__always)
+    /// full tile's 16. B's packed row is zero past `cols`. Kept out of `run` (it is rare; see `tile`).
+    @inline(never)
     static func thinTile(_ kb: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int,
                          _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
                          _ bias: UnsafePointer<Float>?, _ relu: Bool, rows: Int, cols: Int,
@@ -383,7 +383,34 @@ public enum GEMM {
         var c4 = SIMD8<Float>(), c5 = SIMD8<Float>(), c6 = SIMD8<Float>(), c7 = SIMD8<Float>()
         var ap = UnsafeRawPointer(a)
         var bp = b
-        for _ in 0..<kb {
+        if cols <= 4 {
+            // Two steps of K at a time, each into four accumulators of its own: eight multiply-adds in
+            // flight, as below (four chains alone would each wait on the previous one's latency).
+            var k = 0
+            while k + 2 <= kb {
+                let (v, u, bq) = (ap.loadUnaligned(as: SIMD8<Float>.self), ap.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self), bp + bStride)
+                c0 = c0.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 0, as: Float.self)))
+                c1 = c1.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 4, as: Float.self)))
+                c2 = c2.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 8, as: Float.self)))
+                c3 = c3.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 12, as: Float.self)))
+                c4 = c4.addingProduct(u, SIMD8(repeating: bq.load(fromByteOffset: 0, as: Float.self)))
+                c5 = c5.addingProduct(u, SIMD8(repeating: bq.load(fromByteOffset: 4, as: Float.self)))
+                c6 = c6.addingProduct(u, SIMD8(repeating: bq.load(fromByteOffset: 8, as: Float.self)))
+                c7 = c7.addingProduct(u, SIMD8(repeating: bq.load(fromByteOffset: 12, as: Float.self)))
+                ap += 64
+                bp += 2 * bStride
+                k += 2
+            }
+            if k < kb {
+                let v = ap.loadUnaligned(as: SIMD8<Float>.self)
+                c0 = c0.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 0, as: Float.self)))
+                c1 = c1.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 4, as: Float.self)))
+                c2 = c2.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 8, as: Float.self)))
+                c3 = c3.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 12, as: Float.self)))
+            }
+            (c0, c1, c2, c3) = (c0 + c4, c1 + c5, c2 + c6, c3 + c7)
+        }
+        for _ in 0..<(cols <= 4 ? 0 : kb) {
             let v = ap.loadUnaligned(as: SIMD8<Float>.self)
             c0 = c0.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 0, as: Float.self)))
             c1 = c1.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 4, as: Float.self)))
