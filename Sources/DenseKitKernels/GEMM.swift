@@ -113,27 +113,31 @@ public enum GEMM {
         }
     }
 
+    /// Which lanes of a tile's 32 columns are added into C: all ones to keep, zero to skip.
+    typealias Keep = (SIMD16<UInt32>, SIMD16<UInt32>)
+
     /// Columns of C that a tile leaves alone: column j is skipped when (j + phase) mod period is in
     /// `skipped` (the image columns of rows `period` wide that a shifted tile must not reach).
     public struct ColumnSkip: Sendable {
         public let phase: Int, period: Int, skipped: Range<Int>
-        /// Lane x is nonzero when column x mod period is skipped, for x in 0..<period + 32: the 32
-        /// columns of any panel are one contiguous slice.
-        private let lanes: [Int32]
+        /// Lane x is all ones when column x mod period is kept, zero when it is skipped, for x in
+        /// 0..<period + 32: the 32 columns of any panel are one contiguous slice.
+        private let lanes: [UInt32]
 
         public init(phase: Int, period: Int, skipped: Range<Int>) {
             self.phase = phase
             self.period = period
             self.skipped = skipped
-            lanes = (0..<(period + nr)).map { skipped.contains($0 % period) ? 1 : 0 }
+            lanes = (0..<(period + nr)).map { skipped.contains($0 % period) ? 0 : ~0 }
         }
 
-        /// Which of the 32 columns from `jr` are skipped, as two 16-lane masks.
-        func mask(_ jr: Int) -> (SIMDMask<SIMD16<Int32>>, SIMDMask<SIMD16<Int32>>) {
+        /// The bit masks that keep the 32 columns from `jr` that are not skipped, as two 16-lane vectors
+        /// (bitwise masks rather than `SIMDMask`s, whose construction is a loop over the lanes).
+        func mask(_ jr: Int) -> Keep {
             let x = ((jr + phase) % period + period) % period
             return lanes.withUnsafeBytes { lanes in
                 let p = lanes.baseAddress! + x * 4
-                return (p.loadUnaligned(as: SIMD16<Int32>.self) .!= 0, p.loadUnaligned(fromByteOffset: 64, as: SIMD16<Int32>.self) .!= 0)
+                return (p.loadUnaligned(as: SIMD16<UInt32>.self), p.loadUnaligned(fromByteOffset: 64, as: SIMD16<UInt32>.self))
             }
         }
     }
@@ -196,7 +200,7 @@ public enum GEMM {
         defer { panel.deallocate() }
         let edge = (panel + kc * nr * 4).bindMemory(to: Float.self, capacity: 8 * nr)
         // The skipped lanes of the current panel, per `ColumnSkip`.
-        var masks = [(SIMDMask<SIMD16<Int32>>, SIMDMask<SIMD16<Int32>>)](repeating: (.init(), .init()), count: placement?.skips.count ?? 0)
+        var masks = [Keep](repeating: (.init(), .init()), count: placement?.skips.count ?? 0)
         var ic = rows.lowerBound
         while ic < m {
             let mEnd = min(m, ic + mc)
@@ -315,7 +319,7 @@ public enum GEMM {
     static func tile(_ kb: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int,
                      _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
                      _ bias: UnsafePointer<Float>?, _ relu: Bool, rows: Int, cols: Int,
-                     skip: (SIMDMask<SIMD16<Int32>>, SIMDMask<SIMD16<Int32>>)?, edge: UnsafeMutablePointer<Float>) {
+                     skip: Keep?, edge: UnsafeMutablePointer<Float>) {
         var l0 = SIMD16<Float>(), l1 = SIMD16<Float>(), l2 = SIMD16<Float>(), l3 = SIMD16<Float>()
         var l4 = SIMD16<Float>(), l5 = SIMD16<Float>(), l6 = SIMD16<Float>(), l7 = SIMD16<Float>()
         var h0 = SIMD16<Float>(), h1 = SIMD16<Float>(), h2 = SIMD16<Float>(), h3 = SIMD16<Float>()
@@ -338,14 +342,8 @@ public enum GEMM {
         }
         if let (lo, hi) = skip {
             // Skipped lanes add nothing (this only happens with `accumulate`, which adds into C).
-            l0 = l0.replacing(with: 0, where: lo); h0 = h0.replacing(with: 0, where: hi)
-            l1 = l1.replacing(with: 0, where: lo); h1 = h1.replacing(with: 0, where: hi)
-            l2 = l2.replacing(with: 0, where: lo); h2 = h2.replacing(with: 0, where: hi)
-            l3 = l3.replacing(with: 0, where: lo); h3 = h3.replacing(with: 0, where: hi)
-            l4 = l4.replacing(with: 0, where: lo); h4 = h4.replacing(with: 0, where: hi)
-            l5 = l5.replacing(with: 0, where: lo); h5 = h5.replacing(with: 0, where: hi)
-            l6 = l6.replacing(with: 0, where: lo); h6 = h6.replacing(with: 0, where: hi)
-            l7 = l7.replacing(with: 0, where: lo); h7 = h7.replacing(with: 0, where: hi)
+            l0.keep(lo); h0.keep(hi); l1.keep(lo); h1.keep(hi); l2.keep(lo); h2.keep(hi); l3.keep(lo); h3.keep(hi)
+            l4.keep(lo); h4.keep(hi); l5.keep(lo); h5.keep(hi); l6.keep(lo); h6.keep(hi); l7.keep(lo); h7.keep(hi)
         }
         if rows == 8 && cols == nr {
             store(l0, h0, c, 0, ldc, first, last, bias, relu)
@@ -378,7 +376,7 @@ public enum GEMM {
     static func thinTile(_ kb: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int,
                          _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
                          _ bias: UnsafePointer<Float>?, _ relu: Bool, rows: Int, cols: Int,
-                         skip: (SIMDMask<SIMD16<Int32>>, SIMDMask<SIMD16<Int32>>)?, edge: UnsafeMutablePointer<Float>) {
+                         skip: Keep?, edge: UnsafeMutablePointer<Float>) {
         var c0 = SIMD8<Float>(), c1 = SIMD8<Float>(), c2 = SIMD8<Float>(), c3 = SIMD8<Float>()
         var c4 = SIMD8<Float>(), c5 = SIMD8<Float>(), c6 = SIMD8<Float>(), c7 = SIMD8<Float>()
         var ap = UnsafeRawPointer(a)
@@ -426,7 +424,7 @@ public enum GEMM {
         // Column j (c_j, down the rows) into the edge tile's [row][column] layout; skipped columns add nothing.
         func put(_ j: Int, _ column: SIMD8<Float>) {
             guard j < cols else { return }
-            let skipped = skip?.0[j] ?? false
+            let skipped = (skip?.0[j] ?? ~0) == 0
             for r in 0..<8 { edge[r * nr + j] = skipped ? 0 : column[r] }
         }
         put(0, c0); put(1, c1); put(2, c2); put(3, c3); put(4, c4); put(5, c5); put(6, c6); put(7, c7)
@@ -480,5 +478,10 @@ public enum GEMM {
 extension SIMD16 where Scalar == Float {
     @inline(__always) mutating func addProduct(_ a: SIMD16<Float>, _ b: SIMD16<Float>) {
         self = self.addingProduct(a, b)
+    }
+
+    /// Zeroes the lanes whose `mask` is zero (a bitwise and: lanes that are kept stay bit for bit).
+    @_transparent mutating func keep(_ mask: SIMD16<UInt32>) {
+        self = unsafeBitCast(unsafeBitCast(self, to: SIMD16<UInt32>.self) & mask, to: SIMD16<Float>.self)
     }
 }
