@@ -381,10 +381,11 @@ public enum GEMM {
         var c4 = SIMD8<Float>(), c5 = SIMD8<Float>(), c6 = SIMD8<Float>(), c7 = SIMD8<Float>()
         var ap = UnsafeRawPointer(a)
         var bp = b
+        var k = 0
         if cols <= 4 {
             // Two steps of K at a time, each into four accumulators of its own: eight multiply-adds in
-            // flight, as below (four chains alone would each wait on the previous one's latency).
-            var k = 0
+            // flight, as below (four chains alone would each wait on the previous one's latency). An odd
+            // last step is left to the loop below, whose columns past `cols` are not stored.
             while k + 2 <= kb {
                 let (v, u, bq) = (ap.loadUnaligned(as: SIMD8<Float>.self), ap.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self), bp + bStride)
                 c0 = c0.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 0, as: Float.self)))
@@ -399,16 +400,9 @@ public enum GEMM {
                 bp += 2 * bStride
                 k += 2
             }
-            if k < kb {
-                let v = ap.loadUnaligned(as: SIMD8<Float>.self)
-                c0 = c0.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 0, as: Float.self)))
-                c1 = c1.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 4, as: Float.self)))
-                c2 = c2.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 8, as: Float.self)))
-                c3 = c3.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 12, as: Float.self)))
-            }
             (c0, c1, c2, c3) = (c0 + c4, c1 + c5, c2 + c6, c3 + c7)
         }
-        for _ in 0..<(cols <= 4 ? 0 : kb) {
+        for _ in k..<kb {
             let v = ap.loadUnaligned(as: SIMD8<Float>.self)
             c0 = c0.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 0, as: Float.self)))
             c1 = c1.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 4, as: Float.self)))
