@@ -67,15 +67,15 @@ def main():
         sys.exit(__doc__)
     binary, folder = sys.argv[1], sys.argv[2]
     repeat = int(sys.argv[sys.argv.index("--repeat") + 1]) if "--repeat" in sys.argv else 20
-    rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 9
+    rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 15
     model = os.path.join(folder, "densenet121-legacy-opset17.onnx")
     inp = os.path.join(folder, "input-224.npy")
     out = os.path.join(tempfile.mkdtemp(), "y.npy")
     _, python_mb = peak_mb([sys.executable, "-c", BASELINE_SCRIPT])
     print("DenseNet-121, batch 1, 224x224, model %s" % os.path.basename(model))
     check_inlining(binary)
-    print("%d rounds, each one densekit process then one onnxruntime process of %d timed runs after a warm-up" % (rounds, repeat))
-    print("(with 1 thread both on the same core, the rounds taking the cores in turn);")
+    print("%d rounds, each one densekit process and one onnxruntime process of %d timed runs after a warm-up" % (rounds, repeat))
+    print("(which goes first alternates; with 1 thread both on the same core, the rounds taking the cores in turn);")
     print("each column is the median over the rounds of the per-process medians, the ratio the median of the")
     print("rounds' ratios (alternating the two keeps a shared, drifting machine fair to both)")
     print("%-8s %14s %14s %8s   %12s %12s" % ("threads", "densekit ms", "onnxrt ms", "ratio", "densekit MB", "onnxrt MB"))
@@ -90,11 +90,19 @@ def main():
             # With 1 thread, both processes of a round run on the same core (the rounds take the cores
             # in turn): a VM's cores can differ in speed for minutes.
             cpus = {sorted(os.sched_getaffinity(0))[r % len(os.sched_getaffinity(0))]} if threads == 1 else None
-            dk_out, dk_mb = peak_mb([binary, "run", model, "--input", inp, "--output", out,
-                                     "--threads", str(threads), "--repeat", str(repeat), "--json"], cpus)
-            dk = json.loads(dk_out)
-            ort_out, ort_mb = peak_mb([sys.executable, "-c", ORT_SCRIPT, model, inp, str(threads), str(repeat)], cpus)
-            ort = json.loads(ort_out)
+            def run_densekit():
+                return peak_mb([binary, "run", model, "--input", inp, "--output", out,
+                                "--threads", str(threads), "--repeat", str(repeat), "--json"], cpus)
+
+            def run_ort():
+                return peak_mb([sys.executable, "-c", ORT_SCRIPT, model, inp, str(threads), str(repeat)], cpus)
+
+            # The order alternates, so a machine that drifts within a round favours neither.
+            if r % 2 == 0:
+                (dk_out, dk_mb), (ort_out, ort_mb) = run_densekit(), run_ort()
+            else:
+                (ort_out, ort_mb), (dk_out, dk_mb) = run_ort(), run_densekit()
+            dk, ort = json.loads(dk_out), json.loads(ort_out)
             dk_mins.append(dk["runMs"]["min"])
             ort_mins.append(ort["min"])
             dks.append(dk["runMs"]["median"])
