@@ -381,13 +381,11 @@ public enum GEMM {
         var c4 = SIMD8<Float>(), c5 = SIMD8<Float>(), c6 = SIMD8<Float>(), c7 = SIMD8<Float>()
         var ap = UnsafeRawPointer(a)
         var bp = b
-        var k = 0
-        if cols <= 4 {
-            // Two steps of K at a time, each into four accumulators of its own: eight multiply-adds in
-            // flight, as below (four chains alone would each wait on the previous one's latency). An odd
-            // last step is left to the loop below, whose columns past `cols` are not stored.
-            while k + 2 <= kb {
-                let (v, u, bq) = (ap.loadUnaligned(as: SIMD8<Float>.self), ap.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self), bp + bStride)
+        /// `count` iterations, each adding A's 8 rows at `ap` times 4 B values at `bp` into c0...c3, and
+        /// A's rows `aNext` bytes on times 4 B values `bNext` bytes on into c4...c7.
+        func steps(_ count: Int, aNext: Int, bNext: Int, aStep: Int, bStep: Int) {
+            for _ in 0..<count {
+                let (v, u, bq) = (ap.loadUnaligned(as: SIMD8<Float>.self), ap.loadUnaligned(fromByteOffset: aNext, as: SIMD8<Float>.self), bp + bNext)
                 c0 = c0.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 0, as: Float.self)))
                 c1 = c1.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 4, as: Float.self)))
                 c2 = c2.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 8, as: Float.self)))
@@ -396,25 +394,18 @@ public enum GEMM {
                 c5 = c5.addingProduct(u, SIMD8(repeating: bq.load(fromByteOffset: 4, as: Float.self)))
                 c6 = c6.addingProduct(u, SIMD8(repeating: bq.load(fromByteOffset: 8, as: Float.self)))
                 c7 = c7.addingProduct(u, SIMD8(repeating: bq.load(fromByteOffset: 12, as: Float.self)))
-                ap += 64
-                bp += 2 * bStride
-                k += 2
+                ap += aStep
+                bp += bStep
             }
-            (c0, c1, c2, c3) = (c0 + c4, c1 + c5, c2 + c6, c3 + c7)
         }
-        for _ in k..<kb {
-            let v = ap.loadUnaligned(as: SIMD8<Float>.self)
-            c0 = c0.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 0, as: Float.self)))
-            c1 = c1.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 4, as: Float.self)))
-            c2 = c2.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 8, as: Float.self)))
-            c3 = c3.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 12, as: Float.self)))
-            c4 = c4.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 16, as: Float.self)))
-            c5 = c5.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 20, as: Float.self)))
-            c6 = c6.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 24, as: Float.self)))
-            c7 = c7.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 28, as: Float.self)))
-            ap += 32
-            bp += bStride
-        }
+        // Eight multiply-adds in flight per iteration (four chains alone would each wait on the previous
+        // one's latency): columns 0-7 of one K step, or, for at most 4 columns, columns 0-3 of two K
+        // steps (the odd one's summed in after). An odd last step then runs as a full one, whose columns
+        // past `cols` are not stored.
+        let pairs = cols <= 4 ? kb / 2 : 0
+        steps(pairs, aNext: 32, bNext: bStride, aStep: 64, bStep: 2 * bStride)
+        if cols <= 4 { (c0, c1, c2, c3) = (c0 + c4, c1 + c5, c2 + c6, c3 + c7) }
+        steps(kb - 2 * pairs, aNext: 0, bNext: 16, aStep: 32, bStep: bStride)
         // Column j (c_j, down the rows) into the edge tile's [row][column] layout; skipped columns add nothing.
         func put(_ j: Int, _ column: SIMD8<Float>) {
             guard j < cols else { return }
