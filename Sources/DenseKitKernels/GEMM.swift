@@ -183,10 +183,10 @@ public enum GEMM {
     }
 
     /// Columns [j0, j1) of C. Loop order: M blocks of 128 rows, then 32-column panels, then all of K
-    /// (K block by K block, each B panel packed contiguously), then the 8-row tiles; a C panel stays
-    /// in L1 across K and the B window of one panel stays in L1/L2 across the taps of a convolution.
-    /// With a `placement`, every tile is added into C at its target and all rows form one M block
-    /// (each B panel is packed once for all of them).
+    /// (K block by K block, each B panel packed contiguously unless it is read in place), then the
+    /// 8-row tiles; a C panel stays in L1 across K and the B window of one panel stays in L1/L2 across
+    /// the taps of a convolution. With a `placement`, every tile is added into C at its target and all
+    /// rows form one M block (each B panel serves all of them).
     static func run(_ a: PackedMatrix, _ segments: [Segment], _ blocks: [Range<Int>], _ rows: Range<Int>, _ j0: Int, _ j1: Int,
                     _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ cPanelStride: Int, _ bias: UnsafePointer<Float>?, _ relu: Bool,
                     placement: Placement? = nil) {
@@ -195,6 +195,8 @@ public enum GEMM {
         // With at most 32 rows (a 3x3 conv's k outputs) a packed panel would serve only four tiles:
         // full panels are read in place instead, segment by segment (measured 5-15% faster there).
         let inPlace = a.rows <= 32 && segments.allSatisfy { $0.scale == nil }
+        // K blocks whose segments are panel-major: read in place at any width.
+        let packed = blocks.map { segments[$0].allSatisfy(\.isPacked) }
         // The packed B panel, then room for one 8 x 32 edge tile.
         let panel = UnsafeMutableRawPointer.allocate(byteCount: (kc + 8) * nr * 4, alignment: 64)
         defer { panel.deallocate() }
@@ -231,7 +233,7 @@ public enum GEMM {
                     }
                 }
                 for (bi, block) in blocks.enumerated() {
-                    if inPlace && cols == nr || segments[block].allSatisfy(\.isPacked) {
+                    if inPlace && cols == nr || packed[bi] {
                         for si in block {
                             let seg = segments[si]
                             tiles(seg.count, seg.k0, UnsafeRawPointer(seg.origin(jr)), seg.stride * 4,

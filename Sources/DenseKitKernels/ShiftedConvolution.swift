@@ -4,8 +4,8 @@
 /// Output pixel q reads tap t's input at q + shift(t), a constant offset in the plane. Rather than
 /// reading the input once per tap (B rows shifted per tap, as `PhaseConvolution` does), every tap's
 /// weights are multiplied with the input's image read once, and each tap's tile is added into the
-/// output at q = p - shift(t): one GEMM with M = taps x outputs, whose B panel is packed once and
-/// serves all of them (9x the reuse for a 3x3 with 32 outputs). Rows have no border columns: a tap
+/// output at q = p - shift(t): one GEMM with M = taps x outputs, each of whose B panels (packed, or
+/// read in place from a panel-major input) serves all of them (9x the reuse for a 3x3 with 32 outputs). Rows have no border columns: a tap
 /// that reaches across the left or right edge would add the neighbouring row's pixels, so its tiles
 /// skip the output columns where that happens (they read zero padding there). Reaching above or below
 /// the image lands in the plane's vertical border. Exact in real arithmetic; the sums are in another
