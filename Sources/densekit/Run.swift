@@ -23,7 +23,7 @@ struct ExecutionOptions: ParsableArguments {
 }
 
 struct Run: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run the reference executor on an input array.")
+    static let configuration = CommandConfiguration(abstract: "Run the SIMD executor on an input array.")
 
     @Argument(help: "The model file.") var model: String
     @Option(help: "Input array (.npy, float32/float64/float16).") var input: String
@@ -48,7 +48,7 @@ struct Run: ParsableCommand {
             let array = try CommandFailure.about(input) { try NPY.read(path: input) }
             let x = try CommandFailure.about(input) { try ModelInput(array, layout: execution.inputLayout, for: net) }
             let prepareStart = clock.now
-            let executor = Executor(net, threads: execution.threadCount)
+            let executor = try CommandFailure.about(model) { try Executor(net, threads: execution.threadCount) }
             prepareMs = milliseconds(clock.now - prepareStart)
             return (executor, x)
         }

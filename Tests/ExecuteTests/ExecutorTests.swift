@@ -99,7 +99,9 @@ import TestSupport
 
     @Test func tooSmallAnInputIsAnErrorNotATrap() throws {
         let net = Self.oddNet(bottleneck: true, seed: 4)  // ImageNet stem: /4, then two transitions /2
-        #expect(throws: ExecutionError.self) { try Executor(net).run([Float](repeating: 0, count: 3 * 6 * 6), batch: 1, height: 6, width: 6) }
+        #expect { try Executor(net).run([Float](repeating: 0, count: 3 * 6 * 6), batch: 1, height: 6, width: 6) } throws: {
+            "\($0)" == "transition2: expected a map of at least 1x1, found 0x0 for a 6x6 input"
+        }
         #expect(throws: ExecutionError.self) { try Executor(net).run([Float](repeating: 0, count: 10), batch: 1, height: 6, width: 6) }
     }
 }

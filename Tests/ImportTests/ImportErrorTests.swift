@@ -64,7 +64,7 @@ import TestSupport
         let absolute = try patch(model, location, "/" + String(repeating: "x", count: location.count - 1))
         expectError("escapes the model's folder") { try Fixtures.loadWritten(absolute, as: "m.onnx") }
         expectError("cannot open external data file") { try Fixtures.loadWritten(model, as: "m.onnx") }
-        expectError("has \(weights.count / 2) bytes") { try Fixtures.loadWritten(model, as: "m.onnx", extra: [location: weights.prefix(weights.count / 2)]) }
+        expectError("found a file of \(weights.count / 2) bytes") { try Fixtures.loadWritten(model, as: "m.onnx", extra: [location: weights.prefix(weights.count / 2)]) }
         // Intact, it loads.
         #expect(try Fixtures.loadWritten(model, as: "m.onnx", extra: [location: weights]).blocks.count == 3)
     }
@@ -75,7 +75,7 @@ import TestSupport
             #expect(throws: ImportError.self, "cut at \(cut)") { try Fixtures.loadWritten(data.prefix(cut), as: "cut.h5") }
         }
         expectError("HDF5") { try Fixtures.loadWritten(data.prefix(data.count / 2), as: "half.h5") }
-        expectError("bad signature") { try Fixtures.loadWritten(Data("not an hdf5 file at all".utf8), as: "x.h5") }
+        expectError("not a model file DenseKit reads (looks like text)") { try Fixtures.loadWritten(Data("not an hdf5 file at all".utf8), as: "x.h5") }
     }
 
     @Test func corruptKerasArchiveIsRefused() throws {
@@ -89,6 +89,6 @@ import TestSupport
         expectError("no model.weights.h5") { try Fixtures.loadWritten(renamed, as: "renamed.keras") }
         let escaping = try patch(data, "config.json", "../fig.json", all: true)
         expectError("zip entry '../fig.json' escapes the archive") { try Fixtures.loadWritten(escaping, as: "escaping.keras") }
-        expectError("not an HDF5 file or .keras archive (bad signature)") { try Fixtures.loadWritten(Data("not a zip archive".utf8), as: "garbage.keras") }
+        expectError("not a model file DenseKit reads (looks like text)") { try Fixtures.loadWritten(Data("not a zip archive".utf8), as: "garbage.keras") }
     }
 }

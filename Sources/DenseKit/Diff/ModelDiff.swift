@@ -80,7 +80,7 @@ public struct ModelDiff {
 
     /// `input` is NCHW [batch, C, height, width].
     public func run(_ input: [Float], batch: Int, height: Int, width: Int) throws -> Result {
-        let ea = Executor(a, threads: threads), eb = Executor(b, threads: threads)
+        let ea = try Executor(a, threads: threads), eb = try Executor(b, threads: threads)
         let per = a.stem.conv.inChannels * height * width
         var layers: [Layer] = []
         var output = ErrorMetrics()

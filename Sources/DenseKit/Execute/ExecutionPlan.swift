@@ -4,6 +4,10 @@ import DenseKitKernels
 /// directly follow a conv (stem, bottleneck) folded into that conv's weights and bias, and every
 /// other BatchNorm turned into a per-channel (scale, shift) applied together with its ReLU.
 /// All exact in real arithmetic; results differ from the unfolded graph by float rounding only.
+///
+/// The kernels run without bounds checks, so the plan is made only from a graph that passes
+/// `DenseNet.validate()` here, whoever built it: every tensor then holds exactly the values its
+/// layer's sizes say, which is all the packing below and the kernels rely on.
 final class ExecutionPlan: @unchecked Sendable {
     struct Affine {
         let scale: AlignedBuffer
@@ -63,9 +67,6 @@ final class ExecutionPlan: @unchecked Sendable {
             PhaseConvolution(channels: inChannels, height: h, width: w, kernel: kernel, stride: stride, pads: pads)
         }
 
-        func outputSize(_ h: Int, _ w: Int) -> (Int, Int) {
-            ((h + pads[0] + pads[2] - kernel) / stride + 1, (w + pads[1] + pads[3] - kernel) / stride + 1)
-        }
     }
 
     struct Layer {
@@ -100,8 +101,12 @@ final class ExecutionPlan: @unchecked Sendable {
     let classes: Int
     let softmax: Bool
     let layerNames: [String]
+    /// What decides every stage's map size for a given input (`FeatureMapSizes`).
+    let geometry: FeatureMapSizes.Geometry
 
-    init(_ net: DenseNet) {
+    init(_ net: DenseNet) throws {
+        try net.validate()
+        geometry = FeatureMapSizes.Geometry(net)
         stemConv = Conv(net.stem.conv, then: net.stem.norm)
         stemReLU = net.stem.relu
         stemPool = net.stem.pool

@@ -4,7 +4,8 @@ import DenseKitKernels
 ///
 /// Each dense block has one preallocated buffer into which every layer writes its k channels in place
 /// (no concat copies); transitions pool before their 1x1 conv; BN-ReLU is applied while preparing each
-/// GEMM operand. `threads` splits every GEMM's columns; 1 means no other thread is used.
+/// GEMM operand. `threads` splits every GEMM by columns, or by rows where the column panels would
+/// divide unevenly (7x7 and 14x14 maps); 1 means no other thread is used.
 /// The workspace for one input size is kept between runs (fresh memory costs page faults), so an
 /// executor runs one batch at a time.
 public final class Executor: @unchecked Sendable {
@@ -13,8 +14,9 @@ public final class Executor: @unchecked Sendable {
     public let classes: Int
     public let inputChannels: Int
 
-    public init(_ net: DenseNet, threads: Int = 1) {
-        plan = ExecutionPlan(net)
+    /// Packs `net`'s weights; throws when the graph does not pass `DenseNet.validate()`.
+    public init(_ net: DenseNet, threads: Int = 1) throws {
+        plan = try ExecutionPlan(net)
         self.threads = max(1, threads)
         classes = net.classes
         inputChannels = net.stem.conv.inChannels
@@ -90,30 +92,32 @@ public final class ImageExecution {
     private var h = 0, w = 0
     private var layout: PlaneLayout { PlaneLayout(height: h, width: w, border: plan.border) }
 
+    /// Every stage's map size for this input: the one walk of the geometry that both sizes the
+    /// buffers here and drives the steps.
+    let sizes: FeatureMapSizes
+
+    /// The most memory one image's workspace may take (a larger input is refused before allocating).
+    static let maximumWorkspaceBytes = 8 << 30
+
     init(plan: ExecutionPlan, height: Int, width: Int, threads: Int) throws {
         self.plan = plan
         self.threads = threads
         self.height = height
         self.width = width
-        // Size every buffer for this input size, checking that every stage has a positive size.
+        let sizes = try FeatureMapSizes(plan.geometry, height: height, width: width)
+        self.sizes = sizes
         let stem = plan.stemConv, border = plan.border
-        guard height > 0, width > 0 else { throw ExecutionError.inputShape(expected: "positive height and width", found: [height, width]) }
-        let (h1, w1) = stem.outputSize(height, width)
-        guard h1 > 0, w1 > 0 else { throw ExecutionError.unsupported("input \(height)x\(width) is too small for the stem") }
-        var (h, w) = (h1, w1)
-        if let p = plan.stemPool { (h, w) = p.outputSize(h1, w1) }
         var maxBlock = 0, maxScratch = 0, maxBottleneck = 0, maxPlanes = 0, maxGrid = 0, maxPacked = 0
         /// Grows the workspace for conv `c` on an h x w input read through phase planes.
-        func need(_ c: ExecutionPlan.Conv, _ h: Int, _ w: Int) {
+        func need(_ c: ExecutionPlan.Conv, _ s: FeatureMapSizes.Size) {
             guard !c.isPointwise else { return }
-            let g = c.phases(h, w)
+            let g = c.phases(s.height, s.width)
             maxPlanes = max(maxPlanes, g.inputCount)
             maxGrid = max(maxGrid, c.outChannels * g.gridCount)
         }
-        need(stem, height, width)
+        need(stem, sizes.input)
         for (b, layers) in plan.blocks.enumerated() {
-            guard h > 0, w > 0 else { throw ExecutionError.unsupported("input \(height)x\(width) is too small: block\(b + 1) would be empty") }
-            let hw = h * w, layout = PlaneLayout(height: h, width: w, border: border)
+            let s = sizes.blocks[b], layout = PlaneLayout(height: s.height, width: s.width, border: border)
             maxBlock = max(maxBlock, plan.blockWidths[b] * layout.plane)
             for l in layers {
                 if let bn = l.bottleneck {
@@ -123,29 +127,34 @@ public final class ImageExecution {
                 } else {
                     maxScratch = max(maxScratch, l.norm.scale.count * layout.plane)
                 }
-                if border == 0 { need(l.conv, h, w) }
-                guard l.conv.outputSize(h, w) == (h, w) else {
-                    throw ExecutionError.unsupported("block\(b + 1): a dense layer's conv changes the spatial size")
-                }
+                if border == 0 { need(l.conv, s) }
             }
             if b < plan.transitions.count {
-                let t = plan.transitions[b]
+                let t = plan.transitions[b], channels = t.norm.scale.count
                 if t.poolFirst {
-                    (h, w) = (h / 2, w / 2)
-                    maxScratch = max(maxScratch, t.norm.scale.count * PlaneLayout(height: h, width: w, border: border).plane)
+                    let pooled = sizes.blocks[b + 1]
+                    maxScratch = max(maxScratch, channels * PlaneLayout(height: pooled.height, width: pooled.width, border: border).plane)
                 } else {
-                    maxPacked = max(maxPacked, t.norm.scale.count * hw)
-                    maxScratch = max(maxScratch, t.norm.scale.count * hw)
-                    let (ch, cw) = t.conv.outputSize(h, w)
-                    maxBottleneck = max(maxBottleneck, t.conv.outChannels * ch * cw)
-                    need(t.conv, h, w)
-                    (h, w) = t.pool.outputSize(ch, cw)
+                    maxPacked = max(maxPacked, channels * s.area)
+                    maxScratch = max(maxScratch, channels * s.area)
+                    maxBottleneck = max(maxBottleneck, t.conv.outChannels * sizes.transitionConvs[b].area)
+                    need(t.conv, s)
                 }
             }
         }
         maxScratch = max(maxScratch, plan.headNorm.scale.count)
-        if border > 0 { maxPacked = max(maxPacked, plan.headNorm.scale.count * h * w) }
-        image = AlignedBuffer(count: stem.inChannels * height * width)
+        if border > 0 { maxPacked = max(maxPacked, plan.headNorm.scale.count * sizes.head.area) }
+        let stemStaged = plan.stemPool == nil ? border > 0 : stem.isPointwise
+        let stemCount = stemStaged ? stem.outChannels * sizes.stemConv.area : 0
+        // Sizes are bounded by the validated limits (16384 a side, 2^16 channels), so these products
+        // cannot overflow; their sum is capped before anything is allocated.
+        let counts = [stem.inChannels * sizes.input.area, maxBlock, maxBlock, maxScratch, maxBottleneck, maxPlanes, maxGrid,
+                      maxPacked, stemCount, plan.classes]
+        let bytes = counts.reduce(0, +) * 4
+        guard bytes <= Self.maximumWorkspaceBytes else {
+            throw ExecutionError.unsupported("a \(height)x\(width) input needs \(bytes >> 20) MiB of workspace; the executor allows at most \(Self.maximumWorkspaceBytes >> 20) MiB per image")
+        }
+        image = AlignedBuffer(count: counts[0])
         blockA = AlignedBuffer(count: maxBlock)
         blockB = AlignedBuffer(count: maxBlock)
         scratch = AlignedBuffer(count: maxScratch)
@@ -153,8 +162,7 @@ public final class ImageExecution {
         planes = AlignedBuffer(count: maxPlanes)
         grid = AlignedBuffer(count: maxGrid)
         packed = AlignedBuffer(count: maxPacked)
-        let stemStaged = plan.stemPool == nil ? border > 0 : stem.isPointwise
-        stemOut = AlignedBuffer(count: stemStaged ? stem.outChannels * h1 * w1 : 0)
+        stemOut = AlignedBuffer(count: stemCount)
         logits = AlignedBuffer(count: plan.classes)
     }
 
@@ -183,11 +191,11 @@ public final class ImageExecution {
 
     private func runStem() -> LayerActivation {
         let c = plan.stemConv
-        let (h1, w1) = c.outputSize(height, width)
+        let (h1, w1) = (sizes.stemConv.height, sizes.stemConv.width)
         let source = UnsafePointer(image.pointer)
+        (h, w) = (sizes.blocks[0].height, sizes.blocks[0].width)
         if let p = plan.stemPool {
             // Pooled straight from the conv's output grid (or its output, for a pointwise stem).
-            (h, w) = p.outputSize(h1, w1)
             let (dst, to, oh, ow) = (blockA.pointer + layout.interior, layout.strides, h, w)
             /// Pools output rows `rows` from the conv's output (rows `stride` apart).
             func pool(_ conv: UnsafePointer<Float>, stride: Int, rows: Range<Int>) {
@@ -219,7 +227,6 @@ public final class ImageExecution {
                 }
             }
         } else {
-            (h, w) = (h1, w1)
             if plan.border == 0 {
                 convolve(c, source, height, width, into: blockA.pointer, relu: plan.stemReLU)
             } else {
@@ -268,8 +275,9 @@ public final class ImageExecution {
         let t = plan.transitions[block]
         let map = layout
         let current = blockA.pointer, next = blockB.pointer
+        let after = sizes.blocks[block + 1]
         if t.poolFirst {
-            let pooled = PlaneLayout(height: h / 2, width: w / 2, border: plan.border)
+            let pooled = PlaneLayout(height: after.height, width: after.width, border: plan.border)
             let (src, dst, height, width) = (current + map.interior, scratch.pointer, h, w)
             parallel(offset) { r in
                 Elementwise.batchNormReLUAvgPool2(src + r.lowerBound * map.plane, dst + pooled.interior + r.lowerBound * pooled.plane,
@@ -279,22 +287,21 @@ public final class ImageExecution {
             }
             GEMM.multiply(t.conv.weights, scratch.pointer + pooled.interior, ldb: pooled.plane, n: pooled.gemmColumns,
                           next + pooled.interior, ldc: pooled.plane, bias: t.conv.bias.map { UnsafePointer($0.pointer) }, threads: threads)
-            (h, w) = (h / 2, w / 2)
         } else {
             // Any other transition (no exporter DenseKit knows makes one), on packed copies.
             map.pack(current, channels: 0..<offset, into: packed.pointer)
             batchNormReLU(packed.pointer, scratch.pointer, channels: offset, size: h * w, t.norm)
-            let (ch, cw) = t.conv.outputSize(h, w)
+            let (ch, cw) = (sizes.transitionConvs[block].height, sizes.transitionConvs[block].width)
             convolve(t.conv, scratch.pointer, h, w, into: bottleneck.pointer, relu: false)
             let pooled = Reference.pool(Array(UnsafeBufferPointer(start: bottleneck.pointer, count: t.conv.outChannels * ch * cw)),
                                         channels: t.conv.outChannels, height: ch, width: cw, max: t.pool.kind == .max,
                                         kernel: t.pool.kernel, stride: t.pool.stride, pads: t.pool.pads,
                                         countIncludePad: t.pool.countIncludePad)
-            (h, w) = (pooled.height, pooled.width)
-            let target = layout
+            let target = PlaneLayout(height: after.height, width: after.width, border: plan.border)
             pooled.values.withUnsafeBufferPointer { target.unpack($0.baseAddress!, channels: 0..<t.conv.outChannels, into: next) }
         }
         swap(&blockA, &blockB)
+        (h, w) = (after.height, after.width)
         offset = t.conv.outChannels
         block += 1
         layer = 0

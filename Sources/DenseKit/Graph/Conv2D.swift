@@ -19,9 +19,14 @@ public struct Conv2D: Sendable {
     public var inChannels: Int { weight.shape[1] }
     public var kernel: Int { weight.shape[2] }
 
-    /// Output height and width for an input of the given size.
+    /// Output height and width for an input of the given size (0 where the window does not fit).
+    /// Only for a validated conv: stride >= 1, four pads.
     public func outputSize(_ h: Int, _ w: Int) -> (Int, Int) {
-        ((h + pads[0] + pads[2] - weight.shape[2]) / stride + 1,
-         (w + pads[1] + pads[3] - weight.shape[3]) / stride + 1)
+        (windows(h + pads[0] + pads[2], kernel, stride), windows(w + pads[1] + pads[3], weight.shape[3], stride))
     }
+}
+
+/// How many windows of `kernel` at `stride` fit in `extent` (floor mode; 0 when none does).
+func windows(_ extent: Int, _ kernel: Int, _ stride: Int) -> Int {
+    extent < kernel ? 0 : (extent - kernel) / stride + 1
 }

@@ -17,8 +17,9 @@ public struct Pool2D: Sendable, Equatable {
         self.countIncludePad = countIncludePad
     }
 
-    /// Output height and width for an input of the given size (floor mode).
+    /// Output height and width for an input of the given size (floor mode; 0 where the window does
+    /// not fit). Only for a validated pool: stride >= 1, four pads.
     public func outputSize(_ h: Int, _ w: Int) -> (Int, Int) {
-        ((h + pads[0] + pads[2] - kernel) / stride + 1, (w + pads[1] + pads[3] - kernel) / stride + 1)
+        (windows(h + pads[0] + pads[2], kernel, stride), windows(w + pads[1] + pads[3], kernel, stride))
     }
 }

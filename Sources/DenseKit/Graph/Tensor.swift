@@ -14,8 +14,8 @@ public struct Tensor: Sendable, Equatable {
 
     enum Storage: Sendable {
         case owned([Float])
-        /// Little-endian float32 values at a 4-byte aligned offset of a mapped file.
-        case mapped(MappedFile, offset: Int)
+        /// `count` little-endian float32 values at a 4-byte aligned offset of a mapped file.
+        case mapped(MappedFile, offset: Int, count: Int)
     }
 
     public init(name: String, shape: [Int], storedDType: DType = .f32, values: [Float]) {
@@ -25,12 +25,13 @@ public struct Tensor: Sendable, Equatable {
         storage = .owned(values)
     }
 
-    /// A float32 tensor read in place from `file` (`shape`'s product values at `offset`).
-    init(name: String, shape: [Int], mapped file: MappedFile, offset: Int) {
+    /// A float32 tensor read in place from `file`: `count` values at `offset`, which the caller has
+    /// checked lie inside the file.
+    init(name: String, shape: [Int], mapped file: MappedFile, offset: Int, count: Int) {
         self.name = name
         self.shape = shape
         storedDType = .f32
-        storage = .mapped(file, offset: offset)
+        storage = .mapped(file, offset: offset, count: count)
     }
 
     /// The values as float32 (a copy when they are still in a mapped file).
@@ -49,7 +50,7 @@ public struct Tensor: Sendable, Equatable {
         switch storage {
         case .owned(let v):
             return try v.withUnsafeBufferPointer(body)
-        case .mapped(let file, let offset):
+        case .mapped(let file, let offset, let count):
             return try file.data.withUnsafeBytes { raw in
                 let start = raw.baseAddress.map { ($0 + offset).assumingMemoryBound(to: Float.self) }
                 return try body(UnsafeBufferPointer(start: start, count: count))
@@ -57,8 +58,25 @@ public struct Tensor: Sendable, Equatable {
         }
     }
 
-    /// Number of elements: the product of `shape` (a structure-only tensor may hold no values).
-    public var count: Int { shape.reduce(1, *) }
+    /// Number of values the tensor holds. `DenseNet.validate()` checks that it is the product of `shape`.
+    public var count: Int {
+        switch storage {
+        case .owned(let v): return v.count
+        case .mapped(_, _, let count): return count
+        }
+    }
+
+    /// The product of `shape`, or nil when a dimension is negative or the product overflows.
+    public var shapeProduct: Int? {
+        var product = 1
+        for d in shape {
+            guard d >= 0 else { return nil }
+            let (p, overflow) = product.multipliedReportingOverflow(by: d)
+            if overflow { return nil }
+            product = p
+        }
+        return product
+    }
 
     /// Bytes the tensor occupied in its source dtype.
     public var storedBytes: Int { count * storedDType.size }
@@ -67,7 +85,9 @@ public struct Tensor: Sendable, Equatable {
     public var nonFiniteCount: Int { withFloats { $0.reduce(0) { $0 + ($1.isFinite ? 0 : 1) } } }
 
     /// The transpose of a 2-D tensor: Keras's and ONNX MatMul's (in, out) becomes (out, in).
+    /// The caller has checked that it is 2-D with as many values as its shape says.
     public func transposed() -> Tensor {
+        guard shape.count == 2, let n = shapeProduct, n == count else { return self }
         let rows = shape[0], cols = shape[1]
         let v = values
         var t = [Float](repeating: 0, count: v.count)

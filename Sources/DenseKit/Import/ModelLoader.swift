@@ -1,37 +1,55 @@
 import Foundation
 
-/// Opens any supported model file by its content (falling back to its extension).
+/// Opens any supported model file, told by its content, and returns its canonical graph only after
+/// it has passed `DenseNet.validate()`: the single gate every format goes through.
 public enum ModelLoader {
     public static func load(path: String) throws -> DenseNet {
-        guard FileManager.default.fileExists(atPath: path) else { throw ImportError.unreadable("no such file") }
+        let net = try importGraph(path: path)
+        try net.validate()
+        return net
+    }
+
+    /// The importer's graph, not yet validated.
+    static func importGraph(path: String) throws -> DenseNet {
         var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
-            throw ImportError.unreadable("is a directory")
-        }
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw ImportError.unreadable("no such file") }
+        if isDirectory.boolValue { throw ImportError.unreadable("is a directory") }
         guard let head = head(path) else { throw ImportError.unreadable("cannot open file (permission denied?)") }
-        if head.starts(with: DNKWriter.magic) {
+        switch FileKind(head: head) {
+        case .dnk:
             return try DNKReader.load(path: path)
-        }
-        if isHDF5(head) {
+        case .hdf5:
             return try KerasImporter.load(path: path)
+        case .zip:
+            let data = try map(path)
+            if let what = FileKind.zipContents(try ZipArchive(data: data)) { throw FileKind.refusal(what) }
+            return try KerasImporter.load(data: data, path: path, inMemory: false)
+        case .foreign(let what):
+            throw FileKind.refusal(what)
+        case .protobufCandidate:
+            return try ONNXImporter.load(path: path)
         }
-        if path.hasSuffix(".h5") || path.hasSuffix(".keras") {
-            throw ImportError.malformed("not an HDF5 file or .keras archive (bad signature)")
-        }
-        return try ONNXImporter.load(path: path)
     }
 
-    /// Whether the file is read through libhdf5 (an HDF5 file, or a `.keras` zip holding one).
-    public static func readsThroughHDF5(path: String) -> Bool { head(path).map(isHDF5) ?? false }
-
-    private static func isHDF5(_ head: [UInt8]) -> Bool {
-        head.starts(with: HDF5File.signature) || head.starts(with: ZipArchive.signature)
+    /// Whether the file is read through libhdf5 (an HDF5 file, or a zip such as a `.keras` that holds one).
+    public static func readsThroughHDF5(path: String) -> Bool {
+        guard let head = head(path) else { return false }
+        let kind = FileKind(head: head)
+        return kind == .hdf5 || kind == .zip
     }
 
-    /// The file's first 8 bytes, or nil when it cannot be opened.
+    static func map(_ path: String) throws -> Data {
+        do {
+            return try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe)
+        } catch {
+            throw ImportError.unreadable("cannot read file (\(error.localizedDescription))")
+        }
+    }
+
+    /// The file's first bytes, or nil when it cannot be opened.
     private static func head(_ path: String) -> [UInt8]? {
         guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
         defer { try? handle.close() }
-        return [UInt8]((try? handle.read(upToCount: 8)) ?? Data())
+        return [UInt8]((try? handle.read(upToCount: FileKind.headLength)) ?? Data())
     }
 }

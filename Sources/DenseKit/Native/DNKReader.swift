@@ -88,7 +88,7 @@ public enum DNKReader {
             guard tensors[name] == nil else { throw ImportError.malformed("tensor '\(name)' appears twice") }
             switch dtype {
             case .f32 where rank >= 2:
-                tensors[name] = Tensor(name: name, shape: shape, mapped: file, offset: offset)
+                tensors[name] = Tensor(name: name, shape: shape, mapped: file, offset: offset, count: elements)
             case .f32:
                 let values = (0..<elements).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 4 * $0, as: UInt32.self))) }
                 tensors[name] = Tensor(name: name, shape: shape, storedDType: dtype, values: values)

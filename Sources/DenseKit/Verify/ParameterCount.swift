@@ -23,25 +23,30 @@ extension DenseNet {
     /// folded into a conv still counts as a BatchNorm, and the bias the fold created does not count.
     public var parameterCount: ParameterCount {
         var count = ParameterCount()
-        count.addConv(stem.conv.weight.count)
+        count.addConv(stem.conv.weight.elements)
         if let n = stem.norm { count.addBatchNorm(n.channels) } else if stem.normFolded { count.addBatchNorm(stem.outChannels) }
         for (b, block) in blocks.enumerated() {
             for layer in block.layers {
                 count.addBatchNorm(layer.norm.channels)
                 if let bottleneck = layer.bottleneck {
-                    count.addConv(bottleneck.conv.weight.count)
+                    count.addConv(bottleneck.conv.weight.elements)
                     count.addBatchNorm(bottleneck.conv.outChannels)
                 }
-                count.addConv(layer.conv.weight.count)
+                count.addConv(layer.conv.weight.elements)
             }
             if b < transitions.count {
                 count.addBatchNorm(transitions[b].norm.channels)
-                count.addConv(transitions[b].conv.weight.count)
+                count.addConv(transitions[b].conv.weight.elements)
             }
         }
         count.addBatchNorm(head.norm.channels)
         // The classifier's bias counts even where an exporter dropped an all-zero one.
-        count.addConv(head.classifier.weight.count + head.classifier.outFeatures)
+        count.addConv(head.classifier.weight.elements + head.classifier.outFeatures)
         return count
     }
+}
+
+private extension Tensor {
+    /// The elements the shape describes (a structure-only tensor of the tests holds no values).
+    var elements: Int { shapeProduct ?? 0 }
 }

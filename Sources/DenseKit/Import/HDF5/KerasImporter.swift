@@ -7,13 +7,7 @@ import Foundation
 /// the padding of the conv or pool after them; the input stays NHWC as Keras declares it.
 public enum KerasImporter {
     public static func load(path: String, trustStoredNames: Bool = true) throws -> DenseNet {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe)
-        } catch {
-            throw ImportError.unreadable("cannot read file (\(error.localizedDescription))")
-        }
-        return try load(data: data, path: path, trustStoredNames: trustStoredNames, inMemory: false)
+        try load(data: ModelLoader.map(path), path: path, trustStoredNames: trustStoredNames, inMemory: false)
     }
 
     /// Reads a model from its bytes (HDF5 through the in-memory driver when `inMemory`).
@@ -78,7 +72,7 @@ public enum KerasImporter {
                 throw ImportError.structure("not a Keras DenseNet: no layer conv1_conv (found \(sample)...)")
             }
             let stemConv = try conv("conv1_conv", defaultStride: 2, defaultPads: 3)
-            let stemPool = pool("pool1", kind: .max, defaultSize: 3, defaultStride: 2, defaultPads: 1)
+            let stemPool = try pool("pool1", kind: .max, defaultSize: 3, defaultStride: 2, defaultPads: 1)
             let stem = Stem(conv: stemConv, norm: try norm("conv1_bn", channels: stemConv.outChannels), relu: true, pool: stemPool)
             var blocks: [DenseBlock] = [], transitions: [Transition] = []
             var channels = stemConv.outChannels
@@ -106,7 +100,7 @@ public enum KerasImporter {
                 guard weights.layers["pool\(b)_bn"] != nil else { break }
                 let tn = try norm("pool\(b)_bn", channels: channels)
                 let tc = try conv("pool\(b)_conv", defaultStride: 1, defaultPads: 0, inChannels: channels)
-                let tp = pool("pool\(b)_pool", kind: .average, defaultSize: 2, defaultStride: 2, defaultPads: 0) ??
+                let tp = try pool("pool\(b)_pool", kind: .average, defaultSize: 2, defaultStride: 2, defaultPads: 0) ??
                     Pool2D(kind: .average, kernel: 2, stride: 2)
                 transitions.append(Transition(norm: tn, conv: tc, pool: tp))
                 channels = tc.outChannels
@@ -164,7 +158,13 @@ public enum KerasImporter {
             let bias = l.tensors.count > 1 ? l.tensors[1] : nil
             var stride = defaultStride, pads = [Int](repeating: defaultPads, count: 4)
             if let c = config?.layers[name] {
-                stride = c.strides ?? 1
+                let subject = "layer '\(name)'"
+                if let size = c.kernelSize, size != [kh, kw] {
+                    throw ImportError.mismatch(subject, expected: "kernel_size \([kh, kw]) (the stored kernel's shape \(k.shape))", found: "kernel_size \(size) in the config")
+                }
+                if let d = c.dilation, d != [1, 1] { throw ImportError.mismatch(subject, expected: "dilation_rate [1, 1]", found: "\(d)", kind: .unsupported) }
+                if let g = c.groups, g != 1 { throw ImportError.mismatch(subject, expected: "groups 1", found: "\(g)", kind: .unsupported) }
+                stride = try uniform(c.strides, "strides", subject) ?? 1
                 let same = c.padding == "same" ? kh / 2 : 0
                 pads = (c.zeroPadding ?? [0, 0, 0, 0]).map { $0 + same }
             }
@@ -183,14 +183,24 @@ public enum KerasImporter {
             return BatchNorm(gamma: l.tensors[0], beta: l.tensors[1], mean: l.tensors[2], variance: l.tensors[3], epsilon: eps)
         }
 
-        private func pool(_ name: String, kind: Pool2D.Kind, defaultSize: Int, defaultStride: Int, defaultPads: Int) -> Pool2D? {
+        private func pool(_ name: String, kind: Pool2D.Kind, defaultSize: Int, defaultStride: Int, defaultPads: Int) throws -> Pool2D? {
             guard let config else {
                 return Pool2D(kind: kind, kernel: defaultSize, stride: defaultStride, pads: [Int](repeating: defaultPads, count: 4))
             }
             guard let c = config.layers[name] else { return nil }
-            let size = c.poolSize ?? defaultSize
-            return Pool2D(kind: kind, kernel: size, stride: c.strides ?? size, pads: c.zeroPadding ?? [0, 0, 0, 0],
-                          countIncludePad: kind == .average)
+            let subject = "layer '\(name)'"
+            let size = try uniform(c.poolSize, "pool_size", subject) ?? defaultSize
+            return Pool2D(kind: kind, kernel: size, stride: try uniform(c.strides, "strides", subject) ?? size,
+                          pads: c.zeroPadding ?? [0, 0, 0, 0], countIncludePad: kind == .average)
+        }
+
+        /// A config value that must be the same on both axes (DenseKit's convs and pools are square).
+        private func uniform(_ axes: [Int]?, _ key: String, _ subject: String) throws -> Int? {
+            guard let axes else { return nil }
+            guard axes.count == 2, axes[0] == axes[1] else {
+                throw ImportError.mismatch(subject, expected: "\(key) equal on both axes", found: "\(axes)", kind: .unsupported)
+            }
+            return axes[0]
         }
     }
 }

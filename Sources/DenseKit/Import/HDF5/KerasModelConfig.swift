@@ -7,9 +7,13 @@ import Foundation
 struct KerasModelConfig {
     struct Layer {
         var className: String
-        var strides: Int?
+        /// Per-axis values as the config spells them (an int is both axes).
+        var strides: [Int]?
+        var kernelSize: [Int]?
+        var dilation: [Int]?
+        var groups: Int?
         var padding: String?
-        var poolSize: Int?
+        var poolSize: [Int]?
         var epsilon: Float?
         var activation: String?
         /// Zero padding applied by a ZeroPadding2D layer directly before this one: top, left, bottom, right.
@@ -41,9 +45,12 @@ struct KerasModelConfig {
                 continue
             }
             var layer = Layer(className: className)
-            layer.strides = Self.first(c["strides"])
+            layer.strides = Self.axes(c["strides"])
+            layer.kernelSize = Self.axes(c["kernel_size"])
+            layer.dilation = Self.axes(c["dilation_rate"])
+            layer.groups = c["groups"] as? Int
             layer.padding = c["padding"] as? String
-            layer.poolSize = Self.first(c["pool_size"])
+            layer.poolSize = Self.axes(c["pool_size"])
             layer.epsilon = (c["epsilon"] as? Double).map(Float.init)
             layer.activation = c["activation"] as? String
             layer.zeroPadding = pendingPad
@@ -52,9 +59,10 @@ struct KerasModelConfig {
         }
     }
 
-    private static func first(_ value: Any?) -> Int? {
-        if let v = value as? Int { return v }
-        return (value as? [Any])?.first as? Int
+    /// An int or a list of ints, as Keras spells strides and sizes.
+    private static func axes(_ value: Any?) -> [Int]? {
+        if let v = value as? Int { return [v, v] }
+        return value as? [Int]
     }
 
     /// ZeroPadding2D's `padding`: n, (h, w) or ((top, bottom), (left, right)).

@@ -5,13 +5,7 @@ public enum ONNXImporter {
     public static func load(path: String) throws -> DenseNet {
         // The file's bytes are released once parsed, before the weights are decoded (peak memory).
         func parse() throws -> ONNXModel {
-            let data: Data
-            do {
-                data = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe)
-            } catch {
-                throw ImportError.unreadable("cannot read file (\(error.localizedDescription))")
-            }
-            return try ONNXProtoReader.read(data)
+            try ONNXProtoReader.read(ModelLoader.map(path))
         }
         return try build(parse(), path: path)
     }

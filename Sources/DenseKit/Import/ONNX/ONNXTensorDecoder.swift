@@ -180,8 +180,12 @@ struct ONNXTensorDecoder {
             handle = h
         }
         let size = (try? handle.seekToEnd()) ?? 0
-        guard UInt64(offset) + UInt64(expected) <= size else {
-            throw ImportError.malformed("tensor '\(name)': external data '\(location)' has \(size) bytes, needs \(offset + expected)")
+        // offset and expected come from the file: their sum is checked, never trapped on.
+        let (end, overflow) = offset.addingReportingOverflow(expected)
+        guard !overflow, UInt64(end) <= size else {
+            throw ImportError.mismatch("tensor '\(name)'",
+                                       expected: "external data '\(location)' to hold bytes \(offset) to \(overflow ? "beyond 2^63" : String(end))",
+                                       found: "a file of \(size) bytes", kind: .malformed)
         }
         try handle.seek(toOffset: UInt64(offset))
         guard let data = try handle.read(upToCount: expected), data.count == expected else {

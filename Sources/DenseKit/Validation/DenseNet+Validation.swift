@@ -1,0 +1,154 @@
+/// The one gate every model passes, whatever file it came from, before the verifier, the executor,
+/// diff or convert sees it. The importers throw at the first thing that makes a file unreadable; this
+/// checks the canonical graph they built as a whole, so that a file that parses but lies (a stride
+/// of 0, a bias shorter than its channels, an epsilon of -1, a config that contradicts its weights)
+/// is refused here, naming the layer or tensor with what was expected and what was found.
+extension DenseNet {
+    /// Bounds on what a file may declare. Generous for any DenseNet, small enough that no size
+    /// derived from them overflows.
+    public enum Limits {
+        /// Input height and width.
+        public static let inputSide = 16_384
+        /// Conv and pool strides.
+        public static let stride = 16
+        /// Conv and pool kernel sides.
+        public static let kernel = 31
+        /// Channels of any layer.
+        public static let channels = 1 << 16
+        /// A declared fixed batch.
+        public static let batch = 1 << 20
+    }
+
+    /// Throws the first inconsistency, naming the canonical layer (`block2.layer3.conv`) or tensor.
+    public func validate() throws {
+        try validateInput()
+        try validate(stem.conv, "stem.conv", inChannels: input.channels)
+        if let n = stem.norm { try validate(n, "stem.norm", channels: stem.outChannels) }
+        if let p = stem.pool { try validate(p, "stem.pool") }
+        guard !blocks.isEmpty else { throw ImportError.mismatch("blocks", expected: "at least one dense block", found: "none") }
+        guard transitions.count == blocks.count - 1 else {
+            throw ImportError.mismatch("transitions", expected: "\(blocks.count - 1) (one between each pair of blocks)", found: "\(transitions.count)")
+        }
+        var width = stem.outChannels
+        for (b, block) in blocks.enumerated() {
+            guard !block.layers.isEmpty else { throw ImportError.mismatch("block\(b + 1)", expected: "at least one dense layer", found: "none") }
+            for (i, layer) in block.layers.enumerated() {
+                let name = "block\(b + 1).layer\(i + 1)"
+                try validate(layer.norm, name + ".norm", channels: width)
+                var convInput = width
+                if let bn = layer.bottleneck {
+                    try validate(bn.conv, name + ".bottleneck.conv", inChannels: width, sameSize: true)
+                    if let n = bn.norm { try validate(n, name + ".bottleneck.norm", channels: bn.conv.outChannels) }
+                    convInput = bn.conv.outChannels
+                }
+                try validate(layer.conv, name + ".conv", inChannels: convInput, sameSize: true)
+                width += layer.conv.outChannels
+                guard width <= Limits.channels else {
+                    throw ImportError.mismatch(name, expected: "at most \(Limits.channels) concatenated channels", found: "\(width)")
+                }
+            }
+            if b < transitions.count {
+                let t = transitions[b], name = "transition\(b + 1)"
+                try validate(t.norm, name + ".norm", channels: width)
+                try validate(t.conv, name + ".conv", inChannels: width)
+                try validate(t.pool, name + ".pool")
+                width = t.conv.outChannels
+            }
+        }
+        try validate(head.norm, "head.norm", channels: width)
+        try validate(head.classifier, "head.classifier", inFeatures: width)
+        if let h = input.height, let w = input.width { _ = try FeatureMapSizes(self, height: h, width: w) }
+    }
+
+    private func validateInput() throws {
+        let limit = Limits.inputSide
+        for (axis, value) in [("height", input.height), ("width", input.width)] {
+            if let value, !(1...limit).contains(value) {
+                throw ImportError.mismatch("input '\(input.name)'", expected: "\(axis) from 1 to \(limit)", found: "\(value)")
+            }
+        }
+        if let batch = input.batch, !(1...Limits.batch).contains(batch) {
+            throw ImportError.mismatch("input '\(input.name)'", expected: "batch from 1 to \(Limits.batch)", found: "\(batch)")
+        }
+        guard input.channels == stem.conv.inChannels else {
+            throw ImportError.mismatch("input '\(input.name)'", expected: "\(stem.conv.inChannels) channels (what the stem conv reads)", found: "\(input.channels)")
+        }
+    }
+
+    /// A tensor of `rank` dims, each at least 1, holding exactly the values its shape says.
+    private func validate(_ t: Tensor, _ layer: String, rank: Int) throws {
+        let subject = "\(layer): tensor '\(t.name)'"
+        guard t.shape.count == rank else { throw ImportError.mismatch(subject, expected: "\(rank) dims", found: "shape \(t.shape)") }
+        guard t.shape.allSatisfy({ $0 >= 1 && $0 <= Int(Int32.max) }) else {
+            throw ImportError.mismatch(subject, expected: "dims from 1 to 2^31-1", found: "shape \(t.shape)")
+        }
+        guard let product = t.shapeProduct, product == t.count else {
+            throw ImportError.mismatch(subject, expected: "\(t.shapeProduct.map(String.init) ?? "an overflow-free number of") values for shape \(t.shape)", found: "\(t.count)")
+        }
+    }
+
+    /// A per-channel vector of exactly `channels` values.
+    private func validate(_ t: Tensor, _ layer: String, channels: Int, role: String) throws {
+        try validate(t, layer, rank: 1)
+        guard t.count == channels else {
+            throw ImportError.mismatch("\(layer): \(role) '\(t.name)'", expected: "\(channels) values (one per channel)", found: "\(t.count)")
+        }
+    }
+
+    private func validate(_ c: Conv2D, _ layer: String, inChannels: Int, sameSize: Bool = false) throws {
+        try validate(c.weight, layer, rank: 4)
+        let s = c.weight.shape
+        guard s[0] <= Limits.channels else { throw ImportError.mismatch(layer, expected: "at most \(Limits.channels) output channels", found: "\(s[0])") }
+        guard s[1] == inChannels else {
+            throw ImportError.mismatch("\(layer): weight '\(c.weight.name)'", expected: "\(inChannels) input channels", found: "\(s[1])")
+        }
+        guard s[2] == s[3], s[2] <= Limits.kernel else {
+            throw ImportError.mismatch("\(layer): weight '\(c.weight.name)'", expected: "a square kernel of side 1 to \(Limits.kernel)", found: "\(s[2])x\(s[3])")
+        }
+        if let bias = c.bias { try validate(bias, layer, channels: s[0], role: "bias") }
+        guard (1...Limits.stride).contains(c.stride) else {
+            throw ImportError.mismatch(layer, expected: "stride 1 to \(Limits.stride)", found: "\(c.stride)")
+        }
+        try validatePads(c.pads, kernel: s[2], layer)
+        if sameSize {
+            // A dense layer's output is concatenated with its input: its convs must keep the map size.
+            guard c.stride == 1, c.pads[0] + c.pads[2] == s[2] - 1, c.pads[1] + c.pads[3] == s[2] - 1 else {
+                throw ImportError.mismatch(layer, expected: "stride 1 and pads summing to \(s[2] - 1) per axis (a size-preserving conv, for the concatenation)",
+                                           found: "stride \(c.stride), pads \(c.pads)")
+            }
+        }
+    }
+
+    private func validatePads(_ pads: [Int], kernel: Int, _ layer: String) throws {
+        guard pads.count == 4, pads.allSatisfy({ $0 >= 0 && $0 < kernel }) else {
+            throw ImportError.mismatch(layer, expected: "4 pads from 0 to \(kernel - 1) (below the kernel \(kernel))", found: "\(pads)")
+        }
+    }
+
+    private func validate(_ n: BatchNorm, _ layer: String, channels: Int) throws {
+        for (t, role) in zip(n.tensors, ["gamma", "beta", "mean", "variance"]) {
+            try validate(t, layer, channels: channels, role: role)
+        }
+        guard n.epsilon.isFinite, n.epsilon > 0 else {
+            throw ImportError.mismatch(layer, expected: "a finite epsilon > 0", found: "\(n.epsilon)")
+        }
+    }
+
+    private func validate(_ p: Pool2D, _ layer: String) throws {
+        guard (1...Limits.kernel).contains(p.kernel) else {
+            throw ImportError.mismatch(layer, expected: "pool size 1 to \(Limits.kernel)", found: "\(p.kernel)")
+        }
+        guard (1...Limits.stride).contains(p.stride) else {
+            throw ImportError.mismatch(layer, expected: "pool stride 1 to \(Limits.stride)", found: "\(p.stride)")
+        }
+        try validatePads(p.pads, kernel: p.kernel, layer)
+    }
+
+    private func validate(_ l: Linear, _ layer: String, inFeatures: Int) throws {
+        try validate(l.weight, layer, rank: 2)
+        guard l.weight.shape[1] == inFeatures else {
+            throw ImportError.mismatch("\(layer): weight '\(l.weight.name)'", expected: "\(inFeatures) in-features (the final channels)", found: "\(l.weight.shape[1])")
+        }
+        if let bias = l.bias { try validate(bias, layer, channels: l.outFeatures, role: "bias") }
+    }
+}
