@@ -31,14 +31,14 @@ let package = Package(
         .target(name: "ONNXProto", dependencies: ["CProtobufC"]),
 
         // MARK: tests
-        .target(name: "TestSupport", dependencies: ["DenseKit"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["DenseKit", "ONNXProto", "CProtobufC", "CHDF5"], path: "Tests/TestSupport"),
         .testTarget(name: "KernelTests", dependencies: ["DenseKitKernels", "TestSupport"]),
         .testTarget(name: "ImportTests", dependencies: ["DenseKit", "TestSupport", "ONNXProto", "CProtobufC", "CHDF5"]),
         .testTarget(name: "VerifyTests", dependencies: ["DenseKit", "TestSupport"]),
         .testTarget(name: "ExecuteTests", dependencies: ["DenseKit", "TestSupport"]),
         .testTarget(name: "NativeTests", dependencies: ["DenseKit", "TestSupport"]),
         .testTarget(name: "DiffTests", dependencies: ["DenseKit", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["TestSupport", "densekit"]),
+        .testTarget(name: "CLITests", dependencies: ["DenseKit", "TestSupport", "densekit", "ONNXProto", "CProtobufC", "CHDF5"]),
     ],
     swiftLanguageModes: [.v6]
 )

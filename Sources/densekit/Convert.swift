@@ -57,7 +57,7 @@ struct Convert: ParsableCommand {
         let v = o.validation
         if json {
             printJSON([
-                "written": true, "output": output, "bytes": o.bytes, "dtype": o.dtype.rawValue,
+                "written": true, "output": output, "format": o.format, "bytes": o.bytes, "dtype": o.dtype.rawValue,
                 "architecture": o.report.matches ? o.report.spec.name : NSNull(), "closest": o.report.spec.name,
                 "rawTensorBytes": o.rawTensorBytes, "sizeRatio": Double(o.bytes) / Double(o.rawTensorBytes),
                 "sourceSHA256": o.sourceSHA256,

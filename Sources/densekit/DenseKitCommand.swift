@@ -8,6 +8,7 @@ struct DenseKitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "densekit",
         abstract: "Import, verify, run, diff and convert DenseNet models.",
+        version: DenseKitVersion.string,
         subcommands: [Inspect.self, Verify.self, Run.self, Diff.self, Convert.self, Probe.self])
 
     static func main() {

@@ -32,7 +32,7 @@ import TestSupport
         #expect(try densekit(["run", out, "--input", input, "--output", b]).status == 0)
         #expect(try Data(contentsOf: URL(fileURLWithPath: a)) == Data(contentsOf: URL(fileURLWithPath: b)))
         let inspect = try densekit(["inspect", out])
-        #expect(inspect.stdout.contains("dnk (densekit 0.1.0 from keras-h5 (keras 2."))
+        #expect(inspect.stdout.contains("dnk (densekit \(DenseKitVersion.string) from keras-h5 (keras 2."))
         #expect(try densekit(["diff", source, out, "--input", input]).status == 0)
     }
 

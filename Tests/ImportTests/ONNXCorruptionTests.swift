@@ -8,45 +8,7 @@ import TestSupport
 /// ONNX files broken on purpose: a valid fixture is unpacked with protobuf-c, one thing is changed in
 /// the message (a dimension, a name, an input), and it is packed again, so only that one thing is wrong.
 @Suite struct ONNXCorruptionTests {
-    typealias Model = UnsafeMutablePointer<Onnx__ModelProto>
-
-
-    /// The fixture with `edit` applied to its unpacked message.
-    func mutated(_ name: String, _ edit: (Model) throws -> Void) throws -> Data {
-        let data = try Fixtures.data(name)
-        let model = try #require(data.withUnsafeBytes {
-            onnx__model_proto__unpack(nil, $0.count, $0.bindMemory(to: UInt8.self).baseAddress)
-        })
-        defer { onnx__model_proto__free_unpacked(model, nil) }
-        try edit(model)
-        var out = [UInt8](repeating: 0, count: onnx__model_proto__get_packed_size(model))
-        _ = onnx__model_proto__pack(model, &out)
-        return Data(out)
-    }
-
-    func graph(_ m: Model) -> UnsafeMutablePointer<Onnx__GraphProto> { m.pointee.graph! }
-    func initializer(_ m: Model, _ i: Int) -> UnsafeMutablePointer<Onnx__TensorProto> { graph(m).pointee.initializer[i]! }
-    func node(_ m: Model, _ i: Int) -> UnsafeMutablePointer<Onnx__NodeProto> { graph(m).pointee.node[i]! }
-    func name(_ p: UnsafeMutablePointer<CChar>?) -> String { p.map { String(cString: $0) } ?? "" }
-
-    /// Index of the first float initializer with at least `rank` dims.
-    func firstWeight(_ m: Model, rank: Int = 2) throws -> Int {
-        let g = graph(m).pointee
-        return try #require((0..<g.n_initializer).first { initializer(m, $0).pointee.data_type == 1 && initializer(m, $0).pointee.n_dims >= rank })
-    }
-
-    func setDims(_ t: UnsafeMutablePointer<Onnx__TensorProto>, _ dims: [Int64]) {
-        free(t.pointee.dims)
-        let p = UnsafeMutablePointer<Int64>(OpaquePointer(malloc(dims.count * 8)!))
-        for (i, d) in dims.enumerated() { p[i] = d }
-        t.pointee.dims = p
-        t.pointee.n_dims = dims.count
-    }
-
-    func setString(_ field: inout UnsafeMutablePointer<CChar>?, _ value: String) {
-        free(field)
-        field = strdup(value)
-    }
+    private typealias E = ONNXEditing
 
     /// Loads `bytes` as an .onnx file and returns the error it raises (nil if it loads).
     func loadError(_ bytes: Data, extra: [String: Data] = [:]) throws -> String? {
@@ -64,46 +26,46 @@ import TestSupport
     }
 
     @Test func unchangedRepackLoads() throws {
-        #expect(try loadError(try mutated("tv-tiny-legacy-opset17.onnx") { _ in }) == nil)
+        #expect(try loadError(try E.mutated("tv-tiny-legacy-opset17.onnx") { _ in }) == nil)
     }
 
     @Test func aTensorClaimingTwoToTheFortyElementsIsRefusedWithoutAllocating() throws {
         // 2^20 x 2^20 float32 is 4 TiB: allocating it would trap, so an error proves nothing was allocated.
-        let inline = try mutated("tv-tiny-legacy-opset17.onnx") { m in setDims(initializer(m, try firstWeight(m)), [1 << 20, 1 << 20]) }
+        let inline = try E.mutated("tv-tiny-legacy-opset17.onnx") { m in E.setDims(E.initializer(m, try E.firstWeight(m)), [1 << 20, 1 << 20]) }
         try expectError(inline, "more than 2^31 elements")
         let dataName = "tv-tiny-dynamo-opset18.onnx.data"
-        let external = try mutated("tv-tiny-dynamo-opset18.onnx") { m in setDims(initializer(m, try firstWeight(m)), [1 << 20, 1 << 20]) }
+        let external = try E.mutated("tv-tiny-dynamo-opset18.onnx") { m in E.setDims(E.initializer(m, try E.firstWeight(m)), [1 << 20, 1 << 20]) }
         try expectError(external, "more than 2^31 elements", extra: [dataName: try Fixtures.data(dataName)])
     }
 
     @Test func wrongOrNegativeDimsAreRefused() throws {
         var tensor = ""
-        let grown = try mutated("tv-tiny-legacy-opset17.onnx") { m in
-            let t = initializer(m, try firstWeight(m))
-            tensor = name(t.pointee.name)
+        let grown = try E.mutated("tv-tiny-legacy-opset17.onnx") { m in
+            let t = E.initializer(m, try E.firstWeight(m))
+            tensor = E.name(t.pointee.name)
             let dims = Array(UnsafeBufferPointer(start: t.pointee.dims, count: t.pointee.n_dims))
-            setDims(t, [dims[0] + 1] + dims.dropFirst())
+            E.setDims(t, [dims[0] + 1] + dims.dropFirst())
         }
         try expectError(grown, "tensor '\(tensor)'")
         try expectError(grown, "bytes for")
-        let negative = try mutated("tv-tiny-legacy-opset17.onnx") { m in setDims(initializer(m, try firstWeight(m)), [-3, 4]) }
+        let negative = try E.mutated("tv-tiny-legacy-opset17.onnx") { m in E.setDims(E.initializer(m, try E.firstWeight(m)), [-3, 4]) }
         try expectError(negative, "dimension -3 out of range")
     }
 
     @Test func duplicateAndMissingInitializersAreNamed() throws {
         var first = ""
-        let duplicate = try mutated("tv-tiny-legacy-opset17.onnx") { m in
-            first = name(initializer(m, 0).pointee.name)
-            setString(&initializer(m, 1).pointee.name, first)
+        let duplicate = try E.mutated("tv-tiny-legacy-opset17.onnx") { m in
+            first = E.name(E.initializer(m, 0).pointee.name)
+            E.setString(&E.initializer(m, 1).pointee.name, first)
         }
         try expectError(duplicate, "duplicate initializer '\(first)'")
 
         var removed = ""
-        let missing = try mutated("tv-tiny-legacy-opset17.onnx") { m in
-            let g = graph(m)
-            let i = try firstWeight(m, rank: 4)
-            removed = name(initializer(m, i).pointee.name)
-            onnx__tensor_proto__free_unpacked(initializer(m, i), nil)
+        let missing = try E.mutated("tv-tiny-legacy-opset17.onnx") { m in
+            let g = E.graph(m)
+            let i = try E.firstWeight(m, rank: 4)
+            removed = E.name(E.initializer(m, i).pointee.name)
+            onnx__tensor_proto__free_unpacked(E.initializer(m, i), nil)
             g.pointee.initializer[i] = g.pointee.initializer[g.pointee.n_initializer - 1]
             g.pointee.n_initializer -= 1
         }
@@ -111,20 +73,20 @@ import TestSupport
     }
 
     @Test func danglingAndCyclicNodeInputsAreRefused() throws {
-        let dangling = try mutated("tv-tiny-legacy-opset17.onnx") { m in setString(&node(m, 3).pointee.input[0], "nowhere") }
+        let dangling = try E.mutated("tv-tiny-legacy-opset17.onnx") { m in E.setString(&E.node(m, 3).pointee.input[0], "nowhere") }
         try expectError(dangling, "reads 'nowhere', which nothing produces")
 
         // The second node reads what a later node produces: a cycle once the edges are followed.
         var later = ""
-        let cyclic = try mutated("tv-tiny-legacy-opset17.onnx") { m in
-            later = name(node(m, 5).pointee.output[0])
-            setString(&node(m, 1).pointee.input[0], later)
+        let cyclic = try E.mutated("tv-tiny-legacy-opset17.onnx") { m in
+            later = E.name(E.node(m, 5).pointee.output[0])
+            E.setString(&E.node(m, 1).pointee.input[0], later)
         }
         try expectError(cyclic, "reads '\(later)' before it is produced")
 
         // Two nodes writing the same value.
-        let twice = try mutated("tv-tiny-legacy-opset17.onnx") { m in
-            setString(&node(m, 2).pointee.output[0], name(node(m, 1).pointee.output[0]))
+        let twice = try E.mutated("tv-tiny-legacy-opset17.onnx") { m in
+            E.setString(&E.node(m, 2).pointee.output[0], E.name(E.node(m, 1).pointee.output[0]))
         }
         #expect(try loadError(twice) != nil)
     }

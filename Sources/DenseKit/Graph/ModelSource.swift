@@ -1,6 +1,6 @@
 /// Where a canonical graph came from: file, format, producer, and what the file itself stored.
-public struct ModelSource: Sendable {
-    public enum Format: String, Sendable {
+public struct ModelSource: Sendable, Codable {
+    public enum Format: String, Sendable, Codable {
         /// ONNX protobuf (external data included).
         case onnx
         /// Keras full-model `.h5` (Keras 2 or 3).

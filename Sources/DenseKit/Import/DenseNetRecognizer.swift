@@ -62,7 +62,7 @@ struct DenseNetRecognizer {
             let normNode = graph.nodes[norms[0]]
             guard case .batchNorm(let norm) = normNode.op else { throw ImportError.structure("internal: not a BatchNorm") }
             guard norm.channels == width else {
-                throw ImportError.structure("\(normNode.label): expected \(width) channels after \(position), found \(norm.channels)")
+                throw ImportError.mismatch(normNode.label, expected: "\(width) channels after \(position)", found: "\(norm.channels)")
             }
             let relu = try expect(normNode.output, "ReLU after \(normNode.label)") { if case .relu = $0 { true } else { false } }
             guard let next = single(relu.output) else {
@@ -95,7 +95,7 @@ struct DenseNetRecognizer {
                     var innerNorm: BatchNorm? = nil
                     if case .batchNorm(let bn) = after.op {
                         guard bn.channels == first.outChannels else {
-                            throw ImportError.structure("\(after.label): expected \(first.outChannels) channels, found \(bn.channels)")
+                            throw ImportError.mismatch(after.label, expected: "\(first.outChannels) channels", found: "\(bn.channels)")
                         }
                         innerNorm = bn
                         v = after.output
@@ -146,7 +146,7 @@ struct DenseNetRecognizer {
         let fc = try expect(gap.output, "classifier after \(gap.label)") { if case .linear = $0 { true } else { false } }
         guard case .linear(let linear) = fc.op else { throw ImportError.structure("internal: not a linear") }
         guard linear.inFeatures == width else {
-            throw ImportError.structure("\(fc.label): classifier expects \(linear.inFeatures) features, the network has \(width)")
+            throw ImportError.mismatch("\(fc.label): classifier", expected: "\(width) in-features (the final channels)", found: "\(linear.inFeatures)")
         }
         var out = fc.output
         var softmax = false
@@ -197,7 +197,7 @@ struct DenseNetRecognizer {
 
     private func check(_ conv: Conv2D, inChannels: Int, _ label: String) throws {
         guard conv.inChannels == inChannels else {
-            throw ImportError.structure("\(label): weight '\(conv.weight.name)' expects \(conv.inChannels) input channels, found \(inChannels)")
+            throw ImportError.mismatch("\(label): weight '\(conv.weight.name)'", expected: "\(inChannels) input channels", found: "\(conv.inChannels)")
         }
     }
 

@@ -3,8 +3,12 @@ import Foundation
 /// Opens any supported model file, told by its content, and returns its canonical graph only after
 /// it has passed `DenseNet.validate()`: the single gate every format goes through.
 public enum ModelLoader {
-    public static func load(path: String) throws -> DenseNet {
-        let net = try importGraph(path: path)
+    /// With `isolation`, a file read through libhdf5 is imported in a child process (`ImportIsolation`),
+    /// so that a crash or a hang of the C library on a corrupt file is an error here; every other
+    /// format is read in this process.
+    public static func load(path: String, isolation: ImportIsolation? = nil) throws -> DenseNet {
+        let net = try isolation.flatMap { readsThroughHDF5(path: path) ? try $0.load(path: path) : nil }
+            ?? importGraph(path: path)
         try net.validate()
         return net
     }

@@ -72,7 +72,7 @@ enum CanonicalLayout {
         func fail(_ m: String) -> ImportError { .malformed("metadata: \(m)") }
         func tensor(_ name: String, rank: Int) throws -> Tensor {
             guard let t = tensors[name] else { throw ImportError.malformed("tensor '\(name)' is missing") }
-            guard t.shape.count == rank else { throw ImportError.malformed("tensor '\(name)': expected \(rank) dims, found \(t.shape.count)") }
+            guard t.shape.count == rank else { throw ImportError.mismatch("tensor '\(name)'", expected: "\(rank) dims", found: "\(t.shape.count)", kind: .malformed) }
             return t
         }
         func ints(_ v: Any?, _ what: String, count: Int? = nil) throws -> [Int] {
@@ -89,14 +89,14 @@ enum CanonicalLayout {
             }
             let pads = try ints(g["pads"], "pads of '\(name)'", count: 4)
             let bias = tensors[name + ".bias"]
-            if let bias, bias.shape != [w.shape[0]] { throw ImportError.malformed("tensor '\(name).bias': shape \(bias.shape), expected [\(w.shape[0])]") }
+            if let bias, bias.shape != [w.shape[0]] { throw ImportError.mismatch("tensor '\(name).bias'", expected: "shape [\(w.shape[0])]", found: "\(bias.shape)", kind: .malformed) }
             guard w.shape[2] == w.shape[3], w.shape.allSatisfy({ $0 > 0 }) else { throw ImportError.malformed("tensor '\(name).weight': shape \(w.shape)") }
             return Conv2D(weight: w, bias: bias, stride: stride, pads: pads)
         }
         func norm(_ name: String, channels: Int) throws -> BatchNorm {
             let parts = try ["gamma", "beta", "mean", "variance"].map { try tensor("\(name).\($0)", rank: 1) }
             for t in parts where t.count != channels {
-                throw ImportError.malformed("tensor '\(t.name)': \(t.count) values, expected \(channels)")
+                throw ImportError.mismatch("tensor '\(t.name)'", expected: "\(channels) values (one per channel)", found: "\(t.count)", kind: .malformed)
             }
             guard let eps = (epsilons[name] as? Double).map(Float.init), eps >= 0 else { throw fail("no epsilon for '\(name)'") }
             return BatchNorm(gamma: parts[0], beta: parts[1], mean: parts[2], variance: parts[3], epsilon: eps)
@@ -128,13 +128,13 @@ enum CanonicalLayout {
                 var width = channels
                 if tensors[p + ".bottleneck.conv.weight"] != nil {
                     let c = try conv(p + ".bottleneck.conv")
-                    guard c.inChannels == channels else { throw ImportError.malformed("tensor '\(p).bottleneck.conv.weight': expects \(c.inChannels) input channels, the block has \(channels)") }
+                    guard c.inChannels == channels else { throw ImportError.mismatch("tensor '\(p).bottleneck.conv.weight'", expected: "\(channels) input channels (the block's concatenated features)", found: "\(c.inChannels)", kind: .malformed) }
                     let n2 = tensors[p + ".bottleneck.norm.gamma"] != nil ? try norm(p + ".bottleneck.norm", channels: c.outChannels) : nil
                     bottleneck = Bottleneck(conv: c, norm: n2)
                     width = c.outChannels
                 }
                 let c = try conv(p + ".conv")
-                guard c.inChannels == width else { throw ImportError.malformed("tensor '\(p).conv.weight': expects \(c.inChannels) input channels, found \(width)") }
+                guard c.inChannels == width else { throw ImportError.mismatch("tensor '\(p).conv.weight'", expected: "\(width) input channels", found: "\(c.inChannels)", kind: .malformed) }
                 layers.append(DenseLayer(norm: n1, bottleneck: bottleneck, conv: c))
                 channels += c.outChannels
             }
@@ -142,14 +142,14 @@ enum CanonicalLayout {
             if b < blockSizes.count - 1 {
                 let tn = try norm("transition\(b + 1).norm", channels: channels)
                 let tc = try conv("transition\(b + 1).conv")
-                guard tc.inChannels == channels else { throw ImportError.malformed("tensor 'transition\(b + 1).conv.weight': expects \(tc.inChannels) input channels, found \(channels)") }
+                guard tc.inChannels == channels else { throw ImportError.mismatch("tensor 'transition\(b + 1).conv.weight'", expected: "\(channels) input channels (the block's output)", found: "\(tc.inChannels)", kind: .malformed) }
                 transitions.append(Transition(norm: tn, conv: tc, pool: try pool(pools[b])))
                 channels = tc.outChannels
             }
         }
         let headNorm = try norm("head.norm", channels: channels)
         let fc = try tensor("head.classifier.weight", rank: 2)
-        guard fc.shape[1] == channels else { throw ImportError.malformed("tensor 'head.classifier.weight': expects \(fc.shape[1]) features, found \(channels)") }
+        guard fc.shape[1] == channels else { throw ImportError.mismatch("tensor 'head.classifier.weight'", expected: "\(channels) in-features (the final channels)", found: "\(fc.shape[1])", kind: .malformed) }
         let fcBias = tensors["head.classifier.bias"]
         if let fcBias, fcBias.shape != [fc.shape[0]] { throw ImportError.malformed("tensor 'head.classifier.bias': shape \(fcBias.shape)") }
         let head = Head(norm: headNorm, classifier: Linear(weight: fc, bias: fcBias), softmax: s["softmax"] as? Bool ?? false)

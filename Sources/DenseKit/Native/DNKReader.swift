@@ -17,14 +17,20 @@ public enum DNKReader {
         return try load(data: data, path: path)
     }
 
-    /// Reads a `.dnk` held in memory (float32 weights keep referring to `data`).
+    /// Reads a `.dnk` held in memory (float32 weights keep referring to `data`). With
+    /// `restoringTransfer`, the source description and tensor names that an isolated import
+    /// (`ImportIsolation`) stored in the metadata replace the `.dnk`'s own.
     public static func load(data: Data, path: String) throws -> DenseNet {
+        try load(data: data, path: path, restoringTransfer: false)
+    }
+
+    static func load(data: Data, path: String, restoringTransfer: Bool) throws -> DenseNet {
         let file = MappedFile(data)
-        return try data.withUnsafeBytes { raw in try decode(raw, file: file, path: path) }
+        return try data.withUnsafeBytes { raw in try decode(raw, file: file, path: path, restoringTransfer: restoringTransfer) }
     }
 
     /// Float32 weight tensors stay in the map (zero-copy); 1-D and 16-bit ones are decoded.
-    static func decode(_ raw: UnsafeRawBufferPointer, file: MappedFile, path: String) throws -> DenseNet {
+    static func decode(_ raw: UnsafeRawBufferPointer, file: MappedFile, path: String, restoringTransfer: Bool) throws -> DenseNet {
         let n = raw.count
         guard n >= DNKWriter.headerSize else { throw ImportError.malformed("truncated: \(n) bytes, the header alone is 128") }
         guard Array(raw[0..<8]) == DNKWriter.magic else { throw ImportError.malformed("not a .dnk file (bad magic)") }
@@ -78,7 +84,7 @@ public enum DNKReader {
             let offset = try u64(at + 68), length = try u64(at + 76)
             guard length == elements * dtype.size else { throw ImportError.malformed("tensor '\(name)': length \(length) for shape \(shape) of \(dtype.rawValue)") }
             guard offset == expectedOffset, offset % 64 == 0, offset + length <= n else {
-                throw ImportError.malformed("tensor '\(name)': offset \(offset) is not where the previous tensor ends (\(expectedOffset))")
+                throw ImportError.mismatch("tensor '\(name)'", expected: "data at offset \(expectedOffset), where the previous tensor ends", found: "offset \(offset)", kind: .malformed)
             }
             let end = index + 1 < count ? DNKWriter.align(offset + length, 64) : n
             guard end <= n, index + 1 < count || DNKWriter.align(offset + length, 64) == n else {
@@ -126,8 +132,17 @@ public enum DNKReader {
         if let file = provenance["sourceFile"] as? String, let sha = provenance["sourceSHA256"] as? String {
             notes.append("converted from \(file) (SHA-256 \(sha)) at \(provenance["convertedAt"] as? String ?? "?")")
         }
-        let source = ModelSource(path: path, format: .dnk, producer: producer, storedParameters: parameters,
+        var source = ModelSource(path: path, format: .dnk, producer: producer, storedParameters: parameters,
                                  storedBytes: storedBytes, storedTensors: count, notes: notes)
+        if restoringTransfer {
+            guard let transfer = object[ImportIsolation.transferKey] as? [String: Any], let names = transfer["tensorNames"] as? [String: String],
+                  let description = transfer["source"],
+                  let original = try? JSONDecoder().decode(ModelSource.self, from: JSONSerialization.data(withJSONObject: description)) else {
+                throw ImportError.malformed("the isolated reader's output has no source description")
+            }
+            for (canonical, name) in names { tensors[canonical]?.name = name }
+            source = original
+        }
         return try CanonicalLayout.rebuild(structure, tensors, source: source)
     }
 }

@@ -9,6 +9,11 @@ public enum DNKWriter {
 
     /// The file's bytes. Conv and classifier weights are stored as `dtype`; 1-D tensors as f32.
     public static func encode(_ net: DenseNet, dtype: DType, metadata: [String: Any]) throws -> Data {
+        try encode(net, metadata: metadata) { $0.shape.count >= 2 ? dtype : .f32 }
+    }
+
+    /// The file's bytes, each tensor stored in the dtype `dtypeOf` chooses for it.
+    static func encode(_ net: DenseNet, metadata: [String: Any], dtypeOf: (Tensor) -> DType) throws -> Data {
         let named = CanonicalLayout.tensors(of: net)
         let json = try JSONSerialization.data(withJSONObject: metadata, options: [.sortedKeys])
         let tableOffset = align(headerSize + json.count, 8)
@@ -17,7 +22,7 @@ public enum DNKWriter {
         var cursor = dataOffset
         for (name, t) in named {
             guard name.utf8.count < nameSize else { throw AtomicFile.Error.write("tensor name '\(name)' too long") }
-            let d: DType = t.shape.count >= 2 ? dtype : .f32
+            let d = dtypeOf(t)
             let length = t.count * d.size
             entries.append((name, d, t.shape, cursor, length))
             cursor = align(cursor + length, 64)

@@ -116,12 +116,12 @@ public enum KerasImporter {
             }
             let kernel = predictions.tensors[0]
             guard kernel.shape[0] == channels else {
-                throw ImportError.structure("layer 'predictions': kernel expects \(kernel.shape[0]) features, the network has \(channels)")
+                throw ImportError.mismatch("layer 'predictions': kernel '\(kernel.name)'", expected: "\(channels) in-features (the final channels)", found: "\(kernel.shape[0])")
             }
             var bias: Tensor? = nil
             if predictions.tensors.count > 1 {
                 bias = predictions.tensors[1]
-                guard bias?.count == kernel.shape[1] else { throw ImportError.structure("layer 'predictions': bias size \(bias?.count ?? 0), expected \(kernel.shape[1])") }
+                guard bias?.count == kernel.shape[1] else { throw ImportError.mismatch("layer 'predictions': bias '\(bias?.name ?? "")'", expected: "\(kernel.shape[1]) values (one per class)", found: "\(bias?.count ?? 0)") }
             }
             let linear = Linear(weight: kernel.transposed(), bias: bias)
             let activation = config?.layers["predictions"]?.activation ?? "softmax"
@@ -147,7 +147,7 @@ public enum KerasImporter {
             guard let k = l.tensors.first, k.shape.count == 4 else { throw ImportError.structure("layer '\(name)': expected a 4-D kernel") }
             guard k.shape[0] == k.shape[1] else { throw ImportError.unsupported("layer '\(name)': non-square kernel \(k.shape)") }
             if let inChannels, k.shape[2] != inChannels {
-                throw ImportError.structure("layer '\(name)': kernel expects \(k.shape[2]) input channels, found \(inChannels)")
+                throw ImportError.mismatch("layer '\(name)': kernel '\(k.name)'", expected: "\(inChannels) input channels", found: "\(k.shape[2])")
             }
             let (kh, kw, ci, co) = (k.shape[0], k.shape[1], k.shape[2], k.shape[3])
             var oihw = [Float](repeating: 0, count: k.values.count)
@@ -174,10 +174,10 @@ public enum KerasImporter {
         private func norm(_ name: String, channels: Int) throws -> BatchNorm {
             let l = try layer(name)
             guard l.tensors.count == 4 else {
-                throw ImportError.structure("layer '\(name)': expected gamma, beta, moving mean and variance, found \(l.tensors.count) weights")
+                throw ImportError.mismatch("layer '\(name)'", expected: "4 weights (gamma, beta, moving mean and variance)", found: "\(l.tensors.count)")
             }
             for t in l.tensors where t.count != channels {
-                throw ImportError.structure("layer '\(name)': '\(t.name)' has \(t.count) values, expected \(channels) channels")
+                throw ImportError.mismatch("layer '\(name)': weight '\(t.name)'", expected: "\(channels) values (one per channel)", found: "\(t.count)")
             }
             let eps = config?.layers[name]?.epsilon ?? 1.001e-5
             return BatchNorm(gamma: l.tensors[0], beta: l.tensors[1], mean: l.tensors[2], variance: l.tensors[3], epsilon: eps)

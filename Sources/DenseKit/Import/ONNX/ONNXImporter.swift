@@ -51,16 +51,16 @@ public enum ONNXImporter {
         }
         let inputs = model.graph.inputs.filter { refs[$0.name] == nil }
         guard inputs.count == 1, let input = inputs.first else {
-            throw ImportError.structure("expected one graph input, found \(inputs.count)")
+            throw ImportError.mismatch("graph inputs", expected: "1 (the image)", found: "\(inputs.count)")
         }
         guard model.graph.outputs.count == 1, let output = model.graph.outputs.first else {
-            throw ImportError.structure("expected one graph output, found \(model.graph.outputs.count)")
+            throw ImportError.mismatch("graph outputs", expected: "1", found: "\(model.graph.outputs.count)")
         }
         guard input.elementType == 1 else {
-            throw ImportError.unsupported("input '\(input.name)' is \(ONNXTensorDecoder.typeName(input.elementType)), expected FLOAT")
+            throw ImportError.mismatch("input '\(input.name)'", expected: "FLOAT", found: ONNXTensorDecoder.typeName(input.elementType), kind: .unsupported)
         }
         guard input.dims.count == 4 else {
-            throw ImportError.structure("input '\(input.name)' has \(input.dims.count) dims, expected 4")
+            throw ImportError.mismatch("input '\(input.name)'", expected: "4 dims", found: "\(input.dims.count)")
         }
         let graph = try OpGraph(nodes: nodes, input: input.name, output: output.name).normalized()
         var recognizer = DenseNetRecognizer(graph: graph)

@@ -50,19 +50,19 @@ struct ONNXOps {
 
     private mutating func conv(_ n: ONNXNode) throws -> Conv2D {
         let w = try weight(n, 1, "W")
-        guard w.shape.count == 4 else { throw ImportError.structure("\(n.label): weight '\(w.name)' expected 4 dims (OIHW), found \(w.shape.count)") }
-        guard int(n, "group", 1) == 1 else { throw ImportError.unsupported("\(n.label): grouped convolution") }
-        guard ints(n, "dilations").allSatisfy({ $0 == 1 }) else { throw ImportError.unsupported("\(n.label): dilated convolution") }
+        guard w.shape.count == 4 else { throw ImportError.mismatch("\(n.label): weight '\(w.name)'", expected: "4 dims (OIHW)", found: "\(w.shape.count)") }
+        guard int(n, "group", 1) == 1 else { throw ImportError.mismatch("\(n.label)", expected: "group 1", found: "group \(int(n, "group", 1))", kind: .unsupported) }
+        guard ints(n, "dilations").allSatisfy({ $0 == 1 }) else { throw ImportError.mismatch("\(n.label)", expected: "dilations [1, 1]", found: "\(ints(n, "dilations"))", kind: .unsupported) }
         let kernel = ints(n, "kernel_shape").map(Int.init)
         guard kernel.isEmpty || kernel == [w.shape[2], w.shape[3]] else {
-            throw ImportError.structure("\(n.label): kernel_shape \(kernel) contradicts weight shape \(w.shape)")
+            throw ImportError.mismatch("\(n.label)", expected: "kernel_shape [\(w.shape[2]), \(w.shape[3])] (the weight's shape \(w.shape))", found: "kernel_shape \(kernel)")
         }
         guard w.shape[2] == w.shape[3] else { throw ImportError.unsupported("\(n.label): non-square kernel \(w.shape[2])x\(w.shape[3])") }
         var b: Tensor? = nil
         if n.inputs.count > 2, !n.inputs[2].isEmpty {
             b = try weight(n, 2, "B")
             guard b?.count == w.shape[0] else {
-                throw ImportError.structure("\(n.label): bias has \(b?.count ?? 0) values for \(w.shape[0]) output channels")
+                throw ImportError.mismatch("\(n.label): bias '\(b?.name ?? "")'", expected: "\(w.shape[0]) values (one per output channel)", found: "\(b?.count ?? 0)")
             }
         }
         let stride = try uniform(n, "strides", default: 1)
@@ -113,7 +113,7 @@ struct ONNXOps {
     private mutating func gemm(_ n: ONNXNode) throws -> Linear {
         guard int(n, "transA", 0) == 0 else { throw ImportError.unsupported("\(n.label): Gemm with transA") }
         var w = try weight(n, 1, "B")
-        guard w.shape.count == 2 else { throw ImportError.structure("\(n.label): weight '\(w.name)' expected 2 dims, found \(w.shape.count)") }
+        guard w.shape.count == 2 else { throw ImportError.mismatch("\(n.label): weight '\(w.name)'", expected: "2 dims", found: "\(w.shape.count)") }
         if int(n, "transB", 0) == 0 { w = w.transposed() }
         let alpha = float(n, "alpha", 1), beta = float(n, "beta", 1)
         if alpha != 1 { w.values = w.values.map { $0 * alpha } }
@@ -121,7 +121,7 @@ struct ONNXOps {
         if n.inputs.count > 2, !n.inputs[2].isEmpty {
             var bias = try weight(n, 2, "C")
             guard bias.count == w.shape[0] else {
-                throw ImportError.structure("\(n.label): bias has \(bias.count) values for \(w.shape[0]) outputs")
+                throw ImportError.mismatch("\(n.label): bias '\(bias.name)'", expected: "\(w.shape[0]) values (one per output)", found: "\(bias.count)")
             }
             if beta != 1 { bias.values = bias.values.map { $0 * beta } }
             bias.shape = [bias.count]
@@ -132,7 +132,7 @@ struct ONNXOps {
 
     private mutating func matMul(_ n: ONNXNode) throws -> Linear {
         let w = try weight(n, 1, "B")
-        guard w.shape.count == 2 else { throw ImportError.structure("\(n.label): weight '\(w.name)' expected 2 dims, found \(w.shape.count)") }
+        guard w.shape.count == 2 else { throw ImportError.mismatch("\(n.label): weight '\(w.name)'", expected: "2 dims", found: "\(w.shape.count)") }
         return Linear(weight: w.transposed(), bias: nil)
     }
 

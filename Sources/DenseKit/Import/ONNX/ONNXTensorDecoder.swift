@@ -88,7 +88,7 @@ struct ONNXTensorDecoder {
             values = []
         }
         guard values.count == count else {
-            throw ImportError.malformed("tensor '\(t.name)': shape \(shape) needs \(count) values, found \(values.count)")
+            throw ImportError.mismatch("tensor '\(t.name)'", expected: "\(count) values for shape \(shape)", found: "\(values.count)", kind: .malformed)
         }
         return Tensor(name: t.name, shape: shape, storedDType: stored, values: values)
     }
@@ -111,7 +111,7 @@ struct ONNXTensorDecoder {
             throw ImportError.malformed("tensor '\(t.name)': cannot read \(Self.typeName(t.dataType)) integers")
         }
         guard values.count == count else {
-            throw ImportError.malformed("tensor '\(t.name)': shape \(t.dims) needs \(count) values, found \(values.count)")
+            throw ImportError.mismatch("tensor '\(t.name)'", expected: "\(count) values for shape \(t.dims)", found: "\(values.count)", kind: .malformed)
         }
         return values
     }
@@ -134,7 +134,7 @@ struct ONNXTensorDecoder {
     private static func decode(_ bytes: Data, _ element: Element, _ count: Int, _ name: String) throws -> [Float] {
         let width = size(element)
         guard bytes.count == count * width else {
-            throw ImportError.malformed("tensor '\(name)': expected \(count * width) bytes for \(count) values, found \(bytes.count)")
+            throw ImportError.mismatch("tensor '\(name)'", expected: "\(count * width) bytes for \(count) values", found: "\(bytes.count)", kind: .malformed)
         }
         return bytes.withUnsafeBytes { raw -> [Float] in
             switch element {
@@ -167,7 +167,7 @@ struct ONNXTensorDecoder {
         }
         guard offset >= 0 else { throw ImportError.malformed("tensor '\(name)': bad external data offset") }
         if let length, length != expected {
-            throw ImportError.malformed("tensor '\(name)': external data length \(length), expected \(expected) bytes")
+            throw ImportError.mismatch("tensor '\(name)'", expected: "external data of \(expected) bytes", found: "length \(length)", kind: .malformed)
         }
         let handle: FileHandle
         if let open = openFiles[resolved] {

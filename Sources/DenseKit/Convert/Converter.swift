@@ -1,11 +1,10 @@
 import Foundation
 
-/// `densekit convert`: import -> verify -> execute -> write a temporary `.dnk` beside the output ->
-/// read it back through the normal reader -> execute again -> compare -> rename into place.
+/// `densekit convert`, a pipeline: import -> verify -> execute -> encode with the target's
+/// `ModelWriter` -> write a temporary file beside the output -> read it back through `ModelLoader`
+/// (the same validated import as any file) -> execute again -> compare -> rename into place.
 /// Nothing is left at the destination (or beside it) unless every step holds.
 public struct Converter {
-    public static let version = "0.1.0"
-
     /// How far a reduced-precision file may move the output (layer-scaled, as in `diff`), with
     /// every sample's top-1 class unchanged. float32 files must be bit-identical.
     public static func tolerance(for dtype: DType) -> Float {
@@ -26,6 +25,8 @@ public struct Converter {
     }
 
     public struct Outcome: Sendable {
+        /// The writer's format (`dnk`, ...).
+        public var format: String
         public var bytes: Int
         public var rawTensorBytes: Int
         public var dtype: DType
@@ -50,6 +51,8 @@ public struct Converter {
     }
 
     public var dtype: DType = .f32
+    /// The output format.
+    public var writer: any ModelWriter = DNKModelWriter()
     public var acceptDeviations = false
     public var threads = 1
     public var progress: (String) -> Void = { _ in }
@@ -72,32 +75,21 @@ public struct Converter {
         let reference = try Executor(net, threads: threads).run(x.values, batch: x.batch, height: x.height, width: x.width)
         progress("hashing the source file")
         let sha = try SHA256.hexDigest(ofFile: path)
-        let metadata: [String: Any] = [
-            "format": "densekit-native", "version": "1.0",
-            "structure": CanonicalLayout.structure(of: net).merging([
-                "architecture": report.matches ? report.spec.name : NSNull(), "closest": report.spec.name,
-                "growthRate": report.growthRate, "compression": report.compression ?? NSNull(), "bottleneck": report.bottleneck,
-            ]) { a, _ in a },
-            "provenance": [
-                "sourceFile": URL(fileURLWithPath: path).lastPathComponent, "sourceSHA256": sha,
-                "sourceFormat": net.source.format.rawValue, "producer": net.source.producer,
-                "densekitVersion": Self.version, "convertedAt": ISO8601DateFormatter().string(from: Date()),
-                "dtype": dtype.rawValue,
-            ] as [String: Any],
-        ]
-        progress("writing \(dtype.rawValue) weights")
-        let bytes = try DNKWriter.encode(net, dtype: dtype, metadata: metadata)
+        let provenance = Provenance(sourceFile: URL(fileURLWithPath: path).lastPathComponent, sourceSHA256: sha,
+                                    sourceFormat: net.source.format.rawValue, producer: net.source.producer)
+        progress("writing \(dtype.rawValue) weights as \(writer.format)")
+        let bytes = try writer.encode(net, dtype: dtype, provenance: provenance)
         let temporary = try AtomicFile.writeTemporary(bytes, beside: output)
         do {
             progress("reading the written file back and running it")
-            let written = try DNKReader.load(path: temporary)
+            let written = try ModelLoader.load(path: temporary)
             let y = try Executor(written, threads: threads).run(x.values, batch: x.batch, height: x.height, width: x.width)
             let validation = compare(y, reference, classes: net.classes)
             let ok = dtype == .f32 ? validation.bitIdentical : validation.maxRel <= validation.tolerance && validation.top1Agreement == 1
             guard ok else { throw Refusal.validation(validation, dtype) }
             try AtomicFile.commit(temporary, to: output)
             let raw = CanonicalLayout.tensors(of: net).reduce(0) { $0 + $1.1.count * 4 }
-            return Outcome(bytes: bytes.count, rawTensorBytes: raw, dtype: dtype, report: report, validation: validation, sourceSHA256: sha)
+            return Outcome(format: writer.format, bytes: bytes.count, rawTensorBytes: raw, dtype: dtype, report: report, validation: validation, sourceSHA256: sha)
         } catch {
             AtomicFile.discard(temporary)
             throw error

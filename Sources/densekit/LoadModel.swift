@@ -1,0 +1,39 @@
+import ArgumentParser
+import DenseKit
+import Foundation
+
+/// Loads a model safely from untrusted bytes, for every command.
+///
+/// Files read through libhdf5 are imported in a child process (`densekit probe FILE`, hidden; see
+/// `ImportIsolation`), so a crash or a hang of the C library is exit 2 with one line. Every import
+/// also has a deadline (60 s; DENSEKIT_IMPORT_DEADLINE overrides it): a valid DenseNet-264 takes
+/// about a second.
+func loadModel(_ path: String) throws -> DenseNet {
+    let seconds = ProcessInfo.processInfo.environment["DENSEKIT_IMPORT_DEADLINE"].flatMap(Double.init) ?? 60
+    let isolation = ImportIsolation(executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
+                                    arguments: ["probe"], deadline: seconds)
+    let done = OnceFlag()
+    DispatchQueue.global().asyncAfter(deadline: .now() + seconds + 1) {
+        guard !done.isSet else { return }
+        FileHandle.standardError.write(Data("error: \(path): import did not finish within \(Int(seconds)) s (the file is probably corrupt)\n".utf8))
+        _exit(2)
+    }
+    defer { done.set() }
+    return try CommandFailure.about(path) { try ModelLoader.load(path: path, isolation: isolation) }
+}
+
+/// `densekit probe FILE`: the isolated reader's child; writes the imported graph to stdout.
+struct Probe: ParsableCommand {
+    static let configuration = CommandConfiguration(shouldDisplay: false)
+    @Argument var model: String
+
+    func run() throws { ImportIsolation.serve(path: model) }
+}
+
+/// A flag set once, read from another thread.
+final class OnceFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+    func set() { lock.lock(); value = true; lock.unlock() }
+}
