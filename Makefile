@@ -90,7 +90,7 @@ bench: build fixtures-full
 	$(VENV_TORCH)/bin/python scripts/bench.py $(BIN) $(FULL)
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-asan .build-fuzz Fuzz/.build
 
 # libFuzzer targets (Fuzz/), seeded with the fixtures; each runs FUZZ_SECONDS and any crash fails.
 # Crashers are written to fuzz-findings/ (ignored by git) for the corrupt-file suite.

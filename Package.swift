@@ -34,6 +34,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["DenseKit", "ONNXProto", "CProtobufC", "CHDF5"], path: "Tests/TestSupport"),
         .testTarget(name: "KernelTests", dependencies: ["DenseKitKernels", "TestSupport"]),
         .testTarget(name: "ImportTests", dependencies: ["DenseKit", "TestSupport", "ONNXProto", "CProtobufC", "CHDF5"]),
+        .testTarget(name: "ValidationTests", dependencies: ["DenseKit", "TestSupport"]),
         .testTarget(name: "VerifyTests", dependencies: ["DenseKit", "TestSupport"]),
         .testTarget(name: "ExecuteTests", dependencies: ["DenseKit", "TestSupport"]),
         .testTarget(name: "NativeTests", dependencies: ["DenseKit", "TestSupport"]),

@@ -1,4 +1,7 @@
 import DenseKit
 import FuzzSupport
 
-fuzz { _ = try? KerasImporter.load(data: $0, path: "fuzz.h5") }
+fuzz { bytes in
+    guard let net = try? KerasImporter.load(data: bytes, path: "fuzz.h5") else { return }
+    exercise(net)
+}

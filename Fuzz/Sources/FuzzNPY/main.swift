@@ -1,4 +1,14 @@
 import DenseKit
 import FuzzSupport
 
-fuzz { _ = try? NPY.parse($0) }
+// Every array the reader accepts is fed to a tiny DenseNet, as `run --input` would.
+let model = try! ModelLoader.load(path: fixtures.appendingPathComponent("tv-tiny-legacy-opset17.onnx").path)
+let executor = try! Executor(model, threads: 1)
+
+fuzz { bytes in
+    guard let array = try? NPY.parse(bytes) else { return }
+    for layout in [InputSpec.Layout.nchw, .nhwc] {
+        guard let x = try? ModelInput(array, layout: layout, for: model), x.values.count <= 1 << 22 else { continue }
+        _ = try? executor.run(x.values, batch: x.batch, height: x.height, width: x.width)
+    }
+}

@@ -70,9 +70,13 @@ public struct Converter {
         progress("verifying the structure")
         let report = try Verifier().verify(net)
         if !report.matches && !acceptDeviations { throw Refusal.deviations(report) }
-        let x = input ?? probe(for: net, size: report.spec.inputSize)
+        let executor = try Executor(net, threads: threads)
+        let size = (height: net.input.height ?? report.spec.inputSize, width: net.input.width ?? report.spec.inputSize)
+        // The workspace is sized (and refused if too large) before the probe image is made.
+        if input == nil { try executor.reserve(height: size.height, width: size.width) }
+        let x = input ?? probe(channels: net.input.channels, height: size.height, width: size.width)
         progress("running the source model")
-        let reference = try Executor(net, threads: threads).run(x.values, batch: x.batch, height: x.height, width: x.width)
+        let reference = try executor.run(x.values, batch: x.batch, height: x.height, width: x.width)
         progress("hashing the source file")
         let sha = try SHA256.hexDigest(ofFile: path)
         let provenance = Provenance(sourceFile: URL(fileURLWithPath: path).lastPathComponent, sourceSHA256: sha,
@@ -108,9 +112,8 @@ public struct Converter {
                           bitIdentical: y.elementsEqual(reference) { $0.bitPattern == $1.bitPattern }, tolerance: Self.tolerance(for: dtype))
     }
 
-    /// A fixed pseudo-random image at the model's own size (or the architecture's), values in [-2, 2].
-    private func probe(for net: DenseNet, size: Int) -> ModelInput {
-        let h = net.input.height ?? size, w = net.input.width ?? size, c = net.input.channels
+    /// A fixed pseudo-random image, values in [-2, 2].
+    private func probe(channels c: Int, height h: Int, width w: Int) -> ModelInput {
         var state: UInt64 = 0x5DEE_CE66_D1CE_4E5B
         let values = (0..<(c * h * w)).map { _ -> Float in
             state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407

@@ -56,6 +56,10 @@ public final class Executor: @unchecked Sendable {
         return e
     }
 
+    /// Sizes the workspace for `height` x `width` images now; throws where that input does not fit
+    /// the model or would need more memory than the executor allows.
+    public func reserve(height: Int, width: Int) throws { _ = try workspace(height, width) }
+
     private var cached: ImageExecution?
 
     /// The workspace for this input size, reused from the previous run when the size is the same.

@@ -33,14 +33,14 @@ struct DenseNetRecognizer {
         var x = graph.input
         var layout = InputSpec.Layout.nchw
         if let t = single(x), case .transpose(let perm) = t.op {
-            guard perm == [0, 3, 1, 2] else { throw ImportError.unsupported("\(t.label): input Transpose \(perm)") }
+            guard perm == [0, 3, 1, 2] else { throw ImportError(.unsupported, subject: t.label, problem: "input Transpose \(perm)") }
             layout = .nhwc
             x = t.output
         }
         for (i, node) in graph.nodes.enumerated() {
             if case .batchNorm = node.op { normsByContent[content(node.inputs[0]), default: []].append(i) }
             if case .transpose = node.op, node.inputs[0] != graph.input {
-                throw ImportError.unsupported("\(node.label): Transpose inside the network")
+                throw ImportError(.unsupported, subject: node.label, problem: "Transpose inside the network")
             }
         }
         let (stem, stemOut) = try readStem(x)
@@ -66,19 +66,19 @@ struct DenseNetRecognizer {
             }
             let relu = try expect(normNode.output, "ReLU after \(normNode.label)") { if case .relu = $0 { true } else { false } }
             guard let next = single(relu.output) else {
-                throw ImportError.structure("\(relu.label): expected a single conv or global pool to follow")
+                throw ImportError(.structure, subject: relu.label, problem: "expected a single conv or global pool to follow")
             }
             switch next.op {
             case .globalAveragePool:
-                guard !layers.isEmpty else { throw ImportError.structure("\(next.label): head follows an empty dense block") }
+                guard !layers.isEmpty else { throw ImportError(.structure, subject: next.label, problem: "head follows an empty dense block") }
                 blocks.append(DenseBlock(layers: layers))
                 let head = try readHead(after: next, norm: norm, channels: width)
                 return Result(inputLayout: layout, stem: stem, blocks: blocks, transitions: transitions, head: head)
             case .conv(let first):
                 try check(first, inChannels: width, next.label)
                 if let poolNode = single(next.output), case .pool(let pool) = poolNode.op {
-                    guard pool.kind == .average else { throw ImportError.structure("\(poolNode.label): transition pool is not an average pool") }
-                    guard !layers.isEmpty else { throw ImportError.structure("\(normNode.label): transition follows an empty dense block") }
+                    guard pool.kind == .average else { throw ImportError(.structure, subject: poolNode.label, problem: "transition pool is not an average pool") }
+                    guard !layers.isEmpty else { throw ImportError(.structure, subject: normNode.label, problem: "transition follows an empty dense block") }
                     blocks.append(DenseBlock(layers: layers))
                     transitions.append(Transition(norm: norm, conv: first, pool: pool))
                     layers = []
@@ -112,7 +112,7 @@ struct DenseNetRecognizer {
                 features.append(featureValue)
                 width += growthConv.outChannels
             default:
-                throw ImportError.structure("\(next.label): expected a conv or global average pool after \(relu.label)")
+                throw ImportError(.structure, subject: next.label, problem: "expected a conv or global average pool after \(relu.label)")
             }
         }
     }
@@ -124,7 +124,7 @@ struct DenseNetRecognizer {
             throw ImportError.structure("the input is not read by exactly one Conv (the stem)")
         }
         guard conv.inChannels == 3 || conv.inChannels == 1 else {
-            throw ImportError.structure("\(convNode.label): stem conv reads \(conv.inChannels) channels")
+            throw ImportError(.structure, subject: convNode.label, problem: "stem conv reads \(conv.inChannels) channels")
         }
         // ImageNet stem: Conv [-> BN] -> ReLU -> MaxPool. CIFAR stem: the bare Conv.
         var v = convNode.output

@@ -16,6 +16,9 @@ public struct ImportError: Error, CustomStringConvertible, Sendable, Equatable {
     }
 
     public var kind: Kind
+    /// The file, once `ModelLoader` knows it (an importer reading bytes does not). Not part of
+    /// `description`: the command-line tool prints it first, as `error: <file>: <description>`.
+    public var file: String?
     /// The layer, node or tensor the error is about (`block2.layer3.conv`, `tensor 'conv1.weight'`), or
     /// nil when it concerns the file as a whole.
     public var subject: String?

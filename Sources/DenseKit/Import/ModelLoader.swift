@@ -7,10 +7,15 @@ public enum ModelLoader {
     /// so that a crash or a hang of the C library on a corrupt file is an error here; every other
     /// format is read in this process.
     public static func load(path: String, isolation: ImportIsolation? = nil) throws -> DenseNet {
-        let net = try isolation.flatMap { readsThroughHDF5(path: path) ? try $0.load(path: path) : nil }
-            ?? importGraph(path: path)
-        try net.validate()
-        return net
+        do {
+            let net = try isolation.flatMap { readsThroughHDF5(path: path) ? try $0.load(path: path) : nil }
+                ?? importGraph(path: path)
+            try net.validate()
+            return net
+        } catch var error as ImportError {
+            error.file = error.file ?? path
+            throw error
+        }
     }
 
     /// The importer's graph, not yet validated.

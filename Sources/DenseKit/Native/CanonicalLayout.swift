@@ -90,7 +90,7 @@ enum CanonicalLayout {
             let pads = try ints(g["pads"], "pads of '\(name)'", count: 4)
             let bias = tensors[name + ".bias"]
             if let bias, bias.shape != [w.shape[0]] { throw ImportError.mismatch("tensor '\(name).bias'", expected: "shape [\(w.shape[0])]", found: "\(bias.shape)", kind: .malformed) }
-            guard w.shape[2] == w.shape[3], w.shape.allSatisfy({ $0 > 0 }) else { throw ImportError.malformed("tensor '\(name).weight': shape \(w.shape)") }
+            guard w.shape[2] == w.shape[3], w.shape.allSatisfy({ $0 > 0 }) else { throw ImportError(.malformed, subject: "tensor '\(name).weight'", problem: "shape \(w.shape)") }
             return Conv2D(weight: w, bias: bias, stride: stride, pads: pads)
         }
         func norm(_ name: String, channels: Int) throws -> BatchNorm {

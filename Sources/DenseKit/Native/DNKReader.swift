@@ -70,25 +70,25 @@ public enum DNKReader {
             let nameBytes = raw[at..<(at + DNKWriter.nameSize)].prefix { $0 != 0 }
             guard let name = String(bytes: nameBytes, encoding: .utf8), !name.isEmpty else { throw ImportError.malformed("table entry \(index): bad name") }
             let dtypeCode = Int(raw[at + 48]), rank = Int(raw[at + 49])
-            guard let dtype = [DType.f32, .f16, .bf16][safe: dtypeCode] else { throw ImportError.malformed("tensor '\(name)': unknown dtype \(dtypeCode)") }
-            guard (1...4).contains(rank) else { throw ImportError.malformed("tensor '\(name)': rank \(rank)") }
+            guard let dtype = [DType.f32, .f16, .bf16][safe: dtypeCode] else { throw ImportError(.malformed, subject: "tensor '\(name)'", problem: "unknown dtype \(dtypeCode)") }
+            guard (1...4).contains(rank) else { throw ImportError(.malformed, subject: "tensor '\(name)'", problem: "rank \(rank)") }
             var shape: [Int] = []
             var elements = 1
             for d in 0..<rank {
                 let v = u32(at + 52 + 4 * d)
                 let (p, o) = elements.multipliedReportingOverflow(by: v)
-                guard v > 0, !o, p <= maximumElements else { throw ImportError.malformed("tensor '\(name)': bad shape") }
+                guard v > 0, !o, p <= maximumElements else { throw ImportError(.malformed, subject: "tensor '\(name)'", problem: "bad shape") }
                 elements = p
                 shape.append(v)
             }
             let offset = try u64(at + 68), length = try u64(at + 76)
-            guard length == elements * dtype.size else { throw ImportError.malformed("tensor '\(name)': length \(length) for shape \(shape) of \(dtype.rawValue)") }
+            guard length == elements * dtype.size else { throw ImportError(.malformed, subject: "tensor '\(name)'", problem: "length \(length) for shape \(shape) of \(dtype.rawValue)") }
             guard offset == expectedOffset, offset % 64 == 0, offset + length <= n else {
                 throw ImportError.mismatch("tensor '\(name)'", expected: "data at offset \(expectedOffset), where the previous tensor ends", found: "offset \(offset)", kind: .malformed)
             }
             let end = index + 1 < count ? DNKWriter.align(offset + length, 64) : n
             guard end <= n, index + 1 < count || DNKWriter.align(offset + length, 64) == n else {
-                throw ImportError.malformed("tensor '\(name)': data does not end at the end of the file")
+                throw ImportError(.malformed, subject: "tensor '\(name)'", problem: "data does not end at the end of the file")
             }
             regions.append((name, offset, end, stored(at + 84)))
             guard tensors[name] == nil else { throw ImportError.malformed("tensor '\(name)' appears twice") }
@@ -122,7 +122,7 @@ public enum DNKReader {
             }
         }
         for (i, r) in regions.enumerated() where computed[i] != r.checksum {
-            throw ImportError.malformed("tensor '\(r.name)': checksum mismatch (corrupt data or padding)")
+            throw ImportError(.malformed, subject: "tensor '\(r.name)'", problem: "checksum mismatch (corrupt data or padding)")
         }
         guard let object = try? JSONSerialization.jsonObject(with: Data(raw[metaOffset..<(metaOffset + metaLength)])) as? [String: Any],
               let structure = object["structure"] as? [String: Any] else { throw ImportError.malformed("metadata is not the expected JSON") }

@@ -21,6 +21,8 @@ extension DenseNet {
 
     /// Throws the first inconsistency, naming the canonical layer (`block2.layer3.conv`) or tensor.
     public func validate() throws {
+        // The stem's weight first: the input is checked against the channels it reads.
+        try validate(stem.conv.weight, "stem.conv", rank: 4)
         try validateInput()
         try validate(stem.conv, "stem.conv", inChannels: input.channels)
         if let n = stem.norm { try validate(n, "stem.norm", channels: stem.outChannels) }

@@ -144,8 +144,8 @@ public enum KerasImporter {
         /// A Conv2D layer: HWIO kernel to OIHW; padding from a preceding ZeroPadding2D or 'same'.
         private func conv(_ name: String, defaultStride: Int, defaultPads: Int, inChannels: Int? = nil) throws -> Conv2D {
             let l = try layer(name)
-            guard let k = l.tensors.first, k.shape.count == 4 else { throw ImportError.structure("layer '\(name)': expected a 4-D kernel") }
-            guard k.shape[0] == k.shape[1] else { throw ImportError.unsupported("layer '\(name)': non-square kernel \(k.shape)") }
+            guard let k = l.tensors.first, k.shape.count == 4 else { throw ImportError(.structure, subject: "layer '\(name)'", problem: "expected a 4-D kernel") }
+            guard k.shape[0] == k.shape[1] else { throw ImportError(.unsupported, subject: "layer '\(name)'", problem: "non-square kernel \(k.shape)") }
             if let inChannels, k.shape[2] != inChannels {
                 throw ImportError.mismatch("layer '\(name)': kernel '\(k.name)'", expected: "\(inChannels) input channels", found: "\(k.shape[2])")
             }

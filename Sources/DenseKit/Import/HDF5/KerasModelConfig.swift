@@ -21,6 +21,7 @@ struct KerasModelConfig {
     }
 
     var layers: [String: Layer] = [:]
+    static let maximumPadding = 1 << 16
     /// Input (height, width, channels) where the config fixes them.
     var inputShape: [Int?] = []
 
@@ -42,6 +43,10 @@ struct KerasModelConfig {
             }
             if className == "ZeroPadding2D" {
                 pendingPad = Self.padding(c["padding"])
+                // Padding is added to the conv's own; bounded here so that no sum can overflow.
+                if let p = pendingPad, !p.allSatisfy({ (0...Self.maximumPadding).contains($0) }) {
+                    throw ImportError.mismatch("layer '\(name)'", expected: "padding from 0 to \(Self.maximumPadding)", found: "\(p)")
+                }
                 continue
             }
             var layer = Layer(className: className)

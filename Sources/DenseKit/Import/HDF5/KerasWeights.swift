@@ -58,7 +58,7 @@ struct KerasWeights {
             var tensors: [Tensor] = []
             for weightName in weightNames {
                 let path = group + "/" + weightName
-                guard file.exists(path) else { throw ImportError.malformed("layer '\(layerName)': missing dataset '\(weightName)'") }
+                guard file.exists(path) else { throw ImportError(.malformed, subject: "layer '\(layerName)'", problem: "missing dataset '\(weightName)'") }
                 let d = try file.floatDataset(path)
                 tensors.append(Tensor(name: weightName, shape: d.shape, storedDType: d.dtype, values: d.values))
             }

@@ -44,7 +44,7 @@ struct ZipArchive {
             }
             let compressed = Int(u32(p + 20)), uncompressed = Int(u32(p + 24))
             let entry = Entry(name: name, method: Int(u16(p + 10)), size: uncompressed, crc: u32(p + 16), localHeader: Int(u32(p + 42)))
-            guard entry.method != 0 || compressed == uncompressed else { throw ImportError.malformed("zip entry '\(name)': sizes disagree") }
+            guard entry.method != 0 || compressed == uncompressed else { throw ImportError(.malformed, subject: "zip entry '\(name)'", problem: "sizes disagree") }
             entries[name] = entry
             p += 46 + nameLength + extra + comment
         }
@@ -55,11 +55,11 @@ struct ZipArchive {
         guard let e = entries[name] else { return nil }
         guard e.method == 0 else { throw ImportError.unsupported("zip entry '\(name)' is compressed (method \(e.method)); Keras stores members uncompressed") }
         let h = e.localHeader
-        guard h + 30 <= data.count, u32(h) == 0x0403_4B50 else { throw ImportError.malformed("zip entry '\(name)': bad local header") }
+        guard h + 30 <= data.count, u32(h) == 0x0403_4B50 else { throw ImportError(.malformed, subject: "zip entry '\(name)'", problem: "bad local header") }
         let start = h + 30 + Int(u16(h + 26)) + Int(u16(h + 28))
         guard start + e.size <= data.count else { throw ImportError.malformed("zip entry '\(name)' runs past the end of the archive (truncated?)") }
         let bytes = data.subdata(in: (data.startIndex + start)..<(data.startIndex + start + e.size))
-        guard CRC32.checksum(bytes) == e.crc else { throw ImportError.malformed("zip entry '\(name)': CRC mismatch (corrupt)") }
+        guard CRC32.checksum(bytes) == e.crc else { throw ImportError(.malformed, subject: "zip entry '\(name)'", problem: "CRC mismatch (corrupt)") }
         return bytes
     }
 

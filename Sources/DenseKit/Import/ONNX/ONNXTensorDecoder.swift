@@ -40,11 +40,11 @@ struct ONNXTensorDecoder {
         var count = 1
         for d in t.dims {
             guard d >= 0, d <= Int64(maximumElements) else {
-                throw ImportError.malformed("tensor '\(t.name)': dimension \(d) out of range")
+                throw ImportError(.malformed, subject: "tensor '\(t.name)'", problem: "dimension \(d) out of range")
             }
             let (product, overflow) = count.multipliedReportingOverflow(by: Int(d))
             guard !overflow, product <= maximumElements else {
-                throw ImportError.malformed("tensor '\(t.name)': shape \(t.dims) has more than 2^31 elements")
+                throw ImportError(.malformed, subject: "tensor '\(t.name)'", problem: "shape \(t.dims) has more than 2^31 elements")
             }
             count = product
         }
@@ -54,7 +54,7 @@ struct ONNXTensorDecoder {
     /// Decodes a float tensor (float32, float16, bfloat16 or float64) into float32 values.
     mutating func floats(_ t: ONNXTensorRef) throws -> Tensor {
         guard let element = Self.element(of: t.dataType), element != .int64, element != .int32 else {
-            throw ImportError.unsupported("tensor '\(t.name)': element type \(Self.typeName(t.dataType)) is not a float type")
+            throw ImportError(.unsupported, subject: "tensor '\(t.name)'", problem: "element type \(Self.typeName(t.dataType)) is not a float type")
         }
         let count = try Self.elementCount(t)
         let shape = t.dims.map { Int($0) }
@@ -68,13 +68,13 @@ struct ONNXTensorDecoder {
             values = try Self.decode(bytes, element, count, t.name)
         case .floats(let f):
             guard element == .float32 || f.isEmpty else {
-                throw ImportError.malformed("tensor '\(t.name)': float_data given for \(Self.typeName(t.dataType))")
+                throw ImportError(.malformed, subject: "tensor '\(t.name)'", problem: "float_data given for \(Self.typeName(t.dataType))")
             }
             values = f
         case .int32s(let words):
             // float16 and bfloat16 values are stored one per int32 in the typed field.
             guard element == .float16 || element == .bfloat16 else {
-                throw ImportError.malformed("tensor '\(t.name)': int32_data given for \(Self.typeName(t.dataType))")
+                throw ImportError(.malformed, subject: "tensor '\(t.name)'", problem: "int32_data given for \(Self.typeName(t.dataType))")
             }
             values = words.map { w in
                 element == .float16 ? HalfFloat.f16ToFloat(UInt16(truncatingIfNeeded: w))
@@ -83,7 +83,7 @@ struct ONNXTensorDecoder {
         case .doubles(let d):
             values = d.map { Float($0) }
         case .int64s:
-            throw ImportError.malformed("tensor '\(t.name)': int64_data given for \(Self.typeName(t.dataType))")
+            throw ImportError(.malformed, subject: "tensor '\(t.name)'", problem: "int64_data given for \(Self.typeName(t.dataType))")
         case .none:
             values = []
         }
@@ -96,7 +96,7 @@ struct ONNXTensorDecoder {
     /// Decodes an integer tensor (int64 or int32), e.g. a Reshape shape or Pad amounts.
     mutating func integers(_ t: ONNXTensorRef) throws -> [Int64] {
         let count = try Self.elementCount(t)
-        guard count <= 64 else { throw ImportError.unsupported("tensor '\(t.name)': integer tensor of \(count) values") }
+        guard count <= 64 else { throw ImportError(.unsupported, subject: "tensor '\(t.name)'", problem: "integer tensor of \(count) values") }
         let values: [Int64]
         switch (Self.element(of: t.dataType), t.payload) {
         case (.int64, .int64s(let v)): values = v
@@ -108,7 +108,7 @@ struct ONNXTensorDecoder {
         case (.int64, .external(let location, let offset, let length)):
             values = Self.littleEndian(try readExternal(t.name, location, offset, length, count * 8), count, Int64.self)
         default:
-            throw ImportError.malformed("tensor '\(t.name)': cannot read \(Self.typeName(t.dataType)) integers")
+            throw ImportError(.malformed, subject: "tensor '\(t.name)'", problem: "cannot read \(Self.typeName(t.dataType)) integers")
         }
         guard values.count == count else {
             throw ImportError.mismatch("tensor '\(t.name)'", expected: "\(count) values for shape \(t.dims)", found: "\(values.count)", kind: .malformed)
@@ -155,17 +155,17 @@ struct ONNXTensorDecoder {
     /// Reads `expected` bytes of external data, confined to the model's folder.
     private mutating func readExternal(_ name: String, _ location: String, _ offset: Int, _ length: Int?,
                                        _ expected: Int) throws -> Data {
-        guard !location.isEmpty else { throw ImportError.malformed("tensor '\(name)': external data without a location") }
+        guard !location.isEmpty else { throw ImportError(.malformed, subject: "tensor '\(name)'", problem: "external data without a location") }
         guard !location.hasPrefix("/"), !location.split(separator: "/").contains("..") else {
-            throw ImportError.malformed("tensor '\(name)': external data location '\(location)' escapes the model's folder")
+            throw ImportError(.malformed, subject: "tensor '\(name)'", problem: "external data location '\(location)' escapes the model's folder")
         }
         let url = folder.appendingPathComponent(location).standardizedFileURL
         let resolved = url.resolvingSymlinksInPath().path
         let root = folder.standardizedFileURL.resolvingSymlinksInPath().path
         guard resolved.hasPrefix(root.hasSuffix("/") ? root : root + "/") else {
-            throw ImportError.malformed("tensor '\(name)': external data location '\(location)' escapes the model's folder")
+            throw ImportError(.malformed, subject: "tensor '\(name)'", problem: "external data location '\(location)' escapes the model's folder")
         }
-        guard offset >= 0 else { throw ImportError.malformed("tensor '\(name)': bad external data offset") }
+        guard offset >= 0 else { throw ImportError(.malformed, subject: "tensor '\(name)'", problem: "bad external data offset") }
         if let length, length != expected {
             throw ImportError.mismatch("tensor '\(name)'", expected: "external data of \(expected) bytes", found: "length \(length)", kind: .malformed)
         }
@@ -174,7 +174,7 @@ struct ONNXTensorDecoder {
             handle = open
         } else {
             guard let h = FileHandle(forReadingAtPath: resolved) else {
-                throw ImportError.unreadable("tensor '\(name)': cannot open external data file '\(location)'")
+                throw ImportError(.unreadable, subject: "tensor '\(name)'", problem: "cannot open external data file '\(location)'")
             }
             openFiles[resolved] = h
             handle = h
@@ -189,7 +189,7 @@ struct ONNXTensorDecoder {
         }
         try handle.seek(toOffset: UInt64(offset))
         guard let data = try handle.read(upToCount: expected), data.count == expected else {
-            throw ImportError.malformed("tensor '\(name)': short read from external data '\(location)'")
+            throw ImportError(.malformed, subject: "tensor '\(name)'", problem: "short read from external data '\(location)'")
         }
         return data
     }

@@ -13,7 +13,10 @@ struct OpGraph {
         /// Adds a per-feature constant (the Add after a MatMul classifier).
         case addBias(Tensor)
         case softmax
-        /// Identity, Dropout, Flatten, Reshape/Squeeze to (N, C), float Cast.
+        /// Identity, Dropout, Flatten, Reshape, Squeeze and a float Cast of activations: taken as the
+        /// identity, their shape arguments not read. In every export DenseKit knows they only flatten
+        /// the pooled (N, C, 1, 1) features before the classifier; the recognizer checks the
+        /// structure around them, not what they would do to a shape.
         case passThrough
         /// Zero padding of H and W: top, left, bottom, right.
         case pad([Int])
@@ -76,7 +79,7 @@ struct OpGraph {
                     alias[node.output] = node.inputs[0]
                     continue
                 }
-                throw ImportError.unsupported("\(node.label): Add of a constant that does not follow a MatMul")
+                throw ImportError(.unsupported, subject: node.label, problem: "Add of a constant that does not follow a MatMul")
             default:
                 break
             }

@@ -1,0 +1,117 @@
+import DenseKit
+import Foundation
+import Testing
+import TestSupport
+
+/// `DenseNet.validate()`, rule by rule, on real graphs changed in code: each lie is refused with
+/// the layer or tensor, what was expected and what was found. The files that carry such lies are in
+/// the CLI's lies suite; here are also the rules an importer's own checks stop before the gate.
+@Suite struct ValidationTests {
+    /// The folded torchvision export (stem conv with a bias) and the Keras one (every BN kept).
+    let torch = try! ModelLoader.load(path: Fixtures.path("tv-tiny-legacy-opset17.onnx"))
+    let keras = try! ModelLoader.load(path: Fixtures.path("keras3-tiny.h5"))
+
+    func expectRefused(_ net: DenseNet, _ message: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(sourceLocation: sourceLocation) { try net.validate() } throws: { "\($0)" == message }
+        // The executor's plan stands on the same gate, whoever built the graph.
+        #expect(sourceLocation: sourceLocation) { try Executor(net) } throws: { "\($0)" == message }
+    }
+
+    func vector(_ name: String, _ count: Int) -> Tensor { Tensor(name: name, shape: [count], values: [Float](repeating: 1, count: count)) }
+
+    @Test func theFixturesPass() throws {
+        for name in ["tv-tiny-legacy-opset17.onnx", "tv-tiny-legacy-opset11-unfolded.onnx", "cifar-plain-tiny-legacy-opset17.onnx",
+                     "cifar-bc-tiny-legacy-opset17.onnx", "keras2-tiny-tf2onnx.onnx", "keras2-tiny-weights.h5", "keras3-tiny.keras"] {
+            #expect(throws: Never.self, "\(name)") { try ModelLoader.load(path: Fixtures.path(name)).validate() }
+        }
+    }
+
+    @Test func tensorsHoldExactlyWhatTheirShapeSays() {
+        var net = torch
+        let name = net.stem.conv.weight.name
+        net.stem.conv.weight = Tensor(name: name, shape: [8, 3, 7, 7], values: [Float](repeating: 0, count: 100))
+        expectRefused(net, "stem.conv: tensor '\(name)': expected 1176 values for shape [8, 3, 7, 7], found 100")
+        net.stem.conv.weight = Tensor(name: name, shape: [1 << 40, 1 << 40, 1, 1], values: [])
+        expectRefused(net, "stem.conv: tensor '\(name)': expected dims from 1 to 2^31-1, found shape [1099511627776, 1099511627776, 1, 1]")
+        net.stem.conv.weight = Tensor(name: name, shape: [8, 3, 7], values: [Float](repeating: 0, count: 168))
+        expectRefused(net, "stem.conv: tensor '\(name)': expected 4 dims, found shape [8, 3, 7]")
+    }
+
+    @Test func biasesAndBatchNormVectorsMatchTheChannels() {
+        var net = torch
+        net.stem.conv.bias = vector("b", 7)
+        expectRefused(net, "stem.conv: bias 'b': expected 8 values (one per channel), found 7")
+        net = keras
+        net.blocks[0].layers[0].norm.variance = vector("v", 9)
+        expectRefused(net, "block1.layer1.norm: variance 'v': expected 8 values (one per channel), found 9")
+        net = keras
+        net.head.classifier.bias = vector("fc.b", 11)
+        expectRefused(net, "head.classifier: bias 'fc.b': expected 10 values (one per channel), found 11")
+    }
+
+    @Test func epsilonsAreFiniteAndPositive() {
+        for (epsilon, shown) in [(Float(-1), "-1.0"), (0, "0.0"), (.nan, "nan"), (.infinity, "inf")] {
+            var net = keras
+            net.transitions[1].norm.epsilon = epsilon
+            expectRefused(net, "transition2.norm: expected a finite epsilon > 0, found \(shown)")
+        }
+    }
+
+    @Test func stridesKernelsAndPadsAreBounded() {
+        var net = torch
+        net.stem.conv.stride = -1
+        expectRefused(net, "stem.conv: expected stride 1 to 16, found -1")
+        net = torch
+        net.stem.conv.pads = [3, 3, 3]
+        expectRefused(net, "stem.conv: expected 4 pads from 0 to 6 (below the kernel 7), found [3, 3, 3]")
+        net = torch
+        net.stem.pool?.pads = [3, 3, 3, 3]
+        expectRefused(net, "stem.pool: expected 4 pads from 0 to 2 (below the kernel 3), found [3, 3, 3, 3]")
+        net = torch
+        net.transitions[0].pool.kernel = 0
+        expectRefused(net, "transition1.pool: expected pool size 1 to 31, found 0")
+        net = torch
+        net.transitions[0].pool.stride = 0
+        expectRefused(net, "transition1.pool: expected pool stride 1 to 16, found 0")
+    }
+
+    @Test func everyLayerReadsTheRunningConcatenation() throws {
+        var net = keras
+        // block1.layer2 reads 8 + 4 = 12 channels; give its BatchNorm 11.
+        let n = net.blocks[0].layers[1].norm
+        net.blocks[0].layers[1].norm = BatchNorm(gamma: vector("g", 11), beta: vector("b", 11), mean: vector("m", 11), variance: vector("v", 11), epsilon: n.epsilon)
+        expectRefused(net, "block1.layer2.norm: gamma 'g': expected 12 values (one per channel), found 11")
+        net = keras
+        let w = try #require(net.blocks[0].layers[1].bottleneck?.conv.weight)
+        net.blocks[0].layers[1].bottleneck?.conv.weight = Tensor(name: w.name, shape: [16, 11, 1, 1], values: [Float](repeating: 0, count: 176))
+        expectRefused(net, "block1.layer2.bottleneck.conv: weight '\(w.name)': expected 12 input channels, found 11")
+        net = keras
+        let fc = net.head.classifier.weight
+        net.head.classifier.weight = Tensor(name: fc.name, shape: [10, 15], values: [Float](repeating: 0, count: 150))
+        expectRefused(net, "head.classifier: weight '\(fc.name)': expected 16 in-features (the final channels), found 15")
+    }
+
+    @Test func blocksAndTransitionsAlternate() {
+        var net = torch
+        net.transitions.removeLast()
+        expectRefused(net, "transitions: expected 2 (one between each pair of blocks), found 1")
+        net = torch
+        net.blocks[1].layers = []
+        expectRefused(net, "block2: expected at least one dense layer, found none")
+    }
+
+    @Test func theDeclaredInputIsBounded() {
+        var net = torch
+        net.input.channels = 4
+        expectRefused(net, "input 'input': expected 3 channels (what the stem conv reads), found 4")
+        net = torch
+        net.input.batch = 0
+        expectRefused(net, "input 'input': expected batch from 1 to 1048576, found 0")
+        net = torch
+        net.input.width = 16_385
+        expectRefused(net, "input 'input': expected width from 1 to 16384, found 16385")
+        net = torch
+        (net.input.height, net.input.width) = (8, 8)
+        expectRefused(net, "transition2: expected a map of at least 1x1, found 0x0 for a 8x8 input")
+    }
+}
