@@ -18,7 +18,7 @@ CPU_FLAGS := $(shell \
 SWIFT_FLAGS := -c release $(if $(CPU_FLAGS),-Xswiftc -target-cpu -Xswiftc $(CPU_FLAGS))
 
 # Pinned versions of the tools that make fixtures (test-time only; the product never needs Python).
-TORCH_PKGS := torch==2.15.0 torchvision==0.29.2 onnx==1.23.2 onnxruntime==1.32.0 onnxscript==0.7.2 h5py numpy
+TORCH_PKGS := torch==2.15.0 torchvision==0.29.2 onnx==1.23.2 onnxruntime==1.32.0 onnxscript==0.7.2 safetensors==0.8.0 h5py numpy
 TF_PKGS    := tensorflow-cpu==2.21.0 tf_keras==2.21.0 keras==3.15.1 tf2onnx==1.17.0 onnxruntime==1.32.0 h5py numpy
 
 .PHONY: all deps build test test-asan demo proto fixtures fixtures-full bench clean venvs
@@ -58,19 +58,23 @@ proto:
 	cd schemas && protoc-c --c_out=../Sources/ONNXProto onnx.proto
 	mv Sources/ONNXProto/onnx.pb-c.h Sources/ONNXProto/include/onnx.pb-c.h
 
-$(VENV_TORCH)/.ready:
-	$(PYTHON) -m venv $(VENV_TORCH)
+# Each venv's stamp names its package list, so a changed pin installs again into the cached venv.
+TORCH_READY := $(VENV_TORCH)/.ready-$(shell echo '$(TORCH_PKGS)' | cksum | cut -d' ' -f1)
+TF_READY    := $(VENV_TF)/.ready-$(shell echo '$(TF_PKGS)' | cksum | cut -d' ' -f1)
+
+$(TORCH_READY):
+	[ -x $(VENV_TORCH)/bin/python ] || $(PYTHON) -m venv $(VENV_TORCH)
 	$(VENV_TORCH)/bin/pip install -q --upgrade pip
 	$(VENV_TORCH)/bin/pip install -q $(TORCH_PKGS)
 	touch $@
 
-$(VENV_TF)/.ready:
-	$(PYTHON) -m venv $(VENV_TF)
+$(TF_READY):
+	[ -x $(VENV_TF)/bin/python ] || $(PYTHON) -m venv $(VENV_TF)
 	$(VENV_TF)/bin/pip install -q --upgrade pip
 	$(VENV_TF)/bin/pip install -q $(TF_PKGS)
 	touch $@
 
-venvs: $(VENV_TORCH)/.ready $(VENV_TF)/.ready
+venvs: $(TORCH_READY) $(TF_READY)
 
 # Tiny committed fixtures (kilobytes) with their reference outputs. Never run by the tests.
 fixtures: venvs

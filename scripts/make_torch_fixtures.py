@@ -15,6 +15,7 @@ import sys
 import numpy as np
 import onnx
 import onnxruntime as ort
+import safetensors.torch
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -163,6 +164,15 @@ TORCH_VARIANTS = [
 ]
 
 
+def checkpoints(net, outdir, prefix):
+    """The same weights as PyTorch checkpoints: torch.save in both formats, and safetensors."""
+    state = net.state_dict()
+    torch.save(state, os.path.join(outdir, prefix + ".pth"))
+    torch.save(state, os.path.join(outdir, prefix + "-legacy.pth"), _use_new_zipfile_serialization=False)
+    safetensors.torch.save_file({k: v.contiguous() for k, v in state.items()}, os.path.join(outdir, prefix + ".safetensors"),
+                                metadata={"format": "pt"})
+
+
 def tiny(outdir):
     os.makedirs(outdir, exist_ok=True)
     rng = np.random.default_rng(7)
@@ -173,6 +183,7 @@ def tiny(outdir):
     x = rng.standard_normal((2, 3, 64, 64)).astype(np.float32)
     np.save(os.path.join(outdir, "input-64.npy"), x)
     write_all(net, x, outdir, "tv-tiny", TORCH_VARIANTS)
+    checkpoints(net, outdir, "tv-tiny")
     base = os.path.join(outdir, "tv-tiny-legacy-opset17.onnx")
     for suffix, fn in (("typed", typed_float_copy), ("fp16", float16_copy)):
         path = os.path.join(outdir, "tv-tiny-legacy-opset17-%s.onnx" % suffix)
