@@ -72,6 +72,9 @@ extension DenseNet {
         if let batch = input.batch, !(1...Limits.batch).contains(batch) {
             throw ImportError.mismatch("input '\(input.name)'", expected: "batch from 1 to \(Limits.batch)", found: "\(batch)")
         }
+        guard (1...Limits.channels).contains(input.channels) else {
+            throw ImportError.mismatch("input '\(input.name)'", expected: "1 to \(Limits.channels) channels", found: "\(input.channels)")
+        }
         guard input.channels == stem.conv.inChannels else {
             throw ImportError.mismatch("input '\(input.name)'", expected: "\(stem.conv.inChannels) channels (what the stem conv reads)", found: "\(input.channels)")
         }
