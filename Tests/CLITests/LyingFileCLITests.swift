@@ -76,6 +76,12 @@ import TestSupport
         try lie("huge-stride.onnx", "stem.conv: expected stride 1 to 16, found 40") { m in
             try E.setInts(E.attribute(E.node(m, try E.firstNode(m, "Conv")), "strides"), [40, 40])
         }
+        try lie("negative-pads.onnx", "Conv node '/features/conv0/Conv': expected 4 pads from 0 to 63, found [-1, -1, -1, -1]") { m in
+            try E.setInts(E.attribute(E.node(m, try E.firstNode(m, "Conv")), "pads"), [-1, -1, -1, -1])
+        }
+        try lie("zero-stride.onnx", "Conv node '/features/conv0/Conv': expected strides equal on both axes, from 1 to 63, found [0, 0]") { m in
+            try E.setInts(E.attribute(E.node(m, try E.firstNode(m, "Conv")), "strides"), [0, 0])
+        }
         try lie("kernel-shape.onnx", "Conv node '/features/conv0/Conv': expected kernel_shape [7, 7] (the weight's shape [8, 3, 7, 7]), found kernel_shape [3, 3]") { m in
             try E.setInts(E.attribute(E.node(m, try E.firstNode(m, "Conv")), "kernel_shape"), [3, 3])
         }

@@ -102,6 +102,8 @@ import TestSupport
         #expect { try Executor(net).run([Float](repeating: 0, count: 3 * 6 * 6), batch: 1, height: 6, width: 6) } throws: {
             "\($0)" == "transition2: expected a map of at least 1x1, found 0x0 for a 6x6 input"
         }
-        #expect(throws: ExecutionError.self) { try Executor(net).run([Float](repeating: 0, count: 10), batch: 1, height: 6, width: 6) }
+        #expect { try Executor(net).run([Float](repeating: 0, count: 10), batch: 1, height: 64, width: 64) } throws: {
+            "\($0)" == "input shape [10] does not fit the model's input [N, 3, 64, 64]"
+        }
     }
 }

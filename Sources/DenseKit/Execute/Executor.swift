@@ -28,13 +28,14 @@ public final class Executor: @unchecked Sendable {
     /// `observe` sees every canonical layer's activation of every image, in order.
     public func run(_ input: [Float], batch: Int, height: Int, width: Int,
                     observe: ((Int, LayerActivation) -> Void)? = nil) throws -> [Float] {
+        // The workspace first: it checks the size (16384 a side at most), so the products below are small.
+        let execution = try workspace(height, width)
         let per = inputChannels * height * width
-        guard batch > 0, input.count == batch * per else {
+        guard batch > 0, input.count / per == batch, input.count % per == 0 else {
             throw ExecutionError.inputShape(expected: "[N, \(inputChannels), \(height), \(width)]", found: [input.count])
         }
         var output: [Float] = []
         output.reserveCapacity(batch * classes)
-        let execution = try workspace(height, width)
         execution.reportsActivations = observe != nil
         for n in 0..<batch {
             execution.reset(image: input[(n * per)..<((n + 1) * per)])
@@ -48,10 +49,10 @@ public final class Executor: @unchecked Sendable {
 
     /// Starts a step-by-step execution of one image (CHW), for comparing two models layer by layer.
     public func start(image: ArraySlice<Float>, height: Int, width: Int) throws -> ImageExecution {
+        let e = try ImageExecution(plan: plan, height: height, width: width, threads: threads)
         guard image.count == inputChannels * height * width else {
             throw ExecutionError.inputShape(expected: "[\(inputChannels), \(height), \(width)]", found: [image.count])
         }
-        let e = try ImageExecution(plan: plan, height: height, width: width, threads: threads)
         e.reset(image: image)
         return e
     }

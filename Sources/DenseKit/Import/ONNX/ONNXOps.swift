@@ -174,7 +174,7 @@ struct ONNXOps {
             throw ImportError(.unsupported, subject: n.label, problem: "Pad with a non-zero value")
         }
         guard p.count == 8, p[0] == 0, p[1] == 0, p[4] == 0, p[5] == 0, p.allSatisfy({ $0 >= 0 && $0 < 64 }) else {
-            throw ImportError(.unsupported, subject: n.label, problem: "pads \(p) (only non-negative H and W padding of NCHW)")
+            throw ImportError.mismatch(n.label, expected: "8 pads padding only H and W of NCHW, each 0 to 63", found: "\(p)", kind: .unsupported)
         }
         return [p[2], p[3], p[6], p[7]].map(Int.init)
     }
@@ -213,7 +213,7 @@ struct ONNXOps {
         let v = ints(n, name)
         if v.isEmpty { return value }
         guard v.count == 2, v[0] == v[1], v[0] > 0, v[0] < 64 else {
-            throw ImportError(.unsupported, subject: n.label, problem: "\(name) \(v) (equal H and W values only)")
+            throw ImportError.mismatch(n.label, expected: "\(name) equal on both axes, from 1 to 63", found: "\(v)", kind: .unsupported)
         }
         return Int(v[0])
     }
@@ -225,7 +225,7 @@ struct ONNXOps {
         let p = ints(n, "pads")
         if p.isEmpty { return [0, 0, 0, 0] }
         guard p.count == 4, p.allSatisfy({ $0 >= 0 && $0 < 64 }) else {
-            throw ImportError(.unsupported, subject: n.label, problem: "pads \(p)")
+            throw ImportError.mismatch(n.label, expected: "4 pads from 0 to 63", found: "\(p)", kind: .unsupported)
         }
         return [Int(p[0]), Int(p[1]), Int(p[2]), Int(p[3])]
     }
