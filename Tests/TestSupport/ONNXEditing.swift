@@ -45,11 +45,16 @@ public enum ONNXEditing {
         return matches[skipping]
     }
 
+    /// A malloc'ed copy of `values`, as protobuf-c frees repeated fields.
+    static func cArray(_ values: [Int64]) -> UnsafeMutablePointer<Int64> {
+        let p = UnsafeMutablePointer<Int64>(OpaquePointer(malloc(max(values.count, 1) * 8)!))
+        for (i, v) in values.enumerated() { p[i] = v }
+        return p
+    }
+
     public static func setDims(_ t: UnsafeMutablePointer<Onnx__TensorProto>, _ dims: [Int64]) {
         free(t.pointee.dims)
-        let p = UnsafeMutablePointer<Int64>(OpaquePointer(malloc(max(dims.count, 1) * 8)!))
-        for (i, d) in dims.enumerated() { p[i] = d }
-        t.pointee.dims = p
+        t.pointee.dims = cArray(dims)
         t.pointee.n_dims = dims.count
     }
 
@@ -68,9 +73,7 @@ public enum ONNXEditing {
 
     public static func setInts(_ a: UnsafeMutablePointer<Onnx__AttributeProto>, _ values: [Int64]) {
         free(a.pointee.ints)
-        let p = UnsafeMutablePointer<Int64>(OpaquePointer(malloc(max(values.count, 1) * 8)!))
-        for (i, v) in values.enumerated() { p[i] = v }
-        a.pointee.ints = p
+        a.pointee.ints = cArray(values)
         a.pointee.n_ints = values.count
     }
 
