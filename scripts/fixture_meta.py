@@ -41,10 +41,12 @@ def onnx_samples(path):
 def keras_samples(model):
     """The same three tensors from a Keras model's weights (HWIO -> OIHW, (in, out) -> (out, in))."""
     convs = [l for l in model.layers if l.__class__.__name__ == "Conv2D"]
-    dense = [l for l in model.layers if l.__class__.__name__ == "Dense"][-1]
-    return {"stem.conv.weight": sample(convs[0].get_weights()[0].transpose(3, 2, 0, 1)),
-            "block1.layer1.firstConv.weight": sample(convs[1].get_weights()[0].transpose(3, 2, 0, 1)),
-            "head.classifier.weight": sample(dense.get_weights()[0].T)}
+    dense = [l for l in model.layers if l.__class__.__name__ == "Dense"]
+    out = {"stem.conv.weight": sample(convs[0].get_weights()[0].transpose(3, 2, 0, 1)),
+           "block1.layer1.firstConv.weight": sample(convs[1].get_weights()[0].transpose(3, 2, 0, 1))}
+    if dense:
+        out["head.classifier.weight"] = sample(dense[-1].get_weights()[0].T)
+    return out
 
 
 def write(path, trainable, total, samples, **extra):

@@ -12,6 +12,7 @@ the stem exactly as keras.applications.densenet.DenseNet writes it, so layer nam
 with growth rate 4 instead of the hard-coded 32, so the files stay a few kilobytes.
 
 usage: make_keras_fixtures.py tiny OUTDIR
+       make_keras_fixtures.py heads OUTDIR   (only the fine-tuned-head fixtures, part of tiny)
        make_keras_fixtures.py full OUTDIR
 """
 
@@ -43,8 +44,9 @@ def randomise_bn(model, rng):
             ])
 
 
-def tiny_densenet(k, layers_mod, densenet_mod, blocks, growth, stem_filters, input_shape, classes, legacy):
-    """keras.applications.densenet.DenseNet with a configurable growth rate and stem width."""
+def tiny_backbone(layers_mod, densenet_mod, blocks, growth, stem_filters, input_shape, legacy):
+    """keras.applications.densenet.DenseNet up to its final BN-ReLU (include_top=False, pooling=None),
+    with a configurable growth rate and stem width. Returns the input and the backbone's output."""
     img = layers_mod.Input(shape=input_shape)
     bn_axis = 3
     x = layers_mod.ZeroPadding2D(padding=((3, 3), (3, 3)))(img)
@@ -60,6 +62,12 @@ def tiny_densenet(k, layers_mod, densenet_mod, blocks, growth, stem_filters, inp
             x = densenet_mod.transition_block(x, 0.5, name="pool%d" % (b + 2))
     x = layers_mod.BatchNormalization(axis=bn_axis, epsilon=1.001e-5, name="bn")(x)
     x = layers_mod.Activation("relu", name="relu")(x)
+    return img, x
+
+
+def tiny_densenet(k, layers_mod, densenet_mod, blocks, growth, stem_filters, input_shape, classes, legacy):
+    """keras.applications.densenet.DenseNet (include_top=True) with a configurable growth rate and stem width."""
+    img, x = tiny_backbone(layers_mod, densenet_mod, blocks, growth, stem_filters, input_shape, legacy)
     x = layers_mod.GlobalAveragePooling2D(name="avg_pool")(x)
     x = layers_mod.Dense(classes, activation="softmax", name="predictions")(x)
     return k.Model(img, x, name="densenet")
@@ -70,6 +78,17 @@ def keras_meta(model, path):
     fixture_meta.write(path, trainable, model.count_params(), fixture_meta.keras_samples(model))
 
 
+def save_logits(model, k, x, path):
+    """What a weights-only file can reproduce (it stores no activations): the last Dense layer's
+    values before its activation, from Keras's own features and weights."""
+    dense = [l for l in model.layers if l.__class__.__name__ == "Dense"]
+    if not dense:
+        return
+    features = k.Model(model.inputs, dense[-1].input).predict(x, verbose=0)
+    kernel, bias = dense[-1].get_weights()
+    np.save(path, (features @ kernel + bias).astype(np.float32))
+
+
 def save_keras3(model, x, outdir, prefix):
     model.save(os.path.join(outdir, prefix + ".keras"))
     model.save(os.path.join(outdir, prefix + ".h5"))
@@ -78,7 +97,7 @@ def save_keras3(model, x, outdir, prefix):
     keras_meta(model, os.path.join(outdir, prefix + ".meta.json"))
 
 
-def save_keras2(model, x, outdir, prefix):
+def save_keras2(model, x, outdir, prefix, onnx=True):
     import onnxruntime as ort
     import tensorflow as tf
     import tf2onnx
@@ -87,6 +106,8 @@ def save_keras2(model, x, outdir, prefix):
     model.save_weights(os.path.join(outdir, prefix + "-weights.h5"))
     np.save(os.path.join(outdir, prefix + ".out.npy"), model.predict(x, verbose=0))
     keras_meta(model, os.path.join(outdir, prefix + ".meta.json"))
+    if not onnx:
+        return
     spec = (tf.TensorSpec((None,) + tuple(x.shape[1:]), tf.float32, name="input"),)
     path = os.path.join(outdir, prefix + "-tf2onnx.onnx")
     tf2onnx.convert.from_keras(model, input_signature=spec, opset=17, output_path=path)
@@ -121,6 +142,47 @@ def tiny(outdir):
     m2 = tiny_densenet(tf_keras, tf_keras.layers, k2densenet, [2, 2, 2], 4, 8, (64, 64, 3), 10, legacy=True)
     randomise_bn(m2, rng)
     save_keras2(m2, x, outdir, "keras2-tiny")
+    heads(outdir)
+
+
+def head_cases(L):
+    """Heads people put on an include_top=False DenseNet (layer names Keras chooses), by input size."""
+    return [
+        ("sigmoid14", 64, lambda x: L.Dense(14, activation="sigmoid")(L.GlobalAveragePooling2D()(x))),
+        ("activation14", 64, lambda x: L.Activation("sigmoid")(L.Dense(14)(L.Dropout(0.3)(L.GlobalAveragePooling2D()(x))))),
+        ("avg", 64, lambda x: L.GlobalAveragePooling2D(name="avg_pool")(x)),
+        ("max", 64, lambda x: L.GlobalMaxPooling2D(name="max_pool")(x)),
+        ("none", 64, lambda x: x),
+        ("80-softmax5", 80, lambda x: L.Dense(5, activation="softmax")(L.GlobalAveragePooling2D()(x))),
+        ("mlp", 64, lambda x: L.Dense(3, activation="tanh")(L.Dense(12, activation="relu")(L.GlobalMaxPooling2D()(x)))),
+    ]
+
+
+def heads(outdir):
+    """Fine-tuned heads and feature extractors in every Keras 3 layout, and three in Keras 2's."""
+    import keras
+    import tf_keras
+    from keras.src.applications import densenet as k3densenet
+    from tf_keras.src.applications import densenet as k2densenet
+
+    rng = np.random.default_rng(41)
+    inputs = {64: np.load(os.path.join(outdir, "input-64-nhwc.npy"))}
+    inputs[80] = rng.standard_normal((2, 80, 80, 3)).astype(np.float32)
+    np.save(os.path.join(outdir, "input-80-nhwc.npy"), inputs[80])
+    for i, (name, size, head) in enumerate(head_cases(keras.layers)):
+        keras.utils.set_random_seed(60 + i)
+        img, x = tiny_backbone(keras.layers, k3densenet, [2, 2, 2], 4, 8, (size, size, 3), legacy=False)
+        model = keras.Model(img, head(x))
+        randomise_bn(model, rng)
+        save_keras3(model, inputs[size], outdir, "keras3-tiny-" + name)
+        save_logits(model, keras, inputs[size], os.path.join(outdir, "keras3-tiny-%s.logits.npy" % name))
+    for i, (name, size, head) in enumerate(c for c in head_cases(tf_keras.layers) if c[0] in ("sigmoid14", "avg", "none")):
+        tf_keras.utils.set_random_seed(70 + i)
+        img, x = tiny_backbone(tf_keras.layers, k2densenet, [2, 2, 2], 4, 8, (size, size, 3), legacy=True)
+        model = tf_keras.Model(img, head(x))
+        randomise_bn(model, rng)
+        save_keras2(model, inputs[size], outdir, "keras2-tiny-" + name, onnx=False)
+        save_logits(model, tf_keras, inputs[size], os.path.join(outdir, "keras2-tiny-%s.logits.npy" % name))
 
 
 def full(outdir):
@@ -150,6 +212,6 @@ def full(outdir):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("tiny", "full"):
+    if len(sys.argv) != 3 or sys.argv[1] not in ("tiny", "heads", "full"):
         sys.exit(__doc__)
-    {"tiny": tiny, "full": full}[sys.argv[1]](sys.argv[2])
+    {"tiny": tiny, "heads": heads, "full": full}[sys.argv[1]](sys.argv[2])

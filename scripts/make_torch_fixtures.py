@@ -7,6 +7,7 @@ plus randomised BatchNorm statistics so that folding BN is visible in the number
 
 usage: make_torch_fixtures.py tiny OUTDIR
        make_torch_fixtures.py full OUTDIR
+       make_torch_fixtures.py heads OUTDIR   (only the fine-tuned-head fixtures, part of tiny)
 """
 
 import os
@@ -173,6 +174,32 @@ def checkpoints(net, outdir, prefix):
                                 metadata={"format": "pt"})
 
 
+def tiny_torchvision(seed, bn_seed):
+    torch.manual_seed(seed)
+    net = tvd.DenseNet(growth_rate=4, block_config=(2, 2, 2), num_init_features=8, bn_size=4, num_classes=10)
+    randomise_bn(net, bn_seed)
+    return net
+
+
+# The heads people ship on a torchvision DenseNet (16 features in the tiny net): CheXNet's 14-way
+# sigmoid, a dropout before the classifier, a two-layer head, and a feature extractor.
+HEADS = [
+    ("tv-tiny-sigmoid14", lambda: nn.Sequential(nn.Linear(16, 14), nn.Sigmoid()), ["legacy-opset17", "dynamo-opset18"]),
+    ("tv-tiny-dropout3", lambda: nn.Sequential(nn.Dropout(0.2), nn.Linear(16, 3)), ["legacy-opset17", "dynamo-opset18"]),
+    ("tv-tiny-mlp", lambda: nn.Sequential(nn.Linear(16, 12), nn.ReLU(), nn.Dropout(0.2), nn.Linear(12, 5), nn.Sigmoid()),
+     ["legacy-opset17", "dynamo-opset18"]),
+    ("tv-tiny-features", lambda: nn.Identity(), ["legacy-opset17"]),
+]
+
+
+def heads(outdir, x):
+    variants = dict(TORCH_VARIANTS)
+    for i, (prefix, head, names) in enumerate(HEADS):
+        net = tiny_torchvision(40 + i, 50 + i)
+        net.classifier = head()
+        write_all(net, x, outdir, prefix, [(n, variants[n]) for n in names])
+
+
 def tiny(outdir):
     os.makedirs(outdir, exist_ok=True)
     rng = np.random.default_rng(7)
@@ -189,6 +216,8 @@ def tiny(outdir):
         path = os.path.join(outdir, "tv-tiny-legacy-opset17-%s.onnx" % suffix)
         fn(base, path)
         record(net, path, x)
+
+    heads(outdir, x)
 
     # CIFAR-style nets: DenseNet-BC (L=16, k=4) and plain DenseNet (L=10, k=4).
     xc = rng.standard_normal((2, 3, 32, 32)).astype(np.float32)
@@ -218,9 +247,19 @@ def full(outdir):
         other = getattr(tvd, name)(weights=None)
         randomise_bn(other, 300 + i)
         write_all(other, x, outdir, name, TORCH_VARIANTS[1:2])
+    # CheXNet's shape: DenseNet-121 with a 14-way sigmoid classifier.
+    torch.manual_seed(400)
+    chexnet = tvd.densenet121(weights=None)
+    randomise_bn(chexnet, 401)
+    chexnet.classifier = nn.Sequential(nn.Linear(1024, 14), nn.Sigmoid())
+    write_all(chexnet, x, outdir, "densenet121-sigmoid14", TORCH_VARIANTS[1:2])
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "heads":
+        # Only the head fixtures (the others are unchanged by a rerun): the same input as tiny's.
+        heads(sys.argv[2], np.load(os.path.join(sys.argv[2], "input-64.npy")))
+        sys.exit(0)
     if len(sys.argv) != 3 or sys.argv[1] not in ("tiny", "full"):
         sys.exit(__doc__)
     {"tiny": tiny, "full": full}[sys.argv[1]](sys.argv[2])

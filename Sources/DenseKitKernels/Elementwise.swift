@@ -105,6 +105,28 @@ public enum Elementwise {
         }
     }
 
+    /// The head's BN-ReLU followed by a global max pool: dst[c] = max over the plane of relu(scale * x + shift).
+    /// (ReLU's outputs are >= 0, so 0 starts the maximum.)
+    public static func batchNormReLUMax(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels: Int, size: Int,
+                                        scale: UnsafePointer<Float>, shift: UnsafePointer<Float>) {
+        for c in 0..<channels {
+            let s = SIMD16<Float>(repeating: scale[c]), t = SIMD16<Float>(repeating: shift[c])
+            let x = UnsafeRawPointer(src + c * size)
+            var acc = SIMD16<Float>()
+            var i = 0
+            while i + 16 <= size {
+                acc = pointwiseMax(acc, t.addingProduct(x.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self), s))
+                i += 16
+            }
+            var best = acc.max()
+            while i < size {
+                best = max(best, src[c * size + i] * scale[c] + shift[c])
+                i += 1
+            }
+            dst[c] = best
+        }
+    }
+
     /// Max pooling of CHW planes (padding never wins: it is -infinity), one output row at a time: the
     /// maximum down the window's input rows into a row padded with -infinity, then across each
     /// window of that row, 8 (stride 2) or 16 (stride 1) outputs at a time. Input rows are `rowStride`

@@ -77,6 +77,11 @@ public enum Reference {
         return (0..<channels).map { c in x[(c * size)..<((c + 1) * size)].reduce(0, +) / Float(size) }
     }
 
+    public static func globalMaxPool(_ x: [Float], channels: Int) -> [Float] {
+        let size = x.count / channels
+        return (0..<channels).map { c in x[(c * size)..<((c + 1) * size)].max() ?? 0 }
+    }
+
     /// y = W x + b with W (out, in).
     public static func linear(_ x: [Float], weight: [Float], bias: [Float]?, outFeatures: Int) -> [Float] {
         let n = x.count

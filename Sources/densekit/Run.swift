@@ -27,7 +27,7 @@ struct Run: ParsableCommand {
 
     @Argument(help: "The model file.") var model: String
     @Option(help: "Input array (.npy, float32/float64/float16).") var input: String
-    @Option(help: "Where to write the float32 [N, classes] output (.npy).") var output: String
+    @Option(help: "Where to write the float32 output (.npy): [N, classes], [N, features] after a global pool, or [N, C, H, W] without one.") var output: String
     @OptionGroup var execution: ExecutionOptions
     @Option(help: "Time this many runs after one warm-up.") var `repeat`: Int = 1
     @Flag(help: "Print one JSON object on stdout.") var json = false
@@ -62,12 +62,13 @@ struct Run: ParsableCommand {
             y = try CommandFailure.about(model) { try executor.run(x.values, batch: x.batch, height: x.height, width: x.width) }
             if runs == 1 || i > 0 { times.append(milliseconds(clock.now - start)) }
         }
-        try CommandFailure.about(output) { try NPY.write(NPY.Array(shape: [x.batch, executor.classes], values: y), to: output) }
+        let shape = [x.batch] + (try CommandFailure.about(model) { try executor.outputShape(height: x.height, width: x.width) })
+        try CommandFailure.about(output) { try NPY.write(NPY.Array(shape: shape, values: y), to: output) }
         let sorted = times.sorted()
         let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
         if json {
             printJSON([
-                "outputShape": [x.batch, executor.classes],
+                "outputShape": shape,
                 "loadMs": loadMs,
                 "prepareMs": prepareMs,
                 "runMs": ["median": median, "min": sorted[0]],
@@ -76,7 +77,7 @@ struct Run: ParsableCommand {
             ])
         } else {
             log("ran \(model) on \(x.batch) image\(x.batch == 1 ? "" : "s") of \(x.height)x\(x.width): median \(String(format: "%.2f", median)) ms, min \(String(format: "%.2f", sorted[0])) ms over \(times.count) run\(times.count == 1 ? "" : "s"), \(executor.threads) thread\(executor.threads == 1 ? "" : "s"); load \(String(format: "%.1f", loadMs)) ms, prepare \(String(format: "%.1f", prepareMs)) ms")
-            print("wrote \(output): [\(x.batch), \(executor.classes)]")
+            print("wrote \(output): \(shape)")
         }
     }
 }

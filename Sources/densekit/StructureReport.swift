@@ -33,8 +33,7 @@ struct StructureReport {
         }
         lines.append("")
         let head = net.head
-        lines.append("head        BN \(head.norm.channels), ReLU, global avg pool, linear \(head.classifier.inFeatures) -> \(head.classifier.outFeatures)"
-                     + (head.softmax ? ", softmax" : ", logits"))
+        lines.append("head        BN \(head.norm.channels), ReLU, \(head.summary)")
         lines.append("weights     \(s.storedTensors) tensors, \(s.storedParameters) values, \(s.storedBytes) bytes, dtypes \(net.storedDTypes.joined(separator: ", "))")
         for note in s.notes { lines.append("note        \(note)") }
         return lines.joined(separator: "\n")

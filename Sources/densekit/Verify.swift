@@ -39,6 +39,9 @@ struct Verify: ParsableCommand {
             "bottleneck": r.bottleneck,
             "classes": r.classes,
             "batchNormEpsilon": r.epsilons.map(Double.init),
+            "head": r.head.report(classes: r.classes),
+            "inputSize": r.inputSize.map { [$0.height, $0.width] } ?? NSNull(),
+            "finalMapSize": r.finalMapSize.map { [$0.height, $0.width] } ?? NSNull(),
             "parameters": [
                 "trainable": r.parameters.trainable,
                 "withBatchNormStatistics": r.parameters.withBatchNormStatistics,
@@ -63,6 +66,8 @@ struct Verify: ParsableCommand {
                 }.joined(separator: "  "))
             }
         }
+        let input = r.inputSize.map { "input \($0)" } ?? "input size not fixed by the file"
+        print("head: \(r.head.summary); \(input), final map \(r.finalMapSize.map(\.description) ?? "-") (the head is reported, never a deviation)")
         print("growth rate \(r.growthRate), blocks \(r.blocks), compression \(r.compression.map { String($0) } ?? "-"), bottleneck \(r.bottleneck ? "yes" : "no"), BN epsilon \(r.epsilons.map { String($0) }.joined(separator: ", "))")
     }
 

@@ -29,6 +29,7 @@ import TestSupport
         let y = try Executor(net, threads: threads).run(x.values, batch: x.batch, height: x.height, width: x.width)
         let want = try Fixtures.npy(reference)
         #expect(want.shape == [x.batch, net.classes])
+        #expect(want.shape == [x.batch] + (try Executor(net).outputShape(height: x.height, width: x.width)))
         #expect(relativeError(y, want.values) <= 1e-4, "\(model)")
     }
 
@@ -52,11 +53,26 @@ import TestSupport
         ("densenet169-legacy-opset17.onnx", "input-224.npy", "densenet169-legacy-opset17.out.npy"),
         ("densenet201-legacy-opset17.onnx", "input-224.npy", "densenet201-legacy-opset17.out.npy"),
         ("densenet161-legacy-opset17.onnx", "input-224.npy", "densenet161-legacy-opset17.out.npy"),
+        ("densenet121-sigmoid14-legacy-opset17.onnx", "input-224.npy", "densenet121-sigmoid14-legacy-opset17.out.npy"),
     ]
 
     @Test(.enabled(if: Fixtures.full != nil, "full-size fixtures not built (make fixtures-full)"), arguments: full)
     func fullSizeMatchesRecordedReference(_ c: (String, String, String)) throws {
         let folder = try #require(Fixtures.full)
         try Self.check(model: folder + "/" + c.0, input: folder + "/" + c.1, reference: folder + "/" + c.2)
+    }
+
+    /// CheXNet's shape: a DenseNet-121 backbone with a 14-class sigmoid head verifies as densenet121,
+    /// with torch's own parameter count for that head (7,978,856 - 1,025,000 + 14,350).
+    @Test(.enabled(if: Fixtures.full != nil, "full-size fixtures not built (make fixtures-full)"))
+    func fullSizeSigmoidHeadVerifiesAsDenseNet121() throws {
+        let folder = try #require(Fixtures.full)
+        let path = folder + "/densenet121-sigmoid14-legacy-opset17.onnx"
+        let r = try Verifier().verify(try ModelLoader.load(path: path))
+        #expect(r.matches && r.spec.name == "densenet121", "\(r.deviations)")
+        #expect(r.parameters.trainable == 6_968_206)
+        let meta = try Fixtures.meta(folder + "/densenet121-sigmoid14-legacy-opset17.meta.json")
+        #expect(r.parameters.trainable == meta.trainable && r.parameters.withBatchNormStatistics == meta.withBatchNormStatistics)
+        #expect(r.head.summary == "global avg pool, linear 1024 -> 14, sigmoid")
     }
 }

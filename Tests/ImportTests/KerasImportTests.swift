@@ -34,7 +34,7 @@ import TestSupport
         let first = net.blocks[0].layers[0]
         try expectSample(net.stem.conv.weight, meta.samples["stem.conv.weight"])
         try expectSample(try #require(first.bottleneck).conv.weight, meta.samples["block1.layer1.firstConv.weight"])
-        try expectSample(net.head.classifier.weight, meta.samples["head.classifier.weight"])
+        try expectSample(try #require(net.head.classifier).weight, meta.samples["head.classifier.weight"])
     }
 
     @Test func layerNamesRecoveredFromOrderMatchStoredNames() throws {

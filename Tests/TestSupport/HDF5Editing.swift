@@ -92,16 +92,21 @@ public enum HDF5Editing {
     /// Edits the Keras model config (the root `model_config` JSON): `edit` gets each layer's
     /// `config` by layer name.
     public static func editConfig(_ file: hid_t, _ edit: (String, inout [String: Any]) -> Void) throws {
+        try editLayers(file) { entry in
+            guard var c = entry["config"] as? [String: Any], let name = c["name"] as? String else { return }
+            edit(name, &c)
+            entry["config"] = c
+        }
+    }
+
+    /// Edits each layer entry of the Keras model config (`class_name`, `config`, `inbound_nodes`).
+    public static func editLayers(_ file: hid_t, _ edit: (inout [String: Any]) -> Void) throws {
         let text = try string(file, "/", "model_config")
         guard var root = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
               var config = root["config"] as? [String: Any], var layers = config["layers"] as? [[String: Any]] else {
             throw Failure(description: "model_config is not a Keras functional config")
         }
-        for i in layers.indices {
-            guard var c = layers[i]["config"] as? [String: Any], let name = c["name"] as? String else { continue }
-            edit(name, &c)
-            layers[i]["config"] = c
-        }
+        for i in layers.indices { edit(&layers[i]) }
         config["layers"] = layers
         root["config"] = config
         let json = String(decoding: try JSONSerialization.data(withJSONObject: root), as: UTF8.self)

@@ -45,7 +45,7 @@ import TestSupport
         net.blocks[0].layers[0].norm.variance = vector("v", 9)
         expectRefused(net, "block1.layer1.norm: variance 'v': expected 8 values (one per channel), found 9")
         net = keras
-        net.head.classifier.bias = vector("fc.b", 11)
+        net.head.dense[0].linear.bias = vector("fc.b", 11)
         expectRefused(net, "head.classifier: bias 'fc.b': expected 10 values (one per channel), found 11")
     }
 
@@ -86,8 +86,8 @@ import TestSupport
         net.blocks[0].layers[1].bottleneck?.conv.weight = Tensor(name: w.name, shape: [16, 11, 1, 1], values: [Float](repeating: 0, count: 176))
         expectRefused(net, "block1.layer2.bottleneck.conv: weight '\(w.name)': expected 12 input channels, found 11")
         net = keras
-        let fc = net.head.classifier.weight
-        net.head.classifier.weight = Tensor(name: fc.name, shape: [10, 15], values: [Float](repeating: 0, count: 150))
+        let fc = net.head.dense[0].linear.weight
+        net.head.dense[0].linear.weight = Tensor(name: fc.name, shape: [10, 15], values: [Float](repeating: 0, count: 150))
         expectRefused(net, "head.classifier: weight '\(fc.name)': expected 16 in-features (the final channels), found 15")
     }
 

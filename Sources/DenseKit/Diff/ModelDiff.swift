@@ -74,7 +74,9 @@ public struct ModelDiff {
         for (i, (x, y)) in zip(a.transitions, b.transitions).enumerated() where x.conv.outChannels != y.conv.outChannels {
             reasons.append("transition\(i + 1) outputs \(x.conv.outChannels) vs \(y.conv.outChannels) channels")
         }
-        if a.classes != b.classes { reasons.append("head has \(a.classes) vs \(b.classes) classes") }
+        if a.head.pool != b.head.pool || a.head.dense.map(\.linear.outFeatures) != b.head.dense.map(\.linear.outFeatures) {
+            reasons.append("head is \(a.head.summary) vs \(b.head.summary)")
+        }
         return reasons
     }
 

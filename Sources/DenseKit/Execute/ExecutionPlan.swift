@@ -94,13 +94,22 @@ final class ExecutionPlan: @unchecked Sendable {
     /// (or none), else 0.
     let border: Int
     let transitions: [TransitionStep]
+    /// A dense layer of the head: weights (out, in) and bias copied once (a mapped `.dnk` would copy
+    /// them every run), then its activation.
+    struct DenseStep {
+        let weight: AlignedBuffer
+        let bias: AlignedBuffer?
+        let inFeatures: Int, outFeatures: Int
+        let activation: Head.Activation
+    }
+
     let headNorm: Affine
-    /// Classifier weights (out, in) and bias, copied once: a mapped `.dnk` would copy them every run.
-    let classifierWeight: AlignedBuffer
-    let classifierBias: AlignedBuffer?
+    let headPool: Head.Pool?
+    let dense: [DenseStep]
+    /// Values per image (per position without a pool), as `DenseNet.classes`.
     let classes: Int
-    let softmax: Bool
     let layerNames: [String]
+    let headNames: [String]
     /// What decides every stage's map size for a given input (`FeatureMapSizes`).
     let geometry: FeatureMapSizes.Geometry
 
@@ -126,10 +135,13 @@ final class ExecutionPlan: @unchecked Sendable {
         blockWidths = net.blocks.map(\.outChannels)
         transitions = net.transitions.map { TransitionStep(norm: Affine($0.norm), conv: Conv($0.conv), pool: $0.pool) }
         headNorm = Affine(net.head.norm)
-        classifierWeight = AlignedBuffer(net.head.classifier.weight.values)
-        classifierBias = net.head.classifier.bias.map { AlignedBuffer($0.values) }
-        classes = net.head.classifier.outFeatures
-        softmax = net.head.softmax
+        headPool = net.head.pool
+        dense = net.head.dense.map {
+            DenseStep(weight: AlignedBuffer($0.linear.weight.values), bias: $0.linear.bias.map { AlignedBuffer($0.values) },
+                      inFeatures: $0.linear.inFeatures, outFeatures: $0.linear.outFeatures, activation: $0.activation)
+        }
+        classes = net.classes
         layerNames = net.layerNames
+        headNames = net.head.layerNames
     }
 }

@@ -24,7 +24,15 @@ public final class Executor: @unchecked Sendable {
 
     public var layerNames: [String] { plan.layerNames }
 
-    /// Runs a batch: `input` NCHW [batch, C, height, width]; returns [batch, classes].
+    /// One image's output shape: [classes] (or [features]) after a global pool, [C, H, W] (the final
+    /// BN-ReLU's feature map) for a head without one.
+    public func outputShape(height: Int, width: Int) throws -> [Int] {
+        guard plan.headPool == nil else { return [classes] }
+        let s = try FeatureMapSizes(plan.geometry, height: height, width: width).head
+        return [plan.headNorm.scale.count, s.height, s.width]
+    }
+
+    /// Runs a batch: `input` NCHW [batch, C, height, width]; returns [batch] + `outputShape`, flattened.
     /// `observe` sees every canonical layer's activation of every image, in order.
     public func run(_ input: [Float], batch: Int, height: Int, width: Int,
                     observe: ((Int, LayerActivation) -> Void)? = nil) throws -> [Float] {
@@ -89,7 +97,10 @@ public final class ImageExecution {
     private let planes: AlignedBuffer, grid: AlignedBuffer
     /// Packed copies of bordered maps: reported activations, the head's input, a general transition's input.
     private var packed: AlignedBuffer
-    private let logits: AlignedBuffer
+    /// The head's outputs: the pooled features, then each dense layer's values (or the feature map).
+    private let headOut: AlignedBuffer
+    /// Head layers computed by the head's step, returned by the calls of `next()` after it.
+    private var pending: [LayerActivation] = []
 
     private var step = 0
     private var block = 0, layer = 0
@@ -153,8 +164,10 @@ public final class ImageExecution {
         let stemCount = stemStaged ? stem.outChannels * sizes.stemConv.area : 0
         // Sizes are bounded by the validated limits (16384 a side, 2^16 channels), so these products
         // cannot overflow; their sum is capped before anything is allocated.
+        let headChannels = plan.headNorm.scale.count
+        let headCount = plan.headPool == nil ? headChannels * sizes.head.area : plan.dense.reduce(headChannels) { $0 + $1.outFeatures }
         let counts = [stem.inChannels * sizes.input.area, maxBlock, maxBlock, maxScratch, maxBottleneck, maxPlanes, maxGrid,
-                      maxPacked, stemCount, plan.classes]
+                      maxPacked, stemCount, headCount]
         let bytes = counts.reduce(0, +) * 4
         guard bytes <= Self.maximumWorkspaceBytes else {
             throw ExecutionError.unsupported("a \(height)x\(width) input needs \(bytes >> 20) MiB of workspace; the executor allows at most \(Self.maximumWorkspaceBytes >> 20) MiB per image")
@@ -168,7 +181,7 @@ public final class ImageExecution {
         grid = AlignedBuffer(count: maxGrid)
         packed = AlignedBuffer(count: maxPacked)
         stemOut = AlignedBuffer(count: stemCount)
-        logits = AlignedBuffer(count: plan.classes)
+        headOut = AlignedBuffer(count: headCount)
     }
 
     /// Starts over on a new image (CHW).
@@ -177,6 +190,7 @@ public final class ImageExecution {
         step = 0
         block = 0
         layer = 0
+        pending = []
     }
 
     /// Runs the next canonical layer and returns its activation, or nil after the head.
@@ -189,7 +203,7 @@ public final class ImageExecution {
             block = plan.blocks.count
             return runHead()
         }
-        return nil
+        return pending.isEmpty ? nil : pending.removeFirst()
     }
 
     // MARK: steps
@@ -313,27 +327,46 @@ public final class ImageExecution {
         return report("transition\(block)", blockA.pointer, channels: 0..<offset)
     }
 
+    /// The final BN-ReLU, the global pool (or the feature map itself), then each dense layer; returns
+    /// the first head layer and leaves the others to the next calls.
     private func runHead() -> LayerActivation {
-        let c = plan.headNorm.scale.count
+        let c = plan.headNorm.scale.count, size = h * w
         var features = UnsafePointer(blockA.pointer)
         if plan.border > 0 {
             layout.pack(blockA.pointer, channels: 0..<c, into: packed.pointer)
             features = UnsafePointer(packed.pointer)
         }
-        Elementwise.batchNormReLUMean(features, scratch.pointer, channels: c, size: h * w,
-                                      scale: plan.headNorm.scale.pointer, shift: plan.headNorm.shift.pointer)
-        // The classifier's weights (4 MB for ImageNet) come from memory each run: split across the threads.
-        let (weight, bias, means, out) = (plan.classifierWeight.pointer, plan.classifierBias?.pointer, scratch.pointer, logits.pointer)
-        parallel(plan.classes) { r in
-            Elementwise.matVec(weight + r.lowerBound * c, means, bias.map { UnsafePointer($0 + r.lowerBound) },
-                               rows: r.count, cols: c, into: out + r.lowerBound)
+        let out = headOut.pointer
+        guard let pool = plan.headPool else {
+            batchNormReLU(features, out, channels: c, size: size, plan.headNorm)
+            return LayerActivation(name: "head", channels: c, height: h, width: w, values: UnsafeBufferPointer(start: out, count: c * size))
         }
-        let y = UnsafeMutableBufferPointer(start: logits.pointer, count: plan.classes)
-        if plan.softmax {
-            let probabilities = Reference.softmax(Array(y))
-            for (i, p) in probabilities.enumerated() { y[i] = p }
+        let (scale, shift) = (UnsafePointer(plan.headNorm.scale.pointer), UnsafePointer(plan.headNorm.shift.pointer))
+        parallel(c) { r in
+            let (src, dst) = (features + r.lowerBound * size, out + r.lowerBound)
+            if pool == .average {
+                Elementwise.batchNormReLUMean(src, dst, channels: r.count, size: size, scale: scale + r.lowerBound, shift: shift + r.lowerBound)
+            } else {
+                Elementwise.batchNormReLUMax(src, dst, channels: r.count, size: size, scale: scale + r.lowerBound, shift: shift + r.lowerBound)
+            }
         }
-        return LayerActivation(name: "head", channels: plan.classes, height: 1, width: 1, values: UnsafeBufferPointer(y))
+        var layers = [LayerActivation(name: "head", channels: c, height: 1, width: 1, values: UnsafeBufferPointer(start: out, count: c))]
+        var offset = 0
+        for (i, d) in plan.dense.enumerated() {
+            let x = UnsafePointer(out + offset), y = out + offset + d.inFeatures
+            // The classifier's weights (4 MB for ImageNet) come from memory each run: split across the threads.
+            parallel(d.outFeatures) { r in
+                Elementwise.matVec(d.weight.pointer + r.lowerBound * d.inFeatures, x, d.bias.map { UnsafePointer($0.pointer + r.lowerBound) },
+                                   rows: r.count, cols: d.inFeatures, into: y + r.lowerBound)
+            }
+            let values = UnsafeMutableBufferPointer(start: y, count: d.outFeatures)
+            d.activation.apply(values)
+            if i == 0 { layers = [] }
+            layers.append(LayerActivation(name: plan.headNames[i], channels: d.outFeatures, height: 1, width: 1, values: UnsafeBufferPointer(values)))
+            offset += d.inFeatures
+        }
+        pending = Array(layers.dropFirst())
+        return layers[0]
     }
 
     /// The activation of `channels` of the map at `base`, packed CHW; its values are empty when the

@@ -42,11 +42,18 @@ public struct ReferenceExecutor {
                 layers.append(("transition\(b + 1)", x))
             }
         }
-        let features = Reference.globalAveragePool(Reference.relu(norm(x, c, net.head.norm)), channels: c)
-        var out = Reference.linear(features, weight: net.head.classifier.weight.values,
-                                   bias: net.head.classifier.bias?.values, outFeatures: net.classes)
-        if net.head.softmax { out = Reference.softmax(out) }
-        layers.append(("head", out))
+        let map = Reference.relu(norm(x, c, net.head.norm))
+        guard let pool = net.head.pool else {
+            layers.append(("head", map))
+            return (layers, map)
+        }
+        var out = pool == .average ? Reference.globalAveragePool(map, channels: c) : Reference.globalMaxPool(map, channels: c)
+        if net.head.dense.isEmpty { layers.append(("head", out)) }
+        for (d, name) in zip(net.head.dense, net.head.layerNames) {
+            out = Reference.linear(out, weight: d.linear.weight.values, bias: d.linear.bias?.values, outFeatures: d.linear.outFeatures)
+            out.withUnsafeMutableBufferPointer { d.activation.apply($0) }
+            layers.append((name, out))
+        }
         return (layers, out)
     }
 

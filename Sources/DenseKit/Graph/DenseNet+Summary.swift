@@ -37,7 +37,7 @@ extension DenseNet {
             ] as [String: Any],
             "blocks": blockList,
             "transitions": transitions.map { ["inChannels": $0.norm.channels, "outChannels": $0.conv.outChannels] },
-            "head": ["inFeatures": head.classifier.inFeatures, "classes": classes, "softmax": head.softmax] as [String: Any],
+            "head": head.report(classes: classes),
             "dtypes": storedDTypes,
             "tensors": source.storedTensors,
             "parameters": source.storedParameters,
@@ -47,3 +47,15 @@ extension DenseNet {
     }
 }
 
+
+extension Head {
+    /// The head as `inspect --json` and `verify --json` report it.
+    public func report(classes: Int) -> [String: Any] {
+        [
+            "inFeatures": norm.channels, "classes": classes, "softmax": softmax,
+            "pool": pool?.rawValue ?? NSNull(), "activation": activation.rawValue,
+            "dense": dense.map { ["inFeatures": $0.linear.inFeatures, "outFeatures": $0.linear.outFeatures, "activation": $0.activation.rawValue] },
+            "description": summary,
+        ]
+    }
+}

@@ -22,8 +22,9 @@ public struct DenseNet: Sendable {
         self.head = head
     }
 
-    /// Number of classes the classifier produces.
-    public var classes: Int { head.classifier.outFeatures }
+    /// Values the model outputs per image (per position, for a head without a global pool): the
+    /// last dense layer's out-features, or else the final channels.
+    public var classes: Int { head.dense.last?.linear.outFeatures ?? head.norm.channels }
 
     /// Every weight tensor the canonical graph holds, in execution order.
     public var tensors: [Tensor] {
@@ -42,7 +43,7 @@ public struct DenseNet: Sendable {
             for i in block.layers.indices { names.append("block\(b + 1).layer\(i + 1)") }
             if b < transitions.count { names.append("transition\(b + 1)") }
         }
-        return names + ["head"]
+        return names + head.layerNames
     }
 }
 
@@ -131,19 +132,4 @@ public struct Transition: Sendable {
     }
 
     var tensors: [Tensor] { norm.tensors + [conv.weight] + (conv.bias.map { [$0] } ?? []) }
-}
-
-/// The head: BN -> ReLU -> global average pool -> fully connected [-> softmax].
-public struct Head: Sendable {
-    public var norm: BatchNorm
-    public var classifier: Linear
-    public var softmax: Bool
-
-    public init(norm: BatchNorm, classifier: Linear, softmax: Bool) {
-        self.norm = norm
-        self.classifier = classifier
-        self.softmax = softmax
-    }
-
-    var tensors: [Tensor] { norm.tensors + [classifier.weight] + (classifier.bias.map { [$0] } ?? []) }
 }

@@ -65,11 +65,18 @@ struct DenseNetRecognizer {
                 throw ImportError.mismatch(normNode.label, expected: "\(width) channels after \(position)", found: "\(norm.channels)")
             }
             let relu = try expect(normNode.output, "ReLU after \(normNode.label)") { if case .relu = $0 { true } else { false } }
+            // A backbone without a pool: the final BN-ReLU's map is the model's output.
+            if relu.output == graph.output, (consumers[relu.output] ?? []).isEmpty {
+                guard !layers.isEmpty else { throw ImportError(.structure, subject: relu.label, problem: "the output follows an empty dense block") }
+                blocks.append(DenseBlock(layers: layers))
+                return Result(inputLayout: layout, stem: stem, blocks: blocks, transitions: transitions,
+                              head: Head(norm: norm, pool: nil, dense: []))
+            }
             guard let next = single(relu.output) else {
                 throw ImportError(.structure, subject: relu.label, problem: "expected a single conv or global pool to follow")
             }
             switch next.op {
-            case .globalAveragePool:
+            case .globalAveragePool, .globalMaxPool:
                 guard !layers.isEmpty else { throw ImportError(.structure, subject: next.label, problem: "head follows an empty dense block") }
                 blocks.append(DenseBlock(layers: layers))
                 let head = try readHead(after: next, norm: norm, channels: width)
@@ -142,22 +149,48 @@ struct DenseNetRecognizer {
         return (Stem(conv: conv, norm: nil, relu: false, pool: nil), v)
     }
 
-    private func readHead(after gap: OpGraph.Node, norm: BatchNorm, channels width: Int) throws -> Head {
-        let fc = try expect(gap.output, "classifier after \(gap.label)") { if case .linear = $0 { true } else { false } }
-        guard case .linear(let linear) = fc.op else { throw ImportError.structure("internal: not a linear") }
-        guard linear.inFeatures == width else {
-            throw ImportError.mismatch("\(fc.label): classifier", expected: "\(width) in-features (the final channels)", found: "\(linear.inFeatures)")
+    /// After the global pool: a chain of linear layers, each with an optional activation, ending at
+    /// the graph's output (none for a feature extractor).
+    private func readHead(after pool: OpGraph.Node, norm: BatchNorm, channels width: Int) throws -> Head {
+        var dense: [Head.Dense] = []
+        var value = pool.output, features = width, last = pool.label
+        while value != graph.output {
+            let readers = consumers[value] ?? []
+            guard readers.count == 1 else {
+                throw ImportError.mismatch("the head after \(last)", expected: "one chain of Gemm/MatMul layers and activations up to the graph output",
+                                           found: "\(readers.count) nodes reading '\(value)'")
+            }
+            let node = graph.nodes[readers[0]]
+            guard case .linear(let linear) = node.op else {
+                throw ImportError.mismatch(node.label, expected: "a Gemm or MatMul classifier after \(last), or the graph output", found: "\(node.op.name)")
+            }
+            guard linear.inFeatures == features else {
+                throw ImportError.mismatch("\(node.label): classifier", expected: "\(features) in-features (\(dense.isEmpty ? "the final channels" : "the previous layer's outputs"))",
+                                           found: "\(linear.inFeatures)")
+            }
+            value = node.output
+            last = node.label
+            var activation = Head.Activation.linear
+            if let next = single(value), let a = Self.activation(next.op) {
+                activation = a
+                value = next.output
+                last = next.label
+            }
+            dense.append(Head.Dense(linear, activation))
+            features = linear.outFeatures
         }
-        var out = fc.output
-        var softmax = false
-        if let s = single(out), case .softmax = s.op {
-            softmax = true
-            out = s.output
+        guard case .globalMaxPool = pool.op else { return Head(norm: norm, pool: .average, dense: dense) }
+        return Head(norm: norm, pool: .max, dense: dense)
+    }
+
+    private static func activation(_ op: OpGraph.Op) -> Head.Activation? {
+        switch op {
+        case .relu: return .relu
+        case .sigmoid: return .sigmoid
+        case .softmax: return .softmax
+        case .tanh: return .tanh
+        default: return nil
         }
-        guard out == graph.output else {
-            throw ImportError.structure("the graph output '\(graph.output)' is not the classifier's output")
-        }
-        return Head(norm: norm, classifier: linear, softmax: softmax)
     }
 
     // MARK: helpers

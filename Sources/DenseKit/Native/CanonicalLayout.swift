@@ -34,9 +34,17 @@ enum CanonicalLayout {
         }, norm: { prefix, n in
             out += [(prefix + ".gamma", n.gamma), (prefix + ".beta", n.beta), (prefix + ".mean", n.mean), (prefix + ".variance", n.variance)]
         })
-        out.append(("head.classifier.weight", net.head.classifier.weight))
-        if let b = net.head.classifier.bias { out.append(("head.classifier.bias", b)) }
+        for (name, d) in zip(denseNames(count: net.head.dense.count), net.head.dense) {
+            out.append((name + ".weight", d.linear.weight))
+            if let b = d.linear.bias { out.append((name + ".bias", b)) }
+        }
         return out
+    }
+
+    /// The tensor-name prefixes of a head's dense layers: `head.dense<i>` for all but the last,
+    /// `head.classifier` for the last (the name a `.dnk` 1.0 file uses for its one dense layer).
+    static func denseNames(count: Int) -> [String] {
+        count == 0 ? [] : (1..<count).map { "head.dense\($0)" } + ["head.classifier"]
     }
 
     /// The geometry and settings that are not tensors.
@@ -58,7 +66,9 @@ enum CanonicalLayout {
             "convs": convs,
             "epsilons": epsilons,
             "transitionPools": net.transitions.map { pool($0.pool) },
+            // "softmax" for 1.x readers; "head" says it all (a 1.0 reader ignores it).
             "softmax": net.head.softmax,
+            "head": ["pool": net.head.pool?.rawValue ?? NSNull(), "activations": net.head.dense.map(\.activation.rawValue)] as [String: Any],
             "input": inputObject,
         ]
     }
@@ -148,15 +158,45 @@ enum CanonicalLayout {
             }
         }
         let headNorm = try norm("head.norm", channels: channels)
-        let fc = try tensor("head.classifier.weight", rank: 2)
-        guard fc.shape[1] == channels else { throw ImportError.mismatch("tensor 'head.classifier.weight'", expected: "\(channels) in-features (the final channels)", found: "\(fc.shape[1])", kind: .malformed) }
-        let fcBias = tensors["head.classifier.bias"]
-        if let fcBias, fcBias.shape != [fc.shape[0]] { throw ImportError.malformed("tensor 'head.classifier.bias': shape \(fcBias.shape)") }
-        let head = Head(norm: headNorm, classifier: Linear(weight: fc, bias: fcBias), softmax: s["softmax"] as? Bool ?? false)
+        // A 1.0 file has no "head": a global average pool and one dense layer, softmax or not.
+        var pool: Head.Pool? = .average
+        var activations: [Head.Activation] = [s["softmax"] as? Bool ?? false ? .softmax : .linear]
+        if let h = s["head"] {
+            guard let h = h as? [String: Any], let names = h["activations"] as? [String], names.count <= 64 else { throw fail("bad head") }
+            activations = try names.map { try Head.Activation(rawValue: $0).orThrow(fail("unknown activation '\($0)'")) }
+            switch h["pool"] {
+            case let p as String: pool = try Head.Pool(rawValue: p).orThrow(fail("unknown head pool '\(p)'"))
+            case is NSNull: pool = nil
+            default: throw fail("bad head pool")
+            }
+        }
+        var dense: [Head.Dense] = []
+        var features = channels
+        for (name, activation) in zip(denseNames(count: activations.count), activations) {
+            let w = try tensor(name + ".weight", rank: 2)
+            guard w.shape[1] == features else {
+                throw ImportError.mismatch("tensor '\(name).weight'", expected: "\(features) in-features", found: "\(w.shape[1])", kind: .malformed)
+            }
+            let bias = tensors[name + ".bias"]
+            if let bias, bias.shape != [w.shape[0]] {
+                throw ImportError.mismatch("tensor '\(name).bias'", expected: "shape [\(w.shape[0])]", found: "\(bias.shape)", kind: .malformed)
+            }
+            dense.append(Head.Dense(Linear(weight: w, bias: bias), activation))
+            features = w.shape[0]
+        }
+        let head = Head(norm: headNorm, pool: pool, dense: dense)
         guard let i = s["input"] as? [String: Any], let layout = (i["layout"] as? String).flatMap(InputSpec.Layout.init(rawValue:)),
               let c = i["channels"] as? Int, c == stemConv.inChannels else { throw fail("bad input") }
         let input = InputSpec(name: i["name"] as? String ?? "input", layout: layout, channels: c,
                               height: i["height"] as? Int, width: i["width"] as? Int, batch: i["batch"] as? Int)
         return DenseNet(source: source, input: input, stem: stem, blocks: blocks, transitions: transitions, head: head)
+    }
+}
+
+extension Optional {
+    /// The value, or `error` thrown.
+    func orThrow(_ error: @autoclosure () -> Error) throws -> Wrapped {
+        guard let self else { throw error() }
+        return self
     }
 }

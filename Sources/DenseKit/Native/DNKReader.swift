@@ -45,7 +45,9 @@ public enum DNKReader {
         func stored(_ at: Int) -> UInt64 { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
 
         let major = u16(8), minor = u16(10)
-        guard major == 1 else { throw ImportError.unsupported("format version \(major).\(minor); this DenseKit reads 1.x") }
+        guard major == 1 || major == 2 else {
+            throw ImportError.mismatch("header", expected: "format version 1.x or 2.x", found: "\(major).\(minor)", kind: .unsupported)
+        }
         guard hash(0, 120) == stored(120) else { throw ImportError.malformed("header checksum mismatch (corrupt header)") }
         guard u32(12) == DNKWriter.headerSize, u32(44) == DNKWriter.entrySize else { throw ImportError.malformed("header: bad header or entry size") }
         let metaOffset = try u64(16), metaLength = try u64(24), tableOffset = try u64(32), count = u32(40)

@@ -7,6 +7,14 @@ public enum DNKWriter {
     static let entrySize = 96
     static let nameSize = 48
 
+    /// The format version a file holding `net` gets: 1.1 where a 1.0 reader reads it right (the
+    /// paper's head: global average pool, one dense layer, softmax or logits), 2.0 for every other
+    /// head, which a 1.0 reader would misread.
+    public static func version(for net: DenseNet) -> (major: Int, minor: Int) {
+        let h = net.head
+        return h.pool == .average && h.dense.count == 1 && (h.activation == .softmax || h.activation == .linear) ? (1, 1) : (2, 0)
+    }
+
     /// The file's bytes. Conv and classifier weights are stored as `dtype`; 1-D tensors as f32.
     public static func encode(_ net: DenseNet, dtype: DType, metadata: [String: Any]) throws -> Data {
         try encode(net, metadata: metadata) { $0.shape.count >= 2 ? dtype : .f32 }
@@ -14,6 +22,7 @@ public enum DNKWriter {
 
     /// The file's bytes, each tensor stored in the dtype `dtypeOf` chooses for it.
     static func encode(_ net: DenseNet, metadata: [String: Any], dtypeOf: (Tensor) -> DType) throws -> Data {
+        let version = version(for: net)
         let named = CanonicalLayout.tensors(of: net)
         let json = try JSONSerialization.data(withJSONObject: metadata, options: [.sortedKeys])
         let tableOffset = align(headerSize + json.count, 8)
@@ -59,8 +68,8 @@ public enum DNKWriter {
             }
             // Header.
             for (i, b) in magic.enumerated() { p.storeBytes(of: b, toByteOffset: i, as: UInt8.self) }
-            p.storeBytes(of: UInt16(1).littleEndian, toByteOffset: 8, as: UInt16.self)
-            p.storeBytes(of: UInt16(0).littleEndian, toByteOffset: 10, as: UInt16.self)
+            p.storeBytes(of: UInt16(version.major).littleEndian, toByteOffset: 8, as: UInt16.self)
+            p.storeBytes(of: UInt16(version.minor).littleEndian, toByteOffset: 10, as: UInt16.self)
             p.storeBytes(of: UInt32(headerSize).littleEndian, toByteOffset: 12, as: UInt32.self)
             p.storeBytes(of: UInt64(headerSize).littleEndian, toByteOffset: 16, as: UInt64.self)
             p.storeBytes(of: UInt64(json.count).littleEndian, toByteOffset: 24, as: UInt64.self)

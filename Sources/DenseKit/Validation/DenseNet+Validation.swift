@@ -58,7 +58,7 @@ extension DenseNet {
             }
         }
         try validate(head.norm, "head.norm", channels: width)
-        try validate(head.classifier, "head.classifier", inFeatures: width)
+        try validateHead(features: width)
         if let h = input.height, let w = input.width { _ = try FeatureMapSizes(self, height: h, width: w) }
     }
 
@@ -149,10 +149,27 @@ extension DenseNet {
         try validatePads(p.pads, kernel: p.kernel, layer)
     }
 
-    private func validate(_ l: Linear, _ layer: String, inFeatures: Int) throws {
+    /// Dense layers only after a global pool, each reading what the one before it outputs.
+    private func validateHead(features: Int) throws {
+        guard head.pool != nil || head.dense.isEmpty else {
+            throw ImportError.mismatch("head", expected: "a global pool before the dense layers", found: "none")
+        }
+        var width = features, what = "the final channels"
+        for (i, d) in head.dense.enumerated() {
+            let layer = i == head.dense.count - 1 ? "head.classifier" : "head.dense\(i + 1)"
+            try validate(d.linear, layer, inFeatures: width, what: what)
+            width = d.linear.outFeatures
+            what = "the previous dense layer's outputs"
+        }
+    }
+
+    private func validate(_ l: Linear, _ layer: String, inFeatures: Int, what: String) throws {
         try validate(l.weight, layer, rank: 2)
         guard l.weight.shape[1] == inFeatures else {
-            throw ImportError.mismatch("\(layer): weight '\(l.weight.name)'", expected: "\(inFeatures) in-features (the final channels)", found: "\(l.weight.shape[1])")
+            throw ImportError.mismatch("\(layer): weight '\(l.weight.name)'", expected: "\(inFeatures) in-features (\(what))", found: "\(l.weight.shape[1])")
+        }
+        guard l.outFeatures <= Limits.channels else {
+            throw ImportError.mismatch(layer, expected: "at most \(Limits.channels) outputs", found: "\(l.outFeatures)")
         }
         if let bias = l.bias { try validate(bias, layer, channels: l.outFeatures, role: "bias") }
     }

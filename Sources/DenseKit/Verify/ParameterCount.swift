@@ -40,8 +40,12 @@ extension DenseNet {
             }
         }
         count.addBatchNorm(head.norm.channels)
-        // The classifier's bias counts even where an exporter dropped an all-zero one.
-        count.addConv(head.classifier.weight.elements + head.classifier.outFeatures)
+        // Each dense layer's weights and bias; the classifier's bias counts even where an exporter
+        // dropped an all-zero one.
+        for (i, d) in head.dense.enumerated() {
+            let bias = d.linear.bias != nil || i == head.dense.count - 1 ? d.linear.outFeatures : 0
+            count.addConv(d.linear.weight.elements + bias)
+        }
         return count
     }
 }

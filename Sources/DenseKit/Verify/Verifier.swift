@@ -14,6 +14,13 @@ public struct Verifier {
         public var classes: Int
         /// Distinct BatchNorm epsilons in the file.
         public var epsilons: [Float]
+        /// The head as the file has it: reported, never a deviation.
+        public var head: Head
+        /// The input size the file declares (nil where it leaves it open), and the map the head pools
+        /// at that size (or at the architecture's own input size). Another size than the paper's is no
+        /// deviation: a DenseNet is convolutional up to its global pool.
+        public var inputSize: FeatureMapSizes.Size?
+        public var finalMapSize: FeatureMapSizes.Size?
 
         public var matches: Bool { deviations.isEmpty }
     }
@@ -45,7 +52,10 @@ public struct Verifier {
                       growthRate: net.blocks.first?.layers.first?.growth ?? 0,
                       blocks: net.blocks.map(\.layers.count), compression: compression,
                       bottleneck: net.blocks.contains { $0.layers.contains { $0.bottleneck != nil } },
-                      classes: net.classes, epsilons: eps)
+                      classes: net.classes, epsilons: eps, head: net.head,
+                      inputSize: net.input.height.flatMap { h in net.input.width.map { FeatureMapSizes.Size(h, $0) } },
+                      finalMapSize: try? FeatureMapSizes(net, height: net.input.height ?? chosen.spec.inputSize,
+                                                         width: net.input.width ?? chosen.spec.inputSize).head)
     }
 
     // MARK: structure
@@ -108,21 +118,7 @@ public struct Verifier {
         if net.transitions.count != max(net.blocks.count - 1, 0) {
             expect("model", "transitions", max(net.blocks.count - 1, 0), net.transitions.count)
         }
-        // Spatial size before the global pool, when the input size is fixed.
-        if let h = net.input.height, let w = net.input.width {
-            expect("model", "input size", "\(spec.inputSize)x\(spec.inputSize)", "\(h)x\(w)")
-            let (fh, fw) = finalSpatialSize(net, h, w)
-            expect("head", "spatial size before the global pool", "\(spec.finalSpatialSize)x\(spec.finalSpatialSize)", "\(fh)x\(fw)")
-        }
         return out
-    }
-
-    /// The spatial size the head sees for an input of h x w.
-    public func finalSpatialSize(_ net: DenseNet, _ h: Int, _ w: Int) -> (Int, Int) {
-        var (h, w) = net.stem.conv.outputSize(h, w)
-        if let p = net.stem.pool { (h, w) = p.outputSize(h, w) }
-        for t in net.transitions { (h, w) = t.pool.outputSize(h, w) }
-        return (h, w)
     }
 
     // MARK: weights

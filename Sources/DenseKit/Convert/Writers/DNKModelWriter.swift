@@ -14,8 +14,9 @@ public struct DNKModelWriter: ModelWriter {
     /// The metadata JSON object (its keys are pinned to the spec by the tests).
     func metadata(_ net: DenseNet, dtype: DType, provenance p: Provenance) throws -> [String: Any] {
         let report = try Verifier().verify(net)
+        let version = DNKWriter.version(for: net)
         return [
-            "format": "densekit-native", "version": "1.0",
+            "format": "densekit-native", "version": "\(version.major).\(version.minor)",
             "structure": CanonicalLayout.structure(of: net).merging([
                 "architecture": report.matches ? report.spec.name : NSNull(), "closest": report.spec.name,
                 "growthRate": report.growthRate, "compression": report.compression ?? NSNull(), "bottleneck": report.bottleneck,

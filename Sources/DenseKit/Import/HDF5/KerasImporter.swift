@@ -62,7 +62,7 @@ public enum KerasImporter {
             self.weights = weights
             self.config = config
             if config == nil {
-                notes.append("no model config in the file: padding, strides, BN epsilon and softmax assumed as keras.applications.densenet builds them")
+                notes.append("no model config in the file: padding, strides and BN epsilon assumed as keras.applications.densenet builds them")
             }
         }
 
@@ -108,32 +108,110 @@ public enum KerasImporter {
             }
             guard !blocks.isEmpty else { throw ImportError.structure("not a Keras DenseNet: no dense block conv2_block1") }
             let headNorm = try norm("bn", channels: channels)
-            guard let predictions = weights.layers["predictions"] else {
-                throw ImportError.structure("layer 'predictions' (the classifier) is missing; models saved with include_top=False have no head")
-            }
-            guard predictions.tensors.count >= 1, predictions.tensors[0].shape.count == 2 else {
-                throw ImportError.structure("layer 'predictions': expected a 2-D kernel")
-            }
-            let kernel = predictions.tensors[0]
-            guard kernel.shape[0] == channels else {
-                throw ImportError.mismatch("layer 'predictions': kernel '\(kernel.name)'", expected: "\(channels) in-features (the final channels)", found: "\(kernel.shape[0])")
-            }
-            var bias: Tensor? = nil
-            if predictions.tensors.count > 1 {
-                bias = predictions.tensors[1]
-                guard bias?.count == kernel.shape[1] else { throw ImportError.mismatch("layer 'predictions': bias '\(bias?.name ?? "")'", expected: "\(kernel.shape[1]) values (one per class)", found: "\(bias?.count ?? 0)") }
-            }
-            let linear = Linear(weight: kernel.transposed(), bias: bias)
-            let activation = config?.layers["predictions"]?.activation ?? "softmax"
-            guard activation == "softmax" || activation == "linear" else {
-                throw ImportError.unsupported("layer 'predictions': activation '\(activation)'")
-            }
-            let head = Head(norm: headNorm, classifier: linear, softmax: activation == "softmax")
+            let head = try config.map { try headFromConfig($0, norm: headNorm) } ?? headFromWeights(norm: headNorm)
             let shape = config?.inputShape ?? []
             let input = InputSpec(name: "input", layout: .nhwc, channels: stemConv.inChannels,
                                   height: shape.count == 3 ? shape[0] : nil, width: shape.count == 3 ? shape[1] : nil, batch: nil)
             let source = ModelSource(path: "", format: .kerasH5, producer: "keras", storedParameters: 0, storedBytes: 0, storedTensors: 0)
             return DenseNet(source: source, input: input, stem: stem, blocks: blocks, transitions: transitions, head: head)
+        }
+
+        /// The head of a model with a config: the layers after the final `relu`, in the config's order,
+        /// each reading the one before it, up to the model's output.
+        private func headFromConfig(_ config: KerasModelConfig, norm: BatchNorm) throws -> Head {
+            guard let start = config.order.firstIndex(of: "relu") else {
+                throw ImportError.mismatch("the model config", expected: "the final activation layer 'relu' after 'bn'", found: "none")
+            }
+            var pool: Head.Pool? = nil, dense: [Head.Dense] = []
+            var previous = "relu"
+            for name in config.order[(start + 1)...] {
+                guard let layer = config.layers[name] else { continue }
+                let subject = "layer '\(name)' (\(layer.className))"
+                guard layer.inbound == [previous] else {
+                    throw ImportError.mismatch(subject, expected: "the head's next layer, reading '\(previous)' alone", found: "inputs \(layer.inbound)")
+                }
+                previous = name
+                switch layer.className {
+                case "GlobalAveragePooling2D", "GlobalMaxPooling2D":
+                    guard pool == nil, dense.isEmpty else { throw ImportError.mismatch(subject, expected: "one global pool, right after 'relu'", found: "another") }
+                    pool = layer.className == "GlobalAveragePooling2D" ? .average : .max
+                case "Dropout", "SpatialDropout2D", "GaussianDropout", "GaussianNoise", "AlphaDropout", "ActivityRegularization", "Identity":
+                    continue
+                case "Flatten":
+                    guard pool != nil else { throw ImportError.mismatch(subject, expected: "a global pool before Flatten", found: "the feature map") }
+                case "Dense":
+                    guard pool != nil else { throw ImportError.mismatch(subject, expected: "a global pool before the dense layers", found: "the feature map") }
+                    let features = dense.last?.linear.outFeatures ?? norm.channels
+                    dense.append(Head.Dense(try self.dense(name, inFeatures: features, first: dense.isEmpty), try Self.activation(layer.activation ?? "linear", subject)))
+                case "Activation", "ReLU", "Softmax":
+                    guard let last = dense.last, last.activation == .linear else {
+                        throw ImportError.mismatch(subject, expected: "an activation after a Dense layer without one", found: dense.isEmpty ? "no Dense layer before it" : "a Dense layer with its own activation")
+                    }
+                    let activation = layer.className == "ReLU" ? "relu" : layer.className == "Softmax" ? "softmax" : layer.activation ?? "linear"
+                    dense[dense.count - 1].activation = try Self.activation(activation, subject)
+                default:
+                    throw ImportError.mismatch(subject, expected: "a global pool, Dropout, Flatten, Dense or Activation layer in the head", found: layer.className, kind: .unsupported)
+                }
+            }
+            if !config.outputs.isEmpty, config.outputs != [previous] {
+                throw ImportError.mismatch("the model config", expected: "one output, the head's last layer '\(previous)'", found: "outputs \(config.outputs)")
+            }
+            return Head(norm: norm, pool: pool, dense: dense)
+        }
+
+        /// The head of a weights-only file: its dense layers in order; the pool told by a pooling
+        /// layer's name where the file lists one. No activation is stored: keras.applications'
+        /// `predictions` is its softmax, any other dense layer's is unknown.
+        private mutating func headFromWeights(norm: BatchNorm) throws -> Head {
+            guard weights.denseLayers.count <= 1 else {
+                throw ImportError(.unsupported, subject: "head",
+                                  expected: "one dense layer in a weights-only file (it stores no activations, so the one between two dense layers is unknown)",
+                                  found: "\(weights.denseLayers.count)", problem: "read the full model (.h5 or .keras) instead")
+            }
+            var dense: [Head.Dense] = []
+            for name in weights.denseLayers {
+                let features = dense.last?.linear.outFeatures ?? norm.channels
+                dense.append(Head.Dense(try self.dense(name, inFeatures: features, first: dense.isEmpty), name == "predictions" ? .softmax : .unknown))
+            }
+            // Pooling layers store no weights but are listed: after `bn` in an .h5, by class in a .weights.h5.
+            let names = weights.layout == .keras3Weights ? weights.order[...] : weights.order.drop { $0 != "bn" }
+            let average = names.contains { $0 == "avg_pool" || $0.hasPrefix("global_average_pooling2d") }
+            let max = names.contains { $0 == "max_pool" || $0.hasPrefix("global_max_pooling2d") }
+            let pool: Head.Pool? = max && !average ? .max : average || !dense.isEmpty ? .average : nil
+            if !average && !max {
+                notes.append(dense.isEmpty ? "no pooling layer in the file: the output is the final feature map"
+                                           : "no pooling layer named in the file: a global average pool assumed before the dense layers")
+            }
+            if dense.contains(where: { $0.activation == .unknown }) {
+                notes.append("a weights-only file stores no activations: the output is the last dense layer's values")
+            }
+            return Head(norm: norm, pool: pool, dense: dense)
+        }
+
+        /// A Dense layer: kernel (in, out) to (out, in), and its bias.
+        /// A Dense layer reading `inFeatures` values (the final channels for the first one).
+        private func dense(_ name: String, inFeatures: Int, first: Bool) throws -> Linear {
+            let l = try layer(name)
+            guard let kernel = l.tensors.first, kernel.shape.count == 2 else {
+                throw ImportError.mismatch("layer '\(name)'", expected: "a 2-D kernel", found: "\(l.tensors.first?.shape ?? [])")
+            }
+            guard kernel.shape[0] == inFeatures else {
+                throw ImportError.mismatch("layer '\(name)': kernel '\(kernel.name)'",
+                                           expected: "\(inFeatures) in-features (\(first ? "the final channels" : "the previous dense layer's outputs"))",
+                                           found: "\(kernel.shape[0])")
+            }
+            let bias = l.tensors.count > 1 ? l.tensors[1] : nil
+            if let bias, bias.count != kernel.shape[1] {
+                throw ImportError.mismatch("layer '\(name)': bias '\(bias.name)'", expected: "\(kernel.shape[1]) values (one per output)", found: "\(bias.count)")
+            }
+            return Linear(weight: kernel.transposed(), bias: bias)
+        }
+
+        private static func activation(_ name: String, _ subject: String) throws -> Head.Activation {
+            guard let a = Head.Activation(rawValue: name), a != .unknown else {
+                throw ImportError.mismatch(subject, expected: "activation linear, relu, sigmoid, softmax or tanh", found: "'\(name)'", kind: .unsupported)
+            }
+            return a
         }
 
         private func layer(_ name: String) throws -> KerasWeights.Layer {

@@ -18,9 +18,15 @@ struct KerasModelConfig {
         var activation: String?
         /// Zero padding applied by a ZeroPadding2D layer directly before this one: top, left, bottom, right.
         var zeroPadding: [Int]?
+        /// The layers whose outputs this one reads (Keras 2's and Keras 3's inbound_nodes).
+        var inbound: [String] = []
     }
 
     var layers: [String: Layer] = [:]
+    /// Every layer's name in the config's (topological) order, ZeroPadding2D and InputLayer included.
+    var order: [String] = []
+    /// The layers whose outputs are the model's.
+    var outputs: [String] = []
     static let maximumPadding = 1 << 16
     /// Input (height, width, channels) where the config fixes them.
     var inputShape: [Int?] = []
@@ -32,10 +38,12 @@ struct KerasModelConfig {
               let layerList = config["layers"] as? [[String: Any]] else {
             throw ImportError.malformed("the Keras model config is not valid JSON with config.layers")
         }
+        outputs = Self.layerNames(config["output_layers"])
         var pendingPad: [Int]? = nil
         for entry in layerList {
             guard let className = entry["class_name"] as? String, let c = entry["config"] as? [String: Any],
                   let name = c["name"] as? String else { continue }
+            order.append(name.replacingOccurrences(of: "/", with: "_"))
             if className == "InputLayer" {
                 let shape = (c["batch_input_shape"] ?? c["batch_shape"]) as? [Any] ?? []
                 inputShape = shape.dropFirst().map { $0 as? Int }
@@ -59,9 +67,24 @@ struct KerasModelConfig {
             layer.epsilon = (c["epsilon"] as? Double).map(Float.init)
             layer.activation = c["activation"] as? String
             layer.zeroPadding = pendingPad
+            layer.inbound = Self.layerNames(entry["inbound_nodes"])
             pendingPad = nil
             layers[name.replacingOccurrences(of: "/", with: "_")] = layer
         }
+    }
+
+    /// The layer names a Keras 2 node list ([[["name", 0, 0, {}]]]) or a Keras 3 one (keras_history
+    /// ["name", 0, 0] inside the args) refers to, in order.
+    static func layerNames(_ value: Any?) -> [String] {
+        if let history = (value as? [String: Any])?["keras_history"] as? [Any], let name = history.first as? String {
+            return [name.replacingOccurrences(of: "/", with: "_")]
+        }
+        if let list = value as? [Any] {
+            if let name = list.first as? String, list.count >= 3, list[1] is Int { return [name.replacingOccurrences(of: "/", with: "_")] }
+            return list.flatMap { layerNames($0) }
+        }
+        if let object = value as? [String: Any] { return object.values.flatMap { layerNames($0) } }
+        return []
     }
 
     /// An int or a list of ints, as Keras spells strides and sizes.

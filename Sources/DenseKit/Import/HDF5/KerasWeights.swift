@@ -20,6 +20,11 @@ struct KerasWeights {
 
     var layout: Layout
     var layers: [String: Layer] = [:]
+    /// Layer names in the file's order (weightless layers included): `layer_names` of an `.h5`; the
+    /// class-counter keys of a Keras 3 `.weights.h5` (there every layer, pooling included, has one).
+    var order: [String] = []
+    /// The dense layers (2-D kernels) in the order the model applies them.
+    var denseLayers: [String] = []
     var kerasVersion: String?
     var modelConfig: String?
     var namesRecovered = false
@@ -64,12 +69,16 @@ struct KerasWeights {
             }
             let key = layerName.replacingOccurrences(of: "/", with: "_")
             layers[key] = Layer(name: key, tensors: tensors)
+            order.append(key)
+            if tensors.first?.shape.count == 2 { denseLayers.append(key) }
         }
     }
 
     private mutating func readKeras3(_ file: HDF5File, trustStoredNames: Bool) throws {
         var unnamed: [(key: String, tensors: [Tensor])] = []
-        for key in try file.children("layers") {
+        var dense: [(counter: Int, name: String)] = []
+        order = try file.children("layers")
+        for key in order {
             let vars = "layers/\(key)/vars"
             guard file.exists(vars) else { continue }
             let indices = try file.children(vars).compactMap(Int.init).sorted()
@@ -80,14 +89,19 @@ struct KerasWeights {
             if trustStoredNames, let name = try file.stringAttribute(vars, "name")?.first, !name.isEmpty {
                 guard layers[name] == nil else { throw ImportError.malformed("two layers are named '\(name)'") }
                 layers[name] = Layer(name: name, tensors: tensors)
+                if let counter = KerasLayerNames.counter(key, of: "dense") { dense.append((counter, name)) }
             } else if !tensors.isEmpty {
                 unnamed.append((key, tensors))
             }
         }
         if !unnamed.isEmpty {
-            for (name, tensors) in try KerasLayerNames.recover(unnamed) { layers[name] = Layer(name: name, tensors: tensors) }
+            let recovered = try KerasLayerNames.recover(unnamed)
+            for (name, tensors) in recovered.layers { layers[name] = Layer(name: name, tensors: tensors) }
+            dense += recovered.dense.enumerated().map { ($0.offset, $0.element) }
             namesRecovered = true
         }
+        // Keras numbers each class's layers in creation order: dense, dense_1, ...
+        denseLayers = dense.sorted { $0.counter < $1.counter }.map(\.name)
     }
 
     /// A string-list attribute, or its chunks `name0`, `name1`, ... that Keras writes instead when
@@ -117,20 +131,27 @@ struct KerasWeights {
 /// 1x1; the final BN; the classifier. A 1x1 conv followed by a 3x3 conv is a dense layer's
 /// bottleneck; a 1x1 conv followed by another 1x1 conv (or by nothing) is a transition.
 enum KerasLayerNames {
-    static func recover(_ layers: [(key: String, tensors: [Tensor])]) throws -> [String: [Tensor]] {
-        func ordered(_ prefix: String) -> [[Tensor]] {
-            layers.compactMap { entry -> (Int, [Tensor])? in
-                if entry.key == prefix { return (0, entry.tensors) }
-                guard entry.key.hasPrefix(prefix + "_"), let n = Int(entry.key.dropFirst(prefix.count + 1)) else { return nil }
-                return (n, entry.tensors)
-            }.sorted { $0.0 < $1.0 }.map(\.1)
+    /// The counter of a class-counter key (`dense` is 0, `dense_3` is 3), or nil for another class.
+    static func counter(_ key: String, of prefix: String) -> Int? {
+        if key == prefix { return 0 }
+        guard key.hasPrefix(prefix + "_") else { return nil }
+        return Int(key.dropFirst(prefix.count + 1))
+    }
+
+    /// The layers under their recovered names, and the dense layers' names in creation order: one
+    /// dense layer is keras.applications' classifier, `predictions`; several keep their keys.
+    static func recover(_ layers: [(key: String, tensors: [Tensor])]) throws -> (layers: [String: [Tensor]], dense: [String]) {
+        func ordered(_ prefix: String) -> [(key: String, tensors: [Tensor])] {
+            layers.compactMap { entry in counter(entry.key, of: prefix).map { ($0, entry) } }.sorted { $0.0 < $1.0 }.map(\.1)
         }
-        let convs = ordered("conv2d"), norms = ordered("batch_normalization"), dense = ordered("dense")
-        guard convs.count >= 2, norms.count >= 2, dense.count == 1 else {
-            throw ImportError.structure("cannot recover layer names: expected conv2d, batch_normalization and one dense layer")
+        let convs = ordered("conv2d").map(\.tensors), norms = ordered("batch_normalization").map(\.tensors), dense = ordered("dense")
+        guard convs.count >= 2, norms.count >= 2 else {
+            throw ImportError.structure("cannot recover layer names: expected conv2d and batch_normalization layers")
         }
         func kernel(_ c: [Tensor]) -> Int { c.first.map { $0.shape.first ?? 0 } ?? 0 }
-        var names: [String: [Tensor]] = ["conv1_conv": convs[0], "conv1_bn": norms[0], "predictions": dense[0]]
+        let denseNames = dense.count == 1 ? ["predictions"] : dense.map(\.key)
+        var names: [String: [Tensor]] = ["conv1_conv": convs[0], "conv1_bn": norms[0]]
+        for (name, entry) in zip(denseNames, dense) { names[name] = entry.tensors }
         var ci = 1, bi = 1, block = 2, layer = 1
         while ci < convs.count {
             guard kernel(convs[ci]) == 1 else { throw ImportError.structure("cannot recover layer names: conv2d #\(ci) is not 1x1") }
@@ -151,6 +172,6 @@ enum KerasLayerNames {
         }
         guard bi == norms.count - 1 else { throw ImportError.structure("cannot recover layer names: \(norms.count - bi) BatchNorms left over") }
         names["bn"] = norms[bi]
-        return names
+        return (names, denseNames)
     }
 }

@@ -21,7 +21,11 @@ struct ONNXOps {
         case "MaxPool": op = .pool(try pool(n, .max))
         case "AveragePool": op = .pool(try pool(n, .average))
         case "GlobalAveragePool": op = .globalAveragePool
-        case "ReduceMean": op = try reduceMean(n)
+        case "GlobalMaxPool": op = .globalMaxPool
+        case "ReduceMean": op = try globalReduction(n, .globalAveragePool)
+        case "ReduceMax": op = try globalReduction(n, .globalMaxPool)
+        case "Sigmoid": op = .sigmoid
+        case "Tanh": op = .tanh
         case "Concat": op = try concat(n)
         case "Gemm": op = .linear(try gemm(n))
         case "MatMul": op = .linear(try matMul(n))
@@ -37,7 +41,8 @@ struct ONNXOps {
             try constant(n)
             return nil
         default:
-            throw ImportError(.unsupported, subject: n.label, problem: "unsupported operator \(n.opType) (opset \(opset))")
+            throw ImportError.mismatch(n.label, expected: "an operator of a DenseNet (Conv, BatchNormalization, Relu, MaxPool, AveragePool, Concat; in the head GlobalAveragePool, GlobalMaxPool, Gemm, MatMul, Sigmoid, Softmax, Tanh)",
+                                       found: "\(n.opType) (opset \(opset))", kind: .unsupported)
         }
         let activations = n.inputs.filter { !$0.isEmpty && refs[$0] == nil && floats[$0] == nil }
         guard !activations.isEmpty else {
@@ -93,13 +98,14 @@ struct ONNXOps {
                       countIncludePad: int(n, "count_include_pad", 0) != 0)
     }
 
-    private mutating func reduceMean(_ n: ONNXNode) throws -> OpGraph.Op {
+    /// ReduceMean or ReduceMax over H and W: a global pool (axes from the attribute, or the input from opset 18).
+    private mutating func globalReduction(_ n: ONNXNode, _ pool: OpGraph.Op) throws -> OpGraph.Op {
         var axes = ints(n, "axes")
         if n.inputs.count > 1, let ref = refs[n.inputs[1]] { axes = try decoder.integers(ref) }
         guard Set(axes.map { $0 < 0 ? $0 + 4 : $0 }) == [2, 3] else {
-            throw ImportError(.unsupported, subject: n.label, problem: "ReduceMean over axes \(axes) (only the spatial axes 2, 3 of NCHW)")
+            throw ImportError.mismatch(n.label, expected: "axes [2, 3] (the spatial axes of NCHW)", found: "\(axes)", kind: .unsupported)
         }
-        return .globalAveragePool
+        return pool
     }
 
     private func concat(_ n: ONNXNode) throws -> OpGraph.Op {

@@ -8,11 +8,14 @@ struct OpGraph {
         case relu
         case pool(Pool2D)
         case globalAveragePool
+        case globalMaxPool
         case concat
         case linear(Linear)
         /// Adds a per-feature constant (the Add after a MatMul classifier).
         case addBias(Tensor)
         case softmax
+        case sigmoid
+        case tanh
         /// Identity, Dropout, Flatten, Reshape, Squeeze and a float Cast of activations: taken as the
         /// identity, their shape arguments not read. In every export DenseKit knows they only flatten
         /// the pooled (N, C, 1, 1) features before the classifier; the recognizer checks the
@@ -21,6 +24,27 @@ struct OpGraph {
         /// Zero padding of H and W: top, left, bottom, right.
         case pad([Int])
         case transpose([Int])
+
+        /// What the op is, for error messages.
+        var name: String {
+            switch self {
+            case .conv: return "a Conv"
+            case .batchNorm: return "a BatchNormalization"
+            case .relu: return "a ReLU"
+            case .pool(let p): return p.kind == .max ? "a MaxPool" : "an AveragePool"
+            case .globalAveragePool: return "a global average pool"
+            case .globalMaxPool: return "a global max pool"
+            case .concat: return "a Concat"
+            case .linear: return "a linear layer"
+            case .addBias: return "an Add"
+            case .softmax: return "a Softmax"
+            case .sigmoid: return "a Sigmoid"
+            case .tanh: return "a Tanh"
+            case .passThrough: return "a pass-through"
+            case .pad: return "a Pad"
+            case .transpose: return "a Transpose"
+            }
+        }
     }
 
     struct Node {
