@@ -198,6 +198,14 @@ def heads(outdir, x):
         net = tiny_torchvision(40 + i, 50 + i)
         net.classifier = head()
         write_all(net, x, outdir, prefix, [(n, variants[n]) for n in names])
+    # Dynamic height and width (torchvision runs at any size): exported at 64x64, run at 80x72.
+    net = tiny_torchvision(48, 58).eval()
+    path = os.path.join(outdir, "tv-tiny-dynamic-hw-legacy-opset17.onnx")
+    torch.onnx.export(net, (torch.from_numpy(x),), path, dynamo=False, input_names=["input"], output_names=["logits"],
+                      opset_version=17, dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch"}})
+    other = np.random.default_rng(59).standard_normal((2, 3, 80, 72)).astype(np.float32)
+    np.save(os.path.join(outdir, "input-80x72.npy"), other)
+    record(net, path, other)
 
 
 def tiny(outdir):

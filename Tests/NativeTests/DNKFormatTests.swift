@@ -141,6 +141,32 @@ import TestSupport
         }
     }
 
+    /// A file as DenseKit 0.1 wrote it (version 1.0: no `head` in the metadata) still reads, with
+    /// the paper's head: made here from a 1.1 file by blanking the `head` key (JSON allows the spaces)
+    /// and writing 1.0 in the header and metadata, with the checksums recomputed.
+    @Test func aVersionOnePointZeroFileStillReads() throws {
+        let (folder, path, _) = try converted("keras3-tiny.keras")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var d = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect([d[8], d[10]] == [1, 1])
+        let metaStart = u64(d, 16), metaEnd = metaStart + u64(d, 24)
+        var json = String(decoding: d[metaStart..<metaEnd], as: UTF8.self)
+        let head = "\"head\":{\"activations\":[\"softmax\"],\"pool\":\"average\"},"
+        #expect(json.contains(head) && json.contains("\"version\":\"1.1\""))
+        json = json.replacingOccurrences(of: head, with: String(repeating: " ", count: head.utf8.count))
+            .replacingOccurrences(of: "\"version\":\"1.1\"", with: "\"version\":\"1.0\"")
+        d.replaceSubrange(metaStart..<metaEnd, with: Data(json.utf8))
+        d[10] = 0
+        func put(_ at: Int, _ v: UInt64) { d.replaceSubrange(at..<(at + 8), with: withUnsafeBytes(of: v.littleEndian, Array.init)) }
+        put(72, d.subdata(in: metaStart..<u64(d, 32)).withUnsafeBytes { XXH64.hash($0) })
+        put(120, d.prefix(120).withUnsafeBytes { XXH64.hash($0) })
+        let old = folder.appendingPathComponent("old.dnk").path
+        try d.write(to: URL(fileURLWithPath: old))
+        let a = try ModelLoader.load(path: old), b = try ModelLoader.load(path: Fixtures.path("keras3-tiny.keras"))
+        #expect(a.head.summary == "global avg pool, linear 16 -> 10, softmax" && a.head.summary == b.head.summary)
+        #expect(a.tensors.map(\.values) == b.tensors.map(\.values))
+    }
+
     @Test func checksumsAreXXH64() {
         // Published XXH64 test vectors (seed 0).
         #expect(XXH64.hash(UnsafeRawBufferPointer(start: nil, count: 0)) == 0xEF46_DB37_51D8_E999)
