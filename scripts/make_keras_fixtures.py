@@ -181,7 +181,7 @@ def heads(outdir):
         img, x = tiny_backbone(tf_keras.layers, k2densenet, [2, 2, 2], 4, 8, (size, size, 3), legacy=True)
         model = tf_keras.Model(img, head(x))
         randomise_bn(model, rng)
-        save_keras2(model, inputs[size], outdir, "keras2-tiny-" + name, onnx=False)
+        save_keras2(model, inputs[size], outdir, "keras2-tiny-" + name)
         save_logits(model, tf_keras, inputs[size], os.path.join(outdir, "keras2-tiny-%s.logits.npy" % name))
 
 
@@ -209,6 +209,31 @@ def full(outdir):
     m2_169.save(os.path.join(outdir, "keras2-densenet169.h5"))
     m2_169.save_weights(os.path.join(outdir, "keras2-densenet169-weights.h5"))
     np.save(os.path.join(outdir, "keras2-densenet169.out.npy"), m2_169.predict(x, verbose=0))
+    full_heads(outdir, x, rng)
+
+
+def full_heads(outdir, x, rng):
+    """keras.applications' backbones (include_top=False) with heads of their own, at 224 and 256."""
+    import keras
+
+    keras.utils.set_random_seed(36)
+    base = keras.applications.DenseNet121(weights=None, include_top=False, pooling="avg", input_shape=(224, 224, 3))
+    chexnet = keras.Model(base.input, keras.layers.Dense(14, activation="sigmoid")(base.output))
+    randomise_bn(chexnet, rng)
+    chexnet.save(os.path.join(outdir, "keras3-densenet121-sigmoid14.keras"))
+    np.save(os.path.join(outdir, "keras3-densenet121-sigmoid14.out.npy"), chexnet.predict(x, verbose=0))
+    keras_meta(chexnet, os.path.join(outdir, "keras3-densenet121-sigmoid14.meta.json"))
+
+    keras.utils.set_random_seed(37)
+    x256 = rng.standard_normal((1, 256, 256, 3)).astype(np.float32)
+    np.save(os.path.join(outdir, "input-256-nhwc.npy"), x256)
+    base = keras.applications.DenseNet121(weights=None, include_top=False, input_shape=(256, 256, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(base.output)
+    model = keras.Model(base.input, keras.layers.Dense(5, activation="softmax")(keras.layers.Dropout(0.2)(pooled)))
+    randomise_bn(model, rng)
+    model.save(os.path.join(outdir, "keras3-densenet121-256-softmax5.h5"))
+    np.save(os.path.join(outdir, "keras3-densenet121-256-softmax5.out.npy"), model.predict(x256, verbose=0))
+    keras_meta(model, os.path.join(outdir, "keras3-densenet121-256-softmax5.meta.json"))
 
 
 if __name__ == "__main__":

@@ -56,6 +56,8 @@ import TestSupport
         ("densenet201-legacy-opset17.onnx", "input-224.npy", "densenet201-legacy-opset17.out.npy"),
         ("densenet161-legacy-opset17.onnx", "input-224.npy", "densenet161-legacy-opset17.out.npy"),
         ("densenet121-sigmoid14-legacy-opset17.onnx", "input-224.npy", "densenet121-sigmoid14-legacy-opset17.out.npy"),
+        ("keras3-densenet121-sigmoid14.keras", "input-224-nhwc.npy", "keras3-densenet121-sigmoid14.out.npy"),
+        ("keras3-densenet121-256-softmax5.h5", "input-256-nhwc.npy", "keras3-densenet121-256-softmax5.out.npy"),
     ]
 
     @Test(.enabled(if: Fixtures.full != nil, "full-size fixtures not built (make fixtures-full)"), arguments: full)
@@ -66,6 +68,20 @@ import TestSupport
 
     /// CheXNet's shape: a DenseNet-121 backbone with a 14-class sigmoid head verifies as densenet121,
     /// with torch's own parameter count for that head (7,978,856 - 1,025,000 + 14,350).
+    /// keras.applications backbones with heads of their own (at 224, and at 256): densenet121, with
+    /// Keras's own counts.
+    @Test(.enabled(if: Fixtures.full != nil, "full-size fixtures not built (make fixtures-full)"),
+          arguments: [("keras3-densenet121-sigmoid14.keras", "global avg pool, linear 1024 -> 14, sigmoid", [224, 224]),
+                      ("keras3-densenet121-256-softmax5.h5", "global avg pool, linear 1024 -> 5, softmax", [256, 256])])
+    func fullSizeKerasHeadsVerifyAsDenseNet121(_ c: (String, String, [Int])) throws {
+        let folder = try #require(Fixtures.full)
+        let r = try Verifier().verify(try ModelLoader.load(path: folder + "/" + c.0))
+        #expect(r.matches && r.spec.name == "densenet121", "\(r.deviations)")
+        let meta = try Fixtures.meta(folder + "/" + c.0.split(separator: ".")[0] + ".meta.json")
+        #expect(r.parameters.trainable == meta.trainable && r.parameters.withBatchNormStatistics == meta.withBatchNormStatistics)
+        #expect(r.head.summary == c.1 && r.inputSize.map { [$0.height, $0.width] } == c.2)
+    }
+
     @Test(.enabled(if: Fixtures.full != nil, "full-size fixtures not built (make fixtures-full)"))
     func fullSizeSigmoidHeadVerifiesAsDenseNet121() throws {
         let folder = try #require(Fixtures.full)

@@ -62,6 +62,18 @@ import TestSupport
         + keras("keras2-tiny-sigmoid14", keras2, sigmoid14, weightsHead: unknown14)
         + keras("keras2-tiny-avg", keras2, avgFeatures)
         + keras("keras2-tiny-none", keras2, featureMap)
+        // tf2onnx exports of the Keras 2 models (NHWC input behind a Transpose; the feature map
+        // transposed back to NHWC at the end, which DenseKit outputs as NCHW).
+        + keras("keras2-tiny-sigmoid14", ["-tf2onnx.onnx"], sigmoid14).map { tf2onnx($0) }
+        + keras("keras2-tiny-avg", ["-tf2onnx.onnx"], avgFeatures).map { tf2onnx($0) }
+        + keras("keras2-tiny-none", ["-tf2onnx.onnx"], featureMap).map { tf2onnx($0) }
+
+    static func tf2onnx(_ c: Case) -> Case {
+        var c = c
+        c.reference = c.model.replacingOccurrences(of: ".onnx", with: ".out.npy")
+        c.meta = c.model.replacingOccurrences(of: ".onnx", with: ".meta.json")
+        return c
+    }
 
     /// The recorded output in DenseKit's layout: a Keras feature map (N, H, W, C) becomes NCHW.
     func reference(_ c: Case) throws -> NPY.Array {

@@ -39,7 +39,7 @@ struct DenseNetRecognizer {
         }
         for (i, node) in graph.nodes.enumerated() {
             if case .batchNorm = node.op { normsByContent[content(node.inputs[0]), default: []].append(i) }
-            if case .transpose = node.op, node.inputs[0] != graph.input {
+            if case .transpose(let perm) = node.op, node.inputs[0] != graph.input, !(perm == [0, 2, 3, 1] && node.output == graph.output) {
                 throw ImportError(.unsupported, subject: node.label, problem: "Transpose inside the network")
             }
         }
@@ -65,8 +65,11 @@ struct DenseNetRecognizer {
                 throw ImportError.mismatch(normNode.label, expected: "\(width) channels after \(position)", found: "\(norm.channels)")
             }
             let relu = try expect(normNode.output, "ReLU after \(normNode.label)") { if case .relu = $0 { true } else { false } }
-            // A backbone without a pool: the final BN-ReLU's map is the model's output.
-            if relu.output == graph.output, (consumers[relu.output] ?? []).isEmpty {
+            // A backbone without a pool: the final BN-ReLU's map is the model's output (tf2onnx transposes
+            // it back to NHWC; DenseKit's output is NCHW whatever the source).
+            var mapOutput = relu.output
+            if let t = single(relu.output), case .transpose([0, 2, 3, 1]) = t.op { mapOutput = t.output }
+            if mapOutput == graph.output, (consumers[mapOutput] ?? []).isEmpty {
                 guard !layers.isEmpty else { throw ImportError(.structure, subject: relu.label, problem: "the output follows an empty dense block") }
                 blocks.append(DenseBlock(layers: layers))
                 return Result(inputLayout: layout, stem: stem, blocks: blocks, transitions: transitions,
