@@ -176,7 +176,7 @@ def heads(outdir):
         randomise_bn(model, rng)
         save_keras3(model, inputs[size], outdir, "keras3-tiny-" + name)
         save_logits(model, keras, inputs[size], os.path.join(outdir, "keras3-tiny-%s.logits.npy" % name))
-    for i, (name, size, head) in enumerate(c for c in head_cases(tf_keras.layers) if c[0] in ("sigmoid14", "avg", "none")):
+    for i, (name, size, head) in enumerate(c for c in head_cases(tf_keras.layers) if c[0] in ("sigmoid14", "avg", "max", "none")):
         tf_keras.utils.set_random_seed(70 + i)
         img, x = tiny_backbone(tf_keras.layers, k2densenet, [2, 2, 2], 4, 8, (size, size, 3), legacy=True)
         model = tf_keras.Model(img, head(x))

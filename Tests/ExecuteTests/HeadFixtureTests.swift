@@ -61,6 +61,7 @@ import TestSupport
         + keras("keras3-tiny-mlp", [".h5", ".keras"], "global max pool, linear 16 -> 12, relu, linear 12 -> 3, tanh")
         + keras("keras2-tiny-sigmoid14", keras2, sigmoid14, weightsHead: unknown14)
         + keras("keras2-tiny-avg", keras2, avgFeatures)
+        + keras("keras2-tiny-max", keras2, "no classifier: 16 features (global max pool)")
         + keras("keras2-tiny-none", keras2, featureMap)
         // tf2onnx exports of the Keras 2 models (NHWC input behind a Transpose; the feature map
         // transposed back to NHWC at the end, which DenseKit outputs as NCHW).
@@ -118,6 +119,23 @@ import TestSupport
         #expect(r.deviations.filter { $0.layer != "model" } == backbone.deviations.filter { $0.layer != "model" })
         #expect(!r.deviations.contains { $0.layer.hasPrefix("head") })
         #expect(r.head.summary == c.head)
+    }
+
+    @Test(arguments: cases)
+    func convertsAndDiffsThroughTheHead(_ c: Case) throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let net = try ModelLoader.load(path: Fixtures.path(c.model))
+        let x = try ModelInput(try Fixtures.npy(Fixtures.path(c.input)), layout: nil, for: net)
+        var converter = Converter()
+        converter.acceptDeviations = true
+        let out = folder.appendingPathComponent("m.dnk").path
+        let outcome = try converter.convert(net, source: Fixtures.path(c.model), to: out, input: x)
+        #expect(outcome.validation.bitIdentical)
+        let written = try ModelLoader.load(path: out)
+        #expect(written.head.summary == c.head && written.layerNames == net.layerNames)
+        let r = try ModelDiff(written, net).run(x.values, batch: x.batch, height: x.height, width: x.width)
+        #expect(r.withinTolerance && r.layers.map(\.name) == net.layerNames)
     }
 
     @Test func theCanonicalNamesOfATwoLayerHead() throws {

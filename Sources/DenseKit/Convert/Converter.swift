@@ -88,7 +88,7 @@ public struct Converter {
             progress("reading the written file back and running it")
             let written = try ModelLoader.load(path: temporary)
             let y = try Executor(written, threads: threads).run(x.values, batch: x.batch, height: x.height, width: x.width)
-            let validation = compare(y, reference, classes: net.classes)
+            let validation = compare(y, reference, classes: reference.count / max(x.batch, 1))
             let ok = dtype == .f32 ? validation.bitIdentical : validation.maxRel <= validation.tolerance && validation.top1Agreement == 1
             guard ok else { throw Refusal.validation(validation, dtype) }
             try AtomicFile.commit(temporary, to: output)
@@ -100,6 +100,7 @@ public struct Converter {
         }
     }
 
+    /// `classes`: values per image (top-1 is taken over each image's whole output).
     private func compare(_ y: [Float], _ reference: [Float], classes: Int) -> Validation {
         let m = y.withUnsafeBufferPointer { a in reference.withUnsafeBufferPointer { ErrorMetrics(a, $0) } }
         let samples = reference.count / max(classes, 1)
