@@ -144,6 +144,18 @@ func expectUsageError(_ args: [String], file: String?, mentions: String? = nil, 
         #expect(r.stderr == "error: \(file): import did not finish within 3 s (the file is probably corrupt)\n")
     }
 
+    /// libhdf5 1.10 allocates the 4 GiB a damaged variable-length attribute claims: the isolated
+    /// reader's address-space cap makes that allocation fail inside libhdf5 (exit 2, one line)
+    /// instead of the child growing to 8 GB. (Under AddressSanitizer there is no cap.)
+    @Test func hdf5HugeAllocationFailsInsideTheCap() throws {
+        let file = Fixtures.path("regressions/hdf5-vlen-4gib-allocation.h5")
+        let r = try densekit(["inspect", file])
+        #expect(r.status == 2 && r.stderr.hasPrefix("error: \(file): ") && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        if dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__asan_init") == nil {
+            #expect(r.stderr == "error: \(file): cannot read attribute 'layer_names' of 'model_weights' (HDF5: memory allocation failed for chunk)\n")
+        }
+    }
+
     /// libhdf5 1.10 overruns a buffer on a damaged global heap (a segfault): the isolated reader
     /// turns it into exit 2 with one line, for every command.
     @Test func hdf5CrashEndsWithAnError() throws {

@@ -25,6 +25,7 @@ public struct ImportIsolation: Sendable {
     /// The child's side: imports `path` in this process and writes the graph to stdout. On failure,
     /// the one error line goes to stderr and the exit status is 2.
     public static func serve(path: String) -> Never {
+        limitMemory(forFileOf: (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0)
         do {
             let net = try ModelLoader.load(path: path)
             FileHandle.standardOutput.write(try encode(net))
@@ -33,6 +34,20 @@ public struct ImportIsolation: Sendable {
             FileHandle.standardError.write(Data("error: \(path): \(error)\n".utf8))
             exit(2)
         }
+    }
+
+    /// Caps this process's address space: libhdf5 allocates what a corrupt file's lengths claim
+    /// (a variable-length string of 4 GiB, say) before it can notice they are wrong. With the cap the
+    /// allocation fails, libhdf5 reports an error or the child dies, and the parent says so in one
+    /// line. 2 GiB plus four times the file (it is mapped, and read once) is ample for any DenseNet.
+    static func limitMemory(forFileOf bytes: Int) {
+        // AddressSanitizer (make test-asan) reserves terabytes of address space for its shadow memory.
+        guard dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__asan_init") == nil else { return }
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &limit) == 0 else { return }
+        let cap = rlim_t(clamping: (2 << 30) + 4 * max(bytes, 0))
+        limit.rlim_cur = min(cap, limit.rlim_max)
+        _ = setrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &limit)
     }
 
     /// The parent's side: runs the child on `path` and decodes what it wrote.

@@ -153,6 +153,17 @@ final class HDF5File {
             }
             count = product
         }
+        // The claim is checked against what the file stores before anything is allocated: Keras writes
+        // every weight uncompressed, and even a compressed dataset does not shrink 64-fold; so a small
+        // corrupt file cannot make this process (or libhdf5, converting) allocate gigabytes.
+        guard size == 2 || size == 4 || size == 8 else {
+            throw ImportError.mismatch("dataset '\(path)'", expected: "2-, 4- or 8-byte floats", found: "\(size)-byte floats", kind: .unsupported)
+        }
+        let claimed = UInt64(count) * UInt64(size), stored = UInt64(H5Dget_storage_size(dataset))
+        guard claimed <= max(stored, 1 << 14) * 64 else {
+            throw ImportError.mismatch("dataset '\(path)'", expected: "at most 64 times the \(stored) bytes it stores",
+                                       found: "shape \(dims.prefix(rank).map { $0 }), \(claimed) bytes", kind: .malformed)
+        }
         var values = [Float](repeating: 0, count: count)
         if count > 0 {
             _ = try Self.check(H5Dread(dataset, dk_h5t_native_float(), dk_h5s_all(), dk_h5s_all(), dk_h5p_default(), &values),
