@@ -169,20 +169,18 @@ def heads(outdir):
     inputs = {64: np.load(os.path.join(outdir, "input-64-nhwc.npy"))}
     inputs[80] = rng.standard_normal((2, 80, 80, 3)).astype(np.float32)
     np.save(os.path.join(outdir, "input-80-nhwc.npy"), inputs[80])
-    for i, (name, size, head) in enumerate(head_cases(keras.layers)):
-        keras.utils.set_random_seed(60 + i)
-        img, x = tiny_backbone(keras.layers, k3densenet, [2, 2, 2], 4, 8, (size, size, 3), legacy=False)
-        model = keras.Model(img, head(x))
+    def save(k, densenet_mod, legacy, seed, name, size, head, prefix, save_layouts):
+        k.utils.set_random_seed(seed)
+        img, x = tiny_backbone(k.layers, densenet_mod, [2, 2, 2], 4, 8, (size, size, 3), legacy=legacy)
+        model = k.Model(img, head(x))
         randomise_bn(model, rng)
-        save_keras3(model, inputs[size], outdir, "keras3-tiny-" + name)
-        save_logits(model, keras, inputs[size], os.path.join(outdir, "keras3-tiny-%s.logits.npy" % name))
-    for i, (name, size, head) in enumerate(c for c in head_cases(tf_keras.layers) if c[0] in ("sigmoid14", "avg", "max", "none")):
-        tf_keras.utils.set_random_seed(70 + i)
-        img, x = tiny_backbone(tf_keras.layers, k2densenet, [2, 2, 2], 4, 8, (size, size, 3), legacy=True)
-        model = tf_keras.Model(img, head(x))
-        randomise_bn(model, rng)
-        save_keras2(model, inputs[size], outdir, "keras2-tiny-" + name)
-        save_logits(model, tf_keras, inputs[size], os.path.join(outdir, "keras2-tiny-%s.logits.npy" % name))
+        save_layouts(model, inputs[size], outdir, prefix + name)
+        save_logits(model, k, inputs[size], os.path.join(outdir, "%s%s.logits.npy" % (prefix, name)))
+
+    for i, case in enumerate(head_cases(keras.layers)):
+        save(keras, k3densenet, False, 60 + i, *case, "keras3-tiny-", save_keras3)
+    for i, case in enumerate(c for c in head_cases(tf_keras.layers) if c[0] in ("sigmoid14", "avg", "max", "none")):
+        save(tf_keras, k2densenet, True, 70 + i, *case, "keras2-tiny-", save_keras2)
 
 
 def full(outdir):

@@ -83,9 +83,10 @@ public enum Elementwise {
         }
     }
 
-    /// BN -> ReLU -> global average pool of CHW planes into one value per channel.
-    public static func batchNormReLUMean(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels: Int, size: Int,
-                                         scale: UnsafePointer<Float>, shift: UnsafePointer<Float>) {
+    /// BN -> ReLU -> global average (or, with `max`, maximum) pool of CHW planes into one value per
+    /// channel. (ReLU's outputs are >= 0, so 0 starts the maximum, and the ReLU before it is implied.)
+    public static func batchNormReLUGlobalPool(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels: Int, size: Int,
+                                               scale: UnsafePointer<Float>, shift: UnsafePointer<Float>, max isMax: Bool = false) {
         for c in 0..<channels {
             let s = SIMD16<Float>(repeating: scale[c]), t = SIMD16<Float>(repeating: shift[c])
             let x = UnsafeRawPointer(src + c * size)
@@ -93,37 +94,16 @@ public enum Elementwise {
             var i = 0
             while i + 16 <= size {
                 let v = t.addingProduct(x.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self), s)
-                acc += v.replacing(with: 0, where: v .< 0)
+                acc = isMax ? pointwiseMax(acc, v) : acc + v.replacing(with: 0, where: v .< 0)
                 i += 16
             }
-            var sum = acc.sum()
+            var total = isMax ? acc.max() : acc.sum()
             while i < size {
-                sum += max(0, src[c * size + i] * scale[c] + shift[c])
+                let v = max(0, src[c * size + i] * scale[c] + shift[c])
+                total = isMax ? max(total, v) : total + v
                 i += 1
             }
-            dst[c] = sum / Float(size)
-        }
-    }
-
-    /// The head's BN-ReLU followed by a global max pool: dst[c] = max over the plane of relu(scale * x + shift).
-    /// (ReLU's outputs are >= 0, so 0 starts the maximum.)
-    public static func batchNormReLUMax(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels: Int, size: Int,
-                                        scale: UnsafePointer<Float>, shift: UnsafePointer<Float>) {
-        for c in 0..<channels {
-            let s = SIMD16<Float>(repeating: scale[c]), t = SIMD16<Float>(repeating: shift[c])
-            let x = UnsafeRawPointer(src + c * size)
-            var acc = SIMD16<Float>()
-            var i = 0
-            while i + 16 <= size {
-                acc = pointwiseMax(acc, t.addingProduct(x.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self), s))
-                i += 16
-            }
-            var best = acc.max()
-            while i < size {
-                best = max(best, src[c * size + i] * scale[c] + shift[c])
-                i += 1
-            }
-            dst[c] = best
+            dst[c] = isMax ? total : total / Float(size)
         }
     }
 

@@ -10,11 +10,7 @@ import TestSupport
     @Test func everyCommandRefusesEveryBrokenFormat() throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        func write(_ name: String, _ data: Data) throws -> String {
-            let path = folder.appendingPathComponent(name).path
-            try data.write(to: URL(fileURLWithPath: path))
-            return path
-        }
+        func write(_ name: String, _ data: Data) throws -> String { try Fixtures.write(data, as: name, in: folder) }
         let onnx = try Fixtures.data("tv-tiny-legacy-opset17.onnx"), h5 = try Fixtures.data("keras3-tiny.h5"), keras = try Fixtures.data("keras3-tiny.keras")
         var flippedKeras = keras
         flippedKeras[keras.count / 3] ^= 0x5A

@@ -89,11 +89,7 @@ import TestSupport
         typealias E = ONNXEditing
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        func write(_ name: String, _ data: Data) throws -> String {
-            let path = folder.appendingPathComponent(name).path
-            try data.write(to: URL(fileURLWithPath: path))
-            return path
-        }
+        func write(_ name: String, _ data: Data) throws -> String { try Fixtures.write(data, as: name, in: folder) }
         // A second branch: the Sigmoid reads the pooled features instead of the Gemm.
         let branched = try write("branched.onnx", try E.mutated("tv-tiny-sigmoid14-legacy-opset17.onnx") { m in
             let gemm = E.node(m, try E.firstNode(m, "Gemm")), sigmoid = E.node(m, try E.firstNode(m, "Sigmoid"))

@@ -39,12 +39,15 @@ import Testing
     }
 
     @Test(arguments: [1, 7, 49, 50])
-    func batchNormReLUMean(_ size: Int) {
+    func batchNormReLUGlobalPool(_ size: Int) {
         var rng = SeededRandom(13)
         let x = rng.floats(channels * size, -3...3)
         var y = [Float](repeating: .nan, count: channels)
-        Elementwise.batchNormReLUMean(x, &y, channels: channels, size: size, scale: scale, shift: shift)
+        Elementwise.batchNormReLUGlobalPool(x, &y, channels: channels, size: size, scale: scale, shift: shift)
         #expect(relativeError(y, Reference.globalAveragePool(bnReLU(x), channels: channels)) < 1e-5)
+        y = [Float](repeating: .nan, count: channels)
+        Elementwise.batchNormReLUGlobalPool(x, &y, channels: channels, size: size, scale: scale, shift: shift, max: true)
+        #expect(relativeError(y, Reference.globalMaxPool(bnReLU(x), channels: channels)) < 1e-6)
     }
 
     @Test(arguments: [(9, 11, 3, 2, 1), (8, 8, 2, 2, 0), (5, 7, 3, 1, 1), (112, 112, 3, 2, 1), (37, 41, 3, 2, 1), (40, 45, 2, 2, 0),

@@ -38,6 +38,13 @@ public enum Fixtures {
         try JSONDecoder().decode(FixtureMeta.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
     }
 
+    /// Writes `data` as `name` in `folder`; returns its path.
+    public static func write(_ data: Data, as name: String, in folder: URL) throws -> String {
+        let path = folder.appendingPathComponent(name).path
+        try data.write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
     /// A temporary folder removed by the caller.
     public static func temporaryFolder() throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("densekit-test-\(UUID().uuidString)")

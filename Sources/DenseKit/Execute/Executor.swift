@@ -343,12 +343,8 @@ public final class ImageExecution {
         }
         let (scale, shift) = (UnsafePointer(plan.headNorm.scale.pointer), UnsafePointer(plan.headNorm.shift.pointer))
         parallel(c) { r in
-            let (src, dst) = (features + r.lowerBound * size, out + r.lowerBound)
-            if pool == .average {
-                Elementwise.batchNormReLUMean(src, dst, channels: r.count, size: size, scale: scale + r.lowerBound, shift: shift + r.lowerBound)
-            } else {
-                Elementwise.batchNormReLUMax(src, dst, channels: r.count, size: size, scale: scale + r.lowerBound, shift: shift + r.lowerBound)
-            }
+            Elementwise.batchNormReLUGlobalPool(features + r.lowerBound * size, out + r.lowerBound, channels: r.count, size: size,
+                                                scale: scale + r.lowerBound, shift: shift + r.lowerBound, max: pool == .max)
         }
         var layers = [LayerActivation(name: "head", channels: c, height: 1, width: 1, values: UnsafeBufferPointer(start: out, count: c))]
         var offset = 0
