@@ -50,6 +50,9 @@ demo: build
 	@echo "(HTML report: /tmp/densekit-demo-diff.html)"
 	@echo; echo "== diff: float32 against float16 weights (diverges; exit 1 is the expected verdict)"
 	@$(BIN) diff fixtures/tv-tiny-legacy-opset17.onnx fixtures/tv-tiny-legacy-opset17-fp16.onnx --input fixtures/input-64.npy | head -4; true
+	@echo; echo "== heads people ship: CheXNet's 14-way sigmoid, and a Keras backbone used as a feature extractor"
+	@$(BIN) inspect fixtures/tv-tiny-sigmoid14-legacy-opset17.onnx | grep '^head'
+	@$(BIN) run fixtures/keras3-tiny-none.keras --input fixtures/input-64-nhwc.npy --output /tmp/densekit-demo-features.npy
 	@echo; echo "== convert to .dnk (validated: bit-identical output), then run the .dnk"
 	@$(BIN) convert fixtures/keras3-tiny.keras -o /tmp/densekit-demo.dnk --accept-deviations
 	@$(BIN) run /tmp/densekit-demo.dnk --input fixtures/input-64-nhwc.npy --output /tmp/densekit-demo-dnk.npy
