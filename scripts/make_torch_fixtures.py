@@ -11,6 +11,7 @@ usage: make_torch_fixtures.py tiny OUTDIR
 """
 
 import os
+import re
 import sys
 
 import numpy as np
@@ -165,13 +166,25 @@ TORCH_VARIANTS = [
 ]
 
 
-def checkpoints(net, outdir, prefix):
-    """The same weights as PyTorch checkpoints: torch.save in both formats, and safetensors."""
+def checkpoints(net, outdir, prefix, x):
+    """The same weights as PyTorch checkpoints: torch.save in both formats, and safetensors (also in
+    float16 and bfloat16, and as an old checkpoint: nn.DataParallel's 'module.' prefix and the 2017
+    key names 'norm.1', 'conv.2' that torchvision's loader still rewrites)."""
     state = net.state_dict()
     torch.save(state, os.path.join(outdir, prefix + ".pth"))
     torch.save(state, os.path.join(outdir, prefix + "-legacy.pth"), _use_new_zipfile_serialization=False)
-    safetensors.torch.save_file({k: v.contiguous() for k, v in state.items()}, os.path.join(outdir, prefix + ".safetensors"),
-                                metadata={"format": "pt"})
+    save = safetensors.torch.save_file
+    save({k: v.contiguous() for k, v in state.items()}, os.path.join(outdir, prefix + ".safetensors"), metadata={"format": "pt"})
+    for dtype, name in ((torch.float16, "fp16"), (torch.bfloat16, "bf16")):
+        path = os.path.join(outdir, "%s-%s.safetensors" % (prefix, name))
+        save({k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}, path, metadata={"format": "pt"})
+        # The reference: torch itself, loading the file (strict) into a float32 model.
+        copy = tvd.DenseNet(growth_rate=4, block_config=(2, 2, 2), num_init_features=8, bn_size=4, num_classes=10)
+        copy.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in safetensors.torch.load_file(path).items()}, strict=True)
+        with torch.no_grad():
+            np.save(path[:-len(".safetensors")] + ".out.npy", copy.eval()(torch.from_numpy(x)).numpy())
+    old = {"module." + re.sub(r"(denselayer\d+\.(?:norm|relu|conv))([12])\.", r"\1.\2.", k): v for k, v in state.items()}
+    save(old, os.path.join(outdir, prefix + "-module-2017.safetensors"))
 
 
 def tiny_torchvision(seed, bn_seed):
@@ -218,7 +231,7 @@ def tiny(outdir):
     x = rng.standard_normal((2, 3, 64, 64)).astype(np.float32)
     np.save(os.path.join(outdir, "input-64.npy"), x)
     write_all(net, x, outdir, "tv-tiny", TORCH_VARIANTS)
-    checkpoints(net, outdir, "tv-tiny")
+    checkpoints(net, outdir, "tv-tiny", x)
     base = os.path.join(outdir, "tv-tiny-legacy-opset17.onnx")
     for suffix, fn in (("typed", typed_float_copy), ("fp16", float16_copy)):
         path = os.path.join(outdir, "tv-tiny-legacy-opset17-%s.onnx" % suffix)

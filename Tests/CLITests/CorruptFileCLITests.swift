@@ -29,6 +29,7 @@ import TestSupport
             try write("flipped.dnk", dnk),
             try write("cut.dnk", dnk.prefix(200)),
             try write("empty.onnx", Data()),
+            try write("cut.safetensors", try Fixtures.data("tv-tiny.safetensors").prefix(20_000)),
         ]
         try FileManager.default.removeItem(atPath: dnkPath)
         let out = folder.appendingPathComponent("out").path

@@ -27,7 +27,7 @@ import TestSupport
     @Test func everyCommandRefusesEveryLie() throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let lies = try onnxLies(folder) + kerasLies(folder) + dnkLies(folder)
+        let lies = try onnxLies(folder) + kerasLies(folder) + dnkLies(folder) + safetensorsLies(folder)
         let before = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
         let out = folder.appendingPathComponent("out").path
         for lie in lies {
@@ -141,6 +141,29 @@ import TestSupport
             try HDF5Editing.replace(f, "model_weights/predictions/predictions/kernel", dims: [15, 10])
         }
         return lies
+    }
+
+    // MARK: safetensors, rewritten as a consistent file with one tensor changed
+
+    func safetensorsLies(_ folder: URL) throws -> [Lie] {
+        typealias S = SafetensorsEditing
+        func lie(_ name: String, _ message: String, _ edit: (inout [String: S.Entry]) -> Void) throws -> Lie {
+            let path = folder.appendingPathComponent(name).path
+            try S.rewritten("tv-tiny.safetensors", edit).write(to: URL(fileURLWithPath: path))
+            return Lie(file: path, message: message, input: nchw, reference: torchTiny)
+        }
+        let variance = "features.norm0.running_var", bottleneck = "features.denseblock1.denselayer2.conv1.weight"
+        return [
+            try lie("short-variance.safetensors", "stem.norm: variance '\(variance)': expected 8 values (one per channel), found 7") {
+                $0[variance]?.shape = [7]
+                $0[variance]?.bytes.removeLast(4)
+            },
+            // block1.layer2 reads 8 + 4 = 12 channels; its bottleneck conv claims 11.
+            try lie("narrow-bottleneck.safetensors", "block1.layer2.bottleneck.conv: weight '\(bottleneck)': expected 12 input channels, found 11") {
+                $0[bottleneck]?.shape = [16, 11, 1, 1]
+                $0[bottleneck]?.bytes.removeLast(16 * 4)
+            },
+        ]
     }
 
     // MARK: .dnk, written by DenseKit's own writer from a graph changed in code (valid checksums)

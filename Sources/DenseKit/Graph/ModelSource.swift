@@ -13,6 +13,8 @@ public struct ModelSource: Sendable, Codable {
         case kerasArchive = "keras"
         /// DenseKit's native format.
         case dnk
+        /// A PyTorch state_dict in safetensors.
+        case safetensors
     }
     public var path: String
     public var format: Format

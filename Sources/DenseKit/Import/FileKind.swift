@@ -8,6 +8,9 @@ enum FileKind: Equatable {
     case hdf5
     /// A zip archive: a `.keras` model, or something else that `ZipArchive` can tell.
     case zip
+    /// safetensors: u64 header length, then the JSON header's `{` (an ONNX protobuf has its producer
+    /// name there).
+    case safetensors
     /// Anything else: tried as an ONNX protobuf, which has no magic number of its own.
     case protobufCandidate
     /// A format DenseKit does not read; the associated text says what it looks like.
@@ -20,14 +23,13 @@ enum FileKind: Equatable {
         if head.starts(with: DNKWriter.magic) { self = .dnk; return }
         if head.starts(with: HDF5File.signature) { self = .hdf5; return }
         if head.starts(with: ZipArchive.signature) { self = .zip; return }
+        if head.count >= 9, head[8] == UInt8(ascii: "{") { self = .safetensors; return }
         if let what = Self.foreignFormat(head) { self = .foreign(what); return }
         self = .protobufCandidate
     }
 
     /// Formats recognised by their signatures that DenseKit does not read (yet).
     private static func foreignFormat(_ h: [UInt8]) -> String? {
-        // safetensors: u64 header length, then the JSON header's '{'.
-        if h.count >= 9, h[5] == 0, h[6] == 0, h[7] == 0, h[8] == UInt8(ascii: "{") { return "a safetensors file" }
         // torch.save's legacy format: a pickle (protocol 2) of the magic number 0x1950a86a20f9469cfc6c.
         if h.starts(with: [0x80, 0x02, 0x8A, 0x0A, 0x6C, 0xFC, 0x9C, 0x46, 0xF9, 0x20, 0x6A, 0xA8]) {
             return "a PyTorch checkpoint in torch.save's legacy format"

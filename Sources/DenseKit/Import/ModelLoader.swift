@@ -33,6 +33,8 @@ public enum ModelLoader {
             let data = try map(path)
             if let what = FileKind.zipContents(try ZipArchive(data: data)) { throw FileKind.refusal(what) }
             return try KerasImporter.load(data: data, path: path, inMemory: false)
+        case .safetensors:
+            return try SafetensorsReader.load(path: path)
         case .foreign(let what):
             throw FileKind.refusal(what)
         case .protobufCandidate:
