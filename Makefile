@@ -108,8 +108,9 @@ fuzz-build: deps
 	$(FUZZ_BUILD)
 
 fuzz-corpus: build
-	mkdir -p .build-fuzz/onnx .build-fuzz/hdf5 .build-fuzz/dnk .build-fuzz/npy .build-fuzz/safetensors fuzz-findings
+	mkdir -p .build-fuzz/onnx .build-fuzz/hdf5 .build-fuzz/dnk .build-fuzz/npy .build-fuzz/safetensors .build-fuzz/pth fuzz-findings
 	cp fixtures/*.safetensors .build-fuzz/safetensors/
+	cp fixtures/*.pth fixtures/*.pth.tar .build-fuzz/pth/
 	cp fixtures/*.onnx .build-fuzz/onnx/
 	cp fixtures/*.h5 fixtures/*.keras .build-fuzz/hdf5/
 	cp fixtures/*.npy .build-fuzz/npy/
@@ -121,7 +122,7 @@ fuzz-corpus: build
 # scripts/check-hdf5-findings.sh then fails the run unless each saved input fails inside libhdf5 (not
 # in DenseKit's code) and `densekit inspect` ends on it with exit 2 and one line.
 fuzz: fuzz-build fuzz-corpus
-	for t in ONNX DNK NPY Safetensors; do \
+	for t in ONNX DNK NPY Safetensors PTH; do \
 	  l=$$(echo $$t | tr A-Z a-z); \
 	  Fuzz/.build/release/Fuzz$$t .build-fuzz/$$l -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 \
 	    -artifact_prefix=fuzz-findings/$$l- -print_final_stats=1 || exit 1; \

@@ -221,6 +221,39 @@ def heads(outdir, x):
     record(net, path, other)
 
 
+class CheXNet(nn.Module):
+    """The CheXNet checkpoint's shape: a wrapper whose `densenet121` attribute is the DenseNet, with the
+    classifier replaced by Linear + Sigmoid (keys module.densenet121.features..., .classifier.0)."""
+
+    def __init__(self, net, classes):
+        super().__init__()
+        self.densenet121 = net
+        features = net.classifier.in_features
+        self.densenet121.classifier = nn.Sequential(nn.Linear(features, classes), nn.Sigmoid())
+
+    def forward(self, x):
+        return self.densenet121(x)
+
+
+def training_checkpoint(net, x, path, legacy=False):
+    """torch.save of a training dict around nn.DataParallel's state_dict, with SGD momentum state
+    after one step, as research code saves it; the reference is the classifier's values before the
+    sigmoid (a state_dict stores no activations)."""
+    model = CheXNet(net, 14)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    model.train()
+    model(torch.from_numpy(x)).sum().backward()
+    optimizer.step()
+    wrapped = nn.DataParallel(model)
+    checkpoint = {"epoch": 3, "arch": "densenet121", "state_dict": wrapped.state_dict(), "optimizer": optimizer.state_dict(),
+                  "best_loss": 0.25}
+    torch.save(checkpoint, path, _use_new_zipfile_serialization=not legacy)
+    model.eval()
+    model.densenet121.classifier[1] = nn.Identity()
+    with torch.no_grad():
+        np.save(path[:-len(".pth.tar")] + ".logits.npy", model(torch.from_numpy(x)).numpy())
+
+
 def tiny(outdir):
     os.makedirs(outdir, exist_ok=True)
     rng = np.random.default_rng(7)
@@ -239,6 +272,7 @@ def tiny(outdir):
         record(net, path, x)
 
     heads(outdir, x)
+    training_checkpoint(tiny_torchvision(90, 91), x, os.path.join(outdir, "tv-tiny-chexnet-checkpoint.pth.tar"))
 
     # CIFAR-style nets: DenseNet-BC (L=16, k=4) and plain DenseNet (L=10, k=4).
     xc = rng.standard_normal((2, 3, 32, 32)).astype(np.float32)
@@ -274,6 +308,21 @@ def full(outdir):
     randomise_bn(chexnet, 401)
     chexnet.classifier = nn.Sequential(nn.Linear(1024, 14), nn.Sigmoid())
     write_all(chexnet, x, outdir, "densenet121-sigmoid14", TORCH_VARIANTS[1:2])
+    # The same weights as the ONNX exports above, as the checkpoints people download: a .pth of
+    # DenseNet-121 in each torch.save format, safetensors of 169, and a training checkpoint.
+    torch.save(net.state_dict(), os.path.join(outdir, "densenet121.pth"))
+    torch.save(net.state_dict(), os.path.join(outdir, "densenet121-legacy.pth"), _use_new_zipfile_serialization=False)
+    for i, name in enumerate(["densenet169", "densenet201", "densenet161"]):
+        torch.manual_seed(200 + i)
+        other = getattr(tvd, name)(weights=None)
+        randomise_bn(other, 300 + i)
+        state = {k: v.contiguous() for k, v in other.state_dict().items()}
+        if name == "densenet169":
+            safetensors.torch.save_file(state, os.path.join(outdir, name + ".safetensors"), metadata={"format": "pt"})
+        else:
+            torch.save(state, os.path.join(outdir, name + ".pth"))
+    torch.manual_seed(402)
+    training_checkpoint(tvd.densenet121(weights=None), x, os.path.join(outdir, "chexnet-checkpoint.pth.tar"))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ import TestSupport
             try write("cut.dnk", dnk.prefix(200)),
             try write("empty.onnx", Data()),
             try write("cut.safetensors", try Fixtures.data("tv-tiny.safetensors").prefix(20_000)),
+            try write("cut.pth", try Fixtures.data("tv-tiny.pth").prefix(30_000)),
+            try write("cut-legacy.pth", try Fixtures.data("tv-tiny-legacy.pth").prefix(30_000)),
         ]
         try FileManager.default.removeItem(atPath: dnkPath)
         let out = folder.appendingPathComponent("out").path

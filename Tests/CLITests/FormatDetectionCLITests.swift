@@ -7,9 +7,6 @@ import TestSupport
 /// refused as what it looks like, whatever it is called, through every command.
 @Suite struct FormatDetectionCLITests {
     @Test(arguments: [
-        // torch.save files of the tiny DenseNet (made by scripts/make_torch_fixtures.py; not read yet).
-        ("tv-tiny.pth", "a PyTorch checkpoint in torch.save's zip format"),
-        ("tv-tiny-legacy.pth", "a PyTorch checkpoint in torch.save's legacy format"),
         ("input-64.npy", "a NumPy .npy array"),
         ("tv-tiny-legacy-opset17.meta.json", "JSON text"),
     ])

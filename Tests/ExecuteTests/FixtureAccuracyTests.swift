@@ -58,12 +58,32 @@ import TestSupport
         ("densenet121-sigmoid14-legacy-opset17.onnx", "input-224.npy", "densenet121-sigmoid14-legacy-opset17.out.npy"),
         ("keras3-densenet121-sigmoid14.keras", "input-224-nhwc.npy", "keras3-densenet121-sigmoid14.out.npy"),
         ("keras3-densenet121-256-softmax5.h5", "input-256-nhwc.npy", "keras3-densenet121-256-softmax5.out.npy"),
+        // PyTorch checkpoints of the same weights as the ONNX exports: onnxruntime's outputs.
+        ("densenet121.pth", "input-224.npy", "densenet121-legacy-opset17.out.npy"),
+        ("densenet121-legacy.pth", "input-224.npy", "densenet121-legacy-opset17.out.npy"),
+        ("densenet169.safetensors", "input-224.npy", "densenet169-legacy-opset17.out.npy"),
+        ("densenet201.pth", "input-224.npy", "densenet201-legacy-opset17.out.npy"),
+        ("densenet161.pth", "input-224.npy", "densenet161-legacy-opset17.out.npy"),
+        ("chexnet-checkpoint.pth.tar", "input-224.npy", "chexnet-checkpoint.logits.npy"),
     ]
 
     @Test(.enabled(if: Fixtures.full != nil, "full-size fixtures not built (make fixtures-full)"), arguments: full)
     func fullSizeMatchesRecordedReference(_ c: (String, String, String)) throws {
         let folder = try #require(Fixtures.full)
         try Self.check(model: folder + "/" + c.0, input: folder + "/" + c.1, reference: folder + "/" + c.2)
+    }
+
+    /// The checkpoints verify as their architecture, with torch's parameter counts (recorded with the
+    /// ONNX export of the same model).
+    @Test(.enabled(if: Fixtures.full != nil, "full-size fixtures not built (make fixtures-full)"),
+          arguments: [("densenet121.pth", "densenet121"), ("densenet121-legacy.pth", "densenet121"), ("densenet169.safetensors", "densenet169"),
+                      ("densenet201.pth", "densenet201"), ("densenet161.pth", "densenet161")])
+    func fullSizeCheckpointsVerifyWithTorchsCounts(_ c: (String, String)) throws {
+        let folder = try #require(Fixtures.full)
+        let r = try Verifier().verify(try ModelLoader.load(path: folder + "/" + c.0))
+        #expect(r.matches && r.spec.name == c.1, "\(r.deviations)")
+        let meta = try Fixtures.meta(folder + "/\(c.1)-legacy-opset17.meta.json")
+        #expect(r.parameters.trainable == meta.trainable && r.parameters.withBatchNormStatistics == meta.withBatchNormStatistics)
     }
 
     /// CheXNet's shape: a DenseNet-121 backbone with a 14-class sigmoid head verifies as densenet121,

@@ -15,6 +15,8 @@ public struct ModelSource: Sendable, Codable {
         case dnk
         /// A PyTorch state_dict in safetensors.
         case safetensors
+        /// A PyTorch `.pth` (torch.save, zip or legacy format).
+        case pth
     }
     public var path: String
     public var format: Format

@@ -8,6 +8,8 @@ enum FileKind: Equatable {
     case hdf5
     /// A zip archive: a `.keras` model, or something else that `ZipArchive` can tell.
     case zip
+    /// torch.save's legacy format: pickles in a row, the first its magic number.
+    case legacyTorch
     /// safetensors: u64 header length, then the JSON header's `{` (an ONNX protobuf has its producer
     /// name there).
     case safetensors
@@ -24,16 +26,13 @@ enum FileKind: Equatable {
         if head.starts(with: HDF5File.signature) { self = .hdf5; return }
         if head.starts(with: ZipArchive.signature) { self = .zip; return }
         if head.count >= 9, head[8] == UInt8(ascii: "{") { self = .safetensors; return }
+        if head.starts(with: [0x80, 0x02, 0x8A, 0x0A] + PTHReader.legacyMagic.prefix(8)) { self = .legacyTorch; return }
         if let what = Self.foreignFormat(head) { self = .foreign(what); return }
         self = .protobufCandidate
     }
 
     /// Formats recognised by their signatures that DenseKit does not read (yet).
     private static func foreignFormat(_ h: [UInt8]) -> String? {
-        // torch.save's legacy format: a pickle (protocol 2) of the magic number 0x1950a86a20f9469cfc6c.
-        if h.starts(with: [0x80, 0x02, 0x8A, 0x0A, 0x6C, 0xFC, 0x9C, 0x46, 0xF9, 0x20, 0x6A, 0xA8]) {
-            return "a PyTorch checkpoint in torch.save's legacy format"
-        }
         if h.count >= 2, h[0] == 0x80, (2...5).contains(h[1]) { return "a Python pickle" }
         let signatures: [([UInt8], String)] = [
             ([0x89, 0x50, 0x4E, 0x47], "a PNG image"), ([0xFF, 0xD8, 0xFF], "a JPEG image"),
@@ -55,10 +54,12 @@ enum FileKind: Equatable {
     /// What a zip archive that is not a `.keras` model holds.
     static func zipContents(_ zip: ZipArchive) -> String? {
         if zip.entries["model.weights.h5"] != nil || zip.entries["config.json"] != nil { return nil }
-        if zip.entries.keys.contains(where: { $0.hasSuffix("/data.pkl") || $0 == "data.pkl" }) {
-            return "a PyTorch checkpoint in torch.save's zip format"
-        }
         return "a zip archive that is not a .keras model"
+    }
+
+    /// Whether a zip archive is a torch.save checkpoint (`<name>/data.pkl`).
+    static func isTorchArchive(_ zip: ZipArchive) -> Bool {
+        zip.entries.keys.contains { $0.hasSuffix("/data.pkl") }
     }
 
     /// The refusal for a file of this foreign kind.

@@ -31,8 +31,12 @@ public enum ModelLoader {
             return try KerasImporter.load(path: path)
         case .zip:
             let data = try map(path)
-            if let what = FileKind.zipContents(try ZipArchive(data: data)) { throw FileKind.refusal(what) }
+            let zip = try ZipArchive(data: data)
+            if FileKind.isTorchArchive(zip) { return try PTHReader.load(data: data, path: path) }
+            if let what = FileKind.zipContents(zip) { throw FileKind.refusal(what) }
             return try KerasImporter.load(data: data, path: path, inMemory: false)
+        case .legacyTorch:
+            return try PTHReader.load(path: path)
         case .safetensors:
             return try SafetensorsReader.load(path: path)
         case .foreign(let what):
@@ -46,7 +50,9 @@ public enum ModelLoader {
     public static func readsThroughHDF5(path: String) -> Bool {
         guard let head = head(path) else { return false }
         let kind = FileKind(head: head)
-        return kind == .hdf5 || kind == .zip
+        guard kind == .zip else { return kind == .hdf5 }
+        // A zip read through libhdf5 is a .keras archive, not a torch.save one.
+        return (try? ZipArchive(data: map(path))).map { !FileKind.isTorchArchive($0) } ?? true
     }
 
     static func map(_ path: String) throws -> Data {

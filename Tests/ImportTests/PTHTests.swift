@@ -1,0 +1,125 @@
+import DenseKit
+import Foundation
+import Testing
+import TestSupport
+
+/// `.pth` files made by torch.save (both formats, a bare state_dict and a DataParallel training
+/// checkpoint with optimizer state around a CheXNet-style head) run to torch's output; hostile
+/// pickles, made here, are refused naming their global, and nothing they ask for ever happens.
+@Suite(.serialized) struct PTHTests {
+    @Test(arguments: [
+        ("tv-tiny.pth", "tv-tiny-legacy-opset17.out.npy", "global avg pool, linear 16 -> 10, logits"),
+        ("tv-tiny-legacy.pth", "tv-tiny-legacy-opset17.out.npy", "global avg pool, linear 16 -> 10, logits"),
+        // module.densenet121.* keys, classifier.0 inside a Sequential with a Sigmoid; the reference is
+        // torch's output before the sigmoid.
+        ("tv-tiny-chexnet-checkpoint.pth.tar", "tv-tiny-chexnet-checkpoint.logits.npy",
+         "global avg pool, linear 16 -> 14, activation unknown (the file stores none)"),
+    ])
+    func runsToTorchsOutput(_ c: (String, String, String)) throws {
+        let net = try ModelLoader.load(path: Fixtures.path(c.0))
+        #expect(net.source.format == .pth && net.head.summary == c.2)
+        let x = try ModelInput(try Fixtures.npy(Fixtures.path("input-64.npy")), layout: nil, for: net)
+        let y = try Executor(net, threads: 2).run(x.values, batch: x.batch, height: x.height, width: x.width)
+        #expect(relativeError(y, try Fixtures.npy(Fixtures.path(c.1)).values) <= 1e-4)
+        let backbone = try Verifier().verify(ModelLoader.load(path: Fixtures.path("tv-tiny-legacy-opset17.onnx")))
+        let r = try Verifier().verify(net)
+        #expect(r.deviations == backbone.deviations)
+    }
+
+    @Test func theWrapperAndWhatItSkipsAreNamed() throws {
+        let net = try ModelLoader.load(path: Fixtures.path("tv-tiny-chexnet-checkpoint.pth.tar"))
+        #expect(net.source.notes.contains("a training checkpoint: the weights are its 'state_dict' entry; its other entries are skipped"))
+        #expect(net.source.producer == "torch.save (zip format)")
+        #expect(try ModelLoader.load(path: Fixtures.path("tv-tiny-legacy.pth")).source.producer == "torch.save (legacy format)")
+    }
+
+    // MARK: hostile pickles
+
+    static let marker = FileManager.default.temporaryDirectory.appendingPathComponent("densekit-pickle-ran-\(getpid())").path
+
+    /// `\x80\x02` GLOBAL module.name, a string argument, TUPLE1, REDUCE: what a `__reduce__` returning
+    /// (module.name, (argument,)) pickles to; `wrap` nests it inside a dict under `key`.
+    static func call(_ module: String, _ name: String, _ argument: String, under key: String? = nil) -> Data {
+        var p: [UInt8] = [0x80, 0x02]
+        func string(_ s: String) { p += [UInt8(ascii: "X")] + withUnsafeBytes(of: UInt32(s.utf8.count).littleEndian, Array.init) + Array(s.utf8) }
+        if let key { p += [UInt8(ascii: "}"), UInt8(ascii: "(")]; string(key) }
+        p += [UInt8(ascii: "c")] + Array("\(module)\n\(name)\n".utf8)
+        string(argument)
+        p += [0x85, UInt8(ascii: "R")]
+        if key != nil { p += [UInt8(ascii: "u")] }
+        p += [UInt8(ascii: ".")]
+        return Data(p)
+    }
+
+    /// The legacy format's first three pickles (magic number, protocol 1001, empty system info), then `object`.
+    static func legacy(_ object: Data) -> Data {
+        Data([0x80, 0x02, 0x8A, 0x0A, 0x6C, 0xFC, 0x9C, 0x46, 0xF9, 0x20, 0x6A, 0xA8, 0x50, 0x19, 0x2E])
+            + Data([0x80, 0x02, 0x4D, 0xE9, 0x03, 0x2E]) + Data([0x80, 0x02, 0x7D, 0x2E]) + object
+    }
+
+    static func zip(_ pickle: Data) -> Data {
+        ZipWriting.stored([("archive/data.pkl", pickle), ("archive/byteorder", Data("little".utf8)), ("archive/version", Data("3\n".utf8))])
+    }
+
+    func refusal(_ data: Data, as name: String) -> String? {
+        do {
+            _ = try Fixtures.loadWritten(data, as: name)
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test func hostilePicklesAreRefusedAndNeverRun() throws {
+        try? FileManager.default.removeItem(atPath: Self.marker)
+        let touch = "touch \(Self.marker)"
+        let payloads: [(Data, String)] = [
+            (Self.call("posix", "system", touch), "posix.system"),
+            (Self.call("os", "system", touch), "os.system"),
+            (Self.call("builtins", "eval", "__import__('os').system('\(touch)')"), "builtins.eval"),
+            (Self.call("subprocess", "check_call", touch, under: "state_dict"), "subprocess.check_call"),
+            (Self.call("builtins", "exec", "open('\(Self.marker)', 'w')", under: "model"), "builtins.exec"),
+        ]
+        for (pickle, global) in payloads {
+            for (file, name) in [(Self.zip(pickle), "evil.pth"), (Self.legacy(pickle), "evil-legacy.pth")] {
+                let e = refusal(file, as: name)
+                #expect(e == "pickle global '\(global)': expected only the globals a state_dict uses (collections.OrderedDict, torch.BFloat16Storage, torch.BoolStorage, the torch storage types), found another: nothing was executed: DenseKit never runs a pickle's code",
+                        "\(name): \(e ?? "loaded")")
+            }
+        }
+        // Through the command line too: exit 2, one line.
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let evil = try Fixtures.write(Self.zip(payloads[0].0), as: "evil.pth", in: folder)
+        let r = try densekit(["inspect", evil])
+        #expect(r.status == 2 && r.stderr.hasPrefix("error: \(evil): pickle global 'posix.system': ") && r.stderr.split(separator: "\n").count == 1)
+        #expect(!FileManager.default.fileExists(atPath: Self.marker), "a payload ran")
+    }
+
+    @Test func picklesPastTheCapsAreRefused() throws {
+        let deep = Data([0x80, 0x02] + [UInt8](repeating: UInt8(ascii: "("), count: 5000) + [UInt8(ascii: ".")])
+        #expect(refusal(Self.zip(deep), as: "deep.pth")?.contains("MARKs nested deeper than 4096") == true)
+        let wide = Data([0x80, 0x02] + [UInt8](repeating: UInt8(ascii: "N"), count: (1 << 20) + 1) + [UInt8(ascii: ".")])
+        #expect(refusal(Self.zip(wide), as: "wide.pth")?.contains("more than 1048576 values on the stack") == true)
+        let unknown = Data([0x80, 0x02, 0x63] + Array("torch.nn.modules.linear\nLinear\n".utf8) + [0x2E])
+        #expect(refusal(Self.zip(unknown), as: "module.pth")?.hasPrefix("pickle global 'torch.nn.modules.linear.Linear': expected only the globals") == true)
+        let opcode = Data([0x80, 0x02, UInt8(ascii: "i")] + Array("os\nsystem\n".utf8) + [0x2E])
+        #expect(refusal(Self.zip(opcode), as: "inst.pth") == "pickle at byte 2: expected an opcode a state_dict uses, found opcode 0x69: nothing was executed")
+    }
+
+    @Test func damagedCheckpointsAreRefused() throws {
+        for fixture in ["tv-tiny.pth", "tv-tiny-legacy.pth"] {
+            let good = try Fixtures.data(fixture)
+            for cut in stride(from: 16, to: good.count, by: good.count / 30) {
+                #expect(refusal(good.prefix(cut), as: "cut-" + fixture) != nil, "\(fixture) cut at \(cut)")
+            }
+            var flipped = 0
+            for at in stride(from: 7, to: good.count, by: good.count / 60) {
+                var copy = good
+                copy[at] ^= 0xFF
+                if refusal(copy, as: "flip-" + fixture) != nil { flipped += 1 }
+            }
+            #expect(flipped > 0)
+        }
+    }
+}
