@@ -281,6 +281,8 @@ def tiny(outdir):
     bc = CifarDenseNet(16, 4, True, 0.5, 10)
     randomise_bn(bc, 4)
     write_all(bc, xc, outdir, "cifar-bc-tiny", TORCH_VARIANTS[1:2])
+    # Its state_dict too: a CIFAR stem (3x3 conv, no BatchNorm or pool) told from the keys and shapes.
+    safetensors.torch.save_file(bc.state_dict(), os.path.join(outdir, "cifar-bc-tiny.safetensors"), metadata={"format": "pt"})
     torch.manual_seed(5)
     plain = CifarDenseNet(10, 4, False, 1.0, 10)
     randomise_bn(plain, 6)

@@ -27,10 +27,22 @@ import TestSupport
         #expect(net.source.notes.contains("BatchNorm epsilon assumed 1e-5 (torchvision's): a state_dict stores none"))
     }
 
+    @Test func aCIFARStemIsToldFromTheKeys() throws {
+        let net = try ModelLoader.load(path: Fixtures.path("cifar-bc-tiny.safetensors"))
+        #expect(net.stem.conv.kernel == 3 && net.stem.conv.stride == 1 && net.stem.conv.pads == [1, 1, 1, 1])
+        #expect(net.stem.norm == nil && net.stem.pool == nil)
+        let x = try ModelInput(try Fixtures.npy(Fixtures.path("input-32.npy")), layout: nil, for: net)
+        let y = try Executor(net).run(x.values, batch: x.batch, height: x.height, width: x.width)
+        #expect(relativeError(y, try Fixtures.npy(Fixtures.path("cifar-bc-tiny-legacy-opset17.out.npy")).values) <= 1e-4)
+        let meta = try Fixtures.meta(Fixtures.path("cifar-bc-tiny-legacy-opset17.meta.json"))
+        let r = try Verifier().verify(net)
+        #expect(r.parameters.trainable == meta.trainable && r.spec.name == "densenet-bc-L100-k12")
+    }
+
     @Test func theSameWeightsAsTheONNXExportDiffWithinTolerance() throws {
         let onnx = try ModelLoader.load(path: Fixtures.path("tv-tiny-legacy-opset17.onnx"))
         let x = try ModelInput(try Fixtures.npy(Fixtures.path("input-64.npy")), layout: nil, for: onnx)
-        for file in ["tv-tiny.safetensors", "tv-tiny-module-2017.safetensors"] {
+        for file in ["tv-tiny.safetensors", "tv-tiny-module-2017.safetensors", "tv-tiny.pth", "tv-tiny-legacy.pth"] {
             let r = try ModelDiff(try ModelLoader.load(path: Fixtures.path(file)), onnx).run(x.values, batch: x.batch, height: x.height, width: x.width)
             #expect(r.withinTolerance, "\(file): \(String(describing: r.firstDivergence))")
         }
