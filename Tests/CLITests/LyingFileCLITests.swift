@@ -153,7 +153,16 @@ import TestSupport
             return Lie(file: path, message: message, input: nchw, reference: torchTiny)
         }
         let variance = "features.norm0.running_var", bottleneck = "features.denseblock1.denselayer2.conv1.weight"
-        return [
+        // The same lie in a .pth of each torch.save format, written by the tests' own torch.save writer.
+        var entries = try S.entries(try Fixtures.data("tv-tiny.safetensors")).entries
+        entries[variance]?.shape = [7]
+        entries[variance]?.bytes.removeLast(4)
+        let pth = try [TorchSaveWriting.Format.zip, .legacy].map { format -> Lie in
+            let path = folder.appendingPathComponent("short-variance-\(format).pth").path
+            try TorchSaveWriting.file(entries, format: format).write(to: URL(fileURLWithPath: path))
+            return Lie(file: path, message: "stem.norm: variance '\(variance)': expected 8 values (one per channel), found 7", input: nchw, reference: torchTiny)
+        }
+        return pth + [
             try lie("short-variance.safetensors", "stem.norm: variance '\(variance)': expected 8 values (one per channel), found 7") {
                 $0[variance]?.shape = [7]
                 $0[variance]?.bytes.removeLast(4)

@@ -107,6 +107,27 @@ import TestSupport
         #expect(refusal(Self.zip(opcode), as: "inst.pth") == "pickle at byte 2: expected an opcode a state_dict uses, found opcode 0x69: nothing was executed")
     }
 
+    /// The tests' own torch.save writer reproduces the real files' graph (so the lies below are
+    /// the only thing wrong in them), and lying state_dicts are refused naming the tensor.
+    @Test func liesInEitherFormatAreNamed() throws {
+        let (entries, _) = try SafetensorsEditing.entries(try Fixtures.data("tv-tiny.safetensors"))
+        let real = try ModelLoader.load(path: Fixtures.path("tv-tiny.pth"))
+        for format in [TorchSaveWriting.Format.zip, .legacy] {
+            let same = try Fixtures.loadWritten(TorchSaveWriting.file(entries, format: format), as: "same.pth")
+            #expect(same.tensors.map(\.values) == real.tensors.map(\.values) && same.layerNames == real.layerNames)
+            var lie = entries
+            lie["features.norm5.running_var"]?.shape = [15]
+            lie["features.norm5.running_var"]?.bytes.removeLast(4)
+            #expect(refusal(TorchSaveWriting.file(lie, format: format), as: "lie.pth")
+                    == "head.norm: variance 'features.norm5.running_var': expected 16 values (one per channel), found 15")
+            lie = entries
+            lie["features.denseblock2.denselayer1.conv2.weight"]?.shape = [4, 16, 3, 1]
+            lie["features.denseblock2.denselayer1.conv2.weight"]?.bytes.removeLast(4 * 16 * 3 * 2)
+            #expect(refusal(TorchSaveWriting.file(lie, format: format), as: "lie.pth")
+                    == "block2.layer1.conv: weight 'features.denseblock2.denselayer1.conv2.weight': expected a square kernel of side 1 to 31, found 3x1")
+        }
+    }
+
     @Test func damagedCheckpointsAreRefused() throws {
         for fixture in ["tv-tiny.pth", "tv-tiny-legacy.pth"] {
             let good = try Fixtures.data(fixture)
