@@ -171,6 +171,8 @@ def checkpoints(net, outdir, prefix, x):
     float16 and bfloat16, and as an old checkpoint: nn.DataParallel's 'module.' prefix and the 2017
     key names 'norm.1', 'conv.2' that torchvision's loader still rewrites)."""
     state = net.state_dict()
+    with torch.no_grad():  # torch's own output, the reference for every checkpoint of these weights
+        np.save(os.path.join(outdir, prefix + ".out.npy"), net.eval()(torch.from_numpy(x)).numpy())
     torch.save(state, os.path.join(outdir, prefix + ".pth"))
     torch.save(state, os.path.join(outdir, prefix + "-legacy.pth"), _use_new_zipfile_serialization=False)
     save = safetensors.torch.save_file
@@ -312,6 +314,8 @@ def full(outdir):
     write_all(chexnet, x, outdir, "densenet121-sigmoid14", TORCH_VARIANTS[1:2])
     # The same weights as the ONNX exports above, as the checkpoints people download: a .pth of
     # DenseNet-121 in each torch.save format, safetensors of 169, and a training checkpoint.
+    with torch.no_grad():  # torch's own outputs, the references for the checkpoints
+        np.save(os.path.join(outdir, "densenet121.out.npy"), net.eval()(torch.from_numpy(x)).numpy())
     torch.save(net.state_dict(), os.path.join(outdir, "densenet121.pth"))
     torch.save(net.state_dict(), os.path.join(outdir, "densenet121-legacy.pth"), _use_new_zipfile_serialization=False)
     for i, name in enumerate(["densenet169", "densenet201", "densenet161"]):
@@ -319,6 +323,8 @@ def full(outdir):
         other = getattr(tvd, name)(weights=None)
         randomise_bn(other, 300 + i)
         state = {k: v.contiguous() for k, v in other.state_dict().items()}
+        with torch.no_grad():
+            np.save(os.path.join(outdir, name + ".out.npy"), other.eval()(torch.from_numpy(x)).numpy())
         if name == "densenet169":
             safetensors.torch.save_file(state, os.path.join(outdir, name + ".safetensors"), metadata={"format": "pt"})
         else:

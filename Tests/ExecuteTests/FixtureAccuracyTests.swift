@@ -58,12 +58,12 @@ import TestSupport
         ("densenet121-sigmoid14-legacy-opset17.onnx", "input-224.npy", "densenet121-sigmoid14-legacy-opset17.out.npy"),
         ("keras3-densenet121-sigmoid14.keras", "input-224-nhwc.npy", "keras3-densenet121-sigmoid14.out.npy"),
         ("keras3-densenet121-256-softmax5.h5", "input-256-nhwc.npy", "keras3-densenet121-256-softmax5.out.npy"),
-        // PyTorch checkpoints of the same weights as the ONNX exports: onnxruntime's outputs.
-        ("densenet121.pth", "input-224.npy", "densenet121-legacy-opset17.out.npy"),
-        ("densenet121-legacy.pth", "input-224.npy", "densenet121-legacy-opset17.out.npy"),
-        ("densenet169.safetensors", "input-224.npy", "densenet169-legacy-opset17.out.npy"),
-        ("densenet201.pth", "input-224.npy", "densenet201-legacy-opset17.out.npy"),
-        ("densenet161.pth", "input-224.npy", "densenet161-legacy-opset17.out.npy"),
+        // PyTorch checkpoints (the same weights as the ONNX exports): torch's own outputs.
+        ("densenet121.pth", "input-224.npy", "densenet121.out.npy"),
+        ("densenet121-legacy.pth", "input-224.npy", "densenet121.out.npy"),
+        ("densenet169.safetensors", "input-224.npy", "densenet169.out.npy"),
+        ("densenet201.pth", "input-224.npy", "densenet201.out.npy"),
+        ("densenet161.pth", "input-224.npy", "densenet161.out.npy"),
         ("chexnet-checkpoint.pth.tar", "input-224.npy", "chexnet-checkpoint.logits.npy"),
     ]
 

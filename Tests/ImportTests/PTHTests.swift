@@ -8,8 +8,8 @@ import TestSupport
 /// pickles, made here, are refused naming their global, and nothing they ask for ever happens.
 @Suite(.serialized) struct PTHTests {
     @Test(arguments: [
-        ("tv-tiny.pth", "tv-tiny-legacy-opset17.out.npy", "global avg pool, linear 16 -> 10, logits"),
-        ("tv-tiny-legacy.pth", "tv-tiny-legacy-opset17.out.npy", "global avg pool, linear 16 -> 10, logits"),
+        ("tv-tiny.pth", "tv-tiny.out.npy", "global avg pool, linear 16 -> 10, logits"),
+        ("tv-tiny-legacy.pth", "tv-tiny.out.npy", "global avg pool, linear 16 -> 10, logits"),
         // module.densenet121.* keys, classifier.0 inside a Sequential with a Sigmoid; the reference is
         // torch's output before the sigmoid.
         ("tv-tiny-chexnet-checkpoint.pth.tar", "tv-tiny-chexnet-checkpoint.logits.npy",
