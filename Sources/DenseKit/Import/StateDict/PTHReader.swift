@@ -141,10 +141,11 @@ public enum PTHReader {
         guard stride == expected || count <= 1 else {
             throw ImportError.mismatch(subject, expected: "a contiguous view (stride \(expected))", found: "stride \(stride)", kind: .unsupported)
         }
+        // The counts come from the pickle: compared by division and overflow-checked addition, never multiplied.
         let (end, o) = offset.addingReportingOverflow(count)
-        guard let storage, !o, end <= storageCount, storage.count == storageCount * size else {
-            throw ImportError.mismatch(subject, expected: "elements \(offset) to \(o ? "beyond 2^63" : String(end)) of storage '\(storage == nil ? "missing" : key)' (\(storageCount) elements, \(storageCount * size) bytes)",
-                                       found: storage.map { "\($0.count) bytes" } ?? "no such storage", kind: .malformed)
+        guard let storage, !o, end <= storageCount, storage.count % size == 0, storage.count / size == storageCount else {
+            throw ImportError.mismatch(subject, expected: "elements \(offset) to \(o ? "beyond 2^63" : String(end)) of its storage, which the pickle says holds \(storageCount)",
+                                       found: storage.map { "a storage of \($0.count / size) elements" } ?? "no such storage", kind: .malformed)
         }
         let start = storage.startIndex + offset * size
         let raw = storage.subdata(in: start..<(start + count * size))
