@@ -71,3 +71,39 @@ public enum HalfFloat {
         return UInt16((bits &+ rounding) >> 16)
     }
 }
+
+/// The float encodings files store weights in, decoded to float32 in one place for every reader.
+public enum StoredFloat: Sendable {
+    case f32, f16, bf16, f64
+
+    public var size: Int {
+        switch self {
+        case .f32: return 4
+        case .f16, .bf16: return 2
+        case .f64: return 8
+        }
+    }
+
+    /// The dtype a tensor reports having been stored in (float64 is narrowed, and reported as f32).
+    public var dtype: DType {
+        switch self {
+        case .f32, .f64: return .f32
+        case .f16: return .f16
+        case .bf16: return .bf16
+        }
+    }
+
+    /// `count` little-endian values starting at byte `offset` of `raw`, which the caller has checked holds them.
+    public func decode(_ raw: UnsafeRawBufferPointer, at offset: Int = 0, count: Int) -> [Float] {
+        switch self {
+        case .f32:
+            return (0..<count).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 4 * $0, as: UInt32.self))) }
+        case .f16:
+            return (0..<count).map { HalfFloat.f16ToFloat(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 2 * $0, as: UInt16.self))) }
+        case .bf16:
+            return (0..<count).map { HalfFloat.bf16ToFloat(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 2 * $0, as: UInt16.self))) }
+        case .f64:
+            return (0..<count).map { Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 8 * $0, as: UInt64.self)))) }
+        }
+    }
+}

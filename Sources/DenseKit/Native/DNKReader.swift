@@ -97,15 +97,9 @@ public enum DNKReader {
             switch dtype {
             case .f32 where rank >= 2:
                 tensors[name] = Tensor(name: name, shape: shape, mapped: file, offset: offset, count: elements)
-            case .f32:
-                let values = (0..<elements).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 4 * $0, as: UInt32.self))) }
-                tensors[name] = Tensor(name: name, shape: shape, storedDType: dtype, values: values)
-            case .f16:
-                let values = (0..<elements).map { HalfFloat.f16ToFloat(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 2 * $0, as: UInt16.self))) }
-                tensors[name] = Tensor(name: name, shape: shape, storedDType: dtype, values: values)
-            case .bf16:
-                let values = (0..<elements).map { HalfFloat.bf16ToFloat(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 2 * $0, as: UInt16.self))) }
-                tensors[name] = Tensor(name: name, shape: shape, storedDType: dtype, values: values)
+            default:
+                let stored: StoredFloat = dtype == .f32 ? .f32 : dtype == .f16 ? .f16 : .bf16
+                tensors[name] = Tensor(name: name, shape: shape, storedDType: dtype, values: stored.decode(raw, at: offset, count: elements))
             }
             storedBytes += length
             parameters += elements

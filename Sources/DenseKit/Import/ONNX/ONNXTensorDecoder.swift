@@ -136,20 +136,15 @@ struct ONNXTensorDecoder {
         guard bytes.count == count * width else {
             throw ImportError.mismatch("tensor '\(name)'", expected: "\(count * width) bytes for \(count) values", found: "\(bytes.count)", kind: .malformed)
         }
-        return bytes.withUnsafeBytes { raw -> [Float] in
-            switch element {
-            case .float32:
-                return (0..<count).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
-            case .float16:
-                return (0..<count).map { HalfFloat.f16ToFloat(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self))) }
-            case .bfloat16:
-                return (0..<count).map { HalfFloat.bf16ToFloat(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self))) }
-            case .float64:
-                return (0..<count).map { Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self)))) }
-            case .int64, .int32:
-                return []
-            }
+        let stored: StoredFloat
+        switch element {
+        case .float32: stored = .f32
+        case .float16: stored = .f16
+        case .bfloat16: stored = .bf16
+        case .float64: stored = .f64
+        case .int64, .int32: return []
         }
+        return bytes.withUnsafeBytes { stored.decode($0, count: count) }
     }
 
     /// Reads `expected` bytes of external data, confined to the model's folder.

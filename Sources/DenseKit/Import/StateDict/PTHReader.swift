@@ -149,24 +149,8 @@ public enum PTHReader {
         }
         let start = storage.startIndex + offset * size
         let raw = storage.subdata(in: start..<(start + count * size))
-        let values: [Float]
-        let dtype: DType
-        switch type {
-        case "FloatStorage":
-            dtype = .f32
-            values = raw.withUnsafeBytes { r in (0..<count).map { Float(bitPattern: UInt32(littleEndian: r.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) } }
-        case "HalfStorage", "BFloat16Storage":
-            dtype = type == "HalfStorage" ? .f16 : .bf16
-            values = raw.withUnsafeBytes { r in (0..<count).map {
-                let bits = UInt16(littleEndian: r.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self))
-                return type == "HalfStorage" ? HalfFloat.f16ToFloat(bits) : HalfFloat.bf16ToFloat(bits)
-            } }
-        case "DoubleStorage":
-            dtype = .f32
-            values = raw.withUnsafeBytes { r in (0..<count).map { Float(Double(bitPattern: UInt64(littleEndian: r.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self)))) } }
-        default:
-            return .integer(shape: shape)
-        }
-        return .float(Tensor(name: key, shape: shape, storedDType: dtype, values: values))
+        let floats: [String: StoredFloat] = ["FloatStorage": .f32, "HalfStorage": .f16, "BFloat16Storage": .bf16, "DoubleStorage": .f64]
+        guard let stored = floats[type] else { return .integer(shape: shape) }
+        return .float(Tensor(name: key, shape: shape, storedDType: stored.dtype, values: raw.withUnsafeBytes { stored.decode($0, count: count) }))
     }
 }

@@ -14,15 +14,15 @@ public enum SafetensorsReader {
     static let maximumElements = 1 << 31
 
     enum Element {
-        case float32, float16, bfloat16, float64
+        case float(StoredFloat)
         case integer(Int)
 
         init?(_ dtype: String) {
             switch dtype {
-            case "F32": self = .float32
-            case "F16": self = .float16
-            case "BF16": self = .bfloat16
-            case "F64": self = .float64
+            case "F32": self = .float(.f32)
+            case "F16": self = .float(.f16)
+            case "BF16": self = .float(.bf16)
+            case "F64": self = .float(.f64)
             case "BOOL", "U8", "I8": self = .integer(1)
             case "I16", "U16": self = .integer(2)
             case "I32", "U32": self = .integer(4)
@@ -33,9 +33,7 @@ public enum SafetensorsReader {
 
         var size: Int {
             switch self {
-            case .float32: return 4
-            case .float16, .bfloat16: return 2
-            case .float64: return 8
+            case .float(let f): return f.size
             case .integer(let n): return n
             }
         }
@@ -135,23 +133,10 @@ public enum SafetensorsReader {
                 switch r.element {
                 case .integer:
                     entries[r.name] = .integer(shape: r.shape)
-                case .float32 where at % 4 == 0 && r.shape.count >= 2:
+                case .float(.f32) where at % 4 == 0 && r.shape.count >= 2:
                     entries[r.name] = .float(Tensor(name: r.name, shape: r.shape, mapped: file, offset: at, count: count))
-                case .float32:
-                    entries[r.name] = .float(Tensor(name: r.name, shape: r.shape, storedDType: .f32, values: (0..<count).map {
-                        Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at + 4 * $0, as: UInt32.self)))
-                    }))
-                case .float16, .bfloat16:
-                    var half = false
-                    if case .float16 = r.element { half = true }
-                    entries[r.name] = .float(Tensor(name: r.name, shape: r.shape, storedDType: half ? .f16 : .bf16, values: (0..<count).map {
-                        let bits = UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: at + 2 * $0, as: UInt16.self))
-                        return half ? HalfFloat.f16ToFloat(bits) : HalfFloat.bf16ToFloat(bits)
-                    }))
-                case .float64:
-                    entries[r.name] = .float(Tensor(name: r.name, shape: r.shape, storedDType: .f32, values: (0..<count).map {
-                        Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at + 8 * $0, as: UInt64.self))))
-                    }))
+                case .float(let stored):
+                    entries[r.name] = .float(Tensor(name: r.name, shape: r.shape, storedDType: stored.dtype, values: stored.decode(raw, at: at, count: count)))
                 }
             }
         }
