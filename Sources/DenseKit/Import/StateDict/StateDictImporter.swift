@@ -40,8 +40,10 @@ public enum StateDictImporter {
             if has(prefix + ".num_batches_tracked") { used.insert(prefix + ".num_batches_tracked") }
             return BatchNorm(gamma: parts[0], beta: parts[1], mean: parts[2], variance: parts[3], epsilon: epsilon)
         }
-        func conv(_ prefix: String, stride: Int = 1, pad: Int) throws -> Conv2D {
+        /// torchvision's convs: padded by half the kernel ("same" at stride 1) unless `pad` says otherwise.
+        func conv(_ prefix: String, stride: Int = 1, pad: Int? = nil) throws -> Conv2D {
             let w = try tensor(prefix + ".weight", rank: 4)
+            let pad = pad ?? w.shape[2] / 2
             let bias = has(prefix + ".bias") ? try tensor(prefix + ".bias", rank: 1) : nil
             return Conv2D(weight: w, bias: bias, stride: stride, pads: [pad, pad, pad, pad])
         }
@@ -49,7 +51,7 @@ public enum StateDictImporter {
         // Stem.
         let stemWeight = try tensor("features.conv0.weight", rank: 4)
         let imagenet = stemWeight.shape[2] == 7
-        let stemConv = try conv("features.conv0", stride: imagenet ? 2 : 1, pad: stemWeight.shape[2] / 2)
+        let stemConv = try conv("features.conv0", stride: imagenet ? 2 : 1)
         let stemNorm = has("features.norm0.weight") ? try norm("features.norm0") : nil
         let stem = Stem(conv: stemConv, norm: stemNorm, relu: stemNorm != nil,
                         pool: imagenet ? Pool2D(kind: .max, kernel: 3, stride: 2, pads: [1, 1, 1, 1]) : nil)
@@ -63,9 +65,9 @@ public enum StateDictImporter {
             while has("features.denseblock\(b).denselayer\(i).norm1.weight") {
                 let p = "features.denseblock\(b).denselayer\(i)"
                 let n1 = try norm(p + ".norm1")
-                let first = try conv(p + ".conv1", pad: (try tensor(p + ".conv1.weight", rank: 4).shape[2]) / 2)
+                let first = try conv(p + ".conv1")
                 if has(p + ".conv2.weight") {
-                    let second = try conv(p + ".conv2", pad: (try tensor(p + ".conv2.weight", rank: 4).shape[2]) / 2)
+                    let second = try conv(p + ".conv2")
                     layers.append(DenseLayer(norm: n1, bottleneck: Bottleneck(conv: first, norm: try norm(p + ".norm2")), conv: second))
                 } else {
                     layers.append(DenseLayer(norm: n1, bottleneck: nil, conv: first))
