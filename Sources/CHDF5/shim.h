@@ -14,6 +14,12 @@ static inline hid_t dk_h5e_default(void) { return H5E_DEFAULT; }
 static inline unsigned dk_h5f_acc_rdonly(void) { return H5F_ACC_RDONLY; }
 static inline hid_t dk_h5p_file_access(void) { return H5P_FILE_ACCESS; }
 static inline size_t dk_h5t_variable(void) { return H5T_VARIABLE; }
+// For writing (the Keras writers).
+static inline hid_t dk_h5t_ieee_f32le(void) { return H5T_IEEE_F32LE; }
+static inline hid_t dk_h5t_ieee_f64le(void) { return H5T_IEEE_F64LE; }
+static inline hid_t dk_h5t_native_double(void) { return H5T_NATIVE_DOUBLE; }
+static inline hid_t dk_h5p_link_create(void) { return H5P_LINK_CREATE; }
+static inline unsigned dk_h5f_acc_trunc(void) { return H5F_ACC_TRUNC; }
 // Used only by the tests, which make broken copies of fixtures.
 static inline unsigned dk_h5f_acc_rdwr(void) { return H5F_ACC_RDWR; }
 static inline hid_t dk_h5p_dataset_create(void) { return H5P_DATASET_CREATE; }

@@ -27,6 +27,8 @@ public struct Converter {
     public struct Outcome: Sendable {
         /// The writer's format (`dnk`, ...).
         public var format: String
+        /// What the target adds, drops or changes.
+        public var conventions: [Convention]
         public var bytes: Int
         public var rawTensorBytes: Int
         public var dtype: DType
@@ -70,6 +72,8 @@ public struct Converter {
         progress("verifying the structure")
         let report = try Verifier().verify(net)
         if !report.matches && !acceptDeviations { throw Refusal.deviations(report) }
+        // What the target makes of the model (or that it cannot hold it), before any work is done.
+        let (prepared, conventions) = try writer.prepare(net, dtype: dtype)
         let executor = try Executor(net, threads: threads)
         let size = (height: net.input.height ?? report.spec.inputSize, width: net.input.width ?? report.spec.inputSize)
         // The workspace is sized (and refused if too large) before the probe image is made.
@@ -82,7 +86,7 @@ public struct Converter {
         let provenance = Provenance(sourceFile: URL(fileURLWithPath: path).lastPathComponent, sourceSHA256: sha,
                                     sourceFormat: net.source.format.rawValue, producer: net.source.producer)
         progress("writing \(dtype.rawValue) weights as \(writer.format)")
-        let bytes = try writer.encode(net, dtype: dtype, provenance: provenance)
+        let bytes = try writer.encode(prepared, dtype: dtype, provenance: provenance)
         let temporary = try AtomicFile.writeTemporary(bytes, beside: output)
         do {
             progress("reading the written file back and running it")
@@ -93,7 +97,7 @@ public struct Converter {
             guard ok else { throw Refusal.validation(validation, dtype) }
             try AtomicFile.commit(temporary, to: output)
             let raw = CanonicalLayout.tensors(of: net).reduce(0) { $0 + $1.1.count * 4 }
-            return Outcome(format: writer.format, bytes: bytes.count, rawTensorBytes: raw, dtype: dtype, report: report, validation: validation, sourceSHA256: sha)
+            return Outcome(format: writer.format, conventions: conventions, bytes: bytes.count, rawTensorBytes: raw, dtype: dtype, report: report, validation: validation, sourceSHA256: sha)
         } catch {
             AtomicFile.discard(temporary)
             throw error

@@ -24,19 +24,12 @@ final class ExecutionPlan: @unchecked Sendable {
         let bias: AlignedBuffer?
         let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, pads: [Int]
 
-        /// `conv` followed by `norm` (if any): W' = s * W per output channel, b' = s * b + t.
+        /// `conv` followed by `norm` (if any), folded (`Conv2D.folding`).
         /// `shifted`: a dense layer's same-size conv on bordered maps, packed for `ShiftedConvolution`.
         init(_ conv: Conv2D, then norm: BatchNorm? = nil, shifted: Bool = false) {
+            let conv = norm.map { conv.folding($0) } ?? conv
             var w = conv.weight.values
-            var b = conv.bias?.values
-            if let norm {
-                let (s, t) = norm.affine()
-                let per = w.count / conv.outChannels
-                for o in 0..<conv.outChannels {
-                    for i in 0..<per { w[o * per + i] *= s[o] }
-                }
-                b = (0..<conv.outChannels).map { o in (b?[o] ?? 0) * s[o] + t[o] }
-            }
+            let b = conv.bias?.values
             inChannels = conv.inChannels
             outChannels = conv.outChannels
             kernel = conv.kernel

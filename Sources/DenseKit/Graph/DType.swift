@@ -1,3 +1,5 @@
+import Foundation
+
 /// The element types a DenseKit weight tensor can be stored in.
 ///
 /// Activations are always float32; weights are widened to float32 when a model is loaded.
@@ -105,5 +107,34 @@ public enum StoredFloat: Sendable {
         case .f64:
             return (0..<count).map { Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 8 * $0, as: UInt64.self)))) }
         }
+    }
+}
+
+extension StoredFloat {
+    public init(_ dtype: DType) {
+        switch dtype {
+        case .f32: self = .f32
+        case .f16: self = .f16
+        case .bf16: self = .bf16
+        }
+    }
+
+    /// Writes `tensor`'s values little-endian in this encoding at `out`, which has room for them.
+    public func write(_ tensor: Tensor, to out: UnsafeMutableRawPointer) {
+        tensor.withFloats { v in
+            switch self {
+            case .f32: for (i, x) in v.enumerated() { out.storeBytes(of: x.bitPattern.littleEndian, toByteOffset: i * 4, as: UInt32.self) }
+            case .f16: for (i, x) in v.enumerated() { out.storeBytes(of: HalfFloat.floatToF16(x).littleEndian, toByteOffset: i * 2, as: UInt16.self) }
+            case .bf16: for (i, x) in v.enumerated() { out.storeBytes(of: HalfFloat.floatToBF16(x).littleEndian, toByteOffset: i * 2, as: UInt16.self) }
+            case .f64: for (i, x) in v.enumerated() { out.storeBytes(of: Double(x).bitPattern.littleEndian, toByteOffset: i * 8, as: UInt64.self) }
+            }
+        }
+    }
+
+    /// `tensor`'s values little-endian in this encoding.
+    public func encode(_ tensor: Tensor) -> Data {
+        var data = Data(count: tensor.count * size)
+        if tensor.count > 0 { data.withUnsafeMutableBytes { write(tensor, to: $0.baseAddress!) } }
+        return data
     }
 }

@@ -68,7 +68,7 @@ enum CanonicalLayout {
             "transitionPools": net.transitions.map { pool($0.pool) },
             // "softmax" for 1.x readers; "head" says it all (a 1.0 reader ignores it).
             "softmax": net.head.softmax,
-            "head": ["pool": net.head.pool?.rawValue ?? NSNull(), "activations": net.head.dense.map(\.activation.rawValue)] as [String: Any],
+            "head": HeadDescription(net.head).jsonObject,
             "input": inputObject,
         ]
     }
@@ -159,17 +159,9 @@ enum CanonicalLayout {
         }
         let headNorm = try norm("head.norm", channels: channels)
         // A 1.0 file has no "head": a global average pool and one dense layer, softmax or not.
-        var pool: Head.Pool? = .average
-        var activations: [Head.Activation] = [s["softmax"] as? Bool ?? false ? .softmax : .linear]
-        if let h = s["head"] {
-            guard let h = h as? [String: Any], let names = h["activations"] as? [String], names.count <= 64 else { throw fail("bad head") }
-            activations = try names.map { try Head.Activation(rawValue: $0).orThrow(fail("unknown activation '\($0)'")) }
-            switch h["pool"] {
-            case let p as String: pool = try Head.Pool(rawValue: p).orThrow(fail("unknown head pool '\(p)'"))
-            case is NSNull: pool = nil
-            default: throw fail("bad head pool")
-            }
-        }
+        let description = try s["head"].map { try HeadDescription(jsonObject: $0, subject: "structure.head") }
+            ?? HeadDescription(pool: .average, activations: [s["softmax"] as? Bool ?? false ? .softmax : .linear])
+        let pool = description.pool, activations = description.activations
         var dense: [Head.Dense] = []
         var features = channels
         for (name, activation) in zip(denseNames(count: activations.count), activations) {
@@ -193,10 +185,3 @@ enum CanonicalLayout {
     }
 }
 
-extension Optional {
-    /// The value, or `error` thrown.
-    func orThrow(_ error: @autoclosure () -> Error) throws -> Wrapped {
-        guard let self else { throw error() }
-        return self
-    }
-}

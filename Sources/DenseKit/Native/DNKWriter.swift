@@ -43,15 +43,7 @@ public enum DNKWriter {
             // Metadata, then tensor data (padding stays zero).
             json.withUnsafeBytes { p.advanced(by: headerSize).copyMemory(from: $0.baseAddress!, byteCount: json.count) }
             for ((_, t), e) in zip(named, entries) {
-                let out = p.advanced(by: e.offset)
-                switch e.dtype {
-                case .f32:
-                    t.withFloats { out.copyMemory(from: UnsafeRawPointer($0.baseAddress!), byteCount: e.length) }
-                case .f16:
-                    for (i, v) in t.values.enumerated() { out.storeBytes(of: HalfFloat.floatToF16(v).littleEndian, toByteOffset: i * 2, as: UInt16.self) }
-                case .bf16:
-                    for (i, v) in t.values.enumerated() { out.storeBytes(of: HalfFloat.floatToBF16(v).littleEndian, toByteOffset: i * 2, as: UInt16.self) }
-                }
+                StoredFloat(e.dtype).write(t, to: p.advanced(by: e.offset))
             }
             // Table.
             for (index, e) in entries.enumerated() {

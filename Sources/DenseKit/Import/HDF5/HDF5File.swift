@@ -1,14 +1,14 @@
 import CHDF5
 import Foundation
 
-/// The one place that touches libhdf5: a read-only HDF5 file (on disk or in memory), with just the
+/// The one place that touches libhdf5 (with `HDF5Writer` below): a read-only HDF5 file (on disk or in memory), with just the
 /// reads the Keras importer needs. Every C status goes through `check`, which turns a negative
 /// result into `ImportError` quoting HDF5's own message. HDF5 never prints anything itself.
 ///
 /// The system libhdf5 is built without thread safety: every use of it goes through `serialized`.
 final class HDF5File {
     private static let lock = NSLock()
-    nonisolated(unsafe) private static var images = 0
+    nonisolated(unsafe) static var images = 0
 
     /// Runs `body` (which must open, read and release its files) while no other thread uses HDF5.
     static func serialized<T>(_ body: () throws -> T) rethrows -> T {
@@ -175,7 +175,7 @@ final class HDF5File {
 
     // MARK: errors
 
-    private static func silence() {
+    static func silence() {
         H5Eset_auto2(dk_h5e_default(), nil, nil)
     }
 
@@ -200,4 +200,117 @@ final class HDF5File {
 /// Collects the descriptions on HDF5's error stack (filled by a C callback).
 private final class ErrorMessages {
     var list: [String] = []
+}
+
+/// The writing half of the libhdf5 boundary: builds an HDF5 file in memory (the core driver, no
+/// file on disk) with the groups, attributes and float32 datasets Keras's weight files hold, then
+/// hands back its bytes. Attributes are written as h5py writes them: string lists as fixed-length
+/// byte strings (numpy's `S` dtype), a single string as a variable-length UTF-8 scalar, an empty
+/// list as an empty float64 array.
+final class HDF5Writer {
+    private let id: hid_t
+    private let linkProperties: hid_t
+
+    init() throws {
+        HDF5File.silence()
+        let fapl = try HDF5File.check(H5Pcreate(dk_h5p_file_access()), "cannot create file access properties")
+        defer { H5Pclose(fapl) }
+        _ = try HDF5File.check(H5Pset_fapl_core(fapl, 1 << 20, false), "cannot select the in-memory driver")
+        HDF5File.images += 1
+        id = try HDF5File.check(H5Fcreate("densekit-write-\(HDF5File.images).h5", dk_h5f_acc_trunc(), dk_h5p_default(), fapl), "cannot create an HDF5 file in memory")
+        linkProperties = try HDF5File.check(H5Pcreate(dk_h5p_link_create()), "cannot create link properties")
+        _ = try HDF5File.check(H5Pset_create_intermediate_group(linkProperties, 1), "cannot set intermediate group creation")
+    }
+
+    deinit {
+        H5Pclose(linkProperties)
+        H5Fclose(id)
+    }
+
+    /// Creates the group at `path` (and any missing groups above it).
+    func group(_ path: String) throws {
+        guard !exists(path) else { return }
+        let g = try HDF5File.check(H5Gcreate2(id, path, linkProperties, dk_h5p_default(), dk_h5p_default()), "cannot create group '\(path)'")
+        H5Gclose(g)
+    }
+
+    private func exists(_ path: String) -> Bool {
+        var prefix = ""
+        for part in path.split(separator: "/") {
+            prefix += (prefix.isEmpty ? "" : "/") + part
+            if H5Lexists(id, prefix, dk_h5p_default()) <= 0 { return false }
+        }
+        return true
+    }
+
+    /// A float32 dataset (little-endian, contiguous) of `shape` holding `values` in C order.
+    func dataset(_ path: String, shape: [Int], values: [Float]) throws {
+        let dims = shape.map { hsize_t($0) }
+        let space = try HDF5File.check(H5Screate_simple(Int32(dims.count), dims, nil), "cannot create the shape of '\(path)'")
+        defer { H5Sclose(space) }
+        let d = try HDF5File.check(H5Dcreate2(id, path, dk_h5t_ieee_f32le(), space, linkProperties, dk_h5p_default(), dk_h5p_default()),
+                                   "cannot create dataset '\(path)'")
+        defer { H5Dclose(d) }
+        if !values.isEmpty {
+            _ = try HDF5File.check(H5Dwrite(d, dk_h5t_native_float(), dk_h5s_all(), dk_h5s_all(), dk_h5p_default(), values), "cannot write dataset '\(path)'")
+        }
+    }
+
+    /// A list of strings as fixed-length byte strings, padded with NULs to the longest; an empty
+    /// list as an empty float64 array. `scalar`: one string, as a scalar (h5py's for `bytes`).
+    func stringsAttribute(_ object: String, _ name: String, _ values: [String], scalar: Bool = false) throws {
+        let length = values.map(\.utf8.count).max() ?? 0
+        guard length > 0 else {
+            let space = try HDF5File.check(H5Screate_simple(1, [0], nil), "cannot create an empty shape")
+            defer { H5Sclose(space) }
+            try attribute(object, name, type: dk_h5t_ieee_f64le(), space: space) { a in
+                try HDF5File.check(H5Awrite(a, dk_h5t_native_double(), [Double]()), "cannot write attribute '\(name)'")
+            }
+            return
+        }
+        let type = try HDF5File.check(H5Tcopy(dk_h5t_c_s1()), "cannot create a string type")
+        defer { H5Tclose(type) }
+        H5Tset_size(type, length)
+        H5Tset_strpad(type, H5T_STR_NULLPAD)
+        var bytes = [UInt8](repeating: 0, count: length * values.count)
+        for (i, v) in values.enumerated() { bytes.replaceSubrange((i * length)..<(i * length + v.utf8.count), with: Array(v.utf8)) }
+        let space = try HDF5File.check(scalar && values.count == 1 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, [hsize_t(values.count)], nil),
+                                       "cannot create the shape of attribute '\(name)'")
+        defer { H5Sclose(space) }
+        try attribute(object, name, type: type, space: space) { a in
+            try HDF5File.check(H5Awrite(a, type, bytes), "cannot write attribute '\(name)'")
+        }
+    }
+
+    /// One string as a variable-length UTF-8 scalar (what h5py writes for a Python `str`).
+    func stringAttribute(_ object: String, _ name: String, _ value: String) throws {
+        let type = try HDF5File.check(H5Tcopy(dk_h5t_c_s1()), "cannot create a string type")
+        defer { H5Tclose(type) }
+        H5Tset_size(type, dk_h5t_variable())
+        H5Tset_cset(type, H5T_CSET_UTF8)
+        let space = try HDF5File.check(H5Screate(H5S_SCALAR), "cannot create a scalar shape")
+        defer { H5Sclose(space) }
+        try attribute(object, name, type: type, space: space) { a in
+            try value.withCString { chars in
+                var pointer: UnsafePointer<CChar>? = chars
+                try HDF5File.check(H5Awrite(a, type, &pointer), "cannot write attribute '\(name)'")
+            }
+        }
+    }
+
+    private func attribute(_ object: String, _ name: String, type: hid_t, space: hid_t, write: (hid_t) throws -> Void) throws {
+        let a = try HDF5File.check(H5Acreate_by_name(id, object, name, type, space, dk_h5p_default(), dk_h5p_default(), dk_h5p_default()),
+                                   "cannot create attribute '\(name)' of '\(object)'")
+        defer { H5Aclose(a) }
+        try write(a)
+    }
+
+    /// The file's bytes.
+    func image() throws -> Data {
+        _ = try HDF5File.check(H5Fflush(id, H5F_SCOPE_GLOBAL), "cannot flush the file")
+        let size = try HDF5File.check(H5Fget_file_image(id, nil, 0), "cannot size the file image")
+        var data = Data(count: Int(size))
+        _ = try data.withUnsafeMutableBytes { try HDF5File.check(H5Fget_file_image(id, $0.baseAddress, Int(size)), "cannot copy the file image") }
+        return data
+    }
 }

@@ -163,6 +163,15 @@ public enum KerasImporter {
         /// layer's name where the file lists one. No activation is stored: keras.applications'
         /// `predictions` is its softmax, any other dense layer's is unknown.
         private mutating func headFromWeights(norm: BatchNorm) throws -> Head {
+            if let description = weights.headDescription {
+                var linears: [Linear] = []
+                for name in weights.denseLayers {
+                    linears.append(try dense(name, inFeatures: linears.last?.outFeatures ?? norm.channels, first: linears.isEmpty))
+                }
+                let head = try description.head(norm: norm, linears: linears, subject: "dense layers")
+                notes.append("head as recorded by DenseKit in the file's densekit attribute: \(head.summary)")
+                return head
+            }
             guard weights.denseLayers.count <= 1 else {
                 throw ImportError(.unsupported, subject: "head",
                                   expected: "one dense layer in a weights-only file (it stores no activations, so the one between two dense layers is unknown)",
@@ -227,12 +236,8 @@ public enum KerasImporter {
             if let inChannels, k.shape[2] != inChannels {
                 throw ImportError.mismatch("layer '\(name)': kernel '\(k.name)'", expected: "\(inChannels) input channels", found: "\(k.shape[2])")
             }
-            let (kh, kw, ci, co) = (k.shape[0], k.shape[1], k.shape[2], k.shape[3])
-            var oihw = [Float](repeating: 0, count: k.values.count)
-            for y in 0..<kh { for x in 0..<kw { for i in 0..<ci { for o in 0..<co {
-                oihw[((o * ci + i) * kh + y) * kw + x] = k.values[((y * kw + x) * ci + i) * co + o]
-            } } } }
-            let weight = Tensor(name: k.name, shape: [co, ci, kh, kw], storedDType: k.storedDType, values: oihw)
+            let (kh, kw) = (k.shape[0], k.shape[1])
+            let weight = k.permuted(ConvKernelLayout.hwio, to: .oihw)
             let bias = l.tensors.count > 1 ? l.tensors[1] : nil
             var stride = defaultStride, pads = [Int](repeating: defaultPads, count: 4)
             if let c = config?.layers[name] {

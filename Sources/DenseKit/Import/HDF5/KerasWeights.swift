@@ -27,10 +27,19 @@ struct KerasWeights {
     var denseLayers: [String] = []
     var kerasVersion: String?
     var modelConfig: String?
+    /// The head as DenseKit's writer recorded it (root attribute `densekit`), for weights-only files.
+    var headDescription: HeadDescription?
     var namesRecovered = false
 
     init(file: HDF5File, trustStoredNames: Bool = true) throws {
         kerasVersion = try file.stringAttribute("/", "keras_version")?.first
+        if let json = try file.stringAttribute("/", "densekit")?.first {
+            let subject = "attribute 'densekit'"
+            guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any], let head = object["head"] else {
+                throw ImportError.mismatch(subject, expected: "a JSON object with \"head\"", found: "'\(json.prefix(40))'", kind: .malformed)
+            }
+            headDescription = try HeadDescription(jsonObject: head, subject: subject + " head")
+        }
         if let config = try file.stringAttribute("/", "model_config"), file.exists("model_weights") {
             layout = .fullModel
             modelConfig = config.first

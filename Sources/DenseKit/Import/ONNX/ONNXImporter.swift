@@ -5,14 +5,14 @@ public enum ONNXImporter {
     public static func load(path: String) throws -> DenseNet {
         // The file's bytes are released once parsed, before the weights are decoded (peak memory).
         func parse() throws -> ONNXModel {
-            try ONNXProtoReader.read(ModelLoader.map(path))
+            try ONNXProtobuf.read(ModelLoader.map(path))
         }
         return try build(parse(), path: path)
     }
 
     /// Reads a model from its bytes; external data is looked up in `path`'s folder.
     public static func load(data: Data, path: String) throws -> DenseNet {
-        try build(ONNXProtoReader.read(data), path: path)
+        try build(ONNXProtobuf.read(data), path: path)
     }
 
     private static func build(_ model: consuming ONNXModel, path: String) throws -> DenseNet {

@@ -1,6 +1,7 @@
 import Foundation
 
-/// The parts of an ONNX ModelProto DenseKit reads, copied out of protobuf-c's structs.
+/// The parts of an ONNX ModelProto DenseKit reads, copied out of protobuf-c's structs (and writes:
+/// the ONNX writer builds one and `ONNXProtobuf.encode` packs it).
 struct ONNXModel {
     var irVersion: Int
     var producerName: String
@@ -44,6 +45,8 @@ struct ONNXValueInfo {
     var elementType: Int32
     /// Dimensions; nil where symbolic or absent.
     var dims: [Int?]
+    /// The symbolic names (`dim_param`) of the dims that have one, nil elsewhere (may be empty).
+    var dimParams: [String?] = []
 }
 
 /// A TensorProto before its payload is decoded.

@@ -56,8 +56,12 @@ public enum SafetensorsReader {
         }
         let source = ModelSource(path: path, format: .safetensors, producer: metadata["format"].map { "format \($0)" } ?? "no format in __metadata__",
                                  storedParameters: parameters, storedBytes: bytes, storedTensors: entries.count, notes: notes)
-        return try StateDictImporter.build(entries, source: source)
+        let head = try metadata[headMetadataKey].map { try HeadDescription(jsonString: $0, subject: "__metadata__ '\(headMetadataKey)'") }
+        return try StateDictImporter.build(entries, source: source, head: head)
     }
+
+    /// The `__metadata__` key under which DenseKit's writer records the head (`HeadDescription`).
+    static let headMetadataKey = "densekit.head"
 
     /// The tensors by name and the `__metadata__` strings.
     static func read(_ data: Data) throws -> (entries: [String: StateDictImporter.Entry], metadata: [String: String]) {

@@ -20,8 +20,10 @@ public enum StateDictImporter {
 
     static let epsilon: Float = 1e-5
 
-    /// `entries` by key; `source` describes the file (its notes are extended here).
-    public static func build(_ entries: [String: Entry], source: ModelSource) throws -> DenseNet {
+    /// `entries` by key; `source` describes the file (its notes are extended here). `description`:
+    /// the head a DenseKit-written file records beside the weights (pool and activations), which a
+    /// state_dict cannot hold.
+    public static func build(_ entries: [String: Entry], source: ModelSource, head description: HeadDescription? = nil) throws -> DenseNet {
         let keys = try canonicalKeys(entries)
         var used = Set<String>()
         func tensor(_ key: String, rank: Int? = nil) throws -> Tensor {
@@ -91,28 +93,37 @@ public enum StateDictImporter {
         var notes = source.notes
         notes.append("BatchNorm epsilon assumed 1e-5 (torchvision's): a state_dict stores none")
         var dense: [Head.Dense] = []
-        if has("classifier.weight") {
-            dense.append(Head.Dense(Linear(weight: try tensor("classifier.weight", rank: 2), bias: has("classifier.bias") ? try tensor("classifier.bias", rank: 1) : nil), .linear))
-            notes.append("a state_dict stores no activations: the output is the classifier's values (logits)")
-        } else {
-            let indices = Set(keys.keys.compactMap { key -> Int? in
-                guard key.hasPrefix("classifier."), let i = Int(key.dropFirst("classifier.".count).prefix { $0 != "." }) else { return nil }
-                return i
-            }).sorted()
-            guard indices.count <= 1 else {
-                throw ImportError(.unsupported, subject: "classifier",
-                                  expected: "one Linear layer (a state_dict stores no activations, so the one between two is unknown)",
-                                  found: "Linear layers at \(indices.map { "classifier.\($0)" }.joined(separator: ", "))")
-            }
-            if let i = indices.first {
-                let p = "classifier.\(i)"
-                dense.append(Head.Dense(Linear(weight: try tensor(p + ".weight", rank: 2), bias: has(p + ".bias") ? try tensor(p + ".bias", rank: 1) : nil), .unknown))
-                notes.append("the classifier is inside a Sequential ('\(p)'): its activation is not stored, so the output is the linear layer's values")
-            } else {
-                notes.append("no classifier in the state_dict: the output is the pooled features")
-            }
+        func linear(_ p: String) throws -> Linear {
+            Linear(weight: try tensor(p + ".weight", rank: 2), bias: has(p + ".bias") ? try tensor(p + ".bias", rank: 1) : nil)
         }
-        let head = Head(norm: headNorm, pool: .average, dense: dense)
+        let indices = Set(keys.keys.compactMap { key -> Int? in
+            guard key.hasPrefix("classifier."), let i = Int(key.dropFirst("classifier.".count).prefix { $0 != "." }) else { return nil }
+            return i
+        }).sorted()
+        var head: Head
+        if let description {
+            let linears = has("classifier.weight") ? [try linear("classifier")] : try indices.map { try linear("classifier.\($0)") }
+            head = try description.head(norm: headNorm, linears: linears, subject: "classifier")
+            notes.append("head as recorded by DenseKit in the file's metadata: \(head.summary)")
+        } else {
+            if has("classifier.weight") {
+                dense.append(Head.Dense(try linear("classifier"), .linear))
+                notes.append("a state_dict stores no activations: the output is the classifier's values (logits)")
+            } else {
+                guard indices.count <= 1 else {
+                    throw ImportError(.unsupported, subject: "classifier",
+                                      expected: "one Linear layer (a state_dict stores no activations, so the one between two is unknown)",
+                                      found: "Linear layers at \(indices.map { "classifier.\($0)" }.joined(separator: ", "))")
+                }
+                if let i = indices.first {
+                    dense.append(Head.Dense(try linear("classifier.\(i)"), .unknown))
+                    notes.append("the classifier is inside a Sequential ('classifier.\(i)'): its activation is not stored, so the output is the linear layer's values")
+                } else {
+                    notes.append("no classifier in the state_dict: the output is the pooled features")
+                }
+            }
+            head = Head(norm: headNorm, pool: .average, dense: dense)
+        }
 
         let unknown = keys.keys.filter { !used.contains($0) }.sorted()
         guard unknown.isEmpty else {

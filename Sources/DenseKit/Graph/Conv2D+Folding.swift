@@ -1,0 +1,21 @@
+/// Folding a BatchNorm into the conv it directly follows, in one place: the executor's plan folds
+/// every such BN this way before it runs, and `convert --fold-bn` writes the same weights, so a
+/// folded file runs bit for bit like its source.
+extension Conv2D {
+    /// `self` followed by `norm`: W' = s * W per output channel, b' = s * b + t, with (s, t) the
+    /// BN's affine form.
+    public func folding(_ norm: BatchNorm) -> Conv2D {
+        let (s, t) = norm.affine()
+        var w = weight.values
+        let per = w.count / max(outChannels, 1)
+        for o in 0..<outChannels {
+            for i in 0..<per { w[o * per + i] *= s[o] }
+        }
+        let b = bias?.values
+        let folded = (0..<outChannels).map { o in (b?[o] ?? 0) * s[o] + t[o] }
+        var out = self
+        out.weight.values = w
+        out.bias = Tensor(name: bias?.name ?? weight.name.replacingOccurrences(of: "weight", with: "bias"), shape: [outChannels], values: folded)
+        return out
+    }
+}
