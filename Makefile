@@ -36,9 +36,10 @@ deps:
 build: deps
 	$(SWIFT) build $(SWIFT_FLAGS) --product densekit
 
+# The tests load what `convert` writes in torch, onnxruntime, tf_keras and Keras 3 (the cached venvs).
 # CI (CI=true) also builds the full-size DenseNet-121 fixtures; locally they are used when present.
-test: build $(if $(CI),fixtures-full)
-	$(SWIFT) test $(SWIFT_FLAGS)
+test: build venvs $(if $(CI),fixtures-full)
+	DENSEKIT_CACHE=$(CACHE) $(SWIFT) test $(SWIFT_FLAGS)
 
 demo: build
 	@echo "== inspect"; $(BIN) inspect fixtures/tv-tiny-legacy-opset17.onnx
@@ -138,5 +139,5 @@ fuzz: fuzz-build fuzz-corpus
 # Leak checking is off: Swift's runtime and Foundation leave allocations alive in every process that
 # ends through exit(), which LeakSanitizer reports as leaks. abort_on_error turns a sanitizer report in
 # the isolated HDF5 reader into a signal, which the parent reports like any other crash there.
-test-asan: deps $(if $(CI),fixtures-full)
-	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 $(SWIFT) test $(SWIFT_FLAGS) --sanitize=address --scratch-path .build-asan
+test-asan: deps venvs $(if $(CI),fixtures-full)
+	DENSEKIT_CACHE=$(CACHE) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 $(SWIFT) test $(SWIFT_FLAGS) --sanitize=address --scratch-path .build-asan

@@ -19,6 +19,7 @@ public struct Convention: Sendable, Equatable, CustomStringConvertible {
 
 /// The target format cannot hold this model (exit 2: nothing is written).
 public struct UnsupportedTarget: Error, CustomStringConvertible {
+    /// The format (empty when none was chosen).
     public var format: String
     public var reason: String
 
@@ -27,5 +28,5 @@ public struct UnsupportedTarget: Error, CustomStringConvertible {
         self.reason = reason
     }
 
-    public var description: String { "cannot write \(format): \(reason)" }
+    public var description: String { format.isEmpty ? reason : "cannot write \(format): \(reason)" }
 }

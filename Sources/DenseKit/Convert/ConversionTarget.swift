@@ -37,15 +37,15 @@ public enum ConversionTarget: String, CaseIterable, Sendable {
         let byExtension = ConversionTarget(path: output)
         guard let to else {
             guard let byExtension else {
-                throw UnsupportedTarget("'\(output)'", "its extension names no format DenseKit writes; use one of \(list), or --to")
+                throw UnsupportedTarget("", "the extension names no format DenseKit writes: use one of \(list), or --to")
             }
             return byExtension
         }
         guard let chosen = ConversionTarget(rawValue: to) else {
-            throw UnsupportedTarget("'\(to)'", "not a format DenseKit writes; --to takes one of \(list)")
+            throw UnsupportedTarget("", "--to '\(to)' is not a format DenseKit writes: it takes one of \(list)")
         }
         if let byExtension, byExtension != chosen {
-            throw UnsupportedTarget(chosen.rawValue, "the output '\(output)' has the extension of \(byExtension.rawValue) (\(byExtension.fileExtension))")
+            throw UnsupportedTarget("", "--to \(chosen.rawValue), but the extension \(byExtension.fileExtension) is \(byExtension.rawValue)'s")
         }
         return chosen
     }

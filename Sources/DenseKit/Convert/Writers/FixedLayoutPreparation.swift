@@ -27,12 +27,20 @@ struct FixedLayoutPreparation {
             throw UnsupportedTarget(format, "\(first): no float32 moving variance gives the same variance + epsilon with \(framework)'s epsilon \(epsilon)")
         }
         try checkGeometry(compensated)
-        if net.input.layout == .nhwc && framework == "torchvision" {
-            conventions.append(Convention(.changes, "input layout", "torchvision takes NCHW; the source took NHWC"))
-        } else if net.input.layout == .nchw && framework == "Keras" {
-            conventions.append(Convention(.changes, "input layout", "Keras takes NHWC; the source took NCHW"))
-        }
+        let layout: InputSpec.Layout = framework == "Keras" ? .nhwc : .nchw
+        conventions += Self.layoutChanges(net, to: layout, framework)
         return (compensated, conventions)
+    }
+
+    /// The input's layout, and the output's for a head that outputs the feature map, when `layout` differs from the source's.
+    static func layoutChanges(_ net: DenseNet, to layout: InputSpec.Layout, _ framework: String) -> [Convention] {
+        guard net.input.layout != layout else { return [] }
+        let (to, from) = (layout.rawValue.uppercased(), net.input.layout.rawValue.uppercased())
+        var out = [Convention(.changes, "input layout", "\(framework) takes \(to); the source took \(from)")]
+        if net.head.pool == nil {
+            out.append(Convention(.changes, "output layout", "the feature map comes out \(to); the source's came out \(from)"))
+        }
+        return out
     }
 
     /// The geometry the layout's models build (read back from the layout, as a torchvision state_dict

@@ -28,8 +28,9 @@ public struct KerasModelWriter: ModelWriter {
         var (prepared, conventions) = try FixedLayoutPreparation(format: format, framework: "Keras", epsilon: KerasLayout.epsilon).prepare(net)
         let head = net.head
         let recorded = "recorded in the file's densekit attribute, which DenseKit reads back"
-        if !head.dense.isEmpty {
-            let activations = head.dense.map(\.activation.rawValue).joined(separator: ", ")
+        let named = head.dense.map(\.activation).filter { $0 != .linear && $0 != .unknown }
+        if !named.isEmpty {
+            let activations = named.map(\.rawValue).joined(separator: ", ")
             conventions.append(Convention(.drops, "activation", "a weights file stores no activations (the source's: \(activations)); the Keras model you load it into applies its own (\(recorded))"))
         }
         if head.pool == .average, head.dense.count == 1, head.activation == .linear {

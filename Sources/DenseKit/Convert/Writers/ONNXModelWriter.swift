@@ -41,9 +41,7 @@ public struct ONNXModelWriter: ModelWriter {
                 conventions.append(Convention(.changes, "BatchNorm", "\(count) BatchNorm\(count == 1 ? "" : "s") that follow a conv (stem, bottlenecks) folded into its weights and bias (--fold-bn), as torch's exporter does"))
             }
         }
-        if net.input.layout == .nhwc {
-            conventions.append(Convention(.changes, "input layout", "the ONNX model takes NCHW; the source took NHWC"))
-        }
+        conventions += FixedLayoutPreparation.layoutChanges(net, to: .nchw, "the ONNX model")
         if net.head.activation == .unknown {
             conventions.append(Convention(.drops, "activation", "the source stores none (a weights-only file): the ONNX model outputs the last dense layer's values"))
         }

@@ -35,7 +35,7 @@ public struct SafetensorsModelWriter: ModelWriter {
         }
         let built = TorchvisionStateDict.constructor(prepared)
         if let call = built.call {
-            conventions.append(Convention(.changes, "model", "load into \(call)" + (head.dense.count > 1 ? " with the classifier above" : "")))
+            conventions.append(Convention(.changes, "model", "load into \(call)" + (head.dense.count == 1 ? "" : " with the classifier above")))
         } else if let reason = built.reason {
             conventions.append(Convention(.changes, "model", "torchvision.models.DenseNet cannot build this model (\(reason)): the keys follow its names, for a module of your own"))
         }

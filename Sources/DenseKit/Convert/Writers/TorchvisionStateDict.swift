@@ -90,13 +90,14 @@ enum TorchvisionStateDict {
                 channels /= 2
             }
         }
-        let classes = net.head.dense.first?.linear.outFeatures ?? 1000
+        // num_classes sizes torchvision's own classifier, which a head of another shape replaces.
+        let classes = net.head.dense.count == 1 ? net.head.dense[0].linear.outFeatures : 1000
         let config = "(\(net.blocks.map { String($0.layers.count) }.joined(separator: ", ")))"
         let named: [String: String] = ["32 (6, 12, 24, 16) 64": "densenet121", "32 (6, 12, 32, 32) 64": "densenet169",
                                        "32 (6, 12, 48, 32) 64": "densenet201", "48 (6, 12, 36, 24) 96": "densenet161"]
         if width == 4 * growth, let name = named["\(growth) \(config) \(s.conv.outChannels)"] {
             return ("torchvision.models.\(name)(\(classes == 1000 ? "" : "num_classes=\(classes)"))", nil)
         }
-        return ("torchvision.models.DenseNet(growth_rate=\(growth), block_config=\(config), num_init_features=\(s.conv.outChannels), bn_size=\(width / growth), num_classes=\(classes))", nil)
+        return ("torchvision.models.DenseNet(growth_rate=\(growth), block_config=\(config), num_init_features=\(s.conv.outChannels), bn_size=\(width / growth)\(classes == 1000 ? "" : ", num_classes=\(classes)"))", nil)
     }
 }
