@@ -57,6 +57,9 @@ demo: build
 	@echo; echo "== convert to .dnk (validated: bit-identical output), then run the .dnk"
 	@$(BIN) convert fixtures/keras3-tiny.keras -o /tmp/densekit-demo.dnk --accept-deviations
 	@$(BIN) run /tmp/densekit-demo.dnk --input fixtures/input-64-nhwc.npy --output /tmp/densekit-demo-dnk.npy
+	@echo; echo "== convert a torchvision checkpoint to Keras 3 weights and to ONNX (each says what the target changes)"
+	@$(BIN) convert fixtures/tv-tiny.pth -o /tmp/densekit-demo.weights.h5 --accept-deviations
+	@$(BIN) convert fixtures/tv-tiny.pth -o /tmp/densekit-demo.onnx --accept-deviations --fold-bn
 
 proto:
 	cd schemas && protoc-c --c_out=../Sources/ONNXProto onnx.proto
@@ -117,6 +120,12 @@ fuzz-corpus: build
 	cp fixtures/*.npy .build-fuzz/npy/
 	for f in tv-tiny-legacy-opset17.onnx cifar-plain-tiny-legacy-opset17.onnx keras3-tiny.keras; do \
 	  $(BIN) convert fixtures/$$f -o .build-fuzz/dnk/$$f.dnk --accept-deviations >/dev/null; done
+	# Files DenseKit writes (their head records included) seed the readers of those formats too.
+	for f in tv-tiny-mlp-dynamo-opset18.onnx keras3-tiny-max.keras; do \
+	  $(BIN) convert fixtures/$$f -o .build-fuzz/safetensors/$$f.safetensors --accept-deviations >/dev/null; \
+	  $(BIN) convert fixtures/$$f -o .build-fuzz/hdf5/$$f.h5 --accept-deviations >/dev/null; \
+	  $(BIN) convert fixtures/$$f -o .build-fuzz/hdf5/$$f.weights.h5 --accept-deviations >/dev/null; \
+	  $(BIN) convert fixtures/$$f -o .build-fuzz/onnx/$$f.onnx --accept-deviations >/dev/null; done
 
 # libhdf5 (C that DenseKit cannot fix) crashes, hangs and leaks on some corrupt files, so every command
 # reads HDF5 in an isolated child process. The HDF5 target therefore keeps going past failures, and

@@ -39,6 +39,7 @@ let package = Package(
         .testTarget(name: "ExecuteTests", dependencies: ["DenseKit", "TestSupport"]),
         .testTarget(name: "NativeTests", dependencies: ["DenseKit", "TestSupport"]),
         .testTarget(name: "DiffTests", dependencies: ["DenseKit", "TestSupport"]),
+        .testTarget(name: "ConvertTests", dependencies: ["DenseKit", "TestSupport", "CHDF5"]),
         .testTarget(name: "CLITests", dependencies: ["DenseKit", "TestSupport", "densekit", "ONNXProto", "CProtobufC", "CHDF5"]),
     ],
     swiftLanguageModes: [.v6]

@@ -318,4 +318,35 @@ import TestSupport
             #expect(written.count == 97)
         }
     }
+
+    /// The head DenseKit records beside weights is checked like any other part of a file from a stranger.
+    @Test func aDamagedHeadRecordIsNamed() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let source = Fixtures.path("tv-tiny-sigmoid14-legacy-opset17.onnx")
+        try Self.convert(source, "m.safetensors", in: folder)
+        try Self.convert(source, "m.h5", in: folder)
+        let written = try Data(contentsOf: folder.appendingPathComponent("m.safetensors"))
+        let cases: [(String, String)] = [
+            (#"{"pool":"average","activations":["sigmoid","relu"]}"#, "classifier: expected 2 dense layers (as its head description says), found 1"),
+            (#"{"pool":"average","activations":["swish"]}"#, "expected a head description {\"pool\": \"average\", \"max\" or null, \"activations\": [...]}, found activation 'swish'"),
+            ("nonsense", "__metadata__ 'densekit.head': expected a head description in JSON, found 'nonsense'"),
+        ]
+        for (i, (record, message)) in cases.enumerated() {
+            let path = try Fixtures.write(try SafetensorsEditing.withHeader(written) { header in
+                var metadata = header["__metadata__"] as? [String: String] ?? [:]
+                metadata["densekit.head"] = record
+                header["__metadata__"] = metadata
+            }, as: "bad\(i).safetensors", in: folder)
+            let r = try densekit(["inspect", path])
+            #expect(r.status == 2 && r.stderr.hasPrefix("error: \(path): ") && r.stderr.contains(message), "\(r.stderr)")
+            #expect(r.stderr.split(separator: "\n").count == 1)
+        }
+        let h5 = folder.appendingPathComponent("bad.h5").path
+        try HDF5Editing.editedCopy(folder.appendingPathComponent("m.h5").path, to: h5) { file in
+            try HDF5Editing.setStrings(file, "/", "densekit", [#"{"head":{"pool":"max","activations":[]}}"#])
+        }
+        let r = try densekit(["inspect", h5])
+        #expect(r.status == 2 && r.stderr.contains("dense layers: expected 0 dense layers (as its head description says), found 1"), "\(r.stderr)")
+    }
 }

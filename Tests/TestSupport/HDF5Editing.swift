@@ -8,10 +8,11 @@ public enum HDF5Editing {
         public var description: String
     }
 
-    /// Copies `fixture` to `path` and applies `edit` to the copy, opened for writing.
+    /// Copies `fixture` (a name in fixtures/, or an absolute path) to `path` and applies `edit` to
+    /// the copy, opened for writing.
     public static func editedCopy(_ fixture: String, to path: String, _ edit: (hid_t) throws -> Void) throws {
         try? FileManager.default.removeItem(atPath: path)
-        try FileManager.default.copyItem(atPath: Fixtures.path(fixture), toPath: path)
+        try FileManager.default.copyItem(atPath: fixture.hasPrefix("/") ? fixture : Fixtures.path(fixture), toPath: path)
         let file = H5Fopen(path, dk_h5f_acc_rdwr(), dk_h5p_default())
         guard file >= 0 else { throw Failure(description: "cannot open \(path) for writing") }
         defer { H5Fclose(file) }
