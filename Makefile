@@ -6,8 +6,10 @@ CACHE      ?= $(HOME)/.cache/densekit
 VENV_TORCH := $(CACHE)/venv-torch
 VENV_TF    := $(CACHE)/venv-tf
 FULL       := fixtures/full
+IMAGES     := fixtures/images
+SKIMAGE    := scikit-image==0.25.2
 BIN        := .build/release/densekit
-APT_DEPS   := libhdf5-dev libprotobuf-c-dev protobuf-c-compiler pkgconf
+APT_DEPS   := libhdf5-dev libprotobuf-c-dev protobuf-c-compiler libturbojpeg0-dev libspng-dev pkgconf
 
 # The executor's SIMD kernels need the CPU's vector instructions named at compile time; without them
 # every fused multiply-add becomes a libm call. Chosen from this machine's CPU; portable otherwise.
@@ -18,10 +20,10 @@ CPU_FLAGS := $(shell \
 SWIFT_FLAGS := -c release $(if $(CPU_FLAGS),-Xswiftc -target-cpu -Xswiftc $(CPU_FLAGS))
 
 # Pinned versions of the tools that make fixtures (test-time only; the product never needs Python).
-TORCH_PKGS := torch==2.15.0 torchvision==0.29.2 onnx==1.23.2 onnxruntime==1.32.0 onnxscript==0.7.2 safetensors==0.8.0 h5py numpy
-TF_PKGS    := tensorflow-cpu==2.21.0 tf_keras==2.21.0 keras==3.15.1 tf2onnx==1.17.0 onnxruntime==1.32.0 h5py numpy
+TORCH_PKGS := torch==2.15.0 torchvision==0.29.2 onnx==1.23.2 onnxruntime==1.32.0 onnxscript==0.7.2 safetensors==0.8.0 pillow==13.0.0 pypng==0.20220715.0 h5py numpy
+TF_PKGS    := tensorflow-cpu==2.21.0 tf_keras==2.21.0 keras==3.15.1 tf2onnx==1.17.0 onnxruntime==1.32.0 pillow==13.0.0 h5py numpy
 
-.PHONY: all deps build test test-asan demo proto fixtures fixtures-full bench clean venvs
+.PHONY: all deps build test test-asan demo proto fixtures fixtures-full fixtures-images bench clean venvs
 
 all: build
 
@@ -38,7 +40,7 @@ build: deps
 
 # The tests load what `convert` writes in torch, onnxruntime, tf_keras and Keras 3 (the cached venvs).
 # CI (CI=true) also builds the full-size DenseNet-121 fixtures; locally they are used when present.
-test: build venvs $(if $(CI),fixtures-full)
+test: build venvs fixtures-images $(if $(CI),fixtures-full)
 	DENSEKIT_CACHE=$(CACHE) $(SWIFT) test $(SWIFT_FLAGS)
 
 demo: build
@@ -97,6 +99,17 @@ $(FULL)/.stamp: scripts/make_torch_fixtures.py scripts/make_keras_fixtures.py sc
 	$(VENV_TF)/bin/python scripts/make_keras_fixtures.py full $(FULL)
 	touch $@
 
+# Photographs from scikit-image's wheel (its sample data; only the wheel is fetched, nothing installed)
+# and variants in every encoding the decoders handle, made with Pillow and pypng (not committed).
+fixtures-images: $(IMAGES)/.stamp
+
+$(IMAGES)/.stamp: scripts/make_image_fixtures.py | venvs
+	mkdir -p $(CACHE)/wheels $(IMAGES)
+	ls $(CACHE)/wheels/scikit_image-0.25.2-*.whl >/dev/null 2>&1 || \
+	  $(VENV_TORCH)/bin/pip download -q --no-deps --only-binary=:all: -d $(CACHE)/wheels $(SKIMAGE)
+	$(VENV_TORCH)/bin/python scripts/make_image_fixtures.py $$(ls $(CACHE)/wheels/scikit_image-0.25.2-*.whl | head -1) $(IMAGES)
+	touch $@
+
 bench: build fixtures-full
 	$(VENV_TORCH)/bin/python scripts/bench.py $(BIN) $(FULL)
 
@@ -148,5 +161,5 @@ fuzz: fuzz-build fuzz-corpus
 # Leak checking is off: Swift's runtime and Foundation leave allocations alive in every process that
 # ends through exit(), which LeakSanitizer reports as leaks. abort_on_error turns a sanitizer report in
 # the isolated HDF5 reader into a signal, which the parent reports like any other crash there.
-test-asan: deps venvs $(if $(CI),fixtures-full)
+test-asan: deps venvs fixtures-images $(if $(CI),fixtures-full)
 	DENSEKIT_CACHE=$(CACHE) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 $(SWIFT) test $(SWIFT_FLAGS) --sanitize=address --scratch-path .build-asan

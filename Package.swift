@@ -20,7 +20,7 @@ let package = Package(
         .executableTarget(
             name: "densekit",
             dependencies: ["DenseKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .target(name: "DenseKit", dependencies: ["DenseKitKernels", "ONNXProto", "CProtobufC", "CHDF5"]),
+        .target(name: "DenseKit", dependencies: ["DenseKitKernels", "ONNXProto", "CProtobufC", "CHDF5", "CTurboJPEG", "CSPNG"]),
         .target(name: "DenseKitKernels", swiftSettings: kernelSettings),
 
         // MARK: C shims
@@ -29,6 +29,10 @@ let package = Package(
         .systemLibrary(name: "CProtobufC", pkgConfig: "libprotobuf-c",
                        providers: [.apt(["libprotobuf-c-dev"])]),
         .target(name: "ONNXProto", dependencies: ["CProtobufC"]),
+        .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg",
+                       providers: [.apt(["libturbojpeg0-dev"])]),
+        .systemLibrary(name: "CSPNG", pkgConfig: "spng",
+                       providers: [.apt(["libspng-dev"])]),
 
         // MARK: tests
         .target(name: "TestSupport", dependencies: ["DenseKit", "ONNXProto", "CProtobufC", "CHDF5"], path: "Tests/TestSupport"),

@@ -9,7 +9,7 @@ struct DenseKitCommand: ParsableCommand {
         commandName: "densekit",
         abstract: "Import, verify, run, diff and convert DenseNet models.",
         version: DenseKitVersion.string,
-        subcommands: [Inspect.self, Verify.self, Run.self, Diff.self, Convert.self, Probe.self])
+        subcommands: [Inspect.self, Verify.self, Run.self, Diff.self, Convert.self, Preprocess.self, Probe.self])
 
     static func main() {
         // A file-size limit (ulimit -f) would kill the process mid-write with SIGXFSZ, leaving the

@@ -1,0 +1,87 @@
+import ArgumentParser
+import DenseKit
+import Foundation
+
+/// How images become a model's input: a preset, optionally changed step by step.
+struct PreprocessingOptions: ParsableArguments {
+    @Option(help: "The framework pipeline to reproduce: torchvision, keras-densenet or caffe.") var preset: String?
+    @Option(help: "The model's input side (default 224; the presets' resize scales with it).") var size: Int?
+    @Option(help: "Resize: N (the shorter side to N) or WxH (the whole image); 'none' to keep the size.") var resize: String?
+    @Option(help: "Resize filter: bilinear (PIL's, antialiased) or nearest (PIL's).") var filter: String?
+    @Option(help: "Crop the centre NxN ('none' for no crop).") var crop: String?
+    @Option(help: "Divide each 8-bit value by this first (255: values in [0, 1]; 1: no scaling).") var divisor: Float?
+    @Option(help: "Per-channel mean to subtract, three comma-separated values in the output's channel order.") var mean: String?
+    @Option(help: "Per-channel std to divide by, three comma-separated values.") var std: String?
+    @Flag(help: "BGR channel order (Caffe's).") var bgr = false
+    @Flag(help: "RGB channel order (to undo a preset's BGR).") var rgb = false
+
+    func preprocessing() throws -> Preprocessing {
+        guard let name = preset else {
+            throw ValidationError("--preset is required with images: \(Preprocessing.Preset.allCases.map(\.rawValue).joined(separator: ", ")).")
+        }
+        guard let preset = Preprocessing.Preset(rawValue: name) else {
+            throw ValidationError("--preset must be one of \(Preprocessing.Preset.allCases.map(\.rawValue).joined(separator: ", ")), not '\(name)'.")
+        }
+        if let size, !(1...DenseNet.Limits.inputSide).contains(size) { throw ValidationError("--size must be between 1 and \(DenseNet.Limits.inputSide).") }
+        var p = Preprocessing(preset, size: size ?? 224)
+        if let resize {
+            let parts = resize.split(separator: "x").map { Int($0) }
+            if resize == "none" { p.resize = .none }
+            else if parts.count == 1, let s = parts[0], s > 0 { p.resize = .shorterSide(s) }
+            else if parts.count == 2, let w = parts[0], let h = parts[1], w > 0, h > 0 { p.resize = .exact(width: w, height: h) }
+            else { throw ValidationError("--resize takes N, WxH or none, not '\(resize)'.") }
+        }
+        if let filter {
+            guard let f = ImageResize.Filter(rawValue: filter) else { throw ValidationError("--filter must be bilinear or nearest, not '\(filter)'.") }
+            p.filter = f
+        }
+        if let crop {
+            if crop == "none" { p.crop = nil }
+            else if let c = Int(crop), c > 0 { p.crop = c }
+            else { throw ValidationError("--crop takes N or none, not '\(crop)'.") }
+        }
+        if let divisor {
+            guard divisor.isFinite, divisor > 0 else { throw ValidationError("--divisor must be positive.") }
+            p.divisor = divisor
+        }
+        func triple(_ text: String?, _ flag: String) throws -> [Float]? {
+            guard let text else { return nil }
+            let v = text.split(separator: ",").compactMap { Float($0.trimmingCharacters(in: .whitespaces)) }
+            guard v.count == 3, v.allSatisfy(\.isFinite) else { throw ValidationError("\(flag) takes three comma-separated numbers, not '\(text)'.") }
+            return v
+        }
+        if let m = try triple(mean, "--mean") { p.mean = m }
+        if let s = try triple(std, "--std") {
+            guard s.allSatisfy({ $0 != 0 }) else { throw ValidationError("--std values must not be 0.") }
+            p.std = s
+        }
+        if bgr && rgb { throw ValidationError("--bgr and --rgb exclude each other.") }
+        if bgr { p.bgr = true }
+        if rgb { p.bgr = false }
+        return p
+    }
+
+    /// "torchvision: resize shorter side 256 bilinear, crop 224, /255, mean ..., NCHW" for the text output.
+    static func describe(_ p: Preprocessing) -> String {
+        let resize: String
+        switch p.resize {
+        case .none: resize = "no resize"
+        case .shorterSide(let s): resize = "shorter side to \(s) (\(p.filter.rawValue))"
+        case .exact(let w, let h): resize = "resize to \(w)x\(h) (\(p.filter.rawValue))"
+        }
+        let f = { (v: [Float]) in v.map { String(format: "%g", $0) }.joined(separator: ", ") }
+        return "\(resize), \(p.crop.map { "centre crop \($0)" } ?? "no crop"), /\(String(format: "%g", p.divisor)), mean (\(f(p.mean))), std (\(f(p.std))), \(p.bgr ? "BGR" : "RGB")"
+    }
+}
+
+/// Expands IMAGES (files and folders) into files, naming a missing one.
+func imageFiles(_ paths: [String]) throws -> [String] {
+    var files: [String] = []
+    for path in paths { files += try CommandFailure.about(path) { try ImageDecoder.expand([path]) } }
+    guard !files.isEmpty else { throw CommandFailure(file: paths.joined(separator: " "), message: "no JPEG or PNG images (.jpg, .jpeg, .png)") }
+    return files
+}
+
+extension CommandFailure {
+    init(_ failure: ImageSet.Failure) { self.init(file: failure.file, message: failure.description) }
+}
