@@ -15,7 +15,8 @@ struct PreprocessingOptions: ParsableArguments {
     @Flag(help: "BGR channel order (Caffe's).") var bgr = false
     @Flag(help: "RGB channel order (to undo a preset's BGR).") var rgb = false
 
-    func preprocessing() throws -> Preprocessing {
+    /// The pipeline; `defaultSize`: the model's input side when it fixes one (else 224).
+    func preprocessing(defaultSize: Int? = nil) throws -> Preprocessing {
         guard let name = preset else {
             throw ValidationError("--preset is required with images: \(Preprocessing.Preset.allCases.map(\.rawValue).joined(separator: ", ")).")
         }
@@ -23,7 +24,7 @@ struct PreprocessingOptions: ParsableArguments {
             throw ValidationError("--preset must be one of \(Preprocessing.Preset.allCases.map(\.rawValue).joined(separator: ", ")), not '\(name)'.")
         }
         if let size, !(1...DenseNet.Limits.inputSide).contains(size) { throw ValidationError("--size must be between 1 and \(DenseNet.Limits.inputSide).") }
-        var p = Preprocessing(preset, size: size ?? 224)
+        var p = Preprocessing(preset, size: size ?? defaultSize ?? 224)
         if let resize {
             let parts = resize.split(separator: "x").map { Int($0) }
             if resize == "none" { p.resize = .none }
@@ -84,4 +85,29 @@ func imageFiles(_ paths: [String]) throws -> [String] {
 
 extension CommandFailure {
     init(_ failure: ImageSet.Failure) { self.init(file: failure.file, message: failure.description) }
+}
+
+/// A progress bar on stderr when it is a terminal (nothing otherwise, so scripts see only results).
+final class ProgressBar {
+    let label: String, unit: String
+    let enabled = isatty(STDERR_FILENO) != 0
+    private var shown = false
+
+    init(label: String, unit: String) {
+        self.label = label
+        self.unit = unit
+    }
+
+    func update(_ done: Int, _ total: Int) {
+        guard enabled, total > 0 else { return }
+        let width = 30, filled = min(width, done * width / total)
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        FileHandle.standardError.write(Data("\r\(label): [\(bar)] \(done)/\(total) \(unit)".utf8))
+        shown = true
+    }
+
+    func finish() {
+        if shown { FileHandle.standardError.write(Data("\n".utf8)) }
+        shown = false
+    }
 }

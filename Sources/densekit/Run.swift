@@ -26,17 +26,29 @@ struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the SIMD executor on an input array.")
 
     @Argument(help: "The model file.") var model: String
-    @Option(help: "Input array (.npy, float32/float64/float16).") var input: String
-    @Option(help: "Where to write the float32 output (.npy): [N, classes], [N, features] after a global pool, or [N, C, H, W] without one.") var output: String
+    @Option(help: "Input array (.npy, float32/float64/float16).") var input: String?
+    @Option(parsing: .upToNextOption, help: "Images instead of --input: files or folders (run in batches).") var images: [String] = []
+    @OptionGroup var preprocessing: PreprocessingOptions
+    @Option(name: .shortAndLong, help: "Where to write the float32 output (.npy): [N, classes], [N, features] after a global pool, or [N, C, H, W] without one (required with --input).") var output: String?
     @OptionGroup var execution: ExecutionOptions
     @Option(help: "Time this many runs after one warm-up.") var `repeat`: Int = 1
+    @Option(help: "With --images: print each image's K best classes.") var top: Int?
+    @Option(help: "Class names for --top, one per line (default: ImageNet-1k's for a 1000-class model).") var labels: String?
+    @Option(help: "Images per batch with --images.") var batch: Int = 16
+    @Flag(help: "Go on past images that cannot be read, and list them.") var skipBad = false
     @Flag(help: "Print one JSON object on stdout.") var json = false
 
     func validate() throws {
         guard `repeat` >= 1 && `repeat` <= 100_000 else { throw ValidationError("--repeat must be between 1 and 100000.") }
+        guard (input == nil) != images.isEmpty else { throw ValidationError("give either --input X.npy or --images DIR|FILE... --preset P.") }
+        if input != nil && output == nil { throw ValidationError("--output is required with --input.") }
+        if let top, !(1...1000).contains(top) { throw ValidationError("--top must be between 1 and 1000.") }
+        if (top != nil || labels != nil) && images.isEmpty { throw ValidationError("--top and --labels are for --images.") }
+        guard (1...1024).contains(batch) else { throw ValidationError("--batch must be between 1 and 1024.") }
     }
 
     func run() throws {
+        guard let input, let output else { return try runImages() }
         let clock = ContinuousClock()
         var loadMs = 0.0, prepareMs = 0.0
         // The graph lives only inside this function: once the executor has packed its weights, the
@@ -80,6 +92,73 @@ struct Run: ParsableCommand {
             print("wrote \(output): \(shape)")
         }
     }
+}
+
+extension Run {
+    /// `run --images`: the images in batches, each image's top classes, and the outputs to --output.
+    private func runImages() throws {
+        let net = try loadModel(model)
+        let executor = try CommandFailure.about(model) { try Executor(net, threads: execution.threadCount) }
+        var p = try preprocessing.preprocessing(defaultSize: net.input.height)
+        p.layout = .nchw
+        let set = ImageSet(files: try imageFiles(images), preprocessing: p, skipBad: skipBad)
+        let names = try classNames(net)
+        var rows: [(file: String, values: ArraySlice<Float>)] = [], all: [Float] = [], shape: [Int] = []
+        let bar = ProgressBar(label: "run", unit: "images")
+        let skipped: [ImageSet.Failure]
+        do {
+            skipped = try set.forEachBatch(size: batch) { files, x in
+                let y = try executor.run(x.values, batch: x.batch, height: x.height, width: x.width)
+                shape = try executor.outputShape(height: x.height, width: x.width)
+                let per = y.count / max(x.batch, 1)
+                for (i, f) in files.enumerated() { rows.append((f, y[(i * per)..<((i + 1) * per)])) }
+                if output != nil { all += y }
+                bar.update(rows.count, set.files.count)
+            }
+        } catch let f as ImageSet.Failure {
+            bar.finish()
+            throw CommandFailure(f)
+        } catch {
+            bar.finish()
+            throw CommandFailure(file: model, message: "\(error)")
+        }
+        bar.finish()
+        for f in skipped { log("skipped \(f.file): \(f.description)") }
+        if let output {
+            try CommandFailure.about(output) { try NPY.write(NPY.Array(shape: [rows.count] + shape, values: all), to: output) }
+        }
+        let k = top ?? 5
+        let best = rows.map { row in ModelDiff.topClasses(Array(row.values), k).map { (index: $0, score: row.values[row.values.startIndex + $0]) } }
+        if json {
+            printJSON(["outputShape": [rows.count] + shape, "images": zip(rows, best).map { row, top in
+                ["file": row.file, "top": top.map { ["class": $0.index, "label": name($0.index, names) ?? NSNull(), "score": Double($0.score)] as [String: Any] }] as [String: Any]
+            }, "skipped": skipped.map { ["file": $0.file, "error": $0.description] }])
+            return
+        }
+        for (row, top) in zip(rows, best) {
+            print(row.file + ": " + top.map { "\(name($0.index, names).map { "\($0) " } ?? "")(\($0.index)) \(String(format: "%.4g", $0.score))" }.joined(separator: ", "))
+        }
+        if let output { print("wrote \(output): \([rows.count] + shape)") }
+    }
+
+    /// --labels, ImageNet-1k's names for a 1000-class model, or none.
+    private func classNames(_ net: DenseNet) throws -> [String]? {
+        if let labels {
+            let text = try CommandFailure.about(labels) {
+                guard let data = FileManager.default.contents(atPath: labels) else { throw ImageError("cannot read the labels file") }
+                return String(decoding: data, as: UTF8.self)
+            }
+            let names = text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            let trimmed = names.last == "" ? Array(names.dropLast()) : names
+            guard trimmed.count == net.classes else {
+                throw CommandFailure(file: labels, message: "\(trimmed.count) names, but the model has \(net.classes) classes")
+            }
+            return trimmed
+        }
+        return net.classes == 1000 ? ImageNetClasses.names : nil
+    }
+
+    private func name(_ i: Int, _ names: [String]?) -> String? { names.flatMap { i < $0.count ? $0[i] : nil } }
 }
 
 func milliseconds(_ d: Duration) -> Double {

@@ -5,11 +5,26 @@ import Foundation
 public struct DiffReport {
     let result: ModelDiff.Result
     let a: String, b: String
+    /// A dataset diff's images, tabled after the layers.
+    let images: [DatasetDiff.Image]
 
-    public init(result: ModelDiff.Result, a: String, b: String) {
+    public init(result: ModelDiff.Result, a: String, b: String, images: [DatasetDiff.Image] = []) {
         self.result = result
         self.a = a
         self.b = b
+        self.images = images
+    }
+
+    /// One row per image: file, top-1 of each side, agreement, max abs error, cosine, first divergent layer.
+    var imageTable: String {
+        guard !images.isEmpty else { return "" }
+        var rows = "<h2>Images (\(images.count))</h2>\n<table><tr><th>file</th><th>top-1 A</th><th>top-1 B</th><th>agree</th><th>max abs</th><th>cosine</th><th>first divergence</th></tr>\n"
+        for i in images {
+            let s = i.sample
+            rows += "<tr\(s.top1Agrees ? "" : " class=\"bad\"")><td>\(escape(i.file))</td><td>\(s.top1A)</td><td>\(s.top1B)</td><td>\(s.top1Agrees ? "yes" : "no")</td>"
+            rows += "<td>\(String(format: "%.3g", s.output.maxAbs))</td><td>\(String(format: "%.6f", s.output.cosine))</td><td>\(escape(s.firstDivergence ?? "-"))</td></tr>\n"
+        }
+        return rows + "</table>"
     }
 
     public var html: String {
@@ -33,6 +48,7 @@ public struct DiffReport {
         Output: top-1 agreement \(percent(result.top1Agreement)), top-5 agreement \(percent(result.top5Agreement)).</div>
         \(chart)
         \(table)
+        \(imageTable)
         </body></html>
         """
     }

@@ -13,11 +13,16 @@ public struct ModelDiff {
         public var blockChannelOffset: Int?
     }
 
+    /// One image's outcome.
     public struct Sample: Sendable {
         public var top1A: Int
         public var top1B: Int
         public var top5A: [Int]
         public var top5B: [Int]
+        /// The image's output compared.
+        public var output: ErrorMetrics
+        /// The first layer out of tolerance on this image, if any.
+        public var firstDivergence: String?
         public var top1Agrees: Bool { top1A == top1B }
         public var top5Agrees: Bool { Set(top5A) == Set(top5B) }
     }
@@ -32,6 +37,18 @@ public struct ModelDiff {
         public var withinTolerance: Bool { firstDivergence == nil }
         public var top1Agreement: Double { Double(samples.filter(\.top1Agrees).count) / Double(max(samples.count, 1)) }
         public var top5Agreement: Double { Double(samples.filter(\.top5Agrees).count) / Double(max(samples.count, 1)) }
+
+        /// This result and `other`'s (more images of the same two models) as one.
+        public mutating func merge(_ other: Result) {
+            guard !layers.isEmpty else { self = other; return }
+            for i in layers.indices where i < other.layers.count {
+                layers[i].metrics = layers[i].metrics.merged(other.layers[i].metrics)
+                layers[i].withinTolerance = layers[i].withinTolerance && other.layers[i].withinTolerance
+                layers[i].divergentChannels = ModelDiff.union(layers[i].divergentChannels, other.layers[i].divergentChannels)
+            }
+            output = output.merged(other.output)
+            samples += other.samples
+        }
     }
 
     public enum Error: Swift.Error, CustomStringConvertible {
@@ -44,17 +61,18 @@ public struct ModelDiff {
         }
     }
 
-    let a: DenseNet, b: DenseNet
+    let a: DenseNet
     let tolerance: Tolerance
-    let threads: Int
+    let ea: Executor, eb: Executor
 
     public init(_ a: DenseNet, _ b: DenseNet, tolerance: Tolerance = Tolerance(), threads: Int = 1) throws {
         let reasons = Self.correspondence(a, b)
         guard reasons.isEmpty else { throw Error.differentArchitectures(reasons) }
         self.a = a
-        self.b = b
         self.tolerance = tolerance
-        self.threads = threads
+        // Prepared once: a dataset diff runs batch after batch on the same two executors.
+        ea = try Executor(a, threads: threads)
+        eb = try Executor(b, threads: threads)
     }
 
     /// The layers that do not correspond, named.
@@ -82,7 +100,6 @@ public struct ModelDiff {
 
     /// `input` is NCHW [batch, C, height, width].
     public func run(_ input: [Float], batch: Int, height: Int, width: Int) throws -> Result {
-        let ea = try Executor(a, threads: threads), eb = try Executor(b, threads: threads)
         let per = a.stem.conv.inChannels * height * width
         var layers: [Layer] = []
         var output = ErrorMetrics()
@@ -93,6 +110,7 @@ public struct ModelDiff {
             let xb = try eb.start(image: image, height: height, width: width)
             var index = 0
             var blockOffset = 0
+            var firstDivergence: String? = nil
             while let la = try xa.next(), let lb = try xb.next() {
                 let m = ErrorMetrics(la.values, lb.values)
                 let isDenseLayer = la.name.contains(".layer")
@@ -101,17 +119,19 @@ public struct ModelDiff {
                 let layer = Layer(name: la.name, metrics: m, withinTolerance: tolerance.allows(m), divergentChannels: channels,
                                   blockChannelOffset: isDenseLayer ? blockOffset : nil)
                 if isDenseLayer { blockOffset += la.channels }
+                if !layer.withinTolerance && firstDivergence == nil { firstDivergence = la.name }
                 if n == 0 {
                     layers.append(layer)
                 } else {
                     layers[index].metrics = layers[index].metrics.merged(m)
                     layers[index].withinTolerance = layers[index].withinTolerance && layer.withinTolerance
-                    layers[index].divergentChannels = union(layers[index].divergentChannels, channels)
+                    layers[index].divergentChannels = Self.union(layers[index].divergentChannels, channels)
                 }
                 if la.name == "head" {
                     output = n == 0 ? m : output.merged(m)
                     samples.append(Sample(top1A: Self.top(la.values, 1)[0], top1B: Self.top(lb.values, 1)[0],
-                                          top5A: Self.top(la.values, 5), top5B: Self.top(lb.values, 5)))
+                                          top5A: Self.top(la.values, 5), top5B: Self.top(lb.values, 5), output: m,
+                                          firstDivergence: firstDivergence))
                 }
                 index += 1
             }
@@ -136,11 +156,14 @@ public struct ModelDiff {
         return first.map { $0...last }
     }
 
-    private func union(_ x: ClosedRange<Int>?, _ y: ClosedRange<Int>?) -> ClosedRange<Int>? {
+    static func union(_ x: ClosedRange<Int>?, _ y: ClosedRange<Int>?) -> ClosedRange<Int>? {
         guard let x else { return y }
         guard let y else { return x }
         return min(x.lowerBound, y.lowerBound)...max(x.upperBound, y.upperBound)
     }
+
+    /// The indices of the `k` largest scores, best first (the lower index on a tie).
+    public static func topClasses(_ v: [Float], _ k: Int) -> [Int] { top(v, k) }
 
     /// The indices of the `k` largest scores, best first (the lower index on a tie).
     static func top<Scores: RandomAccessCollection>(_ v: Scores, _ k: Int) -> [Scores.Index] where Scores.Element == Float {

@@ -44,7 +44,8 @@ public enum ImageDecoder {
             let names = try FileManager.default.contentsOfDirectory(atPath: path)
                 .filter { extensions.contains(URL(fileURLWithPath: $0).pathExtension.lowercased()) }
                 .sorted()
-            out += names.map { URL(fileURLWithPath: path).appendingPathComponent($0).path }
+            // Named as the user named the folder (relative stays relative).
+            out += names.map { path.hasSuffix("/") ? path + $0 : path + "/" + $0 }
         }
         return out
     }

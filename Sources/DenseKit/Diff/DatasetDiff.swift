@@ -1,0 +1,45 @@
+/// `diff A B --images DIR`: both models over a set of images, streamed a batch at a time (memory is
+/// that of one batch and two runs, whatever the number of images), with each image's outcome kept.
+public enum DatasetDiff {
+    public struct Image: Sendable {
+        public var file: String
+        public var sample: ModelDiff.Sample
+    }
+
+    public struct Report: Sendable {
+        /// Every layer and the output over all images.
+        public var result: ModelDiff.Result
+        public var images: [Image]
+        public var skipped: [ImageSet.Failure]
+
+        /// The images whose top-1 class differs between the two models.
+        public var flips: [Image] { images.filter { !$0.sample.top1Agrees } }
+
+        /// The `k` images with the largest output error (relative to the output's scale), worst first.
+        public func worst(_ k: Int) -> [Image] {
+            Array(images.sorted { $0.sample.output.maxRel > $1.sample.output.maxRel }.prefix(k))
+        }
+
+        /// For each layer that is the first divergent one on some image: how many images, in layer order.
+        public var firstDivergences: [(layer: String, images: Int)] {
+            var counts: [String: Int] = [:]
+            for i in images { if let l = i.sample.firstDivergence { counts[l, default: 0] += 1 } }
+            return result.layers.compactMap { l in counts[l.name].map { (l.name, $0) } }
+        }
+    }
+
+    /// `progress(done, total)` after each batch.
+    public static func run(_ diff: ModelDiff, images: ImageSet, batchSize: Int = 16,
+                           progress: (Int, Int) -> Void = { _, _ in }) throws -> Report {
+        var result: ModelDiff.Result? = nil
+        var done: [Image] = []
+        let skipped = try images.forEachBatch(size: batchSize) { files, x in
+            let r = try diff.run(x.values, batch: x.batch, height: x.height, width: x.width)
+            done += zip(files, r.samples).map { Image(file: $0, sample: $1) }
+            if result == nil { result = r } else { result!.merge(r) }
+            progress(done.count, images.files.count)
+        }
+        guard let result else { throw ImageError("no image could be used") }
+        return Report(result: result, images: done, skipped: skipped)
+    }
+}
