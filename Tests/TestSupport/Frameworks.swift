@@ -42,7 +42,7 @@ public enum Frameworks {
     }
 
     /// The venvs' folder: $DENSEKIT_CACHE (the Makefile's CACHE) or ~/.cache/densekit.
-    static var cache: String {
+    public static var cache: String {
         ProcessInfo.processInfo.environment["DENSEKIT_CACHE"] ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/densekit").path
     }
 

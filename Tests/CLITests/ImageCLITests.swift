@@ -1,0 +1,195 @@
+import DenseKit
+import Foundation
+import Testing
+import TestSupport
+
+/// Images end to end: the presets against torchvision's transforms, Keras's load_img +
+/// preprocess_input and the Caffe pipeline (computed by those libraries at test time) on real
+/// photographs and their variants; run and diff over images and folders; every bad image one line.
+@Suite(.serialized) struct ImageCLITests {
+    static let std: [Float] = [0.229, 0.224, 0.225]
+
+    /// PIL itself is the odd one out here: it opens a 16-bit gray PNG as mode I;16 and its RGB
+    /// conversion clips each sample to 255 (almost the whole image white); DenseKit takes the high
+    /// byte, as PIL does for 16-bit RGB. Checked against the high byte instead, below.
+    static let pilIsOdd: Set<String> = ["camera-gray16.png"]
+
+    /// Within 1.5/255 of the pixel scale: |a - b|, undone to 8-bit units (x std x 255, or x 1 for caffe).
+    @Test(arguments: ["torchvision", "keras-densenet", "caffe"])
+    func presetsMatchTheFrameworks(_ preset: String) throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let files = try ImageFixtures.all()
+        let out = folder.appendingPathComponent("x.npy").path
+        let r = try densekit(["preprocess", try ImageFixtures.photos(), try ImageFixtures.variants(), "-o", out, "--preset", preset, "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let rows = try #require(try r.json()["files"] as? [[String: Any]]).compactMap { $0["file"] as? String }
+        #expect(rows.map { URL(fileURLWithPath: $0).lastPathComponent } == files.map { URL(fileURLWithPath: $0).lastPathComponent })
+        #expect(files.count >= 20)
+        let ours = try NPY.read(path: out)
+        let theirs = try NPY.read(path: ImageFixtures.reference(preset, size: 224, files: files, in: folder).path)
+        #expect(ours.shape == theirs.shape && ours.shape == (preset == "keras-densenet" ? [files.count, 224, 224, 3] : [files.count, 3, 224, 224]))
+        let per = 3 * 224 * 224
+        for (i, file) in files.enumerated() where !Self.pilIsOdd.contains(URL(fileURLWithPath: file).lastPathComponent) {
+            var worst: Float = 0
+            for j in 0..<per {
+                let channel = preset == "keras-densenet" ? j % 3 : j / (224 * 224)
+                let scale: Float = preset == "caffe" ? 1 : Self.std[channel] * 255
+                worst = max(worst, abs(ours.values[i * per + j] - theirs.values[i * per + j]) * scale)
+            }
+            #expect(worst <= 1.5, "\(preset) on \(file): \(worst) gray levels")
+        }
+    }
+
+    /// The image PIL reads differently: DenseKit's values are those of the 16-bit samples' high byte,
+    /// the same as preprocessing the 8-bit original (make_image_fixtures.py wrote value * 256 + 128).
+    @Test func sixteenBitGrayUsesTheHighByte() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let v = try ImageFixtures.variants()
+        let a = folder.appendingPathComponent("a.npy").path, b = folder.appendingPathComponent("b.npy").path
+        #expect(try densekit(["preprocess", v + "/camera-gray16.png", "-o", a, "--preset", "torchvision"]).status == 0)
+        #expect(try densekit(["preprocess", v + "/camera-gray.png", "-o", b, "--preset", "torchvision"]).status == 0)
+        #expect(try NPY.read(path: a).values == NPY.read(path: b).values)
+    }
+
+    /// `run --images` runs what `preprocess` writes, and prints the top classes of each image.
+    @Test func runTakesImagesAndFolders() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let model = Fixtures.path("tv-tiny-legacy-opset17.onnx"), photos = try ImageFixtures.photos()
+        let x = folder.appendingPathComponent("x.npy").path, y1 = folder.appendingPathComponent("y1.npy").path
+        let y2 = folder.appendingPathComponent("y2.npy").path
+        #expect(try densekit(["preprocess", photos, "-o", x, "--preset", "torchvision", "--size", "64"]).status == 0)
+        #expect(try densekit(["run", model, "--input", x, "--output", y1]).status == 0)
+        let labels = folder.appendingPathComponent("labels.txt").path
+        try (0..<10).map { "class \($0)" }.joined(separator: "\n").write(toFile: labels, atomically: true, encoding: .utf8)
+        let r = try densekit(["run", model, "--images", photos, "--preset", "torchvision", "--size", "64", "--top", "2", "--labels", labels,
+                              "--output", y2, "--batch", "3", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: y1)) == Data(contentsOf: URL(fileURLWithPath: y2)))
+        let y = try NPY.read(path: y1)
+        let images = try #require(try r.json()["images"] as? [[String: Any]])
+        #expect(images.count == y.shape[0])
+        for (i, image) in images.enumerated() {
+            let scores = Array(y.values[(i * 10)..<((i + 1) * 10)])
+            let best = scores.indices.max { scores[$0] < scores[$1] }!
+            let top = try #require(image["top"] as? [[String: Any]])
+            #expect(top.count == 2 && top[0]["class"] as? Int == best && top[0]["label"] as? String == "class \(best)")
+        }
+        // A 1000-class model gets ImageNet's names.
+        if let full = Fixtures.full {
+            let t = try densekit(["run", "\(full)/densenet121-legacy-opset17.onnx", "--images", photos + "/astronaut.png", "--preset", "torchvision", "--top", "1"])
+            #expect(t.status == 0 && t.stdout.hasPrefix(photos + "/astronaut.png: ") && t.stdout.contains(" ("), "\(t.stdout)")
+            let index = Int(t.stdout.split(separator: "(").last?.split(separator: ")").first ?? "") ?? -1
+            #expect(t.stdout.contains(ImageNetClasses.names[max(index, 0)]))
+        }
+    }
+
+    /// The same model in two formats agrees on every image; a copy with one tampered layer is blamed on it.
+    @Test func datasetDiffReportsPerImageAndBlamesTheLayer() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let onnx = Fixtures.path("tv-tiny-legacy-opset17.onnx"), st = Fixtures.path("tv-tiny.safetensors")
+        let dirs = [try ImageFixtures.photos(), try ImageFixtures.variants()]
+        let csv = folder.appendingPathComponent("d.csv").path, report = folder.appendingPathComponent("d.html").path
+        let same = try densekit(["diff", onnx, st, "--images"] + dirs + ["--preset", "torchvision", "--size", "64", "--batch", "4",
+                                                                           "--csv", csv, "--report", report, "--json"])
+        #expect(same.status == 0, "\(same.stderr)")
+        let o = try same.json()
+        let images = try #require(o["images"] as? [[String: Any]])
+        let files = try ImageFixtures.all()
+        #expect(images.compactMap { $0["file"] as? String } == files)
+        #expect(images.allSatisfy { $0["agrees"] as? Bool == true && $0["firstDivergence"] is NSNull })
+        let totals = try #require(o["totals"] as? [String: Any])
+        #expect(totals["images"] as? Int == files.count && totals["top1Agreement"] as? Double == 1 && (totals["flips"] as? [String])?.isEmpty == true)
+        let table = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n")
+        #expect(table.count == files.count + 1 && table[0] == "file,top1A,top1B,agrees,top5Agrees,maxAbs,maxRel,cosine,firstDivergence")
+        #expect(try String(contentsOfFile: report, encoding: .utf8).contains("<h2>Images (\(files.count))</h2>"))
+
+        // One dense layer's conv scaled by 1.5 in the safetensors copy.
+        let tampered = try Fixtures.write(try SafetensorsEditing.rewritten("tv-tiny.safetensors") { entries in
+            let key = "features.denseblock2.denselayer1.conv2.weight"
+            var e = entries[key]!
+            let floats = e.bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }.map { $0 * 1.5 }
+            e.bytes = floats.withUnsafeBufferPointer { Data(buffer: $0) }
+            entries[key] = e
+        }, as: "tampered.safetensors", in: folder)
+        let bad = try densekit(["diff", onnx, tampered, "--images"] + dirs + ["--preset", "torchvision", "--size", "64", "--json"])
+        #expect(bad.status == 1, "\(bad.stderr)")
+        let b = try bad.json()
+        let divergences = try #require((b["totals"] as? [String: Any])?["firstDivergences"] as? [[String: Any]])
+        #expect(divergences.count == 1 && divergences[0]["layer"] as? String == "block2.layer1" && divergences[0]["images"] as? Int == files.count)
+        #expect((b["firstDivergence"] as? [String: Any])?["name"] as? String == "block2.layer1")
+        let text = try densekit(["diff", onnx, tampered, "--images", dirs[0], "--preset", "torchvision", "--size", "64"])
+        #expect(text.stdout.contains("first divergent layer, counted over images: block2.layer1 on 7"), "\(text.stdout)")
+    }
+
+    /// Truncated, a bad CRC, not an image, empty, and a header claiming 100000x100000 pixels: each
+    /// exit 2 with one line naming the file; in a folder, --skip-bad goes on and lists them.
+    @Test func badImagesAreOneLineEach() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let photos = try ImageFixtures.photos()
+        let png = try Data(contentsOf: URL(fileURLWithPath: photos + "/astronaut.png"))
+        let jpeg = try Data(contentsOf: URL(fileURLWithPath: photos + "/rocket.jpg"))
+        var badCRC = png
+        badCRC[badCRC.count - 20] ^= 0xFF  // inside the last IDAT's data: its CRC no longer matches
+        var huge = png  // IHDR width and height at bytes 16..23, its CRC at 29..32
+        for (offset, value) in [(16, UInt32(100_000)), (20, UInt32(100_000))] {
+            withUnsafeBytes(of: value.bigEndian) { huge.replaceSubrange(offset..<(offset + 4), with: $0) }
+        }
+        withUnsafeBytes(of: crc32(huge[12..<29]).bigEndian) { huge.replaceSubrange(29..<33, with: $0) }
+        var hugeJPEG = jpeg
+        if let sof = (2..<(jpeg.count - 9)).first(where: { jpeg[$0] == 0xFF && (jpeg[$0 + 1] == 0xC0 || jpeg[$0 + 1] == 0xC2) }) {
+            hugeJPEG.replaceSubrange((sof + 5)..<(sof + 9), with: [0x4E, 0x20, 0x4E, 0x20])  // 20000 x 20000 (libjpeg's own limit is 65500)
+        }
+        let cases: [(String, Data, String)] = [
+            ("truncated.jpg", jpeg.prefix(jpeg.count / 2), "truncated or corrupt JPEG data"),
+            ("truncated.png", png.prefix(png.count / 2), "truncated or corrupt PNG data"),
+            ("bad-crc.png", badCRC, "truncated or corrupt PNG data"),
+            ("not-an-image.jpg", Data("this is a text file\n".utf8), "not a JPEG or PNG image (the file starts with 74 68 69 73)"),
+            ("empty.png", Data(), "empty file, not an image"),
+            ("huge.png", huge, "the header claims 100000x100000 pixels, more than the 89478485-pixel limit"),
+            ("huge.jpg", hugeJPEG, "the header claims 20000x20000 pixels, more than the 89478485-pixel limit"),
+        ]
+        let bad = folder.appendingPathComponent("bad")
+        try FileManager.default.createDirectory(at: bad, withIntermediateDirectories: true)
+        for (name, data, message) in cases {
+            let path = try Fixtures.write(data, as: name, in: bad)
+            let r = try densekit(["preprocess", path, "-o", folder.appendingPathComponent("x.npy").path, "--preset", "torchvision"])
+            #expect(r.status == 2, "\(name): \(r.stderr)")
+            #expect(r.stderr.hasPrefix("error: \(path): \(message)"), "\(r.stderr)")
+            #expect(r.stderr.split(separator: "\n").count == 1)
+        }
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("x.npy").path))
+        // A folder with good and bad images: refused at the first bad one, or, with --skip-bad, every bad one listed.
+        try FileManager.default.copyItem(atPath: photos + "/astronaut.png", toPath: bad.appendingPathComponent("good.png").path)
+        let x = folder.appendingPathComponent("x.npy").path
+        let stop = try densekit(["preprocess", bad.path, "-o", x, "--preset", "torchvision"])
+        #expect(stop.status == 2 && stop.stderr.hasPrefix("error: \(bad.path)/bad-crc.png: "), "\(stop.stderr)")
+        let go = try densekit(["preprocess", bad.path, "-o", x, "--preset", "torchvision", "--skip-bad", "--json"])
+        #expect(go.status == 0, "\(go.stderr)")
+        let o = try go.json()
+        #expect((o["files"] as? [[String: Any]])?.compactMap { $0["file"] as? String } == [bad.path + "/good.png"])
+        #expect((o["skipped"] as? [[String: Any]])?.count == cases.count)
+        #expect(try NPY.read(path: x).shape == [1, 3, 224, 224])
+        let run = try densekit(["run", Fixtures.path("tv-tiny-legacy-opset17.onnx"), "--images", bad.path, "--preset", "torchvision", "--size", "64", "--skip-bad"])
+        #expect(run.status == 0 && run.stderr.split(separator: "\n").filter { $0.hasPrefix("skipped ") }.count == cases.count, "\(run.stderr)")
+    }
+
+    /// Usage mistakes are exit 2 with one line.
+    @Test func imageUsageErrors() throws {
+        let photos = try ImageFixtures.photos(), model = Fixtures.path("tv-tiny-legacy-opset17.onnx")
+        for (args, message) in [
+            (["run", model, "--images", photos], "--preset is required with images"),
+            (["run", model, "--images", photos, "--preset", "imagenet"], "--preset must be one of torchvision, keras-densenet, caffe, not 'imagenet'"),
+            (["run", model, "--images", photos + "/nothing-here", "--preset", "torchvision"], "error: \(photos)/nothing-here: no such file or folder"),
+            (["diff", model, model, "--images", photos, "--input", "x.npy", "--preset", "caffe"], "give either --input X.npy or --images"),
+            (["preprocess", photos, "-o", "/tmp/x.npy", "--preset", "torchvision", "--mean", "1,2"], "--mean takes three comma-separated numbers"),
+        ] {
+            let r = try densekit(args)
+            #expect(r.status == 2 && r.stderr.contains(message) && r.stderr.split(separator: "\n").count == 1, "\(args): \(r.stderr)")
+        }
+    }
+}
