@@ -62,6 +62,9 @@ demo: build
 	@echo; echo "== convert a torchvision checkpoint to Keras 3 weights and to ONNX (each says what the target changes)"
 	@$(BIN) convert fixtures/tv-tiny.pth -o /tmp/densekit-demo.weights.h5 --accept-deviations
 	@$(BIN) convert fixtures/tv-tiny.pth -o /tmp/densekit-demo.onnx --accept-deviations --fold-bn
+	@echo; echo "== images: torchvision's preprocessing of a folder, then a dataset diff of the checkpoint against its ONNX export"
+	@$(BIN) preprocess fixtures/demo-images -o /tmp/densekit-demo-images.npy --preset torchvision --size 64
+	@$(BIN) diff fixtures/tv-tiny.pth fixtures/tv-tiny-legacy-opset17.onnx --images fixtures/demo-images --preset torchvision --size 64 | head -8
 
 proto:
 	cd schemas && protoc-c --c_out=../Sources/ONNXProto onnx.proto
@@ -86,7 +89,8 @@ $(TF_READY):
 venvs: $(TORCH_READY) $(TF_READY)
 
 # Tiny committed fixtures (kilobytes) with their reference outputs. Never run by the tests.
-fixtures: venvs
+fixtures: venvs fixtures-images
+	$(VENV_TORCH)/bin/python scripts/make_image_fixtures.py $$(ls $(CACHE)/wheels/scikit_image-0.25.2-*.whl | head -1) --demo fixtures/demo-images
 	cd fixtures && $(VENV_TORCH)/bin/python ../scripts/make_torch_fixtures.py tiny .
 	cd fixtures && $(VENV_TF)/bin/python ../scripts/make_keras_fixtures.py tiny .
 
@@ -124,13 +128,19 @@ FUZZ_BUILD   := cd Fuzz && $(SWIFT) build -c release -Xswiftc -sanitize=fuzzer,a
 fuzz-build: deps
 	$(FUZZ_BUILD)
 
-fuzz-corpus: build
-	mkdir -p .build-fuzz/onnx .build-fuzz/hdf5 .build-fuzz/dnk .build-fuzz/npy .build-fuzz/safetensors .build-fuzz/pth fuzz-findings
+fuzz-corpus: build fixtures-images
+	mkdir -p .build-fuzz/onnx .build-fuzz/hdf5 .build-fuzz/dnk .build-fuzz/npy .build-fuzz/safetensors .build-fuzz/pth .build-fuzz/jpeg .build-fuzz/png fuzz-findings
 	cp fixtures/*.safetensors .build-fuzz/safetensors/
 	cp fixtures/*.pth fixtures/*.pth.tar .build-fuzz/pth/
 	cp fixtures/*.onnx .build-fuzz/onnx/
 	cp fixtures/*.h5 fixtures/*.keras .build-fuzz/hdf5/
 	cp fixtures/*.npy .build-fuzz/npy/
+	# Small images only (a few kilobytes run fast): the 30x20 variant and re-encodings of it.
+	cp $(IMAGES)/variants/chelsea-30x20.png $(IMAGES)/variants/camera-1bit.png .build-fuzz/png/
+	$(VENV_TORCH)/bin/python -c "from PIL import Image; im = Image.open('$(IMAGES)/variants/chelsea-30x20.png'); \
+	  im.save('.build-fuzz/jpeg/small.jpg'); im.save('.build-fuzz/jpeg/small-progressive.jpg', progressive=True); \
+	  im.convert('L').save('.build-fuzz/jpeg/small-gray.jpg'); im.convert('CMYK').save('.build-fuzz/jpeg/small-cmyk.jpg'); \
+	  im.convert('P').save('.build-fuzz/png/small-palette.png'); im.convert('LA').save('.build-fuzz/png/small-la.png')"
 	for f in tv-tiny-legacy-opset17.onnx cifar-plain-tiny-legacy-opset17.onnx keras3-tiny.keras; do \
 	  $(BIN) convert fixtures/$$f -o .build-fuzz/dnk/$$f.dnk --accept-deviations >/dev/null; done
 	# Files DenseKit writes (their head records included) seed the readers of those formats too.
@@ -145,7 +155,7 @@ fuzz-corpus: build
 # scripts/check-hdf5-findings.sh then fails the run unless each saved input fails inside libhdf5 (not
 # in DenseKit's code) and `densekit inspect` ends on it with exit 2 and one line.
 fuzz: fuzz-build fuzz-corpus
-	for t in ONNX DNK NPY Safetensors PTH; do \
+	for t in ONNX DNK NPY Safetensors PTH JPEG PNG; do \
 	  l=$$(echo $$t | tr A-Z a-z); \
 	  Fuzz/.build/release/Fuzz$$t .build-fuzz/$$l -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 \
 	    -artifact_prefix=fuzz-findings/$$l- -print_final_stats=1 || exit 1; \

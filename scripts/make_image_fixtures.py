@@ -3,6 +3,7 @@ by `make fixtures-images`, never committed) and variants made from them with Pil
 every encoding the decoders must handle.
 
 usage: make_image_fixtures.py SCIKIT_IMAGE_WHEEL OUTDIR
+       make_image_fixtures.py SCIKIT_IMAGE_WHEEL --demo DIR   (the few small images committed for make demo)
 
 OUTDIR/photos/   the images a dataset diff runs over (RGB and gray JPEG and PNG, name order)
 OUTDIR/variants/ progressive, CMYK and 4:4:4 JPEG; gray, gray+alpha, palette, RGBA, 16-bit RGB and
@@ -62,7 +63,22 @@ def main(wheel, outdir):
     print("wrote", photos, "and", variants, file=sys.stderr)
 
 
+def demo(wheel, outdir):
+    """Three photographs scaled to 128 pixels on the longer side (a few kilobytes each)."""
+    import io
+
+    os.makedirs(outdir, exist_ok=True)
+    with zipfile.ZipFile(wheel) as z:
+        for name, fmt in (("chelsea.png", "JPEG"), ("coffee.png", "JPEG"), ("astronaut.png", "PNG")):
+            img = Image.open(io.BytesIO(z.read("skimage/data/" + name))).convert("RGB")
+            img.thumbnail((128, 128), Image.BILINEAR)
+            img.save(os.path.join(outdir, name.split(".")[0] + (".jpg" if fmt == "JPEG" else ".png")), fmt, quality=85)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    if len(sys.argv) == 4 and sys.argv[2] == "--demo":
+        demo(sys.argv[1], sys.argv[3])
+    elif len(sys.argv) == 3:
+        main(sys.argv[1], sys.argv[2])
+    else:
         sys.exit(__doc__)
-    main(sys.argv[1], sys.argv[2])

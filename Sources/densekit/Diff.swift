@@ -116,18 +116,9 @@ struct Diff: ParsableCommand {
         var p = try preprocessing.preprocessing(defaultSize: net.input.height)
         p.layout = .nchw
         let set = ImageSet(files: try imageFiles(images), preprocessing: p, skipBad: skipBad)
-        let bar = ProgressBar(label: "diff", unit: "images")
-        let report: DatasetDiff.Report
-        do {
-            report = try DatasetDiff.run(diff, images: set, batchSize: batch) { bar.update($0, $1) }
-        } catch let f as ImageSet.Failure {
-            bar.finish()
-            throw CommandFailure(f)
-        } catch {
-            bar.finish()
-            throw CommandFailure(file: a, message: "\(error)")
+        let report = try withProgress("diff", blaming: a) { bar in
+            try DatasetDiff.run(diff, images: set, batchSize: batch) { bar.update($0, $1) }
         }
-        bar.finish()
         for f in report.skipped { log("skipped \(f.file): \(f.description)") }
         if let csv {
             try CommandFailure.about(csv) { try AtomicFile.write(Data(csvTable(report).utf8), to: csv) }

@@ -111,3 +111,19 @@ final class ProgressBar {
         shown = false
     }
 }
+
+/// Runs `body` with a progress bar, finished whatever happens; an image that cannot be used is
+/// blamed on its file, anything else on `file` (the model).
+func withProgress<T>(_ label: String, blaming file: String, _ body: (ProgressBar) throws -> T) throws -> T {
+    let bar = ProgressBar(label: label, unit: "images")
+    defer { bar.finish() }
+    do {
+        return try body(bar)
+    } catch let f as ImageSet.Failure {
+        throw CommandFailure(f)
+    } catch let e as CommandFailure {
+        throw e
+    } catch {
+        throw CommandFailure(file: file, message: "\(error)")
+    }
+}

@@ -104,10 +104,8 @@ extension Run {
         let set = ImageSet(files: try imageFiles(images), preprocessing: p, skipBad: skipBad)
         let names = try classNames(net)
         var rows: [(file: String, values: ArraySlice<Float>)] = [], all: [Float] = [], shape: [Int] = []
-        let bar = ProgressBar(label: "run", unit: "images")
-        let skipped: [ImageSet.Failure]
-        do {
-            skipped = try set.forEachBatch(size: batch) { files, x in
+        let skipped = try withProgress("run", blaming: model) { bar in
+            try set.forEachBatch(size: batch) { files, x in
                 let y = try executor.run(x.values, batch: x.batch, height: x.height, width: x.width)
                 shape = try executor.outputShape(height: x.height, width: x.width)
                 let per = y.count / max(x.batch, 1)
@@ -115,14 +113,7 @@ extension Run {
                 if output != nil { all += y }
                 bar.update(rows.count, set.files.count)
             }
-        } catch let f as ImageSet.Failure {
-            bar.finish()
-            throw CommandFailure(f)
-        } catch {
-            bar.finish()
-            throw CommandFailure(file: model, message: "\(error)")
         }
-        bar.finish()
         for f in skipped { log("skipped \(f.file): \(f.description)") }
         if let output {
             try CommandFailure.about(output) { try NPY.write(NPY.Array(shape: [rows.count] + shape, values: all), to: output) }

@@ -17,7 +17,8 @@ public enum ImageDecoder {
         return try decode(data)
     }
 
-    public static func decode(_ data: Data) throws -> RGBImage {
+    /// `maximumPixels`: a lower cap for callers that want one (the fuzz targets).
+    public static func decode(_ data: Data, maximumPixels: Int = maximumPixels) throws -> RGBImage {
         guard !data.isEmpty else { throw ImageError("empty file, not an image") }
         if data.starts(with: [0xFF, 0xD8, 0xFF]) { return try JPEGDecoder.decode(data, maximumPixels: maximumPixels) }
         if data.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) { return try PNGDecoder.decode(data, maximumPixels: maximumPixels) }
