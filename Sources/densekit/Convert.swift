@@ -23,11 +23,14 @@ struct Convert: ParsableCommand {
     @Option(help: "ONNX opset, \(ONNXModelWriter.opsets.lowerBound) to \(ONNXModelWriter.opsets.upperBound) (default \(ONNXModelWriter.defaultOpset)).") var opset: Int?
     @Flag(help: "ONNX: fold the BatchNorms that follow a conv (stem, bottlenecks) into it, as torch's exporter does.") var foldBn = false
     @Option(help: "Input array used to validate (.npy; default: a seeded probe image).") var input: String?
+    @Option(parsing: .upToNextOption, help: "Images to validate on instead of --input: files or folders.") var images: [String] = []
+    @OptionGroup var preprocessing: PreprocessingOptions
     @OptionGroup var execution: ExecutionOptions
     @Flag(help: "Write even when the model deviates from every paper architecture.") var acceptDeviations = false
     @Flag(help: "Print one JSON object on stdout.") var json = false
 
     func validate() throws {
+        if input != nil && !images.isEmpty { throw ValidationError("give either --input X.npy or --images DIR|FILE... --preset P.") }
         guard DType(rawValue: dtype) != nil else { throw ValidationError("--dtype must be f32, f16 or bf16, not '\(dtype)'.") }
     }
 
@@ -51,6 +54,8 @@ struct Convert: ParsableCommand {
         if let input {
             let array = try CommandFailure.about(input) { try NPY.read(path: input) }
             x = try CommandFailure.about(input) { try ModelInput(array, layout: execution.inputLayout, for: net) }
+        } else if !images.isEmpty {
+            x = try validationImages(net)
         }
         do {
             let outcome = try converter.convert(net, source: model, to: output, input: x)
@@ -86,5 +91,20 @@ struct Convert: ParsableCommand {
                                           v.maxAbs, v.maxRel, v.tolerance, v.top1Agreement * 100))
             for c in o.conventions { print("\(c.change.rawValue) \(c.subject): \(c.detail)") }
         }
+    }
+
+    /// The images, preprocessed, as one validation batch.
+    private func validationImages(_ net: DenseNet) throws -> ModelInput {
+        var p = try preprocessing.preprocessing(defaultSize: net.input.height)
+        p.layout = .nchw
+        let set = ImageSet(files: try imageFiles(images), preprocessing: p)
+        var batch: ModelInput? = nil
+        try withProgress("convert", blaming: model) { _ in
+            try set.forEachBatch(size: 64) { _, x in
+                if batch == nil { batch = x } else { batch!.batch += x.batch; batch!.values += x.values }
+            }
+        }
+        guard let batch else { throw CommandFailure(file: images.joined(separator: " "), message: "no image could be read") }
+        return batch
     }
 }

@@ -114,6 +114,7 @@ final class ProgressBar {
 
 /// Runs `body` with a progress bar, finished whatever happens; an image that cannot be used is
 /// blamed on its file, anything else on `file` (the model).
+@discardableResult
 func withProgress<T>(_ label: String, blaming file: String, _ body: (ProgressBar) throws -> T) throws -> T {
     let bar = ProgressBar(label: label, unit: "images")
     defer { bar.finish() }

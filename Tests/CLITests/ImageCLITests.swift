@@ -178,6 +178,16 @@ import TestSupport
         #expect(run.status == 0 && run.stderr.split(separator: "\n").filter { $0.hasPrefix("skipped ") }.count == cases.count, "\(run.stderr)")
     }
 
+    /// `convert` validates on images too (every command that takes --input takes --images).
+    @Test func convertValidatesOnImages() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let r = try densekit(["convert", Fixtures.path("keras3-tiny.keras"), "-o", folder.appendingPathComponent("m.onnx").path, "--accept-deviations",
+                              "--images", try ImageFixtures.photos(), "--preset", "keras-densenet", "--size", "64", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect((try r.json()["validation"] as? [String: Any])?["bitIdentical"] as? Bool == true)
+    }
+
     /// Usage mistakes are exit 2 with one line.
     @Test func imageUsageErrors() throws {
         let photos = try ImageFixtures.photos(), model = Fixtures.path("tv-tiny-legacy-opset17.onnx")
