@@ -178,6 +178,20 @@ import TestSupport
         #expect(run.status == 0 && run.stderr.split(separator: "\n").filter { $0.hasPrefix("skipped ") }.count == cases.count, "\(run.stderr)")
     }
 
+    /// The steps compose: caffe's pipeline changed step by step into torchvision's gives torchvision's values.
+    @Test func customStepsCompose() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let photos = try ImageFixtures.photos()
+        let a = folder.appendingPathComponent("a.npy").path, b = folder.appendingPathComponent("b.npy").path
+        #expect(try densekit(["preprocess", photos, "-o", a, "--preset", "torchvision", "--size", "64"]).status == 0)
+        let r = try densekit(["preprocess", photos, "-o", b, "--preset", "caffe", "--resize", "73", "--crop", "64", "--rgb", "--divisor", "255",
+                              "--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try NPY.read(path: a).values == NPY.read(path: b).values)
+        #expect(r.stdout.contains("shorter side to 73 (bilinear), centre crop 64, /255, mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225), RGB"))
+    }
+
     /// `convert` validates on images too (every command that takes --input takes --images).
     @Test func convertValidatesOnImages() throws {
         let folder = try Fixtures.temporaryFolder()
