@@ -178,6 +178,28 @@ import TestSupport
         #expect(run.status == 0 && run.stderr.split(separator: "\n").filter { $0.hasPrefix("skipped ") }.count == cases.count, "\(run.stderr)")
     }
 
+    /// End to end on photographs: `run --images --preset torchvision` on a full-size DenseNet-169
+    /// checkpoint gives what torch gives on torchvision's own transforms of the same files.
+    @Test func runOnImagesMatchesTorchOnTorchvisionsPipeline() throws {
+        guard let full = Fixtures.full else {
+            print("fixtures/full absent (make fixtures-full): the full-size image run was not checked")
+            return
+        }
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let photos = try ImageFixtures.photos(), model = "\(full)/densenet169.safetensors"
+        let files = try FileManager.default.contentsOfDirectory(atPath: photos).sorted().map { photos + "/" + $0 }
+        let ours = folder.appendingPathComponent("ours.npy").path, theirs = folder.appendingPathComponent("torch.npy").path
+        let r = try densekit(["run", model, "--images", photos, "--preset", "torchvision", "-o", ours])
+        #expect(r.status == 0, "\(r.stderr)")
+        let x = try ImageFixtures.reference("torchvision", size: 224, files: files, in: folder)
+        try Frameworks.run(.torch, [Frameworks.Case(file: model, input: x.path, layout: "nchw", output: theirs, model: [
+            "application": "DenseNet169", "size": 224, "pool": "average", "dense": [[1000, "linear"] as [Any]]])], in: folder)
+        let a = try NPY.read(path: ours), b = try NPY.read(path: theirs)
+        #expect(a.shape == [files.count, 1000] && b.shape == a.shape)
+        #expect(relativeError(a.values, b.values) <= 1e-4)
+    }
+
     /// The steps compose: caffe's pipeline changed step by step into torchvision's gives torchvision's values.
     @Test func customStepsCompose() throws {
         let folder = try Fixtures.temporaryFolder()
