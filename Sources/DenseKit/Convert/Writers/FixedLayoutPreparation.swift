@@ -7,6 +7,8 @@ struct FixedLayoutPreparation {
     /// The framework's name in messages: `torchvision`, `Keras`.
     var framework: String
     var epsilon: Float
+    /// The input layout the framework's models take.
+    var layout: InputSpec.Layout
 
     func prepare(_ net: DenseNet) throws -> (net: DenseNet, conventions: [Convention]) {
         if let layer = net.convsWithOwnBias.first {
@@ -27,9 +29,10 @@ struct FixedLayoutPreparation {
             throw UnsupportedTarget(format, "\(first): no float32 moving variance gives the same variance + epsilon with \(framework)'s epsilon \(epsilon)")
         }
         try checkGeometry(compensated)
-        let layout: InputSpec.Layout = framework == "Keras" ? .nhwc : .nchw
         conventions += Self.layoutChanges(net, to: layout, framework)
-        return (compensated, conventions)
+        var prepared = compensated
+        prepared.input.layout = layout
+        return (prepared, conventions)
     }
 
     /// The input's layout, and the output's for a head that outputs the feature map, when `layout` differs from the source's.

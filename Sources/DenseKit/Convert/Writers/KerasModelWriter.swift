@@ -25,7 +25,7 @@ public struct KerasModelWriter: ModelWriter {
     public func prepare(_ net: DenseNet, dtype: DType) throws -> (net: DenseNet, conventions: [Convention]) {
         try require(dtype, in: [.f32])
         if let reason = KerasLayout.unsupported(net) { throw UnsupportedTarget(format, reason) }
-        var (prepared, conventions) = try FixedLayoutPreparation(format: format, framework: "Keras", epsilon: KerasLayout.epsilon).prepare(net)
+        var (prepared, conventions) = try FixedLayoutPreparation(format: format, framework: "Keras", epsilon: KerasLayout.epsilon, layout: .nhwc).prepare(net)
         let head = net.head
         let recorded = "recorded in the file's densekit attribute, which DenseKit reads back"
         let named = head.dense.map(\.activation).filter { $0 != .linear && $0 != .unknown }
@@ -37,7 +37,6 @@ public struct KerasModelWriter: ModelWriter {
             conventions.append(Convention(.adds, "softmax", "keras.applications' DenseNet applies softmax to the classifier by default; the source outputs logits (build it with classifier_activation=None to keep them)"))
         }
         conventions.append(Convention(.changes, "model", "load into " + KerasLayout.recipe(prepared, keras2: layout == .keras2Weights)))
-        prepared.input.layout = .nhwc
         return (prepared, conventions)
     }
 

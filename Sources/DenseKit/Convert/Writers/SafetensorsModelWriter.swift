@@ -15,7 +15,7 @@ public struct SafetensorsModelWriter: ModelWriter {
     public init() {}
 
     public func prepare(_ net: DenseNet, dtype: DType) throws -> (net: DenseNet, conventions: [Convention]) {
-        var (prepared, conventions) = try FixedLayoutPreparation(format: format, framework: "torchvision", epsilon: Self.epsilon).prepare(net)
+        var (prepared, conventions) = try FixedLayoutPreparation(format: format, framework: "torchvision", epsilon: Self.epsilon, layout: .nchw).prepare(net)
         let head = net.head
         let recorded = "recorded in __metadata__ as densekit.head, which DenseKit reads back"
         switch head.activation {
@@ -39,7 +39,6 @@ public struct SafetensorsModelWriter: ModelWriter {
         } else if let reason = built.reason {
             conventions.append(Convention(.changes, "model", "torchvision.models.DenseNet cannot build this model (\(reason)): the keys follow its names, for a module of your own"))
         }
-        prepared.input.layout = .nchw
         return (prepared, conventions)
     }
 
