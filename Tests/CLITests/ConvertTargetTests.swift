@@ -298,6 +298,8 @@ import TestSupport
         #expect(metadata["densekit.source_sha256"] == (try SHA256.hexDigest(ofFile: source)))
         #expect(metadata["densekit.version"] == DenseKitVersion.string)
         #expect((header["features.norm0.num_batches_tracked"] as? [String: Any])?["dtype"] as? String == "I64")
+        let inspect = try densekit(["inspect", folder.appendingPathComponent("m.safetensors").path])
+        #expect(inspect.stdout.contains("safetensors (densekit \(DenseKitVersion.string) from onnx (format pt))"), "\(inspect.stdout)")
     }
 
     /// The keys and shapes are exactly the ones torch saved for the same model.

@@ -54,10 +54,17 @@ public enum SafetensorsReader {
         if !metadata.isEmpty {
             notes.append("metadata: " + metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))
         }
-        let source = ModelSource(path: path, format: .safetensors, producer: metadata["format"].map { "format \($0)" } ?? "no format in __metadata__",
+        let source = ModelSource(path: path, format: .safetensors, producer: producer(metadata),
                                  storedParameters: parameters, storedBytes: bytes, storedTensors: entries.count, notes: notes)
         let head = try metadata[headMetadataKey].map { try HeadDescription(jsonString: $0, subject: "__metadata__ '\(headMetadataKey)'") }
         return try StateDictImporter.build(entries, source: source, head: head)
+    }
+
+    /// "format pt", or "densekit 0.2.0 from onnx (format pt)" for a file DenseKit wrote.
+    static func producer(_ metadata: [String: String]) -> String {
+        let format = metadata["format"].map { "format \($0)" } ?? "no format in __metadata__"
+        guard let version = metadata["densekit.version"] else { return format }
+        return "densekit \(version) from \(metadata["densekit.source_format"] ?? "an unknown format") (\(format))"
     }
 
     /// The `__metadata__` key under which DenseKit's writer records the head (`HeadDescription`).
