@@ -200,6 +200,26 @@ import TestSupport
         #expect(relativeError(a.values, b.values) <= 1e-4)
     }
 
+    /// On a terminal (a pseudo-terminal from util-linux's `script`), a dataset diff shows a progress bar
+    /// on stderr, one update per batch; piped, it shows none (the other tests read stderr empty of it).
+    @Test func aDatasetDiffShowsProgressOnATerminal() throws {
+        let args = ["diff", Fixtures.path("tv-tiny.pth"), Fixtures.path("tv-tiny-legacy-opset17.onnx"), "--images", Fixtures.path("demo-images"),
+                    "--preset", "torchvision", "--size", "64", "--batch", "1"]
+        let command = ([try densekitBinary().path] + args).map { "'\($0)'" }.joined(separator: " ")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+        process.arguments = ["-qec", command, "/dev/null"]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(text)")
+        for i in 1...3 { #expect(text.contains("diff: [") && text.contains("] \(i)/3 images"), "\(text)") }
+        let piped = try densekit(args)
+        #expect(piped.status == 0 && !piped.stderr.contains("diff: ["))
+    }
+
     /// The steps compose: caffe's pipeline changed step by step into torchvision's gives torchvision's values.
     @Test func customStepsCompose() throws {
         let folder = try Fixtures.temporaryFolder()
