@@ -95,14 +95,10 @@ struct Convert: ParsableCommand {
 
     /// The images, preprocessed, as one validation batch.
     private func validationImages(_ net: DenseNet) throws -> ModelInput {
-        var p = try preprocessing.preprocessing(defaultSize: net.input.height)
-        p.layout = .nchw
-        let set = ImageSet(files: try imageFiles(images), preprocessing: p)
+        let set = ImageSet(files: try imageFiles(images), preprocessing: try preprocessing.preprocessing(defaultSize: net.input.height))
         var batch: ModelInput? = nil
         try withProgress("convert", blaming: model) { _ in
-            try set.forEachBatch(size: 64) { _, x in
-                if batch == nil { batch = x } else { batch!.batch += x.batch; batch!.values += x.values }
-            }
+            try set.forEachInput(size: .max) { _, x in batch = x }
         }
         guard let batch else { throw CommandFailure(file: images.joined(separator: " "), message: "no image could be read") }
         return batch

@@ -113,9 +113,7 @@ struct Diff: ParsableCommand {
     // MARK: dataset diff
 
     private func datasetDiff(_ diff: ModelDiff, _ net: DenseNet) throws {
-        var p = try preprocessing.preprocessing(defaultSize: net.input.height)
-        p.layout = .nchw
-        let set = ImageSet(files: try imageFiles(images), preprocessing: p, skipBad: skipBad)
+        let set = ImageSet(files: try imageFiles(images), preprocessing: try preprocessing.preprocessing(defaultSize: net.input.height), skipBad: skipBad)
         let report = try withProgress("diff", blaming: a) { bar in
             try DatasetDiff.run(diff, images: set, batchSize: batch) { bar.update($0, $1) }
         }

@@ -78,7 +78,7 @@ struct PreprocessingOptions: ParsableArguments {
 /// Expands IMAGES (files and folders) into files, naming a missing one.
 func imageFiles(_ paths: [String]) throws -> [String] {
     var files: [String] = []
-    for path in paths { files += try CommandFailure.about(path) { try ImageDecoder.expand([path]) } }
+    for path in paths { files += try CommandFailure.about(path) { try ImageDecoder.files(at: path) } }
     guard !files.isEmpty else { throw CommandFailure(file: paths.joined(separator: " "), message: "no JPEG or PNG images (.jpg, .jpeg, .png)") }
     return files
 }

@@ -26,24 +26,14 @@ struct Preprocess: ParsableCommand {
             p.layout = l
         }
         let set = ImageSet(files: try imageFiles(images), preprocessing: p, skipBad: skipBad)
-        var rows: [String] = [], values: [Float] = [], shape: [Int]? = nil, skipped: [ImageSet.Failure] = []
-        for file in set.files {
-            do {
-                let image = try set.load(file)
-                let s = p.layout == .nchw ? [3, image.height, image.width] : [image.height, image.width, 3]
-                if let shape, shape != s {
-                    throw ImageSet.Failure(file: file, error: ImageError("preprocessed to \(s), but the images before it to \(shape): use a preset or --crop/--resize that gives one size"))
-                }
-                shape = s
-                rows.append(file)
-                values += image.values
-            } catch let f as ImageSet.Failure {
-                guard skipBad else { throw CommandFailure(f) }
-                skipped.append(f)
-                log("skipped \(f.file): \(f.description)")
-            }
+        var all: ImageSet.Batch? = nil
+        let skipped = try withProgress("preprocess", blaming: images.joined(separator: " ")) { _ in
+            try set.forEachBatch(size: .max) { all = $0 }
         }
-        guard let shape else { throw CommandFailure(file: images.joined(separator: " "), message: "no image could be read") }
+        for f in skipped { log("skipped \(f.file): \(f.description)") }
+        guard let all else { throw CommandFailure(file: images.joined(separator: " "), message: "no image could be read") }
+        let rows = all.files, values = all.values
+        let shape = p.layout == .nchw ? [3, all.height, all.width] : [all.height, all.width, 3]
         let full = [rows.count] + shape
         try CommandFailure.about(output) { try NPY.write(NPY.Array(shape: full, values: values), to: output) }
         if json {

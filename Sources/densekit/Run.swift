@@ -99,13 +99,11 @@ extension Run {
     private func runImages() throws {
         let net = try loadModel(model)
         let executor = try CommandFailure.about(model) { try Executor(net, threads: execution.threadCount) }
-        var p = try preprocessing.preprocessing(defaultSize: net.input.height)
-        p.layout = .nchw
-        let set = ImageSet(files: try imageFiles(images), preprocessing: p, skipBad: skipBad)
+        let set = ImageSet(files: try imageFiles(images), preprocessing: try preprocessing.preprocessing(defaultSize: net.input.height), skipBad: skipBad)
         let names = try classNames(net)
         var rows: [(file: String, values: ArraySlice<Float>)] = [], all: [Float] = [], shape: [Int] = []
         let skipped = try withProgress("run", blaming: model) { bar in
-            try set.forEachBatch(size: batch) { files, x in
+            try set.forEachInput(size: batch) { files, x in
                 let y = try executor.run(x.values, batch: x.batch, height: x.height, width: x.width)
                 shape = try executor.outputShape(height: x.height, width: x.width)
                 let per = y.count / max(x.batch, 1)

@@ -33,7 +33,7 @@ public enum DatasetDiff {
                            progress: (Int, Int) -> Void = { _, _ in }) throws -> Report {
         var result: ModelDiff.Result? = nil
         var done: [Image] = []
-        let skipped = try images.forEachBatch(size: batchSize) { files, x in
+        let skipped = try images.forEachInput(size: batchSize) { files, x in
             let r = try diff.run(x.values, batch: x.batch, height: x.height, width: x.width)
             done += zip(files, r.samples).map { Image(file: $0, sample: $1) }
             if result == nil { result = r } else { result!.merge(r) }

@@ -35,19 +35,15 @@ public enum ImageDecoder {
     /// The extensions a folder's images have.
     static let extensions: Set<String> = ["jpg", "jpeg", "png"]
 
-    /// `paths` with each folder replaced by its images (by extension, in name order); files are kept as given.
-    public static func expand(_ paths: [String]) throws -> [String] {
-        var out: [String] = []
-        for path in paths {
-            var isFolder: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else { throw ImageError("no such file or folder") }
-            guard isFolder.boolValue else { out.append(path); continue }
-            let names = try FileManager.default.contentsOfDirectory(atPath: path)
-                .filter { extensions.contains(URL(fileURLWithPath: $0).pathExtension.lowercased()) }
-                .sorted()
-            // Named as the user named the folder (relative stays relative).
-            out += names.map { path.hasSuffix("/") ? path + $0 : path + "/" + $0 }
-        }
-        return out
+    /// The image files `path` stands for: itself if it is a file, a folder's images (by extension,
+    /// in name order, named as the folder was) if it is one.
+    public static func files(at path: String) throws -> [String] {
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else { throw ImageError("no such file or folder") }
+        guard isFolder.boolValue else { return [path] }
+        return try FileManager.default.contentsOfDirectory(atPath: path)
+            .filter { extensions.contains(URL(fileURLWithPath: $0).pathExtension.lowercased()) }
+            .sorted()
+            .map { path.hasSuffix("/") ? path + $0 : path + "/" + $0 }
     }
 }

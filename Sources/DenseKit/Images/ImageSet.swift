@@ -34,39 +34,53 @@ public struct ImageSet: Sendable {
         }
     }
 
-    /// Calls `body` with each batch of up to `size` usable images (NCHW, as the executor takes them)
-    /// and their files; returns the skipped files with their errors. Every image of a run must come
-    /// out the same size (a preprocessing that crops or resizes to a fixed size).
+    /// A batch of preprocessed images: their files and values, `files.count` images of
+    /// `width` x `height` in the preprocessing's layout.
+    public struct Batch {
+        public var files: [String]
+        public var values: [Float]
+        public var width: Int
+        public var height: Int
+    }
+
+    /// Calls `body` with each batch of up to `size` usable images, in the preprocessing's layout
+    /// (`Int.max`: all of them as one batch); returns the skipped files with their errors. Every image
+    /// of a run must come out the same size (a preprocessing that crops or resizes to a fixed size).
     @discardableResult
-    public func forEachBatch(size: Int, _ body: (_ files: [String], _ input: ModelInput) throws -> Void) throws -> [Failure] {
-        var nchw = preprocessing
-        nchw.layout = .nchw
-        let set = ImageSet(files: files, preprocessing: nchw, skipBad: skipBad)
+    public func forEachBatch(size: Int, _ body: (Batch) throws -> Void) throws -> [Failure] {
         var skipped: [Failure] = []
-        var batchFiles: [String] = [], values: [Float] = [], shape: (Int, Int)? = nil
-        func flush() throws {
-            guard let (w, h) = shape, !batchFiles.isEmpty else { return }
-            try body(batchFiles, ModelInput(batch: batchFiles.count, height: h, width: w, values: values))
-            batchFiles = []
-            values = []
-        }
+        var batch: Batch? = nil
         for file in files {
             let image: (values: [Float], width: Int, height: Int)
             do {
-                image = try set.load(file)
+                image = try load(file)
             } catch let f as Failure where skipBad {
                 skipped.append(f)
                 continue
             }
-            if let (w, h) = shape, (w, h) != (image.width, image.height) {
-                throw Failure(file: file, error: ImageError("preprocessed to \(image.width)x\(image.height), but the images before it to \(w)x\(h): use a preset or --crop/--resize that gives one size"))
+            if let b = batch, (b.width, b.height) != (image.width, image.height) {
+                throw Failure(file: file, error: ImageError("preprocessed to \(image.width)x\(image.height), but the images before it to \(b.width)x\(b.height): use a preset or --crop/--resize that gives one size"))
             }
-            shape = (image.width, image.height)
-            batchFiles.append(file)
-            values += image.values
-            if batchFiles.count == size { try flush() }
+            if batch == nil { batch = Batch(files: [], values: [], width: image.width, height: image.height) }
+            batch!.files.append(file)
+            batch!.values += image.values
+            if batch!.files.count == size {
+                try body(batch!)
+                batch!.files = []
+                batch!.values = []
+            }
         }
-        try flush()
+        if let batch, !batch.files.isEmpty { try body(batch) }
         return skipped
+    }
+
+    /// `forEachBatch` with each batch as the executor takes it: NCHW, whatever the preprocessing's layout.
+    @discardableResult
+    public func forEachInput(size: Int, _ body: (_ files: [String], _ input: ModelInput) throws -> Void) throws -> [Failure] {
+        var nchw = self
+        nchw.preprocessing.layout = .nchw
+        return try nchw.forEachBatch(size: size) { b in
+            try body(b.files, ModelInput(batch: b.files.count, height: b.height, width: b.width, values: b.values))
+        }
     }
 }
