@@ -29,4 +29,8 @@ public struct BatchNorm: Sendable {
     }
 
     public var tensors: [Tensor] { [gamma, beta, mean, variance] }
+
+    /// torch's names for `tensors`, in that order (`nn.BatchNorm2d`'s state_dict; DenseKit's ONNX
+    /// initializers use them too).
+    public static let torchNames = ["weight", "bias", "running_mean", "running_var"]
 }

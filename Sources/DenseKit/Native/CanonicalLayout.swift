@@ -3,26 +3,19 @@ import Foundation
 /// The canonical graph as named tensors plus a JSON structure description, and back: what a `.dnk`
 /// file stores (names and JSON keys in schemas/dnk-format.md).
 enum CanonicalLayout {
-    /// Calls `conv` and `norm` with every conv and BatchNorm under its canonical name, in execution order.
+    /// Calls `conv` and `norm` with every conv and BatchNorm under its canonical name, in execution
+    /// order: `<layer>.conv` and `<layer>.norm`, a bottleneck's as `<layer>.bottleneck.conv`/`.norm`.
     private static func visit(_ net: DenseNet, conv: (String, Conv2D) -> Void, norm: (String, BatchNorm) -> Void) {
-        conv("stem.conv", net.stem.conv)
-        if let n = net.stem.norm { norm("stem.norm", n) }
-        for (b, block) in net.blocks.enumerated() {
-            for (i, layer) in block.layers.enumerated() {
-                let p = "block\(b + 1).layer\(i + 1)"
-                norm(p + ".norm", layer.norm)
-                if let bn = layer.bottleneck {
-                    conv(p + ".bottleneck.conv", bn.conv)
-                    if let n = bn.norm { norm(p + ".bottleneck.norm", n) }
-                }
-                conv(p + ".conv", layer.conv)
-            }
-            if b < net.transitions.count {
-                norm("transition\(b + 1).norm", net.transitions[b].norm)
-                conv("transition\(b + 1).conv", net.transitions[b].conv)
+        func prefix(_ part: LayerPart) -> String {
+            switch part {
+            case .stem: return "stem"
+            case .layer(let b, let i): return "block\(b).layer\(i)"
+            case .bottleneck(let b, let i): return "block\(b).layer\(i).bottleneck"
+            case .transition(let t): return "transition\(t)"
+            case .head: return "head"
             }
         }
-        norm("head.norm", net.head.norm)
+        net.forEachConvAndNorm(conv: { conv(prefix($0) + ".conv", $1) }, norm: { norm(prefix($0) + ".norm", $1) })
     }
 
     /// Every tensor under its canonical name, in execution order.

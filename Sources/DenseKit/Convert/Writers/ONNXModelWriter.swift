@@ -149,7 +149,7 @@ struct ONNXGraphBuilder {
     }
 
     private mutating func norm(_ name: String, _ n: BatchNorm, input: String) -> String {
-        let inputs = zip(["weight", "bias", "running_mean", "running_var"], n.tensors).map { initializer("\(name).\($0)", $1) }
+        let inputs = zip(BatchNorm.torchNames, n.tensors).map { initializer("\(name).\($0)", $1) }
         return node("BatchNormalization", name, [input] + inputs, ["epsilon": .float(n.epsilon)])
     }
 

@@ -18,29 +18,28 @@ enum TorchvisionStateDict {
             if let b = c.bias { out.append((key + ".bias", .float(b))) }
         }
         func norm(_ key: String, _ n: BatchNorm) {
-            for (name, t) in zip(["weight", "bias", "running_mean", "running_var"], n.tensors) { out.append(("\(key).\(name)", .float(t))) }
+            for (name, t) in zip(BatchNorm.torchNames, n.tensors) { out.append(("\(key).\(name)", .float(t))) }
             out.append((key + ".num_batches_tracked", .batchesTracked))
         }
-        conv("features.conv0", net.stem.conv)
-        if let n = net.stem.norm { norm("features.norm0", n) }
-        for (b, block) in net.blocks.enumerated() {
-            for (i, layer) in block.layers.enumerated() {
-                let p = "features.denseblock\(b + 1).denselayer\(i + 1)"
-                norm(p + ".norm1", layer.norm)
-                if let bottleneck = layer.bottleneck {
-                    conv(p + ".conv1", bottleneck.conv)
-                    if let n = bottleneck.norm { norm(p + ".norm2", n) }
-                    conv(p + ".conv2", layer.conv)
-                } else {
-                    conv(p + ".conv1", layer.conv)
-                }
+        func layer(_ b: Int, _ i: Int) -> String { "features.denseblock\(b).denselayer\(i)" }
+        net.forEachConvAndNorm(conv: { part, c in
+            switch part {
+            case .stem: conv("features.conv0", c)
+            case .bottleneck(let b, let i): conv(layer(b, i) + ".conv1", c)
+            // conv2 after a bottleneck; a layer without one (a plain DenseNet) has only conv1.
+            case .layer(let b, let i): conv(layer(b, i) + (net.blocks[b - 1].layers[i - 1].bottleneck == nil ? ".conv1" : ".conv2"), c)
+            case .transition(let t): conv("features.transition\(t).conv", c)
+            case .head: break
             }
-            if b < net.transitions.count {
-                norm("features.transition\(b + 1).norm", net.transitions[b].norm)
-                conv("features.transition\(b + 1).conv", net.transitions[b].conv)
+        }, norm: { part, n in
+            switch part {
+            case .stem: norm("features.norm0", n)
+            case .layer(let b, let i): norm(layer(b, i) + ".norm1", n)
+            case .bottleneck(let b, let i): norm(layer(b, i) + ".norm2", n)
+            case .transition(let t): norm("features.transition\(t).norm", n)
+            case .head: norm("features.norm5", n)
             }
-        }
-        norm("features.norm5", net.head.norm)
+        })
         for (prefix, d) in zip(classifierPrefixes(net.head), net.head.dense) {
             out.append((prefix + ".weight", .float(d.linear.weight)))
             if let b = d.linear.bias { out.append((prefix + ".bias", .float(b))) }

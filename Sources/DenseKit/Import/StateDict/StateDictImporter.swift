@@ -38,7 +38,7 @@ public enum StateDictImporter {
         }
         func has(_ key: String) -> Bool { keys[key] != nil }
         func norm(_ prefix: String) throws -> BatchNorm {
-            let parts = try ["weight", "bias", "running_mean", "running_var"].map { try tensor("\(prefix).\($0)", rank: 1) }
+            let parts = try BatchNorm.torchNames.map { try tensor("\(prefix).\($0)", rank: 1) }
             if has(prefix + ".num_batches_tracked") { used.insert(prefix + ".num_batches_tracked") }
             return BatchNorm(gamma: parts[0], beta: parts[1], mean: parts[2], variance: parts[3], epsilon: epsilon)
         }
