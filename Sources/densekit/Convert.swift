@@ -47,6 +47,7 @@ struct Convert: ParsableCommand {
         converter.dtype = DType(rawValue: dtype) ?? .f32
         converter.acceptDeviations = acceptDeviations
         converter.threads = execution.threadCount
+        converter.mode = execution.mode
         // Progress for people watching a terminal; scripts reading stderr see only the outcome.
         if isatty(STDERR_FILENO) != 0 { converter.progress = { log("convert: \($0)") } }
         let net = try loadModel(model)

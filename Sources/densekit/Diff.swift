@@ -37,7 +37,7 @@ struct Diff: ParsableCommand {
         let netA = try loadModel(a)
         let netB = try loadModel(b)
         let diff = try CommandFailure.about(b) {
-            try ModelDiff(netA, netB, tolerance: Tolerance(absolute: atol, relative: rtol), threads: execution.threadCount)
+            try ModelDiff(netA, netB, tolerance: Tolerance(absolute: atol, relative: rtol), threads: execution.threadCount, mode: execution.mode)
         }
         guard let input else { return try datasetDiff(diff, netA) }
         let array = try CommandFailure.about(input) { try NPY.read(path: input) }

@@ -8,6 +8,9 @@ struct ExecutionOptions: ParsableArguments {
     var layout: String?
     @Option(help: "Threads for the executor (default: all cores; 1 is strictly single-threaded).")
     var threads: Int?
+    @Flag(help: ArgumentHelp("How the dense layers' 3x3 convs are computed (default: --\(ConvolutionMode.default.rawValue)).",
+                             discussion: "--fast: Winograd F(4x4) and F(2x2) (see the README for its measured error); --exact: direct convolution."))
+    var convolutions: ConvolutionMode?
 
     func validate() throws {
         if let layout, InputSpec.Layout(rawValue: layout) == nil {
@@ -20,7 +23,10 @@ struct ExecutionOptions: ParsableArguments {
 
     var inputLayout: InputSpec.Layout? { layout.flatMap(InputSpec.Layout.init(rawValue:)) }
     var threadCount: Int { threads ?? ProcessInfo.processInfo.activeProcessorCount }
+    var mode: ConvolutionMode { convolutions ?? .default }
 }
+
+extension ConvolutionMode: EnumerableFlag {}
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the SIMD executor on an input array.")
@@ -60,7 +66,7 @@ struct Run: ParsableCommand {
             let array = try CommandFailure.about(input) { try NPY.read(path: input) }
             let x = try CommandFailure.about(input) { try ModelInput(array, layout: execution.inputLayout, for: net) }
             let prepareStart = clock.now
-            let executor = try CommandFailure.about(model) { try Executor(net, threads: execution.threadCount) }
+            let executor = try CommandFailure.about(model) { try Executor(net, threads: execution.threadCount, mode: execution.mode) }
             prepareMs = milliseconds(clock.now - prepareStart)
             return (executor, x)
         }
@@ -98,7 +104,7 @@ extension Run {
     /// `run --images`: the images in batches, each image's top classes, and the outputs to --output.
     private func runImages() throws {
         let net = try loadModel(model)
-        let executor = try CommandFailure.about(model) { try Executor(net, threads: execution.threadCount) }
+        let executor = try CommandFailure.about(model) { try Executor(net, threads: execution.threadCount, mode: execution.mode) }
         let set = ImageSet(files: try imageFiles(images), preprocessing: try preprocessing.preprocessing(defaultSize: net.input.height), skipBad: skipBad)
         let names = try classNames(net)
         var rows: [(file: String, values: ArraySlice<Float>)] = [], all: [Float] = [], shape: [Int] = []

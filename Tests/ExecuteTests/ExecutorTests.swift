@@ -29,8 +29,8 @@ import TestSupport
         return net
     }
 
-    @Test(arguments: [0, 1, 2, 3])
-    func simdMatchesReferencePerLayer(_ variant: Int) throws {
+    @Test(arguments: [0, 1, 2, 3], ConvolutionMode.allCases)
+    func simdMatchesReferencePerLayer(_ variant: Int, _ mode: ConvolutionMode) throws {
         let bottleneck = variant != 1
         let net = variant >= 2 ? Self.irregularNet(conv5x5: variant == 3) : Self.oddNet(bottleneck: bottleneck, seed: bottleneck ? 1 : 2)
         let (h, w) = bottleneck ? (37, 29) : (13, 11)
@@ -38,7 +38,7 @@ import TestSupport
         let batch = 3
         let x = rng.floats(batch * 3 * h * w)
         var seen: [Int: [(String, [Float])]] = [:]
-        let y = try Executor(net, threads: 2).run(x, batch: batch, height: h, width: w) { n, a in
+        let y = try Executor(net, threads: 2, mode: mode).run(x, batch: batch, height: h, width: w) { n, a in
             seen[n, default: []].append((a.name, Array(a.values)))
         }
         #expect(y.count == batch * 6)
@@ -49,17 +49,18 @@ import TestSupport
             #expect(layers.map(\.0) == net.layerNames)
             #expect(reference.layers.map(\.name) == net.layerNames)
             for (mine, theirs) in zip(layers, reference.layers) {
-                #expect(relativeError(mine.1, theirs.values) < 1e-5, "image \(n) \(mine.0)")
+                #expect(relativeError(mine.1, theirs.values) < 1e-5, "image \(n) \(mine.0) \(mode)")
             }
             #expect(relativeError(Array(y[(n * 6)..<((n + 1) * 6)]), reference.output) < 1e-5)
         }
     }
 
-    @Test func oneThreadAndTwoThreadsGiveIdenticalResults() throws {
+    @Test(arguments: ConvolutionMode.allCases)
+    func oneThreadAndTwoThreadsGiveIdenticalResults(_ mode: ConvolutionMode) throws {
         let net = try ModelLoader.load(path: Fixtures.path("tv-tiny-legacy-opset17.onnx"))
         let x = try ModelInput(try Fixtures.npy(Fixtures.path("input-64.npy")), layout: nil, for: net)
-        let one = try Executor(net, threads: 1).run(x.values, batch: x.batch, height: x.height, width: x.width)
-        let two = try Executor(net, threads: 2).run(x.values, batch: x.batch, height: x.height, width: x.width)
+        let one = try Executor(net, threads: 1, mode: mode).run(x.values, batch: x.batch, height: x.height, width: x.width)
+        let two = try Executor(net, threads: 2, mode: mode).run(x.values, batch: x.batch, height: x.height, width: x.width)
         #expect(one == two)
     }
 

@@ -25,14 +25,28 @@ import TestSupport
         ("keras3-tiny.keras", "input-64-nhwc.npy", "keras3-tiny.out.npy"),
     ]
 
+    /// Both convolution modes against the framework's output (1e-4 of its largest value), and the
+    /// Winograd path (`--fast`) against the plain reference executor: within 1e-5 of the largest
+    /// reference value, ten times inside that bar (the condition for it to be the default).
     static func check(model: String, input: String, reference: String, threads: Int = 2) throws {
         let net = try ModelLoader.load(path: model)
         let x = try ModelInput(try Fixtures.npy(input), layout: nil, for: net)
-        let y = try Executor(net, threads: threads).run(x.values, batch: x.batch, height: x.height, width: x.width)
         let want = try Fixtures.npy(reference)
         #expect(want.shape == [x.batch, net.classes])
         #expect(want.shape == [x.batch] + (try Executor(net).outputShape(height: x.height, width: x.width)))
-        #expect(relativeError(y, want.values) <= 1e-4, "\(model)")
+        var outputs: [ConvolutionMode: [Float]] = [:]
+        for mode in ConvolutionMode.allCases {
+            let y = try Executor(net, threads: threads, mode: mode).run(x.values, batch: x.batch, height: x.height, width: x.width)
+            #expect(relativeError(y, want.values) <= 1e-4, "\(model) \(mode)")
+            outputs[mode] = y
+        }
+        let per = x.values.count / x.batch
+        let plain = (0..<x.batch).flatMap {
+            ReferenceExecutor(net).run(image: Array(x.values[($0 * per)..<(($0 + 1) * per)]), height: x.height, width: x.width).output
+        }
+        let fast = relativeError(outputs[.fast]!, plain), exact = relativeError(outputs[.exact]!, plain)
+        #expect(fast <= 1e-5, "\(model): --fast is \(fast) of the largest value from the reference executor")
+        print("measured: \(URL(fileURLWithPath: model).lastPathComponent) vs the reference executor: --fast \(fast), --exact \(exact)")
     }
 
     @Test(arguments: tiny)

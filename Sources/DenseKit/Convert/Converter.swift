@@ -57,6 +57,7 @@ public struct Converter {
     public var writer: any ModelWriter = DNKModelWriter()
     public var acceptDeviations = false
     public var threads = 1
+    public var mode = ConvolutionMode.default
     public var progress: (String) -> Void = { _ in }
 
     public init() {}
@@ -74,7 +75,7 @@ public struct Converter {
         if !report.matches && !acceptDeviations { throw Refusal.deviations(report) }
         // What the target makes of the model (or that it cannot hold it), before any work is done.
         let (prepared, conventions) = try writer.prepare(net, dtype: dtype)
-        let executor = try Executor(net, threads: threads)
+        let executor = try Executor(net, threads: threads, mode: mode)
         let size = (height: net.input.height ?? report.spec.inputSize, width: net.input.width ?? report.spec.inputSize)
         // The workspace is sized (and refused if too large) before the probe image is made.
         if input == nil { try executor.reserve(height: size.height, width: size.width) }
@@ -91,7 +92,7 @@ public struct Converter {
         do {
             progress("reading the written file back and running it")
             let written = try ModelLoader.load(path: temporary)
-            let y = try Executor(written, threads: threads).run(x.values, batch: x.batch, height: x.height, width: x.width)
+            let y = try Executor(written, threads: threads, mode: mode).run(x.values, batch: x.batch, height: x.height, width: x.width)
             let validation = compare(y, reference, classes: reference.count / max(x.batch, 1))
             let ok = dtype == .f32 ? validation.bitIdentical : validation.maxRel <= validation.tolerance && validation.top1Agreement == 1
             guard ok else { throw Refusal.validation(validation, dtype) }

@@ -65,14 +65,15 @@ public struct ModelDiff {
     let tolerance: Tolerance
     let ea: Executor, eb: Executor
 
-    public init(_ a: DenseNet, _ b: DenseNet, tolerance: Tolerance = Tolerance(), threads: Int = 1) throws {
+    public init(_ a: DenseNet, _ b: DenseNet, tolerance: Tolerance = Tolerance(), threads: Int = 1,
+                mode: ConvolutionMode = .default) throws {
         let reasons = Self.correspondence(a, b)
         guard reasons.isEmpty else { throw Error.differentArchitectures(reasons) }
         self.a = a
         self.tolerance = tolerance
         // Prepared once: a dataset diff runs batch after batch on the same two executors.
-        ea = try Executor(a, threads: threads)
-        eb = try Executor(b, threads: threads)
+        ea = try Executor(a, threads: threads, mode: mode)
+        eb = try Executor(b, threads: threads, mode: mode)
     }
 
     /// The layers that do not correspond, named.

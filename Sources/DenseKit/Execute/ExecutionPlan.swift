@@ -62,10 +62,24 @@ final class ExecutionPlan: @unchecked Sendable {
 
     }
 
+    /// How a dense layer's conv is computed: as a GEMM (`ShiftedConvolution` or `PhaseConvolution`),
+    /// or, for a 3x3 "same" conv after a bottleneck in `ConvolutionMode.fast`, by Winograd.
+    enum LayerConvolution {
+        case direct(Conv)
+        case winograd(WinogradWeights, bias: AlignedBuffer?)
+
+        var outChannels: Int {
+            switch self {
+            case .direct(let c): c.outChannels
+            case .winograd(let w, _): w.outChannels
+            }
+        }
+    }
+
     struct Layer {
         let norm: Affine
         let bottleneck: Conv?
-        let conv: Conv
+        let conv: LayerConvolution
     }
 
     struct TransitionStep {
@@ -106,8 +120,14 @@ final class ExecutionPlan: @unchecked Sendable {
     /// What decides every stage's map size for a given input (`FeatureMapSizes`).
     let geometry: FeatureMapSizes.Geometry
 
-    init(_ net: DenseNet) throws {
+    let mode: ConvolutionMode
+    /// The Winograd transform of each block's dense-layer convs (nil: direct), chosen for the block's
+    /// map size at the model's own input size (224 where it has none).
+    let blockTransforms: [WinogradTransform?]
+
+    init(_ net: DenseNet, mode: ConvolutionMode = .exact) throws {
         try net.validate()
+        self.mode = mode
         geometry = FeatureMapSizes.Geometry(net)
         stemConv = Conv(net.stem.conv, then: net.stem.norm)
         stemReLU = net.stem.relu
@@ -119,10 +139,21 @@ final class ExecutionPlan: @unchecked Sendable {
                 && l.bottleneck.map { Conv.isPointwise($0.conv) } != false
         }
         border = sameConvs && k > 1 && k % 2 == 1 ? k / 2 : 0
-        blocks = net.blocks.map { [border] block in
+        let nominal = try? FeatureMapSizes(geometry, height: net.input.height ?? 224, width: net.input.width ?? 224)
+        blockTransforms = net.blocks.indices.map { [border] b in
+            guard mode == .fast, border == 1, k == 3, let size = nominal?.blocks[b] else { return nil }
+            return WinogradPolicy.transform(height: size.height, width: size.width)
+        }
+        blocks = zip(net.blocks, blockTransforms).map { [border] block, transform in
             block.layers.map { l in
-                Layer(norm: Affine(l.norm), bottleneck: l.bottleneck.map { Conv($0.conv, then: $0.norm) },
-                      conv: Conv(l.conv, shifted: border > 0))
+                let conv: LayerConvolution
+                if let transform, l.bottleneck != nil {
+                    conv = .winograd(WinogradWeights(l.conv.weight.values, outChannels: l.conv.outChannels, inChannels: l.conv.inChannels,
+                                                     transform: transform), bias: l.conv.bias.map { AlignedBuffer($0.values) })
+                } else {
+                    conv = .direct(Conv(l.conv, shifted: border > 0))
+                }
+                return Layer(norm: Affine(l.norm), bottleneck: l.bottleneck.map { Conv($0.conv, then: $0.norm) }, conv: conv)
             }
         }
         blockWidths = net.blocks.map(\.outChannels)

@@ -14,15 +14,16 @@ public final class Executor: @unchecked Sendable {
     public let classes: Int
     public let inputChannels: Int
 
-    /// Packs `net`'s weights; throws when the graph does not pass `DenseNet.validate()`.
-    public init(_ net: DenseNet, threads: Int = 1) throws {
-        plan = try ExecutionPlan(net)
+    /// Packs `net`'s weights for `mode`; throws when the graph does not pass `DenseNet.validate()`.
+    public init(_ net: DenseNet, threads: Int = 1, mode: ConvolutionMode = .exact) throws {
+        plan = try ExecutionPlan(net, mode: mode)
         self.threads = max(1, threads)
         classes = net.classes
         inputChannels = net.stem.conv.inChannels
     }
 
     public var layerNames: [String] { plan.layerNames }
+    public var mode: ConvolutionMode { plan.mode }
 
     /// One image's output shape: [classes] (or [features]) after a global pool, [C, H, W] (the final
     /// BN-ReLU's feature map) for a head without one.
@@ -99,6 +100,8 @@ public final class ImageExecution {
     private var packed: AlignedBuffer
     /// The head's outputs: the pooled features, then each dense layer's values (or the feature map).
     private let headOut: AlignedBuffer
+    /// One per thread, for the Winograd convs.
+    private let winograd: [WinogradConvolution.Scratch]
     /// Head layers computed by the head's step, returned by the calls of `next()` after it.
     private var pending: [LayerActivation] = []
 
@@ -143,7 +146,7 @@ public final class ImageExecution {
                 } else {
                     maxScratch = max(maxScratch, l.norm.scale.count * layout.plane)
                 }
-                if border == 0 { need(l.conv, s) }
+                if border == 0, case .direct(let c) = l.conv { need(c, s) }
             }
             if b < plan.transitions.count {
                 let t = plan.transitions[b], channels = t.norm.scale.count
@@ -172,6 +175,15 @@ public final class ImageExecution {
         guard bytes <= Self.maximumWorkspaceBytes else {
             throw ExecutionError.unsupported("a \(height)x\(width) input needs \(bytes >> 20) MiB of workspace; the executor allows at most \(Self.maximumWorkspaceBytes >> 20) MiB per image")
         }
+        // Winograd scratch (per thread, under 1 MB each): sized for the largest such layer.
+        var winogradLayer: (transform: WinogradTransform, inputs: Int, outputs: Int)?
+        for case .winograd(let w, _) in plan.blocks.joined().map(\.conv) {
+            let t = winogradLayer.map { $0.transform.m >= w.transform.m ? $0.transform : w.transform } ?? w.transform
+            winogradLayer = (t, max(winogradLayer?.inputs ?? 0, w.inChannels), max(winogradLayer?.outputs ?? 0, w.outChannels))
+        }
+        winograd = winogradLayer.map { l in
+            (0..<threads).map { _ in WinogradConvolution.Scratch(l.transform, inChannels: l.inputs, outChannels: l.outputs) }
+        } ?? []
         image = AlignedBuffer(count: counts[0])
         blockA = AlignedBuffer(count: maxBlock)
         blockB = AlignedBuffer(count: maxBlock)
@@ -262,30 +274,39 @@ public final class ImageExecution {
         let map = layout
         let current = blockA.pointer
         let out = current + offset * map.plane
-        let shifted = map.border > 0
+        // Before a shifted conv the bottleneck's GEMM writes its output panel-major, the layout that
+        // conv's GEMM then reads in place; before any other conv, in planes.
+        var panelMajor = false
+        if case .direct = l.conv, map.border > 0 { panelMajor = true }
         if let b = l.bottleneck {
-            // BN-ReLU of the block's features is applied while the GEMM packs them. Before a shifted conv
-            // the GEMM writes its output panel-major, the layout that conv's GEMM then reads in place.
+            // BN-ReLU of the block's features is applied while the GEMM packs them.
             GEMM.multiply(b.weights, current + map.interior, ldb: map.plane, n: map.gemmColumns,
-                          bottleneck.pointer + (shifted ? 0 : map.interior), ldc: shifted ? GEMM.nr : map.plane,
-                          cPanelStride: shifted ? b.outChannels * GEMM.nr : GEMM.nr,
+                          bottleneck.pointer + (panelMajor ? 0 : map.interior), ldc: panelMajor ? GEMM.nr : map.plane,
+                          cPanelStride: panelMajor ? b.outChannels * GEMM.nr : GEMM.nr,
                           bias: b.bias.map { UnsafePointer($0.pointer) }, relu: true,
                           scale: l.norm.scale.pointer, shift: l.norm.shift.pointer, threads: threads)
         } else {
             batchNormReLU(current, scratch.pointer, channels: offset, size: map.plane, l.norm)
         }
-        if shifted {
+        switch l.conv {
+        case .winograd(let weights, let bias):
+            // Straight from the bottleneck's planes into the block's next k channels.
+            WinogradConvolution.run(weights, bottleneck.pointer + map.interior, inputStride: map.plane, height: h, width: w,
+                                    into: out + map.interior, outputStride: map.plane, bias: bias.map { UnsafePointer($0.pointer) },
+                                    scratch: winograd, threads: threads)
+        case .direct(let conv) where map.border > 0:
             // The conv writes straight into the block's next k channels.
             let input = l.bottleneck.map {
                 GEMM.segments(bottleneck.pointer, ldb: GEMM.nr, k: $0.outChannels, panelStride: $0.outChannels * GEMM.nr)
             } ?? GEMM.segments(scratch.pointer + map.interior, ldb: map.plane, k: offset)
-            ShiftedConvolution.run(l.conv.weights, outChannels: l.conv.outChannels, kernel: l.conv.kernel, input, layout: map,
-                                   into: out, bias: l.conv.bias.map { UnsafePointer($0.pointer) }, threads: threads)
-        } else {
-            convolve(l.conv, l.bottleneck == nil ? scratch.pointer : bottleneck.pointer, h, w, into: out, relu: false)
+            ShiftedConvolution.run(conv.weights, outChannels: conv.outChannels, kernel: conv.kernel, input, layout: map,
+                                   into: out, bias: conv.bias.map { UnsafePointer($0.pointer) }, threads: threads)
+        case .direct(let conv):
+            convolve(conv, l.bottleneck == nil ? scratch.pointer : bottleneck.pointer, h, w, into: out, relu: false)
         }
-        let result = report("block\(block + 1).layer\(layer + 1)", current, channels: offset..<(offset + l.conv.outChannels))
-        offset += l.conv.outChannels
+        let k = l.conv.outChannels
+        let result = report("block\(block + 1).layer\(layer + 1)", current, channels: offset..<(offset + k))
+        offset += k
         layer += 1
         return result
     }

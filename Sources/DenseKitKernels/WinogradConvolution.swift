@@ -1,0 +1,336 @@
+/// A dense layer's 3x3 "same" convolution (stride 1, padding 1) by Winograd's F(m x m, 3 x 3)
+/// (`WinogradTransform`): per tile of m x m outputs, alpha^2 = (m + 2)^2 products per input channel
+/// instead of 9 m^2.
+///
+/// Fitted to the executor's block layout. The map's tiles are cut into panels of 32 (two SIMD vectors
+/// of 16 lanes, each lane one tile); each panel is one unit of work, done by one thread start to end
+/// while its data stays in L2 (about 0.7 MB for 128 input channels and m = 4):
+/// 1. the input transform B^T d B of every input channel's tiles, into alpha^2 matrices
+///    V[position][channel][tile] (one 32-column GEMM panel each);
+/// 2. alpha^2 GEMMs M = U V (U: the transformed filters, `WinogradWeights`, outputs x channels), each
+///    one register tile wide: for 32 outputs and 128 channels, 4 tiles of 8 x 32 over K = 128;
+/// 3. the output transform A^T M A of every output's tiles, plus the bias, written into the output
+///    planes' images (rows `width` apart), only inside the image.
+/// A vector holds 16 tiles of one tile row, or several short tile rows side by side (a 28 px map with
+/// m = 4 has rows of 7 tiles: two to a vector). Each image row is staged from the tiles' first column
+/// and split into m phases (column x to phase x mod m) with SIMD shuffles, so the transforms' vectors
+/// read consecutive floats. Exact in real arithmetic; in float32 the transforms' coefficients add
+/// rounding error (more for m = 4).
+public enum WinogradConvolution {
+    /// Tiles per panel: the GEMM's register tile width, two vectors.
+    static let panelTiles = GEMM.nr
+
+    /// Tiles of one tile row in a vector: lanes `entry`..<`entry + count`, whose staged input starts
+    /// at entry `entry` (each tile reads its own entry and the next, so a vector holding several rows
+    /// leaves one lane between them).
+    struct Piece {
+        let tileRow: Int, firstTile: Int, count: Int, entry: Int
+    }
+
+    /// One vector's tiles, and the 16-entry chunks its staged rows take (2 when a piece reads entry 16).
+    struct Lanes {
+        let pieces: [Piece]
+        var chunks: Int { pieces.contains { $0.entry + $0.count + 1 > 16 } ? 2 : 1 }
+    }
+
+    /// The panels of a map with `tileRows` x `tileColumns` tiles, each one or two vectors.
+    static func panels(tileRows: Int, tileColumns: Int) -> [[Lanes]] {
+        var vectors: [Lanes] = []
+        if tileColumns < 16 {
+            let perVector = 16 / (tileColumns + 1)
+            for first in stride(from: 0, to: tileRows, by: perVector) {
+                vectors.append(Lanes(pieces: (first..<min(tileRows, first + perVector)).map {
+                    Piece(tileRow: $0, firstTile: 0, count: tileColumns, entry: ($0 - first) * (tileColumns + 1))
+                }))
+            }
+        } else {
+            for row in 0..<tileRows {
+                for first in stride(from: 0, to: tileColumns, by: 16) {
+                    vectors.append(Lanes(pieces: [Piece(tileRow: row, firstTile: first, count: min(16, tileColumns - first), entry: 0)]))
+                }
+            }
+        }
+        return stride(from: 0, to: vectors.count, by: 2).map { Array(vectors[$0..<min(vectors.count, $0 + 2)]) }
+    }
+
+    /// One thread's buffers for the panels it does.
+    public final class Scratch {
+        let transformed: AlignedBuffer, products: AlignedBuffer
+        let line: AlignedBuffer, staging: AlignedBuffer, vertical: AlignedBuffer, tile: AlignedBuffer
+
+        /// Room for a layer of at most `inChannels` inputs and `outChannels` outputs, with `transform` or a smaller one.
+        public init(_ transform: WinogradTransform, inChannels: Int, outChannels: Int) {
+            let (a, m) = (transform.alpha, transform.m), positions = a * a
+            transformed = AlignedBuffer(count: positions * inChannels * panelTiles)
+            products = AlignedBuffer(count: positions * ((outChannels + 7) / 8 * 8) * panelTiles)
+            line = AlignedBuffer(count: 2 * 16 * m)
+            staging = AlignedBuffer(count: a * m * 32)
+            // One vector more per row: the transform reads each phase from entry 1 too.
+            vertical = AlignedBuffer(count: a * m * 48)
+            // The output transform's vectors (alpha x m, then m x m), a row of output tiles, and the
+            // edge tile the GEMM's tile needs.
+            tile = AlignedBuffer(count: (a * m + m * m) * 16 + 16 * m + 8 * GEMM.nr)
+        }
+    }
+
+    /// Convolves `weights.inChannels` input images (channel c's h x w image from `input + c * inputStride`,
+    /// rows `width` apart) into `weights.outChannels` output images (from `output + o * outputStride`),
+    /// overwriting them: bias (or zero) plus the convolution. Outside the images nothing is read or
+    /// written. `scratch` holds one `Scratch` per thread (at least `threads`), each sized for this layer.
+    public static func run(_ weights: WinogradWeights, _ input: UnsafePointer<Float>, inputStride: Int, height: Int, width: Int,
+                           into output: UnsafeMutablePointer<Float>, outputStride: Int, bias: UnsafePointer<Float>?,
+                           scratch: [Scratch], threads: Int) {
+        let m = weights.transform.m
+        let panels = Self.panels(tileRows: (height + m - 1) / m, tileColumns: (width + m - 1) / m)
+        let parts = min(threads, panels.count, scratch.count)
+        let layer = Layer(weights: weights, input: input, inputStride: inputStride, height: height, width: width,
+                          output: output, outputStride: outputStride, bias: bias)
+        WorkerPool.shared(threads: threads).run(parts: parts) { part in
+            for p in stride(from: part, to: panels.count, by: parts) {
+                layer.panel(panels[p], scratch[part])
+            }
+        }
+    }
+
+    /// One layer's operands, and the three steps on one panel.
+    struct Layer {
+        let weights: WinogradWeights
+        let input: UnsafePointer<Float>, inputStride: Int, height: Int, width: Int
+        let output: UnsafeMutablePointer<Float>, outputStride: Int
+        let bias: UnsafePointer<Float>?
+
+        func panel(_ vectors: [Lanes], _ s: Scratch) {
+            let t = weights.transform
+            let (k, positions) = (weights.inChannels, t.alpha * t.alpha)
+            for c in 0..<k {
+                for (v, lanes) in vectors.enumerated() { transformInput(c, lanes, slot: v * 16, s) }
+            }
+            // A panel of one vector leaves V's other 16 columns as they were: M's columns there are not read.
+            // M[position] = U[position] V[position]: 8 x 32 register tiles over K = all input channels.
+            let tiles = weights.tiles, v = s.transformed.pointer, mp = s.products.pointer
+            let edge = s.tile.pointer + (t.alpha * t.m + t.m * t.m) * 16 + 16 * t.m
+            for position in 0..<positions {
+                let b = UnsafeRawPointer(v + position * k * panelTiles)
+                for tile in 0..<tiles {
+                    GEMM.tile(k, weights.panel(position, tile), b, panelTiles * 4,
+                              mp + (position * tiles * 8 + tile * 8) * panelTiles, panelTiles, true, true, nil, false,
+                              rows: 8, cols: panelTiles, skip: nil, edge: edge)
+                }
+            }
+            for o in 0..<weights.outChannels {
+                for (v, lanes) in vectors.enumerated() { transformOutput(o, lanes, slot: v * 16, s) }
+            }
+        }
+
+        /// B^T d B for input channel `c`'s tiles in `lanes`, into columns `slot`..<`slot + 16` of every
+        /// position's row c of V.
+        @inline(__always)
+        func transformInput(_ c: Int, _ lanes: Lanes, slot: Int, _ s: Scratch) {
+            let (m, a) = (weights.transform.m, weights.transform.alpha)
+            let chunks = lanes.chunks
+            let line = s.line.pointer, stage = s.staging.pointer, plane = input + c * inputStride
+            // Each of the tiles' alpha input rows: staged from each piece's first column (zero outside
+            // the image), then split into phases: stage[r][phase][entry] = column entry * m + phase.
+            for r in 0..<a {
+                for piece in lanes.pieces {
+                    let y = piece.tileRow * m - 1 + r, x0 = piece.firstTile * m - 1
+                    let dst = line + piece.entry * m, n = min((piece.count + 1) * m, 2 * 16 * m - piece.entry * m)
+                    guard y >= 0 && y < height else {
+                        dst.update(repeating: 0, count: n)
+                        continue
+                    }
+                    let from = max(0, -x0), to = min(n, width - x0)
+                    if from > 0 { dst.update(repeating: 0, count: from) }
+                    if to > from { (dst + from).update(from: plane + y * width + x0 + from, count: to - from) }
+                    if to < n { (dst + max(to, from)).update(repeating: 0, count: n - max(to, from)) }
+                }
+                let raw = UnsafeRawPointer(line), phases = UnsafeMutableRawPointer(stage + r * m * 32)
+                for chunk in 0..<chunks {
+                    let at = chunk * 16 * m * 4
+                    if m == 4 {
+                        let (v0, v1, v2, v3) = (raw.load(fromByteOffset: at, as: SIMD16<Float>.self), raw.load(fromByteOffset: at + 64, as: SIMD16<Float>.self),
+                                                raw.load(fromByteOffset: at + 128, as: SIMD16<Float>.self), raw.load(fromByteOffset: at + 192, as: SIMD16<Float>.self))
+                        phases.storeBytes(of: everyFourth(v0, v1, v2, v3, 0), toByteOffset: chunk * 64, as: SIMD16<Float>.self)
+                        phases.storeBytes(of: everyFourth(v0, v1, v2, v3, 1), toByteOffset: 128 + chunk * 64, as: SIMD16<Float>.self)
+                        phases.storeBytes(of: everyFourth(v0, v1, v2, v3, 2), toByteOffset: 256 + chunk * 64, as: SIMD16<Float>.self)
+                        phases.storeBytes(of: everyFourth(v0, v1, v2, v3, 3), toByteOffset: 384 + chunk * 64, as: SIMD16<Float>.self)
+                    } else {
+                        let (v0, v1) = (raw.load(fromByteOffset: at, as: SIMD16<Float>.self), raw.load(fromByteOffset: at + 64, as: SIMD16<Float>.self))
+                        phases.storeBytes(of: everySecond(v0, v1, 0), toByteOffset: chunk * 64, as: SIMD16<Float>.self)
+                        phases.storeBytes(of: everySecond(v0, v1, 1), toByteOffset: 128 + chunk * 64, as: SIMD16<Float>.self)
+                    }
+                }
+            }
+            // Down the columns: T[kr][phase] = sum_r B^T[kr][r] stage[r][phase].
+            let stageRaw = UnsafeRawPointer(stage), vertical = UnsafeMutableRawPointer(s.vertical.pointer)
+            for p in 0..<m {
+                for chunk in 0..<chunks {
+                    let src = stageRaw + (p * 32 + chunk * 16) * 4, dst = vertical + (p * 48 + chunk * 16) * 4
+                    inputTransform(m, { src.load(fromByteOffset: $0 * m * 128, as: SIMD16<Float>.self) },
+                                   { dst.storeBytes(of: $1, toByteOffset: $0 * m * 192, as: SIMD16<Float>.self) })
+                }
+            }
+            // Along the rows: V[kr][kc] = sum_q T[kr][column q] B[q][kc]; tile t's column q is phase
+            // q mod m at entry t + q / m.
+            let k = weights.inChannels, v = UnsafeMutableRawPointer(s.transformed.pointer + c * panelTiles + slot)
+            for kr in 0..<a {
+                let row = UnsafeRawPointer(vertical + kr * m * 192)
+                inputTransform(m, { row.loadUnaligned(fromByteOffset: (($0 % m) * 48 + $0 / m) * 4, as: SIMD16<Float>.self) },
+                               { v.storeBytes(of: $1, toByteOffset: (kr * a + $0) * k * panelTiles * 4, as: SIMD16<Float>.self) })
+            }
+        }
+
+        /// A^T M A plus the bias for output `o`'s tiles in `lanes` (columns `slot`... of M), written into its image.
+        @inline(__always)
+        func transformOutput(_ o: Int, _ lanes: Lanes, slot: Int, _ s: Scratch) {
+            let (m, a) = (weights.transform.m, weights.transform.alpha)
+            let ld = weights.tiles * 8 * panelTiles * 4
+            let base = UnsafeRawPointer(s.products.pointer + o * panelTiles + slot)
+            let half = UnsafeMutableRawPointer(s.tile.pointer)           // alpha x m vectors: M A
+            let result = half + a * m * 64                                 // m x m vectors: A^T M A
+            let row = (result + m * m * 64).assumingMemoryBound(to: Float.self)
+            let b = SIMD16<Float>(repeating: bias?[o] ?? 0)
+            for kr in 0..<a {
+                outputTransform(m, { base.load(fromByteOffset: (kr * a + $0) * ld, as: SIMD16<Float>.self) },
+                                { half.storeBytes(of: $1, toByteOffset: (kr * m + $0) * 64, as: SIMD16<Float>.self) })
+            }
+            for j in 0..<m {
+                outputTransform(m, { half.load(fromByteOffset: ($0 * m + j) * 64, as: SIMD16<Float>.self) },
+                                { result.storeBytes(of: $1 + b, toByteOffset: ($0 * m + j) * 64, as: SIMD16<Float>.self) })
+            }
+            // Output row r of every tile: lane t's m values to floats t * m..., then each piece's part to its image row.
+            let plane = output + o * outputStride
+            for r in 0..<m {
+                let y = UnsafeRawPointer(result + r * m * 64), out = UnsafeMutableRawPointer(row)
+                if m == 4 {
+                    let (y0, y1, y2, y3) = (y.load(as: SIMD16<Float>.self), y.load(fromByteOffset: 64, as: SIMD16<Float>.self),
+                                            y.load(fromByteOffset: 128, as: SIMD16<Float>.self), y.load(fromByteOffset: 192, as: SIMD16<Float>.self))
+                    out.storeBytes(of: interleave(y0, y1, y2, y3, 0), as: SIMD16<Float>.self)
+                    out.storeBytes(of: interleave(y0, y1, y2, y3, 1), toByteOffset: 64, as: SIMD16<Float>.self)
+                    out.storeBytes(of: interleave(y0, y1, y2, y3, 2), toByteOffset: 128, as: SIMD16<Float>.self)
+                    out.storeBytes(of: interleave(y0, y1, y2, y3, 3), toByteOffset: 192, as: SIMD16<Float>.self)
+                } else {
+                    let (y0, y1) = (y.load(as: SIMD16<Float>.self), y.load(fromByteOffset: 64, as: SIMD16<Float>.self))
+                    out.storeBytes(of: interleave(y0, y1, 0), as: SIMD16<Float>.self)
+                    out.storeBytes(of: interleave(y0, y1, 1), toByteOffset: 64, as: SIMD16<Float>.self)
+                }
+                for piece in lanes.pieces {
+                    let iy = piece.tileRow * m + r, x0 = piece.firstTile * m
+                    guard iy < height else { continue }
+                    (plane + iy * width + x0).update(from: row + piece.entry * m, count: min(piece.count * m, width - x0))
+                }
+            }
+        }
+    }
+
+    // MARK: the 1-D transforms, unrolled (the matrices are `WinogradTransform`'s)
+
+    /// B^T d for d = d(0)..<d(alpha), out(i, (B^T d)[i]).
+    @inline(__always)
+    static func inputTransform(_ m: Int, _ d: (Int) -> SIMD16<Float>, _ out: (Int, SIMD16<Float>) -> Void) {
+        if m == 4 {
+            // B^T rows: [4 0 -5 0 1 0] [0 -4 -4 1 1 0] [0 4 -4 -1 1 0] [0 -2 -1 2 1 0] [0 2 -1 -2 1 0] [0 4 0 -5 0 1]
+            let (d0, d1, d2, d3, d4, d5) = (d(0), d(1), d(2), d(3), d(4), d(5))
+            let a = d4 - 4 * d2, b = d3 - 4 * d1, c = d4 - d2, e = 2 * (d3 - d1)
+            out(0, 4 * d0 - 5 * d2 + d4)
+            out(1, a + b)
+            out(2, a - b)
+            out(3, c + e)
+            out(4, c - e)
+            out(5, 4 * d1 - 5 * d3 + d5)
+        } else {
+            // B^T rows: [1 0 -1 0] [0 1 1 0] [0 -1 1 0] [0 1 0 -1]
+            let (d0, d1, d2, d3) = (d(0), d(1), d(2), d(3))
+            out(0, d0 - d2)
+            out(1, d1 + d2)
+            out(2, d2 - d1)
+            out(3, d1 - d3)
+        }
+    }
+
+    /// A^T x for x = x(0)..<x(alpha), out(i, (A^T x)[i]).
+    @inline(__always)
+    static func outputTransform(_ m: Int, _ x: (Int) -> SIMD16<Float>, _ out: (Int, SIMD16<Float>) -> Void) {
+        if m == 4 {
+            // A^T rows: [1 1 1 1 1 0] [0 1 -1 2 -2 0] [0 1 1 4 4 0] [0 1 -1 8 -8 1]
+            let (x0, x1, x2, x3, x4, x5) = (x(0), x(1), x(2), x(3), x(4), x(5))
+            let a = x1 + x2, b = x1 - x2, c = x3 + x4, d = x3 - x4
+            out(0, x0 + a + c)
+            out(1, b + 2 * d)
+            out(2, a + 4 * c)
+            out(3, b + 8 * d + x5)
+        } else {
+            // A^T rows: [1 1 1 0] [0 1 -1 -1]
+            let (x0, x1, x2, x3) = (x(0), x(1), x(2), x(3))
+            out(0, x0 + x1 + x2)
+            out(1, x1 - x2 - x3)
+        }
+    }
+
+    // MARK: shuffles (constant lanes: each compiles to a few permutes)
+
+    /// Lanes p, p + 4, p + 8, ... of the 64 floats a, b, c, d.
+    @inline(__always)
+    static func everyFourth(_ a: SIMD16<Float>, _ b: SIMD16<Float>, _ c: SIMD16<Float>, _ d: SIMD16<Float>, _ p: Int) -> SIMD16<Float> {
+        SIMD16(a[p], a[4 + p], a[8 + p], a[12 + p], b[p], b[4 + p], b[8 + p], b[12 + p],
+               c[p], c[4 + p], c[8 + p], c[12 + p], d[p], d[4 + p], d[8 + p], d[12 + p])
+    }
+
+    /// Lanes p, p + 2, p + 4, ... of the 32 floats a, b.
+    @inline(__always)
+    static func everySecond(_ a: SIMD16<Float>, _ b: SIMD16<Float>, _ p: Int) -> SIMD16<Float> {
+        SIMD16(a[p], a[2 + p], a[4 + p], a[6 + p], a[8 + p], a[10 + p], a[12 + p], a[14 + p],
+               b[p], b[2 + p], b[4 + p], b[6 + p], b[8 + p], b[10 + p], b[12 + p], b[14 + p])
+    }
+
+    /// Floats 16q..<16q + 16 of y0[0], y1[0], y2[0], y3[0], y0[1], ...: four tiles' rows side by side.
+    @inline(__always)
+    static func interleave(_ y0: SIMD16<Float>, _ y1: SIMD16<Float>, _ y2: SIMD16<Float>, _ y3: SIMD16<Float>, _ q: Int) -> SIMD16<Float> {
+        let t = 4 * q
+        return SIMD16(y0[t], y1[t], y2[t], y3[t], y0[t + 1], y1[t + 1], y2[t + 1], y3[t + 1],
+                      y0[t + 2], y1[t + 2], y2[t + 2], y3[t + 2], y0[t + 3], y1[t + 3], y2[t + 3], y3[t + 3])
+    }
+
+    /// Floats 16q..<16q + 16 of y0[0], y1[0], y0[1], y1[1], ...
+    @inline(__always)
+    static func interleave(_ y0: SIMD16<Float>, _ y1: SIMD16<Float>, _ q: Int) -> SIMD16<Float> {
+        let t = 8 * q
+        return SIMD16(y0[t], y1[t], y0[t + 1], y1[t + 1], y0[t + 2], y1[t + 2], y0[t + 3], y1[t + 3],
+                      y0[t + 4], y1[t + 4], y0[t + 5], y1[t + 5], y0[t + 6], y1[t + 6], y0[t + 7], y1[t + 7])
+    }
+}
+
+/// A 3x3 conv's filters transformed for `WinogradConvolution`: U = G g G^T per (output, input) pair,
+/// each of the alpha^2 positions' outputs x inputs matrix packed as the GEMM's A ([ceil(O/8)][K][8]).
+/// Computed in double precision, then rounded once.
+public final class WinogradWeights: @unchecked Sendable {
+    public let transform: WinogradTransform
+    public let outChannels: Int, inChannels: Int
+    /// 8-row tiles of outputs.
+    var tiles: Int { (outChannels + 7) / 8 }
+    let storage: AlignedBuffer
+
+    public init(_ oihw: [Float], outChannels: Int, inChannels: Int, transform: WinogradTransform) {
+        precondition(oihw.count == outChannels * inChannels * 9, "WinogradWeights: \(oihw.count) values for a 3x3 conv")
+        self.transform = transform
+        self.outChannels = outChannels
+        self.inChannels = inChannels
+        let positions = transform.alpha * transform.alpha, tiles = (outChannels + 7) / 8
+        storage = AlignedBuffer(count: positions * tiles * inChannels * 8)
+        let p = storage.pointer
+        oihw.withUnsafeBufferPointer { w in
+            for o in 0..<outChannels {
+                for i in 0..<inChannels {
+                    let u = transform.filter(w.baseAddress! + (o * inChannels + i) * 9)
+                    for position in 0..<positions {
+                        p[((position * tiles + o / 8) * inChannels + i) * 8 + o % 8] = Float(u[position])
+                    }
+                }
+            }
+        }
+    }
+
+    @inline(__always) func panel(_ position: Int, _ tile: Int) -> UnsafePointer<Float> {
+        UnsafePointer(storage.pointer + (position * tiles + tile) * inChannels * 8)
+    }
+}

@@ -1,0 +1,81 @@
+/// The three matrices of a Winograd minimal filtering algorithm F(m x m, 3 x 3) (Lavin and Gray,
+/// "Fast Algorithms for Convolutional Neural Networks", 2016): an output tile m x m is
+/// A^T [(G g G^T) * (B^T d B)] A for the 3x3 filter g and the (m + 2) x (m + 2) input tile d, with *
+/// elementwise. (m + 2)^2 multiplies per tile instead of 9 m^2: 2.25x fewer for m = 2, 4x for m = 4.
+///
+/// F(2x2) interpolates at 0, 1, -1 (and infinity); F(4x4) at 0, 1, -1, 2, -2: its larger
+/// coefficients make its rounding error larger (measured in `WinogradConvolutionTests` and on every
+/// model fixture; the README gives the figures).
+public struct WinogradTransform: Sendable, Equatable {
+    /// The output tile's side.
+    public let m: Int
+    /// The input tile's side, m + 2.
+    public var alpha: Int { m + 2 }
+    /// Row-major B^T (alpha x alpha), G (alpha x 3) and A^T (m x alpha). The filter transform uses G;
+    /// B^T and A^T are applied by `WinogradConvolution`'s unrolled 1-D transforms, which the tests pin
+    /// to these matrices.
+    public let bt: [Double], g: [Double], at: [Double]
+
+    public static func == (a: Self, b: Self) -> Bool { a.m == b.m }
+
+    public static let f2 = WinogradTransform(m: 2, bt: [
+        1, 0, -1, 0,
+        0, 1, 1, 0,
+        0, -1, 1, 0,
+        0, 1, 0, -1,
+    ], g: [
+        1, 0, 0,
+        0.5, 0.5, 0.5,
+        0.5, -0.5, 0.5,
+        0, 0, 1,
+    ], at: [
+        1, 1, 1, 0,
+        0, 1, -1, -1,
+    ])
+
+    public static let f4 = WinogradTransform(m: 4, bt: [
+        4, 0, -5, 0, 1, 0,
+        0, -4, -4, 1, 1, 0,
+        0, 4, -4, -1, 1, 0,
+        0, -2, -1, 2, 1, 0,
+        0, 2, -1, -2, 1, 0,
+        0, 4, 0, -5, 0, 1,
+    ], g: [
+        1.0 / 4, 0, 0,
+        -1.0 / 6, -1.0 / 6, -1.0 / 6,
+        -1.0 / 6, 1.0 / 6, -1.0 / 6,
+        1.0 / 24, 1.0 / 12, 1.0 / 6,
+        1.0 / 24, -1.0 / 12, 1.0 / 6,
+        0, 0, 1,
+    ], at: [
+        1, 1, 1, 1, 1, 0,
+        0, 1, -1, 2, -2, 0,
+        0, 1, 1, 4, 4, 0,
+        0, 1, -1, 8, -8, 1,
+    ])
+
+    /// The transform for output tiles of side `m` (2 or 4).
+    public static func tile(_ m: Int) -> WinogradTransform? { m == 2 ? .f2 : m == 4 ? .f4 : nil }
+
+    /// G g G^T for one 3x3 filter (row-major), computed in double precision: alpha x alpha values.
+    func filter(_ g3: UnsafePointer<Float>) -> [Double] {
+        let a = alpha
+        var gg = [Double](repeating: 0, count: a * 3)      // G g
+        for r in 0..<a {
+            for c in 0..<3 {
+                var s = 0.0
+                for k in 0..<3 { s += g[r * 3 + k] * Double(g3[k * 3 + c]) }
+                gg[r * 3 + c] = s
+            }
+        }
+        var u = [Double](repeating: 0, count: a * a)       // (G g) G^T
+        for r in 0..<a {
+            for c in 0..<a {
+                var s = 0.0
+                for k in 0..<3 { s += gg[r * 3 + k] * g[c * 3 + k] }
+                u[r * a + c] = s
+            }
+        }
+        return u
+    }
+}

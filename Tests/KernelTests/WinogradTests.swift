@@ -1,0 +1,114 @@
+import DenseKitKernels
+import TestSupport
+import Testing
+
+/// Winograd F(2x2, 3x3) and F(4x4, 3x3) against the direct convolution computed in double precision,
+/// on odd shapes: maps that are not whole tiles, one pixel, rows of more than 32 tiles (split panels),
+/// partial blocks of outputs, many channels. Input images sit in planes with NaN between them and the
+/// output planes hold NaN outside the images: nothing there may be read, and nothing but the images
+/// may be written.
+@Suite struct WinogradConvolutionTests {
+    struct Case: Sendable, CustomStringConvertible {
+        var c: Int, h: Int, w: Int, o: Int
+        var description: String { "c\(c) \(h)x\(w) o\(o)" }
+    }
+
+    static let cases = [
+        Case(c: 128, h: 56, w: 56, o: 32),      // a DenseNet-121 block-1 layer
+        Case(c: 128, h: 28, w: 28, o: 32),      // block 2
+        Case(c: 128, h: 14, w: 14, o: 32),      // block 3: 14 is not a multiple of 4
+        Case(c: 13, h: 9, w: 11, o: 4),         // fewer outputs than one 8-row tile
+        Case(c: 20, h: 7, w: 7, o: 19),         // a partial last tile of outputs
+        Case(c: 7, h: 1, w: 1, o: 8),           // one pixel: every tap but the centre reads padding
+        Case(c: 5, h: 6, w: 150, o: 9),         // 38 (m 4) or 75 (m 2) tiles a row: panels split rows
+        Case(c: 300, h: 5, w: 6, o: 10),        // many channels
+        Case(c: 3, h: 33, w: 2, o: 33),         // narrow and tall, 33 outputs
+    ]
+
+    /// The direct 3x3 "same" convolution in double precision.
+    static func exact(_ x: [Float], _ t: Case, _ weight: [Float], _ bias: [Float]) -> [Double] {
+        var y = [Double](repeating: 0, count: t.o * t.h * t.w)
+        for o in 0..<t.o {
+            for oy in 0..<t.h {
+                for ox in 0..<t.w {
+                    var s = Double(bias[o])
+                    for c in 0..<t.c {
+                        for ky in 0..<3 where (0..<t.h).contains(oy + ky - 1) {
+                            for kx in 0..<3 where (0..<t.w).contains(ox + kx - 1) {
+                                s += Double(weight[((o * t.c + c) * 3 + ky) * 3 + kx]) * Double(x[(c * t.h + oy + ky - 1) * t.w + ox + kx - 1])
+                            }
+                        }
+                    }
+                    y[(o * t.h + oy) * t.w + ox] = s
+                }
+            }
+        }
+        return y
+    }
+
+    /// The largest difference from `exact` over its largest magnitude.
+    static func error(_ y: [Float], _ exact: [Double]) -> Double {
+        let worst = zip(y, exact).map { abs(Double($0) - $1) }.max() ?? 0
+        return worst / max(exact.map(abs).max() ?? 0, .leastNormalMagnitude)
+    }
+
+    @Test(arguments: cases, [2, 4])
+    func matchesDirectConvolution(_ t: Case, _ m: Int) {
+        var rng = SeededRandom(UInt64(t.c * 31 + t.h * 7 + t.w * 3 + t.o))
+        let x = rng.floats(t.c * t.h * t.w), weight = rng.floats(t.o * t.c * 9), bias = rng.floats(t.o)
+        let exact = Self.exact(x, t, weight, bias)
+        let transform = WinogradTransform.tile(m)!
+        let weights = WinogradWeights(weight, outChannels: t.o, inChannels: t.c, transform: transform)
+        // Images 5 floats apart, NaN in the gaps; output planes with 7 NaN before and after each image.
+        let (inStride, outStride, gap) = (t.h * t.w + 5, t.h * t.w + 14, 7)
+        var input = [Float](repeating: .nan, count: t.c * inStride)
+        for c in 0..<t.c { for i in 0..<(t.h * t.w) { input[c * inStride + i] = x[c * t.h * t.w + i] } }
+        let scratch = (0..<2).map { _ in WinogradConvolution.Scratch(transform, inChannels: t.c, outChannels: t.o) }
+        for threads in [1, 2] {
+            var out = [Float](repeating: .nan, count: t.o * outStride)
+            input.withUnsafeBufferPointer { ip in
+                bias.withUnsafeBufferPointer { bp in
+                    out.withUnsafeMutableBufferPointer {
+                        WinogradConvolution.run(weights, ip.baseAddress!, inputStride: inStride, height: t.h, width: t.w,
+                                                into: $0.baseAddress! + gap, outputStride: outStride, bias: bp.baseAddress!,
+                                                scratch: scratch, threads: threads)
+                    }
+                }
+            }
+            var y: [Float] = []
+            for o in 0..<t.o {
+                let plane = out[(o * outStride)..<((o + 1) * outStride)]
+                #expect(plane.prefix(gap).allSatisfy(\.isNaN) && plane.suffix(gap).allSatisfy(\.isNaN), "\(t) m \(m): wrote outside output \(o)'s image")
+                y += plane.dropFirst(gap).prefix(t.h * t.w)
+            }
+            // F(2x2) stays within what the direct float32 sum loses; F(4x4)'s coefficients (up to 8
+            // and 1/24) cost about one more digit.
+            let e = Self.error(y, exact)
+            #expect(e < (m == 2 ? 2e-6 : 2e-5), "\(t) m \(m) threads \(threads): error \(e)")
+        }
+    }
+
+    /// The transforms themselves: F(m x m, 3 x 3) of a single 1 at each input position of one tile
+    /// gives the filter flipped into place, which pins every coefficient (a wrong one moves outputs by
+    /// far more than rounding).
+    @Test(arguments: [2, 4])
+    func impulseResponsesAreTheFilter(_ m: Int) {
+        let t = Case(c: 1, h: m, w: m, o: 1)
+        let weight: [Float] = [1, 2, 3, 4, 5, 6, 7, 8, 9]
+        let weights = WinogradWeights(weight, outChannels: 1, inChannels: 1, transform: WinogradTransform.tile(m)!)
+        let scratch = [WinogradConvolution.Scratch(.tile(m)!, inChannels: 1, outChannels: 1)]
+        for p in 0..<(m * m) {
+            var x = [Float](repeating: 0, count: m * m)
+            x[p] = 1
+            var y = [Float](repeating: .nan, count: m * m)
+            x.withUnsafeBufferPointer { xp in
+                y.withUnsafeMutableBufferPointer {
+                    WinogradConvolution.run(weights, xp.baseAddress!, inputStride: m * m, height: m, width: m,
+                                            into: $0.baseAddress!, outputStride: m * m, bias: nil, scratch: scratch, threads: 1)
+                }
+            }
+            let want = Self.exact(x, t, weight, [0])
+            #expect(zip(y, want).allSatisfy { abs(Double($0) - $1) < 1e-4 }, "m \(m) impulse at \(p): \(y) vs \(want)")
+        }
+    }
+}
