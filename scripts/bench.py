@@ -2,8 +2,10 @@
 
 usage: bench.py DENSEKIT_BINARY FULL_FIXTURES_FOLDER [--repeat N]
 
-Both run as separate processes on the same model file and input, batch 1, with 1 and then 2 threads;
-each reports the median of N timed runs after one warm-up. Peak memory is each process's maximum
+Both run as separate processes on the same model file and input: batch 1 with 1 and 2 threads and
+batch 8 with 2 threads, densekit with --fast (Winograd, the default) and --exact; each process reports
+the median of N timed runs after one warm-up. Then the .dnk's load to ready against onnxruntime's
+session creation. Peak memory is each process's maximum
 resident set (onnxruntime's includes the Python interpreter, which is measured alone and subtracted).
 """
 
@@ -51,6 +53,18 @@ def peak_mb(cmd, cpus=None):
     return out, usage.ru_maxrss / 1024.0
 
 
+def cpu_model():
+    """The CPU's model name, as /proc/cpuinfo gives it."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
 def check_inlining(binary):
     """Warns when the GEMM's SIMD loads and stores were left as calls (the optimizer's size limit; see GEMM.tile)."""
     try:
@@ -72,51 +86,64 @@ def main():
     inp = os.path.join(folder, "input-224.npy")
     out = os.path.join(tempfile.mkdtemp(), "y.npy")
     _, python_mb = peak_mb([sys.executable, "-c", BASELINE_SCRIPT])
-    print("DenseNet-121, batch 1, 224x224, model %s" % os.path.basename(model))
+    print("DenseNet-121, 224x224, model %s, CPU %s" % (os.path.basename(model), cpu_model()))
     check_inlining(binary)
-    print("%d rounds, each one densekit process and one onnxruntime process of %d timed runs after a warm-up" % (rounds, repeat))
-    print("(which goes first alternates; with 1 thread both on the same core, the rounds taking the cores in turn);")
-    print("each column is the median over the rounds of the per-process medians, the ratio the median of the")
-    print("rounds' ratios (alternating the two keeps a shared, drifting machine fair to both)")
-    print("%-8s %14s %14s %8s   %12s %12s" % ("threads", "densekit ms", "onnxrt ms", "ratio", "densekit MB", "onnxrt MB"))
+    # Batch 8: the input image and seven others made from it (flipped, shifted, scaled), so the images differ.
+    import numpy as np
+    x = np.load(inp)
+    batch8 = np.concatenate([x, x[..., ::-1], x[..., ::-1, :], x * 0.9, x + 0.1, np.roll(x, 7, axis=3), np.roll(x, -5, axis=2), -x]).astype(np.float32)
+    inp8 = os.path.join(os.path.dirname(out), "input-224-batch8.npy")
+    np.save(inp8, np.ascontiguousarray(batch8))
+    print("%d rounds, each one onnxruntime process and one densekit process per mode (--fast, the default, and --exact),"
+          " each timing %d runs after a warm-up (batch 8: %d)" % (rounds, repeat, max(3, repeat // 4)))
+    print("(the order rotates; with 1 thread all on the same core, the rounds taking the cores in turn);")
+    print("each column is the median over the rounds of the per-process medians, each ratio the median of the")
+    print("rounds' ratios (interleaving keeps a shared, drifting machine fair to both)")
+    print("%-14s %12s %12s %12s %9s %9s   %11s %10s" % ("batch/threads", "fast ms", "exact ms", "onnxrt ms", "fast", "exact",
+                                                    "densekit MB", "onnxrt MB"))
 
     def median(values):
         v = sorted(values)
         return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
 
-    for threads in (1, 2):
-        dks, orts, ratios, dk_mbs, ort_mbs, dk_mins, ort_mins = [], [], [], [], [], [], []
+    ort_loads = []
+    for batch, threads in ((1, 1), (1, 2), (8, 2)):
+        data, runs = (inp, repeat) if batch == 1 else (inp8, max(3, repeat // 4))
+        times = {"fast": [], "exact": [], "ort": []}
+        ratios = {"fast": [], "exact": []}
+        dk_mbs, ort_mbs = [], []
         for r in range(rounds):
-            # With 1 thread, both processes of a round run on the same core (the rounds take the cores
+            # With 1 thread, the processes of a round run on the same core (the rounds take the cores
             # in turn): a VM's cores can differ in speed for minutes.
             cpus = {sorted(os.sched_getaffinity(0))[r % len(os.sched_getaffinity(0))]} if threads == 1 else None
-            def run_densekit():
-                return peak_mb([binary, "run", model, "--input", inp, "--output", out,
-                                "--threads", str(threads), "--repeat", str(repeat), "--json"], cpus)
 
-            def run_ort():
-                return peak_mb([sys.executable, "-c", ORT_SCRIPT, model, inp, str(threads), str(repeat)], cpus)
+            def run(which):
+                if which == "ort":
+                    return peak_mb([sys.executable, "-c", ORT_SCRIPT, model, data, str(threads), str(runs)], cpus)
+                return peak_mb([binary, "run", model, "--input", data, "--output", out, "--" + which,
+                                "--threads", str(threads), "--repeat", str(runs), "--json"], cpus)
 
-            # The order alternates, so a machine that drifts within a round favours neither.
-            if r % 2 == 0:
-                (dk_out, dk_mb), (ort_out, ort_mb) = run_densekit(), run_ort()
-            else:
-                (ort_out, ort_mb), (dk_out, dk_mb) = run_ort(), run_densekit()
-            dk, ort = json.loads(dk_out), json.loads(ort_out)
-            dk_mins.append(dk["runMs"]["min"])
-            ort_mins.append(ort["min"])
-            dks.append(dk["runMs"]["median"])
-            orts.append(ort["median"])
-            ratios.append(dk["runMs"]["median"] / ort["median"])
-            dk_mbs.append(dk_mb)
-            ort_mbs.append(ort_mb - python_mb)
-            if threads == 1:
-                onnx_load, ort_load = dk["loadMs"], ort["loadMs"]
-        print("%-8d %14.2f %14.2f %8.3f   %12.1f %12.1f" % (threads, median(dks), median(orts), median(ratios),
-                                                          max(dk_mbs), median(ort_mbs)))
-        print("%-8s %s" % ("", "ratios per round: " + " ".join("%.3f" % r for r in ratios)))
-        print("%-8s best run of all: densekit %.2f ms, onnxruntime %.2f ms, ratio %.3f"
-              % ("", min(dk_mins), min(ort_mins), min(dk_mins) / min(ort_mins)))
+            order = ["ort", "fast", "exact"]
+            order = order[r % 3:] + order[:r % 3]
+            results = {which: run(which) for which in order}
+            ort = json.loads(results["ort"][0])
+            times["ort"].append(ort["median"])
+            ort_mbs.append(results["ort"][1] - python_mb)
+            if batch == 1 and threads == 1:
+                ort_loads.append(ort["loadMs"])
+            for mode in ("fast", "exact"):
+                dk = json.loads(results[mode][0])
+                times[mode].append(dk["runMs"]["median"])
+                ratios[mode].append(dk["runMs"]["median"] / ort["median"])
+                dk_mbs.append(results[mode][1])
+                if batch == 1 and threads == 1 and mode == "fast":
+                    onnx_load = dk["loadMs"]
+        print("%-14s %12.2f %12.2f %12.2f %9.3f %9.3f   %11.1f %10.1f" % (
+            "%d / %d" % (batch, threads), median(times["fast"]), median(times["exact"]), median(times["ort"]),
+            median(ratios["fast"]), median(ratios["exact"]), max(dk_mbs), median(ort_mbs)))
+        print("%-14s fast ratios per round: %s" % ("", " ".join("%.3f" % x for x in ratios["fast"])))
+        print("%-14s exact ratios per round: %s" % ("", " ".join("%.3f" % x for x in ratios["exact"])))
+    print("targets (issue 19): every --fast ratio <= 0.8, every --exact ratio <= 0.95")
     # Loading the native format: open, map, validate every checksum (median of 5 processes).
     dnk = os.path.join(os.path.dirname(out), "densenet121.dnk")
     subprocess.run([binary, "convert", model, "-o", dnk], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -124,12 +151,13 @@ def main():
     for _ in range(5):
         r, _ = peak_mb([binary, "run", dnk, "--input", inp, "--output", out, "--threads", "1", "--json"])
         loads.append(json.loads(r))
-    loads.sort(key=lambda r: r["loadMs"])
-    dnk_load = loads[2]["loadMs"]
-    print("load: .dnk %.1f ms (open, map, validate checksums) vs onnxruntime session creation %.1f ms: %.1fx faster"
-          % (dnk_load, ort_load, ort_load / dnk_load))
-    print("      (densekit's executor preparation, packing weights, adds %.1f ms; importing the .onnx takes %.1f ms)"
-          % (loads[2]["prepareMs"], onnx_load))
+    ort_load = median(ort_loads)
+    loads.sort(key=lambda r: r["loadMs"] + r["prepareMs"])
+    ready = loads[2]["loadMs"] + loads[2]["prepareMs"]
+    print("load to ready: .dnk %.1f ms (open, map, validate checksums: %.1f ms; executor preparation, packing and"
+          " transforming weights: %.1f ms)" % (ready, loads[2]["loadMs"], loads[2]["prepareMs"]))
+    print("      vs onnxruntime session creation %.1f ms: %.3fx (target <= 0.05x); importing the .onnx takes %.1f ms"
+          % (ort_load, ready / ort_load, onnx_load))
     # diff keeps only the current layer of each model: its peak memory should be about two runs'.
     other = os.path.join(folder, "densenet121-dynamo-opset18.onnx")
     _, diff_mb = peak_mb([binary, "diff", model, other, "--input", inp, "--json"])

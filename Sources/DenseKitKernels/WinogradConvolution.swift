@@ -318,10 +318,12 @@ public final class WinogradWeights: @unchecked Sendable {
         let positions = transform.alpha * transform.alpha, tiles = (outChannels + 7) / 8
         storage = AlignedBuffer(count: positions * tiles * inChannels * 8)
         let p = storage.pointer
+        let u = UnsafeMutablePointer<Double>.allocate(capacity: positions + 3 * transform.alpha)
+        defer { u.deallocate() }
         oihw.withUnsafeBufferPointer { w in
             for o in 0..<outChannels {
                 for i in 0..<inChannels {
-                    let u = transform.filter(w.baseAddress! + (o * inChannels + i) * 9)
+                    transform.filter(w.baseAddress! + (o * inChannels + i) * 9, into: u, scratch: u + positions)
                     for position in 0..<positions {
                         p[((position * tiles + o / 8) * inChannels + i) * 8 + o % 8] = Float(u[position])
                     }

@@ -57,25 +57,21 @@ public struct WinogradTransform: Sendable, Equatable {
     /// The transform for output tiles of side `m` (2 or 4).
     public static func tile(_ m: Int) -> WinogradTransform? { m == 2 ? .f2 : m == 4 ? .f4 : nil }
 
-    /// G g G^T for one 3x3 filter (row-major), computed in double precision: alpha x alpha values.
-    func filter(_ g3: UnsafePointer<Float>) -> [Double] {
+    /// G g G^T for one 3x3 filter (row-major), computed in double precision: alpha x alpha values
+    /// into `u`; `gg` holds alpha x 3 doubles of scratch.
+    func filter(_ g3: UnsafePointer<Float>, into u: UnsafeMutablePointer<Double>, scratch gg: UnsafeMutablePointer<Double>) {
         let a = alpha
-        var gg = [Double](repeating: 0, count: a * 3)      // G g
-        for r in 0..<a {
-            for c in 0..<3 {
-                var s = 0.0
-                for k in 0..<3 { s += g[r * 3 + k] * Double(g3[k * 3 + c]) }
-                gg[r * 3 + c] = s
+        g.withUnsafeBufferPointer { g in
+            for r in 0..<a {
+                for c in 0..<3 {
+                    gg[r * 3 + c] = g[r * 3] * Double(g3[c]) + g[r * 3 + 1] * Double(g3[3 + c]) + g[r * 3 + 2] * Double(g3[6 + c])
+                }
+            }
+            for r in 0..<a {
+                for c in 0..<a {
+                    u[r * a + c] = gg[r * 3] * g[c * 3] + gg[r * 3 + 1] * g[c * 3 + 1] + gg[r * 3 + 2] * g[c * 3 + 2]
+                }
             }
         }
-        var u = [Double](repeating: 0, count: a * a)       // (G g) G^T
-        for r in 0..<a {
-            for c in 0..<a {
-                var s = 0.0
-                for k in 0..<3 { s += gg[r * 3 + k] * g[c * 3 + k] }
-                u[r * a + c] = s
-            }
-        }
-        return u
     }
 }

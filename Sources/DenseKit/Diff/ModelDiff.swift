@@ -112,7 +112,7 @@ public struct ModelDiff {
             var index = 0
             var blockOffset = 0
             var firstDivergence: String? = nil
-            while let la = try xa.next(), let lb = try xb.next() {
+            while let la = xa.next(), let lb = xb.next() {
                 let m = ErrorMetrics(la.values, lb.values)
                 let isDenseLayer = la.name.contains(".layer")
                 if la.name == "stem" || la.name.hasPrefix("transition") { blockOffset = la.channels }

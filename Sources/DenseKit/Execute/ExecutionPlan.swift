@@ -1,4 +1,5 @@
 import DenseKitKernels
+import Dispatch
 
 /// The model prepared for the SIMD executor: weights packed for the GEMM, the BatchNorms that
 /// directly follow a conv (stem, bottleneck) folded into that conv's weights and bias, and every
@@ -144,16 +145,28 @@ final class ExecutionPlan: @unchecked Sendable {
             guard mode == .fast, border == 1, k == 3, let size = nominal?.blocks[b] else { return nil }
             return WinogradPolicy.transform(height: size.height, width: size.width)
         }
-        blocks = zip(net.blocks, blockTransforms).map { [border] block, transform in
-            block.layers.map { l in
-                let conv: LayerConvolution
-                if let transform, l.bottleneck != nil {
-                    conv = .winograd(WinogradWeights(l.conv.weight.values, outChannels: l.conv.outChannels, inChannels: l.conv.inChannels,
-                                                     transform: transform), bias: l.conv.bias.map { AlignedBuffer($0.values) })
-                } else {
-                    conv = .direct(Conv(l.conv, shifted: border > 0))
-                }
-                return Layer(norm: Affine(l.norm), bottleneck: l.bottleneck.map { Conv($0.conv, then: $0.norm) }, conv: conv)
+        // The layers are packed on all cores (the Winograd filter transforms take most of a plan's making).
+        let places = net.blocks.indices.flatMap { b in net.blocks[b].layers.indices.map { (b, $0) } }
+        nonisolated(unsafe) let packed = UnsafeMutableBufferPointer<Layer?>.allocate(capacity: places.count)
+        packed.initialize(repeating: nil)
+        defer { packed.deinitialize(); packed.deallocate() }
+        let (transforms, shifted) = (blockTransforms, border > 0)
+        DispatchQueue.concurrentPerform(iterations: places.count) { i in
+            let (b, index) = places[i], l = net.blocks[b].layers[index]
+            let conv: LayerConvolution
+            if let transform = transforms[b], l.bottleneck != nil {
+                conv = .winograd(WinogradWeights(l.conv.weight.values, outChannels: l.conv.outChannels, inChannels: l.conv.inChannels,
+                                                 transform: transform), bias: l.conv.bias.map { AlignedBuffer($0.values) })
+            } else {
+                conv = .direct(Conv(l.conv, shifted: shifted))
+            }
+            packed[i] = Layer(norm: Affine(l.norm), bottleneck: l.bottleneck.map { Conv($0.conv, then: $0.norm) }, conv: conv)
+        }
+        var next = 0
+        blocks = net.blocks.map { block in
+            block.layers.map { _ in
+                defer { next += 1 }
+                return packed[next]!
             }
         }
         blockWidths = net.blocks.map(\.outChannels)

@@ -35,6 +35,9 @@ public final class Executor: @unchecked Sendable {
 
     /// Runs a batch: `input` NCHW [batch, C, height, width]; returns [batch] + `outputShape`, flattened.
     /// `observe` sees every canonical layer's activation of every image, in order.
+    /// With several threads and at least as many images (and no `observe`), whole rounds of images run
+    /// side by side, one image per thread (no step waits for another thread); the rest, and every
+    /// image otherwise, run one at a time on all the threads.
     public func run(_ input: [Float], batch: Int, height: Int, width: Int,
                     observe: ((Int, LayerActivation) -> Void)? = nil) throws -> [Float] {
         // The workspace first: it checks the size (16384 a side at most), so the products below are small.
@@ -43,15 +46,35 @@ public final class Executor: @unchecked Sendable {
         guard batch > 0, input.count / per == batch, input.count % per == 0 else {
             throw ExecutionError.inputShape(expected: "[N, \(inputChannels), \(height), \(width)]", found: [input.count])
         }
-        var output: [Float] = []
-        output.reserveCapacity(batch * classes)
-        execution.reportsActivations = observe != nil
-        for n in 0..<batch {
-            execution.reset(image: input[(n * per)..<((n + 1) * per)])
-            while let activation = try execution.next() {
-                observe?(n, activation)
-                if activation.name == "head" { output += activation.values }
+        var outputs = [[Float]](repeating: [], count: batch)
+        let side = observe == nil && threads > 1 ? batch / threads * threads : 0
+        if side > 0 {
+            let lanes = try singleThreaded(height, width)
+            let results = UnsafeMutableBufferPointer<[Float]>.allocate(capacity: side)
+            results.initialize(repeating: [])
+            defer { results.deinitialize(); results.deallocate() }
+            WorkerPool.shared(threads: threads).run(parts: threads) { part in
+                for n in stride(from: part, to: side, by: threads) {
+                    results[n] = Self.output(of: lanes[part], input[(n * per)..<((n + 1) * per)])
+                }
             }
+            for n in 0..<side { outputs[n] = results[n] }
+        }
+        execution.reportsActivations = observe != nil
+        for n in side..<batch {
+            outputs[n] = Self.output(of: execution, input[(n * per)..<((n + 1) * per)]) { observe?(n, $0) }
+        }
+        return Array(outputs.joined())
+    }
+
+    /// Runs one image through `execution`; returns the head's values.
+    private static func output(of execution: ImageExecution, _ image: ArraySlice<Float>,
+                               observe: (LayerActivation) -> Void = { _ in }) -> [Float] {
+        execution.reset(image: image)
+        var output: [Float] = []
+        while let activation = execution.next() {
+            observe(activation)
+            if activation.name == "head" { output += activation.values }
         }
         return output
     }
@@ -71,6 +94,15 @@ public final class Executor: @unchecked Sendable {
     public func reserve(height: Int, width: Int) throws { _ = try workspace(height, width) }
 
     private var cached: ImageExecution?
+    /// One single-threaded workspace per thread, for images run side by side.
+    private var lanes: [ImageExecution] = []
+
+    /// `threads` single-threaded workspaces for this input size, reused while the size is the same.
+    private func singleThreaded(_ height: Int, _ width: Int) throws -> [ImageExecution] {
+        if let l = lanes.first, l.height == height, l.width == width { return lanes }
+        lanes = try (0..<threads).map { _ in try ImageExecution(plan: plan, height: height, width: width, threads: 1) }
+        return lanes
+    }
 
     /// The workspace for this input size, reused from the previous run when the size is the same.
     private func workspace(_ height: Int, _ width: Int) throws -> ImageExecution {
@@ -206,12 +238,12 @@ public final class ImageExecution {
     }
 
     /// Runs the next canonical layer and returns its activation, or nil after the head.
-    public func next() throws -> LayerActivation? {
+    public func next() -> LayerActivation? {
         defer { step += 1 }
         if step == 0 { return runStem() }
         if block < plan.blocks.count {
             if layer < plan.blocks[block].count { return runLayer() }
-            if block < plan.transitions.count { return try runTransition() }
+            if block < plan.transitions.count { return runTransition() }
             block = plan.blocks.count
             return runHead()
         }
@@ -311,7 +343,7 @@ public final class ImageExecution {
         return result
     }
 
-    private func runTransition() throws -> LayerActivation {
+    private func runTransition() -> LayerActivation {
         let t = plan.transitions[block]
         let map = layout
         let current = blockA.pointer, next = blockB.pointer
