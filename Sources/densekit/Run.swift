@@ -91,10 +91,11 @@ struct Run: ParsableCommand {
                 "prepareMs": prepareMs,
                 "runMs": ["median": median, "min": sorted[0]],
                 "threads": executor.threads,
+                "convolutions": executor.mode.rawValue,
                 "runs": times.count,
             ])
         } else {
-            log("ran \(model) on \(x.batch) image\(x.batch == 1 ? "" : "s") of \(x.height)x\(x.width): median \(String(format: "%.2f", median)) ms, min \(String(format: "%.2f", sorted[0])) ms over \(times.count) run\(times.count == 1 ? "" : "s"), \(executor.threads) thread\(executor.threads == 1 ? "" : "s"); load \(String(format: "%.1f", loadMs)) ms, prepare \(String(format: "%.1f", prepareMs)) ms")
+            log("ran \(model) on \(x.batch) image\(x.batch == 1 ? "" : "s") of \(x.height)x\(x.width): median \(String(format: "%.2f", median)) ms, min \(String(format: "%.2f", sorted[0])) ms over \(times.count) run\(times.count == 1 ? "" : "s"), \(executor.threads) thread\(executor.threads == 1 ? "" : "s"), --\(executor.mode.rawValue); load \(String(format: "%.1f", loadMs)) ms, prepare \(String(format: "%.1f", prepareMs)) ms")
             print("wrote \(output): \(shape)")
         }
     }

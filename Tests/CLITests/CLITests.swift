@@ -87,6 +87,29 @@ func expectUsageError(_ args: [String], file: String?, mentions: String? = nil, 
         #expect(relativeError(y.values, want.values) <= 1e-4)
     }
 
+    /// `--fast` (Winograd, the default) and `--exact` both give the onnxruntime reference; they are
+    /// named in `--json`, and asking for both is a usage error.
+    @Test func runTakesTheConvolutionMode() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // The CIFAR net's blocks are 32 and 16 px: F(4x4) and F(2x2).
+        let model = Fixtures.path("cifar-bc-tiny-legacy-opset17.onnx"), input = Fixtures.path("input-32.npy")
+        let want = try NPY.read(path: Fixtures.path("cifar-bc-tiny-legacy-opset17.out.npy"))
+        var outputs: [String: [Float]] = [:]
+        for flags in [[], ["--fast"], ["--exact"]] {
+            let out = folder.appendingPathComponent("y\(flags.count)\(flags.first ?? "").npy").path
+            let r = try densekit(["run", model, "--input", input, "-o", out, "--json"] + flags)
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(try r.json()["convolutions"] as? String == (flags.first == "--exact" ? "exact" : "fast"))
+            let y = try NPY.read(path: out).values
+            #expect(relativeError(y, want.values) <= 1e-4, "\(flags)")
+            outputs[flags.first ?? "default"] = y
+        }
+        #expect(outputs["default"] == outputs["--fast"] && outputs["--fast"] != outputs["--exact"])
+        try expectUsageError(["run", model, "--input", input, "-o", folder.appendingPathComponent("z.npy").path, "--fast", "--exact"],
+                             file: nil, mentions: "--fast")
+    }
+
     @Test func runTakesNHWCInputForAnNCHWModel() throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }

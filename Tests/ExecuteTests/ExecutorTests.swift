@@ -64,6 +64,19 @@ import TestSupport
         #expect(one == two)
     }
 
+    /// With two threads, a batch of 3 runs two images side by side (one thread each) and the third on
+    /// both threads: the same values as one image at a time on one thread.
+    @Test(arguments: ConvolutionMode.allCases)
+    func imagesSideBySideGiveTheSameValues(_ mode: ConvolutionMode) throws {
+        let net = try ModelLoader.load(path: Fixtures.path("tv-tiny-legacy-opset17.onnx"))
+        let x = try ModelInput(try Fixtures.npy(Fixtures.path("input-64.npy")), layout: nil, for: net)
+        let three = x.values + x.values[0..<(x.values.count / 2)].map { $0 * 0.5 }
+        let one = try Executor(net, threads: 1, mode: mode).run(three, batch: 3, height: x.height, width: x.width)
+        let two = try Executor(net, threads: 2, mode: mode)
+        #expect(try two.run(three, batch: 3, height: x.height, width: x.width) == one)
+        #expect(try two.run(x.values, batch: 2, height: x.height, width: x.width) == Array(one[0..<20]))
+    }
+
     @Test func referenceExecutorMatchesOnnxruntimeToo() throws {
         let net = try ModelLoader.load(path: Fixtures.path("tv-tiny-legacy-opset11-unfolded.onnx"))
         let x = try Fixtures.npy(Fixtures.path("input-64.npy"))
