@@ -82,7 +82,7 @@ public enum WinogradConvolution {
                            scratch: [Scratch], threads: Int) {
         let m = weights.transform.m
         let panels = Self.panels(tileRows: (height + m - 1) / m, tileColumns: (width + m - 1) / m)
-        let parts = min(threads, panels.count, scratch.count)
+        let parts = min(threads, panels.count, scratch.count, WorkerPool.maxParts)
         let layer = Layer(weights: weights, input: input, inputStride: inputStride, height: height, width: width,
                           output: output, outputStride: outputStride, bias: bias)
         WorkerPool.shared(threads: threads).run(parts: parts) { part in

@@ -22,7 +22,7 @@ public final class WorkerPool: @unchecked Sendable {
     /// How long a worker spins for the next step before it sleeps.
     static let spinLimit = 200_000
     /// Parts per step at most.
-    static let maxParts = 255
+    public static let maxParts = 255
 
     private final class Worker: @unchecked Sendable {
         let sleeping = Atomic<Bool>(false)

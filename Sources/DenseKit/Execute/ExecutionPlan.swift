@@ -122,11 +122,8 @@ final class ExecutionPlan: @unchecked Sendable {
     let geometry: FeatureMapSizes.Geometry
 
     let mode: ConvolutionMode
-    /// The Winograd transform of each block's dense-layer convs (nil: direct), chosen for the block's
-    /// map size at the model's own input size (224 where it has none).
-    let blockTransforms: [WinogradTransform?]
 
-    init(_ net: DenseNet, mode: ConvolutionMode = .exact) throws {
+    init(_ net: DenseNet, mode: ConvolutionMode) throws {
         try net.validate()
         self.mode = mode
         geometry = FeatureMapSizes.Geometry(net)
@@ -141,7 +138,9 @@ final class ExecutionPlan: @unchecked Sendable {
         }
         border = sameConvs && k > 1 && k % 2 == 1 ? k / 2 : 0
         let nominal = try? FeatureMapSizes(geometry, height: net.input.height ?? 224, width: net.input.width ?? 224)
-        blockTransforms = net.blocks.indices.map { [border] b in
+        // The Winograd transform of each block's dense-layer convs (nil: direct), chosen for the block's
+        // map size at the model's own input size (224 where it has none).
+        let transforms = net.blocks.indices.map { [border] b -> WinogradTransform? in
             guard mode == .fast, border == 1, k == 3, let size = nominal?.blocks[b] else { return nil }
             return WinogradPolicy.transform(height: size.height, width: size.width)
         }
@@ -150,7 +149,7 @@ final class ExecutionPlan: @unchecked Sendable {
         nonisolated(unsafe) let packed = UnsafeMutableBufferPointer<Layer?>.allocate(capacity: places.count)
         packed.initialize(repeating: nil)
         defer { packed.deinitialize(); packed.deallocate() }
-        let (transforms, shifted) = (blockTransforms, border > 0)
+        let shifted = border > 0
         DispatchQueue.concurrentPerform(iterations: places.count) { i in
             let (b, index) = places[i], l = net.blocks[b].layers[index]
             let conv: LayerConvolution

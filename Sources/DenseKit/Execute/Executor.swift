@@ -15,7 +15,7 @@ public final class Executor: @unchecked Sendable {
     public let inputChannels: Int
 
     /// Packs `net`'s weights for `mode`; throws when the graph does not pass `DenseNet.validate()`.
-    public init(_ net: DenseNet, threads: Int = 1, mode: ConvolutionMode = .exact) throws {
+    public init(_ net: DenseNet, threads: Int = 1, mode: ConvolutionMode = .default) throws {
         plan = try ExecutionPlan(net, mode: mode)
         self.threads = max(1, threads)
         classes = net.classes
@@ -47,14 +47,15 @@ public final class Executor: @unchecked Sendable {
             throw ExecutionError.inputShape(expected: "[N, \(inputChannels), \(height), \(width)]", found: [input.count])
         }
         var outputs = [[Float]](repeating: [], count: batch)
-        let side = observe == nil && threads > 1 ? batch / threads * threads : 0
+        let perRound = min(threads, WorkerPool.maxParts)
+        let side = observe == nil && threads > 1 ? batch / perRound * perRound : 0
         if side > 0 {
             let lanes = try singleThreaded(height, width)
             let results = UnsafeMutableBufferPointer<[Float]>.allocate(capacity: side)
             results.initialize(repeating: [])
             defer { results.deinitialize(); results.deallocate() }
-            WorkerPool.shared(threads: threads).run(parts: threads) { part in
-                for n in stride(from: part, to: side, by: threads) {
+            WorkerPool.shared(threads: threads).run(parts: lanes.count) { part in
+                for n in stride(from: part, to: side, by: lanes.count) {
                     results[n] = Self.output(of: lanes[part], input[(n * per)..<((n + 1) * per)])
                 }
             }
@@ -97,10 +98,10 @@ public final class Executor: @unchecked Sendable {
     /// One single-threaded workspace per thread, for images run side by side.
     private var lanes: [ImageExecution] = []
 
-    /// `threads` single-threaded workspaces for this input size, reused while the size is the same.
+    /// `threads` (at most `WorkerPool.maxParts`) single-threaded workspaces for this input size, reused while the size is the same.
     private func singleThreaded(_ height: Int, _ width: Int) throws -> [ImageExecution] {
         if let l = lanes.first, l.height == height, l.width == width { return lanes }
-        lanes = try (0..<threads).map { _ in try ImageExecution(plan: plan, height: height, width: width, threads: 1) }
+        lanes = try (0..<min(threads, WorkerPool.maxParts)).map { _ in try ImageExecution(plan: plan, height: height, width: width, threads: 1) }
         return lanes
     }
 
