@@ -27,6 +27,7 @@ struct Convert: ParsableCommand {
     @OptionGroup var preprocessing: PreprocessingOptions
     @OptionGroup var execution: ExecutionOptions
     @Flag(help: "Write even when the model deviates from every paper architecture.") var acceptDeviations = false
+    @Flag(help: ".dnk: leave out the executor cache (the prepared weights that make loading to ready a few milliseconds).") var noExecutorCache = false
     @Flag(help: "Print one JSON object on stdout.") var json = false
 
     func validate() throws {
@@ -43,6 +44,10 @@ struct Convert: ParsableCommand {
         if let opset { options.opset = opset }
         options.foldBatchNorm = foldBn
         var converter = Converter()
+        if noExecutorCache && target != .dnk {
+            throw CommandFailure(file: output, message: "--no-executor-cache is for .dnk output, not \(target.rawValue)")
+        }
+        options.executorCache = !noExecutorCache
         converter.writer = target.writer(options)
         converter.dtype = DType(rawValue: dtype) ?? .f32
         converter.acceptDeviations = acceptDeviations

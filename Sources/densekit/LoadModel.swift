@@ -9,6 +9,11 @@ import Foundation
 /// also has a deadline (60 s; DENSEKIT_IMPORT_DEADLINE overrides it): a valid DenseNet-264 takes
 /// about a second.
 func loadModel(_ path: String) throws -> DenseNet {
+    try loadModelForExecution(path).net
+}
+
+/// `loadModel`, and the executor cache of a `.dnk` (for the `Executor` made right after).
+func loadModelForExecution(_ path: String) throws -> (net: DenseNet, cache: ExecutorCache?) {
     let seconds = ProcessInfo.processInfo.environment["DENSEKIT_IMPORT_DEADLINE"].flatMap(Double.init) ?? 60
     let isolation = ImportIsolation(executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
                                     arguments: ["probe"], deadline: seconds)
@@ -19,7 +24,7 @@ func loadModel(_ path: String) throws -> DenseNet {
         _exit(2)
     }
     defer { done.set() }
-    return try CommandFailure.about(path) { try ModelLoader.load(path: path, isolation: isolation) }
+    return try CommandFailure.about(path) { try ModelLoader.loadForExecution(path: path, isolation: isolation) }
 }
 
 /// `densekit probe FILE`: the isolated reader's child; writes the imported graph to stdout.

@@ -24,6 +24,7 @@ struct ExecutionOptions: ParsableArguments {
     var inputLayout: InputSpec.Layout? { layout.flatMap(InputSpec.Layout.init(rawValue:)) }
     var threadCount: Int { threads ?? ProcessInfo.processInfo.activeProcessorCount }
     var mode: ConvolutionMode { convolutions ?? .default }
+
 }
 
 extension ConvolutionMode: EnumerableFlag {}
@@ -42,6 +43,7 @@ struct Run: ParsableCommand {
     @Option(help: "Class names for --top, one per line (default: ImageNet-1k's for a 1000-class model).") var labels: String?
     @Option(help: "Images per batch with --images.") var batch: Int = 16
     @Flag(help: "Go on past images that cannot be read, and list them.") var skipBad = false
+    @Flag(help: "Prepare the weights even when a .dnk holds them prepared (its executor cache).") var noCache = false
     @Flag(help: "Print one JSON object on stdout.") var json = false
 
     func validate() throws {
@@ -61,12 +63,14 @@ struct Run: ParsableCommand {
         // imported copy is released before the workspace is allocated (peak memory).
         func prepare() throws -> (Executor, ModelInput) {
             let loadStart = clock.now
-            let net = try loadModel(model)
+            let (net, cache) = try loadModelForExecution(model)
             loadMs = milliseconds(clock.now - loadStart)
             let array = try CommandFailure.about(input) { try NPY.read(path: input) }
             let x = try CommandFailure.about(input) { try ModelInput(array, layout: execution.inputLayout, for: net) }
             let prepareStart = clock.now
-            let executor = try CommandFailure.about(model) { try Executor(net, threads: execution.threadCount, mode: execution.mode) }
+            let executor = try CommandFailure.about(model) {
+                try Executor(net, threads: execution.threadCount, mode: execution.mode, cache: noCache ? nil : cache)
+            }
             prepareMs = milliseconds(clock.now - prepareStart)
             return (executor, x)
         }
@@ -92,6 +96,8 @@ struct Run: ParsableCommand {
                 "runMs": ["median": median, "min": sorted[0]],
                 "threads": executor.threads,
                 "convolutions": executor.mode.rawValue,
+                "cachedBuffers": executor.cacheUse.cached,
+                "buffers": executor.cacheUse.buffers,
                 "runs": times.count,
             ])
         } else {

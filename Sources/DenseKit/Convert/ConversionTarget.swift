@@ -56,12 +56,14 @@ public enum ConversionTarget: String, CaseIterable, Sendable {
         public var opset = ONNXModelWriter.defaultOpset
         /// ONNX: the BatchNorms that follow a conv folded into it.
         public var foldBatchNorm = false
+        /// .dnk: store the executor cache (`DNKModelWriter.executorCache`).
+        public var executorCache = true
         public init() {}
     }
 
     public func writer(_ options: Options = Options()) -> any ModelWriter {
         switch self {
-        case .dnk: return DNKModelWriter()
+        case .dnk: return DNKModelWriter(executorCache: options.executorCache)
         case .onnx: return ONNXModelWriter(opset: options.opset, foldBatchNorm: options.foldBatchNorm)
         case .safetensors: return SafetensorsModelWriter()
         case .kerasH5: return KerasModelWriter(layout: .keras2Weights)

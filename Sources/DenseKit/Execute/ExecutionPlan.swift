@@ -13,10 +13,11 @@ final class ExecutionPlan: @unchecked Sendable {
     struct Affine {
         let scale: AlignedBuffer
         let shift: AlignedBuffer
-        init(_ bn: BatchNorm) {
-            let (s, t) = bn.affine()
-            scale = AlignedBuffer(s)
-            shift = AlignedBuffer(t)
+        /// BatchNorm `name` (`<name>.scale`, `<name>.shift` in `buffers`).
+        init(_ bn: BatchNorm, _ name: String, _ buffers: PlanBuffers) {
+            let affine = Lazy { bn.affine() }
+            scale = buffers.buffer(name + ".scale", affine.value.scale, count: bn.channels)
+            shift = buffers.buffer(name + ".shift", affine.value.shift, count: bn.channels)
         }
     }
 
@@ -25,27 +26,32 @@ final class ExecutionPlan: @unchecked Sendable {
         let bias: AlignedBuffer?
         let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, pads: [Int]
 
-        /// `conv` followed by `norm` (if any), folded (`Conv2D.folding`).
+        /// Conv `name`, followed by `norm` (if any), folded (`Conv2D.folding`): `<name>.packed` (or
+        /// `.shifted`) and `<name>.bias` in `buffers`.
         /// `shifted`: a dense layer's same-size conv on bordered maps, packed for `ShiftedConvolution`.
-        init(_ conv: Conv2D, then norm: BatchNorm? = nil, shifted: Bool = false) {
-            let conv = norm.map { conv.folding($0) } ?? conv
-            var w = conv.weight.values
-            let b = conv.bias?.values
-            inChannels = conv.inChannels
-            outChannels = conv.outChannels
-            kernel = conv.kernel
-            stride = conv.stride
-            pads = conv.pads
-            isPointwise = Self.isPointwise(conv)
+        init(_ original: Conv2D, then norm: BatchNorm? = nil, shifted: Bool = false, _ name: String, _ buffers: PlanBuffers) {
+            let folded = Lazy { norm.map { original.folding($0) } ?? original }
+            inChannels = original.inChannels
+            outChannels = original.outChannels
+            kernel = original.kernel
+            stride = original.stride
+            pads = original.pads
+            isPointwise = Self.isPointwise(original)
+            let (o, i, k, pointwise) = (outChannels, inChannels, kernel, isPointwise)
             if shifted {
-                weights = ShiftedConvolution.pack(w, outChannels: outChannels, inChannels: inChannels, kernel: kernel)
+                let rows = (o + 7) / 8 * k * k * 8
+                weights = PackedMatrix(rows: rows, cols: i, storage: buffers.buffer(name + ".shifted", count: PackedMatrix.storageCount(rows: rows, cols: i)) {
+                    ShiftedConvolution.pack(folded.value.weight.values, outChannels: o, inChannels: i, kernel: k).storage
+                })
             } else {
-                if !isPointwise {
-                    w = PhaseConvolution.tapMajor(w, outChannels: outChannels, inChannels: inChannels, kernel: kernel)
-                }
-                weights = PackedMatrix(rows: conv.outChannels, cols: w.count / conv.outChannels, values: w)
+                let cols = i * k * k
+                weights = PackedMatrix(rows: o, cols: cols, storage: buffers.buffer(name + ".packed", count: PackedMatrix.storageCount(rows: o, cols: cols)) {
+                    let w = folded.value.weight.values
+                    return PackedMatrix(rows: o, cols: cols,
+                                        values: pointwise ? w : PhaseConvolution.tapMajor(w, outChannels: o, inChannels: i, kernel: k)).storage
+                })
             }
-            bias = b.map { AlignedBuffer($0) }
+            bias = original.bias != nil || norm != nil ? buffers.buffer(name + ".bias", folded.value.bias!.values, count: o) : nil
         }
 
         /// A plain GEMM on the input itself; every other conv reads its input's phase planes
@@ -122,12 +128,16 @@ final class ExecutionPlan: @unchecked Sendable {
     let geometry: FeatureMapSizes.Geometry
 
     let mode: ConvolutionMode
+    /// Every buffer of the plan by name (what a `.dnk`'s executor cache stores), and where each came from.
+    let buffers: PlanBuffers
 
-    init(_ net: DenseNet, mode: ConvolutionMode) throws {
+    init(_ net: DenseNet, mode: ConvolutionMode, cache: ExecutorCache? = nil) throws {
         try net.validate()
         self.mode = mode
+        let buffers = PlanBuffers(cache: cache)
+        self.buffers = buffers
         geometry = FeatureMapSizes.Geometry(net)
-        stemConv = Conv(net.stem.conv, then: net.stem.norm)
+        stemConv = Conv(net.stem.conv, then: net.stem.norm, "stem.conv", buffers)
         stemReLU = net.stem.relu
         stemPool = net.stem.pool
         let layers = net.blocks.flatMap(\.layers)
@@ -137,9 +147,12 @@ final class ExecutionPlan: @unchecked Sendable {
                 && l.bottleneck.map { Conv.isPointwise($0.conv) } != false
         }
         border = sameConvs && k > 1 && k % 2 == 1 ? k / 2 : 0
-        let nominal = try? FeatureMapSizes(geometry, height: net.input.height ?? 224, width: net.input.width ?? 224)
         // The Winograd transform of each block's dense-layer convs (nil: direct), chosen for the block's
-        // map size at the model's own input size (224 where it has none).
+        // map size at the architecture's usual input: 224 px for an ImageNet stem (one that downsamples),
+        // 32 px for a CIFAR one. Not the file's declared input size: every format of one model (and
+        // `convert`'s read-back) must run the same arithmetic, and some formats declare no size.
+        let side = net.stem.conv.stride > 1 || net.stem.pool != nil ? 224 : 32
+        let nominal = try? FeatureMapSizes(geometry, height: side, width: side)
         let transforms = net.blocks.indices.map { [border] b -> WinogradTransform? in
             guard mode == .fast, border == 1, k == 3, let size = nominal?.blocks[b] else { return nil }
             return WinogradPolicy.transform(height: size.height, width: size.width)
@@ -152,14 +165,20 @@ final class ExecutionPlan: @unchecked Sendable {
         let shifted = border > 0
         DispatchQueue.concurrentPerform(iterations: places.count) { i in
             let (b, index) = places[i], l = net.blocks[b].layers[index]
+            let name = "block\(b + 1).layer\(index + 1)"
             let conv: LayerConvolution
-            if let transform = transforms[b], l.bottleneck != nil {
-                conv = .winograd(WinogradWeights(l.conv.weight.values, outChannels: l.conv.outChannels, inChannels: l.conv.inChannels,
-                                                 transform: transform), bias: l.conv.bias.map { AlignedBuffer($0.values) })
+            if let t = transforms[b], l.bottleneck != nil {
+                let (o, c) = (l.conv.outChannels, l.conv.inChannels)
+                let storage = buffers.buffer(name + ".conv.winograd\(t.m)", count: WinogradWeights.storageCount(outChannels: o, inChannels: c, transform: t)) {
+                    WinogradWeights(l.conv.weight.values, outChannels: o, inChannels: c, transform: t).storage
+                }
+                conv = .winograd(WinogradWeights(transform: t, outChannels: o, inChannels: c, storage: storage),
+                                 bias: l.conv.bias.map { buffers.buffer(name + ".conv.bias", $0.values, count: o) })
             } else {
-                conv = .direct(Conv(l.conv, shifted: shifted))
+                conv = .direct(Conv(l.conv, shifted: shifted, name + ".conv", buffers))
             }
-            packed[i] = Layer(norm: Affine(l.norm), bottleneck: l.bottleneck.map { Conv($0.conv, then: $0.norm) }, conv: conv)
+            packed[i] = Layer(norm: Affine(l.norm, name + ".norm", buffers),
+                              bottleneck: l.bottleneck.map { Conv($0.conv, then: $0.norm, name + ".bottleneck.conv", buffers) }, conv: conv)
         }
         var next = 0
         blocks = net.blocks.map { block in
@@ -169,15 +188,32 @@ final class ExecutionPlan: @unchecked Sendable {
             }
         }
         blockWidths = net.blocks.map(\.outChannels)
-        transitions = net.transitions.map { TransitionStep(norm: Affine($0.norm), conv: Conv($0.conv), pool: $0.pool) }
-        headNorm = Affine(net.head.norm)
+        transitions = net.transitions.enumerated().map { t, step in
+            TransitionStep(norm: Affine(step.norm, "transition\(t + 1).norm", buffers), conv: Conv(step.conv, "transition\(t + 1).conv", buffers),
+                           pool: step.pool)
+        }
+        headNorm = Affine(net.head.norm, "head.norm", buffers)
         headPool = net.head.pool
-        dense = net.head.dense.map {
-            DenseStep(weight: AlignedBuffer($0.linear.weight.values), bias: $0.linear.bias.map { AlignedBuffer($0.values) },
-                      inFeatures: $0.linear.inFeatures, outFeatures: $0.linear.outFeatures, activation: $0.activation)
+        dense = zip(CanonicalLayout.denseNames(count: net.head.dense.count), net.head.dense).map { name, d in
+            DenseStep(weight: buffers.buffer(name + ".weight", d.linear.weight.values, count: d.linear.outFeatures * d.linear.inFeatures),
+                      bias: d.linear.bias.map { buffers.buffer(name + ".bias", $0.values, count: d.linear.outFeatures) },
+                      inFeatures: d.linear.inFeatures, outFeatures: d.linear.outFeatures, activation: d.activation)
         }
         classes = net.classes
         layerNames = net.layerNames
         headNames = net.head.layerNames
+    }
+}
+
+/// A value computed on first use (a fold or transform that a cache may make unnecessary).
+final class Lazy<Value>: @unchecked Sendable {
+    private var stored: Value?
+    private let make: () -> Value
+    init(_ make: @escaping () -> Value) { self.make = make }
+    var value: Value {
+        if let stored { return stored }
+        let v = make()
+        stored = v
+        return v
     }
 }

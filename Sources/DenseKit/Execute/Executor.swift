@@ -15,8 +15,9 @@ public final class Executor: @unchecked Sendable {
     public let inputChannels: Int
 
     /// Packs `net`'s weights for `mode`; throws when the graph does not pass `DenseNet.validate()`.
-    public init(_ net: DenseNet, threads: Int = 1, mode: ConvolutionMode = .default) throws {
-        plan = try ExecutionPlan(net, mode: mode)
+    /// With the `cache` of the `.dnk` `net` was read from, the buffers it holds are used as they are.
+    public init(_ net: DenseNet, threads: Int = 1, mode: ConvolutionMode = .default, cache: ExecutorCache? = nil) throws {
+        plan = try ExecutionPlan(net, mode: mode, cache: cache)
         self.threads = max(1, threads)
         classes = net.classes
         inputChannels = net.stem.conv.inChannels
@@ -24,6 +25,8 @@ public final class Executor: @unchecked Sendable {
 
     public var layerNames: [String] { plan.layerNames }
     public var mode: ConvolutionMode { plan.mode }
+    /// How many of the prepared buffers came from an executor cache, of how many.
+    public var cacheUse: (cached: Int, buffers: Int) { (plan.buffers.cached, plan.buffers.named.count) }
 
     /// One image's output shape: [classes] (or [features]) after a global pool, [C, H, W] (the final
     /// BN-ReLU's feature map) for a head without one.

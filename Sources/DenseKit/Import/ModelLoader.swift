@@ -7,11 +7,18 @@ public enum ModelLoader {
     /// so that a crash or a hang of the C library on a corrupt file is an error here; every other
     /// format is read in this process.
     public static func load(path: String, isolation: ImportIsolation? = nil) throws -> DenseNet {
+        try loadForExecution(path: path, isolation: isolation).net
+    }
+
+    /// `load`, and the executor cache a `.dnk` holds (nil for every other file), for an `Executor`
+    /// made right after (the cache belongs to the graph as read: one changed since must not use it).
+    public static func loadForExecution(path: String, isolation: ImportIsolation? = nil) throws -> (net: DenseNet, cache: ExecutorCache?) {
         do {
+            var cache: ExecutorCache?
             let net = try isolation.flatMap { readsThroughHDF5(path: path) ? try $0.load(path: path) : nil }
-                ?? importGraph(path: path)
+                ?? importGraph(path: path, cache: &cache)
             try net.validate()
-            return net
+            return (net, cache)
         } catch var error as ImportError {
             error.file = error.file ?? path
             throw error
@@ -19,14 +26,16 @@ public enum ModelLoader {
     }
 
     /// The importer's graph, not yet validated.
-    static func importGraph(path: String) throws -> DenseNet {
+    static func importGraph(path: String, cache: inout ExecutorCache?) throws -> DenseNet {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw ImportError.unreadable("no such file") }
         if isDirectory.boolValue { throw ImportError.unreadable("is a directory") }
         guard let head = head(path) else { throw ImportError.unreadable("cannot open file (permission denied?)") }
         switch FileKind(head: head) {
         case .dnk:
-            return try DNKReader.load(path: path)
+            let (net, c) = try DNKReader.loadWithCache(path: path)
+            cache = c
+            return net
         case .hdf5:
             return try KerasImporter.load(path: path)
         case .zip:

@@ -8,13 +8,15 @@ public enum DNKReader {
     static let maximumElements = 1 << 31
 
     public static func load(path: String) throws -> DenseNet {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
-        } catch {
-            throw ImportError.unreadable("cannot read file (\(error.localizedDescription))")
-        }
-        return try load(data: data, path: path)
+        try loadWithCache(path: path).net
+    }
+
+    /// The graph and, when the file holds one in the format this DenseKit writes, its executor cache
+    /// (`ExecutorCache`), which stays in the mapped file.
+    public static func loadWithCache(path: String) throws -> (net: DenseNet, cache: ExecutorCache?) {
+        let data = try FileMapping.map(path: path)
+        let file = MappedFile(data)
+        return try data.withUnsafeBytes { raw in try decode(raw, file: file, path: path, restoringTransfer: false) }
     }
 
     /// Reads a `.dnk` held in memory (float32 weights keep referring to `data`). With
@@ -26,11 +28,12 @@ public enum DNKReader {
 
     static func load(data: Data, path: String, restoringTransfer: Bool) throws -> DenseNet {
         let file = MappedFile(data)
-        return try data.withUnsafeBytes { raw in try decode(raw, file: file, path: path, restoringTransfer: restoringTransfer) }
+        return try data.withUnsafeBytes { raw in try decode(raw, file: file, path: path, restoringTransfer: restoringTransfer).net }
     }
 
     /// Float32 weight tensors stay in the map (zero-copy); 1-D and 16-bit ones are decoded.
-    static func decode(_ raw: UnsafeRawBufferPointer, file: MappedFile, path: String, restoringTransfer: Bool) throws -> DenseNet {
+    static func decode(_ raw: UnsafeRawBufferPointer, file: MappedFile, path: String,
+                       restoringTransfer: Bool) throws -> (net: DenseNet, cache: ExecutorCache?) {
         let n = raw.count
         guard n >= DNKWriter.headerSize else { throw ImportError.malformed("truncated: \(n) bytes, the header alone is 128") }
         guard Array(raw[0..<8]) == DNKWriter.magic else { throw ImportError.malformed("not a .dnk file (bad magic)") }
@@ -101,8 +104,10 @@ public enum DNKReader {
                 let stored: StoredFloat = dtype == .f32 ? .f32 : dtype == .f16 ? .f16 : .bf16
                 tensors[name] = Tensor(name: name, shape: shape, storedDType: dtype, values: stored.decode(raw, at: offset, count: elements))
             }
-            storedBytes += length
-            parameters += elements
+            if name != ExecutorCache.tensorName {
+                storedBytes += length
+                parameters += elements
+            }
             expectedOffset = end
         }
         // The tensors' checksums, computed on all cores (most of a load is reading the file once).
@@ -128,8 +133,11 @@ public enum DNKReader {
         if let file = provenance["sourceFile"] as? String, let sha = provenance["sourceSHA256"] as? String {
             notes.append("converted from \(file) (SHA-256 \(sha)) at \(provenance["convertedAt"] as? String ?? "?")")
         }
+        let cache = try executorCache(object["executorCache"], tensors[ExecutorCache.tensorName], raw: raw, file: file)
+        if let cache { notes.append("executor cache: \(cache.buffers) prepared buffers, \(cache.count * 4 / 1_000_000) MB") }
+        let tensorCount = tensors[ExecutorCache.tensorName] == nil ? count : count - 1
         var source = ModelSource(path: path, format: .dnk, producer: producer, storedParameters: parameters,
-                                 storedBytes: storedBytes, storedTensors: count, notes: notes)
+                                 storedBytes: storedBytes, storedTensors: tensorCount, notes: notes)
         if restoringTransfer {
             guard let transfer = object[ImportIsolation.transferKey] as? [String: Any], let names = transfer["tensorNames"] as? [String: String],
                   let description = transfer["source"],
@@ -139,7 +147,34 @@ public enum DNKReader {
             for (canonical, name) in names { tensors[canonical]?.name = name }
             source = original
         }
-        return try CanonicalLayout.rebuild(structure, tensors, source: source)
+        return (try CanonicalLayout.rebuild(structure, tensors, source: source), cache)
+    }
+
+    /// The executor cache the metadata's `executorCache` describes (schemas/dnk-format.md), its manifest
+    /// checked against the `executor.cache` tensor; nil when the file has none, when it is in another
+    /// format than this DenseKit's, or when the file is not mapped at a 64-byte boundary (a copy in memory).
+    static func executorCache(_ description: Any?, _ tensor: Tensor?, raw: UnsafeRawBufferPointer, file: MappedFile) throws -> ExecutorCache? {
+        guard let description else {
+            if tensor != nil { throw ImportError(.malformed, subject: "tensor '\(ExecutorCache.tensorName)'", problem: "no executorCache in the metadata describes it") }
+            return nil
+        }
+        func bad(_ problem: String) -> ImportError { ImportError(.malformed, subject: "metadata executorCache", problem: problem) }
+        guard let d = description as? [String: Any], let format = d["format"] as? String else { throw bad("no format") }
+        guard format == ExecutorCache.format else { return nil }
+        guard let tensor, let (offset, count) = tensor.mappedRegion, tensor.shape.count == 2 else {
+            throw bad("describes a tensor '\(ExecutorCache.tensorName)' of float32 rows that the file does not hold")
+        }
+        guard let buffers = d["buffers"] as? [String: Any], !buffers.isEmpty, buffers.count <= maximumTensors * 4 else { throw bad("no buffers") }
+        var entries: [String: (offset: Int, count: Int)] = [:]
+        for (name, value) in buffers {
+            guard let pair = value as? [Int], pair.count == 2, pair[0] >= 0, pair[1] > 0, pair[0] % 16 == 0,
+                  pair[0] <= count - pair[1] else {
+                throw bad("buffer '\(name)': expected [offset, count] inside the \(count) floats of the cache, offset a multiple of 16, found \(value)")
+            }
+            entries[name] = (pair[0], pair[1])
+        }
+        guard let base = raw.baseAddress, UInt(bitPattern: base + offset) % 64 == 0 else { return nil }
+        return ExecutorCache(base: (base + offset).assumingMemoryBound(to: Float.self), count: count, owner: file, entries: entries)
     }
 }
 

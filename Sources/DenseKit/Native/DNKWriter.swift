@@ -16,14 +16,15 @@ public enum DNKWriter {
     }
 
     /// The file's bytes. Conv and classifier weights are stored as `dtype`; 1-D tensors as f32.
-    public static func encode(_ net: DenseNet, dtype: DType, metadata: [String: Any]) throws -> Data {
-        try encode(net, metadata: metadata) { $0.shape.count >= 2 ? dtype : .f32 }
+    /// `extra` tensors (the executor cache) follow the canonical ones, in f32.
+    public static func encode(_ net: DenseNet, dtype: DType, metadata: [String: Any], extra: [(String, Tensor)] = []) throws -> Data {
+        try encode(net, metadata: metadata, extra: extra) { $0.shape.count >= 2 && $0.name != ExecutorCache.tensorName ? dtype : .f32 }
     }
 
     /// The file's bytes, each tensor stored in the dtype `dtypeOf` chooses for it.
-    static func encode(_ net: DenseNet, metadata: [String: Any], dtypeOf: (Tensor) -> DType) throws -> Data {
+    static func encode(_ net: DenseNet, metadata: [String: Any], extra: [(String, Tensor)] = [], dtypeOf: (Tensor) -> DType) throws -> Data {
         let version = version(for: net)
-        let named = CanonicalLayout.tensors(of: net)
+        let named = CanonicalLayout.tensors(of: net) + extra
         let json = try JSONSerialization.data(withJSONObject: metadata, options: [.sortedKeys])
         let tableOffset = align(headerSize + json.count, 8)
         let dataOffset = align(tableOffset + named.count * entrySize, 64)

@@ -4,11 +4,22 @@ import Foundation
 /// with the verifier's summary of it, and the provenance.
 public struct DNKModelWriter: ModelWriter {
     public let format = "dnk"
+    /// Whether a float32 file also stores the executor's prepared buffers (`ExecutorCache`), so that
+    /// running it needs no packing or transforms. Files of other dtypes never do (their weights are
+    /// rounded when read, the cache would not be made from them).
+    public var executorCache: Bool
 
-    public init() {}
+    public init(executorCache: Bool = true) { self.executorCache = executorCache }
 
     public func encode(_ net: DenseNet, dtype: DType, provenance: Provenance) throws -> Data {
-        try DNKWriter.encode(net, dtype: dtype, metadata: metadata(net, dtype: dtype, provenance: provenance))
+        var meta = try metadata(net, dtype: dtype, provenance: provenance)
+        var extra: [(String, Tensor)] = []
+        // A graph the executor refuses gets no cache (the lying files the tests write).
+        if executorCache && dtype == .f32, let (values, manifest) = try? ExecutorCache.encode(net) {
+            extra.append((ExecutorCache.tensorName, Tensor(name: ExecutorCache.tensorName, shape: [values.count / 16, 16], values: values)))
+            meta["executorCache"] = ["format": ExecutorCache.format, "mode": ConvolutionMode.default.rawValue, "buffers": manifest] as [String: Any]
+        }
+        return try DNKWriter.encode(net, dtype: dtype, metadata: meta, extra: extra)
     }
 
     /// The metadata JSON object (its keys are pinned to the spec by the tests).

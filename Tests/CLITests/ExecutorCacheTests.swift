@@ -1,0 +1,185 @@
+import DenseKit
+import Foundation
+import Testing
+import TestSupport
+
+/// The executor cache of a `.dnk` (schemas/dnk-format.md, `executorCache`): what the executor runs
+/// when the file has one, exactly what it would prepare itself; edits to it are seen, refused or
+/// ignored as the spec says.
+@Suite struct ExecutorCacheTests {
+    static let fixtures = ["tv-tiny-legacy-opset17.onnx", "cifar-bc-tiny-legacy-opset17.onnx", "keras3-tiny.keras"]
+
+    /// `fixture` converted to a `.dnk` (with its cache), in a new folder.
+    func converted(_ fixture: String) throws -> (folder: URL, path: String) {
+        let folder = try Fixtures.temporaryFolder()
+        let out = folder.appendingPathComponent("m.dnk").path
+        var converter = Converter()
+        converter.acceptDeviations = true
+        _ = try converter.convert(source: Fixtures.path(fixture), to: out)
+        return (folder, out)
+    }
+
+    func input(for net: DenseNet, _ fixture: String) throws -> ModelInput {
+        let file = fixture.hasPrefix("keras") ? "input-64-nhwc.npy" : fixture.hasPrefix("cifar") ? "input-32.npy" : "input-64.npy"
+        return try ModelInput(try Fixtures.npy(Fixtures.path(file)), layout: nil, for: net)
+    }
+
+    func run(_ net: DenseNet, _ x: ModelInput, mode: ConvolutionMode = .default, cache: ExecutorCache? = nil) throws -> (y: [Float], cached: Int, buffers: Int) {
+        let e = try Executor(net, threads: 2, mode: mode, cache: cache)
+        return (try e.run(x.values, batch: x.batch, height: x.height, width: x.width), e.cacheUse.cached, e.cacheUse.buffers)
+    }
+
+    @Test(arguments: fixtures)
+    func aCachedFileRunsBitForBitAsPreparedWeights(_ fixture: String) throws {
+        let (folder, path) = try converted(fixture)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (net, cache) = try DNKReader.loadWithCache(path: path)
+        let c = try #require(cache)
+        let x = try input(for: net, fixture)
+        let fast = try run(net, x, cache: c), plain = try run(net, x)
+        #expect(fast.cached == fast.buffers && fast.buffers == c.buffers && plain.cached == 0)
+        #expect(fast.y.map(\.bitPattern) == plain.y.map(\.bitPattern))
+        // --exact takes what the cache holds (1x1 packing, biases, BatchNorms) and packs the 3x3 convs itself.
+        let exact = try run(net, x, mode: .exact, cache: c), exactPlain = try run(net, x, mode: .exact)
+        #expect(exact.cached > 0 && exact.cached < exact.buffers)
+        #expect(exact.y.map(\.bitPattern) == exactPlain.y.map(\.bitPattern))
+        // The cache's floats are not the model's parameters.
+        #expect(net.source.storedParameters == (try ModelLoader.load(path: Fixtures.path(fixture))).source.storedParameters)
+    }
+
+    // MARK: editing a .dnk and resealing its checksums
+
+    func u64(_ d: Data, _ at: Int) -> Int { d.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self))) } }
+    func put(_ d: inout Data, _ at: Int, _ v: UInt64) { d.replaceSubrange(at..<(at + 8), with: withUnsafeBytes(of: v.littleEndian, Array.init)) }
+
+    /// Recomputes every checksum of a `.dnk` (tensors, metadata, table, header), as a forger would.
+    func resealed(_ d: Data) -> Data {
+        var d = d
+        let (meta, table, count, data) = (u64(d, 16), u64(d, 32), Int(d.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 40, as: UInt32.self) }), u64(d, 48))
+        for i in 0..<count {
+            let at = table + i * 96, start = u64(d, at + 68)
+            let end = i + 1 < count ? u64(d, at + 96 + 68) : d.count
+            put(&d, at + 84, d.subdata(in: start..<end).withUnsafeBytes { LaneHash.hash($0) })
+        }
+        put(&d, 72, d.subdata(in: meta..<table).withUnsafeBytes { XXH64.hash($0) })
+        put(&d, 80, d.subdata(in: table..<data).withUnsafeBytes { XXH64.hash($0) })
+        put(&d, 120, d.prefix(120).withUnsafeBytes { XXH64.hash($0) })
+        return d
+    }
+
+    /// The metadata JSON's text and where it starts.
+    func metadata(_ d: Data) -> (text: String, start: Int) {
+        (String(decoding: d.subdata(in: u64(d, 16)..<(u64(d, 16) + u64(d, 24))), as: UTF8.self), u64(d, 16))
+    }
+
+    /// The byte offset of the `executor.cache` tensor's data.
+    func cacheOffset(_ d: Data) throws -> Int {
+        let (table, count) = (u64(d, 32), Int(d.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 40, as: UInt32.self) }))
+        for i in 0..<count where String(decoding: d.subdata(in: (table + i * 96)..<(table + i * 96 + 48)).prefix { $0 != 0 }, as: UTF8.self) == "executor.cache" {
+            return u64(d, table + i * 96 + 68)
+        }
+        throw CocoaError(.fileReadCorruptFile)
+    }
+
+    /// The cache is what runs: adding 1 to the classifier's cached bias (checksums resealed) moves that
+    /// class's logit by 1 and nothing else; `run --no-cache` still gives the weights' output.
+    @Test func theCacheIsWhatRuns() throws {
+        let (folder, path) = try converted("tv-tiny-legacy-opset17.onnx")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var d = try Data(contentsOf: URL(fileURLWithPath: path))
+        let manifest = try #require(try JSONSerialization.jsonObject(with: Data(metadata(d).text.utf8)) as? [String: Any])
+        let buffers = try #require((manifest["executorCache"] as? [String: Any])?["buffers"] as? [String: [Int]])
+        let bias = try #require(buffers["head.classifier.bias"])
+        let at = try cacheOffset(d) + (bias[0] + 3) * 4
+        let old = d.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: Float.self) }
+        d.replaceSubrange(at..<(at + 4), with: withUnsafeBytes(of: old + 1, Array.init))
+        let edited = folder.appendingPathComponent("edited.dnk").path
+        try resealed(d).write(to: URL(fileURLWithPath: edited))
+        let input = Fixtures.path("input-64.npy")
+        var outputs: [[Float]] = []
+        for args in [[path], [edited], [edited, "--no-cache"]] {
+            let out = folder.appendingPathComponent("y\(outputs.count).npy").path
+            let r = try densekit(["run"] + args + ["--input", input, "-o", out, "--json"])
+            #expect(r.status == 0, "\(r.stderr)")
+            let json = try r.json()
+            #expect(json["cachedBuffers"] as? Int == (args.count == 1 ? json["buffers"] as? Int : 0))
+            outputs.append(try NPY.read(path: out).values)
+        }
+        for (i, (a, b)) in zip(outputs[0], outputs[1]).enumerated() {
+            if i % 10 == 3 { #expect(abs(b - a - 1) < 1e-5, "class \(i)") } else { #expect(a == b, "class \(i)") }
+        }
+        #expect(outputs[2] == outputs[0])
+    }
+
+    /// A cache of another format is ignored (the file runs from its weights); a manifest entry that
+    /// is not aligned is a corrupt file, named; cache bytes changed without resealing fail the checksum.
+    @Test func editsAreIgnoredOrRefusedAsTheSpecSays() throws {
+        let (folder, path) = try converted("tv-tiny-legacy-opset17.onnx")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let original = try Data(contentsOf: URL(fileURLWithPath: path))
+        let (text, start) = metadata(original)
+        func edited(_ name: String, _ edit: (inout Data) -> Void) throws -> String {
+            var d = original
+            edit(&d)
+            let p = folder.appendingPathComponent(name).path
+            try d.write(to: URL(fileURLWithPath: p))
+            return p
+        }
+        func replacing(_ old: String, _ new: String) -> (inout Data) -> Void {
+            { d in
+                let r = text.range(of: old)!
+                let at = start + text.utf8.distance(from: text.startIndex, to: r.lowerBound)
+                d.replaceSubrange(at..<(at + old.utf8.count), with: Array(new.utf8))
+                d = self.resealed(d)
+            }
+        }
+        let other = try edited("other.dnk", replacing("densekit-plan-1", "densekit-plan-9"))
+        let (net, cache) = try DNKReader.loadWithCache(path: other)
+        #expect(cache == nil)
+        let x = try input(for: net, "tv-tiny")
+        #expect(try run(net, x).y == (try run(try ModelLoader.load(path: path), x)).y)
+
+        // The first buffer (sorted by name) starts at 0, the second at a multiple of 16: make it odd.
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        let buffers = try #require((object["executorCache"] as? [String: Any])?["buffers"] as? [String: [Int]])
+        let (name, entry) = try #require(buffers.first { $0.value[0] > 0 && $0.value[0] % 10 != 9 })
+        let bad = try edited("bad.dnk", replacing("\"\(name)\":[\(entry[0]),", "\"\(name)\":[\(entry[0] + 1),"))
+        for command in ["inspect", "run"] {
+            let r = try densekit(command == "run" ? ["run", bad, "--input", Fixtures.path("input-64.npy"), "-o", folder.appendingPathComponent("n.npy").path] : [command, bad])
+            #expect(r.status == 2 && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+            #expect(r.stderr.hasPrefix("error: \(bad): metadata executorCache: buffer '\(name)': expected [offset, count] inside"), "\(r.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("n.npy").path))
+
+        let flipped = try edited("flipped.dnk") { d in
+            let at = try! self.cacheOffset(d) + 4
+            d[at] ^= 0x40
+        }
+        let r = try densekit(["inspect", flipped])
+        #expect(r.status == 2 && r.stderr == "error: \(flipped): tensor 'executor.cache': checksum mismatch (corrupt data or padding)\n", "\(r.stderr)")
+    }
+
+    /// `inspect` names the cache; f16 files and `--no-executor-cache` have none.
+    @Test func inspectNamesTheCacheAndOnlyFloat32FilesHaveOne() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let model = Fixtures.path("tv-tiny-legacy-opset17.onnx")
+        let flags: [String: [String]] = ["c.dnk": [], "h.dnk": ["--dtype", "f16"], "n.dnk": ["--no-executor-cache"]]
+        var paths: [String: String] = [:]
+        for (name, extra) in flags {
+            paths[name] = folder.appendingPathComponent(name).path
+            let r = try densekit(["convert", model, "-o", paths[name]!, "--accept-deviations"] + extra)
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        #expect(try densekit(["inspect", paths["c.dnk"]!]).stdout.contains("executor cache: "))
+        #expect(try DNKReader.loadWithCache(path: paths["c.dnk"]!).cache != nil)
+        #expect(try DNKReader.loadWithCache(path: paths["h.dnk"]!).cache == nil)
+        #expect(try DNKReader.loadWithCache(path: paths["n.dnk"]!).cache == nil)
+        try expectUsageErrorNoFile(["convert", model, "-o", folder.appendingPathComponent("x.onnx").path, "--no-executor-cache", "--accept-deviations"])
+    }
+
+    func expectUsageErrorNoFile(_ args: [String]) throws {
+        let r = try densekit(args)
+        #expect(r.status == 2 && r.stderr.contains("--no-executor-cache is for .dnk output") && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+    }
+}
