@@ -19,6 +19,13 @@ public enum DNKReader {
         return try data.withUnsafeBytes { raw in try decode(raw, file: file, path: path, restoringTransfer: false) }
     }
 
+    /// `loadWithCache` for a `.dnk` held in memory (its cache is used only where `data` starts at a
+    /// 64-byte boundary).
+    public static func loadWithCache(data: Data, path: String) throws -> (net: DenseNet, cache: ExecutorCache?) {
+        let file = MappedFile(data)
+        return try data.withUnsafeBytes { raw in try decode(raw, file: file, path: path, restoringTransfer: false) }
+    }
+
     /// Reads a `.dnk` held in memory (float32 weights keep referring to `data`). With
     /// `restoringTransfer`, the source description and tensor names that an isolated import
     /// (`ImportIsolation`) stored in the metadata replace the `.dnk`'s own.
