@@ -5,6 +5,8 @@ import Dispatch
 /// directly follow a conv (stem, bottleneck) folded into that conv's weights and bias, and every
 /// other BatchNorm turned into a per-channel (scale, shift) applied together with its ReLU.
 /// All exact in real arithmetic; results differ from the unfolded graph by float rounding only.
+/// Each buffer has a name (`PlanBuffers`): a `.dnk`'s executor cache stores them under those names,
+/// and a plan made with that cache takes every buffer it holds at the expected size instead of making it.
 ///
 /// The kernels run without bounds checks, so the plan is made only from a graph that passes
 /// `DenseNet.validate()` here, whoever built it: every tensor then holds exactly the values its
