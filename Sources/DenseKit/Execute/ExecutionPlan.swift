@@ -83,6 +83,11 @@ final class ExecutionPlan: @unchecked Sendable {
             case .winograd(let w, _): w.outChannels
             }
         }
+
+        var winograd: WinogradWeights? {
+            if case .winograd(let w, _) = self { return w }
+            return nil
+        }
     }
 
     struct Layer {

@@ -211,15 +211,14 @@ public final class ImageExecution {
         guard bytes <= Self.maximumWorkspaceBytes else {
             throw ExecutionError.unsupported("a \(height)x\(width) input needs \(bytes >> 20) MiB of workspace; the executor allows at most \(Self.maximumWorkspaceBytes >> 20) MiB per image")
         }
-        // Winograd scratch (per thread, under 1 MB each): sized for the largest such layer.
-        var winogradLayer: (transform: WinogradTransform, inputs: Int, outputs: Int)?
-        for case .winograd(let w, _) in plan.blocks.joined().map(\.conv) {
-            let t = winogradLayer.map { $0.transform.m >= w.transform.m ? $0.transform : w.transform } ?? w.transform
-            winogradLayer = (t, max(winogradLayer?.inputs ?? 0, w.inChannels), max(winogradLayer?.outputs ?? 0, w.outChannels))
+        // Winograd scratch (per thread, under 1 MB each): room for the largest transform, inputs and outputs.
+        let winogradConvs = plan.blocks.joined().compactMap(\.conv.winograd)
+        if let largest = winogradConvs.max(by: { $0.transform.m < $1.transform.m }) {
+            let (inputs, outputs) = (winogradConvs.map(\.inChannels).max()!, winogradConvs.map(\.outChannels).max()!)
+            winograd = (0..<threads).map { _ in WinogradConvolution.Scratch(largest.transform, inChannels: inputs, outChannels: outputs) }
+        } else {
+            winograd = []
         }
-        winograd = winogradLayer.map { l in
-            (0..<threads).map { _ in WinogradConvolution.Scratch(l.transform, inChannels: l.inputs, outChannels: l.outputs) }
-        } ?? []
         image = AlignedBuffer(count: counts[0])
         blockA = AlignedBuffer(count: maxBlock)
         blockB = AlignedBuffer(count: maxBlock)
@@ -312,8 +311,7 @@ public final class ImageExecution {
         let out = current + offset * map.plane
         // Before a shifted conv the bottleneck's GEMM writes its output panel-major, the layout that
         // conv's GEMM then reads in place; before any other conv, in planes.
-        var panelMajor = false
-        if case .direct = l.conv, map.border > 0 { panelMajor = true }
+        let panelMajor = map.border > 0 && l.conv.winograd == nil
         if let b = l.bottleneck {
             // BN-ReLU of the block's features is applied while the GEMM packs them.
             GEMM.multiply(b.weights, current + map.interior, ldb: map.plane, n: map.gemmColumns,

@@ -14,16 +14,13 @@ public enum DNKReader {
     /// The graph and, when the file holds one in the format this DenseKit writes, its executor cache
     /// (`ExecutorCache`), which stays in the mapped file.
     public static func loadWithCache(path: String) throws -> (net: DenseNet, cache: ExecutorCache?) {
-        let data = try FileMapping.map(path: path)
-        let file = MappedFile(data)
-        return try data.withUnsafeBytes { raw in try decode(raw, file: file, path: path, restoringTransfer: false) }
+        try decode(try FileMapping.map(path: path), path: path, restoringTransfer: false)
     }
 
     /// `loadWithCache` for a `.dnk` held in memory (its cache is used only where `data` starts at a
     /// 64-byte boundary).
     public static func loadWithCache(data: Data, path: String) throws -> (net: DenseNet, cache: ExecutorCache?) {
-        let file = MappedFile(data)
-        return try data.withUnsafeBytes { raw in try decode(raw, file: file, path: path, restoringTransfer: false) }
+        try decode(data, path: path, restoringTransfer: false)
     }
 
     /// Reads a `.dnk` held in memory (float32 weights keep referring to `data`). With
@@ -34,8 +31,13 @@ public enum DNKReader {
     }
 
     static func load(data: Data, path: String, restoringTransfer: Bool) throws -> DenseNet {
+        try decode(data, path: path, restoringTransfer: restoringTransfer).net
+    }
+
+    /// `data` decoded in place: its float32 tensors and executor cache keep referring to it.
+    static func decode(_ data: Data, path: String, restoringTransfer: Bool) throws -> (net: DenseNet, cache: ExecutorCache?) {
         let file = MappedFile(data)
-        return try data.withUnsafeBytes { raw in try decode(raw, file: file, path: path, restoringTransfer: restoringTransfer).net }
+        return try data.withUnsafeBytes { raw in try decode(raw, file: file, path: path, restoringTransfer: restoringTransfer) }
     }
 
     /// Float32 weight tensors stay in the map (zero-copy); 1-D and 16-bit ones are decoded.

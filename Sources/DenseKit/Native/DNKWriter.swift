@@ -16,9 +16,9 @@ public enum DNKWriter {
     }
 
     /// The file's bytes. Conv and classifier weights are stored as `dtype`; 1-D tensors as f32.
-    /// `extra` tensors (the executor cache) follow the canonical ones, in f32.
+    /// `extra` tensors (the executor cache, which only float32 files get) follow the canonical ones.
     public static func encode(_ net: DenseNet, dtype: DType, metadata: [String: Any], extra: [(String, Tensor)] = []) throws -> Data {
-        try encode(net, metadata: metadata, extra: extra) { $0.shape.count >= 2 && $0.name != ExecutorCache.tensorName ? dtype : .f32 }
+        try encode(net, metadata: metadata, extra: extra) { $0.shape.count >= 2 ? dtype : .f32 }
     }
 
     /// The file's bytes, each tensor stored in the dtype `dtypeOf` chooses for it.
