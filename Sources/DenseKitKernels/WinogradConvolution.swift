@@ -28,30 +28,43 @@ public enum WinogradConvolution {
     }
 
     /// One vector's tiles, and the 16-entry chunks its staged rows take (2 when a piece reads entry 16).
+    /// A view into `VectorLayout.pieces`: the panels' loops touch no reference-counted storage.
     struct Lanes {
-        let pieces: [Piece]
+        let pieces: UnsafeBufferPointer<Piece>
         var chunks: Int { pieces.contains { $0.entry + $0.count + 1 > 16 } ? 2 : 1 }
     }
 
-    /// The panels of a map with `tileRows` x `tileColumns` tiles, each one or two vectors.
-    static func panels(tileRows: Int, tileColumns: Int) -> [[Lanes]] {
-        var vectors: [Lanes] = []
-        if tileColumns < 16 {
-            let perVector = 16 / (tileColumns + 1)
-            for first in stride(from: 0, to: tileRows, by: perVector) {
-                vectors.append(Lanes(pieces: (first..<min(tileRows, first + perVector)).map {
-                    Piece(tileRow: $0, firstTile: 0, count: tileColumns, entry: ($0 - first) * (tileColumns + 1))
-                }))
+    /// The vectors of a map with `tileRows` x `tileColumns` tiles: every vector's pieces, one after
+    /// another, and each vector's range of them. Panels are vectors 2p and 2p + 1.
+    struct VectorLayout {
+        var pieces: [Piece] = [], vectors: [Range<Int>] = []
+
+        init(tileRows: Int, tileColumns: Int) {
+            func add(_ vector: [Piece]) {
+                vectors.append(pieces.count..<pieces.count + vector.count)
+                pieces += vector
             }
-        } else {
-            for row in 0..<tileRows {
-                for first in stride(from: 0, to: tileColumns, by: 16) {
-                    vectors.append(Lanes(pieces: [Piece(tileRow: row, firstTile: first, count: min(16, tileColumns - first), entry: 0)]))
+            if tileColumns < 16 {
+                let perVector = 16 / (tileColumns + 1)
+                for first in stride(from: 0, to: tileRows, by: perVector) {
+                    add((first..<min(tileRows, first + perVector)).map {
+                        Piece(tileRow: $0, firstTile: 0, count: tileColumns, entry: ($0 - first) * (tileColumns + 1))
+                    })
+                }
+            } else {
+                for row in 0..<tileRows {
+                    for first in stride(from: 0, to: tileColumns, by: 16) {
+                        add([Piece(tileRow: row, firstTile: first, count: min(16, tileColumns - first), entry: 0)])
+                    }
                 }
             }
         }
-        return stride(from: 0, to: vectors.count, by: 2).map { Array(vectors[$0..<min(vectors.count, $0 + 2)]) }
+
+        var panelCount: Int { (vectors.count + 1) / 2 }
     }
+
+    /// Floats of one channel's staged input rows for one vector: alpha rows of two 16-entry chunks of m columns.
+    static func lineFloats(_ t: WinogradTransform) -> Int { t.alpha * 2 * 16 * t.m }
 
     /// One thread's buffers for the panels it does.
     public final class Scratch {
@@ -63,13 +76,25 @@ public enum WinogradConvolution {
             let (a, m) = (transform.alpha, transform.m), positions = a * a
             transformed = AlignedBuffer(count: positions * inChannels * panelTiles)
             products = AlignedBuffer(count: positions * ((outChannels + 7) / 8 * 8) * panelTiles)
-            line = AlignedBuffer(count: 2 * 16 * m)
+            line = AlignedBuffer(count: 4 * lineFloats(transform))
             staging = AlignedBuffer(count: a * m * 32)
-            // One vector more per row: the transform reads each phase from entry 1 too.
-            vertical = AlignedBuffer(count: a * m * 48)
+            // Per row of the vertical transform, m phases and 2 of them shifted by one entry.
+            vertical = AlignedBuffer(count: a * (m + 2) * 16)
             // The output transform's vectors (alpha x m, then m x m), a row of output tiles, and the
             // edge tile the GEMM's tile needs.
             tile = AlignedBuffer(count: (a * m + m * m) * 16 + 16 * m + 8 * GEMM.nr)
+        }
+
+        /// The buffers' memory, for the panels' loops.
+        struct Pointers {
+            let transformed: UnsafeMutablePointer<Float>, products: UnsafeMutablePointer<Float>
+            let line: UnsafeMutablePointer<Float>, staging: UnsafeMutablePointer<Float>
+            let vertical: UnsafeMutablePointer<Float>, tile: UnsafeMutablePointer<Float>
+        }
+
+        var pointers: Pointers {
+            Pointers(transformed: transformed.pointer, products: products.pointer, line: line.pointer,
+                     staging: staging.pointer, vertical: vertical.pointer, tile: tile.pointer)
         }
     }
 
@@ -81,60 +106,88 @@ public enum WinogradConvolution {
                            into output: UnsafeMutablePointer<Float>, outputStride: Int, bias: UnsafePointer<Float>?,
                            scratch: [Scratch], threads: Int) {
         let m = weights.transform.m
-        let panels = Self.panels(tileRows: (height + m - 1) / m, tileColumns: (width + m - 1) / m)
-        let parts = min(threads, panels.count, scratch.count, WorkerPool.maxParts)
+        let layout = VectorLayout(tileRows: (height + m - 1) / m, tileColumns: (width + m - 1) / m)
+        let parts = min(threads, layout.panelCount, scratch.count, WorkerPool.maxParts)
         let layer = Layer(weights: weights, input: input, inputStride: inputStride, height: height, width: width,
                           output: output, outputStride: outputStride, bias: bias)
-        WorkerPool.shared(threads: threads).run(parts: parts) { part in
-            for p in stride(from: part, to: panels.count, by: parts) {
-                layer.panel(panels[p], scratch[part])
+        let buffers = scratch.prefix(parts).map(\.pointers)
+        defer { withExtendedLifetime((weights, scratch)) {} }   // the layer and buffers hold their memory
+        layout.pieces.withUnsafeBufferPointer { pieces in
+            let lanes = layout.vectors.map { Lanes(pieces: UnsafeBufferPointer(rebasing: pieces[$0])) }
+            lanes.withUnsafeBufferPointer { lanes in
+                WorkerPool.shared(threads: threads).run(parts: parts) { part in
+                    let s = buffers[part]
+                    for p in stride(from: part, to: layout.panelCount, by: parts) {
+                        layer.panel(UnsafeBufferPointer(rebasing: lanes[2 * p..<min(lanes.count, 2 * p + 2)]), s)
+                    }
+                }
             }
         }
     }
 
-    /// One layer's operands, and the three steps on one panel.
+    /// One layer's operands, and the three steps on one panel. Only numbers and pointers: nothing in
+    /// a panel retains or releases (the filters stay alive in `run`'s caller).
     struct Layer {
-        let weights: WinogradWeights
+        let m: Int, alpha: Int, inChannels: Int, outChannels: Int, tiles: Int
+        let filters: UnsafePointer<Float>
         let input: UnsafePointer<Float>, inputStride: Int, height: Int, width: Int
         let output: UnsafeMutablePointer<Float>, outputStride: Int
         let bias: UnsafePointer<Float>?
 
-        func panel(_ vectors: [Lanes], _ s: Scratch) {
-            let t = weights.transform
-            let (k, positions) = (weights.inChannels, t.alpha * t.alpha)
-            for c in 0..<k {
-                for (v, lanes) in vectors.enumerated() { transformInput(c, lanes, slot: v * 16, s) }
+        init(weights: WinogradWeights, input: UnsafePointer<Float>, inputStride: Int, height: Int, width: Int,
+             output: UnsafeMutablePointer<Float>, outputStride: Int, bias: UnsafePointer<Float>?) {
+            (m, alpha) = (weights.transform.m, weights.transform.alpha)
+            (inChannels, outChannels, tiles) = (weights.inChannels, weights.outChannels, weights.tiles)
+            filters = UnsafePointer(weights.storage.pointer)
+            (self.input, self.inputStride, self.height, self.width) = (input, inputStride, height, width)
+            (self.output, self.outputStride, self.bias) = (output, outputStride, bias)
+        }
+
+        /// Position `position`'s filters for outputs 8 tile..<8 tile + 8, packed as the GEMM's A.
+        @inline(__always) func filterPanel(_ position: Int, _ tile: Int) -> UnsafePointer<Float> {
+            filters + (position * tiles + tile) * inChannels * 8
+        }
+
+        func panel(_ vectors: UnsafeBufferPointer<Lanes>, _ s: Scratch.Pointers) {
+            let (k, positions) = (inChannels, alpha * alpha), lineFloats = alpha * 2 * 16 * m
+            // Channel c's rows are staged one channel ahead of their transform, in two alternating
+            // buffers: the transform's vector loads then read stores long retired (a load right after
+            // the narrower stores of a copy waits for them: measured, a fifth of the panel's time).
+            func line(_ c: Int, _ v: Int) -> UnsafeMutablePointer<Float> { s.line + ((c & 1) * 2 + v) * lineFloats }
+            for c in 0...k {
+                if c < k {
+                    for (v, lanes) in vectors.enumerated() { stageInput(c, lanes, into: line(c, v)) }
+                }
+                if c > 0 {
+                    for (v, lanes) in vectors.enumerated() { transformInput(c - 1, lanes, slot: v * 16, from: line(c - 1, v), s) }
+                }
             }
             // A panel of one vector leaves V's other 16 columns as they were: M's columns there are not read.
             // M[position] = U[position] V[position]: 8 x 32 register tiles over K = all input channels.
-            let tiles = weights.tiles, v = s.transformed.pointer, mp = s.products.pointer
-            let edge = s.tile.pointer + (t.alpha * t.m + t.m * t.m) * 16 + 16 * t.m
+            let v = s.transformed, mp = s.products
+            let edge = s.tile + (alpha * m + m * m) * 16 + 16 * m
             for position in 0..<positions {
                 let b = UnsafeRawPointer(v + position * k * panelTiles)
                 for tile in 0..<tiles {
-                    GEMM.tile(k, weights.panel(position, tile), b, panelTiles * 4,
+                    GEMM.tile(k, filterPanel(position, tile), b, panelTiles * 4,
                               mp + (position * tiles * 8 + tile * 8) * panelTiles, panelTiles, true, true, nil, false,
                               rows: 8, cols: panelTiles, skip: nil, edge: edge)
                 }
             }
-            for o in 0..<weights.outChannels {
+            for o in 0..<outChannels {
                 for (v, lanes) in vectors.enumerated() { transformOutput(o, lanes, slot: v * 16, s) }
             }
         }
 
-        /// B^T d B for input channel `c`'s tiles in `lanes`, into columns `slot`..<`slot + 16` of every
-        /// position's row c of V.
+        /// Stages input channel `c`'s alpha rows for the tiles in `lanes`: row r from each piece's first
+        /// column at `line + r * 32 m + entry * m` (zero outside the image).
         @inline(__always)
-        func transformInput(_ c: Int, _ lanes: Lanes, slot: Int, _ s: Scratch) {
-            let (m, a) = (weights.transform.m, weights.transform.alpha)
-            let chunks = lanes.chunks
-            let line = s.line.pointer, stage = s.staging.pointer, plane = input + c * inputStride
-            // Each of the tiles' alpha input rows: staged from each piece's first column (zero outside
-            // the image), then split into phases: stage[r][phase][entry] = column entry * m + phase.
-            for r in 0..<a {
+        func stageInput(_ c: Int, _ lanes: Lanes, into line: UnsafeMutablePointer<Float>) {
+            let plane = input + c * inputStride
+            for r in 0..<alpha {
                 for piece in lanes.pieces {
                     let y = piece.tileRow * m - 1 + r, x0 = piece.firstTile * m - 1
-                    let dst = line + piece.entry * m, n = min((piece.count + 1) * m, 2 * 16 * m - piece.entry * m)
+                    let dst = line + r * 32 * m + piece.entry * m, n = min((piece.count + 1) * m, 2 * 16 * m - piece.entry * m)
                     guard y >= 0 && y < height else {
                         dst.update(repeating: 0, count: n)
                         continue
@@ -144,6 +197,19 @@ public enum WinogradConvolution {
                     if to > from { (dst + from).update(from: plane + y * width + x0 + from, count: to - from) }
                     if to < n { (dst + max(to, from)).update(repeating: 0, count: n - max(to, from)) }
                 }
+            }
+        }
+
+        /// B^T d B for input channel `c`'s tiles in `lanes`, staged at `lines` (`stageInput`), into
+        /// columns `slot`..<`slot + 16` of every position's row c of V.
+        @inline(__always)
+        func transformInput(_ c: Int, _ lanes: Lanes, slot: Int, from lines: UnsafeMutablePointer<Float>, _ s: Scratch.Pointers) {
+            let a = alpha
+            let chunks = lanes.chunks
+            let stage = s.staging
+            // Each row split into phases: stage[r][phase][entry] = column entry * m + phase.
+            for r in 0..<a {
+                let line = lines + r * 32 * m
                 let raw = UnsafeRawPointer(line), phases = UnsafeMutableRawPointer(stage + r * m * 32)
                 for chunk in 0..<chunks {
                     let at = chunk * 16 * m * 4
@@ -161,32 +227,43 @@ public enum WinogradConvolution {
                     }
                 }
             }
-            // Down the columns: T[kr][phase] = sum_r B^T[kr][r] stage[r][phase].
-            let stageRaw = UnsafeRawPointer(stage), vertical = UnsafeMutableRawPointer(s.vertical.pointer)
+            // Down the columns: T[kr][phase] = sum_r B^T[kr][r] stage[r][phase], as vector slot `phase`
+            // of row kr; phases 0 and 1 also shifted by one entry (tile t's columns m and m + 1 are
+            // entry t + 1's), as slots m and m + 1, by a shuffle in registers: every slot is written and
+            // read whole, so each load takes its value straight from the store before it.
+            let stageRaw = UnsafeRawPointer(stage), vertical = UnsafeMutableRawPointer(s.vertical)
+            let rowBytes = (m + 2) * 64
             for p in 0..<m {
-                for chunk in 0..<chunks {
-                    let src = stageRaw + (p * 32 + chunk * 16) * 4, dst = vertical + (p * 48 + chunk * 16) * 4
-                    inputTransform(m, { src.load(fromByteOffset: $0 * m * 128, as: SIMD16<Float>.self) },
-                                   { dst.storeBytes(of: $1, toByteOffset: $0 * m * 192, as: SIMD16<Float>.self) })
+                let src = stageRaw + p * 128
+                inputTransform(m, { src.load(fromByteOffset: $0 * m * 128, as: SIMD16<Float>.self) },
+                               { vertical.storeBytes(of: $1, toByteOffset: $0 * rowBytes + p * 64, as: SIMD16<Float>.self) })
+                guard p < 2 else { continue }
+                let next = { (kr: Int) in vertical.load(fromByteOffset: kr * rowBytes + p * 64, as: SIMD16<Float>.self) }
+                let shifted = { (kr: Int, following: SIMD16<Float>) in
+                    vertical.storeBytes(of: shiftedByOne(next(kr), following), toByteOffset: kr * rowBytes + (m + p) * 64, as: SIMD16<Float>.self)
+                }
+                if chunks == 2 {
+                    inputTransform(m, { src.load(fromByteOffset: 64 + $0 * m * 128, as: SIMD16<Float>.self) }, shifted)
+                } else {
+                    for kr in 0..<a { shifted(kr, SIMD16()) }
                 }
             }
-            // Along the rows: V[kr][kc] = sum_q T[kr][column q] B[q][kc]; tile t's column q is phase
-            // q mod m at entry t + q / m.
-            let k = weights.inChannels, v = UnsafeMutableRawPointer(s.transformed.pointer + c * panelTiles + slot)
+            // Along the rows: V[kr][kc] = sum_q T[kr][column q] B[q][kc]; tile t's column q is slot q.
+            let k = inChannels, v = UnsafeMutableRawPointer(s.transformed + c * panelTiles + slot)
             for kr in 0..<a {
-                let row = UnsafeRawPointer(vertical + kr * m * 192)
-                inputTransform(m, { row.loadUnaligned(fromByteOffset: (($0 % m) * 48 + $0 / m) * 4, as: SIMD16<Float>.self) },
+                let row = UnsafeRawPointer(vertical + kr * rowBytes)
+                inputTransform(m, { row.load(fromByteOffset: $0 * 64, as: SIMD16<Float>.self) },
                                { v.storeBytes(of: $1, toByteOffset: (kr * a + $0) * k * panelTiles * 4, as: SIMD16<Float>.self) })
             }
         }
 
         /// A^T M A plus the bias for output `o`'s tiles in `lanes` (columns `slot`... of M), written into its image.
         @inline(__always)
-        func transformOutput(_ o: Int, _ lanes: Lanes, slot: Int, _ s: Scratch) {
-            let (m, a) = (weights.transform.m, weights.transform.alpha)
-            let ld = weights.tiles * 8 * panelTiles * 4
-            let base = UnsafeRawPointer(s.products.pointer + o * panelTiles + slot)
-            let half = UnsafeMutableRawPointer(s.tile.pointer)           // alpha x m vectors: M A
+        func transformOutput(_ o: Int, _ lanes: Lanes, slot: Int, _ s: Scratch.Pointers) {
+            let a = alpha
+            let ld = tiles * 8 * panelTiles * 4
+            let base = UnsafeRawPointer(s.products + o * panelTiles + slot)
+            let half = UnsafeMutableRawPointer(s.tile)           // alpha x m vectors: M A
             let result = half + a * m * 64                                 // m x m vectors: A^T M A
             let row = (result + m * m * 64).assumingMemoryBound(to: Float.self)
             let b = SIMD16<Float>(repeating: bias?[o] ?? 0)
@@ -276,6 +353,12 @@ public enum WinogradConvolution {
                c[p], c[4 + p], c[8 + p], c[12 + p], d[p], d[4 + p], d[8 + p], d[12 + p])
     }
 
+    /// Lanes 1...16 of the 32 floats a, b.
+    @inline(__always)
+    static func shiftedByOne(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> {
+        SIMD16(a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], b[0])
+    }
+
     /// Lanes p, p + 2, p + 4, ... of the 32 floats a, b.
     @inline(__always)
     static func everySecond(_ a: SIMD16<Float>, _ b: SIMD16<Float>, _ p: Int) -> SIMD16<Float> {
@@ -344,9 +427,5 @@ public final class WinogradWeights: @unchecked Sendable {
                 }
             }
         }
-    }
-
-    @inline(__always) func panel(_ position: Int, _ tile: Int) -> UnsafePointer<Float> {
-        UnsafePointer(storage.pointer + (position * tiles + tile) * inChannels * 8)
     }
 }
