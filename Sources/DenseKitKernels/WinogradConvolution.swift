@@ -64,7 +64,7 @@ public enum WinogradConvolution {
     }
 
     /// Floats of one channel's staged input rows for one vector: alpha rows of two 16-entry chunks of m columns.
-    static func lineFloats(_ t: WinogradTransform) -> Int { t.alpha * 2 * 16 * t.m }
+    static func lineFloats(m: Int) -> Int { (m + 2) * 2 * 16 * m }
 
     /// One thread's buffers for the panels it does.
     public final class Scratch {
@@ -76,7 +76,7 @@ public enum WinogradConvolution {
             let (a, m) = (transform.alpha, transform.m), positions = a * a
             transformed = AlignedBuffer(count: positions * inChannels * panelTiles)
             products = AlignedBuffer(count: positions * ((outChannels + 7) / 8 * 8) * panelTiles)
-            line = AlignedBuffer(count: 4 * lineFloats(transform))
+            line = AlignedBuffer(count: 4 * lineFloats(m: m))
             staging = AlignedBuffer(count: a * m * 32)
             // Per row of the vertical transform, m phases and 2 of them shifted by one entry.
             vertical = AlignedBuffer(count: a * (m + 2) * 16)
@@ -126,7 +126,7 @@ public enum WinogradConvolution {
     }
 
     /// One layer's operands, and the three steps on one panel. Only numbers and pointers: nothing in
-    /// a panel retains or releases (the filters stay alive in `run`'s caller).
+    /// a panel retains or releases (`run` keeps the filters and the scratch buffers alive).
     struct Layer {
         let m: Int, alpha: Int, inChannels: Int, outChannels: Int, tiles: Int
         let filters: UnsafePointer<Float>
@@ -149,7 +149,7 @@ public enum WinogradConvolution {
         }
 
         func panel(_ vectors: UnsafeBufferPointer<Lanes>, _ s: Scratch.Pointers) {
-            let (k, positions) = (inChannels, alpha * alpha), lineFloats = alpha * 2 * 16 * m
+            let (k, positions) = (inChannels, alpha * alpha), lineFloats = WinogradConvolution.lineFloats(m: m)
             // Channel c's rows are staged one channel ahead of their transform, in two alternating
             // buffers: the transform's vector loads then read stores long retired (a load right after
             // the narrower stores of a copy waits for them: measured, a fifth of the panel's time).
