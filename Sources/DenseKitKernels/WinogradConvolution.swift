@@ -64,6 +64,10 @@ public enum WinogradConvolution {
     }
 
     /// Floats of one channel's staged input rows for one vector: alpha rows of two 16-entry chunks of m columns.
+    /// Floats between consecutive positions' rows of V and M beyond their size: without it the
+    /// positions are a multiple of 4 KB apart, and a tile's alpha^2 stores or loads all fall in one L1 set.
+    static let positionSkew = 16
+
     static func lineFloats(m: Int) -> Int { (m + 2) * 2 * 16 * m }
 
     /// One thread's buffers for the panels it does.
@@ -74,8 +78,8 @@ public enum WinogradConvolution {
         /// Room for a layer of at most `inChannels` inputs and `outChannels` outputs, with `transform` or a smaller one.
         public init(_ transform: WinogradTransform, inChannels: Int, outChannels: Int) {
             let (a, m) = (transform.alpha, transform.m), positions = a * a
-            transformed = AlignedBuffer(count: positions * inChannels * panelTiles)
-            products = AlignedBuffer(count: positions * ((outChannels + 7) / 8 * 8) * panelTiles)
+            transformed = AlignedBuffer(count: positions * (inChannels * panelTiles + positionSkew))
+            products = AlignedBuffer(count: positions * ((outChannels + 7) / 8 * 8 * panelTiles + positionSkew))
             line = AlignedBuffer(count: 4 * lineFloats(m: m))
             staging = AlignedBuffer(count: a * m * 32)
             // Per row of the vertical transform, m phases and 2 of them shifted by one entry.
@@ -167,10 +171,10 @@ public enum WinogradConvolution {
             let v = s.transformed, mp = s.products
             let edge = s.tile + (alpha * m + m * m) * 16 + 16 * m
             for position in 0..<positions {
-                let b = UnsafeRawPointer(v + position * k * panelTiles)
+                let b = UnsafeRawPointer(v + position * (k * panelTiles + positionSkew))
                 for tile in 0..<tiles {
                     GEMM.tile(k, filterPanel(position, tile), b, panelTiles * 4,
-                              mp + (position * tiles * 8 + tile * 8) * panelTiles, panelTiles, true, true, nil, false,
+                              mp + position * (tiles * 8 * panelTiles + positionSkew) + tile * 8 * panelTiles, panelTiles, true, true, nil, false,
                               rows: 8, cols: panelTiles, skip: nil, edge: edge)
                 }
             }
@@ -253,7 +257,7 @@ public enum WinogradConvolution {
             for kr in 0..<a {
                 let row = UnsafeRawPointer(vertical + kr * rowBytes)
                 inputTransform(m, { row.load(fromByteOffset: $0 * 64, as: SIMD16<Float>.self) },
-                               { v.storeBytes(of: $1, toByteOffset: (kr * a + $0) * k * panelTiles * 4, as: SIMD16<Float>.self) })
+                               { v.storeBytes(of: $1, toByteOffset: (kr * a + $0) * (k * panelTiles + positionSkew) * 4, as: SIMD16<Float>.self) })
             }
         }
 
@@ -261,7 +265,7 @@ public enum WinogradConvolution {
         @inline(__always)
         func transformOutput(_ o: Int, _ lanes: Lanes, slot: Int, _ s: Scratch.Pointers) {
             let a = alpha
-            let ld = tiles * 8 * panelTiles * 4
+            let ld = (tiles * 8 * panelTiles + positionSkew) * 4
             let base = UnsafeRawPointer(s.products + o * panelTiles + slot)
             let half = UnsafeMutableRawPointer(s.tile)           // alpha x m vectors: M A
             let result = half + a * m * 64                                 // m x m vectors: A^T M A
