@@ -12,10 +12,12 @@ func loadModel(_ path: String) throws -> DenseNet {
     try loadModelForExecution(path).net
 }
 
-/// `loadModel`, and the executor cache of a `.dnk` (for the `Executor` made right after).
-func loadModelForExecution(_ path: String) throws -> (net: DenseNet, cache: ExecutorCache?) {
-    let seconds = ProcessInfo.processInfo.environment["DENSEKIT_IMPORT_DEADLINE"].flatMap(Double.init) ?? 60
-    let isolation = ImportIsolation(executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
+/// `loadModel`, and the executor cache of a `.dnk` (for the `Executor` made right after;
+/// `ModelLoader.loadForExecution` says what `deferringCachedWeights` leaves to it).
+func loadModelForExecution(_ path: String, deferringCachedWeights: Bool = false) throws -> (net: DenseNet, cache: ExecutorCache?) {
+    // getenv, not ProcessInfo (whose first use took 0.6 ms of every load).
+    let seconds = getenv("DENSEKIT_IMPORT_DEADLINE").flatMap { Double(String(cString: $0)) } ?? 60
+    let isolation = ImportIsolation(executable: ownExecutable(),
                                     arguments: ["probe"], deadline: seconds)
     let done = OnceFlag()
     DispatchQueue.global().asyncAfter(deadline: .now() + seconds + 1) {
@@ -24,7 +26,7 @@ func loadModelForExecution(_ path: String) throws -> (net: DenseNet, cache: Exec
         _exit(2)
     }
     defer { done.set() }
-    return try CommandFailure.about(path) { try ModelLoader.loadForExecution(path: path, isolation: isolation) }
+    return try CommandFailure.about(path) { try ModelLoader.loadForExecution(path: path, isolation: isolation, deferringCachedWeights: deferringCachedWeights) }
 }
 
 /// `densekit probe FILE`: the isolated reader's child; writes the imported graph to stdout.
@@ -41,4 +43,14 @@ final class OnceFlag: @unchecked Sendable {
     private var value = false
     var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
     func set() { lock.lock(); value = true; lock.unlock() }
+}
+
+/// This program's file, which `ImportIsolation` runs as the child (readlink of /proc/self/exe:
+/// Foundation's `resolvingSymlinksInPath` took half a millisecond of every load).
+func ownExecutable() -> String {
+    var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX))
+    let n = buffer.withUnsafeMutableBufferPointer { b in
+        b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) { readlink("/proc/self/exe", $0, b.count) }
+    }
+    return n > 0 ? String(decoding: buffer.prefix(n), as: UTF8.self) : "/proc/self/exe"
 }

@@ -63,7 +63,8 @@ struct Run: ParsableCommand {
         // imported copy is released before the workspace is allocated (peak memory).
         func prepare() throws -> (Executor, ModelInput) {
             let loadStart = clock.now
-            let (net, cache) = try loadModelForExecution(model)
+            // The file's weights are checked only if the executor needs them (a buffer its cache lacks).
+            let (net, cache) = try loadModelForExecution(model, deferringCachedWeights: !noCache)
             loadMs = milliseconds(clock.now - loadStart)
             let array = try CommandFailure.about(input) { try NPY.read(path: input) }
             let x = try CommandFailure.about(input) { try ModelInput(array, layout: execution.inputLayout, for: net) }

@@ -72,13 +72,16 @@ import TestSupport
         (String(decoding: d.subdata(in: u64(d, 16)..<(u64(d, 16) + u64(d, 24))), as: UTF8.self), u64(d, 16))
     }
 
-    /// The byte offset of the `executor.cache` tensor's data.
-    func cacheOffset(_ d: Data) throws -> Int {
+    /// Every tensor's name and the byte offset of its data, in table order.
+    func tensorOffsets(_ d: Data) -> [(name: String, offset: Int)] {
         let (table, count) = (u64(d, 32), Int(d.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 40, as: UInt32.self) }))
-        for i in 0..<count where String(decoding: d.subdata(in: (table + i * 96)..<(table + i * 96 + 48)).prefix { $0 != 0 }, as: UTF8.self) == "executor.cache" {
-            return u64(d, table + i * 96 + 68)
+        return (0..<count).map { i in
+            (String(decoding: d.subdata(in: (table + i * 96)..<(table + i * 96 + 48)).prefix { $0 != 0 }, as: UTF8.self), u64(d, table + i * 96 + 68))
         }
-        throw CocoaError(.fileReadCorruptFile)
+    }
+
+    func offset(of tensor: String, _ d: Data) throws -> Int {
+        try #require(tensorOffsets(d).first { $0.name == tensor }).offset
     }
 
     /// The cache is what runs: adding 1 to the classifier's cached bias (checksums resealed) moves that
@@ -87,10 +90,7 @@ import TestSupport
         let (folder, path) = try converted("tv-tiny-legacy-opset17.onnx")
         defer { try? FileManager.default.removeItem(at: folder) }
         var d = try Data(contentsOf: URL(fileURLWithPath: path))
-        let manifest = try #require(try JSONSerialization.jsonObject(with: Data(metadata(d).text.utf8)) as? [String: Any])
-        let buffers = try #require((manifest["executorCache"] as? [String: Any])?["buffers"] as? [String: [Int]])
-        let bias = try #require(buffers["head.classifier.bias"])
-        let at = try cacheOffset(d) + (bias[0] + 3) * 4
+        let at = try offset(of: "cache:head.classifier.bias", d) + 3 * 4
         let old = d.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: Float.self) }
         d.replaceSubrange(at..<(at + 4), with: withUnsafeBytes(of: old + 1, Array.init))
         let edited = folder.appendingPathComponent("edited.dnk").path
@@ -111,8 +111,8 @@ import TestSupport
         #expect(outputs[2] == outputs[0])
     }
 
-    /// A cache of another format is ignored (the file runs from its weights); a manifest entry that
-    /// is not aligned is a corrupt file, named; cache bytes changed without resealing fail the checksum.
+    /// A cache of another format is ignored (the file runs from its weights); cache tensors that no
+    /// description explains make a corrupt file, named; cache bytes changed without resealing fail the checksum.
     @Test func editsAreIgnoredOrRefusedAsTheSpecSays() throws {
         let (folder, path) = try converted("tv-tiny-legacy-opset17.onnx")
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -133,30 +133,62 @@ import TestSupport
                 d = self.resealed(d)
             }
         }
-        let other = try edited("other.dnk", replacing("densekit-plan-1", "densekit-plan-9"))
+        let other = try edited("other.dnk", replacing("densekit-plan-2", "densekit-plan-9"))
         let (net, cache) = try DNKReader.loadWithCache(path: other)
         #expect(cache == nil)
         let x = try input(for: net, "tv-tiny")
         #expect(try run(net, x).y == (try run(try ModelLoader.load(path: path), x)).y)
 
-        // The first buffer (sorted by name) starts at 0, the second at a multiple of 16: make it odd.
-        let object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
-        let buffers = try #require((object["executorCache"] as? [String: Any])?["buffers"] as? [String: [Int]])
-        let (name, entry) = try #require(buffers.first { $0.value[0] > 0 && $0.value[0] % 10 != 9 })
-        let bad = try edited("bad.dnk", replacing("\"\(name)\":[\(entry[0]),", "\"\(name)\":[\(entry[0] + 1),"))
+        // The description blanked out (the same number of spaces: the JSON stays valid).
+        let description = "\"executorCache\":{\"format\":\"densekit-plan-2\",\"mode\":\"fast\"},"
+        #expect(text.contains(description))
+        let bad = try edited("bad.dnk", replacing(description, String(repeating: " ", count: description.utf8.count)))
+        let firstBuffer = try #require(tensorOffsets(original).first { $0.name.hasPrefix("cache:") }).name
         for command in ["inspect", "run"] {
             let r = try densekit(command == "run" ? ["run", bad, "--input", Fixtures.path("input-64.npy"), "-o", folder.appendingPathComponent("n.npy").path] : [command, bad])
-            #expect(r.status == 2 && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
-            #expect(r.stderr.hasPrefix("error: \(bad): metadata executorCache: buffer '\(name)': expected [offset, count] inside"), "\(r.stderr)")
+            #expect(r.status == 2 && r.stderr == "error: \(bad): tensor '\(firstBuffer)': no executorCache in the metadata describes it\n", "\(r.stderr)")
         }
         #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("n.npy").path))
 
         let flipped = try edited("flipped.dnk") { d in
-            let at = try! self.cacheOffset(d) + 4
+            let at = try! self.offset(of: firstBuffer, d) + 4
             d[at] ^= 0x40
         }
-        let r = try densekit(["inspect", flipped])
-        #expect(r.status == 2 && r.stderr == "error: \(flipped): tensor 'executor.cache': checksum mismatch (corrupt data or padding)\n", "\(r.stderr)")
+        for command in ["inspect", "run"] {
+            let r = try densekit(command == "run" ? ["run", flipped, "--input", Fixtures.path("input-64.npy"), "-o", folder.appendingPathComponent("f.npy").path] : [command, flipped])
+            #expect(r.status == 2 && r.stderr == "error: \(flipped): tensor '\(firstBuffer)': checksum mismatch (corrupt data or padding)\n", "\(r.stderr)")
+        }
+    }
+
+    /// `run` from the cache checks the cache on opening and the file's weights only when it reads
+    /// them: a flipped byte in a weight the cache stands in for leaves its output bit for bit the
+    /// intact file's, while `--no-cache`, `--exact` (which packs the 3x3 convs from the weights) and
+    /// `inspect` refuse the file, naming the tensor; no output file is left behind.
+    @Test(arguments: ["block1.layer1.conv.weight", "block2.layer1.norm.gamma"])
+    func runChecksTheWeightsItReads(_ tensor: String) throws {
+        let (folder, path) = try converted("tv-tiny-legacy-opset17.onnx")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var d = try Data(contentsOf: URL(fileURLWithPath: path))
+        d[try offset(of: tensor, d) + 4] ^= 0x40
+        let corrupt = folder.appendingPathComponent("corrupt.dnk").path
+        try d.write(to: URL(fileURLWithPath: corrupt))
+        let input = Fixtures.path("input-64.npy")
+        func run(_ model: String, _ extra: [String] = []) throws -> (status: Int32, stderr: String, y: [Float]?) {
+            let out = folder.appendingPathComponent("y.npy").path
+            try? FileManager.default.removeItem(atPath: out)
+            let r = try densekit(["run", model, "--input", input, "-o", out] + extra)
+            return (r.status, r.stderr, FileManager.default.fileExists(atPath: out) ? try NPY.read(path: out).values : nil)
+        }
+        let intact = try run(path), fromCache = try run(corrupt)
+        #expect(intact.status == 0 && fromCache.status == 0, "\(fromCache.stderr)")
+        #expect(try #require(fromCache.y).map(\.bitPattern) == (try #require(intact.y)).map(\.bitPattern))
+        let message = "error: \(corrupt): tensor '\(tensor)': checksum mismatch (corrupt data or padding)\n"
+        for extra in [["--no-cache"], ["--exact"]] {
+            let r = try run(corrupt, extra)
+            #expect(r.status == 2 && r.stderr == message && r.y == nil, "\(extra): \(r.stderr)")
+        }
+        let inspect = try densekit(["inspect", corrupt])
+        #expect(inspect.status == 2 && inspect.stderr == message, "\(inspect.stderr)")
     }
 
     /// `inspect` names the cache; f16 files and `--no-executor-cache` have none.

@@ -42,8 +42,8 @@ import TestSupport
         let (folderBare, _, bare) = try converted("tv-tiny-legacy-opset11-unfolded.onnx", executorCache: false)
         defer { try? FileManager.default.removeItem(at: folderBare) }
         // Tiny nets pay for their header, table and 64-byte alignment; the full-size bounds are checked below.
-        // The executor cache adds the prepared weights (Winograd filters are up to 4x the 3x3 ones) and
-        // their manifest in the metadata.
+        // The executor cache adds the prepared weights (Winograd filters are up to 4x the 3x3 ones),
+        // each buffer a tensor with its table entry.
         #expect(bare.bytes < bare.rawTensorBytes + 40_000)
         #expect(f32.bytes > bare.bytes && f32.bytes < 4 * bare.rawTensorBytes + 60_000)
         #expect(f16.bytes < f32.bytes)

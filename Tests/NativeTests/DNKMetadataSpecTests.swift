@@ -7,11 +7,11 @@ import TestSupport
 /// JSON example is parsed and its key paths compared with those of files DenseKit writes.
 @Suite struct DNKMetadataSpecTests {
     /// Key paths of a JSON value ("structure.stem.pool.kind"); the entries of the name-keyed maps
-    /// (`convs`, `epsilons`, `executorCache.buffers`) count once, as `<name>`, and arrays by their first element.
+    /// (`convs`, `epsilons`) count once, as `<name>`, and arrays by their first element.
     func paths(_ value: Any, _ prefix: String = "") -> Set<String> {
         var out: Set<String> = []
         if let object = value as? [String: Any] {
-            let named = prefix.hasSuffix("convs") || prefix.hasSuffix("epsilons") || prefix.hasSuffix("executorCache.buffers")
+            let named = prefix.hasSuffix("convs") || prefix.hasSuffix("epsilons")
             for (key, child) in object {
                 let path = prefix.isEmpty ? key : "\(prefix).\(named ? "<name>" : key)"
                 out.insert(path)

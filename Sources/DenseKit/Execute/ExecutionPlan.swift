@@ -209,6 +209,9 @@ final class ExecutionPlan: @unchecked Sendable {
         classes = net.classes
         layerNames = net.layerNames
         headNames = net.head.layerNames
+        // A buffer the cache lacked was made from the file's weights: the checks the reader left to
+        // the executor run before any of it is used (made from unchecked bytes, it is then discarded).
+        if buffers.cached < buffers.named.count { try cache?.weightChecks?.verify() }
     }
 }
 

@@ -1,55 +1,52 @@
 import DenseKitKernels
 import Foundation
 
-/// The executor's prepared buffers as a `.dnk` stores them (its `executor.cache` tensor and the
-/// metadata's `executorCache` manifest; schemas/dnk-format.md): weights packed for the GEMM, BatchNorms
-/// folded, Winograd filters transformed, each under the name `ExecutionPlan` gives it. An executor made
-/// with the cache takes each buffer from the mapped file (no copy, no arithmetic) where the cache holds
-/// it at the size the graph calls for, and makes the others as usual, so a cache that lacks a buffer
-/// (the `--exact` packing, say) or comes from another format version costs time, never correctness.
-/// The buffers are the writer's own computation from the file's weights; both are checksummed.
+/// The executor's prepared buffers as a `.dnk` stores them (schemas/dnk-format.md, `executorCache`):
+/// weights packed for the GEMM, BatchNorms folded, Winograd filters transformed, each in a tensor
+/// `cache:<name>` under the name `ExecutionPlan` gives it. An executor made with the cache takes each
+/// buffer from the mapped file (no copy, no arithmetic) where the cache holds it at the size the graph
+/// calls for, and makes the others as usual, so a cache that lacks a buffer (the `--exact` packing,
+/// say) or comes from another format version costs time, never correctness.
+/// The buffers are the writer's own computation from the file's weights; both are checksummed. A
+/// reader asked to may leave the checks of the weights the buffers stand in for to the executor
+/// (`weightChecks`), which runs them before it makes any buffer from those weights.
 public final class ExecutorCache: @unchecked Sendable {
     /// Changes whenever a buffer's layout or contents would change (packing, folding, transforms,
-    /// which blocks use Winograd); a file with another format's cache is read without it.
-    public static let format = "densekit-plan-1"
-    /// The name of the tensor that holds the buffers.
-    static let tensorName = "executor.cache"
+    /// which blocks use Winograd, how the buffers are stored); a file with another format's cache is
+    /// read without it.
+    public static let format = "densekit-plan-2"
+    /// What a buffer's tensor name starts with.
+    static let tensorPrefix = "cache:"
 
-    let base: UnsafePointer<Float>
     let owner: AnyObject
-    /// Each buffer's first float and float count in the cache.
-    let entries: [String: (offset: Int, count: Int)]
-    /// Floats in the cache.
-    public let count: Int
+    /// Each buffer's floats (64-byte aligned), in memory that `owner` keeps.
+    let entries: [String: UnsafeBufferPointer<Float>]
+    /// The checksums of the file's weight tensors, when the reader left them to the executor.
+    let weightChecks: DeferredChecksums?
 
-    /// `count` floats at `base` (64-byte aligned) kept alive by `owner`, with a manifest already
-    /// checked against them (`DNKReader`).
-    init(base: UnsafePointer<Float>, count: Int, owner: AnyObject, entries: [String: (offset: Int, count: Int)]) {
-        self.base = base
-        self.count = count
-        self.owner = owner
+    /// `entries` already checked against the file (`DNKReader`), kept alive by `owner`.
+    init(entries: [String: UnsafeBufferPointer<Float>], owner: AnyObject, weightChecks: DeferredChecksums?) {
         self.entries = entries
+        self.owner = owner
+        self.weightChecks = weightChecks
     }
 
     public var buffers: Int { entries.count }
+    /// Floats in all the buffers.
+    public var count: Int { entries.values.reduce(0) { $0 + $1.count } }
 
     /// The buffer `name`, when the cache holds it with exactly `count` floats.
     func buffer(_ name: String, count: Int) -> AlignedBuffer? {
-        guard let e = entries[name], e.count == count else { return nil }
-        return AlignedBuffer(borrowing: base + e.offset, count: count, owner: owner)
+        guard let e = entries[name], e.count == count, let base = e.baseAddress else { return nil }
+        return AlignedBuffer(borrowing: base, count: count, owner: owner)
     }
 
-    /// The buffers an executor prepares for `net` in `ConvolutionMode.default`, laid out for a file:
-    /// the floats (each buffer from a multiple of 16, zeros between) and the manifest.
-    static func encode(_ net: DenseNet) throws -> (values: [Float], manifest: [String: [Int]]) {
+    /// The buffers an executor prepares for `net` in `ConvolutionMode.default`, by name, sorted.
+    static func encode(_ net: DenseNet) throws -> [(name: String, values: [Float])] {
         let plan = try ExecutionPlan(net, mode: .default)
-        var values: [Float] = [], manifest: [String: [Int]] = [:]
-        for (name, buffer) in plan.buffers.named.sorted(by: { $0.key < $1.key }) {
-            manifest[name] = [values.count, buffer.count]
-            values += UnsafeBufferPointer(start: buffer.pointer, count: buffer.count)
-            values += [Float](repeating: 0, count: (16 - values.count % 16) % 16)
+        return plan.buffers.named.sorted { $0.key < $1.key }.map { name, buffer in
+            (name, Array(UnsafeBufferPointer(start: buffer.pointer, count: buffer.count)))
         }
-        return (values, manifest)
     }
 }
 

@@ -10,13 +10,14 @@ import Foundation
 /// every file is imported exactly once. A crash, a hang past the deadline or an error in the child
 /// becomes one `ImportError` here.
 public struct ImportIsolation: Sendable {
-    /// The program to run, and the arguments that come before the file's path.
-    public var executable: URL
+    /// The program to run (a path: a URL is made only when a child is started), and the arguments
+    /// that come before the file's path.
+    public var executable: String
     public var arguments: [String]
     /// Seconds the child may take before it is killed.
     public var deadline: Double
 
-    public init(executable: URL, arguments: [String], deadline: Double) {
+    public init(executable: String, arguments: [String], deadline: Double) {
         self.executable = executable
         self.arguments = arguments
         self.deadline = deadline
@@ -53,7 +54,7 @@ public struct ImportIsolation: Sendable {
     /// The parent's side: runs the child on `path` and decodes what it wrote.
     func load(path: String) throws -> DenseNet {
         let child = Process()
-        child.executableURL = executable
+        child.executableURL = URL(fileURLWithPath: executable, isDirectory: false)
         child.arguments = arguments + [path]
         // No crash report from the child: its crash is reported here, in one line.
         child.environment = ProcessInfo.processInfo.environment.merging(["SWIFT_BACKTRACE": "enable=no"]) { $1 }

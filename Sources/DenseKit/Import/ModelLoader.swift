@@ -12,11 +12,14 @@ public enum ModelLoader {
 
     /// `load`, and the executor cache a `.dnk` holds (nil for every other file), for an `Executor`
     /// made right after (the cache belongs to the graph as read: one changed since must not use it).
-    public static func loadForExecution(path: String, isolation: ImportIsolation? = nil) throws -> (net: DenseNet, cache: ExecutorCache?) {
+    /// `deferringCachedWeights` (`DNKReader.loadWithCache`): for a caller that only runs the graph,
+    /// with an executor made with the returned cache.
+    public static func loadForExecution(path: String, isolation: ImportIsolation? = nil,
+                                        deferringCachedWeights: Bool = false) throws -> (net: DenseNet, cache: ExecutorCache?) {
         do {
             var cache: ExecutorCache?
             let net = try isolation.flatMap { readsThroughHDF5(path: path) ? try $0.load(path: path) : nil }
-                ?? importGraph(path: path, cache: &cache)
+                ?? importGraph(path: path, cache: &cache, deferringCachedWeights: deferringCachedWeights)
             try net.validate()
             return (net, cache)
         } catch var error as ImportError {
@@ -26,14 +29,14 @@ public enum ModelLoader {
     }
 
     /// The importer's graph, not yet validated.
-    static func importGraph(path: String, cache: inout ExecutorCache?) throws -> DenseNet {
+    static func importGraph(path: String, cache: inout ExecutorCache?, deferringCachedWeights: Bool = false) throws -> DenseNet {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw ImportError.unreadable("no such file") }
         if isDirectory.boolValue { throw ImportError.unreadable("is a directory") }
         guard let head = head(path) else { throw ImportError.unreadable("cannot open file (permission denied?)") }
         switch FileKind(head: head) {
         case .dnk:
-            let (net, c) = try DNKReader.loadWithCache(path: path)
+            let (net, c) = try DNKReader.loadWithCache(path: path, deferringCachedWeights: deferringCachedWeights)
             cache = c
             return net
         case .hdf5:

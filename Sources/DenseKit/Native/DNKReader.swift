@@ -1,7 +1,8 @@
 import Foundation
 
-/// Reads a `.dnk` file: maps it, checks every region's checksum and every offset and size against
-/// the file (schemas/dnk-format.md, "Reading"), and rebuilds the canonical graph.
+/// Reads a `.dnk` file: maps it, checks every offset and size against the file and every region's
+/// checksum (schemas/dnk-format.md, "Reading"; for `run`, the weights' may be left to its executor),
+/// and rebuilds the canonical graph.
 public enum DNKReader {
     static let maximumMetadata = 1 << 20
     static let maximumTensors = 4096
@@ -12,9 +13,13 @@ public enum DNKReader {
     }
 
     /// The graph and, when the file holds one in the format this DenseKit writes, its executor cache
-    /// (`ExecutorCache`), which stays in the mapped file.
-    public static func loadWithCache(path: String) throws -> (net: DenseNet, cache: ExecutorCache?) {
-        try decode(try FileMapping.map(path: path), path: path, restoringTransfer: false)
+    /// (`ExecutorCache`), which stays in the mapped file. `deferringCachedWeights`: for a caller that
+    /// only runs the graph with an executor made with the cache, the checksums of the float32 weight
+    /// tensors (those the cache's buffers are made from) are left to that executor
+    /// (`ExecutorCache.weightChecks`), which runs them before it reads any of those weights; every
+    /// other region is checked here. Without a usable cache, or without the flag, every region is.
+    public static func loadWithCache(path: String, deferringCachedWeights: Bool = false) throws -> (net: DenseNet, cache: ExecutorCache?) {
+        try decode(try FileMapping.map(path: path), path: path, restoringTransfer: false, deferring: deferringCachedWeights)
     }
 
     /// `loadWithCache` for a `.dnk` held in memory (its cache is used only where `data` starts at a
@@ -35,14 +40,16 @@ public enum DNKReader {
     }
 
     /// `data` decoded in place: its float32 tensors and executor cache keep referring to it.
-    static func decode(_ data: Data, path: String, restoringTransfer: Bool) throws -> (net: DenseNet, cache: ExecutorCache?) {
+    static func decode(_ data: Data, path: String, restoringTransfer: Bool, deferring: Bool = false) throws -> (net: DenseNet, cache: ExecutorCache?) {
         let file = MappedFile(data)
-        return try data.withUnsafeBytes { raw in try decode(raw, file: file, path: path, restoringTransfer: restoringTransfer) }
+        return try data.withUnsafeBytes { raw in
+            try decode(raw, file: file, path: path, restoringTransfer: restoringTransfer, deferring: deferring)
+        }
     }
 
-    /// Float32 weight tensors stay in the map (zero-copy); 1-D and 16-bit ones are decoded.
+    /// Float32 tensors stay in the map (zero-copy); 16-bit ones are decoded.
     static func decode(_ raw: UnsafeRawBufferPointer, file: MappedFile, path: String,
-                       restoringTransfer: Bool) throws -> (net: DenseNet, cache: ExecutorCache?) {
+                       restoringTransfer: Bool, deferring: Bool) throws -> (net: DenseNet, cache: ExecutorCache?) {
         let n = raw.count
         guard n >= DNKWriter.headerSize else { throw ImportError.malformed("truncated: \(n) bytes, the header alone is 128") }
         guard Array(raw[0..<8]) == DNKWriter.magic else { throw ImportError.malformed("not a .dnk file (bad magic)") }
@@ -75,16 +82,17 @@ public enum DNKReader {
         guard hash(metaOffset, tableOffset) == stored(72) else { throw ImportError.malformed("metadata checksum mismatch (corrupt metadata)") }
         guard hash(tableOffset, dataOffset) == stored(80) else { throw ImportError.malformed("tensor table checksum mismatch (corrupt table)") }
 
-        var tensors: [String: Tensor] = [:]
-        var regions: [(name: String, start: Int, end: Int, checksum: UInt64)] = []
+        var tensors: [String: Tensor] = [:], cacheBuffers: [String: (offset: Int, count: Int)] = [:]
+        // The mapped weights' checks (which a reader with a cache may leave to its executor), the others'.
+        var weightChecks = TensorChecksums(), checks = TensorChecksums()
         var expectedOffset = dataOffset
         var storedBytes = 0, parameters = 0
         for index in 0..<count {
             let at = tableOffset + index * DNKWriter.entrySize
-            let nameBytes = raw[at..<(at + DNKWriter.nameSize)].prefix { $0 != 0 }
-            guard let name = String(bytes: nameBytes, encoding: .utf8), !name.isEmpty else { throw ImportError.malformed("table entry \(index): bad name") }
+            let nameBytes = UnsafeRawBufferPointer(rebasing: raw[at..<(at + DNKWriter.nameSize)]).prefix { $0 != 0 }
+            guard let name = String(validating: nameBytes, as: UTF8.self), !name.isEmpty else { throw ImportError.malformed("table entry \(index): bad name") }
             let dtypeCode = Int(raw[at + 48]), rank = Int(raw[at + 49])
-            guard let dtype = [DType.f32, .f16, .bf16][safe: dtypeCode] else { throw ImportError(.malformed, subject: "tensor '\(name)'", problem: "unknown dtype \(dtypeCode)") }
+            guard let dtype = DNKWriter.dtypes[safe: dtypeCode] else { throw ImportError(.malformed, subject: "tensor '\(name)'", problem: "unknown dtype \(dtypeCode)") }
             guard (1...4).contains(rank) else { throw ImportError(.malformed, subject: "tensor '\(name)'", problem: "rank \(rank)") }
             var shape: [Int] = []
             var elements = 1
@@ -104,47 +112,41 @@ public enum DNKReader {
             guard end <= n, index + 1 < count || DNKWriter.align(offset + length, 64) == n else {
                 throw ImportError(.malformed, subject: "tensor '\(name)'", problem: "data does not end at the end of the file")
             }
-            regions.append((name, offset, end, stored(at + 84)))
-            guard tensors[name] == nil else { throw ImportError.malformed("tensor '\(name)' appears twice") }
+            let region = TensorChecksums.Region(name: name, start: offset, end: end, checksum: stored(at + 84))
+            expectedOffset = end
+            guard tensors[name] == nil, cacheBuffers[name] == nil else { throw ImportError.malformed("tensor '\(name)' appears twice") }
+            if name.hasPrefix(ExecutorCache.tensorPrefix) {
+                guard dtype == .f32 else { throw ImportError(.malformed, subject: "tensor '\(name)'", problem: "an executor cache buffer of \(dtype.rawValue), not f32") }
+                cacheBuffers[name] = (offset, elements)
+                checks.regions.append(region)
+                continue
+            }
             switch dtype {
-            case .f32 where rank >= 2:
+            case .f32:
                 tensors[name] = Tensor(name: name, shape: shape, mapped: file, offset: offset, count: elements)
+                weightChecks.regions.append(region)
             default:
                 let stored: StoredFloat = dtype == .f32 ? .f32 : dtype == .f16 ? .f16 : .bf16
                 tensors[name] = Tensor(name: name, shape: shape, storedDType: dtype, values: stored.decode(raw, at: offset, count: elements))
+                checks.regions.append(region)
             }
-            if name != ExecutorCache.tensorName {
-                storedBytes += length
-                parameters += elements
-            }
-            expectedOffset = end
-        }
-        // The tensors' checksums, computed on all cores (most of a load is reading the file once).
-        let computed = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: regions.count)
-        defer { computed.deallocate() }
-        let base = UInt(bitPattern: raw.baseAddress), out = UInt(bitPattern: computed.baseAddress)
-        let bounds = regions.map { ($0.start, $0.end) }
-        DispatchQueue.concurrentPerform(iterations: min(ProcessInfo.processInfo.activeProcessorCount, regions.count)) { part in
-            let parts = min(ProcessInfo.processInfo.activeProcessorCount, bounds.count)
-            let p = UnsafeRawPointer(bitPattern: base), results = UnsafeMutablePointer<UInt64>(bitPattern: out)
-            for i in stride(from: part, to: bounds.count, by: parts) {
-                results?[i] = LaneHash.hash(UnsafeRawBufferPointer(start: p.map { $0 + bounds[i].0 }, count: bounds[i].1 - bounds[i].0))
-            }
-        }
-        for (i, r) in regions.enumerated() where computed[i] != r.checksum {
-            throw ImportError(.malformed, subject: "tensor '\(r.name)'", problem: "checksum mismatch (corrupt data or padding)")
+            storedBytes += length
+            parameters += elements
         }
         guard let object = try? JSONSerialization.jsonObject(with: Data(raw[metaOffset..<(metaOffset + metaLength)])) as? [String: Any],
               let structure = object["structure"] as? [String: Any] else { throw ImportError.malformed("metadata is not the expected JSON") }
+        let cache = try executorCache(object["executorCache"], cacheBuffers, raw: raw, file: file,
+                                      weightChecks: deferring ? weightChecks : nil)
+        if cache?.weightChecks == nil { checks.regions += weightChecks.regions }
+        try checks.verify(raw)
         let provenance = object["provenance"] as? [String: Any] ?? [:]
         let producer = "densekit \(provenance["densekitVersion"] as? String ?? "?") from \(provenance["sourceFormat"] as? String ?? "?") (\(provenance["producer"] as? String ?? "?"))"
         var notes: [String] = []
         if let file = provenance["sourceFile"] as? String, let sha = provenance["sourceSHA256"] as? String {
             notes.append("converted from \(file) (SHA-256 \(sha)) at \(provenance["convertedAt"] as? String ?? "?")")
         }
-        let cache = try executorCache(object["executorCache"], tensors[ExecutorCache.tensorName], raw: raw, file: file)
         if let cache { notes.append("executor cache: \(cache.buffers) prepared buffers, \(cache.count * 4 / 1_000_000) MB") }
-        let tensorCount = tensors[ExecutorCache.tensorName] == nil ? count : count - 1
+        let tensorCount = count - cacheBuffers.count
         var source = ModelSource(path: path, format: .dnk, producer: producer, storedParameters: parameters,
                                  storedBytes: storedBytes, storedTensors: tensorCount, notes: notes)
         if restoringTransfer {
@@ -159,31 +161,25 @@ public enum DNKReader {
         return (try CanonicalLayout.rebuild(structure, tensors, source: source), cache)
     }
 
-    /// The executor cache the metadata's `executorCache` describes (schemas/dnk-format.md), its manifest
-    /// checked against the `executor.cache` tensor; nil when the file has none, when it is in another
-    /// format than this DenseKit's, or when the file is not mapped at a 64-byte boundary (a copy in memory).
-    static func executorCache(_ description: Any?, _ tensor: Tensor?, raw: UnsafeRawBufferPointer, file: MappedFile) throws -> ExecutorCache? {
+    /// The executor cache the metadata's `executorCache` describes (schemas/dnk-format.md): its
+    /// buffers are the `cache:` tensors. Nil when the file has none, when it is in another format than
+    /// this DenseKit's, or when the file is not mapped at a 64-byte boundary (a copy in memory).
+    static func executorCache(_ description: Any?, _ buffers: [String: (offset: Int, count: Int)], raw: UnsafeRawBufferPointer,
+                              file: MappedFile, weightChecks: TensorChecksums?) throws -> ExecutorCache? {
         guard let description else {
-            if tensor != nil { throw ImportError(.malformed, subject: "tensor '\(ExecutorCache.tensorName)'", problem: "no executorCache in the metadata describes it") }
+            if let name = buffers.keys.min() { throw ImportError(.malformed, subject: "tensor '\(name)'", problem: "no executorCache in the metadata describes it") }
             return nil
         }
-        func bad(_ problem: String) -> ImportError { ImportError(.malformed, subject: "metadata executorCache", problem: problem) }
-        guard let d = description as? [String: Any], let format = d["format"] as? String else { throw bad("no format") }
-        guard format == ExecutorCache.format else { return nil }
-        guard let tensor, let (offset, count) = tensor.mappedRegion, tensor.shape.count == 2 else {
-            throw bad("describes a tensor '\(ExecutorCache.tensorName)' of float32 rows that the file does not hold")
+        guard let d = description as? [String: Any], let format = d["format"] as? String else {
+            throw ImportError(.malformed, subject: "metadata executorCache", problem: "no format")
         }
-        guard let buffers = d["buffers"] as? [String: Any], !buffers.isEmpty, buffers.count <= maximumTensors * 4 else { throw bad("no buffers") }
-        var entries: [String: (offset: Int, count: Int)] = [:]
-        for (name, value) in buffers {
-            guard let pair = value as? [Int], pair.count == 2, pair[0] >= 0, pair[1] > 0, pair[0] % 16 == 0,
-                  pair[0] <= count - pair[1] else {
-                throw bad("buffer '\(name)': expected [offset, count] inside the \(count) floats of the cache, offset a multiple of 16, found \(value)")
-            }
-            entries[name] = (pair[0], pair[1])
+        guard format == ExecutorCache.format, !buffers.isEmpty, let base = raw.baseAddress, UInt(bitPattern: base) % 64 == 0 else { return nil }
+        var entries: [String: UnsafeBufferPointer<Float>] = [:]
+        for (name, b) in buffers {
+            entries[String(name.dropFirst(ExecutorCache.tensorPrefix.count))] =
+                UnsafeBufferPointer(start: (base + b.offset).assumingMemoryBound(to: Float.self), count: b.count)
         }
-        guard let base = raw.baseAddress, UInt(bitPattern: base + offset) % 64 == 0 else { return nil }
-        return ExecutorCache(base: (base + offset).assumingMemoryBound(to: Float.self), count: count, owner: file, entries: entries)
+        return ExecutorCache(entries: entries, owner: file, weightChecks: weightChecks.map { DeferredChecksums($0, in: file) })
     }
 }
 

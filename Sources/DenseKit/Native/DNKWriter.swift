@@ -6,6 +6,8 @@ public enum DNKWriter {
     static let headerSize = 128
     static let entrySize = 96
     static let nameSize = 48
+    /// The table's dtype codes: 0, 1, 2.
+    static let dtypes: [DType] = [.f32, .f16, .bf16]
 
     /// The format version a file holding `net` gets: 1.1 where a 1.0 reader reads it right (the
     /// paper's head: global average pool, one dense layer, softmax or logits), 2.0 for every other
@@ -50,7 +52,7 @@ public enum DNKWriter {
             for (index, e) in entries.enumerated() {
                 let at = tableOffset + index * entrySize
                 for (i, byte) in e.name.utf8.enumerated() { p.storeBytes(of: byte, toByteOffset: at + i, as: UInt8.self) }
-                p.storeBytes(of: e.dtype == .f32 ? 0 : e.dtype == .f16 ? 1 : 2, toByteOffset: at + 48, as: UInt8.self)
+                p.storeBytes(of: UInt8(dtypes.firstIndex(of: e.dtype)!), toByteOffset: at + 48, as: UInt8.self)
                 p.storeBytes(of: UInt8(e.shape.count), toByteOffset: at + 49, as: UInt8.self)
                 for (i, d) in e.shape.enumerated() { p.storeBytes(of: UInt32(d).littleEndian, toByteOffset: at + 52 + 4 * i, as: UInt32.self) }
                 p.storeBytes(of: UInt64(e.offset).littleEndian, toByteOffset: at + 68, as: UInt64.self)

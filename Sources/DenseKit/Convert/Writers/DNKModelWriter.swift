@@ -15,9 +15,13 @@ public struct DNKModelWriter: ModelWriter {
         var meta = try metadata(net, dtype: dtype, provenance: provenance)
         var extra: [(String, Tensor)] = []
         // A graph the executor refuses gets no cache (the lying files the tests write).
-        if executorCache && dtype == .f32, let (values, manifest) = try? ExecutorCache.encode(net) {
-            extra.append((ExecutorCache.tensorName, Tensor(name: ExecutorCache.tensorName, shape: [values.count / 16, 16], values: values)))
-            meta["executorCache"] = ["format": ExecutorCache.format, "mode": ConvolutionMode.default.rawValue, "buffers": manifest] as [String: Any]
+        // A buffer whose tensor name would not fit the table is left out (the executor makes it).
+        if executorCache && dtype == .f32, let buffers = try? ExecutorCache.encode(net) {
+            for (name, values) in buffers where (ExecutorCache.tensorPrefix + name).utf8.count < DNKWriter.nameSize {
+                let tensorName = ExecutorCache.tensorPrefix + name
+                extra.append((tensorName, Tensor(name: tensorName, shape: [1, values.count], values: values)))
+            }
+            meta["executorCache"] = ["format": ExecutorCache.format, "mode": ConvolutionMode.default.rawValue]
         }
         return try DNKWriter.encode(net, dtype: dtype, metadata: meta, extra: extra)
     }
