@@ -64,11 +64,13 @@ public enum WinogradConvolution {
     }
 
     /// Floats of one channel's staged input rows for one vector: alpha rows of two 16-entry chunks of m columns.
-    /// Floats between consecutive positions' rows of V and M beyond their size: without it the
-    /// positions are a multiple of 4 KB apart, and a tile's alpha^2 stores or loads all fall in one L1 set.
-    static let positionSkew = 16
-
     static func lineFloats(m: Int) -> Int { (m + 2) * 2 * 16 * m }
+
+    /// Floats from one position's matrix in V (one panel row per input channel) to the next's, and in
+    /// M (one per output, in 8-row tiles): 16 more than the matrix, or consecutive positions would be a
+    /// multiple of 4 KB apart and a tile's alpha^2 stores or loads would all fall in one L1 set.
+    static func transformedStride(inChannels: Int) -> Int { inChannels * panelTiles + 16 }
+    static func productStride(outputTiles: Int) -> Int { outputTiles * 8 * panelTiles + 16 }
 
     /// One thread's buffers for the panels it does.
     public final class Scratch {
@@ -78,8 +80,8 @@ public enum WinogradConvolution {
         /// Room for a layer of at most `inChannels` inputs and `outChannels` outputs, with `transform` or a smaller one.
         public init(_ transform: WinogradTransform, inChannels: Int, outChannels: Int) {
             let (a, m) = (transform.alpha, transform.m), positions = a * a
-            transformed = AlignedBuffer(count: positions * (inChannels * panelTiles + positionSkew))
-            products = AlignedBuffer(count: positions * ((outChannels + 7) / 8 * 8 * panelTiles + positionSkew))
+            transformed = AlignedBuffer(count: positions * transformedStride(inChannels: inChannels))
+            products = AlignedBuffer(count: positions * productStride(outputTiles: (outChannels + 7) / 8))
             line = AlignedBuffer(count: 4 * lineFloats(m: m))
             staging = AlignedBuffer(count: a * m * 32)
             // Per row of the vertical transform, m phases and 2 of them shifted by one entry.
@@ -133,6 +135,8 @@ public enum WinogradConvolution {
     /// a panel retains or releases (`run` keeps the filters and the scratch buffers alive).
     struct Layer {
         let m: Int, alpha: Int, inChannels: Int, outChannels: Int, tiles: Int
+        /// `transformedStride` and `productStride` for this layer.
+        let vStride: Int, mStride: Int
         let filters: UnsafePointer<Float>
         let input: UnsafePointer<Float>, inputStride: Int, height: Int, width: Int
         let output: UnsafeMutablePointer<Float>, outputStride: Int
@@ -142,6 +146,8 @@ public enum WinogradConvolution {
              output: UnsafeMutablePointer<Float>, outputStride: Int, bias: UnsafePointer<Float>?) {
             (m, alpha) = (weights.transform.m, weights.transform.alpha)
             (inChannels, outChannels, tiles) = (weights.inChannels, weights.outChannels, weights.tiles)
+            vStride = WinogradConvolution.transformedStride(inChannels: inChannels)
+            mStride = WinogradConvolution.productStride(outputTiles: tiles)
             filters = UnsafePointer(weights.storage.pointer)
             (self.input, self.inputStride, self.height, self.width) = (input, inputStride, height, width)
             (self.output, self.outputStride, self.bias) = (output, outputStride, bias)
@@ -171,10 +177,10 @@ public enum WinogradConvolution {
             let v = s.transformed, mp = s.products
             let edge = s.tile + (alpha * m + m * m) * 16 + 16 * m
             for position in 0..<positions {
-                let b = UnsafeRawPointer(v + position * (k * panelTiles + positionSkew))
+                let b = UnsafeRawPointer(v + position * vStride)
                 for tile in 0..<tiles {
                     GEMM.tile(k, filterPanel(position, tile), b, panelTiles * 4,
-                              mp + position * (tiles * 8 * panelTiles + positionSkew) + tile * 8 * panelTiles, panelTiles, true, true, nil, false,
+                              mp + position * mStride + tile * 8 * panelTiles, panelTiles, true, true, nil, false,
                               rows: 8, cols: panelTiles, skip: nil, edge: edge)
                 }
             }
@@ -253,11 +259,11 @@ public enum WinogradConvolution {
                 }
             }
             // Along the rows: V[kr][kc] = sum_q T[kr][column q] B[q][kc]; tile t's column q is slot q.
-            let k = inChannels, v = UnsafeMutableRawPointer(s.transformed + c * panelTiles + slot)
+            let v = UnsafeMutableRawPointer(s.transformed + c * panelTiles + slot)
             for kr in 0..<a {
                 let row = UnsafeRawPointer(vertical + kr * rowBytes)
                 inputTransform(m, { row.load(fromByteOffset: $0 * 64, as: SIMD16<Float>.self) },
-                               { v.storeBytes(of: $1, toByteOffset: (kr * a + $0) * (k * panelTiles + positionSkew) * 4, as: SIMD16<Float>.self) })
+                               { v.storeBytes(of: $1, toByteOffset: (kr * a + $0) * vStride * 4, as: SIMD16<Float>.self) })
             }
         }
 
@@ -265,7 +271,7 @@ public enum WinogradConvolution {
         @inline(__always)
         func transformOutput(_ o: Int, _ lanes: Lanes, slot: Int, _ s: Scratch.Pointers) {
             let a = alpha
-            let ld = (tiles * 8 * panelTiles + positionSkew) * 4
+            let ld = mStride * 4
             let base = UnsafeRawPointer(s.products + o * panelTiles + slot)
             let half = UnsafeMutableRawPointer(s.tile)           // alpha x m vectors: M A
             let result = half + a * m * 64                                 // m x m vectors: A^T M A

@@ -45,12 +45,6 @@ public struct Tensor: Sendable, Equatable {
         set { storage = .owned(newValue) }
     }
 
-    /// Where the values sit in a mapped file (byte offset and float count), or nil when they are owned.
-    var mappedRegion: (offset: Int, count: Int)? {
-        if case .mapped(_, let offset, let count) = storage { return (offset, count) }
-        return nil
-    }
-
     /// Calls `body` with the values in place, without copying mapped ones.
     public func withFloats<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
         switch storage {
