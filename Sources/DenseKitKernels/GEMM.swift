@@ -245,6 +245,15 @@ public enum GEMM {
                             pack(segments[s], jr, cols, into: panel + kb * nr * 4)
                             kb += segments[s].count
                         }
+                        // The next panel's rows of this K block (strided reads from planes, which the hardware
+                        // prefetcher does not follow), into L2 while these tiles run.
+                        if jr + nr < j1 {
+                            let bytes = min(nr, j1 - jr - nr) * 4
+                            for s in block where segments[s].stride != nr {
+                                let seg = segments[s], next = UnsafeRawPointer(seg.origin(jr + nr))
+                                for kk in 0..<seg.count { Prefetch.l2(next + kk * seg.stride * 4, bytes: bytes) }
+                            }
+                        }
                         tiles(kb, segments[block.lowerBound].k0, UnsafeRawPointer(panel), nr * 4,
                               first: bi == 0, last: bi == blocks.count - 1)
                     }

@@ -1,21 +1,21 @@
-/// A dense layer's 3x3 "same" convolution (stride 1, padding 1) by Winograd's F(m x m, 3 x 3)
-/// (`WinogradTransform`): per tile of m x m outputs, alpha^2 = (m + 2)^2 products per input channel
-/// instead of 9 m^2.
+/// A dense layer's 3x3 "same" convolution (stride 1, padding 1) by Winograd's F(4x4, 3x3)
+/// (`WinogradTransform`, m = 4): per tile of m x m outputs, alpha^2 = (m + 2)^2 = 36 products per
+/// input channel instead of 9 m^2 = 144.
 ///
 /// Fitted to the executor's block layout. The map's tiles are cut into panels of 32 (two SIMD vectors
 /// of 16 lanes, each lane one tile); each panel is one unit of work, done by one thread start to end
-/// while its data stays in L2 (about 0.7 MB for 128 input channels and m = 4):
+/// while its data stays in L2 (about 0.7 MB for 128 input channels):
 /// 1. the input transform B^T d B of every input channel's tiles, into alpha^2 matrices
 ///    V[position][channel][tile] (one 32-column GEMM panel each);
 /// 2. alpha^2 GEMMs M = U V (U: the transformed filters, `WinogradWeights`, outputs x channels), each
 ///    one register tile wide: for 32 outputs and 128 channels, 4 tiles of 8 x 32 over K = 128;
 /// 3. the output transform A^T M A of every output's tiles, plus the bias, written into the output
 ///    planes' images (rows `width` apart), only inside the image.
-/// A vector holds 16 tiles of one tile row, or several short tile rows side by side (a 28 px map with
-/// m = 4 has rows of 7 tiles: two to a vector). Each image row is staged from the tiles' first column
+/// A vector holds 16 tiles of one tile row, or several short tile rows side by side (a 28 px map has
+/// rows of 7 tiles: two to a vector). Each image row is staged from the tiles' first column
 /// and split into m phases (column x to phase x mod m) with SIMD shuffles, so the transforms' vectors
-/// read consecutive floats. Exact in real arithmetic; in float32 the transforms' coefficients add
-/// rounding error (more for m = 4).
+/// read consecutive floats. Exact in real arithmetic; in float32 the transforms' coefficients (up to
+/// 8 and 1/24) add rounding error.
 public enum WinogradConvolution {
     /// Tiles per panel: the GEMM's register tile width, two vectors.
     static let panelTiles = GEMM.nr
@@ -223,18 +223,12 @@ public enum WinogradConvolution {
                 let raw = UnsafeRawPointer(line), phases = UnsafeMutableRawPointer(stage + r * m * 32)
                 for chunk in 0..<chunks {
                     let at = chunk * 16 * m * 4
-                    if m == 4 {
-                        let (v0, v1, v2, v3) = (raw.load(fromByteOffset: at, as: SIMD16<Float>.self), raw.load(fromByteOffset: at + 64, as: SIMD16<Float>.self),
-                                                raw.load(fromByteOffset: at + 128, as: SIMD16<Float>.self), raw.load(fromByteOffset: at + 192, as: SIMD16<Float>.self))
-                        phases.storeBytes(of: everyFourth(v0, v1, v2, v3, 0), toByteOffset: chunk * 64, as: SIMD16<Float>.self)
-                        phases.storeBytes(of: everyFourth(v0, v1, v2, v3, 1), toByteOffset: 128 + chunk * 64, as: SIMD16<Float>.self)
-                        phases.storeBytes(of: everyFourth(v0, v1, v2, v3, 2), toByteOffset: 256 + chunk * 64, as: SIMD16<Float>.self)
-                        phases.storeBytes(of: everyFourth(v0, v1, v2, v3, 3), toByteOffset: 384 + chunk * 64, as: SIMD16<Float>.self)
-                    } else {
-                        let (v0, v1) = (raw.load(fromByteOffset: at, as: SIMD16<Float>.self), raw.load(fromByteOffset: at + 64, as: SIMD16<Float>.self))
-                        phases.storeBytes(of: everySecond(v0, v1, 0), toByteOffset: chunk * 64, as: SIMD16<Float>.self)
-                        phases.storeBytes(of: everySecond(v0, v1, 1), toByteOffset: 128 + chunk * 64, as: SIMD16<Float>.self)
-                    }
+                    let (v0, v1, v2, v3) = (raw.load(fromByteOffset: at, as: SIMD16<Float>.self), raw.load(fromByteOffset: at + 64, as: SIMD16<Float>.self),
+                                            raw.load(fromByteOffset: at + 128, as: SIMD16<Float>.self), raw.load(fromByteOffset: at + 192, as: SIMD16<Float>.self))
+                    phases.storeBytes(of: everyFourth(v0, v1, v2, v3, 0), toByteOffset: chunk * 64, as: SIMD16<Float>.self)
+                    phases.storeBytes(of: everyFourth(v0, v1, v2, v3, 1), toByteOffset: 128 + chunk * 64, as: SIMD16<Float>.self)
+                    phases.storeBytes(of: everyFourth(v0, v1, v2, v3, 2), toByteOffset: 256 + chunk * 64, as: SIMD16<Float>.self)
+                    phases.storeBytes(of: everyFourth(v0, v1, v2, v3, 3), toByteOffset: 384 + chunk * 64, as: SIMD16<Float>.self)
                 }
             }
             // Down the columns: T[kr][phase] = sum_r B^T[kr][r] stage[r][phase], as vector slot `phase`
@@ -245,7 +239,7 @@ public enum WinogradConvolution {
             let rowBytes = (m + 2) * 64
             for p in 0..<m {
                 let src = stageRaw + p * 128
-                inputTransform(m, { src.load(fromByteOffset: $0 * m * 128, as: SIMD16<Float>.self) },
+                inputTransform({ src.load(fromByteOffset: $0 * m * 128, as: SIMD16<Float>.self) },
                                { vertical.storeBytes(of: $1, toByteOffset: $0 * rowBytes + p * 64, as: SIMD16<Float>.self) })
                 guard p < 2 else { continue }
                 let next = { (kr: Int) in vertical.load(fromByteOffset: kr * rowBytes + p * 64, as: SIMD16<Float>.self) }
@@ -253,7 +247,7 @@ public enum WinogradConvolution {
                     vertical.storeBytes(of: shiftedByOne(next(kr), following), toByteOffset: kr * rowBytes + (m + p) * 64, as: SIMD16<Float>.self)
                 }
                 if chunks == 2 {
-                    inputTransform(m, { src.load(fromByteOffset: 64 + $0 * m * 128, as: SIMD16<Float>.self) }, shifted)
+                    inputTransform({ src.load(fromByteOffset: 64 + $0 * m * 128, as: SIMD16<Float>.self) }, shifted)
                 } else {
                     for kr in 0..<a { shifted(kr, SIMD16()) }
                 }
@@ -262,7 +256,7 @@ public enum WinogradConvolution {
             let v = UnsafeMutableRawPointer(s.transformed + c * panelTiles + slot)
             for kr in 0..<a {
                 let row = UnsafeRawPointer(vertical + kr * rowBytes)
-                inputTransform(m, { row.load(fromByteOffset: $0 * 64, as: SIMD16<Float>.self) },
+                inputTransform({ row.load(fromByteOffset: $0 * 64, as: SIMD16<Float>.self) },
                                { v.storeBytes(of: $1, toByteOffset: (kr * a + $0) * vStride * 4, as: SIMD16<Float>.self) })
             }
         }
@@ -278,29 +272,23 @@ public enum WinogradConvolution {
             let row = (result + m * m * 64).assumingMemoryBound(to: Float.self)
             let b = SIMD16<Float>(repeating: bias?[o] ?? 0)
             for kr in 0..<a {
-                outputTransform(m, { base.load(fromByteOffset: (kr * a + $0) * ld, as: SIMD16<Float>.self) },
+                outputTransform({ base.load(fromByteOffset: (kr * a + $0) * ld, as: SIMD16<Float>.self) },
                                 { half.storeBytes(of: $1, toByteOffset: (kr * m + $0) * 64, as: SIMD16<Float>.self) })
             }
             for j in 0..<m {
-                outputTransform(m, { half.load(fromByteOffset: ($0 * m + j) * 64, as: SIMD16<Float>.self) },
+                outputTransform({ half.load(fromByteOffset: ($0 * m + j) * 64, as: SIMD16<Float>.self) },
                                 { result.storeBytes(of: $1 + b, toByteOffset: ($0 * m + j) * 64, as: SIMD16<Float>.self) })
             }
             // Output row r of every tile: lane t's m values to floats t * m..., then each piece's part to its image row.
             let plane = output + o * outputStride
             for r in 0..<m {
                 let y = UnsafeRawPointer(result + r * m * 64), out = UnsafeMutableRawPointer(row)
-                if m == 4 {
-                    let (y0, y1, y2, y3) = (y.load(as: SIMD16<Float>.self), y.load(fromByteOffset: 64, as: SIMD16<Float>.self),
-                                            y.load(fromByteOffset: 128, as: SIMD16<Float>.self), y.load(fromByteOffset: 192, as: SIMD16<Float>.self))
-                    out.storeBytes(of: interleave(y0, y1, y2, y3, 0), as: SIMD16<Float>.self)
-                    out.storeBytes(of: interleave(y0, y1, y2, y3, 1), toByteOffset: 64, as: SIMD16<Float>.self)
-                    out.storeBytes(of: interleave(y0, y1, y2, y3, 2), toByteOffset: 128, as: SIMD16<Float>.self)
-                    out.storeBytes(of: interleave(y0, y1, y2, y3, 3), toByteOffset: 192, as: SIMD16<Float>.self)
-                } else {
-                    let (y0, y1) = (y.load(as: SIMD16<Float>.self), y.load(fromByteOffset: 64, as: SIMD16<Float>.self))
-                    out.storeBytes(of: interleave(y0, y1, 0), as: SIMD16<Float>.self)
-                    out.storeBytes(of: interleave(y0, y1, 1), toByteOffset: 64, as: SIMD16<Float>.self)
-                }
+                let (y0, y1, y2, y3) = (y.load(as: SIMD16<Float>.self), y.load(fromByteOffset: 64, as: SIMD16<Float>.self),
+                                        y.load(fromByteOffset: 128, as: SIMD16<Float>.self), y.load(fromByteOffset: 192, as: SIMD16<Float>.self))
+                out.storeBytes(of: interleave(y0, y1, y2, y3, 0), as: SIMD16<Float>.self)
+                out.storeBytes(of: interleave(y0, y1, y2, y3, 1), toByteOffset: 64, as: SIMD16<Float>.self)
+                out.storeBytes(of: interleave(y0, y1, y2, y3, 2), toByteOffset: 128, as: SIMD16<Float>.self)
+                out.storeBytes(of: interleave(y0, y1, y2, y3, 3), toByteOffset: 192, as: SIMD16<Float>.self)
                 for piece in lanes.pieces {
                     let iy = piece.tileRow * m + r, x0 = piece.firstTile * m
                     guard iy < height else { continue }
@@ -314,44 +302,28 @@ public enum WinogradConvolution {
 
     /// B^T d for d = d(0)..<d(alpha), out(i, (B^T d)[i]).
     @inline(__always)
-    static func inputTransform(_ m: Int, _ d: (Int) -> SIMD16<Float>, _ out: (Int, SIMD16<Float>) -> Void) {
-        if m == 4 {
-            // B^T rows: [4 0 -5 0 1 0] [0 -4 -4 1 1 0] [0 4 -4 -1 1 0] [0 -2 -1 2 1 0] [0 2 -1 -2 1 0] [0 4 0 -5 0 1]
-            let (d0, d1, d2, d3, d4, d5) = (d(0), d(1), d(2), d(3), d(4), d(5))
-            let a = d4 - 4 * d2, b = d3 - 4 * d1, c = d4 - d2, e = 2 * (d3 - d1)
-            out(0, 4 * d0 - 5 * d2 + d4)
-            out(1, a + b)
-            out(2, a - b)
-            out(3, c + e)
-            out(4, c - e)
-            out(5, 4 * d1 - 5 * d3 + d5)
-        } else {
-            // B^T rows: [1 0 -1 0] [0 1 1 0] [0 -1 1 0] [0 1 0 -1]
-            let (d0, d1, d2, d3) = (d(0), d(1), d(2), d(3))
-            out(0, d0 - d2)
-            out(1, d1 + d2)
-            out(2, d2 - d1)
-            out(3, d1 - d3)
-        }
+    static func inputTransform(_ d: (Int) -> SIMD16<Float>, _ out: (Int, SIMD16<Float>) -> Void) {
+        // B^T rows: [4 0 -5 0 1 0] [0 -4 -4 1 1 0] [0 4 -4 -1 1 0] [0 -2 -1 2 1 0] [0 2 -1 -2 1 0] [0 4 0 -5 0 1]
+        let (d0, d1, d2, d3, d4, d5) = (d(0), d(1), d(2), d(3), d(4), d(5))
+        let a = d4 - 4 * d2, b = d3 - 4 * d1, c = d4 - d2, e = 2 * (d3 - d1)
+        out(0, 4 * d0 - 5 * d2 + d4)
+        out(1, a + b)
+        out(2, a - b)
+        out(3, c + e)
+        out(4, c - e)
+        out(5, 4 * d1 - 5 * d3 + d5)
     }
 
     /// A^T x for x = x(0)..<x(alpha), out(i, (A^T x)[i]).
     @inline(__always)
-    static func outputTransform(_ m: Int, _ x: (Int) -> SIMD16<Float>, _ out: (Int, SIMD16<Float>) -> Void) {
-        if m == 4 {
-            // A^T rows: [1 1 1 1 1 0] [0 1 -1 2 -2 0] [0 1 1 4 4 0] [0 1 -1 8 -8 1]
-            let (x0, x1, x2, x3, x4, x5) = (x(0), x(1), x(2), x(3), x(4), x(5))
-            let a = x1 + x2, b = x1 - x2, c = x3 + x4, d = x3 - x4
-            out(0, x0 + a + c)
-            out(1, b + 2 * d)
-            out(2, a + 4 * c)
-            out(3, b + 8 * d + x5)
-        } else {
-            // A^T rows: [1 1 1 0] [0 1 -1 -1]
-            let (x0, x1, x2, x3) = (x(0), x(1), x(2), x(3))
-            out(0, x0 + x1 + x2)
-            out(1, x1 - x2 - x3)
-        }
+    static func outputTransform(_ x: (Int) -> SIMD16<Float>, _ out: (Int, SIMD16<Float>) -> Void) {
+        // A^T rows: [1 1 1 1 1 0] [0 1 -1 2 -2 0] [0 1 1 4 4 0] [0 1 -1 8 -8 1]
+        let (x0, x1, x2, x3, x4, x5) = (x(0), x(1), x(2), x(3), x(4), x(5))
+        let a = x1 + x2, b = x1 - x2, c = x3 + x4, d = x3 - x4
+        out(0, x0 + a + c)
+        out(1, b + 2 * d)
+        out(2, a + 4 * c)
+        out(3, b + 8 * d + x5)
     }
 
     // MARK: shuffles (constant lanes: each compiles to a few permutes)
@@ -369,27 +341,12 @@ public enum WinogradConvolution {
         SIMD16(a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], b[0])
     }
 
-    /// Lanes p, p + 2, p + 4, ... of the 32 floats a, b.
-    @inline(__always)
-    static func everySecond(_ a: SIMD16<Float>, _ b: SIMD16<Float>, _ p: Int) -> SIMD16<Float> {
-        SIMD16(a[p], a[2 + p], a[4 + p], a[6 + p], a[8 + p], a[10 + p], a[12 + p], a[14 + p],
-               b[p], b[2 + p], b[4 + p], b[6 + p], b[8 + p], b[10 + p], b[12 + p], b[14 + p])
-    }
-
     /// Floats 16q..<16q + 16 of y0[0], y1[0], y2[0], y3[0], y0[1], ...: four tiles' rows side by side.
     @inline(__always)
     static func interleave(_ y0: SIMD16<Float>, _ y1: SIMD16<Float>, _ y2: SIMD16<Float>, _ y3: SIMD16<Float>, _ q: Int) -> SIMD16<Float> {
         let t = 4 * q
         return SIMD16(y0[t], y1[t], y2[t], y3[t], y0[t + 1], y1[t + 1], y2[t + 1], y3[t + 1],
                       y0[t + 2], y1[t + 2], y2[t + 2], y3[t + 2], y0[t + 3], y1[t + 3], y2[t + 3], y3[t + 3])
-    }
-
-    /// Floats 16q..<16q + 16 of y0[0], y1[0], y0[1], y1[1], ...
-    @inline(__always)
-    static func interleave(_ y0: SIMD16<Float>, _ y1: SIMD16<Float>, _ q: Int) -> SIMD16<Float> {
-        let t = 8 * q
-        return SIMD16(y0[t], y1[t], y0[t + 1], y1[t + 1], y0[t + 2], y1[t + 2], y0[t + 3], y1[t + 3],
-                      y0[t + 4], y1[t + 4], y0[t + 5], y1[t + 5], y0[t + 6], y1[t + 6], y0[t + 7], y1[t + 7])
     }
 }
 

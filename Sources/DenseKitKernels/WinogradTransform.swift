@@ -1,11 +1,12 @@
 /// A Winograd minimal filtering algorithm F(m x m, 3 x 3) (Lavin and Gray,
 /// "Fast Algorithms for Convolutional Neural Networks", 2016): an output tile m x m is
 /// A^T [(G g G^T) * (B^T d B)] A for the 3x3 filter g and the (m + 2) x (m + 2) input tile d, with *
-/// elementwise. (m + 2)^2 multiplies per tile instead of 9 m^2: 2.25x fewer for m = 2, 4x for m = 4.
+/// elementwise. (m + 2)^2 multiplies per tile instead of 9 m^2: 4x fewer for F(4x4), the one the
+/// executor uses. (F(2x2), 2.25x fewer, was measured slower than the direct convolution on the 14 px
+/// maps it would suit, so it is not kept.)
 ///
-/// F(2x2) interpolates at 0, 1, -1 (and infinity); F(4x4) at 0, 1, -1, 2, -2: its larger
-/// coefficients make its rounding error larger (measured in `WinogradConvolutionTests` and on every
-/// model fixture; the README gives the figures).
+/// F(4x4) interpolates at 0, 1, -1, 2, -2 (and infinity); its coefficients add rounding error
+/// (measured in `WinogradConvolutionTests` and on every model fixture; the README gives the figures).
 public struct WinogradTransform: Sendable, Equatable {
     /// The output tile's side.
     public let m: Int
@@ -16,13 +17,6 @@ public struct WinogradTransform: Sendable, Equatable {
     /// impulse-response tests pin every coefficient of all three.
     let g: [Double]
 
-    public static let f2 = WinogradTransform(m: 2, g: [
-        1, 0, 0,
-        0.5, 0.5, 0.5,
-        0.5, -0.5, 0.5,
-        0, 0, 1,
-    ])
-
     public static let f4 = WinogradTransform(m: 4, g: [
         1.0 / 4, 0, 0,
         -1.0 / 6, -1.0 / 6, -1.0 / 6,
@@ -31,9 +25,6 @@ public struct WinogradTransform: Sendable, Equatable {
         1.0 / 24, -1.0 / 12, 1.0 / 6,
         0, 0, 1,
     ])
-
-    /// The transform for output tiles of side `m` (2 or 4).
-    public static func tile(_ m: Int) -> WinogradTransform? { m == 2 ? .f2 : m == 4 ? .f4 : nil }
 
     /// G g G^T for one 3x3 filter (row-major), computed in double precision: alpha x alpha values
     /// into `u`; `gg` holds alpha x 3 doubles of scratch.

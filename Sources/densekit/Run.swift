@@ -9,7 +9,7 @@ struct ExecutionOptions: ParsableArguments {
     @Option(help: "Threads for the executor (default: all cores; 1 is strictly single-threaded).")
     var threads: Int?
     @Flag(help: ArgumentHelp("How the dense layers' 3x3 convs are computed (default: --\(ConvolutionMode.default.rawValue)).",
-                             discussion: "--fast: Winograd F(4x4) and F(2x2) (see the README for its measured error); --exact: direct convolution."))
+                             discussion: "--fast: Winograd F(4x4) on the larger maps (see the README for its measured error); --exact: direct convolution."))
     var convolutions: ConvolutionMode?
 
     func validate() throws {

@@ -92,7 +92,7 @@ func expectUsageError(_ args: [String], file: String?, mentions: String? = nil, 
     @Test func runTakesTheConvolutionMode() throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        // The CIFAR net's blocks are 32 and 16 px: F(4x4) and F(2x2).
+        // The CIFAR net's blocks are 32 and 16 px: F(4x4), then the direct convolution.
         let model = Fixtures.path("cifar-bc-tiny-legacy-opset17.onnx"), input = Fixtures.path("input-32.npy")
         let want = try NPY.read(path: Fixtures.path("cifar-bc-tiny-legacy-opset17.out.npy"))
         var outputs: [String: [Float]] = [:]
