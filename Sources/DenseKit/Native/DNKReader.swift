@@ -138,7 +138,21 @@ public enum DNKReader {
         let cache = try executorCache(object["executorCache"], cacheBuffers, raw: raw, file: file,
                                       weightChecks: deferring ? weightChecks : nil)
         if cache?.weightChecks == nil { checks.regions += weightChecks.regions }
-        try checks.verify(raw)
+        // The checksums run on the other cores while this thread rebuilds the graph (which reads only
+        // the checked metadata and the tensors' sizes); nothing is returned before they pass, and a
+        // mismatch is the error reported, whatever else fails.
+        let checking = checks.verifyInBackground(raw)
+        let rebuilt = Result { try graph(object, structure, tensors, count - cacheBuffers.count, parameters, storedBytes, cache,
+                                         path: path, restoringTransfer: restoringTransfer) }
+        try checking.wait()
+        return (try rebuilt.get(), cache)
+    }
+
+    /// The canonical graph from the decoded metadata and tensors, with its source description.
+    private static func graph(_ object: [String: Any], _ structure: [String: Any], _ tensors: [String: Tensor], _ tensorCount: Int,
+                              _ parameters: Int, _ storedBytes: Int, _ cache: ExecutorCache?,
+                              path: String, restoringTransfer: Bool) throws -> DenseNet {
+        var tensors = tensors
         let provenance = object["provenance"] as? [String: Any] ?? [:]
         let producer = "densekit \(provenance["densekitVersion"] as? String ?? "?") from \(provenance["sourceFormat"] as? String ?? "?") (\(provenance["producer"] as? String ?? "?"))"
         var notes: [String] = []
@@ -146,7 +160,6 @@ public enum DNKReader {
             notes.append("converted from \(file) (SHA-256 \(sha)) at \(provenance["convertedAt"] as? String ?? "?")")
         }
         if let cache { notes.append("executor cache: \(cache.buffers) prepared buffers, \(cache.count * 4 / 1_000_000) MB") }
-        let tensorCount = count - cacheBuffers.count
         var source = ModelSource(path: path, format: .dnk, producer: producer, storedParameters: parameters,
                                  storedBytes: storedBytes, storedTensors: tensorCount, notes: notes)
         if restoringTransfer {
@@ -158,7 +171,7 @@ public enum DNKReader {
             for (canonical, name) in names { tensors[canonical]?.name = name }
             source = original
         }
-        return (try CanonicalLayout.rebuild(structure, tensors, source: source), cache)
+        return try CanonicalLayout.rebuild(structure, tensors, source: source)
     }
 
     /// The executor cache the metadata's `executorCache` describes (schemas/dnk-format.md): its

@@ -57,6 +57,30 @@ struct TensorChecksums: Sendable {
         }
     }
 
+    /// Starts `verify` on other threads and returns at once; `Pending.wait` gives its outcome. The
+    /// caller keeps `raw`'s memory alive and calls `wait` before it returns, whatever happens.
+    func verifyInBackground(_ raw: UnsafeRawBufferPointer) -> Pending {
+        let pending = Pending(), (address, count) = (UInt(bitPattern: raw.baseAddress), raw.count)
+        DispatchQueue.global(qos: .userInitiated).async(group: pending.group) { [self] in
+            let buffer = UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: address), count: count)
+            do { try verify(buffer) } catch { pending.failure = error }
+        }
+        return pending
+    }
+
+    /// A `verifyInBackground` under way.
+    final class Pending: @unchecked Sendable {
+        let group = DispatchGroup()
+        /// Written by the verifying thread before the group is left, read only after `wait`.
+        var failure: Error?
+
+        /// Waits for the checks; throws the first mismatch, as `verify` does.
+        func wait() throws {
+            group.wait()
+            if let failure { throw failure }
+        }
+    }
+
     /// MADV_POPULATE_READ (linux/mman.h), which Glibc's headers do not all name.
     static let populateRead: Int32 = 22
 }
