@@ -4,7 +4,9 @@
 ///
 /// Fitted to the executor's block layout. The map's tiles are cut into panels of 32 (two SIMD vectors
 /// of 16 lanes, each lane one tile); each panel is one unit of work, done by one thread start to end
-/// while its data stays in L2 (about 0.7 MB for 128 input channels):
+/// while its data stays in L2 (about 0.7 MB for 128 input channels), except the panels left over
+/// after every thread has the same number: those are done by all threads, each step split among them
+/// (a 56 px map has 7 panels: on 2 threads the 7th took a thread as long as the other 3 did):
 /// 1. the input transform B^T d B of every input channel's tiles, into alpha^2 matrices
 ///    V[position][channel][tile] (one 32-column GEMM panel each);
 /// 2. alpha^2 GEMMs M = U V (U: the transformed filters, `WinogradWeights`, outputs x channels), each
@@ -96,6 +98,11 @@ public enum WinogradConvolution {
             let transformed: UnsafeMutablePointer<Float>, products: UnsafeMutablePointer<Float>
             let line: UnsafeMutablePointer<Float>, staging: UnsafeMutablePointer<Float>
             let vertical: UnsafeMutablePointer<Float>, tile: UnsafeMutablePointer<Float>
+
+            /// These working buffers with `other`'s V and M: for threads sharing one panel.
+            func sharing(_ other: Pointers) -> Pointers {
+                Pointers(transformed: other.transformed, products: other.products, line: line, staging: staging, vertical: vertical, tile: tile)
+            }
         }
 
         var pointers: Pointers {
@@ -121,11 +128,20 @@ public enum WinogradConvolution {
         layout.pieces.withUnsafeBufferPointer { pieces in
             let lanes = layout.vectors.map { Lanes(pieces: UnsafeBufferPointer(rebasing: pieces[$0])) }
             lanes.withUnsafeBufferPointer { lanes in
-                WorkerPool.shared(threads: threads).run(parts: parts) { part in
-                    let s = buffers[part]
-                    for p in stride(from: part, to: layout.panelCount, by: parts) {
-                        layer.panel(UnsafeBufferPointer(rebasing: lanes[2 * p..<min(lanes.count, 2 * p + 2)]), s)
-                    }
+                func vectors(_ p: Int) -> UnsafeBufferPointer<Lanes> { UnsafeBufferPointer(rebasing: lanes[2 * p..<min(lanes.count, 2 * p + 2)]) }
+                let pool = WorkerPool.shared(threads: threads), whole = layout.panelCount / parts * parts
+                pool.run(parts: parts) { part in
+                    for p in stride(from: part, to: whole, by: parts) { layer.panel(vectors(p), buffers[part]) }
+                }
+                // The panels left over (fewer than the threads: 7 on a 56 px map, 2 on a 28 px one) are
+                // each done by all threads, step by step, into the first thread's V and M.
+                for p in whole..<layout.panelCount {
+                    let v = vectors(p), positions = layer.alpha * layer.alpha
+                    func share(_ part: Int, _ count: Int) -> Range<Int> { (part * count / parts)..<((part + 1) * count / parts) }
+                    let shared = buffers.map { $0.sharing(buffers[0]) }
+                    pool.run(parts: parts) { layer.transformInputs(v, channels: share($0, layer.inChannels), shared[$0]) }
+                    pool.run(parts: parts) { layer.multiply(positions: share($0, positions), shared[$0]) }
+                    pool.run(parts: parts) { layer.transformOutputs(v, outputs: share($0, layer.outChannels), shared[$0]) }
                 }
             }
         }
@@ -158,25 +174,37 @@ public enum WinogradConvolution {
             filters + (position * tiles + tile) * inChannels * 8
         }
 
+        /// The three steps on one panel, by one thread.
         func panel(_ vectors: UnsafeBufferPointer<Lanes>, _ s: Scratch.Pointers) {
-            let (k, positions) = (inChannels, alpha * alpha), lineFloats = WinogradConvolution.lineFloats(m: m)
+            transformInputs(vectors, channels: 0..<inChannels, s)
+            multiply(positions: 0..<alpha * alpha, s)
+            transformOutputs(vectors, outputs: 0..<outChannels, s)
+        }
+
+        /// Step 1 for input channels `channels`: their rows of every position's matrix in V.
+        func transformInputs(_ vectors: UnsafeBufferPointer<Lanes>, channels: Range<Int>, _ s: Scratch.Pointers) {
+            let lineFloats = WinogradConvolution.lineFloats(m: m)
             // Channel c's rows are staged one channel ahead of their transform, in two alternating
             // buffers: the transform's vector loads then read stores long retired (a load right after
             // the narrower stores of a copy waits for them: measured, a fifth of the panel's time).
             func line(_ c: Int, _ v: Int) -> UnsafeMutablePointer<Float> { s.line + ((c & 1) * 2 + v) * lineFloats }
-            for c in 0...k {
-                if c < k {
+            for c in channels.lowerBound...channels.upperBound {
+                if c < channels.upperBound {
                     for (v, lanes) in vectors.enumerated() { stageInput(c, lanes, into: line(c, v)) }
                 }
-                if c > 0 {
+                if c > channels.lowerBound {
                     for (v, lanes) in vectors.enumerated() { transformInput(c - 1, lanes, slot: v * 16, from: line(c - 1, v), s) }
                 }
             }
-            // A panel of one vector leaves V's other 16 columns as they were: M's columns there are not read.
-            // M[position] = U[position] V[position]: 8 x 32 register tiles over K = all input channels.
-            let v = s.transformed, mp = s.products
+        }
+
+        /// Step 2 for `positions`: M[position] = U[position] V[position], 8 x 32 register tiles over
+        /// K = all input channels. (A panel of one vector leaves V's other 16 columns as they were:
+        /// M's columns there are not read.)
+        func multiply(positions: Range<Int>, _ s: Scratch.Pointers) {
+            let (k, v, mp) = (inChannels, s.transformed, s.products)
             let edge = s.tile + (alpha * m + m * m) * 16 + 16 * m
-            for position in 0..<positions {
+            for position in positions {
                 let b = UnsafeRawPointer(v + position * vStride)
                 for tile in 0..<tiles {
                     GEMM.tile(k, filterPanel(position, tile), b, panelTiles * 4,
@@ -184,7 +212,11 @@ public enum WinogradConvolution {
                               rows: 8, cols: panelTiles, skip: nil, edge: edge)
                 }
             }
-            for o in 0..<outChannels {
+        }
+
+        /// Step 3 for `outputs`: their tiles from M into the output images.
+        func transformOutputs(_ vectors: UnsafeBufferPointer<Lanes>, outputs: Range<Int>, _ s: Scratch.Pointers) {
+            for o in outputs {
                 for (v, lanes) in vectors.enumerated() { transformOutput(o, lanes, slot: v * 16, s) }
             }
         }
