@@ -10,6 +10,7 @@
 /// A GEMM that writes such a C hands the next GEMM a B it reads in place, with no packing.
 /// Register tile 8 x 32 (two SIMD16 accumulators per row, 16 in all, so the two FMA ports stay
 /// busy while B rows and A broadcasts stream from L1), K blocked by 256, M by 128, N split across threads.
+/// A panel's last columns: 8 or fewer in a thin tile, 9 to 24 in a half tile of 16 (and a thin one).
 public enum GEMM {
     static let kc = 256
     static let mc = 128
@@ -225,6 +226,15 @@ public enum GEMM {
                         if cols <= 8 {
                             thinTile(kb, ap, b, bStride, cp, ldc, firstTile, last, tileBias, relu, rows: target.rows, cols: cols,
                                      skip: skip, edge: edge)
+                        } else if cols <= 24 {
+                            // 16 columns, then the rest (at most 8) thin: a 7x7 map's 49 columns cost 52
+                            // columns' multiply-adds instead of 64, a 28x28 map's last 16 half a tile's.
+                            halfTile(kb, ap, b, bStride, cp, ldc, firstTile, last, tileBias, relu, rows: target.rows, cols: min(cols, 16),
+                                     skip: skip?.0, edge: edge)
+                            if cols > 16 {
+                                thinTile(kb, ap, b + 64, bStride, cp + 16, ldc, firstTile, last, tileBias, relu, rows: target.rows,
+                                         cols: cols - 16, skip: skip.map { ($0.1, $0.1) }, edge: edge)
+                            }
                         } else {
                             tile(kb, ap, b, bStride, cp, ldc, firstTile, last, tileBias, relu, rows: target.rows, cols: cols,
                                  skip: skip, edge: edge)
@@ -425,6 +435,47 @@ public enum GEMM {
         }
         put(0, c0); put(1, c1); put(2, c2); put(3, c3); put(4, c4); put(5, c5); put(6, c6); put(7, c7)
         addEdge(edge, c, ldc, first, last, bias, relu, rows: rows, cols: cols)
+    }
+
+    /// The first 16 columns of a panel over 8 rows, stored into the first `rows` x `cols` of C: one
+    /// vector per row, so half a tile's multiply-adds. Kept out of `run` (it is rare; see `tile`).
+    @inline(never)
+    static func halfTile(_ kb: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int,
+                         _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
+                         _ bias: UnsafePointer<Float>?, _ relu: Bool, rows: Int, cols: Int,
+                         skip: SIMD16<UInt32>?, edge: UnsafeMutablePointer<Float>) {
+        var l0 = SIMD16<Float>(), l1 = SIMD16<Float>(), l2 = SIMD16<Float>(), l3 = SIMD16<Float>()
+        var l4 = SIMD16<Float>(), l5 = SIMD16<Float>(), l6 = SIMD16<Float>(), l7 = SIMD16<Float>()
+        var ap = a
+        var bp = b
+        for _ in 0..<kb {
+            let v = bp.loadUnaligned(as: SIMD16<Float>.self)
+            l0.addProduct(SIMD16(repeating: ap[0]), v); l1.addProduct(SIMD16(repeating: ap[1]), v)
+            l2.addProduct(SIMD16(repeating: ap[2]), v); l3.addProduct(SIMD16(repeating: ap[3]), v)
+            l4.addProduct(SIMD16(repeating: ap[4]), v); l5.addProduct(SIMD16(repeating: ap[5]), v)
+            l6.addProduct(SIMD16(repeating: ap[6]), v); l7.addProduct(SIMD16(repeating: ap[7]), v)
+            ap += 8
+            bp += bStride
+        }
+        if let skip {
+            l0.keep(skip); l1.keep(skip); l2.keep(skip); l3.keep(skip); l4.keep(skip); l5.keep(skip); l6.keep(skip); l7.keep(skip)
+        }
+        let full = rows == 8 && cols == 16, e = UnsafeMutableRawPointer(edge)
+        /// Row r into C (a whole row of 16), or into the edge tile.
+        @inline(__always) func put(_ v: SIMD16<Float>, _ r: Int) {
+            guard full else { return e.storeBytes(of: v, toByteOffset: r * nr * 4, as: SIMD16<Float>.self) }
+            let p = UnsafeMutableRawPointer(c + r * ldc)
+            var u = v
+            if first {
+                if let bias { u += SIMD16(repeating: bias[r]) }
+            } else {
+                u += p.loadUnaligned(as: SIMD16<Float>.self)
+            }
+            if last && relu { u = u.replacing(with: 0, where: u .< 0) }
+            p.storeBytes(of: u, as: SIMD16<Float>.self)
+        }
+        put(l0, 0); put(l1, 1); put(l2, 2); put(l3, 3); put(l4, 4); put(l5, 5); put(l6, 6); put(l7, 7)
+        if !full { addEdge(edge, c, ldc, first, last, bias, relu, rows: rows, cols: cols) }
     }
 
     /// Adds the first `rows` x `cols` of the 8 x 32 `edge` tile into C (or, for the first K block,

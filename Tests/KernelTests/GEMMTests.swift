@@ -7,7 +7,8 @@ import Testing
 @Suite struct GEMMTests {
     static let shapes: [(m: Int, k: Int, n: Int)] = [
         (1, 1, 1), (8, 16, 16), (7, 5, 3), (13, 37, 29), (32, 300, 49), (129, 257, 50), (20, 9, 784), (3, 513, 17),
-        (128, 640, 196), (17, 300, 40), (9, 33, 37),    // panels ending in 4, 8 and 5 columns
+        (128, 640, 196), (17, 300, 40), (9, 33, 37),    // panels ending in 4, 8 and 5 columns (thin tiles)
+        (11, 70, 56), (8, 260, 52), (16, 20, 45),       // 24, 20 and 13 columns (a half tile, then a thin one)
     ]
 
     @Test(arguments: shapes)
