@@ -8,7 +8,7 @@
 private func llvmPrefetch(_ address: UnsafeRawPointer, _ write: Int32, _ locality: Int32, _ cacheType: Int32)
 
 enum Prefetch {
-    /// Into L2 and L3, not L1 (for data used after the current L1 working set).
+    /// Into L2 (`prefetcht1`; some cores fill L1 as well), for data used after the current L1 working set.
     @inline(__always) static func l2(_ p: UnsafeRawPointer) { llvmPrefetch(p, 0, 2, 1) }
 
     /// Every cache line of `bytes` bytes from `p`, into L2.

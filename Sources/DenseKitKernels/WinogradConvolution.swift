@@ -133,12 +133,12 @@ public enum WinogradConvolution {
                 pool.run(parts: parts) { part in
                     for p in stride(from: part, to: whole, by: parts) { layer.panel(vectors(p), buffers[part]) }
                 }
-                // The panels left over (fewer than the threads: 7 on a 56 px map, 2 on a 28 px one) are
-                // each done by all threads, step by step, into the first thread's V and M.
+                // The panels left over (fewer than the threads: on 2 threads, the 7th of a 56 px map's 7)
+                // are each done by all threads, step by step, into the first thread's V and M.
+                let shared = buffers.map { $0.sharing(buffers[0]) }, positions = layer.alpha * layer.alpha
+                func share(_ part: Int, _ count: Int) -> Range<Int> { (part * count / parts)..<((part + 1) * count / parts) }
                 for p in whole..<layout.panelCount {
-                    let v = vectors(p), positions = layer.alpha * layer.alpha
-                    func share(_ part: Int, _ count: Int) -> Range<Int> { (part * count / parts)..<((part + 1) * count / parts) }
-                    let shared = buffers.map { $0.sharing(buffers[0]) }
+                    let v = vectors(p)
                     pool.run(parts: parts) { layer.transformInputs(v, channels: share($0, layer.inChannels), shared[$0]) }
                     pool.run(parts: parts) { layer.multiply(positions: share($0, positions), shared[$0]) }
                     pool.run(parts: parts) { layer.transformOutputs(v, outputs: share($0, layer.outChannels), shared[$0]) }
