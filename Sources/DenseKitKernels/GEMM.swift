@@ -461,7 +461,8 @@ public enum GEMM {
             l0.keep(skip); l1.keep(skip); l2.keep(skip); l3.keep(skip); l4.keep(skip); l5.keep(skip); l6.keep(skip); l7.keep(skip)
         }
         let full = rows == 8 && cols == 16, e = UnsafeMutableRawPointer(edge)
-        /// Row r into C (a whole row of 16), or into the edge tile.
+        /// Row r into C (a whole row of 16), or into the edge tile. The steps are `store`'s for one
+        /// vector: a helper shared by both, tried, left `tile`'s SIMD loads and stores as calls.
         @inline(__always) func put(_ v: SIMD16<Float>, _ r: Int) {
             guard full else { return e.storeBytes(of: v, toByteOffset: r * nr * 4, as: SIMD16<Float>.self) }
             let p = UnsafeMutableRawPointer(c + r * ldc)

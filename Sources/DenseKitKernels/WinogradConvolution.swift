@@ -135,6 +135,7 @@ public enum WinogradConvolution {
                 }
                 // The panels left over (fewer than the threads: on 2 threads, the 7th of a 56 px map's 7)
                 // are each done by all threads, step by step, into the first thread's V and M.
+                guard whole < layout.panelCount else { return }
                 let shared = buffers.map { $0.sharing(buffers[0]) }, positions = layer.alpha * layer.alpha
                 func share(_ part: Int, _ count: Int) -> Range<Int> { (part * count / parts)..<((part + 1) * count / parts) }
                 for p in whole..<layout.panelCount {

@@ -17,8 +17,9 @@ public struct DNKModelWriter: ModelWriter {
         // A graph the executor refuses gets no cache (the lying files the tests write).
         // A buffer whose tensor name would not fit the table is left out (the executor makes it).
         if executorCache && dtype == .f32, let buffers = try? ExecutorCache.encode(net) {
-            for (name, values) in buffers where (ExecutorCache.tensorPrefix + name).utf8.count < DNKWriter.nameSize {
+            for (name, values) in buffers {
                 let tensorName = ExecutorCache.tensorPrefix + name
+                guard tensorName.utf8.count < DNKWriter.nameSize else { continue }
                 extra.append((tensorName, Tensor(name: tensorName, shape: [1, values.count], values: values)))
             }
             meta["executorCache"] = ["format": ExecutorCache.format, "mode": ConvolutionMode.default.rawValue]
