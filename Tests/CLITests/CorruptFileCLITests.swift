@@ -1,3 +1,4 @@
+import DenseKit
 import Foundation
 import Testing
 import TestSupport
@@ -51,6 +52,40 @@ import TestSupport
         // Nothing was written: the folder holds exactly the broken files.
         let left = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
         #expect(left == (broken + [cutInput]).map { ($0 as NSString).lastPathComponent }.sorted())
+    }
+
+    /// `.dnk` metadata edited and resealed (its checksums recomputed, as a forger would): the JSON
+    /// parser and the metadata's structure refuse it, naming the byte or what is missing.
+    @Test func resealedDNKMetadataIsRefused() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let good = folder.appendingPathComponent("good.dnk").path
+        #expect(try densekit(["convert", Fixtures.path("tv-tiny-legacy-opset17.onnx"), "-o", good, "--accept-deviations"]).status == 0)
+        let file = try Data(contentsOf: URL(fileURLWithPath: good))
+        func u64(_ d: Data, _ at: Int) -> Int { d.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self))) } }
+        let metaStart = u64(file, 16), metaLength = u64(file, 24)
+        let metadata = String(decoding: file[metaStart..<(metaStart + metaLength)], as: UTF8.self)
+        #expect(metadata.hasSuffix("}") && metadata.contains("\"structure\":{"))
+        /// The file with its metadata text replaced by `text` (of the same length), resealed.
+        func resealed(_ text: String) throws -> String {
+            var d = file
+            d.replaceSubrange(metaStart..<(metaStart + metaLength), with: Data(text.utf8))
+            func put(_ at: Int, _ v: UInt64) { d.replaceSubrange(at..<(at + 8), with: withUnsafeBytes(of: v.littleEndian, Array.init)) }
+            put(72, d.subdata(in: metaStart..<u64(d, 32)).withUnsafeBytes { XXH64.hash($0) })
+            put(120, d.prefix(120).withUnsafeBytes { XXH64.hash($0) })
+            return try Fixtures.write(d, as: "edited.dnk", in: folder)
+        }
+        #expect(try densekit(["inspect", try resealed(metadata)]).status == 0)
+        let cases = [
+            (String(metadata.dropLast()) + " ", "metadata is not JSON: expected '}' at byte \(metaLength)"),
+            ("[" + metadata.dropFirst(), "metadata is not JSON: expected ']' at byte "),
+            (metadata.replacingOccurrences(of: "\"structure\":{", with: "\"structurX\":{"), "metadata is not the expected JSON (no structure object)"),
+        ]
+        for (text, message) in cases {
+            let edited = try resealed(text)
+            try expectUsageError(["inspect", edited], file: edited, mentions: message)
+            try expectUsageError(["run", edited, "--input", input, "--output", folder.appendingPathComponent("out.npy").path], file: edited, mentions: message)
+        }
     }
 
     /// HDF5 damaged byte by byte (libhdf5 reads it in the isolated child, as for every command):

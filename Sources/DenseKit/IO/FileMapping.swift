@@ -7,9 +7,9 @@ import Glibc
 ///
 /// Foundation's `Data(contentsOf:options: .alwaysMapped)` reads the whole file into memory on Linux
 /// (a copy: measured 8 ms for a 75 MB `.dnk`, most of its load); a mapping of a file in the page cache
-/// costs no copy. Its pages are mapped in as they are read: the checksums have the kernel map each
-/// large region's pages on the core that hashes it (`TensorChecksums`), and pages no one reads are
-/// never mapped (MAP_POPULATE, mapping the whole file up front on one core, cost 2 ms of a 10 ms load).
+/// costs no copy. Its pages are mapped in as they are read: the checksums fault each region's pages
+/// in on the core that hashes it (`TensorChecksums`), and pages no one reads are never mapped
+/// (MAP_POPULATE, mapping the whole file up front on one core, cost 2 ms of a 10 ms load).
 /// Used for `.dnk` files, whose float32 tensors and executor cache are used in place. (As with any
 /// mapping, a file truncated by another process while it is open would fault on access.)
 enum FileMapping {

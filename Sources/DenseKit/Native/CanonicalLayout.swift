@@ -179,15 +179,14 @@ enum CanonicalLayout {
     }
 }
 
-/// A JSON number as JSONSerialization gives it (an NSNumber), read with a class cast: `as? Int` or
-/// `as? Double` on `Any` takes Foundation's bridging path, which was half a millisecond of loading a
-/// DenseNet-121 `.dnk` (a stride, four pads and an epsilon per layer). Integers only where exact.
+/// A JSON number as `MetadataJSON` gives it: an integer is an `Int`, any other number a `Double`
+/// (integers only where exact).
 private func jsonInt(_ v: Any?) -> Int? {
-    guard let n = v as? NSNumber else { return v as? Int }
-    return Int(exactly: n.doubleValue)
+    if let i = v as? Int { return i }
+    return (v as? Double).flatMap { Int(exactly: $0) }
 }
 
 private func jsonDouble(_ v: Any?) -> Double? {
-    guard let n = v as? NSNumber else { return v as? Double }
-    return n.doubleValue
+    if let d = v as? Double { return d }
+    return (v as? Int).map(Double.init)
 }

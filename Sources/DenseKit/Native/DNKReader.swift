@@ -133,19 +133,29 @@ public enum DNKReader {
             storedBytes += length
             parameters += elements
         }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(raw[metaOffset..<(metaOffset + metaLength)])) as? [String: Any],
-              let structure = object["structure"] as? [String: Any] else { throw ImportError.malformed("metadata is not the expected JSON") }
-        let cache = try executorCache(object["executorCache"], cacheBuffers, raw: raw, file: file,
-                                      weightChecks: deferring ? weightChecks : nil)
-        if cache?.weightChecks == nil { checks.regions += weightChecks.regions }
-        // The checksums run on the other cores while this thread rebuilds the graph (which reads only
-        // the checked metadata and the tensors' sizes); nothing is returned before they pass, and a
-        // mismatch is the error reported, whatever else fails.
-        let checking = checks.verifyInBackground(raw)
-        let rebuilt = Result { try graph(object, structure, tensors, count - cacheBuffers.count, parameters, storedBytes, cache,
-                                         path: path, restoringTransfer: restoringTransfer) }
-        try checking.wait()
-        return (try rebuilt.get(), cache)
+        // The checksums run on the other cores while this thread parses the metadata and rebuilds the
+        // graph (which read only the checked metadata and the tensors' sizes); this thread then joins
+        // them. Nothing is returned before they pass, and a mismatch is the error reported, whatever
+        // else fails. The weights' checks are left out only if the executor cache turns out usable.
+        let checking = (deferring ? checks : TensorChecksums(regions: checks.regions + weightChecks.regions)).start(raw)
+        let decoded = Result { () throws -> (net: DenseNet, cache: ExecutorCache?, unchecked: TensorChecksums?) in
+            let parsed: Any
+            do { parsed = try MetadataJSON.parse(UnsafeRawBufferPointer(rebasing: raw[metaOffset..<(metaOffset + metaLength)])) } catch let e as MetadataJSON.Failure {
+                throw ImportError.malformed("metadata is not JSON: \(e.problem) at byte \(e.offset)")
+            }
+            guard let object = parsed as? [String: Any], let structure = object["structure"] as? [String: Any] else {
+                throw ImportError.malformed("metadata is not the expected JSON (no structure object)")
+            }
+            let cache = try executorCache(object["executorCache"], cacheBuffers, raw: raw, file: file,
+                                          weightChecks: deferring ? weightChecks : nil)
+            let net = try graph(object, structure, tensors, count - cacheBuffers.count, parameters, storedBytes, cache,
+                                path: path, restoringTransfer: restoringTransfer)
+            return (net, cache, deferring && cache?.weightChecks == nil ? weightChecks : nil)
+        }
+        try checking.finish()
+        let (net, cache, unchecked) = try decoded.get()
+        try unchecked?.verify(raw)
+        return (net, cache)
     }
 
     /// The canonical graph from the decoded metadata and tensors, with its source description.
