@@ -13,8 +13,10 @@
 ///    one register tile wide: for 32 outputs and 128 channels, 4 tiles of 8 x 32 over K = 128;
 /// 3. the output transform A^T M A of every output's tiles, plus the bias, written into the output
 ///    planes' images (rows `width` apart), only inside the image.
-/// A vector holds 16 tiles of one tile row, or several short tile rows side by side (a 28 px map has
-/// rows of 7 tiles: two to a vector). Each image row is staged from the tiles' first column
+/// A vector holds 16 tiles of one tile row, or several short tile rows side by side with a lane
+/// between them (a 28 px map has rows of 7 tiles: two to a vector), or none where the column after a
+/// row's last tile is past the image (a 14 px map: four rows of 4 tiles fill one vector, a panel of
+/// one vector, whose GEMMs are 8 x 16 register tiles). Each image row is staged from the tiles' first column
 /// and split into m phases (column x to phase x mod m) with SIMD shuffles, so the transforms' vectors
 /// read consecutive floats. Exact in real arithmetic; in float32 the transforms' coefficients (up to
 /// 8 and 1/24) add rounding error.
@@ -23,17 +25,22 @@ public enum WinogradConvolution {
     static let panelTiles = GEMM.nr
 
     /// Tiles of one tile row in a vector: lanes `entry`..<`entry + count`, whose staged input starts
-    /// at entry `entry` (each tile reads its own entry and the next, so a vector holding several rows
-    /// leaves one lane between them).
+    /// at entry `entry` and takes `reach` entries. Each tile reads its own entry and the next (its
+    /// input columns m and m + 1), so a vector holding several rows leaves one lane between them
+    /// (`reach` = count + 1), unless those columns of a row's last tile are past the image
+    /// (`reach` = count): the tile then reads the next row's first entry instead, whose column 0 is
+    /// padding (zero, as column m should be) and whose column 1 reaches only the tile's last output
+    /// column (input column m + 1 appears only in B^T's last row, and M's last column only in A^T's),
+    /// which is past the image and not written.
     struct Piece {
-        let tileRow: Int, firstTile: Int, count: Int, entry: Int
+        let tileRow: Int, firstTile: Int, count: Int, entry: Int, reach: Int
     }
 
     /// One vector's tiles, and the 16-entry chunks its staged rows take (2 when a piece reads entry 16).
     /// A view into `VectorLayout.pieces`: the panels' loops touch no reference-counted storage.
     struct Lanes {
         let pieces: UnsafeBufferPointer<Piece>
-        var chunks: Int { pieces.contains { $0.entry + $0.count + 1 > 16 } ? 2 : 1 }
+        var chunks: Int { pieces.contains { $0.entry + $0.reach > 16 } ? 2 : 1 }
     }
 
     /// The vectors of a map with `tileRows` x `tileColumns` tiles: every vector's pieces, one after
@@ -41,22 +48,33 @@ public enum WinogradConvolution {
     struct VectorLayout {
         var pieces: [Piece] = [], vectors: [Range<Int>] = []
 
-        init(tileRows: Int, tileColumns: Int) {
+        /// Whether rows of `tileColumns` tiles of `m` columns share a vector with no lane between them:
+        /// the entry after a row's last tile starts at column tileColumns * m - 1, past a `width`-wide image.
+        static func packsRowsTight(tileColumns: Int, m: Int, width: Int) -> Bool {
+            tileColumns < 16 && tileColumns * m - 1 >= width
+        }
+
+        init(tileRows: Int, tileColumns: Int, tight: Bool = false) {
             func add(_ vector: [Piece]) {
                 vectors.append(pieces.count..<pieces.count + vector.count)
                 pieces += vector
             }
             if tileColumns < 16 {
-                let perVector = 16 / (tileColumns + 1)
+                let reach = tight ? tileColumns : tileColumns + 1, perVector = 16 / reach
                 for first in stride(from: 0, to: tileRows, by: perVector) {
                     add((first..<min(tileRows, first + perVector)).map {
-                        Piece(tileRow: $0, firstTile: 0, count: tileColumns, entry: ($0 - first) * (tileColumns + 1))
+                        // A vector's last row stages its next entry too (zero) unless it ends the
+                        // vector: no row follows it to take that place.
+                        let entry = ($0 - first) * reach, last = $0 + 1 == min(tileRows, first + perVector)
+                        return Piece(tileRow: $0, firstTile: 0, count: tileColumns, entry: entry,
+                                     reach: last && entry + tileColumns < 16 ? tileColumns + 1 : reach)
                     })
                 }
             } else {
                 for row in 0..<tileRows {
                     for first in stride(from: 0, to: tileColumns, by: 16) {
-                        add([Piece(tileRow: row, firstTile: first, count: min(16, tileColumns - first), entry: 0)])
+                        let count = min(16, tileColumns - first)
+                        add([Piece(tileRow: row, firstTile: first, count: count, entry: 0, reach: count + 1)])
                     }
                 }
             }
@@ -118,9 +136,10 @@ public enum WinogradConvolution {
     public static func run(_ weights: WinogradWeights, _ input: UnsafePointer<Float>, inputStride: Int, height: Int, width: Int,
                            into output: UnsafeMutablePointer<Float>, outputStride: Int, bias: UnsafePointer<Float>?,
                            scratch: [Scratch], threads: Int) {
-        let m = weights.transform.m
-        let layout = VectorLayout(tileRows: (height + m - 1) / m, tileColumns: (width + m - 1) / m)
-        let parts = min(threads, layout.panelCount, scratch.count, WorkerPool.maxParts)
+        let m = weights.transform.m, tileColumns = (width + m - 1) / m
+        let layout = VectorLayout(tileRows: (height + m - 1) / m, tileColumns: tileColumns,
+                                  tight: VectorLayout.packsRowsTight(tileColumns: tileColumns, m: m, width: width))
+        let parts = min(threads, scratch.count, WorkerPool.maxParts)
         let layer = Layer(weights: weights, input: input, inputStride: inputStride, height: height, width: width,
                           output: output, outputStride: outputStride, bias: bias)
         let buffers = scratch.prefix(parts).map(\.pointers)
@@ -130,18 +149,21 @@ public enum WinogradConvolution {
             lanes.withUnsafeBufferPointer { lanes in
                 func vectors(_ p: Int) -> UnsafeBufferPointer<Lanes> { UnsafeBufferPointer(rebasing: lanes[2 * p..<min(lanes.count, 2 * p + 2)]) }
                 let pool = WorkerPool.shared(threads: threads), whole = layout.panelCount / parts * parts
-                pool.run(parts: parts) { part in
-                    for p in stride(from: part, to: whole, by: parts) { layer.panel(vectors(p), buffers[part]) }
+                if whole > 0 {
+                    pool.run(parts: parts) { part in
+                        for p in stride(from: part, to: whole, by: parts) { layer.panel(vectors(p), buffers[part]) }
+                    }
                 }
-                // The panels left over (fewer than the threads: on 2 threads, the 7th of a 56 px map's 7)
-                // are each done by all threads, step by step, into the first thread's V and M.
+                // The panels left over (fewer than the threads: on 2 threads, the 7th of a 56 px map's 7,
+                // or a 14 px map's only one) are each done by all threads, step by step, into the first
+                // thread's V and M.
                 guard whole < layout.panelCount else { return }
                 let shared = buffers.map { $0.sharing(buffers[0]) }, positions = layer.alpha * layer.alpha
                 func share(_ part: Int, _ count: Int) -> Range<Int> { (part * count / parts)..<((part + 1) * count / parts) }
                 for p in whole..<layout.panelCount {
                     let v = vectors(p)
                     pool.run(parts: parts) { layer.transformInputs(v, channels: share($0, layer.inChannels), shared[$0]) }
-                    pool.run(parts: parts) { layer.multiply(positions: share($0, positions), shared[$0]) }
+                    pool.run(parts: parts) { layer.multiply(positions: share($0, positions), columns: 16 * v.count, shared[$0]) }
                     pool.run(parts: parts) { layer.transformOutputs(v, outputs: share($0, layer.outChannels), shared[$0]) }
                 }
             }
@@ -178,7 +200,7 @@ public enum WinogradConvolution {
         /// The three steps on one panel, by one thread.
         func panel(_ vectors: UnsafeBufferPointer<Lanes>, _ s: Scratch.Pointers) {
             transformInputs(vectors, channels: 0..<inChannels, s)
-            multiply(positions: 0..<alpha * alpha, s)
+            multiply(positions: 0..<alpha * alpha, columns: 16 * vectors.count, s)
             transformOutputs(vectors, outputs: 0..<outChannels, s)
         }
 
@@ -200,17 +222,22 @@ public enum WinogradConvolution {
         }
 
         /// Step 2 for `positions`: M[position] = U[position] V[position], 8 x 32 register tiles over
-        /// K = all input channels. (A panel of one vector leaves V's other 16 columns as they were:
-        /// M's columns there are not read.)
-        func multiply(positions: Range<Int>, _ s: Scratch.Pointers) {
+        /// K = all input channels, or 8 x 16 for a panel of one vector (`columns` 16: V's other 16
+        /// columns hold whatever they held, and M's columns there are neither computed nor read).
+        func multiply(positions: Range<Int>, columns: Int, _ s: Scratch.Pointers) {
             let (k, v, mp) = (inChannels, s.transformed, s.products)
             let edge = s.tile + (alpha * m + m * m) * 16 + 16 * m
             for position in positions {
                 let b = UnsafeRawPointer(v + position * vStride)
                 for tile in 0..<tiles {
-                    GEMM.tile(k, filterPanel(position, tile), b, panelTiles * 4,
-                              mp + position * mStride + tile * 8 * panelTiles, panelTiles, true, true, nil, false,
-                              rows: 8, cols: panelTiles, skip: nil, edge: edge)
+                    let c = mp + position * mStride + tile * 8 * panelTiles
+                    if columns == 16 {
+                        GEMM.halfTile(k, filterPanel(position, tile), b, panelTiles * 4, c, panelTiles, true, true, nil, false,
+                                      rows: 8, cols: 16, skip: nil, edge: edge)
+                    } else {
+                        GEMM.tile(k, filterPanel(position, tile), b, panelTiles * 4, c, panelTiles, true, true, nil, false,
+                                  rows: 8, cols: panelTiles, skip: nil, edge: edge)
+                    }
                 }
             }
         }
@@ -230,7 +257,7 @@ public enum WinogradConvolution {
             for r in 0..<alpha {
                 for piece in lanes.pieces {
                     let y = piece.tileRow * m - 1 + r, x0 = piece.firstTile * m - 1
-                    let dst = line + r * 32 * m + piece.entry * m, n = min((piece.count + 1) * m, 2 * 16 * m - piece.entry * m)
+                    let dst = line + r * 32 * m + piece.entry * m, n = min(piece.reach * m, 2 * 16 * m - piece.entry * m)
                     guard y >= 0 && y < height else {
                         dst.update(repeating: 0, count: n)
                         continue

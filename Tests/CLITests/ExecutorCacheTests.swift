@@ -133,14 +133,14 @@ import TestSupport
                 d = self.resealed(d)
             }
         }
-        let other = try edited("other.dnk", replacing("densekit-plan-2", "densekit-plan-9"))
+        let other = try edited("other.dnk", replacing("densekit-plan-3", "densekit-plan-9"))
         let (net, cache) = try DNKReader.loadWithCache(path: other)
         #expect(cache == nil)
         let x = try input(for: net, "tv-tiny")
         #expect(try run(net, x).y == (try run(try ModelLoader.load(path: path), x)).y)
 
         // The description blanked out (the same number of spaces: the JSON stays valid).
-        let description = "\"executorCache\":{\"format\":\"densekit-plan-2\",\"mode\":\"fast\"},"
+        let description = "\"executorCache\":{\"format\":\"densekit-plan-3\",\"mode\":\"fast\"},"
         #expect(text.contains(description))
         let bad = try edited("bad.dnk", replacing(description, String(repeating: " ", count: description.utf8.count)))
         let firstBuffer = try #require(tensorOffsets(original).first { $0.name.hasPrefix("cache:") }).name

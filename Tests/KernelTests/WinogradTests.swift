@@ -4,7 +4,8 @@ import Testing
 
 /// Winograd F(4x4, 3x3) against the direct convolution computed in double precision,
 /// on odd shapes: maps that are not whole tiles, one pixel, rows of more than 32 tiles (split panels),
-/// partial blocks of outputs, many channels. Input images sit in planes with NaN between them and the
+/// short tile rows packed into a vector with and without a lane between them, partial blocks of
+/// outputs, many channels; on 1 and 2 threads (a map of one panel is split among both, step by step). Input images sit in planes with NaN between them and the
 /// output planes hold NaN outside the images: nothing there may be read, and nothing but the images
 /// may be written.
 @Suite struct WinogradConvolutionTests {
@@ -16,7 +17,10 @@ import Testing
     static let cases = [
         Case(c: 128, h: 56, w: 56, o: 32),      // a DenseNet-121 block-1 layer
         Case(c: 128, h: 28, w: 28, o: 32),      // block 2
-        Case(c: 128, h: 14, w: 14, o: 32),      // 14 is not a multiple of 4
+        Case(c: 128, h: 14, w: 14, o: 32),      // block 3: four rows of 4 tiles fill one vector, no lane between
+        Case(c: 9, h: 13, w: 15, o: 8),         // rows of 4 tiles, no lane between (column 15 is past the image)
+        Case(c: 6, h: 10, w: 16, o: 5),         // rows of 4 tiles with a lane between: three to a vector
+        Case(c: 10, h: 17, w: 12, o: 9),        // rows of 3 tiles with a lane between: four to a vector
         Case(c: 13, h: 9, w: 11, o: 4),         // fewer outputs than one 8-row tile
         Case(c: 20, h: 7, w: 7, o: 19),         // a partial last tile of outputs
         Case(c: 7, h: 1, w: 1, o: 8),           // one pixel: every tap but the centre reads padding
@@ -64,6 +68,16 @@ import Testing
         var input = [Float](repeating: .nan, count: t.c * inStride)
         for c in 0..<t.c { for i in 0..<(t.h * t.w) { input[c * inStride + i] = x[c * t.h * t.w + i] } }
         let scratch = (0..<2).map { _ in WinogradConvolution.Scratch(transform, inChannels: t.c, outChannels: t.o) }
+        // The scratch buffers as a layer before leaves them: full of another map's rows (NaN here),
+        // none of which may reach this one's outputs.
+        let (wide, nan) = (64, [Float](repeating: .nan, count: t.c * 6 * 64))
+        var ignored = [Float](repeating: 0, count: t.o * 6 * wide)
+        nan.withUnsafeBufferPointer { ip in
+            ignored.withUnsafeMutableBufferPointer {
+                WinogradConvolution.run(weights, ip.baseAddress!, inputStride: 6 * wide, height: 6, width: wide,
+                                        into: $0.baseAddress!, outputStride: 6 * wide, bias: nil, scratch: scratch, threads: 2)
+            }
+        }
         for threads in [1, 2] {
             var out = [Float](repeating: .nan, count: t.o * outStride)
             input.withUnsafeBufferPointer { ip in
@@ -109,6 +123,32 @@ import Testing
             }
             let want = Self.exact(x, t, weight, [0])
             #expect(zip(y, want).allSatisfy { abs(Double($0) - $1) < 1e-4 }, "impulse at \(p): \(y) vs \(want)")
+        }
+    }
+
+    /// Rows of tiles packed into a vector with no lane between them: a row's last tile reads the next
+    /// tile row's first columns in place of the padding past the image, which must reach none of its
+    /// outputs inside the image. The first column of every image row is huge and the rest zero: the
+    /// last tiles' outputs (columns 12 and 13 of 14) are then exactly zero, where any of it leaking
+    /// in would leave its rounding (about 1e23) in them.
+    @Test func rowEndsSeeZeroPastTheImage() {
+        let (h, w) = (14, 14)
+        let weights = WinogradWeights([Float](repeating: 1, count: 9), outChannels: 1, inChannels: 1, transform: .f4)
+        let scratch = [WinogradConvolution.Scratch(.f4, inChannels: 1, outChannels: 1)]
+        var x = [Float](repeating: 0, count: h * w)
+        for r in 0..<h { x[r * w] = 1e30 }
+        var y = [Float](repeating: .nan, count: h * w)
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer {
+                WinogradConvolution.run(weights, xp.baseAddress!, inputStride: h * w, height: h, width: w,
+                                        into: $0.baseAddress!, outputStride: h * w, bias: nil, scratch: scratch, threads: 1)
+            }
+        }
+        for r in 0..<h {
+            #expect(y[r * w + 12] == 0 && y[r * w + 13] == 0, "row \(r): \(y[(r * w + 10)..<(r * w + 14)])")
+            // Columns 0 and 1 sum the huge column over the rows the filter covers.
+            let rows = Float((max(0, r - 1)...min(h - 1, r + 1)).count)
+            #expect(abs(y[r * w] / (rows * 1e30) - 1) < 1e-5 && abs(y[r * w + 1] / (rows * 1e30) - 1) < 1e-5, "row \(r)")
         }
     }
 }

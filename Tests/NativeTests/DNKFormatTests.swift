@@ -66,8 +66,9 @@ import TestSupport
         #expect(Double(f32.bytes) <= 1.02 * Double(f32.rawTensorBytes))
         #expect(Double(f16.bytes) <= 0.52 * Double(f32.rawTensorBytes))
         #expect(f32.validation.bitIdentical && cached.validation.bitIdentical)
-        // DenseNet-121's cache: 42.6 MB of prepared buffers beside the 32 MB of weights (measured 2.33x).
-        #expect(Double(cached.bytes) <= 2.4 * Double(f32.rawTensorBytes) && cached.bytes > 2 * f32.rawTensorBytes)
+        // DenseNet-121's cache: 50.5 MB of prepared buffers beside the 32.2 MB of weights (measured 2.57x;
+        // blocks 1 to 3 hold Winograd filters, 4x the size of the direct ones).
+        #expect(Double(cached.bytes) <= 2.65 * Double(f32.rawTensorBytes) && Double(cached.bytes) > 2.45 * Double(f32.rawTensorBytes))
     }
 
     /// The little-endian u64 at byte `at` of a file.

@@ -14,7 +14,7 @@ public final class ExecutorCache: @unchecked Sendable {
     /// Changes whenever a buffer's layout or contents would change (packing, folding, transforms,
     /// which blocks use Winograd, how the buffers are stored); a file with another format's cache is
     /// read without it.
-    public static let format = "densekit-plan-2"
+    public static let format = "densekit-plan-3"
     /// What a buffer's tensor name starts with.
     static let tensorPrefix = "cache:"
 
