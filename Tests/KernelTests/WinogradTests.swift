@@ -50,8 +50,10 @@ import Testing
         return y
     }
 
-    /// The largest difference from `exact` over its largest magnitude.
+    /// The largest difference from `exact` over its largest magnitude; infinite where `y` holds a
+    /// value that is not finite (which `max` would pass over).
     static func error(_ y: [Float], _ exact: [Double]) -> Double {
+        guard y.allSatisfy(\.isFinite) else { return .infinity }
         let worst = zip(y, exact).map { abs(Double($0) - $1) }.max() ?? 0
         return worst / max(exact.map(abs).max() ?? 0, .leastNormalMagnitude)
     }
