@@ -16,17 +16,18 @@
 /// A vector holds 16 tiles of one tile row, or several short tile rows side by side with a lane
 /// between them (a 28 px map has rows of 7 tiles: two to a vector), or none where the column after a
 /// row's last tile is past the image (a 14 px map: four rows of 4 tiles fill one vector, a panel of
-/// one vector, whose GEMMs are 8 x 16 register tiles). Each image row is staged from the tiles' first column
-/// and split into m phases (column x to phase x mod m) with SIMD shuffles, so the transforms' vectors
-/// read consecutive floats. Exact in real arithmetic; in float32 the transforms' coefficients (up to
-/// 8 and 1/24) add rounding error.
+/// one vector, whose GEMMs are 8 x 16 register tiles). Each input row of a vector's tiles is loaded
+/// straight from the image, zero outside it, and split into m phases (column x to phase x mod m) with
+/// SIMD shuffles, so the transforms' vectors read consecutive floats. (Copied first into a staging row,
+/// zero-padded, it took a run 1.7 ms longer: 22.5 ms against 20.8 on an AMD EPYC Zen 5, 1 thread.)
+/// Exact in real arithmetic; in float32 the transforms' coefficients (up to 8 and 1/24) add rounding error.
 public enum WinogradConvolution {
     /// Tiles per panel: the GEMM's register tile width, two vectors.
     static let panelTiles = GEMM.nr
 
-    /// Tiles of one tile row in a vector: lanes `entry`..<`entry + count`, whose staged input starts
-    /// at entry `entry` and takes `reach` entries. Each tile reads its own entry and the next (its
-    /// input columns m and m + 1), so a vector holding several rows leaves one lane between them
+    /// Tiles of one tile row in a vector: lanes `entry`..<`entry + count`, whose input rows start at
+    /// entry `entry` of the vector's window (`VectorLayout`) and take `reach` entries. Each tile reads
+    /// its own entry and the next (its input columns m and m + 1), so a vector holding several rows leaves one lane between them
     /// (`reach` = count + 1), unless those columns of a row's last tile are past the image
     /// (`reach` = count): the tile then reads the next row's first entry instead, whose column 0 is
     /// padding (zero, as column m should be) and whose column 1 reaches only the tile's last output
@@ -36,17 +37,31 @@ public enum WinogradConvolution {
         let tileRow: Int, firstTile: Int, count: Int, entry: Int, reach: Int
     }
 
-    /// One vector's tiles, and the 16-entry chunks its staged rows take (2 when a piece reads entry 16).
-    /// A view into `VectorLayout.pieces`: the panels' loops touch no reference-counted storage.
-    struct Lanes {
-        let pieces: UnsafeBufferPointer<Piece>
-        var chunks: Int { pieces.contains { $0.entry + $0.reach > 16 } ? 2 : 1 }
+    /// One load of a vector's input row (`VectorLayout`'s window): its floats 16 `vector`..<16 `vector` + 16,
+    /// from the image row of tile row `tileRow` at column `column` for lane 0, the lanes of `keep`
+    /// (all ones) inside both the piece and the image, the others zero.
+    struct WindowLoad {
+        let vector: Int, tileRow: Int, column: Int, keep: SIMD16<UInt32>
     }
 
-    /// The vectors of a map with `tileRows` x `tileColumns` tiles: every vector's pieces, one after
-    /// another, and each vector's range of them. Panels are vectors 2p and 2p + 1.
+    /// One vector's tiles and the loads of its input rows: one per window vector (`first`, window
+    /// vector k's at k; none there keeps no lanes), then any others (`more`: several pieces in one
+    /// window vector, where a piece's floats do not start at a multiple of 16). Views into
+    /// `VectorLayout`'s arrays: the panels' loops touch no reference-counted storage.
+    struct Lanes {
+        let pieces: UnsafeBufferPointer<Piece>, first: UnsafeBufferPointer<WindowLoad>, more: UnsafeBufferPointer<WindowLoad>
+    }
+
+    /// The vectors of an h x w map's tiles: every vector's pieces, one after another, and each vector's
+    /// range of them; the same for the loads of their input rows. Panels are vectors 2p and 2p + 1.
+    ///
+    /// A vector's input row (one of a tile's alpha rows, for all its tiles) is a window of 5 vectors of
+    /// floats: a piece's tiles read floats `entry` m... (the tile at entry e reads floats e m..<e m + m + 2,
+    /// its columns, from the column before its first), and only entry 16's first two floats lie past 64.
     struct VectorLayout {
         var pieces: [Piece] = [], vectors: [Range<Int>] = []
+        var loads: [WindowLoad] = [], vectorLoads: [Range<Int>] = []
+        static let windowVectors = 5
 
         /// Whether rows of `tileColumns` tiles of `m` columns share a vector with no lane between them:
         /// the entry after a row's last tile starts at column tileColumns * m - 1, past a `width`-wide image.
@@ -54,16 +69,26 @@ public enum WinogradConvolution {
             tileColumns < 16 && tileColumns * m - 1 >= width
         }
 
-        init(tileRows: Int, tileColumns: Int, tight: Bool = false) {
+        init(height: Int, width: Int, m: Int) {
+            let tileRows = (height + m - 1) / m, tileColumns = (width + m - 1) / m
+            let tight = Self.packsRowsTight(tileColumns: tileColumns, m: m, width: width)
             func add(_ vector: [Piece]) {
                 vectors.append(pieces.count..<pieces.count + vector.count)
                 pieces += vector
+                // Lanes' `first`, then `more`.
+                var first = (0..<Self.windowVectors).map { WindowLoad(vector: $0, tileRow: 0, column: 0, keep: SIMD16()) }
+                var more: [WindowLoad] = [], filled = Set<Int>()
+                for load in vector.flatMap({ Self.windowLoads($0, m: m, width: width) }) {
+                    if filled.insert(load.vector).inserted { first[load.vector] = load } else { more.append(load) }
+                }
+                vectorLoads.append(loads.count..<loads.count + first.count + more.count)
+                loads += first + more
             }
             if tileColumns < 16 {
                 let reach = tight ? tileColumns : tileColumns + 1, perVector = 16 / reach
                 for first in stride(from: 0, to: tileRows, by: perVector) {
                     add((first..<min(tileRows, first + perVector)).map {
-                        // A vector's last row stages its next entry too (zero) unless it ends the
+                        // A vector's last row reads its next entry too (zero) unless it ends the
                         // vector: no row follows it to take that place.
                         let entry = ($0 - first) * reach, last = $0 + 1 == min(tileRows, first + perVector)
                         return Piece(tileRow: $0, firstTile: 0, count: tileColumns, entry: entry,
@@ -81,10 +106,19 @@ public enum WinogradConvolution {
         }
 
         var panelCount: Int { (vectors.count + 1) / 2 }
-    }
 
-    /// Floats of one channel's staged input rows for one vector: alpha rows of two 16-entry chunks of m columns.
-    static func lineFloats(m: Int) -> Int { (m + 2) * 2 * 16 * m }
+        /// The loads that bring `piece`'s floats of the window (its `reach` entries from `entry`) from
+        /// an image row `width` wide: one per window vector it covers, zero outside the image.
+        static func windowLoads(_ piece: Piece, m: Int, width: Int) -> [WindowLoad] {
+            let first = piece.entry * m, end = min(first + piece.reach * m, 16 * windowVectors)
+            let x0 = piece.firstTile * m - 1 - first   // the image column of window float f is x0 + f
+            return stride(from: first / 16 * 16, to: end, by: 16).compactMap { f0 in
+                let lanes = (f0..<f0 + 16).map { f -> UInt32 in (first..<end).contains(f) && (0..<width).contains(x0 + f) ? ~0 : 0 }
+                guard lanes.contains(~0) else { return nil }
+                return WindowLoad(vector: f0 / 16, tileRow: piece.tileRow, column: x0 + f0, keep: SIMD16(lanes))
+            }
+        }
+    }
 
     /// Floats from one position's matrix in V (one panel row per input channel) to the next's, and in
     /// M (one per output, in 8-row tiles): 16 more than the matrix, or consecutive positions would be a
@@ -95,17 +129,15 @@ public enum WinogradConvolution {
     /// One thread's buffers for the panels it does.
     public final class Scratch {
         let transformed: AlignedBuffer, products: AlignedBuffer
-        let line: AlignedBuffer, staging: AlignedBuffer, vertical: AlignedBuffer, tile: AlignedBuffer
+        let rows: AlignedBuffer, tile: AlignedBuffer
 
         /// Room for a layer of at most `inChannels` inputs and `outChannels` outputs, with `transform` or a smaller one.
         public init(_ transform: WinogradTransform, inChannels: Int, outChannels: Int) {
             let (a, m) = (transform.alpha, transform.m), positions = a * a
             transformed = AlignedBuffer(count: positions * transformedStride(inChannels: inChannels))
             products = AlignedBuffer(count: positions * productStride(outputTiles: (outChannels + 7) / 8))
-            line = AlignedBuffer(count: 4 * lineFloats(m: m))
-            staging = AlignedBuffer(count: a * m * 32)
-            // Per row of the vertical transform, m phases and 2 of them shifted by one entry.
-            vertical = AlignedBuffer(count: a * (m + 2) * 16)
+            // The input transform's rows d B: alpha x alpha vectors.
+            rows = AlignedBuffer(count: a * a * 16)
             // The output transform's vectors (alpha x m, then m x m), a row of output tiles, and the
             // edge tile the GEMM's tile needs.
             tile = AlignedBuffer(count: (a * m + m * m) * 16 + 16 * m + 8 * GEMM.nr)
@@ -114,18 +146,16 @@ public enum WinogradConvolution {
         /// The buffers' memory, for the panels' loops.
         struct Pointers {
             let transformed: UnsafeMutablePointer<Float>, products: UnsafeMutablePointer<Float>
-            let line: UnsafeMutablePointer<Float>, staging: UnsafeMutablePointer<Float>
-            let vertical: UnsafeMutablePointer<Float>, tile: UnsafeMutablePointer<Float>
+            let rows: UnsafeMutablePointer<Float>, tile: UnsafeMutablePointer<Float>
 
             /// These working buffers with `other`'s V and M: for threads sharing one panel.
             func sharing(_ other: Pointers) -> Pointers {
-                Pointers(transformed: other.transformed, products: other.products, line: line, staging: staging, vertical: vertical, tile: tile)
+                Pointers(transformed: other.transformed, products: other.products, rows: rows, tile: tile)
             }
         }
 
         var pointers: Pointers {
-            Pointers(transformed: transformed.pointer, products: products.pointer, line: line.pointer,
-                     staging: staging.pointer, vertical: vertical.pointer, tile: tile.pointer)
+            Pointers(transformed: transformed.pointer, products: products.pointer, rows: rows.pointer, tile: tile.pointer)
         }
     }
 
@@ -136,16 +166,18 @@ public enum WinogradConvolution {
     public static func run(_ weights: WinogradWeights, _ input: UnsafePointer<Float>, inputStride: Int, height: Int, width: Int,
                            into output: UnsafeMutablePointer<Float>, outputStride: Int, bias: UnsafePointer<Float>?,
                            scratch: [Scratch], threads: Int) {
-        let m = weights.transform.m, tileColumns = (width + m - 1) / m
-        let layout = VectorLayout(tileRows: (height + m - 1) / m, tileColumns: tileColumns,
-                                  tight: VectorLayout.packsRowsTight(tileColumns: tileColumns, m: m, width: width))
+        let layout = VectorLayout(height: height, width: width, m: weights.transform.m)
         let parts = min(threads, scratch.count, WorkerPool.maxParts)
         let layer = Layer(weights: weights, input: input, inputStride: inputStride, height: height, width: width,
                           output: output, outputStride: outputStride, bias: bias)
         let buffers = scratch.prefix(parts).map(\.pointers)
         defer { withExtendedLifetime((weights, scratch)) {} }   // the layer and buffers hold their memory
-        layout.pieces.withUnsafeBufferPointer { pieces in
-            let lanes = layout.vectors.map { Lanes(pieces: UnsafeBufferPointer(rebasing: pieces[$0])) }
+        layout.pieces.withUnsafeBufferPointer { pieces in layout.loads.withUnsafeBufferPointer { loads in
+            let lanes = zip(layout.vectors, layout.vectorLoads).map { (vector, own) in
+                let split = own.lowerBound + VectorLayout.windowVectors
+                return Lanes(pieces: UnsafeBufferPointer(rebasing: pieces[vector]), first: UnsafeBufferPointer(rebasing: loads[own.lowerBound..<split]),
+                             more: UnsafeBufferPointer(rebasing: loads[split..<own.upperBound]))
+            }
             lanes.withUnsafeBufferPointer { lanes in
                 func vectors(_ p: Int) -> UnsafeBufferPointer<Lanes> { UnsafeBufferPointer(rebasing: lanes[2 * p..<min(lanes.count, 2 * p + 2)]) }
                 let pool = WorkerPool.shared(threads: threads), whole = layout.panelCount / parts * parts
@@ -167,7 +199,7 @@ public enum WinogradConvolution {
                     pool.run(parts: parts) { layer.transformOutputs(v, outputs: share($0, layer.outChannels), shared[$0]) }
                 }
             }
-        }
+        } }
     }
 
     /// One layer's operands, and the three steps on one panel. Only numbers and pointers: nothing in
@@ -206,18 +238,8 @@ public enum WinogradConvolution {
 
         /// Step 1 for input channels `channels`: their rows of every position's matrix in V.
         func transformInputs(_ vectors: UnsafeBufferPointer<Lanes>, channels: Range<Int>, _ s: Scratch.Pointers) {
-            let lineFloats = WinogradConvolution.lineFloats(m: m)
-            // Channel c's rows are staged one channel ahead of their transform, in two alternating
-            // buffers: the transform's vector loads then read stores long retired (a load right after
-            // the narrower stores of a copy waits for them: measured, a fifth of the panel's time).
-            func line(_ c: Int, _ v: Int) -> UnsafeMutablePointer<Float> { s.line + ((c & 1) * 2 + v) * lineFloats }
-            for c in channels.lowerBound...channels.upperBound {
-                if c < channels.upperBound {
-                    for (v, lanes) in vectors.enumerated() { stageInput(c, lanes, into: line(c, v)) }
-                }
-                if c > channels.lowerBound {
-                    for (v, lanes) in vectors.enumerated() { transformInput(c - 1, lanes, slot: v * 16, from: line(c - 1, v), s) }
-                }
+            for c in channels {
+                for (v, lanes) in vectors.enumerated() { transformInput(c, lanes, slot: v * 16, s) }
             }
         }
 
@@ -249,76 +271,59 @@ public enum WinogradConvolution {
             }
         }
 
-        /// Stages input channel `c`'s alpha rows for the tiles in `lanes`: row r from each piece's first
-        /// column at `line + r * 32 m + entry * m` (zero outside the image).
+        /// B^T d B for input channel `c`'s tiles in `lanes` into columns `slot`..<`slot + 16` of every
+        /// position's row c of V. Each of the alpha input rows is loaded straight from the image as its
+        /// window (`VectorLayout`), split into m phases (float e m + p to lane e of phase p) with SIMD
+        /// shuffles, and transformed along the row: tile t's column q is lane t of phase q, or for q = m
+        /// and m + 1, lane t + 1 of phases 0 and 1. Then down the columns into V.
         @inline(__always)
-        func stageInput(_ c: Int, _ lanes: Lanes, into line: UnsafeMutablePointer<Float>) {
-            let plane = input + c * inputStride
-            for r in 0..<alpha {
-                for piece in lanes.pieces {
-                    let y = piece.tileRow * m - 1 + r, x0 = piece.firstTile * m - 1
-                    let dst = line + r * 32 * m + piece.entry * m, n = min(piece.reach * m, 2 * 16 * m - piece.entry * m)
-                    guard y >= 0 && y < height else {
-                        dst.update(repeating: 0, count: n)
-                        continue
-                    }
-                    let from = max(0, -x0), to = min(n, width - x0)
-                    if from > 0 { dst.update(repeating: 0, count: from) }
-                    if to > from { (dst + from).update(from: plane + y * width + x0 + from, count: to - from) }
-                    if to < n { (dst + max(to, from)).update(repeating: 0, count: n - max(to, from)) }
+        func transformInput(_ c: Int, _ lanes: Lanes, slot: Int, _ s: Scratch.Pointers) {
+            let a = alpha, plane = input + c * inputStride, planeFloats = height * width
+            let rows = UnsafeMutableRawPointer(s.rows)   // d B: row r's alpha vectors
+            for r in 0..<a {
+                @inline(__always) func loaded(_ load: WindowLoad) -> SIMD16<Float> {
+                    let y = load.tileRow * m - 1 + r
+                    guard y >= 0 && y < height else { return SIMD16() }
+                    return windowVector(plane, at: y * width + load.column, keep: load.keep, planeFloats: planeFloats)
                 }
+                let f = lanes.first
+                var (w0, w1, w2, w3, w4) = (loaded(f[0]), loaded(f[1]), loaded(f[2]), loaded(f[3]), loaded(f[4]))
+                for load in lanes.more {
+                    let v = loaded(load)
+                    switch load.vector {
+                    case 0: w0 = merged(w0, v)
+                    case 1: w1 = merged(w1, v)
+                    case 2: w2 = merged(w2, v)
+                    case 3: w3 = merged(w3, v)
+                    default: w4 = merged(w4, v)
+                    }
+                }
+                let (p0, p1, p2, p3) = phases(w0, w1, w2, w3)
+                let row = rows + r * a * 64
+                inputTransform(p0, p1, p2, p3, shiftedByOne(p0, w4), shiftedByOne(p1, SIMD16(repeating: w4[1]))) {
+                    row.storeBytes(of: $1, toByteOffset: $0 * 64, as: SIMD16<Float>.self)
+                }
+            }
+            let v = UnsafeMutableRawPointer(s.transformed + c * panelTiles + slot), done = UnsafeRawPointer(rows)
+            for kc in 0..<a {
+                inputTransform({ done.load(fromByteOffset: ($0 * a + kc) * 64, as: SIMD16<Float>.self) },
+                               { v.storeBytes(of: $1, toByteOffset: ($0 * a + kc) * vStride * 4, as: SIMD16<Float>.self) })
             }
         }
 
-        /// B^T d B for input channel `c`'s tiles in `lanes`, staged at `lines` (`stageInput`), into
-        /// columns `slot`..<`slot + 16` of every position's row c of V.
+        /// The 16 floats of `plane` from `at`, zero in the lanes `keep` leaves out. Those that `keep`
+        /// keeps are inside the plane (`planeFloats` long); the others are read only where the whole
+        /// vector is (the first row's column -1 and the last row's columns past the image are not).
         @inline(__always)
-        func transformInput(_ c: Int, _ lanes: Lanes, slot: Int, from lines: UnsafeMutablePointer<Float>, _ s: Scratch.Pointers) {
-            let a = alpha
-            let chunks = lanes.chunks
-            let stage = s.staging
-            // Each row split into phases: stage[r][phase][entry] = column entry * m + phase.
-            for r in 0..<a {
-                let line = lines + r * 32 * m
-                let raw = UnsafeRawPointer(line), phases = UnsafeMutableRawPointer(stage + r * m * 32)
-                for chunk in 0..<chunks {
-                    let at = chunk * 16 * m * 4
-                    let (v0, v1, v2, v3) = (raw.load(fromByteOffset: at, as: SIMD16<Float>.self), raw.load(fromByteOffset: at + 64, as: SIMD16<Float>.self),
-                                            raw.load(fromByteOffset: at + 128, as: SIMD16<Float>.self), raw.load(fromByteOffset: at + 192, as: SIMD16<Float>.self))
-                    phases.storeBytes(of: everyFourth(v0, v1, v2, v3, 0), toByteOffset: chunk * 64, as: SIMD16<Float>.self)
-                    phases.storeBytes(of: everyFourth(v0, v1, v2, v3, 1), toByteOffset: 128 + chunk * 64, as: SIMD16<Float>.self)
-                    phases.storeBytes(of: everyFourth(v0, v1, v2, v3, 2), toByteOffset: 256 + chunk * 64, as: SIMD16<Float>.self)
-                    phases.storeBytes(of: everyFourth(v0, v1, v2, v3, 3), toByteOffset: 384 + chunk * 64, as: SIMD16<Float>.self)
-                }
+        func windowVector(_ plane: UnsafePointer<Float>, at: Int, keep: SIMD16<UInt32>, planeFloats: Int) -> SIMD16<Float> {
+            var v = SIMD16<Float>()
+            if at >= 0 && at + 16 <= planeFloats {
+                v = UnsafeRawPointer(plane + at).loadUnaligned(as: SIMD16<Float>.self)
+            } else {
+                for i in 0..<16 where keep[i] != 0 { v[i] = plane[at + i] }
             }
-            // Down the columns: T[kr][phase] = sum_r B^T[kr][r] stage[r][phase], as vector slot `phase`
-            // of row kr; phases 0 and 1 also shifted by one entry (tile t's columns m and m + 1 are
-            // entry t + 1's), as slots m and m + 1, by a shuffle in registers: every slot is written and
-            // read whole, so each load takes its value straight from the store before it.
-            let stageRaw = UnsafeRawPointer(stage), vertical = UnsafeMutableRawPointer(s.vertical)
-            let rowBytes = (m + 2) * 64
-            for p in 0..<m {
-                let src = stageRaw + p * 128
-                inputTransform({ src.load(fromByteOffset: $0 * m * 128, as: SIMD16<Float>.self) },
-                               { vertical.storeBytes(of: $1, toByteOffset: $0 * rowBytes + p * 64, as: SIMD16<Float>.self) })
-                guard p < 2 else { continue }
-                let next = { (kr: Int) in vertical.load(fromByteOffset: kr * rowBytes + p * 64, as: SIMD16<Float>.self) }
-                let shifted = { (kr: Int, following: SIMD16<Float>) in
-                    vertical.storeBytes(of: shiftedByOne(next(kr), following), toByteOffset: kr * rowBytes + (m + p) * 64, as: SIMD16<Float>.self)
-                }
-                if chunks == 2 {
-                    inputTransform({ src.load(fromByteOffset: 64 + $0 * m * 128, as: SIMD16<Float>.self) }, shifted)
-                } else {
-                    for kr in 0..<a { shifted(kr, SIMD16()) }
-                }
-            }
-            // Along the rows: V[kr][kc] = sum_q T[kr][column q] B[q][kc]; tile t's column q is slot q.
-            let v = UnsafeMutableRawPointer(s.transformed + c * panelTiles + slot)
-            for kr in 0..<a {
-                let row = UnsafeRawPointer(vertical + kr * rowBytes)
-                inputTransform({ row.load(fromByteOffset: $0 * 64, as: SIMD16<Float>.self) },
-                               { v.storeBytes(of: $1, toByteOffset: (kr * a + $0) * vStride * 4, as: SIMD16<Float>.self) })
-            }
+            v.keep(keep)
+            return v
         }
 
         /// A^T M A plus the bias for output `o`'s tiles in `lanes` (columns `slot`... of M), written into its image.
@@ -363,15 +368,21 @@ public enum WinogradConvolution {
     /// B^T d for d = d(0)..<d(alpha), out(i, (B^T d)[i]).
     @inline(__always)
     static func inputTransform(_ d: (Int) -> SIMD16<Float>, _ out: (Int, SIMD16<Float>) -> Void) {
+        inputTransform(d(0), d(1), d(2), d(3), d(4), d(5), out)
+    }
+
+    @inline(__always)
+    static func inputTransform(_ d0: SIMD16<Float>, _ d1: SIMD16<Float>, _ d2: SIMD16<Float>, _ d3: SIMD16<Float>,
+                               _ d4: SIMD16<Float>, _ d5: SIMD16<Float>, _ out: (Int, SIMD16<Float>) -> Void) {
         // B^T rows: [4 0 -5 0 1 0] [0 -4 -4 1 1 0] [0 4 -4 -1 1 0] [0 -2 -1 2 1 0] [0 2 -1 -2 1 0] [0 4 0 -5 0 1]
-        let (d0, d1, d2, d3, d4, d5) = (d(0), d(1), d(2), d(3), d(4), d(5))
-        let a = d4 - 4 * d2, b = d3 - 4 * d1, c = d4 - d2, e = 2 * (d3 - d1)
-        out(0, 4 * d0 - 5 * d2 + d4)
+        // Multiply-adds fused (one rounding each): fewer instructions, no less accurate.
+        let a = d4.addingProduct(-4, d2), b = d3.addingProduct(-4, d1), c = d4 - d2, e = (d3 - d1) + (d3 - d1)
+        out(0, d4.addingProduct(-5, d2).addingProduct(4, d0))
         out(1, a + b)
         out(2, a - b)
         out(3, c + e)
         out(4, c - e)
-        out(5, 4 * d1 - 5 * d3 + d5)
+        out(5, d5.addingProduct(-5, d3).addingProduct(4, d1))
     }
 
     /// A^T x for x = x(0)..<x(alpha), out(i, (A^T x)[i]).
@@ -381,18 +392,41 @@ public enum WinogradConvolution {
         let (x0, x1, x2, x3, x4, x5) = (x(0), x(1), x(2), x(3), x(4), x(5))
         let a = x1 + x2, b = x1 - x2, c = x3 + x4, d = x3 - x4
         out(0, x0 + a + c)
-        out(1, b + 2 * d)
-        out(2, a + 4 * c)
-        out(3, b + 8 * d + x5)
+        out(1, b.addingProduct(2, d))
+        out(2, a.addingProduct(4, c))
+        out(3, (b + x5).addingProduct(8, d))
     }
 
     // MARK: shuffles (constant lanes: each compiles to a few permutes)
 
-    /// Lanes p, p + 4, p + 8, ... of the 64 floats a, b, c, d.
+    /// The 64 floats a, b, c, d split into 4 phases: phase p holds floats p, p + 4, p + 8, ... In two
+    /// steps of two-vector shuffles (8 in all): phases 0 and 1, and 2 and 3, of a and b and of c and d,
+    /// then their halves joined.
     @inline(__always)
-    static func everyFourth(_ a: SIMD16<Float>, _ b: SIMD16<Float>, _ c: SIMD16<Float>, _ d: SIMD16<Float>, _ p: Int) -> SIMD16<Float> {
+    static func phases(_ a: SIMD16<Float>, _ b: SIMD16<Float>, _ c: SIMD16<Float>, _ d: SIMD16<Float>)
+        -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>) {
+        let (ab01, ab23, cd01, cd23) = (twoPhases(a, b, 0), twoPhases(a, b, 2), twoPhases(c, d, 0), twoPhases(c, d, 2))
+        return (halves(ab01, cd01, 0), halves(ab01, cd01, 8), halves(ab23, cd23, 0), halves(ab23, cd23, 8))
+    }
+
+    /// Phase p of the 32 floats a, b (8 lanes), then phase p + 1.
+    @inline(__always)
+    static func twoPhases(_ a: SIMD16<Float>, _ b: SIMD16<Float>, _ p: Int) -> SIMD16<Float> {
         SIMD16(a[p], a[4 + p], a[8 + p], a[12 + p], b[p], b[4 + p], b[8 + p], b[12 + p],
-               c[p], c[4 + p], c[8 + p], c[12 + p], d[p], d[4 + p], d[8 + p], d[12 + p])
+               a[p + 1], a[5 + p], a[9 + p], a[13 + p], b[p + 1], b[5 + p], b[9 + p], b[13 + p])
+    }
+
+    /// Lanes h..<h + 8 of x, then those of y.
+    @inline(__always)
+    static func halves(_ x: SIMD16<Float>, _ y: SIMD16<Float>, _ h: Int) -> SIMD16<Float> {
+        SIMD16(x[h], x[h + 1], x[h + 2], x[h + 3], x[h + 4], x[h + 5], x[h + 6], x[h + 7],
+               y[h], y[h + 1], y[h + 2], y[h + 3], y[h + 4], y[h + 5], y[h + 6], y[h + 7])
+    }
+
+    /// The lanes of two vectors with nothing in common (each lane zero in one of them): their bitwise or.
+    @inline(__always)
+    static func merged(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> {
+        unsafeBitCast(unsafeBitCast(a, to: SIMD16<UInt32>.self) | unsafeBitCast(b, to: SIMD16<UInt32>.self), to: SIMD16<Float>.self)
     }
 
     /// Lanes 1...16 of the 32 floats a, b.
