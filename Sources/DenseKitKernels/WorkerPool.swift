@@ -93,17 +93,18 @@ public final class WorkerPool: @unchecked Sendable {
     }
 
     /// Splits 0..<count into `parts` contiguous ranges (multiples of `granule`; by default one per
-    /// thread) and runs them in parallel.
+    /// thread) and runs them in parallel. The ranges' granules differ in number by one at most (25
+    /// GEMM panels in 4 parts are 6, 6, 6 and 7, not 7, 7, 7 and 4, which left one of 2 threads
+    /// 3 panels idle).
     public func parallelFor(_ count: Int, granule: Int = 1, parts: Int? = nil, _ body: (Range<Int>) -> Void) {
-        let units = (count + max(granule, 1) - 1) / max(granule, 1)
+        let g = max(granule, 1), units = (count + g - 1) / g
         let n = min(parts ?? threads, units, Self.maxParts)
         if threads == 1 || n <= 1 {
             body(0..<count)
             return
         }
-        let per = (units + n - 1) / n * granule
         run(parts: n) { i in
-            let lo = min(count, i * per), hi = min(count, lo + per)
+            let lo = i * units / n * g, hi = min(count, (i + 1) * units / n * g)
             if lo < hi { body(lo..<hi) }
         }
     }
