@@ -27,9 +27,10 @@ public enum WinogradConvolution {
 
     /// Tiles of one tile row in a vector: lanes `entry`..<`entry + count`, whose input rows start at
     /// entry `entry` of the vector's window (`VectorLayout`) and take `reach` entries. Each tile reads
-    /// its own entry and the next (its input columns m and m + 1), so a vector holding several rows leaves one lane between them
-    /// (`reach` = count + 1), unless those columns of a row's last tile are past the image
-    /// (`reach` = count): the tile then reads the next row's first entry instead, whose column 0 is
+    /// its own entry and the next (its input columns m and m + 1), so a vector holding several rows
+    /// leaves one lane between them (`reach` = count + 1), unless those columns of a row's last tile are
+    /// past the image (`reach` = count): the tile then reads the next row's first entry instead (or,
+    /// after a vector's last row, a window float no load brings: zero), whose column 0 is
     /// padding (zero, as column m should be) and whose column 1 reaches only the tile's last output
     /// column (input column m + 1 appears only in B^T's last row, and M's last column only in A^T's),
     /// which is past the image and not written.
@@ -77,9 +78,10 @@ public enum WinogradConvolution {
                 pieces += vector
                 // Lanes' `first`, then `more`.
                 var first = (0..<Self.windowVectors).map { WindowLoad(vector: $0, tileRow: 0, column: 0, keep: SIMD16()) }
-                var more: [WindowLoad] = [], filled = Set<Int>()
+                var more: [WindowLoad] = []
+                // A slot is free while its load keeps no lanes (`windowLoads` makes none such).
                 for load in vector.flatMap({ Self.windowLoads($0, m: m, width: width) }) {
-                    if filled.insert(load.vector).inserted { first[load.vector] = load } else { more.append(load) }
+                    if first[load.vector].keep == SIMD16() { first[load.vector] = load } else { more.append(load) }
                 }
                 vectorLoads.append(loads.count..<loads.count + first.count + more.count)
                 loads += first + more
@@ -88,11 +90,7 @@ public enum WinogradConvolution {
                 let reach = tight ? tileColumns : tileColumns + 1, perVector = 16 / reach
                 for first in stride(from: 0, to: tileRows, by: perVector) {
                     add((first..<min(tileRows, first + perVector)).map {
-                        // A vector's last row reads its next entry too (zero) unless it ends the
-                        // vector: no row follows it to take that place.
-                        let entry = ($0 - first) * reach, last = $0 + 1 == min(tileRows, first + perVector)
-                        return Piece(tileRow: $0, firstTile: 0, count: tileColumns, entry: entry,
-                                     reach: last && entry + tileColumns < 16 ? tileColumns + 1 : reach)
+                        Piece(tileRow: $0, firstTile: 0, count: tileColumns, entry: ($0 - first) * reach, reach: reach)
                     })
                 }
             } else {
