@@ -49,13 +49,14 @@ public enum GEMM {
     }
 
     /// Plain GEMM: B is K x N row-major with row stride `ldb`; with `scale`/`shift` (K values each),
-    /// B's rows go through BatchNorm-ReLU as they are packed.
+    /// B's rows go through BatchNorm-ReLU as they are packed. `packing`: see `sharedPackingCount`.
     public static func multiply(_ a: PackedMatrix, _ b: UnsafePointer<Float>, ldb: Int, n: Int,
                                 _ c: UnsafeMutablePointer<Float>, ldc: Int, cPanelStride: Int = nr,
                                 bias: UnsafePointer<Float>? = nil, relu: Bool = false,
-                                scale: UnsafePointer<Float>? = nil, shift: UnsafePointer<Float>? = nil, threads: Int = 1) {
+                                scale: UnsafePointer<Float>? = nil, shift: UnsafePointer<Float>? = nil, threads: Int = 1,
+                                packing: UnsafeMutablePointer<Float>? = nil) {
         multiply(a, segments(b, ldb: ldb, k: a.cols, scale: scale, shift: shift), n: n, c, ldc: ldc, cPanelStride: cPanelStride,
-                 bias: bias, relu: relu, threads: threads)
+                 bias: bias, relu: relu, threads: threads, packing: packing)
     }
 
     /// The K rows of a matrix with row stride `ldb` (and `panelStride`, for a panel-major one) as
@@ -73,30 +74,76 @@ public enum GEMM {
         return segments
     }
 
-    /// GEMM over B segments covering K in order, each at most 256 rows.
-    public static func multiply(_ a: PackedMatrix, _ segments: [Segment], n: Int,
-                                _ c: UnsafeMutablePointer<Float>, ldc: Int, cPanelStride: Int = nr,
-                                bias: UnsafePointer<Float>? = nil, relu: Bool = false, threads: Int = 1) {
-        guard n > 0, a.rows > 0 else { return }
-        let blocks = kBlocks(segments)
-        let panels = (n + nr - 1) / nr, tiles = (a.rows + 7) / 8
-        // Split by columns (each thread packs only its own B panels) unless there are few panels or
-        // they divide among the threads clearly worse than the 8-row tiles do (14x14 and 7x7 maps).
-        // Column splits come in two parts per thread, claimed as threads get free: a thread that the
-        // machine slows down does less of the step.
+    /// How the threads divide an M x N GEMM: not at all, by column panels (each thread packs only its
+    /// own B panels), or by 8-row tiles of A, when there are few panels or they divide among the
+    /// threads clearly worse than the tiles do (14x14 and 7x7 maps).
+    enum Split { case none, columns, rows }
+
+    static func split(rows m: Int, n: Int, threads: Int) -> Split {
+        let panels = (n + nr - 1) / nr, tiles = (m + 7) / 8
         func imbalance(_ units: Int) -> Double {
             let parts = min(threads, units)
             return Double((units + parts - 1) / parts) * Double(threads) / Double(units)
         }
-        if threads <= 1 || (panels < 2 && tiles < 2) {
-            run(a, segments, blocks, 0..<a.rows, 0, n, c, ldc, cPanelStride, bias, relu)
-        } else if panels >= 2 * threads && imbalance(panels) <= imbalance(tiles) * 1.05 || tiles < threads {
-            WorkerPool.shared(threads: threads).parallelFor(n, granule: nr, parts: threads * 2) { columns in
+        if threads <= 1 || (panels < 2 && tiles < 2) { return .none }
+        if panels >= 2 * threads && imbalance(panels) <= imbalance(tiles) * 1.05 || tiles < threads { return .columns }
+        return .rows
+    }
+
+    /// Floats of the `packing` buffer that an M x K by K x N GEMM on `threads` threads uses (0: none).
+    /// Split by rows, every thread needs all of B: given room, B is packed once, panel-major (its K
+    /// rows divided among the threads), instead of by every thread for itself (on 2 threads, the
+    /// second packing took block 3's bottleneck GEMMs about 0.15 ms of a 12 ms DenseNet-121 run, AMD EPYC Zen 5).
+    public static func sharedPackingCount(rows m: Int, k: Int, n: Int, threads: Int) -> Int {
+        split(rows: m, n: n, threads: threads) == .rows ? k * ((n + nr - 1) / nr * nr) : 0
+    }
+
+    /// GEMM over B segments covering K in order, each at most 256 rows. `packing`, if given, holds at
+    /// least `sharedPackingCount` floats.
+    public static func multiply(_ a: PackedMatrix, _ segments: [Segment], n: Int,
+                                _ c: UnsafeMutablePointer<Float>, ldc: Int, cPanelStride: Int = nr,
+                                bias: UnsafePointer<Float>? = nil, relu: Bool = false, threads: Int = 1,
+                                packing: UnsafeMutablePointer<Float>? = nil) {
+        guard n > 0, a.rows > 0 else { return }
+        let split = split(rows: a.rows, n: n, threads: threads)
+        let pool = WorkerPool.shared(threads: split == .none ? 1 : threads)
+        switch split {
+        case .none:
+            run(a, segments, kBlocks(segments), 0..<a.rows, 0, n, c, ldc, cPanelStride, bias, relu)
+        case .columns:
+            // Two parts per thread, claimed as threads get free: a thread that the machine slows down
+            // does less of the step.
+            let blocks = kBlocks(segments)
+            pool.parallelFor(n, granule: nr, parts: threads * 2) { columns in
                 run(a, segments, blocks, 0..<a.rows, columns.lowerBound, columns.upperBound, c, ldc, cPanelStride, bias, relu)
             }
-        } else {
-            WorkerPool.shared(threads: threads).parallelFor(a.rows, granule: 8) { rows in
-                run(a, segments, blocks, rows, 0, n, c, ldc, cPanelStride, bias, relu)
+        case .rows:
+            var b = segments
+            if let packing, !segments.allSatisfy(\.isPacked) {
+                let panelStride = a.cols * nr
+                pool.parallelFor(a.cols) { rows in packPanels(segments, rows: rows, n: n, into: packing, panelStride: panelStride) }
+                b = Self.segments(UnsafePointer(packing), ldb: nr, k: a.cols, panelStride: panelStride)
+            }
+            let blocks = kBlocks(b)
+            pool.parallelFor(a.rows, granule: 8) { rows in
+                run(a, b, blocks, rows, 0, n, c, ldc, cPanelStride, bias, relu)
+            }
+        }
+    }
+
+    /// Rows `rows` of B (given as `segments`) into its panel-major copy at `packing`: row k of the
+    /// panel at column jr at packing + (jr / 32) * panelStride + 32 k, zero past column n.
+    static func packPanels(_ segments: [Segment], rows: Range<Int>, n: Int, into packing: UnsafeMutablePointer<Float>, panelStride: Int) {
+        for s in segments {
+            let first = max(rows.lowerBound, s.k0), end = min(rows.upperBound, s.k0 + s.count)
+            guard first < end else { continue }
+            for k in first..<end {
+                let i = k - s.k0
+                let row = Segment(k0: k, count: 1, base: s.base + i * s.stride, stride: s.stride, panelStride: s.panelStride,
+                                  scale: s.scale.map { $0 + i }, shift: s.shift.map { $0 + i })
+                for jr in stride(from: 0, to: n, by: nr) {
+                    pack(row, jr, min(nr, n - jr), into: UnsafeMutableRawPointer(packing + (jr / nr) * panelStride + k * nr))
+                }
             }
         }
     }

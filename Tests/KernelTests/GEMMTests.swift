@@ -128,3 +128,49 @@ import Testing
         #expect(relativeError(c, want) < 1e-5)
     }
 }
+
+/// A GEMM that the threads split by rows packs B once for all of them, into the buffer it is given:
+/// the same sums, bit for bit, as each thread packing for itself.
+@Suite struct SharedPackingTests {
+    @Test func countIsForRowSplitsOnly() {
+        // 98 panels of a 56x56 map split by columns; 7 of a 14x14 map and 2 of a 7x7 map by rows.
+        #expect(GEMM.sharedPackingCount(rows: 128, k: 256, n: 3136, threads: 2) == 0)
+        #expect(GEMM.sharedPackingCount(rows: 128, k: 992, n: 196, threads: 2) == 992 * 224)
+        #expect(GEMM.sharedPackingCount(rows: 128, k: 513, n: 49, threads: 2) == 513 * 64)
+        #expect(GEMM.sharedPackingCount(rows: 128, k: 992, n: 196, threads: 1) == 0)
+    }
+
+    @Test(arguments: [(128, 992, 196), (128, 513, 49), (16, 300, 45), (40, 37, 17)])
+    func matchesPackingPerThread(_ shape: (m: Int, k: Int, n: Int)) {
+        var rng = SeededRandom(UInt64(shape.k * 3 + shape.n))
+        let a = rng.floats(shape.m * shape.k), b = rng.floats(shape.k * shape.n, -2...2)
+        let scale = rng.floats(shape.k, -1.5...1.5), shift = rng.floats(shape.k)
+        let activated = (0..<(shape.k * shape.n)).map { i in max(0, b[i] * scale[i / shape.n] + shift[i / shape.n]) }
+        let want = Reference.matmul(a, activated, m: shape.m, k: shape.k, n: shape.n)
+        let packed = PackedMatrix(rows: shape.m, cols: shape.k, values: a)
+        let count = GEMM.sharedPackingCount(rows: shape.m, k: shape.k, n: shape.n, threads: 2)
+        #expect(count == shape.k * ((shape.n + 31) / 32 * 32))
+        // The buffer as another GEMM leaves it: NaN, none of which may reach C.
+        var packing = [Float](repeating: .nan, count: count)
+        func product(shared: Bool) -> [Float] {
+            var c = [Float](repeating: .nan, count: shape.m * shape.n)
+            b.withUnsafeBufferPointer { bp in
+                scale.withUnsafeBufferPointer { sp in
+                    shift.withUnsafeBufferPointer { tp in
+                        packing.withUnsafeMutableBufferPointer { pp in
+                            c.withUnsafeMutableBufferPointer {
+                                GEMM.multiply(packed, bp.baseAddress!, ldb: shape.n, n: shape.n, $0.baseAddress!, ldc: shape.n,
+                                              scale: sp.baseAddress!, shift: tp.baseAddress!, threads: 2,
+                                              packing: shared ? pp.baseAddress! : nil)
+                            }
+                        }
+                    }
+                }
+            }
+            return c
+        }
+        let shared = product(shared: true), own = product(shared: false)
+        #expect(relativeError(shared, want) < 1e-5, "\(shape)")
+        #expect(shared == own, "\(shape): shared packing changed the sums")
+    }
+}

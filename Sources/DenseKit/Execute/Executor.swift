@@ -136,6 +136,8 @@ public final class ImageExecution {
     private var packed: AlignedBuffer
     /// The head's outputs: the pooled features, then each dense layer's values (or the feature map).
     private let headOut: AlignedBuffer
+    /// B of a GEMM that the threads split by rows, packed once for all of them (`GEMM.sharedPackingCount`).
+    private let sharedPacking: AlignedBuffer
     /// One per thread, for the Winograd convs.
     private let winograd: [WinogradConvolution.Scratch]
     /// Head layers computed by the head's step, returned by the calls of `next()` after it.
@@ -162,7 +164,11 @@ public final class ImageExecution {
         let sizes = try FeatureMapSizes(plan.geometry, height: height, width: width)
         self.sizes = sizes
         let stem = plan.stemConv, border = plan.border
-        var maxBlock = 0, maxScratch = 0, maxBottleneck = 0, maxPlanes = 0, maxGrid = 0, maxPacked = 0
+        var maxBlock = 0, maxScratch = 0, maxBottleneck = 0, maxPlanes = 0, maxGrid = 0, maxPacked = 0, maxShared = 0
+        /// Grows the shared packing for a pointwise GEMM of `rows` x `k` by `k` x `n`.
+        func share(_ rows: Int, _ k: Int, _ n: Int) {
+            maxShared = max(maxShared, GEMM.sharedPackingCount(rows: rows, k: k, n: n, threads: threads))
+        }
         /// Grows the workspace for conv `c` on an h x w input read through phase planes.
         func need(_ c: ExecutionPlan.Conv, _ s: FeatureMapSizes.Size) {
             guard !c.isPointwise else { return }
@@ -179,6 +185,7 @@ public final class ImageExecution {
                     // Planes, or panel-major (before a shifted conv): whole 32-column panels.
                     let panels = (layout.gemmColumns + GEMM.nr - 1) / GEMM.nr * GEMM.nr
                     maxBottleneck = max(maxBottleneck, bn.outChannels * max(layout.plane, panels))
+                    share(bn.outChannels, bn.inChannels, layout.gemmColumns)
                 } else {
                     maxScratch = max(maxScratch, l.norm.scale.count * layout.plane)
                 }
@@ -188,7 +195,9 @@ public final class ImageExecution {
                 let t = plan.transitions[b], channels = t.norm.scale.count
                 if t.poolFirst {
                     let pooled = sizes.blocks[b + 1]
-                    maxScratch = max(maxScratch, channels * PlaneLayout(height: pooled.height, width: pooled.width, border: border).plane)
+                    let pooledLayout = PlaneLayout(height: pooled.height, width: pooled.width, border: border)
+                    maxScratch = max(maxScratch, channels * pooledLayout.plane)
+                    share(t.conv.outChannels, channels, pooledLayout.gemmColumns)
                 } else {
                     maxPacked = max(maxPacked, channels * s.area)
                     maxScratch = max(maxScratch, channels * s.area)
@@ -206,7 +215,7 @@ public final class ImageExecution {
         let headChannels = plan.headNorm.scale.count
         let headCount = plan.headPool == nil ? headChannels * sizes.head.area : plan.dense.reduce(headChannels) { $0 + $1.outFeatures }
         let counts = [stem.inChannels * sizes.input.area, maxBlock, maxBlock, maxScratch, maxBottleneck, maxPlanes, maxGrid,
-                      maxPacked, stemCount, headCount]
+                      maxPacked, stemCount, headCount, maxShared]
         let bytes = counts.reduce(0, +) * 4
         guard bytes <= Self.maximumWorkspaceBytes else {
             throw ExecutionError.unsupported("a \(height)x\(width) input needs \(bytes >> 20) MiB of workspace; the executor allows at most \(Self.maximumWorkspaceBytes >> 20) MiB per image")
@@ -229,6 +238,7 @@ public final class ImageExecution {
         packed = AlignedBuffer(count: maxPacked)
         stemOut = AlignedBuffer(count: stemCount)
         headOut = AlignedBuffer(count: headCount)
+        sharedPacking = AlignedBuffer(count: maxShared)
     }
 
     /// Starts over on a new image (CHW).
@@ -318,16 +328,17 @@ public final class ImageExecution {
                           bottleneck.pointer + (panelMajor ? 0 : map.interior), ldc: panelMajor ? GEMM.nr : map.plane,
                           cPanelStride: panelMajor ? b.outChannels * GEMM.nr : GEMM.nr,
                           bias: b.bias.map { UnsafePointer($0.pointer) }, relu: true,
-                          scale: l.norm.scale.pointer, shift: l.norm.shift.pointer, threads: threads)
+                          scale: l.norm.scale.pointer, shift: l.norm.shift.pointer, threads: threads, packing: sharedPacking.pointer)
         } else {
             batchNormReLU(current, scratch.pointer, channels: offset, size: map.plane, l.norm)
         }
         switch l.conv {
         case .winograd(let weights, let bias):
-            // Straight from the bottleneck's planes into the block's next k channels.
+            // Straight from the bottleneck's planes into the block's next k channels (the planes'
+            // borders may be read, their values unused).
             WinogradConvolution.run(weights, bottleneck.pointer + map.interior, inputStride: map.plane, height: h, width: w,
                                     into: out + map.interior, outputStride: map.plane, bias: bias.map { UnsafePointer($0.pointer) },
-                                    scratch: winograd, threads: threads)
+                                    scratch: winograd, threads: threads, inputMargin: map.interior)
         case .direct(let conv) where map.border > 0:
             // The conv writes straight into the block's next k channels.
             let input = l.bottleneck.map {
@@ -360,7 +371,8 @@ public final class ImageExecution {
                                                   from: map.strides, to: pooled.strides)
             }
             GEMM.multiply(t.conv.weights, scratch.pointer + pooled.interior, ldb: pooled.plane, n: pooled.gemmColumns,
-                          next + pooled.interior, ldc: pooled.plane, bias: t.conv.bias.map { UnsafePointer($0.pointer) }, threads: threads)
+                          next + pooled.interior, ldc: pooled.plane, bias: t.conv.bias.map { UnsafePointer($0.pointer) }, threads: threads,
+                          packing: sharedPacking.pointer)
         } else {
             // Any other transition (no exporter DenseKit knows makes one), on packed copies.
             map.pack(current, channels: 0..<offset, into: packed.pointer)
