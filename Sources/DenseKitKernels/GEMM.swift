@@ -105,19 +105,18 @@ public enum GEMM {
                                 bias: UnsafePointer<Float>? = nil, relu: Bool = false, threads: Int = 1,
                                 packing: UnsafeMutablePointer<Float>? = nil) {
         guard n > 0, a.rows > 0 else { return }
-        let split = split(rows: a.rows, n: n, threads: threads)
-        let pool = WorkerPool.shared(threads: split == .none ? 1 : threads)
-        switch split {
+        switch split(rows: a.rows, n: n, threads: threads) {
         case .none:
             run(a, segments, kBlocks(segments), 0..<a.rows, 0, n, c, ldc, cPanelStride, bias, relu)
         case .columns:
             // Two parts per thread, claimed as threads get free: a thread that the machine slows down
             // does less of the step.
             let blocks = kBlocks(segments)
-            pool.parallelFor(n, granule: nr, parts: threads * 2) { columns in
+            WorkerPool.shared(threads: threads).parallelFor(n, granule: nr, parts: threads * 2) { columns in
                 run(a, segments, blocks, 0..<a.rows, columns.lowerBound, columns.upperBound, c, ldc, cPanelStride, bias, relu)
             }
         case .rows:
+            let pool = WorkerPool.shared(threads: threads)
             var b = segments
             if let packing, !segments.allSatisfy(\.isPacked) {
                 let panelStride = a.cols * nr

@@ -310,12 +310,15 @@ public enum WinogradConvolution {
         /// position's row c of V, each load made with `windowVector`'s care at the plane's ends.
         @inline(__always)
         func transformInput(_ c: Int, _ lanes: Lanes, slot: Int, _ s: Scratch.Pointers) {
-            let plane = input + c * inputStride, planeFloats = height * width
-            transformInput(c, lanes, slot: slot, s) { load, r in
-                let y = load.tileRow * m - 1 + r
+            let plane = input + c * inputStride, planeFloats = height * width, f = lanes.first
+            @inline(__always) func load(_ l: WindowLoad, _ r: Int) -> SIMD16<Float> {
+                let y = l.tileRow * m - 1 + r
                 guard y >= 0 && y < height else { return SIMD16() }
-                return windowVector(plane, at: y * width + load.column, keep: load.keep, planeFloats: planeFloats)
+                return windowVector(plane, at: y * width + l.column, keep: l.keep, planeFloats: planeFloats)
             }
+            transformInput(c, lanes, slot: slot, s, first: { r in
+                (load(f[0], r), load(f[1], r), load(f[2], r), load(f[3], r), load(f[4], r))
+            }, load: load)
         }
 
         /// `transformInput` for every channel of `channels`, for a vector whose loads are all whole
@@ -343,18 +346,17 @@ public enum WinogradConvolution {
         }
 
         /// The transform of channel `c`'s tiles in `lanes`: each of the alpha input rows r is its
-        /// window, the `first` loads (`first(r)`, by default each made by `load`) merged with the `more`
-        /// ones (`load(l, r)`), split into m phases (float e m + p to lane e of phase p) with SIMD
+        /// window, the `first` loads (`first(r)`) merged with the `more` ones (`load(l, r)`), split into m phases (float e m + p to lane e of phase p) with SIMD
         /// shuffles and transformed along the row (tile t's column q is lane t of phase q, or for q = m
         /// and m + 1, lane t + 1 of phases 0 and 1); then down the columns into V.
         @inline(__always)
         func transformInput(_ c: Int, _ lanes: Lanes, slot: Int, _ s: Scratch.Pointers,
-                            first: ((Int) -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>))? = nil,
+                            first: (Int) -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>),
                             load: (WindowLoad, Int) -> SIMD16<Float>) {
-            let a = alpha, f = lanes.first
+            let a = alpha
             let rows = UnsafeMutableRawPointer(s.rows)   // d B: row r's alpha vectors
             for r in 0..<a {
-                var (w0, w1, w2, w3, w4) = first?(r) ?? (load(f[0], r), load(f[1], r), load(f[2], r), load(f[3], r), load(f[4], r))
+                var (w0, w1, w2, w3, w4) = first(r)
                 for l in lanes.more {
                     let v = load(l, r)
                     switch l.vector {
