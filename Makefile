@@ -17,7 +17,10 @@ CPU_FLAGS := $(shell \
   if grep -q avx512f /proc/cpuinfo 2>/dev/null; then \
     if grep -q AuthenticAMD /proc/cpuinfo; then echo znver4; else echo skylake-avx512; fi; \
   elif grep -q avx2 /proc/cpuinfo 2>/dev/null; then echo haswell; fi)
-SWIFT_FLAGS := -c release $(if $(CPU_FLAGS),-Xswiftc -target-cpu -Xswiftc $(CPU_FLAGS))
+# With AVX-512's 32 vector registers the GEMM's register tile is 8 x 32 in one piece; with 16 (AVX2,
+# SSE) it is cut into 4 x 16 quarters, which fit (see GEMM.tile).
+SWIFT_FLAGS := -c release $(if $(CPU_FLAGS),-Xswiftc -target-cpu -Xswiftc $(CPU_FLAGS)) \
+  $(if $(filter znver4 skylake-avx512,$(CPU_FLAGS)),-Xswiftc -DDENSEKIT_AVX512)
 
 # Pinned versions of the tools that make fixtures (test-time only; the product never needs Python).
 TORCH_PKGS := torch==2.15.0 torchvision==0.29.2 onnx==1.23.2 onnxruntime==1.32.0 onnxscript==0.7.2 safetensors==0.8.0 pillow==13.0.0 pypng==0.20220715.0 h5py numpy
