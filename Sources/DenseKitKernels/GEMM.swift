@@ -9,7 +9,8 @@
 /// holding its rows of 32 consecutive floats (row stride 32), which is the layout B is packed into.
 /// A GEMM that writes such a C hands the next GEMM a B it reads in place, with no packing.
 /// Register tile 8 x 32 (two SIMD16 accumulators per row, 16 in all, so the two FMA ports stay
-/// busy while B rows and A broadcasts stream from L1), K blocked by 256, M by 128, N split across threads.
+/// busy while B rows and A broadcasts stream from L1; with AVX2's 16 registers of 256 bits, four 4 x 16
+/// quarters, see `tile`), K blocked by 256, M by 128, N split across threads.
 /// A panel's last columns: 8 or fewer in a thin tile, 9 to 24 in a half tile of 16 (and a thin one).
 public enum GEMM {
     static let kc = 256
