@@ -622,6 +622,9 @@ public enum GEMM {
         }
     }
 
+    /// Row r of a full 8 x 32 tile into C: `storeRow`'s steps for two vectors, written out rather than
+    /// calling it twice (a helper shared with the half tile, tried, left `tile`'s SIMD loads and stores
+    /// as calls).
     @_transparent
     static func store(_ lo: SIMD16<Float>, _ hi: SIMD16<Float>, _ c: UnsafeMutablePointer<Float>, _ r: Int, _ ldc: Int,
                       _ first: Bool, _ last: Bool, _ bias: UnsafePointer<Float>?, _ relu: Bool) {
