@@ -7,12 +7,12 @@
 @_silgen_name("llvm.prefetch.p0")
 private func llvmPrefetch(_ address: UnsafeRawPointer, _ write: Int32, _ locality: Int32, _ cacheType: Int32)
 
-enum Prefetch {
+public enum Prefetch {
     /// Into L2 (`prefetcht1`; some cores fill L1 as well), for data used after the current L1 working set.
-    @inline(__always) static func l2(_ p: UnsafeRawPointer) { llvmPrefetch(p, 0, 2, 1) }
+    @inline(__always) public static func l2(_ p: UnsafeRawPointer) { llvmPrefetch(p, 0, 2, 1) }
 
     /// Every cache line of `bytes` bytes from `p`, into L2.
-    @inline(__always) static func l2(_ p: UnsafeRawPointer, bytes: Int) {
+    @inline(__always) public static func l2(_ p: UnsafeRawPointer, bytes: Int) {
         var at = 0
         while at < bytes {
             l2(p + at)

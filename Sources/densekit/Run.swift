@@ -62,17 +62,20 @@ struct Run: ParsableCommand {
         // The graph lives only inside this function: once the executor has packed its weights, the
         // imported copy is released before the workspace is allocated (peak memory).
         func prepare() throws -> (Executor, ModelInput) {
+            // The input is read first: from opening the model to the executor being ready is one
+            // stretch of time (the checksums a `.dnk` leaves running while the executor is made run
+            // during nothing else).
+            let array = try CommandFailure.about(input) { try NPY.read(path: input) }
             let loadStart = clock.now
             // The file's weights are checked only if the executor needs them (a buffer its cache lacks).
             let (net, cache) = try loadModelForExecution(model, deferringCachedWeights: !noCache)
-            loadMs = milliseconds(clock.now - loadStart)
-            let array = try CommandFailure.about(input) { try NPY.read(path: input) }
-            let x = try CommandFailure.about(input) { try ModelInput(array, layout: execution.inputLayout, for: net) }
             let prepareStart = clock.now
+            loadMs = milliseconds(prepareStart - loadStart)
             let executor = try CommandFailure.about(model) {
                 try Executor(net, threads: execution.threadCount, mode: execution.mode, cache: noCache ? nil : cache)
             }
             prepareMs = milliseconds(clock.now - prepareStart)
+            let x = try CommandFailure.about(input) { try ModelInput(array, layout: execution.inputLayout, for: net) }
             return (executor, x)
         }
         let (executor, x) = try prepare()

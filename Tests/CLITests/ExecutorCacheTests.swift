@@ -160,6 +160,40 @@ import TestSupport
         }
     }
 
+    /// A reader deferring the cached weights returns with the cache's own checks still running, and
+    /// the executor made with that cache finishes them before it is ready: a flipped byte in a cache
+    /// buffer is the reader's error without the flag, the executor's with it (never a result). An
+    /// intact file gives the same output both ways.
+    @Test func theExecutorFinishesTheChecksTheReaderLeftRunning() throws {
+        let (folder, path) = try converted("tv-tiny-legacy-opset17.onnx")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var d = try Data(contentsOf: URL(fileURLWithPath: path))
+        // A byte in the middle of the largest buffer (the one a helper thread starts with).
+        let tensors = tensorOffsets(d)
+        let regions = zip(tensors, tensors.dropFirst().map(\.offset) + [d.count]).filter { $0.0.name.hasPrefix("cache:") }
+        let (largest, end) = try #require(regions.max { $0.1 - $0.0.offset < $1.1 - $1.0.offset })
+        d[(largest.offset + end) / 2] ^= 0x01
+        let flipped = folder.appendingPathComponent("flipped.dnk").path
+        try d.write(to: URL(fileURLWithPath: flipped))
+        let message = "tensor '\(largest.name)': checksum mismatch (corrupt data or padding)"
+        #expect(throws: ImportError.self) { _ = try DNKReader.loadWithCache(path: flipped) }
+        do { _ = try DNKReader.loadWithCache(path: flipped) } catch { #expect("\(error)" == message) }
+        let (net, cache) = try DNKReader.loadWithCache(path: flipped, deferringCachedWeights: true)
+        let pending = try #require(cache)
+        for _ in 0..<2 {  // every try gives the same answer
+            do {
+                _ = try Executor(net, threads: 2, cache: pending)
+                Issue.record("an executor was made from a corrupt cache")
+            } catch { #expect("\(error)" == message) }
+        }
+        let x = try input(for: net, "tv-tiny")
+        let (intact, intactCache) = try DNKReader.loadWithCache(path: path, deferringCachedWeights: true)
+        let (plainNet, plainCache) = try DNKReader.loadWithCache(path: path)
+        #expect(intactCache != nil && plainCache != nil)
+        let deferred = try run(intact, x, cache: intactCache), checked = try run(plainNet, x, cache: plainCache)
+        #expect(deferred.cached == deferred.buffers && deferred.y.map(\.bitPattern) == checked.y.map(\.bitPattern))
+    }
+
     /// `run` from the cache checks the cache on opening and the file's weights only when it reads
     /// them: a flipped byte in a weight the cache stands in for leaves its output bit for bit the
     /// intact file's, while `--no-cache`, `--exact` (which packs the 3x3 convs from the weights) and

@@ -209,8 +209,10 @@ final class ExecutionPlan: @unchecked Sendable {
         classes = net.classes
         layerNames = net.layerNames
         headNames = net.head.layerNames
-        // A buffer the cache lacked was made from the file's weights: the checks the reader left to
-        // the executor run before any of it is used (made from unchecked bytes, it is then discarded).
+        // The plan is ready only once every byte it took from the file is checked: the cache's
+        // buffers (checked while it was made), and, where a buffer the cache lacked was made from the
+        // file's weights, those weights (made from unchecked bytes, the plan is then discarded).
+        try cache?.bufferChecks?.verify()
         if buffers.cached < buffers.named.count { try cache?.weightChecks?.verify() }
     }
 }

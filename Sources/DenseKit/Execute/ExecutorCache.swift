@@ -9,7 +9,8 @@ import Foundation
 /// say) or comes from another format version costs time, never correctness.
 /// The buffers are the writer's own computation from the file's weights; both are checksummed. A
 /// reader asked to may leave the checks of the weights the buffers stand in for to the executor
-/// (`weightChecks`), which runs them before it makes any buffer from those weights.
+/// (`weightChecks`), which runs them before it makes any buffer from those weights, and the buffers'
+/// own checks running (`bufferChecks`), which the executor joins before it is ready.
 public final class ExecutorCache: @unchecked Sendable {
     /// Changes whenever a buffer's layout or contents would change (packing, folding, transforms,
     /// which blocks use Winograd, how the buffers are stored); a file with another format's cache is
@@ -23,12 +24,16 @@ public final class ExecutorCache: @unchecked Sendable {
     let entries: [String: UnsafeBufferPointer<Float>]
     /// The checksums of the file's weight tensors, when the reader left them to the executor.
     let weightChecks: DeferredChecksums?
+    /// The checksums of the buffers (and of any other tensor but the weights), when the reader left
+    /// them running; nil when it finished them.
+    let bufferChecks: DeferredChecksums?
 
-    /// `entries` already checked against the file (`DNKReader`), kept alive by `owner`.
-    init(entries: [String: UnsafeBufferPointer<Float>], owner: AnyObject, weightChecks: DeferredChecksums?) {
+    /// `entries` in memory that `owner` keeps, checked against the file (`DNKReader`) or being checked.
+    init(entries: [String: UnsafeBufferPointer<Float>], owner: AnyObject, weightChecks: DeferredChecksums?, bufferChecks: DeferredChecksums?) {
         self.entries = entries
         self.owner = owner
         self.weightChecks = weightChecks
+        self.bufferChecks = bufferChecks
     }
 
     public var buffers: Int { entries.count }

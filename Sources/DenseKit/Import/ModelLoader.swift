@@ -75,10 +75,18 @@ public enum ModelLoader {
         }
     }
 
-    /// The file's first bytes, or nil when it cannot be opened.
+    /// The file's first bytes (fewer if it is shorter), or nil when it cannot be opened or read.
+    /// POSIX calls: Foundation's FileHandle took 0.1 ms of every load, on its first use.
     private static func head(_ path: String) -> [UInt8]? {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
-        defer { try? handle.close() }
-        return [UInt8]((try? handle.read(upToCount: FileKind.headLength)) ?? Data())
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: FileKind.headLength)
+        var count = 0
+        while count < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
+            if n > 0 { count += n } else if n < 0 && errno == EINTR { continue } else if n == 0 { break } else { return nil }
+        }
+        return Array(bytes.prefix(count))
     }
 }

@@ -16,8 +16,10 @@ public enum DNKReader {
     /// (`ExecutorCache`), which stays in the mapped file. `deferringCachedWeights`: for a caller that
     /// only runs the graph with an executor made with the cache, the checksums of the float32 weight
     /// tensors (those the cache's buffers are made from) are left to that executor
-    /// (`ExecutorCache.weightChecks`), which runs them before it reads any of those weights; every
-    /// other region is checked here. Without a usable cache, or without the flag, every region is.
+    /// (`ExecutorCache.weightChecks`), which runs them before it reads any of those weights, and those
+    /// of every other region are returned still running (`ExecutorCache.bufferChecks`), for the
+    /// executor to finish before it is ready. Without a usable cache, or without the flag, every region
+    /// is checked here.
     public static func loadWithCache(path: String, deferringCachedWeights: Bool = false) throws -> (net: DenseNet, cache: ExecutorCache?) {
         try decode(try FileMapping.map(path: path), path: path, restoringTransfer: false, deferring: deferringCachedWeights)
     }
@@ -82,63 +84,81 @@ public enum DNKReader {
         guard hash(metaOffset, tableOffset) == stored(72) else { throw ImportError.malformed("metadata checksum mismatch (corrupt metadata)") }
         guard hash(tableOffset, dataOffset) == stored(80) else { throw ImportError.malformed("tensor table checksum mismatch (corrupt table)") }
 
-        var tensors: [String: Tensor] = [:], cacheBuffers: [String: (offset: Int, count: Int)] = [:]
+        // First every entry's place in the file, with its checksum, so that the checks start at once;
+        // names are made afterwards (or for an error).
+        func nameBytes(_ index: Int) -> Slice<UnsafeRawBufferPointer> { tableName(raw, tableOffset, index) }
+        func name(_ index: Int) -> String { String(decoding: nameBytes(index), as: UTF8.self) }
+        func shape(_ index: Int, rank: Int) -> [Int] { (0..<rank).map { u32(tableOffset + index * DNKWriter.entrySize + 52 + 4 * $0) } }
+        let names: @Sendable (Int) -> String = { [file] index in
+            file.data.withUnsafeBytes { String(decoding: tableName($0, tableOffset, index), as: UTF8.self) }
+        }
+        let cachePrefix = Array(ExecutorCache.tensorPrefix.utf8)
+        var entries: [(dtype: DType, rank: Int, offset: Int, elements: Int, isCache: Bool)] = []
         // The mapped weights' checks (which a reader with a cache may leave to its executor), the others'.
-        var weightChecks = TensorChecksums(), checks = TensorChecksums()
+        var weightChecks = TensorChecksums(name: names), checks = TensorChecksums(name: names)
         var expectedOffset = dataOffset
-        var storedBytes = 0, parameters = 0
+        entries.reserveCapacity(count)
         for index in 0..<count {
             let at = tableOffset + index * DNKWriter.entrySize
-            let nameBytes = UnsafeRawBufferPointer(rebasing: raw[at..<(at + DNKWriter.nameSize)]).prefix { $0 != 0 }
-            guard let name = String(validating: nameBytes, as: UTF8.self), !name.isEmpty else { throw ImportError.malformed("table entry \(index): bad name") }
             let dtypeCode = Int(raw[at + 48]), rank = Int(raw[at + 49])
-            guard let dtype = DNKWriter.dtypes[safe: dtypeCode] else { throw ImportError(.malformed, subject: "tensor '\(name)'", problem: "unknown dtype \(dtypeCode)") }
-            guard (1...4).contains(rank) else { throw ImportError(.malformed, subject: "tensor '\(name)'", problem: "rank \(rank)") }
-            var shape: [Int] = []
+            guard let dtype = DNKWriter.dtypes[safe: dtypeCode] else { throw ImportError(.malformed, subject: "tensor '\(name(index))'", problem: "unknown dtype \(dtypeCode)") }
+            guard (1...4).contains(rank) else { throw ImportError(.malformed, subject: "tensor '\(name(index))'", problem: "rank \(rank)") }
             var elements = 1
             for d in 0..<rank {
                 let v = u32(at + 52 + 4 * d)
                 let (p, o) = elements.multipliedReportingOverflow(by: v)
-                guard v > 0, !o, p <= maximumElements else { throw ImportError(.malformed, subject: "tensor '\(name)'", problem: "bad shape") }
+                guard v > 0, !o, p <= maximumElements else { throw ImportError(.malformed, subject: "tensor '\(name(index))'", problem: "bad shape") }
                 elements = p
-                shape.append(v)
             }
             let offset = try u64(at + 68), length = try u64(at + 76)
-            guard length == elements * dtype.size else { throw ImportError(.malformed, subject: "tensor '\(name)'", problem: "length \(length) for shape \(shape) of \(dtype.rawValue)") }
+            guard length == elements * dtype.size else {
+                throw ImportError(.malformed, subject: "tensor '\(name(index))'", problem: "length \(length) for shape \(shape(index, rank: rank)) of \(dtype.rawValue)")
+            }
             guard offset == expectedOffset, offset % 64 == 0, offset + length <= n else {
-                throw ImportError.mismatch("tensor '\(name)'", expected: "data at offset \(expectedOffset), where the previous tensor ends", found: "offset \(offset)", kind: .malformed)
+                throw ImportError.mismatch("tensor '\(name(index))'", expected: "data at offset \(expectedOffset), where the previous tensor ends", found: "offset \(offset)", kind: .malformed)
             }
             let end = index + 1 < count ? DNKWriter.align(offset + length, 64) : n
             guard end <= n, index + 1 < count || DNKWriter.align(offset + length, 64) == n else {
-                throw ImportError(.malformed, subject: "tensor '\(name)'", problem: "data does not end at the end of the file")
+                throw ImportError(.malformed, subject: "tensor '\(name(index))'", problem: "data does not end at the end of the file")
             }
-            let region = TensorChecksums.Region(name: name, start: offset, end: end, checksum: stored(at + 84))
+            let region = TensorChecksums.Region(entry: index, start: offset, end: end, checksum: stored(at + 84))
             expectedOffset = end
-            guard tensors[name] == nil, cacheBuffers[name] == nil else { throw ImportError.malformed("tensor '\(name)' appears twice") }
-            if name.hasPrefix(ExecutorCache.tensorPrefix) {
-                guard dtype == .f32 else { throw ImportError(.malformed, subject: "tensor '\(name)'", problem: "an executor cache buffer of \(dtype.rawValue), not f32") }
-                cacheBuffers[name] = (offset, elements)
-                checks.regions.append(region)
-                continue
-            }
-            switch dtype {
-            case .f32:
-                tensors[name] = Tensor(name: name, shape: shape, mapped: file, offset: offset, count: elements)
-                weightChecks.regions.append(region)
-            default:
-                let stored: StoredFloat = dtype == .f32 ? .f32 : dtype == .f16 ? .f16 : .bf16
-                tensors[name] = Tensor(name: name, shape: shape, storedDType: dtype, values: stored.decode(raw, at: offset, count: elements))
-                checks.regions.append(region)
-            }
-            storedBytes += length
-            parameters += elements
+            let isCache = memcmp(raw.baseAddress! + at, cachePrefix, cachePrefix.count) == 0
+            guard !isCache || dtype == .f32 else { throw ImportError(.malformed, subject: "tensor '\(name(index))'", problem: "an executor cache buffer of \(dtype.rawValue), not f32") }
+            if dtype == .f32 && !isCache { weightChecks.regions.append(region) } else { checks.regions.append(region) }
+            entries.append((dtype, rank, offset, elements, isCache))
         }
-        // The checksums run on the other cores while this thread parses the metadata and rebuilds the
-        // graph (which read only the checked metadata and the tensors' sizes); this thread then joins
-        // them. Nothing is returned before they pass, and a mismatch is the error reported, whatever
-        // else fails. The weights' checks are left out only if the executor cache turns out usable.
-        let checking = (deferring ? checks : TensorChecksums(regions: checks.regions + weightChecks.regions)).start(raw)
+        // The checksums run on the other cores while this thread makes the tensors, parses the metadata
+        // and rebuilds the graph (which read only the checked table and metadata and the tensors'
+        // sizes); this thread then joins them, and a mismatch is the error reported, whatever else
+        // fails. Deferring, with an executor cache that turns out usable: the weights' checks are left
+        // to the executor and the others left running, for it to join before it is ready
+        // (`ExecutorCache.bufferChecks`; the 16-bit tensors among them, decoded before they are
+        // checked, are read by that executor only).
+        let checking = (deferring ? checks : TensorChecksums(regions: checks.regions + weightChecks.regions, name: names)).start(raw, keeping: file)
         let decoded = Result { () throws -> (net: DenseNet, cache: ExecutorCache?, unchecked: TensorChecksums?) in
+            // The cache's buffers under their names without the prefix (`ExecutorCache`'s keys).
+            var tensors: [String: Tensor] = [:], cacheBuffers: [String: (offset: Int, count: Int)] = [:]
+            var storedBytes = 0, parameters = 0
+            tensors.reserveCapacity(count)
+            for (index, e) in entries.enumerated() {
+                let bytes = nameBytes(index).dropFirst(e.isCache ? cachePrefix.count : 0)
+                guard let name = String(validating: bytes, as: UTF8.self), !name.isEmpty else { throw ImportError.malformed("table entry \(index): bad name") }
+                if e.isCache {
+                    guard cacheBuffers.updateValue((e.offset, e.elements), forKey: name) == nil else {
+                        throw ImportError.malformed("tensor '\(ExecutorCache.tensorPrefix + name)' appears twice")
+                    }
+                    continue
+                }
+                let tensor = switch e.dtype {
+                case .f32: Tensor(name: name, shape: shape(index, rank: e.rank), mapped: file, offset: e.offset, count: e.elements)
+                default: Tensor(name: name, shape: shape(index, rank: e.rank), storedDType: e.dtype,
+                                values: (e.dtype == .f16 ? StoredFloat.f16 : .bf16).decode(raw, at: e.offset, count: e.elements))
+                }
+                guard tensors.updateValue(tensor, forKey: name) == nil else { throw ImportError.malformed("tensor '\(name)' appears twice") }
+                storedBytes += e.elements * e.dtype.size
+                parameters += e.elements
+            }
             let parsed: Any
             do { parsed = try MetadataJSON.parse(UnsafeRawBufferPointer(rebasing: raw[metaOffset..<(metaOffset + metaLength)])) } catch let e as MetadataJSON.Failure {
                 throw ImportError.malformed("metadata is not JSON: \(e.problem) at byte \(e.offset)")
@@ -147,15 +167,23 @@ public enum DNKReader {
                 throw ImportError.malformed("metadata is not the expected JSON (no structure object)")
             }
             let cache = try executorCache(object["executorCache"], cacheBuffers, raw: raw, file: file,
-                                          weightChecks: deferring ? weightChecks : nil)
+                                          weightChecks: deferring ? weightChecks : nil,
+                                          bufferChecks: deferring ? DeferredChecksums(started: checking) : nil)
             let net = try graph(object, structure, tensors, count - cacheBuffers.count, parameters, storedBytes, cache,
                                 path: path, restoringTransfer: restoringTransfer)
             return (net, cache, deferring && cache?.weightChecks == nil ? weightChecks : nil)
         }
-        try checking.finish()
+        // Left running only in a usable cache, for its executor; finished here otherwise.
+        if (try? decoded.get())?.cache?.bufferChecks == nil { try checking.finish() }
         let (net, cache, unchecked) = try decoded.get()
         try unchecked?.verify(raw)
         return (net, cache)
+    }
+
+    /// The name bytes of table entry `index` (up to the first zero).
+    private static func tableName(_ raw: UnsafeRawBufferPointer, _ tableOffset: Int, _ index: Int) -> Slice<UnsafeRawBufferPointer> {
+        let at = tableOffset + index * DNKWriter.entrySize
+        return UnsafeRawBufferPointer(rebasing: raw[at..<(at + DNKWriter.nameSize)]).prefix { $0 != 0 }
     }
 
     /// The canonical graph from the decoded metadata and tensors, with its source description.
@@ -185,24 +213,24 @@ public enum DNKReader {
     }
 
     /// The executor cache the metadata's `executorCache` describes (schemas/dnk-format.md): its
-    /// buffers are the `cache:` tensors. Nil when the file has none, when it is in another format than
-    /// this DenseKit's, or when the file is not mapped at a 64-byte boundary (a copy in memory).
+    /// buffers are the `cache:` tensors (`buffers`, by name without the prefix). Nil when the file has
+    /// none, when it is in another format than this DenseKit's, or when the file is not mapped at a
+    /// 64-byte boundary (a copy in memory).
     static func executorCache(_ description: Any?, _ buffers: [String: (offset: Int, count: Int)], raw: UnsafeRawBufferPointer,
-                              file: MappedFile, weightChecks: TensorChecksums?) throws -> ExecutorCache? {
+                              file: MappedFile, weightChecks: TensorChecksums?, bufferChecks: DeferredChecksums?) throws -> ExecutorCache? {
         guard let description else {
-            if let name = buffers.keys.min() { throw ImportError(.malformed, subject: "tensor '\(name)'", problem: "no executorCache in the metadata describes it") }
+            if let name = buffers.keys.min() {
+                throw ImportError(.malformed, subject: "tensor '\(ExecutorCache.tensorPrefix + name)'", problem: "no executorCache in the metadata describes it")
+            }
             return nil
         }
         guard let d = description as? [String: Any], let format = d["format"] as? String else {
             throw ImportError(.malformed, subject: "metadata executorCache", problem: "no format")
         }
         guard format == ExecutorCache.format, !buffers.isEmpty, let base = raw.baseAddress, UInt(bitPattern: base) % 64 == 0 else { return nil }
-        var entries: [String: UnsafeBufferPointer<Float>] = [:]
-        for (name, b) in buffers {
-            entries[String(name.dropFirst(ExecutorCache.tensorPrefix.count))] =
-                UnsafeBufferPointer(start: (base + b.offset).assumingMemoryBound(to: Float.self), count: b.count)
-        }
-        return ExecutorCache(entries: entries, owner: file, weightChecks: weightChecks.map { DeferredChecksums($0, in: file) })
+        let entries = buffers.mapValues { b in UnsafeBufferPointer(start: (base + b.offset).assumingMemoryBound(to: Float.self), count: b.count) }
+        return ExecutorCache(entries: entries, owner: file, weightChecks: weightChecks.map { DeferredChecksums($0, in: file) },
+                             bufferChecks: bufferChecks)
     }
 }
 

@@ -82,13 +82,14 @@ extension DenseNet {
 
     /// A tensor of `rank` dims, each at least 1, holding exactly the values its shape says.
     private func validate(_ t: Tensor, _ layer: String, rank: Int) throws {
-        let subject = "\(layer): tensor '\(t.name)'"
-        guard t.shape.count == rank else { throw ImportError.mismatch(subject, expected: "\(rank) dims", found: "shape \(t.shape)") }
+        // Made only for an error: every tensor of a model passes here.
+        func subject() -> String { "\(layer): tensor '\(t.name)'" }
+        guard t.shape.count == rank else { throw ImportError.mismatch(subject(), expected: "\(rank) dims", found: "shape \(t.shape)") }
         guard t.shape.allSatisfy({ $0 >= 1 && $0 <= Int(Int32.max) }) else {
-            throw ImportError.mismatch(subject, expected: "dims from 1 to 2^31-1", found: "shape \(t.shape)")
+            throw ImportError.mismatch(subject(), expected: "dims from 1 to 2^31-1", found: "shape \(t.shape)")
         }
         guard let product = t.shapeProduct, product == t.count else {
-            throw ImportError.mismatch(subject, expected: "\(t.shapeProduct.map(String.init) ?? "an overflow-free number of") values for shape \(t.shape)", found: "\(t.count)")
+            throw ImportError.mismatch(subject(), expected: "\(t.shapeProduct.map(String.init) ?? "an overflow-free number of") values for shape \(t.shape)", found: "\(t.count)")
         }
     }
 
