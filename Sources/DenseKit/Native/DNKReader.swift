@@ -87,15 +87,15 @@ public enum DNKReader {
         // First every entry's place in the file, with its checksum, so that the checks start at once;
         // names are made afterwards (or for an error).
         func nameBytes(_ index: Int) -> Slice<UnsafeRawBufferPointer> { tableName(raw, tableOffset, index) }
-        func name(_ index: Int) -> String { String(decoding: nameBytes(index), as: UTF8.self) }
         func shape(_ index: Int, rank: Int) -> [Int] { (0..<rank).map { u32(tableOffset + index * DNKWriter.entrySize + 52 + 4 * $0) } }
-        let names: @Sendable (Int) -> String = { [file] index in
+        // An entry's name as errors give it (the checksums' too, after this function has returned).
+        let name: @Sendable (Int) -> String = { [file] index in
             file.data.withUnsafeBytes { String(decoding: tableName($0, tableOffset, index), as: UTF8.self) }
         }
         let cachePrefix = Array(ExecutorCache.tensorPrefix.utf8)
         var entries: [(dtype: DType, rank: Int, offset: Int, elements: Int, isCache: Bool)] = []
         // The mapped weights' checks (which a reader with a cache may leave to its executor), the others'.
-        var weightChecks = TensorChecksums(name: names), checks = TensorChecksums(name: names)
+        var weightChecks = TensorChecksums(name: name), checks = TensorChecksums(name: name)
         var expectedOffset = dataOffset
         entries.reserveCapacity(count)
         for index in 0..<count {
@@ -135,7 +135,7 @@ public enum DNKReader {
         // to the executor and the others left running, for it to join before it is ready
         // (`ExecutorCache.bufferChecks`; the 16-bit tensors among them, decoded before they are
         // checked, are read by that executor only).
-        let checking = (deferring ? checks : TensorChecksums(regions: checks.regions + weightChecks.regions, name: names)).start(raw, keeping: file)
+        let checking = (deferring ? checks : TensorChecksums(regions: checks.regions + weightChecks.regions, name: name)).start(raw, keeping: file)
         let decoded = Result { () throws -> (net: DenseNet, cache: ExecutorCache?, unchecked: TensorChecksums?) in
             // The cache's buffers under their names without the prefix (`ExecutorCache`'s keys).
             var tensors: [String: Tensor] = [:], cacheBuffers: [String: (offset: Int, count: Int)] = [:]

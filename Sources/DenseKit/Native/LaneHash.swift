@@ -20,8 +20,7 @@ public enum LaneHash {
         var i = 0
         if let base = bytes.baseAddress {
             while i + 256 <= n {
-                // Past the end is harmless: a prefetch never faults.
-                for line in stride(from: 2048, to: 2048 + 256, by: 64) { Prefetch.l2(base + i + line) }
+                Prefetch.l2(base + i + 2048, bytes: 256)  // past the end is harmless: a prefetch never faults
                 s0 = (s0 ^ base.loadUnaligned(fromByteOffset: i, as: SIMD8<UInt64>.self)) &* m
                 s1 = (s1 ^ base.loadUnaligned(fromByteOffset: i + 64, as: SIMD8<UInt64>.self)) &* m
                 s2 = (s2 ^ base.loadUnaligned(fromByteOffset: i + 128, as: SIMD8<UInt64>.self)) &* m
