@@ -3,17 +3,23 @@
 /// A is M x K (`PackedMatrix`), C is M x N with row stride `ldc`. B is K x N, given as segments of
 /// consecutive K rows that share a row stride: one strided matrix for a plain GEMM, or one segment
 /// per kernel tap for a convolution read straight from its padded phase planes (`PhaseConvolution`).
-/// Consecutive segments are packed together into K blocks of at most 256 rows (or, for matrices of at
+/// Consecutive segments are packed together into K blocks of at most `kc` rows (or, for matrices of at
 /// most 32 rows, read in place).
 /// B and C may also be panel-major: N cut into 32-column panels `panelStride` floats apart, each
 /// holding its rows of 32 consecutive floats (row stride 32), which is the layout B is packed into.
 /// A GEMM that writes such a C hands the next GEMM a B it reads in place, with no packing.
 /// Register tile 8 x 32 (two SIMD16 accumulators per row, 16 in all, so the two FMA ports stay
 /// busy while B rows and A broadcasts stream from L1; with AVX2's 16 registers of 256 bits, four 4 x 16
-/// quarters, see `tile`), K blocked by 256, M by 128, N split across threads.
+/// quarters, see `tile`), K blocked by `kc` (512, or 256 with AVX-512), M by 128, N split across threads.
 /// A panel's last columns: 8 or fewer in a thin tile, 9 to 24 in a half tile of 16 (and a thin one).
 public enum GEMM {
+    #if DENSEKIT_AVX512
     static let kc = 256
+    #else
+    /// 512 rows of a B panel (64 KB) still sit in L2 beside A's block; one pass in two fewer ends its
+    /// tiles (--exact 1% faster than 256, AMD EPYC Zen 1; 1024 no faster).
+    static let kc = 512
+    #endif
     static let mc = 128
     /// The register tile's width, which is also the width of B's and C's column panels (see `Segment`).
     public static let nr = 32
@@ -99,7 +105,7 @@ public enum GEMM {
         split(rows: m, n: n, threads: threads) == .rows ? k * ((n + nr - 1) / nr * nr) : 0
     }
 
-    /// GEMM over B segments covering K in order, each at most 256 rows. `packing`, if given, holds at
+    /// GEMM over B segments covering K in order, each at most `kc` rows. `packing`, if given, holds at
     /// least `sharedPackingCount` floats.
     public static func multiply(_ a: PackedMatrix, _ segments: [Segment], n: Int,
                                 _ c: UnsafeMutablePointer<Float>, ldc: Int, cPanelStride: Int = nr,
@@ -163,6 +169,10 @@ public enum GEMM {
 
     /// Which lanes of a tile's 32 columns are added into C: all ones to keep, zero to skip.
     typealias Keep = (SIMD16<UInt32>, SIMD16<UInt32>)
+    /// Every lane kept: the mask of a tile that skips nothing. Tiles always apply a mask (a bitwise and
+    /// of their accumulators) rather than take an optional one: the optional's copies and branches after
+    /// each AVX2 quarter took 5% of a DenseNet-121 --exact run (AMD EPYC Zen 1).
+    static let keepAll: Keep = (SIMD16(repeating: ~0), SIMD16(repeating: ~0))
 
     /// Columns of C that a tile leaves alone: column j is skipped when (j + phase) mod period is in
     /// `skipped` (the image columns of rows `period` wide that a shifted tile must not reach).
@@ -249,27 +259,26 @@ public enum GEMM {
         let panel = UnsafeMutableRawPointer.allocate(byteCount: (kc + 8) * nr * 4, alignment: 64)
         defer { panel.deallocate() }
         let edge = (panel + kc * nr * 4).bindMemory(to: Float.self, capacity: 8 * nr)
-        // The skipped lanes of the current panel, per `ColumnSkip`.
-        var masks = [Keep](repeating: (.init(), .init()), count: placement?.skips.count ?? 0)
+        // The kept lanes of the current panel, per `ColumnSkip`, then `keepAll` for tiles without one.
+        let skips = placement?.skips ?? []
+        var masks = [Keep](repeating: keepAll, count: skips.count + 1)
         var ic = rows.lowerBound
         while ic < m {
             let mEnd = min(m, ic + mc)
             // This block of A (the weights: up to 512 KB, used once per run, so in L3 or memory) is
-            // read ahead in one burst: the tiles read it 32 bytes at a time, each load waiting on its miss.
-            edge[0] = readAhead(UnsafeRawPointer(a.panel(ic / 8)), bytes: (mEnd - ic + 7) / 8 * a.cols * 32)
+            // prefetched into L2 in one burst: the tiles read it 32 bytes at a time, each load waiting on its miss.
+            Prefetch.l2(UnsafeRawPointer(a.panel(ic / 8)), bytes: (mEnd - ic + 7) / 8 * a.cols * 32)
             var jr = j0
             while jr < j1 {
                 let cols = min(nr, j1 - jr)
-                if let skips = placement?.skips {
-                    for (i, skip) in skips.enumerated() { masks[i] = skip.mask(jr) }
-                }
+                for (i, skip) in skips.enumerated() { masks[i] = skip.mask(jr) }
                 /// The 8-row tiles of this panel over K rows [k0, k0 + kb) of B at `b`.
                 func tiles(_ kb: Int, _ k0: Int, _ b: UnsafeRawPointer, _ bStride: Int, first: Bool, last: Bool) {
                     var ir = ic
                     while ir < mEnd {
                         let target = placement?.targets[ir / 8] ?? TileTarget(offset: ir * ldc, rows: min(8, m - ir))
                         let (ap, cp, firstTile) = (a.panel(ir / 8) + k0 * 8, c + target.offset + (jr / nr) * cPanelStride, first && placement == nil)
-                        let (tileBias, skip) = (bias.map { $0 + ir }, target.skip.map { masks[$0] })
+                        let (tileBias, skip) = (bias.map { $0 + ir }, masks[target.skip ?? skips.count])
                         if cols <= 8 {
                             thinTile(kb, ap, b, bStride, cp, ldc, firstTile, last, tileBias, relu, rows: target.rows, cols: cols,
                                      skip: skip, edge: edge)
@@ -277,10 +286,10 @@ public enum GEMM {
                             // 16 columns, then the rest (at most 8) thin: a 7x7 map's 49 columns cost 52
                             // columns' multiply-adds instead of 64, a 28x28 map's last 16 half a tile's.
                             halfTile(kb, ap, b, bStride, cp, ldc, firstTile, last, tileBias, relu, rows: target.rows, cols: min(cols, 16),
-                                     skip: skip?.0, edge: edge)
+                                     skip: skip.0, edge: edge)
                             if cols > 16 {
                                 thinTile(kb, ap, b + 64, bStride, cp + 16, ldc, firstTile, last, tileBias, relu, rows: target.rows,
-                                         cols: cols - 16, skip: skip.map { ($0.1, $0.1) }, edge: edge)
+                                         cols: cols - 16, skip: (skip.1, skip.1), edge: edge)
                             }
                         } else {
                             tile(kb, ap, b, bStride, cp, ldc, firstTile, last, tileBias, relu, rows: target.rows, cols: cols,
@@ -319,19 +328,6 @@ public enum GEMM {
             }
             ic = mEnd
         }
-    }
-
-    /// Loads `bytes` from `p` (a multiple of 128), returning a sum the caller keeps so the loads stay.
-    @inline(never)
-    static func readAhead(_ p: UnsafeRawPointer, bytes: Int) -> Float {
-        var s0 = SIMD16<Float>(), s1 = SIMD16<Float>()
-        var i = 0
-        while i + 128 <= bytes {
-            s0 += p.load(fromByteOffset: i, as: SIMD16<Float>.self)
-            s1 += p.load(fromByteOffset: i + 64, as: SIMD16<Float>.self)
-            i += 128
-        }
-        return (s0 + s1).sum()
     }
 
     /// Copies the kb x 32 panel of B at column `jr` contiguously (zero past `cols`): raw stores only.
@@ -408,18 +404,17 @@ public enum GEMM {
     static func tile(_ kb: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int,
                      _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
                      _ bias: UnsafePointer<Float>?, _ relu: Bool, rows: Int, cols: Int,
-                     skip: Keep?, edge: UnsafeMutablePointer<Float>) {
+                     skip: Keep, edge: UnsafeMutablePointer<Float>) {
         #if !DENSEKIT_AVX512
         // 16 vector registers of 256 bits (AVX2): the tile's 32 accumulators would not fit (spilled to
-        // the stack, a DenseNet-121 run took 1.8x onnxruntime's time, AMD EPYC Zen 1); four 4 x 16 quarters do.
+        // the stack, a DenseNet-121 run took 1.8x onnxruntime's time, AMD EPYC Zen 1); four 4 x 16 quarters
+        // do. (Two 6 x 16 passes and a 2 x 32 one, ending fewer times, measured no faster on the same Zen 1.)
         let full = rows == 8 && cols == nr
         for q in 0..<4 where q < 2 || rows > 4 {
             let (r0, j0) = (q / 2 * 4, q % 2 * 16)
             var (u0, u1, u2, u3) = quarter(kb, a + r0, b + j0 * 4, bStride)
-            if let skip {
-                let lanes = j0 == 0 ? skip.0 : skip.1
-                u0.keep(lanes); u1.keep(lanes); u2.keep(lanes); u3.keep(lanes)
-            }
+            let lanes = j0 == 0 ? skip.0 : skip.1
+            u0.keep(lanes); u1.keep(lanes); u2.keep(lanes); u3.keep(lanes)
             if full {
                 let p = c + r0 * ldc + j0, rb = bias.map { $0 + r0 }
                 storeRow(u0, p, first, last, rb?[0], relu); storeRow(u1, p + ldc, first, last, rb?[1], relu)
@@ -452,8 +447,9 @@ public enum GEMM {
             ap += 8
             bp += bStride
         }
-        if let (lo, hi) = skip {
-            // Skipped lanes add nothing (this only happens with `accumulate`, which adds into C).
+        do {
+            // Skipped lanes add nothing (only `accumulate`, which adds into C, skips any).
+            let (lo, hi) = skip
             l0.keep(lo); h0.keep(hi); l1.keep(lo); h1.keep(hi); l2.keep(lo); h2.keep(hi); l3.keep(lo); h3.keep(hi)
             l4.keep(lo); h4.keep(hi); l5.keep(lo); h5.keep(hi); l6.keep(lo); h6.keep(hi); l7.keep(lo); h7.keep(hi)
         }
@@ -523,7 +519,7 @@ public enum GEMM {
     static func thinTile(_ kb: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int,
                          _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
                          _ bias: UnsafePointer<Float>?, _ relu: Bool, rows: Int, cols: Int,
-                         skip: Keep?, edge: UnsafeMutablePointer<Float>) {
+                         skip: Keep, edge: UnsafeMutablePointer<Float>) {
         var c0 = SIMD8<Float>(), c1 = SIMD8<Float>(), c2 = SIMD8<Float>(), c3 = SIMD8<Float>()
         var c4 = SIMD8<Float>(), c5 = SIMD8<Float>(), c6 = SIMD8<Float>(), c7 = SIMD8<Float>()
         var ap = UnsafeRawPointer(a)
@@ -556,7 +552,7 @@ public enum GEMM {
         // Column j (c_j, down the rows) into the edge tile's [row][column] layout; skipped columns add nothing.
         func put(_ j: Int, _ column: SIMD8<Float>) {
             guard j < cols else { return }
-            let skipped = (skip?.0[j] ?? ~0) == 0
+            let skipped = skip.0[j] == 0
             for r in 0..<8 { edge[r * nr + j] = skipped ? 0 : column[r] }
         }
         put(0, c0); put(1, c1); put(2, c2); put(3, c3); put(4, c4); put(5, c5); put(6, c6); put(7, c7)
@@ -569,7 +565,7 @@ public enum GEMM {
     static func halfTile(_ kb: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int,
                          _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
                          _ bias: UnsafePointer<Float>?, _ relu: Bool, rows: Int, cols: Int,
-                         skip: SIMD16<UInt32>?, edge: UnsafeMutablePointer<Float>) {
+                         skip: SIMD16<UInt32>, edge: UnsafeMutablePointer<Float>) {
         #if DENSEKIT_AVX512
         var l0 = SIMD16<Float>(), l1 = SIMD16<Float>(), l2 = SIMD16<Float>(), l3 = SIMD16<Float>()
         var l4 = SIMD16<Float>(), l5 = SIMD16<Float>(), l6 = SIMD16<Float>(), l7 = SIMD16<Float>()
@@ -589,9 +585,7 @@ public enum GEMM {
         var (l0, l1, l2, l3) = quarter(kb, a, b, bStride)
         var (l4, l5, l6, l7) = rows > 4 ? quarter(kb, a + 4, b, bStride) : (SIMD16(), SIMD16(), SIMD16(), SIMD16())
         #endif
-        if let skip {
-            l0.keep(skip); l1.keep(skip); l2.keep(skip); l3.keep(skip); l4.keep(skip); l5.keep(skip); l6.keep(skip); l7.keep(skip)
-        }
+        l0.keep(skip); l1.keep(skip); l2.keep(skip); l3.keep(skip); l4.keep(skip); l5.keep(skip); l6.keep(skip); l7.keep(skip)
         let full = rows == 8 && cols == 16, e = UnsafeMutableRawPointer(edge)
         /// Row r into C (a whole row of 16), or into the edge tile.
         @inline(__always) func put(_ v: SIMD16<Float>, _ r: Int) {

@@ -291,10 +291,10 @@ public enum WinogradConvolution {
                     let c = mp + position * mStride + tile * 8 * panelTiles
                     if columns == 16 {
                         GEMM.halfTile(k, filterPanel(position, tile), b, panelTiles * 4, c, panelTiles, true, true, nil, false,
-                                      rows: 8, cols: 16, skip: nil, edge: edge)
+                                      rows: 8, cols: 16, skip: GEMM.keepAll.0, edge: edge)
                     } else {
                         GEMM.tile(k, filterPanel(position, tile), b, panelTiles * 4, c, panelTiles, true, true, nil, false,
-                                  rows: 8, cols: panelTiles, skip: nil, edge: edge)
+                                  rows: 8, cols: panelTiles, skip: GEMM.keepAll, edge: edge)
                     }
                 }
             }

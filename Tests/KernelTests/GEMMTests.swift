@@ -3,7 +3,7 @@ import TestSupport
 import Testing
 
 /// The SIMD GEMM against the reference matrix product, on shapes that exercise every edge:
-/// rows not a multiple of 8, columns not a multiple of 16, K across the 256 block, bias, ReLU, threads.
+/// rows not a multiple of 8, columns not a multiple of 16, K across the 256 and 512 blocks (`GEMM.kc`), bias, ReLU, threads.
 @Suite struct GEMMTests {
     static let shapes: [(m: Int, k: Int, n: Int)] = [
         (1, 1, 1), (8, 16, 16), (7, 5, 3), (13, 37, 29), (32, 300, 49), (129, 257, 50), (20, 9, 784), (3, 513, 17),
