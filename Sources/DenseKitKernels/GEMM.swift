@@ -12,6 +12,9 @@
 /// busy while B rows and A broadcasts stream from L1; with AVX2's 16 registers of 256 bits, four 4 x 16
 /// quarters, see `tile`), K blocked by `kc` (512, or 256 with AVX-512), M by 128, N split across threads.
 /// A panel's last columns: 8 or fewer in a thin tile, 9 to 24 in a half tile of 16 (and a thin one).
+/// A full panel's rows of +0 (packed after a BatchNorm-ReLU, or a ReLU's panel-major output read in
+/// place) are left out of its tiles' K loop (`gather`): a ReLU's output is sparse, and such rows add
+/// nothing (DenseNet-121 --exact 13% faster, the same outputs bit for bit; see the README).
 public enum GEMM {
     #if DENSEKIT_AVX512
     static let kc = 256
@@ -259,6 +262,11 @@ public enum GEMM {
         let panel = UnsafeMutableRawPointer.allocate(byteCount: (kc + 8) * nr * 4, alignment: 64)
         defer { panel.deallocate() }
         let edge = (panel + kc * nr * 4).bindMemory(to: Float.self, capacity: 8 * nr)
+        // The K rows (of the block) that a packed B panel holds: those not all zero (see `pack`); and
+        // every row, for a panel read in place.
+        let listed = UnsafeMutablePointer<Int32>.allocate(capacity: 2 * kc), everyRow = listed + kc
+        defer { listed.deallocate() }
+        for k in 0..<kc { everyRow[k] = Int32(k) }
         // The kept lanes of the current panel, per `ColumnSkip`, then `keepAll` for tiles without one.
         let skips = placement?.skips ?? []
         var masks = [Keep](repeating: keepAll, count: skips.count + 1)
@@ -272,8 +280,10 @@ public enum GEMM {
             while jr < j1 {
                 let cols = min(nr, j1 - jr)
                 for (i, skip) in skips.enumerated() { masks[i] = skip.mask(jr) }
-                /// The 8-row tiles of this panel over K rows [k0, k0 + kb) of B at `b`.
-                func tiles(_ kb: Int, _ k0: Int, _ b: UnsafeRawPointer, _ bStride: Int, first: Bool, last: Bool) {
+                /// The 8-row tiles of this panel over K rows [k0, k0 + kb) of B, of which B at `b` holds the
+                /// `count` listed at `kRows` (all of them, in order, for a panel's last columns).
+                func tiles(_ kb: Int, _ k0: Int, _ b: UnsafeRawPointer, _ bStride: Int, _ kRows: UnsafePointer<Int32>, _ count: Int,
+                           first: Bool, last: Bool) {
                     var ir = ic
                     while ir < mEnd {
                         let target = placement?.targets[ir / 8] ?? TileTarget(offset: ir * ldc, rows: min(8, m - ir))
@@ -285,14 +295,14 @@ public enum GEMM {
                         } else if cols <= 24 {
                             // 16 columns, then the rest (at most 8) thin: a 7x7 map's 49 columns cost 52
                             // columns' multiply-adds instead of 64, a 28x28 map's last 16 half a tile's.
-                            halfTile(kb, ap, b, bStride, cp, ldc, firstTile, last, tileBias, relu, rows: target.rows, cols: min(cols, 16),
+                            halfTile(kRows, count, ap, b, bStride, cp, ldc, firstTile, last, tileBias, relu, rows: target.rows, cols: min(cols, 16),
                                      skip: skip.0, edge: edge)
                             if cols > 16 {
                                 thinTile(kb, ap, b + 64, bStride, cp + 16, ldc, firstTile, last, tileBias, relu, rows: target.rows,
                                          cols: cols - 16, skip: (skip.1, skip.1), edge: edge)
                             }
                         } else {
-                            tile(kb, ap, b, bStride, cp, ldc, firstTile, last, tileBias, relu, rows: target.rows, cols: cols,
+                            tile(kRows, count, ap, b, bStride, cp, ldc, firstTile, last, tileBias, relu, rows: target.rows, cols: cols,
                                  skip: skip, edge: edge)
                         }
                         ir += 8
@@ -301,8 +311,12 @@ public enum GEMM {
                 for (bi, block) in blocks.enumerated() {
                     if inPlace && cols == nr || packed[bi] {
                         for si in block {
-                            let seg = segments[si]
-                            tiles(seg.count, seg.k0, UnsafeRawPointer(seg.origin(jr)), seg.stride * 4,
+                            let seg = segments[si], b = UnsafeRawPointer(seg.origin(jr))
+                            // A panel-major B's rows of +0 (a ReLU's output) are left out of the tiles' K loop, the
+                            // others copied together (a strided B read in place serves too few tiles to pay for it).
+                            let count = seg.isPacked && cols == nr ? gather(b, rows: seg.count, stride: seg.stride * 4, into: panel, listing: listed) : nil
+                            tiles(seg.count, seg.k0, count == nil ? b : UnsafeRawPointer(panel), count == nil ? seg.stride * 4 : nr * 4,
+                                  count == nil ? everyRow : listed, count ?? seg.count,
                                   first: bi == 0 && si == block.lowerBound, last: bi == blocks.count - 1 && si == block.upperBound - 1)
                         }
                     } else {
@@ -311,6 +325,9 @@ public enum GEMM {
                             pack(segments[s], jr, cols, into: panel + kb * nr * 4)
                             kb += segments[s].count
                         }
+                        // Rows of +0 (from a BatchNorm-ReLU) are left out of the tiles' K loop.
+                        let sparse = cols == nr && segments[block].allSatisfy { $0.scale != nil }
+                        let count = sparse ? gather(panel, rows: kb, stride: nr * 4, into: panel, listing: listed) : kb
                         // The next panel's rows of this K block (strided reads from planes, which the hardware
                         // prefetcher does not follow), into L2 while these tiles run.
                         if jr + nr < j1 {
@@ -320,7 +337,7 @@ public enum GEMM {
                                 for kk in 0..<seg.count { Prefetch.l2(next + kk * seg.stride * 4, bytes: bytes) }
                             }
                         }
-                        tiles(kb, segments[block.lowerBound].k0, UnsafeRawPointer(panel), nr * 4,
+                        tiles(kb, segments[block.lowerBound].k0, UnsafeRawPointer(panel), nr * 4, sparse ? listed : everyRow, count,
                               first: bi == 0, last: bi == blocks.count - 1)
                     }
                 }
@@ -392,7 +409,31 @@ public enum GEMM {
         }
     }
 
-    /// One 8 x 32 tile over `kb` steps of K (B rows `bStride` bytes apart), stored into the first
+    /// Copies to `panel`, one after another, the rows of a `rows` x 32 panel of B at `b` (rows `stride`
+    /// bytes apart; `b` may be `panel` itself) that are not all +0, and lists their numbers in `listing`;
+    /// returns how many. A row of +0 adds nothing to any product (the weights are finite): a tile's K
+    /// loop leaves it out, with the same result. A pass of its own over the stored panel: the same test
+    /// inside `pack`'s loop had the optimizer split the rows into lanes (the pack then took 2.5x as long).
+    static func gather(_ b: UnsafeRawPointer, rows: Int, stride: Int, into panel: UnsafeMutableRawPointer,
+                       listing: UnsafeMutablePointer<Int32>) -> Int {
+        var kept = 0
+        for k in 0..<rows {
+            let row = b + k * stride
+            let u = row.loadUnaligned(as: SIMD16<UInt32>.self), v = row.loadUnaligned(fromByteOffset: 64, as: SIMD16<UInt32>.self)
+            if (u | v).max() == 0 { continue }
+            let to = panel + kept * nr * 4
+            if UnsafeRawPointer(to) != row {
+                to.storeBytes(of: u, as: SIMD16<UInt32>.self)
+                to.storeBytes(of: v, toByteOffset: 64, as: SIMD16<UInt32>.self)
+            }
+            listing[kept] = Int32(k)
+            kept += 1
+        }
+        return kept
+    }
+
+    /// One 8 x 32 tile over the `count` K rows listed at `rows` (of A's packed rows from `a`, and of B's,
+    /// `bStride` bytes apart, from `b`), stored into the first
     /// `rows` x `cols` of C: whole SIMD16 rows when the tile is full, lane by lane at the edges.
     /// `tile` and `store` are inlined by force (`@_transparent`): the optimizer left them as calls
     /// despite `@inline(__always)`, and SIMD values passed to a call are split into 128-bit pieces
@@ -401,18 +442,18 @@ public enum GEMM {
     /// SIMD loads and stores themselves as calls (seen once: 2.5x slower; `objdump -d` of the binary
     /// then shows calls to `loadUnaligned` and `storeBytes`).
     @_transparent
-    static func tile(_ kb: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int,
+    static func tile(_ rows: UnsafePointer<Int32>, _ count: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int,
                      _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
-                     _ bias: UnsafePointer<Float>?, _ relu: Bool, rows: Int, cols: Int,
+                     _ bias: UnsafePointer<Float>?, _ relu: Bool, rows tileRows: Int, cols: Int,
                      skip: Keep, edge: UnsafeMutablePointer<Float>) {
         #if !DENSEKIT_AVX512
         // 16 vector registers of 256 bits (AVX2): the tile's 32 accumulators would not fit (spilled to
         // the stack, a DenseNet-121 run took 1.8x onnxruntime's time, AMD EPYC Zen 1); four 4 x 16 quarters
         // do. (Two 6 x 16 passes and a 2 x 32 one, ending fewer times, measured no faster on the same Zen 1.)
-        let full = rows == 8 && cols == nr
-        for q in 0..<4 where q < 2 || rows > 4 {
+        let full = tileRows == 8 && cols == nr
+        for q in 0..<4 where q < 2 || tileRows > 4 {
             let (r0, j0) = (q / 2 * 4, q % 2 * 16)
-            var (u0, u1, u2, u3) = quarter(kb, a + r0, b + j0 * 4, bStride)
+            var (u0, u1, u2, u3) = quarter(rows, count, a + r0, b + j0 * 4, bStride)
             let lanes = j0 == 0 ? skip.0 : skip.1
             u0.keep(lanes); u1.keep(lanes); u2.keep(lanes); u3.keep(lanes)
             if full {
@@ -425,17 +466,19 @@ public enum GEMM {
                 e.storeBytes(of: u2, toByteOffset: nr * 8, as: SIMD16<Float>.self); e.storeBytes(of: u3, toByteOffset: nr * 12, as: SIMD16<Float>.self)
             }
         }
-        if !full { addEdge(edge, c, ldc, first, last, bias, relu, rows: rows, cols: cols) }
+        if !full { addEdge(edge, c, ldc, first, last, bias, relu, rows: tileRows, cols: cols) }
         #else
         var l0 = SIMD16<Float>(), l1 = SIMD16<Float>(), l2 = SIMD16<Float>(), l3 = SIMD16<Float>()
         var l4 = SIMD16<Float>(), l5 = SIMD16<Float>(), l6 = SIMD16<Float>(), l7 = SIMD16<Float>()
         var h0 = SIMD16<Float>(), h1 = SIMD16<Float>(), h2 = SIMD16<Float>(), h3 = SIMD16<Float>()
         var h4 = SIMD16<Float>(), h5 = SIMD16<Float>(), h6 = SIMD16<Float>(), h7 = SIMD16<Float>()
-        var ap = a
+        // (The list read at every step, also when it lists every row: not measured with AVX-512.)
         var bp = b
-        for _ in 0..<kb {
+        for i in 0..<count {
+            let ap = a + Int(rows[i]) * 8
             let lo = bp.loadUnaligned(as: SIMD16<Float>.self)
             let hi = bp.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)
+            bp += bStride
             var s = SIMD16<Float>(repeating: ap[0]); l0.addProduct(s, lo); h0.addProduct(s, hi)
             s = SIMD16<Float>(repeating: ap[1]); l1.addProduct(s, lo); h1.addProduct(s, hi)
             s = SIMD16<Float>(repeating: ap[2]); l2.addProduct(s, lo); h2.addProduct(s, hi)
@@ -444,8 +487,6 @@ public enum GEMM {
             s = SIMD16<Float>(repeating: ap[5]); l5.addProduct(s, lo); h5.addProduct(s, hi)
             s = SIMD16<Float>(repeating: ap[6]); l6.addProduct(s, lo); h6.addProduct(s, hi)
             s = SIMD16<Float>(repeating: ap[7]); l7.addProduct(s, lo); h7.addProduct(s, hi)
-            ap += 8
-            bp += bStride
         }
         do {
             // Skipped lanes add nothing (only `accumulate`, which adds into C, skips any).
@@ -453,7 +494,7 @@ public enum GEMM {
             l0.keep(lo); h0.keep(hi); l1.keep(lo); h1.keep(hi); l2.keep(lo); h2.keep(hi); l3.keep(lo); h3.keep(hi)
             l4.keep(lo); h4.keep(hi); l5.keep(lo); h5.keep(hi); l6.keep(lo); h6.keep(hi); l7.keep(lo); h7.keep(hi)
         }
-        if rows == 8 && cols == nr {
+        if tileRows == 8 && cols == nr {
             store(l0, h0, c, 0, ldc, first, last, bias, relu)
             store(l1, h1, c, 1, ldc, first, last, bias, relu)
             store(l2, h2, c, 2, ldc, first, last, bias, relu)
@@ -473,25 +514,41 @@ public enum GEMM {
             e.storeBytes(of: l5, toByteOffset: 640, as: SIMD16<Float>.self); e.storeBytes(of: h5, toByteOffset: 704, as: SIMD16<Float>.self)
             e.storeBytes(of: l6, toByteOffset: 768, as: SIMD16<Float>.self); e.storeBytes(of: h6, toByteOffset: 832, as: SIMD16<Float>.self)
             e.storeBytes(of: l7, toByteOffset: 896, as: SIMD16<Float>.self); e.storeBytes(of: h7, toByteOffset: 960, as: SIMD16<Float>.self)
-            addEdge(edge, c, ldc, first, last, bias, relu, rows: rows, cols: cols)
+            addEdge(edge, c, ldc, first, last, bias, relu, rows: tileRows, cols: cols)
         }
         #endif
     }
 
-    /// Rows `a`...`a` + 3 of an 8-row A panel times 16 columns of B at `b`, over `kb` steps of K: four
-    /// 16-lane accumulators (eight 256-bit registers), a B row and a broadcast.
+    /// Rows `a`...`a` + 3 of an 8-row A panel times 16 columns of B at `b`, over `count` rows of B (each
+    /// `bStride` bytes after the last), K rows `rows[0]`, `rows[1]`...: four 16-lane accumulators (eight
+    /// 256-bit registers), a B row and a broadcast.
     @_transparent
-    static func quarter(_ kb: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int)
+    static func quarter(_ rows: UnsafePointer<Int32>, _ count: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int)
         -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>) {
         var c0 = SIMD16<Float>(), c1 = SIMD16<Float>(), c2 = SIMD16<Float>(), c3 = SIMD16<Float>()
-        var ap = a
         var bp = b
-        for _ in 0..<kb {
-            let v = bp.loadUnaligned(as: SIMD16<Float>.self)
-            c0.addProduct(SIMD16(repeating: ap[0]), v); c1.addProduct(SIMD16(repeating: ap[1]), v)
-            c2.addProduct(SIMD16(repeating: ap[2]), v); c3.addProduct(SIMD16(repeating: ap[3]), v)
-            ap += 8
-            bp += bStride
+        if count == 0 || rows[count &- 1] == count &- 1 {
+            // Every row listed, in order: a loop that does not read the list (its loads took a full
+            // panel's tiles 7% longer, AMD EPYC Zen 1; the same loop with the step as a closure kept the
+            // accumulators in memory, 2.6x slower).
+            var ap = a
+            for _ in 0..<count {
+                let v = bp.loadUnaligned(as: SIMD16<Float>.self)
+                c0.addProduct(SIMD16(repeating: ap[0]), v); c1.addProduct(SIMD16(repeating: ap[1]), v)
+                c2.addProduct(SIMD16(repeating: ap[2]), v); c3.addProduct(SIMD16(repeating: ap[3]), v)
+                ap += 8
+                bp += bStride
+            }
+        } else {
+            var (kp, end) = (rows, rows + count)
+            while kp < end {
+                let ap = a + Int(kp.pointee) * 8
+                let v = bp.loadUnaligned(as: SIMD16<Float>.self)
+                c0.addProduct(SIMD16(repeating: ap[0]), v); c1.addProduct(SIMD16(repeating: ap[1]), v)
+                c2.addProduct(SIMD16(repeating: ap[2]), v); c3.addProduct(SIMD16(repeating: ap[3]), v)
+                bp += bStride
+                kp += 1
+            }
         }
         return (c0, c1, c2, c3)
     }
@@ -562,38 +619,37 @@ public enum GEMM {
     /// The first 16 columns of a panel over 8 rows, stored into the first `rows` x `cols` of C: one
     /// vector per row, so half a tile's multiply-adds. Kept out of `run` (it is rare; see `tile`).
     @inline(never)
-    static func halfTile(_ kb: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int,
+    static func halfTile(_ rows: UnsafePointer<Int32>, _ count: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int,
                          _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
-                         _ bias: UnsafePointer<Float>?, _ relu: Bool, rows: Int, cols: Int,
+                         _ bias: UnsafePointer<Float>?, _ relu: Bool, rows tileRows: Int, cols: Int,
                          skip: SIMD16<UInt32>, edge: UnsafeMutablePointer<Float>) {
         #if DENSEKIT_AVX512
         var l0 = SIMD16<Float>(), l1 = SIMD16<Float>(), l2 = SIMD16<Float>(), l3 = SIMD16<Float>()
         var l4 = SIMD16<Float>(), l5 = SIMD16<Float>(), l6 = SIMD16<Float>(), l7 = SIMD16<Float>()
-        var ap = a
         var bp = b
-        for _ in 0..<kb {
+        for i in 0..<count {
+            let ap = a + Int(rows[i]) * 8
             let v = bp.loadUnaligned(as: SIMD16<Float>.self)
+            bp += bStride
             l0.addProduct(SIMD16(repeating: ap[0]), v); l1.addProduct(SIMD16(repeating: ap[1]), v)
             l2.addProduct(SIMD16(repeating: ap[2]), v); l3.addProduct(SIMD16(repeating: ap[3]), v)
             l4.addProduct(SIMD16(repeating: ap[4]), v); l5.addProduct(SIMD16(repeating: ap[5]), v)
             l6.addProduct(SIMD16(repeating: ap[6]), v); l7.addProduct(SIMD16(repeating: ap[7]), v)
-            ap += 8
-            bp += bStride
         }
         #else
         // Two 4-row quarters: 16 accumulators of 256 bits would not fit in AVX2's 16 registers (see `tile`).
-        var (l0, l1, l2, l3) = quarter(kb, a, b, bStride)
-        var (l4, l5, l6, l7) = rows > 4 ? quarter(kb, a + 4, b, bStride) : (SIMD16(), SIMD16(), SIMD16(), SIMD16())
+        var (l0, l1, l2, l3) = quarter(rows, count, a, b, bStride)
+        var (l4, l5, l6, l7) = tileRows > 4 ? quarter(rows, count, a + 4, b, bStride) : (SIMD16(), SIMD16(), SIMD16(), SIMD16())
         #endif
         l0.keep(skip); l1.keep(skip); l2.keep(skip); l3.keep(skip); l4.keep(skip); l5.keep(skip); l6.keep(skip); l7.keep(skip)
-        let full = rows == 8 && cols == 16, e = UnsafeMutableRawPointer(edge)
+        let full = tileRows == 8 && cols == 16, e = UnsafeMutableRawPointer(edge)
         /// Row r into C (a whole row of 16), or into the edge tile.
         @inline(__always) func put(_ v: SIMD16<Float>, _ r: Int) {
             guard full else { return e.storeBytes(of: v, toByteOffset: r * nr * 4, as: SIMD16<Float>.self) }
             storeRow(v, c + r * ldc, first, last, bias?[r], relu)
         }
         put(l0, 0); put(l1, 1); put(l2, 2); put(l3, 3); put(l4, 4); put(l5, 5); put(l6, 6); put(l7, 7)
-        if !full { addEdge(edge, c, ldc, first, last, bias, relu, rows: rows, cols: cols) }
+        if !full { addEdge(edge, c, ldc, first, last, bias, relu, rows: tileRows, cols: cols) }
     }
 
     /// Adds the first `rows` x `cols` of the 8 x 32 `edge` tile into C (or, for the first K block,

@@ -111,21 +111,29 @@ import Testing
         var rng = SeededRandom(UInt64(shape.k))
         let a = rng.floats(shape.m * shape.k), b = rng.floats(shape.k * shape.n, -2...2)
         let scale = rng.floats(shape.k, -1.5...1.5), shift = rng.floats(shape.k)
-        let activated = (0..<(shape.k * shape.n)).map { i in max(0, b[i] * scale[i / shape.n] + shift[i / shape.n]) }
-        let want = Reference.matmul(a, activated, m: shape.m, k: shape.k, n: shape.n)
-        let packed = PackedMatrix(rows: shape.m, cols: shape.k, values: a)
-        var c = [Float](repeating: .nan, count: shape.m * shape.n)
+        _ = Self.expectProduct(a, b, scale: scale, shift: shift, m: shape.m, k: shape.k, n: shape.n, threads: 2, "\(shape)")
+    }
+
+    /// C = A * BatchNorm-ReLU(B) (m x k by k x n), the BatchNorm-ReLU applied while packing, expected
+    /// to match the reference product of B activated first; returns C.
+    static func expectProduct(_ a: [Float], _ b: [Float], scale: [Float], shift: [Float], m: Int, k: Int, n: Int,
+                              threads: Int, _ label: String) -> [Float] {
+        let activated = (0..<(k * n)).map { i in max(0, b[i] * scale[i / n] + shift[i / n]) }
+        let want = Reference.matmul(a, activated, m: m, k: k, n: n)
+        let packed = PackedMatrix(rows: m, cols: k, values: a)
+        var c = [Float](repeating: .nan, count: m * n)
         b.withUnsafeBufferPointer { bp in
             scale.withUnsafeBufferPointer { sp in
                 shift.withUnsafeBufferPointer { tp in
                     c.withUnsafeMutableBufferPointer {
-                        GEMM.multiply(packed, bp.baseAddress!, ldb: shape.n, n: shape.n, $0.baseAddress!, ldc: shape.n,
-                                      scale: sp.baseAddress!, shift: tp.baseAddress!, threads: 2)
+                        GEMM.multiply(packed, bp.baseAddress!, ldb: n, n: n, $0.baseAddress!, ldc: n,
+                                      scale: sp.baseAddress!, shift: tp.baseAddress!, threads: threads)
                     }
                 }
             }
         }
-        #expect(relativeError(c, want) < 1e-5)
+        #expect(relativeError(c, want) < 1e-5, "\(label) threads \(threads)")
+        return c
     }
 }
 
@@ -172,5 +180,61 @@ import Testing
         let shared = product(shared: true), own = product(shared: false)
         #expect(relativeError(shared, want) < 1e-5, "\(shape)")
         #expect(shared == own, "\(shape): shared packing changed the sums")
+    }
+}
+
+/// Rows of B that are all +0 (a ReLU's output) are left out of the tiles' K loop: the products must
+/// not change, whichever rows those are (runs of them, the first, the last, all), and a row holding
+/// -0 or a NaN is still multiplied (the NaN reaches C).
+@Suite struct ZeroRowTests {
+    /// Which of k rows are zero: every third, a run of 40, the first and the last (or all of them).
+    static func zeroRows(_ k: Int, all: Bool) -> Set<Int> {
+        all ? Set(0..<k) : Set(stride(from: 0, to: k, by: 3)).union(min(k, 50)..<min(k, 90)).union([0, k - 1])
+    }
+
+    @Test(arguments: [(16, 300, 64, false), (128, 513, 196, false), (9, 40, 45, false), (24, 100, 96, true)])
+    func batchNormReLUZeroRows(_ shape: (m: Int, k: Int, n: Int, all: Bool)) {
+        var rng = SeededRandom(UInt64(shape.k * 5 + shape.n))
+        let a = rng.floats(shape.m * shape.k), b = rng.floats(shape.k * shape.n, -2...2)
+        var scale = rng.floats(shape.k, -1.5...1.5), shift = rng.floats(shape.k)
+        // A dead channel: the BatchNorm-ReLU makes its row +0 in every panel.
+        for r in Self.zeroRows(shape.k, all: shape.all) { (scale[r], shift[r]) = (0, -1) }
+        for threads in [1, 2] {
+            let c = FusedPackingTests.expectProduct(a, b, scale: scale, shift: shift, m: shape.m, k: shape.k, n: shape.n,
+                                                    threads: threads, "\(shape)")
+            if shape.all { #expect(c.allSatisfy { $0 == 0 }, "\(shape): every row zero") }
+        }
+    }
+
+    @Test(arguments: [(40, 130, 64), (96, 513, 100), (8, 7, 37)])
+    func panelMajorZeroRows(_ shape: (m: Int, k: Int, n: Int)) {
+        var rng = SeededRandom(UInt64(shape.m + shape.k))
+        let a = rng.floats(shape.m * shape.k)
+        var b = rng.floats(shape.k * shape.n)
+        let zero = Self.zeroRows(shape.k, all: false)
+        for r in zero { for j in 0..<shape.n { b[r * shape.n + j] = 0 } }
+        // A row of -0 and a row with one NaN are not +0: they stay in the K loop.
+        let (negative, nan) = (1, 2)
+        for j in 0..<shape.n { b[negative * shape.n + j] = -0.0 }
+        b[nan * shape.n + 5] = .nan
+        var want = Reference.matmul(a, b.map { $0.isNaN ? 0 : $0 }, m: shape.m, k: shape.k, n: shape.n)
+        for i in 0..<shape.m { want[i * shape.n + 5] = .nan }
+        let panels = (shape.n + 31) / 32, panelStride = shape.k * 32
+        var panelled = [Float](repeating: .nan, count: panels * panelStride)
+        for r in 0..<shape.k { for j in 0..<shape.n { panelled[(j / 32) * panelStride + r * 32 + j % 32] = b[r * shape.n + j] } }
+        let packed = PackedMatrix(rows: shape.m, cols: shape.k, values: a)
+        for threads in [1, 2] {
+            var c = [Float](repeating: .nan, count: shape.m * shape.n)
+            panelled.withUnsafeBufferPointer { bp in
+                c.withUnsafeMutableBufferPointer {
+                    GEMM.multiply(packed, GEMM.segments(bp.baseAddress!, ldb: 32, k: shape.k, panelStride: panelStride),
+                                  n: shape.n, $0.baseAddress!, ldc: shape.n, threads: threads)
+                }
+            }
+            let column5 = (0..<shape.m).allSatisfy { c[$0 * shape.n + 5].isNaN }
+            let others = (0..<(shape.m * shape.n)).filter { $0 % shape.n != 5 }
+            #expect(column5, "\(shape) threads \(threads): the NaN row was skipped")
+            #expect(relativeError(others.map { c[$0] }, others.map { want[$0] }) < 1e-5, "\(shape) threads \(threads)")
+        }
     }
 }
