@@ -262,8 +262,8 @@ public enum GEMM {
         let panel = UnsafeMutableRawPointer.allocate(byteCount: (kc + 8) * nr * 4, alignment: 64)
         defer { panel.deallocate() }
         let edge = (panel + kc * nr * 4).bindMemory(to: Float.self, capacity: 8 * nr)
-        // The K rows (of the block) that a packed B panel holds: those not all zero (see `pack`); and
-        // every row, for a panel read in place.
+        // The K rows (of the block) that the B panel the tiles read holds: those not all +0 (`gather`),
+        // or every row.
         let listed = UnsafeMutablePointer<Int32>.allocate(capacity: 2 * kc), everyRow = listed + kc
         defer { listed.deallocate() }
         for k in 0..<kc { everyRow[k] = Int32(k) }
