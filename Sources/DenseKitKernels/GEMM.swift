@@ -262,11 +262,9 @@ public enum GEMM {
         let panel = UnsafeMutableRawPointer.allocate(byteCount: (kc + 8) * nr * 4, alignment: 64)
         defer { panel.deallocate() }
         let edge = (panel + kc * nr * 4).bindMemory(to: Float.self, capacity: 8 * nr)
-        // The K rows (of the block) that the B panel the tiles read holds: those not all +0 (`gather`),
-        // or every row.
-        let listed = UnsafeMutablePointer<Int32>.allocate(capacity: 2 * kc), everyRow = listed + kc
+        // The K rows (of the block) that a gathered B panel holds: those not all +0 (`gather`).
+        let listed = UnsafeMutablePointer<Int32>.allocate(capacity: kc)
         defer { listed.deallocate() }
-        for k in 0..<kc { everyRow[k] = Int32(k) }
         // The kept lanes of the current panel, per `ColumnSkip`, then `keepAll` for tiles without one.
         let skips = placement?.skips ?? []
         var masks = [Keep](repeating: keepAll, count: skips.count + 1)
@@ -281,8 +279,8 @@ public enum GEMM {
                 let cols = min(nr, j1 - jr)
                 for (i, skip) in skips.enumerated() { masks[i] = skip.mask(jr) }
                 /// The 8-row tiles of this panel over K rows [k0, k0 + kb) of B, of which B at `b` holds the
-                /// `count` listed at `kRows` (all of them, in order, for a panel's last columns).
-                func tiles(_ kb: Int, _ k0: Int, _ b: UnsafeRawPointer, _ bStride: Int, _ kRows: UnsafePointer<Int32>, _ count: Int,
+                /// `count` listed at `kRows`, or all of them (nil, always for a panel's last columns).
+                func tiles(_ kb: Int, _ k0: Int, _ b: UnsafeRawPointer, _ bStride: Int, _ kRows: UnsafePointer<Int32>?, _ count: Int,
                            first: Bool, last: Bool) {
                     var ir = ic
                     while ir < mEnd {
@@ -311,12 +309,15 @@ public enum GEMM {
                 for (bi, block) in blocks.enumerated() {
                     if inPlace && cols == nr || packed[bi] {
                         for si in block {
-                            let seg = segments[si], b = UnsafeRawPointer(seg.origin(jr))
+                            let seg = segments[si]
+                            var (b, stride, kRows, count) = (UnsafeRawPointer(seg.origin(jr)), seg.stride * 4, UnsafePointer<Int32>?.none, seg.count)
                             // A panel-major B's rows of +0 (a ReLU's output) are left out of the tiles' K loop, the
                             // others copied together (a strided B read in place serves too few tiles to pay for it).
-                            let count = seg.isPacked && cols == nr ? gather(b, rows: seg.count, stride: seg.stride * 4, into: panel, listing: listed) : nil
-                            tiles(seg.count, seg.k0, count == nil ? b : UnsafeRawPointer(panel), count == nil ? seg.stride * 4 : nr * 4,
-                                  count == nil ? everyRow : listed, count ?? seg.count,
+                            if seg.isPacked && cols == nr {
+                                count = gather(b, rows: seg.count, stride: stride, into: panel, listing: listed)
+                                (b, stride, kRows) = (UnsafeRawPointer(panel), nr * 4, count < seg.count ? UnsafePointer(listed) : nil)
+                            }
+                            tiles(seg.count, seg.k0, b, stride, kRows, count,
                                   first: bi == 0 && si == block.lowerBound, last: bi == blocks.count - 1 && si == block.upperBound - 1)
                         }
                     } else {
@@ -337,7 +338,7 @@ public enum GEMM {
                                 for kk in 0..<seg.count { Prefetch.l2(next + kk * seg.stride * 4, bytes: bytes) }
                             }
                         }
-                        tiles(kb, segments[block.lowerBound].k0, UnsafeRawPointer(panel), nr * 4, sparse ? listed : everyRow, count,
+                        tiles(kb, segments[block.lowerBound].k0, UnsafeRawPointer(panel), nr * 4, count < kb ? listed : nil, count,
                               first: bi == 0, last: bi == blocks.count - 1)
                     }
                 }
@@ -432,8 +433,8 @@ public enum GEMM {
         return kept
     }
 
-    /// One 8 x 32 tile over the `count` K rows listed at `rows` (of A's packed rows from `a`, and of B's,
-    /// `bStride` bytes apart, from `b`), stored into the first
+    /// One 8 x 32 tile over `count` K rows (those listed at `rows`, or the first `count` if nil) of A's
+    /// packed rows from `a`, and `count` rows of B, `bStride` bytes apart, from `b`; stored into the first
     /// `rows` x `cols` of C: whole SIMD16 rows when the tile is full, lane by lane at the edges.
     /// `tile` and `store` are inlined by force (`@_transparent`): the optimizer left them as calls
     /// despite `@inline(__always)`, and SIMD values passed to a call are split into 128-bit pieces
@@ -442,7 +443,7 @@ public enum GEMM {
     /// SIMD loads and stores themselves as calls (seen once: 2.5x slower; `objdump -d` of the binary
     /// then shows calls to `loadUnaligned` and `storeBytes`).
     @_transparent
-    static func tile(_ rows: UnsafePointer<Int32>, _ count: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int,
+    static func tile(_ rows: UnsafePointer<Int32>?, _ count: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int,
                      _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
                      _ bias: UnsafePointer<Float>?, _ relu: Bool, rows tileRows: Int, cols: Int,
                      skip: Keep, edge: UnsafeMutablePointer<Float>) {
@@ -472,10 +473,10 @@ public enum GEMM {
         var l4 = SIMD16<Float>(), l5 = SIMD16<Float>(), l6 = SIMD16<Float>(), l7 = SIMD16<Float>()
         var h0 = SIMD16<Float>(), h1 = SIMD16<Float>(), h2 = SIMD16<Float>(), h3 = SIMD16<Float>()
         var h4 = SIMD16<Float>(), h5 = SIMD16<Float>(), h6 = SIMD16<Float>(), h7 = SIMD16<Float>()
-        // (The list read at every step, also when it lists every row: not measured with AVX-512.)
+        // (Not measured with AVX-512: the optimizer may or may not make two loops of the list's test.)
         var bp = b
         for i in 0..<count {
-            let ap = a + Int(rows[i]) * 8
+            let ap = a + (rows.map { Int($0[i]) } ?? i) * 8
             let lo = bp.loadUnaligned(as: SIMD16<Float>.self)
             let hi = bp.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)
             bp += bStride
@@ -520,26 +521,14 @@ public enum GEMM {
     }
 
     /// Rows `a`...`a` + 3 of an 8-row A panel times 16 columns of B at `b`, over `count` rows of B (each
-    /// `bStride` bytes after the last), K rows `rows[0]`, `rows[1]`...: four 16-lane accumulators (eight
-    /// 256-bit registers), a B row and a broadcast.
+    /// `bStride` bytes after the last), K rows `rows[0]`, `rows[1]`... (0, 1... if nil): four 16-lane
+    /// accumulators (eight 256-bit registers), a B row and a broadcast.
     @_transparent
-    static func quarter(_ rows: UnsafePointer<Int32>, _ count: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int)
+    static func quarter(_ rows: UnsafePointer<Int32>?, _ count: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int)
         -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>) {
         var c0 = SIMD16<Float>(), c1 = SIMD16<Float>(), c2 = SIMD16<Float>(), c3 = SIMD16<Float>()
         var bp = b
-        if count == 0 || rows[count &- 1] == count &- 1 {
-            // Every row listed, in order: a loop that does not read the list (its loads took a full
-            // panel's tiles 7% longer, AMD EPYC Zen 1; the same loop with the step as a closure kept the
-            // accumulators in memory, 2.6x slower).
-            var ap = a
-            for _ in 0..<count {
-                let v = bp.loadUnaligned(as: SIMD16<Float>.self)
-                c0.addProduct(SIMD16(repeating: ap[0]), v); c1.addProduct(SIMD16(repeating: ap[1]), v)
-                c2.addProduct(SIMD16(repeating: ap[2]), v); c3.addProduct(SIMD16(repeating: ap[3]), v)
-                ap += 8
-                bp += bStride
-            }
-        } else {
+        if let rows {
             var (kp, end) = (rows, rows + count)
             while kp < end {
                 let ap = a + Int(kp.pointee) * 8
@@ -548,6 +537,18 @@ public enum GEMM {
                 c2.addProduct(SIMD16(repeating: ap[2]), v); c3.addProduct(SIMD16(repeating: ap[3]), v)
                 bp += bStride
                 kp += 1
+            }
+        } else {
+            // Every row: a loop without a list (a list of every row took a full panel's tiles 7% longer,
+            // AMD EPYC Zen 1; the same loop with the step as a closure kept the accumulators in memory,
+            // 2.6x slower).
+            var ap = a
+            for _ in 0..<count {
+                let v = bp.loadUnaligned(as: SIMD16<Float>.self)
+                c0.addProduct(SIMD16(repeating: ap[0]), v); c1.addProduct(SIMD16(repeating: ap[1]), v)
+                c2.addProduct(SIMD16(repeating: ap[2]), v); c3.addProduct(SIMD16(repeating: ap[3]), v)
+                ap += 8
+                bp += bStride
             }
         }
         return (c0, c1, c2, c3)
@@ -619,7 +620,7 @@ public enum GEMM {
     /// The first 16 columns of a panel over 8 rows, stored into the first `rows` x `cols` of C: one
     /// vector per row, so half a tile's multiply-adds. Kept out of `run` (it is rare; see `tile`).
     @inline(never)
-    static func halfTile(_ rows: UnsafePointer<Int32>, _ count: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int,
+    static func halfTile(_ rows: UnsafePointer<Int32>?, _ count: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int,
                          _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
                          _ bias: UnsafePointer<Float>?, _ relu: Bool, rows tileRows: Int, cols: Int,
                          skip: SIMD16<UInt32>, edge: UnsafeMutablePointer<Float>) {
@@ -628,7 +629,7 @@ public enum GEMM {
         var l4 = SIMD16<Float>(), l5 = SIMD16<Float>(), l6 = SIMD16<Float>(), l7 = SIMD16<Float>()
         var bp = b
         for i in 0..<count {
-            let ap = a + Int(rows[i]) * 8
+            let ap = a + (rows.map { Int($0[i]) } ?? i) * 8
             let v = bp.loadUnaligned(as: SIMD16<Float>.self)
             bp += bStride
             l0.addProduct(SIMD16(repeating: ap[0]), v); l1.addProduct(SIMD16(repeating: ap[1]), v)

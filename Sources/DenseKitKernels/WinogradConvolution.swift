@@ -145,8 +145,6 @@ public enum WinogradConvolution {
     public final class Scratch {
         let transformed: AlignedBuffer, products: AlignedBuffer
         let rows: AlignedBuffer, tile: AlignedBuffer
-        /// 0, 1, ..., inChannels - 1: the GEMM tiles' list of K rows (all of them: V has no zero rows to skip).
-        let everyRow: UnsafeMutablePointer<Int32>
         /// The last map's `VectorLayout`: a block's layers share it (made anew each layer, it took 0.4%
         /// of a run).
         private var lastLayout: VectorLayout?
@@ -170,27 +168,21 @@ public enum WinogradConvolution {
             // The output transform's vectors (alpha x m, then m x m), a row of output tiles, and the
             // edge tile the GEMM's tile needs.
             tile = AlignedBuffer(count: (a * m + m * m) * 16 + 16 * m + 8 * GEMM.nr)
-            everyRow = .allocate(capacity: inChannels)
-            for k in 0..<inChannels { everyRow[k] = Int32(k) }
         }
-
-        deinit { everyRow.deallocate() }
 
         /// The buffers' memory, for the panels' loops.
         struct Pointers {
             let transformed: UnsafeMutablePointer<Float>, products: UnsafeMutablePointer<Float>
             let rows: UnsafeMutablePointer<Float>, tile: UnsafeMutablePointer<Float>
-            let everyRow: UnsafePointer<Int32>
 
             /// These working buffers with `other`'s V and M: for threads sharing one panel.
             func sharing(_ other: Pointers) -> Pointers {
-                Pointers(transformed: other.transformed, products: other.products, rows: rows, tile: tile, everyRow: everyRow)
+                Pointers(transformed: other.transformed, products: other.products, rows: rows, tile: tile)
             }
         }
 
         var pointers: Pointers {
-            Pointers(transformed: transformed.pointer, products: products.pointer, rows: rows.pointer, tile: tile.pointer,
-                     everyRow: everyRow)
+            Pointers(transformed: transformed.pointer, products: products.pointer, rows: rows.pointer, tile: tile.pointer)
         }
     }
 
@@ -298,10 +290,10 @@ public enum WinogradConvolution {
                 for tile in 0..<tiles {
                     let c = mp + position * mStride + tile * 8 * panelTiles
                     if columns == 16 {
-                        GEMM.halfTile(s.everyRow, k, filterPanel(position, tile), b, panelTiles * 4, c, panelTiles, true, true, nil, false,
+                        GEMM.halfTile(nil, k, filterPanel(position, tile), b, panelTiles * 4, c, panelTiles, true, true, nil, false,
                                       rows: 8, cols: 16, skip: GEMM.keepAll.0, edge: edge)
                     } else {
-                        GEMM.tile(s.everyRow, k, filterPanel(position, tile), b, panelTiles * 4, c, panelTiles, true, true, nil, false,
+                        GEMM.tile(nil, k, filterPanel(position, tile), b, panelTiles * 4, c, panelTiles, true, true, nil, false,
                                   rows: 8, cols: panelTiles, skip: GEMM.keepAll, edge: edge)
                     }
                 }
