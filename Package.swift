@@ -6,24 +6,46 @@ import PackageDescription
 // file lives in that target. The CPU flags (-target-cpu) come from the Makefile, which detects them.
 let kernelSettings: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"])]
 
+/// Every library target, for the tests (which may import any of them).
+let libraryTargets: [Target.Dependency] = [
+    "DenseKitGraph", "DenseKitKernels", "DenseKitExecute", "DenseKitFormats", "DenseKitImages", "DenseKit",
+]
+
 let package = Package(
     name: "DenseKit",
     products: [
         .executable(name: "densekit", targets: ["densekit"]),
-        .library(name: "DenseKit", targets: ["DenseKit"]),
+        .library(name: "DenseKit", targets: ["DenseKitGraph", "DenseKitKernels", "DenseKitExecute", "DenseKitFormats",
+                                            "DenseKitImages", "DenseKit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        // MARK: public API
+        // MARK: the library, bottom to top. Each target imports only the ones listed before it, and
+        // each C library is reached from one target (and one Swift file in it).
+
+        /// The canonical graph, layer identity, validation (the single gate) and the verifier. No C.
+        .target(name: "DenseKitGraph"),
+        /// SIMD kernels and their plain references.
+        .target(name: "DenseKitKernels", swiftSettings: kernelSettings),
+        /// The execution plan and the executors.
+        .target(name: "DenseKitExecute", dependencies: ["DenseKitGraph", "DenseKitKernels"]),
+        /// One folder per file format, reader and writer together.
+        .target(name: "DenseKitFormats",
+                dependencies: ["DenseKitGraph", "DenseKitKernels", "DenseKitExecute", "ONNXProto", "CProtobufC", "CHDF5"]),
+        /// Image decoders (each behind its C library), PIL-exact conversions and resizes, presets.
+        .target(name: "DenseKitImages", dependencies: ["DenseKitGraph", "DenseKitExecute", "CTurboJPEG", "CSPNG"]),
+        /// The pipelines: loading (and isolation), conversion, diff, reports.
+        .target(name: "DenseKit",
+                dependencies: ["DenseKitGraph", "DenseKitExecute", "DenseKitFormats", "DenseKitImages"]),
+        /// The command-line tool: parses, calls the library, renders.
         .executableTarget(
             name: "densekit",
-            dependencies: ["DenseKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .target(name: "DenseKit", dependencies: ["DenseKitKernels", "ONNXProto", "CProtobufC", "CHDF5", "CTurboJPEG", "CSPNG"]),
-        .target(name: "DenseKitKernels", swiftSettings: kernelSettings),
+            dependencies: ["DenseKit", "DenseKitGraph", "DenseKitExecute", "DenseKitFormats", "DenseKitImages",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
-        // MARK: C shims
+        // MARK: C libraries
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5-serial",
                        providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CProtobufC", pkgConfig: "libprotobuf-c",
@@ -35,16 +57,18 @@ let package = Package(
                        providers: [.apt(["libspng-dev"])]),
 
         // MARK: tests
-        .target(name: "TestSupport", dependencies: ["DenseKit", "ONNXProto", "CProtobufC", "CHDF5"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: libraryTargets + ["ONNXProto", "CProtobufC", "CHDF5"],
+                path: "Tests/TestSupport"),
         .testTarget(name: "KernelTests", dependencies: ["DenseKitKernels", "TestSupport"]),
-        .testTarget(name: "ImportTests", dependencies: ["DenseKit", "TestSupport", "ONNXProto", "CProtobufC", "CHDF5"]),
-        .testTarget(name: "ValidationTests", dependencies: ["DenseKit", "TestSupport"]),
-        .testTarget(name: "VerifyTests", dependencies: ["DenseKit", "TestSupport"]),
-        .testTarget(name: "ExecuteTests", dependencies: ["DenseKit", "TestSupport"]),
-        .testTarget(name: "NativeTests", dependencies: ["DenseKit", "TestSupport"]),
-        .testTarget(name: "DiffTests", dependencies: ["DenseKit", "TestSupport"]),
-        .testTarget(name: "ConvertTests", dependencies: ["DenseKit", "TestSupport", "CHDF5"]),
-        .testTarget(name: "CLITests", dependencies: ["DenseKit", "TestSupport", "densekit", "ONNXProto", "CProtobufC", "CHDF5"]),
+        .testTarget(name: "ImportTests", dependencies: libraryTargets + ["TestSupport", "ONNXProto", "CProtobufC", "CHDF5"]),
+        .testTarget(name: "ValidationTests", dependencies: libraryTargets + ["TestSupport"]),
+        .testTarget(name: "VerifyTests", dependencies: libraryTargets + ["TestSupport"]),
+        .testTarget(name: "ExecuteTests", dependencies: libraryTargets + ["TestSupport"]),
+        .testTarget(name: "NativeTests", dependencies: libraryTargets + ["TestSupport"]),
+        .testTarget(name: "DiffTests", dependencies: libraryTargets + ["TestSupport"]),
+        .testTarget(name: "ConvertTests", dependencies: libraryTargets + ["TestSupport", "CHDF5"]),
+        .testTarget(name: "CLITests",
+                    dependencies: libraryTargets + ["TestSupport", "densekit", "ONNXProto", "CProtobufC", "CHDF5"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,5 +1,9 @@
 import ArgumentParser
 import DenseKit
+import DenseKitExecute
+import DenseKitFormats
+import DenseKitGraph
+import DenseKitImages
 import Foundation
 
 struct Convert: ParsableCommand {
@@ -27,7 +31,8 @@ struct Convert: ParsableCommand {
     @OptionGroup var preprocessing: PreprocessingOptions
     @OptionGroup var execution: ExecutionOptions
     @Flag(help: "Write even when the model deviates from every paper architecture.") var acceptDeviations = false
-    @Flag(help: ".dnk: leave out the executor cache (the prepared weights that make loading to ready a few milliseconds).") var noExecutorCache = false
+    /// Accepted for scripts written for 0.2: a `.dnk` no longer holds an executor cache.
+    @Flag(help: .hidden) var noExecutorCache = false
     @Flag(help: "Print one JSON object on stdout.") var json = false
 
     func validate() throws {
@@ -44,10 +49,6 @@ struct Convert: ParsableCommand {
         if let opset { options.opset = opset }
         options.foldBatchNorm = foldBn
         var converter = Converter()
-        if noExecutorCache && target != .dnk {
-            throw CommandFailure(file: output, message: "--no-executor-cache is for .dnk output, not \(target.rawValue)")
-        }
-        options.executorCache = !noExecutorCache
         converter.writer = target.writer(options)
         converter.dtype = DType(rawValue: dtype) ?? .f32
         converter.acceptDeviations = acceptDeviations

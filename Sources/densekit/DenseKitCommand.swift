@@ -1,5 +1,6 @@
 import ArgumentParser
 import DenseKit
+import DenseKitGraph
 import Foundation
 
 /// The `densekit` command: one subcommand per job, errors mapped to the contract's exit codes.

@@ -1,5 +1,9 @@
 import ArgumentParser
 import DenseKit
+import DenseKitExecute
+import DenseKitFormats
+import DenseKitGraph
+import DenseKitImages
 import Foundation
 
 struct Diff: ParsableCommand {

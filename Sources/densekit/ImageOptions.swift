@@ -1,5 +1,7 @@
 import ArgumentParser
 import DenseKit
+import DenseKitGraph
+import DenseKitImages
 import Foundation
 
 /// How images become a model's input: a preset, optionally changed step by step.

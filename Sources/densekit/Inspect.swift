@@ -1,5 +1,6 @@
 import ArgumentParser
 import DenseKit
+import DenseKitGraph
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show what a model file holds and the DenseNet structure recognised in it.")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DenseKit
+import DenseKitGraph
 import Foundation
 
 /// Loads a model safely from untrusted bytes, for every command.
@@ -9,12 +10,6 @@ import Foundation
 /// also has a deadline (60 s; DENSEKIT_IMPORT_DEADLINE overrides it): a valid DenseNet-264 takes
 /// about a second.
 func loadModel(_ path: String) throws -> DenseNet {
-    try loadModelForExecution(path).net
-}
-
-/// `loadModel`, and the executor cache of a `.dnk` (for the `Executor` made right after;
-/// `ModelLoader.loadForExecution` says what `deferringCachedWeights` leaves to it).
-func loadModelForExecution(_ path: String, deferringCachedWeights: Bool = false) throws -> (net: DenseNet, cache: ExecutorCache?) {
     // getenv, not ProcessInfo (whose first use took 0.6 ms of every load).
     let seconds = getenv("DENSEKIT_IMPORT_DEADLINE").flatMap { Double(String(cString: $0)) } ?? 60
     let isolation = ImportIsolation(executable: ownExecutable(),
@@ -26,7 +21,7 @@ func loadModelForExecution(_ path: String, deferringCachedWeights: Bool = false)
         _exit(2)
     }
     defer { done.set() }
-    return try CommandFailure.about(path) { try ModelLoader.loadForExecution(path: path, isolation: isolation, deferringCachedWeights: deferringCachedWeights) }
+    return try CommandFailure.about(path) { try ModelLoader.load(path: path, isolation: isolation) }
 }
 
 /// `densekit probe FILE`: the isolated reader's child; writes the imported graph to stdout.

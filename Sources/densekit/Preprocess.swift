@@ -1,5 +1,8 @@
 import ArgumentParser
 import DenseKit
+import DenseKitFormats
+import DenseKitGraph
+import DenseKitImages
 import Foundation
 
 struct Preprocess: ParsableCommand {

@@ -1,5 +1,9 @@
 import ArgumentParser
 import DenseKit
+import DenseKitExecute
+import DenseKitFormats
+import DenseKitGraph
+import DenseKitImages
 import Foundation
 
 /// Options shared by the commands that execute a model.
@@ -43,7 +47,8 @@ struct Run: ParsableCommand {
     @Option(help: "Class names for --top, one per line (default: ImageNet-1k's for a 1000-class model).") var labels: String?
     @Option(help: "Images per batch with --images.") var batch: Int = 16
     @Flag(help: "Go on past images that cannot be read, and list them.") var skipBad = false
-    @Flag(help: "Prepare the weights even when a .dnk holds them prepared (its executor cache).") var noCache = false
+    /// Accepted for scripts written for 0.2: a `.dnk` no longer holds an executor cache.
+    @Flag(help: .hidden) var noCache = false
     @Flag(help: "Print one JSON object on stdout.") var json = false
 
     func validate() throws {
@@ -63,16 +68,14 @@ struct Run: ParsableCommand {
         // imported copy is released before the workspace is allocated (peak memory).
         func prepare() throws -> (Executor, ModelInput) {
             // The input is read first: from opening the model to the executor being ready is one
-            // stretch of time (the checksums a `.dnk` leaves running while the executor is made run
-            // during nothing else).
+            // stretch of time.
             let array = try CommandFailure.about(input) { try NPY.read(path: input) }
             let loadStart = clock.now
-            // The file's weights are checked only if the executor needs them (a buffer its cache lacks).
-            let (net, cache) = try loadModelForExecution(model, deferringCachedWeights: !noCache)
+            let net = try loadModel(model)
             let prepareStart = clock.now
             loadMs = milliseconds(prepareStart - loadStart)
             let executor = try CommandFailure.about(model) {
-                try Executor(net, threads: execution.threadCount, mode: execution.mode, cache: noCache ? nil : cache)
+                try Executor(net, threads: execution.threadCount, mode: execution.mode)
             }
             prepareMs = milliseconds(clock.now - prepareStart)
             let x = try CommandFailure.about(input) { try ModelInput(array, layout: execution.inputLayout, for: net) }
@@ -100,8 +103,6 @@ struct Run: ParsableCommand {
                 "runMs": ["median": median, "min": sorted[0]],
                 "threads": executor.threads,
                 "convolutions": executor.mode.rawValue,
-                "cachedBuffers": executor.cacheUse.cached,
-                "buffers": executor.cacheUse.buffers,
                 "runs": times.count,
             ])
         } else {

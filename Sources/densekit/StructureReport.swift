@@ -1,4 +1,5 @@
 import DenseKit
+import DenseKitGraph
 
 /// The human-readable form of `inspect`.
 struct StructureReport {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DenseKit
+import DenseKitGraph
 import Foundation
 
 struct Verify: ParsableCommand {

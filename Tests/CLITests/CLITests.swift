@@ -1,7 +1,8 @@
 import DenseKit
+import DenseKitFormats
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// An unusable input: exit 2, nothing on stdout, exactly one line `error: <file>: <what>` (`error: <what>`
 /// without a file), mentioning `mentions` when given.

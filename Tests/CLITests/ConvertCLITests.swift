@@ -1,7 +1,8 @@
 import DenseKit
+import DenseKitGraph
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `densekit convert` end to end: refusal, validation, nothing left behind, and running the result.
 @Suite struct ConvertCLITests {

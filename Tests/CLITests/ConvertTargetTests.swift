@@ -1,7 +1,9 @@
 import DenseKit
+import DenseKitFormats
+import DenseKitGraph
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `densekit convert` to every target, each written file loaded and run in the framework it is for
 /// (onnxruntime after onnx.checker's full check; torch + torchvision with load_state_dict(strict=True);

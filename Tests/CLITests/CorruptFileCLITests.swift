@@ -1,7 +1,8 @@
 import DenseKit
+import DenseKitFormats
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Broken files of every format through every command: exit 2, nothing on stdout, exactly one line
 /// `error: <file>: <what>`, and no output file left behind. The files are made here from the fixtures.

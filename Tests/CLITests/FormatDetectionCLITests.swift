@@ -1,7 +1,8 @@
 import DenseKit
+import DenseKitGraph
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Files are told apart by their content, never their name: a file DenseKit does not read is
 /// refused as what it looks like, whatever it is called, through every command.

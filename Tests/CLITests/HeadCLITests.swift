@@ -1,9 +1,11 @@
 import CHDF5
 import DenseKit
+import DenseKitFormats
+import DenseKitGraph
 import Foundation
 import ONNXProto
-import Testing
 import TestSupport
+import Testing
 
 /// Fine-tuned heads and feature extractors through the command line: inspect names the head, run
 /// writes the head's output shape, diff compares through the head's layers, convert keeps the head

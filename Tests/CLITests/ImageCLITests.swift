@@ -1,7 +1,9 @@
 import DenseKit
+import DenseKitFormats
+import DenseKitImages
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Images end to end: the presets against torchvision's transforms, Keras's load_img +
 /// preprocess_input and the Caffe pipeline (computed by those libraries at test time) on real

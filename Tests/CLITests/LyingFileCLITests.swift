@@ -1,9 +1,11 @@
 import CHDF5
 import DenseKit
+import DenseKitFormats
+import DenseKitGraph
 import Foundation
 import ONNXProto
-import Testing
 import TestSupport
+import Testing
 
 /// Files that parse but lie: each is a real fixture edited by the tools of its format (protobuf-c,
 /// libhdf5, or DenseKit's own `.dnk` writer fed a graph changed in code), so that one value

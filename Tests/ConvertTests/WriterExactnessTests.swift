@@ -1,8 +1,11 @@
 import CHDF5
 import DenseKit
+import DenseKitExecute
+import DenseKitFormats
+import DenseKitGraph
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Each writer's rewrites (a folded BatchNorm restored, the epsilon compensated in the variance,
 /// BatchNorms folded for ONNX) are exact: the file read back runs bit for bit like the graph written.

@@ -1,7 +1,9 @@
 import DenseKit
+import DenseKitExecute
+import DenseKitGraph
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Two copies of a model: agreeing exports agree, an altered layer is blamed, different weights diverge at the stem.
 @Suite struct ModelDiffTests {

@@ -1,7 +1,10 @@
 import DenseKit
+import DenseKitExecute
+import DenseKitFormats
+import DenseKitGraph
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The SIMD executor against the plain reference executor (no folding, explicit concat, conv before
 /// pool) on odd shapes, per layer and per image; and its threading and input handling.

@@ -1,7 +1,9 @@
 import DenseKit
+import DenseKitExecute
+import DenseKitGraph
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The executor's output on every fixture matches the reference recorded when the fixture was made
 /// (onnxruntime for ONNX, Keras for .h5/.keras) to within 1e-4 of the largest reference value.

@@ -1,7 +1,10 @@
 import DenseKit
+import DenseKitExecute
+import DenseKitFormats
+import DenseKitGraph
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The heads people ship: fine-tuned classifiers (CheXNet's 14-way sigmoid), dropout and two-layer
 /// heads, and backbones used as feature extractors (global average, global max or no pool), made by

@@ -1,7 +1,8 @@
 import DenseKit
+import DenseKitFormats
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The .npy reader and writer: versions 1 to 3, dtypes, byte orders, Fortran order, every error.
 @Suite struct NPYTests {

@@ -1,7 +1,8 @@
 import DenseKit
+import DenseKitGraph
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Broken files, generated here from valid fixtures: each is refused with an error naming the
 /// problem, never a crash.

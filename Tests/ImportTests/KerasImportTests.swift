@@ -1,7 +1,9 @@
 import DenseKit
+import DenseKitFormats
+import DenseKitGraph
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Every Keras layout imports into the same canonical graph, with the values h5py read (after the
 /// HWIO -> OIHW and (in, out) -> (out, in) changes, recorded in the .meta.json by the fixture script).

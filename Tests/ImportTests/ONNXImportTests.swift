@@ -1,7 +1,8 @@
 import DenseKit
+import DenseKitGraph
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Every committed ONNX fixture imports into the structure its exporter was given, with the weight
 /// values onnx + numpy read from the same file (recorded in the fixture's .meta.json).

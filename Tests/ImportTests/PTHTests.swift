@@ -1,7 +1,9 @@
 import DenseKit
+import DenseKitExecute
+import DenseKitGraph
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `.pth` files made by torch.save (both formats, a bare state_dict and a DataParallel training
 /// checkpoint with optimizer state around a CheXNet-style head) run to torch's output; hostile

@@ -1,7 +1,9 @@
 import DenseKit
+import DenseKitExecute
+import DenseKitGraph
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// safetensors files written by `safetensors.torch.save_file` from torchvision's DenseNet state_dict
 /// (scripts/make_torch_fixtures.py): they run to torch's output, and every broken layout or lying

@@ -1,16 +1,18 @@
 import DenseKit
+import DenseKitFormats
+import DenseKitGraph
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The .dnk writer and reader: exact round trip, sizes, and every corruption refused naming its region.
 @Suite struct DNKFormatTests {
     /// Converts a fixture into a temporary folder; returns the folder and the .dnk path.
-    func converted(_ fixture: String, dtype: DType = .f32, executorCache: Bool = true) throws -> (URL, String, Converter.Outcome) {
+    func converted(_ fixture: String, dtype: DType = .f32) throws -> (URL, String, Converter.Outcome) {
         let folder = try Fixtures.temporaryFolder()
         let out = folder.appendingPathComponent("model.dnk").path
         var converter = Converter()
-        converter.writer = DNKModelWriter(executorCache: executorCache)
+        converter.writer = DNKModelWriter()
         converter.dtype = dtype
         converter.acceptDeviations = true
         let outcome = try converter.convert(source: Fixtures.path(fixture), to: out)
@@ -39,13 +41,8 @@ import TestSupport
         defer { try? FileManager.default.removeItem(at: folder) }
         let (folder16, _, f16) = try converted("tv-tiny-legacy-opset11-unfolded.onnx", dtype: .f16)
         defer { try? FileManager.default.removeItem(at: folder16) }
-        let (folderBare, _, bare) = try converted("tv-tiny-legacy-opset11-unfolded.onnx", executorCache: false)
-        defer { try? FileManager.default.removeItem(at: folderBare) }
         // Tiny nets pay for their header, table and 64-byte alignment; the full-size bounds are checked below.
-        // The executor cache adds the prepared weights (Winograd filters are up to 4x the 3x3 ones),
-        // each buffer a tensor with its table entry.
-        #expect(bare.bytes < bare.rawTensorBytes + 40_000)
-        #expect(f32.bytes > bare.bytes && f32.bytes < 4 * bare.rawTensorBytes + 60_000)
+        #expect(f32.bytes > f32.rawTensorBytes && f32.bytes < f32.rawTensorBytes + 40_000)
         #expect(f16.bytes < f32.bytes)
         #expect(f16.validation.maxRel <= Converter.tolerance(for: .f16) && f16.validation.top1Agreement == 1)
     }
@@ -56,8 +53,6 @@ import TestSupport
         defer { try? FileManager.default.removeItem(at: folder) }
         let source = try #require(Fixtures.full) + "/densenet121-legacy-opset17.onnx"
         var converter = Converter()
-        let cached = try converter.convert(source: source, to: folder.appendingPathComponent("c.dnk").path)
-        converter.writer = DNKModelWriter(executorCache: false)
         let f32 = try converter.convert(source: source, to: folder.appendingPathComponent("a.dnk").path)
         converter.writer = DNKModelWriter()
         converter.dtype = .f16
@@ -65,10 +60,9 @@ import TestSupport
         #expect(f32.report.spec.name == "densenet121" && f32.report.matches)
         #expect(Double(f32.bytes) <= 1.02 * Double(f32.rawTensorBytes))
         #expect(Double(f16.bytes) <= 0.52 * Double(f32.rawTensorBytes))
-        #expect(f32.validation.bitIdentical && cached.validation.bitIdentical)
-        // DenseNet-121's cache: 50.5 MB of prepared buffers beside the 32.2 MB of weights (measured 2.57x;
-        // blocks 1 to 3 hold Winograd filters, 4x the size of the direct ones).
-        #expect(Double(cached.bytes) <= 2.65 * Double(f32.rawTensorBytes) && Double(cached.bytes) > 2.45 * Double(f32.rawTensorBytes))
+        #expect(f32.validation.bitIdentical)
+        // DenseNet-121's tensors are 32,250,016 bytes of float32.
+        #expect(f32.rawTensorBytes == 32_250_016)
     }
 
     /// The little-endian u64 at byte `at` of a file.

@@ -1,7 +1,8 @@
 import DenseKit
+import DenseKitFormats
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The `.dnk` metadata parser: the values RFC 8259 gives, every malformed text refused at its byte,
 /// and the same tree as Foundation's JSONSerialization on the metadata DenseKit writes.

@@ -1,4 +1,6 @@
 import DenseKit
+import DenseKitFormats
+import DenseKitGraph
 import Foundation
 
 /// Paths to the committed tiny fixtures and, when `make fixtures-full` has run, the full-size ones.

@@ -1,4 +1,5 @@
 import DenseKit
+import DenseKitGraph
 
 /// DenseNets built directly in the canonical form, for tests that need no file.
 public enum Synthetic {

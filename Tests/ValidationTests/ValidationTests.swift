@@ -1,7 +1,9 @@
 import DenseKit
+import DenseKitExecute
+import DenseKitGraph
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `DenseNet.validate()`, rule by rule, on real graphs changed in code: each lie is refused with
 /// the layer or tensor, what was expected and what was found. The files that carry such lies are in

@@ -1,6 +1,7 @@
 import DenseKit
-import Testing
+import DenseKitGraph
 import TestSupport
+import Testing
 
 /// Every architecture built to its spec verifies, with the parameter counts the paper, torchvision
 /// and Keras publish (../shared/densenet-facts.md), not counts computed by the code under test.

@@ -1,6 +1,7 @@
 import DenseKit
-import Testing
+import DenseKitGraph
 import TestSupport
+import Testing
 
 /// Deliberately altered DenseNets fail with the deviation named by layer, check, expected and found.
 @Suite struct DeviationTests {

@@ -1,7 +1,8 @@
 import DenseKit
+import DenseKitGraph
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Real exports: the counts DenseKit derives equal the ones torch and Keras reported when the
 /// fixture was made, whatever the exporter folded; full-size files verify as their architecture.

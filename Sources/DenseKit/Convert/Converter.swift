@@ -1,3 +1,6 @@
+import DenseKitExecute
+import DenseKitFormats
+import DenseKitGraph
 import Foundation
 
 /// `densekit convert`, a pipeline: import -> verify -> execute -> encode with the target's
@@ -91,9 +94,8 @@ public struct Converter {
         let temporary = try AtomicFile.writeTemporary(bytes, beside: output)
         do {
             progress("reading the written file back and running it")
-            // With the executor cache a .dnk holds: the validation checks the cache too.
-            let (written, cache) = try ModelLoader.loadForExecution(path: temporary)
-            let y = try Executor(written, threads: threads, mode: mode, cache: cache).run(x.values, batch: x.batch, height: x.height, width: x.width)
+            let written = try ModelLoader.load(path: temporary)
+            let y = try Executor(written, threads: threads, mode: mode).run(x.values, batch: x.batch, height: x.height, width: x.width)
             let validation = compare(y, reference, classes: reference.count / max(x.batch, 1))
             let ok = dtype == .f32 ? validation.bitIdentical : validation.maxRel <= validation.tolerance && validation.top1Agreement == 1
             guard ok else { throw Refusal.validation(validation, dtype) }

@@ -1,3 +1,4 @@
+import DenseKitImages
 /// `diff A B --images DIR`: both models over a set of images, streamed a batch at a time (memory is
 /// that of one batch and two runs, whatever the number of images), with each image's outcome kept.
 public enum DatasetDiff {

@@ -3,10 +3,10 @@ import Foundation
 /// The self-contained HTML page of `densekit diff --report`: an SVG chart of each layer's error
 /// (log scale) against the tolerance, the first divergence marked and named, and the table.
 public struct DiffReport {
-    let result: ModelDiff.Result
-    let a: String, b: String
+    package let result: ModelDiff.Result
+    package let a: String, b: String
     /// A dataset diff's images, tabled after the layers.
-    let images: [DatasetDiff.Image]
+    package let images: [DatasetDiff.Image]
 
     public init(result: ModelDiff.Result, a: String, b: String, images: [DatasetDiff.Image] = []) {
         self.result = result
@@ -16,7 +16,7 @@ public struct DiffReport {
     }
 
     /// One row per image: file, top-1 of each side, agreement, max abs error, cosine, first divergent layer.
-    var imageTable: String {
+    package var imageTable: String {
         guard !images.isEmpty else { return "" }
         var rows = "<h2>Images (\(images.count))</h2>\n<table><tr><th>file</th><th>top-1 A</th><th>top-1 B</th><th>agree</th><th>max abs</th><th>cosine</th><th>first divergence</th></tr>\n"
         for i in images {
@@ -54,7 +54,7 @@ public struct DiffReport {
     }
 
     /// Relative error per layer, log10 scale from 1e-9 to 10.
-    var chart: String {
+    package var chart: String {
         let layers = result.layers
         let width = 960.0, height = 360.0, left = 60.0, right = 20.0, top = 20.0, bottom = 70.0
         let plotW = width - left - right, plotH = height - top - bottom
@@ -95,7 +95,7 @@ public struct DiffReport {
         return svg + "\n</svg>"
     }
 
-    var table: String {
+    package var table: String {
         var rows = "<table><tr><th>layer</th><th>max abs</th><th>max rel</th><th>cosine</th><th>NMSE</th><th>divergent channels</th></tr>\n"
         let first = result.firstDivergence?.name
         for l in result.layers {

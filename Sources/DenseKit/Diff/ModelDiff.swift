@@ -1,3 +1,5 @@
+import DenseKitExecute
+import DenseKitGraph
 /// Runs two copies of one DenseNet side by side on the same input and compares every canonical layer.
 ///
 /// The two executions advance in lockstep, one canonical layer at a time: each pair of activations is
@@ -61,9 +63,9 @@ public struct ModelDiff {
         }
     }
 
-    let a: DenseNet
-    let tolerance: Tolerance
-    let ea: Executor, eb: Executor
+    package let a: DenseNet
+    package let tolerance: Tolerance
+    package let ea: Executor, eb: Executor
 
     public init(_ a: DenseNet, _ b: DenseNet, tolerance: Tolerance = Tolerance(), threads: Int = 1,
                 mode: ConvolutionMode = .default) throws {
@@ -77,7 +79,7 @@ public struct ModelDiff {
     }
 
     /// The layers that do not correspond, named.
-    static func correspondence(_ a: DenseNet, _ b: DenseNet) -> [String] {
+    package static func correspondence(_ a: DenseNet, _ b: DenseNet) -> [String] {
         var reasons: [String] = []
         if a.stem.outChannels != b.stem.outChannels { reasons.append("stem has \(a.stem.outChannels) vs \(b.stem.outChannels) channels") }
         let stemA = "conv \(a.stem.conv.kernel)x\(a.stem.conv.kernel)/\(a.stem.conv.stride)\(a.stem.pool == nil ? "" : " + pool")"
@@ -157,7 +159,7 @@ public struct ModelDiff {
         return first.map { $0...last }
     }
 
-    static func union(_ x: ClosedRange<Int>?, _ y: ClosedRange<Int>?) -> ClosedRange<Int>? {
+    package static func union(_ x: ClosedRange<Int>?, _ y: ClosedRange<Int>?) -> ClosedRange<Int>? {
         guard let x else { return y }
         guard let y else { return x }
         return min(x.lowerBound, y.lowerBound)...max(x.upperBound, y.upperBound)
@@ -167,7 +169,7 @@ public struct ModelDiff {
     public static func topClasses(_ v: [Float], _ k: Int) -> [Int] { top(v, k) }
 
     /// The indices of the `k` largest scores, best first (the lower index on a tie).
-    static func top<Scores: RandomAccessCollection>(_ v: Scores, _ k: Int) -> [Scores.Index] where Scores.Element == Float {
+    package static func top<Scores: RandomAccessCollection>(_ v: Scores, _ k: Int) -> [Scores.Index] where Scores.Element == Float {
         Array(v.indices.sorted { v[$0] > v[$1] || (v[$0] == v[$1] && $0 < $1) }.prefix(k))
     }
 }

@@ -1,0 +1,194 @@
+import DenseKitGraph
+import DenseKitKernels
+import Dispatch
+
+/// The model prepared for the SIMD executor: weights packed for the GEMM, the BatchNorms that
+/// directly follow a conv (stem, bottleneck) folded into that conv's weights and bias, and every
+/// other BatchNorm turned into a per-channel (scale, shift) applied together with its ReLU.
+/// All exact in real arithmetic; results differ from the unfolded graph by float rounding only.
+///
+/// The kernels run without bounds checks, so the plan is made only from a graph that passes
+/// `DenseNet.validate()` here, whoever built it: every tensor then holds exactly the values its
+/// layer's sizes say, which is all the packing below and the kernels rely on.
+package final class ExecutionPlan: @unchecked Sendable {
+    package struct Affine {
+        package let scale: AlignedBuffer
+        package let shift: AlignedBuffer
+        package init(_ bn: BatchNorm) {
+            let affine = bn.affine()
+            scale = AlignedBuffer(affine.scale)
+            shift = AlignedBuffer(affine.shift)
+        }
+    }
+
+    package struct Conv {
+        package let weights: PackedMatrix
+        package let bias: AlignedBuffer?
+        package let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, pads: [Int]
+
+        /// `original` followed by `norm` (if any), folded (`Conv2D.folding`), packed for the GEMM.
+        /// `shifted`: a dense layer's same-size conv on bordered maps, packed for `ShiftedConvolution`.
+        package init(_ original: Conv2D, then norm: BatchNorm? = nil, shifted: Bool = false) {
+            let folded = norm.map { original.folding($0) } ?? original
+            inChannels = original.inChannels
+            outChannels = original.outChannels
+            kernel = original.kernel
+            stride = original.stride
+            pads = original.pads
+            isPointwise = Self.isPointwise(original)
+            let (o, i, k, pointwise) = (outChannels, inChannels, kernel, isPointwise)
+            if shifted {
+                let rows = (o + 7) / 8 * k * k * 8
+                weights = ShiftedConvolution.pack(folded.weight.values, outChannels: o, inChannels: i, kernel: k)
+            } else {
+                let cols = i * k * k
+                let w = folded.weight.values
+                weights = PackedMatrix(rows: o, cols: cols,
+                                       values: pointwise ? w : PhaseConvolution.tapMajor(w, outChannels: o, inChannels: i, kernel: k))
+            }
+            bias = folded.bias.map { AlignedBuffer($0.values) }
+        }
+
+        /// A plain GEMM on the input itself; every other conv reads its input's phase planes
+        /// (`PhaseConvolution`), with weights tap-major, unless packed for `ShiftedConvolution`.
+        package let isPointwise: Bool
+
+        package static func isPointwise(_ conv: Conv2D) -> Bool {
+            conv.kernel == 1 && conv.stride == 1 && conv.pads == [0, 0, 0, 0]
+        }
+
+        /// The phase-plane geometry of this conv on an h x w input.
+        package func phases(_ h: Int, _ w: Int) -> PhaseConvolution {
+            PhaseConvolution(channels: inChannels, height: h, width: w, kernel: kernel, stride: stride, pads: pads)
+        }
+
+    }
+
+    /// How a dense layer's conv is computed: as a GEMM (`ShiftedConvolution` or `PhaseConvolution`),
+    /// or, for a 3x3 "same" conv after a bottleneck in `ConvolutionMode.fast`, by Winograd.
+    package enum LayerConvolution {
+        case direct(Conv)
+        case winograd(WinogradWeights, bias: AlignedBuffer?)
+
+        package var outChannels: Int {
+            switch self {
+            case .direct(let c): c.outChannels
+            case .winograd(let w, _): w.outChannels
+            }
+        }
+
+        package var winograd: WinogradWeights? {
+            if case .winograd(let w, _) = self { return w }
+            return nil
+        }
+    }
+
+    package struct Layer {
+        package let norm: Affine
+        package let bottleneck: Conv?
+        package let conv: LayerConvolution
+    }
+
+    package struct TransitionStep {
+        package let norm: Affine
+        package let conv: Conv
+        package let pool: Pool2D
+        /// AvgPool 2x2/2 without padding: pooled before the 1x1 conv (4x less work, exact).
+        package var poolFirst: Bool { pool.kind == .average && pool.kernel == 2 && pool.stride == 2 && pool.pads == [0, 0, 0, 0] && conv.isPointwise }
+    }
+
+    package let stemConv: Conv
+    package let stemReLU: Bool
+    package let stemPool: Pool2D?
+    package let blocks: [[Layer]]
+    /// Channels leaving each block (its buffer's width).
+    package let blockWidths: [Int]
+    /// The border of the block buffers' planes (`PlaneLayout`): the dense layers' padding when every
+    /// dense-layer conv is a stride-1 "same" conv of one odd kernel size after a pointwise bottleneck
+    /// (or none), else 0.
+    package let border: Int
+    package let transitions: [TransitionStep]
+    /// A dense layer of the head: weights (out, in) and bias copied once (a mapped `.dnk` would copy
+    /// them every run), then its activation.
+    package struct DenseStep {
+        package let weight: AlignedBuffer
+        package let bias: AlignedBuffer?
+        package let inFeatures: Int, outFeatures: Int
+        package let activation: Head.Activation
+    }
+
+    package let headNorm: Affine
+    package let headPool: Head.Pool?
+    package let dense: [DenseStep]
+    /// Values per image (per position without a pool), as `DenseNet.classes`.
+    package let classes: Int
+    package let layerNames: [String]
+    package let headNames: [String]
+    /// What decides every stage's map size for a given input (`FeatureMapSizes`).
+    package let geometry: FeatureMapSizes.Geometry
+
+    package let mode: ConvolutionMode
+    package init(_ net: DenseNet, mode: ConvolutionMode) throws {
+        try net.validate()
+        self.mode = mode
+        geometry = FeatureMapSizes.Geometry(net)
+        stemConv = Conv(net.stem.conv, then: net.stem.norm)
+        stemReLU = net.stem.relu
+        stemPool = net.stem.pool
+        let layers = net.blocks.flatMap(\.layers)
+        let k = layers.first?.conv.kernel ?? 1
+        let sameConvs = layers.allSatisfy { l in
+            l.conv.kernel == k && l.conv.stride == 1 && l.conv.pads.allSatisfy { $0 == k / 2 }
+                && l.bottleneck.map { Conv.isPointwise($0.conv) } != false
+        }
+        border = sameConvs && k > 1 && k % 2 == 1 ? k / 2 : 0
+        // The Winograd transform of each block's dense-layer convs (nil: direct), chosen for the block's
+        // map size at the architecture's usual input: 224 px for an ImageNet stem (one that downsamples),
+        // 32 px for a CIFAR one. Not the file's declared input size: every format of one model (and
+        // `convert`'s read-back) must run the same arithmetic, and some formats declare no size.
+        let side = net.stem.conv.stride > 1 || net.stem.pool != nil ? 224 : 32
+        let nominal = try? FeatureMapSizes(geometry, height: side, width: side)
+        let transforms = net.blocks.indices.map { [border] b -> WinogradTransform? in
+            guard mode == .fast, border == 1, k == 3, let size = nominal?.blocks[b] else { return nil }
+            return WinogradPolicy.transform(height: size.height, width: size.width)
+        }
+        // The layers are packed on all cores (the Winograd filter transforms take most of a plan's making).
+        let places = net.blocks.indices.flatMap { b in net.blocks[b].layers.indices.map { (b, $0) } }
+        nonisolated(unsafe) let packed = UnsafeMutableBufferPointer<Layer?>.allocate(capacity: places.count)
+        packed.initialize(repeating: nil)
+        defer { packed.deinitialize(); packed.deallocate() }
+        let shifted = border > 0
+        DispatchQueue.concurrentPerform(iterations: places.count) { i in
+            let (b, index) = places[i], l = net.blocks[b].layers[index]
+            let conv: LayerConvolution
+            if let t = transforms[b], l.bottleneck != nil {
+                let (o, c) = (l.conv.outChannels, l.conv.inChannels)
+                conv = .winograd(WinogradWeights(l.conv.weight.values, outChannels: o, inChannels: c, transform: t),
+                                 bias: l.conv.bias.map { AlignedBuffer($0.values) })
+            } else {
+                conv = .direct(Conv(l.conv, shifted: shifted))
+            }
+            packed[i] = Layer(norm: Affine(l.norm), bottleneck: l.bottleneck.map { Conv($0.conv, then: $0.norm) }, conv: conv)
+        }
+        var next = 0
+        blocks = net.blocks.map { block in
+            block.layers.map { _ in
+                defer { next += 1 }
+                return packed[next]!
+            }
+        }
+        blockWidths = net.blocks.map(\.outChannels)
+        transitions = net.transitions.map { step in
+            TransitionStep(norm: Affine(step.norm), conv: Conv(step.conv), pool: step.pool)
+        }
+        headNorm = Affine(net.head.norm)
+        headPool = net.head.pool
+        dense = net.head.dense.map { d in
+            DenseStep(weight: AlignedBuffer(d.linear.weight.values), bias: d.linear.bias.map { AlignedBuffer($0.values) },
+                      inFeatures: d.linear.inFeatures, outFeatures: d.linear.outFeatures, activation: d.activation)
+        }
+        classes = net.classes
+        layerNames = net.layerNames
+        headNames = net.head.layerNames
+    }
+}

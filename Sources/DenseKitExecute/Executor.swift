@@ -1,0 +1,488 @@
+import DenseKitGraph
+import DenseKitKernels
+
+/// The SIMD executor: runs a canonical DenseNet on float32 NCHW input, one image at a time.
+///
+/// Each dense block has one preallocated buffer into which every layer writes its k channels in place
+/// (no concat copies); transitions pool before their 1x1 conv; BN-ReLU is applied while preparing each
+/// GEMM operand. `threads` splits every GEMM by columns, or by rows where the column panels would
+/// divide unevenly (7x7 and 14x14 maps); 1 means no other thread is used.
+/// The workspace for one input size is kept between runs (fresh memory costs page faults), so an
+/// executor runs one batch at a time.
+public final class Executor: @unchecked Sendable {
+    package let plan: ExecutionPlan
+    public let threads: Int
+    public let classes: Int
+    public let inputChannels: Int
+
+    /// Packs `net`'s weights for `mode`; throws when the graph does not pass `DenseNet.validate()`.
+    public init(_ net: DenseNet, threads: Int = 1, mode: ConvolutionMode = .default) throws {
+        plan = try ExecutionPlan(net, mode: mode)
+        self.threads = max(1, threads)
+        classes = net.classes
+        inputChannels = net.stem.conv.inChannels
+    }
+
+    public var layerNames: [String] { plan.layerNames }
+    public var mode: ConvolutionMode { plan.mode }
+
+    /// One image's output shape: [classes] (or [features]) after a global pool, [C, H, W] (the final
+    /// BN-ReLU's feature map) for a head without one.
+    public func outputShape(height: Int, width: Int) throws -> [Int] {
+        guard plan.headPool == nil else { return [classes] }
+        let s = try FeatureMapSizes(plan.geometry, height: height, width: width).head
+        return [plan.headNorm.scale.count, s.height, s.width]
+    }
+
+    /// Runs a batch: `input` NCHW [batch, C, height, width]; returns [batch] + `outputShape`, flattened.
+    /// `observe` sees every canonical layer's activation of every image, in order.
+    /// With several threads and at least as many images (and no `observe`), whole rounds of images run
+    /// side by side, one image per thread (no step waits for another thread); the rest, and every
+    /// image otherwise, run one at a time on all the threads.
+    public func run(_ input: [Float], batch: Int, height: Int, width: Int,
+                    observe: ((Int, LayerActivation) -> Void)? = nil) throws -> [Float] {
+        // The workspace first: it checks the size (16384 a side at most), so the products below are small.
+        let execution = try workspace(height, width)
+        let per = inputChannels * height * width
+        guard batch > 0, input.count / per == batch, input.count % per == 0 else {
+            throw ExecutionError.inputShape(expected: "[N, \(inputChannels), \(height), \(width)]", found: [input.count])
+        }
+        var outputs = [[Float]](repeating: [], count: batch)
+        let perRound = min(threads, WorkerPool.maxParts)
+        let side = observe == nil && threads > 1 ? batch / perRound * perRound : 0
+        if side > 0 {
+            let lanes = try singleThreaded(height, width)
+            let results = UnsafeMutableBufferPointer<[Float]>.allocate(capacity: side)
+            results.initialize(repeating: [])
+            defer { results.deinitialize(); results.deallocate() }
+            WorkerPool.shared(threads: threads).run(parts: lanes.count) { part in
+                for n in stride(from: part, to: side, by: lanes.count) {
+                    results[n] = Self.output(of: lanes[part], input[(n * per)..<((n + 1) * per)])
+                }
+            }
+            for n in 0..<side { outputs[n] = results[n] }
+        }
+        execution.reportsActivations = observe != nil
+        for n in side..<batch {
+            outputs[n] = Self.output(of: execution, input[(n * per)..<((n + 1) * per)]) { observe?(n, $0) }
+        }
+        return Array(outputs.joined())
+    }
+
+    /// Runs one image through `execution`; returns the head's values.
+    private static func output(of execution: ImageExecution, _ image: ArraySlice<Float>,
+                               observe: (LayerActivation) -> Void = { _ in }) -> [Float] {
+        execution.reset(image: image)
+        var output: [Float] = []
+        while let activation = execution.next() {
+            observe(activation)
+            if activation.name == "head" { output += activation.values }
+        }
+        return output
+    }
+
+    /// Starts a step-by-step execution of one image (CHW), for comparing two models layer by layer.
+    public func start(image: ArraySlice<Float>, height: Int, width: Int) throws -> ImageExecution {
+        let e = try ImageExecution(plan: plan, height: height, width: width, threads: threads)
+        guard image.count == inputChannels * height * width else {
+            throw ExecutionError.inputShape(expected: "[\(inputChannels), \(height), \(width)]", found: [image.count])
+        }
+        e.reset(image: image)
+        return e
+    }
+
+    /// Sizes the workspace for `height` x `width` images now; throws where that input does not fit
+    /// the model or would need more memory than the executor allows.
+    public func reserve(height: Int, width: Int) throws { _ = try workspace(height, width) }
+
+    private var cached: ImageExecution?
+    /// One single-threaded workspace per thread, for images run side by side.
+    private var lanes: [ImageExecution] = []
+
+    /// `threads` (at most `WorkerPool.maxParts`) single-threaded workspaces for this input size, reused while the size is the same.
+    private func singleThreaded(_ height: Int, _ width: Int) throws -> [ImageExecution] {
+        if let l = lanes.first, l.height == height, l.width == width { return lanes }
+        lanes = try (0..<min(threads, WorkerPool.maxParts)).map { _ in try ImageExecution(plan: plan, height: height, width: width, threads: 1) }
+        return lanes
+    }
+
+    /// The workspace for this input size, reused from the previous run when the size is the same.
+    private func workspace(_ height: Int, _ width: Int) throws -> ImageExecution {
+        if let c = cached, c.height == height, c.width == width { return c }
+        let e = try ImageExecution(plan: plan, height: height, width: width, threads: threads)
+        cached = e
+        return e
+    }
+}
+
+/// One image going through the network a canonical layer at a time; the workspace is reused by `reset`.
+///
+/// Block buffers store their maps in `PlaneLayout` with the plan's border: each dense layer's 3x3 conv
+/// reads the bottleneck's output planes as they are and writes into the block buffer directly.
+public final class ImageExecution {
+    package let plan: ExecutionPlan
+    package let threads: Int
+    package let height: Int, width: Int
+    /// Whether `next()` returns every layer's values (for comparing models); otherwise only the head's.
+    public var reportsActivations = true
+    private let image: AlignedBuffer
+    private var blockA: AlignedBuffer, blockB: AlignedBuffer
+    private let scratch: AlignedBuffer, bottleneck: AlignedBuffer, stemOut: AlignedBuffer
+    /// A conv's input as zero-padded phase planes and its wide output grid (`PhaseConvolution`).
+    private let planes: AlignedBuffer, grid: AlignedBuffer
+    /// Packed copies of bordered maps: reported activations, the head's input, a general transition's input.
+    private var packed: AlignedBuffer
+    /// The head's outputs: the pooled features, then each dense layer's values (or the feature map).
+    private let headOut: AlignedBuffer
+    /// B of a GEMM that the threads split by rows, packed once for all of them (`GEMM.sharedPackingCount`).
+    private let sharedPacking: AlignedBuffer
+    /// One per thread, for the Winograd convs.
+    private let winograd: [WinogradConvolution.Scratch]
+    /// Head layers computed by the head's step, returned by the calls of `next()` after it.
+    private var pending: [LayerActivation] = []
+
+    private var step = 0
+    private var block = 0, layer = 0
+    private var offset = 0
+    private var h = 0, w = 0
+    private var layout: PlaneLayout { PlaneLayout(height: h, width: w, border: plan.border) }
+
+    /// Every stage's map size for this input: the one walk of the geometry that both sizes the
+    /// buffers here and drives the steps.
+    package let sizes: FeatureMapSizes
+
+    /// The most memory one image's workspace may take (a larger input is refused before allocating).
+    package static let maximumWorkspaceBytes = 8 << 30
+
+    package init(plan: ExecutionPlan, height: Int, width: Int, threads: Int) throws {
+        self.plan = plan
+        self.threads = threads
+        self.height = height
+        self.width = width
+        let sizes = try FeatureMapSizes(plan.geometry, height: height, width: width)
+        self.sizes = sizes
+        let stem = plan.stemConv, border = plan.border
+        var maxBlock = 0, maxScratch = 0, maxBottleneck = 0, maxPlanes = 0, maxGrid = 0, maxPacked = 0, maxShared = 0
+        /// Grows the shared packing for a pointwise GEMM of `rows` x `k` by `k` x `n`.
+        func share(_ rows: Int, _ k: Int, _ n: Int) {
+            maxShared = max(maxShared, GEMM.sharedPackingCount(rows: rows, k: k, n: n, threads: threads))
+        }
+        /// Grows the workspace for conv `c` on an h x w input read through phase planes.
+        func need(_ c: ExecutionPlan.Conv, _ s: FeatureMapSizes.Size) {
+            guard !c.isPointwise else { return }
+            let g = c.phases(s.height, s.width)
+            maxPlanes = max(maxPlanes, g.inputCount)
+            maxGrid = max(maxGrid, c.outChannels * g.gridCount)
+        }
+        need(stem, sizes.input)
+        for (b, layers) in plan.blocks.enumerated() {
+            let s = sizes.blocks[b], layout = PlaneLayout(height: s.height, width: s.width, border: border)
+            maxBlock = max(maxBlock, plan.blockWidths[b] * layout.plane)
+            for l in layers {
+                if let bn = l.bottleneck {
+                    // Planes, or panel-major (before a shifted conv): whole 32-column panels.
+                    let panels = (layout.gemmColumns + GEMM.nr - 1) / GEMM.nr * GEMM.nr
+                    maxBottleneck = max(maxBottleneck, bn.outChannels * max(layout.plane, panels))
+                    share(bn.outChannels, bn.inChannels, layout.gemmColumns)
+                } else {
+                    maxScratch = max(maxScratch, l.norm.scale.count * layout.plane)
+                }
+                if border == 0, case .direct(let c) = l.conv { need(c, s) }
+            }
+            if b < plan.transitions.count {
+                let t = plan.transitions[b], channels = t.norm.scale.count
+                if t.poolFirst {
+                    let pooled = sizes.blocks[b + 1]
+                    let pooledLayout = PlaneLayout(height: pooled.height, width: pooled.width, border: border)
+                    maxScratch = max(maxScratch, channels * pooledLayout.plane)
+                    share(t.conv.outChannels, channels, pooledLayout.gemmColumns)
+                } else {
+                    maxPacked = max(maxPacked, channels * s.area)
+                    maxScratch = max(maxScratch, channels * s.area)
+                    maxBottleneck = max(maxBottleneck, t.conv.outChannels * sizes.transitionConvs[b].area)
+                    need(t.conv, s)
+                }
+            }
+        }
+        maxScratch = max(maxScratch, plan.headNorm.scale.count)
+        if border > 0 { maxPacked = max(maxPacked, plan.headNorm.scale.count * sizes.head.area) }
+        let stemStaged = plan.stemPool == nil ? border > 0 : stem.isPointwise
+        let stemCount = stemStaged ? stem.outChannels * sizes.stemConv.area : 0
+        // Sizes are bounded by the validated limits (16384 a side, 2^16 channels), so these products
+        // cannot overflow; their sum is capped before anything is allocated.
+        let headChannels = plan.headNorm.scale.count
+        let headCount = plan.headPool == nil ? headChannels * sizes.head.area : plan.dense.reduce(headChannels) { $0 + $1.outFeatures }
+        let counts = [stem.inChannels * sizes.input.area, maxBlock, maxBlock, maxScratch, maxBottleneck, maxPlanes, maxGrid,
+                      maxPacked, stemCount, headCount, maxShared]
+        let bytes = counts.reduce(0, +) * 4
+        guard bytes <= Self.maximumWorkspaceBytes else {
+            throw ExecutionError.unsupported("a \(height)x\(width) input needs \(bytes >> 20) MiB of workspace; the executor allows at most \(Self.maximumWorkspaceBytes >> 20) MiB per image")
+        }
+        // Winograd scratch (per thread, under 1 MB each): room for the largest transform, inputs and outputs.
+        let winogradConvs = plan.blocks.joined().compactMap(\.conv.winograd)
+        if let largest = winogradConvs.max(by: { $0.transform.m < $1.transform.m }) {
+            let (inputs, outputs) = (winogradConvs.map(\.inChannels).max()!, winogradConvs.map(\.outChannels).max()!)
+            winograd = (0..<threads).map { _ in WinogradConvolution.Scratch(largest.transform, inChannels: inputs, outChannels: outputs) }
+        } else {
+            winograd = []
+        }
+        image = AlignedBuffer(count: counts[0])
+        blockA = AlignedBuffer(count: maxBlock)
+        blockB = AlignedBuffer(count: maxBlock)
+        scratch = AlignedBuffer(count: maxScratch)
+        bottleneck = AlignedBuffer(count: maxBottleneck)
+        planes = AlignedBuffer(count: maxPlanes)
+        grid = AlignedBuffer(count: maxGrid)
+        packed = AlignedBuffer(count: maxPacked)
+        stemOut = AlignedBuffer(count: stemCount)
+        headOut = AlignedBuffer(count: headCount)
+        sharedPacking = AlignedBuffer(count: maxShared)
+    }
+
+    /// Starts over on a new image (CHW).
+    package func reset(image values: ArraySlice<Float>) {
+        values.withUnsafeBufferPointer { image.pointer.update(from: $0.baseAddress!, count: $0.count) }
+        step = 0
+        block = 0
+        layer = 0
+        pending = []
+    }
+
+    /// Runs the next canonical layer and returns its activation, or nil after the head.
+    public func next() -> LayerActivation? {
+        defer { step += 1 }
+        if step == 0 { return runStem() }
+        if block < plan.blocks.count {
+            if layer < plan.blocks[block].count { return runLayer() }
+            if block < plan.transitions.count { return runTransition() }
+            block = plan.blocks.count
+            return runHead()
+        }
+        return pending.isEmpty ? nil : pending.removeFirst()
+    }
+
+    // MARK: steps
+
+    private func runStem() -> LayerActivation {
+        let c = plan.stemConv
+        let (h1, w1) = (sizes.stemConv.height, sizes.stemConv.width)
+        let source = UnsafePointer(image.pointer)
+        (h, w) = (sizes.blocks[0].height, sizes.blocks[0].width)
+        if let p = plan.stemPool {
+            // Pooled straight from the conv's output grid (or its output, for a pointwise stem).
+            let (dst, to, oh, ow) = (blockA.pointer + layout.interior, layout.strides, h, w)
+            /// Pools output rows `rows` from the conv's output (rows `stride` apart).
+            func pool(_ conv: UnsafePointer<Float>, stride: Int, rows: Range<Int>) {
+                parallel(c.outChannels) { r in
+                    Elementwise.maxPool(conv + r.lowerBound * h1 * stride, dst + r.lowerBound * to.plane, channels: r.count,
+                                        height: h1, width: w1, rowStride: stride, kernel: p.kernel, stride: p.stride,
+                                        padTop: p.pads[0], padLeft: p.pads[1], outHeight: oh, outWidth: ow, to: to, outputRows: rows)
+                }
+            }
+            if c.isPointwise {
+                convolve(c, source, height, width, into: stemOut.pointer, relu: plan.stemReLU)
+                pool(UnsafePointer(stemOut.pointer), stride: w1, rows: 0..<oh)
+            } else {
+                // The conv in bands of 16 output rows, each pooled as soon as its windows are complete,
+                // while the band is still in cache.
+                let g = c.phases(height, width)
+                let planes = split(source, g), grid = self.grid.pointer
+                var r0 = 0, pooled = 0
+                while r0 < h1 {
+                    let r1 = min(h1, r0 + 16)
+                    GEMM.multiply(c.weights, g.segments(planes + r0 * g.phaseWidth), n: (r1 - r0) * g.phaseWidth,
+                                  grid + r0 * g.phaseWidth, ldc: g.gridCount, bias: c.bias.map { UnsafePointer($0.pointer) },
+                                  relu: plan.stemReLU, threads: threads)
+                    // Output row y reads conv rows up to y * s - pad + k - 1.
+                    let last = r1 - p.kernel + p.pads[0]
+                    let ready = r1 == h1 ? oh : last < 0 ? pooled : min(oh, max(pooled, last / p.stride + 1))
+                    pool(UnsafePointer(grid), stride: g.phaseWidth, rows: pooled..<ready)
+                    (pooled, r0) = (ready, r1)
+                }
+            }
+        } else {
+            if plan.border == 0 {
+                convolve(c, source, height, width, into: blockA.pointer, relu: plan.stemReLU)
+            } else {
+                convolve(c, source, height, width, into: stemOut.pointer, relu: plan.stemReLU)
+                layout.unpack(stemOut.pointer, channels: 0..<c.outChannels, into: blockA.pointer)
+            }
+        }
+        offset = c.outChannels
+        return report("stem", blockA.pointer, channels: 0..<offset)
+    }
+
+    private func runLayer() -> LayerActivation {
+        let l = plan.blocks[block][layer]
+        let map = layout
+        let current = blockA.pointer
+        let out = current + offset * map.plane
+        // Before a shifted conv the bottleneck's GEMM writes its output panel-major, the layout that
+        // conv's GEMM then reads in place; before any other conv, in planes.
+        let panelMajor = map.border > 0 && l.conv.winograd == nil
+        if let b = l.bottleneck {
+            // BN-ReLU of the block's features is applied while the GEMM packs them.
+            GEMM.multiply(b.weights, current + map.interior, ldb: map.plane, n: map.gemmColumns,
+                          bottleneck.pointer + (panelMajor ? 0 : map.interior), ldc: panelMajor ? GEMM.nr : map.plane,
+                          cPanelStride: panelMajor ? b.outChannels * GEMM.nr : GEMM.nr,
+                          bias: b.bias.map { UnsafePointer($0.pointer) }, relu: true,
+                          scale: l.norm.scale.pointer, shift: l.norm.shift.pointer, threads: threads, packing: sharedPacking.pointer)
+        } else {
+            batchNormReLU(current, scratch.pointer, channels: offset, size: map.plane, l.norm)
+        }
+        switch l.conv {
+        case .winograd(let weights, let bias):
+            // Straight from the bottleneck's planes into the block's next k channels (the planes'
+            // borders may be read, their values unused).
+            WinogradConvolution.run(weights, bottleneck.pointer + map.interior, inputStride: map.plane, height: h, width: w,
+                                    into: out + map.interior, outputStride: map.plane, bias: bias.map { UnsafePointer($0.pointer) },
+                                    scratch: winograd, threads: threads, inputMargin: map.interior)
+        case .direct(let conv) where map.border > 0:
+            // The conv writes straight into the block's next k channels.
+            let input = l.bottleneck.map {
+                GEMM.segments(bottleneck.pointer, ldb: GEMM.nr, k: $0.outChannels, panelStride: $0.outChannels * GEMM.nr)
+            } ?? GEMM.segments(scratch.pointer + map.interior, ldb: map.plane, k: offset)
+            ShiftedConvolution.run(conv.weights, outChannels: conv.outChannels, kernel: conv.kernel, input, layout: map,
+                                   into: out, bias: conv.bias.map { UnsafePointer($0.pointer) }, threads: threads)
+        case .direct(let conv):
+            convolve(conv, l.bottleneck == nil ? scratch.pointer : bottleneck.pointer, h, w, into: out, relu: false)
+        }
+        let k = l.conv.outChannels
+        let result = report("block\(block + 1).layer\(layer + 1)", current, channels: offset..<(offset + k))
+        offset += k
+        layer += 1
+        return result
+    }
+
+    private func runTransition() -> LayerActivation {
+        let t = plan.transitions[block]
+        let map = layout
+        let current = blockA.pointer, next = blockB.pointer
+        let after = sizes.blocks[block + 1]
+        if t.poolFirst {
+            let pooled = PlaneLayout(height: after.height, width: after.width, border: plan.border)
+            let (src, dst, height, width) = (current + map.interior, scratch.pointer, h, w)
+            parallel(offset) { r in
+                Elementwise.batchNormReLUAvgPool2(src + r.lowerBound * map.plane, dst + pooled.interior + r.lowerBound * pooled.plane,
+                                                  channels: r.count, height: height, width: width,
+                                                  scale: t.norm.scale.pointer + r.lowerBound, shift: t.norm.shift.pointer + r.lowerBound,
+                                                  from: map.strides, to: pooled.strides)
+            }
+            GEMM.multiply(t.conv.weights, scratch.pointer + pooled.interior, ldb: pooled.plane, n: pooled.gemmColumns,
+                          next + pooled.interior, ldc: pooled.plane, bias: t.conv.bias.map { UnsafePointer($0.pointer) }, threads: threads,
+                          packing: sharedPacking.pointer)
+        } else {
+            // Any other transition (no exporter DenseKit knows makes one), on packed copies.
+            map.pack(current, channels: 0..<offset, into: packed.pointer)
+            batchNormReLU(packed.pointer, scratch.pointer, channels: offset, size: h * w, t.norm)
+            let (ch, cw) = (sizes.transitionConvs[block].height, sizes.transitionConvs[block].width)
+            convolve(t.conv, scratch.pointer, h, w, into: bottleneck.pointer, relu: false)
+            let pooled = Reference.pool(Array(UnsafeBufferPointer(start: bottleneck.pointer, count: t.conv.outChannels * ch * cw)),
+                                        channels: t.conv.outChannels, height: ch, width: cw, max: t.pool.kind == .max,
+                                        kernel: t.pool.kernel, stride: t.pool.stride, pads: t.pool.pads,
+                                        countIncludePad: t.pool.countIncludePad)
+            let target = PlaneLayout(height: after.height, width: after.width, border: plan.border)
+            pooled.values.withUnsafeBufferPointer { target.unpack($0.baseAddress!, channels: 0..<t.conv.outChannels, into: next) }
+        }
+        swap(&blockA, &blockB)
+        (h, w) = (after.height, after.width)
+        offset = t.conv.outChannels
+        block += 1
+        layer = 0
+        return report("transition\(block)", blockA.pointer, channels: 0..<offset)
+    }
+
+    /// The final BN-ReLU, the global pool (or the feature map itself), then each dense layer; returns
+    /// the first head layer and leaves the others to the next calls.
+    private func runHead() -> LayerActivation {
+        let c = plan.headNorm.scale.count, size = h * w
+        var features = UnsafePointer(blockA.pointer)
+        if plan.border > 0 {
+            layout.pack(blockA.pointer, channels: 0..<c, into: packed.pointer)
+            features = UnsafePointer(packed.pointer)
+        }
+        let out = headOut.pointer
+        guard let pool = plan.headPool else {
+            batchNormReLU(features, out, channels: c, size: size, plan.headNorm)
+            return LayerActivation(name: "head", channels: c, height: h, width: w, values: UnsafeBufferPointer(start: out, count: c * size))
+        }
+        let (scale, shift) = (UnsafePointer(plan.headNorm.scale.pointer), UnsafePointer(plan.headNorm.shift.pointer))
+        parallel(c) { r in
+            Elementwise.batchNormReLUGlobalPool(features + r.lowerBound * size, out + r.lowerBound, channels: r.count, size: size,
+                                                scale: scale + r.lowerBound, shift: shift + r.lowerBound, max: pool == .max)
+        }
+        var layers = [LayerActivation(name: "head", channels: c, height: 1, width: 1, values: UnsafeBufferPointer(start: out, count: c))]
+        var offset = 0
+        for (i, d) in plan.dense.enumerated() {
+            let x = UnsafePointer(out + offset), y = out + offset + d.inFeatures
+            // The classifier's weights (4 MB for ImageNet) come from memory each run: split across the threads.
+            parallel(d.outFeatures) { r in
+                Elementwise.matVec(d.weight.pointer + r.lowerBound * d.inFeatures, x, d.bias.map { UnsafePointer($0.pointer + r.lowerBound) },
+                                   rows: r.count, cols: d.inFeatures, into: y + r.lowerBound)
+            }
+            let values = UnsafeMutableBufferPointer(start: y, count: d.outFeatures)
+            d.activation.apply(values)
+            if i == 0 { layers = [] }
+            layers.append(LayerActivation(name: plan.headNames[i], channels: d.outFeatures, height: 1, width: 1, values: UnsafeBufferPointer(values)))
+            offset += d.inFeatures
+        }
+        pending = Array(layers.dropFirst())
+        return layers[0]
+    }
+
+    /// The activation of `channels` of the map at `base`, packed CHW; its values are empty when the
+    /// execution does not report activations.
+    private func report(_ name: String, _ base: UnsafeMutablePointer<Float>, channels: Range<Int>) -> LayerActivation {
+        let map = layout, count = channels.count * h * w
+        var values = UnsafeBufferPointer<Float>(start: nil, count: 0)
+        if reportsActivations {
+            if map.border == 0 {
+                values = UnsafeBufferPointer(start: base + channels.lowerBound * h * w, count: count)
+            } else {
+                if packed.count < count { packed = AlignedBuffer(count: count) }
+                map.pack(base, channels: channels, into: packed.pointer)
+                values = UnsafeBufferPointer(start: packed.pointer, count: count)
+            }
+        }
+        return LayerActivation(name: name, channels: channels.count, height: h, width: w, values: values)
+    }
+
+    // MARK: helpers
+
+    /// Runs `body` on contiguous channel ranges split across the executor's threads.
+    private func parallel(_ channels: Int, _ body: (Range<Int>) -> Void) {
+        WorkerPool.shared(threads: threads).parallelFor(channels, body)
+    }
+
+    /// conv(src CHW of size h x w) -> dst CHW: a plain GEMM for pointwise convs, otherwise one GEMM
+    /// over the input's phase planes into the wide grid, compacted into `dst`.
+    private func convolve(_ c: ExecutionPlan.Conv, _ src: UnsafePointer<Float>, _ h: Int, _ w: Int,
+                          into dst: UnsafeMutablePointer<Float>, relu: Bool) {
+        if c.isPointwise {
+            GEMM.multiply(c.weights, src, ldb: h * w, n: h * w, dst, ldc: h * w,
+                          bias: c.bias.map { UnsafePointer($0.pointer) }, relu: relu, threads: threads)
+            return
+        }
+        let g = c.phases(h, w)
+        GEMM.multiply(c.weights, g.segments(split(src, g)), n: g.gridCount, grid.pointer, ldc: g.gridCount,
+                      bias: c.bias.map { UnsafePointer($0.pointer) }, relu: relu, threads: threads)
+        let source = grid.pointer
+        parallel(c.outChannels) { g.compact(source, channels: $0, into: dst) }
+    }
+
+    /// The input's zero-padded phase planes for `g`, in `planes`.
+    private func split(_ src: UnsafePointer<Float>, _ g: PhaseConvolution) -> UnsafePointer<Float> {
+        let target = planes.pointer
+        parallel(g.channels) { g.split(src, channels: $0, into: target) }
+        g.zeroSlack(target)
+        return UnsafePointer(target)
+    }
+
+    private func batchNormReLU(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels: Int, size: Int,
+                               _ norm: ExecutionPlan.Affine) {
+        parallel(channels) { r in
+            Elementwise.batchNormReLU(src + r.lowerBound * size, dst + r.lowerBound * size, channels: r.count, size: size,
+                                      scale: norm.scale.pointer + r.lowerBound, shift: norm.shift.pointer + r.lowerBound)
+        }
+    }
+}

@@ -1,0 +1,179 @@
+import DenseKitGraph
+import Foundation
+
+/// Reads and writes NumPy `.npy` arrays (format versions 1 to 3).
+///
+/// Layout: magic "\x93NUMPY", major and minor version bytes, header length (uint16 LE for v1, uint32
+/// LE for v2/v3), an ASCII (v3: UTF-8) Python dict with 'descr', 'fortran_order' and 'shape', padded
+/// with spaces and a newline, then the data. Reads float32, float64 and float16 of either byte order,
+/// converting to float32; Fortran-ordered arrays are reordered to C order.
+public enum NPY {
+    public struct Array: Equatable, Sendable {
+        public var shape: [Int]
+        public var values: [Float]
+        public init(shape: [Int], values: [Float]) {
+            self.shape = shape
+            self.values = values
+        }
+    }
+
+    public enum Error: Swift.Error, CustomStringConvertible {
+        case malformed(String)
+        case unsupported(String)
+        case io(String)
+
+        public var description: String {
+            switch self {
+            case .malformed(let m), .unsupported(let m), .io(let m): return m
+            }
+        }
+    }
+
+    package static let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]
+    package static let maximumHeader = 1 << 16
+    package static let maximumRank = 8
+    package static let maximumElements = 1 << 31
+
+    public static func read(path: String) throws -> Array {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw Error.io("cannot read file")
+        }
+        return try parse(data)
+    }
+
+    public static func parse(_ data: Data) throws -> Array {
+        let bytes = [UInt8](data)
+        guard bytes.count >= 10, Swift.Array(bytes[0..<6]) == magic else { throw Error.malformed("not a .npy file (bad magic)") }
+        let major = bytes[6]
+        let headerLength: Int, headerStart: Int
+        switch major {
+        case 1:
+            headerLength = Int(bytes[8]) | Int(bytes[9]) << 8
+            headerStart = 10
+        case 2, 3:
+            guard bytes.count >= 12 else { throw Error.malformed("truncated header") }
+            headerLength = Int(bytes[8]) | Int(bytes[9]) << 8 | Int(bytes[10]) << 16 | Int(bytes[11]) << 24
+            headerStart = 12
+        default:
+            throw Error.unsupported("format version \(major).\(bytes[7]) (DenseKit reads 1.0 to 3.0)")
+        }
+        guard headerLength <= maximumHeader, headerStart + headerLength <= bytes.count else {
+            throw Error.malformed("header length \(headerLength) runs past the end of the file")
+        }
+        guard let header = String(bytes: bytes[headerStart..<(headerStart + headerLength)], encoding: major == 3 ? .utf8 : .ascii) else {
+            throw Error.malformed("header is not text")
+        }
+        let descr = try field("descr", in: header)
+        let fortran = try field("fortran_order", in: header)
+        let shapeText = try field("shape", in: header)
+        guard descr.count >= 3, descr.hasPrefix("'") || descr.hasPrefix("\"") else { throw Error.malformed("bad descr \(descr)") }
+        let type = String(descr.dropFirst().dropLast())
+        guard fortran == "False" || fortran == "True" else { throw Error.malformed("bad fortran_order \(fortran)") }
+        let shape = try parseShape(shapeText)
+        var count = 1
+        for d in shape {
+            let (p, o) = count.multipliedReportingOverflow(by: d)
+            guard !o, p <= maximumElements else { throw Error.malformed("shape \(shape) is too large") }
+            count = p
+        }
+        let width: Int, kind: Character, bigEndian: Bool
+        switch type {
+        case "<f4", "=f4": (width, kind, bigEndian) = (4, "f", false)
+        case ">f4": (width, kind, bigEndian) = (4, "f", true)
+        case "<f8", "=f8": (width, kind, bigEndian) = (8, "d", false)
+        case ">f8": (width, kind, bigEndian) = (8, "d", true)
+        case "<f2", "=f2": (width, kind, bigEndian) = (2, "h", false)
+        case ">f2": (width, kind, bigEndian) = (2, "h", true)
+        default: throw Error.unsupported("dtype '\(type)' (float32, float64 or float16 only)")
+        }
+        let dataStart = headerStart + headerLength
+        let needed = count * width
+        guard bytes.count - dataStart == needed else {
+            throw Error.malformed("shape \(shape) of \(type) needs \(needed) data bytes, found \(bytes.count - dataStart)")
+        }
+        var values = [Float](repeating: 0, count: count)
+        bytes.withUnsafeBytes { raw in
+            for i in 0..<count {
+                let at = dataStart + i * width
+                switch kind {
+                case "f":
+                    var v = raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)
+                    v = bigEndian ? UInt32(bigEndian: v) : UInt32(littleEndian: v)
+                    values[i] = Float(bitPattern: v)
+                case "d":
+                    var v = raw.loadUnaligned(fromByteOffset: at, as: UInt64.self)
+                    v = bigEndian ? UInt64(bigEndian: v) : UInt64(littleEndian: v)
+                    values[i] = Float(Double(bitPattern: v))
+                default:
+                    var v = raw.loadUnaligned(fromByteOffset: at, as: UInt16.self)
+                    v = bigEndian ? UInt16(bigEndian: v) : UInt16(littleEndian: v)
+                    values[i] = HalfFloat.f16ToFloat(v)
+                }
+            }
+        }
+        if fortran == "True" && shape.count > 1 { values = cOrder(fromFortran: values, shape: shape) }
+        return Array(shape: shape, values: values)
+    }
+
+    /// Writes float32 little-endian, version 1.0, C order; atomically (temporary file, then rename).
+    public static func write(_ array: Array, to path: String) throws {
+        let shape = array.shape.count == 1 ? "(\(array.shape[0]),)" : "(" + array.shape.map(String.init).joined(separator: ", ") + ")"
+        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': \(shape), }"
+        let unpadded = 10 + header.utf8.count + 1
+        header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
+        var data = Data(magic + [1, 0, UInt8(header.utf8.count & 0xFF), UInt8(header.utf8.count >> 8)])
+        data.append(Data(header.utf8))
+        array.values.withUnsafeBufferPointer { p in
+            data.append(contentsOf: UnsafeRawBufferPointer(p))
+        }
+        try AtomicFile.write(data, to: path)
+    }
+
+    // MARK: parsing helpers
+
+    private static func field(_ key: String, in header: String) throws -> String {
+        for quote in ["'", "\""] {
+            guard let r = header.range(of: "\(quote)\(key)\(quote)") else { continue }
+            var rest = header[r.upperBound...].drop { $0 == " " }
+            guard rest.first == ":" else { break }
+            rest = rest.dropFirst().drop { $0 == " " }
+            if rest.first == "(" {
+                guard let close = rest.firstIndex(of: ")") else { break }
+                return String(rest[...close])
+            }
+            let end = rest.firstIndex { $0 == "," || $0 == "}" } ?? rest.endIndex
+            return String(rest[..<end]).trimmingCharacters(in: .whitespaces)
+        }
+        throw Error.malformed("header has no '\(key)'")
+    }
+
+    private static func parseShape(_ text: String) throws -> [Int] {
+        guard text.hasPrefix("("), text.hasSuffix(")") else { throw Error.malformed("bad shape \(text)") }
+        let parts = text.dropFirst().dropLast().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard parts.count <= maximumRank else { throw Error.unsupported("rank \(parts.count) (at most \(maximumRank))") }
+        return try parts.map { p in
+            guard let v = Int(p), v >= 0 else { throw Error.malformed("bad dimension '\(p)' in shape \(text)") }
+            return v
+        }
+    }
+
+    private static func cOrder(fromFortran values: [Float], shape: [Int]) -> [Float] {
+        var out = [Float](repeating: 0, count: values.count)
+        var fStrides = [Int](repeating: 1, count: shape.count)
+        for i in 1..<shape.count { fStrides[i] = fStrides[i - 1] * shape[i - 1] }
+        var index = [Int](repeating: 0, count: shape.count)
+        for c in 0..<values.count {
+            var f = 0
+            for d in 0..<shape.count { f += index[d] * fStrides[d] }
+            out[c] = values[f]
+            var d = shape.count - 1
+            while d >= 0 {
+                index[d] += 1
+                if index[d] < shape[d] { break }
+                index[d] = 0
+                d -= 1
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,86 @@
+import DenseKitGraph
+import Foundation
+
+/// Reads the stored (uncompressed) members of a zip archive, as Keras writes `.keras` files.
+///
+/// Layout: local headers (signature 0x04034b50) with the data, then the central directory
+/// (0x02014b50 entries), then the end-of-central-directory record (0x06054b50, within the last
+/// 64 KiB + 22 bytes). Every offset and size is checked against the archive, and each member's
+/// CRC-32 against its data.
+package struct ZipArchive {
+    package struct Entry {
+        package var name: String
+        package var method: Int
+        package var size: Int
+        package var crc: UInt32
+        package var localHeader: Int
+    }
+
+    package let data: Data
+    private(set) var entries: [String: Entry] = [:]
+
+    package static let signature: [UInt8] = [0x50, 0x4B, 0x03, 0x04]
+
+    package init(data: Data) throws {
+        self.data = data
+        let n = data.count
+        guard n >= 22 else { throw ImportError.malformed("zip archive too short") }
+        var eocd = -1
+        var i = n - 22
+        while i >= max(0, n - 22 - 65535) {
+            if u32(i) == 0x0605_4B50 { eocd = i; break }
+            i -= 1
+        }
+        guard eocd >= 0 else { throw ImportError.malformed("zip archive has no end-of-central-directory record (truncated?)") }
+        let count = Int(u16(eocd + 10)), size = Int(u32(eocd + 12)), offset = Int(u32(eocd + 16))
+        guard count <= 4096, offset + size <= eocd else { throw ImportError.malformed("zip central directory out of bounds") }
+        var p = offset
+        for _ in 0..<count {
+            guard p + 46 <= eocd, u32(p) == 0x0201_4B50 else { throw ImportError.malformed("zip central directory entry corrupt at byte \(p)") }
+            let nameLength = Int(u16(p + 28)), extra = Int(u16(p + 30)), comment = Int(u16(p + 32))
+            guard p + 46 + nameLength <= eocd else { throw ImportError.malformed("zip entry name out of bounds") }
+            let name = String(decoding: data[(data.startIndex + p + 46)..<(data.startIndex + p + 46 + nameLength)], as: UTF8.self)
+            guard !name.hasPrefix("/"), !name.split(separator: "/").contains("..") else {
+                throw ImportError.malformed("zip entry '\(name)' escapes the archive")
+            }
+            let compressed = Int(u32(p + 20)), uncompressed = Int(u32(p + 24))
+            let entry = Entry(name: name, method: Int(u16(p + 10)), size: uncompressed, crc: u32(p + 16), localHeader: Int(u32(p + 42)))
+            guard entry.method != 0 || compressed == uncompressed else { throw ImportError(.malformed, subject: "zip entry '\(name)'", problem: "sizes disagree") }
+            entries[name] = entry
+            p += 46 + nameLength + extra + comment
+        }
+    }
+
+    /// The bytes of a stored member, CRC-checked; nil when the archive has no such member.
+    package func member(_ name: String) throws -> Data? {
+        guard let e = entries[name] else { return nil }
+        guard e.method == 0 else { throw ImportError.unsupported("zip entry '\(name)' is compressed (method \(e.method)); Keras stores members uncompressed") }
+        let h = e.localHeader
+        guard h + 30 <= data.count, u32(h) == 0x0403_4B50 else { throw ImportError(.malformed, subject: "zip entry '\(name)'", problem: "bad local header") }
+        let start = h + 30 + Int(u16(h + 26)) + Int(u16(h + 28))
+        guard start + e.size <= data.count else { throw ImportError.malformed("zip entry '\(name)' runs past the end of the archive (truncated?)") }
+        let bytes = data.subdata(in: (data.startIndex + start)..<(data.startIndex + start + e.size))
+        guard CRC32.checksum(bytes) == e.crc else { throw ImportError(.malformed, subject: "zip entry '\(name)'", problem: "CRC mismatch (corrupt)") }
+        return bytes
+    }
+
+    private func u16(_ at: Int) -> UInt16 { UInt16(data[data.startIndex + at]) | UInt16(data[data.startIndex + at + 1]) << 8 }
+    private func u32(_ at: Int) -> UInt32 { UInt32(u16(at)) | UInt32(u16(at + 2)) << 16 }
+}
+
+/// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320), as zip uses.
+package enum CRC32 {
+    package static let table: [UInt32] = (0..<256).map { n -> UInt32 in
+        var c = UInt32(n)
+        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+        return c
+    }
+
+    package static func checksum(_ data: Data) -> UInt32 {
+        var c: UInt32 = 0xFFFF_FFFF
+        data.withUnsafeBytes { raw in
+            for b in raw { c = table[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8) }
+        }
+        return c ^ 0xFFFF_FFFF
+    }
+}

@@ -1,0 +1,89 @@
+import DenseKitGraph
+import Foundation
+
+/// Encodes a canonical DenseNet as a `.dnk` file (layout in schemas/dnk-format.md).
+public enum DNKWriter {
+    package static let magic = Array("DENSEKIT".utf8)
+    package static let headerSize = 128
+    package static let entrySize = 96
+    package static let nameSize = 48
+    /// The table's dtype codes: 0, 1, 2.
+    package static let dtypes: [DType] = [.f32, .f16, .bf16]
+
+    /// The format version a file holding `net` gets: 1.1 where a 1.0 reader reads it right (the
+    /// paper's head: global average pool, one dense layer, softmax or logits), 2.0 for every other
+    /// head, which a 1.0 reader would misread.
+    public static func version(for net: DenseNet) -> (major: Int, minor: Int) {
+        let h = net.head
+        return h.pool == .average && h.dense.count == 1 && (h.activation == .softmax || h.activation == .linear) ? (1, 1) : (2, 0)
+    }
+
+    /// The file's bytes. Conv and classifier weights are stored as `dtype`; 1-D tensors as f32.
+    /// `extra` tensors follow the canonical ones.
+    public static func encode(_ net: DenseNet, dtype: DType, metadata: [String: Any], extra: [(String, Tensor)] = []) throws -> Data {
+        try encode(net, metadata: metadata, extra: extra) { $0.shape.count >= 2 ? dtype : .f32 }
+    }
+
+    /// The file's bytes, each tensor stored in the dtype `dtypeOf` chooses for it.
+    package static func encode(_ net: DenseNet, metadata: [String: Any], extra: [(String, Tensor)] = [], dtypeOf: (Tensor) -> DType) throws -> Data {
+        let version = version(for: net)
+        let named = CanonicalLayout.tensors(of: net) + extra
+        let json = try JSONSerialization.data(withJSONObject: metadata, options: [.sortedKeys])
+        let tableOffset = align(headerSize + json.count, 8)
+        let dataOffset = align(tableOffset + named.count * entrySize, 64)
+        var entries: [(name: String, dtype: DType, shape: [Int], offset: Int, length: Int)] = []
+        var cursor = dataOffset
+        for (name, t) in named {
+            guard name.utf8.count < nameSize else { throw AtomicFile.Error.write("tensor name '\(name)' too long") }
+            let d = dtypeOf(t)
+            let length = t.count * d.size
+            entries.append((name, d, t.shape, cursor, length))
+            cursor = align(cursor + length, 64)
+        }
+        let fileLength = cursor
+        var file = Data(count: fileLength)
+        file.withUnsafeMutableBytes { raw in
+            let p = raw.baseAddress!
+            // Metadata, then tensor data (padding stays zero).
+            json.withUnsafeBytes { p.advanced(by: headerSize).copyMemory(from: $0.baseAddress!, byteCount: json.count) }
+            for ((_, t), e) in zip(named, entries) {
+                StoredFloat(e.dtype).write(t, to: p.advanced(by: e.offset))
+            }
+            // Table.
+            for (index, e) in entries.enumerated() {
+                let at = tableOffset + index * entrySize
+                for (i, byte) in e.name.utf8.enumerated() { p.storeBytes(of: byte, toByteOffset: at + i, as: UInt8.self) }
+                p.storeBytes(of: UInt8(dtypes.firstIndex(of: e.dtype)!), toByteOffset: at + 48, as: UInt8.self)
+                p.storeBytes(of: UInt8(e.shape.count), toByteOffset: at + 49, as: UInt8.self)
+                for (i, d) in e.shape.enumerated() { p.storeBytes(of: UInt32(d).littleEndian, toByteOffset: at + 52 + 4 * i, as: UInt32.self) }
+                p.storeBytes(of: UInt64(e.offset).littleEndian, toByteOffset: at + 68, as: UInt64.self)
+                p.storeBytes(of: UInt64(e.length).littleEndian, toByteOffset: at + 76, as: UInt64.self)
+                let end = index + 1 < entries.count ? entries[index + 1].offset : fileLength
+                let sum = LaneHash.hash(UnsafeRawBufferPointer(start: p.advanced(by: e.offset), count: end - e.offset))
+                p.storeBytes(of: sum.littleEndian, toByteOffset: at + 84, as: UInt64.self)
+            }
+            // Header.
+            for (i, b) in magic.enumerated() { p.storeBytes(of: b, toByteOffset: i, as: UInt8.self) }
+            p.storeBytes(of: UInt16(version.major).littleEndian, toByteOffset: 8, as: UInt16.self)
+            p.storeBytes(of: UInt16(version.minor).littleEndian, toByteOffset: 10, as: UInt16.self)
+            p.storeBytes(of: UInt32(headerSize).littleEndian, toByteOffset: 12, as: UInt32.self)
+            p.storeBytes(of: UInt64(headerSize).littleEndian, toByteOffset: 16, as: UInt64.self)
+            p.storeBytes(of: UInt64(json.count).littleEndian, toByteOffset: 24, as: UInt64.self)
+            p.storeBytes(of: UInt64(tableOffset).littleEndian, toByteOffset: 32, as: UInt64.self)
+            p.storeBytes(of: UInt32(entries.count).littleEndian, toByteOffset: 40, as: UInt32.self)
+            p.storeBytes(of: UInt32(entrySize).littleEndian, toByteOffset: 44, as: UInt32.self)
+            p.storeBytes(of: UInt64(dataOffset).littleEndian, toByteOffset: 48, as: UInt64.self)
+            p.storeBytes(of: UInt64(fileLength - dataOffset).littleEndian, toByteOffset: 56, as: UInt64.self)
+            p.storeBytes(of: UInt64(fileLength).littleEndian, toByteOffset: 64, as: UInt64.self)
+            let metaSum = XXH64.hash(UnsafeRawBufferPointer(start: p.advanced(by: headerSize), count: tableOffset - headerSize))
+            let tableSum = XXH64.hash(UnsafeRawBufferPointer(start: p.advanced(by: tableOffset), count: dataOffset - tableOffset))
+            p.storeBytes(of: metaSum.littleEndian, toByteOffset: 72, as: UInt64.self)
+            p.storeBytes(of: tableSum.littleEndian, toByteOffset: 80, as: UInt64.self)
+            let headerSum = XXH64.hash(UnsafeRawBufferPointer(start: p, count: 120))
+            p.storeBytes(of: headerSum.littleEndian, toByteOffset: 120, as: UInt64.self)
+        }
+        return file
+    }
+
+    package static func align(_ x: Int, _ a: Int) -> Int { (x + a - 1) / a * a }
+}

@@ -1,0 +1,37 @@
+import DenseKitKernels
+
+/// The checksum of a `.dnk` file's tensor data: fast enough that validating every byte of a model
+/// costs about a millisecond.
+///
+/// Four independent lanes of SIMD8<UInt64> each absorb 64-byte blocks in turn as
+/// state = (state XOR block) * P (P odd, so each step is a bijection of the state: changing any one
+/// block always changes the final state). The lanes, the bytes past the last whole 256-byte group
+/// (hashed with XXH64) and the length are then combined and finished with XXH64's avalanche.
+/// Reading the bytes from memory is most of the time: each group prefetches the one 2 KB ahead (a
+/// stream of 50 MB from a mapped file, hashed on 1 and on 2 cores: 5 to 12% faster, AMD EPYC Zen 1).
+public enum LaneHash {
+    package static let p: UInt64 = 0x9E37_79B1_85EB_CA87
+
+    public static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+        let n = bytes.count
+        var s0 = SIMD8<UInt64>(repeating: 1), s1 = SIMD8<UInt64>(repeating: 2)
+        var s2 = SIMD8<UInt64>(repeating: 3), s3 = SIMD8<UInt64>(repeating: 4)
+        let m = SIMD8<UInt64>(repeating: p)
+        var i = 0
+        if let base = bytes.baseAddress {
+            while i + 256 <= n {
+                Prefetch.l2(base + i + 2048, bytes: 256)  // past the end is harmless: a prefetch never faults
+                s0 = (s0 ^ base.loadUnaligned(fromByteOffset: i, as: SIMD8<UInt64>.self)) &* m
+                s1 = (s1 ^ base.loadUnaligned(fromByteOffset: i + 64, as: SIMD8<UInt64>.self)) &* m
+                s2 = (s2 ^ base.loadUnaligned(fromByteOffset: i + 128, as: SIMD8<UInt64>.self)) &* m
+                s3 = (s3 ^ base.loadUnaligned(fromByteOffset: i + 192, as: SIMD8<UInt64>.self)) &* m
+                i += 256
+            }
+        }
+        var h = XXH64.hash(UnsafeRawBufferPointer(rebasing: bytes[i..<n])) &+ UInt64(n) &* XXH64.p5
+        for lanes in [s0, s1, s2, s3] {
+            for lane in 0..<8 { h = XXH64.merge(h, lanes[lane] ^ (lanes[lane] >> 29)) }
+        }
+        return XXH64.avalanche(h)
+    }
+}

@@ -1,0 +1,107 @@
+import DenseKitGraph
+import Foundation
+
+/// What DenseKit reads from a Keras model config (the `model_config` attribute of a full-model
+/// `.h5`, or `config.json` of a `.keras` archive): per-layer geometry, BN epsilons, the classifier's
+/// activation and the input shape. Weights-only files have none; the importer then assumes
+/// keras.applications.densenet's choices and says so.
+package struct KerasModelConfig {
+    package struct Layer {
+        package var className: String
+        /// Per-axis values as the config spells them (an int is both axes).
+        package var strides: [Int]?
+        package var kernelSize: [Int]?
+        package var dilation: [Int]?
+        package var groups: Int?
+        package var padding: String?
+        package var poolSize: [Int]?
+        package var epsilon: Float?
+        package var activation: String?
+        /// Zero padding applied by a ZeroPadding2D layer directly before this one: top, left, bottom, right.
+        package var zeroPadding: [Int]?
+        /// The layers whose outputs this one reads (Keras 2's and Keras 3's inbound_nodes).
+        package var inbound: [String] = []
+    }
+
+    package var layers: [String: Layer] = [:]
+    /// Every layer's name in the config's (topological) order, ZeroPadding2D and InputLayer included.
+    package var order: [String] = []
+    /// The layers whose outputs are the model's.
+    package var outputs: [String] = []
+    package static let maximumPadding = 1 << 16
+    /// Input (height, width, channels) where the config fixes them.
+    package var inputShape: [Int?] = []
+
+    package init(json: String) throws {
+        guard let data = json.data(using: .utf8),
+              let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let config = root["config"] as? [String: Any],
+              let layerList = config["layers"] as? [[String: Any]] else {
+            throw ImportError.malformed("the Keras model config is not valid JSON with config.layers")
+        }
+        outputs = Self.layerNames(config["output_layers"])
+        var pendingPad: [Int]? = nil
+        for entry in layerList {
+            guard let className = entry["class_name"] as? String, let c = entry["config"] as? [String: Any],
+                  let name = c["name"] as? String else { continue }
+            order.append(name.replacingOccurrences(of: "/", with: "_"))
+            if className == "InputLayer" {
+                let shape = (c["batch_input_shape"] ?? c["batch_shape"]) as? [Any] ?? []
+                inputShape = shape.dropFirst().map { $0 as? Int }
+                continue
+            }
+            if className == "ZeroPadding2D" {
+                pendingPad = Self.padding(c["padding"])
+                // Padding is added to the conv's own; bounded here so that no sum can overflow.
+                if let p = pendingPad, !p.allSatisfy({ (0...Self.maximumPadding).contains($0) }) {
+                    throw ImportError.mismatch("layer '\(name)'", expected: "padding from 0 to \(Self.maximumPadding)", found: "\(p)")
+                }
+                continue
+            }
+            var layer = Layer(className: className)
+            layer.strides = Self.axes(c["strides"])
+            layer.kernelSize = Self.axes(c["kernel_size"])
+            layer.dilation = Self.axes(c["dilation_rate"])
+            layer.groups = c["groups"] as? Int
+            layer.padding = c["padding"] as? String
+            layer.poolSize = Self.axes(c["pool_size"])
+            layer.epsilon = (c["epsilon"] as? Double).map(Float.init)
+            layer.activation = c["activation"] as? String
+            layer.zeroPadding = pendingPad
+            layer.inbound = Self.layerNames(entry["inbound_nodes"])
+            pendingPad = nil
+            layers[name.replacingOccurrences(of: "/", with: "_")] = layer
+        }
+    }
+
+    /// The layer names a Keras 2 node list ([[["name", 0, 0, {}]]]) or a Keras 3 one (keras_history
+    /// ["name", 0, 0] inside the args) refers to, in order.
+    package static func layerNames(_ value: Any?) -> [String] {
+        if let history = (value as? [String: Any])?["keras_history"] as? [Any], let name = history.first as? String {
+            return [name.replacingOccurrences(of: "/", with: "_")]
+        }
+        if let list = value as? [Any] {
+            if let name = list.first as? String, list.count >= 3, list[1] is Int { return [name.replacingOccurrences(of: "/", with: "_")] }
+            return list.flatMap { layerNames($0) }
+        }
+        if let object = value as? [String: Any] { return object.values.flatMap { layerNames($0) } }
+        return []
+    }
+
+    /// An int or a list of ints, as Keras spells strides and sizes.
+    private static func axes(_ value: Any?) -> [Int]? {
+        if let v = value as? Int { return [v, v] }
+        return value as? [Int]
+    }
+
+    /// ZeroPadding2D's `padding`: n, (h, w) or ((top, bottom), (left, right)).
+    private static func padding(_ value: Any?) -> [Int]? {
+        if let n = value as? Int { return [n, n, n, n] }
+        guard let pair = value as? [Any], pair.count == 2 else { return nil }
+        if let h = pair[0] as? Int, let w = pair[1] as? Int { return [h, w, h, w] }
+        if let hs = pair[0] as? [Int], let ws = pair[1] as? [Int], hs.count == 2, ws.count == 2 {
+            return [hs[0], ws[0], hs[1], ws[1]]
+        }
+        return nil
+    }
+}

@@ -1,0 +1,92 @@
+import DenseKitGraph
+import Foundation
+
+/// Reads an ONNX file (external data included) into the canonical DenseNet graph.
+public enum ONNXImporter {
+    public static func load(path: String) throws -> DenseNet {
+        // The file's bytes are released once parsed, before the weights are decoded (peak memory).
+        func parse() throws -> ONNXModel {
+            try ONNXProtobuf.read(FileMapping.contents(path: path))
+        }
+        return try build(parse(), path: path)
+    }
+
+    /// Reads a model from its bytes; external data is looked up in `path`'s folder.
+    public static func load(data: Data, path: String) throws -> DenseNet {
+        try build(ONNXProtobuf.read(data), path: path)
+    }
+
+    private static func build(_ model: consuming ONNXModel, path: String) throws -> DenseNet {
+        let url = URL(fileURLWithPath: path)
+        let opset = model.opsets[""] ?? model.opsets["ai.onnx"] ?? 0
+        guard opset >= 7 else { throw ImportError.unsupported("opset \(opset) (DenseKit reads opset 7 and later)") }
+
+        var decoder = ONNXTensorDecoder(folder: url.deletingLastPathComponent())
+        var floats: [String: Tensor] = [:]
+        var refs: [String: ONNXTensorRef] = [:]
+        var storedParameters = 0, storedBytes = 0, storedTensors = 0
+        // Each float payload is dropped once decoded, so the raw bytes and the floats of all the
+        // weights are never held at the same time.
+        var initializers = model.graph.initializers
+        model.graph.initializers = []
+        for i in initializers.indices {
+            let name = initializers[i].name
+            guard !name.isEmpty else { throw ImportError.malformed("initializer without a name") }
+            guard refs[name] == nil else { throw ImportError.malformed("duplicate initializer '\(name)'") }
+            if let e = ONNXTensorDecoder.element(of: initializers[i].dataType), e != .int64, e != .int32 {
+                let t = try decoder.floats(initializers[i])
+                initializers[i].payload = .none
+                floats[name] = t
+                storedParameters += t.count
+                storedBytes += t.storedBytes
+                storedTensors += 1
+            }
+            refs[name] = initializers[i]
+        }
+        initializers = []
+
+        var ops = ONNXOps(decoder: decoder, floats: floats, refs: refs, opset: opset)
+        var nodes: [OpGraph.Node] = []
+        for node in model.graph.nodes {
+            if let op = try ops.convert(node) { nodes.append(op) }
+        }
+        let inputs = model.graph.inputs.filter { refs[$0.name] == nil }
+        guard inputs.count == 1, let input = inputs.first else {
+            throw ImportError.mismatch("graph inputs", expected: "1 (the image)", found: "\(inputs.count)")
+        }
+        guard model.graph.outputs.count == 1, let output = model.graph.outputs.first else {
+            throw ImportError.mismatch("graph outputs", expected: "1", found: "\(model.graph.outputs.count)")
+        }
+        guard input.elementType == 1 else {
+            throw ImportError.mismatch("input '\(input.name)'", expected: "FLOAT", found: ONNXTensorDecoder.typeName(input.elementType), kind: .unsupported)
+        }
+        guard input.dims.count == 4 else {
+            throw ImportError.mismatch("input '\(input.name)'", expected: "4 dims", found: "\(input.dims.count)")
+        }
+        let graph = try OpGraph(nodes: nodes, input: input.name, output: output.name).normalized()
+        var recognizer = DenseNetRecognizer(graph: graph)
+        let r = try recognizer.recognise()
+
+        let d = input.dims
+        let spec: InputSpec
+        switch r.inputLayout {
+        case .nchw: spec = InputSpec(name: input.name, layout: .nchw, channels: d[1] ?? r.stem.conv.inChannels, height: d[2], width: d[3], batch: d[0])
+        case .nhwc: spec = InputSpec(name: input.name, layout: .nhwc, channels: d[3] ?? r.stem.conv.inChannels, height: d[1], width: d[2], batch: d[0])
+        }
+        guard spec.channels == r.stem.conv.inChannels else {
+            throw ImportError.structure("input '\(input.name)' has \(spec.channels) channels, the stem conv reads \(r.stem.conv.inChannels)")
+        }
+        let producer = [model.producerName, model.producerVersion].filter { !$0.isEmpty }.joined(separator: " ")
+        var notes: [String] = []
+        if r.stem.normFolded { notes.append("stem BatchNorm folded into the conv by the exporter") }
+        if r.blocks.contains(where: { $0.layers.contains { $0.bottleneck?.normFolded == true } }) {
+            notes.append("bottleneck BatchNorms folded into the 1x1 convs by the exporter")
+        }
+        if r.inputLayout == .nhwc { notes.append("NHWC input transposed to NCHW") }
+        let source = ModelSource(path: path, format: .onnx, producer: producer.isEmpty ? "unknown" : producer,
+                                 opset: opset, storedParameters: storedParameters, storedBytes: storedBytes,
+                                 storedTensors: storedTensors, notes: notes)
+        return DenseNet(source: source, input: spec, stem: r.stem, blocks: r.blocks,
+                        transitions: r.transitions, head: r.head)
+    }
+}

@@ -1,0 +1,165 @@
+import DenseKitGraph
+import Foundation
+
+/// Writes an ONNX model (packed through protobuf-c by `ONNXProtobuf.encode`): a float32 NCHW input
+/// `input` with a dynamic batch, torchvision's graph (one Concat per dense layer over everything
+/// before it), BatchNormalization nodes (or, with `foldBatchNorm`, the BNs that follow a conv folded
+/// into it, as torch's exporter does), and the head as the source has it (a softmax or a sigmoid
+/// stays in the graph), ending in `output`. Node and initializer names are canonical and readable:
+/// `block3.layer7.conv2.weight`, `transition1.norm.running_var`, `head.classifier.weight`.
+public struct ONNXModelWriter: ModelWriter {
+    public static let defaultOpset = 17
+    public static let opsets = 13...21
+    public let format = "onnx"
+    public var opset: Int
+    public var foldBatchNorm: Bool
+
+    public init(opset: Int = defaultOpset, foldBatchNorm: Bool = false) {
+        self.opset = opset
+        self.foldBatchNorm = foldBatchNorm
+    }
+
+    /// The IR version each opset came with (onnx/helper.py's VERSION_TABLE).
+    package static func irVersion(opset: Int) -> Int {
+        switch opset {
+        case ...14: return 7
+        case 15...18: return 8
+        case 19, 20: return 9
+        default: return 10
+        }
+    }
+
+    public func prepare(_ net: DenseNet, dtype: DType) throws -> (net: DenseNet, conventions: [Convention]) {
+        try require(dtype, in: [.f32])
+        guard Self.opsets.contains(opset) else {
+            throw UnsupportedTarget(format, "opset \(opset) is outside \(Self.opsets.lowerBound) to \(Self.opsets.upperBound) (--opset)")
+        }
+        var prepared = net, conventions: [Convention] = []
+        if foldBatchNorm {
+            let (folded, count) = net.foldingBatchNorms()
+            prepared = folded
+            if count > 0 {
+                conventions.append(Convention(.changes, "BatchNorm", "\(count) BatchNorm\(count == 1 ? "" : "s") that follow a conv (stem, bottlenecks) folded into its weights and bias (--fold-bn), as torch's exporter does"))
+            }
+        }
+        conventions += FixedLayoutPreparation.layoutChanges(net, to: .nchw, "the ONNX model")
+        if net.head.activation == .unknown {
+            conventions.append(Convention(.drops, "activation", "the source stores none (a weights-only file): the ONNX model outputs the last dense layer's values"))
+        }
+        prepared.input.layout = .nchw
+        prepared.input.name = "input"
+        return (prepared, conventions)
+    }
+
+    public func encode(_ net: DenseNet, dtype: DType, provenance: Provenance) throws -> Data {
+        var graph = ONNXGraphBuilder()
+        graph.build(net)
+        let input = net.input
+        let inputInfo = ONNXValueInfo(name: "input", elementType: ONNXGraphBuilder.float, dims: [nil, input.channels, input.height, input.width],
+                                      dimParams: ["batch", nil, input.height == nil ? "height" : nil, input.width == nil ? "width" : nil])
+        var outputDims: [Int?] = [nil, net.classes], outputParams: [String?] = ["batch", nil]
+        if net.head.pool == nil {
+            var size: (Int?, Int?) = (nil, nil)
+            if let h = input.height, let w = input.width, let s = try? FeatureMapSizes(FeatureMapSizes.Geometry(net), height: h, width: w).head {
+                size = (s.height, s.width)
+            }
+            outputDims += [size.0, size.1]
+            outputParams += [size.0 == nil ? "out_height" : nil, size.1 == nil ? "out_width" : nil]
+        }
+        let model = ONNXModel(
+            irVersion: Self.irVersion(opset: opset), producerName: "densekit", producerVersion: provenance.densekitVersion,
+            opsets: ["": opset],
+            graph: ONNXGraph(nodes: graph.nodes, initializers: graph.initializers, inputs: [inputInfo],
+                             outputs: [ONNXValueInfo(name: "output", elementType: ONNXGraphBuilder.float, dims: outputDims, dimParams: outputParams)]))
+        return try ONNXProtobuf.encode(model)
+    }
+}
+
+/// Builds the nodes and initializers of a DenseNet's ONNX graph; each node's output is named as the node.
+package struct ONNXGraphBuilder {
+    package static let float: Int32 = 1
+    package var nodes: [ONNXNode] = []
+    package var initializers: [ONNXTensorRef] = []
+
+    package mutating func build(_ net: DenseNet) {
+        var x = conv("stem.conv", net.stem.conv, input: "input")
+        if let n = net.stem.norm { x = norm("stem.norm", n, input: x) }
+        if net.stem.relu { x = node("Relu", "stem.relu", [x]) }
+        if let p = net.stem.pool { x = pool("stem.pool", p, input: x) }
+        for (b, block) in net.blocks.enumerated() {
+            var features = [x]
+            for (i, layer) in block.layers.enumerated() {
+                let p = "block\(b + 1).layer\(i + 1)"
+                var y = features.count == 1 ? x : node("Concat", p + ".concat", features, ["axis": .int(1)])
+                y = node("Relu", p + ".relu1", [norm(p + ".norm1", layer.norm, input: y)])
+                if let bottleneck = layer.bottleneck {
+                    y = conv(p + ".conv1", bottleneck.conv, input: y)
+                    if let n = bottleneck.norm { y = norm(p + ".norm2", n, input: y) }
+                    y = conv(p + ".conv2", layer.conv, input: node("Relu", p + ".relu2", [y]))
+                } else {
+                    y = conv(p + ".conv1", layer.conv, input: y)
+                }
+                features.append(y)
+            }
+            x = node("Concat", "block\(b + 1).concat", features, ["axis": .int(1)])
+            if b < net.transitions.count {
+                let t = net.transitions[b], p = "transition\(b + 1)"
+                x = pool(p + ".pool", t.pool, input: conv(p + ".conv", t.conv, input: node("Relu", p + ".relu", [norm(p + ".norm", t.norm, input: x)])))
+            }
+        }
+        let head = net.head
+        x = node("Relu", "head.relu", [norm("head.norm", head.norm, input: x)], last: head.pool == nil)
+        guard let pool = head.pool else { return }
+        x = node(pool == .average ? "GlobalAveragePool" : "GlobalMaxPool", "head.pool", [x])
+        x = node("Flatten", "head.flatten", [x], ["axis": .int(1)], last: head.dense.isEmpty)
+        for (i, (name, d)) in zip(CanonicalLayout.denseNames(count: head.dense.count), head.dense).enumerated() {
+            let last = i == head.dense.count - 1
+            let activation: (op: String, attributes: [String: ONNXAttribute])? = switch d.activation {
+            case .linear, .unknown: nil
+            case .relu: ("Relu", [:])
+            case .sigmoid: ("Sigmoid", [:])
+            case .tanh: ("Tanh", [:])
+            case .softmax: ("Softmax", ["axis": .int(1)])
+            }
+            let inputs = [x, initializer(name + ".weight", d.linear.weight)] + (d.linear.bias.map { [initializer(name + ".bias", $0)] } ?? [])
+            x = node("Gemm", name, inputs, ["transB": .int(1)], last: last && activation == nil)
+            if let activation {
+                x = node(activation.op, name + "." + activation.op.lowercased(), [x], activation.attributes, last: last)
+            }
+        }
+    }
+
+    /// Appends a node; `last`: its output is the graph's `output`.
+    private mutating func node(_ op: String, _ name: String, _ inputs: [String], _ attributes: [String: ONNXAttribute] = [:], last: Bool = false) -> String {
+        let output = last ? "output" : name
+        nodes.append(ONNXNode(name: name, opType: op, domain: "", inputs: inputs, outputs: [output], attributes: attributes))
+        return output
+    }
+
+    private mutating func initializer(_ name: String, _ t: Tensor) -> String {
+        initializers.append(ONNXTensorRef(name: name, dims: t.shape.map(Int64.init), dataType: Self.float, payload: .raw(StoredFloat.f32.encode(t))))
+        return name
+    }
+
+    private mutating func conv(_ name: String, _ c: Conv2D, input: String) -> String {
+        let inputs = [input, initializer(name + ".weight", c.weight)] + (c.bias.map { [initializer(name + ".bias", $0)] } ?? [])
+        return node("Conv", name, inputs, [
+            "kernel_shape": .ints([Int64(c.kernel), Int64(c.weight.shape[3])]), "strides": .ints([Int64(c.stride), Int64(c.stride)]),
+            "pads": .ints(c.pads.map(Int64.init)), "dilations": .ints([1, 1]), "group": .int(1),
+        ])
+    }
+
+    private mutating func norm(_ name: String, _ n: BatchNorm, input: String) -> String {
+        let inputs = zip(BatchNorm.torchNames, n.tensors).map { initializer("\(name).\($0)", $1) }
+        return node("BatchNormalization", name, [input] + inputs, ["epsilon": .float(n.epsilon)])
+    }
+
+    private mutating func pool(_ name: String, _ p: Pool2D, input: String) -> String {
+        var attributes: [String: ONNXAttribute] = [
+            "kernel_shape": .ints([Int64(p.kernel), Int64(p.kernel)]), "strides": .ints([Int64(p.stride), Int64(p.stride)]),
+            "pads": .ints(p.pads.map(Int64.init)),
+        ]
+        if p.kind == .average { attributes["count_include_pad"] = .int(p.countIncludePad ? 1 : 0) }
+        return node(p.kind == .max ? "MaxPool" : "AveragePool", name, [input], attributes)
+    }
+}

@@ -1,0 +1,157 @@
+import DenseKitGraph
+import Foundation
+
+/// Reads a `.safetensors` file (huggingface/safetensors): the state_dict's tensors, then
+/// `StateDictImporter` builds the graph.
+///
+/// Layout: 8 bytes little-endian u64 N, N bytes of UTF-8 JSON starting with `{` (padded with
+/// spaces), then the byte buffer. Each JSON entry is `{"dtype", "shape", "data_offsets": [begin,
+/// end]}` with offsets into the buffer; `__metadata__` maps strings to strings. The header is capped
+/// at 100 MB as the reference reader does; every size is overflow-checked; the regions must cover
+/// the buffer exactly, in order, without holes or overlaps. Float32 tensors at 4-byte aligned offsets
+/// are used in place from the memory map.
+public enum SafetensorsReader {
+    package static let maximumHeader = 100_000_000
+    package static let maximumElements = 1 << 31
+
+    package enum Element {
+        case float(StoredFloat)
+        case integer(Int)
+
+        package init?(_ dtype: String) {
+            switch dtype {
+            case "F32": self = .float(.f32)
+            case "F16": self = .float(.f16)
+            case "BF16": self = .float(.bf16)
+            case "F64": self = .float(.f64)
+            case "BOOL", "U8", "I8": self = .integer(1)
+            case "I16", "U16": self = .integer(2)
+            case "I32", "U32": self = .integer(4)
+            case "I64", "U64": self = .integer(8)
+            default: return nil
+            }
+        }
+
+        package var size: Int {
+            switch self {
+            case .float(let f): return f.size
+            case .integer(let n): return n
+            }
+        }
+    }
+
+    public static func load(path: String) throws -> DenseNet {
+        try load(data: FileMapping.contents(path: path), path: path)
+    }
+
+    public static func load(data: Data, path: String) throws -> DenseNet {
+        let (entries, metadata) = try read(data)
+        var parameters = 0, bytes = 0
+        for case .float(let t) in entries.values {
+            parameters += t.count
+            bytes += t.storedBytes
+        }
+        var notes: [String] = []
+        if !metadata.isEmpty {
+            notes.append("metadata: " + metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))
+        }
+        let source = ModelSource(path: path, format: .safetensors, producer: producer(metadata),
+                                 storedParameters: parameters, storedBytes: bytes, storedTensors: entries.count, notes: notes)
+        let head = try metadata[headMetadataKey].map { try HeadDescription(jsonString: $0, subject: "__metadata__ '\(headMetadataKey)'") }
+        return try StateDictImporter.build(entries, source: source, head: head)
+    }
+
+    /// "format pt", or "densekit 0.2.0 from onnx (format pt)" for a file DenseKit wrote.
+    package static func producer(_ metadata: [String: String]) -> String {
+        let format = metadata["format"].map { "format \($0)" } ?? "no format in __metadata__"
+        guard let version = metadata["densekit.version"] else { return format }
+        return "densekit \(version) from \(metadata["densekit.source_format"] ?? "an unknown format") (\(format))"
+    }
+
+    /// The `__metadata__` key under which DenseKit's writer records the head (`HeadDescription`).
+    package static let headMetadataKey = "densekit.head"
+
+    /// The tensors by name and the `__metadata__` strings.
+    package static func read(_ data: Data) throws -> (entries: [String: StateDictImporter.Entry], metadata: [String: String]) {
+        let n = data.count
+        guard n >= 8 else { throw ImportError.mismatch("header", expected: "at least 8 bytes (the header length)", found: "\(n) bytes", kind: .malformed) }
+        let length = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        guard length <= UInt64(maximumHeader), Int(length) <= n - 8 else {
+            throw ImportError.mismatch("header", expected: "a JSON header of at most \(min(maximumHeader, n - 8)) bytes (the cap, and what the file holds)",
+                                       found: "\(length) bytes", kind: .malformed)
+        }
+        let headerEnd = 8 + Int(length)
+        let headerBytes = data.subdata(in: (data.startIndex + 8)..<(data.startIndex + headerEnd))
+        guard headerBytes.first == UInt8(ascii: "{"),
+              let object = try? JSONSerialization.jsonObject(with: headerBytes) as? [String: Any] else {
+            throw ImportError.mismatch("header", expected: "a JSON object", found: "\(length) bytes that are not one", kind: .malformed)
+        }
+        var metadata: [String: String] = [:]
+        if let m = object["__metadata__"] {
+            guard let strings = m as? [String: String] else {
+                throw ImportError.mismatch("__metadata__", expected: "a map of strings to strings", found: "\(type(of: m))", kind: .malformed)
+            }
+            metadata = strings
+        }
+        let buffer = n - headerEnd
+        var regions: [(name: String, begin: Int, end: Int, element: Element, shape: [Int])] = []
+        for (name, value) in object where name != "__metadata__" {
+            let subject = "tensor '\(name)'"
+            guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
+                  let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2 else {
+                throw ImportError.mismatch(subject, expected: "{dtype, shape, data_offsets: [begin, end]}", found: "another entry", kind: .malformed)
+            }
+            guard let element = Element(dtype) else {
+                throw ImportError.mismatch(subject, expected: "dtype F32, F16, BF16, F64 or an integer type", found: dtype, kind: .unsupported)
+            }
+            guard shape.count <= 8, shape.allSatisfy({ $0 >= 0 }) else {
+                throw ImportError.mismatch(subject, expected: "at most 8 non-negative dims", found: "shape \(shape)", kind: .malformed)
+            }
+            var count = 1
+            for d in shape {
+                let (p, o) = count.multipliedReportingOverflow(by: d)
+                guard !o, p <= maximumElements else {
+                    throw ImportError.mismatch(subject, expected: "at most 2^31 values", found: "shape \(shape)", kind: .malformed)
+                }
+                count = p
+            }
+            let (begin, end) = (offsets[0], offsets[1])
+            guard begin >= 0, begin <= end, end <= buffer else {
+                throw ImportError.mismatch(subject, expected: "data_offsets within the \(buffer)-byte buffer", found: "\(offsets)", kind: .malformed)
+            }
+            guard end - begin == count * element.size else {
+                throw ImportError.mismatch(subject, expected: "\(count * element.size) bytes for shape \(shape) of \(dtype)", found: "\(end - begin)", kind: .malformed)
+            }
+            regions.append((name, begin, end, element, shape))
+        }
+        // The regions cover the buffer exactly: in order of offset, each begins where the previous ends.
+        regions.sort { ($0.begin, $0.end) < ($1.begin, $1.end) }
+        var expected = 0
+        for r in regions {
+            guard r.begin == expected else {
+                throw ImportError.mismatch("tensor '\(r.name)'", expected: "data at byte \(expected) of the buffer (regions contiguous, not overlapping)",
+                                           found: "data_offsets [\(r.begin), \(r.end)]", kind: .malformed)
+            }
+            expected = r.end
+        }
+        guard expected == buffer else {
+            throw ImportError.mismatch("buffer", expected: "\(expected) bytes (the end of the last tensor)", found: "\(buffer)", kind: .malformed)
+        }
+        let file = MappedFile(data)
+        var entries: [String: StateDictImporter.Entry] = [:]
+        data.withUnsafeBytes { raw in
+            for r in regions {
+                let at = headerEnd + r.begin, count = (r.end - r.begin) / r.element.size
+                switch r.element {
+                case .integer:
+                    entries[r.name] = .integer(shape: r.shape)
+                case .float(.f32) where at % 4 == 0 && r.shape.count >= 2:
+                    entries[r.name] = .float(Tensor(name: r.name, shape: r.shape, mapped: file, offset: at, count: count))
+                case .float(let stored):
+                    entries[r.name] = .float(Tensor(name: r.name, shape: r.shape, storedDType: stored.dtype, values: stored.decode(raw, at: at, count: count)))
+                }
+            }
+        }
+        return (entries, metadata)
+    }
+}

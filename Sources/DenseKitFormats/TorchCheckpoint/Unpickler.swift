@@ -1,0 +1,212 @@
+import DenseKitGraph
+import Foundation
+
+/// A restricted unpickler for the pickles `torch.save` writes: it builds values, and never imports,
+/// calls or executes anything.
+///
+/// Only the opcodes a state_dict or a training checkpoint uses are read (protocols 2 to 4: dicts,
+/// lists, tuples, strings, numbers, booleans, None, the memo, MARK, persistent ids for storages), and
+/// only an allow-list of globals: `collections.OrderedDict`, `torch._utils._rebuild_tensor_v2` and
+/// `_rebuild_parameter`, and the `torch.*Storage` types, each of which DenseKit interprets itself.
+/// Any other global (`posix.system`, `builtins.eval`, ...) is refused naming it, before anything else
+/// happens. Caps: stack and memo sizes, MARK depth, and every length is checked against the bytes left.
+package struct Unpickler {
+    package indirect enum Value {
+        case none
+        case bool(Bool)
+        case int(Int64)
+        /// An integer too wide for 64 bits (torch's legacy magic number), as its little-endian bytes.
+        case bigInt([UInt8])
+        case float(Double)
+        case string(String)
+        case tuple([Value])
+        case list([Value])
+        case dict([(key: Value, value: Value)])
+        /// An allowed global, not yet applied.
+        case global(String)
+        /// A storage named by a persistent id: its element type (`FloatStorage`), key and element count.
+        case storage(type: String, key: String, count: Int)
+        /// A tensor view of a storage: element offset, size and stride.
+        case tensor(storage: String, type: String, storageCount: Int, offset: Int, shape: [Int], stride: [Int])
+
+        package var string: String? { if case .string(let s) = self { return s } else { return nil } }
+        package var int: Int? { if case .int(let v) = self, let i = Int(exactly: v) { return i } else { return nil } }
+        package var ints: [Int]? {
+            guard case .tuple(let items) = self else { return nil }
+            let v = items.compactMap(\.int)
+            return v.count == items.count ? v : nil
+        }
+    }
+
+    package static let allowedGlobals: Set<String> = [
+        "collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter",
+        "torch.FloatStorage", "torch.HalfStorage", "torch.BFloat16Storage", "torch.DoubleStorage",
+        "torch.LongStorage", "torch.IntStorage", "torch.ShortStorage", "torch.CharStorage", "torch.ByteStorage", "torch.BoolStorage",
+    ]
+    package static let maximumStack = 1 << 20, maximumMemo = 1 << 20, maximumMarks = 1 << 12
+
+    private let bytes: [UInt8]
+    private var at: Int
+    private var stack: [Value] = []
+    private var marks: [Int] = []
+    private var memo: [Int: Value] = [:]
+
+    package init(_ data: Data, from offset: Int = 0) {
+        bytes = [UInt8](data)
+        at = offset
+    }
+
+    /// Where the next pickle starts (the legacy format is several pickles in a row).
+    package var position: Int { at }
+
+    private func fail(_ what: String) -> ImportError { ImportError(.malformed, subject: "pickle at byte \(at)", problem: what) }
+
+    private mutating func take(_ n: Int) throws -> ArraySlice<UInt8> {
+        guard n >= 0, n <= bytes.count - at else { throw fail("expected \(n) more bytes, found \(bytes.count - at)") }
+        defer { at += n }
+        return bytes[at..<(at + n)]
+    }
+
+    private mutating func uint(_ n: Int) throws -> UInt64 {
+        try take(n).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+    }
+
+    private mutating func line() throws -> String {
+        guard let end = bytes[at...].firstIndex(of: 0x0A) else { throw fail("expected a newline-terminated name") }
+        defer { at = end + 1 }
+        return String(decoding: bytes[at..<end], as: UTF8.self)
+    }
+
+    private mutating func push(_ v: Value) throws {
+        guard stack.count < Self.maximumStack else { throw fail("more than \(Self.maximumStack) values on the stack") }
+        stack.append(v)
+    }
+
+    private mutating func pop() throws -> Value {
+        guard let v = stack.popLast(), marks.last.map({ stack.count >= $0 }) ?? true else { throw fail("stack underflow") }
+        return v
+    }
+
+    private mutating func popMark() throws -> [Value] {
+        guard let m = marks.popLast(), m <= stack.count else { throw fail("no MARK") }
+        defer { stack.removeSubrange(m...) }
+        return Array(stack[m...])
+    }
+
+    private mutating func global(_ name: String) throws -> Value {
+        guard Self.allowedGlobals.contains(name) else {
+            throw ImportError(.unsupported, subject: "pickle global '\(name)'", expected: "only the globals a state_dict uses (\(Self.allowedGlobals.sorted().prefix(3).joined(separator: ", ")), the torch storage types)",
+                              found: "another", problem: "nothing was executed: DenseKit never runs a pickle's code")
+        }
+        return .global(name)
+    }
+
+    /// Reads one pickle up to its STOP; `persistent` turns a persistent id into a value.
+    package mutating func load() throws -> Value {
+        while true {
+            let op = try take(1).first!
+            switch op {
+            case 0x80: _ = try take(1)                                   // PROTO
+            case 0x95: _ = try take(8)                                   // FRAME (protocol 4)
+            case UInt8(ascii: "."): return try pop()                     // STOP
+            case UInt8(ascii: "("):                                      // MARK
+                guard marks.count < Self.maximumMarks else { throw fail("MARKs nested deeper than \(Self.maximumMarks)") }
+                marks.append(stack.count)
+            case UInt8(ascii: "}"): try push(.dict([]))
+            case UInt8(ascii: "]"): try push(.list([]))
+            case UInt8(ascii: ")"): try push(.tuple([]))
+            case UInt8(ascii: "t"): try push(.tuple(try popMark()))
+            case 0x85: try push(.tuple([try pop()]))
+            case 0x86: let b = try pop(), a = try pop(); try push(.tuple([a, b]))
+            case 0x87: let c = try pop(), b = try pop(), a = try pop(); try push(.tuple([a, b, c]))
+            case UInt8(ascii: "N"): try push(.none)
+            case 0x88: try push(.bool(true))
+            case 0x89: try push(.bool(false))
+            case UInt8(ascii: "K"): try push(.int(Int64(try uint(1))))
+            case UInt8(ascii: "M"): try push(.int(Int64(try uint(2))))
+            case UInt8(ascii: "J"): try push(.int(Int64(Int32(truncatingIfNeeded: try uint(4)))))
+            case 0x8A:                                                   // LONG1
+                let n = Int(try uint(1))
+                let raw = try take(n)
+                guard n <= 8 else {
+                    try push(.bigInt(Array(raw)))
+                    continue
+                }
+                var v: Int64 = raw.last.map { $0 & 0x80 != 0 ? -1 : 0 } ?? 0
+                for b in raw.reversed() { v = v << 8 | Int64(b) }
+                try push(.int(v))
+            case UInt8(ascii: "G"): try push(.float(Double(bitPattern: try take(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) })))
+            case UInt8(ascii: "X"): try push(.string(String(decoding: try take(Int(try uint(4))), as: UTF8.self)))
+            case 0x8C: try push(.string(String(decoding: try take(Int(try uint(1))), as: UTF8.self)))
+            case UInt8(ascii: "T"): try push(.string(String(decoding: try take(Int(try uint(4))), as: UTF8.self)))
+            case UInt8(ascii: "U"): try push(.string(String(decoding: try take(Int(try uint(1))), as: UTF8.self)))
+            case UInt8(ascii: "q"), UInt8(ascii: "r"), 0x94:             // BINPUT, LONG_BINPUT, MEMOIZE
+                let key = op == 0x94 ? memo.count : Int(try uint(op == UInt8(ascii: "q") ? 1 : 4))
+                guard memo.count < Self.maximumMemo, let top = stack.last else { throw fail("memo full or empty stack") }
+                memo[key] = top
+            case UInt8(ascii: "h"), UInt8(ascii: "j"):                   // BINGET, LONG_BINGET
+                let key = Int(try uint(op == UInt8(ascii: "h") ? 1 : 4))
+                guard let v = memo[key] else { throw fail("memo key \(key) was never stored") }
+                try push(v)
+            case UInt8(ascii: "c"): try push(try global(try line() + "." + (try line())))
+            case 0x93:                                                   // STACK_GLOBAL
+                let name = try pop(), module = try pop()
+                guard let n = name.string, let m = module.string else { throw fail("STACK_GLOBAL of non-strings") }
+                try push(try global(m + "." + n))
+            case UInt8(ascii: "Q"):                                      // BINPERSID
+                guard case .tuple(let pid) = try pop(), pid.count >= 5, pid[0].string == "storage",
+                      case .global(let type) = pid[1], let key = pid[2].string, let count = pid[4].int, count >= 0 else {
+                    throw fail("a persistent id that is not ('storage', type, key, location, count)")
+                }
+                try push(.storage(type: String(type.dropFirst("torch.".count)), key: key, count: count))
+            case UInt8(ascii: "R"):                                      // REDUCE
+                let args = try pop(), callable = try pop()
+                try push(try reduce(callable, args))
+            case UInt8(ascii: "b"): _ = try pop()                        // BUILD: object state (OrderedDict._metadata) is ignored
+            case UInt8(ascii: "s"):
+                let v = try pop(), k = try pop()
+                guard case .dict(var d) = try pop() else { throw fail("SETITEM on a non-dict") }
+                d.append((k, v))
+                try push(.dict(d))
+            case UInt8(ascii: "u"):
+                let items = try popMark()
+                guard items.count % 2 == 0, case .dict(var d) = try pop() else { throw fail("SETITEMS on a non-dict") }
+                for i in stride(from: 0, to: items.count, by: 2) { d.append((items[i], items[i + 1])) }
+                try push(.dict(d))
+            case UInt8(ascii: "a"):
+                let v = try pop()
+                guard case .list(var l) = try pop() else { throw fail("APPEND on a non-list") }
+                l.append(v)
+                try push(.list(l))
+            case UInt8(ascii: "e"):
+                let items = try popMark()
+                guard case .list(var l) = try pop() else { throw fail("APPENDS on a non-list") }
+                l += items
+                try push(.list(l))
+            default:
+                throw ImportError(.unsupported, subject: "pickle at byte \(at - 1)", expected: "an opcode a state_dict uses",
+                                  found: "opcode 0x\(String(op, radix: 16))", problem: "nothing was executed")
+            }
+        }
+    }
+
+    /// What an allowed callable builds from its arguments (interpreted here, never called).
+    private func reduce(_ callable: Value, _ args: Value) throws -> Value {
+        guard case .global(let name) = callable, case .tuple(let a) = args else { throw fail("REDUCE of something that is not an allowed global") }
+        switch name {
+        case "collections.OrderedDict":
+            return .dict([])
+        case "torch._utils._rebuild_tensor_v2":
+            guard a.count >= 4, case .storage(let type, let key, let count) = a[0], let offset = a[1].int, let shape = a[2].ints, let stride = a[3].ints,
+                  offset >= 0, shape.count == stride.count, shape.allSatisfy({ $0 >= 0 }) else {
+                throw fail("_rebuild_tensor_v2 with arguments other than (storage, offset, size, stride, ...)")
+            }
+            return .tensor(storage: key, type: type, storageCount: count, offset: offset, shape: shape, stride: stride)
+        case "torch._utils._rebuild_parameter":
+            guard let first = a.first, case .tensor = first else { throw fail("_rebuild_parameter of something that is not a tensor") }
+            return first
+        default:
+            throw fail("'\(name)' is a type, not something a pickle may call")
+        }
+    }
+}

@@ -1,0 +1,80 @@
+/// The spatial size (height x width) of every stage of a validated DenseNet on an input of one size:
+/// the one walk of the layer geometry that validation, the verifier and the executor all use.
+public struct FeatureMapSizes: Sendable, Equatable {
+    public struct Size: Sendable, Equatable, CustomStringConvertible {
+        public var height: Int
+        public var width: Int
+        public init(_ height: Int, _ width: Int) {
+            self.height = height
+            self.width = width
+        }
+        public var area: Int { height * width }
+        public var description: String { "\(height)x\(width)" }
+    }
+
+    /// The part of a DenseNet that decides its map sizes: the stem's windows and each transition's.
+    public struct Geometry: Sendable {
+        public struct Window: Sendable {
+            package var kernel: Int, stride: Int, pads: [Int]
+            package func outputSize(_ h: Int, _ w: Int) -> (Int, Int) {
+                (windows(h + pads[0] + pads[2], kernel, stride), windows(w + pads[1] + pads[3], kernel, stride))
+            }
+        }
+        package var stemConv: Window
+        package var stemPool: Window?
+        package var transitions: [(conv: Window, pool: Window)]
+        package var blocks: Int
+
+        public init(_ net: DenseNet) {
+            func window(_ c: Conv2D) -> Window { Window(kernel: c.kernel, stride: c.stride, pads: c.pads) }
+            func window(_ p: Pool2D) -> Window { Window(kernel: p.kernel, stride: p.stride, pads: p.pads) }
+            stemConv = window(net.stem.conv)
+            stemPool = net.stem.pool.map(window)
+            transitions = net.transitions.map { (window($0.conv), window($0.pool)) }
+            blocks = net.blocks.count
+        }
+    }
+
+    public var input: Size
+    /// The stem conv's output, before its pool.
+    public var stemConv: Size
+    /// Each dense block's maps (the stem's pooled output for block 1, a transition's for the others).
+    public var blocks: [Size]
+    /// Each transition conv's output, before its pool.
+    public var transitionConvs: [Size]
+    /// The maps the head pools: the last block's.
+    public var head: Size { blocks.last ?? stemConv }
+
+    /// Sizes for an input of `height` x `width`; every stage must keep at least one row and column.
+    /// The net must have passed `validate()` (strides >= 1, size-preserving dense convs).
+    public init(_ net: DenseNet, height: Int, width: Int) throws {
+        try self.init(Geometry(net), height: height, width: width)
+    }
+
+    public init(_ g: Geometry, height: Int, width: Int) throws {
+        let limit = DenseNet.Limits.inputSide
+        guard (1...limit).contains(height), (1...limit).contains(width) else {
+            throw ImportError.mismatch("input", expected: "height and width from 1 to \(limit)", found: "\(height)x\(width)")
+        }
+        input = Size(height, width)
+        func nonEmpty(_ s: (Int, Int), _ layer: String) throws -> Size {
+            guard s.0 >= 1, s.1 >= 1 else {
+                throw ImportError.mismatch(layer, expected: "a map of at least 1x1", found: "\(s.0)x\(s.1) for a \(height)x\(width) input")
+            }
+            return Size(s.0, s.1)
+        }
+        stemConv = try nonEmpty(g.stemConv.outputSize(height, width), "stem")
+        var current = stemConv
+        if let pool = g.stemPool { current = try nonEmpty(pool.outputSize(current.height, current.width), "stem") }
+        blocks = []
+        transitionConvs = []
+        for b in 0..<g.blocks {
+            blocks.append(current)
+            guard b < g.transitions.count else { continue }
+            let t = g.transitions[b]
+            let conv = try nonEmpty(t.conv.outputSize(current.height, current.width), "transition\(b + 1)")
+            transitionConvs.append(conv)
+            current = try nonEmpty(t.pool.outputSize(conv.height, conv.width), "transition\(b + 1)")
+        }
+    }
+}

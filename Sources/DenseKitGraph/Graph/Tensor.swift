@@ -1,0 +1,107 @@
+import Foundation
+
+/// A named weight tensor: its shape, the dtype the source stored it in, and its values as float32.
+///
+/// Layout is whatever the owning layer says (OIHW for conv weights, (out, in) for linear weights).
+/// Values either live in an array or, for float32 tensors of a `.dnk` file, stay in the file's
+/// memory map until something asks for them (zero-copy load); assigning `values` makes them owned.
+public struct Tensor: Sendable, Equatable {
+    public var name: String
+    public var shape: [Int]
+    /// The dtype of the source file; `values` always hold float32.
+    public var storedDType: DType
+    private var storage: Storage
+
+    package enum Storage: Sendable {
+        case owned([Float])
+        /// `count` little-endian float32 values at a 4-byte aligned offset of a mapped file.
+        case mapped(MappedFile, offset: Int, count: Int)
+    }
+
+    public init(name: String, shape: [Int], storedDType: DType = .f32, values: [Float]) {
+        self.name = name
+        self.shape = shape
+        self.storedDType = storedDType
+        storage = .owned(values)
+    }
+
+    /// A float32 tensor read in place from `file`: `count` values at `offset`, which the caller has
+    /// checked lie inside the file.
+    package init(name: String, shape: [Int], mapped file: MappedFile, offset: Int, count: Int) {
+        self.name = name
+        self.shape = shape
+        storedDType = .f32
+        storage = .mapped(file, offset: offset, count: count)
+    }
+
+    /// The values as float32 (a copy when they are still in a mapped file).
+    public var values: [Float] {
+        get {
+            switch storage {
+            case .owned(let v): return v
+            case .mapped: return withFloats { Array($0) }
+            }
+        }
+        set { storage = .owned(newValue) }
+    }
+
+    /// Calls `body` with the values in place, without copying mapped ones.
+    public func withFloats<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        switch storage {
+        case .owned(let v):
+            return try v.withUnsafeBufferPointer(body)
+        case .mapped(let file, let offset, let count):
+            return try file.data.withUnsafeBytes { raw in
+                let start = raw.baseAddress.map { ($0 + offset).assumingMemoryBound(to: Float.self) }
+                return try body(UnsafeBufferPointer(start: start, count: count))
+            }
+        }
+    }
+
+    /// Number of values the tensor holds. `DenseNet.validate()` checks that it is the product of `shape`.
+    public var count: Int {
+        switch storage {
+        case .owned(let v): return v.count
+        case .mapped(_, _, let count): return count
+        }
+    }
+
+    /// The product of `shape`, or nil when a dimension is negative or the product overflows.
+    public var shapeProduct: Int? {
+        var product = 1
+        for d in shape {
+            guard d >= 0 else { return nil }
+            let (p, overflow) = product.multipliedReportingOverflow(by: d)
+            if overflow { return nil }
+            product = p
+        }
+        return product
+    }
+
+    /// Bytes the tensor occupied in its source dtype.
+    public var storedBytes: Int { count * storedDType.size }
+
+    /// Number of NaN or infinite values.
+    public var nonFiniteCount: Int { withFloats { $0.reduce(0) { $0 + ($1.isFinite ? 0 : 1) } } }
+
+    /// The transpose of a 2-D tensor: Keras's and ONNX MatMul's (in, out) becomes (out, in).
+    /// The caller has checked that it is 2-D with as many values as its shape says.
+    public func transposed() -> Tensor {
+        guard shape.count == 2, let n = shapeProduct, n == count else { return self }
+        let rows = shape[0], cols = shape[1]
+        let v = values
+        var t = [Float](repeating: 0, count: v.count)
+        for r in 0..<rows { for c in 0..<cols { t[c * rows + r] = v[r * cols + c] } }
+        return Tensor(name: name, shape: [cols, rows], storedDType: storedDType, values: t)
+    }
+
+    public static func == (a: Tensor, b: Tensor) -> Bool {
+        a.name == b.name && a.shape == b.shape && a.storedDType == b.storedDType && a.values == b.values
+    }
+}
+
+/// A file mapped into memory, kept alive by the tensors that read from it.
+package final class MappedFile: Sendable {
+    package let data: Data
+    package init(_ data: Data) { self.data = data }
+}

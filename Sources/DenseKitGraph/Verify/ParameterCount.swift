@@ -1,0 +1,56 @@
+/// Parameter counts in the two conventions the verifier reports.
+public struct ParameterCount: Sendable, Equatable {
+    /// torch `parameters()`: conv and FC weights, FC bias, BN gamma and beta (== Keras trainable).
+    public var trainable = 0
+    /// Keras `count_params()`: the trainable count plus BN moving mean and variance.
+    public var withBatchNormStatistics = 0
+
+    public init() {}
+
+    package mutating func addConv(_ n: Int) {
+        trainable += n
+        withBatchNormStatistics += n
+    }
+
+    package mutating func addBatchNorm(_ channels: Int) {
+        trainable += 2 * channels
+        withBatchNormStatistics += 4 * channels
+    }
+}
+
+extension DenseNet {
+    /// The paper-convention count derived from the recognised structure: a BatchNorm the exporter
+    /// folded into a conv still counts as a BatchNorm, and the bias the fold created does not count.
+    public var parameterCount: ParameterCount {
+        var count = ParameterCount()
+        count.addConv(stem.conv.weight.elements)
+        if let n = stem.norm { count.addBatchNorm(n.channels) } else if stem.normFolded { count.addBatchNorm(stem.outChannels) }
+        for (b, block) in blocks.enumerated() {
+            for layer in block.layers {
+                count.addBatchNorm(layer.norm.channels)
+                if let bottleneck = layer.bottleneck {
+                    count.addConv(bottleneck.conv.weight.elements)
+                    count.addBatchNorm(bottleneck.conv.outChannels)
+                }
+                count.addConv(layer.conv.weight.elements)
+            }
+            if b < transitions.count {
+                count.addBatchNorm(transitions[b].norm.channels)
+                count.addConv(transitions[b].conv.weight.elements)
+            }
+        }
+        count.addBatchNorm(head.norm.channels)
+        // Each dense layer's weights and bias; the classifier's bias counts even where an exporter
+        // dropped an all-zero one.
+        for (i, d) in head.dense.enumerated() {
+            let bias = d.linear.bias != nil || i == head.dense.count - 1 ? d.linear.outFeatures : 0
+            count.addConv(d.linear.weight.elements + bias)
+        }
+        return count
+    }
+}
+
+private extension Tensor {
+    /// The elements the shape describes (a structure-only tensor of the tests holds no values).
+    var elements: Int { shapeProduct ?? 0 }
+}

@@ -1,0 +1,178 @@
+/// Checks a recognised DenseNet against the paper's architectures and names every deviation by layer.
+public struct Verifier {
+    public struct Report: Sendable {
+        /// The architecture checked against (the requested one, or the closest).
+        public var spec: ArchitectureSpec
+        public var deviations: [Deviation]
+        public var parameters: ParameterCount
+        public var storedParameters: Int
+        public var growthRate: Int
+        public var blocks: [Int]
+        /// theta of the first transition (out / in), or nil without transitions.
+        public var compression: Double?
+        public var bottleneck: Bool
+        public var classes: Int
+        /// Distinct BatchNorm epsilons in the file.
+        public var epsilons: [Float]
+        /// The head as the file has it: reported, never a deviation.
+        public var head: Head
+        /// The input size the file declares (nil where it leaves it open), and the map the head pools
+        /// at that size (or at the architecture's own input size). Another size than the paper's is no
+        /// deviation: a DenseNet is convolutional up to its global pool.
+        public var inputSize: FeatureMapSizes.Size?
+        public var finalMapSize: FeatureMapSizes.Size?
+
+        public var matches: Bool { deviations.isEmpty }
+    }
+
+    public init() {}
+
+    /// Verifies against `name`, or against every known architecture, keeping the closest.
+    public func verify(_ net: DenseNet, against name: String? = nil) throws -> Report {
+        let candidates: [ArchitectureSpec]
+        if let name {
+            guard let spec = ArchitectureSpec.named(name) else {
+                throw VerifyError.unknownArchitecture(name, known: ArchitectureSpec.all.map(\.name))
+            }
+            candidates = [spec]
+        } else {
+            candidates = ArchitectureSpec.all
+        }
+        let weightFindings = weightDeviations(net)
+        // The closest: fewest deviations, the earlier in the contract's list on a tie.
+        let scored = candidates.map { (spec: $0, deviations: structuralDeviations(net, $0)) }
+        guard let chosen = scored.min(by: { $0.deviations.count < $1.deviations.count }) else {
+            throw VerifyError.unknownArchitecture(name ?? "", known: [])
+        }
+        var eps: [Float] = []
+        for norm in allNorms(net) where !eps.contains(norm.epsilon) { eps.append(norm.epsilon) }
+        let compression = net.transitions.first.map { Double($0.conv.outChannels) / Double($0.norm.channels) }
+        return Report(spec: chosen.spec, deviations: chosen.deviations + weightFindings,
+                      parameters: net.parameterCount, storedParameters: net.source.storedParameters,
+                      growthRate: net.blocks.first?.layers.first?.growth ?? 0,
+                      blocks: net.blocks.map(\.layers.count), compression: compression,
+                      bottleneck: net.blocks.contains { $0.layers.contains { $0.bottleneck != nil } },
+                      classes: net.classes, epsilons: eps, head: net.head,
+                      inputSize: net.input.height.flatMap { h in net.input.width.map { FeatureMapSizes.Size(h, $0) } },
+                      finalMapSize: try? FeatureMapSizes(net, height: net.input.height ?? chosen.spec.inputSize,
+                                                         width: net.input.width ?? chosen.spec.inputSize).head)
+    }
+
+    // MARK: structure
+
+    package func structuralDeviations(_ net: DenseNet, _ spec: ArchitectureSpec) -> [Deviation] {
+        var out: [Deviation] = []
+        func expect<T: Equatable>(_ layer: String, _ check: String, _ expected: T, _ found: T) {
+            if expected != found { out.append(Deviation(layer: layer, check: check, expected: "\(expected)", found: "\(found)")) }
+        }
+        // Stem.
+        let stem = net.stem
+        let kernel = spec.stem == .imagenet ? 7 : 3
+        expect("stem", "conv kernel", "\(kernel)x\(kernel)", "\(stem.conv.kernel)x\(stem.conv.kernel)")
+        expect("stem", "conv stride", spec.stem == .imagenet ? 2 : 1, stem.conv.stride)
+        expect("stem", "conv padding", [kernel / 2, kernel / 2, kernel / 2, kernel / 2], stem.conv.pads)
+        expect("stem", "filters", spec.stemFilters, stem.outChannels)
+        expect("stem", "input channels", 3, stem.conv.inChannels)
+        if spec.stem == .imagenet {
+            expect("stem", "BatchNorm", "present", stem.norm != nil || stem.normFolded ? "present" : "absent")
+            expect("stem", "ReLU", true, stem.relu)
+            let expectedPool = Pool2D(kind: .max, kernel: 3, stride: 2, pads: [1, 1, 1, 1])
+            expect("stem", "max pool", describe(expectedPool), stem.pool.map(describe) ?? "none")
+        } else {
+            expect("stem", "BatchNorm", "absent", stem.norm != nil || stem.normFolded ? "present" : "absent")
+            expect("stem", "max pool", "none", stem.pool.map(describe) ?? "none")
+        }
+        // Blocks and transitions.
+        expect("model", "dense blocks", spec.blocks.count, net.blocks.count)
+        var channels = stem.outChannels
+        for (b, block) in net.blocks.enumerated() where b < spec.blocks.count {
+            expect("block\(b + 1)", "layers", spec.blocks[b], block.layers.count)
+            for (i, layer) in block.layers.enumerated() {
+                let name = "block\(b + 1).layer\(i + 1)"
+                expect(name, "growth rate", spec.growthRate, layer.growth)
+                expect(name, "bottleneck", spec.bottleneck ? "present" : "absent", layer.bottleneck == nil ? "absent" : "present")
+                if let bn = layer.bottleneck {
+                    if spec.bottleneck { expect(name, "bottleneck width", spec.bottleneckWidth, bn.conv.outChannels) }
+                    expect(name, "bottleneck conv", "1x1 stride 1", "\(bn.conv.kernel)x\(bn.conv.kernel) stride \(bn.conv.stride)")
+                    expect(name, "bottleneck BatchNorm", "present", bn.norm != nil || bn.normFolded ? "present" : "absent")
+                }
+                expect(name, "conv", "3x3 stride 1 pad 1", "\(layer.conv.kernel)x\(layer.conv.kernel) stride \(layer.conv.stride) pad \(layer.conv.pads[0])")
+                if layer.conv.pads != [1, 1, 1, 1] { expect(name, "conv padding", [1, 1, 1, 1], layer.conv.pads) }
+                if layer.conv.bias != nil { expect(name, "conv bias", "none", "present") }
+                channels += layer.growth
+            }
+            if b < net.transitions.count {
+                let t = net.transitions[b]
+                let name = "transition\(b + 1)"
+                let expectedOut = Int((spec.compression * Double(t.norm.channels)).rounded(.down))
+                if t.conv.outChannels != expectedOut {
+                    out.append(Deviation(layer: name, check: "output channels",
+                                         expected: "\(expectedOut) (theta \(format(spec.compression)))",
+                                         found: "\(t.conv.outChannels)"))
+                }
+                expect(name, "conv", "1x1 stride 1", "\(t.conv.kernel)x\(t.conv.kernel) stride \(t.conv.stride)")
+                expect(name, "pool", describe(Pool2D(kind: .average, kernel: 2, stride: 2)), describe(t.pool))
+                channels = t.conv.outChannels
+            }
+        }
+        if net.transitions.count != max(net.blocks.count - 1, 0) {
+            expect("model", "transitions", max(net.blocks.count - 1, 0), net.transitions.count)
+        }
+        return out
+    }
+
+    // MARK: weights
+
+    package func weightDeviations(_ net: DenseNet) -> [Deviation] {
+        var out: [Deviation] = []
+        for (layer, tensors, norms) in namedParts(net) {
+            for t in tensors {
+                let bad = t.nonFiniteCount
+                if bad > 0 {
+                    out.append(Deviation(layer: layer, check: "finite weights", expected: "0 NaN/Inf",
+                                         found: "\(bad) NaN/Inf in '\(t.name)'"))
+                }
+            }
+            for n in norms {
+                let nonPositive = n.variance.values.filter { !($0 > 0) }.count
+                if nonPositive > 0 {
+                    out.append(Deviation(layer: layer, check: "BatchNorm variance", expected: "all > 0",
+                                         found: "\(nonPositive) <= 0 in '\(n.variance.name)'"))
+                }
+            }
+        }
+        return out
+    }
+
+    private func namedParts(_ net: DenseNet) -> [(String, [Tensor], [BatchNorm])] {
+        var parts: [(String, [Tensor], [BatchNorm])] = [("stem", net.stem.tensors, net.stem.norm.map { [$0] } ?? [])]
+        for (b, block) in net.blocks.enumerated() {
+            for (i, layer) in block.layers.enumerated() {
+                parts.append(("block\(b + 1).layer\(i + 1)", layer.tensors, [layer.norm] + (layer.bottleneck?.norm.map { [$0] } ?? [])))
+            }
+            if b < net.transitions.count { parts.append(("transition\(b + 1)", net.transitions[b].tensors, [net.transitions[b].norm])) }
+        }
+        parts.append(("head", net.head.tensors, [net.head.norm]))
+        return parts
+    }
+
+    private func allNorms(_ net: DenseNet) -> [BatchNorm] { namedParts(net).flatMap { $0.2 } }
+
+    private func describe(_ p: Pool2D) -> String {
+        "\(p.kind.rawValue) \(p.kernel)x\(p.kernel) stride \(p.stride) pad \(p.pads[0])"
+    }
+
+    private func format(_ x: Double) -> String { x == x.rounded() ? String(Int(x)) : String(x) }
+}
+
+/// Errors of `verify` usage (the model itself never throws here: its findings are deviations).
+public enum VerifyError: Error, CustomStringConvertible {
+    case unknownArchitecture(String, known: [String])
+
+    public var description: String {
+        switch self {
+        case .unknownArchitecture(let name, let known):
+            return "unknown architecture '\(name)'; known: \(known.joined(separator: ", "))"
+        }
+    }
+}

@@ -1,0 +1,127 @@
+import Foundation
+
+/// Resizing as Pillow's `Image.resize` does it (libImaging/Resample.c, Geometry.c), so that a
+/// preset reproduces torchvision's and Keras's pipelines pixel for pixel.
+public enum ImageResize {
+    public enum Filter: String, Sendable, CaseIterable {
+        /// Pillow's BILINEAR: a triangle filter whose support widens with the reduction (antialiasing),
+        /// applied horizontally then vertically with 8-bit rounding between the passes.
+        case bilinear
+        /// Pillow's NEAREST: the source pixel under each output pixel's centre.
+        case nearest
+    }
+
+    public static func resize(_ image: RGBImage, width: Int, height: Int, filter: Filter) -> RGBImage {
+        if image.width == width && image.height == height { return image }
+        switch filter {
+        case .nearest: return nearest(image, width, height)
+        case .bilinear:
+            var out = image
+            if width != image.width { out = horizontal(out, width) }
+            if height != image.height { out = vertical(out, height) }
+            return out
+        }
+    }
+
+    // MARK: bilinear (Resample.c)
+
+    /// Pillow's fixed-point precision for 8-bit images.
+    package static let precision = 22
+
+    /// For each output position: the first input index, the count, and the weights in fixed point.
+    package static func coefficients(input: Int, output: Int) -> (bounds: [(Int, Int)], weights: [[Int32]]) {
+        let scale = Double(input) / Double(output)
+        let filterScale = max(scale, 1)
+        let support = 1.0 * filterScale
+        var bounds: [(Int, Int)] = [], weights: [[Int32]] = []
+        for xx in 0..<output {
+            let center = (Double(xx) + 0.5) * scale
+            let xmin = max(Int(center - support + 0.5), 0)
+            let xmax = min(Int(center + support + 0.5), input) - xmin
+            let ss = 1.0 / filterScale
+            var k = (0..<max(xmax, 0)).map { x -> Double in
+                let t = abs((Double(x + xmin) - center + 0.5) * ss)
+                return t < 1 ? 1 - t : 0
+            }
+            let total = k.reduce(0, +)
+            if total != 0 { k = k.map { $0 / total } }
+            bounds.append((xmin, max(xmax, 0)))
+            weights.append(k.map { w in Int32(w < 0 ? (-0.5 + w * Double(1 << precision)).rounded(.towardZero) : (0.5 + w * Double(1 << precision)).rounded(.towardZero)) })
+        }
+        return (bounds, weights)
+    }
+
+    @inline(__always) package static func clip8(_ v: Int32) -> UInt8 {
+        let shifted = v >> Int32(precision)
+        return shifted < 0 ? 0 : shifted > 255 ? 255 : UInt8(shifted)
+    }
+
+    package static func horizontal(_ image: RGBImage, _ width: Int) -> RGBImage {
+        let (bounds, weights) = coefficients(input: image.width, output: width)
+        var out = [UInt8](repeating: 0, count: width * image.height * 3)
+        image.pixels.withUnsafeBufferPointer { src in
+            for y in 0..<image.height {
+                let row = y * image.width * 3
+                for xx in 0..<width {
+                    let (xmin, n) = bounds[xx], k = weights[xx]
+                    var s0: Int32 = 1 << (precision - 1), s1 = s0, s2 = s0
+                    for x in 0..<n {
+                        let p = row + (xmin + x) * 3
+                        s0 &+= Int32(src[p]) &* k[x]
+                        s1 &+= Int32(src[p + 1]) &* k[x]
+                        s2 &+= Int32(src[p + 2]) &* k[x]
+                    }
+                    let o = (y * width + xx) * 3
+                    out[o] = clip8(s0); out[o + 1] = clip8(s1); out[o + 2] = clip8(s2)
+                }
+            }
+        }
+        return RGBImage(width: width, height: image.height, pixels: out)
+    }
+
+    package static func vertical(_ image: RGBImage, _ height: Int) -> RGBImage {
+        let (bounds, weights) = coefficients(input: image.height, output: height)
+        let w = image.width
+        var out = [UInt8](repeating: 0, count: w * height * 3)
+        image.pixels.withUnsafeBufferPointer { src in
+            for yy in 0..<height {
+                let (ymin, n) = bounds[yy], k = weights[yy]
+                for x in 0..<w {
+                    var s0: Int32 = 1 << (precision - 1), s1 = s0, s2 = s0
+                    for y in 0..<n {
+                        let p = ((ymin + y) * w + x) * 3
+                        s0 &+= Int32(src[p]) &* k[y]
+                        s1 &+= Int32(src[p + 1]) &* k[y]
+                        s2 &+= Int32(src[p + 2]) &* k[y]
+                    }
+                    let o = (yy * w + x) * 3
+                    out[o] = clip8(s0); out[o + 1] = clip8(s1); out[o + 2] = clip8(s2)
+                }
+            }
+        }
+        return RGBImage(width: w, height: height, pixels: out)
+    }
+
+    // MARK: nearest (Geometry.c, ImagingScaleAffine)
+
+    package static func nearest(_ image: RGBImage, _ width: Int, _ height: Int) -> RGBImage {
+        // Pillow steps the source coordinate by the scale in double precision from half a step in.
+        func table(_ input: Int, _ output: Int) -> [Int] {
+            let step = Double(input) / Double(output)
+            var at = step * 0.5
+            return (0..<output).map { _ in
+                defer { at += step }
+                return at < 0 ? -1 : min(Int(at), input - 1)
+            }
+        }
+        let xs = table(image.width, width), ys = table(image.height, height)
+        var out = [UInt8](repeating: 0, count: width * height * 3)
+        for (y, sy) in ys.enumerated() {
+            for (x, sx) in xs.enumerated() {
+                let p = (sy * image.width + sx) * 3, o = (y * width + x) * 3
+                out[o] = image.pixels[p]; out[o + 1] = image.pixels[p + 1]; out[o + 2] = image.pixels[p + 2]
+            }
+        }
+        return RGBImage(width: width, height: height, pixels: out)
+    }
+}
