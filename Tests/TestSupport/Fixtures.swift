@@ -11,12 +11,17 @@ public enum Fixtures {
 
     public static func path(_ name: String) -> String { root.appendingPathComponent("fixtures/\(name)").path }
 
-    /// `fixtures/full` when `make fixtures-full` completed there, else nil (the full-size tests then
-    /// check nothing and say so in their output).
+    /// `fixtures/full` when `make fixtures-full` completed there; nil otherwise, and the full-size
+    /// tests are then skipped (saying so), except under CI (`CI=true`, as `.ci/run` runs): there it
+    /// is always the folder, so that a fixture that was not built fails its tests instead.
     public static var full: String? {
         let folder = root.appendingPathComponent("fixtures/full")
-        return FileManager.default.fileExists(atPath: folder.appendingPathComponent(".stamp").path) ? folder.path : nil
+        let built = FileManager.default.fileExists(atPath: folder.appendingPathComponent(".stamp").path)
+        return built || isCI ? folder.path : nil
     }
+
+    /// Whether the tests run under CI (`CI=true`), where nothing may be skipped.
+    public static var isCI: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
 
     public static func npy(_ path: String) throws -> NPY.Array { try NPY.read(path: path) }
 

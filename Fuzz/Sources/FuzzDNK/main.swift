@@ -1,4 +1,6 @@
 import DenseKit
+import DenseKitFormats
+import DenseKitGraph
 import Foundation
 import FuzzSupport
 
@@ -40,7 +42,7 @@ func resealed(_ bytes: Data) -> Data {
 /// A tensor's values as bit patterns (a NaN equals itself here).
 func bits(_ t: Tensor) -> [UInt32] { t.values.map(\.bitPattern) }
 
-/// `bytes` at a 64-byte boundary, where a file's mapping would put them (so its executor cache is used).
+/// `bytes` at a 64-byte boundary, where a file's mapping would put them.
 func aligned(_ bytes: Data) -> Data {
     let p = UnsafeMutableRawPointer.allocate(byteCount: max(bytes.count, 1), alignment: 64)
     bytes.withUnsafeBytes { if let b = $0.baseAddress { p.copyMemory(from: b, byteCount: bytes.count) } }
@@ -48,8 +50,8 @@ func aligned(_ bytes: Data) -> Data {
 }
 
 fuzz { bytes in
-    guard let (net, cache) = try? DNKReader.loadWithCache(data: aligned(resealed(bytes)), path: "fuzz.dnk") else { return }
-    exercise(net, cache: cache)
+    guard let net = try? DNKReader.load(data: aligned(resealed(bytes)), path: "fuzz.dnk") else { return }
+    exercise(net)
     // What was read must write and read back to the same tensors.
     guard (try? net.validate()) != nil else { return }
     let provenance = Provenance(sourceFile: "fuzz.dnk", sourceSHA256: "", sourceFormat: "dnk", producer: "fuzz")

@@ -1,4 +1,5 @@
 import DenseKit
+import DenseKitFormats
 import FuzzSupport
 
 fuzz { bytes in

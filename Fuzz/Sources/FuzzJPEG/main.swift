@@ -1,4 +1,5 @@
 import DenseKit
+import DenseKitImages
 import FuzzSupport
 
 // Every image the decoder accepts is preprocessed by each preset, as `preprocess` and `run --images` would.

@@ -1,4 +1,7 @@
 import DenseKit
+import DenseKitExecute
+import DenseKitFormats
+import DenseKitGraph
 import FuzzSupport
 
 // Every array the reader accepts is fed to a tiny DenseNet, as `run --input` would.

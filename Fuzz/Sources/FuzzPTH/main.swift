@@ -1,4 +1,5 @@
 import DenseKit
+import DenseKitFormats
 import FuzzSupport
 
 // Both torch.save formats: the zip (seeded with .pth files) and the legacy pickle stream.
