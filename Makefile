@@ -26,7 +26,7 @@ SWIFT_FLAGS := -c release $(if $(CPU_FLAGS),-Xswiftc -target-cpu -Xswiftc $(CPU_
 TORCH_PKGS := torch==2.15.0 torchvision==0.29.2 onnx==1.23.2 onnxruntime==1.32.0 onnxscript==0.7.2 safetensors==0.8.0 pillow==13.0.0 pypng==0.20220715.0 h5py numpy
 TF_PKGS    := tensorflow-cpu==2.21.0 tf_keras==2.21.0 keras==3.15.1 tf2onnx==1.17.0 onnxruntime==1.32.0 pillow==13.0.0 h5py numpy
 
-.PHONY: all deps build test test-asan demo proto fixtures fixtures-full fixtures-images bench clean venvs
+.PHONY: all deps build lint test test-asan demo proto fixtures fixtures-full fixtures-images bench clean venvs
 
 all: build
 
@@ -40,6 +40,13 @@ deps:
 
 build: deps
 	$(SWIFT) build $(SWIFT_FLAGS) --product densekit
+
+# swift-format (it ships with the toolchain) with the committed .swift-format, and no line over 120
+# columns (the formatter cannot break a long comment or string literal).
+lint:
+	$(SWIFT) format lint --strict --recursive --parallel Sources Tests Fuzz/Sources Package.swift
+	@long=$$(awk 'length > 120 { print FILENAME ":" FNR ": " length " columns" }' $$(find Sources Tests Fuzz/Sources -name '*.swift')); \
+	  if [ -n "$$long" ]; then echo "$$long"; echo "lines over 120 columns"; exit 1; fi
 
 # The tests load what `convert` writes in torch, onnxruntime, tf_keras and Keras 3 (the cached venvs).
 # CI (CI=true) also builds the full-size DenseNet-121 fixtures; locally they are used when present.

@@ -15,11 +15,15 @@ let package = Package(
     name: "DenseKit",
     products: [
         .executable(name: "densekit", targets: ["densekit"]),
-        .library(name: "DenseKit", targets: ["DenseKitGraph", "DenseKitKernels", "DenseKitExecute", "DenseKitFormats",
-                                            "DenseKitImages", "DenseKit"]),
+        .library(
+            name: "DenseKit",
+            targets: [
+                "DenseKitGraph", "DenseKitKernels", "DenseKitExecute", "DenseKitFormats",
+                "DenseKitImages", "DenseKit",
+            ]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
     ],
     targets: [
         // MARK: the library, bottom to top. Each target imports only the ones listed before it, and
@@ -32,43 +36,54 @@ let package = Package(
         /// The execution plan and the executors.
         .target(name: "DenseKitExecute", dependencies: ["DenseKitGraph", "DenseKitKernels"]),
         /// One folder per file format, reader and writer together.
-        .target(name: "DenseKitFormats",
-                dependencies: ["DenseKitGraph", "DenseKitKernels", "DenseKitExecute", "ONNXProto", "CProtobufC", "CHDF5"]),
+        .target(
+            name: "DenseKitFormats",
+            dependencies: ["DenseKitGraph", "DenseKitKernels", "DenseKitExecute", "ONNXProto", "CProtobufC", "CHDF5"]),
         /// Image decoders (each behind its C library), PIL-exact conversions and resizes, presets.
         .target(name: "DenseKitImages", dependencies: ["DenseKitGraph", "DenseKitExecute", "CTurboJPEG", "CSPNG"]),
         /// The pipelines: loading (and isolation), conversion, diff, reports.
-        .target(name: "DenseKit",
-                dependencies: ["DenseKitGraph", "DenseKitExecute", "DenseKitFormats", "DenseKitImages"]),
+        .target(
+            name: "DenseKit",
+            dependencies: ["DenseKitGraph", "DenseKitExecute", "DenseKitFormats", "DenseKitImages"]),
         /// The command-line tool: parses, calls the library, renders.
         .executableTarget(
             name: "densekit",
-            dependencies: ["DenseKit", "DenseKitGraph", "DenseKitExecute", "DenseKitFormats", "DenseKitImages",
-                           .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: [
+                "DenseKit", "DenseKitGraph", "DenseKitExecute", "DenseKitFormats", "DenseKitImages",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
 
         // MARK: C libraries
-        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5-serial",
-                       providers: [.apt(["libhdf5-dev"])]),
-        .systemLibrary(name: "CProtobufC", pkgConfig: "libprotobuf-c",
-                       providers: [.apt(["libprotobuf-c-dev"])]),
+        .systemLibrary(
+            name: "CHDF5", pkgConfig: "hdf5-serial",
+            providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(
+            name: "CProtobufC", pkgConfig: "libprotobuf-c",
+            providers: [.apt(["libprotobuf-c-dev"])]),
         .target(name: "ONNXProto", dependencies: ["CProtobufC"]),
-        .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg",
-                       providers: [.apt(["libturbojpeg0-dev"])]),
-        .systemLibrary(name: "CSPNG", pkgConfig: "spng",
-                       providers: [.apt(["libspng-dev"])]),
+        .systemLibrary(
+            name: "CTurboJPEG", pkgConfig: "libturbojpeg",
+            providers: [.apt(["libturbojpeg0-dev"])]),
+        .systemLibrary(
+            name: "CSPNG", pkgConfig: "spng",
+            providers: [.apt(["libspng-dev"])]),
 
         // MARK: tests
-        .target(name: "TestSupport", dependencies: libraryTargets + ["ONNXProto", "CProtobufC", "CHDF5"],
-                path: "Tests/TestSupport"),
+        .target(
+            name: "TestSupport", dependencies: libraryTargets + ["ONNXProto", "CProtobufC", "CHDF5"],
+            path: "Tests/TestSupport"),
         .testTarget(name: "KernelTests", dependencies: ["DenseKitKernels", "TestSupport"]),
-        .testTarget(name: "ImportTests", dependencies: libraryTargets + ["TestSupport", "ONNXProto", "CProtobufC", "CHDF5"]),
+        .testTarget(
+            name: "ImportTests", dependencies: libraryTargets + ["TestSupport", "ONNXProto", "CProtobufC", "CHDF5"]),
         .testTarget(name: "ValidationTests", dependencies: libraryTargets + ["TestSupport"]),
         .testTarget(name: "VerifyTests", dependencies: libraryTargets + ["TestSupport"]),
         .testTarget(name: "ExecuteTests", dependencies: libraryTargets + ["TestSupport"]),
         .testTarget(name: "NativeTests", dependencies: libraryTargets + ["TestSupport"]),
         .testTarget(name: "DiffTests", dependencies: libraryTargets + ["TestSupport"]),
         .testTarget(name: "ConvertTests", dependencies: libraryTargets + ["TestSupport", "CHDF5"]),
-        .testTarget(name: "CLITests",
-                    dependencies: libraryTargets + ["TestSupport", "densekit", "ONNXProto", "CProtobufC", "CHDF5"]),
+        .testTarget(
+            name: "CLITests",
+            dependencies: libraryTargets + ["TestSupport", "densekit", "ONNXProto", "CProtobufC", "CHDF5"]),
     ],
     swiftLanguageModes: [.v6]
 )

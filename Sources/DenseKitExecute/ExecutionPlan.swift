@@ -43,8 +43,9 @@ package final class ExecutionPlan: @unchecked Sendable {
             } else {
                 let cols = i * k * k
                 let w = folded.weight.values
-                weights = PackedMatrix(rows: o, cols: cols,
-                                       values: pointwise ? w : PhaseConvolution.tapMajor(w, outChannels: o, inChannels: i, kernel: k))
+                weights = PackedMatrix(
+                    rows: o, cols: cols,
+                    values: pointwise ? w : PhaseConvolution.tapMajor(w, outChannels: o, inChannels: i, kernel: k))
             }
             bias = folded.bias.map { AlignedBuffer($0.values) }
         }
@@ -94,7 +95,10 @@ package final class ExecutionPlan: @unchecked Sendable {
         package let conv: Conv
         package let pool: Pool2D
         /// AvgPool 2x2/2 without padding: pooled before the 1x1 conv (4x less work, exact).
-        package var poolFirst: Bool { pool.kind == .average && pool.kernel == 2 && pool.stride == 2 && pool.pads == [0, 0, 0, 0] && conv.isPointwise }
+        package var poolFirst: Bool {
+            pool.kind == .average && pool.kernel == 2 && pool.stride == 2 && pool.pads == [0, 0, 0, 0]
+                && conv.isPointwise
+        }
     }
 
     package let stemConv: Conv
@@ -156,19 +160,25 @@ package final class ExecutionPlan: @unchecked Sendable {
         let places = net.blocks.indices.flatMap { b in net.blocks[b].layers.indices.map { (b, $0) } }
         nonisolated(unsafe) let packed = UnsafeMutableBufferPointer<Layer?>.allocate(capacity: places.count)
         packed.initialize(repeating: nil)
-        defer { packed.deinitialize(); packed.deallocate() }
+        defer {
+            packed.deinitialize()
+            packed.deallocate()
+        }
         let shifted = border > 0
         DispatchQueue.concurrentPerform(iterations: places.count) { i in
-            let (b, index) = places[i], l = net.blocks[b].layers[index]
+            let (b, index) = places[i]
+            let l = net.blocks[b].layers[index]
             let conv: LayerConvolution
             if let t = transforms[b], l.bottleneck != nil {
                 let (o, c) = (l.conv.outChannels, l.conv.inChannels)
-                conv = .winograd(WinogradWeights(l.conv.weight.values, outChannels: o, inChannels: c, transform: t),
-                                 bias: l.conv.bias.map { AlignedBuffer($0.values) })
+                conv = .winograd(
+                    WinogradWeights(l.conv.weight.values, outChannels: o, inChannels: c, transform: t),
+                    bias: l.conv.bias.map { AlignedBuffer($0.values) })
             } else {
                 conv = .direct(Conv(l.conv, shifted: shifted))
             }
-            packed[i] = Layer(norm: Affine(l.norm), bottleneck: l.bottleneck.map { Conv($0.conv, then: $0.norm) }, conv: conv)
+            packed[i] = Layer(
+                norm: Affine(l.norm), bottleneck: l.bottleneck.map { Conv($0.conv, then: $0.norm) }, conv: conv)
         }
         var next = 0
         blocks = net.blocks.map { block in
@@ -184,8 +194,9 @@ package final class ExecutionPlan: @unchecked Sendable {
         headNorm = Affine(net.head.norm)
         headPool = net.head.pool
         dense = net.head.dense.map { d in
-            DenseStep(weight: AlignedBuffer(d.linear.weight.values), bias: d.linear.bias.map { AlignedBuffer($0.values) },
-                      inFeatures: d.linear.inFeatures, outFeatures: d.linear.outFeatures, activation: d.activation)
+            DenseStep(
+                weight: AlignedBuffer(d.linear.weight.values), bias: d.linear.bias.map { AlignedBuffer($0.values) },
+                inFeatures: d.linear.inFeatures, outFeatures: d.linear.outFeatures, activation: d.activation)
         }
         classes = net.classes
         layerNames = net.layerNames

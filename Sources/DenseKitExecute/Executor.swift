@@ -39,13 +39,16 @@ public final class Executor: @unchecked Sendable {
     /// With several threads and at least as many images (and no `observe`), whole rounds of images run
     /// side by side, one image per thread (no step waits for another thread); the rest, and every
     /// image otherwise, run one at a time on all the threads.
-    public func run(_ input: [Float], batch: Int, height: Int, width: Int,
-                    observe: ((Int, LayerActivation) -> Void)? = nil) throws -> [Float] {
+    public func run(
+        _ input: [Float], batch: Int, height: Int, width: Int,
+        observe: ((Int, LayerActivation) -> Void)? = nil
+    ) throws -> [Float] {
         // The workspace first: it checks the size (16384 a side at most), so the products below are small.
         let execution = try workspace(height, width)
         let per = inputChannels * height * width
         guard batch > 0, input.count / per == batch, input.count % per == 0 else {
-            throw ExecutionError.inputShape(expected: "[N, \(inputChannels), \(height), \(width)]", found: [input.count])
+            throw ExecutionError.inputShape(
+                expected: "[N, \(inputChannels), \(height), \(width)]", found: [input.count])
         }
         var outputs = [[Float]](repeating: [], count: batch)
         let perRound = min(threads, WorkerPool.maxParts)
@@ -54,7 +57,10 @@ public final class Executor: @unchecked Sendable {
             let lanes = try singleThreaded(height, width)
             let results = UnsafeMutableBufferPointer<[Float]>.allocate(capacity: side)
             results.initialize(repeating: [])
-            defer { results.deinitialize(); results.deallocate() }
+            defer {
+                results.deinitialize()
+                results.deallocate()
+            }
             WorkerPool.shared(threads: threads).run(parts: lanes.count) { part in
                 for n in stride(from: part, to: side, by: lanes.count) {
                     results[n] = Self.output(of: lanes[part], input[(n * per)..<((n + 1) * per)])
@@ -70,8 +76,10 @@ public final class Executor: @unchecked Sendable {
     }
 
     /// Runs one image through `execution`; returns the head's values.
-    private static func output(of execution: ImageExecution, _ image: ArraySlice<Float>,
-                               observe: (LayerActivation) -> Void = { _ in }) -> [Float] {
+    private static func output(
+        of execution: ImageExecution, _ image: ArraySlice<Float>,
+        observe: (LayerActivation) -> Void = { _ in }
+    ) -> [Float] {
         execution.reset(image: image)
         var output: [Float] = []
         while let activation = execution.next() {
@@ -99,10 +107,13 @@ public final class Executor: @unchecked Sendable {
     /// One single-threaded workspace per thread, for images run side by side.
     private var lanes: [ImageExecution] = []
 
-    /// `threads` (at most `WorkerPool.maxParts`) single-threaded workspaces for this input size, reused while the size is the same.
+    /// `threads` (at most `WorkerPool.maxParts`) single-threaded workspaces for this input size, reused while the size
+    /// is the same.
     private func singleThreaded(_ height: Int, _ width: Int) throws -> [ImageExecution] {
         if let l = lanes.first, l.height == height, l.width == width { return lanes }
-        lanes = try (0..<min(threads, WorkerPool.maxParts)).map { _ in try ImageExecution(plan: plan, height: height, width: width, threads: 1) }
+        lanes = try (0..<min(threads, WorkerPool.maxParts)).map { _ in
+            try ImageExecution(plan: plan, height: height, width: width, threads: 1)
+        }
         return lanes
     }
 
@@ -161,8 +172,15 @@ public final class ImageExecution {
         self.width = width
         let sizes = try FeatureMapSizes(plan.geometry, height: height, width: width)
         self.sizes = sizes
-        let stem = plan.stemConv, border = plan.border
-        var maxBlock = 0, maxScratch = 0, maxBottleneck = 0, maxPlanes = 0, maxGrid = 0, maxPacked = 0, maxShared = 0
+        let stem = plan.stemConv
+        let border = plan.border
+        var maxBlock = 0
+        var maxScratch = 0
+        var maxBottleneck = 0
+        var maxPlanes = 0
+        var maxGrid = 0
+        var maxPacked = 0
+        var maxShared = 0
         /// Grows the shared packing for a pointwise GEMM of `rows` x `k` by `k` x `n`.
         func share(_ rows: Int, _ k: Int, _ n: Int) {
             maxShared = max(maxShared, GEMM.sharedPackingCount(rows: rows, k: k, n: n, threads: threads))
@@ -176,7 +194,8 @@ public final class ImageExecution {
         }
         need(stem, sizes.input)
         for (b, layers) in plan.blocks.enumerated() {
-            let s = sizes.blocks[b], layout = PlaneLayout(height: s.height, width: s.width, border: border)
+            let s = sizes.blocks[b]
+            let layout = PlaneLayout(height: s.height, width: s.width, border: border)
             maxBlock = max(maxBlock, plan.blockWidths[b] * layout.plane)
             for l in layers {
                 if let bn = l.bottleneck {
@@ -190,7 +209,8 @@ public final class ImageExecution {
                 if border == 0, case .direct(let c) = l.conv { need(c, s) }
             }
             if b < plan.transitions.count {
-                let t = plan.transitions[b], channels = t.norm.scale.count
+                let t = plan.transitions[b]
+                let channels = t.norm.scale.count
                 if t.poolFirst {
                     let pooled = sizes.blocks[b + 1]
                     let pooledLayout = PlaneLayout(height: pooled.height, width: pooled.width, border: border)
@@ -211,18 +231,29 @@ public final class ImageExecution {
         // Sizes are bounded by the validated limits (16384 a side, 2^16 channels), so these products
         // cannot overflow; their sum is capped before anything is allocated.
         let headChannels = plan.headNorm.scale.count
-        let headCount = plan.headPool == nil ? headChannels * sizes.head.area : plan.dense.reduce(headChannels) { $0 + $1.outFeatures }
-        let counts = [stem.inChannels * sizes.input.area, maxBlock, maxBlock, maxScratch, maxBottleneck, maxPlanes, maxGrid,
-                      maxPacked, stemCount, headCount, maxShared]
+        let headCount =
+            plan.headPool == nil
+            ? headChannels * sizes.head.area : plan.dense.reduce(headChannels) { $0 + $1.outFeatures }
+        let counts = [
+            stem.inChannels * sizes.input.area, maxBlock, maxBlock, maxScratch, maxBottleneck, maxPlanes, maxGrid,
+            maxPacked, stemCount, headCount, maxShared,
+        ]
         let bytes = counts.reduce(0, +) * 4
         guard bytes <= Self.maximumWorkspaceBytes else {
-            throw ExecutionError.unsupported("a \(height)x\(width) input needs \(bytes >> 20) MiB of workspace; the executor allows at most \(Self.maximumWorkspaceBytes >> 20) MiB per image")
+            throw ExecutionError.unsupported(
+                """
+                a \(height)x\(width) input needs \(bytes >> 20) MiB of workspace; the executor allows at most \
+                \(Self.maximumWorkspaceBytes >> 20) MiB per image
+                """
+            )
         }
         // Winograd scratch (per thread, under 1 MB each): room for the largest transform, inputs and outputs.
         let winogradConvs = plan.blocks.joined().compactMap(\.conv.winograd)
         if let largest = winogradConvs.max(by: { $0.transform.m < $1.transform.m }) {
             let (inputs, outputs) = (winogradConvs.map(\.inChannels).max()!, winogradConvs.map(\.outChannels).max()!)
-            winograd = (0..<threads).map { _ in WinogradConvolution.Scratch(largest.transform, inChannels: inputs, outChannels: outputs) }
+            winograd = (0..<threads).map { _ in
+                WinogradConvolution.Scratch(largest.transform, inChannels: inputs, outChannels: outputs)
+            }
         } else {
             winograd = []
         }
@@ -274,9 +305,10 @@ public final class ImageExecution {
             /// Pools output rows `rows` from the conv's output (rows `stride` apart).
             func pool(_ conv: UnsafePointer<Float>, stride: Int, rows: Range<Int>) {
                 parallel(c.outChannels) { r in
-                    Elementwise.maxPool(conv + r.lowerBound * h1 * stride, dst + r.lowerBound * to.plane, channels: r.count,
-                                        height: h1, width: w1, rowStride: stride, kernel: p.kernel, stride: p.stride,
-                                        padTop: p.pads[0], padLeft: p.pads[1], outHeight: oh, outWidth: ow, to: to, outputRows: rows)
+                    Elementwise.maxPool(
+                        conv + r.lowerBound * h1 * stride, dst + r.lowerBound * to.plane, channels: r.count,
+                        height: h1, width: w1, rowStride: stride, kernel: p.kernel, stride: p.stride,
+                        padTop: p.pads[0], padLeft: p.pads[1], outHeight: oh, outWidth: ow, to: to, outputRows: rows)
                 }
             }
             if c.isPointwise {
@@ -286,13 +318,16 @@ public final class ImageExecution {
                 // The conv in bands of 16 output rows, each pooled as soon as its windows are complete,
                 // while the band is still in cache.
                 let g = c.phases(height, width)
-                let planes = split(source, g), grid = self.grid.pointer
-                var r0 = 0, pooled = 0
+                let planes = split(source, g)
+                let grid = self.grid.pointer
+                var r0 = 0
+                var pooled = 0
                 while r0 < h1 {
                     let r1 = min(h1, r0 + 16)
-                    GEMM.multiply(c.weights, g.segments(planes + r0 * g.phaseWidth), n: (r1 - r0) * g.phaseWidth,
-                                  grid + r0 * g.phaseWidth, ldc: g.gridCount, bias: c.bias.map { UnsafePointer($0.pointer) },
-                                  relu: plan.stemReLU, threads: threads)
+                    GEMM.multiply(
+                        c.weights, g.segments(planes + r0 * g.phaseWidth), n: (r1 - r0) * g.phaseWidth,
+                        grid + r0 * g.phaseWidth, ldc: g.gridCount, bias: c.bias.map { UnsafePointer($0.pointer) },
+                        relu: plan.stemReLU, threads: threads)
                     // Output row y reads conv rows up to y * s - pad + k - 1.
                     let last = r1 - p.kernel + p.pads[0]
                     let ready = r1 == h1 ? oh : last < 0 ? pooled : min(oh, max(pooled, last / p.stride + 1))
@@ -322,11 +357,13 @@ public final class ImageExecution {
         let panelMajor = map.border > 0 && l.conv.winograd == nil
         if let b = l.bottleneck {
             // BN-ReLU of the block's features is applied while the GEMM packs them.
-            GEMM.multiply(b.weights, current + map.interior, ldb: map.plane, n: map.gemmColumns,
-                          bottleneck.pointer + (panelMajor ? 0 : map.interior), ldc: panelMajor ? GEMM.nr : map.plane,
-                          cPanelStride: panelMajor ? b.outChannels * GEMM.nr : GEMM.nr,
-                          bias: b.bias.map { UnsafePointer($0.pointer) }, relu: true,
-                          scale: l.norm.scale.pointer, shift: l.norm.shift.pointer, threads: threads, packing: sharedPacking.pointer)
+            GEMM.multiply(
+                b.weights, current + map.interior, ldb: map.plane, n: map.gemmColumns,
+                bottleneck.pointer + (panelMajor ? 0 : map.interior), ldc: panelMajor ? GEMM.nr : map.plane,
+                cPanelStride: panelMajor ? b.outChannels * GEMM.nr : GEMM.nr,
+                bias: b.bias.map { UnsafePointer($0.pointer) }, relu: true,
+                scale: l.norm.scale.pointer, shift: l.norm.shift.pointer, threads: threads,
+                packing: sharedPacking.pointer)
         } else {
             batchNormReLU(current, scratch.pointer, channels: offset, size: map.plane, l.norm)
         }
@@ -334,16 +371,20 @@ public final class ImageExecution {
         case .winograd(let weights, let bias):
             // Straight from the bottleneck's planes into the block's next k channels (the planes'
             // borders may be read, their values unused).
-            WinogradConvolution.run(weights, bottleneck.pointer + map.interior, inputStride: map.plane, height: h, width: w,
-                                    into: out + map.interior, outputStride: map.plane, bias: bias.map { UnsafePointer($0.pointer) },
-                                    scratch: winograd, threads: threads, inputMargin: map.interior)
+            WinogradConvolution.run(
+                weights, bottleneck.pointer + map.interior, inputStride: map.plane, height: h, width: w,
+                into: out + map.interior, outputStride: map.plane, bias: bias.map { UnsafePointer($0.pointer) },
+                scratch: winograd, threads: threads, inputMargin: map.interior)
         case .direct(let conv) where map.border > 0:
             // The conv writes straight into the block's next k channels.
-            let input = l.bottleneck.map {
-                GEMM.segments(bottleneck.pointer, ldb: GEMM.nr, k: $0.outChannels, panelStride: $0.outChannels * GEMM.nr)
-            } ?? GEMM.segments(scratch.pointer + map.interior, ldb: map.plane, k: offset)
-            ShiftedConvolution.run(conv.weights, outChannels: conv.outChannels, kernel: conv.kernel, input, layout: map,
-                                   into: out, bias: conv.bias.map { UnsafePointer($0.pointer) }, threads: threads)
+            let input =
+                l.bottleneck.map {
+                    GEMM.segments(
+                        bottleneck.pointer, ldb: GEMM.nr, k: $0.outChannels, panelStride: $0.outChannels * GEMM.nr)
+                } ?? GEMM.segments(scratch.pointer + map.interior, ldb: map.plane, k: offset)
+            ShiftedConvolution.run(
+                conv.weights, outChannels: conv.outChannels, kernel: conv.kernel, input, layout: map,
+                into: out, bias: conv.bias.map { UnsafePointer($0.pointer) }, threads: threads)
         case .direct(let conv):
             convolve(conv, l.bottleneck == nil ? scratch.pointer : bottleneck.pointer, h, w, into: out, relu: false)
         }
@@ -357,32 +398,39 @@ public final class ImageExecution {
     private func runTransition() -> LayerActivation {
         let t = plan.transitions[block]
         let map = layout
-        let current = blockA.pointer, next = blockB.pointer
+        let current = blockA.pointer
+        let next = blockB.pointer
         let after = sizes.blocks[block + 1]
         if t.poolFirst {
             let pooled = PlaneLayout(height: after.height, width: after.width, border: plan.border)
             let (src, dst, height, width) = (current + map.interior, scratch.pointer, h, w)
             parallel(offset) { r in
-                Elementwise.batchNormReLUAvgPool2(src + r.lowerBound * map.plane, dst + pooled.interior + r.lowerBound * pooled.plane,
-                                                  channels: r.count, height: height, width: width,
-                                                  scale: t.norm.scale.pointer + r.lowerBound, shift: t.norm.shift.pointer + r.lowerBound,
-                                                  from: map.strides, to: pooled.strides)
+                Elementwise.batchNormReLUAvgPool2(
+                    src + r.lowerBound * map.plane, dst + pooled.interior + r.lowerBound * pooled.plane,
+                    channels: r.count, height: height, width: width,
+                    scale: t.norm.scale.pointer + r.lowerBound, shift: t.norm.shift.pointer + r.lowerBound,
+                    from: map.strides, to: pooled.strides)
             }
-            GEMM.multiply(t.conv.weights, scratch.pointer + pooled.interior, ldb: pooled.plane, n: pooled.gemmColumns,
-                          next + pooled.interior, ldc: pooled.plane, bias: t.conv.bias.map { UnsafePointer($0.pointer) }, threads: threads,
-                          packing: sharedPacking.pointer)
+            GEMM.multiply(
+                t.conv.weights, scratch.pointer + pooled.interior, ldb: pooled.plane, n: pooled.gemmColumns,
+                next + pooled.interior, ldc: pooled.plane, bias: t.conv.bias.map { UnsafePointer($0.pointer) },
+                threads: threads,
+                packing: sharedPacking.pointer)
         } else {
             // Any other transition (no exporter DenseKit knows makes one), on packed copies.
             map.pack(current, channels: 0..<offset, into: packed.pointer)
             batchNormReLU(packed.pointer, scratch.pointer, channels: offset, size: h * w, t.norm)
             let (ch, cw) = (sizes.transitionConvs[block].height, sizes.transitionConvs[block].width)
             convolve(t.conv, scratch.pointer, h, w, into: bottleneck.pointer, relu: false)
-            let pooled = Reference.pool(Array(UnsafeBufferPointer(start: bottleneck.pointer, count: t.conv.outChannels * ch * cw)),
-                                        channels: t.conv.outChannels, height: ch, width: cw, max: t.pool.kind == .max,
-                                        kernel: t.pool.kernel, stride: t.pool.stride, pads: t.pool.pads,
-                                        countIncludePad: t.pool.countIncludePad)
+            let pooled = Reference.pool(
+                Array(UnsafeBufferPointer(start: bottleneck.pointer, count: t.conv.outChannels * ch * cw)),
+                channels: t.conv.outChannels, height: ch, width: cw, max: t.pool.kind == .max,
+                kernel: t.pool.kernel, stride: t.pool.stride, pads: t.pool.pads,
+                countIncludePad: t.pool.countIncludePad)
             let target = PlaneLayout(height: after.height, width: after.width, border: plan.border)
-            pooled.values.withUnsafeBufferPointer { target.unpack($0.baseAddress!, channels: 0..<t.conv.outChannels, into: next) }
+            pooled.values.withUnsafeBufferPointer {
+                target.unpack($0.baseAddress!, channels: 0..<t.conv.outChannels, into: next)
+            }
         }
         swap(&blockA, &blockB)
         (h, w) = (after.height, after.width)
@@ -395,7 +443,8 @@ public final class ImageExecution {
     /// The final BN-ReLU, the global pool (or the feature map itself), then each dense layer; returns
     /// the first head layer and leaves the others to the next calls.
     private func runHead() -> LayerActivation {
-        let c = plan.headNorm.scale.count, size = h * w
+        let c = plan.headNorm.scale.count
+        let size = h * w
         var features = UnsafePointer(blockA.pointer)
         if plan.border > 0 {
             layout.pack(blockA.pointer, channels: 0..<c, into: packed.pointer)
@@ -404,26 +453,38 @@ public final class ImageExecution {
         let out = headOut.pointer
         guard let pool = plan.headPool else {
             batchNormReLU(features, out, channels: c, size: size, plan.headNorm)
-            return LayerActivation(name: "head", channels: c, height: h, width: w, values: UnsafeBufferPointer(start: out, count: c * size))
+            return LayerActivation(
+                name: "head", channels: c, height: h, width: w, values: UnsafeBufferPointer(start: out, count: c * size)
+            )
         }
         let (scale, shift) = (UnsafePointer(plan.headNorm.scale.pointer), UnsafePointer(plan.headNorm.shift.pointer))
         parallel(c) { r in
-            Elementwise.batchNormReLUGlobalPool(features + r.lowerBound * size, out + r.lowerBound, channels: r.count, size: size,
-                                                scale: scale + r.lowerBound, shift: shift + r.lowerBound, max: pool == .max)
+            Elementwise.batchNormReLUGlobalPool(
+                features + r.lowerBound * size, out + r.lowerBound, channels: r.count, size: size,
+                scale: scale + r.lowerBound, shift: shift + r.lowerBound, max: pool == .max)
         }
-        var layers = [LayerActivation(name: "head", channels: c, height: 1, width: 1, values: UnsafeBufferPointer(start: out, count: c))]
+        var layers = [
+            LayerActivation(
+                name: "head", channels: c, height: 1, width: 1, values: UnsafeBufferPointer(start: out, count: c))
+        ]
         var offset = 0
         for (i, d) in plan.dense.enumerated() {
-            let x = UnsafePointer(out + offset), y = out + offset + d.inFeatures
+            let x = UnsafePointer(out + offset)
+            let y = out + offset + d.inFeatures
             // The classifier's weights (4 MB for ImageNet) come from memory each run: split across the threads.
             parallel(d.outFeatures) { r in
-                Elementwise.matVec(d.weight.pointer + r.lowerBound * d.inFeatures, x, d.bias.map { UnsafePointer($0.pointer + r.lowerBound) },
-                                   rows: r.count, cols: d.inFeatures, into: y + r.lowerBound)
+                Elementwise.matVec(
+                    d.weight.pointer + r.lowerBound * d.inFeatures, x,
+                    d.bias.map { UnsafePointer($0.pointer + r.lowerBound) },
+                    rows: r.count, cols: d.inFeatures, into: y + r.lowerBound)
             }
             let values = UnsafeMutableBufferPointer(start: y, count: d.outFeatures)
             d.activation.apply(values)
             if i == 0 { layers = [] }
-            layers.append(LayerActivation(name: plan.headNames[i], channels: d.outFeatures, height: 1, width: 1, values: UnsafeBufferPointer(values)))
+            layers.append(
+                LayerActivation(
+                    name: plan.headNames[i], channels: d.outFeatures, height: 1, width: 1,
+                    values: UnsafeBufferPointer(values)))
             offset += d.inFeatures
         }
         pending = Array(layers.dropFirst())
@@ -433,7 +494,8 @@ public final class ImageExecution {
     /// The activation of `channels` of the map at `base`, packed CHW; its values are empty when the
     /// execution does not report activations.
     private func report(_ name: String, _ base: UnsafeMutablePointer<Float>, channels: Range<Int>) -> LayerActivation {
-        let map = layout, count = channels.count * h * w
+        let map = layout
+        let count = channels.count * h * w
         var values = UnsafeBufferPointer<Float>(start: nil, count: 0)
         if reportsActivations {
             if map.border == 0 {
@@ -456,16 +518,20 @@ public final class ImageExecution {
 
     /// conv(src CHW of size h x w) -> dst CHW: a plain GEMM for pointwise convs, otherwise one GEMM
     /// over the input's phase planes into the wide grid, compacted into `dst`.
-    private func convolve(_ c: ExecutionPlan.Conv, _ src: UnsafePointer<Float>, _ h: Int, _ w: Int,
-                          into dst: UnsafeMutablePointer<Float>, relu: Bool) {
+    private func convolve(
+        _ c: ExecutionPlan.Conv, _ src: UnsafePointer<Float>, _ h: Int, _ w: Int,
+        into dst: UnsafeMutablePointer<Float>, relu: Bool
+    ) {
         if c.isPointwise {
-            GEMM.multiply(c.weights, src, ldb: h * w, n: h * w, dst, ldc: h * w,
-                          bias: c.bias.map { UnsafePointer($0.pointer) }, relu: relu, threads: threads)
+            GEMM.multiply(
+                c.weights, src, ldb: h * w, n: h * w, dst, ldc: h * w,
+                bias: c.bias.map { UnsafePointer($0.pointer) }, relu: relu, threads: threads)
             return
         }
         let g = c.phases(h, w)
-        GEMM.multiply(c.weights, g.segments(split(src, g)), n: g.gridCount, grid.pointer, ldc: g.gridCount,
-                      bias: c.bias.map { UnsafePointer($0.pointer) }, relu: relu, threads: threads)
+        GEMM.multiply(
+            c.weights, g.segments(split(src, g)), n: g.gridCount, grid.pointer, ldc: g.gridCount,
+            bias: c.bias.map { UnsafePointer($0.pointer) }, relu: relu, threads: threads)
         let source = grid.pointer
         parallel(c.outChannels) { g.compact(source, channels: $0, into: dst) }
     }
@@ -478,11 +544,14 @@ public final class ImageExecution {
         return UnsafePointer(target)
     }
 
-    private func batchNormReLU(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels: Int, size: Int,
-                               _ norm: ExecutionPlan.Affine) {
+    private func batchNormReLU(
+        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels: Int, size: Int,
+        _ norm: ExecutionPlan.Affine
+    ) {
         parallel(channels) { r in
-            Elementwise.batchNormReLU(src + r.lowerBound * size, dst + r.lowerBound * size, channels: r.count, size: size,
-                                      scale: norm.scale.pointer + r.lowerBound, shift: norm.shift.pointer + r.lowerBound)
+            Elementwise.batchNormReLU(
+                src + r.lowerBound * size, dst + r.lowerBound * size, channels: r.count, size: size,
+                scale: norm.scale.pointer + r.lowerBound, shift: norm.shift.pointer + r.lowerBound)
         }
     }
 }

@@ -25,7 +25,8 @@ public struct ModelInput: Sendable {
         let (n, c, h, w) = layout == .nchw ? (s[0], s[1], s[2], s[3]) : (s[0], s[3], s[1], s[2])
         let side = 1...DenseNet.Limits.inputSide
         guard n > 0, c == net.input.channels, side.contains(h), side.contains(w),
-              net.input.height.map({ $0 == h }) ?? true, net.input.width.map({ $0 == w }) ?? true else {
+            net.input.height.map({ $0 == h }) ?? true, net.input.width.map({ $0 == w }) ?? true
+        else {
             throw ExecutionError.inputShape(expected: expected, found: s)
         }
         batch = n

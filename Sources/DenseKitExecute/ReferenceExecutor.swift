@@ -11,7 +11,9 @@ public struct ReferenceExecutor {
 
     /// One image, CHW; returns every canonical layer's activation (as `LayerActivation` would show it)
     /// and the class scores.
-    public func run(image: [Float], height: Int, width: Int) -> (layers: [(name: String, values: [Float])], output: [Float]) {
+    public func run(image: [Float], height: Int, width: Int) -> (
+        layers: [(name: String, values: [Float])], output: [Float]
+    ) {
         var layers: [(String, [Float])] = []
         var (x, h, w) = conv(image, net.stem.conv.inChannels, height, width, net.stem.conv)
         var c = net.stem.outChannels
@@ -48,29 +50,36 @@ public struct ReferenceExecutor {
             layers.append(("head", map))
             return (layers, map)
         }
-        var out = pool == .average ? Reference.globalAveragePool(map, channels: c) : Reference.globalMaxPool(map, channels: c)
+        var out =
+            pool == .average ? Reference.globalAveragePool(map, channels: c) : Reference.globalMaxPool(map, channels: c)
         if net.head.dense.isEmpty { layers.append(("head", out)) }
         for (d, name) in zip(net.head.dense, net.head.layerNames) {
-            out = Reference.linear(out, weight: d.linear.weight.values, bias: d.linear.bias?.values, outFeatures: d.linear.outFeatures)
+            out = Reference.linear(
+                out, weight: d.linear.weight.values, bias: d.linear.bias?.values, outFeatures: d.linear.outFeatures)
             out.withUnsafeMutableBufferPointer { d.activation.apply($0) }
             layers.append((name, out))
         }
         return (layers, out)
     }
 
-    private func conv(_ x: [Float], _ c: Int, _ h: Int, _ w: Int, _ k: Conv2D) -> (values: [Float], height: Int, width: Int) {
-        Reference.conv(x, channels: c, height: h, width: w, weight: k.weight.values, outChannels: k.outChannels,
-                       kernel: k.kernel, stride: k.stride, pads: k.pads, bias: k.bias?.values)
+    private func conv(_ x: [Float], _ c: Int, _ h: Int, _ w: Int, _ k: Conv2D) -> (
+        values: [Float], height: Int, width: Int
+    ) {
+        Reference.conv(
+            x, channels: c, height: h, width: w, weight: k.weight.values, outChannels: k.outChannels,
+            kernel: k.kernel, stride: k.stride, pads: k.pads, bias: k.bias?.values)
     }
 
     private func norm(_ x: [Float], _ c: Int, _ bn: BatchNorm) -> [Float] {
-        Reference.batchNorm(x, channels: c, gamma: bn.gamma.values, beta: bn.beta.values, mean: bn.mean.values,
-                            variance: bn.variance.values, epsilon: bn.epsilon)
+        Reference.batchNorm(
+            x, channels: c, gamma: bn.gamma.values, beta: bn.beta.values, mean: bn.mean.values,
+            variance: bn.variance.values, epsilon: bn.epsilon)
     }
 
     private func pool(_ x: [Float], _ c: Int, _ h: Int, _ w: Int, _ p: Pool2D) -> ([Float], Int, Int) {
-        let r = Reference.pool(x, channels: c, height: h, width: w, max: p.kind == .max, kernel: p.kernel,
-                               stride: p.stride, pads: p.pads, countIncludePad: p.countIncludePad)
+        let r = Reference.pool(
+            x, channels: c, height: h, width: w, max: p.kind == .max, kernel: p.kernel,
+            stride: p.stride, pads: p.pads, countIncludePad: p.countIncludePad)
         return (r.values, r.height, r.width)
     }
 }

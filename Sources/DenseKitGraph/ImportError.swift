@@ -28,7 +28,9 @@ public struct ImportError: Error, CustomStringConvertible, Sendable, Equatable {
     /// What is wrong, when the error is not a mismatch of expected and found.
     public var problem: String?
 
-    public init(_ kind: Kind, subject: String? = nil, expected: String? = nil, found: String? = nil, problem: String? = nil) {
+    public init(
+        _ kind: Kind, subject: String? = nil, expected: String? = nil, found: String? = nil, problem: String? = nil
+    ) {
         self.kind = kind
         self.subject = subject
         self.expected = expected
@@ -37,7 +39,9 @@ public struct ImportError: Error, CustomStringConvertible, Sendable, Equatable {
     }
 
     /// A mismatch: `subject: expected <expected>, found <found>`.
-    public static func mismatch(_ subject: String, expected: String, found: String, kind: Kind = .structure) -> ImportError {
+    public static func mismatch(_ subject: String, expected: String, found: String, kind: Kind = .structure)
+        -> ImportError
+    {
         ImportError(kind, subject: subject, expected: expected, found: found)
     }
 

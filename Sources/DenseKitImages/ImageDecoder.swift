@@ -12,8 +12,12 @@ public enum ImageDecoder {
         let url = URL(fileURLWithPath: path)
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
         guard let size else { throw ImageError("cannot read the file") }
-        guard size <= maximumFileBytes else { throw ImageError("\(size) bytes is larger than the \(maximumFileBytes)-byte limit for an image") }
-        guard let data = try? Data(contentsOf: url, options: .alwaysMapped) else { throw ImageError("cannot read the file") }
+        guard size <= maximumFileBytes else {
+            throw ImageError("\(size) bytes is larger than the \(maximumFileBytes)-byte limit for an image")
+        }
+        guard let data = try? Data(contentsOf: url, options: .alwaysMapped) else {
+            throw ImageError("cannot read the file")
+        }
         return try decode(data)
     }
 
@@ -21,14 +25,26 @@ public enum ImageDecoder {
     public static func decode(_ data: Data, maximumPixels: Int = maximumPixels) throws -> RGBImage {
         guard !data.isEmpty else { throw ImageError("empty file, not an image") }
         if data.starts(with: [0xFF, 0xD8, 0xFF]) { return try JPEGDecoder.decode(data, maximumPixels: maximumPixels) }
-        if data.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) { return try PNGDecoder.decode(data, maximumPixels: maximumPixels) }
-        throw ImageError("not a JPEG or PNG image (the file starts with \(data.prefix(4).map { String(format: "%02x", $0) }.joined(separator: " ")))")
+        if data.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) {
+            return try PNGDecoder.decode(data, maximumPixels: maximumPixels)
+        }
+        throw ImageError(
+            """
+            not a JPEG or PNG image (the file starts with \
+            \(data.prefix(4).map { String(format: "%02x", $0) }.joined(separator: " ")))
+            """
+        )
     }
 
     package static func checkSize(_ w: Int, _ h: Int, _ maximum: Int) throws {
         guard w > 0, h > 0 else { throw ImageError("the header claims \(w)x\(h) pixels") }
         guard w.multipliedReportingOverflow(by: h).partialValue <= maximum, w <= maximum, h <= maximum else {
-            throw ImageError("the header claims \(w)x\(h) pixels, more than the \(maximum)-pixel limit (Pillow's decompression-bomb limit)")
+            throw ImageError(
+                """
+                the header claims \(w)x\(h) pixels, more than the \(maximum)-pixel limit (Pillow's \
+                decompression-bomb limit)
+                """
+            )
         }
     }
 
@@ -39,7 +55,9 @@ public enum ImageDecoder {
     /// in name order, named as the folder was) if it is one.
     public static func files(at path: String) throws -> [String] {
         var isFolder: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else { throw ImageError("no such file or folder") }
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
+            throw ImageError("no such file or folder")
+        }
         guard isFolder.boolValue else { return [path] }
         return try FileManager.default.contentsOfDirectory(atPath: path)
             .filter { extensions.contains(URL(fileURLWithPath: $0).pathExtension.lowercased()) }

@@ -33,7 +33,8 @@ public enum ImageResize {
         let scale = Double(input) / Double(output)
         let filterScale = max(scale, 1)
         let support = 1.0 * filterScale
-        var bounds: [(Int, Int)] = [], weights: [[Int32]] = []
+        var bounds: [(Int, Int)] = []
+        var weights: [[Int32]] = []
         for xx in 0..<output {
             let center = (Double(xx) + 0.5) * scale
             let xmin = max(Int(center - support + 0.5), 0)
@@ -46,7 +47,13 @@ public enum ImageResize {
             let total = k.reduce(0, +)
             if total != 0 { k = k.map { $0 / total } }
             bounds.append((xmin, max(xmax, 0)))
-            weights.append(k.map { w in Int32(w < 0 ? (-0.5 + w * Double(1 << precision)).rounded(.towardZero) : (0.5 + w * Double(1 << precision)).rounded(.towardZero)) })
+            weights.append(
+                k.map { w in
+                    Int32(
+                        w < 0
+                            ? (-0.5 + w * Double(1 << precision)).rounded(.towardZero)
+                            : (0.5 + w * Double(1 << precision)).rounded(.towardZero))
+                })
         }
         return (bounds, weights)
     }
@@ -63,8 +70,11 @@ public enum ImageResize {
             for y in 0..<image.height {
                 let row = y * image.width * 3
                 for xx in 0..<width {
-                    let (xmin, n) = bounds[xx], k = weights[xx]
-                    var s0: Int32 = 1 << (precision - 1), s1 = s0, s2 = s0
+                    let (xmin, n) = bounds[xx]
+                    let k = weights[xx]
+                    var s0: Int32 = 1 << (precision - 1)
+                    var s1 = s0
+                    var s2 = s0
                     for x in 0..<n {
                         let p = row + (xmin + x) * 3
                         s0 &+= Int32(src[p]) &* k[x]
@@ -72,7 +82,9 @@ public enum ImageResize {
                         s2 &+= Int32(src[p + 2]) &* k[x]
                     }
                     let o = (y * width + xx) * 3
-                    out[o] = clip8(s0); out[o + 1] = clip8(s1); out[o + 2] = clip8(s2)
+                    out[o] = clip8(s0)
+                    out[o + 1] = clip8(s1)
+                    out[o + 2] = clip8(s2)
                 }
             }
         }
@@ -85,9 +97,12 @@ public enum ImageResize {
         var out = [UInt8](repeating: 0, count: w * height * 3)
         image.pixels.withUnsafeBufferPointer { src in
             for yy in 0..<height {
-                let (ymin, n) = bounds[yy], k = weights[yy]
+                let (ymin, n) = bounds[yy]
+                let k = weights[yy]
                 for x in 0..<w {
-                    var s0: Int32 = 1 << (precision - 1), s1 = s0, s2 = s0
+                    var s0: Int32 = 1 << (precision - 1)
+                    var s1 = s0
+                    var s2 = s0
                     for y in 0..<n {
                         let p = ((ymin + y) * w + x) * 3
                         s0 &+= Int32(src[p]) &* k[y]
@@ -95,7 +110,9 @@ public enum ImageResize {
                         s2 &+= Int32(src[p + 2]) &* k[y]
                     }
                     let o = (yy * w + x) * 3
-                    out[o] = clip8(s0); out[o + 1] = clip8(s1); out[o + 2] = clip8(s2)
+                    out[o] = clip8(s0)
+                    out[o + 1] = clip8(s1)
+                    out[o + 2] = clip8(s2)
                 }
             }
         }
@@ -114,12 +131,16 @@ public enum ImageResize {
                 return at < 0 ? -1 : min(Int(at), input - 1)
             }
         }
-        let xs = table(image.width, width), ys = table(image.height, height)
+        let xs = table(image.width, width)
+        let ys = table(image.height, height)
         var out = [UInt8](repeating: 0, count: width * height * 3)
         for (y, sy) in ys.enumerated() {
             for (x, sx) in xs.enumerated() {
-                let p = (sy * image.width + sx) * 3, o = (y * width + x) * 3
-                out[o] = image.pixels[p]; out[o + 1] = image.pixels[p + 1]; out[o + 2] = image.pixels[p + 2]
+                let p = (sy * image.width + sx) * 3
+                let o = (y * width + x) * 3
+                out[o] = image.pixels[p]
+                out[o + 1] = image.pixels[p + 1]
+                out[o + 2] = image.pixels[p + 2]
             }
         }
         return RGBImage(width: width, height: height, pixels: out)

@@ -1,4 +1,5 @@
 import DenseKitExecute
+
 /// Images to feed a model, read and preprocessed a batch at a time, so memory is that of one batch
 /// whatever the number of files.
 public struct ImageSet: Sendable {
@@ -60,7 +61,14 @@ public struct ImageSet: Sendable {
                 continue
             }
             if let b = batch, (b.width, b.height) != (image.width, image.height) {
-                throw Failure(file: file, error: ImageError("preprocessed to \(image.width)x\(image.height), but the images before it to \(b.width)x\(b.height): use a preset or --crop/--resize that gives one size"))
+                throw Failure(
+                    file: file,
+                    error: ImageError(
+                        """
+                        preprocessed to \(image.width)x\(image.height), but the images before it to \
+                        \(b.width)x\(b.height): use a preset or --crop/--resize that gives one size
+                        """
+                    ))
             }
             if batch == nil { batch = Batch(files: [], values: [], width: image.width, height: image.height) }
             batch!.files.append(file)
@@ -77,7 +85,9 @@ public struct ImageSet: Sendable {
 
     /// `forEachBatch` with each batch as the executor takes it: NCHW, whatever the preprocessing's layout.
     @discardableResult
-    public func forEachInput(size: Int, _ body: (_ files: [String], _ input: ModelInput) throws -> Void) throws -> [Failure] {
+    public func forEachInput(size: Int, _ body: (_ files: [String], _ input: ModelInput) throws -> Void) throws
+        -> [Failure]
+    {
         var nchw = self
         nchw.preprocessing.layout = .nchw
         return try nchw.forEachBatch(size: size) { b in

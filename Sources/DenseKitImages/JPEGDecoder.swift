@@ -11,8 +11,12 @@ package enum JPEGDecoder {
         defer { tjDestroy(handle) }
         return try data.withUnsafeBytes { raw -> RGBImage in
             let bytes = raw.bindMemory(to: UInt8.self).baseAddress
-            var width: Int32 = 0, height: Int32 = 0, subsampling: Int32 = 0, colorspace: Int32 = 0
-            guard tjDecompressHeader3(handle, bytes, UInt(raw.count), &width, &height, &subsampling, &colorspace) == 0 else {
+            var width: Int32 = 0
+            var height: Int32 = 0
+            var subsampling: Int32 = 0
+            var colorspace: Int32 = 0
+            guard tjDecompressHeader3(handle, bytes, UInt(raw.count), &width, &height, &subsampling, &colorspace) == 0
+            else {
                 throw ImageError("not a readable JPEG (\(message(handle)))")
             }
             let (w, h) = (Int(width), Int(height))
@@ -23,11 +27,15 @@ package enum JPEGDecoder {
             let channels = cmyk ? 4 : gray ? 1 : 3
             var out = [UInt8](repeating: 0, count: w * h * channels)
             // A warning (a truncated file, corrupt data libjpeg skipped) fails too, as PIL refuses such files.
-            guard tjDecompress2(handle, bytes, UInt(raw.count), &out, width, 0, height, Int32(format.rawValue), 0) == 0 else {
+            guard tjDecompress2(handle, bytes, UInt(raw.count), &out, width, 0, height, Int32(format.rawValue), 0) == 0
+            else {
                 throw ImageError("truncated or corrupt JPEG data (\(message(handle)))")
             }
             if gray { return RGBImage(width: w, height: h, pixels: out.flatMap { [$0, $0, $0] }) }
-            if cmyk { return RGBImage(width: w, height: h, pixels: PILConversions.cmykToRGB(out, inverted: JPEGMarkers.hasAdobe(raw))) }
+            if cmyk {
+                return RGBImage(
+                    width: w, height: h, pixels: PILConversions.cmykToRGB(out, inverted: JPEGMarkers.hasAdobe(raw)))
+            }
             return RGBImage(width: w, height: h, pixels: out)
         }
     }

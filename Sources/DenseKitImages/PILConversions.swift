@@ -7,7 +7,10 @@ package enum PILConversions {
         let n = cmyk.count / 4
         var out = [UInt8](repeating: 0, count: n * 3)
         for p in 0..<n {
-            func value(_ c: Int) -> Int { let v = Int(cmyk[p * 4 + c]); return inverted ? 255 - v : v }
+            func value(_ c: Int) -> Int {
+                let v = Int(cmyk[p * 4 + c])
+                return inverted ? 255 - v : v
+            }
             let nk = 255 - value(3)
             for c in 0..<3 {
                 let t = value(c) * nk + 128
@@ -26,11 +29,16 @@ package enum JPEGMarkers {
         while i + 4 <= bytes.count {
             guard bytes[i] == 0xFF else { return false }
             let marker = bytes[i + 1]
-            if marker == 0xFF { i += 1; continue }
+            if marker == 0xFF {
+                i += 1
+                continue
+            }
             if marker == 0xDA || marker == 0xD9 { return false }  // start of scan, end of image
             let length = Int(bytes[i + 2]) << 8 | Int(bytes[i + 3])
             guard length >= 2 else { return false }
-            if marker == 0xEE, i + 9 <= bytes.count, Array(bytes[(i + 4)..<(i + 9)]) == Array("Adobe".utf8) { return true }
+            if marker == 0xEE, i + 9 <= bytes.count, Array(bytes[(i + 4)..<(i + 9)]) == Array("Adobe".utf8) {
+                return true
+            }
             i += 2 + length
         }
         return false

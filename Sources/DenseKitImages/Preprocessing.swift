@@ -1,4 +1,5 @@
 import DenseKitGraph
+
 /// What a framework does to an image before its model sees it, as a value: resize, crop, scale,
 /// normalise, channel order, layout. The presets reproduce the frameworks' own pipelines:
 ///
@@ -46,19 +47,25 @@ public struct Preprocessing: Sendable, Equatable {
     public init(_ preset: Preset, size: Int = 224) {
         switch preset {
         case .torchvision:
-            self.init(resize: .shorterSide(Int((Double(size) / 0.875).rounded(.towardZero))), filter: .bilinear, crop: size,
-                      divisor: 255, mean: Self.imagenetMean, std: Self.imagenetStd, bgr: false, layout: .nchw)
+            self.init(
+                resize: .shorterSide(Int((Double(size) / 0.875).rounded(.towardZero))), filter: .bilinear, crop: size,
+                divisor: 255, mean: Self.imagenetMean, std: Self.imagenetStd, bgr: false, layout: .nchw)
         case .kerasDensenet:
-            self.init(resize: .exact(width: size, height: size), filter: .nearest, crop: nil,
-                      divisor: 255, mean: Self.imagenetMean, std: Self.imagenetStd, bgr: false, layout: .nhwc)
+            self.init(
+                resize: .exact(width: size, height: size), filter: .nearest, crop: nil,
+                divisor: 255, mean: Self.imagenetMean, std: Self.imagenetStd, bgr: false, layout: .nhwc)
         case .caffe:
             let side = Int((Double(size) / 0.875).rounded(.towardZero))
-            self.init(resize: .exact(width: side, height: side), filter: .bilinear, crop: size,
-                      divisor: 1, mean: [103.939, 116.779, 123.68], std: [1, 1, 1], bgr: true, layout: .nchw)
+            self.init(
+                resize: .exact(width: side, height: side), filter: .bilinear, crop: size,
+                divisor: 1, mean: [103.939, 116.779, 123.68], std: [1, 1, 1], bgr: true, layout: .nchw)
         }
     }
 
-    public init(resize: Resize, filter: ImageResize.Filter, crop: Int?, divisor: Float, mean: [Float], std: [Float], bgr: Bool, layout: InputSpec.Layout) {
+    public init(
+        resize: Resize, filter: ImageResize.Filter, crop: Int?, divisor: Float, mean: [Float], std: [Float], bgr: Bool,
+        layout: InputSpec.Layout
+    ) {
         self.resize = resize
         self.filter = filter
         self.crop = crop
@@ -74,7 +81,8 @@ public struct Preprocessing: Sendable, Equatable {
         switch resize {
         case .none: return (w, h)
         // torchvision: the longer side is int(s * long / short).
-        case .shorterSide(let s): return w <= h ? (s, Int(Double(s) * Double(h) / Double(w))) : (Int(Double(s) * Double(w) / Double(h)), s)
+        case .shorterSide(let s):
+            return w <= h ? (s, Int(Double(s) * Double(h) / Double(w))) : (Int(Double(s) * Double(w) / Double(h)), s)
         case .exact(let tw, let th): return (tw, th)
         }
     }
@@ -93,10 +101,12 @@ public struct Preprocessing: Sendable, Equatable {
                 throw ImageError("\(img.width)x\(img.height) after resizing is smaller than the \(c)x\(c) crop")
             }
             // torchvision's offsets: int(round((size - crop) / 2.0)), Python's round (half to even).
-            let top = Int((Double(img.height - c) / 2).rounded(.toNearestOrEven)), left = Int((Double(img.width - c) / 2).rounded(.toNearestOrEven))
+            let top = Int((Double(img.height - c) / 2).rounded(.toNearestOrEven))
+            let left = Int((Double(img.width - c) / 2).rounded(.toNearestOrEven))
             img = img.cropped(left: left, top: top, width: c, height: c)
         }
-        let (w, h) = (img.width, img.height), n = w * h
+        let (w, h) = (img.width, img.height)
+        let n = w * h
         var out = [Float](repeating: 0, count: n * 3)
         for p in 0..<n {
             for c in 0..<3 {

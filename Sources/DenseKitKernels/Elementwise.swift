@@ -11,8 +11,10 @@ public enum Elementwise {
 
     /// Copies `channels` maps of height x width between layouts whose rows and planes are `from` and
     /// `to` apart (dropping a convolution grid's extra columns, adding or removing a map's border).
-    public static func copy(_ src: UnsafePointer<Float>, from: Strides, _ dst: UnsafeMutablePointer<Float>, to: Strides,
-                            channels: Int, height: Int, width: Int) {
+    public static func copy(
+        _ src: UnsafePointer<Float>, from: Strides, _ dst: UnsafeMutablePointer<Float>, to: Strides,
+        channels: Int, height: Int, width: Int
+    ) {
         for c in 0..<channels {
             for y in 0..<height {
                 (dst + c * to.plane + y * to.row).update(from: src + c * from.plane + y * from.row, count: width)
@@ -21,12 +23,17 @@ public enum Elementwise {
     }
 
     /// dst[c][i] = max(0, src[c][i] * scale[c] + shift[c]) for CHW planes of `size` values.
-    public static func batchNormReLU(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels: Int, size: Int,
-                                     scale: UnsafePointer<Float>, shift: UnsafePointer<Float>) {
+    public static func batchNormReLU(
+        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels: Int, size: Int,
+        scale: UnsafePointer<Float>, shift: UnsafePointer<Float>
+    ) {
         for c in 0..<channels {
-            let s = SIMD16<Float>(repeating: scale[c]), t = SIMD16<Float>(repeating: shift[c])
-            let ss = scale[c], tt = shift[c]
-            let x = UnsafeRawPointer(src + c * size), y = UnsafeMutableRawPointer(dst + c * size)
+            let s = SIMD16<Float>(repeating: scale[c])
+            let t = SIMD16<Float>(repeating: shift[c])
+            let ss = scale[c]
+            let tt = shift[c]
+            let x = UnsafeRawPointer(src + c * size)
+            let y = UnsafeMutableRawPointer(dst + c * size)
             var i = 0
             while i + 16 <= size {
                 var v = t.addingProduct(x.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self), s)
@@ -44,19 +51,26 @@ public enum Elementwise {
 
     /// BN -> ReLU -> average pool 2x2 stride 2 (floor) of CHW planes h x w into h/2 x w/2. Rows and
     /// planes may be farther apart than the image (`Strides`, for maps stored with a zero border).
-    public static func batchNormReLUAvgPool2(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels: Int,
-                                             height: Int, width: Int, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
-                                             from: Strides? = nil, to: Strides? = nil) {
-        let oh = height / 2, ow = width / 2
-        let from = from ?? Strides(row: width, plane: height * width), to = to ?? Strides(row: ow, plane: oh * ow)
+    public static func batchNormReLUAvgPool2(
+        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels: Int,
+        height: Int, width: Int, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
+        from: Strides? = nil, to: Strides? = nil
+    ) {
+        let oh = height / 2
+        let ow = width / 2
+        let from = from ?? Strides(row: width, plane: height * width)
+        let to = to ?? Strides(row: ow, plane: oh * ow)
         for c in 0..<channels {
-            let s = scale[c], t = shift[c]
+            let s = scale[c]
+            let t = shift[c]
             let plane = src + c * from.plane
             for oy in 0..<oh {
                 let out = dst + c * to.plane + oy * to.row
-                let r0 = plane + 2 * oy * from.row, r1 = r0 + from.row
+                let r0 = plane + 2 * oy * from.row
+                let r1 = r0 + from.row
                 var ox = 0
-                let sv = SIMD8<Float>(repeating: s), tv = SIMD8<Float>(repeating: t)
+                let sv = SIMD8<Float>(repeating: s)
+                let tv = SIMD8<Float>(repeating: t)
                 // 8 outputs from two 16-wide loads; the last group overlaps the one before it instead
                 // of leaving a scalar tail.
                 if ow >= 8 {
@@ -64,18 +78,24 @@ public enum Elementwise {
                         let o = min(ox, ow - 8)
                         let a = UnsafeRawPointer(r0 + 2 * o).loadUnaligned(as: SIMD16<Float>.self)
                         let b = UnsafeRawPointer(r1 + 2 * o).loadUnaligned(as: SIMD16<Float>.self)
-                        var ae = tv.addingProduct(a.evenHalf, sv), ao = tv.addingProduct(a.oddHalf, sv)
-                        var be = tv.addingProduct(b.evenHalf, sv), bo = tv.addingProduct(b.oddHalf, sv)
-                        ae = ae.replacing(with: 0, where: ae .< 0); ao = ao.replacing(with: 0, where: ao .< 0)
-                        be = be.replacing(with: 0, where: be .< 0); bo = bo.replacing(with: 0, where: bo .< 0)
+                        var ae = tv.addingProduct(a.evenHalf, sv)
+                        var ao = tv.addingProduct(a.oddHalf, sv)
+                        var be = tv.addingProduct(b.evenHalf, sv)
+                        var bo = tv.addingProduct(b.oddHalf, sv)
+                        ae = ae.replacing(with: 0, where: ae .< 0)
+                        ao = ao.replacing(with: 0, where: ao .< 0)
+                        be = be.replacing(with: 0, where: be .< 0)
+                        bo = bo.replacing(with: 0, where: bo .< 0)
                         let sum = (ae + ao) + (be + bo)
                         UnsafeMutableRawPointer(out + o).storeBytes(of: sum * 0.25, as: SIMD8<Float>.self)
                         ox = o + 8
                     }
                 }
                 while ox < ow {
-                    let v0 = max(0, r0[2 * ox] * s + t), v1 = max(0, r0[2 * ox + 1] * s + t)
-                    let v2 = max(0, r1[2 * ox] * s + t), v3 = max(0, r1[2 * ox + 1] * s + t)
+                    let v0 = max(0, r0[2 * ox] * s + t)
+                    let v1 = max(0, r0[2 * ox + 1] * s + t)
+                    let v2 = max(0, r1[2 * ox] * s + t)
+                    let v3 = max(0, r1[2 * ox + 1] * s + t)
                     out[ox] = ((v0 + v1) + (v2 + v3)) * 0.25
                     ox += 1
                 }
@@ -85,10 +105,13 @@ public enum Elementwise {
 
     /// BN -> ReLU -> global average (or, with `max`, maximum) pool of CHW planes into one value per
     /// channel. (ReLU's outputs are >= 0, so 0 starts the maximum, and the ReLU before it is implied.)
-    public static func batchNormReLUGlobalPool(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels: Int, size: Int,
-                                               scale: UnsafePointer<Float>, shift: UnsafePointer<Float>, max isMax: Bool = false) {
+    public static func batchNormReLUGlobalPool(
+        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels: Int, size: Int,
+        scale: UnsafePointer<Float>, shift: UnsafePointer<Float>, max isMax: Bool = false
+    ) {
         for c in 0..<channels {
-            let s = SIMD16<Float>(repeating: scale[c]), t = SIMD16<Float>(repeating: shift[c])
+            let s = SIMD16<Float>(repeating: scale[c])
+            let t = SIMD16<Float>(repeating: shift[c])
             let x = UnsafeRawPointer(src + c * size)
             var acc = SIMD16<Float>()
             var i = 0
@@ -113,9 +136,11 @@ public enum Elementwise {
     /// floats apart (planes `height * rowStride`), so a wide convolution grid can be read in place;
     /// output rows and planes are `to` apart (default: packed). `outputRows` limits the work to those
     /// rows of the output (the input rows their windows read must be ready).
-    public static func maxPool(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels: Int, height: Int, width: Int,
-                               rowStride: Int? = nil, kernel: Int, stride: Int, padTop: Int, padLeft: Int,
-                               outHeight: Int, outWidth: Int, to: Strides? = nil, outputRows: Range<Int>? = nil) {
+    public static func maxPool(
+        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels: Int, height: Int, width: Int,
+        rowStride: Int? = nil, kernel: Int, stride: Int, padTop: Int, padLeft: Int,
+        outHeight: Int, outWidth: Int, to: Strides? = nil, outputRows: Range<Int>? = nil
+    ) {
         let ld = rowStride ?? width
         let to = to ?? Strides(row: outWidth, plane: outHeight * outWidth)
         let outRows = outputRows ?? 0..<outHeight
@@ -130,9 +155,13 @@ public enum Elementwise {
         for c in 0..<channels {
             let plane = src + c * height * ld
             for oy in outRows {
-                let y0 = max(0, oy * stride - padTop), y1 = min(height, oy * stride - padTop + kernel)
+                let y0 = max(0, oy * stride - padTop)
+                let y1 = min(height, oy * stride - padTop + kernel)
                 let out = dst + c * to.plane + oy * to.row
-                guard y0 < y1 else { out.update(repeating: -.infinity, count: outWidth); continue }
+                guard y0 < y1 else {
+                    out.update(repeating: -.infinity, count: outWidth)
+                    continue
+                }
                 inner.update(from: plane + y0 * ld, count: width)
                 for y in (y0 + 1)..<y1 {
                     let row = plane + y * ld
@@ -144,7 +173,10 @@ public enum Elementwise {
                         UnsafeMutableRawPointer(inner + x).storeBytes(of: a, as: SIMD16<Float>.self)
                         x += 16
                     }
-                    while x < width { inner[x] = max(inner[x], row[x]); x += 1 }
+                    while x < width {
+                        inner[x] = max(inner[x], row[x])
+                        x += 1
+                    }
                 }
                 // Output ox is the maximum of column[ox * stride ..< ox * stride + kernel].
                 let lanes = stride == 2 ? 8 : stride == 1 ? 16 : 0
@@ -184,15 +216,19 @@ public enum Elementwise {
 
 extension Elementwise {
     /// y = W x + b for W (out, in) row-major: one SIMD dot product per output.
-    public static func matVec(_ w: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
-                              rows: Int, cols: Int, into y: UnsafeMutablePointer<Float>) {
+    public static func matVec(
+        _ w: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+        rows: Int, cols: Int, into y: UnsafeMutablePointer<Float>
+    ) {
         for o in 0..<rows {
-            let row = UnsafeRawPointer(w + o * cols), input = UnsafeRawPointer(x)
+            let row = UnsafeRawPointer(w + o * cols)
+            let input = UnsafeRawPointer(x)
             var acc = SIMD16<Float>()
             var i = 0
             while i + 16 <= cols {
-                acc = acc.addingProduct(row.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self),
-                                        input.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self))
+                acc = acc.addingProduct(
+                    row.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self),
+                    input.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self))
                 i += 16
             }
             var sum = acc.sum()

@@ -17,11 +17,11 @@
 /// nothing (DenseNet-121 --exact 13% faster, the same outputs bit for bit; see the README).
 public enum GEMM {
     #if DENSEKIT_AVX512
-    static let kc = 256
+        static let kc = 256
     #else
-    /// 512 rows of a B panel (64 KB) still sit in L2 beside A's block; one pass in two fewer ends its
-    /// tiles (--exact 1% faster than 256, AMD EPYC Zen 1; 1024 no faster).
-    static let kc = 512
+        /// 512 rows of a B panel (64 KB) still sit in L2 beside A's block; one pass in two fewer ends its
+        /// tiles (--exact 1% faster than 256, AMD EPYC Zen 1; 1024 no faster).
+        static let kc = 512
     #endif
     static let mc = 128
     /// The register tile's width, which is also the width of B's and C's column panels (see `Segment`).
@@ -40,8 +40,10 @@ public enum GEMM {
         public var scale: UnsafePointer<Float>?
         public var shift: UnsafePointer<Float>?
 
-        public init(k0: Int, count: Int, base: UnsafePointer<Float>, stride: Int, panelStride: Int = nr,
-                    scale: UnsafePointer<Float>? = nil, shift: UnsafePointer<Float>? = nil) {
+        public init(
+            k0: Int, count: Int, base: UnsafePointer<Float>, stride: Int, panelStride: Int = nr,
+            scale: UnsafePointer<Float>? = nil, shift: UnsafePointer<Float>? = nil
+        ) {
             self.k0 = k0
             self.count = count
             self.base = base
@@ -60,25 +62,33 @@ public enum GEMM {
 
     /// Plain GEMM: B is K x N row-major with row stride `ldb`; with `scale`/`shift` (K values each),
     /// B's rows go through BatchNorm-ReLU as they are packed. `packing`: see `sharedPackingCount`.
-    public static func multiply(_ a: PackedMatrix, _ b: UnsafePointer<Float>, ldb: Int, n: Int,
-                                _ c: UnsafeMutablePointer<Float>, ldc: Int, cPanelStride: Int = nr,
-                                bias: UnsafePointer<Float>? = nil, relu: Bool = false,
-                                scale: UnsafePointer<Float>? = nil, shift: UnsafePointer<Float>? = nil, threads: Int = 1,
-                                packing: UnsafeMutablePointer<Float>? = nil) {
-        multiply(a, segments(b, ldb: ldb, k: a.cols, scale: scale, shift: shift), n: n, c, ldc: ldc, cPanelStride: cPanelStride,
-                 bias: bias, relu: relu, threads: threads, packing: packing)
+    public static func multiply(
+        _ a: PackedMatrix, _ b: UnsafePointer<Float>, ldb: Int, n: Int,
+        _ c: UnsafeMutablePointer<Float>, ldc: Int, cPanelStride: Int = nr,
+        bias: UnsafePointer<Float>? = nil, relu: Bool = false,
+        scale: UnsafePointer<Float>? = nil, shift: UnsafePointer<Float>? = nil, threads: Int = 1,
+        packing: UnsafeMutablePointer<Float>? = nil
+    ) {
+        multiply(
+            a, segments(b, ldb: ldb, k: a.cols, scale: scale, shift: shift), n: n, c, ldc: ldc,
+            cPanelStride: cPanelStride,
+            bias: bias, relu: relu, threads: threads, packing: packing)
     }
 
     /// The K rows of a matrix with row stride `ldb` (and `panelStride`, for a panel-major one) as
     /// segments of at most `kc` rows.
-    public static func segments(_ b: UnsafePointer<Float>, ldb: Int, k: Int, panelStride: Int = nr,
-                                scale: UnsafePointer<Float>? = nil, shift: UnsafePointer<Float>? = nil) -> [Segment] {
+    public static func segments(
+        _ b: UnsafePointer<Float>, ldb: Int, k: Int, panelStride: Int = nr,
+        scale: UnsafePointer<Float>? = nil, shift: UnsafePointer<Float>? = nil
+    ) -> [Segment] {
         var segments: [Segment] = []
         var k0 = 0
         while k0 < k {
             let count = min(kc, k - k0)
-            segments.append(Segment(k0: k0, count: count, base: b + k0 * ldb, stride: ldb, panelStride: panelStride,
-                                    scale: scale.map { $0 + k0 }, shift: shift.map { $0 + k0 }))
+            segments.append(
+                Segment(
+                    k0: k0, count: count, base: b + k0 * ldb, stride: ldb, panelStride: panelStride,
+                    scale: scale.map { $0 + k0 }, shift: shift.map { $0 + k0 }))
             k0 += count
         }
         return segments
@@ -90,7 +100,8 @@ public enum GEMM {
     enum Split { case none, columns, rows }
 
     static func split(rows m: Int, n: Int, threads: Int) -> Split {
-        let panels = (n + nr - 1) / nr, tiles = (m + 7) / 8
+        let panels = (n + nr - 1) / nr
+        let tiles = (m + 7) / 8
         func imbalance(_ units: Int) -> Double {
             let parts = min(threads, units)
             return Double((units + parts - 1) / parts) * Double(threads) / Double(units)
@@ -110,10 +121,12 @@ public enum GEMM {
 
     /// GEMM over B segments covering K in order, each at most `kc` rows. `packing`, if given, holds at
     /// least `sharedPackingCount` floats.
-    public static func multiply(_ a: PackedMatrix, _ segments: [Segment], n: Int,
-                                _ c: UnsafeMutablePointer<Float>, ldc: Int, cPanelStride: Int = nr,
-                                bias: UnsafePointer<Float>? = nil, relu: Bool = false, threads: Int = 1,
-                                packing: UnsafeMutablePointer<Float>? = nil) {
+    public static func multiply(
+        _ a: PackedMatrix, _ segments: [Segment], n: Int,
+        _ c: UnsafeMutablePointer<Float>, ldc: Int, cPanelStride: Int = nr,
+        bias: UnsafePointer<Float>? = nil, relu: Bool = false, threads: Int = 1,
+        packing: UnsafeMutablePointer<Float>? = nil
+    ) {
         guard n > 0, a.rows > 0 else { return }
         switch split(rows: a.rows, n: n, threads: threads) {
         case .none:
@@ -123,14 +136,18 @@ public enum GEMM {
             // does less of the step.
             let blocks = kBlocks(segments)
             WorkerPool.shared(threads: threads).parallelFor(n, granule: nr, parts: threads * 2) { columns in
-                run(a, segments, blocks, 0..<a.rows, columns.lowerBound, columns.upperBound, c, ldc, cPanelStride, bias, relu)
+                run(
+                    a, segments, blocks, 0..<a.rows, columns.lowerBound, columns.upperBound, c, ldc, cPanelStride, bias,
+                    relu)
             }
         case .rows:
             let pool = WorkerPool.shared(threads: threads)
             var b = segments
             if let packing, !segments.allSatisfy(\.isPacked) {
                 let panelStride = a.cols * nr
-                pool.parallelFor(a.cols) { rows in packPanels(segments, rows: rows, n: n, into: packing, panelStride: panelStride) }
+                pool.parallelFor(a.cols) { rows in
+                    packPanels(segments, rows: rows, n: n, into: packing, panelStride: panelStride)
+                }
                 b = Self.segments(UnsafePointer(packing), ldb: nr, k: a.cols, panelStride: panelStride)
             }
             let blocks = kBlocks(b)
@@ -142,16 +159,22 @@ public enum GEMM {
 
     /// Rows `rows` of B (given as `segments`) into its panel-major copy at `packing`: row k of the
     /// panel at column jr at packing + (jr / 32) * panelStride + 32 k, zero past column n.
-    static func packPanels(_ segments: [Segment], rows: Range<Int>, n: Int, into packing: UnsafeMutablePointer<Float>, panelStride: Int) {
+    static func packPanels(
+        _ segments: [Segment], rows: Range<Int>, n: Int, into packing: UnsafeMutablePointer<Float>, panelStride: Int
+    ) {
         for s in segments {
-            let first = max(rows.lowerBound, s.k0), end = min(rows.upperBound, s.k0 + s.count)
+            let first = max(rows.lowerBound, s.k0)
+            let end = min(rows.upperBound, s.k0 + s.count)
             guard first < end else { continue }
             for k in first..<end {
                 let i = k - s.k0
-                let row = Segment(k0: k, count: 1, base: s.base + i * s.stride, stride: s.stride, panelStride: s.panelStride,
-                                  scale: s.scale.map { $0 + i }, shift: s.shift.map { $0 + i })
+                let row = Segment(
+                    k0: k, count: 1, base: s.base + i * s.stride, stride: s.stride, panelStride: s.panelStride,
+                    scale: s.scale.map { $0 + i }, shift: s.shift.map { $0 + i })
                 for jr in stride(from: 0, to: n, by: nr) {
-                    pack(row, jr, min(nr, n - jr), into: UnsafeMutableRawPointer(packing + (jr / nr) * panelStride + k * nr))
+                    pack(
+                        row, jr, min(nr, n - jr),
+                        into: UnsafeMutableRawPointer(packing + (jr / nr) * panelStride + k * nr))
                 }
             }
         }
@@ -198,7 +221,10 @@ public enum GEMM {
             let x = ((jr + phase) % period + period) % period
             return lanes.withUnsafeBytes { lanes in
                 let p = lanes.baseAddress! + x * 4
-                return (p.loadUnaligned(as: SIMD16<UInt32>.self), p.loadUnaligned(fromByteOffset: 64, as: SIMD16<UInt32>.self))
+                return (
+                    p.loadUnaligned(as: SIMD16<UInt32>.self),
+                    p.loadUnaligned(fromByteOffset: 64, as: SIMD16<UInt32>.self)
+                )
             }
         }
     }
@@ -207,10 +233,12 @@ public enum GEMM {
     /// 8i..<8i+8), so tiles may overlap one another in C. Threads split A's rows in multiples of
     /// `rowGranule`: tiles that overlap must fall in one granule. Each thread first calls `prepare`
     /// with its rows (to initialize the part of C they add into).
-    public static func accumulate(_ a: PackedMatrix, _ segments: [Segment], n: Int,
-                                  _ c: UnsafeMutablePointer<Float>, ldc: Int,
-                                  targets: [TileTarget], skips: [ColumnSkip] = [], rowGranule: Int, threads: Int = 1,
-                                  prepare: (Range<Int>) -> Void) {
+    public static func accumulate(
+        _ a: PackedMatrix, _ segments: [Segment], n: Int,
+        _ c: UnsafeMutablePointer<Float>, ldc: Int,
+        targets: [TileTarget], skips: [ColumnSkip] = [], rowGranule: Int, threads: Int = 1,
+        prepare: (Range<Int>) -> Void
+    ) {
         precondition(targets.count == (a.rows + 7) / 8 && rowGranule % 8 == 0, "GEMM: one target per 8-row tile")
         let blocks = kBlocks(segments)
         let placement = Placement(targets: targets, skips: skips)
@@ -230,7 +258,8 @@ public enum GEMM {
     /// Runs of consecutive segments holding at most `kc` rows in all (each segment holds at most `kc`).
     static func kBlocks(_ segments: [Segment]) -> [Range<Int>] {
         var blocks: [Range<Int>] = []
-        var start = 0, rows = 0
+        var start = 0
+        var rows = 0
         for (i, s) in segments.enumerated() {
             precondition(s.count <= kc, "GEMM segment of \(s.count) rows")
             if rows + s.count > kc {
@@ -248,11 +277,14 @@ public enum GEMM {
     /// 8-row tiles; a C panel stays in L1 across K and the B window of one panel stays in L1/L2 across
     /// the taps of a convolution. With a `placement`, every tile is added into C at its target and all
     /// rows form one M block (each B panel serves all of them).
-    static func run(_ a: PackedMatrix, _ segments: [Segment], _ blocks: [Range<Int>], _ rows: Range<Int>, _ j0: Int, _ j1: Int,
-                    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ cPanelStride: Int, _ bias: UnsafePointer<Float>?, _ relu: Bool,
-                    placement: Placement? = nil) {
+    static func run(
+        _ a: PackedMatrix, _ segments: [Segment], _ blocks: [Range<Int>], _ rows: Range<Int>, _ j0: Int, _ j1: Int,
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ cPanelStride: Int, _ bias: UnsafePointer<Float>?, _ relu: Bool,
+        placement: Placement? = nil
+    ) {
         precondition(j0 % nr == 0, "GEMM: columns split at a panel edge")
-        let m = rows.upperBound, mc = placement == nil ? Self.mc : rows.count
+        let m = rows.upperBound
+        let mc = placement == nil ? Self.mc : rows.count
         // With at most 32 rows (a 3x3 conv's k outputs) a packed panel would serve only four tiles:
         // full panels are read in place instead, segment by segment (measured 5-15% faster there).
         let inPlace = a.rows <= 32 && segments.allSatisfy { $0.scale == nil }
@@ -280,28 +312,42 @@ public enum GEMM {
                 for (i, skip) in skips.enumerated() { masks[i] = skip.mask(jr) }
                 /// The 8-row tiles of this panel over K rows [k0, k0 + kb) of B, of which B at `b` holds the
                 /// `count` listed at `kRows`, or all of them (nil, always for a panel's last columns).
-                func tiles(_ kb: Int, _ k0: Int, _ b: UnsafeRawPointer, _ bStride: Int, _ kRows: UnsafePointer<Int32>?, _ count: Int,
-                           first: Bool, last: Bool) {
+                func tiles(
+                    _ kb: Int, _ k0: Int, _ b: UnsafeRawPointer, _ bStride: Int, _ kRows: UnsafePointer<Int32>?,
+                    _ count: Int,
+                    first: Bool, last: Bool
+                ) {
                     var ir = ic
                     while ir < mEnd {
                         let target = placement?.targets[ir / 8] ?? TileTarget(offset: ir * ldc, rows: min(8, m - ir))
-                        let (ap, cp, firstTile) = (a.panel(ir / 8) + k0 * 8, c + target.offset + (jr / nr) * cPanelStride, first && placement == nil)
+                        let (ap, cp, firstTile) = (
+                            a.panel(ir / 8) + k0 * 8, c + target.offset + (jr / nr) * cPanelStride,
+                            first && placement == nil
+                        )
                         let (tileBias, skip) = (bias.map { $0 + ir }, masks[target.skip ?? skips.count])
                         if cols <= 8 {
-                            thinTile(kb, ap, b, bStride, cp, ldc, firstTile, last, tileBias, relu, rows: target.rows, cols: cols,
-                                     skip: skip, edge: edge)
+                            thinTile(
+                                kb, ap, b, bStride, cp, ldc, firstTile, last, tileBias, relu, rows: target.rows,
+                                cols: cols,
+                                skip: skip, edge: edge)
                         } else if cols <= 24 {
                             // 16 columns, then the rest (at most 8) thin: a 7x7 map's 49 columns cost 52
                             // columns' multiply-adds instead of 64, a 28x28 map's last 16 half a tile's.
-                            halfTile(kRows, count, ap, b, bStride, cp, ldc, firstTile, last, tileBias, relu, rows: target.rows, cols: min(cols, 16),
-                                     skip: skip.0, edge: edge)
+                            halfTile(
+                                kRows, count, ap, b, bStride, cp, ldc, firstTile, last, tileBias, relu,
+                                rows: target.rows, cols: min(cols, 16),
+                                skip: skip.0, edge: edge)
                             if cols > 16 {
-                                thinTile(kb, ap, b + 64, bStride, cp + 16, ldc, firstTile, last, tileBias, relu, rows: target.rows,
-                                         cols: cols - 16, skip: (skip.1, skip.1), edge: edge)
+                                thinTile(
+                                    kb, ap, b + 64, bStride, cp + 16, ldc, firstTile, last, tileBias, relu,
+                                    rows: target.rows,
+                                    cols: cols - 16, skip: (skip.1, skip.1), edge: edge)
                             }
                         } else {
-                            tile(kRows, count, ap, b, bStride, cp, ldc, firstTile, last, tileBias, relu, rows: target.rows, cols: cols,
-                                 skip: skip, edge: edge)
+                            tile(
+                                kRows, count, ap, b, bStride, cp, ldc, firstTile, last, tileBias, relu,
+                                rows: target.rows, cols: cols,
+                                skip: skip, edge: edge)
                         }
                         ir += 8
                     }
@@ -310,15 +356,21 @@ public enum GEMM {
                     if inPlace && cols == nr || packed[bi] {
                         for si in block {
                             let seg = segments[si]
-                            var (b, stride, kRows, count) = (UnsafeRawPointer(seg.origin(jr)), seg.stride * 4, UnsafePointer<Int32>?.none, seg.count)
+                            var (b, stride, kRows, count) = (
+                                UnsafeRawPointer(seg.origin(jr)), seg.stride * 4, UnsafePointer<Int32>?.none, seg.count
+                            )
                             // A panel-major B's rows of +0 (a ReLU's output) are left out of the tiles' K loop, the
                             // others copied together (a strided B read in place serves too few tiles to pay for it).
                             if seg.isPacked && cols == nr {
                                 count = gather(b, rows: seg.count, stride: stride, into: panel, listing: listed)
-                                (b, stride, kRows) = (UnsafeRawPointer(panel), nr * 4, count < seg.count ? UnsafePointer(listed) : nil)
+                                (b, stride, kRows) = (
+                                    UnsafeRawPointer(panel), nr * 4, count < seg.count ? UnsafePointer(listed) : nil
+                                )
                             }
-                            tiles(seg.count, seg.k0, b, stride, kRows, count,
-                                  first: bi == 0 && si == block.lowerBound, last: bi == blocks.count - 1 && si == block.upperBound - 1)
+                            tiles(
+                                seg.count, seg.k0, b, stride, kRows, count,
+                                first: bi == 0 && si == block.lowerBound,
+                                last: bi == blocks.count - 1 && si == block.upperBound - 1)
                         }
                     } else {
                         var kb = 0
@@ -334,12 +386,15 @@ public enum GEMM {
                         if jr + nr < j1 {
                             let bytes = min(nr, j1 - jr - nr) * 4
                             for s in block where segments[s].stride != nr {
-                                let seg = segments[s], next = UnsafeRawPointer(seg.origin(jr + nr))
+                                let seg = segments[s]
+                                let next = UnsafeRawPointer(seg.origin(jr + nr))
                                 for kk in 0..<seg.count { Prefetch.l2(next + kk * seg.stride * 4, bytes: bytes) }
                             }
                         }
-                        tiles(kb, segments[block.lowerBound].k0, UnsafeRawPointer(panel), nr * 4, count < kb ? listed : nil, count,
-                              first: bi == 0, last: bi == blocks.count - 1)
+                        tiles(
+                            kb, segments[block.lowerBound].k0, UnsafeRawPointer(panel), nr * 4,
+                            count < kb ? listed : nil, count,
+                            first: bi == 0, last: bi == blocks.count - 1)
                     }
                 }
                 jr += nr
@@ -353,7 +408,8 @@ public enum GEMM {
     static func pack(_ segment: Segment, _ jr: Int, _ cols: Int, into panel: UnsafeMutableRawPointer) {
         if let scale = segment.scale, let shift = segment.shift {
             for kk in 0..<segment.count {
-                let s = SIMD16<Float>(repeating: scale[kk]), t = SIMD16<Float>(repeating: shift[kk])
+                let s = SIMD16<Float>(repeating: scale[kk])
+                let t = SIMD16<Float>(repeating: shift[kk])
                 let row = segment.origin(jr) + kk * segment.stride
                 if cols == nr {
                     let raw = UnsafeRawPointer(row)
@@ -378,7 +434,8 @@ public enum GEMM {
                         j = 16
                     }
                     while j < cols {
-                        out.storeBytes(of: max(0, shift[kk].addingProduct(row[j], scale[kk])), toByteOffset: j * 4, as: Float.self)
+                        out.storeBytes(
+                            of: max(0, shift[kk].addingProduct(row[j], scale[kk])), toByteOffset: j * 4, as: Float.self)
                         j += 1
                     }
                 }
@@ -388,18 +445,22 @@ public enum GEMM {
         if cols == nr {
             for kk in 0..<segment.count {
                 let row = UnsafeRawPointer(segment.origin(jr) + kk * segment.stride)
-                panel.storeBytes(of: row.loadUnaligned(as: SIMD16<Float>.self), toByteOffset: kk * nr * 4, as: SIMD16<Float>.self)
-                panel.storeBytes(of: row.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self),
-                                 toByteOffset: kk * nr * 4 + 64, as: SIMD16<Float>.self)
+                panel.storeBytes(
+                    of: row.loadUnaligned(as: SIMD16<Float>.self), toByteOffset: kk * nr * 4, as: SIMD16<Float>.self)
+                panel.storeBytes(
+                    of: row.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self),
+                    toByteOffset: kk * nr * 4 + 64, as: SIMD16<Float>.self)
             }
         } else {
             for kk in 0..<segment.count {
-                let row = segment.origin(jr) + kk * segment.stride, out = panel + kk * nr * 4
+                let row = segment.origin(jr) + kk * segment.stride
+                let out = panel + kk * nr * 4
                 out.storeBytes(of: SIMD16<Float>(), as: SIMD16<Float>.self)
                 out.storeBytes(of: SIMD16<Float>(), toByteOffset: 64, as: SIMD16<Float>.self)
                 var j = 0
                 if cols >= 16 {
-                    out.storeBytes(of: UnsafeRawPointer(row).loadUnaligned(as: SIMD16<Float>.self), as: SIMD16<Float>.self)
+                    out.storeBytes(
+                        of: UnsafeRawPointer(row).loadUnaligned(as: SIMD16<Float>.self), as: SIMD16<Float>.self)
                     j = 16
                 }
                 while j < cols {
@@ -415,12 +476,15 @@ public enum GEMM {
     /// returns how many. A row of +0 adds nothing to any product (the weights are finite): a tile's K
     /// loop leaves it out, with the same result. A pass of its own over the stored panel: the same test
     /// inside `pack`'s loop had the optimizer split the rows into lanes (the pack then took 2.5x as long).
-    static func gather(_ b: UnsafeRawPointer, rows: Int, stride: Int, into panel: UnsafeMutableRawPointer,
-                       listing: UnsafeMutablePointer<Int32>) -> Int {
+    static func gather(
+        _ b: UnsafeRawPointer, rows: Int, stride: Int, into panel: UnsafeMutableRawPointer,
+        listing: UnsafeMutablePointer<Int32>
+    ) -> Int {
         var kept = 0
         for k in 0..<rows {
             let row = b + k * stride
-            let u = row.loadUnaligned(as: SIMD16<UInt32>.self), v = row.loadUnaligned(fromByteOffset: 64, as: SIMD16<UInt32>.self)
+            let u = row.loadUnaligned(as: SIMD16<UInt32>.self)
+            let v = row.loadUnaligned(fromByteOffset: 64, as: SIMD16<UInt32>.self)
             if (u | v).max() == 0 { continue }
             let to = panel + kept * nr * 4
             if UnsafeRawPointer(to) != row {
@@ -443,80 +507,140 @@ public enum GEMM {
     /// SIMD loads and stores themselves as calls (seen once: 2.5x slower; `objdump -d` of the binary
     /// then shows calls to `loadUnaligned` and `storeBytes`).
     @_transparent
-    static func tile(_ rows: UnsafePointer<Int32>?, _ count: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int,
-                     _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
-                     _ bias: UnsafePointer<Float>?, _ relu: Bool, rows tileRows: Int, cols: Int,
-                     skip: Keep, edge: UnsafeMutablePointer<Float>) {
+    static func tile(
+        _ rows: UnsafePointer<Int32>?, _ count: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int,
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
+        _ bias: UnsafePointer<Float>?, _ relu: Bool, rows tileRows: Int, cols: Int,
+        skip: Keep, edge: UnsafeMutablePointer<Float>
+    ) {
         #if !DENSEKIT_AVX512
-        // 16 vector registers of 256 bits (AVX2): the tile's 32 accumulators would not fit (spilled to
-        // the stack, a DenseNet-121 run took 1.8x onnxruntime's time, AMD EPYC Zen 1); four 4 x 16 quarters
-        // do. (Two 6 x 16 passes and a 2 x 32 one, ending fewer times, measured no faster on the same Zen 1.)
-        let full = tileRows == 8 && cols == nr
-        for q in 0..<4 where q < 2 || tileRows > 4 {
-            let (r0, j0) = (q / 2 * 4, q % 2 * 16)
-            var (u0, u1, u2, u3) = quarter(rows, count, a + r0, b + j0 * 4, bStride)
-            let lanes = j0 == 0 ? skip.0 : skip.1
-            u0.keep(lanes); u1.keep(lanes); u2.keep(lanes); u3.keep(lanes)
-            if full {
-                let p = c + r0 * ldc + j0, rb = bias.map { $0 + r0 }
-                storeRow(u0, p, first, last, rb?[0], relu); storeRow(u1, p + ldc, first, last, rb?[1], relu)
-                storeRow(u2, p + 2 * ldc, first, last, rb?[2], relu); storeRow(u3, p + 3 * ldc, first, last, rb?[3], relu)
-            } else {
-                let e = UnsafeMutableRawPointer(edge + r0 * nr + j0)
-                e.storeBytes(of: u0, as: SIMD16<Float>.self); e.storeBytes(of: u1, toByteOffset: nr * 4, as: SIMD16<Float>.self)
-                e.storeBytes(of: u2, toByteOffset: nr * 8, as: SIMD16<Float>.self); e.storeBytes(of: u3, toByteOffset: nr * 12, as: SIMD16<Float>.self)
+            // 16 vector registers of 256 bits (AVX2): the tile's 32 accumulators would not fit (spilled to
+            // the stack, a DenseNet-121 run took 1.8x onnxruntime's time, AMD EPYC Zen 1); four 4 x 16 quarters
+            // do. (Two 6 x 16 passes and a 2 x 32 one, ending fewer times, measured no faster on the same Zen 1.)
+            let full = tileRows == 8 && cols == nr
+            for q in 0..<4 where q < 2 || tileRows > 4 {
+                let (r0, j0) = (q / 2 * 4, q % 2 * 16)
+                var (u0, u1, u2, u3) = quarter(rows, count, a + r0, b + j0 * 4, bStride)
+                let lanes = j0 == 0 ? skip.0 : skip.1
+                u0.keep(lanes)
+                u1.keep(lanes)
+                u2.keep(lanes)
+                u3.keep(lanes)
+                if full {
+                    let p = c + r0 * ldc + j0
+                    let rb = bias.map { $0 + r0 }
+                    storeRow(u0, p, first, last, rb?[0], relu)
+                    storeRow(u1, p + ldc, first, last, rb?[1], relu)
+                    storeRow(u2, p + 2 * ldc, first, last, rb?[2], relu)
+                    storeRow(u3, p + 3 * ldc, first, last, rb?[3], relu)
+                } else {
+                    let e = UnsafeMutableRawPointer(edge + r0 * nr + j0)
+                    e.storeBytes(of: u0, as: SIMD16<Float>.self)
+                    e.storeBytes(of: u1, toByteOffset: nr * 4, as: SIMD16<Float>.self)
+                    e.storeBytes(of: u2, toByteOffset: nr * 8, as: SIMD16<Float>.self)
+                    e.storeBytes(of: u3, toByteOffset: nr * 12, as: SIMD16<Float>.self)
+                }
             }
-        }
-        if !full { addEdge(edge, c, ldc, first, last, bias, relu, rows: tileRows, cols: cols) }
+            if !full { addEdge(edge, c, ldc, first, last, bias, relu, rows: tileRows, cols: cols) }
         #else
-        var l0 = SIMD16<Float>(), l1 = SIMD16<Float>(), l2 = SIMD16<Float>(), l3 = SIMD16<Float>()
-        var l4 = SIMD16<Float>(), l5 = SIMD16<Float>(), l6 = SIMD16<Float>(), l7 = SIMD16<Float>()
-        var h0 = SIMD16<Float>(), h1 = SIMD16<Float>(), h2 = SIMD16<Float>(), h3 = SIMD16<Float>()
-        var h4 = SIMD16<Float>(), h5 = SIMD16<Float>(), h6 = SIMD16<Float>(), h7 = SIMD16<Float>()
-        // (Not measured with AVX-512: the optimizer may or may not make two loops of the list's test.)
-        var bp = b
-        for i in 0..<count {
-            let ap = a + (rows.map { Int($0[i]) } ?? i) * 8
-            let lo = bp.loadUnaligned(as: SIMD16<Float>.self)
-            let hi = bp.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)
-            bp += bStride
-            var s = SIMD16<Float>(repeating: ap[0]); l0.addProduct(s, lo); h0.addProduct(s, hi)
-            s = SIMD16<Float>(repeating: ap[1]); l1.addProduct(s, lo); h1.addProduct(s, hi)
-            s = SIMD16<Float>(repeating: ap[2]); l2.addProduct(s, lo); h2.addProduct(s, hi)
-            s = SIMD16<Float>(repeating: ap[3]); l3.addProduct(s, lo); h3.addProduct(s, hi)
-            s = SIMD16<Float>(repeating: ap[4]); l4.addProduct(s, lo); h4.addProduct(s, hi)
-            s = SIMD16<Float>(repeating: ap[5]); l5.addProduct(s, lo); h5.addProduct(s, hi)
-            s = SIMD16<Float>(repeating: ap[6]); l6.addProduct(s, lo); h6.addProduct(s, hi)
-            s = SIMD16<Float>(repeating: ap[7]); l7.addProduct(s, lo); h7.addProduct(s, hi)
-        }
-        do {
-            // Skipped lanes add nothing (only `accumulate`, which adds into C, skips any).
-            let (lo, hi) = skip
-            l0.keep(lo); h0.keep(hi); l1.keep(lo); h1.keep(hi); l2.keep(lo); h2.keep(hi); l3.keep(lo); h3.keep(hi)
-            l4.keep(lo); h4.keep(hi); l5.keep(lo); h5.keep(hi); l6.keep(lo); h6.keep(hi); l7.keep(lo); h7.keep(hi)
-        }
-        if tileRows == 8 && cols == nr {
-            store(l0, h0, c, 0, ldc, first, last, bias, relu)
-            store(l1, h1, c, 1, ldc, first, last, bias, relu)
-            store(l2, h2, c, 2, ldc, first, last, bias, relu)
-            store(l3, h3, c, 3, ldc, first, last, bias, relu)
-            store(l4, h4, c, 4, ldc, first, last, bias, relu)
-            store(l5, h5, c, 5, ldc, first, last, bias, relu)
-            store(l6, h6, c, 6, ldc, first, last, bias, relu)
-            store(l7, h7, c, 7, ldc, first, last, bias, relu)
-        } else {
-            // Edge tile: spill the accumulators to the 8 x 32 scratch tile, then add lane by lane.
-            let e = UnsafeMutableRawPointer(edge)
-            e.storeBytes(of: l0, toByteOffset: 0, as: SIMD16<Float>.self); e.storeBytes(of: h0, toByteOffset: 64, as: SIMD16<Float>.self)
-            e.storeBytes(of: l1, toByteOffset: 128, as: SIMD16<Float>.self); e.storeBytes(of: h1, toByteOffset: 192, as: SIMD16<Float>.self)
-            e.storeBytes(of: l2, toByteOffset: 256, as: SIMD16<Float>.self); e.storeBytes(of: h2, toByteOffset: 320, as: SIMD16<Float>.self)
-            e.storeBytes(of: l3, toByteOffset: 384, as: SIMD16<Float>.self); e.storeBytes(of: h3, toByteOffset: 448, as: SIMD16<Float>.self)
-            e.storeBytes(of: l4, toByteOffset: 512, as: SIMD16<Float>.self); e.storeBytes(of: h4, toByteOffset: 576, as: SIMD16<Float>.self)
-            e.storeBytes(of: l5, toByteOffset: 640, as: SIMD16<Float>.self); e.storeBytes(of: h5, toByteOffset: 704, as: SIMD16<Float>.self)
-            e.storeBytes(of: l6, toByteOffset: 768, as: SIMD16<Float>.self); e.storeBytes(of: h6, toByteOffset: 832, as: SIMD16<Float>.self)
-            e.storeBytes(of: l7, toByteOffset: 896, as: SIMD16<Float>.self); e.storeBytes(of: h7, toByteOffset: 960, as: SIMD16<Float>.self)
-            addEdge(edge, c, ldc, first, last, bias, relu, rows: tileRows, cols: cols)
-        }
+            var l0 = SIMD16<Float>()
+            var l1 = SIMD16<Float>()
+            var l2 = SIMD16<Float>()
+            var l3 = SIMD16<Float>()
+            var l4 = SIMD16<Float>()
+            var l5 = SIMD16<Float>()
+            var l6 = SIMD16<Float>()
+            var l7 = SIMD16<Float>()
+            var h0 = SIMD16<Float>()
+            var h1 = SIMD16<Float>()
+            var h2 = SIMD16<Float>()
+            var h3 = SIMD16<Float>()
+            var h4 = SIMD16<Float>()
+            var h5 = SIMD16<Float>()
+            var h6 = SIMD16<Float>()
+            var h7 = SIMD16<Float>()
+            // (Not measured with AVX-512: the optimizer may or may not make two loops of the list's test.)
+            var bp = b
+            for i in 0..<count {
+                let ap = a + (rows.map { Int($0[i]) } ?? i) * 8
+                let lo = bp.loadUnaligned(as: SIMD16<Float>.self)
+                let hi = bp.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)
+                bp += bStride
+                var s = SIMD16<Float>(repeating: ap[0])
+                l0.addProduct(s, lo)
+                h0.addProduct(s, hi)
+                s = SIMD16<Float>(repeating: ap[1])
+                l1.addProduct(s, lo)
+                h1.addProduct(s, hi)
+                s = SIMD16<Float>(repeating: ap[2])
+                l2.addProduct(s, lo)
+                h2.addProduct(s, hi)
+                s = SIMD16<Float>(repeating: ap[3])
+                l3.addProduct(s, lo)
+                h3.addProduct(s, hi)
+                s = SIMD16<Float>(repeating: ap[4])
+                l4.addProduct(s, lo)
+                h4.addProduct(s, hi)
+                s = SIMD16<Float>(repeating: ap[5])
+                l5.addProduct(s, lo)
+                h5.addProduct(s, hi)
+                s = SIMD16<Float>(repeating: ap[6])
+                l6.addProduct(s, lo)
+                h6.addProduct(s, hi)
+                s = SIMD16<Float>(repeating: ap[7])
+                l7.addProduct(s, lo)
+                h7.addProduct(s, hi)
+            }
+            do {
+                // Skipped lanes add nothing (only `accumulate`, which adds into C, skips any).
+                let (lo, hi) = skip
+                l0.keep(lo)
+                h0.keep(hi)
+                l1.keep(lo)
+                h1.keep(hi)
+                l2.keep(lo)
+                h2.keep(hi)
+                l3.keep(lo)
+                h3.keep(hi)
+                l4.keep(lo)
+                h4.keep(hi)
+                l5.keep(lo)
+                h5.keep(hi)
+                l6.keep(lo)
+                h6.keep(hi)
+                l7.keep(lo)
+                h7.keep(hi)
+            }
+            if tileRows == 8 && cols == nr {
+                store(l0, h0, c, 0, ldc, first, last, bias, relu)
+                store(l1, h1, c, 1, ldc, first, last, bias, relu)
+                store(l2, h2, c, 2, ldc, first, last, bias, relu)
+                store(l3, h3, c, 3, ldc, first, last, bias, relu)
+                store(l4, h4, c, 4, ldc, first, last, bias, relu)
+                store(l5, h5, c, 5, ldc, first, last, bias, relu)
+                store(l6, h6, c, 6, ldc, first, last, bias, relu)
+                store(l7, h7, c, 7, ldc, first, last, bias, relu)
+            } else {
+                // Edge tile: spill the accumulators to the 8 x 32 scratch tile, then add lane by lane.
+                let e = UnsafeMutableRawPointer(edge)
+                e.storeBytes(of: l0, toByteOffset: 0, as: SIMD16<Float>.self)
+                e.storeBytes(of: h0, toByteOffset: 64, as: SIMD16<Float>.self)
+                e.storeBytes(of: l1, toByteOffset: 128, as: SIMD16<Float>.self)
+                e.storeBytes(of: h1, toByteOffset: 192, as: SIMD16<Float>.self)
+                e.storeBytes(of: l2, toByteOffset: 256, as: SIMD16<Float>.self)
+                e.storeBytes(of: h2, toByteOffset: 320, as: SIMD16<Float>.self)
+                e.storeBytes(of: l3, toByteOffset: 384, as: SIMD16<Float>.self)
+                e.storeBytes(of: h3, toByteOffset: 448, as: SIMD16<Float>.self)
+                e.storeBytes(of: l4, toByteOffset: 512, as: SIMD16<Float>.self)
+                e.storeBytes(of: h4, toByteOffset: 576, as: SIMD16<Float>.self)
+                e.storeBytes(of: l5, toByteOffset: 640, as: SIMD16<Float>.self)
+                e.storeBytes(of: h5, toByteOffset: 704, as: SIMD16<Float>.self)
+                e.storeBytes(of: l6, toByteOffset: 768, as: SIMD16<Float>.self)
+                e.storeBytes(of: h6, toByteOffset: 832, as: SIMD16<Float>.self)
+                e.storeBytes(of: l7, toByteOffset: 896, as: SIMD16<Float>.self)
+                e.storeBytes(of: h7, toByteOffset: 960, as: SIMD16<Float>.self)
+                addEdge(edge, c, ldc, first, last, bias, relu, rows: tileRows, cols: cols)
+            }
         #endif
     }
 
@@ -524,17 +648,25 @@ public enum GEMM {
     /// `bStride` bytes after the last), K rows `rows[0]`, `rows[1]`... (0, 1... if nil): four 16-lane
     /// accumulators (eight 256-bit registers), a B row and a broadcast.
     @_transparent
-    static func quarter(_ rows: UnsafePointer<Int32>?, _ count: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int)
-        -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>) {
-        var c0 = SIMD16<Float>(), c1 = SIMD16<Float>(), c2 = SIMD16<Float>(), c3 = SIMD16<Float>()
+    static func quarter(
+        _ rows: UnsafePointer<Int32>?, _ count: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int
+    )
+        -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>)
+    {
+        var c0 = SIMD16<Float>()
+        var c1 = SIMD16<Float>()
+        var c2 = SIMD16<Float>()
+        var c3 = SIMD16<Float>()
         var bp = b
         if let rows {
             var (kp, end) = (rows, rows + count)
             while kp < end {
                 let ap = a + Int(kp.pointee) * 8
                 let v = bp.loadUnaligned(as: SIMD16<Float>.self)
-                c0.addProduct(SIMD16(repeating: ap[0]), v); c1.addProduct(SIMD16(repeating: ap[1]), v)
-                c2.addProduct(SIMD16(repeating: ap[2]), v); c3.addProduct(SIMD16(repeating: ap[3]), v)
+                c0.addProduct(SIMD16(repeating: ap[0]), v)
+                c1.addProduct(SIMD16(repeating: ap[1]), v)
+                c2.addProduct(SIMD16(repeating: ap[2]), v)
+                c3.addProduct(SIMD16(repeating: ap[3]), v)
                 bp += bStride
                 kp += 1
             }
@@ -545,8 +677,10 @@ public enum GEMM {
             var ap = a
             for _ in 0..<count {
                 let v = bp.loadUnaligned(as: SIMD16<Float>.self)
-                c0.addProduct(SIMD16(repeating: ap[0]), v); c1.addProduct(SIMD16(repeating: ap[1]), v)
-                c2.addProduct(SIMD16(repeating: ap[2]), v); c3.addProduct(SIMD16(repeating: ap[3]), v)
+                c0.addProduct(SIMD16(repeating: ap[0]), v)
+                c1.addProduct(SIMD16(repeating: ap[1]), v)
+                c2.addProduct(SIMD16(repeating: ap[2]), v)
+                c3.addProduct(SIMD16(repeating: ap[3]), v)
                 ap += 8
                 bp += bStride
             }
@@ -557,8 +691,10 @@ public enum GEMM {
     /// One row of 16 into C at `p`: stored plus `bias` for the first K block, added otherwise; ReLU
     /// after the last.
     @_transparent
-    static func storeRow(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>, _ first: Bool, _ last: Bool,
-                         _ bias: Float?, _ relu: Bool) {
+    static func storeRow(
+        _ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>, _ first: Bool, _ last: Bool,
+        _ bias: Float?, _ relu: Bool
+    ) {
         let raw = UnsafeMutableRawPointer(p)
         var u = v
         if first {
@@ -574,19 +710,30 @@ public enum GEMM {
     /// and B's values are broadcast, so a step of K costs 8 multiply-adds (of 8 lanes) instead of a
     /// full tile's 16. B's packed row is zero past `cols`. Kept out of `run` (it is rare; see `tile`).
     @inline(never)
-    static func thinTile(_ kb: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int,
-                         _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
-                         _ bias: UnsafePointer<Float>?, _ relu: Bool, rows: Int, cols: Int,
-                         skip: Keep, edge: UnsafeMutablePointer<Float>) {
-        var c0 = SIMD8<Float>(), c1 = SIMD8<Float>(), c2 = SIMD8<Float>(), c3 = SIMD8<Float>()
-        var c4 = SIMD8<Float>(), c5 = SIMD8<Float>(), c6 = SIMD8<Float>(), c7 = SIMD8<Float>()
+    static func thinTile(
+        _ kb: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int,
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
+        _ bias: UnsafePointer<Float>?, _ relu: Bool, rows: Int, cols: Int,
+        skip: Keep, edge: UnsafeMutablePointer<Float>
+    ) {
+        var c0 = SIMD8<Float>()
+        var c1 = SIMD8<Float>()
+        var c2 = SIMD8<Float>()
+        var c3 = SIMD8<Float>()
+        var c4 = SIMD8<Float>()
+        var c5 = SIMD8<Float>()
+        var c6 = SIMD8<Float>()
+        var c7 = SIMD8<Float>()
         var ap = UnsafeRawPointer(a)
         var bp = b
         /// `count` iterations, each adding A's 8 rows at `ap` times 4 B values at `bp` into c0...c3, and
         /// A's rows `aNext` bytes on times 4 B values `bNext` bytes on into c4...c7.
         func steps(_ count: Int, aNext: Int, bNext: Int, aStep: Int, bStep: Int) {
             for _ in 0..<count {
-                let (v, u, bq) = (ap.loadUnaligned(as: SIMD8<Float>.self), ap.loadUnaligned(fromByteOffset: aNext, as: SIMD8<Float>.self), bp + bNext)
+                let (v, u, bq) = (
+                    ap.loadUnaligned(as: SIMD8<Float>.self),
+                    ap.loadUnaligned(fromByteOffset: aNext, as: SIMD8<Float>.self), bp + bNext
+                )
                 c0 = c0.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 0, as: Float.self)))
                 c1 = c1.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 4, as: Float.self)))
                 c2 = c2.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 8, as: Float.self)))
@@ -613,51 +760,88 @@ public enum GEMM {
             let skipped = skip.0[j] == 0
             for r in 0..<8 { edge[r * nr + j] = skipped ? 0 : column[r] }
         }
-        put(0, c0); put(1, c1); put(2, c2); put(3, c3); put(4, c4); put(5, c5); put(6, c6); put(7, c7)
+        put(0, c0)
+        put(1, c1)
+        put(2, c2)
+        put(3, c3)
+        put(4, c4)
+        put(5, c5)
+        put(6, c6)
+        put(7, c7)
         addEdge(edge, c, ldc, first, last, bias, relu, rows: rows, cols: cols)
     }
 
     /// The first 16 columns of a panel over 8 rows, stored into the first `rows` x `cols` of C: one
     /// vector per row, so half a tile's multiply-adds. Kept out of `run` (it is rare; see `tile`).
     @inline(never)
-    static func halfTile(_ rows: UnsafePointer<Int32>?, _ count: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int,
-                         _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
-                         _ bias: UnsafePointer<Float>?, _ relu: Bool, rows tileRows: Int, cols: Int,
-                         skip: SIMD16<UInt32>, edge: UnsafeMutablePointer<Float>) {
+    static func halfTile(
+        _ rows: UnsafePointer<Int32>?, _ count: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int,
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
+        _ bias: UnsafePointer<Float>?, _ relu: Bool, rows tileRows: Int, cols: Int,
+        skip: SIMD16<UInt32>, edge: UnsafeMutablePointer<Float>
+    ) {
         #if DENSEKIT_AVX512
-        var l0 = SIMD16<Float>(), l1 = SIMD16<Float>(), l2 = SIMD16<Float>(), l3 = SIMD16<Float>()
-        var l4 = SIMD16<Float>(), l5 = SIMD16<Float>(), l6 = SIMD16<Float>(), l7 = SIMD16<Float>()
-        var bp = b
-        for i in 0..<count {
-            let ap = a + (rows.map { Int($0[i]) } ?? i) * 8
-            let v = bp.loadUnaligned(as: SIMD16<Float>.self)
-            bp += bStride
-            l0.addProduct(SIMD16(repeating: ap[0]), v); l1.addProduct(SIMD16(repeating: ap[1]), v)
-            l2.addProduct(SIMD16(repeating: ap[2]), v); l3.addProduct(SIMD16(repeating: ap[3]), v)
-            l4.addProduct(SIMD16(repeating: ap[4]), v); l5.addProduct(SIMD16(repeating: ap[5]), v)
-            l6.addProduct(SIMD16(repeating: ap[6]), v); l7.addProduct(SIMD16(repeating: ap[7]), v)
-        }
+            var l0 = SIMD16<Float>()
+            var l1 = SIMD16<Float>()
+            var l2 = SIMD16<Float>()
+            var l3 = SIMD16<Float>()
+            var l4 = SIMD16<Float>()
+            var l5 = SIMD16<Float>()
+            var l6 = SIMD16<Float>()
+            var l7 = SIMD16<Float>()
+            var bp = b
+            for i in 0..<count {
+                let ap = a + (rows.map { Int($0[i]) } ?? i) * 8
+                let v = bp.loadUnaligned(as: SIMD16<Float>.self)
+                bp += bStride
+                l0.addProduct(SIMD16(repeating: ap[0]), v)
+                l1.addProduct(SIMD16(repeating: ap[1]), v)
+                l2.addProduct(SIMD16(repeating: ap[2]), v)
+                l3.addProduct(SIMD16(repeating: ap[3]), v)
+                l4.addProduct(SIMD16(repeating: ap[4]), v)
+                l5.addProduct(SIMD16(repeating: ap[5]), v)
+                l6.addProduct(SIMD16(repeating: ap[6]), v)
+                l7.addProduct(SIMD16(repeating: ap[7]), v)
+            }
         #else
-        // Two 4-row quarters: 16 accumulators of 256 bits would not fit in AVX2's 16 registers (see `tile`).
-        var (l0, l1, l2, l3) = quarter(rows, count, a, b, bStride)
-        var (l4, l5, l6, l7) = tileRows > 4 ? quarter(rows, count, a + 4, b, bStride) : (SIMD16(), SIMD16(), SIMD16(), SIMD16())
+            // Two 4-row quarters: 16 accumulators of 256 bits would not fit in AVX2's 16 registers (see `tile`).
+            var (l0, l1, l2, l3) = quarter(rows, count, a, b, bStride)
+            var (l4, l5, l6, l7) =
+                tileRows > 4 ? quarter(rows, count, a + 4, b, bStride) : (SIMD16(), SIMD16(), SIMD16(), SIMD16())
         #endif
-        l0.keep(skip); l1.keep(skip); l2.keep(skip); l3.keep(skip); l4.keep(skip); l5.keep(skip); l6.keep(skip); l7.keep(skip)
-        let full = tileRows == 8 && cols == 16, e = UnsafeMutableRawPointer(edge)
+        l0.keep(skip)
+        l1.keep(skip)
+        l2.keep(skip)
+        l3.keep(skip)
+        l4.keep(skip)
+        l5.keep(skip)
+        l6.keep(skip)
+        l7.keep(skip)
+        let full = tileRows == 8 && cols == 16
+        let e = UnsafeMutableRawPointer(edge)
         /// Row r into C (a whole row of 16), or into the edge tile.
         @inline(__always) func put(_ v: SIMD16<Float>, _ r: Int) {
             guard full else { return e.storeBytes(of: v, toByteOffset: r * nr * 4, as: SIMD16<Float>.self) }
             storeRow(v, c + r * ldc, first, last, bias?[r], relu)
         }
-        put(l0, 0); put(l1, 1); put(l2, 2); put(l3, 3); put(l4, 4); put(l5, 5); put(l6, 6); put(l7, 7)
+        put(l0, 0)
+        put(l1, 1)
+        put(l2, 2)
+        put(l3, 3)
+        put(l4, 4)
+        put(l5, 5)
+        put(l6, 6)
+        put(l7, 7)
         if !full { addEdge(edge, c, ldc, first, last, bias, relu, rows: tileRows, cols: cols) }
     }
 
     /// Adds the first `rows` x `cols` of the 8 x 32 `edge` tile into C (or, for the first K block,
     /// stores it plus the bias), lane by lane, with the ReLU after the last K block.
     @inline(__always)
-    static func addEdge(_ edge: UnsafeMutablePointer<Float>, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
-                        _ bias: UnsafePointer<Float>?, _ relu: Bool, rows: Int, cols: Int) {
+    static func addEdge(
+        _ edge: UnsafeMutablePointer<Float>, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
+        _ bias: UnsafePointer<Float>?, _ relu: Bool, rows: Int, cols: Int
+    ) {
         for r in 0..<rows {
             let row = c + r * ldc
             for j in 0..<cols {
@@ -677,10 +861,13 @@ public enum GEMM {
     /// calling it twice (a helper shared with the half tile, tried, left `tile`'s SIMD loads and stores
     /// as calls).
     @_transparent
-    static func store(_ lo: SIMD16<Float>, _ hi: SIMD16<Float>, _ c: UnsafeMutablePointer<Float>, _ r: Int, _ ldc: Int,
-                      _ first: Bool, _ last: Bool, _ bias: UnsafePointer<Float>?, _ relu: Bool) {
+    static func store(
+        _ lo: SIMD16<Float>, _ hi: SIMD16<Float>, _ c: UnsafeMutablePointer<Float>, _ r: Int, _ ldc: Int,
+        _ first: Bool, _ last: Bool, _ bias: UnsafePointer<Float>?, _ relu: Bool
+    ) {
         let p = UnsafeMutableRawPointer(c + r * ldc)
-        var u = lo, v = hi
+        var u = lo
+        var v = hi
         if first {
             if let bias {
                 let b = SIMD16<Float>(repeating: bias[r])

@@ -11,7 +11,9 @@ public final class PackedMatrix: @unchecked Sendable {
 
     /// A matrix already packed (`storageCount` floats, as `storage` of another one).
     public init(rows: Int, cols: Int, storage: AlignedBuffer) {
-        precondition(storage.count == Self.storageCount(rows: rows, cols: cols), "PackedMatrix: \(storage.count) floats for \(rows)x\(cols)")
+        precondition(
+            storage.count == Self.storageCount(rows: rows, cols: cols),
+            "PackedMatrix: \(storage.count) floats for \(rows)x\(cols)")
         self.rows = rows
         self.cols = cols
         self.storage = storage

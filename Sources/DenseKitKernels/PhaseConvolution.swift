@@ -60,7 +60,8 @@ public struct PhaseConvolution: Sendable {
         for a in 0..<used {
             for b in 0..<used {
                 for c in range {
-                    let out = dst + (phase(a, b) * channels + c) * plane, input = src + c * height * width
+                    let out = dst + (phase(a, b) * channels + c) * plane
+                    let input = src + c * height * width
                     // Phase column j reads input column stride * j + b - padLeft: [j0, j1) are inside.
                     let j0 = min(phaseWidth, max(0, (padLeft - b + stride - 1) / stride))
                     let j1 = max(j0, min(phaseWidth, (width + padLeft - b + stride - 1) / stride))
@@ -96,12 +97,14 @@ public struct PhaseConvolution: Sendable {
         for ky in 0..<kernel {
             for kx in 0..<kernel {
                 let tap = ky * kernel + kx
-                let base = planes + phase(ky % stride, kx % stride) * channels * plane
+                let base =
+                    planes + phase(ky % stride, kx % stride) * channels * plane
                     + (ky / stride) * phaseWidth + kx / stride
                 var c0 = 0
                 while c0 < channels {
                     let count = min(GEMM.kc, channels - c0)
-                    segments.append(GEMM.Segment(k0: tap * channels + c0, count: count, base: base + c0 * plane, stride: plane))
+                    segments.append(
+                        GEMM.Segment(k0: tap * channels + c0, count: count, base: base + c0 * plane, stride: plane))
                     c0 += count
                 }
             }
@@ -111,10 +114,12 @@ public struct PhaseConvolution: Sendable {
 
     /// Drops the extra columns of each grid row: outHeight x phaseWidth -> outHeight x outWidth planes,
     /// for output channels `range` (grid and output both start at channel 0).
-    public func compact(_ grid: UnsafePointer<Float>, channels range: Range<Int>, into dst: UnsafeMutablePointer<Float>) {
+    public func compact(_ grid: UnsafePointer<Float>, channels range: Range<Int>, into dst: UnsafeMutablePointer<Float>)
+    {
         let from = Elementwise.Strides(row: phaseWidth, plane: gridCount)
         let to = Elementwise.Strides(row: outWidth, plane: outHeight * outWidth)
-        Elementwise.copy(grid + range.lowerBound * from.plane, from: from, dst + range.lowerBound * to.plane, to: to,
-                         channels: range.count, height: outHeight, width: outWidth)
+        Elementwise.copy(
+            grid + range.lowerBound * from.plane, from: from, dst + range.lowerBound * to.plane, to: to,
+            channels: range.count, height: outHeight, width: outWidth)
     }
 }

@@ -4,8 +4,10 @@ import Foundation
 /// All activations are CHW (one image), conv weights OIHW.
 public enum Reference {
     /// Direct convolution with zero padding [top, left, bottom, right].
-    public static func conv(_ x: [Float], channels: Int, height: Int, width: Int, weight: [Float], outChannels: Int,
-                            kernel: Int, stride: Int, pads: [Int], bias: [Float]?) -> (values: [Float], height: Int, width: Int) {
+    public static func conv(
+        _ x: [Float], channels: Int, height: Int, width: Int, weight: [Float], outChannels: Int,
+        kernel: Int, stride: Int, pads: [Int], bias: [Float]?
+    ) -> (values: [Float], height: Int, width: Int) {
         let oh = (height + pads[0] + pads[2] - kernel) / stride + 1
         let ow = (width + pads[1] + pads[3] - kernel) / stride + 1
         var y = [Float](repeating: 0, count: outChannels * oh * ow)
@@ -20,7 +22,9 @@ public enum Reference {
                             for kx in 0..<kernel {
                                 let ix = ox * stride - pads[1] + kx
                                 if ix < 0 || ix >= width { continue }
-                                sum += weight[((o * channels + c) * kernel + ky) * kernel + kx] * x[(c * height + iy) * width + ix]
+                                sum +=
+                                    weight[((o * channels + c) * kernel + ky) * kernel + kx]
+                                    * x[(c * height + iy) * width + ix]
                             }
                         }
                     }
@@ -32,8 +36,10 @@ public enum Reference {
     }
 
     /// Inference batch norm per channel.
-    public static func batchNorm(_ x: [Float], channels: Int, gamma: [Float], beta: [Float], mean: [Float],
-                                 variance: [Float], epsilon: Float) -> [Float] {
+    public static func batchNorm(
+        _ x: [Float], channels: Int, gamma: [Float], beta: [Float], mean: [Float],
+        variance: [Float], epsilon: Float
+    ) -> [Float] {
         let size = x.count / channels
         var y = x
         for c in 0..<channels {
@@ -46,8 +52,10 @@ public enum Reference {
     public static func relu(_ x: [Float]) -> [Float] { x.map { max(0, $0) } }
 
     /// Max or average pooling; average excludes padding unless `countIncludePad`.
-    public static func pool(_ x: [Float], channels: Int, height: Int, width: Int, max isMax: Bool, kernel: Int,
-                            stride: Int, pads: [Int], countIncludePad: Bool) -> (values: [Float], height: Int, width: Int) {
+    public static func pool(
+        _ x: [Float], channels: Int, height: Int, width: Int, max isMax: Bool, kernel: Int,
+        stride: Int, pads: [Int], countIncludePad: Bool
+    ) -> (values: [Float], height: Int, width: Int) {
         let oh = (height + pads[0] + pads[2] - kernel) / stride + 1
         let ow = (width + pads[1] + pads[3] - kernel) / stride + 1
         var y = [Float](repeating: 0, count: channels * oh * ow)
@@ -58,7 +66,8 @@ public enum Reference {
                     var n = 0
                     for ky in 0..<kernel {
                         for kx in 0..<kernel {
-                            let iy = oy * stride - pads[0] + ky, ix = ox * stride - pads[1] + kx
+                            let iy = oy * stride - pads[0] + ky
+                            let ix = ox * stride - pads[1] + kx
                             guard iy >= 0, iy < height, ix >= 0, ix < width else { continue }
                             let v = x[(c * height + iy) * width + ix]
                             acc = isMax ? max(acc, v) : acc + v
@@ -102,8 +111,13 @@ public enum Reference {
     /// C = A B for row-major A (m x k) and B (k x n).
     public static func matmul(_ a: [Float], _ b: [Float], m: Int, k: Int, n: Int) -> [Float] {
         var c = [Float](repeating: 0, count: m * n)
-        for i in 0..<m { for j in 0..<n { var s: Float = 0; for p in 0..<k { s += a[i * k + p] * b[p * n + j] }; c[i * n + j] = s } }
+        for i in 0..<m {
+            for j in 0..<n {
+                var s: Float = 0
+                for p in 0..<k { s += a[i * k + p] * b[p * n + j] }
+                c[i * n + j] = s
+            }
+        }
         return c
     }
 }
-

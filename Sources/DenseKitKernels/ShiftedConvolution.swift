@@ -5,7 +5,8 @@
 /// reading the input once per tap (B rows shifted per tap, as `PhaseConvolution` does), every tap's
 /// weights are multiplied with the input's image read once, and each tap's tile is added into the
 /// output at q = p - shift(t): one GEMM with M = taps x outputs, each of whose B panels (packed, or
-/// read in place from a panel-major input) serves all of them (9x the reuse for a 3x3 with 32 outputs). Rows have no border columns: a tap
+/// read in place from a panel-major input) serves all of them (9x the reuse for a 3x3 with 32 outputs). Rows have no
+/// border columns: a tap
 /// that reaches across the left or right edge would add the neighbouring row's pixels, so its tiles
 /// skip the output columns where that happens (they read zero padding there). Reaching above or below
 /// the image lands in the plane's vertical border. Exact in real arithmetic; the sums are in another
@@ -17,7 +18,8 @@ public enum ShiftedConvolution {
     /// OIHW weights packed as the GEMM's A: rows (output block, tap, row within the block), padded
     /// with zero rows to whole blocks of 8; K = inChannels.
     public static func pack(_ oihw: [Float], outChannels: Int, inChannels: Int, kernel: Int) -> PackedMatrix {
-        let taps = kernel * kernel, blocks = (outChannels + 7) / 8
+        let taps = kernel * kernel
+        let blocks = (outChannels + 7) / 8
         var rows = [Float](repeating: 0, count: blocks * taps * 8 * inChannels)
         for o in 0..<outChannels {
             for t in 0..<taps {
@@ -33,10 +35,15 @@ public enum ShiftedConvolution {
     /// copy). Output planes [0, outChannels) at `output`, in `layout`, are overwritten: the bias (or
     /// zero) everywhere, then the convolution added; their borders end up holding partial sums, which
     /// nothing may read as image values.
-    public static func run(_ weights: PackedMatrix, outChannels: Int, kernel: Int,
-                           _ input: [GEMM.Segment], layout: PlaneLayout,
-                           into output: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, threads: Int) {
-        let b = kernel / 2, taps = kernel * kernel, w = layout.width, plane = layout.plane
+    public static func run(
+        _ weights: PackedMatrix, outChannels: Int, kernel: Int,
+        _ input: [GEMM.Segment], layout: PlaneLayout,
+        into output: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, threads: Int
+    ) {
+        let b = kernel / 2
+        let taps = kernel * kernel
+        let w = layout.width
+        let plane = layout.plane
         precondition(layout.border == b, "ShiftedConvolution: border \(layout.border) for a \(kernel)x\(kernel) kernel")
         // GEMM column j is input pixel j of the image; tap (dy, dx) adds it into output pixel
         // j - dy * w - dx, whose column x = (j - dx) mod w must have x + dx inside the row.
@@ -47,15 +54,20 @@ public enum ShiftedConvolution {
         var targets: [GEMM.TileTarget] = []
         for block in 0..<(outChannels + 7) / 8 {
             for t in 0..<taps {
-                let dy = t / kernel - b, dx = t % kernel - b
-                targets.append(GEMM.TileTarget(offset: block * 8 * plane - (dy * w + dx), rows: min(8, outChannels - block * 8),
-                                               skip: dx == 0 ? nil : dx + b - (dx > 0 ? 1 : 0)))
+                let dy = t / kernel - b
+                let dx = t % kernel - b
+                targets.append(
+                    GEMM.TileTarget(
+                        offset: block * 8 * plane - (dy * w + dx), rows: min(8, outChannels - block * 8),
+                        skip: dx == 0 ? nil : dx + b - (dx > 0 ? 1 : 0)))
             }
         }
         // Each thread sets its own output planes (those of its blocks of A's rows) to the bias first.
-        GEMM.accumulate(weights, input,
-                        n: layout.height * w, output + layout.interior, ldc: plane, targets: targets, skips: skips,
-                        rowGranule: taps * 8, threads: threads) { rows in
+        GEMM.accumulate(
+            weights, input,
+            n: layout.height * w, output + layout.interior, ldc: plane, targets: targets, skips: skips,
+            rowGranule: taps * 8, threads: threads
+        ) { rows in
             for o in (rows.lowerBound / taps)..<min(outChannels, rows.upperBound / taps) {
                 (output + o * plane).update(repeating: bias?[o] ?? 0, count: plane)
             }

@@ -50,8 +50,10 @@ public enum WinogradConvolution {
     /// window vector, where a piece's floats do not start at a multiple of 16). Views into
     /// `VectorLayout`'s arrays: the panels' loops touch no reference-counted storage.
     struct Lanes {
-        let pieces: UnsafeBufferPointer<Piece>, first: UnsafeBufferPointer<WindowLoad>, more: UnsafeBufferPointer<WindowLoad>
-        /// Whether every load of every input row inside the image may be made as one vector load (`VectorLayout.isWhole`).
+        let pieces: UnsafeBufferPointer<Piece>, first: UnsafeBufferPointer<WindowLoad>,
+            more: UnsafeBufferPointer<WindowLoad>
+        /// Whether every load of every input row inside the image may be made as one vector load
+        /// (`VectorLayout.isWhole`).
         let whole: Bool
     }
 
@@ -75,13 +77,16 @@ public enum WinogradConvolution {
 
         init(height: Int, width: Int, m: Int) {
             (self.height, self.width, self.m) = (height, width, m)
-            let tileRows = (height + m - 1) / m, tileColumns = (width + m - 1) / m
+            let tileRows = (height + m - 1) / m
+            let tileColumns = (width + m - 1) / m
             let tight = Self.packsRowsTight(tileColumns: tileColumns, m: m, width: width)
             func add(_ vector: [Piece]) {
                 vectors.append(pieces.count..<pieces.count + vector.count)
                 pieces += vector
                 // Lanes' `first`, then `more`.
-                var first = (0..<Self.windowVectors).map { WindowLoad(vector: $0, tileRow: 0, column: 0, keep: SIMD16()) }
+                var first = (0..<Self.windowVectors).map {
+                    WindowLoad(vector: $0, tileRow: 0, column: 0, keep: SIMD16())
+                }
                 var more: [WindowLoad] = []
                 // A slot is free while its load keeps no lanes (`windowLoads` makes none such).
                 for load in vector.flatMap({ Self.windowLoads($0, m: m, width: width) }) {
@@ -97,11 +102,15 @@ public enum WinogradConvolution {
                 loads += first + more
             }
             if tileColumns < 16 {
-                let reach = tight ? tileColumns : tileColumns + 1, perVector = 16 / reach
+                let reach = tight ? tileColumns : tileColumns + 1
+                let perVector = 16 / reach
                 for first in stride(from: 0, to: tileRows, by: perVector) {
-                    add((first..<min(tileRows, first + perVector)).map {
-                        Piece(tileRow: $0, firstTile: 0, count: tileColumns, entry: ($0 - first) * reach, reach: reach)
-                    })
+                    add(
+                        (first..<min(tileRows, first + perVector)).map {
+                            Piece(
+                                tileRow: $0, firstTile: 0, count: tileColumns, entry: ($0 - first) * reach, reach: reach
+                            )
+                        })
                 }
             } else {
                 for row in 0..<tileRows {
@@ -118,17 +127,22 @@ public enum WinogradConvolution {
         /// Whether, in each of its tile's alpha input rows that is inside the image, `load`'s 16 floats
         /// are inside the image's h x w floats or at most `margin` floats before or after them.
         func isWhole(_ load: WindowLoad, margin: Int) -> Bool {
-            let top = max(0, load.tileRow * m - 1), bottom = min(height - 1, load.tileRow * m + m)
-            return top > bottom || top * width + load.column >= -margin && bottom * width + load.column + 16 <= height * width + margin
+            let top = max(0, load.tileRow * m - 1)
+            let bottom = min(height - 1, load.tileRow * m + m)
+            return top > bottom
+                || top * width + load.column >= -margin && bottom * width + load.column + 16 <= height * width + margin
         }
 
         /// The loads that bring `piece`'s floats of the window (its `reach` entries from `entry`) from
         /// an image row `width` wide: one per window vector it covers, zero outside the image.
         static func windowLoads(_ piece: Piece, m: Int, width: Int) -> [WindowLoad] {
-            let first = piece.entry * m, end = min(first + piece.reach * m, 16 * windowVectors)
-            let x0 = piece.firstTile * m - 1 - first   // the image column of window float f is x0 + f
+            let first = piece.entry * m
+            let end = min(first + piece.reach * m, 16 * windowVectors)
+            let x0 = piece.firstTile * m - 1 - first  // the image column of window float f is x0 + f
             return stride(from: first / 16 * 16, to: end, by: 16).compactMap { f0 in
-                let lanes = (f0..<f0 + 16).map { f -> UInt32 in (first..<end).contains(f) && (0..<width).contains(x0 + f) ? ~0 : 0 }
+                let lanes = (f0..<f0 + 16).map { f -> UInt32 in
+                    (first..<end).contains(f) && (0..<width).contains(x0 + f) ? ~0 : 0
+                }
                 guard lanes.contains(~0) else { return nil }
                 return WindowLoad(vector: f0 / 16, tileRow: piece.tileRow, column: x0 + f0, keep: SIMD16(lanes))
             }
@@ -157,9 +171,11 @@ public enum WinogradConvolution {
             return l
         }
 
-        /// Room for a layer of at most `inChannels` inputs and `outChannels` outputs, with `transform` or a smaller one.
+        /// Room for a layer of at most `inChannels` inputs and `outChannels` outputs, with `transform` or a smaller
+        /// one.
         public init(_ transform: WinogradTransform, inChannels: Int, outChannels: Int) {
-            let (a, m) = (transform.alpha, transform.m), positions = a * a
+            let (a, m) = (transform.alpha, transform.m)
+            let positions = a * a
             transformed = AlignedBuffer(count: positions * transformedStride(inChannels: inChannels))
             products = AlignedBuffer(count: positions * productStride(outputTiles: (outChannels + 7) / 8))
             // The input transform's rows d B: alpha x alpha vectors, then (with AVX2) the alpha input rows
@@ -182,7 +198,8 @@ public enum WinogradConvolution {
         }
 
         var pointers: Pointers {
-            Pointers(transformed: transformed.pointer, products: products.pointer, rows: rows.pointer, tile: tile.pointer)
+            Pointers(
+                transformed: transformed.pointer, products: products.pointer, rows: rows.pointer, tile: tile.pointer)
         }
     }
 
@@ -194,44 +211,63 @@ public enum WinogradConvolution {
     /// (`transformWholeInputs`; a DenseNet-121 run about 3% faster than with lane-by-lane loads at the
     /// planes' ends and the loads read from memory for each row, 1 thread of an AMD EPYC Zen 5).
     /// `scratch` holds one `Scratch` per thread (at least `threads`), each sized for this layer.
-    public static func run(_ weights: WinogradWeights, _ input: UnsafePointer<Float>, inputStride: Int, height: Int, width: Int,
-                           into output: UnsafeMutablePointer<Float>, outputStride: Int, bias: UnsafePointer<Float>?,
-                           scratch: [Scratch], threads: Int, inputMargin: Int = 0) {
+    public static func run(
+        _ weights: WinogradWeights, _ input: UnsafePointer<Float>, inputStride: Int, height: Int, width: Int,
+        into output: UnsafeMutablePointer<Float>, outputStride: Int, bias: UnsafePointer<Float>?,
+        scratch: [Scratch], threads: Int, inputMargin: Int = 0
+    ) {
         let layout = scratch[0].layout(height: height, width: width, m: weights.transform.m)
         let parts = min(threads, scratch.count, WorkerPool.maxParts)
-        let layer = Layer(weights: weights, input: input, inputStride: inputStride, height: height, width: width,
-                          output: output, outputStride: outputStride, bias: bias)
+        let layer = Layer(
+            weights: weights, input: input, inputStride: inputStride, height: height, width: width,
+            output: output, outputStride: outputStride, bias: bias)
         let buffers = scratch.prefix(parts).map(\.pointers)
-        defer { withExtendedLifetime((weights, scratch)) {} }   // the layer and buffers hold their memory
-        layout.pieces.withUnsafeBufferPointer { pieces in layout.loads.withUnsafeBufferPointer { loads in
-            let lanes = zip(layout.vectors, layout.vectorLoads).map { (vector, own) in
-                let split = own.lowerBound + VectorLayout.windowVectors
-                return Lanes(pieces: UnsafeBufferPointer(rebasing: pieces[vector]), first: UnsafeBufferPointer(rebasing: loads[own.lowerBound..<split]),
-                             more: UnsafeBufferPointer(rebasing: loads[split..<own.upperBound]),
-                             whole: loads[own].allSatisfy { layout.isWhole($0, margin: inputMargin) })
-            }
-            lanes.withUnsafeBufferPointer { lanes in
-                func vectors(_ p: Int) -> UnsafeBufferPointer<Lanes> { UnsafeBufferPointer(rebasing: lanes[2 * p..<min(lanes.count, 2 * p + 2)]) }
-                let pool = WorkerPool.shared(threads: threads), whole = layout.panelCount / parts * parts
-                if whole > 0 {
-                    pool.run(parts: parts) { part in
-                        for p in stride(from: part, to: whole, by: parts) { layer.panel(vectors(p), buffers[part]) }
+        defer { withExtendedLifetime((weights, scratch)) {} }  // the layer and buffers hold their memory
+        layout.pieces.withUnsafeBufferPointer { pieces in
+            layout.loads.withUnsafeBufferPointer { loads in
+                let lanes = zip(layout.vectors, layout.vectorLoads).map { (vector, own) in
+                    let split = own.lowerBound + VectorLayout.windowVectors
+                    return Lanes(
+                        pieces: UnsafeBufferPointer(rebasing: pieces[vector]),
+                        first: UnsafeBufferPointer(rebasing: loads[own.lowerBound..<split]),
+                        more: UnsafeBufferPointer(rebasing: loads[split..<own.upperBound]),
+                        whole: loads[own].allSatisfy { layout.isWhole($0, margin: inputMargin) })
+                }
+                lanes.withUnsafeBufferPointer { lanes in
+                    func vectors(_ p: Int) -> UnsafeBufferPointer<Lanes> {
+                        UnsafeBufferPointer(rebasing: lanes[2 * p..<min(lanes.count, 2 * p + 2)])
+                    }
+                    let pool = WorkerPool.shared(threads: threads)
+                    let whole = layout.panelCount / parts * parts
+                    if whole > 0 {
+                        pool.run(parts: parts) { part in
+                            for p in stride(from: part, to: whole, by: parts) { layer.panel(vectors(p), buffers[part]) }
+                        }
+                    }
+                    // The panels left over (fewer than the threads: on 2 threads, the 7th of a 56 px map's 7,
+                    // or a 14 px map's only one) are each done by all threads, step by step, into the first
+                    // thread's V and M.
+                    guard whole < layout.panelCount else { return }
+                    let shared = buffers.map { $0.sharing(buffers[0]) }
+                    let positions = layer.alpha * layer.alpha
+                    func share(_ part: Int, _ count: Int) -> Range<Int> {
+                        (part * count / parts)..<((part + 1) * count / parts)
+                    }
+                    for p in whole..<layout.panelCount {
+                        let v = vectors(p)
+                        pool.run(parts: parts) {
+                            layer.transformInputs(v, channels: share($0, layer.inChannels), shared[$0])
+                        }
+                        pool.run(parts: parts) {
+                            layer.multiply(positions: share($0, positions), columns: 16 * v.count, shared[$0])
+                        }
+                        pool.run(parts: parts) {
+                            layer.transformOutputs(v, outputs: share($0, layer.outChannels), shared[$0])
+                        }
                     }
                 }
-                // The panels left over (fewer than the threads: on 2 threads, the 7th of a 56 px map's 7,
-                // or a 14 px map's only one) are each done by all threads, step by step, into the first
-                // thread's V and M.
-                guard whole < layout.panelCount else { return }
-                let shared = buffers.map { $0.sharing(buffers[0]) }, positions = layer.alpha * layer.alpha
-                func share(_ part: Int, _ count: Int) -> Range<Int> { (part * count / parts)..<((part + 1) * count / parts) }
-                for p in whole..<layout.panelCount {
-                    let v = vectors(p)
-                    pool.run(parts: parts) { layer.transformInputs(v, channels: share($0, layer.inChannels), shared[$0]) }
-                    pool.run(parts: parts) { layer.multiply(positions: share($0, positions), columns: 16 * v.count, shared[$0]) }
-                    pool.run(parts: parts) { layer.transformOutputs(v, outputs: share($0, layer.outChannels), shared[$0]) }
-                }
             }
-        } }
+        }
     }
 
     /// One layer's operands, and the three steps on one panel. Only numbers and pointers: nothing in
@@ -245,8 +281,10 @@ public enum WinogradConvolution {
         let output: UnsafeMutablePointer<Float>, outputStride: Int
         let bias: UnsafePointer<Float>?
 
-        init(weights: WinogradWeights, input: UnsafePointer<Float>, inputStride: Int, height: Int, width: Int,
-             output: UnsafeMutablePointer<Float>, outputStride: Int, bias: UnsafePointer<Float>?) {
+        init(
+            weights: WinogradWeights, input: UnsafePointer<Float>, inputStride: Int, height: Int, width: Int,
+            output: UnsafeMutablePointer<Float>, outputStride: Int, bias: UnsafePointer<Float>?
+        ) {
             (m, alpha) = (weights.transform.m, weights.transform.alpha)
             (inChannels, outChannels, tiles) = (weights.inChannels, weights.outChannels, weights.tiles)
             vStride = WinogradConvolution.transformedStride(inChannels: inChannels)
@@ -290,11 +328,15 @@ public enum WinogradConvolution {
                 for tile in 0..<tiles {
                     let c = mp + position * mStride + tile * 8 * panelTiles
                     if columns == 16 {
-                        GEMM.halfTile(nil, k, filterPanel(position, tile), b, panelTiles * 4, c, panelTiles, true, true, nil, false,
-                                      rows: 8, cols: 16, skip: GEMM.keepAll.0, edge: edge)
+                        GEMM.halfTile(
+                            nil, k, filterPanel(position, tile), b, panelTiles * 4, c, panelTiles, true, true, nil,
+                            false,
+                            rows: 8, cols: 16, skip: GEMM.keepAll.0, edge: edge)
                     } else {
-                        GEMM.tile(nil, k, filterPanel(position, tile), b, panelTiles * 4, c, panelTiles, true, true, nil, false,
-                                  rows: 8, cols: panelTiles, skip: GEMM.keepAll, edge: edge)
+                        GEMM.tile(
+                            nil, k, filterPanel(position, tile), b, panelTiles * 4, c, panelTiles, true, true, nil,
+                            false,
+                            rows: 8, cols: panelTiles, skip: GEMM.keepAll, edge: edge)
                     }
                 }
             }
@@ -311,15 +353,19 @@ public enum WinogradConvolution {
         /// position's row c of V, each load made with `windowVector`'s care at the plane's ends.
         @inline(__always)
         func transformInput(_ c: Int, _ lanes: Lanes, slot: Int, _ s: Scratch.Pointers) {
-            let plane = input + c * inputStride, planeFloats = height * width, f = lanes.first
+            let plane = input + c * inputStride
+            let planeFloats = height * width
+            let f = lanes.first
             @inline(__always) func load(_ l: WindowLoad, _ r: Int) -> SIMD16<Float> {
                 let y = l.tileRow * m - 1 + r
                 guard y >= 0 && y < height else { return SIMD16() }
                 return windowVector(plane, at: y * width + l.column, keep: l.keep, planeFloats: planeFloats)
             }
-            transformInput(c, lanes, slot: slot, s, first: { r in
-                (load(f[0], r), load(f[1], r), load(f[2], r), load(f[3], r), load(f[4], r))
-            }, load: load)
+            transformInput(
+                c, lanes, slot: slot, s,
+                first: { r in
+                    (load(f[0], r), load(f[1], r), load(f[2], r), load(f[3], r), load(f[4], r))
+                }, load: load)
         }
 
         /// `transformInput` for every channel of `channels`, for a vector whose loads are all whole
@@ -327,7 +373,10 @@ public enum WinogradConvolution {
         /// kept in registers across the channels.
         func transformWholeInputs(_ channels: Range<Int>, _ lanes: Lanes, slot: Int, _ s: Scratch.Pointers) {
             let f = lanes.first
-            let (t0, t1, t2, t3, t4) = (f[0].tileRow * m - 1, f[1].tileRow * m - 1, f[2].tileRow * m - 1, f[3].tileRow * m - 1, f[4].tileRow * m - 1)
+            let (t0, t1, t2, t3, t4) = (
+                f[0].tileRow * m - 1, f[1].tileRow * m - 1, f[2].tileRow * m - 1, f[3].tileRow * m - 1,
+                f[4].tileRow * m - 1
+            )
             let (x0, x1, x2, x3, x4) = (f[0].column, f[1].column, f[2].column, f[3].column, f[4].column)
             let (k0, k1, k2, k3, k4) = (f[0].keep, f[1].keep, f[2].keep, f[3].keep, f[4].keep)
             for c in channels {
@@ -340,24 +389,35 @@ public enum WinogradConvolution {
                     v.keep(k)
                     return v
                 }
-                transformInput(c, lanes, slot: slot, s, first: { r in
-                    (load(t0, x0, k0, r), load(t1, x1, k1, r), load(t2, x2, k2, r), load(t3, x3, k3, r), load(t4, x4, k4, r))
-                }) { l, r in load(l.tileRow * m - 1, l.column, l.keep, r) }
+                transformInput(
+                    c, lanes, slot: slot, s,
+                    first: { r in
+                        (
+                            load(t0, x0, k0, r), load(t1, x1, k1, r), load(t2, x2, k2, r), load(t3, x3, k3, r),
+                            load(t4, x4, k4, r)
+                        )
+                    }
+                ) { l, r in load(l.tileRow * m - 1, l.column, l.keep, r) }
             }
         }
 
         /// The transform of channel `c`'s tiles in `lanes`: each of the alpha input rows r is its
-        /// window, the `first` loads (`first(r)`) merged with the `more` ones (`load(l, r)`), split into m phases (float e m + p to lane e of phase p) with SIMD
+        /// window, the `first` loads (`first(r)`) merged with the `more` ones (`load(l, r)`), split into m phases
+        /// (float e m + p to lane e of phase p) with SIMD
         /// shuffles and transformed along the row (tile t's column q is lane t of phase q, or for q = m
         /// and m + 1, lane t + 1 of phases 0 and 1); then down the columns into V.
         @inline(__always)
-        func transformInput(_ c: Int, _ lanes: Lanes, slot: Int, _ s: Scratch.Pointers,
-                            first: (Int) -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>),
-                            load: (WindowLoad, Int) -> SIMD16<Float>) {
+        func transformInput(
+            _ c: Int, _ lanes: Lanes, slot: Int, _ s: Scratch.Pointers,
+            first: (Int) -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>),
+            load: (WindowLoad, Int) -> SIMD16<Float>
+        ) {
             let a = alpha
-            let rows = UnsafeMutableRawPointer(s.rows)   // d B: row r's alpha vectors
+            let rows = UnsafeMutableRawPointer(s.rows)  // d B: row r's alpha vectors
             /// Input row r's window split into phases: d(0)...d(5) of the transform along the row.
-            @inline(__always) func rowInputs(_ r: Int) -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>) {
+            @inline(__always) func rowInputs(_ r: Int) -> (
+                SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>
+            ) {
                 var (w0, w1, w2, w3, w4) = first(r)
                 for l in lanes.more {
                     let v = load(l, r)
@@ -373,34 +433,42 @@ public enum WinogradConvolution {
                 return (p0, p1, p2, p3, shiftedByOne(p0, w4), shiftedByOne(p1, SIMD16(repeating: w4[1])))
             }
             #if !DENSEKIT_AVX512
-            // Split first for all rows, kept in memory, then transformed: with 256-bit registers (AVX2)
-            // LLVM turned the transform of the shuffles' results into scalar code (1 thread: the input
-            // transforms took 12% of a DenseNet-121 run, AMD EPYC Zen 1).
-            let split = rows + a * a * 64
-            for r in 0..<a {
-                let (d0, d1, d2, d3, d4, d5) = rowInputs(r), p = split + r * 6 * 64
-                p.storeBytes(of: d0, as: SIMD16<Float>.self); p.storeBytes(of: d1, toByteOffset: 64, as: SIMD16<Float>.self)
-                p.storeBytes(of: d2, toByteOffset: 128, as: SIMD16<Float>.self); p.storeBytes(of: d3, toByteOffset: 192, as: SIMD16<Float>.self)
-                p.storeBytes(of: d4, toByteOffset: 256, as: SIMD16<Float>.self); p.storeBytes(of: d5, toByteOffset: 320, as: SIMD16<Float>.self)
-            }
-            for r in 0..<a {
-                let p = UnsafeRawPointer(split + r * 6 * 64), row = rows + r * a * 64
-                inputTransform({ p.load(fromByteOffset: $0 * 64, as: SIMD16<Float>.self) }) {
-                    row.storeBytes(of: $1, toByteOffset: $0 * 64, as: SIMD16<Float>.self)
+                // Split first for all rows, kept in memory, then transformed: with 256-bit registers (AVX2)
+                // LLVM turned the transform of the shuffles' results into scalar code (1 thread: the input
+                // transforms took 12% of a DenseNet-121 run, AMD EPYC Zen 1).
+                let split = rows + a * a * 64
+                for r in 0..<a {
+                    let (d0, d1, d2, d3, d4, d5) = rowInputs(r)
+                    let p = split + r * 6 * 64
+                    p.storeBytes(of: d0, as: SIMD16<Float>.self)
+                    p.storeBytes(of: d1, toByteOffset: 64, as: SIMD16<Float>.self)
+                    p.storeBytes(of: d2, toByteOffset: 128, as: SIMD16<Float>.self)
+                    p.storeBytes(of: d3, toByteOffset: 192, as: SIMD16<Float>.self)
+                    p.storeBytes(of: d4, toByteOffset: 256, as: SIMD16<Float>.self)
+                    p.storeBytes(of: d5, toByteOffset: 320, as: SIMD16<Float>.self)
                 }
-            }
+                for r in 0..<a {
+                    let p = UnsafeRawPointer(split + r * 6 * 64)
+                    let row = rows + r * a * 64
+                    inputTransform({ p.load(fromByteOffset: $0 * 64, as: SIMD16<Float>.self) }) {
+                        row.storeBytes(of: $1, toByteOffset: $0 * 64, as: SIMD16<Float>.self)
+                    }
+                }
             #else
-            for r in 0..<a {
-                let (d0, d1, d2, d3, d4, d5) = rowInputs(r), row = rows + r * a * 64
-                inputTransform(d0, d1, d2, d3, d4, d5) {
-                    row.storeBytes(of: $1, toByteOffset: $0 * 64, as: SIMD16<Float>.self)
+                for r in 0..<a {
+                    let (d0, d1, d2, d3, d4, d5) = rowInputs(r)
+                    let row = rows + r * a * 64
+                    inputTransform(d0, d1, d2, d3, d4, d5) {
+                        row.storeBytes(of: $1, toByteOffset: $0 * 64, as: SIMD16<Float>.self)
+                    }
                 }
-            }
             #endif
-            let v = UnsafeMutableRawPointer(s.transformed + c * panelTiles + slot), done = UnsafeRawPointer(rows)
+            let v = UnsafeMutableRawPointer(s.transformed + c * panelTiles + slot)
+            let done = UnsafeRawPointer(rows)
             for kc in 0..<a {
-                inputTransform({ done.load(fromByteOffset: ($0 * a + kc) * 64, as: SIMD16<Float>.self) },
-                               { v.storeBytes(of: $1, toByteOffset: ($0 * a + kc) * vStride * 4, as: SIMD16<Float>.self) })
+                inputTransform(
+                    { done.load(fromByteOffset: ($0 * a + kc) * 64, as: SIMD16<Float>.self) },
+                    { v.storeBytes(of: $1, toByteOffset: ($0 * a + kc) * vStride * 4, as: SIMD16<Float>.self) })
             }
         }
 
@@ -408,7 +476,9 @@ public enum WinogradConvolution {
         /// keeps are inside the plane (`planeFloats` long); the others are read only where the whole
         /// vector is (the first row's column -1 and the last row's columns past the image are not).
         @inline(__always)
-        func windowVector(_ plane: UnsafePointer<Float>, at: Int, keep: SIMD16<UInt32>, planeFloats: Int) -> SIMD16<Float> {
+        func windowVector(_ plane: UnsafePointer<Float>, at: Int, keep: SIMD16<UInt32>, planeFloats: Int) -> SIMD16<
+            Float
+        > {
             var v = SIMD16<Float>()
             if at >= 0 && at + 16 <= planeFloats {
                 v = UnsafeRawPointer(plane + at).loadUnaligned(as: SIMD16<Float>.self)
@@ -425,32 +495,41 @@ public enum WinogradConvolution {
             let a = alpha
             let ld = mStride * 4
             let base = UnsafeRawPointer(s.products + o * panelTiles + slot)
-            let half = UnsafeMutableRawPointer(s.tile)           // alpha x m vectors: M A
-            let result = half + a * m * 64                                 // m x m vectors: A^T M A
+            let half = UnsafeMutableRawPointer(s.tile)  // alpha x m vectors: M A
+            let result = half + a * m * 64  // m x m vectors: A^T M A
             let row = (result + m * m * 64).assumingMemoryBound(to: Float.self)
             let b = SIMD16<Float>(repeating: bias?[o] ?? 0)
             for kr in 0..<a {
-                outputTransform({ base.load(fromByteOffset: (kr * a + $0) * ld, as: SIMD16<Float>.self) },
-                                { half.storeBytes(of: $1, toByteOffset: (kr * m + $0) * 64, as: SIMD16<Float>.self) })
+                outputTransform(
+                    { base.load(fromByteOffset: (kr * a + $0) * ld, as: SIMD16<Float>.self) },
+                    { half.storeBytes(of: $1, toByteOffset: (kr * m + $0) * 64, as: SIMD16<Float>.self) })
             }
             for j in 0..<m {
-                outputTransform({ half.load(fromByteOffset: ($0 * m + j) * 64, as: SIMD16<Float>.self) },
-                                { result.storeBytes(of: $1 + b, toByteOffset: ($0 * m + j) * 64, as: SIMD16<Float>.self) })
+                outputTransform(
+                    { half.load(fromByteOffset: ($0 * m + j) * 64, as: SIMD16<Float>.self) },
+                    { result.storeBytes(of: $1 + b, toByteOffset: ($0 * m + j) * 64, as: SIMD16<Float>.self) })
             }
-            // Output row r of every tile: lane t's m values to floats t * m..., then each piece's part to its image row.
+            // Output row r of every tile: lane t's m values to floats t * m..., then each piece's part to its image
+            // row.
             let plane = output + o * outputStride
             for r in 0..<m {
-                let y = UnsafeRawPointer(result + r * m * 64), out = UnsafeMutableRawPointer(row)
-                let (y0, y1, y2, y3) = (y.load(as: SIMD16<Float>.self), y.load(fromByteOffset: 64, as: SIMD16<Float>.self),
-                                        y.load(fromByteOffset: 128, as: SIMD16<Float>.self), y.load(fromByteOffset: 192, as: SIMD16<Float>.self))
+                let y = UnsafeRawPointer(result + r * m * 64)
+                let out = UnsafeMutableRawPointer(row)
+                let (y0, y1, y2, y3) = (
+                    y.load(as: SIMD16<Float>.self), y.load(fromByteOffset: 64, as: SIMD16<Float>.self),
+                    y.load(fromByteOffset: 128, as: SIMD16<Float>.self),
+                    y.load(fromByteOffset: 192, as: SIMD16<Float>.self)
+                )
                 out.storeBytes(of: interleave(y0, y1, y2, y3, 0), as: SIMD16<Float>.self)
                 out.storeBytes(of: interleave(y0, y1, y2, y3, 1), toByteOffset: 64, as: SIMD16<Float>.self)
                 out.storeBytes(of: interleave(y0, y1, y2, y3, 2), toByteOffset: 128, as: SIMD16<Float>.self)
                 out.storeBytes(of: interleave(y0, y1, y2, y3, 3), toByteOffset: 192, as: SIMD16<Float>.self)
                 for piece in lanes.pieces {
-                    let iy = piece.tileRow * m + r, x0 = piece.firstTile * m
+                    let iy = piece.tileRow * m + r
+                    let x0 = piece.firstTile * m
                     guard iy < height else { continue }
-                    (plane + iy * width + x0).update(from: row + piece.entry * m, count: min(piece.count * m, width - x0))
+                    (plane + iy * width + x0).update(
+                        from: row + piece.entry * m, count: min(piece.count * m, width - x0))
                 }
             }
         }
@@ -465,11 +544,16 @@ public enum WinogradConvolution {
     }
 
     @inline(__always)
-    static func inputTransform(_ d0: SIMD16<Float>, _ d1: SIMD16<Float>, _ d2: SIMD16<Float>, _ d3: SIMD16<Float>,
-                               _ d4: SIMD16<Float>, _ d5: SIMD16<Float>, _ out: (Int, SIMD16<Float>) -> Void) {
+    static func inputTransform(
+        _ d0: SIMD16<Float>, _ d1: SIMD16<Float>, _ d2: SIMD16<Float>, _ d3: SIMD16<Float>,
+        _ d4: SIMD16<Float>, _ d5: SIMD16<Float>, _ out: (Int, SIMD16<Float>) -> Void
+    ) {
         // B^T rows: [4 0 -5 0 1 0] [0 -4 -4 1 1 0] [0 4 -4 -1 1 0] [0 -2 -1 2 1 0] [0 2 -1 -2 1 0] [0 4 0 -5 0 1]
         // Multiply-adds fused (one rounding each): fewer instructions, no less accurate.
-        let a = d4.addingProduct(-4, d2), b = d3.addingProduct(-4, d1), c = d4 - d2, e = (d3 - d1) + (d3 - d1)
+        let a = d4.addingProduct(-4, d2)
+        let b = d3.addingProduct(-4, d1)
+        let c = d4 - d2
+        let e = (d3 - d1) + (d3 - d1)
         out(0, d4.addingProduct(-5, d2).addingProduct(4, d0))
         out(1, a + b)
         out(2, a - b)
@@ -483,7 +567,10 @@ public enum WinogradConvolution {
     static func outputTransform(_ x: (Int) -> SIMD16<Float>, _ out: (Int, SIMD16<Float>) -> Void) {
         // A^T rows: [1 1 1 1 1 0] [0 1 -1 2 -2 0] [0 1 1 4 4 0] [0 1 -1 8 -8 1]
         let (x0, x1, x2, x3, x4, x5) = (x(0), x(1), x(2), x(3), x(4), x(5))
-        let a = x1 + x2, b = x1 - x2, c = x3 + x4, d = x3 - x4
+        let a = x1 + x2
+        let b = x1 - x2
+        let c = x3 + x4
+        let d = x3 - x4
         out(0, x0 + a + c)
         out(1, b.addingProduct(2, d))
         out(2, a.addingProduct(4, c))
@@ -497,7 +584,8 @@ public enum WinogradConvolution {
     /// then their halves joined.
     @inline(__always)
     static func phases(_ a: SIMD16<Float>, _ b: SIMD16<Float>, _ c: SIMD16<Float>, _ d: SIMD16<Float>)
-        -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>) {
+        -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>)
+    {
         let (ab01, ab23, cd01, cd23) = (twoPhases(a, b, 0), twoPhases(a, b, 2), twoPhases(c, d, 0), twoPhases(c, d, 2))
         return (halves(ab01, cd01, 0), halves(ab01, cd01, 8), halves(ab23, cd23, 0), halves(ab23, cd23, 8))
     }
@@ -505,21 +593,25 @@ public enum WinogradConvolution {
     /// Phase p of the 32 floats a, b (8 lanes), then phase p + 1.
     @inline(__always)
     static func twoPhases(_ a: SIMD16<Float>, _ b: SIMD16<Float>, _ p: Int) -> SIMD16<Float> {
-        SIMD16(a[p], a[4 + p], a[8 + p], a[12 + p], b[p], b[4 + p], b[8 + p], b[12 + p],
-               a[p + 1], a[5 + p], a[9 + p], a[13 + p], b[p + 1], b[5 + p], b[9 + p], b[13 + p])
+        SIMD16(
+            a[p], a[4 + p], a[8 + p], a[12 + p], b[p], b[4 + p], b[8 + p], b[12 + p],
+            a[p + 1], a[5 + p], a[9 + p], a[13 + p], b[p + 1], b[5 + p], b[9 + p], b[13 + p])
     }
 
     /// Lanes h..<h + 8 of x, then those of y.
     @inline(__always)
     static func halves(_ x: SIMD16<Float>, _ y: SIMD16<Float>, _ h: Int) -> SIMD16<Float> {
-        SIMD16(x[h], x[h + 1], x[h + 2], x[h + 3], x[h + 4], x[h + 5], x[h + 6], x[h + 7],
-               y[h], y[h + 1], y[h + 2], y[h + 3], y[h + 4], y[h + 5], y[h + 6], y[h + 7])
+        SIMD16(
+            x[h], x[h + 1], x[h + 2], x[h + 3], x[h + 4], x[h + 5], x[h + 6], x[h + 7],
+            y[h], y[h + 1], y[h + 2], y[h + 3], y[h + 4], y[h + 5], y[h + 6], y[h + 7])
     }
 
     /// The lanes of two vectors with nothing in common (each lane zero in one of them): their bitwise or.
     @inline(__always)
     static func merged(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> {
-        unsafeBitCast(unsafeBitCast(a, to: SIMD16<UInt32>.self) | unsafeBitCast(b, to: SIMD16<UInt32>.self), to: SIMD16<Float>.self)
+        unsafeBitCast(
+            unsafeBitCast(a, to: SIMD16<UInt32>.self) | unsafeBitCast(b, to: SIMD16<UInt32>.self),
+            to: SIMD16<Float>.self)
     }
 
     /// Lanes 1...16 of the 32 floats a, b.
@@ -530,10 +622,13 @@ public enum WinogradConvolution {
 
     /// Floats 16q..<16q + 16 of y0[0], y1[0], y2[0], y3[0], y0[1], ...: four tiles' rows side by side.
     @inline(__always)
-    static func interleave(_ y0: SIMD16<Float>, _ y1: SIMD16<Float>, _ y2: SIMD16<Float>, _ y3: SIMD16<Float>, _ q: Int) -> SIMD16<Float> {
+    static func interleave(_ y0: SIMD16<Float>, _ y1: SIMD16<Float>, _ y2: SIMD16<Float>, _ y3: SIMD16<Float>, _ q: Int)
+        -> SIMD16<Float>
+    {
         let t = 4 * q
-        return SIMD16(y0[t], y1[t], y2[t], y3[t], y0[t + 1], y1[t + 1], y2[t + 1], y3[t + 1],
-                      y0[t + 2], y1[t + 2], y2[t + 2], y3[t + 2], y0[t + 3], y1[t + 3], y2[t + 3], y3[t + 3])
+        return SIMD16(
+            y0[t], y1[t], y2[t], y3[t], y0[t + 1], y1[t + 1], y2[t + 1], y3[t + 1],
+            y0[t + 2], y1[t + 2], y2[t + 2], y3[t + 2], y0[t + 3], y1[t + 3], y2[t + 3], y3[t + 3])
     }
 }
 
@@ -554,7 +649,8 @@ public final class WinogradWeights: @unchecked Sendable {
 
     /// Filters already transformed (`storageCount` floats, as `storage` of another one).
     public init(transform: WinogradTransform, outChannels: Int, inChannels: Int, storage: AlignedBuffer) {
-        precondition(storage.count == Self.storageCount(outChannels: outChannels, inChannels: inChannels, transform: transform))
+        precondition(
+            storage.count == Self.storageCount(outChannels: outChannels, inChannels: inChannels, transform: transform))
         self.transform = transform
         self.outChannels = outChannels
         self.inChannels = inChannels
@@ -566,7 +662,8 @@ public final class WinogradWeights: @unchecked Sendable {
         self.transform = transform
         self.outChannels = outChannels
         self.inChannels = inChannels
-        let positions = transform.alpha * transform.alpha, tiles = (outChannels + 7) / 8
+        let positions = transform.alpha * transform.alpha
+        let tiles = (outChannels + 7) / 8
         storage = AlignedBuffer(count: positions * tiles * inChannels * 8)
         let p = storage.pointer
         let u = UnsafeMutablePointer<Double>.allocate(capacity: positions + 3 * transform.alpha)

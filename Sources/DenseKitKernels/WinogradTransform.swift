@@ -17,23 +17,28 @@ public struct WinogradTransform: Sendable, Equatable {
     /// impulse-response tests pin every coefficient of all three.
     let g: [Double]
 
-    public static let f4 = WinogradTransform(m: 4, g: [
-        1.0 / 4, 0, 0,
-        -1.0 / 6, -1.0 / 6, -1.0 / 6,
-        -1.0 / 6, 1.0 / 6, -1.0 / 6,
-        1.0 / 24, 1.0 / 12, 1.0 / 6,
-        1.0 / 24, -1.0 / 12, 1.0 / 6,
-        0, 0, 1,
-    ])
+    public static let f4 = WinogradTransform(
+        m: 4,
+        g: [
+            1.0 / 4, 0, 0,
+            -1.0 / 6, -1.0 / 6, -1.0 / 6,
+            -1.0 / 6, 1.0 / 6, -1.0 / 6,
+            1.0 / 24, 1.0 / 12, 1.0 / 6,
+            1.0 / 24, -1.0 / 12, 1.0 / 6,
+            0, 0, 1,
+        ])
 
     /// G g G^T for one 3x3 filter (row-major), computed in double precision: alpha x alpha values
     /// into `u`; `gg` holds alpha x 3 doubles of scratch.
-    func filter(_ g3: UnsafePointer<Float>, into u: UnsafeMutablePointer<Double>, scratch gg: UnsafeMutablePointer<Double>) {
+    func filter(
+        _ g3: UnsafePointer<Float>, into u: UnsafeMutablePointer<Double>, scratch gg: UnsafeMutablePointer<Double>
+    ) {
         let a = alpha
         g.withUnsafeBufferPointer { g in
             for r in 0..<a {
                 for c in 0..<3 {
-                    gg[r * 3 + c] = g[r * 3] * Double(g3[c]) + g[r * 3 + 1] * Double(g3[3 + c]) + g[r * 3 + 2] * Double(g3[6 + c])
+                    gg[r * 3 + c] =
+                        g[r * 3] * Double(g3[c]) + g[r * 3 + 1] * Double(g3[3 + c]) + g[r * 3 + 2] * Double(g3[6 + c])
                 }
             }
             for r in 0..<a {

@@ -67,11 +67,14 @@ public final class WorkerPool: @unchecked Sendable {
             step = (step + 1) & 0xFFFF_FFFF
             finished.store(0, ordering: .relaxed)
             claims.store(step << 16 | parts << 8, ordering: .sequentiallyConsistent)
-            for worker in workers where worker.sleeping.compareExchange(expected: true, desired: false, ordering: .sequentiallyConsistent).exchanged {
+            for worker in workers
+            where worker.sleeping.compareExchange(expected: true, desired: false, ordering: .sequentiallyConsistent)
+                .exchanged
+            {
                 worker.wake.signal()
             }
             work(step: step)
-            while finished.load(ordering: .acquiring) < parts { }
+            while finished.load(ordering: .acquiring) < parts {}
             job = nil
         }
     }
@@ -97,14 +100,16 @@ public final class WorkerPool: @unchecked Sendable {
     /// GEMM panels in 4 parts are 6, 6, 6 and 7, not 7, 7, 7 and 4, which left one of 2 threads
     /// 3 panels idle).
     public func parallelFor(_ count: Int, granule: Int = 1, parts: Int? = nil, _ body: (Range<Int>) -> Void) {
-        let g = max(granule, 1), units = (count + g - 1) / g
+        let g = max(granule, 1)
+        let units = (count + g - 1) / g
         let n = min(parts ?? threads, units, Self.maxParts)
         if threads == 1 || n <= 1 {
             body(0..<count)
             return
         }
         run(parts: n) { i in
-            let lo = i * units / n * g, hi = min(count, (i + 1) * units / n * g)
+            let lo = i * units / n * g
+            let hi = min(count, (i + 1) * units / n * g)
             if lo < hi { body(lo..<hi) }
         }
     }
@@ -119,7 +124,9 @@ public final class WorkerPool: @unchecked Sendable {
                 worker.sleeping.store(true, ordering: .sequentiallyConsistent)
                 if claims.load(ordering: .sequentiallyConsistent) >> 16 == seen {
                     worker.wake.wait()
-                } else if !worker.sleeping.compareExchange(expected: true, desired: false, ordering: .sequentiallyConsistent).exchanged {
+                } else if !worker.sleeping.compareExchange(
+                    expected: true, desired: false, ordering: .sequentiallyConsistent
+                ).exchanged {
                     worker.wake.wait()  // the caller took the flag and signals: consume it
                 }
                 spins = 0

@@ -8,26 +8,47 @@ import Foundation
 
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Convert a model to .dnk, ONNX, safetensors (torchvision names) or Keras weights, validated by running it before and after.",
+        abstract:
+            """
+            Convert a model to .dnk, ONNX, safetensors (torchvision names) or Keras weights, validated by running \
+            it before and after.
+            """,
         discussion: """
-        The format comes from OUT's extension (\(ConversionTarget.list)) or --to. The output says what \
-        the target adds, drops or changes (an activation a weights file cannot store, the BatchNorm \
-        epsilon, the input layout) and which model to load it into. Imports, verifies (a model that matches no paper architecture is refused unless \
-        --accept-deviations), runs the executor on --input or a seeded probe image, writes a temporary \
-        file beside OUT, reads it back, runs it again and compares: f32 must be bit-identical; f16 may \
-        move the output by at most \(Converter.tolerance(for: .f16)) and bf16 by \(Converter.tolerance(for: .bf16)) \
-        of its scale, with every top-1 class unchanged. Only then is it renamed into place. Exit 1 when \
-        refused (nothing written).
-        """)
+            The format comes from OUT's extension (\(ConversionTarget.list)) or --to. The output says what \
+            the target adds, drops or changes (an activation a weights file cannot store, the BatchNorm \
+            epsilon, the input layout) and which model to load it into. Imports, verifies (a model that \
+            matches no paper architecture is refused unless --accept-deviations), runs the executor on \
+            --input or a seeded probe image, writes a temporary file beside OUT, reads it back, runs it again \
+            and compares: f32 must be bit-identical; f16 may move the output by at most \
+            \(Converter.tolerance(for: .f16)) and bf16 by \(Converter.tolerance(for: .bf16)) of its scale, \
+            with every top-1 class unchanged. Only then is it renamed into place. Exit 1 when refused \
+            (nothing written).
+            """)
 
     @Argument(help: "The source model.") var model: String
-    @Option(name: .shortAndLong, help: "The file to write; its extension names the format unless --to does.") var output: String
-    @Option(help: "The format: \(ConversionTarget.allCases.map(\.rawValue).joined(separator: ", ")) (default: from OUT's extension).") var to: String?
-    @Option(help: "Weight dtype: f32, f16 or bf16 (.dnk and .safetensors; the others write f32).") var dtype: String = "f32"
-    @Option(help: "ONNX opset, \(ONNXModelWriter.opsets.lowerBound) to \(ONNXModelWriter.opsets.upperBound) (default \(ONNXModelWriter.defaultOpset)).") var opset: Int?
-    @Flag(help: "ONNX: fold the BatchNorms that follow a conv (stem, bottlenecks) into it, as torch's exporter does.") var foldBn = false
+    @Option(name: .shortAndLong, help: "The file to write; its extension names the format unless --to does.")
+    var output: String
+    @Option(
+        help:
+            """
+            The format: \(ConversionTarget.allCases.map(\.rawValue).joined(separator: ", ")) (default: from OUT's \
+            extension).
+            """
+    ) var to: String?
+    @Option(help: "Weight dtype: f32, f16 or bf16 (.dnk and .safetensors; the others write f32).") var dtype: String =
+        "f32"
+    @Option(
+        help:
+            """
+            ONNX opset, \(ONNXModelWriter.opsets.lowerBound) to \(ONNXModelWriter.opsets.upperBound) (default \
+            \(ONNXModelWriter.defaultOpset)).
+            """
+    ) var opset: Int?
+    @Flag(help: "ONNX: fold the BatchNorms that follow a conv (stem, bottlenecks) into it, as torch's exporter does.")
+    var foldBn = false
     @Option(help: "Input array used to validate (.npy; default: a seeded probe image).") var input: String?
-    @Option(parsing: .upToNextOption, help: "Images to validate on instead of --input: files or folders.") var images: [String] = []
+    @Option(parsing: .upToNextOption, help: "Images to validate on instead of --input: files or folders.") var images:
+        [String] = []
     @OptionGroup var preprocessing: PreprocessingOptions
     @OptionGroup var execution: ExecutionOptions
     @Flag(help: "Write even when the model deviates from every paper architecture.") var acceptDeviations = false
@@ -36,14 +57,19 @@ struct Convert: ParsableCommand {
     @Flag(help: "Print one JSON object on stdout.") var json = false
 
     func validate() throws {
-        if input != nil && !images.isEmpty { throw ValidationError("give either --input X.npy or --images DIR|FILE... --preset P.") }
-        guard DType(rawValue: dtype) != nil else { throw ValidationError("--dtype must be f32, f16 or bf16, not '\(dtype)'.") }
+        if input != nil && !images.isEmpty {
+            throw ValidationError("give either --input X.npy or --images DIR|FILE... --preset P.")
+        }
+        guard DType(rawValue: dtype) != nil else {
+            throw ValidationError("--dtype must be f32, f16 or bf16, not '\(dtype)'.")
+        }
     }
 
     func run() throws {
         let target = try CommandFailure.about(output) { try ConversionTarget.resolve(output: output, to: to) }
         if target != .onnx && (opset != nil || foldBn) {
-            throw CommandFailure(file: output, message: "--opset and --fold-bn are for ONNX output, not \(target.rawValue)")
+            throw CommandFailure(
+                file: output, message: "--opset and --fold-bn are for ONNX output, not \(target.rawValue)")
         }
         var options = ConversionTarget.Options()
         if let opset { options.opset = opset }
@@ -68,7 +94,9 @@ struct Convert: ParsableCommand {
             let outcome = try converter.convert(net, source: model, to: output, input: x)
             report(outcome)
         } catch let refusal as Converter.Refusal {
-            if json { printJSON(["written": false, "reason": refusal.description, "dtype": dtype, "format": target.rawValue]) }
+            if json {
+                printJSON(["written": false, "reason": refusal.description, "dtype": dtype, "format": target.rawValue])
+            }
             log("convert refused: \(model): \(refusal.description); nothing written")
             throw ExitCode(1)
         } catch let e as AtomicFile.Error {
@@ -86,28 +114,45 @@ struct Convert: ParsableCommand {
                 "architecture": o.report.matches ? o.report.spec.name : NSNull(), "closest": o.report.spec.name,
                 "rawTensorBytes": o.rawTensorBytes, "sizeRatio": Double(o.bytes) / Double(o.rawTensorBytes),
                 "sourceSHA256": o.sourceSHA256,
-                "conventions": o.conventions.map { ["change": $0.change.rawValue, "subject": $0.subject, "detail": $0.detail] },
-                "validation": ["maxAbs": Double(v.maxAbs), "maxRel": Double(v.maxRel), "cosine": Double(v.cosine),
-                               "top1Agreement": v.top1Agreement, "bitIdentical": v.bitIdentical, "tolerance": Double(v.tolerance)],
+                "conventions": o.conventions.map {
+                    ["change": $0.change.rawValue, "subject": $0.subject, "detail": $0.detail]
+                },
+                "validation": [
+                    "maxAbs": Double(v.maxAbs), "maxRel": Double(v.maxRel), "cosine": Double(v.cosine),
+                    "top1Agreement": v.top1Agreement, "bitIdentical": v.bitIdentical, "tolerance": Double(v.tolerance),
+                ],
             ])
         } else {
             let arch = o.report.matches ? o.report.spec.name : "closest \(o.report.spec.name), deviations accepted"
-            print("wrote \(output): \(o.format), \(o.bytes) bytes, \(o.dtype.rawValue) (\(String(format: "%.3f", Double(o.bytes) / Double(o.rawTensorBytes))) x the f32 tensor bytes), \(arch)")
-            print(v.bitIdentical ? "validated: output bit-identical to the source's"
-                                 : String(format: "validated: output max abs %.3g, max rel %.3g (limit %.3g), top-1 agreement %.0f%%",
-                                          v.maxAbs, v.maxRel, v.tolerance, v.top1Agreement * 100))
+            print(
+                """
+                wrote \(output): \(o.format), \(o.bytes) bytes, \(o.dtype.rawValue) \
+                (\(String(format: "%.3f", Double(o.bytes) / Double(o.rawTensorBytes))) x the f32 tensor bytes), \
+                \(arch)
+                """
+            )
+            print(
+                v.bitIdentical
+                    ? "validated: output bit-identical to the source's"
+                    : String(
+                        format: "validated: output max abs %.3g, max rel %.3g (limit %.3g), top-1 agreement %.0f%%",
+                        v.maxAbs, v.maxRel, v.tolerance, v.top1Agreement * 100))
             for c in o.conventions { print("\(c.change.rawValue) \(c.subject): \(c.detail)") }
         }
     }
 
     /// The images, preprocessed, as one validation batch.
     private func validationImages(_ net: DenseNet) throws -> ModelInput {
-        let set = ImageSet(files: try imageFiles(images), preprocessing: try preprocessing.preprocessing(defaultSize: net.input.height))
+        let set = ImageSet(
+            files: try imageFiles(images), preprocessing: try preprocessing.preprocessing(defaultSize: net.input.height)
+        )
         var batch: ModelInput? = nil
         try withProgress("convert", blaming: model) { _ in
             try set.forEachInput(size: .max) { _, x in batch = x }
         }
-        guard let batch else { throw CommandFailure(file: images.joined(separator: " "), message: "no image could be read") }
+        guard let batch else {
+            throw CommandFailure(file: images.joined(separator: " "), message: "no image could be read")
+        }
         return batch
     }
 }

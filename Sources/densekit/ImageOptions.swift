@@ -8,11 +8,13 @@ import Foundation
 struct PreprocessingOptions: ParsableArguments {
     @Option(help: "The framework pipeline to reproduce: torchvision, keras-densenet or caffe.") var preset: String?
     @Option(help: "The model's input side (default 224; the presets' resize scales with it).") var size: Int?
-    @Option(help: "Resize: N (the shorter side to N) or WxH (the whole image); 'none' to keep the size.") var resize: String?
+    @Option(help: "Resize: N (the shorter side to N) or WxH (the whole image); 'none' to keep the size.") var resize:
+        String?
     @Option(help: "Resize filter: bilinear (PIL's, antialiased) or nearest (PIL's).") var filter: String?
     @Option(help: "Crop the centre NxN ('none' for no crop).") var crop: String?
     @Option(help: "Divide each 8-bit value by this first (255: values in [0, 1]; 1: no scaling).") var divisor: Float?
-    @Option(help: "Per-channel mean to subtract, three comma-separated values in the output's channel order.") var mean: String?
+    @Option(help: "Per-channel mean to subtract, three comma-separated values in the output's channel order.") var mean:
+        String?
     @Option(help: "Per-channel std to divide by, three comma-separated values.") var std: String?
     @Flag(help: "BGR channel order (Caffe's).") var bgr = false
     @Flag(help: "RGB channel order (to undo a preset's BGR).") var rgb = false
@@ -20,28 +22,51 @@ struct PreprocessingOptions: ParsableArguments {
     /// The pipeline; `defaultSize`: the model's input side when it fixes one (else 224).
     func preprocessing(defaultSize: Int? = nil) throws -> Preprocessing {
         guard let name = preset else {
-            throw ValidationError("--preset is required with images: \(Preprocessing.Preset.allCases.map(\.rawValue).joined(separator: ", ")).")
+            throw ValidationError(
+                """
+                --preset is required with images: \
+                \(Preprocessing.Preset.allCases.map(\.rawValue).joined(separator: ", ")).
+                """
+            )
         }
         guard let preset = Preprocessing.Preset(rawValue: name) else {
-            throw ValidationError("--preset must be one of \(Preprocessing.Preset.allCases.map(\.rawValue).joined(separator: ", ")), not '\(name)'.")
+            throw ValidationError(
+                """
+                --preset must be one of \(Preprocessing.Preset.allCases.map(\.rawValue).joined(separator: ", ")), \
+                not '\(name)'.
+                """
+            )
         }
-        if let size, !(1...DenseNet.Limits.inputSide).contains(size) { throw ValidationError("--size must be between 1 and \(DenseNet.Limits.inputSide).") }
+        if let size, !(1...DenseNet.Limits.inputSide).contains(size) {
+            throw ValidationError("--size must be between 1 and \(DenseNet.Limits.inputSide).")
+        }
         var p = Preprocessing(preset, size: size ?? defaultSize ?? 224)
         if let resize {
             let parts = resize.split(separator: "x").map { Int($0) }
-            if resize == "none" { p.resize = .none }
-            else if parts.count == 1, let s = parts[0], s > 0 { p.resize = .shorterSide(s) }
-            else if parts.count == 2, let w = parts[0], let h = parts[1], w > 0, h > 0 { p.resize = .exact(width: w, height: h) }
-            else { throw ValidationError("--resize takes N, WxH or none, not '\(resize)'.") }
+            if resize == "none" {
+                p.resize = .none
+            } else if parts.count == 1, let s = parts[0], s > 0 {
+                p.resize = .shorterSide(s)
+            } else if parts.count == 2, let w = parts[0], let h = parts[1], w > 0, h > 0 {
+                p.resize = .exact(width: w, height: h)
+            } else {
+                throw ValidationError("--resize takes N, WxH or none, not '\(resize)'.")
+            }
         }
         if let filter {
-            guard let f = ImageResize.Filter(rawValue: filter) else { throw ValidationError("--filter must be bilinear or nearest, not '\(filter)'.") }
+            guard let f = ImageResize.Filter(rawValue: filter) else {
+                throw ValidationError("--filter must be bilinear or nearest, not '\(filter)'.")
+            }
             p.filter = f
         }
         if let crop {
-            if crop == "none" { p.crop = nil }
-            else if let c = Int(crop), c > 0 { p.crop = c }
-            else { throw ValidationError("--crop takes N or none, not '\(crop)'.") }
+            if crop == "none" {
+                p.crop = nil
+            } else if let c = Int(crop), c > 0 {
+                p.crop = c
+            } else {
+                throw ValidationError("--crop takes N or none, not '\(crop)'.")
+            }
         }
         if let divisor {
             guard divisor.isFinite, divisor > 0 else { throw ValidationError("--divisor must be positive.") }
@@ -50,7 +75,9 @@ struct PreprocessingOptions: ParsableArguments {
         func triple(_ text: String?, _ flag: String) throws -> [Float]? {
             guard let text else { return nil }
             let v = text.split(separator: ",").compactMap { Float($0.trimmingCharacters(in: .whitespaces)) }
-            guard v.count == 3, v.allSatisfy(\.isFinite) else { throw ValidationError("\(flag) takes three comma-separated numbers, not '\(text)'.") }
+            guard v.count == 3, v.allSatisfy(\.isFinite) else {
+                throw ValidationError("\(flag) takes three comma-separated numbers, not '\(text)'.")
+            }
             return v
         }
         if let m = try triple(mean, "--mean") { p.mean = m }
@@ -73,7 +100,11 @@ struct PreprocessingOptions: ParsableArguments {
         case .exact(let w, let h): resize = "resize to \(w)x\(h) (\(p.filter.rawValue))"
         }
         let f = { (v: [Float]) in v.map { String(format: "%g", $0) }.joined(separator: ", ") }
-        return "\(resize), \(p.crop.map { "centre crop \($0)" } ?? "no crop"), /\(String(format: "%g", p.divisor)), mean (\(f(p.mean))), std (\(f(p.std))), \(p.bgr ? "BGR" : "RGB")"
+        return
+            """
+            \(resize), \(p.crop.map { "centre crop \($0)" } ?? "no crop"), /\(String(format: "%g", p.divisor)), \
+            mean (\(f(p.mean))), std (\(f(p.std))), \(p.bgr ? "BGR" : "RGB")
+            """
     }
 }
 
@@ -81,7 +112,9 @@ struct PreprocessingOptions: ParsableArguments {
 func imageFiles(_ paths: [String]) throws -> [String] {
     var files: [String] = []
     for path in paths { files += try CommandFailure.about(path) { try ImageDecoder.files(at: path) } }
-    guard !files.isEmpty else { throw CommandFailure(file: paths.joined(separator: " "), message: "no JPEG or PNG images (.jpg, .jpeg, .png)") }
+    guard !files.isEmpty else {
+        throw CommandFailure(file: paths.joined(separator: " "), message: "no JPEG or PNG images (.jpg, .jpeg, .png)")
+    }
     return files
 }
 
@@ -102,7 +135,8 @@ final class ProgressBar {
 
     func update(_ done: Int, _ total: Int) {
         guard enabled, total > 0 else { return }
-        let width = 30, filled = min(width, done * width / total)
+        let width = 30
+        let filled = min(width, done * width / total)
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
         FileHandle.standardError.write(Data("\r\(label): [\(bar)] \(done)/\(total) \(unit)".utf8))
         shown = true

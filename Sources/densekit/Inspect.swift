@@ -3,7 +3,8 @@ import DenseKit
 import DenseKitGraph
 
 struct Inspect: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show what a model file holds and the DenseNet structure recognised in it.")
+    static let configuration = CommandConfiguration(
+        abstract: "Show what a model file holds and the DenseNet structure recognised in it.")
 
     @Argument(help: "The model file (.onnx, .h5, .weights.h5, .keras, .dnk).") var model: String
     @Flag(help: "Print one JSON object on stdout.") var json = false

@@ -12,12 +12,15 @@ import Foundation
 func loadModel(_ path: String) throws -> DenseNet {
     // getenv, not ProcessInfo (whose first use took 0.6 ms of every load).
     let seconds = getenv("DENSEKIT_IMPORT_DEADLINE").flatMap { Double(String(cString: $0)) } ?? 60
-    let isolation = ImportIsolation(executable: ownExecutable(),
-                                    arguments: ["probe"], deadline: seconds)
+    let isolation = ImportIsolation(
+        executable: ownExecutable(),
+        arguments: ["probe"], deadline: seconds)
     let done = OnceFlag()
     DispatchQueue.global().asyncAfter(deadline: .now() + seconds + 1) {
         guard !done.isSet else { return }
-        FileHandle.standardError.write(Data("error: \(path): import did not finish within \(Int(seconds)) s (the file is probably corrupt)\n".utf8))
+        FileHandle.standardError.write(
+            Data("error: \(path): import did not finish within \(Int(seconds)) s (the file is probably corrupt)\n".utf8)
+        )
         _exit(2)
     }
     defer { done.set() }
@@ -36,8 +39,16 @@ struct Probe: ParsableCommand {
 final class OnceFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
-    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
-    func set() { lock.lock(); value = true; lock.unlock() }
+    var isSet: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return value
+    }
+    func set() {
+        lock.lock()
+        value = true
+        lock.unlock()
+    }
 }
 
 /// This program's file, which `ImportIsolation` runs as the child (readlink of /proc/self/exe:

@@ -9,11 +9,11 @@ struct Preprocess: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Decode JPEG/PNG images and write the batch a framework's pipeline would feed its model (.npy).",
         discussion: """
-        IMAGES are files or folders (a folder's .jpg, .jpeg and .png files in name order). Presets: \
-        torchvision (Resize(256) bilinear antialiased, CenterCrop(224), /255, ImageNet mean and std, NCHW), \
-        keras-densenet (load_img to 224x224 nearest, then densenet.preprocess_input, NHWC), caffe (256x256, \
-        centre 224, BGR, mean subtracted, NCHW). The output says which file is which row.
-        """)
+            IMAGES are files or folders (a folder's .jpg, .jpeg and .png files in name order). Presets: \
+            torchvision (Resize(256) bilinear antialiased, CenterCrop(224), /255, ImageNet mean and std, NCHW), \
+            keras-densenet (load_img to 224x224 nearest, then densenet.preprocess_input, NHWC), caffe (256x256, \
+            centre 224, BGR, mean subtracted, NCHW). The output says which file is which row.
+            """)
 
     @Argument(help: "Image files or folders.") var images: [String]
     @Option(name: .shortAndLong, help: "The .npy file to write.") var output: String
@@ -25,7 +25,9 @@ struct Preprocess: ParsableCommand {
     func run() throws {
         var p = try preprocessing.preprocessing()
         if let layout {
-            guard let l = InputSpec.Layout(rawValue: layout) else { throw ValidationError("--layout must be nchw or nhwc, not '\(layout)'.") }
+            guard let l = InputSpec.Layout(rawValue: layout) else {
+                throw ValidationError("--layout must be nchw or nhwc, not '\(layout)'.")
+            }
             p.layout = l
         }
         let set = ImageSet(files: try imageFiles(images), preprocessing: p, skipBad: skipBad)
@@ -34,17 +36,27 @@ struct Preprocess: ParsableCommand {
             try set.forEachBatch(size: .max) { all = $0 }
         }
         for f in skipped { log("skipped \(f.file): \(f.description)") }
-        guard let all else { throw CommandFailure(file: images.joined(separator: " "), message: "no image could be read") }
-        let rows = all.files, values = all.values
+        guard let all else {
+            throw CommandFailure(file: images.joined(separator: " "), message: "no image could be read")
+        }
+        let rows = all.files
+        let values = all.values
         let shape = p.layout == .nchw ? [3, all.height, all.width] : [all.height, all.width, 3]
         let full = [rows.count] + shape
         try CommandFailure.about(output) { try NPY.write(NPY.Array(shape: full, values: values), to: output) }
         if json {
-            printJSON(["output": output, "shape": full, "layout": p.layout.rawValue, "preset": preprocessing.preset ?? "",
-                       "files": rows.enumerated().map { ["row": $0.offset, "file": $0.element] },
-                       "skipped": skipped.map { ["file": $0.file, "error": $0.description] }])
+            printJSON([
+                "output": output, "shape": full, "layout": p.layout.rawValue, "preset": preprocessing.preset ?? "",
+                "files": rows.enumerated().map { ["row": $0.offset, "file": $0.element] },
+                "skipped": skipped.map { ["file": $0.file, "error": $0.description] },
+            ])
         } else {
-            print("wrote \(output): \(full) float32 \(p.layout.rawValue.uppercased()), \(preprocessing.preset ?? ""): \(PreprocessingOptions.describe(p))")
+            print(
+                """
+                wrote \(output): \(full) float32 \(p.layout.rawValue.uppercased()), \
+                \(preprocessing.preset ?? ""): \(PreprocessingOptions.describe(p))
+                """
+            )
             for (i, f) in rows.enumerated() { print("row \(i): \(f)") }
             if !skipped.isEmpty { print("skipped \(skipped.count): " + skipped.map(\.file).joined(separator: ", ")) }
         }

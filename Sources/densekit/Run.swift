@@ -12,8 +12,15 @@ struct ExecutionOptions: ParsableArguments {
     var layout: String?
     @Option(help: "Threads for the executor (default: all cores; 1 is strictly single-threaded).")
     var threads: Int?
-    @Flag(help: ArgumentHelp("How the dense layers' 3x3 convs are computed (default: --\(ConvolutionMode.default.rawValue)).",
-                             discussion: "--fast: Winograd F(4x4) on the larger maps (see the README for its measured error); --exact: direct convolution."))
+    @Flag(
+        help: ArgumentHelp(
+            "How the dense layers' 3x3 convs are computed (default: --\(ConvolutionMode.default.rawValue)).",
+            discussion:
+                """
+                --fast: Winograd F(4x4) on the larger maps (see the README for its measured error); --exact: \
+                direct convolution.
+                """
+        ))
     var convolutions: ConvolutionMode?
 
     func validate() throws {
@@ -38,13 +45,22 @@ struct Run: ParsableCommand {
 
     @Argument(help: "The model file.") var model: String
     @Option(help: "Input array (.npy, float32/float64/float16).") var input: String?
-    @Option(parsing: .upToNextOption, help: "Images instead of --input: files or folders (run in batches).") var images: [String] = []
+    @Option(parsing: .upToNextOption, help: "Images instead of --input: files or folders (run in batches).") var images:
+        [String] = []
     @OptionGroup var preprocessing: PreprocessingOptions
-    @Option(name: .shortAndLong, help: "Where to write the float32 output (.npy): [N, classes], [N, features] after a global pool, or [N, C, H, W] without one (required with --input).") var output: String?
+    @Option(
+        name: .shortAndLong,
+        help:
+            """
+            Where to write the float32 output (.npy): [N, classes], [N, features] after a global pool, or [N, C, \
+            H, W] without one (required with --input).
+            """
+    ) var output: String?
     @OptionGroup var execution: ExecutionOptions
     @Option(help: "Time this many runs after one warm-up.") var `repeat`: Int = 1
     @Option(help: "With --images: print each image's K best classes.") var top: Int?
-    @Option(help: "Class names for --top, one per line (default: ImageNet-1k's for a 1000-class model).") var labels: String?
+    @Option(help: "Class names for --top, one per line (default: ImageNet-1k's for a 1000-class model).") var labels:
+        String?
     @Option(help: "Images per batch with --images.") var batch: Int = 16
     @Flag(help: "Go on past images that cannot be read, and list them.") var skipBad = false
     /// Accepted for scripts written for 0.2: a `.dnk` no longer holds an executor cache.
@@ -52,18 +68,25 @@ struct Run: ParsableCommand {
     @Flag(help: "Print one JSON object on stdout.") var json = false
 
     func validate() throws {
-        guard `repeat` >= 1 && `repeat` <= 100_000 else { throw ValidationError("--repeat must be between 1 and 100000.") }
-        guard (input == nil) != images.isEmpty else { throw ValidationError("give either --input X.npy or --images DIR|FILE... --preset P.") }
+        guard `repeat` >= 1 && `repeat` <= 100_000 else {
+            throw ValidationError("--repeat must be between 1 and 100000.")
+        }
+        guard (input == nil) != images.isEmpty else {
+            throw ValidationError("give either --input X.npy or --images DIR|FILE... --preset P.")
+        }
         if input != nil && output == nil { throw ValidationError("--output is required with --input.") }
         if let top, !(1...1000).contains(top) { throw ValidationError("--top must be between 1 and 1000.") }
-        if (top != nil || labels != nil) && images.isEmpty { throw ValidationError("--top and --labels are for --images.") }
+        if (top != nil || labels != nil) && images.isEmpty {
+            throw ValidationError("--top and --labels are for --images.")
+        }
         guard (1...1024).contains(batch) else { throw ValidationError("--batch must be between 1 and 1024.") }
     }
 
     func run() throws {
         guard let input, let output else { return try runImages() }
         let clock = ContinuousClock()
-        var loadMs = 0.0, prepareMs = 0.0
+        var loadMs = 0.0
+        var prepareMs = 0.0
         // The graph lives only inside this function: once the executor has packed its weights, the
         // imported copy is released before the workspace is allocated (peak memory).
         func prepare() throws -> (Executor, ModelInput) {
@@ -88,13 +111,18 @@ struct Run: ParsableCommand {
         let runs = `repeat` > 1 ? `repeat` + 1 : 1
         for i in 0..<runs {
             let start = clock.now
-            y = try CommandFailure.about(model) { try executor.run(x.values, batch: x.batch, height: x.height, width: x.width) }
+            y = try CommandFailure.about(model) {
+                try executor.run(x.values, batch: x.batch, height: x.height, width: x.width)
+            }
             if runs == 1 || i > 0 { times.append(milliseconds(clock.now - start)) }
         }
-        let shape = [x.batch] + (try CommandFailure.about(model) { try executor.outputShape(height: x.height, width: x.width) })
+        let shape =
+            [x.batch] + (try CommandFailure.about(model) { try executor.outputShape(height: x.height, width: x.width) })
         try CommandFailure.about(output) { try NPY.write(NPY.Array(shape: shape, values: y), to: output) }
         let sorted = times.sorted()
-        let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        let median =
+            sorted.count % 2 == 1
+            ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
         if json {
             printJSON([
                 "outputShape": shape,
@@ -106,7 +134,15 @@ struct Run: ParsableCommand {
                 "runs": times.count,
             ])
         } else {
-            log("ran \(model) on \(x.batch) image\(x.batch == 1 ? "" : "s") of \(x.height)x\(x.width): median \(String(format: "%.2f", median)) ms, min \(String(format: "%.2f", sorted[0])) ms over \(times.count) run\(times.count == 1 ? "" : "s"), \(executor.threads) thread\(executor.threads == 1 ? "" : "s"), --\(executor.mode.rawValue); load \(String(format: "%.1f", loadMs)) ms, prepare \(String(format: "%.1f", prepareMs)) ms")
+            log(
+                """
+                ran \(model) on \(x.batch) image\(x.batch == 1 ? "" : "s") of \(x.height)x\(x.width): median \
+                \(String(format: "%.2f", median)) ms, min \(String(format: "%.2f", sorted[0])) ms over \
+                \(times.count) run\(times.count == 1 ? "" : "s"), \(executor.threads) \
+                thread\(executor.threads == 1 ? "" : "s"), --\(executor.mode.rawValue); load \
+                \(String(format: "%.1f", loadMs)) ms, prepare \(String(format: "%.1f", prepareMs)) ms
+                """
+            )
             print("wrote \(output): \(shape)")
         }
     }
@@ -116,10 +152,16 @@ extension Run {
     /// `run --images`: the images in batches, each image's top classes, and the outputs to --output.
     private func runImages() throws {
         let net = try loadModel(model)
-        let executor = try CommandFailure.about(model) { try Executor(net, threads: execution.threadCount, mode: execution.mode) }
-        let set = ImageSet(files: try imageFiles(images), preprocessing: try preprocessing.preprocessing(defaultSize: net.input.height), skipBad: skipBad)
+        let executor = try CommandFailure.about(model) {
+            try Executor(net, threads: execution.threadCount, mode: execution.mode)
+        }
+        let set = ImageSet(
+            files: try imageFiles(images),
+            preprocessing: try preprocessing.preprocessing(defaultSize: net.input.height), skipBad: skipBad)
         let names = try classNames(net)
-        var rows: [(file: String, values: ArraySlice<Float>)] = [], all: [Float] = [], shape: [Int] = []
+        var rows: [(file: String, values: ArraySlice<Float>)] = []
+        var all: [Float] = []
+        var shape: [Int] = []
         let skipped = try withProgress("run", blaming: model) { bar in
             try set.forEachInput(size: batch) { files, x in
                 let y = try executor.run(x.values, batch: x.batch, height: x.height, width: x.width)
@@ -132,18 +174,40 @@ extension Run {
         }
         for f in skipped { log("skipped \(f.file): \(f.description)") }
         if let output {
-            try CommandFailure.about(output) { try NPY.write(NPY.Array(shape: [rows.count] + shape, values: all), to: output) }
+            try CommandFailure.about(output) {
+                try NPY.write(NPY.Array(shape: [rows.count] + shape, values: all), to: output)
+            }
         }
         let k = top ?? 5
-        let best = rows.map { row in ModelDiff.topClasses(Array(row.values), k).map { (index: $0, score: row.values[row.values.startIndex + $0]) } }
+        let best = rows.map { row in
+            ModelDiff.topClasses(Array(row.values), k).map {
+                (index: $0, score: row.values[row.values.startIndex + $0])
+            }
+        }
         if json {
-            printJSON(["outputShape": [rows.count] + shape, "images": zip(rows, best).map { row, top in
-                ["file": row.file, "top": top.map { ["class": $0.index, "label": name($0.index, names) ?? NSNull(), "score": Double($0.score)] as [String: Any] }] as [String: Any]
-            }, "skipped": skipped.map { ["file": $0.file, "error": $0.description] }])
+            printJSON([
+                "outputShape": [rows.count] + shape,
+                "images": zip(rows, best).map { row, top in
+                    [
+                        "file": row.file,
+                        "top": top.map {
+                            ["class": $0.index, "label": name($0.index, names) ?? NSNull(), "score": Double($0.score)]
+                                as [String: Any]
+                        },
+                    ] as [String: Any]
+                }, "skipped": skipped.map { ["file": $0.file, "error": $0.description] },
+            ])
             return
         }
         for (row, top) in zip(rows, best) {
-            print(row.file + ": " + top.map { "\(name($0.index, names).map { "\($0) " } ?? "")(\($0.index)) \(String(format: "%.4g", $0.score))" }.joined(separator: ", "))
+            print(
+                row.file + ": "
+                    + top.map {
+                        """
+                        \(name($0.index, names).map { "\($0) " } ?? "")(\($0.index)) \
+                        \(String(format: "%.4g", $0.score))
+                        """
+                    }.joined(separator: ", "))
         }
         if let output { print("wrote \(output): \([rows.count] + shape)") }
     }
@@ -152,13 +216,18 @@ extension Run {
     private func classNames(_ net: DenseNet) throws -> [String]? {
         if let labels {
             let text = try CommandFailure.about(labels) {
-                guard let data = FileManager.default.contents(atPath: labels) else { throw ImageError("cannot read the labels file") }
+                guard let data = FileManager.default.contents(atPath: labels) else {
+                    throw ImageError("cannot read the labels file")
+                }
                 return String(decoding: data, as: UTF8.self)
             }
-            let names = text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            let names = text.split(separator: "\n", omittingEmptySubsequences: false).map {
+                $0.trimmingCharacters(in: .whitespaces)
+            }
             let trimmed = names.last == "" ? Array(names.dropLast()) : names
             guard trimmed.count == net.classes else {
-                throw CommandFailure(file: labels, message: "\(trimmed.count) names, but the model has \(net.classes) classes")
+                throw CommandFailure(
+                    file: labels, message: "\(trimmed.count) names, but the model has \(net.classes) classes")
             }
             return trimmed
         }

@@ -11,9 +11,19 @@ struct StructureReport {
         let opset = s.opset.map { ", opset \($0)" } ?? ""
         lines.append("file        \(s.path)")
         lines.append("format      \(s.format.rawValue) (\(s.producer)\(opset))")
-        lines.append("input       '\(net.input.name)' \(net.input.shapeDescription) \(net.input.layout.rawValue.uppercased()) float32")
+        lines.append(
+            """
+            input       '\(net.input.name)' \(net.input.shapeDescription) \
+            \(net.input.layout.rawValue.uppercased()) float32
+            """
+        )
         let stem = net.stem
-        var stemParts = ["conv \(stem.conv.kernel)x\(stem.conv.kernel)/\(stem.conv.stride) \(stem.conv.inChannels)->\(stem.outChannels)"]
+        var stemParts = [
+            """
+            conv \(stem.conv.kernel)x\(stem.conv.kernel)/\(stem.conv.stride) \
+            \(stem.conv.inChannels)->\(stem.outChannels)
+            """
+        ]
         if stem.norm != nil { stemParts.append("BN") } else if stem.normFolded { stemParts.append("BN (folded)") }
         if stem.relu { stemParts.append("ReLU") }
         if let p = stem.pool { stemParts.append("max pool \(p.kernel)x\(p.kernel)/\(p.stride)") }
@@ -26,16 +36,29 @@ struct StructureReport {
             var transition = "-"
             if b < net.transitions.count {
                 let t = net.transitions[b]
-                transition = "\(t.norm.channels) -> \(t.conv.outChannels), avg pool \(t.pool.kernel)x\(t.pool.kernel)/\(t.pool.stride)"
+                transition =
+                    """
+                    \(t.norm.channels) -> \(t.conv.outChannels), avg pool \
+                    \(t.pool.kernel)x\(t.pool.kernel)/\(t.pool.stride)
+                    """
             }
-            lines.append("  " + [pad("\(b + 1)", 5), pad("\(block.layers.count)", 6),
-                                 pad("\(block.inChannels) -> \(block.outChannels)", 11), pad("\(k)", 6),
-                                 pad(bottleneck, 10), transition].joined(separator: "  "))
+            lines.append(
+                "  "
+                    + [
+                        pad("\(b + 1)", 5), pad("\(block.layers.count)", 6),
+                        pad("\(block.inChannels) -> \(block.outChannels)", 11), pad("\(k)", 6),
+                        pad(bottleneck, 10), transition,
+                    ].joined(separator: "  "))
         }
         lines.append("")
         let head = net.head
         lines.append("head        BN \(head.norm.channels), ReLU, \(head.summary)")
-        lines.append("weights     \(s.storedTensors) tensors, \(s.storedParameters) values, \(s.storedBytes) bytes, dtypes \(net.storedDTypes.joined(separator: ", "))")
+        lines.append(
+            """
+            weights     \(s.storedTensors) tensors, \(s.storedParameters) values, \(s.storedBytes) bytes, dtypes \
+            \(net.storedDTypes.joined(separator: ", "))
+            """
+        )
         for note in s.notes { lines.append("note        \(note)") }
         return lines.joined(separator: "\n")
     }

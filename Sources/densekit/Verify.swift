@@ -14,7 +14,12 @@ struct Verify: ParsableCommand {
 
     func validate() throws {
         if let arch, ArchitectureSpec.named(arch) == nil {
-            throw ValidationError("--arch '\(arch)' is not a known architecture; known: \(ArchitectureSpec.all.map(\.name).joined(separator: ", ")).")
+            throw ValidationError(
+                """
+                --arch '\(arch)' is not a known architecture; known: \
+                \(ArchitectureSpec.all.map(\.name).joined(separator: ", ")).
+                """
+            )
         }
     }
 
@@ -48,28 +53,55 @@ struct Verify: ParsableCommand {
                 "withBatchNormStatistics": r.parameters.withBatchNormStatistics,
                 "stored": r.storedParameters,
             ],
-            "deviations": r.deviations.map { ["layer": $0.layer, "check": $0.check, "expected": $0.expected, "found": $0.found] },
+            "deviations": r.deviations.map {
+                ["layer": $0.layer, "check": $0.check, "expected": $0.expected, "found": $0.found]
+            },
         ]
     }
 
     private func printText(_ r: Verifier.Report) {
-        let counts = "\(grouped(r.parameters.trainable)) trainable parameters, \(grouped(r.parameters.withBatchNormStatistics)) with BN statistics, \(grouped(r.storedParameters)) stored"
+        let counts =
+            """
+            \(grouped(r.parameters.trainable)) trainable parameters, \
+            \(grouped(r.parameters.withBatchNormStatistics)) with BN statistics, \(grouped(r.storedParameters)) \
+            stored
+            """
         if r.matches {
             print("\(model): matches \(r.spec.name) (\(r.classes) classes; \(counts))")
         } else {
             let against = arch == nil ? "closest architecture \(r.spec.name)" : r.spec.name
-            print("\(model): does not match \(against): \(r.deviations.count) deviation\(r.deviations.count == 1 ? "" : "s") (\(r.classes) classes; \(counts))")
-            let rows = [["layer", "check", "expected", "found"]] + r.deviations.map { [$0.layer, $0.check, $0.expected, $0.found] }
+            print(
+                """
+                \(model): does not match \(against): \(r.deviations.count) \
+                deviation\(r.deviations.count == 1 ? "" : "s") (\(r.classes) classes; \(counts))
+                """
+            )
+            let rows =
+                [["layer", "check", "expected", "found"]]
+                + r.deviations.map { [$0.layer, $0.check, $0.expected, $0.found] }
             let widths = (0..<4).map { c in rows.map { $0[c].count }.max() ?? 0 }
             for row in rows {
-                print("  " + row.enumerated().map { c, cell in
-                    c == 3 ? cell : cell + String(repeating: " ", count: widths[c] - cell.count)
-                }.joined(separator: "  "))
+                print(
+                    "  "
+                        + row.enumerated().map { c, cell in
+                            c == 3 ? cell : cell + String(repeating: " ", count: widths[c] - cell.count)
+                        }.joined(separator: "  "))
             }
         }
         let input = r.inputSize.map { "input \($0)" } ?? "input size not fixed by the file"
-        print("head: \(r.head.summary); \(input), final map \(r.finalMapSize.map(\.description) ?? "-") (the head is reported, never a deviation)")
-        print("growth rate \(r.growthRate), blocks \(r.blocks), compression \(r.compression.map { String($0) } ?? "-"), bottleneck \(r.bottleneck ? "yes" : "no"), BN epsilon \(r.epsilons.map { String($0) }.joined(separator: ", "))")
+        print(
+            """
+            head: \(r.head.summary); \(input), final map \(r.finalMapSize.map(\.description) ?? "-") (the head is \
+            reported, never a deviation)
+            """
+        )
+        print(
+            """
+            growth rate \(r.growthRate), blocks \(r.blocks), compression \
+            \(r.compression.map { String($0) } ?? "-"), bottleneck \(r.bottleneck ? "yes" : "no"), BN epsilon \
+            \(r.epsilons.map { String($0) }.joined(separator: ", "))
+            """
+        )
     }
 
     private func grouped(_ n: Int) -> String {

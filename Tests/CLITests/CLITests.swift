@@ -6,7 +6,9 @@ import Testing
 
 /// An unusable input: exit 2, nothing on stdout, exactly one line `error: <file>: <what>` (`error: <what>`
 /// without a file), mentioning `mentions` when given.
-func expectUsageError(_ args: [String], file: String?, mentions: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) throws {
+func expectUsageError(
+    _ args: [String], file: String?, mentions: String? = nil, sourceLocation: SourceLocation = #_sourceLocation
+) throws {
     let r = try densekit(args)
     #expect(r.status == 2, "\(args): \(r.stderr)", sourceLocation: sourceLocation)
     #expect(r.stdout.isEmpty, "\(args)", sourceLocation: sourceLocation)
@@ -53,7 +55,9 @@ func expectUsageError(_ args: [String], file: String?, mentions: String? = nil, 
         #expect(object["classes"] as? Int == 10)
         let parameters = try #require(object["parameters"] as? [String: Int])
         let meta = try Fixtures.meta(Fixtures.path("tv-tiny-legacy-opset17.meta.json"))
-        #expect(parameters["trainable"] == meta.trainable && parameters["withBatchNormStatistics"] == meta.withBatchNormStatistics)
+        #expect(
+            parameters["trainable"] == meta.trainable
+                && parameters["withBatchNormStatistics"] == meta.withBatchNormStatistics)
         let deviations = try #require(object["deviations"] as? [[String: String]])
         #expect(deviations.contains { $0 == ["layer": "block1", "check": "layers", "expected": "6", "found": "2"] })
     }
@@ -75,15 +79,18 @@ func expectUsageError(_ args: [String], file: String?, mentions: String? = nil, 
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let out = folder.appendingPathComponent("y.npy").path
-        let r = try densekit(["run", tiny, "--input", Fixtures.path("input-64.npy"), "--output", out, "--threads", "1",
-                              "--repeat", "3", "--json"])
+        let r = try densekit([
+            "run", tiny, "--input", Fixtures.path("input-64.npy"), "--output", out, "--threads", "1",
+            "--repeat", "3", "--json",
+        ])
         #expect(r.status == 0, "\(r.stderr)")
         let object = try r.json()
         #expect(object["outputShape"] as? [Int] == [2, 10])
         #expect(object["threads"] as? Int == 1)
         #expect((object["runMs"] as? [String: Double])?["median"] != nil)
         #expect(object["loadMs"] is Double)
-        let y = try NPY.read(path: out), want = try NPY.read(path: Fixtures.path("tv-tiny-legacy-opset17.out.npy"))
+        let y = try NPY.read(path: out)
+        let want = try NPY.read(path: Fixtures.path("tv-tiny-legacy-opset17.out.npy"))
         #expect(y.shape == [2, 10])
         #expect(relativeError(y.values, want.values) <= 1e-4)
     }
@@ -94,7 +101,8 @@ func expectUsageError(_ args: [String], file: String?, mentions: String? = nil, 
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         // The CIFAR net's blocks are 32 and 16 px: F(4x4), then the direct convolution.
-        let model = Fixtures.path("cifar-bc-tiny-legacy-opset17.onnx"), input = Fixtures.path("input-32.npy")
+        let model = Fixtures.path("cifar-bc-tiny-legacy-opset17.onnx")
+        let input = Fixtures.path("input-32.npy")
         let want = try NPY.read(path: Fixtures.path("cifar-bc-tiny-legacy-opset17.out.npy"))
         var outputs: [String: [Float]] = [:]
         for flags in [[], ["--fast"], ["--exact"]] {
@@ -107,8 +115,9 @@ func expectUsageError(_ args: [String], file: String?, mentions: String? = nil, 
             outputs[flags.first ?? "default"] = y
         }
         #expect(outputs["default"] == outputs["--fast"] && outputs["--fast"] != outputs["--exact"])
-        try expectUsageError(["run", model, "--input", input, "-o", folder.appendingPathComponent("z.npy").path, "--fast", "--exact"],
-                             file: nil, mentions: "--fast")
+        try expectUsageError(
+            ["run", model, "--input", input, "-o", folder.appendingPathComponent("z.npy").path, "--fast", "--exact"],
+            file: nil, mentions: "--fast")
     }
 
     @Test func runTakesNHWCInputForAnNCHWModel() throws {
@@ -116,10 +125,15 @@ func expectUsageError(_ args: [String], file: String?, mentions: String? = nil, 
         defer { try? FileManager.default.removeItem(at: folder) }
         // The Keras fixtures' NHWC input through the tf2onnx model (NHWC) and through --layout.
         let out = folder.appendingPathComponent("y.npy").path
-        let r = try densekit(["run", Fixtures.path("keras2-tiny-tf2onnx.onnx"), "--input", Fixtures.path("input-64-nhwc.npy"),
-                              "--output", out, "--layout", "nhwc"])
+        let r = try densekit([
+            "run", Fixtures.path("keras2-tiny-tf2onnx.onnx"), "--input", Fixtures.path("input-64-nhwc.npy"),
+            "--output", out, "--layout", "nhwc",
+        ])
         #expect(r.status == 0)
-        #expect(relativeError(try NPY.read(path: out).values, try NPY.read(path: Fixtures.path("keras2-tiny-tf2onnx.out.npy")).values) <= 1e-4)
+        #expect(
+            relativeError(
+                try NPY.read(path: out).values, try NPY.read(path: Fixtures.path("keras2-tiny-tf2onnx.out.npy")).values)
+                <= 1e-4)
     }
 
     @Test func unusableInputsExitTwoWithOneLine() throws {
@@ -137,17 +151,27 @@ func expectUsageError(_ args: [String], file: String?, mentions: String? = nil, 
             try expectUsageError([command, garbage], file: garbage, mentions: "not an ONNX model")
             try expectUsageError([command, truncatedH5], file: truncatedH5, mentions: "HDF5")
         }
-        try expectUsageError(["run", garbage, "--input", Fixtures.path("input-64.npy"), "--output", out], file: garbage, mentions: "not an ONNX model")
-        try expectUsageError(["run", tiny, "--input", Fixtures.path("input-32.npy"), "--output", out],
-                             file: Fixtures.path("input-32.npy"), mentions: "input shape [2, 3, 32, 32] does not fit the model's input [N, 3, 64, 64] (NCHW)")
+        try expectUsageError(
+            ["run", garbage, "--input", Fixtures.path("input-64.npy"), "--output", out], file: garbage,
+            mentions: "not an ONNX model")
+        try expectUsageError(
+            ["run", tiny, "--input", Fixtures.path("input-32.npy"), "--output", out],
+            file: Fixtures.path("input-32.npy"),
+            mentions: "input shape [2, 3, 32, 32] does not fit the model's input [N, 3, 64, 64] (NCHW)")
         try expectUsageError(["run", tiny, "--input", tiny, "--output", out], file: tiny, mentions: "bad magic")
-        try expectUsageError(["run", tiny, "--input", Fixtures.path("input-64.npy"), "--output", "/nonexistent-dir/y.npy"],
-                             file: "/nonexistent-dir/y.npy", mentions: "cannot create a file")
-        try expectUsageError(["verify", tiny, "--arch", "densenet122"], file: nil, mentions: "--arch 'densenet122' is not a known architecture")
-        try expectUsageError(["run", tiny, "--input", Fixtures.path("input-64.npy"), "--output", out, "--layout", "nchwx"], file: nil, mentions: "--layout")
+        try expectUsageError(
+            ["run", tiny, "--input", Fixtures.path("input-64.npy"), "--output", "/nonexistent-dir/y.npy"],
+            file: "/nonexistent-dir/y.npy", mentions: "cannot create a file")
+        try expectUsageError(
+            ["verify", tiny, "--arch", "densenet122"], file: nil,
+            mentions: "--arch 'densenet122' is not a known architecture")
+        try expectUsageError(
+            ["run", tiny, "--input", Fixtures.path("input-64.npy"), "--output", out, "--layout", "nchwx"], file: nil,
+            mentions: "--layout")
         try expectUsageError(["inspect", tiny, "--bogus"], file: nil, mentions: "--bogus")
         #expect(!FileManager.default.fileExists(atPath: out))
-        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted() == ["cut.h5", "garbage.onnx"])
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted() == ["cut.h5", "garbage.onnx"])
     }
 
     @Test func helpExitsZero() throws {
@@ -174,9 +198,17 @@ func expectUsageError(_ args: [String], file: String?, mentions: String? = nil, 
     @Test func hdf5HugeAllocationFailsInsideTheCap() throws {
         let file = Fixtures.path("regressions/hdf5-vlen-4gib-allocation.h5")
         let r = try densekit(["inspect", file])
-        #expect(r.status == 2 && r.stderr.hasPrefix("error: \(file): ") && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        #expect(
+            r.status == 2 && r.stderr.hasPrefix("error: \(file): ") && r.stderr.split(separator: "\n").count == 1,
+            "\(r.stderr)")
         if dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__asan_init") == nil {
-            #expect(r.stderr == "error: \(file): cannot read attribute 'layer_names' of 'model_weights' (HDF5: memory allocation failed for chunk)\n")
+            #expect(
+                r.stderr
+                    == """
+                    error: \(file): cannot read attribute 'layer_names' of 'model_weights' (HDF5: memory \
+                    allocation failed for chunk)\n
+                    """
+            )
         }
     }
 
@@ -197,8 +229,10 @@ func expectUsageError(_ args: [String], file: String?, mentions: String? = nil, 
             let r = try densekit(command)
             #expect(r.status == 2, "\(command)")
             // Signal 11 natively; under AddressSanitizer (make test-asan) the overrun is caught and aborts (6).
-            #expect(r.stderr.hasPrefix("error: \(file): the HDF5 library crashed reading this file (signal "), "\(command)")
-            #expect(r.stderr.hasSuffix("); it is corrupt\n") && r.stderr.split(separator: "\n").count == 1, "\(command)")
+            #expect(
+                r.stderr.hasPrefix("error: \(file): the HDF5 library crashed reading this file (signal "), "\(command)")
+            #expect(
+                r.stderr.hasSuffix("); it is corrupt\n") && r.stderr.split(separator: "\n").count == 1, "\(command)")
         }
         #expect(!FileManager.default.fileExists(atPath: "/tmp/never-written.dnk"))
     }

@@ -21,14 +21,16 @@ import Testing
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let out = folder.appendingPathComponent("m.dnk").path
-        let source = Fixtures.path("keras2-tiny.h5"), input = Fixtures.path("input-64-nhwc.npy")
+        let source = Fixtures.path("keras2-tiny.h5")
+        let input = Fixtures.path("input-64-nhwc.npy")
         let r = try densekit(["convert", source, "-o", out, "--accept-deviations", "--input", input, "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let o = try r.json()
         #expect(o["written"] as? Bool == true && o["dtype"] as? String == "f32")
         #expect((o["validation"] as? [String: Any])?["bitIdentical"] as? Bool == true)
         #expect(r.stderr.isEmpty)  // progress only when stderr is a terminal
-        let a = folder.appendingPathComponent("a.npy").path, b = folder.appendingPathComponent("b.npy").path
+        let a = folder.appendingPathComponent("a.npy").path
+        let b = folder.appendingPathComponent("b.npy").path
         #expect(try densekit(["run", source, "--input", input, "--output", a]).status == 0)
         #expect(try densekit(["run", out, "--input", input, "--output", b]).status == 0)
         #expect(try Data(contentsOf: URL(fileURLWithPath: a)) == Data(contentsOf: URL(fileURLWithPath: b)))
@@ -42,20 +44,27 @@ import Testing
     @Test func aWriteCutShortLeavesNothingBehind() throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let model = Fixtures.path("tv-tiny-legacy-opset17.onnx"), input = Fixtures.path("input-64.npy")
-        let dnk = folder.appendingPathComponent("m.dnk").path, report = folder.appendingPathComponent("r.html").path
+        let model = Fixtures.path("tv-tiny-legacy-opset17.onnx")
+        let input = Fixtures.path("input-64.npy")
+        let dnk = folder.appendingPathComponent("m.dnk").path
+        let report = folder.appendingPathComponent("r.html").path
         let y = folder.appendingPathComponent("y.npy").path
         // The outputs are larger than one block (512 or 1024 bytes): every write hits the limit.
-        for (args, file) in [(["convert", model, "-o", dnk, "--accept-deviations"], dnk),
-                             (["diff", model, model, "--input", input, "--report", report], report)] {
+        for (args, file) in [
+            (["convert", model, "-o", dnk, "--accept-deviations"], dnk),
+            (["diff", model, model, "--input", input, "--report", report], report),
+        ] {
             let r = try densekit(args, fileSizeLimit: 1)
             #expect(r.status == 2, "\(args): \(r.stderr)")
-            #expect(r.stderr.hasPrefix("error: \(file): cannot write") && r.stderr.contains("File too large"), "\(r.stderr)")
+            #expect(
+                r.stderr.hasPrefix("error: \(file): cannot write") && r.stderr.contains("File too large"), "\(r.stderr)"
+            )
             #expect(r.stderr.split(separator: "\n").count == 1)
         }
         let full = Fixtures.full.map { "\($0)/densenet121-legacy-opset17.onnx" }
         if let full, FileManager.default.fileExists(atPath: full) {
-            let r = try densekit(["run", full, "--input", "\(Fixtures.full!)/input-224.npy", "--output", y], fileSizeLimit: 1)
+            let r = try densekit(
+                ["run", full, "--input", "\(Fixtures.full!)/input-224.npy", "--output", y], fileSizeLimit: 1)
             #expect(r.status == 2 && r.stderr.hasPrefix("error: \(y): cannot write"), "\(r.stderr)")
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).isEmpty)
@@ -64,7 +73,10 @@ import Testing
     @Test func failuresLeaveNothingBehind() throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let r = try densekit(["convert", Fixtures.path("tv-tiny-legacy-opset17.onnx"), "-o", "/nonexistent-dir/m.dnk", "--accept-deviations"])
+        let r = try densekit([
+            "convert", Fixtures.path("tv-tiny-legacy-opset17.onnx"), "-o", "/nonexistent-dir/m.dnk",
+            "--accept-deviations",
+        ])
         #expect(r.status == 2)
         #expect(r.stderr.hasPrefix("error: /nonexistent-dir/m.dnk: cannot create a file"))
         let garbage = folder.appendingPathComponent("g.onnx").path

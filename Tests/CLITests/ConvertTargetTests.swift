@@ -22,18 +22,27 @@ import Testing
         var application: String? = nil
 
         func model(weightsArgument: Bool = false) -> [String: Any] {
-            var m: [String: Any] = ["blocks": [2, 2, 2], "growth": 4, "stem": 8, "bnSize": 4, "size": size,
-                                    "pool": pool ?? NSNull(), "dense": dense.map { [$0.0, $0.1] as [Any] }]
-            if let application { m["application"] = application; m["weightsArgument"] = weightsArgument }
+            var m: [String: Any] = [
+                "blocks": [2, 2, 2], "growth": 4, "stem": 8, "bnSize": 4, "size": size,
+                "pool": pool ?? NSNull(), "dense": dense.map { [$0.0, $0.1] as [Any] },
+            ]
+            if let application {
+                m["application"] = application
+                m["weightsArgument"] = weightsArgument
+            }
             return m
         }
     }
 
     static let tvLogits = [(10, "linear")], kerasSoftmax = [(10, "softmax")]
-    static func tiny(_ file: String, _ reference: String, nhwc: Bool, dense: [(Int, String)], pool: String? = "average", size: Int = 64) -> Source {
-        Source(file: Fixtures.path(file), reference: Fixtures.path(reference),
-               input: Fixtures.path(size == 80 ? "input-80-nhwc.npy" : nhwc ? "input-64-nhwc.npy" : "input-64.npy"),
-               layout: nhwc ? "nhwc" : "nchw", size: size, pool: pool, dense: dense)
+    static func tiny(
+        _ file: String, _ reference: String, nhwc: Bool, dense: [(Int, String)], pool: String? = "average",
+        size: Int = 64
+    ) -> Source {
+        Source(
+            file: Fixtures.path(file), reference: Fixtures.path(reference),
+            input: Fixtures.path(size == 80 ? "input-80-nhwc.npy" : nhwc ? "input-64-nhwc.npy" : "input-64.npy"),
+            layout: nhwc ? "nhwc" : "nchw", size: size, pool: pool, dense: dense)
     }
 
     static let sources: [Source] = [
@@ -45,12 +54,20 @@ import Testing
     ]
 
     static let heads: [Source] = [
-        tiny("tv-tiny-sigmoid14-legacy-opset17.onnx", "tv-tiny-sigmoid14-legacy-opset17.out.npy", nhwc: false, dense: [(14, "sigmoid")]),
-        tiny("tv-tiny-mlp-dynamo-opset18.onnx", "tv-tiny-mlp-dynamo-opset18.out.npy", nhwc: false, dense: [(12, "relu"), (5, "sigmoid")]),
-        tiny("keras3-tiny-mlp.keras", "keras3-tiny-mlp.out.npy", nhwc: true, dense: [(12, "relu"), (3, "tanh")], pool: "max"),
+        tiny(
+            "tv-tiny-sigmoid14-legacy-opset17.onnx", "tv-tiny-sigmoid14-legacy-opset17.out.npy", nhwc: false,
+            dense: [(14, "sigmoid")]),
+        tiny(
+            "tv-tiny-mlp-dynamo-opset18.onnx", "tv-tiny-mlp-dynamo-opset18.out.npy", nhwc: false,
+            dense: [(12, "relu"), (5, "sigmoid")]),
+        tiny(
+            "keras3-tiny-mlp.keras", "keras3-tiny-mlp.out.npy", nhwc: true, dense: [(12, "relu"), (3, "tanh")],
+            pool: "max"),
         tiny("keras3-tiny-none.keras", "keras3-tiny-none.out.npy", nhwc: true, dense: [], pool: nil),
         tiny("keras3-tiny-avg.keras", "keras3-tiny-avg.out.npy", nhwc: true, dense: []),
-        tiny("keras3-tiny-80-softmax5.keras", "keras3-tiny-80-softmax5.out.npy", nhwc: true, dense: [(5, "softmax")], size: 80),
+        tiny(
+            "keras3-tiny-80-softmax5.keras", "keras3-tiny-80-softmax5.out.npy", nhwc: true, dense: [(5, "softmax")],
+            size: 80),
     ]
 
     static let frameworkTargets: [(ConversionTarget, Frameworks.Framework)] = [
@@ -70,13 +87,17 @@ import Testing
 
     /// Converts `source` to `target` as `name` in `folder`; expects exit 0 and a bit-identical validation.
     @discardableResult
-    static func convert(_ source: String, _ name: String, in folder: URL, _ extra: [String] = []) throws -> [String: Any] {
+    static func convert(_ source: String, _ name: String, in folder: URL, _ extra: [String] = []) throws -> [String:
+        Any]
+    {
         let out = folder.appendingPathComponent(name).path
         let r = try densekit(["convert", source, "-o", out, "--accept-deviations", "--json"] + extra)
         #expect(r.status == 0, "\(source) -> \(name): \(r.stderr)")
         let o = try r.json()
         #expect((o["validation"] as? [String: Any])?["bitIdentical"] as? Bool == true, "\(name)")
-        #expect(o["format"] as? String == ConversionTarget(path: name)?.rawValue || !extra.isEmpty, "\(name): \(o["format"] ?? "-")")
+        #expect(
+            o["format"] as? String == ConversionTarget(path: name)?.rawValue || !extra.isEmpty,
+            "\(name): \(o["format"] ?? "-")")
         return o
     }
 
@@ -89,17 +110,29 @@ import Testing
             var reference = try NPY.read(path: check.reference).values
             if let through = check.through {
                 let per = reference.count / 2
-                for s in 0..<2 { reference.withUnsafeMutableBufferPointer { through.apply(UnsafeMutableBufferPointer(rebasing: $0[(s * per)..<((s + 1) * per)])) } }
+                for s in 0..<2 {
+                    reference.withUnsafeMutableBufferPointer {
+                        through.apply(UnsafeMutableBufferPointer(rebasing: $0[(s * per)..<((s + 1) * per)]))
+                    }
+                }
             }
             if check.transposed {
                 // NHWC (Keras's feature map) to NCHW, or back.
-                let r = try NPY.read(path: check.reference), s = r.shape
+                let r = try NPY.read(path: check.reference)
+                let s = r.shape
                 let toNCHW = check.run.layout == "nhwc"
                 let (n, h, w, c) = toNCHW ? (s[0], s[1], s[2], s[3]) : (s[0], s[2], s[3], s[1])
-                for b in 0..<n { for y in 0..<h { for x in 0..<w { for ch in 0..<c {
-                    let nhwc = ((b * h + y) * w + x) * c + ch, nchw = ((b * c + ch) * h + y) * w + x
-                    if toNCHW { reference[nchw] = r.values[nhwc] } else { reference[nhwc] = r.values[nchw] }
-                } } } }
+                for b in 0..<n {
+                    for y in 0..<h {
+                        for x in 0..<w {
+                            for ch in 0..<c {
+                                let nhwc = ((b * h + y) * w + x) * c + ch
+                                let nchw = ((b * c + ch) * h + y) * w + x
+                                if toNCHW { reference[nchw] = r.values[nhwc] } else { reference[nhwc] = r.values[nchw] }
+                            }
+                        }
+                    }
+                }
             }
             let output = try NPY.read(path: check.run.output)
             #expect(output.values.count == reference.count, "\(check.run.file): \(output.shape)")
@@ -109,13 +142,19 @@ import Testing
         }
     }
 
-    static func check(_ source: Source, _ target: ConversionTarget, _ framework: Frameworks.Framework, file: String, in folder: URL,
-                      model: [String: Any]? = nil, through: Head.Activation? = nil) -> Check {
+    static func check(
+        _ source: Source, _ target: ConversionTarget, _ framework: Frameworks.Framework, file: String, in folder: URL,
+        model: [String: Any]? = nil, through: Head.Activation? = nil
+    ) -> Check {
         let output = folder.appendingPathComponent(URL(fileURLWithPath: file).lastPathComponent + ".out.npy").path
-        return Check(framework: framework, run: Frameworks.Case(file: file, input: source.input, layout: source.layout, output: output,
-                                                                model: model ?? source.model()),
-                     reference: source.reference, through: through,
-                     transposed: source.pool == nil && (source.layout == "nhwc") != (framework == .tfKeras || framework == .keras3))
+        return Check(
+            framework: framework,
+            run: Frameworks.Case(
+                file: file, input: source.input, layout: source.layout, output: output,
+                model: model ?? source.model()),
+            reference: source.reference, through: through,
+            transposed: source.pool == nil
+                && (source.layout == "nhwc") != (framework == .tfKeras || framework == .keras3))
     }
 
     /// Every source kind (ONNX, Keras .h5 and .keras, .pth, safetensors, and a .dnk) to every target.
@@ -132,12 +171,16 @@ import Testing
             for (target, framework) in Self.frameworkTargets {
                 let name = "s\(i)-\(URL(fileURLWithPath: source.file).lastPathComponent)\(target.fileExtension)"
                 try Self.convert(source.file, name, in: folder)
-                checks.append(Self.check(source, target, framework, file: folder.appendingPathComponent(name).path, in: folder))
+                checks.append(
+                    Self.check(source, target, framework, file: folder.appendingPathComponent(name).path, in: folder))
             }
             // .dnk: DenseKit's own executor on the written file.
-            let name = "s\(i).dnk", out = folder.appendingPathComponent(name + ".out.npy").path
+            let name = "s\(i).dnk"
+            let out = folder.appendingPathComponent(name + ".out.npy").path
             try Self.convert(source.file, name, in: folder)
-            let r = try densekit(["run", folder.appendingPathComponent(name).path, "--input", source.input, "--output", out])
+            let r = try densekit([
+                "run", folder.appendingPathComponent(name).path, "--input", source.input, "--output", out,
+            ])
             #expect(r.status == 0, "\(r.stderr)")
             #expect(relativeError(try NPY.read(path: out).values, try NPY.read(path: source.reference).values) <= 1e-4)
         }
@@ -154,7 +197,8 @@ import Testing
             for (target, framework) in Self.frameworkTargets {
                 let name = "h\(i)-\(URL(fileURLWithPath: source.file).lastPathComponent)\(target.fileExtension)"
                 try Self.convert(source.file, name, in: folder)
-                checks.append(Self.check(source, target, framework, file: folder.appendingPathComponent(name).path, in: folder))
+                checks.append(
+                    Self.check(source, target, framework, file: folder.appendingPathComponent(name).path, in: folder))
             }
         }
         try Self.verify(checks, in: folder)
@@ -165,21 +209,31 @@ import Testing
     @Test func optionsAndRoundTrips() throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let tv = Self.sources[3], keras = Self.sources[1], onnx = Self.sources[0]
+        let tv = Self.sources[3]
+        let keras = Self.sources[1]
+        let onnx = Self.sources[0]
         func path(_ name: String) -> String { folder.appendingPathComponent(name).path }
         var checks: [Check] = []
         let folded = try Self.convert(tv.file, "folded.onnx", in: folder, ["--fold-bn"])
-        #expect((folded["conventions"] as? [[String: Any]])?.contains { ($0["detail"] as? String)?.contains("7 BatchNorms") == true } == true)
+        #expect(
+            (folded["conventions"] as? [[String: Any]])?.contains {
+                ($0["detail"] as? String)?.contains("7 BatchNorms") == true
+            } == true)
         try Self.convert(keras.file, "opset13.onnx", in: folder, ["--opset", "13", "--fold-bn"])
         try Self.convert(tv.file, "opset21.onnx", in: folder, ["--opset", "21"])
-        checks += [Self.check(tv, .onnx, .onnxruntime, file: path("folded.onnx"), in: folder),
-                   Self.check(keras, .onnx, .onnxruntime, file: path("opset13.onnx"), in: folder),
-                   Self.check(tv, .onnx, .onnxruntime, file: path("opset21.onnx"), in: folder)]
+        checks += [
+            Self.check(tv, .onnx, .onnxruntime, file: path("folded.onnx"), in: folder),
+            Self.check(keras, .onnx, .onnxruntime, file: path("opset13.onnx"), in: folder),
+            Self.check(tv, .onnx, .onnxruntime, file: path("opset21.onnx"), in: folder),
+        ]
         // A Keras model built with keras.applications' default classifier activation applies softmax.
         try Self.convert(tv.file, "default-softmax.h5", in: folder)
         var softmax = tv.model()
         softmax["dense"] = [[10, "softmax"] as [Any]]
-        checks.append(Self.check(tv, .kerasH5, .tfKeras, file: path("default-softmax.h5"), in: folder, model: softmax, through: .softmax))
+        checks.append(
+            Self.check(
+                tv, .kerasH5, .tfKeras, file: path("default-softmax.h5"), in: folder, model: softmax, through: .softmax)
+        )
 
         try Self.convert(onnx.file, "trip.h5", in: folder)
         try Self.convert(path("trip.h5"), "trip.onnx", in: folder)
@@ -187,10 +241,12 @@ import Testing
         try Self.convert(tv.file, "trip.safetensors", in: folder)
         try Self.convert(path("trip.safetensors"), "trip.dnk", in: folder)
         for (a, b) in [(onnx.file, path("trip.onnx")), (tv.file, path("trip.dnk"))] {
-            let ya = path("a.npy"), yb = path("b.npy")
+            let ya = path("a.npy")
+            let yb = path("b.npy")
             #expect(try densekit(["run", a, "--input", tv.input, "--output", ya]).status == 0)
             #expect(try densekit(["run", b, "--input", tv.input, "--output", yb]).status == 0)
-            #expect(try Data(contentsOf: URL(fileURLWithPath: ya)) == Data(contentsOf: URL(fileURLWithPath: yb)), "\(b)")
+            #expect(
+                try Data(contentsOf: URL(fileURLWithPath: ya)) == Data(contentsOf: URL(fileURLWithPath: yb)), "\(b)")
         }
         try Self.verify(checks, in: folder)
     }
@@ -204,20 +260,26 @@ import Testing
         }
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let tv = Source(file: "\(full)/densenet121.pth", reference: "\(full)/densenet121.out.npy", input: "\(full)/input-224.npy",
-                        layout: "nchw", size: 224, dense: [(1000, "linear")], application: "DenseNet121")
-        let keras = Source(file: "\(full)/keras2-densenet121.h5", reference: "\(full)/keras2-densenet121.out.npy",
-                           input: "\(full)/input-224-nhwc.npy", layout: "nhwc", size: 224, dense: [(1000, "softmax")], application: "DenseNet121")
+        let tv = Source(
+            file: "\(full)/densenet121.pth", reference: "\(full)/densenet121.out.npy", input: "\(full)/input-224.npy",
+            layout: "nchw", size: 224, dense: [(1000, "linear")], application: "DenseNet121")
+        let keras = Source(
+            file: "\(full)/keras2-densenet121.h5", reference: "\(full)/keras2-densenet121.out.npy",
+            input: "\(full)/input-224-nhwc.npy", layout: "nhwc", size: 224, dense: [(1000, "softmax")],
+            application: "DenseNet121")
         var checks: [Check] = []
         for source in [tv, keras] {
             let stem = URL(fileURLWithPath: source.file).deletingPathExtension().lastPathComponent
             for (target, framework) in Self.frameworkTargets {
                 let name = "\(stem)\(target.fileExtension)"
                 try Self.convert(source.file, name, in: folder)
-                checks.append(Self.check(source, target, framework, file: folder.appendingPathComponent(name).path, in: folder,
-                                         model: source.model(weightsArgument: target == .kerasH5)))
+                checks.append(
+                    Self.check(
+                        source, target, framework, file: folder.appendingPathComponent(name).path, in: folder,
+                        model: source.model(weightsArgument: target == .kerasH5)))
             }
-            let dnk = folder.appendingPathComponent("\(stem).dnk").path, out = dnk + ".out.npy"
+            let dnk = folder.appendingPathComponent("\(stem).dnk").path
+            let out = dnk + ".out.npy"
             try Self.convert(source.file, "\(stem).dnk", in: folder)
             #expect(try densekit(["run", dnk, "--input", source.input, "--output", out]).status == 0)
             #expect(relativeError(try NPY.read(path: out).values, try NPY.read(path: source.reference).values) <= 1e-4)
@@ -231,15 +293,43 @@ import Testing
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         func path(_ name: String) -> String { folder.appendingPathComponent(name).path }
-        let tv = Fixtures.path("tv-tiny.pth"), cifar = Fixtures.path("cifar-bc-tiny.safetensors")
+        let tv = Fixtures.path("tv-tiny.pth")
+        let cifar = Fixtures.path("cifar-bc-tiny.safetensors")
         let cases: [([String], String, String)] = [
-            (["convert", tv, "-o", path("m.bin")], path("m.bin"), "the extension names no format DenseKit writes: use one of dnk (.dnk), onnx (.onnx), safetensors (.safetensors), keras-h5 (.h5), keras-weights-h5 (.weights.h5), or --to"),
-            (["convert", tv, "-o", path("m.bin"), "--to", "pickle"], path("m.bin"), "--to 'pickle' is not a format DenseKit writes"),
-            (["convert", tv, "-o", path("m.onnx"), "--to", "keras-h5"], path("m.onnx"), "--to keras-h5, but the extension .onnx is onnx's"),
-            (["convert", tv, "-o", path("m.h5"), "--fold-bn"], path("m.h5"), "--opset and --fold-bn are for ONNX output, not keras-h5"),
-            (["convert", tv, "-o", path("m.onnx"), "--opset", "12", "--accept-deviations"], tv, "cannot write onnx: opset 12 is outside 13 to 21 (--opset)"),
-            (["convert", tv, "-o", path("m.onnx"), "--dtype", "f16", "--accept-deviations"], tv, "cannot write onnx: weights are written as f32, not f16 (--dtype)"),
-            (["convert", cifar, "-o", path("m.weights.h5"), "--accept-deviations"], cifar, "cannot write keras-weights-h5: its stem is a 3x3 conv without a max pool; keras.applications' DenseNet has a 7x7/2 conv, BN, ReLU and a 3x3/2 max pool"),
+            (
+                ["convert", tv, "-o", path("m.bin")], path("m.bin"),
+                """
+                the extension names no format DenseKit writes: use one of dnk (.dnk), onnx (.onnx), safetensors \
+                (.safetensors), keras-h5 (.h5), keras-weights-h5 (.weights.h5), or --to
+                """
+            ),
+            (
+                ["convert", tv, "-o", path("m.bin"), "--to", "pickle"], path("m.bin"),
+                "--to 'pickle' is not a format DenseKit writes"
+            ),
+            (
+                ["convert", tv, "-o", path("m.onnx"), "--to", "keras-h5"], path("m.onnx"),
+                "--to keras-h5, but the extension .onnx is onnx's"
+            ),
+            (
+                ["convert", tv, "-o", path("m.h5"), "--fold-bn"], path("m.h5"),
+                "--opset and --fold-bn are for ONNX output, not keras-h5"
+            ),
+            (
+                ["convert", tv, "-o", path("m.onnx"), "--opset", "12", "--accept-deviations"], tv,
+                "cannot write onnx: opset 12 is outside 13 to 21 (--opset)"
+            ),
+            (
+                ["convert", tv, "-o", path("m.onnx"), "--dtype", "f16", "--accept-deviations"], tv,
+                "cannot write onnx: weights are written as f32, not f16 (--dtype)"
+            ),
+            (
+                ["convert", cifar, "-o", path("m.weights.h5"), "--accept-deviations"], cifar,
+                """
+                cannot write keras-weights-h5: its stem is a 3x3 conv without a max pool; keras.applications' \
+                DenseNet has a 7x7/2 conv, BN, ReLU and a 3x3/2 max pool
+                """
+            ),
         ]
         for (args, file, message) in cases {
             let r = try densekit(args)
@@ -248,33 +338,65 @@ import Testing
             #expect(r.stderr.split(separator: "\n").count == 1)
         }
         // A --to that agrees with the extension, or names the format of an unusual one, is fine.
-        #expect(try densekit(["convert", tv, "-o", path("m.bin"), "--to", "safetensors", "--accept-deviations"]).status == 0)
+        #expect(
+            try densekit(["convert", tv, "-o", path("m.bin"), "--to", "safetensors", "--accept-deviations"]).status == 0
+        )
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == ["m.bin"])
         // A CIFAR net has no torchvision constructor, but its state_dict is written under torchvision's names.
         let o = try Self.convert(cifar, "cifar.safetensors", in: folder)
-        #expect((o["conventions"] as? [[String: Any]])?.contains { ($0["detail"] as? String)?.hasPrefix("torchvision.models.DenseNet cannot build this model (its stem is a 3x3 conv") == true } == true)
+        #expect(
+            (o["conventions"] as? [[String: Any]])?.contains {
+                ($0["detail"] as? String)?.hasPrefix(
+                    "torchvision.models.DenseNet cannot build this model (its stem is a 3x3 conv") == true
+            } == true)
     }
 
     /// What each target adds, drops or changes, in text and JSON.
     @Test func conventionsAreReported() throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let keras = Fixtures.path("keras2-tiny.h5"), tv = Fixtures.path("tv-tiny-legacy-opset17.onnx")
+        let keras = Fixtures.path("keras2-tiny.h5")
+        let tv = Fixtures.path("tv-tiny-legacy-opset17.onnx")
         func conventions(_ o: [String: Any]) -> [String] {
-            ((o["conventions"] as? [[String: Any]]) ?? []).map { "\($0["change"] ?? "") \($0["subject"] ?? ""): \($0["detail"] ?? "")" }
+            ((o["conventions"] as? [[String: Any]]) ?? []).map {
+                "\($0["change"] ?? "") \($0["subject"] ?? ""): \($0["detail"] ?? "")"
+            }
         }
         let toTorch = conventions(try Self.convert(keras, "k.safetensors", in: folder))
-        #expect(toTorch.contains { $0.hasPrefix("drops activation: a state_dict stores no activations: torchvision's DenseNet outputs the classifier's logits where the source applied softmax") })
-        #expect(toTorch.contains { $0.hasPrefix("changes BatchNorm epsilon: torchvision's is 1e-05, the source's 1.001e-05") })
+        #expect(
+            toTorch.contains {
+                $0.hasPrefix(
+                    """
+                    drops activation: a state_dict stores no activations: torchvision's DenseNet outputs the \
+                    classifier's logits where the source applied softmax
+                    """
+                )
+            })
+        #expect(
+            toTorch.contains {
+                $0.hasPrefix("changes BatchNorm epsilon: torchvision's is 1e-05, the source's 1.001e-05")
+            })
         #expect(toTorch.contains("changes input layout: torchvision takes NCHW; the source took NHWC"))
-        #expect(toTorch.contains("changes model: load into torchvision.models.DenseNet(growth_rate=4, block_config=(2, 2, 2), num_init_features=8, bn_size=4, num_classes=10)"))
+        #expect(
+            toTorch.contains(
+                """
+                changes model: load into torchvision.models.DenseNet(growth_rate=4, block_config=(2, 2, 2), \
+                num_init_features=8, bn_size=4, num_classes=10)
+                """
+            ))
         let toKeras = conventions(try Self.convert(tv, "t.weights.h5", in: folder))
         #expect(toKeras.contains { $0.hasPrefix("adds BatchNorm: the 7 BatchNorms the source had folded") })
         #expect(toKeras.contains { $0.hasPrefix("adds softmax: keras.applications' DenseNet applies softmax") })
-        #expect(toKeras.contains { $0.hasPrefix("changes BatchNorm epsilon: Keras's is 1.001e-05, the source's 1e-05") })
-        #expect(conventions(try Self.convert(keras, "k.onnx", in: folder)) == ["changes input layout: the ONNX model takes NCHW; the source took NHWC"])
+        #expect(
+            toKeras.contains { $0.hasPrefix("changes BatchNorm epsilon: Keras's is 1.001e-05, the source's 1e-05") })
+        #expect(
+            conventions(try Self.convert(keras, "k.onnx", in: folder)) == [
+                "changes input layout: the ONNX model takes NCHW; the source took NHWC"
+            ])
         // The text output lists them too.
-        let r = try densekit(["convert", keras, "-o", folder.appendingPathComponent("k2.safetensors").path, "--accept-deviations"])
+        let r = try densekit([
+            "convert", keras, "-o", folder.appendingPathComponent("k2.safetensors").path, "--accept-deviations",
+        ])
         #expect(r.stdout.contains("\ndrops activation: a state_dict stores no activations"))
         #expect(r.stdout.hasPrefix("wrote \(folder.appendingPathComponent("k2.safetensors").path): safetensors, "))
     }
@@ -288,12 +410,16 @@ import Testing
         try Self.convert(source, "m.onnx", in: folder)
         try Self.convert(source, "m.safetensors", in: folder)
         let onnx = try Data(contentsOf: folder.appendingPathComponent("m.onnx"))
-        for name in ["block3.layer2.conv2.weight", "transition1.norm.running_var", "head.classifier.weight", "head.classifier.sigmoid", "densekit"] {
+        for name in [
+            "block3.layer2.conv2.weight", "transition1.norm.running_var", "head.classifier.weight",
+            "head.classifier.sigmoid", "densekit",
+        ] {
             #expect(onnx.range(of: Data(name.utf8)) != nil, "\(name)")
         }
         let st = try Data(contentsOf: folder.appendingPathComponent("m.safetensors"))
         let length = Int(st.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
-        let header = try #require(try JSONSerialization.jsonObject(with: st.subdata(in: 8..<(8 + length))) as? [String: Any])
+        let header = try #require(
+            try JSONSerialization.jsonObject(with: st.subdata(in: 8..<(8 + length))) as? [String: Any])
         let metadata = try #require(header["__metadata__"] as? [String: String])
         #expect(metadata["format"] == "pt")
         #expect(metadata["densekit.head"] == #"{"activations":["sigmoid"],"pool":"average"}"#)
@@ -301,7 +427,9 @@ import Testing
         #expect(metadata["densekit.version"] == DenseKitVersion.string)
         #expect((header["features.norm0.num_batches_tracked"] as? [String: Any])?["dtype"] as? String == "I64")
         let inspect = try densekit(["inspect", folder.appendingPathComponent("m.safetensors").path])
-        #expect(inspect.stdout.contains("safetensors (densekit \(DenseKitVersion.string) from onnx (format pt))"), "\(inspect.stdout)")
+        #expect(
+            inspect.stdout.contains("safetensors (densekit \(DenseKitVersion.string) from onnx (format pt))"),
+            "\(inspect.stdout)")
     }
 
     /// The keys and shapes are exactly the ones torch saved for the same model.
@@ -311,7 +439,8 @@ import Testing
         func header(_ path: String) throws -> [String: [Int]] {
             let data = try Data(contentsOf: URL(fileURLWithPath: path))
             let length = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
-            let object = try #require(try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + length))) as? [String: Any])
+            let object = try #require(
+                try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + length))) as? [String: Any])
             return object.compactMapValues { ($0 as? [String: Any])?["shape"] as? [Int] }
         }
         // From an ONNX export (folded BNs restored) and from Keras (another naming altogether).
@@ -332,18 +461,29 @@ import Testing
         try Self.convert(source, "m.h5", in: folder)
         let written = try Data(contentsOf: folder.appendingPathComponent("m.safetensors"))
         let cases: [(String, String)] = [
-            (#"{"pool":"average","activations":["sigmoid","relu"]}"#, "classifier: expected 2 dense layers (as its head description says), found 1"),
-            (#"{"pool":"average","activations":["swish"]}"#, "expected a head description {\"pool\": \"average\", \"max\" or null, \"activations\": [...]}, found activation 'swish'"),
+            (
+                #"{"pool":"average","activations":["sigmoid","relu"]}"#,
+                "classifier: expected 2 dense layers (as its head description says), found 1"
+            ),
+            (
+                #"{"pool":"average","activations":["swish"]}"#,
+                """
+                expected a head description {\"pool\": \"average\", \"max\" or null, \"activations\": [...]}, \
+                found activation 'swish'
+                """
+            ),
             ("nonsense", "__metadata__ 'densekit.head': expected a head description in JSON, found 'nonsense'"),
         ]
         for (i, (record, message)) in cases.enumerated() {
-            let path = try Fixtures.write(try SafetensorsEditing.withHeader(written) { header in
-                var metadata = header["__metadata__"] as? [String: String] ?? [:]
-                metadata["densekit.head"] = record
-                header["__metadata__"] = metadata
-            }, as: "bad\(i).safetensors", in: folder)
+            let path = try Fixtures.write(
+                try SafetensorsEditing.withHeader(written) { header in
+                    var metadata = header["__metadata__"] as? [String: String] ?? [:]
+                    metadata["densekit.head"] = record
+                    header["__metadata__"] = metadata
+                }, as: "bad\(i).safetensors", in: folder)
             let r = try densekit(["inspect", path])
-            #expect(r.status == 2 && r.stderr.hasPrefix("error: \(path): ") && r.stderr.contains(message), "\(r.stderr)")
+            #expect(
+                r.status == 2 && r.stderr.hasPrefix("error: \(path): ") && r.stderr.contains(message), "\(r.stderr)")
             #expect(r.stderr.split(separator: "\n").count == 1)
         }
         let h5 = folder.appendingPathComponent("bad.h5").path
@@ -351,6 +491,9 @@ import Testing
             try HDF5Editing.setStrings(file, "/", "densekit", [#"{"head":{"pool":"max","activations":[]}}"#])
         }
         let r = try densekit(["inspect", h5])
-        #expect(r.status == 2 && r.stderr.contains("dense layers: expected 0 dense layers (as its head description says), found 1"), "\(r.stderr)")
+        #expect(
+            r.status == 2
+                && r.stderr.contains("dense layers: expected 0 dense layers (as its head description says), found 1"),
+            "\(r.stderr)")
     }
 }

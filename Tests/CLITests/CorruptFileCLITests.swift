@@ -13,11 +13,16 @@ import Testing
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         func write(_ name: String, _ data: Data) throws -> String { try Fixtures.write(data, as: name, in: folder) }
-        let onnx = try Fixtures.data("tv-tiny-legacy-opset17.onnx"), h5 = try Fixtures.data("keras3-tiny.h5"), keras = try Fixtures.data("keras3-tiny.keras")
+        let onnx = try Fixtures.data("tv-tiny-legacy-opset17.onnx")
+        let h5 = try Fixtures.data("keras3-tiny.h5")
+        let keras = try Fixtures.data("keras3-tiny.keras")
         var flippedKeras = keras
         flippedKeras[keras.count / 3] ^= 0x5A
         let dnkPath = folder.appendingPathComponent("good.dnk").path
-        #expect(try densekit(["convert", Fixtures.path("tv-tiny-legacy-opset17.onnx"), "-o", dnkPath, "--accept-deviations"]).status == 0)
+        #expect(
+            try densekit([
+                "convert", Fixtures.path("tv-tiny-legacy-opset17.onnx"), "-o", dnkPath, "--accept-deviations",
+            ]).status == 0)
         var dnk = try Data(contentsOf: URL(fileURLWithPath: dnkPath))
         dnk[dnk.count - 100] ^= 0x01
         let broken = [
@@ -41,15 +46,23 @@ import Testing
             try expectUsageError(["inspect", file], file: file)
             try expectUsageError(["verify", file], file: file)
             try expectUsageError(["run", file, "--input", input, "--output", out + ".npy"], file: file)
-            try expectUsageError(["diff", file, Fixtures.path("tv-tiny-legacy-opset17.onnx"), "--input", input], file: file)
-            try expectUsageError(["diff", Fixtures.path("tv-tiny-legacy-opset17.onnx"), file, "--input", input], file: file)
+            try expectUsageError(
+                ["diff", file, Fixtures.path("tv-tiny-legacy-opset17.onnx"), "--input", input], file: file)
+            try expectUsageError(
+                ["diff", Fixtures.path("tv-tiny-legacy-opset17.onnx"), file, "--input", input], file: file)
             try expectUsageError(["convert", file, "-o", out + ".dnk", "--accept-deviations"], file: file)
         }
         // A broken input array, through the commands that read one.
         let npy = try Fixtures.data("input-64.npy")
         let cutInput = try write("cut.npy", npy.prefix(npy.count - 7))
-        try expectUsageError(["run", Fixtures.path("tv-tiny-legacy-opset17.onnx"), "--input", cutInput, "--output", out + ".npy"], file: cutInput)
-        try expectUsageError(["diff", Fixtures.path("tv-tiny-legacy-opset17.onnx"), Fixtures.path("tv-tiny-legacy-opset17.onnx"), "--input", cutInput], file: cutInput)
+        try expectUsageError(
+            ["run", Fixtures.path("tv-tiny-legacy-opset17.onnx"), "--input", cutInput, "--output", out + ".npy"],
+            file: cutInput)
+        try expectUsageError(
+            [
+                "diff", Fixtures.path("tv-tiny-legacy-opset17.onnx"), Fixtures.path("tv-tiny-legacy-opset17.onnx"),
+                "--input", cutInput,
+            ], file: cutInput)
         // Nothing was written: the folder holds exactly the broken files.
         let left = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
         #expect(left == (broken + [cutInput]).map { ($0 as NSString).lastPathComponent }.sorted())
@@ -61,17 +74,24 @@ import Testing
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let good = folder.appendingPathComponent("good.dnk").path
-        #expect(try densekit(["convert", Fixtures.path("tv-tiny-legacy-opset17.onnx"), "-o", good, "--accept-deviations"]).status == 0)
+        #expect(
+            try densekit(["convert", Fixtures.path("tv-tiny-legacy-opset17.onnx"), "-o", good, "--accept-deviations"])
+                .status == 0)
         let file = try Data(contentsOf: URL(fileURLWithPath: good))
-        func u64(_ d: Data, _ at: Int) -> Int { d.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self))) } }
-        let metaStart = u64(file, 16), metaLength = u64(file, 24)
+        func u64(_ d: Data, _ at: Int) -> Int {
+            d.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self))) }
+        }
+        let metaStart = u64(file, 16)
+        let metaLength = u64(file, 24)
         let metadata = String(decoding: file[metaStart..<(metaStart + metaLength)], as: UTF8.self)
         #expect(metadata.hasSuffix("}") && metadata.contains("\"structure\":{"))
         /// The file with its metadata text replaced by `text` (of the same length), resealed.
         func resealed(_ text: String) throws -> String {
             var d = file
             d.replaceSubrange(metaStart..<(metaStart + metaLength), with: Data(text.utf8))
-            func put(_ at: Int, _ v: UInt64) { d.replaceSubrange(at..<(at + 8), with: withUnsafeBytes(of: v.littleEndian, Array.init)) }
+            func put(_ at: Int, _ v: UInt64) {
+                d.replaceSubrange(at..<(at + 8), with: withUnsafeBytes(of: v.littleEndian, Array.init))
+            }
             put(72, d.subdata(in: metaStart..<u64(d, 32)).withUnsafeBytes { XXH64.hash($0) })
             put(120, d.prefix(120).withUnsafeBytes { XXH64.hash($0) })
             return try Fixtures.write(d, as: "edited.dnk", in: folder)
@@ -80,12 +100,17 @@ import Testing
         let cases = [
             (String(metadata.dropLast()) + " ", "metadata is not JSON: expected '}' at byte \(metaLength)"),
             ("[" + metadata.dropFirst(), "metadata is not JSON: expected ']' at byte "),
-            (metadata.replacingOccurrences(of: "\"structure\":{", with: "\"structurX\":{"), "metadata is not the expected JSON (no structure object)"),
+            (
+                metadata.replacingOccurrences(of: "\"structure\":{", with: "\"structurX\":{"),
+                "metadata is not the expected JSON (no structure object)"
+            ),
         ]
         for (text, message) in cases {
             let edited = try resealed(text)
             try expectUsageError(["inspect", edited], file: edited, mentions: message)
-            try expectUsageError(["run", edited, "--input", input, "--output", folder.appendingPathComponent("out.npy").path], file: edited, mentions: message)
+            try expectUsageError(
+                ["run", edited, "--input", input, "--output", folder.appendingPathComponent("out.npy").path],
+                file: edited, mentions: message)
         }
     }
 
@@ -104,7 +129,9 @@ import Testing
             #expect(r.status == 0 || r.status == 2, "\(what): \(r.status) \(r.stderr)")
             if r.status == 2 {
                 refused += 1
-                #expect(r.stderr.hasPrefix("error: \(path): ") && r.stderr.split(separator: "\n").count == 1, "\(what): \(r.stderr)")
+                #expect(
+                    r.stderr.hasPrefix("error: \(path): ") && r.stderr.split(separator: "\n").count == 1,
+                    "\(what): \(r.stderr)")
             }
         }
         let step = max(1, good.count / 25)

@@ -18,7 +18,9 @@ import Testing
     }
 
     /// `densekit run MODEL` on the tiny input: its status, stderr, and the output it wrote (nil if none).
-    func run(_ model: String, in folder: URL, _ extra: [String] = []) throws -> (status: Int32, stderr: String, y: [Float]?) {
+    func run(_ model: String, in folder: URL, _ extra: [String] = []) throws -> (
+        status: Int32, stderr: String, y: [Float]?
+    ) {
         let out = folder.appendingPathComponent("y.npy").path
         try? FileManager.default.removeItem(atPath: out)
         let r = try densekit(["run", model, "--input", Fixtures.path("input-64.npy"), "-o", out] + extra)
@@ -71,26 +73,31 @@ import Testing
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let net = try ModelLoader.load(path: Fixtures.path("tv-tiny-legacy-opset17.onnx"))
-        let provenance = Provenance(sourceFile: "tv-tiny-legacy-opset17.onnx", sourceSHA256: "", sourceFormat: "onnx",
-                                    producer: "test")
+        let provenance = Provenance(
+            sourceFile: "tv-tiny-legacy-opset17.onnx", sourceSHA256: "", sourceFormat: "onnx",
+            producer: "test")
         var metadata = try DNKModelWriter().metadata(net, dtype: .f32, provenance: provenance)
         metadata["executorCache"] = ["format": "densekit-plan-3", "mode": "fast"]
         let buffer = Tensor(name: "cache:stem.conv.packed", shape: [1, 100], values: (0..<100).map(Float.init))
         let legacy = try DNKWriter.encode(net, dtype: .f32, metadata: metadata, extra: [(buffer.name, buffer)])
-        let old = folder.appendingPathComponent("old.dnk").path, new = folder.appendingPathComponent("new.dnk").path
+        let old = folder.appendingPathComponent("old.dnk").path
+        let new = folder.appendingPathComponent("new.dnk").path
         try legacy.write(to: URL(fileURLWithPath: old))
         try DNKModelWriter().encode(net, dtype: .f32, provenance: provenance).write(to: URL(fileURLWithPath: new))
-        let oldRun = try run(old, in: folder), newRun = try run(new, in: folder)
+        let oldRun = try run(old, in: folder)
+        let newRun = try run(new, in: folder)
         #expect(oldRun.status == 0 && newRun.status == 0, "\(oldRun.stderr)")
         #expect(try #require(oldRun.y).map(\.bitPattern) == (try #require(newRun.y)).map(\.bitPattern))
-        #expect(try ModelLoader.load(path: old).source.storedTensors == ModelLoader.load(path: new).source.storedTensors)
+        #expect(
+            try ModelLoader.load(path: old).source.storedTensors == ModelLoader.load(path: new).source.storedTensors)
 
         var flipped = legacy
         flipped[try #require(DNKTable(legacy).entries.first { $0.name == buffer.name }).offset + 8] ^= 1
         try flipped.write(to: URL(fileURLWithPath: old))
         let refused = try run(old, in: folder)
         #expect(refused.status == 2 && refused.y == nil)
-        #expect(refused.stderr == "error: \(old): tensor '\(buffer.name)': checksum mismatch (corrupt data or padding)\n")
+        #expect(
+            refused.stderr == "error: \(old): tensor '\(buffer.name)': checksum mismatch (corrupt data or padding)\n")
     }
 
     /// The written file holds the tensors and little else: at most 2% over their bytes at full size
@@ -112,9 +119,15 @@ struct DNKTable {
     var entries: [Entry] = []
 
     init(_ d: Data) throws {
-        func u32(_ at: Int) -> Int { d.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt32.self))) } }
-        func u64(_ at: Int) -> Int { d.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self))) } }
-        let table = u64(32), count = u32(40), entrySize = u32(44)
+        func u32(_ at: Int) -> Int {
+            d.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt32.self))) }
+        }
+        func u64(_ at: Int) -> Int {
+            d.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self))) }
+        }
+        let table = u64(32)
+        let count = u32(40)
+        let entrySize = u32(44)
         for index in 0..<count {
             let at = table + index * entrySize
             let name = String(decoding: d[at..<(at + 48)].prefix { $0 != 0 }, as: UTF8.self)

@@ -1,7 +1,7 @@
 import DenseKit
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `densekit diff` end to end, including a model file whose one layer was altered on disk.
 @Suite struct DiffCLITests {
@@ -26,38 +26,53 @@ import TestSupport
         defer { try? FileManager.default.removeItem(at: folder) }
         let altered = try alteredCopy(in: folder)
         let report = folder.appendingPathComponent("report.html").path
-        let r = try densekit(["diff", Fixtures.path("tv-tiny-legacy-opset11-unfolded.onnx"), altered,
-                              "--input", Fixtures.path("input-64.npy"), "--json", "--report", report])
+        let r = try densekit([
+            "diff", Fixtures.path("tv-tiny-legacy-opset11-unfolded.onnx"), altered,
+            "--input", Fixtures.path("input-64.npy"), "--json", "--report", report,
+        ])
         #expect(r.status == 1, "\(r.stderr)")
         let o = try r.json()
         #expect(o["withinTolerance"] as? Bool == false)
         let first = try #require(o["firstDivergence"] as? [String: Any])
         #expect(first["name"] as? String == "block2.layer1")
         let layers = try #require(o["layers"] as? [[String: Any]])
-        #expect(layers.map { $0["name"] as? String } == ["stem", "block1.layer1", "block1.layer2", "transition1", "block2.layer1",
-                                                       "block2.layer2", "transition2", "block3.layer1", "block3.layer2", "head"])
+        #expect(
+            layers.map { $0["name"] as? String } == [
+                "stem", "block1.layer1", "block1.layer2", "transition1", "block2.layer1",
+                "block2.layer2", "transition2", "block3.layer1", "block3.layer2", "head",
+            ])
         #expect(layers.prefix(4).allSatisfy { $0["maxAbs"] as? Double == 0 })
         let output = try #require(o["output"] as? [String: Any])
-        for key in ["maxAbs", "maxRel", "cosine", "top1Agreement", "top5Agreement"] { #expect(output[key] != nil, "\(key)") }
+        for key in ["maxAbs", "maxRel", "cosine", "top1Agreement", "top5Agreement"] {
+            #expect(output[key] != nil, "\(key)")
+        }
         let html = try String(contentsOfFile: report, encoding: .utf8)
         #expect(html.contains("<svg") && html.contains("first divergence: block2.layer1"))
         #expect(!html.contains("http://") || html.contains("http://www.w3.org/2000/svg"))  // no external assets
-        let text = try densekit(["diff", Fixtures.path("tv-tiny-legacy-opset11-unfolded.onnx"), altered, "--input", Fixtures.path("input-64.npy")])
+        let text = try densekit([
+            "diff", Fixtures.path("tv-tiny-legacy-opset11-unfolded.onnx"), altered, "--input",
+            Fixtures.path("input-64.npy"),
+        ])
         #expect(text.stdout.contains("diverge first at block2.layer1"))
         #expect(text.stdout.contains("> block2.layer1"))
     }
 
     @Test func agreeingExportsExitZero() throws {
-        let r = try densekit(["diff", Fixtures.path("keras2-tiny.h5"), Fixtures.path("keras2-tiny-tf2onnx.onnx"),
-                              "--input", Fixtures.path("input-64-nhwc.npy"), "--json"])
+        let r = try densekit([
+            "diff", Fixtures.path("keras2-tiny.h5"), Fixtures.path("keras2-tiny-tf2onnx.onnx"),
+            "--input", Fixtures.path("input-64-nhwc.npy"), "--json",
+        ])
         #expect(r.status == 0)
         #expect(try r.json()["firstDivergence"] is NSNull)
     }
 
     @Test func differentArchitecturesExitTwo() throws {
         let b = Fixtures.path("cifar-plain-tiny-legacy-opset17.onnx")
-        let r = try densekit(["diff", Fixtures.path("tv-tiny-legacy-opset17.onnx"), b, "--input", Fixtures.path("input-64.npy")])
+        let r = try densekit([
+            "diff", Fixtures.path("tv-tiny-legacy-opset17.onnx"), b, "--input", Fixtures.path("input-64.npy"),
+        ])
         #expect(r.status == 2)
-        #expect(r.stderr.hasPrefix("error: \(b): the two models are not the same architecture: stem has 8 vs 16 channels"))
+        #expect(
+            r.stderr.hasPrefix("error: \(b): the two models are not the same architecture: stem has 8 vs 16 channels"))
     }
 }

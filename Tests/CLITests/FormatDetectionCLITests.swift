@@ -19,7 +19,10 @@ import Testing
             let path = folder.appendingPathComponent(name).path
             try FileManager.default.copyItem(atPath: Fixtures.path(fixture), toPath: path)
             let message = "not a model file DenseKit reads (looks like \(what))"
-            for args in [["inspect", path], ["verify", path], ["convert", path, "-o", folder.appendingPathComponent("out.dnk").path]] {
+            for args in [
+                ["inspect", path], ["verify", path],
+                ["convert", path, "-o", folder.appendingPathComponent("out.dnk").path],
+            ] {
                 let r = try densekit(args)
                 #expect(r.status == 2 && r.stderr == "error: \(path): \(message)\n", "\(args): \(r.stderr)")
             }

@@ -15,16 +15,25 @@ import Testing
 
     @Test func inspectNamesTheHead() throws {
         let r = try densekit(["inspect", Fixtures.path("tv-tiny-sigmoid14-legacy-opset17.onnx")])
-        #expect(r.status == 0 && r.stdout.contains("head        BN 16, ReLU, global avg pool, linear 16 -> 14, sigmoid\n"))
+        #expect(
+            r.status == 0 && r.stdout.contains("head        BN 16, ReLU, global avg pool, linear 16 -> 14, sigmoid\n"))
         let features = try densekit(["inspect", Fixtures.path("keras3-tiny-avg.keras")])
         #expect(features.stdout.contains("head        BN 16, ReLU, no classifier: 16 features (global avg pool)\n"))
         let weights = try densekit(["inspect", Fixtures.path("keras2-tiny-sigmoid14-weights.h5")])
         #expect(weights.stdout.contains("linear 16 -> 14, activation unknown (the file stores none)"))
-        #expect(weights.stdout.contains("note        a weights-only file stores no activations: the output is the last dense layer's values"))
-        let head = try #require(try densekit(["inspect", Fixtures.path("tv-tiny-mlp-dynamo-opset18.onnx"), "--json"]).json()["head"] as? [String: Any])
-        #expect(head["pool"] as? String == "average" && head["activation"] as? String == "sigmoid" && head["classes"] as? Int == 5)
+        #expect(
+            weights.stdout.contains(
+                "note        a weights-only file stores no activations: the output is the last dense layer's values"))
+        let head = try #require(
+            try densekit(["inspect", Fixtures.path("tv-tiny-mlp-dynamo-opset18.onnx"), "--json"]).json()["head"]
+                as? [String: Any])
+        #expect(
+            head["pool"] as? String == "average" && head["activation"] as? String == "sigmoid"
+                && head["classes"] as? Int == 5)
         let dense = try #require(head["dense"] as? [[String: Any]])
-        #expect(dense.map { $0["outFeatures"] as? Int } == [12, 5] && dense.map { $0["activation"] as? String } == ["relu", "sigmoid"])
+        #expect(
+            dense.map { $0["outFeatures"] as? Int } == [12, 5]
+                && dense.map { $0["activation"] as? String } == ["relu", "sigmoid"])
     }
 
     @Test func verifyReportsTheHeadAndTheInputSize() throws {
@@ -40,8 +49,10 @@ import Testing
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let out = folder.appendingPathComponent("y.npy").path
-        for (model, x, shape) in [("keras3-tiny-none.h5", nhwc, [2, 16, 4, 4]), ("keras3-tiny-max.keras", nhwc, [2, 16]),
-                                  ("tv-tiny-sigmoid14-dynamo-opset18.onnx", input, [2, 14])] {
+        for (model, x, shape) in [
+            ("keras3-tiny-none.h5", nhwc, [2, 16, 4, 4]), ("keras3-tiny-max.keras", nhwc, [2, 16]),
+            ("tv-tiny-sigmoid14-dynamo-opset18.onnx", input, [2, 14]),
+        ] {
             let r = try densekit(["run", Fixtures.path(model), "--input", x, "--output", out, "--json"])
             #expect(r.status == 0, "\(r.stderr)")
             #expect(try r.json()["outputShape"] as? [Int] == shape)
@@ -50,7 +61,8 @@ import Testing
     }
 
     @Test func diffComparesThroughTheHead() throws {
-        let a = Fixtures.path("tv-tiny-mlp-legacy-opset17.onnx"), b = Fixtures.path("tv-tiny-mlp-dynamo-opset18.onnx")
+        let a = Fixtures.path("tv-tiny-mlp-legacy-opset17.onnx")
+        let b = Fixtures.path("tv-tiny-mlp-dynamo-opset18.onnx")
         let r = try densekit(["diff", a, b, "--input", input, "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let layers = try #require(try r.json()["layers"] as? [[String: Any]])
@@ -58,7 +70,13 @@ import Testing
         // Another head on the same backbone is another architecture, named.
         let other = try densekit(["diff", a, Fixtures.path("tv-tiny-sigmoid14-legacy-opset17.onnx"), "--input", input])
         #expect(other.status == 2)
-        #expect(other.stderr.contains("head is global avg pool, linear 16 -> 12, relu, linear 12 -> 5, sigmoid vs global avg pool, linear 16 -> 14, sigmoid"))
+        #expect(
+            other.stderr.contains(
+                """
+                head is global avg pool, linear 16 -> 12, relu, linear 12 -> 5, sigmoid vs global avg pool, \
+                linear 16 -> 14, sigmoid
+                """
+            ))
     }
 
     /// The format version in a `.dnk`'s header (bytes 8 and 10).
@@ -70,14 +88,19 @@ import Testing
     @Test func convertKeepsTheHead() throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        for (model, x, major) in [("tv-tiny-mlp-legacy-opset17.onnx", input, 2), ("keras3-tiny-none.keras", nhwc, 2),
-                                  ("keras3-tiny-sigmoid14.h5", nhwc, 2), ("keras3-tiny.keras", nhwc, 1)] {
+        for (model, x, major) in [
+            ("tv-tiny-mlp-legacy-opset17.onnx", input, 2), ("keras3-tiny-none.keras", nhwc, 2),
+            ("keras3-tiny-sigmoid14.h5", nhwc, 2), ("keras3-tiny.keras", nhwc, 1),
+        ] {
             let out = folder.appendingPathComponent(model + ".dnk").path
-            let r = try densekit(["convert", Fixtures.path(model), "-o", out, "--accept-deviations", "--input", x, "--json"])
+            let r = try densekit([
+                "convert", Fixtures.path(model), "-o", out, "--accept-deviations", "--input", x, "--json",
+            ])
             #expect(r.status == 0, "\(r.stderr)")
             #expect((try r.json()["validation"] as? [String: Any])?["bitIdentical"] as? Bool == true)
             #expect(try version(out) == [UInt8(major), major == 1 ? 1 : 0], "\(model)")
-            let a = folder.appendingPathComponent("a.npy").path, b = folder.appendingPathComponent("b.npy").path
+            let a = folder.appendingPathComponent("a.npy").path
+            let b = folder.appendingPathComponent("b.npy").path
             #expect(try densekit(["run", Fixtures.path(model), "--input", x, "--output", a]).status == 0)
             #expect(try densekit(["run", out, "--input", x, "--output", b]).status == 0)
             #expect(try Data(contentsOf: URL(fileURLWithPath: a)) == Data(contentsOf: URL(fileURLWithPath: b)))
@@ -93,33 +116,58 @@ import Testing
         defer { try? FileManager.default.removeItem(at: folder) }
         func write(_ name: String, _ data: Data) throws -> String { try Fixtures.write(data, as: name, in: folder) }
         // A second branch: the Sigmoid reads the pooled features instead of the Gemm.
-        let branched = try write("branched.onnx", try E.mutated("tv-tiny-sigmoid14-legacy-opset17.onnx") { m in
-            let gemm = E.node(m, try E.firstNode(m, "Gemm")), sigmoid = E.node(m, try E.firstNode(m, "Sigmoid"))
-            E.setString(&sigmoid.pointee.input[0], E.name(gemm.pointee.input[0]))
-        })
-        try expectUsageError(["inspect", branched], file: branched,
-                             mentions: "expected one chain of Gemm/MatMul layers and activations up to the graph output, found 2 nodes reading")
+        let branched = try write(
+            "branched.onnx",
+            try E.mutated("tv-tiny-sigmoid14-legacy-opset17.onnx") { m in
+                let gemm = E.node(m, try E.firstNode(m, "Gemm"))
+                let sigmoid = E.node(m, try E.firstNode(m, "Sigmoid"))
+                E.setString(&sigmoid.pointee.input[0], E.name(gemm.pointee.input[0]))
+            })
+        try expectUsageError(
+            ["inspect", branched], file: branched,
+            mentions:
+                "expected one chain of Gemm/MatMul layers and activations up to the graph output, found 2 nodes reading"
+        )
         // An activation DenseKit does not run.
-        let hard = try write("hard.onnx", try E.mutated("tv-tiny-sigmoid14-legacy-opset17.onnx") { m in
-            E.setString(&E.node(m, try E.firstNode(m, "Sigmoid")).pointee.op_type, "HardSigmoid")
-        })
-        try expectUsageError(["verify", hard], file: hard,
-                             mentions: "HardSigmoid node '/classifier/classifier.1/Sigmoid': expected an operator of a DenseNet (Conv, BatchNormalization, Relu, MaxPool, AveragePool, Concat; in the head GlobalAveragePool, GlobalMaxPool, Gemm, MatMul, Sigmoid, Softmax, Tanh), found HardSigmoid (opset 17)")
+        let hard = try write(
+            "hard.onnx",
+            try E.mutated("tv-tiny-sigmoid14-legacy-opset17.onnx") { m in
+                E.setString(&E.node(m, try E.firstNode(m, "Sigmoid")).pointee.op_type, "HardSigmoid")
+            })
+        try expectUsageError(
+            ["verify", hard], file: hard,
+            mentions:
+                """
+                HardSigmoid node '/classifier/classifier.1/Sigmoid': expected an operator of a DenseNet (Conv, \
+                BatchNormalization, Relu, MaxPool, AveragePool, Concat; in the head GlobalAveragePool, \
+                GlobalMaxPool, Gemm, MatMul, Sigmoid, Softmax, Tanh), found HardSigmoid (opset 17)
+                """
+        )
         // Keras: an activation DenseKit does not run, and a layer a head does not have.
         let swish = folder.appendingPathComponent("swish.h5").path
         try HDF5Editing.editedCopy("keras3-tiny-sigmoid14.h5", to: swish) { f in
             try HDF5Editing.editConfig(f) { name, c in if name == "dense" { c["activation"] = "swish" } }
         }
-        try expectUsageError(["run", swish, "--input", nhwc, "--output", folder.appendingPathComponent("y.npy").path], file: swish,
-                             mentions: "layer 'dense' (Dense): expected activation linear, relu, sigmoid, softmax or tanh, found 'swish'")
+        try expectUsageError(
+            ["run", swish, "--input", nhwc, "--output", folder.appendingPathComponent("y.npy").path], file: swish,
+            mentions: "layer 'dense' (Dense): expected activation linear, relu, sigmoid, softmax or tanh, found 'swish'"
+        )
         let conv = folder.appendingPathComponent("conv-head.h5").path
         try HDF5Editing.editedCopy("keras3-tiny-sigmoid14.h5", to: conv) { f in
             try HDF5Editing.editLayers(f) { entry in
-                if entry["class_name"] as? String == "GlobalAveragePooling2D" { entry["class_name"] = "LayerNormalization" }
+                if entry["class_name"] as? String == "GlobalAveragePooling2D" {
+                    entry["class_name"] = "LayerNormalization"
+                }
             }
         }
-        try expectUsageError(["inspect", conv], file: conv,
-                             mentions: "layer 'global_average_pooling2d' (LayerNormalization): expected a global pool, Dropout, Flatten, Dense or Activation layer in the head, found LayerNormalization")
+        try expectUsageError(
+            ["inspect", conv], file: conv,
+            mentions:
+                """
+                layer 'global_average_pooling2d' (LayerNormalization): expected a global pool, Dropout, Flatten, \
+                Dense or Activation layer in the head, found LayerNormalization
+                """
+        )
         #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("y.npy").path))
     }
 }

@@ -23,16 +23,26 @@ import Testing
         defer { try? FileManager.default.removeItem(at: folder) }
         let files = try ImageFixtures.all()
         let out = folder.appendingPathComponent("x.npy").path
-        let r = try densekit(["preprocess", try ImageFixtures.photos(), try ImageFixtures.variants(), "-o", out, "--preset", preset, "--json"])
+        let r = try densekit([
+            "preprocess", try ImageFixtures.photos(), try ImageFixtures.variants(), "-o", out, "--preset", preset,
+            "--json",
+        ])
         #expect(r.status == 0, "\(r.stderr)")
         let rows = try #require(try r.json()["files"] as? [[String: Any]]).compactMap { $0["file"] as? String }
-        #expect(rows.map { URL(fileURLWithPath: $0).lastPathComponent } == files.map { URL(fileURLWithPath: $0).lastPathComponent })
+        #expect(
+            rows.map { URL(fileURLWithPath: $0).lastPathComponent }
+                == files.map { URL(fileURLWithPath: $0).lastPathComponent })
         #expect(files.count >= 20)
         let ours = try NPY.read(path: out)
         let theirs = try NPY.read(path: ImageFixtures.reference(preset, size: 224, files: files, in: folder).path)
-        #expect(ours.shape == theirs.shape && ours.shape == (preset == "keras-densenet" ? [files.count, 224, 224, 3] : [files.count, 3, 224, 224]))
+        #expect(
+            ours.shape == theirs.shape
+                && ours.shape
+                    == (preset == "keras-densenet" ? [files.count, 224, 224, 3] : [files.count, 3, 224, 224])
+        )
         let per = 3 * 224 * 224
-        for (i, file) in files.enumerated() where !Self.pilIsOdd.contains(URL(fileURLWithPath: file).lastPathComponent) {
+        for (i, file) in files.enumerated() where !Self.pilIsOdd.contains(URL(fileURLWithPath: file).lastPathComponent)
+        {
             var worst: Float = 0
             for j in 0..<per {
                 let channel = preset == "keras-densenet" ? j % 3 : j / (224 * 224)
@@ -49,7 +59,8 @@ import Testing
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let v = try ImageFixtures.variants()
-        let a = folder.appendingPathComponent("a.npy").path, b = folder.appendingPathComponent("b.npy").path
+        let a = folder.appendingPathComponent("a.npy").path
+        let b = folder.appendingPathComponent("b.npy").path
         #expect(try densekit(["preprocess", v + "/camera-gray16.png", "-o", a, "--preset", "torchvision"]).status == 0)
         #expect(try densekit(["preprocess", v + "/camera-gray.png", "-o", b, "--preset", "torchvision"]).status == 0)
         #expect(try NPY.read(path: a).values == NPY.read(path: b).values)
@@ -59,15 +70,21 @@ import Testing
     @Test func runTakesImagesAndFolders() throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let model = Fixtures.path("tv-tiny-legacy-opset17.onnx"), photos = try ImageFixtures.photos()
-        let x = folder.appendingPathComponent("x.npy").path, y1 = folder.appendingPathComponent("y1.npy").path
+        let model = Fixtures.path("tv-tiny-legacy-opset17.onnx")
+        let photos = try ImageFixtures.photos()
+        let x = folder.appendingPathComponent("x.npy").path
+        let y1 = folder.appendingPathComponent("y1.npy").path
         let y2 = folder.appendingPathComponent("y2.npy").path
         #expect(try densekit(["preprocess", photos, "-o", x, "--preset", "torchvision", "--size", "64"]).status == 0)
         #expect(try densekit(["run", model, "--input", x, "--output", y1]).status == 0)
         let labels = folder.appendingPathComponent("labels.txt").path
-        try (0..<10).map { "class \($0)" }.joined(separator: "\n").write(toFile: labels, atomically: true, encoding: .utf8)
-        let r = try densekit(["run", model, "--images", photos, "--preset", "torchvision", "--size", "64", "--top", "2", "--labels", labels,
-                              "--output", y2, "--batch", "3", "--json"])
+        try (0..<10).map { "class \($0)" }.joined(separator: "\n").write(
+            toFile: labels, atomically: true, encoding: .utf8)
+        let r = try densekit([
+            "run", model, "--images", photos, "--preset", "torchvision", "--size", "64", "--top", "2", "--labels",
+            labels,
+            "--output", y2, "--batch", "3", "--json",
+        ])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(try Data(contentsOf: URL(fileURLWithPath: y1)) == Data(contentsOf: URL(fileURLWithPath: y2)))
         let y = try NPY.read(path: y1)
@@ -81,8 +98,13 @@ import Testing
         }
         // A 1000-class model gets ImageNet's names.
         if let full = Fixtures.full {
-            let t = try densekit(["run", "\(full)/densenet121-legacy-opset17.onnx", "--images", photos + "/astronaut.png", "--preset", "torchvision", "--top", "1"])
-            #expect(t.status == 0 && t.stdout.hasPrefix(photos + "/astronaut.png: ") && t.stdout.contains(" ("), "\(t.stdout)")
+            let t = try densekit([
+                "run", "\(full)/densenet121-legacy-opset17.onnx", "--images", photos + "/astronaut.png", "--preset",
+                "torchvision", "--top", "1",
+            ])
+            #expect(
+                t.status == 0 && t.stdout.hasPrefix(photos + "/astronaut.png: ") && t.stdout.contains(" ("),
+                "\(t.stdout)")
             let index = Int(t.stdout.split(separator: "(").last?.split(separator: ")").first ?? "") ?? -1
             #expect(t.stdout.contains(ImageNetClasses.names[max(index, 0)]))
         }
@@ -92,11 +114,16 @@ import Testing
     @Test func datasetDiffReportsPerImageAndBlamesTheLayer() throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let onnx = Fixtures.path("tv-tiny-legacy-opset17.onnx"), st = Fixtures.path("tv-tiny.safetensors")
+        let onnx = Fixtures.path("tv-tiny-legacy-opset17.onnx")
+        let st = Fixtures.path("tv-tiny.safetensors")
         let dirs = [try ImageFixtures.photos(), try ImageFixtures.variants()]
-        let csv = folder.appendingPathComponent("d.csv").path, report = folder.appendingPathComponent("d.html").path
-        let same = try densekit(["diff", onnx, st, "--images"] + dirs + ["--preset", "torchvision", "--size", "64", "--batch", "4",
-                                                                           "--csv", csv, "--report", report, "--json"])
+        let csv = folder.appendingPathComponent("d.csv").path
+        let report = folder.appendingPathComponent("d.html").path
+        let same = try densekit(
+            ["diff", onnx, st, "--images"] + dirs + [
+                "--preset", "torchvision", "--size", "64", "--batch", "4",
+                "--csv", csv, "--report", report, "--json",
+            ])
         #expect(same.status == 0, "\(same.stderr)")
         let o = try same.json()
         let images = try #require(o["images"] as? [[String: Any]])
@@ -104,27 +131,38 @@ import Testing
         #expect(images.compactMap { $0["file"] as? String } == files)
         #expect(images.allSatisfy { $0["agrees"] as? Bool == true && $0["firstDivergence"] is NSNull })
         let totals = try #require(o["totals"] as? [String: Any])
-        #expect(totals["images"] as? Int == files.count && totals["top1Agreement"] as? Double == 1 && (totals["flips"] as? [String])?.isEmpty == true)
+        #expect(
+            totals["images"] as? Int == files.count && totals["top1Agreement"] as? Double == 1
+                && (totals["flips"] as? [String])?.isEmpty == true)
         let table = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n")
-        #expect(table.count == files.count + 1 && table[0] == "file,top1A,top1B,agrees,top5Agrees,maxAbs,maxRel,cosine,firstDivergence")
+        #expect(
+            table.count == files.count + 1
+                && table[0] == "file,top1A,top1B,agrees,top5Agrees,maxAbs,maxRel,cosine,firstDivergence")
         #expect(try String(contentsOfFile: report, encoding: .utf8).contains("<h2>Images (\(files.count))</h2>"))
 
         // One dense layer's conv scaled by 1.5 in the safetensors copy.
-        let tampered = try Fixtures.write(try SafetensorsEditing.rewritten("tv-tiny.safetensors") { entries in
-            let key = "features.denseblock2.denselayer1.conv2.weight"
-            var e = entries[key]!
-            let floats = e.bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }.map { $0 * 1.5 }
-            e.bytes = floats.withUnsafeBufferPointer { Data(buffer: $0) }
-            entries[key] = e
-        }, as: "tampered.safetensors", in: folder)
-        let bad = try densekit(["diff", onnx, tampered, "--images"] + dirs + ["--preset", "torchvision", "--size", "64", "--json"])
+        let tampered = try Fixtures.write(
+            try SafetensorsEditing.rewritten("tv-tiny.safetensors") { entries in
+                let key = "features.denseblock2.denselayer1.conv2.weight"
+                var e = entries[key]!
+                let floats = e.bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }.map { $0 * 1.5 }
+                e.bytes = floats.withUnsafeBufferPointer { Data(buffer: $0) }
+                entries[key] = e
+            }, as: "tampered.safetensors", in: folder)
+        let bad = try densekit(
+            ["diff", onnx, tampered, "--images"] + dirs + ["--preset", "torchvision", "--size", "64", "--json"])
         #expect(bad.status == 1, "\(bad.stderr)")
         let b = try bad.json()
         let divergences = try #require((b["totals"] as? [String: Any])?["firstDivergences"] as? [[String: Any]])
-        #expect(divergences.count == 1 && divergences[0]["layer"] as? String == "block2.layer1" && divergences[0]["images"] as? Int == files.count)
+        #expect(
+            divergences.count == 1 && divergences[0]["layer"] as? String == "block2.layer1"
+                && divergences[0]["images"] as? Int == files.count)
         #expect((b["firstDivergence"] as? [String: Any])?["name"] as? String == "block2.layer1")
-        let text = try densekit(["diff", onnx, tampered, "--images", dirs[0], "--preset", "torchvision", "--size", "64"])
-        #expect(text.stdout.contains("first divergent layer, counted over images: block2.layer1 on 7"), "\(text.stdout)")
+        let text = try densekit([
+            "diff", onnx, tampered, "--images", dirs[0], "--preset", "torchvision", "--size", "64",
+        ])
+        #expect(
+            text.stdout.contains("first divergent layer, counted over images: block2.layer1 on 7"), "\(text.stdout)")
     }
 
     /// Truncated, a bad CRC, not an image, empty, and a header claiming 100000x100000 pixels: each
@@ -143,14 +181,20 @@ import Testing
         }
         withUnsafeBytes(of: crc32(huge[12..<29]).bigEndian) { huge.replaceSubrange(29..<33, with: $0) }
         var hugeJPEG = jpeg
-        if let sof = (2..<(jpeg.count - 9)).first(where: { jpeg[$0] == 0xFF && (jpeg[$0 + 1] == 0xC0 || jpeg[$0 + 1] == 0xC2) }) {
-            hugeJPEG.replaceSubrange((sof + 5)..<(sof + 9), with: [0x4E, 0x20, 0x4E, 0x20])  // 20000 x 20000 (libjpeg's own limit is 65500)
+        if let sof = (2..<(jpeg.count - 9)).first(where: {
+            jpeg[$0] == 0xFF && (jpeg[$0 + 1] == 0xC0 || jpeg[$0 + 1] == 0xC2)
+        }) {
+            // 20000 x 20000 (libjpeg's own limit is 65500)
+            hugeJPEG.replaceSubrange((sof + 5)..<(sof + 9), with: [0x4E, 0x20, 0x4E, 0x20])
         }
         let cases: [(String, Data, String)] = [
             ("truncated.jpg", jpeg.prefix(jpeg.count / 2), "truncated or corrupt JPEG data"),
             ("truncated.png", png.prefix(png.count / 2), "truncated or corrupt PNG data"),
             ("bad-crc.png", badCRC, "truncated or corrupt PNG data"),
-            ("not-an-image.jpg", Data("this is a text file\n".utf8), "not a JPEG or PNG image (the file starts with 74 68 69 73)"),
+            (
+                "not-an-image.jpg", Data("this is a text file\n".utf8),
+                "not a JPEG or PNG image (the file starts with 74 68 69 73)"
+            ),
             ("empty.png", Data(), "empty file, not an image"),
             ("huge.png", huge, "the header claims 100000x100000 pixels, more than the 89478485-pixel limit"),
             ("huge.jpg", hugeJPEG, "the header claims 20000x20000 pixels, more than the 89478485-pixel limit"),
@@ -159,14 +203,17 @@ import Testing
         try FileManager.default.createDirectory(at: bad, withIntermediateDirectories: true)
         for (name, data, message) in cases {
             let path = try Fixtures.write(data, as: name, in: bad)
-            let r = try densekit(["preprocess", path, "-o", folder.appendingPathComponent("x.npy").path, "--preset", "torchvision"])
+            let r = try densekit([
+                "preprocess", path, "-o", folder.appendingPathComponent("x.npy").path, "--preset", "torchvision",
+            ])
             #expect(r.status == 2, "\(name): \(r.stderr)")
             #expect(r.stderr.hasPrefix("error: \(path): \(message)"), "\(r.stderr)")
             #expect(r.stderr.split(separator: "\n").count == 1)
         }
         #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("x.npy").path))
         // A folder with good and bad images: refused at the first bad one, or, with --skip-bad, every bad one listed.
-        try FileManager.default.copyItem(atPath: photos + "/astronaut.png", toPath: bad.appendingPathComponent("good.png").path)
+        try FileManager.default.copyItem(
+            atPath: photos + "/astronaut.png", toPath: bad.appendingPathComponent("good.png").path)
         let x = folder.appendingPathComponent("x.npy").path
         let stop = try densekit(["preprocess", bad.path, "-o", x, "--preset", "torchvision"])
         #expect(stop.status == 2 && stop.stderr.hasPrefix("error: \(bad.path)/bad-crc.png: "), "\(stop.stderr)")
@@ -176,8 +223,14 @@ import Testing
         #expect((o["files"] as? [[String: Any]])?.compactMap { $0["file"] as? String } == [bad.path + "/good.png"])
         #expect((o["skipped"] as? [[String: Any]])?.count == cases.count)
         #expect(try NPY.read(path: x).shape == [1, 3, 224, 224])
-        let run = try densekit(["run", Fixtures.path("tv-tiny-legacy-opset17.onnx"), "--images", bad.path, "--preset", "torchvision", "--size", "64", "--skip-bad"])
-        #expect(run.status == 0 && run.stderr.split(separator: "\n").filter { $0.hasPrefix("skipped ") }.count == cases.count, "\(run.stderr)")
+        let run = try densekit([
+            "run", Fixtures.path("tv-tiny-legacy-opset17.onnx"), "--images", bad.path, "--preset", "torchvision",
+            "--size", "64", "--skip-bad",
+        ])
+        #expect(
+            run.status == 0
+                && run.stderr.split(separator: "\n").filter { $0.hasPrefix("skipped ") }.count == cases.count,
+            "\(run.stderr)")
     }
 
     /// End to end on photographs: `run --images --preset torchvision` on a full-size DenseNet-169
@@ -189,15 +242,26 @@ import Testing
         }
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let photos = try ImageFixtures.photos(), model = "\(full)/densenet169.safetensors"
+        let photos = try ImageFixtures.photos()
+        let model = "\(full)/densenet169.safetensors"
         let files = try FileManager.default.contentsOfDirectory(atPath: photos).sorted().map { photos + "/" + $0 }
-        let ours = folder.appendingPathComponent("ours.npy").path, theirs = folder.appendingPathComponent("torch.npy").path
+        let ours = folder.appendingPathComponent("ours.npy").path
+        let theirs = folder.appendingPathComponent("torch.npy").path
         let r = try densekit(["run", model, "--images", photos, "--preset", "torchvision", "-o", ours])
         #expect(r.status == 0, "\(r.stderr)")
         let x = try ImageFixtures.reference("torchvision", size: 224, files: files, in: folder)
-        try Frameworks.run(.torch, [Frameworks.Case(file: model, input: x.path, layout: "nchw", output: theirs, model: [
-            "application": "DenseNet169", "size": 224, "pool": "average", "dense": [[1000, "linear"] as [Any]]])], in: folder)
-        let a = try NPY.read(path: ours), b = try NPY.read(path: theirs)
+        try Frameworks.run(
+            .torch,
+            [
+                Frameworks.Case(
+                    file: model, input: x.path, layout: "nchw", output: theirs,
+                    model: [
+                        "application": "DenseNet169", "size": 224, "pool": "average",
+                        "dense": [[1000, "linear"] as [Any]],
+                    ])
+            ], in: folder)
+        let a = try NPY.read(path: ours)
+        let b = try NPY.read(path: theirs)
         #expect(a.shape == [files.count, 1000] && b.shape == a.shape)
         #expect(relativeError(a.values, b.values) <= 1e-4)
     }
@@ -205,8 +269,11 @@ import Testing
     /// On a terminal (a pseudo-terminal from util-linux's `script`), a dataset diff shows a progress bar
     /// on stderr, one update per batch; piped, it shows none (the other tests read stderr empty of it).
     @Test func aDatasetDiffShowsProgressOnATerminal() throws {
-        let args = ["diff", Fixtures.path("tv-tiny.pth"), Fixtures.path("tv-tiny-legacy-opset17.onnx"), "--images", Fixtures.path("demo-images"),
-                    "--preset", "torchvision", "--size", "64", "--batch", "1"]
+        let args = [
+            "diff", Fixtures.path("tv-tiny.pth"), Fixtures.path("tv-tiny-legacy-opset17.onnx"), "--images",
+            Fixtures.path("demo-images"),
+            "--preset", "torchvision", "--size", "64", "--batch", "1",
+        ]
         let command = ([try densekitBinary().path] + args).map { "'\($0)'" }.joined(separator: " ")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
@@ -227,37 +294,65 @@ import Testing
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let photos = try ImageFixtures.photos()
-        let a = folder.appendingPathComponent("a.npy").path, b = folder.appendingPathComponent("b.npy").path
+        let a = folder.appendingPathComponent("a.npy").path
+        let b = folder.appendingPathComponent("b.npy").path
         #expect(try densekit(["preprocess", photos, "-o", a, "--preset", "torchvision", "--size", "64"]).status == 0)
-        let r = try densekit(["preprocess", photos, "-o", b, "--preset", "caffe", "--resize", "73", "--crop", "64", "--rgb", "--divisor", "255",
-                              "--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225"])
+        let r = try densekit([
+            "preprocess", photos, "-o", b, "--preset", "caffe", "--resize", "73", "--crop", "64", "--rgb", "--divisor",
+            "255",
+            "--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225",
+        ])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(try NPY.read(path: a).values == NPY.read(path: b).values)
-        #expect(r.stdout.contains("shorter side to 73 (bilinear), centre crop 64, /255, mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225), RGB"))
+        #expect(
+            r.stdout.contains(
+                """
+                shorter side to 73 (bilinear), centre crop 64, /255, mean (0.485, 0.456, 0.406), std (0.229, \
+                0.224, 0.225), RGB
+                """
+            ))
     }
 
     /// `convert` validates on images too (every command that takes --input takes --images).
     @Test func convertValidatesOnImages() throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let r = try densekit(["convert", Fixtures.path("keras3-tiny.keras"), "-o", folder.appendingPathComponent("m.onnx").path, "--accept-deviations",
-                              "--images", try ImageFixtures.photos(), "--preset", "keras-densenet", "--size", "64", "--json"])
+        let r = try densekit([
+            "convert", Fixtures.path("keras3-tiny.keras"), "-o", folder.appendingPathComponent("m.onnx").path,
+            "--accept-deviations",
+            "--images", try ImageFixtures.photos(), "--preset", "keras-densenet", "--size", "64", "--json",
+        ])
         #expect(r.status == 0, "\(r.stderr)")
         #expect((try r.json()["validation"] as? [String: Any])?["bitIdentical"] as? Bool == true)
     }
 
     /// Usage mistakes are exit 2 with one line.
     @Test func imageUsageErrors() throws {
-        let photos = try ImageFixtures.photos(), model = Fixtures.path("tv-tiny-legacy-opset17.onnx")
+        let photos = try ImageFixtures.photos()
+        let model = Fixtures.path("tv-tiny-legacy-opset17.onnx")
         for (args, message) in [
             (["run", model, "--images", photos], "--preset is required with images"),
-            (["run", model, "--images", photos, "--preset", "imagenet"], "--preset must be one of torchvision, keras-densenet, caffe, not 'imagenet'"),
-            (["run", model, "--images", photos + "/nothing-here", "--preset", "torchvision"], "error: \(photos)/nothing-here: no such file or folder"),
-            (["diff", model, model, "--images", photos, "--input", "x.npy", "--preset", "caffe"], "give either --input X.npy or --images"),
-            (["preprocess", photos, "-o", "/tmp/x.npy", "--preset", "torchvision", "--mean", "1,2"], "--mean takes three comma-separated numbers"),
+            (
+                ["run", model, "--images", photos, "--preset", "imagenet"],
+                "--preset must be one of torchvision, keras-densenet, caffe, not 'imagenet'"
+            ),
+            (
+                ["run", model, "--images", photos + "/nothing-here", "--preset", "torchvision"],
+                "error: \(photos)/nothing-here: no such file or folder"
+            ),
+            (
+                ["diff", model, model, "--images", photos, "--input", "x.npy", "--preset", "caffe"],
+                "give either --input X.npy or --images"
+            ),
+            (
+                ["preprocess", photos, "-o", "/tmp/x.npy", "--preset", "torchvision", "--mean", "1,2"],
+                "--mean takes three comma-separated numbers"
+            ),
         ] {
             let r = try densekit(args)
-            #expect(r.status == 2 && r.stderr.contains(message) && r.stderr.split(separator: "\n").count == 1, "\(args): \(r.stderr)")
+            #expect(
+                r.status == 2 && r.stderr.contains(message) && r.stderr.split(separator: "\n").count == 1,
+                "\(args): \(r.stderr)")
         }
     }
 }

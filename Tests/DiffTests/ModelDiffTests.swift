@@ -58,12 +58,17 @@ import Testing
             try ModelDiff(try load("tv-tiny-legacy-opset17.onnx"), try load("cifar-plain-tiny-legacy-opset17.onnx"))
         } throws: { error in
             // Every difference is named, and only those (both grow by 4: that is not listed).
-            "\(error)" == "the two models are not the same architecture: stem has 8 vs 16 channels; stem is conv 7x7/2 + pool vs conv 3x3/1; transition1 outputs 8 vs 24 channels; transition2 outputs 8 vs 32 channels"
+            "\(error)"
+                == """
+                the two models are not the same architecture: stem has 8 vs 16 channels; stem is conv 7x7/2 + \
+                pool vs conv 3x3/1; transition1 outputs 8 vs 24 channels; transition2 outputs 8 vs 32 channels
+                """
         }
     }
 
     @Test func toleranceIsLayerScaled() {
-        let a: [Float] = [100, 0, -50], b: [Float] = [100.005, 0.001, -50]
+        let a: [Float] = [100, 0, -50]
+        let b: [Float] = [100.005, 0.001, -50]
         let m = a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { ErrorMetrics(pa, $0) } }
         #expect(abs(m.maxAbs - 0.005) < 1e-4)
         #expect(m.scale == 100.005)
@@ -75,7 +80,9 @@ import Testing
 /// The same on full-size DenseNet-121 files from `make fixtures-full`.
 @Suite(.enabled(if: Fixtures.full != nil, "full-size fixtures not built"))
 struct FullSizeDiffTests {
-    func load(_ name: String) throws -> DenseNet { try ModelLoader.load(path: try #require(Fixtures.full) + "/" + name) }
+    func load(_ name: String) throws -> DenseNet {
+        try ModelLoader.load(path: try #require(Fixtures.full) + "/" + name)
+    }
 
     func diff(_ a: DenseNet, _ b: DenseNet, _ input: String) throws -> ModelDiff.Result {
         let x = try ModelInput(try Fixtures.npy(try #require(Fixtures.full) + "/" + input), layout: nil, for: a)
@@ -83,10 +90,24 @@ struct FullSizeDiffTests {
     }
 
     @Test func exportsOfTheSameWeightsAgree() throws {
-        #expect(try diff(try load("densenet121-legacy-opset17.onnx"), try load("densenet121-dynamo-opset18.onnx"), "input-224.npy").withinTolerance)
-        #expect(try diff(try load("densenet121-legacy-opset11-unfolded.onnx"), try load("densenet121-legacy-opset17.onnx"), "input-224.npy").withinTolerance)
-        #expect(try diff(try load("keras2-densenet121.h5"), try load("keras2-densenet121-tf2onnx.onnx"), "input-224-nhwc.npy").withinTolerance)
-        #expect(try diff(try load("keras3-densenet121.keras"), try load("keras3-densenet121.weights.h5"), "input-224-nhwc.npy").withinTolerance)
+        #expect(
+            try diff(
+                try load("densenet121-legacy-opset17.onnx"), try load("densenet121-dynamo-opset18.onnx"),
+                "input-224.npy"
+            ).withinTolerance)
+        #expect(
+            try diff(
+                try load("densenet121-legacy-opset11-unfolded.onnx"), try load("densenet121-legacy-opset17.onnx"),
+                "input-224.npy"
+            ).withinTolerance)
+        #expect(
+            try diff(
+                try load("keras2-densenet121.h5"), try load("keras2-densenet121-tf2onnx.onnx"), "input-224-nhwc.npy"
+            ).withinTolerance)
+        #expect(
+            try diff(
+                try load("keras3-densenet121.keras"), try load("keras3-densenet121.weights.h5"), "input-224-nhwc.npy"
+            ).withinTolerance)
     }
 
     @Test func sourceAndNativeAgree() throws {
@@ -94,7 +115,8 @@ struct FullSizeDiffTests {
         defer { try? FileManager.default.removeItem(at: folder) }
         let out = folder.appendingPathComponent("d.dnk").path
         _ = try Converter().convert(source: try #require(Fixtures.full) + "/keras2-densenet121-weights.h5", to: out)
-        let r = try diff(try load("keras2-densenet121-weights.h5"), try ModelLoader.load(path: out), "input-224-nhwc.npy")
+        let r = try diff(
+            try load("keras2-densenet121-weights.h5"), try ModelLoader.load(path: out), "input-224-nhwc.npy")
         #expect(r.withinTolerance && r.layers.allSatisfy { $0.metrics.maxAbs == 0 })
     }
 

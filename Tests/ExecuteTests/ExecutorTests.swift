@@ -11,8 +11,9 @@ import Testing
 @Suite struct ExecutorTests {
     /// Odd everything: growth 5, 7 stem filters, 13x11 input, batch 3.
     static func oddNet(bottleneck: Bool, seed: UInt64) -> DenseNet {
-        let spec = ArchitectureSpec(name: "odd", stem: bottleneck ? .imagenet : .cifar, growthRate: 5, blocks: [3, 2, 2],
-                                    bottleneck: bottleneck, compression: 0.5, stemFilters: 7, paperClasses: 6)
+        let spec = ArchitectureSpec(
+            name: "odd", stem: bottleneck ? .imagenet : .cifar, growthRate: 5, blocks: [3, 2, 2],
+            bottleneck: bottleneck, compression: 0.5, stemFilters: 7, paperClasses: 6)
         var rng: SeededRandom? = SeededRandom(seed)
         return Synthetic.denseNet(spec, classes: 6, random: &rng)
     }
@@ -24,8 +25,9 @@ import Testing
         var rng = SeededRandom(6)
         if conv5x5 {
             let old = net.blocks[1].layers[0].conv
-            let weight = Tensor(name: old.weight.name, shape: [old.outChannels, old.inChannels, 5, 5],
-                                values: rng.floats(old.outChannels * old.inChannels * 25))
+            let weight = Tensor(
+                name: old.weight.name, shape: [old.outChannels, old.inChannels, 5, 5],
+                values: rng.floats(old.outChannels * old.inChannels * 25))
             net.blocks[1].layers[0].conv = Conv2D(weight: weight, pads: [2, 2, 2, 2])
         }
         net.transitions[0].pool = Pool2D(kind: .max, kernel: 2, stride: 2)
@@ -35,7 +37,9 @@ import Testing
     @Test(arguments: [0, 1, 2, 3], ConvolutionMode.allCases)
     func simdMatchesReferencePerLayer(_ variant: Int, _ mode: ConvolutionMode) throws {
         let bottleneck = variant != 1
-        let net = variant >= 2 ? Self.irregularNet(conv5x5: variant == 3) : Self.oddNet(bottleneck: bottleneck, seed: bottleneck ? 1 : 2)
+        let net =
+            variant >= 2
+            ? Self.irregularNet(conv5x5: variant == 3) : Self.oddNet(bottleneck: bottleneck, seed: bottleneck ? 1 : 2)
         let (h, w) = bottleneck ? (37, 29) : (13, 11)
         var rng = SeededRandom(3)
         let batch = 3
@@ -62,8 +66,10 @@ import Testing
     func oneThreadAndTwoThreadsGiveIdenticalResults(_ mode: ConvolutionMode) throws {
         let net = try ModelLoader.load(path: Fixtures.path("tv-tiny-legacy-opset17.onnx"))
         let x = try ModelInput(try Fixtures.npy(Fixtures.path("input-64.npy")), layout: nil, for: net)
-        let one = try Executor(net, threads: 1, mode: mode).run(x.values, batch: x.batch, height: x.height, width: x.width)
-        let two = try Executor(net, threads: 2, mode: mode).run(x.values, batch: x.batch, height: x.height, width: x.width)
+        let one = try Executor(net, threads: 1, mode: mode).run(
+            x.values, batch: x.batch, height: x.height, width: x.width)
+        let two = try Executor(net, threads: 2, mode: mode).run(
+            x.values, batch: x.batch, height: x.height, width: x.width)
         #expect(one == two)
     }
 
@@ -94,9 +100,15 @@ import Testing
         let nchw = try Fixtures.npy(Fixtures.path("input-64.npy"))
         // The same values in NHWC.
         var nhwc = [Float](repeating: 0, count: nchw.values.count)
-        for b in 0..<2 { for c in 0..<3 { for y in 0..<64 { for x in 0..<64 {
-            nhwc[((b * 64 + y) * 64 + x) * 3 + c] = nchw.values[((b * 3 + c) * 64 + y) * 64 + x]
-        } } } }
+        for b in 0..<2 {
+            for c in 0..<3 {
+                for y in 0..<64 {
+                    for x in 0..<64 {
+                        nhwc[((b * 64 + y) * 64 + x) * 3 + c] = nchw.values[((b * 3 + c) * 64 + y) * 64 + x]
+                    }
+                }
+            }
+        }
         let a = try ModelInput(nchw, layout: .nchw, for: net)
         let b = try ModelInput(NPY.Array(shape: [2, 64, 64, 3], values: nhwc), layout: .nhwc, for: net)
         #expect(a.values == b.values)
@@ -116,7 +128,9 @@ import Testing
 
     @Test func tooSmallAnInputIsAnErrorNotATrap() throws {
         let net = Self.oddNet(bottleneck: true, seed: 4)  // ImageNet stem: /4, then two transitions /2
-        #expect { try Executor(net).run([Float](repeating: 0, count: 3 * 6 * 6), batch: 1, height: 6, width: 6) } throws: {
+        #expect {
+            try Executor(net).run([Float](repeating: 0, count: 3 * 6 * 6), batch: 1, height: 6, width: 6)
+        } throws: {
             "\($0)" == "transition2: expected a map of at least 1x1, found 0x0 for a 6x6 input"
         }
         #expect { try Executor(net).run([Float](repeating: 0, count: 10), batch: 1, height: 64, width: 64) } throws: {

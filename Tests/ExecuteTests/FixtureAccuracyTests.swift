@@ -38,17 +38,26 @@ import Testing
         #expect(want.shape == [x.batch] + (try Executor(net).outputShape(height: x.height, width: x.width)))
         var outputs: [ConvolutionMode: [Float]] = [:]
         for mode in ConvolutionMode.allCases {
-            let y = try Executor(net, threads: threads, mode: mode).run(x.values, batch: x.batch, height: x.height, width: x.width)
+            let y = try Executor(net, threads: threads, mode: mode).run(
+                x.values, batch: x.batch, height: x.height, width: x.width)
             #expect(relativeError(y, want.values) <= 1e-4, "\(model) \(mode)")
             outputs[mode] = y
         }
         let per = x.values.count / x.batch
         let plain = (0..<x.batch).flatMap {
-            ReferenceExecutor(net).run(image: Array(x.values[($0 * per)..<(($0 + 1) * per)]), height: x.height, width: x.width).output
+            ReferenceExecutor(net).run(
+                image: Array(x.values[($0 * per)..<(($0 + 1) * per)]), height: x.height, width: x.width
+            ).output
         }
-        let fast = relativeError(outputs[.fast]!, plain), exact = relativeError(outputs[.exact]!, plain)
+        let fast = relativeError(outputs[.fast]!, plain)
+        let exact = relativeError(outputs[.exact]!, plain)
         #expect(fast <= 1e-5, "\(model): --fast is \(fast) of the largest value from the reference executor")
-        print("measured: \(URL(fileURLWithPath: model).lastPathComponent) vs the reference executor: --fast \(fast), --exact \(exact)")
+        print(
+            """
+            measured: \(URL(fileURLWithPath: model).lastPathComponent) vs the reference executor: --fast \(fast), \
+            --exact \(exact)
+            """
+        )
     }
 
     @Test(arguments: tiny)
@@ -91,30 +100,41 @@ import Testing
 
     /// The checkpoints verify as their architecture, with torch's parameter counts (recorded with the
     /// ONNX export of the same model).
-    @Test(.enabled(if: Fixtures.full != nil, "full-size fixtures not built (make fixtures-full)"),
-          arguments: [("densenet121.pth", "densenet121"), ("densenet121-legacy.pth", "densenet121"), ("densenet169.safetensors", "densenet169"),
-                      ("densenet201.pth", "densenet201"), ("densenet161.pth", "densenet161")])
+    @Test(
+        .enabled(if: Fixtures.full != nil, "full-size fixtures not built (make fixtures-full)"),
+        arguments: [
+            ("densenet121.pth", "densenet121"), ("densenet121-legacy.pth", "densenet121"),
+            ("densenet169.safetensors", "densenet169"),
+            ("densenet201.pth", "densenet201"), ("densenet161.pth", "densenet161"),
+        ])
     func fullSizeCheckpointsVerifyWithTorchsCounts(_ c: (String, String)) throws {
         let folder = try #require(Fixtures.full)
         let r = try Verifier().verify(try ModelLoader.load(path: folder + "/" + c.0))
         #expect(r.matches && r.spec.name == c.1, "\(r.deviations)")
         let meta = try Fixtures.meta(folder + "/\(c.1)-legacy-opset17.meta.json")
-        #expect(r.parameters.trainable == meta.trainable && r.parameters.withBatchNormStatistics == meta.withBatchNormStatistics)
+        #expect(
+            r.parameters.trainable == meta.trainable
+                && r.parameters.withBatchNormStatistics == meta.withBatchNormStatistics)
     }
 
     /// CheXNet's shape: a DenseNet-121 backbone with a 14-class sigmoid head verifies as densenet121,
     /// with torch's own parameter count for that head (7,978,856 - 1,025,000 + 14,350).
     /// keras.applications backbones with heads of their own (at 224, and at 256): densenet121, with
     /// Keras's own counts.
-    @Test(.enabled(if: Fixtures.full != nil, "full-size fixtures not built (make fixtures-full)"),
-          arguments: [("keras3-densenet121-sigmoid14.keras", "global avg pool, linear 1024 -> 14, sigmoid", [224, 224]),
-                      ("keras3-densenet121-256-softmax5.h5", "global avg pool, linear 1024 -> 5, softmax", [256, 256])])
+    @Test(
+        .enabled(if: Fixtures.full != nil, "full-size fixtures not built (make fixtures-full)"),
+        arguments: [
+            ("keras3-densenet121-sigmoid14.keras", "global avg pool, linear 1024 -> 14, sigmoid", [224, 224]),
+            ("keras3-densenet121-256-softmax5.h5", "global avg pool, linear 1024 -> 5, softmax", [256, 256]),
+        ])
     func fullSizeKerasHeadsVerifyAsDenseNet121(_ c: (String, String, [Int])) throws {
         let folder = try #require(Fixtures.full)
         let r = try Verifier().verify(try ModelLoader.load(path: folder + "/" + c.0))
         #expect(r.matches && r.spec.name == "densenet121", "\(r.deviations)")
         let meta = try Fixtures.meta(folder + "/" + c.0.split(separator: ".")[0] + ".meta.json")
-        #expect(r.parameters.trainable == meta.trainable && r.parameters.withBatchNormStatistics == meta.withBatchNormStatistics)
+        #expect(
+            r.parameters.trainable == meta.trainable
+                && r.parameters.withBatchNormStatistics == meta.withBatchNormStatistics)
         #expect(r.head.summary == c.1 && r.inputSize.map { [$0.height, $0.width] } == c.2)
     }
 
@@ -126,7 +146,9 @@ import Testing
         #expect(r.matches && r.spec.name == "densenet121", "\(r.deviations)")
         #expect(r.parameters.trainable == 6_968_206)
         let meta = try Fixtures.meta(folder + "/densenet121-sigmoid14-legacy-opset17.meta.json")
-        #expect(r.parameters.trainable == meta.trainable && r.parameters.withBatchNormStatistics == meta.withBatchNormStatistics)
+        #expect(
+            r.parameters.trainable == meta.trainable
+                && r.parameters.withBatchNormStatistics == meta.withBatchNormStatistics)
         #expect(r.head.summary == "global avg pool, linear 1024 -> 14, sigmoid")
     }
 }

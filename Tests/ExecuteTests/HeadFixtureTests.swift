@@ -29,38 +29,45 @@ import Testing
     static let featureMap = "no classifier: 16 features per position (the feature map, no pool)"
 
     static func torch(_ prefix: String, _ variant: String, _ head: String) -> Case {
-        Case(model: "\(prefix)-\(variant).onnx", input: "input-64.npy", reference: "\(prefix)-\(variant).out.npy", head: head,
-             meta: "\(prefix)-\(variant).meta.json")
+        Case(
+            model: "\(prefix)-\(variant).onnx", input: "input-64.npy", reference: "\(prefix)-\(variant).out.npy",
+            head: head,
+            meta: "\(prefix)-\(variant).meta.json")
     }
 
     /// A Keras model in every layout it was saved in; weights-only layouts compared with the logits.
-    static func keras(_ prefix: String, _ layouts: [String], _ head: String, weightsHead: String? = nil, size: Int = 64) -> [Case] {
+    static func keras(_ prefix: String, _ layouts: [String], _ head: String, weightsHead: String? = nil, size: Int = 64)
+        -> [Case]
+    {
         layouts.map { layout in
             let weightsOnly = layout.contains("weights")
-            return Case(model: prefix + layout, input: "input-\(size)-nhwc.npy",
-                        reference: prefix + (weightsOnly && weightsHead != nil ? ".logits.npy" : ".out.npy"),
-                        head: weightsOnly ? weightsHead ?? head : head, meta: prefix + ".meta.json")
+            return Case(
+                model: prefix + layout, input: "input-\(size)-nhwc.npy",
+                reference: prefix + (weightsOnly && weightsHead != nil ? ".logits.npy" : ".out.npy"),
+                head: weightsOnly ? weightsHead ?? head : head, meta: prefix + ".meta.json")
         }
     }
 
     static let keras3 = [".h5", ".keras", ".weights.h5"], keras2 = [".h5", "-weights.h5"]
 
-    static let cases: [Case] = [
-        torch("tv-tiny-sigmoid14", "legacy-opset17", sigmoid14),
-        torch("tv-tiny-sigmoid14", "dynamo-opset18", sigmoid14),
-        torch("tv-tiny-dropout3", "legacy-opset17", "global avg pool, linear 16 -> 3, logits"),
-        torch("tv-tiny-dropout3", "dynamo-opset18", "global avg pool, linear 16 -> 3, logits"),
-        torch("tv-tiny-mlp", "legacy-opset17", "global avg pool, linear 16 -> 12, relu, linear 12 -> 5, sigmoid"),
-        torch("tv-tiny-mlp", "dynamo-opset18", "global avg pool, linear 16 -> 12, relu, linear 12 -> 5, sigmoid"),
-        torch("tv-tiny-features", "legacy-opset17", avgFeatures),
-    ]
+    static let cases: [Case] =
+        [
+            torch("tv-tiny-sigmoid14", "legacy-opset17", sigmoid14),
+            torch("tv-tiny-sigmoid14", "dynamo-opset18", sigmoid14),
+            torch("tv-tiny-dropout3", "legacy-opset17", "global avg pool, linear 16 -> 3, logits"),
+            torch("tv-tiny-dropout3", "dynamo-opset18", "global avg pool, linear 16 -> 3, logits"),
+            torch("tv-tiny-mlp", "legacy-opset17", "global avg pool, linear 16 -> 12, relu, linear 12 -> 5, sigmoid"),
+            torch("tv-tiny-mlp", "dynamo-opset18", "global avg pool, linear 16 -> 12, relu, linear 12 -> 5, sigmoid"),
+            torch("tv-tiny-features", "legacy-opset17", avgFeatures),
+        ]
         + keras("keras3-tiny-sigmoid14", keras3, sigmoid14, weightsHead: unknown14)
         + keras("keras3-tiny-activation14", keras3, sigmoid14, weightsHead: unknown14)
         + keras("keras3-tiny-avg", keras3, avgFeatures)
         + keras("keras3-tiny-max", keras3, "no classifier: 16 features (global max pool)")
         + keras("keras3-tiny-none", keras3, featureMap)
-        + keras("keras3-tiny-80-softmax5", keras3, "global avg pool, linear 16 -> 5, softmax",
-                weightsHead: "global avg pool, linear 16 -> 5, activation unknown (the file stores none)", size: 80)
+        + keras(
+            "keras3-tiny-80-softmax5", keras3, "global avg pool, linear 16 -> 5, softmax",
+            weightsHead: "global avg pool, linear 16 -> 5, activation unknown (the file stores none)", size: 80)
         + keras("keras3-tiny-mlp", [".h5", ".keras"], "global max pool, linear 16 -> 12, relu, linear 12 -> 3, tanh")
         + keras("keras2-tiny-sigmoid14", keras2, sigmoid14, weightsHead: unknown14)
         + keras("keras2-tiny-avg", keras2, avgFeatures)
@@ -85,9 +92,15 @@ import Testing
         guard r.shape.count == 4 else { return r }
         let (n, h, w, ch) = (r.shape[0], r.shape[1], r.shape[2], r.shape[3])
         var v = [Float](repeating: 0, count: r.values.count)
-        for b in 0..<n { for y in 0..<h { for x in 0..<w { for k in 0..<ch {
-            v[((b * ch + k) * h + y) * w + x] = r.values[((b * h + y) * w + x) * ch + k]
-        } } } }
+        for b in 0..<n {
+            for y in 0..<h {
+                for x in 0..<w {
+                    for k in 0..<ch {
+                        v[((b * ch + k) * h + y) * w + x] = r.values[((b * h + y) * w + x) * ch + k]
+                    }
+                }
+            }
+        }
         return NPY.Array(shape: [n, ch, h, w], values: v)
     }
 
@@ -102,9 +115,11 @@ import Testing
         #expect([x.batch] + (try executor.outputShape(height: x.height, width: x.width)) == want.shape)
         #expect(relativeError(y, want.values) <= 1e-4, "\(c.model): \(relativeError(y, want.values))")
         // The plain reference executor agrees, image by image.
-        let per = net.input.channels * x.height * x.width, outputs = y.count / x.batch
+        let per = net.input.channels * x.height * x.width
+        let outputs = y.count / x.batch
         for n in 0..<x.batch {
-            let plain = ReferenceExecutor(net).run(image: Array(x.values[(n * per)..<((n + 1) * per)]), height: x.height, width: x.width)
+            let plain = ReferenceExecutor(net).run(
+                image: Array(x.values[(n * per)..<((n + 1) * per)]), height: x.height, width: x.width)
             #expect(relativeError(Array(y[(n * outputs)..<((n + 1) * outputs)]), plain.output) <= 1e-5)
             #expect(plain.layers.map(\.name) == net.layerNames)
         }
@@ -115,10 +130,14 @@ import Testing
         let net = try ModelLoader.load(path: Fixtures.path(c.model))
         let r = try Verifier().verify(net)
         let meta = try Fixtures.meta(Fixtures.path(c.meta))
-        #expect(r.parameters.trainable == meta.trainable && r.parameters.withBatchNormStatistics == meta.withBatchNormStatistics,
-                "\(c.model): \(r.parameters) vs \(meta.trainable), \(meta.withBatchNormStatistics)")
+        #expect(
+            r.parameters.trainable == meta.trainable
+                && r.parameters.withBatchNormStatistics == meta.withBatchNormStatistics,
+            "\(c.model): \(r.parameters) vs \(meta.trainable), \(meta.withBatchNormStatistics)")
         // The head is reported, never a deviation: the same deviations as the backbone with the paper's head.
-        let backbone = try Verifier().verify(ModelLoader.load(path: Fixtures.path(c.model.hasPrefix("tv-") ? "tv-tiny-legacy-opset17.onnx" : "keras3-tiny.h5")))
+        let backbone = try Verifier().verify(
+            ModelLoader.load(
+                path: Fixtures.path(c.model.hasPrefix("tv-") ? "tv-tiny-legacy-opset17.onnx" : "keras3-tiny.h5")))
         #expect(r.deviations.filter { $0.layer != "model" } == backbone.deviations.filter { $0.layer != "model" })
         #expect(!r.deviations.contains { $0.layer.hasPrefix("head") })
         #expect(r.head.summary == c.head)
@@ -150,7 +169,11 @@ import Testing
 
     @Test func aWeightsOnlyFileWithTwoDenseLayersIsRefused() throws {
         #expect { try ModelLoader.load(path: Fixtures.path("keras3-tiny-mlp.weights.h5")) } throws: {
-            "\($0)" == "head: expected one dense layer in a weights-only file (it stores no activations, so the one between two dense layers is unknown), found 2: read the full model (.h5 or .keras) instead"
+            "\($0)"
+                == """
+                head: expected one dense layer in a weights-only file (it stores no activations, so the one \
+                between two dense layers is unknown), found 2: read the full model (.h5 or .keras) instead
+                """
         }
     }
 }

@@ -14,7 +14,9 @@ import Testing
         return Data(bytes + Array(header.utf8) + data)
     }
 
-    func le32(_ values: [Float]) -> [UInt8] { values.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) } }
+    func le32(_ values: [Float]) -> [UInt8] {
+        values.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) }
+    }
 
     @Test func roundTrip() throws {
         let folder = try Fixtures.temporaryFolder()

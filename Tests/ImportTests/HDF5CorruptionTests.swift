@@ -1,8 +1,8 @@
 import CHDF5
 import DenseKit
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Keras HDF5 files broken on purpose: a copy of a valid fixture is edited with libhdf5 (a dataset
 /// replaced, removed or resized, a name list rewritten), so the file stays valid HDF5 and only the
@@ -23,8 +23,10 @@ import TestSupport
         }
     }
 
-    func expectError(_ fixture: String, _ contains: String, sourceLocation: SourceLocation = #_sourceLocation,
-                     _ edit: (hid_t) throws -> Void) throws {
+    func expectError(
+        _ fixture: String, _ contains: String, sourceLocation: SourceLocation = #_sourceLocation,
+        _ edit: (hid_t) throws -> Void
+    ) throws {
         let error = try loadError(fixture, edit)
         #expect(error?.contains(contains) == true, "\(error ?? "loaded")", sourceLocation: sourceLocation)
     }
@@ -38,13 +40,20 @@ import TestSupport
     }
 
     @Test func aDatasetClaimingTwoToTheFortyElementsIsRefusedWithoutAllocating() throws {
-        try expectError(weightsOnly, "more than 2^31 values") { try HDF5Editing.replace($0, stemKernel, dims: [1 << 20, 1 << 20]) }
-        try expectError("keras3-tiny.weights.h5", "more than 2^31 values") { try HDF5Editing.replace($0, "layers/conv2d/vars/0", dims: [1 << 10, 1 << 10, 1 << 10, 1 << 10]) }
+        try expectError(weightsOnly, "more than 2^31 values") {
+            try HDF5Editing.replace($0, stemKernel, dims: [1 << 20, 1 << 20])
+        }
+        try expectError("keras3-tiny.weights.h5", "more than 2^31 values") {
+            try HDF5Editing.replace($0, "layers/conv2d/vars/0", dims: [1 << 10, 1 << 10, 1 << 10, 1 << 10])
+        }
     }
 
     @Test func wrongDimsAreNamedByLayer() throws {
         let bottleneck = "conv2_block1_1_conv/conv2_block1_1_conv/kernel:0"
-        try expectError(weightsOnly, "layer 'conv2_block1_1_conv': kernel 'conv2_block1_1_conv/kernel:0': expected 8 input channels, found 9") { f in
+        try expectError(
+            weightsOnly,
+            "layer 'conv2_block1_1_conv': kernel 'conv2_block1_1_conv/kernel:0': expected 8 input channels, found 9"
+        ) { f in
             var d = try HDF5Editing.dims(f, bottleneck)
             d[2] += 1  // input channels
             try HDF5Editing.replace(f, bottleneck, dims: d)
@@ -57,7 +66,9 @@ import TestSupport
     }
 
     @Test func missingDatasetsAndGroupsAreNamed() throws {
-        try expectError(weightsOnly, "missing dataset 'conv1/conv/kernel:0'") { #expect(H5Ldelete($0, stemKernel, dk_h5p_default()) >= 0) }
+        try expectError(weightsOnly, "missing dataset 'conv1/conv/kernel:0'") {
+            #expect(H5Ldelete($0, stemKernel, dk_h5p_default()) >= 0)
+        }
         try expectError(weightsOnly, "layer 'conv9/nothing' is listed but has no group") { f in
             try HDF5Editing.setStrings(f, "/", "layer_names", ["input_1", "conv1/conv", "conv9/nothing"])
         }

@@ -22,7 +22,9 @@ import Testing
         return copy
     }
 
-    func expectError(_ contains: String, _ body: () throws -> DenseNet, sourceLocation: SourceLocation = #_sourceLocation) {
+    func expectError(
+        _ contains: String, _ body: () throws -> DenseNet, sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         do {
             _ = try body()
             Issue.record("expected an error containing '\(contains)'", sourceLocation: sourceLocation)
@@ -41,7 +43,9 @@ import Testing
     @Test func truncatedONNXIsRefusedAtEveryCut() throws {
         let data = try Fixtures.data("tv-tiny-legacy-opset17.onnx")
         for cut in stride(from: 1, to: data.count, by: max(1, data.count / 97)) {
-            #expect(throws: ImportError.self, "cut at \(cut)") { try Fixtures.loadWritten(data.prefix(cut), as: "cut.onnx") }
+            #expect(throws: ImportError.self, "cut at \(cut)") {
+                try Fixtures.loadWritten(data.prefix(cut), as: "cut.onnx")
+            }
         }
     }
 
@@ -53,19 +57,28 @@ import Testing
 
     @Test func missingInitializerIsNamed() throws {
         let name = "features.denseblock1.denselayer1.norm1.weight"
-        let data = try patch(try Fixtures.data("tv-tiny-legacy-opset11-unfolded.onnx"), name, "features.denseblock1.denselayer1.norm1.wxight")
-        expectError("'features.denseblock1.denselayer1.norm1.wxight' is not a stored float initializer") { try Fixtures.loadWritten(data, as: "missing.onnx") }
+        let data = try patch(
+            try Fixtures.data("tv-tiny-legacy-opset11-unfolded.onnx"), name,
+            "features.denseblock1.denselayer1.norm1.wxight")
+        expectError("'features.denseblock1.denselayer1.norm1.wxight' is not a stored float initializer") {
+            try Fixtures.loadWritten(data, as: "missing.onnx")
+        }
     }
 
     @Test func externalDataMustStayInTheModelsFolder() throws {
-        let model = try Fixtures.data("tv-tiny-dynamo-opset18.onnx"), weights = try Fixtures.data("tv-tiny-dynamo-opset18.onnx.data")
+        let model = try Fixtures.data("tv-tiny-dynamo-opset18.onnx")
+        let weights = try Fixtures.data("tv-tiny-dynamo-opset18.onnx.data")
         let location = "tv-tiny-dynamo-opset18.onnx.data"
         let escaping = try patch(model, location, "../../../../../../../../etc/host")
-        expectError("escapes the model's folder") { try Fixtures.loadWritten(escaping, as: "m.onnx", extra: [location: weights]) }
+        expectError("escapes the model's folder") {
+            try Fixtures.loadWritten(escaping, as: "m.onnx", extra: [location: weights])
+        }
         let absolute = try patch(model, location, "/" + String(repeating: "x", count: location.count - 1))
         expectError("escapes the model's folder") { try Fixtures.loadWritten(absolute, as: "m.onnx") }
         expectError("cannot open external data file") { try Fixtures.loadWritten(model, as: "m.onnx") }
-        expectError("found a file of \(weights.count / 2) bytes") { try Fixtures.loadWritten(model, as: "m.onnx", extra: [location: weights.prefix(weights.count / 2)]) }
+        expectError("found a file of \(weights.count / 2) bytes") {
+            try Fixtures.loadWritten(model, as: "m.onnx", extra: [location: weights.prefix(weights.count / 2)])
+        }
         // Intact, it loads.
         #expect(try Fixtures.loadWritten(model, as: "m.onnx", extra: [location: weights]).blocks.count == 3)
     }
@@ -73,10 +86,14 @@ import Testing
     @Test func truncatedOrCorruptHDF5IsRefused() throws {
         let data = try Fixtures.data("keras3-tiny.h5")
         for cut in [8, 100, 2048, data.count / 2, data.count - 10] {
-            #expect(throws: ImportError.self, "cut at \(cut)") { try Fixtures.loadWritten(data.prefix(cut), as: "cut.h5") }
+            #expect(throws: ImportError.self, "cut at \(cut)") {
+                try Fixtures.loadWritten(data.prefix(cut), as: "cut.h5")
+            }
         }
         expectError("HDF5") { try Fixtures.loadWritten(data.prefix(data.count / 2), as: "half.h5") }
-        expectError("not a model file DenseKit reads (looks like text)") { try Fixtures.loadWritten(Data("not an hdf5 file at all".utf8), as: "x.h5") }
+        expectError("not a model file DenseKit reads (looks like text)") {
+            try Fixtures.loadWritten(Data("not an hdf5 file at all".utf8), as: "x.h5")
+        }
     }
 
     @Test func corruptKerasArchiveIsRefused() throws {
@@ -85,11 +102,17 @@ import Testing
         let at = data.count / 2
         flipped[at] ^= 0xFF
         expectError("CRC mismatch") { try Fixtures.loadWritten(flipped, as: "flip.keras") }
-        expectError("end-of-central-directory") { try Fixtures.loadWritten(data.prefix(data.count - 30), as: "cut.keras") }
+        expectError("end-of-central-directory") {
+            try Fixtures.loadWritten(data.prefix(data.count - 30), as: "cut.keras")
+        }
         let renamed = try patch(data, "model.weights.h5", "model.weights.hX", all: true)
         expectError("no model.weights.h5") { try Fixtures.loadWritten(renamed, as: "renamed.keras") }
         let escaping = try patch(data, "config.json", "../fig.json", all: true)
-        expectError("zip entry '../fig.json' escapes the archive") { try Fixtures.loadWritten(escaping, as: "escaping.keras") }
-        expectError("not a model file DenseKit reads (looks like text)") { try Fixtures.loadWritten(Data("not a zip archive".utf8), as: "garbage.keras") }
+        expectError("zip entry '../fig.json' escapes the archive") {
+            try Fixtures.loadWritten(escaping, as: "escaping.keras")
+        }
+        expectError("not a model file DenseKit reads (looks like text)") {
+            try Fixtures.loadWritten(Data("not a zip archive".utf8), as: "garbage.keras")
+        }
     }
 }

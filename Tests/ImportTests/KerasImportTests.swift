@@ -17,7 +17,9 @@ import Testing
     ]
 
     @Test(arguments: cases)
-    func structureAndWeights(_ c: (file: String, meta: String, format: ModelSource.Format, producer: String, fixedInput: Bool)) throws {
+    func structureAndWeights(
+        _ c: (file: String, meta: String, format: ModelSource.Format, producer: String, fixedInput: Bool)
+    ) throws {
         let net = try ModelLoader.load(path: Fixtures.path(c.file))
         #expect(net.source.format == c.format)
         #expect(net.source.producer.hasPrefix(c.producer))
@@ -27,7 +29,10 @@ import Testing
         #expect(net.stem.conv.pads == [3, 3, 3, 3] && net.stem.conv.stride == 2)
         #expect(net.stem.pool == Pool2D(kind: .max, kernel: 3, stride: 2, pads: [1, 1, 1, 1]))
         #expect(net.blocks.map(\.layers.count) == [2, 2, 2])
-        #expect(net.blocks.flatMap(\.layers).allSatisfy { $0.growth == 4 && $0.bottleneck?.conv.outChannels == 16 && $0.conv.pads == [1, 1, 1, 1] })
+        #expect(
+            net.blocks.flatMap(\.layers).allSatisfy {
+                $0.growth == 4 && $0.bottleneck?.conv.outChannels == 16 && $0.conv.pads == [1, 1, 1, 1]
+            })
         #expect(net.transitions.map(\.conv.outChannels) == [8, 8])
         #expect(net.head.softmax)
         #expect(net.classes == 10)

@@ -2,8 +2,8 @@ import CProtobufC
 import DenseKit
 import Foundation
 import ONNXProto
-import Testing
 import TestSupport
+import Testing
 
 /// ONNX files broken on purpose: a valid fixture is unpacked with protobuf-c, one thing is changed in
 /// the message (a dimension, a name, an input), and it is packed again, so only that one thing is wrong.
@@ -20,7 +20,10 @@ import TestSupport
         }
     }
 
-    func expectError(_ bytes: Data, _ contains: String, extra: [String: Data] = [:], sourceLocation: SourceLocation = #_sourceLocation) throws {
+    func expectError(
+        _ bytes: Data, _ contains: String, extra: [String: Data] = [:],
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
         let error = try loadError(bytes, extra: extra)
         #expect(error?.contains(contains) == true, "\(error ?? "loaded")", sourceLocation: sourceLocation)
     }
@@ -31,10 +34,14 @@ import TestSupport
 
     @Test func aTensorClaimingTwoToTheFortyElementsIsRefusedWithoutAllocating() throws {
         // 2^20 x 2^20 float32 is 4 TiB: allocating it would trap, so an error proves nothing was allocated.
-        let inline = try E.mutated("tv-tiny-legacy-opset17.onnx") { m in E.setDims(E.initializer(m, try E.firstWeight(m)), [1 << 20, 1 << 20]) }
+        let inline = try E.mutated("tv-tiny-legacy-opset17.onnx") { m in
+            E.setDims(E.initializer(m, try E.firstWeight(m)), [1 << 20, 1 << 20])
+        }
         try expectError(inline, "more than 2^31 elements")
         let dataName = "tv-tiny-dynamo-opset18.onnx.data"
-        let external = try E.mutated("tv-tiny-dynamo-opset18.onnx") { m in E.setDims(E.initializer(m, try E.firstWeight(m)), [1 << 20, 1 << 20]) }
+        let external = try E.mutated("tv-tiny-dynamo-opset18.onnx") { m in
+            E.setDims(E.initializer(m, try E.firstWeight(m)), [1 << 20, 1 << 20])
+        }
         try expectError(external, "more than 2^31 elements", extra: [dataName: try Fixtures.data(dataName)])
     }
 
@@ -48,7 +55,9 @@ import TestSupport
         }
         try expectError(grown, "tensor '\(tensor)'")
         try expectError(grown, "bytes for")
-        let negative = try E.mutated("tv-tiny-legacy-opset17.onnx") { m in E.setDims(E.initializer(m, try E.firstWeight(m)), [-3, 4]) }
+        let negative = try E.mutated("tv-tiny-legacy-opset17.onnx") { m in
+            E.setDims(E.initializer(m, try E.firstWeight(m)), [-3, 4])
+        }
         try expectError(negative, "dimension -3 out of range")
     }
 
@@ -73,7 +82,9 @@ import TestSupport
     }
 
     @Test func danglingAndCyclicNodeInputsAreRefused() throws {
-        let dangling = try E.mutated("tv-tiny-legacy-opset17.onnx") { m in E.setString(&E.node(m, 3).pointee.input[0], "nowhere") }
+        let dangling = try E.mutated("tv-tiny-legacy-opset17.onnx") { m in
+            E.setString(&E.node(m, 3).pointee.input[0], "nowhere")
+        }
         try expectError(dangling, "reads 'nowhere', which nothing produces")
 
         // The second node reads what a later node produces: a cycle once the edges are followed.
@@ -95,7 +106,8 @@ import TestSupport
         // Flipping a byte must never crash: it either breaks the file (an ImportError) or changes a
         // value the model can still be read with.
         let data = try Fixtures.data("tv-tiny-legacy-opset17.onnx")
-        var refused = 0, loaded = 0
+        var refused = 0
+        var loaded = 0
         for at in stride(from: 0, to: data.count, by: max(1, data.count / 400)) {
             var copy = data
             copy[at] ^= 0xA5

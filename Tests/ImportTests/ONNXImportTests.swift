@@ -21,16 +21,32 @@ import Testing
     }
 
     static let cases: [Case] = [
-        Case(file: "tv-tiny-legacy-opset11-unfolded.onnx", stemFilters: 8, blocks: [2, 2, 2], growth: 4, bottleneck: 16, stemFolded: false),
-        Case(file: "tv-tiny-legacy-opset17.onnx", stemFilters: 8, blocks: [2, 2, 2], growth: 4, bottleneck: 16, stemFolded: true),
-        Case(file: "tv-tiny-legacy-opset17-typed.onnx", stemFilters: 8, blocks: [2, 2, 2], growth: 4, bottleneck: 16, stemFolded: true),
-        Case(file: "tv-tiny-legacy-opset17-fp16.onnx", stemFilters: 8, blocks: [2, 2, 2], growth: 4, bottleneck: 16, stemFolded: true,
-             dtypes: ["f16", "f32"]),
-        Case(file: "tv-tiny-dynamo-opset18.onnx", stemFilters: 8, blocks: [2, 2, 2], growth: 4, bottleneck: 16, stemFolded: true),
-        Case(file: "cifar-bc-tiny-legacy-opset17.onnx", stemFilters: 8, blocks: [2, 2, 2], growth: 4, bottleneck: 16, stemFolded: false),
-        Case(file: "cifar-plain-tiny-legacy-opset17.onnx", stemFilters: 16, blocks: [2, 2, 2], growth: 4, bottleneck: nil, stemFolded: false),
-        Case(file: "keras2-tiny-tf2onnx.onnx", stemFilters: 8, blocks: [2, 2, 2], growth: 4, bottleneck: 16, layout: .nhwc,
-             stemFolded: true, softmax: true),
+        Case(
+            file: "tv-tiny-legacy-opset11-unfolded.onnx", stemFilters: 8, blocks: [2, 2, 2], growth: 4, bottleneck: 16,
+            stemFolded: false),
+        Case(
+            file: "tv-tiny-legacy-opset17.onnx", stemFilters: 8, blocks: [2, 2, 2], growth: 4, bottleneck: 16,
+            stemFolded: true),
+        Case(
+            file: "tv-tiny-legacy-opset17-typed.onnx", stemFilters: 8, blocks: [2, 2, 2], growth: 4, bottleneck: 16,
+            stemFolded: true),
+        Case(
+            file: "tv-tiny-legacy-opset17-fp16.onnx", stemFilters: 8, blocks: [2, 2, 2], growth: 4, bottleneck: 16,
+            stemFolded: true,
+            dtypes: ["f16", "f32"]),
+        Case(
+            file: "tv-tiny-dynamo-opset18.onnx", stemFilters: 8, blocks: [2, 2, 2], growth: 4, bottleneck: 16,
+            stemFolded: true),
+        Case(
+            file: "cifar-bc-tiny-legacy-opset17.onnx", stemFilters: 8, blocks: [2, 2, 2], growth: 4, bottleneck: 16,
+            stemFolded: false),
+        Case(
+            file: "cifar-plain-tiny-legacy-opset17.onnx", stemFilters: 16, blocks: [2, 2, 2], growth: 4,
+            bottleneck: nil, stemFolded: false),
+        Case(
+            file: "keras2-tiny-tf2onnx.onnx", stemFilters: 8, blocks: [2, 2, 2], growth: 4, bottleneck: 16,
+            layout: .nhwc,
+            stemFolded: true, softmax: true),
     ]
 
     @Test(arguments: cases)
@@ -41,7 +57,9 @@ import Testing
         #expect(net.stem.normFolded == c.stemFolded)
         #expect(net.blocks.map(\.layers.count) == c.blocks)
         #expect(net.blocks.allSatisfy { $0.layers.allSatisfy { $0.growth == c.growth } })
-        #expect(net.blocks.flatMap(\.layers).map { $0.bottleneck?.conv.outChannels } == [Int?](repeating: c.bottleneck, count: 6))
+        #expect(
+            net.blocks.flatMap(\.layers).map { $0.bottleneck?.conv.outChannels }
+                == [Int?](repeating: c.bottleneck, count: 6))
         #expect(net.transitions.count == 2)
         #expect(net.input.layout == c.layout)
         #expect(net.head.softmax == c.softmax)
@@ -63,7 +81,9 @@ import Testing
         let meta = try Fixtures.meta(Fixtures.path(c.file.replacingOccurrences(of: ".onnx", with: ".meta.json")))
         let firstLayer = net.blocks[0].layers[0]
         try expectSample(net.stem.conv.weight, meta.samples["stem.conv.weight"])
-        try expectSample(firstLayer.bottleneck?.conv.weight ?? firstLayer.conv.weight, meta.samples["block1.layer1.firstConv.weight"])
+        try expectSample(
+            firstLayer.bottleneck?.conv.weight ?? firstLayer.conv.weight, meta.samples["block1.layer1.firstConv.weight"]
+        )
         try expectSample(try #require(net.head.classifier).weight, meta.samples["head.classifier.weight"])
     }
 
@@ -92,12 +112,17 @@ import Testing
     }
 }
 
-func expectSample(_ t: Tensor, _ sample: FixtureMeta.Sample?, sourceLocation: SourceLocation = #_sourceLocation) throws {
+func expectSample(_ t: Tensor, _ sample: FixtureMeta.Sample?, sourceLocation: SourceLocation = #_sourceLocation) throws
+{
     let s = try #require(sample, sourceLocation: sourceLocation)
     #expect(t.shape == s.shape, "tensor '\(t.name)'", sourceLocation: sourceLocation)
     for (i, v) in s.first.enumerated() {
-        #expect(abs(Double(t.values[i]) - v) <= 1e-6 * max(1, abs(v)), "tensor '\(t.name)'[\(i)]", sourceLocation: sourceLocation)
+        #expect(
+            abs(Double(t.values[i]) - v) <= 1e-6 * max(1, abs(v)), "tensor '\(t.name)'[\(i)]",
+            sourceLocation: sourceLocation)
     }
     let sum = t.values.reduce(0.0) { $0 + Double($1) }
-    #expect(abs(sum - s.sum) <= 1e-4 * max(1, abs(s.sum)), "tensor '\(t.name)' sum \(sum) vs \(s.sum)", sourceLocation: sourceLocation)
+    #expect(
+        abs(sum - s.sum) <= 1e-4 * max(1, abs(s.sum)), "tensor '\(t.name)' sum \(sum) vs \(s.sum)",
+        sourceLocation: sourceLocation)
 }

@@ -14,8 +14,10 @@ import Testing
         ("tv-tiny-legacy.pth", "tv-tiny.out.npy", "global avg pool, linear 16 -> 10, logits"),
         // module.densenet121.* keys, classifier.0 inside a Sequential with a Sigmoid; the reference is
         // torch's output before the sigmoid.
-        ("tv-tiny-chexnet-checkpoint.pth.tar", "tv-tiny-chexnet-checkpoint.logits.npy",
-         "global avg pool, linear 16 -> 14, activation unknown (the file stores none)"),
+        (
+            "tv-tiny-chexnet-checkpoint.pth.tar", "tv-tiny-chexnet-checkpoint.logits.npy",
+            "global avg pool, linear 16 -> 14, activation unknown (the file stores none)"
+        ),
     ])
     func runsToTorchsOutput(_ c: (String, String, String)) throws {
         let net = try ModelLoader.load(path: Fixtures.path(c.0))
@@ -30,21 +32,32 @@ import Testing
 
     @Test func theWrapperAndWhatItSkipsAreNamed() throws {
         let net = try ModelLoader.load(path: Fixtures.path("tv-tiny-chexnet-checkpoint.pth.tar"))
-        #expect(net.source.notes.contains("a training checkpoint: the weights are its 'state_dict' entry; its other entries are skipped"))
+        #expect(
+            net.source.notes.contains(
+                "a training checkpoint: the weights are its 'state_dict' entry; its other entries are skipped"))
         #expect(net.source.producer == "torch.save (zip format)")
-        #expect(try ModelLoader.load(path: Fixtures.path("tv-tiny-legacy.pth")).source.producer == "torch.save (legacy format)")
+        #expect(
+            try ModelLoader.load(path: Fixtures.path("tv-tiny-legacy.pth")).source.producer
+                == "torch.save (legacy format)")
     }
 
     // MARK: hostile pickles
 
-    static let marker = FileManager.default.temporaryDirectory.appendingPathComponent("densekit-pickle-ran-\(getpid())").path
+    static let marker = FileManager.default.temporaryDirectory.appendingPathComponent("densekit-pickle-ran-\(getpid())")
+        .path
 
     /// `\x80\x02` GLOBAL module.name, a string argument, TUPLE1, REDUCE: what a `__reduce__` returning
     /// (module.name, (argument,)) pickles to; `wrap` nests it inside a dict under `key`.
     static func call(_ module: String, _ name: String, _ argument: String, under key: String? = nil) -> Data {
         var p: [UInt8] = [0x80, 0x02]
-        func string(_ s: String) { p += [UInt8(ascii: "X")] + withUnsafeBytes(of: UInt32(s.utf8.count).littleEndian, Array.init) + Array(s.utf8) }
-        if let key { p += [UInt8(ascii: "}"), UInt8(ascii: "(")]; string(key) }
+        func string(_ s: String) {
+            p +=
+                [UInt8(ascii: "X")] + withUnsafeBytes(of: UInt32(s.utf8.count).littleEndian, Array.init) + Array(s.utf8)
+        }
+        if let key {
+            p += [UInt8(ascii: "}"), UInt8(ascii: "(")]
+            string(key)
+        }
         p += [UInt8(ascii: "c")] + Array("\(module)\n\(name)\n".utf8)
         string(argument)
         p += [0x85, UInt8(ascii: "R")]
@@ -60,7 +73,10 @@ import Testing
     }
 
     static func zip(_ pickle: Data) -> Data {
-        ZipWriting.stored([("archive/data.pkl", pickle), ("archive/byteorder", Data("little".utf8)), ("archive/version", Data("3\n".utf8))])
+        ZipWriting.stored([
+            ("archive/data.pkl", pickle), ("archive/byteorder", Data("little".utf8)),
+            ("archive/version", Data("3\n".utf8)),
+        ])
     }
 
     func refusal(_ data: Data, as name: String) -> String? {
@@ -85,8 +101,14 @@ import Testing
         for (pickle, global) in payloads {
             for (file, name) in [(Self.zip(pickle), "evil.pth"), (Self.legacy(pickle), "evil-legacy.pth")] {
                 let e = refusal(file, as: name)
-                #expect(e == "pickle global '\(global)': expected only the globals a state_dict uses (collections.OrderedDict, torch.BFloat16Storage, torch.BoolStorage, the torch storage types), found another: nothing was executed: DenseKit never runs a pickle's code",
-                        "\(name): \(e ?? "loaded")")
+                #expect(
+                    e
+                        == """
+                        pickle global '\(global)': expected only the globals a state_dict uses \
+                        (collections.OrderedDict, torch.BFloat16Storage, torch.BoolStorage, the torch storage \
+                        types), found another: nothing was executed: DenseKit never runs a pickle's code
+                        """,
+                    "\(name): \(e ?? "loaded")")
             }
         }
         // Through the command line too: exit 2, one line.
@@ -94,19 +116,26 @@ import Testing
         defer { try? FileManager.default.removeItem(at: folder) }
         let evil = try Fixtures.write(Self.zip(payloads[0].0), as: "evil.pth", in: folder)
         let r = try densekit(["inspect", evil])
-        #expect(r.status == 2 && r.stderr.hasPrefix("error: \(evil): pickle global 'posix.system': ") && r.stderr.split(separator: "\n").count == 1)
+        #expect(
+            r.status == 2 && r.stderr.hasPrefix("error: \(evil): pickle global 'posix.system': ")
+                && r.stderr.split(separator: "\n").count == 1)
         #expect(!FileManager.default.fileExists(atPath: Self.marker), "a payload ran")
     }
 
     @Test func picklesPastTheCapsAreRefused() throws {
         let deep = Data([0x80, 0x02] + [UInt8](repeating: UInt8(ascii: "("), count: 5000) + [UInt8(ascii: ".")])
         #expect(refusal(Self.zip(deep), as: "deep.pth")?.contains("MARKs nested deeper than 4096") == true)
-        let wide = Data([0x80, 0x02] + [UInt8](repeating: UInt8(ascii: "N"), count: (1 << 20) + 1) + [UInt8(ascii: ".")])
+        let wide = Data(
+            [0x80, 0x02] + [UInt8](repeating: UInt8(ascii: "N"), count: (1 << 20) + 1) + [UInt8(ascii: ".")])
         #expect(refusal(Self.zip(wide), as: "wide.pth")?.contains("more than 1048576 values on the stack") == true)
         let unknown = Data([0x80, 0x02, 0x63] + Array("torch.nn.modules.linear\nLinear\n".utf8) + [0x2E])
-        #expect(refusal(Self.zip(unknown), as: "module.pth")?.hasPrefix("pickle global 'torch.nn.modules.linear.Linear': expected only the globals") == true)
+        #expect(
+            refusal(Self.zip(unknown), as: "module.pth")?.hasPrefix(
+                "pickle global 'torch.nn.modules.linear.Linear': expected only the globals") == true)
         let opcode = Data([0x80, 0x02, UInt8(ascii: "i")] + Array("os\nsystem\n".utf8) + [0x2E])
-        #expect(refusal(Self.zip(opcode), as: "inst.pth") == "pickle at byte 2: expected an opcode a state_dict uses, found opcode 0x69: nothing was executed")
+        #expect(
+            refusal(Self.zip(opcode), as: "inst.pth")
+                == "pickle at byte 2: expected an opcode a state_dict uses, found opcode 0x69: nothing was executed")
     }
 
     /// The tests' own torch.save writer reproduces the real files' graph (so the lies below are
@@ -120,13 +149,23 @@ import Testing
             var lie = entries
             lie["features.norm5.running_var"]?.shape = [15]
             lie["features.norm5.running_var"]?.bytes.removeLast(4)
-            #expect(refusal(TorchSaveWriting.file(lie, format: format), as: "lie.pth")
-                    == "head.norm: variance 'features.norm5.running_var': expected 16 values (one per channel), found 15")
+            #expect(
+                refusal(TorchSaveWriting.file(lie, format: format), as: "lie.pth")
+                    == """
+                    head.norm: variance 'features.norm5.running_var': expected 16 values (one per channel), found \
+                    15
+                    """
+            )
             lie = entries
             lie["features.denseblock2.denselayer1.conv2.weight"]?.shape = [4, 16, 3, 1]
             lie["features.denseblock2.denselayer1.conv2.weight"]?.bytes.removeLast(4 * 16 * 3 * 2)
-            #expect(refusal(TorchSaveWriting.file(lie, format: format), as: "lie.pth")
-                    == "block2.layer1.conv: weight 'features.denseblock2.denselayer1.conv2.weight': expected a square kernel of side 1 to 31, found 3x1")
+            #expect(
+                refusal(TorchSaveWriting.file(lie, format: format), as: "lie.pth")
+                    == """
+                    block2.layer1.conv: weight 'features.denseblock2.denselayer1.conv2.weight': expected a square \
+                    kernel of side 1 to 31, found 3x1
+                    """
+            )
         }
     }
 

@@ -10,10 +10,10 @@ import Testing
 /// value, made here from them, is refused naming the tensor with what was expected and found.
 @Suite struct SafetensorsTests {
     @Test(arguments: [
-        ("tv-tiny.safetensors", "tv-tiny.out.npy", "f32"),                       // torch's own output for these weights
-        ("tv-tiny-fp16.safetensors", "tv-tiny-fp16.out.npy", "f16"),            // torch, loading the file (strict)
+        ("tv-tiny.safetensors", "tv-tiny.out.npy", "f32"),  // torch's own output for these weights
+        ("tv-tiny-fp16.safetensors", "tv-tiny-fp16.out.npy", "f16"),  // torch, loading the file (strict)
         ("tv-tiny-bf16.safetensors", "tv-tiny-bf16.out.npy", "bf16"),
-        ("tv-tiny-module-2017.safetensors", "tv-tiny.out.npy", "f32"),         // 'module.' prefix, 'norm.1' names
+        ("tv-tiny-module-2017.safetensors", "tv-tiny.out.npy", "f32"),  // 'module.' prefix, 'norm.1' names
     ])
     func runsToTorchsOutput(_ c: (String, String, String)) throws {
         let net = try ModelLoader.load(path: Fixtures.path(c.0))
@@ -24,7 +24,9 @@ import Testing
         // torch's parameters() for the same model, recorded with its ONNX export.
         let meta = try Fixtures.meta(Fixtures.path("tv-tiny-legacy-opset17.meta.json"))
         let r = try Verifier().verify(net)
-        #expect(r.parameters.trainable == meta.trainable && r.parameters.withBatchNormStatistics == meta.withBatchNormStatistics)
+        #expect(
+            r.parameters.trainable == meta.trainable
+                && r.parameters.withBatchNormStatistics == meta.withBatchNormStatistics)
         #expect(net.head.summary == "global avg pool, linear 16 -> 10, logits")
         #expect(net.source.notes.contains("BatchNorm epsilon assumed 1e-5 (torchvision's): a state_dict stores none"))
     }
@@ -35,7 +37,8 @@ import Testing
         #expect(net.stem.norm == nil && net.stem.pool == nil)
         let x = try ModelInput(try Fixtures.npy(Fixtures.path("input-32.npy")), layout: nil, for: net)
         let y = try Executor(net).run(x.values, batch: x.batch, height: x.height, width: x.width)
-        #expect(relativeError(y, try Fixtures.npy(Fixtures.path("cifar-bc-tiny-legacy-opset17.out.npy")).values) <= 1e-4)
+        #expect(
+            relativeError(y, try Fixtures.npy(Fixtures.path("cifar-bc-tiny-legacy-opset17.out.npy")).values) <= 1e-4)
         let meta = try Fixtures.meta(Fixtures.path("cifar-bc-tiny-legacy-opset17.meta.json"))
         let r = try Verifier().verify(net)
         #expect(r.parameters.trainable == meta.trainable && r.spec.name == "densenet-bc-L100-k12")
@@ -45,7 +48,8 @@ import Testing
         let onnx = try ModelLoader.load(path: Fixtures.path("tv-tiny-legacy-opset17.onnx"))
         let x = try ModelInput(try Fixtures.npy(Fixtures.path("input-64.npy")), layout: nil, for: onnx)
         for file in ["tv-tiny.safetensors", "tv-tiny-module-2017.safetensors", "tv-tiny.pth", "tv-tiny-legacy.pth"] {
-            let r = try ModelDiff(try ModelLoader.load(path: Fixtures.path(file)), onnx).run(x.values, batch: x.batch, height: x.height, width: x.width)
+            let r = try ModelDiff(try ModelLoader.load(path: Fixtures.path(file)), onnx).run(
+                x.values, batch: x.batch, height: x.height, width: x.width)
             #expect(r.withinTolerance, "\(file): \(String(describing: r.firstDivergence))")
         }
     }
@@ -69,53 +73,135 @@ import Testing
             h[stem] = e
         }
         let headerLength = Int(good[0]) | Int(good[1]) << 8
-        let offsets = ((try JSONSerialization.jsonObject(with: good.subdata(in: 8..<(8 + Int(good[0]) + Int(good[1]) << 8))) as! [String: Any])[stem] as! [String: Any])["data_offsets"] as! [Int]
+        let offsets =
+            ((try JSONSerialization.jsonObject(with: good.subdata(in: 8..<(8 + Int(good[0]) + Int(good[1]) << 8)))
+            as! [String: Any])[stem] as! [String: Any])["data_offsets"] as! [Int]
         let cases: [(Data, String)] = [
-            (withUnsafeBytes(of: UInt64(good.count).littleEndian) { Data($0) } + good.dropFirst(8),
-             "header: expected a JSON header of at most \(good.count - 8) bytes (the cap, and what the file holds), found \(good.count) bytes"),
-            (withUnsafeBytes(of: UInt64(1 << 40).littleEndian) { Data($0) } + good.dropFirst(8), "header: expected a JSON header of at most"),
-            (try SafetensorsEditing.withHeader(good) { entry(&$0, "dtype", "F8_E4M3") }, "tensor '\(stem)': expected dtype F32, F16, BF16, F64 or an integer type, found F8_E4M3"),
-            (try SafetensorsEditing.withHeader(good) { entry(&$0, "shape", [1 << 20, 1 << 20, 1, 1]) }, "tensor '\(stem)': expected at most 2^31 values, found shape [1048576, 1048576, 1, 1]"),
-            (try SafetensorsEditing.withHeader(good) { entry(&$0, "shape", [8, 3, 7, -7]) }, "tensor '\(stem)': expected at most 8 non-negative dims, found shape [8, 3, 7, -7]"),
-            (try SafetensorsEditing.withHeader(good) { entry(&$0, "shape", [8, 3, 7, 6]) }, "tensor '\(stem)': expected 4032 bytes for shape [8, 3, 7, 6] of F32, found 4704"),
-            (try SafetensorsEditing.withHeader(good) { entry(&$0, "data_offsets", [offsets[0] + 4, offsets[1] + 4]) }, "expected data at byte"),
-            (try SafetensorsEditing.withHeader(good) { entry(&$0, "data_offsets", [offsets[0], offsets[1] + (1 << 40)]) }, "tensor '\(stem)': expected data_offsets within the"),
-            (try SafetensorsEditing.withHeader(good) { $0["__metadata__"] = ["format": 3] }, "__metadata__: expected a map of strings to strings"),
-            (good + Data([0, 0, 0, 0]), "buffer: expected \(good.count - 8 - headerLength) bytes (the end of the last tensor), found \(good.count - 4 - headerLength)"),
-            (good.prefix(good.count - 4), "expected data_offsets within the \(good.count - 12 - headerLength)-byte buffer"),
+            (
+                withUnsafeBytes(of: UInt64(good.count).littleEndian) { Data($0) } + good.dropFirst(8),
+                """
+                header: expected a JSON header of at most \(good.count - 8) bytes (the cap, and what the file \
+                holds), found \(good.count) bytes
+                """
+            ),
+            (
+                withUnsafeBytes(of: UInt64(1 << 40).littleEndian) { Data($0) } + good.dropFirst(8),
+                "header: expected a JSON header of at most"
+            ),
+            (
+                try SafetensorsEditing.withHeader(good) { entry(&$0, "dtype", "F8_E4M3") },
+                "tensor '\(stem)': expected dtype F32, F16, BF16, F64 or an integer type, found F8_E4M3"
+            ),
+            (
+                try SafetensorsEditing.withHeader(good) { entry(&$0, "shape", [1 << 20, 1 << 20, 1, 1]) },
+                "tensor '\(stem)': expected at most 2^31 values, found shape [1048576, 1048576, 1, 1]"
+            ),
+            (
+                try SafetensorsEditing.withHeader(good) { entry(&$0, "shape", [8, 3, 7, -7]) },
+                "tensor '\(stem)': expected at most 8 non-negative dims, found shape [8, 3, 7, -7]"
+            ),
+            (
+                try SafetensorsEditing.withHeader(good) { entry(&$0, "shape", [8, 3, 7, 6]) },
+                "tensor '\(stem)': expected 4032 bytes for shape [8, 3, 7, 6] of F32, found 4704"
+            ),
+            (
+                try SafetensorsEditing.withHeader(good) {
+                    entry(&$0, "data_offsets", [offsets[0] + 4, offsets[1] + 4])
+                }, "expected data at byte"
+            ),
+            (
+                try SafetensorsEditing.withHeader(good) {
+                    entry(&$0, "data_offsets", [offsets[0], offsets[1] + (1 << 40)])
+                }, "tensor '\(stem)': expected data_offsets within the"
+            ),
+            (
+                try SafetensorsEditing.withHeader(good) { $0["__metadata__"] = ["format": 3] },
+                "__metadata__: expected a map of strings to strings"
+            ),
+            (
+                good + Data([0, 0, 0, 0]),
+                """
+                buffer: expected \(good.count - 8 - headerLength) bytes (the end of the last tensor), found \
+                \(good.count - 4 - headerLength)
+                """
+            ),
+            (
+                good.prefix(good.count - 4),
+                "expected data_offsets within the \(good.count - 12 - headerLength)-byte buffer"
+            ),
         ]
         for (data, message) in cases {
             let e = error(data)
             #expect(e?.contains(message) == true, "\(message): \(e ?? "loaded")")
         }
         // Cut anywhere: always an error, never a crash.
-        for cut in stride(from: 0, to: good.count, by: good.count / 40) { #expect(error(good.prefix(cut)) != nil, "cut at \(cut)") }
+        for cut in stride(from: 0, to: good.count, by: good.count / 40) {
+            #expect(error(good.prefix(cut)) != nil, "cut at \(cut)")
+        }
     }
 
     @Test func keysAndShapesThatLieAreNamed() throws {
         typealias S = SafetensorsEditing
         let variance = "features.norm0.running_var"
         let cases: [(Data, String)] = [
-            (try S.rewritten("tv-tiny.safetensors") { $0[variance]?.shape = [7]; $0[variance]?.bytes.removeLast(4) },
-             "stem.norm: variance '\(variance)': expected 8 values (one per channel), found 7"),
-            (try S.rewritten("tv-tiny.safetensors") { $0["features.extra.weight"] = S.Entry(dtype: "F32", shape: [1], bytes: Data(count: 4)) },
-             "state_dict: expected only torchvision DenseNet keys (features.*, classifier.*), found 1 other: 'features.extra.weight'"),
-            (try S.rewritten("tv-tiny.safetensors") { $0["features.conv0.weight"] = nil },
-             "state_dict: expected a torchvision DenseNet's keys, first 'features.conv0.weight' (after any prefix such as 'module.')"),
-            (try S.rewritten("tv-tiny.safetensors") { $0["features.norm5.weight"] = nil },
-             "state_dict: expected a float tensor 'features.norm5.weight', found no such key"),
-            (try S.rewritten("tv-tiny.safetensors") { e in
-                for k in ["weight", "bias"] { e["classifier.0.\(k)"] = e["classifier.\(k)"]; e["classifier.3.\(k)"] = e["classifier.\(k)"]; e["classifier.\(k)"] = nil }
-            }, "classifier: expected one Linear layer (a state_dict stores no activations, so the one between two is unknown), found Linear layers at classifier.0, classifier.3"),
+            (
+                try S.rewritten("tv-tiny.safetensors") {
+                    $0[variance]?.shape = [7]
+                    $0[variance]?.bytes.removeLast(4)
+                },
+                "stem.norm: variance '\(variance)': expected 8 values (one per channel), found 7"
+            ),
+            (
+                try S.rewritten("tv-tiny.safetensors") {
+                    $0["features.extra.weight"] = S.Entry(dtype: "F32", shape: [1], bytes: Data(count: 4))
+                },
+                """
+                state_dict: expected only torchvision DenseNet keys (features.*, classifier.*), found 1 other: \
+                'features.extra.weight'
+                """
+            ),
+            (
+                try S.rewritten("tv-tiny.safetensors") { $0["features.conv0.weight"] = nil },
+                """
+                state_dict: expected a torchvision DenseNet's keys, first 'features.conv0.weight' (after any \
+                prefix such as 'module.')
+                """
+            ),
+            (
+                try S.rewritten("tv-tiny.safetensors") { $0["features.norm5.weight"] = nil },
+                "state_dict: expected a float tensor 'features.norm5.weight', found no such key"
+            ),
+            (
+                try S.rewritten("tv-tiny.safetensors") { e in
+                    for k in ["weight", "bias"] {
+                        e["classifier.0.\(k)"] = e["classifier.\(k)"]
+                        e["classifier.3.\(k)"] = e["classifier.\(k)"]
+                        e["classifier.\(k)"] = nil
+                    }
+                },
+                """
+                classifier: expected one Linear layer (a state_dict stores no activations, so the one between two \
+                is unknown), found Linear layers at classifier.0, classifier.3
+                """
+            ),
         ]
         for (data, message) in cases {
             let e = error(data)
-            #expect(e == message || (message.hasSuffix("'module.')") && e?.hasPrefix(message + ", found 'classifier.bias'") == true), "\(e ?? "loaded")")
+            #expect(
+                e == message
+                    || (message.hasSuffix("'module.')") && e?.hasPrefix(message + ", found 'classifier.bias'") == true),
+                "\(e ?? "loaded")")
         }
         // A CheXNet-style classifier inside a Sequential: its activation is unknown.
         let sequential = try S.rewritten("tv-tiny.safetensors") { e in
-            for k in ["weight", "bias"] { e["module.classifier.0.\(k)"] = e["classifier.\(k)"]; e["classifier.\(k)"] = nil }
-            for k in Array(e.keys) where !k.hasPrefix("module.") { e["module." + k] = e[k]; e[k] = nil }
+            for k in ["weight", "bias"] {
+                e["module.classifier.0.\(k)"] = e["classifier.\(k)"]
+                e["classifier.\(k)"] = nil
+            }
+            for k in Array(e.keys) where !k.hasPrefix("module.") {
+                e["module." + k] = e[k]
+                e[k] = nil
+            }
         }
         let net = try Fixtures.loadWritten(sequential, as: "chexnet.safetensors")
         #expect(net.head.summary == "global avg pool, linear 16 -> 10, activation unknown (the file stores none)")

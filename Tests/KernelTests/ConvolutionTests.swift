@@ -10,31 +10,35 @@ import Testing
     }
 
     static let cases = [
-        Case(c: 3, h: 17, w: 23, o: 5, k: 7, stride: 2, pads: [3, 3, 3, 3]),      // a DenseNet stem, odd sizes
+        Case(c: 3, h: 17, w: 23, o: 5, k: 7, stride: 2, pads: [3, 3, 3, 3]),  // a DenseNet stem, odd sizes
         Case(c: 3, h: 32, w: 32, o: 64, k: 7, stride: 2, pads: [3, 3, 3, 3]),
         Case(c: 13, h: 9, w: 11, o: 4, k: 3, stride: 1, pads: [1, 1, 1, 1]),
         Case(c: 20, h: 7, w: 7, o: 19, k: 3, stride: 1, pads: [1, 1, 1, 1]),
-        Case(c: 300, h: 6, w: 5, o: 9, k: 3, stride: 1, pads: [1, 1, 1, 1]),       // channels across K blocks
+        Case(c: 300, h: 6, w: 5, o: 9, k: 3, stride: 1, pads: [1, 1, 1, 1]),  // channels across K blocks
         Case(c: 3, h: 5, w: 6, o: 2, k: 5, stride: 1, pads: [2, 2, 2, 2]),
         Case(c: 2, h: 10, w: 9, o: 3, k: 3, stride: 2, pads: [0, 0, 0, 0]),
-        Case(c: 4, h: 11, w: 10, o: 6, k: 3, stride: 3, pads: [1, 0, 2, 1]),       // asymmetric pads, stride 3
-        Case(c: 5, h: 8, w: 7, o: 3, k: 1, stride: 2, pads: [0, 0, 0, 0]),         // kernel smaller than stride
-        Case(c: 6, h: 9, w: 8, o: 33, k: 4, stride: 2, pads: [1, 2, 2, 1]),        // even kernel
+        Case(c: 4, h: 11, w: 10, o: 6, k: 3, stride: 3, pads: [1, 0, 2, 1]),  // asymmetric pads, stride 3
+        Case(c: 5, h: 8, w: 7, o: 3, k: 1, stride: 2, pads: [0, 0, 0, 0]),  // kernel smaller than stride
+        Case(c: 6, h: 9, w: 8, o: 33, k: 4, stride: 2, pads: [1, 2, 2, 1]),  // even kernel
     ]
 
     @Test(arguments: cases)
     func matchesDirectConvolution(_ t: Case) {
         var rng = SeededRandom(UInt64(t.c * 31 + t.h * 7 + t.o))
-        let x = rng.floats(t.c * t.h * t.w), weight = rng.floats(t.o * t.c * t.k * t.k), bias = rng.floats(t.o)
-        let want = Reference.conv(x, channels: t.c, height: t.h, width: t.w, weight: weight, outChannels: t.o,
-                                  kernel: t.k, stride: t.stride, pads: t.pads, bias: bias)
+        let x = rng.floats(t.c * t.h * t.w)
+        let weight = rng.floats(t.o * t.c * t.k * t.k)
+        let bias = rng.floats(t.o)
+        let want = Reference.conv(
+            x, channels: t.c, height: t.h, width: t.w, weight: weight, outChannels: t.o,
+            kernel: t.k, stride: t.stride, pads: t.pads, bias: bias)
         let g = PhaseConvolution(channels: t.c, height: t.h, width: t.w, kernel: t.k, stride: t.stride, pads: t.pads)
         #expect(g.outHeight == want.height && g.outWidth == want.width)
         var planes = [Float](repeating: .nan, count: g.inputCount)
         var grid = [Float](repeating: .nan, count: t.o * g.gridCount)
         var y = [Float](repeating: .nan, count: t.o * g.outHeight * g.outWidth)
-        let packed = PackedMatrix(rows: t.o, cols: t.c * t.k * t.k,
-                                  values: PhaseConvolution.tapMajor(weight, outChannels: t.o, inChannels: t.c, kernel: t.k))
+        let packed = PackedMatrix(
+            rows: t.o, cols: t.c * t.k * t.k,
+            values: PhaseConvolution.tapMajor(weight, outChannels: t.o, inChannels: t.c, kernel: t.k))
         x.withUnsafeBufferPointer { xp in
             planes.withUnsafeMutableBufferPointer {
                 // Split in two channel ranges, as the executor's threads do.
@@ -47,7 +51,9 @@ import Testing
             let segments = g.segments(pp.baseAddress!)
             bias.withUnsafeBufferPointer { bp in
                 grid.withUnsafeMutableBufferPointer {
-                    GEMM.multiply(packed, segments, n: g.gridCount, $0.baseAddress!, ldc: g.gridCount, bias: bp.baseAddress!, threads: 2)
+                    GEMM.multiply(
+                        packed, segments, n: g.gridCount, $0.baseAddress!, ldc: g.gridCount, bias: bp.baseAddress!,
+                        threads: 2)
                 }
             }
         }
@@ -68,27 +74,30 @@ import Testing
     }
 
     static let cases = [
-        Case(c: 128, h: 14, w: 14, o: 32, k: 3),    // a DenseNet-121 block-3 layer
-        Case(c: 13, h: 9, w: 11, o: 4, k: 3),       // fewer outputs than one 8-row block
-        Case(c: 20, h: 7, w: 7, o: 19, k: 3),       // a partial last block of outputs
-        Case(c: 300, h: 6, w: 5, o: 9, k: 3),       // channels across K blocks
-        Case(c: 3, h: 5, w: 6, o: 2, k: 5),         // border 2
-        Case(c: 16, h: 3, w: 40, o: 33, k: 3),      // rows wider than a panel
-        Case(c: 5, h: 4, w: 1, o: 8, k: 5),         // rows narrower than the kernel's reach
-        Case(c: 7, h: 1, w: 1, o: 8, k: 3),         // a 1x1 image: every tap but the centre reads padding
+        Case(c: 128, h: 14, w: 14, o: 32, k: 3),  // a DenseNet-121 block-3 layer
+        Case(c: 13, h: 9, w: 11, o: 4, k: 3),  // fewer outputs than one 8-row block
+        Case(c: 20, h: 7, w: 7, o: 19, k: 3),  // a partial last block of outputs
+        Case(c: 300, h: 6, w: 5, o: 9, k: 3),  // channels across K blocks
+        Case(c: 3, h: 5, w: 6, o: 2, k: 5),  // border 2
+        Case(c: 16, h: 3, w: 40, o: 33, k: 3),  // rows wider than a panel
+        Case(c: 5, h: 4, w: 1, o: 8, k: 5),  // rows narrower than the kernel's reach
+        Case(c: 7, h: 1, w: 1, o: 8, k: 3),  // a 1x1 image: every tap but the centre reads padding
     ]
 
     @Test(arguments: cases)
     func matchesDirectConvolution(_ t: Case) {
         var rng = SeededRandom(UInt64(t.c * 131 + t.h * 17 + t.o))
         var x = rng.floats(t.c * t.h * t.w)
-        let weight = rng.floats(t.o * t.c * t.k * t.k), bias = rng.floats(t.o)
+        let weight = rng.floats(t.o * t.c * t.k * t.k)
+        let bias = rng.floats(t.o)
         // Channels of +0, as a ReLU leaves them: the GEMM leaves their rows out of its K loop.
         for ch in stride(from: 1, to: t.c, by: 4) { for i in 0..<(t.h * t.w) { x[ch * t.h * t.w + i] = 0 } }
         let layout = PlaneLayout(height: t.h, width: t.w, border: t.k / 2)
         var planes = [Float](repeating: .nan, count: t.c * layout.plane)
         x.withUnsafeBufferPointer { xp in
-            planes.withUnsafeMutableBufferPointer { layout.unpack(xp.baseAddress!, channels: 0..<t.c, into: $0.baseAddress!) }
+            planes.withUnsafeMutableBufferPointer {
+                layout.unpack(xp.baseAddress!, channels: 0..<t.c, into: $0.baseAddress!)
+            }
         }
         // The same input panel-major (as a bottleneck writes it), NaN past the image in the last panel.
         let panels = (t.h * t.w + 31) / 32
@@ -97,9 +106,12 @@ import Testing
             for j in 0..<(t.h * t.w) { panelled[(j / 32) * t.c * 32 + ch * 32 + j % 32] = x[ch * t.h * t.w + j] }
         }
         let packed = ShiftedConvolution.pack(weight, outChannels: t.o, inChannels: t.c, kernel: t.k)
-        for (threads, withBias, panelMajor) in [(1, true, false), (2, true, false), (2, false, false), (1, true, true), (2, false, true)] {
-            let want = Reference.conv(x, channels: t.c, height: t.h, width: t.w, weight: weight, outChannels: t.o, kernel: t.k,
-                                      stride: 1, pads: [Int](repeating: t.k / 2, count: 4), bias: withBias ? bias : nil)
+        for (threads, withBias, panelMajor) in [
+            (1, true, false), (2, true, false), (2, false, false), (1, true, true), (2, false, true),
+        ] {
+            let want = Reference.conv(
+                x, channels: t.c, height: t.h, width: t.w, weight: weight, outChannels: t.o, kernel: t.k,
+                stride: 1, pads: [Int](repeating: t.k / 2, count: 4), bias: withBias ? bias : nil)
             // The output planes between two guard zones that must keep their values.
             let guardCount = 2 * layout.plane + 64
             var out = [Float](repeating: .nan, count: guardCount + t.o * layout.plane + guardCount)
@@ -109,17 +121,28 @@ import Testing
                 bias.withUnsafeBufferPointer { bp in
                     out.withUnsafeMutableBufferPointer {
                         let planes = $0.baseAddress! + guardCount
-                        let input = panelMajor ? GEMM.segments(pp.baseAddress!, ldb: 32, k: t.c, panelStride: t.c * 32)
-                                               : GEMM.segments(pp.baseAddress! + layout.interior, ldb: layout.plane, k: t.c)
-                        ShiftedConvolution.run(packed, outChannels: t.o, kernel: t.k, input, layout: layout,
-                                               into: planes, bias: withBias ? bp.baseAddress! : nil, threads: threads)
-                        y.withUnsafeMutableBufferPointer { layout.pack(planes, channels: 0..<t.o, into: $0.baseAddress!) }
+                        let input =
+                            panelMajor
+                            ? GEMM.segments(pp.baseAddress!, ldb: 32, k: t.c, panelStride: t.c * 32)
+                            : GEMM.segments(pp.baseAddress! + layout.interior, ldb: layout.plane, k: t.c)
+                        ShiftedConvolution.run(
+                            packed, outChannels: t.o, kernel: t.k, input, layout: layout,
+                            into: planes, bias: withBias ? bp.baseAddress! : nil, threads: threads)
+                        y.withUnsafeMutableBufferPointer {
+                            layout.pack(planes, channels: 0..<t.o, into: $0.baseAddress!)
+                        }
                     }
                 }
             }
-            #expect(relativeError(y, want.values) < 1e-5, "\(t) threads \(threads) bias \(withBias) panel-major \(panelMajor)")
-            #expect(out[..<guardCount].allSatisfy { $0 == -3 } && out[(out.count - guardCount)...].allSatisfy { $0 == -3 }, "\(t)")
-            #expect(out[guardCount..<(out.count - guardCount)].allSatisfy { !$0.isNaN }, "\(t): output cells left unwritten")
+            #expect(
+                relativeError(y, want.values) < 1e-5,
+                "\(t) threads \(threads) bias \(withBias) panel-major \(panelMajor)")
+            #expect(
+                out[..<guardCount].allSatisfy { $0 == -3 } && out[(out.count - guardCount)...].allSatisfy { $0 == -3 },
+                "\(t)")
+            #expect(
+                out[guardCount..<(out.count - guardCount)].allSatisfy { !$0.isNaN }, "\(t): output cells left unwritten"
+            )
         }
     }
 }

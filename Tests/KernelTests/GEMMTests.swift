@@ -3,18 +3,21 @@ import TestSupport
 import Testing
 
 /// The SIMD GEMM against the reference matrix product, on shapes that exercise every edge:
-/// rows not a multiple of 8, columns not a multiple of 16, K across the 256 and 512 blocks (`GEMM.kc`), bias, ReLU, threads.
+/// rows not a multiple of 8, columns not a multiple of 16, K across the 256 and 512 blocks (`GEMM.kc`), bias, ReLU,
+/// threads.
 @Suite struct GEMMTests {
     static let shapes: [(m: Int, k: Int, n: Int)] = [
         (1, 1, 1), (8, 16, 16), (7, 5, 3), (13, 37, 29), (32, 300, 49), (129, 257, 50), (20, 9, 784), (3, 513, 17),
-        (128, 640, 196), (17, 300, 40), (9, 33, 37),    // panels ending in 4, 8 and 5 columns (thin tiles)
-        (11, 70, 56), (8, 260, 52), (16, 20, 45),       // 24, 20 and 13 columns (a half tile, then a thin one)
+        (128, 640, 196), (17, 300, 40), (9, 33, 37),  // panels ending in 4, 8 and 5 columns (thin tiles)
+        (11, 70, 56), (8, 260, 52), (16, 20, 45),  // 24, 20 and 13 columns (a half tile, then a thin one)
     ]
 
     @Test(arguments: shapes)
     func matchesReference(_ shape: (m: Int, k: Int, n: Int)) {
         var rng = SeededRandom(UInt64(shape.m * 1000 + shape.k * 10 + shape.n))
-        let a = rng.floats(shape.m * shape.k), b = rng.floats(shape.k * shape.n), bias = rng.floats(shape.m)
+        let a = rng.floats(shape.m * shape.k)
+        let b = rng.floats(shape.k * shape.n)
+        let bias = rng.floats(shape.m)
         let expected = Reference.matmul(a, b, m: shape.m, k: shape.k, n: shape.n)
         let packed = PackedMatrix(rows: shape.m, cols: shape.k, values: a)
         for threads in [1, 2] {
@@ -23,8 +26,9 @@ import Testing
                 b.withUnsafeBufferPointer { bp in
                     bias.withUnsafeBufferPointer { biasp in
                         c.withUnsafeMutableBufferPointer { cp in
-                            GEMM.multiply(packed, bp.baseAddress!, ldb: shape.n, n: shape.n, cp.baseAddress!, ldc: shape.n,
-                                          bias: useBias ? biasp.baseAddress! : nil, relu: relu, threads: threads)
+                            GEMM.multiply(
+                                packed, bp.baseAddress!, ldb: shape.n, n: shape.n, cp.baseAddress!, ldc: shape.n,
+                                bias: useBias ? biasp.baseAddress! : nil, relu: relu, threads: threads)
                         }
                     }
                 }
@@ -37,18 +41,23 @@ import Testing
                     }
                 }
                 let worst = c.allSatisfy(\.isFinite) ? zip(c, want).map { abs($0 - $1) }.max() ?? 0 : .infinity
-                #expect(worst <= 1e-4 * Float(shape.k).squareRoot(), "m\(shape.m) k\(shape.k) n\(shape.n) threads \(threads) bias \(useBias) relu \(relu): \(worst)")
+                #expect(
+                    worst <= 1e-4 * Float(shape.k).squareRoot(),
+                    "m\(shape.m) k\(shape.k) n\(shape.n) threads \(threads) bias \(useBias) relu \(relu): \(worst)")
             }
         }
     }
 
     @Test func writesOnlyItsColumnsWhenLdcIsWider() {
         // C is a 3 x 5 window of a 3 x 9 matrix: the other columns must stay untouched.
-        let a: [Float] = [1, 2, 3, 4, 5, 6], b: [Float] = (0..<10).map(Float.init)
+        let a: [Float] = [1, 2, 3, 4, 5, 6]
+        let b: [Float] = (0..<10).map(Float.init)
         var c = [Float](repeating: -7, count: 27)
         let packed = PackedMatrix(rows: 3, cols: 2, values: a)
         b.withUnsafeBufferPointer { bp in
-            c.withUnsafeMutableBufferPointer { GEMM.multiply(packed, bp.baseAddress!, ldb: 5, n: 5, $0.baseAddress!, ldc: 9) }
+            c.withUnsafeMutableBufferPointer {
+                GEMM.multiply(packed, bp.baseAddress!, ldb: 5, n: 5, $0.baseAddress!, ldc: 9)
+            }
         }
         let want = Reference.matmul(a, b, m: 3, k: 2, n: 5)
         for i in 0..<3 {
@@ -64,29 +73,41 @@ import Testing
     @Test(arguments: [(128, 96, 32, 3136), (16, 40, 9, 196), (24, 300, 20, 49), (8, 7, 5, 5)])
     func chainedThroughPanels(_ shape: (m: Int, k: Int, m2: Int, n: Int)) {
         var rng = SeededRandom(UInt64(shape.m * 7 + shape.n))
-        let a = rng.floats(shape.m * shape.k), b = rng.floats(shape.k * shape.n), a2 = rng.floats(shape.m2 * shape.m)
+        let a = rng.floats(shape.m * shape.k)
+        let b = rng.floats(shape.k * shape.n)
+        let a2 = rng.floats(shape.m2 * shape.m)
         let bias = rng.floats(shape.m)
         var hidden = Reference.matmul(a, b, m: shape.m, k: shape.k, n: shape.n)
         for i in hidden.indices { hidden[i] = max(0, hidden[i] + bias[i / shape.n]) }
         let want = Reference.matmul(a2, hidden, m: shape.m2, k: shape.m, n: shape.n)
-        let (first, second) = (PackedMatrix(rows: shape.m, cols: shape.k, values: a), PackedMatrix(rows: shape.m2, cols: shape.m, values: a2))
-        let panels = (shape.n + 31) / 32, panelStride = shape.m * 32
+        let (first, second) = (
+            PackedMatrix(rows: shape.m, cols: shape.k, values: a),
+            PackedMatrix(rows: shape.m2, cols: shape.m, values: a2)
+        )
+        let panels = (shape.n + 31) / 32
+        let panelStride = shape.m * 32
         for threads in [1, 2] {
             var c = [Float](repeating: .nan, count: panels * panelStride)
             var y = [Float](repeating: .nan, count: shape.m2 * shape.n)
             b.withUnsafeBufferPointer { bp in
                 bias.withUnsafeBufferPointer { biasp in
                     c.withUnsafeMutableBufferPointer { cp in
-                        GEMM.multiply(first, bp.baseAddress!, ldb: shape.n, n: shape.n, cp.baseAddress!, ldc: 32, cPanelStride: panelStride,
-                                      bias: biasp.baseAddress!, relu: true, threads: threads)
+                        GEMM.multiply(
+                            first, bp.baseAddress!, ldb: shape.n, n: shape.n, cp.baseAddress!, ldc: 32,
+                            cPanelStride: panelStride,
+                            bias: biasp.baseAddress!, relu: true, threads: threads)
                         y.withUnsafeMutableBufferPointer { yp in
-                            GEMM.multiply(second, GEMM.segments(UnsafePointer(cp.baseAddress!), ldb: 32, k: shape.m, panelStride: panelStride),
-                                          n: shape.n, yp.baseAddress!, ldc: shape.n, threads: threads)
+                            GEMM.multiply(
+                                second,
+                                GEMM.segments(
+                                    UnsafePointer(cp.baseAddress!), ldb: 32, k: shape.m, panelStride: panelStride),
+                                n: shape.n, yp.baseAddress!, ldc: shape.n, threads: threads)
                         }
                     }
                 }
             }
-            // C's element (r, j) sits at (j / 32) * panelStride + r * 32 + j % 32; the rest of the last panel is untouched.
+            // C's element (r, j) sits at (j / 32) * panelStride + r * 32 + j % 32; the rest of the last panel is
+            // untouched.
             var panelled = [Float](repeating: 0, count: shape.m * shape.n)
             var untouched = true
             for p in 0..<panels {
@@ -109,15 +130,20 @@ import Testing
     @Test(arguments: [(16, 300, 45), (9, 40, 64), (128, 513, 196)])
     func batchNormReLUWhilePacking(_ shape: (m: Int, k: Int, n: Int)) {
         var rng = SeededRandom(UInt64(shape.k))
-        let a = rng.floats(shape.m * shape.k), b = rng.floats(shape.k * shape.n, -2...2)
-        let scale = rng.floats(shape.k, -1.5...1.5), shift = rng.floats(shape.k)
-        _ = Self.expectProduct(a, b, scale: scale, shift: shift, m: shape.m, k: shape.k, n: shape.n, threads: 2, "\(shape)")
+        let a = rng.floats(shape.m * shape.k)
+        let b = rng.floats(shape.k * shape.n, -2...2)
+        let scale = rng.floats(shape.k, -1.5...1.5)
+        let shift = rng.floats(shape.k)
+        _ = Self.expectProduct(
+            a, b, scale: scale, shift: shift, m: shape.m, k: shape.k, n: shape.n, threads: 2, "\(shape)")
     }
 
     /// C = A * BatchNorm-ReLU(B) (m x k by k x n), the BatchNorm-ReLU applied while packing, expected
     /// to match the reference product of B activated first; returns C.
-    static func expectProduct(_ a: [Float], _ b: [Float], scale: [Float], shift: [Float], m: Int, k: Int, n: Int,
-                              threads: Int, _ label: String) -> [Float] {
+    static func expectProduct(
+        _ a: [Float], _ b: [Float], scale: [Float], shift: [Float], m: Int, k: Int, n: Int,
+        threads: Int, _ label: String
+    ) -> [Float] {
         let activated = (0..<(k * n)).map { i in max(0, b[i] * scale[i / n] + shift[i / n]) }
         let want = Reference.matmul(a, activated, m: m, k: k, n: n)
         let packed = PackedMatrix(rows: m, cols: k, values: a)
@@ -126,8 +152,9 @@ import Testing
             scale.withUnsafeBufferPointer { sp in
                 shift.withUnsafeBufferPointer { tp in
                     c.withUnsafeMutableBufferPointer {
-                        GEMM.multiply(packed, bp.baseAddress!, ldb: n, n: n, $0.baseAddress!, ldc: n,
-                                      scale: sp.baseAddress!, shift: tp.baseAddress!, threads: threads)
+                        GEMM.multiply(
+                            packed, bp.baseAddress!, ldb: n, n: n, $0.baseAddress!, ldc: n,
+                            scale: sp.baseAddress!, shift: tp.baseAddress!, threads: threads)
                     }
                 }
             }
@@ -151,8 +178,10 @@ import Testing
     @Test(arguments: [(128, 992, 196), (128, 513, 49), (16, 300, 45), (40, 37, 17)])
     func matchesPackingPerThread(_ shape: (m: Int, k: Int, n: Int)) {
         var rng = SeededRandom(UInt64(shape.k * 3 + shape.n))
-        let a = rng.floats(shape.m * shape.k), b = rng.floats(shape.k * shape.n, -2...2)
-        let scale = rng.floats(shape.k, -1.5...1.5), shift = rng.floats(shape.k)
+        let a = rng.floats(shape.m * shape.k)
+        let b = rng.floats(shape.k * shape.n, -2...2)
+        let scale = rng.floats(shape.k, -1.5...1.5)
+        let shift = rng.floats(shape.k)
         let activated = (0..<(shape.k * shape.n)).map { i in max(0, b[i] * scale[i / shape.n] + shift[i / shape.n]) }
         let want = Reference.matmul(a, activated, m: shape.m, k: shape.k, n: shape.n)
         let packed = PackedMatrix(rows: shape.m, cols: shape.k, values: a)
@@ -167,9 +196,10 @@ import Testing
                     shift.withUnsafeBufferPointer { tp in
                         packing.withUnsafeMutableBufferPointer { pp in
                             c.withUnsafeMutableBufferPointer {
-                                GEMM.multiply(packed, bp.baseAddress!, ldb: shape.n, n: shape.n, $0.baseAddress!, ldc: shape.n,
-                                              scale: sp.baseAddress!, shift: tp.baseAddress!, threads: 2,
-                                              packing: shared ? pp.baseAddress! : nil)
+                                GEMM.multiply(
+                                    packed, bp.baseAddress!, ldb: shape.n, n: shape.n, $0.baseAddress!, ldc: shape.n,
+                                    scale: sp.baseAddress!, shift: tp.baseAddress!, threads: 2,
+                                    packing: shared ? pp.baseAddress! : nil)
                             }
                         }
                     }
@@ -177,7 +207,8 @@ import Testing
             }
             return c
         }
-        let shared = product(shared: true), own = product(shared: false)
+        let shared = product(shared: true)
+        let own = product(shared: false)
         #expect(relativeError(shared, want) < 1e-5, "\(shape)")
         #expect(shared == own, "\(shape): shared packing changed the sums")
     }
@@ -195,13 +226,16 @@ import Testing
     @Test(arguments: [(16, 300, 64, false), (128, 513, 196, false), (9, 40, 45, false), (24, 100, 96, true)])
     func batchNormReLUZeroRows(_ shape: (m: Int, k: Int, n: Int, all: Bool)) {
         var rng = SeededRandom(UInt64(shape.k * 5 + shape.n))
-        let a = rng.floats(shape.m * shape.k), b = rng.floats(shape.k * shape.n, -2...2)
-        var scale = rng.floats(shape.k, -1.5...1.5), shift = rng.floats(shape.k)
+        let a = rng.floats(shape.m * shape.k)
+        let b = rng.floats(shape.k * shape.n, -2...2)
+        var scale = rng.floats(shape.k, -1.5...1.5)
+        var shift = rng.floats(shape.k)
         // A dead channel: the BatchNorm-ReLU makes its row +0 in every panel.
         for r in Self.zeroRows(shape.k, all: shape.all) { (scale[r], shift[r]) = (0, -1) }
         for threads in [1, 2] {
-            let c = FusedPackingTests.expectProduct(a, b, scale: scale, shift: shift, m: shape.m, k: shape.k, n: shape.n,
-                                                    threads: threads, "\(shape)")
+            let c = FusedPackingTests.expectProduct(
+                a, b, scale: scale, shift: shift, m: shape.m, k: shape.k, n: shape.n,
+                threads: threads, "\(shape)")
             if shape.all { #expect(c.allSatisfy { $0 == 0 }, "\(shape): every row zero") }
         }
     }
@@ -219,16 +253,20 @@ import Testing
         b[nan * shape.n + 5] = .nan
         var want = Reference.matmul(a, b.map { $0.isNaN ? 0 : $0 }, m: shape.m, k: shape.k, n: shape.n)
         for i in 0..<shape.m { want[i * shape.n + 5] = .nan }
-        let panels = (shape.n + 31) / 32, panelStride = shape.k * 32
+        let panels = (shape.n + 31) / 32
+        let panelStride = shape.k * 32
         var panelled = [Float](repeating: .nan, count: panels * panelStride)
-        for r in 0..<shape.k { for j in 0..<shape.n { panelled[(j / 32) * panelStride + r * 32 + j % 32] = b[r * shape.n + j] } }
+        for r in 0..<shape.k {
+            for j in 0..<shape.n { panelled[(j / 32) * panelStride + r * 32 + j % 32] = b[r * shape.n + j] }
+        }
         let packed = PackedMatrix(rows: shape.m, cols: shape.k, values: a)
         for threads in [1, 2] {
             var c = [Float](repeating: .nan, count: shape.m * shape.n)
             panelled.withUnsafeBufferPointer { bp in
                 c.withUnsafeMutableBufferPointer {
-                    GEMM.multiply(packed, GEMM.segments(bp.baseAddress!, ldb: 32, k: shape.k, panelStride: panelStride),
-                                  n: shape.n, $0.baseAddress!, ldc: shape.n, threads: threads)
+                    GEMM.multiply(
+                        packed, GEMM.segments(bp.baseAddress!, ldb: 32, k: shape.k, panelStride: panelStride),
+                        n: shape.n, $0.baseAddress!, ldc: shape.n, threads: threads)
                 }
             }
             let column5 = (0..<shape.m).allSatisfy { c[$0 * shape.n + 5].isNaN }

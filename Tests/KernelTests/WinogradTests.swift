@@ -5,7 +5,8 @@ import Testing
 /// Winograd F(4x4, 3x3) against the direct convolution computed in double precision,
 /// on odd shapes: maps that are not whole tiles, one pixel, rows of more than 32 tiles (split panels),
 /// short tile rows packed into a vector with and without a lane between them, partial blocks of
-/// outputs, many channels; on 1 and 2 threads (a map of one panel is split among both, step by step). Input images sit in planes with NaN between them and the
+/// outputs, many channels; on 1 and 2 threads (a map of one panel is split among both, step by step). Input images sit
+/// in planes with NaN between them and the
 /// output planes hold NaN outside the images: nothing there may be read, and nothing but the images
 /// may be written; or in planes with a margin of NaN that may be read and must not be used.
 @Suite struct WinogradConvolutionTests {
@@ -15,18 +16,18 @@ import Testing
     }
 
     static let cases = [
-        Case(c: 128, h: 56, w: 56, o: 32),      // a DenseNet-121 block-1 layer
-        Case(c: 128, h: 28, w: 28, o: 32),      // block 2
-        Case(c: 128, h: 14, w: 14, o: 32),      // block 3: four rows of 4 tiles fill one vector, no lane between
-        Case(c: 9, h: 13, w: 15, o: 8),         // rows of 4 tiles, no lane between (column 15 is past the image)
-        Case(c: 6, h: 10, w: 16, o: 5),         // rows of 4 tiles with a lane between: three to a vector
-        Case(c: 10, h: 17, w: 12, o: 9),        // rows of 3 tiles with a lane between: four to a vector
-        Case(c: 13, h: 9, w: 11, o: 4),         // fewer outputs than one 8-row tile
-        Case(c: 20, h: 7, w: 7, o: 19),         // a partial last tile of outputs
-        Case(c: 7, h: 1, w: 1, o: 8),           // one pixel: every tap but the centre reads padding
-        Case(c: 5, h: 6, w: 150, o: 9),         // 38 tiles a row: panels split rows
-        Case(c: 300, h: 5, w: 6, o: 10),        // many channels
-        Case(c: 3, h: 33, w: 2, o: 33),         // narrow and tall, 33 outputs
+        Case(c: 128, h: 56, w: 56, o: 32),  // a DenseNet-121 block-1 layer
+        Case(c: 128, h: 28, w: 28, o: 32),  // block 2
+        Case(c: 128, h: 14, w: 14, o: 32),  // block 3: four rows of 4 tiles fill one vector, no lane between
+        Case(c: 9, h: 13, w: 15, o: 8),  // rows of 4 tiles, no lane between (column 15 is past the image)
+        Case(c: 6, h: 10, w: 16, o: 5),  // rows of 4 tiles with a lane between: three to a vector
+        Case(c: 10, h: 17, w: 12, o: 9),  // rows of 3 tiles with a lane between: four to a vector
+        Case(c: 13, h: 9, w: 11, o: 4),  // fewer outputs than one 8-row tile
+        Case(c: 20, h: 7, w: 7, o: 19),  // a partial last tile of outputs
+        Case(c: 7, h: 1, w: 1, o: 8),  // one pixel: every tap but the centre reads padding
+        Case(c: 5, h: 6, w: 150, o: 9),  // 38 tiles a row: panels split rows
+        Case(c: 300, h: 5, w: 6, o: 10),  // many channels
+        Case(c: 3, h: 33, w: 2, o: 33),  // narrow and tall, 33 outputs
     ]
 
     /// The direct 3x3 "same" convolution in double precision.
@@ -39,7 +40,9 @@ import Testing
                     for c in 0..<t.c {
                         for ky in 0..<3 where (0..<t.h).contains(oy + ky - 1) {
                             for kx in 0..<3 where (0..<t.w).contains(ox + kx - 1) {
-                                s += Double(weight[((o * t.c + c) * 3 + ky) * 3 + kx]) * Double(x[(c * t.h + oy + ky - 1) * t.w + ox + kx - 1])
+                                s +=
+                                    Double(weight[((o * t.c + c) * 3 + ky) * 3 + kx])
+                                    * Double(x[(c * t.h + oy + ky - 1) * t.w + ox + kx - 1])
                             }
                         }
                     }
@@ -61,7 +64,9 @@ import Testing
     @Test(arguments: cases)
     func matchesDirectConvolution(_ t: Case) {
         var rng = SeededRandom(UInt64(t.c * 31 + t.h * 7 + t.w * 3 + t.o))
-        let x = rng.floats(t.c * t.h * t.w), weight = rng.floats(t.o * t.c * 9), bias = rng.floats(t.o)
+        let x = rng.floats(t.c * t.h * t.w)
+        let weight = rng.floats(t.o * t.c * 9)
+        let bias = rng.floats(t.o)
         let exact = Self.exact(x, t, weight, bias)
         let transform = WinogradTransform.f4
         let weights = WinogradWeights(weight, outChannels: t.o, inChannels: t.c, transform: transform)
@@ -76,13 +81,15 @@ import Testing
         var ignored = [Float](repeating: 0, count: t.o * 6 * wide)
         nan.withUnsafeBufferPointer { ip in
             ignored.withUnsafeMutableBufferPointer {
-                WinogradConvolution.run(weights, ip.baseAddress!, inputStride: 6 * wide, height: 6, width: wide,
-                                        into: $0.baseAddress!, outputStride: 6 * wide, bias: nil, scratch: scratch, threads: 2)
+                WinogradConvolution.run(
+                    weights, ip.baseAddress!, inputStride: 6 * wide, height: 6, width: wide,
+                    into: $0.baseAddress!, outputStride: 6 * wide, bias: nil, scratch: scratch, threads: 2)
             }
         }
         // Also as the executor's planes: a margin of w + 1 floats before and after each image that
         // may be read (NaN here: every value read there must go unused).
-        let margin = t.w + 1, marginStride = t.h * t.w + 2 * margin
+        let margin = t.w + 1
+        let marginStride = t.h * t.w + 2 * margin
         var bordered = [Float](repeating: .nan, count: t.c * marginStride)
         for c in 0..<t.c { for i in 0..<(t.h * t.w) { bordered[c * marginStride + margin + i] = x[c * t.h * t.w + i] } }
         for (threads, margined) in [(1, false), (2, false), (1, true), (2, true)] {
@@ -90,16 +97,21 @@ import Testing
             (margined ? bordered : input).withUnsafeBufferPointer { ip in
                 bias.withUnsafeBufferPointer { bp in
                     out.withUnsafeMutableBufferPointer {
-                        WinogradConvolution.run(weights, ip.baseAddress! + (margined ? margin : 0), inputStride: margined ? marginStride : inStride,
-                                                height: t.h, width: t.w, into: $0.baseAddress! + gap, outputStride: outStride,
-                                                bias: bp.baseAddress!, scratch: scratch, threads: threads, inputMargin: margined ? margin : 0)
+                        WinogradConvolution.run(
+                            weights, ip.baseAddress! + (margined ? margin : 0),
+                            inputStride: margined ? marginStride : inStride,
+                            height: t.h, width: t.w, into: $0.baseAddress! + gap, outputStride: outStride,
+                            bias: bp.baseAddress!, scratch: scratch, threads: threads,
+                            inputMargin: margined ? margin : 0)
                     }
                 }
             }
             var y: [Float] = []
             for o in 0..<t.o {
                 let plane = out[(o * outStride)..<((o + 1) * outStride)]
-                #expect(plane.prefix(gap).allSatisfy(\.isNaN) && plane.suffix(gap).allSatisfy(\.isNaN), "\(t): wrote outside output \(o)'s image")
+                #expect(
+                    plane.prefix(gap).allSatisfy(\.isNaN) && plane.suffix(gap).allSatisfy(\.isNaN),
+                    "\(t): wrote outside output \(o)'s image")
                 y += plane.dropFirst(gap).prefix(t.h * t.w)
             }
             // The transforms' coefficients (up to 8 and 1/24) cost about one digit more than the
@@ -114,7 +126,8 @@ import Testing
     /// gives the filter flipped into place, which pins every coefficient (a wrong one moves outputs by
     /// far more than rounding).
     @Test func impulseResponsesAreTheFilter() {
-        let m = 4, t = Case(c: 1, h: m, w: m, o: 1)
+        let m = 4
+        let t = Case(c: 1, h: m, w: m, o: 1)
         let weight: [Float] = [1, 2, 3, 4, 5, 6, 7, 8, 9]
         let weights = WinogradWeights(weight, outChannels: 1, inChannels: 1, transform: .f4)
         let scratch = [WinogradConvolution.Scratch(.f4, inChannels: 1, outChannels: 1)]
@@ -124,8 +137,9 @@ import Testing
             var y = [Float](repeating: .nan, count: m * m)
             x.withUnsafeBufferPointer { xp in
                 y.withUnsafeMutableBufferPointer {
-                    WinogradConvolution.run(weights, xp.baseAddress!, inputStride: m * m, height: m, width: m,
-                                            into: $0.baseAddress!, outputStride: m * m, bias: nil, scratch: scratch, threads: 1)
+                    WinogradConvolution.run(
+                        weights, xp.baseAddress!, inputStride: m * m, height: m, width: m,
+                        into: $0.baseAddress!, outputStride: m * m, bias: nil, scratch: scratch, threads: 1)
                 }
             }
             let want = Self.exact(x, t, weight, [0])
@@ -147,15 +161,17 @@ import Testing
         var y = [Float](repeating: .nan, count: h * w)
         x.withUnsafeBufferPointer { xp in
             y.withUnsafeMutableBufferPointer {
-                WinogradConvolution.run(weights, xp.baseAddress!, inputStride: h * w, height: h, width: w,
-                                        into: $0.baseAddress!, outputStride: h * w, bias: nil, scratch: scratch, threads: 1)
+                WinogradConvolution.run(
+                    weights, xp.baseAddress!, inputStride: h * w, height: h, width: w,
+                    into: $0.baseAddress!, outputStride: h * w, bias: nil, scratch: scratch, threads: 1)
             }
         }
         for r in 0..<h {
             #expect(y[r * w + 12] == 0 && y[r * w + 13] == 0, "row \(r): \(y[(r * w + 10)..<(r * w + 14)])")
             // Columns 0 and 1 sum the huge column over the rows the filter covers.
             let rows = Float((max(0, r - 1)...min(h - 1, r + 1)).count)
-            #expect(abs(y[r * w] / (rows * 1e30) - 1) < 1e-5 && abs(y[r * w + 1] / (rows * 1e30) - 1) < 1e-5, "row \(r)")
+            #expect(
+                abs(y[r * w] / (rows * 1e30) - 1) < 1e-5 && abs(y[r * w + 1] / (rows * 1e30) - 1) < 1e-5, "row \(r)")
         }
     }
 }

@@ -6,10 +6,15 @@ import Testing
 /// The worker pool's steps: every part runs exactly once, whichever thread claims it, and
 /// `parallelFor` covers its range exactly, in granule multiples.
 @Suite struct WorkerPoolTests {
-    @Test(arguments: [(1, 1, 1, nil), (100, 1, 2, nil), (3136, 32, 2, 4), (100, 32, 2, 4), (7, 8, 2, 4), (288, 72, 2, nil),
-                      (1000, 1, 2, 255), (5, 1, 2, 9), (784, 32, 2, 4)] as [(Int, Int, Int, Int?)])
+    @Test(
+        arguments: [
+            (1, 1, 1, nil), (100, 1, 2, nil), (3136, 32, 2, 4), (100, 32, 2, 4), (7, 8, 2, 4), (288, 72, 2, nil),
+            (1000, 1, 2, 255), (5, 1, 2, 9), (784, 32, 2, 4),
+        ] as [(Int, Int, Int, Int?)])
     func parallelForCoversItsRangeOnce(_ t: (count: Int, granule: Int, threads: Int, parts: Int?)) {
-        let hits = Mutex([Int](repeating: 0, count: t.count)), misaligned = Mutex(0), granules = Mutex([Int]())
+        let hits = Mutex([Int](repeating: 0, count: t.count))
+        let misaligned = Mutex(0)
+        let granules = Mutex([Int]())
         WorkerPool.shared(threads: t.threads).parallelFor(t.count, granule: t.granule, parts: t.parts) { range in
             if range.lowerBound % t.granule != 0 { misaligned.withLock { $0 += 1 } }
             hits.withLock { for i in range { $0[i] += 1 } }

@@ -19,7 +19,10 @@ import Testing
         return (folder, out, outcome)
     }
 
-    @Test(arguments: ["tv-tiny-legacy-opset17.onnx", "tv-tiny-legacy-opset11-unfolded.onnx", "keras3-tiny.keras", "cifar-plain-tiny-legacy-opset17.onnx"])
+    @Test(arguments: [
+        "tv-tiny-legacy-opset17.onnx", "tv-tiny-legacy-opset11-unfolded.onnx", "keras3-tiny.keras",
+        "cifar-plain-tiny-legacy-opset17.onnx",
+    ])
     func roundTripIsExact(_ fixture: String) throws {
         let (folder, path, outcome) = try converted(fixture)
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -66,19 +69,24 @@ import Testing
     }
 
     /// The little-endian u64 at byte `at` of a file.
-    func u64(_ d: Data, _ at: Int) -> Int { d.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self))) } }
+    func u64(_ d: Data, _ at: Int) -> Int {
+        d.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self))) }
+    }
 
     /// Every byte class: header, metadata, table, tensor data, padding; and truncations.
     @Test func everyCorruptionIsRefused() throws {
         let (folder, path, _) = try converted("tv-tiny-legacy-opset17.onnx")
         defer { try? FileManager.default.removeItem(at: folder) }
         let good = try Data(contentsOf: URL(fileURLWithPath: path))
-        let metaOffset = u64(good, 16), tableOffset = u64(good, 32), dataOffset = u64(good, 48)
+        let metaOffset = u64(good, 16)
+        let tableOffset = u64(good, 32)
+        let dataOffset = u64(good, 48)
         // The first tensor's end and the padding after it.
         let firstLength = u64(good, tableOffset + 76)
         let cases: [(Int, String)] = [
             (0, "bad magic"), (9, "format version"), (20, "header checksum"), (119, "header checksum"),
-            (metaOffset + 3, "metadata checksum"), (tableOffset + 2, "table checksum"), (tableOffset + 70, "table checksum"),
+            (metaOffset + 3, "metadata checksum"), (tableOffset + 2, "table checksum"),
+            (tableOffset + 70, "table checksum"),
             (dataOffset + 5, "checksum mismatch (corrupt data or padding)"),
             (dataOffset + firstLength + 1, "checksum mismatch (corrupt data or padding)"),
             (good.count - 1, "checksum mismatch"),
@@ -89,7 +97,9 @@ import Testing
             copy[at] ^= 0x10
             try copy.write(to: bad)
             #expect(throws: ImportError.self, "byte \(at)") { try DNKReader.load(path: bad.path) }
-            do { _ = try DNKReader.load(path: bad.path) } catch { #expect("\(error)".contains(message), "byte \(at): \(error)") }
+            do { _ = try DNKReader.load(path: bad.path) } catch {
+                #expect("\(error)".contains(message), "byte \(at): \(error)")
+            }
         }
         for cut in stride(from: 0, to: good.count, by: max(1, good.count / 61)) + [good.count - 1] {
             try good.prefix(cut).write(to: bad)
@@ -110,9 +120,12 @@ import Testing
         let (folder, path, _) = try converted("tv-tiny-legacy-opset17.onnx")
         defer { try? FileManager.default.removeItem(at: folder) }
         let good = try Data(contentsOf: URL(fileURLWithPath: path))
-        func put(_ d: inout Data, _ at: Int, _ bytes: [UInt8]) { d.replaceSubrange(at..<(at + bytes.count), with: bytes) }
+        func put(_ d: inout Data, _ at: Int, _ bytes: [UInt8]) {
+            d.replaceSubrange(at..<(at + bytes.count), with: bytes)
+        }
         func le32(_ v: UInt32) -> [UInt8] { withUnsafeBytes(of: v.littleEndian, Array.init) }
-        let tableOffset = u64(good, 32), dataOffset = u64(good, 48)
+        let tableOffset = u64(good, 32)
+        let dataOffset = u64(good, 48)
         /// Applies `edit` to the table, then recomputes the table and header checksums.
         func forged(_ edit: (inout Data) -> Void) -> Data {
             var d = good
@@ -128,12 +141,29 @@ import Testing
         let cases: [(Data, String)] = [
             (good, ""),
             // 2^20 x 2^20 elements: refused from the table, before anything is read or allocated.
-            (forged { d in put(&d, entry(0) + 49, [4]); put(&d, entry(0) + 52, le32(1 << 20) + le32(1 << 20) + le32(1) + le32(1)) }, "bad shape"),
-            (forged { d in put(&d, entry(0) + 52, le32(UInt32(u64(good, entry(0) + 52) & 0xFFFF_FFFF) + 1)) }, "tensor '\(firstName)': length"),
-            (forged { d in put(&d, entry(1), Array(good[entry(0)..<(entry(0) + 48)])) }, "tensor '\(firstName)' appears twice"),
-            (forged { d in put(&d, entry(0), Array("stem.conv.wrong".utf8) + [UInt8](repeating: 0, count: 48 - 15)) }, firstName),
+            (
+                forged { d in
+                    put(&d, entry(0) + 49, [4])
+                    put(&d, entry(0) + 52, le32(1 << 20) + le32(1 << 20) + le32(1) + le32(1))
+                }, "bad shape"
+            ),
+            (
+                forged { d in put(&d, entry(0) + 52, le32(UInt32(u64(good, entry(0) + 52) & 0xFFFF_FFFF) + 1)) },
+                "tensor '\(firstName)': length"
+            ),
+            (
+                forged { d in put(&d, entry(1), Array(good[entry(0)..<(entry(0) + 48)])) },
+                "tensor '\(firstName)' appears twice"
+            ),
+            (
+                forged { d in put(&d, entry(0), Array("stem.conv.wrong".utf8) + [UInt8](repeating: 0, count: 48 - 15))
+                }, firstName
+            ),
             (forged { d in put(&d, entry(0) + 48, [7]) }, "unknown dtype 7"),
-            (forged { d in put(&d, entry(0) + 68, withUnsafeBytes(of: UInt64(1 << 40).littleEndian, Array.init)) }, "offset"),
+            (
+                forged { d in put(&d, entry(0) + 68, withUnsafeBytes(of: UInt64(1 << 40).littleEndian, Array.init)) },
+                "offset"
+            ),
         ]
         let bad = folder.appendingPathComponent("forged.dnk")
         for (i, (data, message)) in cases.enumerated() {
@@ -143,7 +173,9 @@ import Testing
                 continue
             }
             #expect(throws: ImportError.self, "case \(i)") { try DNKReader.load(path: bad.path) }
-            do { _ = try DNKReader.load(path: bad.path) } catch { #expect("\(error)".contains(message), "case \(i): \(error)") }
+            do { _ = try DNKReader.load(path: bad.path) } catch {
+                #expect("\(error)".contains(message), "case \(i): \(error)")
+            }
         }
     }
 
@@ -155,7 +187,8 @@ import Testing
         defer { try? FileManager.default.removeItem(at: folder) }
         var d = try Data(contentsOf: URL(fileURLWithPath: path))
         #expect([d[8], d[10]] == [1, 1])
-        let metaStart = u64(d, 16), metaEnd = metaStart + u64(d, 24)
+        let metaStart = u64(d, 16)
+        let metaEnd = metaStart + u64(d, 24)
         var json = String(decoding: d[metaStart..<metaEnd], as: UTF8.self)
         let head = "\"head\":{\"activations\":[\"softmax\"],\"pool\":\"average\"},"
         #expect(json.contains(head) && json.contains("\"version\":\"1.1\""))
@@ -163,12 +196,15 @@ import Testing
             .replacingOccurrences(of: "\"version\":\"1.1\"", with: "\"version\":\"1.0\"")
         d.replaceSubrange(metaStart..<metaEnd, with: Data(json.utf8))
         d[10] = 0
-        func put(_ at: Int, _ v: UInt64) { d.replaceSubrange(at..<(at + 8), with: withUnsafeBytes(of: v.littleEndian, Array.init)) }
+        func put(_ at: Int, _ v: UInt64) {
+            d.replaceSubrange(at..<(at + 8), with: withUnsafeBytes(of: v.littleEndian, Array.init))
+        }
         put(72, d.subdata(in: metaStart..<u64(d, 32)).withUnsafeBytes { XXH64.hash($0) })
         put(120, d.prefix(120).withUnsafeBytes { XXH64.hash($0) })
         let old = folder.appendingPathComponent("old.dnk").path
         try d.write(to: URL(fileURLWithPath: old))
-        let a = try ModelLoader.load(path: old), b = try ModelLoader.load(path: Fixtures.path("keras3-tiny.keras"))
+        let a = try ModelLoader.load(path: old)
+        let b = try ModelLoader.load(path: Fixtures.path("keras3-tiny.keras"))
         #expect(a.head.summary == "global avg pool, linear 16 -> 10, softmax" && a.head.summary == b.head.summary)
         #expect(a.tensors.map(\.values) == b.tensors.map(\.values))
     }
@@ -200,8 +236,10 @@ import Testing
         defer { try? FileManager.default.removeItem(at: folder) }
         let file = folder.appendingPathComponent("abc").path
         try Data("abc".utf8).write(to: URL(fileURLWithPath: file))
-        #expect(try SHA256.hexDigest(ofFile: file) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(
+            try SHA256.hexDigest(ofFile: file) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         try Data(repeating: 0x61, count: 1_000_000).write(to: URL(fileURLWithPath: file))
-        #expect(try SHA256.hexDigest(ofFile: file) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+        #expect(
+            try SHA256.hexDigest(ofFile: file) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 }

@@ -1,7 +1,7 @@
 import DenseKit
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The metadata a `.dnk` holds has exactly the keys that schemas/dnk-format.md shows: the spec's
 /// JSON example is parsed and its key paths compared with those of files DenseKit writes.
@@ -24,16 +24,22 @@ import TestSupport
     }
 
     func specExample() throws -> [String: Any] {
-        let spec = try String(contentsOf: Fixtures.root.appendingPathComponent("schemas/dnk-format.md"), encoding: .utf8)
-        let start = try #require(spec.range(of: "```json\n")), end = try #require(spec.range(of: "\n```", range: start.upperBound..<spec.endIndex))
-        return try #require(JSONSerialization.jsonObject(with: Data(spec[start.upperBound..<end.lowerBound].utf8)) as? [String: Any])
+        let spec = try String(
+            contentsOf: Fixtures.root.appendingPathComponent("schemas/dnk-format.md"), encoding: .utf8)
+        let start = try #require(spec.range(of: "```json\n"))
+        let end = try #require(spec.range(of: "\n```", range: start.upperBound..<spec.endIndex))
+        return try #require(
+            JSONSerialization.jsonObject(with: Data(spec[start.upperBound..<end.lowerBound].utf8)) as? [String: Any])
     }
 
     /// The metadata JSON of a `.dnk` file (header: offset at byte 16, length at byte 24).
     func metadata(_ path: String) throws -> [String: Any] {
         let d = try Data(contentsOf: URL(fileURLWithPath: path))
-        func u64(_ at: Int) -> Int { d.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self))) } }
-        return try #require(JSONSerialization.jsonObject(with: d.subdata(in: u64(16)..<(u64(16) + u64(24)))) as? [String: Any])
+        func u64(_ at: Int) -> Int {
+            d.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self))) }
+        }
+        return try #require(
+            JSONSerialization.jsonObject(with: d.subdata(in: u64(16)..<(u64(16) + u64(24)))) as? [String: Any])
     }
 
     @Test(arguments: ["tv-tiny-legacy-opset17.onnx", "keras3-tiny.keras", "cifar-plain-tiny-legacy-opset17.onnx"])
@@ -44,12 +50,15 @@ import TestSupport
         var converter = Converter()
         converter.acceptDeviations = true
         _ = try converter.convert(source: Fixtures.path(fixture), to: out)
-        let written = paths(try metadata(out)), spec = paths(try specExample())
+        let written = paths(try metadata(out))
+        let spec = paths(try specExample())
         #expect(written.subtracting(spec).isEmpty, "written but not in the spec: \(written.subtracting(spec).sorted())")
         // Only the input sizes a source leaves open, and the pool of a stem without one (CIFAR), may be absent.
         let optional = Set(["structure.input.height", "structure.input.width", "structure.input.batch"])
             .union(spec.filter { $0.hasPrefix("structure.stem.pool") })
-        #expect(spec.subtracting(written).isSubset(of: optional), "in the spec but not written: \(spec.subtracting(written).sorted())")
+        #expect(
+            spec.subtracting(written).isSubset(of: optional),
+            "in the spec but not written: \(spec.subtracting(written).sorted())")
         #expect(spec.count > 40)
     }
 }

@@ -12,7 +12,10 @@ import Testing
 
     /// The failure for `bytes` as "<problem> at <offset>", or nil if they parsed.
     func failure(_ bytes: [UInt8]) -> String? {
-        do { _ = try parse(bytes); return nil } catch {
+        do {
+            _ = try parse(bytes)
+            return nil
+        } catch {
             return (error as? MetadataJSON.Failure).map { "\($0.problem) at \($0.offset)" } ?? "\(error)"
         }
     }
@@ -36,7 +39,8 @@ import Testing
     }
 
     @Test func valuesAreNative() throws {
-        let text = #" {"int": 42, "negative": -7, "zero": -0, "fraction": -2.5, "exponent": 1E2, "big": 9223372036854775808, "#
+        let text =
+            #" {"int": 42, "negative": -7, "zero": -0, "fraction": -2.5, "exponent": 1E2, "big": 9223372036854775808, "#
             + #""max": 9223372036854775807, "flags": [true, false, null], "empty": {}, "none": [],"#
             + #" "text": "q\"b\\s\/\b\f\n\r\t\u00e9\ud83d\ude00 é"} "#
         let o = try #require(try parse(text) as? [String: Any])
@@ -113,7 +117,8 @@ import Testing
         let tooDeep = String(repeating: "{\"a\":", count: depth) + "[]" + String(repeating: "}", count: depth)
         #expect(failure(Array(tooDeep.utf8)) == "nested more than 64 deep at \(5 * depth)")
         // A million brackets: refused at the limit, not by running out of stack.
-        #expect(failure([UInt8](repeating: UInt8(ascii: "["), count: 1_000_000)) == "nested more than 64 deep at \(depth)")
+        #expect(
+            failure([UInt8](repeating: UInt8(ascii: "["), count: 1_000_000)) == "nested more than 64 deep at \(depth)")
     }
 
     /// The metadata of `.dnk` files DenseKit writes, parsed both ways; and every cut of it refused.
@@ -126,11 +131,16 @@ import Testing
         converter.acceptDeviations = true
         _ = try converter.convert(source: Fixtures.path(fixture), to: path)
         let file = try Data(contentsOf: URL(fileURLWithPath: path))
-        func u64(_ at: Int) -> Int { file.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self))) } }
+        func u64(_ at: Int) -> Int {
+            file.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self))) }
+        }
         let metadata = Array(file[u64(16)..<(u64(16) + u64(24))])
-        let ours = try parse(metadata), foundation = try JSONSerialization.jsonObject(with: Data(metadata))
+        let ours = try parse(metadata)
+        let foundation = try JSONSerialization.jsonObject(with: Data(metadata))
         #expect(same(ours, foundation))
-        let (x, y, one, oneAndAHalf) = (try parse(#"{"a":[1,"x"]}"#), try parse(#"{"a":[1,"y"]}"#), try parse("[1]"), try parse("[1.5]"))
+        let (x, y, one, oneAndAHalf) = (
+            try parse(#"{"a":[1,"x"]}"#), try parse(#"{"a":[1,"y"]}"#), try parse("[1]"), try parse("[1.5]")
+        )
         #expect(!same(x, y) && !same(one, oneAndAHalf) && same(x, x))
         // The native values serialize (as the transfer record does) and read back to the same tree.
         let again = try JSONSerialization.jsonObject(with: JSONSerialization.data(withJSONObject: ours))

@@ -15,7 +15,10 @@ public struct CLIResult {
     }
 }
 
-public enum CLIError: Error { case notJSON(String), noBinary }
+public enum CLIError: Error {
+    case notJSON(String)
+    case noBinary
+}
 
 /// The `densekit` binary built next to the test bundle (CLITests depends on the executable target).
 public func densekitBinary() throws -> URL {
@@ -34,21 +37,27 @@ public func densekitBinary() throws -> URL {
 
 /// With `fileSizeLimit` (in the shell's `ulimit -f` blocks) the binary runs under that limit on the
 /// size of any file it writes: a stand-in for a full disk.
-public func densekit(_ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:],
-                     fileSizeLimit: Int? = nil) throws -> CLIResult {
+public func densekit(
+    _ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:],
+    fileSizeLimit: Int? = nil
+) throws -> CLIResult {
     let process = Process()
     if let fileSizeLimit {
         // SIGXFSZ back to its default (killing) action, as in a user's shell: the test runner may ignore it.
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["--default-signal=XFSZ", "/bin/sh", "-c", "ulimit -f \(fileSizeLimit) && exec \"$0\" \"$@\"",
-                             try densekitBinary().path] + arguments
+        process.arguments =
+            [
+                "--default-signal=XFSZ", "/bin/sh", "-c", "ulimit -f \(fileSizeLimit) && exec \"$0\" \"$@\"",
+                try densekitBinary().path,
+            ] + arguments
     } else {
         process.executableURL = try densekitBinary()
         process.arguments = arguments
     }
     if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     if let directory { process.currentDirectoryURL = directory }
-    let out = Pipe(), err = Pipe()
+    let out = Pipe()
+    let err = Pipe()
     process.standardOutput = out
     process.standardError = err
     try process.run()
@@ -65,6 +74,7 @@ public func densekit(_ arguments: [String], in directory: URL? = nil, environmen
     group.wait()
     let errData = errBox.data
     process.waitUntilExit()
-    return CLIResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                     stderr: String(decoding: errData, as: UTF8.self))
+    return CLIResult(
+        status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+        stderr: String(decoding: errData, as: UTF8.self))
 }

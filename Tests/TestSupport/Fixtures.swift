@@ -75,7 +75,8 @@ public struct FixtureMeta: Decodable {
 /// `a` holds a value that is not finite (which `max` would pass over: NaN compares false).
 public func relativeError(_ a: [Float], _ reference: [Float]) -> Float {
     precondition(a.count == reference.count, "sizes differ: \(a.count) vs \(reference.count)")
-    var worst: Float = 0, scale: Float = 0
+    var worst: Float = 0
+    var scale: Float = 0
     for (x, r) in zip(a, reference) {
         guard x.isFinite || !r.isFinite else { return .infinity }
         worst = max(worst, abs(x - r))

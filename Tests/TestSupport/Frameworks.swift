@@ -43,7 +43,8 @@ public enum Frameworks {
 
     /// The venvs' folder: $DENSEKIT_CACHE (the Makefile's CACHE) or ~/.cache/densekit.
     public static var cache: String {
-        ProcessInfo.processInfo.environment["DENSEKIT_CACHE"] ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/densekit").path
+        ProcessInfo.processInfo.environment["DENSEKIT_CACHE"]
+            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/densekit").path
     }
 
     /// Runs every case in one process of `framework`; throws (with the script's output) if any fails.
@@ -52,13 +53,21 @@ public enum Frameworks {
         let python = "\(cache)/\(framework.venv)/bin/python"
         guard FileManager.default.isExecutableFile(atPath: python) else { throw Failure.noEnvironment(python) }
         let manifest = folder.appendingPathComponent("manifest-\(framework.rawValue).json")
-        let object: [String: Any] = ["cases": cases.map { ["file": $0.file, "input": $0.input, "layout": $0.layout, "output": $0.output, "model": $0.model] }]
+        let object: [String: Any] = [
+            "cases": cases.map {
+                ["file": $0.file, "input": $0.input, "layout": $0.layout, "output": $0.output, "model": $0.model]
+            }
+        ]
         try JSONSerialization.data(withJSONObject: object).write(to: manifest)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [Fixtures.root.appendingPathComponent("scripts/check_converted.py").path, framework.rawValue, manifest.path]
+        process.arguments = [
+            Fixtures.root.appendingPathComponent("scripts/check_converted.py").path, framework.rawValue, manifest.path,
+        ]
         let log = folder.appendingPathComponent("log-\(framework.rawValue).txt")
-        guard FileManager.default.createFile(atPath: log.path, contents: nil) else { throw Failure.failed(framework.rawValue, "cannot create \(log.path)") }
+        guard FileManager.default.createFile(atPath: log.path, contents: nil) else {
+            throw Failure.failed(framework.rawValue, "cannot create \(log.path)")
+        }
         let handle = try FileHandle(forWritingTo: log)
         process.standardOutput = handle
         process.standardError = handle
@@ -66,7 +75,9 @@ public enum Frameworks {
         process.waitUntilExit()
         try handle.close()
         guard process.terminationStatus == 0 else {
-            throw Failure.failed(framework.rawValue, String(decoding: (try? Data(contentsOf: log)) ?? Data(), as: UTF8.self).suffix(3000).description)
+            throw Failure.failed(
+                framework.rawValue,
+                String(decoding: (try? Data(contentsOf: log)) ?? Data(), as: UTF8.self).suffix(3000).description)
         }
     }
 }

@@ -12,7 +12,8 @@ public enum HDF5Editing {
     /// the copy, opened for writing.
     public static func editedCopy(_ fixture: String, to path: String, _ edit: (hid_t) throws -> Void) throws {
         try? FileManager.default.removeItem(atPath: path)
-        try FileManager.default.copyItem(atPath: fixture.hasPrefix("/") ? fixture : Fixtures.path(fixture), toPath: path)
+        try FileManager.default.copyItem(
+            atPath: fixture.hasPrefix("/") ? fixture : Fixtures.path(fixture), toPath: path)
         let file = H5Fopen(path, dk_h5f_acc_rdwr(), dk_h5p_default())
         guard file >= 0 else { throw Failure(description: "cannot open \(path) for writing") }
         defer { H5Fclose(file) }
@@ -58,7 +59,9 @@ public enum HDF5Editing {
 
     /// Rewrites a string attribute as a list of fixed-length strings.
     public static func setStrings(_ file: hid_t, _ object: String, _ name: String, _ values: [String]) throws {
-        if H5Aexists_by_name(file, object, name, dk_h5p_default()) > 0, H5Adelete_by_name(file, object, name, dk_h5p_default()) < 0 {
+        if H5Aexists_by_name(file, object, name, dk_h5p_default()) > 0,
+            H5Adelete_by_name(file, object, name, dk_h5p_default()) < 0
+        {
             throw Failure(description: "cannot delete attribute \(name) of \(object)")
         }
         let width = max(values.map(\.utf8.count).max() ?? 1, 1)
@@ -73,7 +76,9 @@ public enum HDF5Editing {
         defer { H5Aclose(a) }
         var bytes = [UInt8](repeating: 0, count: width * values.count)
         for (i, v) in values.enumerated() { for (j, b) in v.utf8.enumerated() { bytes[i * width + j] = b } }
-        guard H5Awrite(a, type, bytes) >= 0 else { throw Failure(description: "cannot write attribute \(name) of \(object)") }
+        guard H5Awrite(a, type, bytes) >= 0 else {
+            throw Failure(description: "cannot write attribute \(name) of \(object)")
+        }
     }
 
     /// Reads a scalar or one-element variable-length string attribute (as h5py writes `model_config`).
@@ -85,7 +90,9 @@ public enum HDF5Editing {
         defer { H5Tclose(memory) }
         H5Tset_size(memory, dk_h5t_variable())
         var pointer: UnsafeMutablePointer<CChar>? = nil
-        guard H5Aread(a, memory, &pointer) >= 0, let pointer else { throw Failure(description: "cannot read \(name) of \(object)") }
+        guard H5Aread(a, memory, &pointer) >= 0, let pointer else {
+            throw Failure(description: "cannot read \(name) of \(object)")
+        }
         defer { free(pointer) }
         return String(cString: pointer)
     }
@@ -104,7 +111,8 @@ public enum HDF5Editing {
     public static func editLayers(_ file: hid_t, _ edit: (inout [String: Any]) -> Void) throws {
         let text = try string(file, "/", "model_config")
         guard var root = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
-              var config = root["config"] as? [String: Any], var layers = config["layers"] as? [[String: Any]] else {
+            var config = root["config"] as? [String: Any], var layers = config["layers"] as? [[String: Any]]
+        else {
             throw Failure(description: "model_config is not a Keras functional config")
         }
         for i in layers.indices { edit(&layers[i]) }

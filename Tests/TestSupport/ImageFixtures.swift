@@ -20,7 +20,9 @@ public enum ImageFixtures {
     /// Every test image, photos then variants, each folder in name order.
     public static func all() throws -> [String] {
         try [photos(), variants()].flatMap { dir in
-            try FileManager.default.contentsOfDirectory(atPath: dir).filter { !$0.hasPrefix(".") }.sorted().map { dir + "/" + $0 }
+            try FileManager.default.contentsOfDirectory(atPath: dir).filter { !$0.hasPrefix(".") }.sorted().map {
+                dir + "/" + $0
+            }
         }
     }
 
@@ -28,18 +30,24 @@ public enum ImageFixtures {
     public static func reference(_ preset: String, size: Int, files: [String], in folder: URL) throws -> NPYFile {
         let venv = preset == "keras-densenet" ? "venv-tf" : "venv-torch"
         let python = "\(Frameworks.cache)/\(venv)/bin/python"
-        guard FileManager.default.isExecutableFile(atPath: python) else { throw Frameworks.Failure.noEnvironment(python) }
+        guard FileManager.default.isExecutableFile(atPath: python) else {
+            throw Frameworks.Failure.noEnvironment(python)
+        }
         let out = folder.appendingPathComponent("reference-\(preset).npy").path
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [Fixtures.root.appendingPathComponent("scripts/preprocess_reference.py").path, preset, "\(size)", out] + files
+        process.arguments =
+            [Fixtures.root.appendingPathComponent("scripts/preprocess_reference.py").path, preset, "\(size)", out]
+            + files
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         let log = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw Frameworks.Failure.failed(preset, String(decoding: log, as: UTF8.self)) }
+        guard process.terminationStatus == 0 else {
+            throw Frameworks.Failure.failed(preset, String(decoding: log, as: UTF8.self))
+        }
         return NPYFile(path: out)
     }
 

@@ -13,9 +13,11 @@ public enum ONNXEditing {
     /// The fixture's bytes with `edit` applied to its unpacked message.
     public static func mutated(_ fixture: String, _ edit: (Model) throws -> Void) throws -> Data {
         let data = try Fixtures.data(fixture)
-        guard let model = data.withUnsafeBytes({
-            onnx__model_proto__unpack(nil, $0.count, $0.bindMemory(to: UInt8.self).baseAddress)
-        }) else { throw Failure(description: "\(fixture) does not unpack") }
+        guard
+            let model = data.withUnsafeBytes({
+                onnx__model_proto__unpack(nil, $0.count, $0.bindMemory(to: UInt8.self).baseAddress)
+            })
+        else { throw Failure(description: "\(fixture) does not unpack") }
         defer { onnx__model_proto__free_unpacked(model, nil) }
         try edit(model)
         var out = [UInt8](repeating: 0, count: onnx__model_proto__get_packed_size(model))
@@ -24,14 +26,20 @@ public enum ONNXEditing {
     }
 
     public static func graph(_ m: Model) -> UnsafeMutablePointer<Onnx__GraphProto> { m.pointee.graph! }
-    public static func initializer(_ m: Model, _ i: Int) -> UnsafeMutablePointer<Onnx__TensorProto> { graph(m).pointee.initializer[i]! }
+    public static func initializer(_ m: Model, _ i: Int) -> UnsafeMutablePointer<Onnx__TensorProto> {
+        graph(m).pointee.initializer[i]!
+    }
     public static func node(_ m: Model, _ i: Int) -> UnsafeMutablePointer<Onnx__NodeProto> { graph(m).pointee.node[i]! }
     public static func name(_ p: UnsafeMutablePointer<CChar>?) -> String { p.map { String(cString: $0) } ?? "" }
 
     /// Index of the first float initializer with at least `rank` dims.
     public static func firstWeight(_ m: Model, rank: Int = 2) throws -> Int {
         let g = graph(m).pointee
-        guard let i = (0..<g.n_initializer).first(where: { initializer(m, $0).pointee.data_type == 1 && initializer(m, $0).pointee.n_dims >= rank }) else {
+        guard
+            let i = (0..<g.n_initializer).first(where: {
+                initializer(m, $0).pointee.data_type == 1 && initializer(m, $0).pointee.n_dims >= rank
+            })
+        else {
             throw Failure(description: "no float initializer of rank \(rank)")
         }
         return i
@@ -64,7 +72,9 @@ public enum ONNXEditing {
     }
 
     /// The node's attribute called `name`.
-    public static func attribute(_ n: UnsafeMutablePointer<Onnx__NodeProto>, _ attributeName: String) throws -> UnsafeMutablePointer<Onnx__AttributeProto> {
+    public static func attribute(_ n: UnsafeMutablePointer<Onnx__NodeProto>, _ attributeName: String) throws
+        -> UnsafeMutablePointer<Onnx__AttributeProto>
+    {
         for i in 0..<n.pointee.n_attribute where name(n.pointee.attribute[i]!.pointee.name) == attributeName {
             return n.pointee.attribute[i]!
         }
@@ -80,7 +90,8 @@ public enum ONNXEditing {
     /// Sets the declared shape of the graph's first input (`dim_value`s).
     public static func setInputDims(_ m: Model, _ dims: [Int64]) throws {
         let input = graph(m).pointee.input[0]!
-        guard let shape = input.pointee.type?.pointee.tensor_type?.pointee.shape, shape.pointee.n_dim == dims.count else {
+        guard let shape = input.pointee.type?.pointee.tensor_type?.pointee.shape, shape.pointee.n_dim == dims.count
+        else {
             throw Failure(description: "the first input has no shape of rank \(dims.count)")
         }
         for (i, d) in dims.enumerated() {

@@ -21,9 +21,13 @@ public enum SafetensorsEditing {
         let (header, buffer) = try split(data)
         var out: [String: Entry] = [:]
         for (name, value) in header where name != "__metadata__" {
-            guard let info = value as? [String: Any], let dtype = info["dtype"] as? String, let shape = info["shape"] as? [Int],
-                  let offsets = info["data_offsets"] as? [Int] else { throw Failure(description: "entry \(name)") }
-            out[name] = Entry(dtype: dtype, shape: shape, bytes: buffer.subdata(in: (buffer.startIndex + offsets[0])..<(buffer.startIndex + offsets[1])))
+            guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
+                let shape = info["shape"] as? [Int],
+                let offsets = info["data_offsets"] as? [Int]
+            else { throw Failure(description: "entry \(name)") }
+            out[name] = Entry(
+                dtype: dtype, shape: shape,
+                bytes: buffer.subdata(in: (buffer.startIndex + offsets[0])..<(buffer.startIndex + offsets[1])))
         }
         return (out, header["__metadata__"] as? [String: String])
     }
@@ -31,7 +35,8 @@ public enum SafetensorsEditing {
     /// A consistent file holding `entries` (in name order), as the reference writer lays it out.
     public static func file(_ entries: [String: Entry], metadata: [String: String]? = nil) throws -> Data {
         var header: [String: Any] = [:]
-        var buffer = Data(), offset = 0
+        var buffer = Data()
+        var offset = 0
         for name in entries.keys.sorted() {
             let e = entries[name]!
             header[name] = ["dtype": e.dtype, "shape": e.shape, "data_offsets": [offset, offset + e.bytes.count]]
@@ -59,7 +64,10 @@ public enum SafetensorsEditing {
 
     static func split(_ data: Data) throws -> ([String: Any], Data) {
         let n = Int(data.prefix(8).withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) })
-        guard let header = try JSONSerialization.jsonObject(with: data.subdata(in: (data.startIndex + 8)..<(data.startIndex + 8 + n))) as? [String: Any] else {
+        guard
+            let header = try JSONSerialization.jsonObject(
+                with: data.subdata(in: (data.startIndex + 8)..<(data.startIndex + 8 + n))) as? [String: Any]
+        else {
             throw Failure(description: "header")
         }
         return (header, data.subdata(in: (data.startIndex + 8 + n)..<data.endIndex))

@@ -4,11 +4,15 @@ import Foundation
 /// tests around a pickle of their own.
 public enum ZipWriting {
     public static func stored(_ members: [(name: String, data: Data)]) -> Data {
-        var out = Data(), central = Data()
+        var out = Data()
+        var central = Data()
         func le16(_ v: Int) -> Data { withUnsafeBytes(of: UInt16(v).littleEndian) { Data($0) } }
         func le32(_ v: UInt32) -> Data { withUnsafeBytes(of: v.littleEndian) { Data($0) } }
         for (name, data) in members {
-            let crc = crc32(data), offset = out.count, n = Data(name.utf8), size = le32(UInt32(data.count))
+            let crc = crc32(data)
+            let offset = out.count
+            let n = Data(name.utf8)
+            let size = le32(UInt32(data.count))
             var local = le32(0x0403_4B50) + le16(20) + le16(0)
             local += le16(0) + le16(0) + le16(0)
             local += le32(crc) + size + size + le16(n.count) + le16(0)

@@ -19,11 +19,17 @@ import Testing
         #expect(sourceLocation: sourceLocation) { try Executor(net) } throws: { "\($0)" == message }
     }
 
-    func vector(_ name: String, _ count: Int) -> Tensor { Tensor(name: name, shape: [count], values: [Float](repeating: 1, count: count)) }
+    func vector(_ name: String, _ count: Int) -> Tensor {
+        Tensor(name: name, shape: [count], values: [Float](repeating: 1, count: count))
+    }
 
     @Test func theFixturesPass() throws {
-        for name in ["tv-tiny-legacy-opset17.onnx", "tv-tiny-legacy-opset11-unfolded.onnx", "cifar-plain-tiny-legacy-opset17.onnx",
-                     "cifar-bc-tiny-legacy-opset17.onnx", "keras2-tiny-tf2onnx.onnx", "keras2-tiny-weights.h5", "keras3-tiny.keras"] {
+        for name in [
+            "tv-tiny-legacy-opset17.onnx", "tv-tiny-legacy-opset11-unfolded.onnx",
+            "cifar-plain-tiny-legacy-opset17.onnx",
+            "cifar-bc-tiny-legacy-opset17.onnx", "keras2-tiny-tf2onnx.onnx", "keras2-tiny-weights.h5",
+            "keras3-tiny.keras",
+        ] {
             #expect(throws: Never.self, "\(name)") { try ModelLoader.load(path: Fixtures.path(name)).validate() }
         }
     }
@@ -34,7 +40,13 @@ import Testing
         net.stem.conv.weight = Tensor(name: name, shape: [8, 3, 7, 7], values: [Float](repeating: 0, count: 100))
         expectRefused(net, "stem.conv: tensor '\(name)': expected 1176 values for shape [8, 3, 7, 7], found 100")
         net.stem.conv.weight = Tensor(name: name, shape: [1 << 40, 1 << 40, 1, 1], values: [])
-        expectRefused(net, "stem.conv: tensor '\(name)': expected dims from 1 to 2^31-1, found shape [1099511627776, 1099511627776, 1, 1]")
+        expectRefused(
+            net,
+            """
+            stem.conv: tensor '\(name)': expected dims from 1 to 2^31-1, found shape [1099511627776, \
+            1099511627776, 1, 1]
+            """
+        )
         net.stem.conv.weight = Tensor(name: name, shape: [8, 3, 7], values: [Float](repeating: 0, count: 168))
         expectRefused(net, "stem.conv: tensor '\(name)': expected 4 dims, found shape [8, 3, 7]")
     }
@@ -81,16 +93,21 @@ import Testing
         var net = keras
         // block1.layer2 reads 8 + 4 = 12 channels; give its BatchNorm 11.
         let n = net.blocks[0].layers[1].norm
-        net.blocks[0].layers[1].norm = BatchNorm(gamma: vector("g", 11), beta: vector("b", 11), mean: vector("m", 11), variance: vector("v", 11), epsilon: n.epsilon)
+        net.blocks[0].layers[1].norm = BatchNorm(
+            gamma: vector("g", 11), beta: vector("b", 11), mean: vector("m", 11), variance: vector("v", 11),
+            epsilon: n.epsilon)
         expectRefused(net, "block1.layer2.norm: gamma 'g': expected 12 values (one per channel), found 11")
         net = keras
         let w = try #require(net.blocks[0].layers[1].bottleneck?.conv.weight)
-        net.blocks[0].layers[1].bottleneck?.conv.weight = Tensor(name: w.name, shape: [16, 11, 1, 1], values: [Float](repeating: 0, count: 176))
+        net.blocks[0].layers[1].bottleneck?.conv.weight = Tensor(
+            name: w.name, shape: [16, 11, 1, 1], values: [Float](repeating: 0, count: 176))
         expectRefused(net, "block1.layer2.bottleneck.conv: weight '\(w.name)': expected 12 input channels, found 11")
         net = keras
         let fc = net.head.dense[0].linear.weight
-        net.head.dense[0].linear.weight = Tensor(name: fc.name, shape: [10, 15], values: [Float](repeating: 0, count: 150))
-        expectRefused(net, "head.classifier: weight '\(fc.name)': expected 16 in-features (the final channels), found 15")
+        net.head.dense[0].linear.weight = Tensor(
+            name: fc.name, shape: [10, 15], values: [Float](repeating: 0, count: 150))
+        expectRefused(
+            net, "head.classifier: weight '\(fc.name)': expected 16 in-features (the final channels), found 15")
     }
 
     @Test func blocksAndTransitionsAlternate() {

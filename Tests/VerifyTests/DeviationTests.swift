@@ -35,7 +35,10 @@ import Testing
         var net = try densenet121()
         net.transitions[1].conv.weight.shape = [384, 512, 1, 1]
         let r = try report(net)
-        #expect(r.deviations == [Deviation(layer: "transition2", check: "output channels", expected: "256 (theta 0.5)", found: "384")])
+        #expect(
+            r.deviations == [
+                Deviation(layer: "transition2", check: "output channels", expected: "256 (theta 0.5)", found: "384")
+            ])
         #expect(r.deviations[0].description == "transition2: output channels expected 256 (theta 0.5), found 384")
     }
 
@@ -44,7 +47,9 @@ import Testing
         net.blocks[0].layers[0].bottleneck = nil
         let r = try report(net)
         #expect(r.spec.name == "densenet121")
-        #expect(r.deviations.contains(Deviation(layer: "block1.layer1", check: "bottleneck", expected: "present", found: "absent")))
+        #expect(
+            r.deviations.contains(
+                Deviation(layer: "block1.layer1", check: "bottleneck", expected: "present", found: "absent")))
     }
 
     @Test func anotherInputSizeIsReportedNotADeviation() throws {
@@ -74,7 +79,10 @@ import Testing
         var net = try ModelLoader.load(path: Fixtures.path("tv-tiny-legacy-opset11-unfolded.onnx"))
         net.transitions[0].norm.variance.values[0] = -1
         let r = try report(net)
-        #expect(r.deviations.contains { $0.layer == "transition1" && $0.check == "BatchNorm variance" && $0.found.hasPrefix("1 <= 0") })
+        #expect(
+            r.deviations.contains {
+                $0.layer == "transition1" && $0.check == "BatchNorm variance" && $0.found.hasPrefix("1 <= 0")
+            })
     }
 
     @Test func unknownArchitectureIsAnError() throws {

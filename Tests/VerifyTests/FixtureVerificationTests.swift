@@ -33,7 +33,8 @@ import Testing
     }
 
     @Test func cifarNetsAreComparedWithCIFARArchitectures() throws {
-        let plain = try Verifier().verify(try ModelLoader.load(path: Fixtures.path("cifar-plain-tiny-legacy-opset17.onnx")))
+        let plain = try Verifier().verify(
+            try ModelLoader.load(path: Fixtures.path("cifar-plain-tiny-legacy-opset17.onnx")))
         #expect(plain.spec.name == "densenet-L40-k12")
         #expect(!plain.bottleneck && plain.compression == 1)
         let bc = try Verifier().verify(try ModelLoader.load(path: Fixtures.path("cifar-bc-tiny-legacy-opset17.onnx")))
@@ -70,8 +71,10 @@ import Testing
         #expect(r.spec.name == c.1)
         // Published counts (torch convention, Keras total where Keras has the model): densenet-facts.md.
         let published: [String: (Int, Int?, [Int], Int)] = [
-            "densenet121": (7_978_856, 8_062_504, [6, 12, 24, 16], 32), "densenet169": (14_149_480, 14_307_880, [6, 12, 32, 32], 32),
-            "densenet201": (20_013_928, 20_242_984, [6, 12, 48, 32], 32), "densenet161": (28_681_000, nil, [6, 12, 36, 24], 48),
+            "densenet121": (7_978_856, 8_062_504, [6, 12, 24, 16], 32),
+            "densenet169": (14_149_480, 14_307_880, [6, 12, 32, 32], 32),
+            "densenet201": (20_013_928, 20_242_984, [6, 12, 48, 32], 32),
+            "densenet161": (28_681_000, nil, [6, 12, 36, 24], 48),
         ]
         let p = try #require(published[c.1])
         #expect(r.parameters.trainable == p.0)

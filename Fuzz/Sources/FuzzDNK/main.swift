@@ -11,12 +11,16 @@ func resealed(_ bytes: Data) -> Data {
     var d = bytes
     let n = d.count
     guard n >= 128 else { return d }
-    func u32(_ at: Int) -> Int { d.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt32.self))) } }
+    func u32(_ at: Int) -> Int {
+        d.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt32.self))) }
+    }
     func u64(_ at: Int) -> Int? {
         let v = d.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
         return v <= UInt64(n) ? Int(v) : nil
     }
-    func put(_ at: Int, _ v: UInt64) { d.withUnsafeMutableBytes { $0.storeBytes(of: v.littleEndian, toByteOffset: at, as: UInt64.self) } }
+    func put(_ at: Int, _ v: UInt64) {
+        d.withUnsafeMutableBytes { $0.storeBytes(of: v.littleEndian, toByteOffset: at, as: UInt64.self) }
+    }
     func hash(_ start: Int, _ end: Int, lanes: Bool = false) -> UInt64 {
         d.withUnsafeBytes { raw in
             let region = UnsafeRawBufferPointer(rebasing: raw[start..<end])
@@ -59,7 +63,8 @@ fuzz { bytes in
         fatalError("a validated graph did not encode")
     }
     guard let again = try? DNKReader.load(data: encoded, path: "again.dnk"),
-          again.tensors.map(bits) == net.tensors.map(bits), again.layerNames == net.layerNames else {
+        again.tensors.map(bits) == net.tensors.map(bits), again.layerNames == net.layerNames
+    else {
         fatalError("a .dnk round trip changed the graph")
     }
 }

@@ -8,7 +8,8 @@ import FuzzSupport
 let folder = FileManager.default.temporaryDirectory.appendingPathComponent("densekit-fuzz-onnx-\(getpid())")
 try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
 let dataName = "tv-tiny-dynamo-opset18.onnx.data"
-try? FileManager.default.copyItem(at: fixtures.appendingPathComponent(dataName), to: folder.appendingPathComponent(dataName))
+try? FileManager.default.copyItem(
+    at: fixtures.appendingPathComponent(dataName), to: folder.appendingPathComponent(dataName))
 let modelPath = folder.appendingPathComponent("model.onnx").path
 
 fuzz { bytes in

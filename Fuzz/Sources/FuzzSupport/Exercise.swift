@@ -12,7 +12,8 @@ public func exercise(_ net: DenseNet) {
     // A fuzzed graph may be legitimately huge (2^16 channels); running one is a time-out, not a finding.
     let values = net.tensors.reduce(0) { $0 + $1.count }
     guard values <= 4_000_000 else { return }
-    let side = min(net.input.height ?? 32, 48), width = min(net.input.width ?? 32, 48)
+    let side = min(net.input.height ?? 32, 48)
+    let width = min(net.input.width ?? 32, 48)
     let image = (0..<(net.stem.conv.inChannels * side * width)).map { Float($0 % 17) / 8 - 1 }
     guard let executor = try? Executor(net, threads: 1) else { return }
     _ = try? executor.run(image, batch: 1, height: side, width: width)

@@ -2,9 +2,11 @@ import Foundation
 
 /// libFuzzer's driver, called from main (SwiftPM's executables bring their own main).
 @_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<CInt>,
-                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
-                         _ body: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
+func runFuzzerDriver(
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+    _ body: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+) -> CInt
 
 nonisolated(unsafe) private var target: (Data) -> Void = { _ in }
 
@@ -14,8 +16,9 @@ public func fuzz(_ body: @escaping (Data) -> Void) -> Never {
     target = body
     var argc = CommandLine.argc
     var argv = CommandLine.unsafeArgv
-    exit(LLVMFuzzerRunDriver(&argc, &argv) { bytes, count in
-        target(bytes.map { Data(bytes: $0, count: count) } ?? Data())
-        return 0
-    })
+    exit(
+        runFuzzerDriver(&argc, &argv) { bytes, count in
+            target(bytes.map { Data(bytes: $0, count: count) } ?? Data())
+            return 0
+        })
 }

@@ -47,10 +47,22 @@ public struct Converter {
         public var description: String {
             switch self {
             case .deviations(let r):
-                return "does not match \(r.spec.name) (\(r.deviations.count) deviation\(r.deviations.count == 1 ? "" : "s"), first: \(r.deviations.first?.description ?? "-")); run `densekit verify` for all, or pass --accept-deviations"
+                return
+                    """
+                    does not match \(r.spec.name) (\(r.deviations.count) \
+                    deviation\(r.deviations.count == 1 ? "" : "s"), first: \
+                    \(r.deviations.first?.description ?? "-")); run `densekit verify` for all, or pass \
+                    --accept-deviations
+                    """
             case .validation(let v, let dtype):
-                if dtype == .f32 { return "the written file does not reproduce the source's output bit for bit (max abs \(v.maxAbs))" }
-                return "\(dtype.rawValue) moves the output by \(v.maxRel) of its scale (limit \(v.tolerance)), top-1 agreement \(Int(v.top1Agreement * 100))%"
+                if dtype == .f32 {
+                    return "the written file does not reproduce the source's output bit for bit (max abs \(v.maxAbs))"
+                }
+                return
+                    """
+                    \(dtype.rawValue) moves the output by \(v.maxRel) of its scale (limit \(v.tolerance)), top-1 \
+                    agreement \(Int(v.top1Agreement * 100))%
+                    """
             }
         }
     }
@@ -72,7 +84,9 @@ public struct Converter {
     }
 
     /// Converts `net`, already imported from the file at `path`.
-    public func convert(_ net: DenseNet, source path: String, to output: String, input: ModelInput? = nil) throws -> Outcome {
+    public func convert(_ net: DenseNet, source path: String, to output: String, input: ModelInput? = nil) throws
+        -> Outcome
+    {
         progress("verifying the structure")
         let report = try Verifier().verify(net)
         if !report.matches && !acceptDeviations { throw Refusal.deviations(report) }
@@ -87,21 +101,27 @@ public struct Converter {
         let reference = try executor.run(x.values, batch: x.batch, height: x.height, width: x.width)
         progress("hashing the source file")
         let sha = try SHA256.hexDigest(ofFile: path)
-        let provenance = Provenance(sourceFile: URL(fileURLWithPath: path).lastPathComponent, sourceSHA256: sha,
-                                    sourceFormat: net.source.format.rawValue, producer: net.source.producer)
+        let provenance = Provenance(
+            sourceFile: URL(fileURLWithPath: path).lastPathComponent, sourceSHA256: sha,
+            sourceFormat: net.source.format.rawValue, producer: net.source.producer)
         progress("writing \(dtype.rawValue) weights as \(writer.format)")
         let bytes = try writer.encode(prepared, dtype: dtype, provenance: provenance)
         let temporary = try AtomicFile.writeTemporary(bytes, beside: output)
         do {
             progress("reading the written file back and running it")
             let written = try ModelLoader.load(path: temporary)
-            let y = try Executor(written, threads: threads, mode: mode).run(x.values, batch: x.batch, height: x.height, width: x.width)
+            let y = try Executor(written, threads: threads, mode: mode).run(
+                x.values, batch: x.batch, height: x.height, width: x.width)
             let validation = compare(y, reference, classes: reference.count / max(x.batch, 1))
-            let ok = dtype == .f32 ? validation.bitIdentical : validation.maxRel <= validation.tolerance && validation.top1Agreement == 1
+            let ok =
+                dtype == .f32
+                ? validation.bitIdentical : validation.maxRel <= validation.tolerance && validation.top1Agreement == 1
             guard ok else { throw Refusal.validation(validation, dtype) }
             try AtomicFile.commit(temporary, to: output)
             let raw = CanonicalLayout.tensors(of: net).reduce(0) { $0 + $1.1.count * 4 }
-            return Outcome(format: writer.format, conventions: conventions, bytes: bytes.count, rawTensorBytes: raw, dtype: dtype, report: report, validation: validation, sourceSHA256: sha)
+            return Outcome(
+                format: writer.format, conventions: conventions, bytes: bytes.count, rawTensorBytes: raw, dtype: dtype,
+                report: report, validation: validation, sourceSHA256: sha)
         } catch {
             AtomicFile.discard(temporary)
             throw error
@@ -114,11 +134,15 @@ public struct Converter {
         let samples = reference.count / max(classes, 1)
         var agree = 0
         for s in 0..<samples {
-            let a = y[(s * classes)..<((s + 1) * classes)], b = reference[(s * classes)..<((s + 1) * classes)]
+            let a = y[(s * classes)..<((s + 1) * classes)]
+            let b = reference[(s * classes)..<((s + 1) * classes)]
             if ModelDiff.top(a, 1) == ModelDiff.top(b, 1) { agree += 1 }
         }
-        return Validation(maxAbs: m.maxAbs, maxRel: m.maxRel, cosine: m.cosine, top1Agreement: Double(agree) / Double(max(samples, 1)),
-                          bitIdentical: y.elementsEqual(reference) { $0.bitPattern == $1.bitPattern }, tolerance: Self.tolerance(for: dtype))
+        return Validation(
+            maxAbs: m.maxAbs, maxRel: m.maxRel, cosine: m.cosine,
+            top1Agreement: Double(agree) / Double(max(samples, 1)),
+            bitIdentical: y.elementsEqual(reference) { $0.bitPattern == $1.bitPattern },
+            tolerance: Self.tolerance(for: dtype))
     }
 
     /// A fixed pseudo-random image, values in [-2, 2].

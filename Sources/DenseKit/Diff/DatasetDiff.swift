@@ -1,4 +1,5 @@
 import DenseKitImages
+
 /// `diff A B --images DIR`: both models over a set of images, streamed a batch at a time (memory is
 /// that of one batch and two runs, whatever the number of images), with each image's outcome kept.
 public enum DatasetDiff {
@@ -30,8 +31,10 @@ public enum DatasetDiff {
     }
 
     /// `progress(done, total)` after each batch.
-    public static func run(_ diff: ModelDiff, images: ImageSet, batchSize: Int = 16,
-                           progress: (Int, Int) -> Void = { _, _ in }) throws -> Report {
+    public static func run(
+        _ diff: ModelDiff, images: ImageSet, batchSize: Int = 16,
+        progress: (Int, Int) -> Void = { _, _ in }
+    ) throws -> Report {
         var result: ModelDiff.Result? = nil
         var done: [Image] = []
         let skipped = try images.forEachInput(size: batchSize) { files, x in

@@ -14,10 +14,15 @@ public struct ErrorMetrics: Sendable, Equatable {
     public init() {}
 
     public init(_ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>) {
-        var maxAbs: Float = 0, scale: Float = 0
-        var dot = 0.0, na = 0.0, nb = 0.0, err = 0.0
+        var maxAbs: Float = 0
+        var scale: Float = 0
+        var dot = 0.0
+        var na = 0.0
+        var nb = 0.0
+        var err = 0.0
         for i in 0..<min(a.count, b.count) {
-            let x = a[i], y = b[i]
+            let x = a[i]
+            let y = b[i]
             let d = abs(x - y)
             if !(d <= maxAbs) { maxAbs = d }  // NaN propagates
             scale = max(scale, abs(y))

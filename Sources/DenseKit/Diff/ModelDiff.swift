@@ -1,5 +1,6 @@
 import DenseKitExecute
 import DenseKitGraph
+
 /// Runs two copies of one DenseNet side by side on the same input and compares every canonical layer.
 ///
 /// The two executions advance in lockstep, one canonical layer at a time: each pair of activations is
@@ -42,11 +43,15 @@ public struct ModelDiff {
 
         /// This result and `other`'s (more images of the same two models) as one.
         public mutating func merge(_ other: Result) {
-            guard !layers.isEmpty else { self = other; return }
+            guard !layers.isEmpty else {
+                self = other
+                return
+            }
             for i in layers.indices where i < other.layers.count {
                 layers[i].metrics = layers[i].metrics.merged(other.layers[i].metrics)
                 layers[i].withinTolerance = layers[i].withinTolerance && other.layers[i].withinTolerance
-                layers[i].divergentChannels = ModelDiff.union(layers[i].divergentChannels, other.layers[i].divergentChannels)
+                layers[i].divergentChannels = ModelDiff.union(
+                    layers[i].divergentChannels, other.layers[i].divergentChannels)
             }
             output = output.merged(other.output)
             samples += other.samples
@@ -67,8 +72,10 @@ public struct ModelDiff {
     package let tolerance: Tolerance
     package let ea: Executor, eb: Executor
 
-    public init(_ a: DenseNet, _ b: DenseNet, tolerance: Tolerance = Tolerance(), threads: Int = 1,
-                mode: ConvolutionMode = .default) throws {
+    public init(
+        _ a: DenseNet, _ b: DenseNet, tolerance: Tolerance = Tolerance(), threads: Int = 1,
+        mode: ConvolutionMode = .default
+    ) throws {
         let reasons = Self.correspondence(a, b)
         guard reasons.isEmpty else { throw Error.differentArchitectures(reasons) }
         self.a = a
@@ -81,21 +88,37 @@ public struct ModelDiff {
     /// The layers that do not correspond, named.
     package static func correspondence(_ a: DenseNet, _ b: DenseNet) -> [String] {
         var reasons: [String] = []
-        if a.stem.outChannels != b.stem.outChannels { reasons.append("stem has \(a.stem.outChannels) vs \(b.stem.outChannels) channels") }
-        let stemA = "conv \(a.stem.conv.kernel)x\(a.stem.conv.kernel)/\(a.stem.conv.stride)\(a.stem.pool == nil ? "" : " + pool")"
-        let stemB = "conv \(b.stem.conv.kernel)x\(b.stem.conv.kernel)/\(b.stem.conv.stride)\(b.stem.pool == nil ? "" : " + pool")"
+        if a.stem.outChannels != b.stem.outChannels {
+            reasons.append("stem has \(a.stem.outChannels) vs \(b.stem.outChannels) channels")
+        }
+        let stemA =
+            """
+            conv \
+            \(a.stem.conv.kernel)x\(a.stem.conv.kernel)/\(a.stem.conv.stride)\(a.stem.pool == nil ? "" : " + pool")
+            """
+        let stemB =
+            """
+            conv \
+            \(b.stem.conv.kernel)x\(b.stem.conv.kernel)/\(b.stem.conv.stride)\(b.stem.pool == nil ? "" : " + pool")
+            """
         if stemA != stemB { reasons.append("stem is \(stemA) vs \(stemB)") }
         if a.blocks.count != b.blocks.count { reasons.append("\(a.blocks.count) vs \(b.blocks.count) dense blocks") }
         for (i, (x, y)) in zip(a.blocks, b.blocks).enumerated() {
-            if x.layers.count != y.layers.count { reasons.append("block\(i + 1) has \(x.layers.count) vs \(y.layers.count) layers") }
+            if x.layers.count != y.layers.count {
+                reasons.append("block\(i + 1) has \(x.layers.count) vs \(y.layers.count) layers")
+            }
             if x.layers.first?.growth != y.layers.first?.growth {
-                reasons.append("block\(i + 1) grows by \(x.layers.first?.growth ?? 0) vs \(y.layers.first?.growth ?? 0)")
+                reasons.append(
+                    "block\(i + 1) grows by \(x.layers.first?.growth ?? 0) vs \(y.layers.first?.growth ?? 0)")
             }
         }
-        for (i, (x, y)) in zip(a.transitions, b.transitions).enumerated() where x.conv.outChannels != y.conv.outChannels {
+        for (i, (x, y)) in zip(a.transitions, b.transitions).enumerated() where x.conv.outChannels != y.conv.outChannels
+        {
             reasons.append("transition\(i + 1) outputs \(x.conv.outChannels) vs \(y.conv.outChannels) channels")
         }
-        if a.head.pool != b.head.pool || a.head.dense.map(\.linear.outFeatures) != b.head.dense.map(\.linear.outFeatures) {
+        if a.head.pool != b.head.pool
+            || a.head.dense.map(\.linear.outFeatures) != b.head.dense.map(\.linear.outFeatures)
+        {
             reasons.append("head is \(a.head.summary) vs \(b.head.summary)")
         }
         return reasons
@@ -119,8 +142,9 @@ public struct ModelDiff {
                 let isDenseLayer = la.name.contains(".layer")
                 if la.name == "stem" || la.name.hasPrefix("transition") { blockOffset = la.channels }
                 let channels = divergentChannels(la, lb)
-                let layer = Layer(name: la.name, metrics: m, withinTolerance: tolerance.allows(m), divergentChannels: channels,
-                                  blockChannelOffset: isDenseLayer ? blockOffset : nil)
+                let layer = Layer(
+                    name: la.name, metrics: m, withinTolerance: tolerance.allows(m), divergentChannels: channels,
+                    blockChannelOffset: isDenseLayer ? blockOffset : nil)
                 if isDenseLayer { blockOffset += la.channels }
                 if !layer.withinTolerance && firstDivergence == nil { firstDivergence = la.name }
                 if n == 0 {
@@ -132,9 +156,11 @@ public struct ModelDiff {
                 }
                 if la.name == "head" {
                     output = n == 0 ? m : output.merged(m)
-                    samples.append(Sample(top1A: Self.top(la.values, 1)[0], top1B: Self.top(lb.values, 1)[0],
-                                          top5A: Self.top(la.values, 5), top5B: Self.top(lb.values, 5), output: m,
-                                          firstDivergence: firstDivergence))
+                    samples.append(
+                        Sample(
+                            top1A: Self.top(la.values, 1)[0], top1B: Self.top(lb.values, 1)[0],
+                            top5A: Self.top(la.values, 5), top5B: Self.top(lb.values, 5), output: m,
+                            firstDivergence: firstDivergence))
                 }
                 index += 1
             }
@@ -147,7 +173,8 @@ public struct ModelDiff {
         var scale: Float = 0
         for v in b.values { scale = max(scale, abs(v)) }
         let limit = tolerance.limit(scale: scale)
-        var first: Int? = nil, last = 0
+        var first: Int? = nil
+        var last = 0
         for c in 0..<a.channels {
             var worst: Float = 0
             for i in (c * size)..<((c + 1) * size) { worst = max(worst, abs(a.values[i] - b.values[i])) }
@@ -169,7 +196,8 @@ public struct ModelDiff {
     public static func topClasses(_ v: [Float], _ k: Int) -> [Int] { top(v, k) }
 
     /// The indices of the `k` largest scores, best first (the lower index on a tie).
-    package static func top<Scores: RandomAccessCollection>(_ v: Scores, _ k: Int) -> [Scores.Index] where Scores.Element == Float {
+    package static func top<Scores: RandomAccessCollection>(_ v: Scores, _ k: Int) -> [Scores.Index]
+    where Scores.Element == Float {
         Array(v.indices.sorted { v[$0] > v[$1] || (v[$0] == v[$1] && $0 < $1) }.prefix(k))
     }
 }

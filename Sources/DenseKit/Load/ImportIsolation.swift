@@ -60,7 +60,8 @@ public struct ImportIsolation: Sendable {
         child.arguments = arguments + [path]
         // No crash report from the child: its crash is reported here, in one line.
         child.environment = ProcessInfo.processInfo.environment.merging(["SWIFT_BACKTRACE": "enable=no"]) { $1 }
-        let output = Pipe(), errors = Pipe()
+        let output = Pipe()
+        let errors = Pipe()
         child.standardOutput = output
         child.standardError = errors
         child.standardInput = FileHandle.nullDevice
@@ -68,14 +69,16 @@ public struct ImportIsolation: Sendable {
             throw ImportError.unreadable("cannot start the isolated reader (\(error.localizedDescription))")
         }
         // Both pipes are drained while the child runs, so that it can never block on a full pipe.
-        let graph = Drained(output), message = Drained(errors)
+        let graph = Drained(output)
+        let message = Drained(errors)
         let end = Date().addingTimeInterval(deadline)
         while child.isRunning && Date() < end { usleep(2_000) }
         if child.isRunning {
             // SIGKILL: a caller may have left SIGTERM ignored, and ignored signals are inherited.
             kill(child.processIdentifier, SIGKILL)
             child.waitUntilExit()
-            throw ImportError.malformed("import did not finish within \(Int(deadline)) s (the file is probably corrupt)")
+            throw ImportError.malformed(
+                "import did not finish within \(Int(deadline)) s (the file is probably corrupt)")
         }
         child.waitUntilExit()
         switch (child.terminationReason, child.terminationStatus) {
@@ -87,7 +90,8 @@ public struct ImportIsolation: Sendable {
             let line = text.split(separator: "\n").first { $0.hasPrefix("error: ") }.map(String.init)
             throw ImportError.malformed(line.map { String($0.dropFirst("error: \(path): ".count)) } ?? "cannot be read")
         default:
-            throw ImportError.malformed("the HDF5 library crashed reading this file (signal \(child.terminationStatus)); it is corrupt")
+            throw ImportError.malformed(
+                "the HDF5 library crashed reading this file (signal \(child.terminationStatus)); it is corrupt")
         }
     }
 
@@ -98,8 +102,9 @@ public struct ImportIsolation: Sendable {
         var names: [String: String] = [:]
         for (canonical, t) in CanonicalLayout.tensors(of: net) { names[canonical] = t.name }
         let source = try JSONSerialization.jsonObject(with: JSONEncoder().encode(net.source))
-        let provenance = Provenance(sourceFile: net.source.path, sourceSHA256: "", sourceFormat: net.source.format.rawValue,
-                                    producer: net.source.producer)
+        let provenance = Provenance(
+            sourceFile: net.source.path, sourceSHA256: "", sourceFormat: net.source.format.rawValue,
+            producer: net.source.producer)
         var metadata = try DNKModelWriter().metadata(net, dtype: .f32, provenance: provenance)
         metadata[DNKReader.transferKey] = ["source": source, "tensorNames": names]
         // Each tensor in the dtype the source stored it in: f16 and bf16 values survive exactly.

@@ -11,7 +11,8 @@ public enum ModelLoader {
     /// format is read in this process.
     public static func load(path: String, isolation: ImportIsolation? = nil) throws -> DenseNet {
         do {
-            let net = try isolation.flatMap { readsThroughHDF5(path: path) ? try $0.load(path: path) : nil }
+            let net =
+                try isolation.flatMap { readsThroughHDF5(path: path) ? try $0.load(path: path) : nil }
                 ?? importGraph(path: path)
             try net.validate()
             return net
@@ -24,7 +25,9 @@ public enum ModelLoader {
     /// The importer's graph, not yet validated.
     package static func importGraph(path: String) throws -> DenseNet {
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw ImportError.unreadable("no such file") }
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ImportError.unreadable("no such file")
+        }
         if isDirectory.boolValue { throw ImportError.unreadable("is a directory") }
         guard let head = head(path) else { throw ImportError.unreadable("cannot open file (permission denied?)") }
         switch FileKind(head: head) {
@@ -76,7 +79,15 @@ public enum ModelLoader {
         var count = 0
         while count < bytes.count {
             let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
-            if n > 0 { count += n } else if n < 0 && errno == EINTR { continue } else if n == 0 { break } else { return nil }
+            if n > 0 {
+                count += n
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else if n == 0 {
+                break
+            } else {
+                return nil
+            }
         }
         return Array(bytes.prefix(count))
     }

@@ -6,7 +6,9 @@ public enum AtomicFile {
     public enum Error: Swift.Error, CustomStringConvertible {
         case write(String)
         public var description: String {
-            switch self { case .write(let m): return m }
+            switch self {
+            case .write(let m): return m
+            }
         }
     }
 
@@ -32,7 +34,13 @@ public enum AtomicFile {
                 var done = 0
                 while done < raw.count && failure == 0 {
                     let n = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
-                    if n > 0 { done += n } else if n < 0 && errno == EINTR { continue } else { failure = n < 0 ? errno : EIO }
+                    if n > 0 {
+                        done += n
+                    } else if n < 0 && errno == EINTR {
+                        continue
+                    } else {
+                        failure = n < 0 ? errno : EIO
+                    }
                 }
             }
             if failure == 0 && fsync(fd) != 0 { failure = errno }

@@ -22,8 +22,10 @@ public enum ConversionTarget: String, CaseIterable, Sendable {
     /// The format a path's extension names (`.weights.h5` before `.h5`), case-insensitively.
     public init?(path: String) {
         let name = path.lowercased()
-        guard let target = Self.allCases.sorted(by: { $0.fileExtension.count > $1.fileExtension.count })
-            .first(where: { name.hasSuffix($0.fileExtension) && name.count > $0.fileExtension.count }) else { return nil }
+        guard
+            let target = Self.allCases.sorted(by: { $0.fileExtension.count > $1.fileExtension.count })
+                .first(where: { name.hasSuffix($0.fileExtension) && name.count > $0.fileExtension.count })
+        else { return nil }
         self = target
     }
 
@@ -37,7 +39,8 @@ public enum ConversionTarget: String, CaseIterable, Sendable {
         let byExtension = ConversionTarget(path: output)
         guard let to else {
             guard let byExtension else {
-                throw UnsupportedTarget("", "the extension names no format DenseKit writes: use one of \(list), or --to")
+                throw UnsupportedTarget(
+                    "", "the extension names no format DenseKit writes: use one of \(list), or --to")
             }
             return byExtension
         }
@@ -45,7 +48,9 @@ public enum ConversionTarget: String, CaseIterable, Sendable {
             throw UnsupportedTarget("", "--to '\(to)' is not a format DenseKit writes: it takes one of \(list)")
         }
         if let byExtension, byExtension != chosen {
-            throw UnsupportedTarget("", "--to \(chosen.rawValue), but the extension \(byExtension.fileExtension) is \(byExtension.rawValue)'s")
+            throw UnsupportedTarget(
+                "",
+                "--to \(chosen.rawValue), but the extension \(byExtension.fileExtension) is \(byExtension.rawValue)'s")
         }
         return chosen
     }

@@ -1,4 +1,5 @@
 import DenseKitGraph
+
 /// Recognises the DenseNet structure in a normalised op graph.
 ///
 /// Dense blocks are found by what each BatchNorm reads, not by how the exporter concatenated:
@@ -34,62 +35,89 @@ package struct DenseNetRecognizer {
         var x = graph.input
         var layout = InputSpec.Layout.nchw
         if let t = single(x), case .transpose(let perm) = t.op {
-            guard perm == [0, 3, 1, 2] else { throw ImportError(.unsupported, subject: t.label, problem: "input Transpose \(perm)") }
+            guard perm == [0, 3, 1, 2] else {
+                throw ImportError(.unsupported, subject: t.label, problem: "input Transpose \(perm)")
+            }
             layout = .nhwc
             x = t.output
         }
         for (i, node) in graph.nodes.enumerated() {
             if case .batchNorm = node.op { normsByContent[content(node.inputs[0]), default: []].append(i) }
-            if case .transpose(let perm) = node.op, node.inputs[0] != graph.input, !(perm == [0, 2, 3, 1] && node.output == graph.output) {
+            if case .transpose(let perm) = node.op, node.inputs[0] != graph.input,
+                !(perm == [0, 2, 3, 1] && node.output == graph.output)
+            {
                 throw ImportError(.unsupported, subject: node.label, problem: "Transpose inside the network")
             }
         }
         let (stem, stemOut) = try readStem(x)
         channels[stemOut] = stem.outChannels
 
-        var blocks: [DenseBlock] = [], transitions: [Transition] = []
+        var blocks: [DenseBlock] = []
+        var transitions: [Transition] = []
         var layers: [DenseLayer] = []
         var features = [stemOut]
         var width = stem.outChannels
         while true {
-            let position = layers.isEmpty ? (blocks.isEmpty ? "the stem" : "transition\(transitions.count)")
-                                        : "block\(blocks.count + 1).layer\(layers.count)"
+            let position =
+                layers.isEmpty
+                ? (blocks.isEmpty ? "the stem" : "transition\(transitions.count)")
+                : "block\(blocks.count + 1).layer\(layers.count)"
             guard let norms = normsByContent[features], !norms.isEmpty else {
-                throw ImportError.structure("no dense layer, transition or head reads the \(width) channels after \(position)")
+                throw ImportError.structure(
+                    "no dense layer, transition or head reads the \(width) channels after \(position)")
             }
             guard norms.count == 1 else {
-                throw ImportError.structure("\(norms.count) BatchNorms read the features after \(position); expected one")
+                throw ImportError.structure(
+                    "\(norms.count) BatchNorms read the features after \(position); expected one")
             }
             let normNode = graph.nodes[norms[0]]
-            guard case .batchNorm(let norm) = normNode.op else { throw ImportError.structure("internal: not a BatchNorm") }
-            guard norm.channels == width else {
-                throw ImportError.mismatch(normNode.label, expected: "\(width) channels after \(position)", found: "\(norm.channels)")
+            guard case .batchNorm(let norm) = normNode.op else {
+                throw ImportError.structure("internal: not a BatchNorm")
             }
-            let relu = try expect(normNode.output, "ReLU after \(normNode.label)") { if case .relu = $0 { true } else { false } }
+            guard norm.channels == width else {
+                throw ImportError.mismatch(
+                    normNode.label, expected: "\(width) channels after \(position)", found: "\(norm.channels)")
+            }
+            let relu = try expect(normNode.output, "ReLU after \(normNode.label)") {
+                if case .relu = $0 { true } else { false }
+            }
             // A backbone without a pool: the final BN-ReLU's map is the model's output (tf2onnx transposes
             // it back to NHWC; DenseKit's output is NCHW whatever the source).
             var mapOutput = relu.output
             if let t = single(relu.output), case .transpose([0, 2, 3, 1]) = t.op { mapOutput = t.output }
             if mapOutput == graph.output, (consumers[mapOutput] ?? []).isEmpty {
-                guard !layers.isEmpty else { throw ImportError(.structure, subject: relu.label, problem: "the output follows an empty dense block") }
+                guard !layers.isEmpty else {
+                    throw ImportError(
+                        .structure, subject: relu.label, problem: "the output follows an empty dense block")
+                }
                 blocks.append(DenseBlock(layers: layers))
-                return Result(inputLayout: layout, stem: stem, blocks: blocks, transitions: transitions,
-                              head: Head(norm: norm, pool: nil, dense: []))
+                return Result(
+                    inputLayout: layout, stem: stem, blocks: blocks, transitions: transitions,
+                    head: Head(norm: norm, pool: nil, dense: []))
             }
             guard let next = single(relu.output) else {
-                throw ImportError(.structure, subject: relu.label, problem: "expected a single conv or global pool to follow")
+                throw ImportError(
+                    .structure, subject: relu.label, problem: "expected a single conv or global pool to follow")
             }
             switch next.op {
             case .globalAveragePool, .globalMaxPool:
-                guard !layers.isEmpty else { throw ImportError(.structure, subject: next.label, problem: "head follows an empty dense block") }
+                guard !layers.isEmpty else {
+                    throw ImportError(.structure, subject: next.label, problem: "head follows an empty dense block")
+                }
                 blocks.append(DenseBlock(layers: layers))
                 let head = try readHead(after: next, norm: norm, channels: width)
                 return Result(inputLayout: layout, stem: stem, blocks: blocks, transitions: transitions, head: head)
             case .conv(let first):
                 try check(first, inChannels: width, next.label)
                 if let poolNode = single(next.output), case .pool(let pool) = poolNode.op {
-                    guard pool.kind == .average else { throw ImportError(.structure, subject: poolNode.label, problem: "transition pool is not an average pool") }
-                    guard !layers.isEmpty else { throw ImportError(.structure, subject: normNode.label, problem: "transition follows an empty dense block") }
+                    guard pool.kind == .average else {
+                        throw ImportError(
+                            .structure, subject: poolNode.label, problem: "transition pool is not an average pool")
+                    }
+                    guard !layers.isEmpty else {
+                        throw ImportError(
+                            .structure, subject: normNode.label, problem: "transition follows an empty dense block")
+                    }
                     blocks.append(DenseBlock(layers: layers))
                     transitions.append(Transition(norm: norm, conv: first, pool: pool))
                     layers = []
@@ -106,13 +134,18 @@ package struct DenseNetRecognizer {
                     var innerNorm: BatchNorm? = nil
                     if case .batchNorm(let bn) = after.op {
                         guard bn.channels == first.outChannels else {
-                            throw ImportError.mismatch(after.label, expected: "\(first.outChannels) channels", found: "\(bn.channels)")
+                            throw ImportError.mismatch(
+                                after.label, expected: "\(first.outChannels) channels", found: "\(bn.channels)")
                         }
                         innerNorm = bn
                         v = after.output
                     }
-                    let innerRelu = try expect(v, "ReLU in the bottleneck after \(next.label)") { if case .relu = $0 { true } else { false } }
-                    let second = try expect(innerRelu.output, "3x3 conv after \(innerRelu.label)") { if case .conv = $0 { true } else { false } }
+                    let innerRelu = try expect(v, "ReLU in the bottleneck after \(next.label)") {
+                        if case .relu = $0 { true } else { false }
+                    }
+                    let second = try expect(innerRelu.output, "3x3 conv after \(innerRelu.label)") {
+                        if case .conv = $0 { true } else { false }
+                    }
                     guard case .conv(let c2) = second.op else { throw ImportError.structure("internal: not a conv") }
                     try check(c2, inChannels: first.outChannels, second.label)
                     bottleneck = Bottleneck(conv: first, norm: innerNorm)
@@ -123,7 +156,9 @@ package struct DenseNetRecognizer {
                 features.append(featureValue)
                 width += growthConv.outChannels
             default:
-                throw ImportError(.structure, subject: next.label, problem: "expected a conv or global average pool after \(relu.label)")
+                throw ImportError(
+                    .structure, subject: next.label,
+                    problem: "expected a conv or global average pool after \(relu.label)")
             }
         }
     }
@@ -135,19 +170,23 @@ package struct DenseNetRecognizer {
             throw ImportError.structure("the input is not read by exactly one Conv (the stem)")
         }
         guard conv.inChannels == 3 || conv.inChannels == 1 else {
-            throw ImportError(.structure, subject: convNode.label, problem: "stem conv reads \(conv.inChannels) channels")
+            throw ImportError(
+                .structure, subject: convNode.label, problem: "stem conv reads \(conv.inChannels) channels")
         }
         // ImageNet stem: Conv [-> BN] -> ReLU -> MaxPool. CIFAR stem: the bare Conv.
         var v = convNode.output
         var norm: BatchNorm? = nil
         if let n = single(v), case .batchNorm(let bn) = n.op, bn.channels == conv.outChannels,
-           let r = single(n.output), case .relu = r.op,
-           let p = single(r.output), case .pool(let pool) = p.op, pool.kind == .max {
+            let r = single(n.output), case .relu = r.op,
+            let p = single(r.output), case .pool(let pool) = p.op, pool.kind == .max
+        {
             norm = bn
             v = p.output
             return (Stem(conv: conv, norm: norm, relu: true, pool: pool), v)
         }
-        if let r = single(v), case .relu = r.op, let p = single(r.output), case .pool(let pool) = p.op, pool.kind == .max {
+        if let r = single(v), case .relu = r.op, let p = single(r.output), case .pool(let pool) = p.op,
+            pool.kind == .max
+        {
             return (Stem(conv: conv, norm: nil, relu: true, pool: pool), p.output)
         }
         return (Stem(conv: conv, norm: nil, relu: false, pool: nil), v)
@@ -157,20 +196,32 @@ package struct DenseNetRecognizer {
     /// the graph's output (none for a feature extractor).
     private func readHead(after pool: OpGraph.Node, norm: BatchNorm, channels width: Int) throws -> Head {
         var dense: [Head.Dense] = []
-        var value = pool.output, features = width, last = pool.label
+        var value = pool.output
+        var features = width
+        var last = pool.label
         while value != graph.output {
             let readers = consumers[value] ?? []
             guard readers.count == 1 else {
-                throw ImportError.mismatch("the head after \(last)", expected: "one chain of Gemm/MatMul layers and activations up to the graph output",
-                                           found: "\(readers.count) nodes reading '\(value)'")
+                throw ImportError.mismatch(
+                    "the head after \(last)",
+                    expected: "one chain of Gemm/MatMul layers and activations up to the graph output",
+                    found: "\(readers.count) nodes reading '\(value)'")
             }
             let node = graph.nodes[readers[0]]
             guard case .linear(let linear) = node.op else {
-                throw ImportError.mismatch(node.label, expected: "a Gemm or MatMul classifier after \(last), or the graph output", found: "\(node.op.name)")
+                throw ImportError.mismatch(
+                    node.label, expected: "a Gemm or MatMul classifier after \(last), or the graph output",
+                    found: "\(node.op.name)")
             }
             guard linear.inFeatures == features else {
-                throw ImportError.mismatch("\(node.label): classifier", expected: "\(features) in-features (\(dense.isEmpty ? "the final channels" : "the previous layer's outputs"))",
-                                           found: "\(linear.inFeatures)")
+                throw ImportError.mismatch(
+                    "\(node.label): classifier",
+                    expected:
+                        """
+                        \(features) in-features \
+                        (\(dense.isEmpty ? "the final channels" : "the previous layer's outputs"))
+                        """,
+                    found: "\(linear.inFeatures)")
             }
             value = node.output
             last = node.label
@@ -234,7 +285,9 @@ package struct DenseNetRecognizer {
 
     private func check(_ conv: Conv2D, inChannels: Int, _ label: String) throws {
         guard conv.inChannels == inChannels else {
-            throw ImportError.mismatch("\(label): weight '\(conv.weight.name)'", expected: "\(inChannels) input channels", found: "\(conv.inChannels)")
+            throw ImportError.mismatch(
+                "\(label): weight '\(conv.weight.name)'", expected: "\(inChannels) input channels",
+                found: "\(conv.inChannels)")
         }
     }
 
@@ -244,7 +297,8 @@ package struct DenseNetRecognizer {
         for node in graph.nodes {
             for input in node.inputs where !known.contains(input) {
                 if producer[input] != nil {
-                    throw ImportError.structure("\(node.label) reads '\(input)' before it is produced (cycle or unsorted graph)")
+                    throw ImportError.structure(
+                        "\(node.label) reads '\(input)' before it is produced (cycle or unsorted graph)")
                 }
                 throw ImportError.structure("\(node.label) reads '\(input)', which nothing produces")
             }

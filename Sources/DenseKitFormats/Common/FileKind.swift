@@ -22,13 +22,34 @@ package enum FileKind: Equatable {
     package static let headLength = 16
 
     package init(head: [UInt8]) {
-        if head.isEmpty { self = .foreign("an empty file"); return }
-        if head.starts(with: DNKWriter.magic) { self = .dnk; return }
-        if head.starts(with: HDF5File.signature) { self = .hdf5; return }
-        if head.starts(with: ZipArchive.signature) { self = .zip; return }
-        if head.count >= 9, head[8] == UInt8(ascii: "{") { self = .safetensors; return }
-        if head.starts(with: [0x80, 0x02, 0x8A, 0x0A] + PTHReader.legacyMagic.prefix(8)) { self = .legacyTorch; return }
-        if let what = Self.foreignFormat(head) { self = .foreign(what); return }
+        if head.isEmpty {
+            self = .foreign("an empty file")
+            return
+        }
+        if head.starts(with: DNKWriter.magic) {
+            self = .dnk
+            return
+        }
+        if head.starts(with: HDF5File.signature) {
+            self = .hdf5
+            return
+        }
+        if head.starts(with: ZipArchive.signature) {
+            self = .zip
+            return
+        }
+        if head.count >= 9, head[8] == UInt8(ascii: "{") {
+            self = .safetensors
+            return
+        }
+        if head.starts(with: [0x80, 0x02, 0x8A, 0x0A] + PTHReader.legacyMagic.prefix(8)) {
+            self = .legacyTorch
+            return
+        }
+        if let what = Self.foreignFormat(head) {
+            self = .foreign(what)
+            return
+        }
         self = .protobufCandidate
     }
 
@@ -46,7 +67,10 @@ package enum FileKind: Equatable {
         let text = h.allSatisfy { $0 == 0x09 || $0 == 0x0A || $0 == 0x0D || (0x20..<0x7F).contains($0) }
         if text {
             if let first = h.first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }),
-               first == UInt8(ascii: "{") || first == UInt8(ascii: "[") { return "JSON text" }
+                first == UInt8(ascii: "{") || first == UInt8(ascii: "[")
+            {
+                return "JSON text"
+            }
             return "text"
         }
         return nil

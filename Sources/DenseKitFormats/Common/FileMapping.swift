@@ -1,8 +1,9 @@
-import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import DenseKitGraph
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A file's bytes mapped read-only into memory.
 ///
@@ -28,7 +29,9 @@ package enum FileMapping {
         guard fd >= 0 else { throw ImportError.unreadable("cannot open file (\(String(cString: strerror(errno))))") }
         defer { close(fd) }
         var info = stat()
-        guard fstat(fd, &info) == 0 else { throw ImportError.unreadable("cannot read file (\(String(cString: strerror(errno))))") }
+        guard fstat(fd, &info) == 0 else {
+            throw ImportError.unreadable("cannot read file (\(String(cString: strerror(errno))))")
+        }
         let size = Int(info.st_size)
         guard size > 0 else { return Data() }
         guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {

@@ -1,4 +1,5 @@
 import DenseKitGraph
+
 /// What the weights-only formats with a fixed layer layout (torchvision's state_dict, Keras's
 /// DenseNet) need of a graph before it is written: a BatchNorm wherever their layers have one, their
 /// BatchNorm epsilon, no conv biases, and the convolution and pooling geometry their models build.
@@ -13,21 +14,48 @@ package struct FixedLayoutPreparation {
 
     package func prepare(_ net: DenseNet) throws -> (net: DenseNet, conventions: [Convention]) {
         if let layer = net.convsWithOwnBias.first {
-            throw UnsupportedTarget(format, "\(layer): its conv has a bias, which \(framework)'s DenseNet does not have (and no BatchNorm was folded into it)")
+            throw UnsupportedTarget(
+                format,
+                """
+                \(layer): its conv has a bias, which \(framework)'s DenseNet does not have (and no BatchNorm was \
+                folded into it)
+                """
+            )
         }
         var conventions: [Convention] = []
         let (unfolded, restored) = net.unfoldingBatchNorms(epsilon: epsilon)
         if restored > 0 {
-            conventions.append(Convention(.adds, "BatchNorm", "the \(restored) BatchNorm\(restored == 1 ? "" : "s") the source had folded into the conv before it (stem, bottlenecks) written as \(framework)'s BatchNorm that adds the conv's bias (gamma 1, mean 0, variance 1 - epsilon): exactly what the folded conv computes"))
+            conventions.append(
+                Convention(
+                    .adds, "BatchNorm",
+                    """
+                    the \(restored) BatchNorm\(restored == 1 ? "" : "s") the source had folded into the conv \
+                    before it (stem, bottlenecks) written as \(framework)'s BatchNorm that adds the conv's bias \
+                    (gamma 1, mean 0, variance 1 - epsilon): exactly what the folded conv computes
+                    """
+                ))
         }
         let epsilons = Set(net.batchNormEpsilons)
         let (compensated, changed, inexact) = unfolded.settingBatchNormEpsilon(epsilon)
         if changed > 0 {
             let from = epsilons.filter { $0 != epsilon }.sorted().map { "\($0)" }.joined(separator: ", ")
-            conventions.append(Convention(.changes, "BatchNorm epsilon", "\(framework)'s is \(epsilon), the source's \(from): each moving variance is adjusted so that variance + epsilon is the same float32 (\(changed) BatchNorms)"))
+            conventions.append(
+                Convention(
+                    .changes, "BatchNorm epsilon",
+                    """
+                    \(framework)'s is \(epsilon), the source's \(from): each moving variance is adjusted so that \
+                    variance + epsilon is the same float32 (\(changed) BatchNorms)
+                    """
+                ))
         }
         if let first = inexact.first {
-            throw UnsupportedTarget(format, "\(first): no float32 moving variance gives the same variance + epsilon with \(framework)'s epsilon \(epsilon)")
+            throw UnsupportedTarget(
+                format,
+                """
+                \(first): no float32 moving variance gives the same variance + epsilon with \(framework)'s \
+                epsilon \(epsilon)
+                """
+            )
         }
         try checkGeometry(compensated)
         conventions += Self.layoutChanges(net, to: layout, framework)
@@ -36,13 +64,16 @@ package struct FixedLayoutPreparation {
         return (prepared, conventions)
     }
 
-    /// The input's layout, and the output's for a head that outputs the feature map, when `layout` differs from the source's.
-    package static func layoutChanges(_ net: DenseNet, to layout: InputSpec.Layout, _ framework: String) -> [Convention] {
+    /// The input's layout, and the output's for a head that outputs the feature map, when `layout` differs from the
+    /// source's.
+    package static func layoutChanges(_ net: DenseNet, to layout: InputSpec.Layout, _ framework: String) -> [Convention]
+    {
         guard net.input.layout != layout else { return [] }
         let (to, from) = (layout.rawValue.uppercased(), net.input.layout.rawValue.uppercased())
         var out = [Convention(.changes, "input layout", "\(framework) takes \(to); the source took \(from)")]
         if net.head.pool == nil {
-            out.append(Convention(.changes, "output layout", "the feature map comes out \(to); the source's came out \(from)"))
+            out.append(
+                Convention(.changes, "output layout", "the feature map comes out \(to); the source's came out \(from)"))
         }
         return out
     }
@@ -54,10 +85,13 @@ package struct FixedLayoutPreparation {
         for (key, value) in TorchvisionStateDict.entries(net) {
             if case .float(let t) = value { entries[key] = .float(t) } else { entries[key] = .integer(shape: []) }
         }
-        let source = ModelSource(path: "", format: .safetensors, producer: "", storedParameters: 0, storedBytes: 0, storedTensors: 0, notes: [])
+        let source = ModelSource(
+            path: "", format: .safetensors, producer: "", storedParameters: 0, storedBytes: 0, storedTensors: 0,
+            notes: [])
         let expected = try StateDictImporter.build(entries, source: source, head: HeadDescription(net.head))
         for ((name, found), (_, wanted)) in zip(net.geometry, expected.geometry) where found != wanted {
-            throw UnsupportedTarget(format, "\(name): expected \(wanted) (the layer \(framework)'s DenseNet builds), found \(found)")
+            throw UnsupportedTarget(
+                format, "\(name): expected \(wanted) (the layer \(framework)'s DenseNet builds), found \(found)")
         }
     }
 }
@@ -66,7 +100,10 @@ extension DenseNet {
     /// Every BatchNorm's epsilon.
     package var batchNormEpsilons: [Float] {
         var all: [Float] = []
-        _ = mappingBatchNorms { _, n in all.append(n.epsilon); return n }
+        _ = mappingBatchNorms { _, n in
+            all.append(n.epsilon)
+            return n
+        }
         return all
     }
 
@@ -75,14 +112,24 @@ extension DenseNet {
         func conv(_ c: Conv2D) -> String { "\(c.kernel)x\(c.kernel) conv stride \(c.stride) pads \(c.pads)" }
         func pool(_ p: Pool2D?) -> String {
             guard let p else { return "no pool" }
-            return "\(p.kernel)x\(p.kernel) \(p.kind.rawValue) pool stride \(p.stride) pads \(p.pads)\(p.kind == .average && p.pads != [0, 0, 0, 0] && p.countIncludePad ? " counting padding" : "")"
+            return
+                """
+                \(p.kernel)x\(p.kernel) \(p.kind.rawValue) pool stride \(p.stride) pads \
+                \(p.pads)\(p.kind == .average && p.pads != [0, 0, 0, 0] && p.countIncludePad ? " counting padding" : "")
+                """
         }
         var out = [("stem", conv(stem.conv) + (stem.relu ? ", ReLU" : "") + ", " + pool(stem.pool))]
         for (b, block) in blocks.enumerated() {
             for (i, layer) in block.layers.enumerated() {
-                out.append(("block\(b + 1).layer\(i + 1)", (layer.bottleneck.map { conv($0.conv) + ", " } ?? "") + conv(layer.conv)))
+                out.append(
+                    (
+                        "block\(b + 1).layer\(i + 1)",
+                        (layer.bottleneck.map { conv($0.conv) + ", " } ?? "") + conv(layer.conv)
+                    ))
             }
-            if b < transitions.count { out.append(("transition\(b + 1)", conv(transitions[b].conv) + ", " + pool(transitions[b].pool))) }
+            if b < transitions.count {
+                out.append(("transition\(b + 1)", conv(transitions[b].conv) + ", " + pool(transitions[b].pool)))
+            }
         }
         return out
     }

@@ -19,12 +19,20 @@ public protocol ModelWriter: Sendable {
 
 extension ModelWriter {
     /// A format that holds every model as it is.
-    public func prepare(_ net: DenseNet, dtype: DType) throws -> (net: DenseNet, conventions: [Convention]) { (net, []) }
+    public func prepare(_ net: DenseNet, dtype: DType) throws -> (net: DenseNet, conventions: [Convention]) {
+        (net, [])
+    }
 
     /// Refuses a dtype the format is not written in here.
     package func require(_ dtype: DType, in allowed: [DType]) throws {
         guard allowed.contains(dtype) else {
-            throw UnsupportedTarget(format, "weights are written as \(allowed.map(\.rawValue).joined(separator: " or ")), not \(dtype.rawValue) (--dtype)")
+            throw UnsupportedTarget(
+                format,
+                """
+                weights are written as \(allowed.map(\.rawValue).joined(separator: " or ")), not \
+                \(dtype.rawValue) (--dtype)
+                """
+            )
         }
     }
 }
@@ -38,9 +46,11 @@ public struct Provenance: Sendable {
     public var densekitVersion: String
     public var convertedAt: String
 
-    public init(sourceFile: String, sourceSHA256: String, sourceFormat: String, producer: String,
-                densekitVersion: String = DenseKitVersion.string,
-                convertedAt: String = ISO8601DateFormatter().string(from: Date())) {
+    public init(
+        sourceFile: String, sourceSHA256: String, sourceFormat: String, producer: String,
+        densekitVersion: String = DenseKitVersion.string,
+        convertedAt: String = ISO8601DateFormatter().string(from: Date())
+    ) {
         self.sourceFile = sourceFile
         self.sourceSHA256 = sourceSHA256
         self.sourceFormat = sourceFormat

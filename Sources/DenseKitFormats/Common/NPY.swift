@@ -43,9 +43,12 @@ public enum NPY {
 
     public static func parse(_ data: Data) throws -> Array {
         let bytes = [UInt8](data)
-        guard bytes.count >= 10, Swift.Array(bytes[0..<6]) == magic else { throw Error.malformed("not a .npy file (bad magic)") }
+        guard bytes.count >= 10, Swift.Array(bytes[0..<6]) == magic else {
+            throw Error.malformed("not a .npy file (bad magic)")
+        }
         let major = bytes[6]
-        let headerLength: Int, headerStart: Int
+        let headerLength: Int
+        let headerStart: Int
         switch major {
         case 1:
             headerLength = Int(bytes[8]) | Int(bytes[9]) << 8
@@ -60,13 +63,18 @@ public enum NPY {
         guard headerLength <= maximumHeader, headerStart + headerLength <= bytes.count else {
             throw Error.malformed("header length \(headerLength) runs past the end of the file")
         }
-        guard let header = String(bytes: bytes[headerStart..<(headerStart + headerLength)], encoding: major == 3 ? .utf8 : .ascii) else {
+        guard
+            let header = String(
+                bytes: bytes[headerStart..<(headerStart + headerLength)], encoding: major == 3 ? .utf8 : .ascii)
+        else {
             throw Error.malformed("header is not text")
         }
         let descr = try field("descr", in: header)
         let fortran = try field("fortran_order", in: header)
         let shapeText = try field("shape", in: header)
-        guard descr.count >= 3, descr.hasPrefix("'") || descr.hasPrefix("\"") else { throw Error.malformed("bad descr \(descr)") }
+        guard descr.count >= 3, descr.hasPrefix("'") || descr.hasPrefix("\"") else {
+            throw Error.malformed("bad descr \(descr)")
+        }
         let type = String(descr.dropFirst().dropLast())
         guard fortran == "False" || fortran == "True" else { throw Error.malformed("bad fortran_order \(fortran)") }
         let shape = try parseShape(shapeText)
@@ -76,7 +84,9 @@ public enum NPY {
             guard !o, p <= maximumElements else { throw Error.malformed("shape \(shape) is too large") }
             count = p
         }
-        let width: Int, kind: Character, bigEndian: Bool
+        let width: Int
+        let kind: Character
+        let bigEndian: Bool
         switch type {
         case "<f4", "=f4": (width, kind, bigEndian) = (4, "f", false)
         case ">f4": (width, kind, bigEndian) = (4, "f", true)
@@ -89,7 +99,8 @@ public enum NPY {
         let dataStart = headerStart + headerLength
         let needed = count * width
         guard bytes.count - dataStart == needed else {
-            throw Error.malformed("shape \(shape) of \(type) needs \(needed) data bytes, found \(bytes.count - dataStart)")
+            throw Error.malformed(
+                "shape \(shape) of \(type) needs \(needed) data bytes, found \(bytes.count - dataStart)")
         }
         var values = [Float](repeating: 0, count: count)
         bytes.withUnsafeBytes { raw in
@@ -117,7 +128,9 @@ public enum NPY {
 
     /// Writes float32 little-endian, version 1.0, C order; atomically (temporary file, then rename).
     public static func write(_ array: Array, to path: String) throws {
-        let shape = array.shape.count == 1 ? "(\(array.shape[0]),)" : "(" + array.shape.map(String.init).joined(separator: ", ") + ")"
+        let shape =
+            array.shape.count == 1
+            ? "(\(array.shape[0]),)" : "(" + array.shape.map(String.init).joined(separator: ", ") + ")"
         var header = "{'descr': '<f4', 'fortran_order': False, 'shape': \(shape), }"
         let unpadded = 10 + header.utf8.count + 1
         header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
@@ -149,8 +162,11 @@ public enum NPY {
 
     private static func parseShape(_ text: String) throws -> [Int] {
         guard text.hasPrefix("("), text.hasSuffix(")") else { throw Error.malformed("bad shape \(text)") }
-        let parts = text.dropFirst().dropLast().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        guard parts.count <= maximumRank else { throw Error.unsupported("rank \(parts.count) (at most \(maximumRank))") }
+        let parts = text.dropFirst().dropLast().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }
+        guard parts.count <= maximumRank else {
+            throw Error.unsupported("rank \(parts.count) (at most \(maximumRank))")
+        }
         return try parts.map { p in
             guard let v = Int(p), v >= 0 else { throw Error.malformed("bad dimension '\(p)' in shape \(text)") }
             return v

@@ -28,24 +28,43 @@ package struct ZipArchive {
         var eocd = -1
         var i = n - 22
         while i >= max(0, n - 22 - 65535) {
-            if u32(i) == 0x0605_4B50 { eocd = i; break }
+            if u32(i) == 0x0605_4B50 {
+                eocd = i
+                break
+            }
             i -= 1
         }
-        guard eocd >= 0 else { throw ImportError.malformed("zip archive has no end-of-central-directory record (truncated?)") }
-        let count = Int(u16(eocd + 10)), size = Int(u32(eocd + 12)), offset = Int(u32(eocd + 16))
-        guard count <= 4096, offset + size <= eocd else { throw ImportError.malformed("zip central directory out of bounds") }
+        guard eocd >= 0 else {
+            throw ImportError.malformed("zip archive has no end-of-central-directory record (truncated?)")
+        }
+        let count = Int(u16(eocd + 10))
+        let size = Int(u32(eocd + 12))
+        let offset = Int(u32(eocd + 16))
+        guard count <= 4096, offset + size <= eocd else {
+            throw ImportError.malformed("zip central directory out of bounds")
+        }
         var p = offset
         for _ in 0..<count {
-            guard p + 46 <= eocd, u32(p) == 0x0201_4B50 else { throw ImportError.malformed("zip central directory entry corrupt at byte \(p)") }
-            let nameLength = Int(u16(p + 28)), extra = Int(u16(p + 30)), comment = Int(u16(p + 32))
+            guard p + 46 <= eocd, u32(p) == 0x0201_4B50 else {
+                throw ImportError.malformed("zip central directory entry corrupt at byte \(p)")
+            }
+            let nameLength = Int(u16(p + 28))
+            let extra = Int(u16(p + 30))
+            let comment = Int(u16(p + 32))
             guard p + 46 + nameLength <= eocd else { throw ImportError.malformed("zip entry name out of bounds") }
-            let name = String(decoding: data[(data.startIndex + p + 46)..<(data.startIndex + p + 46 + nameLength)], as: UTF8.self)
+            let name = String(
+                decoding: data[(data.startIndex + p + 46)..<(data.startIndex + p + 46 + nameLength)], as: UTF8.self)
             guard !name.hasPrefix("/"), !name.split(separator: "/").contains("..") else {
                 throw ImportError.malformed("zip entry '\(name)' escapes the archive")
             }
-            let compressed = Int(u32(p + 20)), uncompressed = Int(u32(p + 24))
-            let entry = Entry(name: name, method: Int(u16(p + 10)), size: uncompressed, crc: u32(p + 16), localHeader: Int(u32(p + 42)))
-            guard entry.method != 0 || compressed == uncompressed else { throw ImportError(.malformed, subject: "zip entry '\(name)'", problem: "sizes disagree") }
+            let compressed = Int(u32(p + 20))
+            let uncompressed = Int(u32(p + 24))
+            let entry = Entry(
+                name: name, method: Int(u16(p + 10)), size: uncompressed, crc: u32(p + 16),
+                localHeader: Int(u32(p + 42)))
+            guard entry.method != 0 || compressed == uncompressed else {
+                throw ImportError(.malformed, subject: "zip entry '\(name)'", problem: "sizes disagree")
+            }
             entries[name] = entry
             p += 46 + nameLength + extra + comment
         }
@@ -54,17 +73,28 @@ package struct ZipArchive {
     /// The bytes of a stored member, CRC-checked; nil when the archive has no such member.
     package func member(_ name: String) throws -> Data? {
         guard let e = entries[name] else { return nil }
-        guard e.method == 0 else { throw ImportError.unsupported("zip entry '\(name)' is compressed (method \(e.method)); Keras stores members uncompressed") }
+        guard e.method == 0 else {
+            throw ImportError.unsupported(
+                "zip entry '\(name)' is compressed (method \(e.method)); Keras stores members uncompressed")
+        }
         let h = e.localHeader
-        guard h + 30 <= data.count, u32(h) == 0x0403_4B50 else { throw ImportError(.malformed, subject: "zip entry '\(name)'", problem: "bad local header") }
+        guard h + 30 <= data.count, u32(h) == 0x0403_4B50 else {
+            throw ImportError(.malformed, subject: "zip entry '\(name)'", problem: "bad local header")
+        }
         let start = h + 30 + Int(u16(h + 26)) + Int(u16(h + 28))
-        guard start + e.size <= data.count else { throw ImportError.malformed("zip entry '\(name)' runs past the end of the archive (truncated?)") }
+        guard start + e.size <= data.count else {
+            throw ImportError.malformed("zip entry '\(name)' runs past the end of the archive (truncated?)")
+        }
         let bytes = data.subdata(in: (data.startIndex + start)..<(data.startIndex + start + e.size))
-        guard CRC32.checksum(bytes) == e.crc else { throw ImportError(.malformed, subject: "zip entry '\(name)'", problem: "CRC mismatch (corrupt)") }
+        guard CRC32.checksum(bytes) == e.crc else {
+            throw ImportError(.malformed, subject: "zip entry '\(name)'", problem: "CRC mismatch (corrupt)")
+        }
         return bytes
     }
 
-    private func u16(_ at: Int) -> UInt16 { UInt16(data[data.startIndex + at]) | UInt16(data[data.startIndex + at + 1]) << 8 }
+    private func u16(_ at: Int) -> UInt16 {
+        UInt16(data[data.startIndex + at]) | UInt16(data[data.startIndex + at + 1]) << 8
+    }
     private func u32(_ at: Int) -> UInt32 { UInt32(u16(at)) | UInt32(u16(at + 2)) << 16 }
 }
 

@@ -19,7 +19,8 @@ public struct DNKModelWriter: ModelWriter {
             "format": "densekit-native", "version": "\(version.major).\(version.minor)",
             "structure": CanonicalLayout.structure(of: net).merging([
                 "architecture": report.matches ? report.spec.name : NSNull(), "closest": report.spec.name,
-                "growthRate": report.growthRate, "compression": report.compression ?? NSNull(), "bottleneck": report.bottleneck,
+                "growthRate": report.growthRate, "compression": report.compression ?? NSNull(),
+                "bottleneck": report.bottleneck,
             ]) { a, _ in a },
             "provenance": [
                 "sourceFile": p.sourceFile, "sourceSHA256": p.sourceSHA256, "sourceFormat": p.sourceFormat,

@@ -34,44 +34,74 @@ public enum DNKReader {
     }
 
     /// Float32 tensors stay in the map (zero-copy); 16-bit ones are decoded.
-    package static func decode(_ raw: UnsafeRawBufferPointer, file: MappedFile, path: String,
-                               restoringTransfer: Bool) throws -> DenseNet {
+    package static func decode(
+        _ raw: UnsafeRawBufferPointer, file: MappedFile, path: String,
+        restoringTransfer: Bool
+    ) throws -> DenseNet {
         let n = raw.count
-        guard n >= DNKWriter.headerSize else { throw ImportError.malformed("truncated: \(n) bytes, the header alone is 128") }
+        guard n >= DNKWriter.headerSize else {
+            throw ImportError.malformed("truncated: \(n) bytes, the header alone is 128")
+        }
         guard Array(raw[0..<8]) == DNKWriter.magic else { throw ImportError.malformed("not a .dnk file (bad magic)") }
         func u16(_ at: Int) -> Int { Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt16.self))) }
         func u32(_ at: Int) -> Int { Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self))) }
         func u64(_ at: Int) throws -> Int {
             let v = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self))
-            guard v <= UInt64(Int.max / 4) else { throw ImportError.malformed("header: value \(v) at byte \(at) out of range") }
+            guard v <= UInt64(Int.max / 4) else {
+                throw ImportError.malformed("header: value \(v) at byte \(at) out of range")
+            }
             return Int(v)
         }
         func hash(_ start: Int, _ end: Int) -> UInt64 { XXH64.hash(UnsafeRawBufferPointer(rebasing: raw[start..<end])) }
-        func stored(_ at: Int) -> UInt64 { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+        func stored(_ at: Int) -> UInt64 {
+            UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self))
+        }
 
-        let major = u16(8), minor = u16(10)
+        let major = u16(8)
+        let minor = u16(10)
         guard major == 1 || major == 2 else {
-            throw ImportError.mismatch("header", expected: "format version 1.x or 2.x", found: "\(major).\(minor)", kind: .unsupported)
+            throw ImportError.mismatch(
+                "header", expected: "format version 1.x or 2.x", found: "\(major).\(minor)", kind: .unsupported)
         }
-        guard hash(0, 120) == stored(120) else { throw ImportError.malformed("header checksum mismatch (corrupt header)") }
-        guard u32(12) == DNKWriter.headerSize, u32(44) == DNKWriter.entrySize else { throw ImportError.malformed("header: bad header or entry size") }
-        let metaOffset = try u64(16), metaLength = try u64(24), tableOffset = try u64(32), count = u32(40)
-        let dataOffset = try u64(48), dataLength = try u64(56), fileLength = try u64(64)
+        guard hash(0, 120) == stored(120) else {
+            throw ImportError.malformed("header checksum mismatch (corrupt header)")
+        }
+        guard u32(12) == DNKWriter.headerSize, u32(44) == DNKWriter.entrySize else {
+            throw ImportError.malformed("header: bad header or entry size")
+        }
+        let metaOffset = try u64(16)
+        let metaLength = try u64(24)
+        let tableOffset = try u64(32)
+        let count = u32(40)
+        let dataOffset = try u64(48)
+        let dataLength = try u64(56)
+        let fileLength = try u64(64)
         guard fileLength == n else {
-            throw ImportError.malformed("file is \(n) bytes, the header says \(fileLength) (\(n < fileLength ? "truncated" : "trailing bytes"))")
+            throw ImportError.malformed(
+                "file is \(n) bytes, the header says \(fileLength) (\(n < fileLength ? "truncated" : "trailing bytes"))"
+            )
         }
-        guard metaOffset == DNKWriter.headerSize, metaLength <= maximumMetadata else { throw ImportError.malformed("header: metadata of \(metaLength) bytes") }
+        guard metaOffset == DNKWriter.headerSize, metaLength <= maximumMetadata else {
+            throw ImportError.malformed("header: metadata of \(metaLength) bytes")
+        }
         guard count > 0, count <= maximumTensors else { throw ImportError.malformed("header: \(count) tensors") }
         guard tableOffset == DNKWriter.align(metaOffset + metaLength, 8),
-              dataOffset == DNKWriter.align(tableOffset + count * DNKWriter.entrySize, 64),
-              dataOffset + dataLength == fileLength else { throw ImportError.malformed("header: regions are not contiguous") }
-        guard hash(metaOffset, tableOffset) == stored(72) else { throw ImportError.malformed("metadata checksum mismatch (corrupt metadata)") }
-        guard hash(tableOffset, dataOffset) == stored(80) else { throw ImportError.malformed("tensor table checksum mismatch (corrupt table)") }
+            dataOffset == DNKWriter.align(tableOffset + count * DNKWriter.entrySize, 64),
+            dataOffset + dataLength == fileLength
+        else { throw ImportError.malformed("header: regions are not contiguous") }
+        guard hash(metaOffset, tableOffset) == stored(72) else {
+            throw ImportError.malformed("metadata checksum mismatch (corrupt metadata)")
+        }
+        guard hash(tableOffset, dataOffset) == stored(80) else {
+            throw ImportError.malformed("tensor table checksum mismatch (corrupt table)")
+        }
 
         // First every entry's place in the file, with its checksum, so that the checks start at once;
         // names are made afterwards (or for an error).
         func nameBytes(_ index: Int) -> Slice<UnsafeRawBufferPointer> { tableName(raw, tableOffset, index) }
-        func shape(_ index: Int, rank: Int) -> [Int] { (0..<rank).map { u32(tableOffset + index * DNKWriter.entrySize + 52 + 4 * $0) } }
+        func shape(_ index: Int, rank: Int) -> [Int] {
+            (0..<rank).map { u32(tableOffset + index * DNKWriter.entrySize + 52 + 4 * $0) }
+        }
         // An entry's name as errors give it (the checksums' too, after this function has returned).
         let name: @Sendable (Int) -> String = { [file] index in
             file.data.withUnsafeBytes { String(decoding: tableName($0, tableOffset, index), as: UTF8.self) }
@@ -83,31 +113,49 @@ public enum DNKReader {
         entries.reserveCapacity(count)
         for index in 0..<count {
             let at = tableOffset + index * DNKWriter.entrySize
-            let dtypeCode = Int(raw[at + 48]), rank = Int(raw[at + 49])
-            guard let dtype = DNKWriter.dtypes[safe: dtypeCode] else { throw ImportError(.malformed, subject: "tensor '\(name(index))'", problem: "unknown dtype \(dtypeCode)") }
-            guard (1...4).contains(rank) else { throw ImportError(.malformed, subject: "tensor '\(name(index))'", problem: "rank \(rank)") }
+            let dtypeCode = Int(raw[at + 48])
+            let rank = Int(raw[at + 49])
+            guard let dtype = DNKWriter.dtypes[safe: dtypeCode] else {
+                throw ImportError(.malformed, subject: "tensor '\(name(index))'", problem: "unknown dtype \(dtypeCode)")
+            }
+            guard (1...4).contains(rank) else {
+                throw ImportError(.malformed, subject: "tensor '\(name(index))'", problem: "rank \(rank)")
+            }
             var elements = 1
             for d in 0..<rank {
                 let v = u32(at + 52 + 4 * d)
                 let (p, o) = elements.multipliedReportingOverflow(by: v)
-                guard v > 0, !o, p <= maximumElements else { throw ImportError(.malformed, subject: "tensor '\(name(index))'", problem: "bad shape") }
+                guard v > 0, !o, p <= maximumElements else {
+                    throw ImportError(.malformed, subject: "tensor '\(name(index))'", problem: "bad shape")
+                }
                 elements = p
             }
-            let offset = try u64(at + 68), length = try u64(at + 76)
+            let offset = try u64(at + 68)
+            let length = try u64(at + 76)
             guard length == elements * dtype.size else {
-                throw ImportError(.malformed, subject: "tensor '\(name(index))'", problem: "length \(length) for shape \(shape(index, rank: rank)) of \(dtype.rawValue)")
+                throw ImportError(
+                    .malformed, subject: "tensor '\(name(index))'",
+                    problem: "length \(length) for shape \(shape(index, rank: rank)) of \(dtype.rawValue)")
             }
             guard offset == expectedOffset, offset % 64 == 0, offset + length <= n else {
-                throw ImportError.mismatch("tensor '\(name(index))'", expected: "data at offset \(expectedOffset), where the previous tensor ends", found: "offset \(offset)", kind: .malformed)
+                throw ImportError.mismatch(
+                    "tensor '\(name(index))'",
+                    expected: "data at offset \(expectedOffset), where the previous tensor ends",
+                    found: "offset \(offset)", kind: .malformed)
             }
             let end = index + 1 < count ? DNKWriter.align(offset + length, 64) : n
             guard end <= n, index + 1 < count || DNKWriter.align(offset + length, 64) == n else {
-                throw ImportError(.malformed, subject: "tensor '\(name(index))'", problem: "data does not end at the end of the file")
+                throw ImportError(
+                    .malformed, subject: "tensor '\(name(index))'", problem: "data does not end at the end of the file")
             }
             let region = TensorChecksums.Region(entry: index, start: offset, end: end, checksum: stored(at + 84))
             expectedOffset = end
             let isCache = memcmp(raw.baseAddress! + at, cachePrefix, cachePrefix.count) == 0
-            guard !isCache || dtype == .f32 else { throw ImportError(.malformed, subject: "tensor '\(name(index))'", problem: "an executor cache buffer of \(dtype.rawValue), not f32") }
+            guard !isCache || dtype == .f32 else {
+                throw ImportError(
+                    .malformed, subject: "tensor '\(name(index))'",
+                    problem: "an executor cache buffer of \(dtype.rawValue), not f32")
+            }
             checks.regions.append(region)
             entries.append((dtype, rank, offset, elements, isCache))
         }
@@ -116,8 +164,10 @@ public enum DNKReader {
         // sizes); this thread then joins them, and a mismatch is the error reported, whatever else fails.
         let checking = checks.start(raw, keeping: file)
         let decoded = Result { () throws -> DenseNet in
-            var tensors: [String: Tensor] = [:], legacyCacheBuffers = 0
-            var storedBytes = 0, parameters = 0
+            var tensors: [String: Tensor] = [:]
+            var legacyCacheBuffers = 0
+            var storedBytes = 0
+            var parameters = 0
             tensors.reserveCapacity(count)
             for (index, e) in entries.enumerated() {
                 if e.isCache {
@@ -127,51 +177,76 @@ public enum DNKReader {
                 guard let name = String(validating: nameBytes(index), as: UTF8.self), !name.isEmpty else {
                     throw ImportError.malformed("table entry \(index): bad name")
                 }
-                let tensor = switch e.dtype {
-                case .f32: Tensor(name: name, shape: shape(index, rank: e.rank), mapped: file, offset: e.offset, count: e.elements)
-                default: Tensor(name: name, shape: shape(index, rank: e.rank), storedDType: e.dtype,
-                                values: (e.dtype == .f16 ? StoredFloat.f16 : .bf16).decode(raw, at: e.offset, count: e.elements))
+                let tensor =
+                    switch e.dtype {
+                    case .f32:
+                        Tensor(
+                            name: name, shape: shape(index, rank: e.rank), mapped: file, offset: e.offset,
+                            count: e.elements)
+                    default:
+                        Tensor(
+                            name: name, shape: shape(index, rank: e.rank), storedDType: e.dtype,
+                            values: (e.dtype == .f16 ? StoredFloat.f16 : .bf16).decode(
+                                raw, at: e.offset, count: e.elements))
+                    }
+                guard tensors.updateValue(tensor, forKey: name) == nil else {
+                    throw ImportError.malformed("tensor '\(name)' appears twice")
                 }
-                guard tensors.updateValue(tensor, forKey: name) == nil else { throw ImportError.malformed("tensor '\(name)' appears twice") }
                 storedBytes += e.elements * e.dtype.size
                 parameters += e.elements
             }
             let parsed: Any
-            do { parsed = try MetadataJSON.parse(UnsafeRawBufferPointer(rebasing: raw[metaOffset..<(metaOffset + metaLength)])) } catch let e as MetadataJSON.Failure {
+            do {
+                parsed = try MetadataJSON.parse(
+                    UnsafeRawBufferPointer(rebasing: raw[metaOffset..<(metaOffset + metaLength)]))
+            } catch let e as MetadataJSON.Failure {
                 throw ImportError.malformed("metadata is not JSON: \(e.problem) at byte \(e.offset)")
             }
             guard let object = parsed as? [String: Any], let structure = object["structure"] as? [String: Any] else {
                 throw ImportError.malformed("metadata is not the expected JSON (no structure object)")
             }
-            return try graph(object, structure, tensors, count - legacyCacheBuffers, parameters, storedBytes,
-                             path: path, restoringTransfer: restoringTransfer)
+            return try graph(
+                object, structure, tensors, count - legacyCacheBuffers, parameters, storedBytes,
+                path: path, restoringTransfer: restoringTransfer)
         }
         try checking.finish()
         return try decoded.get()
     }
 
     /// The name bytes of table entry `index` (up to the first zero).
-    private static func tableName(_ raw: UnsafeRawBufferPointer, _ tableOffset: Int, _ index: Int) -> Slice<UnsafeRawBufferPointer> {
+    private static func tableName(_ raw: UnsafeRawBufferPointer, _ tableOffset: Int, _ index: Int) -> Slice<
+        UnsafeRawBufferPointer
+    > {
         let at = tableOffset + index * DNKWriter.entrySize
         return UnsafeRawBufferPointer(rebasing: raw[at..<(at + DNKWriter.nameSize)]).prefix { $0 != 0 }
     }
 
     /// The canonical graph from the decoded metadata and tensors, with its source description.
-    private static func graph(_ object: [String: Any], _ structure: [String: Any], _ tensors: [String: Tensor], _ tensorCount: Int,
-                              _ parameters: Int, _ storedBytes: Int, path: String, restoringTransfer: Bool) throws -> DenseNet {
+    private static func graph(
+        _ object: [String: Any], _ structure: [String: Any], _ tensors: [String: Tensor], _ tensorCount: Int,
+        _ parameters: Int, _ storedBytes: Int, path: String, restoringTransfer: Bool
+    ) throws -> DenseNet {
         var tensors = tensors
         let provenance = object["provenance"] as? [String: Any] ?? [:]
-        let producer = "densekit \(provenance["densekitVersion"] as? String ?? "?") from \(provenance["sourceFormat"] as? String ?? "?") (\(provenance["producer"] as? String ?? "?"))"
+        let producer =
+            """
+            densekit \(provenance["densekitVersion"] as? String ?? "?") from \
+            \(provenance["sourceFormat"] as? String ?? "?") (\(provenance["producer"] as? String ?? "?"))
+            """
         var notes: [String] = []
         if let file = provenance["sourceFile"] as? String, let sha = provenance["sourceSHA256"] as? String {
             notes.append("converted from \(file) (SHA-256 \(sha)) at \(provenance["convertedAt"] as? String ?? "?")")
         }
-        var source = ModelSource(path: path, format: .dnk, producer: producer, storedParameters: parameters,
-                                 storedBytes: storedBytes, storedTensors: tensorCount, notes: notes)
+        var source = ModelSource(
+            path: path, format: .dnk, producer: producer, storedParameters: parameters,
+            storedBytes: storedBytes, storedTensors: tensorCount, notes: notes)
         if restoringTransfer {
-            guard let transfer = object[transferKey] as? [String: Any], let names = transfer["tensorNames"] as? [String: String],
-                  let description = transfer["source"],
-                  let original = try? JSONDecoder().decode(ModelSource.self, from: JSONSerialization.data(withJSONObject: description)) else {
+            guard let transfer = object[transferKey] as? [String: Any],
+                let names = transfer["tensorNames"] as? [String: String],
+                let description = transfer["source"],
+                let original = try? JSONDecoder().decode(
+                    ModelSource.self, from: JSONSerialization.data(withJSONObject: description))
+            else {
                 throw ImportError.malformed("the isolated reader's output has no source description")
             }
             for (canonical, name) in names { tensors[canonical]?.name = name }

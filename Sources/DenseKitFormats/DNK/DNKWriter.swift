@@ -15,17 +15,22 @@ public enum DNKWriter {
     /// head, which a 1.0 reader would misread.
     public static func version(for net: DenseNet) -> (major: Int, minor: Int) {
         let h = net.head
-        return h.pool == .average && h.dense.count == 1 && (h.activation == .softmax || h.activation == .linear) ? (1, 1) : (2, 0)
+        return h.pool == .average && h.dense.count == 1 && (h.activation == .softmax || h.activation == .linear)
+            ? (1, 1) : (2, 0)
     }
 
     /// The file's bytes. Conv and classifier weights are stored as `dtype`; 1-D tensors as f32.
     /// `extra` tensors follow the canonical ones.
-    public static func encode(_ net: DenseNet, dtype: DType, metadata: [String: Any], extra: [(String, Tensor)] = []) throws -> Data {
+    public static func encode(_ net: DenseNet, dtype: DType, metadata: [String: Any], extra: [(String, Tensor)] = [])
+        throws -> Data
+    {
         try encode(net, metadata: metadata, extra: extra) { $0.shape.count >= 2 ? dtype : .f32 }
     }
 
     /// The file's bytes, each tensor stored in the dtype `dtypeOf` chooses for it.
-    package static func encode(_ net: DenseNet, metadata: [String: Any], extra: [(String, Tensor)] = [], dtypeOf: (Tensor) -> DType) throws -> Data {
+    package static func encode(
+        _ net: DenseNet, metadata: [String: Any], extra: [(String, Tensor)] = [], dtypeOf: (Tensor) -> DType
+    ) throws -> Data {
         let version = version(for: net)
         let named = CanonicalLayout.tensors(of: net) + extra
         let json = try JSONSerialization.data(withJSONObject: metadata, options: [.sortedKeys])
@@ -52,10 +57,14 @@ public enum DNKWriter {
             // Table.
             for (index, e) in entries.enumerated() {
                 let at = tableOffset + index * entrySize
-                for (i, byte) in e.name.utf8.enumerated() { p.storeBytes(of: byte, toByteOffset: at + i, as: UInt8.self) }
+                for (i, byte) in e.name.utf8.enumerated() {
+                    p.storeBytes(of: byte, toByteOffset: at + i, as: UInt8.self)
+                }
                 p.storeBytes(of: UInt8(dtypes.firstIndex(of: e.dtype)!), toByteOffset: at + 48, as: UInt8.self)
                 p.storeBytes(of: UInt8(e.shape.count), toByteOffset: at + 49, as: UInt8.self)
-                for (i, d) in e.shape.enumerated() { p.storeBytes(of: UInt32(d).littleEndian, toByteOffset: at + 52 + 4 * i, as: UInt32.self) }
+                for (i, d) in e.shape.enumerated() {
+                    p.storeBytes(of: UInt32(d).littleEndian, toByteOffset: at + 52 + 4 * i, as: UInt32.self)
+                }
                 p.storeBytes(of: UInt64(e.offset).littleEndian, toByteOffset: at + 68, as: UInt64.self)
                 p.storeBytes(of: UInt64(e.length).littleEndian, toByteOffset: at + 76, as: UInt64.self)
                 let end = index + 1 < entries.count ? entries[index + 1].offset : fileLength
@@ -75,8 +84,10 @@ public enum DNKWriter {
             p.storeBytes(of: UInt64(dataOffset).littleEndian, toByteOffset: 48, as: UInt64.self)
             p.storeBytes(of: UInt64(fileLength - dataOffset).littleEndian, toByteOffset: 56, as: UInt64.self)
             p.storeBytes(of: UInt64(fileLength).littleEndian, toByteOffset: 64, as: UInt64.self)
-            let metaSum = XXH64.hash(UnsafeRawBufferPointer(start: p.advanced(by: headerSize), count: tableOffset - headerSize))
-            let tableSum = XXH64.hash(UnsafeRawBufferPointer(start: p.advanced(by: tableOffset), count: dataOffset - tableOffset))
+            let metaSum = XXH64.hash(
+                UnsafeRawBufferPointer(start: p.advanced(by: headerSize), count: tableOffset - headerSize))
+            let tableSum = XXH64.hash(
+                UnsafeRawBufferPointer(start: p.advanced(by: tableOffset), count: dataOffset - tableOffset))
             p.storeBytes(of: metaSum.littleEndian, toByteOffset: 72, as: UInt64.self)
             p.storeBytes(of: tableSum.littleEndian, toByteOffset: 80, as: UInt64.self)
             let headerSum = XXH64.hash(UnsafeRawBufferPointer(start: p, count: 120))

@@ -14,8 +14,10 @@ public enum LaneHash {
 
     public static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
         let n = bytes.count
-        var s0 = SIMD8<UInt64>(repeating: 1), s1 = SIMD8<UInt64>(repeating: 2)
-        var s2 = SIMD8<UInt64>(repeating: 3), s3 = SIMD8<UInt64>(repeating: 4)
+        var s0 = SIMD8<UInt64>(repeating: 1)
+        var s1 = SIMD8<UInt64>(repeating: 2)
+        var s2 = SIMD8<UInt64>(repeating: 3)
+        var s3 = SIMD8<UInt64>(repeating: 4)
         let m = SIMD8<UInt64>(repeating: p)
         var i = 0
         if let base = bytes.baseAddress {

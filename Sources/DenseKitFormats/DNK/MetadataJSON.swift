@@ -48,22 +48,33 @@ public enum MetadataJSON {
         }
 
         mutating func value(depth: Int) throws -> Any {
-            guard depth < MetadataJSON.maximumDepth else { throw fail("nested more than \(MetadataJSON.maximumDepth) deep") }
+            guard depth < MetadataJSON.maximumDepth else {
+                throw fail("nested more than \(MetadataJSON.maximumDepth) deep")
+            }
             switch current {
             case UInt8(ascii: "{"): return try object(depth: depth)
             case UInt8(ascii: "["): return try array(depth: depth)
             case UInt8(ascii: "\""): return try string()
-            case UInt8(ascii: "t"): try literal("true"); return true
-            case UInt8(ascii: "f"): try literal("false"); return false
-            case UInt8(ascii: "n"): try literal("null"); return NSNull()
-            case let c? where c == UInt8(ascii: "-") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c): return try number()
+            case UInt8(ascii: "t"):
+                try literal("true")
+                return true
+            case UInt8(ascii: "f"):
+                try literal("false")
+                return false
+            case UInt8(ascii: "n"):
+                try literal("null")
+                return NSNull()
+            case let c? where c == UInt8(ascii: "-") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c):
+                return try number()
             default: throw fail(current == nil ? "unexpected end" : "unexpected character")
             }
         }
 
         mutating func literal(_ word: StaticString) throws {
             let n = word.utf8CodeUnitCount
-            guard at + n <= bytes.count, memcmp(bytes.baseAddress! + at, word.utf8Start, n) == 0 else { throw fail("bad literal") }
+            guard at + n <= bytes.count, memcmp(bytes.baseAddress! + at, word.utf8Start, n) == 0 else {
+                throw fail("bad literal")
+            }
             at += n
         }
 
@@ -71,7 +82,10 @@ public enum MetadataJSON {
             at += 1
             var out: [String: Any] = [:]
             skipSpace()
-            if current == UInt8(ascii: "}") { at += 1; return out }
+            if current == UInt8(ascii: "}") {
+                at += 1
+                return out
+            }
             while true {
                 skipSpace()
                 guard current == UInt8(ascii: "\"") else { throw fail("expected a key") }
@@ -79,9 +93,14 @@ public enum MetadataJSON {
                 skipSpace()
                 try expect(UInt8(ascii: ":"))
                 skipSpace()
-                guard out.updateValue(try value(depth: depth + 1), forKey: key) == nil else { throw fail("duplicate key '\(key)'") }
+                guard out.updateValue(try value(depth: depth + 1), forKey: key) == nil else {
+                    throw fail("duplicate key '\(key)'")
+                }
                 skipSpace()
-                if current == UInt8(ascii: ",") { at += 1; continue }
+                if current == UInt8(ascii: ",") {
+                    at += 1
+                    continue
+                }
                 try expect(UInt8(ascii: "}"))
                 return out
             }
@@ -91,12 +110,18 @@ public enum MetadataJSON {
             at += 1
             var out: [Any] = []
             skipSpace()
-            if current == UInt8(ascii: "]") { at += 1; return out }
+            if current == UInt8(ascii: "]") {
+                at += 1
+                return out
+            }
             while true {
                 skipSpace()
                 out.append(try value(depth: depth + 1))
                 skipSpace()
-                if current == UInt8(ascii: ",") { at += 1; continue }
+                if current == UInt8(ascii: ",") {
+                    at += 1
+                    continue
+                }
                 try expect(UInt8(ascii: "]"))
                 return out
             }
@@ -116,7 +141,10 @@ public enum MetadataJSON {
                 while let c = current, c != UInt8(ascii: "\"") {
                     guard c >= 0x20 else { throw fail("control character in a string") }
                     at += 1
-                    guard c == UInt8(ascii: "\\") else { utf8.append(c); continue }
+                    guard c == UInt8(ascii: "\\") else {
+                        utf8.append(c)
+                        continue
+                    }
                     guard let e = current else { throw fail("unterminated string") }
                     at += 1
                     switch e {
@@ -129,7 +157,9 @@ public enum MetadataJSON {
                     case UInt8(ascii: "u"):
                         var scalar = try hex4()
                         if (0xD800..<0xDC00).contains(scalar) {
-                            guard current == UInt8(ascii: "\\"), at + 1 < bytes.count, bytes[at + 1] == UInt8(ascii: "u") else { throw fail("lone surrogate") }
+                            guard current == UInt8(ascii: "\\"), at + 1 < bytes.count,
+                                bytes[at + 1] == UInt8(ascii: "u")
+                            else { throw fail("lone surrogate") }
                             at += 2
                             let low = try hex4()
                             guard (0xDC00..<0xE000).contains(low) else { throw fail("lone surrogate") }

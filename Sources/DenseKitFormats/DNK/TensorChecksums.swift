@@ -1,16 +1,18 @@
+import DenseKitGraph
 import Foundation
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
-import DenseKitGraph
 
 /// Tensor regions of a `.dnk` file and the checksums its table stores for them (`LaneHash`), checked
 /// on all cores. The regions are a shared queue, largest first: each core takes the next one and
 /// hashes it, which faults its pages in as it reads them. Reading the bytes from memory, not the
 /// hashing, is most of the time (a first read of DenseNet-121's 40 MB took 3 to 7 ms on one core): so
 /// the checks start as soon as the reader knows the regions (`start`), and whoever needs them joins in
-/// when its own work is done (`Verification.finish`). Asking the kernel to map each region up front (MADV_POPULATE_READ)
+/// when its own work is done (`Verification.finish`). Asking the kernel to map each region up front
+/// (MADV_POPULATE_READ)
 /// was slower: it holds the process's memory-map lock, which stalled the reader's own work. Measured
 /// on a 2-core AMD EPYC (Zen 4), open to ready of DenseNet-121's `.dnk` (medians of 15 processes):
 /// 8.6 ms with the checks started after the metadata on threads of their own, 7.1 ms with the shared
@@ -52,7 +54,10 @@ package struct TensorChecksums: Sendable {
         private let computed: UnsafeMutableBufferPointer<UInt64>
         private let helpers = DispatchGroup()
 
-        fileprivate init(_ regions: [Region], _ name: @escaping @Sendable (Int) -> String, _ raw: UnsafeRawBufferPointer, _ owner: AnyObject?) {
+        fileprivate init(
+            _ regions: [Region], _ name: @escaping @Sendable (Int) -> String, _ raw: UnsafeRawBufferPointer,
+            _ owner: AnyObject?
+        ) {
             self.regions = regions
             self.name = name
             base = raw.baseAddress
@@ -80,8 +85,12 @@ package struct TensorChecksums: Sendable {
         package func finish() throws {
             work()
             helpers.wait()
-            if let bad = regions.indices.filter({ computed[$0] != regions[$0].checksum }).min(by: { regions[$0].start < regions[$1].start }) {
-                throw ImportError(.malformed, subject: "tensor '\(name(regions[bad].entry))'", problem: "checksum mismatch (corrupt data or padding)")
+            if let bad = regions.indices.filter({ computed[$0] != regions[$0].checksum }).min(by: {
+                regions[$0].start < regions[$1].start
+            }) {
+                throw ImportError(
+                    .malformed, subject: "tensor '\(name(regions[bad].entry))'",
+                    problem: "checksum mismatch (corrupt data or padding)")
             }
         }
     }

@@ -2,7 +2,8 @@ import CHDF5
 import DenseKitGraph
 import Foundation
 
-/// The one place that touches libhdf5 (with `HDF5Writer` below): a read-only HDF5 file (on disk or in memory), with just the
+/// The one place that touches libhdf5 (with `HDF5Writer` below): a read-only HDF5 file (on disk or in memory), with
+/// just the
 /// reads the Keras importer needs. Every C status goes through `check`, which turns a negative
 /// result into `ImportError` quoting HDF5's own message. HDF5 never prints anything itself.
 ///
@@ -37,12 +38,14 @@ package final class HDF5File {
         defer { H5Pclose(fapl) }
         _ = try Self.check(H5Pset_fapl_core(fapl, 1 << 16, false), "cannot select the in-memory driver")
         _ = try image.withUnsafeBytes { raw in
-            try Self.check(H5Pset_file_image(fapl, UnsafeMutableRawPointer(mutating: raw.baseAddress), raw.count),
-                           "cannot load the in-memory image")
+            try Self.check(
+                H5Pset_file_image(fapl, UnsafeMutableRawPointer(mutating: raw.baseAddress), raw.count),
+                "cannot load the in-memory image")
         }
         // HDF5 recognises an already open file by name: every image gets its own.
         Self.images += 1
-        id = try Self.check(H5Fopen("densekit-image-\(Self.images).h5", dk_h5f_acc_rdonly(), fapl), "cannot open as HDF5")
+        id = try Self.check(
+            H5Fopen("densekit-image-\(Self.images).h5", dk_h5f_acc_rdonly(), fapl), "cannot open as HDF5")
     }
 
     deinit { H5Fclose(id) }
@@ -77,12 +80,14 @@ package final class HDF5File {
         _ = try Self.check(H5Gget_info_by_name(id, path, &info, dk_h5p_default()), "cannot list group '\(path)'")
         guard info.nlinks < 1 << 20 else { throw ImportError.malformed("group '\(path)' has \(info.nlinks) members") }
         return try (0..<info.nlinks).map { i in
-            let length = try Self.check(H5Lget_name_by_idx(id, path, H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, dk_h5p_default()),
-                                        "cannot read a member name of '\(path)'")
+            let length = try Self.check(
+                H5Lget_name_by_idx(id, path, H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, dk_h5p_default()),
+                "cannot read a member name of '\(path)'")
             guard length < 1 << 16 else { throw ImportError.malformed("member name of \(length) bytes in '\(path)'") }
             var buffer = [CChar](repeating: 0, count: Int(length) + 1)
-            _ = try Self.check(H5Lget_name_by_idx(id, path, H5_INDEX_NAME, H5_ITER_INC, i, &buffer, buffer.count, dk_h5p_default()),
-                               "cannot read a member name of '\(path)'")
+            _ = try Self.check(
+                H5Lget_name_by_idx(id, path, H5_INDEX_NAME, H5_ITER_INC, i, &buffer, buffer.count, dk_h5p_default()),
+                "cannot read a member name of '\(path)'")
             return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         }
     }
@@ -92,15 +97,18 @@ package final class HDF5File {
     /// A string (or array of strings) attribute, fixed- or variable-length; nil when absent.
     package func stringAttribute(_ object: String, _ name: String) throws -> [String]? {
         guard H5Aexists_by_name(id, object, name, dk_h5p_default()) > 0 else { return nil }
-        let attribute = try Self.check(H5Aopen_by_name(id, object, name, dk_h5p_default(), dk_h5p_default()),
-                                       "cannot open attribute '\(name)' of '\(object)'")
+        let attribute = try Self.check(
+            H5Aopen_by_name(id, object, name, dk_h5p_default(), dk_h5p_default()),
+            "cannot open attribute '\(name)' of '\(object)'")
         defer { H5Aclose(attribute) }
         let type = try Self.check(H5Aget_type(attribute), "cannot read the type of attribute '\(name)'")
         defer { H5Tclose(type) }
         let space = try Self.check(H5Aget_space(attribute), "cannot read the shape of attribute '\(name)'")
         defer { H5Sclose(space) }
         let count = Int(H5Sget_simple_extent_npoints(space))
-        guard count >= 0, count < 1 << 20 else { throw ImportError.malformed("attribute '\(name)' of '\(object)' has \(count) values") }
+        guard count >= 0, count < 1 << 20 else {
+            throw ImportError.malformed("attribute '\(name)' of '\(object)' has \(count) values")
+        }
         // h5py writes an empty list (a layer without weights) as an empty float array.
         if count == 0 { return [] }
         guard H5Tget_class(type) == H5T_STRING else {
@@ -138,7 +146,9 @@ package final class HDF5File {
         defer { H5Dclose(dataset) }
         let type = try Self.check(H5Dget_type(dataset), "cannot read the type of '\(path)'")
         defer { H5Tclose(type) }
-        guard H5Tget_class(type) == H5T_FLOAT else { throw ImportError.malformed("dataset '\(path)' is not floating-point") }
+        guard H5Tget_class(type) == H5T_FLOAT else {
+            throw ImportError.malformed("dataset '\(path)' is not floating-point")
+        }
         let size = H5Tget_size(type)
         let space = try Self.check(H5Dget_space(dataset), "cannot read the shape of '\(path)'")
         defer { H5Sclose(space) }
@@ -150,7 +160,8 @@ package final class HDF5File {
         for d in dims.prefix(rank) {
             let (product, overflow) = count.multipliedReportingOverflow(by: Int(clamping: d))
             guard !overflow, product <= Self.maximumElements else {
-                throw ImportError.malformed("dataset '\(path)' claims shape \(dims.prefix(rank).map { $0 }), more than 2^31 values")
+                throw ImportError.malformed(
+                    "dataset '\(path)' claims shape \(dims.prefix(rank).map { $0 }), more than 2^31 values")
             }
             count = product
         }
@@ -158,17 +169,22 @@ package final class HDF5File {
         // every weight uncompressed, and even a compressed dataset does not shrink 64-fold; so a small
         // corrupt file cannot make this process (or libhdf5, converting) allocate gigabytes.
         guard size == 2 || size == 4 || size == 8 else {
-            throw ImportError.mismatch("dataset '\(path)'", expected: "2-, 4- or 8-byte floats", found: "\(size)-byte floats", kind: .unsupported)
+            throw ImportError.mismatch(
+                "dataset '\(path)'", expected: "2-, 4- or 8-byte floats", found: "\(size)-byte floats",
+                kind: .unsupported)
         }
-        let claimed = UInt64(count) * UInt64(size), stored = UInt64(H5Dget_storage_size(dataset))
+        let claimed = UInt64(count) * UInt64(size)
+        let stored = UInt64(H5Dget_storage_size(dataset))
         guard claimed / 64 <= max(stored, 1 << 14) else {  // divided, not multiplied: `stored` comes from the file
-            throw ImportError.mismatch("dataset '\(path)'", expected: "at most 64 times the \(stored) bytes it stores",
-                                       found: "shape \(dims.prefix(rank).map { $0 }), \(claimed) bytes", kind: .malformed)
+            throw ImportError.mismatch(
+                "dataset '\(path)'", expected: "at most 64 times the \(stored) bytes it stores",
+                found: "shape \(dims.prefix(rank).map { $0 }), \(claimed) bytes", kind: .malformed)
         }
         var values = [Float](repeating: 0, count: count)
         if count > 0 {
-            _ = try Self.check(H5Dread(dataset, dk_h5t_native_float(), dk_h5s_all(), dk_h5s_all(), dk_h5p_default(), &values),
-                               "cannot read dataset '\(path)'")
+            _ = try Self.check(
+                H5Dread(dataset, dk_h5t_native_float(), dk_h5s_all(), dk_h5s_all(), dk_h5p_default(), &values),
+                "cannot read dataset '\(path)'")
         }
         let dtype: DType = size == 2 ? (H5Tget_ebias(type) == 127 ? .bf16 : .f16) : .f32
         return (dims.prefix(rank).map { Int($0) }, dtype, values)
@@ -187,7 +203,8 @@ package final class HDF5File {
         let messages = ErrorMessages()
         let walker: H5E_walk2_t = { _, error, data in
             if let error, let data, let description = error.pointee.desc {
-                Unmanaged<ErrorMessages>.fromOpaque(data).takeUnretainedValue().list.append(String(cString: description))
+                Unmanaged<ErrorMessages>.fromOpaque(data).takeUnretainedValue().list.append(
+                    String(cString: description))
             }
             return 0
         }
@@ -218,9 +235,12 @@ package final class HDF5Writer {
         defer { H5Pclose(fapl) }
         _ = try HDF5File.check(H5Pset_fapl_core(fapl, 1 << 20, false), "cannot select the in-memory driver")
         HDF5File.images += 1
-        id = try HDF5File.check(H5Fcreate("densekit-write-\(HDF5File.images).h5", dk_h5f_acc_trunc(), dk_h5p_default(), fapl), "cannot create an HDF5 file in memory")
+        id = try HDF5File.check(
+            H5Fcreate("densekit-write-\(HDF5File.images).h5", dk_h5f_acc_trunc(), dk_h5p_default(), fapl),
+            "cannot create an HDF5 file in memory")
         linkProperties = try HDF5File.check(H5Pcreate(dk_h5p_link_create()), "cannot create link properties")
-        _ = try HDF5File.check(H5Pset_create_intermediate_group(linkProperties, 1), "cannot set intermediate group creation")
+        _ = try HDF5File.check(
+            H5Pset_create_intermediate_group(linkProperties, 1), "cannot set intermediate group creation")
     }
 
     deinit {
@@ -231,7 +251,8 @@ package final class HDF5Writer {
     /// Creates the group at `path` (and any missing groups above it).
     package func group(_ path: String) throws {
         guard !exists(path) else { return }
-        let g = try HDF5File.check(H5Gcreate2(id, path, linkProperties, dk_h5p_default(), dk_h5p_default()), "cannot create group '\(path)'")
+        let g = try HDF5File.check(
+            H5Gcreate2(id, path, linkProperties, dk_h5p_default(), dk_h5p_default()), "cannot create group '\(path)'")
         H5Gclose(g)
     }
 
@@ -247,13 +268,17 @@ package final class HDF5Writer {
     /// A float32 dataset (little-endian, contiguous) of `shape` holding `values` in C order.
     package func dataset(_ path: String, shape: [Int], values: [Float]) throws {
         let dims = shape.map { hsize_t($0) }
-        let space = try HDF5File.check(H5Screate_simple(Int32(dims.count), dims, nil), "cannot create the shape of '\(path)'")
+        let space = try HDF5File.check(
+            H5Screate_simple(Int32(dims.count), dims, nil), "cannot create the shape of '\(path)'")
         defer { H5Sclose(space) }
-        let d = try HDF5File.check(H5Dcreate2(id, path, dk_h5t_ieee_f32le(), space, linkProperties, dk_h5p_default(), dk_h5p_default()),
-                                   "cannot create dataset '\(path)'")
+        let d = try HDF5File.check(
+            H5Dcreate2(id, path, dk_h5t_ieee_f32le(), space, linkProperties, dk_h5p_default(), dk_h5p_default()),
+            "cannot create dataset '\(path)'")
         defer { H5Dclose(d) }
         if !values.isEmpty {
-            _ = try HDF5File.check(H5Dwrite(d, dk_h5t_native_float(), dk_h5s_all(), dk_h5s_all(), dk_h5p_default(), values), "cannot write dataset '\(path)'")
+            _ = try HDF5File.check(
+                H5Dwrite(d, dk_h5t_native_float(), dk_h5s_all(), dk_h5s_all(), dk_h5p_default(), values),
+                "cannot write dataset '\(path)'")
         }
     }
 
@@ -274,9 +299,12 @@ package final class HDF5Writer {
         H5Tset_size(type, length)
         H5Tset_strpad(type, H5T_STR_NULLPAD)
         var bytes = [UInt8](repeating: 0, count: length * values.count)
-        for (i, v) in values.enumerated() { bytes.replaceSubrange((i * length)..<(i * length + v.utf8.count), with: Array(v.utf8)) }
-        let space = try HDF5File.check(scalar && values.count == 1 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, [hsize_t(values.count)], nil),
-                                       "cannot create the shape of attribute '\(name)'")
+        for (i, v) in values.enumerated() {
+            bytes.replaceSubrange((i * length)..<(i * length + v.utf8.count), with: Array(v.utf8))
+        }
+        let space = try HDF5File.check(
+            scalar && values.count == 1 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, [hsize_t(values.count)], nil),
+            "cannot create the shape of attribute '\(name)'")
         defer { H5Sclose(space) }
         try attribute(object, name, type: type, space: space) { a in
             try HDF5File.check(H5Awrite(a, type, bytes), "cannot write attribute '\(name)'")
@@ -299,9 +327,12 @@ package final class HDF5Writer {
         }
     }
 
-    private func attribute(_ object: String, _ name: String, type: hid_t, space: hid_t, write: (hid_t) throws -> Void) throws {
-        let a = try HDF5File.check(H5Acreate_by_name(id, object, name, type, space, dk_h5p_default(), dk_h5p_default(), dk_h5p_default()),
-                                   "cannot create attribute '\(name)' of '\(object)'")
+    private func attribute(_ object: String, _ name: String, type: hid_t, space: hid_t, write: (hid_t) throws -> Void)
+        throws
+    {
+        let a = try HDF5File.check(
+            H5Acreate_by_name(id, object, name, type, space, dk_h5p_default(), dk_h5p_default(), dk_h5p_default()),
+            "cannot create attribute '\(name)' of '\(object)'")
         defer { H5Aclose(a) }
         try write(a)
     }
@@ -311,7 +342,9 @@ package final class HDF5Writer {
         _ = try HDF5File.check(H5Fflush(id, H5F_SCOPE_GLOBAL), "cannot flush the file")
         let size = try HDF5File.check(H5Fget_file_image(id, nil, 0), "cannot size the file image")
         var data = Data(count: Int(size))
-        _ = try data.withUnsafeMutableBytes { try HDF5File.check(H5Fget_file_image(id, $0.baseAddress, Int(size)), "cannot copy the file image") }
+        _ = try data.withUnsafeMutableBytes {
+            try HDF5File.check(H5Fget_file_image(id, $0.baseAddress, Int(size)), "cannot copy the file image")
+        }
         return data
     }
 }

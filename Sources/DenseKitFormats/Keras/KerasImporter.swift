@@ -8,11 +8,14 @@ import Foundation
 /// the padding of the conv or pool after them; the input stays NHWC as Keras declares it.
 public enum KerasImporter {
     public static func load(path: String, trustStoredNames: Bool = true) throws -> DenseNet {
-        try load(data: FileMapping.contents(path: path), path: path, trustStoredNames: trustStoredNames, inMemory: false)
+        try load(
+            data: FileMapping.contents(path: path), path: path, trustStoredNames: trustStoredNames, inMemory: false)
     }
 
     /// Reads a model from its bytes (HDF5 through the in-memory driver when `inMemory`).
-    public static func load(data: Data, path: String, trustStoredNames: Bool = true, inMemory: Bool = true) throws -> DenseNet {
+    public static func load(data: Data, path: String, trustStoredNames: Bool = true, inMemory: Bool = true) throws
+        -> DenseNet
+    {
         var configJSON: String? = nil
         var version: String? = nil
         var image: Data? = nil
@@ -24,13 +27,16 @@ public enum KerasImporter {
             }
             configJSON = try zip.member("config.json").map { String(decoding: $0, as: UTF8.self) }
             if let meta = try zip.member("metadata.json"),
-               let object = try? JSONSerialization.jsonObject(with: meta) as? [String: Any] {
+                let object = try? JSONSerialization.jsonObject(with: meta) as? [String: Any]
+            {
                 version = object["keras_version"] as? String
             }
             image = weights
             format = .kerasArchive
         } else {
-            guard data.starts(with: HDF5File.signature) else { throw ImportError.malformed("not an HDF5 file (bad signature)") }
+            guard data.starts(with: HDF5File.signature) else {
+                throw ImportError.malformed("not an HDF5 file (bad signature)")
+            }
             format = .kerasH5
             if inMemory { image = data }
         }
@@ -44,12 +50,21 @@ public enum KerasImporter {
         var net = try builder.build()
 
         let stored = weights.stored
-        let resolvedFormat: ModelSource.Format = format == .kerasArchive ? .kerasArchive
-            : weights.layout == .fullModel ? .kerasH5 : weights.layout == .weightsOnly ? .kerasWeightsH5 : .kerasV3Weights
+        let resolvedFormat: ModelSource.Format =
+            format == .kerasArchive
+            ? .kerasArchive
+            : weights.layout == .fullModel
+                ? .kerasH5 : weights.layout == .weightsOnly ? .kerasWeightsH5 : .kerasV3Weights
         var notes = builder.notes
-        if weights.namesRecovered { notes.append("the file stores no layer names; they were recovered from creation order and shapes") }
-        net.source = ModelSource(path: path, format: resolvedFormat, producer: "keras \(version ?? weights.kerasVersion ?? (weights.layout == .keras3Weights ? "3" : "(version not recorded)"))",
-                                 storedParameters: stored.parameters, storedBytes: stored.bytes, storedTensors: stored.tensors, notes: notes)
+        if weights.namesRecovered {
+            notes.append("the file stores no layer names; they were recovered from creation order and shapes")
+        }
+        let unrecorded = "(version not recorded)"
+        net.source = ModelSource(
+            path: path, format: resolvedFormat,
+            producer: "keras "
+                + (version ?? weights.kerasVersion ?? (weights.layout == .keras3Weights ? "3" : unrecorded)),
+            storedParameters: stored.parameters, storedBytes: stored.bytes, storedTensors: stored.tensors, notes: notes)
         return net
     }
 
@@ -63,7 +78,12 @@ public enum KerasImporter {
             self.weights = weights
             self.config = config
             if config == nil {
-                notes.append("no model config in the file: padding, strides and BN epsilon assumed as keras.applications.densenet builds them")
+                notes.append(
+                    """
+                    no model config in the file: padding, strides and BN epsilon assumed as \
+                    keras.applications.densenet builds them
+                    """
+                )
             }
         }
 
@@ -74,8 +94,10 @@ public enum KerasImporter {
             }
             let stemConv = try conv("conv1_conv", defaultStride: 2, defaultPads: 3)
             let stemPool = try pool("pool1", kind: .max, defaultSize: 3, defaultStride: 2, defaultPads: 1)
-            let stem = Stem(conv: stemConv, norm: try norm("conv1_bn", channels: stemConv.outChannels), relu: true, pool: stemPool)
-            var blocks: [DenseBlock] = [], transitions: [Transition] = []
+            let stem = Stem(
+                conv: stemConv, norm: try norm("conv1_bn", channels: stemConv.outChannels), relu: true, pool: stemPool)
+            var blocks: [DenseBlock] = []
+            var transitions: [Transition] = []
             var channels = stemConv.outChannels
             var b = 2
             while weights.layers["conv\(b)_block1_0_bn"] != nil {
@@ -88,7 +110,8 @@ public enum KerasImporter {
                     let layer: DenseLayer
                     if weights.layers[base + "_2_conv"] != nil {
                         let inner = try norm(base + "_1_bn", channels: first.outChannels)
-                        let second = try conv(base + "_2_conv", defaultStride: 1, defaultPads: 1, inChannels: first.outChannels)
+                        let second = try conv(
+                            base + "_2_conv", defaultStride: 1, defaultPads: 1, inChannels: first.outChannels)
                         layer = DenseLayer(norm: n, bottleneck: Bottleneck(conv: first, norm: inner), conv: second)
                     } else {
                         layer = DenseLayer(norm: n, bottleneck: nil, conv: first)
@@ -101,61 +124,92 @@ public enum KerasImporter {
                 guard weights.layers["pool\(b)_bn"] != nil else { break }
                 let tn = try norm("pool\(b)_bn", channels: channels)
                 let tc = try conv("pool\(b)_conv", defaultStride: 1, defaultPads: 0, inChannels: channels)
-                let tp = try pool("pool\(b)_pool", kind: .average, defaultSize: 2, defaultStride: 2, defaultPads: 0) ??
-                    Pool2D(kind: .average, kernel: 2, stride: 2)
+                let tp =
+                    try pool("pool\(b)_pool", kind: .average, defaultSize: 2, defaultStride: 2, defaultPads: 0)
+                    ?? Pool2D(kind: .average, kernel: 2, stride: 2)
                 transitions.append(Transition(norm: tn, conv: tc, pool: tp))
                 channels = tc.outChannels
                 b += 1
             }
-            guard !blocks.isEmpty else { throw ImportError.structure("not a Keras DenseNet: no dense block conv2_block1") }
+            guard !blocks.isEmpty else {
+                throw ImportError.structure("not a Keras DenseNet: no dense block conv2_block1")
+            }
             let headNorm = try norm("bn", channels: channels)
             let head = try config.map { try headFromConfig($0, norm: headNorm) } ?? headFromWeights(norm: headNorm)
             let shape = config?.inputShape ?? []
-            let input = InputSpec(name: "input", layout: .nhwc, channels: stemConv.inChannels,
-                                  height: shape.count == 3 ? shape[0] : nil, width: shape.count == 3 ? shape[1] : nil, batch: nil)
-            let source = ModelSource(path: "", format: .kerasH5, producer: "keras", storedParameters: 0, storedBytes: 0, storedTensors: 0)
-            return DenseNet(source: source, input: input, stem: stem, blocks: blocks, transitions: transitions, head: head)
+            let input = InputSpec(
+                name: "input", layout: .nhwc, channels: stemConv.inChannels,
+                height: shape.count == 3 ? shape[0] : nil, width: shape.count == 3 ? shape[1] : nil, batch: nil)
+            let source = ModelSource(
+                path: "", format: .kerasH5, producer: "keras", storedParameters: 0, storedBytes: 0, storedTensors: 0)
+            return DenseNet(
+                source: source, input: input, stem: stem, blocks: blocks, transitions: transitions, head: head)
         }
 
         /// The head of a model with a config: the layers after the final `relu`, in the config's order,
         /// each reading the one before it, up to the model's output.
         private func headFromConfig(_ config: KerasModelConfig, norm: BatchNorm) throws -> Head {
             guard let start = config.order.firstIndex(of: "relu") else {
-                throw ImportError.mismatch("the model config", expected: "the final activation layer 'relu' after 'bn'", found: "none")
+                throw ImportError.mismatch(
+                    "the model config", expected: "the final activation layer 'relu' after 'bn'", found: "none")
             }
-            var pool: Head.Pool? = nil, dense: [Head.Dense] = []
+            var pool: Head.Pool? = nil
+            var dense: [Head.Dense] = []
             var previous = "relu"
             for name in config.order[(start + 1)...] {
                 guard let layer = config.layers[name] else { continue }
                 let subject = "layer '\(name)' (\(layer.className))"
                 guard layer.inbound == [previous] else {
-                    throw ImportError.mismatch(subject, expected: "the head's next layer, reading '\(previous)' alone", found: "inputs \(layer.inbound)")
+                    throw ImportError.mismatch(
+                        subject, expected: "the head's next layer, reading '\(previous)' alone",
+                        found: "inputs \(layer.inbound)")
                 }
                 previous = name
                 switch layer.className {
                 case "GlobalAveragePooling2D", "GlobalMaxPooling2D":
-                    guard pool == nil, dense.isEmpty else { throw ImportError.mismatch(subject, expected: "one global pool, right after 'relu'", found: "another") }
+                    guard pool == nil, dense.isEmpty else {
+                        throw ImportError.mismatch(
+                            subject, expected: "one global pool, right after 'relu'", found: "another")
+                    }
                     pool = layer.className == "GlobalAveragePooling2D" ? .average : .max
-                case "Dropout", "SpatialDropout2D", "GaussianDropout", "GaussianNoise", "AlphaDropout", "ActivityRegularization", "Identity":
+                case "Dropout", "SpatialDropout2D", "GaussianDropout", "GaussianNoise", "AlphaDropout",
+                    "ActivityRegularization", "Identity":
                     continue
                 case "Flatten":
-                    guard pool != nil else { throw ImportError.mismatch(subject, expected: "a global pool before Flatten", found: "the feature map") }
+                    guard pool != nil else {
+                        throw ImportError.mismatch(
+                            subject, expected: "a global pool before Flatten", found: "the feature map")
+                    }
                 case "Dense":
-                    guard pool != nil else { throw ImportError.mismatch(subject, expected: "a global pool before the dense layers", found: "the feature map") }
+                    guard pool != nil else {
+                        throw ImportError.mismatch(
+                            subject, expected: "a global pool before the dense layers", found: "the feature map")
+                    }
                     let features = dense.last?.linear.outFeatures ?? norm.channels
-                    dense.append(Head.Dense(try self.dense(name, inFeatures: features, first: dense.isEmpty), try Self.activation(layer.activation ?? "linear", subject)))
+                    dense.append(
+                        Head.Dense(
+                            try self.dense(name, inFeatures: features, first: dense.isEmpty),
+                            try Self.activation(layer.activation ?? "linear", subject)))
                 case "Activation", "ReLU", "Softmax":
                     guard let last = dense.last, last.activation == .linear else {
-                        throw ImportError.mismatch(subject, expected: "an activation after a Dense layer without one", found: dense.isEmpty ? "no Dense layer before it" : "a Dense layer with its own activation")
+                        throw ImportError.mismatch(
+                            subject, expected: "an activation after a Dense layer without one",
+                            found: dense.isEmpty ? "no Dense layer before it" : "a Dense layer with its own activation")
                     }
-                    let activation = layer.className == "ReLU" ? "relu" : layer.className == "Softmax" ? "softmax" : layer.activation ?? "linear"
+                    let activation =
+                        layer.className == "ReLU"
+                        ? "relu" : layer.className == "Softmax" ? "softmax" : layer.activation ?? "linear"
                     dense[dense.count - 1].activation = try Self.activation(activation, subject)
                 default:
-                    throw ImportError.mismatch(subject, expected: "a global pool, Dropout, Flatten, Dense or Activation layer in the head", found: layer.className, kind: .unsupported)
+                    throw ImportError.mismatch(
+                        subject, expected: "a global pool, Dropout, Flatten, Dense or Activation layer in the head",
+                        found: layer.className, kind: .unsupported)
                 }
             }
             if !config.outputs.isEmpty, config.outputs != [previous] {
-                throw ImportError.mismatch("the model config", expected: "one output, the head's last layer '\(previous)'", found: "outputs \(config.outputs)")
+                throw ImportError.mismatch(
+                    "the model config", expected: "one output, the head's last layer '\(previous)'",
+                    found: "outputs \(config.outputs)")
             }
             return Head(norm: norm, pool: pool, dense: dense)
         }
@@ -167,21 +221,30 @@ public enum KerasImporter {
             if let description = weights.headDescription {
                 var linears: [Linear] = []
                 for name in weights.denseLayers {
-                    linears.append(try dense(name, inFeatures: linears.last?.outFeatures ?? norm.channels, first: linears.isEmpty))
+                    linears.append(
+                        try dense(name, inFeatures: linears.last?.outFeatures ?? norm.channels, first: linears.isEmpty))
                 }
                 let head = try description.head(norm: norm, linears: linears, subject: "dense layers")
                 notes.append("head as recorded by DenseKit in the file's densekit attribute: \(head.summary)")
                 return head
             }
             guard weights.denseLayers.count <= 1 else {
-                throw ImportError(.unsupported, subject: "head",
-                                  expected: "one dense layer in a weights-only file (it stores no activations, so the one between two dense layers is unknown)",
-                                  found: "\(weights.denseLayers.count)", problem: "read the full model (.h5 or .keras) instead")
+                throw ImportError(
+                    .unsupported, subject: "head",
+                    expected:
+                        """
+                        one dense layer in a weights-only file (it stores no activations, so the one between two \
+                        dense layers is unknown)
+                        """,
+                    found: "\(weights.denseLayers.count)", problem: "read the full model (.h5 or .keras) instead")
             }
             var dense: [Head.Dense] = []
             for name in weights.denseLayers {
                 let features = dense.last?.linear.outFeatures ?? norm.channels
-                dense.append(Head.Dense(try self.dense(name, inFeatures: features, first: dense.isEmpty), name == "predictions" ? .softmax : .unknown))
+                dense.append(
+                    Head.Dense(
+                        try self.dense(name, inFeatures: features, first: dense.isEmpty),
+                        name == "predictions" ? .softmax : .unknown))
             }
             // Pooling layers store no weights but are listed: after `bn` in an .h5, by class in a .weights.h5.
             let names = weights.layout == .keras3Weights ? weights.order[...] : weights.order.drop { $0 != "bn" }
@@ -189,8 +252,10 @@ public enum KerasImporter {
             let max = names.contains { $0 == "max_pool" || $0.hasPrefix("global_max_pooling2d") }
             let pool: Head.Pool? = max && !average ? .max : average || !dense.isEmpty ? .average : nil
             if !average && !max {
-                notes.append(dense.isEmpty ? "no pooling layer in the file: the output is the final feature map"
-                                           : "no pooling layer named in the file: a global average pool assumed before the dense layers")
+                notes.append(
+                    dense.isEmpty
+                        ? "no pooling layer in the file: the output is the final feature map"
+                        : "no pooling layer named in the file: a global average pool assumed before the dense layers")
             }
             if dense.contains(where: { $0.activation == .unknown }) {
                 notes.append("a weights-only file stores no activations: the output is the last dense layer's values")
@@ -203,23 +268,33 @@ public enum KerasImporter {
         private func dense(_ name: String, inFeatures: Int, first: Bool) throws -> Linear {
             let l = try layer(name)
             guard let kernel = l.tensors.first, kernel.shape.count == 2 else {
-                throw ImportError.mismatch("layer '\(name)'", expected: "a 2-D kernel", found: "\(l.tensors.first?.shape ?? [])")
+                throw ImportError.mismatch(
+                    "layer '\(name)'", expected: "a 2-D kernel", found: "\(l.tensors.first?.shape ?? [])")
             }
             guard kernel.shape[0] == inFeatures else {
-                throw ImportError.mismatch("layer '\(name)': kernel '\(kernel.name)'",
-                                           expected: "\(inFeatures) in-features (\(first ? "the final channels" : "the previous dense layer's outputs"))",
-                                           found: "\(kernel.shape[0])")
+                throw ImportError.mismatch(
+                    "layer '\(name)': kernel '\(kernel.name)'",
+                    expected:
+                        """
+                        \(inFeatures) in-features \
+                        (\(first ? "the final channels" : "the previous dense layer's outputs"))
+                        """,
+                    found: "\(kernel.shape[0])")
             }
             let bias = l.tensors.count > 1 ? l.tensors[1] : nil
             if let bias, bias.count != kernel.shape[1] {
-                throw ImportError.mismatch("layer '\(name)': bias '\(bias.name)'", expected: "\(kernel.shape[1]) values (one per output)", found: "\(bias.count)")
+                throw ImportError.mismatch(
+                    "layer '\(name)': bias '\(bias.name)'", expected: "\(kernel.shape[1]) values (one per output)",
+                    found: "\(bias.count)")
             }
             return Linear(weight: kernel.transposed(), bias: bias)
         }
 
         private static func activation(_ name: String, _ subject: String) throws -> Head.Activation {
             guard let a = Head.Activation(rawValue: name), a != .unknown else {
-                throw ImportError.mismatch(subject, expected: "activation linear, relu, sigmoid, softmax or tanh", found: "'\(name)'", kind: .unsupported)
+                throw ImportError.mismatch(
+                    subject, expected: "activation linear, relu, sigmoid, softmax or tanh", found: "'\(name)'",
+                    kind: .unsupported)
             }
             return a
         }
@@ -230,24 +305,39 @@ public enum KerasImporter {
         }
 
         /// A Conv2D layer: HWIO kernel to OIHW; padding from a preceding ZeroPadding2D or 'same'.
-        private func conv(_ name: String, defaultStride: Int, defaultPads: Int, inChannels: Int? = nil) throws -> Conv2D {
+        private func conv(_ name: String, defaultStride: Int, defaultPads: Int, inChannels: Int? = nil) throws -> Conv2D
+        {
             let l = try layer(name)
-            guard let k = l.tensors.first, k.shape.count == 4 else { throw ImportError(.structure, subject: "layer '\(name)'", problem: "expected a 4-D kernel") }
-            guard k.shape[0] == k.shape[1] else { throw ImportError(.unsupported, subject: "layer '\(name)'", problem: "non-square kernel \(k.shape)") }
+            guard let k = l.tensors.first, k.shape.count == 4 else {
+                throw ImportError(.structure, subject: "layer '\(name)'", problem: "expected a 4-D kernel")
+            }
+            guard k.shape[0] == k.shape[1] else {
+                throw ImportError(.unsupported, subject: "layer '\(name)'", problem: "non-square kernel \(k.shape)")
+            }
             if let inChannels, k.shape[2] != inChannels {
-                throw ImportError.mismatch("layer '\(name)': kernel '\(k.name)'", expected: "\(inChannels) input channels", found: "\(k.shape[2])")
+                throw ImportError.mismatch(
+                    "layer '\(name)': kernel '\(k.name)'", expected: "\(inChannels) input channels",
+                    found: "\(k.shape[2])")
             }
             let (kh, kw) = (k.shape[0], k.shape[1])
             let weight = k.permuted(ConvKernelLayout.hwio, to: .oihw)
             let bias = l.tensors.count > 1 ? l.tensors[1] : nil
-            var stride = defaultStride, pads = [Int](repeating: defaultPads, count: 4)
+            var stride = defaultStride
+            var pads = [Int](repeating: defaultPads, count: 4)
             if let c = config?.layers[name] {
                 let subject = "layer '\(name)'"
                 if let size = c.kernelSize, size != [kh, kw] {
-                    throw ImportError.mismatch(subject, expected: "kernel_size \([kh, kw]) (the stored kernel's shape \(k.shape))", found: "kernel_size \(size) in the config")
+                    throw ImportError.mismatch(
+                        subject, expected: "kernel_size \([kh, kw]) (the stored kernel's shape \(k.shape))",
+                        found: "kernel_size \(size) in the config")
                 }
-                if let d = c.dilation, d != [1, 1] { throw ImportError.mismatch(subject, expected: "dilation_rate [1, 1]", found: "\(d)", kind: .unsupported) }
-                if let g = c.groups, g != 1 { throw ImportError.mismatch(subject, expected: "groups 1", found: "\(g)", kind: .unsupported) }
+                if let d = c.dilation, d != [1, 1] {
+                    throw ImportError.mismatch(
+                        subject, expected: "dilation_rate [1, 1]", found: "\(d)", kind: .unsupported)
+                }
+                if let g = c.groups, g != 1 {
+                    throw ImportError.mismatch(subject, expected: "groups 1", found: "\(g)", kind: .unsupported)
+                }
                 stride = try uniform(c.strides, "strides", subject) ?? 1
                 let same = c.padding == "same" ? kh / 2 : 0
                 pads = (c.zeroPadding ?? [0, 0, 0, 0]).map { $0 + same }
@@ -258,31 +348,42 @@ public enum KerasImporter {
         private func norm(_ name: String, channels: Int) throws -> BatchNorm {
             let l = try layer(name)
             guard l.tensors.count == 4 else {
-                throw ImportError.mismatch("layer '\(name)'", expected: "4 weights (gamma, beta, moving mean and variance)", found: "\(l.tensors.count)")
+                throw ImportError.mismatch(
+                    "layer '\(name)'", expected: "4 weights (gamma, beta, moving mean and variance)",
+                    found: "\(l.tensors.count)")
             }
             for t in l.tensors where t.count != channels {
-                throw ImportError.mismatch("layer '\(name)': weight '\(t.name)'", expected: "\(channels) values (one per channel)", found: "\(t.count)")
+                throw ImportError.mismatch(
+                    "layer '\(name)': weight '\(t.name)'", expected: "\(channels) values (one per channel)",
+                    found: "\(t.count)")
             }
             let eps = config?.layers[name]?.epsilon ?? 1.001e-5
-            return BatchNorm(gamma: l.tensors[0], beta: l.tensors[1], mean: l.tensors[2], variance: l.tensors[3], epsilon: eps)
+            return BatchNorm(
+                gamma: l.tensors[0], beta: l.tensors[1], mean: l.tensors[2], variance: l.tensors[3], epsilon: eps)
         }
 
-        private func pool(_ name: String, kind: Pool2D.Kind, defaultSize: Int, defaultStride: Int, defaultPads: Int) throws -> Pool2D? {
+        private func pool(_ name: String, kind: Pool2D.Kind, defaultSize: Int, defaultStride: Int, defaultPads: Int)
+            throws -> Pool2D?
+        {
             guard let config else {
-                return Pool2D(kind: kind, kernel: defaultSize, stride: defaultStride, pads: [Int](repeating: defaultPads, count: 4))
+                return Pool2D(
+                    kind: kind, kernel: defaultSize, stride: defaultStride,
+                    pads: [Int](repeating: defaultPads, count: 4))
             }
             guard let c = config.layers[name] else { return nil }
             let subject = "layer '\(name)'"
             let size = try uniform(c.poolSize, "pool_size", subject) ?? defaultSize
-            return Pool2D(kind: kind, kernel: size, stride: try uniform(c.strides, "strides", subject) ?? size,
-                          pads: c.zeroPadding ?? [0, 0, 0, 0], countIncludePad: kind == .average)
+            return Pool2D(
+                kind: kind, kernel: size, stride: try uniform(c.strides, "strides", subject) ?? size,
+                pads: c.zeroPadding ?? [0, 0, 0, 0], countIncludePad: kind == .average)
         }
 
         /// A config value that must be the same on both axes (DenseKit's convs and pools are square).
         private func uniform(_ axes: [Int]?, _ key: String, _ subject: String) throws -> Int? {
             guard let axes else { return nil }
             guard axes.count == 2, axes[0] == axes[1] else {
-                throw ImportError.mismatch(subject, expected: "\(key) equal on both axes", found: "\(axes)", kind: .unsupported)
+                throw ImportError.mismatch(
+                    subject, expected: "\(key) equal on both axes", found: "\(axes)", kind: .unsupported)
             }
             return axes[0]
         }

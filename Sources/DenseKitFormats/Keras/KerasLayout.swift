@@ -1,4 +1,5 @@
 import DenseKitGraph
+
 /// The layers of keras.applications' DenseNet (keras/src/applications/densenet.py) in the order the
 /// model lists them, with their names and weights in Keras's layout (HWIO kernels, (in, out) Dense
 /// kernels): what `load_weights` matches a weights file against. Any block sizes and growth rate:
@@ -45,8 +46,11 @@ package enum KerasLayout {
             KerasLayer(name, "Conv2D", keras2Name: keras2, weights: [("kernel", c.weight.permuted(.oihw, to: .hwio))])
         }
         func norm(_ name: String, _ n: BatchNorm, keras2: String? = nil) -> KerasLayer {
-            KerasLayer(name, "BatchNormalization", keras2Name: keras2,
-                       weights: [("gamma", n.gamma), ("beta", n.beta), ("moving_mean", n.mean), ("moving_variance", n.variance)])
+            KerasLayer(
+                name, "BatchNormalization", keras2Name: keras2,
+                weights: [
+                    ("gamma", n.gamma), ("beta", n.beta), ("moving_mean", n.mean), ("moving_variance", n.variance),
+                ])
         }
         var out = [
             KerasLayer("input_layer", "InputLayer", keras2Name: "input_1"),
@@ -54,8 +58,11 @@ package enum KerasLayout {
             conv("conv1_conv", net.stem.conv, keras2: "conv1/conv"),
         ]
         if let n = net.stem.norm { out.append(norm("conv1_bn", n, keras2: "conv1/bn")) }
-        out += [KerasLayer("conv1_relu", "Activation", keras2Name: "conv1/relu"), KerasLayer("zero_padding2d_1", "ZeroPadding2D"),
-                KerasLayer("pool1", "MaxPooling2D")]
+        out += [
+            KerasLayer("conv1_relu", "Activation", keras2Name: "conv1/relu"),
+            KerasLayer("zero_padding2d_1", "ZeroPadding2D"),
+            KerasLayer("pool1", "MaxPooling2D"),
+        ]
         for (b, block) in net.blocks.enumerated() {
             for (i, layer) in block.layers.enumerated() {
                 let p = "conv\(b + 2)_block\(i + 1)"
@@ -69,8 +76,12 @@ package enum KerasLayout {
                 out += [conv(p + "_2_conv", layer.conv), KerasLayer(p + "_concat", "Concatenate")]
             }
             if b < net.transitions.count {
-                let p = "pool\(b + 2)", t = net.transitions[b]
-                out += [norm(p + "_bn", t.norm), KerasLayer(p + "_relu", "Activation"), conv(p + "_conv", t.conv), KerasLayer(p + "_pool", "AveragePooling2D")]
+                let p = "pool\(b + 2)"
+                let t = net.transitions[b]
+                out += [
+                    norm(p + "_bn", t.norm), KerasLayer(p + "_relu", "Activation"), conv(p + "_conv", t.conv),
+                    KerasLayer(p + "_pool", "AveragePooling2D"),
+                ]
             }
         }
         out += [norm("bn", net.head.norm), KerasLayer("relu", "Activation")]
@@ -79,9 +90,14 @@ package enum KerasLayout {
         case .max: out.append(KerasLayer("max_pool", "GlobalMaxPooling2D"))
         case nil: break
         }
-        let names = net.head.dense.count == 1 ? ["predictions"] : net.head.dense.indices.map { $0 == 0 ? "dense" : "dense_\($0)" }
+        let names =
+            net.head.dense.count == 1
+            ? ["predictions"] : net.head.dense.indices.map { $0 == 0 ? "dense" : "dense_\($0)" }
         for (name, d) in zip(names, net.head.dense) {
-            out.append(KerasLayer(name, "Dense", weights: [("kernel", d.linear.weight.transposed())] + (d.linear.bias.map { [("bias", $0)] } ?? [])))
+            out.append(
+                KerasLayer(
+                    name, "Dense",
+                    weights: [("kernel", d.linear.weight.transposed())] + (d.linear.bias.map { [("bias", $0)] } ?? [])))
         }
         return out
     }
@@ -90,12 +106,21 @@ package enum KerasLayout {
     package static func unsupported(_ net: DenseNet) -> String? {
         let s = net.stem
         guard s.conv.kernel == 7, s.conv.stride == 2, s.relu, s.pool?.kind == .max else {
-            return "its stem is a \(s.conv.kernel)x\(s.conv.kernel) conv\(s.pool == nil ? " without a max pool" : ""); keras.applications' DenseNet has a 7x7/2 conv, BN, ReLU and a 3x3/2 max pool"
+            return
+                """
+                its stem is a \(s.conv.kernel)x\(s.conv.kernel) \
+                conv\(s.pool == nil ? " without a max pool" : ""); keras.applications' DenseNet has a 7x7/2 conv, \
+                BN, ReLU and a 3x3/2 max pool
+                """
         }
-        if let (b, i) = net.blocks.enumerated().lazy.compactMap({ b, block in block.layers.firstIndex { $0.bottleneck == nil }.map { (b, $0) } }).first {
+        if let (b, i) = net.blocks.enumerated().lazy.compactMap({ b, block in
+            block.layers.firstIndex { $0.bottleneck == nil }.map { (b, $0) }
+        }).first {
             return "block\(b + 1).layer\(i + 1) has no bottleneck; keras.applications' conv_block always has one"
         }
-        if net.transitions.contains(where: { $0.pool.kind != .average }) { return "a transition max-pools; Keras's transition_block averages" }
+        if net.transitions.contains(where: { $0.pool.kind != .average }) {
+            return "a transition max-pools; Keras's transition_block averages"
+        }
         return nil
     }
 
@@ -108,16 +133,23 @@ package enum KerasLayout {
         let app = keras2 ? "tf_keras.applications" : "keras.applications"
         let head = net.head
         guard let name = named[blocks], growth == 32, net.stem.conv.outChannels == 64, width == 4 * growth,
-              net.transitions.allSatisfy({ $0.conv.outChannels * 2 == $0.norm.channels }) else {
-            return "a model built like keras.applications.densenet.DenseNet from its conv_block and transition_block (growth rate \(growth), blocks \(blocks)), the same layers in the same order, then load_weights"
+            net.transitions.allSatisfy({ $0.conv.outChannels * 2 == $0.norm.channels })
+        else {
+            return
+                """
+                a model built like keras.applications.densenet.DenseNet from its conv_block and transition_block \
+                (growth rate \(growth), blocks \(blocks)), the same layers in the same order, then load_weights
+                """
         }
         if head.pool == .average, head.dense.count == 1, head.dense[0].linear.bias != nil {
-            let activation = head.activation == .softmax ? "" : ", classifier_activation=\(keras2Activation(head.activation))"
+            let activation =
+                head.activation == .softmax ? "" : ", classifier_activation=\(keras2Activation(head.activation))"
             return "\(app).\(name)(weights=None, classes=\(net.classes)\(activation)), then load_weights"
         }
         let pooling = head.pool.map { $0 == .average ? "'avg'" : "'max'" } ?? "None"
         let dense = head.dense.map { "Dense(\($0.linear.outFeatures), activation=\(keras2Activation($0.activation)))" }
-        return "\(app).\(name)(weights=None, include_top=False, pooling=\(pooling))" + (dense.isEmpty ? "" : " followed by " + dense.joined(separator: ", ")) + ", then load_weights"
+        return "\(app).\(name)(weights=None, include_top=False, pooling=\(pooling))"
+            + (dense.isEmpty ? "" : " followed by " + dense.joined(separator: ", ")) + ", then load_weights"
     }
 
     private static func keras2Activation(_ a: Head.Activation) -> String {

@@ -34,16 +34,18 @@ package struct KerasModelConfig {
 
     package init(json: String) throws {
         guard let data = json.data(using: .utf8),
-              let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let config = root["config"] as? [String: Any],
-              let layerList = config["layers"] as? [[String: Any]] else {
+            let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let config = root["config"] as? [String: Any],
+            let layerList = config["layers"] as? [[String: Any]]
+        else {
             throw ImportError.malformed("the Keras model config is not valid JSON with config.layers")
         }
         outputs = Self.layerNames(config["output_layers"])
         var pendingPad: [Int]? = nil
         for entry in layerList {
             guard let className = entry["class_name"] as? String, let c = entry["config"] as? [String: Any],
-                  let name = c["name"] as? String else { continue }
+                let name = c["name"] as? String
+            else { continue }
             order.append(name.replacingOccurrences(of: "/", with: "_"))
             if className == "InputLayer" {
                 let shape = (c["batch_input_shape"] ?? c["batch_shape"]) as? [Any] ?? []
@@ -54,7 +56,8 @@ package struct KerasModelConfig {
                 pendingPad = Self.padding(c["padding"])
                 // Padding is added to the conv's own; bounded here so that no sum can overflow.
                 if let p = pendingPad, !p.allSatisfy({ (0...Self.maximumPadding).contains($0) }) {
-                    throw ImportError.mismatch("layer '\(name)'", expected: "padding from 0 to \(Self.maximumPadding)", found: "\(p)")
+                    throw ImportError.mismatch(
+                        "layer '\(name)'", expected: "padding from 0 to \(Self.maximumPadding)", found: "\(p)")
                 }
                 continue
             }
@@ -81,7 +84,9 @@ package struct KerasModelConfig {
             return [name.replacingOccurrences(of: "/", with: "_")]
         }
         if let list = value as? [Any] {
-            if let name = list.first as? String, list.count >= 3, list[1] is Int { return [name.replacingOccurrences(of: "/", with: "_")] }
+            if let name = list.first as? String, list.count >= 3, list[1] is Int {
+                return [name.replacingOccurrences(of: "/", with: "_")]
+            }
             return list.flatMap { layerNames($0) }
         }
         if let object = value as? [String: Any] { return object.values.flatMap { layerNames($0) } }

@@ -21,33 +21,55 @@ public struct KerasModelWriter: ModelWriter {
 
     public init(layout: Layout) { self.layout = layout }
 
-    public var format: String { layout == .keras2Weights ? ConversionTarget.kerasH5.rawValue : ConversionTarget.kerasWeightsH5.rawValue }
+    public var format: String {
+        layout == .keras2Weights ? ConversionTarget.kerasH5.rawValue : ConversionTarget.kerasWeightsH5.rawValue
+    }
 
     public func prepare(_ net: DenseNet, dtype: DType) throws -> (net: DenseNet, conventions: [Convention]) {
         try require(dtype, in: [.f32])
         if let reason = KerasLayout.unsupported(net) { throw UnsupportedTarget(format, reason) }
-        var (prepared, conventions) = try FixedLayoutPreparation(format: format, framework: "Keras", epsilon: KerasLayout.epsilon, layout: .nhwc).prepare(net)
+        var (prepared, conventions) = try FixedLayoutPreparation(
+            format: format, framework: "Keras", epsilon: KerasLayout.epsilon, layout: .nhwc
+        ).prepare(net)
         let head = net.head
         let recorded = "recorded in the file's densekit attribute, which DenseKit reads back"
         let named = head.dense.map(\.activation).filter { $0 != .linear && $0 != .unknown }
         if !named.isEmpty {
             let activations = named.map(\.rawValue).joined(separator: ", ")
-            conventions.append(Convention(.drops, "activation", "a weights file stores no activations (the source's: \(activations)); the Keras model you load it into applies its own (\(recorded))"))
+            conventions.append(
+                Convention(
+                    .drops, "activation",
+                    """
+                    a weights file stores no activations (the source's: \(activations)); the Keras model you load \
+                    it into applies its own (\(recorded))
+                    """
+                ))
         }
         if head.pool == .average, head.dense.count == 1, head.activation == .linear {
-            conventions.append(Convention(.adds, "softmax", "keras.applications' DenseNet applies softmax to the classifier by default; the source outputs logits (build it with classifier_activation=None to keep them)"))
+            conventions.append(
+                Convention(
+                    .adds, "softmax",
+                    """
+                    keras.applications' DenseNet applies softmax to the classifier by default; the source outputs \
+                    logits (build it with classifier_activation=None to keep them)
+                    """
+                ))
         }
-        conventions.append(Convention(.changes, "model", "load into " + KerasLayout.recipe(prepared, keras2: layout == .keras2Weights)))
+        conventions.append(
+            Convention(.changes, "model", "load into " + KerasLayout.recipe(prepared, keras2: layout == .keras2Weights))
+        )
         return (prepared, conventions)
     }
 
     public func encode(_ net: DenseNet, dtype: DType, provenance p: Provenance) throws -> Data {
         let layers = KerasLayout.layers(net)
         let metadata: [String: Any] = [
-            "head": HeadDescription(net.head).jsonObject, "densekitVersion": p.densekitVersion, "sourceFile": p.sourceFile,
+            "head": HeadDescription(net.head).jsonObject, "densekitVersion": p.densekitVersion,
+            "sourceFile": p.sourceFile,
             "sourceSHA256": p.sourceSHA256, "sourceFormat": p.sourceFormat, "convertedAt": p.convertedAt,
         ]
-        let json = String(decoding: try JSONSerialization.data(withJSONObject: metadata, options: [.sortedKeys]), as: UTF8.self)
+        let json = String(
+            decoding: try JSONSerialization.data(withJSONObject: metadata, options: [.sortedKeys]), as: UTF8.self)
         return try HDF5File.serialized {
             let file = try HDF5Writer()
             switch layout {
@@ -68,7 +90,8 @@ public struct KerasModelWriter: ModelWriter {
             // tf.keras's split: the fewest equal chunks (numpy's array_split) that each fit.
             var chunks = 2
             while bytes / chunks + 64 > Self.attributeLimit { chunks += 1 }
-            let per = names.count / chunks, extra = names.count % chunks
+            let per = names.count / chunks
+            let extra = names.count % chunks
             var start = 0
             for c in 0..<chunks {
                 let end = start + per + (c < extra ? 1 : 0)

@@ -36,8 +36,11 @@ package struct KerasWeights {
         kerasVersion = try file.stringAttribute("/", "keras_version")?.first
         if let json = try file.stringAttribute("/", "densekit")?.first {
             let subject = "attribute 'densekit'"
-            guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any], let head = object["head"] else {
-                throw ImportError.mismatch(subject, expected: "a JSON object with \"head\"", found: "'\(json.prefix(40))'", kind: .malformed)
+            guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
+                let head = object["head"]
+            else {
+                throw ImportError.mismatch(
+                    subject, expected: "a JSON object with \"head\"", found: "'\(json.prefix(40))'", kind: .malformed)
             }
             headDescription = try HeadDescription(jsonObject: head, subject: subject + " head")
         }
@@ -52,7 +55,8 @@ package struct KerasWeights {
             layout = .keras3Weights
             try readKeras3(file, trustStoredNames: trustStoredNames)
         } else {
-            throw ImportError.structure("HDF5 file holds no Keras model (no model_weights, layer_names or layers group)")
+            throw ImportError.structure(
+                "HDF5 file holds no Keras model (no model_weights, layer_names or layers group)")
         }
     }
 
@@ -63,9 +67,13 @@ package struct KerasWeights {
         let prefix = root == "/" ? "" : root + "/"
         var seen = Set<String>()
         for layerName in names {
-            guard seen.insert(layerName).inserted else { throw ImportError.malformed("layer '\(layerName)' is listed twice") }
+            guard seen.insert(layerName).inserted else {
+                throw ImportError.malformed("layer '\(layerName)' is listed twice")
+            }
             let group = prefix + layerName
-            guard file.exists(group) else { throw ImportError.malformed("layer '\(layerName)' is listed but has no group") }
+            guard file.exists(group) else {
+                throw ImportError.malformed("layer '\(layerName)' is listed but has no group")
+            }
             let weightNames = try Self.splitAttribute(file, group, "weight_names") ?? []
             guard Set(weightNames).count == weightNames.count else {
                 throw ImportError.malformed("layer '\(layerName)' lists a weight twice")
@@ -73,7 +81,10 @@ package struct KerasWeights {
             var tensors: [Tensor] = []
             for weightName in weightNames {
                 let path = group + "/" + weightName
-                guard file.exists(path) else { throw ImportError(.malformed, subject: "layer '\(layerName)'", problem: "missing dataset '\(weightName)'") }
+                guard file.exists(path) else {
+                    throw ImportError(
+                        .malformed, subject: "layer '\(layerName)'", problem: "missing dataset '\(weightName)'")
+                }
                 let d = try file.floatDataset(path)
                 tensors.append(Tensor(name: weightName, shape: d.shape, storedDType: d.dtype, values: d.values))
             }
@@ -150,11 +161,16 @@ package enum KerasLayerNames {
 
     /// The layers under their recovered names, and the dense layers' names in creation order: one
     /// dense layer is keras.applications' classifier, `predictions`; several keep their keys.
-    package static func recover(_ layers: [(key: String, tensors: [Tensor])]) throws -> (layers: [String: [Tensor]], dense: [String]) {
+    package static func recover(_ layers: [(key: String, tensors: [Tensor])]) throws -> (
+        layers: [String: [Tensor]], dense: [String]
+    ) {
         func ordered(_ prefix: String) -> [(key: String, tensors: [Tensor])] {
-            layers.compactMap { entry in counter(entry.key, of: prefix).map { ($0, entry) } }.sorted { $0.0 < $1.0 }.map(\.1)
+            layers.compactMap { entry in counter(entry.key, of: prefix).map { ($0, entry) } }.sorted { $0.0 < $1.0 }
+                .map(\.1)
         }
-        let convs = ordered("conv2d").map(\.tensors), norms = ordered("batch_normalization").map(\.tensors), dense = ordered("dense")
+        let convs = ordered("conv2d").map(\.tensors)
+        let norms = ordered("batch_normalization").map(\.tensors)
+        let dense = ordered("dense")
         guard convs.count >= 2, norms.count >= 2 else {
             throw ImportError.structure("cannot recover layer names: expected conv2d and batch_normalization layers")
         }
@@ -162,25 +178,41 @@ package enum KerasLayerNames {
         let denseNames = dense.count == 1 ? ["predictions"] : dense.map(\.key)
         var names: [String: [Tensor]] = ["conv1_conv": convs[0], "conv1_bn": norms[0]]
         for (name, entry) in zip(denseNames, dense) { names[name] = entry.tensors }
-        var ci = 1, bi = 1, block = 2, layer = 1
+        var ci = 1
+        var bi = 1
+        var block = 2
+        var layer = 1
         while ci < convs.count {
-            guard kernel(convs[ci]) == 1 else { throw ImportError.structure("cannot recover layer names: conv2d #\(ci) is not 1x1") }
+            guard kernel(convs[ci]) == 1 else {
+                throw ImportError.structure("cannot recover layer names: conv2d #\(ci) is not 1x1")
+            }
             if ci + 1 < convs.count && kernel(convs[ci + 1]) == 3 {
-                guard bi + 1 < norms.count else { throw ImportError.structure("cannot recover layer names: too few BatchNorms") }
+                guard bi + 1 < norms.count else {
+                    throw ImportError.structure("cannot recover layer names: too few BatchNorms")
+                }
                 let base = "conv\(block)_block\(layer)"
                 names[base + "_0_bn"] = norms[bi]
                 names[base + "_1_conv"] = convs[ci]
                 names[base + "_1_bn"] = norms[bi + 1]
                 names[base + "_2_conv"] = convs[ci + 1]
-                ci += 2; bi += 2; layer += 1
+                ci += 2
+                bi += 2
+                layer += 1
             } else {
-                guard bi < norms.count else { throw ImportError.structure("cannot recover layer names: too few BatchNorms") }
+                guard bi < norms.count else {
+                    throw ImportError.structure("cannot recover layer names: too few BatchNorms")
+                }
                 names["pool\(block)_bn"] = norms[bi]
                 names["pool\(block)_conv"] = convs[ci]
-                ci += 1; bi += 1; block += 1; layer = 1
+                ci += 1
+                bi += 1
+                block += 1
+                layer = 1
             }
         }
-        guard bi == norms.count - 1 else { throw ImportError.structure("cannot recover layer names: \(norms.count - bi) BatchNorms left over") }
+        guard bi == norms.count - 1 else {
+            throw ImportError.structure("cannot recover layer names: \(norms.count - bi) BatchNorms left over")
+        }
         names["bn"] = norms[bi]
         return (names, denseNames)
     }

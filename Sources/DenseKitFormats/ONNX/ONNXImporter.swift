@@ -24,7 +24,9 @@ public enum ONNXImporter {
         var decoder = ONNXTensorDecoder(folder: url.deletingLastPathComponent())
         var floats: [String: Tensor] = [:]
         var refs: [String: ONNXTensorRef] = [:]
-        var storedParameters = 0, storedBytes = 0, storedTensors = 0
+        var storedParameters = 0
+        var storedBytes = 0
+        var storedTensors = 0
         // Each float payload is dropped once decoded, so the raw bytes and the floats of all the
         // weights are never held at the same time.
         var initializers = model.graph.initializers
@@ -58,7 +60,9 @@ public enum ONNXImporter {
             throw ImportError.mismatch("graph outputs", expected: "1", found: "\(model.graph.outputs.count)")
         }
         guard input.elementType == 1 else {
-            throw ImportError.mismatch("input '\(input.name)'", expected: "FLOAT", found: ONNXTensorDecoder.typeName(input.elementType), kind: .unsupported)
+            throw ImportError.mismatch(
+                "input '\(input.name)'", expected: "FLOAT", found: ONNXTensorDecoder.typeName(input.elementType),
+                kind: .unsupported)
         }
         guard input.dims.count == 4 else {
             throw ImportError.mismatch("input '\(input.name)'", expected: "4 dims", found: "\(input.dims.count)")
@@ -70,11 +74,18 @@ public enum ONNXImporter {
         let d = input.dims
         let spec: InputSpec
         switch r.inputLayout {
-        case .nchw: spec = InputSpec(name: input.name, layout: .nchw, channels: d[1] ?? r.stem.conv.inChannels, height: d[2], width: d[3], batch: d[0])
-        case .nhwc: spec = InputSpec(name: input.name, layout: .nhwc, channels: d[3] ?? r.stem.conv.inChannels, height: d[1], width: d[2], batch: d[0])
+        case .nchw:
+            spec = InputSpec(
+                name: input.name, layout: .nchw, channels: d[1] ?? r.stem.conv.inChannels, height: d[2], width: d[3],
+                batch: d[0])
+        case .nhwc:
+            spec = InputSpec(
+                name: input.name, layout: .nhwc, channels: d[3] ?? r.stem.conv.inChannels, height: d[1], width: d[2],
+                batch: d[0])
         }
         guard spec.channels == r.stem.conv.inChannels else {
-            throw ImportError.structure("input '\(input.name)' has \(spec.channels) channels, the stem conv reads \(r.stem.conv.inChannels)")
+            throw ImportError.structure(
+                "input '\(input.name)' has \(spec.channels) channels, the stem conv reads \(r.stem.conv.inChannels)")
         }
         let producer = [model.producerName, model.producerVersion].filter { !$0.isEmpty }.joined(separator: " ")
         var notes: [String] = []
@@ -83,10 +94,12 @@ public enum ONNXImporter {
             notes.append("bottleneck BatchNorms folded into the 1x1 convs by the exporter")
         }
         if r.inputLayout == .nhwc { notes.append("NHWC input transposed to NCHW") }
-        let source = ModelSource(path: path, format: .onnx, producer: producer.isEmpty ? "unknown" : producer,
-                                 opset: opset, storedParameters: storedParameters, storedBytes: storedBytes,
-                                 storedTensors: storedTensors, notes: notes)
-        return DenseNet(source: source, input: spec, stem: r.stem, blocks: r.blocks,
-                        transitions: r.transitions, head: r.head)
+        let source = ModelSource(
+            path: path, format: .onnx, producer: producer.isEmpty ? "unknown" : producer,
+            opset: opset, storedParameters: storedParameters, storedBytes: storedBytes,
+            storedTensors: storedTensors, notes: notes)
+        return DenseNet(
+            source: source, input: spec, stem: r.stem, blocks: r.blocks,
+            transitions: r.transitions, head: r.head)
     }
 }

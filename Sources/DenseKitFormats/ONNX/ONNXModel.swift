@@ -27,7 +27,9 @@ package struct ONNXNode {
     package var attributes: [String: ONNXAttribute]
 
     /// "Conv 'node_name'" for messages.
-    package var label: String { name.isEmpty ? "\(opType) node producing '\(outputs.first ?? "?")'" : "\(opType) node '\(name)'" }
+    package var label: String {
+        name.isEmpty ? "\(opType) node producing '\(outputs.first ?? "?")'" : "\(opType) node '\(name)'"
+    }
 }
 
 package enum ONNXAttribute {

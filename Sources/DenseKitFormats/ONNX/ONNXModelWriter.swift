@@ -32,19 +32,32 @@ public struct ONNXModelWriter: ModelWriter {
     public func prepare(_ net: DenseNet, dtype: DType) throws -> (net: DenseNet, conventions: [Convention]) {
         try require(dtype, in: [.f32])
         guard Self.opsets.contains(opset) else {
-            throw UnsupportedTarget(format, "opset \(opset) is outside \(Self.opsets.lowerBound) to \(Self.opsets.upperBound) (--opset)")
+            throw UnsupportedTarget(
+                format, "opset \(opset) is outside \(Self.opsets.lowerBound) to \(Self.opsets.upperBound) (--opset)")
         }
-        var prepared = net, conventions: [Convention] = []
+        var prepared = net
+        var conventions: [Convention] = []
         if foldBatchNorm {
             let (folded, count) = net.foldingBatchNorms()
             prepared = folded
             if count > 0 {
-                conventions.append(Convention(.changes, "BatchNorm", "\(count) BatchNorm\(count == 1 ? "" : "s") that follow a conv (stem, bottlenecks) folded into its weights and bias (--fold-bn), as torch's exporter does"))
+                conventions.append(
+                    Convention(
+                        .changes, "BatchNorm",
+                        """
+                        \(count) BatchNorm\(count == 1 ? "" : "s") that follow a conv (stem, bottlenecks) folded \
+                        into its weights and bias (--fold-bn), as torch's exporter does
+                        """
+                    ))
             }
         }
         conventions += FixedLayoutPreparation.layoutChanges(net, to: .nchw, "the ONNX model")
         if net.head.activation == .unknown {
-            conventions.append(Convention(.drops, "activation", "the source stores none (a weights-only file): the ONNX model outputs the last dense layer's values"))
+            conventions.append(
+                Convention(
+                    .drops, "activation",
+                    "the source stores none (a weights-only file): the ONNX model outputs the last dense layer's values"
+                ))
         }
         prepared.input.layout = .nchw
         prepared.input.name = "input"
@@ -55,22 +68,31 @@ public struct ONNXModelWriter: ModelWriter {
         var graph = ONNXGraphBuilder()
         graph.build(net)
         let input = net.input
-        let inputInfo = ONNXValueInfo(name: "input", elementType: ONNXGraphBuilder.float, dims: [nil, input.channels, input.height, input.width],
-                                      dimParams: ["batch", nil, input.height == nil ? "height" : nil, input.width == nil ? "width" : nil])
-        var outputDims: [Int?] = [nil, net.classes], outputParams: [String?] = ["batch", nil]
+        let inputInfo = ONNXValueInfo(
+            name: "input", elementType: ONNXGraphBuilder.float, dims: [nil, input.channels, input.height, input.width],
+            dimParams: ["batch", nil, input.height == nil ? "height" : nil, input.width == nil ? "width" : nil])
+        var outputDims: [Int?] = [nil, net.classes]
+        var outputParams: [String?] = ["batch", nil]
         if net.head.pool == nil {
             var size: (Int?, Int?) = (nil, nil)
-            if let h = input.height, let w = input.width, let s = try? FeatureMapSizes(FeatureMapSizes.Geometry(net), height: h, width: w).head {
+            if let h = input.height, let w = input.width,
+                let s = try? FeatureMapSizes(FeatureMapSizes.Geometry(net), height: h, width: w).head
+            {
                 size = (s.height, s.width)
             }
             outputDims += [size.0, size.1]
             outputParams += [size.0 == nil ? "out_height" : nil, size.1 == nil ? "out_width" : nil]
         }
         let model = ONNXModel(
-            irVersion: Self.irVersion(opset: opset), producerName: "densekit", producerVersion: provenance.densekitVersion,
+            irVersion: Self.irVersion(opset: opset), producerName: "densekit",
+            producerVersion: provenance.densekitVersion,
             opsets: ["": opset],
-            graph: ONNXGraph(nodes: graph.nodes, initializers: graph.initializers, inputs: [inputInfo],
-                             outputs: [ONNXValueInfo(name: "output", elementType: ONNXGraphBuilder.float, dims: outputDims, dimParams: outputParams)]))
+            graph: ONNXGraph(
+                nodes: graph.nodes, initializers: graph.initializers, inputs: [inputInfo],
+                outputs: [
+                    ONNXValueInfo(
+                        name: "output", elementType: ONNXGraphBuilder.float, dims: outputDims, dimParams: outputParams)
+                ]))
         return try ONNXProtobuf.encode(model)
     }
 }
@@ -103,8 +125,12 @@ package struct ONNXGraphBuilder {
             }
             x = node("Concat", "block\(b + 1).concat", features, ["axis": .int(1)])
             if b < net.transitions.count {
-                let t = net.transitions[b], p = "transition\(b + 1)"
-                x = pool(p + ".pool", t.pool, input: conv(p + ".conv", t.conv, input: node("Relu", p + ".relu", [norm(p + ".norm", t.norm, input: x)])))
+                let t = net.transitions[b]
+                let p = "transition\(b + 1)"
+                x = pool(
+                    p + ".pool", t.pool,
+                    input: conv(
+                        p + ".conv", t.conv, input: node("Relu", p + ".relu", [norm(p + ".norm", t.norm, input: x)])))
             }
         }
         let head = net.head
@@ -114,14 +140,17 @@ package struct ONNXGraphBuilder {
         x = node("Flatten", "head.flatten", [x], ["axis": .int(1)], last: head.dense.isEmpty)
         for (i, (name, d)) in zip(CanonicalLayout.denseNames(count: head.dense.count), head.dense).enumerated() {
             let last = i == head.dense.count - 1
-            let activation: (op: String, attributes: [String: ONNXAttribute])? = switch d.activation {
-            case .linear, .unknown: nil
-            case .relu: ("Relu", [:])
-            case .sigmoid: ("Sigmoid", [:])
-            case .tanh: ("Tanh", [:])
-            case .softmax: ("Softmax", ["axis": .int(1)])
-            }
-            let inputs = [x, initializer(name + ".weight", d.linear.weight)] + (d.linear.bias.map { [initializer(name + ".bias", $0)] } ?? [])
+            let activation: (op: String, attributes: [String: ONNXAttribute])? =
+                switch d.activation {
+                case .linear, .unknown: nil
+                case .relu: ("Relu", [:])
+                case .sigmoid: ("Sigmoid", [:])
+                case .tanh: ("Tanh", [:])
+                case .softmax: ("Softmax", ["axis": .int(1)])
+                }
+            let inputs =
+                [x, initializer(name + ".weight", d.linear.weight)]
+                + (d.linear.bias.map { [initializer(name + ".bias", $0)] } ?? [])
             x = node("Gemm", name, inputs, ["transB": .int(1)], last: last && activation == nil)
             if let activation {
                 x = node(activation.op, name + "." + activation.op.lowercased(), [x], activation.attributes, last: last)
@@ -130,23 +159,34 @@ package struct ONNXGraphBuilder {
     }
 
     /// Appends a node; `last`: its output is the graph's `output`.
-    private mutating func node(_ op: String, _ name: String, _ inputs: [String], _ attributes: [String: ONNXAttribute] = [:], last: Bool = false) -> String {
+    private mutating func node(
+        _ op: String, _ name: String, _ inputs: [String], _ attributes: [String: ONNXAttribute] = [:],
+        last: Bool = false
+    ) -> String {
         let output = last ? "output" : name
-        nodes.append(ONNXNode(name: name, opType: op, domain: "", inputs: inputs, outputs: [output], attributes: attributes))
+        nodes.append(
+            ONNXNode(name: name, opType: op, domain: "", inputs: inputs, outputs: [output], attributes: attributes))
         return output
     }
 
     private mutating func initializer(_ name: String, _ t: Tensor) -> String {
-        initializers.append(ONNXTensorRef(name: name, dims: t.shape.map(Int64.init), dataType: Self.float, payload: .raw(StoredFloat.f32.encode(t))))
+        initializers.append(
+            ONNXTensorRef(
+                name: name, dims: t.shape.map(Int64.init), dataType: Self.float,
+                payload: .raw(StoredFloat.f32.encode(t))))
         return name
     }
 
     private mutating func conv(_ name: String, _ c: Conv2D, input: String) -> String {
-        let inputs = [input, initializer(name + ".weight", c.weight)] + (c.bias.map { [initializer(name + ".bias", $0)] } ?? [])
-        return node("Conv", name, inputs, [
-            "kernel_shape": .ints([Int64(c.kernel), Int64(c.weight.shape[3])]), "strides": .ints([Int64(c.stride), Int64(c.stride)]),
-            "pads": .ints(c.pads.map(Int64.init)), "dilations": .ints([1, 1]), "group": .int(1),
-        ])
+        let inputs =
+            [input, initializer(name + ".weight", c.weight)] + (c.bias.map { [initializer(name + ".bias", $0)] } ?? [])
+        return node(
+            "Conv", name, inputs,
+            [
+                "kernel_shape": .ints([Int64(c.kernel), Int64(c.weight.shape[3])]),
+                "strides": .ints([Int64(c.stride), Int64(c.stride)]),
+                "pads": .ints(c.pads.map(Int64.init)), "dilations": .ints([1, 1]), "group": .int(1),
+            ])
     }
 
     private mutating func norm(_ name: String, _ n: BatchNorm, input: String) -> String {
@@ -156,7 +196,8 @@ package struct ONNXGraphBuilder {
 
     private mutating func pool(_ name: String, _ p: Pool2D, input: String) -> String {
         var attributes: [String: ONNXAttribute] = [
-            "kernel_shape": .ints([Int64(p.kernel), Int64(p.kernel)]), "strides": .ints([Int64(p.stride), Int64(p.stride)]),
+            "kernel_shape": .ints([Int64(p.kernel), Int64(p.kernel)]),
+            "strides": .ints([Int64(p.stride), Int64(p.stride)]),
             "pads": .ints(p.pads.map(Int64.init)),
         ]
         if p.kind == .average { attributes["count_include_pad"] = .int(p.countIncludePad ? 1 : 0) }

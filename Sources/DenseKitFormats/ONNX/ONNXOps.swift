@@ -1,4 +1,5 @@
 import DenseKitGraph
+
 /// One function per ONNX operator: each reads the spec's attributes (with the spec's defaults) and
 /// returns the canonical op. An operator DenseKit does not know is an error naming it and the opset.
 package struct ONNXOps {
@@ -42,8 +43,14 @@ package struct ONNXOps {
             try constant(n)
             return nil
         default:
-            throw ImportError.mismatch(n.label, expected: "an operator of a DenseNet (Conv, BatchNormalization, Relu, MaxPool, AveragePool, Concat; in the head GlobalAveragePool, GlobalMaxPool, Gemm, MatMul, Sigmoid, Softmax, Tanh)",
-                                       found: "\(n.opType) (opset \(opset))", kind: .unsupported)
+            throw ImportError.mismatch(
+                n.label,
+                expected:
+                    """
+                    an operator of a DenseNet (Conv, BatchNormalization, Relu, MaxPool, AveragePool, Concat; in \
+                    the head GlobalAveragePool, GlobalMaxPool, Gemm, MatMul, Sigmoid, Softmax, Tanh)
+                    """,
+                found: "\(n.opType) (opset \(opset))", kind: .unsupported)
         }
         let activations = n.inputs.filter { !$0.isEmpty && refs[$0] == nil && floats[$0] == nil }
         guard !activations.isEmpty else {
@@ -56,19 +63,34 @@ package struct ONNXOps {
 
     private mutating func conv(_ n: ONNXNode) throws -> Conv2D {
         let w = try weight(n, 1, "W")
-        guard w.shape.count == 4 else { throw ImportError.mismatch("\(n.label): weight '\(w.name)'", expected: "4 dims (OIHW)", found: "\(w.shape.count)") }
-        guard int(n, "group", 1) == 1 else { throw ImportError.mismatch("\(n.label)", expected: "group 1", found: "group \(int(n, "group", 1))", kind: .unsupported) }
-        guard ints(n, "dilations").allSatisfy({ $0 == 1 }) else { throw ImportError.mismatch("\(n.label)", expected: "dilations [1, 1]", found: "\(ints(n, "dilations"))", kind: .unsupported) }
+        guard w.shape.count == 4 else {
+            throw ImportError.mismatch(
+                "\(n.label): weight '\(w.name)'", expected: "4 dims (OIHW)", found: "\(w.shape.count)")
+        }
+        guard int(n, "group", 1) == 1 else {
+            throw ImportError.mismatch(
+                "\(n.label)", expected: "group 1", found: "group \(int(n, "group", 1))", kind: .unsupported)
+        }
+        guard ints(n, "dilations").allSatisfy({ $0 == 1 }) else {
+            throw ImportError.mismatch(
+                "\(n.label)", expected: "dilations [1, 1]", found: "\(ints(n, "dilations"))", kind: .unsupported)
+        }
         let kernel = ints(n, "kernel_shape").map(Int.init)
         guard kernel.isEmpty || kernel == [w.shape[2], w.shape[3]] else {
-            throw ImportError.mismatch("\(n.label)", expected: "kernel_shape [\(w.shape[2]), \(w.shape[3])] (the weight's shape \(w.shape))", found: "kernel_shape \(kernel)")
+            throw ImportError.mismatch(
+                "\(n.label)", expected: "kernel_shape [\(w.shape[2]), \(w.shape[3])] (the weight's shape \(w.shape))",
+                found: "kernel_shape \(kernel)")
         }
-        guard w.shape[2] == w.shape[3] else { throw ImportError(.unsupported, subject: n.label, problem: "non-square kernel \(w.shape[2])x\(w.shape[3])") }
+        guard w.shape[2] == w.shape[3] else {
+            throw ImportError(.unsupported, subject: n.label, problem: "non-square kernel \(w.shape[2])x\(w.shape[3])")
+        }
         var b: Tensor? = nil
         if n.inputs.count > 2, !n.inputs[2].isEmpty {
             b = try weight(n, 2, "B")
             guard b?.count == w.shape[0] else {
-                throw ImportError.mismatch("\(n.label): bias '\(b?.name ?? "")'", expected: "\(w.shape[0]) values (one per output channel)", found: "\(b?.count ?? 0)")
+                throw ImportError.mismatch(
+                    "\(n.label): bias '\(b?.name ?? "")'", expected: "\(w.shape[0]) values (one per output channel)",
+                    found: "\(b?.count ?? 0)")
             }
         }
         let stride = try uniform(n, "strides", default: 1)
@@ -77,26 +99,37 @@ package struct ONNXOps {
     }
 
     private mutating func batchNormalization(_ n: ONNXNode) throws -> BatchNorm {
-        guard int(n, "training_mode", 0) == 0 else { throw ImportError(.unsupported, subject: n.label, problem: "training-mode BatchNormalization") }
+        guard int(n, "training_mode", 0) == 0 else {
+            throw ImportError(.unsupported, subject: n.label, problem: "training-mode BatchNormalization")
+        }
         let parts = try (1...4).map { try weight(n, $0, ["scale", "B", "input_mean", "input_var"][$0 - 1]) }
         let c = parts[0].count
         guard parts.allSatisfy({ $0.count == c }) else {
-            throw ImportError(.structure, subject: n.label, problem: "scale, bias, mean and variance sizes differ (\(parts.map(\.count)))")
+            throw ImportError(
+                .structure, subject: n.label,
+                problem: "scale, bias, mean and variance sizes differ (\(parts.map(\.count)))")
         }
-        return BatchNorm(gamma: parts[0], beta: parts[1], mean: parts[2], variance: parts[3], epsilon: float(n, "epsilon", 1e-5))
+        return BatchNorm(
+            gamma: parts[0], beta: parts[1], mean: parts[2], variance: parts[3], epsilon: float(n, "epsilon", 1e-5))
     }
 
     private func pool(_ n: ONNXNode, _ kind: Pool2D.Kind) throws -> Pool2D {
         let kernel = ints(n, "kernel_shape")
         guard kernel.count == 2, kernel[0] == kernel[1], kernel[0] > 0, kernel[0] < 64 else {
-            throw ImportError(.unsupported, subject: n.label, problem: "kernel_shape \(kernel) (square 2-D kernels only)")
+            throw ImportError(
+                .unsupported, subject: n.label, problem: "kernel_shape \(kernel) (square 2-D kernels only)")
         }
-        guard int(n, "ceil_mode", 0) == 0 else { throw ImportError(.unsupported, subject: n.label, problem: "ceil_mode 1") }
-        guard ints(n, "dilations").allSatisfy({ $0 == 1 }) else { throw ImportError(.unsupported, subject: n.label, problem: "dilated pooling") }
+        guard int(n, "ceil_mode", 0) == 0 else {
+            throw ImportError(.unsupported, subject: n.label, problem: "ceil_mode 1")
+        }
+        guard ints(n, "dilations").allSatisfy({ $0 == 1 }) else {
+            throw ImportError(.unsupported, subject: n.label, problem: "dilated pooling")
+        }
         let stride = try uniform(n, "strides", default: 1)
-        return Pool2D(kind: kind, kernel: Int(kernel[0]), stride: stride,
-                      pads: try padsAttribute(n),
-                      countIncludePad: int(n, "count_include_pad", 0) != 0)
+        return Pool2D(
+            kind: kind, kernel: Int(kernel[0]), stride: stride,
+            pads: try padsAttribute(n),
+            countIncludePad: int(n, "count_include_pad", 0) != 0)
     }
 
     /// ReduceMean or ReduceMax over H and W: a global pool (axes from the attribute, or the input from opset 18).
@@ -104,7 +137,8 @@ package struct ONNXOps {
         var axes = ints(n, "axes")
         if n.inputs.count > 1, let ref = refs[n.inputs[1]] { axes = try decoder.integers(ref) }
         guard Set(axes.map { $0 < 0 ? $0 + 4 : $0 }) == [2, 3] else {
-            throw ImportError.mismatch(n.label, expected: "axes [2, 3] (the spatial axes of NCHW)", found: "\(axes)", kind: .unsupported)
+            throw ImportError.mismatch(
+                n.label, expected: "axes [2, 3] (the spatial axes of NCHW)", found: "\(axes)", kind: .unsupported)
         }
         return pool
     }
@@ -112,23 +146,32 @@ package struct ONNXOps {
     private func concat(_ n: ONNXNode) throws -> OpGraph.Op {
         let axis = int(n, "axis", 1)
         guard axis == 1 || axis == -3 else {
-            throw ImportError(.unsupported, subject: n.label, problem: "Concat on axis \(axis) (DenseNet concatenates channels, axis 1 of NCHW)")
+            throw ImportError(
+                .unsupported, subject: n.label,
+                problem: "Concat on axis \(axis) (DenseNet concatenates channels, axis 1 of NCHW)")
         }
         return .concat
     }
 
     private mutating func gemm(_ n: ONNXNode) throws -> Linear {
-        guard int(n, "transA", 0) == 0 else { throw ImportError(.unsupported, subject: n.label, problem: "Gemm with transA") }
+        guard int(n, "transA", 0) == 0 else {
+            throw ImportError(.unsupported, subject: n.label, problem: "Gemm with transA")
+        }
         var w = try weight(n, 1, "B")
-        guard w.shape.count == 2 else { throw ImportError.mismatch("\(n.label): weight '\(w.name)'", expected: "2 dims", found: "\(w.shape.count)") }
+        guard w.shape.count == 2 else {
+            throw ImportError.mismatch("\(n.label): weight '\(w.name)'", expected: "2 dims", found: "\(w.shape.count)")
+        }
         if int(n, "transB", 0) == 0 { w = w.transposed() }
-        let alpha = float(n, "alpha", 1), beta = float(n, "beta", 1)
+        let alpha = float(n, "alpha", 1)
+        let beta = float(n, "beta", 1)
         if alpha != 1 { w.values = w.values.map { $0 * alpha } }
         var b: Tensor? = nil
         if n.inputs.count > 2, !n.inputs[2].isEmpty {
             var bias = try weight(n, 2, "C")
             guard bias.count == w.shape[0] else {
-                throw ImportError.mismatch("\(n.label): bias '\(bias.name)'", expected: "\(w.shape[0]) values (one per output)", found: "\(bias.count)")
+                throw ImportError.mismatch(
+                    "\(n.label): bias '\(bias.name)'", expected: "\(w.shape[0]) values (one per output)",
+                    found: "\(bias.count)")
             }
             if beta != 1 { bias.values = bias.values.map { $0 * beta } }
             bias.shape = [bias.count]
@@ -139,7 +182,9 @@ package struct ONNXOps {
 
     private mutating func matMul(_ n: ONNXNode) throws -> Linear {
         let w = try weight(n, 1, "B")
-        guard w.shape.count == 2 else { throw ImportError.mismatch("\(n.label): weight '\(w.name)'", expected: "2 dims", found: "\(w.shape.count)") }
+        guard w.shape.count == 2 else {
+            throw ImportError.mismatch("\(n.label): weight '\(w.name)'", expected: "2 dims", found: "\(w.shape.count)")
+        }
         return Linear(weight: w.transposed(), bias: nil)
     }
 
@@ -151,7 +196,9 @@ package struct ONNXOps {
 
     private func softmax(_ n: ONNXNode) throws -> OpGraph.Op {
         let axis = int(n, "axis", opset >= 13 ? -1 : 1)
-        guard axis == -1 || axis == 1 else { throw ImportError(.unsupported, subject: n.label, problem: "Softmax on axis \(axis)") }
+        guard axis == -1 || axis == 1 else {
+            throw ImportError(.unsupported, subject: n.label, problem: "Softmax on axis \(axis)")
+        }
         return .softmax
     }
 
@@ -162,26 +209,38 @@ package struct ONNXOps {
         }
         if var constant = floats[n.inputs.first ?? ""] {
             // A Cast of a stored weight (float16 exports): fold it, keeping the stored dtype.
-            guard to == 1 else { throw ImportError(.unsupported, subject: n.label, problem: "Cast of a weight to \(ONNXTensorDecoder.typeName(Int32(to)))") }
+            guard to == 1 else {
+                throw ImportError(
+                    .unsupported, subject: n.label,
+                    problem: "Cast of a weight to \(ONNXTensorDecoder.typeName(Int32(to)))")
+            }
             constant.name = n.outputs[0]
             floats[n.outputs[0]] = constant
             return nil
         }
-        guard to == 1 else { throw ImportError(.unsupported, subject: n.label, problem: "Cast of activations to \(ONNXTensorDecoder.typeName(Int32(to)))") }
+        guard to == 1 else {
+            throw ImportError(
+                .unsupported, subject: n.label,
+                problem: "Cast of activations to \(ONNXTensorDecoder.typeName(Int32(to)))")
+        }
         return .passThrough
     }
 
     private mutating func pad(_ n: ONNXNode) throws -> [Int] {
         if case .string(let mode)? = attribute(n, "mode"), mode != "constant" {
-            throw ImportError(.unsupported, subject: n.label, problem: "Pad mode '\(mode)' (only constant zero padding)")
+            throw ImportError(
+                .unsupported, subject: n.label, problem: "Pad mode '\(mode)' (only constant zero padding)")
         }
         var p = ints(n, "pads")
         if p.isEmpty, n.inputs.count > 1, let ref = refs[n.inputs[1]] { p = try decoder.integers(ref) }
-        if n.inputs.count > 2, !n.inputs[2].isEmpty, let v = floats[n.inputs[2]], v.values.contains(where: { $0 != 0 }) {
+        if n.inputs.count > 2, !n.inputs[2].isEmpty, let v = floats[n.inputs[2]], v.values.contains(where: { $0 != 0 })
+        {
             throw ImportError(.unsupported, subject: n.label, problem: "Pad with a non-zero value")
         }
         guard p.count == 8, p[0] == 0, p[1] == 0, p[4] == 0, p[5] == 0, p.allSatisfy({ $0 >= 0 && $0 < 64 }) else {
-            throw ImportError.mismatch(n.label, expected: "8 pads padding only H and W of NCHW, each 0 to 63", found: "\(p)", kind: .unsupported)
+            throw ImportError.mismatch(
+                n.label, expected: "8 pads padding only H and W of NCHW, each 0 to 63", found: "\(p)",
+                kind: .unsupported)
         }
         return [p[2], p[3], p[6], p[7]].map(Int.init)
     }
@@ -220,7 +279,8 @@ package struct ONNXOps {
         let v = ints(n, name)
         if v.isEmpty { return value }
         guard v.count == 2, v[0] == v[1], v[0] > 0, v[0] < 64 else {
-            throw ImportError.mismatch(n.label, expected: "\(name) equal on both axes, from 1 to 63", found: "\(v)", kind: .unsupported)
+            throw ImportError.mismatch(
+                n.label, expected: "\(name) equal on both axes, from 1 to 63", found: "\(v)", kind: .unsupported)
         }
         return Int(v[0])
     }
@@ -242,7 +302,9 @@ package struct ONNXOps {
             throw ImportError(.malformed, subject: n.label, problem: "missing input \(role)")
         }
         guard let t = floats[n.inputs[index]] else {
-            throw ImportError(.structure, subject: n.label, problem: "input \(role) '\(n.inputs[index])' is not a stored float initializer")
+            throw ImportError(
+                .structure, subject: n.label,
+                problem: "input \(role) '\(n.inputs[index])' is not a stored float initializer")
         }
         return t
     }

@@ -15,7 +15,8 @@ package enum ONNXProtobuf {
         guard data.count <= maximumFileBytes else {
             throw ImportError.malformed("\(data.count) bytes exceeds the 2 GiB protobuf limit")
         }
-        let message = data.withUnsafeBytes { (buffer: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Onnx__ModelProto>? in
+        let message = data.withUnsafeBytes {
+            (buffer: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Onnx__ModelProto>? in
             onnx__model_proto__unpack(nil, buffer.count, buffer.bindMemory(to: UInt8.self).baseAddress)
         }
         guard let model = message else {
@@ -86,7 +87,9 @@ package enum ONNXProtobuf {
         let t = p.pointee
         let payload: ONNXTensorRef.Payload
         if t.has_data_location != 0 && t.data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL {
-            var location = "", offset = 0, length: Int? = nil
+            var location = ""
+            var offset = 0
+            var length: Int? = nil
             for entry in buffer(t.external_data, t.n_external_data) {
                 guard let entry else { continue }
                 let value = string(entry.pointee.value)
@@ -116,20 +119,29 @@ package enum ONNXProtobuf {
         } else {
             payload = .none
         }
-        return ONNXTensorRef(name: string(t.name), dims: Array(buffer(t.dims, t.n_dims)),
-                             dataType: t.data_type, payload: payload)
+        return ONNXTensorRef(
+            name: string(t.name), dims: Array(buffer(t.dims, t.n_dims)),
+            dataType: t.data_type, payload: payload)
     }
 
     private static func readValueInfo(_ v: Onnx__ValueInfoProto) -> ONNXValueInfo {
         var elementType: Int32 = 0
-        var dims: [Int?] = [], params: [String?] = []
+        var dims: [Int?] = []
+        var params: [String?] = []
         if let type = v.type, type.pointee.value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE,
-           let tensor = type.pointee.tensor_type {
+            let tensor = type.pointee.tensor_type
+        {
             elementType = tensor.pointee.elem_type
             if let shape = tensor.pointee.shape {
                 for d in buffer(shape.pointee.dim, shape.pointee.n_dim) {
-                    let value = d.flatMap { $0.pointee.value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE ? Int($0.pointee.dim_value) : nil }
-                    let param = d.flatMap { $0.pointee.value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM ? string($0.pointee.dim_param) : nil }
+                    let value = d.flatMap {
+                        $0.pointee.value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE
+                            ? Int($0.pointee.dim_value) : nil
+                    }
+                    let param = d.flatMap {
+                        $0.pointee.value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM
+                            ? string($0.pointee.dim_param) : nil
+                    }
                     dims.append(value)
                     params.append(param)
                 }
@@ -149,7 +161,8 @@ package enum ONNXProtobuf {
         m.ir_version = Int64(model.irVersion)
         m.producer_name = arena.string(model.producerName)
         m.producer_version = arena.string(model.producerVersion)
-        let opsets = model.opsets.sorted { $0.key < $1.key }.map { domain, version -> UnsafeMutablePointer<Onnx__OperatorSetIdProto> in
+        let opsets = model.opsets.sorted { $0.key < $1.key }.map {
+            domain, version -> UnsafeMutablePointer<Onnx__OperatorSetIdProto> in
             var o = Onnx__OperatorSetIdProto()
             onnx__operator_set_id_proto__init(&o)
             o.domain = arena.string(domain)
@@ -164,7 +177,9 @@ package enum ONNXProtobuf {
             throw AtomicFile.Error.write("the model needs \(size) bytes, more than protobuf's 2 GiB limit")
         }
         var data = Data(count: size)
-        let packed = data.withUnsafeMutableBytes { onnx__model_proto__pack(&m, $0.bindMemory(to: UInt8.self).baseAddress) }
+        let packed = data.withUnsafeMutableBytes {
+            onnx__model_proto__pack(&m, $0.bindMemory(to: UInt8.self).baseAddress)
+        }
         guard packed == size else { throw AtomicFile.Error.write("protobuf-c packed \(packed) of \(size) bytes") }
         return data
     }
@@ -188,18 +203,34 @@ package enum ONNXProtobuf {
         if !n.domain.isEmpty { out.domain = arena.string(n.domain) }
         (out.n_input, out.input) = arena.array(n.inputs.map { Optional(arena.string($0)) })
         (out.n_output, out.output) = arena.array(n.outputs.map { Optional(arena.string($0)) })
-        let attributes = n.attributes.sorted { $0.key < $1.key }.map { name, value -> UnsafeMutablePointer<Onnx__AttributeProto> in
+        let attributes = n.attributes.sorted { $0.key < $1.key }.map {
+            name, value -> UnsafeMutablePointer<Onnx__AttributeProto> in
             var a = Onnx__AttributeProto()
             onnx__attribute_proto__init(&a)
             a.name = arena.string(name)
             a.has_type = 1
             switch value {
-            case .float(let f): a.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT; a.has_f = 1; a.f = f
-            case .int(let i): a.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT; a.has_i = 1; a.i = i
-            case .string(let s): a.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING; a.has_s = 1; a.s = arena.bytes(Data(s.utf8))
-            case .floats(let v): a.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS; (a.n_floats, a.floats) = arena.array(v)
-            case .ints(let v): a.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS; (a.n_ints, a.ints) = arena.array(v)
-            case .tensor(let t): a.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR; a.t = tensor(t, arena)
+            case .float(let f):
+                a.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT
+                a.has_f = 1
+                a.f = f
+            case .int(let i):
+                a.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT
+                a.has_i = 1
+                a.i = i
+            case .string(let s):
+                a.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING
+                a.has_s = 1
+                a.s = arena.bytes(Data(s.utf8))
+            case .floats(let v):
+                a.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS
+                (a.n_floats, a.floats) = arena.array(v)
+            case .ints(let v):
+                a.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS
+                (a.n_ints, a.ints) = arena.array(v)
+            case .tensor(let t):
+                a.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR
+                a.t = tensor(t, arena)
             case .other: a.has_type = 0
             }
             return arena.object(a)
@@ -216,7 +247,9 @@ package enum ONNXProtobuf {
         out.has_data_type = 1
         out.data_type = t.dataType
         switch t.payload {
-        case .raw(let data): out.has_raw_data = 1; out.raw_data = arena.bytes(data)
+        case .raw(let data):
+            out.has_raw_data = 1
+            out.raw_data = arena.bytes(data)
         case .floats(let v): (out.n_float_data, out.float_data) = arena.array(v)
         case .int32s(let v): (out.n_int32_data, out.int32_data) = arena.array(v)
         case .int64s(let v): (out.n_int64_data, out.int64_data) = arena.array(v)
@@ -224,14 +257,16 @@ package enum ONNXProtobuf {
         case .external(let location, let offset, let length):
             out.has_data_location = 1
             out.data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL
-            let entries = [("location", location), ("offset", "\(offset)")] + (length.map { [("length", "\($0)")] } ?? [])
-            (out.n_external_data, out.external_data) = arena.array(entries.map { key, value -> UnsafeMutablePointer<Onnx__StringStringEntryProto>? in
-                var e = Onnx__StringStringEntryProto()
-                onnx__string_string_entry_proto__init(&e)
-                e.key = arena.string(key)
-                e.value = arena.string(value)
-                return arena.object(e)
-            })
+            let entries =
+                [("location", location), ("offset", "\(offset)")] + (length.map { [("length", "\($0)")] } ?? [])
+            (out.n_external_data, out.external_data) = arena.array(
+                entries.map { key, value -> UnsafeMutablePointer<Onnx__StringStringEntryProto>? in
+                    var e = Onnx__StringStringEntryProto()
+                    onnx__string_string_entry_proto__init(&e)
+                    e.key = arena.string(key)
+                    e.value = arena.string(value)
+                    return arena.object(e)
+                })
         case .none: break
         }
         return arena.object(out)

@@ -30,9 +30,11 @@ package struct ONNXTensorDecoder {
     }
 
     package static func typeName(_ dataType: Int32) -> String {
-        let names: [Int32: String] = [0: "UNDEFINED", 1: "FLOAT", 2: "UINT8", 3: "INT8", 4: "UINT16", 5: "INT16",
-                                      6: "INT32", 7: "INT64", 8: "STRING", 9: "BOOL", 10: "FLOAT16",
-                                      11: "DOUBLE", 12: "UINT32", 13: "UINT64", 16: "BFLOAT16"]
+        let names: [Int32: String] = [
+            0: "UNDEFINED", 1: "FLOAT", 2: "UINT8", 3: "INT8", 4: "UINT16", 5: "INT16",
+            6: "INT32", 7: "INT64", 8: "STRING", 9: "BOOL", 10: "FLOAT16",
+            11: "DOUBLE", 12: "UINT32", 13: "UINT64", 16: "BFLOAT16",
+        ]
         return names[dataType] ?? "type \(dataType)"
     }
 
@@ -45,7 +47,8 @@ package struct ONNXTensorDecoder {
             }
             let (product, overflow) = count.multipliedReportingOverflow(by: Int(d))
             guard !overflow, product <= maximumElements else {
-                throw ImportError(.malformed, subject: "tensor '\(t.name)'", problem: "shape \(t.dims) has more than 2^31 elements")
+                throw ImportError(
+                    .malformed, subject: "tensor '\(t.name)'", problem: "shape \(t.dims) has more than 2^31 elements")
             }
             count = product
         }
@@ -55,7 +58,9 @@ package struct ONNXTensorDecoder {
     /// Decodes a float tensor (float32, float16, bfloat16 or float64) into float32 values.
     package mutating func floats(_ t: ONNXTensorRef) throws -> Tensor {
         guard let element = Self.element(of: t.dataType), element != .int64, element != .int32 else {
-            throw ImportError(.unsupported, subject: "tensor '\(t.name)'", problem: "element type \(Self.typeName(t.dataType)) is not a float type")
+            throw ImportError(
+                .unsupported, subject: "tensor '\(t.name)'",
+                problem: "element type \(Self.typeName(t.dataType)) is not a float type")
         }
         let count = try Self.elementCount(t)
         let shape = t.dims.map { Int($0) }
@@ -69,27 +74,35 @@ package struct ONNXTensorDecoder {
             values = try Self.decode(bytes, element, count, t.name)
         case .floats(let f):
             guard element == .float32 || f.isEmpty else {
-                throw ImportError(.malformed, subject: "tensor '\(t.name)'", problem: "float_data given for \(Self.typeName(t.dataType))")
+                throw ImportError(
+                    .malformed, subject: "tensor '\(t.name)'",
+                    problem: "float_data given for \(Self.typeName(t.dataType))")
             }
             values = f
         case .int32s(let words):
             // float16 and bfloat16 values are stored one per int32 in the typed field.
             guard element == .float16 || element == .bfloat16 else {
-                throw ImportError(.malformed, subject: "tensor '\(t.name)'", problem: "int32_data given for \(Self.typeName(t.dataType))")
+                throw ImportError(
+                    .malformed, subject: "tensor '\(t.name)'",
+                    problem: "int32_data given for \(Self.typeName(t.dataType))")
             }
             values = words.map { w in
-                element == .float16 ? HalfFloat.f16ToFloat(UInt16(truncatingIfNeeded: w))
-                                    : HalfFloat.bf16ToFloat(UInt16(truncatingIfNeeded: w))
+                element == .float16
+                    ? HalfFloat.f16ToFloat(UInt16(truncatingIfNeeded: w))
+                    : HalfFloat.bf16ToFloat(UInt16(truncatingIfNeeded: w))
             }
         case .doubles(let d):
             values = d.map { Float($0) }
         case .int64s:
-            throw ImportError(.malformed, subject: "tensor '\(t.name)'", problem: "int64_data given for \(Self.typeName(t.dataType))")
+            throw ImportError(
+                .malformed, subject: "tensor '\(t.name)'", problem: "int64_data given for \(Self.typeName(t.dataType))")
         case .none:
             values = []
         }
         guard values.count == count else {
-            throw ImportError.mismatch("tensor '\(t.name)'", expected: "\(count) values for shape \(shape)", found: "\(values.count)", kind: .malformed)
+            throw ImportError.mismatch(
+                "tensor '\(t.name)'", expected: "\(count) values for shape \(shape)", found: "\(values.count)",
+                kind: .malformed)
         }
         return Tensor(name: t.name, shape: shape, storedDType: stored, values: values)
     }
@@ -97,7 +110,9 @@ package struct ONNXTensorDecoder {
     /// Decodes an integer tensor (int64 or int32), e.g. a Reshape shape or Pad amounts.
     package mutating func integers(_ t: ONNXTensorRef) throws -> [Int64] {
         let count = try Self.elementCount(t)
-        guard count <= 64 else { throw ImportError(.unsupported, subject: "tensor '\(t.name)'", problem: "integer tensor of \(count) values") }
+        guard count <= 64 else {
+            throw ImportError(.unsupported, subject: "tensor '\(t.name)'", problem: "integer tensor of \(count) values")
+        }
         let values: [Int64]
         switch (Self.element(of: t.dataType), t.payload) {
         case (.int64, .int64s(let v)): values = v
@@ -109,10 +124,13 @@ package struct ONNXTensorDecoder {
         case (.int64, .external(let location, let offset, let length)):
             values = Self.littleEndian(try readExternal(t.name, location, offset, length, count * 8), count, Int64.self)
         default:
-            throw ImportError(.malformed, subject: "tensor '\(t.name)'", problem: "cannot read \(Self.typeName(t.dataType)) integers")
+            throw ImportError(
+                .malformed, subject: "tensor '\(t.name)'", problem: "cannot read \(Self.typeName(t.dataType)) integers")
         }
         guard values.count == count else {
-            throw ImportError.mismatch("tensor '\(t.name)'", expected: "\(count) values for shape \(t.dims)", found: "\(values.count)", kind: .malformed)
+            throw ImportError.mismatch(
+                "tensor '\(t.name)'", expected: "\(count) values for shape \(t.dims)", found: "\(values.count)",
+                kind: .malformed)
         }
         return values
     }
@@ -120,7 +138,9 @@ package struct ONNXTensorDecoder {
     /// `count` little-endian integers of type `T` from `bytes` (which hold at least that many), widened.
     private static func littleEndian<T: FixedWidthInteger>(_ bytes: Data, _ count: Int, _: T.Type) -> [Int64] {
         bytes.withUnsafeBytes { raw in
-            (0..<count).map { Int64(T(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * MemoryLayout<T>.size, as: T.self))) }
+            (0..<count).map {
+                Int64(T(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * MemoryLayout<T>.size, as: T.self)))
+            }
         }
     }
 
@@ -135,7 +155,9 @@ package struct ONNXTensorDecoder {
     private static func decode(_ bytes: Data, _ element: Element, _ count: Int, _ name: String) throws -> [Float] {
         let width = size(element)
         guard bytes.count == count * width else {
-            throw ImportError.mismatch("tensor '\(name)'", expected: "\(count * width) bytes for \(count) values", found: "\(bytes.count)", kind: .malformed)
+            throw ImportError.mismatch(
+                "tensor '\(name)'", expected: "\(count * width) bytes for \(count) values", found: "\(bytes.count)",
+                kind: .malformed)
         }
         let stored: StoredFloat
         switch element {
@@ -149,28 +171,41 @@ package struct ONNXTensorDecoder {
     }
 
     /// Reads `expected` bytes of external data, confined to the model's folder.
-    private mutating func readExternal(_ name: String, _ location: String, _ offset: Int, _ length: Int?,
-                                       _ expected: Int) throws -> Data {
-        guard !location.isEmpty else { throw ImportError(.malformed, subject: "tensor '\(name)'", problem: "external data without a location") }
+    private mutating func readExternal(
+        _ name: String, _ location: String, _ offset: Int, _ length: Int?,
+        _ expected: Int
+    ) throws -> Data {
+        guard !location.isEmpty else {
+            throw ImportError(.malformed, subject: "tensor '\(name)'", problem: "external data without a location")
+        }
         guard !location.hasPrefix("/"), !location.split(separator: "/").contains("..") else {
-            throw ImportError(.malformed, subject: "tensor '\(name)'", problem: "external data location '\(location)' escapes the model's folder")
+            throw ImportError(
+                .malformed, subject: "tensor '\(name)'",
+                problem: "external data location '\(location)' escapes the model's folder")
         }
         let url = folder.appendingPathComponent(location).standardizedFileURL
         let resolved = url.resolvingSymlinksInPath().path
         let root = folder.standardizedFileURL.resolvingSymlinksInPath().path
         guard resolved.hasPrefix(root.hasSuffix("/") ? root : root + "/") else {
-            throw ImportError(.malformed, subject: "tensor '\(name)'", problem: "external data location '\(location)' escapes the model's folder")
+            throw ImportError(
+                .malformed, subject: "tensor '\(name)'",
+                problem: "external data location '\(location)' escapes the model's folder")
         }
-        guard offset >= 0 else { throw ImportError(.malformed, subject: "tensor '\(name)'", problem: "bad external data offset") }
+        guard offset >= 0 else {
+            throw ImportError(.malformed, subject: "tensor '\(name)'", problem: "bad external data offset")
+        }
         if let length, length != expected {
-            throw ImportError.mismatch("tensor '\(name)'", expected: "external data of \(expected) bytes", found: "length \(length)", kind: .malformed)
+            throw ImportError.mismatch(
+                "tensor '\(name)'", expected: "external data of \(expected) bytes", found: "length \(length)",
+                kind: .malformed)
         }
         let handle: FileHandle
         if let open = openFiles[resolved] {
             handle = open
         } else {
             guard let h = FileHandle(forReadingAtPath: resolved) else {
-                throw ImportError(.unreadable, subject: "tensor '\(name)'", problem: "cannot open external data file '\(location)'")
+                throw ImportError(
+                    .unreadable, subject: "tensor '\(name)'", problem: "cannot open external data file '\(location)'")
             }
             openFiles[resolved] = h
             handle = h
@@ -179,13 +214,16 @@ package struct ONNXTensorDecoder {
         // offset and expected come from the file: their sum is checked, never trapped on.
         let (end, overflow) = offset.addingReportingOverflow(expected)
         guard !overflow, UInt64(end) <= size else {
-            throw ImportError.mismatch("tensor '\(name)'",
-                                       expected: "external data '\(location)' to hold bytes \(offset) to \(overflow ? "beyond 2^63" : String(end))",
-                                       found: "a file of \(size) bytes", kind: .malformed)
+            throw ImportError.mismatch(
+                "tensor '\(name)'",
+                expected:
+                    "external data '\(location)' to hold bytes \(offset) to \(overflow ? "beyond 2^63" : String(end))",
+                found: "a file of \(size) bytes", kind: .malformed)
         }
         try handle.seek(toOffset: UInt64(offset))
         guard let data = try handle.read(upToCount: expected), data.count == expected else {
-            throw ImportError(.malformed, subject: "tensor '\(name)'", problem: "short read from external data '\(location)'")
+            throw ImportError(
+                .malformed, subject: "tensor '\(name)'", problem: "short read from external data '\(location)'")
         }
         return data
     }

@@ -1,4 +1,5 @@
 import DenseKitGraph
+
 /// A value-level graph of canonical operations on NCHW activations: the step between an ONNX
 /// node list and the recognised DenseNet. Exporter artefacts (Identity, Dropout, Flatten,
 /// Reshape, Pad, input Transpose, MatMul+Add) are still present here and removed by `normalized()`.
@@ -90,7 +91,8 @@ package struct OpGraph {
             case .pool(var pool):
                 if let pad = pads[node.inputs[0]] {
                     guard pool.kind == .max || pool.countIncludePad else {
-                        throw ImportError.unsupported("\(pad.label) pads the input of an average pool that excludes padding")
+                        throw ImportError.unsupported(
+                            "\(pad.label) pads the input of an average pool that excludes padding")
                     }
                     pool.pads = zip(pool.pads, pad.pads).map { $0 + $1 }
                     node.inputs[0] = pad.input
@@ -98,13 +100,16 @@ package struct OpGraph {
                 }
             case .addBias(let bias):
                 if let i = byOutput[node.inputs[0]], case .linear(var linear) = kept[i].op, linear.bias == nil,
-                   bias.count == linear.outFeatures {
-                    linear.bias = Tensor(name: bias.name, shape: [bias.count], storedDType: bias.storedDType, values: bias.values)
+                    bias.count == linear.outFeatures
+                {
+                    linear.bias = Tensor(
+                        name: bias.name, shape: [bias.count], storedDType: bias.storedDType, values: bias.values)
                     kept[i].op = .linear(linear)
                     alias[node.output] = node.inputs[0]
                     continue
                 }
-                throw ImportError(.unsupported, subject: node.label, problem: "Add of a constant that does not follow a MatMul")
+                throw ImportError(
+                    .unsupported, subject: node.label, problem: "Add of a constant that does not follow a MatMul")
             default:
                 break
             }

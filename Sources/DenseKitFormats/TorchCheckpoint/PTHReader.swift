@@ -25,10 +25,14 @@ public enum PTHReader {
         let (object, storages, format) = try data.starts(with: ZipArchive.signature) ? readZip(data) : readLegacy(data)
         let (weights, wrapper) = try stateDict(object)
         var entries: [String: StateDictImporter.Entry] = [:]
-        var parameters = 0, bytes = 0
+        var parameters = 0
+        var bytes = 0
         for (key, value) in weights {
-            guard case .tensor(let storage, let type, let count, let offset, let shape, let stride) = value else { continue }
-            let entry = try tensor(key, storages[storage], type: type, storageCount: count, offset: offset, shape: shape, stride: stride)
+            guard case .tensor(let storage, let type, let count, let offset, let shape, let stride) = value else {
+                continue
+            }
+            let entry = try tensor(
+                key, storages[storage], type: type, storageCount: count, offset: offset, shape: shape, stride: stride)
             if case .float(let t) = entry {
                 parameters += t.count
                 bytes += t.storedBytes
@@ -36,9 +40,12 @@ public enum PTHReader {
             entries[key] = entry
         }
         var notes = ["read without running the pickle: only the globals a state_dict uses are allowed"]
-        if let wrapper { notes.append("a training checkpoint: the weights are its '\(wrapper)' entry; its other entries are skipped") }
-        let source = ModelSource(path: path, format: .pth, producer: "torch.save (\(format) format)", storedParameters: parameters,
-                                 storedBytes: bytes, storedTensors: entries.count, notes: notes)
+        if let wrapper {
+            notes.append("a training checkpoint: the weights are its '\(wrapper)' entry; its other entries are skipped")
+        }
+        let source = ModelSource(
+            path: path, format: .pth, producer: "torch.save (\(format) format)", storedParameters: parameters,
+            storedBytes: bytes, storedTensors: entries.count, notes: notes)
         return try StateDictImporter.build(entries, source: source)
     }
 
@@ -46,12 +53,17 @@ public enum PTHReader {
     package static func readZip(_ data: Data) throws -> (Unpickler.Value, [String: Data], String) {
         let zip = try ZipArchive(data: data)
         guard let pickleName = zip.entries.keys.filter({ $0.hasSuffix("/data.pkl") }).min(by: { $0.count < $1.count }),
-              let pickle = try zip.member(pickleName) else {
-            throw ImportError.mismatch("zip archive", expected: "a torch.save archive (<name>/data.pkl)", found: "no data.pkl", kind: .malformed)
+            let pickle = try zip.member(pickleName)
+        else {
+            throw ImportError.mismatch(
+                "zip archive", expected: "a torch.save archive (<name>/data.pkl)", found: "no data.pkl",
+                kind: .malformed)
         }
         let prefix = String(pickleName.dropLast("data.pkl".count))
         if let order = try zip.member(prefix + "byteorder"), String(decoding: order, as: UTF8.self) != "little" {
-            throw ImportError.mismatch("'\(prefix)byteorder'", expected: "little", found: String(decoding: order.prefix(16), as: UTF8.self), kind: .unsupported)
+            throw ImportError.mismatch(
+                "'\(prefix)byteorder'", expected: "little", found: String(decoding: order.prefix(16), as: UTF8.self),
+                kind: .unsupported)
         }
         var parser = Unpickler(pickle)
         let object = try parser.load()
@@ -66,25 +78,39 @@ public enum PTHReader {
     package static func readLegacy(_ data: Data) throws -> (Unpickler.Value, [String: Data], String) {
         var parser = Unpickler(data)
         guard case .bigInt(let magic) = try parser.load(), magic == legacyMagic else {
-            throw ImportError.mismatch("file", expected: "torch.save's legacy magic number", found: "another pickle", kind: .malformed)
+            throw ImportError.mismatch(
+                "file", expected: "torch.save's legacy magic number", found: "another pickle", kind: .malformed)
         }
         _ = try parser.load()  // protocol version
         _ = try parser.load()  // system info
         let object = try parser.load()
-        guard case .list(let keyValues) = try parser.load() else { throw ImportError.malformed("the legacy storage key list is missing") }
+        guard case .list(let keyValues) = try parser.load() else {
+            throw ImportError.malformed("the legacy storage key list is missing")
+        }
         var at = parser.position
         var storages: [String: Data] = [:]
         for value in keyValues {
-            guard let key = value.string else { throw ImportError.malformed("a legacy storage key that is not a string") }
+            guard let key = value.string else {
+                throw ImportError.malformed("a legacy storage key that is not a string")
+            }
             // Each storage: a u64 element count, then its bytes; the element size is the storage type's.
             guard let size = elementSize(of: object, key: key) else {
-                throw ImportError.mismatch("storage '\(key)'", expected: "a tensor of the object that views it (for its type)", found: "none", kind: .malformed)
+                throw ImportError.mismatch(
+                    "storage '\(key)'", expected: "a tensor of the object that views it (for its type)", found: "none",
+                    kind: .malformed)
             }
-            guard data.count - at >= 8 else { throw ImportError.mismatch("storage '\(key)'", expected: "an element count", found: "the end of the file", kind: .malformed) }
-            let count = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+            guard data.count - at >= 8 else {
+                throw ImportError.mismatch(
+                    "storage '\(key)'", expected: "an element count", found: "the end of the file", kind: .malformed)
+            }
+            let count = data.withUnsafeBytes {
+                UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self))
+            }
             at += 8
             guard count <= UInt64(data.count - at) / UInt64(size) else {
-                throw ImportError.mismatch("storage '\(key)'", expected: "at most \((data.count - at) / size) elements (what the file holds)", found: "\(count)", kind: .malformed)
+                throw ImportError.mismatch(
+                    "storage '\(key)'", expected: "at most \((data.count - at) / size) elements (what the file holds)",
+                    found: "\(count)", kind: .malformed)
             }
             let length = Int(count) * size
             storages[key] = data.subdata(in: (data.startIndex + at)..<(data.startIndex + at + length))
@@ -104,8 +130,11 @@ public enum PTHReader {
     }
 
     package static func size(of type: String) -> Int? {
-        ["FloatStorage": 4, "HalfStorage": 2, "BFloat16Storage": 2, "DoubleStorage": 8, "LongStorage": 8, "IntStorage": 4,
-         "ShortStorage": 2, "CharStorage": 1, "ByteStorage": 1, "BoolStorage": 1][type]
+        [
+            "FloatStorage": 4, "HalfStorage": 2, "BFloat16Storage": 2, "DoubleStorage": 8, "LongStorage": 8,
+            "IntStorage": 4,
+            "ShortStorage": 2, "CharStorage": 1, "ByteStorage": 1, "BoolStorage": 1,
+        ][type]
     }
 
     /// The state_dict: the object itself when it maps names to tensors, else its `state_dict`,
@@ -114,44 +143,76 @@ public enum PTHReader {
         func weights(_ v: Unpickler.Value) -> [(String, Unpickler.Value)]? {
             guard case .dict(let pairs) = v else { return nil }
             let named = pairs.compactMap { p in p.key.string.map { ($0, p.value) } }
-            guard named.count == pairs.count, named.contains(where: { if case .tensor = $0.1 { true } else { false } }) else { return nil }
+            guard named.count == pairs.count, named.contains(where: { if case .tensor = $0.1 { true } else { false } })
+            else { return nil }
             return named
         }
         if let w = weights(object), w.contains(where: { $0.0.hasSuffix("conv0.weight") }) { return (w, nil) }
         if case .dict(let pairs) = object {
             for wrapper in ["state_dict", "model_state_dict", "model", "net"] {
-                if let entry = pairs.first(where: { $0.key.string == wrapper }), let w = weights(entry.value) { return (w, wrapper) }
+                if let entry = pairs.first(where: { $0.key.string == wrapper }), let w = weights(entry.value) {
+                    return (w, wrapper)
+                }
             }
         }
         if let w = weights(object) { return (w, nil) }
-        throw ImportError.mismatch("checkpoint", expected: "a state_dict (names to tensors), or a dict with one under 'state_dict', 'model_state_dict', 'model' or 'net'",
-                                   found: "no such dict")
+        throw ImportError.mismatch(
+            "checkpoint",
+            expected:
+                """
+                a state_dict (names to tensors), or a dict with one under 'state_dict', 'model_state_dict', \
+                'model' or 'net'
+                """,
+            found: "no such dict")
     }
 
     /// A tensor from its storage: contiguous views only, every size checked against the storage.
-    package static func tensor(_ key: String, _ storage: Data?, type: String, storageCount: Int, offset: Int, shape: [Int], stride: [Int]) throws -> StateDictImporter.Entry {
+    package static func tensor(
+        _ key: String, _ storage: Data?, type: String, storageCount: Int, offset: Int, shape: [Int], stride: [Int]
+    ) throws -> StateDictImporter.Entry {
         let subject = "tensor '\(key)'"
-        guard let size = size(of: type) else { throw ImportError.mismatch(subject, expected: "a float or integer storage", found: type, kind: .unsupported) }
-        var count = 1, expected = [Int](repeating: 0, count: shape.count)
+        guard let size = size(of: type) else {
+            throw ImportError.mismatch(subject, expected: "a float or integer storage", found: type, kind: .unsupported)
+        }
+        var count = 1
+        var expected = [Int](repeating: 0, count: shape.count)
         for i in shape.indices.reversed() {
             expected[i] = count
             let (p, o) = count.multipliedReportingOverflow(by: shape[i])
-            guard !o, p <= 1 << 31 else { throw ImportError.mismatch(subject, expected: "at most 2^31 values", found: "shape \(shape)", kind: .malformed) }
+            guard !o, p <= 1 << 31 else {
+                throw ImportError.mismatch(
+                    subject, expected: "at most 2^31 values", found: "shape \(shape)", kind: .malformed)
+            }
             count = p
         }
         guard stride == expected || count <= 1 else {
-            throw ImportError.mismatch(subject, expected: "a contiguous view (stride \(expected))", found: "stride \(stride)", kind: .unsupported)
+            throw ImportError.mismatch(
+                subject, expected: "a contiguous view (stride \(expected))", found: "stride \(stride)",
+                kind: .unsupported)
         }
         // The counts come from the pickle: compared by division and overflow-checked addition, never multiplied.
         let (end, o) = offset.addingReportingOverflow(count)
-        guard let storage, !o, end <= storageCount, storage.count % size == 0, storage.count / size == storageCount else {
-            throw ImportError.mismatch(subject, expected: "elements \(offset) to \(o ? "beyond 2^63" : String(end)) of its storage, which the pickle says holds \(storageCount)",
-                                       found: storage.map { "a storage of \($0.count / size) elements" } ?? "no such storage", kind: .malformed)
+        guard let storage, !o, end <= storageCount, storage.count % size == 0, storage.count / size == storageCount
+        else {
+            throw ImportError.mismatch(
+                subject,
+                expected:
+                    """
+                    elements \(offset) to \(o ? "beyond 2^63" : String(end)) of its storage, which the pickle \
+                    says holds \(storageCount)
+                    """,
+                found: storage.map { "a storage of \($0.count / size) elements" } ?? "no such storage", kind: .malformed
+            )
         }
         let start = storage.startIndex + offset * size
         let raw = storage.subdata(in: start..<(start + count * size))
-        let floats: [String: StoredFloat] = ["FloatStorage": .f32, "HalfStorage": .f16, "BFloat16Storage": .bf16, "DoubleStorage": .f64]
+        let floats: [String: StoredFloat] = [
+            "FloatStorage": .f32, "HalfStorage": .f16, "BFloat16Storage": .bf16, "DoubleStorage": .f64,
+        ]
         guard let stored = floats[type] else { return .integer(shape: shape) }
-        return .float(Tensor(name: key, shape: shape, storedDType: stored.dtype, values: raw.withUnsafeBytes { stored.decode($0, count: count) }))
+        return .float(
+            Tensor(
+                name: key, shape: shape, storedDType: stored.dtype,
+                values: raw.withUnsafeBytes { stored.decode($0, count: count) }))
     }
 }

@@ -16,29 +16,78 @@ public struct SafetensorsModelWriter: ModelWriter {
     public init() {}
 
     public func prepare(_ net: DenseNet, dtype: DType) throws -> (net: DenseNet, conventions: [Convention]) {
-        var (prepared, conventions) = try FixedLayoutPreparation(format: format, framework: "torchvision", epsilon: Self.epsilon, layout: .nchw).prepare(net)
+        var (prepared, conventions) = try FixedLayoutPreparation(
+            format: format, framework: "torchvision", epsilon: Self.epsilon, layout: .nchw
+        ).prepare(net)
         let head = net.head
         let recorded = "recorded in __metadata__ as densekit.head, which DenseKit reads back"
         switch head.activation {
         case .linear, .unknown: break
         default:
-            conventions.append(Convention(.drops, "activation", "a state_dict stores no activations: torchvision's DenseNet outputs the classifier's logits where the source applied \(head.activation.rawValue) (\(recorded))"))
+            conventions.append(
+                Convention(
+                    .drops, "activation",
+                    """
+                    a state_dict stores no activations: torchvision's DenseNet outputs the classifier's logits \
+                    where the source applied \(head.activation.rawValue) (\(recorded))
+                    """
+                ))
         }
         if head.dense.count > 1 {
-            conventions.append(Convention(.changes, "classifier", "\(head.dense.count) dense layers as a Sequential: build model.classifier = \(TorchvisionStateDict.classifierModule(head)) before loading (\(recorded))"))
+            conventions.append(
+                Convention(
+                    .changes, "classifier",
+                    """
+                    \(head.dense.count) dense layers as a Sequential: build model.classifier = \
+                    \(TorchvisionStateDict.classifierModule(head)) before loading (\(recorded))
+                    """
+                ))
         } else if head.dense.isEmpty {
-            conventions.append(Convention(.drops, "classifier", "the source has none: load into a model with model.classifier = nn.Identity() (its forward then outputs the average-pooled features)"))
+            conventions.append(
+                Convention(
+                    .drops, "classifier",
+                    """
+                    the source has none: load into a model with model.classifier = nn.Identity() (its forward \
+                    then outputs the average-pooled features)
+                    """
+                ))
         }
         switch head.pool {
-        case .max: conventions.append(Convention(.changes, "pool", "torchvision's forward averages the final features; the source max-pools (\(recorded)): apply F.adaptive_max_pool2d to F.relu(model.features(x)) yourself"))
-        case nil: conventions.append(Convention(.changes, "pool", "the source outputs the final feature map; torchvision's forward pools it: use F.relu(model.features(x))"))
+        case .max:
+            conventions.append(
+                Convention(
+                    .changes, "pool",
+                    """
+                    torchvision's forward averages the final features; the source max-pools (\(recorded)): apply \
+                    F.adaptive_max_pool2d to F.relu(model.features(x)) yourself
+                    """
+                ))
+        case nil:
+            conventions.append(
+                Convention(
+                    .changes, "pool",
+                    """
+                    the source outputs the final feature map; torchvision's forward pools it: use \
+                    F.relu(model.features(x))
+                    """
+                ))
         case .average: break
         }
         let built = TorchvisionStateDict.constructor(prepared)
         if let call = built.call {
-            conventions.append(Convention(.changes, "model", "load into \(call)" + (head.dense.count == 1 ? "" : " with the classifier above")))
+            conventions.append(
+                Convention(
+                    .changes, "model", "load into \(call)" + (head.dense.count == 1 ? "" : " with the classifier above")
+                ))
         } else if let reason = built.reason {
-            conventions.append(Convention(.changes, "model", "torchvision.models.DenseNet cannot build this model (\(reason)): the keys follow its names, for a module of your own"))
+            conventions.append(
+                Convention(
+                    .changes, "model",
+                    """
+                    torchvision.models.DenseNet cannot build this model (\(reason)): the keys follow its names, \
+                    for a module of your own
+                    """
+                ))
         }
         return (prepared, conventions)
     }
@@ -52,7 +101,9 @@ public struct SafetensorsModelWriter: ModelWriter {
             switch value {
             case .float(let t):
                 let d: DType = t.shape.count >= 2 ? dtype : .f32
-                header[key] = ["dtype": Self.name(d), "shape": t.shape, "data_offsets": [offset, offset + t.count * d.size]]
+                header[key] = [
+                    "dtype": Self.name(d), "shape": t.shape, "data_offsets": [offset, offset + t.count * d.size],
+                ]
                 offset += t.count * d.size
                 payloads.append((t, d))
             case .batchesTracked:

@@ -46,18 +46,24 @@ public enum SafetensorsReader {
 
     public static func load(data: Data, path: String) throws -> DenseNet {
         let (entries, metadata) = try read(data)
-        var parameters = 0, bytes = 0
+        var parameters = 0
+        var bytes = 0
         for case .float(let t) in entries.values {
             parameters += t.count
             bytes += t.storedBytes
         }
         var notes: [String] = []
         if !metadata.isEmpty {
-            notes.append("metadata: " + metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))
+            notes.append(
+                "metadata: "
+                    + metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))
         }
-        let source = ModelSource(path: path, format: .safetensors, producer: producer(metadata),
-                                 storedParameters: parameters, storedBytes: bytes, storedTensors: entries.count, notes: notes)
-        let head = try metadata[headMetadataKey].map { try HeadDescription(jsonString: $0, subject: "__metadata__ '\(headMetadataKey)'") }
+        let source = ModelSource(
+            path: path, format: .safetensors, producer: producer(metadata),
+            storedParameters: parameters, storedBytes: bytes, storedTensors: entries.count, notes: notes)
+        let head = try metadata[headMetadataKey].map {
+            try HeadDescription(jsonString: $0, subject: "__metadata__ '\(headMetadataKey)'")
+        }
         return try StateDictImporter.build(entries, source: source, head: head)
     }
 
@@ -72,24 +78,35 @@ public enum SafetensorsReader {
     package static let headMetadataKey = "densekit.head"
 
     /// The tensors by name and the `__metadata__` strings.
-    package static func read(_ data: Data) throws -> (entries: [String: StateDictImporter.Entry], metadata: [String: String]) {
+    package static func read(_ data: Data) throws -> (
+        entries: [String: StateDictImporter.Entry], metadata: [String: String]
+    ) {
         let n = data.count
-        guard n >= 8 else { throw ImportError.mismatch("header", expected: "at least 8 bytes (the header length)", found: "\(n) bytes", kind: .malformed) }
+        guard n >= 8 else {
+            throw ImportError.mismatch(
+                "header", expected: "at least 8 bytes (the header length)", found: "\(n) bytes", kind: .malformed)
+        }
         let length = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
         guard length <= UInt64(maximumHeader), Int(length) <= n - 8 else {
-            throw ImportError.mismatch("header", expected: "a JSON header of at most \(min(maximumHeader, n - 8)) bytes (the cap, and what the file holds)",
-                                       found: "\(length) bytes", kind: .malformed)
+            throw ImportError.mismatch(
+                "header",
+                expected:
+                    "a JSON header of at most \(min(maximumHeader, n - 8)) bytes (the cap, and what the file holds)",
+                found: "\(length) bytes", kind: .malformed)
         }
         let headerEnd = 8 + Int(length)
         let headerBytes = data.subdata(in: (data.startIndex + 8)..<(data.startIndex + headerEnd))
         guard headerBytes.first == UInt8(ascii: "{"),
-              let object = try? JSONSerialization.jsonObject(with: headerBytes) as? [String: Any] else {
-            throw ImportError.mismatch("header", expected: "a JSON object", found: "\(length) bytes that are not one", kind: .malformed)
+            let object = try? JSONSerialization.jsonObject(with: headerBytes) as? [String: Any]
+        else {
+            throw ImportError.mismatch(
+                "header", expected: "a JSON object", found: "\(length) bytes that are not one", kind: .malformed)
         }
         var metadata: [String: String] = [:]
         if let m = object["__metadata__"] {
             guard let strings = m as? [String: String] else {
-                throw ImportError.mismatch("__metadata__", expected: "a map of strings to strings", found: "\(type(of: m))", kind: .malformed)
+                throw ImportError.mismatch(
+                    "__metadata__", expected: "a map of strings to strings", found: "\(type(of: m))", kind: .malformed)
             }
             metadata = strings
         }
@@ -98,29 +115,39 @@ public enum SafetensorsReader {
         for (name, value) in object where name != "__metadata__" {
             let subject = "tensor '\(name)'"
             guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
-                  let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2 else {
-                throw ImportError.mismatch(subject, expected: "{dtype, shape, data_offsets: [begin, end]}", found: "another entry", kind: .malformed)
+                let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2
+            else {
+                throw ImportError.mismatch(
+                    subject, expected: "{dtype, shape, data_offsets: [begin, end]}", found: "another entry",
+                    kind: .malformed)
             }
             guard let element = Element(dtype) else {
-                throw ImportError.mismatch(subject, expected: "dtype F32, F16, BF16, F64 or an integer type", found: dtype, kind: .unsupported)
+                throw ImportError.mismatch(
+                    subject, expected: "dtype F32, F16, BF16, F64 or an integer type", found: dtype, kind: .unsupported)
             }
             guard shape.count <= 8, shape.allSatisfy({ $0 >= 0 }) else {
-                throw ImportError.mismatch(subject, expected: "at most 8 non-negative dims", found: "shape \(shape)", kind: .malformed)
+                throw ImportError.mismatch(
+                    subject, expected: "at most 8 non-negative dims", found: "shape \(shape)", kind: .malformed)
             }
             var count = 1
             for d in shape {
                 let (p, o) = count.multipliedReportingOverflow(by: d)
                 guard !o, p <= maximumElements else {
-                    throw ImportError.mismatch(subject, expected: "at most 2^31 values", found: "shape \(shape)", kind: .malformed)
+                    throw ImportError.mismatch(
+                        subject, expected: "at most 2^31 values", found: "shape \(shape)", kind: .malformed)
                 }
                 count = p
             }
             let (begin, end) = (offsets[0], offsets[1])
             guard begin >= 0, begin <= end, end <= buffer else {
-                throw ImportError.mismatch(subject, expected: "data_offsets within the \(buffer)-byte buffer", found: "\(offsets)", kind: .malformed)
+                throw ImportError.mismatch(
+                    subject, expected: "data_offsets within the \(buffer)-byte buffer", found: "\(offsets)",
+                    kind: .malformed)
             }
             guard end - begin == count * element.size else {
-                throw ImportError.mismatch(subject, expected: "\(count * element.size) bytes for shape \(shape) of \(dtype)", found: "\(end - begin)", kind: .malformed)
+                throw ImportError.mismatch(
+                    subject, expected: "\(count * element.size) bytes for shape \(shape) of \(dtype)",
+                    found: "\(end - begin)", kind: .malformed)
             }
             regions.append((name, begin, end, element, shape))
         }
@@ -129,26 +156,35 @@ public enum SafetensorsReader {
         var expected = 0
         for r in regions {
             guard r.begin == expected else {
-                throw ImportError.mismatch("tensor '\(r.name)'", expected: "data at byte \(expected) of the buffer (regions contiguous, not overlapping)",
-                                           found: "data_offsets [\(r.begin), \(r.end)]", kind: .malformed)
+                throw ImportError.mismatch(
+                    "tensor '\(r.name)'",
+                    expected: "data at byte \(expected) of the buffer (regions contiguous, not overlapping)",
+                    found: "data_offsets [\(r.begin), \(r.end)]", kind: .malformed)
             }
             expected = r.end
         }
         guard expected == buffer else {
-            throw ImportError.mismatch("buffer", expected: "\(expected) bytes (the end of the last tensor)", found: "\(buffer)", kind: .malformed)
+            throw ImportError.mismatch(
+                "buffer", expected: "\(expected) bytes (the end of the last tensor)", found: "\(buffer)",
+                kind: .malformed)
         }
         let file = MappedFile(data)
         var entries: [String: StateDictImporter.Entry] = [:]
         data.withUnsafeBytes { raw in
             for r in regions {
-                let at = headerEnd + r.begin, count = (r.end - r.begin) / r.element.size
+                let at = headerEnd + r.begin
+                let count = (r.end - r.begin) / r.element.size
                 switch r.element {
                 case .integer:
                     entries[r.name] = .integer(shape: r.shape)
                 case .float(.f32) where at % 4 == 0 && r.shape.count >= 2:
-                    entries[r.name] = .float(Tensor(name: r.name, shape: r.shape, mapped: file, offset: at, count: count))
+                    entries[r.name] = .float(
+                        Tensor(name: r.name, shape: r.shape, mapped: file, offset: at, count: count))
                 case .float(let stored):
-                    entries[r.name] = .float(Tensor(name: r.name, shape: r.shape, storedDType: stored.dtype, values: stored.decode(raw, at: at, count: count)))
+                    entries[r.name] = .float(
+                        Tensor(
+                            name: r.name, shape: r.shape, storedDType: stored.dtype,
+                            values: stored.decode(raw, at: at, count: count)))
                 }
             }
         }

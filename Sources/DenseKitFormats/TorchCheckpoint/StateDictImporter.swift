@@ -24,12 +24,16 @@ public enum StateDictImporter {
     /// `entries` by key; `source` describes the file (its notes are extended here). `description`:
     /// the head a DenseKit-written file records beside the weights (pool and activations), which a
     /// state_dict cannot hold.
-    public static func build(_ entries: [String: Entry], source: ModelSource, head description: HeadDescription? = nil) throws -> DenseNet {
+    public static func build(_ entries: [String: Entry], source: ModelSource, head description: HeadDescription? = nil)
+        throws -> DenseNet
+    {
         let keys = try canonicalKeys(entries)
         var used = Set<String>()
         func tensor(_ key: String, rank: Int? = nil) throws -> Tensor {
             guard let original = keys[key], case .float(let t)? = entries[original] else {
-                throw ImportError.mismatch("state_dict", expected: "a float tensor '\(key)'", found: keys[key] == nil ? "no such key" : "an integer tensor")
+                throw ImportError.mismatch(
+                    "state_dict", expected: "a float tensor '\(key)'",
+                    found: keys[key] == nil ? "no such key" : "an integer tensor")
             }
             if let rank, t.shape.count != rank {
                 throw ImportError.mismatch("tensor '\(original)'", expected: "\(rank) dims", found: "shape \(t.shape)")
@@ -56,11 +60,13 @@ public enum StateDictImporter {
         let imagenet = stemWeight.shape[2] == 7
         let stemConv = try conv("features.conv0", stride: imagenet ? 2 : 1)
         let stemNorm = has("features.norm0.weight") ? try norm("features.norm0") : nil
-        let stem = Stem(conv: stemConv, norm: stemNorm, relu: stemNorm != nil,
-                        pool: imagenet ? Pool2D(kind: .max, kernel: 3, stride: 2, pads: [1, 1, 1, 1]) : nil)
+        let stem = Stem(
+            conv: stemConv, norm: stemNorm, relu: stemNorm != nil,
+            pool: imagenet ? Pool2D(kind: .max, kernel: 3, stride: 2, pads: [1, 1, 1, 1]) : nil)
 
         // Blocks and transitions.
-        var blocks: [DenseBlock] = [], transitions: [Transition] = []
+        var blocks: [DenseBlock] = []
+        var transitions: [Transition] = []
         var b = 1
         while has("features.denseblock\(b).denselayer1.norm1.weight") {
             var layers: [DenseLayer] = []
@@ -71,7 +77,9 @@ public enum StateDictImporter {
                 let first = try conv(p + ".conv1")
                 if has(p + ".conv2.weight") {
                     let second = try conv(p + ".conv2")
-                    layers.append(DenseLayer(norm: n1, bottleneck: Bottleneck(conv: first, norm: try norm(p + ".norm2")), conv: second))
+                    layers.append(
+                        DenseLayer(
+                            norm: n1, bottleneck: Bottleneck(conv: first, norm: try norm(p + ".norm2")), conv: second))
                 } else {
                     layers.append(DenseLayer(norm: n1, bottleneck: nil, conv: first))
                 }
@@ -80,13 +88,16 @@ public enum StateDictImporter {
             blocks.append(DenseBlock(layers: layers))
             let t = "features.transition\(b)"
             if has(t + ".norm.weight") {
-                transitions.append(Transition(norm: try norm(t + ".norm"), conv: try conv(t + ".conv", pad: 0),
-                                              pool: Pool2D(kind: .average, kernel: 2, stride: 2)))
+                transitions.append(
+                    Transition(
+                        norm: try norm(t + ".norm"), conv: try conv(t + ".conv", pad: 0),
+                        pool: Pool2D(kind: .average, kernel: 2, stride: 2)))
             }
             b += 1
         }
         guard !blocks.isEmpty else {
-            throw ImportError.mismatch("state_dict", expected: "dense layers 'features.denseblock1.denselayer1.*'", found: "none")
+            throw ImportError.mismatch(
+                "state_dict", expected: "dense layers 'features.denseblock1.denselayer1.*'", found: "none")
         }
 
         // Head: norm5, then the classifier (one Linear, or Linears inside a Sequential).
@@ -95,15 +106,22 @@ public enum StateDictImporter {
         notes.append("BatchNorm epsilon assumed 1e-5 (torchvision's): a state_dict stores none")
         var dense: [Head.Dense] = []
         func linear(_ p: String) throws -> Linear {
-            Linear(weight: try tensor(p + ".weight", rank: 2), bias: has(p + ".bias") ? try tensor(p + ".bias", rank: 1) : nil)
+            Linear(
+                weight: try tensor(p + ".weight", rank: 2),
+                bias: has(p + ".bias") ? try tensor(p + ".bias", rank: 1) : nil)
         }
-        let indices = Set(keys.keys.compactMap { key -> Int? in
-            guard key.hasPrefix("classifier."), let i = Int(key.dropFirst("classifier.".count).prefix { $0 != "." }) else { return nil }
-            return i
-        }).sorted()
+        let indices = Set(
+            keys.keys.compactMap { key -> Int? in
+                guard key.hasPrefix("classifier."), let i = Int(key.dropFirst("classifier.".count).prefix { $0 != "." })
+                else { return nil }
+                return i
+            }
+        ).sorted()
         var head: Head
         if let description {
-            let linears = has("classifier.weight") ? [try linear("classifier")] : try indices.map { try linear("classifier.\($0)") }
+            let linears =
+                has("classifier.weight")
+                ? [try linear("classifier")] : try indices.map { try linear("classifier.\($0)") }
             head = try description.head(norm: headNorm, linears: linears, subject: "classifier")
             notes.append("head as recorded by DenseKit in the file's metadata: \(head.summary)")
         } else {
@@ -112,13 +130,20 @@ public enum StateDictImporter {
                 notes.append("a state_dict stores no activations: the output is the classifier's values (logits)")
             } else {
                 guard indices.count <= 1 else {
-                    throw ImportError(.unsupported, subject: "classifier",
-                                      expected: "one Linear layer (a state_dict stores no activations, so the one between two is unknown)",
-                                      found: "Linear layers at \(indices.map { "classifier.\($0)" }.joined(separator: ", "))")
+                    throw ImportError(
+                        .unsupported, subject: "classifier",
+                        expected:
+                            "one Linear layer (a state_dict stores no activations, so the one between two is unknown)",
+                        found: "Linear layers at \(indices.map { "classifier.\($0)" }.joined(separator: ", "))")
                 }
                 if let i = indices.first {
                     dense.append(Head.Dense(try linear("classifier.\(i)"), .unknown))
-                    notes.append("the classifier is inside a Sequential ('classifier.\(i)'): its activation is not stored, so the output is the linear layer's values")
+                    notes.append(
+                        """
+                        the classifier is inside a Sequential ('classifier.\(i)'): its activation is not stored, \
+                        so the output is the linear layer's values
+                        """
+                    )
                 } else {
                     notes.append("no classifier in the state_dict: the output is the pooled features")
                 }
@@ -129,32 +154,47 @@ public enum StateDictImporter {
         let unknown = keys.keys.filter { !used.contains($0) }.sorted()
         guard unknown.isEmpty else {
             let shown = unknown.prefix(5).map { "'\(keys[$0] ?? $0)'" }.joined(separator: ", ")
-            throw ImportError.mismatch("state_dict", expected: "only torchvision DenseNet keys (features.*, classifier.*)",
-                                       found: "\(unknown.count) other\(unknown.count == 1 ? "" : "s"): \(shown)\(unknown.count > 5 ? ", ..." : "")")
+            throw ImportError.mismatch(
+                "state_dict", expected: "only torchvision DenseNet keys (features.*, classifier.*)",
+                found:
+                    """
+                    \(unknown.count) other\(unknown.count == 1 ? "" : "s"): \
+                    \(shown)\(unknown.count > 5 ? ", ..." : "")
+                    """
+            )
         }
         var s = source
         s.notes = notes
-        let input = InputSpec(name: "input", layout: .nchw, channels: stemConv.inChannels, height: nil, width: nil, batch: nil)
+        let input = InputSpec(
+            name: "input", layout: .nchw, channels: stemConv.inChannels, height: nil, width: nil, batch: nil)
         return DenseNet(source: s, input: input, stem: stem, blocks: blocks, transitions: transitions, head: head)
     }
 
     /// Canonical key (torchvision's current spelling, no prefix) -> the key in the file.
     package static func canonicalKeys(_ entries: [String: Entry]) throws -> [String: String] {
         let anchor = "features.conv0.weight"
-        guard let stemKey = entries.keys.filter({ $0 == anchor || $0.hasSuffix("." + anchor) }).min(by: { $0.count < $1.count }) else {
+        guard
+            let stemKey = entries.keys.filter({ $0 == anchor || $0.hasSuffix("." + anchor) }).min(by: {
+                $0.count < $1.count
+            })
+        else {
             let sample = entries.keys.sorted().prefix(4).map { "'\($0)'" }.joined(separator: ", ")
-            throw ImportError.mismatch("state_dict", expected: "a torchvision DenseNet's keys, first '\(anchor)' (after any prefix such as 'module.')",
-                                       found: entries.isEmpty ? "no tensors" : sample + (entries.count > 4 ? ", ..." : ""))
+            throw ImportError.mismatch(
+                "state_dict",
+                expected: "a torchvision DenseNet's keys, first '\(anchor)' (after any prefix such as 'module.')",
+                found: entries.isEmpty ? "no tensors" : sample + (entries.count > 4 ? ", ..." : ""))
         }
         let prefix = String(stemKey.dropLast(anchor.count))
         var keys: [String: String] = [:]
         for key in entries.keys {
             guard key.hasPrefix(prefix) else {
-                throw ImportError.mismatch("state_dict key '\(key)'", expected: "the prefix '\(prefix)' of '\(stemKey)'", found: "another")
+                throw ImportError.mismatch(
+                    "state_dict key '\(key)'", expected: "the prefix '\(prefix)' of '\(stemKey)'", found: "another")
             }
             let canonical = rewrite2017(String(key.dropFirst(prefix.count)))
             guard keys[canonical] == nil else {
-                throw ImportError.mismatch("state_dict key '\(key)'", expected: "one tensor per name", found: "'\(keys[canonical] ?? "")' too")
+                throw ImportError.mismatch(
+                    "state_dict key '\(key)'", expected: "one tensor per name", found: "'\(keys[canonical] ?? "")' too")
             }
             keys[canonical] = key
         }
@@ -167,8 +207,10 @@ public enum StateDictImporter {
         var out: [String] = []
         var i = 0
         while i < parts.count {
-            if i + 2 < parts.count, ["norm", "relu", "conv"].contains(parts[i]), parts[i + 1] == "1" || parts[i + 1] == "2",
-               out.last?.hasPrefix("denselayer") == true {
+            if i + 2 < parts.count, ["norm", "relu", "conv"].contains(parts[i]),
+                parts[i + 1] == "1" || parts[i + 1] == "2",
+                out.last?.hasPrefix("denselayer") == true
+            {
                 out.append(parts[i] + parts[i + 1])
                 i += 2
             } else {

@@ -1,4 +1,5 @@
 import DenseKitGraph
+
 /// The canonical graph under torchvision's state_dict names (`torchvision/models/densenet.py`), the
 /// names `StateDictImporter` reads: `features.conv0`, `features.norm0`, `features.denseblock<b>.
 /// denselayer<i>.norm1/conv1/norm2/conv2`, `features.transition<t>.norm/conv`, `features.norm5`,
@@ -23,24 +24,27 @@ package enum TorchvisionStateDict {
             out.append((key + ".num_batches_tracked", .batchesTracked))
         }
         func layer(_ b: Int, _ i: Int) -> String { "features.denseblock\(b).denselayer\(i)" }
-        net.forEachConvAndNorm(conv: { part, c in
-            switch part {
-            case .stem: conv("features.conv0", c)
-            case .bottleneck(let b, let i): conv(layer(b, i) + ".conv1", c)
-            // conv2 after a bottleneck; a layer without one (a plain DenseNet) has only conv1.
-            case .layer(let b, let i): conv(layer(b, i) + (net.blocks[b - 1].layers[i - 1].bottleneck == nil ? ".conv1" : ".conv2"), c)
-            case .transition(let t): conv("features.transition\(t).conv", c)
-            case .head: break
-            }
-        }, norm: { part, n in
-            switch part {
-            case .stem: norm("features.norm0", n)
-            case .layer(let b, let i): norm(layer(b, i) + ".norm1", n)
-            case .bottleneck(let b, let i): norm(layer(b, i) + ".norm2", n)
-            case .transition(let t): norm("features.transition\(t).norm", n)
-            case .head: norm("features.norm5", n)
-            }
-        })
+        net.forEachConvAndNorm(
+            conv: { part, c in
+                switch part {
+                case .stem: conv("features.conv0", c)
+                case .bottleneck(let b, let i): conv(layer(b, i) + ".conv1", c)
+                // conv2 after a bottleneck; a layer without one (a plain DenseNet) has only conv1.
+                case .layer(let b, let i):
+                    conv(layer(b, i) + (net.blocks[b - 1].layers[i - 1].bottleneck == nil ? ".conv1" : ".conv2"), c)
+                case .transition(let t): conv("features.transition\(t).conv", c)
+                case .head: break
+                }
+            },
+            norm: { part, n in
+                switch part {
+                case .stem: norm("features.norm0", n)
+                case .layer(let b, let i): norm(layer(b, i) + ".norm1", n)
+                case .bottleneck(let b, let i): norm(layer(b, i) + ".norm2", n)
+                case .transition(let t): norm("features.transition\(t).norm", n)
+                case .head: norm("features.norm5", n)
+                }
+            })
         for (prefix, d) in zip(classifierPrefixes(net.head), net.head.dense) {
             out.append((prefix + ".weight", .float(d.linear.weight)))
             if let b = d.linear.bias { out.append((prefix + ".bias", .float(b))) }
@@ -62,10 +66,14 @@ package enum TorchvisionStateDict {
     /// The torch module the head's dense layers make: `nn.Linear(1024, 14)` or
     /// `nn.Sequential(nn.Linear(1024, 12), nn.ReLU(), nn.Linear(12, 3), nn.Tanh())`.
     package static func classifierModule(_ head: Head) -> String {
-        func linear(_ l: Linear) -> String { "nn.Linear(\(l.inFeatures), \(l.outFeatures)\(l.bias == nil ? ", bias=False" : ""))" }
+        func linear(_ l: Linear) -> String {
+            "nn.Linear(\(l.inFeatures), \(l.outFeatures)\(l.bias == nil ? ", bias=False" : ""))"
+        }
         guard head.dense.count > 1 else { return head.dense.first.map { linear($0.linear) } ?? "nn.Identity()" }
         let modules = head.dense.flatMap { d -> [String] in
-            let activation: String? = ["relu": "nn.ReLU()", "sigmoid": "nn.Sigmoid()", "softmax": "nn.Softmax(dim=1)", "tanh": "nn.Tanh()"][d.activation.rawValue]
+            let activation: String? = [
+                "relu": "nn.ReLU()", "sigmoid": "nn.Sigmoid()", "softmax": "nn.Softmax(dim=1)", "tanh": "nn.Tanh()",
+            ][d.activation.rawValue]
             return [linear(d.linear)] + (activation.map { [$0] } ?? [])
         }
         return "nn.Sequential(\(modules.joined(separator: ", ")))"
@@ -75,29 +83,51 @@ package enum TorchvisionStateDict {
     package static func constructor(_ net: DenseNet) -> (call: String?, reason: String?) {
         let s = net.stem
         guard s.conv.kernel == 7, s.norm != nil, s.pool?.kind == .max else {
-            return (nil, "its stem is a \(s.conv.kernel)x\(s.conv.kernel) conv\(s.pool == nil ? " without a max pool" : ""), not torchvision's 7x7 conv, BN, ReLU and max pool")
+            return (
+                nil,
+                """
+                its stem is a \(s.conv.kernel)x\(s.conv.kernel) \
+                conv\(s.pool == nil ? " without a max pool" : ""), not torchvision's 7x7 conv, BN, ReLU and max \
+                pool
+                """
+            )
         }
         let layers = net.blocks.flatMap(\.layers)
-        guard let growth = layers.first?.growth, layers.allSatisfy({ $0.growth == growth }) else { return (nil, "its growth rate varies") }
+        guard let growth = layers.first?.growth, layers.allSatisfy({ $0.growth == growth }) else {
+            return (nil, "its growth rate varies")
+        }
         guard layers.allSatisfy({ $0.bottleneck != nil }) else { return (nil, "its dense layers have no bottleneck") }
         let widths = Set(layers.compactMap { $0.bottleneck?.conv.outChannels })
-        guard widths.count == 1, let width = widths.first, width % growth == 0 else { return (nil, "its bottleneck widths are not one multiple of the growth rate") }
+        guard widths.count == 1, let width = widths.first, width % growth == 0 else {
+            return (nil, "its bottleneck widths are not one multiple of the growth rate")
+        }
         var channels = s.conv.outChannels
         for (b, block) in net.blocks.enumerated() {
             channels += block.layers.count * growth
             if b < net.transitions.count {
-                guard net.transitions[b].conv.outChannels == channels / 2 else { return (nil, "transition\(b + 1) does not halve the channels (torchvision's compression is 0.5)") }
+                guard net.transitions[b].conv.outChannels == channels / 2 else {
+                    return (nil, "transition\(b + 1) does not halve the channels (torchvision's compression is 0.5)")
+                }
                 channels /= 2
             }
         }
         // num_classes sizes torchvision's own classifier, which a head of another shape replaces.
         let classes = net.head.dense.count == 1 ? net.head.dense[0].linear.outFeatures : 1000
         let config = "(\(net.blocks.map { String($0.layers.count) }.joined(separator: ", ")))"
-        let named: [String: String] = ["32 (6, 12, 24, 16) 64": "densenet121", "32 (6, 12, 32, 32) 64": "densenet169",
-                                       "32 (6, 12, 48, 32) 64": "densenet201", "48 (6, 12, 36, 24) 96": "densenet161"]
+        let named: [String: String] = [
+            "32 (6, 12, 24, 16) 64": "densenet121", "32 (6, 12, 32, 32) 64": "densenet169",
+            "32 (6, 12, 48, 32) 64": "densenet201", "48 (6, 12, 36, 24) 96": "densenet161",
+        ]
         if width == 4 * growth, let name = named["\(growth) \(config) \(s.conv.outChannels)"] {
             return ("torchvision.models.\(name)(\(classes == 1000 ? "" : "num_classes=\(classes)"))", nil)
         }
-        return ("torchvision.models.DenseNet(growth_rate=\(growth), block_config=\(config), num_init_features=\(s.conv.outChannels), bn_size=\(width / growth)\(classes == 1000 ? "" : ", num_classes=\(classes)"))", nil)
+        return (
+            """
+            torchvision.models.DenseNet(growth_rate=\(growth), block_config=\(config), \
+            num_init_features=\(s.conv.outChannels), \
+            bn_size=\(width / growth)\(classes == 1000 ? "" : ", num_classes=\(classes)"))
+            """,
+            nil
+        )
     }
 }

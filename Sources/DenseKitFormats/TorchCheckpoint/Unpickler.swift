@@ -41,7 +41,8 @@ package struct Unpickler {
     package static let allowedGlobals: Set<String> = [
         "collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter",
         "torch.FloatStorage", "torch.HalfStorage", "torch.BFloat16Storage", "torch.DoubleStorage",
-        "torch.LongStorage", "torch.IntStorage", "torch.ShortStorage", "torch.CharStorage", "torch.ByteStorage", "torch.BoolStorage",
+        "torch.LongStorage", "torch.IntStorage", "torch.ShortStorage", "torch.CharStorage", "torch.ByteStorage",
+        "torch.BoolStorage",
     ]
     package static let maximumStack = 1 << 20, maximumMemo = 1 << 20, maximumMarks = 1 << 12
 
@@ -59,7 +60,9 @@ package struct Unpickler {
     /// Where the next pickle starts (the legacy format is several pickles in a row).
     package var position: Int { at }
 
-    private func fail(_ what: String) -> ImportError { ImportError(.malformed, subject: "pickle at byte \(at)", problem: what) }
+    private func fail(_ what: String) -> ImportError {
+        ImportError(.malformed, subject: "pickle at byte \(at)", problem: what)
+    }
 
     private mutating func take(_ n: Int) throws -> ArraySlice<UInt8> {
         guard n >= 0, n <= bytes.count - at else { throw fail("expected \(n) more bytes, found \(bytes.count - at)") }
@@ -83,7 +86,9 @@ package struct Unpickler {
     }
 
     private mutating func pop() throws -> Value {
-        guard let v = stack.popLast(), marks.last.map({ stack.count >= $0 }) ?? true else { throw fail("stack underflow") }
+        guard let v = stack.popLast(), marks.last.map({ stack.count >= $0 }) ?? true else {
+            throw fail("stack underflow")
+        }
         return v
     }
 
@@ -95,8 +100,14 @@ package struct Unpickler {
 
     private mutating func global(_ name: String) throws -> Value {
         guard Self.allowedGlobals.contains(name) else {
-            throw ImportError(.unsupported, subject: "pickle global '\(name)'", expected: "only the globals a state_dict uses (\(Self.allowedGlobals.sorted().prefix(3).joined(separator: ", ")), the torch storage types)",
-                              found: "another", problem: "nothing was executed: DenseKit never runs a pickle's code")
+            throw ImportError(
+                .unsupported, subject: "pickle global '\(name)'",
+                expected:
+                    """
+                    only the globals a state_dict uses \
+                    (\(Self.allowedGlobals.sorted().prefix(3).joined(separator: ", ")), the torch storage types)
+                    """,
+                found: "another", problem: "nothing was executed: DenseKit never runs a pickle's code")
         }
         return .global(name)
     }
@@ -106,26 +117,35 @@ package struct Unpickler {
         while true {
             let op = try take(1).first!
             switch op {
-            case 0x80: _ = try take(1)                                   // PROTO
-            case 0x95: _ = try take(8)                                   // FRAME (protocol 4)
-            case UInt8(ascii: "."): return try pop()                     // STOP
-            case UInt8(ascii: "("):                                      // MARK
-                guard marks.count < Self.maximumMarks else { throw fail("MARKs nested deeper than \(Self.maximumMarks)") }
+            case 0x80: _ = try take(1)  // PROTO
+            case 0x95: _ = try take(8)  // FRAME (protocol 4)
+            case UInt8(ascii: "."): return try pop()  // STOP
+            case UInt8(ascii: "("):  // MARK
+                guard marks.count < Self.maximumMarks else {
+                    throw fail("MARKs nested deeper than \(Self.maximumMarks)")
+                }
                 marks.append(stack.count)
             case UInt8(ascii: "}"): try push(.dict([]))
             case UInt8(ascii: "]"): try push(.list([]))
             case UInt8(ascii: ")"): try push(.tuple([]))
             case UInt8(ascii: "t"): try push(.tuple(try popMark()))
             case 0x85: try push(.tuple([try pop()]))
-            case 0x86: let b = try pop(), a = try pop(); try push(.tuple([a, b]))
-            case 0x87: let c = try pop(), b = try pop(), a = try pop(); try push(.tuple([a, b, c]))
+            case 0x86:
+                let b = try pop()
+                let a = try pop()
+                try push(.tuple([a, b]))
+            case 0x87:
+                let c = try pop()
+                let b = try pop()
+                let a = try pop()
+                try push(.tuple([a, b, c]))
             case UInt8(ascii: "N"): try push(.none)
             case 0x88: try push(.bool(true))
             case 0x89: try push(.bool(false))
             case UInt8(ascii: "K"): try push(.int(Int64(try uint(1))))
             case UInt8(ascii: "M"): try push(.int(Int64(try uint(2))))
             case UInt8(ascii: "J"): try push(.int(Int64(Int32(truncatingIfNeeded: try uint(4)))))
-            case 0x8A:                                                   // LONG1
+            case 0x8A:  // LONG1
                 let n = Int(try uint(1))
                 let raw = try take(n)
                 guard n <= 8 else {
@@ -135,36 +155,43 @@ package struct Unpickler {
                 var v: Int64 = raw.last.map { $0 & 0x80 != 0 ? -1 : 0 } ?? 0
                 for b in raw.reversed() { v = v << 8 | Int64(b) }
                 try push(.int(v))
-            case UInt8(ascii: "G"): try push(.float(Double(bitPattern: try take(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) })))
+            case UInt8(ascii: "G"):
+                try push(.float(Double(bitPattern: try take(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) })))
             case UInt8(ascii: "X"): try push(.string(String(decoding: try take(Int(try uint(4))), as: UTF8.self)))
             case 0x8C: try push(.string(String(decoding: try take(Int(try uint(1))), as: UTF8.self)))
             case UInt8(ascii: "T"): try push(.string(String(decoding: try take(Int(try uint(4))), as: UTF8.self)))
             case UInt8(ascii: "U"): try push(.string(String(decoding: try take(Int(try uint(1))), as: UTF8.self)))
-            case UInt8(ascii: "q"), UInt8(ascii: "r"), 0x94:             // BINPUT, LONG_BINPUT, MEMOIZE
+            case UInt8(ascii: "q"), UInt8(ascii: "r"), 0x94:  // BINPUT, LONG_BINPUT, MEMOIZE
                 let key = op == 0x94 ? memo.count : Int(try uint(op == UInt8(ascii: "q") ? 1 : 4))
-                guard memo.count < Self.maximumMemo, let top = stack.last else { throw fail("memo full or empty stack") }
+                guard memo.count < Self.maximumMemo, let top = stack.last else {
+                    throw fail("memo full or empty stack")
+                }
                 memo[key] = top
-            case UInt8(ascii: "h"), UInt8(ascii: "j"):                   // BINGET, LONG_BINGET
+            case UInt8(ascii: "h"), UInt8(ascii: "j"):  // BINGET, LONG_BINGET
                 let key = Int(try uint(op == UInt8(ascii: "h") ? 1 : 4))
                 guard let v = memo[key] else { throw fail("memo key \(key) was never stored") }
                 try push(v)
             case UInt8(ascii: "c"): try push(try global(try line() + "." + (try line())))
-            case 0x93:                                                   // STACK_GLOBAL
-                let name = try pop(), module = try pop()
+            case 0x93:  // STACK_GLOBAL
+                let name = try pop()
+                let module = try pop()
                 guard let n = name.string, let m = module.string else { throw fail("STACK_GLOBAL of non-strings") }
                 try push(try global(m + "." + n))
-            case UInt8(ascii: "Q"):                                      // BINPERSID
+            case UInt8(ascii: "Q"):  // BINPERSID
                 guard case .tuple(let pid) = try pop(), pid.count >= 5, pid[0].string == "storage",
-                      case .global(let type) = pid[1], let key = pid[2].string, let count = pid[4].int, count >= 0 else {
+                    case .global(let type) = pid[1], let key = pid[2].string, let count = pid[4].int, count >= 0
+                else {
                     throw fail("a persistent id that is not ('storage', type, key, location, count)")
                 }
                 try push(.storage(type: String(type.dropFirst("torch.".count)), key: key, count: count))
-            case UInt8(ascii: "R"):                                      // REDUCE
-                let args = try pop(), callable = try pop()
+            case UInt8(ascii: "R"):  // REDUCE
+                let args = try pop()
+                let callable = try pop()
                 try push(try reduce(callable, args))
-            case UInt8(ascii: "b"): _ = try pop()                        // BUILD: object state (OrderedDict._metadata) is ignored
+            case UInt8(ascii: "b"): _ = try pop()  // BUILD: object state (OrderedDict._metadata) is ignored
             case UInt8(ascii: "s"):
-                let v = try pop(), k = try pop()
+                let v = try pop()
+                let k = try pop()
                 guard case .dict(var d) = try pop() else { throw fail("SETITEM on a non-dict") }
                 d.append((k, v))
                 try push(.dict(d))
@@ -184,26 +211,33 @@ package struct Unpickler {
                 l += items
                 try push(.list(l))
             default:
-                throw ImportError(.unsupported, subject: "pickle at byte \(at - 1)", expected: "an opcode a state_dict uses",
-                                  found: "opcode 0x\(String(op, radix: 16))", problem: "nothing was executed")
+                throw ImportError(
+                    .unsupported, subject: "pickle at byte \(at - 1)", expected: "an opcode a state_dict uses",
+                    found: "opcode 0x\(String(op, radix: 16))", problem: "nothing was executed")
             }
         }
     }
 
     /// What an allowed callable builds from its arguments (interpreted here, never called).
     private func reduce(_ callable: Value, _ args: Value) throws -> Value {
-        guard case .global(let name) = callable, case .tuple(let a) = args else { throw fail("REDUCE of something that is not an allowed global") }
+        guard case .global(let name) = callable, case .tuple(let a) = args else {
+            throw fail("REDUCE of something that is not an allowed global")
+        }
         switch name {
         case "collections.OrderedDict":
             return .dict([])
         case "torch._utils._rebuild_tensor_v2":
-            guard a.count >= 4, case .storage(let type, let key, let count) = a[0], let offset = a[1].int, let shape = a[2].ints, let stride = a[3].ints,
-                  offset >= 0, shape.count == stride.count, shape.allSatisfy({ $0 >= 0 }) else {
+            guard a.count >= 4, case .storage(let type, let key, let count) = a[0], let offset = a[1].int,
+                let shape = a[2].ints, let stride = a[3].ints,
+                offset >= 0, shape.count == stride.count, shape.allSatisfy({ $0 >= 0 })
+            else {
                 throw fail("_rebuild_tensor_v2 with arguments other than (storage, offset, size, stride, ...)")
             }
             return .tensor(storage: key, type: type, storageCount: count, offset: offset, shape: shape, stride: stride)
         case "torch._utils._rebuild_parameter":
-            guard let first = a.first, case .tensor = first else { throw fail("_rebuild_parameter of something that is not a tensor") }
+            guard let first = a.first, case .tensor = first else {
+                throw fail("_rebuild_parameter of something that is not a tensor")
+            }
             return first
         default:
             throw fail("'\(name)' is a type, not something a pickle may call")

@@ -15,7 +15,9 @@ extension Conv2D {
         let folded = (0..<outChannels).map { o in (b?[o] ?? 0) * s[o] + t[o] }
         var out = self
         out.weight.values = w
-        out.bias = Tensor(name: bias?.name ?? weight.name.replacingOccurrences(of: "weight", with: "bias"), shape: [outChannels], values: folded)
+        out.bias = Tensor(
+            name: bias?.name ?? weight.name.replacingOccurrences(of: "weight", with: "bias"), shape: [outChannels],
+            values: folded)
         return out
     }
 }

@@ -10,13 +10,22 @@ extension Tensor {
     public func permuted(_ from: ConvKernelLayout, to: ConvKernelLayout) -> Tensor {
         guard from != to, shape.count == 4 else { return self }
         // (o, i, h, w) whatever the order.
-        let (o, i, h, w) = from == .oihw ? (shape[0], shape[1], shape[2], shape[3]) : (shape[3], shape[2], shape[0], shape[1])
+        let (o, i, h, w) =
+            from == .oihw ? (shape[0], shape[1], shape[2], shape[3]) : (shape[3], shape[2], shape[0], shape[1])
         let v = values
         var out = [Float](repeating: 0, count: v.count)
-        for a in 0..<o { for b in 0..<i { for y in 0..<h { for x in 0..<w {
-            let oihw = ((a * i + b) * h + y) * w + x, hwio = ((y * w + x) * i + b) * o + a
-            if from == .oihw { out[hwio] = v[oihw] } else { out[oihw] = v[hwio] }
-        } } } }
-        return Tensor(name: name, shape: to == .oihw ? [o, i, h, w] : [h, w, i, o], storedDType: storedDType, values: out)
+        for a in 0..<o {
+            for b in 0..<i {
+                for y in 0..<h {
+                    for x in 0..<w {
+                        let oihw = ((a * i + b) * h + y) * w + x
+                        let hwio = ((y * w + x) * i + b) * o + a
+                        if from == .oihw { out[hwio] = v[oihw] } else { out[oihw] = v[hwio] }
+                    }
+                }
+            }
+        }
+        return Tensor(
+            name: name, shape: to == .oihw ? [o, i, h, w] : [h, w, i, o], storedDType: storedDType, values: out)
     }
 }

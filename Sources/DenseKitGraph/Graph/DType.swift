@@ -28,7 +28,10 @@ public enum HalfFloat {
         if exponent == 0 {
             if mantissa == 0 { return Float(bitPattern: sign) }
             var e = -14
-            while mantissa & 0x400 == 0 { mantissa <<= 1; e -= 1 }
+            while mantissa & 0x400 == 0 {
+                mantissa <<= 1
+                e -= 1
+            }
             mantissa &= 0x3FF
             return Float(bitPattern: sign | UInt32(e + 127) << 23 | mantissa << 13)
         }
@@ -99,13 +102,28 @@ public enum StoredFloat: Sendable {
     public func decode(_ raw: UnsafeRawBufferPointer, at offset: Int = 0, count: Int) -> [Float] {
         switch self {
         case .f32:
-            return (0..<count).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 4 * $0, as: UInt32.self))) }
+            return (0..<count).map {
+                Float(
+                    bitPattern: UInt32(
+                        littleEndian: raw.loadUnaligned(fromByteOffset: offset + 4 * $0, as: UInt32.self)))
+            }
         case .f16:
-            return (0..<count).map { HalfFloat.f16ToFloat(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 2 * $0, as: UInt16.self))) }
+            return (0..<count).map {
+                HalfFloat.f16ToFloat(
+                    UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 2 * $0, as: UInt16.self)))
+            }
         case .bf16:
-            return (0..<count).map { HalfFloat.bf16ToFloat(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 2 * $0, as: UInt16.self))) }
+            return (0..<count).map {
+                HalfFloat.bf16ToFloat(
+                    UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 2 * $0, as: UInt16.self)))
+            }
         case .f64:
-            return (0..<count).map { Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 8 * $0, as: UInt64.self)))) }
+            return (0..<count).map {
+                Float(
+                    Double(
+                        bitPattern: UInt64(
+                            littleEndian: raw.loadUnaligned(fromByteOffset: offset + 8 * $0, as: UInt64.self))))
+            }
         }
     }
 }
@@ -123,10 +141,22 @@ extension StoredFloat {
     public func write(_ tensor: Tensor, to out: UnsafeMutableRawPointer) {
         tensor.withFloats { v in
             switch self {
-            case .f32: for (i, x) in v.enumerated() { out.storeBytes(of: x.bitPattern.littleEndian, toByteOffset: i * 4, as: UInt32.self) }
-            case .f16: for (i, x) in v.enumerated() { out.storeBytes(of: HalfFloat.floatToF16(x).littleEndian, toByteOffset: i * 2, as: UInt16.self) }
-            case .bf16: for (i, x) in v.enumerated() { out.storeBytes(of: HalfFloat.floatToBF16(x).littleEndian, toByteOffset: i * 2, as: UInt16.self) }
-            case .f64: for (i, x) in v.enumerated() { out.storeBytes(of: Double(x).bitPattern.littleEndian, toByteOffset: i * 8, as: UInt64.self) }
+            case .f32:
+                for (i, x) in v.enumerated() {
+                    out.storeBytes(of: x.bitPattern.littleEndian, toByteOffset: i * 4, as: UInt32.self)
+                }
+            case .f16:
+                for (i, x) in v.enumerated() {
+                    out.storeBytes(of: HalfFloat.floatToF16(x).littleEndian, toByteOffset: i * 2, as: UInt16.self)
+                }
+            case .bf16:
+                for (i, x) in v.enumerated() {
+                    out.storeBytes(of: HalfFloat.floatToBF16(x).littleEndian, toByteOffset: i * 2, as: UInt16.self)
+                }
+            case .f64:
+                for (i, x) in v.enumerated() {
+                    out.storeBytes(of: Double(x).bitPattern.littleEndian, toByteOffset: i * 8, as: UInt64.self)
+                }
             }
         }
     }

@@ -5,7 +5,8 @@ extension DenseNet {
     /// Every BN that directly follows a conv (the stem's, each bottleneck's) folded into it; with
     /// the number folded.
     package func foldingBatchNorms() -> (net: DenseNet, folded: Int) {
-        var net = self, folded = 0
+        var net = self
+        var folded = 0
         if let n = net.stem.norm {
             net.stem.conv = net.stem.conv.folding(n)
             net.stem.norm = nil
@@ -30,13 +31,18 @@ extension DenseNet {
             var bare = conv
             bare.bias = nil
             let variance = Self.variance(giving: 1, epsilon: epsilon)
-            func t(_ name: String, _ values: [Float]) -> Tensor { Tensor(name: "\(prefix).\(name)", shape: [c], values: values) }
-            let norm = BatchNorm(gamma: t("weight", .init(repeating: 1, count: c)), beta: t("bias", conv.bias?.values ?? []),
-                                 mean: t("running_mean", .init(repeating: 0, count: c)), variance: t("running_var", .init(repeating: variance, count: c)),
-                                 epsilon: epsilon)
+            func t(_ name: String, _ values: [Float]) -> Tensor {
+                Tensor(name: "\(prefix).\(name)", shape: [c], values: values)
+            }
+            let norm = BatchNorm(
+                gamma: t("weight", .init(repeating: 1, count: c)), beta: t("bias", conv.bias?.values ?? []),
+                mean: t("running_mean", .init(repeating: 0, count: c)),
+                variance: t("running_var", .init(repeating: variance, count: c)),
+                epsilon: epsilon)
             return (bare, norm)
         }
-        var net = self, unfolded = 0
+        var net = self
+        var unfolded = 0
         if net.stem.normFolded && net.stem.relu {
             (net.stem.conv, net.stem.norm) = identity(for: net.stem.conv, "stem.norm")
             unfolded += 1
@@ -56,7 +62,8 @@ extension DenseNet {
     /// float32 as before (so the BN computes the same scale); with the number changed and the BNs
     /// where no float32 variance does it exactly (the validation then refuses the file).
     package func settingBatchNormEpsilon(_ epsilon: Float) -> (net: DenseNet, changed: Int, inexact: [String]) {
-        var changed = 0, inexact: [String] = []
+        var changed = 0
+        var inexact: [String] = []
         let net = mappingBatchNorms { name, norm in
             guard norm.epsilon != epsilon else { return norm }
             var n = norm
@@ -93,9 +100,13 @@ extension DenseNet {
             for i in net.blocks[b].layers.indices {
                 let name = "block\(b + 1).layer\(i + 1)"
                 net.blocks[b].layers[i].norm = transform(name, net.blocks[b].layers[i].norm)
-                if let n = net.blocks[b].layers[i].bottleneck?.norm { net.blocks[b].layers[i].bottleneck?.norm = transform(name, n) }
+                if let n = net.blocks[b].layers[i].bottleneck?.norm {
+                    net.blocks[b].layers[i].bottleneck?.norm = transform(name, n)
+                }
             }
-            if b < net.transitions.count { net.transitions[b].norm = transform("transition\(b + 1)", net.transitions[b].norm) }
+            if b < net.transitions.count {
+                net.transitions[b].norm = transform("transition\(b + 1)", net.transitions[b].norm)
+            }
         }
         net.head.norm = transform("head", net.head.norm)
         return net

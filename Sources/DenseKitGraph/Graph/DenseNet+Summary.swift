@@ -26,9 +26,11 @@ extension DenseNet {
             "opset": source.opset as Any? ?? NSNull(),
             "input": [
                 "name": input.name, "layout": input.layout.rawValue,
-                "shape": [input.batch, input.layout == .nchw ? input.channels : input.height,
-                          input.layout == .nchw ? input.height : input.width,
-                          input.layout == .nchw ? input.width : input.channels].map { $0 as Any? ?? NSNull() },
+                "shape": [
+                    input.batch, input.layout == .nchw ? input.channels : input.height,
+                    input.layout == .nchw ? input.height : input.width,
+                    input.layout == .nchw ? input.width : input.channels,
+                ].map { $0 as Any? ?? NSNull() },
             ] as [String: Any],
             "stem": [
                 "kernel": stem.conv.kernel, "stride": stem.conv.stride, "outChannels": stem.outChannels,
@@ -47,14 +49,18 @@ extension DenseNet {
     }
 }
 
-
 extension Head {
     /// The head as `inspect --json` and `verify --json` report it.
     public func report(classes: Int) -> [String: Any] {
         [
             "inFeatures": norm.channels, "classes": classes, "softmax": softmax,
             "pool": pool?.rawValue ?? NSNull(), "activation": activation.rawValue,
-            "dense": dense.map { ["inFeatures": $0.linear.inFeatures, "outFeatures": $0.linear.outFeatures, "activation": $0.activation.rawValue] },
+            "dense": dense.map {
+                [
+                    "inFeatures": $0.linear.inFeatures, "outFeatures": $0.linear.outFeatures,
+                    "activation": $0.activation.rawValue,
+                ]
+            },
             "description": summary,
         ]
     }

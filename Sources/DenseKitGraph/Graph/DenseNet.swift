@@ -12,8 +12,10 @@ public struct DenseNet: Sendable {
     public var transitions: [Transition]
     public var head: Head
 
-    public init(source: ModelSource, input: InputSpec, stem: Stem, blocks: [DenseBlock],
-                transitions: [Transition], head: Head) {
+    public init(
+        source: ModelSource, input: InputSpec, stem: Stem, blocks: [DenseBlock],
+        transitions: [Transition], head: Head
+    ) {
         self.source = source
         self.input = input
         self.stem = stem

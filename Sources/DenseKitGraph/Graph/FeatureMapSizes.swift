@@ -54,12 +54,14 @@ public struct FeatureMapSizes: Sendable, Equatable {
     public init(_ g: Geometry, height: Int, width: Int) throws {
         let limit = DenseNet.Limits.inputSide
         guard (1...limit).contains(height), (1...limit).contains(width) else {
-            throw ImportError.mismatch("input", expected: "height and width from 1 to \(limit)", found: "\(height)x\(width)")
+            throw ImportError.mismatch(
+                "input", expected: "height and width from 1 to \(limit)", found: "\(height)x\(width)")
         }
         input = Size(height, width)
         func nonEmpty(_ s: (Int, Int), _ layer: String) throws -> Size {
             guard s.0 >= 1, s.1 >= 1 else {
-                throw ImportError.mismatch(layer, expected: "a map of at least 1x1", found: "\(s.0)x\(s.1) for a \(height)x\(width) input")
+                throw ImportError.mismatch(
+                    layer, expected: "a map of at least 1x1", found: "\(s.0)x\(s.1) for a \(height)x\(width) input")
             }
             return Size(s.0, s.1)
         }

@@ -63,7 +63,8 @@ public struct Head: Sendable {
     public var summary: String {
         let pooled = pool.map { "global \($0 == .average ? "avg" : "max") pool" }
         guard !dense.isEmpty else {
-            return "no classifier: \(norm.channels) features" + (pooled.map { " (\($0))" } ?? " per position (the feature map, no pool)")
+            return "no classifier: \(norm.channels) features"
+                + (pooled.map { " (\($0))" } ?? " per position (the feature map, no pool)")
         }
         var parts = pooled.map { [$0] } ?? []
         for (i, d) in dense.enumerated() {

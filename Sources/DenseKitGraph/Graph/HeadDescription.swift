@@ -31,12 +31,17 @@ public struct HeadDescription: Sendable, Equatable {
     /// Parses the JSON object; `subject` names where it came from in the error.
     public init(jsonObject object: Any, subject: String) throws {
         func fail(_ found: String) -> ImportError {
-            ImportError.mismatch(subject, expected: "a head description {\"pool\": \"average\", \"max\" or null, \"activations\": [...]}",
-                                 found: found, kind: .malformed)
+            ImportError.mismatch(
+                subject,
+                expected: "a head description {\"pool\": \"average\", \"max\" or null, \"activations\": [...]}",
+                found: found, kind: .malformed)
         }
-        guard let h = object as? [String: Any], let names = h["activations"] as? [String] else { throw fail("\(type(of: object))") }
+        guard let h = object as? [String: Any], let names = h["activations"] as? [String] else {
+            throw fail("\(type(of: object))")
+        }
         guard names.count <= 64 else { throw fail("\(names.count) activations") }
-        activations = try names.map { name in try Head.Activation(rawValue: name).orThrow(fail("activation '\(name)'")) }
+        activations = try names.map { name in try Head.Activation(rawValue: name).orThrow(fail("activation '\(name)'"))
+        }
         switch h["pool"] {
         case let p as String: pool = try Head.Pool(rawValue: p).orThrow(fail("pool '\(p)'"))
         case is NSNull: pool = nil
@@ -47,7 +52,8 @@ public struct HeadDescription: Sendable, Equatable {
 
     public init(jsonString: String, subject: String) throws {
         guard let object = try? JSONSerialization.jsonObject(with: Data(jsonString.utf8)) else {
-            throw ImportError.mismatch(subject, expected: "a head description in JSON", found: "'\(jsonString.prefix(40))'", kind: .malformed)
+            throw ImportError.mismatch(
+                subject, expected: "a head description in JSON", found: "'\(jsonString.prefix(40))'", kind: .malformed)
         }
         try self.init(jsonObject: object, subject: subject)
     }
@@ -55,8 +61,14 @@ public struct HeadDescription: Sendable, Equatable {
     /// The head from its final BN and the dense layers' linear maps, which must be one per activation.
     public func head(norm: BatchNorm, linears: [Linear], subject: String) throws -> Head {
         guard linears.count == activations.count else {
-            throw ImportError.mismatch(subject, expected: "\(activations.count) dense layer\(activations.count == 1 ? "" : "s") (as its head description says)",
-                                       found: "\(linears.count)", kind: .malformed)
+            throw ImportError.mismatch(
+                subject,
+                expected:
+                    """
+                    \(activations.count) dense layer\(activations.count == 1 ? "" : "s") (as its head description \
+                    says)
+                    """,
+                found: "\(linears.count)", kind: .malformed)
         }
         return Head(norm: norm, pool: pool, dense: zip(linears, activations).map { Head.Dense($0, $1) })
     }

@@ -33,8 +33,10 @@ public struct ModelSource: Sendable, Codable {
     /// Free-form notes about how the structure was recovered (shown by `inspect`).
     public var notes: [String]
 
-    public init(path: String, format: Format, producer: String, opset: Int? = nil, storedParameters: Int,
-                storedBytes: Int, storedTensors: Int, notes: [String] = []) {
+    public init(
+        path: String, format: Format, producer: String, opset: Int? = nil, storedParameters: Int,
+        storedBytes: Int, storedTensors: Int, notes: [String] = []
+    ) {
         self.path = path
         self.format = format
         self.producer = producer

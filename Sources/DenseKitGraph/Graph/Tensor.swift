@@ -88,7 +88,8 @@ public struct Tensor: Sendable, Equatable {
     /// The caller has checked that it is 2-D with as many values as its shape says.
     public func transposed() -> Tensor {
         guard shape.count == 2, let n = shapeProduct, n == count else { return self }
-        let rows = shape[0], cols = shape[1]
+        let rows = shape[0]
+        let cols = shape[1]
         let v = values
         var t = [Float](repeating: 0, count: v.count)
         for r in 0..<rows { for c in 0..<cols { t[c * rows + r] = v[r * cols + c] } }

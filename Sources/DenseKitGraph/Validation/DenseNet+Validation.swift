@@ -27,13 +27,19 @@ extension DenseNet {
         try validate(stem.conv, "stem.conv", inChannels: input.channels)
         if let n = stem.norm { try validate(n, "stem.norm", channels: stem.outChannels) }
         if let p = stem.pool { try validate(p, "stem.pool") }
-        guard !blocks.isEmpty else { throw ImportError.mismatch("blocks", expected: "at least one dense block", found: "none") }
+        guard !blocks.isEmpty else {
+            throw ImportError.mismatch("blocks", expected: "at least one dense block", found: "none")
+        }
         guard transitions.count == blocks.count - 1 else {
-            throw ImportError.mismatch("transitions", expected: "\(blocks.count - 1) (one between each pair of blocks)", found: "\(transitions.count)")
+            throw ImportError.mismatch(
+                "transitions", expected: "\(blocks.count - 1) (one between each pair of blocks)",
+                found: "\(transitions.count)")
         }
         var width = stem.outChannels
         for (b, block) in blocks.enumerated() {
-            guard !block.layers.isEmpty else { throw ImportError.mismatch("block\(b + 1)", expected: "at least one dense layer", found: "none") }
+            guard !block.layers.isEmpty else {
+                throw ImportError.mismatch("block\(b + 1)", expected: "at least one dense layer", found: "none")
+            }
             for (i, layer) in block.layers.enumerated() {
                 let name = "block\(b + 1).layer\(i + 1)"
                 try validate(layer.norm, name + ".norm", channels: width)
@@ -46,11 +52,13 @@ extension DenseNet {
                 try validate(layer.conv, name + ".conv", inChannels: convInput, sameSize: true)
                 width += layer.conv.outChannels
                 guard width <= Limits.channels else {
-                    throw ImportError.mismatch(name, expected: "at most \(Limits.channels) concatenated channels", found: "\(width)")
+                    throw ImportError.mismatch(
+                        name, expected: "at most \(Limits.channels) concatenated channels", found: "\(width)")
                 }
             }
             if b < transitions.count {
-                let t = transitions[b], name = "transition\(b + 1)"
+                let t = transitions[b]
+                let name = "transition\(b + 1)"
                 try validate(t.norm, name + ".norm", channels: width)
                 try validate(t.conv, name + ".conv", inChannels: width)
                 try validate(t.pool, name + ".pool")
@@ -66,17 +74,22 @@ extension DenseNet {
         let limit = Limits.inputSide
         for (axis, value) in [("height", input.height), ("width", input.width)] {
             if let value, !(1...limit).contains(value) {
-                throw ImportError.mismatch("input '\(input.name)'", expected: "\(axis) from 1 to \(limit)", found: "\(value)")
+                throw ImportError.mismatch(
+                    "input '\(input.name)'", expected: "\(axis) from 1 to \(limit)", found: "\(value)")
             }
         }
         if let batch = input.batch, !(1...Limits.batch).contains(batch) {
-            throw ImportError.mismatch("input '\(input.name)'", expected: "batch from 1 to \(Limits.batch)", found: "\(batch)")
+            throw ImportError.mismatch(
+                "input '\(input.name)'", expected: "batch from 1 to \(Limits.batch)", found: "\(batch)")
         }
         guard (1...Limits.channels).contains(input.channels) else {
-            throw ImportError.mismatch("input '\(input.name)'", expected: "1 to \(Limits.channels) channels", found: "\(input.channels)")
+            throw ImportError.mismatch(
+                "input '\(input.name)'", expected: "1 to \(Limits.channels) channels", found: "\(input.channels)")
         }
         guard input.channels == stem.conv.inChannels else {
-            throw ImportError.mismatch("input '\(input.name)'", expected: "\(stem.conv.inChannels) channels (what the stem conv reads)", found: "\(input.channels)")
+            throw ImportError.mismatch(
+                "input '\(input.name)'", expected: "\(stem.conv.inChannels) channels (what the stem conv reads)",
+                found: "\(input.channels)")
         }
     }
 
@@ -84,12 +97,18 @@ extension DenseNet {
     private func validate(_ t: Tensor, _ layer: String, rank: Int) throws {
         // Made only for an error: every tensor of a model passes here.
         func subject() -> String { "\(layer): tensor '\(t.name)'" }
-        guard t.shape.count == rank else { throw ImportError.mismatch(subject(), expected: "\(rank) dims", found: "shape \(t.shape)") }
+        guard t.shape.count == rank else {
+            throw ImportError.mismatch(subject(), expected: "\(rank) dims", found: "shape \(t.shape)")
+        }
         guard t.shape.allSatisfy({ $0 >= 1 && $0 <= Int(Int32.max) }) else {
             throw ImportError.mismatch(subject(), expected: "dims from 1 to 2^31-1", found: "shape \(t.shape)")
         }
         guard let product = t.shapeProduct, product == t.count else {
-            throw ImportError.mismatch(subject(), expected: "\(t.shapeProduct.map(String.init) ?? "an overflow-free number of") values for shape \(t.shape)", found: "\(t.count)")
+            throw ImportError.mismatch(
+                subject(),
+                expected:
+                    "\(t.shapeProduct.map(String.init) ?? "an overflow-free number of") values for shape \(t.shape)",
+                found: "\(t.count)")
         }
     }
 
@@ -97,19 +116,25 @@ extension DenseNet {
     private func validate(_ t: Tensor, _ layer: String, channels: Int, role: String) throws {
         try validate(t, layer, rank: 1)
         guard t.count == channels else {
-            throw ImportError.mismatch("\(layer): \(role) '\(t.name)'", expected: "\(channels) values (one per channel)", found: "\(t.count)")
+            throw ImportError.mismatch(
+                "\(layer): \(role) '\(t.name)'", expected: "\(channels) values (one per channel)", found: "\(t.count)")
         }
     }
 
     private func validate(_ c: Conv2D, _ layer: String, inChannels: Int, sameSize: Bool = false) throws {
         try validate(c.weight, layer, rank: 4)
         let s = c.weight.shape
-        guard s[0] <= Limits.channels else { throw ImportError.mismatch(layer, expected: "at most \(Limits.channels) output channels", found: "\(s[0])") }
+        guard s[0] <= Limits.channels else {
+            throw ImportError.mismatch(layer, expected: "at most \(Limits.channels) output channels", found: "\(s[0])")
+        }
         guard s[1] == inChannels else {
-            throw ImportError.mismatch("\(layer): weight '\(c.weight.name)'", expected: "\(inChannels) input channels", found: "\(s[1])")
+            throw ImportError.mismatch(
+                "\(layer): weight '\(c.weight.name)'", expected: "\(inChannels) input channels", found: "\(s[1])")
         }
         guard s[2] == s[3], s[2] <= Limits.kernel else {
-            throw ImportError.mismatch("\(layer): weight '\(c.weight.name)'", expected: "a square kernel of side 1 to \(Limits.kernel)", found: "\(s[2])x\(s[3])")
+            throw ImportError.mismatch(
+                "\(layer): weight '\(c.weight.name)'", expected: "a square kernel of side 1 to \(Limits.kernel)",
+                found: "\(s[2])x\(s[3])")
         }
         if let bias = c.bias { try validate(bias, layer, channels: s[0], role: "bias") }
         guard (1...Limits.stride).contains(c.stride) else {
@@ -119,15 +144,22 @@ extension DenseNet {
         if sameSize {
             // A dense layer's output is concatenated with its input: its convs must keep the map size.
             guard c.stride == 1, c.pads[0] + c.pads[2] == s[2] - 1, c.pads[1] + c.pads[3] == s[2] - 1 else {
-                throw ImportError.mismatch(layer, expected: "stride 1 and pads summing to \(s[2] - 1) per axis (a size-preserving conv, for the concatenation)",
-                                           found: "stride \(c.stride), pads \(c.pads)")
+                throw ImportError.mismatch(
+                    layer,
+                    expected:
+                        """
+                        stride 1 and pads summing to \(s[2] - 1) per axis (a size-preserving conv, for the \
+                        concatenation)
+                        """,
+                    found: "stride \(c.stride), pads \(c.pads)")
             }
         }
     }
 
     private func validatePads(_ pads: [Int], kernel: Int, _ layer: String) throws {
         guard pads.count == 4, pads.allSatisfy({ $0 >= 0 && $0 < kernel }) else {
-            throw ImportError.mismatch(layer, expected: "4 pads from 0 to \(kernel - 1) (below the kernel \(kernel))", found: "\(pads)")
+            throw ImportError.mismatch(
+                layer, expected: "4 pads from 0 to \(kernel - 1) (below the kernel \(kernel))", found: "\(pads)")
         }
     }
 
@@ -155,7 +187,8 @@ extension DenseNet {
         guard head.pool != nil || head.dense.isEmpty else {
             throw ImportError.mismatch("head", expected: "a global pool before the dense layers", found: "none")
         }
-        var width = features, what = "the final channels"
+        var width = features
+        var what = "the final channels"
         for (i, d) in head.dense.enumerated() {
             let layer = i == head.dense.count - 1 ? "head.classifier" : "head.dense\(i + 1)"
             try validate(d.linear, layer, inFeatures: width, what: what)
@@ -167,7 +200,9 @@ extension DenseNet {
     private func validate(_ l: Linear, _ layer: String, inFeatures: Int, what: String) throws {
         try validate(l.weight, layer, rank: 2)
         guard l.weight.shape[1] == inFeatures else {
-            throw ImportError.mismatch("\(layer): weight '\(l.weight.name)'", expected: "\(inFeatures) in-features (\(what))", found: "\(l.weight.shape[1])")
+            throw ImportError.mismatch(
+                "\(layer): weight '\(l.weight.name)'", expected: "\(inFeatures) in-features (\(what))",
+                found: "\(l.weight.shape[1])")
         }
         guard l.outFeatures <= Limits.channels else {
             throw ImportError.mismatch(layer, expected: "at most \(Limits.channels) outputs", found: "\(l.outFeatures)")

@@ -20,8 +20,10 @@ public struct ArchitectureSpec: Sendable, Equatable {
     /// Classes of the paper's model (1000 for ImageNet, 10 for CIFAR-10); the verifier reports, not checks, classes.
     public var paperClasses: Int
 
-    public init(name: String, stem: StemKind, growthRate: Int, blocks: [Int], bottleneck: Bool,
-                compression: Double, stemFilters: Int, paperClasses: Int) {
+    public init(
+        name: String, stem: StemKind, growthRate: Int, blocks: [Int], bottleneck: Bool,
+        compression: Double, stemFilters: Int, paperClasses: Int
+    ) {
         self.name = name
         self.stem = stem
         self.growthRate = growthRate
@@ -39,14 +41,16 @@ public struct ArchitectureSpec: Sendable, Equatable {
     public var bottleneckWidth: Int { 4 * growthRate }
 
     package static func imagenet(_ name: String, _ blocks: [Int], k: Int = 32, stem: Int = 64) -> ArchitectureSpec {
-        ArchitectureSpec(name: name, stem: .imagenet, growthRate: k, blocks: blocks, bottleneck: true,
-                         compression: 0.5, stemFilters: stem, paperClasses: 1000)
+        ArchitectureSpec(
+            name: name, stem: .imagenet, growthRate: k, blocks: blocks, bottleneck: true,
+            compression: 0.5, stemFilters: stem, paperClasses: 1000)
     }
 
     package static func cifar(_ name: String, depth: Int, k: Int, bc: Bool) -> ArchitectureSpec {
         let n = (depth - 4) / (bc ? 6 : 3)
-        return ArchitectureSpec(name: name, stem: .cifar, growthRate: k, blocks: [n, n, n], bottleneck: bc,
-                                compression: bc ? 0.5 : 1.0, stemFilters: bc ? 2 * k : 16, paperClasses: 10)
+        return ArchitectureSpec(
+            name: name, stem: .cifar, growthRate: k, blocks: [n, n, n], bottleneck: bc,
+            compression: bc ? 0.5 : 1.0, stemFilters: bc ? 2 * k : 16, paperClasses: 10)
     }
 
     /// Every architecture `verify` knows, in the order the contract lists them.

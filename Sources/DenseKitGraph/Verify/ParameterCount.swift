@@ -24,7 +24,11 @@ extension DenseNet {
     public var parameterCount: ParameterCount {
         var count = ParameterCount()
         count.addConv(stem.conv.weight.elements)
-        if let n = stem.norm { count.addBatchNorm(n.channels) } else if stem.normFolded { count.addBatchNorm(stem.outChannels) }
+        if let n = stem.norm {
+            count.addBatchNorm(n.channels)
+        } else if stem.normFolded {
+            count.addBatchNorm(stem.outChannels)
+        }
         for (b, block) in blocks.enumerated() {
             for layer in block.layers {
                 count.addBatchNorm(layer.norm.channels)
@@ -50,7 +54,7 @@ extension DenseNet {
     }
 }
 
-private extension Tensor {
+extension Tensor {
     /// The elements the shape describes (a structure-only tensor of the tests holds no values).
-    var elements: Int { shapeProduct ?? 0 }
+    fileprivate var elements: Int { shapeProduct ?? 0 }
 }

@@ -47,15 +47,18 @@ public struct Verifier {
         var eps: [Float] = []
         for norm in allNorms(net) where !eps.contains(norm.epsilon) { eps.append(norm.epsilon) }
         let compression = net.transitions.first.map { Double($0.conv.outChannels) / Double($0.norm.channels) }
-        return Report(spec: chosen.spec, deviations: chosen.deviations + weightFindings,
-                      parameters: net.parameterCount, storedParameters: net.source.storedParameters,
-                      growthRate: net.blocks.first?.layers.first?.growth ?? 0,
-                      blocks: net.blocks.map(\.layers.count), compression: compression,
-                      bottleneck: net.blocks.contains { $0.layers.contains { $0.bottleneck != nil } },
-                      classes: net.classes, epsilons: eps, head: net.head,
-                      inputSize: net.input.height.flatMap { h in net.input.width.map { FeatureMapSizes.Size(h, $0) } },
-                      finalMapSize: try? FeatureMapSizes(net, height: net.input.height ?? chosen.spec.inputSize,
-                                                         width: net.input.width ?? chosen.spec.inputSize).head)
+        return Report(
+            spec: chosen.spec, deviations: chosen.deviations + weightFindings,
+            parameters: net.parameterCount, storedParameters: net.source.storedParameters,
+            growthRate: net.blocks.first?.layers.first?.growth ?? 0,
+            blocks: net.blocks.map(\.layers.count), compression: compression,
+            bottleneck: net.blocks.contains { $0.layers.contains { $0.bottleneck != nil } },
+            classes: net.classes, epsilons: eps, head: net.head,
+            inputSize: net.input.height.flatMap { h in net.input.width.map { FeatureMapSizes.Size(h, $0) } },
+            finalMapSize: try? FeatureMapSizes(
+                net, height: net.input.height ?? chosen.spec.inputSize,
+                width: net.input.width ?? chosen.spec.inputSize
+            ).head)
     }
 
     // MARK: structure
@@ -63,7 +66,9 @@ public struct Verifier {
     package func structuralDeviations(_ net: DenseNet, _ spec: ArchitectureSpec) -> [Deviation] {
         var out: [Deviation] = []
         func expect<T: Equatable>(_ layer: String, _ check: String, _ expected: T, _ found: T) {
-            if expected != found { out.append(Deviation(layer: layer, check: check, expected: "\(expected)", found: "\(found)")) }
+            if expected != found {
+                out.append(Deviation(layer: layer, check: check, expected: "\(expected)", found: "\(found)"))
+            }
         }
         // Stem.
         let stem = net.stem
@@ -90,13 +95,20 @@ public struct Verifier {
             for (i, layer) in block.layers.enumerated() {
                 let name = "block\(b + 1).layer\(i + 1)"
                 expect(name, "growth rate", spec.growthRate, layer.growth)
-                expect(name, "bottleneck", spec.bottleneck ? "present" : "absent", layer.bottleneck == nil ? "absent" : "present")
+                expect(
+                    name, "bottleneck", spec.bottleneck ? "present" : "absent",
+                    layer.bottleneck == nil ? "absent" : "present")
                 if let bn = layer.bottleneck {
                     if spec.bottleneck { expect(name, "bottleneck width", spec.bottleneckWidth, bn.conv.outChannels) }
-                    expect(name, "bottleneck conv", "1x1 stride 1", "\(bn.conv.kernel)x\(bn.conv.kernel) stride \(bn.conv.stride)")
-                    expect(name, "bottleneck BatchNorm", "present", bn.norm != nil || bn.normFolded ? "present" : "absent")
+                    expect(
+                        name, "bottleneck conv", "1x1 stride 1",
+                        "\(bn.conv.kernel)x\(bn.conv.kernel) stride \(bn.conv.stride)")
+                    expect(
+                        name, "bottleneck BatchNorm", "present", bn.norm != nil || bn.normFolded ? "present" : "absent")
                 }
-                expect(name, "conv", "3x3 stride 1 pad 1", "\(layer.conv.kernel)x\(layer.conv.kernel) stride \(layer.conv.stride) pad \(layer.conv.pads[0])")
+                expect(
+                    name, "conv", "3x3 stride 1 pad 1",
+                    "\(layer.conv.kernel)x\(layer.conv.kernel) stride \(layer.conv.stride) pad \(layer.conv.pads[0])")
                 if layer.conv.pads != [1, 1, 1, 1] { expect(name, "conv padding", [1, 1, 1, 1], layer.conv.pads) }
                 if layer.conv.bias != nil { expect(name, "conv bias", "none", "present") }
                 channels += layer.growth
@@ -106,9 +118,11 @@ public struct Verifier {
                 let name = "transition\(b + 1)"
                 let expectedOut = Int((spec.compression * Double(t.norm.channels)).rounded(.down))
                 if t.conv.outChannels != expectedOut {
-                    out.append(Deviation(layer: name, check: "output channels",
-                                         expected: "\(expectedOut) (theta \(format(spec.compression)))",
-                                         found: "\(t.conv.outChannels)"))
+                    out.append(
+                        Deviation(
+                            layer: name, check: "output channels",
+                            expected: "\(expectedOut) (theta \(format(spec.compression)))",
+                            found: "\(t.conv.outChannels)"))
                 }
                 expect(name, "conv", "1x1 stride 1", "\(t.conv.kernel)x\(t.conv.kernel) stride \(t.conv.stride)")
                 expect(name, "pool", describe(Pool2D(kind: .average, kernel: 2, stride: 2)), describe(t.pool))
@@ -129,15 +143,19 @@ public struct Verifier {
             for t in tensors {
                 let bad = t.nonFiniteCount
                 if bad > 0 {
-                    out.append(Deviation(layer: layer, check: "finite weights", expected: "0 NaN/Inf",
-                                         found: "\(bad) NaN/Inf in '\(t.name)'"))
+                    out.append(
+                        Deviation(
+                            layer: layer, check: "finite weights", expected: "0 NaN/Inf",
+                            found: "\(bad) NaN/Inf in '\(t.name)'"))
                 }
             }
             for n in norms {
                 let nonPositive = n.variance.values.filter { !($0 > 0) }.count
                 if nonPositive > 0 {
-                    out.append(Deviation(layer: layer, check: "BatchNorm variance", expected: "all > 0",
-                                         found: "\(nonPositive) <= 0 in '\(n.variance.name)'"))
+                    out.append(
+                        Deviation(
+                            layer: layer, check: "BatchNorm variance", expected: "all > 0",
+                            found: "\(nonPositive) <= 0 in '\(n.variance.name)'"))
                 }
             }
         }
@@ -148,9 +166,15 @@ public struct Verifier {
         var parts: [(String, [Tensor], [BatchNorm])] = [("stem", net.stem.tensors, net.stem.norm.map { [$0] } ?? [])]
         for (b, block) in net.blocks.enumerated() {
             for (i, layer) in block.layers.enumerated() {
-                parts.append(("block\(b + 1).layer\(i + 1)", layer.tensors, [layer.norm] + (layer.bottleneck?.norm.map { [$0] } ?? [])))
+                parts.append(
+                    (
+                        "block\(b + 1).layer\(i + 1)", layer.tensors,
+                        [layer.norm] + (layer.bottleneck?.norm.map { [$0] } ?? [])
+                    ))
             }
-            if b < net.transitions.count { parts.append(("transition\(b + 1)", net.transitions[b].tensors, [net.transitions[b].norm])) }
+            if b < net.transitions.count {
+                parts.append(("transition\(b + 1)", net.transitions[b].tensors, [net.transitions[b].norm]))
+            }
         }
         parts.append(("head", net.head.tensors, [net.head.norm]))
         return parts
