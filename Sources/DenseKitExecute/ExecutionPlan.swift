@@ -38,7 +38,6 @@ package final class ExecutionPlan: @unchecked Sendable {
             isPointwise = Self.isPointwise(original)
             let (o, i, k, pointwise) = (outChannels, inChannels, kernel, isPointwise)
             if shifted {
-                let rows = (o + 7) / 8 * k * k * 8
                 weights = ShiftedConvolution.pack(folded.weight.values, outChannels: o, inChannels: i, kernel: k)
             } else {
                 let cols = i * k * k
@@ -156,16 +155,39 @@ package final class ExecutionPlan: @unchecked Sendable {
             guard mode == .fast, border == 1, k == 3, let size = nominal?.blocks[b] else { return nil }
             return WinogradPolicy.transform(height: size.height, width: size.width)
         }
-        // The layers are packed on all cores (the Winograd filter transforms take most of a plan's making).
+        // Everything is packed on all cores, one item per dense layer, transition and dense step of the
+        // head, taken in turn by whichever core is free: the head's and the transitions' larger weights
+        // first, then the dense layers (whose Winograd filter transforms take most of a plan's making).
         let places = net.blocks.indices.flatMap { b in net.blocks[b].layers.indices.map { (b, $0) } }
-        nonisolated(unsafe) let packed = UnsafeMutableBufferPointer<Layer?>.allocate(capacity: places.count)
-        packed.initialize(repeating: nil)
+        let (denseCount, transitionCount) = (net.head.dense.count, net.transitions.count)
+        nonisolated(unsafe) let packedLayers = UnsafeMutableBufferPointer<Layer?>.allocate(capacity: places.count)
+        nonisolated(unsafe) let packedTransitions = UnsafeMutableBufferPointer<TransitionStep?>.allocate(
+            capacity: transitionCount)
+        nonisolated(unsafe) let packedDense = UnsafeMutableBufferPointer<DenseStep?>.allocate(capacity: denseCount)
+        packedLayers.initialize(repeating: nil)
+        packedTransitions.initialize(repeating: nil)
+        packedDense.initialize(repeating: nil)
         defer {
-            packed.deinitialize()
-            packed.deallocate()
+            for buffer in [packedLayers.deinitialize(), packedTransitions.deinitialize(), packedDense.deinitialize()] {
+                buffer.deallocate()
+            }
         }
         let shifted = border > 0
-        DispatchQueue.concurrentPerform(iterations: places.count) { i in
+        DispatchQueue.concurrentPerform(iterations: denseCount + transitionCount + places.count) { item in
+            if item < denseCount {
+                let d = net.head.dense[item]
+                packedDense[item] = DenseStep(
+                    weight: AlignedBuffer(d.linear.weight.values), bias: d.linear.bias.map { AlignedBuffer($0.values) },
+                    inFeatures: d.linear.inFeatures, outFeatures: d.linear.outFeatures, activation: d.activation)
+                return
+            }
+            if item < denseCount + transitionCount {
+                let step = net.transitions[item - denseCount]
+                packedTransitions[item - denseCount] = TransitionStep(
+                    norm: Affine(step.norm), conv: Conv(step.conv), pool: step.pool)
+                return
+            }
+            let i = item - denseCount - transitionCount
             let (b, index) = places[i]
             let l = net.blocks[b].layers[index]
             let conv: LayerConvolution
@@ -177,27 +199,21 @@ package final class ExecutionPlan: @unchecked Sendable {
             } else {
                 conv = .direct(Conv(l.conv, shifted: shifted))
             }
-            packed[i] = Layer(
+            packedLayers[i] = Layer(
                 norm: Affine(l.norm), bottleneck: l.bottleneck.map { Conv($0.conv, then: $0.norm) }, conv: conv)
         }
         var next = 0
         blocks = net.blocks.map { block in
             block.layers.map { _ in
                 defer { next += 1 }
-                return packed[next]!
+                return packedLayers[next]!
             }
         }
         blockWidths = net.blocks.map(\.outChannels)
-        transitions = net.transitions.map { step in
-            TransitionStep(norm: Affine(step.norm), conv: Conv(step.conv), pool: step.pool)
-        }
+        transitions = packedTransitions.map { $0! }
         headNorm = Affine(net.head.norm)
         headPool = net.head.pool
-        dense = net.head.dense.map { d in
-            DenseStep(
-                weight: AlignedBuffer(d.linear.weight.values), bias: d.linear.bias.map { AlignedBuffer($0.values) },
-                inFeatures: d.linear.inFeatures, outFeatures: d.linear.outFeatures, activation: d.activation)
-        }
+        dense = packedDense.map { $0! }
         classes = net.classes
         layerNames = net.layerNames
         headNames = net.head.layerNames

@@ -6,11 +6,17 @@ public final class AlignedBuffer: @unchecked Sendable {
     private let owner: AnyObject?
 
     /// Allocates `count` floats set to zero.
-    public init(count: Int) {
+    public convenience init(count: Int) {
+        self.init(uninitializedCount: count)
+        pointer.initialize(repeating: 0, count: max(count, 16))
+    }
+
+    /// Allocates `count` floats for a caller that writes every one of them before anything reads them
+    /// (weights packed once: a zero fill first would be a second pass over the memory).
+    public init(uninitializedCount count: Int) {
         self.count = count
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 16) * 4, alignment: 64)
         pointer = raw.bindMemory(to: Float.self, capacity: max(count, 16))
-        pointer.initialize(repeating: 0, count: max(count, 16))
         owner = nil
     }
 
@@ -23,8 +29,8 @@ public final class AlignedBuffer: @unchecked Sendable {
     }
 
     public convenience init(_ values: [Float]) {
-        self.init(count: values.count)
-        values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: values.count) }
+        self.init(uninitializedCount: values.count)
+        values.withUnsafeBufferPointer { pointer.initialize(from: $0.baseAddress!, count: values.count) }
     }
 
     deinit { if owner == nil { pointer.deallocate() } }

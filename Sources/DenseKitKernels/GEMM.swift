@@ -20,7 +20,7 @@ public enum GEMM {
         static let kc = 256
     #else
         /// 512 rows of a B panel (64 KB) still sit in L2 beside A's block; one pass in two fewer ends its
-        /// tiles (--exact 1% faster than 256, AMD EPYC Zen 1; 1024 no faster).
+        /// tiles (measured faster than 256; 1024 no faster).
         static let kc = 512
     #endif
     static let mc = 128
@@ -113,8 +113,7 @@ public enum GEMM {
 
     /// Floats of the `packing` buffer that an M x K by K x N GEMM on `threads` threads uses (0: none).
     /// Split by rows, every thread needs all of B: given room, B is packed once, panel-major (its K
-    /// rows divided among the threads), instead of by every thread for itself (on 2 threads, the
-    /// second packing took block 3's bottleneck GEMMs about 0.15 ms of a 12 ms DenseNet-121 run, AMD EPYC Zen 5).
+    /// rows divided among the threads), instead of by every thread for itself.
     public static func sharedPackingCount(rows m: Int, k: Int, n: Int, threads: Int) -> Int {
         split(rows: m, n: n, threads: threads) == .rows ? k * ((n + nr - 1) / nr * nr) : 0
     }
@@ -197,7 +196,7 @@ public enum GEMM {
     typealias Keep = (SIMD16<UInt32>, SIMD16<UInt32>)
     /// Every lane kept: the mask of a tile that skips nothing. Tiles always apply a mask (a bitwise and
     /// of their accumulators) rather than take an optional one: the optional's copies and branches after
-    /// each AVX2 quarter took 5% of a DenseNet-121 --exact run (AMD EPYC Zen 1).
+    /// each AVX2 quarter cost more than the mask.
     static let keepAll: Keep = (SIMD16(repeating: ~0), SIMD16(repeating: ~0))
 
     /// Columns of C that a tile leaves alone: column j is skipped when (j + phase) mod period is in
@@ -514,9 +513,9 @@ public enum GEMM {
         skip: Keep, edge: UnsafeMutablePointer<Float>
     ) {
         #if !DENSEKIT_AVX512
-            // 16 vector registers of 256 bits (AVX2): the tile's 32 accumulators would not fit (spilled to
-            // the stack, a DenseNet-121 run took 1.8x onnxruntime's time, AMD EPYC Zen 1); four 4 x 16 quarters
-            // do. (Two 6 x 16 passes and a 2 x 32 one, ending fewer times, measured no faster on the same Zen 1.)
+            // 16 vector registers of 256 bits (AVX2): the tile's 32 accumulators would not fit (they were
+            // spilled to the stack); four 4 x 16 quarters do. (Two 6 x 16 passes and a 2 x 32 one, ending
+            // fewer times, measured no faster.)
             let full = tileRows == 8 && cols == nr
             for q in 0..<4 where q < 2 || tileRows > 4 {
                 let (r0, j0) = (q / 2 * 4, q % 2 * 16)
@@ -671,9 +670,8 @@ public enum GEMM {
                 kp += 1
             }
         } else {
-            // Every row: a loop without a list (a list of every row took a full panel's tiles 7% longer,
-            // AMD EPYC Zen 1; the same loop with the step as a closure kept the accumulators in memory,
-            // 2.6x slower).
+            // Every row: a loop without a list (reading a list of every row was slower; the same loop with
+            // the step as a closure kept the accumulators in memory).
             var ap = a
             for _ in 0..<count {
                 let v = bp.loadUnaligned(as: SIMD16<Float>.self)

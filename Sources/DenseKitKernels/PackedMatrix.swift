@@ -25,7 +25,10 @@ public final class PackedMatrix: @unchecked Sendable {
         self.rows = rows
         self.cols = cols
         let panels = (rows + 7) / 8
-        storage = AlignedBuffer(count: panels * cols * 8)
+        // Only a last panel of fewer than 8 rows has floats no row writes (zero).
+        storage =
+            rows % 8 == 0
+            ? AlignedBuffer(uninitializedCount: panels * cols * 8) : AlignedBuffer(count: panels * cols * 8)
         let p = storage.pointer
         for r in 0..<rows {
             let dst = p + (r / 8) * cols * 8 + r % 8

@@ -19,7 +19,7 @@
 /// one vector, whose GEMMs are 8 x 16 register tiles). Each input row of a vector's tiles is loaded
 /// straight from the image, zero outside it, and split into m phases (column x to phase x mod m) with
 /// SIMD shuffles, so the transforms' vectors read consecutive floats. (Copied first into a staging row,
-/// zero-padded, it took a run 1.7 ms longer: 22.5 ms against 20.8 on an AMD EPYC Zen 5, 1 thread.)
+/// zero-padded, it was measured slower.)
 /// Exact in real arithmetic; in float32 the transforms' coefficients (up to 8 and 1/24) add rounding error.
 public enum WinogradConvolution {
     /// Tiles per panel: the GEMM's register tile width, two vectors.
@@ -208,8 +208,8 @@ public enum WinogradConvolution {
     /// overwriting them: bias (or zero) plus the convolution. Outside the images nothing is written,
     /// and nothing is read but the `inputMargin` floats before and after each input image, whose
     /// values are not used. With a margin of 15 or more every load is one vector load
-    /// (`transformWholeInputs`; a DenseNet-121 run about 3% faster than with lane-by-lane loads at the
-    /// planes' ends and the loads read from memory for each row, 1 thread of an AMD EPYC Zen 5).
+    /// (`transformWholeInputs`; faster than lane-by-lane loads at the planes' ends with the loads read
+    /// from memory for each row).
     /// `scratch` holds one `Scratch` per thread (at least `threads`), each sized for this layer.
     public static func run(
         _ weights: WinogradWeights, _ input: UnsafePointer<Float>, inputStride: Int, height: Int, width: Int,
@@ -434,8 +434,7 @@ public enum WinogradConvolution {
             }
             #if !DENSEKIT_AVX512
                 // Split first for all rows, kept in memory, then transformed: with 256-bit registers (AVX2)
-                // LLVM turned the transform of the shuffles' results into scalar code (1 thread: the input
-                // transforms took 12% of a DenseNet-121 run, AMD EPYC Zen 1).
+                // LLVM turned the transform of the shuffles' results into scalar code.
                 let split = rows + a * a * 64
                 for r in 0..<a {
                     let (d0, d1, d2, d3, d4, d5) = rowInputs(r)
@@ -662,21 +661,54 @@ public final class WinogradWeights: @unchecked Sendable {
         self.transform = transform
         self.outChannels = outChannels
         self.inChannels = inChannels
-        let positions = transform.alpha * transform.alpha
+        let alpha = transform.alpha
+        let positions = alpha * alpha
         let tiles = (outChannels + 7) / 8
-        storage = AlignedBuffer(count: positions * tiles * inChannels * 8)
-        let p = storage.pointer
-        let u = UnsafeMutablePointer<Double>.allocate(capacity: positions + 3 * transform.alpha)
-        defer { u.deallocate() }
-        oihw.withUnsafeBufferPointer { w in
-            for o in 0..<outChannels {
-                for i in 0..<inChannels {
-                    transform.filter(w.baseAddress! + (o * inChannels + i) * 9, into: u, scratch: u + positions)
-                    for position in 0..<positions {
-                        p[((position * tiles + o / 8) * inChannels + i) * 8 + o % 8] = Float(u[position])
+        // Every float is written below (the outputs past `outChannels` as zero).
+        storage = AlignedBuffer(uninitializedCount: positions * tiles * inChannels * 8)
+        let packed = storage.pointer
+        // One (tile, input) pair at a time, the tile's 8 outputs in the lanes of SIMD8<Double>: the same
+        // double-precision operations in the same order as `WinogradTransform.filter` for each output
+        // (so the same floats, bit for bit), and each position's 8 floats one store where they belong.
+        let g = UnsafeMutablePointer<SIMD8<Double>>.allocate(capacity: alpha * 3)
+        defer { g.deallocate() }
+        for index in 0..<(alpha * 3) { g[index] = SIMD8(repeating: transform.g[index]) }
+        let rows = UnsafeMutablePointer<SIMD8<Double>>.allocate(capacity: alpha * 3 + 9)
+        defer { rows.deallocate() }
+        let taps = rows + alpha * 3
+        oihw.withUnsafeBufferPointer { weights in
+            let w = weights.baseAddress!
+            for tile in 0..<tiles {
+                let lanes = min(8, outChannels - tile * 8)
+                // The lanes past the last output hold +0 (their taps are zero, but G's negative
+                // coefficients would make some -0).
+                let past = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7) .>= SIMD8(repeating: Int32(lanes))
+                for input in 0..<inChannels {
+                    for tap in 0..<9 {
+                        var v = SIMD8<Double>()
+                        for lane in 0..<lanes {
+                            v[lane] = Double(w[((tile * 8 + lane) * inChannels + input) * 9 + tap])
+                        }
+                        taps[tap] = v
+                    }
+                    for r in 0..<alpha {
+                        for c in 0..<3 {
+                            rows[r * 3 + c] =
+                                g[r * 3] * taps[c] + g[r * 3 + 1] * taps[3 + c] + g[r * 3 + 2] * taps[6 + c]
+                        }
+                    }
+                    for r in 0..<alpha {
+                        for c in 0..<alpha {
+                            let u =
+                                rows[r * 3] * g[c * 3] + rows[r * 3 + 1] * g[c * 3 + 1] + rows[r * 3 + 2] * g[c * 3 + 2]
+                            let at = (((r * alpha + c) * tiles + tile) * inChannels + input) * 8
+                            let value = SIMD8<Float>(u).replacing(with: 0, where: past)
+                            UnsafeMutableRawPointer(packed + at).storeBytes(of: value, as: SIMD8<Float>.self)
+                        }
                     }
                 }
             }
         }
     }
+
 }

@@ -175,3 +175,45 @@ import Testing
         }
     }
 }
+
+/// The transformed filters against the plain computation, bit for bit: U = G g G^T for each
+/// (output, input) pair in double precision with G of F(4x4, 3x3) (Lavin and Gray), rounded once to
+/// float, at position p of output o and input i in the GEMM's packing [p][o / 8][i][o % 8]; outputs
+/// past the last one in their 8-row tile zero.
+@Suite struct WinogradWeightsTests {
+    static let g: [[Double]] = [
+        [1.0 / 4, 0, 0], [-1.0 / 6, -1.0 / 6, -1.0 / 6], [-1.0 / 6, 1.0 / 6, -1.0 / 6],
+        [1.0 / 24, 1.0 / 12, 1.0 / 6], [1.0 / 24, -1.0 / 12, 1.0 / 6], [0, 0, 1],
+    ]
+
+    @Test(arguments: [(outputs: 32, inputs: 128), (outputs: 13, inputs: 5), (outputs: 3, inputs: 1)])
+    func matchesThePlainTransform(_ shape: (outputs: Int, inputs: Int)) {
+        var random = SeededRandom(42)
+        let weight = random.floats(shape.outputs * shape.inputs * 9, -2...2)
+        let packed = WinogradWeights(weight, outChannels: shape.outputs, inChannels: shape.inputs, transform: .f4)
+        let tiles = (shape.outputs + 7) / 8
+        var expected = [Float](repeating: 0, count: 36 * tiles * shape.inputs * 8)
+        for output in 0..<shape.outputs {
+            for input in 0..<shape.inputs {
+                let filter = (0..<9).map { Double(weight[(output * shape.inputs + input) * 9 + $0]) }
+                let g = Self.g
+                var rows = [[Double]](repeating: [0, 0, 0], count: 6)
+                for r in 0..<6 {
+                    for c in 0..<3 {
+                        let first: Double = g[r][0] * filter[c] + g[r][1] * filter[3 + c]
+                        rows[r][c] = first + g[r][2] * filter[6 + c]
+                    }
+                }
+                for r in 0..<6 {
+                    for c in 0..<6 {
+                        let first: Double = rows[r][0] * g[c][0] + rows[r][1] * g[c][1]
+                        let u = first + rows[r][2] * g[c][2]
+                        expected[(((r * 6 + c) * tiles + output / 8) * shape.inputs + input) * 8 + output % 8] = Float(
+                            u)
+                    }
+                }
+            }
+        }
+        #expect(packed.storage.array.map(\.bitPattern) == expected.map(\.bitPattern))
+    }
+}

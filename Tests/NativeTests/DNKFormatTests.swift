@@ -54,7 +54,7 @@ import Testing
     func fullSizeTargets() throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let source = try #require(Fixtures.full) + "/densenet121-legacy-opset17.onnx"
+        let source = try #require(Fixtures.full) + "/densenet121.pth"
         var converter = Converter()
         let f32 = try converter.convert(source: source, to: folder.appendingPathComponent("a.dnk").path)
         converter.writer = DNKModelWriter()

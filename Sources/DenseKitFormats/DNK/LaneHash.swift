@@ -7,8 +7,8 @@ import DenseKitKernels
 /// state = (state XOR block) * P (P odd, so each step is a bijection of the state: changing any one
 /// block always changes the final state). The lanes, the bytes past the last whole 256-byte group
 /// (hashed with XXH64) and the length are then combined and finished with XXH64's avalanche.
-/// Reading the bytes from memory is most of the time: each group prefetches the one 2 KB ahead (a
-/// stream of 50 MB from a mapped file, hashed on 1 and on 2 cores: 5 to 12% faster, AMD EPYC Zen 1).
+/// Reading the bytes from memory is most of the time: each group prefetches the one 2 KB ahead
+/// (measured faster on 1 and 2 cores: docs/performance.md).
 public enum LaneHash {
     package static let p: UInt64 = 0x9E37_79B1_85EB_CA87
 

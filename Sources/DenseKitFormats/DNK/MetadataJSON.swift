@@ -5,12 +5,11 @@ import Foundation
 /// other numbers as `Double`, `true`/`false` as `Bool` and `null` as `NSNull` (as JSONSerialization gives it).
 ///
 /// Why not JSONSerialization: the metadata is on the critical path of opening a `.dnk`, and on Linux
-/// JSONSerialization took 0.9 to 1.4 ms of DenseNet-121's 10.5 KB (1.1 ms on its first call in a
-/// process), and its bridged NSNumber and NSArray values cost the graph rebuild another 0.3 ms of
-/// dynamic casts; JSONDecoder was no faster (1.1 ms first call). This parser takes 0.36 ms, and
-/// the graph rebuild from its values 0.45 ms instead of 1.0 to 1.2. Measured on a 2-core AMD EPYC
-/// (Zen 4). The file's checksum does not make the text trustworthy, so nesting is limited and every
-/// malformed input is an error, never a trap.
+/// JSONSerialization took 0.9 to 1.4 ms of DenseNet-121's 10.5 KB, its bridged NSNumber and NSArray
+/// values another 0.3 ms of dynamic casts in the graph rebuild; JSONDecoder was no faster. This parser
+/// takes 0.36 ms, and the rebuild from its values 0.45 ms instead of 1.0 to 1.2 (the CPU:
+/// docs/performance.md). The file's checksum does not make the text trustworthy, so nesting is
+/// limited and every malformed input is an error, never a trap.
 public enum MetadataJSON {
     public static let maximumDepth = 64
 

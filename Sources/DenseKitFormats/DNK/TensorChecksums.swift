@@ -9,17 +9,10 @@ import Synchronization
 /// Tensor regions of a `.dnk` file and the checksums its table stores for them (`LaneHash`), checked
 /// on all cores. The regions are a shared queue, largest first: each core takes the next one and
 /// hashes it, which faults its pages in as it reads them. Reading the bytes from memory, not the
-/// hashing, is most of the time (a first read of DenseNet-121's 40 MB took 3 to 7 ms on one core): so
-/// the checks start as soon as the reader knows the regions (`start`), and whoever needs them joins in
-/// when its own work is done (`Verification.finish`). Asking the kernel to map each region up front
-/// (MADV_POPULATE_READ)
-/// was slower: it holds the process's memory-map lock, which stalled the reader's own work. Measured
-/// on a 2-core AMD EPYC (Zen 4), open to ready of DenseNet-121's `.dnk` (medians of 15 processes):
-/// 8.6 ms with the checks started after the metadata on threads of their own, 7.1 ms with the shared
-/// queue and a populate call per region, 6.3 ms with the shared queue alone (another day, 21
-/// processes: 7.3 ms before, 5.3 ms with the shared queue). On a 2-core AMD EPYC (Zen 1), medians of
-/// 25 interleaved processes: 7.6 ms with the reader joining the checks, 6.7 with the executor joining
-/// them and the table's places read before any name is made, 5.6 with LaneHash's prefetch as well.
+/// hashing, is most of the time: so the checks start as soon as the reader knows the regions
+/// (`start`), and the reader joins in when its own work is done (`Verification.finish`). Asking the
+/// kernel to map each region up front (MADV_POPULATE_READ) was slower: it holds the process's
+/// memory-map lock, which stalled the reader's own work (the figures: docs/performance.md).
 package struct TensorChecksums: Sendable {
     /// A tensor's bytes, `entry` its index in the file's table.
     package struct Region: Sendable {

@@ -18,12 +18,13 @@ public struct BatchNorm: Sendable {
 
     /// The per-channel affine form (scale, shift) with y = scale * x + shift.
     public func affine() -> (scale: [Float], shift: [Float]) {
+        let (gamma, beta, mean, variance) = (gamma.values, beta.values, mean.values, variance.values)
         var scale = [Float](repeating: 0, count: channels)
         var shift = [Float](repeating: 0, count: channels)
         for c in 0..<channels {
-            let s = gamma.values[c] / (variance.values[c] + epsilon).squareRoot()
+            let s = gamma[c] / (variance[c] + epsilon).squareRoot()
             scale[c] = s
-            shift[c] = beta.values[c] - mean.values[c] * s
+            shift[c] = beta[c] - mean[c] * s
         }
         return (scale, shift)
     }

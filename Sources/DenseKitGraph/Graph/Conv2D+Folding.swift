@@ -6,10 +6,17 @@ extension Conv2D {
     /// BN's affine form.
     public func folding(_ norm: BatchNorm) -> Conv2D {
         let (s, t) = norm.affine()
-        var w = weight.values
-        let per = w.count / max(outChannels, 1)
-        for o in 0..<outChannels {
-            for i in 0..<per { w[o * per + i] *= s[o] }
+        let per = weight.count / max(outChannels, 1)
+        // One pass from the stored values (mapped ones are read in place) into the folded copy.
+        let w = weight.withFloats { source in
+            [Float](unsafeUninitializedCapacity: source.count) { folded, initialized in
+                for o in 0..<outChannels {
+                    let scale = s[o]
+                    for i in (o * per)..<((o + 1) * per) { folded[i] = source[i] * scale }
+                }
+                for i in (outChannels * per)..<source.count { folded[i] = source[i] }
+                initialized = source.count
+            }
         }
         let b = bias?.values
         let folded = (0..<outChannels).map { o in (b?[o] ?? 0) * s[o] + t[o] }
