@@ -23,7 +23,8 @@ let package = Package(
             ]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // MARK: the library, bottom to top. Each target imports only the ones listed before it, and
@@ -44,7 +45,10 @@ let package = Package(
         /// The pipelines: loading (and isolation), conversion, diff, reports.
         .target(
             name: "DenseKit",
-            dependencies: ["DenseKitGraph", "DenseKitExecute", "DenseKitFormats", "DenseKitImages"]),
+            dependencies: [
+                "DenseKitGraph", "DenseKitExecute", "DenseKitFormats", "DenseKitImages",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         /// The command-line tool: parses, calls the library, renders.
         .executableTarget(
             name: "densekit",

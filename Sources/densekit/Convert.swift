@@ -31,7 +31,7 @@ struct Convert: ParsableCommand {
     @Option(
         help:
             """
-            The format: \(ConversionTarget.allCases.map(\.rawValue).joined(separator: ", ")) (default: from OUT's \
+            The format: \(ConversionTarget.all.map(\.name).joined(separator: ", ")) (default: from OUT's \
             extension).
             """
     ) var to: String?
@@ -69,7 +69,7 @@ struct Convert: ParsableCommand {
         let target = try CommandFailure.about(output) { try ConversionTarget.resolve(output: output, to: to) }
         if target != .onnx && (opset != nil || foldBn) {
             throw CommandFailure(
-                file: output, message: "--opset and --fold-bn are for ONNX output, not \(target.rawValue)")
+                file: output, message: "--opset and --fold-bn are for ONNX output, not \(target.name)")
         }
         var options = ConversionTarget.Options()
         if let opset { options.opset = opset }
@@ -95,7 +95,7 @@ struct Convert: ParsableCommand {
             report(outcome)
         } catch let refusal as Converter.Refusal {
             if json {
-                printJSON(["written": false, "reason": refusal.description, "dtype": dtype, "format": target.rawValue])
+                printJSON(["written": false, "reason": refusal.description, "dtype": dtype, "format": target.name])
             }
             log("convert refused: \(model): \(refusal.description); nothing written")
             throw ExitCode(1)

@@ -96,7 +96,7 @@ import Testing
         let o = try r.json()
         #expect((o["validation"] as? [String: Any])?["bitIdentical"] as? Bool == true, "\(name)")
         #expect(
-            o["format"] as? String == ConversionTarget(path: name)?.rawValue || !extra.isEmpty,
+            o["format"] as? String == ConversionTarget(path: name)?.name || !extra.isEmpty,
             "\(name): \(o["format"] ?? "-")")
         return o
     }
@@ -423,7 +423,7 @@ import Testing
         let metadata = try #require(header["__metadata__"] as? [String: String])
         #expect(metadata["format"] == "pt")
         #expect(metadata["densekit.head"] == #"{"activations":["sigmoid"],"pool":"average"}"#)
-        #expect(metadata["densekit.source_sha256"] == (try SHA256.hexDigest(ofFile: source)))
+        #expect(metadata["densekit.source_sha256"] == (try SourceFingerprint.sha256(ofFile: source)))
         #expect(metadata["densekit.version"] == DenseKitVersion.string)
         #expect((header["features.norm0.num_batches_tracked"] as? [String: Any])?["dtype"] as? String == "I64")
         let inspect = try densekit(["inspect", folder.appendingPathComponent("m.safetensors").path])

@@ -237,9 +237,11 @@ import Testing
         let file = folder.appendingPathComponent("abc").path
         try Data("abc".utf8).write(to: URL(fileURLWithPath: file))
         #expect(
-            try SHA256.hexDigest(ofFile: file) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+            try SourceFingerprint.sha256(ofFile: file)
+                == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         try Data(repeating: 0x61, count: 1_000_000).write(to: URL(fileURLWithPath: file))
         #expect(
-            try SHA256.hexDigest(ofFile: file) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+            try SourceFingerprint.sha256(ofFile: file)
+                == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 }

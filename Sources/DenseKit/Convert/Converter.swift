@@ -100,7 +100,7 @@ public struct Converter {
         progress("running the source model")
         let reference = try executor.run(x.values, batch: x.batch, height: x.height, width: x.width)
         progress("hashing the source file")
-        let sha = try SHA256.hexDigest(ofFile: path)
+        let sha = try SourceFingerprint.sha256(ofFile: path)
         let provenance = Provenance(
             sourceFile: URL(fileURLWithPath: path).lastPathComponent, sourceSHA256: sha,
             sourceFormat: net.source.format.rawValue, producer: net.source.producer)

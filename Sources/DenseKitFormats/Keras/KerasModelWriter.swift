@@ -22,7 +22,7 @@ public struct KerasModelWriter: ModelWriter {
     public init(layout: Layout) { self.layout = layout }
 
     public var format: String {
-        layout == .keras2Weights ? ConversionTarget.kerasH5.rawValue : ConversionTarget.kerasWeightsH5.rawValue
+        layout == .keras2Weights ? ConversionTarget.kerasH5.name : ConversionTarget.kerasWeightsH5.name
     }
 
     public func prepare(_ net: DenseNet, dtype: DType) throws -> (net: DenseNet, conventions: [Convention]) {

@@ -1,0 +1,62 @@
+import DenseKitGraph
+import Foundation
+
+/// A model file as the registry sees it before any reader has parsed it: its path, its first bytes
+/// (`FileKind`), and for a zip archive its directory, read once and shared by the readers that ask.
+package final class ModelFile: @unchecked Sendable {
+    package let path: String
+    package let kind: FileKind
+    private var contents: Data?
+    private var directory: Result<ZipArchive, Error>?
+
+    /// Reads the file's first bytes; throws when it is missing, a directory or cannot be opened.
+    package init(path: String) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ImportError.unreadable("no such file")
+        }
+        if isDirectory.boolValue { throw ImportError.unreadable("is a directory") }
+        guard let head = Self.head(path) else { throw ImportError.unreadable("cannot open file (permission denied?)") }
+        self.path = path
+        kind = FileKind(head: head)
+    }
+
+    /// The whole file, read once (mapped where Foundation finds that safe).
+    package func data() throws -> Data {
+        if let contents { return contents }
+        let read = try FileMapping.contents(path: path)
+        contents = read
+        return read
+    }
+
+    /// The zip archive's directory (a zip file only: `kind == .zip`).
+    package func zip() throws -> ZipArchive {
+        if let directory { return try directory.get() }
+        let read = Result { try ZipArchive(data: data()) }
+        directory = read
+        return try read.get()
+    }
+
+    /// The file's first bytes (fewer if it is shorter), or nil when it cannot be opened or read.
+    /// POSIX calls: Foundation's FileHandle was measured slower on its first use.
+    private static func head(_ path: String) -> [UInt8]? {
+        let descriptor = open(path, O_RDONLY)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        var bytes = [UInt8](repeating: 0, count: FileKind.headLength)
+        var count = 0
+        while count < bytes.count {
+            let got = bytes.withUnsafeMutableBytes { read(descriptor, $0.baseAddress! + count, $0.count - count) }
+            if got > 0 {
+                count += got
+            } else if got < 0 && errno == EINTR {
+                continue
+            } else if got == 0 {
+                break
+            } else {
+                return nil
+            }
+        }
+        return Array(bytes.prefix(count))
+    }
+}
