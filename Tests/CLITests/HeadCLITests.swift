@@ -1,9 +1,7 @@
-import CHDF5
 import DenseKit
 import DenseKitFormats
 import DenseKitGraph
 import Foundation
-import ONNXProto
 import TestSupport
 import Testing
 

@@ -1,9 +1,7 @@
-import CHDF5
 import DenseKit
 import DenseKitFormats
 import DenseKitGraph
 import Foundation
-import ONNXProto
 import TestSupport
 import Testing
 
@@ -149,12 +147,12 @@ import Testing
 
     func kerasLies(_ folder: URL) throws -> [Lie] {
         var lies: [Lie] = []
-        func lie(_ name: String, _ message: String, _ edit: (hid_t) throws -> Void) throws {
+        func lie(_ name: String, _ message: String, _ edit: (HDF5Editing.Handle) throws -> Void) throws {
             let path = folder.appendingPathComponent(name).path
             try HDF5Editing.editedCopy("keras3-tiny.h5", to: path, edit)
             lies.append(Lie(file: path, message: message, input: nhwc, reference: kerasTiny))
         }
-        func config(_ layer: String, _ key: String, _ value: Any) -> (hid_t) throws -> Void {
+        func config(_ layer: String, _ key: String, _ value: Any) -> (HDF5Editing.Handle) throws -> Void {
             { try HDF5Editing.editConfig($0) { name, c in if name == layer { c[key] = value } } }
         }
         try lie(

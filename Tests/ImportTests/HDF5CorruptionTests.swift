@@ -1,4 +1,3 @@
-import CHDF5
 import DenseKit
 import Foundation
 import TestSupport
@@ -10,7 +9,7 @@ import Testing
 /// in an isolated process as every command does.
 @Suite(.serialized) struct HDF5CorruptionTests {
     /// A copy of `fixture` edited by `edit` (given the open file), loaded; returns the error (nil if it loads).
-    func loadError(_ fixture: String, _ edit: (hid_t) throws -> Void) throws -> String? {
+    func loadError(_ fixture: String, _ edit: (HDF5Editing.Handle) throws -> Void) throws -> String? {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let path = folder.appendingPathComponent((fixture as NSString).lastPathComponent).path
@@ -25,7 +24,7 @@ import Testing
 
     func expectError(
         _ fixture: String, _ contains: String, sourceLocation: SourceLocation = #_sourceLocation,
-        _ edit: (hid_t) throws -> Void
+        _ edit: (HDF5Editing.Handle) throws -> Void
     ) throws {
         let error = try loadError(fixture, edit)
         #expect(error?.contains(contains) == true, "\(error ?? "loaded")", sourceLocation: sourceLocation)
@@ -67,7 +66,7 @@ import Testing
 
     @Test func missingDatasetsAndGroupsAreNamed() throws {
         try expectError(weightsOnly, "missing dataset 'conv1/conv/kernel:0'") {
-            #expect(H5Ldelete($0, stemKernel, dk_h5p_default()) >= 0)
+            #expect(HDF5Editing.deleteLink($0, stemKernel))
         }
         try expectError(weightsOnly, "layer 'conv9/nothing' is listed but has no group") { f in
             try HDF5Editing.setStrings(f, "/", "layer_names", ["input_1", "conv1/conv", "conv9/nothing"])

@@ -4,6 +4,9 @@ import Foundation
 /// Edits of Keras HDF5 fixtures through libhdf5 (a dataset replaced or added, an attribute
 /// rewritten), so the file stays valid HDF5 and only the model in it is wrong.
 public enum HDF5Editing {
+    /// An open libhdf5 file or object, as the edits take it (the tests need not import libhdf5).
+    public typealias Handle = hid_t
+
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
     }
@@ -120,5 +123,18 @@ public enum HDF5Editing {
         root["config"] = config
         let json = String(decoding: try JSONSerialization.data(withJSONObject: root), as: UTF8.self)
         try setStrings(file, "/", "model_config", [json])
+    }
+
+    /// Deletes the link (dataset or group) at `path`; whether it was deleted.
+    public static func deleteLink(_ file: Handle, _ path: String) -> Bool {
+        H5Ldelete(file, path, dk_h5p_default()) >= 0
+    }
+
+    /// The names of the root group's attributes among `names` that exist in the file at `path`.
+    public static func rootAttributes(_ names: [String], in path: String) throws -> [String] {
+        let file = H5Fopen(path, dk_h5f_acc_rdonly(), dk_h5p_default())
+        guard file >= 0 else { throw Failure(description: "cannot open \(path)") }
+        defer { H5Fclose(file) }
+        return names.filter { H5Aexists_by_name(file, "/", $0, dk_h5p_default()) > 0 }
     }
 }

@@ -60,6 +60,14 @@ public enum ONNXEditing {
         return p
     }
 
+    /// Removes initializer `i` from the graph (the last one takes its place) and frees it.
+    public static func removeInitializer(_ m: Model, _ i: Int) {
+        let g = graph(m)
+        onnx__tensor_proto__free_unpacked(initializer(m, i), nil)
+        g.pointee.initializer[i] = g.pointee.initializer[g.pointee.n_initializer - 1]
+        g.pointee.n_initializer -= 1
+    }
+
     public static func setDims(_ t: UnsafeMutablePointer<Onnx__TensorProto>, _ dims: [Int64]) {
         free(t.pointee.dims)
         t.pointee.dims = cArray(dims)
