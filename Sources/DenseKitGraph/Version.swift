@@ -1,4 +1,4 @@
 /// DenseKit's version: `densekit --version`, and the provenance every written file records.
 public enum DenseKitVersion {
-    public static let string = "0.2.0"
+    public static let string = "0.3.0"
 }
