@@ -28,15 +28,8 @@ struct Convert: ParsableCommand {
     @Argument(help: "The source model.") var model: String
     @Option(name: .shortAndLong, help: "The file to write; its extension names the format unless --to does.")
     var output: String
-    @Option(
-        help:
-            """
-            The format: \(ConversionTarget.all.map(\.name).joined(separator: ", ")) (default: from OUT's \
-            extension).
-            """
-    ) var to: String?
-    @Option(help: "Weight dtype: f32, f16 or bf16 (.dnk and .safetensors; the others write f32).") var dtype: String =
-        "f32"
+    @Option(help: "The format (default: from OUT's extension).") var to: ConversionTarget?
+    @Option(help: "Weight dtype (.dnk and .safetensors; the others write f32).") var dtype: DType = .f32
     @Option(
         help:
             """
@@ -60,9 +53,7 @@ struct Convert: ParsableCommand {
         if input != nil && !images.isEmpty {
             throw ValidationError("give either --input X.npy or --images DIR|FILE... --preset P.")
         }
-        guard DType(rawValue: dtype) != nil else {
-            throw ValidationError("--dtype must be f32, f16 or bf16, not '\(dtype)'.")
-        }
+        if !images.isEmpty { try preprocessing.requirePreset() }
     }
 
     func run() throws {
@@ -76,7 +67,7 @@ struct Convert: ParsableCommand {
         options.foldBatchNorm = foldBn
         var converter = Converter()
         converter.writer = target.writer(options)
-        converter.dtype = DType(rawValue: dtype) ?? .f32
+        converter.dtype = dtype
         converter.acceptDeviations = acceptDeviations
         converter.threads = execution.threadCount
         converter.mode = execution.mode
@@ -95,7 +86,9 @@ struct Convert: ParsableCommand {
             report(outcome)
         } catch let refusal as Converter.Refusal {
             if json {
-                printJSON(["written": false, "reason": refusal.description, "dtype": dtype, "format": target.name])
+                printJSON([
+                    "written": false, "reason": refusal.description, "dtype": dtype.rawValue, "format": target.name,
+                ])
             }
             log("convert refused: \(model): \(refusal.description); nothing written")
             throw ExitCode(1)

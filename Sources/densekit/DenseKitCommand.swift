@@ -26,12 +26,21 @@ struct DenseKitCommand: ParsableCommand {
             Foundation.exit(code.rawValue)
         } catch {
             if exitCode(for: error) == .success { exit(withError: error) }
-            let message = fullMessage(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
-            let text = message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message
+            let text = oneLine(fullMessage(for: error))
             FileHandle.standardError.write(Data("error: \(text)\n".utf8))
             Foundation.exit(2)
         }
     }
+}
+
+/// The parser's message on one line: its first line, with a list of choices that follows it (`  - name`
+/// lines) joined on; usage and help lines dropped.
+func oneLine(_ message: String) -> String {
+    let lines = message.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    guard var text = lines.first else { return message }
+    if text.hasPrefix("Error: ") { text.removeFirst(7) }
+    let choices = lines.dropFirst().prefix { $0.hasPrefix("  - ") }.map { $0.dropFirst(4) }
+    return choices.isEmpty ? text : text + " " + choices.joined(separator: ", ")
 }
 
 /// An unusable input: printed as `error: <file>: <message>`, exit 2.

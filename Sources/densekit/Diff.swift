@@ -40,6 +40,7 @@ struct Diff: ParsableCommand {
         guard (input == nil) != images.isEmpty else {
             throw ValidationError("give either --input X.npy or --images DIR|FILE... --preset P.")
         }
+        if !images.isEmpty { try preprocessing.requirePreset() }
         guard (1...1024).contains(batch) else { throw ValidationError("--batch must be between 1 and 1024.") }
         if csv != nil && images.isEmpty { throw ValidationError("--csv is for a dataset diff (--images).") }
     }

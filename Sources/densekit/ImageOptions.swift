@@ -6,11 +6,11 @@ import Foundation
 
 /// How images become a model's input: a preset, optionally changed step by step.
 struct PreprocessingOptions: ParsableArguments {
-    @Option(help: "The framework pipeline to reproduce: torchvision, keras-densenet or caffe.") var preset: String?
+    @Option(help: "The framework pipeline to reproduce.") var preset: Preprocessing.Preset?
     @Option(help: "The model's input side (default 224; the presets' resize scales with it).") var size: Int?
     @Option(help: "Resize: N (the shorter side to N) or WxH (the whole image); 'none' to keep the size.") var resize:
         String?
-    @Option(help: "Resize filter: bilinear (PIL's, antialiased) or nearest (PIL's).") var filter: String?
+    @Option(help: "Resize filter: PIL's bilinear (antialiased) or nearest.") var filter: ImageResize.Filter?
     @Option(help: "Crop the centre NxN ('none' for no crop).") var crop: String?
     @Option(help: "Divide each 8-bit value by this first (255: values in [0, 1]; 1: no scaling).") var divisor: Float?
     @Option(help: "Per-channel mean to subtract, three comma-separated values in the output's channel order.") var mean:
@@ -19,24 +19,30 @@ struct PreprocessingOptions: ParsableArguments {
     @Flag(help: "BGR channel order (Caffe's).") var bgr = false
     @Flag(help: "RGB channel order (to undo a preset's BGR).") var rgb = false
 
+    /// Every flag checked (the parser calls this before any command runs, so a wrong value is refused
+    /// before a model is read); whether a preset is needed is for the command to say.
+    func validate() throws {
+        _ = try pipeline(preset ?? .torchvision, defaultSize: nil)
+    }
+
+    /// Refuses images without `--preset` (from a command's `validate()`, before any model is read).
+    func requirePreset() throws {
+        guard preset == nil else { return }
+        throw ValidationError(
+            """
+            --preset is required with images: \
+            \(Preprocessing.Preset.allCases.map(\.rawValue).joined(separator: ", ")).
+            """
+        )
+    }
+
     /// The pipeline; `defaultSize`: the model's input side when it fixes one (else 224).
     func preprocessing(defaultSize: Int? = nil) throws -> Preprocessing {
-        guard let name = preset else {
-            throw ValidationError(
-                """
-                --preset is required with images: \
-                \(Preprocessing.Preset.allCases.map(\.rawValue).joined(separator: ", ")).
-                """
-            )
-        }
-        guard let preset = Preprocessing.Preset(rawValue: name) else {
-            throw ValidationError(
-                """
-                --preset must be one of \(Preprocessing.Preset.allCases.map(\.rawValue).joined(separator: ", ")), \
-                not '\(name)'.
-                """
-            )
-        }
+        try requirePreset()
+        return try pipeline(preset ?? .torchvision, defaultSize: defaultSize)
+    }
+
+    private func pipeline(_ preset: Preprocessing.Preset, defaultSize: Int?) throws -> Preprocessing {
         if let size, !(1...DenseNet.Limits.inputSide).contains(size) {
             throw ValidationError("--size must be between 1 and \(DenseNet.Limits.inputSide).")
         }
@@ -53,12 +59,7 @@ struct PreprocessingOptions: ParsableArguments {
                 throw ValidationError("--resize takes N, WxH or none, not '\(resize)'.")
             }
         }
-        if let filter {
-            guard let f = ImageResize.Filter(rawValue: filter) else {
-                throw ValidationError("--filter must be bilinear or nearest, not '\(filter)'.")
-            }
-            p.filter = f
-        }
+        if let filter { p.filter = filter }
         if let crop {
             if crop == "none" {
                 p.crop = nil

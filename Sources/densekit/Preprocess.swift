@@ -18,18 +18,15 @@ struct Preprocess: ParsableCommand {
     @Argument(help: "Image files or folders.") var images: [String]
     @Option(name: .shortAndLong, help: "The .npy file to write.") var output: String
     @OptionGroup var preprocessing: PreprocessingOptions
-    @Option(help: "Layout of the written array: nchw or nhwc (default: the preset's).") var layout: String?
+    @Option(help: "Layout of the written array (default: the preset's).") var layout: InputSpec.Layout?
     @Flag(help: "Go on past images that cannot be read, and list them.") var skipBad = false
     @Flag(help: "Print one JSON object on stdout.") var json = false
 
+    func validate() throws { try preprocessing.requirePreset() }
+
     func run() throws {
         var p = try preprocessing.preprocessing()
-        if let layout {
-            guard let l = InputSpec.Layout(rawValue: layout) else {
-                throw ValidationError("--layout must be nchw or nhwc, not '\(layout)'.")
-            }
-            p.layout = l
-        }
+        if let layout { p.layout = layout }
         let set = ImageSet(files: try imageFiles(images), preprocessing: p, skipBad: skipBad)
         var all: ImageSet.Batch? = nil
         let skipped = try withProgress("preprocess", blaming: images.joined(separator: " ")) { _ in
@@ -46,7 +43,8 @@ struct Preprocess: ParsableCommand {
         try CommandFailure.about(output) { try NPY.write(NPY.Array(shape: full, values: values), to: output) }
         if json {
             printJSON([
-                "output": output, "shape": full, "layout": p.layout.rawValue, "preset": preprocessing.preset ?? "",
+                "output": output, "shape": full, "layout": p.layout.rawValue,
+                "preset": preprocessing.preset?.rawValue ?? "",
                 "files": rows.enumerated().map { ["row": $0.offset, "file": $0.element] },
                 "skipped": skipped.map { ["file": $0.file, "error": $0.description] },
             ])
@@ -54,7 +52,7 @@ struct Preprocess: ParsableCommand {
             print(
                 """
                 wrote \(output): \(full) float32 \(p.layout.rawValue.uppercased()), \
-                \(preprocessing.preset ?? ""): \(PreprocessingOptions.describe(p))
+                \(preprocessing.preset?.rawValue ?? ""): \(PreprocessingOptions.describe(p))
                 """
             )
             for (i, f) in rows.enumerated() { print("row \(i): \(f)") }

@@ -8,8 +8,8 @@ import Foundation
 
 /// Options shared by the commands that execute a model.
 struct ExecutionOptions: ParsableArguments {
-    @Option(help: "Layout of the input array: nchw or nhwc (default: the model's own input layout).")
-    var layout: String?
+    @Option(help: "Layout of the input array (default: the model's own input layout).")
+    var layout: InputSpec.Layout?
     @Option(help: "Threads for the executor (default: all cores; 1 is strictly single-threaded).")
     var threads: Int?
     @Flag(
@@ -24,15 +24,12 @@ struct ExecutionOptions: ParsableArguments {
     var convolutions: ConvolutionMode?
 
     func validate() throws {
-        if let layout, InputSpec.Layout(rawValue: layout) == nil {
-            throw ValidationError("--layout must be nchw or nhwc, not '\(layout)'.")
-        }
         if let threads, threads < 1 || threads > 256 {
             throw ValidationError("--threads must be between 1 and 256, not \(threads).")
         }
     }
 
-    var inputLayout: InputSpec.Layout? { layout.flatMap(InputSpec.Layout.init(rawValue:)) }
+    var inputLayout: InputSpec.Layout? { layout }
     var threadCount: Int { threads ?? ProcessInfo.processInfo.activeProcessorCount }
     var mode: ConvolutionMode { convolutions ?? .default }
 
@@ -74,6 +71,7 @@ struct Run: ParsableCommand {
         guard (input == nil) != images.isEmpty else {
             throw ValidationError("give either --input X.npy or --images DIR|FILE... --preset P.")
         }
+        if !images.isEmpty { try preprocessing.requirePreset() }
         if input != nil && output == nil { throw ValidationError("--output is required with --input.") }
         if let top, !(1...1000).contains(top) { throw ValidationError("--top must be between 1 and 1000.") }
         if (top != nil || labels != nil) && images.isEmpty {

@@ -9,23 +9,12 @@ struct Verify: ParsableCommand {
         discussion: "Architectures: \(ArchitectureSpec.all.map(\.name).joined(separator: ", ")).")
 
     @Argument(help: "The model file.") var model: String
-    @Option(help: "The architecture to check against (default: the closest one).") var arch: String?
+    @Option(help: "The architecture to check against (default: the closest one).") var arch: ArchitectureSpec?
     @Flag(help: "Print one JSON object on stdout.") var json = false
-
-    func validate() throws {
-        if let arch, ArchitectureSpec.named(arch) == nil {
-            throw ValidationError(
-                """
-                --arch '\(arch)' is not a known architecture; known: \
-                \(ArchitectureSpec.all.map(\.name).joined(separator: ", ")).
-                """
-            )
-        }
-    }
 
     func run() throws {
         let net = try loadModel(model)
-        let report = try CommandFailure.about(model) { try Verifier().verify(net, against: arch) }
+        let report = try CommandFailure.about(model) { try Verifier().verify(net, against: arch?.name) }
         if json {
             printJSON(jsonObject(report))
         } else {

@@ -164,7 +164,8 @@ func expectUsageError(
             file: "/nonexistent-dir/y.npy", mentions: "cannot create a file")
         try expectUsageError(
             ["verify", tiny, "--arch", "densenet122"], file: nil,
-            mentions: "--arch 'densenet122' is not a known architecture")
+            mentions: "'densenet122' is invalid for '--arch <arch>'. Please provide one of the following: densenet121, "
+        )
         try expectUsageError(
             ["run", tiny, "--input", Fixtures.path("input-64.npy"), "--output", out, "--layout", "nchwx"], file: nil,
             mentions: "--layout")

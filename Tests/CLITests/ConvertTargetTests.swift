@@ -304,10 +304,6 @@ import Testing
                 """
             ),
             (
-                ["convert", tv, "-o", path("m.bin"), "--to", "pickle"], path("m.bin"),
-                "--to 'pickle' is not a format DenseKit writes"
-            ),
-            (
                 ["convert", tv, "-o", path("m.onnx"), "--to", "keras-h5"], path("m.onnx"),
                 "--to keras-h5, but the extension .onnx is onnx's"
             ),
@@ -337,6 +333,10 @@ import Testing
             #expect(r.stderr.hasPrefix("error: \(file): \(message)"), "\(r.stderr)")
             #expect(r.stderr.split(separator: "\n").count == 1)
         }
+        // A --to that names no format is refused by the parser, before the model is read.
+        let unknown = try densekit(["convert", "/nonexistent.pth", "-o", path("m.bin"), "--to", "pickle"])
+        #expect(unknown.status == 2 && unknown.stderr.split(separator: "\n").count == 1)
+        #expect(unknown.stderr.hasPrefix("error: The value 'pickle' is invalid for '--to <to>'"), "\(unknown.stderr)")
         // A --to that agrees with the extension, or names the format of an unusual one, is fine.
         #expect(
             try densekit(["convert", tv, "-o", path("m.bin"), "--to", "safetensors", "--accept-deviations"]).status == 0

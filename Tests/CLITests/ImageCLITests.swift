@@ -332,9 +332,23 @@ import Testing
         let model = Fixtures.path("tv-tiny-legacy-opset17.onnx")
         for (args, message) in [
             (["run", model, "--images", photos], "--preset is required with images"),
+            // Options are checked before any model is read: these models do not exist.
+            (["diff", "/nonexistent/a.onnx", "/nonexistent/b.onnx", "--images", photos], "--preset is required"),
+            (
+                ["convert", "/nonexistent/a.onnx", "-o", "/tmp/never.onnx", "--images", photos, "--preset", "tv"],
+                "The value 'tv' is invalid for '--preset <preset>'"
+            ),
+            (
+                ["run", "/nonexistent/a.onnx", "--images", photos, "--preset", "caffe", "--filter", "cubic"],
+                "The value 'cubic' is invalid for '--filter <filter>'"
+            ),
+            (
+                ["run", "/nonexistent/a.onnx", "--images", photos, "--preset", "caffe", "--resize", "0x0"],
+                "--resize takes N, WxH or none, not '0x0'"
+            ),
             (
                 ["run", model, "--images", photos, "--preset", "imagenet"],
-                "--preset must be one of torchvision, keras-densenet, caffe, not 'imagenet'"
+                "The value 'imagenet' is invalid for '--preset <preset>'. Please provide one of 'torchvision', "
             ),
             (
                 ["run", model, "--images", photos + "/nothing-here", "--preset", "torchvision"],

@@ -42,18 +42,15 @@ public struct ConversionTarget: Sendable, Equatable, CustomStringConvertible {
         all.map { "\($0.name) (\($0.fileExtension))" }.joined(separator: ", ")
     }
 
-    /// The target for `output`, from `--to` when given (which must agree with a known extension).
-    public static func resolve(output: String, to: String?) throws -> ConversionTarget {
+    /// The target for `output`: `chosen` (`--to`) when given, which must agree with a known extension.
+    public static func resolve(output: String, to chosen: ConversionTarget?) throws -> ConversionTarget {
         let byExtension = ConversionTarget(path: output)
-        guard let to else {
+        guard let chosen else {
             guard let byExtension else {
                 throw UnsupportedTarget(
                     "", "the extension names no format DenseKit writes: use one of \(list), or --to")
             }
             return byExtension
-        }
-        guard let chosen = ConversionTarget(name: to) else {
-            throw UnsupportedTarget("", "--to '\(to)' is not a format DenseKit writes: it takes one of \(list)")
         }
         if let byExtension, byExtension != chosen {
             throw UnsupportedTarget(
