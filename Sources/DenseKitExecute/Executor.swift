@@ -389,7 +389,9 @@ public final class ImageExecution {
             convolve(conv, l.bottleneck == nil ? scratch.pointer : bottleneck.pointer, h, w, into: out, relu: false)
         }
         let k = l.conv.outChannels
-        let result = report("block\(block + 1).layer\(layer + 1)", current, channels: offset..<(offset + k))
+        let result = report(
+            CanonicalLayer.denseLayer(block: block + 1, layer: layer + 1).name, current, channels: offset..<(offset + k)
+        )
         offset += k
         layer += 1
         return result
@@ -437,7 +439,7 @@ public final class ImageExecution {
         offset = t.conv.outChannels
         block += 1
         layer = 0
-        return report("transition\(block)", blockA.pointer, channels: 0..<offset)
+        return report(CanonicalLayer.transition(block).name, blockA.pointer, channels: 0..<offset)
     }
 
     /// The final BN-ReLU, the global pool (or the feature map itself), then each dense layer; returns

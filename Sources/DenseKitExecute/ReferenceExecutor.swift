@@ -32,7 +32,7 @@ public struct ReferenceExecutor {
                     y = Reference.relu(y)
                 }
                 let new = conv(y, yc, h, w, layer.conv).values
-                layers.append(("block\(b + 1).layer\(i + 1)", new))
+                layers.append((CanonicalLayer.denseLayer(block: b + 1, layer: i + 1).name, new))
                 x += new  // CHW: concatenating channels appends planes
                 c += layer.growth
             }
@@ -42,7 +42,7 @@ public struct ReferenceExecutor {
                 let (z, zh, zw) = conv(y, c, h, w, t.conv)
                 (x, h, w) = pool(z, t.conv.outChannels, zh, zw, t.pool)
                 c = t.conv.outChannels
-                layers.append(("transition\(b + 1)", x))
+                layers.append((CanonicalLayer.transition(b + 1).name, x))
             }
         }
         let map = Reference.relu(norm(x, c, net.head.norm))

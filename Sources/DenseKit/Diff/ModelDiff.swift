@@ -105,16 +105,21 @@ public struct ModelDiff {
         if a.blocks.count != b.blocks.count { reasons.append("\(a.blocks.count) vs \(b.blocks.count) dense blocks") }
         for (i, (x, y)) in zip(a.blocks, b.blocks).enumerated() {
             if x.layers.count != y.layers.count {
-                reasons.append("block\(i + 1) has \(x.layers.count) vs \(y.layers.count) layers")
+                reasons.append("\(CanonicalLayer.block(i + 1)) has \(x.layers.count) vs \(y.layers.count) layers")
             }
             if x.layers.first?.growth != y.layers.first?.growth {
                 reasons.append(
-                    "block\(i + 1) grows by \(x.layers.first?.growth ?? 0) vs \(y.layers.first?.growth ?? 0)")
+                    """
+                    \(CanonicalLayer.block(i + 1)) grows by \(x.layers.first?.growth ?? 0) vs \
+                    \(y.layers.first?.growth ?? 0)
+                    """
+                )
             }
         }
         for (i, (x, y)) in zip(a.transitions, b.transitions).enumerated() where x.conv.outChannels != y.conv.outChannels
         {
-            reasons.append("transition\(i + 1) outputs \(x.conv.outChannels) vs \(y.conv.outChannels) channels")
+            reasons.append(
+                "\(CanonicalLayer.transition(i + 1)) outputs \(x.conv.outChannels) vs \(y.conv.outChannels) channels")
         }
         if a.head.pool != b.head.pool
             || a.head.dense.map(\.linear.outFeatures) != b.head.dense.map(\.linear.outFeatures)

@@ -60,8 +60,8 @@ package struct DenseNetRecognizer {
         while true {
             let position =
                 layers.isEmpty
-                ? (blocks.isEmpty ? "the stem" : "transition\(transitions.count)")
-                : "block\(blocks.count + 1).layer\(layers.count)"
+                ? (blocks.isEmpty ? "the stem" : CanonicalLayer.transition(transitions.count).name)
+                : CanonicalLayer.denseLayer(block: blocks.count + 1, layer: layers.count).name
             guard let norms = normsByContent[features], !norms.isEmpty else {
                 throw ImportError.structure(
                     "no dense layer, transition or head reads the \(width) channels after \(position)")

@@ -123,12 +123,16 @@ extension DenseNet {
             for (i, layer) in block.layers.enumerated() {
                 out.append(
                     (
-                        "block\(b + 1).layer\(i + 1)",
+                        CanonicalLayer.denseLayer(block: b + 1, layer: i + 1).name,
                         (layer.bottleneck.map { conv($0.conv) + ", " } ?? "") + conv(layer.conv)
                     ))
             }
             if b < transitions.count {
-                out.append(("transition\(b + 1)", conv(transitions[b].conv) + ", " + pool(transitions[b].pool)))
+                out.append(
+                    (
+                        CanonicalLayer.transition(b + 1).name,
+                        conv(transitions[b].conv) + ", " + pool(transitions[b].pool)
+                    ))
             }
         }
         return out

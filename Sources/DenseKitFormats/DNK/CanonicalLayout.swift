@@ -10,9 +10,9 @@ package enum CanonicalLayout {
         func prefix(_ part: LayerPart) -> String {
             switch part {
             case .stem: return "stem"
-            case .layer(let b, let i): return "block\(b).layer\(i)"
-            case .bottleneck(let b, let i): return "block\(b).layer\(i).bottleneck"
-            case .transition(let t): return "transition\(t)"
+            case .layer(let b, let i): return CanonicalLayer.denseLayer(block: b, layer: i).name
+            case .bottleneck(let b, let i): return "\(CanonicalLayer.denseLayer(block: b, layer: i)).bottleneck"
+            case .transition(let t): return CanonicalLayer.transition(t).name
             case .head: return "head"
             }
         }
@@ -44,7 +44,7 @@ package enum CanonicalLayout {
     /// The tensor-name prefixes of a head's dense layers: `head.dense<i>` for all but the last,
     /// `head.classifier` for the last (the name a `.dnk` 1.0 file uses for its one dense layer).
     package static func denseNames(count: Int) -> [String] {
-        count == 0 ? [] : (1..<count).map { "head.dense\($0)" } + ["head.classifier"]
+        count == 0 ? [] : (1..<count).map { CanonicalLayer.headDense($0).name } + ["head.classifier"]
     }
 
     /// The geometry and settings that are not tensors.
@@ -165,7 +165,7 @@ package enum CanonicalLayout {
         for (b, n) in blockSizes.enumerated() {
             var layers: [DenseLayer] = []
             for i in 0..<n {
-                let p = "block\(b + 1).layer\(i + 1)"
+                let p = CanonicalLayer.denseLayer(block: b + 1, layer: i + 1).name
                 let n1 = try norm(p + ".norm", channels: channels)
                 var bottleneck: Bottleneck? = nil
                 var width = channels
@@ -194,11 +194,11 @@ package enum CanonicalLayout {
             }
             blocks.append(DenseBlock(layers: layers))
             if b < blockSizes.count - 1 {
-                let tn = try norm("transition\(b + 1).norm", channels: channels)
-                let tc = try conv("transition\(b + 1).conv")
+                let tn = try norm("\(CanonicalLayer.transition(b + 1)).norm", channels: channels)
+                let tc = try conv("\(CanonicalLayer.transition(b + 1)).conv")
                 guard tc.inChannels == channels else {
                     throw ImportError.mismatch(
-                        "tensor 'transition\(b + 1).conv.weight'",
+                        "tensor '\(CanonicalLayer.transition(b + 1)).conv.weight'",
                         expected: "\(channels) input channels (the block's output)", found: "\(tc.inChannels)",
                         kind: .malformed)
                 }

@@ -116,7 +116,11 @@ package enum KerasLayout {
         if let (b, i) = net.blocks.enumerated().lazy.compactMap({ b, block in
             block.layers.firstIndex { $0.bottleneck == nil }.map { (b, $0) }
         }).first {
-            return "block\(b + 1).layer\(i + 1) has no bottleneck; keras.applications' conv_block always has one"
+            return
+                """
+                \(CanonicalLayer.denseLayer(block: b + 1, layer: i + 1)) has no bottleneck; keras.applications' \
+                conv_block always has one
+                """
         }
         if net.transitions.contains(where: { $0.pool.kind != .average }) {
             return "a transition max-pools; Keras's transition_block averages"

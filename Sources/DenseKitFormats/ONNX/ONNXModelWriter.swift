@@ -111,7 +111,7 @@ package struct ONNXGraphBuilder {
         for (b, block) in net.blocks.enumerated() {
             var features = [x]
             for (i, layer) in block.layers.enumerated() {
-                let p = "block\(b + 1).layer\(i + 1)"
+                let p = CanonicalLayer.denseLayer(block: b + 1, layer: i + 1).name
                 var y = features.count == 1 ? x : node("Concat", p + ".concat", features, ["axis": .int(1)])
                 y = node("Relu", p + ".relu1", [norm(p + ".norm1", layer.norm, input: y)])
                 if let bottleneck = layer.bottleneck {
@@ -123,10 +123,10 @@ package struct ONNXGraphBuilder {
                 }
                 features.append(y)
             }
-            x = node("Concat", "block\(b + 1).concat", features, ["axis": .int(1)])
+            x = node("Concat", "\(CanonicalLayer.block(b + 1)).concat", features, ["axis": .int(1)])
             if b < net.transitions.count {
                 let t = net.transitions[b]
-                let p = "transition\(b + 1)"
+                let p = CanonicalLayer.transition(b + 1).name
                 x = pool(
                     p + ".pool", t.pool,
                     input: conv(

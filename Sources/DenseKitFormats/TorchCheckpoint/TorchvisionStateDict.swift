@@ -106,7 +106,13 @@ package enum TorchvisionStateDict {
             channels += block.layers.count * growth
             if b < net.transitions.count {
                 guard net.transitions[b].conv.outChannels == channels / 2 else {
-                    return (nil, "transition\(b + 1) does not halve the channels (torchvision's compression is 0.5)")
+                    return (
+                        nil,
+                        """
+                        \(CanonicalLayer.transition(b + 1)) does not halve the channels (torchvision's \
+                        compression is 0.5)
+                        """
+                    )
                 }
                 channels /= 2
             }

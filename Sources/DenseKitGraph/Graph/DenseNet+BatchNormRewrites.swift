@@ -50,7 +50,8 @@ extension DenseNet {
         for b in net.blocks.indices {
             for i in net.blocks[b].layers.indices {
                 guard let bottleneck = net.blocks[b].layers[i].bottleneck, bottleneck.normFolded else { continue }
-                let (conv, norm) = identity(for: bottleneck.conv, "block\(b + 1).layer\(i + 1).norm2")
+                let (conv, norm) = identity(
+                    for: bottleneck.conv, "\(CanonicalLayer.denseLayer(block: b + 1, layer: i + 1)).norm2")
                 net.blocks[b].layers[i].bottleneck = Bottleneck(conv: conv, norm: norm)
                 unfolded += 1
             }
@@ -98,14 +99,14 @@ extension DenseNet {
         if let n = net.stem.norm { net.stem.norm = transform("stem", n) }
         for b in net.blocks.indices {
             for i in net.blocks[b].layers.indices {
-                let name = "block\(b + 1).layer\(i + 1)"
+                let name = CanonicalLayer.denseLayer(block: b + 1, layer: i + 1).name
                 net.blocks[b].layers[i].norm = transform(name, net.blocks[b].layers[i].norm)
                 if let n = net.blocks[b].layers[i].bottleneck?.norm {
                     net.blocks[b].layers[i].bottleneck?.norm = transform(name, n)
                 }
             }
             if b < net.transitions.count {
-                net.transitions[b].norm = transform("transition\(b + 1)", net.transitions[b].norm)
+                net.transitions[b].norm = transform(CanonicalLayer.transition(b + 1).name, net.transitions[b].norm)
             }
         }
         net.head.norm = transform("head", net.head.norm)
@@ -119,10 +120,12 @@ extension DenseNet {
         for (b, block) in blocks.enumerated() {
             for (i, layer) in block.layers.enumerated() {
                 if layer.conv.bias != nil || (layer.bottleneck?.norm != nil && layer.bottleneck?.conv.bias != nil) {
-                    names.append("block\(b + 1).layer\(i + 1)")
+                    names.append(CanonicalLayer.denseLayer(block: b + 1, layer: i + 1).name)
                 }
             }
-            if b < transitions.count, transitions[b].conv.bias != nil { names.append("transition\(b + 1)") }
+            if b < transitions.count, transitions[b].conv.bias != nil {
+                names.append(CanonicalLayer.transition(b + 1).name)
+            }
         }
         // A folded stem BN keeps its ReLU; a bare (CIFAR) stem conv has neither.
         if stem.conv.bias != nil && (stem.norm != nil || !stem.relu) { names.insert("stem", at: 0) }

@@ -38,15 +38,8 @@ public struct DenseNet: Sendable {
         return all + head.tensors
     }
 
-    /// Canonical layer names in execution order.
-    public var layerNames: [String] {
-        var names = ["stem"]
-        for (b, block) in blocks.enumerated() {
-            for i in block.layers.indices { names.append("block\(b + 1).layer\(i + 1)") }
-            if b < transitions.count { names.append("transition\(b + 1)") }
-        }
-        return names + head.layerNames
-    }
+    /// Canonical layer names in execution order (`canonicalLayers`).
+    public var layerNames: [String] { canonicalLayers.map(\.name) }
 }
 
 /// The first convolution, with its BatchNorm, ReLU and max pool on ImageNet nets.

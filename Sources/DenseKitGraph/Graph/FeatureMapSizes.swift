@@ -74,9 +74,10 @@ public struct FeatureMapSizes: Sendable, Equatable {
             blocks.append(current)
             guard b < g.transitions.count else { continue }
             let t = g.transitions[b]
-            let conv = try nonEmpty(t.conv.outputSize(current.height, current.width), "transition\(b + 1)")
+            let conv = try nonEmpty(
+                t.conv.outputSize(current.height, current.width), CanonicalLayer.transition(b + 1).name)
             transitionConvs.append(conv)
-            current = try nonEmpty(t.pool.outputSize(conv.height, conv.width), "transition\(b + 1)")
+            current = try nonEmpty(t.pool.outputSize(conv.height, conv.width), CanonicalLayer.transition(b + 1).name)
         }
     }
 }

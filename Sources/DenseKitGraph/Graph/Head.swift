@@ -52,7 +52,7 @@ public struct Head: Sendable {
 
     /// The canonical names of the head's layers in execution order; the last is `head`.
     public var layerNames: [String] {
-        dense.count <= 1 ? ["head"] : (1..<dense.count).map { "head.dense\($0)" } + ["head"]
+        canonicalLayers.map(\.name)
     }
 
     package var tensors: [Tensor] {

@@ -38,10 +38,11 @@ extension DenseNet {
         var width = stem.outChannels
         for (b, block) in blocks.enumerated() {
             guard !block.layers.isEmpty else {
-                throw ImportError.mismatch("block\(b + 1)", expected: "at least one dense layer", found: "none")
+                throw ImportError.mismatch(
+                    CanonicalLayer.block(b + 1).name, expected: "at least one dense layer", found: "none")
             }
             for (i, layer) in block.layers.enumerated() {
-                let name = "block\(b + 1).layer\(i + 1)"
+                let name = CanonicalLayer.denseLayer(block: b + 1, layer: i + 1).name
                 try validate(layer.norm, name + ".norm", channels: width)
                 var convInput = width
                 if let bn = layer.bottleneck {
@@ -58,7 +59,7 @@ extension DenseNet {
             }
             if b < transitions.count {
                 let t = transitions[b]
-                let name = "transition\(b + 1)"
+                let name = CanonicalLayer.transition(b + 1).name
                 try validate(t.norm, name + ".norm", channels: width)
                 try validate(t.conv, name + ".conv", inChannels: width)
                 try validate(t.pool, name + ".pool")
@@ -190,7 +191,7 @@ extension DenseNet {
         var width = features
         var what = "the final channels"
         for (i, d) in head.dense.enumerated() {
-            let layer = i == head.dense.count - 1 ? "head.classifier" : "head.dense\(i + 1)"
+            let layer = i == head.dense.count - 1 ? "head.classifier" : CanonicalLayer.headDense(i + 1).name
             try validate(d.linear, layer, inFeatures: width, what: what)
             width = d.linear.outFeatures
             what = "the previous dense layer's outputs"

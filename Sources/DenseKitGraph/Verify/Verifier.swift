@@ -91,9 +91,9 @@ public struct Verifier {
         expect("model", "dense blocks", spec.blocks.count, net.blocks.count)
         var channels = stem.outChannels
         for (b, block) in net.blocks.enumerated() where b < spec.blocks.count {
-            expect("block\(b + 1)", "layers", spec.blocks[b], block.layers.count)
+            expect(CanonicalLayer.block(b + 1).name, "layers", spec.blocks[b], block.layers.count)
             for (i, layer) in block.layers.enumerated() {
-                let name = "block\(b + 1).layer\(i + 1)"
+                let name = CanonicalLayer.denseLayer(block: b + 1, layer: i + 1).name
                 expect(name, "growth rate", spec.growthRate, layer.growth)
                 expect(
                     name, "bottleneck", spec.bottleneck ? "present" : "absent",
@@ -115,7 +115,7 @@ public struct Verifier {
             }
             if b < net.transitions.count {
                 let t = net.transitions[b]
-                let name = "transition\(b + 1)"
+                let name = CanonicalLayer.transition(b + 1).name
                 let expectedOut = Int((spec.compression * Double(t.norm.channels)).rounded(.down))
                 if t.conv.outChannels != expectedOut {
                     out.append(
@@ -168,12 +168,13 @@ public struct Verifier {
             for (i, layer) in block.layers.enumerated() {
                 parts.append(
                     (
-                        "block\(b + 1).layer\(i + 1)", layer.tensors,
+                        CanonicalLayer.denseLayer(block: b + 1, layer: i + 1).name, layer.tensors,
                         [layer.norm] + (layer.bottleneck?.norm.map { [$0] } ?? [])
                     ))
             }
             if b < net.transitions.count {
-                parts.append(("transition\(b + 1)", net.transitions[b].tensors, [net.transitions[b].norm]))
+                parts.append(
+                    (CanonicalLayer.transition(b + 1).name, net.transitions[b].tensors, [net.transitions[b].norm]))
             }
         }
         parts.append(("head", net.head.tensors, [net.head.norm]))
