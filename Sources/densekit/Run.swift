@@ -30,7 +30,9 @@ struct ExecutionOptions: ParsableArguments {
     }
 
     var inputLayout: InputSpec.Layout? { layout }
-    var threadCount: Int { threads ?? ProcessInfo.processInfo.activeProcessorCount }
+    /// `--threads`, at most the cores this process may run on: more would only wait for one another
+    /// (256 workers on 2 cores made a batch take 40 times as long).
+    var threadCount: Int { min(threads ?? .max, ProcessInfo.processInfo.activeProcessorCount) }
     var mode: ConvolutionMode { convolutions ?? .default }
 
 }

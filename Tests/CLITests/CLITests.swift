@@ -95,6 +95,19 @@ func expectUsageError(
         #expect(relativeError(y.values, want.values) <= 1e-4)
     }
 
+    /// `--threads` above the cores this process may use runs on those cores (more workers would only
+    /// wait for one another), and says so in `--json`.
+    @Test func threadsAreAtMostTheCores() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let out = folder.appendingPathComponent("y.npy").path
+        let r = try densekit([
+            "run", tiny, "--input", Fixtures.path("input-64.npy"), "--output", out, "--threads", "256", "--json",
+        ])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try r.json()["threads"] as? Int == ProcessInfo.processInfo.activeProcessorCount)
+    }
+
     /// `--fast` (Winograd, the default) and `--exact` both give the onnxruntime reference; they are
     /// named in `--json`, and asking for both is a usage error.
     @Test func runTakesTheConvolutionMode() throws {

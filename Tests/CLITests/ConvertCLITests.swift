@@ -17,6 +17,25 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).isEmpty)
     }
 
+    /// The output may not be the source, however it is spelled (the same path, a hard link): the
+    /// source is left as it was.
+    @Test func theSourceIsNeverTheOutput() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let source = folder.appendingPathComponent("m.onnx").path
+        try FileManager.default.copyItem(atPath: Fixtures.path("tv-tiny-legacy-opset17.onnx"), toPath: source)
+        let link = folder.appendingPathComponent("link.onnx").path
+        try FileManager.default.linkItem(atPath: source, toPath: link)
+        let before = try Data(contentsOf: URL(fileURLWithPath: source))
+        for output in [source, folder.path + "/./m.onnx", link] {
+            let r = try densekit(["convert", source, "-o", output, "--accept-deviations"])
+            #expect(r.status == 2 && r.stderr.split(separator: "\n").count == 1, "\(output): \(r.stderr)")
+            #expect(r.stderr.hasPrefix("error: \(output): is the source file"), "\(r.stderr)")
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: source)) == before)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted() == ["link.onnx", "m.onnx"])
+    }
+
     @Test func convertedModelRunsBitIdentically() throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }

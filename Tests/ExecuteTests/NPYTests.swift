@@ -54,6 +54,13 @@ import Testing
         #expect(try NPY.parse(file(descr: ">f4", shape: "(1,)", data: be)).values == [1])
     }
 
+    /// numpy's other spellings of little-endian floats: '=' (native) and '|' (no byte order given).
+    @Test(arguments: ["<f4", "=f4", "|f4"])
+    func everySpellingOfFloat32(_ descr: String) throws {
+        #expect(
+            try NPY.parse(file(descr: descr, shape: "(3,)", data: le32([1.5, -2, 0.25]))).values == [1.5, -2, 0.25])
+    }
+
     @Test func fortranOrderIsReordered() throws {
         // A 2x3 array [[1,2,3],[4,5,6]] stored column-major.
         let a = try NPY.parse(file(fortran: true, shape: "(2, 3)", data: le32([1, 4, 2, 5, 3, 6])))

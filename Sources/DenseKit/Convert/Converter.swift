@@ -87,6 +87,9 @@ public struct Converter {
     public func convert(_ net: DenseNet, source path: String, to output: String, input: ModelInput? = nil) throws
         -> Outcome
     {
+        if AtomicFile.sameFile(path, output) {
+            throw AtomicFile.Error.write("is the source file: convert writes a new file, never over its source")
+        }
         progress("verifying the structure")
         let report = try Verifier().verify(net)
         if !report.matches && !acceptDeviations { throw Refusal.deviations(report) }

@@ -12,6 +12,15 @@ public enum AtomicFile {
         }
     }
 
+    /// Whether the two paths name the same existing file (device and inode: links and other spellings
+    /// of the path included).
+    public static func sameFile(_ first: String, _ second: String) -> Bool {
+        var a = stat()
+        var b = stat()
+        guard stat(first, &a) == 0, stat(second, &b) == 0 else { return false }
+        return a.st_dev == b.st_dev && a.st_ino == b.st_ino
+    }
+
     public static func write(_ data: Data, to path: String) throws {
         let temporary = try writeTemporary(data, beside: path)
         try commit(temporary, to: path)

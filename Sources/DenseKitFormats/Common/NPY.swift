@@ -88,11 +88,12 @@ public enum NPY {
         let kind: Character
         let bigEndian: Bool
         switch type {
-        case "<f4", "=f4": (width, kind, bigEndian) = (4, "f", false)
+        // '=' (native) and '|' (no byte order) are numpy's other spellings of little-endian here.
+        case "<f4", "=f4", "|f4": (width, kind, bigEndian) = (4, "f", false)
         case ">f4": (width, kind, bigEndian) = (4, "f", true)
-        case "<f8", "=f8": (width, kind, bigEndian) = (8, "d", false)
+        case "<f8", "=f8", "|f8": (width, kind, bigEndian) = (8, "d", false)
         case ">f8": (width, kind, bigEndian) = (8, "d", true)
-        case "<f2", "=f2": (width, kind, bigEndian) = (2, "h", false)
+        case "<f2", "=f2", "|f2": (width, kind, bigEndian) = (2, "h", false)
         case ">f2": (width, kind, bigEndian) = (2, "h", true)
         default: throw Error.unsupported("dtype '\(type)' (float32, float64 or float16 only)")
         }
