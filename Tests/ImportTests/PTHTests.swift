@@ -1,5 +1,6 @@
 import DenseKit
 import DenseKitExecute
+import DenseKitFormats
 import DenseKitGraph
 import Foundation
 import TestSupport
@@ -132,6 +133,27 @@ import Testing
         #expect(
             refusal(Self.zip(unknown), as: "module.pth")?.hasPrefix(
                 "pickle global 'torch.nn.modules.linear.Linear': expected only the globals") == true)
+        // Containers nested 50,000 deep without a MARK (TUPLE1 after TUPLE1), in both torch.save
+        // formats and as an APPEND chain: refused at the nesting cap (releasing them recursed past the
+        // stack before), and through the command line exit 2 with one line.
+        let tuples = Data([0x80, 0x02, UInt8(ascii: "N")] + [UInt8](repeating: 0x85, count: 50_000) + [0x2E])
+        var appends: [UInt8] = [0x80, 0x02, UInt8(ascii: "]")]
+        for _ in 0..<50_000 { appends += [UInt8(ascii: "]"), 0x94, UInt8(ascii: "a")] }
+        let cap = "containers nested deeper than \(Unpickler.maximumDepth)"
+        for (file, name) in [
+            (Self.zip(tuples), "tuples.pth"), (Self.legacy(tuples), "tuples-legacy.pth"),
+        ] {
+            #expect(refusal(file, as: name)?.contains(cap) == true, "\(name): \(refusal(file, as: name) ?? "loaded")")
+        }
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let nested = try Fixtures.write(Self.zip(tuples), as: "nested.pth", in: folder)
+        let r = try densekit(["inspect", nested])
+        #expect(r.status == 2 && r.stderr.hasPrefix("error: \(nested): pickle at byte ") && r.stderr.contains(cap))
+        #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        // A deep chain that is not nesting (each list appended to a list only once deep) is not refused
+        // for depth: it is not a state_dict.
+        #expect(refusal(Self.zip(Data(appends + [0x2E])), as: "appends.pth")?.contains(cap) == false)
         let opcode = Data([0x80, 0x02, UInt8(ascii: "i")] + Array("os\nsystem\n".utf8) + [0x2E])
         #expect(
             refusal(Self.zip(opcode), as: "inst.pth")

@@ -9,7 +9,9 @@ import Foundation
 /// only an allow-list of globals: `collections.OrderedDict`, `torch._utils._rebuild_tensor_v2` and
 /// `_rebuild_parameter`, and the `torch.*Storage` types, each of which DenseKit interprets itself.
 /// Any other global (`posix.system`, `builtins.eval`, ...) is refused naming it, before anything else
-/// happens. Caps: stack and memo sizes, MARK depth, and every length is checked against the bytes left.
+/// happens. Caps: stack and memo sizes, MARK depth, the nesting depth of every container (so that
+/// nothing built here is released by a recursion deeper than the cap), and every length is checked
+/// against the bytes left.
 package struct Unpickler {
     package indirect enum Value {
         case none
@@ -45,12 +47,20 @@ package struct Unpickler {
         "torch.BoolStorage",
     ]
     package static let maximumStack = 1 << 20, maximumMemo = 1 << 20, maximumMarks = 1 << 12
+    /// How deeply containers may nest (a state_dict nests about 5 deep).
+    package static let maximumDepth = 256
+
+    /// A value on the stack or in the memo, with how deeply containers nest in it (0 for a leaf).
+    private struct Entry {
+        var value: Value
+        var depth: Int
+    }
 
     private let bytes: [UInt8]
     private var at: Int
-    private var stack: [Value] = []
+    private var stack: [Entry] = []
     private var marks: [Int] = []
-    private var memo: [Int: Value] = [:]
+    private var memo: [Int: Entry] = [:]
 
     package init(_ data: Data, from offset: Int = 0) {
         bytes = [UInt8](data)
@@ -80,19 +90,29 @@ package struct Unpickler {
         return String(decoding: bytes[at..<end], as: UTF8.self)
     }
 
-    private mutating func push(_ v: Value) throws {
+    /// Pushes a leaf (or an empty container).
+    private mutating func push(_ v: Value) throws { try push(Entry(value: v, depth: 0)) }
+
+    private mutating func push(_ entry: Entry) throws {
         guard stack.count < Self.maximumStack else { throw fail("more than \(Self.maximumStack) values on the stack") }
-        stack.append(v)
+        stack.append(entry)
     }
 
-    private mutating func pop() throws -> Value {
+    /// Pushes a container holding `items` (at least as deep as `depth` already).
+    private mutating func push(_ container: Value, holding items: [Entry], depth: Int = 0) throws {
+        let nested = max(depth, 1 + (items.map(\.depth).max() ?? 0))
+        guard nested <= Self.maximumDepth else { throw fail("containers nested deeper than \(Self.maximumDepth)") }
+        try push(Entry(value: container, depth: nested))
+    }
+
+    private mutating func pop() throws -> Entry {
         guard let v = stack.popLast(), marks.last.map({ stack.count >= $0 }) ?? true else {
             throw fail("stack underflow")
         }
         return v
     }
 
-    private mutating func popMark() throws -> [Value] {
+    private mutating func popMark() throws -> [Entry] {
         guard let m = marks.popLast(), m <= stack.count else { throw fail("no MARK") }
         defer { stack.removeSubrange(m...) }
         return Array(stack[m...])
@@ -119,7 +139,7 @@ package struct Unpickler {
             switch op {
             case 0x80: _ = try take(1)  // PROTO
             case 0x95: _ = try take(8)  // FRAME (protocol 4)
-            case UInt8(ascii: "."): return try pop()  // STOP
+            case UInt8(ascii: "."): return try pop().value  // STOP
             case UInt8(ascii: "("):  // MARK
                 guard marks.count < Self.maximumMarks else {
                     throw fail("MARKs nested deeper than \(Self.maximumMarks)")
@@ -128,17 +148,21 @@ package struct Unpickler {
             case UInt8(ascii: "}"): try push(.dict([]))
             case UInt8(ascii: "]"): try push(.list([]))
             case UInt8(ascii: ")"): try push(.tuple([]))
-            case UInt8(ascii: "t"): try push(.tuple(try popMark()))
-            case 0x85: try push(.tuple([try pop()]))
+            case UInt8(ascii: "t"):
+                let items = try popMark()
+                try push(.tuple(items.map(\.value)), holding: items)
+            case 0x85:
+                let a = try pop()
+                try push(.tuple([a.value]), holding: [a])
             case 0x86:
                 let b = try pop()
                 let a = try pop()
-                try push(.tuple([a, b]))
+                try push(.tuple([a.value, b.value]), holding: [a, b])
             case 0x87:
                 let c = try pop()
                 let b = try pop()
                 let a = try pop()
-                try push(.tuple([a, b, c]))
+                try push(.tuple([a.value, b.value, c.value]), holding: [a, b, c])
             case UInt8(ascii: "N"): try push(.none)
             case 0x88: try push(.bool(true))
             case 0x89: try push(.bool(false))
@@ -169,16 +193,16 @@ package struct Unpickler {
                 memo[key] = top
             case UInt8(ascii: "h"), UInt8(ascii: "j"):  // BINGET, LONG_BINGET
                 let key = Int(try uint(op == UInt8(ascii: "h") ? 1 : 4))
-                guard let v = memo[key] else { throw fail("memo key \(key) was never stored") }
-                try push(v)
+                guard let entry = memo[key] else { throw fail("memo key \(key) was never stored") }
+                try push(entry)
             case UInt8(ascii: "c"): try push(try global(try line() + "." + (try line())))
             case 0x93:  // STACK_GLOBAL
-                let name = try pop()
-                let module = try pop()
+                let name = try pop().value
+                let module = try pop().value
                 guard let n = name.string, let m = module.string else { throw fail("STACK_GLOBAL of non-strings") }
                 try push(try global(m + "." + n))
             case UInt8(ascii: "Q"):  // BINPERSID
-                guard case .tuple(let pid) = try pop(), pid.count >= 5, pid[0].string == "storage",
+                guard case .tuple(let pid) = try pop().value, pid.count >= 5, pid[0].string == "storage",
                     case .global(let type) = pid[1], let key = pid[2].string, let count = pid[4].int, count >= 0
                 else {
                     throw fail("a persistent id that is not ('storage', type, key, location, count)")
@@ -187,29 +211,35 @@ package struct Unpickler {
             case UInt8(ascii: "R"):  // REDUCE
                 let args = try pop()
                 let callable = try pop()
-                try push(try reduce(callable, args))
+                try push(try reduce(callable.value, args.value), holding: [args])
             case UInt8(ascii: "b"): _ = try pop()  // BUILD: object state (OrderedDict._metadata) is ignored
             case UInt8(ascii: "s"):
                 let v = try pop()
                 let k = try pop()
-                guard case .dict(var d) = try pop() else { throw fail("SETITEM on a non-dict") }
-                d.append((k, v))
-                try push(.dict(d))
+                let target = try pop()
+                guard case .dict(var d) = target.value else { throw fail("SETITEM on a non-dict") }
+                d.append((k.value, v.value))
+                try push(.dict(d), holding: [k, v], depth: target.depth)
             case UInt8(ascii: "u"):
                 let items = try popMark()
-                guard items.count % 2 == 0, case .dict(var d) = try pop() else { throw fail("SETITEMS on a non-dict") }
-                for i in stride(from: 0, to: items.count, by: 2) { d.append((items[i], items[i + 1])) }
-                try push(.dict(d))
+                let target = try pop()
+                guard items.count % 2 == 0, case .dict(var d) = target.value else {
+                    throw fail("SETITEMS on a non-dict")
+                }
+                for i in stride(from: 0, to: items.count, by: 2) { d.append((items[i].value, items[i + 1].value)) }
+                try push(.dict(d), holding: items, depth: target.depth)
             case UInt8(ascii: "a"):
                 let v = try pop()
-                guard case .list(var l) = try pop() else { throw fail("APPEND on a non-list") }
-                l.append(v)
-                try push(.list(l))
+                let target = try pop()
+                guard case .list(var l) = target.value else { throw fail("APPEND on a non-list") }
+                l.append(v.value)
+                try push(.list(l), holding: [v], depth: target.depth)
             case UInt8(ascii: "e"):
                 let items = try popMark()
-                guard case .list(var l) = try pop() else { throw fail("APPENDS on a non-list") }
-                l += items
-                try push(.list(l))
+                let target = try pop()
+                guard case .list(var l) = target.value else { throw fail("APPENDS on a non-list") }
+                l += items.map(\.value)
+                try push(.list(l), holding: items, depth: target.depth)
             default:
                 throw ImportError(
                     .unsupported, subject: "pickle at byte \(at - 1)", expected: "an opcode a state_dict uses",
