@@ -1,4 +1,5 @@
 import DenseKit
+import DenseKitGraph
 import Foundation
 import TestSupport
 import Testing
@@ -115,5 +116,48 @@ import Testing
         var data = try Fixtures.data("tv-tiny-legacy-opset17.onnx")
         data.replaceSubrange(0..<4, with: [0x89, 0x48, 0x44, 0x46])
         try expectError(data, "not an ONNX model")
+    }
+
+    /// A graph attribute nesting subgraphs thousands deep (a 5000-deep one overflowed the stack inside
+    /// libprotobuf-c): refused by name before protobuf-c reads it, by the loader and the command line.
+    @Test func deeplyNestedSubgraphsAreRefused() throws {
+        func field(_ number: UInt8, _ bytes: [UInt8]) -> [UInt8] {
+            var length: [UInt8] = []
+            var n = bytes.count
+            repeat {
+                length.append(UInt8(n & 0x7F) | (n > 0x7F ? 0x80 : 0))
+                n >>= 7
+            } while n > 0
+            return [number << 3 | 2] + length + bytes
+        }
+        func model(depth: Int) -> Data {
+            var graph: [UInt8] = []
+            for _ in 0..<depth {
+                let attribute = field(1, Array("body".utf8)) + field(6, graph)
+                let node = field(3, Array("loop".utf8)) + field(4, Array("Loop".utf8)) + field(5, attribute)
+                graph = field(1, node)
+            }
+            return Data(field(7, graph))
+        }
+        for depth in [40, 5000] {
+            #expect(throws: ImportError.self) { _ = try Fixtures.loadWritten(model(depth: depth), as: "nested.onnx") }
+            do {
+                _ = try Fixtures.loadWritten(model(depth: depth), as: "nested.onnx")
+            } catch {
+                #expect(
+                    "\(error)" == "node 'loop': subgraphs nested deeper than 32 (a DenseNet has none)", "\(error)")
+            }
+        }
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = try Fixtures.write(model(depth: 5000), as: "nested.onnx", in: folder)
+        let r = try densekit(["inspect", path])
+        #expect(
+            r.status == 2
+                && r.stderr == "error: \(path): node 'loop': subgraphs nested deeper than 32 (a DenseNet has none)\n")
+        // A shallow nesting passes the scan and is refused for what it is (not a DenseNet).
+        let shallow = try Fixtures.write(model(depth: 3), as: "shallow.onnx", in: folder)
+        let s = try densekit(["inspect", shallow])
+        #expect(s.status == 2 && !s.stderr.contains("nested deeper"), "\(s.stderr)")
     }
 }

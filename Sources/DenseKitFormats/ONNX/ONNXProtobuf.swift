@@ -15,6 +15,8 @@ package enum ONNXProtobuf {
         guard data.count <= maximumFileBytes else {
             throw ImportError.malformed("\(data.count) bytes exceeds the 2 GiB protobuf limit")
         }
+        // protobuf-c recurses once per nested message: the nesting is bounded before it reads anything.
+        try ONNXNesting.check(data)
         let message = data.withUnsafeBytes {
             (buffer: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Onnx__ModelProto>? in
             onnx__model_proto__unpack(nil, buffer.count, buffer.bindMemory(to: UInt8.self).baseAddress)
