@@ -95,6 +95,25 @@ func expectUsageError(
         #expect(relativeError(y.values, want.values) <= 1e-4)
     }
 
+    /// A model path that is a FIFO, a device or a directory, and an ONNX external-data file that is a
+    /// FIFO, are refused before anything reads them (a FIFO used to block every command forever).
+    @Test func onlyRegularFilesAreRead() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let fifo = folder.appendingPathComponent("model.onnx").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        for (path, what) in [(fifo, "a FIFO"), ("/dev/zero", "a character device"), (folder.path, "a directory")] {
+            let r = try densekit(["inspect", path], killAfter: 30)
+            #expect(r.stderr == "error: \(path): is \(what), not a regular file\n" && r.status == 2, "\(r.stderr)")
+        }
+        let model = folder.appendingPathComponent("tv-tiny-dynamo-opset18.onnx").path
+        try FileManager.default.copyItem(atPath: Fixtures.path("tv-tiny-dynamo-opset18.onnx"), toPath: model)
+        #expect(mkfifo(model + ".data", 0o600) == 0)
+        let r = try densekit(["inspect", model], killAfter: 30)
+        #expect(r.status == 2 && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        #expect(r.stderr.contains("cannot open external data file 'tv-tiny-dynamo-opset18.onnx.data': is a FIFO"))
+    }
+
     /// `--threads` above the cores this process may use runs on those cores (more workers would only
     /// wait for one another), and says so in `--json`.
     @Test func threadsAreAtMostTheCores() throws {

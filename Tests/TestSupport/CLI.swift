@@ -36,13 +36,17 @@ public func densekitBinary() throws -> URL {
 }
 
 /// With `fileSizeLimit` (in the shell's `ulimit -f` blocks) the binary runs under that limit on the
-/// size of any file it writes: a stand-in for a full disk.
+/// size of any file it writes: a stand-in for a full disk. With `killAfter` (seconds) a run that hangs
+/// is killed (status 137), so a test of a hang fails instead of hanging.
 public func densekit(
     _ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:],
-    fileSizeLimit: Int? = nil
+    fileSizeLimit: Int? = nil, killAfter: Int? = nil
 ) throws -> CLIResult {
     let process = Process()
-    if let fileSizeLimit {
+    if let killAfter {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+        process.arguments = ["-s", "KILL", "\(killAfter)", try densekitBinary().path] + arguments
+    } else if let fileSizeLimit {
         // SIGXFSZ back to its default (killing) action, as in a user's shell: the test runner may ignore it.
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments =

@@ -203,10 +203,15 @@ package struct ONNXTensorDecoder {
         if let open = openFiles[resolved] {
             handle = open
         } else {
-            guard let h = FileHandle(forReadingAtPath: resolved) else {
+            let descriptor: Int32
+            do {
+                descriptor = try RegularFile.open(resolved)
+            } catch let error as ImportError {
                 throw ImportError(
-                    .unreadable, subject: "tensor '\(name)'", problem: "cannot open external data file '\(location)'")
+                    .unreadable, subject: "tensor '\(name)'",
+                    problem: "cannot open external data file '\(location)': \(error.problem ?? "unreadable")")
             }
+            let h = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
             openFiles[resolved] = h
             handle = h
         }

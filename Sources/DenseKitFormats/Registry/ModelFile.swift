@@ -9,14 +9,12 @@ package final class ModelFile: @unchecked Sendable {
     private var contents: Data?
     private var directory: Result<ZipArchive, Error>?
 
-    /// Reads the file's first bytes; throws when it is missing, a directory or cannot be opened.
+    /// Reads the file's first bytes; throws when it is missing, not a regular file (a directory, a
+    /// FIFO, a device) or cannot be opened.
     package init(path: String) throws {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw ImportError.unreadable("no such file")
-        }
-        if isDirectory.boolValue { throw ImportError.unreadable("is a directory") }
-        guard let head = Self.head(path) else { throw ImportError.unreadable("cannot open file (permission denied?)") }
+        let descriptor = try RegularFile.open(path)
+        defer { close(descriptor) }
+        guard let head = Self.head(descriptor) else { throw ImportError.unreadable("cannot read file") }
         self.path = path
         kind = FileKind(head: head)
     }
@@ -37,12 +35,8 @@ package final class ModelFile: @unchecked Sendable {
         return try read.get()
     }
 
-    /// The file's first bytes (fewer if it is shorter), or nil when it cannot be opened or read.
-    /// POSIX calls: Foundation's FileHandle was measured slower on its first use.
-    private static func head(_ path: String) -> [UInt8]? {
-        let descriptor = open(path, O_RDONLY)
-        guard descriptor >= 0 else { return nil }
-        defer { close(descriptor) }
+    /// The file's first bytes (fewer if it is shorter), or nil when it cannot be read.
+    private static func head(_ descriptor: Int32) -> [UInt8]? {
         var bytes = [UInt8](repeating: 0, count: FileKind.headLength)
         var count = 0
         while count < bytes.count {

@@ -1,0 +1,41 @@
+import DenseKitGraph
+import Foundation
+
+/// Opens a file a reader was handed, refusing anything but a regular file before a single byte is
+/// read: opening a FIFO for reading blocks until someone writes to it (a model path or an ONNX
+/// external-data file that is a FIFO hung every command), and a device or a directory is no model.
+/// Opened non-blocking, checked with `fstat` on the same descriptor, then switched back to blocking reads.
+package enum RegularFile {
+    /// A descriptor open for reading on the regular file at `path` (the caller closes it).
+    package static func open(_ path: String) throws -> Int32 {
+        let descriptor = Glibc.open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            let reason = errno
+            if reason == ENOENT { throw ImportError.unreadable("no such file") }
+            throw ImportError.unreadable("cannot open file (\(String(cString: strerror(reason))))")
+        }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else {
+            let reason = errno
+            close(descriptor)
+            throw ImportError.unreadable("cannot read file (\(String(cString: strerror(reason))))")
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            close(descriptor)
+            throw ImportError.unreadable("is \(kind(of: info.st_mode)), not a regular file")
+        }
+        _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) & ~O_NONBLOCK)
+        return descriptor
+    }
+
+    private static func kind(of mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFDIR: return "a directory"
+        case S_IFIFO: return "a FIFO"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFSOCK: return "a socket"
+        default: return "a special file"
+        }
+    }
+}
