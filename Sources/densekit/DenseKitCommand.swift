@@ -20,17 +20,38 @@ struct DenseKitCommand: ParsableCommand {
             var command = try parseAsRoot()
             try command.run()
         } catch let failure as CommandFailure {
-            FileHandle.standardError.write(Data("error: \(failure.file): \(failure.message)\n".utf8))
+            writeErrorLine("\(failure.file): \(failure.message)")
             Foundation.exit(2)
         } catch let code as ExitCode {
             Foundation.exit(code.rawValue)
         } catch {
             if exitCode(for: error) == .success { exit(withError: error) }
             let text = oneLine(fullMessage(for: error))
-            FileHandle.standardError.write(Data("error: \(text)\n".utf8))
+            writeErrorLine(text)
             Foundation.exit(2)
         }
     }
+}
+
+/// Writes `error: <text>` to stderr as exactly one line: control characters in `text` (a newline or a
+/// terminal escape in a file name, say) are written escaped, `\n` or `\x1B`, never as themselves.
+func writeErrorLine(_ text: String) {
+    FileHandle.standardError.write(Data("error: \(escapingControlCharacters(text))\n".utf8))
+}
+
+/// `text` with every control character (C0, DEL and C1) written as an escape.
+func escapingControlCharacters(_ text: String) -> String {
+    var out = ""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case "\u{00}"..."\u{1F}", "\u{7F}"..."\u{9F}": out += String(format: "\\x%02X", scalar.value)
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out
 }
 
 /// The parser's message on one line: its first line, with a list of choices that follows it (`  - name`

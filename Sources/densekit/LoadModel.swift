@@ -18,9 +18,7 @@ func loadModel(_ path: String) throws -> DenseNet {
     let done = OnceFlag()
     DispatchQueue.global().asyncAfter(deadline: .now() + seconds + 1) {
         guard !done.isSet else { return }
-        FileHandle.standardError.write(
-            Data("error: \(path): import did not finish within \(Int(seconds)) s (the file is probably corrupt)\n".utf8)
-        )
+        writeErrorLine("\(path): import did not finish within \(Int(seconds)) s (the file is probably corrupt)")
         _exit(2)
     }
     defer { done.set() }

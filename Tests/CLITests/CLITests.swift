@@ -114,6 +114,17 @@ func expectUsageError(
         #expect(r.stderr.contains("cannot open external data file 'tv-tiny-dynamo-opset18.onnx.data': is a FIFO"))
     }
 
+    /// A file name with a newline and a terminal escape in it stays one line of error, the characters
+    /// escaped.
+    @Test func fileNamesCannotSplitOrColourTheErrorLine() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let name = folder.appendingPathComponent("bad\nerror: forged\u{1B}[31m.onnx").path
+        let r = try densekit(["inspect", name])
+        let shown = folder.path + "/bad\\nerror: forged\\x1B[31m.onnx"
+        #expect(r.status == 2 && r.stderr == "error: \(shown): no such file\n", "\(r.stderr)")
+    }
+
     /// `--threads` above the cores this process may use runs on those cores (more workers would only
     /// wait for one another), and says so in `--json`.
     @Test func threadsAreAtMostTheCores() throws {
