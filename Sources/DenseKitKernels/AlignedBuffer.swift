@@ -1,9 +1,7 @@
-/// A 64-byte aligned float buffer owned by its instance (freed in deinit), or borrowed from memory
-/// that `owner` keeps alive (a mapped file's executor cache), which nothing writes.
+/// A 64-byte aligned float buffer owned by its instance (freed in deinit).
 public final class AlignedBuffer: @unchecked Sendable {
     public let count: Int
     public let pointer: UnsafeMutablePointer<Float>
-    private let owner: AnyObject?
 
     /// Allocates `count` floats set to zero.
     public convenience init(count: Int) {
@@ -17,15 +15,6 @@ public final class AlignedBuffer: @unchecked Sendable {
         self.count = count
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 16) * 4, alignment: 64)
         pointer = raw.bindMemory(to: Float.self, capacity: max(count, 16))
-        owner = nil
-    }
-
-    /// `count` floats at `pointer` (64-byte aligned), kept alive by `owner`; never written or freed here.
-    public init(borrowing pointer: UnsafePointer<Float>, count: Int, owner: AnyObject) {
-        precondition(UInt(bitPattern: pointer) % 64 == 0, "AlignedBuffer: unaligned borrowed memory")
-        self.count = count
-        self.pointer = UnsafeMutablePointer(mutating: pointer)
-        self.owner = owner
     }
 
     public convenience init(_ values: [Float]) {
@@ -33,7 +22,7 @@ public final class AlignedBuffer: @unchecked Sendable {
         values.withUnsafeBufferPointer { pointer.initialize(from: $0.baseAddress!, count: values.count) }
     }
 
-    deinit { if owner == nil { pointer.deallocate() } }
+    deinit { pointer.deallocate() }
 
     public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
     public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }

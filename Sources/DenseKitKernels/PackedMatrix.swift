@@ -6,19 +6,6 @@ public final class PackedMatrix: @unchecked Sendable {
     public let cols: Int
     public let storage: AlignedBuffer
 
-    /// Floats of the packed layout of an M x K matrix.
-    public static func storageCount(rows: Int, cols: Int) -> Int { (rows + 7) / 8 * cols * 8 }
-
-    /// A matrix already packed (`storageCount` floats, as `storage` of another one).
-    public init(rows: Int, cols: Int, storage: AlignedBuffer) {
-        precondition(
-            storage.count == Self.storageCount(rows: rows, cols: cols),
-            "PackedMatrix: \(storage.count) floats for \(rows)x\(cols)")
-        self.rows = rows
-        self.cols = cols
-        self.storage = storage
-    }
-
     /// Packs `values`, row-major M x K (an OIHW conv weight is exactly this with K = I*H*W).
     public init(rows: Int, cols: Int, values: [Float]) {
         precondition(values.count == rows * cols, "PackedMatrix: \(values.count) values for \(rows)x\(cols)")

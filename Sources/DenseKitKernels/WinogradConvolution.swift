@@ -641,21 +641,6 @@ public final class WinogradWeights: @unchecked Sendable {
     var tiles: Int { (outChannels + 7) / 8 }
     public let storage: AlignedBuffer
 
-    /// Floats of the transformed filters of a conv.
-    public static func storageCount(outChannels: Int, inChannels: Int, transform: WinogradTransform) -> Int {
-        transform.alpha * transform.alpha * ((outChannels + 7) / 8 * 8) * inChannels
-    }
-
-    /// Filters already transformed (`storageCount` floats, as `storage` of another one).
-    public init(transform: WinogradTransform, outChannels: Int, inChannels: Int, storage: AlignedBuffer) {
-        precondition(
-            storage.count == Self.storageCount(outChannels: outChannels, inChannels: inChannels, transform: transform))
-        self.transform = transform
-        self.outChannels = outChannels
-        self.inChannels = inChannels
-        self.storage = storage
-    }
-
     public init(_ oihw: [Float], outChannels: Int, inChannels: Int, transform: WinogradTransform) {
         precondition(oihw.count == outChannels * inChannels * 9, "WinogradWeights: \(oihw.count) values for a 3x3 conv")
         self.transform = transform

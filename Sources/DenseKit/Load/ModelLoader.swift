@@ -11,27 +11,20 @@ public enum ModelLoader {
     /// format is read in this process.
     public static func load(path: String, isolation: ImportIsolation? = nil) throws -> DenseNet {
         do {
+            // The file is sniffed once: the format that recognises it says whether libhdf5 reads it.
+            let file = try ModelFile(path: path)
+            let format = try ModelFormats.reader(for: file)
             let net =
-                try isolation.flatMap { readsThroughHDF5(path: path) ? try $0.load(path: path) : nil }
-                ?? importGraph(path: path)
+                if let isolation, format.readsThroughHDF5 {
+                    try isolation.load(path: path)
+                } else {
+                    try format.read(file)
+                }
             try net.validate()
             return net
         } catch var error as ImportError {
             error.file = error.file ?? path
             throw error
         }
-    }
-
-    /// The importer's graph, not yet validated.
-    package static func importGraph(path: String) throws -> DenseNet {
-        let file = try ModelFile(path: path)
-        return try ModelFormats.reader(for: file).read(file)
-    }
-
-    /// Whether the file is read through libhdf5 (an HDF5 file, or a zip such as a `.keras` that holds one).
-    public static func readsThroughHDF5(path: String) -> Bool {
-        guard let file = try? ModelFile(path: path) else { return false }
-        // A file no reader recognises (a corrupt zip, say) is refused in the child all the same.
-        return (try? ModelFormats.reader(for: file).readsThroughHDF5) ?? (file.kind == .zip || file.kind == .hdf5)
     }
 }

@@ -12,7 +12,7 @@ import Foundation
 /// costs no copy. Its pages are mapped in as they are read: the checksums fault each region's pages
 /// in on the core that hashes it (`TensorChecksums`), and pages no one reads are never mapped
 /// (MAP_POPULATE, mapping the whole file up front on one core, cost 2 ms of a 10 ms load).
-/// Used for `.dnk` files, whose float32 tensors and executor cache are used in place. (As with any
+/// Used for `.dnk` files, whose float32 tensors are used in place. (As with any
 /// mapping, a file truncated by another process while it is open would fault on access.)
 package enum FileMapping {
     /// The file's bytes for a reader that parses them (mapped where Foundation finds that safe).
@@ -25,14 +25,8 @@ package enum FileMapping {
     }
 
     package static func map(path: String) throws -> Data {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw ImportError.unreadable("cannot open file (\(String(cString: strerror(errno))))") }
+        let (fd, size) = try RegularFile.open(path)
         defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else {
-            throw ImportError.unreadable("cannot read file (\(String(cString: strerror(errno))))")
-        }
-        let size = Int(info.st_size)
         guard size > 0 else { return Data() }
         guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
             throw ImportError.unreadable("cannot map file (\(String(cString: strerror(errno))))")

@@ -6,8 +6,9 @@ import Foundation
 /// external-data file that is a FIFO hung every command), and a device or a directory is no model.
 /// Opened non-blocking, checked with `fstat` on the same descriptor, then switched back to blocking reads.
 package enum RegularFile {
-    /// A descriptor open for reading on the regular file at `path` (the caller closes it).
-    package static func open(_ path: String) throws -> Int32 {
+    /// A descriptor open for reading on the regular file at `path` (the caller closes it), and the
+    /// file's size.
+    package static func open(_ path: String) throws -> (descriptor: Int32, size: Int) {
         let descriptor = Glibc.open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard descriptor >= 0 else {
             let reason = errno
@@ -25,7 +26,7 @@ package enum RegularFile {
             throw ImportError.unreadable("is \(kind(of: info.st_mode)), not a regular file")
         }
         _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) & ~O_NONBLOCK)
-        return descriptor
+        return (descriptor, Int(info.st_size))
     }
 
     private static func kind(of mode: mode_t) -> String {

@@ -23,11 +23,6 @@ package struct TensorChecksums: Sendable {
     /// A region's tensor name, for the error (made only then).
     package let name: @Sendable (_ entry: Int) -> String
 
-    /// Throws for the first region in the file whose bytes in `raw` do not hash to its checksum.
-    package func verify(_ raw: UnsafeRawBufferPointer) throws {
-        try start(raw, keeping: nil).finish()
-    }
-
     /// Starts the checks on the other cores and returns at once. `owner` keeps `raw`'s memory alive
     /// for as long as the checks run (or the caller does); `finish` is called before anything reads
     /// the regions' bytes.

@@ -26,11 +26,11 @@ package enum ONNXNesting {
         while let field = try reader.next() {
             guard field.number == 1, let node = field.message else { continue }
             var nodeReader = WireReader(raw, start: node.lowerBound, end: node.upperBound)
-            var name = ""
+            var name: Range<Int>?
             var attributes: [Range<Int>] = []
             while let nodeField = try nodeReader.next() {
                 if nodeField.number == 3, let text = nodeField.message {
-                    name = String(decoding: UnsafeRawBufferPointer(rebasing: raw[text]), as: UTF8.self)
+                    name = text
                 } else if nodeField.number == 5, let attribute = nodeField.message {
                     attributes.append(attribute)
                 }
@@ -43,13 +43,18 @@ package enum ONNXNesting {
                     else { continue }
                     guard depth < maximumDepth else {
                         throw ImportError(
-                            .unsupported, subject: "node '\(name)'",
+                            .unsupported, subject: "node '\(text(raw, name))'",
                             problem: "subgraphs nested deeper than \(maximumDepth) (a DenseNet has none)")
                     }
                     try checkGraph(raw, subgraph, depth: depth + 1)
                 }
             }
         }
+    }
+
+    /// A node's name, decoded only for an error.
+    private static func text(_ raw: UnsafeRawBufferPointer, _ range: Range<Int>?) -> String {
+        range.map { String(decoding: UnsafeRawBufferPointer(rebasing: raw[$0]), as: UTF8.self) } ?? ""
     }
 
     /// One field of a message: its number, and for a length-delimited one the range of its bytes.

@@ -205,7 +205,7 @@ package struct ONNXTensorDecoder {
         } else {
             let descriptor: Int32
             do {
-                descriptor = try RegularFile.open(resolved)
+                descriptor = try RegularFile.open(resolved).descriptor
             } catch let error as ImportError {
                 throw ImportError(
                     .unreadable, subject: "tensor '\(name)'",

@@ -12,7 +12,7 @@ package final class ModelFile: @unchecked Sendable {
     /// Reads the file's first bytes; throws when it is missing, not a regular file (a directory, a
     /// FIFO, a device) or cannot be opened.
     package init(path: String) throws {
-        let descriptor = try RegularFile.open(path)
+        let descriptor = try RegularFile.open(path).descriptor
         defer { close(descriptor) }
         guard let head = Self.head(descriptor) else { throw ImportError.unreadable("cannot read file") }
         self.path = path
