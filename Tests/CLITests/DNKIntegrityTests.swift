@@ -76,8 +76,10 @@ import Testing
         let provenance = Provenance(
             sourceFile: "tv-tiny-legacy-opset17.onnx", sourceSHA256: "", sourceFormat: "onnx",
             producer: "test")
-        var metadata = try DNKModelWriter().metadata(net, dtype: .f32, provenance: provenance)
-        metadata["executorCache"] = ["format": "densekit-plan-3", "mode": "fast"]
+        let written = try DNKModelWriter().metadata(net, dtype: .f32, provenance: provenance).json()
+        var object = try #require(JSONSerialization.jsonObject(with: written) as? [String: Any])
+        object["executorCache"] = ["format": "densekit-plan-3", "mode": "fast"]
+        let metadata = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         let buffer = Tensor(name: "cache:stem.conv.packed", shape: [1, 100], values: (0..<100).map(Float.init))
         let legacy = try DNKWriter.encode(net, dtype: .f32, metadata: metadata, extra: [(buffer.name, buffer)])
         let old = folder.appendingPathComponent("old.dnk").path

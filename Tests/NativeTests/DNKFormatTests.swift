@@ -179,6 +179,55 @@ import Testing
         }
     }
 
+    /// Metadata rewritten with valid checksums (as a forger would), its length unchanged: a value of
+    /// the wrong type is refused by its key path, and nesting thousands deep is an error, not a crash.
+    @Test func forgedMetadataIsRefusedByItsKeyPath() throws {
+        let (folder, path, _) = try converted("tv-tiny-legacy-opset17.onnx")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let good = try Data(contentsOf: URL(fileURLWithPath: path))
+        let metaStart = u64(good, 16)
+        let metaEnd = metaStart + u64(good, 24)
+        let json = String(decoding: good[metaStart..<metaEnd], as: UTF8.self)
+        func forged(_ text: String) -> Data {
+            var d = good
+            d.replaceSubrange(metaStart..<metaEnd, with: Data(text.utf8))
+            func put(_ at: Int, _ v: UInt64) {
+                d.replaceSubrange(at..<(at + 8), with: withUnsafeBytes(of: v.littleEndian, Array.init))
+            }
+            put(72, d.subdata(in: metaStart..<u64(d, 32)).withUnsafeBytes { XXH64.hash($0) })
+            put(120, d.prefix(120).withUnsafeBytes { XXH64.hash($0) })
+            return d
+        }
+        #expect(json.contains("\"relu\":true"))
+        let depth = json.utf8.count / 2
+        let cases = [
+            (
+                json.replacingOccurrences(of: "\"relu\":true", with: "\"relu\":\"ok\""),
+                "metadata: structure.stem.relu: "
+            ),
+            (
+                json.replacingOccurrences(of: "\"layout\":\"nchw\"", with: "\"layout\":\"nxyz\""),
+                "metadata: structure.input.layout: "
+            ),
+            (json.replacingOccurrences(of: "\"structure\"", with: "\"structurf\""), "metadata: no 'structure'"),
+            (
+                String(repeating: "[", count: depth) + String(repeating: "]", count: json.utf8.count - depth),
+                "metadata is not JSON: Too many nested arrays"
+            ),
+        ]
+        let bad = folder.appendingPathComponent("forged.dnk")
+        for (i, (text, message)) in cases.enumerated() {
+            #expect(text.utf8.count == json.utf8.count)
+            try forged(text).write(to: bad)
+            do {
+                _ = try DNKReader.load(path: bad.path)
+                Issue.record("case \(i) was read")
+            } catch let error as ImportError {
+                #expect(error.kind == .malformed && "\(error)".hasPrefix(message), "case \(i): \(error)")
+            }
+        }
+    }
+
     /// A file as DenseKit 0.1 wrote it (version 1.0: no `head` in the metadata) still reads, with
     /// the paper's head: made here from a 1.1 file by blanking the `head` key (JSON allows the spaces)
     /// and writing 1.0 in the header and metadata, with the checksums recomputed.

@@ -7,8 +7,8 @@ import Foundation
 /// files; the fuzzers found both.
 ///
 /// The child (a program that calls `serve(path:)`, such as `densekit probe FILE`) imports and
-/// validates the file once and writes the canonical graph to its stdout as a `.dnk` (checksummed,
-/// with the source's description and tensor names in its metadata); the parent decodes that, so
+/// validates the file once and writes the canonical graph to its stdout as a `.dnk` (checksummed),
+/// after the source's description and tensor names; the parent reads that `.dnk` like any other, so
 /// every file is imported exactly once. A crash, a hang past the deadline or an error in the child
 /// becomes one `ImportError` here.
 public struct ImportIsolation: Sendable {
@@ -97,22 +97,51 @@ public struct ImportIsolation: Sendable {
 
     // MARK: the transfer
 
-    /// The graph as a `.dnk` whose metadata also holds the source's description and tensor names.
+    /// What the child hands back beside the graph: what a `.dnk` does not keep, the source's
+    /// description and the tensors' names in the source (by canonical name).
+    private struct Transfer: Codable {
+        var source: ModelSource
+        var tensorNames: [String: String]
+    }
+
+    /// The child's output: the transfer's JSON length (8 bytes, little-endian), the JSON, then the
+    /// graph as a `.dnk` (each tensor in the dtype the source stored it in: f16 and bf16 values
+    /// survive exactly).
     package static func encode(_ net: DenseNet) throws -> Data {
         var names: [String: String] = [:]
-        for (canonical, t) in CanonicalLayout.tensors(of: net) { names[canonical] = t.name }
-        let source = try JSONSerialization.jsonObject(with: JSONEncoder().encode(net.source))
+        for (canonical, tensor) in CanonicalLayout.tensors(of: net) { names[canonical] = tensor.name }
+        let transfer = try JSONEncoder().encode(Transfer(source: net.source, tensorNames: names))
         let provenance = Provenance(
             sourceFile: net.source.path, sourceSHA256: "", sourceFormat: net.source.format.rawValue,
             producer: net.source.producer)
-        var metadata = try DNKModelWriter().metadata(net, dtype: .f32, provenance: provenance)
-        metadata[DNKReader.transferKey] = ["source": source, "tensorNames": names]
-        // Each tensor in the dtype the source stored it in: f16 and bf16 values survive exactly.
-        return try DNKWriter.encode(net, metadata: metadata) { $0.storedDType }
+        let metadata = try DNKModelWriter().metadata(net, dtype: .f32, provenance: provenance).json()
+        var output = withUnsafeBytes(of: UInt64(transfer.count).littleEndian) { Data($0) }
+        output.append(transfer)
+        output.append(try DNKWriter.encode(net, metadata: metadata) { $0.storedDType })
+        return output
     }
 
-    package static func decode(_ data: Data, path: String) throws -> DenseNet {
-        try DNKReader.decode(data, path: path, restoringTransfer: true)
+    /// The graph the child wrote, read as any `.dnk` is, with the source's description and tensor
+    /// names put back.
+    package static func decode(_ output: Data, path: String) throws -> DenseNet {
+        guard output.count >= 8 else { throw ImportError.malformed("the isolated reader's output is truncated") }
+        let length = output.prefix(8).withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        guard length <= UInt64(output.count - 8) else {
+            throw ImportError.malformed("the isolated reader's output is truncated")
+        }
+        let split = output.startIndex + 8 + Int(length)
+        guard let transfer = try? JSONDecoder().decode(Transfer.self, from: output[(output.startIndex + 8)..<split])
+        else {
+            throw ImportError.malformed("the isolated reader's output has no source description")
+        }
+        let net = try DNKReader.load(data: Data(output[split...]), path: path)
+        var restored = net.mappingTensors { tensor in
+            var tensor = tensor
+            tensor.name = transfer.tensorNames[tensor.name] ?? tensor.name
+            return tensor
+        }
+        restored.source = transfer.source
+        return restored
     }
 }
 

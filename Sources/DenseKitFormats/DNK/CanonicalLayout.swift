@@ -47,45 +47,32 @@ package enum CanonicalLayout {
         count == 0 ? [] : (1..<count).map { CanonicalLayer.headDense($0).name } + ["head.classifier"]
     }
 
-    /// The geometry and settings that are not tensors.
-    package static func structure(of net: DenseNet) -> [String: Any] {
-        var convs: [String: Any] = [:]
-        var epsilons: [String: Any] = [:]
+    /// The geometry and settings that are not tensors (the verifier's summary is added by the writer).
+    package static func structure(of net: DenseNet) -> DNKMetadata.Structure {
+        var convs: [String: DNKMetadata.ConvGeometry] = [:]
+        var epsilons: [String: Double] = [:]
         visit(
-            net, conv: { name, c in convs[name] = ["stride": c.stride, "pads": c.pads] },
+            net, conv: { name, c in convs[name] = .init(stride: c.stride, pads: c.pads) },
             norm: { name, n in epsilons[name] = Double(n.epsilon) })
-        var stem: [String: Any] = ["relu": net.stem.relu]
-        if let p = net.stem.pool { stem["pool"] = pool(p) }
         let input = net.input
-        var inputObject: [String: Any] = [
-            "name": input.name, "layout": input.layout.rawValue, "channels": input.channels,
-        ]
-        if let h = input.height { inputObject["height"] = h }
-        if let w = input.width { inputObject["width"] = w }
-        if let b = input.batch { inputObject["batch"] = b }
-        return [
-            "blocks": net.blocks.map(\.layers.count),
-            "classes": net.classes,
-            "stem": stem,
-            "convs": convs,
-            "epsilons": epsilons,
-            "transitionPools": net.transitions.map { pool($0.pool) },
+        return DNKMetadata.Structure(
+            blocks: net.blocks.map(\.layers.count), classes: net.classes,
+            stem: .init(relu: net.stem.relu, pool: net.stem.pool.map(pool)), convs: convs, epsilons: epsilons,
+            transitionPools: net.transitions.map { pool($0.pool) },
             // "softmax" for 1.x readers; "head" says it all (a 1.0 reader ignores it).
-            "softmax": net.head.softmax,
-            "head": HeadDescription(net.head).jsonObject,
-            "input": inputObject,
-        ]
+            softmax: net.head.softmax, head: HeadDescription(net.head),
+            input: .init(
+                name: input.name, layout: input.layout, channels: input.channels, height: input.height,
+                width: input.width, batch: input.batch))
     }
 
-    private static func pool(_ p: Pool2D) -> [String: Any] {
-        [
-            "kind": p.kind.rawValue, "kernel": p.kernel, "stride": p.stride, "pads": p.pads,
-            "countIncludePad": p.countIncludePad,
-        ]
+    private static func pool(_ p: Pool2D) -> DNKMetadata.PoolGeometry {
+        .init(kind: p.kind, kernel: p.kernel, stride: p.stride, pads: p.pads, countIncludePad: p.countIncludePad)
     }
 
     /// Rebuilds the graph; every name the structure implies must be present with a consistent shape.
-    package static func rebuild(_ s: [String: Any], _ tensors: [String: Tensor], source: ModelSource) throws -> DenseNet
+    package static func rebuild(_ s: DNKMetadata.Structure, _ tensors: [String: Tensor], source: ModelSource) throws
+        -> DenseNet
     {
         func fail(_ m: String) -> ImportError { .malformed("metadata: \(m)") }
         func tensor(_ name: String, rank: Int) throws -> Tensor {
@@ -96,24 +83,19 @@ package enum CanonicalLayout {
             }
             return t
         }
-        func ints(_ v: Any?, _ what: String, count: Int? = nil) throws -> [Int] {
-            guard let items = v as? [Any], case let a = items.compactMap(jsonInt), a.count == items.count,
-                count.map({ a.count == $0 }) ?? true, a.allSatisfy({ $0 >= 0 && $0 < 1 << 16 })
-            else {
-                throw fail("bad \(what)")
+        func pads(_ values: [Int], _ what: String) throws -> [Int] {
+            guard values.count == 4, values.allSatisfy({ $0 >= 0 && $0 < 1 << 16 }) else {
+                throw fail("bad \(what): \(values)")
             }
-            return a
-        }
-        guard let convs = s["convs"] as? [String: Any], let epsilons = s["epsilons"] as? [String: Any] else {
-            throw fail("no convs or epsilons")
+            return values
         }
         func conv(_ name: String) throws -> Conv2D {
             let w = try tensor(name + ".weight", rank: 4)
-            guard let g = convs[name] as? [String: Any], let stride = jsonInt(g["stride"]), stride > 0, stride < 64
-            else {
-                throw fail("no geometry for '\(name)'")
+            guard let geometry = s.convs[name] else { throw fail("no geometry for '\(name)'") }
+            guard geometry.stride > 0, geometry.stride < 64 else {
+                throw fail("stride \(geometry.stride) for '\(name)'")
             }
-            let pads = try ints(g["pads"], "pads of '\(name)'", count: 4)
+            let pads = try pads(geometry.pads, "pads of '\(name)'")
             let bias = tensors[name + ".bias"]
             if let bias, bias.shape != [w.shape[0]] {
                 throw ImportError.mismatch(
@@ -123,7 +105,7 @@ package enum CanonicalLayout {
             guard w.shape[2] == w.shape[3], w.shape.allSatisfy({ $0 > 0 }) else {
                 throw ImportError(.malformed, subject: "tensor '\(name).weight'", problem: "shape \(w.shape)")
             }
-            return Conv2D(weight: w, bias: bias, stride: stride, pads: pads)
+            return Conv2D(weight: w, bias: bias, stride: geometry.stride, pads: pads)
         }
         func norm(_ name: String, channels: Int) throws -> BatchNorm {
             let parts = try ["gamma", "beta", "mean", "variance"].map { try tensor("\(name).\($0)", rank: 1) }
@@ -132,30 +114,28 @@ package enum CanonicalLayout {
                     "tensor '\(t.name)'", expected: "\(channels) values (one per channel)", found: "\(t.count)",
                     kind: .malformed)
             }
-            guard let eps = jsonDouble(epsilons[name]).map(Float.init), eps >= 0 else {
+            guard let eps = s.epsilons[name].map(Float.init), eps >= 0 else {
                 throw fail("no epsilon for '\(name)'")
             }
             return BatchNorm(gamma: parts[0], beta: parts[1], mean: parts[2], variance: parts[3], epsilon: eps)
         }
-        func pool(_ v: Any?) throws -> Pool2D {
-            guard let p = v as? [String: Any], let kind = (p["kind"] as? String).flatMap(Pool2D.Kind.init(rawValue:)),
-                let k = p["kernel"] as? Int, let stride = p["stride"] as? Int, k > 0, k < 64, stride > 0, stride < 64
-            else {
-                throw fail("bad pool")
+        func pool(_ p: DNKMetadata.PoolGeometry) throws -> Pool2D {
+            guard p.kernel > 0, p.kernel < 64, p.stride > 0, p.stride < 64 else {
+                throw fail("pool of kernel \(p.kernel) and stride \(p.stride)")
             }
             return Pool2D(
-                kind: kind, kernel: k, stride: stride, pads: try ints(p["pads"], "pool pads", count: 4),
-                countIncludePad: p["countIncludePad"] as? Bool ?? false)
+                kind: p.kind, kernel: p.kernel, stride: p.stride, pads: try pads(p.pads, "pool pads"),
+                countIncludePad: p.countIncludePad ?? false)
         }
-        guard let stemInfo = s["stem"] as? [String: Any], let blockSizes = s["blocks"] as? [Int], !blockSizes.isEmpty,
-            blockSizes.count < 64, blockSizes.allSatisfy({ $0 > 0 && $0 < 1024 })
-        else { throw fail("bad stem or blocks") }
+        let blockSizes = s.blocks
+        guard !blockSizes.isEmpty, blockSizes.count < 64, blockSizes.allSatisfy({ $0 > 0 && $0 < 1024 }) else {
+            throw fail("blocks \(blockSizes)")
+        }
         let stemConv = try conv("stem.conv")
         let stemNorm = tensors["stem.norm.gamma"] != nil ? try norm("stem.norm", channels: stemConv.outChannels) : nil
         let stem = Stem(
-            conv: stemConv, norm: stemNorm, relu: stemInfo["relu"] as? Bool ?? false,
-            pool: try stemInfo["pool"].map { try pool($0) })
-        let pools = s["transitionPools"] as? [Any] ?? []
+            conv: stemConv, norm: stemNorm, relu: s.stem.relu ?? false, pool: try s.stem.pool.map { try pool($0) })
+        let pools = s.transitionPools
         guard pools.count == blockSizes.count - 1 else {
             throw fail("\(pools.count) transition pools for \(blockSizes.count) blocks")
         }
@@ -209,8 +189,7 @@ package enum CanonicalLayout {
         let headNorm = try norm("head.norm", channels: channels)
         // A 1.0 file has no "head": a global average pool and one dense layer, softmax or not.
         let description =
-            try s["head"].map { try HeadDescription(jsonObject: $0, subject: "structure.head") }
-            ?? HeadDescription(pool: .average, activations: [s["softmax"] as? Bool ?? false ? .softmax : .linear])
+            s.head ?? HeadDescription(pool: .average, activations: [s.softmax ?? false ? .softmax : .linear])
         let pool = description.pool
         let activations = description.activations
         var dense: [Head.Dense] = []
@@ -232,25 +211,15 @@ package enum CanonicalLayout {
             features = w.shape[0]
         }
         let head = Head(norm: headNorm, pool: pool, dense: dense)
-        guard let i = s["input"] as? [String: Any],
-            let layout = (i["layout"] as? String).flatMap(InputSpec.Layout.init(rawValue:)),
-            let c = i["channels"] as? Int, c == stemConv.inChannels
-        else { throw fail("bad input") }
+        let declared = s.input
+        guard declared.channels == stemConv.inChannels else {
+            throw ImportError.mismatch(
+                "metadata input", expected: "\(stemConv.inChannels) channels (the stem conv's)",
+                found: "\(declared.channels)", kind: .malformed)
+        }
         let input = InputSpec(
-            name: i["name"] as? String ?? "input", layout: layout, channels: c,
-            height: i["height"] as? Int, width: i["width"] as? Int, batch: i["batch"] as? Int)
+            name: declared.name ?? "input", layout: declared.layout, channels: declared.channels,
+            height: declared.height, width: declared.width, batch: declared.batch)
         return DenseNet(source: source, input: input, stem: stem, blocks: blocks, transitions: transitions, head: head)
     }
-}
-
-/// A JSON number as `MetadataJSON` gives it: an integer is an `Int`, any other number a `Double`
-/// (integers only where exact).
-private func jsonInt(_ v: Any?) -> Int? {
-    if let i = v as? Int { return i }
-    return (v as? Double).flatMap { Int(exactly: $0) }
-}
-
-private func jsonDouble(_ v: Any?) -> Double? {
-    if let d = v as? Double { return d }
-    return (v as? Int).map(Double.init)
 }

@@ -8,25 +8,24 @@ public struct DNKModelWriter: ModelWriter {
     public init() {}
 
     public func encode(_ net: DenseNet, dtype: DType, provenance: Provenance) throws -> Data {
-        try DNKWriter.encode(net, dtype: dtype, metadata: metadata(net, dtype: dtype, provenance: provenance))
+        try DNKWriter.encode(net, dtype: dtype, metadata: metadata(net, dtype: dtype, provenance: provenance).json())
     }
 
-    /// The metadata JSON object (its keys are pinned to the spec by the tests).
-    package func metadata(_ net: DenseNet, dtype: DType, provenance p: Provenance) throws -> [String: Any] {
+    /// The metadata (its JSON keys are pinned to the spec by the tests).
+    package func metadata(_ net: DenseNet, dtype: DType, provenance p: Provenance) throws -> DNKMetadata {
         let report = try Verifier().verify(net)
         let version = DNKWriter.version(for: net)
-        return [
-            "format": "densekit-native", "version": "\(version.major).\(version.minor)",
-            "structure": CanonicalLayout.structure(of: net).merging([
-                "architecture": report.matches ? report.spec.name : NSNull(), "closest": report.spec.name,
-                "growthRate": report.growthRate, "compression": report.compression ?? NSNull(),
-                "bottleneck": report.bottleneck,
-            ]) { a, _ in a },
-            "provenance": [
-                "sourceFile": p.sourceFile, "sourceSHA256": p.sourceSHA256, "sourceFormat": p.sourceFormat,
-                "producer": p.producer, "densekitVersion": p.densekitVersion, "convertedAt": p.convertedAt,
-                "dtype": dtype.rawValue,
-            ] as [String: Any],
-        ]
+        var structure = CanonicalLayout.structure(of: net)
+        structure.architecture = report.matches ? report.spec.name : nil
+        structure.closest = report.spec.name
+        structure.growthRate = report.growthRate
+        structure.compression = report.compression
+        structure.bottleneck = report.bottleneck
+        return DNKMetadata(
+            version: "\(version.major).\(version.minor)", structure: structure,
+            provenance: .init(
+                sourceFile: p.sourceFile, sourceSHA256: p.sourceSHA256, sourceFormat: p.sourceFormat,
+                producer: p.producer, densekitVersion: p.densekitVersion, convertedAt: p.convertedAt,
+                dtype: dtype.rawValue))
     }
 }

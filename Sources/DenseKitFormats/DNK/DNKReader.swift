@@ -11,33 +11,19 @@ public enum DNKReader {
     /// What the name of an executor cache buffer starts with: files written before 0.3 stored the
     /// executor's prepared weights as such tensors. They are checked like every tensor, then ignored.
     package static let legacyCachePrefix = "cache:"
-    /// The metadata key under which an isolated import (`ImportIsolation`) passes the source's
-    /// description and tensor names to its parent.
-    package static let transferKey = "isolatedImport"
 
     public static func load(path: String) throws -> DenseNet {
-        try decode(try FileMapping.map(path: path), path: path, restoringTransfer: false)
+        try load(data: try FileMapping.map(path: path), path: path)
     }
 
     /// Reads a `.dnk` held in memory (float32 weights keep referring to `data`).
     public static func load(data: Data, path: String) throws -> DenseNet {
-        try decode(data, path: path, restoringTransfer: false)
-    }
-
-    /// With `restoringTransfer`, the source description and tensor names that an isolated import
-    /// (`ImportIsolation`) stored in the metadata replace the `.dnk`'s own.
-    package static func decode(_ data: Data, path: String, restoringTransfer: Bool) throws -> DenseNet {
         let file = MappedFile(data)
-        return try data.withUnsafeBytes { raw in
-            try decode(raw, file: file, path: path, restoringTransfer: restoringTransfer)
-        }
+        return try data.withUnsafeBytes { raw in try decode(raw, file: file, path: path) }
     }
 
     /// Float32 tensors stay in the map (zero-copy); 16-bit ones are decoded.
-    package static func decode(
-        _ raw: UnsafeRawBufferPointer, file: MappedFile, path: String,
-        restoringTransfer: Bool
-    ) throws -> DenseNet {
+    private static func decode(_ raw: UnsafeRawBufferPointer, file: MappedFile, path: String) throws -> DenseNet {
         let n = raw.count
         guard n >= DNKWriter.headerSize else {
             throw ImportError.malformed("truncated: \(n) bytes, the header alone is 128")
@@ -195,19 +181,12 @@ public enum DNKReader {
                 storedBytes += e.elements * e.dtype.size
                 parameters += e.elements
             }
-            let parsed: Any
-            do {
-                parsed = try MetadataJSON.parse(
-                    UnsafeRawBufferPointer(rebasing: raw[metaOffset..<(metaOffset + metaLength)]))
-            } catch let e as MetadataJSON.Failure {
-                throw ImportError.malformed("metadata is not JSON: \(e.problem) at byte \(e.offset)")
-            }
-            guard let object = parsed as? [String: Any], let structure = object["structure"] as? [String: Any] else {
-                throw ImportError.malformed("metadata is not the expected JSON (no structure object)")
-            }
-            return try graph(
-                object, structure, tensors, count - legacyCacheBuffers, parameters, storedBytes,
-                path: path, restoringTransfer: restoringTransfer)
+            let metadata = try DNKMetadata.decode(
+                UnsafeRawBufferPointer(rebasing: raw[metaOffset..<(metaOffset + metaLength)]))
+            let source = ModelSource(
+                path: path, format: .dnk, producer: metadata.producer, storedParameters: parameters,
+                storedBytes: storedBytes, storedTensors: count - legacyCacheBuffers, notes: metadata.notes)
+            return try CanonicalLayout.rebuild(metadata.structure, tensors, source: source)
         }
         try checking.finish()
         return try decoded.get()
@@ -219,40 +198,6 @@ public enum DNKReader {
     > {
         let at = tableOffset + index * DNKWriter.entrySize
         return UnsafeRawBufferPointer(rebasing: raw[at..<(at + DNKWriter.nameSize)]).prefix { $0 != 0 }
-    }
-
-    /// The canonical graph from the decoded metadata and tensors, with its source description.
-    private static func graph(
-        _ object: [String: Any], _ structure: [String: Any], _ tensors: [String: Tensor], _ tensorCount: Int,
-        _ parameters: Int, _ storedBytes: Int, path: String, restoringTransfer: Bool
-    ) throws -> DenseNet {
-        var tensors = tensors
-        let provenance = object["provenance"] as? [String: Any] ?? [:]
-        let producer =
-            """
-            densekit \(provenance["densekitVersion"] as? String ?? "?") from \
-            \(provenance["sourceFormat"] as? String ?? "?") (\(provenance["producer"] as? String ?? "?"))
-            """
-        var notes: [String] = []
-        if let file = provenance["sourceFile"] as? String, let sha = provenance["sourceSHA256"] as? String {
-            notes.append("converted from \(file) (SHA-256 \(sha)) at \(provenance["convertedAt"] as? String ?? "?")")
-        }
-        var source = ModelSource(
-            path: path, format: .dnk, producer: producer, storedParameters: parameters,
-            storedBytes: storedBytes, storedTensors: tensorCount, notes: notes)
-        if restoringTransfer {
-            guard let transfer = object[transferKey] as? [String: Any],
-                let names = transfer["tensorNames"] as? [String: String],
-                let description = transfer["source"],
-                let original = try? JSONDecoder().decode(
-                    ModelSource.self, from: JSONSerialization.data(withJSONObject: description))
-            else {
-                throw ImportError.malformed("the isolated reader's output has no source description")
-            }
-            for (canonical, name) in names { tensors[canonical]?.name = name }
-            source = original
-        }
-        return try CanonicalLayout.rebuild(structure, tensors, source: source)
     }
 }
 

@@ -20,8 +20,8 @@ public enum DNKWriter {
     }
 
     /// The file's bytes. Conv and classifier weights are stored as `dtype`; 1-D tensors as f32.
-    /// `extra` tensors follow the canonical ones.
-    public static func encode(_ net: DenseNet, dtype: DType, metadata: [String: Any], extra: [(String, Tensor)] = [])
+    /// `metadata` is the JSON text; `extra` tensors follow the canonical ones.
+    public static func encode(_ net: DenseNet, dtype: DType, metadata: Data, extra: [(String, Tensor)] = [])
         throws -> Data
     {
         try encode(net, metadata: metadata, extra: extra) { $0.shape.count >= 2 ? dtype : .f32 }
@@ -29,11 +29,10 @@ public enum DNKWriter {
 
     /// The file's bytes, each tensor stored in the dtype `dtypeOf` chooses for it.
     package static func encode(
-        _ net: DenseNet, metadata: [String: Any], extra: [(String, Tensor)] = [], dtypeOf: (Tensor) -> DType
+        _ net: DenseNet, metadata json: Data, extra: [(String, Tensor)] = [], dtypeOf: (Tensor) -> DType
     ) throws -> Data {
         let version = version(for: net)
         let named = CanonicalLayout.tensors(of: net) + extra
-        let json = try JSONSerialization.data(withJSONObject: metadata, options: [.sortedKeys])
         let tableOffset = align(headerSize + json.count, 8)
         let dataOffset = align(tableOffset + named.count * entrySize, 64)
         var entries: [(name: String, dtype: DType, shape: [Int], offset: Int, length: Int)] = []

@@ -34,3 +34,47 @@ extension DenseNet {
         norm(.head, head.norm)
     }
 }
+
+extension DenseNet {
+    /// `transform` applied to every tensor (every conv's, BatchNorm's and dense layer's), the
+    /// structure unchanged.
+    package func mappingTensors(_ transform: (Tensor) -> Tensor) -> DenseNet {
+        func conv(_ c: Conv2D) -> Conv2D {
+            var c = c
+            c.weight = transform(c.weight)
+            c.bias = c.bias.map(transform)
+            return c
+        }
+        func norm(_ n: BatchNorm) -> BatchNorm {
+            BatchNorm(
+                gamma: transform(n.gamma), beta: transform(n.beta), mean: transform(n.mean),
+                variance: transform(n.variance), epsilon: n.epsilon)
+        }
+        var net = self
+        net.stem.conv = conv(stem.conv)
+        net.stem.norm = stem.norm.map(norm)
+        for b in net.blocks.indices {
+            for i in net.blocks[b].layers.indices {
+                var layer = net.blocks[b].layers[i]
+                layer.norm = norm(layer.norm)
+                if var bottleneck = layer.bottleneck {
+                    bottleneck.conv = conv(bottleneck.conv)
+                    bottleneck.norm = bottleneck.norm.map(norm)
+                    layer.bottleneck = bottleneck
+                }
+                layer.conv = conv(layer.conv)
+                net.blocks[b].layers[i] = layer
+            }
+        }
+        for t in net.transitions.indices {
+            net.transitions[t].norm = norm(net.transitions[t].norm)
+            net.transitions[t].conv = conv(net.transitions[t].conv)
+        }
+        net.head.norm = norm(head.norm)
+        for d in net.head.dense.indices {
+            net.head.dense[d].linear.weight = transform(net.head.dense[d].linear.weight)
+            net.head.dense[d].linear.bias = net.head.dense[d].linear.bias.map(transform)
+        }
+        return net
+    }
+}

@@ -9,9 +9,9 @@ import Foundation
 /// model's output is `head`; when there are several dense layers the ones before the last are
 /// `head.dense1`, `head.dense2`, ...
 public struct Head: Sendable {
-    public enum Pool: String, Sendable { case average, max }
+    public enum Pool: String, Sendable, Codable { case average, max }
 
-    public enum Activation: String, Sendable {
+    public enum Activation: String, Sendable, Codable {
         case linear, relu, sigmoid, softmax, tanh
         /// A weights-only file stores no activations: run as linear (the layer's values are the
         /// output), and reported as unknown.

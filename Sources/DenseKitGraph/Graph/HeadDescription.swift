@@ -6,7 +6,7 @@ import Foundation
 /// writers record it beside the weights as this JSON object, `{"pool": "average"|"max"|null,
 /// "activations": ["relu", "sigmoid", ...]}` (the `.dnk` structure's `head` too), and DenseKit's
 /// readers use it when it is there, so a file DenseKit wrote reads back as the model it came from.
-public struct HeadDescription: Sendable, Equatable {
+public struct HeadDescription: Sendable, Equatable, Codable {
     public var pool: Head.Pool?
     public var activations: [Head.Activation]
 
@@ -48,6 +48,24 @@ public struct HeadDescription: Sendable, Equatable {
         default: throw fail("no pool")
         }
         if pool == nil && !activations.isEmpty { throw fail("dense layers without a global pool") }
+    }
+
+    private enum CodingKeys: String, CodingKey { case pool, activations }
+
+    /// Decodes and checks the object as `init(jsonObject:subject:)` does, `subject` being the key path.
+    public init(from decoder: Decoder) throws {
+        let subject = decoder.codingPath.map(\.stringValue).joined(separator: ".")
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let pool = try container.decodeIfPresent(String.self, forKey: .pool)
+        let activations = try container.decode([String].self, forKey: .activations)
+        try self.init(jsonObject: ["pool": pool as Any? ?? NSNull(), "activations": activations], subject: subject)
+    }
+
+    /// `pool` is written as null when there is none.
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(pool, forKey: .pool)
+        try container.encode(activations, forKey: .activations)
     }
 
     public init(jsonString: String, subject: String) throws {

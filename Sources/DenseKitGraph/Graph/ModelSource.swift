@@ -50,7 +50,7 @@ public struct ModelSource: Sendable, Codable {
 
 /// The model's input as the source declares it.
 public struct InputSpec: Sendable, Equatable {
-    public enum Layout: String, Sendable, CaseIterable { case nchw, nhwc }
+    public enum Layout: String, Sendable, CaseIterable, Codable { case nchw, nhwc }
     public var name: String
     public var layout: Layout
     public var channels: Int

@@ -1,6 +1,6 @@
 /// A max or average pooling window.
 public struct Pool2D: Sendable, Equatable {
-    public enum Kind: String, Sendable { case max, average }
+    public enum Kind: String, Sendable, Codable { case max, average }
     public var kind: Kind
     public var kernel: Int
     public var stride: Int

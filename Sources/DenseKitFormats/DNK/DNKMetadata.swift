@@ -1,0 +1,164 @@
+import DenseKitGraph
+import Foundation
+
+/// A `.dnk` file's metadata (schemas/dnk-format.md, "Metadata"), written with Foundation's
+/// JSONEncoder and read with its JSONDecoder (what that costs a load: docs/performance.md). The
+/// file's checksum does not make the text trustworthy: every value is range-checked where the graph
+/// is rebuilt (`CanonicalLayout.rebuild`).
+package struct DNKMetadata: Codable {
+    package var format = "densekit-native"
+    /// "major.minor", as the header says it.
+    package var version: String
+    package var structure: Structure
+    /// Absent only in files that did not come from a conversion.
+    package var provenance: StoredProvenance?
+
+    /// The geometry and settings that are not tensors, with the verifier's summary.
+    package struct Structure: Codable {
+        /// The paper architecture the model matches (null when none), and the closest one.
+        package var architecture: String?
+        package var closest: String?
+        package var growthRate: Int?
+        /// Null when there are no transitions.
+        package var compression: Double?
+        package var bottleneck: Bool?
+        package var blocks: [Int]
+        package var classes: Int?
+        package var stem: Stem
+        /// Every canonical conv's stride and pads, by its name (`block1.layer1.conv`).
+        package var convs: [String: ConvGeometry]
+        /// Every canonical BatchNorm's epsilon, by its name (`block1.layer1.norm`).
+        package var epsilons: [String: Double]
+        package var transitionPools: [PoolGeometry]
+        /// Whether the last activation is softmax: what a 1.0 reader, which knows no `head`, reads.
+        package var softmax: Bool?
+        /// From 1.1; a 1.0 file's head is a global average pool and one dense layer.
+        package var head: HeadDescription?
+        package var input: Input
+
+        private enum CodingKeys: String, CodingKey {
+            case architecture, closest, growthRate, compression, bottleneck, blocks, classes, stem, convs
+            case epsilons, transitionPools, softmax, head, input
+        }
+
+        /// As synthesised, except that `architecture` and `compression` are written as null when
+        /// they have no value, as the spec shows them.
+        package func encode(to encoder: Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(architecture, forKey: .architecture)
+            try container.encode(compression, forKey: .compression)
+            try container.encodeIfPresent(closest, forKey: .closest)
+            try container.encodeIfPresent(growthRate, forKey: .growthRate)
+            try container.encodeIfPresent(bottleneck, forKey: .bottleneck)
+            try container.encode(blocks, forKey: .blocks)
+            try container.encodeIfPresent(classes, forKey: .classes)
+            try container.encode(stem, forKey: .stem)
+            try container.encode(convs, forKey: .convs)
+            try container.encode(epsilons, forKey: .epsilons)
+            try container.encode(transitionPools, forKey: .transitionPools)
+            try container.encodeIfPresent(softmax, forKey: .softmax)
+            try container.encodeIfPresent(head, forKey: .head)
+            try container.encode(input, forKey: .input)
+        }
+    }
+
+    package struct Stem: Codable {
+        package var relu: Bool?
+        /// Absent when the stem has no max pool (CIFAR nets).
+        package var pool: PoolGeometry?
+    }
+
+    package struct ConvGeometry: Codable {
+        package var stride: Int
+        /// Top, left, bottom, right.
+        package var pads: [Int]
+    }
+
+    package struct PoolGeometry: Codable {
+        package var kind: Pool2D.Kind
+        package var kernel: Int
+        package var stride: Int
+        package var pads: [Int]
+        package var countIncludePad: Bool?
+    }
+
+    package struct Input: Codable {
+        package var name: String?
+        package var layout: InputSpec.Layout
+        package var channels: Int
+        /// Present only where the source fixed them.
+        package var height: Int?
+        package var width: Int?
+        package var batch: Int?
+    }
+
+    /// Where the file came from (all optional: a reader shows what is there).
+    package struct StoredProvenance: Codable {
+        package var sourceFile: String?
+        package var sourceSHA256: String?
+        package var sourceFormat: String?
+        package var producer: String?
+        package var densekitVersion: String?
+        package var convertedAt: String?
+        package var dtype: String?
+    }
+
+    /// The JSON bytes, keys sorted.
+    package func json() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return try encoder.encode(self)
+    }
+
+    /// Decodes the metadata; a value of the wrong type or a missing key is a malformed-file error
+    /// that names the key path.
+    package static func decode(_ bytes: UnsafeRawBufferPointer) throws -> DNKMetadata {
+        let text = Data(bytes)
+        do {
+            return try JSONDecoder().decode(DNKMetadata.self, from: text)
+        } catch DecodingError.dataCorrupted(let context) where context.codingPath.isEmpty {
+            // JSONDecoder does not say where the text stops being JSON; JSONSerialization does.
+            var reason = context.debugDescription
+            do { _ = try JSONSerialization.jsonObject(with: text) } catch {
+                reason = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? reason
+            }
+            throw ImportError.malformed("metadata is not JSON: \(reason)")
+        } catch let error as DecodingError {
+            throw ImportError.malformed("metadata: \(Self.describe(error))")
+        }
+    }
+
+    private static func describe(_ error: DecodingError) -> String {
+        /// `structure.convs.stem.conv.pads[2]: `, or nothing at the top level.
+        func path(_ keys: [CodingKey]) -> String {
+            let parts = keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            return parts.isEmpty ? "" : parts.drop { $0 == "." } + ": "
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            return "\(path(context.codingPath))no '\(key.stringValue)'"
+        case .typeMismatch(let type, let context):
+            return "\(path(context.codingPath))expected \(type)"
+        case .valueNotFound(let type, let context):
+            return "\(path(context.codingPath))expected \(type), found null"
+        case .dataCorrupted(let context):
+            return "\(path(context.codingPath))\(context.debugDescription)"
+        @unknown default:
+            return "not the expected JSON"
+        }
+    }
+}
+
+extension DNKMetadata {
+    /// Who made the file, as the model's source describes it: `densekit 0.3.0 from onnx (pytorch 2.5.0)`.
+    package var producer: String {
+        let p = provenance
+        return "densekit \(p?.densekitVersion ?? "?") from \(p?.sourceFormat ?? "?") (\(p?.producer ?? "?"))"
+    }
+
+    /// The conversion the file came from, when its provenance says.
+    package var notes: [String] {
+        guard let p = provenance, let file = p.sourceFile, let sha = p.sourceSHA256 else { return [] }
+        return ["converted from \(file) (SHA-256 \(sha)) at \(p.convertedAt ?? "?")"]
+    }
+}
