@@ -159,6 +159,8 @@ fuzz-corpus: build fixtures-images
 	  $(BIN) convert fixtures/$$f -o .build-fuzz/hdf5/$$f.h5 --accept-deviations >/dev/null; \
 	  $(BIN) convert fixtures/$$f -o .build-fuzz/hdf5/$$f.weights.h5 --accept-deviations >/dev/null; \
 	  $(BIN) convert fixtures/$$f -o .build-fuzz/onnx/$$f.onnx --accept-deviations >/dev/null; done
+	# The hostile files issue 42 found (nesting, PNG chunks, npy headers, a deflated checkpoint).
+	$(VENV_TORCH)/bin/python scripts/make_hostile_corpus.py fixtures .build-fuzz
 
 # libhdf5 (C that DenseKit cannot fix) crashes, hangs and leaks on some corrupt files, so every command
 # reads HDF5 in an isolated child process. The HDF5 target therefore keeps going past failures, and

@@ -41,7 +41,9 @@ let package = Package(
             name: "DenseKitFormats",
             dependencies: ["DenseKitGraph", "DenseKitKernels", "DenseKitExecute", "ONNXProto", "CProtobufC", "CHDF5"]),
         /// Image decoders (each behind its C library), PIL-exact conversions and resizes, presets.
-        .target(name: "DenseKitImages", dependencies: ["DenseKitGraph", "DenseKitExecute", "CTurboJPEG", "CSPNG"]),
+        .target(
+            name: "DenseKitImages",
+            dependencies: ["DenseKitGraph", "DenseKitExecute", "DenseKitFormats", "CTurboJPEG", "CSPNG"]),
         /// The pipelines: loading (and isolation), conversion, diff, reports.
         .target(
             name: "DenseKit",

@@ -17,8 +17,19 @@ public struct ModelInput: Sendable {
     }
 
     /// `values` of `shape` in `layout` (default: the model's own input layout). Rank 4 only; channels,
-    /// and height and width where the model fixes them, must match the model.
+    /// and height and width where the model fixes them, must match the model. Every value must be
+    /// finite: the executor's ReLU (a max with 0) would drop a NaN where torch and onnxruntime
+    /// propagate it, and give a confident answer for an image that has none.
     public init(shape s: [Int], values source: [Float], layout: InputSpec.Layout?, for net: DenseNet) throws {
+        if let first = source.firstIndex(where: { !$0.isFinite }) {
+            var index: [Int] = []
+            var rest = first
+            for dimension in s.reversed() where dimension > 0 {
+                index.insert(rest % dimension, at: 0)
+                rest /= dimension
+            }
+            throw ExecutionError.nonFiniteInput(index: index, value: source[first])
+        }
         let layout = layout ?? net.input.layout
         let expected = net.input.expectedShape(in: layout)
         guard s.count == 4 else { throw ExecutionError.inputShape(expected: expected, found: s) }

@@ -29,7 +29,7 @@ public struct ImageSet: Sendable {
     public func load(_ file: String) throws -> (values: [Float], width: Int, height: Int) {
         do {
             let image = try ImageDecoder.decode(path: file)
-            let size = preprocessing.outputSize(width: image.width, height: image.height)
+            let size = try preprocessing.outputSize(width: image.width, height: image.height)
             return (try preprocessing.apply(image), size.width, size.height)
         } catch let e as ImageError {
             throw Failure(file: file, error: e)

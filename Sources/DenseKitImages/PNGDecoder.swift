@@ -3,13 +3,15 @@ import Foundation
 
 /// The one place that touches libspng: decodes PNGs of every color type and bit depth to RGB as
 /// PIL's `convert("RGB")` does (gray replicated, palettes expanded, alpha and tRNS dropped, 16-bit
-/// samples reduced to their high byte). Chunk CRCs are checked.
+/// samples reduced to their high byte), after `PNGChunks` has judged the chunks as Pillow does.
 package enum PNGDecoder {
     package static func decode(_ data: Data, maximumPixels: Int) throws -> RGBImage {
         guard let ctx = spng_ctx_new(0) else { throw ImageError("cannot start the PNG decoder") }
         defer { spng_ctx_free(ctx) }
         // Ancillary chunks (text, ICC profiles) are capped too: a file cannot make the decoder allocate much.
         spng_set_chunk_limits(ctx, 1 << 24, 1 << 26)
+        // Pillow's judgement of the chunks first; libspng decodes only IHDR, PLTE, IDAT and IEND.
+        let data = try PNGChunks.normalized(data)
         return try data.withUnsafeBytes { raw -> RGBImage in
             try check(spng_set_png_buffer(ctx, raw.baseAddress, raw.count), "not a readable PNG")
             var header = spng_ihdr()

@@ -76,25 +76,40 @@ public struct Preprocessing: Sendable, Equatable {
         self.layout = layout
     }
 
-    /// The size after the resize step (before any crop).
-    package func resizedSize(width w: Int, height h: Int) -> (width: Int, height: Int) {
+    /// The size after the resize step (before any crop). A size of more than Pillow's
+    /// decompression-bomb limit (`ImageDecoder.maximumPixels`) is refused before anything is
+    /// allocated: a 65535x1 image with its shorter side resized to 256 would be 16776960x256.
+    package func resizedSize(width w: Int, height h: Int) throws -> (width: Int, height: Int) {
+        let size: (width: Double, height: Double)
         switch resize {
         case .none: return (w, h)
         // torchvision: the longer side is int(s * long / short).
         case .shorterSide(let s):
-            return w <= h ? (s, Int(Double(s) * Double(h) / Double(w))) : (Int(Double(s) * Double(w) / Double(h)), s)
-        case .exact(let tw, let th): return (tw, th)
+            let side = Double(s)
+            size =
+                w <= h
+                ? (side, (side * Double(h) / Double(w)).rounded(.down))
+                : ((side * Double(w) / Double(h)).rounded(.down), side)
+        case .exact(let tw, let th): size = (Double(tw), Double(th))
         }
+        guard size.width * size.height <= Double(ImageDecoder.maximumPixels), size.width >= 1, size.height >= 1 else {
+            throw ImageError(
+                """
+                resizing \(w)x\(h) to \(Int(size.width))x\(Int(size.height)) would make more than \
+                the \(ImageDecoder.maximumPixels)-pixel limit (Pillow's decompression-bomb limit)
+                """)
+        }
+        return (Int(size.width), Int(size.height))
     }
 
     /// The output's width and height for an image of the given size.
-    public func outputSize(width: Int, height: Int) -> (width: Int, height: Int) {
-        crop.map { ($0, $0) } ?? resizedSize(width: width, height: height)
+    public func outputSize(width: Int, height: Int) throws -> (width: Int, height: Int) {
+        try crop.map { ($0, $0) } ?? resizedSize(width: width, height: height)
     }
 
     /// The image's values as the framework would feed them, in `layout` ([3, H, W] or [H, W, 3]).
     public func apply(_ image: RGBImage) throws -> [Float] {
-        let size = resizedSize(width: image.width, height: image.height)
+        let size = try resizedSize(width: image.width, height: image.height)
         var img = ImageResize.resize(image, width: size.width, height: size.height, filter: filter)
         if let c = crop {
             guard img.width >= c, img.height >= c else {

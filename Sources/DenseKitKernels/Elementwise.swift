@@ -43,7 +43,7 @@ public enum Elementwise {
             }
             while i < size {
                 let v = src[c * size + i] * ss + tt
-                dst[c * size + i] = v > 0 ? v : 0
+                dst[c * size + i] = relu(v)
                 i += 1
             }
         }
@@ -92,10 +92,10 @@ public enum Elementwise {
                     }
                 }
                 while ox < ow {
-                    let v0 = max(0, r0[2 * ox] * s + t)
-                    let v1 = max(0, r0[2 * ox + 1] * s + t)
-                    let v2 = max(0, r1[2 * ox] * s + t)
-                    let v3 = max(0, r1[2 * ox + 1] * s + t)
+                    let v0 = relu(r0[2 * ox] * s + t)
+                    let v1 = relu(r0[2 * ox + 1] * s + t)
+                    let v2 = relu(r1[2 * ox] * s + t)
+                    let v3 = relu(r1[2 * ox + 1] * s + t)
                     out[ox] = ((v0 + v1) + (v2 + v3)) * 0.25
                     ox += 1
                 }
@@ -117,13 +117,15 @@ public enum Elementwise {
             var i = 0
             while i + 16 <= size {
                 let v = t.addingProduct(x.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self), s)
-                acc = isMax ? pointwiseMax(acc, v) : acc + v.replacing(with: 0, where: v .< 0)
+                acc =
+                    isMax
+                    ? acc.replacing(with: v, where: (v .> acc) .| (v .!= v)) : acc + v.replacing(with: 0, where: v .< 0)
                 i += 16
             }
-            var total = isMax ? acc.max() : acc.sum()
+            var total = isMax ? (acc.indices.contains { acc[$0].isNaN } ? .nan : acc.max()) : acc.sum()
             while i < size {
-                let v = max(0, src[c * size + i] * scale[c] + shift[c])
-                total = isMax ? max(total, v) : total + v
+                let v = relu(src[c * size + i] * scale[c] + shift[c])
+                total = isMax ? maximum(total, v) : total + v
                 i += 1
             }
             dst[c] = isMax ? total : total / Float(size)
@@ -169,12 +171,12 @@ public enum Elementwise {
                     while x + 16 <= width {
                         var a = UnsafeRawPointer(inner + x).loadUnaligned(as: SIMD16<Float>.self)
                         let b = UnsafeRawPointer(row + x).loadUnaligned(as: SIMD16<Float>.self)
-                        a.replace(with: b, where: b .> a)
+                        a.replace(with: b, where: (b .> a) .| (b .!= b))
                         UnsafeMutableRawPointer(inner + x).storeBytes(of: a, as: SIMD16<Float>.self)
                         x += 16
                     }
                     while x < width {
-                        inner[x] = max(inner[x], row[x])
+                        inner[x] = maximum(inner[x], row[x])
                         x += 1
                     }
                 }
@@ -190,14 +192,14 @@ public enum Elementwise {
                         var m = base.loadUnaligned(as: SIMD16<Float>.self).evenHalf
                         for j in 1..<kernel {
                             let v = base.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self).evenHalf
-                            m.replace(with: v, where: v .> m)
+                            m.replace(with: v, where: (v .> m) .| (v .!= v))
                         }
                         UnsafeMutableRawPointer(out + o).storeBytes(of: m, as: SIMD8<Float>.self)
                     } else {
                         var m = base.loadUnaligned(as: SIMD16<Float>.self)
                         for j in 1..<kernel {
                             let v = base.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self)
-                            m.replace(with: v, where: v .> m)
+                            m.replace(with: v, where: (v .> m) .| (v .!= v))
                         }
                         UnsafeMutableRawPointer(out + o).storeBytes(of: m, as: SIMD16<Float>.self)
                     }
@@ -205,7 +207,7 @@ public enum Elementwise {
                 }
                 while ox < outWidth {
                     var m = -Float.infinity
-                    for j in 0..<kernel { m = max(m, column[ox * stride + j]) }
+                    for j in 0..<kernel { m = maximum(m, column[ox * stride + j]) }
                     out[ox] = m
                     ox += 1
                 }
@@ -240,3 +242,10 @@ extension Elementwise {
         }
     }
 }
+
+/// ReLU as torch computes it: a NaN stays NaN (`max(0, x)` would drop it and make a broken model's
+/// output look finite). The vector paths' `replacing(with: 0, where: v .< 0)` does the same.
+@inline(__always) package func relu(_ x: Float) -> Float { x < 0 ? 0 : x }
+
+/// The larger of two values, NaN if either is (torch's max pooling).
+@inline(__always) package func maximum(_ a: Float, _ b: Float) -> Float { a.isNaN || b > a ? b : a }

@@ -434,7 +434,7 @@ public enum GEMM {
                     }
                     while j < cols {
                         out.storeBytes(
-                            of: max(0, shift[kk].addingProduct(row[j], scale[kk])), toByteOffset: j * 4, as: Float.self)
+                            of: relu(shift[kk].addingProduct(row[j], scale[kk])), toByteOffset: j * 4, as: Float.self)
                         j += 1
                     }
                 }

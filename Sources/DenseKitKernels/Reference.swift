@@ -49,7 +49,8 @@ public enum Reference {
         return y
     }
 
-    public static func relu(_ x: [Float]) -> [Float] { x.map { max(0, $0) } }
+    /// NaN stays NaN, as in torch.
+    public static func relu(_ x: [Float]) -> [Float] { x.map { $0 < 0 ? 0 : $0 } }
 
     /// Max or average pooling; average excludes padding unless `countIncludePad`.
     public static func pool(
@@ -70,7 +71,7 @@ public enum Reference {
                             let ix = ox * stride - pads[1] + kx
                             guard iy >= 0, iy < height, ix >= 0, ix < width else { continue }
                             let v = x[(c * height + iy) * width + ix]
-                            acc = isMax ? max(acc, v) : acc + v
+                            acc = isMax ? maximum(acc, v) : acc + v
                             n += 1
                         }
                     }
@@ -88,7 +89,7 @@ public enum Reference {
 
     public static func globalMaxPool(_ x: [Float], channels: Int) -> [Float] {
         let size = x.count / channels
-        return (0..<channels).map { c in x[(c * size)..<((c + 1) * size)].max() ?? 0 }
+        return (0..<channels).map { c in x[(c * size)..<((c + 1) * size)].reduce(-.infinity, maximum) }
     }
 
     /// y = W x + b with W (out, in).

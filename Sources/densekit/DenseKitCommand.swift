@@ -1,5 +1,6 @@
 import ArgumentParser
 import DenseKit
+import DenseKitFormats
 import DenseKitGraph
 import Foundation
 
@@ -16,8 +17,10 @@ struct DenseKitCommand: ParsableCommand {
         // A file-size limit (ulimit -f) would kill the process mid-write with SIGXFSZ, leaving the
         // temporary file behind; ignored, the write fails like a full disk and is reported and cleaned up.
         signal(SIGXFSZ, SIG_IGN)
+        CrashHandling.install()
+        PartialFiles.removeOnTermination()
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(joiningNegativeNumbers(Array(CommandLine.arguments.dropFirst())))
             try command.run()
         } catch let failure as CommandFailure {
             writeErrorLine("\(failure.file): \(failure.message)")
@@ -31,6 +34,27 @@ struct DenseKitCommand: ParsableCommand {
             Foundation.exit(2)
         }
     }
+}
+
+/// `--threads -1` as `--threads=-1`: the parser would take `-1` for a flag and say the value is missing;
+/// joined, the option's own check says what is wrong with the number.
+func joiningNegativeNumbers(_ arguments: [String]) -> [String] {
+    var out: [String] = []
+    var index = 0
+    while index < arguments.count {
+        let argument = arguments[index]
+        if argument.hasPrefix("--"), argument != "--", !argument.contains("="), index + 1 < arguments.count,
+            case let next = arguments[index + 1], next.count > 1, next.hasPrefix("-"),
+            next.dropFirst().first?.isNumber == true
+        {
+            out.append(argument + "=" + next)
+            index += 2
+        } else {
+            out.append(argument)
+            index += 1
+        }
+    }
+    return out
 }
 
 /// Writes `error: <text>` to stderr as exactly one line: control characters in `text` (a newline or a
@@ -86,12 +110,29 @@ struct CommandFailure: Error {
 }
 
 /// Writes exactly one JSON object to stdout.
+/// Prints `object` as one JSON object. JSON has no NaN or infinity: such a number (a metric of a
+/// model that computes NaN, say) is written as `null`.
 func printJSON(_ object: [String: Any]) {
-    let data =
-        (try? JSONSerialization.data(
-            withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-    FileHandle.standardOutput.write(data)
-    FileHandle.standardOutput.write(Data("\n".utf8))
+    do {
+        let data = try JSONSerialization.data(
+            withJSONObject: jsonSafe(object), options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        FileHandle.standardOutput.write(data)
+        FileHandle.standardOutput.write(Data("\n".utf8))
+    } catch {
+        writeErrorLine("cannot write the JSON output (\(error.localizedDescription)), an internal error")
+        Foundation.exit(2)
+    }
+}
+
+/// `value` with every non-finite number replaced by `NSNull`, in objects and arrays at any depth.
+private func jsonSafe(_ value: Any) -> Any {
+    switch value {
+    case let number as Double: return number.isFinite ? number : NSNull()
+    case let number as Float: return number.isFinite ? number : NSNull()
+    case let object as [String: Any]: return object.mapValues(jsonSafe)
+    case let array as [Any]: return array.map(jsonSafe)
+    default: return value
+    }
 }
 
 /// Progress and logs: stderr, never stdout.

@@ -43,7 +43,8 @@ struct PreprocessingOptions: ParsableArguments {
     }
 
     private func pipeline(_ preset: Preprocessing.Preset, defaultSize: Int?) throws -> Preprocessing {
-        if let size, !(1...DenseNet.Limits.inputSide).contains(size) {
+        let side = 1...DenseNet.Limits.inputSide
+        if let size, !side.contains(size) {
             throw ValidationError("--size must be between 1 and \(DenseNet.Limits.inputSide).")
         }
         var p = Preprocessing(preset, size: size ?? defaultSize ?? 224)
@@ -51,12 +52,13 @@ struct PreprocessingOptions: ParsableArguments {
             let parts = resize.split(separator: "x").map { Int($0) }
             if resize == "none" {
                 p.resize = .none
-            } else if parts.count == 1, let s = parts[0], s > 0 {
+            } else if parts.count == 1, let s = parts[0], side.contains(s) {
                 p.resize = .shorterSide(s)
-            } else if parts.count == 2, let w = parts[0], let h = parts[1], w > 0, h > 0 {
+            } else if parts.count == 2, let w = parts[0], let h = parts[1], side.contains(w), side.contains(h) {
                 p.resize = .exact(width: w, height: h)
             } else {
-                throw ValidationError("--resize takes N, WxH or none, not '\(resize)'.")
+                throw ValidationError(
+                    "--resize takes N, WxH (each from 1 to \(DenseNet.Limits.inputSide)) or none, not '\(resize)'.")
             }
         }
         if let filter { p.filter = filter }

@@ -30,7 +30,11 @@ struct Probe: ParsableCommand {
     static let configuration = CommandConfiguration(shouldDisplay: false)
     @Argument var model: String
 
-    func run() throws { ImportIsolation.serve(path: model) }
+    func run() throws {
+        // A crash in libhdf5 kills this child by its signal, which the parent reports as the file's fault.
+        CrashHandling.uninstall()
+        ImportIsolation.serve(path: model)
+    }
 }
 
 /// A flag set once, read from another thread.

@@ -62,8 +62,6 @@ struct Run: ParsableCommand {
         String?
     @Option(help: "Images per batch with --images.") var batch: Int = 16
     @Flag(help: "Go on past images that cannot be read, and list them.") var skipBad = false
-    /// Accepted for scripts written for 0.2: a `.dnk` no longer holds an executor cache.
-    @Flag(help: .hidden) var noCache = false
     @Flag(help: "Print one JSON object on stdout.") var json = false
 
     func validate() throws {

@@ -174,7 +174,8 @@ import Testing
         let png = try Data(contentsOf: URL(fileURLWithPath: photos + "/astronaut.png"))
         let jpeg = try Data(contentsOf: URL(fileURLWithPath: photos + "/rocket.jpg"))
         var badCRC = png
-        badCRC[badCRC.count - 20] ^= 0xFF  // inside the last IDAT's data: its CRC no longer matches
+        // The last IDAT's data ends with the zlib stream's Adler-32, which no longer matches (Pillow refuses it).
+        badCRC[badCRC.count - 20] ^= 0xFF
         var huge = png  // IHDR width and height at bytes 16..23, its CRC at 29..32
         for (offset, value) in [(16, UInt32(100_000)), (20, UInt32(100_000))] {
             withUnsafeBytes(of: value.bigEndian) { huge.replaceSubrange(offset..<(offset + 4), with: $0) }
@@ -344,7 +345,7 @@ import Testing
             ),
             (
                 ["run", "/nonexistent/a.onnx", "--images", photos, "--preset", "caffe", "--resize", "0x0"],
-                "--resize takes N, WxH or none, not '0x0'"
+                "--resize takes N, WxH (each from 1 to 16384) or none, not '0x0'"
             ),
             (
                 ["run", model, "--images", photos, "--preset", "imagenet"],

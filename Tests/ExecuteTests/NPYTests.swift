@@ -61,6 +61,30 @@ import Testing
             try NPY.parse(file(descr: descr, shape: "(3,)", data: le32([1.5, -2, 0.25]))).values == [1.5, -2, 0.25])
     }
 
+    /// The header is a Python dict literal (numpy reads it with `ast.literal_eval`): a key given twice
+    /// takes its last value, as in Python; a key numpy does not know, or a shape that is not a tuple, is
+    /// refused, as numpy refuses them.
+    @Test func theHeaderIsReadAsNumpyReadsIt() throws {
+        func header(_ text: String, data: [UInt8]) -> Data {
+            var bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0]
+            bytes += [UInt8(text.utf8.count & 0xFF), UInt8(text.utf8.count >> 8)]
+            return Data(bytes + Array(text.utf8) + data)
+        }
+        let twice = header(
+            "{'descr': '<f8', 'fortran_order': False, 'descr': '<f4', \"shape\": (2,), }\n", data: le32([1.5, -2]))
+        #expect(try NPY.parse(twice) == NPY.Array(shape: [2], values: [1.5, -2]))
+        let cases: [(String, String)] = [
+            ("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'extra': True}", "header keys"),
+            ("{'descr': '<f4', 'fortran_order': False, 'shape': (2)}", "is not a tuple"),
+            ("{'descr': '<f4', 'fortran_order': False}", "header keys ['descr', 'fortran_order']"),
+            ("{'descr': '<f4', 'fortran_order': 0, 'shape': (2,)}", "unexpected value"),
+            ("{'descr': '<f4', 'fortran_order': False, 'shape': (2,)} x", "after the dictionary"),
+        ]
+        for (text, message) in cases {
+            #expect { try NPY.parse(header(text + "\n", data: le32([1, 2]))) } throws: { "\($0)".contains(message) }
+        }
+    }
+
     @Test func fortranOrderIsReordered() throws {
         // A 2x3 array [[1,2,3],[4,5,6]] stored column-major.
         let a = try NPY.parse(file(fortran: true, shape: "(2, 3)", data: le32([1, 4, 2, 5, 3, 6])))

@@ -90,6 +90,7 @@ public struct Converter {
         if AtomicFile.sameFile(path, output) {
             throw AtomicFile.Error.write("is the source file: convert writes a new file, never over its source")
         }
+        try AtomicFile.checkDestination(output)
         progress("verifying the structure")
         let report = try Verifier().verify(net)
         if !report.matches && !acceptDeviations { throw Refusal.deviations(report) }

@@ -25,7 +25,7 @@ public struct ErrorMetrics: Sendable, Equatable {
             let y = b[i]
             let d = abs(x - y)
             if !(d <= maxAbs) { maxAbs = d }  // NaN propagates
-            scale = max(scale, abs(y))
+            if !(abs(y) <= scale) { scale = abs(y) }  // NaN propagates
             dot += Double(x) * Double(y)
             na += Double(x) * Double(x)
             nb += Double(y) * Double(y)
@@ -34,18 +34,23 @@ public struct ErrorMetrics: Sendable, Equatable {
         self.maxAbs = maxAbs
         self.scale = scale
         maxRel = scale > 0 ? maxAbs / scale : maxAbs
-        cosine = na > 0 && nb > 0 ? Float(dot / (na.squareRoot() * nb.squareRoot())) : (na == nb ? 1 : 0)
+        cosine =
+            dot.isNaN || na.isNaN || nb.isNaN
+            ? .nan : na > 0 && nb > 0 ? Float(dot / (na.squareRoot() * nb.squareRoot())) : (na == nb ? 1 : 0)
         nmse = nb > 0 ? Float(err / nb) : Float(err)
     }
 
-    /// Worst of two (for combining images of a batch).
+    /// Worst of two (for combining images of a batch); a NaN in either is the worst.
     public func merged(_ o: ErrorMetrics) -> ErrorMetrics {
+        func worst(_ a: Float, _ b: Float, _ pick: (Float, Float) -> Float) -> Float {
+            a.isNaN || b.isNaN ? .nan : pick(a, b)
+        }
         var m = ErrorMetrics()
-        m.maxAbs = max(maxAbs, o.maxAbs)
-        m.maxRel = max(maxRel, o.maxRel)
-        m.cosine = min(cosine, o.cosine)
-        m.nmse = max(nmse, o.nmse)
-        m.scale = max(scale, o.scale)
+        m.maxAbs = worst(maxAbs, o.maxAbs, max)
+        m.maxRel = worst(maxRel, o.maxRel, max)
+        m.cosine = worst(cosine, o.cosine, min)
+        m.nmse = worst(nmse, o.nmse, max)
+        m.scale = worst(scale, o.scale, max)
         return m
     }
 }
@@ -65,6 +70,7 @@ public struct Tolerance: Sendable, Equatable {
         self.relative = relative
     }
 
+    /// False when a metric is NaN: a NaN is never within tolerance.
     public func allows(_ m: ErrorMetrics) -> Bool { m.maxAbs <= absolute + relative * m.scale }
     /// The largest difference allowed for a layer of the given scale.
     public func limit(scale: Float) -> Float { absolute + relative * scale }

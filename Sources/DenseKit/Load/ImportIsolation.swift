@@ -88,7 +88,11 @@ public struct ImportIsolation: Sendable {
             // The child's one error line names the file and the problem: pass the problem on.
             let text = String(decoding: message.wait(), as: UTF8.self)
             let line = text.split(separator: "\n").first { $0.hasPrefix("error: ") }.map(String.init)
-            throw ImportError.malformed(line.map { String($0.dropFirst("error: \(path): ".count)) } ?? "cannot be read")
+            let problem = line.map { line in
+                let named = "error: \(path): "
+                return String(line.dropFirst(line.hasPrefix(named) ? named.count : "error: ".count))
+            }
+            throw ImportError.malformed(problem ?? "cannot be read")
         default:
             throw ImportError.malformed(
                 "the HDF5 library crashed reading this file (signal \(child.terminationStatus)); it is corrupt")

@@ -1,7 +1,17 @@
 import Foundation
 
-/// Writes files so that a reader never sees a partial one: a temporary file in the same folder,
-/// flushed, then renamed over the destination. On any failure the temporary file is removed.
+/// Writes files so that a reader never sees a partial one: a new temporary file in the same folder,
+/// written and flushed through its own descriptor, then renamed over the destination.
+///
+/// - The destination must be a regular file or not exist: renaming over a device (`/dev/null` as
+///   root), a FIFO or a folder would replace it, so such an output is refused before anything is
+///   written.
+/// - The temporary file's name is `.<name>.partial-<pid>-<random>`, created with `O_CREAT | O_EXCL |
+///   O_NOFOLLOW`: a file or a symlink planted under that name is never written through. It is renamed
+///   into place only if the name still holds the file created (device and inode), not one swapped in.
+/// - On any failure the temporary file is removed; on SIGINT or SIGTERM too, once the program has
+///   called `PartialFiles.removeOnTermination()`. Those a killed process left (SIGKILL) are removed the
+///   next time that output is written, once their process is gone.
 public enum AtomicFile {
     public enum Error: Swift.Error, CustomStringConvertible {
         case write(String)
@@ -11,6 +21,9 @@ public enum AtomicFile {
             }
         }
     }
+
+    /// The longest file name the file systems DenseKit writes to take (NAME_MAX on Linux).
+    static let maximumNameBytes = 255
 
     /// Whether the two paths name the same existing file (device and inode: links and other spellings
     /// of the path included).
@@ -26,35 +39,46 @@ public enum AtomicFile {
         try commit(temporary, to: path)
     }
 
+    /// Refuses an output that exists and is not a regular file (following a symlink to what it names).
+    public static func checkDestination(_ path: String) throws {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            throw Error.write(
+                "is \(RegularFile.kind(of: info.st_mode)), not a regular file: DenseKit writes a new file and "
+                    + "renames it into place, which would replace it")
+        }
+    }
+
     /// Writes `data` to a new hidden file in `path`'s folder and returns its path; nothing is left
     /// behind if that fails.
     public static func writeTemporary(_ data: Data, beside path: String) throws -> String {
+        try checkDestination(path)
         let url = URL(fileURLWithPath: path)
-        let folder = url.deletingLastPathComponent()
-        let temporary = folder.appendingPathComponent(".\(url.lastPathComponent).partial-\(getpid())").path
-        guard FileManager.default.createFile(atPath: temporary, contents: nil) else {
-            throw Error.write("cannot create a file in '\(folder.path)' (\(String(cString: strerror(errno))))")
+        let folder = url.deletingLastPathComponent().path
+        PartialFiles.removeStale(of: url.lastPathComponent, in: folder)
+        let temporary = (folder as NSString).appendingPathComponent(PartialFiles.name(for: url.lastPathComponent))
+        let fd = PartialFiles.create(temporary)
+        guard fd >= 0 else {
+            throw Error.write("cannot create a file in '\(folder)' (\(String(cString: strerror(errno))))")
         }
         // Plain POSIX writes, so that a full disk or a file-size limit is reported by its own name.
-        let fd = open(temporary, O_WRONLY | O_TRUNC)
-        var failure = fd < 0 ? errno : 0
-        if fd >= 0 {
-            data.withUnsafeBytes { raw in
-                var done = 0
-                while done < raw.count && failure == 0 {
-                    let n = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
-                    if n > 0 {
-                        done += n
-                    } else if n < 0 && errno == EINTR {
-                        continue
-                    } else {
-                        failure = n < 0 ? errno : EIO
-                    }
+        var failure: Int32 = 0
+        data.withUnsafeBytes { raw in
+            var done = 0
+            while done < raw.count && failure == 0 {
+                let n = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
+                if n > 0 {
+                    done += n
+                } else if n < 0 && errno == EINTR {
+                    continue
+                } else {
+                    failure = n < 0 ? errno : EIO
                 }
             }
-            if failure == 0 && fsync(fd) != 0 { failure = errno }
-            if close(fd) != 0 && failure == 0 { failure = errno }
         }
+        if failure == 0 && fsync(fd) != 0 { failure = errno }
+        if close(fd) != 0 && failure == 0 { failure = errno }
         guard failure == 0 else {
             discard(temporary)
             throw Error.write("cannot write '\(path)': \(String(cString: strerror(failure)))")
@@ -62,16 +86,28 @@ public enum AtomicFile {
         return temporary
     }
 
-    /// Renames a temporary file from `writeTemporary` into place (removing it if that fails).
+    /// Renames a temporary file from `writeTemporary` into place (removing it if that fails), unless
+    /// another process has replaced it since it was written.
     public static func commit(_ temporary: String, to path: String) throws {
+        do {
+            try checkDestination(path)
+            guard PartialFiles.isUnchanged(temporary) else {
+                throw Error.write("the temporary file '\(temporary)' was replaced by another process; nothing written")
+            }
+        } catch {
+            discard(temporary)
+            throw error
+        }
         guard rename(temporary, path) == 0 else {
             let reason = String(cString: strerror(errno))
             discard(temporary)
             throw Error.write("cannot rename into '\(path)': \(reason)")
         }
+        PartialFiles.forget(temporary)
     }
 
     public static func discard(_ temporary: String) {
-        try? FileManager.default.removeItem(atPath: temporary)
+        unlink(temporary)
+        PartialFiles.forget(temporary)
     }
 }

@@ -5,15 +5,16 @@ import Foundation
     import Glibc
 #endif
 
-/// A file's bytes mapped read-only into memory.
+/// A file's bytes mapped read-only into memory, or read into memory by Foundation.
 ///
-/// Foundation's `Data(contentsOf:options: .alwaysMapped)` reads the whole file into memory on Linux
-/// (a copy: measured 8 ms for a 75 MB `.dnk`, most of its load); a mapping of a file in the page cache
-/// costs no copy. Its pages are mapped in as they are read: the checksums fault each region's pages
-/// in on the core that hashes it (`TensorChecksums`), and pages no one reads are never mapped
-/// (MAP_POPULATE, mapping the whole file up front on one core, cost 2 ms of a 10 ms load).
-/// Used for `.dnk` files, whose float32 tensors are used in place. (As with any
-/// mapping, a file truncated by another process while it is open would fault on access.)
+/// Mapped, not copied, for `.dnk` files, whose float32 tensors are used in place: Foundation's
+/// `Data(contentsOf:)` reads the whole file into memory on Linux (a copy: 8 ms of a 75 MB `.dnk`'s
+/// load, docs/performance.md), where a mapping of a file in the page cache costs no copy and its
+/// pages are mapped in by the cores that check them (`TensorChecksums`).
+///
+/// The price of a mapping: if another process truncates the file while it is mapped, reading the
+/// pages past the new end raises SIGBUS. Every mapping is recorded in `MappedFiles`, so that the
+/// command-line tool's SIGBUS handler can name the file that changed and exit with one line.
 package enum FileMapping {
     /// The file's bytes for a reader that parses them (mapped where Foundation finds that safe).
     package static func contents(path: String) throws -> Data {
@@ -31,6 +32,12 @@ package enum FileMapping {
         guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
             throw ImportError.unreadable("cannot map file (\(String(cString: strerror(errno))))")
         }
-        return Data(bytesNoCopy: p, count: size, deallocator: .custom { pointer, count in munmap(pointer, count) })
+        MappedFiles.record(p, count: size, path: path)
+        return Data(
+            bytesNoCopy: p, count: size,
+            deallocator: .custom { pointer, count in
+                MappedFiles.forget(pointer)
+                munmap(pointer, count)
+            })
     }
 }

@@ -35,8 +35,15 @@ public enum NPY {
     package static let maximumElements = 1 << 31
 
     public static func read(path: String) throws -> Array {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw Error.io("cannot read file")
+        // Through a descriptor checked to be a regular file: a FIFO would block, a device never end.
+        let data: Data
+        do {
+            let (descriptor, _) = try RegularFile.open(path)
+            data = try FileHandle(fileDescriptor: descriptor, closeOnDealloc: true).readToEnd() ?? Data()
+        } catch let error as ImportError {
+            throw Error.io(error.description)
+        } catch {
+            throw Error.io("cannot read file (\(error.localizedDescription))")
         }
         return try parse(data)
     }
@@ -69,15 +76,22 @@ public enum NPY {
         else {
             throw Error.malformed("header is not text")
         }
-        let descr = try field("descr", in: header)
-        let fortran = try field("fortran_order", in: header)
-        let shapeText = try field("shape", in: header)
-        guard descr.count >= 3, descr.hasPrefix("'") || descr.hasPrefix("\"") else {
-            throw Error.malformed("bad descr \(descr)")
+        let fields = try HeaderDictionary(header).fields
+        guard Set(fields.keys) == ["descr", "fortran_order", "shape"] else {
+            throw Error.malformed(
+                """
+                header keys [\(fields.keys.sorted().map { "'\($0)'" }.joined(separator: ", "))], expected exactly \
+                ['descr', 'fortran_order', 'shape'] (as numpy)
+                """)
         }
-        let type = String(descr.dropFirst().dropLast())
-        guard fortran == "False" || fortran == "True" else { throw Error.malformed("bad fortran_order \(fortran)") }
-        let shape = try parseShape(shapeText)
+        guard case .string(let type) = fields["descr"] else { throw Error.malformed("descr is not a string") }
+        guard case .boolean(let isFortran) = fields["fortran_order"] else {
+            throw Error.malformed("fortran_order is not True or False")
+        }
+        guard case .tuple(let shape) = fields["shape"] else { throw Error.malformed("shape is not a tuple") }
+        guard shape.count <= maximumRank else {
+            throw Error.unsupported("rank \(shape.count) (at most \(maximumRank))")
+        }
         var count = 1
         for d in shape {
             let (p, o) = count.multipliedReportingOverflow(by: d)
@@ -123,7 +137,7 @@ public enum NPY {
                 }
             }
         }
-        if fortran == "True" && shape.count > 1 { values = cOrder(fromFortran: values, shape: shape) }
+        if isFortran && shape.count > 1 { values = cOrder(fromFortran: values, shape: shape) }
         return Array(shape: shape, values: values)
     }
 
@@ -144,35 +158,6 @@ public enum NPY {
     }
 
     // MARK: parsing helpers
-
-    private static func field(_ key: String, in header: String) throws -> String {
-        for quote in ["'", "\""] {
-            guard let r = header.range(of: "\(quote)\(key)\(quote)") else { continue }
-            var rest = header[r.upperBound...].drop { $0 == " " }
-            guard rest.first == ":" else { break }
-            rest = rest.dropFirst().drop { $0 == " " }
-            if rest.first == "(" {
-                guard let close = rest.firstIndex(of: ")") else { break }
-                return String(rest[...close])
-            }
-            let end = rest.firstIndex { $0 == "," || $0 == "}" } ?? rest.endIndex
-            return String(rest[..<end]).trimmingCharacters(in: .whitespaces)
-        }
-        throw Error.malformed("header has no '\(key)'")
-    }
-
-    private static func parseShape(_ text: String) throws -> [Int] {
-        guard text.hasPrefix("("), text.hasSuffix(")") else { throw Error.malformed("bad shape \(text)") }
-        let parts = text.dropFirst().dropLast().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-            .filter { !$0.isEmpty }
-        guard parts.count <= maximumRank else {
-            throw Error.unsupported("rank \(parts.count) (at most \(maximumRank))")
-        }
-        return try parts.map { p in
-            guard let v = Int(p), v >= 0 else { throw Error.malformed("bad dimension '\(p)' in shape \(text)") }
-            return v
-        }
-    }
 
     private static func cOrder(fromFortran values: [Float], shape: [Int]) -> [Float] {
         var out = [Float](repeating: 0, count: values.count)

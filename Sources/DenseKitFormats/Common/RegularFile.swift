@@ -29,7 +29,8 @@ package enum RegularFile {
         return (descriptor, Int(info.st_size))
     }
 
-    private static func kind(of mode: mode_t) -> String {
+    /// What a file that is not regular is, for a message: "a FIFO", "a directory".
+    package static func kind(of mode: mode_t) -> String {
         switch mode & S_IFMT {
         case S_IFDIR: return "a directory"
         case S_IFIFO: return "a FIFO"

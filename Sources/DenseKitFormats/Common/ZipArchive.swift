@@ -82,8 +82,12 @@ package struct ZipArchive {
     package func member(_ name: String) throws -> Data? {
         guard let e = entries[name] else { return nil }
         guard e.method == 0 else {
+            let method = e.method == 8 ? "8, deflate" : "\(e.method)"
             throw ImportError.unsupported(
-                "zip entry '\(name)' is compressed (method \(e.method)); Keras stores members uncompressed")
+                """
+                zip entry '\(name)' is compressed (method \(method)); DenseKit reads stored members, as torch.save \
+                and Keras write them
+                """)
         }
         let h = e.localHeader
         guard h + 30 <= data.count, u32(h) == 0x0403_4B50 else {
@@ -104,21 +108,4 @@ package struct ZipArchive {
         UInt16(data[data.startIndex + at]) | UInt16(data[data.startIndex + at + 1]) << 8
     }
     private func u32(_ at: Int) -> UInt32 { UInt32(u16(at)) | UInt32(u16(at + 2)) << 16 }
-}
-
-/// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320), as zip uses.
-package enum CRC32 {
-    package static let table: [UInt32] = (0..<256).map { n -> UInt32 in
-        var c = UInt32(n)
-        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
-        return c
-    }
-
-    package static func checksum(_ data: Data) -> UInt32 {
-        var c: UInt32 = 0xFFFF_FFFF
-        data.withUnsafeBytes { raw in
-            for b in raw { c = table[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8) }
-        }
-        return c ^ 0xFFFF_FFFF
-    }
 }

@@ -112,7 +112,9 @@ public enum SafetensorsReader {
         }
         let buffer = n - headerEnd
         var regions: [(name: String, begin: Int, end: Int, element: Element, shape: [Int])] = []
-        for (name, value) in object where name != "__metadata__" {
+        // In name order, so that of two bad entries the same one is named on every run (a dictionary's
+        // order changes from run to run).
+        for (name, value) in object.sorted(by: { $0.key < $1.key }) where name != "__metadata__" {
             let subject = "tensor '\(name)'"
             guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
                 let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2
@@ -152,7 +154,7 @@ public enum SafetensorsReader {
             regions.append((name, begin, end, element, shape))
         }
         // The regions cover the buffer exactly: in order of offset, each begins where the previous ends.
-        regions.sort { ($0.begin, $0.end) < ($1.begin, $1.end) }
+        regions.sort { ($0.begin, $0.end, $0.name) < ($1.begin, $1.end, $1.name) }
         var expected = 0
         for r in regions {
             guard r.begin == expected else {

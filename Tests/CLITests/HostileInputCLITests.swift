@@ -1,0 +1,76 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// Sizes and files that would make DenseKit allocate without bound or wait forever (#42.4, 5, 13): a
+/// resize whose output passes Pillow's pixel limit, a `--resize` beyond the largest input side, an
+/// input array that is a FIFO, a negative `--threads`.
+@Suite struct HostileInputCLITests {
+    let tiny = Fixtures.path("tv-tiny.pth")
+
+    /// `bytes` as a zlib stream of stored (uncompressed) deflate blocks.
+    func storedZlib(_ bytes: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = [0x78, 0x01]
+        var at = 0
+        repeat {
+            let count = min(65535, bytes.count - at)
+            let final: UInt8 = at + count == bytes.count ? 1 : 0
+            out += [final, UInt8(count & 0xFF), UInt8(count >> 8), UInt8(~count & 0xFF), UInt8((~count >> 8) & 0xFF)]
+            out += bytes[at..<(at + count)]
+            at += count
+        } while at < bytes.count
+        var (a, b): (UInt32, UInt32) = (1, 0)
+        for byte in bytes {
+            a = (a + UInt32(byte)) % 65521
+            b = (b + a) % 65521
+        }
+        return out + withUnsafeBytes(of: (b << 16 | a).bigEndian, Array.init)
+    }
+
+    /// A valid 65535x1 RGB PNG, made here.
+    func widePNG() -> Data {
+        func chunk(_ type: String, _ body: [UInt8]) -> [UInt8] {
+            let typed = Array(type.utf8) + body
+            return withUnsafeBytes(of: UInt32(body.count).bigEndian, Array.init) + typed
+                + withUnsafeBytes(of: crc32(typed).bigEndian, Array.init)
+        }
+        let width = 65535
+        let header = withUnsafeBytes(of: UInt32(width).bigEndian, Array.init) + [0, 0, 0, 1, 8, 2, 0, 0, 0]
+        let row = [UInt8(0)] + [UInt8](repeating: 0x80, count: width * 3)
+        let compressed = storedZlib(row)
+        return Data(
+            [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + chunk("IHDR", header) + chunk("IDAT", compressed)
+                + chunk("IEND", []))
+    }
+
+    @Test func aResizePastThePixelLimitIsRefusedBeforeItIsMade() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let png = try Fixtures.write(widePNG(), as: "wide.png", in: folder)
+        let start = Date()
+        let r = try densekit(["run", tiny, "--images", png, "--preset", "torchvision", "--size", "64"], killAfter: 30)
+        #expect(Date().timeIntervalSince(start) < 10)
+        #expect(r.status == 2)
+        #expect(
+            r.stderr == "error: \(png): resizing 65535x1 to 4784055x73 would make more than the 89478485-pixel limit "
+                + "(Pillow's decompression-bomb limit)\n")
+        let huge = try densekit(["run", tiny, "--images", png, "--preset", "torchvision", "--resize", "100000x100000"])
+        #expect(huge.status == 2)
+        #expect(huge.stderr == "error: --resize takes N, WxH (each from 1 to 16384) or none, not '100000x100000'.\n")
+    }
+
+    @Test func anInputThatIsAFIFOIsRefused() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let fifo = folder.appendingPathComponent("x.npy").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let r = try densekit(["run", tiny, "--input", fifo, "--output", "y.npy"], killAfter: 30)
+        #expect(r.status == 2 && r.stderr == "error: \(fifo): is a FIFO, not a regular file\n", "\(r.stderr)")
+    }
+
+    @Test func aNegativeThreadCountIsNamed() throws {
+        let input = Fixtures.path("input-64.npy")
+        let r = try densekit(["run", tiny, "--input", input, "--output", "/tmp/never.npy", "--threads", "-1"])
+        #expect(r.status == 2 && r.stderr == "error: --threads must be between 1 and 256, not -1.\n", "\(r.stderr)")
+    }
+}
