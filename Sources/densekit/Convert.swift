@@ -39,22 +39,15 @@ struct Convert: ParsableCommand {
     ) var opset: Int?
     @Flag(help: "ONNX: fold the BatchNorms that follow a conv (stem, bottlenecks) into it, as torch's exporter does.")
     var foldBn = false
-    @Option(help: "Input array used to validate (.npy; default: a seeded probe image).") var input: String?
-    @Option(parsing: .upToNextOption, help: "Images to validate on instead of --input: files or folders.") var images:
-        [String] = []
-    @OptionGroup var preprocessing: PreprocessingOptions
+    /// What the written file is validated on (default: a seeded probe image).
+    @OptionGroup var inputs: InputOptions
     @OptionGroup var execution: ExecutionOptions
     @Flag(help: "Write even when the model deviates from every paper architecture.") var acceptDeviations = false
-    /// Accepted for scripts written for 0.2: a `.dnk` no longer holds an executor cache.
-    @Flag(help: .hidden) var noExecutorCache = false
-    @Flag(help: "Print one JSON object on stdout.") var json = false
-
-    func validate() throws {
-        if input != nil && !images.isEmpty {
-            throw ValidationError("give either --input X.npy or --images DIR|FILE... --preset P.")
-        }
-        if !images.isEmpty { try preprocessing.requirePreset() }
-    }
+    @OptionGroup var rendering: OutputOptions
+    var input: String? { inputs.input }
+    var images: [String] { inputs.images }
+    var preprocessing: PreprocessingOptions { inputs.preprocessing }
+    var json: Bool { rendering.json }
 
     func run() throws {
         let target = try CommandFailure.about(output) { try ConversionTarget.resolve(output: output, to: to) }
@@ -86,9 +79,7 @@ struct Convert: ParsableCommand {
             report(outcome)
         } catch let refusal as Converter.Refusal {
             if json {
-                printJSON([
-                    "written": false, "reason": refusal.description, "dtype": dtype.rawValue, "format": target.name,
-                ])
+                printJSON(ConversionReport(refusal, format: target.name, dtype: dtype))
             }
             log("convert refused: \(model): \(refusal.description); nothing written")
             throw ExitCode(1)
@@ -99,38 +90,11 @@ struct Convert: ParsableCommand {
         }
     }
 
-    private func report(_ o: Converter.Outcome) {
-        let v = o.validation
+    private func report(_ outcome: Converter.Outcome) {
         if json {
-            printJSON([
-                "written": true, "output": output, "format": o.format, "bytes": o.bytes, "dtype": o.dtype.rawValue,
-                "architecture": o.report.matches ? o.report.spec.name : NSNull(), "closest": o.report.spec.name,
-                "rawTensorBytes": o.rawTensorBytes, "sizeRatio": Double(o.bytes) / Double(o.rawTensorBytes),
-                "sourceSHA256": o.sourceSHA256,
-                "conventions": o.conventions.map {
-                    ["change": $0.change.rawValue, "subject": $0.subject, "detail": $0.detail]
-                },
-                "validation": [
-                    "maxAbs": Double(v.maxAbs), "maxRel": Double(v.maxRel), "cosine": Double(v.cosine),
-                    "top1Agreement": v.top1Agreement, "bitIdentical": v.bitIdentical, "tolerance": Double(v.tolerance),
-                ],
-            ])
+            printJSON(ConversionReport(outcome, output: output))
         } else {
-            let arch = o.report.matches ? o.report.spec.name : "closest \(o.report.spec.name), deviations accepted"
-            print(
-                """
-                wrote \(output): \(o.format), \(o.bytes) bytes, \(o.dtype.rawValue) \
-                (\(String(format: "%.3f", Double(o.bytes) / Double(o.rawTensorBytes))) x the f32 tensor bytes), \
-                \(arch)
-                """
-            )
-            print(
-                v.bitIdentical
-                    ? "validated: output bit-identical to the source's"
-                    : String(
-                        format: "validated: output max abs %.3g, max rel %.3g (limit %.3g), top-1 agreement %.0f%%",
-                        v.maxAbs, v.maxRel, v.tolerance, v.top1Agreement * 100))
-            for c in o.conventions { print("\(c.change.rawValue) \(c.subject): \(c.detail)") }
+            print(ConvertText.lines(outcome, output: output).joined(separator: "\n"))
         }
     }
 

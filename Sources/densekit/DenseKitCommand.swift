@@ -110,31 +110,6 @@ struct CommandFailure: Error {
 }
 
 /// Writes exactly one JSON object to stdout.
-/// Prints `object` as one JSON object. JSON has no NaN or infinity: such a number (a metric of a
-/// model that computes NaN, say) is written as `null`.
-func printJSON(_ object: [String: Any]) {
-    do {
-        let data = try JSONSerialization.data(
-            withJSONObject: jsonSafe(object), options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-        FileHandle.standardOutput.write(data)
-        FileHandle.standardOutput.write(Data("\n".utf8))
-    } catch {
-        writeErrorLine("cannot write the JSON output (\(error.localizedDescription)), an internal error")
-        Foundation.exit(2)
-    }
-}
-
-/// `value` with every non-finite number replaced by `NSNull`, in objects and arrays at any depth.
-private func jsonSafe(_ value: Any) -> Any {
-    switch value {
-    case let number as Double: return number.isFinite ? number : NSNull()
-    case let number as Float: return number.isFinite ? number : NSNull()
-    case let object as [String: Any]: return object.mapValues(jsonSafe)
-    case let array as [Any]: return array.map(jsonSafe)
-    default: return value
-    }
-}
-
 /// Progress and logs: stderr, never stdout.
 func log(_ message: String) {
     FileHandle.standardError.write(Data("\(message)\n".utf8))

@@ -7,14 +7,14 @@ struct Inspect: ParsableCommand {
         abstract: "Show what a model file holds and the DenseNet structure recognised in it.")
 
     @Argument(help: "The model file (.onnx, .h5, .weights.h5, .keras, .dnk).") var model: String
-    @Flag(help: "Print one JSON object on stdout.") var json = false
+    @OptionGroup var rendering: OutputOptions
 
     func run() throws {
         let net = try loadModel(model)
-        if json {
-            printJSON(net.summary)
+        if rendering.json {
+            printJSON(InspectReport(net))
         } else {
-            print(StructureReport(net: net).text)
+            print(InspectText(net: net).text)
         }
     }
 }

@@ -20,7 +20,7 @@ struct Preprocess: ParsableCommand {
     @OptionGroup var preprocessing: PreprocessingOptions
     @Option(help: "Layout of the written array (default: the preset's).") var layout: InputSpec.Layout?
     @Flag(help: "Go on past images that cannot be read, and list them.") var skipBad = false
-    @Flag(help: "Print one JSON object on stdout.") var json = false
+    @OptionGroup var rendering: OutputOptions
 
     func validate() throws { try preprocessing.requirePreset() }
 
@@ -41,13 +41,12 @@ struct Preprocess: ParsableCommand {
         let shape = p.layout == .nchw ? [3, all.height, all.width] : [all.height, all.width, 3]
         let full = [rows.count] + shape
         try CommandFailure.about(output) { try NPY.write(NPY.Array(shape: full, values: values), to: output) }
-        if json {
-            printJSON([
-                "output": output, "shape": full, "layout": p.layout.rawValue,
-                "preset": preprocessing.preset?.rawValue ?? "",
-                "files": rows.enumerated().map { ["row": $0.offset, "file": $0.element] },
-                "skipped": skipped.map { ["file": $0.file, "error": $0.description] },
-            ])
+        if rendering.json {
+            printJSON(
+                PreprocessReport(
+                    output: output, shape: full, layout: p.layout.rawValue,
+                    preset: preprocessing.preset?.rawValue ?? "",
+                    files: rows, skipped: skipped.map { SkippedFile(file: $0.file, error: $0.description) }))
         } else {
             print(
                 """

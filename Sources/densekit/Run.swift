@@ -43,10 +43,7 @@ struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the SIMD executor on an input array.")
 
     @Argument(help: "The model file.") var model: String
-    @Option(help: "Input array (.npy, float32/float64/float16).") var input: String?
-    @Option(parsing: .upToNextOption, help: "Images instead of --input: files or folders (run in batches).") var images:
-        [String] = []
-    @OptionGroup var preprocessing: PreprocessingOptions
+    @OptionGroup var inputs: InputOptions
     @Option(
         name: .shortAndLong,
         help:
@@ -62,16 +59,17 @@ struct Run: ParsableCommand {
         String?
     @Option(help: "Images per batch with --images.") var batch: Int = 16
     @Flag(help: "Go on past images that cannot be read, and list them.") var skipBad = false
-    @Flag(help: "Print one JSON object on stdout.") var json = false
+    @OptionGroup var rendering: OutputOptions
+    var input: String? { inputs.input }
+    var images: [String] { inputs.images }
+    var preprocessing: PreprocessingOptions { inputs.preprocessing }
+    var json: Bool { rendering.json }
 
     func validate() throws {
         guard `repeat` >= 1 && `repeat` <= 100_000 else {
             throw ValidationError("--repeat must be between 1 and 100000.")
         }
-        guard (input == nil) != images.isEmpty else {
-            throw ValidationError("give either --input X.npy or --images DIR|FILE... --preset P.")
-        }
-        if !images.isEmpty { try preprocessing.requirePreset() }
+        try inputs.requireOne()
         if input != nil && output == nil { throw ValidationError("--output is required with --input.") }
         if let top, !(1...1000).contains(top) { throw ValidationError("--top must be between 1 and 1000.") }
         if (top != nil || labels != nil) && images.isEmpty {
@@ -122,15 +120,11 @@ struct Run: ParsableCommand {
             sorted.count % 2 == 1
             ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
         if json {
-            printJSON([
-                "outputShape": shape,
-                "loadMs": loadMs,
-                "prepareMs": prepareMs,
-                "runMs": ["median": median, "min": sorted[0]],
-                "threads": executor.threads,
-                "convolutions": executor.mode.rawValue,
-                "runs": times.count,
-            ])
+            printJSON(
+                RunReport(
+                    outputShape: shape, loadMs: loadMs, prepareMs: prepareMs,
+                    runMs: RunReport.Times(median: median, min: sorted[0]), threads: executor.threads,
+                    convolutions: executor.mode.rawValue, runs: times.count))
         } else {
             log(
                 """
@@ -183,18 +177,14 @@ extension Run {
             }
         }
         if json {
-            printJSON([
-                "outputShape": [rows.count] + shape,
-                "images": zip(rows, best).map { row, top in
-                    [
-                        "file": row.file,
-                        "top": top.map {
-                            ["class": $0.index, "label": name($0.index, names) ?? NSNull(), "score": Double($0.score)]
-                                as [String: Any]
-                        },
-                    ] as [String: Any]
-                }, "skipped": skipped.map { ["file": $0.file, "error": $0.description] },
-            ])
+            printJSON(
+                ImageRunReport(
+                    outputShape: [rows.count] + shape,
+                    images: zip(rows, best).map { row, top in
+                        ImageRunReport.Image(
+                            file: row.file,
+                            top: top.map { .init(index: $0.index, label: name($0.index, names), score: $0.score) })
+                    }, skipped: skipped.map { SkippedFile(file: $0.file, error: $0.description) }))
             return
         }
         for (row, top) in zip(rows, best) {

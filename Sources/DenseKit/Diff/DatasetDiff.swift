@@ -17,9 +17,13 @@ public enum DatasetDiff {
         /// The images whose top-1 class differs between the two models.
         public var flips: [Image] { images.filter { !$0.sample.top1Agrees } }
 
-        /// The `k` images with the largest output error (relative to the output's scale), worst first.
+        /// The `k` images with the largest output error (relative to the output's scale), worst first;
+        /// a NaN error is the worst.
         public func worst(_ k: Int) -> [Image] {
-            Array(images.sorted { $0.sample.output.maxRel > $1.sample.output.maxRel }.prefix(k))
+            func error(_ image: Image) -> Float {
+                image.sample.output.maxRel.isNaN ? .infinity : image.sample.output.maxRel
+            }
+            return Array(images.sorted { error($0) > error($1) }.prefix(k))
         }
 
         /// For each layer that is the first divergent one on some image: how many images, in layer order.

@@ -1,14 +1,15 @@
+import DenseKit
 import Foundation
 
 /// The self-contained HTML page of `densekit diff --report`: an SVG chart of each layer's error
 /// (log scale) against the tolerance, the first divergence marked and named, and the table.
-public struct DiffReport {
-    package let result: ModelDiff.Result
-    package let a: String, b: String
+struct DiffHTML {
+    let result: ModelDiff.Result
+    let a: String, b: String
     /// A dataset diff's images, tabled after the layers.
-    package let images: [DatasetDiff.Image]
+    let images: [DatasetDiff.Image]
 
-    public init(result: ModelDiff.Result, a: String, b: String, images: [DatasetDiff.Image] = []) {
+    init(result: ModelDiff.Result, a: String, b: String, images: [DatasetDiff.Image] = []) {
         self.result = result
         self.a = a
         self.b = b
@@ -16,7 +17,7 @@ public struct DiffReport {
     }
 
     /// One row per image: file, top-1 of each side, agreement, max abs error, cosine, first divergent layer.
-    package var imageTable: String {
+    var imageTable: String {
         guard !images.isEmpty else { return "" }
         var rows =
             """
@@ -35,7 +36,7 @@ public struct DiffReport {
         return rows + "</table>"
     }
 
-    public var html: String {
+    var html: String {
         let first = result.firstDivergence
         let verdict = first.map { "Diverges first at <b>\(escape($0.name))</b>" } ?? "Within tolerance at every layer"
         return """
@@ -65,7 +66,7 @@ public struct DiffReport {
     }
 
     /// Relative error per layer, log10 scale from 1e-9 to 10.
-    package var chart: String {
+    var chart: String {
         let layers = result.layers
         let width = 960.0
         let height = 360.0
@@ -152,7 +153,7 @@ public struct DiffReport {
         return svg + "\n</svg>"
     }
 
-    package var table: String {
+    var table: String {
         var rows =
             """
             <table><tr><th>layer</th><th>max abs</th><th>max rel</th><th>cosine</th><th>NMSE</th><th>divergent \

@@ -1,8 +1,8 @@
 import DenseKit
 import DenseKitGraph
 
-/// The human-readable form of `inspect`.
-struct StructureReport {
+/// The text `inspect` prints.
+struct InspectText {
     let net: DenseNet
 
     var text: String {
