@@ -1,3 +1,5 @@
+import DenseKitFormats
+import DenseKitGraph
 import Foundation
 
 /// Reads an image file, JPEG or PNG told by its signature, into RGB.
@@ -8,15 +10,19 @@ public enum ImageDecoder {
     /// Files larger than this are not read (a photograph is a few megabytes).
     public static let maximumFileBytes = 1 << 30
 
+    /// Opened once and checked to be a regular file (a FIFO would block) of at most
+    /// `maximumFileBytes`, then read through that descriptor.
     public static func decode(path: String) throws -> RGBImage {
-        let url = URL(fileURLWithPath: path)
-        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
-        guard let size else { throw ImageError("cannot read the file") }
-        guard size <= maximumFileBytes else {
-            throw ImageError("\(size) bytes is larger than the \(maximumFileBytes)-byte limit for an image")
-        }
-        guard let data = try? Data(contentsOf: url, options: .alwaysMapped) else {
-            throw ImageError("cannot read the file")
+        let data: Data
+        do {
+            let (descriptor, size) = try RegularFile.open(path)
+            defer { close(descriptor) }
+            guard size <= maximumFileBytes else {
+                throw ImageError("\(size) bytes is larger than the \(maximumFileBytes)-byte limit for an image")
+            }
+            data = try RegularFile.read(descriptor, size: size)
+        } catch let error as ImportError {
+            throw ImageError(error.description)
         }
         return try decode(data)
     }

@@ -204,10 +204,8 @@ extension Run {
     private func classNames(_ net: DenseNet) throws -> [String]? {
         if let labels {
             let text = try CommandFailure.about(labels) {
-                guard let data = FileManager.default.contents(atPath: labels) else {
-                    throw ImageError("cannot read the labels file")
-                }
-                return String(decoding: data, as: UTF8.self)
+                // One name per class: a few kilobytes for ImageNet's 1000.
+                String(decoding: try FileMapping.contents(path: labels, maximumBytes: 16 << 20), as: UTF8.self)
             }
             let names = text.split(separator: "\n", omittingEmptySubsequences: false).map {
                 $0.trimmingCharacters(in: .whitespaces)

@@ -68,6 +68,45 @@ import Testing
         #expect(r.status == 2 && r.stderr == "error: \(fifo): is a FIFO, not a regular file\n", "\(r.stderr)")
     }
 
+    /// An image or a labels file that is a FIFO is refused, never waited on.
+    @Test func anImageOrLabelsFileThatIsAFIFOIsRefused() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let image = folder.appendingPathComponent("x.png").path
+        #expect(mkfifo(image, 0o600) == 0)
+        let r = try densekit(["preprocess", image, "-o", "y.npy", "--preset", "torchvision"], killAfter: 30)
+        #expect(r.status == 2 && r.stderr == "error: \(image): is a FIFO, not a regular file\n", "\(r.stderr)")
+        let labels = folder.appendingPathComponent("labels.txt").path
+        #expect(mkfifo(labels, 0o600) == 0)
+        let photo = try ImageFixtures.photos() + "/astronaut.png"
+        let run = try densekit(
+            ["run", tiny, "--images", photo, "--preset", "torchvision", "--size", "64", "--labels", labels],
+            killAfter: 30)
+        #expect(run.status == 2 && run.stderr == "error: \(labels): is a FIFO, not a regular file\n", "\(run.stderr)")
+    }
+
+    /// A sparse 5 GiB model or input array (no disk used) is refused from its size, before anything is
+    /// allocated for it.
+    @Test func filesPastTheSizeLimitAreRefusedBeforeTheyAreRead() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let size: UInt64 = 5 << 30
+        var paths: [String] = []
+        for name in ["huge.onnx", "huge.npy"] {
+            let path = folder.appendingPathComponent(name).path
+            #expect(FileManager.default.createFile(atPath: path, contents: Data("\u{93}NUMPY".utf8)))
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+            try handle.truncate(atOffset: size)
+            try handle.close()
+            paths.append(path)
+        }
+        let expected = "is \(size) bytes, more than the \(4 << 30)-byte limit\n"
+        let inspect = try densekit(["inspect", paths[0]], killAfter: 30)
+        #expect(inspect.status == 2 && inspect.stderr == "error: \(paths[0]): " + expected, "\(inspect.stderr)")
+        let run = try densekit(["run", tiny, "--input", paths[1], "--output", "y.npy"], killAfter: 30)
+        #expect(run.status == 2 && run.stderr == "error: \(paths[1]): " + expected, "\(run.stderr)")
+    }
+
     @Test func aNegativeThreadCountIsNamed() throws {
         let input = Fixtures.path("input-64.npy")
         let r = try densekit(["run", tiny, "--input", input, "--output", "/tmp/never.npy", "--threads", "-1"])

@@ -16,18 +16,22 @@ import Foundation
 /// pages past the new end raises SIGBUS. Every mapping is recorded in `MappedFiles`, so that the
 /// command-line tool's SIGBUS handler can name the file that changed and exit with one line.
 package enum FileMapping {
-    /// The file's bytes for a reader that parses them (mapped where Foundation finds that safe).
-    package static func contents(path: String) throws -> Data {
-        do {
-            return try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe)
-        } catch {
-            throw ImportError.unreadable("cannot read file (\(error.localizedDescription))")
-        }
+    /// The file's bytes for a reader that parses them, read through a descriptor checked to be a
+    /// regular file's.
+    package static func contents(path: String, maximumBytes: Int = RegularFile.maximumBytes) throws -> Data {
+        let (fd, size) = try RegularFile.open(path, maximumBytes: maximumBytes)
+        defer { close(fd) }
+        return try RegularFile.read(fd, size: size)
     }
 
     package static func map(path: String) throws -> Data {
         let (fd, size) = try RegularFile.open(path)
         defer { close(fd) }
+        return try map(fd, size: size, path: path)
+    }
+
+    /// Maps `size` bytes of the file open as `fd` (which the caller closes; the mapping outlives it).
+    package static func map(_ fd: Int32, size: Int, path: String) throws -> Data {
         guard size > 0 else { return Data() }
         guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
             throw ImportError.unreadable("cannot map file (\(String(cString: strerror(errno))))")

@@ -4,7 +4,7 @@ import DenseKitGraph
 package struct DNKFormat: ModelFormat {
     package let name = "DenseKit .dnk"
     package func recognizes(_ file: ModelFile) -> Bool { file.kind == .dnk }
-    package func read(_ file: ModelFile) throws -> DenseNet { try DNKReader.load(path: file.path) }
+    package func read(_ file: ModelFile) throws -> DenseNet { try DNKReader.load(data: file.mapped(), path: file.path) }
 }
 
 extension ConversionTarget {

@@ -5,7 +5,9 @@ package struct KerasHDF5Format: ModelFormat {
     package let name = "Keras HDF5"
     package var readsThroughHDF5: Bool { true }
     package func recognizes(_ file: ModelFile) -> Bool { file.kind == .hdf5 }
-    package func read(_ file: ModelFile) throws -> DenseNet { try KerasImporter.load(path: file.path) }
+    package func read(_ file: ModelFile) throws -> DenseNet {
+        try KerasImporter.load(data: file.readContents(), path: file.path, inMemory: true)
+    }
 }
 
 /// Keras 3 `.keras`: a zip archive holding `config.json` and `model.weights.h5`.

@@ -4,7 +4,9 @@ import DenseKitGraph
 package struct ONNXFormat: ModelFormat {
     package let name = "ONNX"
     package func recognizes(_ file: ModelFile) -> Bool { file.kind == .protobufCandidate }
-    package func read(_ file: ModelFile) throws -> DenseNet { try ONNXImporter.load(path: file.path) }
+    package func read(_ file: ModelFile) throws -> DenseNet {
+        try ONNXImporter.load(reading: file.readContents, path: file.path)
+    }
 }
 
 extension ConversionTarget {

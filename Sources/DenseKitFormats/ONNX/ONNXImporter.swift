@@ -4,10 +4,13 @@ import Foundation
 /// Reads an ONNX file (external data included) into the canonical DenseNet graph.
 public enum ONNXImporter {
     public static func load(path: String) throws -> DenseNet {
-        // The file's bytes are released once parsed, before the weights are decoded (peak memory).
-        func parse() throws -> ONNXModel {
-            try ONNXProtobuf.read(FileMapping.contents(path: path))
-        }
+        try load(reading: { try FileMapping.contents(path: path) }, path: path)
+    }
+
+    /// Reads the model from the bytes `reading` returns, released once parsed, before the weights are
+    /// decoded (peak memory).
+    package static func load(reading: () throws -> Data, path: String) throws -> DenseNet {
+        func parse() throws -> ONNXModel { try ONNXProtobuf.read(reading()) }
         return try build(parse(), path: path)
     }
 

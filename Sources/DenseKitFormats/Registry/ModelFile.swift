@@ -3,29 +3,52 @@ import Foundation
 
 /// A model file as the registry sees it before any reader has parsed it: its path, its first bytes
 /// (`FileKind`), and for a zip archive its directory, read once and shared by the readers that ask.
+///
+/// The file is opened once, non-blocking, and `fstat`ed: anything but a regular file (a FIFO, a
+/// device, a folder) is refused before a byte is read. Every read of it, the first bytes, the whole
+/// file or its mapping, goes through that descriptor, so the file read is the file checked even if
+/// its path is made to name another one meanwhile.
 package final class ModelFile: @unchecked Sendable {
     package let path: String
     package let kind: FileKind
+    private let descriptor: Int32
+    private let size: Int
     private var contents: Data?
     private var directory: Result<ZipArchive, Error>?
 
-    /// Reads the file's first bytes; throws when it is missing, not a regular file (a directory, a
-    /// FIFO, a device) or cannot be opened.
+    /// Opens the file and reads its first bytes; throws when it is missing, not a regular file or
+    /// cannot be read.
     package init(path: String) throws {
-        let descriptor = try RegularFile.open(path).descriptor
-        defer { close(descriptor) }
-        guard let head = Self.head(descriptor) else { throw ImportError.unreadable("cannot read file") }
+        let (descriptor, size) = try RegularFile.open(path)
+        var head = [UInt8](repeating: 0, count: min(FileKind.headLength, size))
+        let got = head.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, 0) }
+        guard got == head.count else {
+            close(descriptor)
+            throw ImportError.unreadable("cannot read file")
+        }
         self.path = path
+        self.descriptor = descriptor
+        self.size = size
         kind = FileKind(head: head)
     }
 
-    /// The whole file, read once (mapped where Foundation finds that safe).
+    deinit { close(descriptor) }
+
+    /// The whole file, read once and kept (for the readers of zip archives, which share it).
     package func data() throws -> Data {
         if let contents { return contents }
-        let read = try FileMapping.contents(path: path)
+        let read = try RegularFile.read(descriptor, size: size)
         contents = read
         return read
     }
+
+    /// The whole file, read anew and not kept: a reader that parses it and drops it frees it at once.
+    package func readContents() throws -> Data {
+        try contents ?? RegularFile.read(descriptor, size: size)
+    }
+
+    /// The file mapped read-only (`FileMapping`).
+    package func mapped() throws -> Data { try FileMapping.map(descriptor, size: size, path: path) }
 
     /// The zip archive's directory (a zip file only: `kind == .zip`).
     package func zip() throws -> ZipArchive {
@@ -33,24 +56,5 @@ package final class ModelFile: @unchecked Sendable {
         let read = Result { try ZipArchive(data: data()) }
         directory = read
         return try read.get()
-    }
-
-    /// The file's first bytes (fewer if it is shorter), or nil when it cannot be read.
-    private static func head(_ descriptor: Int32) -> [UInt8]? {
-        var bytes = [UInt8](repeating: 0, count: FileKind.headLength)
-        var count = 0
-        while count < bytes.count {
-            let got = bytes.withUnsafeMutableBytes { read(descriptor, $0.baseAddress! + count, $0.count - count) }
-            if got > 0 {
-                count += got
-            } else if got < 0 && errno == EINTR {
-                continue
-            } else if got == 0 {
-                break
-            } else {
-                return nil
-            }
-        }
-        return Array(bytes.prefix(count))
     }
 }

@@ -16,14 +16,18 @@ package struct TorchZipFormat: ModelFormat {
 package struct TorchLegacyFormat: ModelFormat {
     package let name = "PyTorch (legacy)"
     package func recognizes(_ file: ModelFile) -> Bool { file.kind == .legacyTorch }
-    package func read(_ file: ModelFile) throws -> DenseNet { try PTHReader.load(path: file.path) }
+    package func read(_ file: ModelFile) throws -> DenseNet {
+        try PTHReader.load(data: file.readContents(), path: file.path)
+    }
 }
 
 /// safetensors: a u64 header length, then the JSON header.
 package struct SafetensorsFormat: ModelFormat {
     package let name = "safetensors"
     package func recognizes(_ file: ModelFile) -> Bool { file.kind == .safetensors }
-    package func read(_ file: ModelFile) throws -> DenseNet { try SafetensorsReader.load(path: file.path) }
+    package func read(_ file: ModelFile) throws -> DenseNet {
+        try SafetensorsReader.load(data: file.readContents(), path: file.path)
+    }
 }
 
 extension ConversionTarget {
