@@ -11,8 +11,8 @@ import Foundation
 ///   said so in one line. With `DENSEKIT_BACKTRACE=1` in the environment these are left to Swift's
 ///   backtracer, for a developer who wants the stack.
 ///
-/// The handlers allocate nothing and take no lock: they format into a stack buffer and call
-/// `write` and `_exit`, which are async-signal-safe.
+/// The handlers allocate nothing and take no lock: they format into a buffer allocated when they are
+/// installed and call `write` and `_exit`, which are async-signal-safe.
 enum CrashHandling {
     static func install() {
         MappedFiles.prepare()
