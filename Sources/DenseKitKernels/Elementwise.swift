@@ -119,7 +119,7 @@ public enum Elementwise {
                 let v = t.addingProduct(x.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self), s)
                 acc =
                     isMax
-                    ? acc.replacing(with: v, where: (v .> acc) .| (v .!= v)) : acc + v.replacing(with: 0, where: v .< 0)
+                    ? maximum(acc, v) : acc + v.replacing(with: 0, where: v .< 0)
                 i += 16
             }
             var total = isMax ? (acc.indices.contains { acc[$0].isNaN } ? .nan : acc.max()) : acc.sum()
@@ -171,7 +171,7 @@ public enum Elementwise {
                     while x + 16 <= width {
                         var a = UnsafeRawPointer(inner + x).loadUnaligned(as: SIMD16<Float>.self)
                         let b = UnsafeRawPointer(row + x).loadUnaligned(as: SIMD16<Float>.self)
-                        a.replace(with: b, where: (b .> a) .| (b .!= b))
+                        a = maximum(a, b)
                         UnsafeMutableRawPointer(inner + x).storeBytes(of: a, as: SIMD16<Float>.self)
                         x += 16
                     }
@@ -192,14 +192,14 @@ public enum Elementwise {
                         var m = base.loadUnaligned(as: SIMD16<Float>.self).evenHalf
                         for j in 1..<kernel {
                             let v = base.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self).evenHalf
-                            m.replace(with: v, where: (v .> m) .| (v .!= v))
+                            m = maximum(m, v)
                         }
                         UnsafeMutableRawPointer(out + o).storeBytes(of: m, as: SIMD8<Float>.self)
                     } else {
                         var m = base.loadUnaligned(as: SIMD16<Float>.self)
                         for j in 1..<kernel {
                             let v = base.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self)
-                            m.replace(with: v, where: (v .> m) .| (v .!= v))
+                            m = maximum(m, v)
                         }
                         UnsafeMutableRawPointer(out + o).storeBytes(of: m, as: SIMD16<Float>.self)
                     }
@@ -249,3 +249,8 @@ extension Elementwise {
 
 /// The larger of two values, NaN if either is (torch's max pooling).
 @inline(__always) package func maximum(_ a: Float, _ b: Float) -> Float { a.isNaN || b > a ? b : a }
+
+/// Lane by lane, the larger of two vectors' values, NaN where either is (`maximum` for vectors).
+@inline(__always) package func maximum<Vector: SIMD>(_ a: Vector, _ b: Vector) -> Vector where Vector.Scalar == Float {
+    a.replacing(with: b, where: (b .> a) .| (b .!= b))
+}

@@ -50,7 +50,7 @@ public enum Reference {
     }
 
     /// NaN stays NaN, as in torch.
-    public static func relu(_ x: [Float]) -> [Float] { x.map { $0 < 0 ? 0 : $0 } }
+    public static func relu(_ x: [Float]) -> [Float] { x.map { DenseKitKernels.relu($0) } }
 
     /// Max or average pooling; average excludes padding unless `countIncludePad`.
     public static func pool(

@@ -29,11 +29,7 @@ import Testing
 
     /// A valid 65535x1 RGB PNG, made here.
     func widePNG() -> Data {
-        func chunk(_ type: String, _ body: [UInt8]) -> [UInt8] {
-            let typed = Array(type.utf8) + body
-            return withUnsafeBytes(of: UInt32(body.count).bigEndian, Array.init) + typed
-                + withUnsafeBytes(of: crc32(typed).bigEndian, Array.init)
-        }
+        func chunk(_ type: String, _ body: [UInt8]) -> [UInt8] { pngChunk(Array(type.utf8), body) }
         let width = 65535
         let header = withUnsafeBytes(of: UInt32(width).bigEndian, Array.init) + [0, 0, 0, 1, 8, 2, 0, 0, 0]
         let row = [UInt8(0)] + [UInt8](repeating: 0x80, count: width * 3)

@@ -11,10 +11,7 @@ import Testing
         var type: [UInt8]
         var body: [UInt8]
         var crc: [UInt8]?
-        var bytes: [UInt8] {
-            let length = withUnsafeBytes(of: UInt32(body.count).bigEndian, Array.init)
-            return length + type + body + (crc ?? withUnsafeBytes(of: crc32(type + body).bigEndian, Array.init))
-        }
+        var bytes: [UInt8] { pngChunk(type, body, crc: crc) }
     }
 
     func chunks(_ png: [UInt8]) -> [Chunk] {

@@ -63,3 +63,10 @@ public func crc32(_ bytes: some Sequence<UInt8>) -> UInt32 {
     }
     return ~crc
 }
+
+/// A PNG chunk: length, type, body and CRC (the correct one unless `crc` is given), for tests that
+/// make PNGs or rewrite their chunks.
+public func pngChunk(_ type: [UInt8], _ body: [UInt8], crc: [UInt8]? = nil) -> [UInt8] {
+    withUnsafeBytes(of: UInt32(body.count).bigEndian, Array.init) + type + body
+        + (crc ?? withUnsafeBytes(of: crc32(type + body).bigEndian, Array.init))
+}

@@ -14,6 +14,12 @@ public struct ModelDiff {
         public var divergentChannels: ClosedRange<Int>?
         /// Where this layer's channels sit in its dense block's concatenated features.
         public var blockChannelOffset: Int?
+
+        /// The divergent channels as channels of the block's concatenated features.
+        public var divergentBlockChannels: ClosedRange<Int>? {
+            guard let channels = divergentChannels, let offset = blockChannelOffset else { return nil }
+            return (offset + channels.lowerBound)...(offset + channels.upperBound)
+        }
     }
 
     /// One image's outcome.

@@ -31,9 +31,7 @@ public struct DiffJSONReport: Encodable, Sendable {
             cosine = ReportNumber(layer.metrics.cosine)
             nmse = ReportNumber(layer.metrics.nmse)
             divergentChannels = layer.divergentChannels.map { Channels(from: $0.lowerBound, to: $0.upperBound) }
-            if let channels = layer.divergentChannels, let offset = layer.blockChannelOffset {
-                blockChannels = Channels(from: offset + channels.lowerBound, to: offset + channels.upperBound)
-            }
+            blockChannels = layer.divergentBlockChannels.map { Channels(from: $0.lowerBound, to: $0.upperBound) }
         }
     }
 

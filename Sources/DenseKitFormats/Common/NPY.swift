@@ -35,15 +35,13 @@ public enum NPY {
     package static let maximumElements = 1 << 31
 
     public static func read(path: String) throws -> Array {
-        // Through a descriptor checked to be a regular file: a FIFO would block, a device never end.
+        // Through a descriptor checked to be a regular file (a FIFO would block, a device never end),
+        // the size it had when opened read and no more.
         let data: Data
         do {
-            let (descriptor, _) = try RegularFile.open(path)
-            data = try FileHandle(fileDescriptor: descriptor, closeOnDealloc: true).readToEnd() ?? Data()
+            data = try FileMapping.contents(path: path)
         } catch let error as ImportError {
             throw Error.io(error.description)
-        } catch {
-            throw Error.io("cannot read file (\(error.localizedDescription))")
         }
         return try parse(data)
     }

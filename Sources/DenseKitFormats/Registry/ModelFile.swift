@@ -20,16 +20,17 @@ package final class ModelFile: @unchecked Sendable {
     /// cannot be read.
     package init(path: String) throws {
         let (descriptor, size) = try RegularFile.open(path)
-        var head = [UInt8](repeating: 0, count: min(FileKind.headLength, size))
-        let got = head.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, 0) }
-        guard got == head.count else {
+        let head: Data
+        do {
+            head = try RegularFile.read(descriptor, size: min(FileKind.headLength, size))
+        } catch {
             close(descriptor)
-            throw ImportError.unreadable("cannot read file")
+            throw error
         }
         self.path = path
         self.descriptor = descriptor
         self.size = size
-        kind = FileKind(head: head)
+        kind = FileKind(head: Array(head))
     }
 
     deinit { close(descriptor) }

@@ -17,8 +17,8 @@ struct DiffText {
             var location = ""
             if let c = first.divergentChannels {
                 location = " (channels \(c.lowerBound)-\(c.upperBound) of its output"
-                if let o = first.blockChannelOffset {
-                    location += ", \(o + c.lowerBound)-\(o + c.upperBound) of the block's features"
+                if let block = first.divergentBlockChannels {
+                    location += ", \(block.lowerBound)-\(block.upperBound) of the block's features"
                 }
                 location += ")"
             }
