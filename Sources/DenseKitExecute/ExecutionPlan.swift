@@ -158,9 +158,12 @@ package final class ExecutionPlan: @unchecked Sendable {
         // Everything is packed on all cores, one item per dense layer, transition and dense step of the
         // head, taken in turn by whichever core is free: the head's and the transitions' larger weights
         // first, then the dense layers (whose Winograd filter transforms take most of a plan's making).
-        let places = net.blocks.indices.flatMap { b in net.blocks[b].layers.indices.map { (b, $0) } }
+        let denseLayers = net.steps.compactMap { step -> (layer: DenseLayer, block: Int)? in
+            guard case .denseLayer(let layer, let block, _, _) = step else { return nil }
+            return (layer, block)
+        }
         let (denseCount, transitionCount) = (net.head.dense.count, net.transitions.count)
-        nonisolated(unsafe) let packedLayers = UnsafeMutableBufferPointer<Layer?>.allocate(capacity: places.count)
+        nonisolated(unsafe) let packedLayers = UnsafeMutableBufferPointer<Layer?>.allocate(capacity: denseLayers.count)
         nonisolated(unsafe) let packedTransitions = UnsafeMutableBufferPointer<TransitionStep?>.allocate(
             capacity: transitionCount)
         nonisolated(unsafe) let packedDense = UnsafeMutableBufferPointer<DenseStep?>.allocate(capacity: denseCount)
@@ -173,12 +176,13 @@ package final class ExecutionPlan: @unchecked Sendable {
             }
         }
         let shifted = border > 0
-        DispatchQueue.concurrentPerform(iterations: denseCount + transitionCount + places.count) { item in
+        DispatchQueue.concurrentPerform(iterations: denseCount + transitionCount + denseLayers.count) { item in
             if item < denseCount {
-                let d = net.head.dense[item]
+                let linear = net.head.dense[item].linear
                 packedDense[item] = DenseStep(
-                    weight: AlignedBuffer(d.linear.weight.values), bias: d.linear.bias.map { AlignedBuffer($0.values) },
-                    inFeatures: d.linear.inFeatures, outFeatures: d.linear.outFeatures, activation: d.activation)
+                    weight: AlignedBuffer(linear.weight.values), bias: linear.bias.map { AlignedBuffer($0.values) },
+                    inFeatures: linear.inFeatures, outFeatures: linear.outFeatures,
+                    activation: net.head.dense[item].activation)
                 return
             }
             if item < denseCount + transitionCount {
@@ -187,20 +191,21 @@ package final class ExecutionPlan: @unchecked Sendable {
                     norm: Affine(step.norm), conv: Conv(step.conv), pool: step.pool)
                 return
             }
-            let i = item - denseCount - transitionCount
-            let (b, index) = places[i]
-            let l = net.blocks[b].layers[index]
+            let layerItem = item - denseCount - transitionCount
+            let (layer, block) = denseLayers[layerItem]
             let conv: LayerConvolution
-            if let t = transforms[b], l.bottleneck != nil {
-                let (o, c) = (l.conv.outChannels, l.conv.inChannels)
+            if let transform = transforms[block - 1], layer.bottleneck != nil {
                 conv = .winograd(
-                    WinogradWeights(l.conv.weight.values, outChannels: o, inChannels: c, transform: t),
-                    bias: l.conv.bias.map { AlignedBuffer($0.values) })
+                    WinogradWeights(
+                        layer.conv.weight.values, outChannels: layer.conv.outChannels,
+                        inChannels: layer.conv.inChannels, transform: transform),
+                    bias: layer.conv.bias.map { AlignedBuffer($0.values) })
             } else {
-                conv = .direct(Conv(l.conv, shifted: shifted))
+                conv = .direct(Conv(layer.conv, shifted: shifted))
             }
-            packedLayers[i] = Layer(
-                norm: Affine(l.norm), bottleneck: l.bottleneck.map { Conv($0.conv, then: $0.norm) }, conv: conv)
+            packedLayers[layerItem] = Layer(
+                norm: Affine(layer.norm), bottleneck: layer.bottleneck.map { Conv($0.conv, then: $0.norm) },
+                conv: conv)
         }
         var next = 0
         blocks = net.blocks.map { block in

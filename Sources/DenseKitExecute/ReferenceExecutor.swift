@@ -9,77 +9,93 @@ public struct ReferenceExecutor {
 
     public init(_ net: DenseNet) { self.net = net }
 
+    /// A CHW activation and its size.
+    private struct Map {
+        var values: [Float]
+        var channels: Int
+        var height: Int
+        var width: Int
+    }
+
     /// One image, CHW; returns every canonical layer's activation (as `LayerActivation` would show it)
     /// and the class scores.
     public func run(image: [Float], height: Int, width: Int) -> (
         layers: [(name: String, values: [Float])], output: [Float]
     ) {
         var layers: [(String, [Float])] = []
-        var (x, h, w) = conv(image, net.stem.conv.inChannels, height, width, net.stem.conv)
-        var c = net.stem.outChannels
-        if let bn = net.stem.norm { x = norm(x, c, bn) }
-        if net.stem.relu { x = Reference.relu(x) }
-        if let p = net.stem.pool { (x, h, w) = pool(x, c, h, w, p) }
-        layers.append(("stem", x))
-        for (b, block) in net.blocks.enumerated() {
-            for (i, layer) in block.layers.enumerated() {
-                var y = Reference.relu(norm(x, c, layer.norm))
-                var yc = c
-                if let bn = layer.bottleneck {
-                    y = conv(y, c, h, w, bn.conv).values
-                    yc = bn.conv.outChannels
-                    if let n = bn.norm { y = norm(y, yc, n) }
-                    y = Reference.relu(y)
+        var map = Map(values: image, channels: net.stem.conv.inChannels, height: height, width: width)
+        for step in net.steps {
+            switch step {
+            case .stem(let stem):
+                map = conv(map, stem.conv)
+                if let stemNorm = stem.norm { map.values = norm(map, stemNorm) }
+                if stem.relu { map.values = Reference.relu(map.values) }
+                if let stemPool = stem.pool { map = pool(map, stemPool) }
+                layers.append((step.layer.name, map.values))
+            case .denseLayer(let layer, _, _, _):
+                var branch = map
+                branch.values = Reference.relu(norm(map, layer.norm))
+                if let bottleneck = layer.bottleneck {
+                    branch = conv(branch, bottleneck.conv)
+                    if let bottleneckNorm = bottleneck.norm { branch.values = norm(branch, bottleneckNorm) }
+                    branch.values = Reference.relu(branch.values)
                 }
-                let new = conv(y, yc, h, w, layer.conv).values
-                layers.append((CanonicalLayer.denseLayer(block: b + 1, layer: i + 1).name, new))
-                x += new  // CHW: concatenating channels appends planes
-                c += layer.growth
-            }
-            if b < net.transitions.count {
-                let t = net.transitions[b]
-                let y = Reference.relu(norm(x, c, t.norm))
-                let (z, zh, zw) = conv(y, c, h, w, t.conv)
-                (x, h, w) = pool(z, t.conv.outChannels, zh, zw, t.pool)
-                c = t.conv.outChannels
-                layers.append((CanonicalLayer.transition(b + 1).name, x))
+                let new = conv(branch, layer.conv).values
+                layers.append((step.layer.name, new))
+                map.values += new  // CHW: concatenating channels appends planes
+                map.channels += layer.growth
+            case .transition(let transition, _):
+                map.values = Reference.relu(norm(map, transition.norm))
+                map = pool(conv(map, transition.conv), transition.pool)
+                layers.append((step.layer.name, map.values))
+            case .head(let head):
+                let output = runHead(head, map, layers: &layers)
+                return (layers, output)
             }
         }
-        let map = Reference.relu(norm(x, c, net.head.norm))
-        guard let pool = net.head.pool else {
-            layers.append(("head", map))
-            return (layers, map)
+        return (layers, map.values)  // not reached: the walk ends with the head
+    }
+
+    private func runHead(_ head: Head, _ input: Map, layers: inout [(String, [Float])]) -> [Float] {
+        let normed = Reference.relu(norm(input, head.norm))
+        guard let pool = head.pool else {
+            layers.append(("head", normed))
+            return normed
         }
         var out =
-            pool == .average ? Reference.globalAveragePool(map, channels: c) : Reference.globalMaxPool(map, channels: c)
-        if net.head.dense.isEmpty { layers.append(("head", out)) }
-        for (d, name) in zip(net.head.dense, net.head.layerNames) {
+            pool == .average
+            ? Reference.globalAveragePool(normed, channels: input.channels)
+            : Reference.globalMaxPool(normed, channels: input.channels)
+        if head.dense.isEmpty { layers.append(("head", out)) }
+        for (dense, name) in zip(head.dense, head.layerNames) {
             out = Reference.linear(
-                out, weight: d.linear.weight.values, bias: d.linear.bias?.values, outFeatures: d.linear.outFeatures)
-            out.withUnsafeMutableBufferPointer { d.activation.apply($0) }
+                out, weight: dense.linear.weight.values, bias: dense.linear.bias?.values,
+                outFeatures: dense.linear.outFeatures)
+            out.withUnsafeMutableBufferPointer { dense.activation.apply($0) }
             layers.append((name, out))
         }
-        return (layers, out)
+        return out
     }
 
-    private func conv(_ x: [Float], _ c: Int, _ h: Int, _ w: Int, _ k: Conv2D) -> (
-        values: [Float], height: Int, width: Int
-    ) {
-        Reference.conv(
-            x, channels: c, height: h, width: w, weight: k.weight.values, outChannels: k.outChannels,
-            kernel: k.kernel, stride: k.stride, pads: k.pads, bias: k.bias?.values)
+    private func conv(_ input: Map, _ conv: Conv2D) -> Map {
+        let result = Reference.conv(
+            input.values, channels: input.channels, height: input.height, width: input.width,
+            weight: conv.weight.values, outChannels: conv.outChannels, kernel: conv.kernel, stride: conv.stride,
+            pads: conv.pads, bias: conv.bias?.values)
+        return Map(values: result.values, channels: conv.outChannels, height: result.height, width: result.width)
     }
 
-    private func norm(_ x: [Float], _ c: Int, _ bn: BatchNorm) -> [Float] {
+    private func norm(_ input: Map, _ norm: BatchNorm) -> [Float] {
         Reference.batchNorm(
-            x, channels: c, gamma: bn.gamma.values, beta: bn.beta.values, mean: bn.mean.values,
-            variance: bn.variance.values, epsilon: bn.epsilon)
+            input.values, channels: input.channels, gamma: norm.gamma.values, beta: norm.beta.values,
+            mean: norm.mean.values, variance: norm.variance.values, epsilon: norm.epsilon)
     }
 
-    private func pool(_ x: [Float], _ c: Int, _ h: Int, _ w: Int, _ p: Pool2D) -> ([Float], Int, Int) {
-        let r = Reference.pool(
-            x, channels: c, height: h, width: w, max: p.kind == .max, kernel: p.kernel,
-            stride: p.stride, pads: p.pads, countIncludePad: p.countIncludePad)
-        return (r.values, r.height, r.width)
+    private func pool(_ input: Map, _ pool: Pool2D) -> Map {
+        let result = Reference.pool(
+            input.values, channels: input.channels, height: input.height, width: input.width,
+            max: pool.kind == .max, kernel: pool.kernel, stride: pool.stride, pads: pool.pads,
+            countIncludePad: pool.countIncludePad)
+        return Map(values: result.values, channels: input.channels, height: result.height, width: result.width)
     }
 }

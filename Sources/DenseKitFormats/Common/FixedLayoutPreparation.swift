@@ -118,21 +118,17 @@ extension DenseNet {
                 \(p.pads)\(p.kind == .average && p.pads != [0, 0, 0, 0] && p.countIncludePad ? " counting padding" : "")
                 """
         }
-        var out = [("stem", conv(stem.conv) + (stem.relu ? ", ReLU" : "") + ", " + pool(stem.pool))]
-        for (b, block) in blocks.enumerated() {
-            for (i, layer) in block.layers.enumerated() {
-                out.append(
-                    (
-                        CanonicalLayer.denseLayer(block: b + 1, layer: i + 1).name,
-                        (layer.bottleneck.map { conv($0.conv) + ", " } ?? "") + conv(layer.conv)
-                    ))
-            }
-            if b < transitions.count {
-                out.append(
-                    (
-                        CanonicalLayer.transition(b + 1).name,
-                        conv(transitions[b].conv) + ", " + pool(transitions[b].pool)
-                    ))
+        var out: [(String, String)] = []
+        for step in steps {
+            switch step {
+            case .stem(let stem):
+                out.append((step.layer.name, conv(stem.conv) + (stem.relu ? ", ReLU" : "") + ", " + pool(stem.pool)))
+            case .denseLayer(let layer, _, _, _):
+                out.append((step.layer.name, (layer.bottleneck.map { conv($0.conv) + ", " } ?? "") + conv(layer.conv)))
+            case .transition(let transition, _):
+                out.append((step.layer.name, conv(transition.conv) + ", " + pool(transition.pool)))
+            case .head:
+                break
             }
         }
         return out

@@ -52,52 +52,61 @@ package enum KerasLayout {
                     ("gamma", n.gamma), ("beta", n.beta), ("moving_mean", n.mean), ("moving_variance", n.variance),
                 ])
         }
-        var out = [
-            KerasLayer("input_layer", "InputLayer", keras2Name: "input_1"),
-            KerasLayer("zero_padding2d", "ZeroPadding2D"),
-            conv("conv1_conv", net.stem.conv, keras2: "conv1/conv"),
-        ]
-        if let n = net.stem.norm { out.append(norm("conv1_bn", n, keras2: "conv1/bn")) }
-        out += [
-            KerasLayer("conv1_relu", "Activation", keras2Name: "conv1/relu"),
-            KerasLayer("zero_padding2d_1", "ZeroPadding2D"),
-            KerasLayer("pool1", "MaxPooling2D"),
-        ]
-        for (b, block) in net.blocks.enumerated() {
-            for (i, layer) in block.layers.enumerated() {
-                let p = "conv\(b + 2)_block\(i + 1)"
-                out.append(norm(p + "_0_bn", layer.norm))
-                out.append(KerasLayer(p + "_0_relu", "Activation"))
-                if let bottleneck = layer.bottleneck {
-                    out.append(conv(p + "_1_conv", bottleneck.conv))
-                    if let n = bottleneck.norm { out.append(norm(p + "_1_bn", n)) }
-                    out.append(KerasLayer(p + "_1_relu", "Activation"))
-                }
-                out += [conv(p + "_2_conv", layer.conv), KerasLayer(p + "_concat", "Concatenate")]
-            }
-            if b < net.transitions.count {
-                let p = "pool\(b + 2)"
-                let t = net.transitions[b]
+        var out: [KerasLayer] = []
+        for step in net.steps {
+            switch step {
+            case .stem(let stem):
                 out += [
-                    norm(p + "_bn", t.norm), KerasLayer(p + "_relu", "Activation"), conv(p + "_conv", t.conv),
-                    KerasLayer(p + "_pool", "AveragePooling2D"),
+                    KerasLayer("input_layer", "InputLayer", keras2Name: "input_1"),
+                    KerasLayer("zero_padding2d", "ZeroPadding2D"),
+                    conv("conv1_conv", stem.conv, keras2: "conv1/conv"),
                 ]
+                if let stemNorm = stem.norm { out.append(norm("conv1_bn", stemNorm, keras2: "conv1/bn")) }
+                out += [
+                    KerasLayer("conv1_relu", "Activation", keras2Name: "conv1/relu"),
+                    KerasLayer("zero_padding2d_1", "ZeroPadding2D"),
+                    KerasLayer("pool1", "MaxPooling2D"),
+                ]
+            case .denseLayer(let layer, let block, let index, _):
+                let prefix = "conv\(block + 1)_block\(index)"
+                out.append(norm(prefix + "_0_bn", layer.norm))
+                out.append(KerasLayer(prefix + "_0_relu", "Activation"))
+                if let bottleneck = layer.bottleneck {
+                    out.append(conv(prefix + "_1_conv", bottleneck.conv))
+                    if let bottleneckNorm = bottleneck.norm { out.append(norm(prefix + "_1_bn", bottleneckNorm)) }
+                    out.append(KerasLayer(prefix + "_1_relu", "Activation"))
+                }
+                out += [conv(prefix + "_2_conv", layer.conv), KerasLayer(prefix + "_concat", "Concatenate")]
+            case .transition(let transition, let index):
+                let prefix = "pool\(index + 1)"
+                out += [
+                    norm(prefix + "_bn", transition.norm), KerasLayer(prefix + "_relu", "Activation"),
+                    conv(prefix + "_conv", transition.conv), KerasLayer(prefix + "_pool", "AveragePooling2D"),
+                ]
+            case .head(let head):
+                out += headLayers(head, norm: norm("bn", head.norm))
             }
         }
-        out += [norm("bn", net.head.norm), KerasLayer("relu", "Activation")]
-        switch net.head.pool {
+        return out
+    }
+
+    /// The head's layers: its BN and ReLU, the global pool, and the dense layers under Keras's names.
+    private static func headLayers(_ head: Head, norm: KerasLayer) -> [KerasLayer] {
+        var out = [norm, KerasLayer("relu", "Activation")]
+        switch head.pool {
         case .average: out.append(KerasLayer("avg_pool", "GlobalAveragePooling2D"))
         case .max: out.append(KerasLayer("max_pool", "GlobalMaxPooling2D"))
         case nil: break
         }
         let names =
-            net.head.dense.count == 1
-            ? ["predictions"] : net.head.dense.indices.map { $0 == 0 ? "dense" : "dense_\($0)" }
-        for (name, d) in zip(names, net.head.dense) {
+            head.dense.count == 1
+            ? ["predictions"] : head.dense.indices.map { $0 == 0 ? "dense" : "dense_\($0)" }
+        for (name, dense) in zip(names, head.dense) {
             out.append(
                 KerasLayer(
                     name, "Dense",
-                    weights: [("kernel", d.linear.weight.transposed())] + (d.linear.bias.map { [("bias", $0)] } ?? [])))
+                    weights: [("kernel", dense.linear.weight.transposed())]
+                        + (dense.linear.bias.map { [("bias", $0)] } ?? [])))
         }
         return out
     }
@@ -113,14 +122,12 @@ package enum KerasLayout {
                 BN, ReLU and a 3x3/2 max pool
                 """
         }
-        if let (b, i) = net.blocks.enumerated().lazy.compactMap({ b, block in
-            block.layers.firstIndex { $0.bottleneck == nil }.map { (b, $0) }
-        }).first {
-            return
-                """
-                \(CanonicalLayer.denseLayer(block: b + 1, layer: i + 1)) has no bottleneck; keras.applications' \
-                conv_block always has one
-                """
+        let withoutBottleneck = net.steps.first { step in
+            if case .denseLayer(let layer, _, _, _) = step { return layer.bottleneck == nil }
+            return false
+        }
+        if let withoutBottleneck {
+            return "\(withoutBottleneck.layer) has no bottleneck; keras.applications' conv_block always has one"
         }
         if net.transitions.contains(where: { $0.pool.kind != .average }) {
             return "a transition max-pools; Keras's transition_block averages"

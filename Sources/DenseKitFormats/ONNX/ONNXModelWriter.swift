@@ -104,37 +104,42 @@ package struct ONNXGraphBuilder {
     package var initializers: [ONNXTensorRef] = []
 
     package mutating func build(_ net: DenseNet) {
-        var x = conv("stem.conv", net.stem.conv, input: "input")
-        if let n = net.stem.norm { x = norm("stem.norm", n, input: x) }
-        if net.stem.relu { x = node("Relu", "stem.relu", [x]) }
-        if let p = net.stem.pool { x = pool("stem.pool", p, input: x) }
-        for (b, block) in net.blocks.enumerated() {
-            var features = [x]
-            for (i, layer) in block.layers.enumerated() {
-                let p = CanonicalLayer.denseLayer(block: b + 1, layer: i + 1).name
-                var y = features.count == 1 ? x : node("Concat", p + ".concat", features, ["axis": .int(1)])
-                y = node("Relu", p + ".relu1", [norm(p + ".norm1", layer.norm, input: y)])
+        var x = "input"
+        var features: [String] = []  // the block's input and each dense layer's new channels
+        for step in net.steps {
+            let name = step.layer.name
+            switch step {
+            case .stem(let stem):
+                x = conv("stem.conv", stem.conv, input: x)
+                if let stemNorm = stem.norm { x = norm("stem.norm", stemNorm, input: x) }
+                if stem.relu { x = node("Relu", "stem.relu", [x]) }
+                if let stemPool = stem.pool { x = pool("stem.pool", stemPool, input: x) }
+            case .denseLayer(let layer, let block, let index, let endsBlock):
+                if index == 1 { features = [x] }
+                var y = features.count == 1 ? x : node("Concat", name + ".concat", features, ["axis": .int(1)])
+                y = node("Relu", name + ".relu1", [norm(name + ".norm1", layer.norm, input: y)])
                 if let bottleneck = layer.bottleneck {
-                    y = conv(p + ".conv1", bottleneck.conv, input: y)
-                    if let n = bottleneck.norm { y = norm(p + ".norm2", n, input: y) }
-                    y = conv(p + ".conv2", layer.conv, input: node("Relu", p + ".relu2", [y]))
+                    y = conv(name + ".conv1", bottleneck.conv, input: y)
+                    if let bottleneckNorm = bottleneck.norm { y = norm(name + ".norm2", bottleneckNorm, input: y) }
+                    y = conv(name + ".conv2", layer.conv, input: node("Relu", name + ".relu2", [y]))
                 } else {
-                    y = conv(p + ".conv1", layer.conv, input: y)
+                    y = conv(name + ".conv1", layer.conv, input: y)
                 }
                 features.append(y)
-            }
-            x = node("Concat", "\(CanonicalLayer.block(b + 1)).concat", features, ["axis": .int(1)])
-            if b < net.transitions.count {
-                let t = net.transitions[b]
-                let p = CanonicalLayer.transition(b + 1).name
-                x = pool(
-                    p + ".pool", t.pool,
-                    input: conv(
-                        p + ".conv", t.conv, input: node("Relu", p + ".relu", [norm(p + ".norm", t.norm, input: x)])))
+                if endsBlock { x = node("Concat", "\(CanonicalLayer.block(block)).concat", features, ["axis": .int(1)]) }
+            case .transition(let transition, _):
+                let normed = norm(name + ".norm", transition.norm, input: x)
+                let convolved = conv(name + ".conv", transition.conv, input: node("Relu", name + ".relu", [normed]))
+                x = pool(name + ".pool", transition.pool, input: convolved)
+            case .head(let head):
+                buildHead(head, input: x)
             }
         }
-        let head = net.head
-        x = node("Relu", "head.relu", [norm("head.norm", head.norm, input: x)], last: head.pool == nil)
+    }
+
+    /// The head's nodes: BN, ReLU, then the global pool, flatten and dense layers when it has them.
+    private mutating func buildHead(_ head: Head, input: String) {
+        var x = node("Relu", "head.relu", [norm("head.norm", head.norm, input: input)], last: head.pool == nil)
         guard let pool = head.pool else { return }
         x = node(pool == .average ? "GlobalAveragePool" : "GlobalMaxPool", "head.pool", [x])
         x = node("Flatten", "head.flatten", [x], ["axis": .int(1)], last: head.dense.isEmpty)

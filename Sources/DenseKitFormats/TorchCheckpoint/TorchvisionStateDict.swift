@@ -102,19 +102,21 @@ package enum TorchvisionStateDict {
             return (nil, "its bottleneck widths are not one multiple of the growth rate")
         }
         var channels = s.conv.outChannels
-        for (b, block) in net.blocks.enumerated() {
-            channels += block.layers.count * growth
-            if b < net.transitions.count {
-                guard net.transitions[b].conv.outChannels == channels / 2 else {
+        for step in net.steps {
+            switch step {
+            case .denseLayer: channels += growth
+            case .transition(let transition, let index):
+                guard transition.conv.outChannels == channels / 2 else {
                     return (
                         nil,
                         """
-                        \(CanonicalLayer.transition(b + 1)) does not halve the channels (torchvision's \
+                        \(CanonicalLayer.transition(index)) does not halve the channels (torchvision's \
                         compression is 0.5)
                         """
                     )
                 }
                 channels /= 2
+            case .stem, .head: break
             }
         }
         // num_classes sizes torchvision's own classifier, which a head of another shape replaces.

@@ -56,19 +56,6 @@ public enum CanonicalLayer: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-extension DenseNet {
-    /// Every canonical layer in execution order: the one walk the executor, the diff and the reports name
-    /// layers by.
-    public var canonicalLayers: [CanonicalLayer] {
-        var layers: [CanonicalLayer] = [.stem]
-        for (b, block) in blocks.enumerated() {
-            for i in block.layers.indices { layers.append(.denseLayer(block: b + 1, layer: i + 1)) }
-            if b < transitions.count { layers.append(.transition(b + 1)) }
-        }
-        return layers + head.canonicalLayers
-    }
-}
-
 extension Head {
     /// The head's layers in execution order: `head.dense<i>` for each dense layer but the last, then `head`.
     public var canonicalLayers: [CanonicalLayer] {

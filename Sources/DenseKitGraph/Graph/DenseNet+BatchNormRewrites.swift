@@ -5,18 +5,22 @@ extension DenseNet {
     /// Every BN that directly follows a conv (the stem's, each bottleneck's) folded into it; with
     /// the number folded.
     package func foldingBatchNorms() -> (net: DenseNet, folded: Int) {
-        var net = self
         var folded = 0
-        if let n = net.stem.norm {
-            net.stem.conv = net.stem.conv.folding(n)
-            net.stem.norm = nil
-            folded += 1
-        }
-        for b in net.blocks.indices {
-            for i in net.blocks[b].layers.indices {
-                guard let bottleneck = net.blocks[b].layers[i].bottleneck, let n = bottleneck.norm else { continue }
-                net.blocks[b].layers[i].bottleneck = Bottleneck(conv: bottleneck.conv.folding(n), norm: nil)
+        let net = mappingSteps { step in
+            switch step {
+            case .stem(var stem):
+                guard let norm = stem.norm else { return step }
+                stem.conv = stem.conv.folding(norm)
+                stem.norm = nil
                 folded += 1
+                return .stem(stem)
+            case .denseLayer(var layer, let block, let index, let endsBlock):
+                guard let bottleneck = layer.bottleneck, let norm = bottleneck.norm else { return step }
+                layer.bottleneck = Bottleneck(conv: bottleneck.conv.folding(norm), norm: nil)
+                folded += 1
+                return .denseLayer(layer, block: block, index: index, endsBlock: endsBlock)
+            case .transition, .head:
+                return step
             }
         }
         return (net, folded)
@@ -27,33 +31,37 @@ extension DenseNet {
     /// `variance + epsilon == 1` exactly, beta the bias. With the number restored.
     package func unfoldingBatchNorms(epsilon: Float) -> (net: DenseNet, unfolded: Int) {
         func identity(for conv: Conv2D, _ prefix: String) -> (Conv2D, BatchNorm) {
-            let c = conv.outChannels
+            let channels = conv.outChannels
             var bare = conv
             bare.bias = nil
             let variance = Self.variance(giving: 1, epsilon: epsilon)
-            func t(_ name: String, _ values: [Float]) -> Tensor {
-                Tensor(name: "\(prefix).\(name)", shape: [c], values: values)
+            func tensor(_ name: String, _ values: [Float]) -> Tensor {
+                Tensor(name: "\(prefix).\(name)", shape: [channels], values: values)
             }
             let norm = BatchNorm(
-                gamma: t("weight", .init(repeating: 1, count: c)), beta: t("bias", conv.bias?.values ?? []),
-                mean: t("running_mean", .init(repeating: 0, count: c)),
-                variance: t("running_var", .init(repeating: variance, count: c)),
+                gamma: tensor("weight", .init(repeating: 1, count: channels)),
+                beta: tensor("bias", conv.bias?.values ?? []),
+                mean: tensor("running_mean", .init(repeating: 0, count: channels)),
+                variance: tensor("running_var", .init(repeating: variance, count: channels)),
                 epsilon: epsilon)
             return (bare, norm)
         }
-        var net = self
         var unfolded = 0
-        if net.stem.normFolded && net.stem.relu {
-            (net.stem.conv, net.stem.norm) = identity(for: net.stem.conv, "stem.norm")
-            unfolded += 1
-        }
-        for b in net.blocks.indices {
-            for i in net.blocks[b].layers.indices {
-                guard let bottleneck = net.blocks[b].layers[i].bottleneck, bottleneck.normFolded else { continue }
-                let (conv, norm) = identity(
-                    for: bottleneck.conv, "\(CanonicalLayer.denseLayer(block: b + 1, layer: i + 1)).norm2")
-                net.blocks[b].layers[i].bottleneck = Bottleneck(conv: conv, norm: norm)
+        let net = mappingSteps { step in
+            switch step {
+            case .stem(var stem):
+                guard stem.normFolded && stem.relu else { return step }
+                (stem.conv, stem.norm) = identity(for: stem.conv, "stem.norm")
                 unfolded += 1
+                return .stem(stem)
+            case .denseLayer(var layer, let block, let index, let endsBlock):
+                guard let bottleneck = layer.bottleneck, bottleneck.normFolded else { return step }
+                let (conv, norm) = identity(for: bottleneck.conv, "\(step.layer).norm2")
+                layer.bottleneck = Bottleneck(conv: conv, norm: norm)
+                unfolded += 1
+                return .denseLayer(layer, block: block, index: index, endsBlock: endsBlock)
+            case .transition, .head:
+                return step
             }
         }
         return (net, unfolded)
@@ -67,64 +75,68 @@ extension DenseNet {
         var inexact: [String] = []
         let net = mappingBatchNorms { name, norm in
             guard norm.epsilon != epsilon else { return norm }
-            var n = norm
-            n.variance.values = norm.variance.values.map { v in
-                let target = v + norm.epsilon
+            var rewritten = norm
+            rewritten.variance.values = norm.variance.values.map { variance in
+                let target = variance + norm.epsilon
                 let compensated = Self.variance(giving: target, epsilon: epsilon)
                 if compensated + epsilon != target, !inexact.contains(name) { inexact.append(name) }
                 return compensated
             }
-            n.epsilon = epsilon
+            rewritten.epsilon = epsilon
             changed += 1
-            return n
+            return rewritten
         }
         return (net, changed, inexact)
     }
 
-    /// A float32 `v` with `v + epsilon == target` when one exists (the nearest to `target - epsilon`).
+    /// A float32 variance with `variance + epsilon == target` when one exists (the nearest to `target - epsilon`).
     package static func variance(giving target: Float, epsilon: Float) -> Float {
-        var v = target - epsilon
-        // Rounding may land an ulp or two off; the sum is monotone in v, so step towards the target.
+        var variance = target - epsilon
+        // Rounding may land an ulp or two off; the sum is monotone in the variance, so step towards the target.
         for _ in 0..<8 {
-            let sum = v + epsilon
-            if sum == target { return v }
-            v = sum < target ? v.nextUp : v.nextDown
+            let sum = variance + epsilon
+            if sum == target { return variance }
+            variance = sum < target ? variance.nextUp : variance.nextDown
         }
         return target - epsilon
     }
 
     /// `transform` applied to every BatchNorm, with its canonical layer-and-role name.
     package func mappingBatchNorms(_ transform: (String, BatchNorm) -> BatchNorm) -> DenseNet {
-        var net = self
-        if let n = net.stem.norm { net.stem.norm = transform("stem", n) }
-        for b in net.blocks.indices {
-            for i in net.blocks[b].layers.indices {
-                let name = CanonicalLayer.denseLayer(block: b + 1, layer: i + 1).name
-                net.blocks[b].layers[i].norm = transform(name, net.blocks[b].layers[i].norm)
-                if let n = net.blocks[b].layers[i].bottleneck?.norm {
-                    net.blocks[b].layers[i].bottleneck?.norm = transform(name, n)
-                }
-            }
-            if b < net.transitions.count {
-                net.transitions[b].norm = transform(CanonicalLayer.transition(b + 1).name, net.transitions[b].norm)
+        mappingSteps { step in
+            let name = step.layer.name
+            switch step {
+            case .stem(var stem):
+                stem.norm = stem.norm.map { transform(name, $0) }
+                return .stem(stem)
+            case .denseLayer(var layer, let block, let index, let endsBlock):
+                layer.norm = transform(name, layer.norm)
+                if let norm = layer.bottleneck?.norm { layer.bottleneck?.norm = transform(name, norm) }
+                return .denseLayer(layer, block: block, index: index, endsBlock: endsBlock)
+            case .transition(var transition, let index):
+                transition.norm = transform(name, transition.norm)
+                return .transition(transition, index: index)
+            case .head(var head):
+                head.norm = transform(name, head.norm)
+                return .head(head)
             }
         }
-        net.head.norm = transform("head", net.head.norm)
-        return net
     }
 
     /// The canonical names of convs with a bias that is not a folded BN's (torchvision's and
     /// Keras's DenseNets have none).
     package var convsWithOwnBias: [String] {
         var names: [String] = []
-        for (b, block) in blocks.enumerated() {
-            for (i, layer) in block.layers.enumerated() {
+        for step in steps {
+            switch step {
+            case .denseLayer(let layer, _, _, _):
                 if layer.conv.bias != nil || (layer.bottleneck?.norm != nil && layer.bottleneck?.conv.bias != nil) {
-                    names.append(CanonicalLayer.denseLayer(block: b + 1, layer: i + 1).name)
+                    names.append(step.layer.name)
                 }
-            }
-            if b < transitions.count, transitions[b].conv.bias != nil {
-                names.append(CanonicalLayer.transition(b + 1).name)
+            case .transition(let transition, _):
+                if transition.conv.bias != nil { names.append(step.layer.name) }
+            case .stem, .head:
+                break
             }
         }
         // A folded stem BN keeps its ReLU; a bare (CIFAR) stem conv has neither.

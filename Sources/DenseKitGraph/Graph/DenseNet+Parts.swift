@@ -15,23 +15,25 @@ extension DenseNet {
     /// Calls `conv` and `norm` with every conv and BatchNorm in execution order: the stem's, then
     /// each dense layer's BN, bottleneck conv and BN, and conv, each transition's BN and conv, the head's BN.
     package func forEachConvAndNorm(conv: (LayerPart, Conv2D) -> Void, norm: (LayerPart, BatchNorm) -> Void) {
-        conv(.stem, stem.conv)
-        if let n = stem.norm { norm(.stem, n) }
-        for (b, block) in blocks.enumerated() {
-            for (i, layer) in block.layers.enumerated() {
-                norm(.layer(block: b + 1, layer: i + 1), layer.norm)
-                if let bn = layer.bottleneck {
-                    conv(.bottleneck(block: b + 1, layer: i + 1), bn.conv)
-                    if let n = bn.norm { norm(.bottleneck(block: b + 1, layer: i + 1), n) }
+        for step in steps {
+            switch step {
+            case .stem(let stem):
+                conv(.stem, stem.conv)
+                if let stemNorm = stem.norm { norm(.stem, stemNorm) }
+            case .denseLayer(let layer, let block, let index, _):
+                norm(.layer(block: block, layer: index), layer.norm)
+                if let bottleneck = layer.bottleneck {
+                    conv(.bottleneck(block: block, layer: index), bottleneck.conv)
+                    if let bottleneckNorm = bottleneck.norm { norm(.bottleneck(block: block, layer: index), bottleneckNorm) }
                 }
-                conv(.layer(block: b + 1, layer: i + 1), layer.conv)
-            }
-            if b < transitions.count {
-                norm(.transition(b + 1), transitions[b].norm)
-                conv(.transition(b + 1), transitions[b].conv)
+                conv(.layer(block: block, layer: index), layer.conv)
+            case .transition(let transition, let index):
+                norm(.transition(index), transition.norm)
+                conv(.transition(index), transition.conv)
+            case .head(let head):
+                norm(.head, head.norm)
             }
         }
-        norm(.head, head.norm)
     }
 }
 
@@ -39,23 +41,24 @@ extension DenseNet {
     /// `transform` applied to every tensor (every conv's, BatchNorm's and dense layer's), the
     /// structure unchanged.
     package func mappingTensors(_ transform: (Tensor) -> Tensor) -> DenseNet {
-        func conv(_ c: Conv2D) -> Conv2D {
-            var c = c
-            c.weight = transform(c.weight)
-            c.bias = c.bias.map(transform)
-            return c
+        func conv(_ conv: Conv2D) -> Conv2D {
+            var converted = conv
+            converted.weight = transform(conv.weight)
+            converted.bias = conv.bias.map(transform)
+            return converted
         }
-        func norm(_ n: BatchNorm) -> BatchNorm {
+        func norm(_ norm: BatchNorm) -> BatchNorm {
             BatchNorm(
-                gamma: transform(n.gamma), beta: transform(n.beta), mean: transform(n.mean),
-                variance: transform(n.variance), epsilon: n.epsilon)
+                gamma: transform(norm.gamma), beta: transform(norm.beta), mean: transform(norm.mean),
+                variance: transform(norm.variance), epsilon: norm.epsilon)
         }
-        var net = self
-        net.stem.conv = conv(stem.conv)
-        net.stem.norm = stem.norm.map(norm)
-        for b in net.blocks.indices {
-            for i in net.blocks[b].layers.indices {
-                var layer = net.blocks[b].layers[i]
+        return mappingSteps { step in
+            switch step {
+            case .stem(var stem):
+                stem.conv = conv(stem.conv)
+                stem.norm = stem.norm.map(norm)
+                return .stem(stem)
+            case .denseLayer(var layer, let block, let index, let endsBlock):
                 layer.norm = norm(layer.norm)
                 if var bottleneck = layer.bottleneck {
                     bottleneck.conv = conv(bottleneck.conv)
@@ -63,18 +66,19 @@ extension DenseNet {
                     layer.bottleneck = bottleneck
                 }
                 layer.conv = conv(layer.conv)
-                net.blocks[b].layers[i] = layer
+                return .denseLayer(layer, block: block, index: index, endsBlock: endsBlock)
+            case .transition(var transition, let index):
+                transition.norm = norm(transition.norm)
+                transition.conv = conv(transition.conv)
+                return .transition(transition, index: index)
+            case .head(var head):
+                head.norm = norm(head.norm)
+                for position in head.dense.indices {
+                    head.dense[position].linear.weight = transform(head.dense[position].linear.weight)
+                    head.dense[position].linear.bias = head.dense[position].linear.bias.map(transform)
+                }
+                return .head(head)
             }
         }
-        for t in net.transitions.indices {
-            net.transitions[t].norm = norm(net.transitions[t].norm)
-            net.transitions[t].conv = conv(net.transitions[t].conv)
-        }
-        net.head.norm = norm(head.norm)
-        for d in net.head.dense.indices {
-            net.head.dense[d].linear.weight = transform(net.head.dense[d].linear.weight)
-            net.head.dense[d].linear.bias = net.head.dense[d].linear.bias.map(transform)
-        }
-        return net
     }
 }

@@ -27,19 +27,6 @@ public struct DenseNet: Sendable {
     /// Values the model outputs per image (per position, for a head without a global pool): the
     /// last dense layer's out-features, or else the final channels.
     public var classes: Int { head.dense.last?.linear.outFeatures ?? head.norm.channels }
-
-    /// Every weight tensor the canonical graph holds, in execution order.
-    public var tensors: [Tensor] {
-        var all = stem.tensors
-        for (b, block) in blocks.enumerated() {
-            for layer in block.layers { all += layer.tensors }
-            if b < transitions.count { all += transitions[b].tensors }
-        }
-        return all + head.tensors
-    }
-
-    /// Canonical layer names in execution order (`canonicalLayers`).
-    public var layerNames: [String] { canonicalLayers.map(\.name) }
 }
 
 /// The first convolution, with its BatchNorm, ReLU and max pool on ImageNet nets.

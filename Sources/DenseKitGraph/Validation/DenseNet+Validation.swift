@@ -35,20 +35,23 @@ extension DenseNet {
                 "transitions", expected: "\(blocks.count - 1) (one between each pair of blocks)",
                 found: "\(transitions.count)")
         }
+        if let empty = blocks.firstIndex(where: \.layers.isEmpty) {
+            throw ImportError.mismatch(
+                CanonicalLayer.block(empty + 1).name, expected: "at least one dense layer", found: "none")
+        }
         var width = stem.outChannels
-        for (b, block) in blocks.enumerated() {
-            guard !block.layers.isEmpty else {
-                throw ImportError.mismatch(
-                    CanonicalLayer.block(b + 1).name, expected: "at least one dense layer", found: "none")
-            }
-            for (i, layer) in block.layers.enumerated() {
-                let name = CanonicalLayer.denseLayer(block: b + 1, layer: i + 1).name
+        for step in steps {
+            let name = step.layer.name
+            switch step {
+            case .denseLayer(let layer, _, _, _):
                 try validate(layer.norm, name + ".norm", channels: width)
                 var convInput = width
-                if let bn = layer.bottleneck {
-                    try validate(bn.conv, name + ".bottleneck.conv", inChannels: width, sameSize: true)
-                    if let n = bn.norm { try validate(n, name + ".bottleneck.norm", channels: bn.conv.outChannels) }
-                    convInput = bn.conv.outChannels
+                if let bottleneck = layer.bottleneck {
+                    try validate(bottleneck.conv, name + ".bottleneck.conv", inChannels: width, sameSize: true)
+                    if let bottleneckNorm = bottleneck.norm {
+                        try validate(bottleneckNorm, name + ".bottleneck.norm", channels: bottleneck.conv.outChannels)
+                    }
+                    convInput = bottleneck.conv.outChannels
                 }
                 try validate(layer.conv, name + ".conv", inChannels: convInput, sameSize: true)
                 width += layer.conv.outChannels
@@ -56,14 +59,13 @@ extension DenseNet {
                     throw ImportError.mismatch(
                         name, expected: "at most \(Limits.channels) concatenated channels", found: "\(width)")
                 }
-            }
-            if b < transitions.count {
-                let t = transitions[b]
-                let name = CanonicalLayer.transition(b + 1).name
-                try validate(t.norm, name + ".norm", channels: width)
-                try validate(t.conv, name + ".conv", inChannels: width)
-                try validate(t.pool, name + ".pool")
-                width = t.conv.outChannels
+            case .transition(let transition, _):
+                try validate(transition.norm, name + ".norm", channels: width)
+                try validate(transition.conv, name + ".conv", inChannels: width)
+                try validate(transition.pool, name + ".pool")
+                width = transition.conv.outChannels
+            case .stem, .head:
+                break
             }
         }
         try validate(head.norm, "head.norm", channels: width)

@@ -23,27 +23,29 @@ extension DenseNet {
     /// folded into a conv still counts as a BatchNorm, and the bias the fold created does not count.
     public var parameterCount: ParameterCount {
         var count = ParameterCount()
-        count.addConv(stem.conv.weight.elements)
-        if let n = stem.norm {
-            count.addBatchNorm(n.channels)
-        } else if stem.normFolded {
-            count.addBatchNorm(stem.outChannels)
-        }
-        for (b, block) in blocks.enumerated() {
-            for layer in block.layers {
+        for step in steps {
+            switch step {
+            case .stem(let stem):
+                count.addConv(stem.conv.weight.elements)
+                if let norm = stem.norm {
+                    count.addBatchNorm(norm.channels)
+                } else if stem.normFolded {
+                    count.addBatchNorm(stem.outChannels)
+                }
+            case .denseLayer(let layer, _, _, _):
                 count.addBatchNorm(layer.norm.channels)
                 if let bottleneck = layer.bottleneck {
                     count.addConv(bottleneck.conv.weight.elements)
                     count.addBatchNorm(bottleneck.conv.outChannels)
                 }
                 count.addConv(layer.conv.weight.elements)
-            }
-            if b < transitions.count {
-                count.addBatchNorm(transitions[b].norm.channels)
-                count.addConv(transitions[b].conv.weight.elements)
+            case .transition(let transition, _):
+                count.addBatchNorm(transition.norm.channels)
+                count.addConv(transition.conv.weight.elements)
+            case .head(let head):
+                count.addBatchNorm(head.norm.channels)
             }
         }
-        count.addBatchNorm(head.norm.channels)
         // Each dense layer's weights and bias; the classifier's bias counts even where an exporter
         // dropped an all-zero one.
         for (i, d) in head.dense.enumerated() {

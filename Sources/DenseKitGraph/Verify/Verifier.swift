@@ -89,44 +89,50 @@ public struct Verifier {
         }
         // Blocks and transitions.
         expect("model", "dense blocks", spec.blocks.count, net.blocks.count)
-        var channels = stem.outChannels
-        for (b, block) in net.blocks.enumerated() where b < spec.blocks.count {
-            expect(CanonicalLayer.block(b + 1).name, "layers", spec.blocks[b], block.layers.count)
-            for (i, layer) in block.layers.enumerated() {
-                let name = CanonicalLayer.denseLayer(block: b + 1, layer: i + 1).name
+        for step in net.steps {
+            let name = step.layer.name
+            switch step {
+            case .denseLayer(let layer, let block, let index, _) where block <= spec.blocks.count:
+                if index == 1 {
+                    expect(
+                        CanonicalLayer.block(block).name, "layers", spec.blocks[block - 1],
+                        net.blocks[block - 1].layers.count)
+                }
                 expect(name, "growth rate", spec.growthRate, layer.growth)
                 expect(
                     name, "bottleneck", spec.bottleneck ? "present" : "absent",
                     layer.bottleneck == nil ? "absent" : "present")
-                if let bn = layer.bottleneck {
-                    if spec.bottleneck { expect(name, "bottleneck width", spec.bottleneckWidth, bn.conv.outChannels) }
+                if let bottleneck = layer.bottleneck {
+                    if spec.bottleneck {
+                        expect(name, "bottleneck width", spec.bottleneckWidth, bottleneck.conv.outChannels)
+                    }
                     expect(
                         name, "bottleneck conv", "1x1 stride 1",
-                        "\(bn.conv.kernel)x\(bn.conv.kernel) stride \(bn.conv.stride)")
+                        "\(bottleneck.conv.kernel)x\(bottleneck.conv.kernel) stride \(bottleneck.conv.stride)")
                     expect(
-                        name, "bottleneck BatchNorm", "present", bn.norm != nil || bn.normFolded ? "present" : "absent")
+                        name, "bottleneck BatchNorm", "present",
+                        bottleneck.norm != nil || bottleneck.normFolded ? "present" : "absent")
                 }
+                let conv = layer.conv
                 expect(
                     name, "conv", "3x3 stride 1 pad 1",
-                    "\(layer.conv.kernel)x\(layer.conv.kernel) stride \(layer.conv.stride) pad \(layer.conv.pads[0])")
-                if layer.conv.pads != [1, 1, 1, 1] { expect(name, "conv padding", [1, 1, 1, 1], layer.conv.pads) }
-                if layer.conv.bias != nil { expect(name, "conv bias", "none", "present") }
-                channels += layer.growth
-            }
-            if b < net.transitions.count {
-                let t = net.transitions[b]
-                let name = CanonicalLayer.transition(b + 1).name
-                let expectedOut = Int((spec.compression * Double(t.norm.channels)).rounded(.down))
-                if t.conv.outChannels != expectedOut {
+                    "\(conv.kernel)x\(conv.kernel) stride \(conv.stride) pad \(conv.pads[0])")
+                if conv.pads != [1, 1, 1, 1] { expect(name, "conv padding", [1, 1, 1, 1], conv.pads) }
+                if conv.bias != nil { expect(name, "conv bias", "none", "present") }
+            case .transition(let transition, let index) where index <= spec.blocks.count:
+                let conv = transition.conv
+                let expectedOut = Int((spec.compression * Double(transition.norm.channels)).rounded(.down))
+                if conv.outChannels != expectedOut {
                     out.append(
                         Deviation(
                             layer: name, check: "output channels",
                             expected: "\(expectedOut) (theta \(format(spec.compression)))",
-                            found: "\(t.conv.outChannels)"))
+                            found: "\(conv.outChannels)"))
                 }
-                expect(name, "conv", "1x1 stride 1", "\(t.conv.kernel)x\(t.conv.kernel) stride \(t.conv.stride)")
-                expect(name, "pool", describe(Pool2D(kind: .average, kernel: 2, stride: 2)), describe(t.pool))
-                channels = t.conv.outChannels
+                expect(name, "conv", "1x1 stride 1", "\(conv.kernel)x\(conv.kernel) stride \(conv.stride)")
+                expect(name, "pool", describe(Pool2D(kind: .average, kernel: 2, stride: 2)), describe(transition.pool))
+            default:
+                break
             }
         }
         if net.transitions.count != max(net.blocks.count - 1, 0) {
@@ -139,7 +145,8 @@ public struct Verifier {
 
     package func weightDeviations(_ net: DenseNet) -> [Deviation] {
         var out: [Deviation] = []
-        for (layer, tensors, norms) in namedParts(net) {
+        for step in net.steps {
+            let (layer, tensors, norms) = (step.layer.name, step.tensors, step.norms)
             for t in tensors {
                 let bad = t.nonFiniteCount
                 if bad > 0 {
@@ -162,26 +169,7 @@ public struct Verifier {
         return out
     }
 
-    private func namedParts(_ net: DenseNet) -> [(String, [Tensor], [BatchNorm])] {
-        var parts: [(String, [Tensor], [BatchNorm])] = [("stem", net.stem.tensors, net.stem.norm.map { [$0] } ?? [])]
-        for (b, block) in net.blocks.enumerated() {
-            for (i, layer) in block.layers.enumerated() {
-                parts.append(
-                    (
-                        CanonicalLayer.denseLayer(block: b + 1, layer: i + 1).name, layer.tensors,
-                        [layer.norm] + (layer.bottleneck?.norm.map { [$0] } ?? [])
-                    ))
-            }
-            if b < net.transitions.count {
-                parts.append(
-                    (CanonicalLayer.transition(b + 1).name, net.transitions[b].tensors, [net.transitions[b].norm]))
-            }
-        }
-        parts.append(("head", net.head.tensors, [net.head.norm]))
-        return parts
-    }
-
-    private func allNorms(_ net: DenseNet) -> [BatchNorm] { namedParts(net).flatMap { $0.2 } }
+    private func allNorms(_ net: DenseNet) -> [BatchNorm] { net.steps.flatMap(\.norms) }
 
     private func describe(_ p: Pool2D) -> String {
         "\(p.kind.rawValue) \(p.kernel)x\(p.kernel) stride \(p.stride) pad \(p.pads[0])"
