@@ -126,7 +126,9 @@ package struct ONNXGraphBuilder {
                     y = conv(name + ".conv1", layer.conv, input: y)
                 }
                 features.append(y)
-                if endsBlock { x = node("Concat", "\(CanonicalLayer.block(block)).concat", features, ["axis": .int(1)]) }
+                if endsBlock {
+                    x = node("Concat", "\(CanonicalLayer.block(block)).concat", features, ["axis": .int(1)])
+                }
             case .transition(let transition, _):
                 let normed = norm(name + ".norm", transition.norm, input: x)
                 let convolved = conv(name + ".conv", transition.conv, input: node("Relu", name + ".relu", [normed]))

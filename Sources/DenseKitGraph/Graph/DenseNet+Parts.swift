@@ -24,7 +24,9 @@ extension DenseNet {
                 norm(.layer(block: block, layer: index), layer.norm)
                 if let bottleneck = layer.bottleneck {
                     conv(.bottleneck(block: block, layer: index), bottleneck.conv)
-                    if let bottleneckNorm = bottleneck.norm { norm(.bottleneck(block: block, layer: index), bottleneckNorm) }
+                    if let bottleneckNorm = bottleneck.norm {
+                        norm(.bottleneck(block: block, layer: index), bottleneckNorm)
+                    }
                 }
                 conv(.layer(block: block, layer: index), layer.conv)
             case .transition(let transition, let index):

@@ -54,7 +54,9 @@ extension DenseNet {
                         layer, block: blockIndex + 1, index: layerIndex + 1,
                         endsBlock: layerIndex == block.layers.count - 1))
             }
-            if blockIndex < transitions.count { steps.append(.transition(transitions[blockIndex], index: blockIndex + 1)) }
+            if blockIndex < transitions.count {
+                steps.append(.transition(transitions[blockIndex], index: blockIndex + 1))
+            }
         }
         return steps + [.head(head)]
     }
