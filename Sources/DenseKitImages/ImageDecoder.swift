@@ -18,39 +18,31 @@ public enum ImageDecoder {
             let (descriptor, size) = try RegularFile.open(path)
             defer { close(descriptor) }
             guard size <= maximumFileBytes else {
-                throw ImageError("\(size) bytes is larger than the \(maximumFileBytes)-byte limit for an image")
+                throw ImageError.unreadable(
+                    "\(size) bytes is larger than the \(maximumFileBytes)-byte limit for an image")
             }
             data = try RegularFile.read(descriptor, size: size)
         } catch let error as ImportError {
-            throw ImageError(error.description)
+            throw ImageError.unreadable(error.description)
         }
         return try decode(data)
     }
 
     /// `maximumPixels`: a lower cap for callers that want one (the fuzz targets).
     public static func decode(_ data: Data, maximumPixels: Int = maximumPixels) throws -> RGBImage {
-        guard !data.isEmpty else { throw ImageError("empty file, not an image") }
+        guard !data.isEmpty else { throw ImageError.notAnImage(firstBytes: "") }
         if data.starts(with: [0xFF, 0xD8, 0xFF]) { return try JPEGDecoder.decode(data, maximumPixels: maximumPixels) }
         if data.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) {
             return try PNGDecoder.decode(data, maximumPixels: maximumPixels)
         }
-        throw ImageError(
-            """
-            not a JPEG or PNG image (the file starts with \
-            \(data.prefix(4).map { String(format: "%02x", $0) }.joined(separator: " ")))
-            """
-        )
+        throw ImageError.notAnImage(
+            firstBytes: data.prefix(4).map { String(format: "%02x", $0) }.joined(separator: " "))
     }
 
     package static func checkSize(_ w: Int, _ h: Int, _ maximum: Int) throws {
-        guard w > 0, h > 0 else { throw ImageError("the header claims \(w)x\(h) pixels") }
+        guard w > 0, h > 0 else { throw ImageError.empty(width: w, height: h) }
         guard w.multipliedReportingOverflow(by: h).partialValue <= maximum, w <= maximum, h <= maximum else {
-            throw ImageError(
-                """
-                the header claims \(w)x\(h) pixels, more than the \(maximum)-pixel limit (Pillow's \
-                decompression-bomb limit)
-                """
-            )
+            throw ImageError.tooManyPixels(width: w, height: h, limit: maximum, from: nil)
         }
     }
 
@@ -62,7 +54,7 @@ public enum ImageDecoder {
     public static func files(at path: String) throws -> [String] {
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
-            throw ImageError("no such file or folder")
+            throw ImageError.unreadable("no such file or folder")
         }
         guard isFolder.boolValue else { return [path] }
         return try FileManager.default.contentsOfDirectory(atPath: path)

@@ -63,12 +63,8 @@ public struct ImageSet: Sendable {
             if let b = batch, (b.width, b.height) != (image.width, image.height) {
                 throw Failure(
                     file: file,
-                    error: ImageError(
-                        """
-                        preprocessed to \(image.width)x\(image.height), but the images before it to \
-                        \(b.width)x\(b.height): use a preset or --crop/--resize that gives one size
-                        """
-                    ))
+                    error: .sizeDiffers(
+                        width: image.width, height: image.height, batchWidth: b.width, batchHeight: b.height))
             }
             if batch == nil { batch = Batch(files: [], values: [], width: image.width, height: image.height) }
             batch!.files.append(file)

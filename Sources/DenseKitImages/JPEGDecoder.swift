@@ -7,7 +7,9 @@ import Foundation
 package enum JPEGDecoder {
     /// The size the header claims, checked against `maximumPixels` before anything is decoded.
     package static func decode(_ data: Data, maximumPixels: Int) throws -> RGBImage {
-        guard let handle = tjInitDecompress() else { throw ImageError("cannot start the JPEG decoder") }
+        guard let handle = tjInitDecompress() else {
+            throw ImageError.malformed(format: "JPEG", problem: "cannot start the JPEG decoder")
+        }
         defer { tjDestroy(handle) }
         return try data.withUnsafeBytes { raw -> RGBImage in
             let bytes = raw.bindMemory(to: UInt8.self).baseAddress
@@ -17,7 +19,7 @@ package enum JPEGDecoder {
             var colorspace: Int32 = 0
             guard tjDecompressHeader3(handle, bytes, UInt(raw.count), &width, &height, &subsampling, &colorspace) == 0
             else {
-                throw ImageError("not a readable JPEG (\(message(handle)))")
+                throw ImageError.malformed(format: "JPEG", problem: "not a readable JPEG (\(message(handle)))")
             }
             let (w, h) = (Int(width), Int(height))
             try ImageDecoder.checkSize(w, h, maximumPixels)
@@ -29,7 +31,8 @@ package enum JPEGDecoder {
             // A warning (a truncated file, corrupt data libjpeg skipped) fails too, as PIL refuses such files.
             guard tjDecompress2(handle, bytes, UInt(raw.count), &out, width, 0, height, Int32(format.rawValue), 0) == 0
             else {
-                throw ImageError("truncated or corrupt JPEG data (\(message(handle)))")
+                throw ImageError.malformed(
+                    format: "JPEG", problem: "truncated or corrupt JPEG data (\(message(handle)))")
             }
             if gray { return RGBImage(width: w, height: h, pixels: out.flatMap { [$0, $0, $0] }) }
             if cmyk {

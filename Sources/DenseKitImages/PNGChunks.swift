@@ -18,14 +18,16 @@ package enum PNGChunks {
     /// The PNG to decode, or an error naming the chunk Pillow would refuse.
     package static func normalized(_ data: Data) throws -> Data {
         try data.withUnsafeBytes { raw -> Data in
-            guard raw.count >= 8, raw.prefix(8).elementsEqual(signature) else { throw ImageError("not a PNG") }
+            guard raw.count >= 8, raw.prefix(8).elementsEqual(signature) else {
+                throw ImageError.malformed(format: "PNG", problem: "not a PNG")
+            }
             var kept = Data(signature)
             var at = 8
             var sawImageData = false
             while true {
                 guard at + 8 <= raw.count else {
                     if sawImageData { break }
-                    throw ImageError("truncated PNG (it ends before its image data)")
+                    throw ImageError.malformed(format: "PNG", problem: "truncated PNG (it ends before its image data)")
                 }
                 let length = Int(UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
                 let type = Array(raw[(at + 4)..<(at + 8)])
@@ -37,7 +39,8 @@ package enum PNGChunks {
                 } else {
                     guard type.allSatisfy(isWordCharacter) else {
                         let bytes = type.map { String(format: "%02X", $0) }.joined(separator: " ")
-                        throw ImageError("broken PNG: chunk type \(bytes) is not four letters, digits or underscores")
+                        throw ImageError.badChunk(
+                            "type \(bytes)", problem: "is not four letters, digits or underscores")
                     }
                 }
                 let dataEnd = at + 8 + length
@@ -49,23 +52,27 @@ package enum PNGChunks {
                     at = dataEnd + 4
                     continue
                 }
-                guard dataEnd + 4 <= raw.count else { throw ImageError("truncated PNG (inside chunk '\(name)')") }
+                guard dataEnd + 4 <= raw.count else {
+                    throw ImageError.malformed(format: "PNG", problem: "truncated PNG (inside chunk '\(name)')")
+                }
                 let body = UnsafeRawBufferPointer(rebasing: raw[(at + 8)..<dataEnd])
                 let stored = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: dataEnd, as: UInt32.self))
                 guard CRC32.checksum(UnsafeRawBufferPointer(rebasing: raw[(at + 4)..<dataEnd])) == stored else {
-                    throw ImageError("broken PNG: bad CRC in chunk '\(name)'")
+                    throw ImageError.badChunk("'\(name)'", problem: "has a bad CRC")
                 }
                 if name == "iCCP" || name == "zTXt" {
                     // keyword, NUL, compression method (Pillow accepts 0 only)
                     if let nul = body.firstIndex(of: 0), nul + 1 < body.count, body[nul + 1] != 0 {
-                        throw ImageError("broken PNG: chunk '\(name)' has compression method \(body[nul + 1])")
+                        throw ImageError.badChunk("'\(name)'", problem: "has compression method \(body[nul + 1])")
                     }
                 }
                 if name == "IHDR" || name == "PLTE" { append(chunk: type, body, to: &kept) }
                 if name == "IEND" { break }
                 at = dataEnd + 4
             }
-            guard sawImageData else { throw ImageError("truncated PNG (no image data)") }
+            guard sawImageData else {
+                throw ImageError.malformed(format: "PNG", problem: "truncated PNG (no image data)")
+            }
             append(chunk: Array("IEND".utf8), UnsafeRawBufferPointer(start: nil, count: 0), to: &kept)
             return kept
         }

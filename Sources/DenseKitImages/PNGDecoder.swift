@@ -6,7 +6,9 @@ import Foundation
 /// samples reduced to their high byte), after `PNGChunks` has judged the chunks as Pillow does.
 package enum PNGDecoder {
     package static func decode(_ data: Data, maximumPixels: Int) throws -> RGBImage {
-        guard let ctx = spng_ctx_new(0) else { throw ImageError("cannot start the PNG decoder") }
+        guard let ctx = spng_ctx_new(0) else {
+            throw ImageError.malformed(format: "PNG", problem: "cannot start the PNG decoder")
+        }
         defer { spng_ctx_free(ctx) }
         // Ancillary chunks (text, ICC profiles) are capped too: a file cannot make the decoder allocate much.
         spng_set_chunk_limits(ctx, 1 << 24, 1 << 26)
@@ -22,7 +24,9 @@ package enum PNGDecoder {
             let format = Int32(sixteen ? SPNG_FMT_RGBA16.rawValue : SPNG_FMT_RGBA8.rawValue)
             var size = 0
             try check(spng_decoded_image_size(ctx, format, &size), "cannot size the PNG")
-            guard size == w * h * (sixteen ? 8 : 4) else { throw ImageError("PNG decoder size \(size) for \(w)x\(h)") }
+            guard size == w * h * (sixteen ? 8 : 4) else {
+                throw ImageError.malformed(format: "PNG", problem: "PNG decoder size \(size) for \(w)x\(h)")
+            }
             var rgba = [UInt8](repeating: 0, count: size)
             try check(spng_decode_image(ctx, &rgba, size, format, 0), "truncated or corrupt PNG data")
             var out = [UInt8](repeating: 0, count: w * h * 3)
@@ -38,6 +42,6 @@ package enum PNGDecoder {
 
     private static func check(_ status: Int32, _ what: String) throws {
         guard status != 0 else { return }
-        throw ImageError("\(what) (\(String(cString: spng_strerror(status))))")
+        throw ImageError.malformed(format: "PNG", problem: "\(what) (\(String(cString: spng_strerror(status))))")
     }
 }

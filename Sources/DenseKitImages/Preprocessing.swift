@@ -93,11 +93,9 @@ public struct Preprocessing: Sendable, Equatable {
         case .exact(let tw, let th): size = (Double(tw), Double(th))
         }
         guard size.width * size.height <= Double(ImageDecoder.maximumPixels), size.width >= 1, size.height >= 1 else {
-            throw ImageError(
-                """
-                resizing \(w)x\(h) to \(Int(size.width))x\(Int(size.height)) would make more than \
-                the \(ImageDecoder.maximumPixels)-pixel limit (Pillow's decompression-bomb limit)
-                """)
+            throw ImageError.tooManyPixels(
+                width: Int(size.width), height: Int(size.height), limit: ImageDecoder.maximumPixels,
+                from: ImageError.Size(w, h))
         }
         return (Int(size.width), Int(size.height))
     }
@@ -113,7 +111,7 @@ public struct Preprocessing: Sendable, Equatable {
         var img = ImageResize.resize(image, width: size.width, height: size.height, filter: filter)
         if let c = crop {
             guard img.width >= c, img.height >= c else {
-                throw ImageError("\(img.width)x\(img.height) after resizing is smaller than the \(c)x\(c) crop")
+                throw ImageError.smallerThanCrop(width: img.width, height: img.height, crop: c)
             }
             // torchvision's offsets: int(round((size - crop) / 2.0)), Python's round (half to even).
             let top = Int((Double(img.height - c) / 2).rounded(.toNearestOrEven))

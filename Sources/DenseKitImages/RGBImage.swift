@@ -25,8 +25,59 @@ public struct RGBImage: Sendable, Equatable {
     }
 }
 
-/// An image that cannot be used; `description` is the one line after `error: <file>: `.
-public struct ImageError: Error, CustomStringConvertible {
-    public var description: String
-    public init(_ description: String) { self.description = description }
+/// Why an image cannot be used, with what it is about; `description` is the one line after `error: <file>: `.
+public enum ImageError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// The file could not be read: missing, not a regular file, or over the size cap.
+    case unreadable(String)
+    /// Neither JPEG nor PNG: the file's first bytes in hex (empty for an empty file).
+    case notAnImage(firstBytes: String)
+    /// A JPEG or PNG that its decoder, or Pillow's judgement of its chunks, refuses.
+    case malformed(format: String, problem: String)
+    /// A PNG chunk Pillow would refuse, by its name (or its bytes, when they are not a name).
+    case badChunk(String, problem: String)
+    /// A size the header claims with no pixels.
+    case empty(width: Int, height: Int)
+    /// A size, from the header or after resizing, past the pixel limit (Pillow's decompression-bomb limit);
+    /// `from` is the size before a resize.
+    case tooManyPixels(width: Int, height: Int, limit: Int, from: Size?)
+    /// After resizing, smaller than the crop.
+    case smallerThanCrop(width: Int, height: Int, crop: Int)
+    /// Preprocessed to another size than the images before it in the batch.
+    case sizeDiffers(width: Int, height: Int, batchWidth: Int, batchHeight: Int)
+    /// No image of a set could be used.
+    case noUsableImage
+
+    public struct Size: Sendable, Equatable {
+        public var width: Int
+        public var height: Int
+        public init(_ width: Int, _ height: Int) {
+            self.width = width
+            self.height = height
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .unreadable(let problem): return problem
+        case .notAnImage(let firstBytes):
+            return firstBytes.isEmpty
+                ? "empty file, not an image" : "not a JPEG or PNG image (the file starts with \(firstBytes))"
+        case .malformed(_, let problem): return problem
+        case .badChunk(let chunk, let problem): return "broken PNG: chunk \(chunk) \(problem)"
+        case .empty(let width, let height): return "the header claims \(width)x\(height) pixels"
+        case .tooManyPixels(let width, let height, let limit, let from):
+            let what =
+                from.map { "resizing \($0.width)x\($0.height) to \(width)x\(height) would make" }
+                ?? "the header claims \(width)x\(height) pixels,"
+            return "\(what) more than the \(limit)-pixel limit (Pillow's decompression-bomb limit)"
+        case .smallerThanCrop(let width, let height, let crop):
+            return "\(width)x\(height) after resizing is smaller than the \(crop)x\(crop) crop"
+        case .sizeDiffers(let width, let height, let batchWidth, let batchHeight):
+            return """
+                preprocessed to \(width)x\(height), but the images before it to \(batchWidth)x\(batchHeight): \
+                use a preset or --crop/--resize that gives one size
+                """
+        case .noUsableImage: return "no image could be used"
+        }
+    }
 }

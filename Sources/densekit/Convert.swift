@@ -83,7 +83,7 @@ struct Convert: ParsableCommand {
             }
             log("convert refused: \(model): \(refusal.description); nothing written")
             throw ExitCode(1)
-        } catch let e as AtomicFile.Error {
+        } catch let e as WriteError {
             throw CommandFailure(file: output, message: e.description)
         } catch {
             throw CommandFailure(file: model, message: "\(error)")

@@ -99,8 +99,6 @@ struct CommandFailure: Error {
             return try body()
         } catch let e as CommandFailure {
             throw e
-        } catch let e as ImportError {
-            throw CommandFailure(file: e.file ?? file, message: e.description)
         } catch let e as CustomStringConvertible {
             throw CommandFailure(file: file, message: e.description)
         } catch {

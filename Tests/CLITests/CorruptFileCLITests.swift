@@ -98,8 +98,8 @@ import Testing
         }
         #expect(try densekit(["inspect", try resealed(metadata)]).status == 0)
         let cases = [
-            (String(metadata.dropLast()) + " ", "metadata is not JSON: Unexpected end of file"),
-            ("[" + metadata.dropFirst(), "metadata is not JSON: "),
+            (String(metadata.dropLast()) + " ", "metadata: not JSON: Unexpected end of file"),
+            ("[" + metadata.dropFirst(), "metadata: not JSON: "),
             (metadata.replacingOccurrences(of: "\"structure\":{", with: "\"structurX\":{"), "metadata: no 'structure'"),
         ]
         for (text, message) in cases {

@@ -165,6 +165,28 @@ import Testing
             text.stdout.contains("first divergent layer, counted over images: block2.layer1 on 7"), "\(text.stdout)")
     }
 
+    /// The decoder's refusals are values: the case says what kind, its fields what was found.
+    @Test func decodingErrorsAreValues() throws {
+        let photos = try ImageFixtures.photos()
+        let png = try Data(contentsOf: URL(fileURLWithPath: photos + "/astronaut.png"))
+        #expect(throws: ImageError.notAnImage(firstBytes: "")) { try ImageDecoder.decode(Data()) }
+        #expect(throws: ImageError.notAnImage(firstBytes: "74 68 69 73")) {
+            try ImageDecoder.decode(Data("this is a text file\n".utf8))
+        }
+        #expect(throws: ImageError.tooManyPixels(width: 512, height: 512, limit: 1000, from: nil)) {
+            try ImageDecoder.decode(png, maximumPixels: 1000)
+        }
+        var badCRC = png
+        badCRC[45] ^= 0xFF  // inside the iCCP chunk that follows IHDR (bytes 33 on)
+        #expect(throws: ImageError.badChunk("'iCCP'", problem: "has a bad CRC")) { try ImageDecoder.decode(badCRC) }
+        let small = Preprocessing(
+            resize: .shorterSide(4), filter: .bilinear, crop: 8, divisor: 255, mean: [0, 0, 0], std: [1, 1, 1],
+            bgr: false, layout: .nchw)
+        #expect(throws: ImageError.smallerThanCrop(width: 4, height: 4, crop: 8)) {
+            try small.apply(try ImageDecoder.decode(png))
+        }
+    }
+
     /// Truncated, a bad CRC, not an image, empty, and a header claiming 100000x100000 pixels: each
     /// exit 2 with one line naming the file; in a folder, --skip-bad goes on and lists them.
     @Test func badImagesAreOneLineEach() throws {

@@ -198,7 +198,7 @@ import Testing
         let temporary = try AtomicFile.writeTemporary(Data("ours".utf8), beside: output)
         #expect(URL(fileURLWithPath: temporary).lastPathComponent.hasPrefix(".out.bin.partial-\(getpid())-"))
         #expect(unlink(temporary) == 0 && symlink(victim, temporary) == 0)
-        #expect(throws: AtomicFile.Error.self) { try AtomicFile.commit(temporary, to: output) }
+        #expect(throws: WriteError.temporaryReplaced(temporary)) { try AtomicFile.commit(temporary, to: output) }
         #expect(!FileManager.default.fileExists(atPath: output))
         #expect(try String(contentsOfFile: victim, encoding: .utf8) == "keep")
 

@@ -1,4 +1,5 @@
 import DenseKit
+import DenseKitGraph
 import Foundation
 import TestSupport
 import Testing
@@ -9,7 +10,7 @@ import Testing
 /// in an isolated process as every command does.
 @Suite(.serialized) struct HDF5CorruptionTests {
     /// A copy of `fixture` edited by `edit` (given the open file), loaded; returns the error (nil if it loads).
-    func loadError(_ fixture: String, _ edit: (HDF5Editing.Handle) throws -> Void) throws -> String? {
+    func loadError(_ fixture: String, _ edit: (HDF5Editing.Handle) throws -> Void) throws -> ImportError? {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let path = folder.appendingPathComponent((fixture as NSString).lastPathComponent).path
@@ -17,17 +18,21 @@ import Testing
         do {
             _ = try ModelLoader.load(path: path)
             return nil
-        } catch {
-            return "\(error)"
+        } catch let error as ImportError {
+            return error
         }
     }
 
     func expectError(
-        _ fixture: String, _ contains: String, sourceLocation: SourceLocation = #_sourceLocation,
+        _ fixture: String, _ expected: ImportError, sourceLocation: SourceLocation = #_sourceLocation,
         _ edit: (HDF5Editing.Handle) throws -> Void
     ) throws {
         let error = try loadError(fixture, edit)
-        #expect(error?.contains(contains) == true, "\(error ?? "loaded")", sourceLocation: sourceLocation)
+        #expect(error == expected, sourceLocation: sourceLocation)
+    }
+
+    func tooLarge(_ dataset: String, _ shape: [Int]) -> ImportError {
+        .mismatch(.entry(kind: "dataset", name: dataset), expected: "at most 2^31 values", found: "shape \(shape)")
     }
 
     let weightsOnly = "keras2-tiny-weights.h5"
@@ -39,10 +44,12 @@ import Testing
     }
 
     @Test func aDatasetClaimingTwoToTheFortyElementsIsRefusedWithoutAllocating() throws {
-        try expectError(weightsOnly, "more than 2^31 values") {
+        try expectError(weightsOnly, tooLarge(stemKernel, [1 << 20, 1 << 20])) {
             try HDF5Editing.replace($0, stemKernel, dims: [1 << 20, 1 << 20])
         }
-        try expectError("keras3-tiny.weights.h5", "more than 2^31 values") {
+        try expectError(
+            "keras3-tiny.weights.h5", tooLarge("layers/conv2d/vars/0", [1 << 10, 1 << 10, 1 << 10, 1 << 10])
+        ) {
             try HDF5Editing.replace($0, "layers/conv2d/vars/0", dims: [1 << 10, 1 << 10, 1 << 10, 1 << 10])
         }
     }
@@ -51,13 +58,16 @@ import Testing
         let bottleneck = "conv2_block1_1_conv/conv2_block1_1_conv/kernel:0"
         try expectError(
             weightsOnly,
-            "layer 'conv2_block1_1_conv': kernel 'conv2_block1_1_conv/kernel:0': expected 8 input channels, found 9"
+            .mismatch(
+                .weight(of: .kerasLayer("conv2_block1_1_conv"), role: "kernel", name: "conv2_block1_1_conv/kernel:0"),
+                expected: "8 input channels", found: "9")
         ) { f in
             var d = try HDF5Editing.dims(f, bottleneck)
             d[2] += 1  // input channels
             try HDF5Editing.replace(f, bottleneck, dims: d)
         }
-        try expectError(weightsOnly, "non-square kernel") { f in
+        try expectError(weightsOnly, .unsupported(.kerasLayer("conv1_conv"), problem: "non-square kernel [8, 7, 3, 8]"))
+        { f in
             var d = try HDF5Editing.dims(f, stemKernel)
             d[0] += 1
             try HDF5Editing.replace(f, stemKernel, dims: d)
@@ -65,22 +75,27 @@ import Testing
     }
 
     @Test func missingDatasetsAndGroupsAreNamed() throws {
-        try expectError(weightsOnly, "missing dataset 'conv1/conv/kernel:0'") {
+        try expectError(
+            weightsOnly, .malformed(.kerasLayer("conv1/conv"), problem: "missing dataset 'conv1/conv/kernel:0'")
+        ) {
             #expect(HDF5Editing.deleteLink($0, stemKernel))
         }
-        try expectError(weightsOnly, "layer 'conv9/nothing' is listed but has no group") { f in
+        try expectError(weightsOnly, .malformed(.kerasLayer("conv9/nothing"), problem: "is listed but has no group")) {
+            f in
             try HDF5Editing.setStrings(f, "/", "layer_names", ["input_1", "conv1/conv", "conv9/nothing"])
         }
     }
 
     @Test func duplicateNamesAreRefused() throws {
-        try expectError(weightsOnly, "layer 'conv1/conv' is listed twice") { f in
+        try expectError(weightsOnly, .malformed(.kerasLayer("conv1/conv"), problem: "is listed twice")) { f in
             try HDF5Editing.setStrings(f, "/", "layer_names", ["input_1", "conv1/conv", "conv1/bn", "conv1/conv"])
         }
-        try expectError(weightsOnly, "layer 'conv1/conv' lists a weight twice") { f in
+        try expectError(weightsOnly, .malformed(.kerasLayer("conv1/conv"), problem: "lists a weight twice")) { f in
             try HDF5Editing.setStrings(f, "conv1/conv", "weight_names", ["conv1/conv/kernel:0", "conv1/conv/kernel:0"])
         }
-        try expectError("keras3-tiny.weights.h5", "two layers are named 'conv1_conv'") { f in
+        try expectError(
+            "keras3-tiny.weights.h5", .malformed(.kerasLayer("conv1_conv"), problem: "two layers have this name")
+        ) { f in
             try HDF5Editing.setStrings(f, "layers/conv2d_1/vars", "name", ["conv1_conv"])
         }
     }

@@ -10,21 +10,23 @@ import Testing
     private typealias E = ONNXEditing
 
     /// Loads `bytes` as an .onnx file and returns the error it raises (nil if it loads).
-    func loadError(_ bytes: Data, extra: [String: Data] = [:]) throws -> String? {
+    func loadError(_ bytes: Data, extra: [String: Data] = [:]) throws -> ImportError? {
         do {
             _ = try Fixtures.loadWritten(bytes, as: "m.onnx", extra: extra)
             return nil
-        } catch {
-            return "\(error)"
+        } catch let error as ImportError {
+            return error
         }
     }
 
-    func expectError(
-        _ bytes: Data, _ contains: String, extra: [String: Data] = [:],
-        sourceLocation: SourceLocation = #_sourceLocation
-    ) throws {
-        let error = try loadError(bytes, extra: extra)
-        #expect(error?.contains(contains) == true, "\(error ?? "loaded")", sourceLocation: sourceLocation)
+    /// Expects a structure error at an ONNX node (whose label the exporter chose) with `problem`.
+    func expectNodeError(_ bytes: Data, _ problem: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let error = try loadError(bytes)
+        guard case .structure(.node, problem)? = error else {
+            Issue.record(
+                "expected a node's '\(problem)', found \(String(describing: error))", sourceLocation: sourceLocation)
+            return
+        }
     }
 
     @Test func unchangedRepackLoads() throws {
@@ -33,31 +35,45 @@ import Testing
 
     @Test func aTensorClaimingTwoToTheFortyElementsIsRefusedWithoutAllocating() throws {
         // 2^20 x 2^20 float32 is 4 TiB: allocating it would trap, so an error proves nothing was allocated.
-        let inline = try E.mutated("tv-tiny-legacy-opset17.onnx") { m in
-            E.setDims(E.initializer(m, try E.firstWeight(m)), [1 << 20, 1 << 20])
+        var tensor = ""
+        func huge(_ fixture: String) throws -> Data {
+            try E.mutated(fixture) { m in
+                let initializer = E.initializer(m, try E.firstWeight(m))
+                tensor = E.name(initializer.pointee.name)
+                E.setDims(initializer, [1 << 20, 1 << 20])
+            }
         }
-        try expectError(inline, "more than 2^31 elements")
+        func tooMany() -> ImportError {
+            .malformed(.tensor(tensor), problem: "shape [1048576, 1048576] has more than 2^31 elements")
+        }
+        let inline = try huge("tv-tiny-legacy-opset17.onnx")
+        #expect(try loadError(inline) == tooMany())
         let dataName = "tv-tiny-dynamo-opset18.onnx.data"
-        let external = try E.mutated("tv-tiny-dynamo-opset18.onnx") { m in
-            E.setDims(E.initializer(m, try E.firstWeight(m)), [1 << 20, 1 << 20])
-        }
-        try expectError(external, "more than 2^31 elements", extra: [dataName: try Fixtures.data(dataName)])
+        let external = try huge("tv-tiny-dynamo-opset18.onnx")
+        #expect(try loadError(external, extra: [dataName: try Fixtures.data(dataName)]) == tooMany())
     }
 
     @Test func wrongOrNegativeDimsAreRefused() throws {
         var tensor = ""
+        var dims: [Int] = []
         let grown = try E.mutated("tv-tiny-legacy-opset17.onnx") { m in
-            let t = E.initializer(m, try E.firstWeight(m))
-            tensor = E.name(t.pointee.name)
-            let dims = Array(UnsafeBufferPointer(start: t.pointee.dims, count: t.pointee.n_dims))
-            E.setDims(t, [dims[0] + 1] + dims.dropFirst())
+            let initializer = E.initializer(m, try E.firstWeight(m))
+            tensor = E.name(initializer.pointee.name)
+            dims = UnsafeBufferPointer(start: initializer.pointee.dims, count: initializer.pointee.n_dims).map(Int.init)
+            E.setDims(initializer, [Int64(dims[0] + 1)] + dims.dropFirst().map(Int64.init))
         }
-        try expectError(grown, "tensor '\(tensor)'")
-        try expectError(grown, "bytes for")
+        let stored = dims.reduce(1, *)
+        let claimed = stored / dims[0] * (dims[0] + 1)
+        #expect(
+            try loadError(grown)
+                == .mismatch(
+                    .tensor(tensor), expected: "\(claimed * 4) bytes for \(claimed) values", found: "\(stored * 4)"))
         let negative = try E.mutated("tv-tiny-legacy-opset17.onnx") { m in
-            E.setDims(E.initializer(m, try E.firstWeight(m)), [-3, 4])
+            let initializer = E.initializer(m, try E.firstWeight(m))
+            tensor = E.name(initializer.pointee.name)
+            E.setDims(initializer, [-3, 4])
         }
-        try expectError(negative, "dimension -3 out of range")
+        #expect(try loadError(negative) == .malformed(.tensor(tensor), problem: "dimension -3 out of range"))
     }
 
     @Test func duplicateAndMissingInitializersAreNamed() throws {
@@ -66,7 +82,7 @@ import Testing
             first = E.name(E.initializer(m, 0).pointee.name)
             E.setString(&E.initializer(m, 1).pointee.name, first)
         }
-        try expectError(duplicate, "duplicate initializer '\(first)'")
+        #expect(try loadError(duplicate) == .malformed(.tensor(first), problem: "duplicate initializer"))
 
         var removed = ""
         let missing = try E.mutated("tv-tiny-legacy-opset17.onnx") { m in
@@ -74,14 +90,14 @@ import Testing
             removed = E.name(E.initializer(m, i).pointee.name)
             E.removeInitializer(m, i)
         }
-        try expectError(missing, "'\(removed)' is not a stored float initializer")
+        try expectNodeError(missing, "input W '\(removed)' is not a stored float initializer")
     }
 
     @Test func danglingAndCyclicNodeInputsAreRefused() throws {
         let dangling = try E.mutated("tv-tiny-legacy-opset17.onnx") { m in
             E.setString(&E.node(m, 3).pointee.input[0], "nowhere")
         }
-        try expectError(dangling, "reads 'nowhere', which nothing produces")
+        try expectNodeError(dangling, "reads 'nowhere', which nothing produces")
 
         // The second node reads what a later node produces: a cycle once the edges are followed.
         var later = ""
@@ -89,7 +105,7 @@ import Testing
             later = E.name(E.node(m, 5).pointee.output[0])
             E.setString(&E.node(m, 1).pointee.input[0], later)
         }
-        try expectError(cyclic, "reads '\(later)' before it is produced")
+        try expectNodeError(cyclic, "reads '\(later)' before it is produced (cycle or unsorted graph)")
 
         // Two nodes writing the same value.
         let twice = try E.mutated("tv-tiny-legacy-opset17.onnx") { m in
@@ -115,7 +131,9 @@ import Testing
     @Test func badMagicIsNotAModel() throws {
         var data = try Fixtures.data("tv-tiny-legacy-opset17.onnx")
         data.replaceSubrange(0..<4, with: [0x89, 0x48, 0x44, 0x46])
-        try expectError(data, "not an ONNX model")
+        #expect(
+            try loadError(data)
+                == .malformed(.file, problem: "not an ONNX model (protobuf parse failed: truncated or corrupt)"))
     }
 
     /// A graph attribute nesting subgraphs thousands deep (a 5000-deep one overflowed the stack inside
@@ -140,13 +158,10 @@ import Testing
             return Data(field(7, graph))
         }
         for depth in [40, 5000] {
-            #expect(throws: ImportError.self) { _ = try Fixtures.loadWritten(model(depth: depth), as: "nested.onnx") }
-            do {
-                _ = try Fixtures.loadWritten(model(depth: depth), as: "nested.onnx")
-            } catch {
-                #expect(
-                    "\(error)" == "node 'loop': subgraphs nested deeper than 32 (a DenseNet has none)", "\(error)")
-            }
+            #expect(
+                throws: ImportError.unsupported(
+                    .node("node 'loop'"), problem: "subgraphs nested deeper than 32 (a DenseNet has none)")
+            ) { _ = try Fixtures.loadWritten(model(depth: depth), as: "nested.onnx") }
         }
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }

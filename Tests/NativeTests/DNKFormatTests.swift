@@ -73,6 +73,16 @@ import Testing
         d.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self))) }
     }
 
+    func u32(_ d: Data, _ at: Int) -> Int {
+        d.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt32.self))) }
+    }
+
+    /// The name of table entry `index` (48 bytes, NUL-padded, from the table's start; 96 bytes an entry).
+    func tableName(_ d: Data, _ index: Int) -> String {
+        let start = u64(d, 32) + 96 * index
+        return String(decoding: d[start..<(start + 48)].prefix { $0 != 0 }, as: UTF8.self)
+    }
+
     /// Every byte class: header, metadata, table, tensor data, padding; and truncations.
     @Test func everyCorruptionIsRefused() throws {
         let (folder, path, _) = try converted("tv-tiny-legacy-opset17.onnx")
@@ -83,23 +93,34 @@ import Testing
         let dataOffset = u64(good, 48)
         // The first tensor's end and the padding after it.
         let firstLength = u64(good, tableOffset + 76)
-        let cases: [(Int, String)] = [
-            (0, "bad magic"), (9, "format version"), (20, "header checksum"), (119, "header checksum"),
-            (metaOffset + 3, "metadata checksum"), (tableOffset + 2, "table checksum"),
-            (tableOffset + 70, "table checksum"),
-            (dataOffset + 5, "checksum mismatch (corrupt data or padding)"),
-            (dataOffset + firstLength + 1, "checksum mismatch (corrupt data or padding)"),
-            (good.count - 1, "checksum mismatch"),
+        let entries = u32(good, 40)
+        let major = Int(good[8]) | Int(good[9]) << 8
+        let minor = Int(good[10]) | Int(good[11]) << 8
+        func corrupt(_ part: String, _ what: String) -> ImportError {
+            .malformed(.part(part), problem: "checksum mismatch (corrupt \(what))")
+        }
+        func corruptData(_ entry: Int) -> ImportError {
+            .malformed(.tensor(tableName(good, entry)), problem: "checksum mismatch (corrupt data or padding)")
+        }
+        let cases: [(Int, ImportError)] = [
+            (0, .malformed(.file, problem: "not a .dnk file (bad magic)")),
+            (
+                9,
+                .mismatch(
+                    .part("header"), expected: "format version 1.x or 2.x", found: "\(major ^ 0x1000).\(minor)")
+            ),
+            (20, corrupt("header", "header")), (119, corrupt("header", "header")),
+            (metaOffset + 3, corrupt("metadata", "metadata")), (tableOffset + 2, corrupt("tensor table", "table")),
+            (tableOffset + 70, corrupt("tensor table", "table")),
+            (dataOffset + 5, corruptData(0)), (dataOffset + firstLength + 1, corruptData(0)),
+            (good.count - 1, corruptData(entries - 1)),
         ]
         let bad = folder.appendingPathComponent("bad.dnk")
-        for (at, message) in cases {
+        for (at, error) in cases {
             var copy = good
             copy[at] ^= 0x10
             try copy.write(to: bad)
-            #expect(throws: ImportError.self, "byte \(at)") { try DNKReader.load(path: bad.path) }
-            do { _ = try DNKReader.load(path: bad.path) } catch {
-                #expect("\(error)".contains(message), "byte \(at): \(error)")
-            }
+            #expect(throws: error, "byte \(at)") { try DNKReader.load(path: bad.path) }
         }
         for cut in stride(from: 0, to: good.count, by: max(1, good.count / 61)) + [good.count - 1] {
             try good.prefix(cut).write(to: bad)
@@ -137,44 +158,47 @@ import Testing
             return d
         }
         let entry = { (i: Int) in tableOffset + 96 * i }
-        let firstName = String(decoding: good[entry(0)..<(entry(0) + 48)].prefix { $0 != 0 }, as: UTF8.self)
-        let cases: [(Data, String)] = [
-            (good, ""),
+        let firstName = tableName(good, 0)
+        let rank = Int(good[entry(0) + 49])
+        let dims = (0..<rank).map { u32(good, entry(0) + 52 + 4 * $0) }
+        let cases: [(Data, ImportError?)] = [
+            (good, nil),
             // 2^20 x 2^20 elements: refused from the table, before anything is read or allocated.
             (
                 forged { d in
                     put(&d, entry(0) + 49, [4])
                     put(&d, entry(0) + 52, le32(1 << 20) + le32(1 << 20) + le32(1) + le32(1))
-                }, "bad shape"
+                }, .malformed(.tensor(firstName), problem: "bad shape")
             ),
             (
-                forged { d in put(&d, entry(0) + 52, le32(UInt32(u64(good, entry(0) + 52) & 0xFFFF_FFFF) + 1)) },
-                "tensor '\(firstName)': length"
+                forged { d in put(&d, entry(0) + 52, le32(UInt32(dims[0]) + 1)) },
+                .malformed(
+                    .tensor(firstName),
+                    problem: "length \(u64(good, entry(0) + 76)) for shape \([dims[0] + 1] + dims.dropFirst()) of f32")
             ),
             (
                 forged { d in put(&d, entry(1), Array(good[entry(0)..<(entry(0) + 48)])) },
-                "tensor '\(firstName)' appears twice"
+                .malformed(.tensor(firstName), problem: "appears twice")
             ),
             (
                 forged { d in put(&d, entry(0), Array("stem.conv.wrong".utf8) + [UInt8](repeating: 0, count: 48 - 15))
-                }, firstName
+                }, .malformed(.tensor(firstName), problem: "is missing")
             ),
-            (forged { d in put(&d, entry(0) + 48, [7]) }, "unknown dtype 7"),
+            (forged { d in put(&d, entry(0) + 48, [7]) }, .malformed(.tensor(firstName), problem: "unknown dtype 7")),
             (
                 forged { d in put(&d, entry(0) + 68, withUnsafeBytes(of: UInt64(1 << 40).littleEndian, Array.init)) },
-                "offset"
+                .mismatch(
+                    .tensor(firstName), expected: "data at offset \(dataOffset), where the previous tensor ends",
+                    found: "offset \(1 << 40)")
             ),
         ]
         let bad = folder.appendingPathComponent("forged.dnk")
-        for (i, (data, message)) in cases.enumerated() {
+        for (i, (data, error)) in cases.enumerated() {
             try data.write(to: bad)
-            if message.isEmpty {
+            if let error {
+                #expect(throws: error, "case \(i)") { try DNKReader.load(path: bad.path) }
+            } else {
                 #expect(throws: Never.self) { try DNKReader.load(path: bad.path) }
-                continue
-            }
-            #expect(throws: ImportError.self, "case \(i)") { try DNKReader.load(path: bad.path) }
-            do { _ = try DNKReader.load(path: bad.path) } catch {
-                #expect("\(error)".contains(message), "case \(i): \(error)")
             }
         }
     }
@@ -200,31 +224,29 @@ import Testing
         }
         #expect(json.contains("\"relu\":true"))
         let depth = json.utf8.count / 2
-        let cases = [
-            (
-                json.replacingOccurrences(of: "\"relu\":true", with: "\"relu\":\"ok\""),
-                "metadata: structure.stem.relu: "
-            ),
+        // The metadata's key path, then what the decoder says (Foundation's words after the path).
+        let cases: [(String, String, String)] = [
+            (json.replacingOccurrences(of: "\"relu\":true", with: "\"relu\":\"ok\""), "structure.stem.relu: ", ""),
             (
                 json.replacingOccurrences(of: "\"layout\":\"nchw\"", with: "\"layout\":\"nxyz\""),
-                "metadata: structure.input.layout: "
+                "structure.input.layout: ", ""
             ),
-            (json.replacingOccurrences(of: "\"structure\"", with: "\"structurf\""), "metadata: no 'structure'"),
+            (json.replacingOccurrences(of: "\"structure\"", with: "\"structurf\""), "no 'structure'", "no 'structure'"),
             (
                 String(repeating: "[", count: depth) + String(repeating: "]", count: json.utf8.count - depth),
-                "metadata is not JSON: Too many nested arrays"
+                "not JSON: Too many nested arrays", ""
             ),
         ]
         let bad = folder.appendingPathComponent("forged.dnk")
-        for (i, (text, message)) in cases.enumerated() {
+        for (i, (text, start, whole)) in cases.enumerated() {
             #expect(text.utf8.count == json.utf8.count)
             try forged(text).write(to: bad)
-            do {
-                _ = try DNKReader.load(path: bad.path)
-                Issue.record("case \(i) was read")
-            } catch let error as ImportError {
-                #expect(error.kind == .malformed && "\(error)".hasPrefix(message), "case \(i): \(error)")
+            let error = #expect(throws: ImportError.self, "case \(i)") { try DNKReader.load(path: bad.path) }
+            guard case .malformed(.part("metadata"), let problem)? = error else {
+                Issue.record("case \(i): \(String(describing: error))")
+                continue
             }
+            #expect(whole.isEmpty ? problem.hasPrefix(start) : problem == whole, "case \(i): \(problem)")
         }
     }
 

@@ -13,10 +13,32 @@ import Testing
     let torch = try! ModelLoader.load(path: Fixtures.path("tv-tiny-legacy-opset17.onnx"))
     let keras = try! ModelLoader.load(path: Fixtures.path("keras3-tiny.h5"))
 
-    func expectRefused(_ net: DenseNet, _ message: String, sourceLocation: SourceLocation = #_sourceLocation) {
-        #expect(sourceLocation: sourceLocation) { try net.validate() } throws: { "\($0)" == message }
+    func expectRefused(_ net: DenseNet, _ error: ImportError, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(throws: error, sourceLocation: sourceLocation) { try net.validate() }
         // The executor's plan stands on the same gate, whoever built the graph.
-        #expect(sourceLocation: sourceLocation) { try Executor(net) } throws: { "\($0)" == message }
+        #expect(throws: error, sourceLocation: sourceLocation) { try Executor(net) }
+    }
+
+    /// A validation mismatch at `subject`.
+    func mismatch(_ subject: ImportSubject, _ expected: String, _ found: String) -> ImportError {
+        .mismatch(subject, expected: expected, found: found)
+    }
+
+    func stemConv(_ role: String, _ name: String) -> ImportSubject {
+        .weight(of: .layer(.stem, part: "conv"), role: role, name: name)
+    }
+
+    @Test func anErrorRendersItsSubjectThenWhatIsWrong() {
+        let subject = ImportSubject.weight(
+            of: .layer(.denseLayer(block: 2, layer: 3), part: "conv"), role: "weight", name: "w")
+        #expect(
+            ImportError.mismatch(subject, expected: "12 input channels", found: "11").description
+                == "block2.layer3.conv: weight 'w': expected 12 input channels, found 11")
+        #expect(ImportError.malformed(.tensor("t"), problem: "rank 9").description == "tensor 't': rank 9")
+        #expect(ImportError.malformed("empty file").description == "empty file")
+        #expect(ImportError.malformed("empty file") == .malformed(.file, problem: "empty file"))
+        #expect(ImportSubject.kerasLayer("dense", className: "Dense").description == "layer 'dense' (Dense)")
+        #expect(ImportSubject.pickle(byte: 7).description == "pickle at byte 7")
     }
 
     func vector(_ name: String, _ count: Int) -> Tensor {
@@ -38,55 +60,59 @@ import Testing
         var net = torch
         let name = net.stem.conv.weight.name
         net.stem.conv.weight = Tensor(name: name, shape: [8, 3, 7, 7], values: [Float](repeating: 0, count: 100))
-        expectRefused(net, "stem.conv: tensor '\(name)': expected 1176 values for shape [8, 3, 7, 7], found 100")
+        expectRefused(net, mismatch(stemConv("tensor", name), "1176 values for shape [8, 3, 7, 7]", "100"))
         net.stem.conv.weight = Tensor(name: name, shape: [1 << 40, 1 << 40, 1, 1], values: [])
         expectRefused(
             net,
-            """
-            stem.conv: tensor '\(name)': expected dims from 1 to 2^31-1, found shape [1099511627776, \
-            1099511627776, 1, 1]
-            """
-        )
+            mismatch(
+                stemConv("tensor", name), "dims from 1 to 2^31-1", "shape [1099511627776, 1099511627776, 1, 1]"))
         net.stem.conv.weight = Tensor(name: name, shape: [8, 3, 7], values: [Float](repeating: 0, count: 168))
-        expectRefused(net, "stem.conv: tensor '\(name)': expected 4 dims, found shape [8, 3, 7]")
+        expectRefused(net, mismatch(stemConv("tensor", name), "4 dims", "shape [8, 3, 7]"))
     }
 
     @Test func biasesAndBatchNormVectorsMatchTheChannels() {
         var net = torch
         net.stem.conv.bias = vector("b", 7)
-        expectRefused(net, "stem.conv: bias 'b': expected 8 values (one per channel), found 7")
+        expectRefused(net, mismatch(stemConv("bias", "b"), "8 values (one per channel)", "7"))
         net = keras
         net.blocks[0].layers[0].norm.variance = vector("v", 9)
-        expectRefused(net, "block1.layer1.norm: variance 'v': expected 8 values (one per channel), found 9")
+        expectRefused(
+            net,
+            mismatch(
+                .weight(of: .layer(.denseLayer(block: 1, layer: 1), part: "norm"), role: "variance", name: "v"),
+                "8 values (one per channel)", "9"))
         net = keras
         net.head.dense[0].linear.bias = vector("fc.b", 11)
-        expectRefused(net, "head.classifier: bias 'fc.b': expected 10 values (one per channel), found 11")
+        expectRefused(
+            net, mismatch(.weight(of: .layer(.head), role: "bias", name: "fc.b"), "10 values (one per channel)", "11"))
     }
 
     @Test func epsilonsAreFiniteAndPositive() {
         for (epsilon, shown) in [(Float(-1), "-1.0"), (0, "0.0"), (.nan, "nan"), (.infinity, "inf")] {
             var net = keras
             net.transitions[1].norm.epsilon = epsilon
-            expectRefused(net, "transition2.norm: expected a finite epsilon > 0, found \(shown)")
+            expectRefused(net, mismatch(.layer(.transition(2), part: "norm"), "a finite epsilon > 0", shown))
         }
     }
 
     @Test func stridesKernelsAndPadsAreBounded() {
         var net = torch
         net.stem.conv.stride = -1
-        expectRefused(net, "stem.conv: expected stride 1 to 16, found -1")
+        expectRefused(net, mismatch(.layer(.stem, part: "conv"), "stride 1 to 16", "-1"))
         net = torch
         net.stem.conv.pads = [3, 3, 3]
-        expectRefused(net, "stem.conv: expected 4 pads from 0 to 6 (below the kernel 7), found [3, 3, 3]")
+        expectRefused(
+            net, mismatch(.layer(.stem, part: "conv"), "4 pads from 0 to 6 (below the kernel 7)", "[3, 3, 3]"))
         net = torch
         net.stem.pool?.pads = [3, 3, 3, 3]
-        expectRefused(net, "stem.pool: expected 4 pads from 0 to 2 (below the kernel 3), found [3, 3, 3, 3]")
+        expectRefused(
+            net, mismatch(.layer(.stem, part: "pool"), "4 pads from 0 to 2 (below the kernel 3)", "[3, 3, 3, 3]"))
         net = torch
         net.transitions[0].pool.kernel = 0
-        expectRefused(net, "transition1.pool: expected pool size 1 to 31, found 0")
+        expectRefused(net, mismatch(.layer(.transition(1), part: "pool"), "pool size 1 to 31", "0"))
         net = torch
         net.transitions[0].pool.stride = 0
-        expectRefused(net, "transition1.pool: expected pool stride 1 to 16, found 0")
+        expectRefused(net, mismatch(.layer(.transition(1), part: "pool"), "pool stride 1 to 16", "0"))
     }
 
     @Test func everyLayerReadsTheRunningConcatenation() throws {
@@ -96,41 +122,52 @@ import Testing
         net.blocks[0].layers[1].norm = BatchNorm(
             gamma: vector("g", 11), beta: vector("b", 11), mean: vector("m", 11), variance: vector("v", 11),
             epsilon: n.epsilon)
-        expectRefused(net, "block1.layer2.norm: gamma 'g': expected 12 values (one per channel), found 11")
+        expectRefused(
+            net,
+            mismatch(
+                .weight(of: .layer(.denseLayer(block: 1, layer: 2), part: "norm"), role: "gamma", name: "g"),
+                "12 values (one per channel)", "11"))
         net = keras
         let w = try #require(net.blocks[0].layers[1].bottleneck?.conv.weight)
         net.blocks[0].layers[1].bottleneck?.conv.weight = Tensor(
             name: w.name, shape: [16, 11, 1, 1], values: [Float](repeating: 0, count: 176))
-        expectRefused(net, "block1.layer2.bottleneck.conv: weight '\(w.name)': expected 12 input channels, found 11")
+        expectRefused(
+            net,
+            mismatch(
+                .weight(
+                    of: .layer(.denseLayer(block: 1, layer: 2), part: "bottleneck.conv"), role: "weight", name: w.name),
+                "12 input channels", "11"))
         net = keras
         let fc = net.head.dense[0].linear.weight
         net.head.dense[0].linear.weight = Tensor(
             name: fc.name, shape: [10, 15], values: [Float](repeating: 0, count: 150))
         expectRefused(
-            net, "head.classifier: weight '\(fc.name)': expected 16 in-features (the final channels), found 15")
+            net,
+            mismatch(
+                .weight(of: .layer(.head), role: "weight", name: fc.name), "16 in-features (the final channels)", "15"))
     }
 
     @Test func blocksAndTransitionsAlternate() {
         var net = torch
         net.transitions.removeLast()
-        expectRefused(net, "transitions: expected 2 (one between each pair of blocks), found 1")
+        expectRefused(net, mismatch(.part("transitions"), "2 (one between each pair of blocks)", "1"))
         net = torch
         net.blocks[1].layers = []
-        expectRefused(net, "block2: expected at least one dense layer, found none")
+        expectRefused(net, mismatch(.layer(.block(2)), "at least one dense layer", "none"))
     }
 
     @Test func theDeclaredInputIsBounded() {
         var net = torch
         net.input.channels = 4
-        expectRefused(net, "input 'input': expected 3 channels (what the stem conv reads), found 4")
+        expectRefused(net, mismatch(.input("input"), "3 channels (what the stem conv reads)", "4"))
         net = torch
         net.input.batch = 0
-        expectRefused(net, "input 'input': expected batch from 1 to 1048576, found 0")
+        expectRefused(net, mismatch(.input("input"), "batch from 1 to 1048576", "0"))
         net = torch
         net.input.width = 16_385
-        expectRefused(net, "input 'input': expected width from 1 to 16384, found 16385")
+        expectRefused(net, mismatch(.input("input"), "width from 1 to 16384", "16385"))
         net = torch
         (net.input.height, net.input.width) = (8, 8)
-        expectRefused(net, "transition2: expected a map of at least 1x1, found 0x0 for a 8x8 input")
+        expectRefused(net, mismatch(.layer(.transition(2)), "a map of at least 1x1", "0x0 for a 8x8 input"))
     }
 }

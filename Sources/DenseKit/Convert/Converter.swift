@@ -88,7 +88,8 @@ public struct Converter {
         -> Outcome
     {
         if AtomicFile.sameFile(path, output) {
-            throw AtomicFile.Error.write("is the source file: convert writes a new file, never over its source")
+            throw WriteError.destination(
+                problem: "is the source file: convert writes a new file, never over its source")
         }
         try AtomicFile.checkDestination(output)
         progress("verifying the structure")

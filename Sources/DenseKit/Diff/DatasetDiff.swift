@@ -47,7 +47,7 @@ public enum DatasetDiff {
             if result == nil { result = r } else { result!.merge(r) }
             progress(done.count, images.files.count)
         }
-        guard let result else { throw ImageError("no image could be used") }
+        guard let result else { throw ImageError.noUsableImage }
         return Report(result: result, images: done, skipped: skipped)
     }
 }

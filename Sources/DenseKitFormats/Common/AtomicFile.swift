@@ -13,15 +13,6 @@ import Foundation
 ///   called `PartialFiles.removeOnTermination()`. Those a killed process left (SIGKILL) are removed the
 ///   next time that output is written, once their process is gone.
 public enum AtomicFile {
-    public enum Error: Swift.Error, CustomStringConvertible {
-        case write(String)
-        public var description: String {
-            switch self {
-            case .write(let m): return m
-            }
-        }
-    }
-
     /// The longest file name the file systems DenseKit writes to take (NAME_MAX on Linux).
     static let maximumNameBytes = 255
 
@@ -44,9 +35,9 @@ public enum AtomicFile {
         var info = stat()
         guard stat(path, &info) == 0 else { return }
         guard info.st_mode & S_IFMT == S_IFREG else {
-            throw Error.write(
-                "is \(RegularFile.kind(of: info.st_mode)), not a regular file: DenseKit writes a new file and "
-                    + "renames it into place, which would replace it")
+            throw WriteError.destination(
+                problem: "is \(RegularFile.kind(of: info.st_mode)), not a regular file: DenseKit writes a new file "
+                    + "and renames it into place, which would replace it")
         }
     }
 
@@ -60,7 +51,8 @@ public enum AtomicFile {
         let temporary = (folder as NSString).appendingPathComponent(PartialFiles.name(for: url.lastPathComponent))
         let fd = PartialFiles.create(temporary)
         guard fd >= 0 else {
-            throw Error.write("cannot create a file in '\(folder)' (\(String(cString: strerror(errno))))")
+            throw WriteError.system(
+                step: "cannot create a file in '\(folder)'", reason: String(cString: strerror(errno)))
         }
         // Plain POSIX writes, so that a full disk or a file-size limit is reported by its own name.
         var failure: Int32 = 0
@@ -81,7 +73,7 @@ public enum AtomicFile {
         if close(fd) != 0 && failure == 0 { failure = errno }
         guard failure == 0 else {
             discard(temporary)
-            throw Error.write("cannot write '\(path)': \(String(cString: strerror(failure)))")
+            throw WriteError.system(step: "cannot write '\(path)'", reason: String(cString: strerror(failure)))
         }
         return temporary
     }
@@ -92,7 +84,7 @@ public enum AtomicFile {
         do {
             try checkDestination(path)
             guard PartialFiles.isUnchanged(temporary) else {
-                throw Error.write("the temporary file '\(temporary)' was replaced by another process; nothing written")
+                throw WriteError.temporaryReplaced(temporary)
             }
         } catch {
             discard(temporary)
@@ -101,7 +93,7 @@ public enum AtomicFile {
         guard rename(temporary, path) == 0 else {
             let reason = String(cString: strerror(errno))
             discard(temporary)
-            throw Error.write("cannot rename into '\(path)': \(reason)")
+            throw WriteError.system(step: "cannot rename into '\(path)'", reason: reason)
         }
         PartialFiles.forget(temporary)
     }

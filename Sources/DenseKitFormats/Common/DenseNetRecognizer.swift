@@ -36,7 +36,7 @@ package struct DenseNetRecognizer {
         var layout = InputSpec.Layout.nchw
         if let t = single(x), case .transpose(let perm) = t.op {
             guard perm == [0, 3, 1, 2] else {
-                throw ImportError(.unsupported, subject: t.label, problem: "input Transpose \(perm)")
+                throw ImportError.unsupported(.node(t.label), problem: "input Transpose \(perm)")
             }
             layout = .nhwc
             x = t.output
@@ -46,7 +46,7 @@ package struct DenseNetRecognizer {
             if case .transpose(let perm) = node.op, node.inputs[0] != graph.input,
                 !(perm == [0, 2, 3, 1] && node.output == graph.output)
             {
-                throw ImportError(.unsupported, subject: node.label, problem: "Transpose inside the network")
+                throw ImportError.unsupported(.node(node.label), problem: "Transpose inside the network")
             }
         }
         let (stem, stemOut) = try readStem(x)
@@ -76,7 +76,7 @@ package struct DenseNetRecognizer {
             }
             guard norm.channels == width else {
                 throw ImportError.mismatch(
-                    normNode.label, expected: "\(width) channels after \(position)", found: "\(norm.channels)")
+                    .node(normNode.label), expected: "\(width) channels after \(position)", found: "\(norm.channels)")
             }
             let relu = try expect(normNode.output, "ReLU after \(normNode.label)") {
                 if case .relu = $0 { true } else { false }
@@ -87,8 +87,7 @@ package struct DenseNetRecognizer {
             if let t = single(relu.output), case .transpose([0, 2, 3, 1]) = t.op { mapOutput = t.output }
             if mapOutput == graph.output, (consumers[mapOutput] ?? []).isEmpty {
                 guard !layers.isEmpty else {
-                    throw ImportError(
-                        .structure, subject: relu.label, problem: "the output follows an empty dense block")
+                    throw ImportError.structure(.node(relu.label), problem: "the output follows an empty dense block")
                 }
                 blocks.append(DenseBlock(layers: layers))
                 return Result(
@@ -96,13 +95,13 @@ package struct DenseNetRecognizer {
                     head: Head(norm: norm, pool: nil, dense: []))
             }
             guard let next = single(relu.output) else {
-                throw ImportError(
-                    .structure, subject: relu.label, problem: "expected a single conv or global pool to follow")
+                throw ImportError.structure(
+                    .node(relu.label), problem: "expected a single conv or global pool to follow")
             }
             switch next.op {
             case .globalAveragePool, .globalMaxPool:
                 guard !layers.isEmpty else {
-                    throw ImportError(.structure, subject: next.label, problem: "head follows an empty dense block")
+                    throw ImportError.structure(.node(next.label), problem: "head follows an empty dense block")
                 }
                 blocks.append(DenseBlock(layers: layers))
                 let head = try readHead(after: next, norm: norm, channels: width)
@@ -111,12 +110,12 @@ package struct DenseNetRecognizer {
                 try check(first, inChannels: width, next.label)
                 if let poolNode = single(next.output), case .pool(let pool) = poolNode.op {
                     guard pool.kind == .average else {
-                        throw ImportError(
-                            .structure, subject: poolNode.label, problem: "transition pool is not an average pool")
+                        throw ImportError.structure(
+                            .node(poolNode.label), problem: "transition pool is not an average pool")
                     }
                     guard !layers.isEmpty else {
-                        throw ImportError(
-                            .structure, subject: normNode.label, problem: "transition follows an empty dense block")
+                        throw ImportError.structure(
+                            .node(normNode.label), problem: "transition follows an empty dense block")
                     }
                     blocks.append(DenseBlock(layers: layers))
                     transitions.append(Transition(norm: norm, conv: first, pool: pool))
@@ -135,7 +134,7 @@ package struct DenseNetRecognizer {
                     if case .batchNorm(let bn) = after.op {
                         guard bn.channels == first.outChannels else {
                             throw ImportError.mismatch(
-                                after.label, expected: "\(first.outChannels) channels", found: "\(bn.channels)")
+                                .node(after.label), expected: "\(first.outChannels) channels", found: "\(bn.channels)")
                         }
                         innerNorm = bn
                         v = after.output
@@ -156,9 +155,8 @@ package struct DenseNetRecognizer {
                 features.append(featureValue)
                 width += growthConv.outChannels
             default:
-                throw ImportError(
-                    .structure, subject: next.label,
-                    problem: "expected a conv or global average pool after \(relu.label)")
+                throw ImportError.structure(
+                    .node(next.label), problem: "expected a conv or global average pool after \(relu.label)")
             }
         }
     }
@@ -170,8 +168,7 @@ package struct DenseNetRecognizer {
             throw ImportError.structure("the input is not read by exactly one Conv (the stem)")
         }
         guard conv.inChannels == 3 || conv.inChannels == 1 else {
-            throw ImportError(
-                .structure, subject: convNode.label, problem: "stem conv reads \(conv.inChannels) channels")
+            throw ImportError.structure(.node(convNode.label), problem: "stem conv reads \(conv.inChannels) channels")
         }
         // ImageNet stem: Conv [-> BN] -> ReLU -> MaxPool. CIFAR stem: the bare Conv.
         var v = convNode.output
@@ -203,19 +200,19 @@ package struct DenseNetRecognizer {
             let readers = consumers[value] ?? []
             guard readers.count == 1 else {
                 throw ImportError.mismatch(
-                    "the head after \(last)",
+                    .part("the head after \(last)"),
                     expected: "one chain of Gemm/MatMul layers and activations up to the graph output",
                     found: "\(readers.count) nodes reading '\(value)'")
             }
             let node = graph.nodes[readers[0]]
             guard case .linear(let linear) = node.op else {
                 throw ImportError.mismatch(
-                    node.label, expected: "a Gemm or MatMul classifier after \(last), or the graph output",
+                    .node(node.label), expected: "a Gemm or MatMul classifier after \(last), or the graph output",
                     found: "\(node.op.name)")
             }
             guard linear.inFeatures == features else {
                 throw ImportError.mismatch(
-                    "\(node.label): classifier",
+                    .weight(of: .node(node.label), role: "classifier", name: linear.weight.name),
                     expected:
                         """
                         \(features) in-features \
@@ -286,7 +283,8 @@ package struct DenseNetRecognizer {
     private func check(_ conv: Conv2D, inChannels: Int, _ label: String) throws {
         guard conv.inChannels == inChannels else {
             throw ImportError.mismatch(
-                "\(label): weight '\(conv.weight.name)'", expected: "\(inChannels) input channels",
+                .weight(of: .node(label), role: "weight", name: conv.weight.name),
+                expected: "\(inChannels) input channels",
                 found: "\(conv.inChannels)")
         }
     }
@@ -298,9 +296,9 @@ package struct DenseNetRecognizer {
             for input in node.inputs where !known.contains(input) {
                 if producer[input] != nil {
                     throw ImportError.structure(
-                        "\(node.label) reads '\(input)' before it is produced (cycle or unsorted graph)")
+                        .node(node.label), problem: "reads '\(input)' before it is produced (cycle or unsorted graph)")
                 }
-                throw ImportError.structure("\(node.label) reads '\(input)', which nothing produces")
+                throw ImportError.structure(.node(node.label), problem: "reads '\(input)', which nothing produces")
             }
             known.insert(node.output)
         }

@@ -63,7 +63,7 @@ package struct ZipArchive {
             let name = String(
                 decoding: data[(data.startIndex + p + 46)..<(data.startIndex + p + 46 + nameLength)], as: UTF8.self)
             guard !name.hasPrefix("/"), !name.split(separator: "/").contains("..") else {
-                throw ImportError.malformed("zip entry '\(name)' escapes the archive")
+                throw ImportError.malformed(.entry(kind: "zip entry", name: name), problem: "escapes the archive")
             }
             let compressed = Int(u32(p + 20))
             let uncompressed = Int(u32(p + 24))
@@ -71,7 +71,7 @@ package struct ZipArchive {
                 name: name, method: Int(u16(p + 10)), size: uncompressed, crc: u32(p + 16),
                 localHeader: Int(u32(p + 42)))
             guard entry.method != 0 || compressed == uncompressed else {
-                throw ImportError(.malformed, subject: "zip entry '\(name)'", problem: "sizes disagree")
+                throw ImportError.malformed(.entry(kind: "zip entry", name: name), problem: "sizes disagree")
             }
             entries[name] = entry
             p += 46 + nameLength + extra + comment
@@ -91,15 +91,16 @@ package struct ZipArchive {
         }
         let h = e.localHeader
         guard h + 30 <= data.count, u32(h) == 0x0403_4B50 else {
-            throw ImportError(.malformed, subject: "zip entry '\(name)'", problem: "bad local header")
+            throw ImportError.malformed(.entry(kind: "zip entry", name: name), problem: "bad local header")
         }
         let start = h + 30 + Int(u16(h + 26)) + Int(u16(h + 28))
         guard start + e.size <= data.count else {
-            throw ImportError.malformed("zip entry '\(name)' runs past the end of the archive (truncated?)")
+            throw ImportError.malformed(
+                .entry(kind: "zip entry", name: name), problem: "runs past the end of the archive (truncated?)")
         }
         let bytes = data.subdata(in: (data.startIndex + start)..<(data.startIndex + start + e.size))
         guard CRC32.checksum(bytes) == e.crc else {
-            throw ImportError(.malformed, subject: "zip entry '\(name)'", problem: "CRC mismatch (corrupt)")
+            throw ImportError.malformed(.entry(kind: "zip entry", name: name), problem: "CRC mismatch (corrupt)")
         }
         return bytes
     }

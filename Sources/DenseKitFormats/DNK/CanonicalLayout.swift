@@ -76,10 +76,10 @@ package enum CanonicalLayout {
     {
         func fail(_ m: String) -> ImportError { .malformed("metadata: \(m)") }
         func tensor(_ name: String, rank: Int) throws -> Tensor {
-            guard let t = tensors[name] else { throw ImportError.malformed("tensor '\(name)' is missing") }
+            guard let t = tensors[name] else { throw ImportError.malformed(.tensor(name), problem: "is missing") }
             guard t.shape.count == rank else {
                 throw ImportError.mismatch(
-                    "tensor '\(name)'", expected: "\(rank) dims", found: "\(t.shape.count)", kind: .malformed)
+                    .tensor(name), expected: "\(rank) dims", found: "\(t.shape.count)")
             }
             return t
         }
@@ -99,11 +99,10 @@ package enum CanonicalLayout {
             let bias = tensors[name + ".bias"]
             if let bias, bias.shape != [w.shape[0]] {
                 throw ImportError.mismatch(
-                    "tensor '\(name).bias'", expected: "shape [\(w.shape[0])]", found: "\(bias.shape)", kind: .malformed
-                )
+                    .tensor("\(name).bias"), expected: "shape [\(w.shape[0])]", found: "\(bias.shape)")
             }
             guard w.shape[2] == w.shape[3], w.shape.allSatisfy({ $0 > 0 }) else {
-                throw ImportError(.malformed, subject: "tensor '\(name).weight'", problem: "shape \(w.shape)")
+                throw ImportError.malformed(.tensor("\(name).weight"), problem: "shape \(w.shape)")
             }
             return Conv2D(weight: w, bias: bias, stride: geometry.stride, pads: pads)
         }
@@ -111,8 +110,7 @@ package enum CanonicalLayout {
             let parts = try ["gamma", "beta", "mean", "variance"].map { try tensor("\(name).\($0)", rank: 1) }
             for t in parts where t.count != channels {
                 throw ImportError.mismatch(
-                    "tensor '\(t.name)'", expected: "\(channels) values (one per channel)", found: "\(t.count)",
-                    kind: .malformed)
+                    .tensor(t.name), expected: "\(channels) values (one per channel)", found: "\(t.count)")
             }
             guard let eps = s.epsilons[name].map(Float.init), eps >= 0 else {
                 throw fail("no epsilon for '\(name)'")
@@ -153,9 +151,9 @@ package enum CanonicalLayout {
                     let c = try conv(p + ".bottleneck.conv")
                     guard c.inChannels == channels else {
                         throw ImportError.mismatch(
-                            "tensor '\(p).bottleneck.conv.weight'",
+                            .tensor("\(p).bottleneck.conv.weight"),
                             expected: "\(channels) input channels (the block's concatenated features)",
-                            found: "\(c.inChannels)", kind: .malformed)
+                            found: "\(c.inChannels)")
                     }
                     let n2 =
                         tensors[p + ".bottleneck.norm.gamma"] != nil
@@ -166,8 +164,7 @@ package enum CanonicalLayout {
                 let c = try conv(p + ".conv")
                 guard c.inChannels == width else {
                     throw ImportError.mismatch(
-                        "tensor '\(p).conv.weight'", expected: "\(width) input channels", found: "\(c.inChannels)",
-                        kind: .malformed)
+                        .tensor("\(p).conv.weight"), expected: "\(width) input channels", found: "\(c.inChannels)")
                 }
                 layers.append(DenseLayer(norm: n1, bottleneck: bottleneck, conv: c))
                 channels += c.outChannels
@@ -178,9 +175,8 @@ package enum CanonicalLayout {
                 let tc = try conv("\(CanonicalLayer.transition(b + 1)).conv")
                 guard tc.inChannels == channels else {
                     throw ImportError.mismatch(
-                        "tensor '\(CanonicalLayer.transition(b + 1)).conv.weight'",
-                        expected: "\(channels) input channels (the block's output)", found: "\(tc.inChannels)",
-                        kind: .malformed)
+                        .tensor("\(CanonicalLayer.transition(b + 1)).conv.weight"),
+                        expected: "\(channels) input channels (the block's output)", found: "\(tc.inChannels)")
                 }
                 transitions.append(Transition(norm: tn, conv: tc, pool: try pool(pools[b])))
                 channels = tc.outChannels
@@ -198,14 +194,12 @@ package enum CanonicalLayout {
             let w = try tensor(name + ".weight", rank: 2)
             guard w.shape[1] == features else {
                 throw ImportError.mismatch(
-                    "tensor '\(name).weight'", expected: "\(features) in-features", found: "\(w.shape[1])",
-                    kind: .malformed)
+                    .tensor("\(name).weight"), expected: "\(features) in-features", found: "\(w.shape[1])")
             }
             let bias = tensors[name + ".bias"]
             if let bias, bias.shape != [w.shape[0]] {
                 throw ImportError.mismatch(
-                    "tensor '\(name).bias'", expected: "shape [\(w.shape[0])]", found: "\(bias.shape)", kind: .malformed
-                )
+                    .tensor("\(name).bias"), expected: "shape [\(w.shape[0])]", found: "\(bias.shape)")
             }
             dense.append(Head.Dense(Linear(weight: w, bias: bias), activation))
             features = w.shape[0]
@@ -214,8 +208,8 @@ package enum CanonicalLayout {
         let declared = s.input
         guard declared.channels == stemConv.inChannels else {
             throw ImportError.mismatch(
-                "metadata input", expected: "\(stemConv.inChannels) channels (the stem conv's)",
-                found: "\(declared.channels)", kind: .malformed)
+                .part("metadata input"), expected: "\(stemConv.inChannels) channels (the stem conv's)",
+                found: "\(declared.channels)")
         }
         let input = InputSpec(
             name: declared.name ?? "input", layout: declared.layout, channels: declared.channels,

@@ -122,9 +122,9 @@ package struct DNKMetadata: Codable {
             do { _ = try JSONSerialization.jsonObject(with: text) } catch {
                 reason = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? reason
             }
-            throw ImportError.malformed("metadata is not JSON: \(reason)")
+            throw ImportError.malformed(.part("metadata"), problem: "not JSON: \(reason)")
         } catch let error as DecodingError {
-            throw ImportError.malformed("metadata: \(Self.describe(error))")
+            throw ImportError.malformed(.part("metadata"), problem: Self.describe(error))
         }
     }
 

@@ -34,7 +34,7 @@ public enum DNKReader {
         func u64(_ at: Int) throws -> Int {
             let v = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self))
             guard v <= UInt64(Int.max / 4) else {
-                throw ImportError.malformed("header: value \(v) at byte \(at) out of range")
+                throw ImportError.mismatch(.byte(at), expected: "a header value up to 2^61", found: "\(v)")
             }
             return Int(v)
         }
@@ -47,13 +47,13 @@ public enum DNKReader {
         let minor = u16(10)
         guard major == 1 || major == 2 else {
             throw ImportError.mismatch(
-                "header", expected: "format version 1.x or 2.x", found: "\(major).\(minor)", kind: .unsupported)
+                .part("header"), expected: "format version 1.x or 2.x", found: "\(major).\(minor)")
         }
         guard hash(0, 120) == stored(120) else {
-            throw ImportError.malformed("header checksum mismatch (corrupt header)")
+            throw ImportError.malformed(.part("header"), problem: "checksum mismatch (corrupt header)")
         }
         guard u32(12) == DNKWriter.headerSize, u32(44) == DNKWriter.entrySize else {
-            throw ImportError.malformed("header: bad header or entry size")
+            throw ImportError.malformed(.part("header"), problem: "bad header or entry size")
         }
         let metaOffset = try u64(16)
         let metaLength = try u64(24)
@@ -68,18 +68,20 @@ public enum DNKReader {
             )
         }
         guard metaOffset == DNKWriter.headerSize, metaLength <= maximumMetadata else {
-            throw ImportError.malformed("header: metadata of \(metaLength) bytes")
+            throw ImportError.malformed(.part("header"), problem: "metadata of \(metaLength) bytes")
         }
-        guard count > 0, count <= maximumTensors else { throw ImportError.malformed("header: \(count) tensors") }
+        guard count > 0, count <= maximumTensors else {
+            throw ImportError.malformed(.part("header"), problem: "\(count) tensors")
+        }
         guard tableOffset == DNKWriter.align(metaOffset + metaLength, 8),
             dataOffset == DNKWriter.align(tableOffset + count * DNKWriter.entrySize, 64),
             dataOffset + dataLength == fileLength
-        else { throw ImportError.malformed("header: regions are not contiguous") }
+        else { throw ImportError.malformed(.part("header"), problem: "regions are not contiguous") }
         guard hash(metaOffset, tableOffset) == stored(72) else {
-            throw ImportError.malformed("metadata checksum mismatch (corrupt metadata)")
+            throw ImportError.malformed(.part("metadata"), problem: "checksum mismatch (corrupt metadata)")
         }
         guard hash(tableOffset, dataOffset) == stored(80) else {
-            throw ImportError.malformed("tensor table checksum mismatch (corrupt table)")
+            throw ImportError.malformed(.part("tensor table"), problem: "checksum mismatch (corrupt table)")
         }
 
         // First every entry's place in the file, with its checksum, so that the checks start at once;
@@ -102,45 +104,44 @@ public enum DNKReader {
             let dtypeCode = Int(raw[at + 48])
             let rank = Int(raw[at + 49])
             guard let dtype = DNKWriter.dtypes[safe: dtypeCode] else {
-                throw ImportError(.malformed, subject: "tensor '\(name(index))'", problem: "unknown dtype \(dtypeCode)")
+                throw ImportError.malformed(.tensor(name(index)), problem: "unknown dtype \(dtypeCode)")
             }
             guard (1...4).contains(rank) else {
-                throw ImportError(.malformed, subject: "tensor '\(name(index))'", problem: "rank \(rank)")
+                throw ImportError.malformed(.tensor(name(index)), problem: "rank \(rank)")
             }
             var elements = 1
             for d in 0..<rank {
                 let v = u32(at + 52 + 4 * d)
                 let (p, o) = elements.multipliedReportingOverflow(by: v)
                 guard v > 0, !o, p <= maximumElements else {
-                    throw ImportError(.malformed, subject: "tensor '\(name(index))'", problem: "bad shape")
+                    throw ImportError.malformed(.tensor(name(index)), problem: "bad shape")
                 }
                 elements = p
             }
             let offset = try u64(at + 68)
             let length = try u64(at + 76)
             guard length == elements * dtype.size else {
-                throw ImportError(
-                    .malformed, subject: "tensor '\(name(index))'",
+                throw ImportError.malformed(
+                    .tensor(name(index)),
                     problem: "length \(length) for shape \(shape(index, rank: rank)) of \(dtype.rawValue)")
             }
             guard offset == expectedOffset, offset % 64 == 0, offset + length <= n else {
                 throw ImportError.mismatch(
-                    "tensor '\(name(index))'",
+                    .tensor(name(index)),
                     expected: "data at offset \(expectedOffset), where the previous tensor ends",
-                    found: "offset \(offset)", kind: .malformed)
+                    found: "offset \(offset)")
             }
             let end = index + 1 < count ? DNKWriter.align(offset + length, 64) : n
             guard end <= n, index + 1 < count || DNKWriter.align(offset + length, 64) == n else {
-                throw ImportError(
-                    .malformed, subject: "tensor '\(name(index))'", problem: "data does not end at the end of the file")
+                throw ImportError.malformed(
+                    .tensor(name(index)), problem: "data does not end at the end of the file")
             }
             let region = TensorChecksums.Region(entry: index, start: offset, end: end, checksum: stored(at + 84))
             expectedOffset = end
             let isCache = memcmp(raw.baseAddress! + at, cachePrefix, cachePrefix.count) == 0
             guard !isCache || dtype == .f32 else {
-                throw ImportError(
-                    .malformed, subject: "tensor '\(name(index))'",
-                    problem: "an executor cache buffer of \(dtype.rawValue), not f32")
+                throw ImportError.malformed(
+                    .tensor(name(index)), problem: "an executor cache buffer of \(dtype.rawValue), not f32")
             }
             checks.regions.append(region)
             entries.append((dtype, rank, offset, elements, isCache))
@@ -161,7 +162,7 @@ public enum DNKReader {
                     continue
                 }
                 guard let name = String(validating: nameBytes(index), as: UTF8.self), !name.isEmpty else {
-                    throw ImportError.malformed("table entry \(index): bad name")
+                    throw ImportError.malformed(.part("tensor table entry \(index)"), problem: "bad name")
                 }
                 let tensor =
                     switch e.dtype {
@@ -176,7 +177,7 @@ public enum DNKReader {
                                 raw, at: e.offset, count: e.elements))
                     }
                 guard tensors.updateValue(tensor, forKey: name) == nil else {
-                    throw ImportError.malformed("tensor '\(name)' appears twice")
+                    throw ImportError.malformed(.tensor(name), problem: "appears twice")
                 }
                 storedBytes += e.elements * e.dtype.size
                 parameters += e.elements

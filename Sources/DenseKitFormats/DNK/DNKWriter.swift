@@ -38,7 +38,9 @@ public enum DNKWriter {
         var entries: [(name: String, dtype: DType, shape: [Int], offset: Int, length: Int)] = []
         var cursor = dataOffset
         for (name, t) in named {
-            guard name.utf8.count < nameSize else { throw AtomicFile.Error.write("tensor name '\(name)' too long") }
+            guard name.utf8.count < nameSize else {
+                throw WriteError.doesNotFit(format: "dnk", problem: "tensor name '\(name)' too long")
+            }
             let d = dtypeOf(t)
             let length = t.count * d.size
             entries.append((name, d, t.shape, cursor, length))

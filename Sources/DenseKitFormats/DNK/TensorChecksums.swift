@@ -76,9 +76,8 @@ package struct TensorChecksums: Sendable {
             if let bad = regions.indices.filter({ computed[$0] != regions[$0].checksum }).min(by: {
                 regions[$0].start < regions[$1].start
             }) {
-                throw ImportError(
-                    .malformed, subject: "tensor '\(name(regions[bad].entry))'",
-                    problem: "checksum mismatch (corrupt data or padding)")
+                throw ImportError.malformed(
+                    .tensor(name(regions[bad].entry)), problem: "checksum mismatch (corrupt data or padding)")
             }
         }
     }

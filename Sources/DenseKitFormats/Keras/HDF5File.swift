@@ -147,21 +147,24 @@ package final class HDF5File {
         let type = try Self.check(H5Dget_type(dataset), "cannot read the type of '\(path)'")
         defer { H5Tclose(type) }
         guard H5Tget_class(type) == H5T_FLOAT else {
-            throw ImportError.malformed("dataset '\(path)' is not floating-point")
+            throw ImportError.malformed(.entry(kind: "dataset", name: path), problem: "is not floating-point")
         }
         let size = H5Tget_size(type)
         let space = try Self.check(H5Dget_space(dataset), "cannot read the shape of '\(path)'")
         defer { H5Sclose(space) }
         let rank = Int(H5Sget_simple_extent_ndims(space))
-        guard rank >= 0, rank <= 8 else { throw ImportError.malformed("dataset '\(path)' has rank \(rank)") }
+        guard rank >= 0, rank <= 8 else {
+            throw ImportError.malformed(.entry(kind: "dataset", name: path), problem: "has rank \(rank)")
+        }
         var dims = [hsize_t](repeating: 0, count: max(rank, 1))
         _ = try Self.check(H5Sget_simple_extent_dims(space, &dims, nil), "cannot read the shape of '\(path)'")
         var count = 1
         for d in dims.prefix(rank) {
             let (product, overflow) = count.multipliedReportingOverflow(by: Int(clamping: d))
             guard !overflow, product <= Self.maximumElements else {
-                throw ImportError.malformed(
-                    "dataset '\(path)' claims shape \(dims.prefix(rank).map { $0 }), more than 2^31 values")
+                throw ImportError.mismatch(
+                    .entry(kind: "dataset", name: path), expected: "at most 2^31 values",
+                    found: "shape \(dims.prefix(rank).map { $0 })")
             }
             count = product
         }
@@ -170,15 +173,15 @@ package final class HDF5File {
         // corrupt file cannot make this process (or libhdf5, converting) allocate gigabytes.
         guard size == 2 || size == 4 || size == 8 else {
             throw ImportError.mismatch(
-                "dataset '\(path)'", expected: "2-, 4- or 8-byte floats", found: "\(size)-byte floats",
-                kind: .unsupported)
+                .entry(kind: "dataset", name: path), expected: "2-, 4- or 8-byte floats",
+                found: "\(size)-byte floats")
         }
         let claimed = UInt64(count) * UInt64(size)
         let stored = UInt64(H5Dget_storage_size(dataset))
         guard claimed / 64 <= max(stored, 1 << 14) else {  // divided, not multiplied: `stored` comes from the file
             throw ImportError.mismatch(
-                "dataset '\(path)'", expected: "at most 64 times the \(stored) bytes it stores",
-                found: "shape \(dims.prefix(rank).map { $0 }), \(claimed) bytes", kind: .malformed)
+                .entry(kind: "dataset", name: path), expected: "at most 64 times the \(stored) bytes it stores",
+                found: "shape \(dims.prefix(rank).map { $0 }), \(claimed) bytes")
         }
         var values = [Float](repeating: 0, count: count)
         if count > 0 {

@@ -151,14 +151,14 @@ public enum KerasImporter {
         private func headFromConfig(_ config: KerasModelConfig, norm: BatchNorm) throws -> Head {
             guard let start = config.order.firstIndex(of: "relu") else {
                 throw ImportError.mismatch(
-                    "the model config", expected: "the final activation layer 'relu' after 'bn'", found: "none")
+                    .part("the model config"), expected: "the final activation layer 'relu' after 'bn'", found: "none")
             }
             var pool: Head.Pool? = nil
             var dense: [Head.Dense] = []
             var previous = "relu"
             for name in config.order[(start + 1)...] {
                 guard let layer = config.layers[name] else { continue }
-                let subject = "layer '\(name)' (\(layer.className))"
+                let subject = ImportSubject.kerasLayer(name, className: layer.className)
                 guard layer.inbound == [previous] else {
                     throw ImportError.mismatch(
                         subject, expected: "the head's next layer, reading '\(previous)' alone",
@@ -203,12 +203,12 @@ public enum KerasImporter {
                 default:
                     throw ImportError.mismatch(
                         subject, expected: "a global pool, Dropout, Flatten, Dense or Activation layer in the head",
-                        found: layer.className, kind: .unsupported)
+                        found: layer.className)
                 }
             }
             if !config.outputs.isEmpty, config.outputs != [previous] {
                 throw ImportError.mismatch(
-                    "the model config", expected: "one output, the head's last layer '\(previous)'",
+                    .part("the model config"), expected: "one output, the head's last layer '\(previous)'",
                     found: "outputs \(config.outputs)")
             }
             return Head(norm: norm, pool: pool, dense: dense)
@@ -224,19 +224,18 @@ public enum KerasImporter {
                     linears.append(
                         try dense(name, inFeatures: linears.last?.outFeatures ?? norm.channels, first: linears.isEmpty))
                 }
-                let head = try description.head(norm: norm, linears: linears, subject: "dense layers")
+                let head = try description.head(norm: norm, linears: linears, subject: .part("dense layers"))
                 notes.append("head as recorded by DenseKit in the file's densekit attribute: \(head.summary)")
                 return head
             }
             guard weights.denseLayers.count <= 1 else {
-                throw ImportError(
-                    .unsupported, subject: "head",
-                    expected:
-                        """
+                throw ImportError.mismatch(
+                    .part("head"),
+                    expected: """
                         one dense layer in a weights-only file (it stores no activations, so the one between two \
                         dense layers is unknown)
                         """,
-                    found: "\(weights.denseLayers.count)", problem: "read the full model (.h5 or .keras) instead")
+                    found: "\(weights.denseLayers.count); read the full model (.h5 or .keras) instead")
             }
             var dense: [Head.Dense] = []
             for name in weights.denseLayers {
@@ -269,11 +268,11 @@ public enum KerasImporter {
             let l = try layer(name)
             guard let kernel = l.tensors.first, kernel.shape.count == 2 else {
                 throw ImportError.mismatch(
-                    "layer '\(name)'", expected: "a 2-D kernel", found: "\(l.tensors.first?.shape ?? [])")
+                    .kerasLayer(name), expected: "a 2-D kernel", found: "\(l.tensors.first?.shape ?? [])")
             }
             guard kernel.shape[0] == inFeatures else {
                 throw ImportError.mismatch(
-                    "layer '\(name)': kernel '\(kernel.name)'",
+                    .weight(of: .kerasLayer(name), role: "kernel", name: kernel.name),
                     expected:
                         """
                         \(inFeatures) in-features \
@@ -284,23 +283,25 @@ public enum KerasImporter {
             let bias = l.tensors.count > 1 ? l.tensors[1] : nil
             if let bias, bias.count != kernel.shape[1] {
                 throw ImportError.mismatch(
-                    "layer '\(name)': bias '\(bias.name)'", expected: "\(kernel.shape[1]) values (one per output)",
+                    .weight(of: .kerasLayer(name), role: "bias", name: bias.name),
+                    expected: "\(kernel.shape[1]) values (one per output)",
                     found: "\(bias.count)")
             }
             return Linear(weight: kernel.transposed(), bias: bias)
         }
 
-        private static func activation(_ name: String, _ subject: String) throws -> Head.Activation {
+        private static func activation(_ name: String, _ subject: ImportSubject) throws -> Head.Activation {
             guard let a = Head.Activation(rawValue: name), a != .unknown else {
                 throw ImportError.mismatch(
-                    subject, expected: "activation linear, relu, sigmoid, softmax or tanh", found: "'\(name)'",
-                    kind: .unsupported)
+                    subject, expected: "activation linear, relu, sigmoid, softmax or tanh", found: "'\(name)'")
             }
             return a
         }
 
         private func layer(_ name: String) throws -> KerasWeights.Layer {
-            guard let l = weights.layers[name] else { throw ImportError.structure("layer '\(name)' is missing") }
+            guard let l = weights.layers[name] else {
+                throw ImportError.structure(.kerasLayer(name), problem: "is missing")
+            }
             return l
         }
 
@@ -309,14 +310,15 @@ public enum KerasImporter {
         {
             let l = try layer(name)
             guard let k = l.tensors.first, k.shape.count == 4 else {
-                throw ImportError(.structure, subject: "layer '\(name)'", problem: "expected a 4-D kernel")
+                throw ImportError.structure(.kerasLayer(name), problem: "expected a 4-D kernel")
             }
             guard k.shape[0] == k.shape[1] else {
-                throw ImportError(.unsupported, subject: "layer '\(name)'", problem: "non-square kernel \(k.shape)")
+                throw ImportError.unsupported(.kerasLayer(name), problem: "non-square kernel \(k.shape)")
             }
             if let inChannels, k.shape[2] != inChannels {
                 throw ImportError.mismatch(
-                    "layer '\(name)': kernel '\(k.name)'", expected: "\(inChannels) input channels",
+                    .weight(of: .kerasLayer(name), role: "kernel", name: k.name),
+                    expected: "\(inChannels) input channels",
                     found: "\(k.shape[2])")
             }
             let (kh, kw) = (k.shape[0], k.shape[1])
@@ -325,7 +327,7 @@ public enum KerasImporter {
             var stride = defaultStride
             var pads = [Int](repeating: defaultPads, count: 4)
             if let c = config?.layers[name] {
-                let subject = "layer '\(name)'"
+                let subject = ImportSubject.kerasLayer(name)
                 if let size = c.kernelSize, size != [kh, kw] {
                     throw ImportError.mismatch(
                         subject, expected: "kernel_size \([kh, kw]) (the stored kernel's shape \(k.shape))",
@@ -333,10 +335,10 @@ public enum KerasImporter {
                 }
                 if let d = c.dilation, d != [1, 1] {
                     throw ImportError.mismatch(
-                        subject, expected: "dilation_rate [1, 1]", found: "\(d)", kind: .unsupported)
+                        subject, expected: "dilation_rate [1, 1]", found: "\(d)")
                 }
                 if let g = c.groups, g != 1 {
-                    throw ImportError.mismatch(subject, expected: "groups 1", found: "\(g)", kind: .unsupported)
+                    throw ImportError.mismatch(subject, expected: "groups 1", found: "\(g)")
                 }
                 stride = try uniform(c.strides, "strides", subject) ?? 1
                 let same = c.padding == "same" ? kh / 2 : 0
@@ -349,12 +351,13 @@ public enum KerasImporter {
             let l = try layer(name)
             guard l.tensors.count == 4 else {
                 throw ImportError.mismatch(
-                    "layer '\(name)'", expected: "4 weights (gamma, beta, moving mean and variance)",
+                    .kerasLayer(name), expected: "4 weights (gamma, beta, moving mean and variance)",
                     found: "\(l.tensors.count)")
             }
             for t in l.tensors where t.count != channels {
                 throw ImportError.mismatch(
-                    "layer '\(name)': weight '\(t.name)'", expected: "\(channels) values (one per channel)",
+                    .weight(of: .kerasLayer(name), role: "weight", name: t.name),
+                    expected: "\(channels) values (one per channel)",
                     found: "\(t.count)")
             }
             let eps = config?.layers[name]?.epsilon ?? 1.001e-5
@@ -371,7 +374,7 @@ public enum KerasImporter {
                     pads: [Int](repeating: defaultPads, count: 4))
             }
             guard let c = config.layers[name] else { return nil }
-            let subject = "layer '\(name)'"
+            let subject = ImportSubject.kerasLayer(name)
             let size = try uniform(c.poolSize, "pool_size", subject) ?? defaultSize
             return Pool2D(
                 kind: kind, kernel: size, stride: try uniform(c.strides, "strides", subject) ?? size,
@@ -379,11 +382,11 @@ public enum KerasImporter {
         }
 
         /// A config value that must be the same on both axes (DenseKit's convs and pools are square).
-        private func uniform(_ axes: [Int]?, _ key: String, _ subject: String) throws -> Int? {
+        private func uniform(_ axes: [Int]?, _ key: String, _ subject: ImportSubject) throws -> Int? {
             guard let axes else { return nil }
             guard axes.count == 2, axes[0] == axes[1] else {
                 throw ImportError.mismatch(
-                    subject, expected: "\(key) equal on both axes", found: "\(axes)", kind: .unsupported)
+                    subject, expected: "\(key) equal on both axes", found: "\(axes)")
             }
             return axes[0]
         }

@@ -57,7 +57,7 @@ package struct KerasModelConfig {
                 // Padding is added to the conv's own; bounded here so that no sum can overflow.
                 if let p = pendingPad, !p.allSatisfy({ (0...Self.maximumPadding).contains($0) }) {
                     throw ImportError.mismatch(
-                        "layer '\(name)'", expected: "padding from 0 to \(Self.maximumPadding)", found: "\(p)")
+                        .kerasLayer(name), expected: "padding from 0 to \(Self.maximumPadding)", found: "\(p)")
                 }
                 continue
             }

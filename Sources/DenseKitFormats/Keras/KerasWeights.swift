@@ -35,14 +35,15 @@ package struct KerasWeights {
     package init(file: HDF5File, trustStoredNames: Bool = true) throws {
         kerasVersion = try file.stringAttribute("/", "keras_version")?.first
         if let json = try file.stringAttribute("/", "densekit")?.first {
-            let subject = "attribute 'densekit'"
+            let subject = ImportSubject.entry(kind: "attribute", name: "densekit")
             guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
                 let head = object["head"]
             else {
                 throw ImportError.mismatch(
-                    subject, expected: "a JSON object with \"head\"", found: "'\(json.prefix(40))'", kind: .malformed)
+                    subject, expected: "a JSON object with \"head\"", found: "'\(json.prefix(40))'")
             }
-            headDescription = try HeadDescription(jsonObject: head, subject: subject + " head")
+            headDescription = try HeadDescription(
+                jsonObject: head, subject: .entry(kind: "attribute", name: "densekit.head"))
         }
         if let config = try file.stringAttribute("/", "model_config"), file.exists("model_weights") {
             layout = .fullModel
@@ -68,22 +69,21 @@ package struct KerasWeights {
         var seen = Set<String>()
         for layerName in names {
             guard seen.insert(layerName).inserted else {
-                throw ImportError.malformed("layer '\(layerName)' is listed twice")
+                throw ImportError.malformed(.kerasLayer(layerName), problem: "is listed twice")
             }
             let group = prefix + layerName
             guard file.exists(group) else {
-                throw ImportError.malformed("layer '\(layerName)' is listed but has no group")
+                throw ImportError.malformed(.kerasLayer(layerName), problem: "is listed but has no group")
             }
             let weightNames = try Self.splitAttribute(file, group, "weight_names") ?? []
             guard Set(weightNames).count == weightNames.count else {
-                throw ImportError.malformed("layer '\(layerName)' lists a weight twice")
+                throw ImportError.malformed(.kerasLayer(layerName), problem: "lists a weight twice")
             }
             var tensors: [Tensor] = []
             for weightName in weightNames {
                 let path = group + "/" + weightName
                 guard file.exists(path) else {
-                    throw ImportError(
-                        .malformed, subject: "layer '\(layerName)'", problem: "missing dataset '\(weightName)'")
+                    throw ImportError.malformed(.kerasLayer(layerName), problem: "missing dataset '\(weightName)'")
                 }
                 let d = try file.floatDataset(path)
                 tensors.append(Tensor(name: weightName, shape: d.shape, storedDType: d.dtype, values: d.values))
@@ -108,7 +108,9 @@ package struct KerasWeights {
                 return Tensor(name: "\(vars)/\(i)", shape: d.shape, storedDType: d.dtype, values: d.values)
             }
             if trustStoredNames, let name = try file.stringAttribute(vars, "name")?.first, !name.isEmpty {
-                guard layers[name] == nil else { throw ImportError.malformed("two layers are named '\(name)'") }
+                guard layers[name] == nil else {
+                    throw ImportError.malformed(.kerasLayer(name), problem: "two layers have this name")
+                }
                 layers[name] = Layer(name: name, tensors: tensors)
                 if let counter = KerasLayerNames.counter(key, of: "dense") { dense.append((counter, name)) }
             } else if !tensors.isEmpty {

@@ -37,7 +37,9 @@ public enum ONNXImporter {
         for i in initializers.indices {
             let name = initializers[i].name
             guard !name.isEmpty else { throw ImportError.malformed("initializer without a name") }
-            guard refs[name] == nil else { throw ImportError.malformed("duplicate initializer '\(name)'") }
+            guard refs[name] == nil else {
+                throw ImportError.malformed(.tensor(name), problem: "duplicate initializer")
+            }
             if let e = ONNXTensorDecoder.element(of: initializers[i].dataType), e != .int64, e != .int32 {
                 let t = try decoder.floats(initializers[i])
                 initializers[i].payload = .none
@@ -57,18 +59,17 @@ public enum ONNXImporter {
         }
         let inputs = model.graph.inputs.filter { refs[$0.name] == nil }
         guard inputs.count == 1, let input = inputs.first else {
-            throw ImportError.mismatch("graph inputs", expected: "1 (the image)", found: "\(inputs.count)")
+            throw ImportError.mismatch(.part("graph inputs"), expected: "1 (the image)", found: "\(inputs.count)")
         }
         guard model.graph.outputs.count == 1, let output = model.graph.outputs.first else {
-            throw ImportError.mismatch("graph outputs", expected: "1", found: "\(model.graph.outputs.count)")
+            throw ImportError.mismatch(.part("graph outputs"), expected: "1", found: "\(model.graph.outputs.count)")
         }
         guard input.elementType == 1 else {
             throw ImportError.mismatch(
-                "input '\(input.name)'", expected: "FLOAT", found: ONNXTensorDecoder.typeName(input.elementType),
-                kind: .unsupported)
+                .input(input.name), expected: "FLOAT", found: ONNXTensorDecoder.typeName(input.elementType))
         }
         guard input.dims.count == 4 else {
-            throw ImportError.mismatch("input '\(input.name)'", expected: "4 dims", found: "\(input.dims.count)")
+            throw ImportError.mismatch(.input(input.name), expected: "4 dims", found: "\(input.dims.count)")
         }
         let graph = try OpGraph(nodes: nodes, input: input.name, output: output.name).normalized()
         var recognizer = DenseNetRecognizer(graph: graph)

@@ -42,8 +42,8 @@ package enum ONNXNesting {
                         let subgraph = attributeField.message
                     else { continue }
                     guard depth < maximumDepth else {
-                        throw ImportError(
-                            .unsupported, subject: "node '\(text(raw, name))'",
+                        throw ImportError.unsupported(
+                            .node("node '\(text(raw, name))'"),
                             problem: "subgraphs nested deeper than \(maximumDepth) (a DenseNet has none)")
                     }
                     try checkGraph(raw, subgraph, depth: depth + 1)

@@ -12,9 +12,11 @@ package struct ONNXOps {
 
     package mutating func convert(_ n: ONNXNode) throws -> OpGraph.Node? {
         guard n.domain.isEmpty || n.domain == "ai.onnx" else {
-            throw ImportError(.unsupported, subject: n.label, problem: "operator domain '\(n.domain)' is not supported")
+            throw ImportError.unsupported(.node(n.label), problem: "operator domain '\(n.domain)' is not supported")
         }
-        guard let out = n.outputs.first, !out.isEmpty else { throw ImportError.malformed("\(n.label) has no output") }
+        guard let out = n.outputs.first, !out.isEmpty else {
+            throw ImportError.malformed(.node(n.label), problem: "has no output")
+        }
         let op: OpGraph.Op
         switch n.opType {
         case "Conv": op = .conv(try conv(n))
@@ -44,17 +46,17 @@ package struct ONNXOps {
             return nil
         default:
             throw ImportError.mismatch(
-                n.label,
+                .node(n.label),
                 expected:
                     """
                     an operator of a DenseNet (Conv, BatchNormalization, Relu, MaxPool, AveragePool, Concat; in \
                     the head GlobalAveragePool, GlobalMaxPool, Gemm, MatMul, Sigmoid, Softmax, Tanh)
                     """,
-                found: "\(n.opType) (opset \(opset))", kind: .unsupported)
+                found: "\(n.opType) (opset \(opset))")
         }
         let activations = n.inputs.filter { !$0.isEmpty && refs[$0] == nil && floats[$0] == nil }
         guard !activations.isEmpty else {
-            throw ImportError(.unsupported, subject: n.label, problem: "operator on constants only is not supported")
+            throw ImportError.unsupported(.node(n.label), problem: "operator on constants only is not supported")
         }
         return OpGraph.Node(label: n.label, op: op, inputs: activations, output: out)
     }
@@ -65,31 +67,33 @@ package struct ONNXOps {
         let w = try weight(n, 1, "W")
         guard w.shape.count == 4 else {
             throw ImportError.mismatch(
-                "\(n.label): weight '\(w.name)'", expected: "4 dims (OIHW)", found: "\(w.shape.count)")
+                .weight(of: .node(n.label), role: "weight", name: w.name), expected: "4 dims (OIHW)",
+                found: "\(w.shape.count)")
         }
         guard int(n, "group", 1) == 1 else {
             throw ImportError.mismatch(
-                "\(n.label)", expected: "group 1", found: "group \(int(n, "group", 1))", kind: .unsupported)
+                .node(n.label), expected: "group 1", found: "group \(int(n, "group", 1))")
         }
         guard ints(n, "dilations").allSatisfy({ $0 == 1 }) else {
             throw ImportError.mismatch(
-                "\(n.label)", expected: "dilations [1, 1]", found: "\(ints(n, "dilations"))", kind: .unsupported)
+                .node(n.label), expected: "dilations [1, 1]", found: "\(ints(n, "dilations"))")
         }
         let kernel = ints(n, "kernel_shape").map(Int.init)
         guard kernel.isEmpty || kernel == [w.shape[2], w.shape[3]] else {
             throw ImportError.mismatch(
-                "\(n.label)", expected: "kernel_shape [\(w.shape[2]), \(w.shape[3])] (the weight's shape \(w.shape))",
+                .node(n.label), expected: "kernel_shape [\(w.shape[2]), \(w.shape[3])] (the weight's shape \(w.shape))",
                 found: "kernel_shape \(kernel)")
         }
         guard w.shape[2] == w.shape[3] else {
-            throw ImportError(.unsupported, subject: n.label, problem: "non-square kernel \(w.shape[2])x\(w.shape[3])")
+            throw ImportError.unsupported(.node(n.label), problem: "non-square kernel \(w.shape[2])x\(w.shape[3])")
         }
         var b: Tensor? = nil
         if n.inputs.count > 2, !n.inputs[2].isEmpty {
             b = try weight(n, 2, "B")
             guard b?.count == w.shape[0] else {
                 throw ImportError.mismatch(
-                    "\(n.label): bias '\(b?.name ?? "")'", expected: "\(w.shape[0]) values (one per output channel)",
+                    .weight(of: .node(n.label), role: "bias", name: b?.name ?? ""),
+                    expected: "\(w.shape[0]) values (one per output channel)",
                     found: "\(b?.count ?? 0)")
             }
         }
@@ -100,14 +104,13 @@ package struct ONNXOps {
 
     private mutating func batchNormalization(_ n: ONNXNode) throws -> BatchNorm {
         guard int(n, "training_mode", 0) == 0 else {
-            throw ImportError(.unsupported, subject: n.label, problem: "training-mode BatchNormalization")
+            throw ImportError.unsupported(.node(n.label), problem: "training-mode BatchNormalization")
         }
         let parts = try (1...4).map { try weight(n, $0, ["scale", "B", "input_mean", "input_var"][$0 - 1]) }
         let c = parts[0].count
         guard parts.allSatisfy({ $0.count == c }) else {
-            throw ImportError(
-                .structure, subject: n.label,
-                problem: "scale, bias, mean and variance sizes differ (\(parts.map(\.count)))")
+            throw ImportError.structure(
+                .node(n.label), problem: "scale, bias, mean and variance sizes differ (\(parts.map(\.count)))")
         }
         return BatchNorm(
             gamma: parts[0], beta: parts[1], mean: parts[2], variance: parts[3], epsilon: float(n, "epsilon", 1e-5))
@@ -116,14 +119,13 @@ package struct ONNXOps {
     private func pool(_ n: ONNXNode, _ kind: Pool2D.Kind) throws -> Pool2D {
         let kernel = ints(n, "kernel_shape")
         guard kernel.count == 2, kernel[0] == kernel[1], kernel[0] > 0, kernel[0] < 64 else {
-            throw ImportError(
-                .unsupported, subject: n.label, problem: "kernel_shape \(kernel) (square 2-D kernels only)")
+            throw ImportError.unsupported(.node(n.label), problem: "kernel_shape \(kernel) (square 2-D kernels only)")
         }
         guard int(n, "ceil_mode", 0) == 0 else {
-            throw ImportError(.unsupported, subject: n.label, problem: "ceil_mode 1")
+            throw ImportError.unsupported(.node(n.label), problem: "ceil_mode 1")
         }
         guard ints(n, "dilations").allSatisfy({ $0 == 1 }) else {
-            throw ImportError(.unsupported, subject: n.label, problem: "dilated pooling")
+            throw ImportError.unsupported(.node(n.label), problem: "dilated pooling")
         }
         let stride = try uniform(n, "strides", default: 1)
         return Pool2D(
@@ -138,7 +140,7 @@ package struct ONNXOps {
         if n.inputs.count > 1, let ref = refs[n.inputs[1]] { axes = try decoder.integers(ref) }
         guard Set(axes.map { $0 < 0 ? $0 + 4 : $0 }) == [2, 3] else {
             throw ImportError.mismatch(
-                n.label, expected: "axes [2, 3] (the spatial axes of NCHW)", found: "\(axes)", kind: .unsupported)
+                .node(n.label), expected: "axes [2, 3] (the spatial axes of NCHW)", found: "\(axes)")
         }
         return pool
     }
@@ -146,20 +148,21 @@ package struct ONNXOps {
     private func concat(_ n: ONNXNode) throws -> OpGraph.Op {
         let axis = int(n, "axis", 1)
         guard axis == 1 || axis == -3 else {
-            throw ImportError(
-                .unsupported, subject: n.label,
-                problem: "Concat on axis \(axis) (DenseNet concatenates channels, axis 1 of NCHW)")
+            throw ImportError.unsupported(
+                .node(n.label), problem: "Concat on axis \(axis) (DenseNet concatenates channels, axis 1 of NCHW)")
         }
         return .concat
     }
 
     private mutating func gemm(_ n: ONNXNode) throws -> Linear {
         guard int(n, "transA", 0) == 0 else {
-            throw ImportError(.unsupported, subject: n.label, problem: "Gemm with transA")
+            throw ImportError.unsupported(.node(n.label), problem: "Gemm with transA")
         }
         var w = try weight(n, 1, "B")
         guard w.shape.count == 2 else {
-            throw ImportError.mismatch("\(n.label): weight '\(w.name)'", expected: "2 dims", found: "\(w.shape.count)")
+            throw ImportError.mismatch(
+                .weight(of: .node(n.label), role: "weight", name: w.name), expected: "2 dims", found: "\(w.shape.count)"
+            )
         }
         if int(n, "transB", 0) == 0 { w = w.transposed() }
         let alpha = float(n, "alpha", 1)
@@ -170,7 +173,8 @@ package struct ONNXOps {
             var bias = try weight(n, 2, "C")
             guard bias.count == w.shape[0] else {
                 throw ImportError.mismatch(
-                    "\(n.label): bias '\(bias.name)'", expected: "\(w.shape[0]) values (one per output)",
+                    .weight(of: .node(n.label), role: "bias", name: bias.name),
+                    expected: "\(w.shape[0]) values (one per output)",
                     found: "\(bias.count)")
             }
             if beta != 1 { bias.values = bias.values.map { $0 * beta } }
@@ -183,13 +187,15 @@ package struct ONNXOps {
     private mutating func matMul(_ n: ONNXNode) throws -> Linear {
         let w = try weight(n, 1, "B")
         guard w.shape.count == 2 else {
-            throw ImportError.mismatch("\(n.label): weight '\(w.name)'", expected: "2 dims", found: "\(w.shape.count)")
+            throw ImportError.mismatch(
+                .weight(of: .node(n.label), role: "weight", name: w.name), expected: "2 dims", found: "\(w.shape.count)"
+            )
         }
         return Linear(weight: w.transposed(), bias: nil)
     }
 
     private mutating func add(_ n: ONNXNode) throws -> Tensor {
-        guard n.inputs.count == 2 else { throw ImportError.malformed("\(n.label) needs 2 inputs") }
+        guard n.inputs.count == 2 else { throw ImportError.malformed(.node(n.label), problem: "needs 2 inputs") }
         let constant = floats[n.inputs[1]] != nil ? 1 : 0
         return try weight(n, constant, "B")
     }
@@ -197,7 +203,7 @@ package struct ONNXOps {
     private func softmax(_ n: ONNXNode) throws -> OpGraph.Op {
         let axis = int(n, "axis", opset >= 13 ? -1 : 1)
         guard axis == -1 || axis == 1 else {
-            throw ImportError(.unsupported, subject: n.label, problem: "Softmax on axis \(axis)")
+            throw ImportError.unsupported(.node(n.label), problem: "Softmax on axis \(axis)")
         }
         return .softmax
     }
@@ -205,49 +211,45 @@ package struct ONNXOps {
     /// A Cast of activations, or nil when it casts a stored weight (folded into a constant).
     private mutating func cast(_ n: ONNXNode) throws -> OpGraph.Op? {
         guard let to = attribute(n, "to").flatMap({ if case .int(let v) = $0 { return v } else { return nil } }) else {
-            throw ImportError(.malformed, subject: n.label, problem: "Cast without 'to'")
+            throw ImportError.malformed(.node(n.label), problem: "Cast without 'to'")
         }
         if var constant = floats[n.inputs.first ?? ""] {
             // A Cast of a stored weight (float16 exports): fold it, keeping the stored dtype.
             guard to == 1 else {
-                throw ImportError(
-                    .unsupported, subject: n.label,
-                    problem: "Cast of a weight to \(ONNXTensorDecoder.typeName(Int32(to)))")
+                throw ImportError.unsupported(
+                    .node(n.label), problem: "Cast of a weight to \(ONNXTensorDecoder.typeName(Int32(to)))")
             }
             constant.name = n.outputs[0]
             floats[n.outputs[0]] = constant
             return nil
         }
         guard to == 1 else {
-            throw ImportError(
-                .unsupported, subject: n.label,
-                problem: "Cast of activations to \(ONNXTensorDecoder.typeName(Int32(to)))")
+            throw ImportError.unsupported(
+                .node(n.label), problem: "Cast of activations to \(ONNXTensorDecoder.typeName(Int32(to)))")
         }
         return .passThrough
     }
 
     private mutating func pad(_ n: ONNXNode) throws -> [Int] {
         if case .string(let mode)? = attribute(n, "mode"), mode != "constant" {
-            throw ImportError(
-                .unsupported, subject: n.label, problem: "Pad mode '\(mode)' (only constant zero padding)")
+            throw ImportError.unsupported(.node(n.label), problem: "Pad mode '\(mode)' (only constant zero padding)")
         }
         var p = ints(n, "pads")
         if p.isEmpty, n.inputs.count > 1, let ref = refs[n.inputs[1]] { p = try decoder.integers(ref) }
         if n.inputs.count > 2, !n.inputs[2].isEmpty, let v = floats[n.inputs[2]], v.values.contains(where: { $0 != 0 })
         {
-            throw ImportError(.unsupported, subject: n.label, problem: "Pad with a non-zero value")
+            throw ImportError.unsupported(.node(n.label), problem: "Pad with a non-zero value")
         }
         guard p.count == 8, p[0] == 0, p[1] == 0, p[4] == 0, p[5] == 0, p.allSatisfy({ $0 >= 0 && $0 < 64 }) else {
             throw ImportError.mismatch(
-                n.label, expected: "8 pads padding only H and W of NCHW, each 0 to 63", found: "\(p)",
-                kind: .unsupported)
+                .node(n.label), expected: "8 pads padding only H and W of NCHW, each 0 to 63", found: "\(p)")
         }
         return [p[2], p[3], p[6], p[7]].map(Int.init)
     }
 
     private mutating func constant(_ n: ONNXNode) throws {
         guard case .tensor(var t)? = attribute(n, "value"), let out = n.outputs.first else {
-            throw ImportError(.unsupported, subject: n.label, problem: "Constant without a tensor value")
+            throw ImportError.unsupported(.node(n.label), problem: "Constant without a tensor value")
         }
         t.name = out
         refs[out] = t
@@ -280,31 +282,30 @@ package struct ONNXOps {
         if v.isEmpty { return value }
         guard v.count == 2, v[0] == v[1], v[0] > 0, v[0] < 64 else {
             throw ImportError.mismatch(
-                n.label, expected: "\(name) equal on both axes, from 1 to 63", found: "\(v)", kind: .unsupported)
+                .node(n.label), expected: "\(name) equal on both axes, from 1 to 63", found: "\(v)")
         }
         return Int(v[0])
     }
 
     private func padsAttribute(_ n: ONNXNode) throws -> [Int] {
         if case .string(let autoPad)? = n.attributes["auto_pad"], autoPad != "NOTSET", autoPad != "VALID" {
-            throw ImportError(.unsupported, subject: n.label, problem: "auto_pad \(autoPad)")
+            throw ImportError.unsupported(.node(n.label), problem: "auto_pad \(autoPad)")
         }
         let p = ints(n, "pads")
         if p.isEmpty { return [0, 0, 0, 0] }
         guard p.count == 4, p.allSatisfy({ $0 >= 0 && $0 < 64 }) else {
-            throw ImportError.mismatch(n.label, expected: "4 pads from 0 to 63", found: "\(p)", kind: .unsupported)
+            throw ImportError.mismatch(.node(n.label), expected: "4 pads from 0 to 63", found: "\(p)")
         }
         return [Int(p[0]), Int(p[1]), Int(p[2]), Int(p[3])]
     }
 
     private func weight(_ n: ONNXNode, _ index: Int, _ role: String) throws -> Tensor {
         guard index < n.inputs.count, !n.inputs[index].isEmpty else {
-            throw ImportError(.malformed, subject: n.label, problem: "missing input \(role)")
+            throw ImportError.malformed(.node(n.label), problem: "missing input \(role)")
         }
         guard let t = floats[n.inputs[index]] else {
-            throw ImportError(
-                .structure, subject: n.label,
-                problem: "input \(role) '\(n.inputs[index])' is not a stored float initializer")
+            throw ImportError.structure(
+                .node(n.label), problem: "input \(role) '\(n.inputs[index])' is not a stored float initializer")
         }
         return t
     }

@@ -176,13 +176,16 @@ package enum ONNXProtobuf {
         m.graph = try graph(model.graph, arena)
         let size = onnx__model_proto__get_packed_size(&m)
         guard size <= maximumFileBytes else {
-            throw AtomicFile.Error.write("the model needs \(size) bytes, more than protobuf's 2 GiB limit")
+            throw WriteError.doesNotFit(
+                format: "onnx", problem: "the model needs \(size) bytes, more than protobuf's 2 GiB limit")
         }
         var data = Data(count: size)
         let packed = data.withUnsafeMutableBytes {
             onnx__model_proto__pack(&m, $0.bindMemory(to: UInt8.self).baseAddress)
         }
-        guard packed == size else { throw AtomicFile.Error.write("protobuf-c packed \(packed) of \(size) bytes") }
+        guard packed == size else {
+            throw WriteError.doesNotFit(format: "onnx", problem: "protobuf-c packed \(packed) of \(size) bytes")
+        }
         return data
     }
 

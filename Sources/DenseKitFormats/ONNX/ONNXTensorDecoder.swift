@@ -43,12 +43,12 @@ package struct ONNXTensorDecoder {
         var count = 1
         for d in t.dims {
             guard d >= 0, d <= Int64(maximumElements) else {
-                throw ImportError(.malformed, subject: "tensor '\(t.name)'", problem: "dimension \(d) out of range")
+                throw ImportError.malformed(.tensor(t.name), problem: "dimension \(d) out of range")
             }
             let (product, overflow) = count.multipliedReportingOverflow(by: Int(d))
             guard !overflow, product <= maximumElements else {
-                throw ImportError(
-                    .malformed, subject: "tensor '\(t.name)'", problem: "shape \(t.dims) has more than 2^31 elements")
+                throw ImportError.malformed(
+                    .tensor(t.name), problem: "shape \(t.dims) has more than 2^31 elements")
             }
             count = product
         }
@@ -58,9 +58,8 @@ package struct ONNXTensorDecoder {
     /// Decodes a float tensor (float32, float16, bfloat16 or float64) into float32 values.
     package mutating func floats(_ t: ONNXTensorRef) throws -> Tensor {
         guard let element = Self.element(of: t.dataType), element != .int64, element != .int32 else {
-            throw ImportError(
-                .unsupported, subject: "tensor '\(t.name)'",
-                problem: "element type \(Self.typeName(t.dataType)) is not a float type")
+            throw ImportError.unsupported(
+                .tensor(t.name), problem: "element type \(Self.typeName(t.dataType)) is not a float type")
         }
         let count = try Self.elementCount(t)
         let shape = t.dims.map { Int($0) }
@@ -74,17 +73,15 @@ package struct ONNXTensorDecoder {
             values = try Self.decode(bytes, element, count, t.name)
         case .floats(let f):
             guard element == .float32 || f.isEmpty else {
-                throw ImportError(
-                    .malformed, subject: "tensor '\(t.name)'",
-                    problem: "float_data given for \(Self.typeName(t.dataType))")
+                throw ImportError.malformed(
+                    .tensor(t.name), problem: "float_data given for \(Self.typeName(t.dataType))")
             }
             values = f
         case .int32s(let words):
             // float16 and bfloat16 values are stored one per int32 in the typed field.
             guard element == .float16 || element == .bfloat16 else {
-                throw ImportError(
-                    .malformed, subject: "tensor '\(t.name)'",
-                    problem: "int32_data given for \(Self.typeName(t.dataType))")
+                throw ImportError.malformed(
+                    .tensor(t.name), problem: "int32_data given for \(Self.typeName(t.dataType))")
             }
             values = words.map { w in
                 element == .float16
@@ -94,15 +91,14 @@ package struct ONNXTensorDecoder {
         case .doubles(let d):
             values = d.map { Float($0) }
         case .int64s:
-            throw ImportError(
-                .malformed, subject: "tensor '\(t.name)'", problem: "int64_data given for \(Self.typeName(t.dataType))")
+            throw ImportError.malformed(
+                .tensor(t.name), problem: "int64_data given for \(Self.typeName(t.dataType))")
         case .none:
             values = []
         }
         guard values.count == count else {
             throw ImportError.mismatch(
-                "tensor '\(t.name)'", expected: "\(count) values for shape \(shape)", found: "\(values.count)",
-                kind: .malformed)
+                .tensor(t.name), expected: "\(count) values for shape \(shape)", found: "\(values.count)")
         }
         return Tensor(name: t.name, shape: shape, storedDType: stored, values: values)
     }
@@ -111,7 +107,7 @@ package struct ONNXTensorDecoder {
     package mutating func integers(_ t: ONNXTensorRef) throws -> [Int64] {
         let count = try Self.elementCount(t)
         guard count <= 64 else {
-            throw ImportError(.unsupported, subject: "tensor '\(t.name)'", problem: "integer tensor of \(count) values")
+            throw ImportError.unsupported(.tensor(t.name), problem: "integer tensor of \(count) values")
         }
         let values: [Int64]
         switch (Self.element(of: t.dataType), t.payload) {
@@ -124,13 +120,12 @@ package struct ONNXTensorDecoder {
         case (.int64, .external(let location, let offset, let length)):
             values = Self.littleEndian(try readExternal(t.name, location, offset, length, count * 8), count, Int64.self)
         default:
-            throw ImportError(
-                .malformed, subject: "tensor '\(t.name)'", problem: "cannot read \(Self.typeName(t.dataType)) integers")
+            throw ImportError.malformed(
+                .tensor(t.name), problem: "cannot read \(Self.typeName(t.dataType)) integers")
         }
         guard values.count == count else {
             throw ImportError.mismatch(
-                "tensor '\(t.name)'", expected: "\(count) values for shape \(t.dims)", found: "\(values.count)",
-                kind: .malformed)
+                .tensor(t.name), expected: "\(count) values for shape \(t.dims)", found: "\(values.count)")
         }
         return values
     }
@@ -156,8 +151,7 @@ package struct ONNXTensorDecoder {
         let width = size(element)
         guard bytes.count == count * width else {
             throw ImportError.mismatch(
-                "tensor '\(name)'", expected: "\(count * width) bytes for \(count) values", found: "\(bytes.count)",
-                kind: .malformed)
+                .tensor(name), expected: "\(count * width) bytes for \(count) values", found: "\(bytes.count)")
         }
         let stored: StoredFloat
         switch element {
@@ -176,28 +170,25 @@ package struct ONNXTensorDecoder {
         _ expected: Int
     ) throws -> Data {
         guard !location.isEmpty else {
-            throw ImportError(.malformed, subject: "tensor '\(name)'", problem: "external data without a location")
+            throw ImportError.malformed(.tensor(name), problem: "external data without a location")
         }
         guard !location.hasPrefix("/"), !location.split(separator: "/").contains("..") else {
-            throw ImportError(
-                .malformed, subject: "tensor '\(name)'",
-                problem: "external data location '\(location)' escapes the model's folder")
+            throw ImportError.malformed(
+                .tensor(name), problem: "external data location '\(location)' escapes the model's folder")
         }
         let url = folder.appendingPathComponent(location).standardizedFileURL
         let resolved = url.resolvingSymlinksInPath().path
         let root = folder.standardizedFileURL.resolvingSymlinksInPath().path
         guard resolved.hasPrefix(root.hasSuffix("/") ? root : root + "/") else {
-            throw ImportError(
-                .malformed, subject: "tensor '\(name)'",
-                problem: "external data location '\(location)' escapes the model's folder")
+            throw ImportError.malformed(
+                .tensor(name), problem: "external data location '\(location)' escapes the model's folder")
         }
         guard offset >= 0 else {
-            throw ImportError(.malformed, subject: "tensor '\(name)'", problem: "bad external data offset")
+            throw ImportError.malformed(.tensor(name), problem: "bad external data offset")
         }
         if let length, length != expected {
             throw ImportError.mismatch(
-                "tensor '\(name)'", expected: "external data of \(expected) bytes", found: "length \(length)",
-                kind: .malformed)
+                .tensor(name), expected: "external data of \(expected) bytes", found: "length \(length)")
         }
         let handle: FileHandle
         if let open = openFiles[resolved] {
@@ -207,9 +198,8 @@ package struct ONNXTensorDecoder {
             do {
                 descriptor = try RegularFile.open(resolved).descriptor
             } catch let error as ImportError {
-                throw ImportError(
-                    .unreadable, subject: "tensor '\(name)'",
-                    problem: "cannot open external data file '\(location)': \(error.problem ?? "unreadable")")
+                throw ImportError.unreadable(
+                    .tensor(name), problem: "cannot open external data file '\(location)': \(error.message)")
             }
             let h = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
             openFiles[resolved] = h
@@ -220,15 +210,14 @@ package struct ONNXTensorDecoder {
         let (end, overflow) = offset.addingReportingOverflow(expected)
         guard !overflow, UInt64(end) <= size else {
             throw ImportError.mismatch(
-                "tensor '\(name)'",
+                .tensor(name),
                 expected:
                     "external data '\(location)' to hold bytes \(offset) to \(overflow ? "beyond 2^63" : String(end))",
-                found: "a file of \(size) bytes", kind: .malformed)
+                found: "a file of \(size) bytes")
         }
         try handle.seek(toOffset: UInt64(offset))
         guard let data = try handle.read(upToCount: expected), data.count == expected else {
-            throw ImportError(
-                .malformed, subject: "tensor '\(name)'", problem: "short read from external data '\(location)'")
+            throw ImportError.malformed(.tensor(name), problem: "short read from external data '\(location)'")
         }
         return data
     }

@@ -108,13 +108,14 @@ package struct OpGraph {
                     alias[node.output] = node.inputs[0]
                     continue
                 }
-                throw ImportError(
-                    .unsupported, subject: node.label, problem: "Add of a constant that does not follow a MatMul")
+                throw ImportError.unsupported(
+                    .node(node.label), problem: "Add of a constant that does not follow a MatMul")
             default:
                 break
             }
             if node.inputs.contains(where: { pads[$0] != nil }) {
-                throw ImportError.unsupported("\(node.label) consumes a Pad; only Conv and pooling may follow a Pad")
+                throw ImportError.unsupported(
+                    .node(node.label), problem: "consumes a Pad; only Conv and pooling may follow a Pad")
             }
             byOutput[node.output] = kept.count
             kept.append(node)

@@ -89,6 +89,6 @@ package enum FileKind: Equatable {
 
     /// The refusal for a file of this foreign kind.
     package static func refusal(_ what: String) -> ImportError {
-        .unsupported("not a model file DenseKit reads (looks like \(what))")
+        .unrecognized(looksLike: what)
     }
 }

@@ -56,14 +56,13 @@ public enum PTHReader {
             let pickle = try zip.member(pickleName)
         else {
             throw ImportError.mismatch(
-                "zip archive", expected: "a torch.save archive (<name>/data.pkl)", found: "no data.pkl",
-                kind: .malformed)
+                .part("zip archive"), expected: "a torch.save archive (<name>/data.pkl)", found: "no data.pkl")
         }
         let prefix = String(pickleName.dropLast("data.pkl".count))
         if let order = try zip.member(prefix + "byteorder"), String(decoding: order, as: UTF8.self) != "little" {
             throw ImportError.mismatch(
-                "'\(prefix)byteorder'", expected: "little", found: String(decoding: order.prefix(16), as: UTF8.self),
-                kind: .unsupported)
+                .entry(kind: "zip entry", name: prefix + "byteorder"), expected: "little",
+                found: String(decoding: order.prefix(16), as: UTF8.self))
         }
         var parser = Unpickler(pickle)
         let object = try parser.load()
@@ -79,7 +78,7 @@ public enum PTHReader {
         var parser = Unpickler(data)
         guard case .bigInt(let magic) = try parser.load(), magic == legacyMagic else {
             throw ImportError.mismatch(
-                "file", expected: "torch.save's legacy magic number", found: "another pickle", kind: .malformed)
+                .file, expected: "torch.save's legacy magic number", found: "another pickle")
         }
         _ = try parser.load()  // protocol version
         _ = try parser.load()  // system info
@@ -96,12 +95,12 @@ public enum PTHReader {
             // Each storage: a u64 element count, then its bytes; the element size is the storage type's.
             guard let size = elementSize(of: object, key: key) else {
                 throw ImportError.mismatch(
-                    "storage '\(key)'", expected: "a tensor of the object that views it (for its type)", found: "none",
-                    kind: .malformed)
+                    .entry(kind: "storage", name: key),
+                    expected: "a tensor of the object that views it (for its type)", found: "none")
             }
             guard data.count - at >= 8 else {
                 throw ImportError.mismatch(
-                    "storage '\(key)'", expected: "an element count", found: "the end of the file", kind: .malformed)
+                    .entry(kind: "storage", name: key), expected: "an element count", found: "the end of the file")
             }
             let count = data.withUnsafeBytes {
                 UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self))
@@ -109,8 +108,9 @@ public enum PTHReader {
             at += 8
             guard count <= UInt64(data.count - at) / UInt64(size) else {
                 throw ImportError.mismatch(
-                    "storage '\(key)'", expected: "at most \((data.count - at) / size) elements (what the file holds)",
-                    found: "\(count)", kind: .malformed)
+                    .entry(kind: "storage", name: key),
+                    expected: "at most \((data.count - at) / size) elements (what the file holds)",
+                    found: "\(count)")
             }
             let length = Int(count) * size
             storages[key] = data.subdata(in: (data.startIndex + at)..<(data.startIndex + at + length))
@@ -157,7 +157,7 @@ public enum PTHReader {
         }
         if let w = weights(object) { return (w, nil) }
         throw ImportError.mismatch(
-            "checkpoint",
+            .part("checkpoint"),
             expected:
                 """
                 a state_dict (names to tensors), or a dict with one under 'state_dict', 'model_state_dict', \
@@ -170,9 +170,9 @@ public enum PTHReader {
     package static func tensor(
         _ key: String, _ storage: Data?, type: String, storageCount: Int, offset: Int, shape: [Int], stride: [Int]
     ) throws -> StateDictImporter.Entry {
-        let subject = "tensor '\(key)'"
+        let subject = ImportSubject.tensor(key)
         guard let size = size(of: type) else {
-            throw ImportError.mismatch(subject, expected: "a float or integer storage", found: type, kind: .unsupported)
+            throw ImportError.mismatch(subject, expected: "a float or integer storage", found: type)
         }
         var count = 1
         var expected = [Int](repeating: 0, count: shape.count)
@@ -181,14 +181,13 @@ public enum PTHReader {
             let (p, o) = count.multipliedReportingOverflow(by: shape[i])
             guard !o, p <= 1 << 31 else {
                 throw ImportError.mismatch(
-                    subject, expected: "at most 2^31 values", found: "shape \(shape)", kind: .malformed)
+                    subject, expected: "at most 2^31 values", found: "shape \(shape)")
             }
             count = p
         }
         guard stride == expected || count <= 1 else {
             throw ImportError.mismatch(
-                subject, expected: "a contiguous view (stride \(expected))", found: "stride \(stride)",
-                kind: .unsupported)
+                subject, expected: "a contiguous view (stride \(expected))", found: "stride \(stride)")
         }
         // The counts come from the pickle: compared by division and overflow-checked addition, never multiplied.
         let (end, o) = offset.addingReportingOverflow(count)
@@ -201,8 +200,7 @@ public enum PTHReader {
                     elements \(offset) to \(o ? "beyond 2^63" : String(end)) of its storage, which the pickle \
                     says holds \(storageCount)
                     """,
-                found: storage.map { "a storage of \($0.count / size) elements" } ?? "no such storage", kind: .malformed
-            )
+                found: storage.map { "a storage of \($0.count / size) elements" } ?? "no such storage")
         }
         let start = storage.startIndex + offset * size
         let raw = storage.subdata(in: start..<(start + count * size))

@@ -62,7 +62,7 @@ public enum SafetensorsReader {
             path: path, format: .safetensors, producer: producer(metadata),
             storedParameters: parameters, storedBytes: bytes, storedTensors: entries.count, notes: notes)
         let head = try metadata[headMetadataKey].map {
-            try HeadDescription(jsonString: $0, subject: "__metadata__ '\(headMetadataKey)'")
+            try HeadDescription(jsonString: $0, subject: .entry(kind: "__metadata__", name: headMetadataKey))
         }
         return try StateDictImporter.build(entries, source: source, head: head)
     }
@@ -84,15 +84,15 @@ public enum SafetensorsReader {
         let n = data.count
         guard n >= 8 else {
             throw ImportError.mismatch(
-                "header", expected: "at least 8 bytes (the header length)", found: "\(n) bytes", kind: .malformed)
+                .part("header"), expected: "at least 8 bytes (the header length)", found: "\(n) bytes")
         }
         let length = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
         guard length <= UInt64(maximumHeader), Int(length) <= n - 8 else {
             throw ImportError.mismatch(
-                "header",
+                .part("header"),
                 expected:
                     "a JSON header of at most \(min(maximumHeader, n - 8)) bytes (the cap, and what the file holds)",
-                found: "\(length) bytes", kind: .malformed)
+                found: "\(length) bytes")
         }
         let headerEnd = 8 + Int(length)
         let headerBytes = data.subdata(in: (data.startIndex + 8)..<(data.startIndex + headerEnd))
@@ -100,13 +100,13 @@ public enum SafetensorsReader {
             let object = try? JSONSerialization.jsonObject(with: headerBytes) as? [String: Any]
         else {
             throw ImportError.mismatch(
-                "header", expected: "a JSON object", found: "\(length) bytes that are not one", kind: .malformed)
+                .part("header"), expected: "a JSON object", found: "\(length) bytes that are not one")
         }
         var metadata: [String: String] = [:]
         if let m = object["__metadata__"] {
             guard let strings = m as? [String: String] else {
                 throw ImportError.mismatch(
-                    "__metadata__", expected: "a map of strings to strings", found: "\(type(of: m))", kind: .malformed)
+                    .part("__metadata__"), expected: "a map of strings to strings", found: "\(type(of: m))")
             }
             metadata = strings
         }
@@ -115,41 +115,39 @@ public enum SafetensorsReader {
         // In name order, so that of two bad entries the same one is named on every run (a dictionary's
         // order changes from run to run).
         for (name, value) in object.sorted(by: { $0.key < $1.key }) where name != "__metadata__" {
-            let subject = "tensor '\(name)'"
+            let subject = ImportSubject.tensor(name)
             guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
                 let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2
             else {
                 throw ImportError.mismatch(
-                    subject, expected: "{dtype, shape, data_offsets: [begin, end]}", found: "another entry",
-                    kind: .malformed)
+                    subject, expected: "{dtype, shape, data_offsets: [begin, end]}", found: "another entry")
             }
             guard let element = Element(dtype) else {
                 throw ImportError.mismatch(
-                    subject, expected: "dtype F32, F16, BF16, F64 or an integer type", found: dtype, kind: .unsupported)
+                    subject, expected: "dtype F32, F16, BF16, F64 or an integer type", found: dtype)
             }
             guard shape.count <= 8, shape.allSatisfy({ $0 >= 0 }) else {
                 throw ImportError.mismatch(
-                    subject, expected: "at most 8 non-negative dims", found: "shape \(shape)", kind: .malformed)
+                    subject, expected: "at most 8 non-negative dims", found: "shape \(shape)")
             }
             var count = 1
             for d in shape {
                 let (p, o) = count.multipliedReportingOverflow(by: d)
                 guard !o, p <= maximumElements else {
                     throw ImportError.mismatch(
-                        subject, expected: "at most 2^31 values", found: "shape \(shape)", kind: .malformed)
+                        subject, expected: "at most 2^31 values", found: "shape \(shape)")
                 }
                 count = p
             }
             let (begin, end) = (offsets[0], offsets[1])
             guard begin >= 0, begin <= end, end <= buffer else {
                 throw ImportError.mismatch(
-                    subject, expected: "data_offsets within the \(buffer)-byte buffer", found: "\(offsets)",
-                    kind: .malformed)
+                    subject, expected: "data_offsets within the \(buffer)-byte buffer", found: "\(offsets)")
             }
             guard end - begin == count * element.size else {
                 throw ImportError.mismatch(
                     subject, expected: "\(count * element.size) bytes for shape \(shape) of \(dtype)",
-                    found: "\(end - begin)", kind: .malformed)
+                    found: "\(end - begin)")
             }
             regions.append((name, begin, end, element, shape))
         }
@@ -159,16 +157,15 @@ public enum SafetensorsReader {
         for r in regions {
             guard r.begin == expected else {
                 throw ImportError.mismatch(
-                    "tensor '\(r.name)'",
+                    .tensor(r.name),
                     expected: "data at byte \(expected) of the buffer (regions contiguous, not overlapping)",
-                    found: "data_offsets [\(r.begin), \(r.end)]", kind: .malformed)
+                    found: "data_offsets [\(r.begin), \(r.end)]")
             }
             expected = r.end
         }
         guard expected == buffer else {
             throw ImportError.mismatch(
-                "buffer", expected: "\(expected) bytes (the end of the last tensor)", found: "\(buffer)",
-                kind: .malformed)
+                .part("buffer"), expected: "\(expected) bytes (the end of the last tensor)", found: "\(buffer)")
         }
         let file = MappedFile(data)
         var entries: [String: StateDictImporter.Entry] = [:]

@@ -32,11 +32,11 @@ public enum StateDictImporter {
         func tensor(_ key: String, rank: Int? = nil) throws -> Tensor {
             guard let original = keys[key], case .float(let t)? = entries[original] else {
                 throw ImportError.mismatch(
-                    "state_dict", expected: "a float tensor '\(key)'",
+                    .part("state_dict"), expected: "a float tensor '\(key)'",
                     found: keys[key] == nil ? "no such key" : "an integer tensor")
             }
             if let rank, t.shape.count != rank {
-                throw ImportError.mismatch("tensor '\(original)'", expected: "\(rank) dims", found: "shape \(t.shape)")
+                throw ImportError.mismatch(.tensor(original), expected: "\(rank) dims", found: "shape \(t.shape)")
             }
             used.insert(key)
             return t
@@ -97,7 +97,7 @@ public enum StateDictImporter {
         }
         guard !blocks.isEmpty else {
             throw ImportError.mismatch(
-                "state_dict", expected: "dense layers 'features.denseblock1.denselayer1.*'", found: "none")
+                .part("state_dict"), expected: "dense layers 'features.denseblock1.denselayer1.*'", found: "none")
         }
 
         // Head: norm5, then the classifier (one Linear, or Linears inside a Sequential).
@@ -122,7 +122,7 @@ public enum StateDictImporter {
             let linears =
                 has("classifier.weight")
                 ? [try linear("classifier")] : try indices.map { try linear("classifier.\($0)") }
-            head = try description.head(norm: headNorm, linears: linears, subject: "classifier")
+            head = try description.head(norm: headNorm, linears: linears, subject: .part("classifier"))
             notes.append("head as recorded by DenseKit in the file's metadata: \(head.summary)")
         } else {
             if has("classifier.weight") {
@@ -130,8 +130,8 @@ public enum StateDictImporter {
                 notes.append("a state_dict stores no activations: the output is the classifier's values (logits)")
             } else {
                 guard indices.count <= 1 else {
-                    throw ImportError(
-                        .unsupported, subject: "classifier",
+                    throw ImportError.mismatch(
+                        .part("classifier"),
                         expected:
                             "one Linear layer (a state_dict stores no activations, so the one between two is unknown)",
                         found: "Linear layers at \(indices.map { "classifier.\($0)" }.joined(separator: ", "))")
@@ -155,7 +155,7 @@ public enum StateDictImporter {
         guard unknown.isEmpty else {
             let shown = unknown.prefix(5).map { "'\(keys[$0] ?? $0)'" }.joined(separator: ", ")
             throw ImportError.mismatch(
-                "state_dict", expected: "only torchvision DenseNet keys (features.*, classifier.*)",
+                .part("state_dict"), expected: "only torchvision DenseNet keys (features.*, classifier.*)",
                 found:
                     """
                     \(unknown.count) other\(unknown.count == 1 ? "" : "s"): \
@@ -180,7 +180,7 @@ public enum StateDictImporter {
         else {
             let sample = entries.keys.sorted().prefix(4).map { "'\($0)'" }.joined(separator: ", ")
             throw ImportError.mismatch(
-                "state_dict",
+                .part("state_dict"),
                 expected: "a torchvision DenseNet's keys, first '\(anchor)' (after any prefix such as 'module.')",
                 found: entries.isEmpty ? "no tensors" : sample + (entries.count > 4 ? ", ..." : ""))
         }
@@ -189,12 +189,12 @@ public enum StateDictImporter {
         for key in entries.keys {
             guard key.hasPrefix(prefix) else {
                 throw ImportError.mismatch(
-                    "state_dict key '\(key)'", expected: "the prefix '\(prefix)' of '\(stemKey)'", found: "another")
+                    .key(key), expected: "the prefix '\(prefix)' of '\(stemKey)'", found: "another")
             }
             let canonical = rewrite2017(String(key.dropFirst(prefix.count)))
             guard keys[canonical] == nil else {
                 throw ImportError.mismatch(
-                    "state_dict key '\(key)'", expected: "one tensor per name", found: "'\(keys[canonical] ?? "")' too")
+                    .key(key), expected: "one tensor per name", found: "'\(keys[canonical] ?? "")' too")
             }
             keys[canonical] = key
         }

@@ -71,7 +71,7 @@ package struct Unpickler {
     package var position: Int { at }
 
     private func fail(_ what: String) -> ImportError {
-        ImportError(.malformed, subject: "pickle at byte \(at)", problem: what)
+        ImportError.malformed(.pickle(byte: at), problem: what)
     }
 
     private mutating func take(_ n: Int) throws -> ArraySlice<UInt8> {
@@ -120,14 +120,14 @@ package struct Unpickler {
 
     private mutating func global(_ name: String) throws -> Value {
         guard Self.allowedGlobals.contains(name) else {
-            throw ImportError(
-                .unsupported, subject: "pickle global '\(name)'",
+            throw ImportError.mismatch(
+                .entry(kind: "pickle global", name: name),
                 expected:
                     """
                     only the globals a state_dict uses \
                     (\(Self.allowedGlobals.sorted().prefix(3).joined(separator: ", ")), the torch storage types)
                     """,
-                found: "another", problem: "nothing was executed: DenseKit never runs a pickle's code")
+                found: "another (nothing was executed: DenseKit never runs a pickle's code)")
         }
         return .global(name)
     }
@@ -241,9 +241,9 @@ package struct Unpickler {
                 l += items.map(\.value)
                 try push(.list(l), holding: items, depth: target.depth)
             default:
-                throw ImportError(
-                    .unsupported, subject: "pickle at byte \(at - 1)", expected: "an opcode a state_dict uses",
-                    found: "opcode 0x\(String(op, radix: 16))", problem: "nothing was executed")
+                throw ImportError.mismatch(
+                    .pickle(byte: at - 1), expected: "an opcode a state_dict uses",
+                    found: "opcode 0x\(String(op, radix: 16)) (nothing was executed)")
             }
         }
     }

@@ -55,29 +55,30 @@ public struct FeatureMapSizes: Sendable, Equatable {
         let limit = DenseNet.Limits.inputSide
         guard (1...limit).contains(height), (1...limit).contains(width) else {
             throw ImportError.mismatch(
-                "input", expected: "height and width from 1 to \(limit)", found: "\(height)x\(width)")
+                .part("input"), expected: "height and width from 1 to \(limit)", found: "\(height)x\(width)")
         }
         input = Size(height, width)
-        func nonEmpty(_ s: (Int, Int), _ layer: String) throws -> Size {
-            guard s.0 >= 1, s.1 >= 1 else {
+        func nonEmpty(_ size: (height: Int, width: Int), _ layer: CanonicalLayer) throws -> Size {
+            guard size.height >= 1, size.width >= 1 else {
                 throw ImportError.mismatch(
-                    layer, expected: "a map of at least 1x1", found: "\(s.0)x\(s.1) for a \(height)x\(width) input")
+                    .layer(layer), expected: "a map of at least 1x1",
+                    found: "\(size.height)x\(size.width) for a \(height)x\(width) input")
             }
-            return Size(s.0, s.1)
+            return Size(size.height, size.width)
         }
-        stemConv = try nonEmpty(g.stemConv.outputSize(height, width), "stem")
+        stemConv = try nonEmpty(g.stemConv.outputSize(height, width), .stem)
         var current = stemConv
-        if let pool = g.stemPool { current = try nonEmpty(pool.outputSize(current.height, current.width), "stem") }
+        if let pool = g.stemPool { current = try nonEmpty(pool.outputSize(current.height, current.width), .stem) }
         blocks = []
         transitionConvs = []
-        for b in 0..<g.blocks {
+        for block in 0..<g.blocks {
             blocks.append(current)
-            guard b < g.transitions.count else { continue }
-            let t = g.transitions[b]
+            guard block < g.transitions.count else { continue }
+            let transition = g.transitions[block]
             let conv = try nonEmpty(
-                t.conv.outputSize(current.height, current.width), CanonicalLayer.transition(b + 1).name)
+                transition.conv.outputSize(current.height, current.width), .transition(block + 1))
             transitionConvs.append(conv)
-            current = try nonEmpty(t.pool.outputSize(conv.height, conv.width), CanonicalLayer.transition(b + 1).name)
+            current = try nonEmpty(transition.pool.outputSize(conv.height, conv.width), .transition(block + 1))
         }
     }
 }

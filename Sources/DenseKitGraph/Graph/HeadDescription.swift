@@ -29,12 +29,12 @@ public struct HeadDescription: Sendable, Equatable, Codable {
     }
 
     /// Parses the JSON object; `subject` names where it came from in the error.
-    public init(jsonObject object: Any, subject: String) throws {
+    public init(jsonObject object: Any, subject: ImportSubject) throws {
         func fail(_ found: String) -> ImportError {
             ImportError.mismatch(
                 subject,
                 expected: "a head description {\"pool\": \"average\", \"max\" or null, \"activations\": [...]}",
-                found: found, kind: .malformed)
+                found: found)
         }
         guard let h = object as? [String: Any], let names = h["activations"] as? [String] else {
             throw fail("\(type(of: object))")
@@ -54,7 +54,7 @@ public struct HeadDescription: Sendable, Equatable, Codable {
 
     /// Decodes and checks the object as `init(jsonObject:subject:)` does, `subject` being the key path.
     public init(from decoder: Decoder) throws {
-        let subject = decoder.codingPath.map(\.stringValue).joined(separator: ".")
+        let subject = ImportSubject.part(decoder.codingPath.map(\.stringValue).joined(separator: "."))
         let container = try decoder.container(keyedBy: CodingKeys.self)
         let pool = try container.decodeIfPresent(String.self, forKey: .pool)
         let activations = try container.decode([String].self, forKey: .activations)
@@ -68,16 +68,16 @@ public struct HeadDescription: Sendable, Equatable, Codable {
         try container.encode(activations, forKey: .activations)
     }
 
-    public init(jsonString: String, subject: String) throws {
+    public init(jsonString: String, subject: ImportSubject) throws {
         guard let object = try? JSONSerialization.jsonObject(with: Data(jsonString.utf8)) else {
             throw ImportError.mismatch(
-                subject, expected: "a head description in JSON", found: "'\(jsonString.prefix(40))'", kind: .malformed)
+                subject, expected: "a head description in JSON", found: "'\(jsonString.prefix(40))'")
         }
         try self.init(jsonObject: object, subject: subject)
     }
 
     /// The head from its final BN and the dense layers' linear maps, which must be one per activation.
-    public func head(norm: BatchNorm, linears: [Linear], subject: String) throws -> Head {
+    public func head(norm: BatchNorm, linears: [Linear], subject: ImportSubject) throws -> Head {
         guard linears.count == activations.count else {
             throw ImportError.mismatch(
                 subject,
@@ -86,7 +86,7 @@ public struct HeadDescription: Sendable, Equatable, Codable {
                     \(activations.count) dense layer\(activations.count == 1 ? "" : "s") (as its head description \
                     says)
                     """,
-                found: "\(linears.count)", kind: .malformed)
+                found: "\(linears.count)")
         }
         return Head(norm: norm, pool: pool, dense: zip(linears, activations).map { Head.Dense($0, $1) })
     }

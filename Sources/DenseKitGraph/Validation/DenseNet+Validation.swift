@@ -22,53 +22,56 @@ extension DenseNet {
     /// Throws the first inconsistency, naming the canonical layer (`block2.layer3.conv`) or tensor.
     public func validate() throws {
         // The stem's weight first: the input is checked against the channels it reads.
-        try validate(stem.conv.weight, "stem.conv", rank: 4)
+        try validate(stem.conv.weight, .layer(.stem, part: "conv"), rank: 4)
         try validateInput()
-        try validate(stem.conv, "stem.conv", inChannels: input.channels)
-        if let n = stem.norm { try validate(n, "stem.norm", channels: stem.outChannels) }
-        if let p = stem.pool { try validate(p, "stem.pool") }
+        try validate(stem.conv, .layer(.stem, part: "conv"), inChannels: input.channels)
+        if let n = stem.norm { try validate(n, .layer(.stem, part: "norm"), channels: stem.outChannels) }
+        if let p = stem.pool { try validate(p, .layer(.stem, part: "pool")) }
         guard !blocks.isEmpty else {
-            throw ImportError.mismatch("blocks", expected: "at least one dense block", found: "none")
+            throw ImportError.mismatch(.part("blocks"), expected: "at least one dense block", found: "none")
         }
         guard transitions.count == blocks.count - 1 else {
             throw ImportError.mismatch(
-                "transitions", expected: "\(blocks.count - 1) (one between each pair of blocks)",
+                .part("transitions"), expected: "\(blocks.count - 1) (one between each pair of blocks)",
                 found: "\(transitions.count)")
         }
         if let empty = blocks.firstIndex(where: \.layers.isEmpty) {
             throw ImportError.mismatch(
-                CanonicalLayer.block(empty + 1).name, expected: "at least one dense layer", found: "none")
+                .layer(.block(empty + 1)), expected: "at least one dense layer", found: "none")
         }
         var width = stem.outChannels
         for step in steps {
-            let name = step.layer.name
             switch step {
             case .denseLayer(let layer, _, _, _):
-                try validate(layer.norm, name + ".norm", channels: width)
+                try validate(layer.norm, .layer(step.layer, part: "norm"), channels: width)
                 var convInput = width
                 if let bottleneck = layer.bottleneck {
-                    try validate(bottleneck.conv, name + ".bottleneck.conv", inChannels: width, sameSize: true)
+                    try validate(
+                        bottleneck.conv, .layer(step.layer, part: "bottleneck.conv"), inChannels: width, sameSize: true)
                     if let bottleneckNorm = bottleneck.norm {
-                        try validate(bottleneckNorm, name + ".bottleneck.norm", channels: bottleneck.conv.outChannels)
+                        try validate(
+                            bottleneckNorm, .layer(step.layer, part: "bottleneck.norm"),
+                            channels: bottleneck.conv.outChannels)
                     }
                     convInput = bottleneck.conv.outChannels
                 }
-                try validate(layer.conv, name + ".conv", inChannels: convInput, sameSize: true)
+                try validate(layer.conv, .layer(step.layer, part: "conv"), inChannels: convInput, sameSize: true)
                 width += layer.conv.outChannels
                 guard width <= Limits.channels else {
                     throw ImportError.mismatch(
-                        name, expected: "at most \(Limits.channels) concatenated channels", found: "\(width)")
+                        .layer(step.layer), expected: "at most \(Limits.channels) concatenated channels",
+                        found: "\(width)")
                 }
             case .transition(let transition, _):
-                try validate(transition.norm, name + ".norm", channels: width)
-                try validate(transition.conv, name + ".conv", inChannels: width)
-                try validate(transition.pool, name + ".pool")
+                try validate(transition.norm, .layer(step.layer, part: "norm"), channels: width)
+                try validate(transition.conv, .layer(step.layer, part: "conv"), inChannels: width)
+                try validate(transition.pool, .layer(step.layer, part: "pool"))
                 width = transition.conv.outChannels
             case .stem, .head:
                 break
             }
         }
-        try validate(head.norm, "head.norm", channels: width)
+        try validate(head.norm, .layer(.head, part: "norm"), channels: width)
         try validateHead(features: width)
         if let h = input.height, let w = input.width { _ = try FeatureMapSizes(self, height: h, width: w) }
     }
@@ -78,28 +81,28 @@ extension DenseNet {
         for (axis, value) in [("height", input.height), ("width", input.width)] {
             if let value, !(1...limit).contains(value) {
                 throw ImportError.mismatch(
-                    "input '\(input.name)'", expected: "\(axis) from 1 to \(limit)", found: "\(value)")
+                    .input(input.name), expected: "\(axis) from 1 to \(limit)", found: "\(value)")
             }
         }
         if let batch = input.batch, !(1...Limits.batch).contains(batch) {
             throw ImportError.mismatch(
-                "input '\(input.name)'", expected: "batch from 1 to \(Limits.batch)", found: "\(batch)")
+                .input(input.name), expected: "batch from 1 to \(Limits.batch)", found: "\(batch)")
         }
         guard (1...Limits.channels).contains(input.channels) else {
             throw ImportError.mismatch(
-                "input '\(input.name)'", expected: "1 to \(Limits.channels) channels", found: "\(input.channels)")
+                .input(input.name), expected: "1 to \(Limits.channels) channels", found: "\(input.channels)")
         }
         guard input.channels == stem.conv.inChannels else {
             throw ImportError.mismatch(
-                "input '\(input.name)'", expected: "\(stem.conv.inChannels) channels (what the stem conv reads)",
+                .input(input.name), expected: "\(stem.conv.inChannels) channels (what the stem conv reads)",
                 found: "\(input.channels)")
         }
     }
 
     /// A tensor of `rank` dims, each at least 1, holding exactly the values its shape says.
-    private func validate(_ t: Tensor, _ layer: String, rank: Int) throws {
+    private func validate(_ t: Tensor, _ layer: ImportSubject, rank: Int) throws {
         // Made only for an error: every tensor of a model passes here.
-        func subject() -> String { "\(layer): tensor '\(t.name)'" }
+        func subject() -> ImportSubject { .weight(of: layer, role: "tensor", name: t.name) }
         guard t.shape.count == rank else {
             throw ImportError.mismatch(subject(), expected: "\(rank) dims", found: "shape \(t.shape)")
         }
@@ -116,15 +119,16 @@ extension DenseNet {
     }
 
     /// A per-channel vector of exactly `channels` values.
-    private func validate(_ t: Tensor, _ layer: String, channels: Int, role: String) throws {
+    private func validate(_ t: Tensor, _ layer: ImportSubject, channels: Int, role: String) throws {
         try validate(t, layer, rank: 1)
         guard t.count == channels else {
             throw ImportError.mismatch(
-                "\(layer): \(role) '\(t.name)'", expected: "\(channels) values (one per channel)", found: "\(t.count)")
+                .weight(of: layer, role: role, name: t.name), expected: "\(channels) values (one per channel)",
+                found: "\(t.count)")
         }
     }
 
-    private func validate(_ c: Conv2D, _ layer: String, inChannels: Int, sameSize: Bool = false) throws {
+    private func validate(_ c: Conv2D, _ layer: ImportSubject, inChannels: Int, sameSize: Bool = false) throws {
         try validate(c.weight, layer, rank: 4)
         let s = c.weight.shape
         guard s[0] <= Limits.channels else {
@@ -132,11 +136,13 @@ extension DenseNet {
         }
         guard s[1] == inChannels else {
             throw ImportError.mismatch(
-                "\(layer): weight '\(c.weight.name)'", expected: "\(inChannels) input channels", found: "\(s[1])")
+                .weight(of: layer, role: "weight", name: c.weight.name), expected: "\(inChannels) input channels",
+                found: "\(s[1])")
         }
         guard s[2] == s[3], s[2] <= Limits.kernel else {
             throw ImportError.mismatch(
-                "\(layer): weight '\(c.weight.name)'", expected: "a square kernel of side 1 to \(Limits.kernel)",
+                .weight(of: layer, role: "weight", name: c.weight.name),
+                expected: "a square kernel of side 1 to \(Limits.kernel)",
                 found: "\(s[2])x\(s[3])")
         }
         if let bias = c.bias { try validate(bias, layer, channels: s[0], role: "bias") }
@@ -159,14 +165,14 @@ extension DenseNet {
         }
     }
 
-    private func validatePads(_ pads: [Int], kernel: Int, _ layer: String) throws {
+    private func validatePads(_ pads: [Int], kernel: Int, _ layer: ImportSubject) throws {
         guard pads.count == 4, pads.allSatisfy({ $0 >= 0 && $0 < kernel }) else {
             throw ImportError.mismatch(
                 layer, expected: "4 pads from 0 to \(kernel - 1) (below the kernel \(kernel))", found: "\(pads)")
         }
     }
 
-    private func validate(_ n: BatchNorm, _ layer: String, channels: Int) throws {
+    private func validate(_ n: BatchNorm, _ layer: ImportSubject, channels: Int) throws {
         for (t, role) in zip(n.tensors, ["gamma", "beta", "mean", "variance"]) {
             try validate(t, layer, channels: channels, role: role)
         }
@@ -175,7 +181,7 @@ extension DenseNet {
         }
     }
 
-    private func validate(_ p: Pool2D, _ layer: String) throws {
+    private func validate(_ p: Pool2D, _ layer: ImportSubject) throws {
         guard (1...Limits.kernel).contains(p.kernel) else {
             throw ImportError.mismatch(layer, expected: "pool size 1 to \(Limits.kernel)", found: "\(p.kernel)")
         }
@@ -188,23 +194,24 @@ extension DenseNet {
     /// Dense layers only after a global pool, each reading what the one before it outputs.
     private func validateHead(features: Int) throws {
         guard head.pool != nil || head.dense.isEmpty else {
-            throw ImportError.mismatch("head", expected: "a global pool before the dense layers", found: "none")
+            throw ImportError.mismatch(.layer(.head), expected: "a global pool before the dense layers", found: "none")
         }
         var width = features
         var what = "the final channels"
         for (i, d) in head.dense.enumerated() {
-            let layer = i == head.dense.count - 1 ? "head.classifier" : CanonicalLayer.headDense(i + 1).name
-            try validate(d.linear, layer, inFeatures: width, what: what)
+            let layer: CanonicalLayer = i == head.dense.count - 1 ? .head : .headDense(i + 1)
+            try validate(d.linear, .layer(layer), inFeatures: width, what: what)
             width = d.linear.outFeatures
             what = "the previous dense layer's outputs"
         }
     }
 
-    private func validate(_ l: Linear, _ layer: String, inFeatures: Int, what: String) throws {
+    private func validate(_ l: Linear, _ layer: ImportSubject, inFeatures: Int, what: String) throws {
         try validate(l.weight, layer, rank: 2)
         guard l.weight.shape[1] == inFeatures else {
             throw ImportError.mismatch(
-                "\(layer): weight '\(l.weight.name)'", expected: "\(inFeatures) in-features (\(what))",
+                .weight(of: layer, role: "weight", name: l.weight.name),
+                expected: "\(inFeatures) in-features (\(what))",
                 found: "\(l.weight.shape[1])")
         }
         guard l.outFeatures <= Limits.channels else {
