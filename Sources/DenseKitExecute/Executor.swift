@@ -30,8 +30,8 @@ public final class Executor: @unchecked Sendable {
     /// BN-ReLU's feature map) for a head without one.
     public func outputShape(height: Int, width: Int) throws -> [Int] {
         guard plan.headPool == nil else { return [classes] }
-        let s = try FeatureMapSizes(plan.geometry, height: height, width: width).head
-        return [plan.headNorm.scale.count, s.height, s.width]
+        let size = try FeatureMapSizes(plan.geometry, height: height, width: width).head
+        return [plan.headNorm.scale.count, size.height, size.width]
     }
 
     /// Runs a batch: `input` NCHW [batch, C, height, width]; returns [batch] + `outputShape`, flattened.
@@ -91,12 +91,12 @@ public final class Executor: @unchecked Sendable {
 
     /// Starts a step-by-step execution of one image (CHW), for comparing two models layer by layer.
     public func start(image: ArraySlice<Float>, height: Int, width: Int) throws -> ImageExecution {
-        let e = try ImageExecution(plan: plan, height: height, width: width, threads: threads)
+        let execution = try ImageExecution(plan: plan, height: height, width: width, threads: threads)
         guard image.count == inputChannels * height * width else {
             throw ExecutionError.inputShape(expected: "[\(inputChannels), \(height), \(width)]", found: [image.count])
         }
-        e.reset(image: image)
-        return e
+        execution.reset(image: image)
+        return execution
     }
 
     /// Sizes the workspace for `height` x `width` images now; throws where that input does not fit
@@ -110,7 +110,7 @@ public final class Executor: @unchecked Sendable {
     /// `threads` (at most `WorkerPool.maxParts`) single-threaded workspaces for this input size, reused while the size
     /// is the same.
     private func singleThreaded(_ height: Int, _ width: Int) throws -> [ImageExecution] {
-        if let l = lanes.first, l.height == height, l.width == width { return lanes }
+        if let lane = lanes.first, lane.height == height, lane.width == width { return lanes }
         lanes = try (0..<min(threads, WorkerPool.maxParts)).map { _ in
             try ImageExecution(plan: plan, height: height, width: width, threads: 1)
         }
@@ -119,10 +119,10 @@ public final class Executor: @unchecked Sendable {
 
     /// The workspace for this input size, reused from the previous run when the size is the same.
     private func workspace(_ height: Int, _ width: Int) throws -> ImageExecution {
-        if let c = cached, c.height == height, c.width == width { return c }
-        let e = try ImageExecution(plan: plan, height: height, width: width, threads: threads)
-        cached = e
-        return e
+        if let existing = cached, existing.height == height, existing.width == width { return existing }
+        let execution = try ImageExecution(plan: plan, height: height, width: width, threads: threads)
+        cached = execution
+        return execution
     }
 }
 
@@ -155,8 +155,8 @@ public final class ImageExecution {
     private var step = 0
     private var block = 0, layer = 0
     private var offset = 0
-    private var h = 0, w = 0
-    private var layout: PlaneLayout { PlaneLayout(height: h, width: w, border: plan.border) }
+    private var mapHeight = 0, mapWidth = 0
+    private var layout: PlaneLayout { PlaneLayout(height: mapHeight, width: mapWidth, border: plan.border) }
 
     /// Every stage's map size for this input: the one walk of the geometry that both sizes the
     /// buffers here and drives the steps.
@@ -182,20 +182,20 @@ public final class ImageExecution {
         var maxPacked = 0
         var maxShared = 0
         /// Grows the shared packing for a pointwise GEMM of `rows` x `k` by `k` x `n`.
-        func share(_ rows: Int, _ k: Int, _ n: Int) {
-            maxShared = max(maxShared, GEMM.sharedPackingCount(rows: rows, k: k, n: n, threads: threads))
+        func share(_ rows: Int, _ depth: Int, _ columns: Int) {
+            maxShared = max(maxShared, GEMM.sharedPackingCount(rows: rows, k: depth, n: columns, threads: threads))
         }
         /// Grows the workspace for conv `c` on an h x w input read through phase planes.
-        func need(_ c: ExecutionPlan.Conv, _ s: FeatureMapSizes.Size) {
-            guard !c.isPointwise else { return }
-            let g = c.phases(s.height, s.width)
-            maxPlanes = max(maxPlanes, g.inputCount)
-            maxGrid = max(maxGrid, c.outChannels * g.gridCount)
+        func need(_ conv: ExecutionPlan.Conv, _ size: FeatureMapSizes.Size) {
+            guard !conv.isPointwise else { return }
+            let grid = conv.phases(size.height, size.width)
+            maxPlanes = max(maxPlanes, grid.inputCount)
+            maxGrid = max(maxGrid, conv.outChannels * grid.gridCount)
         }
         need(stem, sizes.input)
         for (b, layers) in plan.blocks.enumerated() {
-            let s = sizes.blocks[b]
-            let layout = PlaneLayout(height: s.height, width: s.width, border: border)
+            let size = sizes.blocks[b]
+            let layout = PlaneLayout(height: size.height, width: size.width, border: border)
             maxBlock = max(maxBlock, plan.blockWidths[b] * layout.plane)
             for l in layers {
                 if let bn = l.bottleneck {
@@ -206,21 +206,21 @@ public final class ImageExecution {
                 } else {
                     maxScratch = max(maxScratch, l.norm.scale.count * layout.plane)
                 }
-                if border == 0, case .direct(let c) = l.conv { need(c, s) }
+                if border == 0, case .direct(let conv) = l.conv { need(conv, size) }
             }
             if b < plan.transitions.count {
-                let t = plan.transitions[b]
-                let channels = t.norm.scale.count
-                if t.poolFirst {
+                let transition = plan.transitions[b]
+                let channels = transition.norm.scale.count
+                if transition.poolFirst {
                     let pooled = sizes.blocks[b + 1]
                     let pooledLayout = PlaneLayout(height: pooled.height, width: pooled.width, border: border)
                     maxScratch = max(maxScratch, channels * pooledLayout.plane)
-                    share(t.conv.outChannels, channels, pooledLayout.gemmColumns)
+                    share(transition.conv.outChannels, channels, pooledLayout.gemmColumns)
                 } else {
-                    maxPacked = max(maxPacked, channels * s.area)
-                    maxScratch = max(maxScratch, channels * s.area)
-                    maxBottleneck = max(maxBottleneck, t.conv.outChannels * sizes.transitionConvs[b].area)
-                    need(t.conv, s)
+                    maxPacked = max(maxPacked, channels * size.area)
+                    maxScratch = max(maxScratch, channels * size.area)
+                    maxBottleneck = max(maxBottleneck, transition.conv.outChannels * sizes.transitionConvs[b].area)
+                    need(transition.conv, size)
                 }
             }
         }
@@ -295,90 +295,93 @@ public final class ImageExecution {
     // MARK: steps
 
     private func runStem() -> LayerActivation {
-        let c = plan.stemConv
+        let stemConv = plan.stemConv
         let (h1, w1) = (sizes.stemConv.height, sizes.stemConv.width)
         let source = UnsafePointer(image.pointer)
-        (h, w) = (sizes.blocks[0].height, sizes.blocks[0].width)
-        if let p = plan.stemPool {
+        (mapHeight, mapWidth) = (sizes.blocks[0].height, sizes.blocks[0].width)
+        if let stemPool = plan.stemPool {
             // Pooled straight from the conv's output grid (or its output, for a pointwise stem).
-            let (dst, to, oh, ow) = (blockA.pointer + layout.interior, layout.strides, h, w)
+            let (dst, to, oh, ow) = (blockA.pointer + layout.interior, layout.strides, mapHeight, mapWidth)
             /// Pools output rows `rows` from the conv's output (rows `stride` apart).
             func pool(_ conv: UnsafePointer<Float>, stride: Int, rows: Range<Int>) {
-                parallel(c.outChannels) { r in
+                parallel(stemConv.outChannels) { r in
                     Elementwise.maxPool(
                         conv + r.lowerBound * h1 * stride, dst + r.lowerBound * to.plane, channels: r.count,
-                        height: h1, width: w1, rowStride: stride, kernel: p.kernel, stride: p.stride,
-                        padTop: p.pads[0], padLeft: p.pads[1], outHeight: oh, outWidth: ow, to: to, outputRows: rows)
+                        height: h1, width: w1, rowStride: stride, kernel: stemPool.kernel, stride: stemPool.stride,
+                        padTop: stemPool.pads[0], padLeft: stemPool.pads[1], outHeight: oh, outWidth: ow, to: to,
+                        outputRows: rows)
                 }
             }
-            if c.isPointwise {
-                convolve(c, source, height, width, into: stemOut.pointer, relu: plan.stemReLU)
+            if stemConv.isPointwise {
+                convolve(stemConv, source, height, width, into: stemOut.pointer, relu: plan.stemReLU)
                 pool(UnsafePointer(stemOut.pointer), stride: w1, rows: 0..<oh)
             } else {
                 // The conv in bands of 16 output rows, each pooled as soon as its windows are complete,
                 // while the band is still in cache.
-                let g = c.phases(height, width)
-                let planes = split(source, g)
+                let phaseGrid = stemConv.phases(height, width)
+                let planes = split(source, phaseGrid)
                 let grid = self.grid.pointer
                 var r0 = 0
                 var pooled = 0
                 while r0 < h1 {
                     let r1 = min(h1, r0 + 16)
                     GEMM.multiply(
-                        c.weights, g.segments(planes + r0 * g.phaseWidth), n: (r1 - r0) * g.phaseWidth,
-                        grid + r0 * g.phaseWidth, ldc: g.gridCount, bias: c.bias.map { UnsafePointer($0.pointer) },
+                        stemConv.weights, phaseGrid.segments(planes + r0 * phaseGrid.phaseWidth),
+                        n: (r1 - r0) * phaseGrid.phaseWidth,
+                        grid + r0 * phaseGrid.phaseWidth, ldc: phaseGrid.gridCount,
+                        bias: stemConv.bias.map { UnsafePointer($0.pointer) },
                         relu: plan.stemReLU, threads: threads)
                     // Output row y reads conv rows up to y * s - pad + k - 1.
-                    let last = r1 - p.kernel + p.pads[0]
-                    let ready = r1 == h1 ? oh : last < 0 ? pooled : min(oh, max(pooled, last / p.stride + 1))
-                    pool(UnsafePointer(grid), stride: g.phaseWidth, rows: pooled..<ready)
+                    let last = r1 - stemPool.kernel + stemPool.pads[0]
+                    let ready = r1 == h1 ? oh : last < 0 ? pooled : min(oh, max(pooled, last / stemPool.stride + 1))
+                    pool(UnsafePointer(grid), stride: phaseGrid.phaseWidth, rows: pooled..<ready)
                     (pooled, r0) = (ready, r1)
                 }
             }
         } else {
             if plan.border == 0 {
-                convolve(c, source, height, width, into: blockA.pointer, relu: plan.stemReLU)
+                convolve(stemConv, source, height, width, into: blockA.pointer, relu: plan.stemReLU)
             } else {
-                convolve(c, source, height, width, into: stemOut.pointer, relu: plan.stemReLU)
-                layout.unpack(stemOut.pointer, channels: 0..<c.outChannels, into: blockA.pointer)
+                convolve(stemConv, source, height, width, into: stemOut.pointer, relu: plan.stemReLU)
+                layout.unpack(stemOut.pointer, channels: 0..<stemConv.outChannels, into: blockA.pointer)
             }
         }
-        offset = c.outChannels
+        offset = stemConv.outChannels
         return report("stem", blockA.pointer, channels: 0..<offset)
     }
 
     private func runLayer() -> LayerActivation {
-        let l = plan.blocks[block][layer]
+        let step = plan.blocks[block][layer]
         let map = layout
         let current = blockA.pointer
         let out = current + offset * map.plane
         // Before a shifted conv the bottleneck's GEMM writes its output panel-major, the layout that
         // conv's GEMM then reads in place; before any other conv, in planes.
-        let panelMajor = map.border > 0 && l.conv.winograd == nil
-        if let b = l.bottleneck {
+        let panelMajor = map.border > 0 && step.conv.winograd == nil
+        if let bottleneckConv = step.bottleneck {
             // BN-ReLU of the block's features is applied while the GEMM packs them.
             GEMM.multiply(
-                b.weights, current + map.interior, ldb: map.plane, n: map.gemmColumns,
+                bottleneckConv.weights, current + map.interior, ldb: map.plane, n: map.gemmColumns,
                 bottleneck.pointer + (panelMajor ? 0 : map.interior), ldc: panelMajor ? GEMM.nr : map.plane,
-                cPanelStride: panelMajor ? b.outChannels * GEMM.nr : GEMM.nr,
-                bias: b.bias.map { UnsafePointer($0.pointer) }, relu: true,
-                scale: l.norm.scale.pointer, shift: l.norm.shift.pointer, threads: threads,
+                cPanelStride: panelMajor ? bottleneckConv.outChannels * GEMM.nr : GEMM.nr,
+                bias: bottleneckConv.bias.map { UnsafePointer($0.pointer) }, relu: true,
+                scale: step.norm.scale.pointer, shift: step.norm.shift.pointer, threads: threads,
                 packing: sharedPacking.pointer)
         } else {
-            batchNormReLU(current, scratch.pointer, channels: offset, size: map.plane, l.norm)
+            batchNormReLU(current, scratch.pointer, channels: offset, size: map.plane, step.norm)
         }
-        switch l.conv {
+        switch step.conv {
         case .winograd(let weights, let bias):
             // Straight from the bottleneck's planes into the block's next k channels (the planes'
             // borders may be read, their values unused).
             WinogradConvolution.run(
-                weights, bottleneck.pointer + map.interior, inputStride: map.plane, height: h, width: w,
+                weights, bottleneck.pointer + map.interior, inputStride: map.plane, height: mapHeight, width: mapWidth,
                 into: out + map.interior, outputStride: map.plane, bias: bias.map { UnsafePointer($0.pointer) },
                 scratch: winograd, threads: threads, inputMargin: map.interior)
         case .direct(let conv) where map.border > 0:
             // The conv writes straight into the block's next k channels.
             let input =
-                l.bottleneck.map {
+                step.bottleneck.map {
                     GEMM.segments(
                         bottleneck.pointer, ldb: GEMM.nr, k: $0.outChannels, panelStride: $0.outChannels * GEMM.nr)
                 } ?? GEMM.segments(scratch.pointer + map.interior, ldb: map.plane, k: offset)
@@ -386,57 +389,62 @@ public final class ImageExecution {
                 conv.weights, outChannels: conv.outChannels, kernel: conv.kernel, input, layout: map,
                 into: out, bias: conv.bias.map { UnsafePointer($0.pointer) }, threads: threads)
         case .direct(let conv):
-            convolve(conv, l.bottleneck == nil ? scratch.pointer : bottleneck.pointer, h, w, into: out, relu: false)
+            convolve(
+                conv, step.bottleneck == nil ? scratch.pointer : bottleneck.pointer, mapHeight, mapWidth, into: out,
+                relu: false)
         }
-        let k = l.conv.outChannels
+        let growth = step.conv.outChannels
         let result = report(
-            CanonicalLayer.denseLayer(block: block + 1, layer: layer + 1).name, current, channels: offset..<(offset + k)
+            CanonicalLayer.denseLayer(block: block + 1, layer: layer + 1).name, current,
+            channels: offset..<(offset + growth)
         )
-        offset += k
+        offset += growth
         layer += 1
         return result
     }
 
     private func runTransition() -> LayerActivation {
-        let t = plan.transitions[block]
+        let transition = plan.transitions[block]
         let map = layout
         let current = blockA.pointer
         let next = blockB.pointer
         let after = sizes.blocks[block + 1]
-        if t.poolFirst {
+        if transition.poolFirst {
             let pooled = PlaneLayout(height: after.height, width: after.width, border: plan.border)
-            let (src, dst, height, width) = (current + map.interior, scratch.pointer, h, w)
+            let (src, dst, height, width) = (current + map.interior, scratch.pointer, mapHeight, mapWidth)
             parallel(offset) { r in
                 Elementwise.batchNormReLUAvgPool2(
                     src + r.lowerBound * map.plane, dst + pooled.interior + r.lowerBound * pooled.plane,
                     channels: r.count, height: height, width: width,
-                    scale: t.norm.scale.pointer + r.lowerBound, shift: t.norm.shift.pointer + r.lowerBound,
+                    scale: transition.norm.scale.pointer + r.lowerBound,
+                    shift: transition.norm.shift.pointer + r.lowerBound,
                     from: map.strides, to: pooled.strides)
             }
             GEMM.multiply(
-                t.conv.weights, scratch.pointer + pooled.interior, ldb: pooled.plane, n: pooled.gemmColumns,
-                next + pooled.interior, ldc: pooled.plane, bias: t.conv.bias.map { UnsafePointer($0.pointer) },
+                transition.conv.weights, scratch.pointer + pooled.interior, ldb: pooled.plane, n: pooled.gemmColumns,
+                next + pooled.interior, ldc: pooled.plane, bias: transition.conv.bias.map { UnsafePointer($0.pointer) },
                 threads: threads,
                 packing: sharedPacking.pointer)
         } else {
             // Any other transition (no exporter DenseKit knows makes one), on packed copies.
             map.pack(current, channels: 0..<offset, into: packed.pointer)
-            batchNormReLU(packed.pointer, scratch.pointer, channels: offset, size: h * w, t.norm)
+            batchNormReLU(
+                packed.pointer, scratch.pointer, channels: offset, size: mapHeight * mapWidth, transition.norm)
             let (ch, cw) = (sizes.transitionConvs[block].height, sizes.transitionConvs[block].width)
-            convolve(t.conv, scratch.pointer, h, w, into: bottleneck.pointer, relu: false)
+            convolve(transition.conv, scratch.pointer, mapHeight, mapWidth, into: bottleneck.pointer, relu: false)
             let pooled = Reference.pool(
-                Array(UnsafeBufferPointer(start: bottleneck.pointer, count: t.conv.outChannels * ch * cw)),
-                channels: t.conv.outChannels, height: ch, width: cw, max: t.pool.kind == .max,
-                kernel: t.pool.kernel, stride: t.pool.stride, pads: t.pool.pads,
-                countIncludePad: t.pool.countIncludePad)
+                Array(UnsafeBufferPointer(start: bottleneck.pointer, count: transition.conv.outChannels * ch * cw)),
+                channels: transition.conv.outChannels, height: ch, width: cw, max: transition.pool.kind == .max,
+                kernel: transition.pool.kernel, stride: transition.pool.stride, pads: transition.pool.pads,
+                countIncludePad: transition.pool.countIncludePad)
             let target = PlaneLayout(height: after.height, width: after.width, border: plan.border)
             pooled.values.withUnsafeBufferPointer {
-                target.unpack($0.baseAddress!, channels: 0..<t.conv.outChannels, into: next)
+                target.unpack($0.baseAddress!, channels: 0..<transition.conv.outChannels, into: next)
             }
         }
         swap(&blockA, &blockB)
-        (h, w) = (after.height, after.width)
-        offset = t.conv.outChannels
+        (mapHeight, mapWidth) = (after.height, after.width)
+        offset = transition.conv.outChannels
         block += 1
         layer = 0
         return report(CanonicalLayer.transition(block).name, blockA.pointer, channels: 0..<offset)
@@ -445,42 +453,44 @@ public final class ImageExecution {
     /// The final BN-ReLU, the global pool (or the feature map itself), then each dense layer; returns
     /// the first head layer and leaves the others to the next calls.
     private func runHead() -> LayerActivation {
-        let c = plan.headNorm.scale.count
-        let size = h * w
+        let channels = plan.headNorm.scale.count
+        let size = mapHeight * mapWidth
         var features = UnsafePointer(blockA.pointer)
         if plan.border > 0 {
-            layout.pack(blockA.pointer, channels: 0..<c, into: packed.pointer)
+            layout.pack(blockA.pointer, channels: 0..<channels, into: packed.pointer)
             features = UnsafePointer(packed.pointer)
         }
         let out = headOut.pointer
         guard let pool = plan.headPool else {
-            batchNormReLU(features, out, channels: c, size: size, plan.headNorm)
+            batchNormReLU(features, out, channels: channels, size: size, plan.headNorm)
             return LayerActivation(
-                name: "head", channels: c, height: h, width: w, values: UnsafeBufferPointer(start: out, count: c * size)
+                name: "head", channels: channels, height: mapHeight, width: mapWidth,
+                values: UnsafeBufferPointer(start: out, count: channels * size)
             )
         }
         let (scale, shift) = (UnsafePointer(plan.headNorm.scale.pointer), UnsafePointer(plan.headNorm.shift.pointer))
-        parallel(c) { r in
+        parallel(channels) { r in
             Elementwise.batchNormReLUGlobalPool(
                 features + r.lowerBound * size, out + r.lowerBound, channels: r.count, size: size,
                 scale: scale + r.lowerBound, shift: shift + r.lowerBound, max: pool == .max)
         }
         var layers = [
             LayerActivation(
-                name: "head", channels: c, height: 1, width: 1, values: UnsafeBufferPointer(start: out, count: c))
+                name: "head", channels: channels, height: 1, width: 1,
+                values: UnsafeBufferPointer(start: out, count: channels))
         ]
         var offset = 0
         for (i, d) in plan.dense.enumerated() {
-            let x = UnsafePointer(out + offset)
-            let y = out + offset + d.inFeatures
+            let inputVector = UnsafePointer(out + offset)
+            let outputVector = out + offset + d.inFeatures
             // The classifier's weights (4 MB for ImageNet) come from memory each run: split across the threads.
             parallel(d.outFeatures) { r in
                 Elementwise.matVec(
-                    d.weight.pointer + r.lowerBound * d.inFeatures, x,
+                    d.weight.pointer + r.lowerBound * d.inFeatures, inputVector,
                     d.bias.map { UnsafePointer($0.pointer + r.lowerBound) },
-                    rows: r.count, cols: d.inFeatures, into: y + r.lowerBound)
+                    rows: r.count, cols: d.inFeatures, into: outputVector + r.lowerBound)
             }
-            let values = UnsafeMutableBufferPointer(start: y, count: d.outFeatures)
+            let values = UnsafeMutableBufferPointer(start: outputVector, count: d.outFeatures)
             d.activation.apply(values)
             if i == 0 { layers = [] }
             layers.append(
@@ -497,18 +507,18 @@ public final class ImageExecution {
     /// execution does not report activations.
     private func report(_ name: String, _ base: UnsafeMutablePointer<Float>, channels: Range<Int>) -> LayerActivation {
         let map = layout
-        let count = channels.count * h * w
+        let count = channels.count * mapHeight * mapWidth
         var values = UnsafeBufferPointer<Float>(start: nil, count: 0)
         if reportsActivations {
             if map.border == 0 {
-                values = UnsafeBufferPointer(start: base + channels.lowerBound * h * w, count: count)
+                values = UnsafeBufferPointer(start: base + channels.lowerBound * mapHeight * mapWidth, count: count)
             } else {
                 if packed.count < count { packed = AlignedBuffer(count: count) }
                 map.pack(base, channels: channels, into: packed.pointer)
                 values = UnsafeBufferPointer(start: packed.pointer, count: count)
             }
         }
-        return LayerActivation(name: name, channels: channels.count, height: h, width: w, values: values)
+        return LayerActivation(name: name, channels: channels.count, height: mapHeight, width: mapWidth, values: values)
     }
 
     // MARK: helpers
@@ -521,28 +531,30 @@ public final class ImageExecution {
     /// conv(src CHW of size h x w) -> dst CHW: a plain GEMM for pointwise convs, otherwise one GEMM
     /// over the input's phase planes into the wide grid, compacted into `dst`.
     private func convolve(
-        _ c: ExecutionPlan.Conv, _ src: UnsafePointer<Float>, _ h: Int, _ w: Int,
+        _ conv: ExecutionPlan.Conv, _ src: UnsafePointer<Float>, _ inputHeight: Int, _ inputWidth: Int,
         into dst: UnsafeMutablePointer<Float>, relu: Bool
     ) {
-        if c.isPointwise {
+        if conv.isPointwise {
             GEMM.multiply(
-                c.weights, src, ldb: h * w, n: h * w, dst, ldc: h * w,
-                bias: c.bias.map { UnsafePointer($0.pointer) }, relu: relu, threads: threads)
+                conv.weights, src, ldb: inputHeight * inputWidth, n: inputHeight * inputWidth, dst,
+                ldc: inputHeight * inputWidth,
+                bias: conv.bias.map { UnsafePointer($0.pointer) }, relu: relu, threads: threads)
             return
         }
-        let g = c.phases(h, w)
+        let phaseGrid = conv.phases(inputHeight, inputWidth)
         GEMM.multiply(
-            c.weights, g.segments(split(src, g)), n: g.gridCount, grid.pointer, ldc: g.gridCount,
-            bias: c.bias.map { UnsafePointer($0.pointer) }, relu: relu, threads: threads)
+            conv.weights, phaseGrid.segments(split(src, phaseGrid)), n: phaseGrid.gridCount, grid.pointer,
+            ldc: phaseGrid.gridCount,
+            bias: conv.bias.map { UnsafePointer($0.pointer) }, relu: relu, threads: threads)
         let source = grid.pointer
-        parallel(c.outChannels) { g.compact(source, channels: $0, into: dst) }
+        parallel(conv.outChannels) { phaseGrid.compact(source, channels: $0, into: dst) }
     }
 
-    /// The input's zero-padded phase planes for `g`, in `planes`.
-    private func split(_ src: UnsafePointer<Float>, _ g: PhaseConvolution) -> UnsafePointer<Float> {
+    /// The input's zero-padded phase planes for `phaseGrid`, in `planes`.
+    private func split(_ src: UnsafePointer<Float>, _ phaseGrid: PhaseConvolution) -> UnsafePointer<Float> {
         let target = planes.pointer
-        parallel(g.channels) { g.split(src, channels: $0, into: target) }
-        g.zeroSlack(target)
+        parallel(phaseGrid.channels) { phaseGrid.split(src, channels: $0, into: target) }
+        phaseGrid.zeroSlack(target)
         return UnsafePointer(target)
     }
 

@@ -47,66 +47,68 @@ struct PreprocessingOptions: ParsableArguments {
         if let size, !side.contains(size) {
             throw ValidationError("--size must be between 1 and \(DenseNet.Limits.inputSide).")
         }
-        var p = Preprocessing(preset, size: size ?? defaultSize ?? 224)
+        var preprocessing = Preprocessing(preset, size: size ?? defaultSize ?? 224)
         if let resize {
             let parts = resize.split(separator: "x").map { Int($0) }
             if resize == "none" {
-                p.resize = .none
-            } else if parts.count == 1, let s = parts[0], side.contains(s) {
-                p.resize = .shorterSide(s)
-            } else if parts.count == 2, let w = parts[0], let h = parts[1], side.contains(w), side.contains(h) {
-                p.resize = .exact(width: w, height: h)
+                preprocessing.resize = .none
+            } else if parts.count == 1, let length = parts[0], side.contains(length) {
+                preprocessing.resize = .shorterSide(length)
+            } else if parts.count == 2, let width = parts[0], let height = parts[1], side.contains(width),
+                side.contains(height)
+            {
+                preprocessing.resize = .exact(width: width, height: height)
             } else {
                 throw ValidationError(
                     "--resize takes N, WxH (each from 1 to \(DenseNet.Limits.inputSide)) or none, not '\(resize)'.")
             }
         }
-        if let filter { p.filter = filter }
+        if let filter { preprocessing.filter = filter }
         if let crop {
             if crop == "none" {
-                p.crop = nil
-            } else if let c = Int(crop), c > 0 {
-                p.crop = c
+                preprocessing.crop = nil
+            } else if let cropSide = Int(crop), cropSide > 0 {
+                preprocessing.crop = cropSide
             } else {
                 throw ValidationError("--crop takes N or none, not '\(crop)'.")
             }
         }
         if let divisor {
             guard divisor.isFinite, divisor > 0 else { throw ValidationError("--divisor must be positive.") }
-            p.divisor = divisor
+            preprocessing.divisor = divisor
         }
         func triple(_ text: String?, _ flag: String) throws -> [Float]? {
             guard let text else { return nil }
-            let v = text.split(separator: ",").compactMap { Float($0.trimmingCharacters(in: .whitespaces)) }
-            guard v.count == 3, v.allSatisfy(\.isFinite) else {
+            let values = text.split(separator: ",").compactMap { Float($0.trimmingCharacters(in: .whitespaces)) }
+            guard values.count == 3, values.allSatisfy(\.isFinite) else {
                 throw ValidationError("\(flag) takes three comma-separated numbers, not '\(text)'.")
             }
-            return v
+            return values
         }
-        if let m = try triple(mean, "--mean") { p.mean = m }
-        if let s = try triple(std, "--std") {
-            guard s.allSatisfy({ $0 != 0 }) else { throw ValidationError("--std values must not be 0.") }
-            p.std = s
+        if let meanValues = try triple(mean, "--mean") { preprocessing.mean = meanValues }
+        if let stdValues = try triple(std, "--std") {
+            guard stdValues.allSatisfy({ $0 != 0 }) else { throw ValidationError("--std values must not be 0.") }
+            preprocessing.std = stdValues
         }
         if bgr && rgb { throw ValidationError("--bgr and --rgb exclude each other.") }
-        if bgr { p.bgr = true }
-        if rgb { p.bgr = false }
-        return p
+        if bgr { preprocessing.bgr = true }
+        if rgb { preprocessing.bgr = false }
+        return preprocessing
     }
 
     /// "torchvision: resize shorter side 256 bilinear, crop 224, /255, mean ..., NCHW" for the text output.
-    static func describe(_ p: Preprocessing) -> String {
+    static func describe(_ preprocessing: Preprocessing) -> String {
         let resize: String
-        switch p.resize {
+        switch preprocessing.resize {
         case .none: resize = "no resize"
-        case .shorterSide(let s): resize = "shorter side to \(s) (\(p.filter.rawValue))"
-        case .exact(let w, let h): resize = "resize to \(w)x\(h) (\(p.filter.rawValue))"
+        case .shorterSide(let length): resize = "shorter side to \(length) (\(preprocessing.filter.rawValue))"
+        case .exact(let width, let height): resize = "resize to \(width)x\(height) (\(preprocessing.filter.rawValue))"
         }
-        let f = { (v: [Float]) in v.map { String(format: "%g", $0) }.joined(separator: ", ") }
+        let list = { (v: [Float]) in v.map { String(format: "%g", $0) }.joined(separator: ", ") }
         return
             """
-            \(resize), \(p.crop.map { "centre crop \($0)" } ?? "no crop"), /\(String(format: "%g", p.divisor)), \
-            mean (\(f(p.mean))), std (\(f(p.std))), \(p.bgr ? "BGR" : "RGB")
+            \(resize), \(preprocessing.crop.map { "centre crop \($0)" } ?? "no crop"), /\(String(format: "%g", preprocessing.divisor)), \
+            mean (\(list(preprocessing.mean))), std (\(list(preprocessing.std))), \(preprocessing.bgr ? "BGR" : "RGB")
             """
     }
 }
@@ -159,10 +161,10 @@ func withProgress<T>(_ label: String, blaming file: String, _ body: (ProgressBar
     defer { bar.finish() }
     do {
         return try body(bar)
-    } catch let f as ImageSet.Failure {
-        throw CommandFailure(f)
-    } catch let e as CommandFailure {
-        throw e
+    } catch let failure as ImageSet.Failure {
+        throw CommandFailure(failure)
+    } catch let failure as CommandFailure {
+        throw failure
     } catch {
         throw CommandFailure(file: file, message: "\(error)")
     }

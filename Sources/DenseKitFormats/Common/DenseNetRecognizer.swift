@@ -32,14 +32,14 @@ package struct DenseNetRecognizer {
 
     package mutating func recognise() throws -> Result {
         try rejectCycles()
-        var x = graph.input
+        var value = graph.input
         var layout = InputSpec.Layout.nchw
-        if let t = single(x), case .transpose(let perm) = t.op {
+        if let transpose = single(value), case .transpose(let perm) = transpose.op {
             guard perm == [0, 3, 1, 2] else {
-                throw ImportError.unsupported(.node(t.label), problem: "input Transpose \(perm)")
+                throw ImportError.unsupported(.node(transpose.label), problem: "input Transpose \(perm)")
             }
             layout = .nhwc
-            x = t.output
+            value = transpose.output
         }
         for (i, node) in graph.nodes.enumerated() {
             if case .batchNorm = node.op { normsByContent[content(node.inputs[0]), default: []].append(i) }
@@ -49,7 +49,7 @@ package struct DenseNetRecognizer {
                 throw ImportError.unsupported(.node(node.label), problem: "Transpose inside the network")
             }
         }
-        let (stem, stemOut) = try readStem(x)
+        let (stem, stemOut) = try readStem(value)
         channels[stemOut] = stem.outChannels
 
         var blocks: [DenseBlock] = []
@@ -84,7 +84,9 @@ package struct DenseNetRecognizer {
             // A backbone without a pool: the final BN-ReLU's map is the model's output (tf2onnx transposes
             // it back to NHWC; DenseKit's output is NCHW whatever the source).
             var mapOutput = relu.output
-            if let t = single(relu.output), case .transpose([0, 2, 3, 1]) = t.op { mapOutput = t.output }
+            if let transpose = single(relu.output), case .transpose([0, 2, 3, 1]) = transpose.op {
+                mapOutput = transpose.output
+            }
             if mapOutput == graph.output, (consumers[mapOutput] ?? []).isEmpty {
                 guard !layers.isEmpty else {
                     throw ImportError.structure(.node(relu.label), problem: "the output follows an empty dense block")
@@ -129,7 +131,7 @@ package struct DenseNetRecognizer {
                 var growthConv = first
                 var featureValue = next.output
                 if let after = single(next.output), isNormOrRelu(after) {
-                    var v = next.output
+                    var bottleneckValue = next.output
                     var innerNorm: BatchNorm? = nil
                     if case .batchNorm(let bn) = after.op {
                         guard bn.channels == first.outChannels else {
@@ -137,9 +139,9 @@ package struct DenseNetRecognizer {
                                 .node(after.label), expected: "\(first.outChannels) channels", found: "\(bn.channels)")
                         }
                         innerNorm = bn
-                        v = after.output
+                        bottleneckValue = after.output
                     }
-                    let innerRelu = try expect(v, "ReLU in the bottleneck after \(next.label)") {
+                    let innerRelu = try expect(bottleneckValue, "ReLU in the bottleneck after \(next.label)") {
                         if case .relu = $0 { true } else { false }
                     }
                     let second = try expect(innerRelu.output, "3x3 conv after \(innerRelu.label)") {
@@ -163,30 +165,31 @@ package struct DenseNetRecognizer {
 
     // MARK: parts
 
-    private func readStem(_ x: String) throws -> (Stem, String) {
-        guard let convNode = single(x), case .conv(let conv) = convNode.op else {
+    private func readStem(_ inputValue: String) throws -> (Stem, String) {
+        guard let convNode = single(inputValue), case .conv(let conv) = convNode.op else {
             throw ImportError.structure("the input is not read by exactly one Conv (the stem)")
         }
         guard conv.inChannels == 3 || conv.inChannels == 1 else {
             throw ImportError.structure(.node(convNode.label), problem: "stem conv reads \(conv.inChannels) channels")
         }
         // ImageNet stem: Conv [-> BN] -> ReLU -> MaxPool. CIFAR stem: the bare Conv.
-        var v = convNode.output
+        var value = convNode.output
         var norm: BatchNorm? = nil
-        if let n = single(v), case .batchNorm(let bn) = n.op, bn.channels == conv.outChannels,
-            let r = single(n.output), case .relu = r.op,
-            let p = single(r.output), case .pool(let pool) = p.op, pool.kind == .max
+        if let normNode = single(value), case .batchNorm(let bn) = normNode.op, bn.channels == conv.outChannels,
+            let reluNode = single(normNode.output), case .relu = reluNode.op,
+            let poolNode = single(reluNode.output), case .pool(let pool) = poolNode.op, pool.kind == .max
         {
             norm = bn
-            v = p.output
-            return (Stem(conv: conv, norm: norm, relu: true, pool: pool), v)
+            value = poolNode.output
+            return (Stem(conv: conv, norm: norm, relu: true, pool: pool), value)
         }
-        if let r = single(v), case .relu = r.op, let p = single(r.output), case .pool(let pool) = p.op,
+        if let reluNode = single(value), case .relu = reluNode.op, let poolNode = single(reluNode.output),
+            case .pool(let pool) = poolNode.op,
             pool.kind == .max
         {
-            return (Stem(conv: conv, norm: nil, relu: true, pool: pool), p.output)
+            return (Stem(conv: conv, norm: nil, relu: true, pool: pool), poolNode.output)
         }
-        return (Stem(conv: conv, norm: nil, relu: false, pool: nil), v)
+        return (Stem(conv: conv, norm: nil, relu: false, pool: nil), value)
     }
 
     /// After the global pool: a chain of linear layers, each with an optional activation, ending at
@@ -223,8 +226,8 @@ package struct DenseNetRecognizer {
             value = node.output
             last = node.label
             var activation = Head.Activation.linear
-            if let next = single(value), let a = Self.activation(next.op) {
-                activation = a
+            if let next = single(value), let found = Self.activation(next.op) {
+                activation = found
                 value = next.output
                 last = next.label
             }
@@ -248,33 +251,33 @@ package struct DenseNetRecognizer {
     // MARK: helpers
 
     /// The ordered non-Concat values a value is made of.
-    private mutating func content(_ v: String) -> [String] {
-        if let cached = contentCache[v] { return cached }
-        var result = [v]
-        if let p = producer[v], case .concat = graph.nodes[p].op {
+    private mutating func content(_ value: String) -> [String] {
+        if let cached = contentCache[value] { return cached }
+        var result = [value]
+        if let producerIndex = producer[value], case .concat = graph.nodes[producerIndex].op {
             result = []
-            for input in graph.nodes[p].inputs { result += content(input) }
+            for input in graph.nodes[producerIndex].inputs { result += content(input) }
         }
-        contentCache[v] = result
+        contentCache[value] = result
         return result
     }
 
-    /// The node reading `v`, when exactly one non-Concat node does.
-    private func single(_ v: String) -> OpGraph.Node? {
-        let readers = (consumers[v] ?? []).filter { if case .concat = graph.nodes[$0].op { false } else { true } }
+    /// The node reading `value`, when exactly one non-Concat node does.
+    private func single(_ value: String) -> OpGraph.Node? {
+        let readers = (consumers[value] ?? []).filter { if case .concat = graph.nodes[$0].op { false } else { true } }
         return readers.count == 1 ? graph.nodes[readers[0]] : nil
     }
 
-    private func expect(_ v: String, _ what: String, _ test: (OpGraph.Op) -> Bool) throws -> OpGraph.Node {
-        guard let n = single(v), test(n.op) else {
-            let found = single(v).map { "found \($0.label)" } ?? "found \((consumers[v] ?? []).count) readers"
+    private func expect(_ value: String, _ what: String, _ test: (OpGraph.Op) -> Bool) throws -> OpGraph.Node {
+        guard let node = single(value), test(node.op) else {
+            let found = single(value).map { "found \($0.label)" } ?? "found \((consumers[value] ?? []).count) readers"
             throw ImportError.structure("expected a \(what), \(found)")
         }
-        return n
+        return node
     }
 
-    private func isNormOrRelu(_ n: OpGraph.Node) -> Bool {
-        switch n.op {
+    private func isNormOrRelu(_ node: OpGraph.Node) -> Bool {
+        switch node.op {
         case .batchNorm, .relu: return true
         default: return false
         }

@@ -10,9 +10,10 @@ package enum CanonicalLayout {
         func prefix(_ part: LayerPart) -> String {
             switch part {
             case .stem: return "stem"
-            case .layer(let b, let i): return CanonicalLayer.denseLayer(block: b, layer: i).name
-            case .bottleneck(let b, let i): return "\(CanonicalLayer.denseLayer(block: b, layer: i)).bottleneck"
-            case .transition(let t): return CanonicalLayer.transition(t).name
+            case .layer(let block, let index): return CanonicalLayer.denseLayer(block: block, layer: index).name
+            case .bottleneck(let block, let index):
+                return "\(CanonicalLayer.denseLayer(block: block, layer: index)).bottleneck"
+            case .transition(let transition): return CanonicalLayer.transition(transition).name
             case .head: return "head"
             }
         }
@@ -24,19 +25,19 @@ package enum CanonicalLayout {
         var out: [(String, Tensor)] = []
         visit(
             net,
-            conv: { prefix, c in
-                out.append((prefix + ".weight", c.weight))
-                if let b = c.bias { out.append((prefix + ".bias", b)) }
+            conv: { prefix, conv in
+                out.append((prefix + ".weight", conv.weight))
+                if let bias = conv.bias { out.append((prefix + ".bias", bias)) }
             },
-            norm: { prefix, n in
+            norm: { prefix, norm in
                 out += [
-                    (prefix + ".gamma", n.gamma), (prefix + ".beta", n.beta), (prefix + ".mean", n.mean),
-                    (prefix + ".variance", n.variance),
+                    (prefix + ".gamma", norm.gamma), (prefix + ".beta", norm.beta), (prefix + ".mean", norm.mean),
+                    (prefix + ".variance", norm.variance),
                 ]
             })
-        for (name, d) in zip(denseNames(count: net.head.dense.count), net.head.dense) {
-            out.append((name + ".weight", d.linear.weight))
-            if let b = d.linear.bias { out.append((name + ".bias", b)) }
+        for (name, dense) in zip(denseNames(count: net.head.dense.count), net.head.dense) {
+            out.append((name + ".weight", dense.linear.weight))
+            if let bias = dense.linear.bias { out.append((name + ".bias", bias)) }
         }
         return out
     }
@@ -66,22 +67,25 @@ package enum CanonicalLayout {
                 width: input.width, batch: input.batch))
     }
 
-    private static func pool(_ p: Pool2D) -> DNKMetadata.PoolGeometry {
-        .init(kind: p.kind, kernel: p.kernel, stride: p.stride, pads: p.pads, countIncludePad: p.countIncludePad)
+    private static func pool(_ geometry: Pool2D) -> DNKMetadata.PoolGeometry {
+        .init(
+            kind: geometry.kind, kernel: geometry.kernel, stride: geometry.stride, pads: geometry.pads,
+            countIncludePad: geometry.countIncludePad)
     }
 
     /// Rebuilds the graph; every name the structure implies must be present with a consistent shape.
-    package static func rebuild(_ s: DNKMetadata.Structure, _ tensors: [String: Tensor], source: ModelSource) throws
+    package static func rebuild(_ structure: DNKMetadata.Structure, _ tensors: [String: Tensor], source: ModelSource)
+        throws
         -> DenseNet
     {
-        func fail(_ m: String) -> ImportError { .malformed("metadata: \(m)") }
+        func fail(_ message: String) -> ImportError { .malformed(.part("metadata"), problem: message) }
         func tensor(_ name: String, rank: Int) throws -> Tensor {
-            guard let t = tensors[name] else { throw ImportError.malformed(.tensor(name), problem: "is missing") }
-            guard t.shape.count == rank else {
+            guard let found = tensors[name] else { throw ImportError.malformed(.tensor(name), problem: "is missing") }
+            guard found.shape.count == rank else {
                 throw ImportError.mismatch(
-                    .tensor(name), expected: "\(rank) dims", found: "\(t.shape.count)")
+                    .tensor(name), expected: "\(rank) dims", found: "\(found.shape.count)")
             }
-            return t
+            return found
         }
         func pads(_ values: [Int], _ what: String) throws -> [Int] {
             guard values.count == 4, values.allSatisfy({ $0 >= 0 && $0 < 1 << 16 }) else {
@@ -90,50 +94,52 @@ package enum CanonicalLayout {
             return values
         }
         func conv(_ name: String) throws -> Conv2D {
-            let w = try tensor(name + ".weight", rank: 4)
-            guard let geometry = s.convs[name] else { throw fail("no geometry for '\(name)'") }
+            let weight = try tensor(name + ".weight", rank: 4)
+            guard let geometry = structure.convs[name] else { throw fail("no geometry for '\(name)'") }
             guard geometry.stride > 0, geometry.stride < 64 else {
                 throw fail("stride \(geometry.stride) for '\(name)'")
             }
             let pads = try pads(geometry.pads, "pads of '\(name)'")
             let bias = tensors[name + ".bias"]
-            if let bias, bias.shape != [w.shape[0]] {
+            if let bias, bias.shape != [weight.shape[0]] {
                 throw ImportError.mismatch(
-                    .tensor("\(name).bias"), expected: "shape [\(w.shape[0])]", found: "\(bias.shape)")
+                    .tensor("\(name).bias"), expected: "shape [\(weight.shape[0])]", found: "\(bias.shape)")
             }
-            guard w.shape[2] == w.shape[3], w.shape.allSatisfy({ $0 > 0 }) else {
-                throw ImportError.malformed(.tensor("\(name).weight"), problem: "shape \(w.shape)")
+            guard weight.shape[2] == weight.shape[3], weight.shape.allSatisfy({ $0 > 0 }) else {
+                throw ImportError.malformed(.tensor("\(name).weight"), problem: "shape \(weight.shape)")
             }
-            return Conv2D(weight: w, bias: bias, stride: geometry.stride, pads: pads)
+            return Conv2D(weight: weight, bias: bias, stride: geometry.stride, pads: pads)
         }
         func norm(_ name: String, channels: Int) throws -> BatchNorm {
             let parts = try ["gamma", "beta", "mean", "variance"].map { try tensor("\(name).\($0)", rank: 1) }
-            for t in parts where t.count != channels {
+            for found in parts where found.count != channels {
                 throw ImportError.mismatch(
-                    .tensor(t.name), expected: "\(channels) values (one per channel)", found: "\(t.count)")
+                    .tensor(found.name), expected: "\(channels) values (one per channel)", found: "\(found.count)")
             }
-            guard let eps = s.epsilons[name].map(Float.init), eps >= 0 else {
+            guard let eps = structure.epsilons[name].map(Float.init), eps >= 0 else {
                 throw fail("no epsilon for '\(name)'")
             }
             return BatchNorm(gamma: parts[0], beta: parts[1], mean: parts[2], variance: parts[3], epsilon: eps)
         }
-        func pool(_ p: DNKMetadata.PoolGeometry) throws -> Pool2D {
-            guard p.kernel > 0, p.kernel < 64, p.stride > 0, p.stride < 64 else {
-                throw fail("pool of kernel \(p.kernel) and stride \(p.stride)")
+        func pool(_ geometry: DNKMetadata.PoolGeometry) throws -> Pool2D {
+            guard geometry.kernel > 0, geometry.kernel < 64, geometry.stride > 0, geometry.stride < 64 else {
+                throw fail("pool of kernel \(geometry.kernel) and stride \(geometry.stride)")
             }
             return Pool2D(
-                kind: p.kind, kernel: p.kernel, stride: p.stride, pads: try pads(p.pads, "pool pads"),
-                countIncludePad: p.countIncludePad ?? false)
+                kind: geometry.kind, kernel: geometry.kernel, stride: geometry.stride,
+                pads: try pads(geometry.pads, "pool pads"),
+                countIncludePad: geometry.countIncludePad ?? false)
         }
-        let blockSizes = s.blocks
+        let blockSizes = structure.blocks
         guard !blockSizes.isEmpty, blockSizes.count < 64, blockSizes.allSatisfy({ $0 > 0 && $0 < 1024 }) else {
             throw fail("blocks \(blockSizes)")
         }
         let stemConv = try conv("stem.conv")
         let stemNorm = tensors["stem.norm.gamma"] != nil ? try norm("stem.norm", channels: stemConv.outChannels) : nil
         let stem = Stem(
-            conv: stemConv, norm: stemNorm, relu: s.stem.relu ?? false, pool: try s.stem.pool.map { try pool($0) })
-        let pools = s.transitionPools
+            conv: stemConv, norm: stemNorm, relu: structure.stem.relu ?? false,
+            pool: try structure.stem.pool.map { try pool($0) })
+        let pools = structure.transitionPools
         guard pools.count == blockSizes.count - 1 else {
             throw fail("\(pools.count) transition pools for \(blockSizes.count) blocks")
         }
@@ -143,31 +149,32 @@ package enum CanonicalLayout {
         for (b, n) in blockSizes.enumerated() {
             var layers: [DenseLayer] = []
             for i in 0..<n {
-                let p = CanonicalLayer.denseLayer(block: b + 1, layer: i + 1).name
-                let n1 = try norm(p + ".norm", channels: channels)
+                let prefix = CanonicalLayer.denseLayer(block: b + 1, layer: i + 1).name
+                let n1 = try norm(prefix + ".norm", channels: channels)
                 var bottleneck: Bottleneck? = nil
                 var width = channels
-                if tensors[p + ".bottleneck.conv.weight"] != nil {
-                    let c = try conv(p + ".bottleneck.conv")
-                    guard c.inChannels == channels else {
+                if tensors[prefix + ".bottleneck.conv.weight"] != nil {
+                    let layerConv = try conv(prefix + ".bottleneck.conv")
+                    guard layerConv.inChannels == channels else {
                         throw ImportError.mismatch(
-                            .tensor("\(p).bottleneck.conv.weight"),
+                            .tensor("\(prefix).bottleneck.conv.weight"),
                             expected: "\(channels) input channels (the block's concatenated features)",
-                            found: "\(c.inChannels)")
+                            found: "\(layerConv.inChannels)")
                     }
                     let n2 =
-                        tensors[p + ".bottleneck.norm.gamma"] != nil
-                        ? try norm(p + ".bottleneck.norm", channels: c.outChannels) : nil
-                    bottleneck = Bottleneck(conv: c, norm: n2)
-                    width = c.outChannels
+                        tensors[prefix + ".bottleneck.norm.gamma"] != nil
+                        ? try norm(prefix + ".bottleneck.norm", channels: layerConv.outChannels) : nil
+                    bottleneck = Bottleneck(conv: layerConv, norm: n2)
+                    width = layerConv.outChannels
                 }
-                let c = try conv(p + ".conv")
-                guard c.inChannels == width else {
+                let layerConv = try conv(prefix + ".conv")
+                guard layerConv.inChannels == width else {
                     throw ImportError.mismatch(
-                        .tensor("\(p).conv.weight"), expected: "\(width) input channels", found: "\(c.inChannels)")
+                        .tensor("\(prefix).conv.weight"), expected: "\(width) input channels",
+                        found: "\(layerConv.inChannels)")
                 }
-                layers.append(DenseLayer(norm: n1, bottleneck: bottleneck, conv: c))
-                channels += c.outChannels
+                layers.append(DenseLayer(norm: n1, bottleneck: bottleneck, conv: layerConv))
+                channels += layerConv.outChannels
             }
             blocks.append(DenseBlock(layers: layers))
             if b < blockSizes.count - 1 {
@@ -185,27 +192,28 @@ package enum CanonicalLayout {
         let headNorm = try norm("head.norm", channels: channels)
         // A 1.0 file has no "head": a global average pool and one dense layer, softmax or not.
         let description =
-            s.head ?? HeadDescription(pool: .average, activations: [s.softmax ?? false ? .softmax : .linear])
+            structure.head
+            ?? HeadDescription(pool: .average, activations: [structure.softmax ?? false ? .softmax : .linear])
         let pool = description.pool
         let activations = description.activations
         var dense: [Head.Dense] = []
         var features = channels
         for (name, activation) in zip(denseNames(count: activations.count), activations) {
-            let w = try tensor(name + ".weight", rank: 2)
-            guard w.shape[1] == features else {
+            let weight = try tensor(name + ".weight", rank: 2)
+            guard weight.shape[1] == features else {
                 throw ImportError.mismatch(
-                    .tensor("\(name).weight"), expected: "\(features) in-features", found: "\(w.shape[1])")
+                    .tensor("\(name).weight"), expected: "\(features) in-features", found: "\(weight.shape[1])")
             }
             let bias = tensors[name + ".bias"]
-            if let bias, bias.shape != [w.shape[0]] {
+            if let bias, bias.shape != [weight.shape[0]] {
                 throw ImportError.mismatch(
-                    .tensor("\(name).bias"), expected: "shape [\(w.shape[0])]", found: "\(bias.shape)")
+                    .tensor("\(name).bias"), expected: "shape [\(weight.shape[0])]", found: "\(bias.shape)")
             }
-            dense.append(Head.Dense(Linear(weight: w, bias: bias), activation))
-            features = w.shape[0]
+            dense.append(Head.Dense(Linear(weight: weight, bias: bias), activation))
+            features = weight.shape[0]
         }
         let head = Head(norm: headNorm, pool: pool, dense: dense)
-        let declared = s.input
+        let declared = structure.input
         guard declared.channels == stemConv.inChannels else {
             throw ImportError.mismatch(
                 .part("metadata input"), expected: "\(stemConv.inChannels) channels (the stem conv's)",

@@ -99,37 +99,38 @@ public enum KerasImporter {
             var blocks: [DenseBlock] = []
             var transitions: [Transition] = []
             var channels = stemConv.outChannels
-            var b = 2
-            while weights.layers["conv\(b)_block1_0_bn"] != nil {
+            var stage = 2
+            while weights.layers["conv\(stage)_block1_0_bn"] != nil {
                 var layers: [DenseLayer] = []
-                var i = 1
-                while weights.layers["conv\(b)_block\(i)_0_bn"] != nil {
-                    let base = "conv\(b)_block\(i)"
-                    let n = try norm(base + "_0_bn", channels: channels)
+                var index = 1
+                while weights.layers["conv\(stage)_block\(index)_0_bn"] != nil {
+                    let base = "conv\(stage)_block\(index)"
+                    let layerNorm = try norm(base + "_0_bn", channels: channels)
                     let first = try conv(base + "_1_conv", defaultStride: 1, defaultPads: 0, inChannels: channels)
                     let layer: DenseLayer
                     if weights.layers[base + "_2_conv"] != nil {
                         let inner = try norm(base + "_1_bn", channels: first.outChannels)
                         let second = try conv(
                             base + "_2_conv", defaultStride: 1, defaultPads: 1, inChannels: first.outChannels)
-                        layer = DenseLayer(norm: n, bottleneck: Bottleneck(conv: first, norm: inner), conv: second)
+                        layer = DenseLayer(
+                            norm: layerNorm, bottleneck: Bottleneck(conv: first, norm: inner), conv: second)
                     } else {
-                        layer = DenseLayer(norm: n, bottleneck: nil, conv: first)
+                        layer = DenseLayer(norm: layerNorm, bottleneck: nil, conv: first)
                     }
                     layers.append(layer)
                     channels += layer.growth
-                    i += 1
+                    index += 1
                 }
                 blocks.append(DenseBlock(layers: layers))
-                guard weights.layers["pool\(b)_bn"] != nil else { break }
-                let tn = try norm("pool\(b)_bn", channels: channels)
-                let tc = try conv("pool\(b)_conv", defaultStride: 1, defaultPads: 0, inChannels: channels)
+                guard weights.layers["pool\(stage)_bn"] != nil else { break }
+                let tn = try norm("pool\(stage)_bn", channels: channels)
+                let tc = try conv("pool\(stage)_conv", defaultStride: 1, defaultPads: 0, inChannels: channels)
                 let tp =
-                    try pool("pool\(b)_pool", kind: .average, defaultSize: 2, defaultStride: 2, defaultPads: 0)
+                    try pool("pool\(stage)_pool", kind: .average, defaultSize: 2, defaultStride: 2, defaultPads: 0)
                     ?? Pool2D(kind: .average, kernel: 2, stride: 2)
                 transitions.append(Transition(norm: tn, conv: tc, pool: tp))
                 channels = tc.outChannels
-                b += 1
+                stage += 1
             }
             guard !blocks.isEmpty else {
                 throw ImportError.structure("not a Keras DenseNet: no dense block conv2_block1")
@@ -265,10 +266,10 @@ public enum KerasImporter {
         /// A Dense layer: kernel (in, out) to (out, in), and its bias.
         /// A Dense layer reading `inFeatures` values (the final channels for the first one).
         private func dense(_ name: String, inFeatures: Int, first: Bool) throws -> Linear {
-            let l = try layer(name)
-            guard let kernel = l.tensors.first, kernel.shape.count == 2 else {
+            let stored = try layer(name)
+            guard let kernel = stored.tensors.first, kernel.shape.count == 2 else {
                 throw ImportError.mismatch(
-                    .kerasLayer(name), expected: "a 2-D kernel", found: "\(l.tensors.first?.shape ?? [])")
+                    .kerasLayer(name), expected: "a 2-D kernel", found: "\(stored.tensors.first?.shape ?? [])")
             }
             guard kernel.shape[0] == inFeatures else {
                 throw ImportError.mismatch(
@@ -280,7 +281,7 @@ public enum KerasImporter {
                         """,
                     found: "\(kernel.shape[0])")
             }
-            let bias = l.tensors.count > 1 ? l.tensors[1] : nil
+            let bias = stored.tensors.count > 1 ? stored.tensors[1] : nil
             if let bias, bias.count != kernel.shape[1] {
                 throw ImportError.mismatch(
                     .weight(of: .kerasLayer(name), role: "bias", name: bias.name),
@@ -291,70 +292,70 @@ public enum KerasImporter {
         }
 
         private static func activation(_ name: String, _ subject: ImportSubject) throws -> Head.Activation {
-            guard let a = Head.Activation(rawValue: name), a != .unknown else {
+            guard let activation = Head.Activation(rawValue: name), activation != .unknown else {
                 throw ImportError.mismatch(
                     subject, expected: "activation linear, relu, sigmoid, softmax or tanh", found: "'\(name)'")
             }
-            return a
+            return activation
         }
 
         private func layer(_ name: String) throws -> KerasWeights.Layer {
-            guard let l = weights.layers[name] else {
+            guard let stored = weights.layers[name] else {
                 throw ImportError.structure(.kerasLayer(name), problem: "is missing")
             }
-            return l
+            return stored
         }
 
         /// A Conv2D layer: HWIO kernel to OIHW; padding from a preceding ZeroPadding2D or 'same'.
         private func conv(_ name: String, defaultStride: Int, defaultPads: Int, inChannels: Int? = nil) throws -> Conv2D
         {
-            let l = try layer(name)
-            guard let k = l.tensors.first, k.shape.count == 4 else {
+            let stored = try layer(name)
+            guard let kernel = stored.tensors.first, kernel.shape.count == 4 else {
                 throw ImportError.structure(.kerasLayer(name), problem: "expected a 4-D kernel")
             }
-            guard k.shape[0] == k.shape[1] else {
-                throw ImportError.unsupported(.kerasLayer(name), problem: "non-square kernel \(k.shape)")
+            guard kernel.shape[0] == kernel.shape[1] else {
+                throw ImportError.unsupported(.kerasLayer(name), problem: "non-square kernel \(kernel.shape)")
             }
-            if let inChannels, k.shape[2] != inChannels {
+            if let inChannels, kernel.shape[2] != inChannels {
                 throw ImportError.mismatch(
-                    .weight(of: .kerasLayer(name), role: "kernel", name: k.name),
+                    .weight(of: .kerasLayer(name), role: "kernel", name: kernel.name),
                     expected: "\(inChannels) input channels",
-                    found: "\(k.shape[2])")
+                    found: "\(kernel.shape[2])")
             }
-            let (kh, kw) = (k.shape[0], k.shape[1])
-            let weight = k.permuted(ConvKernelLayout.hwio, to: .oihw)
-            let bias = l.tensors.count > 1 ? l.tensors[1] : nil
+            let (kh, kw) = (kernel.shape[0], kernel.shape[1])
+            let weight = kernel.permuted(ConvKernelLayout.hwio, to: .oihw)
+            let bias = stored.tensors.count > 1 ? stored.tensors[1] : nil
             var stride = defaultStride
             var pads = [Int](repeating: defaultPads, count: 4)
-            if let c = config?.layers[name] {
+            if let layerConfig = config?.layers[name] {
                 let subject = ImportSubject.kerasLayer(name)
-                if let size = c.kernelSize, size != [kh, kw] {
+                if let size = layerConfig.kernelSize, size != [kh, kw] {
                     throw ImportError.mismatch(
-                        subject, expected: "kernel_size \([kh, kw]) (the stored kernel's shape \(k.shape))",
+                        subject, expected: "kernel_size \([kh, kw]) (the stored kernel's shape \(kernel.shape))",
                         found: "kernel_size \(size) in the config")
                 }
-                if let d = c.dilation, d != [1, 1] {
+                if let dilation = layerConfig.dilation, dilation != [1, 1] {
                     throw ImportError.mismatch(
-                        subject, expected: "dilation_rate [1, 1]", found: "\(d)")
+                        subject, expected: "dilation_rate [1, 1]", found: "\(dilation)")
                 }
-                if let g = c.groups, g != 1 {
-                    throw ImportError.mismatch(subject, expected: "groups 1", found: "\(g)")
+                if let groups = layerConfig.groups, groups != 1 {
+                    throw ImportError.mismatch(subject, expected: "groups 1", found: "\(groups)")
                 }
-                stride = try uniform(c.strides, "strides", subject) ?? 1
-                let same = c.padding == "same" ? kh / 2 : 0
-                pads = (c.zeroPadding ?? [0, 0, 0, 0]).map { $0 + same }
+                stride = try uniform(layerConfig.strides, "strides", subject) ?? 1
+                let same = layerConfig.padding == "same" ? kh / 2 : 0
+                pads = (layerConfig.zeroPadding ?? [0, 0, 0, 0]).map { $0 + same }
             }
             return Conv2D(weight: weight, bias: bias, stride: stride, pads: pads)
         }
 
         private func norm(_ name: String, channels: Int) throws -> BatchNorm {
-            let l = try layer(name)
-            guard l.tensors.count == 4 else {
+            let stored = try layer(name)
+            guard stored.tensors.count == 4 else {
                 throw ImportError.mismatch(
                     .kerasLayer(name), expected: "4 weights (gamma, beta, moving mean and variance)",
-                    found: "\(l.tensors.count)")
+                    found: "\(stored.tensors.count)")
             }
-            for t in l.tensors where t.count != channels {
+            for t in stored.tensors where t.count != channels {
                 throw ImportError.mismatch(
                     .weight(of: .kerasLayer(name), role: "weight", name: t.name),
                     expected: "\(channels) values (one per channel)",
@@ -362,7 +363,8 @@ public enum KerasImporter {
             }
             let eps = config?.layers[name]?.epsilon ?? 1.001e-5
             return BatchNorm(
-                gamma: l.tensors[0], beta: l.tensors[1], mean: l.tensors[2], variance: l.tensors[3], epsilon: eps)
+                gamma: stored.tensors[0], beta: stored.tensors[1], mean: stored.tensors[2], variance: stored.tensors[3],
+                epsilon: eps)
         }
 
         private func pool(_ name: String, kind: Pool2D.Kind, defaultSize: Int, defaultStride: Int, defaultPads: Int)
@@ -373,12 +375,12 @@ public enum KerasImporter {
                     kind: kind, kernel: defaultSize, stride: defaultStride,
                     pads: [Int](repeating: defaultPads, count: 4))
             }
-            guard let c = config.layers[name] else { return nil }
+            guard let layerConfig = config.layers[name] else { return nil }
             let subject = ImportSubject.kerasLayer(name)
-            let size = try uniform(c.poolSize, "pool_size", subject) ?? defaultSize
+            let size = try uniform(layerConfig.poolSize, "pool_size", subject) ?? defaultSize
             return Pool2D(
-                kind: kind, kernel: size, stride: try uniform(c.strides, "strides", subject) ?? size,
-                pads: c.zeroPadding ?? [0, 0, 0, 0], countIncludePad: kind == .average)
+                kind: kind, kernel: size, stride: try uniform(layerConfig.strides, "strides", subject) ?? size,
+                pads: layerConfig.zeroPadding ?? [0, 0, 0, 0], countIncludePad: kind == .average)
         }
 
         /// A config value that must be the same on both axes (DenseKit's convs and pools are square).

@@ -30,16 +30,16 @@ public enum StateDictImporter {
         let keys = try canonicalKeys(entries)
         var used = Set<String>()
         func tensor(_ key: String, rank: Int? = nil) throws -> Tensor {
-            guard let original = keys[key], case .float(let t)? = entries[original] else {
+            guard let original = keys[key], case .float(let found)? = entries[original] else {
                 throw ImportError.mismatch(
                     .part("state_dict"), expected: "a float tensor '\(key)'",
                     found: keys[key] == nil ? "no such key" : "an integer tensor")
             }
-            if let rank, t.shape.count != rank {
-                throw ImportError.mismatch(.tensor(original), expected: "\(rank) dims", found: "shape \(t.shape)")
+            if let rank, found.shape.count != rank {
+                throw ImportError.mismatch(.tensor(original), expected: "\(rank) dims", found: "shape \(found.shape)")
             }
             used.insert(key)
-            return t
+            return found
         }
         func has(_ key: String) -> Bool { keys[key] != nil }
         func norm(_ prefix: String) throws -> BatchNorm {
@@ -49,10 +49,10 @@ public enum StateDictImporter {
         }
         /// torchvision's convs: padded by half the kernel ("same" at stride 1) unless `pad` says otherwise.
         func conv(_ prefix: String, stride: Int = 1, pad: Int? = nil) throws -> Conv2D {
-            let w = try tensor(prefix + ".weight", rank: 4)
-            let pad = pad ?? w.shape[2] / 2
+            let kernel = try tensor(prefix + ".weight", rank: 4)
+            let pad = pad ?? kernel.shape[2] / 2
             let bias = has(prefix + ".bias") ? try tensor(prefix + ".bias", rank: 1) : nil
-            return Conv2D(weight: w, bias: bias, stride: stride, pads: [pad, pad, pad, pad])
+            return Conv2D(weight: kernel, bias: bias, stride: stride, pads: [pad, pad, pad, pad])
         }
 
         // Stem.
@@ -67,33 +67,34 @@ public enum StateDictImporter {
         // Blocks and transitions.
         var blocks: [DenseBlock] = []
         var transitions: [Transition] = []
-        var b = 1
-        while has("features.denseblock\(b).denselayer1.norm1.weight") {
+        var block = 1
+        while has("features.denseblock\(block).denselayer1.norm1.weight") {
             var layers: [DenseLayer] = []
-            var i = 1
-            while has("features.denseblock\(b).denselayer\(i).norm1.weight") {
-                let p = "features.denseblock\(b).denselayer\(i)"
-                let n1 = try norm(p + ".norm1")
-                let first = try conv(p + ".conv1")
-                if has(p + ".conv2.weight") {
-                    let second = try conv(p + ".conv2")
+            var index = 1
+            while has("features.denseblock\(block).denselayer\(index).norm1.weight") {
+                let prefix = "features.denseblock\(block).denselayer\(index)"
+                let n1 = try norm(prefix + ".norm1")
+                let first = try conv(prefix + ".conv1")
+                if has(prefix + ".conv2.weight") {
+                    let second = try conv(prefix + ".conv2")
                     layers.append(
                         DenseLayer(
-                            norm: n1, bottleneck: Bottleneck(conv: first, norm: try norm(p + ".norm2")), conv: second))
+                            norm: n1, bottleneck: Bottleneck(conv: first, norm: try norm(prefix + ".norm2")),
+                            conv: second))
                 } else {
                     layers.append(DenseLayer(norm: n1, bottleneck: nil, conv: first))
                 }
-                i += 1
+                index += 1
             }
             blocks.append(DenseBlock(layers: layers))
-            let t = "features.transition\(b)"
-            if has(t + ".norm.weight") {
+            let transitionPrefix = "features.transition\(block)"
+            if has(transitionPrefix + ".norm.weight") {
                 transitions.append(
                     Transition(
-                        norm: try norm(t + ".norm"), conv: try conv(t + ".conv", pad: 0),
+                        norm: try norm(transitionPrefix + ".norm"), conv: try conv(transitionPrefix + ".conv", pad: 0),
                         pool: Pool2D(kind: .average, kernel: 2, stride: 2)))
             }
-            b += 1
+            block += 1
         }
         guard !blocks.isEmpty else {
             throw ImportError.mismatch(
@@ -105,16 +106,17 @@ public enum StateDictImporter {
         var notes = source.notes
         notes.append("BatchNorm epsilon assumed 1e-5 (torchvision's): a state_dict stores none")
         var dense: [Head.Dense] = []
-        func linear(_ p: String) throws -> Linear {
+        func linear(_ prefix: String) throws -> Linear {
             Linear(
-                weight: try tensor(p + ".weight", rank: 2),
-                bias: has(p + ".bias") ? try tensor(p + ".bias", rank: 1) : nil)
+                weight: try tensor(prefix + ".weight", rank: 2),
+                bias: has(prefix + ".bias") ? try tensor(prefix + ".bias", rank: 1) : nil)
         }
         let indices = Set(
             keys.keys.compactMap { key -> Int? in
-                guard key.hasPrefix("classifier."), let i = Int(key.dropFirst("classifier.".count).prefix { $0 != "." })
+                guard key.hasPrefix("classifier."),
+                    let index = Int(key.dropFirst("classifier.".count).prefix { $0 != "." })
                 else { return nil }
-                return i
+                return index
             }
         ).sorted()
         var head: Head
@@ -136,11 +138,11 @@ public enum StateDictImporter {
                             "one Linear layer (a state_dict stores no activations, so the one between two is unknown)",
                         found: "Linear layers at \(indices.map { "classifier.\($0)" }.joined(separator: ", "))")
                 }
-                if let i = indices.first {
-                    dense.append(Head.Dense(try linear("classifier.\(i)"), .unknown))
+                if let index = indices.first {
+                    dense.append(Head.Dense(try linear("classifier.\(index)"), .unknown))
                     notes.append(
                         """
-                        the classifier is inside a Sequential ('classifier.\(i)'): its activation is not stored, \
+                        the classifier is inside a Sequential ('classifier.\(index)'): its activation is not stored, \
                         so the output is the linear layer's values
                         """
                     )
@@ -163,11 +165,12 @@ public enum StateDictImporter {
                     """
             )
         }
-        var s = source
-        s.notes = notes
+        var described = source
+        described.notes = notes
         let input = InputSpec(
             name: "input", layout: .nchw, channels: stemConv.inChannels, height: nil, width: nil, batch: nil)
-        return DenseNet(source: s, input: input, stem: stem, blocks: blocks, transitions: transitions, head: head)
+        return DenseNet(
+            source: described, input: input, stem: stem, blocks: blocks, transitions: transitions, head: head)
     }
 
     /// Canonical key (torchvision's current spelling, no prefix) -> the key in the file.
@@ -205,17 +208,17 @@ public enum StateDictImporter {
     package static func rewrite2017(_ key: String) -> String {
         let parts = key.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         var out: [String] = []
-        var i = 0
-        while i < parts.count {
-            if i + 2 < parts.count, ["norm", "relu", "conv"].contains(parts[i]),
-                parts[i + 1] == "1" || parts[i + 1] == "2",
+        var position = 0
+        while position < parts.count {
+            if position + 2 < parts.count, ["norm", "relu", "conv"].contains(parts[position]),
+                parts[position + 1] == "1" || parts[position + 1] == "2",
                 out.last?.hasPrefix("denselayer") == true
             {
-                out.append(parts[i] + parts[i + 1])
-                i += 2
+                out.append(parts[position] + parts[position + 1])
+                position += 2
             } else {
-                out.append(parts[i])
-                i += 1
+                out.append(parts[position])
+                position += 1
             }
         }
         return out.joined(separator: ".")

@@ -15,39 +15,44 @@ package enum TorchvisionStateDict {
     /// For a graph whose BatchNorms are all unfolded (see `DenseNet.unfoldingBatchNorms`).
     package static func entries(_ net: DenseNet) -> [(key: String, value: Value)] {
         var out: [(String, Value)] = []
-        func conv(_ key: String, _ c: Conv2D) {
-            out.append((key + ".weight", .float(c.weight)))
-            if let b = c.bias { out.append((key + ".bias", .float(b))) }
+        func conv(_ key: String, _ convolution: Conv2D) {
+            out.append((key + ".weight", .float(convolution.weight)))
+            if let bias = convolution.bias { out.append((key + ".bias", .float(bias))) }
         }
-        func norm(_ key: String, _ n: BatchNorm) {
-            for (name, t) in zip(BatchNorm.torchNames, n.tensors) { out.append(("\(key).\(name)", .float(t))) }
+        func norm(_ key: String, _ batchNorm: BatchNorm) {
+            for (name, tensor) in zip(BatchNorm.torchNames, batchNorm.tensors) {
+                out.append(("\(key).\(name)", .float(tensor)))
+            }
             out.append((key + ".num_batches_tracked", .batchesTracked))
         }
-        func layer(_ b: Int, _ i: Int) -> String { "features.denseblock\(b).denselayer\(i)" }
+        func layer(_ block: Int, _ index: Int) -> String { "features.denseblock\(block).denselayer\(index)" }
         net.forEachConvAndNorm(
-            conv: { part, c in
+            conv: { part, convolution in
                 switch part {
-                case .stem: conv("features.conv0", c)
-                case .bottleneck(let b, let i): conv(layer(b, i) + ".conv1", c)
+                case .stem: conv("features.conv0", convolution)
+                case .bottleneck(let block, let index): conv(layer(block, index) + ".conv1", convolution)
                 // conv2 after a bottleneck; a layer without one (a plain DenseNet) has only conv1.
-                case .layer(let b, let i):
-                    conv(layer(b, i) + (net.blocks[b - 1].layers[i - 1].bottleneck == nil ? ".conv1" : ".conv2"), c)
-                case .transition(let t): conv("features.transition\(t).conv", c)
+                case .layer(let block, let index):
+                    conv(
+                        layer(block, index)
+                            + (net.blocks[block - 1].layers[index - 1].bottleneck == nil ? ".conv1" : ".conv2"),
+                        convolution)
+                case .transition(let transition): conv("features.transition\(transition).conv", convolution)
                 case .head: break
                 }
             },
-            norm: { part, n in
+            norm: { part, batchNorm in
                 switch part {
-                case .stem: norm("features.norm0", n)
-                case .layer(let b, let i): norm(layer(b, i) + ".norm1", n)
-                case .bottleneck(let b, let i): norm(layer(b, i) + ".norm2", n)
-                case .transition(let t): norm("features.transition\(t).norm", n)
-                case .head: norm("features.norm5", n)
+                case .stem: norm("features.norm0", batchNorm)
+                case .layer(let block, let index): norm(layer(block, index) + ".norm1", batchNorm)
+                case .bottleneck(let block, let index): norm(layer(block, index) + ".norm2", batchNorm)
+                case .transition(let transition): norm("features.transition\(transition).norm", batchNorm)
+                case .head: norm("features.norm5", batchNorm)
                 }
             })
-        for (prefix, d) in zip(classifierPrefixes(net.head), net.head.dense) {
-            out.append((prefix + ".weight", .float(d.linear.weight)))
-            if let b = d.linear.bias { out.append((prefix + ".bias", .float(b))) }
+        for (prefix, dense) in zip(classifierPrefixes(net.head), net.head.dense) {
+            out.append((prefix + ".weight", .float(dense.linear.weight)))
+            if let block = dense.linear.bias { out.append((prefix + ".bias", .float(block))) }
         }
         return out
     }
@@ -66,8 +71,8 @@ package enum TorchvisionStateDict {
     /// The torch module the head's dense layers make: `nn.Linear(1024, 14)` or
     /// `nn.Sequential(nn.Linear(1024, 12), nn.ReLU(), nn.Linear(12, 3), nn.Tanh())`.
     package static func classifierModule(_ head: Head) -> String {
-        func linear(_ l: Linear) -> String {
-            "nn.Linear(\(l.inFeatures), \(l.outFeatures)\(l.bias == nil ? ", bias=False" : ""))"
+        func linear(_ layer: Linear) -> String {
+            "nn.Linear(\(layer.inFeatures), \(layer.outFeatures)\(layer.bias == nil ? ", bias=False" : ""))"
         }
         guard head.dense.count > 1 else { return head.dense.first.map { linear($0.linear) } ?? "nn.Identity()" }
         let modules = head.dense.flatMap { d -> [String] in
@@ -81,13 +86,13 @@ package enum TorchvisionStateDict {
 
     /// The `torchvision.models` call that builds this model's backbone, or why none does.
     package static func constructor(_ net: DenseNet) -> (call: String?, reason: String?) {
-        let s = net.stem
-        guard s.conv.kernel == 7, s.norm != nil, s.pool?.kind == .max else {
+        let stem = net.stem
+        guard stem.conv.kernel == 7, stem.norm != nil, stem.pool?.kind == .max else {
             return (
                 nil,
                 """
-                its stem is a \(s.conv.kernel)x\(s.conv.kernel) \
-                conv\(s.pool == nil ? " without a max pool" : ""), not torchvision's 7x7 conv, BN, ReLU and max \
+                its stem is a \(stem.conv.kernel)x\(stem.conv.kernel) \
+                conv\(stem.pool == nil ? " without a max pool" : ""), not torchvision's 7x7 conv, BN, ReLU and max \
                 pool
                 """
             )
@@ -101,7 +106,7 @@ package enum TorchvisionStateDict {
         guard widths.count == 1, let width = widths.first, width % growth == 0 else {
             return (nil, "its bottleneck widths are not one multiple of the growth rate")
         }
-        var channels = s.conv.outChannels
+        var channels = stem.conv.outChannels
         for step in net.steps {
             switch step {
             case .denseLayer: channels += growth
@@ -126,13 +131,13 @@ package enum TorchvisionStateDict {
             "32 (6, 12, 24, 16) 64": "densenet121", "32 (6, 12, 32, 32) 64": "densenet169",
             "32 (6, 12, 48, 32) 64": "densenet201", "48 (6, 12, 36, 24) 96": "densenet161",
         ]
-        if width == 4 * growth, let name = named["\(growth) \(config) \(s.conv.outChannels)"] {
+        if width == 4 * growth, let name = named["\(growth) \(config) \(stem.conv.outChannels)"] {
             return ("torchvision.models.\(name)(\(classes == 1000 ? "" : "num_classes=\(classes)"))", nil)
         }
         return (
             """
             torchvision.models.DenseNet(growth_rate=\(growth), block_config=\(config), \
-            num_init_features=\(s.conv.outChannels), \
+            num_init_features=\(stem.conv.outChannels), \
             bn_size=\(width / growth)\(classes == 1000 ? "" : ", num_classes=\(classes)"))
             """,
             nil

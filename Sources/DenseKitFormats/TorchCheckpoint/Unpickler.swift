@@ -31,12 +31,14 @@ package struct Unpickler {
         /// A tensor view of a storage: element offset, size and stride.
         case tensor(storage: String, type: String, storageCount: Int, offset: Int, shape: [Int], stride: [Int])
 
-        package var string: String? { if case .string(let s) = self { return s } else { return nil } }
-        package var int: Int? { if case .int(let v) = self, let i = Int(exactly: v) { return i } else { return nil } }
+        package var string: String? { if case .string(let text) = self { return text } else { return nil } }
+        package var int: Int? {
+            if case .int(let value) = self, let integer = Int(exactly: value) { return integer } else { return nil }
+        }
         package var ints: [Int]? {
             guard case .tuple(let items) = self else { return nil }
-            let v = items.compactMap(\.int)
-            return v.count == items.count ? v : nil
+            let values = items.compactMap(\.int)
+            return values.count == items.count ? values : nil
         }
     }
 
@@ -74,14 +76,16 @@ package struct Unpickler {
         ImportError.malformed(.pickle(byte: at), problem: what)
     }
 
-    private mutating func take(_ n: Int) throws -> ArraySlice<UInt8> {
-        guard n >= 0, n <= bytes.count - at else { throw fail("expected \(n) more bytes, found \(bytes.count - at)") }
-        defer { at += n }
-        return bytes[at..<(at + n)]
+    private mutating func take(_ count: Int) throws -> ArraySlice<UInt8> {
+        guard count >= 0, count <= bytes.count - at else {
+            throw fail("expected \(count) more bytes, found \(bytes.count - at)")
+        }
+        defer { at += count }
+        return bytes[at..<(at + count)]
     }
 
-    private mutating func uint(_ n: Int) throws -> UInt64 {
-        try take(n).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+    private mutating func uint(_ count: Int) throws -> UInt64 {
+        try take(count).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
     }
 
     private mutating func line() throws -> String {
@@ -91,7 +95,7 @@ package struct Unpickler {
     }
 
     /// Pushes a leaf (or an empty container).
-    private mutating func push(_ v: Value) throws { try push(Entry(value: v, depth: 0)) }
+    private mutating func push(_ element: Value) throws { try push(Entry(value: element, depth: 0)) }
 
     private mutating func push(_ entry: Entry) throws {
         guard stack.count < Self.maximumStack else { throw fail("more than \(Self.maximumStack) values on the stack") }
@@ -106,16 +110,16 @@ package struct Unpickler {
     }
 
     private mutating func pop() throws -> Entry {
-        guard let v = stack.popLast(), marks.last.map({ stack.count >= $0 }) ?? true else {
+        guard let entry = stack.popLast(), marks.last.map({ stack.count >= $0 }) ?? true else {
             throw fail("stack underflow")
         }
-        return v
+        return entry
     }
 
     private mutating func popMark() throws -> [Entry] {
-        guard let m = marks.popLast(), m <= stack.count else { throw fail("no MARK") }
-        defer { stack.removeSubrange(m...) }
-        return Array(stack[m...])
+        guard let mark = marks.popLast(), mark <= stack.count else { throw fail("no MARK") }
+        defer { stack.removeSubrange(mark...) }
+        return Array(stack[mark...])
     }
 
     private mutating func global(_ name: String) throws -> Value {
@@ -152,17 +156,17 @@ package struct Unpickler {
                 let items = try popMark()
                 try push(.tuple(items.map(\.value)), holding: items)
             case 0x85:
-                let a = try pop()
-                try push(.tuple([a.value]), holding: [a])
+                let first = try pop()
+                try push(.tuple([first.value]), holding: [first])
             case 0x86:
-                let b = try pop()
-                let a = try pop()
-                try push(.tuple([a.value, b.value]), holding: [a, b])
+                let second = try pop()
+                let first = try pop()
+                try push(.tuple([first.value, second.value]), holding: [first, second])
             case 0x87:
-                let c = try pop()
-                let b = try pop()
-                let a = try pop()
-                try push(.tuple([a.value, b.value, c.value]), holding: [a, b, c])
+                let third = try pop()
+                let second = try pop()
+                let first = try pop()
+                try push(.tuple([first.value, second.value, third.value]), holding: [first, second, third])
             case UInt8(ascii: "N"): try push(.none)
             case 0x88: try push(.bool(true))
             case 0x89: try push(.bool(false))
@@ -170,15 +174,15 @@ package struct Unpickler {
             case UInt8(ascii: "M"): try push(.int(Int64(try uint(2))))
             case UInt8(ascii: "J"): try push(.int(Int64(Int32(truncatingIfNeeded: try uint(4)))))
             case 0x8A:  // LONG1
-                let n = Int(try uint(1))
-                let raw = try take(n)
-                guard n <= 8 else {
+                let length = Int(try uint(1))
+                let raw = try take(length)
+                guard length <= 8 else {
                     try push(.bigInt(Array(raw)))
                     continue
                 }
-                var v: Int64 = raw.last.map { $0 & 0x80 != 0 ? -1 : 0 } ?? 0
-                for b in raw.reversed() { v = v << 8 | Int64(b) }
-                try push(.int(v))
+                var value: Int64 = raw.last.map { $0 & 0x80 != 0 ? -1 : 0 } ?? 0
+                for b in raw.reversed() { value = value << 8 | Int64(b) }
+                try push(.int(value))
             case UInt8(ascii: "G"):
                 try push(.float(Double(bitPattern: try take(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) })))
             case UInt8(ascii: "X"): try push(.string(String(decoding: try take(Int(try uint(4))), as: UTF8.self)))
@@ -199,8 +203,10 @@ package struct Unpickler {
             case 0x93:  // STACK_GLOBAL
                 let name = try pop().value
                 let module = try pop().value
-                guard let n = name.string, let m = module.string else { throw fail("STACK_GLOBAL of non-strings") }
-                try push(try global(m + "." + n))
+                guard let nameText = name.string, let moduleText = module.string else {
+                    throw fail("STACK_GLOBAL of non-strings")
+                }
+                try push(try global(moduleText + "." + nameText))
             case UInt8(ascii: "Q"):  // BINPERSID
                 guard case .tuple(let pid) = try pop().value, pid.count >= 5, pid[0].string == "storage",
                     case .global(let type) = pid[1], let key = pid[2].string, let count = pid[4].int, count >= 0
@@ -214,32 +220,34 @@ package struct Unpickler {
                 try push(try reduce(callable.value, args.value), holding: [args])
             case UInt8(ascii: "b"): _ = try pop()  // BUILD: object state (OrderedDict._metadata) is ignored
             case UInt8(ascii: "s"):
-                let v = try pop()
-                let k = try pop()
+                let value = try pop()
+                let key = try pop()
                 let target = try pop()
-                guard case .dict(var d) = target.value else { throw fail("SETITEM on a non-dict") }
-                d.append((k.value, v.value))
-                try push(.dict(d), holding: [k, v], depth: target.depth)
+                guard case .dict(var entries) = target.value else { throw fail("SETITEM on a non-dict") }
+                entries.append((key.value, value.value))
+                try push(.dict(entries), holding: [key, value], depth: target.depth)
             case UInt8(ascii: "u"):
                 let items = try popMark()
                 let target = try pop()
-                guard items.count % 2 == 0, case .dict(var d) = target.value else {
+                guard items.count % 2 == 0, case .dict(var entries) = target.value else {
                     throw fail("SETITEMS on a non-dict")
                 }
-                for i in stride(from: 0, to: items.count, by: 2) { d.append((items[i].value, items[i + 1].value)) }
-                try push(.dict(d), holding: items, depth: target.depth)
+                for i in stride(from: 0, to: items.count, by: 2) {
+                    entries.append((items[i].value, items[i + 1].value))
+                }
+                try push(.dict(entries), holding: items, depth: target.depth)
             case UInt8(ascii: "a"):
-                let v = try pop()
+                let value = try pop()
                 let target = try pop()
-                guard case .list(var l) = target.value else { throw fail("APPEND on a non-list") }
-                l.append(v.value)
-                try push(.list(l), holding: [v], depth: target.depth)
+                guard case .list(var elements) = target.value else { throw fail("APPEND on a non-list") }
+                elements.append(value.value)
+                try push(.list(elements), holding: [value], depth: target.depth)
             case UInt8(ascii: "e"):
                 let items = try popMark()
                 let target = try pop()
-                guard case .list(var l) = target.value else { throw fail("APPENDS on a non-list") }
-                l += items.map(\.value)
-                try push(.list(l), holding: items, depth: target.depth)
+                guard case .list(var elements) = target.value else { throw fail("APPENDS on a non-list") }
+                elements += items.map(\.value)
+                try push(.list(elements), holding: items, depth: target.depth)
             default:
                 throw ImportError.mismatch(
                     .pickle(byte: at - 1), expected: "an opcode a state_dict uses",
@@ -250,22 +258,23 @@ package struct Unpickler {
 
     /// What an allowed callable builds from its arguments (interpreted here, never called).
     private func reduce(_ callable: Value, _ args: Value) throws -> Value {
-        guard case .global(let name) = callable, case .tuple(let a) = args else {
+        guard case .global(let name) = callable, case .tuple(let arguments) = args else {
             throw fail("REDUCE of something that is not an allowed global")
         }
         switch name {
         case "collections.OrderedDict":
             return .dict([])
         case "torch._utils._rebuild_tensor_v2":
-            guard a.count >= 4, case .storage(let type, let key, let count) = a[0], let offset = a[1].int,
-                let shape = a[2].ints, let stride = a[3].ints,
+            guard arguments.count >= 4, case .storage(let type, let key, let count) = arguments[0],
+                let offset = arguments[1].int,
+                let shape = arguments[2].ints, let stride = arguments[3].ints,
                 offset >= 0, shape.count == stride.count, shape.allSatisfy({ $0 >= 0 })
             else {
                 throw fail("_rebuild_tensor_v2 with arguments other than (storage, offset, size, stride, ...)")
             }
             return .tensor(storage: key, type: type, storageCount: count, offset: offset, shape: shape, stride: stride)
         case "torch._utils._rebuild_parameter":
-            guard let first = a.first, case .tensor = first else {
+            guard let first = arguments.first, case .tensor = first else {
                 throw fail("_rebuild_parameter of something that is not a tensor")
             }
             return first
