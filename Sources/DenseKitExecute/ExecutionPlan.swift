@@ -36,15 +36,18 @@ package final class ExecutionPlan: @unchecked Sendable {
             stride = original.stride
             pads = original.pads
             isPointwise = Self.isPointwise(original)
-            let (o, i, k, pointwise) = (outChannels, inChannels, kernel, isPointwise)
+            let (outputs, inputs, side, pointwise) = (outChannels, inChannels, kernel, isPointwise)
             if shifted {
-                weights = ShiftedConvolution.pack(folded.weight.values, outChannels: o, inChannels: i, kernel: k)
+                weights = ShiftedConvolution.pack(
+                    folded.weight.values, outChannels: outputs, inChannels: inputs, kernel: side)
             } else {
-                let cols = i * k * k
-                let w = folded.weight.values
+                let cols = inputs * side * side
+                let unpacked = folded.weight.values
                 weights = PackedMatrix(
-                    rows: o, cols: cols,
-                    values: pointwise ? w : PhaseConvolution.tapMajor(w, outChannels: o, inChannels: i, kernel: k))
+                    rows: outputs, cols: cols,
+                    values: pointwise
+                        ? unpacked
+                        : PhaseConvolution.tapMajor(unpacked, outChannels: outputs, inChannels: inputs, kernel: side))
             }
             bias = folded.bias.map { AlignedBuffer($0.values) }
         }
@@ -58,8 +61,9 @@ package final class ExecutionPlan: @unchecked Sendable {
         }
 
         /// The phase-plane geometry of this conv on an h x w input.
-        package func phases(_ h: Int, _ w: Int) -> PhaseConvolution {
-            PhaseConvolution(channels: inChannels, height: h, width: w, kernel: kernel, stride: stride, pads: pads)
+        package func phases(_ height: Int, _ width: Int) -> PhaseConvolution {
+            PhaseConvolution(
+                channels: inChannels, height: height, width: width, kernel: kernel, stride: stride, pads: pads)
         }
 
     }
@@ -72,13 +76,13 @@ package final class ExecutionPlan: @unchecked Sendable {
 
         package var outChannels: Int {
             switch self {
-            case .direct(let c): c.outChannels
-            case .winograd(let w, _): w.outChannels
+            case .direct(let conv): conv.outChannels
+            case .winograd(let weights, _): weights.outChannels
             }
         }
 
         package var winograd: WinogradWeights? {
-            if case .winograd(let w, _) = self { return w }
+            if case .winograd(let weights, _) = self { return weights }
             return nil
         }
     }
@@ -139,12 +143,12 @@ package final class ExecutionPlan: @unchecked Sendable {
         stemReLU = net.stem.relu
         stemPool = net.stem.pool
         let layers = net.blocks.flatMap(\.layers)
-        let k = layers.first?.conv.kernel ?? 1
+        let kernel = layers.first?.conv.kernel ?? 1
         let sameConvs = layers.allSatisfy { l in
-            l.conv.kernel == k && l.conv.stride == 1 && l.conv.pads.allSatisfy { $0 == k / 2 }
+            l.conv.kernel == kernel && l.conv.stride == 1 && l.conv.pads.allSatisfy { $0 == kernel / 2 }
                 && l.bottleneck.map { Conv.isPointwise($0.conv) } != false
         }
-        border = sameConvs && k > 1 && k % 2 == 1 ? k / 2 : 0
+        border = sameConvs && kernel > 1 && kernel % 2 == 1 ? kernel / 2 : 0
         // The Winograd transform of each block's dense-layer convs (nil: direct), chosen for the block's
         // map size at the architecture's usual input: 224 px for an ImageNet stem (one that downsamples),
         // 32 px for a CIFAR one. Not the file's declared input size: every format of one model (and
@@ -152,7 +156,7 @@ package final class ExecutionPlan: @unchecked Sendable {
         let side = net.stem.conv.stride > 1 || net.stem.pool != nil ? 224 : 32
         let nominal = try? FeatureMapSizes(geometry, height: side, width: side)
         let transforms = net.blocks.indices.map { [border] b -> WinogradTransform? in
-            guard mode == .fast, border == 1, k == 3, let size = nominal?.blocks[b] else { return nil }
+            guard mode == .fast, border == 1, kernel == 3, let size = nominal?.blocks[b] else { return nil }
             return WinogradPolicy.transform(height: size.height, width: size.width)
         }
         // Everything is packed on all cores, one item per dense layer, transition and dense step of the

@@ -16,8 +16,10 @@ struct Diff: ParsableCommand {
             models that are not the same architecture.
             """)
 
-    @Argument(help: "The first model (the input's default layout is its own).") var a: String
-    @Argument(help: "The second model, the reference side for relative errors.") var b: String
+    @Argument(help: ArgumentHelp("The first model (the input's default layout is its own).", valueName: "a"))
+    var modelA: String
+    @Argument(help: ArgumentHelp("The second model, the reference side for relative errors.", valueName: "b"))
+    var modelB: String
     @OptionGroup var inputs: InputOptions
     @Option(help: "Images per batch of a dataset diff.") var batch: Int = 16
     @Option(help: "Write the per-image table of a dataset diff as CSV.") var csv: String?
@@ -43,9 +45,9 @@ struct Diff: ParsableCommand {
     }
 
     func run() throws {
-        let netA = try loadModel(a)
-        let netB = try loadModel(b)
-        let diff = try CommandFailure.about(b) {
+        let netA = try loadModel(modelA)
+        let netB = try loadModel(modelB)
+        let diff = try CommandFailure.about(modelB) {
             try ModelDiff(
                 netA, netB, tolerance: Tolerance(absolute: atol, relative: rtol), threads: execution.threadCount,
                 mode: execution.mode)
@@ -55,18 +57,18 @@ struct Diff: ParsableCommand {
         let layout = execution.inputLayout ?? netA.input.layout
         let x = try CommandFailure.about(input) { try ModelInput(array, layout: layout, for: netA) }
         _ = try CommandFailure.about(input) { try ModelInput(array, layout: layout, for: netB) }
-        let result = try CommandFailure.about(a) {
+        let result = try CommandFailure.about(modelA) {
             try diff.run(x.values, batch: x.batch, height: x.height, width: x.width)
         }
         if let report {
             try CommandFailure.about(report) {
-                try AtomicFile.write(Data(DiffHTML(result: result, a: a, b: b).html.utf8), to: report)
+                try AtomicFile.write(Data(DiffHTML(result: result, nameA: modelA, nameB: modelB).html.utf8), to: report)
             }
         }
         if json {
             printJSON(DiffJSONReport(result))
         } else {
-            print(DiffText(a: a, b: b).comparison(result))
+            print(DiffText(nameA: modelA, nameB: modelB).comparison(result))
         }
         if !result.withinTolerance { throw ExitCode(1) }
     }
@@ -77,7 +79,7 @@ struct Diff: ParsableCommand {
         let set = ImageSet(
             files: try imageFiles(images),
             preprocessing: try preprocessing.preprocessing(defaultSize: net.input.height), skipBad: skipBad)
-        let report = try withProgress("diff", blaming: a) { bar in
+        let report = try withProgress("diff", blaming: modelA) { bar in
             try DatasetDiff.run(diff, images: set, batchSize: batch) { bar.update($0, $1) }
         }
         for f in report.skipped { log("skipped \(f.file): \(f.description)") }
@@ -87,13 +89,15 @@ struct Diff: ParsableCommand {
         if let path = self.report {
             try CommandFailure.about(path) {
                 try AtomicFile.write(
-                    Data(DiffHTML(result: report.result, a: a, b: b, images: report.images).html.utf8), to: path)
+                    Data(
+                        DiffHTML(result: report.result, nameA: modelA, nameB: modelB, images: report.images).html.utf8),
+                    to: path)
             }
         }
         if json {
             printJSON(DiffJSONReport(report))
         } else {
-            let text = DiffText(a: a, b: b)
+            let text = DiffText(nameA: modelA, nameB: modelB)
             print(text.dataset(report))
             print(text.comparison(report.result))
         }

@@ -46,22 +46,23 @@ public struct Converter {
 
         public var description: String {
             switch self {
-            case .deviations(let r):
+            case .deviations(let report):
                 return
                     """
-                    does not match \(r.spec.name) (\(r.deviations.count) \
-                    deviation\(r.deviations.count == 1 ? "" : "s"), first: \
-                    \(r.deviations.first?.description ?? "-")); run `densekit verify` for all, or pass \
+                    does not match \(report.spec.name) (\(report.deviations.count) \
+                    deviation\(report.deviations.count == 1 ? "" : "s"), first: \
+                    \(report.deviations.first?.description ?? "-")); run `densekit verify` for all, or pass \
                     --accept-deviations
                     """
-            case .validation(let v, let dtype):
+            case .validation(let validation, let dtype):
                 if dtype == .f32 {
-                    return "the written file does not reproduce the source's output bit for bit (max abs \(v.maxAbs))"
+                    return
+                        "the written file does not reproduce the source's output bit for bit (max abs \(validation.maxAbs))"
                 }
                 return
                     """
-                    \(dtype.rawValue) moves the output by \(v.maxRel) of its scale (limit \(v.tolerance)), top-1 \
-                    agreement \(Int(v.top1Agreement * 100))%
+                    \(dtype.rawValue) moves the output by \(validation.maxRel) of its scale (limit \(validation.tolerance)), top-1 \
+                    agreement \(Int(validation.top1Agreement * 100))%
                     """
             }
         }
@@ -101,9 +102,10 @@ public struct Converter {
         let size = (height: net.input.height ?? report.spec.inputSize, width: net.input.width ?? report.spec.inputSize)
         // The workspace is sized (and refused if too large) before the probe image is made.
         if input == nil { try executor.reserve(height: size.height, width: size.width) }
-        let x = input ?? probe(channels: net.input.channels, height: size.height, width: size.width)
+        let probeInput = input ?? probe(channels: net.input.channels, height: size.height, width: size.width)
         progress("running the source model")
-        let reference = try executor.run(x.values, batch: x.batch, height: x.height, width: x.width)
+        let reference = try executor.run(
+            probeInput.values, batch: probeInput.batch, height: probeInput.height, width: probeInput.width)
         progress("hashing the source file")
         let sha = try SourceFingerprint.sha256(ofFile: path)
         let provenance = Provenance(
@@ -115,9 +117,9 @@ public struct Converter {
         do {
             progress("reading the written file back and running it")
             let written = try ModelLoader.load(path: temporary)
-            let y = try Executor(written, threads: threads, mode: mode).run(
-                x.values, batch: x.batch, height: x.height, width: x.width)
-            let validation = compare(y, reference, classes: reference.count / max(x.batch, 1))
+            let outputs = try Executor(written, threads: threads, mode: mode).run(
+                probeInput.values, batch: probeInput.batch, height: probeInput.height, width: probeInput.width)
+            let validation = compare(outputs, reference, classes: reference.count / max(probeInput.batch, 1))
             let ok =
                 dtype == .f32
                 ? validation.bitIdentical : validation.maxRel <= validation.tolerance && validation.top1Agreement == 1
@@ -134,29 +136,31 @@ public struct Converter {
     }
 
     /// `classes`: values per image (top-1 is taken over each image's whole output).
-    private func compare(_ y: [Float], _ reference: [Float], classes: Int) -> Validation {
-        let m = y.withUnsafeBufferPointer { a in reference.withUnsafeBufferPointer { ErrorMetrics(a, $0) } }
+    private func compare(_ outputs: [Float], _ reference: [Float], classes: Int) -> Validation {
+        let metrics = outputs.withUnsafeBufferPointer { written in
+            reference.withUnsafeBufferPointer { ErrorMetrics(written, $0) }
+        }
         let samples = reference.count / max(classes, 1)
         var agree = 0
         for s in 0..<samples {
-            let a = y[(s * classes)..<((s + 1) * classes)]
-            let b = reference[(s * classes)..<((s + 1) * classes)]
-            if ModelDiff.top(a, 1) == ModelDiff.top(b, 1) { agree += 1 }
+            let written = outputs[(s * classes)..<((s + 1) * classes)]
+            let expected = reference[(s * classes)..<((s + 1) * classes)]
+            if ModelDiff.top(written, 1) == ModelDiff.top(expected, 1) { agree += 1 }
         }
         return Validation(
-            maxAbs: m.maxAbs, maxRel: m.maxRel, cosine: m.cosine,
+            maxAbs: metrics.maxAbs, maxRel: metrics.maxRel, cosine: metrics.cosine,
             top1Agreement: Double(agree) / Double(max(samples, 1)),
-            bitIdentical: y.elementsEqual(reference) { $0.bitPattern == $1.bitPattern },
+            bitIdentical: outputs.elementsEqual(reference) { $0.bitPattern == $1.bitPattern },
             tolerance: Self.tolerance(for: dtype))
     }
 
     /// A fixed pseudo-random image, values in [-2, 2].
-    private func probe(channels c: Int, height h: Int, width w: Int) -> ModelInput {
+    private func probe(channels: Int, height: Int, width: Int) -> ModelInput {
         var state: UInt64 = 0x5DEE_CE66_D1CE_4E5B
-        let values = (0..<(c * h * w)).map { _ -> Float in
+        let values = (0..<(channels * height * width)).map { _ -> Float in
             state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
             return Float(state >> 40) / Float(1 << 24) * 4 - 2
         }
-        return ModelInput(batch: 1, height: h, width: w, values: values)
+        return ModelInput(batch: 1, height: height, width: width, values: values)
     }
 }

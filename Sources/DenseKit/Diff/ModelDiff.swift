@@ -74,42 +74,44 @@ public struct ModelDiff {
         }
     }
 
-    package let a: DenseNet
+    package let modelA: DenseNet
     package let tolerance: Tolerance
-    package let ea: Executor, eb: Executor
+    package let executorA: Executor, executorB: Executor
 
     public init(
-        _ a: DenseNet, _ b: DenseNet, tolerance: Tolerance = Tolerance(), threads: Int = 1,
+        _ modelA: DenseNet, _ modelB: DenseNet, tolerance: Tolerance = Tolerance(), threads: Int = 1,
         mode: ConvolutionMode = .default
     ) throws {
-        let reasons = Self.correspondence(a, b)
+        let reasons = Self.correspondence(modelA, modelB)
         guard reasons.isEmpty else { throw Error.differentArchitectures(reasons) }
-        self.a = a
+        self.modelA = modelA
         self.tolerance = tolerance
         // Prepared once: a dataset diff runs batch after batch on the same two executors.
-        ea = try Executor(a, threads: threads, mode: mode)
-        eb = try Executor(b, threads: threads, mode: mode)
+        executorA = try Executor(modelA, threads: threads, mode: mode)
+        executorB = try Executor(modelB, threads: threads, mode: mode)
     }
 
     /// The layers that do not correspond, named.
-    package static func correspondence(_ a: DenseNet, _ b: DenseNet) -> [String] {
+    package static func correspondence(_ modelA: DenseNet, _ modelB: DenseNet) -> [String] {
         var reasons: [String] = []
-        if a.stem.outChannels != b.stem.outChannels {
-            reasons.append("stem has \(a.stem.outChannels) vs \(b.stem.outChannels) channels")
+        if modelA.stem.outChannels != modelB.stem.outChannels {
+            reasons.append("stem has \(modelA.stem.outChannels) vs \(modelB.stem.outChannels) channels")
         }
         let stemA =
             """
             conv \
-            \(a.stem.conv.kernel)x\(a.stem.conv.kernel)/\(a.stem.conv.stride)\(a.stem.pool == nil ? "" : " + pool")
+            \(modelA.stem.conv.kernel)x\(modelA.stem.conv.kernel)/\(modelA.stem.conv.stride)\(modelA.stem.pool == nil ? "" : " + pool")
             """
         let stemB =
             """
             conv \
-            \(b.stem.conv.kernel)x\(b.stem.conv.kernel)/\(b.stem.conv.stride)\(b.stem.pool == nil ? "" : " + pool")
+            \(modelB.stem.conv.kernel)x\(modelB.stem.conv.kernel)/\(modelB.stem.conv.stride)\(modelB.stem.pool == nil ? "" : " + pool")
             """
         if stemA != stemB { reasons.append("stem is \(stemA) vs \(stemB)") }
-        if a.blocks.count != b.blocks.count { reasons.append("\(a.blocks.count) vs \(b.blocks.count) dense blocks") }
-        for (i, (x, y)) in zip(a.blocks, b.blocks).enumerated() {
+        if modelA.blocks.count != modelB.blocks.count {
+            reasons.append("\(modelA.blocks.count) vs \(modelB.blocks.count) dense blocks")
+        }
+        for (i, (x, y)) in zip(modelA.blocks, modelB.blocks).enumerated() {
             if x.layers.count != y.layers.count {
                 reasons.append("\(CanonicalLayer.block(i + 1)) has \(x.layers.count) vs \(y.layers.count) layers")
             }
@@ -122,55 +124,56 @@ public struct ModelDiff {
                 )
             }
         }
-        for (i, (x, y)) in zip(a.transitions, b.transitions).enumerated() where x.conv.outChannels != y.conv.outChannels
-        {
+        for (i, (x, y)) in zip(modelA.transitions, modelB.transitions).enumerated()
+        where x.conv.outChannels != y.conv.outChannels {
             reasons.append(
                 "\(CanonicalLayer.transition(i + 1)) outputs \(x.conv.outChannels) vs \(y.conv.outChannels) channels")
         }
-        if a.head.pool != b.head.pool
-            || a.head.dense.map(\.linear.outFeatures) != b.head.dense.map(\.linear.outFeatures)
+        if modelA.head.pool != modelB.head.pool
+            || modelA.head.dense.map(\.linear.outFeatures) != modelB.head.dense.map(\.linear.outFeatures)
         {
-            reasons.append("head is \(a.head.summary) vs \(b.head.summary)")
+            reasons.append("head is \(modelA.head.summary) vs \(modelB.head.summary)")
         }
         return reasons
     }
 
     /// `input` is NCHW [batch, C, height, width].
     public func run(_ input: [Float], batch: Int, height: Int, width: Int) throws -> Result {
-        let per = a.stem.conv.inChannels * height * width
+        let per = modelA.stem.conv.inChannels * height * width
         var layers: [Layer] = []
         var output = ErrorMetrics()
         var samples: [Sample] = []
         for n in 0..<batch {
             let image = input[(n * per)..<((n + 1) * per)]
-            let xa = try ea.start(image: image, height: height, width: width)
-            let xb = try eb.start(image: image, height: height, width: width)
+            let xa = try executorA.start(image: image, height: height, width: width)
+            let xb = try executorB.start(image: image, height: height, width: width)
             var index = 0
             var blockOffset = 0
             var firstDivergence: String? = nil
             while let la = xa.next(), let lb = xb.next() {
-                let m = ErrorMetrics(la.values, lb.values)
+                let metrics = ErrorMetrics(la.values, lb.values)
                 let isDenseLayer = la.name.contains(".layer")
                 if la.name == "stem" || la.name.hasPrefix("transition") { blockOffset = la.channels }
                 let channels = divergentChannels(la, lb)
                 let layer = Layer(
-                    name: la.name, metrics: m, withinTolerance: tolerance.allows(m), divergentChannels: channels,
+                    name: la.name, metrics: metrics, withinTolerance: tolerance.allows(metrics),
+                    divergentChannels: channels,
                     blockChannelOffset: isDenseLayer ? blockOffset : nil)
                 if isDenseLayer { blockOffset += la.channels }
                 if !layer.withinTolerance && firstDivergence == nil { firstDivergence = la.name }
                 if n == 0 {
                     layers.append(layer)
                 } else {
-                    layers[index].metrics = layers[index].metrics.merged(m)
+                    layers[index].metrics = layers[index].metrics.merged(metrics)
                     layers[index].withinTolerance = layers[index].withinTolerance && layer.withinTolerance
                     layers[index].divergentChannels = Self.union(layers[index].divergentChannels, channels)
                 }
                 if la.name == "head" {
-                    output = n == 0 ? m : output.merged(m)
+                    output = n == 0 ? metrics : output.merged(metrics)
                     samples.append(
                         Sample(
                             top1A: Self.top(la.values, 1)[0], top1B: Self.top(lb.values, 1)[0],
-                            top5A: Self.top(la.values, 5), top5B: Self.top(lb.values, 5), output: m,
+                            top5A: Self.top(la.values, 5), top5B: Self.top(lb.values, 5), output: metrics,
                             firstDivergence: firstDivergence))
                 }
                 index += 1
@@ -179,16 +182,19 @@ public struct ModelDiff {
         return Result(layers: layers, output: output, samples: samples, tolerance: tolerance)
     }
 
-    private func divergentChannels(_ a: LayerActivation, _ b: LayerActivation) -> ClosedRange<Int>? {
-        let size = a.height * a.width
+    private func divergentChannels(_ activationA: LayerActivation, _ activationB: LayerActivation) -> ClosedRange<Int>?
+    {
+        let size = activationA.height * activationA.width
         var scale: Float = 0
-        for v in b.values { scale = max(scale, abs(v)) }
+        for v in activationB.values { scale = max(scale, abs(v)) }
         let limit = tolerance.limit(scale: scale)
         var first: Int? = nil
         var last = 0
-        for c in 0..<a.channels {
+        for c in 0..<activationA.channels {
             var worst: Float = 0
-            for i in (c * size)..<((c + 1) * size) { worst = max(worst, abs(a.values[i] - b.values[i])) }
+            for i in (c * size)..<((c + 1) * size) {
+                worst = max(worst, abs(activationA.values[i] - activationB.values[i]))
+            }
             if !(worst <= limit) {
                 if first == nil { first = c }
                 last = c
@@ -197,18 +203,18 @@ public struct ModelDiff {
         return first.map { $0...last }
     }
 
-    package static func union(_ x: ClosedRange<Int>?, _ y: ClosedRange<Int>?) -> ClosedRange<Int>? {
-        guard let x else { return y }
-        guard let y else { return x }
-        return min(x.lowerBound, y.lowerBound)...max(x.upperBound, y.upperBound)
+    package static func union(_ first: ClosedRange<Int>?, _ second: ClosedRange<Int>?) -> ClosedRange<Int>? {
+        guard let first else { return second }
+        guard let second else { return first }
+        return min(first.lowerBound, second.lowerBound)...max(first.upperBound, second.upperBound)
     }
 
-    /// The indices of the `k` largest scores, best first (the lower index on a tie).
-    public static func topClasses(_ v: [Float], _ k: Int) -> [Int] { top(v, k) }
+    /// The indices of the `count` largest scores, best first (the lower index on a tie).
+    public static func topClasses(_ scores: [Float], _ count: Int) -> [Int] { top(scores, count) }
 
-    /// The indices of the `k` largest scores, best first (the lower index on a tie).
-    package static func top<Scores: RandomAccessCollection>(_ v: Scores, _ k: Int) -> [Scores.Index]
+    /// The indices of the `count` largest scores, best first (the lower index on a tie).
+    package static func top<Scores: RandomAccessCollection>(_ scores: Scores, _ count: Int) -> [Scores.Index]
     where Scores.Element == Float {
-        Array(v.indices.sorted { v[$0] > v[$1] || (v[$0] == v[$1] && $0 < $1) }.prefix(k))
+        Array(scores.indices.sorted { scores[$0] > scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }.prefix(count))
     }
 }

@@ -24,7 +24,7 @@ public enum NPY {
 
         public var description: String {
             switch self {
-            case .malformed(let m), .unsupported(let m), .io(let m): return m
+            case .malformed(let message), .unsupported(let message), .io(let message): return message
             }
         }
     }
@@ -92,9 +92,9 @@ public enum NPY {
         }
         var count = 1
         for d in shape {
-            let (p, o) = count.multipliedReportingOverflow(by: d)
-            guard !o, p <= maximumElements else { throw Error.malformed("shape \(shape) is too large") }
-            count = p
+            let (product, overflow) = count.multipliedReportingOverflow(by: d)
+            guard !overflow, product <= maximumElements else { throw Error.malformed("shape \(shape) is too large") }
+            count = product
         }
         let width: Int
         let kind: Character
@@ -121,17 +121,17 @@ public enum NPY {
                 let at = dataStart + i * width
                 switch kind {
                 case "f":
-                    var v = raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)
-                    v = bigEndian ? UInt32(bigEndian: v) : UInt32(littleEndian: v)
-                    values[i] = Float(bitPattern: v)
+                    var word = raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)
+                    word = bigEndian ? UInt32(bigEndian: word) : UInt32(littleEndian: word)
+                    values[i] = Float(bitPattern: word)
                 case "d":
-                    var v = raw.loadUnaligned(fromByteOffset: at, as: UInt64.self)
-                    v = bigEndian ? UInt64(bigEndian: v) : UInt64(littleEndian: v)
-                    values[i] = Float(Double(bitPattern: v))
+                    var word = raw.loadUnaligned(fromByteOffset: at, as: UInt64.self)
+                    word = bigEndian ? UInt64(bigEndian: word) : UInt64(littleEndian: word)
+                    values[i] = Float(Double(bitPattern: word))
                 default:
-                    var v = raw.loadUnaligned(fromByteOffset: at, as: UInt16.self)
-                    v = bigEndian ? UInt16(bigEndian: v) : UInt16(littleEndian: v)
-                    values[i] = HalfFloat.f16ToFloat(v)
+                    var word = raw.loadUnaligned(fromByteOffset: at, as: UInt16.self)
+                    word = bigEndian ? UInt16(bigEndian: word) : UInt16(littleEndian: word)
+                    values[i] = HalfFloat.f16ToFloat(word)
                 }
             }
         }
@@ -163,15 +163,15 @@ public enum NPY {
         for i in 1..<shape.count { fStrides[i] = fStrides[i - 1] * shape[i - 1] }
         var index = [Int](repeating: 0, count: shape.count)
         for c in 0..<values.count {
-            var f = 0
-            for d in 0..<shape.count { f += index[d] * fStrides[d] }
-            out[c] = values[f]
-            var d = shape.count - 1
-            while d >= 0 {
-                index[d] += 1
-                if index[d] < shape[d] { break }
-                index[d] = 0
-                d -= 1
+            var fortranIndex = 0
+            for axis in 0..<shape.count { fortranIndex += index[axis] * fStrides[axis] }
+            out[c] = values[fortranIndex]
+            var axis = shape.count - 1
+            while axis >= 0 {
+                index[axis] += 1
+                if index[axis] < shape[axis] { break }
+                index[axis] = 0
+                axis -= 1
             }
         }
         return out

@@ -39,16 +39,16 @@ package struct ONNXTensorDecoder {
     }
 
     /// The element count the dims declare, checked for negatives and overflow.
-    package static func elementCount(_ t: ONNXTensorRef) throws -> Int {
+    package static func elementCount(_ tensor: ONNXTensorRef) throws -> Int {
         var count = 1
-        for d in t.dims {
+        for d in tensor.dims {
             guard d >= 0, d <= Int64(maximumElements) else {
-                throw ImportError.malformed(.tensor(t.name), problem: "dimension \(d) out of range")
+                throw ImportError.malformed(.tensor(tensor.name), problem: "dimension \(d) out of range")
             }
             let (product, overflow) = count.multipliedReportingOverflow(by: Int(d))
             guard !overflow, product <= maximumElements else {
                 throw ImportError.malformed(
-                    .tensor(t.name), problem: "shape \(t.dims) has more than 2^31 elements")
+                    .tensor(tensor.name), problem: "shape \(tensor.dims) has more than 2^31 elements")
             }
             count = product
         }
@@ -56,76 +56,77 @@ package struct ONNXTensorDecoder {
     }
 
     /// Decodes a float tensor (float32, float16, bfloat16 or float64) into float32 values.
-    package mutating func floats(_ t: ONNXTensorRef) throws -> Tensor {
-        guard let element = Self.element(of: t.dataType), element != .int64, element != .int32 else {
+    package mutating func floats(_ tensor: ONNXTensorRef) throws -> Tensor {
+        guard let element = Self.element(of: tensor.dataType), element != .int64, element != .int32 else {
             throw ImportError.unsupported(
-                .tensor(t.name), problem: "element type \(Self.typeName(t.dataType)) is not a float type")
+                .tensor(tensor.name), problem: "element type \(Self.typeName(tensor.dataType)) is not a float type")
         }
-        let count = try Self.elementCount(t)
-        let shape = t.dims.map { Int($0) }
+        let count = try Self.elementCount(tensor)
+        let shape = tensor.dims.map { Int($0) }
         let stored: DType = element == .float16 ? .f16 : element == .bfloat16 ? .bf16 : .f32
         let values: [Float]
-        switch t.payload {
+        switch tensor.payload {
         case .raw(let bytes):
-            values = try Self.decode(bytes, element, count, t.name)
+            values = try Self.decode(bytes, element, count, tensor.name)
         case .external(let location, let offset, let length):
-            let bytes = try readExternal(t.name, location, offset, length, count * Self.size(element))
-            values = try Self.decode(bytes, element, count, t.name)
-        case .floats(let f):
-            guard element == .float32 || f.isEmpty else {
+            let bytes = try readExternal(tensor.name, location, offset, length, count * Self.size(element))
+            values = try Self.decode(bytes, element, count, tensor.name)
+        case .floats(let floats):
+            guard element == .float32 || floats.isEmpty else {
                 throw ImportError.malformed(
-                    .tensor(t.name), problem: "float_data given for \(Self.typeName(t.dataType))")
+                    .tensor(tensor.name), problem: "float_data given for \(Self.typeName(tensor.dataType))")
             }
-            values = f
+            values = floats
         case .int32s(let words):
             // float16 and bfloat16 values are stored one per int32 in the typed field.
             guard element == .float16 || element == .bfloat16 else {
                 throw ImportError.malformed(
-                    .tensor(t.name), problem: "int32_data given for \(Self.typeName(t.dataType))")
+                    .tensor(tensor.name), problem: "int32_data given for \(Self.typeName(tensor.dataType))")
             }
             values = words.map { w in
                 element == .float16
                     ? HalfFloat.f16ToFloat(UInt16(truncatingIfNeeded: w))
                     : HalfFloat.bf16ToFloat(UInt16(truncatingIfNeeded: w))
             }
-        case .doubles(let d):
-            values = d.map { Float($0) }
+        case .doubles(let doubles):
+            values = doubles.map { Float($0) }
         case .int64s:
             throw ImportError.malformed(
-                .tensor(t.name), problem: "int64_data given for \(Self.typeName(t.dataType))")
+                .tensor(tensor.name), problem: "int64_data given for \(Self.typeName(tensor.dataType))")
         case .none:
             values = []
         }
         guard values.count == count else {
             throw ImportError.mismatch(
-                .tensor(t.name), expected: "\(count) values for shape \(shape)", found: "\(values.count)")
+                .tensor(tensor.name), expected: "\(count) values for shape \(shape)", found: "\(values.count)")
         }
-        return Tensor(name: t.name, shape: shape, storedDType: stored, values: values)
+        return Tensor(name: tensor.name, shape: shape, storedDType: stored, values: values)
     }
 
     /// Decodes an integer tensor (int64 or int32), e.g. a Reshape shape or Pad amounts.
-    package mutating func integers(_ t: ONNXTensorRef) throws -> [Int64] {
-        let count = try Self.elementCount(t)
+    package mutating func integers(_ tensor: ONNXTensorRef) throws -> [Int64] {
+        let count = try Self.elementCount(tensor)
         guard count <= 64 else {
-            throw ImportError.unsupported(.tensor(t.name), problem: "integer tensor of \(count) values")
+            throw ImportError.unsupported(.tensor(tensor.name), problem: "integer tensor of \(count) values")
         }
         let values: [Int64]
-        switch (Self.element(of: t.dataType), t.payload) {
-        case (.int64, .int64s(let v)): values = v
-        case (.int32, .int32s(let v)): values = v.map(Int64.init)
-        case (.int64, .raw(let b)) where b.count == count * 8:
-            values = Self.littleEndian(b, count, Int64.self)
-        case (.int32, .raw(let b)) where b.count == count * 4:
-            values = Self.littleEndian(b, count, Int32.self)
+        switch (Self.element(of: tensor.dataType), tensor.payload) {
+        case (.int64, .int64s(let stored)): values = stored
+        case (.int32, .int32s(let stored)): values = stored.map(Int64.init)
+        case (.int64, .raw(let bytes)) where bytes.count == count * 8:
+            values = Self.littleEndian(bytes, count, Int64.self)
+        case (.int32, .raw(let bytes)) where bytes.count == count * 4:
+            values = Self.littleEndian(bytes, count, Int32.self)
         case (.int64, .external(let location, let offset, let length)):
-            values = Self.littleEndian(try readExternal(t.name, location, offset, length, count * 8), count, Int64.self)
+            values = Self.littleEndian(
+                try readExternal(tensor.name, location, offset, length, count * 8), count, Int64.self)
         default:
             throw ImportError.malformed(
-                .tensor(t.name), problem: "cannot read \(Self.typeName(t.dataType)) integers")
+                .tensor(tensor.name), problem: "cannot read \(Self.typeName(tensor.dataType)) integers")
         }
         guard values.count == count else {
             throw ImportError.mismatch(
-                .tensor(t.name), expected: "\(count) values for shape \(t.dims)", found: "\(values.count)")
+                .tensor(tensor.name), expected: "\(count) values for shape \(tensor.dims)", found: "\(values.count)")
         }
         return values
     }
@@ -139,8 +140,8 @@ package struct ONNXTensorDecoder {
         }
     }
 
-    package static func size(_ e: Element) -> Int {
-        switch e {
+    package static func size(_ element: Element) -> Int {
+        switch element {
         case .float32, .int32: return 4
         case .float16, .bfloat16: return 2
         case .float64, .int64: return 8
@@ -201,9 +202,9 @@ package struct ONNXTensorDecoder {
                 throw ImportError.unreadable(
                     .tensor(name), problem: "cannot open external data file '\(location)': \(error.message)")
             }
-            let h = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
-            openFiles[resolved] = h
-            handle = h
+            let opened = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
+            openFiles[resolved] = opened
+            handle = opened
         }
         let size = (try? handle.seekToEnd()) ?? 0
         // offset and expected come from the file: their sum is checked, never trapped on.

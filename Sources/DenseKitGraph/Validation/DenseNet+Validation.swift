@@ -25,8 +25,8 @@ extension DenseNet {
         try validate(stem.conv.weight, .layer(.stem, part: "conv"), rank: 4)
         try validateInput()
         try validate(stem.conv, .layer(.stem, part: "conv"), inChannels: input.channels)
-        if let n = stem.norm { try validate(n, .layer(.stem, part: "norm"), channels: stem.outChannels) }
-        if let p = stem.pool { try validate(p, .layer(.stem, part: "pool")) }
+        if let stemNorm = stem.norm { try validate(stemNorm, .layer(.stem, part: "norm"), channels: stem.outChannels) }
+        if let stemPool = stem.pool { try validate(stemPool, .layer(.stem, part: "pool")) }
         guard !blocks.isEmpty else {
             throw ImportError.mismatch(.part("blocks"), expected: "at least one dense block", found: "none")
         }
@@ -73,7 +73,9 @@ extension DenseNet {
         }
         try validate(head.norm, .layer(.head, part: "norm"), channels: width)
         try validateHead(features: width)
-        if let h = input.height, let w = input.width { _ = try FeatureMapSizes(self, height: h, width: w) }
+        if let mapHeight = input.height, let mapWidth = input.width {
+            _ = try FeatureMapSizes(self, height: mapHeight, width: mapWidth)
+        }
     }
 
     private func validateInput() throws {
@@ -100,67 +102,70 @@ extension DenseNet {
     }
 
     /// A tensor of `rank` dims, each at least 1, holding exactly the values its shape says.
-    private func validate(_ t: Tensor, _ layer: ImportSubject, rank: Int) throws {
+    private func validate(_ tensor: Tensor, _ layer: ImportSubject, rank: Int) throws {
         // Made only for an error: every tensor of a model passes here.
-        func subject() -> ImportSubject { .weight(of: layer, role: "tensor", name: t.name) }
-        guard t.shape.count == rank else {
-            throw ImportError.mismatch(subject(), expected: "\(rank) dims", found: "shape \(t.shape)")
+        func subject() -> ImportSubject { .weight(of: layer, role: "tensor", name: tensor.name) }
+        guard tensor.shape.count == rank else {
+            throw ImportError.mismatch(subject(), expected: "\(rank) dims", found: "shape \(tensor.shape)")
         }
-        guard t.shape.allSatisfy({ $0 >= 1 && $0 <= Int(Int32.max) }) else {
-            throw ImportError.mismatch(subject(), expected: "dims from 1 to 2^31-1", found: "shape \(t.shape)")
+        guard tensor.shape.allSatisfy({ $0 >= 1 && $0 <= Int(Int32.max) }) else {
+            throw ImportError.mismatch(subject(), expected: "dims from 1 to 2^31-1", found: "shape \(tensor.shape)")
         }
-        guard let product = t.shapeProduct, product == t.count else {
+        guard let product = tensor.shapeProduct, product == tensor.count else {
             throw ImportError.mismatch(
                 subject(),
                 expected:
-                    "\(t.shapeProduct.map(String.init) ?? "an overflow-free number of") values for shape \(t.shape)",
-                found: "\(t.count)")
+                    "\(tensor.shapeProduct.map(String.init) ?? "an overflow-free number of") values for shape \(tensor.shape)",
+                found: "\(tensor.count)")
         }
     }
 
     /// A per-channel vector of exactly `channels` values.
-    private func validate(_ t: Tensor, _ layer: ImportSubject, channels: Int, role: String) throws {
-        try validate(t, layer, rank: 1)
-        guard t.count == channels else {
+    private func validate(_ tensor: Tensor, _ layer: ImportSubject, channels: Int, role: String) throws {
+        try validate(tensor, layer, rank: 1)
+        guard tensor.count == channels else {
             throw ImportError.mismatch(
-                .weight(of: layer, role: role, name: t.name), expected: "\(channels) values (one per channel)",
-                found: "\(t.count)")
+                .weight(of: layer, role: role, name: tensor.name), expected: "\(channels) values (one per channel)",
+                found: "\(tensor.count)")
         }
     }
 
-    private func validate(_ c: Conv2D, _ layer: ImportSubject, inChannels: Int, sameSize: Bool = false) throws {
-        try validate(c.weight, layer, rank: 4)
-        let s = c.weight.shape
-        guard s[0] <= Limits.channels else {
-            throw ImportError.mismatch(layer, expected: "at most \(Limits.channels) output channels", found: "\(s[0])")
-        }
-        guard s[1] == inChannels else {
+    private func validate(_ conv: Conv2D, _ layer: ImportSubject, inChannels: Int, sameSize: Bool = false) throws {
+        try validate(conv.weight, layer, rank: 4)
+        let shape = conv.weight.shape
+        guard shape[0] <= Limits.channels else {
             throw ImportError.mismatch(
-                .weight(of: layer, role: "weight", name: c.weight.name), expected: "\(inChannels) input channels",
-                found: "\(s[1])")
+                layer, expected: "at most \(Limits.channels) output channels", found: "\(shape[0])")
         }
-        guard s[2] == s[3], s[2] <= Limits.kernel else {
+        guard shape[1] == inChannels else {
             throw ImportError.mismatch(
-                .weight(of: layer, role: "weight", name: c.weight.name),
+                .weight(of: layer, role: "weight", name: conv.weight.name), expected: "\(inChannels) input channels",
+                found: "\(shape[1])")
+        }
+        guard shape[2] == shape[3], shape[2] <= Limits.kernel else {
+            throw ImportError.mismatch(
+                .weight(of: layer, role: "weight", name: conv.weight.name),
                 expected: "a square kernel of side 1 to \(Limits.kernel)",
-                found: "\(s[2])x\(s[3])")
+                found: "\(shape[2])x\(shape[3])")
         }
-        if let bias = c.bias { try validate(bias, layer, channels: s[0], role: "bias") }
-        guard (1...Limits.stride).contains(c.stride) else {
-            throw ImportError.mismatch(layer, expected: "stride 1 to \(Limits.stride)", found: "\(c.stride)")
+        if let bias = conv.bias { try validate(bias, layer, channels: shape[0], role: "bias") }
+        guard (1...Limits.stride).contains(conv.stride) else {
+            throw ImportError.mismatch(layer, expected: "stride 1 to \(Limits.stride)", found: "\(conv.stride)")
         }
-        try validatePads(c.pads, kernel: s[2], layer)
+        try validatePads(conv.pads, kernel: shape[2], layer)
         if sameSize {
             // A dense layer's output is concatenated with its input: its convs must keep the map size.
-            guard c.stride == 1, c.pads[0] + c.pads[2] == s[2] - 1, c.pads[1] + c.pads[3] == s[2] - 1 else {
+            guard conv.stride == 1, conv.pads[0] + conv.pads[2] == shape[2] - 1,
+                conv.pads[1] + conv.pads[3] == shape[2] - 1
+            else {
                 throw ImportError.mismatch(
                     layer,
                     expected:
                         """
-                        stride 1 and pads summing to \(s[2] - 1) per axis (a size-preserving conv, for the \
+                        stride 1 and pads summing to \(shape[2] - 1) per axis (a size-preserving conv, for the \
                         concatenation)
                         """,
-                    found: "stride \(c.stride), pads \(c.pads)")
+                    found: "stride \(conv.stride), pads \(conv.pads)")
             }
         }
     }
@@ -172,23 +177,23 @@ extension DenseNet {
         }
     }
 
-    private func validate(_ n: BatchNorm, _ layer: ImportSubject, channels: Int) throws {
-        for (t, role) in zip(n.tensors, ["gamma", "beta", "mean", "variance"]) {
+    private func validate(_ norm: BatchNorm, _ layer: ImportSubject, channels: Int) throws {
+        for (t, role) in zip(norm.tensors, ["gamma", "beta", "mean", "variance"]) {
             try validate(t, layer, channels: channels, role: role)
         }
-        guard n.epsilon.isFinite, n.epsilon > 0 else {
-            throw ImportError.mismatch(layer, expected: "a finite epsilon > 0", found: "\(n.epsilon)")
+        guard norm.epsilon.isFinite, norm.epsilon > 0 else {
+            throw ImportError.mismatch(layer, expected: "a finite epsilon > 0", found: "\(norm.epsilon)")
         }
     }
 
-    private func validate(_ p: Pool2D, _ layer: ImportSubject) throws {
-        guard (1...Limits.kernel).contains(p.kernel) else {
-            throw ImportError.mismatch(layer, expected: "pool size 1 to \(Limits.kernel)", found: "\(p.kernel)")
+    private func validate(_ pool: Pool2D, _ layer: ImportSubject) throws {
+        guard (1...Limits.kernel).contains(pool.kernel) else {
+            throw ImportError.mismatch(layer, expected: "pool size 1 to \(Limits.kernel)", found: "\(pool.kernel)")
         }
-        guard (1...Limits.stride).contains(p.stride) else {
-            throw ImportError.mismatch(layer, expected: "pool stride 1 to \(Limits.stride)", found: "\(p.stride)")
+        guard (1...Limits.stride).contains(pool.stride) else {
+            throw ImportError.mismatch(layer, expected: "pool stride 1 to \(Limits.stride)", found: "\(pool.stride)")
         }
-        try validatePads(p.pads, kernel: p.kernel, layer)
+        try validatePads(pool.pads, kernel: pool.kernel, layer)
     }
 
     /// Dense layers only after a global pool, each reading what the one before it outputs.
@@ -206,17 +211,18 @@ extension DenseNet {
         }
     }
 
-    private func validate(_ l: Linear, _ layer: ImportSubject, inFeatures: Int, what: String) throws {
-        try validate(l.weight, layer, rank: 2)
-        guard l.weight.shape[1] == inFeatures else {
+    private func validate(_ linear: Linear, _ layer: ImportSubject, inFeatures: Int, what: String) throws {
+        try validate(linear.weight, layer, rank: 2)
+        guard linear.weight.shape[1] == inFeatures else {
             throw ImportError.mismatch(
-                .weight(of: layer, role: "weight", name: l.weight.name),
+                .weight(of: layer, role: "weight", name: linear.weight.name),
                 expected: "\(inFeatures) in-features (\(what))",
-                found: "\(l.weight.shape[1])")
+                found: "\(linear.weight.shape[1])")
         }
-        guard l.outFeatures <= Limits.channels else {
-            throw ImportError.mismatch(layer, expected: "at most \(Limits.channels) outputs", found: "\(l.outFeatures)")
+        guard linear.outFeatures <= Limits.channels else {
+            throw ImportError.mismatch(
+                layer, expected: "at most \(Limits.channels) outputs", found: "\(linear.outFeatures)")
         }
-        if let bias = l.bias { try validate(bias, layer, channels: l.outFeatures, role: "bias") }
+        if let bias = linear.bias { try validate(bias, layer, channels: linear.outFeatures, role: "bias") }
     }
 }

@@ -5,14 +5,14 @@ import Foundation
 /// (log scale) against the tolerance, the first divergence marked and named, and the table.
 struct DiffHTML {
     let result: ModelDiff.Result
-    let a: String, b: String
+    let nameA: String, nameB: String
     /// A dataset diff's images, tabled after the layers.
     let images: [DatasetDiff.Image]
 
-    init(result: ModelDiff.Result, a: String, b: String, images: [DatasetDiff.Image] = []) {
+    init(result: ModelDiff.Result, nameA: String, nameB: String, images: [DatasetDiff.Image] = []) {
         self.result = result
-        self.a = a
-        self.b = b
+        self.nameA = nameA
+        self.nameB = nameB
         self.images = images
     }
 
@@ -25,13 +25,13 @@ struct DiffHTML {
             B</th><th>agree</th><th>max abs</th><th>cosine</th><th>first divergence</th></tr>\n
             """
         for i in images {
-            let s = i.sample
+            let sample = i.sample
             let cells = [
-                escape(i.file), "\(s.top1A)", "\(s.top1B)", s.top1Agrees ? "yes" : "no",
-                String(format: "%.3g", s.output.maxAbs), String(format: "%.6f", s.output.cosine),
-                escape(s.firstDivergence ?? "-"),
+                escape(i.file), "\(sample.top1A)", "\(sample.top1B)", sample.top1Agrees ? "yes" : "no",
+                String(format: "%.3g", sample.output.maxAbs), String(format: "%.6f", sample.output.cosine),
+                escape(sample.firstDivergence ?? "-"),
             ]
-            rows += "<tr\(s.top1Agrees ? "" : " class=\"bad\"")>" + Self.cells(cells) + "</tr>\n"
+            rows += "<tr\(sample.top1Agrees ? "" : " class=\"bad\"")>" + Self.cells(cells) + "</tr>\n"
         }
         return rows + "</table>"
     }
@@ -52,7 +52,7 @@ struct DiffHTML {
             tr.bad td { background: #fdecea; } tr.first td { font-weight: bold; }
             </style></head><body>
             <h1>densekit diff</h1>
-            <div class="files">A: \(escape(a))<br>B: \(escape(b))</div>
+            <div class="files">A: \(escape(nameA))<br>B: \(escape(nameB))</div>
             <div class="verdict">\(verdict).
             Tolerance: |a &minus; b| &le; \(result.tolerance.absolute) + \(result.tolerance.relative) &times;
             max|b| per layer.
@@ -78,11 +78,13 @@ struct DiffHTML {
         let plotH = height - top - bottom
         let lo = -9.0
         let hi = 1.0
-        func y(_ v: Float) -> Double {
-            let l = v > 0 ? max(lo, min(hi, log10(Double(v)))) : lo
-            return top + plotH * (hi - l) / (hi - lo)
+        /// The chart's vertical position of an error (log scale, clamped to the axis).
+        func yPosition(_ error: Float) -> Double {
+            let exponent = error > 0 ? max(lo, min(hi, log10(Double(error)))) : lo
+            return top + plotH * (hi - exponent) / (hi - lo)
         }
-        func x(_ i: Int) -> Double { left + plotW * (Double(i) + 0.5) / Double(max(layers.count, 1)) }
+        /// The horizontal position of layer `index`.
+        func xPosition(_ index: Int) -> Double { left + plotW * (Double(index) + 0.5) / Double(max(layers.count, 1)) }
         var svg =
             """
             <svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" \
@@ -104,7 +106,7 @@ struct DiffHTML {
             \(top + plotH / 2))\" text-anchor=\"middle\">max |a-b| / max |b|</text>\n
             """
         // Tolerance line (relative part; the absolute part is negligible at a layer's scale).
-        let ty = y(result.tolerance.relative)
+        let ty = yPosition(result.tolerance.relative)
         svg +=
             """
             <line x1=\"\(left)\" y1=\"\(ty)\" x2=\"\(left + plotW)\" y2=\"\(ty)\" stroke=\"#d93025\" \
@@ -117,20 +119,20 @@ struct DiffHTML {
             """
         var path = ""
         for (i, l) in layers.enumerated() {
-            path += (i == 0 ? "M" : "L") + String(format: "%.1f %.1f ", x(i), y(l.metrics.maxRel))
+            path += (i == 0 ? "M" : "L") + String(format: "%.1f %.1f ", xPosition(i), yPosition(l.metrics.maxRel))
         }
         svg += "<path d=\"\(path)\" fill=\"none\" stroke=\"#1a73e8\" stroke-width=\"1.5\"/>\n"
         for (i, l) in layers.enumerated() {
             svg +=
                 """
-                <circle cx=\(String(format: "\"%.1f\"", x(i))) \
-                cy=\(String(format: "\"%.1f\"", y(l.metrics.maxRel))) r=\"2.5\" \
+                <circle cx=\(String(format: "\"%.1f\"", xPosition(i))) \
+                cy=\(String(format: "\"%.1f\"", yPosition(l.metrics.maxRel))) r=\"2.5\" \
                 fill=\"\(l.withinTolerance ? "#1a73e8" : "#d93025")\"><title>\(escape(l.name)): \
                 \(l.metrics.maxRel)</title></circle>
                 """
         }
-        if let first = result.firstDivergence, let i = layers.firstIndex(where: { $0.name == first.name }) {
-            let fx = x(i)
+        if let first = result.firstDivergence, let firstIndex = layers.firstIndex(where: { $0.name == first.name }) {
+            let fx = xPosition(firstIndex)
             svg += "<line x1=\"\(fx)\" y1=\"\(top)\" x2=\"\(fx)\" y2=\"\(top + plotH)\" stroke=\"#d93025\"/>"
             let anchor = fx > left + plotW * 0.7 ? "end" : "start"
             svg +=
@@ -141,12 +143,12 @@ struct DiffHTML {
                 """
         }
         // Label the stem, transitions and head on the x axis.
-        for (i, l) in layers.enumerated() where !l.name.contains(".layer") {
+        for (firstIndex, l) in layers.enumerated() where !l.name.contains(".layer") {
             svg +=
                 """
-                <text x=\(String(format: "\"%.1f\"", x(i))) y=\"\(top + plotH + 14)\" font-size=\"11\" \
+                <text x=\(String(format: "\"%.1f\"", xPosition(firstIndex))) y=\"\(top + plotH + 14)\" font-size=\"11\" \
                 text-anchor=\"end\" \
-                transform=\(String(format: "\"rotate(-45 %.1f %.1f)\"", x(i), top + plotH + 14))>\
+                transform=\(String(format: "\"rotate(-45 %.1f %.1f)\"", xPosition(firstIndex), top + plotH + 14))>\
                 \(escape(l.name))</text>
                 """
         }
@@ -172,13 +174,14 @@ struct DiffHTML {
         return rows + "</table>"
     }
 
-    private func sci(_ v: Float) -> String { String(format: "%.2e", v) }
+    private func sci(_ value: Float) -> String { String(format: "%.2e", value) }
 
     /// Table cells, each already escaped.
     private static func cells(_ values: [String]) -> String { values.map { "<td>\($0)</td>" }.joined() }
-    private func percent(_ v: Double) -> String { String(format: "%.0f%%", v * 100) }
-    private func escape(_ s: String) -> String {
-        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(
-            of: ">", with: "&gt;")
+    private func percent(_ value: Double) -> String { String(format: "%.0f%%", value * 100) }
+    private func escape(_ text: String) -> String {
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(
+                of: ">", with: "&gt;")
     }
 }
