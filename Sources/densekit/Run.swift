@@ -97,24 +97,24 @@ struct Run: ParsableCommand {
                 try Executor(net, threads: execution.threadCount, mode: execution.mode)
             }
             prepareMs = milliseconds(clock.now - prepareStart)
-            let x = try CommandFailure.about(input) { try ModelInput(array, layout: execution.inputLayout, for: net) }
-            return (executor, x)
+            let modelInput = try CommandFailure.about(input) { try ModelInput(array, layout: execution.inputLayout, for: net) }
+            return (executor, modelInput)
         }
-        let (executor, x) = try prepare()
+        let (executor, modelInput) = try prepare()
 
-        var y: [Float] = []
+        var outputs: [Float] = []
         var times: [Double] = []
         let runs = `repeat` > 1 ? `repeat` + 1 : 1
         for i in 0..<runs {
             let start = clock.now
-            y = try CommandFailure.about(model) {
-                try executor.run(x.values, batch: x.batch, height: x.height, width: x.width)
+            outputs = try CommandFailure.about(model) {
+                try executor.run(modelInput.values, batch: modelInput.batch, height: modelInput.height, width: modelInput.width)
             }
             if runs == 1 || i > 0 { times.append(milliseconds(clock.now - start)) }
         }
         let shape =
-            [x.batch] + (try CommandFailure.about(model) { try executor.outputShape(height: x.height, width: x.width) })
-        try CommandFailure.about(output) { try NPY.write(NPY.Array(shape: shape, values: y), to: output) }
+            [modelInput.batch] + (try CommandFailure.about(model) { try executor.outputShape(height: modelInput.height, width: modelInput.width) })
+        try CommandFailure.about(output) { try NPY.write(NPY.Array(shape: shape, values: outputs), to: output) }
         let sorted = times.sorted()
         let median =
             sorted.count % 2 == 1
@@ -128,7 +128,7 @@ struct Run: ParsableCommand {
         } else {
             log(
                 """
-                ran \(model) on \(x.batch) image\(x.batch == 1 ? "" : "s") of \(x.height)x\(x.width): median \
+                ran \(model) on \(modelInput.batch) image\(modelInput.batch == 1 ? "" : "s") of \(modelInput.height)x\(modelInput.width): median \
                 \(String(format: "%.2f", median)) ms, min \(String(format: "%.2f", sorted[0])) ms over \
                 \(times.count) run\(times.count == 1 ? "" : "s"), \(executor.threads) \
                 thread\(executor.threads == 1 ? "" : "s"), --\(executor.mode.rawValue); load \
@@ -156,11 +156,11 @@ extension Run {
         var shape: [Int] = []
         let skipped = try withProgress("run", blaming: model) { bar in
             try set.forEachInput(size: batch) { files, x in
-                let y = try executor.run(x.values, batch: x.batch, height: x.height, width: x.width)
+                let outputs = try executor.run(x.values, batch: x.batch, height: x.height, width: x.width)
                 shape = try executor.outputShape(height: x.height, width: x.width)
-                let per = y.count / max(x.batch, 1)
-                for (i, f) in files.enumerated() { rows.append((f, y[(i * per)..<((i + 1) * per)])) }
-                if output != nil { all += y }
+                let per = outputs.count / max(x.batch, 1)
+                for (i, f) in files.enumerated() { rows.append((f, outputs[(i * per)..<((i + 1) * per)])) }
+                if output != nil { all += outputs }
                 bar.update(rows.count, set.files.count)
             }
         }
@@ -170,9 +170,9 @@ extension Run {
                 try NPY.write(NPY.Array(shape: [rows.count] + shape, values: all), to: output)
             }
         }
-        let k = top ?? 5
+        let count = top ?? 5
         let best = rows.map { row in
-            ModelDiff.topClasses(Array(row.values), k).map {
+            ModelDiff.topClasses(Array(row.values), count).map {
                 (index: $0, score: row.values[row.values.startIndex + $0])
             }
         }
@@ -220,10 +220,10 @@ extension Run {
         return net.classes == 1000 ? ImageNetClasses.names : nil
     }
 
-    private func name(_ i: Int, _ names: [String]?) -> String? { names.flatMap { i < $0.count ? $0[i] : nil } }
+    private func name(_ index: Int, _ names: [String]?) -> String? { names.flatMap { index < $0.count ? $0[index] : nil } }
 }
 
-func milliseconds(_ d: Duration) -> Double {
-    let c = d.components
-    return Double(c.seconds) * 1000 + Double(c.attoseconds) / 1e15
+func milliseconds(_ duration: Duration) -> Double {
+    let components = duration.components
+    return Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15
 }

@@ -13,23 +13,23 @@ public struct ErrorMetrics: Sendable, Equatable {
 
     public init() {}
 
-    public init(_ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>) {
+    public init(_ values: UnsafeBufferPointer<Float>, _ reference: UnsafeBufferPointer<Float>) {
         var maxAbs: Float = 0
         var scale: Float = 0
         var dot = 0.0
         var na = 0.0
         var nb = 0.0
         var err = 0.0
-        for i in 0..<min(a.count, b.count) {
-            let x = a[i]
-            let y = b[i]
-            let d = abs(x - y)
-            if !(d <= maxAbs) { maxAbs = d }  // NaN propagates
-            if !(abs(y) <= scale) { scale = abs(y) }  // NaN propagates
-            dot += Double(x) * Double(y)
-            na += Double(x) * Double(x)
-            nb += Double(y) * Double(y)
-            err += Double(x - y) * Double(x - y)
+        for i in 0..<min(values.count, reference.count) {
+            let value = values[i]
+            let expected = reference[i]
+            let difference = abs(value - expected)
+            if !(difference <= maxAbs) { maxAbs = difference }  // NaN propagates
+            if !(abs(expected) <= scale) { scale = abs(expected) }  // NaN propagates
+            dot += Double(value) * Double(expected)
+            na += Double(value) * Double(value)
+            nb += Double(expected) * Double(expected)
+            err += Double(value - expected) * Double(value - expected)
         }
         self.maxAbs = maxAbs
         self.scale = scale
@@ -41,17 +41,17 @@ public struct ErrorMetrics: Sendable, Equatable {
     }
 
     /// Worst of two (for combining images of a batch); a NaN in either is the worst.
-    public func merged(_ o: ErrorMetrics) -> ErrorMetrics {
-        func worst(_ a: Float, _ b: Float, _ pick: (Float, Float) -> Float) -> Float {
-            a.isNaN || b.isNaN ? .nan : pick(a, b)
+    public func merged(_ other: ErrorMetrics) -> ErrorMetrics {
+        func worst(_ first: Float, _ second: Float, _ pick: (Float, Float) -> Float) -> Float {
+            first.isNaN || second.isNaN ? .nan : pick(first, second)
         }
-        var m = ErrorMetrics()
-        m.maxAbs = worst(maxAbs, o.maxAbs, max)
-        m.maxRel = worst(maxRel, o.maxRel, max)
-        m.cosine = worst(cosine, o.cosine, min)
-        m.nmse = worst(nmse, o.nmse, max)
-        m.scale = worst(scale, o.scale, max)
-        return m
+        var combined = ErrorMetrics()
+        combined.maxAbs = worst(maxAbs, other.maxAbs, max)
+        combined.maxRel = worst(maxRel, other.maxRel, max)
+        combined.cosine = worst(cosine, other.cosine, min)
+        combined.nmse = worst(nmse, other.nmse, max)
+        combined.scale = worst(scale, other.scale, max)
+        return combined
     }
 }
 
@@ -71,7 +71,7 @@ public struct Tolerance: Sendable, Equatable {
     }
 
     /// False when a metric is NaN: a NaN is never within tolerance.
-    public func allows(_ m: ErrorMetrics) -> Bool { m.maxAbs <= absolute + relative * m.scale }
+    public func allows(_ metrics: ErrorMetrics) -> Bool { metrics.maxAbs <= absolute + relative * metrics.scale }
     /// The largest difference allowed for a layer of the given scale.
     public func limit(scale: Float) -> Float { absolute + relative * scale }
 }

@@ -75,10 +75,10 @@ public struct ONNXModelWriter: ModelWriter {
         var outputParams: [String?] = ["batch", nil]
         if net.head.pool == nil {
             var size: (Int?, Int?) = (nil, nil)
-            if let h = input.height, let w = input.width,
-                let s = try? FeatureMapSizes(FeatureMapSizes.Geometry(net), height: h, width: w).head
+            if let height = input.height, let width = input.width,
+                let sizes = try? FeatureMapSizes(FeatureMapSizes.Geometry(net), height: height, width: width).head
             {
-                size = (s.height, s.width)
+                size = (sizes.height, sizes.width)
             }
             outputDims += [size.0, size.1]
             outputParams += [size.0 == nil ? "out_height" : nil, size.1 == nil ? "out_width" : nil]
@@ -104,47 +104,47 @@ package struct ONNXGraphBuilder {
     package var initializers: [ONNXTensorRef] = []
 
     package mutating func build(_ net: DenseNet) {
-        var x = "input"
+        var value = "input"
         var features: [String] = []  // the block's input and each dense layer's new channels
         for step in net.steps {
             let name = step.layer.name
             switch step {
             case .stem(let stem):
-                x = conv("stem.conv", stem.conv, input: x)
-                if let stemNorm = stem.norm { x = norm("stem.norm", stemNorm, input: x) }
-                if stem.relu { x = node("Relu", "stem.relu", [x]) }
-                if let stemPool = stem.pool { x = pool("stem.pool", stemPool, input: x) }
+                value = conv("stem.conv", stem.conv, input: value)
+                if let stemNorm = stem.norm { value = norm("stem.norm", stemNorm, input: value) }
+                if stem.relu { value = node("Relu", "stem.relu", [value]) }
+                if let stemPool = stem.pool { value = pool("stem.pool", stemPool, input: value) }
             case .denseLayer(let layer, let block, let index, let endsBlock):
-                if index == 1 { features = [x] }
-                var y = features.count == 1 ? x : node("Concat", name + ".concat", features, ["axis": .int(1)])
-                y = node("Relu", name + ".relu1", [norm(name + ".norm1", layer.norm, input: y)])
+                if index == 1 { features = [value] }
+                var branch = features.count == 1 ? value : node("Concat", name + ".concat", features, ["axis": .int(1)])
+                branch = node("Relu", name + ".relu1", [norm(name + ".norm1", layer.norm, input: branch)])
                 if let bottleneck = layer.bottleneck {
-                    y = conv(name + ".conv1", bottleneck.conv, input: y)
-                    if let bottleneckNorm = bottleneck.norm { y = norm(name + ".norm2", bottleneckNorm, input: y) }
-                    y = conv(name + ".conv2", layer.conv, input: node("Relu", name + ".relu2", [y]))
+                    branch = conv(name + ".conv1", bottleneck.conv, input: branch)
+                    if let bottleneckNorm = bottleneck.norm { branch = norm(name + ".norm2", bottleneckNorm, input: branch) }
+                    branch = conv(name + ".conv2", layer.conv, input: node("Relu", name + ".relu2", [branch]))
                 } else {
-                    y = conv(name + ".conv1", layer.conv, input: y)
+                    branch = conv(name + ".conv1", layer.conv, input: branch)
                 }
-                features.append(y)
+                features.append(branch)
                 if endsBlock {
-                    x = node("Concat", "\(CanonicalLayer.block(block)).concat", features, ["axis": .int(1)])
+                    value = node("Concat", "\(CanonicalLayer.block(block)).concat", features, ["axis": .int(1)])
                 }
             case .transition(let transition, _):
-                let normed = norm(name + ".norm", transition.norm, input: x)
+                let normed = norm(name + ".norm", transition.norm, input: value)
                 let convolved = conv(name + ".conv", transition.conv, input: node("Relu", name + ".relu", [normed]))
-                x = pool(name + ".pool", transition.pool, input: convolved)
+                value = pool(name + ".pool", transition.pool, input: convolved)
             case .head(let head):
-                buildHead(head, input: x)
+                buildHead(head, input: value)
             }
         }
     }
 
     /// The head's nodes: BN, ReLU, then the global pool, flatten and dense layers when it has them.
     private mutating func buildHead(_ head: Head, input: String) {
-        var x = node("Relu", "head.relu", [norm("head.norm", head.norm, input: input)], last: head.pool == nil)
+        var value = node("Relu", "head.relu", [norm("head.norm", head.norm, input: input)], last: head.pool == nil)
         guard let pool = head.pool else { return }
-        x = node(pool == .average ? "GlobalAveragePool" : "GlobalMaxPool", "head.pool", [x])
-        x = node("Flatten", "head.flatten", [x], ["axis": .int(1)], last: head.dense.isEmpty)
+        value = node(pool == .average ? "GlobalAveragePool" : "GlobalMaxPool", "head.pool", [value])
+        value = node("Flatten", "head.flatten", [value], ["axis": .int(1)], last: head.dense.isEmpty)
         for (i, (name, d)) in zip(CanonicalLayout.denseNames(count: head.dense.count), head.dense).enumerated() {
             let last = i == head.dense.count - 1
             let activation: (op: String, attributes: [String: ONNXAttribute])? =
@@ -156,11 +156,11 @@ package struct ONNXGraphBuilder {
                 case .softmax: ("Softmax", ["axis": .int(1)])
                 }
             let inputs =
-                [x, initializer(name + ".weight", d.linear.weight)]
+                [value, initializer(name + ".weight", d.linear.weight)]
                 + (d.linear.bias.map { [initializer(name + ".bias", $0)] } ?? [])
-            x = node("Gemm", name, inputs, ["transB": .int(1)], last: last && activation == nil)
+            value = node("Gemm", name, inputs, ["transB": .int(1)], last: last && activation == nil)
             if let activation {
-                x = node(activation.op, name + "." + activation.op.lowercased(), [x], activation.attributes, last: last)
+                value = node(activation.op, name + "." + activation.op.lowercased(), [value], activation.attributes, last: last)
             }
         }
     }
@@ -176,38 +176,38 @@ package struct ONNXGraphBuilder {
         return output
     }
 
-    private mutating func initializer(_ name: String, _ t: Tensor) -> String {
+    private mutating func initializer(_ name: String, _ tensor: Tensor) -> String {
         initializers.append(
             ONNXTensorRef(
-                name: name, dims: t.shape.map(Int64.init), dataType: Self.float,
-                payload: .raw(StoredFloat.f32.encode(t))))
+                name: name, dims: tensor.shape.map(Int64.init), dataType: Self.float,
+                payload: .raw(StoredFloat.f32.encode(tensor))))
         return name
     }
 
-    private mutating func conv(_ name: String, _ c: Conv2D, input: String) -> String {
+    private mutating func conv(_ name: String, _ convolution: Conv2D, input: String) -> String {
         let inputs =
-            [input, initializer(name + ".weight", c.weight)] + (c.bias.map { [initializer(name + ".bias", $0)] } ?? [])
+            [input, initializer(name + ".weight", convolution.weight)] + (convolution.bias.map { [initializer(name + ".bias", $0)] } ?? [])
         return node(
             "Conv", name, inputs,
             [
-                "kernel_shape": .ints([Int64(c.kernel), Int64(c.weight.shape[3])]),
-                "strides": .ints([Int64(c.stride), Int64(c.stride)]),
-                "pads": .ints(c.pads.map(Int64.init)), "dilations": .ints([1, 1]), "group": .int(1),
+                "kernel_shape": .ints([Int64(convolution.kernel), Int64(convolution.weight.shape[3])]),
+                "strides": .ints([Int64(convolution.stride), Int64(convolution.stride)]),
+                "pads": .ints(convolution.pads.map(Int64.init)), "dilations": .ints([1, 1]), "group": .int(1),
             ])
     }
 
-    private mutating func norm(_ name: String, _ n: BatchNorm, input: String) -> String {
-        let inputs = zip(BatchNorm.torchNames, n.tensors).map { initializer("\(name).\($0)", $1) }
-        return node("BatchNormalization", name, [input] + inputs, ["epsilon": .float(n.epsilon)])
+    private mutating func norm(_ name: String, _ batchNorm: BatchNorm, input: String) -> String {
+        let inputs = zip(BatchNorm.torchNames, batchNorm.tensors).map { initializer("\(name).\($0)", $1) }
+        return node("BatchNormalization", name, [input] + inputs, ["epsilon": .float(batchNorm.epsilon)])
     }
 
-    private mutating func pool(_ name: String, _ p: Pool2D, input: String) -> String {
+    private mutating func pool(_ name: String, _ pooling: Pool2D, input: String) -> String {
         var attributes: [String: ONNXAttribute] = [
-            "kernel_shape": .ints([Int64(p.kernel), Int64(p.kernel)]),
-            "strides": .ints([Int64(p.stride), Int64(p.stride)]),
-            "pads": .ints(p.pads.map(Int64.init)),
+            "kernel_shape": .ints([Int64(pooling.kernel), Int64(pooling.kernel)]),
+            "strides": .ints([Int64(pooling.stride), Int64(pooling.stride)]),
+            "pads": .ints(pooling.pads.map(Int64.init)),
         ]
-        if p.kind == .average { attributes["count_include_pad"] = .int(p.countIncludePad ? 1 : 0) }
-        return node(p.kind == .max ? "MaxPool" : "AveragePool", name, [input], attributes)
+        if pooling.kind == .average { attributes["count_include_pad"] = .int(pooling.countIncludePad ? 1 : 0) }
+        return node(pooling.kind == .max ? "MaxPool" : "AveragePool", name, [input], attributes)
     }
 }

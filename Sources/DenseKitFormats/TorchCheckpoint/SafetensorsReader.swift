@@ -34,8 +34,8 @@ public enum SafetensorsReader {
 
         package var size: Int {
             switch self {
-            case .float(let f): return f.size
-            case .integer(let n): return n
+            case .float(let element): return element.size
+            case .integer(let bytes): return bytes
             }
         }
     }
@@ -48,9 +48,9 @@ public enum SafetensorsReader {
         let (entries, metadata) = try read(data)
         var parameters = 0
         var bytes = 0
-        for case .float(let t) in entries.values {
-            parameters += t.count
-            bytes += t.storedBytes
+        for case .float(let tensor) in entries.values {
+            parameters += tensor.count
+            bytes += tensor.storedBytes
         }
         var notes: [String] = []
         if !metadata.isEmpty {
@@ -81,17 +81,17 @@ public enum SafetensorsReader {
     package static func read(_ data: Data) throws -> (
         entries: [String: StateDictImporter.Entry], metadata: [String: String]
     ) {
-        let n = data.count
-        guard n >= 8 else {
+        let fileSize = data.count
+        guard fileSize >= 8 else {
             throw ImportError.mismatch(
-                .part("header"), expected: "at least 8 bytes (the header length)", found: "\(n) bytes")
+                .part("header"), expected: "at least 8 bytes (the header length)", found: "\(fileSize) bytes")
         }
         let length = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
-        guard length <= UInt64(maximumHeader), Int(length) <= n - 8 else {
+        guard length <= UInt64(maximumHeader), Int(length) <= fileSize - 8 else {
             throw ImportError.mismatch(
                 .part("header"),
                 expected:
-                    "a JSON header of at most \(min(maximumHeader, n - 8)) bytes (the cap, and what the file holds)",
+                    "a JSON header of at most \(min(maximumHeader, fileSize - 8)) bytes (the cap, and what the file holds)",
                 found: "\(length) bytes")
         }
         let headerEnd = 8 + Int(length)
@@ -103,14 +103,14 @@ public enum SafetensorsReader {
                 .part("header"), expected: "a JSON object", found: "\(length) bytes that are not one")
         }
         var metadata: [String: String] = [:]
-        if let m = object["__metadata__"] {
-            guard let strings = m as? [String: String] else {
+        if let metadataValue = object["__metadata__"] {
+            guard let strings = metadataValue as? [String: String] else {
                 throw ImportError.mismatch(
-                    .part("__metadata__"), expected: "a map of strings to strings", found: "\(type(of: m))")
+                    .part("__metadata__"), expected: "a map of strings to strings", found: "\(type(of: metadataValue))")
             }
             metadata = strings
         }
-        let buffer = n - headerEnd
+        let buffer = fileSize - headerEnd
         var regions: [(name: String, begin: Int, end: Int, element: Element, shape: [Int])] = []
         // In name order, so that of two bad entries the same one is named on every run (a dictionary's
         // order changes from run to run).
@@ -132,12 +132,12 @@ public enum SafetensorsReader {
             }
             var count = 1
             for d in shape {
-                let (p, o) = count.multipliedReportingOverflow(by: d)
-                guard !o, p <= maximumElements else {
+                let (product, overflow) = count.multipliedReportingOverflow(by: d)
+                guard !overflow, product <= maximumElements else {
                     throw ImportError.mismatch(
                         subject, expected: "at most 2^31 values", found: "shape \(shape)")
                 }
-                count = p
+                count = product
             }
             let (begin, end) = (offsets[0], offsets[1])
             guard begin >= 0, begin <= end, end <= buffer else {

@@ -38,7 +38,7 @@ public struct Tensor: Sendable, Equatable {
     public var values: [Float] {
         get {
             switch storage {
-            case .owned(let v): return v
+            case .owned(let stored): return stored
             case .mapped: return withFloats { Array($0) }
             }
         }
@@ -48,8 +48,8 @@ public struct Tensor: Sendable, Equatable {
     /// Calls `body` with the values in place, without copying mapped ones.
     public func withFloats<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
         switch storage {
-        case .owned(let v):
-            return try v.withUnsafeBufferPointer(body)
+        case .owned(let stored):
+            return try stored.withUnsafeBufferPointer(body)
         case .mapped(let file, let offset, let count):
             return try file.data.withUnsafeBytes { raw in
                 let start = raw.baseAddress.map { ($0 + offset).assumingMemoryBound(to: Float.self) }
@@ -61,7 +61,7 @@ public struct Tensor: Sendable, Equatable {
     /// Number of values the tensor holds. `DenseNet.validate()` checks that it is the product of `shape`.
     public var count: Int {
         switch storage {
-        case .owned(let v): return v.count
+        case .owned(let stored): return stored.count
         case .mapped(_, _, let count): return count
         }
     }
@@ -71,9 +71,9 @@ public struct Tensor: Sendable, Equatable {
         var product = 1
         for d in shape {
             guard d >= 0 else { return nil }
-            let (p, overflow) = product.multipliedReportingOverflow(by: d)
+            let (next, overflow) = product.multipliedReportingOverflow(by: d)
             if overflow { return nil }
-            product = p
+            product = next
         }
         return product
     }
@@ -87,13 +87,13 @@ public struct Tensor: Sendable, Equatable {
     /// The transpose of a 2-D tensor: Keras's and ONNX MatMul's (in, out) becomes (out, in).
     /// The caller has checked that it is 2-D with as many values as its shape says.
     public func transposed() -> Tensor {
-        guard shape.count == 2, let n = shapeProduct, n == count else { return self }
+        guard shape.count == 2, let elements = shapeProduct, elements == count else { return self }
         let rows = shape[0]
         let cols = shape[1]
-        let v = values
-        var t = [Float](repeating: 0, count: v.count)
-        for r in 0..<rows { for c in 0..<cols { t[c * rows + r] = v[r * cols + c] } }
-        return Tensor(name: name, shape: [cols, rows], storedDType: storedDType, values: t)
+        let source = values
+        var result = [Float](repeating: 0, count: source.count)
+        for r in 0..<rows { for c in 0..<cols { result[c * rows + r] = source[r * cols + c] } }
+        return Tensor(name: name, shape: [cols, rows], storedDType: storedDType, values: result)
     }
 
     public static func == (a: Tensor, b: Tensor) -> Bool {
