@@ -40,15 +40,15 @@ public enum ImageResize {
             let xmin = max(Int(center - support + 0.5), 0)
             let xmax = min(Int(center + support + 0.5), input) - xmin
             let ss = 1.0 / filterScale
-            var k = (0..<max(xmax, 0)).map { x -> Double in
-                let t = abs((Double(x + xmin) - center + 0.5) * ss)
-                return t < 1 ? 1 - t : 0
+            var taps = (0..<max(xmax, 0)).map { x -> Double in
+                let distance = abs((Double(x + xmin) - center + 0.5) * ss)
+                return distance < 1 ? 1 - distance : 0
             }
-            let total = k.reduce(0, +)
-            if total != 0 { k = k.map { $0 / total } }
+            let total = taps.reduce(0, +)
+            if total != 0 { taps = taps.map { $0 / total } }
             bounds.append((xmin, max(xmax, 0)))
             weights.append(
-                k.map { w in
+                taps.map { w in
                     Int32(
                         w < 0
                             ? (-0.5 + w * Double(1 << precision)).rounded(.towardZero)
@@ -58,8 +58,8 @@ public enum ImageResize {
         return (bounds, weights)
     }
 
-    @inline(__always) package static func clip8(_ v: Int32) -> UInt8 {
-        let shifted = v >> Int32(precision)
+    @inline(__always) package static func clip8(_ value: Int32) -> UInt8 {
+        let shifted = value >> Int32(precision)
         return shifted < 0 ? 0 : shifted > 255 ? 255 : UInt8(shifted)
     }
 
@@ -70,21 +70,21 @@ public enum ImageResize {
             for y in 0..<image.height {
                 let row = y * image.width * 3
                 for xx in 0..<width {
-                    let (xmin, n) = bounds[xx]
-                    let k = weights[xx]
+                    let (xmin, count) = bounds[xx]
+                    let taps = weights[xx]
                     var s0: Int32 = 1 << (precision - 1)
                     var s1 = s0
                     var s2 = s0
-                    for x in 0..<n {
-                        let p = row + (xmin + x) * 3
-                        s0 &+= Int32(src[p]) &* k[x]
-                        s1 &+= Int32(src[p + 1]) &* k[x]
-                        s2 &+= Int32(src[p + 2]) &* k[x]
+                    for x in 0..<count {
+                        let source = row + (xmin + x) * 3
+                        s0 &+= Int32(src[source]) &* taps[x]
+                        s1 &+= Int32(src[source + 1]) &* taps[x]
+                        s2 &+= Int32(src[source + 2]) &* taps[x]
                     }
-                    let o = (y * width + xx) * 3
-                    out[o] = clip8(s0)
-                    out[o + 1] = clip8(s1)
-                    out[o + 2] = clip8(s2)
+                    let target = (y * width + xx) * 3
+                    out[target] = clip8(s0)
+                    out[target + 1] = clip8(s1)
+                    out[target + 2] = clip8(s2)
                 }
             }
         }
@@ -93,30 +93,30 @@ public enum ImageResize {
 
     package static func vertical(_ image: RGBImage, _ height: Int) -> RGBImage {
         let (bounds, weights) = coefficients(input: image.height, output: height)
-        let w = image.width
-        var out = [UInt8](repeating: 0, count: w * height * 3)
+        let inputWidth = image.width
+        var out = [UInt8](repeating: 0, count: inputWidth * height * 3)
         image.pixels.withUnsafeBufferPointer { src in
             for yy in 0..<height {
-                let (ymin, n) = bounds[yy]
-                let k = weights[yy]
-                for x in 0..<w {
+                let (ymin, count) = bounds[yy]
+                let taps = weights[yy]
+                for x in 0..<inputWidth {
                     var s0: Int32 = 1 << (precision - 1)
                     var s1 = s0
                     var s2 = s0
-                    for y in 0..<n {
-                        let p = ((ymin + y) * w + x) * 3
-                        s0 &+= Int32(src[p]) &* k[y]
-                        s1 &+= Int32(src[p + 1]) &* k[y]
-                        s2 &+= Int32(src[p + 2]) &* k[y]
+                    for y in 0..<count {
+                        let source = ((ymin + y) * inputWidth + x) * 3
+                        s0 &+= Int32(src[source]) &* taps[y]
+                        s1 &+= Int32(src[source + 1]) &* taps[y]
+                        s2 &+= Int32(src[source + 2]) &* taps[y]
                     }
-                    let o = (yy * w + x) * 3
-                    out[o] = clip8(s0)
-                    out[o + 1] = clip8(s1)
-                    out[o + 2] = clip8(s2)
+                    let target = (yy * inputWidth + x) * 3
+                    out[target] = clip8(s0)
+                    out[target + 1] = clip8(s1)
+                    out[target + 2] = clip8(s2)
                 }
             }
         }
-        return RGBImage(width: w, height: height, pixels: out)
+        return RGBImage(width: inputWidth, height: height, pixels: out)
     }
 
     // MARK: nearest (Geometry.c, ImagingScaleAffine)
@@ -136,11 +136,11 @@ public enum ImageResize {
         var out = [UInt8](repeating: 0, count: width * height * 3)
         for (y, sy) in ys.enumerated() {
             for (x, sx) in xs.enumerated() {
-                let p = (sy * image.width + sx) * 3
-                let o = (y * width + x) * 3
-                out[o] = image.pixels[p]
-                out[o + 1] = image.pixels[p + 1]
-                out[o + 2] = image.pixels[p + 2]
+                let source = (sy * image.width + sx) * 3
+                let target = (y * width + x) * 3
+                out[target] = image.pixels[source]
+                out[target + 1] = image.pixels[source + 1]
+                out[target + 2] = image.pixels[source + 2]
             }
         }
         return RGBImage(width: width, height: height, pixels: out)

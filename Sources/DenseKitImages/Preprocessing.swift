@@ -79,23 +79,23 @@ public struct Preprocessing: Sendable, Equatable {
     /// The size after the resize step (before any crop). A size of more than Pillow's
     /// decompression-bomb limit (`ImageDecoder.maximumPixels`) is refused before anything is
     /// allocated: a 65535x1 image with its shorter side resized to 256 would be 16776960x256.
-    package func resizedSize(width w: Int, height h: Int) throws -> (width: Int, height: Int) {
+    package func resizedSize(width: Int, height: Int) throws -> (width: Int, height: Int) {
         let size: (width: Double, height: Double)
         switch resize {
-        case .none: return (w, h)
+        case .none: return (width, height)
         // torchvision: the longer side is int(s * long / short).
-        case .shorterSide(let s):
-            let side = Double(s)
+        case .shorterSide(let shorter):
+            let side = Double(shorter)
             size =
-                w <= h
-                ? (side, (side * Double(h) / Double(w)).rounded(.down))
-                : ((side * Double(w) / Double(h)).rounded(.down), side)
+                width <= height
+                ? (side, (side * Double(height) / Double(width)).rounded(.down))
+                : ((side * Double(width) / Double(height)).rounded(.down), side)
         case .exact(let tw, let th): size = (Double(tw), Double(th))
         }
         guard size.width * size.height <= Double(ImageDecoder.maximumPixels), size.width >= 1, size.height >= 1 else {
             throw ImageError.tooManyPixels(
                 width: Int(size.width), height: Int(size.height), limit: ImageDecoder.maximumPixels,
-                from: ImageError.Size(w, h))
+                from: ImageError.Size(width, height))
         }
         return (Int(size.width), Int(size.height))
     }
@@ -109,24 +109,24 @@ public struct Preprocessing: Sendable, Equatable {
     public func apply(_ image: RGBImage) throws -> [Float] {
         let size = try resizedSize(width: image.width, height: image.height)
         var img = ImageResize.resize(image, width: size.width, height: size.height, filter: filter)
-        if let c = crop {
-            guard img.width >= c, img.height >= c else {
-                throw ImageError.smallerThanCrop(width: img.width, height: img.height, crop: c)
+        if let side = crop {
+            guard img.width >= side, img.height >= side else {
+                throw ImageError.smallerThanCrop(width: img.width, height: img.height, crop: side)
             }
             // torchvision's offsets: int(round((size - crop) / 2.0)), Python's round (half to even).
-            let top = Int((Double(img.height - c) / 2).rounded(.toNearestOrEven))
-            let left = Int((Double(img.width - c) / 2).rounded(.toNearestOrEven))
-            img = img.cropped(left: left, top: top, width: c, height: c)
+            let top = Int((Double(img.height - side) / 2).rounded(.toNearestOrEven))
+            let left = Int((Double(img.width - side) / 2).rounded(.toNearestOrEven))
+            img = img.cropped(left: left, top: top, width: side, height: side)
         }
-        let (w, h) = (img.width, img.height)
-        let n = w * h
-        var out = [Float](repeating: 0, count: n * 3)
-        for p in 0..<n {
+        let (width, height) = (img.width, img.height)
+        let pixels = width * height
+        var out = [Float](repeating: 0, count: pixels * 3)
+        for p in 0..<pixels {
             for c in 0..<3 {
                 let source = bgr ? 2 - c : c
                 // The frameworks' own float32 operations in their order: scale, subtract, divide.
-                let v = (Float(img.pixels[p * 3 + source]) / divisor - mean[c]) / std[c]
-                out[layout == .nchw ? c * n + p : p * 3 + c] = v
+                let value = (Float(img.pixels[p * 3 + source]) / divisor - mean[c]) / std[c]
+                out[layout == .nchw ? c * pixels + p : p * 3 + c] = value
             }
         }
         return out

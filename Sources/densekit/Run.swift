@@ -97,7 +97,9 @@ struct Run: ParsableCommand {
                 try Executor(net, threads: execution.threadCount, mode: execution.mode)
             }
             prepareMs = milliseconds(clock.now - prepareStart)
-            let modelInput = try CommandFailure.about(input) { try ModelInput(array, layout: execution.inputLayout, for: net) }
+            let modelInput = try CommandFailure.about(input) {
+                try ModelInput(array, layout: execution.inputLayout, for: net)
+            }
             return (executor, modelInput)
         }
         let (executor, modelInput) = try prepare()
@@ -108,12 +110,16 @@ struct Run: ParsableCommand {
         for i in 0..<runs {
             let start = clock.now
             outputs = try CommandFailure.about(model) {
-                try executor.run(modelInput.values, batch: modelInput.batch, height: modelInput.height, width: modelInput.width)
+                try executor.run(
+                    modelInput.values, batch: modelInput.batch, height: modelInput.height, width: modelInput.width)
             }
             if runs == 1 || i > 0 { times.append(milliseconds(clock.now - start)) }
         }
         let shape =
-            [modelInput.batch] + (try CommandFailure.about(model) { try executor.outputShape(height: modelInput.height, width: modelInput.width) })
+            [modelInput.batch]
+            + (try CommandFailure.about(model) {
+                try executor.outputShape(height: modelInput.height, width: modelInput.width)
+            })
         try CommandFailure.about(output) { try NPY.write(NPY.Array(shape: shape, values: outputs), to: output) }
         let sorted = times.sorted()
         let median =
@@ -220,7 +226,9 @@ extension Run {
         return net.classes == 1000 ? ImageNetClasses.names : nil
     }
 
-    private func name(_ index: Int, _ names: [String]?) -> String? { names.flatMap { index < $0.count ? $0[index] : nil } }
+    private func name(_ index: Int, _ names: [String]?) -> String? {
+        names.flatMap { index < $0.count ? $0[index] : nil }
+    }
 }
 
 func milliseconds(_ duration: Duration) -> Double {

@@ -7,65 +7,67 @@ public enum XXH64 {
     package static let p4: UInt64 = 0x85EB_CA77_C2B2_AE63
     package static let p5: UInt64 = 0x27D4_EB2F_1656_67C5
 
-    @inline(__always) package static func rotl(_ x: UInt64, _ r: UInt64) -> UInt64 { (x << r) | (x >> (64 - r)) }
+    @inline(__always) package static func rotl(_ value: UInt64, _ bits: UInt64) -> UInt64 {
+        (value << bits) | (value >> (64 - bits))
+    }
     @inline(__always) package static func round(_ acc: UInt64, _ input: UInt64) -> UInt64 {
         rotl(acc &+ input &* p2, 31) &* p1
     }
-    @inline(__always) package static func merge(_ acc: UInt64, _ v: UInt64) -> UInt64 {
-        (acc ^ round(0, v)) &* p1 &+ p4
+    @inline(__always) package static func merge(_ acc: UInt64, _ lane: UInt64) -> UInt64 {
+        (acc ^ round(0, lane)) &* p1 &+ p4
     }
 
     public static func hash(_ bytes: UnsafeRawBufferPointer, seed: UInt64 = 0) -> UInt64 {
-        let n = bytes.count
-        var i = 0
-        var h: UInt64
-        if n >= 32, let base = bytes.baseAddress {
+        let length = bytes.count
+        var offset = 0
+        var state: UInt64
+        if length >= 32, let base = bytes.baseAddress {
             var v1 = seed &+ p1 &+ p2
             var v2 = seed &+ p2
             var v3 = seed
             var v4 = seed &- p1
-            while i + 32 <= n {
-                v1 = round(v1, UInt64(littleEndian: base.loadUnaligned(fromByteOffset: i, as: UInt64.self)))
-                v2 = round(v2, UInt64(littleEndian: base.loadUnaligned(fromByteOffset: i + 8, as: UInt64.self)))
-                v3 = round(v3, UInt64(littleEndian: base.loadUnaligned(fromByteOffset: i + 16, as: UInt64.self)))
-                v4 = round(v4, UInt64(littleEndian: base.loadUnaligned(fromByteOffset: i + 24, as: UInt64.self)))
-                i += 32
+            while offset + 32 <= length {
+                v1 = round(v1, UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt64.self)))
+                v2 = round(v2, UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset + 8, as: UInt64.self)))
+                v3 = round(v3, UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset + 16, as: UInt64.self)))
+                v4 = round(v4, UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset + 24, as: UInt64.self)))
+                offset += 32
             }
-            h = rotl(v1, 1) &+ rotl(v2, 7) &+ rotl(v3, 12) &+ rotl(v4, 18)
-            h = merge(h, v1)
-            h = merge(h, v2)
-            h = merge(h, v3)
-            h = merge(h, v4)
+            state = rotl(v1, 1) &+ rotl(v2, 7) &+ rotl(v3, 12) &+ rotl(v4, 18)
+            state = merge(state, v1)
+            state = merge(state, v2)
+            state = merge(state, v3)
+            state = merge(state, v4)
         } else {
-            h = seed &+ p5
+            state = seed &+ p5
         }
-        h = h &+ UInt64(n)
-        guard let base = bytes.baseAddress else { return avalanche(h) }
-        while i + 8 <= n {
-            h ^= round(0, UInt64(littleEndian: base.loadUnaligned(fromByteOffset: i, as: UInt64.self)))
-            h = rotl(h, 27) &* p1 &+ p4
-            i += 8
+        state = state &+ UInt64(length)
+        guard let base = bytes.baseAddress else { return avalanche(state) }
+        while offset + 8 <= length {
+            state ^= round(0, UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt64.self)))
+            state = rotl(state, 27) &* p1 &+ p4
+            offset += 8
         }
-        if i + 4 <= n {
-            h ^= UInt64(UInt32(littleEndian: base.loadUnaligned(fromByteOffset: i, as: UInt32.self))) &* p1
-            h = rotl(h, 23) &* p2 &+ p3
-            i += 4
+        if offset + 4 <= length {
+            state ^= UInt64(UInt32(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt32.self))) &* p1
+            state = rotl(state, 23) &* p2 &+ p3
+            offset += 4
         }
-        while i < n {
-            h ^= UInt64(base.load(fromByteOffset: i, as: UInt8.self)) &* p5
-            h = rotl(h, 11) &* p1
-            i += 1
+        while offset < length {
+            state ^= UInt64(base.load(fromByteOffset: offset, as: UInt8.self)) &* p5
+            state = rotl(state, 11) &* p1
+            offset += 1
         }
-        return avalanche(h)
+        return avalanche(state)
     }
 
-    @inline(__always) package static func avalanche(_ x: UInt64) -> UInt64 {
-        var h = x
-        h ^= h >> 33
-        h = h &* p2
-        h ^= h >> 29
-        h = h &* p3
-        h ^= h >> 32
-        return h
+    @inline(__always) package static func avalanche(_ value: UInt64) -> UInt64 {
+        var mixed = value
+        mixed ^= mixed >> 33
+        mixed = mixed &* p2
+        mixed ^= mixed >> 29
+        mixed = mixed &* p3
+        mixed ^= mixed >> 32
+        return mixed
     }
 }

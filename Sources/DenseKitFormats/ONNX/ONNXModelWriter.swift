@@ -120,7 +120,9 @@ package struct ONNXGraphBuilder {
                 branch = node("Relu", name + ".relu1", [norm(name + ".norm1", layer.norm, input: branch)])
                 if let bottleneck = layer.bottleneck {
                     branch = conv(name + ".conv1", bottleneck.conv, input: branch)
-                    if let bottleneckNorm = bottleneck.norm { branch = norm(name + ".norm2", bottleneckNorm, input: branch) }
+                    if let bottleneckNorm = bottleneck.norm {
+                        branch = norm(name + ".norm2", bottleneckNorm, input: branch)
+                    }
                     branch = conv(name + ".conv2", layer.conv, input: node("Relu", name + ".relu2", [branch]))
                 } else {
                     branch = conv(name + ".conv1", layer.conv, input: branch)
@@ -160,7 +162,8 @@ package struct ONNXGraphBuilder {
                 + (d.linear.bias.map { [initializer(name + ".bias", $0)] } ?? [])
             value = node("Gemm", name, inputs, ["transB": .int(1)], last: last && activation == nil)
             if let activation {
-                value = node(activation.op, name + "." + activation.op.lowercased(), [value], activation.attributes, last: last)
+                value = node(
+                    activation.op, name + "." + activation.op.lowercased(), [value], activation.attributes, last: last)
             }
         }
     }
@@ -186,7 +189,8 @@ package struct ONNXGraphBuilder {
 
     private mutating func conv(_ name: String, _ convolution: Conv2D, input: String) -> String {
         let inputs =
-            [input, initializer(name + ".weight", convolution.weight)] + (convolution.bias.map { [initializer(name + ".bias", $0)] } ?? [])
+            [input, initializer(name + ".weight", convolution.weight)]
+            + (convolution.bias.map { [initializer(name + ".bias", $0)] } ?? [])
         return node(
             "Conv", name, inputs,
             [

@@ -33,7 +33,7 @@ package struct OpGraph {
             case .conv: return "a Conv"
             case .batchNorm: return "a BatchNormalization"
             case .relu: return "a ReLU"
-            case .pool(let p): return p.kind == .max ? "a MaxPool" : "an AveragePool"
+            case .pool(let pool): return pool.kind == .max ? "a MaxPool" : "an AveragePool"
             case .globalAveragePool: return "a global average pool"
             case .globalMaxPool: return "a global max pool"
             case .concat: return "a Concat"
@@ -65,10 +65,10 @@ package struct OpGraph {
     /// an Add of a constant into the Linear before it.
     package func normalized() throws -> OpGraph {
         var alias: [String: String] = [:]
-        func resolve(_ v: String) -> String {
-            var v = v
-            while let a = alias[v] { v = a }
-            return v
+        func resolve(_ value: String) -> String {
+            var value = value
+            while let target = alias[value] { value = target }
+            return value
         }
         var pads: [String: (input: String, pads: [Int], label: String)] = [:]
         var kept: [Node] = []
@@ -79,8 +79,8 @@ package struct OpGraph {
             case .passThrough:
                 alias[node.output] = node.inputs[0]
                 continue
-            case .pad(let p):
-                pads[node.output] = (node.inputs[0], p, node.label)
+            case .pad(let padding):
+                pads[node.output] = (node.inputs[0], padding, node.label)
                 continue
             case .conv(var conv):
                 if let pad = pads[node.inputs[0]] {
@@ -92,19 +92,20 @@ package struct OpGraph {
                 if let pad = pads[node.inputs[0]] {
                     guard pool.kind == .max || pool.countIncludePad else {
                         throw ImportError.unsupported(
-                            "\(pad.label) pads the input of an average pool that excludes padding")
+                            .node(pad.label), problem: "pads the input of an average pool that excludes padding")
                     }
                     pool.pads = zip(pool.pads, pad.pads).map { $0 + $1 }
                     node.inputs[0] = pad.input
                     node.op = .pool(pool)
                 }
             case .addBias(let bias):
-                if let i = byOutput[node.inputs[0]], case .linear(var linear) = kept[i].op, linear.bias == nil,
+                if let linearIndex = byOutput[node.inputs[0]], case .linear(var linear) = kept[linearIndex].op,
+                    linear.bias == nil,
                     bias.count == linear.outFeatures
                 {
                     linear.bias = Tensor(
                         name: bias.name, shape: [bias.count], storedDType: bias.storedDType, values: bias.values)
-                    kept[i].op = .linear(linear)
+                    kept[linearIndex].op = .linear(linear)
                     alias[node.output] = node.inputs[0]
                     continue
                 }

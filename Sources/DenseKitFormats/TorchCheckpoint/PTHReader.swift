@@ -33,9 +33,9 @@ public enum PTHReader {
             }
             let entry = try tensor(
                 key, storages[storage], type: type, storageCount: count, offset: offset, shape: shape, stride: stride)
-            if case .float(let t) = entry {
-                parameters += t.count
-                bytes += t.storedBytes
+            if case .float(let float) = entry {
+                parameters += float.count
+                bytes += float.storedBytes
             }
             entries[key] = entry
         }
@@ -140,22 +140,24 @@ public enum PTHReader {
     /// The state_dict: the object itself when it maps names to tensors, else its `state_dict`,
     /// `model`, `model_state_dict` or `net` entry; the wrapper's key is returned too.
     package static func stateDict(_ object: Unpickler.Value) throws -> ([(String, Unpickler.Value)], String?) {
-        func weights(_ v: Unpickler.Value) -> [(String, Unpickler.Value)]? {
-            guard case .dict(let pairs) = v else { return nil }
+        func weights(_ value: Unpickler.Value) -> [(String, Unpickler.Value)]? {
+            guard case .dict(let pairs) = value else { return nil }
             let named = pairs.compactMap { p in p.key.string.map { ($0, p.value) } }
             guard named.count == pairs.count, named.contains(where: { if case .tensor = $0.1 { true } else { false } })
             else { return nil }
             return named
         }
-        if let w = weights(object), w.contains(where: { $0.0.hasSuffix("conv0.weight") }) { return (w, nil) }
+        if let found = weights(object), found.contains(where: { $0.0.hasSuffix("conv0.weight") }) {
+            return (found, nil)
+        }
         if case .dict(let pairs) = object {
             for wrapper in ["state_dict", "model_state_dict", "model", "net"] {
-                if let entry = pairs.first(where: { $0.key.string == wrapper }), let w = weights(entry.value) {
-                    return (w, wrapper)
+                if let entry = pairs.first(where: { $0.key.string == wrapper }), let found = weights(entry.value) {
+                    return (found, wrapper)
                 }
             }
         }
-        if let w = weights(object) { return (w, nil) }
+        if let found = weights(object) { return (found, nil) }
         throw ImportError.mismatch(
             .part("checkpoint"),
             expected:
@@ -178,26 +180,27 @@ public enum PTHReader {
         var expected = [Int](repeating: 0, count: shape.count)
         for i in shape.indices.reversed() {
             expected[i] = count
-            let (p, o) = count.multipliedReportingOverflow(by: shape[i])
-            guard !o, p <= 1 << 31 else {
+            let (product, overflow) = count.multipliedReportingOverflow(by: shape[i])
+            guard !overflow, product <= 1 << 31 else {
                 throw ImportError.mismatch(
                     subject, expected: "at most 2^31 values", found: "shape \(shape)")
             }
-            count = p
+            count = product
         }
         guard stride == expected || count <= 1 else {
             throw ImportError.mismatch(
                 subject, expected: "a contiguous view (stride \(expected))", found: "stride \(stride)")
         }
         // The counts come from the pickle: compared by division and overflow-checked addition, never multiplied.
-        let (end, o) = offset.addingReportingOverflow(count)
-        guard let storage, !o, end <= storageCount, storage.count % size == 0, storage.count / size == storageCount
+        let (end, overflow) = offset.addingReportingOverflow(count)
+        guard let storage, !overflow, end <= storageCount, storage.count % size == 0,
+            storage.count / size == storageCount
         else {
             throw ImportError.mismatch(
                 subject,
                 expected:
                     """
-                    elements \(offset) to \(o ? "beyond 2^63" : String(end)) of its storage, which the pickle \
+                    elements \(offset) to \(overflow ? "beyond 2^63" : String(end)) of its storage, which the pickle \
                     says holds \(storageCount)
                     """,
                 found: storage.map { "a storage of \($0.count / size) elements" } ?? "no such storage")
