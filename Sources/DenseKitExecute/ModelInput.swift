@@ -20,11 +20,11 @@ public struct ModelInput: Sendable {
     /// and height and width where the model fixes them, must match the model. Every value must be
     /// finite: the executor's ReLU (a max with 0) would drop a NaN where torch and onnxruntime
     /// propagate it, and give a confident answer for an image that has none.
-    public init(shape s: [Int], values source: [Float], layout: InputSpec.Layout?, for net: DenseNet) throws {
+    public init(shape: [Int], values source: [Float], layout: InputSpec.Layout?, for net: DenseNet) throws {
         if let first = source.firstIndex(where: { !$0.isFinite }) {
             var index: [Int] = []
             var rest = first
-            for dimension in s.reversed() where dimension > 0 {
+            for dimension in shape.reversed() where dimension > 0 {
                 index.insert(rest % dimension, at: 0)
                 rest /= dimension
             }
@@ -32,30 +32,34 @@ public struct ModelInput: Sendable {
         }
         let layout = layout ?? net.input.layout
         let expected = net.input.expectedShape(in: layout)
-        guard s.count == 4 else { throw ExecutionError.inputShape(expected: expected, found: s) }
-        let (n, c, h, w) = layout == .nchw ? (s[0], s[1], s[2], s[3]) : (s[0], s[3], s[1], s[2])
+        guard shape.count == 4 else { throw ExecutionError.inputShape(expected: expected, found: shape) }
+        let (images, channels, imageHeight, imageWidth) =
+            layout == .nchw ? (shape[0], shape[1], shape[2], shape[3]) : (shape[0], shape[3], shape[1], shape[2])
         let side = 1...DenseNet.Limits.inputSide
-        guard n > 0, c == net.input.channels, side.contains(h), side.contains(w),
-            net.input.height.map({ $0 == h }) ?? true, net.input.width.map({ $0 == w }) ?? true
+        guard images > 0, channels == net.input.channels, side.contains(imageHeight), side.contains(imageWidth),
+            net.input.height.map({ $0 == imageHeight }) ?? true, net.input.width.map({ $0 == imageWidth }) ?? true
         else {
-            throw ExecutionError.inputShape(expected: expected, found: s)
+            throw ExecutionError.inputShape(expected: expected, found: shape)
         }
-        batch = n
-        height = h
-        width = w
+        batch = images
+        height = imageHeight
+        width = imageWidth
         if layout == .nchw {
             values = source
         } else {
-            var v = [Float](repeating: 0, count: source.count)
+            var reordered = [Float](repeating: 0, count: source.count)
             let src = source
-            for b in 0..<n {
-                for y in 0..<h {
-                    for x in 0..<w {
-                        for ch in 0..<c { v[((b * c + ch) * h + y) * w + x] = src[((b * h + y) * w + x) * c + ch] }
+            for b in 0..<images {
+                for y in 0..<imageHeight {
+                    for x in 0..<imageWidth {
+                        for ch in 0..<channels {
+                            reordered[((b * channels + ch) * imageHeight + y) * imageWidth + x] =
+                                src[((b * imageHeight + y) * imageWidth + x) * channels + ch]
+                        }
                     }
                 }
             }
-            values = v
+            values = reordered
         }
     }
 }
@@ -63,10 +67,10 @@ public struct ModelInput: Sendable {
 extension InputSpec {
     /// "[N, 3, 224, 224] (NCHW)" in the given layout, "?" where the model leaves a size open.
     public func expectedShape(in layout: Layout) -> String {
-        let d = { (v: Int?) in v.map(String.init) ?? "?" }
+        let text = { (v: Int?) in v.map(String.init) ?? "?" }
         switch layout {
-        case .nchw: return "[N, \(channels), \(d(height)), \(d(width))] (NCHW)"
-        case .nhwc: return "[N, \(d(height)), \(d(width)), \(channels)] (NHWC)"
+        case .nchw: return "[N, \(channels), \(text(height)), \(text(width))] (NCHW)"
+        case .nhwc: return "[N, \(text(height)), \(text(width)), \(channels)] (NHWC)"
         }
     }
 }

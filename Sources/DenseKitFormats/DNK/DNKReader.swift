@@ -24,19 +24,19 @@ public enum DNKReader {
 
     /// Float32 tensors stay in the map (zero-copy); 16-bit ones are decoded.
     private static func decode(_ raw: UnsafeRawBufferPointer, file: MappedFile, path: String) throws -> DenseNet {
-        let n = raw.count
-        guard n >= DNKWriter.headerSize else {
-            throw ImportError.malformed("truncated: \(n) bytes, the header alone is 128")
+        let fileSize = raw.count
+        guard fileSize >= DNKWriter.headerSize else {
+            throw ImportError.malformed("truncated: \(fileSize) bytes, the header alone is 128")
         }
         guard Array(raw[0..<8]) == DNKWriter.magic else { throw ImportError.malformed("not a .dnk file (bad magic)") }
         func u16(_ at: Int) -> Int { Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt16.self))) }
         func u32(_ at: Int) -> Int { Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self))) }
         func u64(_ at: Int) throws -> Int {
-            let v = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self))
-            guard v <= UInt64(Int.max / 4) else {
-                throw ImportError.mismatch(.byte(at), expected: "a header value up to 2^61", found: "\(v)")
+            let stored = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self))
+            guard stored <= UInt64(Int.max / 4) else {
+                throw ImportError.mismatch(.byte(at), expected: "a header value up to 2^61", found: "\(stored)")
             }
-            return Int(v)
+            return Int(stored)
         }
         func hash(_ start: Int, _ end: Int) -> UInt64 { XXH64.hash(UnsafeRawBufferPointer(rebasing: raw[start..<end])) }
         func stored(_ at: Int) -> UInt64 {
@@ -62,9 +62,9 @@ public enum DNKReader {
         let dataOffset = try u64(48)
         let dataLength = try u64(56)
         let fileLength = try u64(64)
-        guard fileLength == n else {
+        guard fileLength == fileSize else {
             throw ImportError.malformed(
-                "file is \(n) bytes, the header says \(fileLength) (\(n < fileLength ? "truncated" : "trailing bytes"))"
+                "file is \(fileSize) bytes, the header says \(fileLength) (\(fileSize < fileLength ? "truncated" : "trailing bytes"))"
             )
         }
         guard metaOffset == DNKWriter.headerSize, metaLength <= maximumMetadata else {
@@ -111,12 +111,12 @@ public enum DNKReader {
             }
             var elements = 1
             for d in 0..<rank {
-                let v = u32(at + 52 + 4 * d)
-                let (p, o) = elements.multipliedReportingOverflow(by: v)
-                guard v > 0, !o, p <= maximumElements else {
+                let dimension = u32(at + 52 + 4 * d)
+                let (product, overflow) = elements.multipliedReportingOverflow(by: dimension)
+                guard dimension > 0, !overflow, product <= maximumElements else {
                     throw ImportError.malformed(.tensor(name(index)), problem: "bad shape")
                 }
-                elements = p
+                elements = product
             }
             let offset = try u64(at + 68)
             let length = try u64(at + 76)
@@ -125,14 +125,14 @@ public enum DNKReader {
                     .tensor(name(index)),
                     problem: "length \(length) for shape \(shape(index, rank: rank)) of \(dtype.rawValue)")
             }
-            guard offset == expectedOffset, offset % 64 == 0, offset + length <= n else {
+            guard offset == expectedOffset, offset % 64 == 0, offset + length <= fileSize else {
                 throw ImportError.mismatch(
                     .tensor(name(index)),
                     expected: "data at offset \(expectedOffset), where the previous tensor ends",
                     found: "offset \(offset)")
             }
-            let end = index + 1 < count ? DNKWriter.align(offset + length, 64) : n
-            guard end <= n, index + 1 < count || DNKWriter.align(offset + length, 64) == n else {
+            let end = index + 1 < count ? DNKWriter.align(offset + length, 64) : fileSize
+            guard end <= fileSize, index + 1 < count || DNKWriter.align(offset + length, 64) == fileSize else {
                 throw ImportError.malformed(
                     .tensor(name(index)), problem: "data does not end at the end of the file")
             }

@@ -14,8 +14,9 @@ public enum DNKWriter {
     /// paper's head: global average pool, one dense layer, softmax or logits), 2.0 for every other
     /// head, which a 1.0 reader would misread.
     public static func version(for net: DenseNet) -> (major: Int, minor: Int) {
-        let h = net.head
-        return h.pool == .average && h.dense.count == 1 && (h.activation == .softmax || h.activation == .linear)
+        let head = net.head
+        return head.pool == .average && head.dense.count == 1
+            && (head.activation == .softmax || head.activation == .linear)
             ? (1, 1) : (2, 0)
     }
 
@@ -41,61 +42,66 @@ public enum DNKWriter {
             guard name.utf8.count < nameSize else {
                 throw WriteError.doesNotFit(format: "dnk", problem: "tensor name '\(name)' too long")
             }
-            let d = dtypeOf(t)
-            let length = t.count * d.size
-            entries.append((name, d, t.shape, cursor, length))
+            let stored = dtypeOf(t)
+            let length = t.count * stored.size
+            entries.append((name, stored, t.shape, cursor, length))
             cursor = align(cursor + length, 64)
         }
         let fileLength = cursor
         var file = Data(count: fileLength)
         file.withUnsafeMutableBytes { raw in
-            let p = raw.baseAddress!
+            let base = raw.baseAddress!
             // Metadata, then tensor data (padding stays zero).
-            json.withUnsafeBytes { p.advanced(by: headerSize).copyMemory(from: $0.baseAddress!, byteCount: json.count) }
+            json.withUnsafeBytes {
+                base.advanced(by: headerSize).copyMemory(from: $0.baseAddress!, byteCount: json.count)
+            }
             for ((_, t), e) in zip(named, entries) {
-                StoredFloat(e.dtype).write(t, to: p.advanced(by: e.offset))
+                StoredFloat(e.dtype).write(t, to: base.advanced(by: e.offset))
             }
             // Table.
             for (index, e) in entries.enumerated() {
                 let at = tableOffset + index * entrySize
                 for (i, byte) in e.name.utf8.enumerated() {
-                    p.storeBytes(of: byte, toByteOffset: at + i, as: UInt8.self)
+                    base.storeBytes(of: byte, toByteOffset: at + i, as: UInt8.self)
                 }
-                p.storeBytes(of: UInt8(dtypes.firstIndex(of: e.dtype)!), toByteOffset: at + 48, as: UInt8.self)
-                p.storeBytes(of: UInt8(e.shape.count), toByteOffset: at + 49, as: UInt8.self)
-                for (i, d) in e.shape.enumerated() {
-                    p.storeBytes(of: UInt32(d).littleEndian, toByteOffset: at + 52 + 4 * i, as: UInt32.self)
+                base.storeBytes(of: UInt8(dtypes.firstIndex(of: e.dtype)!), toByteOffset: at + 48, as: UInt8.self)
+                base.storeBytes(of: UInt8(e.shape.count), toByteOffset: at + 49, as: UInt8.self)
+                for (i, stored) in e.shape.enumerated() {
+                    base.storeBytes(of: UInt32(stored).littleEndian, toByteOffset: at + 52 + 4 * i, as: UInt32.self)
                 }
-                p.storeBytes(of: UInt64(e.offset).littleEndian, toByteOffset: at + 68, as: UInt64.self)
-                p.storeBytes(of: UInt64(e.length).littleEndian, toByteOffset: at + 76, as: UInt64.self)
+                base.storeBytes(of: UInt64(e.offset).littleEndian, toByteOffset: at + 68, as: UInt64.self)
+                base.storeBytes(of: UInt64(e.length).littleEndian, toByteOffset: at + 76, as: UInt64.self)
                 let end = index + 1 < entries.count ? entries[index + 1].offset : fileLength
-                let sum = LaneHash.hash(UnsafeRawBufferPointer(start: p.advanced(by: e.offset), count: end - e.offset))
-                p.storeBytes(of: sum.littleEndian, toByteOffset: at + 84, as: UInt64.self)
+                let sum = LaneHash.hash(
+                    UnsafeRawBufferPointer(start: base.advanced(by: e.offset), count: end - e.offset))
+                base.storeBytes(of: sum.littleEndian, toByteOffset: at + 84, as: UInt64.self)
             }
             // Header.
-            for (i, b) in magic.enumerated() { p.storeBytes(of: b, toByteOffset: i, as: UInt8.self) }
-            p.storeBytes(of: UInt16(version.major).littleEndian, toByteOffset: 8, as: UInt16.self)
-            p.storeBytes(of: UInt16(version.minor).littleEndian, toByteOffset: 10, as: UInt16.self)
-            p.storeBytes(of: UInt32(headerSize).littleEndian, toByteOffset: 12, as: UInt32.self)
-            p.storeBytes(of: UInt64(headerSize).littleEndian, toByteOffset: 16, as: UInt64.self)
-            p.storeBytes(of: UInt64(json.count).littleEndian, toByteOffset: 24, as: UInt64.self)
-            p.storeBytes(of: UInt64(tableOffset).littleEndian, toByteOffset: 32, as: UInt64.self)
-            p.storeBytes(of: UInt32(entries.count).littleEndian, toByteOffset: 40, as: UInt32.self)
-            p.storeBytes(of: UInt32(entrySize).littleEndian, toByteOffset: 44, as: UInt32.self)
-            p.storeBytes(of: UInt64(dataOffset).littleEndian, toByteOffset: 48, as: UInt64.self)
-            p.storeBytes(of: UInt64(fileLength - dataOffset).littleEndian, toByteOffset: 56, as: UInt64.self)
-            p.storeBytes(of: UInt64(fileLength).littleEndian, toByteOffset: 64, as: UInt64.self)
+            for (i, b) in magic.enumerated() { base.storeBytes(of: b, toByteOffset: i, as: UInt8.self) }
+            base.storeBytes(of: UInt16(version.major).littleEndian, toByteOffset: 8, as: UInt16.self)
+            base.storeBytes(of: UInt16(version.minor).littleEndian, toByteOffset: 10, as: UInt16.self)
+            base.storeBytes(of: UInt32(headerSize).littleEndian, toByteOffset: 12, as: UInt32.self)
+            base.storeBytes(of: UInt64(headerSize).littleEndian, toByteOffset: 16, as: UInt64.self)
+            base.storeBytes(of: UInt64(json.count).littleEndian, toByteOffset: 24, as: UInt64.self)
+            base.storeBytes(of: UInt64(tableOffset).littleEndian, toByteOffset: 32, as: UInt64.self)
+            base.storeBytes(of: UInt32(entries.count).littleEndian, toByteOffset: 40, as: UInt32.self)
+            base.storeBytes(of: UInt32(entrySize).littleEndian, toByteOffset: 44, as: UInt32.self)
+            base.storeBytes(of: UInt64(dataOffset).littleEndian, toByteOffset: 48, as: UInt64.self)
+            base.storeBytes(of: UInt64(fileLength - dataOffset).littleEndian, toByteOffset: 56, as: UInt64.self)
+            base.storeBytes(of: UInt64(fileLength).littleEndian, toByteOffset: 64, as: UInt64.self)
             let metaSum = XXH64.hash(
-                UnsafeRawBufferPointer(start: p.advanced(by: headerSize), count: tableOffset - headerSize))
+                UnsafeRawBufferPointer(start: base.advanced(by: headerSize), count: tableOffset - headerSize))
             let tableSum = XXH64.hash(
-                UnsafeRawBufferPointer(start: p.advanced(by: tableOffset), count: dataOffset - tableOffset))
-            p.storeBytes(of: metaSum.littleEndian, toByteOffset: 72, as: UInt64.self)
-            p.storeBytes(of: tableSum.littleEndian, toByteOffset: 80, as: UInt64.self)
-            let headerSum = XXH64.hash(UnsafeRawBufferPointer(start: p, count: 120))
-            p.storeBytes(of: headerSum.littleEndian, toByteOffset: 120, as: UInt64.self)
+                UnsafeRawBufferPointer(start: base.advanced(by: tableOffset), count: dataOffset - tableOffset))
+            base.storeBytes(of: metaSum.littleEndian, toByteOffset: 72, as: UInt64.self)
+            base.storeBytes(of: tableSum.littleEndian, toByteOffset: 80, as: UInt64.self)
+            let headerSum = XXH64.hash(UnsafeRawBufferPointer(start: base, count: 120))
+            base.storeBytes(of: headerSum.littleEndian, toByteOffset: 120, as: UInt64.self)
         }
         return file
     }
 
-    package static func align(_ x: Int, _ a: Int) -> Int { (x + a - 1) / a * a }
+    package static func align(_ offset: Int, _ alignment: Int) -> Int {
+        (offset + alignment - 1) / alignment * alignment
+    }
 }

@@ -43,33 +43,33 @@ package struct KerasModelConfig {
         outputs = Self.layerNames(config["output_layers"])
         var pendingPad: [Int]? = nil
         for entry in layerList {
-            guard let className = entry["class_name"] as? String, let c = entry["config"] as? [String: Any],
-                let name = c["name"] as? String
+            guard let className = entry["class_name"] as? String, let layerConfig = entry["config"] as? [String: Any],
+                let name = layerConfig["name"] as? String
             else { continue }
             order.append(name.replacingOccurrences(of: "/", with: "_"))
             if className == "InputLayer" {
-                let shape = (c["batch_input_shape"] ?? c["batch_shape"]) as? [Any] ?? []
+                let shape = (layerConfig["batch_input_shape"] ?? layerConfig["batch_shape"]) as? [Any] ?? []
                 inputShape = shape.dropFirst().map { $0 as? Int }
                 continue
             }
             if className == "ZeroPadding2D" {
-                pendingPad = Self.padding(c["padding"])
+                pendingPad = Self.padding(layerConfig["padding"])
                 // Padding is added to the conv's own; bounded here so that no sum can overflow.
-                if let p = pendingPad, !p.allSatisfy({ (0...Self.maximumPadding).contains($0) }) {
+                if let pad = pendingPad, !pad.allSatisfy({ (0...Self.maximumPadding).contains($0) }) {
                     throw ImportError.mismatch(
-                        .kerasLayer(name), expected: "padding from 0 to \(Self.maximumPadding)", found: "\(p)")
+                        .kerasLayer(name), expected: "padding from 0 to \(Self.maximumPadding)", found: "\(pad)")
                 }
                 continue
             }
             var layer = Layer(className: className)
-            layer.strides = Self.axes(c["strides"])
-            layer.kernelSize = Self.axes(c["kernel_size"])
-            layer.dilation = Self.axes(c["dilation_rate"])
-            layer.groups = c["groups"] as? Int
-            layer.padding = c["padding"] as? String
-            layer.poolSize = Self.axes(c["pool_size"])
-            layer.epsilon = (c["epsilon"] as? Double).map(Float.init)
-            layer.activation = c["activation"] as? String
+            layer.strides = Self.axes(layerConfig["strides"])
+            layer.kernelSize = Self.axes(layerConfig["kernel_size"])
+            layer.dilation = Self.axes(layerConfig["dilation_rate"])
+            layer.groups = layerConfig["groups"] as? Int
+            layer.padding = layerConfig["padding"] as? String
+            layer.poolSize = Self.axes(layerConfig["pool_size"])
+            layer.epsilon = (layerConfig["epsilon"] as? Double).map(Float.init)
+            layer.activation = layerConfig["activation"] as? String
             layer.zeroPadding = pendingPad
             layer.inbound = Self.layerNames(entry["inbound_nodes"])
             pendingPad = nil
@@ -95,15 +95,17 @@ package struct KerasModelConfig {
 
     /// An int or a list of ints, as Keras spells strides and sizes.
     private static func axes(_ value: Any?) -> [Int]? {
-        if let v = value as? Int { return [v, v] }
+        if let side = value as? Int { return [side, side] }
         return value as? [Int]
     }
 
     /// ZeroPadding2D's `padding`: n, (h, w) or ((top, bottom), (left, right)).
     private static func padding(_ value: Any?) -> [Int]? {
-        if let n = value as? Int { return [n, n, n, n] }
+        if let side = value as? Int { return [side, side, side, side] }
         guard let pair = value as? [Any], pair.count == 2 else { return nil }
-        if let h = pair[0] as? Int, let w = pair[1] as? Int { return [h, w, h, w] }
+        if let vertical = pair[0] as? Int, let horizontal = pair[1] as? Int {
+            return [vertical, horizontal, vertical, horizontal]
+        }
         if let hs = pair[0] as? [Int], let ws = pair[1] as? [Int], hs.count == 2, ws.count == 2 {
             return [hs[0], ws[0], hs[1], ws[1]]
         }

@@ -92,20 +92,21 @@ public struct SafetensorsModelWriter: ModelWriter {
         return (prepared, conventions)
     }
 
-    public func encode(_ net: DenseNet, dtype: DType, provenance p: Provenance) throws -> Data {
+    public func encode(_ net: DenseNet, dtype: DType, provenance: Provenance) throws -> Data {
         let entries = TorchvisionStateDict.entries(net)
         var header: [String: Any] = [:]
         var offset = 0
         var payloads: [(Tensor?, DType)] = []
         for (key, value) in entries {
             switch value {
-            case .float(let t):
-                let d: DType = t.shape.count >= 2 ? dtype : .f32
+            case .float(let float):
+                let stored: DType = float.shape.count >= 2 ? dtype : .f32
                 header[key] = [
-                    "dtype": Self.name(d), "shape": t.shape, "data_offsets": [offset, offset + t.count * d.size],
+                    "dtype": Self.name(stored), "shape": float.shape,
+                    "data_offsets": [offset, offset + float.count * stored.size],
                 ]
-                offset += t.count * d.size
-                payloads.append((t, d))
+                offset += float.count * stored.size
+                payloads.append((float, stored))
             case .batchesTracked:
                 header[key] = ["dtype": "I64", "shape": [Int](), "data_offsets": [offset, offset + 8]]
                 offset += 8
@@ -115,25 +116,25 @@ public struct SafetensorsModelWriter: ModelWriter {
         header["__metadata__"] = [
             "format": "pt",
             SafetensorsReader.headMetadataKey: HeadDescription(net.head).jsonString,
-            "densekit.version": p.densekitVersion,
-            "densekit.source_file": p.sourceFile,
-            "densekit.source_sha256": p.sourceSHA256,
-            "densekit.source_format": p.sourceFormat,
-            "densekit.converted_at": p.convertedAt,
+            "densekit.version": provenance.densekitVersion,
+            "densekit.source_file": provenance.sourceFile,
+            "densekit.source_sha256": provenance.sourceSHA256,
+            "densekit.source_format": provenance.sourceFormat,
+            "densekit.converted_at": provenance.convertedAt,
         ]
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
         json.append(contentsOf: [UInt8](repeating: UInt8(ascii: " "), count: (8 - json.count % 8) % 8))
         var file = Data(capacity: 8 + json.count + offset)
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { file.append(contentsOf: $0) }
         file.append(json)
-        for (tensor, d) in payloads {
-            if let tensor { file.append(StoredFloat(d).encode(tensor)) } else { file.append(Data(count: 8)) }
+        for (tensor, stored) in payloads {
+            if let tensor { file.append(StoredFloat(stored).encode(tensor)) } else { file.append(Data(count: 8)) }
         }
         return file
     }
 
-    package static func name(_ d: DType) -> String {
-        switch d {
+    package static func name(_ dtype: DType) -> String {
+        switch dtype {
         case .f32: return "F32"
         case .f16: return "F16"
         case .bf16: return "BF16"

@@ -37,18 +37,18 @@ public enum CanonicalLayer: Hashable, Sendable, CustomStringConvertible {
         case "stem": self = .stem
         case "head": self = .head
         default:
-            if name.hasPrefix("transition"), let t = index(name.dropFirst("transition".count)) {
-                self = .transition(t)
-            } else if name.hasPrefix("head.dense"), let i = index(name.dropFirst("head.dense".count)) {
-                self = .headDense(i)
-            } else if name.hasPrefix("block"), !name.contains("."), let b = index(name.dropFirst("block".count)) {
-                self = .block(b)
+            if name.hasPrefix("transition"), let transition = index(name.dropFirst("transition".count)) {
+                self = .transition(transition)
+            } else if name.hasPrefix("head.dense"), let position = index(name.dropFirst("head.dense".count)) {
+                self = .headDense(position)
+            } else if name.hasPrefix("block"), !name.contains("."), let block = index(name.dropFirst("block".count)) {
+                self = .block(block)
             } else if name.hasPrefix("block"), let dot = name.firstIndex(of: "."),
-                let b = index(name[name.index(name.startIndex, offsetBy: 5)..<dot]),
+                let block = index(name[name.index(name.startIndex, offsetBy: 5)..<dot]),
                 name[dot...].hasPrefix(".layer"),
-                let i = index(name[name.index(dot, offsetBy: 6)...])
+                let position = index(name[name.index(dot, offsetBy: 6)...])
             {
-                self = .denseLayer(block: b, layer: i)
+                self = .denseLayer(block: block, layer: position)
             } else {
                 return nil
             }

@@ -9,23 +9,26 @@ extension Tensor {
     /// Only for a tensor whose values match its shape (the importers check that first).
     public func permuted(_ from: ConvKernelLayout, to: ConvKernelLayout) -> Tensor {
         guard from != to, shape.count == 4 else { return self }
-        // (o, i, h, w) whatever the order.
-        let (o, i, h, w) =
+        // (outputs, inputs, kernelHeight, kernelWidth) whatever the order.
+        let (outputs, inputs, kernelHeight, kernelWidth) =
             from == .oihw ? (shape[0], shape[1], shape[2], shape[3]) : (shape[3], shape[2], shape[0], shape[1])
-        let v = values
-        var out = [Float](repeating: 0, count: v.count)
-        for a in 0..<o {
-            for b in 0..<i {
-                for y in 0..<h {
-                    for x in 0..<w {
-                        let oihw = ((a * i + b) * h + y) * w + x
-                        let hwio = ((y * w + x) * i + b) * o + a
-                        if from == .oihw { out[hwio] = v[oihw] } else { out[oihw] = v[hwio] }
+        let source = values
+        var out = [Float](repeating: 0, count: source.count)
+        for a in 0..<outputs {
+            for b in 0..<inputs {
+                for y in 0..<kernelHeight {
+                    for x in 0..<kernelWidth {
+                        let oihw = ((a * inputs + b) * kernelHeight + y) * kernelWidth + x
+                        let hwio = ((y * kernelWidth + x) * inputs + b) * outputs + a
+                        if from == .oihw { out[hwio] = source[oihw] } else { out[oihw] = source[hwio] }
                     }
                 }
             }
         }
         return Tensor(
-            name: name, shape: to == .oihw ? [o, i, h, w] : [h, w, i, o], storedDType: storedDType, values: out)
+            name: name,
+            shape: to == .oihw
+                ? [outputs, inputs, kernelHeight, kernelWidth] : [kernelHeight, kernelWidth, inputs, outputs],
+            storedDType: storedDType, values: out)
     }
 }

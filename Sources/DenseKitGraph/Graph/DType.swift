@@ -18,60 +18,60 @@ public enum DType: String, Sendable, CaseIterable, Codable {
 /// Conversions between float32 and the 16-bit storage types, exact where the format allows.
 public enum HalfFloat {
     /// IEEE 754 binary16 bits to float32 (exact, subnormals included).
-    public static func f16ToFloat(_ h: UInt16) -> Float {
-        let sign = UInt32(h & 0x8000) << 16
-        let exponent = Int((h >> 10) & 0x1F)
-        var mantissa = UInt32(h & 0x3FF)
+    public static func f16ToFloat(_ bits: UInt16) -> Float {
+        let sign = UInt32(bits & 0x8000) << 16
+        let exponent = Int((bits >> 10) & 0x1F)
+        var mantissa = UInt32(bits & 0x3FF)
         if exponent == 0x1F {  // infinity or NaN
             return Float(bitPattern: sign | 0x7F80_0000 | (mantissa << 13))
         }
         if exponent == 0 {
             if mantissa == 0 { return Float(bitPattern: sign) }
-            var e = -14
+            var normalExponent = -14
             while mantissa & 0x400 == 0 {
                 mantissa <<= 1
-                e -= 1
+                normalExponent -= 1
             }
             mantissa &= 0x3FF
-            return Float(bitPattern: sign | UInt32(e + 127) << 23 | mantissa << 13)
+            return Float(bitPattern: sign | UInt32(normalExponent + 127) << 23 | mantissa << 13)
         }
         return Float(bitPattern: sign | UInt32(exponent - 15 + 127) << 23 | mantissa << 13)
     }
 
     /// float32 to IEEE 754 binary16 bits, rounding to nearest even.
-    public static func floatToF16(_ f: Float) -> UInt16 {
-        let bits = f.bitPattern
+    public static func floatToF16(_ value: Float) -> UInt16 {
+        let bits = value.bitPattern
         let sign = UInt16((bits >> 16) & 0x8000)
         let exponent = Int((bits >> 23) & 0xFF)
         let mantissa = bits & 0x7F_FFFF
         if exponent == 0xFF {
             return sign | 0x7C00 | (mantissa != 0 ? 0x200 : 0)
         }
-        let e = exponent - 127 + 15
-        if e >= 0x1F { return sign | 0x7C00 }
-        if e <= 0 {
-            if e < -10 { return sign }
-            let m = mantissa | 0x80_0000
-            let shift = UInt32(14 - e)
-            var half = m >> shift
-            let rest = m & ((1 << shift) - 1)
+        let halfExponent = exponent - 127 + 15
+        if halfExponent >= 0x1F { return sign | 0x7C00 }
+        if halfExponent <= 0 {
+            if halfExponent < -10 { return sign }
+            let significand = mantissa | 0x80_0000
+            let shift = UInt32(14 - halfExponent)
+            var half = significand >> shift
+            let rest = significand & ((1 << shift) - 1)
             let halfway = UInt32(1) << (shift - 1)
             if rest > halfway || (rest == halfway && half & 1 == 1) { half += 1 }
             return sign | UInt16(half)
         }
-        var half = UInt32(e) << 10 | mantissa >> 13
+        var half = UInt32(halfExponent) << 10 | mantissa >> 13
         let rest = mantissa & 0x1FFF
         if rest > 0x1000 || (rest == 0x1000 && half & 1 == 1) { half += 1 }
         return sign | UInt16(half)
     }
 
     /// bfloat16 bits to float32 (exact).
-    public static func bf16ToFloat(_ b: UInt16) -> Float { Float(bitPattern: UInt32(b) << 16) }
+    public static func bf16ToFloat(_ bits: UInt16) -> Float { Float(bitPattern: UInt32(bits) << 16) }
 
     /// float32 to bfloat16 bits, rounding to nearest even (NaN stays NaN).
-    public static func floatToBF16(_ f: Float) -> UInt16 {
-        let bits = f.bitPattern
-        if f.isNaN { return UInt16(bits >> 16) | 0x40 }
+    public static func floatToBF16(_ value: Float) -> UInt16 {
+        let bits = value.bitPattern
+        if value.isNaN { return UInt16(bits >> 16) | 0x40 }
         let rounding = 0x7FFF + ((bits >> 16) & 1)
         return UInt16((bits &+ rounding) >> 16)
     }

@@ -16,8 +16,11 @@ public struct FeatureMapSizes: Sendable, Equatable {
     public struct Geometry: Sendable {
         public struct Window: Sendable {
             package var kernel: Int, stride: Int, pads: [Int]
-            package func outputSize(_ h: Int, _ w: Int) -> (Int, Int) {
-                (windows(h + pads[0] + pads[2], kernel, stride), windows(w + pads[1] + pads[3], kernel, stride))
+            package func outputSize(_ height: Int, _ width: Int) -> (Int, Int) {
+                (
+                    windows(height + pads[0] + pads[2], kernel, stride),
+                    windows(width + pads[1] + pads[3], kernel, stride)
+                )
             }
         }
         package var stemConv: Window
@@ -26,8 +29,8 @@ public struct FeatureMapSizes: Sendable, Equatable {
         package var blocks: Int
 
         public init(_ net: DenseNet) {
-            func window(_ c: Conv2D) -> Window { Window(kernel: c.kernel, stride: c.stride, pads: c.pads) }
-            func window(_ p: Pool2D) -> Window { Window(kernel: p.kernel, stride: p.stride, pads: p.pads) }
+            func window(_ conv: Conv2D) -> Window { Window(kernel: conv.kernel, stride: conv.stride, pads: conv.pads) }
+            func window(_ pool: Pool2D) -> Window { Window(kernel: pool.kernel, stride: pool.stride, pads: pool.pads) }
             stemConv = window(net.stem.conv)
             stemPool = net.stem.pool.map(window)
             transitions = net.transitions.map { (window($0.conv), window($0.pool)) }
@@ -51,7 +54,7 @@ public struct FeatureMapSizes: Sendable, Equatable {
         try self.init(Geometry(net), height: height, width: width)
     }
 
-    public init(_ g: Geometry, height: Int, width: Int) throws {
+    public init(_ geometry: Geometry, height: Int, width: Int) throws {
         let limit = DenseNet.Limits.inputSide
         guard (1...limit).contains(height), (1...limit).contains(width) else {
             throw ImportError.mismatch(
@@ -66,15 +69,17 @@ public struct FeatureMapSizes: Sendable, Equatable {
             }
             return Size(size.height, size.width)
         }
-        stemConv = try nonEmpty(g.stemConv.outputSize(height, width), .stem)
+        stemConv = try nonEmpty(geometry.stemConv.outputSize(height, width), .stem)
         var current = stemConv
-        if let pool = g.stemPool { current = try nonEmpty(pool.outputSize(current.height, current.width), .stem) }
+        if let pool = geometry.stemPool {
+            current = try nonEmpty(pool.outputSize(current.height, current.width), .stem)
+        }
         blocks = []
         transitionConvs = []
-        for block in 0..<g.blocks {
+        for block in 0..<geometry.blocks {
             blocks.append(current)
-            guard block < g.transitions.count else { continue }
-            let transition = g.transitions[block]
+            guard block < geometry.transitions.count else { continue }
+            let transition = geometry.transitions[block]
             let conv = try nonEmpty(
                 transition.conv.outputSize(current.height, current.width), .transition(block + 1))
             transitionConvs.append(conv)

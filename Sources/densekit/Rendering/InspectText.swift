@@ -6,11 +6,11 @@ struct InspectText {
     let net: DenseNet
 
     var text: String {
-        let s = net.source
+        let source = net.source
         var lines: [String] = []
-        let opset = s.opset.map { ", opset \($0)" } ?? ""
-        lines.append("file        \(s.path)")
-        lines.append("format      \(s.format.rawValue) (\(s.producer)\(opset))")
+        let opset = source.opset.map { ", opset \($0)" } ?? ""
+        lines.append("file        \(source.path)")
+        lines.append("format      \(source.format.rawValue) (\(source.producer)\(opset))")
         lines.append(
             """
             input       '\(net.input.name)' \(net.input.shapeDescription) \
@@ -26,27 +26,29 @@ struct InspectText {
         ]
         if stem.norm != nil { stemParts.append("BN") } else if stem.normFolded { stemParts.append("BN (folded)") }
         if stem.relu { stemParts.append("ReLU") }
-        if let p = stem.pool { stemParts.append("max pool \(p.kernel)x\(p.kernel)/\(p.stride)") }
+        if let stemPool = stem.pool {
+            stemParts.append("max pool \(stemPool.kernel)x\(stemPool.kernel)/\(stemPool.stride)")
+        }
         lines.append("stem        " + stemParts.joined(separator: ", "))
         lines.append("")
         lines.append("  block  layers  in -> out   growth  bottleneck  transition")
         for (b, block) in net.blocks.enumerated() {
-            let k = block.layers.first?.growth ?? 0
+            let growth = block.layers.first?.growth ?? 0
             let bottleneck = block.layers.first?.bottleneck.map { "1x1 -> \($0.conv.outChannels)" } ?? "none"
             var transition = "-"
             if b < net.transitions.count {
-                let t = net.transitions[b]
+                let step = net.transitions[b]
                 transition =
                     """
-                    \(t.norm.channels) -> \(t.conv.outChannels), avg pool \
-                    \(t.pool.kernel)x\(t.pool.kernel)/\(t.pool.stride)
+                    \(step.norm.channels) -> \(step.conv.outChannels), avg pool \
+                    \(step.pool.kernel)x\(step.pool.kernel)/\(step.pool.stride)
                     """
             }
             lines.append(
                 "  "
                     + [
                         pad("\(b + 1)", 5), pad("\(block.layers.count)", 6),
-                        pad("\(block.inChannels) -> \(block.outChannels)", 11), pad("\(k)", 6),
+                        pad("\(block.inChannels) -> \(block.outChannels)", 11), pad("\(growth)", 6),
                         pad(bottleneck, 10), transition,
                     ].joined(separator: "  "))
         }
@@ -55,15 +57,15 @@ struct InspectText {
         lines.append("head        BN \(head.norm.channels), ReLU, \(head.summary)")
         lines.append(
             """
-            weights     \(s.storedTensors) tensors, \(s.storedParameters) values, \(s.storedBytes) bytes, dtypes \
+            weights     \(source.storedTensors) tensors, \(source.storedParameters) values, \(source.storedBytes) bytes, dtypes \
             \(net.storedDTypes.joined(separator: ", "))
             """
         )
-        for note in s.notes { lines.append("note        \(note)") }
+        for note in source.notes { lines.append("note        \(note)") }
         return lines.joined(separator: "\n")
     }
 
-    private func pad(_ s: String, _ width: Int) -> String {
-        s.count >= width ? s : s + String(repeating: " ", count: width - s.count)
+    private func pad(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
     }
 }
