@@ -67,15 +67,17 @@ struct Convert: ParsableCommand {
         // Progress for people watching a terminal; scripts reading stderr see only the outcome.
         if isatty(STDERR_FILENO) != 0 { converter.progress = { log("convert: \($0)") } }
         let net = try loadModel(model)
-        var x: ModelInput? = nil
+        var validationInput: ModelInput? = nil
         if let input {
             let array = try CommandFailure.about(input) { try NPY.read(path: input) }
-            x = try CommandFailure.about(input) { try ModelInput(array, layout: execution.inputLayout, for: net) }
+            validationInput = try CommandFailure.about(input) {
+                try ModelInput(array, layout: execution.inputLayout, for: net)
+            }
         } else if !images.isEmpty {
-            x = try validationImages(net)
+            validationInput = try validationImages(net)
         }
         do {
-            let outcome = try converter.convert(net, source: model, to: output, input: x)
+            let outcome = try converter.convert(net, source: model, to: output, input: validationInput)
             report(outcome)
         } catch let refusal as Converter.Refusal {
             if json {

@@ -17,20 +17,20 @@ public enum DatasetDiff {
         /// The images whose top-1 class differs between the two models.
         public var flips: [Image] { images.filter { !$0.sample.top1Agrees } }
 
-        /// The `k` images with the largest output error (relative to the output's scale), worst first;
+        /// The `count` images with the largest output error (relative to the output's scale), worst first;
         /// a NaN error is the worst.
-        public func worst(_ k: Int) -> [Image] {
+        public func worst(_ count: Int) -> [Image] {
             func error(_ image: Image) -> Float {
                 image.sample.output.maxRel.isNaN ? .infinity : image.sample.output.maxRel
             }
-            return Array(images.sorted { error($0) > error($1) }.prefix(k))
+            return Array(images.sorted { error($0) > error($1) }.prefix(count))
         }
 
         /// For each layer that is the first divergent one on some image: how many images, in layer order.
         public var firstDivergences: [(layer: String, images: Int)] {
             var counts: [String: Int] = [:]
-            for i in images { if let l = i.sample.firstDivergence { counts[l, default: 0] += 1 } }
-            return result.layers.compactMap { l in counts[l.name].map { (l.name, $0) } }
+            for i in images { if let layer = i.sample.firstDivergence { counts[layer, default: 0] += 1 } }
+            return result.layers.compactMap { layer in counts[layer.name].map { (layer.name, $0) } }
         }
     }
 
@@ -42,9 +42,9 @@ public enum DatasetDiff {
         var result: ModelDiff.Result? = nil
         var done: [Image] = []
         let skipped = try images.forEachInput(size: batchSize) { files, x in
-            let r = try diff.run(x.values, batch: x.batch, height: x.height, width: x.width)
-            done += zip(files, r.samples).map { Image(file: $0, sample: $1) }
-            if result == nil { result = r } else { result!.merge(r) }
+            let batchResult = try diff.run(x.values, batch: x.batch, height: x.height, width: x.width)
+            done += zip(files, batchResult.samples).map { Image(file: $0, sample: $1) }
+            if result == nil { result = batchResult } else { result!.merge(batchResult) }
             progress(done.count, images.files.count)
         }
         guard let result else { throw ImageError.noUsableImage }

@@ -19,10 +19,10 @@ public enum AtomicFile {
     /// Whether the two paths name the same existing file (device and inode: links and other spellings
     /// of the path included).
     public static func sameFile(_ first: String, _ second: String) -> Bool {
-        var a = stat()
-        var b = stat()
-        guard stat(first, &a) == 0, stat(second, &b) == 0 else { return false }
-        return a.st_dev == b.st_dev && a.st_ino == b.st_ino
+        var firstInfo = stat()
+        var secondInfo = stat()
+        guard stat(first, &firstInfo) == 0, stat(second, &secondInfo) == 0 else { return false }
+        return firstInfo.st_dev == secondInfo.st_dev && firstInfo.st_ino == secondInfo.st_ino
     }
 
     public static func write(_ data: Data, to path: String) throws {
@@ -59,13 +59,13 @@ public enum AtomicFile {
         data.withUnsafeBytes { raw in
             var done = 0
             while done < raw.count && failure == 0 {
-                let n = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
-                if n > 0 {
-                    done += n
-                } else if n < 0 && errno == EINTR {
+                let written = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
+                if written > 0 {
+                    done += written
+                } else if written < 0 && errno == EINTR {
                     continue
                 } else {
-                    failure = n < 0 ? errno : EIO
+                    failure = written < 0 ? errno : EIO
                 }
             }
         }

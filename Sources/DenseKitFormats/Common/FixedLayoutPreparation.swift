@@ -83,7 +83,11 @@ package struct FixedLayoutPreparation {
     private func checkGeometry(_ net: DenseNet) throws {
         var entries: [String: StateDictImporter.Entry] = [:]
         for (key, value) in TorchvisionStateDict.entries(net) {
-            if case .float(let t) = value { entries[key] = .float(t) } else { entries[key] = .integer(shape: []) }
+            if case .float(let tensor) = value {
+                entries[key] = .float(tensor)
+            } else {
+                entries[key] = .integer(shape: [])
+            }
         }
         let source = ModelSource(
             path: "", format: .safetensors, producer: "", storedParameters: 0, storedBytes: 0, storedTensors: 0,
@@ -109,13 +113,15 @@ extension DenseNet {
 
     /// Each conv's and pool's geometry by canonical layer name, as text.
     package var geometry: [(String, String)] {
-        func conv(_ c: Conv2D) -> String { "\(c.kernel)x\(c.kernel) conv stride \(c.stride) pads \(c.pads)" }
-        func pool(_ p: Pool2D?) -> String {
-            guard let p else { return "no pool" }
+        func conv(_ convolution: Conv2D) -> String {
+            "\(convolution.kernel)x\(convolution.kernel) conv stride \(convolution.stride) pads \(convolution.pads)"
+        }
+        func pool(_ pooling: Pool2D?) -> String {
+            guard let pooling else { return "no pool" }
             return
                 """
-                \(p.kernel)x\(p.kernel) \(p.kind.rawValue) pool stride \(p.stride) pads \
-                \(p.pads)\(p.kind == .average && p.pads != [0, 0, 0, 0] && p.countIncludePad ? " counting padding" : "")
+                \(pooling.kernel)x\(pooling.kernel) \(pooling.kind.rawValue) pool stride \(pooling.stride) pads \
+                \(pooling.pads)\(pooling.kind == .average && pooling.pads != [0, 0, 0, 0] && pooling.countIncludePad ? " counting padding" : "")
                 """
         }
         var out: [(String, String)] = []

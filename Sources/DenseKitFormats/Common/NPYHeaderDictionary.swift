@@ -42,13 +42,14 @@ extension NPY {
         private var peek: Character? { at < text.count ? text[at] : nil }
 
         private mutating func skipSpace() {
-            while let c = peek, c == " " || c == "\n" || c == "\t" || c == "\r" { at += 1 }
+            while let character = peek, character == " " || character == "\n" || character == "\t" || character == "\r"
+            { at += 1 }
         }
 
-        private mutating func expect(_ c: Character) throws {
-            guard peek == c else {
+        private mutating func expect(_ character: Character) throws {
+            guard peek == character else {
                 throw Error.malformed(
-                    "header: expected '\(c)' at character \(at), found \(peek.map { "'\($0)'" } ?? "the end")")
+                    "header: expected '\(character)' at character \(at), found \(peek.map { "'\($0)'" } ?? "the end")")
             }
             at += 1
         }
@@ -59,9 +60,11 @@ extension NPY {
             }
             at += 1
             var out = ""
-            while let c = peek, c != quote {
-                guard c != "\\", c != "\n" else { throw Error.malformed("header: escapes are not supported") }
-                out.append(c)
+            while let character = peek, character != quote {
+                guard character != "\\", character != "\n" else {
+                    throw Error.malformed("header: escapes are not supported")
+                }
+                out.append(character)
                 at += 1
             }
             try expect(quote)
@@ -90,8 +93,8 @@ extension NPY {
             skipSpace()
             while peek != ")" {
                 var digits = ""
-                while let c = peek, c.isASCII, c.isNumber {
-                    digits.append(c)
+                while let character = peek, character.isASCII, character.isNumber {
+                    digits.append(character)
                     at += 1
                 }
                 guard digits.count <= 18, let item = Int(digits) else {

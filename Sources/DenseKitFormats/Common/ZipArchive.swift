@@ -31,16 +31,16 @@ package struct ZipArchive {
 
     package init(data: Data) throws {
         self.data = data
-        let n = data.count
-        guard n >= 22 else { throw ImportError.malformed("zip archive too short") }
+        let archiveSize = data.count
+        guard archiveSize >= 22 else { throw ImportError.malformed("zip archive too short") }
         var eocd = -1
-        var i = n - 22
-        while i >= max(0, n - 22 - 65535) {
-            if u32(i) == 0x0605_4B50 {
-                eocd = i
+        var position = archiveSize - 22
+        while position >= max(0, archiveSize - 22 - 65535) {
+            if u32(position) == 0x0605_4B50 {
+                eocd = position
                 break
             }
-            i -= 1
+            position -= 1
         }
         guard eocd >= 0 else {
             throw ImportError.malformed("zip archive has no end-of-central-directory record (truncated?)")
@@ -51,55 +51,56 @@ package struct ZipArchive {
         guard count <= 4096, offset + size <= eocd else {
             throw ImportError.malformed("zip central directory out of bounds")
         }
-        var p = offset
+        var cursor = offset
         for _ in 0..<count {
-            guard p + 46 <= eocd, u32(p) == 0x0201_4B50 else {
-                throw ImportError.malformed("zip central directory entry corrupt at byte \(p)")
+            guard cursor + 46 <= eocd, u32(cursor) == 0x0201_4B50 else {
+                throw ImportError.malformed("zip central directory entry corrupt at byte \(cursor)")
             }
-            let nameLength = Int(u16(p + 28))
-            let extra = Int(u16(p + 30))
-            let comment = Int(u16(p + 32))
-            guard p + 46 + nameLength <= eocd else { throw ImportError.malformed("zip entry name out of bounds") }
+            let nameLength = Int(u16(cursor + 28))
+            let extra = Int(u16(cursor + 30))
+            let comment = Int(u16(cursor + 32))
+            guard cursor + 46 + nameLength <= eocd else { throw ImportError.malformed("zip entry name out of bounds") }
             let name = String(
-                decoding: data[(data.startIndex + p + 46)..<(data.startIndex + p + 46 + nameLength)], as: UTF8.self)
+                decoding: data[(data.startIndex + cursor + 46)..<(data.startIndex + cursor + 46 + nameLength)],
+                as: UTF8.self)
             guard !name.hasPrefix("/"), !name.split(separator: "/").contains("..") else {
                 throw ImportError.malformed(.entry(kind: "zip entry", name: name), problem: "escapes the archive")
             }
-            let compressed = Int(u32(p + 20))
-            let uncompressed = Int(u32(p + 24))
+            let compressed = Int(u32(cursor + 20))
+            let uncompressed = Int(u32(cursor + 24))
             let entry = Entry(
-                name: name, method: Int(u16(p + 10)), size: uncompressed, crc: u32(p + 16),
-                localHeader: Int(u32(p + 42)))
+                name: name, method: Int(u16(cursor + 10)), size: uncompressed, crc: u32(cursor + 16),
+                localHeader: Int(u32(cursor + 42)))
             guard entry.method != 0 || compressed == uncompressed else {
                 throw ImportError.malformed(.entry(kind: "zip entry", name: name), problem: "sizes disagree")
             }
             entries[name] = entry
-            p += 46 + nameLength + extra + comment
+            cursor += 46 + nameLength + extra + comment
         }
     }
 
     /// The bytes of a stored member, CRC-checked; nil when the archive has no such member.
     package func member(_ name: String) throws -> Data? {
-        guard let e = entries[name] else { return nil }
-        guard e.method == 0 else {
-            let method = e.method == 8 ? "8, deflate" : "\(e.method)"
+        guard let entry = entries[name] else { return nil }
+        guard entry.method == 0 else {
+            let method = entry.method == 8 ? "8, deflate" : "\(entry.method)"
             throw ImportError.unsupported(
                 """
                 zip entry '\(name)' is compressed (method \(method)); DenseKit reads stored members, as torch.save \
                 and Keras write them
                 """)
         }
-        let h = e.localHeader
-        guard h + 30 <= data.count, u32(h) == 0x0403_4B50 else {
+        let header = entry.localHeader
+        guard header + 30 <= data.count, u32(header) == 0x0403_4B50 else {
             throw ImportError.malformed(.entry(kind: "zip entry", name: name), problem: "bad local header")
         }
-        let start = h + 30 + Int(u16(h + 26)) + Int(u16(h + 28))
-        guard start + e.size <= data.count else {
+        let start = header + 30 + Int(u16(header + 26)) + Int(u16(header + 28))
+        guard start + entry.size <= data.count else {
             throw ImportError.malformed(
                 .entry(kind: "zip entry", name: name), problem: "runs past the end of the archive (truncated?)")
         }
-        let bytes = data.subdata(in: (data.startIndex + start)..<(data.startIndex + start + e.size))
-        guard CRC32.checksum(bytes) == e.crc else {
+        let bytes = data.subdata(in: (data.startIndex + start)..<(data.startIndex + start + entry.size))
+        guard CRC32.checksum(bytes) == entry.crc else {
             throw ImportError.malformed(.entry(kind: "zip entry", name: name), problem: "CRC mismatch (corrupt)")
         }
         return bytes

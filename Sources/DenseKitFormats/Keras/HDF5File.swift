@@ -254,9 +254,9 @@ package final class HDF5Writer {
     /// Creates the group at `path` (and any missing groups above it).
     package func group(_ path: String) throws {
         guard !exists(path) else { return }
-        let g = try HDF5File.check(
+        let groupID = try HDF5File.check(
             H5Gcreate2(id, path, linkProperties, dk_h5p_default(), dk_h5p_default()), "cannot create group '\(path)'")
-        H5Gclose(g)
+        H5Gclose(groupID)
     }
 
     private func exists(_ path: String) -> Bool {
@@ -274,13 +274,13 @@ package final class HDF5Writer {
         let space = try HDF5File.check(
             H5Screate_simple(Int32(dims.count), dims, nil), "cannot create the shape of '\(path)'")
         defer { H5Sclose(space) }
-        let d = try HDF5File.check(
+        let datasetID = try HDF5File.check(
             H5Dcreate2(id, path, dk_h5t_ieee_f32le(), space, linkProperties, dk_h5p_default(), dk_h5p_default()),
             "cannot create dataset '\(path)'")
-        defer { H5Dclose(d) }
+        defer { H5Dclose(datasetID) }
         if !values.isEmpty {
             _ = try HDF5File.check(
-                H5Dwrite(d, dk_h5t_native_float(), dk_h5s_all(), dk_h5s_all(), dk_h5p_default(), values),
+                H5Dwrite(datasetID, dk_h5t_native_float(), dk_h5s_all(), dk_h5s_all(), dk_h5p_default(), values),
                 "cannot write dataset '\(path)'")
         }
     }
@@ -333,11 +333,11 @@ package final class HDF5Writer {
     private func attribute(_ object: String, _ name: String, type: hid_t, space: hid_t, write: (hid_t) throws -> Void)
         throws
     {
-        let a = try HDF5File.check(
+        let attributeID = try HDF5File.check(
             H5Acreate_by_name(id, object, name, type, space, dk_h5p_default(), dk_h5p_default(), dk_h5p_default()),
             "cannot create attribute '\(name)' of '\(object)'")
-        defer { H5Aclose(a) }
-        try write(a)
+        defer { H5Aclose(attributeID) }
+        try write(attributeID)
     }
 
     /// The file's bytes.

@@ -42,14 +42,17 @@ package enum KerasLayout {
     /// The layers of `net`, which `FixedLayoutPreparation` has given Keras's BatchNorms and epsilon,
     /// and whose structure `unsupported` accepts.
     package static func layers(_ net: DenseNet) -> [KerasLayer] {
-        func conv(_ name: String, _ c: Conv2D, keras2: String? = nil) -> KerasLayer {
-            KerasLayer(name, "Conv2D", keras2Name: keras2, weights: [("kernel", c.weight.permuted(.oihw, to: .hwio))])
+        func conv(_ name: String, _ convolution: Conv2D, keras2: String? = nil) -> KerasLayer {
+            KerasLayer(
+                name, "Conv2D", keras2Name: keras2, weights: [("kernel", convolution.weight.permuted(.oihw, to: .hwio))]
+            )
         }
-        func norm(_ name: String, _ n: BatchNorm, keras2: String? = nil) -> KerasLayer {
+        func norm(_ name: String, _ batchNorm: BatchNorm, keras2: String? = nil) -> KerasLayer {
             KerasLayer(
                 name, "BatchNormalization", keras2Name: keras2,
                 weights: [
-                    ("gamma", n.gamma), ("beta", n.beta), ("moving_mean", n.mean), ("moving_variance", n.variance),
+                    ("gamma", batchNorm.gamma), ("beta", batchNorm.beta), ("moving_mean", batchNorm.mean),
+                    ("moving_variance", batchNorm.variance),
                 ])
         }
         var out: [KerasLayer] = []
@@ -113,12 +116,12 @@ package enum KerasLayout {
 
     /// Why keras.applications.densenet's building blocks cannot make `net`, or nil.
     package static func unsupported(_ net: DenseNet) -> String? {
-        let s = net.stem
-        guard s.conv.kernel == 7, s.conv.stride == 2, s.relu, s.pool?.kind == .max else {
+        let stem = net.stem
+        guard stem.conv.kernel == 7, stem.conv.stride == 2, stem.relu, stem.pool?.kind == .max else {
             return
                 """
-                its stem is a \(s.conv.kernel)x\(s.conv.kernel) \
-                conv\(s.pool == nil ? " without a max pool" : ""); keras.applications' DenseNet has a 7x7/2 conv, \
+                its stem is a \(stem.conv.kernel)x\(stem.conv.kernel) \
+                conv\(stem.pool == nil ? " without a max pool" : ""); keras.applications' DenseNet has a 7x7/2 conv, \
                 BN, ReLU and a 3x3/2 max pool
                 """
         }
@@ -163,10 +166,10 @@ package enum KerasLayout {
             + (dense.isEmpty ? "" : " followed by " + dense.joined(separator: ", ")) + ", then load_weights"
     }
 
-    private static func keras2Activation(_ a: Head.Activation) -> String {
-        switch a {
+    private static func keras2Activation(_ activation: Head.Activation) -> String {
+        switch activation {
         case .linear, .unknown: return "None"
-        default: return "'\(a.rawValue)'"
+        default: return "'\(activation.rawValue)'"
         }
     }
 }

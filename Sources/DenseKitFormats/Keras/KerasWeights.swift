@@ -85,8 +85,9 @@ package struct KerasWeights {
                 guard file.exists(path) else {
                     throw ImportError.malformed(.kerasLayer(layerName), problem: "missing dataset '\(weightName)'")
                 }
-                let d = try file.floatDataset(path)
-                tensors.append(Tensor(name: weightName, shape: d.shape, storedDType: d.dtype, values: d.values))
+                let dataset = try file.floatDataset(path)
+                tensors.append(
+                    Tensor(name: weightName, shape: dataset.shape, storedDType: dataset.dtype, values: dataset.values))
             }
             let key = layerName.replacingOccurrences(of: "/", with: "_")
             layers[key] = Layer(name: key, tensors: tensors)
@@ -104,8 +105,9 @@ package struct KerasWeights {
             guard file.exists(vars) else { continue }
             let indices = try file.children(vars).compactMap(Int.init).sorted()
             let tensors = try indices.map { i -> Tensor in
-                let d = try file.floatDataset("\(vars)/\(i)")
-                return Tensor(name: "\(vars)/\(i)", shape: d.shape, storedDType: d.dtype, values: d.values)
+                let dataset = try file.floatDataset("\(vars)/\(i)")
+                return Tensor(
+                    name: "\(vars)/\(i)", shape: dataset.shape, storedDType: dataset.dtype, values: dataset.values)
             }
             if trustStoredNames, let name = try file.stringAttribute(vars, "name")?.first, !name.isEmpty {
                 guard layers[name] == nil else {
@@ -176,7 +178,7 @@ package enum KerasLayerNames {
         guard convs.count >= 2, norms.count >= 2 else {
             throw ImportError.structure("cannot recover layer names: expected conv2d and batch_normalization layers")
         }
-        func kernel(_ c: [Tensor]) -> Int { c.first.map { $0.shape.first ?? 0 } ?? 0 }
+        func kernel(_ tensors: [Tensor]) -> Int { tensors.first.map { $0.shape.first ?? 0 } ?? 0 }
         let denseNames = dense.count == 1 ? ["predictions"] : dense.map(\.key)
         var names: [String: [Tensor]] = ["conv1_conv": convs[0], "conv1_bn": norms[0]]
         for (name, entry) in zip(denseNames, dense) { names[name] = entry.tensors }

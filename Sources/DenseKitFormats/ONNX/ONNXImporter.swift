@@ -40,12 +40,14 @@ public enum ONNXImporter {
             guard refs[name] == nil else {
                 throw ImportError.malformed(.tensor(name), problem: "duplicate initializer")
             }
-            if let e = ONNXTensorDecoder.element(of: initializers[i].dataType), e != .int64, e != .int32 {
-                let t = try decoder.floats(initializers[i])
+            if let element = ONNXTensorDecoder.element(of: initializers[i].dataType), element != .int64,
+                element != .int32
+            {
+                let tensor = try decoder.floats(initializers[i])
                 initializers[i].payload = .none
-                floats[name] = t
-                storedParameters += t.count
-                storedBytes += t.storedBytes
+                floats[name] = tensor
+                storedParameters += tensor.count
+                storedBytes += tensor.storedBytes
                 storedTensors += 1
             }
             refs[name] = initializers[i]
@@ -73,37 +75,40 @@ public enum ONNXImporter {
         }
         let graph = try OpGraph(nodes: nodes, input: input.name, output: output.name).normalized()
         var recognizer = DenseNetRecognizer(graph: graph)
-        let r = try recognizer.recognise()
+        let recognized = try recognizer.recognise()
 
-        let d = input.dims
+        let dims = input.dims
         let spec: InputSpec
-        switch r.inputLayout {
+        switch recognized.inputLayout {
         case .nchw:
             spec = InputSpec(
-                name: input.name, layout: .nchw, channels: d[1] ?? r.stem.conv.inChannels, height: d[2], width: d[3],
-                batch: d[0])
+                name: input.name, layout: .nchw, channels: dims[1] ?? recognized.stem.conv.inChannels, height: dims[2],
+                width: dims[3],
+                batch: dims[0])
         case .nhwc:
             spec = InputSpec(
-                name: input.name, layout: .nhwc, channels: d[3] ?? r.stem.conv.inChannels, height: d[1], width: d[2],
-                batch: d[0])
+                name: input.name, layout: .nhwc, channels: dims[3] ?? recognized.stem.conv.inChannels, height: dims[1],
+                width: dims[2],
+                batch: dims[0])
         }
-        guard spec.channels == r.stem.conv.inChannels else {
+        guard spec.channels == recognized.stem.conv.inChannels else {
             throw ImportError.structure(
-                "input '\(input.name)' has \(spec.channels) channels, the stem conv reads \(r.stem.conv.inChannels)")
+                "input '\(input.name)' has \(spec.channels) channels, the stem conv reads \(recognized.stem.conv.inChannels)"
+            )
         }
         let producer = [model.producerName, model.producerVersion].filter { !$0.isEmpty }.joined(separator: " ")
         var notes: [String] = []
-        if r.stem.normFolded { notes.append("stem BatchNorm folded into the conv by the exporter") }
-        if r.blocks.contains(where: { $0.layers.contains { $0.bottleneck?.normFolded == true } }) {
+        if recognized.stem.normFolded { notes.append("stem BatchNorm folded into the conv by the exporter") }
+        if recognized.blocks.contains(where: { $0.layers.contains { $0.bottleneck?.normFolded == true } }) {
             notes.append("bottleneck BatchNorms folded into the 1x1 convs by the exporter")
         }
-        if r.inputLayout == .nhwc { notes.append("NHWC input transposed to NCHW") }
+        if recognized.inputLayout == .nhwc { notes.append("NHWC input transposed to NCHW") }
         let source = ModelSource(
             path: path, format: .onnx, producer: producer.isEmpty ? "unknown" : producer,
             opset: opset, storedParameters: storedParameters, storedBytes: storedBytes,
             storedTensors: storedTensors, notes: notes)
         return DenseNet(
-            source: source, input: spec, stem: r.stem, blocks: r.blocks,
-            transitions: r.transitions, head: r.head)
+            source: source, input: spec, stem: recognized.stem, blocks: recognized.blocks,
+            transitions: recognized.transitions, head: recognized.head)
     }
 }

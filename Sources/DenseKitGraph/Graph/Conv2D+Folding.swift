@@ -5,23 +5,23 @@ extension Conv2D {
     /// `self` followed by `norm`: W' = s * W per output channel, b' = s * b + t, with (s, t) the
     /// BN's affine form.
     public func folding(_ norm: BatchNorm) -> Conv2D {
-        let (s, t) = norm.affine()
+        let (scales, shifts) = norm.affine()
         let per = weight.count / max(outChannels, 1)
         // One pass from the stored values (mapped ones are read in place) into the folded copy.
-        let w = weight.withFloats { source in
+        let foldedWeight = weight.withFloats { source in
             [Float](unsafeUninitializedCapacity: source.count) { folded, initialized in
                 for o in 0..<outChannels {
-                    let scale = s[o]
+                    let scale = scales[o]
                     for i in (o * per)..<((o + 1) * per) { folded[i] = source[i] * scale }
                 }
                 for i in (outChannels * per)..<source.count { folded[i] = source[i] }
                 initialized = source.count
             }
         }
-        let b = bias?.values
-        let folded = (0..<outChannels).map { o in (b?[o] ?? 0) * s[o] + t[o] }
+        let originalBias = bias?.values
+        let folded = (0..<outChannels).map { o in (originalBias?[o] ?? 0) * scales[o] + shifts[o] }
         var out = self
-        out.weight.values = w
+        out.weight.values = foldedWeight
         out.bias = Tensor(
             name: bias?.name ?? weight.name.replacingOccurrences(of: "weight", with: "bias"), shape: [outChannels],
             values: folded)

@@ -40,17 +40,19 @@ public struct ArchitectureSpec: Sendable, Equatable {
     public var finalSpatialSize: Int { stem == .imagenet ? 7 : 8 }
     public var bottleneckWidth: Int { 4 * growthRate }
 
-    package static func imagenet(_ name: String, _ blocks: [Int], k: Int = 32, stem: Int = 64) -> ArchitectureSpec {
+    package static func imagenet(_ name: String, _ blocks: [Int], growth: Int = 32, stem: Int = 64) -> ArchitectureSpec
+    {
         ArchitectureSpec(
-            name: name, stem: .imagenet, growthRate: k, blocks: blocks, bottleneck: true,
+            name: name, stem: .imagenet, growthRate: growth, blocks: blocks, bottleneck: true,
             compression: 0.5, stemFilters: stem, paperClasses: 1000)
     }
 
-    package static func cifar(_ name: String, depth: Int, k: Int, bc: Bool) -> ArchitectureSpec {
-        let n = (depth - 4) / (bc ? 6 : 3)
+    package static func cifar(_ name: String, depth: Int, growth: Int, bc: Bool) -> ArchitectureSpec {
+        let layersPerBlock = (depth - 4) / (bc ? 6 : 3)
         return ArchitectureSpec(
-            name: name, stem: .cifar, growthRate: k, blocks: [n, n, n], bottleneck: bc,
-            compression: bc ? 0.5 : 1.0, stemFilters: bc ? 2 * k : 16, paperClasses: 10)
+            name: name, stem: .cifar, growthRate: growth, blocks: [layersPerBlock, layersPerBlock, layersPerBlock],
+            bottleneck: bc,
+            compression: bc ? 0.5 : 1.0, stemFilters: bc ? 2 * growth : 16, paperClasses: 10)
     }
 
     /// Every architecture `verify` knows, in the order the contract lists them.
@@ -59,26 +61,26 @@ public struct ArchitectureSpec: Sendable, Equatable {
         imagenet("densenet169", [6, 12, 32, 32]),
         imagenet("densenet201", [6, 12, 48, 32]),
         imagenet("densenet264", [6, 12, 64, 48]),
-        imagenet("densenet161", [6, 12, 36, 24], k: 48, stem: 96),
-        cifar("densenet-L40-k12", depth: 40, k: 12, bc: false),
-        cifar("densenet-L100-k12", depth: 100, k: 12, bc: false),
-        cifar("densenet-L100-k24", depth: 100, k: 24, bc: false),
-        cifar("densenet-bc-L100-k12", depth: 100, k: 12, bc: true),
-        cifar("densenet-bc-L250-k24", depth: 250, k: 24, bc: true),
-        cifar("densenet-bc-L190-k40", depth: 190, k: 40, bc: true),
+        imagenet("densenet161", [6, 12, 36, 24], growth: 48, stem: 96),
+        cifar("densenet-L40-k12", depth: 40, growth: 12, bc: false),
+        cifar("densenet-L100-k12", depth: 100, growth: 12, bc: false),
+        cifar("densenet-L100-k24", depth: 100, growth: 24, bc: false),
+        cifar("densenet-bc-L100-k12", depth: 100, growth: 12, bc: true),
+        cifar("densenet-bc-L250-k24", depth: 250, growth: 24, bc: true),
+        cifar("densenet-bc-L190-k40", depth: 190, growth: 40, bc: true),
     ]
 
     public static func named(_ name: String) -> ArchitectureSpec? { all.first { $0.name == name } }
 
     /// Output channels of each transition: floor(theta * input channels).
     public var transitionWidths: [Int] {
-        var c = stemFilters
+        var channels = stemFilters
         var widths: [Int] = []
         for (b, n) in blocks.enumerated() {
-            c += n * growthRate
+            channels += n * growthRate
             if b < blocks.count - 1 {
-                c = Int((compression * Double(c)).rounded(.down))
-                widths.append(c)
+                channels = Int((compression * Double(channels)).rounded(.down))
+                widths.append(channels)
             }
         }
         return widths
@@ -91,28 +93,28 @@ public struct ArchitectureSpec: Sendable, Equatable {
         var count = ParameterCount()
         count.addConv(kernel * kernel * 3 * stemFilters)
         if stem == .imagenet { count.addBatchNorm(stemFilters) }
-        var c = stemFilters
+        var channels = stemFilters
         for (b, n) in blocks.enumerated() {
             for _ in 0..<n {
-                count.addBatchNorm(c)
+                count.addBatchNorm(channels)
                 if bottleneck {
-                    count.addConv(c * bottleneckWidth)
+                    count.addConv(channels * bottleneckWidth)
                     count.addBatchNorm(bottleneckWidth)
                     count.addConv(9 * bottleneckWidth * growthRate)
                 } else {
-                    count.addConv(9 * c * growthRate)
+                    count.addConv(9 * channels * growthRate)
                 }
-                c += growthRate
+                channels += growthRate
             }
             if b < blocks.count - 1 {
                 let out = transitionWidths[b]
-                count.addBatchNorm(c)
-                count.addConv(c * out)
-                c = out
+                count.addBatchNorm(channels)
+                count.addConv(channels * out)
+                channels = out
             }
         }
-        count.addBatchNorm(c)
-        count.addConv(c * classes + classes)
+        count.addBatchNorm(channels)
+        count.addConv(channels * classes + classes)
         return count
     }
 }

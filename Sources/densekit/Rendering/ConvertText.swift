@@ -3,22 +3,24 @@ import Foundation
 
 /// The text `convert` prints: the file written, its validation, and what the target changed.
 enum ConvertText {
-    static func lines(_ o: Converter.Outcome, output: String) -> [String] {
-        let v = o.validation
-        let arch = o.report.matches ? o.report.spec.name : "closest \(o.report.spec.name), deviations accepted"
+    static func lines(_ outcome: Converter.Outcome, output: String) -> [String] {
+        let validation = outcome.validation
+        let arch =
+            outcome.report.matches
+            ? outcome.report.spec.name : "closest \(outcome.report.spec.name), deviations accepted"
         var lines = [
             """
-            wrote \(output): \(o.format), \(o.bytes) bytes, \(o.dtype.rawValue) \
-            (\(String(format: "%.3f", Double(o.bytes) / Double(o.rawTensorBytes))) x the f32 tensor bytes), \
+            wrote \(output): \(outcome.format), \(outcome.bytes) bytes, \(outcome.dtype.rawValue) \
+            (\(String(format: "%.3f", Double(outcome.bytes) / Double(outcome.rawTensorBytes))) x the f32 tensor bytes), \
             \(arch)
             """,
-            v.bitIdentical
+            validation.bitIdentical
                 ? "validated: output bit-identical to the source's"
                 : String(
                     format: "validated: output max abs %.3g, max rel %.3g (limit %.3g), top-1 agreement %.0f%%",
-                    v.maxAbs, v.maxRel, v.tolerance, v.top1Agreement * 100),
+                    validation.maxAbs, validation.maxRel, validation.tolerance, validation.top1Agreement * 100),
         ]
-        for c in o.conventions { lines.append("\(c.change.rawValue) \(c.subject): \(c.detail)") }
+        for c in outcome.conventions { lines.append("\(c.change.rawValue) \(c.subject): \(c.detail)") }
         return lines
     }
 }

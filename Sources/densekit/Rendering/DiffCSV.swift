@@ -2,19 +2,19 @@ import DenseKit
 
 /// `diff --images --csv FILE`: the per-image table, one row per image (RFC 4180 quoting).
 enum DiffCSV {
-    static func table(_ r: DatasetDiff.Report) -> String {
-        func field(_ s: String) -> String {
-            s.contains(where: { ",\"\n".contains($0) })
-                ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+    static func table(_ report: DatasetDiff.Report) -> String {
+        func field(_ text: String) -> String {
+            text.contains(where: { ",\"\n".contains($0) })
+                ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
         }
         var out = "file,top1A,top1B,agrees,top5Agrees,maxAbs,maxRel,cosine,firstDivergence\n"
-        for i in r.images {
-            let s = i.sample
+        for i in report.images {
+            let sample = i.sample
             out +=
                 [
-                    field(i.file), "\(s.top1A)", "\(s.top1B)", "\(s.top1Agrees)", "\(s.top5Agrees)",
-                    "\(s.output.maxAbs)", "\(s.output.maxRel)",
-                    "\(s.output.cosine)", s.firstDivergence ?? "",
+                    field(i.file), "\(sample.top1A)", "\(sample.top1B)", "\(sample.top1Agrees)", "\(sample.top5Agrees)",
+                    "\(sample.output.maxAbs)", "\(sample.output.maxRel)",
+                    "\(sample.output.cosine)", sample.firstDivergence ?? "",
                 ].joined(separator: ",") + "\n"
         }
         return out

@@ -14,27 +14,26 @@ struct VerifyText {
     }
 
     var text: String {
-        let r = report
         var lines: [String] = []
         let counts =
             """
-            \(grouped(r.parameters.trainable)) trainable parameters, \
-            \(grouped(r.parameters.withBatchNormStatistics)) with BN statistics, \(grouped(r.storedParameters)) \
+            \(grouped(report.parameters.trainable)) trainable parameters, \
+            \(grouped(report.parameters.withBatchNormStatistics)) with BN statistics, \(grouped(report.storedParameters)) \
             stored
             """
-        if r.matches {
-            lines.append("\(model): matches \(r.spec.name) (\(r.classes) classes; \(counts))")
+        if report.matches {
+            lines.append("\(model): matches \(report.spec.name) (\(report.classes) classes; \(counts))")
         } else {
-            let against = architecture == nil ? "closest architecture \(r.spec.name)" : r.spec.name
+            let against = architecture == nil ? "closest architecture \(report.spec.name)" : report.spec.name
             lines.append(
                 """
-                \(model): does not match \(against): \(r.deviations.count) \
-                deviation\(r.deviations.count == 1 ? "" : "s") (\(r.classes) classes; \(counts))
+                \(model): does not match \(against): \(report.deviations.count) \
+                deviation\(report.deviations.count == 1 ? "" : "s") (\(report.classes) classes; \(counts))
                 """
             )
             let rows =
                 [["layer", "check", "expected", "found"]]
-                + r.deviations.map { [$0.layer, $0.check, $0.expected, $0.found] }
+                + report.deviations.map { [$0.layer, $0.check, $0.expected, $0.found] }
             let widths = (0..<4).map { c in rows.map { $0[c].count }.max() ?? 0 }
             for row in rows {
                 lines.append(
@@ -44,28 +43,28 @@ struct VerifyText {
                         }.joined(separator: "  "))
             }
         }
-        let input = r.inputSize.map { "input \($0)" } ?? "input size not fixed by the file"
+        let input = report.inputSize.map { "input \($0)" } ?? "input size not fixed by the file"
         lines.append(
             """
-            head: \(r.head.summary); \(input), final map \(r.finalMapSize.map(\.description) ?? "-") (the head is \
+            head: \(report.head.summary); \(input), final map \(report.finalMapSize.map(\.description) ?? "-") (the head is \
             reported, never a deviation)
             """
         )
         lines.append(
             """
-            growth rate \(r.growthRate), blocks \(r.blocks), compression \
-            \(r.compression.map { String($0) } ?? "-"), bottleneck \(r.bottleneck ? "yes" : "no"), BN epsilon \
-            \(r.epsilons.map { String($0) }.joined(separator: ", "))
+            growth rate \(report.growthRate), blocks \(report.blocks), compression \
+            \(report.compression.map { String($0) } ?? "-"), bottleneck \(report.bottleneck ? "yes" : "no"), BN epsilon \
+            \(report.epsilons.map { String($0) }.joined(separator: ", "))
             """
         )
         return lines.joined(separator: "\n")
     }
 
-    private func grouped(_ n: Int) -> String {
-        let s = String(n)
+    private func grouped(_ number: Int) -> String {
+        let digits = String(number)
         var out = ""
-        for (i, ch) in s.enumerated() {
-            if i > 0 && (s.count - i) % 3 == 0 { out.append(",") }
+        for (i, ch) in digits.enumerated() {
+            if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
             out.append(ch)
         }
         return out
