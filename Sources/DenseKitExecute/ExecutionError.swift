@@ -12,8 +12,8 @@ public enum ExecutionError: Error, CustomStringConvertible, Sendable {
         case .nonFiniteInput(let index, let value):
             return "input value \(value) at index \(index): the input must be finite (a NaN or an infinity "
                 + "would make every output meaningless)"
-        case .unsupported(let m):
-            return m
+        case .unsupported(let message):
+            return message
         }
     }
 }

@@ -39,10 +39,11 @@ public enum ImageDecoder {
             firstBytes: data.prefix(4).map { String(format: "%02x", $0) }.joined(separator: " "))
     }
 
-    package static func checkSize(_ w: Int, _ h: Int, _ maximum: Int) throws {
-        guard w > 0, h > 0 else { throw ImageError.empty(width: w, height: h) }
-        guard w.multipliedReportingOverflow(by: h).partialValue <= maximum, w <= maximum, h <= maximum else {
-            throw ImageError.tooManyPixels(width: w, height: h, limit: maximum, from: nil)
+    package static func checkSize(_ width: Int, _ height: Int, _ maximum: Int) throws {
+        guard width > 0, height > 0 else { throw ImageError.empty(width: width, height: height) }
+        guard width.multipliedReportingOverflow(by: height).partialValue <= maximum, width <= maximum, height <= maximum
+        else {
+            throw ImageError.tooManyPixels(width: width, height: height, limit: maximum, from: nil)
         }
     }
 

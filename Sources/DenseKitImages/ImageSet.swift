@@ -60,11 +60,12 @@ public struct ImageSet: Sendable {
                 skipped.append(f)
                 continue
             }
-            if let b = batch, (b.width, b.height) != (image.width, image.height) {
+            if let current = batch, (current.width, current.height) != (image.width, image.height) {
                 throw Failure(
                     file: file,
                     error: .sizeDiffers(
-                        width: image.width, height: image.height, batchWidth: b.width, batchHeight: b.height))
+                        width: image.width, height: image.height, batchWidth: current.width, batchHeight: current.height
+                    ))
             }
             if batch == nil { batch = Batch(files: [], values: [], width: image.width, height: image.height) }
             batch!.files.append(file)

@@ -21,25 +21,26 @@ package enum JPEGDecoder {
             else {
                 throw ImageError.malformed(format: "JPEG", problem: "not a readable JPEG (\(message(handle)))")
             }
-            let (w, h) = (Int(width), Int(height))
-            try ImageDecoder.checkSize(w, h, maximumPixels)
+            let (imageWidth, imageHeight) = (Int(width), Int(height))
+            try ImageDecoder.checkSize(imageWidth, imageHeight, maximumPixels)
             let cmyk = colorspace == Int32(TJCS_CMYK.rawValue) || colorspace == Int32(TJCS_YCCK.rawValue)
             let gray = colorspace == Int32(TJCS_GRAY.rawValue)
             let format = cmyk ? TJPF_CMYK : gray ? TJPF_GRAY : TJPF_RGB
             let channels = cmyk ? 4 : gray ? 1 : 3
-            var out = [UInt8](repeating: 0, count: w * h * channels)
+            var out = [UInt8](repeating: 0, count: imageWidth * imageHeight * channels)
             // A warning (a truncated file, corrupt data libjpeg skipped) fails too, as PIL refuses such files.
             guard tjDecompress2(handle, bytes, UInt(raw.count), &out, width, 0, height, Int32(format.rawValue), 0) == 0
             else {
                 throw ImageError.malformed(
                     format: "JPEG", problem: "truncated or corrupt JPEG data (\(message(handle)))")
             }
-            if gray { return RGBImage(width: w, height: h, pixels: out.flatMap { [$0, $0, $0] }) }
+            if gray { return RGBImage(width: imageWidth, height: imageHeight, pixels: out.flatMap { [$0, $0, $0] }) }
             if cmyk {
                 return RGBImage(
-                    width: w, height: h, pixels: PILConversions.cmykToRGB(out, inverted: JPEGMarkers.hasAdobe(raw)))
+                    width: imageWidth, height: imageHeight,
+                    pixels: PILConversions.cmykToRGB(out, inverted: JPEGMarkers.hasAdobe(raw)))
             }
-            return RGBImage(width: w, height: h, pixels: out)
+            return RGBImage(width: imageWidth, height: imageHeight, pixels: out)
         }
     }
 

@@ -18,25 +18,25 @@ package enum PNGDecoder {
             try check(spng_set_png_buffer(ctx, raw.baseAddress, raw.count), "not a readable PNG")
             var header = spng_ihdr()
             try check(spng_get_ihdr(ctx, &header), "not a readable PNG")
-            let (w, h) = (Int(header.width), Int(header.height))
-            try ImageDecoder.checkSize(w, h, maximumPixels)
+            let (width, height) = (Int(header.width), Int(header.height))
+            try ImageDecoder.checkSize(width, height, maximumPixels)
             let sixteen = header.bit_depth == 16
             let format = Int32(sixteen ? SPNG_FMT_RGBA16.rawValue : SPNG_FMT_RGBA8.rawValue)
             var size = 0
             try check(spng_decoded_image_size(ctx, format, &size), "cannot size the PNG")
-            guard size == w * h * (sixteen ? 8 : 4) else {
-                throw ImageError.malformed(format: "PNG", problem: "PNG decoder size \(size) for \(w)x\(h)")
+            guard size == width * height * (sixteen ? 8 : 4) else {
+                throw ImageError.malformed(format: "PNG", problem: "PNG decoder size \(size) for \(width)x\(height)")
             }
             var rgba = [UInt8](repeating: 0, count: size)
             try check(spng_decode_image(ctx, &rgba, size, format, 0), "truncated or corrupt PNG data")
-            var out = [UInt8](repeating: 0, count: w * h * 3)
+            var out = [UInt8](repeating: 0, count: width * height * 3)
             if sixteen {
                 // spng writes 16-bit samples in host byte order: the high byte is the second on x86 and ARM.
-                for p in 0..<(w * h) { for c in 0..<3 { out[p * 3 + c] = rgba[p * 8 + c * 2 + 1] } }
+                for p in 0..<(width * height) { for c in 0..<3 { out[p * 3 + c] = rgba[p * 8 + c * 2 + 1] } }
             } else {
-                for p in 0..<(w * h) { for c in 0..<3 { out[p * 3 + c] = rgba[p * 4 + c] } }
+                for p in 0..<(width * height) { for c in 0..<3 { out[p * 3 + c] = rgba[p * 4 + c] } }
             }
-            return RGBImage(width: w, height: h, pixels: out)
+            return RGBImage(width: width, height: height, pixels: out)
         }
     }
 

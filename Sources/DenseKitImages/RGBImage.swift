@@ -15,13 +15,14 @@ public struct RGBImage: Sendable, Equatable {
     }
 
     /// The pixels of the rectangle at (`left`, `top`), which lies inside the image.
-    public func cropped(left: Int, top: Int, width w: Int, height h: Int) -> RGBImage {
-        var out = [UInt8](repeating: 0, count: w * h * 3)
-        for y in 0..<h {
+    public func cropped(left: Int, top: Int, width cropWidth: Int, height cropHeight: Int) -> RGBImage {
+        var out = [UInt8](repeating: 0, count: cropWidth * cropHeight * 3)
+        for y in 0..<cropHeight {
             let from = ((top + y) * width + left) * 3
-            out.replaceSubrange((y * w * 3)..<((y + 1) * w * 3), with: pixels[from..<(from + w * 3)])
+            out.replaceSubrange(
+                (y * cropWidth * 3)..<((y + 1) * cropWidth * 3), with: pixels[from..<(from + cropWidth * 3)])
         }
-        return RGBImage(width: w, height: h, pixels: out)
+        return RGBImage(width: cropWidth, height: cropHeight, pixels: out)
     }
 }
 

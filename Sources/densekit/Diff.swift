@@ -55,10 +55,10 @@ struct Diff: ParsableCommand {
         guard let input else { return try datasetDiff(diff, netA) }
         let array = try CommandFailure.about(input) { try NPY.read(path: input) }
         let layout = execution.inputLayout ?? netA.input.layout
-        let x = try CommandFailure.about(input) { try ModelInput(array, layout: layout, for: netA) }
+        let modelInput = try CommandFailure.about(input) { try ModelInput(array, layout: layout, for: netA) }
         _ = try CommandFailure.about(input) { try ModelInput(array, layout: layout, for: netB) }
         let result = try CommandFailure.about(modelA) {
-            try diff.run(x.values, batch: x.batch, height: x.height, width: x.width)
+            try diff.run(modelInput.values, batch: modelInput.batch, height: modelInput.height, width: modelInput.width)
         }
         if let report {
             try CommandFailure.about(report) {

@@ -57,8 +57,8 @@ final class OnceFlag: @unchecked Sendable {
 /// Foundation's `resolvingSymlinksInPath` took half a millisecond of every load).
 func ownExecutable() -> String {
     var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX))
-    let n = buffer.withUnsafeMutableBufferPointer { b in
+    let length = buffer.withUnsafeMutableBufferPointer { b in
         b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) { readlink("/proc/self/exe", $0, b.count) }
     }
-    return n > 0 ? String(decoding: buffer.prefix(n), as: UTF8.self) : "/proc/self/exe"
+    return length > 0 ? String(decoding: buffer.prefix(length), as: UTF8.self) : "/proc/self/exe"
 }

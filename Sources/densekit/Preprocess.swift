@@ -25,9 +25,9 @@ struct Preprocess: ParsableCommand {
     func validate() throws { try preprocessing.requirePreset() }
 
     func run() throws {
-        var p = try preprocessing.preprocessing()
-        if let layout { p.layout = layout }
-        let set = ImageSet(files: try imageFiles(images), preprocessing: p, skipBad: skipBad)
+        var pipeline = try preprocessing.preprocessing()
+        if let layout { pipeline.layout = layout }
+        let set = ImageSet(files: try imageFiles(images), preprocessing: pipeline, skipBad: skipBad)
         var all: ImageSet.Batch? = nil
         let skipped = try withProgress("preprocess", blaming: images.joined(separator: " ")) { _ in
             try set.forEachBatch(size: .max) { all = $0 }
@@ -38,20 +38,20 @@ struct Preprocess: ParsableCommand {
         }
         let rows = all.files
         let values = all.values
-        let shape = p.layout == .nchw ? [3, all.height, all.width] : [all.height, all.width, 3]
+        let shape = pipeline.layout == .nchw ? [3, all.height, all.width] : [all.height, all.width, 3]
         let full = [rows.count] + shape
         try CommandFailure.about(output) { try NPY.write(NPY.Array(shape: full, values: values), to: output) }
         if rendering.json {
             printJSON(
                 PreprocessReport(
-                    output: output, shape: full, layout: p.layout.rawValue,
+                    output: output, shape: full, layout: pipeline.layout.rawValue,
                     preset: preprocessing.preset?.rawValue ?? "",
                     files: rows, skipped: skipped.map { SkippedFile(file: $0.file, error: $0.description) }))
         } else {
             print(
                 """
-                wrote \(output): \(full) float32 \(p.layout.rawValue.uppercased()), \
-                \(preprocessing.preset?.rawValue ?? ""): \(PreprocessingOptions.describe(p))
+                wrote \(output): \(full) float32 \(pipeline.layout.rawValue.uppercased()), \
+                \(preprocessing.preset?.rawValue ?? ""): \(PreprocessingOptions.describe(pipeline))
                 """
             )
             for (i, f) in rows.enumerated() { print("row \(i): \(f)") }

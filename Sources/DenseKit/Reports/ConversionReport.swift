@@ -47,11 +47,12 @@ public struct ConversionReport: Encodable, Sendable {
         conventions = outcome.conventions.map {
             Change(change: $0.change.rawValue, subject: $0.subject, detail: $0.detail)
         }
-        let v = outcome.validation
+        let measured = outcome.validation
         validation = Validation(
-            maxAbs: ReportNumber(v.maxAbs), maxRel: ReportNumber(v.maxRel), cosine: ReportNumber(v.cosine),
-            top1Agreement: ReportNumber(v.top1Agreement), bitIdentical: v.bitIdentical,
-            tolerance: ReportNumber(v.tolerance))
+            maxAbs: ReportNumber(measured.maxAbs), maxRel: ReportNumber(measured.maxRel),
+            cosine: ReportNumber(measured.cosine),
+            top1Agreement: ReportNumber(measured.top1Agreement), bitIdentical: measured.bitIdentical,
+            tolerance: ReportNumber(measured.tolerance))
     }
 
     /// Nothing written: `refusal` says why.

@@ -33,12 +33,12 @@ package enum FileMapping {
     /// Maps `size` bytes of the file open as `fd` (which the caller closes; the mapping outlives it).
     package static func map(_ fd: Int32, size: Int, path: String) throws -> Data {
         guard size > 0 else { return Data() }
-        guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
+        guard let address = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), address != MAP_FAILED else {
             throw ImportError.unreadable("cannot map file (\(String(cString: strerror(errno))))")
         }
-        MappedFiles.record(p, count: size, path: path)
+        MappedFiles.record(address, count: size, path: path)
         return Data(
-            bytesNoCopy: p, count: size,
+            bytesNoCopy: address, count: size,
             deallocator: .custom { pointer, count in
                 MappedFiles.forget(pointer)
                 munmap(pointer, count)

@@ -47,13 +47,13 @@ package enum RegularFile {
         var done = 0
         data.withUnsafeMutableBytes { raw in
             while done < size {
-                let n = pread(descriptor, raw.baseAddress! + done, size - done, off_t(done))
-                if n > 0 {
-                    done += n
-                } else if n < 0 && errno == EINTR {
+                let count = pread(descriptor, raw.baseAddress! + done, size - done, off_t(done))
+                if count > 0 {
+                    done += count
+                } else if count < 0 && errno == EINTR {
                     continue
                 } else {
-                    failure = n < 0 ? errno : 0
+                    failure = count < 0 ? errno : 0
                     break
                 }
             }

@@ -152,13 +152,16 @@ package struct DNKMetadata: Codable {
 extension DNKMetadata {
     /// Who made the file, as the model's source describes it: `densekit 0.3.0 from onnx (pytorch 2.5.0)`.
     package var producer: String {
-        let p = provenance
-        return "densekit \(p?.densekitVersion ?? "?") from \(p?.sourceFormat ?? "?") (\(p?.producer ?? "?"))"
+        let recorded = provenance
+        return
+            "densekit \(recorded?.densekitVersion ?? "?") from \(recorded?.sourceFormat ?? "?") (\(recorded?.producer ?? "?"))"
     }
 
     /// The conversion the file came from, when its provenance says.
     package var notes: [String] {
-        guard let p = provenance, let file = p.sourceFile, let sha = p.sourceSHA256 else { return [] }
-        return ["converted from \(file) (SHA-256 \(sha)) at \(p.convertedAt ?? "?")"]
+        guard let recorded = provenance, let file = recorded.sourceFile, let sha = recorded.sourceSHA256 else {
+            return []
+        }
+        return ["converted from \(file) (SHA-256 \(sha)) at \(recorded.convertedAt ?? "?")"]
     }
 }

@@ -12,7 +12,7 @@ public struct DNKModelWriter: ModelWriter {
     }
 
     /// The metadata (its JSON keys are pinned to the spec by the tests).
-    package func metadata(_ net: DenseNet, dtype: DType, provenance p: Provenance) throws -> DNKMetadata {
+    package func metadata(_ net: DenseNet, dtype: DType, provenance: Provenance) throws -> DNKMetadata {
         let report = try Verifier().verify(net)
         let version = DNKWriter.version(for: net)
         var structure = CanonicalLayout.structure(of: net)
@@ -24,8 +24,10 @@ public struct DNKModelWriter: ModelWriter {
         return DNKMetadata(
             version: "\(version.major).\(version.minor)", structure: structure,
             provenance: .init(
-                sourceFile: p.sourceFile, sourceSHA256: p.sourceSHA256, sourceFormat: p.sourceFormat,
-                producer: p.producer, densekitVersion: p.densekitVersion, convertedAt: p.convertedAt,
+                sourceFile: provenance.sourceFile, sourceSHA256: provenance.sourceSHA256,
+                sourceFormat: provenance.sourceFormat,
+                producer: provenance.producer, densekitVersion: provenance.densekitVersion,
+                convertedAt: provenance.convertedAt,
                 dtype: dtype.rawValue))
     }
 }

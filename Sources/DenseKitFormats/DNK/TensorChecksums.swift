@@ -62,9 +62,10 @@ package struct TensorChecksums: Sendable {
 
         private func work() {
             guard let base else { return }
-            while case let i = next.wrappingAdd(1, ordering: .relaxed).oldValue, i < regions.count {
-                let r = regions[i]
-                computed[i] = LaneHash.hash(UnsafeRawBufferPointer(start: base + r.start, count: r.end - r.start))
+            while case let index = next.wrappingAdd(1, ordering: .relaxed).oldValue, index < regions.count {
+                let region = regions[index]
+                computed[index] = LaneHash.hash(
+                    UnsafeRawBufferPointer(start: base + region.start, count: region.end - region.start))
             }
         }
 

@@ -61,12 +61,13 @@ public struct KerasModelWriter: ModelWriter {
         return (prepared, conventions)
     }
 
-    public func encode(_ net: DenseNet, dtype: DType, provenance p: Provenance) throws -> Data {
+    public func encode(_ net: DenseNet, dtype: DType, provenance: Provenance) throws -> Data {
         let layers = KerasLayout.layers(net)
         let metadata: [String: Any] = [
-            "head": HeadDescription(net.head).jsonObject, "densekitVersion": p.densekitVersion,
-            "sourceFile": p.sourceFile,
-            "sourceSHA256": p.sourceSHA256, "sourceFormat": p.sourceFormat, "convertedAt": p.convertedAt,
+            "head": HeadDescription(net.head).jsonObject, "densekitVersion": provenance.densekitVersion,
+            "sourceFile": provenance.sourceFile,
+            "sourceSHA256": provenance.sourceSHA256, "sourceFormat": provenance.sourceFormat,
+            "convertedAt": provenance.convertedAt,
         ]
         let json = String(
             decoding: try JSONSerialization.data(withJSONObject: metadata, options: [.sortedKeys]), as: UTF8.self)
@@ -117,9 +118,9 @@ public struct KerasModelWriter: ModelWriter {
         var counters: [String: Int] = [:]
         for layer in layers {
             let base = layer.snakeClassName
-            let n = counters[base, default: 0]
-            counters[base] = n + 1
-            let vars = "layers/\(n == 0 ? base : "\(base)_\(n)")/vars"
+            let seen = counters[base, default: 0]
+            counters[base] = seen + 1
+            let vars = "layers/\(seen == 0 ? base : "\(base)_\(seen)")/vars"
             try file.group(vars)
             try file.stringAttribute(vars, "name", layer.name)
             for (i, w) in layer.weights.enumerated() {

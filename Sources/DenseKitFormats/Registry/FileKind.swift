@@ -54,8 +54,8 @@ package enum FileKind: Equatable {
     }
 
     /// Formats recognised by their signatures that DenseKit does not read (yet).
-    private static func foreignFormat(_ h: [UInt8]) -> String? {
-        if h.count >= 2, h[0] == 0x80, (2...5).contains(h[1]) { return "a Python pickle" }
+    private static func foreignFormat(_ head: [UInt8]) -> String? {
+        if head.count >= 2, head[0] == 0x80, (2...5).contains(head[1]) { return "a Python pickle" }
         let signatures: [([UInt8], String)] = [
             ([0x89, 0x50, 0x4E, 0x47], "a PNG image"), ([0xFF, 0xD8, 0xFF], "a JPEG image"),
             ([0x1F, 0x8B], "a gzip archive"), ([0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59], "a NumPy .npy array"),
@@ -63,10 +63,10 @@ package enum FileKind: Equatable {
             ([0x47, 0x47, 0x55, 0x46], "a GGUF file"), ([0x42, 0x5A, 0x68], "a bzip2 archive"),
             ([0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00], "an xz archive"), ([0x28, 0xB5, 0x2F, 0xFD], "a zstd archive"),
         ]
-        for (magic, what) in signatures where h.starts(with: magic) { return what }
-        let text = h.allSatisfy { $0 == 0x09 || $0 == 0x0A || $0 == 0x0D || (0x20..<0x7F).contains($0) }
+        for (magic, what) in signatures where head.starts(with: magic) { return what }
+        let text = head.allSatisfy { $0 == 0x09 || $0 == 0x0A || $0 == 0x0D || (0x20..<0x7F).contains($0) }
         if text {
-            if let first = h.first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }),
+            if let first = head.first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }),
                 first == UInt8(ascii: "{") || first == UInt8(ascii: "[")
             {
                 return "JSON text"

@@ -22,9 +22,9 @@ public struct BatchNorm: Sendable {
         var scale = [Float](repeating: 0, count: channels)
         var shift = [Float](repeating: 0, count: channels)
         for c in 0..<channels {
-            let s = gamma[c] / (variance[c] + epsilon).squareRoot()
-            scale[c] = s
-            shift[c] = beta[c] - mean[c] * s
+            let factor = gamma[c] / (variance[c] + epsilon).squareRoot()
+            scale[c] = factor
+            shift[c] = beta[c] - mean[c] * factor
         }
         return (scale, shift)
     }

@@ -21,8 +21,11 @@ public struct Conv2D: Sendable {
 
     /// Output height and width for an input of the given size (0 where the window does not fit).
     /// Only for a validated conv: stride >= 1, four pads.
-    public func outputSize(_ h: Int, _ w: Int) -> (Int, Int) {
-        (windows(h + pads[0] + pads[2], kernel, stride), windows(w + pads[1] + pads[3], weight.shape[3], stride))
+    public func outputSize(_ height: Int, _ width: Int) -> (Int, Int) {
+        (
+            windows(height + pads[0] + pads[2], kernel, stride),
+            windows(width + pads[1] + pads[3], weight.shape[3], stride)
+        )
     }
 }
 

@@ -83,8 +83,10 @@ public struct DenseLayer: Sendable {
     public var growth: Int { conv.outChannels }
     package var tensors: [Tensor] {
         var all = norm.tensors
-        if let b = bottleneck {
-            all += [b.conv.weight] + (b.conv.bias.map { [$0] } ?? []) + (b.norm?.tensors ?? [])
+        if let bottleneckLayer = bottleneck {
+            all +=
+                [bottleneckLayer.conv.weight] + (bottleneckLayer.conv.bias.map { [$0] } ?? [])
+                + (bottleneckLayer.norm?.tensors ?? [])
         }
         return all + [conv.weight] + (conv.bias.map { [$0] } ?? [])
     }

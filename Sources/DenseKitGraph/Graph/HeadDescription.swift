@@ -36,13 +36,13 @@ public struct HeadDescription: Sendable, Equatable, Codable {
                 expected: "a head description {\"pool\": \"average\", \"max\" or null, \"activations\": [...]}",
                 found: found)
         }
-        guard let h = object as? [String: Any], let names = h["activations"] as? [String] else {
+        guard let description = object as? [String: Any], let names = description["activations"] as? [String] else {
             throw fail("\(type(of: object))")
         }
         guard names.count <= 64 else { throw fail("\(names.count) activations") }
         activations = try names.map { name in try Head.Activation(rawValue: name).orThrow(fail("activation '\(name)'"))
         }
-        switch h["pool"] {
+        switch description["pool"] {
         case let p as String: pool = try Head.Pool(rawValue: p).orThrow(fail("pool '\(p)'"))
         case is NSNull: pool = nil
         default: throw fail("no pool")

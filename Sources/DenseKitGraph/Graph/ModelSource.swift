@@ -71,10 +71,10 @@ public struct InputSpec: Sendable, Equatable {
 
     /// The declared shape in the source's own layout, with "?" for dynamic axes.
     public var shapeDescription: String {
-        let d = { (v: Int?) in v.map(String.init) ?? "?" }
+        let text = { (v: Int?) in v.map(String.init) ?? "?" }
         switch layout {
-        case .nchw: return "[\(d(batch)), \(channels), \(d(height)), \(d(width))]"
-        case .nhwc: return "[\(d(batch)), \(d(height)), \(d(width)), \(channels)]"
+        case .nchw: return "[\(text(batch)), \(channels), \(text(height)), \(text(width))]"
+        case .nhwc: return "[\(text(batch)), \(text(height)), \(text(width)), \(channels)]"
         }
     }
 }

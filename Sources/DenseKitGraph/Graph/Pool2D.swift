@@ -19,7 +19,7 @@ public struct Pool2D: Sendable, Equatable {
 
     /// Output height and width for an input of the given size (floor mode; 0 where the window does
     /// not fit). Only for a validated pool: stride >= 1, four pads.
-    public func outputSize(_ h: Int, _ w: Int) -> (Int, Int) {
-        (windows(h + pads[0] + pads[2], kernel, stride), windows(w + pads[1] + pads[3], kernel, stride))
+    public func outputSize(_ height: Int, _ width: Int) -> (Int, Int) {
+        (windows(height + pads[0] + pads[2], kernel, stride), windows(width + pads[1] + pads[3], kernel, stride))
     }
 }

@@ -7,9 +7,9 @@ public struct ParameterCount: Sendable, Equatable {
 
     public init() {}
 
-    package mutating func addConv(_ n: Int) {
-        trainable += n
-        withBatchNormStatistics += n
+    package mutating func addConv(_ count: Int) {
+        trainable += count
+        withBatchNormStatistics += count
     }
 
     package mutating func addBatchNorm(_ channels: Int) {

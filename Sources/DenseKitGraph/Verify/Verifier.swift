@@ -171,11 +171,11 @@ public struct Verifier {
 
     private func allNorms(_ net: DenseNet) -> [BatchNorm] { net.steps.flatMap(\.norms) }
 
-    private func describe(_ p: Pool2D) -> String {
-        "\(p.kind.rawValue) \(p.kernel)x\(p.kernel) stride \(p.stride) pad \(p.pads[0])"
+    private func describe(_ pool: Pool2D) -> String {
+        "\(pool.kind.rawValue) \(pool.kernel)x\(pool.kernel) stride \(pool.stride) pad \(pool.pads[0])"
     }
 
-    private func format(_ x: Double) -> String { x == x.rounded() ? String(Int(x)) : String(x) }
+    private func format(_ value: Double) -> String { value == value.rounded() ? String(Int(value)) : String(value) }
 }
 
 /// Errors of `verify` usage (the model itself never throws here: its findings are deviations).
