@@ -28,23 +28,24 @@ public enum Elementwise {
         scale: UnsafePointer<Float>, shift: UnsafePointer<Float>
     ) {
         for c in 0..<channels {
-            let s = SIMD16<Float>(repeating: scale[c])
-            let t = SIMD16<Float>(repeating: shift[c])
+            let scaleVector = SIMD16<Float>(repeating: scale[c])
+            let shiftVector = SIMD16<Float>(repeating: shift[c])
             let ss = scale[c]
             let tt = shift[c]
-            let x = UnsafeRawPointer(src + c * size)
-            let y = UnsafeMutableRawPointer(dst + c * size)
-            var i = 0
-            while i + 16 <= size {
-                var v = t.addingProduct(x.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self), s)
-                v = v.replacing(with: 0, where: v .< 0)
-                y.storeBytes(of: v, toByteOffset: i * 4, as: SIMD16<Float>.self)
-                i += 16
+            let source = UnsafeRawPointer(src + c * size)
+            let target = UnsafeMutableRawPointer(dst + c * size)
+            var index = 0
+            while index + 16 <= size {
+                var value = shiftVector.addingProduct(
+                    source.loadUnaligned(fromByteOffset: index * 4, as: SIMD16<Float>.self), scaleVector)
+                value = value.replacing(with: 0, where: value .< 0)
+                target.storeBytes(of: value, toByteOffset: index * 4, as: SIMD16<Float>.self)
+                index += 16
             }
-            while i < size {
-                let v = src[c * size + i] * ss + tt
-                dst[c * size + i] = relu(v)
-                i += 1
+            while index < size {
+                let value = src[c * size + index] * ss + tt
+                dst[c * size + index] = relu(value)
+                index += 1
             }
         }
     }
@@ -61,41 +62,41 @@ public enum Elementwise {
         let from = from ?? Strides(row: width, plane: height * width)
         let to = to ?? Strides(row: ow, plane: oh * ow)
         for c in 0..<channels {
-            let s = scale[c]
-            let t = shift[c]
+            let channelScale = scale[c]
+            let channelShift = shift[c]
             let plane = src + c * from.plane
             for oy in 0..<oh {
                 let out = dst + c * to.plane + oy * to.row
                 let r0 = plane + 2 * oy * from.row
                 let r1 = r0 + from.row
                 var ox = 0
-                let sv = SIMD8<Float>(repeating: s)
-                let tv = SIMD8<Float>(repeating: t)
+                let sv = SIMD8<Float>(repeating: channelScale)
+                let tv = SIMD8<Float>(repeating: channelShift)
                 // 8 outputs from two 16-wide loads; the last group overlaps the one before it instead
                 // of leaving a scalar tail.
                 if ow >= 8 {
                     while ox < ow {
-                        let o = min(ox, ow - 8)
-                        let a = UnsafeRawPointer(r0 + 2 * o).loadUnaligned(as: SIMD16<Float>.self)
-                        let b = UnsafeRawPointer(r1 + 2 * o).loadUnaligned(as: SIMD16<Float>.self)
-                        var ae = tv.addingProduct(a.evenHalf, sv)
-                        var ao = tv.addingProduct(a.oddHalf, sv)
-                        var be = tv.addingProduct(b.evenHalf, sv)
-                        var bo = tv.addingProduct(b.oddHalf, sv)
+                        let start = min(ox, ow - 8)
+                        let upper = UnsafeRawPointer(r0 + 2 * start).loadUnaligned(as: SIMD16<Float>.self)
+                        let lower = UnsafeRawPointer(r1 + 2 * start).loadUnaligned(as: SIMD16<Float>.self)
+                        var ae = tv.addingProduct(upper.evenHalf, sv)
+                        var ao = tv.addingProduct(upper.oddHalf, sv)
+                        var be = tv.addingProduct(lower.evenHalf, sv)
+                        var bo = tv.addingProduct(lower.oddHalf, sv)
                         ae = ae.replacing(with: 0, where: ae .< 0)
                         ao = ao.replacing(with: 0, where: ao .< 0)
                         be = be.replacing(with: 0, where: be .< 0)
                         bo = bo.replacing(with: 0, where: bo .< 0)
                         let sum = (ae + ao) + (be + bo)
-                        UnsafeMutableRawPointer(out + o).storeBytes(of: sum * 0.25, as: SIMD8<Float>.self)
-                        ox = o + 8
+                        UnsafeMutableRawPointer(out + start).storeBytes(of: sum * 0.25, as: SIMD8<Float>.self)
+                        ox = start + 8
                     }
                 }
                 while ox < ow {
-                    let v0 = relu(r0[2 * ox] * s + t)
-                    let v1 = relu(r0[2 * ox + 1] * s + t)
-                    let v2 = relu(r1[2 * ox] * s + t)
-                    let v3 = relu(r1[2 * ox + 1] * s + t)
+                    let v0 = relu(r0[2 * ox] * channelScale + channelShift)
+                    let v1 = relu(r0[2 * ox + 1] * channelScale + channelShift)
+                    let v2 = relu(r1[2 * ox] * channelScale + channelShift)
+                    let v3 = relu(r1[2 * ox + 1] * channelScale + channelShift)
                     out[ox] = ((v0 + v1) + (v2 + v3)) * 0.25
                     ox += 1
                 }
@@ -110,23 +111,24 @@ public enum Elementwise {
         scale: UnsafePointer<Float>, shift: UnsafePointer<Float>, max isMax: Bool = false
     ) {
         for c in 0..<channels {
-            let s = SIMD16<Float>(repeating: scale[c])
-            let t = SIMD16<Float>(repeating: shift[c])
-            let x = UnsafeRawPointer(src + c * size)
+            let scaleVector = SIMD16<Float>(repeating: scale[c])
+            let shiftVector = SIMD16<Float>(repeating: shift[c])
+            let source = UnsafeRawPointer(src + c * size)
             var acc = SIMD16<Float>()
-            var i = 0
-            while i + 16 <= size {
-                let v = t.addingProduct(x.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self), s)
+            var index = 0
+            while index + 16 <= size {
+                let value = shiftVector.addingProduct(
+                    source.loadUnaligned(fromByteOffset: index * 4, as: SIMD16<Float>.self), scaleVector)
                 acc =
                     isMax
-                    ? maximum(acc, v) : acc + v.replacing(with: 0, where: v .< 0)
-                i += 16
+                    ? maximum(acc, value) : acc + value.replacing(with: 0, where: value .< 0)
+                index += 16
             }
             var total = isMax ? (acc.indices.contains { acc[$0].isNaN } ? .nan : acc.max()) : acc.sum()
-            while i < size {
-                let v = relu(src[c * size + i] * scale[c] + shift[c])
-                total = isMax ? maximum(total, v) : total + v
-                i += 1
+            while index < size {
+                let value = relu(src[c * size + index] * scale[c] + shift[c])
+                total = isMax ? maximum(total, value) : total + value
+                index += 1
             }
             dst[c] = isMax ? total : total / Float(size)
         }
@@ -147,7 +149,7 @@ public enum Elementwise {
         let to = to ?? Strides(row: outWidth, plane: outHeight * outWidth)
         let outRows = outputRows ?? 0..<outHeight
         guard !outRows.isEmpty, outWidth > 0 else { return }
-        // Column x of the input is column padLeft + x of `column`; everything else stays -infinity,
+        // Column position of the input is column padLeft + position of `column`; everything else stays -infinity,
         // including the slack that the last 16-wide loads of the widest windows reach.
         let columns = max(padLeft + width, (outWidth - 1) * stride + kernel) + 16
         let column = UnsafeMutablePointer<Float>.allocate(capacity: columns)
@@ -167,17 +169,17 @@ public enum Elementwise {
                 inner.update(from: plane + y0 * ld, count: width)
                 for y in (y0 + 1)..<y1 {
                     let row = plane + y * ld
-                    var x = 0
-                    while x + 16 <= width {
-                        var a = UnsafeRawPointer(inner + x).loadUnaligned(as: SIMD16<Float>.self)
-                        let b = UnsafeRawPointer(row + x).loadUnaligned(as: SIMD16<Float>.self)
-                        a = maximum(a, b)
-                        UnsafeMutableRawPointer(inner + x).storeBytes(of: a, as: SIMD16<Float>.self)
-                        x += 16
+                    var position = 0
+                    while position + 16 <= width {
+                        var running = UnsafeRawPointer(inner + position).loadUnaligned(as: SIMD16<Float>.self)
+                        let incoming = UnsafeRawPointer(row + position).loadUnaligned(as: SIMD16<Float>.self)
+                        running = maximum(running, incoming)
+                        UnsafeMutableRawPointer(inner + position).storeBytes(of: running, as: SIMD16<Float>.self)
+                        position += 16
                     }
-                    while x < width {
-                        inner[x] = maximum(inner[x], row[x])
-                        x += 1
+                    while position < width {
+                        inner[position] = maximum(inner[position], row[position])
+                        position += 1
                     }
                 }
                 // Output ox is the maximum of column[ox * stride ..< ox * stride + kernel].
@@ -185,30 +187,30 @@ public enum Elementwise {
                 var ox = 0
                 while lanes > 0 && ox < outWidth {
                     // The last group overlaps the one before it when outWidth is not a multiple of lanes.
-                    let o = min(ox, max(0, outWidth - lanes))
-                    guard o + lanes <= outWidth else { break }
-                    let base = UnsafeRawPointer(column + o * stride)
+                    let start = min(ox, max(0, outWidth - lanes))
+                    guard start + lanes <= outWidth else { break }
+                    let base = UnsafeRawPointer(column + start * stride)
                     if stride == 2 {
-                        var m = base.loadUnaligned(as: SIMD16<Float>.self).evenHalf
+                        var largest = base.loadUnaligned(as: SIMD16<Float>.self).evenHalf
                         for j in 1..<kernel {
-                            let v = base.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self).evenHalf
-                            m = maximum(m, v)
+                            let candidate = base.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self).evenHalf
+                            largest = maximum(largest, candidate)
                         }
-                        UnsafeMutableRawPointer(out + o).storeBytes(of: m, as: SIMD8<Float>.self)
+                        UnsafeMutableRawPointer(out + start).storeBytes(of: largest, as: SIMD8<Float>.self)
                     } else {
-                        var m = base.loadUnaligned(as: SIMD16<Float>.self)
+                        var largest = base.loadUnaligned(as: SIMD16<Float>.self)
                         for j in 1..<kernel {
-                            let v = base.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self)
-                            m = maximum(m, v)
+                            let candidate = base.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self)
+                            largest = maximum(largest, candidate)
                         }
-                        UnsafeMutableRawPointer(out + o).storeBytes(of: m, as: SIMD16<Float>.self)
+                        UnsafeMutableRawPointer(out + start).storeBytes(of: largest, as: SIMD16<Float>.self)
                     }
-                    ox = o + lanes
+                    ox = start + lanes
                 }
                 while ox < outWidth {
-                    var m = -Float.infinity
-                    for j in 0..<kernel { m = maximum(m, column[ox * stride + j]) }
-                    out[ox] = m
+                    var largest = -Float.infinity
+                    for j in 0..<kernel { largest = maximum(largest, column[ox * stride + j]) }
+                    out[ox] = largest
                     ox += 1
                 }
             }
@@ -217,40 +219,43 @@ public enum Elementwise {
 }
 
 extension Elementwise {
-    /// y = W x + b for W (out, in) row-major: one SIMD dot product per output.
+    /// output = matrix x vector + bias, the matrix (out, in) row-major: one SIMD dot product per output.
     public static func matVec(
-        _ w: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
-        rows: Int, cols: Int, into y: UnsafeMutablePointer<Float>
+        _ matrix: UnsafePointer<Float>, _ vector: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+        rows: Int, cols: Int, into output: UnsafeMutablePointer<Float>
     ) {
         for o in 0..<rows {
-            let row = UnsafeRawPointer(w + o * cols)
-            let input = UnsafeRawPointer(x)
+            let row = UnsafeRawPointer(matrix + o * cols)
+            let input = UnsafeRawPointer(vector)
             var acc = SIMD16<Float>()
-            var i = 0
-            while i + 16 <= cols {
+            var column = 0
+            while column + 16 <= cols {
                 acc = acc.addingProduct(
-                    row.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self),
-                    input.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self))
-                i += 16
+                    row.loadUnaligned(fromByteOffset: column * 4, as: SIMD16<Float>.self),
+                    input.loadUnaligned(fromByteOffset: column * 4, as: SIMD16<Float>.self))
+                column += 16
             }
             var sum = acc.sum()
-            while i < cols {
-                sum += w[o * cols + i] * x[i]
-                i += 1
+            while column < cols {
+                sum += matrix[o * cols + column] * vector[column]
+                column += 1
             }
-            y[o] = sum + (bias?[o] ?? 0)
+            output[o] = sum + (bias?[o] ?? 0)
         }
     }
 }
 
 /// ReLU as torch computes it: a NaN stays NaN (`max(0, x)` would drop it and make a broken model's
 /// output look finite). The vector paths' `replacing(with: 0, where: v .< 0)` does the same.
-@inline(__always) package func relu(_ x: Float) -> Float { x < 0 ? 0 : x }
+@inline(__always) package func relu(_ value: Float) -> Float { value < 0 ? 0 : value }
 
 /// The larger of two values, NaN if either is (torch's max pooling).
-@inline(__always) package func maximum(_ a: Float, _ b: Float) -> Float { a.isNaN || b > a ? b : a }
+@inline(__always) package func maximum(_ first: Float, _ second: Float) -> Float {
+    first.isNaN || second > first ? second : first
+}
 
 /// Lane by lane, the larger of two vectors' values, NaN where either is (`maximum` for vectors).
-@inline(__always) package func maximum<Vector: SIMD>(_ a: Vector, _ b: Vector) -> Vector where Vector.Scalar == Float {
-    a.replacing(with: b, where: (b .> a) .| (b .!= b))
+@inline(__always) package func maximum<Vector: SIMD>(_ first: Vector, _ second: Vector) -> Vector
+where Vector.Scalar == Float {
+    first.replacing(with: second, where: (second .> first) .| (second .!= second))
 }

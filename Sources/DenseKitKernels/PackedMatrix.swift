@@ -16,9 +16,9 @@ public final class PackedMatrix: @unchecked Sendable {
         storage =
             rows % 8 == 0
             ? AlignedBuffer(uninitializedCount: panels * cols * 8) : AlignedBuffer(count: panels * cols * 8)
-        let p = storage.pointer
+        let base = storage.pointer
         for r in 0..<rows {
-            let dst = p + (r / 8) * cols * 8 + r % 8
+            let dst = base + (r / 8) * cols * 8 + r % 8
             for k in 0..<cols { dst[k * 8] = values[r * cols + k] }
         }
     }

@@ -33,7 +33,7 @@ public struct PhaseConvolution: Sendable {
     public var plane: Int { phaseHeight * phaseWidth }
     /// Phases a tap can read (s x s, or fewer when the kernel is smaller than the stride).
     var phases: Int { min(stride, kernel) * min(stride, kernel) }
-    func phase(_ a: Int, _ b: Int) -> Int { a * min(stride, kernel) + b }
+    func phase(_ rowPhase: Int, _ columnPhase: Int) -> Int { rowPhase * min(stride, kernel) + columnPhase }
 
     /// Floats the phase planes need, plus slack so the garbage columns of the last row stay inside.
     public var inputCount: Int { phases * channels * plane + (kernel - 1) / stride }
@@ -42,12 +42,12 @@ public struct PhaseConvolution: Sendable {
     public var gridCount: Int { outHeight * phaseWidth }
 
     /// OIHW weights reordered to O x (kernel * kernel * I), tap-major, for `PackedMatrix`.
-    public static func tapMajor(_ w: [Float], outChannels: Int, inChannels: Int, kernel: Int) -> [Float] {
-        var out = [Float](repeating: 0, count: w.count)
+    public static func tapMajor(_ weights: [Float], outChannels: Int, inChannels: Int, kernel: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: weights.count)
         let taps = kernel * kernel
         for o in 0..<outChannels {
             for i in 0..<inChannels {
-                for t in 0..<taps { out[(o * taps + t) * inChannels + i] = w[(o * inChannels + i) * taps + t] }
+                for t in 0..<taps { out[(o * taps + t) * inChannels + i] = weights[(o * inChannels + i) * taps + t] }
             }
         }
         return out
@@ -67,13 +67,13 @@ public struct PhaseConvolution: Sendable {
                     let j1 = max(j0, min(phaseWidth, (width + padLeft - b + stride - 1) / stride))
                     for i in 0..<phaseHeight {
                         let row = out + i * phaseWidth
-                        let y = stride * i + a - padTop
-                        guard y >= 0 && y < height else {
+                        let inputRow = stride * i + a - padTop
+                        guard inputRow >= 0 && inputRow < height else {
                             row.update(repeating: 0, count: phaseWidth)
                             continue
                         }
                         row.update(repeating: 0, count: j0)
-                        let line = input + y * width + b - padLeft
+                        let line = input + inputRow * width + b - padLeft
                         if stride == 1 {
                             (row + j0).update(from: line + j0, count: j1 - j0)
                         } else {

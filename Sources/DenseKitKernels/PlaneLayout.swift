@@ -21,9 +21,9 @@ public struct PlaneLayout: Sendable {
     /// The columns a pointwise GEMM computes from `interior`: the image, rounded up to whole GEMM
     /// panels when the plane has room (the extra columns are border cells).
     public var gemmColumns: Int {
-        let n = height * width
-        let rounded = (n + GEMM.nr - 1) / GEMM.nr * GEMM.nr
-        return rounded <= plane - interior ? rounded : n
+        let pixels = height * width
+        let rounded = (pixels + GEMM.nr - 1) / GEMM.nr * GEMM.nr
+        return rounded <= plane - interior ? rounded : pixels
     }
     public var strides: Elementwise.Strides { Elementwise.Strides(row: width, plane: plane) }
 
@@ -31,16 +31,16 @@ public struct PlaneLayout: Sendable {
     var packedStrides: Elementwise.Strides { Elementwise.Strides(row: width, plane: height * width) }
 
     /// Copies the images of `channels` planes into packed CHW at `dst` (channel `c` to `dst[c - lowerBound]`).
-    public func pack(_ p: UnsafePointer<Float>, channels: Range<Int>, into dst: UnsafeMutablePointer<Float>) {
+    public func pack(_ source: UnsafePointer<Float>, channels: Range<Int>, into dst: UnsafeMutablePointer<Float>) {
         Elementwise.copy(
-            p + channels.lowerBound * plane + interior, from: strides, dst, to: packedStrides,
+            source + channels.lowerBound * plane + interior, from: strides, dst, to: packedStrides,
             channels: channels.count, height: height, width: width)
     }
 
     /// Copies packed CHW images at `src` into the interiors of `channels` planes.
-    public func unpack(_ src: UnsafePointer<Float>, channels: Range<Int>, into p: UnsafeMutablePointer<Float>) {
+    public func unpack(_ src: UnsafePointer<Float>, channels: Range<Int>, into target: UnsafeMutablePointer<Float>) {
         Elementwise.copy(
-            src, from: packedStrides, p + channels.lowerBound * plane + interior, to: strides,
+            src, from: packedStrides, target + channels.lowerBound * plane + interior, to: strides,
             channels: channels.count, height: height, width: width)
     }
 }

@@ -9,15 +9,15 @@ private func llvmPrefetch(_ address: UnsafeRawPointer, _ write: Int32, _ localit
 
 public enum Prefetch {
     /// Into L2 (`prefetcht1`; some cores fill L1 as well), for data used after the current L1 working set.
-    @inline(__always) public static func l2(_ p: UnsafeRawPointer) { llvmPrefetch(p, 0, 2, 1) }
+    @inline(__always) public static func l2(_ address: UnsafeRawPointer) { llvmPrefetch(address, 0, 2, 1) }
 
-    /// Every cache line of `bytes` bytes from `p`, into L2.
-    @inline(__always) public static func l2(_ p: UnsafeRawPointer, bytes: Int) {
+    /// Every cache line of `bytes` bytes from `address`, into L2.
+    @inline(__always) public static func l2(_ address: UnsafeRawPointer, bytes: Int) {
         var at = 0
         while at < bytes {
-            l2(p + at)
+            l2(address + at)
             at += 64
         }
-        l2(p + (bytes - 1))
+        l2(address + (bytes - 1))
     }
 }

@@ -40,32 +40,36 @@ public enum ShiftedConvolution {
         _ input: [GEMM.Segment], layout: PlaneLayout,
         into output: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, threads: Int
     ) {
-        let b = kernel / 2
+        let border = kernel / 2
         let taps = kernel * kernel
-        let w = layout.width
+        let rowWidth = layout.width
         let plane = layout.plane
-        precondition(layout.border == b, "ShiftedConvolution: border \(layout.border) for a \(kernel)x\(kernel) kernel")
+        precondition(
+            layout.border == border, "ShiftedConvolution: border \(layout.border) for a \(kernel)x\(kernel) kernel")
         // GEMM column j is input pixel j of the image; tap (dy, dx) adds it into output pixel
-        // j - dy * w - dx, whose column x = (j - dx) mod w must have x + dx inside the row.
+        // j - dy * rowWidth - dx, whose column x = (j - dx) mod rowWidth must have x + dx inside the row.
         var skips: [GEMM.ColumnSkip] = []
-        for dx in -b...b where dx != 0 {
-            skips.append(GEMM.ColumnSkip(phase: -dx, period: w, skipped: dx < 0 ? 0..<min(w, -dx) : max(0, w - dx)..<w))
+        for dx in -border...border where dx != 0 {
+            skips.append(
+                GEMM.ColumnSkip(
+                    phase: -dx, period: rowWidth,
+                    skipped: dx < 0 ? 0..<min(rowWidth, -dx) : max(0, rowWidth - dx)..<rowWidth))
         }
         var targets: [GEMM.TileTarget] = []
         for block in 0..<(outChannels + 7) / 8 {
             for t in 0..<taps {
-                let dy = t / kernel - b
-                let dx = t % kernel - b
+                let dy = t / kernel - border
+                let dx = t % kernel - border
                 targets.append(
                     GEMM.TileTarget(
-                        offset: block * 8 * plane - (dy * w + dx), rows: min(8, outChannels - block * 8),
-                        skip: dx == 0 ? nil : dx + b - (dx > 0 ? 1 : 0)))
+                        offset: block * 8 * plane - (dy * rowWidth + dx), rows: min(8, outChannels - block * 8),
+                        skip: dx == 0 ? nil : dx + border - (dx > 0 ? 1 : 0)))
             }
         }
         // Each thread sets its own output planes (those of its blocks of A's rows) to the bias first.
         GEMM.accumulate(
             weights, input,
-            n: layout.height * w, output + layout.interior, ldc: plane, targets: targets, skips: skips,
+            n: layout.height * rowWidth, output + layout.interior, ldc: plane, targets: targets, skips: skips,
             rowGranule: taps * 8, threads: threads
         ) { rows in
             for o in (rows.lowerBound / taps)..<min(outChannels, rows.upperBound / taps) {

@@ -81,16 +81,17 @@ public final class WorkerPool: @unchecked Sendable {
 
     /// Claims and runs parts of `step` until it has none left.
     private func work(step: Int) {
-        var c = claims.load(ordering: .acquiring)
+        var state = claims.load(ordering: .acquiring)
         // A claim succeeds only while the step is unfinished (its part is unclaimed), so `job` is still its job.
-        while c >> 16 == step && c & 0xFF < (c >> 8) & 0xFF {
-            let (claimed, now) = claims.compareExchange(expected: c, desired: c + 1, ordering: .sequentiallyConsistent)
+        while state >> 16 == step && state & 0xFF < (state >> 8) & 0xFF {
+            let (claimed, now) = claims.compareExchange(
+                expected: state, desired: state + 1, ordering: .sequentiallyConsistent)
             if claimed {
-                job?(c & 0xFF)
+                job?(state & 0xFF)
                 finished.add(1, ordering: .releasing)
-                c = claims.load(ordering: .acquiring)
+                state = claims.load(ordering: .acquiring)
             } else {
-                c = now
+                state = now
             }
         }
     }
@@ -100,16 +101,16 @@ public final class WorkerPool: @unchecked Sendable {
     /// GEMM panels in 4 parts are 6, 6, 6 and 7, not 7, 7, 7 and 4, which left one of 2 threads
     /// 3 panels idle).
     public func parallelFor(_ count: Int, granule: Int = 1, parts: Int? = nil, _ body: (Range<Int>) -> Void) {
-        let g = max(granule, 1)
-        let units = (count + g - 1) / g
-        let n = min(parts ?? threads, units, Self.maxParts)
-        if threads == 1 || n <= 1 {
+        let grain = max(granule, 1)
+        let units = (count + grain - 1) / grain
+        let partCount = min(parts ?? threads, units, Self.maxParts)
+        if threads == 1 || partCount <= 1 {
             body(0..<count)
             return
         }
-        run(parts: n) { i in
-            let lo = i * units / n * g
-            let hi = min(count, (i + 1) * units / n * g)
+        run(parts: partCount) { i in
+            let lo = i * units / partCount * grain
+            let hi = min(count, (i + 1) * units / partCount * grain)
             if lo < hi { body(lo..<hi) }
         }
     }
