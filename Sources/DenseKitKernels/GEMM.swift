@@ -63,14 +63,14 @@ public enum GEMM {
     /// Plain GEMM: B is K x N row-major with row stride `ldb`; with `scale`/`shift` (K values each),
     /// B's rows go through BatchNorm-ReLU as they are packed. `packing`: see `sharedPackingCount`.
     public static func multiply(
-        _ a: PackedMatrix, _ b: UnsafePointer<Float>, ldb: Int, n: Int,
-        _ c: UnsafeMutablePointer<Float>, ldc: Int, cPanelStride: Int = nr,
+        _ packedA: PackedMatrix, _ matrixB: UnsafePointer<Float>, ldb: Int, n: Int,
+        _ matrixC: UnsafeMutablePointer<Float>, ldc: Int, cPanelStride: Int = nr,
         bias: UnsafePointer<Float>? = nil, relu: Bool = false,
         scale: UnsafePointer<Float>? = nil, shift: UnsafePointer<Float>? = nil, threads: Int = 1,
         packing: UnsafeMutablePointer<Float>? = nil
     ) {
         multiply(
-            a, segments(b, ldb: ldb, k: a.cols, scale: scale, shift: shift), n: n, c, ldc: ldc,
+            packedA, segments(matrixB, ldb: ldb, k: packedA.cols, scale: scale, shift: shift), n: n, matrixC, ldc: ldc,
             cPanelStride: cPanelStride,
             bias: bias, relu: relu, threads: threads, packing: packing)
     }
@@ -78,7 +78,7 @@ public enum GEMM {
     /// The K rows of a matrix with row stride `ldb` (and `panelStride`, for a panel-major one) as
     /// segments of at most `kc` rows.
     public static func segments(
-        _ b: UnsafePointer<Float>, ldb: Int, k: Int, panelStride: Int = nr,
+        _ matrixB: UnsafePointer<Float>, ldb: Int, k: Int, panelStride: Int = nr,
         scale: UnsafePointer<Float>? = nil, shift: UnsafePointer<Float>? = nil
     ) -> [Segment] {
         var segments: [Segment] = []
@@ -87,7 +87,7 @@ public enum GEMM {
             let count = min(kc, k - k0)
             segments.append(
                 Segment(
-                    k0: k0, count: count, base: b + k0 * ldb, stride: ldb, panelStride: panelStride,
+                    k0: k0, count: count, base: matrixB + k0 * ldb, stride: ldb, panelStride: panelStride,
                     scale: scale.map { $0 + k0 }, shift: shift.map { $0 + k0 }))
             k0 += count
         }
@@ -99,9 +99,9 @@ public enum GEMM {
     /// threads clearly worse than the tiles do (14x14 and 7x7 maps).
     enum Split { case none, columns, rows }
 
-    static func split(rows m: Int, n: Int, threads: Int) -> Split {
+    static func split(rows: Int, n: Int, threads: Int) -> Split {
         let panels = (n + nr - 1) / nr
-        let tiles = (m + 7) / 8
+        let tiles = (rows + 7) / 8
         func imbalance(_ units: Int) -> Double {
             let parts = min(threads, units)
             return Double((units + parts - 1) / parts) * Double(threads) / Double(units)
@@ -114,44 +114,45 @@ public enum GEMM {
     /// Floats of the `packing` buffer that an M x K by K x N GEMM on `threads` threads uses (0: none).
     /// Split by rows, every thread needs all of B: given room, B is packed once, panel-major (its K
     /// rows divided among the threads), instead of by every thread for itself.
-    public static func sharedPackingCount(rows m: Int, k: Int, n: Int, threads: Int) -> Int {
-        split(rows: m, n: n, threads: threads) == .rows ? k * ((n + nr - 1) / nr * nr) : 0
+    public static func sharedPackingCount(rows: Int, k: Int, n: Int, threads: Int) -> Int {
+        split(rows: rows, n: n, threads: threads) == .rows ? k * ((n + nr - 1) / nr * nr) : 0
     }
 
     /// GEMM over B segments covering K in order, each at most `kc` rows. `packing`, if given, holds at
     /// least `sharedPackingCount` floats.
     public static func multiply(
-        _ a: PackedMatrix, _ segments: [Segment], n: Int,
-        _ c: UnsafeMutablePointer<Float>, ldc: Int, cPanelStride: Int = nr,
+        _ packedA: PackedMatrix, _ segments: [Segment], n: Int,
+        _ matrixC: UnsafeMutablePointer<Float>, ldc: Int, cPanelStride: Int = nr,
         bias: UnsafePointer<Float>? = nil, relu: Bool = false, threads: Int = 1,
         packing: UnsafeMutablePointer<Float>? = nil
     ) {
-        guard n > 0, a.rows > 0 else { return }
-        switch split(rows: a.rows, n: n, threads: threads) {
+        guard n > 0, packedA.rows > 0 else { return }
+        switch split(rows: packedA.rows, n: n, threads: threads) {
         case .none:
-            run(a, segments, kBlocks(segments), 0..<a.rows, 0, n, c, ldc, cPanelStride, bias, relu)
+            run(packedA, segments, kBlocks(segments), 0..<packedA.rows, 0, n, matrixC, ldc, cPanelStride, bias, relu)
         case .columns:
             // Two parts per thread, claimed as threads get free: a thread that the machine slows down
             // does less of the step.
             let blocks = kBlocks(segments)
             WorkerPool.shared(threads: threads).parallelFor(n, granule: nr, parts: threads * 2) { columns in
                 run(
-                    a, segments, blocks, 0..<a.rows, columns.lowerBound, columns.upperBound, c, ldc, cPanelStride, bias,
+                    packedA, segments, blocks, 0..<packedA.rows, columns.lowerBound, columns.upperBound, matrixC, ldc,
+                    cPanelStride, bias,
                     relu)
             }
         case .rows:
             let pool = WorkerPool.shared(threads: threads)
-            var b = segments
+            var rowSegments = segments
             if let packing, !segments.allSatisfy(\.isPacked) {
-                let panelStride = a.cols * nr
-                pool.parallelFor(a.cols) { rows in
+                let panelStride = packedA.cols * nr
+                pool.parallelFor(packedA.cols) { rows in
                     packPanels(segments, rows: rows, n: n, into: packing, panelStride: panelStride)
                 }
-                b = Self.segments(UnsafePointer(packing), ldb: nr, k: a.cols, panelStride: panelStride)
+                rowSegments = Self.segments(UnsafePointer(packing), ldb: nr, k: packedA.cols, panelStride: panelStride)
             }
-            let blocks = kBlocks(b)
-            pool.parallelFor(a.rows, granule: 8) { rows in
-                run(a, b, blocks, rows, 0, n, c, ldc, cPanelStride, bias, relu)
+            let blocks = kBlocks(rowSegments)
+            pool.parallelFor(packedA.rows, granule: 8) { rows in
+                run(packedA, rowSegments, blocks, rows, 0, n, matrixC, ldc, cPanelStride, bias, relu)
             }
         }
     }
@@ -166,10 +167,10 @@ public enum GEMM {
             let end = min(rows.upperBound, s.k0 + s.count)
             guard first < end else { continue }
             for k in first..<end {
-                let i = k - s.k0
+                let rowOffset = k - s.k0
                 let row = Segment(
-                    k0: k, count: 1, base: s.base + i * s.stride, stride: s.stride, panelStride: s.panelStride,
-                    scale: s.scale.map { $0 + i }, shift: s.shift.map { $0 + i })
+                    k0: k, count: 1, base: s.base + rowOffset * s.stride, stride: s.stride, panelStride: s.panelStride,
+                    scale: s.scale.map { $0 + rowOffset }, shift: s.shift.map { $0 + rowOffset })
                 for jr in stride(from: 0, to: n, by: nr) {
                     pack(
                         row, jr, min(nr, n - jr),
@@ -217,12 +218,12 @@ public enum GEMM {
         /// The bit masks that keep the 32 columns from `jr` that are not skipped, as two 16-lane vectors
         /// (bitwise masks rather than `SIMDMask`s, whose construction is a loop over the lanes).
         func mask(_ jr: Int) -> Keep {
-            let x = ((jr + phase) % period + period) % period
+            let position = ((jr + phase) % period + period) % period
             return lanes.withUnsafeBytes { lanes in
-                let p = lanes.baseAddress! + x * 4
+                let laneMask = lanes.baseAddress! + position * 4
                 return (
-                    p.loadUnaligned(as: SIMD16<UInt32>.self),
-                    p.loadUnaligned(fromByteOffset: 64, as: SIMD16<UInt32>.self)
+                    laneMask.loadUnaligned(as: SIMD16<UInt32>.self),
+                    laneMask.loadUnaligned(fromByteOffset: 64, as: SIMD16<UInt32>.self)
                 )
             }
         }
@@ -233,18 +234,18 @@ public enum GEMM {
     /// `rowGranule`: tiles that overlap must fall in one granule. Each thread first calls `prepare`
     /// with its rows (to initialize the part of C they add into).
     public static func accumulate(
-        _ a: PackedMatrix, _ segments: [Segment], n: Int,
-        _ c: UnsafeMutablePointer<Float>, ldc: Int,
+        _ packedA: PackedMatrix, _ segments: [Segment], n: Int,
+        _ matrixC: UnsafeMutablePointer<Float>, ldc: Int,
         targets: [TileTarget], skips: [ColumnSkip] = [], rowGranule: Int, threads: Int = 1,
         prepare: (Range<Int>) -> Void
     ) {
-        precondition(targets.count == (a.rows + 7) / 8 && rowGranule % 8 == 0, "GEMM: one target per 8-row tile")
+        precondition(targets.count == (packedA.rows + 7) / 8 && rowGranule % 8 == 0, "GEMM: one target per 8-row tile")
         let blocks = kBlocks(segments)
         let placement = Placement(targets: targets, skips: skips)
-        WorkerPool.shared(threads: threads).parallelFor(a.rows, granule: rowGranule) { rows in
+        WorkerPool.shared(threads: threads).parallelFor(packedA.rows, granule: rowGranule) { rows in
             prepare(rows)
             guard n > 0 else { return }
-            run(a, segments, blocks, rows, 0, n, c, ldc, nr, nil, false, placement: placement)
+            run(packedA, segments, blocks, rows, 0, n, matrixC, ldc, nr, nil, false, placement: placement)
         }
     }
 
@@ -277,16 +278,18 @@ public enum GEMM {
     /// the taps of a convolution. With a `placement`, every tile is added into C at its target and all
     /// rows form one M block (each B panel serves all of them).
     static func run(
-        _ a: PackedMatrix, _ segments: [Segment], _ blocks: [Range<Int>], _ rows: Range<Int>, _ j0: Int, _ j1: Int,
-        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ cPanelStride: Int, _ bias: UnsafePointer<Float>?, _ relu: Bool,
+        _ packedA: PackedMatrix, _ segments: [Segment], _ blocks: [Range<Int>], _ rows: Range<Int>, _ j0: Int,
+        _ j1: Int,
+        _ matrixC: UnsafeMutablePointer<Float>, _ ldc: Int, _ cPanelStride: Int, _ bias: UnsafePointer<Float>?,
+        _ relu: Bool,
         placement: Placement? = nil
     ) {
         precondition(j0 % nr == 0, "GEMM: columns split at a panel edge")
-        let m = rows.upperBound
+        let rowEnd = rows.upperBound
         let mc = placement == nil ? Self.mc : rows.count
         // With at most 32 rows (a 3x3 conv's k outputs) a packed panel would serve only four tiles:
         // full panels are read in place instead, segment by segment (measured 5-15% faster there).
-        let inPlace = a.rows <= 32 && segments.allSatisfy { $0.scale == nil }
+        let inPlace = packedA.rows <= 32 && segments.allSatisfy { $0.scale == nil }
         // K blocks whose segments are panel-major: read in place at any width.
         let packed = blocks.map { segments[$0].allSatisfy(\.isPacked) }
         // The packed B panel, then room for one 8 x 32 edge tile.
@@ -300,51 +303,52 @@ public enum GEMM {
         let skips = placement?.skips ?? []
         var masks = [Keep](repeating: keepAll, count: skips.count + 1)
         var ic = rows.lowerBound
-        while ic < m {
-            let mEnd = min(m, ic + mc)
+        while ic < rowEnd {
+            let mEnd = min(rowEnd, ic + mc)
             // This block of A (the weights: up to 512 KB, used once per run, so in L3 or memory) is
             // prefetched into L2 in one burst: the tiles read it 32 bytes at a time, each load waiting on its miss.
-            Prefetch.l2(UnsafeRawPointer(a.panel(ic / 8)), bytes: (mEnd - ic + 7) / 8 * a.cols * 32)
+            Prefetch.l2(UnsafeRawPointer(packedA.panel(ic / 8)), bytes: (mEnd - ic + 7) / 8 * packedA.cols * 32)
             var jr = j0
             while jr < j1 {
                 let cols = min(nr, j1 - jr)
                 for (i, skip) in skips.enumerated() { masks[i] = skip.mask(jr) }
-                /// The 8-row tiles of this panel over K rows [k0, k0 + kb) of B, of which B at `b` holds the
+                /// The 8-row tiles of this panel over K rows [k0, k0 + kb) of B, of which B at `source` holds the
                 /// `count` listed at `kRows`, or all of them (nil, always for a panel's last columns).
                 func tiles(
-                    _ kb: Int, _ k0: Int, _ b: UnsafeRawPointer, _ bStride: Int, _ kRows: UnsafePointer<Int32>?,
+                    _ kb: Int, _ k0: Int, _ source: UnsafeRawPointer, _ bStride: Int, _ kRows: UnsafePointer<Int32>?,
                     _ count: Int,
                     first: Bool, last: Bool
                 ) {
                     var ir = ic
                     while ir < mEnd {
-                        let target = placement?.targets[ir / 8] ?? TileTarget(offset: ir * ldc, rows: min(8, m - ir))
+                        let target =
+                            placement?.targets[ir / 8] ?? TileTarget(offset: ir * ldc, rows: min(8, rowEnd - ir))
                         let (ap, cp, firstTile) = (
-                            a.panel(ir / 8) + k0 * 8, c + target.offset + (jr / nr) * cPanelStride,
+                            packedA.panel(ir / 8) + k0 * 8, matrixC + target.offset + (jr / nr) * cPanelStride,
                             first && placement == nil
                         )
                         let (tileBias, skip) = (bias.map { $0 + ir }, masks[target.skip ?? skips.count])
                         if cols <= 8 {
                             thinTile(
-                                kb, ap, b, bStride, cp, ldc, firstTile, last, tileBias, relu, rows: target.rows,
+                                kb, ap, source, bStride, cp, ldc, firstTile, last, tileBias, relu, rows: target.rows,
                                 cols: cols,
                                 skip: skip, edge: edge)
                         } else if cols <= 24 {
                             // 16 columns, then the rest (at most 8) thin: a 7x7 map's 49 columns cost 52
                             // columns' multiply-adds instead of 64, a 28x28 map's last 16 half a tile's.
                             halfTile(
-                                kRows, count, ap, b, bStride, cp, ldc, firstTile, last, tileBias, relu,
+                                kRows, count, ap, source, bStride, cp, ldc, firstTile, last, tileBias, relu,
                                 rows: target.rows, cols: min(cols, 16),
                                 skip: skip.0, edge: edge)
                             if cols > 16 {
                                 thinTile(
-                                    kb, ap, b + 64, bStride, cp + 16, ldc, firstTile, last, tileBias, relu,
+                                    kb, ap, source + 64, bStride, cp + 16, ldc, firstTile, last, tileBias, relu,
                                     rows: target.rows,
                                     cols: cols - 16, skip: (skip.1, skip.1), edge: edge)
                             }
                         } else {
                             tile(
-                                kRows, count, ap, b, bStride, cp, ldc, firstTile, last, tileBias, relu,
+                                kRows, count, ap, source, bStride, cp, ldc, firstTile, last, tileBias, relu,
                                 rows: target.rows, cols: cols,
                                 skip: skip, edge: edge)
                         }
@@ -355,19 +359,19 @@ public enum GEMM {
                     if inPlace && cols == nr || packed[bi] {
                         for si in block {
                             let seg = segments[si]
-                            var (b, stride, kRows, count) = (
+                            var (source, stride, kRows, count) = (
                                 UnsafeRawPointer(seg.origin(jr)), seg.stride * 4, UnsafePointer<Int32>?.none, seg.count
                             )
                             // A panel-major B's rows of +0 (a ReLU's output) are left out of the tiles' K loop, the
                             // others copied together (a strided B read in place serves too few tiles to pay for it).
                             if seg.isPacked && cols == nr {
-                                count = gather(b, rows: seg.count, stride: stride, into: panel, listing: listed)
-                                (b, stride, kRows) = (
+                                count = gather(source, rows: seg.count, stride: stride, into: panel, listing: listed)
+                                (source, stride, kRows) = (
                                     UnsafeRawPointer(panel), nr * 4, count < seg.count ? UnsafePointer(listed) : nil
                                 )
                             }
                             tiles(
-                                seg.count, seg.k0, b, stride, kRows, count,
+                                seg.count, seg.k0, source, stride, kRows, count,
                                 first: bi == 0 && si == block.lowerBound,
                                 last: bi == blocks.count - 1 && si == block.upperBound - 1)
                         }
@@ -407,17 +411,18 @@ public enum GEMM {
     static func pack(_ segment: Segment, _ jr: Int, _ cols: Int, into panel: UnsafeMutableRawPointer) {
         if let scale = segment.scale, let shift = segment.shift {
             for kk in 0..<segment.count {
-                let s = SIMD16<Float>(repeating: scale[kk])
-                let t = SIMD16<Float>(repeating: shift[kk])
+                let scaleVector = SIMD16<Float>(repeating: scale[kk])
+                let shiftVector = SIMD16<Float>(repeating: shift[kk])
                 let row = segment.origin(jr) + kk * segment.stride
                 if cols == nr {
                     let raw = UnsafeRawPointer(row)
-                    var u = t.addingProduct(raw.loadUnaligned(as: SIMD16<Float>.self), s)
-                    var v = t.addingProduct(raw.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self), s)
-                    u = u.replacing(with: 0, where: u .< 0)
-                    v = v.replacing(with: 0, where: v .< 0)
-                    panel.storeBytes(of: u, toByteOffset: kk * nr * 4, as: SIMD16<Float>.self)
-                    panel.storeBytes(of: v, toByteOffset: kk * nr * 4 + 64, as: SIMD16<Float>.self)
+                    var low = shiftVector.addingProduct(raw.loadUnaligned(as: SIMD16<Float>.self), scaleVector)
+                    var high = shiftVector.addingProduct(
+                        raw.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self), scaleVector)
+                    low = low.replacing(with: 0, where: low .< 0)
+                    high = high.replacing(with: 0, where: high .< 0)
+                    panel.storeBytes(of: low, toByteOffset: kk * nr * 4, as: SIMD16<Float>.self)
+                    panel.storeBytes(of: high, toByteOffset: kk * nr * 4 + 64, as: SIMD16<Float>.self)
                 } else {
                     // A panel's last columns: zero the row, then its first 16 columns as a vector (if it
                     // has them) and the rest one by one (not lane by lane over all 32: a 14x14 map has 4
@@ -425,17 +430,19 @@ public enum GEMM {
                     let out = panel + kk * nr * 4
                     out.storeBytes(of: SIMD16<Float>(), as: SIMD16<Float>.self)
                     out.storeBytes(of: SIMD16<Float>(), toByteOffset: 64, as: SIMD16<Float>.self)
-                    var j = 0
+                    var column = 0
                     if cols >= 16 {
-                        var u = t.addingProduct(UnsafeRawPointer(row).loadUnaligned(as: SIMD16<Float>.self), s)
-                        u = u.replacing(with: 0, where: u .< 0)
-                        out.storeBytes(of: u, as: SIMD16<Float>.self)
-                        j = 16
+                        var low = shiftVector.addingProduct(
+                            UnsafeRawPointer(row).loadUnaligned(as: SIMD16<Float>.self), scaleVector)
+                        low = low.replacing(with: 0, where: low .< 0)
+                        out.storeBytes(of: low, as: SIMD16<Float>.self)
+                        column = 16
                     }
-                    while j < cols {
+                    while column < cols {
                         out.storeBytes(
-                            of: relu(shift[kk].addingProduct(row[j], scale[kk])), toByteOffset: j * 4, as: Float.self)
-                        j += 1
+                            of: relu(shift[kk].addingProduct(row[column], scale[kk])), toByteOffset: column * 4,
+                            as: Float.self)
+                        column += 1
                     }
                 }
             }
@@ -456,39 +463,39 @@ public enum GEMM {
                 let out = panel + kk * nr * 4
                 out.storeBytes(of: SIMD16<Float>(), as: SIMD16<Float>.self)
                 out.storeBytes(of: SIMD16<Float>(), toByteOffset: 64, as: SIMD16<Float>.self)
-                var j = 0
+                var column = 0
                 if cols >= 16 {
                     out.storeBytes(
                         of: UnsafeRawPointer(row).loadUnaligned(as: SIMD16<Float>.self), as: SIMD16<Float>.self)
-                    j = 16
+                    column = 16
                 }
-                while j < cols {
-                    out.storeBytes(of: row[j], toByteOffset: j * 4, as: Float.self)
-                    j += 1
+                while column < cols {
+                    out.storeBytes(of: row[column], toByteOffset: column * 4, as: Float.self)
+                    column += 1
                 }
             }
         }
     }
 
-    /// Copies to `panel`, one after another, the rows of a `rows` x 32 panel of B at `b` (rows `stride`
-    /// bytes apart; `b` may be `panel` itself) that are not all +0, and lists their numbers in `listing`;
+    /// Copies to `panel`, one after another, the rows of a `rows` x 32 panel of B at `source` (rows `stride`
+    /// bytes apart; `source` may be `panel` itself) that are not all +0, and lists their numbers in `listing`;
     /// returns how many. A row of +0 adds nothing to any product (the weights are finite): a tile's K
     /// loop leaves it out, with the same result. A pass of its own over the stored panel: the same test
     /// inside `pack`'s loop had the optimizer split the rows into lanes (the pack then took 2.5x as long).
     static func gather(
-        _ b: UnsafeRawPointer, rows: Int, stride: Int, into panel: UnsafeMutableRawPointer,
+        _ source: UnsafeRawPointer, rows: Int, stride: Int, into panel: UnsafeMutableRawPointer,
         listing: UnsafeMutablePointer<Int32>
     ) -> Int {
         var kept = 0
         for k in 0..<rows {
-            let row = b + k * stride
-            let u = row.loadUnaligned(as: SIMD16<UInt32>.self)
-            let v = row.loadUnaligned(fromByteOffset: 64, as: SIMD16<UInt32>.self)
-            if (u | v).max() == 0 { continue }
+            let row = source + k * stride
+            let low = row.loadUnaligned(as: SIMD16<UInt32>.self)
+            let high = row.loadUnaligned(fromByteOffset: 64, as: SIMD16<UInt32>.self)
+            if (low | high).max() == 0 { continue }
             let to = panel + kept * nr * 4
             if UnsafeRawPointer(to) != row {
-                to.storeBytes(of: u, as: SIMD16<UInt32>.self)
-                to.storeBytes(of: v, toByteOffset: 64, as: SIMD16<UInt32>.self)
+                to.storeBytes(of: low, as: SIMD16<UInt32>.self)
+                to.storeBytes(of: high, toByteOffset: 64, as: SIMD16<UInt32>.self)
             }
             listing[kept] = Int32(k)
             kept += 1
@@ -497,7 +504,7 @@ public enum GEMM {
     }
 
     /// One 8 x 32 tile over `count` K rows (those listed at `rows`, or the first `count` if nil) of A's
-    /// packed rows from `a`, and `count` rows of B, `bStride` bytes apart, from `b`; stored into the first
+    /// packed rows from `packedRows`, and `count` rows of B, `bStride` bytes apart, from `rowsB`; stored into the first
     /// `rows` x `cols` of C: whole SIMD16 rows when the tile is full, lane by lane at the edges.
     /// `tile` and `store` are inlined by force (`@_transparent`): the optimizer left them as calls
     /// despite `@inline(__always)`, and SIMD values passed to a call are split into 128-bit pieces
@@ -507,8 +514,9 @@ public enum GEMM {
     /// then shows calls to `loadUnaligned` and `storeBytes`).
     @_transparent
     static func tile(
-        _ rows: UnsafePointer<Int32>?, _ count: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int,
-        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
+        _ rows: UnsafePointer<Int32>?, _ count: Int, _ packedRows: UnsafePointer<Float>, _ rowsB: UnsafeRawPointer,
+        _ bStride: Int,
+        _ matrixC: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
         _ bias: UnsafePointer<Float>?, _ relu: Bool, rows tileRows: Int, cols: Int,
         skip: Keep, edge: UnsafeMutablePointer<Float>
     ) {
@@ -519,28 +527,28 @@ public enum GEMM {
             let full = tileRows == 8 && cols == nr
             for q in 0..<4 where q < 2 || tileRows > 4 {
                 let (r0, j0) = (q / 2 * 4, q % 2 * 16)
-                var (u0, u1, u2, u3) = quarter(rows, count, a + r0, b + j0 * 4, bStride)
+                var (u0, u1, u2, u3) = quarter(rows, count, packedRows + r0, rowsB + j0 * 4, bStride)
                 let lanes = j0 == 0 ? skip.0 : skip.1
                 u0.keep(lanes)
                 u1.keep(lanes)
                 u2.keep(lanes)
                 u3.keep(lanes)
                 if full {
-                    let p = c + r0 * ldc + j0
+                    let target = matrixC + r0 * ldc + j0
                     let rb = bias.map { $0 + r0 }
-                    storeRow(u0, p, first, last, rb?[0], relu)
-                    storeRow(u1, p + ldc, first, last, rb?[1], relu)
-                    storeRow(u2, p + 2 * ldc, first, last, rb?[2], relu)
-                    storeRow(u3, p + 3 * ldc, first, last, rb?[3], relu)
+                    storeRow(u0, target, first, last, rb?[0], relu)
+                    storeRow(u1, target + ldc, first, last, rb?[1], relu)
+                    storeRow(u2, target + 2 * ldc, first, last, rb?[2], relu)
+                    storeRow(u3, target + 3 * ldc, first, last, rb?[3], relu)
                 } else {
-                    let e = UnsafeMutableRawPointer(edge + r0 * nr + j0)
-                    e.storeBytes(of: u0, as: SIMD16<Float>.self)
-                    e.storeBytes(of: u1, toByteOffset: nr * 4, as: SIMD16<Float>.self)
-                    e.storeBytes(of: u2, toByteOffset: nr * 8, as: SIMD16<Float>.self)
-                    e.storeBytes(of: u3, toByteOffset: nr * 12, as: SIMD16<Float>.self)
+                    let edgeTarget = UnsafeMutableRawPointer(edge + r0 * nr + j0)
+                    edgeTarget.storeBytes(of: u0, as: SIMD16<Float>.self)
+                    edgeTarget.storeBytes(of: u1, toByteOffset: nr * 4, as: SIMD16<Float>.self)
+                    edgeTarget.storeBytes(of: u2, toByteOffset: nr * 8, as: SIMD16<Float>.self)
+                    edgeTarget.storeBytes(of: u3, toByteOffset: nr * 12, as: SIMD16<Float>.self)
                 }
             }
-            if !full { addEdge(edge, c, ldc, first, last, bias, relu, rows: tileRows, cols: cols) }
+            if !full { addEdge(edge, matrixC, ldc, first, last, bias, relu, rows: tileRows, cols: cols) }
         #else
             var l0 = SIMD16<Float>()
             var l1 = SIMD16<Float>()
@@ -559,36 +567,36 @@ public enum GEMM {
             var h6 = SIMD16<Float>()
             var h7 = SIMD16<Float>()
             // (Not measured with AVX-512: the optimizer may or may not make two loops of the list's test.)
-            var bp = b
+            var bp = rowsB
             for i in 0..<count {
-                let ap = a + (rows.map { Int($0[i]) } ?? i) * 8
+                let ap = packedRows + (rows.map { Int($0[i]) } ?? i) * 8
                 let lo = bp.loadUnaligned(as: SIMD16<Float>.self)
                 let hi = bp.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)
                 bp += bStride
-                var s = SIMD16<Float>(repeating: ap[0])
-                l0.addProduct(s, lo)
-                h0.addProduct(s, hi)
-                s = SIMD16<Float>(repeating: ap[1])
-                l1.addProduct(s, lo)
-                h1.addProduct(s, hi)
-                s = SIMD16<Float>(repeating: ap[2])
-                l2.addProduct(s, lo)
-                h2.addProduct(s, hi)
-                s = SIMD16<Float>(repeating: ap[3])
-                l3.addProduct(s, lo)
-                h3.addProduct(s, hi)
-                s = SIMD16<Float>(repeating: ap[4])
-                l4.addProduct(s, lo)
-                h4.addProduct(s, hi)
-                s = SIMD16<Float>(repeating: ap[5])
-                l5.addProduct(s, lo)
-                h5.addProduct(s, hi)
-                s = SIMD16<Float>(repeating: ap[6])
-                l6.addProduct(s, lo)
-                h6.addProduct(s, hi)
-                s = SIMD16<Float>(repeating: ap[7])
-                l7.addProduct(s, lo)
-                h7.addProduct(s, hi)
+                var broadcast = SIMD16<Float>(repeating: ap[0])
+                l0.addProduct(broadcast, lo)
+                h0.addProduct(broadcast, hi)
+                broadcast = SIMD16<Float>(repeating: ap[1])
+                l1.addProduct(broadcast, lo)
+                h1.addProduct(broadcast, hi)
+                broadcast = SIMD16<Float>(repeating: ap[2])
+                l2.addProduct(broadcast, lo)
+                h2.addProduct(broadcast, hi)
+                broadcast = SIMD16<Float>(repeating: ap[3])
+                l3.addProduct(broadcast, lo)
+                h3.addProduct(broadcast, hi)
+                broadcast = SIMD16<Float>(repeating: ap[4])
+                l4.addProduct(broadcast, lo)
+                h4.addProduct(broadcast, hi)
+                broadcast = SIMD16<Float>(repeating: ap[5])
+                l5.addProduct(broadcast, lo)
+                h5.addProduct(broadcast, hi)
+                broadcast = SIMD16<Float>(repeating: ap[6])
+                l6.addProduct(broadcast, lo)
+                h6.addProduct(broadcast, hi)
+                broadcast = SIMD16<Float>(repeating: ap[7])
+                l7.addProduct(broadcast, lo)
+                h7.addProduct(broadcast, hi)
             }
             do {
                 // Skipped lanes add nothing (only `accumulate`, which adds into C, skips any).
@@ -611,44 +619,45 @@ public enum GEMM {
                 h7.keep(hi)
             }
             if tileRows == 8 && cols == nr {
-                store(l0, h0, c, 0, ldc, first, last, bias, relu)
-                store(l1, h1, c, 1, ldc, first, last, bias, relu)
-                store(l2, h2, c, 2, ldc, first, last, bias, relu)
-                store(l3, h3, c, 3, ldc, first, last, bias, relu)
-                store(l4, h4, c, 4, ldc, first, last, bias, relu)
-                store(l5, h5, c, 5, ldc, first, last, bias, relu)
-                store(l6, h6, c, 6, ldc, first, last, bias, relu)
-                store(l7, h7, c, 7, ldc, first, last, bias, relu)
+                store(l0, h0, matrixC, 0, ldc, first, last, bias, relu)
+                store(l1, h1, matrixC, 1, ldc, first, last, bias, relu)
+                store(l2, h2, matrixC, 2, ldc, first, last, bias, relu)
+                store(l3, h3, matrixC, 3, ldc, first, last, bias, relu)
+                store(l4, h4, matrixC, 4, ldc, first, last, bias, relu)
+                store(l5, h5, matrixC, 5, ldc, first, last, bias, relu)
+                store(l6, h6, matrixC, 6, ldc, first, last, bias, relu)
+                store(l7, h7, matrixC, 7, ldc, first, last, bias, relu)
             } else {
                 // Edge tile: spill the accumulators to the 8 x 32 scratch tile, then add lane by lane.
-                let e = UnsafeMutableRawPointer(edge)
-                e.storeBytes(of: l0, toByteOffset: 0, as: SIMD16<Float>.self)
-                e.storeBytes(of: h0, toByteOffset: 64, as: SIMD16<Float>.self)
-                e.storeBytes(of: l1, toByteOffset: 128, as: SIMD16<Float>.self)
-                e.storeBytes(of: h1, toByteOffset: 192, as: SIMD16<Float>.self)
-                e.storeBytes(of: l2, toByteOffset: 256, as: SIMD16<Float>.self)
-                e.storeBytes(of: h2, toByteOffset: 320, as: SIMD16<Float>.self)
-                e.storeBytes(of: l3, toByteOffset: 384, as: SIMD16<Float>.self)
-                e.storeBytes(of: h3, toByteOffset: 448, as: SIMD16<Float>.self)
-                e.storeBytes(of: l4, toByteOffset: 512, as: SIMD16<Float>.self)
-                e.storeBytes(of: h4, toByteOffset: 576, as: SIMD16<Float>.self)
-                e.storeBytes(of: l5, toByteOffset: 640, as: SIMD16<Float>.self)
-                e.storeBytes(of: h5, toByteOffset: 704, as: SIMD16<Float>.self)
-                e.storeBytes(of: l6, toByteOffset: 768, as: SIMD16<Float>.self)
-                e.storeBytes(of: h6, toByteOffset: 832, as: SIMD16<Float>.self)
-                e.storeBytes(of: l7, toByteOffset: 896, as: SIMD16<Float>.self)
-                e.storeBytes(of: h7, toByteOffset: 960, as: SIMD16<Float>.self)
-                addEdge(edge, c, ldc, first, last, bias, relu, rows: tileRows, cols: cols)
+                let edgeTarget = UnsafeMutableRawPointer(edge)
+                edgeTarget.storeBytes(of: l0, toByteOffset: 0, as: SIMD16<Float>.self)
+                edgeTarget.storeBytes(of: h0, toByteOffset: 64, as: SIMD16<Float>.self)
+                edgeTarget.storeBytes(of: l1, toByteOffset: 128, as: SIMD16<Float>.self)
+                edgeTarget.storeBytes(of: h1, toByteOffset: 192, as: SIMD16<Float>.self)
+                edgeTarget.storeBytes(of: l2, toByteOffset: 256, as: SIMD16<Float>.self)
+                edgeTarget.storeBytes(of: h2, toByteOffset: 320, as: SIMD16<Float>.self)
+                edgeTarget.storeBytes(of: l3, toByteOffset: 384, as: SIMD16<Float>.self)
+                edgeTarget.storeBytes(of: h3, toByteOffset: 448, as: SIMD16<Float>.self)
+                edgeTarget.storeBytes(of: l4, toByteOffset: 512, as: SIMD16<Float>.self)
+                edgeTarget.storeBytes(of: h4, toByteOffset: 576, as: SIMD16<Float>.self)
+                edgeTarget.storeBytes(of: l5, toByteOffset: 640, as: SIMD16<Float>.self)
+                edgeTarget.storeBytes(of: h5, toByteOffset: 704, as: SIMD16<Float>.self)
+                edgeTarget.storeBytes(of: l6, toByteOffset: 768, as: SIMD16<Float>.self)
+                edgeTarget.storeBytes(of: h6, toByteOffset: 832, as: SIMD16<Float>.self)
+                edgeTarget.storeBytes(of: l7, toByteOffset: 896, as: SIMD16<Float>.self)
+                edgeTarget.storeBytes(of: h7, toByteOffset: 960, as: SIMD16<Float>.self)
+                addEdge(edge, matrixC, ldc, first, last, bias, relu, rows: tileRows, cols: cols)
             }
         #endif
     }
 
-    /// Rows `a`...`a` + 3 of an 8-row A panel times 16 columns of B at `b`, over `count` rows of B (each
+    /// Rows `packedRows`...`packedRows` + 3 of an 8-row A panel times 16 columns of B at `rowsB`, over `count` rows of B (each
     /// `bStride` bytes after the last), K rows `rows[0]`, `rows[1]`... (0, 1... if nil): four 16-lane
     /// accumulators (eight 256-bit registers), a B row and a broadcast.
     @_transparent
     static func quarter(
-        _ rows: UnsafePointer<Int32>?, _ count: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int
+        _ rows: UnsafePointer<Int32>?, _ count: Int, _ packedRows: UnsafePointer<Float>, _ rowsB: UnsafeRawPointer,
+        _ bStride: Int
     )
         -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>)
     {
@@ -656,29 +665,29 @@ public enum GEMM {
         var c1 = SIMD16<Float>()
         var c2 = SIMD16<Float>()
         var c3 = SIMD16<Float>()
-        var bp = b
+        var bp = rowsB
         if let rows {
             var (kp, end) = (rows, rows + count)
             while kp < end {
-                let ap = a + Int(kp.pointee) * 8
-                let v = bp.loadUnaligned(as: SIMD16<Float>.self)
-                c0.addProduct(SIMD16(repeating: ap[0]), v)
-                c1.addProduct(SIMD16(repeating: ap[1]), v)
-                c2.addProduct(SIMD16(repeating: ap[2]), v)
-                c3.addProduct(SIMD16(repeating: ap[3]), v)
+                let ap = packedRows + Int(kp.pointee) * 8
+                let rowB = bp.loadUnaligned(as: SIMD16<Float>.self)
+                c0.addProduct(SIMD16(repeating: ap[0]), rowB)
+                c1.addProduct(SIMD16(repeating: ap[1]), rowB)
+                c2.addProduct(SIMD16(repeating: ap[2]), rowB)
+                c3.addProduct(SIMD16(repeating: ap[3]), rowB)
                 bp += bStride
                 kp += 1
             }
         } else {
             // Every row: a loop without a list (reading a list of every row was slower; the same loop with
             // the step as a closure kept the accumulators in memory).
-            var ap = a
+            var ap = packedRows
             for _ in 0..<count {
-                let v = bp.loadUnaligned(as: SIMD16<Float>.self)
-                c0.addProduct(SIMD16(repeating: ap[0]), v)
-                c1.addProduct(SIMD16(repeating: ap[1]), v)
-                c2.addProduct(SIMD16(repeating: ap[2]), v)
-                c3.addProduct(SIMD16(repeating: ap[3]), v)
+                let rowB = bp.loadUnaligned(as: SIMD16<Float>.self)
+                c0.addProduct(SIMD16(repeating: ap[0]), rowB)
+                c1.addProduct(SIMD16(repeating: ap[1]), rowB)
+                c2.addProduct(SIMD16(repeating: ap[2]), rowB)
+                c3.addProduct(SIMD16(repeating: ap[3]), rowB)
                 ap += 8
                 bp += bStride
             }
@@ -690,18 +699,18 @@ public enum GEMM {
     /// after the last.
     @_transparent
     static func storeRow(
-        _ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>, _ first: Bool, _ last: Bool,
+        _ values: SIMD16<Float>, _ target: UnsafeMutablePointer<Float>, _ first: Bool, _ last: Bool,
         _ bias: Float?, _ relu: Bool
     ) {
-        let raw = UnsafeMutableRawPointer(p)
-        var u = v
+        let raw = UnsafeMutableRawPointer(target)
+        var result = values
         if first {
-            if let bias { u += SIMD16(repeating: bias) }
+            if let bias { result += SIMD16(repeating: bias) }
         } else {
-            u += raw.loadUnaligned(as: SIMD16<Float>.self)
+            result += raw.loadUnaligned(as: SIMD16<Float>.self)
         }
-        if last && relu { u = u.replacing(with: 0, where: u .< 0) }
-        raw.storeBytes(of: u, as: SIMD16<Float>.self)
+        if last && relu { result = result.replacing(with: 0, where: result .< 0) }
+        raw.storeBytes(of: result, as: SIMD16<Float>.self)
     }
 
     /// The last few columns of a panel (at most 8) over 8 rows: vectors run down A's packed 8 rows
@@ -709,8 +718,8 @@ public enum GEMM {
     /// full tile's 16. B's packed row is zero past `cols`. Kept out of `run` (it is rare; see `tile`).
     @inline(never)
     static func thinTile(
-        _ kb: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int,
-        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
+        _ kb: Int, _ packedRows: UnsafePointer<Float>, _ rowsB: UnsafeRawPointer, _ bStride: Int,
+        _ matrixC: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
         _ bias: UnsafePointer<Float>?, _ relu: Bool, rows: Int, cols: Int,
         skip: Keep, edge: UnsafeMutablePointer<Float>
     ) {
@@ -722,24 +731,24 @@ public enum GEMM {
         var c5 = SIMD8<Float>()
         var c6 = SIMD8<Float>()
         var c7 = SIMD8<Float>()
-        var ap = UnsafeRawPointer(a)
-        var bp = b
+        var ap = UnsafeRawPointer(packedRows)
+        var bp = rowsB
         /// `count` iterations, each adding A's 8 rows at `ap` times 4 B values at `bp` into c0...c3, and
         /// A's rows `aNext` bytes on times 4 B values `bNext` bytes on into c4...c7.
         func steps(_ count: Int, aNext: Int, bNext: Int, aStep: Int, bStep: Int) {
             for _ in 0..<count {
-                let (v, u, bq) = (
+                let (lowRows, highRows, bq) = (
                     ap.loadUnaligned(as: SIMD8<Float>.self),
                     ap.loadUnaligned(fromByteOffset: aNext, as: SIMD8<Float>.self), bp + bNext
                 )
-                c0 = c0.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 0, as: Float.self)))
-                c1 = c1.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 4, as: Float.self)))
-                c2 = c2.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 8, as: Float.self)))
-                c3 = c3.addingProduct(v, SIMD8(repeating: bp.load(fromByteOffset: 12, as: Float.self)))
-                c4 = c4.addingProduct(u, SIMD8(repeating: bq.load(fromByteOffset: 0, as: Float.self)))
-                c5 = c5.addingProduct(u, SIMD8(repeating: bq.load(fromByteOffset: 4, as: Float.self)))
-                c6 = c6.addingProduct(u, SIMD8(repeating: bq.load(fromByteOffset: 8, as: Float.self)))
-                c7 = c7.addingProduct(u, SIMD8(repeating: bq.load(fromByteOffset: 12, as: Float.self)))
+                c0 = c0.addingProduct(lowRows, SIMD8(repeating: bp.load(fromByteOffset: 0, as: Float.self)))
+                c1 = c1.addingProduct(lowRows, SIMD8(repeating: bp.load(fromByteOffset: 4, as: Float.self)))
+                c2 = c2.addingProduct(lowRows, SIMD8(repeating: bp.load(fromByteOffset: 8, as: Float.self)))
+                c3 = c3.addingProduct(lowRows, SIMD8(repeating: bp.load(fromByteOffset: 12, as: Float.self)))
+                c4 = c4.addingProduct(highRows, SIMD8(repeating: bq.load(fromByteOffset: 0, as: Float.self)))
+                c5 = c5.addingProduct(highRows, SIMD8(repeating: bq.load(fromByteOffset: 4, as: Float.self)))
+                c6 = c6.addingProduct(highRows, SIMD8(repeating: bq.load(fromByteOffset: 8, as: Float.self)))
+                c7 = c7.addingProduct(highRows, SIMD8(repeating: bq.load(fromByteOffset: 12, as: Float.self)))
                 ap += aStep
                 bp += bStep
             }
@@ -753,10 +762,10 @@ public enum GEMM {
         if cols <= 4 { (c0, c1, c2, c3) = (c0 + c4, c1 + c5, c2 + c6, c3 + c7) }
         steps(kb - 2 * pairs, aNext: 0, bNext: 16, aStep: 32, bStep: bStride)
         // Column j (c_j, down the rows) into the edge tile's [row][column] layout; skipped columns add nothing.
-        func put(_ j: Int, _ column: SIMD8<Float>) {
-            guard j < cols else { return }
-            let skipped = skip.0[j] == 0
-            for r in 0..<8 { edge[r * nr + j] = skipped ? 0 : column[r] }
+        func put(_ columnIndex: Int, _ column: SIMD8<Float>) {
+            guard columnIndex < cols else { return }
+            let skipped = skip.0[columnIndex] == 0
+            for r in 0..<8 { edge[r * nr + columnIndex] = skipped ? 0 : column[r] }
         }
         put(0, c0)
         put(1, c1)
@@ -766,15 +775,16 @@ public enum GEMM {
         put(5, c5)
         put(6, c6)
         put(7, c7)
-        addEdge(edge, c, ldc, first, last, bias, relu, rows: rows, cols: cols)
+        addEdge(edge, matrixC, ldc, first, last, bias, relu, rows: rows, cols: cols)
     }
 
     /// The first 16 columns of a panel over 8 rows, stored into the first `rows` x `cols` of C: one
     /// vector per row, so half a tile's multiply-adds. Kept out of `run` (it is rare; see `tile`).
     @inline(never)
     static func halfTile(
-        _ rows: UnsafePointer<Int32>?, _ count: Int, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ bStride: Int,
-        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
+        _ rows: UnsafePointer<Int32>?, _ count: Int, _ packedRows: UnsafePointer<Float>, _ rowsB: UnsafeRawPointer,
+        _ bStride: Int,
+        _ matrixC: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
         _ bias: UnsafePointer<Float>?, _ relu: Bool, rows tileRows: Int, cols: Int,
         skip: SIMD16<UInt32>, edge: UnsafeMutablePointer<Float>
     ) {
@@ -787,25 +797,26 @@ public enum GEMM {
             var l5 = SIMD16<Float>()
             var l6 = SIMD16<Float>()
             var l7 = SIMD16<Float>()
-            var bp = b
+            var bp = rowsB
             for i in 0..<count {
-                let ap = a + (rows.map { Int($0[i]) } ?? i) * 8
-                let v = bp.loadUnaligned(as: SIMD16<Float>.self)
+                let ap = packedRows + (rows.map { Int($0[i]) } ?? i) * 8
+                let rowB = bp.loadUnaligned(as: SIMD16<Float>.self)
                 bp += bStride
-                l0.addProduct(SIMD16(repeating: ap[0]), v)
-                l1.addProduct(SIMD16(repeating: ap[1]), v)
-                l2.addProduct(SIMD16(repeating: ap[2]), v)
-                l3.addProduct(SIMD16(repeating: ap[3]), v)
-                l4.addProduct(SIMD16(repeating: ap[4]), v)
-                l5.addProduct(SIMD16(repeating: ap[5]), v)
-                l6.addProduct(SIMD16(repeating: ap[6]), v)
-                l7.addProduct(SIMD16(repeating: ap[7]), v)
+                l0.addProduct(SIMD16(repeating: ap[0]), rowB)
+                l1.addProduct(SIMD16(repeating: ap[1]), rowB)
+                l2.addProduct(SIMD16(repeating: ap[2]), rowB)
+                l3.addProduct(SIMD16(repeating: ap[3]), rowB)
+                l4.addProduct(SIMD16(repeating: ap[4]), rowB)
+                l5.addProduct(SIMD16(repeating: ap[5]), rowB)
+                l6.addProduct(SIMD16(repeating: ap[6]), rowB)
+                l7.addProduct(SIMD16(repeating: ap[7]), rowB)
             }
         #else
             // Two 4-row quarters: 16 accumulators of 256 bits would not fit in AVX2's 16 registers (see `tile`).
-            var (l0, l1, l2, l3) = quarter(rows, count, a, b, bStride)
+            var (l0, l1, l2, l3) = quarter(rows, count, packedRows, rowsB, bStride)
             var (l4, l5, l6, l7) =
-                tileRows > 4 ? quarter(rows, count, a + 4, b, bStride) : (SIMD16(), SIMD16(), SIMD16(), SIMD16())
+                tileRows > 4
+                ? quarter(rows, count, packedRows + 4, rowsB, bStride) : (SIMD16(), SIMD16(), SIMD16(), SIMD16())
         #endif
         l0.keep(skip)
         l1.keep(skip)
@@ -816,11 +827,13 @@ public enum GEMM {
         l6.keep(skip)
         l7.keep(skip)
         let full = tileRows == 8 && cols == 16
-        let e = UnsafeMutableRawPointer(edge)
+        let edgeTarget = UnsafeMutableRawPointer(edge)
         /// Row r into C (a whole row of 16), or into the edge tile.
-        @inline(__always) func put(_ v: SIMD16<Float>, _ r: Int) {
-            guard full else { return e.storeBytes(of: v, toByteOffset: r * nr * 4, as: SIMD16<Float>.self) }
-            storeRow(v, c + r * ldc, first, last, bias?[r], relu)
+        @inline(__always) func put(_ rowB: SIMD16<Float>, _ row: Int) {
+            guard full else {
+                return edgeTarget.storeBytes(of: rowB, toByteOffset: row * nr * 4, as: SIMD16<Float>.self)
+            }
+            storeRow(rowB, matrixC + row * ldc, first, last, bias?[row], relu)
         }
         put(l0, 0)
         put(l1, 1)
@@ -830,27 +843,28 @@ public enum GEMM {
         put(l5, 5)
         put(l6, 6)
         put(l7, 7)
-        if !full { addEdge(edge, c, ldc, first, last, bias, relu, rows: tileRows, cols: cols) }
+        if !full { addEdge(edge, matrixC, ldc, first, last, bias, relu, rows: tileRows, cols: cols) }
     }
 
     /// Adds the first `rows` x `cols` of the 8 x 32 `edge` tile into C (or, for the first K block,
     /// stores it plus the bias), lane by lane, with the ReLU after the last K block.
     @inline(__always)
     static func addEdge(
-        _ edge: UnsafeMutablePointer<Float>, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool, _ last: Bool,
+        _ edge: UnsafeMutablePointer<Float>, _ matrixC: UnsafeMutablePointer<Float>, _ ldc: Int, _ first: Bool,
+        _ last: Bool,
         _ bias: UnsafePointer<Float>?, _ relu: Bool, rows: Int, cols: Int
     ) {
         for r in 0..<rows {
-            let row = c + r * ldc
+            let row = matrixC + r * ldc
             for j in 0..<cols {
-                var v = edge[r * nr + j]
+                var value = edge[r * nr + j]
                 if first {
-                    if let bias { v += bias[r] }
+                    if let bias { value += bias[r] }
                 } else {
-                    v += row[j]
+                    value += row[j]
                 }
-                if last && relu && v < 0 { v = 0 }
-                row[j] = v
+                if last && relu && value < 0 { value = 0 }
+                row[j] = value
             }
         }
     }
@@ -860,34 +874,34 @@ public enum GEMM {
     /// as calls).
     @_transparent
     static func store(
-        _ lo: SIMD16<Float>, _ hi: SIMD16<Float>, _ c: UnsafeMutablePointer<Float>, _ r: Int, _ ldc: Int,
+        _ lo: SIMD16<Float>, _ hi: SIMD16<Float>, _ matrixC: UnsafeMutablePointer<Float>, _ row: Int, _ ldc: Int,
         _ first: Bool, _ last: Bool, _ bias: UnsafePointer<Float>?, _ relu: Bool
     ) {
-        let p = UnsafeMutableRawPointer(c + r * ldc)
-        var u = lo
-        var v = hi
+        let target = UnsafeMutableRawPointer(matrixC + row * ldc)
+        var low = lo
+        var high = hi
         if first {
             if let bias {
-                let b = SIMD16<Float>(repeating: bias[r])
-                u += b
-                v += b
+                let biasVector = SIMD16<Float>(repeating: bias[row])
+                low += biasVector
+                high += biasVector
             }
         } else {
-            u += p.loadUnaligned(as: SIMD16<Float>.self)
-            v += p.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)
+            low += target.loadUnaligned(as: SIMD16<Float>.self)
+            high += target.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)
         }
         if last && relu {
-            u = u.replacing(with: 0, where: u .< 0)
-            v = v.replacing(with: 0, where: v .< 0)
+            low = low.replacing(with: 0, where: low .< 0)
+            high = high.replacing(with: 0, where: high .< 0)
         }
-        p.storeBytes(of: u, as: SIMD16<Float>.self)
-        p.storeBytes(of: v, toByteOffset: 64, as: SIMD16<Float>.self)
+        target.storeBytes(of: low, as: SIMD16<Float>.self)
+        target.storeBytes(of: high, toByteOffset: 64, as: SIMD16<Float>.self)
     }
 }
 
 extension SIMD16 where Scalar == Float {
-    @inline(__always) mutating func addProduct(_ a: SIMD16<Float>, _ b: SIMD16<Float>) {
-        self = self.addingProduct(a, b)
+    @inline(__always) mutating func addProduct(_ first: SIMD16<Float>, _ second: SIMD16<Float>) {
+        self = self.addingProduct(first, second)
     }
 
     /// Zeroes the lanes whose `mask` is zero (a bitwise and: lanes that are kept stay bit for bit).
