@@ -249,7 +249,7 @@ public final class ImageExecution {
         }
         // Winograd scratch (per thread, under 1 MB each): room for the largest transform, inputs and outputs.
         let winogradConvs = plan.blocks.joined().compactMap(\.conv.winograd)
-        if let largest = winogradConvs.max(by: { $0.transform.m < $1.transform.m }) {
+        if let largest = winogradConvs.max(by: { $0.transform.outputSide < $1.transform.outputSide }) {
             let (inputs, outputs) = (winogradConvs.map(\.inChannels).max()!, winogradConvs.map(\.outChannels).max()!)
             winograd = (0..<threads).map { _ in
                 WinogradConvolution.Scratch(largest.transform, inChannels: inputs, outChannels: outputs)

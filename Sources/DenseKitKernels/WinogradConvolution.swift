@@ -66,20 +66,20 @@ public enum WinogradConvolution {
     struct VectorLayout {
         var pieces: [Piece] = [], vectors: [Range<Int>] = []
         var loads: [WindowLoad] = [], vectorLoads: [Range<Int>] = []
-        let height: Int, width: Int, m: Int
+        let height: Int, width: Int, outputSide: Int
         static let windowVectors = 5
 
         /// Whether rows of `tileColumns` tiles of `m` columns share a vector with no lane between them:
         /// the entry after a row's last tile starts at column tileColumns * m - 1, past a `width`-wide image.
-        static func packsRowsTight(tileColumns: Int, m: Int, width: Int) -> Bool {
-            tileColumns < 16 && tileColumns * m - 1 >= width
+        static func packsRowsTight(tileColumns: Int, outputSide: Int, width: Int) -> Bool {
+            tileColumns < 16 && tileColumns * outputSide - 1 >= width
         }
 
-        init(height: Int, width: Int, m: Int) {
-            (self.height, self.width, self.m) = (height, width, m)
-            let tileRows = (height + m - 1) / m
-            let tileColumns = (width + m - 1) / m
-            let tight = Self.packsRowsTight(tileColumns: tileColumns, m: m, width: width)
+        init(height: Int, width: Int, outputSide: Int) {
+            (self.height, self.width, self.outputSide) = (height, width, outputSide)
+            let tileRows = (height + outputSide - 1) / outputSide
+            let tileColumns = (width + outputSide - 1) / outputSide
+            let tight = Self.packsRowsTight(tileColumns: tileColumns, outputSide: outputSide, width: width)
             func add(_ vector: [Piece]) {
                 vectors.append(pieces.count..<pieces.count + vector.count)
                 pieces += vector
@@ -89,7 +89,7 @@ public enum WinogradConvolution {
                 }
                 var more: [WindowLoad] = []
                 // A slot is free while its load keeps no lanes (`windowLoads` makes none such).
-                for load in vector.flatMap({ Self.windowLoads($0, m: m, width: width) }) {
+                for load in vector.flatMap({ Self.windowLoads($0, outputSide: outputSide, width: width) }) {
                     if first[load.vector].keep == SIMD16() { first[load.vector] = load } else { more.append(load) }
                 }
                 // A free slot loads what a used one does, its lanes all cleared: it reads no other floats.
@@ -127,18 +127,18 @@ public enum WinogradConvolution {
         /// Whether, in each of its tile's alpha input rows that is inside the image, `load`'s 16 floats
         /// are inside the image's h x w floats or at most `margin` floats before or after them.
         func isWhole(_ load: WindowLoad, margin: Int) -> Bool {
-            let top = max(0, load.tileRow * m - 1)
-            let bottom = min(height - 1, load.tileRow * m + m)
+            let top = max(0, load.tileRow * outputSide - 1)
+            let bottom = min(height - 1, load.tileRow * outputSide + outputSide)
             return top > bottom
                 || top * width + load.column >= -margin && bottom * width + load.column + 16 <= height * width + margin
         }
 
         /// The loads that bring `piece`'s floats of the window (its `reach` entries from `entry`) from
         /// an image row `width` wide: one per window vector it covers, zero outside the image.
-        static func windowLoads(_ piece: Piece, m: Int, width: Int) -> [WindowLoad] {
-            let first = piece.entry * m
-            let end = min(first + piece.reach * m, 16 * windowVectors)
-            let x0 = piece.firstTile * m - 1 - first  // the image column of window float f is x0 + f
+        static func windowLoads(_ piece: Piece, outputSide: Int, width: Int) -> [WindowLoad] {
+            let first = piece.entry * outputSide
+            let end = min(first + piece.reach * outputSide, 16 * windowVectors)
+            let x0 = piece.firstTile * outputSide - 1 - first  // the image column of window float f is x0 + f
             return stride(from: first / 16 * 16, to: end, by: 16).compactMap { f0 in
                 let lanes = (f0..<f0 + 16).map { f -> UInt32 in
                     (first..<end).contains(f) && (0..<width).contains(x0 + f) ? ~0 : 0
@@ -164,26 +164,30 @@ public enum WinogradConvolution {
         private var lastLayout: VectorLayout?
 
         /// The `VectorLayout` of an h x w map's tiles of side m.
-        func layout(height: Int, width: Int, m: Int) -> VectorLayout {
-            if let l = lastLayout, (l.height, l.width, l.m) == (height, width, m) { return l }
-            let l = VectorLayout(height: height, width: width, m: m)
-            lastLayout = l
-            return l
+        func layout(height: Int, width: Int, outputSide: Int) -> VectorLayout {
+            if let cached = lastLayout, (cached.height, cached.width, cached.outputSide) == (height, width, outputSide)
+            {
+                return cached
+            }
+            let cached = VectorLayout(height: height, width: width, outputSide: outputSide)
+            lastLayout = cached
+            return cached
         }
 
         /// Room for a layer of at most `inChannels` inputs and `outChannels` outputs, with `transform` or a smaller
         /// one.
         public init(_ transform: WinogradTransform, inChannels: Int, outChannels: Int) {
-            let (a, m) = (transform.alpha, transform.m)
-            let positions = a * a
+            let (side, outputSide) = (transform.alpha, transform.outputSide)
+            let positions = side * side
             transformed = AlignedBuffer(count: positions * transformedStride(inChannels: inChannels))
             products = AlignedBuffer(count: positions * productStride(outputTiles: (outChannels + 7) / 8))
             // The input transform's rows d B: alpha x alpha vectors, then (with AVX2) the alpha input rows
             // split into phases, 6 vectors each.
-            rows = AlignedBuffer(count: a * a * 16 + a * 6 * 16)
+            rows = AlignedBuffer(count: side * side * 16 + side * 6 * 16)
             // The output transform's vectors (alpha x m, then m x m), a row of output tiles, and the
             // edge tile the GEMM's tile needs.
-            tile = AlignedBuffer(count: (a * m + m * m) * 16 + 16 * m + 8 * GEMM.nr)
+            tile = AlignedBuffer(
+                count: (side * outputSide + outputSide * outputSide) * 16 + 16 * outputSide + 8 * GEMM.nr)
         }
 
         /// The buffers' memory, for the panels' loops.
@@ -216,7 +220,7 @@ public enum WinogradConvolution {
         into output: UnsafeMutablePointer<Float>, outputStride: Int, bias: UnsafePointer<Float>?,
         scratch: [Scratch], threads: Int, inputMargin: Int = 0
     ) {
-        let layout = scratch[0].layout(height: height, width: width, m: weights.transform.m)
+        let layout = scratch[0].layout(height: height, width: width, outputSide: weights.transform.outputSide)
         let parts = min(threads, scratch.count, WorkerPool.maxParts)
         let layer = Layer(
             weights: weights, input: input, inputStride: inputStride, height: height, width: width,
@@ -234,14 +238,16 @@ public enum WinogradConvolution {
                         whole: loads[own].allSatisfy { layout.isWhole($0, margin: inputMargin) })
                 }
                 lanes.withUnsafeBufferPointer { lanes in
-                    func vectors(_ p: Int) -> UnsafeBufferPointer<Lanes> {
-                        UnsafeBufferPointer(rebasing: lanes[2 * p..<min(lanes.count, 2 * p + 2)])
+                    func vectors(_ panelIndex: Int) -> UnsafeBufferPointer<Lanes> {
+                        UnsafeBufferPointer(rebasing: lanes[2 * panelIndex..<min(lanes.count, 2 * panelIndex + 2)])
                     }
                     let pool = WorkerPool.shared(threads: threads)
                     let whole = layout.panelCount / parts * parts
                     if whole > 0 {
                         pool.run(parts: parts) { part in
-                            for p in stride(from: part, to: whole, by: parts) { layer.panel(vectors(p), buffers[part]) }
+                            for panelIndex in stride(from: part, to: whole, by: parts) {
+                                layer.panel(vectors(panelIndex), buffers[part])
+                            }
                         }
                     }
                     // The panels left over (fewer than the threads: on 2 threads, the 7th of a 56 px map's 7,
@@ -254,15 +260,16 @@ public enum WinogradConvolution {
                         (part * count / parts)..<((part + 1) * count / parts)
                     }
                     for p in whole..<layout.panelCount {
-                        let v = vectors(p)
+                        let panelVectors = vectors(p)
                         pool.run(parts: parts) {
-                            layer.transformInputs(v, channels: share($0, layer.inChannels), shared[$0])
+                            layer.transformInputs(panelVectors, channels: share($0, layer.inChannels), shared[$0])
                         }
                         pool.run(parts: parts) {
-                            layer.multiply(positions: share($0, positions), columns: 16 * v.count, shared[$0])
+                            layer.multiply(
+                                positions: share($0, positions), columns: 16 * panelVectors.count, shared[$0])
                         }
                         pool.run(parts: parts) {
-                            layer.transformOutputs(v, outputs: share($0, layer.outChannels), shared[$0])
+                            layer.transformOutputs(panelVectors, outputs: share($0, layer.outChannels), shared[$0])
                         }
                     }
                 }
@@ -273,7 +280,7 @@ public enum WinogradConvolution {
     /// One layer's operands, and the three steps on one panel. Only numbers and pointers: nothing in
     /// a panel retains or releases (`run` keeps the filters and the scratch buffers alive).
     struct Layer {
-        let m: Int, alpha: Int, inChannels: Int, outChannels: Int, tiles: Int
+        let outputSide: Int, alpha: Int, inChannels: Int, outChannels: Int, tiles: Int
         /// `transformedStride` and `productStride` for this layer.
         let vStride: Int, mStride: Int
         let filters: UnsafePointer<Float>
@@ -285,7 +292,7 @@ public enum WinogradConvolution {
             weights: WinogradWeights, input: UnsafePointer<Float>, inputStride: Int, height: Int, width: Int,
             output: UnsafeMutablePointer<Float>, outputStride: Int, bias: UnsafePointer<Float>?
         ) {
-            (m, alpha) = (weights.transform.m, weights.transform.alpha)
+            (outputSide, alpha) = (weights.transform.outputSide, weights.transform.alpha)
             (inChannels, outChannels, tiles) = (weights.inChannels, weights.outChannels, weights.tiles)
             vStride = WinogradConvolution.transformedStride(inChannels: inChannels)
             mStride = WinogradConvolution.productStride(outputTiles: tiles)
@@ -300,19 +307,19 @@ public enum WinogradConvolution {
         }
 
         /// The three steps on one panel, by one thread.
-        func panel(_ vectors: UnsafeBufferPointer<Lanes>, _ s: Scratch.Pointers) {
-            transformInputs(vectors, channels: 0..<inChannels, s)
-            multiply(positions: 0..<alpha * alpha, columns: 16 * vectors.count, s)
-            transformOutputs(vectors, outputs: 0..<outChannels, s)
+        func panel(_ vectors: UnsafeBufferPointer<Lanes>, _ scratch: Scratch.Pointers) {
+            transformInputs(vectors, channels: 0..<inChannels, scratch)
+            multiply(positions: 0..<alpha * alpha, columns: 16 * vectors.count, scratch)
+            transformOutputs(vectors, outputs: 0..<outChannels, scratch)
         }
 
         /// Step 1 for input channels `channels`: their rows of every position's matrix in V.
-        func transformInputs(_ vectors: UnsafeBufferPointer<Lanes>, channels: Range<Int>, _ s: Scratch.Pointers) {
+        func transformInputs(_ vectors: UnsafeBufferPointer<Lanes>, channels: Range<Int>, _ scratch: Scratch.Pointers) {
             for (v, lanes) in vectors.enumerated() {
                 if lanes.whole {
-                    transformWholeInputs(channels, lanes, slot: v * 16, s)
+                    transformWholeInputs(channels, lanes, slot: v * 16, scratch)
                 } else {
-                    for c in channels { transformInput(c, lanes, slot: v * 16, s) }
+                    for c in channels { transformInput(c, lanes, slot: v * 16, scratch) }
                 }
             }
         }
@@ -320,21 +327,23 @@ public enum WinogradConvolution {
         /// Step 2 for `positions`: M[position] = U[position] V[position], 8 x 32 register tiles over
         /// K = all input channels, or 8 x 16 for a panel of one vector (`columns` 16: V's other 16
         /// columns hold whatever they held, and M's columns there are neither computed nor read).
-        func multiply(positions: Range<Int>, columns: Int, _ s: Scratch.Pointers) {
-            let (k, v, mp) = (inChannels, s.transformed, s.products)
-            let edge = s.tile + (alpha * m + m * m) * 16 + 16 * m
+        func multiply(positions: Range<Int>, columns: Int, _ scratch: Scratch.Pointers) {
+            let (depth, transformedBase, mp) = (inChannels, scratch.transformed, scratch.products)
+            let edge = scratch.tile + (alpha * outputSide + outputSide * outputSide) * 16 + 16 * outputSide
             for position in positions {
-                let b = UnsafeRawPointer(v + position * vStride)
+                let rowsB = UnsafeRawPointer(transformedBase + position * vStride)
                 for tile in 0..<tiles {
-                    let c = mp + position * mStride + tile * 8 * panelTiles
+                    let productTile = mp + position * mStride + tile * 8 * panelTiles
                     if columns == 16 {
                         GEMM.halfTile(
-                            nil, k, filterPanel(position, tile), b, panelTiles * 4, c, panelTiles, true, true, nil,
+                            nil, depth, filterPanel(position, tile), rowsB, panelTiles * 4, productTile, panelTiles,
+                            true, true, nil,
                             false,
                             rows: 8, cols: 16, skip: GEMM.keepAll.0, edge: edge)
                     } else {
                         GEMM.tile(
-                            nil, k, filterPanel(position, tile), b, panelTiles * 4, c, panelTiles, true, true, nil,
+                            nil, depth, filterPanel(position, tile), rowsB, panelTiles * 4, productTile, panelTiles,
+                            true, true, nil,
                             false,
                             rows: 8, cols: panelTiles, skip: GEMM.keepAll, edge: edge)
                     }
@@ -343,61 +352,74 @@ public enum WinogradConvolution {
         }
 
         /// Step 3 for `outputs`: their tiles from M into the output images.
-        func transformOutputs(_ vectors: UnsafeBufferPointer<Lanes>, outputs: Range<Int>, _ s: Scratch.Pointers) {
+        func transformOutputs(_ vectors: UnsafeBufferPointer<Lanes>, outputs: Range<Int>, _ scratch: Scratch.Pointers) {
             for o in outputs {
-                for (v, lanes) in vectors.enumerated() { transformOutput(o, lanes, slot: v * 16, s) }
+                for (v, lanes) in vectors.enumerated() { transformOutput(o, lanes, slot: v * 16, scratch) }
             }
         }
 
         /// B^T d B for input channel `c`'s tiles in `lanes` into columns `slot`..<`slot + 16` of every
         /// position's row c of V, each load made with `windowVector`'s care at the plane's ends.
         @inline(__always)
-        func transformInput(_ c: Int, _ lanes: Lanes, slot: Int, _ s: Scratch.Pointers) {
-            let plane = input + c * inputStride
+        func transformInput(_ channel: Int, _ lanes: Lanes, slot: Int, _ scratch: Scratch.Pointers) {
+            let plane = input + channel * inputStride
             let planeFloats = height * width
-            let f = lanes.first
-            @inline(__always) func load(_ l: WindowLoad, _ r: Int) -> SIMD16<Float> {
-                let y = l.tileRow * m - 1 + r
-                guard y >= 0 && y < height else { return SIMD16() }
-                return windowVector(plane, at: y * width + l.column, keep: l.keep, planeFloats: planeFloats)
+            let firstLoads = lanes.first
+            @inline(__always) func load(_ windowLoad: WindowLoad, _ row: Int) -> SIMD16<Float> {
+                let imageRow = windowLoad.tileRow * outputSide - 1 + row
+                guard imageRow >= 0 && imageRow < height else { return SIMD16() }
+                return windowVector(
+                    plane, at: imageRow * width + windowLoad.column, keep: windowLoad.keep, planeFloats: planeFloats)
             }
             transformInput(
-                c, lanes, slot: slot, s,
+                channel, lanes, slot: slot, scratch,
                 first: { r in
-                    (load(f[0], r), load(f[1], r), load(f[2], r), load(f[3], r), load(f[4], r))
+                    (
+                        load(firstLoads[0], r), load(firstLoads[1], r), load(firstLoads[2], r), load(firstLoads[3], r),
+                        load(firstLoads[4], r)
+                    )
                 }, load: load)
         }
 
         /// `transformInput` for every channel of `channels`, for a vector whose loads are all whole
         /// (`VectorLayout.isWhole`): plain vector loads, with the `first` loads' rows, columns and lanes
         /// kept in registers across the channels.
-        func transformWholeInputs(_ channels: Range<Int>, _ lanes: Lanes, slot: Int, _ s: Scratch.Pointers) {
-            let f = lanes.first
+        func transformWholeInputs(_ channels: Range<Int>, _ lanes: Lanes, slot: Int, _ scratch: Scratch.Pointers) {
+            let firstLoads = lanes.first
             let (t0, t1, t2, t3, t4) = (
-                f[0].tileRow * m - 1, f[1].tileRow * m - 1, f[2].tileRow * m - 1, f[3].tileRow * m - 1,
-                f[4].tileRow * m - 1
+                firstLoads[0].tileRow * outputSide - 1, firstLoads[1].tileRow * outputSide - 1,
+                firstLoads[2].tileRow * outputSide - 1, firstLoads[3].tileRow * outputSide - 1,
+                firstLoads[4].tileRow * outputSide - 1
             )
-            let (x0, x1, x2, x3, x4) = (f[0].column, f[1].column, f[2].column, f[3].column, f[4].column)
-            let (k0, k1, k2, k3, k4) = (f[0].keep, f[1].keep, f[2].keep, f[3].keep, f[4].keep)
+            let (x0, x1, x2, x3, x4) = (
+                firstLoads[0].column, firstLoads[1].column, firstLoads[2].column, firstLoads[3].column,
+                firstLoads[4].column
+            )
+            let (k0, k1, k2, k3, k4) = (
+                firstLoads[0].keep, firstLoads[1].keep, firstLoads[2].keep, firstLoads[3].keep, firstLoads[4].keep
+            )
             for c in channels {
                 let plane = UnsafeRawPointer(input + c * inputStride)
-                /// Image row `top + r` from column `x` (zero outside the image's rows), its lanes `k`.
-                @inline(__always) func load(_ top: Int, _ x: Int, _ k: SIMD16<UInt32>, _ r: Int) -> SIMD16<Float> {
-                    let y = top + r
-                    guard y >= 0 && y < height else { return SIMD16() }
-                    var v = plane.loadUnaligned(fromByteOffset: (y * width + x) * 4, as: SIMD16<Float>.self)
-                    v.keep(k)
-                    return v
+                /// Image row `top + row` from `column` (zero outside the image's rows), its lanes `keepLanes`.
+                @inline(__always) func load(_ top: Int, _ column: Int, _ keepLanes: SIMD16<UInt32>, _ row: Int)
+                    -> SIMD16<Float>
+                {
+                    let imageRow = top + row
+                    guard imageRow >= 0 && imageRow < height else { return SIMD16() }
+                    var vector = plane.loadUnaligned(
+                        fromByteOffset: (imageRow * width + column) * 4, as: SIMD16<Float>.self)
+                    vector.keep(keepLanes)
+                    return vector
                 }
                 transformInput(
-                    c, lanes, slot: slot, s,
+                    c, lanes, slot: slot, scratch,
                     first: { r in
                         (
                             load(t0, x0, k0, r), load(t1, x1, k1, r), load(t2, x2, k2, r), load(t3, x3, k3, r),
                             load(t4, x4, k4, r)
                         )
                     }
-                ) { l, r in load(l.tileRow * m - 1, l.column, l.keep, r) }
+                ) { l, r in load(l.tileRow * outputSide - 1, l.column, l.keep, r) }
             }
         }
 
@@ -408,25 +430,25 @@ public enum WinogradConvolution {
         /// and m + 1, lane t + 1 of phases 0 and 1); then down the columns into V.
         @inline(__always)
         func transformInput(
-            _ c: Int, _ lanes: Lanes, slot: Int, _ s: Scratch.Pointers,
+            _ channel: Int, _ lanes: Lanes, slot: Int, _ scratch: Scratch.Pointers,
             first: (Int) -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>),
             load: (WindowLoad, Int) -> SIMD16<Float>
         ) {
-            let a = alpha
-            let rows = UnsafeMutableRawPointer(s.rows)  // d B: row r's alpha vectors
+            let side = alpha
+            let rows = UnsafeMutableRawPointer(scratch.rows)  // d B: row r's alpha vectors
             /// Input row r's window split into phases: d(0)...d(5) of the transform along the row.
-            @inline(__always) func rowInputs(_ r: Int) -> (
+            @inline(__always) func rowInputs(_ inputRow: Int) -> (
                 SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>
             ) {
-                var (w0, w1, w2, w3, w4) = first(r)
+                var (w0, w1, w2, w3, w4) = first(inputRow)
                 for l in lanes.more {
-                    let v = load(l, r)
+                    let loaded = load(l, inputRow)
                     switch l.vector {
-                    case 0: w0 = merged(w0, v)
-                    case 1: w1 = merged(w1, v)
-                    case 2: w2 = merged(w2, v)
-                    case 3: w3 = merged(w3, v)
-                    default: w4 = merged(w4, v)
+                    case 0: w0 = merged(w0, loaded)
+                    case 1: w1 = merged(w1, loaded)
+                    case 2: w2 = merged(w2, loaded)
+                    case 3: w3 = merged(w3, loaded)
+                    default: w4 = merged(w4, loaded)
                     }
                 }
                 let (p0, p1, p2, p3) = phases(w0, w1, w2, w3)
@@ -435,39 +457,39 @@ public enum WinogradConvolution {
             #if !DENSEKIT_AVX512
                 // Split first for all rows, kept in memory, then transformed: with 256-bit registers (AVX2)
                 // LLVM turned the transform of the shuffles' results into scalar code.
-                let split = rows + a * a * 64
-                for r in 0..<a {
+                let split = rows + side * side * 64
+                for r in 0..<side {
                     let (d0, d1, d2, d3, d4, d5) = rowInputs(r)
-                    let p = split + r * 6 * 64
-                    p.storeBytes(of: d0, as: SIMD16<Float>.self)
-                    p.storeBytes(of: d1, toByteOffset: 64, as: SIMD16<Float>.self)
-                    p.storeBytes(of: d2, toByteOffset: 128, as: SIMD16<Float>.self)
-                    p.storeBytes(of: d3, toByteOffset: 192, as: SIMD16<Float>.self)
-                    p.storeBytes(of: d4, toByteOffset: 256, as: SIMD16<Float>.self)
-                    p.storeBytes(of: d5, toByteOffset: 320, as: SIMD16<Float>.self)
+                    let splitRow = split + r * 6 * 64
+                    splitRow.storeBytes(of: d0, as: SIMD16<Float>.self)
+                    splitRow.storeBytes(of: d1, toByteOffset: 64, as: SIMD16<Float>.self)
+                    splitRow.storeBytes(of: d2, toByteOffset: 128, as: SIMD16<Float>.self)
+                    splitRow.storeBytes(of: d3, toByteOffset: 192, as: SIMD16<Float>.self)
+                    splitRow.storeBytes(of: d4, toByteOffset: 256, as: SIMD16<Float>.self)
+                    splitRow.storeBytes(of: d5, toByteOffset: 320, as: SIMD16<Float>.self)
                 }
-                for r in 0..<a {
-                    let p = UnsafeRawPointer(split + r * 6 * 64)
-                    let row = rows + r * a * 64
-                    inputTransform({ p.load(fromByteOffset: $0 * 64, as: SIMD16<Float>.self) }) {
+                for r in 0..<side {
+                    let splitRow = UnsafeRawPointer(split + r * 6 * 64)
+                    let row = rows + r * side * 64
+                    inputTransform({ splitRow.load(fromByteOffset: $0 * 64, as: SIMD16<Float>.self) }) {
                         row.storeBytes(of: $1, toByteOffset: $0 * 64, as: SIMD16<Float>.self)
                     }
                 }
             #else
-                for r in 0..<a {
+                for r in 0..<side {
                     let (d0, d1, d2, d3, d4, d5) = rowInputs(r)
-                    let row = rows + r * a * 64
+                    let row = rows + r * side * 64
                     inputTransform(d0, d1, d2, d3, d4, d5) {
                         row.storeBytes(of: $1, toByteOffset: $0 * 64, as: SIMD16<Float>.self)
                     }
                 }
             #endif
-            let v = UnsafeMutableRawPointer(s.transformed + c * panelTiles + slot)
+            let target = UnsafeMutableRawPointer(scratch.transformed + channel * panelTiles + slot)
             let done = UnsafeRawPointer(rows)
-            for kc in 0..<a {
+            for kc in 0..<side {
                 inputTransform(
-                    { done.load(fromByteOffset: ($0 * a + kc) * 64, as: SIMD16<Float>.self) },
-                    { v.storeBytes(of: $1, toByteOffset: ($0 * a + kc) * vStride * 4, as: SIMD16<Float>.self) })
+                    { done.load(fromByteOffset: ($0 * side + kc) * 64, as: SIMD16<Float>.self) },
+                    { target.storeBytes(of: $1, toByteOffset: ($0 * side + kc) * vStride * 4, as: SIMD16<Float>.self) })
             }
         }
 
@@ -478,57 +500,60 @@ public enum WinogradConvolution {
         func windowVector(_ plane: UnsafePointer<Float>, at: Int, keep: SIMD16<UInt32>, planeFloats: Int) -> SIMD16<
             Float
         > {
-            var v = SIMD16<Float>()
+            var vector = SIMD16<Float>()
             if at >= 0 && at + 16 <= planeFloats {
-                v = UnsafeRawPointer(plane + at).loadUnaligned(as: SIMD16<Float>.self)
+                vector = UnsafeRawPointer(plane + at).loadUnaligned(as: SIMD16<Float>.self)
             } else {
-                for i in 0..<16 where keep[i] != 0 { v[i] = plane[at + i] }
+                for i in 0..<16 where keep[i] != 0 { vector[i] = plane[at + i] }
             }
-            v.keep(keep)
-            return v
+            vector.keep(keep)
+            return vector
         }
 
         /// A^T M A plus the bias for output `o`'s tiles in `lanes` (columns `slot`... of M), written into its image.
         @inline(__always)
-        func transformOutput(_ o: Int, _ lanes: Lanes, slot: Int, _ s: Scratch.Pointers) {
-            let a = alpha
+        func transformOutput(_ outputChannel: Int, _ lanes: Lanes, slot: Int, _ scratch: Scratch.Pointers) {
+            let side = alpha
             let ld = mStride * 4
-            let base = UnsafeRawPointer(s.products + o * panelTiles + slot)
-            let half = UnsafeMutableRawPointer(s.tile)  // alpha x m vectors: M A
-            let result = half + a * m * 64  // m x m vectors: A^T M A
-            let row = (result + m * m * 64).assumingMemoryBound(to: Float.self)
-            let b = SIMD16<Float>(repeating: bias?[o] ?? 0)
-            for kr in 0..<a {
+            let base = UnsafeRawPointer(scratch.products + outputChannel * panelTiles + slot)
+            let half = UnsafeMutableRawPointer(scratch.tile)  // alpha x m vectors: M A
+            let result = half + side * outputSide * 64  // m x m vectors: A^T M A
+            let row = (result + outputSide * outputSide * 64).assumingMemoryBound(to: Float.self)
+            let biasVector = SIMD16<Float>(repeating: bias?[outputChannel] ?? 0)
+            for kr in 0..<side {
                 outputTransform(
-                    { base.load(fromByteOffset: (kr * a + $0) * ld, as: SIMD16<Float>.self) },
-                    { half.storeBytes(of: $1, toByteOffset: (kr * m + $0) * 64, as: SIMD16<Float>.self) })
+                    { base.load(fromByteOffset: (kr * side + $0) * ld, as: SIMD16<Float>.self) },
+                    { half.storeBytes(of: $1, toByteOffset: (kr * outputSide + $0) * 64, as: SIMD16<Float>.self) })
             }
-            for j in 0..<m {
+            for j in 0..<outputSide {
                 outputTransform(
-                    { half.load(fromByteOffset: ($0 * m + j) * 64, as: SIMD16<Float>.self) },
-                    { result.storeBytes(of: $1 + b, toByteOffset: ($0 * m + j) * 64, as: SIMD16<Float>.self) })
+                    { half.load(fromByteOffset: ($0 * outputSide + j) * 64, as: SIMD16<Float>.self) },
+                    {
+                        result.storeBytes(
+                            of: $1 + biasVector, toByteOffset: ($0 * outputSide + j) * 64, as: SIMD16<Float>.self)
+                    })
             }
             // Output row r of every tile: lane t's m values to floats t * m..., then each piece's part to its image
             // row.
-            let plane = output + o * outputStride
-            for r in 0..<m {
-                let y = UnsafeRawPointer(result + r * m * 64)
+            let plane = output + outputChannel * outputStride
+            for r in 0..<outputSide {
+                let resultRow = UnsafeRawPointer(result + r * outputSide * 64)
                 let out = UnsafeMutableRawPointer(row)
                 let (y0, y1, y2, y3) = (
-                    y.load(as: SIMD16<Float>.self), y.load(fromByteOffset: 64, as: SIMD16<Float>.self),
-                    y.load(fromByteOffset: 128, as: SIMD16<Float>.self),
-                    y.load(fromByteOffset: 192, as: SIMD16<Float>.self)
+                    resultRow.load(as: SIMD16<Float>.self), resultRow.load(fromByteOffset: 64, as: SIMD16<Float>.self),
+                    resultRow.load(fromByteOffset: 128, as: SIMD16<Float>.self),
+                    resultRow.load(fromByteOffset: 192, as: SIMD16<Float>.self)
                 )
                 out.storeBytes(of: interleave(y0, y1, y2, y3, 0), as: SIMD16<Float>.self)
                 out.storeBytes(of: interleave(y0, y1, y2, y3, 1), toByteOffset: 64, as: SIMD16<Float>.self)
                 out.storeBytes(of: interleave(y0, y1, y2, y3, 2), toByteOffset: 128, as: SIMD16<Float>.self)
                 out.storeBytes(of: interleave(y0, y1, y2, y3, 3), toByteOffset: 192, as: SIMD16<Float>.self)
                 for piece in lanes.pieces {
-                    let iy = piece.tileRow * m + r
-                    let x0 = piece.firstTile * m
+                    let iy = piece.tileRow * outputSide + r
+                    let x0 = piece.firstTile * outputSide
                     guard iy < height else { continue }
                     (plane + iy * width + x0).update(
-                        from: row + piece.entry * m, count: min(piece.count * m, width - x0))
+                        from: row + piece.entry * outputSide, count: min(piece.count * outputSide, width - x0))
                 }
             }
         }
@@ -538,8 +563,8 @@ public enum WinogradConvolution {
 
     /// B^T d for d = d(0)..<d(alpha), out(i, (B^T d)[i]).
     @inline(__always)
-    static func inputTransform(_ d: (Int) -> SIMD16<Float>, _ out: (Int, SIMD16<Float>) -> Void) {
-        inputTransform(d(0), d(1), d(2), d(3), d(4), d(5), out)
+    static func inputTransform(_ inputAt: (Int) -> SIMD16<Float>, _ out: (Int, SIMD16<Float>) -> Void) {
+        inputTransform(inputAt(0), inputAt(1), inputAt(2), inputAt(3), inputAt(4), inputAt(5), out)
     }
 
     @inline(__always)
@@ -549,85 +574,97 @@ public enum WinogradConvolution {
     ) {
         // B^T rows: [4 0 -5 0 1 0] [0 -4 -4 1 1 0] [0 4 -4 -1 1 0] [0 -2 -1 2 1 0] [0 2 -1 -2 1 0] [0 4 0 -5 0 1]
         // Multiply-adds fused (one rounding each): fewer instructions, no less accurate.
-        let a = d4.addingProduct(-4, d2)
-        let b = d3.addingProduct(-4, d1)
-        let c = d4 - d2
-        let e = (d3 - d1) + (d3 - d1)
+        let evenSum = d4.addingProduct(-4, d2)
+        let oddSum = d3.addingProduct(-4, d1)
+        let evenDifference = d4 - d2
+        let oddDifference = (d3 - d1) + (d3 - d1)
         out(0, d4.addingProduct(-5, d2).addingProduct(4, d0))
-        out(1, a + b)
-        out(2, a - b)
-        out(3, c + e)
-        out(4, c - e)
+        out(1, evenSum + oddSum)
+        out(2, evenSum - oddSum)
+        out(3, evenDifference + oddDifference)
+        out(4, evenDifference - oddDifference)
         out(5, d5.addingProduct(-5, d3).addingProduct(4, d1))
     }
 
     /// A^T x for x = x(0)..<x(alpha), out(i, (A^T x)[i]).
     @inline(__always)
-    static func outputTransform(_ x: (Int) -> SIMD16<Float>, _ out: (Int, SIMD16<Float>) -> Void) {
+    static func outputTransform(_ inputAt: (Int) -> SIMD16<Float>, _ out: (Int, SIMD16<Float>) -> Void) {
         // A^T rows: [1 1 1 1 1 0] [0 1 -1 2 -2 0] [0 1 1 4 4 0] [0 1 -1 8 -8 1]
-        let (x0, x1, x2, x3, x4, x5) = (x(0), x(1), x(2), x(3), x(4), x(5))
-        let a = x1 + x2
-        let b = x1 - x2
-        let c = x3 + x4
-        let d = x3 - x4
-        out(0, x0 + a + c)
-        out(1, b.addingProduct(2, d))
-        out(2, a.addingProduct(4, c))
-        out(3, (b + x5).addingProduct(8, d))
+        let (x0, x1, x2, x3, x4, x5) = (inputAt(0), inputAt(1), inputAt(2), inputAt(3), inputAt(4), inputAt(5))
+        let sum12 = x1 + x2
+        let difference12 = x1 - x2
+        let sum34 = x3 + x4
+        let difference34 = x3 - x4
+        out(0, x0 + sum12 + sum34)
+        out(1, difference12.addingProduct(2, difference34))
+        out(2, sum12.addingProduct(4, sum34))
+        out(3, (difference12 + x5).addingProduct(8, difference34))
     }
 
     // MARK: shuffles (constant lanes: each compiles to a few permutes)
 
-    /// The 64 floats a, b, c, d split into 4 phases: phase p holds floats p, p + 4, p + 8, ... In two
+    /// The 64 floats first, second, third, fourth split into 4 phases: phase p holds floats p, p + 4, p + 8, ... In two
     /// steps of two-vector shuffles (8 in all): phases 0 and 1, and 2 and 3, of a and b and of c and d,
     /// then their halves joined.
     @inline(__always)
-    static func phases(_ a: SIMD16<Float>, _ b: SIMD16<Float>, _ c: SIMD16<Float>, _ d: SIMD16<Float>)
+    static func phases(_ first: SIMD16<Float>, _ second: SIMD16<Float>, _ third: SIMD16<Float>, _ fourth: SIMD16<Float>)
         -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>)
     {
-        let (ab01, ab23, cd01, cd23) = (twoPhases(a, b, 0), twoPhases(a, b, 2), twoPhases(c, d, 0), twoPhases(c, d, 2))
+        let (ab01, ab23, cd01, cd23) = (
+            twoPhases(first, second, 0), twoPhases(first, second, 2), twoPhases(third, fourth, 0),
+            twoPhases(third, fourth, 2)
+        )
         return (halves(ab01, cd01, 0), halves(ab01, cd01, 8), halves(ab23, cd23, 0), halves(ab23, cd23, 8))
     }
 
-    /// Phase p of the 32 floats a, b (8 lanes), then phase p + 1.
+    /// Phase `phase` of the 32 floats first, second (8 lanes), then phase `phase` + 1.
     @inline(__always)
-    static func twoPhases(_ a: SIMD16<Float>, _ b: SIMD16<Float>, _ p: Int) -> SIMD16<Float> {
+    static func twoPhases(_ first: SIMD16<Float>, _ second: SIMD16<Float>, _ phase: Int) -> SIMD16<Float> {
         SIMD16(
-            a[p], a[4 + p], a[8 + p], a[12 + p], b[p], b[4 + p], b[8 + p], b[12 + p],
-            a[p + 1], a[5 + p], a[9 + p], a[13 + p], b[p + 1], b[5 + p], b[9 + p], b[13 + p])
+            first[phase], first[4 + phase], first[8 + phase], first[12 + phase], second[phase], second[4 + phase],
+            second[8 + phase], second[12 + phase],
+            first[phase + 1], first[5 + phase], first[9 + phase], first[13 + phase], second[phase + 1],
+            second[5 + phase], second[9 + phase], second[13 + phase])
     }
 
-    /// Lanes h..<h + 8 of x, then those of y.
+    /// Lanes offset..<offset + 8 of first, then those of second.
     @inline(__always)
-    static func halves(_ x: SIMD16<Float>, _ y: SIMD16<Float>, _ h: Int) -> SIMD16<Float> {
+    static func halves(_ first: SIMD16<Float>, _ second: SIMD16<Float>, _ offset: Int) -> SIMD16<Float> {
         SIMD16(
-            x[h], x[h + 1], x[h + 2], x[h + 3], x[h + 4], x[h + 5], x[h + 6], x[h + 7],
-            y[h], y[h + 1], y[h + 2], y[h + 3], y[h + 4], y[h + 5], y[h + 6], y[h + 7])
+            first[offset], first[offset + 1], first[offset + 2], first[offset + 3], first[offset + 4],
+            first[offset + 5], first[offset + 6], first[offset + 7],
+            second[offset], second[offset + 1], second[offset + 2], second[offset + 3], second[offset + 4],
+            second[offset + 5], second[offset + 6], second[offset + 7])
     }
 
     /// The lanes of two vectors with nothing in common (each lane zero in one of them): their bitwise or.
     @inline(__always)
-    static func merged(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> {
+    static func merged(_ first: SIMD16<Float>, _ second: SIMD16<Float>) -> SIMD16<Float> {
         unsafeBitCast(
-            unsafeBitCast(a, to: SIMD16<UInt32>.self) | unsafeBitCast(b, to: SIMD16<UInt32>.self),
+            unsafeBitCast(first, to: SIMD16<UInt32>.self) | unsafeBitCast(second, to: SIMD16<UInt32>.self),
             to: SIMD16<Float>.self)
     }
 
-    /// Lanes 1...16 of the 32 floats a, b.
+    /// Lanes 1...16 of the 32 floats first, second.
     @inline(__always)
-    static func shiftedByOne(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> {
-        SIMD16(a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], b[0])
+    static func shiftedByOne(_ first: SIMD16<Float>, _ second: SIMD16<Float>) -> SIMD16<Float> {
+        SIMD16(
+            first[1], first[2], first[3], first[4], first[5], first[6], first[7], first[8], first[9], first[10],
+            first[11], first[12], first[13], first[14], first[15], second[0])
     }
 
-    /// Floats 16q..<16q + 16 of y0[0], y1[0], y2[0], y3[0], y0[1], ...: four tiles' rows side by side.
+    /// Floats 16 quarter..<16 quarter + 16 of y0[0], y1[0], y2[0], y3[0], y0[1], ...: four tiles' rows side by side.
     @inline(__always)
-    static func interleave(_ y0: SIMD16<Float>, _ y1: SIMD16<Float>, _ y2: SIMD16<Float>, _ y3: SIMD16<Float>, _ q: Int)
+    static func interleave(
+        _ y0: SIMD16<Float>, _ y1: SIMD16<Float>, _ y2: SIMD16<Float>, _ y3: SIMD16<Float>, _ quarter: Int
+    )
         -> SIMD16<Float>
     {
-        let t = 4 * q
+        let lane = 4 * quarter
         return SIMD16(
-            y0[t], y1[t], y2[t], y3[t], y0[t + 1], y1[t + 1], y2[t + 1], y3[t + 1],
-            y0[t + 2], y1[t + 2], y2[t + 2], y3[t + 2], y0[t + 3], y1[t + 3], y2[t + 3], y3[t + 3])
+            y0[lane], y1[lane], y2[lane], y3[lane], y0[lane + 1], y1[lane + 1], y2[lane + 1], y3[lane + 1],
+            y0[lane + 2], y1[lane + 2], y2[lane + 2], y3[lane + 2], y0[lane + 3], y1[lane + 3], y2[lane + 3],
+            y3[lane + 3])
     }
 }
 
@@ -655,14 +692,14 @@ public final class WinogradWeights: @unchecked Sendable {
         // One (tile, input) pair at a time, the tile's 8 outputs in the lanes of SIMD8<Double>: the same
         // double-precision operations in the same order as `WinogradTransform.filter` for each output
         // (so the same floats, bit for bit), and each position's 8 floats one store where they belong.
-        let g = UnsafeMutablePointer<SIMD8<Double>>.allocate(capacity: alpha * 3)
-        defer { g.deallocate() }
-        for index in 0..<(alpha * 3) { g[index] = SIMD8(repeating: transform.g[index]) }
+        let matrixG = UnsafeMutablePointer<SIMD8<Double>>.allocate(capacity: alpha * 3)
+        defer { matrixG.deallocate() }
+        for index in 0..<(alpha * 3) { matrixG[index] = SIMD8(repeating: transform.filterMatrix[index]) }
         let rows = UnsafeMutablePointer<SIMD8<Double>>.allocate(capacity: alpha * 3 + 9)
         defer { rows.deallocate() }
         let taps = rows + alpha * 3
         oihw.withUnsafeBufferPointer { weights in
-            let w = weights.baseAddress!
+            let filters = weights.baseAddress!
             for tile in 0..<tiles {
                 let lanes = min(8, outChannels - tile * 8)
                 // The lanes past the last output hold +0 (their taps are zero, but G's negative
@@ -670,24 +707,26 @@ public final class WinogradWeights: @unchecked Sendable {
                 let past = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7) .>= SIMD8(repeating: Int32(lanes))
                 for input in 0..<inChannels {
                     for tap in 0..<9 {
-                        var v = SIMD8<Double>()
+                        var tapLanes = SIMD8<Double>()
                         for lane in 0..<lanes {
-                            v[lane] = Double(w[((tile * 8 + lane) * inChannels + input) * 9 + tap])
+                            tapLanes[lane] = Double(filters[((tile * 8 + lane) * inChannels + input) * 9 + tap])
                         }
-                        taps[tap] = v
+                        taps[tap] = tapLanes
                     }
                     for r in 0..<alpha {
                         for c in 0..<3 {
                             rows[r * 3 + c] =
-                                g[r * 3] * taps[c] + g[r * 3 + 1] * taps[3 + c] + g[r * 3 + 2] * taps[6 + c]
+                                matrixG[r * 3] * taps[c] + matrixG[r * 3 + 1] * taps[3 + c] + matrixG[r * 3 + 2]
+                                * taps[6 + c]
                         }
                     }
                     for r in 0..<alpha {
                         for c in 0..<alpha {
-                            let u =
-                                rows[r * 3] * g[c * 3] + rows[r * 3 + 1] * g[c * 3 + 1] + rows[r * 3 + 2] * g[c * 3 + 2]
+                            let transformed =
+                                rows[r * 3] * matrixG[c * 3] + rows[r * 3 + 1] * matrixG[c * 3 + 1] + rows[r * 3 + 2]
+                                * matrixG[c * 3 + 2]
                             let at = (((r * alpha + c) * tiles + tile) * inChannels + input) * 8
-                            let value = SIMD8<Float>(u).replacing(with: 0, where: past)
+                            let value = SIMD8<Float>(transformed).replacing(with: 0, where: past)
                             UnsafeMutableRawPointer(packed + at).storeBytes(of: value, as: SIMD8<Float>.self)
                         }
                     }

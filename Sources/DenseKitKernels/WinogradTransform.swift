@@ -8,18 +8,18 @@
 /// F(4x4) interpolates at 0, 1, -1, 2, -2 (and infinity); its coefficients add rounding error
 /// (measured in `WinogradConvolutionTests` and on every model fixture; the README gives the figures).
 public struct WinogradTransform: Sendable, Equatable {
-    /// The output tile's side.
-    public let m: Int
-    /// The input tile's side, m + 2.
-    public var alpha: Int { m + 2 }
+    /// The output tile's side (the paper's m).
+    public let outputSide: Int
+    /// The input tile's side, m + 2 (the paper's alpha).
+    public var alpha: Int { outputSide + 2 }
     /// G (alpha x 3, row-major), for the filter transform. B^T and A^T are written out in
     /// `WinogradConvolution`'s unrolled 1-D transforms (their rows in the comments there); the
     /// impulse-response tests pin every coefficient of all three.
-    let g: [Double]
+    let filterMatrix: [Double]
 
     public static let f4 = WinogradTransform(
-        m: 4,
-        g: [
+        outputSide: 4,
+        filterMatrix: [
             1.0 / 4, 0, 0,
             -1.0 / 6, -1.0 / 6, -1.0 / 6,
             -1.0 / 6, 1.0 / 6, -1.0 / 6,
@@ -31,19 +31,23 @@ public struct WinogradTransform: Sendable, Equatable {
     /// G g G^T for one 3x3 filter (row-major), computed in double precision: alpha x alpha values
     /// into `u`; `gg` holds alpha x 3 doubles of scratch.
     func filter(
-        _ g3: UnsafePointer<Float>, into u: UnsafeMutablePointer<Double>, scratch gg: UnsafeMutablePointer<Double>
+        _ g3: UnsafePointer<Float>, into transformed: UnsafeMutablePointer<Double>,
+        scratch gg: UnsafeMutablePointer<Double>
     ) {
-        let a = alpha
-        g.withUnsafeBufferPointer { g in
-            for r in 0..<a {
+        let side = alpha
+        filterMatrix.withUnsafeBufferPointer { matrixG in
+            for r in 0..<side {
                 for c in 0..<3 {
                     gg[r * 3 + c] =
-                        g[r * 3] * Double(g3[c]) + g[r * 3 + 1] * Double(g3[3 + c]) + g[r * 3 + 2] * Double(g3[6 + c])
+                        matrixG[r * 3] * Double(g3[c]) + matrixG[r * 3 + 1] * Double(g3[3 + c]) + matrixG[r * 3 + 2]
+                        * Double(g3[6 + c])
                 }
             }
-            for r in 0..<a {
-                for c in 0..<a {
-                    u[r * a + c] = gg[r * 3] * g[c * 3] + gg[r * 3 + 1] * g[c * 3 + 1] + gg[r * 3 + 2] * g[c * 3 + 2]
+            for r in 0..<side {
+                for c in 0..<side {
+                    transformed[r * side + c] =
+                        gg[r * 3] * matrixG[c * 3] + gg[r * 3 + 1] * matrixG[c * 3 + 1] + gg[r * 3 + 2]
+                        * matrixG[c * 3 + 2]
                 }
             }
         }
