@@ -15,17 +15,17 @@ import Testing
     @Test(arguments: shapes)
     func matchesReference(_ shape: (m: Int, k: Int, n: Int)) {
         var rng = SeededRandom(UInt64(shape.m * 1000 + shape.k * 10 + shape.n))
-        let a = rng.floats(shape.m * shape.k)
-        let b = rng.floats(shape.k * shape.n)
+        let matrixA = rng.floats(shape.m * shape.k)
+        let matrixB = rng.floats(shape.k * shape.n)
         let bias = rng.floats(shape.m)
-        let expected = Reference.matmul(a, b, m: shape.m, k: shape.k, n: shape.n)
-        let packed = PackedMatrix(rows: shape.m, cols: shape.k, values: a)
+        let expected = Reference.matmul(matrixA, matrixB, m: shape.m, k: shape.k, n: shape.n)
+        let packed = PackedMatrix(rows: shape.m, cols: shape.k, values: matrixA)
         for threads in [1, 2] {
             for (useBias, relu) in [(false, false), (true, false), (true, true)] {
-                var c = [Float](repeating: .nan, count: shape.m * shape.n)
-                b.withUnsafeBufferPointer { bp in
+                var matrixC = [Float](repeating: .nan, count: shape.m * shape.n)
+                matrixB.withUnsafeBufferPointer { bp in
                     bias.withUnsafeBufferPointer { biasp in
-                        c.withUnsafeMutableBufferPointer { cp in
+                        matrixC.withUnsafeMutableBufferPointer { cp in
                             GEMM.multiply(
                                 packed, bp.baseAddress!, ldb: shape.n, n: shape.n, cp.baseAddress!, ldc: shape.n,
                                 bias: useBias ? biasp.baseAddress! : nil, relu: relu, threads: threads)
@@ -34,13 +34,13 @@ import Testing
                 }
                 var want = expected
                 for i in 0..<shape.m {
-                    for j in 0..<shape.n {
-                        var v = want[i * shape.n + j] + (useBias ? bias[i] : 0)
-                        if relu { v = max(0, v) }
-                        want[i * shape.n + j] = v
+                    for column in 0..<shape.n {
+                        var wanted = want[i * shape.n + column] + (useBias ? bias[i] : 0)
+                        if relu { wanted = max(0, wanted) }
+                        want[i * shape.n + column] = wanted
                     }
                 }
-                let worst = c.allSatisfy(\.isFinite) ? zip(c, want).map { abs($0 - $1) }.max() ?? 0 : .infinity
+                let worst = matrixC.allSatisfy(\.isFinite) ? zip(matrixC, want).map { abs($0 - $1) }.max() ?? 0 : .infinity
                 #expect(
                     worst <= 1e-4 * Float(shape.k).squareRoot(),
                     "m\(shape.m) k\(shape.k) n\(shape.n) threads \(threads) bias \(useBias) relu \(relu): \(worst)")
@@ -50,19 +50,19 @@ import Testing
 
     @Test func writesOnlyItsColumnsWhenLdcIsWider() {
         // C is a 3 x 5 window of a 3 x 9 matrix: the other columns must stay untouched.
-        let a: [Float] = [1, 2, 3, 4, 5, 6]
-        let b: [Float] = (0..<10).map(Float.init)
-        var c = [Float](repeating: -7, count: 27)
-        let packed = PackedMatrix(rows: 3, cols: 2, values: a)
-        b.withUnsafeBufferPointer { bp in
-            c.withUnsafeMutableBufferPointer {
+        let matrixA: [Float] = [1, 2, 3, 4, 5, 6]
+        let matrixB: [Float] = (0..<10).map(Float.init)
+        var matrixC = [Float](repeating: -7, count: 27)
+        let packed = PackedMatrix(rows: 3, cols: 2, values: matrixA)
+        matrixB.withUnsafeBufferPointer { bp in
+            matrixC.withUnsafeMutableBufferPointer {
                 GEMM.multiply(packed, bp.baseAddress!, ldb: 5, n: 5, $0.baseAddress!, ldc: 9)
             }
         }
-        let want = Reference.matmul(a, b, m: 3, k: 2, n: 5)
+        let want = Reference.matmul(matrixA, matrixB, m: 3, k: 2, n: 5)
         for i in 0..<3 {
-            #expect(Array(c[(i * 9)..<(i * 9 + 5)]) == Array(want[(i * 5)..<(i * 5 + 5)]))
-            #expect(c[(i * 9 + 5)..<(i * 9 + 9)].allSatisfy { $0 == -7 })
+            #expect(Array(matrixC[(i * 9)..<(i * 9 + 5)]) == Array(want[(i * 5)..<(i * 5 + 5)]))
+            #expect(matrixC[(i * 9 + 5)..<(i * 9 + 9)].allSatisfy { $0 == -7 })
         }
     }
 }
@@ -73,30 +73,30 @@ import Testing
     @Test(arguments: [(128, 96, 32, 3136), (16, 40, 9, 196), (24, 300, 20, 49), (8, 7, 5, 5)])
     func chainedThroughPanels(_ shape: (m: Int, k: Int, m2: Int, n: Int)) {
         var rng = SeededRandom(UInt64(shape.m * 7 + shape.n))
-        let a = rng.floats(shape.m * shape.k)
-        let b = rng.floats(shape.k * shape.n)
+        let matrixA = rng.floats(shape.m * shape.k)
+        let matrixB = rng.floats(shape.k * shape.n)
         let a2 = rng.floats(shape.m2 * shape.m)
         let bias = rng.floats(shape.m)
-        var hidden = Reference.matmul(a, b, m: shape.m, k: shape.k, n: shape.n)
+        var hidden = Reference.matmul(matrixA, matrixB, m: shape.m, k: shape.k, n: shape.n)
         for i in hidden.indices { hidden[i] = max(0, hidden[i] + bias[i / shape.n]) }
         let want = Reference.matmul(a2, hidden, m: shape.m2, k: shape.m, n: shape.n)
         let (first, second) = (
-            PackedMatrix(rows: shape.m, cols: shape.k, values: a),
+            PackedMatrix(rows: shape.m, cols: shape.k, values: matrixA),
             PackedMatrix(rows: shape.m2, cols: shape.m, values: a2)
         )
         let panels = (shape.n + 31) / 32
         let panelStride = shape.m * 32
         for threads in [1, 2] {
-            var c = [Float](repeating: .nan, count: panels * panelStride)
-            var y = [Float](repeating: .nan, count: shape.m2 * shape.n)
-            b.withUnsafeBufferPointer { bp in
+            var matrixC = [Float](repeating: .nan, count: panels * panelStride)
+            var hiddenOutput = [Float](repeating: .nan, count: shape.m2 * shape.n)
+            matrixB.withUnsafeBufferPointer { bp in
                 bias.withUnsafeBufferPointer { biasp in
-                    c.withUnsafeMutableBufferPointer { cp in
+                    matrixC.withUnsafeMutableBufferPointer { cp in
                         GEMM.multiply(
                             first, bp.baseAddress!, ldb: shape.n, n: shape.n, cp.baseAddress!, ldc: 32,
                             cPanelStride: panelStride,
                             bias: biasp.baseAddress!, relu: true, threads: threads)
-                        y.withUnsafeMutableBufferPointer { yp in
+                        hiddenOutput.withUnsafeMutableBufferPointer { yp in
                             GEMM.multiply(
                                 second,
                                 GEMM.segments(
@@ -113,14 +113,14 @@ import Testing
             for p in 0..<panels {
                 for r in 0..<shape.m {
                     for l in 0..<32 {
-                        let (j, v) = (p * 32 + l, c[p * panelStride + r * 32 + l])
-                        if j < shape.n { panelled[r * shape.n + j] = v } else if !v.isNaN { untouched = false }
+                        let (column, wanted) = (p * 32 + l, matrixC[p * panelStride + r * 32 + l])
+                        if column < shape.n { panelled[r * shape.n + column] = wanted } else if !wanted.isNaN { untouched = false }
                     }
                 }
             }
             #expect(relativeError(panelled, hidden) < 1e-5, "\(shape) threads \(threads): first GEMM")
             #expect(untouched, "\(shape) threads \(threads): lanes past N written")
-            #expect(relativeError(y, want) < 1e-5, "\(shape) threads \(threads): second GEMM")
+            #expect(relativeError(hiddenOutput, want) < 1e-5, "\(shape) threads \(threads): second GEMM")
         }
     }
 }
@@ -130,28 +130,28 @@ import Testing
     @Test(arguments: [(16, 300, 45), (9, 40, 64), (128, 513, 196)])
     func batchNormReLUWhilePacking(_ shape: (m: Int, k: Int, n: Int)) {
         var rng = SeededRandom(UInt64(shape.k))
-        let a = rng.floats(shape.m * shape.k)
-        let b = rng.floats(shape.k * shape.n, -2...2)
+        let matrixA = rng.floats(shape.m * shape.k)
+        let matrixB = rng.floats(shape.k * shape.n, -2...2)
         let scale = rng.floats(shape.k, -1.5...1.5)
         let shift = rng.floats(shape.k)
         _ = Self.expectProduct(
-            a, b, scale: scale, shift: shift, m: shape.m, k: shape.k, n: shape.n, threads: 2, "\(shape)")
+            matrixA, matrixB, scale: scale, shift: shift, m: shape.m, k: shape.k, n: shape.n, threads: 2, "\(shape)")
     }
 
     /// C = A * BatchNorm-ReLU(B) (m x k by k x n), the BatchNorm-ReLU applied while packing, expected
     /// to match the reference product of B activated first; returns C.
     static func expectProduct(
-        _ a: [Float], _ b: [Float], scale: [Float], shift: [Float], m: Int, k: Int, n: Int,
+        _ matrixA: [Float], _ matrixB: [Float], scale: [Float], shift: [Float], m: Int, k depth: Int, n: Int,
         threads: Int, _ label: String
     ) -> [Float] {
-        let activated = (0..<(k * n)).map { i in max(0, b[i] * scale[i / n] + shift[i / n]) }
-        let want = Reference.matmul(a, activated, m: m, k: k, n: n)
-        let packed = PackedMatrix(rows: m, cols: k, values: a)
-        var c = [Float](repeating: .nan, count: m * n)
-        b.withUnsafeBufferPointer { bp in
+        let activated = (0..<(depth * n)).map { i in max(0, matrixB[i] * scale[i / n] + shift[i / n]) }
+        let want = Reference.matmul(matrixA, activated, m: m, k: depth, n: n)
+        let packed = PackedMatrix(rows: m, cols: depth, values: matrixA)
+        var matrixC = [Float](repeating: .nan, count: m * n)
+        matrixB.withUnsafeBufferPointer { bp in
             scale.withUnsafeBufferPointer { sp in
                 shift.withUnsafeBufferPointer { tp in
-                    c.withUnsafeMutableBufferPointer {
+                    matrixC.withUnsafeMutableBufferPointer {
                         GEMM.multiply(
                             packed, bp.baseAddress!, ldb: n, n: n, $0.baseAddress!, ldc: n,
                             scale: sp.baseAddress!, shift: tp.baseAddress!, threads: threads)
@@ -159,8 +159,8 @@ import Testing
                 }
             }
         }
-        #expect(relativeError(c, want) < 1e-5, "\(label) threads \(threads)")
-        return c
+        #expect(relativeError(matrixC, want) < 1e-5, "\(label) threads \(threads)")
+        return matrixC
     }
 }
 
@@ -178,24 +178,24 @@ import Testing
     @Test(arguments: [(128, 992, 196), (128, 513, 49), (16, 300, 45), (40, 37, 17)])
     func matchesPackingPerThread(_ shape: (m: Int, k: Int, n: Int)) {
         var rng = SeededRandom(UInt64(shape.k * 3 + shape.n))
-        let a = rng.floats(shape.m * shape.k)
-        let b = rng.floats(shape.k * shape.n, -2...2)
+        let matrixA = rng.floats(shape.m * shape.k)
+        let matrixB = rng.floats(shape.k * shape.n, -2...2)
         let scale = rng.floats(shape.k, -1.5...1.5)
         let shift = rng.floats(shape.k)
-        let activated = (0..<(shape.k * shape.n)).map { i in max(0, b[i] * scale[i / shape.n] + shift[i / shape.n]) }
-        let want = Reference.matmul(a, activated, m: shape.m, k: shape.k, n: shape.n)
-        let packed = PackedMatrix(rows: shape.m, cols: shape.k, values: a)
+        let activated = (0..<(shape.k * shape.n)).map { i in max(0, matrixB[i] * scale[i / shape.n] + shift[i / shape.n]) }
+        let want = Reference.matmul(matrixA, activated, m: shape.m, k: shape.k, n: shape.n)
+        let packed = PackedMatrix(rows: shape.m, cols: shape.k, values: matrixA)
         let count = GEMM.sharedPackingCount(rows: shape.m, k: shape.k, n: shape.n, threads: 2)
         #expect(count == shape.k * ((shape.n + 31) / 32 * 32))
         // The buffer as another GEMM leaves it: NaN, none of which may reach C.
         var packing = [Float](repeating: .nan, count: count)
         func product(shared: Bool) -> [Float] {
-            var c = [Float](repeating: .nan, count: shape.m * shape.n)
-            b.withUnsafeBufferPointer { bp in
+            var matrixC = [Float](repeating: .nan, count: shape.m * shape.n)
+            matrixB.withUnsafeBufferPointer { bp in
                 scale.withUnsafeBufferPointer { sp in
                     shift.withUnsafeBufferPointer { tp in
                         packing.withUnsafeMutableBufferPointer { pp in
-                            c.withUnsafeMutableBufferPointer {
+                            matrixC.withUnsafeMutableBufferPointer {
                                 GEMM.multiply(
                                     packed, bp.baseAddress!, ldb: shape.n, n: shape.n, $0.baseAddress!, ldc: shape.n,
                                     scale: sp.baseAddress!, shift: tp.baseAddress!, threads: 2,
@@ -205,7 +205,7 @@ import Testing
                     }
                 }
             }
-            return c
+            return matrixC
         }
         let shared = product(shared: true)
         let own = product(shared: false)
@@ -219,60 +219,60 @@ import Testing
 /// -0 or a NaN is still multiplied (the NaN reaches C).
 @Suite struct ZeroRowTests {
     /// Which of k rows are zero: every third, a run of 40, the first and the last (or all of them).
-    static func zeroRows(_ k: Int, all: Bool) -> Set<Int> {
-        all ? Set(0..<k) : Set(stride(from: 0, to: k, by: 3)).union(min(k, 50)..<min(k, 90)).union([0, k - 1])
+    static func zeroRows(_ depth: Int, all: Bool) -> Set<Int> {
+        all ? Set(0..<depth) : Set(stride(from: 0, to: depth, by: 3)).union(min(depth, 50)..<min(depth, 90)).union([0, depth - 1])
     }
 
     @Test(arguments: [(16, 300, 64, false), (128, 513, 196, false), (9, 40, 45, false), (24, 100, 96, true)])
     func batchNormReLUZeroRows(_ shape: (m: Int, k: Int, n: Int, all: Bool)) {
         var rng = SeededRandom(UInt64(shape.k * 5 + shape.n))
-        let a = rng.floats(shape.m * shape.k)
-        let b = rng.floats(shape.k * shape.n, -2...2)
+        let matrixA = rng.floats(shape.m * shape.k)
+        let matrixB = rng.floats(shape.k * shape.n, -2...2)
         var scale = rng.floats(shape.k, -1.5...1.5)
         var shift = rng.floats(shape.k)
         // A dead channel: the BatchNorm-ReLU makes its row +0 in every panel.
         for r in Self.zeroRows(shape.k, all: shape.all) { (scale[r], shift[r]) = (0, -1) }
         for threads in [1, 2] {
-            let c = FusedPackingTests.expectProduct(
-                a, b, scale: scale, shift: shift, m: shape.m, k: shape.k, n: shape.n,
+            let matrixC = FusedPackingTests.expectProduct(
+                matrixA, matrixB, scale: scale, shift: shift, m: shape.m, k: shape.k, n: shape.n,
                 threads: threads, "\(shape)")
-            if shape.all { #expect(c.allSatisfy { $0 == 0 }, "\(shape): every row zero") }
+            if shape.all { #expect(matrixC.allSatisfy { $0 == 0 }, "\(shape): every row zero") }
         }
     }
 
     @Test(arguments: [(40, 130, 64), (96, 513, 100), (8, 7, 37)])
     func panelMajorZeroRows(_ shape: (m: Int, k: Int, n: Int)) {
         var rng = SeededRandom(UInt64(shape.m + shape.k))
-        let a = rng.floats(shape.m * shape.k)
-        var b = rng.floats(shape.k * shape.n)
+        let matrixA = rng.floats(shape.m * shape.k)
+        var matrixB = rng.floats(shape.k * shape.n)
         let zero = Self.zeroRows(shape.k, all: false)
-        for r in zero { for j in 0..<shape.n { b[r * shape.n + j] = 0 } }
+        for r in zero { for column in 0..<shape.n { matrixB[r * shape.n + column] = 0 } }
         // A row of -0 and a row with one NaN are not +0: they stay in the K loop.
         let (negative, nan) = (1, 2)
-        for j in 0..<shape.n { b[negative * shape.n + j] = -0.0 }
-        b[nan * shape.n + 5] = .nan
-        var want = Reference.matmul(a, b.map { $0.isNaN ? 0 : $0 }, m: shape.m, k: shape.k, n: shape.n)
+        for column in 0..<shape.n { matrixB[negative * shape.n + column] = -0.0 }
+        matrixB[nan * shape.n + 5] = .nan
+        var want = Reference.matmul(matrixA, matrixB.map { $0.isNaN ? 0 : $0 }, m: shape.m, k: shape.k, n: shape.n)
         for i in 0..<shape.m { want[i * shape.n + 5] = .nan }
         let panels = (shape.n + 31) / 32
         let panelStride = shape.k * 32
         var panelled = [Float](repeating: .nan, count: panels * panelStride)
         for r in 0..<shape.k {
-            for j in 0..<shape.n { panelled[(j / 32) * panelStride + r * 32 + j % 32] = b[r * shape.n + j] }
+            for column in 0..<shape.n { panelled[(column / 32) * panelStride + r * 32 + column % 32] = matrixB[r * shape.n + column] }
         }
-        let packed = PackedMatrix(rows: shape.m, cols: shape.k, values: a)
+        let packed = PackedMatrix(rows: shape.m, cols: shape.k, values: matrixA)
         for threads in [1, 2] {
-            var c = [Float](repeating: .nan, count: shape.m * shape.n)
+            var matrixC = [Float](repeating: .nan, count: shape.m * shape.n)
             panelled.withUnsafeBufferPointer { bp in
-                c.withUnsafeMutableBufferPointer {
+                matrixC.withUnsafeMutableBufferPointer {
                     GEMM.multiply(
                         packed, GEMM.segments(bp.baseAddress!, ldb: 32, k: shape.k, panelStride: panelStride),
                         n: shape.n, $0.baseAddress!, ldc: shape.n, threads: threads)
                 }
             }
-            let column5 = (0..<shape.m).allSatisfy { c[$0 * shape.n + 5].isNaN }
+            let column5 = (0..<shape.m).allSatisfy { matrixC[$0 * shape.n + 5].isNaN }
             let others = (0..<(shape.m * shape.n)).filter { $0 % shape.n != 5 }
             #expect(column5, "\(shape) threads \(threads): the NaN row was skipped")
-            #expect(relativeError(others.map { c[$0] }, others.map { want[$0] }) < 1e-5, "\(shape) threads \(threads)")
+            #expect(relativeError(others.map { matrixC[$0] }, others.map { want[$0] }) < 1e-5, "\(shape) threads \(threads)")
         }
     }
 }
