@@ -9,14 +9,14 @@ import Testing
 func expectUsageError(
     _ args: [String], file: String?, mentions: String? = nil, sourceLocation: SourceLocation = #_sourceLocation
 ) throws {
-    let r = try densekit(args)
-    #expect(r.status == 2, "\(args): \(r.stderr)", sourceLocation: sourceLocation)
-    #expect(r.stdout.isEmpty, "\(args)", sourceLocation: sourceLocation)
-    let lines = r.stderr.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.isEmpty }
-    #expect(lines.count == 1, "\(args): \(r.stderr)", sourceLocation: sourceLocation)
+    let outcome = try densekit(args)
+    #expect(outcome.status == 2, "\(args): \(outcome.stderr)", sourceLocation: sourceLocation)
+    #expect(outcome.stdout.isEmpty, "\(args)", sourceLocation: sourceLocation)
+    let lines = outcome.stderr.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.isEmpty }
+    #expect(lines.count == 1, "\(args): \(outcome.stderr)", sourceLocation: sourceLocation)
     let prefix = file.map { "error: \($0): " } ?? "error: "
-    #expect(r.stderr.hasPrefix(prefix), "\(args): \(r.stderr)", sourceLocation: sourceLocation)
-    if let mentions { #expect(r.stderr.contains(mentions), "\(r.stderr)", sourceLocation: sourceLocation) }
+    #expect(outcome.stderr.hasPrefix(prefix), "\(args): \(outcome.stderr)", sourceLocation: sourceLocation)
+    if let mentions { #expect(outcome.stderr.contains(mentions), "\(outcome.stderr)", sourceLocation: sourceLocation) }
 }
 
 /// `densekit` end to end, as scripts drive it: output, JSON keys and exit codes of the contract.
@@ -24,11 +24,11 @@ func expectUsageError(
     let tiny = Fixtures.path("tv-tiny-legacy-opset17.onnx")
 
     @Test func inspectShowsTheStructure() throws {
-        let r = try densekit(["inspect", tiny])
-        #expect(r.status == 0)
-        #expect(r.stdout.contains("onnx (pytorch 2.15.0, opset 17)"))
-        #expect(r.stdout.contains("conv 7x7/2 3->8, BN (folded), ReLU, max pool 3x3/2"))
-        #expect(r.stdout.contains("linear 16 -> 10, logits"))
+        let outcome = try densekit(["inspect", tiny])
+        #expect(outcome.status == 0)
+        #expect(outcome.stdout.contains("onnx (pytorch 2.15.0, opset 17)"))
+        #expect(outcome.stdout.contains("conv 7x7/2 3->8, BN (folded), ReLU, max pool 3x3/2"))
+        #expect(outcome.stdout.contains("linear 16 -> 10, logits"))
         let json = try densekit(["inspect", tiny, "--json"]).json()
         #expect(json["format"] as? String == "onnx")
         #expect(json["opset"] as? Int == 17)
@@ -38,10 +38,10 @@ func expectUsageError(
     }
 
     @Test func verifyExitsOneWithDeviationsForATinyNet() throws {
-        let r = try densekit(["verify", tiny])
-        #expect(r.status == 1)
-        #expect(r.stdout.contains("does not match closest architecture densenet121"))
-        #expect(r.stdout.contains("block3.layer2  growth rate"))
+        let outcome = try densekit(["verify", tiny])
+        #expect(outcome.status == 1)
+        #expect(outcome.stdout.contains("does not match closest architecture densenet121"))
+        #expect(outcome.stdout.contains("block3.layer2  growth rate"))
         let json = try densekit(["verify", tiny, "--json"])
         #expect(json.status == 1)
         let object = try json.json()
@@ -66,9 +66,9 @@ func expectUsageError(
     func verifyExitsZeroForDenseNet121() throws {
         let folder = try #require(Fixtures.full)
         for file in ["densenet121-legacy-opset17.onnx", "keras2-densenet121-weights.h5", "keras3-densenet121.keras"] {
-            let r = try densekit(["verify", folder + "/" + file, "--arch", "densenet121", "--json"])
-            #expect(r.status == 0, "\(file)")
-            let object = try r.json()
+            let outcome = try densekit(["verify", folder + "/" + file, "--arch", "densenet121", "--json"])
+            #expect(outcome.status == 0, "\(file)")
+            let object = try outcome.json()
             #expect(object["architecture"] as? String == "densenet121")
             #expect((object["parameters"] as? [String: Int])?["trainable"] == 7_978_856)
             #expect((object["parameters"] as? [String: Int])?["withBatchNormStatistics"] == 8_062_504)
@@ -79,20 +79,20 @@ func expectUsageError(
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let out = folder.appendingPathComponent("y.npy").path
-        let r = try densekit([
+        let outcome = try densekit([
             "run", tiny, "--input", Fixtures.path("input-64.npy"), "--output", out, "--threads", "1",
             "--repeat", "3", "--json",
         ])
-        #expect(r.status == 0, "\(r.stderr)")
-        let object = try r.json()
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        let object = try outcome.json()
         #expect(object["outputShape"] as? [Int] == [2, 10])
         #expect(object["threads"] as? Int == 1)
         #expect((object["runMs"] as? [String: Double])?["median"] != nil)
         #expect(object["loadMs"] is Double)
-        let y = try NPY.read(path: out)
+        let loaded = try NPY.read(path: out)
         let want = try NPY.read(path: Fixtures.path("tv-tiny-legacy-opset17.out.npy"))
-        #expect(y.shape == [2, 10])
-        #expect(relativeError(y.values, want.values) <= 1e-4)
+        #expect(loaded.shape == [2, 10])
+        #expect(relativeError(loaded.values, want.values) <= 1e-4)
     }
 
     /// A model path that is a FIFO, a device or a directory, and an ONNX external-data file that is a
@@ -103,15 +103,17 @@ func expectUsageError(
         let fifo = folder.appendingPathComponent("model.onnx").path
         #expect(mkfifo(fifo, 0o600) == 0)
         for (path, what) in [(fifo, "a FIFO"), ("/dev/zero", "a character device"), (folder.path, "a directory")] {
-            let r = try densekit(["inspect", path], killAfter: 30)
-            #expect(r.stderr == "error: \(path): is \(what), not a regular file\n" && r.status == 2, "\(r.stderr)")
+            let outcome = try densekit(["inspect", path], killAfter: 30)
+            #expect(
+                outcome.stderr == "error: \(path): is \(what), not a regular file\n" && outcome.status == 2,
+                "\(outcome.stderr)")
         }
         let model = folder.appendingPathComponent("tv-tiny-dynamo-opset18.onnx").path
         try FileManager.default.copyItem(atPath: Fixtures.path("tv-tiny-dynamo-opset18.onnx"), toPath: model)
         #expect(mkfifo(model + ".data", 0o600) == 0)
-        let r = try densekit(["inspect", model], killAfter: 30)
-        #expect(r.status == 2 && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
-        #expect(r.stderr.contains("cannot open external data file 'tv-tiny-dynamo-opset18.onnx.data': is a FIFO"))
+        let outcome = try densekit(["inspect", model], killAfter: 30)
+        #expect(outcome.status == 2 && outcome.stderr.split(separator: "\n").count == 1, "\(outcome.stderr)")
+        #expect(outcome.stderr.contains("cannot open external data file 'tv-tiny-dynamo-opset18.onnx.data': is a FIFO"))
     }
 
     /// A file name with a newline and a terminal escape in it stays one line of error, the characters
@@ -120,9 +122,9 @@ func expectUsageError(
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let name = folder.appendingPathComponent("bad\nerror: forged\u{1B}[31m.onnx").path
-        let r = try densekit(["inspect", name])
+        let outcome = try densekit(["inspect", name])
         let shown = folder.path + "/bad\\nerror: forged\\x1B[31m.onnx"
-        #expect(r.status == 2 && r.stderr == "error: \(shown): no such file\n", "\(r.stderr)")
+        #expect(outcome.status == 2 && outcome.stderr == "error: \(shown): no such file\n", "\(outcome.stderr)")
     }
 
     /// `--threads` above the cores this process may use runs on those cores (more workers would only
@@ -131,11 +133,11 @@ func expectUsageError(
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let out = folder.appendingPathComponent("y.npy").path
-        let r = try densekit([
+        let outcome = try densekit([
             "run", tiny, "--input", Fixtures.path("input-64.npy"), "--output", out, "--threads", "256", "--json",
         ])
-        #expect(r.status == 0, "\(r.stderr)")
-        #expect(try r.json()["threads"] as? Int == ProcessInfo.processInfo.activeProcessorCount)
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        #expect(try outcome.json()["threads"] as? Int == ProcessInfo.processInfo.activeProcessorCount)
     }
 
     /// `--fast` (Winograd, the default) and `--exact` both give the onnxruntime reference; they are
@@ -150,12 +152,12 @@ func expectUsageError(
         var outputs: [String: [Float]] = [:]
         for flags in [[], ["--fast"], ["--exact"]] {
             let out = folder.appendingPathComponent("y\(flags.count)\(flags.first ?? "").npy").path
-            let r = try densekit(["run", model, "--input", input, "-o", out, "--json"] + flags)
-            #expect(r.status == 0, "\(r.stderr)")
-            #expect(try r.json()["convolutions"] as? String == (flags.first == "--exact" ? "exact" : "fast"))
-            let y = try NPY.read(path: out).values
-            #expect(relativeError(y, want.values) <= 1e-4, "\(flags)")
-            outputs[flags.first ?? "default"] = y
+            let outcome = try densekit(["run", model, "--input", input, "-o", out, "--json"] + flags)
+            #expect(outcome.status == 0, "\(outcome.stderr)")
+            #expect(try outcome.json()["convolutions"] as? String == (flags.first == "--exact" ? "exact" : "fast"))
+            let loaded = try NPY.read(path: out).values
+            #expect(relativeError(loaded, want.values) <= 1e-4, "\(flags)")
+            outputs[flags.first ?? "default"] = loaded
         }
         #expect(outputs["default"] == outputs["--fast"] && outputs["--fast"] != outputs["--exact"])
         try expectUsageError(
@@ -168,11 +170,11 @@ func expectUsageError(
         defer { try? FileManager.default.removeItem(at: folder) }
         // The Keras fixtures' NHWC input through the tf2onnx model (NHWC) and through --layout.
         let out = folder.appendingPathComponent("y.npy").path
-        let r = try densekit([
+        let outcome = try densekit([
             "run", Fixtures.path("keras2-tiny-tf2onnx.onnx"), "--input", Fixtures.path("input-64-nhwc.npy"),
             "--output", out, "--layout", "nhwc",
         ])
-        #expect(r.status == 0)
+        #expect(outcome.status == 0)
         #expect(
             relativeError(
                 try NPY.read(path: out).values, try NPY.read(path: Fixtures.path("keras2-tiny-tf2onnx.out.npy")).values)
@@ -219,9 +221,10 @@ func expectUsageError(
     }
 
     @Test func helpExitsZero() throws {
-        let r = try densekit(["--help"])
-        #expect(r.status == 0)
-        #expect(r.stdout.contains("inspect") && r.stdout.contains("verify") && r.stdout.contains("run"))
+        let outcome = try densekit(["--help"])
+        #expect(outcome.status == 0)
+        #expect(
+            outcome.stdout.contains("inspect") && outcome.stdout.contains("verify") && outcome.stdout.contains("run"))
     }
 }
 
@@ -231,9 +234,9 @@ func expectUsageError(
     /// the import deadline turns that into exit 2 with one line.
     @Test func hdf5GlobalHeapHangEndsWithAnError() throws {
         let file = Fixtures.path("regressions/hdf5-global-heap-hang.h5")
-        let r = try densekit(["inspect", file], environment: ["DENSEKIT_IMPORT_DEADLINE": "3"])
-        #expect(r.status == 2)
-        #expect(r.stderr == "error: \(file): import did not finish within 3 s (the file is probably corrupt)\n")
+        let outcome = try densekit(["inspect", file], environment: ["DENSEKIT_IMPORT_DEADLINE": "3"])
+        #expect(outcome.status == 2)
+        #expect(outcome.stderr == "error: \(file): import did not finish within 3 s (the file is probably corrupt)\n")
     }
 
     /// libhdf5 1.10 allocates the 4 GiB a damaged variable-length attribute claims: the isolated
@@ -241,13 +244,14 @@ func expectUsageError(
     /// instead of the child growing to 8 GB. (Under AddressSanitizer there is no cap.)
     @Test func hdf5HugeAllocationFailsInsideTheCap() throws {
         let file = Fixtures.path("regressions/hdf5-vlen-4gib-allocation.h5")
-        let r = try densekit(["inspect", file])
+        let outcome = try densekit(["inspect", file])
         #expect(
-            r.status == 2 && r.stderr.hasPrefix("error: \(file): ") && r.stderr.split(separator: "\n").count == 1,
-            "\(r.stderr)")
+            outcome.status == 2 && outcome.stderr.hasPrefix("error: \(file): ")
+                && outcome.stderr.split(separator: "\n").count == 1,
+            "\(outcome.stderr)")
         if dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__asan_init") == nil {
             #expect(
-                r.stderr
+                outcome.stderr
                     == """
                     error: \(file): cannot read attribute 'layer_names' of 'model_weights' (HDF5: memory \
                     allocation failed for chunk)\n
@@ -260,9 +264,10 @@ func expectUsageError(
     /// (a trap in the isolated reader, misreported as a libhdf5 crash): now one line about the dataset.
     @Test func hdf5HugeStorageSizeIsAnErrorNotATrap() throws {
         let file = Fixtures.path("regressions/hdf5-storage-size-overflow.h5")
-        let r = try densekit(["inspect", file])
-        #expect(r.status == 2 && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
-        #expect(r.stderr.hasPrefix("error: \(file): ") && !r.stderr.contains("crashed"), "\(r.stderr)")
+        let outcome = try densekit(["inspect", file])
+        #expect(outcome.status == 2 && outcome.stderr.split(separator: "\n").count == 1, "\(outcome.stderr)")
+        #expect(
+            outcome.stderr.hasPrefix("error: \(file): ") && !outcome.stderr.contains("crashed"), "\(outcome.stderr)")
     }
 
     /// libhdf5 1.10 overruns a buffer on a damaged global heap (a segfault): the isolated reader
@@ -270,13 +275,15 @@ func expectUsageError(
     @Test func hdf5CrashEndsWithAnError() throws {
         let file = Fixtures.path("regressions/hdf5-global-heap-overflow.h5")
         for command in [["inspect", file], ["verify", file], ["convert", file, "-o", "/tmp/never-written.dnk"]] {
-            let r = try densekit(command)
-            #expect(r.status == 2, "\(command)")
+            let outcome = try densekit(command)
+            #expect(outcome.status == 2, "\(command)")
             // Signal 11 natively; under AddressSanitizer (make test-asan) the overrun is caught and aborts (6).
             #expect(
-                r.stderr.hasPrefix("error: \(file): the HDF5 library crashed reading this file (signal "), "\(command)")
+                outcome.stderr.hasPrefix("error: \(file): the HDF5 library crashed reading this file (signal "),
+                "\(command)")
             #expect(
-                r.stderr.hasSuffix("); it is corrupt\n") && r.stderr.split(separator: "\n").count == 1, "\(command)")
+                outcome.stderr.hasSuffix("); it is corrupt\n") && outcome.stderr.split(separator: "\n").count == 1,
+                "\(command)")
         }
         #expect(!FileManager.default.fileExists(atPath: "/tmp/never-written.dnk"))
     }

@@ -22,15 +22,15 @@ import Testing
         var application: String? = nil
 
         func model(weightsArgument: Bool = false) -> [String: Any] {
-            var m: [String: Any] = [
+            var entriesByKey: [String: Any] = [
                 "blocks": [2, 2, 2], "growth": 4, "stem": 8, "bnSize": 4, "size": size,
                 "pool": pool ?? NSNull(), "dense": dense.map { [$0.0, $0.1] as [Any] },
             ]
             if let application {
-                m["application"] = application
-                m["weightsArgument"] = weightsArgument
+                entriesByKey["application"] = application
+                entriesByKey["weightsArgument"] = weightsArgument
             }
-            return m
+            return entriesByKey
         }
     }
 
@@ -91,14 +91,14 @@ import Testing
         Any]
     {
         let out = folder.appendingPathComponent(name).path
-        let r = try densekit(["convert", source, "-o", out, "--accept-deviations", "--json"] + extra)
-        #expect(r.status == 0, "\(source) -> \(name): \(r.stderr)")
-        let o = try r.json()
-        #expect((o["validation"] as? [String: Any])?["bitIdentical"] as? Bool == true, "\(name)")
+        let outcome = try densekit(["convert", source, "-o", out, "--accept-deviations", "--json"] + extra)
+        #expect(outcome.status == 0, "\(source) -> \(name): \(outcome.stderr)")
+        let parsed = try outcome.json()
+        #expect((parsed["validation"] as? [String: Any])?["bitIdentical"] as? Bool == true, "\(name)")
         #expect(
-            o["format"] as? String == ConversionTarget(path: name)?.name || !extra.isEmpty,
-            "\(name): \(o["format"] ?? "-")")
-        return o
+            parsed["format"] as? String == ConversionTarget(path: name)?.name || !extra.isEmpty,
+            "\(name): \(parsed["format"] ?? "-")")
+        return parsed
     }
 
     /// Runs the checks, grouped by framework, and compares each output with its reference.
@@ -110,25 +110,30 @@ import Testing
             var reference = try NPY.read(path: check.reference).values
             if let through = check.through {
                 let per = reference.count / 2
-                for s in 0..<2 {
+                for shape in 0..<2 {
                     reference.withUnsafeMutableBufferPointer {
-                        through.apply(UnsafeMutableBufferPointer(rebasing: $0[(s * per)..<((s + 1) * per)]))
+                        through.apply(UnsafeMutableBufferPointer(rebasing: $0[(shape * per)..<((shape + 1) * per)]))
                     }
                 }
             }
             if check.transposed {
                 // NHWC (Keras's feature map) to NCHW, or back.
-                let r = try NPY.read(path: check.reference)
-                let s = r.shape
+                let outcome = try NPY.read(path: check.reference)
+                let shape = outcome.shape
                 let toNCHW = check.run.layout == "nhwc"
-                let (n, h, w, c) = toNCHW ? (s[0], s[1], s[2], s[3]) : (s[0], s[2], s[3], s[1])
-                for b in 0..<n {
-                    for y in 0..<h {
-                        for x in 0..<w {
-                            for ch in 0..<c {
-                                let nhwc = ((b * h + y) * w + x) * c + ch
-                                let nchw = ((b * c + ch) * h + y) * w + x
-                                if toNCHW { reference[nchw] = r.values[nhwc] } else { reference[nhwc] = r.values[nchw] }
+                let (batch, height, width, channels) =
+                    toNCHW ? (shape[0], shape[1], shape[2], shape[3]) : (shape[0], shape[2], shape[3], shape[1])
+                for b in 0..<batch {
+                    for y in 0..<height {
+                        for x in 0..<width {
+                            for ch in 0..<channels {
+                                let nhwc = ((b * height + y) * width + x) * channels + ch
+                                let nchw = ((b * channels + ch) * height + y) * width + x
+                                if toNCHW {
+                                    reference[nchw] = outcome.values[nhwc]
+                                } else {
+                                    reference[nhwc] = outcome.values[nchw]
+                                }
                             }
                         }
                     }
@@ -178,10 +183,10 @@ import Testing
             let name = "s\(i).dnk"
             let out = folder.appendingPathComponent(name + ".out.npy").path
             try Self.convert(source.file, name, in: folder)
-            let r = try densekit([
+            let outcome = try densekit([
                 "run", folder.appendingPathComponent(name).path, "--input", source.input, "--output", out,
             ])
-            #expect(r.status == 0, "\(r.stderr)")
+            #expect(outcome.status == 0, "\(outcome.stderr)")
             #expect(relativeError(try NPY.read(path: out).values, try NPY.read(path: source.reference).values) <= 1e-4)
         }
         try Self.verify(checks, in: folder)
@@ -328,10 +333,10 @@ import Testing
             ),
         ]
         for (args, file, message) in cases {
-            let r = try densekit(args)
-            #expect(r.status == 2, "\(args): \(r.stderr)")
-            #expect(r.stderr.hasPrefix("error: \(file): \(message)"), "\(r.stderr)")
-            #expect(r.stderr.split(separator: "\n").count == 1)
+            let outcome = try densekit(args)
+            #expect(outcome.status == 2, "\(args): \(outcome.stderr)")
+            #expect(outcome.stderr.hasPrefix("error: \(file): \(message)"), "\(outcome.stderr)")
+            #expect(outcome.stderr.split(separator: "\n").count == 1)
         }
         // A --to that names no format is refused by the parser, before the model is read.
         let unknown = try densekit(["convert", "/nonexistent.pth", "-o", path("m.bin"), "--to", "pickle"])
@@ -343,9 +348,9 @@ import Testing
         )
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == ["m.bin"])
         // A CIFAR net has no torchvision constructor, but its state_dict is written under torchvision's names.
-        let o = try Self.convert(cifar, "cifar.safetensors", in: folder)
+        let parsed = try Self.convert(cifar, "cifar.safetensors", in: folder)
         #expect(
-            (o["conventions"] as? [[String: Any]])?.contains {
+            (parsed["conventions"] as? [[String: Any]])?.contains {
                 ($0["detail"] as? String)?.hasPrefix(
                     "torchvision.models.DenseNet cannot build this model (its stem is a 3x3 conv") == true
             } == true)
@@ -357,8 +362,8 @@ import Testing
         defer { try? FileManager.default.removeItem(at: folder) }
         let keras = Fixtures.path("keras2-tiny.h5")
         let tv = Fixtures.path("tv-tiny-legacy-opset17.onnx")
-        func conventions(_ o: [String: Any]) -> [String] {
-            ((o["conventions"] as? [[String: Any]]) ?? []).map {
+        func conventions(_ parsed: [String: Any]) -> [String] {
+            ((parsed["conventions"] as? [[String: Any]]) ?? []).map {
                 "\($0["change"] ?? "") \($0["subject"] ?? ""): \($0["detail"] ?? "")"
             }
         }
@@ -394,11 +399,12 @@ import Testing
                 "changes input layout: the ONNX model takes NCHW; the source took NHWC"
             ])
         // The text output lists them too.
-        let r = try densekit([
+        let outcome = try densekit([
             "convert", keras, "-o", folder.appendingPathComponent("k2.safetensors").path, "--accept-deviations",
         ])
-        #expect(r.stdout.contains("\ndrops activation: a state_dict stores no activations"))
-        #expect(r.stdout.hasPrefix("wrote \(folder.appendingPathComponent("k2.safetensors").path): safetensors, "))
+        #expect(outcome.stdout.contains("\ndrops activation: a state_dict stores no activations"))
+        #expect(
+            outcome.stdout.hasPrefix("wrote \(folder.appendingPathComponent("k2.safetensors").path): safetensors, "))
     }
 
     /// The files hold what the issue asks: readable canonical names, the producer, the head and
@@ -481,19 +487,21 @@ import Testing
                     metadata["densekit.head"] = record
                     header["__metadata__"] = metadata
                 }, as: "bad\(i).safetensors", in: folder)
-            let r = try densekit(["inspect", path])
+            let outcome = try densekit(["inspect", path])
             #expect(
-                r.status == 2 && r.stderr.hasPrefix("error: \(path): ") && r.stderr.contains(message), "\(r.stderr)")
-            #expect(r.stderr.split(separator: "\n").count == 1)
+                outcome.status == 2 && outcome.stderr.hasPrefix("error: \(path): ") && outcome.stderr.contains(message),
+                "\(outcome.stderr)")
+            #expect(outcome.stderr.split(separator: "\n").count == 1)
         }
         let h5 = folder.appendingPathComponent("bad.h5").path
         try HDF5Editing.editedCopy(folder.appendingPathComponent("m.h5").path, to: h5) { file in
             try HDF5Editing.setStrings(file, "/", "densekit", [#"{"head":{"pool":"max","activations":[]}}"#])
         }
-        let r = try densekit(["inspect", h5])
+        let outcome = try densekit(["inspect", h5])
         #expect(
-            r.status == 2
-                && r.stderr.contains("dense layers: expected 0 dense layers (as its head description says), found 1"),
-            "\(r.stderr)")
+            outcome.status == 2
+                && outcome.stderr.contains(
+                    "dense layers: expected 0 dense layers (as its head description says), found 1"),
+            "\(outcome.stderr)")
     }
 }

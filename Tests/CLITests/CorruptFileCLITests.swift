@@ -78,8 +78,10 @@ import Testing
             try densekit(["convert", Fixtures.path("tv-tiny-legacy-opset17.onnx"), "-o", good, "--accept-deviations"])
                 .status == 0)
         let file = try Data(contentsOf: URL(fileURLWithPath: good))
-        func u64(_ d: Data, _ at: Int) -> Int {
-            d.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self))) }
+        func u64(_ fileData: Data, _ at: Int) -> Int {
+            fileData.withUnsafeBytes {
+                Int(UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self)))
+            }
         }
         let metaStart = u64(file, 16)
         let metaLength = u64(file, 24)
@@ -87,14 +89,14 @@ import Testing
         #expect(metadata.hasSuffix("}") && metadata.contains("\"structure\":{"))
         /// The file with its metadata text replaced by `text` (of the same length), resealed.
         func resealed(_ text: String) throws -> String {
-            var d = file
-            d.replaceSubrange(metaStart..<(metaStart + metaLength), with: Data(text.utf8))
-            func put(_ at: Int, _ v: UInt64) {
-                d.replaceSubrange(at..<(at + 8), with: withUnsafeBytes(of: v.littleEndian, Array.init))
+            var fileData = file
+            fileData.replaceSubrange(metaStart..<(metaStart + metaLength), with: Data(text.utf8))
+            func put(_ at: Int, _ value: UInt64) {
+                fileData.replaceSubrange(at..<(at + 8), with: withUnsafeBytes(of: value.littleEndian, Array.init))
             }
-            put(72, d.subdata(in: metaStart..<u64(d, 32)).withUnsafeBytes { XXH64.hash($0) })
-            put(120, d.prefix(120).withUnsafeBytes { XXH64.hash($0) })
-            return try Fixtures.write(d, as: "edited.dnk", in: folder)
+            put(72, fileData.subdata(in: metaStart..<u64(fileData, 32)).withUnsafeBytes { XXH64.hash($0) })
+            put(120, fileData.prefix(120).withUnsafeBytes { XXH64.hash($0) })
+            return try Fixtures.write(fileData, as: "edited.dnk", in: folder)
         }
         #expect(try densekit(["inspect", try resealed(metadata)]).status == 0)
         let cases = [
@@ -122,13 +124,13 @@ import Testing
         var refused = 0
         func check(_ data: Data, _ what: String) throws {
             try data.write(to: URL(fileURLWithPath: path))
-            let r = try densekit(["inspect", path], environment: ["DENSEKIT_IMPORT_DEADLINE": "20"])
-            #expect(r.status == 0 || r.status == 2, "\(what): \(r.status) \(r.stderr)")
-            if r.status == 2 {
+            let outcome = try densekit(["inspect", path], environment: ["DENSEKIT_IMPORT_DEADLINE": "20"])
+            #expect(outcome.status == 0 || outcome.status == 2, "\(what): \(outcome.status) \(outcome.stderr)")
+            if outcome.status == 2 {
                 refused += 1
                 #expect(
-                    r.stderr.hasPrefix("error: \(path): ") && r.stderr.split(separator: "\n").count == 1,
-                    "\(what): \(r.stderr)")
+                    outcome.stderr.hasPrefix("error: \(path): ") && outcome.stderr.split(separator: "\n").count == 1,
+                    "\(what): \(outcome.stderr)")
             }
         }
         let step = max(1, good.count / 25)

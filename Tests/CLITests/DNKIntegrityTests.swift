@@ -12,8 +12,8 @@ import Testing
     func converted(_ fixture: String, _ extra: [String] = []) throws -> (folder: URL, path: String) {
         let folder = try Fixtures.temporaryFolder()
         let out = folder.appendingPathComponent("m.dnk").path
-        let r = try densekit(["convert", Fixtures.path(fixture), "-o", out, "--accept-deviations"] + extra)
-        #expect(r.status == 0, "\(r.stderr)")
+        let outcome = try densekit(["convert", Fixtures.path(fixture), "-o", out, "--accept-deviations"] + extra)
+        #expect(outcome.status == 0, "\(outcome.stderr)")
         return (folder, out)
     }
 
@@ -23,8 +23,11 @@ import Testing
     ) {
         let out = folder.appendingPathComponent("y.npy").path
         try? FileManager.default.removeItem(atPath: out)
-        let r = try densekit(["run", model, "--input", Fixtures.path("input-64.npy"), "-o", out] + extra)
-        return (r.status, r.stderr, FileManager.default.fileExists(atPath: out) ? try NPY.read(path: out).values : nil)
+        let outcome = try densekit(["run", model, "--input", Fixtures.path("input-64.npy"), "-o", out] + extra)
+        return (
+            outcome.status, outcome.stderr,
+            FileManager.default.fileExists(atPath: out) ? try NPY.read(path: out).values : nil
+        )
     }
 
     /// Twenty bytes chosen anywhere in the file (seeded: header, metadata, table, tensor data and
@@ -43,10 +46,10 @@ import Testing
             let at = Int.random(in: 0..<bytes.count, using: &generator)
             bytes[at] ^= UInt8.random(in: 1...255, using: &generator)
             try bytes.write(to: URL(fileURLWithPath: corrupt))
-            let r = try run(corrupt, in: folder, mode)
-            let lines = r.stderr.split(separator: "\n")
-            #expect(r.status == 2 && r.y == nil, "byte \(at): status \(r.status), \(r.stderr)")
-            #expect(lines.count == 1 && lines[0].hasPrefix("error: \(corrupt): "), "byte \(at): \(r.stderr)")
+            let outcome = try run(corrupt, in: folder, mode)
+            let lines = outcome.stderr.split(separator: "\n")
+            #expect(outcome.status == 2 && outcome.y == nil, "byte \(at): status \(outcome.status), \(outcome.stderr)")
+            #expect(lines.count == 1 && lines[0].hasPrefix("error: \(corrupt): "), "byte \(at): \(outcome.stderr)")
         }
     }
 
@@ -55,13 +58,13 @@ import Testing
     func aFlippedWeightIsNamed(_ tensor: String) throws {
         let (folder, path) = try converted("tv-tiny-legacy-opset17.onnx")
         defer { try? FileManager.default.removeItem(at: folder) }
-        var d = try Data(contentsOf: URL(fileURLWithPath: path))
-        d[try #require(DNKTable(d).entries.first { $0.name == tensor }).offset] ^= 0x40
+        var fileData = try Data(contentsOf: URL(fileURLWithPath: path))
+        fileData[try #require(DNKTable(fileData).entries.first { $0.name == tensor }).offset] ^= 0x40
         let corrupt = folder.appendingPathComponent("corrupt.dnk").path
-        try d.write(to: URL(fileURLWithPath: corrupt))
+        try fileData.write(to: URL(fileURLWithPath: corrupt))
         let message = "error: \(corrupt): tensor '\(tensor)': checksum mismatch (corrupt data or padding)\n"
-        let r = try run(corrupt, in: folder)
-        #expect(r.status == 2 && r.stderr == message && r.y == nil, "\(r.stderr)")
+        let outcome = try run(corrupt, in: folder)
+        #expect(outcome.status == 2 && outcome.stderr == message && outcome.y == nil, "\(outcome.stderr)")
         let inspect = try densekit(["inspect", corrupt])
         #expect(inspect.status == 2 && inspect.stderr == message, "\(inspect.stderr)")
     }
@@ -120,19 +123,23 @@ struct DNKTable {
     struct Entry { var name: String, offset: Int }
     var entries: [Entry] = []
 
-    init(_ d: Data) throws {
+    init(_ fileData: Data) throws {
         func u32(_ at: Int) -> Int {
-            d.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt32.self))) }
+            fileData.withUnsafeBytes {
+                Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
+            }
         }
         func u64(_ at: Int) -> Int {
-            d.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self))) }
+            fileData.withUnsafeBytes {
+                Int(UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self)))
+            }
         }
         let table = u64(32)
         let count = u32(40)
         let entrySize = u32(44)
         for index in 0..<count {
             let at = table + index * entrySize
-            let name = String(decoding: d[at..<(at + 48)].prefix { $0 != 0 }, as: UTF8.self)
+            let name = String(decoding: fileData[at..<(at + 48)].prefix { $0 != 0 }, as: UTF8.self)
             entries.append(Entry(name: name, offset: u64(at + 68)))
         }
     }

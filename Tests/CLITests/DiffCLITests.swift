@@ -26,23 +26,23 @@ import Testing
         defer { try? FileManager.default.removeItem(at: folder) }
         let altered = try alteredCopy(in: folder)
         let report = folder.appendingPathComponent("report.html").path
-        let r = try densekit([
+        let outcome = try densekit([
             "diff", Fixtures.path("tv-tiny-legacy-opset11-unfolded.onnx"), altered,
             "--input", Fixtures.path("input-64.npy"), "--json", "--report", report,
         ])
-        #expect(r.status == 1, "\(r.stderr)")
-        let o = try r.json()
-        #expect(o["withinTolerance"] as? Bool == false)
-        let first = try #require(o["firstDivergence"] as? [String: Any])
+        #expect(outcome.status == 1, "\(outcome.stderr)")
+        let parsed = try outcome.json()
+        #expect(parsed["withinTolerance"] as? Bool == false)
+        let first = try #require(parsed["firstDivergence"] as? [String: Any])
         #expect(first["name"] as? String == "block2.layer1")
-        let layers = try #require(o["layers"] as? [[String: Any]])
+        let layers = try #require(parsed["layers"] as? [[String: Any]])
         #expect(
             layers.map { $0["name"] as? String } == [
                 "stem", "block1.layer1", "block1.layer2", "transition1", "block2.layer1",
                 "block2.layer2", "transition2", "block3.layer1", "block3.layer2", "head",
             ])
         #expect(layers.prefix(4).allSatisfy { $0["maxAbs"] as? Double == 0 })
-        let output = try #require(o["output"] as? [String: Any])
+        let output = try #require(parsed["output"] as? [String: Any])
         for key in ["maxAbs", "maxRel", "cosine", "top1Agreement", "top5Agreement"] {
             #expect(output[key] != nil, "\(key)")
         }
@@ -58,21 +58,22 @@ import Testing
     }
 
     @Test func agreeingExportsExitZero() throws {
-        let r = try densekit([
+        let outcome = try densekit([
             "diff", Fixtures.path("keras2-tiny.h5"), Fixtures.path("keras2-tiny-tf2onnx.onnx"),
             "--input", Fixtures.path("input-64-nhwc.npy"), "--json",
         ])
-        #expect(r.status == 0)
-        #expect(try r.json()["firstDivergence"] is NSNull)
+        #expect(outcome.status == 0)
+        #expect(try outcome.json()["firstDivergence"] is NSNull)
     }
 
     @Test func differentArchitecturesExitTwo() throws {
-        let b = Fixtures.path("cifar-plain-tiny-legacy-opset17.onnx")
-        let r = try densekit([
-            "diff", Fixtures.path("tv-tiny-legacy-opset17.onnx"), b, "--input", Fixtures.path("input-64.npy"),
+        let pathB = Fixtures.path("cifar-plain-tiny-legacy-opset17.onnx")
+        let outcome = try densekit([
+            "diff", Fixtures.path("tv-tiny-legacy-opset17.onnx"), pathB, "--input", Fixtures.path("input-64.npy"),
         ])
-        #expect(r.status == 2)
+        #expect(outcome.status == 2)
         #expect(
-            r.stderr.hasPrefix("error: \(b): the two models are not the same architecture: stem has 8 vs 16 channels"))
+            outcome.stderr.hasPrefix(
+                "error: \(pathB): the two models are not the same architecture: stem has 8 vs 16 channels"))
     }
 }

@@ -23,8 +23,10 @@ import Testing
                 ["inspect", path], ["verify", path],
                 ["convert", path, "-o", folder.appendingPathComponent("out.dnk").path],
             ] {
-                let r = try densekit(args)
-                #expect(r.status == 2 && r.stderr == "error: \(path): \(message)\n", "\(args): \(r.stderr)")
+                let outcome = try densekit(args)
+                #expect(
+                    outcome.status == 2 && outcome.stderr == "error: \(path): \(message)\n",
+                    "\(args): \(outcome.stderr)")
             }
             try FileManager.default.removeItem(atPath: path)
         }
@@ -32,8 +34,8 @@ import Testing
     }
 
     @Test func versionIsPrinted() throws {
-        let r = try densekit(["--version"])
-        #expect(r.status == 0 && r.stdout == "\(DenseKitVersion.string)\n")
+        let outcome = try densekit(["--version"])
+        #expect(outcome.status == 0 && outcome.stdout == "\(DenseKitVersion.string)\n")
         #expect(DenseKitVersion.string.split(separator: ".").count == 3)
     }
 }

@@ -12,9 +12,10 @@ import Testing
     let input = Fixtures.path("input-64.npy"), nhwc = Fixtures.path("input-64-nhwc.npy")
 
     @Test func inspectNamesTheHead() throws {
-        let r = try densekit(["inspect", Fixtures.path("tv-tiny-sigmoid14-legacy-opset17.onnx")])
+        let outcome = try densekit(["inspect", Fixtures.path("tv-tiny-sigmoid14-legacy-opset17.onnx")])
         #expect(
-            r.status == 0 && r.stdout.contains("head        BN 16, ReLU, global avg pool, linear 16 -> 14, sigmoid\n"))
+            outcome.status == 0
+                && outcome.stdout.contains("head        BN 16, ReLU, global avg pool, linear 16 -> 14, sigmoid\n"))
         let features = try densekit(["inspect", Fixtures.path("keras3-tiny-avg.keras")])
         #expect(features.stdout.contains("head        BN 16, ReLU, no classifier: 16 features (global avg pool)\n"))
         let weights = try densekit(["inspect", Fixtures.path("keras2-tiny-sigmoid14-weights.h5")])
@@ -35,11 +36,12 @@ import Testing
     }
 
     @Test func verifyReportsTheHeadAndTheInputSize() throws {
-        let r = try densekit(["verify", Fixtures.path("keras3-tiny-80-softmax5.keras"), "--json"])
-        let o = try r.json()
-        #expect(o["inputSize"] as? [Int] == [80, 80] && o["finalMapSize"] as? [Int] == [5, 5])
-        #expect((o["head"] as? [String: Any])?["description"] as? String == "global avg pool, linear 16 -> 5, softmax")
-        let deviations = try #require(o["deviations"] as? [[String: String]])
+        let outcome = try densekit(["verify", Fixtures.path("keras3-tiny-80-softmax5.keras"), "--json"])
+        let parsed = try outcome.json()
+        #expect(parsed["inputSize"] as? [Int] == [80, 80] && parsed["finalMapSize"] as? [Int] == [5, 5])
+        #expect(
+            (parsed["head"] as? [String: Any])?["description"] as? String == "global avg pool, linear 16 -> 5, softmax")
+        let deviations = try #require(parsed["deviations"] as? [[String: String]])
         #expect(!deviations.contains { $0["layer"]?.hasPrefix("head") == true || $0["check"] == "input size" })
     }
 
@@ -51,22 +53,24 @@ import Testing
             ("keras3-tiny-none.h5", nhwc, [2, 16, 4, 4]), ("keras3-tiny-max.keras", nhwc, [2, 16]),
             ("tv-tiny-sigmoid14-dynamo-opset18.onnx", input, [2, 14]),
         ] {
-            let r = try densekit(["run", Fixtures.path(model), "--input", x, "--output", out, "--json"])
-            #expect(r.status == 0, "\(r.stderr)")
-            #expect(try r.json()["outputShape"] as? [Int] == shape)
+            let outcome = try densekit(["run", Fixtures.path(model), "--input", x, "--output", out, "--json"])
+            #expect(outcome.status == 0, "\(outcome.stderr)")
+            #expect(try outcome.json()["outputShape"] as? [Int] == shape)
             #expect(try NPY.read(path: out).shape == shape)
         }
     }
 
     @Test func diffComparesThroughTheHead() throws {
-        let a = Fixtures.path("tv-tiny-mlp-legacy-opset17.onnx")
-        let b = Fixtures.path("tv-tiny-mlp-dynamo-opset18.onnx")
-        let r = try densekit(["diff", a, b, "--input", input, "--json"])
-        #expect(r.status == 0, "\(r.stderr)")
-        let layers = try #require(try r.json()["layers"] as? [[String: Any]])
+        let pathA = Fixtures.path("tv-tiny-mlp-legacy-opset17.onnx")
+        let pathB = Fixtures.path("tv-tiny-mlp-dynamo-opset18.onnx")
+        let outcome = try densekit(["diff", pathA, pathB, "--input", input, "--json"])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        let layers = try #require(try outcome.json()["layers"] as? [[String: Any]])
         #expect(layers.suffix(2).map { $0["name"] as? String } == ["head.dense1", "head"])
         // Another head on the same backbone is another architecture, named.
-        let other = try densekit(["diff", a, Fixtures.path("tv-tiny-sigmoid14-legacy-opset17.onnx"), "--input", input])
+        let other = try densekit([
+            "diff", pathA, Fixtures.path("tv-tiny-sigmoid14-legacy-opset17.onnx"), "--input", input,
+        ])
         #expect(other.status == 2)
         #expect(
             other.stderr.contains(
@@ -79,8 +83,8 @@ import Testing
 
     /// The format version in a `.dnk`'s header (bytes 8 and 10).
     func version(_ path: String) throws -> [UInt8] {
-        let d = try Data(contentsOf: URL(fileURLWithPath: path))
-        return [d[8], d[10]]
+        let fileData = try Data(contentsOf: URL(fileURLWithPath: path))
+        return [fileData[8], fileData[10]]
     }
 
     @Test func convertKeepsTheHead() throws {
@@ -91,17 +95,17 @@ import Testing
             ("keras3-tiny-sigmoid14.h5", nhwc, 2), ("keras3-tiny.keras", nhwc, 1),
         ] {
             let out = folder.appendingPathComponent(model + ".dnk").path
-            let r = try densekit([
+            let outcome = try densekit([
                 "convert", Fixtures.path(model), "-o", out, "--accept-deviations", "--input", x, "--json",
             ])
-            #expect(r.status == 0, "\(r.stderr)")
-            #expect((try r.json()["validation"] as? [String: Any])?["bitIdentical"] as? Bool == true)
+            #expect(outcome.status == 0, "\(outcome.stderr)")
+            #expect((try outcome.json()["validation"] as? [String: Any])?["bitIdentical"] as? Bool == true)
             #expect(try version(out) == [UInt8(major), major == 1 ? 1 : 0], "\(model)")
-            let a = folder.appendingPathComponent("a.npy").path
-            let b = folder.appendingPathComponent("b.npy").path
-            #expect(try densekit(["run", Fixtures.path(model), "--input", x, "--output", a]).status == 0)
-            #expect(try densekit(["run", out, "--input", x, "--output", b]).status == 0)
-            #expect(try Data(contentsOf: URL(fileURLWithPath: a)) == Data(contentsOf: URL(fileURLWithPath: b)))
+            let pathA = folder.appendingPathComponent("a.npy").path
+            let pathB = folder.appendingPathComponent("b.npy").path
+            #expect(try densekit(["run", Fixtures.path(model), "--input", x, "--output", pathA]).status == 0)
+            #expect(try densekit(["run", out, "--input", x, "--output", pathB]).status == 0)
+            #expect(try Data(contentsOf: URL(fileURLWithPath: pathA)) == Data(contentsOf: URL(fileURLWithPath: pathB)))
             let inspect = try densekit(["inspect", out, "--json"]).json()["head"] as? [String: Any]
             let source = try densekit(["inspect", Fixtures.path(model), "--json"]).json()["head"] as? [String: Any]
             #expect(inspect?["description"] as? String == source?["description"] as? String)

@@ -19,12 +19,12 @@ import Testing
             out += bytes[at..<(at + count)]
             at += count
         } while at < bytes.count
-        var (a, b): (UInt32, UInt32) = (1, 0)
+        var (low, high): (UInt32, UInt32) = (1, 0)
         for byte in bytes {
-            a = (a + UInt32(byte)) % 65521
-            b = (b + a) % 65521
+            low = (low + UInt32(byte)) % 65521
+            high = (high + low) % 65521
         }
-        return out + withUnsafeBytes(of: (b << 16 | a).bigEndian, Array.init)
+        return out + withUnsafeBytes(of: (high << 16 | low).bigEndian, Array.init)
     }
 
     /// A valid 65535x1 RGB PNG, made here.
@@ -44,11 +44,13 @@ import Testing
         defer { try? FileManager.default.removeItem(at: folder) }
         let png = try Fixtures.write(widePNG(), as: "wide.png", in: folder)
         let start = Date()
-        let r = try densekit(["run", tiny, "--images", png, "--preset", "torchvision", "--size", "64"], killAfter: 30)
+        let outcome = try densekit(
+            ["run", tiny, "--images", png, "--preset", "torchvision", "--size", "64"], killAfter: 30)
         #expect(Date().timeIntervalSince(start) < 10)
-        #expect(r.status == 2)
+        #expect(outcome.status == 2)
         #expect(
-            r.stderr == "error: \(png): resizing 65535x1 to 4784055x73 would make more than the 89478485-pixel limit "
+            outcome.stderr
+                == "error: \(png): resizing 65535x1 to 4784055x73 would make more than the 89478485-pixel limit "
                 + "(Pillow's decompression-bomb limit)\n")
         let huge = try densekit(["run", tiny, "--images", png, "--preset", "torchvision", "--resize", "100000x100000"])
         #expect(huge.status == 2)
@@ -60,8 +62,10 @@ import Testing
         defer { try? FileManager.default.removeItem(at: folder) }
         let fifo = folder.appendingPathComponent("x.npy").path
         #expect(mkfifo(fifo, 0o600) == 0)
-        let r = try densekit(["run", tiny, "--input", fifo, "--output", "y.npy"], killAfter: 30)
-        #expect(r.status == 2 && r.stderr == "error: \(fifo): is a FIFO, not a regular file\n", "\(r.stderr)")
+        let outcome = try densekit(["run", tiny, "--input", fifo, "--output", "y.npy"], killAfter: 30)
+        #expect(
+            outcome.status == 2 && outcome.stderr == "error: \(fifo): is a FIFO, not a regular file\n",
+            "\(outcome.stderr)")
     }
 
     /// An image or a labels file that is a FIFO is refused, never waited on.
@@ -70,8 +74,10 @@ import Testing
         defer { try? FileManager.default.removeItem(at: folder) }
         let image = folder.appendingPathComponent("x.png").path
         #expect(mkfifo(image, 0o600) == 0)
-        let r = try densekit(["preprocess", image, "-o", "y.npy", "--preset", "torchvision"], killAfter: 30)
-        #expect(r.status == 2 && r.stderr == "error: \(image): is a FIFO, not a regular file\n", "\(r.stderr)")
+        let outcome = try densekit(["preprocess", image, "-o", "y.npy", "--preset", "torchvision"], killAfter: 30)
+        #expect(
+            outcome.status == 2 && outcome.stderr == "error: \(image): is a FIFO, not a regular file\n",
+            "\(outcome.stderr)")
         let labels = folder.appendingPathComponent("labels.txt").path
         #expect(mkfifo(labels, 0o600) == 0)
         let photo = try ImageFixtures.photos() + "/astronaut.png"
@@ -105,7 +111,9 @@ import Testing
 
     @Test func aNegativeThreadCountIsNamed() throws {
         let input = Fixtures.path("input-64.npy")
-        let r = try densekit(["run", tiny, "--input", input, "--output", "/tmp/never.npy", "--threads", "-1"])
-        #expect(r.status == 2 && r.stderr == "error: --threads must be between 1 and 256, not -1.\n", "\(r.stderr)")
+        let outcome = try densekit(["run", tiny, "--input", input, "--output", "/tmp/never.npy", "--threads", "-1"])
+        #expect(
+            outcome.status == 2 && outcome.stderr == "error: --threads must be between 1 and 256, not -1.\n",
+            "\(outcome.stderr)")
     }
 }

@@ -23,12 +23,12 @@ import Testing
         defer { try? FileManager.default.removeItem(at: folder) }
         let files = try ImageFixtures.all()
         let out = folder.appendingPathComponent("x.npy").path
-        let r = try densekit([
+        let outcome = try densekit([
             "preprocess", try ImageFixtures.photos(), try ImageFixtures.variants(), "-o", out, "--preset", preset,
             "--json",
         ])
-        #expect(r.status == 0, "\(r.stderr)")
-        let rows = try #require(try r.json()["files"] as? [[String: Any]]).compactMap { $0["file"] as? String }
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        let rows = try #require(try outcome.json()["files"] as? [[String: Any]]).compactMap { $0["file"] as? String }
         #expect(
             rows.map { URL(fileURLWithPath: $0).lastPathComponent }
                 == files.map { URL(fileURLWithPath: $0).lastPathComponent })
@@ -58,12 +58,16 @@ import Testing
     @Test func sixteenBitGrayUsesTheHighByte() throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let v = try ImageFixtures.variants()
-        let a = folder.appendingPathComponent("a.npy").path
-        let b = folder.appendingPathComponent("b.npy").path
-        #expect(try densekit(["preprocess", v + "/camera-gray16.png", "-o", a, "--preset", "torchvision"]).status == 0)
-        #expect(try densekit(["preprocess", v + "/camera-gray.png", "-o", b, "--preset", "torchvision"]).status == 0)
-        #expect(try NPY.read(path: a).values == NPY.read(path: b).values)
+        let photoVariants = try ImageFixtures.variants()
+        let pathA = folder.appendingPathComponent("a.npy").path
+        let pathB = folder.appendingPathComponent("b.npy").path
+        #expect(
+            try densekit(["preprocess", photoVariants + "/camera-gray16.png", "-o", pathA, "--preset", "torchvision"])
+                .status == 0)
+        #expect(
+            try densekit(["preprocess", photoVariants + "/camera-gray.png", "-o", pathB, "--preset", "torchvision"])
+                .status == 0)
+        #expect(try NPY.read(path: pathA).values == NPY.read(path: pathB).values)
     }
 
     /// `run --images` runs what `preprocess` writes, and prints the top classes of each image.
@@ -72,41 +76,44 @@ import Testing
         defer { try? FileManager.default.removeItem(at: folder) }
         let model = Fixtures.path("tv-tiny-legacy-opset17.onnx")
         let photos = try ImageFixtures.photos()
-        let x = folder.appendingPathComponent("x.npy").path
+        let inputPath = folder.appendingPathComponent("x.npy").path
         let y1 = folder.appendingPathComponent("y1.npy").path
         let y2 = folder.appendingPathComponent("y2.npy").path
-        #expect(try densekit(["preprocess", photos, "-o", x, "--preset", "torchvision", "--size", "64"]).status == 0)
-        #expect(try densekit(["run", model, "--input", x, "--output", y1]).status == 0)
+        #expect(
+            try densekit(["preprocess", photos, "-o", inputPath, "--preset", "torchvision", "--size", "64"]).status == 0
+        )
+        #expect(try densekit(["run", model, "--input", inputPath, "--output", y1]).status == 0)
         let labels = folder.appendingPathComponent("labels.txt").path
         try (0..<10).map { "class \($0)" }.joined(separator: "\n").write(
             toFile: labels, atomically: true, encoding: .utf8)
-        let r = try densekit([
+        let outcome = try densekit([
             "run", model, "--images", photos, "--preset", "torchvision", "--size", "64", "--top", "2", "--labels",
             labels,
             "--output", y2, "--batch", "3", "--json",
         ])
-        #expect(r.status == 0, "\(r.stderr)")
+        #expect(outcome.status == 0, "\(outcome.stderr)")
         #expect(try Data(contentsOf: URL(fileURLWithPath: y1)) == Data(contentsOf: URL(fileURLWithPath: y2)))
-        let y = try NPY.read(path: y1)
-        let images = try #require(try r.json()["images"] as? [[String: Any]])
-        #expect(images.count == y.shape[0])
+        let loaded = try NPY.read(path: y1)
+        let images = try #require(try outcome.json()["images"] as? [[String: Any]])
+        #expect(images.count == loaded.shape[0])
         for (i, image) in images.enumerated() {
-            let scores = Array(y.values[(i * 10)..<((i + 1) * 10)])
+            let scores = Array(loaded.values[(i * 10)..<((i + 1) * 10)])
             let best = scores.indices.max { scores[$0] < scores[$1] }!
             let top = try #require(image["top"] as? [[String: Any]])
             #expect(top.count == 2 && top[0]["class"] as? Int == best && top[0]["label"] as? String == "class \(best)")
         }
         // A 1000-class model gets ImageNet's names.
         if let full = Fixtures.full {
-            let t = try densekit([
+            let textRun = try densekit([
                 "run", "\(full)/densenet121-legacy-opset17.onnx", "--images", photos + "/astronaut.png", "--preset",
                 "torchvision", "--top", "1",
             ])
             #expect(
-                t.status == 0 && t.stdout.hasPrefix(photos + "/astronaut.png: ") && t.stdout.contains(" ("),
-                "\(t.stdout)")
-            let index = Int(t.stdout.split(separator: "(").last?.split(separator: ")").first ?? "") ?? -1
-            #expect(t.stdout.contains(ImageNetClasses.names[max(index, 0)]))
+                textRun.status == 0 && textRun.stdout.hasPrefix(photos + "/astronaut.png: ")
+                    && textRun.stdout.contains(" ("),
+                "\(textRun.stdout)")
+            let index = Int(textRun.stdout.split(separator: "(").last?.split(separator: ")").first ?? "") ?? -1
+            #expect(textRun.stdout.contains(ImageNetClasses.names[max(index, 0)]))
         }
     }
 
@@ -125,12 +132,12 @@ import Testing
                 "--csv", csv, "--report", report, "--json",
             ])
         #expect(same.status == 0, "\(same.stderr)")
-        let o = try same.json()
-        let images = try #require(o["images"] as? [[String: Any]])
+        let parsed = try same.json()
+        let images = try #require(parsed["images"] as? [[String: Any]])
         let files = try ImageFixtures.all()
         #expect(images.compactMap { $0["file"] as? String } == files)
         #expect(images.allSatisfy { $0["agrees"] as? Bool == true && $0["firstDivergence"] is NSNull })
-        let totals = try #require(o["totals"] as? [String: Any])
+        let totals = try #require(parsed["totals"] as? [String: Any])
         #expect(
             totals["images"] as? Int == files.count && totals["top1Agreement"] as? Double == 1
                 && (totals["flips"] as? [String])?.isEmpty == true)
@@ -144,20 +151,20 @@ import Testing
         let tampered = try Fixtures.write(
             try SafetensorsEditing.rewritten("tv-tiny.safetensors") { entries in
                 let key = "features.denseblock2.denselayer1.conv2.weight"
-                var e = entries[key]!
-                let floats = e.bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }.map { $0 * 1.5 }
-                e.bytes = floats.withUnsafeBufferPointer { Data(buffer: $0) }
-                entries[key] = e
+                var entry = entries[key]!
+                let floats = entry.bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }.map { $0 * 1.5 }
+                entry.bytes = floats.withUnsafeBufferPointer { Data(buffer: $0) }
+                entries[key] = entry
             }, as: "tampered.safetensors", in: folder)
         let bad = try densekit(
             ["diff", onnx, tampered, "--images"] + dirs + ["--preset", "torchvision", "--size", "64", "--json"])
         #expect(bad.status == 1, "\(bad.stderr)")
-        let b = try bad.json()
-        let divergences = try #require((b["totals"] as? [String: Any])?["firstDivergences"] as? [[String: Any]])
+        let pathB = try bad.json()
+        let divergences = try #require((pathB["totals"] as? [String: Any])?["firstDivergences"] as? [[String: Any]])
         #expect(
             divergences.count == 1 && divergences[0]["layer"] as? String == "block2.layer1"
                 && divergences[0]["images"] as? Int == files.count)
-        #expect((b["firstDivergence"] as? [String: Any])?["name"] as? String == "block2.layer1")
+        #expect((pathB["firstDivergence"] as? [String: Any])?["name"] as? String == "block2.layer1")
         let text = try densekit([
             "diff", onnx, tampered, "--images", dirs[0], "--preset", "torchvision", "--size", "64",
         ])
@@ -226,26 +233,28 @@ import Testing
         try FileManager.default.createDirectory(at: bad, withIntermediateDirectories: true)
         for (name, data, message) in cases {
             let path = try Fixtures.write(data, as: name, in: bad)
-            let r = try densekit([
+            let outcome = try densekit([
                 "preprocess", path, "-o", folder.appendingPathComponent("x.npy").path, "--preset", "torchvision",
             ])
-            #expect(r.status == 2, "\(name): \(r.stderr)")
-            #expect(r.stderr.hasPrefix("error: \(path): \(message)"), "\(r.stderr)")
-            #expect(r.stderr.split(separator: "\n").count == 1)
+            #expect(outcome.status == 2, "\(name): \(outcome.stderr)")
+            #expect(outcome.stderr.hasPrefix("error: \(path): \(message)"), "\(outcome.stderr)")
+            #expect(outcome.stderr.split(separator: "\n").count == 1)
         }
         #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("x.npy").path))
         // A folder with good and bad images: refused at the first bad one, or, with --skip-bad, every bad one listed.
         try FileManager.default.copyItem(
             atPath: photos + "/astronaut.png", toPath: bad.appendingPathComponent("good.png").path)
-        let x = folder.appendingPathComponent("x.npy").path
-        let stop = try densekit(["preprocess", bad.path, "-o", x, "--preset", "torchvision"])
+        let inputPath = folder.appendingPathComponent("x.npy").path
+        let stop = try densekit(["preprocess", bad.path, "-o", inputPath, "--preset", "torchvision"])
         #expect(stop.status == 2 && stop.stderr.hasPrefix("error: \(bad.path)/bad-crc.png: "), "\(stop.stderr)")
-        let go = try densekit(["preprocess", bad.path, "-o", x, "--preset", "torchvision", "--skip-bad", "--json"])
+        let go = try densekit([
+            "preprocess", bad.path, "-o", inputPath, "--preset", "torchvision", "--skip-bad", "--json",
+        ])
         #expect(go.status == 0, "\(go.stderr)")
-        let o = try go.json()
-        #expect((o["files"] as? [[String: Any]])?.compactMap { $0["file"] as? String } == [bad.path + "/good.png"])
-        #expect((o["skipped"] as? [[String: Any]])?.count == cases.count)
-        #expect(try NPY.read(path: x).shape == [1, 3, 224, 224])
+        let parsed = try go.json()
+        #expect((parsed["files"] as? [[String: Any]])?.compactMap { $0["file"] as? String } == [bad.path + "/good.png"])
+        #expect((parsed["skipped"] as? [[String: Any]])?.count == cases.count)
+        #expect(try NPY.read(path: inputPath).shape == [1, 3, 224, 224])
         let run = try densekit([
             "run", Fixtures.path("tv-tiny-legacy-opset17.onnx"), "--images", bad.path, "--preset", "torchvision",
             "--size", "64", "--skip-bad",
@@ -270,23 +279,23 @@ import Testing
         let files = try FileManager.default.contentsOfDirectory(atPath: photos).sorted().map { photos + "/" + $0 }
         let ours = folder.appendingPathComponent("ours.npy").path
         let theirs = folder.appendingPathComponent("torch.npy").path
-        let r = try densekit(["run", model, "--images", photos, "--preset", "torchvision", "-o", ours])
-        #expect(r.status == 0, "\(r.stderr)")
-        let x = try ImageFixtures.reference("torchvision", size: 224, files: files, in: folder)
+        let outcome = try densekit(["run", model, "--images", photos, "--preset", "torchvision", "-o", ours])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        let inputPath = try ImageFixtures.reference("torchvision", size: 224, files: files, in: folder)
         try Frameworks.run(
             .torch,
             [
                 Frameworks.Case(
-                    file: model, input: x.path, layout: "nchw", output: theirs,
+                    file: model, input: inputPath.path, layout: "nchw", output: theirs,
                     model: [
                         "application": "DenseNet169", "size": 224, "pool": "average",
                         "dense": [[1000, "linear"] as [Any]],
                     ])
             ], in: folder)
-        let a = try NPY.read(path: ours)
-        let b = try NPY.read(path: theirs)
-        #expect(a.shape == [files.count, 1000] && b.shape == a.shape)
-        #expect(relativeError(a.values, b.values) <= 1e-4)
+        let pathA = try NPY.read(path: ours)
+        let pathB = try NPY.read(path: theirs)
+        #expect(pathA.shape == [files.count, 1000] && pathB.shape == pathA.shape)
+        #expect(relativeError(pathA.values, pathB.values) <= 1e-4)
     }
 
     /// On a terminal (a pseudo-terminal from util-linux's `script`), a dataset diff shows a progress bar
@@ -317,18 +326,20 @@ import Testing
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let photos = try ImageFixtures.photos()
-        let a = folder.appendingPathComponent("a.npy").path
-        let b = folder.appendingPathComponent("b.npy").path
-        #expect(try densekit(["preprocess", photos, "-o", a, "--preset", "torchvision", "--size", "64"]).status == 0)
-        let r = try densekit([
-            "preprocess", photos, "-o", b, "--preset", "caffe", "--resize", "73", "--crop", "64", "--rgb", "--divisor",
+        let pathA = folder.appendingPathComponent("a.npy").path
+        let pathB = folder.appendingPathComponent("b.npy").path
+        #expect(
+            try densekit(["preprocess", photos, "-o", pathA, "--preset", "torchvision", "--size", "64"]).status == 0)
+        let outcome = try densekit([
+            "preprocess", photos, "-o", pathB, "--preset", "caffe", "--resize", "73", "--crop", "64", "--rgb",
+            "--divisor",
             "255",
             "--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225",
         ])
-        #expect(r.status == 0, "\(r.stderr)")
-        #expect(try NPY.read(path: a).values == NPY.read(path: b).values)
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        #expect(try NPY.read(path: pathA).values == NPY.read(path: pathB).values)
         #expect(
-            r.stdout.contains(
+            outcome.stdout.contains(
                 """
                 shorter side to 73 (bilinear), centre crop 64, /255, mean (0.485, 0.456, 0.406), std (0.229, \
                 0.224, 0.225), RGB
@@ -340,13 +351,13 @@ import Testing
     @Test func convertValidatesOnImages() throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let r = try densekit([
+        let outcome = try densekit([
             "convert", Fixtures.path("keras3-tiny.keras"), "-o", folder.appendingPathComponent("m.onnx").path,
             "--accept-deviations",
             "--images", try ImageFixtures.photos(), "--preset", "keras-densenet", "--size", "64", "--json",
         ])
-        #expect(r.status == 0, "\(r.stderr)")
-        #expect((try r.json()["validation"] as? [String: Any])?["bitIdentical"] as? Bool == true)
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        #expect((try outcome.json()["validation"] as? [String: Any])?["bitIdentical"] as? Bool == true)
     }
 
     /// Usage mistakes are exit 2 with one line.
@@ -386,10 +397,11 @@ import Testing
                 "--mean takes three comma-separated numbers"
             ),
         ] {
-            let r = try densekit(args)
+            let outcome = try densekit(args)
             #expect(
-                r.status == 2 && r.stderr.contains(message) && r.stderr.split(separator: "\n").count == 1,
-                "\(args): \(r.stderr)")
+                outcome.status == 2 && outcome.stderr.contains(message)
+                    && outcome.stderr.split(separator: "\n").count == 1,
+                "\(args): \(outcome.stderr)")
         }
     }
 }

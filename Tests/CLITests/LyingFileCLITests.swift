@@ -39,10 +39,10 @@ import Testing
                 ["convert", lie.file, "-o", out + ".dnk", "--accept-deviations"],
             ]
             for args in commands {
-                let r = try densekit(args)
-                #expect(r.status == 2, "\(args): \(r.stderr)")
-                #expect(r.stdout.isEmpty, "\(args): \(r.stdout)")
-                #expect(r.stderr == "error: \(lie.file): \(lie.message)\n", "\(args)")
+                let outcome = try densekit(args)
+                #expect(outcome.status == 2, "\(args): \(outcome.stderr)")
+                #expect(outcome.stdout.isEmpty, "\(args): \(outcome.stdout)")
+                #expect(outcome.stderr == "error: \(lie.file): \(lie.message)\n", "\(args)")
             }
         }
         // Nothing was written: the folder holds exactly the lying files (and the data beside them).
@@ -118,11 +118,13 @@ import Testing
         ) { m in
             let conv = E.node(m, try E.firstNode(m, "Conv"))
             let biasName = E.name(conv.pointee.input[2])
-            let g = E.graph(m).pointee
-            let t = try #require(
-                (0..<g.n_initializer).map { E.initializer(m, $0) }.first { E.name($0.pointee.name) == biasName })
-            E.setDims(t, [7])
-            t.pointee.raw_data.len -= 4
+            let graphProto = E.graph(m).pointee
+            let tensorProto = try #require(
+                (0..<graphProto.n_initializer).map { E.initializer(m, $0) }.first {
+                    E.name($0.pointee.name) == biasName
+                })
+            E.setDims(tensorProto, [7])
+            tensorProto.pointee.raw_data.len -= 4
         }
         let data = "tv-tiny-dynamo-opset18.onnx.data"
         try lie(
@@ -133,9 +135,9 @@ import Testing
             """,
             fixture: "tv-tiny-dynamo-opset18.onnx", extra: [data: try Fixtures.data(data)]
         ) { m in
-            let t = E.initializer(m, try E.firstWeight(m, rank: 4))
+            let tensorProto = E.initializer(m, try E.firstWeight(m, rank: 4))
             let entry = try #require(
-                (0..<t.pointee.n_external_data).map { t.pointee.external_data[$0]! }.first {
+                (0..<tensorProto.pointee.n_external_data).map { tensorProto.pointee.external_data[$0]! }.first {
                     E.name($0.pointee.key) == "offset"
                 })
             E.setString(&entry.pointee.value, "9223372036854775807")

@@ -25,14 +25,14 @@ import Testing
         try process.run()
         process.waitUntilExit()
         #expect(process.terminationStatus == 0)
-        let r = try densekit(["inspect", output])
-        #expect(r.status == 2)
+        let outcome = try densekit(["inspect", output])
+        #expect(outcome.status == 2)
         #expect(
-            r.stderr.hasPrefix("error: \(output): zip entry '")
-                && r.stderr.hasSuffix(
+            outcome.stderr.hasPrefix("error: \(output): zip entry '")
+                && outcome.stderr.hasSuffix(
                     "' is compressed (method 8, deflate); DenseKit reads stored members, as torch.save and Keras "
                         + "write them\n"),
-            "\(r.stderr)")
+            "\(outcome.stderr)")
     }
 
     /// Two tensors claiming the same bytes: the same tensor is named in every process.

@@ -12,11 +12,11 @@ import Testing
     func aNonFiniteInputIsRefusedByItsIndex(_ value: Float) throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        var x = try Fixtures.npy(Fixtures.path("input-64.npy"))
-        #expect(x.shape == [2, 3, 64, 64])
-        x.values[((1 * 3 + 2) * 64 + 3) * 64 + 4] = value
+        var inputArray = try Fixtures.npy(Fixtures.path("input-64.npy"))
+        #expect(inputArray.shape == [2, 3, 64, 64])
+        inputArray.values[((1 * 3 + 2) * 64 + 3) * 64 + 4] = value
         let input = folder.appendingPathComponent("x.npy").path
-        try NPY.write(x, to: input)
+        try NPY.write(inputArray, to: input)
         let output = folder.appendingPathComponent("y.npy").path
         let run = try densekit(["run", tiny, "--input", input, "--output", output])
         #expect(run.status == 2 && !FileManager.default.fileExists(atPath: output))

@@ -103,12 +103,14 @@ import Testing
         #expect(try densekit(["preprocess", files[0], "-o", out, "--preset", "torchvision"]).status == 0)
         let originalValues = try NPY.read(path: out).values
         for (file, expected) in zip(files, pillow) {
-            let r = try densekit(["preprocess", file, "-o", out, "--preset", "torchvision"])
+            let outcome = try densekit(["preprocess", file, "-o", out, "--preset", "torchvision"])
             if expected {
-                #expect(r.status == 0, "\(file): \(r.stderr)")
+                #expect(outcome.status == 0, "\(file): \(outcome.stderr)")
                 #expect(try NPY.read(path: out).values == originalValues, "\(file)")
             } else {
-                #expect(r.status == 2 && r.stderr.hasPrefix("error: \(file): broken PNG"), "\(file): \(r.stderr)")
+                #expect(
+                    outcome.status == 2 && outcome.stderr.hasPrefix("error: \(file): broken PNG"),
+                    "\(file): \(outcome.stderr)")
             }
         }
     }

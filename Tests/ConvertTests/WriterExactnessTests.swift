@@ -20,10 +20,10 @@ import Testing
         var net = Synthetic.denseNet(spec, classes: 10, inputSize: 32, random: &rng)
         net.stem.conv = net.stem.conv.folding(net.stem.norm!)
         net.stem.norm = nil
-        var v = net.blocks[0].layers[0].norm.variance.values
-        v[0] = 0
-        v[1] = 1e-9
-        net.blocks[0].layers[0].norm.variance.values = v
+        var variance = net.blocks[0].layers[0].norm.variance.values
+        variance[0] = 0
+        variance[1] = 1e-9
+        net.blocks[0].layers[0].norm.variance.values = variance
         return net
     }
 
@@ -47,10 +47,10 @@ import Testing
                 sourceFile: "synthetic", sourceSHA256: "", sourceFormat: "none", producer: "test")
             let back = try Fixtures.loadWritten(
                 try writer.encode(prepared, dtype: .f32, provenance: provenance), as: name)
-            let (a, b) = (try Self.run(net), try Self.run(back))
+            let (original, readBack) = (try Self.run(net), try Self.run(back))
             #expect(
-                a.elementsEqual(b) { $0.bitPattern == $1.bitPattern },
-                "\(name) fold \(fold): max difference \(zip(a, b).map { abs($0 - $1) }.max() ?? 0)")
+                original.elementsEqual(readBack) { $0.bitPattern == $1.bitPattern },
+                "\(name) fold \(fold): max difference \(zip(original, readBack).map { abs($0 - $1) }.max() ?? 0)")
         }
     }
 

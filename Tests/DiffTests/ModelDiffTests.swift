@@ -7,9 +7,12 @@ import Testing
 
 /// Two copies of a model: agreeing exports agree, an altered layer is blamed, different weights diverge at the stem.
 @Suite struct ModelDiffTests {
-    func diff(_ a: DenseNet, _ b: DenseNet, input: String, layout: InputSpec.Layout? = nil) throws -> ModelDiff.Result {
-        let x = try ModelInput(try Fixtures.npy(Fixtures.path(input)), layout: layout, for: a)
-        return try ModelDiff(a, b, threads: 2).run(x.values, batch: x.batch, height: x.height, width: x.width)
+    func diff(_ modelA: DenseNet, _ modelB: DenseNet, input: String, layout: InputSpec.Layout? = nil) throws
+        -> ModelDiff.Result
+    {
+        let modelInput = try ModelInput(try Fixtures.npy(Fixtures.path(input)), layout: layout, for: modelA)
+        return try ModelDiff(modelA, modelB, threads: 2).run(
+            modelInput.values, batch: modelInput.batch, height: modelInput.height, width: modelInput.width)
     }
 
     func load(_ name: String) throws -> DenseNet { try ModelLoader.load(path: Fixtures.path(name)) }
@@ -20,37 +23,37 @@ import Testing
         ("keras2-tiny.h5", "keras2-tiny-tf2onnx.onnx", "input-64-nhwc.npy"),
         ("keras3-tiny.keras", "keras3-tiny.weights.h5", "input-64-nhwc.npy"),
     ])
-    func twoExportsOfTheSameWeightsAgree(_ c: (String, String, String)) throws {
-        let r = try diff(try load(c.0), try load(c.1), input: c.2)
-        #expect(r.withinTolerance, "\(r.firstDivergence?.name ?? "")")
-        #expect(r.layers.map(\.name) == (try load(c.0)).layerNames)
-        #expect(r.top1Agreement == 1 && r.top5Agreement == 1)
-        #expect(r.output.cosine > 0.999999)
-        #expect(r.samples.count == 2)
+    func twoExportsOfTheSameWeightsAgree(_ pair: (String, String, String)) throws {
+        let outcome = try diff(try load(pair.0), try load(pair.1), input: pair.2)
+        #expect(outcome.withinTolerance, "\(outcome.firstDivergence?.name ?? "")")
+        #expect(outcome.layers.map(\.name) == (try load(pair.0)).layerNames)
+        #expect(outcome.top1Agreement == 1 && outcome.top5Agreement == 1)
+        #expect(outcome.output.cosine > 0.999999)
+        #expect(outcome.samples.count == 2)
     }
 
     @Test(arguments: [(1, 0), (1, 1), (2, 1), (0, 1)])
     func anAlteredLayerIsBlamed(_ at: (block: Int, layer: Int)) throws {
-        let a = try load("tv-tiny-legacy-opset17.onnx")
-        var b = a
-        for i in b.blocks[at.block].layers[at.layer].conv.weight.values.indices where i % 3 == 0 {
-            b.blocks[at.block].layers[at.layer].conv.weight.values[i] *= 1.5
+        let modelA = try load("tv-tiny-legacy-opset17.onnx")
+        var modelB = modelA
+        for i in modelB.blocks[at.block].layers[at.layer].conv.weight.values.indices where i % 3 == 0 {
+            modelB.blocks[at.block].layers[at.layer].conv.weight.values[i] *= 1.5
         }
-        let r = try diff(a, b, input: "input-64.npy")
-        let first = try #require(r.firstDivergence)
+        let outcome = try diff(modelA, modelB, input: "input-64.npy")
+        let first = try #require(outcome.firstDivergence)
         #expect(first.name == "block\(at.block + 1).layer\(at.layer + 1)")
         #expect(first.divergentChannels == 0...3)
         // Its k = 4 channels sit after the block input (8 channels) and the earlier layers' channels.
         #expect(first.blockChannelOffset == 8 + 4 * at.layer)
-        let before = r.layers.prefix { $0.name != first.name }
+        let before = outcome.layers.prefix { $0.name != first.name }
         #expect(before.allSatisfy { $0.withinTolerance && $0.metrics.maxAbs == 0 })
     }
 
     @Test func differentWeightsDivergeAtTheStem() throws {
         // Same architecture, different random initialisations (Keras 2 and Keras 3 fixtures).
-        let r = try diff(try load("keras2-tiny.h5"), try load("keras3-tiny.h5"), input: "input-64-nhwc.npy")
-        #expect(r.firstDivergence?.name == "stem")
-        #expect(!r.withinTolerance)
+        let outcome = try diff(try load("keras2-tiny.h5"), try load("keras3-tiny.h5"), input: "input-64-nhwc.npy")
+        #expect(outcome.firstDivergence?.name == "stem")
+        #expect(!outcome.withinTolerance)
     }
 
     @Test func differentArchitecturesNameWhatDoesNotCorrespond() throws {
@@ -67,13 +70,13 @@ import Testing
     }
 
     @Test func toleranceIsLayerScaled() {
-        let a: [Float] = [100, 0, -50]
-        let b: [Float] = [100.005, 0.001, -50]
-        let m = a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { ErrorMetrics(pa, $0) } }
-        #expect(abs(m.maxAbs - 0.005) < 1e-4)
-        #expect(m.scale == 100.005)
-        #expect(Tolerance(absolute: 0, relative: 1e-4).allows(m))
-        #expect(!Tolerance(absolute: 0, relative: 1e-5).allows(m))
+        let modelA: [Float] = [100, 0, -50]
+        let modelB: [Float] = [100.005, 0.001, -50]
+        let metrics = modelA.withUnsafeBufferPointer { pa in modelB.withUnsafeBufferPointer { ErrorMetrics(pa, $0) } }
+        #expect(abs(metrics.maxAbs - 0.005) < 1e-4)
+        #expect(metrics.scale == 100.005)
+        #expect(Tolerance(absolute: 0, relative: 1e-4).allows(metrics))
+        #expect(!Tolerance(absolute: 0, relative: 1e-5).allows(metrics))
     }
 }
 
@@ -84,9 +87,11 @@ struct FullSizeDiffTests {
         try ModelLoader.load(path: try #require(Fixtures.full) + "/" + name)
     }
 
-    func diff(_ a: DenseNet, _ b: DenseNet, _ input: String) throws -> ModelDiff.Result {
-        let x = try ModelInput(try Fixtures.npy(try #require(Fixtures.full) + "/" + input), layout: nil, for: a)
-        return try ModelDiff(a, b, threads: 2).run(x.values, batch: x.batch, height: x.height, width: x.width)
+    func diff(_ modelA: DenseNet, _ modelB: DenseNet, _ input: String) throws -> ModelDiff.Result {
+        let modelInput = try ModelInput(
+            try Fixtures.npy(try #require(Fixtures.full) + "/" + input), layout: nil, for: modelA)
+        return try ModelDiff(modelA, modelB, threads: 2).run(
+            modelInput.values, batch: modelInput.batch, height: modelInput.height, width: modelInput.width)
     }
 
     @Test func exportsOfTheSameWeightsAgree() throws {
@@ -115,22 +120,23 @@ struct FullSizeDiffTests {
         defer { try? FileManager.default.removeItem(at: folder) }
         let out = folder.appendingPathComponent("d.dnk").path
         _ = try Converter().convert(source: try #require(Fixtures.full) + "/keras2-densenet121-weights.h5", to: out)
-        let r = try diff(
+        let outcome = try diff(
             try load("keras2-densenet121-weights.h5"), try ModelLoader.load(path: out), "input-224-nhwc.npy")
-        #expect(r.withinTolerance && r.layers.allSatisfy { $0.metrics.maxAbs == 0 })
+        #expect(outcome.withinTolerance && outcome.layers.allSatisfy { $0.metrics.maxAbs == 0 })
     }
 
     @Test func alteredLayerIsBlamed() throws {
-        let a = try load("densenet121-legacy-opset17.onnx")
-        var b = a
-        b.blocks[2].layers[13].conv.weight.values[100] += 0.5
-        let r = try diff(a, b, "input-224.npy")
-        #expect(r.firstDivergence?.name == "block3.layer14")
-        #expect(r.layers.count == a.layerNames.count)
+        let modelA = try load("densenet121-legacy-opset17.onnx")
+        var modelB = modelA
+        modelB.blocks[2].layers[13].conv.weight.values[100] += 0.5
+        let outcome = try diff(modelA, modelB, "input-224.npy")
+        #expect(outcome.firstDivergence?.name == "block3.layer14")
+        #expect(outcome.layers.count == modelA.layerNames.count)
     }
 
     @Test func differentModelsDivergeAtTheStem() throws {
-        let r = try diff(try load("keras2-densenet121.h5"), try load("keras3-densenet121.h5"), "input-224-nhwc.npy")
-        #expect(r.firstDivergence?.name == "stem")
+        let outcome = try diff(
+            try load("keras2-densenet121.h5"), try load("keras3-densenet121.h5"), "input-224-nhwc.npy")
+        #expect(outcome.firstDivergence?.name == "stem")
     }
 }

@@ -40,36 +40,37 @@ import Testing
         let net =
             variant >= 2
             ? Self.irregularNet(conv5x5: variant == 3) : Self.oddNet(bottleneck: bottleneck, seed: bottleneck ? 1 : 2)
-        let (h, w) = bottleneck ? (37, 29) : (13, 11)
+        let (height, width) = bottleneck ? (37, 29) : (13, 11)
         var rng = SeededRandom(3)
         let batch = 3
-        let x = rng.floats(batch * 3 * h * w)
+        let images = rng.floats(batch * 3 * height * width)
         var seen: [Int: [(String, [Float])]] = [:]
-        let y = try Executor(net, threads: 2, mode: mode).run(x, batch: batch, height: h, width: w) { n, a in
-            seen[n, default: []].append((a.name, Array(a.values)))
+        let outputs = try Executor(net, threads: 2, mode: mode).run(images, batch: batch, height: height, width: width)
+        { n, nchwInput in
+            seen[n, default: []].append((nchwInput.name, Array(nchwInput.values)))
         }
-        #expect(y.count == batch * 6)
+        #expect(outputs.count == batch * 6)
         for n in 0..<batch {
-            let image = Array(x[(n * 3 * h * w)..<((n + 1) * 3 * h * w)])
-            let reference = ReferenceExecutor(net).run(image: image, height: h, width: w)
+            let image = Array(images[(n * 3 * height * width)..<((n + 1) * 3 * height * width)])
+            let reference = ReferenceExecutor(net).run(image: image, height: height, width: width)
             let layers = try #require(seen[n])
             #expect(layers.map(\.0) == net.layerNames)
             #expect(reference.layers.map(\.name) == net.layerNames)
             for (mine, theirs) in zip(layers, reference.layers) {
                 #expect(relativeError(mine.1, theirs.values) < 1e-5, "image \(n) \(mine.0) \(mode)")
             }
-            #expect(relativeError(Array(y[(n * 6)..<((n + 1) * 6)]), reference.output) < 1e-5)
+            #expect(relativeError(Array(outputs[(n * 6)..<((n + 1) * 6)]), reference.output) < 1e-5)
         }
     }
 
     @Test(arguments: ConvolutionMode.allCases)
     func oneThreadAndTwoThreadsGiveIdenticalResults(_ mode: ConvolutionMode) throws {
         let net = try ModelLoader.load(path: Fixtures.path("tv-tiny-legacy-opset17.onnx"))
-        let x = try ModelInput(try Fixtures.npy(Fixtures.path("input-64.npy")), layout: nil, for: net)
+        let images = try ModelInput(try Fixtures.npy(Fixtures.path("input-64.npy")), layout: nil, for: net)
         let one = try Executor(net, threads: 1, mode: mode).run(
-            x.values, batch: x.batch, height: x.height, width: x.width)
+            images.values, batch: images.batch, height: images.height, width: images.width)
         let two = try Executor(net, threads: 2, mode: mode).run(
-            x.values, batch: x.batch, height: x.height, width: x.width)
+            images.values, batch: images.batch, height: images.height, width: images.width)
         #expect(one == two)
     }
 
@@ -78,20 +79,21 @@ import Testing
     @Test(arguments: ConvolutionMode.allCases)
     func imagesSideBySideGiveTheSameValues(_ mode: ConvolutionMode) throws {
         let net = try ModelLoader.load(path: Fixtures.path("tv-tiny-legacy-opset17.onnx"))
-        let x = try ModelInput(try Fixtures.npy(Fixtures.path("input-64.npy")), layout: nil, for: net)
-        let three = x.values + x.values[0..<(x.values.count / 2)].map { $0 * 0.5 }
-        let one = try Executor(net, threads: 1, mode: mode).run(three, batch: 3, height: x.height, width: x.width)
+        let images = try ModelInput(try Fixtures.npy(Fixtures.path("input-64.npy")), layout: nil, for: net)
+        let three = images.values + images.values[0..<(images.values.count / 2)].map { $0 * 0.5 }
+        let one = try Executor(net, threads: 1, mode: mode).run(
+            three, batch: 3, height: images.height, width: images.width)
         let two = try Executor(net, threads: 2, mode: mode)
-        #expect(try two.run(three, batch: 3, height: x.height, width: x.width) == one)
-        #expect(try two.run(x.values, batch: 2, height: x.height, width: x.width) == Array(one[0..<20]))
+        #expect(try two.run(three, batch: 3, height: images.height, width: images.width) == one)
+        #expect(try two.run(images.values, batch: 2, height: images.height, width: images.width) == Array(one[0..<20]))
     }
 
     @Test func referenceExecutorMatchesOnnxruntimeToo() throws {
         let net = try ModelLoader.load(path: Fixtures.path("tv-tiny-legacy-opset11-unfolded.onnx"))
-        let x = try Fixtures.npy(Fixtures.path("input-64.npy"))
+        let images = try Fixtures.npy(Fixtures.path("input-64.npy"))
         let want = try Fixtures.npy(Fixtures.path("tv-tiny-legacy-opset11-unfolded.out.npy"))
         let per = 3 * 64 * 64
-        let out = ReferenceExecutor(net).run(image: Array(x.values[0..<per]), height: 64, width: 64).output
+        let out = ReferenceExecutor(net).run(image: Array(images.values[0..<per]), height: 64, width: 64).output
         #expect(relativeError(out, Array(want.values[0..<10])) < 1e-5)
     }
 
@@ -100,18 +102,19 @@ import Testing
         let nchw = try Fixtures.npy(Fixtures.path("input-64.npy"))
         // The same values in NHWC.
         var nhwc = [Float](repeating: 0, count: nchw.values.count)
-        for b in 0..<2 {
+        for nhwcInput in 0..<2 {
             for c in 0..<3 {
-                for y in 0..<64 {
-                    for x in 0..<64 {
-                        nhwc[((b * 64 + y) * 64 + x) * 3 + c] = nchw.values[((b * 3 + c) * 64 + y) * 64 + x]
+                for outputs in 0..<64 {
+                    for images in 0..<64 {
+                        nhwc[((nhwcInput * 64 + outputs) * 64 + images) * 3 + c] =
+                            nchw.values[((nhwcInput * 3 + c) * 64 + outputs) * 64 + images]
                     }
                 }
             }
         }
-        let a = try ModelInput(nchw, layout: .nchw, for: net)
-        let b = try ModelInput(NPY.Array(shape: [2, 64, 64, 3], values: nhwc), layout: .nhwc, for: net)
-        #expect(a.values == b.values)
+        let nchwInput = try ModelInput(nchw, layout: .nchw, for: net)
+        let nhwcInput = try ModelInput(NPY.Array(shape: [2, 64, 64, 3], values: nhwc), layout: .nhwc, for: net)
+        #expect(nchwInput.values == nhwcInput.values)
     }
 
     @Test func wrongInputShapesNameBothShapes() throws {

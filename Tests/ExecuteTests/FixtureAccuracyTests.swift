@@ -32,21 +32,24 @@ import Testing
     /// reference value, ten times inside that bar (the condition for it to be the default).
     static func check(model: String, input: String, reference: String, threads: Int = 2) throws {
         let net = try ModelLoader.load(path: model)
-        let x = try ModelInput(try Fixtures.npy(input), layout: nil, for: net)
+        let modelInput = try ModelInput(try Fixtures.npy(input), layout: nil, for: net)
         let want = try Fixtures.npy(reference)
-        #expect(want.shape == [x.batch, net.classes])
-        #expect(want.shape == [x.batch] + (try Executor(net).outputShape(height: x.height, width: x.width)))
+        #expect(want.shape == [modelInput.batch, net.classes])
+        #expect(
+            want.shape == [modelInput.batch]
+                + (try Executor(net).outputShape(height: modelInput.height, width: modelInput.width)))
         var outputs: [ConvolutionMode: [Float]] = [:]
         for mode in ConvolutionMode.allCases {
-            let y = try Executor(net, threads: threads, mode: mode).run(
-                x.values, batch: x.batch, height: x.height, width: x.width)
-            #expect(relativeError(y, want.values) <= 1e-4, "\(model) \(mode)")
-            outputs[mode] = y
+            let executed = try Executor(net, threads: threads, mode: mode).run(
+                modelInput.values, batch: modelInput.batch, height: modelInput.height, width: modelInput.width)
+            #expect(relativeError(executed, want.values) <= 1e-4, "\(model) \(mode)")
+            outputs[mode] = executed
         }
-        let per = x.values.count / x.batch
-        let plain = (0..<x.batch).flatMap {
+        let per = modelInput.values.count / modelInput.batch
+        let plain = (0..<modelInput.batch).flatMap {
             ReferenceExecutor(net).run(
-                image: Array(x.values[($0 * per)..<(($0 + 1) * per)]), height: x.height, width: x.width
+                image: Array(modelInput.values[($0 * per)..<(($0 + 1) * per)]), height: modelInput.height,
+                width: modelInput.width
             ).output
         }
         let fast = relativeError(outputs[.fast]!, plain)
@@ -61,8 +64,9 @@ import Testing
     }
 
     @Test(arguments: tiny)
-    func tinyMatchesRecordedReference(_ c: (String, String, String)) throws {
-        try Self.check(model: Fixtures.path(c.0), input: Fixtures.path(c.1), reference: Fixtures.path(c.2))
+    func tinyMatchesRecordedReference(_ fixture: (String, String, String)) throws {
+        try Self.check(
+            model: Fixtures.path(fixture.0), input: Fixtures.path(fixture.1), reference: Fixtures.path(fixture.2))
     }
 
     static let full: [(String, String, String)] = [
@@ -93,9 +97,10 @@ import Testing
     ]
 
     @Test(.enabled(if: Fixtures.full != nil, "full-size fixtures not built (make fixtures-full)"), arguments: full)
-    func fullSizeMatchesRecordedReference(_ c: (String, String, String)) throws {
+    func fullSizeMatchesRecordedReference(_ fixture: (String, String, String)) throws {
         let folder = try #require(Fixtures.full)
-        try Self.check(model: folder + "/" + c.0, input: folder + "/" + c.1, reference: folder + "/" + c.2)
+        try Self.check(
+            model: folder + "/" + fixture.0, input: folder + "/" + fixture.1, reference: folder + "/" + fixture.2)
     }
 
     /// The checkpoints verify as their architecture, with torch's parameter counts (recorded with the
@@ -107,14 +112,14 @@ import Testing
             ("densenet169.safetensors", "densenet169"),
             ("densenet201.pth", "densenet201"), ("densenet161.pth", "densenet161"),
         ])
-    func fullSizeCheckpointsVerifyWithTorchsCounts(_ c: (String, String)) throws {
+    func fullSizeCheckpointsVerifyWithTorchsCounts(_ fixture: (String, String)) throws {
         let folder = try #require(Fixtures.full)
-        let r = try Verifier().verify(try ModelLoader.load(path: folder + "/" + c.0))
-        #expect(r.matches && r.spec.name == c.1, "\(r.deviations)")
-        let meta = try Fixtures.meta(folder + "/\(c.1)-legacy-opset17.meta.json")
+        let report = try Verifier().verify(try ModelLoader.load(path: folder + "/" + fixture.0))
+        #expect(report.matches && report.spec.name == fixture.1, "\(report.deviations)")
+        let meta = try Fixtures.meta(folder + "/\(fixture.1)-legacy-opset17.meta.json")
         #expect(
-            r.parameters.trainable == meta.trainable
-                && r.parameters.withBatchNormStatistics == meta.withBatchNormStatistics)
+            report.parameters.trainable == meta.trainable
+                && report.parameters.withBatchNormStatistics == meta.withBatchNormStatistics)
     }
 
     /// CheXNet's shape: a DenseNet-121 backbone with a 14-class sigmoid head verifies as densenet121,
@@ -127,28 +132,28 @@ import Testing
             ("keras3-densenet121-sigmoid14.keras", "global avg pool, linear 1024 -> 14, sigmoid", [224, 224]),
             ("keras3-densenet121-256-softmax5.h5", "global avg pool, linear 1024 -> 5, softmax", [256, 256]),
         ])
-    func fullSizeKerasHeadsVerifyAsDenseNet121(_ c: (String, String, [Int])) throws {
+    func fullSizeKerasHeadsVerifyAsDenseNet121(_ fixture: (String, String, [Int])) throws {
         let folder = try #require(Fixtures.full)
-        let r = try Verifier().verify(try ModelLoader.load(path: folder + "/" + c.0))
-        #expect(r.matches && r.spec.name == "densenet121", "\(r.deviations)")
-        let meta = try Fixtures.meta(folder + "/" + c.0.split(separator: ".")[0] + ".meta.json")
+        let report = try Verifier().verify(try ModelLoader.load(path: folder + "/" + fixture.0))
+        #expect(report.matches && report.spec.name == "densenet121", "\(report.deviations)")
+        let meta = try Fixtures.meta(folder + "/" + fixture.0.split(separator: ".")[0] + ".meta.json")
         #expect(
-            r.parameters.trainable == meta.trainable
-                && r.parameters.withBatchNormStatistics == meta.withBatchNormStatistics)
-        #expect(r.head.summary == c.1 && r.inputSize.map { [$0.height, $0.width] } == c.2)
+            report.parameters.trainable == meta.trainable
+                && report.parameters.withBatchNormStatistics == meta.withBatchNormStatistics)
+        #expect(report.head.summary == fixture.1 && report.inputSize.map { [$0.height, $0.width] } == fixture.2)
     }
 
     @Test(.enabled(if: Fixtures.full != nil, "full-size fixtures not built (make fixtures-full)"))
     func fullSizeSigmoidHeadVerifiesAsDenseNet121() throws {
         let folder = try #require(Fixtures.full)
         let path = folder + "/densenet121-sigmoid14-legacy-opset17.onnx"
-        let r = try Verifier().verify(try ModelLoader.load(path: path))
-        #expect(r.matches && r.spec.name == "densenet121", "\(r.deviations)")
-        #expect(r.parameters.trainable == 6_968_206)
+        let report = try Verifier().verify(try ModelLoader.load(path: path))
+        #expect(report.matches && report.spec.name == "densenet121", "\(report.deviations)")
+        #expect(report.parameters.trainable == 6_968_206)
         let meta = try Fixtures.meta(folder + "/densenet121-sigmoid14-legacy-opset17.meta.json")
         #expect(
-            r.parameters.trainable == meta.trainable
-                && r.parameters.withBatchNormStatistics == meta.withBatchNormStatistics)
-        #expect(r.head.summary == "global avg pool, linear 1024 -> 14, sigmoid")
+            report.parameters.trainable == meta.trainable
+                && report.parameters.withBatchNormStatistics == meta.withBatchNormStatistics)
+        #expect(report.head.summary == "global avg pool, linear 1024 -> 14, sigmoid")
     }
 }

@@ -79,85 +79,93 @@ import Testing
         + keras("keras2-tiny-avg", ["-tf2onnx.onnx"], avgFeatures).map { tf2onnx($0) }
         + keras("keras2-tiny-none", ["-tf2onnx.onnx"], featureMap).map { tf2onnx($0) }
 
-    static func tf2onnx(_ c: Case) -> Case {
-        var c = c
-        c.reference = c.model.replacingOccurrences(of: ".onnx", with: ".out.npy")
-        c.meta = c.model.replacingOccurrences(of: ".onnx", with: ".meta.json")
-        return c
+    static func tf2onnx(_ fixtureCase: Case) -> Case {
+        var fixtureCase = fixtureCase
+        fixtureCase.reference = fixtureCase.model.replacingOccurrences(of: ".onnx", with: ".out.npy")
+        fixtureCase.meta = fixtureCase.model.replacingOccurrences(of: ".onnx", with: ".meta.json")
+        return fixtureCase
     }
 
     /// The recorded output in DenseKit's layout: a Keras feature map (N, H, W, C) becomes NCHW.
-    func reference(_ c: Case) throws -> NPY.Array {
-        let r = try Fixtures.npy(Fixtures.path(c.reference))
-        guard r.shape.count == 4 else { return r }
-        let (n, h, w, ch) = (r.shape[0], r.shape[1], r.shape[2], r.shape[3])
-        var v = [Float](repeating: 0, count: r.values.count)
-        for b in 0..<n {
-            for y in 0..<h {
-                for x in 0..<w {
+    func reference(_ fixtureCase: Case) throws -> NPY.Array {
+        let stored = try Fixtures.npy(Fixtures.path(fixtureCase.reference))
+        guard stored.shape.count == 4 else { return stored }
+        let (batch, height, width, ch) = (stored.shape[0], stored.shape[1], stored.shape[2], stored.shape[3])
+        var reordered = [Float](repeating: 0, count: stored.values.count)
+        for b in 0..<batch {
+            for results in 0..<height {
+                for modelInput in 0..<width {
                     for k in 0..<ch {
-                        v[((b * ch + k) * h + y) * w + x] = r.values[((b * h + y) * w + x) * ch + k]
+                        reordered[((b * ch + k) * height + results) * width + modelInput] =
+                            stored.values[((b * height + results) * width + modelInput) * ch + k]
                     }
                 }
             }
         }
-        return NPY.Array(shape: [n, ch, h, w], values: v)
+        return NPY.Array(shape: [batch, ch, height, width], values: reordered)
     }
 
     @Test(arguments: cases)
-    func runsToTheFrameworksOutput(_ c: Case) throws {
-        let net = try ModelLoader.load(path: Fixtures.path(c.model))
-        #expect(net.head.summary == c.head)
-        let x = try ModelInput(try Fixtures.npy(Fixtures.path(c.input)), layout: nil, for: net)
+    func runsToTheFrameworksOutput(_ fixtureCase: Case) throws {
+        let net = try ModelLoader.load(path: Fixtures.path(fixtureCase.model))
+        #expect(net.head.summary == fixtureCase.head)
+        let modelInput = try ModelInput(try Fixtures.npy(Fixtures.path(fixtureCase.input)), layout: nil, for: net)
         let executor = try Executor(net, threads: 2)
-        let y = try executor.run(x.values, batch: x.batch, height: x.height, width: x.width)
-        let want = try reference(c)
-        #expect([x.batch] + (try executor.outputShape(height: x.height, width: x.width)) == want.shape)
-        #expect(relativeError(y, want.values) <= 1e-4, "\(c.model): \(relativeError(y, want.values))")
+        let results = try executor.run(
+            modelInput.values, batch: modelInput.batch, height: modelInput.height, width: modelInput.width)
+        let want = try reference(fixtureCase)
+        #expect(
+            [modelInput.batch] + (try executor.outputShape(height: modelInput.height, width: modelInput.width))
+                == want.shape)
+        #expect(
+            relativeError(results, want.values) <= 1e-4, "\(fixtureCase.model): \(relativeError(results, want.values))")
         // The plain reference executor agrees, image by image.
-        let per = net.input.channels * x.height * x.width
-        let outputs = y.count / x.batch
-        for n in 0..<x.batch {
+        let per = net.input.channels * modelInput.height * modelInput.width
+        let outputs = results.count / modelInput.batch
+        for batch in 0..<modelInput.batch {
             let plain = ReferenceExecutor(net).run(
-                image: Array(x.values[(n * per)..<((n + 1) * per)]), height: x.height, width: x.width)
-            #expect(relativeError(Array(y[(n * outputs)..<((n + 1) * outputs)]), plain.output) <= 1e-5)
+                image: Array(modelInput.values[(batch * per)..<((batch + 1) * per)]), height: modelInput.height,
+                width: modelInput.width)
+            #expect(relativeError(Array(results[(batch * outputs)..<((batch + 1) * outputs)]), plain.output) <= 1e-5)
             #expect(plain.layers.map(\.name) == net.layerNames)
         }
     }
 
     @Test(arguments: cases)
-    func verifiesAsItsBackboneWithTheFrameworksCounts(_ c: Case) throws {
-        let net = try ModelLoader.load(path: Fixtures.path(c.model))
-        let r = try Verifier().verify(net)
-        let meta = try Fixtures.meta(Fixtures.path(c.meta))
+    func verifiesAsItsBackboneWithTheFrameworksCounts(_ fixtureCase: Case) throws {
+        let net = try ModelLoader.load(path: Fixtures.path(fixtureCase.model))
+        let stored = try Verifier().verify(net)
+        let meta = try Fixtures.meta(Fixtures.path(fixtureCase.meta))
         #expect(
-            r.parameters.trainable == meta.trainable
-                && r.parameters.withBatchNormStatistics == meta.withBatchNormStatistics,
-            "\(c.model): \(r.parameters) vs \(meta.trainable), \(meta.withBatchNormStatistics)")
+            stored.parameters.trainable == meta.trainable
+                && stored.parameters.withBatchNormStatistics == meta.withBatchNormStatistics,
+            "\(fixtureCase.model): \(stored.parameters) vs \(meta.trainable), \(meta.withBatchNormStatistics)")
         // The head is reported, never a deviation: the same deviations as the backbone with the paper's head.
         let backbone = try Verifier().verify(
             ModelLoader.load(
-                path: Fixtures.path(c.model.hasPrefix("tv-") ? "tv-tiny-legacy-opset17.onnx" : "keras3-tiny.h5")))
-        #expect(r.deviations.filter { $0.layer != "model" } == backbone.deviations.filter { $0.layer != "model" })
-        #expect(!r.deviations.contains { $0.layer.hasPrefix("head") })
-        #expect(r.head.summary == c.head)
+                path: Fixtures.path(
+                    fixtureCase.model.hasPrefix("tv-") ? "tv-tiny-legacy-opset17.onnx" : "keras3-tiny.h5")))
+        #expect(stored.deviations.filter { $0.layer != "model" } == backbone.deviations.filter { $0.layer != "model" })
+        #expect(!stored.deviations.contains { $0.layer.hasPrefix("head") })
+        #expect(stored.head.summary == fixtureCase.head)
     }
 
     @Test(arguments: cases)
-    func convertsAndDiffsThroughTheHead(_ c: Case) throws {
+    func convertsAndDiffsThroughTheHead(_ fixtureCase: Case) throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let net = try ModelLoader.load(path: Fixtures.path(c.model))
-        let x = try ModelInput(try Fixtures.npy(Fixtures.path(c.input)), layout: nil, for: net)
+        let net = try ModelLoader.load(path: Fixtures.path(fixtureCase.model))
+        let modelInput = try ModelInput(try Fixtures.npy(Fixtures.path(fixtureCase.input)), layout: nil, for: net)
         var converter = Converter()
         converter.acceptDeviations = true
         let out = folder.appendingPathComponent("m.dnk").path
-        let outcome = try converter.convert(net, source: Fixtures.path(c.model), to: out, input: x)
+        let outcome = try converter.convert(net, source: Fixtures.path(fixtureCase.model), to: out, input: modelInput)
         #expect(outcome.validation.bitIdentical)
         let written = try ModelLoader.load(path: out)
-        #expect(written.head.summary == c.head && written.layerNames == net.layerNames)
-        let r = try ModelDiff(written, net).run(x.values, batch: x.batch, height: x.height, width: x.width)
-        #expect(r.withinTolerance && r.layers.map(\.name) == net.layerNames)
+        #expect(written.head.summary == fixtureCase.head && written.layerNames == net.layerNames)
+        let stored = try ModelDiff(written, net).run(
+            modelInput.values, batch: modelInput.batch, height: modelInput.height, width: modelInput.width)
+        #expect(stored.withinTolerance && stored.layers.map(\.name) == net.layerNames)
     }
 
     @Test func theCanonicalNamesOfATwoLayerHead() throws {

@@ -9,8 +9,11 @@ import Testing
     func file(version: UInt8 = 1, descr: String = "<f4", fortran: Bool = false, shape: String, data: [UInt8]) -> Data {
         let header = "{'descr': '\(descr)', 'fortran_order': \(fortran ? "True" : "False"), 'shape': \(shape), }\n"
         var bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [version, 0]
-        let n = header.utf8.count
-        bytes += version == 1 ? [UInt8(n & 0xFF), UInt8(n >> 8)] : [UInt8(n & 0xFF), UInt8(n >> 8), 0, 0]
+        let headerBytes = header.utf8.count
+        bytes +=
+            version == 1
+            ? [UInt8(headerBytes & 0xFF), UInt8(headerBytes >> 8)]
+            : [UInt8(headerBytes & 0xFF), UInt8(headerBytes >> 8), 0, 0]
         return Data(bytes + Array(header.utf8) + data)
     }
 
@@ -22,9 +25,9 @@ import Testing
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let path = folder.appendingPathComponent("a.npy").path
-        let a = NPY.Array(shape: [2, 3], values: [1, -2, 3.5, 0, .infinity, -0.25])
-        try NPY.write(a, to: path)
-        #expect(try NPY.read(path: path) == a)
+        let array = NPY.Array(shape: [2, 3], values: [1, -2, 3.5, 0, .infinity, -0.25])
+        try NPY.write(array, to: path)
+        #expect(try NPY.read(path: path) == array)
         let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         // The data (6 float32, 24 bytes) starts right after the header, at a multiple of 64 bytes, as numpy aligns it.
         let headerLength = Int(bytes[8]) | Int(bytes[9]) << 8
@@ -34,15 +37,15 @@ import Testing
     }
 
     @Test func readsTheFixturesNumpyWrote() throws {
-        let x = try NPY.read(path: Fixtures.path("input-64.npy"))
-        #expect(x.shape == [2, 3, 64, 64])
-        #expect(x.values.count == 2 * 3 * 64 * 64)
+        let loaded = try NPY.read(path: Fixtures.path("input-64.npy"))
+        #expect(loaded.shape == [2, 3, 64, 64])
+        #expect(loaded.values.count == 2 * 3 * 64 * 64)
     }
 
     @Test(arguments: [1, 2, 3] as [UInt8])
-    func versions(_ v: UInt8) throws {
-        let a = try NPY.parse(file(version: v, shape: "(2,)", data: le32([1.5, -2])))
-        #expect(a == NPY.Array(shape: [2], values: [1.5, -2]))
+    func versions(_ formatVersion: UInt8) throws {
+        let array = try NPY.parse(file(version: formatVersion, shape: "(2,)", data: le32([1.5, -2])))
+        #expect(array == NPY.Array(shape: [2], values: [1.5, -2]))
     }
 
     @Test func convertsOtherFloatTypes() throws {
@@ -87,8 +90,8 @@ import Testing
 
     @Test func fortranOrderIsReordered() throws {
         // A 2x3 array [[1,2,3],[4,5,6]] stored column-major.
-        let a = try NPY.parse(file(fortran: true, shape: "(2, 3)", data: le32([1, 4, 2, 5, 3, 6])))
-        #expect(a == NPY.Array(shape: [2, 3], values: [1, 2, 3, 4, 5, 6]))
+        let array = try NPY.parse(file(fortran: true, shape: "(2, 3)", data: le32([1, 4, 2, 5, 3, 6])))
+        #expect(array == NPY.Array(shape: [2, 3], values: [1, 2, 3, 4, 5, 6]))
     }
 
     @Test func errors() throws {
@@ -119,8 +122,8 @@ import Testing
             var copy = good
             copy[at] ^= 0x41
             do {
-                let a = try NPY.parse(copy)
-                #expect(a.values.count * 4 <= good.count, "flip at \(at)")
+                let array = try NPY.parse(copy)
+                #expect(array.values.count * 4 <= good.count, "flip at \(at)")
             } catch { refused += 1 }
         }
         #expect(refused > 0)

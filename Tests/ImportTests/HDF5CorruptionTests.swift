@@ -62,15 +62,15 @@ import Testing
                 .weight(of: .kerasLayer("conv2_block1_1_conv"), role: "kernel", name: "conv2_block1_1_conv/kernel:0"),
                 expected: "8 input channels", found: "9")
         ) { f in
-            var d = try HDF5Editing.dims(f, bottleneck)
-            d[2] += 1  // input channels
-            try HDF5Editing.replace(f, bottleneck, dims: d)
+            var dims = try HDF5Editing.dims(f, bottleneck)
+            dims[2] += 1  // input channels
+            try HDF5Editing.replace(f, bottleneck, dims: dims)
         }
         try expectError(weightsOnly, .unsupported(.kerasLayer("conv1_conv"), problem: "non-square kernel [8, 7, 3, 8]"))
         { f in
-            var d = try HDF5Editing.dims(f, stemKernel)
-            d[0] += 1
-            try HDF5Editing.replace(f, stemKernel, dims: d)
+            var dims = try HDF5Editing.dims(f, stemKernel)
+            dims[0] += 1
+            try HDF5Editing.replace(f, stemKernel, dims: dims)
         }
     }
 

@@ -18,13 +18,13 @@ import Testing
 
     @Test(arguments: cases)
     func structureAndWeights(
-        _ c: (file: String, meta: String, format: ModelSource.Format, producer: String, fixedInput: Bool)
+        _ fixture: (file: String, meta: String, format: ModelSource.Format, producer: String, fixedInput: Bool)
     ) throws {
-        let net = try ModelLoader.load(path: Fixtures.path(c.file))
-        #expect(net.source.format == c.format)
-        #expect(net.source.producer.hasPrefix(c.producer))
+        let net = try ModelLoader.load(path: Fixtures.path(fixture.file))
+        #expect(net.source.format == fixture.format)
+        #expect(net.source.producer.hasPrefix(fixture.producer))
         #expect(net.input.layout == .nhwc)
-        #expect(net.input.height == (c.fixedInput ? 64 : nil))
+        #expect(net.input.height == (fixture.fixedInput ? 64 : nil))
         #expect(net.stem.outChannels == 8)
         #expect(net.stem.conv.pads == [3, 3, 3, 3] && net.stem.conv.stride == 2)
         #expect(net.stem.pool == Pool2D(kind: .max, kernel: 3, stride: 2, pads: [1, 1, 1, 1]))
@@ -37,7 +37,7 @@ import Testing
         #expect(net.head.softmax)
         #expect(net.classes == 10)
         #expect(net.stem.norm?.epsilon == Float(1.001e-5))
-        let meta = try Fixtures.meta(Fixtures.path(c.meta))
+        let meta = try Fixtures.meta(Fixtures.path(fixture.meta))
         let first = net.blocks[0].layers[0]
         try expectSample(net.stem.conv.weight, meta.samples["stem.conv.weight"])
         try expectSample(try #require(first.bottleneck).conv.weight, meta.samples["block1.layer1.firstConv.weight"])

@@ -86,9 +86,9 @@ import Testing
 
         var removed = ""
         let missing = try E.mutated("tv-tiny-legacy-opset17.onnx") { m in
-            let i = try E.firstWeight(m, rank: 4)
-            removed = E.name(E.initializer(m, i).pointee.name)
-            E.removeInitializer(m, i)
+            let index = try E.firstWeight(m, rank: 4)
+            removed = E.name(E.initializer(m, index).pointee.name)
+            E.removeInitializer(m, index)
         }
         try expectNodeError(missing, "input W '\(removed)' is not a stored float initializer")
     }
@@ -141,11 +141,11 @@ import Testing
     @Test func deeplyNestedSubgraphsAreRefused() throws {
         func field(_ number: UInt8, _ bytes: [UInt8]) -> [UInt8] {
             var length: [UInt8] = []
-            var n = bytes.count
+            var remaining = bytes.count
             repeat {
-                length.append(UInt8(n & 0x7F) | (n > 0x7F ? 0x80 : 0))
-                n >>= 7
-            } while n > 0
+                length.append(UInt8(remaining & 0x7F) | (remaining > 0x7F ? 0x80 : 0))
+                remaining >>= 7
+            } while remaining > 0
             return [number << 3 | 2] + length + bytes
         }
         func model(depth: Int) -> Data {
@@ -166,13 +166,15 @@ import Testing
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let path = try Fixtures.write(model(depth: 5000), as: "nested.onnx", in: folder)
-        let r = try densekit(["inspect", path])
+        let outcome = try densekit(["inspect", path])
         #expect(
-            r.status == 2
-                && r.stderr == "error: \(path): node 'loop': subgraphs nested deeper than 32 (a DenseNet has none)\n")
+            outcome.status == 2
+                && outcome.stderr
+                    == "error: \(path): node 'loop': subgraphs nested deeper than 32 (a DenseNet has none)\n"
+        )
         // A shallow nesting passes the scan and is refused for what it is (not a DenseNet).
         let shallow = try Fixtures.write(model(depth: 3), as: "shallow.onnx", in: folder)
-        let s = try densekit(["inspect", shallow])
-        #expect(s.status == 2 && !s.stderr.contains("nested deeper"), "\(s.stderr)")
+        let shallowRun = try densekit(["inspect", shallow])
+        #expect(shallowRun.status == 2 && !shallowRun.stderr.contains("nested deeper"), "\(shallowRun.stderr)")
     }
 }

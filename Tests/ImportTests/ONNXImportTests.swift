@@ -50,24 +50,24 @@ import Testing
     ]
 
     @Test(arguments: cases)
-    func structure(_ c: Case) throws {
-        let net = try ModelLoader.load(path: Fixtures.path(c.file))
+    func structure(_ fixtureCase: Case) throws {
+        let net = try ModelLoader.load(path: Fixtures.path(fixtureCase.file))
         #expect(net.source.format == .onnx)
-        #expect(net.stem.outChannels == c.stemFilters)
-        #expect(net.stem.normFolded == c.stemFolded)
-        #expect(net.blocks.map(\.layers.count) == c.blocks)
-        #expect(net.blocks.allSatisfy { $0.layers.allSatisfy { $0.growth == c.growth } })
+        #expect(net.stem.outChannels == fixtureCase.stemFilters)
+        #expect(net.stem.normFolded == fixtureCase.stemFolded)
+        #expect(net.blocks.map(\.layers.count) == fixtureCase.blocks)
+        #expect(net.blocks.allSatisfy { $0.layers.allSatisfy { $0.growth == fixtureCase.growth } })
         #expect(
             net.blocks.flatMap(\.layers).map { $0.bottleneck?.conv.outChannels }
-                == [Int?](repeating: c.bottleneck, count: 6))
+                == [Int?](repeating: fixtureCase.bottleneck, count: 6))
         #expect(net.transitions.count == 2)
-        #expect(net.input.layout == c.layout)
-        #expect(net.head.softmax == c.softmax)
+        #expect(net.input.layout == fixtureCase.layout)
+        #expect(net.head.softmax == fixtureCase.softmax)
         #expect(net.classes == 10)
-        #expect(net.storedDTypes == c.dtypes)
+        #expect(net.storedDTypes == fixtureCase.dtypes)
         // Channels flow: each block adds layers x growth, each transition halves (BC) or keeps (plain).
         for (b, block) in net.blocks.enumerated() {
-            #expect(block.outChannels == block.inChannels + c.blocks[b] * c.growth)
+            #expect(block.outChannels == block.inChannels + fixtureCase.blocks[b] * fixtureCase.growth)
             if b < net.transitions.count {
                 #expect(net.transitions[b].conv.inChannels == block.outChannels)
                 #expect(net.blocks[b + 1].inChannels == net.transitions[b].conv.outChannels)
@@ -76,9 +76,10 @@ import Testing
     }
 
     @Test(arguments: cases)
-    func weightsMatchWhatNumpyRead(_ c: Case) throws {
-        let net = try ModelLoader.load(path: Fixtures.path(c.file))
-        let meta = try Fixtures.meta(Fixtures.path(c.file.replacingOccurrences(of: ".onnx", with: ".meta.json")))
+    func weightsMatchWhatNumpyRead(_ fixtureCase: Case) throws {
+        let net = try ModelLoader.load(path: Fixtures.path(fixtureCase.file))
+        let meta = try Fixtures.meta(
+            Fixtures.path(fixtureCase.file.replacingOccurrences(of: ".onnx", with: ".meta.json")))
         let firstLayer = net.blocks[0].layers[0]
         try expectSample(net.stem.conv.weight, meta.samples["stem.conv.weight"])
         try expectSample(
@@ -112,17 +113,18 @@ import Testing
     }
 }
 
-func expectSample(_ t: Tensor, _ sample: FixtureMeta.Sample?, sourceLocation: SourceLocation = #_sourceLocation) throws
+func expectSample(_ tensor: Tensor, _ sample: FixtureMeta.Sample?, sourceLocation: SourceLocation = #_sourceLocation)
+    throws
 {
-    let s = try #require(sample, sourceLocation: sourceLocation)
-    #expect(t.shape == s.shape, "tensor '\(t.name)'", sourceLocation: sourceLocation)
-    for (i, v) in s.first.enumerated() {
+    let stored = try #require(sample, sourceLocation: sourceLocation)
+    #expect(tensor.shape == stored.shape, "tensor '\(tensor.name)'", sourceLocation: sourceLocation)
+    for (i, v) in stored.first.enumerated() {
         #expect(
-            abs(Double(t.values[i]) - v) <= 1e-6 * max(1, abs(v)), "tensor '\(t.name)'[\(i)]",
+            abs(Double(tensor.values[i]) - v) <= 1e-6 * max(1, abs(v)), "tensor '\(tensor.name)'[\(i)]",
             sourceLocation: sourceLocation)
     }
-    let sum = t.values.reduce(0.0) { $0 + Double($1) }
+    let sum = tensor.values.reduce(0.0) { $0 + Double($1) }
     #expect(
-        abs(sum - s.sum) <= 1e-4 * max(1, abs(s.sum)), "tensor '\(t.name)' sum \(sum) vs \(s.sum)",
+        abs(sum - stored.sum) <= 1e-4 * max(1, abs(stored.sum)), "tensor '\(tensor.name)' sum \(sum) vs \(stored.sum)",
         sourceLocation: sourceLocation)
 }

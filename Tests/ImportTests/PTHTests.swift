@@ -20,15 +20,16 @@ import Testing
             "global avg pool, linear 16 -> 14, activation unknown (the file stores none)"
         ),
     ])
-    func runsToTorchsOutput(_ c: (String, String, String)) throws {
-        let net = try ModelLoader.load(path: Fixtures.path(c.0))
-        #expect(net.source.format == .pth && net.head.summary == c.2)
-        let x = try ModelInput(try Fixtures.npy(Fixtures.path("input-64.npy")), layout: nil, for: net)
-        let y = try Executor(net, threads: 2).run(x.values, batch: x.batch, height: x.height, width: x.width)
-        #expect(relativeError(y, try Fixtures.npy(Fixtures.path(c.1)).values) <= 1e-4)
+    func runsToTorchsOutput(_ fixturePaths: (String, String, String)) throws {
+        let net = try ModelLoader.load(path: Fixtures.path(fixturePaths.0))
+        #expect(net.source.format == .pth && net.head.summary == fixturePaths.2)
+        let modelInput = try ModelInput(try Fixtures.npy(Fixtures.path("input-64.npy")), layout: nil, for: net)
+        let outputs = try Executor(net, threads: 2).run(
+            modelInput.values, batch: modelInput.batch, height: modelInput.height, width: modelInput.width)
+        #expect(relativeError(outputs, try Fixtures.npy(Fixtures.path(fixturePaths.1)).values) <= 1e-4)
         let backbone = try Verifier().verify(ModelLoader.load(path: Fixtures.path("tv-tiny-legacy-opset17.onnx")))
-        let r = try Verifier().verify(net)
-        #expect(r.deviations == backbone.deviations)
+        let report = try Verifier().verify(net)
+        #expect(report.deviations == backbone.deviations)
     }
 
     @Test func theWrapperAndWhatItSkipsAreNamed() throws {
@@ -50,21 +51,22 @@ import Testing
     /// `\x80\x02` GLOBAL module.name, a string argument, TUPLE1, REDUCE: what a `__reduce__` returning
     /// (module.name, (argument,)) pickles to; `wrap` nests it inside a dict under `key`.
     static func call(_ module: String, _ name: String, _ argument: String, under key: String? = nil) -> Data {
-        var p: [UInt8] = [0x80, 0x02]
-        func string(_ s: String) {
-            p +=
-                [UInt8(ascii: "X")] + withUnsafeBytes(of: UInt32(s.utf8.count).littleEndian, Array.init) + Array(s.utf8)
+        var pickleBytes: [UInt8] = [0x80, 0x02]
+        func string(_ text: String) {
+            pickleBytes +=
+                [UInt8(ascii: "X")] + withUnsafeBytes(of: UInt32(text.utf8.count).littleEndian, Array.init)
+                + Array(text.utf8)
         }
         if let key {
-            p += [UInt8(ascii: "}"), UInt8(ascii: "(")]
+            pickleBytes += [UInt8(ascii: "}"), UInt8(ascii: "(")]
             string(key)
         }
-        p += [UInt8(ascii: "c")] + Array("\(module)\n\(name)\n".utf8)
+        pickleBytes += [UInt8(ascii: "c")] + Array("\(module)\n\(name)\n".utf8)
         string(argument)
-        p += [0x85, UInt8(ascii: "R")]
-        if key != nil { p += [UInt8(ascii: "u")] }
-        p += [UInt8(ascii: ".")]
-        return Data(p)
+        pickleBytes += [0x85, UInt8(ascii: "R")]
+        if key != nil { pickleBytes += [UInt8(ascii: "u")] }
+        pickleBytes += [UInt8(ascii: ".")]
+        return Data(pickleBytes)
     }
 
     /// The legacy format's first three pickles (magic number, protocol 1001, empty system info), then `object`.
@@ -129,10 +131,10 @@ import Testing
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let evil = try Fixtures.write(Self.zip(payloads[0].0), as: "evil.pth", in: folder)
-        let r = try densekit(["inspect", evil])
+        let report = try densekit(["inspect", evil])
         #expect(
-            r.status == 2 && r.stderr.hasPrefix("error: \(evil): pickle global 'posix.system': ")
-                && r.stderr.split(separator: "\n").count == 1)
+            report.status == 2 && report.stderr.hasPrefix("error: \(evil): pickle global 'posix.system': ")
+                && report.stderr.split(separator: "\n").count == 1)
         #expect(!FileManager.default.fileExists(atPath: Self.marker), "a payload ran")
     }
 
@@ -159,9 +161,11 @@ import Testing
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let nested = try Fixtures.write(Self.zip(tuples), as: "nested.pth", in: folder)
-        let r = try densekit(["inspect", nested])
-        #expect(r.status == 2 && r.stderr.hasPrefix("error: \(nested): pickle at byte ") && r.stderr.contains(cap))
-        #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        let report = try densekit(["inspect", nested])
+        #expect(
+            report.status == 2 && report.stderr.hasPrefix("error: \(nested): pickle at byte ")
+                && report.stderr.contains(cap))
+        #expect(report.stderr.split(separator: "\n").count == 1, "\(report.stderr)")
         // A deep chain that is not nesting (each list appended to a list only once deep) is not refused
         // for depth: it is not a state_dict.
         #expect(pickleProblem(Self.zip(Data(appends + [0x2E])), as: "appends.pth") != cap)

@@ -15,18 +15,19 @@ import Testing
         ("tv-tiny-bf16.safetensors", "tv-tiny-bf16.out.npy", "bf16"),
         ("tv-tiny-module-2017.safetensors", "tv-tiny.out.npy", "f32"),  // 'module.' prefix, 'norm.1' names
     ])
-    func runsToTorchsOutput(_ c: (String, String, String)) throws {
-        let net = try ModelLoader.load(path: Fixtures.path(c.0))
-        #expect(net.source.format == .safetensors && net.storedDTypes.contains(c.2))
-        let x = try ModelInput(try Fixtures.npy(Fixtures.path("input-64.npy")), layout: nil, for: net)
-        let y = try Executor(net, threads: 2).run(x.values, batch: x.batch, height: x.height, width: x.width)
-        #expect(relativeError(y, try Fixtures.npy(Fixtures.path(c.1)).values) <= 1e-4)
+    func runsToTorchsOutput(_ fixture: (String, String, String)) throws {
+        let net = try ModelLoader.load(path: Fixtures.path(fixture.0))
+        #expect(net.source.format == .safetensors && net.storedDTypes.contains(fixture.2))
+        let modelInput = try ModelInput(try Fixtures.npy(Fixtures.path("input-64.npy")), layout: nil, for: net)
+        let outputs = try Executor(net, threads: 2).run(
+            modelInput.values, batch: modelInput.batch, height: modelInput.height, width: modelInput.width)
+        #expect(relativeError(outputs, try Fixtures.npy(Fixtures.path(fixture.1)).values) <= 1e-4)
         // torch's parameters() for the same model, recorded with its ONNX export.
         let meta = try Fixtures.meta(Fixtures.path("tv-tiny-legacy-opset17.meta.json"))
-        let r = try Verifier().verify(net)
+        let report = try Verifier().verify(net)
         #expect(
-            r.parameters.trainable == meta.trainable
-                && r.parameters.withBatchNormStatistics == meta.withBatchNormStatistics)
+            report.parameters.trainable == meta.trainable
+                && report.parameters.withBatchNormStatistics == meta.withBatchNormStatistics)
         #expect(net.head.summary == "global avg pool, linear 16 -> 10, logits")
         #expect(net.source.notes.contains("BatchNorm epsilon assumed 1e-5 (torchvision's): a state_dict stores none"))
     }
@@ -35,22 +36,24 @@ import Testing
         let net = try ModelLoader.load(path: Fixtures.path("cifar-bc-tiny.safetensors"))
         #expect(net.stem.conv.kernel == 3 && net.stem.conv.stride == 1 && net.stem.conv.pads == [1, 1, 1, 1])
         #expect(net.stem.norm == nil && net.stem.pool == nil)
-        let x = try ModelInput(try Fixtures.npy(Fixtures.path("input-32.npy")), layout: nil, for: net)
-        let y = try Executor(net).run(x.values, batch: x.batch, height: x.height, width: x.width)
+        let modelInput = try ModelInput(try Fixtures.npy(Fixtures.path("input-32.npy")), layout: nil, for: net)
+        let outputs = try Executor(net).run(
+            modelInput.values, batch: modelInput.batch, height: modelInput.height, width: modelInput.width)
         #expect(
-            relativeError(y, try Fixtures.npy(Fixtures.path("cifar-bc-tiny-legacy-opset17.out.npy")).values) <= 1e-4)
+            relativeError(outputs, try Fixtures.npy(Fixtures.path("cifar-bc-tiny-legacy-opset17.out.npy")).values)
+                <= 1e-4)
         let meta = try Fixtures.meta(Fixtures.path("cifar-bc-tiny-legacy-opset17.meta.json"))
-        let r = try Verifier().verify(net)
-        #expect(r.parameters.trainable == meta.trainable && r.spec.name == "densenet-bc-L100-k12")
+        let report = try Verifier().verify(net)
+        #expect(report.parameters.trainable == meta.trainable && report.spec.name == "densenet-bc-L100-k12")
     }
 
     @Test func theSameWeightsAsTheONNXExportDiffWithinTolerance() throws {
         let onnx = try ModelLoader.load(path: Fixtures.path("tv-tiny-legacy-opset17.onnx"))
-        let x = try ModelInput(try Fixtures.npy(Fixtures.path("input-64.npy")), layout: nil, for: onnx)
+        let modelInput = try ModelInput(try Fixtures.npy(Fixtures.path("input-64.npy")), layout: nil, for: onnx)
         for file in ["tv-tiny.safetensors", "tv-tiny-module-2017.safetensors", "tv-tiny.pth", "tv-tiny-legacy.pth"] {
-            let r = try ModelDiff(try ModelLoader.load(path: Fixtures.path(file)), onnx).run(
-                x.values, batch: x.batch, height: x.height, width: x.width)
-            #expect(r.withinTolerance, "\(file): \(String(describing: r.firstDivergence))")
+            let report = try ModelDiff(try ModelLoader.load(path: Fixtures.path(file)), onnx).run(
+                modelInput.values, batch: modelInput.batch, height: modelInput.height, width: modelInput.width)
+            #expect(report.withinTolerance, "\(file): \(String(describing: report.firstDivergence))")
         }
     }
 
@@ -70,10 +73,10 @@ import Testing
         let good = try Fixtures.data("tv-tiny.safetensors")
         #expect(error(try SafetensorsEditing.withHeader(good) { _ in }) == nil)
         let stem = "features.conv0.weight"
-        func entry(_ h: inout [String: Any], _ key: String, _ value: Any) {
-            var e = h[stem] as! [String: Any]
-            e[key] = value
-            h[stem] = e
+        func entry(_ headerObject: inout [String: Any], _ key: String, _ value: Any) {
+            var entryValue = headerObject[stem] as! [String: Any]
+            entryValue[key] = value
+            headerObject[stem] = entryValue
         }
         let headerLength = Int(good[0]) | Int(good[1]) << 8
         let offsets =
@@ -175,11 +178,11 @@ import Testing
                 .mismatch(stateDict, expected: "a float tensor 'features.norm5.weight'", found: "no such key")
             ),
             (
-                try S.rewritten("tv-tiny.safetensors") { e in
+                try S.rewritten("tv-tiny.safetensors") { entryValue in
                     for k in ["weight", "bias"] {
-                        e["classifier.0.\(k)"] = e["classifier.\(k)"]
-                        e["classifier.3.\(k)"] = e["classifier.\(k)"]
-                        e["classifier.\(k)"] = nil
+                        entryValue["classifier.0.\(k)"] = entryValue["classifier.\(k)"]
+                        entryValue["classifier.3.\(k)"] = entryValue["classifier.\(k)"]
+                        entryValue["classifier.\(k)"] = nil
                     }
                 },
                 .mismatch(
@@ -205,14 +208,14 @@ import Testing
         }
         #expect(found.hasPrefix("'classifier.bias', "), "\(found)")
         // A CheXNet-style classifier inside a Sequential: its activation is unknown.
-        let sequential = try S.rewritten("tv-tiny.safetensors") { e in
+        let sequential = try S.rewritten("tv-tiny.safetensors") { entryValue in
             for k in ["weight", "bias"] {
-                e["module.classifier.0.\(k)"] = e["classifier.\(k)"]
-                e["classifier.\(k)"] = nil
+                entryValue["module.classifier.0.\(k)"] = entryValue["classifier.\(k)"]
+                entryValue["classifier.\(k)"] = nil
             }
-            for k in Array(e.keys) where !k.hasPrefix("module.") {
-                e["module." + k] = e[k]
-                e[k] = nil
+            for k in Array(entryValue.keys) where !k.hasPrefix("module.") {
+                entryValue["module." + k] = entryValue[k]
+                entryValue[k] = nil
             }
         }
         let net = try Fixtures.loadWritten(sequential, as: "chexnet.safetensors")

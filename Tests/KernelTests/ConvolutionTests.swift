@@ -5,62 +5,70 @@ import Testing
 /// The phase-plane convolution (split, one segmented GEMM, compact) against the direct reference.
 @Suite struct PhaseConvolutionTests {
     struct Case: Sendable, CustomStringConvertible {
-        var c: Int, h: Int, w: Int, o: Int, k: Int, stride: Int, pads: [Int]
-        var description: String { "c\(c) \(h)x\(w) o\(o) k\(k)/\(stride) pads \(pads)" }
+        var channels: Int, height: Int, width: Int, outputs: Int, kernel: Int, stride: Int, pads: [Int]
+        var description: String { "c\(channels) \(height)x\(width) o\(outputs) k\(kernel)/\(stride) pads \(pads)" }
     }
 
     static let cases = [
-        Case(c: 3, h: 17, w: 23, o: 5, k: 7, stride: 2, pads: [3, 3, 3, 3]),  // a DenseNet stem, odd sizes
-        Case(c: 3, h: 32, w: 32, o: 64, k: 7, stride: 2, pads: [3, 3, 3, 3]),
-        Case(c: 13, h: 9, w: 11, o: 4, k: 3, stride: 1, pads: [1, 1, 1, 1]),
-        Case(c: 20, h: 7, w: 7, o: 19, k: 3, stride: 1, pads: [1, 1, 1, 1]),
-        Case(c: 300, h: 6, w: 5, o: 9, k: 3, stride: 1, pads: [1, 1, 1, 1]),  // channels across K blocks
-        Case(c: 3, h: 5, w: 6, o: 2, k: 5, stride: 1, pads: [2, 2, 2, 2]),
-        Case(c: 2, h: 10, w: 9, o: 3, k: 3, stride: 2, pads: [0, 0, 0, 0]),
-        Case(c: 4, h: 11, w: 10, o: 6, k: 3, stride: 3, pads: [1, 0, 2, 1]),  // asymmetric pads, stride 3
-        Case(c: 5, h: 8, w: 7, o: 3, k: 1, stride: 2, pads: [0, 0, 0, 0]),  // kernel smaller than stride
-        Case(c: 6, h: 9, w: 8, o: 33, k: 4, stride: 2, pads: [1, 2, 2, 1]),  // even kernel
+        Case(channels: 3, height: 17, width: 23, outputs: 5, kernel: 7, stride: 2, pads: [3, 3, 3, 3]),  // a DenseNet stem, odd sizes
+        Case(channels: 3, height: 32, width: 32, outputs: 64, kernel: 7, stride: 2, pads: [3, 3, 3, 3]),
+        Case(channels: 13, height: 9, width: 11, outputs: 4, kernel: 3, stride: 1, pads: [1, 1, 1, 1]),
+        Case(channels: 20, height: 7, width: 7, outputs: 19, kernel: 3, stride: 1, pads: [1, 1, 1, 1]),
+        Case(channels: 300, height: 6, width: 5, outputs: 9, kernel: 3, stride: 1, pads: [1, 1, 1, 1]),  // channels across K blocks
+        Case(channels: 3, height: 5, width: 6, outputs: 2, kernel: 5, stride: 1, pads: [2, 2, 2, 2]),
+        Case(channels: 2, height: 10, width: 9, outputs: 3, kernel: 3, stride: 2, pads: [0, 0, 0, 0]),
+        Case(channels: 4, height: 11, width: 10, outputs: 6, kernel: 3, stride: 3, pads: [1, 0, 2, 1]),  // asymmetric pads, stride 3
+        Case(channels: 5, height: 8, width: 7, outputs: 3, kernel: 1, stride: 2, pads: [0, 0, 0, 0]),  // kernel smaller than stride
+        Case(channels: 6, height: 9, width: 8, outputs: 33, kernel: 4, stride: 2, pads: [1, 2, 2, 1]),  // even kernel
     ]
 
     @Test(arguments: cases)
-    func matchesDirectConvolution(_ t: Case) {
-        var rng = SeededRandom(UInt64(t.c * 31 + t.h * 7 + t.o))
-        let x = rng.floats(t.c * t.h * t.w)
-        let weight = rng.floats(t.o * t.c * t.k * t.k)
-        let bias = rng.floats(t.o)
+    func matchesDirectConvolution(_ layerCase: Case) {
+        var rng = SeededRandom(UInt64(layerCase.channels * 31 + layerCase.height * 7 + layerCase.outputs))
+        let image = rng.floats(layerCase.channels * layerCase.height * layerCase.width)
+        let weight = rng.floats(layerCase.outputs * layerCase.channels * layerCase.kernel * layerCase.kernel)
+        let bias = rng.floats(layerCase.outputs)
         let want = Reference.conv(
-            x, channels: t.c, height: t.h, width: t.w, weight: weight, outChannels: t.o,
-            kernel: t.k, stride: t.stride, pads: t.pads, bias: bias)
-        let g = PhaseConvolution(channels: t.c, height: t.h, width: t.w, kernel: t.k, stride: t.stride, pads: t.pads)
-        #expect(g.outHeight == want.height && g.outWidth == want.width)
-        var planes = [Float](repeating: .nan, count: g.inputCount)
-        var grid = [Float](repeating: .nan, count: t.o * g.gridCount)
-        var y = [Float](repeating: .nan, count: t.o * g.outHeight * g.outWidth)
+            image, channels: layerCase.channels, height: layerCase.height, width: layerCase.width, weight: weight,
+            outChannels: layerCase.outputs,
+            kernel: layerCase.kernel, stride: layerCase.stride, pads: layerCase.pads, bias: bias)
+        let phases = PhaseConvolution(
+            channels: layerCase.channels, height: layerCase.height, width: layerCase.width, kernel: layerCase.kernel,
+            stride: layerCase.stride, pads: layerCase.pads)
+        #expect(phases.outHeight == want.height && phases.outWidth == want.width)
+        var planes = [Float](repeating: .nan, count: phases.inputCount)
+        var grid = [Float](repeating: .nan, count: layerCase.outputs * phases.gridCount)
+        var result = [Float](repeating: .nan, count: layerCase.outputs * phases.outHeight * phases.outWidth)
         let packed = PackedMatrix(
-            rows: t.o, cols: t.c * t.k * t.k,
-            values: PhaseConvolution.tapMajor(weight, outChannels: t.o, inChannels: t.c, kernel: t.k))
-        x.withUnsafeBufferPointer { xp in
+            rows: layerCase.outputs, cols: layerCase.channels * layerCase.kernel * layerCase.kernel,
+            values: PhaseConvolution.tapMajor(
+                weight, outChannels: layerCase.outputs, inChannels: layerCase.channels, kernel: layerCase.kernel))
+        image.withUnsafeBufferPointer { xp in
             planes.withUnsafeMutableBufferPointer {
                 // Split in two channel ranges, as the executor's threads do.
-                g.split(xp.baseAddress!, channels: 0..<(t.c / 2), into: $0.baseAddress!)
-                g.split(xp.baseAddress!, channels: (t.c / 2)..<t.c, into: $0.baseAddress!)
-                g.zeroSlack($0.baseAddress!)
+                phases.split(xp.baseAddress!, channels: 0..<(layerCase.channels / 2), into: $0.baseAddress!)
+                phases.split(
+                    xp.baseAddress!, channels: (layerCase.channels / 2)..<layerCase.channels, into: $0.baseAddress!)
+                phases.zeroSlack($0.baseAddress!)
             }
         }
         planes.withUnsafeBufferPointer { pp in
-            let segments = g.segments(pp.baseAddress!)
+            let segments = phases.segments(pp.baseAddress!)
             bias.withUnsafeBufferPointer { bp in
                 grid.withUnsafeMutableBufferPointer {
                     GEMM.multiply(
-                        packed, segments, n: g.gridCount, $0.baseAddress!, ldc: g.gridCount, bias: bp.baseAddress!,
+                        packed, segments, n: phases.gridCount, $0.baseAddress!, ldc: phases.gridCount,
+                        bias: bp.baseAddress!,
                         threads: 2)
                 }
             }
         }
         grid.withUnsafeBufferPointer { gp in
-            y.withUnsafeMutableBufferPointer { g.compact(gp.baseAddress!, channels: 0..<t.o, into: $0.baseAddress!) }
+            result.withUnsafeMutableBufferPointer {
+                phases.compact(gp.baseAddress!, channels: 0..<layerCase.outputs, into: $0.baseAddress!)
+            }
         }
-        #expect(relativeError(y, want.values) < 1e-5, "\(t)")
+        #expect(relativeError(result, want.values) < 1e-5, "\(layerCase)")
     }
 }
 
@@ -69,79 +77,88 @@ import Testing
 /// output planes must be fully overwritten, and nothing outside them touched.
 @Suite struct ShiftedConvolutionTests {
     struct Case: Sendable, CustomStringConvertible {
-        var c: Int, h: Int, w: Int, o: Int, k: Int
-        var description: String { "c\(c) \(h)x\(w) o\(o) k\(k)" }
+        var channels: Int, height: Int, width: Int, outputs: Int, kernel: Int
+        var description: String { "c\(channels) \(height)x\(width) o\(outputs) k\(kernel)" }
     }
 
     static let cases = [
-        Case(c: 128, h: 14, w: 14, o: 32, k: 3),  // a DenseNet-121 block-3 layer
-        Case(c: 13, h: 9, w: 11, o: 4, k: 3),  // fewer outputs than one 8-row block
-        Case(c: 20, h: 7, w: 7, o: 19, k: 3),  // a partial last block of outputs
-        Case(c: 300, h: 6, w: 5, o: 9, k: 3),  // channels across K blocks
-        Case(c: 3, h: 5, w: 6, o: 2, k: 5),  // border 2
-        Case(c: 16, h: 3, w: 40, o: 33, k: 3),  // rows wider than a panel
-        Case(c: 5, h: 4, w: 1, o: 8, k: 5),  // rows narrower than the kernel's reach
-        Case(c: 7, h: 1, w: 1, o: 8, k: 3),  // a 1x1 image: every tap but the centre reads padding
+        Case(channels: 128, height: 14, width: 14, outputs: 32, kernel: 3),  // a DenseNet-121 block-3 layer
+        Case(channels: 13, height: 9, width: 11, outputs: 4, kernel: 3),  // fewer outputs than one 8-row block
+        Case(channels: 20, height: 7, width: 7, outputs: 19, kernel: 3),  // a partial last block of outputs
+        Case(channels: 300, height: 6, width: 5, outputs: 9, kernel: 3),  // channels across K blocks
+        Case(channels: 3, height: 5, width: 6, outputs: 2, kernel: 5),  // border 2
+        Case(channels: 16, height: 3, width: 40, outputs: 33, kernel: 3),  // rows wider than a panel
+        Case(channels: 5, height: 4, width: 1, outputs: 8, kernel: 5),  // rows narrower than the kernel's reach
+        Case(channels: 7, height: 1, width: 1, outputs: 8, kernel: 3),  // a 1x1 image: every tap but the centre reads padding
     ]
 
     @Test(arguments: cases)
-    func matchesDirectConvolution(_ t: Case) {
-        var rng = SeededRandom(UInt64(t.c * 131 + t.h * 17 + t.o))
-        var x = rng.floats(t.c * t.h * t.w)
-        let weight = rng.floats(t.o * t.c * t.k * t.k)
-        let bias = rng.floats(t.o)
+    func matchesDirectConvolution(_ layerCase: Case) {
+        var rng = SeededRandom(UInt64(layerCase.channels * 131 + layerCase.height * 17 + layerCase.outputs))
+        var image = rng.floats(layerCase.channels * layerCase.height * layerCase.width)
+        let weight = rng.floats(layerCase.outputs * layerCase.channels * layerCase.kernel * layerCase.kernel)
+        let bias = rng.floats(layerCase.outputs)
         // Channels of +0, as a ReLU leaves them: the GEMM leaves their rows out of its K loop.
-        for ch in stride(from: 1, to: t.c, by: 4) { for i in 0..<(t.h * t.w) { x[ch * t.h * t.w + i] = 0 } }
-        let layout = PlaneLayout(height: t.h, width: t.w, border: t.k / 2)
-        var planes = [Float](repeating: .nan, count: t.c * layout.plane)
-        x.withUnsafeBufferPointer { xp in
+        for ch in stride(from: 1, to: layerCase.channels, by: 4) {
+            for i in 0..<(layerCase.height * layerCase.width) { image[ch * layerCase.height * layerCase.width + i] = 0 }
+        }
+        let layout = PlaneLayout(height: layerCase.height, width: layerCase.width, border: layerCase.kernel / 2)
+        var planes = [Float](repeating: .nan, count: layerCase.channels * layout.plane)
+        image.withUnsafeBufferPointer { xp in
             planes.withUnsafeMutableBufferPointer {
-                layout.unpack(xp.baseAddress!, channels: 0..<t.c, into: $0.baseAddress!)
+                layout.unpack(xp.baseAddress!, channels: 0..<layerCase.channels, into: $0.baseAddress!)
             }
         }
         // The same input panel-major (as a bottleneck writes it), NaN past the image in the last panel.
-        let panels = (t.h * t.w + 31) / 32
-        var panelled = [Float](repeating: .nan, count: panels * t.c * 32)
-        for ch in 0..<t.c {
-            for j in 0..<(t.h * t.w) { panelled[(j / 32) * t.c * 32 + ch * 32 + j % 32] = x[ch * t.h * t.w + j] }
+        let panels = (layerCase.height * layerCase.width + 31) / 32
+        var panelled = [Float](repeating: .nan, count: panels * layerCase.channels * 32)
+        for ch in 0..<layerCase.channels {
+            for j in 0..<(layerCase.height * layerCase.width) {
+                panelled[(j / 32) * layerCase.channels * 32 + ch * 32 + j % 32] =
+                    image[ch * layerCase.height * layerCase.width + j]
+            }
         }
-        let packed = ShiftedConvolution.pack(weight, outChannels: t.o, inChannels: t.c, kernel: t.k)
+        let packed = ShiftedConvolution.pack(
+            weight, outChannels: layerCase.outputs, inChannels: layerCase.channels, kernel: layerCase.kernel)
         for (threads, withBias, panelMajor) in [
             (1, true, false), (2, true, false), (2, false, false), (1, true, true), (2, false, true),
         ] {
             let want = Reference.conv(
-                x, channels: t.c, height: t.h, width: t.w, weight: weight, outChannels: t.o, kernel: t.k,
-                stride: 1, pads: [Int](repeating: t.k / 2, count: 4), bias: withBias ? bias : nil)
+                image, channels: layerCase.channels, height: layerCase.height, width: layerCase.width, weight: weight,
+                outChannels: layerCase.outputs, kernel: layerCase.kernel,
+                stride: 1, pads: [Int](repeating: layerCase.kernel / 2, count: 4), bias: withBias ? bias : nil)
             // The output planes between two guard zones that must keep their values.
             let guardCount = 2 * layout.plane + 64
-            var out = [Float](repeating: .nan, count: guardCount + t.o * layout.plane + guardCount)
+            var out = [Float](repeating: .nan, count: guardCount + layerCase.outputs * layout.plane + guardCount)
             for i in 0..<guardCount { (out[i], out[out.count - 1 - i]) = (-3, -3) }
-            var y = [Float](repeating: .nan, count: t.o * t.h * t.w)
+            var result = [Float](repeating: .nan, count: layerCase.outputs * layerCase.height * layerCase.width)
             (panelMajor ? panelled : planes).withUnsafeBufferPointer { pp in
                 bias.withUnsafeBufferPointer { bp in
                     out.withUnsafeMutableBufferPointer {
                         let planes = $0.baseAddress! + guardCount
                         let input =
                             panelMajor
-                            ? GEMM.segments(pp.baseAddress!, ldb: 32, k: t.c, panelStride: t.c * 32)
-                            : GEMM.segments(pp.baseAddress! + layout.interior, ldb: layout.plane, k: t.c)
+                            ? GEMM.segments(
+                                pp.baseAddress!, ldb: 32, k: layerCase.channels, panelStride: layerCase.channels * 32)
+                            : GEMM.segments(pp.baseAddress! + layout.interior, ldb: layout.plane, k: layerCase.channels)
                         ShiftedConvolution.run(
-                            packed, outChannels: t.o, kernel: t.k, input, layout: layout,
+                            packed, outChannels: layerCase.outputs, kernel: layerCase.kernel, input, layout: layout,
                             into: planes, bias: withBias ? bp.baseAddress! : nil, threads: threads)
-                        y.withUnsafeMutableBufferPointer {
-                            layout.pack(planes, channels: 0..<t.o, into: $0.baseAddress!)
+                        result.withUnsafeMutableBufferPointer {
+                            layout.pack(planes, channels: 0..<layerCase.outputs, into: $0.baseAddress!)
                         }
                     }
                 }
             }
             #expect(
-                relativeError(y, want.values) < 1e-5,
-                "\(t) threads \(threads) bias \(withBias) panel-major \(panelMajor)")
+                relativeError(result, want.values) < 1e-5,
+                "\(layerCase) threads \(threads) bias \(withBias) panel-major \(panelMajor)")
             #expect(
                 out[..<guardCount].allSatisfy { $0 == -3 } && out[(out.count - guardCount)...].allSatisfy { $0 == -3 },
-                "\(t)")
+                "\(layerCase)")
             #expect(
-                out[guardCount..<(out.count - guardCount)].allSatisfy { !$0.isNaN }, "\(t): output cells left unwritten"
+                out[guardCount..<(out.count - guardCount)].allSatisfy { !$0.isNaN },
+                "\(layerCase): output cells left unwritten"
             )
         }
     }

@@ -34,7 +34,8 @@ import Testing
         let (mapHeight, mapWidth) = size
         let input = rng.floats(channels * mapHeight * mapWidth, -3...3)
         var output = [Float](repeating: .nan, count: channels * (mapHeight / 2) * (mapWidth / 2))
-        Elementwise.batchNormReLUAvgPool2(input, &output, channels: channels, height: mapHeight, width: mapWidth, scale: scale, shift: shift)
+        Elementwise.batchNormReLUAvgPool2(
+            input, &output, channels: channels, height: mapHeight, width: mapWidth, scale: scale, shift: shift)
         let want = Reference.pool(
             bnReLU(input), channels: channels, height: mapHeight, width: mapWidth, max: false, kernel: 2, stride: 2,
             pads: [0, 0, 0, 0], countIncludePad: false)
@@ -67,7 +68,8 @@ import Testing
             pads: [pad, pad, pad, pad], countIncludePad: false)
         var output = [Float](repeating: .nan, count: want.values.count)
         Elementwise.maxPool(
-            input, &output, channels: channels, height: mapHeight, width: mapWidth, kernel: kernel, stride: stride, padTop: pad, padLeft: pad,
+            input, &output, channels: channels, height: mapHeight, width: mapWidth, kernel: kernel, stride: stride,
+            padTop: pad, padLeft: pad,
             outHeight: want.height, outWidth: want.width)
         #expect(output == want.values)
         // The same planes read from rows 3 floats wider (a convolution's output grid).
@@ -76,7 +78,8 @@ import Testing
         for r in 0..<(channels * mapHeight) { for x0 in 0..<mapWidth { wide[r * ld + x0] = input[r * mapWidth + x0] } }
         var strided = [Float](repeating: .nan, count: want.values.count)
         Elementwise.maxPool(
-            wide, &strided, channels: channels, height: mapHeight, width: mapWidth, rowStride: ld, kernel: kernel, stride: stride,
+            wide, &strided, channels: channels, height: mapHeight, width: mapWidth, rowStride: ld, kernel: kernel,
+            stride: stride,
             padTop: pad, padLeft: pad, outHeight: want.height, outWidth: want.width)
         #expect(strided == want.values)
     }

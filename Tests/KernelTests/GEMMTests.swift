@@ -40,7 +40,8 @@ import Testing
                         want[i * shape.n + column] = wanted
                     }
                 }
-                let worst = matrixC.allSatisfy(\.isFinite) ? zip(matrixC, want).map { abs($0 - $1) }.max() ?? 0 : .infinity
+                let worst =
+                    matrixC.allSatisfy(\.isFinite) ? zip(matrixC, want).map { abs($0 - $1) }.max() ?? 0 : .infinity
                 #expect(
                     worst <= 1e-4 * Float(shape.k).squareRoot(),
                     "m\(shape.m) k\(shape.k) n\(shape.n) threads \(threads) bias \(useBias) relu \(relu): \(worst)")
@@ -114,7 +115,11 @@ import Testing
                 for r in 0..<shape.m {
                     for l in 0..<32 {
                         let (column, wanted) = (p * 32 + l, matrixC[p * panelStride + r * 32 + l])
-                        if column < shape.n { panelled[r * shape.n + column] = wanted } else if !wanted.isNaN { untouched = false }
+                        if column < shape.n {
+                            panelled[r * shape.n + column] = wanted
+                        } else if !wanted.isNaN {
+                            untouched = false
+                        }
                     }
                 }
             }
@@ -182,7 +187,9 @@ import Testing
         let matrixB = rng.floats(shape.k * shape.n, -2...2)
         let scale = rng.floats(shape.k, -1.5...1.5)
         let shift = rng.floats(shape.k)
-        let activated = (0..<(shape.k * shape.n)).map { i in max(0, matrixB[i] * scale[i / shape.n] + shift[i / shape.n]) }
+        let activated = (0..<(shape.k * shape.n)).map { i in
+            max(0, matrixB[i] * scale[i / shape.n] + shift[i / shape.n])
+        }
         let want = Reference.matmul(matrixA, activated, m: shape.m, k: shape.k, n: shape.n)
         let packed = PackedMatrix(rows: shape.m, cols: shape.k, values: matrixA)
         let count = GEMM.sharedPackingCount(rows: shape.m, k: shape.k, n: shape.n, threads: 2)
@@ -220,7 +227,9 @@ import Testing
 @Suite struct ZeroRowTests {
     /// Which of k rows are zero: every third, a run of 40, the first and the last (or all of them).
     static func zeroRows(_ depth: Int, all: Bool) -> Set<Int> {
-        all ? Set(0..<depth) : Set(stride(from: 0, to: depth, by: 3)).union(min(depth, 50)..<min(depth, 90)).union([0, depth - 1])
+        all
+            ? Set(0..<depth)
+            : Set(stride(from: 0, to: depth, by: 3)).union(min(depth, 50)..<min(depth, 90)).union([0, depth - 1])
     }
 
     @Test(arguments: [(16, 300, 64, false), (128, 513, 196, false), (9, 40, 45, false), (24, 100, 96, true)])
@@ -257,7 +266,9 @@ import Testing
         let panelStride = shape.k * 32
         var panelled = [Float](repeating: .nan, count: panels * panelStride)
         for r in 0..<shape.k {
-            for column in 0..<shape.n { panelled[(column / 32) * panelStride + r * 32 + column % 32] = matrixB[r * shape.n + column] }
+            for column in 0..<shape.n {
+                panelled[(column / 32) * panelStride + r * 32 + column % 32] = matrixB[r * shape.n + column]
+            }
         }
         let packed = PackedMatrix(rows: shape.m, cols: shape.k, values: matrixA)
         for threads in [1, 2] {
@@ -272,7 +283,9 @@ import Testing
             let column5 = (0..<shape.m).allSatisfy { matrixC[$0 * shape.n + 5].isNaN }
             let others = (0..<(shape.m * shape.n)).filter { $0 % shape.n != 5 }
             #expect(column5, "\(shape) threads \(threads): the NaN row was skipped")
-            #expect(relativeError(others.map { matrixC[$0] }, others.map { want[$0] }) < 1e-5, "\(shape) threads \(threads)")
+            #expect(
+                relativeError(others.map { matrixC[$0] }, others.map { want[$0] }) < 1e-5, "\(shape) threads \(threads)"
+            )
         }
     }
 }

@@ -42,7 +42,8 @@ import Testing
                             for kx in 0..<3 where (0..<layerCase.width).contains(ox + kx - 1) {
                                 sum +=
                                     Double(weight[((o * layerCase.channels + c) * 3 + ky) * 3 + kx])
-                                    * Double(image[(c * layerCase.height + oy + ky - 1) * layerCase.width + ox + kx - 1])
+                                    * Double(
+                                        image[(c * layerCase.height + oy + ky - 1) * layerCase.width + ox + kx - 1])
                             }
                         }
                     }
@@ -63,18 +64,28 @@ import Testing
 
     @Test(arguments: cases)
     func matchesDirectConvolution(_ layerCase: Case) {
-        var rng = SeededRandom(UInt64(layerCase.channels * 31 + layerCase.height * 7 + layerCase.width * 3 + layerCase.outputs))
+        var rng = SeededRandom(
+            UInt64(layerCase.channels * 31 + layerCase.height * 7 + layerCase.width * 3 + layerCase.outputs))
         let image = rng.floats(layerCase.channels * layerCase.height * layerCase.width)
         let weight = rng.floats(layerCase.outputs * layerCase.channels * 9)
         let bias = rng.floats(layerCase.outputs)
         let exact = Self.exact(image, layerCase, weight, bias)
         let transform = WinogradTransform.f4
-        let weights = WinogradWeights(weight, outChannels: layerCase.outputs, inChannels: layerCase.channels, transform: transform)
+        let weights = WinogradWeights(
+            weight, outChannels: layerCase.outputs, inChannels: layerCase.channels, transform: transform)
         // Images 5 floats apart, NaN in the gaps; output planes with 7 NaN before and after each image.
-        let (inStride, outStride, gap) = (layerCase.height * layerCase.width + 5, layerCase.height * layerCase.width + 14, 7)
+        let (inStride, outStride, gap) = (
+            layerCase.height * layerCase.width + 5, layerCase.height * layerCase.width + 14, 7
+        )
         var input = [Float](repeating: .nan, count: layerCase.channels * inStride)
-        for c in 0..<layerCase.channels { for i in 0..<(layerCase.height * layerCase.width) { input[c * inStride + i] = image[c * layerCase.height * layerCase.width + i] } }
-        let scratch = (0..<2).map { _ in WinogradConvolution.Scratch(transform, inChannels: layerCase.channels, outChannels: layerCase.outputs) }
+        for c in 0..<layerCase.channels {
+            for i in 0..<(layerCase.height * layerCase.width) {
+                input[c * inStride + i] = image[c * layerCase.height * layerCase.width + i]
+            }
+        }
+        let scratch = (0..<2).map { _ in
+            WinogradConvolution.Scratch(transform, inChannels: layerCase.channels, outChannels: layerCase.outputs)
+        }
         // The scratch buffers as a layer before leaves them: full of another map's rows (NaN here),
         // none of which may reach this one's outputs.
         let (wide, nan) = (64, [Float](repeating: .nan, count: layerCase.channels * 6 * 64))
@@ -91,7 +102,11 @@ import Testing
         let margin = layerCase.width + 1
         let marginStride = layerCase.height * layerCase.width + 2 * margin
         var bordered = [Float](repeating: .nan, count: layerCase.channels * marginStride)
-        for c in 0..<layerCase.channels { for i in 0..<(layerCase.height * layerCase.width) { bordered[c * marginStride + margin + i] = image[c * layerCase.height * layerCase.width + i] } }
+        for c in 0..<layerCase.channels {
+            for i in 0..<(layerCase.height * layerCase.width) {
+                bordered[c * marginStride + margin + i] = image[c * layerCase.height * layerCase.width + i]
+            }
+        }
         for (threads, margined) in [(1, false), (2, false), (1, true), (2, true)] {
             var out = [Float](repeating: .nan, count: layerCase.outputs * outStride)
             (margined ? bordered : input).withUnsafeBufferPointer { ip in
@@ -100,7 +115,8 @@ import Testing
                         WinogradConvolution.run(
                             weights, ip.baseAddress! + (margined ? margin : 0),
                             inputStride: margined ? marginStride : inStride,
-                            height: layerCase.height, width: layerCase.width, into: $0.baseAddress! + gap, outputStride: outStride,
+                            height: layerCase.height, width: layerCase.width, into: $0.baseAddress! + gap,
+                            outputStride: outStride,
                             bias: bp.baseAddress!, scratch: scratch, threads: threads,
                             inputMargin: margined ? margin : 0)
                     }
@@ -118,7 +134,9 @@ import Testing
             // direct float32 sum loses.
             let largestError = Self.error(result, exact)
             #expect(largestError < 2e-5, "\(layerCase) threads \(threads) margin \(margined): error \(largestError)")
-            if threads == 1 && !margined { print("measured: F(4x4) \(layerCase): \(largestError) of the largest output") }
+            if threads == 1 && !margined {
+                print("measured: F(4x4) \(layerCase): \(largestError) of the largest output")
+            }
         }
     }
 
@@ -138,12 +156,15 @@ import Testing
             image.withUnsafeBufferPointer { xp in
                 result.withUnsafeMutableBufferPointer {
                     WinogradConvolution.run(
-                        weights, xp.baseAddress!, inputStride: outputSide * outputSide, height: outputSide, width: outputSide,
-                        into: $0.baseAddress!, outputStride: outputSide * outputSide, bias: nil, scratch: scratch, threads: 1)
+                        weights, xp.baseAddress!, inputStride: outputSide * outputSide, height: outputSide,
+                        width: outputSide,
+                        into: $0.baseAddress!, outputStride: outputSide * outputSide, bias: nil, scratch: scratch,
+                        threads: 1)
                 }
             }
             let want = Self.exact(image, layerCase, weight, [0])
-            #expect(zip(result, want).allSatisfy { abs(Double($0) - $1) < 1e-4 }, "impulse at \(p): \(result) vs \(want)")
+            #expect(
+                zip(result, want).allSatisfy { abs(Double($0) - $1) < 1e-4 }, "impulse at \(p): \(result) vs \(want)")
         }
     }
 
@@ -167,11 +188,14 @@ import Testing
             }
         }
         for r in 0..<height {
-            #expect(result[r * width + 12] == 0 && result[r * width + 13] == 0, "row \(r): \(result[(r * width + 10)..<(r * width + 14)])")
+            #expect(
+                result[r * width + 12] == 0 && result[r * width + 13] == 0,
+                "row \(r): \(result[(r * width + 10)..<(r * width + 14)])")
             // Columns 0 and 1 sum the huge column over the rows the filter covers.
             let rows = Float((max(0, r - 1)...min(height - 1, r + 1)).count)
             #expect(
-                abs(result[r * width] / (rows * 1e30) - 1) < 1e-5 && abs(result[r * width + 1] / (rows * 1e30) - 1) < 1e-5, "row \(r)")
+                abs(result[r * width] / (rows * 1e30) - 1) < 1e-5
+                    && abs(result[r * width + 1] / (rows * 1e30) - 1) < 1e-5, "row \(r)")
         }
     }
 }

@@ -11,20 +11,21 @@ import Testing
             (1, 1, 1, nil), (100, 1, 2, nil), (3136, 32, 2, 4), (100, 32, 2, 4), (7, 8, 2, 4), (288, 72, 2, nil),
             (1000, 1, 2, 255), (5, 1, 2, 9), (784, 32, 2, 4),
         ] as [(Int, Int, Int, Int?)])
-    func parallelForCoversItsRangeOnce(_ t: (count: Int, granule: Int, threads: Int, parts: Int?)) {
-        let hits = Mutex([Int](repeating: 0, count: t.count))
+    func parallelForCoversItsRangeOnce(_ split: (count: Int, granule: Int, threads: Int, parts: Int?)) {
+        let hits = Mutex([Int](repeating: 0, count: split.count))
         let misaligned = Mutex(0)
         let granules = Mutex([Int]())
-        WorkerPool.shared(threads: t.threads).parallelFor(t.count, granule: t.granule, parts: t.parts) { range in
-            if range.lowerBound % t.granule != 0 { misaligned.withLock { $0 += 1 } }
+        WorkerPool.shared(threads: split.threads).parallelFor(split.count, granule: split.granule, parts: split.parts) {
+            range in
+            if range.lowerBound % split.granule != 0 { misaligned.withLock { $0 += 1 } }
             hits.withLock { for i in range { $0[i] += 1 } }
-            granules.withLock { $0.append((range.count + t.granule - 1) / t.granule) }
+            granules.withLock { $0.append((range.count + split.granule - 1) / split.granule) }
         }
-        #expect(hits.withLock { $0.allSatisfy { $0 == 1 } }, "\(t)")
-        #expect(misaligned.withLock { $0 } == 0, "\(t)")
+        #expect(hits.withLock { $0.allSatisfy { $0 == 1 } }, "\(split)")
+        #expect(misaligned.withLock { $0 } == 0, "\(split)")
         // Balanced: the parts' granules differ by one at most.
         let sizes = granules.withLock { $0 }
-        #expect(sizes.max()! - sizes.min()! <= 1, "\(t): granules per part \(sizes.sorted())")
+        #expect(sizes.max()! - sizes.min()! <= 1, "\(split): granules per part \(sizes.sorted())")
     }
 
     @Test func manyStepsEachPartOnce() {

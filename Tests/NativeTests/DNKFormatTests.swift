@@ -69,18 +69,18 @@ import Testing
     }
 
     /// The little-endian u64 at byte `at` of a file.
-    func u64(_ d: Data, _ at: Int) -> Int {
-        d.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self))) }
+    func u64(_ fileData: Data, _ at: Int) -> Int {
+        fileData.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self))) }
     }
 
-    func u32(_ d: Data, _ at: Int) -> Int {
-        d.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt32.self))) }
+    func u32(_ fileData: Data, _ at: Int) -> Int {
+        fileData.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt32.self))) }
     }
 
     /// The name of table entry `index` (48 bytes, NUL-padded, from the table's start; 96 bytes an entry).
-    func tableName(_ d: Data, _ index: Int) -> String {
-        let start = u64(d, 32) + 96 * index
-        return String(decoding: d[start..<(start + 48)].prefix { $0 != 0 }, as: UTF8.self)
+    func tableName(_ fileData: Data, _ index: Int) -> String {
+        let start = u64(fileData, 32) + 96 * index
+        return String(decoding: fileData[start..<(start + 48)].prefix { $0 != 0 }, as: UTF8.self)
     }
 
     /// Every byte class: header, metadata, table, tensor data, padding; and truncations.
@@ -141,21 +141,21 @@ import Testing
         let (folder, path, _) = try converted("tv-tiny-legacy-opset17.onnx")
         defer { try? FileManager.default.removeItem(at: folder) }
         let good = try Data(contentsOf: URL(fileURLWithPath: path))
-        func put(_ d: inout Data, _ at: Int, _ bytes: [UInt8]) {
-            d.replaceSubrange(at..<(at + bytes.count), with: bytes)
+        func put(_ fileData: inout Data, _ at: Int, _ bytes: [UInt8]) {
+            fileData.replaceSubrange(at..<(at + bytes.count), with: bytes)
         }
-        func le32(_ v: UInt32) -> [UInt8] { withUnsafeBytes(of: v.littleEndian, Array.init) }
+        func le32(_ value: UInt32) -> [UInt8] { withUnsafeBytes(of: value.littleEndian, Array.init) }
         let tableOffset = u64(good, 32)
         let dataOffset = u64(good, 48)
         /// Applies `edit` to the table, then recomputes the table and header checksums.
         func forged(_ edit: (inout Data) -> Void) -> Data {
-            var d = good
-            edit(&d)
-            let table = d.subdata(in: tableOffset..<dataOffset).withUnsafeBytes { XXH64.hash($0) }
-            put(&d, 80, withUnsafeBytes(of: table.littleEndian, Array.init))
-            let header = d.prefix(120).withUnsafeBytes { XXH64.hash($0) }
-            put(&d, 120, withUnsafeBytes(of: header.littleEndian, Array.init))
-            return d
+            var fileData = good
+            edit(&fileData)
+            let table = fileData.subdata(in: tableOffset..<dataOffset).withUnsafeBytes { XXH64.hash($0) }
+            put(&fileData, 80, withUnsafeBytes(of: table.littleEndian, Array.init))
+            let header = fileData.prefix(120).withUnsafeBytes { XXH64.hash($0) }
+            put(&fileData, 120, withUnsafeBytes(of: header.littleEndian, Array.init))
+            return fileData
         }
         let entry = { (i: Int) in tableOffset + 96 * i }
         let firstName = tableName(good, 0)
@@ -165,28 +165,34 @@ import Testing
             (good, nil),
             // 2^20 x 2^20 elements: refused from the table, before anything is read or allocated.
             (
-                forged { d in
-                    put(&d, entry(0) + 49, [4])
-                    put(&d, entry(0) + 52, le32(1 << 20) + le32(1 << 20) + le32(1) + le32(1))
+                forged { fileData in
+                    put(&fileData, entry(0) + 49, [4])
+                    put(&fileData, entry(0) + 52, le32(1 << 20) + le32(1 << 20) + le32(1) + le32(1))
                 }, .malformed(.tensor(firstName), problem: "bad shape")
             ),
             (
-                forged { d in put(&d, entry(0) + 52, le32(UInt32(dims[0]) + 1)) },
+                forged { fileData in put(&fileData, entry(0) + 52, le32(UInt32(dims[0]) + 1)) },
                 .malformed(
                     .tensor(firstName),
                     problem: "length \(u64(good, entry(0) + 76)) for shape \([dims[0] + 1] + dims.dropFirst()) of f32")
             ),
             (
-                forged { d in put(&d, entry(1), Array(good[entry(0)..<(entry(0) + 48)])) },
+                forged { fileData in put(&fileData, entry(1), Array(good[entry(0)..<(entry(0) + 48)])) },
                 .malformed(.tensor(firstName), problem: "appears twice")
             ),
             (
-                forged { d in put(&d, entry(0), Array("stem.conv.wrong".utf8) + [UInt8](repeating: 0, count: 48 - 15))
+                forged { fileData in
+                    put(&fileData, entry(0), Array("stem.conv.wrong".utf8) + [UInt8](repeating: 0, count: 48 - 15))
                 }, .malformed(.tensor(firstName), problem: "is missing")
             ),
-            (forged { d in put(&d, entry(0) + 48, [7]) }, .malformed(.tensor(firstName), problem: "unknown dtype 7")),
             (
-                forged { d in put(&d, entry(0) + 68, withUnsafeBytes(of: UInt64(1 << 40).littleEndian, Array.init)) },
+                forged { fileData in put(&fileData, entry(0) + 48, [7]) },
+                .malformed(.tensor(firstName), problem: "unknown dtype 7")
+            ),
+            (
+                forged { fileData in
+                    put(&fileData, entry(0) + 68, withUnsafeBytes(of: UInt64(1 << 40).littleEndian, Array.init))
+                },
                 .mismatch(
                     .tensor(firstName), expected: "data at offset \(dataOffset), where the previous tensor ends",
                     found: "offset \(1 << 40)")
@@ -213,14 +219,14 @@ import Testing
         let metaEnd = metaStart + u64(good, 24)
         let json = String(decoding: good[metaStart..<metaEnd], as: UTF8.self)
         func forged(_ text: String) -> Data {
-            var d = good
-            d.replaceSubrange(metaStart..<metaEnd, with: Data(text.utf8))
-            func put(_ at: Int, _ v: UInt64) {
-                d.replaceSubrange(at..<(at + 8), with: withUnsafeBytes(of: v.littleEndian, Array.init))
+            var fileData = good
+            fileData.replaceSubrange(metaStart..<metaEnd, with: Data(text.utf8))
+            func put(_ at: Int, _ value: UInt64) {
+                fileData.replaceSubrange(at..<(at + 8), with: withUnsafeBytes(of: value.littleEndian, Array.init))
             }
-            put(72, d.subdata(in: metaStart..<u64(d, 32)).withUnsafeBytes { XXH64.hash($0) })
-            put(120, d.prefix(120).withUnsafeBytes { XXH64.hash($0) })
-            return d
+            put(72, fileData.subdata(in: metaStart..<u64(fileData, 32)).withUnsafeBytes { XXH64.hash($0) })
+            put(120, fileData.prefix(120).withUnsafeBytes { XXH64.hash($0) })
+            return fileData
         }
         #expect(json.contains("\"relu\":true"))
         let depth = json.utf8.count / 2
@@ -256,28 +262,30 @@ import Testing
     @Test func aVersionOnePointZeroFileStillReads() throws {
         let (folder, path, _) = try converted("keras3-tiny.keras")
         defer { try? FileManager.default.removeItem(at: folder) }
-        var d = try Data(contentsOf: URL(fileURLWithPath: path))
-        #expect([d[8], d[10]] == [1, 1])
-        let metaStart = u64(d, 16)
-        let metaEnd = metaStart + u64(d, 24)
-        var json = String(decoding: d[metaStart..<metaEnd], as: UTF8.self)
+        var fileData = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect([fileData[8], fileData[10]] == [1, 1])
+        let metaStart = u64(fileData, 16)
+        let metaEnd = metaStart + u64(fileData, 24)
+        var json = String(decoding: fileData[metaStart..<metaEnd], as: UTF8.self)
         let head = "\"head\":{\"activations\":[\"softmax\"],\"pool\":\"average\"},"
         #expect(json.contains(head) && json.contains("\"version\":\"1.1\""))
         json = json.replacingOccurrences(of: head, with: String(repeating: " ", count: head.utf8.count))
             .replacingOccurrences(of: "\"version\":\"1.1\"", with: "\"version\":\"1.0\"")
-        d.replaceSubrange(metaStart..<metaEnd, with: Data(json.utf8))
-        d[10] = 0
-        func put(_ at: Int, _ v: UInt64) {
-            d.replaceSubrange(at..<(at + 8), with: withUnsafeBytes(of: v.littleEndian, Array.init))
+        fileData.replaceSubrange(metaStart..<metaEnd, with: Data(json.utf8))
+        fileData[10] = 0
+        func put(_ at: Int, _ value: UInt64) {
+            fileData.replaceSubrange(at..<(at + 8), with: withUnsafeBytes(of: value.littleEndian, Array.init))
         }
-        put(72, d.subdata(in: metaStart..<u64(d, 32)).withUnsafeBytes { XXH64.hash($0) })
-        put(120, d.prefix(120).withUnsafeBytes { XXH64.hash($0) })
+        put(72, fileData.subdata(in: metaStart..<u64(fileData, 32)).withUnsafeBytes { XXH64.hash($0) })
+        put(120, fileData.prefix(120).withUnsafeBytes { XXH64.hash($0) })
         let old = folder.appendingPathComponent("old.dnk").path
-        try d.write(to: URL(fileURLWithPath: old))
-        let a = try ModelLoader.load(path: old)
-        let b = try ModelLoader.load(path: Fixtures.path("keras3-tiny.keras"))
-        #expect(a.head.summary == "global avg pool, linear 16 -> 10, softmax" && a.head.summary == b.head.summary)
-        #expect(a.tensors.map(\.values) == b.tensors.map(\.values))
+        try fileData.write(to: URL(fileURLWithPath: old))
+        let oldModel = try ModelLoader.load(path: old)
+        let newModel = try ModelLoader.load(path: Fixtures.path("keras3-tiny.keras"))
+        #expect(
+            oldModel.head.summary == "global avg pool, linear 16 -> 10, softmax"
+                && oldModel.head.summary == newModel.head.summary)
+        #expect(oldModel.tensors.map(\.values) == newModel.tensors.map(\.values))
     }
 
     @Test func checksumsAreXXH64() {

@@ -34,12 +34,14 @@ import Testing
 
     /// The metadata JSON of a `.dnk` file (header: offset at byte 16, length at byte 24).
     func metadata(_ path: String) throws -> [String: Any] {
-        let d = try Data(contentsOf: URL(fileURLWithPath: path))
+        let fileData = try Data(contentsOf: URL(fileURLWithPath: path))
         func u64(_ at: Int) -> Int {
-            d.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self))) }
+            fileData.withUnsafeBytes {
+                Int(UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self)))
+            }
         }
         return try #require(
-            JSONSerialization.jsonObject(with: d.subdata(in: u64(16)..<(u64(16) + u64(24)))) as? [String: Any])
+            JSONSerialization.jsonObject(with: fileData.subdata(in: u64(16)..<(u64(16) + u64(24)))) as? [String: Any])
     }
 
     @Test(arguments: ["tv-tiny-legacy-opset17.onnx", "keras3-tiny.keras", "cifar-plain-tiny-legacy-opset17.onnx"])

@@ -33,7 +33,7 @@ public enum Fixtures {
     public static func loadWritten(_ bytes: Data, as name: String, extra: [String: Data] = [:]) throws -> DenseNet {
         let folder = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        for (n, d) in extra { try d.write(to: folder.appendingPathComponent(n)) }
+        for (count, d) in extra { try d.write(to: folder.appendingPathComponent(count)) }
         let path = folder.appendingPathComponent(name).path
         try bytes.write(to: URL(fileURLWithPath: path))
         return try ModelLoader.load(path: path)
@@ -73,11 +73,11 @@ public struct FixtureMeta: Decodable {
 
 /// max |a - b| / max |b|: the error measure the accuracy requirement is stated in; infinite where
 /// `a` holds a value that is not finite (which `max` would pass over: NaN compares false).
-public func relativeError(_ a: [Float], _ reference: [Float]) -> Float {
-    precondition(a.count == reference.count, "sizes differ: \(a.count) vs \(reference.count)")
+public func relativeError(_ values: [Float], _ reference: [Float]) -> Float {
+    precondition(values.count == reference.count, "sizes differ: \(values.count) vs \(reference.count)")
     var worst: Float = 0
     var scale: Float = 0
-    for (x, r) in zip(a, reference) {
+    for (x, r) in zip(values, reference) {
         guard x.isFinite || !r.isFinite else { return .infinity }
         worst = max(worst, abs(x - r))
         scale = max(scale, abs(r))
@@ -91,12 +91,12 @@ public struct SeededRandom: RandomNumberGenerator {
     public init(_ seed: UInt64) { state = seed }
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        var mixed = state
+        mixed = (mixed ^ (mixed >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        mixed = (mixed ^ (mixed >> 27)) &* 0x94D0_49BB_1331_11EB
+        return mixed ^ (mixed >> 31)
     }
-    public mutating func floats(_ n: Int, _ range: ClosedRange<Float> = -1...1) -> [Float] {
-        (0..<n).map { _ in Float.random(in: range, using: &self) }
+    public mutating func floats(_ count: Int, _ range: ClosedRange<Float> = -1...1) -> [Float] {
+        (0..<count).map { _ in Float.random(in: range, using: &self) }
     }
 }

@@ -24,10 +24,10 @@ public enum HDF5Editing {
     }
 
     public static func dims(_ file: hid_t, _ path: String) throws -> [hsize_t] {
-        let d = H5Dopen2(file, path, dk_h5p_default())
-        guard d >= 0 else { throw Failure(description: "no dataset \(path)") }
-        defer { H5Dclose(d) }
-        let space = H5Dget_space(d)
+        let datasetID = H5Dopen2(file, path, dk_h5p_default())
+        guard datasetID >= 0 else { throw Failure(description: "no dataset \(path)") }
+        defer { H5Dclose(datasetID) }
+        let space = H5Dget_space(datasetID)
         defer { H5Sclose(space) }
         var dims = [hsize_t](repeating: 0, count: Int(H5Sget_simple_extent_ndims(space)))
         H5Sget_simple_extent_dims(space, &dims, nil)
@@ -49,12 +49,13 @@ public enum HDF5Editing {
             let chunk = dims.map { _ in hsize_t(1) }
             H5Pset_chunk(dcpl, Int32(chunk.count), chunk)
         }
-        let d = H5Dcreate2(file, path, dk_h5t_native_float(), space, dk_h5p_default(), dcpl, dk_h5p_default())
-        guard d >= 0 else { throw Failure(description: "cannot create \(path)") }
-        defer { H5Dclose(d) }
+        let datasetID = H5Dcreate2(file, path, dk_h5t_native_float(), space, dk_h5p_default(), dcpl, dk_h5p_default())
+        guard datasetID >= 0 else { throw Failure(description: "cannot create \(path)") }
+        defer { H5Dclose(datasetID) }
         if count <= 1 << 20 {
             let values = [Float](repeating: fill, count: Int(count))
-            guard H5Dwrite(d, dk_h5t_native_float(), dk_h5s_all(), dk_h5s_all(), dk_h5p_default(), values) >= 0 else {
+            guard H5Dwrite(datasetID, dk_h5t_native_float(), dk_h5s_all(), dk_h5s_all(), dk_h5p_default(), values) >= 0
+            else {
                 throw Failure(description: "cannot write \(path)")
             }
         }
@@ -74,26 +75,27 @@ public enum HDF5Editing {
         var dims = [hsize_t(values.count)]
         let space = H5Screate_simple(1, &dims, nil)
         defer { H5Sclose(space) }
-        let a = H5Acreate_by_name(file, object, name, type, space, dk_h5p_default(), dk_h5p_default(), dk_h5p_default())
-        guard a >= 0 else { throw Failure(description: "cannot create attribute \(name) of \(object)") }
-        defer { H5Aclose(a) }
+        let attributeID = H5Acreate_by_name(
+            file, object, name, type, space, dk_h5p_default(), dk_h5p_default(), dk_h5p_default())
+        guard attributeID >= 0 else { throw Failure(description: "cannot create attribute \(name) of \(object)") }
+        defer { H5Aclose(attributeID) }
         var bytes = [UInt8](repeating: 0, count: width * values.count)
         for (i, v) in values.enumerated() { for (j, b) in v.utf8.enumerated() { bytes[i * width + j] = b } }
-        guard H5Awrite(a, type, bytes) >= 0 else {
+        guard H5Awrite(attributeID, type, bytes) >= 0 else {
             throw Failure(description: "cannot write attribute \(name) of \(object)")
         }
     }
 
     /// Reads a scalar or one-element variable-length string attribute (as h5py writes `model_config`).
     public static func string(_ file: hid_t, _ object: String, _ name: String) throws -> String {
-        let a = H5Aopen_by_name(file, object, name, dk_h5p_default(), dk_h5p_default())
-        guard a >= 0 else { throw Failure(description: "no attribute \(name) of \(object)") }
-        defer { H5Aclose(a) }
+        let attributeID = H5Aopen_by_name(file, object, name, dk_h5p_default(), dk_h5p_default())
+        guard attributeID >= 0 else { throw Failure(description: "no attribute \(name) of \(object)") }
+        defer { H5Aclose(attributeID) }
         let memory = H5Tcopy(dk_h5t_c_s1())
         defer { H5Tclose(memory) }
         H5Tset_size(memory, dk_h5t_variable())
         var pointer: UnsafeMutablePointer<CChar>? = nil
-        guard H5Aread(a, memory, &pointer) >= 0, let pointer else {
+        guard H5Aread(attributeID, memory, &pointer) >= 0, let pointer else {
             throw Failure(description: "cannot read \(name) of \(object)")
         }
         defer { free(pointer) }
@@ -104,9 +106,11 @@ public enum HDF5Editing {
     /// `config` by layer name.
     public static func editConfig(_ file: hid_t, _ edit: (String, inout [String: Any]) -> Void) throws {
         try editLayers(file) { entry in
-            guard var c = entry["config"] as? [String: Any], let name = c["name"] as? String else { return }
-            edit(name, &c)
-            entry["config"] = c
+            guard var layerConfig = entry["config"] as? [String: Any], let name = layerConfig["name"] as? String else {
+                return
+            }
+            edit(name, &layerConfig)
+            entry["config"] = layerConfig
         }
     }
 

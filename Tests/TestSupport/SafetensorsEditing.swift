@@ -38,10 +38,12 @@ public enum SafetensorsEditing {
         var buffer = Data()
         var offset = 0
         for name in entries.keys.sorted() {
-            let e = entries[name]!
-            header[name] = ["dtype": e.dtype, "shape": e.shape, "data_offsets": [offset, offset + e.bytes.count]]
-            buffer += e.bytes
-            offset += e.bytes.count
+            let entry = entries[name]!
+            header[name] = [
+                "dtype": entry.dtype, "shape": entry.shape, "data_offsets": [offset, offset + entry.bytes.count],
+            ]
+            buffer += entry.bytes
+            offset += entry.bytes.count
         }
         if let metadata { header["__metadata__"] = metadata }
         return try assemble(header, buffer)
@@ -56,21 +58,22 @@ public enum SafetensorsEditing {
 
     /// The fixture's entries changed by `edit`, written as a consistent file.
     public static func rewritten(_ fixture: String, _ edit: (inout [String: Entry]) -> Void) throws -> Data {
-        let (e, metadata) = try entries(try Fixtures.data(fixture))
-        var changed = e
+        let (entry, metadata) = try entries(try Fixtures.data(fixture))
+        var changed = entry
         edit(&changed)
         return try file(changed, metadata: metadata)
     }
 
     static func split(_ data: Data) throws -> ([String: Any], Data) {
-        let n = Int(data.prefix(8).withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) })
+        let headerLength = Int(
+            data.prefix(8).withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) })
         guard
             let header = try JSONSerialization.jsonObject(
-                with: data.subdata(in: (data.startIndex + 8)..<(data.startIndex + 8 + n))) as? [String: Any]
+                with: data.subdata(in: (data.startIndex + 8)..<(data.startIndex + 8 + headerLength))) as? [String: Any]
         else {
             throw Failure(description: "header")
         }
-        return (header, data.subdata(in: (data.startIndex + 8 + n)..<data.endIndex))
+        return (header, data.subdata(in: (data.startIndex + 8 + headerLength)..<data.endIndex))
     }
 
     static func assemble(_ header: [String: Any], _ buffer: Data) throws -> Data {

@@ -10,24 +10,27 @@ public enum Synthetic {
         random: inout SeededRandom?
     ) -> DenseNet {
         func tensor(_ name: String, _ shape: [Int], positive: Bool = false) -> Tensor {
-            let n = shape.reduce(1, *)
+            let count = shape.reduce(1, *)
             guard random != nil else {
-                return Tensor(name: name, shape: shape, values: positive ? [Float](repeating: 1, count: n) : [])
+                return Tensor(name: name, shape: shape, values: positive ? [Float](repeating: 1, count: count) : [])
             }
             let fanIn = shape.count == 4 ? shape[1] * shape[2] * shape[3] : shape.count == 2 ? shape[1] : 1
             let scale = (2 / Float(fanIn)).squareRoot()
-            let values = positive ? random!.floats(n, 0.5...1.5) : random!.floats(n, -scale...scale)
+            let values = positive ? random!.floats(count, 0.5...1.5) : random!.floats(count, -scale...scale)
             return Tensor(name: name, shape: shape, values: values)
         }
-        func bn(_ name: String, _ c: Int) -> BatchNorm {
+        func bn(_ name: String, _ channels: Int) -> BatchNorm {
             BatchNorm(
-                gamma: tensor(name + ".gamma", [c], positive: true), beta: tensor(name + ".beta", [c]),
-                mean: tensor(name + ".mean", [c]), variance: tensor(name + ".var", [c], positive: true), epsilon: 1e-5)
+                gamma: tensor(name + ".gamma", [channels], positive: true), beta: tensor(name + ".beta", [channels]),
+                mean: tensor(name + ".mean", [channels]), variance: tensor(name + ".var", [channels], positive: true),
+                epsilon: 1e-5)
         }
-        func conv(_ name: String, _ o: Int, _ i: Int, _ k: Int, stride: Int = 1) -> Conv2D {
-            Conv2D(weight: tensor(name, [o, i, k, k]), stride: stride, pads: [Int](repeating: k / 2, count: 4))
+        func conv(_ name: String, _ outputs: Int, _ inputs: Int, _ kernel: Int, stride: Int = 1) -> Conv2D {
+            Conv2D(
+                weight: tensor(name, [outputs, inputs, kernel, kernel]), stride: stride,
+                pads: [Int](repeating: kernel / 2, count: 4))
         }
-        let k = spec.growthRate
+        let kernel = spec.growthRate
         let stem: Stem
         if spec.stem == .imagenet {
             stem = Stem(
@@ -37,39 +40,44 @@ public enum Synthetic {
         } else {
             stem = Stem(conv: conv("stem.conv", spec.stemFilters, 3, 3), norm: nil, relu: false, pool: nil)
         }
-        var c = spec.stemFilters
+        var channels = spec.stemFilters
         var blocks: [DenseBlock] = []
         var transitions: [Transition] = []
-        for (b, n) in spec.blocks.enumerated() {
+        for (b, count) in spec.blocks.enumerated() {
             var layers: [DenseLayer] = []
-            for i in 0..<n {
-                let name = "block\(b + 1).layer\(i + 1)"
+            for inputs in 0..<count {
+                let name = "block\(b + 1).layer\(inputs + 1)"
                 if spec.bottleneck {
-                    let w = spec.bottleneckWidth
+                    let width = spec.bottleneckWidth
                     layers.append(
                         DenseLayer(
-                            norm: bn(name + ".bn1", c),
-                            bottleneck: Bottleneck(conv: conv(name + ".conv1", w, c, 1), norm: bn(name + ".bn2", w)),
-                            conv: conv(name + ".conv2", k, w, 3)))
+                            norm: bn(name + ".bn1", channels),
+                            bottleneck: Bottleneck(
+                                conv: conv(name + ".conv1", width, channels, 1), norm: bn(name + ".bn2", width)),
+                            conv: conv(name + ".conv2", kernel, width, 3)))
                 } else {
                     layers.append(
-                        DenseLayer(norm: bn(name + ".bn1", c), bottleneck: nil, conv: conv(name + ".conv", k, c, 3)))
+                        DenseLayer(
+                            norm: bn(name + ".bn1", channels), bottleneck: nil,
+                            conv: conv(name + ".conv", kernel, channels, 3)))
                 }
-                c += k
+                channels += kernel
             }
             blocks.append(DenseBlock(layers: layers))
             if b < spec.blocks.count - 1 {
                 let out = spec.transitionWidths[b]
                 transitions.append(
                     Transition(
-                        norm: bn("transition\(b + 1).bn", c), conv: conv("transition\(b + 1).conv", out, c, 1),
+                        norm: bn("transition\(b + 1).bn", channels),
+                        conv: conv("transition\(b + 1).conv", out, channels, 1),
                         pool: Pool2D(kind: .average, kernel: 2, stride: 2)))
-                c = out
+                channels = out
             }
         }
         let head = Head(
-            norm: bn("head.bn", c),
-            classifier: Linear(weight: tensor("head.fc", [classes, c]), bias: tensor("head.fc.bias", [classes])),
+            norm: bn("head.bn", channels),
+            classifier: Linear(
+                weight: tensor("head.fc", [classes, channels]), bias: tensor("head.fc.bias", [classes])),
             softmax: false)
         let source = ModelSource(
             path: "synthetic", format: .onnx, producer: "tests", storedParameters: 0, storedBytes: 0, storedTensors: 0)

@@ -11,23 +11,23 @@ public enum TorchSaveWriting {
     ]
 
     public static func file(_ entries: [String: SafetensorsEditing.Entry], format: Format) -> Data {
-        var p: [UInt8] = [0x80, 0x02]
-        func op(_ c: Character) { p.append(UInt8(ascii: c.unicodeScalars.first!)) }
-        func string(_ s: String) {
+        var bytes: [UInt8] = [0x80, 0x02]
+        func op(_ opcode: Character) { bytes.append(UInt8(ascii: opcode.unicodeScalars.first!)) }
+        func string(_ text: String) {
             op("X")
-            p += withUnsafeBytes(of: UInt32(s.utf8.count).littleEndian, Array.init) + Array(s.utf8)
+            bytes += withUnsafeBytes(of: UInt32(text.utf8.count).littleEndian, Array.init) + Array(text.utf8)
         }
-        func int(_ v: Int) {
+        func int(_ value: Int) {
             op("J")
-            p += withUnsafeBytes(of: Int32(v).littleEndian, Array.init)
+            bytes += withUnsafeBytes(of: Int32(value).littleEndian, Array.init)
         }
         func global(_ module: String, _ name: String) {
             op("c")
-            p += Array("\(module)\n\(name)\n".utf8)
+            bytes += Array("\(module)\n\(name)\n".utf8)
         }
-        func ints(_ v: [Int]) {
+        func ints(_ value: [Int]) {
             op("(")
-            v.forEach(int)
+            value.forEach(int)
             op("t")
         }
         global("collections", "OrderedDict")
@@ -36,8 +36,8 @@ public enum TorchSaveWriting {
         op("(")
         let names = entries.keys.sorted()
         for (index, name) in names.enumerated() {
-            let e = entries[name]!
-            let (type, size) = storageTypes[e.dtype]!
+            let entry = entries[name]!
+            let (type, size) = storageTypes[entry.dtype]!
             string(name)
             global("torch._utils", "_rebuild_tensor_v2")
             op("(")
@@ -46,15 +46,15 @@ public enum TorchSaveWriting {
             global("torch", type)
             string("\(index)")
             string("cpu")
-            int(e.bytes.count / size)
+            int(entry.bytes.count / size)
             op("t")
             op("Q")
             int(0)
-            ints(e.shape)
-            var stride = [Int](repeating: 1, count: e.shape.count)
-            for i in stride.indices.dropLast().reversed() { stride[i] = stride[i + 1] * e.shape[i + 1] }
+            ints(entry.shape)
+            var stride = [Int](repeating: 1, count: entry.shape.count)
+            for i in stride.indices.dropLast().reversed() { stride[i] = stride[i + 1] * entry.shape[i + 1] }
             ints(stride)
-            p.append(0x89)
+            bytes.append(0x89)
             global("collections", "OrderedDict")
             op(")")
             op("R")
@@ -63,7 +63,7 @@ public enum TorchSaveWriting {
         }
         op("u")
         op(".")
-        let pickle = Data(p)
+        let pickle = Data(bytes)
         switch format {
         case .zip:
             return ZipWriting.stored(
@@ -72,18 +72,18 @@ public enum TorchSaveWriting {
         case .legacy:
             var keys: [UInt8] = [0x80, 0x02, UInt8(ascii: "]"), UInt8(ascii: "(")]
             for i in names.indices {
-                let k = "\(i)"
+                let key = "\(i)"
                 keys +=
-                    [UInt8(ascii: "X")] + withUnsafeBytes(of: UInt32(k.utf8.count).littleEndian, Array.init)
-                    + Array(k.utf8)
+                    [UInt8(ascii: "X")] + withUnsafeBytes(of: UInt32(key.utf8.count).littleEndian, Array.init)
+                    + Array(key.utf8)
             }
             keys += [UInt8(ascii: "e"), UInt8(ascii: ".")]
             var out = Data([0x80, 0x02, 0x8A, 0x0A, 0x6C, 0xFC, 0x9C, 0x46, 0xF9, 0x20, 0x6A, 0xA8, 0x50, 0x19, 0x2E])
             out += Data([0x80, 0x02, 0x4D, 0xE9, 0x03, 0x2E]) + Data([0x80, 0x02, 0x7D, 0x2E]) + pickle + Data(keys)
             for name in names {
-                let e = entries[name]!
-                let size = storageTypes[e.dtype]!.1
-                out += withUnsafeBytes(of: UInt64(e.bytes.count / size).littleEndian) { Data($0) } + e.bytes
+                let entry = entries[name]!
+                let size = storageTypes[entry.dtype]!.1
+                out += withUnsafeBytes(of: UInt64(entry.bytes.count / size).littleEndian) { Data($0) } + entry.bytes
             }
             return out
         }

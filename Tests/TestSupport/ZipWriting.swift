@@ -6,23 +6,23 @@ public enum ZipWriting {
     public static func stored(_ members: [(name: String, data: Data)]) -> Data {
         var out = Data()
         var central = Data()
-        func le16(_ v: Int) -> Data { withUnsafeBytes(of: UInt16(v).littleEndian) { Data($0) } }
-        func le32(_ v: UInt32) -> Data { withUnsafeBytes(of: v.littleEndian) { Data($0) } }
+        func le16(_ value: Int) -> Data { withUnsafeBytes(of: UInt16(value).littleEndian) { Data($0) } }
+        func le32(_ value: UInt32) -> Data { withUnsafeBytes(of: value.littleEndian) { Data($0) } }
         for (name, data) in members {
             let crc = crc32(data)
             let offset = out.count
-            let n = Data(name.utf8)
+            let nameBytes = Data(name.utf8)
             let size = le32(UInt32(data.count))
             var local = le32(0x0403_4B50) + le16(20) + le16(0)
             local += le16(0) + le16(0) + le16(0)
-            local += le32(crc) + size + size + le16(n.count) + le16(0)
-            out += local + n + data
+            local += le32(crc) + size + size + le16(nameBytes.count) + le16(0)
+            out += local + nameBytes + data
             var entry = le32(0x0201_4B50) + le16(20) + le16(20) + le16(0)
             entry += le16(0) + le16(0) + le16(0)
-            entry += le32(crc) + size + size + le16(n.count)
+            entry += le32(crc) + size + size + le16(nameBytes.count)
             entry += le16(0) + le16(0) + le16(0) + le16(0)
             entry += le32(0) + le32(UInt32(offset))
-            central += entry + n
+            central += entry + nameBytes
         }
         let start = out.count
         out += central
@@ -33,11 +33,11 @@ public enum ZipWriting {
     }
 
     static func crc32(_ data: Data) -> UInt32 {
-        var c: UInt32 = 0xFFFF_FFFF
+        var remainder: UInt32 = 0xFFFF_FFFF
         for b in data {
-            c ^= UInt32(b)
-            for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+            remainder ^= UInt32(b)
+            for _ in 0..<8 { remainder = remainder & 1 != 0 ? 0xEDB8_8320 ^ (remainder >> 1) : remainder >> 1 }
         }
-        return c ^ 0xFFFF_FFFF
+        return remainder ^ 0xFFFF_FFFF
     }
 }

@@ -118,24 +118,25 @@ import Testing
     @Test func everyLayerReadsTheRunningConcatenation() throws {
         var net = keras
         // block1.layer2 reads 8 + 4 = 12 channels; give its BatchNorm 11.
-        let n = net.blocks[0].layers[1].norm
+        let original = net.blocks[0].layers[1].norm
         net.blocks[0].layers[1].norm = BatchNorm(
             gamma: vector("g", 11), beta: vector("b", 11), mean: vector("m", 11), variance: vector("v", 11),
-            epsilon: n.epsilon)
+            epsilon: original.epsilon)
         expectRefused(
             net,
             mismatch(
                 .weight(of: .layer(.denseLayer(block: 1, layer: 2), part: "norm"), role: "gamma", name: "g"),
                 "12 values (one per channel)", "11"))
         net = keras
-        let w = try #require(net.blocks[0].layers[1].bottleneck?.conv.weight)
+        let weight = try #require(net.blocks[0].layers[1].bottleneck?.conv.weight)
         net.blocks[0].layers[1].bottleneck?.conv.weight = Tensor(
-            name: w.name, shape: [16, 11, 1, 1], values: [Float](repeating: 0, count: 176))
+            name: weight.name, shape: [16, 11, 1, 1], values: [Float](repeating: 0, count: 176))
         expectRefused(
             net,
             mismatch(
                 .weight(
-                    of: .layer(.denseLayer(block: 1, layer: 2), part: "bottleneck.conv"), role: "weight", name: w.name),
+                    of: .layer(.denseLayer(block: 1, layer: 2), part: "bottleneck.conv"), role: "weight",
+                    name: weight.name),
                 "12 input channels", "11"))
         net = keras
         let fc = net.head.dense[0].linear.weight

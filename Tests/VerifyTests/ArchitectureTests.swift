@@ -24,16 +24,16 @@ import Testing
     ]
 
     @Test(arguments: published)
-    func specVerifiesWithPublishedCounts(_ p: (String, Int, Int, Int?, Int)) throws {
-        let spec = try #require(ArchitectureSpec.named(p.0))
-        let net = Synthetic.denseNet(spec, classes: p.1, inputSize: spec.inputSize)
+    func specVerifiesWithPublishedCounts(_ expected: (String, Int, Int, Int?, Int)) throws {
+        let spec = try #require(ArchitectureSpec.named(expected.0))
+        let net = Synthetic.denseNet(spec, classes: expected.1, inputSize: spec.inputSize)
         let report = try Verifier().verify(net)
         #expect(report.matches, "\(report.deviations)")
-        #expect(report.spec.name == p.0)
-        #expect(report.classes == p.1)
-        #expect(abs(report.parameters.trainable - p.2) <= p.4, "trainable \(report.parameters.trainable)")
-        if let keras = p.3 { #expect(report.parameters.withBatchNormStatistics == keras) }
-        #expect(spec.parameterCount(classes: p.1) == report.parameters)
+        #expect(report.spec.name == expected.0)
+        #expect(report.classes == expected.1)
+        #expect(abs(report.parameters.trainable - expected.2) <= expected.4, "trainable \(report.parameters.trainable)")
+        if let keras = expected.3 { #expect(report.parameters.withBatchNormStatistics == keras) }
+        #expect(spec.parameterCount(classes: expected.1) == report.parameters)
     }
 
     @Test func everyContractNameIsKnown() {

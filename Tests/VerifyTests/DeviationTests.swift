@@ -16,60 +16,68 @@ import Testing
     @Test func oneLayerShortInABlock() throws {
         var net = try densenet121()
         net.blocks[2].layers.removeLast()
-        let r = try report(net, "densenet121")
-        #expect(!r.matches)
-        #expect(r.deviations.contains(Deviation(layer: "block3", check: "layers", expected: "24", found: "23")))
-        #expect(r.deviations.map(\.description).contains("block3: layers expected 24, found 23"))
+        let verification = try report(net, "densenet121")
+        #expect(!verification.matches)
+        #expect(
+            verification.deviations.contains(Deviation(layer: "block3", check: "layers", expected: "24", found: "23")))
+        #expect(verification.deviations.map(\.description).contains("block3: layers expected 24, found 23"))
     }
 
     @Test func anotherGrowthRate() throws {
         var net = try densenet121()
         let layer = net.blocks[1].layers[4]
         net.blocks[1].layers[4].conv.weight.shape = [48] + layer.conv.weight.shape.dropFirst()
-        let r = try report(net)
-        #expect(r.spec.name == "densenet121")
-        #expect(r.deviations == [Deviation(layer: "block2.layer5", check: "growth rate", expected: "32", found: "48")])
+        let verification = try report(net)
+        #expect(verification.spec.name == "densenet121")
+        #expect(
+            verification.deviations == [
+                Deviation(layer: "block2.layer5", check: "growth rate", expected: "32", found: "48")
+            ])
     }
 
     @Test func anotherCompression() throws {
         var net = try densenet121()
         net.transitions[1].conv.weight.shape = [384, 512, 1, 1]
-        let r = try report(net)
+        let verification = try report(net)
         #expect(
-            r.deviations == [
+            verification.deviations == [
                 Deviation(layer: "transition2", check: "output channels", expected: "256 (theta 0.5)", found: "384")
             ])
-        #expect(r.deviations[0].description == "transition2: output channels expected 256 (theta 0.5), found 384")
+        #expect(
+            verification.deviations[0].description == "transition2: output channels expected 256 (theta 0.5), found 384"
+        )
     }
 
     @Test func withoutBottleneckTheClosestIsStillNamed() throws {
         var net = try densenet121()
         net.blocks[0].layers[0].bottleneck = nil
-        let r = try report(net)
-        #expect(r.spec.name == "densenet121")
+        let verification = try report(net)
+        #expect(verification.spec.name == "densenet121")
         #expect(
-            r.deviations.contains(
+            verification.deviations.contains(
                 Deviation(layer: "block1.layer1", check: "bottleneck", expected: "present", found: "absent")))
     }
 
     @Test func anotherInputSizeIsReportedNotADeviation() throws {
         let spec = try #require(ArchitectureSpec.named("densenet121"))
         var net = Synthetic.denseNet(spec, classes: 1000, inputSize: 256)
-        var r = try report(net, "densenet121")
-        #expect(r.matches)
-        #expect(r.inputSize == FeatureMapSizes.Size(256, 256) && r.finalMapSize == FeatureMapSizes.Size(8, 8))
+        var verification = try report(net, "densenet121")
+        #expect(verification.matches)
+        #expect(
+            verification.inputSize == FeatureMapSizes.Size(256, 256)
+                && verification.finalMapSize == FeatureMapSizes.Size(8, 8))
         net.stem.conv.stride = 1
-        r = try report(net, "densenet121")
-        #expect(r.deviations == [Deviation(layer: "stem", check: "conv stride", expected: "2", found: "1")])
-        #expect(r.finalMapSize == FeatureMapSizes.Size(16, 16))
+        verification = try report(net, "densenet121")
+        #expect(verification.deviations == [Deviation(layer: "stem", check: "conv stride", expected: "2", found: "1")])
+        #expect(verification.finalMapSize == FeatureMapSizes.Size(16, 16))
     }
 
     @Test func nanWeightIsCaughtAndLocated() throws {
         var net = try ModelLoader.load(path: Fixtures.path("tv-tiny-legacy-opset17.onnx"))
         net.blocks[1].layers[1].conv.weight.values[5] = .nan
         net.blocks[1].layers[1].conv.weight.values[6] = .infinity
-        let r = try report(net)
-        let finite = r.deviations.filter { $0.check == "finite weights" }
+        let verification = try report(net)
+        let finite = verification.deviations.filter { $0.check == "finite weights" }
         #expect(finite.count == 1)
         #expect(finite.first?.layer == "block2.layer2")
         #expect(finite.first?.found.hasPrefix("2 NaN/Inf in '") == true)
@@ -78,9 +86,9 @@ import Testing
     @Test func nonPositiveVarianceIsCaught() throws {
         var net = try ModelLoader.load(path: Fixtures.path("tv-tiny-legacy-opset11-unfolded.onnx"))
         net.transitions[0].norm.variance.values[0] = -1
-        let r = try report(net)
+        let verification = try report(net)
         #expect(
-            r.deviations.contains {
+            verification.deviations.contains {
                 $0.layer == "transition1" && $0.check == "BatchNorm variance" && $0.found.hasPrefix("1 <= 0")
             })
     }

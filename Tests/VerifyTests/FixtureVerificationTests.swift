@@ -23,13 +23,13 @@ import Testing
     ]
 
     @Test(arguments: tiny)
-    func countsMatchTheFramework(_ c: (model: String, meta: String)) throws {
-        let net = try ModelLoader.load(path: Fixtures.path(c.model))
-        let meta = try Fixtures.meta(Fixtures.path(c.meta))
-        let r = try Verifier().verify(net)
-        #expect(r.parameters.trainable == meta.trainable)
-        #expect(r.parameters.withBatchNormStatistics == meta.withBatchNormStatistics)
-        #expect(!r.matches)  // tiny nets are no paper architecture
+    func countsMatchTheFramework(_ fixture: (model: String, meta: String)) throws {
+        let net = try ModelLoader.load(path: Fixtures.path(fixture.model))
+        let meta = try Fixtures.meta(Fixtures.path(fixture.meta))
+        let report = try Verifier().verify(net)
+        #expect(report.parameters.trainable == meta.trainable)
+        #expect(report.parameters.withBatchNormStatistics == meta.withBatchNormStatistics)
+        #expect(!report.matches)  // tiny nets are no paper architecture
     }
 
     @Test func cifarNetsAreComparedWithCIFARArchitectures() throws {
@@ -63,12 +63,12 @@ import Testing
     ]
 
     @Test(.enabled(if: Fixtures.full != nil, "full-size fixtures not built (make fixtures-full)"), arguments: full)
-    func fullSizeFilesVerifyWithExactCounts(_ c: (String, String)) throws {
+    func fullSizeFilesVerifyWithExactCounts(_ fixture: (String, String)) throws {
         let folder = try #require(Fixtures.full)
-        let net = try ModelLoader.load(path: folder + "/" + c.0)
-        let r = try Verifier().verify(net)
-        #expect(r.matches, "\(r.deviations)")
-        #expect(r.spec.name == c.1)
+        let net = try ModelLoader.load(path: folder + "/" + fixture.0)
+        let report = try Verifier().verify(net)
+        #expect(report.matches, "\(report.deviations)")
+        #expect(report.spec.name == fixture.1)
         // Published counts (torch convention, Keras total where Keras has the model): densenet-facts.md.
         let published: [String: (Int, Int?, [Int], Int)] = [
             "densenet121": (7_978_856, 8_062_504, [6, 12, 24, 16], 32),
@@ -76,10 +76,10 @@ import Testing
             "densenet201": (20_013_928, 20_242_984, [6, 12, 48, 32], 32),
             "densenet161": (28_681_000, nil, [6, 12, 36, 24], 48),
         ]
-        let p = try #require(published[c.1])
-        #expect(r.parameters.trainable == p.0)
-        if let keras = p.1 { #expect(r.parameters.withBatchNormStatistics == keras) }
-        #expect(net.blocks.map(\.layers.count) == p.2)
-        #expect(net.blocks.allSatisfy { $0.layers.allSatisfy { $0.growth == p.3 } })
+        let counts = try #require(published[fixture.1])
+        #expect(report.parameters.trainable == counts.0)
+        if let keras = counts.1 { #expect(report.parameters.withBatchNormStatistics == keras) }
+        #expect(net.blocks.map(\.layers.count) == counts.2)
+        #expect(net.blocks.allSatisfy { $0.layers.allSatisfy { $0.growth == counts.3 } })
     }
 }

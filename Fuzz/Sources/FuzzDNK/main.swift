@@ -8,49 +8,49 @@ import FuzzSupport
 /// file), as a forger would: without this, nearly every mutation stops at a checksum and the
 /// structure checks, validation and the executor behind them are never reached.
 func resealed(_ bytes: Data) -> Data {
-    var d = bytes
-    let n = d.count
-    guard n >= 128 else { return d }
+    var file = bytes
+    let size = file.count
+    guard size >= 128 else { return file }
     func u32(_ at: Int) -> Int {
-        d.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt32.self))) }
+        file.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt32.self))) }
     }
     func u64(_ at: Int) -> Int? {
-        let v = d.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
-        return v <= UInt64(n) ? Int(v) : nil
+        let value = file.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+        return value <= UInt64(size) ? Int(value) : nil
     }
-    func put(_ at: Int, _ v: UInt64) {
-        d.withUnsafeMutableBytes { $0.storeBytes(of: v.littleEndian, toByteOffset: at, as: UInt64.self) }
+    func put(_ at: Int, _ value: UInt64) {
+        file.withUnsafeMutableBytes { $0.storeBytes(of: value.littleEndian, toByteOffset: at, as: UInt64.self) }
     }
     func hash(_ start: Int, _ end: Int, lanes: Bool = false) -> UInt64 {
-        d.withUnsafeBytes { raw in
+        file.withUnsafeBytes { raw in
             let region = UnsafeRawBufferPointer(rebasing: raw[start..<end])
             return lanes ? LaneHash.hash(region) : XXH64.hash(region)
         }
     }
-    if let meta = u64(16), let table = u64(32), let data = u64(48), meta <= table, table <= data, data <= n {
+    if let meta = u64(16), let table = u64(32), let data = u64(48), meta <= table, table <= data, data <= size {
         put(72, hash(meta, table))
         put(80, hash(table, data))
         let count = u32(40)
         for i in 0..<min(count, 4096) {
             let at = table + 96 * i
             guard at + 96 <= data, let start = u64(at + 68) else { break }
-            let next = i + 1 < count && at + 192 <= data ? u64(at + 96 + 68) ?? n : n
+            let next = i + 1 < count && at + 192 <= data ? u64(at + 96 + 68) ?? size : size
             guard start <= next else { break }
             put(at + 84, hash(start, next, lanes: true))
         }
     }
     put(120, hash(0, 120))
-    return d
+    return file
 }
 
 /// A tensor's values as bit patterns (a NaN equals itself here).
-func bits(_ t: Tensor) -> [UInt32] { t.values.map(\.bitPattern) }
+func bits(_ tensor: Tensor) -> [UInt32] { tensor.values.map(\.bitPattern) }
 
 /// `bytes` at a 64-byte boundary, where a file's mapping would put them.
 func aligned(_ bytes: Data) -> Data {
-    let p = UnsafeMutableRawPointer.allocate(byteCount: max(bytes.count, 1), alignment: 64)
-    bytes.withUnsafeBytes { if let b = $0.baseAddress { p.copyMemory(from: b, byteCount: bytes.count) } }
-    return Data(bytesNoCopy: p, count: bytes.count, deallocator: .custom { p, _ in p.deallocate() })
+    let base = UnsafeMutableRawPointer.allocate(byteCount: max(bytes.count, 1), alignment: 64)
+    bytes.withUnsafeBytes { if let source = $0.baseAddress { base.copyMemory(from: source, byteCount: bytes.count) } }
+    return Data(bytesNoCopy: base, count: bytes.count, deallocator: .custom { base, _ in base.deallocate() })
 }
 
 fuzz { bytes in

@@ -11,7 +11,9 @@ let executor = try! Executor(model, threads: 1)
 fuzz { bytes in
     guard let array = try? NPY.parse(bytes) else { return }
     for layout in [InputSpec.Layout.nchw, .nhwc] {
-        guard let x = try? ModelInput(array, layout: layout, for: model), x.values.count <= 1 << 22 else { continue }
-        _ = try? executor.run(x.values, batch: x.batch, height: x.height, width: x.width)
+        guard let modelInput = try? ModelInput(array, layout: layout, for: model), modelInput.values.count <= 1 << 22
+        else { continue }
+        _ = try? executor.run(
+            modelInput.values, batch: modelInput.batch, height: modelInput.height, width: modelInput.width)
     }
 }
