@@ -10,15 +10,19 @@ import Testing
     }
 
     static let cases = [
-        Case(channels: 3, height: 17, width: 23, outputs: 5, kernel: 7, stride: 2, pads: [3, 3, 3, 3]),  // a DenseNet stem, odd sizes
+        // a DenseNet stem, odd sizes
+        Case(channels: 3, height: 17, width: 23, outputs: 5, kernel: 7, stride: 2, pads: [3, 3, 3, 3]),
         Case(channels: 3, height: 32, width: 32, outputs: 64, kernel: 7, stride: 2, pads: [3, 3, 3, 3]),
         Case(channels: 13, height: 9, width: 11, outputs: 4, kernel: 3, stride: 1, pads: [1, 1, 1, 1]),
         Case(channels: 20, height: 7, width: 7, outputs: 19, kernel: 3, stride: 1, pads: [1, 1, 1, 1]),
-        Case(channels: 300, height: 6, width: 5, outputs: 9, kernel: 3, stride: 1, pads: [1, 1, 1, 1]),  // channels across K blocks
+        // channels across K blocks
+        Case(channels: 300, height: 6, width: 5, outputs: 9, kernel: 3, stride: 1, pads: [1, 1, 1, 1]),
         Case(channels: 3, height: 5, width: 6, outputs: 2, kernel: 5, stride: 1, pads: [2, 2, 2, 2]),
         Case(channels: 2, height: 10, width: 9, outputs: 3, kernel: 3, stride: 2, pads: [0, 0, 0, 0]),
-        Case(channels: 4, height: 11, width: 10, outputs: 6, kernel: 3, stride: 3, pads: [1, 0, 2, 1]),  // asymmetric pads, stride 3
-        Case(channels: 5, height: 8, width: 7, outputs: 3, kernel: 1, stride: 2, pads: [0, 0, 0, 0]),  // kernel smaller than stride
+        // asymmetric pads, stride 3
+        Case(channels: 4, height: 11, width: 10, outputs: 6, kernel: 3, stride: 3, pads: [1, 0, 2, 1]),
+        // kernel smaller than stride
+        Case(channels: 5, height: 8, width: 7, outputs: 3, kernel: 1, stride: 2, pads: [0, 0, 0, 0]),
         Case(channels: 6, height: 9, width: 8, outputs: 33, kernel: 4, stride: 2, pads: [1, 2, 2, 1]),  // even kernel
     ]
 
@@ -89,7 +93,8 @@ import Testing
         Case(channels: 3, height: 5, width: 6, outputs: 2, kernel: 5),  // border 2
         Case(channels: 16, height: 3, width: 40, outputs: 33, kernel: 3),  // rows wider than a panel
         Case(channels: 5, height: 4, width: 1, outputs: 8, kernel: 5),  // rows narrower than the kernel's reach
-        Case(channels: 7, height: 1, width: 1, outputs: 8, kernel: 3),  // a 1x1 image: every tap but the centre reads padding
+        // a 1x1 image: every tap but the centre reads padding
+        Case(channels: 7, height: 1, width: 1, outputs: 8, kernel: 3),
     ]
 
     @Test(arguments: cases)

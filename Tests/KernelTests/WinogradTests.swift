@@ -18,8 +18,10 @@ import Testing
     static let cases = [
         Case(channels: 128, height: 56, width: 56, outputs: 32),  // a DenseNet-121 block-1 layer
         Case(channels: 128, height: 28, width: 28, outputs: 32),  // block 2
-        Case(channels: 128, height: 14, width: 14, outputs: 32),  // block 3: four rows of 4 tiles fill one vector, no lane between
-        Case(channels: 9, height: 13, width: 15, outputs: 8),  // rows of 4 tiles, no lane between (column 15 is past the image)
+        // block 3: four rows of 4 tiles fill one vector, no lane between
+        Case(channels: 128, height: 14, width: 14, outputs: 32),
+        // rows of 4 tiles, no lane between (column 15 is past the image)
+        Case(channels: 9, height: 13, width: 15, outputs: 8),
         Case(channels: 6, height: 10, width: 16, outputs: 5),  // rows of 4 tiles with a lane between: three to a vector
         Case(channels: 10, height: 17, width: 12, outputs: 9),  // rows of 3 tiles with a lane between: four to a vector
         Case(channels: 13, height: 9, width: 11, outputs: 4),  // fewer outputs than one 8-row tile
