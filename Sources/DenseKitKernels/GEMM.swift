@@ -651,8 +651,8 @@ public enum GEMM {
         #endif
     }
 
-    /// Rows `packedRows`...`packedRows` + 3 of an 8-row A panel times 16 columns of B at `rowsB`, over `count` rows of B (each
-    /// `bStride` bytes after the last), K rows `rows[0]`, `rows[1]`... (0, 1... if nil): four 16-lane
+    /// Rows `packedRows`...`packedRows` + 3 of an 8-row A panel times 16 columns of B at `rowsB`, over `count`
+    /// rows of B (each `bStride` bytes after the last), K rows `rows[0]`, `rows[1]`... (0, 1... if nil): four 16-lane
     /// accumulators (eight 256-bit registers), a B row and a broadcast.
     @_transparent
     static func quarter(

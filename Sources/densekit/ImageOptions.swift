@@ -107,7 +107,8 @@ struct PreprocessingOptions: ParsableArguments {
         let list = { (v: [Float]) in v.map { String(format: "%g", $0) }.joined(separator: ", ") }
         return
             """
-            \(resize), \(preprocessing.crop.map { "centre crop \($0)" } ?? "no crop"), /\(String(format: "%g", preprocessing.divisor)), \
+            \(resize), \(preprocessing.crop.map { "centre crop \($0)" } ?? "no crop"), \
+            /\(String(format: "%g", preprocessing.divisor)), \
             mean (\(list(preprocessing.mean))), std (\(list(preprocessing.std))), \(preprocessing.bgr ? "BGR" : "RGB")
             """
     }

@@ -134,7 +134,8 @@ struct Run: ParsableCommand {
         } else {
             log(
                 """
-                ran \(model) on \(modelInput.batch) image\(modelInput.batch == 1 ? "" : "s") of \(modelInput.height)x\(modelInput.width): median \
+                ran \(model) on \(modelInput.batch) image\(modelInput.batch == 1 ? "" : "s") of \
+                \(modelInput.height)x\(modelInput.width): median \
                 \(String(format: "%.2f", median)) ms, min \(String(format: "%.2f", sorted[0])) ms over \
                 \(times.count) run\(times.count == 1 ? "" : "s"), \(executor.threads) \
                 thread\(executor.threads == 1 ? "" : "s"), --\(executor.mode.rawValue); load \

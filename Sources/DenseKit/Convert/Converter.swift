@@ -57,11 +57,13 @@ public struct Converter {
             case .validation(let validation, let dtype):
                 if dtype == .f32 {
                     return
-                        "the written file does not reproduce the source's output bit for bit (max abs \(validation.maxAbs))"
+                        "the written file does not reproduce the source's output bit for bit "
+                        + "(max abs \(validation.maxAbs))"
                 }
                 return
                     """
-                    \(dtype.rawValue) moves the output by \(validation.maxRel) of its scale (limit \(validation.tolerance)), top-1 \
+                    \(dtype.rawValue) moves the output by \(validation.maxRel) of its scale \
+                    (limit \(validation.tolerance)), top-1 \
                     agreement \(Int(validation.top1Agreement * 100))%
                     """
             }

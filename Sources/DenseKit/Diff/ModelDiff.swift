@@ -100,12 +100,14 @@ public struct ModelDiff {
         let stemA =
             """
             conv \
-            \(modelA.stem.conv.kernel)x\(modelA.stem.conv.kernel)/\(modelA.stem.conv.stride)\(modelA.stem.pool == nil ? "" : " + pool")
+            \(modelA.stem.conv.kernel)x\(modelA.stem.conv.kernel)/\(modelA.stem.conv.stride)\
+            \(modelA.stem.pool == nil ? "" : " + pool")
             """
         let stemB =
             """
             conv \
-            \(modelB.stem.conv.kernel)x\(modelB.stem.conv.kernel)/\(modelB.stem.conv.stride)\(modelB.stem.pool == nil ? "" : " + pool")
+            \(modelB.stem.conv.kernel)x\(modelB.stem.conv.kernel)/\(modelB.stem.conv.stride)\
+            \(modelB.stem.pool == nil ? "" : " + pool")
             """
         if stemA != stemB { reasons.append("stem is \(stemA) vs \(stemB)") }
         if modelA.blocks.count != modelB.blocks.count {

@@ -118,10 +118,11 @@ extension DenseNet {
         }
         func pool(_ pooling: Pool2D?) -> String {
             guard let pooling else { return "no pool" }
+            let countsPadding = pooling.kind == .average && pooling.pads != [0, 0, 0, 0] && pooling.countIncludePad
             return
                 """
                 \(pooling.kernel)x\(pooling.kernel) \(pooling.kind.rawValue) pool stride \(pooling.stride) pads \
-                \(pooling.pads)\(pooling.kind == .average && pooling.pads != [0, 0, 0, 0] && pooling.countIncludePad ? " counting padding" : "")
+                \(pooling.pads)\(countsPadding ? " counting padding" : "")
                 """
         }
         var out: [(String, String)] = []

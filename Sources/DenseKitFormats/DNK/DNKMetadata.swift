@@ -154,7 +154,8 @@ extension DNKMetadata {
     package var producer: String {
         let recorded = provenance
         return
-            "densekit \(recorded?.densekitVersion ?? "?") from \(recorded?.sourceFormat ?? "?") (\(recorded?.producer ?? "?"))"
+            "densekit \(recorded?.densekitVersion ?? "?") from \(recorded?.sourceFormat ?? "?") "
+            + "(\(recorded?.producer ?? "?"))"
     }
 
     /// The conversion the file came from, when its provenance says.

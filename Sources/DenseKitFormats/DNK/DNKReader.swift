@@ -64,7 +64,8 @@ public enum DNKReader {
         let fileLength = try u64(64)
         guard fileLength == fileSize else {
             throw ImportError.malformed(
-                "file is \(fileSize) bytes, the header says \(fileLength) (\(fileSize < fileLength ? "truncated" : "trailing bytes"))"
+                "file is \(fileSize) bytes, the header says \(fileLength) "
+                    + "(\(fileSize < fileLength ? "truncated" : "trailing bytes"))"
             )
         }
         guard metaOffset == DNKWriter.headerSize, metaLength <= maximumMetadata else {

@@ -93,7 +93,8 @@ public enum ONNXImporter {
         }
         guard spec.channels == recognized.stem.conv.inChannels else {
             throw ImportError.structure(
-                "input '\(input.name)' has \(spec.channels) channels, the stem conv reads \(recognized.stem.conv.inChannels)"
+                "input '\(input.name)' has \(spec.channels) channels, the stem conv reads "
+                    + "\(recognized.stem.conv.inChannels)"
             )
         }
         let producer = [model.producerName, model.producerVersion].filter { !$0.isEmpty }.joined(separator: " ")

@@ -91,7 +91,8 @@ public enum SafetensorsReader {
             throw ImportError.mismatch(
                 .part("header"),
                 expected:
-                    "a JSON header of at most \(min(maximumHeader, fileSize - 8)) bytes (the cap, and what the file holds)",
+                    "a JSON header of at most \(min(maximumHeader, fileSize - 8)) bytes "
+                    + "(the cap, and what the file holds)",
                 found: "\(length) bytes")
         }
         let headerEnd = 8 + Int(length)

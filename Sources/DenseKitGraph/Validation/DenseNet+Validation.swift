@@ -115,7 +115,8 @@ extension DenseNet {
             throw ImportError.mismatch(
                 subject(),
                 expected:
-                    "\(tensor.shapeProduct.map(String.init) ?? "an overflow-free number of") values for shape \(tensor.shape)",
+                    "\(tensor.shapeProduct.map(String.init) ?? "an overflow-free number of") values for shape "
+                    + "\(tensor.shape)",
                 found: "\(tensor.count)")
         }
     }

@@ -11,7 +11,8 @@ enum ConvertText {
         var lines = [
             """
             wrote \(output): \(outcome.format), \(outcome.bytes) bytes, \(outcome.dtype.rawValue) \
-            (\(String(format: "%.3f", Double(outcome.bytes) / Double(outcome.rawTensorBytes))) x the f32 tensor bytes), \
+            (\(String(format: "%.3f", Double(outcome.bytes) / Double(outcome.rawTensorBytes))) \
+            x the f32 tensor bytes), \
             \(arch)
             """,
             validation.bitIdentical

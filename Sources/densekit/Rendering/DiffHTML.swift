@@ -146,7 +146,8 @@ struct DiffHTML {
         for (firstIndex, l) in layers.enumerated() where !l.name.contains(".layer") {
             svg +=
                 """
-                <text x=\(String(format: "\"%.1f\"", xPosition(firstIndex))) y=\"\(top + plotH + 14)\" font-size=\"11\" \
+                <text x=\(String(format: "\"%.1f\"", xPosition(firstIndex))) \
+                y=\"\(top + plotH + 14)\" font-size=\"11\" \
                 text-anchor=\"end\" \
                 transform=\(String(format: "\"rotate(-45 %.1f %.1f)\"", xPosition(firstIndex), top + plotH + 14))>\
                 \(escape(l.name))</text>

@@ -57,7 +57,8 @@ struct InspectText {
         lines.append("head        BN \(head.norm.channels), ReLU, \(head.summary)")
         lines.append(
             """
-            weights     \(source.storedTensors) tensors, \(source.storedParameters) values, \(source.storedBytes) bytes, dtypes \
+            weights     \(source.storedTensors) tensors, \(source.storedParameters) values, \
+            \(source.storedBytes) bytes, dtypes \
             \(net.storedDTypes.joined(separator: ", "))
             """
         )

@@ -18,7 +18,8 @@ struct VerifyText {
         let counts =
             """
             \(grouped(report.parameters.trainable)) trainable parameters, \
-            \(grouped(report.parameters.withBatchNormStatistics)) with BN statistics, \(grouped(report.storedParameters)) \
+            \(grouped(report.parameters.withBatchNormStatistics)) with BN statistics, \
+            \(grouped(report.storedParameters)) \
             stored
             """
         if report.matches {
@@ -46,14 +47,16 @@ struct VerifyText {
         let input = report.inputSize.map { "input \($0)" } ?? "input size not fixed by the file"
         lines.append(
             """
-            head: \(report.head.summary); \(input), final map \(report.finalMapSize.map(\.description) ?? "-") (the head is \
+            head: \(report.head.summary); \(input), final map \
+            \(report.finalMapSize.map(\.description) ?? "-") (the head is \
             reported, never a deviation)
             """
         )
         lines.append(
             """
             growth rate \(report.growthRate), blocks \(report.blocks), compression \
-            \(report.compression.map { String($0) } ?? "-"), bottleneck \(report.bottleneck ? "yes" : "no"), BN epsilon \
+            \(report.compression.map { String($0) } ?? "-"), bottleneck \(report.bottleneck ? "yes" : "no"), \
+            BN epsilon \
             \(report.epsilons.map { String($0) }.joined(separator: ", "))
             """
         )
