@@ -43,7 +43,7 @@ public enum ImageDecoder {
         guard width > 0, height > 0 else { throw ImageError.empty(width: width, height: height) }
         guard width.multipliedReportingOverflow(by: height).partialValue <= maximum, width <= maximum, height <= maximum
         else {
-            throw ImageError.tooManyPixels(width: width, height: height, limit: maximum, from: nil)
+            throw ImageError.tooManyPixels(width: width, height: height, limit: maximum)
         }
     }
 

@@ -93,9 +93,9 @@ public struct Preprocessing: Sendable, Equatable {
         case .exact(let tw, let th): size = (Double(tw), Double(th))
         }
         guard size.width * size.height <= Double(ImageDecoder.maximumPixels), size.width >= 1, size.height >= 1 else {
-            throw ImageError.tooManyPixels(
-                width: Int(size.width), height: Int(size.height), limit: ImageDecoder.maximumPixels,
-                from: ImageError.Size(width, height))
+            throw ImageError.resizePastLimit(
+                fromWidth: width, fromHeight: height, toWidth: Int(size.width), toHeight: Int(size.height),
+                limit: ImageDecoder.maximumPixels)
         }
         return (Int(size.width), Int(size.height))
     }

@@ -38,9 +38,10 @@ public enum ImageError: Error, CustomStringConvertible, Sendable, Equatable {
     case badChunk(String, problem: String)
     /// A size the header claims with no pixels.
     case empty(width: Int, height: Int)
-    /// A size, from the header or after resizing, past the pixel limit (Pillow's decompression-bomb limit);
-    /// `from` is the size before a resize.
-    case tooManyPixels(width: Int, height: Int, limit: Int, from: Size?)
+    /// A size the header claims past the pixel limit (Pillow's decompression-bomb limit).
+    case tooManyPixels(width: Int, height: Int, limit: Int)
+    /// A resize from one size to one past the pixel limit, refused before anything is allocated.
+    case resizePastLimit(fromWidth: Int, fromHeight: Int, toWidth: Int, toHeight: Int, limit: Int)
     /// After resizing, smaller than the crop.
     case smallerThanCrop(width: Int, height: Int, crop: Int)
     /// Preprocessed to another size than the images before it in the batch.
@@ -48,14 +49,7 @@ public enum ImageError: Error, CustomStringConvertible, Sendable, Equatable {
     /// No image of a set could be used.
     case noUsableImage
 
-    public struct Size: Sendable, Equatable {
-        public var width: Int
-        public var height: Int
-        public init(_ width: Int, _ height: Int) {
-            self.width = width
-            self.height = height
-        }
-    }
+    private static let bombLimit = "(Pillow's decompression-bomb limit)"
 
     public var description: String {
         switch self {
@@ -66,11 +60,13 @@ public enum ImageError: Error, CustomStringConvertible, Sendable, Equatable {
         case .malformed(_, let problem): return problem
         case .badChunk(let chunk, let problem): return "broken PNG: chunk \(chunk) \(problem)"
         case .empty(let width, let height): return "the header claims \(width)x\(height) pixels"
-        case .tooManyPixels(let width, let height, let limit, let from):
-            let what =
-                from.map { "resizing \($0.width)x\($0.height) to \(width)x\(height) would make" }
-                ?? "the header claims \(width)x\(height) pixels,"
-            return "\(what) more than the \(limit)-pixel limit (Pillow's decompression-bomb limit)"
+        case .tooManyPixels(let width, let height, let limit):
+            return "the header claims \(width)x\(height) pixels, more than the \(limit)-pixel limit \(Self.bombLimit)"
+        case .resizePastLimit(let fromWidth, let fromHeight, let toWidth, let toHeight, let limit):
+            return """
+                resizing \(fromWidth)x\(fromHeight) to \(toWidth)x\(toHeight) would make more than the \
+                \(limit)-pixel limit \(Self.bombLimit)
+                """
         case .smallerThanCrop(let width, let height, let crop):
             return "\(width)x\(height) after resizing is smaller than the \(crop)x\(crop) crop"
         case .sizeDiffers(let width, let height, let batchWidth, let batchHeight):

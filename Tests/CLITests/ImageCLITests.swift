@@ -180,7 +180,7 @@ import Testing
         #expect(throws: ImageError.notAnImage(firstBytes: "74 68 69 73")) {
             try ImageDecoder.decode(Data("this is a text file\n".utf8))
         }
-        #expect(throws: ImageError.tooManyPixels(width: 512, height: 512, limit: 1000, from: nil)) {
+        #expect(throws: ImageError.tooManyPixels(width: 512, height: 512, limit: 1000)) {
             try ImageDecoder.decode(png, maximumPixels: 1000)
         }
         var badCRC = png
@@ -189,6 +189,13 @@ import Testing
         let small = Preprocessing(
             resize: .shorterSide(4), filter: .bilinear, crop: 8, divisor: 255, mean: [0, 0, 0], std: [1, 1, 1],
             bgr: false, layout: .nchw)
+        let huge = Preprocessing(
+            resize: .exact(width: 20_000, height: 20_000), filter: .bilinear, crop: nil, divisor: 255,
+            mean: [0, 0, 0], std: [1, 1, 1], bgr: false, layout: .nchw)
+        #expect(
+            throws: ImageError.resizePastLimit(
+                fromWidth: 512, fromHeight: 512, toWidth: 20_000, toHeight: 20_000, limit: ImageDecoder.maximumPixels)
+        ) { try huge.apply(try ImageDecoder.decode(png)) }
         #expect(throws: ImageError.smallerThanCrop(width: 4, height: 4, crop: 8)) {
             try small.apply(try ImageDecoder.decode(png))
         }
