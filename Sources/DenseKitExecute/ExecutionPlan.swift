@@ -14,10 +14,10 @@ package final class ExecutionPlan: @unchecked Sendable {
     package struct Affine {
         package let scale: AlignedBuffer
         package let shift: AlignedBuffer
-        package init(_ bn: BatchNorm) {
+        package init(_ bn: BatchNorm, in arena: WeightArena?) {
             let affine = bn.affine()
-            scale = AlignedBuffer(affine.scale)
-            shift = AlignedBuffer(affine.shift)
+            scale = AlignedBuffer(affine.scale, in: arena)
+            shift = AlignedBuffer(affine.shift, in: arena)
         }
     }
 
@@ -26,30 +26,32 @@ package final class ExecutionPlan: @unchecked Sendable {
         package let bias: AlignedBuffer?
         package let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, pads: [Int]
 
-        /// `original` followed by `norm` (if any), folded (`Conv2D.folding`), packed for the GEMM.
+        /// `original` followed by `norm` (if any), folded (the same floats as `Conv2D.folding`) and packed
+        /// for the GEMM in one pass from where the weights are (a mapped file's are read in place).
         /// `shifted`: a dense layer's same-size conv on bordered maps, packed for `ShiftedConvolution`.
-        package init(_ original: Conv2D, then norm: BatchNorm? = nil, shifted: Bool = false) {
-            let folded = norm.map { original.folding($0) } ?? original
+        package init(_ original: Conv2D, then norm: BatchNorm? = nil, shifted: Bool = false, in arena: WeightArena?) {
             inChannels = original.inChannels
             outChannels = original.outChannels
             kernel = original.kernel
             stride = original.stride
             pads = original.pads
             isPointwise = Self.isPointwise(original)
-            let (outputs, inputs, side, pointwise) = (outChannels, inChannels, kernel, isPointwise)
-            if shifted {
-                weights = ShiftedConvolution.pack(
-                    folded.weight.values, outChannels: outputs, inChannels: inputs, kernel: side)
-            } else {
-                let cols = inputs * side * side
-                let unpacked = folded.weight.values
-                weights = PackedMatrix(
-                    rows: outputs, cols: cols,
-                    values: pointwise
-                        ? unpacked
-                        : PhaseConvolution.tapMajor(unpacked, outChannels: outputs, inChannels: inputs, kernel: side))
+            let affine = norm?.affine()
+            let (outputs, inputs, side) = (outChannels, inChannels, kernel)
+            weights = original.weight.withFloats { values in
+                func pack(scales: UnsafeBufferPointer<Float>?) -> PackedMatrix {
+                    PackedMatrix(
+                        convolution: values, outChannels: outputs, inChannels: inputs, kernel: side, scales: scales,
+                        rows: shifted ? .outputTaps : .outputs, in: arena)
+                }
+                guard let scales = affine?.scale else { return pack(scales: nil) }
+                return scales.withUnsafeBufferPointer { pack(scales: $0) }
             }
-            bias = folded.bias.map { AlignedBuffer($0.values) }
+            if let affine {
+                bias = AlignedBuffer(original.foldedBias(scales: affine.scale, shifts: affine.shift), in: arena)
+            } else {
+                bias = original.bias?.aligned(in: arena)
+            }
         }
 
         /// A plain GEMM on the input itself; every other conv reads its input's phase planes
@@ -135,11 +137,13 @@ package final class ExecutionPlan: @unchecked Sendable {
     package let geometry: FeatureMapSizes.Geometry
 
     package let mode: ConvolutionMode
+    /// The memory the packed weights are carved from.
+    package let weightArena: WeightArena
+
     package init(_ net: DenseNet, mode: ConvolutionMode) throws {
         try net.validate()
         self.mode = mode
         geometry = FeatureMapSizes.Geometry(net)
-        stemConv = Conv(net.stem.conv, then: net.stem.norm)
         stemReLU = net.stem.relu
         stemPool = net.stem.pool
         let layers = net.blocks.flatMap(\.layers)
@@ -159,6 +163,14 @@ package final class ExecutionPlan: @unchecked Sendable {
             guard mode == .fast, border == 1, kernel == 3, let size = nominal?.blocks[b] else { return nil }
             return WinogradPolicy.transform(height: size.height, width: size.width)
         }
+        /// A dense layer's Winograd transform (nil: its conv is direct).
+        @Sendable func winograd(_ layer: DenseLayer, block: Int) -> WinogradTransform? {
+            layer.bottleneck == nil ? nil : transforms[block - 1]
+        }
+        // Room for every packed weight in one mapping, which their buffers keep alive.
+        let arena = WeightArena(bytes: Self.packedBytes(net, winograd: winograd))
+        weightArena = arena
+        stemConv = Conv(net.stem.conv, then: net.stem.norm, in: arena)
         // Everything is packed on all cores, one item per dense layer, transition and dense step of the
         // head, taken in turn by whichever core is free: the head's and the transitions' larger weights
         // first, then the dense layers (whose Winograd filter transforms take most of a plan's making).
@@ -184,7 +196,7 @@ package final class ExecutionPlan: @unchecked Sendable {
             if item < denseCount {
                 let linear = net.head.dense[item].linear
                 packedDense[item] = DenseStep(
-                    weight: AlignedBuffer(linear.weight.values), bias: linear.bias.map { AlignedBuffer($0.values) },
+                    weight: linear.weight.aligned(in: arena), bias: linear.bias?.aligned(in: arena),
                     inFeatures: linear.inFeatures, outFeatures: linear.outFeatures,
                     activation: net.head.dense[item].activation)
                 return
@@ -192,23 +204,26 @@ package final class ExecutionPlan: @unchecked Sendable {
             if item < denseCount + transitionCount {
                 let step = net.transitions[item - denseCount]
                 packedTransitions[item - denseCount] = TransitionStep(
-                    norm: Affine(step.norm), conv: Conv(step.conv), pool: step.pool)
+                    norm: Affine(step.norm, in: arena), conv: Conv(step.conv, in: arena), pool: step.pool)
                 return
             }
             let layerItem = item - denseCount - transitionCount
             let (layer, block) = denseLayers[layerItem]
             let conv: LayerConvolution
-            if let transform = transforms[block - 1], layer.bottleneck != nil {
-                conv = .winograd(
+            if let transform = winograd(layer, block: block) {
+                let weights = layer.conv.weight.withFloats {
                     WinogradWeights(
-                        layer.conv.weight.values, outChannels: layer.conv.outChannels,
-                        inChannels: layer.conv.inChannels, transform: transform),
-                    bias: layer.conv.bias.map { AlignedBuffer($0.values) })
+                        $0, outChannels: layer.conv.outChannels, inChannels: layer.conv.inChannels,
+                        transform: transform,
+                        in: arena)
+                }
+                conv = .winograd(weights, bias: layer.conv.bias?.aligned(in: arena))
             } else {
-                conv = .direct(Conv(layer.conv, shifted: shifted))
+                conv = .direct(Conv(layer.conv, shifted: shifted, in: arena))
             }
             packedLayers[layerItem] = Layer(
-                norm: Affine(layer.norm), bottleneck: layer.bottleneck.map { Conv($0.conv, then: $0.norm) },
+                norm: Affine(layer.norm, in: arena),
+                bottleneck: layer.bottleneck.map { Conv($0.conv, then: $0.norm, in: arena) },
                 conv: conv)
         }
         var next = 0
@@ -220,11 +235,59 @@ package final class ExecutionPlan: @unchecked Sendable {
         }
         blockWidths = net.blocks.map(\.outChannels)
         transitions = packedTransitions.map { $0! }
-        headNorm = Affine(net.head.norm)
+        headNorm = Affine(net.head.norm, in: arena)
         headPool = net.head.pool
         dense = packedDense.map { $0! }
         classes = net.classes
         layerNames = net.layerNames
         headNames = net.head.layerNames
     }
+}
+
+extension ExecutionPlan {
+    /// The bytes of every buffer `init` packs, as a `WeightArena` holds them: the arena's exact size.
+    fileprivate static func packedBytes(
+        _ net: DenseNet, winograd: (DenseLayer, _ block: Int) -> WinogradTransform?
+    ) -> Int {
+        var floats: [Int] = []
+        func conv(_ conv: Conv2D, folding norm: BatchNorm?) {
+            floats.append(
+                PackedMatrix.storageCount(
+                    outChannels: conv.outChannels, inChannels: conv.inChannels, kernel: conv.kernel))
+            if norm != nil || conv.bias != nil { floats.append(conv.outChannels) }
+        }
+        func affine(_ norm: BatchNorm) { floats += [norm.channels, norm.channels] }
+        for step in net.steps {
+            switch step {
+            case .stem(let stem):
+                conv(stem.conv, folding: stem.norm)
+            case .denseLayer(let layer, let block, _, _):
+                affine(layer.norm)
+                if let bottleneck = layer.bottleneck { conv(bottleneck.conv, folding: bottleneck.norm) }
+                if let transform = winograd(layer, block) {
+                    floats.append(
+                        WinogradWeights.storageCount(
+                            outChannels: layer.conv.outChannels, inChannels: layer.conv.inChannels,
+                            transform: transform))
+                    if let bias = layer.conv.bias { floats.append(bias.count) }
+                } else {
+                    conv(layer.conv, folding: nil)
+                }
+            case .transition(let transition, _):
+                affine(transition.norm)
+                conv(transition.conv, folding: nil)
+            case .head(let head):
+                affine(head.norm)
+                for step in head.dense {
+                    floats += [step.linear.weight.count] + (step.linear.bias.map { [$0.count] } ?? [])
+                }
+            }
+        }
+        return floats.reduce(0) { $0 + WeightArena.footprint(floats: $1) }
+    }
+}
+
+extension Tensor {
+    /// A copy of the values, read in place when mapped.
+    fileprivate func aligned(in arena: WeightArena?) -> AlignedBuffer { withFloats { AlignedBuffer($0, in: arena) } }
 }

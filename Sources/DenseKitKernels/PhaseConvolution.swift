@@ -7,7 +7,7 @@
 /// themselves, shifted by a constant. With planes `phaseWidth` wide, output position
 /// n = y * phaseWidth + x; the grid's last `phaseWidth - outWidth` columns of each row are discarded
 /// by `compact`. For stride 1 this is simply the zero-padded image. K is ordered tap-major
-/// (tap, channel), so the weights are packed in that order (`tapMajor`).
+/// (tap, channel), so the weights are packed in that order (`PackedMatrix.ConvolutionRows.outputs`).
 public struct PhaseConvolution: Sendable {
     public let channels: Int, height: Int, width: Int
     public let kernel: Int, stride: Int, padTop: Int, padLeft: Int
@@ -40,18 +40,6 @@ public struct PhaseConvolution: Sendable {
 
     /// Columns of the GEMM (the output grid): outHeight x phaseWidth.
     public var gridCount: Int { outHeight * phaseWidth }
-
-    /// OIHW weights reordered to O x (kernel * kernel * I), tap-major, for `PackedMatrix`.
-    public static func tapMajor(_ weights: [Float], outChannels: Int, inChannels: Int, kernel: Int) -> [Float] {
-        var out = [Float](repeating: 0, count: weights.count)
-        let taps = kernel * kernel
-        for o in 0..<outChannels {
-            for i in 0..<inChannels {
-                for t in 0..<taps { out[(o * taps + t) * inChannels + i] = weights[(o * inChannels + i) * taps + t] }
-            }
-        }
-        return out
-    }
 
     /// Writes the phase planes of input channels `range` (CHW at `src`), borders as zeros, every time.
     /// The slack after the last plane is zeroed by `zeroSlack`.

@@ -12,24 +12,10 @@
 /// the image lands in the plane's vertical border. Exact in real arithmetic; the sums are in another
 /// order than `PhaseConvolution`'s.
 ///
-/// The weights' rows are ordered (block of 8 outputs, tap, row): the tiles of one block of outputs
-/// are consecutive, so threads that split A's rows by blocks never write the same output.
+/// The weights' rows are ordered (block of 8 outputs, tap, row; `PackedMatrix.ConvolutionRows.outputTaps`):
+/// the tiles of one block of outputs are consecutive, so threads that split A's rows by blocks never
+/// write the same output.
 public enum ShiftedConvolution {
-    /// OIHW weights packed as the GEMM's A: rows (output block, tap, row within the block), padded
-    /// with zero rows to whole blocks of 8; K = inChannels.
-    public static func pack(_ oihw: [Float], outChannels: Int, inChannels: Int, kernel: Int) -> PackedMatrix {
-        let taps = kernel * kernel
-        let blocks = (outChannels + 7) / 8
-        var rows = [Float](repeating: 0, count: blocks * taps * 8 * inChannels)
-        for o in 0..<outChannels {
-            for t in 0..<taps {
-                let row = ((o / 8) * taps + t) * 8 + o % 8
-                for i in 0..<inChannels { rows[row * inChannels + i] = oihw[(o * inChannels + i) * taps + t] }
-            }
-        }
-        return PackedMatrix(rows: blocks * taps * 8, cols: inChannels, values: rows)
-    }
-
     /// `input` holds the image's K = `weights.cols` channels as the GEMM's B, row k channel k and
     /// column j pixel j (`GEMM.segments` of planes in `layout` from their interior, or a panel-major
     /// copy). Output planes [0, outChannels) at `output`, in `layout`, are overwritten: the bias (or

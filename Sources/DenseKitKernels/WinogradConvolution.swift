@@ -678,57 +678,68 @@ public final class WinogradWeights: @unchecked Sendable {
     var tiles: Int { (outChannels + 7) / 8 }
     public let storage: AlignedBuffer
 
-    public init(_ oihw: [Float], outChannels: Int, inChannels: Int, transform: WinogradTransform) {
-        precondition(oihw.count == outChannels * inChannels * 9, "WinogradWeights: \(oihw.count) values for a 3x3 conv")
+    /// The floats the transformed weights take: alpha^2 positions of whole 8-row tiles.
+    public static func storageCount(outChannels: Int, inChannels: Int, transform: WinogradTransform) -> Int {
+        transform.alpha * transform.alpha * ((outChannels + 7) / 8 * 8) * inChannels
+    }
+
+    /// Transforms OIHW 3x3 `weights` from where they are (a mapped file's floats are read in place),
+    /// into `arena` when it has room.
+    public init(
+        _ weights: UnsafeBufferPointer<Float>, outChannels: Int, inChannels: Int, transform: WinogradTransform,
+        in arena: WeightArena? = nil
+    ) {
+        precondition(
+            weights.count == outChannels * inChannels * 9, "WinogradWeights: \(weights.count) values for a 3x3 conv")
         self.transform = transform
         self.outChannels = outChannels
         self.inChannels = inChannels
         let alpha = transform.alpha
-        let positions = alpha * alpha
         let tiles = (outChannels + 7) / 8
         // Every float is written below (the outputs past `outChannels` as zero).
-        storage = AlignedBuffer(uninitializedCount: positions * tiles * inChannels * 8)
+        storage = AlignedBuffer(
+            uninitializedCount: Self.storageCount(
+                outChannels: outChannels, inChannels: inChannels, transform: transform),
+            in: arena)
         let packed = storage.pointer
         // One (tile, input) pair at a time, the tile's 8 outputs in the lanes of SIMD8<Double>: the same
-        // double-precision operations in the same order as `WinogradTransform.filter` for each output
-        // (so the same floats, bit for bit), and each position's 8 floats one store where they belong.
+        // double-precision operations in the same order as G g G^T computed for each output alone (so the
+        // same floats, bit for bit), and each position's 8 floats one store where they belong.
         let matrixG = UnsafeMutablePointer<SIMD8<Double>>.allocate(capacity: alpha * 3)
         defer { matrixG.deallocate() }
         for index in 0..<(alpha * 3) { matrixG[index] = SIMD8(repeating: transform.filterMatrix[index]) }
-        let rows = UnsafeMutablePointer<SIMD8<Double>>.allocate(capacity: alpha * 3 + 9)
-        defer { rows.deallocate() }
-        let taps = rows + alpha * 3
-        oihw.withUnsafeBufferPointer { weights in
-            let filters = weights.baseAddress!
-            for tile in 0..<tiles {
-                let lanes = min(8, outChannels - tile * 8)
-                // The lanes past the last output hold +0 (their taps are zero, but G's negative
-                // coefficients would make some -0).
-                let past = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7) .>= SIMD8(repeating: Int32(lanes))
-                for input in 0..<inChannels {
-                    for tap in 0..<9 {
-                        var tapLanes = SIMD8<Double>()
-                        for lane in 0..<lanes {
-                            tapLanes[lane] = Double(filters[((tile * 8 + lane) * inChannels + input) * 9 + tap])
-                        }
-                        taps[tap] = tapLanes
-                    }
-                    for r in 0..<alpha {
-                        for c in 0..<3 {
-                            rows[r * 3 + c] =
-                                matrixG[r * 3] * taps[c] + matrixG[r * 3 + 1] * taps[3 + c] + matrixG[r * 3 + 2]
-                                * taps[6 + c]
-                        }
-                    }
-                    for r in 0..<alpha {
-                        for c in 0..<alpha {
-                            let transformed =
-                                rows[r * 3] * matrixG[c * 3] + rows[r * 3 + 1] * matrixG[c * 3 + 1] + rows[r * 3 + 2]
-                                * matrixG[c * 3 + 2]
-                            let at = (((r * alpha + c) * tiles + tile) * inChannels + input) * 8
-                            let value = SIMD8<Float>(transformed).replacing(with: 0, where: past)
-                            UnsafeMutableRawPointer(packed + at).storeBytes(of: value, as: SIMD8<Float>.self)
-                        }
+        // A tile's filters with their outputs innermost, [input][tap][output], zero past the last output:
+        // each tap's 8 outputs are then one load.
+        let tileFilters = UnsafeMutablePointer<Float>.allocate(capacity: inChannels * 9 * 8)
+        defer { tileFilters.deallocate() }
+        guard let filters = weights.baseAddress else { return }
+        for tile in 0..<tiles {
+            let lanes = min(8, outChannels - tile * 8)
+            if lanes < 8 { tileFilters.initialize(repeating: 0, count: inChannels * 9 * 8) }
+            for lane in 0..<lanes {
+                let filter = filters + (tile * 8 + lane) * inChannels * 9
+                for index in 0..<(inChannels * 9) { tileFilters[index * 8 + lane] = filter[index] }
+            }
+            // The lanes past the last output hold +0 (their taps are zero, but G's negative
+            // coefficients would make some -0).
+            let past = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7) .>= SIMD8(repeating: Int32(lanes))
+            for input in 0..<inChannels {
+                let inputTaps = UnsafeRawPointer(tileFilters + input * 72)
+                func tap(_ index: Int) -> SIMD8<Double> {
+                    SIMD8<Double>(inputTaps.loadUnaligned(fromByteOffset: index * 32, as: SIMD8<Float>.self))
+                }
+                let taps = (tap(0), tap(1), tap(2), tap(3), tap(4), tap(5), tap(6), tap(7), tap(8))
+                for r in 0..<alpha {
+                    let (g0, g1, g2) = (matrixG[r * 3], matrixG[r * 3 + 1], matrixG[r * 3 + 2])
+                    let row0 = g0 * taps.0 + g1 * taps.3 + g2 * taps.6
+                    let row1 = g0 * taps.1 + g1 * taps.4 + g2 * taps.7
+                    let row2 = g0 * taps.2 + g1 * taps.5 + g2 * taps.8
+                    for c in 0..<alpha {
+                        let transformed = row0 * matrixG[c * 3] + row1 * matrixG[c * 3 + 1] + row2 * matrixG[c * 3 + 2]
+                        let at = (((r * alpha + c) * tiles + tile) * inChannels + input) * 8
+                        var value = SIMD8<Float>(transformed)
+                        if lanes < 8 { value.replace(with: 0, where: past) }
+                        UnsafeMutableRawPointer(packed + at).storeBytes(of: value, as: SIMD8<Float>.self)
                     }
                 }
             }

@@ -27,29 +27,4 @@ public struct WinogradTransform: Sendable, Equatable {
             1.0 / 24, -1.0 / 12, 1.0 / 6,
             0, 0, 1,
         ])
-
-    /// G g G^T for one 3x3 filter (row-major), computed in double precision: alpha x alpha values
-    /// into `u`; `gg` holds alpha x 3 doubles of scratch.
-    func filter(
-        _ g3: UnsafePointer<Float>, into transformed: UnsafeMutablePointer<Double>,
-        scratch gg: UnsafeMutablePointer<Double>
-    ) {
-        let side = alpha
-        filterMatrix.withUnsafeBufferPointer { matrixG in
-            for r in 0..<side {
-                for c in 0..<3 {
-                    gg[r * 3 + c] =
-                        matrixG[r * 3] * Double(g3[c]) + matrixG[r * 3 + 1] * Double(g3[3 + c]) + matrixG[r * 3 + 2]
-                        * Double(g3[6 + c])
-                }
-            }
-            for r in 0..<side {
-                for c in 0..<side {
-                    transformed[r * side + c] =
-                        gg[r * 3] * matrixG[c * 3] + gg[r * 3 + 1] * matrixG[c * 3 + 1] + gg[r * 3 + 2]
-                        * matrixG[c * 3 + 2]
-                }
-            }
-        }
-    }
 }

@@ -63,6 +63,20 @@ import Testing
         }
     }
 
+    /// The plan sizes its weight arena before packing: every buffer it packs fits, with nothing left over,
+    /// on each path (Winograd and shifted 3x3 convs, the phase-plane 5x5, no bottleneck, folded BNs).
+    @Test(arguments: [0, 1, 2, 3], ConvolutionMode.allCases)
+    func packedWeightsFillTheirArenaExactly(_ variant: Int, _ mode: ConvolutionMode) throws {
+        let net =
+            variant >= 2
+            ? Self.irregularNet(conv5x5: variant == 3) : Self.oddNet(bottleneck: variant != 1, seed: 1)
+        let plan = try ExecutionPlan(net, mode: mode)
+        #expect(plan.weightArena.capacity > 0)
+        #expect(plan.weightArena.unusedBytes == 0)
+        let winograd = plan.blocks.joined().contains { $0.conv.winograd != nil }
+        #expect(winograd == (mode == .fast && variant != 1 && variant != 3))
+    }
+
     @Test(arguments: ConvolutionMode.allCases)
     func oneThreadAndTwoThreadsGiveIdenticalResults(_ mode: ConvolutionMode) throws {
         let net = try ModelLoader.load(path: Fixtures.path("tv-tiny-legacy-opset17.onnx"))

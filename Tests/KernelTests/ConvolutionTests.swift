@@ -43,10 +43,11 @@ import Testing
         var planes = [Float](repeating: .nan, count: phases.inputCount)
         var grid = [Float](repeating: .nan, count: layerCase.outputs * phases.gridCount)
         var result = [Float](repeating: .nan, count: layerCase.outputs * phases.outHeight * phases.outWidth)
-        let packed = PackedMatrix(
-            rows: layerCase.outputs, cols: layerCase.channels * layerCase.kernel * layerCase.kernel,
-            values: PhaseConvolution.tapMajor(
-                weight, outChannels: layerCase.outputs, inChannels: layerCase.channels, kernel: layerCase.kernel))
+        let packed = weight.withUnsafeBufferPointer {
+            PackedMatrix(
+                convolution: $0, outChannels: layerCase.outputs, inChannels: layerCase.channels,
+                kernel: layerCase.kernel, rows: .outputs)
+        }
         image.withUnsafeBufferPointer { xp in
             planes.withUnsafeMutableBufferPointer {
                 // Split in two channel ranges, as the executor's threads do.
@@ -123,8 +124,11 @@ import Testing
                     image[ch * layerCase.height * layerCase.width + j]
             }
         }
-        let packed = ShiftedConvolution.pack(
-            weight, outChannels: layerCase.outputs, inChannels: layerCase.channels, kernel: layerCase.kernel)
+        let packed = weight.withUnsafeBufferPointer {
+            PackedMatrix(
+                convolution: $0, outChannels: layerCase.outputs, inChannels: layerCase.channels,
+                kernel: layerCase.kernel, rows: .outputTaps)
+        }
         for (threads, withBias, panelMajor) in [
             (1, true, false), (2, true, false), (2, false, false), (1, true, true), (2, false, true),
         ] {

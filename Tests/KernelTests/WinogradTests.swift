@@ -73,8 +73,9 @@ import Testing
         let bias = rng.floats(layerCase.outputs)
         let exact = Self.exact(image, layerCase, weight, bias)
         let transform = WinogradTransform.f4
-        let weights = WinogradWeights(
-            weight, outChannels: layerCase.outputs, inChannels: layerCase.channels, transform: transform)
+        let weights = weight.withUnsafeBufferPointer {
+            WinogradWeights($0, outChannels: layerCase.outputs, inChannels: layerCase.channels, transform: transform)
+        }
         // Images 5 floats apart, NaN in the gaps; output planes with 7 NaN before and after each image.
         let (inStride, outStride, gap) = (
             layerCase.height * layerCase.width + 5, layerCase.height * layerCase.width + 14, 7
@@ -149,7 +150,9 @@ import Testing
         let outputSide = 4
         let layerCase = Case(channels: 1, height: outputSide, width: outputSide, outputs: 1)
         let weight: [Float] = [1, 2, 3, 4, 5, 6, 7, 8, 9]
-        let weights = WinogradWeights(weight, outChannels: 1, inChannels: 1, transform: .f4)
+        let weights = weight.withUnsafeBufferPointer {
+            WinogradWeights($0, outChannels: 1, inChannels: 1, transform: .f4)
+        }
         let scratch = [WinogradConvolution.Scratch(.f4, inChannels: 1, outChannels: 1)]
         for p in 0..<(outputSide * outputSide) {
             var image = [Float](repeating: 0, count: outputSide * outputSide)
@@ -177,7 +180,9 @@ import Testing
     /// in would leave its rounding (about 1e23) in them.
     @Test func rowEndsSeeZeroPastTheImage() {
         let (height, width) = (14, 14)
-        let weights = WinogradWeights([Float](repeating: 1, count: 9), outChannels: 1, inChannels: 1, transform: .f4)
+        let weights = [Float](repeating: 1, count: 9).withUnsafeBufferPointer {
+            WinogradWeights($0, outChannels: 1, inChannels: 1, transform: .f4)
+        }
         let scratch = [WinogradConvolution.Scratch(.f4, inChannels: 1, outChannels: 1)]
         var image = [Float](repeating: 0, count: height * width)
         for r in 0..<height { image[r * width] = 1e30 }
@@ -216,7 +221,9 @@ import Testing
     func matchesThePlainTransform(_ shape: (outputs: Int, inputs: Int)) {
         var random = SeededRandom(42)
         let weight = random.floats(shape.outputs * shape.inputs * 9, -2...2)
-        let packed = WinogradWeights(weight, outChannels: shape.outputs, inChannels: shape.inputs, transform: .f4)
+        let packed = weight.withUnsafeBufferPointer {
+            WinogradWeights($0, outChannels: shape.outputs, inChannels: shape.inputs, transform: .f4)
+        }
         let tiles = (shape.outputs + 7) / 8
         var expected = [Float](repeating: 0, count: 36 * tiles * shape.inputs * 8)
         for output in 0..<shape.outputs {

@@ -18,13 +18,19 @@ extension Conv2D {
                 initialized = source.count
             }
         }
-        let originalBias = bias?.values
-        let folded = (0..<outChannels).map { o in (originalBias?[o] ?? 0) * scales[o] + shifts[o] }
+        let folded = foldedBias(scales: scales, shifts: shifts)
         var out = self
         out.weight.values = foldedWeight
         out.bias = Tensor(
             name: bias?.name ?? weight.name.replacingOccurrences(of: "weight", with: "bias"), shape: [outChannels],
             values: folded)
         return out
+    }
+
+    /// The bias of `self` followed by a BN of affine form (`scales`, `shifts`): s * b + t per output
+    /// channel, b zero when `self` has none.
+    public func foldedBias(scales: [Float], shifts: [Float]) -> [Float] {
+        let originalBias = bias?.values
+        return (0..<outChannels).map { o in (originalBias?[o] ?? 0) * scales[o] + shifts[o] }
     }
 }
