@@ -10,7 +10,8 @@ MANIFEST: {"cases": [{"file": ..., "input": X.npy, "layout": "nchw"|"nhwc", "out
 MODEL (what to build for the weights files; ignored for ONNX):
   {"application": "DenseNet121" or null, "blocks": [2, 2, 2], "growth": 4, "stem": 8, "bnSize": 4,
    "size": 64, "pool": "average"|"max"|null, "dense": [[out, activation], ...],
-   "weightsArgument": true (Keras 2: DenseNet121(weights=path) instead of load_weights)}
+   "weightsArgument": true (Keras 2: DenseNet121(weights=path) instead of load_weights),
+   "inChannels": 1 (torch: the stem conv replaced for another number of input channels; default 3)}
 
 How each framework is used is how its users load such a file:
 - onnxruntime: onnx.checker.check_model(full_check=True), then an InferenceSession (NCHW input).
@@ -65,6 +66,8 @@ def run_torch(case):
     else:
         net = tvm.DenseNet(growth_rate=m["growth"], block_config=tuple(m["blocks"]), num_init_features=m["stem"],
                            bn_size=m["bnSize"], num_classes=classes)
+    if m.get("inChannels", 3) != 3:  # a 1-channel (X-ray) stem, as DenseKit's conversion note says
+        net.features.conv0 = nn.Conv2d(m["inChannels"], m["stem"], kernel_size=7, stride=2, padding=3, bias=False)
     activations = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "softmax": lambda: nn.Softmax(dim=1)}
     features = net.classifier.in_features
     if not dense:

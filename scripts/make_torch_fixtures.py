@@ -8,6 +8,7 @@ plus randomised BatchNorm statistics so that folding BN is visible in the number
 usage: make_torch_fixtures.py tiny OUTDIR
        make_torch_fixtures.py full OUTDIR
        make_torch_fixtures.py heads OUTDIR   (only the fine-tuned-head fixtures, part of tiny)
+       make_torch_fixtures.py monai OUTDIR   (only MONAI's tiny fixtures, part of tiny)
 """
 
 import os
@@ -275,6 +276,7 @@ def tiny(outdir):
 
     heads(outdir, x)
     training_checkpoint(tiny_torchvision(90, 91), x, os.path.join(outdir, "tv-tiny-chexnet-checkpoint.pth.tar"))
+    monai_tiny(outdir)
 
     # CIFAR-style nets: DenseNet-BC (L=16, k=4) and plain DenseNet (L=10, k=4).
     xc = rng.standard_normal((2, 3, 32, 32)).astype(np.float32)
@@ -289,6 +291,45 @@ def tiny(outdir):
     plain = CifarDenseNet(10, 4, False, 1.0, 10)
     randomise_bn(plain, 6)
     write_all(plain, xc, outdir, "cifar-plain-tiny", TORCH_VARIANTS[1:2])
+
+
+def state_dict_samples(state, first_conv, classifier):
+    """stem conv, the first dense layer's first conv and the classifier, as the state_dict holds them."""
+    return {"stem.conv.weight": fixture_meta.sample(state["features.conv0.weight"].numpy()),
+            "block1.layer1.firstConv.weight": fixture_meta.sample(state[first_conv].numpy()),
+            "head.classifier.weight": fixture_meta.sample(state[classifier].numpy())}
+
+
+def monai_densenet(outdir, name, model, x):
+    """A MONAI DenseNet's state_dict (torch.save), MONAI's own output on x, and MONAI's parameter counts."""
+    model.eval()
+    state = model.state_dict()
+    torch.save(state, os.path.join(outdir, name + ".pth"))
+    with torch.no_grad():
+        np.save(os.path.join(outdir, name + ".out.npy"), model(torch.from_numpy(x)).numpy())
+    samples = state_dict_samples(
+        state, "features.denseblock1.denselayer1.layers.conv1.weight", "class_layers.out.weight")
+    fixture_meta.write(os.path.join(outdir, name + ".meta.json"), *torch_counts(model), samples)
+    print("wrote", name, file=sys.stderr)
+
+
+def monai_tiny(outdir):
+    """MONAI's DenseNet class (spatial_dims=2), scaled down: one input channel (an X-ray), 3 classes; and
+    a 3-D one (spatial_dims=3, 5-D conv weights), which DenseKit refuses."""
+    from monai.networks.nets import DenseNet as MonaiDenseNet
+
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal((2, 1, 64, 64)).astype(np.float32)
+    np.save(os.path.join(outdir, "input-64-gray.npy"), x)
+    torch.manual_seed(21)
+    net = MonaiDenseNet(spatial_dims=2, in_channels=1, out_channels=3, init_features=8, growth_rate=4,
+                        block_config=(2, 2, 2), bn_size=4)
+    randomise_bn(net, 22)
+    monai_densenet(outdir, "monai-tiny", net, x)
+    torch.manual_seed(23)
+    volume = MonaiDenseNet(spatial_dims=3, in_channels=1, out_channels=2, init_features=4, growth_rate=2,
+                           block_config=(1, 1), bn_size=2)
+    torch.save(volume.state_dict(), os.path.join(outdir, "monai-tiny-3d.pth"))
 
 
 def full(outdir):
@@ -331,12 +372,28 @@ def full(outdir):
             torch.save(state, os.path.join(outdir, name + ".pth"))
     torch.manual_seed(402)
     training_checkpoint(tvd.densenet121(weights=None), x, os.path.join(outdir, "chexnet-checkpoint.pth.tar"))
+    # MONAI: a 1-channel DenseNet-121 with 14 outputs (a chest X-ray model's shape), and DenseNet-264,
+    # the paper's Table 1 column that torchvision lacks.
+    from monai.networks.nets import DenseNet121 as Monai121, DenseNet264 as Monai264
+    gray = rng.standard_normal((1, 1, 224, 224)).astype(np.float32)
+    np.save(os.path.join(outdir, "input-224-gray.npy"), gray)
+    torch.manual_seed(500)
+    xray = Monai121(spatial_dims=2, in_channels=1, out_channels=14)
+    randomise_bn(xray, 501)
+    monai_densenet(outdir, "monai-densenet121", xray, gray)
+    torch.manual_seed(502)
+    deepest = Monai264(spatial_dims=2, in_channels=3, out_channels=1000)
+    randomise_bn(deepest, 503)
+    monai_densenet(outdir, "monai-densenet264", deepest, x)
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "heads":
         # Only the head fixtures (the others are unchanged by a rerun): the same input as tiny's.
         heads(sys.argv[2], np.load(os.path.join(sys.argv[2], "input-64.npy")))
+        sys.exit(0)
+    if len(sys.argv) == 3 and sys.argv[1] == "monai":
+        monai_tiny(sys.argv[2])  # only MONAI's, part of tiny
         sys.exit(0)
     if len(sys.argv) != 3 or sys.argv[1] not in ("tiny", "full"):
         sys.exit(__doc__)

@@ -41,7 +41,7 @@ func expectUsageError(
         let outcome = try densekit(["verify", tiny])
         #expect(outcome.status == 1)
         #expect(outcome.stdout.contains("does not match closest architecture densenet121"))
-        #expect(outcome.stdout.contains("block3.layer2  growth rate"))
+        #expect(outcome.stdout.contains("all 6 dense layers  growth rate       32        4"))
         let json = try densekit(["verify", tiny, "--json"])
         #expect(json.status == 1)
         let object = try json.json()

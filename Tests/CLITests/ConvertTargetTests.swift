@@ -192,6 +192,43 @@ import Testing
         try Self.verify(checks, in: folder)
     }
 
+    /// MONAI's DenseNet class (one input channel, 3 classes) to ONNX (onnxruntime), torchvision's names
+    /// (torch, with the stem replaced as the conversion's note says) and `.dnk`: MONAI's own output.
+    @Test func aMONAIDenseNetReachesONNXSafetensorsAndDNK() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let source = Source(
+            file: Fixtures.path("monai-tiny.pth"), reference: Fixtures.path("monai-tiny.out.npy"),
+            input: Fixtures.path("input-64-gray.npy"), layout: "nchw", dense: [(3, "linear")])
+        var model = source.model()
+        model["inChannels"] = 1
+        var checks: [Check] = []
+        for (target, framework) in Self.frameworkTargets where target == .onnx || target == .safetensors {
+            let name = "monai-tiny\(target.fileExtension)"
+            let written = try Self.convert(source.file, name, in: folder)
+            if target == .safetensors {
+                #expect(
+                    (written["conventions"] as? [[String: Any]])?.contains {
+                        ($0["detail"] as? String)?.hasSuffix(
+                            "with model.features.conv0 = nn.Conv2d(1, 8, kernel_size=7, stride=2, padding=3, "
+                                + "bias=False) (1 input channel)") == true
+                    } == true, "\(written)")
+            }
+            checks.append(
+                Self.check(
+                    source, target, framework, file: folder.appendingPathComponent(name).path, in: folder, model: model)
+            )
+        }
+        try Self.verify(checks, in: folder)
+        try Self.convert(source.file, "monai-tiny.dnk", in: folder)
+        let out = folder.appendingPathComponent("monai-tiny.dnk.out.npy").path
+        let outcome = try densekit([
+            "run", folder.appendingPathComponent("monai-tiny.dnk").path, "--input", source.input, "--output", out,
+        ])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        #expect(relativeError(try NPY.read(path: out).values, try NPY.read(path: source.reference).values) <= 1e-4)
+    }
+
     /// Fine-tuned heads and feature extractors: a sigmoid, MLPs (one on a max pool), no pool, a pool
     /// without a classifier, another input size.
     @Test func headsReachEveryTarget() throws {

@@ -25,6 +25,8 @@ import Testing
         ("keras3-tiny.h5", "input-64-nhwc.npy", "keras3-tiny.out.npy"),
         ("keras3-tiny.weights.h5", "input-64-nhwc.npy", "keras3-tiny.out.npy"),
         ("keras3-tiny.keras", "input-64-nhwc.npy", "keras3-tiny.out.npy"),
+        // MONAI's DenseNet class (denselayer<i>.layers.*, class_layers.out), one input channel: MONAI's output.
+        ("monai-tiny.pth", "input-64-gray.npy", "monai-tiny.out.npy"),
     ]
 
     /// Both convolution modes against the framework's output (1e-4 of its largest value), and the
@@ -94,6 +96,9 @@ import Testing
         ("densenet201.pth", "input-224.npy", "densenet201.out.npy"),
         ("densenet161.pth", "input-224.npy", "densenet161.out.npy"),
         ("chexnet-checkpoint.pth.tar", "input-224.npy", "chexnet-checkpoint.logits.npy"),
+        // MONAI: a 1-channel, 14-output DenseNet-121, and DenseNet-264 (MONAI's own outputs).
+        ("monai-densenet121.pth", "input-224-gray.npy", "monai-densenet121.out.npy"),
+        ("monai-densenet264.pth", "input-224.npy", "monai-densenet264.out.npy"),
     ]
 
     @Test(.enabled(if: Fixtures.full != nil, "full-size fixtures not built (make fixtures-full)"), arguments: full)
@@ -141,6 +146,21 @@ import Testing
             report.parameters.trainable == meta.trainable
                 && report.parameters.withBatchNormStatistics == meta.withBatchNormStatistics)
         #expect(report.head.summary == fixture.1 && report.inputSize.map { [$0.height, $0.width] } == fixture.2)
+    }
+
+    /// MONAI's DenseNet-121 with one input channel and 14 outputs, and its DenseNet-264 (the paper's
+    /// Table 1 column torchvision lacks): their architectures, with MONAI's own parameter counts.
+    @Test(
+        .enabled(if: Fixtures.full != nil, "full-size fixtures not built (make fixtures-full)"),
+        arguments: [("monai-densenet121", "densenet121", 1), ("monai-densenet264", "densenet264", 3)])
+    func fullSizeMONAIDenseNetsVerifyWithMONAIsCounts(_ fixture: (String, String, Int)) throws {
+        let folder = try #require(Fixtures.full)
+        let report = try Verifier().verify(try ModelLoader.load(path: folder + "/\(fixture.0).pth"))
+        #expect(report.matches && report.spec.name == fixture.1, "\(report.deviations)")
+        #expect(report.inputChannels == fixture.2)
+        let meta = try Fixtures.meta(folder + "/\(fixture.0).meta.json")
+        #expect(report.parameters.trainable == meta.trainable)
+        if fixture.1 == "densenet264" { #expect(meta.trainable == 33_337_704) }
     }
 
     @Test(.enabled(if: Fixtures.full != nil, "full-size fixtures not built (make fixtures-full)"))

@@ -170,7 +170,8 @@ import Testing
                     $0["features.extra.weight"] = S.Entry(dtype: "F32", shape: [1], bytes: Data(count: 4))
                 },
                 .mismatch(
-                    stateDict, expected: "only torchvision DenseNet keys (features.*, classifier.*)",
+                    stateDict,
+                    expected: "only DenseNet keys (features.*, and classifier.* or MONAI's class_layers.out.*)",
                     found: "1 other: 'features.extra.weight'")
             ),
             (

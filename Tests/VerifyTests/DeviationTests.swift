@@ -93,6 +93,46 @@ import Testing
             })
     }
 
+    /// A DenseNet-121 with growth rate 24 is named as a DenseNet-121 (the same stem, blocks and layers per
+    /// block), not as the CIFAR DenseNet-BC with k = 24 that has fewer deviations per layer; what holds in
+    /// every dense layer is one row.
+    @Test func anotherGrowthRateEverywhereIsOneRowAgainstTheSameShape() throws {
+        var spec = try #require(ArchitectureSpec.named("densenet121"))
+        spec.growthRate = 24
+        let verification = try report(Synthetic.denseNet(spec, classes: 1000, inputSize: 224))
+        #expect(verification.spec.name == "densenet121")
+        #expect(
+            verification.deviations == [
+                Deviation(layer: "all 58 dense layers", check: "growth rate", expected: "32", found: "24"),
+                Deviation(layer: "all 58 dense layers", check: "bottleneck width", expected: "128", found: "96"),
+            ])
+    }
+
+    /// The same finding in some dense layers only stays one row per layer.
+    @Test func aFindingInSomeLayersStaysPerLayer() throws {
+        var net = try densenet121()
+        for index in [0, 1] {
+            let layer = net.blocks[0].layers[index]
+            net.blocks[0].layers[index].conv.weight.shape = [24] + layer.conv.weight.shape.dropFirst()
+        }
+        let verification = try report(net, "densenet121")
+        #expect(
+            verification.deviations.filter { $0.check == "growth rate" } == [
+                Deviation(layer: "block1.layer1", check: "growth rate", expected: "32", found: "24"),
+                Deviation(layer: "block1.layer2", check: "growth rate", expected: "32", found: "24"),
+            ])
+    }
+
+    /// One input channel (an X-ray model) or four: reported, not a deviation.
+    @Test(arguments: [1, 4])
+    func inputChannelsAreReportedNotADeviation(_ channels: Int) throws {
+        var net = try densenet121()
+        net.stem.conv.weight.shape = [64, channels, 7, 7]
+        let verification = try report(net)
+        #expect(verification.matches && verification.spec.name == "densenet121", "\(verification.deviations)")
+        #expect(verification.inputChannels == channels)
+    }
+
     @Test func unknownArchitectureIsAnError() throws {
         #expect(throws: VerifyError.self) { try report(try densenet121(), "densenet122") }
     }

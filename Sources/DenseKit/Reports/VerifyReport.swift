@@ -26,6 +26,8 @@ public struct VerifyReport: Encodable, Sendable {
     public var classes: Int
     public var batchNormEpsilon: [Double]
     public var head: HeadReport
+    /// Channels of the input (reported, never a deviation).
+    public var inputChannels: Int
     /// [height, width] where the file fixes them.
     public var inputSize: Nullable<[Int]>
     public var finalMapSize: Nullable<[Int]>
@@ -43,6 +45,7 @@ public struct VerifyReport: Encodable, Sendable {
         classes = report.classes
         batchNormEpsilon = report.epsilons.map(Double.init)
         head = HeadReport(report.head, classes: report.classes)
+        inputChannels = report.inputChannels
         inputSize = Nullable(report.inputSize.map { [$0.height, $0.width] })
         finalMapSize = Nullable(report.finalMapSize.map { [$0.height, $0.width] })
         parameters = Parameters(

@@ -75,10 +75,18 @@ public struct SafetensorsModelWriter: ModelWriter {
         }
         let built = TorchvisionStateDict.constructor(prepared)
         if let call = built.call {
+            // torchvision builds a 3-channel stem; a 1-channel (X-ray, CT) or 4-channel one replaces it.
+            let stem = prepared.stem.conv
+            let channels =
+                stem.inChannels == 3
+                ? ""
+                : " with model.features.conv0 = nn.Conv2d(\(stem.inChannels), \(stem.outChannels), kernel_size=7, "
+                    + "stride=2, padding=3, bias=False) (\(stem.inChannels) input channel"
+                    + (stem.inChannels == 1 ? ")" : "s)")
             conventions.append(
                 Convention(
-                    .changes, "model", "load into \(call)" + (head.dense.count == 1 ? "" : " with the classifier above")
-                ))
+                    .changes, "model",
+                    "load into \(call)" + (head.dense.count == 1 ? "" : " with the classifier above") + channels))
         } else if let reason = built.reason {
             conventions.append(
                 Convention(

@@ -8,7 +8,10 @@ import Foundation
 /// norm1/conv1/norm2/conv2`, `features.transition<t>.norm/conv`, `features.norm5`, `classifier`),
 /// also in the 2017 spelling (`norm.1`, `conv.2`, which torchvision's own loader rewrites), behind
 /// any prefix (`module.` of nn.DataParallel, a wrapper's attribute such as `module.densenet121.`),
-/// with the classifier as `classifier` or inside a Sequential (`classifier.0`). Convolutions follow
+/// with the classifier as `classifier` or inside a Sequential (`classifier.0`). MONAI's DenseNets
+/// (`spatial_dims=2`) read the same way: their dense layers hold their modules in `layers`
+/// (`denselayer1.layers.norm1`) and their head is `class_layers.out` after ReLU, an adaptive average
+/// pool and a flatten (torchvision's head); a 3-D one (5-D conv weights) is refused. Convolutions follow
 /// torchvision: a 7x7 stem is stride 2 pad 3 then BN, ReLU and a 3x3/2 max pool; a 3x3 stem (CIFAR)
 /// is stride 1 pad 1; dense-layer 3x3 convs pad 1; transitions average-pool 2x2. BatchNorm epsilon is
 /// torchvision's 1e-5. The input is NCHW of any size.
@@ -34,6 +37,12 @@ public enum StateDictImporter {
                 throw ImportError.mismatch(
                     .part("state_dict"), expected: "a float tensor '\(key)'",
                     found: keys[key] == nil ? "no such key" : "an integer tensor")
+            }
+            if rank == 4, found.shape.count == 5 {
+                throw ImportError.unsupported(
+                    .tensor(original),
+                    problem: "a 5-D conv weight, shape \(found.shape): 3-D DenseNets (MONAI's spatial_dims=3) "
+                        + "are not supported, only 2-D ones")
             }
             if let rank, found.shape.count != rank {
                 throw ImportError.mismatch(.tensor(original), expected: "\(rank) dims", found: "shape \(found.shape)")
@@ -104,6 +113,9 @@ public enum StateDictImporter {
         // Head: norm5, then the classifier (one Linear, or Linears inside a Sequential).
         let headNorm = try norm("features.norm5")
         var notes = source.notes
+        if keys.values.contains(where: { $0.contains(".layers.") || $0.contains("class_layers.") }) {
+            notes.append("MONAI's DenseNet keys ('denselayer<i>.layers.*', 'class_layers.out')")
+        }
         notes.append("BatchNorm epsilon assumed 1e-5 (torchvision's): a state_dict stores none")
         var dense: [Head.Dense] = []
         func linear(_ prefix: String) throws -> Linear {
@@ -157,7 +169,8 @@ public enum StateDictImporter {
         guard unknown.isEmpty else {
             let shown = unknown.prefix(5).map { "'\(keys[$0] ?? $0)'" }.joined(separator: ", ")
             throw ImportError.mismatch(
-                .part("state_dict"), expected: "only torchvision DenseNet keys (features.*, classifier.*)",
+                .part("state_dict"),
+                expected: "only DenseNet keys (features.*, and classifier.* or MONAI's class_layers.out.*)",
                 found:
                     """
                     \(unknown.count) other\(unknown.count == 1 ? "" : "s"): \
@@ -194,7 +207,7 @@ public enum StateDictImporter {
                 throw ImportError.mismatch(
                     .key(key), expected: "the prefix '\(prefix)' of '\(stemKey)'", found: "another")
             }
-            let canonical = rewrite2017(String(key.dropFirst(prefix.count)))
+            let canonical = rewriteMONAI(rewrite2017(String(key.dropFirst(prefix.count))))
             guard keys[canonical] == nil else {
                 throw ImportError.mismatch(
                     .key(key), expected: "one tensor per name", found: "'\(keys[canonical] ?? "")' too")
@@ -202,6 +215,16 @@ public enum StateDictImporter {
             keys[canonical] = key
         }
         return keys
+    }
+
+    /// MONAI's names in torchvision's spelling: `denselayer1.layers.norm1.weight` ->
+    /// `denselayer1.norm1.weight`, `class_layers.out.weight` -> `classifier.weight`.
+    package static func rewriteMONAI(_ key: String) -> String {
+        if key.hasPrefix("class_layers.out.") { return "classifier." + key.dropFirst("class_layers.out.".count) }
+        let parts = key.split(separator: ".", omittingEmptySubsequences: false)
+        guard let layers = parts.firstIndex(of: "layers"), layers > 0, parts[layers - 1].hasPrefix("denselayer")
+        else { return key }
+        return (parts[..<layers] + parts[(layers + 1)...]).joined(separator: ".")
     }
 
     /// torchvision's rewrite of the 2017 names: `denselayer1.norm.1.weight` -> `denselayer1.norm1.weight`.

@@ -1,6 +1,7 @@
 /// One way a model differs from an architecture: `block3: layers expected 24, found 23`.
 public struct Deviation: Sendable, Equatable, CustomStringConvertible {
-    /// Canonical layer name (`stem`, `block2.layer5`, `transition1`, `head`), or `model` for the whole net.
+    /// Canonical layer name (`stem`, `block2.layer5`, `transition1`, `head`), `model` for the whole net, or
+    /// `all <n> dense layers` for a finding that holds in every dense layer alike.
     public var layer: String
     public var check: String
     public var expected: String

@@ -16,6 +16,9 @@ public struct Verifier {
         public var epsilons: [Float]
         /// The head as the file has it: reported, never a deviation.
         public var head: Head
+        /// Channels of the input (3 for RGB; 1 for an X-ray or CT model, 4 with another band): reported,
+        /// never a deviation, like the head: the stem's first conv is the only weight they change.
+        public var inputChannels: Int
         /// The input size the file declares (nil where it leaves it open), and the map the head pools
         /// at that size (or at the architecture's own input size). Another size than the paper's is no
         /// deviation: a DenseNet is convolutional up to its global pool.
@@ -39,9 +42,17 @@ public struct Verifier {
             candidates = ArchitectureSpec.all
         }
         let weightFindings = weightDeviations(net)
-        // The closest: fewest deviations, the earlier in the contract's list on a tie.
-        let scored = candidates.map { (spec: $0, deviations: structuralDeviations(net, $0)) }
-        guard let chosen = scored.min(by: { $0.deviations.count < $1.deviations.count }) else {
+        // The closest as a person would name it: the same shape first (stem kind, number of blocks,
+        // layers per block), then the fewest deviations, then the earlier in the contract's list.
+        let scored = candidates.map {
+            (spec: $0, shape: shapeDifferences(net, $0), deviations: grouped(structuralDeviations(net, $0), net))
+        }
+        guard
+            let chosen = scored.min(by: {
+                ($0.shape.stem, $0.shape.blocks, $0.shape.layers, $0.deviations.count)
+                    < ($1.shape.stem, $1.shape.blocks, $1.shape.layers, $1.deviations.count)
+            })
+        else {
             throw VerifyError.unknownArchitecture(name ?? "", known: [])
         }
         var eps: [Float] = []
@@ -53,7 +64,7 @@ public struct Verifier {
             growthRate: net.blocks.first?.layers.first?.growth ?? 0,
             blocks: net.blocks.map(\.layers.count), compression: compression,
             bottleneck: net.blocks.contains { $0.layers.contains { $0.bottleneck != nil } },
-            classes: net.classes, epsilons: eps, head: net.head,
+            classes: net.classes, epsilons: eps, head: net.head, inputChannels: net.stem.conv.inChannels,
             inputSize: net.input.height.flatMap { h in net.input.width.map { FeatureMapSizes.Size(h, $0) } },
             finalMapSize: try? FeatureMapSizes(
                 net, height: net.input.height ?? chosen.spec.inputSize,
@@ -77,7 +88,6 @@ public struct Verifier {
         expect("stem", "conv stride", spec.stem == .imagenet ? 2 : 1, stem.conv.stride)
         expect("stem", "conv padding", [kernel / 2, kernel / 2, kernel / 2, kernel / 2], stem.conv.pads)
         expect("stem", "filters", spec.stemFilters, stem.outChannels)
-        expect("stem", "input channels", 3, stem.conv.inChannels)
         if spec.stem == .imagenet {
             expect("stem", "BatchNorm", "present", stem.norm != nil || stem.normFolded ? "present" : "absent")
             expect("stem", "ReLU", true, stem.relu)
@@ -139,6 +149,46 @@ public struct Verifier {
             expect("model", "transitions", max(net.blocks.count - 1, 0), net.transitions.count)
         }
         return out
+    }
+
+    /// How far `net`'s shape is from `spec`'s, most telling first: another stem kind, another number of
+    /// blocks, and the blocks with another number of layers (a block one has and the other lacks counts).
+    package func shapeDifferences(_ net: DenseNet, _ spec: ArchitectureSpec) -> (stem: Int, blocks: Int, layers: Int) {
+        let stemKind: ArchitectureSpec.StemKind = net.stem.conv.kernel == 7 ? .imagenet : .cifar
+        let layers = net.blocks.map(\.layers.count)
+        return (
+            stemKind == spec.stem ? 0 : 1, layers.count == spec.blocks.count ? 0 : 1,
+            zip(layers, spec.blocks).filter { $0 != $1 }.count + abs(layers.count - spec.blocks.count)
+        )
+    }
+
+    /// A dense-layer deviation found the same in every dense layer, reported once for all of them
+    /// ("all 58 dense layers: growth rate expected 32, found 24"); the others as they are, in order.
+    package func grouped(_ deviations: [Deviation], _ net: DenseNet) -> [Deviation] {
+        let denseLayers = Set(
+            net.steps.compactMap { step -> String? in
+                guard case .denseLayer = step else { return nil }
+                return step.layer.name
+            })
+        guard denseLayers.count > 1 else { return deviations }
+        struct Finding: Hashable { var check: String, expected: String, found: String }
+        var layersWith: [Finding: Set<String>] = [:]
+        for deviation in deviations where denseLayers.contains(deviation.layer) {
+            layersWith[
+                Finding(check: deviation.check, expected: deviation.expected, found: deviation.found), default: []
+            ]
+            .insert(deviation.layer)
+        }
+        let everywhere = Set(layersWith.filter { $0.value == denseLayers }.keys)
+        var reported = Set<Finding>()
+        return deviations.compactMap { deviation in
+            let finding = Finding(check: deviation.check, expected: deviation.expected, found: deviation.found)
+            guard denseLayers.contains(deviation.layer), everywhere.contains(finding) else { return deviation }
+            guard reported.insert(finding).inserted else { return nil }
+            return Deviation(
+                layer: "all \(denseLayers.count) dense layers", check: deviation.check, expected: deviation.expected,
+                found: deviation.found)
+        }
     }
 
     // MARK: weights

@@ -44,7 +44,8 @@ struct VerifyText {
                         }.joined(separator: "  "))
             }
         }
-        let input = report.inputSize.map { "input \($0)" } ?? "input size not fixed by the file"
+        let channels = "\(report.inputChannels) input channel\(report.inputChannels == 1 ? "" : "s")"
+        let input = "\(channels), " + (report.inputSize.map { "input \($0)" } ?? "input size not fixed by the file")
         lines.append(
             """
             head: \(report.head.summary); \(input), final map \
