@@ -23,7 +23,7 @@ SWIFT_FLAGS := -c release $(if $(CPU_FLAGS),-Xswiftc -target-cpu -Xswiftc $(CPU_
   $(if $(filter znver4 skylake-avx512,$(CPU_FLAGS)),-Xswiftc -DDENSEKIT_AVX512)
 
 # Pinned versions of the tools that make fixtures (test-time only; the product never needs Python).
-TORCH_PKGS := torch==2.15.0 torchvision==0.29.2 onnx==1.23.2 onnxruntime==1.32.0 onnxscript==0.7.2 safetensors==0.8.0 monai==1.6.1 pillow==13.0.0 pypng==0.20220715.0 h5py numpy
+TORCH_PKGS := torch==2.15.0 torchvision==0.29.2 onnx==1.23.2 onnxruntime==1.32.0 onnxscript==0.7.2 safetensors==0.8.0 monai==1.6.1 torchxrayvision==1.5.7 pillow==13.0.0 pypng==0.20220715.0 h5py numpy
 TF_PKGS    := tensorflow-cpu==2.21.0 tf_keras==2.21.0 keras==3.15.1 tf2onnx==1.17.0 onnxruntime==1.32.0 pillow==13.0.0 h5py numpy
 
 .PHONY: all deps build lint test test-asan demo proto fixtures fixtures-full fixtures-images bench clean venvs
@@ -139,9 +139,10 @@ fuzz-build: deps
 	$(FUZZ_BUILD)
 
 fuzz-corpus: build fixtures-images
-	mkdir -p .build-fuzz/onnx .build-fuzz/hdf5 .build-fuzz/dnk .build-fuzz/npy .build-fuzz/safetensors .build-fuzz/pth .build-fuzz/jpeg .build-fuzz/png fuzz-findings
+	mkdir -p .build-fuzz/onnx .build-fuzz/hdf5 .build-fuzz/dnk .build-fuzz/npy .build-fuzz/safetensors .build-fuzz/pth .build-fuzz/moduletree .build-fuzz/jpeg .build-fuzz/png fuzz-findings
 	cp fixtures/*.safetensors .build-fuzz/safetensors/
 	cp fixtures/*.pth fixtures/*.pth.tar .build-fuzz/pth/
+	cp fixtures/*-module*.pth fixtures/*.pt fixtures/*.ts .build-fuzz/moduletree/
 	cp fixtures/*.onnx .build-fuzz/onnx/
 	cp fixtures/*.h5 fixtures/*.keras .build-fuzz/hdf5/
 	cp fixtures/*.npy .build-fuzz/npy/
@@ -167,7 +168,7 @@ fuzz-corpus: build fixtures-images
 # scripts/check-hdf5-findings.sh then fails the run unless each saved input fails inside libhdf5 (not
 # in DenseKit's code) and `densekit inspect` ends on it with exit 2 and one line.
 fuzz: fuzz-build fuzz-corpus
-	for t in ONNX DNK NPY Safetensors PTH JPEG PNG; do \
+	for t in ONNX DNK NPY Safetensors PTH ModuleTree JPEG PNG; do \
 	  l=$$(echo $$t | tr A-Z a-z); \
 	  Fuzz/.build/release/Fuzz$$t .build-fuzz/$$l -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 \
 	    -artifact_prefix=fuzz-findings/$$l- -print_final_stats=1 || exit 1; \

@@ -7,7 +7,7 @@ import PackageDescription
 let package = Package(
     name: "DenseKitFuzz",
     dependencies: [.package(name: "DenseKit", path: "..")],
-    targets: [.target(name: "FuzzSupport", dependencies: [.product(name: "DenseKit", package: "DenseKit")])] + ["FuzzONNX", "FuzzHDF5", "FuzzDNK", "FuzzNPY", "FuzzSafetensors", "FuzzPTH", "FuzzJPEG", "FuzzPNG"].map {
+    targets: [.target(name: "FuzzSupport", dependencies: [.product(name: "DenseKit", package: "DenseKit")])] + ["FuzzONNX", "FuzzHDF5", "FuzzDNK", "FuzzNPY", "FuzzSafetensors", "FuzzPTH", "FuzzModuleTree", "FuzzJPEG", "FuzzPNG"].map {
         .executableTarget(name: $0, dependencies: ["FuzzSupport", .product(name: "DenseKit", package: "DenseKit")])
     },
     swiftLanguageModes: [.v6]

@@ -9,6 +9,7 @@ usage: make_torch_fixtures.py tiny OUTDIR
        make_torch_fixtures.py full OUTDIR
        make_torch_fixtures.py heads OUTDIR   (only the fine-tuned-head fixtures, part of tiny)
        make_torch_fixtures.py monai OUTDIR   (only MONAI's tiny fixtures, part of tiny)
+       make_torch_fixtures.py modules OUTDIR (only the whole-module and TorchScript fixtures, part of tiny)
 """
 
 import os
@@ -277,6 +278,7 @@ def tiny(outdir):
     heads(outdir, x)
     training_checkpoint(tiny_torchvision(90, 91), x, os.path.join(outdir, "tv-tiny-chexnet-checkpoint.pth.tar"))
     monai_tiny(outdir)
+    whole_modules_tiny(outdir)
 
     # CIFAR-style nets: DenseNet-BC (L=16, k=4) and plain DenseNet (L=10, k=4).
     xc = rng.standard_normal((2, 3, 32, 32)).astype(np.float32)
@@ -332,6 +334,51 @@ def monai_tiny(outdir):
     torch.save(volume.state_dict(), os.path.join(outdir, "monai-tiny-3d.pth"))
 
 
+def whole_modules_tiny(outdir):
+    """Whole pickled modules and TorchScript archives, as people ship them: torch.save(model) in both
+    formats of the tiny torchvision net (the weights of tv-tiny.pth, whose output is their reference),
+    torch.jit.trace and torch.jit.script of it, MONAI's tiny net as a whole module and as TorchScript
+    (a MONAI bundle's model.ts), and torchxrayvision's DenseNet class (one channel, 3 outputs) as a whole
+    module with the op_threshs buffer its trained weights carry (its reference: the logits, before the
+    sigmoid and op_norm that the buffer turns on)."""
+    import torchxrayvision as xrv
+    from monai.networks.nets import DenseNet as MonaiDenseNet
+
+    torch.manual_seed(1)
+    net = tvd.DenseNet(growth_rate=4, block_config=(2, 2, 2), num_init_features=8, bn_size=4, num_classes=10)
+    randomise_bn(net, 2)
+    net.eval()
+    saved = torch.load(os.path.join(outdir, "tv-tiny.pth"))
+    assert all(torch.equal(saved[k], v) for k, v in net.state_dict().items()), "not tv-tiny.pth's weights"
+    torch.save(net, os.path.join(outdir, "tv-tiny-module.pth"))
+    torch.save(net, os.path.join(outdir, "tv-tiny-module-legacy.pth"), _use_new_zipfile_serialization=False)
+    x = torch.from_numpy(np.load(os.path.join(outdir, "input-64.npy")))
+    torch.jit.trace(net, x).save(os.path.join(outdir, "tv-tiny-traced.pt"))
+    torch.jit.script(net).save(os.path.join(outdir, "tv-tiny-scripted.pt"))
+
+    torch.manual_seed(21)
+    monai = MonaiDenseNet(spatial_dims=2, in_channels=1, out_channels=3, init_features=8, growth_rate=4,
+                          block_config=(2, 2, 2), bn_size=4)
+    randomise_bn(monai, 22)
+    monai.eval()
+    saved = torch.load(os.path.join(outdir, "monai-tiny.pth"))
+    assert all(torch.equal(saved[k], v) for k, v in monai.state_dict().items()), "not monai-tiny.pth's weights"
+    torch.save(monai, os.path.join(outdir, "monai-tiny-module.pth"))
+    torch.jit.script(monai).save(os.path.join(outdir, "monai-tiny.ts"))
+
+    torch.manual_seed(31)
+    ray = xrv.models.DenseNet(growth_rate=4, block_config=(2, 2, 2), num_init_features=8, bn_size=4,
+                              num_classes=3, in_channels=1, op_threshs=torch.rand(3) * 0.5 + 0.25)
+    randomise_bn(ray, 32)
+    ray.eval()
+    torch.save(ray, os.path.join(outdir, "xrv-tiny-module.pth"))
+    torch.save(ray, os.path.join(outdir, "xrv-tiny-module-legacy.pth"), _use_new_zipfile_serialization=False)
+    gray = torch.from_numpy(np.load(os.path.join(outdir, "input-64-gray.npy")))
+    with torch.no_grad():
+        np.save(os.path.join(outdir, "xrv-tiny-module.logits.npy"), ray.classifier(ray.features2(gray)).numpy())
+    print("wrote the whole modules and TorchScript archives", file=sys.stderr)
+
+
 def full(outdir):
     os.makedirs(outdir, exist_ok=True)
     rng = np.random.default_rng(11)
@@ -385,6 +432,17 @@ def full(outdir):
     deepest = Monai264(spatial_dims=2, in_channels=3, out_channels=1000)
     randomise_bn(deepest, 503)
     monai_densenet(outdir, "monai-densenet264", deepest, x)
+    # torchxrayvision's DenseNet (DenseNet-121, one channel, 18 pathologies) as its weight files are: a
+    # whole pickled module; the reference is its logits (no op_threshs without trained weights).
+    import torchxrayvision as xrv
+    torch.manual_seed(504)
+    ray = xrv.models.DenseNet(weights=None)
+    randomise_bn(ray, 505)
+    ray.eval()
+    torch.save(ray, os.path.join(outdir, "xrv-densenet121-module.pth"))
+    with torch.no_grad():
+        np.save(os.path.join(outdir, "xrv-densenet121-module.out.npy"), ray(torch.from_numpy(gray)).numpy())
+    fixture_meta.write(os.path.join(outdir, "xrv-densenet121-module.meta.json"), *torch_counts(ray), {})
 
 
 if __name__ == "__main__":
@@ -394,6 +452,9 @@ if __name__ == "__main__":
         sys.exit(0)
     if len(sys.argv) == 3 and sys.argv[1] == "monai":
         monai_tiny(sys.argv[2])  # only MONAI's, part of tiny
+        sys.exit(0)
+    if len(sys.argv) == 3 and sys.argv[1] == "modules":
+        whole_modules_tiny(sys.argv[2])  # only the whole modules and TorchScript archives, part of tiny
         sys.exit(0)
     if len(sys.argv) != 3 or sys.argv[1] not in ("tiny", "full"):
         sys.exit(__doc__)

@@ -99,6 +99,8 @@ import Testing
         // MONAI: a 1-channel, 14-output DenseNet-121, and DenseNet-264 (MONAI's own outputs).
         ("monai-densenet121.pth", "input-224-gray.npy", "monai-densenet121.out.npy"),
         ("monai-densenet264.pth", "input-224.npy", "monai-densenet264.out.npy"),
+        // torchxrayvision's DenseNet-121 (one channel, 18 outputs) as a whole pickled module.
+        ("xrv-densenet121-module.pth", "input-224-gray.npy", "xrv-densenet121-module.out.npy"),
     ]
 
     @Test(.enabled(if: Fixtures.full != nil, "full-size fixtures not built (make fixtures-full)"), arguments: full)
@@ -148,12 +150,16 @@ import Testing
         #expect(report.head.summary == fixture.1 && report.inputSize.map { [$0.height, $0.width] } == fixture.2)
     }
 
-    /// MONAI's DenseNet-121 with one input channel and 14 outputs, and its DenseNet-264 (the paper's
-    /// Table 1 column torchvision lacks): their architectures, with MONAI's own parameter counts.
+    /// MONAI's DenseNet-121 with one input channel and 14 outputs, its DenseNet-264 (the paper's Table 1
+    /// column torchvision lacks), and torchxrayvision's whole-module DenseNet-121: their architectures,
+    /// with the package's own parameter counts.
     @Test(
         .enabled(if: Fixtures.full != nil, "full-size fixtures not built (make fixtures-full)"),
-        arguments: [("monai-densenet121", "densenet121", 1), ("monai-densenet264", "densenet264", 3)])
-    func fullSizeMONAIDenseNetsVerifyWithMONAIsCounts(_ fixture: (String, String, Int)) throws {
+        arguments: [
+            ("monai-densenet121", "densenet121", 1), ("monai-densenet264", "densenet264", 3),
+            ("xrv-densenet121-module", "densenet121", 1),
+        ])
+    func fullSizeMONAIAndXRayDenseNetsVerifyWithTheirCounts(_ fixture: (String, String, Int)) throws {
         let folder = try #require(Fixtures.full)
         let report = try Verifier().verify(try ModelLoader.load(path: folder + "/\(fixture.0).pth"))
         #expect(report.matches && report.spec.name == fixture.1, "\(report.deviations)")

@@ -106,8 +106,8 @@ import Testing
             .entry(kind: "pickle global", name: name),
             expected:
                 """
-                only the globals a state_dict uses (collections.OrderedDict, torch.BFloat16Storage, \
-                torch.BoolStorage, the torch storage types)
+                only the calls a checkpoint or a module tree uses (__builtin__.set, builtins.set, \
+                collections.OrderedDict, ...), and classes as names
                 """,
             found: "another (nothing was executed: DenseKit never runs a pickle's code)")
     }

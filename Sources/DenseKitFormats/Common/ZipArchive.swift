@@ -25,7 +25,7 @@ package struct ZipArchive {
     }
 
     package let data: Data
-    private(set) var entries: [String: Entry] = [:]
+    package private(set) var entries: [String: Entry] = [:]
 
     package static let signature: [UInt8] = [0x50, 0x4B, 0x03, 0x04]
 

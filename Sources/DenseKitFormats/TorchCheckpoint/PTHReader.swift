@@ -12,7 +12,9 @@ import Foundation
 /// Storages are named by persistent ids `('storage', torch.FloatStorage, key, location, count)`;
 /// tensors are `_rebuild_tensor_v2(storage, offset, size, stride, ...)`. A training dict around the
 /// weights (`state_dict`, `model`, `model_state_dict`, `net`, next to epoch, optimizer state, ...)
-/// is unwrapped; its other entries are skipped, even when they hold tensors.
+/// is unwrapped; its other entries are skipped, even when they hold tensors. A whole module
+/// (`torch.save(model)`) and a TorchScript archive (`torch.jit.save`: the same zip layout with `code/`
+/// beside `data.pkl`, which is never read) are walked into a state_dict (`ModuleTree`).
 public enum PTHReader {
     /// torch.save's legacy magic number 0x1950a86a20f9469cfc6c, little-endian.
     package static let legacyMagic: [UInt8] = [0x6C, 0xFC, 0x9C, 0x46, 0xF9, 0x20, 0x6A, 0xA8, 0x50, 0x19]
@@ -23,7 +25,7 @@ public enum PTHReader {
 
     public static func load(data: Data, path: String) throws -> DenseNet {
         let (object, storages, format) = try data.starts(with: ZipArchive.signature) ? readZip(data) : readLegacy(data)
-        let (weights, wrapper) = try stateDict(object)
+        let (weights, wrapper, tree) = try stateDict(object)
         var entries: [String: StateDictImporter.Entry] = [:]
         var parameters = 0
         var bytes = 0
@@ -39,12 +41,26 @@ public enum PTHReader {
             }
             entries[key] = entry
         }
-        var notes = ["read without running the pickle: only the globals a state_dict uses are allowed"]
+        var notes = [
+            "read without running the pickle: classes are only names, and only the calls a checkpoint uses are "
+                + "interpreted"
+        ]
         if let wrapper {
             notes.append("a training checkpoint: the weights are its '\(wrapper)' entry; its other entries are skipped")
         }
+        if let tree {
+            notes.append(
+                "a whole module of class '\(tree.displayedClassName)': its parameters and buffers read as a state_dict"
+                    + (format == torchScript ? " (its code/ is never read)" : ""))
+            if !tree.skipped.isEmpty {
+                notes.append(
+                    "skipped the top module's own tensors (no layer's weights): "
+                        + tree.skipped.map { "'\($0)'" }.joined(separator: ", "))
+            }
+        }
+        let producer = format == torchScript ? "TorchScript (torch.jit.save)" : "torch.save (\(format) format)"
         let source = ModelSource(
-            path: path, format: .pth, producer: "torch.save (\(format) format)", storedParameters: parameters,
+            path: path, format: .pth, producer: producer, storedParameters: parameters,
             storedBytes: bytes, storedTensors: entries.count, notes: notes)
         return try StateDictImporter.build(entries, source: source)
     }
@@ -65,13 +81,17 @@ public enum PTHReader {
                 found: String(decoding: order.prefix(16), as: UTF8.self))
         }
         var parser = Unpickler(pickle)
-        let object = try parser.load()
+        let object = try parser.loadObject()
         var storages: [String: Data] = [:]
         for name in zip.entries.keys where name.hasPrefix(prefix + "data/") {
             storages[String(name.dropFirst((prefix + "data/").count))] = try zip.member(name)
         }
-        return (object, storages, "zip")
+        let scripted = zip.entries.keys.contains { $0.hasPrefix(prefix + "code/") || $0 == prefix + "constants.pkl" }
+        return (object, storages, scripted ? torchScript : "zip")
     }
+
+    /// The format name `readZip` gives a TorchScript archive.
+    package static let torchScript = "TorchScript"
 
     /// The object and the storages' bytes of a legacy-format file.
     package static func readLegacy(_ data: Data) throws -> (Unpickler.Value, [String: Data], String) {
@@ -82,7 +102,7 @@ public enum PTHReader {
         }
         _ = try parser.load()  // protocol version
         _ = try parser.load()  // system info
-        let object = try parser.load()
+        let object = try parser.loadObject()
         guard case .list(let keyValues) = try parser.load() else {
             throw ImportError.malformed("the legacy storage key list is missing")
         }
@@ -125,6 +145,7 @@ public enum PTHReader {
         case .tensor(let storage, let type, _, _, _, _): return storage == key ? size(of: type) : nil
         case .dict(let pairs): return pairs.lazy.compactMap { elementSize(of: $0.value, key: key) }.first
         case .list(let items), .tuple(let items): return items.lazy.compactMap { elementSize(of: $0, key: key) }.first
+        case .object(_, let state): return elementSize(of: state, key: key)
         default: return nil
         }
     }
@@ -137,9 +158,18 @@ public enum PTHReader {
         ][type]
     }
 
-    /// The state_dict: the object itself when it maps names to tensors, else its `state_dict`,
-    /// `model`, `model_state_dict` or `net` entry; the wrapper's key is returned too.
-    package static func stateDict(_ object: Unpickler.Value) throws -> ([(String, Unpickler.Value)], String?) {
+    /// The state_dict: the object itself when it maps names to tensors (or is a whole module), else its
+    /// `state_dict`, `model`, `model_state_dict` or `net` entry; the wrapper's key and the module tree
+    /// are returned too.
+    package static func stateDict(_ object: Unpickler.Value) throws -> (
+        [(String, Unpickler.Value)], String?, ModuleTree?
+    ) {
+        if let tree = try ModuleTree(object) { return (tree.weights, nil, tree) }
+        let (weights, wrapper) = try stateDictEntries(object)
+        return (weights, wrapper, nil)
+    }
+
+    private static func stateDictEntries(_ object: Unpickler.Value) throws -> ([(String, Unpickler.Value)], String?) {
         func weights(_ value: Unpickler.Value) -> [(String, Unpickler.Value)]? {
             guard case .dict(let pairs) = value else { return nil }
             let named = pairs.compactMap { p in p.key.string.map { ($0, p.value) } }

@@ -1,17 +1,20 @@
 import DenseKitGraph
 import Foundation
 
-/// A restricted unpickler for the pickles `torch.save` writes: it builds values, and never imports,
-/// calls or executes anything.
+/// A restricted unpickler for the pickles `torch.save` and `torch.jit.save` write: it builds values, and
+/// never imports, calls or executes anything.
 ///
-/// Only the opcodes a state_dict or a training checkpoint uses are read (protocols 2 to 4: dicts,
-/// lists, tuples, strings, numbers, booleans, None, the memo, MARK, persistent ids for storages), and
-/// only an allow-list of globals: `collections.OrderedDict`, `torch._utils._rebuild_tensor_v2` and
-/// `_rebuild_parameter`, and the `torch.*Storage` types, each of which DenseKit interprets itself.
-/// Any other global (`posix.system`, `builtins.eval`, ...) is refused naming it, before anything else
-/// happens. Caps: stack and memo sizes, MARK depth, the nesting depth of every container (so that
-/// nothing built here is released by a recursion deeper than the cap), and every length is checked
-/// against the bytes left.
+/// Only the opcodes a state_dict, a training checkpoint or a pickled module tree uses are read
+/// (protocols 2 to 4: dicts, lists, tuples, sets, strings, numbers, booleans, None, the memo, MARK,
+/// persistent ids for storages and, in the legacy format, module classes). A global is only a name:
+/// a class named by NEWOBJ or `copyreg._reconstructor` gives an inert `object` that BUILD fills with
+/// its state, and nothing is imported. The only calls are those DenseKit interprets itself (an
+/// allow-list: `collections.OrderedDict`, `set`, `copyreg._reconstructor`, `torch._utils.
+/// _rebuild_tensor_v2` and `_rebuild_parameter`, TorchScript's list builders); a REDUCE of anything
+/// else (`posix.system`, `builtins.eval`, ...) is refused naming it, before anything else happens,
+/// and so is a global left in the result as a value (`strayGlobal`). Caps: stack and memo sizes,
+/// MARK depth, the nesting depth of every container (so that nothing built here is released by a
+/// recursion deeper than the cap), and every length is checked against the bytes left.
 package struct Unpickler {
     package indirect enum Value {
         case none
@@ -24,8 +27,11 @@ package struct Unpickler {
         case tuple([Value])
         case list([Value])
         case dict([(key: Value, value: Value)])
-        /// An allowed global, not yet applied.
+        /// A global by name: a class, or a callable that only an allowed REDUCE applies.
         case global(String)
+        /// An instance of a class (by name, never imported): what NEWOBJ or `copyreg._reconstructor`
+        /// made, with the state BUILD gave it (`none` before).
+        case object(className: String, state: Value)
         /// A storage named by a persistent id: its element type (`FloatStorage`), key and element count.
         case storage(type: String, key: String, count: Int)
         /// A tensor view of a storage: element offset, size and stride.
@@ -42,11 +48,18 @@ package struct Unpickler {
         }
     }
 
-    package static let allowedGlobals: Set<String> = [
-        "collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter",
+    /// The storage types a persistent id names.
+    package static let storageTypes: Set<String> = [
         "torch.FloatStorage", "torch.HalfStorage", "torch.BFloat16Storage", "torch.DoubleStorage",
         "torch.LongStorage", "torch.IntStorage", "torch.ShortStorage", "torch.CharStorage", "torch.ByteStorage",
         "torch.BoolStorage",
+    ]
+    /// The callables a REDUCE may apply, each interpreted here (`reduce`), never called.
+    package static let interpretedCalls: Set<String> = [
+        "collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter",
+        "copyreg._reconstructor", "__builtin__.set", "builtins.set", "torch.jit._pickle.build_intlist",
+        "torch.jit._pickle.build_doublelist", "torch.jit._pickle.build_boollist",
+        "torch.jit._pickle.build_tensorlist", "torch.jit._pickle.build_stringlist",
     ]
     package static let maximumStack = 1 << 20, maximumMemo = 1 << 20, maximumMarks = 1 << 12
     /// How deeply containers may nest (a state_dict nests about 5 deep).
@@ -122,18 +135,36 @@ package struct Unpickler {
         return Array(stack[mark...])
     }
 
-    private mutating func global(_ name: String) throws -> Value {
-        guard Self.allowedGlobals.contains(name) else {
-            throw ImportError.mismatch(
-                .entry(kind: "pickle global", name: name),
-                expected:
-                    """
-                    only the globals a state_dict uses \
-                    (\(Self.allowedGlobals.sorted().prefix(3).joined(separator: ", ")), the torch storage types)
-                    """,
-                found: "another (nothing was executed: DenseKit never runs a pickle's code)")
+    /// The refusal of a global used as more than a class name.
+    package static func refused(_ name: String) -> ImportError {
+        ImportError.mismatch(
+            .entry(kind: "pickle global", name: name),
+            expected:
+                """
+                only the calls a checkpoint or a module tree uses \
+                (\(interpretedCalls.sorted().prefix(3).joined(separator: ", ")), ...), and classes as names
+                """,
+            found: "another (nothing was executed: DenseKit never runs a pickle's code)")
+    }
+
+    /// The first global left in `value` as a value (not consumed as a class or an interpreted call): a
+    /// pickle that hands over a function (`os.system` as an attribute) is refused even if nothing calls it.
+    package static func strayGlobal(in value: Value) -> String? {
+        switch value {
+        case .global(let name): return storageTypes.contains(name) ? nil : name
+        case .tuple(let items), .list(let items): return items.lazy.compactMap { strayGlobal(in: $0) }.first
+        case .dict(let pairs):
+            return pairs.lazy.compactMap { strayGlobal(in: $0.key) ?? strayGlobal(in: $0.value) }.first
+        case .object(_, let state): return strayGlobal(in: state)
+        default: return nil
         }
-        return .global(name)
+    }
+
+    /// Reads the pickle of the saved object: `load`, then refused if a global is left in it as a value.
+    package mutating func loadObject() throws -> Value {
+        let object = try load()
+        if let name = Self.strayGlobal(in: object) { throw Self.refused(name) }
+        return object
     }
 
     /// Reads one pickle up to its STOP; `persistent` turns a persistent id into a value.
@@ -199,26 +230,59 @@ package struct Unpickler {
                 let key = Int(try uint(op == UInt8(ascii: "h") ? 1 : 4))
                 guard let entry = memo[key] else { throw fail("memo key \(key) was never stored") }
                 try push(entry)
-            case UInt8(ascii: "c"): try push(try global(try line() + "." + (try line())))
+            case UInt8(ascii: "c"): try push(.global(try line() + "." + (try line())))
             case 0x93:  // STACK_GLOBAL
                 let name = try pop().value
                 let module = try pop().value
                 guard let nameText = name.string, let moduleText = module.string else {
                     throw fail("STACK_GLOBAL of non-strings")
                 }
-                try push(try global(moduleText + "." + nameText))
+                try push(.global(moduleText + "." + nameText))
             case UInt8(ascii: "Q"):  // BINPERSID
-                guard case .tuple(let pid) = try pop().value, pid.count >= 5, pid[0].string == "storage",
-                    case .global(let type) = pid[1], let key = pid[2].string, let count = pid[4].int, count >= 0
+                let pid = try pop().value
+                // The legacy format names a module's class with its source: ('module', class, file, source).
+                if case .tuple(let items) = pid, items.count == 4, items[0].string == "module",
+                    case .global = items[1]
+                {
+                    try push(items[1])
+                    continue
+                }
+                guard case .tuple(let items) = pid, items.count >= 5, items[0].string == "storage",
+                    case .global(let type) = items[1], Self.storageTypes.contains(type), let key = items[2].string,
+                    let count = items[4].int, count >= 0
                 else {
                     throw fail("a persistent id that is not ('storage', type, key, location, count)")
                 }
                 try push(.storage(type: String(type.dropFirst("torch.".count)), key: key, count: count))
+            case 0x81, 0x92:  // NEWOBJ, NEWOBJ_EX: an inert instance; the class is only a name
+                if op == 0x92 { _ = try pop() }
+                _ = try pop()
+                guard case .global(let className) = try pop().value else {
+                    throw fail("NEWOBJ of something not a class")
+                }
+                try push(.object(className: className, state: .none))
+            case 0x8F: try push(.list([]))  // EMPTY_SET (a set is read as a list)
+            case 0x90:  // ADDITEMS
+                let items = try popMark()
+                let target = try pop()
+                guard case .list(var elements) = target.value else { throw fail("ADDITEMS on a non-set") }
+                elements += items.map(\.value)
+                try push(.list(elements), holding: items, depth: target.depth)
+            case 0x91:  // FROZENSET
+                let items = try popMark()
+                try push(.list(items.map(\.value)), holding: items)
             case UInt8(ascii: "R"):  // REDUCE
                 let args = try pop()
                 let callable = try pop()
                 try push(try reduce(callable.value, args.value), holding: [args])
-            case UInt8(ascii: "b"): _ = try pop()  // BUILD: object state (OrderedDict._metadata) is ignored
+            case UInt8(ascii: "b"):  // BUILD: an object's state; on anything else (OrderedDict._metadata) ignored
+                let state = try pop()
+                let target = try pop()
+                if case .object(let className, _) = target.value {
+                    try push(.object(className: className, state: state.value), holding: [state], depth: target.depth)
+                } else {
+                    try push(target)
+                }
             case UInt8(ascii: "s"):
                 let value = try pop()
                 let key = try pop()
@@ -258,12 +322,26 @@ package struct Unpickler {
 
     /// What an allowed callable builds from its arguments (interpreted here, never called).
     private func reduce(_ callable: Value, _ args: Value) throws -> Value {
-        guard case .global(let name) = callable, case .tuple(let arguments) = args else {
-            throw fail("REDUCE of something that is not an allowed global")
-        }
+        guard case .global(let name) = callable else { throw fail("REDUCE of something that is not a global") }
+        guard Self.interpretedCalls.contains(name) else { throw Self.refused(name) }
+        guard case .tuple(let arguments) = args else { throw fail("REDUCE of '\(name)' without an argument tuple") }
         switch name {
         case "collections.OrderedDict":
             return .dict([])
+        case "__builtin__.set", "builtins.set":
+            guard arguments.isEmpty || arguments.count == 1 else { throw fail("set() of \(arguments.count) arguments") }
+            if case .list(let items)? = arguments.first { return .list(items) }
+            return .list([])
+        case "copyreg._reconstructor":
+            guard arguments.count == 3, case .global(let className) = arguments[0] else {
+                throw fail("copyreg._reconstructor with arguments other than (class, base, state)")
+            }
+            return .object(className: className, state: .none)
+        case "torch.jit._pickle.build_intlist", "torch.jit._pickle.build_doublelist",
+            "torch.jit._pickle.build_boollist", "torch.jit._pickle.build_tensorlist",
+            "torch.jit._pickle.build_stringlist":
+            guard arguments.count == 1, case .list = arguments[0] else { throw fail("\(name) of something not a list") }
+            return arguments[0]
         case "torch._utils._rebuild_tensor_v2":
             guard arguments.count >= 4, case .storage(let type, let key, let count) = arguments[0],
                 let offset = arguments[1].int,
@@ -279,7 +357,7 @@ package struct Unpickler {
             }
             return first
         default:
-            throw fail("'\(name)' is a type, not something a pickle may call")
+            throw Self.refused(name)
         }
     }
 }
