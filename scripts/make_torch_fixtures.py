@@ -10,6 +10,7 @@ usage: make_torch_fixtures.py tiny OUTDIR
        make_torch_fixtures.py heads OUTDIR   (only the fine-tuned-head fixtures, part of tiny)
        make_torch_fixtures.py monai OUTDIR   (only MONAI's tiny fixtures, part of tiny)
        make_torch_fixtures.py modules OUTDIR (only the whole-module and TorchScript fixtures, part of tiny)
+       make_torch_fixtures.py timm OUTDIR    (only timm's tiny fixture, part of tiny)
 """
 
 import os
@@ -279,6 +280,7 @@ def tiny(outdir):
     training_checkpoint(tiny_torchvision(90, 91), x, os.path.join(outdir, "tv-tiny-chexnet-checkpoint.pth.tar"))
     monai_tiny(outdir)
     whole_modules_tiny(outdir)
+    timm_tiny(outdir)
 
     # CIFAR-style nets: DenseNet-BC (L=16, k=4) and plain DenseNet (L=10, k=4).
     xc = rng.standard_normal((2, 3, 32, 32)).astype(np.float32)
@@ -379,6 +381,21 @@ def whole_modules_tiny(outdir):
     print("wrote the whole modules and TorchScript archives", file=sys.stderr)
 
 
+def timm_tiny(outdir):
+    """timm's DenseNet class (its default stem: torchvision's keys), scaled down: the state_dict and timm's
+    own output."""
+    from timm.models.densenet import DenseNet as TimmDenseNet
+
+    torch.manual_seed(41)
+    net = TimmDenseNet(growth_rate=4, block_config=(2, 2, 2), num_classes=5, bn_size=4)
+    randomise_bn(net, 42)
+    net.eval()
+    torch.save(net.state_dict(), os.path.join(outdir, "timm-tiny.pth"))
+    x = torch.from_numpy(np.load(os.path.join(outdir, "input-64.npy")))
+    with torch.no_grad():
+        np.save(os.path.join(outdir, "timm-tiny.out.npy"), net(x).numpy())
+
+
 def full(outdir):
     os.makedirs(outdir, exist_ok=True)
     rng = np.random.default_rng(11)
@@ -443,6 +460,17 @@ def full(outdir):
     with torch.no_grad():
         np.save(os.path.join(outdir, "xrv-densenet121-module.out.npy"), ray(torch.from_numpy(gray)).numpy())
     fixture_meta.write(os.path.join(outdir, "xrv-densenet121-module.meta.json"), *torch_counts(ray), {})
+    # timm's densenet121 (torchvision's keys), as timm's own files are: safetensors.
+    import timm
+    torch.manual_seed(506)
+    tm = timm.create_model("densenet121", pretrained=False)
+    randomise_bn(tm, 507)
+    tm.eval()
+    safetensors.torch.save_file({k: v.contiguous() for k, v in tm.state_dict().items()},
+                                os.path.join(outdir, "timm-densenet121.safetensors"))
+    with torch.no_grad():
+        np.save(os.path.join(outdir, "timm-densenet121.out.npy"), tm(torch.from_numpy(x)).numpy())
+    fixture_meta.write(os.path.join(outdir, "timm-densenet121.meta.json"), *torch_counts(tm), {})
 
 
 if __name__ == "__main__":
@@ -455,6 +483,9 @@ if __name__ == "__main__":
         sys.exit(0)
     if len(sys.argv) == 3 and sys.argv[1] == "modules":
         whole_modules_tiny(sys.argv[2])  # only the whole modules and TorchScript archives, part of tiny
+        sys.exit(0)
+    if len(sys.argv) == 3 and sys.argv[1] == "timm":
+        timm_tiny(sys.argv[2])  # only timm's, part of tiny
         sys.exit(0)
     if len(sys.argv) != 3 or sys.argv[1] not in ("tiny", "full"):
         sys.exit(__doc__)

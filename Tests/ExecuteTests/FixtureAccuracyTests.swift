@@ -27,6 +27,8 @@ import Testing
         ("keras3-tiny.keras", "input-64-nhwc.npy", "keras3-tiny.out.npy"),
         // MONAI's DenseNet class (denselayer<i>.layers.*, class_layers.out), one input channel: MONAI's output.
         ("monai-tiny.pth", "input-64-gray.npy", "monai-tiny.out.npy"),
+        // timm's DenseNet class (torchvision's keys): timm's output.
+        ("timm-tiny.pth", "input-64.npy", "timm-tiny.out.npy"),
     ]
 
     /// Both convolution modes against the framework's output (1e-4 of its largest value), and the
@@ -101,6 +103,7 @@ import Testing
         ("monai-densenet264.pth", "input-224.npy", "monai-densenet264.out.npy"),
         // torchxrayvision's DenseNet-121 (one channel, 18 outputs) as a whole pickled module.
         ("xrv-densenet121-module.pth", "input-224-gray.npy", "xrv-densenet121-module.out.npy"),
+        ("timm-densenet121.safetensors", "input-224.npy", "timm-densenet121.out.npy"),
     ]
 
     @Test(.enabled(if: Fixtures.full != nil, "full-size fixtures not built (make fixtures-full)"), arguments: full)
@@ -151,20 +154,20 @@ import Testing
     }
 
     /// MONAI's DenseNet-121 with one input channel and 14 outputs, its DenseNet-264 (the paper's Table 1
-    /// column torchvision lacks), and torchxrayvision's whole-module DenseNet-121: their architectures,
-    /// with the package's own parameter counts.
+    /// column torchvision lacks), torchxrayvision's whole-module DenseNet-121 and timm's densenet121:
+    /// their architectures, with the package's own parameter counts.
     @Test(
         .enabled(if: Fixtures.full != nil, "full-size fixtures not built (make fixtures-full)"),
         arguments: [
-            ("monai-densenet121", "densenet121", 1), ("monai-densenet264", "densenet264", 3),
-            ("xrv-densenet121-module", "densenet121", 1),
+            ("monai-densenet121.pth", "densenet121", 1), ("monai-densenet264.pth", "densenet264", 3),
+            ("xrv-densenet121-module.pth", "densenet121", 1), ("timm-densenet121.safetensors", "densenet121", 3),
         ])
-    func fullSizeMONAIAndXRayDenseNetsVerifyWithTheirCounts(_ fixture: (String, String, Int)) throws {
+    func fullSizeEcosystemDenseNetsVerifyWithTheirPackagesCounts(_ fixture: (String, String, Int)) throws {
         let folder = try #require(Fixtures.full)
-        let report = try Verifier().verify(try ModelLoader.load(path: folder + "/\(fixture.0).pth"))
+        let report = try Verifier().verify(try ModelLoader.load(path: folder + "/" + fixture.0))
         #expect(report.matches && report.spec.name == fixture.1, "\(report.deviations)")
         #expect(report.inputChannels == fixture.2)
-        let meta = try Fixtures.meta(folder + "/\(fixture.0).meta.json")
+        let meta = try Fixtures.meta(folder + "/" + fixture.0.split(separator: ".")[0] + ".meta.json")
         #expect(report.parameters.trainable == meta.trainable)
         if fixture.1 == "densenet264" { #expect(meta.trainable == 33_337_704) }
     }
