@@ -163,7 +163,7 @@ package final class ExecutionPlan: @unchecked Sendable {
             guard mode == .fast, border == 1, kernel == 3, let size = nominal?.blocks[b] else { return nil }
             return WinogradPolicy.transform(height: size.height, width: size.width)
         }
-        /// A dense layer's Winograd transform (nil: its conv is direct).
+        // A dense layer's Winograd transform (nil: its conv is direct).
         @Sendable func winograd(_ layer: DenseLayer, block: Int) -> WinogradTransform? {
             layer.bottleneck == nil ? nil : transforms[block - 1]
         }
