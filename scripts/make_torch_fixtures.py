@@ -259,6 +259,19 @@ def training_checkpoint(net, x, path, legacy=False):
         np.save(path[:-len(".pth.tar")] + ".logits.npy", model(torch.from_numpy(x)).numpy())
 
 
+def ort_extended(outdir, x):
+    """The legacy opset-17 export as onnxruntime's extended optimisation level saves it (its Conv + Relu
+    pairs become com.microsoft FusedConv), with onnxruntime's output on it."""
+    base = os.path.join(outdir, "tv-tiny-legacy-opset17.onnx")
+    path = os.path.join(outdir, "tv-tiny-ort-extended.onnx")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.optimized_model_filepath = path
+    ort.InferenceSession(base, options, providers=["CPUExecutionProvider"])
+    assert any(n.op_type == "FusedConv" for n in onnx.load(path).graph.node), "no FusedConv"
+    np.save(path[:-5] + ".out.npy", reference(path, x))
+
+
 def tiny(outdir):
     os.makedirs(outdir, exist_ok=True)
     rng = np.random.default_rng(7)
@@ -275,6 +288,7 @@ def tiny(outdir):
         path = os.path.join(outdir, "tv-tiny-legacy-opset17-%s.onnx" % suffix)
         fn(base, path)
         record(net, path, x)
+    ort_extended(outdir, x)
 
     heads(outdir, x)
     training_checkpoint(tiny_torchvision(90, 91), x, os.path.join(outdir, "tv-tiny-chexnet-checkpoint.pth.tar"))
@@ -483,6 +497,9 @@ if __name__ == "__main__":
         sys.exit(0)
     if len(sys.argv) == 3 and sys.argv[1] == "modules":
         whole_modules_tiny(sys.argv[2])  # only the whole modules and TorchScript archives, part of tiny
+        sys.exit(0)
+    if len(sys.argv) == 3 and sys.argv[1] == "ort-extended":
+        ort_extended(sys.argv[2], np.load(os.path.join(sys.argv[2], "input-64.npy")))  # part of tiny
         sys.exit(0)
     if len(sys.argv) == 3 and sys.argv[1] == "timm":
         timm_tiny(sys.argv[2])  # only timm's, part of tiny

@@ -15,6 +15,8 @@ import Testing
         ("tv-tiny-legacy-opset17-typed.onnx", "input-64.npy", "tv-tiny-legacy-opset17-typed.out.npy"),
         ("tv-tiny-legacy-opset17-fp16.onnx", "input-64.npy", "tv-tiny-legacy-opset17-fp16.out.npy"),
         ("tv-tiny-dynamo-opset18.onnx", "input-64.npy", "tv-tiny-dynamo-opset18.out.npy"),
+        // onnxruntime's extended optimisation level: com.microsoft FusedConv (Conv + Relu).
+        ("tv-tiny-ort-extended.onnx", "input-64.npy", "tv-tiny-ort-extended.out.npy"),
         // Dynamic height and width, exported at 64x64 and run at 80x72 (not square, not the export's size).
         ("tv-tiny-dynamic-hw-legacy-opset17.onnx", "input-80x72.npy", "tv-tiny-dynamic-hw-legacy-opset17.out.npy"),
         ("cifar-bc-tiny-legacy-opset17.onnx", "input-32.npy", "cifar-bc-tiny-legacy-opset17.out.npy"),

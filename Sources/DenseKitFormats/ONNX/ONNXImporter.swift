@@ -57,7 +57,7 @@ public enum ONNXImporter {
         var ops = ONNXOps(decoder: decoder, floats: floats, refs: refs, opset: opset)
         var nodes: [OpGraph.Node] = []
         for node in model.graph.nodes {
-            if let op = try ops.convert(node) { nodes.append(op) }
+            nodes += try ops.convert(node)
         }
         let inputs = model.graph.inputs.filter { refs[$0.name] == nil }
         guard inputs.count == 1, let input = inputs.first else {

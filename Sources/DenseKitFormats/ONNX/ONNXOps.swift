@@ -10,13 +10,18 @@ package struct ONNXOps {
     package var refs: [String: ONNXTensorRef]
     package let opset: Int
 
-    package mutating func convert(_ node: ONNXNode) throws -> OpGraph.Node? {
-        guard node.domain.isEmpty || node.domain == "ai.onnx" else {
-            throw ImportError.unsupported(
-                .node(node.label), problem: "operator domain '\(node.domain)' is not supported")
-        }
+    /// The canonical ops of one node: none for a constant, two for onnxruntime's `FusedConv` (the conv,
+    /// then its activation), one otherwise.
+    package mutating func convert(_ node: ONNXNode) throws -> [OpGraph.Node] {
         guard let out = node.outputs.first, !out.isEmpty else {
             throw ImportError.malformed(.node(node.label), problem: "has no output")
+        }
+        if node.domain == "com.microsoft" && node.opType == "FusedConv" { return try fusedConv(node, output: out) }
+        guard node.domain.isEmpty || node.domain == "ai.onnx" else {
+            throw ImportError.unsupported(
+                .node(node.label),
+                problem: "operator '\(node.opType)' of domain '\(node.domain)' is not supported"
+                    + (node.domain == "com.microsoft" ? " (of onnxruntime's contrib operators, only FusedConv)" : ""))
         }
         let op: OpGraph.Op
         switch node.opType {
@@ -38,13 +43,13 @@ package struct ONNXOps {
         case "Softmax": op = try softmax(node)
         case "Identity", "Dropout", "Flatten", "Reshape", "Squeeze": op = .passThrough
         case "Cast":
-            guard let castOp = try cast(node) else { return nil }
+            guard let castOp = try cast(node) else { return [] }
             op = castOp
         case "Pad": op = .pad(try pad(node))
         case "Transpose": op = .transpose(ints(node, "perm").map(Int.init))
         case "Constant":
             try constant(node)
-            return nil
+            return []
         default:
             throw ImportError.mismatch(
                 .node(node.label),
@@ -55,11 +60,36 @@ package struct ONNXOps {
                     """,
                 found: "\(node.opType) (opset \(opset))")
         }
+        return [OpGraph.Node(label: node.label, op: op, inputs: try activations(node), output: out)]
+    }
+
+    /// The inputs that are not constants (at least one).
+    private func activations(_ node: ONNXNode) throws -> [String] {
         let activations = node.inputs.filter { !$0.isEmpty && refs[$0] == nil && floats[$0] == nil }
         guard !activations.isEmpty else {
             throw ImportError.unsupported(.node(node.label), problem: "operator on constants only is not supported")
         }
-        return OpGraph.Node(label: node.label, op: op, inputs: activations, output: out)
+        return activations
+    }
+
+    /// onnxruntime's `com.microsoft.FusedConv` (what its extended optimisation level saves): a Conv with
+    /// the activation that followed it as an attribute. Read as the Conv, then that activation (Relu:
+    /// the only one a DenseNet has); an added fourth input (a fused sum) is not a DenseNet's.
+    private mutating func fusedConv(_ node: ONNXNode, output: String) throws -> [OpGraph.Node] {
+        guard node.inputs.count < 4 || node.inputs[3].isEmpty else {
+            throw ImportError.unsupported(.node(node.label), problem: "FusedConv with a sum input Z")
+        }
+        guard case .string(let activation)? = node.attributes["activation"], activation == "Relu" else {
+            let found: String
+            if case .string(let other)? = node.attributes["activation"] { found = other } else { found = "none" }
+            throw ImportError.mismatch(.node(node.label), expected: "activation Relu", found: "activation \(found)")
+        }
+        let convolved = output + "#FusedConv.conv"
+        return [
+            OpGraph.Node(
+                label: node.label, op: .conv(try conv(node)), inputs: try activations(node), output: convolved),
+            OpGraph.Node(label: node.label, op: .relu, inputs: [convolved], output: output),
+        ]
     }
 
     // MARK: operators
