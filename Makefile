@@ -23,7 +23,7 @@ SWIFT_FLAGS := -c release $(if $(CPU_FLAGS),-Xswiftc -target-cpu -Xswiftc $(CPU_
   $(if $(filter znver4 skylake-avx512,$(CPU_FLAGS)),-Xswiftc -DDENSEKIT_AVX512)
 
 # Pinned versions of the tools that make fixtures (test-time only; the product never needs Python).
-TORCH_PKGS := torch==2.15.0 torchvision==0.29.2 onnx==1.23.2 onnxruntime==1.32.0 onnxscript==0.7.2 safetensors==0.8.0 monai==1.6.1 torchxrayvision==1.5.7 timm==1.0.31 pillow==13.0.0 pypng==0.20220715.0 h5py numpy
+TORCH_PKGS := torch==2.15.0 torchvision==0.29.2 onnx==1.23.2 onnxruntime==1.32.0 onnxscript==0.7.2 safetensors==0.8.0 monai==1.6.1 torchxrayvision==1.5.7 timm==1.0.31 onnxconverter-common==1.16.0 pillow==13.0.0 pypng==0.20220715.0 h5py numpy
 TF_PKGS    := tensorflow-cpu==2.21.0 tf_keras==2.21.0 keras==3.15.1 tf2onnx==1.17.0 onnxruntime==1.32.0 pillow==13.0.0 h5py numpy
 
 .PHONY: all deps build lint test test-asan demo proto fixtures fixtures-full fixtures-images bench clean venvs

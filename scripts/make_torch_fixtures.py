@@ -272,6 +272,16 @@ def ort_extended(outdir, x):
     np.save(path[:-5] + ".out.npy", reference(path, x))
 
 
+def float16_io(outdir, x):
+    """The legacy opset-17 export through onnxconverter-common's float16 conversion (float16 weights,
+    input and output), with onnxruntime's output on it for the input cast to float16."""
+    from onnxconverter_common import float16
+
+    path = os.path.join(outdir, "tv-tiny-legacy-opset17-fp16io.onnx")
+    onnx.save(float16.convert_float_to_float16(onnx.load(os.path.join(outdir, "tv-tiny-legacy-opset17.onnx"))), path)
+    np.save(path[:-5] + ".out.npy", reference(path, x.astype(np.float16)).astype(np.float32))
+
+
 def tiny(outdir):
     os.makedirs(outdir, exist_ok=True)
     rng = np.random.default_rng(7)
@@ -289,6 +299,7 @@ def tiny(outdir):
         fn(base, path)
         record(net, path, x)
     ort_extended(outdir, x)
+    float16_io(outdir, x)
 
     heads(outdir, x)
     training_checkpoint(tiny_torchvision(90, 91), x, os.path.join(outdir, "tv-tiny-chexnet-checkpoint.pth.tar"))
@@ -500,6 +511,9 @@ if __name__ == "__main__":
         sys.exit(0)
     if len(sys.argv) == 3 and sys.argv[1] == "ort-extended":
         ort_extended(sys.argv[2], np.load(os.path.join(sys.argv[2], "input-64.npy")))  # part of tiny
+        sys.exit(0)
+    if len(sys.argv) == 3 and sys.argv[1] == "fp16io":
+        float16_io(sys.argv[2], np.load(os.path.join(sys.argv[2], "input-64.npy")))  # part of tiny
         sys.exit(0)
     if len(sys.argv) == 3 and sys.argv[1] == "timm":
         timm_tiny(sys.argv[2])  # only timm's, part of tiny

@@ -66,9 +66,11 @@ public enum ONNXImporter {
         guard model.graph.outputs.count == 1, let output = model.graph.outputs.first else {
             throw ImportError.mismatch(.part("graph outputs"), expected: "1", found: "\(model.graph.outputs.count)")
         }
-        guard input.elementType == 1 else {
+        // FLOAT16 throughout (onnxconverter-common's float16 conversion): run in float32, the weights widened
+        // exactly, like any other float16 file.
+        guard input.elementType == 1 || input.elementType == 10 else {
             throw ImportError.mismatch(
-                .input(input.name), expected: "FLOAT", found: ONNXTensorDecoder.typeName(input.elementType))
+                .input(input.name), expected: "FLOAT or FLOAT16", found: ONNXTensorDecoder.typeName(input.elementType))
         }
         guard input.dims.count == 4 else {
             throw ImportError.mismatch(.input(input.name), expected: "4 dims", found: "\(input.dims.count)")
@@ -104,6 +106,9 @@ public enum ONNXImporter {
             notes.append("bottleneck BatchNorms folded into the 1x1 convs by the exporter")
         }
         if recognized.inputLayout == .nhwc { notes.append("NHWC input transposed to NCHW") }
+        if input.elementType == 10 {
+            notes.append("float16 input and output: DenseKit takes and gives float32 (any float .npy as input)")
+        }
         let source = ModelSource(
             path: path, format: .onnx, producer: producer.isEmpty ? "unknown" : producer,
             opset: opset, storedParameters: storedParameters, storedBytes: storedBytes,
