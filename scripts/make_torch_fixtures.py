@@ -382,6 +382,7 @@ def whole_modules_tiny(outdir):
     x = torch.from_numpy(np.load(os.path.join(outdir, "input-64.npy")))
     torch.jit.trace(net, x).save(os.path.join(outdir, "tv-tiny-traced.pt"))
     torch.jit.script(net).save(os.path.join(outdir, "tv-tiny-scripted.pt"))
+    torch.save({"epoch": 3, "model": net, "best_auc": 0.81}, os.path.join(outdir, "tv-tiny-module-checkpoint.pth"))
 
     torch.manual_seed(21)
     monai = MonaiDenseNet(spatial_dims=2, in_channels=1, out_channels=3, init_features=8, growth_rate=4,

@@ -23,6 +23,9 @@ import Testing
             file: "tv-tiny-module-legacy.pth", input: "input-64.npy", reference: "tv-tiny.out.npy",
             producer: "torch.save (legacy format)", className: "torchvision.models.densenet.DenseNet"),
         Case(
+            file: "tv-tiny-module-checkpoint.pth", input: "input-64.npy", reference: "tv-tiny.out.npy",
+            producer: "torch.save (zip format)", className: "torchvision.models.densenet.DenseNet"),
+        Case(
             file: "tv-tiny-traced.pt", input: "input-64.npy", reference: "tv-tiny.out.npy",
             producer: "TorchScript (torch.jit.save)", className: "torchvision.models.densenet.DenseNet"),
         Case(
@@ -60,7 +63,10 @@ import Testing
     /// top module, turning on a sigmoid and op_norm in its forward) is skipped and said so.
     @Test func theSameTensorsAsTheStateDict() throws {
         let stateDict = try ModelLoader.load(path: Fixtures.path("tv-tiny.pth"))
-        for file in ["tv-tiny-module.pth", "tv-tiny-module-legacy.pth", "tv-tiny-traced.pt", "tv-tiny-scripted.pt"] {
+        for file in [
+            "tv-tiny-module.pth", "tv-tiny-module-legacy.pth", "tv-tiny-module-checkpoint.pth", "tv-tiny-traced.pt",
+            "tv-tiny-scripted.pt",
+        ] {
             let net = try ModelLoader.load(path: Fixtures.path(file))
             #expect(net.tensors.map(\.values) == stateDict.tensors.map(\.values), "\(file)")
             #expect(net.tensors.map(\.name) == stateDict.tensors.map(\.name), "\(file)")
@@ -69,6 +75,10 @@ import Testing
         #expect(
             monai.tensors.map(\.values)
                 == (try ModelLoader.load(path: Fixtures.path("monai-tiny.pth"))).tensors.map(\.values))
+        let wrapped = try ModelLoader.load(path: Fixtures.path("tv-tiny-module-checkpoint.pth"))
+        #expect(
+            wrapped.source.notes.contains(
+                "a training checkpoint: the weights are its 'model' entry; its other entries are skipped"))
         let xray = try ModelLoader.load(path: Fixtures.path("xrv-tiny-module.pth"))
         #expect(xray.source.notes.contains("skipped the top module's own tensors (no layer's weights): 'op_threshs'"))
     }

@@ -165,9 +165,21 @@ public enum PTHReader {
         [(String, Unpickler.Value)], String?, ModuleTree?
     ) {
         if let tree = try ModuleTree(object) { return (tree.weights, nil, tree) }
+        // A training dict around a whole module ({'model': model, 'epoch': ...}).
+        if case .dict(let pairs) = object {
+            for wrapper in wrappers {
+                if let entry = pairs.first(where: { $0.key.string == wrapper }), let tree = try ModuleTree(entry.value)
+                {
+                    return (tree.weights, wrapper, tree)
+                }
+            }
+        }
         let (weights, wrapper) = try stateDictEntries(object)
         return (weights, wrapper, nil)
     }
+
+    /// The entries of a training dict that hold the weights, in the order they are looked for.
+    private static let wrappers = ["state_dict", "model_state_dict", "model", "net"]
 
     private static func stateDictEntries(_ object: Unpickler.Value) throws -> ([(String, Unpickler.Value)], String?) {
         func weights(_ value: Unpickler.Value) -> [(String, Unpickler.Value)]? {
@@ -181,7 +193,7 @@ public enum PTHReader {
             return (found, nil)
         }
         if case .dict(let pairs) = object {
-            for wrapper in ["state_dict", "model_state_dict", "model", "net"] {
+            for wrapper in wrappers {
                 if let entry = pairs.first(where: { $0.key.string == wrapper }), let found = weights(entry.value) {
                     return (found, wrapper)
                 }
