@@ -192,19 +192,24 @@ import Testing
         try Self.verify(checks, in: folder)
     }
 
-    /// MONAI's DenseNet class (one input channel, 3 classes) to ONNX (onnxruntime), torchvision's names
-    /// (torch, with the stem replaced as the conversion's note says) and `.dnk`: MONAI's own output.
-    @Test func aMONAIDenseNetReachesONNXSafetensorsAndDNK() throws {
+    /// One-channel models of the wider ecosystem (MONAI's DenseNet class as a state_dict and as TorchScript,
+    /// torchxrayvision's as a whole pickled module) to ONNX (onnxruntime), torchvision's names (torch, with
+    /// the stem replaced as the conversion's note says) and `.dnk`: the package's own output.
+    @Test(arguments: [
+        ("monai-tiny.pth", "monai-tiny.out.npy"), ("monai-tiny.ts", "monai-tiny.out.npy"),
+        ("xrv-tiny-module.pth", "xrv-tiny-module.logits.npy"),
+    ])
+    func oneChannelEcosystemModelsReachONNXSafetensorsAndDNK(_ fixture: (String, String)) throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let source = Source(
-            file: Fixtures.path("monai-tiny.pth"), reference: Fixtures.path("monai-tiny.out.npy"),
+            file: Fixtures.path(fixture.0), reference: Fixtures.path(fixture.1),
             input: Fixtures.path("input-64-gray.npy"), layout: "nchw", dense: [(3, "linear")])
         var model = source.model()
         model["inChannels"] = 1
         var checks: [Check] = []
         for (target, framework) in Self.frameworkTargets where target == .onnx || target == .safetensors {
-            let name = "monai-tiny\(target.fileExtension)"
+            let name = "converted\(target.fileExtension)"
             let written = try Self.convert(source.file, name, in: folder)
             if target == .safetensors {
                 #expect(
@@ -220,10 +225,10 @@ import Testing
             )
         }
         try Self.verify(checks, in: folder)
-        try Self.convert(source.file, "monai-tiny.dnk", in: folder)
-        let out = folder.appendingPathComponent("monai-tiny.dnk.out.npy").path
+        try Self.convert(source.file, "converted.dnk", in: folder)
+        let out = folder.appendingPathComponent("converted.dnk.out.npy").path
         let outcome = try densekit([
-            "run", folder.appendingPathComponent("monai-tiny.dnk").path, "--input", source.input, "--output", out,
+            "run", folder.appendingPathComponent("converted.dnk").path, "--input", source.input, "--output", out,
         ])
         #expect(outcome.status == 0, "\(outcome.stderr)")
         #expect(relativeError(try NPY.read(path: out).values, try NPY.read(path: source.reference).values) <= 1e-4)
