@@ -165,23 +165,6 @@ public enum PTHReader {
         [(String, Unpickler.Value)], String?, ModuleTree?
     ) {
         if let tree = try ModuleTree(object) { return (tree.weights, nil, tree) }
-        // A training dict around a whole module ({'model': model, 'epoch': ...}).
-        if case .dict(let pairs) = object {
-            for wrapper in wrappers {
-                if let entry = pairs.first(where: { $0.key.string == wrapper }), let tree = try ModuleTree(entry.value)
-                {
-                    return (tree.weights, wrapper, tree)
-                }
-            }
-        }
-        let (weights, wrapper) = try stateDictEntries(object)
-        return (weights, wrapper, nil)
-    }
-
-    /// The entries of a training dict that hold the weights, in the order they are looked for.
-    private static let wrappers = ["state_dict", "model_state_dict", "model", "net"]
-
-    private static func stateDictEntries(_ object: Unpickler.Value) throws -> ([(String, Unpickler.Value)], String?) {
         func weights(_ value: Unpickler.Value) -> [(String, Unpickler.Value)]? {
             guard case .dict(let pairs) = value else { return nil }
             let named = pairs.compactMap { p in p.key.string.map { ($0, p.value) } }
@@ -190,16 +173,17 @@ public enum PTHReader {
             return named
         }
         if let found = weights(object), found.contains(where: { $0.0.hasSuffix("conv0.weight") }) {
-            return (found, nil)
+            return (found, nil, nil)
         }
+        // A training dict around the weights, as a state_dict or a whole module ({'model': model, ...}).
         if case .dict(let pairs) = object {
-            for wrapper in wrappers {
-                if let entry = pairs.first(where: { $0.key.string == wrapper }), let found = weights(entry.value) {
-                    return (found, wrapper)
-                }
+            for wrapper in ["state_dict", "model_state_dict", "model", "net"] {
+                guard let entry = pairs.first(where: { $0.key.string == wrapper })?.value else { continue }
+                if let tree = try ModuleTree(entry) { return (tree.weights, wrapper, tree) }
+                if let found = weights(entry) { return (found, wrapper, nil) }
             }
         }
-        if let found = weights(object) { return (found, nil) }
+        if let found = weights(object) { return (found, nil, nil) }
         throw ImportError.mismatch(
             .part("checkpoint"),
             expected:
