@@ -63,6 +63,26 @@ public enum ImageResize {
         return shifted < 0 ? 0 : shifted > 255 ? 255 : UInt8(shifted)
     }
 
+    /// One output pixel of a pass: the taps' weighted sum of `count` input pixels `step` bytes apart from
+    /// `first`, per channel, in Pillow's fixed point and rounding; written at `target`.
+    @inline(__always) private static func resample(
+        _ src: UnsafeBufferPointer<UInt8>, from first: Int, step: Int, _ taps: [Int32], count: Int,
+        into out: inout [UInt8], at target: Int
+    ) {
+        var s0: Int32 = 1 << (precision - 1)
+        var s1 = s0
+        var s2 = s0
+        for tap in 0..<count {
+            let source = first + tap * step
+            s0 &+= Int32(src[source]) &* taps[tap]
+            s1 &+= Int32(src[source + 1]) &* taps[tap]
+            s2 &+= Int32(src[source + 2]) &* taps[tap]
+        }
+        out[target] = clip8(s0)
+        out[target + 1] = clip8(s1)
+        out[target + 2] = clip8(s2)
+    }
+
     package static func horizontal(_ image: RGBImage, _ width: Int) -> RGBImage {
         let (bounds, weights) = coefficients(input: image.width, output: width)
         var out = [UInt8](repeating: 0, count: width * image.height * 3)
@@ -71,20 +91,9 @@ public enum ImageResize {
                 let row = y * image.width * 3
                 for xx in 0..<width {
                     let (xmin, count) = bounds[xx]
-                    let taps = weights[xx]
-                    var s0: Int32 = 1 << (precision - 1)
-                    var s1 = s0
-                    var s2 = s0
-                    for x in 0..<count {
-                        let source = row + (xmin + x) * 3
-                        s0 &+= Int32(src[source]) &* taps[x]
-                        s1 &+= Int32(src[source + 1]) &* taps[x]
-                        s2 &+= Int32(src[source + 2]) &* taps[x]
-                    }
-                    let target = (y * width + xx) * 3
-                    out[target] = clip8(s0)
-                    out[target + 1] = clip8(s1)
-                    out[target + 2] = clip8(s2)
+                    resample(
+                        src, from: row + xmin * 3, step: 3, weights[xx], count: count, into: &out,
+                        at: (y * width + xx) * 3)
                 }
             }
         }
@@ -100,19 +109,9 @@ public enum ImageResize {
                 let (ymin, count) = bounds[yy]
                 let taps = weights[yy]
                 for x in 0..<inputWidth {
-                    var s0: Int32 = 1 << (precision - 1)
-                    var s1 = s0
-                    var s2 = s0
-                    for y in 0..<count {
-                        let source = ((ymin + y) * inputWidth + x) * 3
-                        s0 &+= Int32(src[source]) &* taps[y]
-                        s1 &+= Int32(src[source + 1]) &* taps[y]
-                        s2 &+= Int32(src[source + 2]) &* taps[y]
-                    }
-                    let target = (yy * inputWidth + x) * 3
-                    out[target] = clip8(s0)
-                    out[target + 1] = clip8(s1)
-                    out[target + 2] = clip8(s2)
+                    resample(
+                        src, from: (ymin * inputWidth + x) * 3, step: inputWidth * 3, taps, count: count, into: &out,
+                        at: (yy * inputWidth + x) * 3)
                 }
             }
         }
