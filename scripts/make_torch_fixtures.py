@@ -342,6 +342,17 @@ def monai_densenet(outdir, name, model, x):
     print("wrote", name, file=sys.stderr)
 
 
+def tiny_monai():
+    """MONAI's DenseNet class scaled down: one input channel (an X-ray), 3 classes, fixed seeds."""
+    from monai.networks.nets import DenseNet as MonaiDenseNet
+
+    torch.manual_seed(21)
+    net = MonaiDenseNet(spatial_dims=2, in_channels=1, out_channels=3, init_features=8, growth_rate=4,
+                        block_config=(2, 2, 2), bn_size=4)
+    randomise_bn(net, 22)
+    return net
+
+
 def monai_tiny(outdir):
     """MONAI's DenseNet class (spatial_dims=2), scaled down: one input channel (an X-ray), 3 classes; and
     a 3-D one (spatial_dims=3, 5-D conv weights), which DenseKit refuses."""
@@ -350,11 +361,7 @@ def monai_tiny(outdir):
     rng = np.random.default_rng(17)
     x = rng.standard_normal((2, 1, 64, 64)).astype(np.float32)
     np.save(os.path.join(outdir, "input-64-gray.npy"), x)
-    torch.manual_seed(21)
-    net = MonaiDenseNet(spatial_dims=2, in_channels=1, out_channels=3, init_features=8, growth_rate=4,
-                        block_config=(2, 2, 2), bn_size=4)
-    randomise_bn(net, 22)
-    monai_densenet(outdir, "monai-tiny", net, x)
+    monai_densenet(outdir, "monai-tiny", tiny_monai(), x)
     torch.manual_seed(23)
     volume = MonaiDenseNet(spatial_dims=3, in_channels=1, out_channels=2, init_features=4, growth_rate=2,
                            block_config=(1, 1), bn_size=2)
@@ -369,12 +376,8 @@ def whole_modules_tiny(outdir):
     module with the op_threshs buffer its trained weights carry (its reference: the logits, before the
     sigmoid and op_norm that the buffer turns on)."""
     import torchxrayvision as xrv
-    from monai.networks.nets import DenseNet as MonaiDenseNet
 
-    torch.manual_seed(1)
-    net = tvd.DenseNet(growth_rate=4, block_config=(2, 2, 2), num_init_features=8, bn_size=4, num_classes=10)
-    randomise_bn(net, 2)
-    net.eval()
+    net = tiny_torchvision(1, 2).eval()
     saved = torch.load(os.path.join(outdir, "tv-tiny.pth"))
     assert all(torch.equal(saved[k], v) for k, v in net.state_dict().items()), "not tv-tiny.pth's weights"
     torch.save(net, os.path.join(outdir, "tv-tiny-module.pth"))
@@ -384,11 +387,7 @@ def whole_modules_tiny(outdir):
     torch.jit.script(net).save(os.path.join(outdir, "tv-tiny-scripted.pt"))
     torch.save({"epoch": 3, "model": net, "best_auc": 0.81}, os.path.join(outdir, "tv-tiny-module-checkpoint.pth"))
 
-    torch.manual_seed(21)
-    monai = MonaiDenseNet(spatial_dims=2, in_channels=1, out_channels=3, init_features=8, growth_rate=4,
-                          block_config=(2, 2, 2), bn_size=4)
-    randomise_bn(monai, 22)
-    monai.eval()
+    monai = tiny_monai().eval()
     saved = torch.load(os.path.join(outdir, "monai-tiny.pth"))
     assert all(torch.equal(saved[k], v) for k, v in monai.state_dict().items()), "not monai-tiny.pth's weights"
     torch.save(monai, os.path.join(outdir, "monai-tiny-module.pth"))
