@@ -39,9 +39,13 @@ def onnx_samples(path):
 
 
 def keras_samples(model):
-    """The same three tensors from a Keras model's weights (HWIO -> OIHW, (in, out) -> (out, in))."""
-    convs = [l for l in model.layers if l.__class__.__name__ == "Conv2D"]
-    dense = [l for l in model.layers if l.__class__.__name__ == "Dense"]
+    """The same three tensors from a Keras model's weights (HWIO -> OIHW, (in, out) -> (out, in));
+    a backbone nested as one layer of the model is searched too."""
+    def flat(layers):
+        return [leaf for l in layers for leaf in (flat(l.layers) if hasattr(l, "layers") else [l])]
+
+    convs = [l for l in flat(model.layers) if l.__class__.__name__ == "Conv2D"]
+    dense = [l for l in flat(model.layers) if l.__class__.__name__ == "Dense"]
     out = {"stem.conv.weight": sample(convs[0].get_weights()[0].transpose(3, 2, 0, 1)),
            "block1.layer1.firstConv.weight": sample(convs[1].get_weights()[0].transpose(3, 2, 0, 1))}
     if dense:

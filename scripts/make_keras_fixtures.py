@@ -13,6 +13,7 @@ with growth rate 4 instead of the hard-coded 32, so the files stay a few kilobyt
 
 usage: make_keras_fixtures.py tiny OUTDIR
        make_keras_fixtures.py heads OUTDIR   (only the fine-tuned-head fixtures, part of tiny)
+       make_keras_fixtures.py nested OUTDIR  (backbones nested as one layer of the user's model, part of tiny)
        make_keras_fixtures.py full OUTDIR
 """
 
@@ -143,6 +144,7 @@ def tiny(outdir):
     randomise_bn(m2, rng)
     save_keras2(m2, x, outdir, "keras2-tiny")
     heads(outdir)
+    nested(outdir)
 
 
 def head_cases(L):
@@ -183,6 +185,61 @@ def heads(outdir):
         save(tf_keras, k2densenet, True, 70 + i, *case, "keras2-tiny-", save_keras2)
 
 
+def nested(outdir):
+    """The transfer-learning pattern: the backbone (include_top=False) as one layer of a Sequential or
+    functional model, the user's head after it; and the nestings DenseKit refuses."""
+    import keras
+    import tf_keras
+    from keras.src.applications import densenet as k3densenet
+    from tf_keras.src.applications import densenet as k2densenet
+
+    rng = np.random.default_rng(51)
+    x = np.load(os.path.join(outdir, "input-64-nhwc.npy"))
+
+    def backbone(k, densenet_mod, legacy, pooling=None, name="densenet121"):
+        img, y = tiny_backbone(k.layers, densenet_mod, [2, 2, 2], 4, 8, (64, 64, 3), legacy=legacy)
+        if pooling == "max":
+            y = k.layers.GlobalMaxPooling2D(name="max_pool")(y)
+        return k.Model(img, y, name=name)
+
+    def sigmoid14(k, densenet_mod, legacy):
+        L = k.layers
+        return k.Sequential([L.Input((64, 64, 3)), backbone(k, densenet_mod, legacy), L.GlobalAveragePooling2D(),
+                             L.Dense(14, activation="sigmoid")])
+
+    for k, densenet_mod, legacy, seed, prefix, save_layouts in [
+            (keras, k3densenet, False, 80, "keras3-tiny-nested-", save_keras3),
+            (tf_keras, k2densenet, True, 81, "keras2-tiny-nested-", lambda *a: save_keras2(*a, onnx=False))]:
+        k.utils.set_random_seed(seed)
+        model = sigmoid14(k, densenet_mod, legacy)
+        randomise_bn(model, rng)
+        save_layouts(model, x, outdir, prefix + "sigmoid14")
+        save_logits(model, k, x, os.path.join(outdir, prefix + "sigmoid14.logits.npy"))
+
+    # keras.applications' pooling="max" inside the backbone, a functional model around it.
+    keras.utils.set_random_seed(82)
+    inp = keras.layers.Input((64, 64, 3))
+    out = keras.layers.Dense(5, activation="softmax")(backbone(keras, k3densenet, False, pooling="max")(inp))
+    model = keras.Model(inp, out)
+    randomise_bn(model, rng)
+    save_keras3(model, x, outdir, "keras3-tiny-nested-max5")
+    save_logits(model, keras, x, os.path.join(outdir, "keras3-tiny-nested-max5.logits.npy"))
+
+    # Refused: two backbones averaged, and a layer put between two blocks.
+    keras.utils.set_random_seed(83)
+    inp = keras.layers.Input((64, 64, 3))
+    pooled = [keras.layers.GlobalAveragePooling2D()(backbone(keras, k3densenet, False, name=n)(inp))
+              for n in ("densenet121", "densenet121_b")]
+    keras.Model(inp, keras.layers.Dense(2)(keras.layers.Average()(pooled))).save(
+        os.path.join(outdir, "keras3-tiny-two-backbones.keras"))
+    img, y = tiny_backbone(keras.layers, k3densenet, [2], 4, 8, (64, 64, 3), legacy=False)
+    inner = keras.Model(img, y).get_layer("conv2_block1_concat").output
+    between = keras.layers.Activation("sigmoid", name="between_blocks")(inner)
+    y = k3densenet.conv_block(between, 4, name="conv2_block2")
+    y = keras.layers.Activation("relu", name="relu")(keras.layers.BatchNormalization(epsilon=1.001e-5, name="bn")(y))
+    keras.Model(img, y).save(os.path.join(outdir, "keras3-tiny-between-blocks.keras"))
+
+
 def full(outdir):
     import keras
     import tf_keras
@@ -208,6 +265,30 @@ def full(outdir):
     m2_169.save_weights(os.path.join(outdir, "keras2-densenet169-weights.h5"))
     np.save(os.path.join(outdir, "keras2-densenet169.out.npy"), m2_169.predict(x, verbose=0))
     full_heads(outdir, x, rng)
+    full_nested(outdir, x, rng)
+
+
+def full_nested(outdir, x, rng):
+    """DenseNet-121 nested in the user's model: Keras 2 Sequential (.h5), Keras 3 functional with pooling="avg"."""
+    import keras
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(38)
+    L = tf_keras.layers
+    base = tf_keras.applications.DenseNet121(weights=None, include_top=False, input_shape=(224, 224, 3))
+    model = tf_keras.Sequential([L.Input((224, 224, 3)), base, L.GlobalAveragePooling2D(),
+                                 L.Dense(14, activation="sigmoid")])
+    randomise_bn(model, rng)
+    model.save(os.path.join(outdir, "keras2-densenet121-nested.h5"))
+    np.save(os.path.join(outdir, "keras2-densenet121-nested.out.npy"), model.predict(x, verbose=0))
+
+    keras.utils.set_random_seed(39)
+    base = keras.applications.DenseNet121(weights=None, include_top=False, pooling="avg", input_shape=(224, 224, 3))
+    inp = keras.layers.Input((224, 224, 3))
+    model = keras.Model(inp, keras.layers.Dense(3)(base(inp)))
+    randomise_bn(model, rng)
+    model.save(os.path.join(outdir, "keras3-densenet121-nested.keras"))
+    np.save(os.path.join(outdir, "keras3-densenet121-nested.out.npy"), model.predict(x, verbose=0))
 
 
 def full_heads(outdir, x, rng):
@@ -235,6 +316,6 @@ def full_heads(outdir, x, rng):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("tiny", "heads", "full"):
+    if len(sys.argv) != 3 or sys.argv[1] not in ("tiny", "heads", "nested", "full"):
         sys.exit(__doc__)
-    {"tiny": tiny, "heads": heads, "full": full}[sys.argv[1]](sys.argv[2])
+    {"tiny": tiny, "heads": heads, "nested": nested, "full": full}[sys.argv[1]](sys.argv[2])

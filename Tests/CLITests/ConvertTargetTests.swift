@@ -65,6 +65,13 @@ import Testing
             pool: "max"),
         tiny("keras3-tiny-none.keras", "keras3-tiny-none.out.npy", nhwc: true, dense: [], pool: nil),
         tiny("keras3-tiny-avg.keras", "keras3-tiny-avg.out.npy", nhwc: true, dense: []),
+        // Backbones nested in the user's model (Keras 2 Sequential, Keras 3 functional with pooling="max").
+        tiny(
+            "keras2-tiny-nested-sigmoid14.h5", "keras2-tiny-nested-sigmoid14.out.npy", nhwc: true,
+            dense: [(14, "sigmoid")]),
+        tiny(
+            "keras3-tiny-nested-max5.keras", "keras3-tiny-nested-max5.out.npy", nhwc: true, dense: [(5, "softmax")],
+            pool: "max"),
         tiny(
             "keras3-tiny-80-softmax5.keras", "keras3-tiny-80-softmax5.out.npy", nhwc: true, dense: [(5, "softmax")],
             size: 80),

@@ -93,6 +93,9 @@ import Testing
         ("densenet121-sigmoid14-legacy-opset17.onnx", "input-224.npy", "densenet121-sigmoid14-legacy-opset17.out.npy"),
         ("keras3-densenet121-sigmoid14.keras", "input-224-nhwc.npy", "keras3-densenet121-sigmoid14.out.npy"),
         ("keras3-densenet121-256-softmax5.h5", "input-256-nhwc.npy", "keras3-densenet121-256-softmax5.out.npy"),
+        // DenseNet-121 nested as one layer of the user's model (tf_keras Sequential; Keras 3 with pooling="avg").
+        ("keras2-densenet121-nested.h5", "input-224-nhwc.npy", "keras2-densenet121-nested.out.npy"),
+        ("keras3-densenet121-nested.keras", "input-224-nhwc.npy", "keras3-densenet121-nested.out.npy"),
         // PyTorch checkpoints (the same weights as the ONNX exports): torch's own outputs.
         ("densenet121.pth", "input-224.npy", "densenet121.out.npy"),
         ("densenet121-legacy.pth", "input-224.npy", "densenet121.out.npy"),

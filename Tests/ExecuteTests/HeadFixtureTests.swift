@@ -70,6 +70,12 @@ import Testing
             weightsHead: "global avg pool, linear 16 -> 5, activation unknown (the file stores none)", size: 80)
         + keras("keras3-tiny-mlp", [".h5", ".keras"], "global max pool, linear 16 -> 12, relu, linear 12 -> 3, tanh")
         + keras("keras2-tiny-sigmoid14", keras2, sigmoid14, weightsHead: unknown14)
+        // The backbone nested as one layer of the user's Sequential or functional model.
+        + keras("keras3-tiny-nested-sigmoid14", keras3, sigmoid14, weightsHead: unknown14)
+        + keras("keras2-tiny-nested-sigmoid14", keras2, sigmoid14, weightsHead: unknown14)
+        + keras(
+            "keras3-tiny-nested-max5", keras3, "global max pool, linear 16 -> 5, softmax",
+            weightsHead: "global max pool, linear 16 -> 5, activation unknown (the file stores none)")
         + keras("keras2-tiny-avg", keras2, avgFeatures)
         + keras("keras2-tiny-max", keras2, "no classifier: 16 features (global max pool)")
         + keras("keras2-tiny-none", keras2, featureMap)

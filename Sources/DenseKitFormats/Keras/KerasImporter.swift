@@ -40,12 +40,13 @@ public enum KerasImporter {
             format = .kerasH5
             if inMemory { image = data }
         }
+        // A `.keras` config is read first: its layer names are the ones to name a refusal by.
+        let archiveConfig = try configJSON.map { try KerasModelConfig(json: $0) }
         let weights = try HDF5File.serialized {
             let file = try image.map { try HDF5File(image: $0) } ?? HDF5File(path: path)
             return try KerasWeights(file: file, trustStoredNames: trustStoredNames)
         }
-        configJSON = configJSON ?? weights.modelConfig
-        let config = try configJSON.map { try KerasModelConfig(json: $0) }
+        let config = try archiveConfig ?? weights.modelConfig.map { try KerasModelConfig(json: $0) }
         var builder = Builder(weights: weights, config: config)
         var net = try builder.build()
 
@@ -56,6 +57,10 @@ public enum KerasImporter {
             : weights.layout == .fullModel
                 ? .kerasH5 : weights.layout == .weightsOnly ? .kerasWeightsH5 : .kerasV3Weights
         var notes = builder.notes
+        if let nested = config?.nestedModel ?? weights.nestedModel {
+            notes.append(
+                "the backbone is nested in the model as its layer '\(nested)'; the layers after it are the head")
+        }
         if weights.namesRecovered {
             notes.append("the file stores no layer names; they were recovered from creation order and shapes")
         }
@@ -92,6 +97,7 @@ public enum KerasImporter {
                 let sample = weights.layers.keys.sorted().prefix(4).joined(separator: ", ")
                 throw ImportError.structure("not a Keras DenseNet: no layer conv1_conv (found \(sample)...)")
             }
+            if let config { try Self.checkBackboneLayers(config) }
             let stemConv = try conv("conv1_conv", defaultStride: 2, defaultPads: 3)
             let stemPool = try pool("pool1", kind: .max, defaultSize: 3, defaultStride: 2, defaultPads: 1)
             let stem = Stem(
@@ -145,6 +151,23 @@ public enum KerasImporter {
                 path: "", format: .kerasH5, producer: "keras", storedParameters: 0, storedBytes: 0, storedTensors: 0)
             return DenseNet(
                 source: source, input: input, stem: stem, blocks: blocks, transitions: transitions, head: head)
+        }
+
+        /// Refuses a layer the DenseNet does not have before its final `relu` (a layer put between
+        /// blocks would otherwise go unread, as would a second backbone's).
+        private static func checkBackboneLayers(_ config: KerasModelConfig) throws {
+            let own =
+                #/
+                conv1_(conv|bn|relu) | pool1 | bn | relu | pool\d+_(bn|relu|conv|pool)
+                | conv\d+_block\d+_(0_bn|0_relu|1_conv|1_bn|1_relu|2_conv|concat)
+                /#
+            for name in config.order.prefix(while: { $0 != "relu" }) {
+                guard let layer = config.layers[name], (try? own.wholeMatch(in: name)) == nil else { continue }
+                throw ImportError.mismatch(
+                    .kerasLayer(name, className: layer.className),
+                    expected: "only keras.applications DenseNet layers before the final 'relu'",
+                    found: "\(layer.className) inside the backbone")
+            }
         }
 
         /// The head of a model with a config: the layers after the final `relu`, in the config's order,

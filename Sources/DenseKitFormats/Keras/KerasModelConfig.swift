@@ -32,6 +32,10 @@ package struct KerasModelConfig {
     /// Input (height, width, channels) where the config fixes them.
     package var inputShape: [Int?] = []
 
+    /// The nested model's layer name when the backbone is one layer of the user's model
+    /// (`Sequential([DenseNet121(include_top=False), ...])`); its layers are listed here in its place.
+    package var nestedModel: String?
+
     package init(json: String) throws {
         guard let data = json.data(using: .utf8),
             let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
@@ -40,18 +44,43 @@ package struct KerasModelConfig {
         else {
             throw ImportError.malformed("the Keras model config is not valid JSON with config.layers")
         }
-        outputs = Self.layerNames(config["output_layers"])
+        try self.init(model: config, layerList: layerList, sequential: root["class_name"] as? String == "Sequential")
+    }
+
+    /// A model's layers; `feeding` names what a nested model's input layer stands for in the outer model.
+    private init(model config: [String: Any], layerList: [[String: Any]], sequential: Bool, feeding: [String]? = nil)
+        throws
+    {
+        var aliases: [String: [String]] = [:]
+        func resolved(_ names: [String]) -> [String] { names.flatMap { aliases[$0] ?? [$0] } }
+        var previous: [String] = feeding ?? []
         var pendingPad: [Int]? = nil
         for entry in layerList {
             guard let className = entry["class_name"] as? String, let layerConfig = entry["config"] as? [String: Any],
-                let name = layerConfig["name"] as? String
+                let rawName = layerConfig["name"] as? String
             else { continue }
-            order.append(name.replacingOccurrences(of: "/", with: "_"))
+            let name = rawName.replacingOccurrences(of: "/", with: "_")
+            // A Sequential lists no inbound nodes: each layer reads the one before it.
+            let inbound = sequential ? previous : resolved(Self.layerNames(entry["inbound_nodes"]))
             if className == "InputLayer" {
-                let shape = (layerConfig["batch_input_shape"] ?? layerConfig["batch_shape"]) as? [Any] ?? []
-                inputShape = shape.dropFirst().map { $0 as? Int }
+                if let feeding {
+                    aliases[name] = feeding
+                } else {
+                    let shape = (layerConfig["batch_input_shape"] ?? layerConfig["batch_shape"]) as? [Any] ?? []
+                    if inputShape.isEmpty { inputShape = shape.dropFirst().map { $0 as? Int } }
+                    order.append(name)
+                }
+                previous = aliases[name] ?? [name]
                 continue
             }
+            if let innerList = layerConfig["layers"] as? [[String: Any]] {
+                previous = try nest(
+                    name, innerList, layerConfig, sequential: className == "Sequential", inbound: inbound)
+                aliases[name] = previous
+                continue
+            }
+            order.append(name)
+            previous = [name]
             if className == "ZeroPadding2D" {
                 pendingPad = Self.padding(layerConfig["padding"])
                 // Padding is added to the conv's own; bounded here so that no sum can overflow.
@@ -71,10 +100,36 @@ package struct KerasModelConfig {
             layer.epsilon = (layerConfig["epsilon"] as? Double).map(Float.init)
             layer.activation = layerConfig["activation"] as? String
             layer.zeroPadding = pendingPad
-            layer.inbound = Self.layerNames(entry["inbound_nodes"])
+            layer.inbound = inbound
             pendingPad = nil
-            layers[name.replacingOccurrences(of: "/", with: "_")] = layer
+            guard layers.updateValue(layer, forKey: name) == nil else {
+                throw ImportError.malformed(.kerasLayer(name), problem: "is named twice in the model config")
+            }
         }
+        outputs = sequential ? previous : resolved(Self.layerNames(config["output_layers"]))
+    }
+
+    /// Lists a nested model's layers in its place and returns the layers its outputs are.
+    private mutating func nest(
+        _ name: String, _ innerList: [[String: Any]], _ innerConfig: [String: Any], sequential: Bool,
+        inbound: [String]
+    ) throws -> [String] {
+        guard nestedModel == nil else {
+            throw ImportError.mismatch(
+                .kerasLayer(name), expected: "one nested model, the backbone '\(nestedModel ?? "")'",
+                found: "a second nested model")
+        }
+        nestedModel = name
+        let inner = try KerasModelConfig(
+            model: innerConfig, layerList: innerList, sequential: sequential, feeding: inbound)
+        if let clash = inner.order.first(where: { layers[$0] != nil || order.contains($0) }) {
+            throw ImportError.mismatch(
+                .kerasLayer(name), expected: "layer names of its own", found: "'\(clash)', also a layer outside it")
+        }
+        layers.merge(inner.layers) { first, _ in first }
+        order += inner.order
+        if inputShape.isEmpty { inputShape = inner.inputShape }
+        return inner.outputs
     }
 
     /// The layer names a Keras 2 node list ([[["name", 0, 0, {}]]]) or a Keras 3 one (keras_history

@@ -31,6 +31,8 @@ package struct KerasWeights {
     /// The head as DenseKit's writer recorded it (root attribute `densekit`), for weights-only files.
     package var headDescription: HeadDescription?
     package var namesRecovered = false
+    /// The layer holding the backbone when it is nested in the user's model.
+    package var nestedModel: String?
 
     package init(file: HDF5File, trustStoredNames: Bool = true) throws {
         kerasVersion = try file.stringAttribute("/", "keras_version")?.first
@@ -79,29 +81,71 @@ package struct KerasWeights {
             guard Set(weightNames).count == weightNames.count else {
                 throw ImportError.malformed(.kerasLayer(layerName), problem: "lists a weight twice")
             }
-            var tensors: [Tensor] = []
-            for weightName in weightNames {
+            // A nested model (the backbone as one layer) lists its layers' weights as "<layer>/<weight>".
+            let owners = weightNames.map { name in name.split(separator: "/").dropLast().joined(separator: "_") }
+            let nested = Set(owners).count > 1
+            if nested { try nest(layerName) }
+            var pending: [(owner: String, tensors: [Tensor])] = []
+            var position: [String: Int] = [:]
+            for (weightName, owner) in zip(weightNames, owners) {
                 let path = group + "/" + weightName
                 guard file.exists(path) else {
                     throw ImportError.malformed(.kerasLayer(layerName), problem: "missing dataset '\(weightName)'")
                 }
                 let dataset = try file.floatDataset(path)
-                tensors.append(
-                    Tensor(name: weightName, shape: dataset.shape, storedDType: dataset.dtype, values: dataset.values))
+                let tensor = Tensor(
+                    name: weightName, shape: dataset.shape, storedDType: dataset.dtype, values: dataset.values)
+                // Keras lists a nested model's trainable weights before its non-trainable ones (a BN's
+                // moving statistics come after every kernel), so a layer's weights need not be adjacent.
+                let key = nested ? owner : layerName.replacingOccurrences(of: "/", with: "_")
+                if let index = position[key] {
+                    pending[index].tensors.append(tensor)
+                } else {
+                    position[key] = pending.count
+                    pending.append((key, [tensor]))
+                }
             }
-            let key = layerName.replacingOccurrences(of: "/", with: "_")
-            layers[key] = Layer(name: key, tensors: tensors)
-            order.append(key)
-            if tensors.first?.shape.count == 2 { denseLayers.append(key) }
+            if pending.isEmpty { pending = [(layerName.replacingOccurrences(of: "/", with: "_"), [])] }
+            for (key, tensors) in pending {
+                guard layers.updateValue(Layer(name: key, tensors: tensors), forKey: key) == nil else {
+                    throw ImportError.malformed(.kerasLayer(key), problem: "is listed twice")
+                }
+                order.append(key)
+                if tensors.first?.shape.count == 2 { denseLayers.append(key) }
+            }
         }
+    }
+
+    /// Records a nested model (the backbone as one layer of the user's model); a second is refused.
+    private mutating func nest(_ name: String) throws {
+        guard nestedModel == nil else {
+            throw ImportError.mismatch(
+                .kerasLayer(name), expected: "one nested model, the backbone '\(nestedModel ?? "")'",
+                found: "a second nested model")
+        }
+        nestedModel = name
     }
 
     private mutating func readKeras3(_ file: HDF5File, trustStoredNames: Bool) throws {
         var unnamed: [(key: String, tensors: [Tensor])] = []
         var dense: [(counter: Int, name: String)] = []
-        order = try file.children("layers")
-        for key in order {
-            let vars = "layers/\(key)/vars"
+        // A nested model (the backbone as one layer) is a group with its own `layers`; its layers
+        // are read in its place.
+        var groups: [String] = []
+        for key in try file.children("layers") {
+            let inner = "layers/\(key)/layers"
+            if file.exists(inner) {
+                try nest(key)
+                groups += try file.children(inner).map { "\(inner)/\($0)" }
+                order += try file.children(inner)
+            } else {
+                groups.append("layers/\(key)")
+                order.append(key)
+            }
+        }
+        for group in groups {
+            let key = String(group.split(separator: "/").last ?? "")
+            let vars = "\(group)/vars"
             guard file.exists(vars) else { continue }
             let indices = try file.children(vars).compactMap(Int.init).sorted()
             let tensors = try indices.map { i -> Tensor in
