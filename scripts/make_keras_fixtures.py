@@ -14,6 +14,7 @@ with growth rate 4 instead of the hard-coded 32, so the files stay a few kilobyt
 usage: make_keras_fixtures.py tiny OUTDIR
        make_keras_fixtures.py heads OUTDIR   (only the fine-tuned-head fixtures, part of tiny)
        make_keras_fixtures.py nested OUTDIR  (backbones nested as one layer of the user's model, part of tiny)
+       make_keras_fixtures.py preprocessing OUTDIR  (Rescaling and Normalization layers, part of tiny)
        make_keras_fixtures.py full OUTDIR
 """
 
@@ -45,12 +46,13 @@ def randomise_bn(model, rng):
             ])
 
 
-def tiny_backbone(layers_mod, densenet_mod, blocks, growth, stem_filters, input_shape, legacy):
+def tiny_backbone(layers_mod, densenet_mod, blocks, growth, stem_filters, input_shape, legacy, preprocess=None):
     """keras.applications.densenet.DenseNet up to its final BN-ReLU (include_top=False, pooling=None),
-    with a configurable growth rate and stem width. Returns the input and the backbone's output."""
+    with a configurable growth rate and stem width, after `preprocess` (layers on the input) when given.
+    Returns the input and the backbone's output."""
     img = layers_mod.Input(shape=input_shape)
     bn_axis = 3
-    x = layers_mod.ZeroPadding2D(padding=((3, 3), (3, 3)))(img)
+    x = layers_mod.ZeroPadding2D(padding=((3, 3), (3, 3)))(preprocess(img) if preprocess else img)
     x = layers_mod.Conv2D(stem_filters, 7, strides=2, use_bias=False, name="conv1/conv" if legacy else "conv1_conv")(x)
     x = layers_mod.BatchNormalization(axis=bn_axis, epsilon=1.001e-5, name="conv1/bn" if legacy else "conv1_bn")(x)
     x = layers_mod.Activation("relu", name="conv1/relu" if legacy else "conv1_relu")(x)
@@ -145,6 +147,7 @@ def tiny(outdir):
     save_keras2(m2, x, outdir, "keras2-tiny")
     heads(outdir)
     nested(outdir)
+    preprocessing(outdir)
 
 
 def head_cases(L):
@@ -240,6 +243,72 @@ def nested(outdir):
     keras.Model(img, y).save(os.path.join(outdir, "keras3-tiny-between-blocks.keras"))
 
 
+def preprocessing(outdir):
+    """Rescaling and Normalization layers in front of the backbone (nested or flat), on 0..255 pixels;
+    tf2onnx's export of one (Mul and Add on the NHWC input); and the preprocessing DenseKit refuses."""
+    import keras
+    import onnxruntime as ort
+    import tensorflow as tf
+    import tf2onnx
+    import tf_keras
+    from keras.src.applications import densenet as k3densenet
+    from tf_keras.src.applications import densenet as k2densenet
+
+    rng = np.random.default_rng(61)
+    x = rng.uniform(0, 255, (2, 64, 64, 3)).astype(np.float32)
+    np.save(os.path.join(outdir, "input-64-pixels-nhwc.npy"), x)
+
+    def nested_model(k, densenet_mod, legacy, preprocess, seed):
+        k.utils.set_random_seed(seed)
+        img, y = tiny_backbone(k.layers, densenet_mod, [2, 2, 2], 4, 8, (64, 64, 3), legacy=legacy)
+        inp = k.layers.Input((64, 64, 3))
+        y = k.Model(img, y, name="densenet121")(preprocess(inp))
+        model = k.Model(inp, k.layers.Dense(3)(k.layers.GlobalAveragePooling2D()(y)))
+        randomise_bn(model, rng)
+        return model
+
+    def save(model, prefix, layouts):
+        for layout in layouts:
+            model.save(os.path.join(outdir, prefix + layout))
+        np.save(os.path.join(outdir, prefix + ".out.npy"), model.predict(x, verbose=0))
+
+    # Keras 3 and tf_keras: Rescaling to [-1, 1] before a nested backbone.
+    model = nested_model(keras, k3densenet, False, lambda t: keras.layers.Rescaling(1 / 127.5, offset=-1)(t), 90)
+    save(model, "keras3-tiny-rescaling", [".keras", ".h5"])
+    model = nested_model(tf_keras, k2densenet, True, lambda t: tf_keras.layers.Rescaling(1 / 127.5, offset=-1)(t), 91)
+    save(model, "keras2-tiny-rescaling", [".h5"])
+    spec = (tf.TensorSpec((None, 64, 64, 3), tf.float32, name="input"),)
+    path = os.path.join(outdir, "keras2-tiny-rescaling-tf2onnx.onnx")
+    tf2onnx.convert.from_keras(model, input_signature=spec, opset=17, output_path=path)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    np.save(path[:-5] + ".out.npy", sess.run(None, {"input": x})[0])
+
+    # Keras 3: ImageNet's mean and variance given to Normalization, in a flat model.
+    keras.utils.set_random_seed(92)
+    mean = [0.485 * 255, 0.456 * 255, 0.406 * 255]
+    variance = [(0.229 * 255) ** 2, (0.224 * 255) ** 2, (0.225 * 255) ** 2]
+    img, y = tiny_backbone(keras.layers, k3densenet, [2, 2, 2], 4, 8, (64, 64, 3), legacy=False,
+                           preprocess=lambda t: keras.layers.Normalization(mean=mean, variance=variance)(t))
+    model = keras.Model(img, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(y)))
+    randomise_bn(model, rng)
+    save(model, "keras3-tiny-normalization", [".keras", ".h5"])
+
+    # tf_keras: Rescaling to [0, 1], then a Normalization adapted to data (its mean and variance are weights).
+    norm = tf_keras.layers.Normalization()
+    norm.adapt(rng.uniform(0, 1, (16, 64, 64, 3)).astype(np.float32) * np.array([1.0, 0.8, 0.6], np.float32))
+    model = nested_model(tf_keras, k2densenet, True, lambda t: norm(tf_keras.layers.Rescaling(1 / 255)(t)), 93)
+    save(model, "keras2-tiny-normalization-adapted", [".h5"])
+
+    # Refused: a negative variance; a Rescaling after the backbone.
+    model = nested_model(keras, k3densenet, False,
+                         lambda t: keras.layers.Normalization(mean=[0.5, 0.5, 0.5], variance=[1.0, -1.0, 1.0])(t), 94)
+    model.save(os.path.join(outdir, "keras3-tiny-negative-variance.keras"))
+    keras.utils.set_random_seed(95)
+    img, y = tiny_backbone(keras.layers, k3densenet, [2, 2, 2], 4, 8, (64, 64, 3), legacy=False)
+    y = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(0.5)(y)))
+    keras.Model(img, y).save(os.path.join(outdir, "keras3-tiny-rescaling-after.keras"))
+
+
 def full(outdir):
     import keras
     import tf_keras
@@ -316,6 +385,6 @@ def full_heads(outdir, x, rng):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("tiny", "heads", "nested", "full"):
+    if len(sys.argv) != 3 or sys.argv[1] not in ("tiny", "heads", "nested", "preprocessing", "full"):
         sys.exit(__doc__)
-    {"tiny": tiny, "heads": heads, "nested": nested, "full": full}[sys.argv[1]](sys.argv[2])
+    {"tiny": tiny, "heads": heads, "nested": nested, "preprocessing": preprocessing, "full": full}[sys.argv[1]](sys.argv[2])

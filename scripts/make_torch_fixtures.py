@@ -11,6 +11,7 @@ usage: make_torch_fixtures.py tiny OUTDIR
        make_torch_fixtures.py monai OUTDIR   (only MONAI's tiny fixtures, part of tiny)
        make_torch_fixtures.py modules OUTDIR (only the whole-module and TorchScript fixtures, part of tiny)
        make_torch_fixtures.py timm OUTDIR    (only timm's tiny fixture, part of tiny)
+       make_torch_fixtures.py zoo OUTDIR     (only the ONNX model zoo layout's tiny fixtures, part of tiny)
 """
 
 import os
@@ -306,6 +307,7 @@ def tiny(outdir):
     monai_tiny(outdir)
     whole_modules_tiny(outdir)
     timm_tiny(outdir)
+    zoo_tiny(outdir)
 
     # CIFAR-style nets: DenseNet-BC (L=16, k=4) and plain DenseNet (L=10, k=4).
     xc = rng.standard_normal((2, 3, 32, 32)).astype(np.float32)
@@ -320,6 +322,92 @@ def tiny(outdir):
     plain = CifarDenseNet(10, 4, False, 1.0, 10)
     randomise_bn(plain, 6)
     write_all(plain, xc, outdir, "cifar-plain-tiny", TORCH_VARIANTS[1:2])
+
+
+def zoo_layout(net, path, opset, images):
+    """The ONNX model zoo's DenseNet graph (densenet-7 to -9: Caffe -> Caffe2 -> ONNX), built with onnx.helper
+    from a torchvision DenseNet's weights, node for node as the zoo's is: input `data_0` [1, 3, size, size];
+    every BatchNorm a BatchNormalization with unit scale and zero bias (`spatial` 1 before opset 9) followed by
+    a Mul (gamma) and an Add (beta) with [C, 1, 1] constants, Caffe's Scale layer; each dense layer's output
+    concatenated to the running features; the global pool an AveragePool over the whole final map; the
+    classifier a 1x1 Conv with bias; output `fc6_1` [1, classes, 1, 1]. Checked by onnxruntime against torch."""
+    from onnx import TensorProto, helper
+
+    net = net.eval()
+    size = images.shape[-1]
+    state = {k: v.detach().numpy().astype(np.float32) for k, v in net.state_dict().items()}
+    nodes, inits = [], []
+
+    def const(name, array):
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(array, dtype=np.float32), name))
+        return name
+
+    def node(op, name, inputs, **attrs):
+        nodes.append(helper.make_node(op, inputs, [name], name=name, **attrs))
+        return name
+
+    def norm(prefix, name, x):
+        c = state[prefix + ".weight"].shape[0]
+        attrs = {"epsilon": 1e-5} | ({"spatial": 1} if opset < 9 else {})
+        y = node("BatchNormalization", name + "/bn", [x, const(name + "/bn_s", np.ones(c)),
+                 const(name + "/bn_b", np.zeros(c)), const(name + "/bn_m", state[prefix + ".running_mean"]),
+                 const(name + "/bn_v", state[prefix + ".running_var"])], **attrs)
+        y = node("Mul", name + "/scale", [y, const(name + "/scale_w", state[prefix + ".weight"].reshape(c, 1, 1))])
+        return node("Add", name + "/scale_b", [y, const(name + "/scale_bias", state[prefix + ".bias"].reshape(c, 1, 1))])
+
+    def conv(prefix, name, x, pad, stride=1, bias=False):
+        w = state[prefix + ".weight"]
+        inputs = [x, const(name + "_w", w)] + ([const(name + "_b", state[prefix + ".bias"])] if bias else [])
+        return node("Conv", name, inputs, kernel_shape=list(w.shape[2:]), pads=[pad] * 4, strides=[stride] * 2)
+
+    x = conv("features.conv0", "conv1", "data_0", 3, stride=2)
+    x = node("Relu", "conv1/relu", [norm("features.norm0", "conv1", x)])
+    x = node("MaxPool", "pool1", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    blocks = [m for m in net.features if isinstance(m, tvd._DenseBlock)]
+    for b, block in enumerate(blocks):
+        for i in range(len(block)):
+            p, n = "features.denseblock%d.denselayer%d" % (b + 1, i + 1), "conv%d_%d" % (b + 2, i + 1)
+            y = node("Relu", n + "/x1/relu", [norm(p + ".norm1", n + "/x1", x)])
+            y = conv(p + ".conv1", n + "/x1", y, 0)
+            y = node("Relu", n + "/x2/relu", [norm(p + ".norm2", n + "/x2", y)])
+            y = conv(p + ".conv2", n + "/x2", y, 1)
+            x = node("Concat", "concat_%d_%d" % (b + 2, i + 1), [x, y], axis=1)
+        if b < len(blocks) - 1:
+            p, n = "features.transition%d" % (b + 1), "conv%d_blk" % (b + 2)
+            y = conv(p + ".conv", n, node("Relu", n + "/relu", [norm(p + ".norm", n, x)]), 0)
+            x = node("AveragePool", "pool%d" % (b + 2), [y], kernel_shape=[2, 2], strides=[2, 2])
+    x = node("Relu", "conv5_blk/relu", [norm("features.norm5", "conv5_blk", x)])
+    final = net.features(torch.zeros(1, 3, size, size)).shape[-1]
+    x = node("AveragePool", "pool5", [x], kernel_shape=[final, final], strides=[1, 1])
+    classes, features = state["classifier.weight"].shape
+    state["classifier.weight"] = state["classifier.weight"].reshape(classes, features, 1, 1)
+    x = conv("classifier", "fc6", x, 0, bias=True)
+    nodes[-1].output[0] = "fc6_1"
+    # IR version 3, as the zoo's files: every initializer is a graph input too.
+    inputs = [helper.make_tensor_value_info("data_0", TensorProto.FLOAT, [1, 3, size, size])] + [
+        helper.make_tensor_value_info(t.name, TensorProto.FLOAT, list(t.dims)) for t in inits]
+    graph = helper.make_graph(
+        nodes, "densenet121", inputs,
+        [helper.make_tensor_value_info("fc6_1", TensorProto.FLOAT, [1, classes, 1, 1])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="onnx-caffe2",
+                              ir_version=3)
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, path)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    out = sess.run(None, {"data_0": images})[0]
+    with torch.no_grad():
+        expected = net(torch.from_numpy(images)).numpy()
+    assert out.shape == (1, classes, 1, 1) and np.abs(out.reshape(1, -1) - expected).max() <= 1e-4 * np.abs(expected).max()
+    np.save(path[:-5] + ".out.npy", out)
+
+
+def zoo_tiny(outdir):
+    """The zoo layout at opsets 7 and 9 from the same weights as tv-tiny (torchvision's export of them:
+    tv-tiny-legacy-opset17.onnx), on one image (the zoo's batch is fixed at 1)."""
+    x = np.load(os.path.join(outdir, "input-64.npy"))[:1]
+    np.save(os.path.join(outdir, "input-64-one.npy"), x)
+    for opset in (7, 9):
+        zoo_layout(tiny_torchvision(1, 2), os.path.join(outdir, "tv-tiny-zoo-opset%d.onnx" % opset), opset, x)
 
 
 def state_dict_samples(state, first_conv, classifier):
@@ -430,6 +518,7 @@ def full(outdir):
     x = rng.standard_normal((1, 3, 224, 224)).astype(np.float32)
     np.save(os.path.join(outdir, "input-224.npy"), x)
     write_all(net, x, outdir, "densenet121", TORCH_VARIANTS)
+    zoo_layout(net, os.path.join(outdir, "densenet121-zoo-opset9.onnx"), 9, x)
     # The other ImageNet DenseNets, one export each.
     for i, name in enumerate(["densenet169", "densenet201", "densenet161"]):
         torch.manual_seed(200 + i)
@@ -514,6 +603,9 @@ if __name__ == "__main__":
         sys.exit(0)
     if len(sys.argv) == 3 and sys.argv[1] == "fp16io":
         float16_io(sys.argv[2], np.load(os.path.join(sys.argv[2], "input-64.npy")))  # part of tiny
+        sys.exit(0)
+    if len(sys.argv) == 3 and sys.argv[1] == "zoo":
+        zoo_tiny(sys.argv[2])  # only the ONNX model zoo layout, part of tiny
         sys.exit(0)
     if len(sys.argv) == 3 and sys.argv[1] == "timm":
         timm_tiny(sys.argv[2])  # only timm's, part of tiny

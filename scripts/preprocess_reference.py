@@ -1,6 +1,6 @@
 """The frameworks' own preprocessing of image files, for the tests to compare `densekit preprocess` with.
 
-usage: preprocess_reference.py torchvision|keras-densenet|caffe SIZE OUT.npy IMAGE...
+usage: preprocess_reference.py torchvision|keras-densenet|caffe|caffe-zoo SIZE OUT.npy IMAGE...
 
 - torchvision (torch venv): PIL open + convert("RGB"), then torchvision.transforms.Compose([
   Resize(int(SIZE / 0.875)), CenterCrop(SIZE), ToTensor(), Normalize(ImageNet mean, std)]), NCHW.
@@ -8,6 +8,8 @@ usage: preprocess_reference.py torchvision|keras-densenet|caffe SIZE OUT.npy IMA
   keras.applications.densenet.preprocess_input, NHWC.
 - caffe (torch venv, Pillow and numpy): PIL convert("RGB"), resize to int(SIZE / 0.875) square
   (bilinear), the centre SIZE square, BGR, minus (103.939, 116.779, 123.68), NCHW.
+- caffe-zoo: the same, minus (103.94, 116.78, 123.68), then x 0.017 (the ONNX model zoo's Caffe-born
+  DenseNet-121, onnx/models #125).
 """
 
 import os
@@ -36,7 +38,7 @@ def keras_batch(size, files):
     return densenet.preprocess_input(np.stack(arrays))
 
 
-def caffe_batch(size, files):
+def caffe_batch(size, files, mean=(103.939, 116.779, 123.68), scale=1.0):
     from PIL import Image
 
     side = int(size / 0.875)
@@ -45,13 +47,14 @@ def caffe_batch(size, files):
         img = Image.open(f).convert("RGB").resize((side, side), Image.BILINEAR)
         top = int(round((side - size) / 2.0))
         x = np.asarray(img, dtype=np.float32)[top:top + size, top:top + size, ::-1]
-        out.append((x - np.array([103.939, 116.779, 123.68], dtype=np.float32)).transpose(2, 0, 1))
+        out.append(((x - np.array(mean, dtype=np.float32)) * np.float32(scale)).transpose(2, 0, 1))
     return np.stack(out)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 5 or sys.argv[1] not in ("torchvision", "keras-densenet", "caffe"):
+    if len(sys.argv) < 5 or sys.argv[1] not in ("torchvision", "keras-densenet", "caffe", "caffe-zoo"):
         sys.exit(__doc__)
     preset, size, out, files = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
-    batch = {"torchvision": torchvision_batch, "keras-densenet": keras_batch, "caffe": caffe_batch}[preset](size, files)
+    batch = {"torchvision": torchvision_batch, "keras-densenet": keras_batch, "caffe": caffe_batch,
+             "caffe-zoo": lambda s, f: caffe_batch(s, f, (103.94, 116.78, 123.68), 0.017)}[preset](size, files)
     np.save(out, batch.astype(np.float32))

@@ -106,6 +106,8 @@ package final class ExecutionPlan: @unchecked Sendable {
         }
     }
 
+    /// Applied to each image as it is copied in.
+    package let inputTransform: InputTransform?
     package let stemConv: Conv
     package let stemReLU: Bool
     package let stemPool: Pool2D?
@@ -128,6 +130,7 @@ package final class ExecutionPlan: @unchecked Sendable {
 
     package let headNorm: Affine
     package let headPool: Head.Pool?
+    package let outputKeepsMapAxes: Bool
     package let dense: [DenseStep]
     /// Values per image (per position without a pool), as `DenseNet.classes`.
     package let classes: Int
@@ -145,6 +148,7 @@ package final class ExecutionPlan: @unchecked Sendable {
         self.mode = mode
         geometry = FeatureMapSizes.Geometry(net)
         stemReLU = net.stem.relu
+        inputTransform = net.inputTransform
         stemPool = net.stem.pool
         let layers = net.blocks.flatMap(\.layers)
         let kernel = layers.first?.conv.kernel ?? 1
@@ -237,6 +241,7 @@ package final class ExecutionPlan: @unchecked Sendable {
         transitions = packedTransitions.map { $0! }
         headNorm = Affine(net.head.norm, in: arena)
         headPool = net.head.pool
+        outputKeepsMapAxes = net.head.outputKeepsMapAxes
         dense = packedDense.map { $0! }
         classes = net.classes
         layerNames = net.layerNames

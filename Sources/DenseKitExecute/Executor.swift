@@ -29,7 +29,7 @@ public final class Executor: @unchecked Sendable {
     /// One image's output shape: [classes] (or [features]) after a global pool, [C, H, W] (the final
     /// BN-ReLU's feature map) for a head without one.
     public func outputShape(height: Int, width: Int) throws -> [Int] {
-        guard plan.headPool == nil else { return [classes] }
+        guard plan.headPool == nil else { return [classes] + (plan.outputKeepsMapAxes ? [1, 1] : []) }
         let size = try FeatureMapSizes(plan.geometry, height: height, width: width).head
         return [plan.headNorm.scale.count, size.height, size.width]
     }
@@ -273,6 +273,7 @@ public final class ImageExecution {
     /// Starts over on a new image (CHW).
     package func reset(image values: ArraySlice<Float>) {
         values.withUnsafeBufferPointer { image.pointer.update(from: $0.baseAddress!, count: $0.count) }
+        plan.inputTransform?.apply(toCHW: image.pointer, count: values.count)
         step = 0
         block = 0
         layer = 0

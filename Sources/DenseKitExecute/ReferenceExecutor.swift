@@ -24,6 +24,15 @@ public struct ReferenceExecutor {
     ) {
         var layers: [(String, [Float])] = []
         var map = Map(values: image, channels: net.stem.conv.inChannels, height: height, width: width)
+        if let transform = net.inputTransform {
+            // Written out rather than through `InputTransform.apply`: the reference checks that too.
+            let plane = height * width
+            for c in 0..<map.channels {
+                for i in 0..<plane {
+                    map.values[c * plane + i] = map.values[c * plane + i] * transform.scale[c] + transform.offset[c]
+                }
+            }
+        }
         for step in net.steps {
             switch step {
             case .stem(let stem):

@@ -13,6 +13,9 @@ import DenseKitGraph
 ///   `keras.applications.densenet.preprocess_input` (mode "torch": /255, the same mean and std), NHWC.
 /// - `caffe`: the classic Caffe ImageNet pipeline: the whole image to 256x256 (bilinear), the centre
 ///   224x224, BGR, the mean (103.939, 116.779, 123.68) subtracted (B, G, R), no scaling, NCHW.
+/// - `caffe-zoo`: what the ONNX model zoo's Caffe-born DenseNet-121 (`densenet-3` to `-12`) expects and
+///   its README leaves out (onnx/models #125): the `caffe` steps with the mean (103.94, 116.78, 123.68),
+///   then x 0.017 (a std of 1 / 0.017).
 public struct Preprocessing: Sendable, Equatable {
     public enum Resize: Sendable, Equatable {
         case none
@@ -38,6 +41,7 @@ public struct Preprocessing: Sendable, Equatable {
         case torchvision
         case kerasDensenet = "keras-densenet"
         case caffe
+        case caffeZoo = "caffe-zoo"
     }
 
     package static let imagenetMean: [Float] = [0.485, 0.456, 0.406], imagenetStd: [Float] = [0.229, 0.224, 0.225]
@@ -54,11 +58,13 @@ public struct Preprocessing: Sendable, Equatable {
             self.init(
                 resize: .exact(width: size, height: size), filter: .nearest, crop: nil,
                 divisor: 255, mean: Self.imagenetMean, std: Self.imagenetStd, bgr: false, layout: .nhwc)
-        case .caffe:
+        case .caffe, .caffeZoo:
             let side = Int((Double(size) / 0.875).rounded(.towardZero))
+            let zoo = preset == .caffeZoo
             self.init(
-                resize: .exact(width: side, height: side), filter: .bilinear, crop: size,
-                divisor: 1, mean: [103.939, 116.779, 123.68], std: [1, 1, 1], bgr: true, layout: .nchw)
+                resize: .exact(width: side, height: side), filter: .bilinear, crop: size, divisor: 1,
+                mean: zoo ? [103.94, 116.78, 123.68] : [103.939, 116.779, 123.68],
+                std: [Float](repeating: zoo ? 1 / 0.017 : 1, count: 3), bgr: true, layout: .nchw)
         }
     }
 

@@ -16,8 +16,9 @@ import Testing
     /// byte, as PIL does for 16-bit RGB. Checked against the high byte instead, below.
     static let pilIsOdd: Set<String> = ["camera-gray16.png"]
 
-    /// Within 1.5/255 of the pixel scale: |a - b|, undone to 8-bit units (x std x 255, or x 1 for caffe).
-    @Test(arguments: ["torchvision", "keras-densenet", "caffe"])
+    /// Within 1.5/255 of the pixel scale: |a - b|, undone to 8-bit units (x std x 255, x 1 for caffe, / 0.017
+    /// for caffe-zoo).
+    @Test(arguments: ["torchvision", "keras-densenet", "caffe", "caffe-zoo"])
     func presetsMatchTheFrameworks(_ preset: String) throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -46,7 +47,8 @@ import Testing
             var worst: Float = 0
             for j in 0..<per {
                 let channel = preset == "keras-densenet" ? j % 3 : j / (224 * 224)
-                let scale: Float = preset == "caffe" ? 1 : Self.std[channel] * 255
+                let scale: Float =
+                    preset == "caffe" ? 1 : preset == "caffe-zoo" ? 1 / 0.017 : Self.std[channel] * 255
                 worst = max(worst, abs(ours.values[i * per + j] - theirs.values[i * per + j]) * scale)
             }
             #expect(worst <= 1.5, "\(preset) on \(file): \(worst) gray levels")

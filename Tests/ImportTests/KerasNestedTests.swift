@@ -65,8 +65,8 @@ import Testing
             outcome.stderr
                 == """
                 error: \(Fixtures.path("keras3-tiny-between-blocks.keras")): layer 'between_blocks' (Activation): \
-                expected only keras.applications DenseNet layers before the final 'relu', found Activation inside \
-                the backbone
+                expected only keras.applications DenseNet layers before the final 'relu' (and Rescaling or \
+                Normalization before the stem), found Activation inside the backbone
 
                 """)
     }

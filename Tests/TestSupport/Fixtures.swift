@@ -9,7 +9,10 @@ public enum Fixtures {
     public static let root: URL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    public static func path(_ name: String) -> String { root.appendingPathComponent("fixtures/\(name)").path }
+    /// A fixture's path (an absolute path, such as a file a test wrote, is kept as it is).
+    public static func path(_ name: String) -> String {
+        name.hasPrefix("/") ? name : root.appendingPathComponent("fixtures/\(name)").path
+    }
 
     /// `fixtures/full` when `make fixtures-full` completed there; nil otherwise, and the full-size
     /// tests are then skipped (saying so), except under CI (`CI=true`, as `.ci/run` runs): there it

@@ -60,6 +60,7 @@ import Testing
         ("densenet169-legacy-opset17.onnx", "densenet169"),
         ("densenet201-legacy-opset17.onnx", "densenet201"),
         ("densenet161-legacy-opset17.onnx", "densenet161"),
+        ("densenet121-zoo-opset9.onnx", "densenet121"),
     ]
 
     @Test(.enabled(if: Fixtures.full != nil, "full-size fixtures not built (make fixtures-full)"), arguments: full)

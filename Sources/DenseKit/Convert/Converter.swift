@@ -99,7 +99,13 @@ public struct Converter {
         let report = try Verifier().verify(net)
         if !report.matches && !acceptDeviations { throw Refusal.deviations(report) }
         // What the target makes of the model (or that it cannot hold it), before any work is done.
-        let (prepared, conventions) = try writer.prepare(net, dtype: dtype)
+        var (prepared, conventions) = try writer.prepare(net, dtype: dtype)
+        if net.head.outputKeepsMapAxes {
+            conventions.append(
+                Convention(
+                    .changes, "output shape",
+                    "[N, \(net.classes)] where the source's was [N, \(net.classes), 1, 1] (the same values)"))
+        }
         let executor = try Executor(net, threads: threads, mode: mode)
         let size = (height: net.input.height ?? report.spec.inputSize, width: net.input.width ?? report.spec.inputSize)
         // The workspace is sized (and refused if too large) before the probe image is made.
@@ -118,7 +124,10 @@ public struct Converter {
         let temporary = try AtomicFile.writeTemporary(bytes, beside: output)
         do {
             progress("reading the written file back and running it")
-            let written = try ModelLoader.load(path: temporary)
+            var written = try ModelLoader.load(path: temporary)
+            // A target that cannot hold the model's input transform drops it (a convention tells the
+            // user to apply it first): the written file is checked on input so transformed.
+            if written.inputTransform == nil { written.inputTransform = net.inputTransform }
             let outputs = try Executor(written, threads: threads, mode: mode).run(
                 probeInput.values, batch: probeInput.batch, height: probeInput.height, width: probeInput.width)
             let validation = compare(outputs, reference, classes: reference.count / max(probeInput.batch, 1))

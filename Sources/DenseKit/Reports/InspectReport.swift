@@ -8,6 +8,14 @@ public struct InspectReport: Encodable, Sendable {
         public var layout: String
         /// In the source's layout; null where the file leaves a size open.
         public var shape: [Int?]
+        /// The model's own preprocessing before the stem (x * scale + offset per channel); null when none.
+        public var transform: Nullable<Transform>
+    }
+
+    public struct Transform: Encodable, Sendable {
+        public var scale: [Float]
+        public var offset: [Float]
+        public var origin: [String]
     }
 
     public struct Stem: Encodable, Sendable {
@@ -58,7 +66,9 @@ public struct InspectReport: Encodable, Sendable {
             name: spec.name, layout: spec.layout.rawValue,
             shape: spec.layout == .nchw
                 ? [spec.batch, spec.channels, spec.height, spec.width]
-                : [spec.batch, spec.height, spec.width, spec.channels])
+                : [spec.batch, spec.height, spec.width, spec.channels],
+            transform: Nullable(
+                net.inputTransform.map { Transform(scale: $0.scale, offset: $0.offset, origin: $0.origin) }))
         stem = Stem(
             kernel: net.stem.conv.kernel, stride: net.stem.conv.stride, outChannels: net.stem.outChannels,
             batchNorm: net.stem.norm != nil ? "present" : net.stem.normFolded ? "folded" : "none",

@@ -28,6 +28,9 @@ package struct DenseNetRecognizer {
         package var blocks: [DenseBlock]
         package var transitions: [Transition]
         package var head: Head
+        /// An AveragePool read as the global pool (Caffe's models pool the whole final map so): the caller
+        /// checks that its window covers the map, which depends on the input size.
+        package var headPoolWindow: (label: String, pool: Pool2D)? = nil
     }
 
     package mutating func recognise() throws -> Result {
@@ -100,14 +103,21 @@ package struct DenseNetRecognizer {
                 throw ImportError.structure(
                     .node(relu.label), problem: "expected a single conv or global pool to follow")
             }
+            // An average pool right after a BN-ReLU (a transition's follows its conv) is the head's.
+            let wholeMapPool: Pool2D? =
+                if case .pool(let window) = next.op, window.kind == .average { window } else { nil }
             switch next.op {
-            case .globalAveragePool, .globalMaxPool:
+            case .globalAveragePool, .globalMaxPool,
+                .pool where wholeMapPool != nil:
                 guard !layers.isEmpty else {
                     throw ImportError.structure(.node(next.label), problem: "head follows an empty dense block")
                 }
                 blocks.append(DenseBlock(layers: layers))
                 let head = try readHead(after: next, norm: norm, channels: width)
-                return Result(inputLayout: layout, stem: stem, blocks: blocks, transitions: transitions, head: head)
+                var result = Result(
+                    inputLayout: layout, stem: stem, blocks: blocks, transitions: transitions, head: head)
+                result.headPoolWindow = wholeMapPool.map { (next.label, $0) }
+                return result
             case .conv(let first):
                 try check(first, inChannels: width, next.label)
                 if let poolNode = single(next.output), case .pool(let pool) = poolNode.op {
@@ -208,7 +218,7 @@ package struct DenseNetRecognizer {
                     found: "\(readers.count) nodes reading '\(value)'")
             }
             let node = graph.nodes[readers[0]]
-            guard case .linear(let linear) = node.op else {
+            guard let linear = Self.linear(node.op) else {
                 throw ImportError.mismatch(
                     .node(node.label), expected: "a Gemm or MatMul classifier after \(last), or the graph output",
                     found: "\(node.op.name)")
@@ -236,6 +246,21 @@ package struct DenseNetRecognizer {
         }
         guard case .globalMaxPool = pool.op else { return Head(norm: norm, pool: .average, dense: dense) }
         return Head(norm: norm, pool: .max, dense: dense)
+    }
+
+    /// A classifier: Gemm or MatMul, or a 1x1 conv on the pooled 1x1 map (Caffe's models), which is the same map.
+    private static func linear(_ op: OpGraph.Op) -> Linear? {
+        switch op {
+        case .linear(let linear): return linear
+        case .conv(let conv) where conv.kernel == 1 && conv.weight.shape[3] == 1 && conv.pads.allSatisfy({ $0 == 0 }):
+            let weight = conv.weight
+            return Linear(
+                weight: Tensor(
+                    name: weight.name, shape: [weight.shape[0], weight.shape[1]], storedDType: weight.storedDType,
+                    values: weight.values),
+                bias: conv.bias)
+        default: return nil
+        }
     }
 
     private static func activation(_ op: OpGraph.Op) -> Head.Activation? {

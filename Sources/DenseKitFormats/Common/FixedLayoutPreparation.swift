@@ -61,6 +61,16 @@ package struct FixedLayoutPreparation {
         conventions += Self.layoutChanges(net, to: layout, framework)
         var prepared = compensated
         prepared.input.layout = layout
+        if let transform = net.inputTransform {
+            conventions.append(
+                Convention(
+                    .drops, "input transform",
+                    """
+                    \(framework)'s weights hold no preprocessing: apply the model's own \(transform.summary) per \
+                    input channel (\(transform.origin.joined(separator: ", "))) before the model
+                    """))
+            prepared.inputTransform = nil
+        }
         return (prepared, conventions)
     }
 

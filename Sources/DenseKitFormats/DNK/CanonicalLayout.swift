@@ -64,7 +64,8 @@ package enum CanonicalLayout {
             softmax: net.head.softmax, head: HeadDescription(net.head),
             input: .init(
                 name: input.name, layout: input.layout, channels: input.channels, height: input.height,
-                width: input.width, batch: input.batch))
+                width: input.width, batch: input.batch,
+                transform: net.inputTransform.map { .init(scale: $0.scale, offset: $0.offset, origin: $0.origin) }))
     }
 
     private static func pool(_ geometry: Pool2D) -> DNKMetadata.PoolGeometry {
@@ -222,6 +223,12 @@ package enum CanonicalLayout {
         let input = InputSpec(
             name: declared.name ?? "input", layout: declared.layout, channels: declared.channels,
             height: declared.height, width: declared.width, batch: declared.batch)
-        return DenseNet(source: source, input: input, stem: stem, blocks: blocks, transitions: transitions, head: head)
+        var net = DenseNet(
+            source: source, input: input, stem: stem, blocks: blocks, transitions: transitions, head: head)
+        // Its sizes and values are checked by the validation every model passes.
+        net.inputTransform = declared.transform.map {
+            InputTransform(scale: $0.scale, offset: $0.offset, origin: $0.origin)
+        }
+        return net
     }
 }

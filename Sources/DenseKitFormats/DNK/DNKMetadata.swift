@@ -90,6 +90,15 @@ package struct DNKMetadata: Codable {
         package var height: Int?
         package var width: Int?
         package var batch: Int?
+        /// From 3.0: the model's own preprocessing, x * scale + offset per channel.
+        package var transform: Transform?
+    }
+
+    package struct Transform: Codable {
+        package var scale: [Float]
+        package var offset: [Float]
+        /// Where the source file held it (`Rescaling 'rescaling' (...)`, `node 'Mul_0'`).
+        package var origin: [String]
     }
 
     /// Where the file came from (all optional: a reader shows what is there).

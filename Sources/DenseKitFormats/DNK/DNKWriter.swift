@@ -12,8 +12,10 @@ public enum DNKWriter {
 
     /// The format version a file holding `net` gets: 1.1 where a 1.0 reader reads it right (the
     /// paper's head: global average pool, one dense layer, softmax or logits), 2.0 for every other
-    /// head, which a 1.0 reader would misread.
+    /// head, which a 1.0 reader would misread; 3.0 for a model with an input transform.
     public static func version(for net: DenseNet) -> (major: Int, minor: Int) {
+        // An input transform: a 1.x or 2.x reader would run the model without it.
+        if net.inputTransform != nil { return (3, 0) }
         let head = net.head
         return head.pool == .average && head.dense.count == 1
             && (head.activation == .softmax || head.activation == .linear)

@@ -61,6 +61,14 @@ public enum KerasImporter {
             notes.append(
                 "the backbone is nested in the model as its layer '\(nested)'; the layers after it are the head")
         }
+        let preprocessing = weights.order.filter { $0.hasPrefix("rescaling") || $0.hasPrefix("normalization") }
+        if config == nil, !preprocessing.isEmpty {
+            notes.append(
+                """
+                the file lists preprocessing layers (\(preprocessing.joined(separator: ", "))) but, weights only, not \
+                what they do: they are not applied (read the full model, .h5 or .keras, to have them)
+                """)
+        }
         if weights.namesRecovered {
             notes.append("the file stores no layer names; they were recovered from creation order and shapes")
         }
@@ -149,8 +157,95 @@ public enum KerasImporter {
                 height: shape.count == 3 ? shape[0] : nil, width: shape.count == 3 ? shape[1] : nil, batch: nil)
             let source = ModelSource(
                 path: "", format: .kerasH5, producer: "keras", storedParameters: 0, storedBytes: 0, storedTensors: 0)
-            return DenseNet(
+            var net = DenseNet(
                 source: source, input: input, stem: stem, blocks: blocks, transitions: transitions, head: head)
+            net.inputTransform = try config.flatMap { try preprocessing($0, channels: stemConv.inChannels) }
+            return net
+        }
+
+        /// The Rescaling and Normalization layers before the stem, in order, as one per-channel transform.
+        private func preprocessing(_ config: KerasModelConfig, channels: Int) throws -> InputTransform? {
+            var transform: InputTransform? = nil
+            var previous = config.inputLayer.map { [$0] } ?? []
+            for name in config.order.prefix(while: { $0 != "conv1_conv" }) {
+                guard let layer = config.layers[name], Self.preprocessingClasses.contains(layer.className) else {
+                    continue
+                }
+                let subject = ImportSubject.kerasLayer(name, className: layer.className)
+                guard layer.inbound == previous else {
+                    throw ImportError.mismatch(
+                        subject, expected: "inputs \(previous) (the input, or the preprocessing layer before it)",
+                        found: "inputs \(layer.inbound)")
+                }
+                previous = [name]
+                let step =
+                    layer.className == "Rescaling"
+                    ? try rescaling(name, layer, subject, channels: channels)
+                    : try normalization(name, layer, subject, channels: channels)
+                transform = transform.map { $0.followed(by: step) } ?? step
+            }
+            return transform
+        }
+
+        static let preprocessingClasses: Set<String> = ["Rescaling", "Normalization"]
+
+        /// Per-channel values: one, or one per channel.
+        private static func perChannel(_ values: [Double], _ key: String, _ subject: ImportSubject, channels: Int)
+            throws -> [Float]
+        {
+            guard values.count == 1 || values.count == channels else {
+                throw ImportError.mismatch(
+                    subject, expected: "\(key) of one value or one per input channel (\(channels))",
+                    found: "\(values.count) values")
+            }
+            return values.map(Float.init)
+        }
+
+        /// Rescaling: x * scale + offset.
+        private func rescaling(
+            _ name: String, _ layer: KerasModelConfig.Layer, _ subject: ImportSubject, channels: Int
+        ) throws -> InputTransform {
+            guard let scale = layer.scale else {
+                throw ImportError.mismatch(subject, expected: "a numeric scale", found: "none")
+            }
+            let values = try Self.perChannel(scale, "scale", subject, channels: channels)
+            let offsets = try Self.perChannel(layer.offset ?? [0], "offset", subject, channels: channels)
+            return InputTransform(
+                scale: values, offset: offsets, channels: channels,
+                origin: "Rescaling '\(name)' (scale \(scale.count == 1 ? "\(scale[0])" : "\(scale)"), "
+                    + "offset \(layer.offset.map { $0.count == 1 ? "\($0[0])" : "\($0)" } ?? "0"))")
+        }
+
+        /// Normalization: (x - mean) / max(sqrt(variance), 1e-7), Keras's epsilon; with invert,
+        /// mean + x * max(sqrt(variance), 1e-7). Mean and variance from the config, or the adapted ones
+        /// stored as the layer's weights.
+        private func normalization(
+            _ name: String, _ layer: KerasModelConfig.Layer, _ subject: ImportSubject, channels: Int
+        ) throws -> InputTransform {
+            var mean = layer.mean
+            var variance = layer.variance
+            if mean == nil || variance == nil, let stored = weights.layers[name], stored.tensors.count >= 2 {
+                mean = stored.tensors[0].values.map(Double.init)
+                variance = stored.tensors[1].values.map(Double.init)
+            }
+            guard let mean, let variance else {
+                throw ImportError.mismatch(
+                    subject, expected: "a mean and a variance (in the config, or adapted and stored)", found: "none")
+            }
+            let means = try Self.perChannel(mean, "mean", subject, channels: channels)
+            let variances = try Self.perChannel(variance, "variance", subject, channels: channels)
+            if let (c, bad) = variances.enumerated().first(where: { !($0.element >= 0) }) {
+                throw ImportError.mismatch(
+                    subject, expected: "variances of 0 or more",
+                    found: "\(bad)\(variances.count > 1 ? " (channel \(c))" : "")")
+            }
+            let deviations = variances.map { max($0.squareRoot(), 1e-7) }
+            let invert = layer.invert ?? false
+            let scale = deviations.map { invert ? $0 : 1 / $0 }
+            let offset = zip(means, deviations).map { invert ? $0 : -$0 / $1 }
+            return InputTransform(
+                scale: scale, offset: offset, channels: channels,
+                origin: "Normalization '\(name)'\(invert ? " (invert)" : "") (mean \(means), variance \(variances))")
         }
 
         /// Refuses a layer the DenseNet does not have before its final `relu` (a layer put between
@@ -161,11 +256,16 @@ public enum KerasImporter {
                 conv1_(conv|bn|relu) | pool1 | bn | relu | pool\d+_(bn|relu|conv|pool)
                 | conv\d+_block\d+_(0_bn|0_relu|1_conv|1_bn|1_relu|2_conv|concat)
                 /#
-            for name in config.order.prefix(while: { $0 != "relu" }) {
+            let stem = config.order.firstIndex(of: "conv1_conv") ?? 0
+            for (index, name) in config.order.prefix(while: { $0 != "relu" }).enumerated() {
                 guard let layer = config.layers[name], (try? own.wholeMatch(in: name)) == nil else { continue }
+                // Preprocessing before the stem is the input transform (`preprocessing`).
+                if index < stem && Self.preprocessingClasses.contains(layer.className) { continue }
                 throw ImportError.mismatch(
                     .kerasLayer(name, className: layer.className),
-                    expected: "only keras.applications DenseNet layers before the final 'relu'",
+                    expected:
+                        "only keras.applications DenseNet layers before the final 'relu' (and Rescaling or "
+                        + "Normalization before the stem)",
                     found: "\(layer.className) inside the backbone")
             }
         }

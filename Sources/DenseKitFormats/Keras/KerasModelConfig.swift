@@ -21,6 +21,13 @@ package struct KerasModelConfig {
         package var zeroPadding: [Int]?
         /// The layers whose outputs this one reads (Keras 2's and Keras 3's inbound_nodes).
         package var inbound: [String] = []
+        /// Rescaling's `scale` and `offset`; Normalization's `mean` and `variance` when given to the
+        /// constructor (adapted ones are weights), and `invert`. A number or a list, flattened.
+        package var scale: [Double]?
+        package var offset: [Double]?
+        package var mean: [Double]?
+        package var variance: [Double]?
+        package var invert: Bool?
     }
 
     package var layers: [String: Layer] = [:]
@@ -35,6 +42,8 @@ package struct KerasModelConfig {
     /// The nested model's layer name when the backbone is one layer of the user's model
     /// (`Sequential([DenseNet121(include_top=False), ...])`); its layers are listed here in its place.
     package var nestedModel: String?
+    /// The model's InputLayer (a Sequential may list none).
+    package var inputLayer: String?
 
     package init(json: String) throws {
         guard let data = json.data(using: .utf8),
@@ -68,6 +77,7 @@ package struct KerasModelConfig {
                 } else {
                     let shape = (layerConfig["batch_input_shape"] ?? layerConfig["batch_shape"]) as? [Any] ?? []
                     if inputShape.isEmpty { inputShape = shape.dropFirst().map { $0 as? Int } }
+                    if inputLayer == nil { inputLayer = name }
                     order.append(name)
                 }
                 previous = aliases[name] ?? [name]
@@ -100,6 +110,11 @@ package struct KerasModelConfig {
             layer.epsilon = (layerConfig["epsilon"] as? Double).map(Float.init)
             layer.activation = layerConfig["activation"] as? String
             layer.zeroPadding = pendingPad
+            layer.scale = Self.numbers(layerConfig["scale"])
+            layer.offset = Self.numbers(layerConfig["offset"])
+            layer.mean = Self.numbers(layerConfig["mean"])
+            layer.variance = Self.numbers(layerConfig["variance"])
+            layer.invert = layerConfig["invert"] as? Bool
             layer.inbound = inbound
             pendingPad = nil
             guard layers.updateValue(layer, forKey: name) == nil else {
@@ -146,6 +161,19 @@ package struct KerasModelConfig {
         }
         if let object = value as? [String: Any] { return object.values.flatMap { layerNames($0) } }
         return []
+    }
+
+    /// A number or a (nested) list of numbers, flattened; nil for anything else (null included).
+    private static func numbers(_ value: Any?) -> [Double]? {
+        if let number = value as? Int { return [Double(number)] }
+        if let number = value as? Double { return [number] }
+        guard let list = value as? [Any] else { return nil }
+        var flat: [Double] = []
+        for item in list {
+            guard let inner = numbers(item) else { return nil }
+            flat += inner
+        }
+        return flat
     }
 
     /// An int or a list of ints, as Keras spells strides and sizes.

@@ -92,6 +92,7 @@ package struct KerasWeights {
                 guard file.exists(path) else {
                     throw ImportError.malformed(.kerasLayer(layerName), problem: "missing dataset '\(weightName)'")
                 }
+                if try file.isIntegerScalar(path) { continue }
                 let dataset = try file.floatDataset(path)
                 let tensor = Tensor(
                     name: weightName, shape: dataset.shape, storedDType: dataset.dtype, values: dataset.values)
@@ -147,7 +148,9 @@ package struct KerasWeights {
             let key = String(group.split(separator: "/").last ?? "")
             let vars = "\(group)/vars"
             guard file.exists(vars) else { continue }
-            let indices = try file.children(vars).compactMap(Int.init).sorted()
+            let indices = try file.children(vars).compactMap(Int.init).sorted().filter {
+                try !file.isIntegerScalar("\(vars)/\($0)")
+            }
             let tensors = try indices.map { i -> Tensor in
                 let dataset = try file.floatDataset("\(vars)/\(i)")
                 return Tensor(

@@ -106,6 +106,16 @@ public enum ONNXImporter {
             notes.append("bottleneck BatchNorms folded into the 1x1 convs by the exporter")
         }
         if recognized.inputLayout == .nhwc { notes.append("NHWC input transposed to NCHW") }
+        if graph.foldedIntoBatchNorms > 0 {
+            notes.append(
+                """
+                \(graph.foldedIntoBatchNorms) Mul and Add nodes after a BatchNormalization folded into it (Caffe's \
+                Scale layer: the ONNX model zoo's layout)
+                """)
+        }
+        if let window = recognized.headPoolWindow {
+            notes.append("global pool: \(window.label) over the whole final map")
+        }
         if input.elementType == 10 {
             notes.append("float16 input and output: DenseKit takes and gives float32 (any float .npy as input)")
         }
@@ -113,8 +123,34 @@ public enum ONNXImporter {
             path: path, format: .onnx, producer: producer.isEmpty ? "unknown" : producer,
             opset: opset, storedParameters: storedParameters, storedBytes: storedBytes,
             storedTensors: storedTensors, notes: notes)
-        return DenseNet(
+        var net = DenseNet(
             source: source, input: spec, stem: recognized.stem, blocks: recognized.blocks,
             transitions: recognized.transitions, head: recognized.head)
+        net.inputTransform = try graph.inputTransform(channels: spec.channels)
+        if let window = recognized.headPoolWindow { try checkWholeMap(window, of: net) }
+        // A 4-D output after a pool (a 1x1 conv classifier) keeps its unit axes, as the file declares it.
+        net.head.outputKeepsMapAxes = net.head.pool != nil && output.dims.count == 4
+        if net.head.outputKeepsMapAxes {
+            net.source.notes.append("output [N, \(net.classes), 1, 1] as the file declares it")
+        }
+        return net
+    }
+
+    /// An AveragePool read as the global pool must cover the whole final map, which the input's
+    /// fixed size determines.
+    private static func checkWholeMap(_ window: (label: String, pool: Pool2D), of net: DenseNet) throws {
+        guard let height = net.input.height, let width = net.input.width else {
+            throw ImportError.mismatch(
+                .node(window.label), expected: "a fixed input size (an AveragePool is the global pool at one size)",
+                found: "a dynamic one")
+        }
+        try net.validate()  // the geometry first: the sizes below assume a valid one
+        let map = try FeatureMapSizes(net, height: height, width: width).head
+        let pool = window.pool
+        guard pool.kernel == map.height, pool.kernel == map.width, pool.pads.allSatisfy({ $0 == 0 }) else {
+            throw ImportError.mismatch(
+                .node(window.label), expected: "an AveragePool over the whole \(map) final map (the global pool)",
+                found: "kernel \(pool.kernel)x\(pool.kernel), pads \(pool.pads)")
+        }
     }
 }

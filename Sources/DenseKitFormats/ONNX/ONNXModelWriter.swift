@@ -6,7 +6,8 @@ import Foundation
 /// before it), BatchNormalization nodes (or, with `foldBatchNorm`, the BNs that follow a conv folded
 /// into it, as torch's exporter does), and the head as the source has it (a softmax or a sigmoid
 /// stays in the graph), ending in `output`. Node and initializer names are canonical and readable:
-/// `block3.layer7.conv2.weight`, `transition1.norm.running_var`, `head.classifier.weight`.
+/// `block3.layer7.conv2.weight`, `transition1.norm.running_var`, `head.classifier.weight`. A model's
+/// own input preprocessing (`DenseNet.inputTransform`) is a Mul and an Add on the input.
 public struct ONNXModelWriter: ModelWriter {
     public static let defaultOpset = 17
     public static let opsets = 13...21
@@ -105,6 +106,14 @@ package struct ONNXGraphBuilder {
 
     package mutating func build(_ net: DenseNet) {
         var value = "input"
+        if let transform = net.inputTransform {
+            // The model's own preprocessing, per channel: Mul then Add ([1, C, 1, 1] constants).
+            let shape = [1, transform.channels, 1, 1]
+            let scale = Tensor(name: "input.scale", shape: shape, values: transform.scale)
+            let offset = Tensor(name: "input.offset", shape: shape, values: transform.offset)
+            value = node("Mul", "input.mul", [value, initializer("input.scale", scale)])
+            value = node("Add", "input.add", [value, initializer("input.offset", offset)])
+        }
         var features: [String] = []  // the block's input and each dense layer's new channels
         for step in net.steps {
             let name = step.layer.name

@@ -39,7 +39,8 @@ package struct ONNXOps {
         case "Concat": op = try concat(node)
         case "Gemm": op = .linear(try gemm(node))
         case "MatMul": op = .linear(try matMul(node))
-        case "Add": op = .addBias(try add(node))
+        case "Add": op = .addBias(try constantOperand(node))
+        case "Mul": op = .scale(try constantOperand(node))
         case "Softmax": op = try softmax(node)
         case "Identity", "Dropout", "Flatten", "Reshape", "Squeeze": op = .passThrough
         case "Cast":
@@ -140,6 +141,10 @@ package struct ONNXOps {
         guard int(node, "training_mode", 0) == 0 else {
             throw ImportError.unsupported(.node(node.label), problem: "training-mode BatchNormalization")
         }
+        // Opsets 7 and 8 (and 9) may say `spatial`: 0 normalises every position separately.
+        guard int(node, "spatial", 1) == 1 else {
+            throw ImportError.unsupported(.node(node.label), problem: "spatial 0 (a BatchNormalization per position)")
+        }
         let parts = try (1...4).map { try weight(node, $0, ["scale", "B", "input_mean", "input_var"][$0 - 1]) }
         let channels = parts[0].count
         guard parts.allSatisfy({ $0.count == channels }) else {
@@ -231,7 +236,8 @@ package struct ONNXOps {
         return Linear(weight: matrix.transposed(), bias: nil)
     }
 
-    private mutating func add(_ node: ONNXNode) throws -> Tensor {
+    /// The constant operand of a binary Add or Mul (either input).
+    private mutating func constantOperand(_ node: ONNXNode) throws -> Tensor {
         guard node.inputs.count == 2 else { throw ImportError.malformed(.node(node.label), problem: "needs 2 inputs") }
         let constant = floats[node.inputs[1]] != nil ? 1 : 0
         return try weight(node, constant, "B")

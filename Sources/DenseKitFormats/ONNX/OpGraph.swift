@@ -13,8 +13,12 @@ package struct OpGraph {
         case globalMaxPool
         case concat
         case linear(Linear)
-        /// Adds a per-feature constant (the Add after a MatMul classifier).
+        /// Adds a constant: the Add after a MatMul classifier, Caffe's Scale layer's bias after a
+        /// BatchNormalization, or preprocessing on the input.
         case addBias(Tensor)
+        /// Multiplies by a constant: Caffe's Scale layer's factor after a BatchNormalization, or
+        /// preprocessing on the input.
+        case scale(Tensor)
         case softmax
         case sigmoid
         case tanh
@@ -39,6 +43,7 @@ package struct OpGraph {
             case .concat: return "a Concat"
             case .linear: return "a linear layer"
             case .addBias: return "an Add"
+            case .scale: return "a Mul"
             case .softmax: return "a Softmax"
             case .sigmoid: return "a Sigmoid"
             case .tanh: return "a Tanh"
@@ -60,9 +65,56 @@ package struct OpGraph {
     package var nodes: [Node]
     package var input: String
     package var output: String
+    /// Mul and Add nodes on the input before the stem, in order, each as per-channel values (one
+    /// value: every channel); set by `normalized()`.
+    package var inputSteps: [InputStep] = []
+    /// Mul and Add nodes folded into the BatchNormalization before them by `normalized()`.
+    package var foldedIntoBatchNorms = 0
 
-    /// Removes pass-through nodes, merges Pad into the conv or pool that consumes it, and folds
-    /// an Add of a constant into the Linear before it.
+    package struct InputStep {
+        package var label: String
+        package var scale: [Float]
+        package var offset: [Float]
+    }
+
+    package init(nodes: [Node], input: String, output: String) {
+        self.nodes = nodes
+        self.input = input
+        self.output = output
+    }
+
+    /// The input preprocessing as one transform over `channels` channels.
+    package func inputTransform(channels: Int) throws -> InputTransform? {
+        var transform: InputTransform? = nil
+        for step in inputSteps {
+            guard [1, channels].contains(step.scale.count), [1, channels].contains(step.offset.count) else {
+                throw ImportError.mismatch(
+                    .node(step.label), expected: "one value or one per input channel (\(channels))",
+                    found: "\(max(step.scale.count, step.offset.count))")
+            }
+            let next = InputTransform(
+                scale: step.scale, offset: step.offset, channels: channels, origin: "node '\(step.label)'")
+            transform = transform.map { $0.followed(by: next) } ?? next
+        }
+        return transform
+    }
+
+    /// A constant's values when it broadcasts per channel over an NCHW map ([C, 1, 1], [1, C, 1, 1])
+    /// or, before the input's NHWC-to-NCHW Transpose, an NHWC one ([C], [1, 1, 1, C]); one value
+    /// for a scalar; nil otherwise.
+    package static func perChannel(_ constant: Tensor, nhwc: Bool) -> [Float]? {
+        if constant.count == 1 { return constant.values }
+        let shape = constant.shape
+        if nhwc { return shape.dropLast().allSatisfy { $0 == 1 } ? constant.values : nil }
+        guard shape.count >= 3, shape.suffix(2) == [1, 1], shape.dropLast(3).allSatisfy({ $0 == 1 }) else {
+            return nil
+        }
+        return constant.values
+    }
+
+    /// Removes pass-through nodes, merges Pad into the conv or pool that consumes it, folds an Add of
+    /// a constant into the Linear before it and a Mul or Add after a BatchNormalization into it (Caffe's
+    /// Scale layer), and takes Mul and Add nodes on the input as `inputSteps`.
     package func normalized() throws -> OpGraph {
         var alias: [String: String] = [:]
         func resolve(_ value: String) -> String {
@@ -70,6 +122,16 @@ package struct OpGraph {
             while let target = alias[value] { value = target }
             return value
         }
+        var readers: [String: Int] = [:]
+        for node in nodes { for value in node.inputs { readers[value, default: 0] += 1 } }
+        // Values that are the input, or it transposed or preprocessed: before the Transpose of an NHWC
+        // input, a per-channel constant is laid out NHWC.
+        let nhwcInput = nodes.contains {
+            if case .transpose([0, 3, 1, 2]) = $0.op { $0.inputs.first == input } else { false }
+        }
+        var inputValues: [String: Bool] = [input: nhwcInput]  // value -> whether it is NHWC
+        var steps: [InputStep] = []
+        var folded = 0
         var pads: [String: (input: String, pads: [Int], label: String)] = [:]
         var kept: [Node] = []
         var byOutput: [String: Int] = [:]
@@ -98,19 +160,55 @@ package struct OpGraph {
                     node.inputs[0] = pad.input
                     node.op = .pool(pool)
                 }
-            case .addBias(let bias):
-                if let linearIndex = byOutput[node.inputs[0]], case .linear(var linear) = kept[linearIndex].op,
-                    linear.bias == nil,
-                    bias.count == linear.outFeatures
-                {
-                    linear.bias = Tensor(
-                        name: bias.name, shape: [bias.count], storedDType: bias.storedDType, values: bias.values)
-                    kept[linearIndex].op = .linear(linear)
+            case .transpose:
+                if let nhwc = inputValues[node.inputs[0]] { inputValues[node.output] = !nhwc }
+            case .scale(let constant), .addBias(let constant):
+                let isScale = if case .scale = node.op { true } else { false }
+                if let nhwc = inputValues[node.inputs[0]] {
+                    guard let values = Self.perChannel(constant, nhwc: nhwc) else {
+                        throw ImportError.mismatch(
+                            .node(node.label), expected: "a per-channel constant on the input",
+                            found: "shape \(constant.shape)")
+                    }
+                    steps.append(
+                        InputStep(
+                            label: node.label, scale: isScale ? values : [1], offset: isScale ? [0] : values))
+                    inputValues[node.output] = nhwc
                     alias[node.output] = node.inputs[0]
                     continue
                 }
-                throw ImportError.unsupported(
-                    .node(node.label), problem: "Add of a constant that does not follow a MatMul")
+                let misplaced = ImportError.unsupported(
+                    .node(node.label),
+                    problem: "\(node.op.name) of a constant that does not follow a MatMul, a BatchNormalization or the "
+                        + "input")
+                guard let index = byOutput[node.inputs[0]] else { throw misplaced }
+                switch kept[index].op {
+                case .linear(var linear) where !isScale && linear.bias == nil && constant.count == linear.outFeatures:
+                    linear.bias = Tensor(
+                        name: constant.name, shape: [constant.count], storedDType: constant.storedDType,
+                        values: constant.values)
+                    kept[index].op = .linear(linear)
+                case .batchNorm(let norm):
+                    guard let values = Self.perChannel(constant, nhwc: false),
+                        [1, norm.channels].contains(values.count)
+                    else {
+                        throw ImportError.mismatch(
+                            .node(node.label),
+                            expected: "one value per channel of \(kept[index].label) (\(norm.channels))",
+                            found: "shape \(constant.shape)")
+                    }
+                    guard readers[node.inputs[0], default: 0] == 1 else {
+                        throw ImportError.unsupported(
+                            .node(node.label),
+                            problem: "follows \(kept[index].label), whose output other nodes read too")
+                    }
+                    kept[index].op = .batchNorm(isScale ? norm.scaled(by: values) : norm.shifted(by: values))
+                    folded += 1
+                default:
+                    throw misplaced
+                }
+                alias[node.output] = node.inputs[0]
+                continue
             default:
                 break
             }
@@ -121,6 +219,9 @@ package struct OpGraph {
             byOutput[node.output] = kept.count
             kept.append(node)
         }
-        return OpGraph(nodes: kept, input: input, output: resolve(output))
+        var graph = OpGraph(nodes: kept, input: input, output: resolve(output))
+        graph.inputSteps = steps
+        graph.foldedIntoBatchNorms = folded
+        return graph
     }
 }

@@ -31,6 +31,24 @@ public struct BatchNorm: Sendable {
 
     public var tensors: [Tensor] { [gamma, beta, mean, variance] }
 
+    /// This BN followed by a per-channel multiplication (one value: every channel), as one BN:
+    /// gamma and beta scaled. Caffe's Scale layer after its BatchNorm.
+    public func scaled(by factors: [Float]) -> BatchNorm {
+        func times(_ t: Tensor) -> Tensor {
+            let values = t.values.indices.map { t.values[$0] * factors[factors.count == 1 ? 0 : $0] }
+            return Tensor(name: t.name, shape: t.shape, storedDType: t.storedDType, values: values)
+        }
+        return BatchNorm(gamma: times(gamma), beta: times(beta), mean: mean, variance: variance, epsilon: epsilon)
+    }
+
+    /// This BN followed by a per-channel addition (one value: every channel), as one BN: beta shifted.
+    public func shifted(by offsets: [Float]) -> BatchNorm {
+        let values = beta.values.indices.map { beta.values[$0] + offsets[offsets.count == 1 ? 0 : $0] }
+        var copy = self
+        copy.beta = Tensor(name: beta.name, shape: beta.shape, storedDType: beta.storedDType, values: values)
+        return copy
+    }
+
     /// torch's names for `tensors`, in that order (`nn.BatchNorm2d`'s state_dict; DenseKit's ONNX
     /// initializers use them too).
     public static let torchNames = ["weight", "bias", "running_mean", "running_var"]

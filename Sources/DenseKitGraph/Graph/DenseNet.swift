@@ -11,6 +11,8 @@ public struct DenseNet: Sendable {
     public var blocks: [DenseBlock]
     public var transitions: [Transition]
     public var head: Head
+    /// Preprocessing the model applies to its input before the stem, when the file holds some.
+    public var inputTransform: InputTransform? = nil
 
     public init(
         source: ModelSource, input: InputSpec, stem: Stem, blocks: [DenseBlock],

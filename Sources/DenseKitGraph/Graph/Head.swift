@@ -32,6 +32,9 @@ public struct Head: Sendable {
     /// nil: no global pool; the head outputs the final BN-ReLU's feature map (and has no dense layers).
     public var pool: Pool?
     public var dense: [Dense]
+    /// The output keeps the pooled map's two unit axes, [N, classes, 1, 1], as a file whose classifier is
+    /// a 1x1 conv declares it (Caffe's models). The values are the same.
+    public var outputKeepsMapAxes = false
 
     public init(norm: BatchNorm, pool: Pool?, dense: [Dense]) {
         self.norm = norm

@@ -99,6 +99,17 @@ extension DenseNet {
                 .input(input.name), expected: "\(stem.conv.inChannels) channels (what the stem conv reads)",
                 found: "\(input.channels)")
         }
+        if let inputTransform {
+            let subject = ImportSubject.part("input transform (\(inputTransform.origin.joined(separator: ", ")))")
+            guard inputTransform.scale.count == input.channels, inputTransform.offset.count == input.channels else {
+                throw ImportError.mismatch(
+                    subject, expected: "a scale and an offset per input channel (\(input.channels))",
+                    found: "\(inputTransform.scale.count) and \(inputTransform.offset.count)")
+            }
+            if let bad = (inputTransform.scale + inputTransform.offset).first(where: { !$0.isFinite }) {
+                throw ImportError.mismatch(subject, expected: "finite scales and offsets", found: "\(bad)")
+            }
+        }
     }
 
     /// A tensor of `rank` dims, each at least 1, holding exactly the values its shape says.

@@ -17,6 +17,10 @@ struct InspectText {
             \(net.input.layout.rawValue.uppercased()) float32
             """
         )
+        if let transform = net.inputTransform {
+            let origin = transform.origin.joined(separator: ", ")
+            lines.append("transform   \(transform.summary) per channel, before the stem (\(origin))")
+        }
         let stem = net.stem
         var stemParts = [
             """
