@@ -58,6 +58,20 @@ import Testing
         ) { try ModelLoader.load(path: Fixtures.path("keras3-tiny-two-backbones.keras")) }
     }
 
+    /// What Keras lets users build and DenseKit refuses: exit 2 and one line naming the layer.
+    @Test(arguments: [
+        ("keras3-tiny-two-backbones.keras", "layer 'densenet121_b': expected one nested model"),
+        ("keras3-tiny-negative-variance.keras", "layer 'normalization_1' (Normalization): expected variances of 0"),
+        ("keras3-tiny-rescaling-after.keras", "layer 'rescaling_1' (Rescaling): expected a global pool, Dropout"),
+    ])
+    func refusalsAreOneLineNamingTheLayer(_ refusal: (String, String)) throws {
+        let path = Fixtures.path(refusal.0)
+        let outcome = try densekit(["verify", path])
+        #expect(outcome.status == 2 && outcome.stdout.isEmpty)
+        #expect(outcome.stderr.hasPrefix("error: \(path): \(refusal.1)"), "\(outcome.stderr)")
+        #expect(outcome.stderr.filter { $0 == "\n" }.count == 1)
+    }
+
     @Test func aLayerBetweenBlocksIsRefusedByName() throws {
         let outcome = try densekit(["inspect", Fixtures.path("keras3-tiny-between-blocks.keras")])
         #expect(outcome.status == 2)
