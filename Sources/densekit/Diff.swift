@@ -52,7 +52,7 @@ struct Diff: ParsableCommand {
                 netA, netB, tolerance: Tolerance(absolute: atol, relative: rtol), threads: execution.threadCount,
                 mode: execution.mode)
         }
-        guard let input else { return try datasetDiff(diff, netA) }
+        guard let input else { return try datasetDiff(diff, netA, netB) }
         let array = try CommandFailure.about(input) { try NPY.read(path: input) }
         let layout = execution.inputLayout ?? netA.input.layout
         let modelInput = try CommandFailure.about(input) { try ModelInput(array, layout: layout, for: netA) }
@@ -75,10 +75,10 @@ struct Diff: ParsableCommand {
 
     // MARK: dataset diff
 
-    private func datasetDiff(_ diff: ModelDiff, _ net: DenseNet) throws {
-        let set = ImageSet(
-            files: try imageFiles(images),
-            preprocessing: try preprocessing.preprocessing(defaultSize: net.input.height), skipBad: skipBad)
+    private func datasetDiff(_ diff: ModelDiff, _ netA: DenseNet, _ netB: DenseNet) throws {
+        let pipeline = try preprocessing.preprocessing(for: netA, named: modelA)
+        _ = try preprocessing.preprocessing(for: netB, named: modelB)  // for its note on B's own preprocessing
+        let set = ImageSet(files: try imageFiles(images), preprocessing: pipeline, skipBad: skipBad)
         let report = try withProgress("diff", blaming: modelA) { bar in
             try DatasetDiff.run(diff, images: set, batchSize: batch) { bar.update($0, $1) }
         }

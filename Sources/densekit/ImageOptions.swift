@@ -42,6 +42,24 @@ struct PreprocessingOptions: ParsableArguments {
         return try pipeline(preset ?? .torchvision, defaultSize: defaultSize)
     }
 
+    /// The pipeline for images run through `net` (its input side by default). A model that preprocesses
+    /// its own input gets the preset's scaling on top: said on stderr, with the flags that give it pixels.
+    func preprocessing(for net: DenseNet, named file: String) throws -> Preprocessing {
+        let pipeline = try preprocessing(defaultSize: net.input.height)
+        if let transform = net.inputTransform,
+            pipeline.divisor != 1 || pipeline.mean.contains(where: { $0 != 0 })
+                || pipeline.std.contains(where: { $0 != 1 })
+        {
+            log(
+                """
+                note: \(file) applies its own preprocessing (\(transform.summary) per channel: \
+                \(transform.origin.joined(separator: ", "))); the preset's scaling comes on top of it \
+                (--divisor 1 --mean 0,0,0 --std 1,1,1 give it 0..255 pixels)
+                """)
+        }
+        return pipeline
+    }
+
     private func pipeline(_ preset: Preprocessing.Preset, defaultSize: Int?) throws -> Preprocessing {
         let side = 1...DenseNet.Limits.inputSide
         if let size, !side.contains(size) {

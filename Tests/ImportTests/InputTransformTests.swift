@@ -99,6 +99,23 @@ import Testing
                 + "[1, 1, 3, 1]\n")
     }
 
+    /// Images through a preset that normalises, into a model that preprocesses its own input: said on
+    /// stderr, with the flags that give it pixels (after which nothing is said).
+    @Test func aPresetOnTopOfTheModelsOwnPreprocessingIsNoted() throws {
+        let model = Fixtures.path("keras3-tiny-rescaling.keras")
+        let images = ["--images", Fixtures.path("demo-images"), "--preset", "keras-densenet", "--size", "64"]
+        let noted = try densekit(["run", model] + images)
+        #expect(noted.status == 0, "\(noted.stderr)")
+        #expect(
+            noted.stderr.hasPrefix(
+                "note: \(model) applies its own preprocessing (x * \(Self.toPlusMinusOne.scale) + -1.0 per channel"),
+            "\(noted.stderr)")
+        let pixels = try densekit(["run", model] + images + ["--divisor", "1", "--mean", "0,0,0", "--std", "1,1,1"])
+        #expect(pixels.status == 0 && !pixels.stderr.contains("note:"), "\(pixels.stderr)")
+        let plain = try densekit(["run", Fixtures.path("keras3-tiny.keras")] + images)
+        #expect(plain.status == 0 && !plain.stderr.contains("note:"), "\(plain.stderr)")
+    }
+
     @Test func inspectShowsTheTransform() throws {
         let path = Fixtures.path("keras3-tiny-rescaling.keras")
         let text = try densekit(["inspect", path])
