@@ -338,7 +338,8 @@ def full(outdir):
 
 
 def full_nested(outdir, x, rng):
-    """DenseNet-121 nested in the user's model: Keras 2 Sequential (.h5), Keras 3 functional with pooling="avg"."""
+    """Backbones nested in the user's model: DenseNet-121 in a Keras 2 Sequential (.h5) and a Keras 3 functional
+    model with pooling="avg" (.keras); DenseNet-201 with pooling="avg" in a Keras 2 Sequential (weights only)."""
     import keras
     import tf_keras
 
@@ -350,6 +351,16 @@ def full_nested(outdir, x, rng):
     randomise_bn(model, rng)
     model.save(os.path.join(outdir, "keras2-densenet121-nested.h5"))
     np.save(os.path.join(outdir, "keras2-densenet121-nested.out.npy"), model.predict(x, verbose=0))
+
+    # DenseNet-201 with pooling="avg" inside the backbone; its weights-only file keeps the nested group (and, as
+    # every tf_keras weights file, lists no weightless layer inside it: a max pool there could not be told).
+    tf_keras.utils.set_random_seed(40)
+    base = tf_keras.applications.DenseNet201(weights=None, include_top=False, pooling="avg", input_shape=(224, 224, 3))
+    model = tf_keras.Sequential([L.Input((224, 224, 3)), base, L.Dense(5, activation="softmax")])
+    randomise_bn(model, rng)
+    model.save_weights(os.path.join(outdir, "keras2-densenet201-nested-weights.h5"))
+    np.save(os.path.join(outdir, "keras2-densenet201-nested.out.npy"), model.predict(x, verbose=0))
+    save_logits(model, tf_keras, x, os.path.join(outdir, "keras2-densenet201-nested.logits.npy"))
 
     keras.utils.set_random_seed(39)
     base = keras.applications.DenseNet121(weights=None, include_top=False, pooling="avg", input_shape=(224, 224, 3))

@@ -98,6 +98,8 @@ import Testing
         // DenseNet-121 nested as one layer of the user's model (tf_keras Sequential; Keras 3 with pooling="avg").
         ("keras2-densenet121-nested.h5", "input-224-nhwc.npy", "keras2-densenet121-nested.out.npy"),
         ("keras3-densenet121-nested.keras", "input-224-nhwc.npy", "keras3-densenet121-nested.out.npy"),
+        // DenseNet-201 nested (pooling="avg" inside it), weights only: Keras's last dense layer's values.
+        ("keras2-densenet201-nested-weights.h5", "input-224-nhwc.npy", "keras2-densenet201-nested.logits.npy"),
         // PyTorch checkpoints (the same weights as the ONNX exports): torch's own outputs.
         ("densenet121.pth", "input-224.npy", "densenet121.out.npy"),
         ("densenet121-legacy.pth", "input-224.npy", "densenet121.out.npy"),

@@ -42,6 +42,23 @@ import Testing
         #expect(net.stem.norm?.mean.count == 8 && net.head.norm.variance.count == 16)
     }
 
+    /// tf_keras's DenseNet-201 (pooling="avg" inside it) nested in a Sequential, saved weights only: it
+    /// verifies as densenet201 with the head reported, and says what a weights-only file cannot tell.
+    @Test(.enabled(if: Fixtures.full != nil, "full-size fixtures not built (make fixtures-full)"))
+    func aFullSizeNestedWeightsFileVerifiesAsItsBackbone() throws {
+        let path = try #require(Fixtures.full) + "/keras2-densenet201-nested-weights.h5"
+        let net = try ModelLoader.load(path: path)
+        let report = try Verifier().verify(net)
+        #expect(report.matches && report.spec.name == "densenet201", "\(report.deviations)")
+        #expect(net.head.summary == "global avg pool, linear 1920 -> 5, activation unknown (the file stores none)")
+        #expect(
+            net.source.notes.contains(
+                "no pooling layer named in the file: a global average pool assumed before the dense layers"))
+        #expect(
+            net.source.notes.contains(
+                "the backbone is nested in the model as its layer 'densenet201'; the layers after it are the head"))
+    }
+
     @Test func namesRecoveredFromANestedWeightsFileMatchStoredNames() throws {
         let path = Fixtures.path("keras3-tiny-nested-sigmoid14.weights.h5")
         let named = try KerasImporter.load(path: path)
