@@ -63,14 +63,28 @@ public enum PartialFiles {
     /// Creates the file (it must not exist, and a symlink in its place is not followed) and records it
     /// for removal on termination; the descriptor, or -1 with `errno` set.
     package static func create(_ path: String) -> Int32 {
+        // Recorded before the file exists: a signal between its creation and its recording would leave
+        // it behind (unlinking a name not yet created is harmless).
+        lock.lock()
+        let slot = (0..<capacity).first(where: { open[$0] == nil })
+        if let slot { open[slot] = strdup(path) }
+        lock.unlock()
         let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o666)
-        guard descriptor >= 0 else { return descriptor }
+        guard descriptor >= 0 else {
+            let failure = errno
+            if let slot {
+                lock.lock()
+                open[slot] = nil
+                lock.unlock()
+            }
+            errno = failure
+            return descriptor
+        }
         var info = stat()
         fstat(descriptor, &info)
         lock.lock()
         defer { lock.unlock() }
         identities[path] = (info.st_dev, info.st_ino)
-        if let free = (0..<capacity).first(where: { open[$0] == nil }) { open[free] = strdup(path) }
         return descriptor
     }
 
