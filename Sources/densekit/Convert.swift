@@ -103,7 +103,7 @@ struct Convert: ParsableCommand {
     /// The images, preprocessed, as one validation batch.
     private func validationImages(_ net: DenseNet) throws -> ModelInput {
         let set = ImageSet(
-            files: try imageFiles(images), preprocessing: try preprocessing.preprocessing(for: net, named: model)
+            files: try imageFiles(images), preprocessing: try preprocessing.preprocessing(for: [(net, model)])
         )
         var batch: ModelInput? = nil
         try withProgress("convert", blaming: model) { _ in

@@ -76,9 +76,10 @@ struct Diff: ParsableCommand {
     // MARK: dataset diff
 
     private func datasetDiff(_ diff: ModelDiff, _ netA: DenseNet, _ netB: DenseNet) throws {
-        let pipeline = try preprocessing.preprocessing(for: netA, named: modelA)
-        _ = try preprocessing.preprocessing(for: netB, named: modelB)  // for its note on B's own preprocessing
-        let set = ImageSet(files: try imageFiles(images), preprocessing: pipeline, skipBad: skipBad)
+        let set = ImageSet(
+            files: try imageFiles(images),
+            preprocessing: try preprocessing.preprocessing(for: [(netA, modelA), (netB, modelB)]),
+            skipBad: skipBad)
         let report = try withProgress("diff", blaming: modelA) { bar in
             try DatasetDiff.run(diff, images: set, batchSize: batch) { bar.update($0, $1) }
         }

@@ -42,14 +42,16 @@ struct PreprocessingOptions: ParsableArguments {
         return try pipeline(preset ?? .torchvision, defaultSize: defaultSize)
     }
 
-    /// The pipeline for images run through `net` (its input side by default). A model that preprocesses
-    /// its own input gets the preset's scaling on top: said on stderr, with the flags that give it pixels.
-    func preprocessing(for net: DenseNet, named file: String) throws -> Preprocessing {
-        let pipeline = try preprocessing(defaultSize: net.input.height)
-        if let transform = net.inputTransform,
+    /// The pipeline for images run through `models` (the first one's input side by default). A model that
+    /// preprocesses its own input gets the preset's scaling on top: said on stderr, with the flags that
+    /// give it pixels.
+    func preprocessing(for models: [(net: DenseNet, file: String)]) throws -> Preprocessing {
+        let pipeline = try preprocessing(defaultSize: models.first?.net.input.height)
+        let scales =
             pipeline.divisor != 1 || pipeline.mean.contains(where: { $0 != 0 })
-                || pipeline.std.contains(where: { $0 != 1 })
-        {
+            || pipeline.std.contains(where: { $0 != 1 })
+        for (net, file) in models where scales {
+            guard let transform = net.inputTransform else { continue }
             log(
                 """
                 note: \(file) applies its own preprocessing (\(transform.summary) per channel: \

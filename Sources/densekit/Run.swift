@@ -156,7 +156,7 @@ extension Run {
         }
         let set = ImageSet(
             files: try imageFiles(images),
-            preprocessing: try preprocessing.preprocessing(for: net, named: model), skipBad: skipBad)
+            preprocessing: try preprocessing.preprocessing(for: [(net, model)]), skipBad: skipBad)
         let names = try classNames(net)
         var rows: [(file: String, values: ArraySlice<Float>)] = []
         var all: [Float] = []

@@ -139,31 +139,21 @@ package final class HDF5File {
 
     // MARK: datasets
 
-    /// Whether the dataset is one integer (Keras's Normalization stores its sample `count` so; it
-    /// plays no part in inference).
-    package func isIntegerScalar(_ path: String) throws -> Bool {
+    /// A floating-point dataset read as float32 (HDF5 converts float16 and float64), with its shape
+    /// and the dtype it is stored in; nil for a single integer (Keras's Normalization stores its sample
+    /// `count` so; it plays no part in inference). Anything else that is not floating-point is an error.
+    package func floatDataset(_ path: String) throws -> (shape: [Int], dtype: DType, values: [Float])? {
         let dataset = try Self.check(H5Dopen2(id, path, dk_h5p_default()), "cannot open dataset '\(path)'")
         defer { H5Dclose(dataset) }
         let type = try Self.check(H5Dget_type(dataset), "cannot read the type of '\(path)'")
         defer { H5Tclose(type) }
         let space = try Self.check(H5Dget_space(dataset), "cannot read the shape of '\(path)'")
         defer { H5Sclose(space) }
-        return H5Tget_class(type) == H5T_INTEGER && H5Sget_simple_extent_npoints(space) == 1
-    }
-
-    /// A floating-point dataset read as float32 (HDF5 converts float16 and float64), with its shape
-    /// and the dtype it is stored in.
-    package func floatDataset(_ path: String) throws -> (shape: [Int], dtype: DType, values: [Float]) {
-        let dataset = try Self.check(H5Dopen2(id, path, dk_h5p_default()), "cannot open dataset '\(path)'")
-        defer { H5Dclose(dataset) }
-        let type = try Self.check(H5Dget_type(dataset), "cannot read the type of '\(path)'")
-        defer { H5Tclose(type) }
+        if H5Tget_class(type) == H5T_INTEGER && H5Sget_simple_extent_npoints(space) == 1 { return nil }
         guard H5Tget_class(type) == H5T_FLOAT else {
             throw ImportError.malformed(.entry(kind: "dataset", name: path), problem: "is not floating-point")
         }
         let size = H5Tget_size(type)
-        let space = try Self.check(H5Dget_space(dataset), "cannot read the shape of '\(path)'")
-        defer { H5Sclose(space) }
         let rank = Int(H5Sget_simple_extent_ndims(space))
         guard rank >= 0, rank <= 8 else {
             throw ImportError.malformed(.entry(kind: "dataset", name: path), problem: "has rank \(rank)")

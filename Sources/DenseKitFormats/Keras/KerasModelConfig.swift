@@ -129,11 +129,7 @@ package struct KerasModelConfig {
         _ name: String, _ innerList: [[String: Any]], _ innerConfig: [String: Any], sequential: Bool,
         inbound: [String]
     ) throws -> [String] {
-        guard nestedModel == nil else {
-            throw ImportError.mismatch(
-                .kerasLayer(name), expected: "one nested model, the backbone '\(nestedModel ?? "")'",
-                found: "a second nested model")
-        }
+        if let nestedModel { throw Self.secondNestedModel(name, backbone: nestedModel) }
         nestedModel = name
         let inner = try KerasModelConfig(
             model: innerConfig, layerList: innerList, sequential: sequential, feeding: inbound)
@@ -161,6 +157,12 @@ package struct KerasModelConfig {
         }
         if let object = value as? [String: Any] { return object.values.flatMap { layerNames($0) } }
         return []
+    }
+
+    /// The refusal of a second nested model (config and weights alike): DenseKit reads one backbone.
+    package static func secondNestedModel(_ name: String, backbone: String) -> ImportError {
+        .mismatch(
+            .kerasLayer(name), expected: "one nested model, the backbone '\(backbone)'", found: "a second nested model")
     }
 
     /// A number or a (nested) list of numbers, flattened; nil for anything else (null included).

@@ -92,8 +92,7 @@ package struct KerasWeights {
                 guard file.exists(path) else {
                     throw ImportError.malformed(.kerasLayer(layerName), problem: "missing dataset '\(weightName)'")
                 }
-                if try file.isIntegerScalar(path) { continue }
-                let dataset = try file.floatDataset(path)
+                guard let dataset = try file.floatDataset(path) else { continue }
                 let tensor = Tensor(
                     name: weightName, shape: dataset.shape, storedDType: dataset.dtype, values: dataset.values)
                 // Keras lists a nested model's trainable weights before its non-trainable ones (a BN's
@@ -119,11 +118,7 @@ package struct KerasWeights {
 
     /// Records a nested model (the backbone as one layer of the user's model); a second is refused.
     private mutating func nest(_ name: String) throws {
-        guard nestedModel == nil else {
-            throw ImportError.mismatch(
-                .kerasLayer(name), expected: "one nested model, the backbone '\(nestedModel ?? "")'",
-                found: "a second nested model")
-        }
+        if let nestedModel { throw KerasModelConfig.secondNestedModel(name, backbone: nestedModel) }
         nestedModel = name
     }
 
@@ -148,11 +143,9 @@ package struct KerasWeights {
             let key = String(group.split(separator: "/").last ?? "")
             let vars = "\(group)/vars"
             guard file.exists(vars) else { continue }
-            let indices = try file.children(vars).compactMap(Int.init).sorted().filter {
-                try !file.isIntegerScalar("\(vars)/\($0)")
-            }
-            let tensors = try indices.map { i -> Tensor in
-                let dataset = try file.floatDataset("\(vars)/\(i)")
+            let indices = try file.children(vars).compactMap(Int.init).sorted()
+            let tensors = try indices.compactMap { i -> Tensor? in
+                guard let dataset = try file.floatDataset("\(vars)/\(i)") else { return nil }
                 return Tensor(
                     name: "\(vars)/\(i)", shape: dataset.shape, storedDType: dataset.dtype, values: dataset.values)
             }

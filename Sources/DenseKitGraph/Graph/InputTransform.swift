@@ -26,14 +26,11 @@ public struct InputTransform: Sendable, Equatable {
     public func followed(by next: InputTransform) -> InputTransform {
         InputTransform(
             scale: zip(scale, next.scale).map { $0 * $1 },
-            offset: zip(offset, next.scale).enumerated().map { $0.element.0 * $0.element.1 + next.offset[$0.offset] },
+            offset: offset.indices.map { offset[$0] * next.scale[$0] + next.offset[$0] },
             origin: origin + next.origin)
     }
 
-    /// Whether it changes nothing (scale 1, offset 0 on every channel).
-    public var isIdentity: Bool { scale.allSatisfy { $0 == 1 } && offset.allSatisfy { $0 == 0 } }
-
-    /// `x * 0.00784314 - 1`, or per channel `x * [0.017, 0.017, 0.017] + [-1.77, -1.99, -2.1]`.
+    /// `x * 0.007843138 + -1.0`, or per channel `x * [0.017, 0.017, 0.017] + [-1.77, -1.99, -2.1]`.
     public var summary: String {
         func list(_ values: [Float]) -> String {
             Set(values).count == 1 ? "\(values[0])" : "[" + values.map { "\($0)" }.joined(separator: ", ") + "]"
