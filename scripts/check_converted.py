@@ -11,7 +11,8 @@ MODEL (what to build for the weights files; ignored for ONNX):
   {"application": "DenseNet121" or null, "blocks": [2, 2, 2], "growth": 4, "stem": 8, "bnSize": 4,
    "size": 64, "pool": "average"|"max"|null, "dense": [[out, activation], ...],
    "weightsArgument": true (Keras 2: DenseNet121(weights=path) instead of load_weights),
-   "inChannels": 1 (torch: the stem conv replaced for another number of input channels; default 3)}
+   "inChannels": 1 (torch: the stem conv replaced for another number of input channels; default 3),
+   "timm": "deep" or "blur" (torch: timm's DenseNet with stem_type="deep", and aa_layer=BlurPool2d for "blur")}
 
 How each framework is used is how its users load such a file:
 - onnxruntime: onnx.checker.check_model(full_check=True), then an InferenceSession (NCHW input).
@@ -61,7 +62,13 @@ def run_torch(case):
     m = case["model"]
     dense = m["dense"]
     classes = dense[-1][0] if dense else 1000
-    if m.get("application"):
+    if m.get("timm"):  # timm's deep stem ("deep"), with its blur pool ("blur"): timm's own DenseNet class
+        from timm.layers import BlurPool2d
+        from timm.models.densenet import DenseNet as TimmDenseNet
+
+        net = TimmDenseNet(growth_rate=m["growth"], block_config=tuple(m["blocks"]), bn_size=m["bnSize"],
+                           num_classes=classes, stem_type="deep", aa_layer=BlurPool2d if m["timm"] == "blur" else None)
+    elif m.get("application"):
         net = getattr(tvm, m["application"].lower())(weights=None, num_classes=classes)
     else:
         net = tvm.DenseNet(growth_rate=m["growth"], block_config=tuple(m["blocks"]), num_init_features=m["stem"],

@@ -507,6 +507,22 @@ def timm_tiny(outdir):
     x = torch.from_numpy(np.load(os.path.join(outdir, "input-64.npy")))
     with torch.no_grad():
         np.save(os.path.join(outdir, "timm-tiny.out.npy"), net(x).numpy())
+    # The deep stem (3x3 convs 3->k->k->2k with BN-ReLU): without a blur pool (densenet264d's stem) as a
+    # state_dict; with timm's BlurPool2d (densenetblur121d's) as a state_dict, a whole module and TorchScript.
+    from timm.layers import BlurPool2d
+    for seed, name, aa in [(43, "timm-tiny-deep", None), (45, "timm-tiny-blur", BlurPool2d)]:
+        torch.manual_seed(seed)
+        net = TimmDenseNet(growth_rate=4, block_config=(2, 2, 2), num_classes=5, bn_size=4, stem_type="deep",
+                           aa_layer=aa)
+        randomise_bn(net, seed + 1)
+        net.eval()
+        torch.save(net.state_dict(), os.path.join(outdir, name + ".pth"))
+        with torch.no_grad():
+            np.save(os.path.join(outdir, name + ".out.npy"), net(x).numpy())
+        if aa is not None:
+            torch.save(net, os.path.join(outdir, name + "-module.pth"))
+            torch.jit.trace(net, x).save(os.path.join(outdir, name + "-traced.pt"))
+            export(net, x, os.path.join(outdir, name + "-dynamo.onnx"), dynamo=True, opset=18)
 
 
 def full(outdir):
@@ -585,6 +601,16 @@ def full(outdir):
     with torch.no_grad():
         np.save(os.path.join(outdir, "timm-densenet121.out.npy"), tm(torch.from_numpy(x)).numpy())
     fixture_meta.write(os.path.join(outdir, "timm-densenet121.meta.json"), *torch_counts(tm), {})
+    # timm's densenetblur121d (deep stem, blur pool) as timm ships it: safetensors, no blur filter stored.
+    torch.manual_seed(508)
+    blur = timm.create_model("densenetblur121d", pretrained=False)
+    randomise_bn(blur, 509)
+    blur.eval()
+    safetensors.torch.save_file({k: v.contiguous() for k, v in blur.state_dict().items()},
+                                os.path.join(outdir, "timm-densenetblur121d.safetensors"))
+    with torch.no_grad():
+        np.save(os.path.join(outdir, "timm-densenetblur121d.out.npy"), blur(torch.from_numpy(x)).numpy())
+    fixture_meta.write(os.path.join(outdir, "timm-densenetblur121d.meta.json"), *torch_counts(blur), {})
 
 
 if __name__ == "__main__":

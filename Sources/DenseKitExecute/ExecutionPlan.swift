@@ -111,6 +111,11 @@ package final class ExecutionPlan: @unchecked Sendable {
     package let stemConv: Conv
     package let stemReLU: Bool
     package let stemPool: Pool2D?
+    /// A deep stem's convs after the first, their BNs folded in (a ReLU follows each).
+    package let stemDeep: [Conv]
+    package let stemBlur: BlurPool2D?
+    /// Whether the stem runs stage by stage (a deep or blurred one) rather than fused with its pool.
+    package var stemStagewise: Bool { !stemDeep.isEmpty || stemBlur != nil }
     package let blocks: [[Layer]]
     /// Channels leaving each block (its buffer's width).
     package let blockWidths: [Int]
@@ -150,6 +155,7 @@ package final class ExecutionPlan: @unchecked Sendable {
         stemReLU = net.stem.relu
         inputTransform = net.inputTransform
         stemPool = net.stem.pool
+        stemBlur = net.stem.blur
         let layers = net.blocks.flatMap(\.layers)
         let kernel = layers.first?.conv.kernel ?? 1
         let sameConvs = layers.allSatisfy { l in
@@ -175,6 +181,7 @@ package final class ExecutionPlan: @unchecked Sendable {
         let arena = WeightArena(bytes: Self.packedBytes(net, winograd: winograd))
         weightArena = arena
         stemConv = Conv(net.stem.conv, then: net.stem.norm, in: arena)
+        stemDeep = net.stem.deep.map { Conv($0.conv, then: $0.norm, in: arena) }
         // Everything is packed on all cores, one item per dense layer, transition and dense step of the
         // head, taken in turn by whichever core is free: the head's and the transitions' larger weights
         // first, then the dense layers (whose Winograd filter transforms take most of a plan's making).
@@ -265,7 +272,7 @@ extension ExecutionPlan {
         for step in net.steps {
             switch step {
             case .stem(let stem):
-                conv(stem.conv, folding: stem.norm)
+                for convolution in stem.convolutions { conv(convolution.conv, folding: convolution.norm) }
             case .denseLayer(let layer, let block, _, _):
                 affine(layer.norm)
                 if let bottleneck = layer.bottleneck { conv(bottleneck.conv, folding: bottleneck.norm) }

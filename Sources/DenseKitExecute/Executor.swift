@@ -193,6 +193,7 @@ public final class ImageExecution {
             maxGrid = max(maxGrid, conv.outChannels * grid.gridCount)
         }
         need(stem, sizes.input)
+        for deep in plan.stemDeep { need(deep, sizes.stemConv) }
         for (b, layers) in plan.blocks.enumerated() {
             let size = sizes.blocks[b]
             let layout = PlaneLayout(height: size.height, width: size.width, border: border)
@@ -227,7 +228,11 @@ public final class ImageExecution {
         maxScratch = max(maxScratch, plan.headNorm.scale.count)
         if border > 0 { maxPacked = max(maxPacked, plan.headNorm.scale.count * sizes.head.area) }
         let stemStaged = plan.stemPool == nil ? border > 0 : stem.isPointwise
-        let stemCount = stemStaged ? stem.outChannels * sizes.stemConv.area : 0
+        // A deep or blurred stem goes stage by stage through two maps of the widest stem conv's output.
+        let stemCount =
+            plan.stemStagewise
+            ? 2 * ([stem] + plan.stemDeep).map(\.outChannels).max()! * sizes.stemConv.area
+            : stemStaged ? stem.outChannels * sizes.stemConv.area : 0
         // Sizes are bounded by the validated limits (16384 a side, 2^16 channels), so these products
         // cannot overflow; their sum is capped before anything is allocated.
         let headChannels = plan.headNorm.scale.count
@@ -296,6 +301,7 @@ public final class ImageExecution {
     // MARK: steps
 
     private func runStem() -> LayerActivation {
+        if plan.stemStagewise { return runStemStagewise() }
         let stemConv = plan.stemConv
         let (h1, w1) = (sizes.stemConv.height, sizes.stemConv.width)
         let source = UnsafePointer(image.pointer)
@@ -348,6 +354,50 @@ public final class ImageExecution {
             }
         }
         offset = stemConv.outChannels
+        return report("stem", blockA.pointer, channels: 0..<offset)
+    }
+
+    /// A deep or anti-aliased stem (timm's), one stage at a time: each conv into one of two maps in
+    /// `stemOut`, the pool, the blur into the first block's buffer.
+    private func runStemStagewise() -> LayerActivation {
+        let size = sizes.stemConv
+        (mapHeight, mapWidth) = (sizes.blocks[0].height, sizes.blocks[0].width)
+        var current = stemOut.pointer
+        var spare = stemOut.pointer + stemOut.count / 2
+        convolve(plan.stemConv, UnsafePointer(image.pointer), height, width, into: current, relu: plan.stemReLU)
+        for deep in plan.stemDeep {
+            convolve(deep, UnsafePointer(current), size.height, size.width, into: spare, relu: true)
+            swap(&current, &spare)
+        }
+        let channels = plan.stemDeep.last?.outChannels ?? plan.stemConv.outChannels
+        let map = layout
+        let (pooled, blur) = (sizes.stemPooled, plan.stemBlur)
+        if let stemPool = plan.stemPool {
+            let (src, dst) = (UnsafePointer(current), blur == nil ? blockA.pointer + map.interior : spare)
+            let to =
+                blur == nil ? map.strides : Elementwise.Strides(row: pooled.width, plane: pooled.area)
+            parallel(channels) { r in
+                Elementwise.maxPool(
+                    src + r.lowerBound * size.area, dst + r.lowerBound * to.plane, channels: r.count,
+                    height: size.height, width: size.width, kernel: stemPool.kernel, stride: stemPool.stride,
+                    padTop: stemPool.pads[0], padLeft: stemPool.pads[1], outHeight: pooled.height,
+                    outWidth: pooled.width, to: to)
+            }
+            if blur != nil { swap(&current, &spare) }
+        } else if blur == nil {
+            layout.unpack(current, channels: 0..<channels, into: blockA.pointer)
+        }
+        if let blur {
+            let (src, dst, to) = (UnsafePointer(current), blockA.pointer + map.interior, map.strides)
+            let coefficients = blur.coefficients
+            parallel(channels) { r in
+                Elementwise.blurPool(
+                    src + r.lowerBound * pooled.area, dst + r.lowerBound * to.plane, channels: r.count,
+                    height: pooled.height, width: pooled.width, coefficients: coefficients, stride: blur.stride,
+                    padding: blur.padding, outHeight: mapHeight, outWidth: mapWidth, to: to)
+            }
+        }
+        offset = channels
         return report("stem", blockA.pointer, channels: 0..<offset)
     }
 

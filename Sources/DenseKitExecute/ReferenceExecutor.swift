@@ -39,7 +39,18 @@ public struct ReferenceExecutor {
                 map = conv(map, stem.conv)
                 if let stemNorm = stem.norm { map.values = norm(map, stemNorm) }
                 if stem.relu { map.values = Reference.relu(map.values) }
+                for deep in stem.deep {
+                    map = conv(map, deep.conv)
+                    if let deepNorm = deep.norm { map.values = norm(map, deepNorm) }
+                    map.values = Reference.relu(map.values)
+                }
                 if let stemPool = stem.pool { map = pool(map, stemPool) }
+                if let blur = stem.blur {
+                    let result = Reference.blurPool(
+                        map.values, channels: map.channels, height: map.height, width: map.width,
+                        coefficients: blur.coefficients, stride: blur.stride, padding: blur.padding)
+                    map = Map(values: result.values, channels: map.channels, height: result.height, width: result.width)
+                }
                 layers.append((step.layer.name, map.values))
             case .denseLayer(let layer, _, _, _):
                 var branch = map

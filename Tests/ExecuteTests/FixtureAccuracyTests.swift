@@ -31,6 +31,12 @@ import Testing
         ("monai-tiny.pth", "input-64-gray.npy", "monai-tiny.out.npy"),
         // timm's DenseNet class (torchvision's keys): timm's output.
         ("timm-tiny.pth", "input-64.npy", "timm-tiny.out.npy"),
+        // timm's deep stem (densenet264d's), and with its blur pool (densenetblur121d's) as a whole module, a
+        // traced TorchScript archive and torch's dynamo ONNX export: timm's output.
+        ("timm-tiny-deep.pth", "input-64.npy", "timm-tiny-deep.out.npy"),
+        ("timm-tiny-blur-module.pth", "input-64.npy", "timm-tiny-blur.out.npy"),
+        ("timm-tiny-blur-traced.pt", "input-64.npy", "timm-tiny-blur.out.npy"),
+        ("timm-tiny-blur-dynamo.onnx", "input-64.npy", "timm-tiny-blur.out.npy"),
     ]
 
     /// Both convolution modes against the framework's output (1e-4 of its largest value), and the
@@ -113,6 +119,8 @@ import Testing
         // torchxrayvision's DenseNet-121 (one channel, 18 outputs) as a whole pickled module.
         ("xrv-densenet121-module.pth", "input-224-gray.npy", "xrv-densenet121-module.out.npy"),
         ("timm-densenet121.safetensors", "input-224.npy", "timm-densenet121.out.npy"),
+        // timm's densenetblur121d as timm ships it: the blur pool by its architecture.
+        ("timm-densenetblur121d.safetensors", "input-224.npy", "timm-densenetblur121d.out.npy"),
     ]
 
     @Test(.enabled(if: Fixtures.full != nil, "full-size fixtures not built (make fixtures-full)"), arguments: full)

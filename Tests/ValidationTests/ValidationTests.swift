@@ -172,3 +172,58 @@ import Testing
         expectRefused(net, mismatch(.layer(.transition(2)), "a map of at least 1x1", "0x0 for a 8x8 input"))
     }
 }
+
+/// The rules of a deep, anti-aliased stem (timm's), on the tiny blurred net changed in code.
+@Suite struct DeepStemValidationTests {
+    let net = try! ModelLoader.load(path: Fixtures.path("timm-tiny-blur-module.pth"))
+
+    @Test func aDeepConvReadingOtherChannelsThanTheConvBeforeItIsRefused() {
+        var lying = net
+        let weight = lying.stem.deep[1].conv.weight
+        lying.stem.deep[1].conv.weight = Tensor(
+            name: weight.name, shape: [8, 3, 3, 3], values: Array(repeating: 0, count: 8 * 27))
+        #expect(
+            throws: ImportError.mismatch(
+                .weight(of: .layer(.stem, part: "deep2.conv"), role: "weight", name: weight.name),
+                expected: "4 input channels", found: "3")
+        ) { try lying.validate() }
+    }
+
+    @Test func aDeepConvThatChangesTheMapSizeIsRefused() {
+        var lying = net
+        lying.stem.deep[0].conv.stride = 2
+        #expect(
+            throws: ImportError.mismatch(
+                .layer(.stem, part: "deep1.conv"),
+                expected: "stride 1 and pads summing to 2 per axis (a size-preserving conv, for the concatenation)",
+                found: "stride 2, pads [1, 1, 1, 1]")
+        ) { try lying.validate() }
+    }
+
+    @Test func aBlurOfSideOneOrStrideZeroIsRefused() {
+        for blur in [BlurPool2D(kernel: 1, stride: 2), BlurPool2D(kernel: 3, stride: 0)] {
+            var lying = net
+            lying.stem.blur = blur
+            #expect(
+                throws: ImportError.mismatch(
+                    .layer(.stem, part: "blur"), expected: "a blur of side 2 to 7, stride 1 to 16",
+                    found: "side \(blur.kernel), stride \(blur.stride)")
+            ) { try lying.validate() }
+        }
+    }
+
+    /// Reflection needs more rows and columns than it pads: a 1x1 map before the blur is refused, not read
+    /// outside the map.
+    @Test func anInputTooSmallForTheReflectionIsRefused() throws {
+        #expect(
+            throws: ImportError.mismatch(
+                .layer(.stem, part: "blur"), expected: "a map of more than 1 rows and columns",
+                found: "1x1 for a 2x2 input")
+        ) { try FeatureMapSizes(net, height: 2, width: 2) }
+        // At 3x3 the blur has its 2x2 map (and makes 1x1 of it); the first transition is what runs out.
+        #expect(
+            throws: ImportError.mismatch(
+                .layer(.transition(1)), expected: "a map of at least 1x1", found: "0x0 for a 3x3 input")
+        ) { try FeatureMapSizes(net, height: 3, width: 3) }
+    }
+}

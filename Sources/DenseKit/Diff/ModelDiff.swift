@@ -97,18 +97,14 @@ public struct ModelDiff {
         if modelA.stem.outChannels != modelB.stem.outChannels {
             reasons.append("stem has \(modelA.stem.outChannels) vs \(modelB.stem.outChannels) channels")
         }
-        let stemA =
-            """
-            conv \
-            \(modelA.stem.conv.kernel)x\(modelA.stem.conv.kernel)/\(modelA.stem.conv.stride)\
-            \(modelA.stem.pool == nil ? "" : " + pool")
-            """
-        let stemB =
-            """
-            conv \
-            \(modelB.stem.conv.kernel)x\(modelB.stem.conv.kernel)/\(modelB.stem.conv.stride)\
-            \(modelB.stem.pool == nil ? "" : " + pool")
-            """
+        /// The stem's geometry, which must agree for its maps to correspond ("conv 3x3/2 + 3x3/1 + pool + blur").
+        func geometry(_ stem: Stem) -> String {
+            "conv "
+                + stem.convolutions.map { "\($0.conv.kernel)x\($0.conv.kernel)/\($0.conv.stride)" }.joined(
+                    separator: " + ")
+                + (stem.pool == nil ? "" : " + pool") + (stem.blur == nil ? "" : " + blur")
+        }
+        let (stemA, stemB) = (geometry(modelA.stem), geometry(modelB.stem))
         if stemA != stemB { reasons.append("stem is \(stemA) vs \(stemB)") }
         if modelA.blocks.count != modelB.blocks.count {
             reasons.append("\(modelA.blocks.count) vs \(modelB.blocks.count) dense blocks")

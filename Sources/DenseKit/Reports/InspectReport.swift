@@ -25,6 +25,10 @@ public struct InspectReport: Encodable, Sendable {
         /// "present", "folded" (into the conv) or "none".
         public var batchNorm: String
         public var maxPool: Bool
+        /// The stem's convs: 1, or 3 for timm's deep stem (`kernel` and `stride` are the first one's).
+        public var convs: Int
+        /// Whether an anti-aliasing blur pool (timm's `BlurPool2d`) follows the max pool.
+        public var blurPool: Bool
     }
 
     public struct Block: Encodable, Sendable {
@@ -72,7 +76,7 @@ public struct InspectReport: Encodable, Sendable {
         stem = Stem(
             kernel: net.stem.conv.kernel, stride: net.stem.conv.stride, outChannels: net.stem.outChannels,
             batchNorm: net.stem.norm != nil ? "present" : net.stem.normFolded ? "folded" : "none",
-            maxPool: net.stem.pool != nil)
+            maxPool: net.stem.pool != nil, convs: net.stem.convolutions.count, blurPool: net.stem.blur != nil)
         blocks = net.blocks.map { block in
             Block(
                 layers: block.layers.count, inChannels: block.inChannels, outChannels: block.outChannels,

@@ -182,24 +182,41 @@ package struct DenseNetRecognizer {
         guard conv.inChannels == 3 || conv.inChannels == 1 else {
             throw ImportError.structure(.node(convNode.label), problem: "stem conv reads \(conv.inChannels) channels")
         }
-        // ImageNet stem: Conv [-> BN] -> ReLU -> MaxPool. CIFAR stem: the bare Conv.
+        // ImageNet stem: Conv [-> BN] -> ReLU -> MaxPool; timm's deep stem has more Conv [-> BN] -> ReLU
+        // before the pool, and its anti-aliased one a blur pool after it. CIFAR stem: the bare Conv.
+        var convolutions: [StemConvolution] = []
         var value = convNode.output
-        var norm: BatchNorm? = nil
-        if let normNode = single(value), case .batchNorm(let bn) = normNode.op, bn.channels == conv.outChannels,
-            let reluNode = single(normNode.output), case .relu = reluNode.op,
-            let poolNode = single(reluNode.output), case .pool(let pool) = poolNode.op, pool.kind == .max
-        {
-            norm = bn
-            value = poolNode.output
-            return (Stem(conv: conv, norm: norm, relu: true, pool: pool), value)
+        var current = conv
+        while true {
+            var norm: BatchNorm? = nil
+            if let normNode = single(value), case .batchNorm(let bn) = normNode.op, bn.channels == current.outChannels {
+                norm = bn
+                value = normNode.output
+            }
+            guard let reluNode = single(value), case .relu = reluNode.op else { break }
+            convolutions.append(StemConvolution(conv: current, norm: norm))
+            value = reluNode.output
+            if let poolNode = single(value), case .pool(let pool) = poolNode.op, pool.kind == .max {
+                var (blur, output) = (BlurPool2D?.none, poolNode.output)
+                if let blurNode = single(output), case .blurPool(let found, let blurChannels) = blurNode.op {
+                    guard blurChannels == current.outChannels else {
+                        throw ImportError.mismatch(
+                            .node(blurNode.label), expected: "\(current.outChannels) channels (the stem's)",
+                            found: "\(blurChannels)")
+                    }
+                    (blur, output) = (found, blurNode.output)
+                }
+                let first = convolutions[0]
+                let stem = Stem(
+                    conv: first.conv, norm: first.norm, relu: true, deep: Array(convolutions.dropFirst()), pool: pool,
+                    blur: blur)
+                return (stem, output)
+            }
+            guard let next = single(value), case .conv(let deeper) = next.op else { break }
+            current = deeper
+            value = next.output
         }
-        if let reluNode = single(value), case .relu = reluNode.op, let poolNode = single(reluNode.output),
-            case .pool(let pool) = poolNode.op,
-            pool.kind == .max
-        {
-            return (Stem(conv: conv, norm: nil, relu: true, pool: pool), poolNode.output)
-        }
-        return (Stem(conv: conv, norm: nil, relu: false, pool: nil), value)
+        return (Stem(conv: conv, norm: nil, relu: false, pool: nil), convNode.output)
     }
 
     /// After the global pool: a chain of linear layers, each with an optional activation, ending at

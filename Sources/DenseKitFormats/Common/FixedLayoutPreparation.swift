@@ -102,7 +102,8 @@ package struct FixedLayoutPreparation {
         let source = ModelSource(
             path: "", format: .safetensors, producer: "", storedParameters: 0, storedBytes: 0, storedTensors: 0,
             notes: [])
-        let expected = try StateDictImporter.build(entries, source: source, head: HeadDescription(net.head))
+        let expected = try StateDictImporter.build(
+            entries, source: source, head: HeadDescription(net.head), blurPool: net.stem.blur != nil)
         for ((name, found), (_, wanted)) in zip(net.geometry, expected.geometry) where found != wanted {
             throw UnsupportedTarget(
                 format, "\(name): expected \(wanted) (the layer \(framework)'s DenseNet builds), found \(found)")
@@ -139,7 +140,9 @@ extension DenseNet {
         for step in steps {
             switch step {
             case .stem(let stem):
-                out.append((step.layer.name, conv(stem.conv) + (stem.relu ? ", ReLU" : "") + ", " + pool(stem.pool)))
+                let convs = stem.convolutions.map { conv($0.conv) }.joined(separator: ", ")
+                let blur = stem.blur.map { ", blur pool \($0.kernel)x\($0.kernel) stride \($0.stride)" } ?? ""
+                out.append((step.layer.name, convs + (stem.relu ? ", ReLU" : "") + ", " + pool(stem.pool) + blur))
             case .denseLayer(let layer, _, _, _):
                 out.append((step.layer.name, (layer.bottleneck.map { conv($0.conv) + ", " } ?? "") + conv(layer.conv)))
             case .transition(let transition, _):

@@ -10,6 +10,7 @@ package enum CanonicalLayout {
         func prefix(_ part: LayerPart) -> String {
             switch part {
             case .stem: return "stem"
+            case .deepStem(let index): return "stem.deep\(index)"
             case .layer(let block, let index): return CanonicalLayer.denseLayer(block: block, layer: index).name
             case .bottleneck(let block, let index):
                 return "\(CanonicalLayer.denseLayer(block: block, layer: index)).bottleneck"
@@ -58,7 +59,11 @@ package enum CanonicalLayout {
         let input = net.input
         return DNKMetadata.Structure(
             blocks: net.blocks.map(\.layers.count), classes: net.classes,
-            stem: .init(relu: net.stem.relu, pool: net.stem.pool.map(pool)), convs: convs, epsilons: epsilons,
+            stem: .init(
+                relu: net.stem.relu, pool: net.stem.pool.map(pool),
+                deep: net.stem.deep.isEmpty ? nil : net.stem.deep.count,
+                blur: net.stem.blur.map { .init(kernel: $0.kernel, stride: $0.stride) }),
+            convs: convs, epsilons: epsilons,
             transitionPools: net.transitions.map { pool($0.pool) },
             // "softmax" for 1.x readers; "head" says it all (a 1.0 reader ignores it).
             softmax: net.head.softmax, head: HeadDescription(net.head),
@@ -137,14 +142,36 @@ package enum CanonicalLayout {
         }
         let stemConv = try conv("stem.conv")
         let stemNorm = tensors["stem.norm.gamma"] != nil ? try norm("stem.norm", channels: stemConv.outChannels) : nil
+        let deepCount = structure.stem.deep ?? 0
+        guard (0...8).contains(deepCount) else { throw fail("\(deepCount) deep stem convs") }
+        var stemWidth = stemConv.outChannels
+        let deep = try (0..<deepCount).map { index -> StemConvolution in
+            let name = "stem.deep\(index + 1)"
+            let deepConv = try conv(name + ".conv")
+            guard deepConv.inChannels == stemWidth else {
+                throw ImportError.mismatch(
+                    .tensor("\(name).conv.weight"), expected: "\(stemWidth) input channels",
+                    found: "\(deepConv.inChannels)")
+            }
+            stemWidth = deepConv.outChannels
+            let deepNorm =
+                tensors[name + ".norm.gamma"] != nil ? try norm(name + ".norm", channels: deepConv.outChannels) : nil
+            return StemConvolution(conv: deepConv, norm: deepNorm)
+        }
+        let blur = try structure.stem.blur.map { geometry -> BlurPool2D in
+            guard (2...BlurPool2D.maximumKernel).contains(geometry.kernel), (1..<64).contains(geometry.stride) else {
+                throw fail("blur pool of side \(geometry.kernel) and stride \(geometry.stride)")
+            }
+            return BlurPool2D(kernel: geometry.kernel, stride: geometry.stride)
+        }
         let stem = Stem(
-            conv: stemConv, norm: stemNorm, relu: structure.stem.relu ?? false,
-            pool: try structure.stem.pool.map { try pool($0) })
+            conv: stemConv, norm: stemNorm, relu: structure.stem.relu ?? false, deep: deep,
+            pool: try structure.stem.pool.map { try pool($0) }, blur: blur)
         let pools = structure.transitionPools
         guard pools.count == blockSizes.count - 1 else {
             throw fail("\(pools.count) transition pools for \(blockSizes.count) blocks")
         }
-        var channels = stemConv.outChannels
+        var channels = stemWidth
         var blocks: [DenseBlock] = []
         var transitions: [Transition] = []
         for (b, n) in blockSizes.enumerated() {

@@ -66,6 +66,15 @@ package struct DNKMetadata: Codable {
         package var relu: Bool?
         /// Absent when the stem has no max pool (CIFAR nets).
         package var pool: PoolGeometry?
+        /// From 4.0: a deep stem's convs after the first (`stem.deep<i>.conv`), absent for none.
+        package var deep: Int? = nil
+        /// From 4.0: the blur pool after `pool`, when the stem is anti-aliased.
+        package var blur: BlurGeometry? = nil
+    }
+
+    package struct BlurGeometry: Codable {
+        package var kernel: Int
+        package var stride: Int
     }
 
     package struct ConvGeometry: Codable {

@@ -12,8 +12,11 @@ public enum DNKWriter {
 
     /// The format version a file holding `net` gets: 1.1 where a 1.0 reader reads it right (the
     /// paper's head: global average pool, one dense layer, softmax or logits), 2.0 for every other
-    /// head, which a 1.0 reader would misread; 3.0 for a model with an input transform.
+    /// head, which a 1.0 reader would misread; 3.0 for a model with an input transform; 4.0 for a deep or
+    /// anti-aliased stem.
     public static func version(for net: DenseNet) -> (major: Int, minor: Int) {
+        // A 3.x reader would run the stem without its further convs or its blur.
+        if !net.stem.deep.isEmpty || net.stem.blur != nil { return (4, 0) }
         // An input transform: a 1.x or 2.x reader would run the model without it.
         if net.inputTransform != nil { return (3, 0) }
         let head = net.head

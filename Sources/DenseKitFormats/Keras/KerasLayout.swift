@@ -117,12 +117,15 @@ package enum KerasLayout {
     /// Why keras.applications.densenet's building blocks cannot make `net`, or nil.
     package static func unsupported(_ net: DenseNet) -> String? {
         let stem = net.stem
+        let kerasStem = "keras.applications' DenseNet has a 7x7/2 conv, BN, ReLU and a 3x3/2 max pool"
+        if !stem.deep.isEmpty || stem.blur != nil {
+            return "stem: timm's deep stem (\(stem.summary)); \(kerasStem)"
+        }
         guard stem.conv.kernel == 7, stem.conv.stride == 2, stem.relu, stem.pool?.kind == .max else {
             return
                 """
                 its stem is a \(stem.conv.kernel)x\(stem.conv.kernel) \
-                conv\(stem.pool == nil ? " without a max pool" : ""); keras.applications' DenseNet has a 7x7/2 conv, \
-                BN, ReLU and a 3x3/2 max pool
+                conv\(stem.pool == nil ? " without a max pool" : ""); \(kerasStem)
                 """
         }
         let withoutBottleneck = net.steps.first { step in

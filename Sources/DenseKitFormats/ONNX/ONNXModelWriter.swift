@@ -101,6 +101,7 @@ public struct ONNXModelWriter: ModelWriter {
 /// Builds the nodes and initializers of a DenseNet's ONNX graph; each node's output is named as the node.
 package struct ONNXGraphBuilder {
     package static let float: Int32 = 1
+    package static let int64: Int32 = 7
     package var nodes: [ONNXNode] = []
     package var initializers: [ONNXTensorRef] = []
 
@@ -122,7 +123,16 @@ package struct ONNXGraphBuilder {
                 value = conv("stem.conv", stem.conv, input: value)
                 if let stemNorm = stem.norm { value = norm("stem.norm", stemNorm, input: value) }
                 if stem.relu { value = node("Relu", "stem.relu", [value]) }
+                for (index, deep) in stem.deep.enumerated() {
+                    let prefix = "stem.deep\(index + 1)"
+                    value = conv(prefix + ".conv", deep.conv, input: value)
+                    if let deepNorm = deep.norm { value = norm(prefix + ".norm", deepNorm, input: value) }
+                    value = node("Relu", prefix + ".relu", [value])
+                }
                 if let stemPool = stem.pool { value = pool("stem.pool", stemPool, input: value) }
+                if let blur = stem.blur {
+                    value = blurPool("stem.blur", blur, channels: stem.outChannels, input: value)
+                }
             case .denseLayer(let layer, let block, let index, let endsBlock):
                 if index == 1 { features = [value] }
                 var branch = features.count == 1 ? value : node("Concat", name + ".concat", features, ["axis": .int(1)])
@@ -206,6 +216,28 @@ package struct ONNXGraphBuilder {
                 "kernel_shape": .ints([Int64(convolution.kernel), Int64(convolution.weight.shape[3])]),
                 "strides": .ints([Int64(convolution.stride), Int64(convolution.stride)]),
                 "pads": .ints(convolution.pads.map(Int64.init)), "dilations": .ints([1, 1]), "group": .int(1),
+            ])
+    }
+
+    /// timm's `BlurPool2d`: a reflection Pad, then the binomial filter as a depthwise Conv.
+    private mutating func blurPool(_ name: String, _ blur: BlurPool2D, channels: Int, input: String) -> String {
+        let side = Int64(blur.padding)
+        let pads = ONNXTensorRef(
+            name: name + ".pads", dims: [8], dataType: Self.int64,
+            payload: .int64s([0, 0, side, side, 0, 0, side, side]))
+        initializers.append(pads)
+        let padded = node("Pad", name + ".pad", [input, pads.name], ["mode": .string("reflect")])
+        let coefficients = blur.coefficients
+        let filter = coefficients.flatMap { row in coefficients.map { row * $0 } }
+        let weight = Tensor(
+            name: name + ".weight", shape: [channels, 1, blur.kernel, blur.kernel],
+            values: Array((0..<channels).map { _ in filter }.joined()))
+        return node(
+            "Conv", name, [padded, initializer(weight.name, weight)],
+            [
+                "kernel_shape": .ints([Int64(blur.kernel), Int64(blur.kernel)]),
+                "strides": .ints([Int64(blur.stride), Int64(blur.stride)]), "pads": .ints([0, 0, 0, 0]),
+                "dilations": .ints([1, 1]), "group": .int(Int64(channels)),
             ])
     }
 

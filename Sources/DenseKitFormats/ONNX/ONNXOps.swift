@@ -25,7 +25,7 @@ package struct ONNXOps {
         }
         let op: OpGraph.Op
         switch node.opType {
-        case "Conv": op = .conv(try conv(node))
+        case "Conv": op = try convolution(node)
         case "BatchNormalization": op = .batchNorm(try batchNormalization(node))
         case "Relu": op = .relu
         case "MaxPool": op = .pool(try pool(node, .max))
@@ -46,7 +46,7 @@ package struct ONNXOps {
         case "Cast":
             guard let castOp = try cast(node) else { return [] }
             op = castOp
-        case "Pad": op = .pad(try pad(node))
+        case "Pad": op = try pad(node)
         case "Transpose": op = .transpose(ints(node, "perm").map(Int.init))
         case "Constant":
             try constant(node)
@@ -95,14 +95,26 @@ package struct ONNXOps {
 
     // MARK: operators
 
-    private mutating func conv(_ node: ONNXNode) throws -> Conv2D {
+    /// A Conv; one of a group per channel with 1-channel filters (a blur pool's) as a depthwise conv. Any
+    /// other group is refused by `conv`.
+    private mutating func convolution(_ node: ONNXNode) throws -> OpGraph.Op {
+        let group = int(node, "group", 1)
+        if group != 1, node.inputs.count > 1, let filters = floats[node.inputs[1]], filters.shape.count == 4,
+            filters.shape[1] == 1, Int64(filters.shape[0]) == group
+        {
+            return .depthwiseConv(try conv(node, group: group))
+        }
+        return .conv(try conv(node))
+    }
+
+    private mutating func conv(_ node: ONNXNode, group: Int64 = 1) throws -> Conv2D {
         let filters = try weight(node, 1, "W")
         guard filters.shape.count == 4 else {
             throw ImportError.mismatch(
                 .weight(of: .node(node.label), role: "weight", name: filters.name), expected: "4 dims (OIHW)",
                 found: "\(filters.shape.count)")
         }
-        guard int(node, "group", 1) == 1 else {
+        guard int(node, "group", 1) == group else {
             throw ImportError.mismatch(
                 .node(node.label), expected: "group 1", found: "group \(int(node, "group", 1))")
         }
@@ -275,9 +287,15 @@ package struct ONNXOps {
         return .passThrough
     }
 
-    private mutating func pad(_ node: ONNXNode) throws -> [Int] {
+    private mutating func pad(_ node: ONNXNode) throws -> OpGraph.Op {
+        var reflect = false
         if case .string(let mode)? = attribute(node, "mode"), mode != "constant" {
-            throw ImportError.unsupported(.node(node.label), problem: "Pad mode '\(mode)' (only constant zero padding)")
+            guard mode == "reflect" else {
+                throw ImportError.unsupported(
+                    .node(node.label),
+                    problem: "Pad mode '\(mode)' (only constant zero padding, or a blur pool's reflect)")
+            }
+            reflect = true
         }
         var pads = ints(node, "pads")
         if pads.isEmpty, node.inputs.count > 1, let ref = refs[node.inputs[1]] { pads = try decoder.integers(ref) }
@@ -292,7 +310,8 @@ package struct ONNXOps {
             throw ImportError.mismatch(
                 .node(node.label), expected: "8 pads padding only H and W of NCHW, each 0 to 63", found: "\(pads)")
         }
-        return [pads[2], pads[3], pads[6], pads[7]].map(Int.init)
+        let sides = [pads[2], pads[3], pads[6], pads[7]].map(Int.init)
+        return reflect ? .reflectPad(sides) : .pad(sides)
     }
 
     private mutating func constant(_ node: ONNXNode) throws {

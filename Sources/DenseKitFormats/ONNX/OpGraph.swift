@@ -29,6 +29,13 @@ package struct OpGraph {
         case passThrough
         /// Zero padding of H and W: top, left, bottom, right.
         case pad([Int])
+        /// Padding of H and W by reflection (top, left, bottom, right): only before a blur pool's filter.
+        case reflectPad([Int])
+        /// A Conv with one 1-channel filter per channel (group = channels): only as a blur pool's filter.
+        case depthwiseConv(Conv2D)
+        /// timm's `BlurPool2d` over `channels` channels: a reflection Pad and the depthwise binomial filter
+        /// after it, merged by `normalized()`.
+        case blurPool(BlurPool2D, channels: Int)
         case transpose([Int])
 
         /// What the op is, for error messages.
@@ -49,6 +56,9 @@ package struct OpGraph {
             case .tanh: return "a Tanh"
             case .passThrough: return "a pass-through"
             case .pad: return "a Pad"
+            case .reflectPad: return "a reflection Pad"
+            case .depthwiseConv: return "a depthwise Conv"
+            case .blurPool: return "a blur pool"
             case .transpose: return "a Transpose"
             }
         }
@@ -133,6 +143,7 @@ package struct OpGraph {
         var steps: [InputStep] = []
         var folded = 0
         var pads: [String: (input: String, pads: [Int], label: String)] = [:]
+        var reflectPads: [String: (input: String, pads: [Int], label: String)] = [:]
         var kept: [Node] = []
         var byOutput: [String: Int] = [:]
         for var node in nodes {
@@ -144,6 +155,17 @@ package struct OpGraph {
             case .pad(let padding):
                 pads[node.output] = (node.inputs[0], padding, node.label)
                 continue
+            case .reflectPad(let padding):
+                reflectPads[node.output] = (node.inputs[0], padding, node.label)
+                continue
+            case .depthwiseConv(let conv):
+                guard let pad = reflectPads[node.inputs[0]] else {
+                    throw ImportError.unsupported(
+                        .node(node.label),
+                        problem: "a depthwise Conv that is not a blur pool's filter (after a reflection Pad)")
+                }
+                node.op = .blurPool(try Self.blurPool(conv, pads: pad.pads, node.label), channels: conv.outChannels)
+                node.inputs[0] = pad.input
             case .conv(var conv):
                 if let pad = pads[node.inputs[0]] {
                     conv.pads = zip(conv.pads, pad.pads).map { $0 + $1 }
@@ -216,6 +238,10 @@ package struct OpGraph {
                 throw ImportError.unsupported(
                     .node(node.label), problem: "consumes a Pad; only Conv and pooling may follow a Pad")
             }
+            if node.inputs.contains(where: { reflectPads[$0] != nil }) {
+                throw ImportError.unsupported(
+                    .node(node.label), problem: "consumes a reflection Pad; only a blur pool's depthwise Conv may")
+            }
             byOutput[node.output] = kept.count
             kept.append(node)
         }
@@ -223,5 +249,36 @@ package struct OpGraph {
         graph.inputSteps = steps
         graph.foldedIntoBatchNorms = folded
         return graph
+    }
+}
+
+extension OpGraph {
+    /// A reflection Pad of `pads` and the depthwise `conv` after it as timm's `BlurPool2d`: the pad its side and
+    /// stride give on every side, no pads or bias of the conv's own, and the binomial filter in every channel.
+    fileprivate static func blurPool(_ conv: Conv2D, pads: [Int], _ label: String) throws -> BlurPool2D {
+        let blur = BlurPool2D(kernel: conv.kernel, stride: conv.stride)
+        let subject = ImportSubject.node(label)
+        guard (2...BlurPool2D.maximumKernel).contains(blur.kernel) else {
+            throw ImportError.mismatch(
+                subject, expected: "a blur filter of side 2 to \(BlurPool2D.maximumKernel)", found: "\(blur.kernel)")
+        }
+        guard pads == Array(repeating: blur.padding, count: 4), conv.pads == [0, 0, 0, 0] else {
+            throw ImportError.mismatch(
+                subject,
+                expected: "reflection pads \(blur.padding) on each side before it, none of its own (a blur pool)",
+                found: "reflection pads \(pads), conv pads \(conv.pads)")
+        }
+        let coefficients = blur.coefficients
+        let filter = coefficients.flatMap { row in coefficients.map { row * $0 } }
+        let values = conv.weight.values
+        let exact = values.indices.allSatisfy { abs(values[$0] - filter[$0 % filter.count]) <= 1e-7 }
+        guard exact, conv.bias?.values.allSatisfy({ $0 == 0 }) ?? true else {
+            throw ImportError.mismatch(
+                .weight(of: subject, role: "weight", name: conv.weight.name),
+                expected: "the binomial blur filter (\(coefficients.map { "\($0)" }.joined(separator: ", ")) squared) "
+                    + "in every channel, no bias",
+                found: "other values")
+        }
+        return blur
     }
 }

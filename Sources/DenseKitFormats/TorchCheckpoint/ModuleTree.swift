@@ -12,6 +12,8 @@ package struct ModuleTree {
     package var weights: [(String, Unpickler.Value)] = []
     /// Tensors of the root module itself (torchxrayvision's `op_threshs`): no layer's weights, skipped.
     package var skipped: [String] = []
+    /// Whether a module of the tree is timm's `BlurPool2d` (whose fixed filter a state_dict leaves out).
+    package var hasBlurPool = false
 
     /// The tree under `root`, or nil when `root` is no module object.
     package init?(_ root: Unpickler.Value) throws {
@@ -28,6 +30,7 @@ package struct ModuleTree {
 
     private mutating func walk(_ module: Unpickler.Value, path: String) throws {
         guard case .object(let className, let state) = module else { return }
+        if className.hasSuffix(".BlurPool2d") { hasBlurPool = true }
         let subject = ImportSubject.part("module '\(path.isEmpty ? "(root)" : path)' (\(className))")
         guard case .dict(let pairs) = state else {
             throw ImportError.malformed(

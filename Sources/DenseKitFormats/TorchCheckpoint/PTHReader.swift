@@ -62,7 +62,7 @@ public enum PTHReader {
         let source = ModelSource(
             path: path, format: .pth, producer: producer, storedParameters: parameters,
             storedBytes: bytes, storedTensors: entries.count, notes: notes)
-        return try StateDictImporter.build(entries, source: source)
+        return try StateDictImporter.build(entries, source: source, blurPool: tree?.hasBlurPool)
     }
 
     /// The object and the storages' bytes of a zip-format file.

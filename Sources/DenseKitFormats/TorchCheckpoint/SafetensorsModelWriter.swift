@@ -74,7 +74,16 @@ public struct SafetensorsModelWriter: ModelWriter {
         case .average: break
         }
         let built = TorchvisionStateDict.constructor(prepared)
-        if let call = built.call {
+        if let timm = TorchvisionStateDict.timmConstructor(prepared) {
+            let blur = prepared.stem.blur == nil ? "" : " and blur pool"
+            conventions.append(
+                Convention(
+                    .changes, "model",
+                    """
+                    stem: torchvision.models.DenseNet cannot build timm's deep stem\(blur); the keys are timm's own \
+                    (features.conv0 to conv2, norm0 to norm2, then torchvision's names): load into \(timm)
+                    """))
+        } else if let call = built.call {
             // torchvision builds a 3-channel stem; a 1-channel (X-ray, CT) or 4-channel one replaces it.
             let stem = prepared.stem.conv
             let channels =
@@ -129,7 +138,9 @@ public struct SafetensorsModelWriter: ModelWriter {
             "densekit.source_sha256": provenance.sourceSHA256,
             "densekit.source_format": provenance.sourceFormat,
             "densekit.converted_at": provenance.convertedAt,
-        ]
+        ].merging(
+            net.stem.deep.isEmpty ? [:] : [SafetensorsReader.blurPoolMetadataKey: "\(net.stem.blur != nil)"]
+        ) { $1 }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
         json.append(contentsOf: [UInt8](repeating: UInt8(ascii: " "), count: (8 - json.count % 8) % 8))
         var file = Data(capacity: 8 + json.count + offset)

@@ -64,7 +64,15 @@ public enum SafetensorsReader {
         let head = try metadata[headMetadataKey].map {
             try HeadDescription(jsonString: $0, subject: .entry(kind: "__metadata__", name: headMetadataKey))
         }
-        return try StateDictImporter.build(entries, source: source, head: head)
+        let blurPool = try metadata[blurPoolMetadataKey].map { value -> Bool in
+            guard let known = ["true": true, "false": false][value] else {
+                throw ImportError.mismatch(
+                    .entry(kind: "__metadata__", name: blurPoolMetadataKey), expected: "true or false",
+                    found: "'\(value.prefix(40))'")
+            }
+            return known
+        }
+        return try StateDictImporter.build(entries, source: source, head: head, blurPool: blurPool)
     }
 
     /// "format pt", or "densekit 0.2.0 from onnx (format pt)" for a file DenseKit wrote.
@@ -76,6 +84,8 @@ public enum SafetensorsReader {
 
     /// The `__metadata__` key under which DenseKit's writer records the head (`HeadDescription`).
     package static let headMetadataKey = "densekit.head"
+    /// The key under which it records, for a deep stem, whether a blur pool follows (a state_dict cannot say).
+    package static let blurPoolMetadataKey = "densekit.stem_blur_pool"
 
     /// The tensors by name and the `__metadata__` strings.
     package static func read(_ data: Data) throws -> (

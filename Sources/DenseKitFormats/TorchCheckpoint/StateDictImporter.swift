@@ -26,10 +26,12 @@ public enum StateDictImporter {
 
     /// `entries` by key; `source` describes the file (its notes are extended here). `description`:
     /// the head a DenseKit-written file records beside the weights (pool and activations), which a
-    /// state_dict cannot hold.
-    public static func build(_ entries: [String: Entry], source: ModelSource, head description: HeadDescription? = nil)
-        throws -> DenseNet
-    {
+    /// state_dict cannot hold. `blurPool`: whether the stem has timm's `BlurPool2d`, when the file says
+    /// (a pickled module tree names its classes; a DenseKit-written file records it); nil when it cannot.
+    public static func build(
+        _ entries: [String: Entry], source: ModelSource, head description: HeadDescription? = nil,
+        blurPool: Bool? = nil
+    ) throws -> DenseNet {
         let keys = try canonicalKeys(entries)
         var used = Set<String>()
         func tensor(_ key: String, rank: Int? = nil) throws -> Tensor {
@@ -64,13 +66,20 @@ public enum StateDictImporter {
             return Conv2D(weight: kernel, bias: bias, stride: stride, pads: [pad, pad, pad, pad])
         }
 
-        // Stem.
+        // Stem: torchvision's, or timm's deep one (`conv0`..`conv2`, each 3x3 with its BN-ReLU, the
+        // first at stride 2) before the same max pool.
         let stemWeight = try tensor("features.conv0.weight", rank: 4)
-        let imagenet = stemWeight.shape[2] == 7
+        let deepStem = stemWeight.shape[2] == 3 && has("features.conv1.weight") && has("features.norm1.weight")
+        let imagenet = stemWeight.shape[2] == 7 || deepStem
         let stemConv = try conv("features.conv0", stride: imagenet ? 2 : 1)
         let stemNorm = has("features.norm0.weight") ? try norm("features.norm0") : nil
-        let stem = Stem(
-            conv: stemConv, norm: stemNorm, relu: stemNorm != nil,
+        var deep: [StemConvolution] = []
+        while deepStem, has("features.conv\(deep.count + 1).weight") {
+            let name = "features.conv\(deep.count + 1)"
+            deep.append(StemConvolution(conv: try conv(name), norm: try norm("features.norm\(deep.count + 1)")))
+        }
+        var stem = Stem(
+            conv: stemConv, norm: stemNorm, relu: stemNorm != nil, deep: deep,
             pool: imagenet ? Pool2D(kind: .max, kernel: 3, stride: 2, pads: [1, 1, 1, 1]) : nil)
 
         // Blocks and transitions.
@@ -109,10 +118,19 @@ public enum StateDictImporter {
             throw ImportError.mismatch(
                 .part("state_dict"), expected: "dense layers 'features.denseblock1.denselayer1.*'", found: "none")
         }
+        var notes = source.notes
+        if deepStem {
+            let blurred = blurPool ?? isBlur121d(stem: stem, blocks: blocks)
+            if blurred {
+                stem.makeAntiAliased()
+                // TorchScript keeps the blur's filter (a buffer torch.save leaves out): it must be the fixed one.
+                if has("features.pool0.1.filt") { try checkBlurFilter(try tensor("features.pool0.1.filt", rank: 4)) }
+            }
+            notes.append(deepStemNote(blurred: blurred, known: blurPool != nil))
+        }
 
         // Head: norm5, then the classifier (one Linear, or Linears inside a Sequential).
         let headNorm = try norm("features.norm5")
-        var notes = source.notes
         if keys.values.contains(where: { $0.contains(".layers.") || $0.contains("class_layers.") }) {
             notes.append("MONAI's DenseNet keys ('denselayer<i>.layers.*', 'class_layers.out')")
         }
@@ -245,5 +263,55 @@ public enum StateDictImporter {
             }
         }
         return out.joined(separator: ".")
+    }
+}
+
+extension StateDictImporter {
+    /// Whether a deep-stem DenseNet whose file cannot say is timm's `densenetblur121d` (growth 32, a 64-filter
+    /// stem, blocks of 6, 12, 24 and 16 layers), the one timm model with a blur pool; timm's other deep-stem
+    /// model, `densenet264d`, has none.
+    fileprivate static func isBlur121d(stem: Stem, blocks: [DenseBlock]) -> Bool {
+        stem.outChannels == 64 && blocks.map(\.layers.count) == [6, 12, 24, 16]
+            && blocks.allSatisfy { $0.layers.allSatisfy { $0.growth == 32 } }
+    }
+
+    /// timm's `BlurPool2d.filt` as a file holds it: [channels or 1, 1, 3, 3] of the binomial filter.
+    fileprivate static func checkBlurFilter(_ filter: Tensor) throws {
+        let coefficients = BlurPool2D(kernel: 3).coefficients
+        let expected = coefficients.flatMap { row in coefficients.map { row * $0 } }
+        let values = filter.values
+        guard filter.shape.count == 4, filter.shape[1...] == [1, 3, 3],
+            values.indices.allSatisfy({ values[$0] == expected[$0 % 9] })
+        else {
+            throw ImportError.mismatch(
+                .tensor(filter.name), expected: "the blur pool's filter [1,2,1]x[1,2,1]/16 per channel",
+                found: "shape \(filter.shape) with other values")
+        }
+    }
+
+    fileprivate static func deepStemNote(blurred: Bool, known: Bool) -> String {
+        let kind = "timm's deep stem ('features.conv0' to 'conv2', 3x3 convs with BN-ReLU)"
+        if known {
+            return kind
+                + (blurred ? " with its blur pool (BlurPool2d), as the file says" : ", no blur pool, as the file says")
+        }
+        return kind
+            + (blurred
+                ? """
+                ; a blur pool (BlurPool2d: max pool 3x3 stride 1, then [1,2,1]x[1,2,1]/16 stride 2, reflect pad 1) \
+                is assumed after it, as in timm's densenetblur121d, whose architecture this is: a state_dict does \
+                not store the blur's fixed filter
+                """
+                : "; no blur pool assumed (a state_dict does not store one; only timm's densenetblur121d has it)")
+    }
+}
+
+extension Stem {
+    /// timm's anti-aliased stem pool: the max pool at stride 1, then the blur at the pool's stride.
+    package mutating func makeAntiAliased() {
+        guard var maxPool = pool else { return }
+        blur = BlurPool2D(kernel: 3, stride: maxPool.stride)
+        maxPool.stride = 1
+        pool = maxPool
     }
 }

@@ -30,6 +30,8 @@ package enum TorchvisionStateDict {
             conv: { part, convolution in
                 switch part {
                 case .stem: conv("features.conv0", convolution)
+                // timm's deep stem: `features.conv1`, `features.conv2`.
+                case .deepStem(let index): conv("features.conv\(index)", convolution)
                 case .bottleneck(let block, let index): conv(layer(block, index) + ".conv1", convolution)
                 // conv2 after a bottleneck; a layer without one (a plain DenseNet) has only conv1.
                 case .layer(let block, let index):
@@ -44,6 +46,7 @@ package enum TorchvisionStateDict {
             norm: { part, batchNorm in
                 switch part {
                 case .stem: norm("features.norm0", batchNorm)
+                case .deepStem(let index): norm("features.norm\(index)", batchNorm)
                 case .layer(let block, let index): norm(layer(block, index) + ".norm1", batchNorm)
                 case .bottleneck(let block, let index): norm(layer(block, index) + ".norm2", batchNorm)
                 case .transition(let transition): norm("features.transition\(transition).norm", batchNorm)
@@ -82,6 +85,30 @@ package enum TorchvisionStateDict {
             return [linear(d.linear)] + (activation.map { [$0] } ?? [])
         }
         return "nn.Sequential(\(modules.joined(separator: ", ")))"
+    }
+
+    /// The timm call that builds a deep-stem model (whose keys are timm's): `timm.create_model(
+    /// 'densenetblur121d')` or timm's `DenseNet` class with the deep stem; nil for another stem, or a deep
+    /// one timm does not build (its widths are timm's growth, growth, 2 x growth).
+    package static func timmConstructor(_ net: DenseNet) -> String? {
+        let stem = net.stem
+        guard stem.deep.count == 2, let growth = net.blocks.first?.layers.first?.growth,
+            stem.convolutions.map(\.conv.outChannels) == [growth, growth, 2 * growth],
+            stem.convolutions.allSatisfy({ $0.conv.kernel == 3 && $0.norm != nil }), stem.relu,
+            let width = net.blocks.first?.layers.first?.bottleneck?.conv.outChannels, width % growth == 0
+        else { return nil }
+        let classes = net.head.dense.count == 1 ? net.head.dense[0].linear.outFeatures : 1000
+        let options =
+            (classes == 1000 ? "" : ", num_classes=\(classes)")
+            + (stem.conv.inChannels == 3 ? "" : ", in_chans=\(stem.conv.inChannels)")
+        let config = "(\(net.blocks.map { String($0.layers.count) }.joined(separator: ", ")))"
+        if stem.blur != nil, growth == 32, config == "(6, 12, 24, 16)", width == 128 {
+            return "timm.create_model('densenetblur121d'\(options))"
+        }
+        return """
+            timm.models.densenet.DenseNet(growth_rate=\(growth), block_config=\(config), bn_size=\(width / growth), \
+            stem_type='deep'\(stem.blur == nil ? "" : ", aa_layer=timm.layers.BlurPool2d")\(options))
+            """
     }
 
     /// The `torchvision.models` call that builds this model's backbone, or why none does.

@@ -9,10 +9,16 @@ extension DenseNet {
         let net = mappingSteps { step in
             switch step {
             case .stem(var stem):
-                guard let norm = stem.norm else { return step }
-                stem.conv = stem.conv.folding(norm)
-                stem.norm = nil
-                folded += 1
+                if let norm = stem.norm {
+                    stem.conv = stem.conv.folding(norm)
+                    stem.norm = nil
+                    folded += 1
+                }
+                stem.deep = stem.deep.map { deep in
+                    guard let norm = deep.norm else { return deep }
+                    folded += 1
+                    return StemConvolution(conv: deep.conv.folding(norm), norm: nil)
+                }
                 return .stem(stem)
             case .denseLayer(var layer, let block, let index, let endsBlock):
                 guard let bottleneck = layer.bottleneck, let norm = bottleneck.norm else { return step }
@@ -50,9 +56,15 @@ extension DenseNet {
         let net = mappingSteps { step in
             switch step {
             case .stem(var stem):
-                guard stem.normFolded && stem.relu else { return step }
-                (stem.conv, stem.norm) = identity(for: stem.conv, "stem.norm")
-                unfolded += 1
+                if stem.normFolded && stem.relu {
+                    (stem.conv, stem.norm) = identity(for: stem.conv, "stem.norm")
+                    unfolded += 1
+                }
+                for index in stem.deep.indices where stem.deep[index].normFolded {
+                    let (conv, norm) = identity(for: stem.deep[index].conv, "stem.deep\(index + 1).norm")
+                    stem.deep[index] = StemConvolution(conv: conv, norm: norm)
+                    unfolded += 1
+                }
                 return .stem(stem)
             case .denseLayer(var layer, let block, let index, let endsBlock):
                 guard let bottleneck = layer.bottleneck, bottleneck.normFolded else { return step }
@@ -108,6 +120,9 @@ extension DenseNet {
             switch step {
             case .stem(var stem):
                 stem.norm = stem.norm.map { transform(name, $0) }
+                for index in stem.deep.indices {
+                    stem.deep[index].norm = stem.deep[index].norm.map { transform(name, $0) }
+                }
                 return .stem(stem)
             case .denseLayer(var layer, let block, let index, let endsBlock):
                 layer.norm = transform(name, layer.norm)
@@ -140,7 +155,11 @@ extension DenseNet {
             }
         }
         // A folded stem BN keeps its ReLU; a bare (CIFAR) stem conv has neither.
-        if stem.conv.bias != nil && (stem.norm != nil || !stem.relu) { names.insert("stem", at: 0) }
+        if (stem.conv.bias != nil && (stem.norm != nil || !stem.relu))
+            || stem.deep.contains(where: { $0.conv.bias != nil && $0.norm != nil })
+        {
+            names.insert("stem", at: 0)
+        }
         return names
     }
 }

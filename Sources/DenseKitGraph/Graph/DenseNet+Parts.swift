@@ -2,6 +2,8 @@
 /// name them switch on (the `.dnk`'s canonical tensor names, torchvision's state_dict keys).
 package enum LayerPart {
     case stem
+    /// A deep stem's conv after the first (1-based: timm's `conv1`, `conv2`) and the BatchNorm after it.
+    case deepStem(Int)
     /// A dense layer: its first BatchNorm, and the conv that makes its new channels.
     case layer(block: Int, layer: Int)
     /// A dense layer's bottleneck: its 1x1 conv and the BatchNorm after it.
@@ -20,6 +22,10 @@ extension DenseNet {
             case .stem(let stem):
                 conv(.stem, stem.conv)
                 if let stemNorm = stem.norm { norm(.stem, stemNorm) }
+                for (index, deep) in stem.deep.enumerated() {
+                    conv(.deepStem(index + 1), deep.conv)
+                    if let deepNorm = deep.norm { norm(.deepStem(index + 1), deepNorm) }
+                }
             case .denseLayer(let layer, let block, let index, _):
                 norm(.layer(block: block, layer: index), layer.norm)
                 if let bottleneck = layer.bottleneck {
@@ -59,6 +65,7 @@ extension DenseNet {
             case .stem(var stem):
                 stem.conv = conv(stem.conv)
                 stem.norm = stem.norm.map(norm)
+                stem.deep = stem.deep.map { StemConvolution(conv: conv($0.conv), norm: $0.norm.map(norm)) }
                 return .stem(stem)
             case .denseLayer(var layer, let block, let index, let endsBlock):
                 layer.norm = norm(layer.norm)

@@ -34,24 +34,85 @@ public struct DenseNet: Sendable {
 /// The first convolution, with its BatchNorm, ReLU and max pool on ImageNet nets.
 ///
 /// CIFAR nets have a bare conv here (the first dense layer's BN-ReLU follows). When an exporter
-/// folded the stem BN into the conv, `norm` is nil and `conv.bias` is set.
+/// folded the stem BN into the conv, `norm` is nil and `conv.bias` is set. A deep stem (timm's
+/// `stem_type='deep'`) has further 3x3 convs, each with its BN-ReLU, after the first one's, and
+/// an anti-aliased one (timm's `aa_layer=BlurPool2d`) blurs after a stride-1 max pool.
 public struct Stem: Sendable {
     public var conv: Conv2D
     public var norm: BatchNorm?
     public var relu: Bool
+    /// The convs after the first in a deep stem (timm's `conv1`/`norm1`, `conv2`/`norm2`), in order.
+    public var deep: [StemConvolution] = []
     public var pool: Pool2D?
+    /// The blur-and-subsample after `pool` (timm's `BlurPool2d`), when the stem is anti-aliased.
+    public var blur: BlurPool2D? = nil
 
-    public init(conv: Conv2D, norm: BatchNorm?, relu: Bool, pool: Pool2D?) {
+    public init(
+        conv: Conv2D, norm: BatchNorm?, relu: Bool, deep: [StemConvolution] = [], pool: Pool2D?,
+        blur: BlurPool2D? = nil
+    ) {
         self.conv = conv
         self.norm = norm
         self.relu = relu
+        self.deep = deep
         self.pool = pool
+        self.blur = blur
     }
 
     /// True when a BatchNorm was folded into the conv (it has a bias and no BN follows).
     public var normFolded: Bool { norm == nil && conv.bias != nil }
-    public var outChannels: Int { conv.outChannels }
-    package var tensors: [Tensor] { [conv.weight] + (conv.bias.map { [$0] } ?? []) + (norm?.tensors ?? []) }
+    public var outChannels: Int { deep.last?.conv.outChannels ?? conv.outChannels }
+    /// Every conv of the stem with the BN after it, the first one's included, in order.
+    public var convolutions: [StemConvolution] { [StemConvolution(conv: conv, norm: norm)] + deep }
+    package var tensors: [Tensor] {
+        convolutions.flatMap { [$0.conv.weight] + ($0.conv.bias.map { [$0] } ?? []) + ($0.norm?.tensors ?? []) }
+    }
+}
+
+/// A conv of the stem with its BatchNorm (nil when none, or folded into the conv's bias). In a deep stem a
+/// ReLU follows each; the first one's is `Stem.relu`.
+public struct StemConvolution: Sendable {
+    public var conv: Conv2D
+    public var norm: BatchNorm?
+
+    public init(conv: Conv2D, norm: BatchNorm?) {
+        self.conv = conv
+        self.norm = norm
+    }
+
+    public var normFolded: Bool { norm == nil && conv.bias != nil }
+}
+
+/// Anti-aliased downsampling (Zhang 2019, timm's `BlurPool2d`): every channel padded by reflection, then
+/// filtered with the binomial kernel ([1, 2, 1] x [1, 2, 1] / 16 for a side of 3) at `stride`. The filter
+/// is fixed by the side, so files do not store it.
+public struct BlurPool2D: Sendable, Equatable {
+    public var kernel: Int
+    public var stride: Int
+
+    public init(kernel: Int = 3, stride: Int = 2) {
+        self.kernel = kernel
+        self.stride = stride
+    }
+
+    /// The largest side a file may give (timm makes 3 and 5).
+    public static let maximumKernel = 7
+
+    /// Reflection padding on each side (timm's `get_padding(kernel, stride)`).
+    public var padding: Int { (stride - 1 + kernel - 1) / 2 }
+
+    /// The 1-D binomial coefficients divided by their sum; the 2-D filter is their outer product.
+    public var coefficients: [Float] {
+        var row: [Float] = [1]
+        for _ in 1..<max(kernel, 1) { row = zip(row + [0], [0] + row).map { $0 + $1 } }
+        let sum = row.reduce(0, +)
+        return row.map { $0 / sum }
+    }
+
+    /// Output height and width for an input of the given size.
+    public func outputSize(_ height: Int, _ width: Int) -> (Int, Int) {
+        (windows(height + 2 * padding, kernel, stride), windows(width + 2 * padding, kernel, stride))
+    }
 }
 
 /// A bottleneck: Conv1x1(4k) -> BN -> ReLU, between a dense layer's first BN-ReLU and its 3x3 conv.

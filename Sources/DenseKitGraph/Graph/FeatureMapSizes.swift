@@ -25,6 +25,7 @@ public struct FeatureMapSizes: Sendable, Equatable {
         }
         package var stemConv: Window
         package var stemPool: Window?
+        package var stemBlur: BlurPool2D?
         package var transitions: [(conv: Window, pool: Window)]
         package var blocks: Int
 
@@ -33,14 +34,17 @@ public struct FeatureMapSizes: Sendable, Equatable {
             func window(_ pool: Pool2D) -> Window { Window(kernel: pool.kernel, stride: pool.stride, pads: pool.pads) }
             stemConv = window(net.stem.conv)
             stemPool = net.stem.pool.map(window)
+            stemBlur = net.stem.blur
             transitions = net.transitions.map { (window($0.conv), window($0.pool)) }
             blocks = net.blocks.count
         }
     }
 
     public var input: Size
-    /// The stem conv's output, before its pool.
+    /// The stem conv's output (a deep stem's last conv's), before its pool.
     public var stemConv: Size
+    /// The stem's pool's output, before a blur (the stem conv's output without a pool).
+    public var stemPooled: Size
     /// Each dense block's maps (the stem's pooled output for block 1, a transition's for the others).
     public var blocks: [Size]
     /// Each transition conv's output, before its pool.
@@ -73,6 +77,16 @@ public struct FeatureMapSizes: Sendable, Equatable {
         var current = stemConv
         if let pool = geometry.stemPool {
             current = try nonEmpty(pool.outputSize(current.height, current.width), .stem)
+        }
+        stemPooled = current
+        if let blur = geometry.stemBlur {
+            // Reflection mirrors rows and columns inside the map: it needs more of them than it pads.
+            guard current.height > blur.padding, current.width > blur.padding else {
+                throw ImportError.mismatch(
+                    .layer(.stem, part: "blur"), expected: "a map of more than \(blur.padding) rows and columns",
+                    found: "\(current) for a \(height)x\(width) input")
+            }
+            current = try nonEmpty(blur.outputSize(current.height, current.width), .stem)
         }
         blocks = []
         transitionConvs = []

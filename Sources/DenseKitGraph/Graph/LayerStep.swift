@@ -34,7 +34,7 @@ public enum LayerStep: Sendable {
     /// The step's BatchNorms, in the order the layer applies them.
     package var norms: [BatchNorm] {
         switch self {
-        case .stem(let stem): return stem.norm.map { [$0] } ?? []
+        case .stem(let stem): return stem.convolutions.compactMap(\.norm)
         case .denseLayer(let layer, _, _, _): return [layer.norm] + (layer.bottleneck?.norm.map { [$0] } ?? [])
         case .transition(let transition, _): return [transition.norm]
         case .head(let head): return [head.norm]

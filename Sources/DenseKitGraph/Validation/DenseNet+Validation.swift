@@ -25,8 +25,27 @@ extension DenseNet {
         try validate(stem.conv.weight, .layer(.stem, part: "conv"), rank: 4)
         try validateInput()
         try validate(stem.conv, .layer(.stem, part: "conv"), inChannels: input.channels)
-        if let stemNorm = stem.norm { try validate(stemNorm, .layer(.stem, part: "norm"), channels: stem.outChannels) }
+        if let stemNorm = stem.norm {
+            try validate(stemNorm, .layer(.stem, part: "norm"), channels: stem.conv.outChannels)
+        }
+        var stemWidth = stem.conv.outChannels
+        for (index, deep) in stem.deep.enumerated() {
+            let part = "deep\(index + 1)"
+            try validate(deep.conv, .layer(.stem, part: "\(part).conv"), inChannels: stemWidth, sameSize: true)
+            if let norm = deep.norm {
+                try validate(norm, .layer(.stem, part: "\(part).norm"), channels: deep.conv.outChannels)
+            }
+            stemWidth = deep.conv.outChannels
+        }
         if let stemPool = stem.pool { try validate(stemPool, .layer(.stem, part: "pool")) }
+        if let blur = stem.blur {
+            guard (2...BlurPool2D.maximumKernel).contains(blur.kernel), (1...Limits.stride).contains(blur.stride) else {
+                throw ImportError.mismatch(
+                    .layer(.stem, part: "blur"),
+                    expected: "a blur of side 2 to \(BlurPool2D.maximumKernel), stride 1 to \(Limits.stride)",
+                    found: "side \(blur.kernel), stride \(blur.stride)")
+            }
+        }
         guard !blocks.isEmpty else {
             throw ImportError.mismatch(.part("blocks"), expected: "at least one dense block", found: "none")
         }

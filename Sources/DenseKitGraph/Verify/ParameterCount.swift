@@ -26,11 +26,13 @@ extension DenseNet {
         for step in steps {
             switch step {
             case .stem(let stem):
-                count.addConv(stem.conv.weight.elements)
-                if let norm = stem.norm {
-                    count.addBatchNorm(norm.channels)
-                } else if stem.normFolded {
-                    count.addBatchNorm(stem.outChannels)
+                for convolution in stem.convolutions {
+                    count.addConv(convolution.conv.weight.elements)
+                    if let norm = convolution.norm {
+                        count.addBatchNorm(norm.channels)
+                    } else if convolution.normFolded {
+                        count.addBatchNorm(convolution.conv.outChannels)
+                    }
                 }
             case .denseLayer(let layer, _, _, _):
                 count.addBatchNorm(layer.norm.channels)

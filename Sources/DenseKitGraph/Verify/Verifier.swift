@@ -84,18 +84,26 @@ public struct Verifier {
         // Stem.
         let stem = net.stem
         let kernel = spec.stem == .imagenet ? 7 : 3
-        expect("stem", "conv kernel", "\(kernel)x\(kernel)", "\(stem.conv.kernel)x\(stem.conv.kernel)")
-        expect("stem", "conv stride", spec.stem == .imagenet ? 2 : 1, stem.conv.stride)
-        expect("stem", "conv padding", [kernel / 2, kernel / 2, kernel / 2, kernel / 2], stem.conv.pads)
+        if stem.deep.isEmpty {
+            expect("stem", "conv kernel", "\(kernel)x\(kernel)", "\(stem.conv.kernel)x\(stem.conv.kernel)")
+            expect("stem", "conv stride", spec.stem == .imagenet ? 2 : 1, stem.conv.stride)
+            expect("stem", "conv padding", [kernel / 2, kernel / 2, kernel / 2, kernel / 2], stem.conv.pads)
+        } else {
+            // A deep stem is one finding, whatever its convs are.
+            expect(
+                "stem", "convs", "one \(kernel)x\(kernel) stride \(spec.stem == .imagenet ? 2 : 1)",
+                "deep stem: " + stem.convolutions.map { describe($0.conv) }.joined(separator: ", "))
+        }
         expect("stem", "filters", spec.stemFilters, stem.outChannels)
+        let normed = stem.convolutions.allSatisfy { $0.norm != nil || $0.normFolded }
         if spec.stem == .imagenet {
-            expect("stem", "BatchNorm", "present", stem.norm != nil || stem.normFolded ? "present" : "absent")
+            expect("stem", "BatchNorm", "present", normed ? "present" : "absent")
             expect("stem", "ReLU", true, stem.relu)
             let expectedPool = Pool2D(kind: .max, kernel: 3, stride: 2, pads: [1, 1, 1, 1])
-            expect("stem", "max pool", describe(expectedPool), stem.pool.map(describe) ?? "none")
+            expect("stem", "max pool", describe(expectedPool), describe(stem.pool, blur: stem.blur))
         } else {
             expect("stem", "BatchNorm", "absent", stem.norm != nil || stem.normFolded ? "present" : "absent")
-            expect("stem", "max pool", "none", stem.pool.map(describe) ?? "none")
+            expect("stem", "max pool", "none", describe(stem.pool, blur: stem.blur))
         }
         // Blocks and transitions.
         expect("model", "dense blocks", spec.blocks.count, net.blocks.count)
@@ -154,7 +162,9 @@ public struct Verifier {
     /// How far `net`'s shape is from `spec`'s, most telling first: another stem kind, another number of
     /// blocks, and the blocks with another number of layers (a block one has and the other lacks counts).
     package func shapeDifferences(_ net: DenseNet, _ spec: ArchitectureSpec) -> (stem: Int, blocks: Int, layers: Int) {
-        let stemKind: ArchitectureSpec.StemKind = net.stem.conv.kernel == 7 ? .imagenet : .cifar
+        // An ImageNet stem downsamples before the first block; a deep one (3x3 convs) does too.
+        let downsamples = net.stem.conv.kernel == 7 || net.stem.pool != nil || net.stem.blur != nil
+        let stemKind: ArchitectureSpec.StemKind = downsamples ? .imagenet : .cifar
         let layers = net.blocks.map(\.layers.count)
         return (
             stemKind == spec.stem ? 0 : 1, layers.count == spec.blocks.count ? 0 : 1,
@@ -223,6 +233,18 @@ public struct Verifier {
 
     private func describe(_ pool: Pool2D) -> String {
         "\(pool.kind.rawValue) \(pool.kernel)x\(pool.kernel) stride \(pool.stride) pad \(pool.pads[0])"
+    }
+
+    /// The stem's downsampling: its pool, then a blur pool if any ("none" without either).
+    private func describe(_ pool: Pool2D?, blur: BlurPool2D?) -> String {
+        let parts =
+            (pool.map { [describe($0)] } ?? [])
+            + (blur.map { ["blur pool \($0.kernel)x\($0.kernel) stride \($0.stride) reflect pad \($0.padding)"] } ?? [])
+        return parts.isEmpty ? "none" : parts.joined(separator: ", then ")
+    }
+
+    private func describe(_ conv: Conv2D) -> String {
+        "\(conv.kernel)x\(conv.kernel) stride \(conv.stride) (\(conv.outChannels) filters)"
     }
 
     private func format(_ value: Double) -> String { value == value.rounded() ? String(Int(value)) : String(value) }

@@ -21,19 +21,7 @@ struct InspectText {
             let origin = transform.origin.joined(separator: ", ")
             lines.append("transform   \(transform.summary) per channel, before the stem (\(origin))")
         }
-        let stem = net.stem
-        var stemParts = [
-            """
-            conv \(stem.conv.kernel)x\(stem.conv.kernel)/\(stem.conv.stride) \
-            \(stem.conv.inChannels)->\(stem.outChannels)
-            """
-        ]
-        if stem.norm != nil { stemParts.append("BN") } else if stem.normFolded { stemParts.append("BN (folded)") }
-        if stem.relu { stemParts.append("ReLU") }
-        if let stemPool = stem.pool {
-            stemParts.append("max pool \(stemPool.kernel)x\(stemPool.kernel)/\(stemPool.stride)")
-        }
-        lines.append("stem        " + stemParts.joined(separator: ", "))
+        lines.append("stem        " + net.stem.summary)
         lines.append("")
         lines.append("  block  layers  in -> out   growth  bottleneck  transition")
         for (b, block) in net.blocks.enumerated() {
