@@ -590,28 +590,19 @@ def full(outdir):
     with torch.no_grad():
         np.save(os.path.join(outdir, "xrv-densenet121-module.out.npy"), ray(torch.from_numpy(gray)).numpy())
     fixture_meta.write(os.path.join(outdir, "xrv-densenet121-module.meta.json"), *torch_counts(ray), {})
-    # timm's densenet121 (torchvision's keys), as timm's own files are: safetensors.
+    # timm's densenet121 (torchvision's keys) and densenetblur121d (deep stem, blur pool; no blur filter
+    # stored), as timm's own files are: safetensors.
     import timm
-    torch.manual_seed(506)
-    tm = timm.create_model("densenet121", pretrained=False)
-    randomise_bn(tm, 507)
-    tm.eval()
-    safetensors.torch.save_file({k: v.contiguous() for k, v in tm.state_dict().items()},
-                                os.path.join(outdir, "timm-densenet121.safetensors"))
-    with torch.no_grad():
-        np.save(os.path.join(outdir, "timm-densenet121.out.npy"), tm(torch.from_numpy(x)).numpy())
-    fixture_meta.write(os.path.join(outdir, "timm-densenet121.meta.json"), *torch_counts(tm), {})
-    # timm's densenetblur121d (deep stem, blur pool) as timm ships it: safetensors, no blur filter stored.
-    torch.manual_seed(508)
-    blur = timm.create_model("densenetblur121d", pretrained=False)
-    randomise_bn(blur, 509)
-    blur.eval()
-    safetensors.torch.save_file({k: v.contiguous() for k, v in blur.state_dict().items()},
-                                os.path.join(outdir, "timm-densenetblur121d.safetensors"))
-    with torch.no_grad():
-        np.save(os.path.join(outdir, "timm-densenetblur121d.out.npy"), blur(torch.from_numpy(x)).numpy())
-    fixture_meta.write(os.path.join(outdir, "timm-densenetblur121d.meta.json"), *torch_counts(blur), {})
-
+    for seed, name in [(506, "densenet121"), (508, "densenetblur121d")]:
+        torch.manual_seed(seed)
+        tm = timm.create_model(name, pretrained=False)
+        randomise_bn(tm, seed + 1)
+        tm.eval()
+        safetensors.torch.save_file({k: v.contiguous() for k, v in tm.state_dict().items()},
+                                    os.path.join(outdir, f"timm-{name}.safetensors"))
+        with torch.no_grad():
+            np.save(os.path.join(outdir, f"timm-{name}.out.npy"), tm(torch.from_numpy(x)).numpy())
+        fixture_meta.write(os.path.join(outdir, f"timm-{name}.meta.json"), *torch_counts(tm), {})
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "heads":

@@ -85,15 +85,20 @@ import Testing
 
     // MARK: lying files
 
-    /// DenseKit's ONNX of the blurred net with one thing changed in its blur pool.
-    static func lyingONNX(_ edit: (ONNXEditing.Model) throws -> Void) throws -> (Data, URL) {
+    /// `densekit inspect` on DenseKit's ONNX of the blurred net with one thing changed in its blur pool: exit 2
+    /// and one line, which is returned without the "error: <file>: " it starts with.
+    static func refusalOfLyingONNX(_ edit: (ONNXEditing.Model) throws -> Void) throws -> String {
         let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
         let written = folder.appendingPathComponent("blur.onnx").path
-        let outcome = try densekit([
+        let converted = try densekit([
             "convert", Fixtures.path("timm-tiny-blur-module.pth"), "-o", written, "--accept-deviations",
         ])
-        #expect(outcome.status == 0, "\(outcome.stderr)")
-        return (try ONNXEditing.mutated(written, edit), folder)
+        #expect(converted.status == 0, "\(converted.stderr)")
+        let path = try Fixtures.write(try ONNXEditing.mutated(written, edit), as: "lying.onnx", in: folder)
+        let outcome = try densekit(["inspect", path])
+        #expect(outcome.status == 2 && outcome.stderr.hasPrefix("error: \(path): "), "\(outcome.stderr)")
+        return String(outcome.stderr.dropFirst("error: \(path): ".count))
     }
 
     static func initializer(_ model: ONNXEditing.Model, _ tensor: String) throws -> UnsafeMutablePointer<
@@ -108,50 +113,36 @@ import Testing
     }
 
     @Test func aBlurFilterThatIsNotBinomialIsRefusedNamingItsWeight() throws {
-        let (bytes, folder) = try Self.lyingONNX { model in
+        let refusal = try Self.refusalOfLyingONNX { model in
             let weight = try Self.initializer(model, "stem.blur.weight").pointee.raw_data
             weight.data.withMemoryRebound(to: Float.self, capacity: 1) { $0[4] = 0.3 }  // the centre tap, 0.25
         }
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let path = try Fixtures.write(bytes, as: "lying.onnx", in: folder)
-        let outcome = try densekit(["inspect", path])
-        #expect(outcome.status == 2)
         #expect(
-            outcome.stderr
-                == "error: \(path): Conv node 'stem.blur': weight 'stem.blur.weight': expected the binomial blur "
-                + "filter (0.25, 0.5, 0.25 squared) in every channel, no bias, found other values\n")
+            refusal
+                == "Conv node 'stem.blur': weight 'stem.blur.weight': expected the binomial blur filter (0.25, 0.5, "
+                + "0.25 squared) in every channel, no bias, found other values\n")
     }
 
     @Test func aBlurPadOtherThanItsSideGivesIsRefusedNamingTheNode() throws {
-        let (bytes, folder) = try Self.lyingONNX { model in
+        let refusal = try Self.refusalOfLyingONNX { model in
             let pads = try Self.initializer(model, "stem.blur.pads")
             pads.pointee.int64_data[2] = 2
             pads.pointee.int64_data[6] = 2
         }
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let path = try Fixtures.write(bytes, as: "lying.onnx", in: folder)
-        let outcome = try densekit(["inspect", path])
-        #expect(outcome.status == 2)
         #expect(
-            outcome.stderr
-                == "error: \(path): Conv node 'stem.blur': expected reflection pads 1 on each side before it, none of "
-                + "its own (a blur pool), found reflection pads [2, 1, 2, 1], conv pads [0, 0, 0, 0]\n")
+            refusal
+                == "Conv node 'stem.blur': expected reflection pads 1 on each side before it, none of its own (a blur "
+                + "pool), found reflection pads [2, 1, 2, 1], conv pads [0, 0, 0, 0]\n")
     }
 
     @Test func aReflectionPadBeforeAnythingButABlurFilterIsRefused() throws {
-        let (bytes, folder) = try Self.lyingONNX { model in
+        let refusal = try Self.refusalOfLyingONNX { model in
             let conv = ONNXEditing.node(model, try ONNXEditing.firstNode(model, "Pad") + 1)
             #expect(ONNXEditing.name(conv.pointee.name) == "stem.blur")
             ONNXEditing.setString(&conv.pointee.op_type, "MaxPool")
         }
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let path = try Fixtures.write(bytes, as: "lying.onnx", in: folder)
-        let outcome = try densekit(["inspect", path])
-        #expect(outcome.status == 2)
         #expect(
-            outcome.stderr
-                == "error: \(path): MaxPool node 'stem.blur': consumes a reflection Pad; only a blur pool's depthwise "
-                + "Conv may\n")
+            refusal == "MaxPool node 'stem.blur': consumes a reflection Pad; only a blur pool's depthwise Conv may\n")
     }
 
     /// The blur a DenseKit-written safetensors file records is true or false, nothing else; `inspect --json`
