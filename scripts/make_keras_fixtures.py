@@ -15,6 +15,7 @@ usage: make_keras_fixtures.py tiny OUTDIR
        make_keras_fixtures.py heads OUTDIR   (only the fine-tuned-head fixtures, part of tiny)
        make_keras_fixtures.py nested OUTDIR  (backbones nested as one layer of the user's model, part of tiny)
        make_keras_fixtures.py preprocessing OUTDIR  (Rescaling and Normalization layers, part of tiny)
+       make_keras_fixtures.py tflite OUTDIR  (tf.lite's conversion of keras2-tiny.h5, part of tiny)
        make_keras_fixtures.py full OUTDIR
 """
 
@@ -148,6 +149,28 @@ def tiny(outdir):
     heads(outdir)
     nested(outdir)
     preprocessing(outdir)
+    tflite(outdir)
+
+
+def tflite(outdir):
+    """tf.lite.TFLiteConverter's float32 conversion of the tiny tf_keras net (keras2-tiny.h5), with TensorFlow
+    Lite's interpreter's output on the shared NHWC input."""
+    import tensorflow as tf
+    import tf_keras
+
+    model = tf_keras.models.load_model(os.path.join(outdir, "keras2-tiny.h5"))
+    data = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    with open(os.path.join(outdir, "keras2-tiny.tflite"), "wb") as f:
+        f.write(data)
+    x = np.load(os.path.join(outdir, "input-64-nhwc.npy"))
+    interpreter = tf.lite.Interpreter(model_content=data)
+    entry = interpreter.get_input_details()[0]
+    interpreter.resize_tensor_input(entry["index"], x.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(entry["index"], x)
+    interpreter.invoke()
+    y = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    np.save(os.path.join(outdir, "keras2-tiny-tflite.out.npy"), y)
 
 
 def head_cases(L):
@@ -396,6 +419,8 @@ def full_heads(outdir, x, rng):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("tiny", "heads", "nested", "preprocessing", "full"):
+    modes = {"tiny": tiny, "heads": heads, "nested": nested, "preprocessing": preprocessing, "tflite": tflite,
+             "full": full}
+    if len(sys.argv) != 3 or sys.argv[1] not in modes:
         sys.exit(__doc__)
-    {"tiny": tiny, "heads": heads, "nested": nested, "preprocessing": preprocessing, "full": full}[sys.argv[1]](sys.argv[2])
+    modes[sys.argv[1]](sys.argv[2])
