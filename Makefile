@@ -9,7 +9,7 @@ FULL       := fixtures/full
 IMAGES     := fixtures/images
 SKIMAGE    := scikit-image==0.25.2
 BIN        := .build/release/densekit
-APT_DEPS   := libhdf5-dev libprotobuf-c-dev protobuf-c-compiler libturbojpeg0-dev libspng-dev pkgconf
+APT_DEPS   := libhdf5-dev libprotobuf-c-dev protobuf-c-compiler libturbojpeg0-dev libspng-dev libflatbuffers-dev pkgconf
 
 # The executor's SIMD kernels need the CPU's vector instructions named at compile time; without them
 # every fused multiply-add becomes a libm call. Chosen from this machine's CPU; portable otherwise.
@@ -26,7 +26,7 @@ SWIFT_FLAGS := -c release $(if $(CPU_FLAGS),-Xswiftc -target-cpu -Xswiftc $(CPU_
 TORCH_PKGS := torch==2.15.0 torchvision==0.29.2 onnx==1.23.2 onnxruntime==1.32.0 onnxscript==0.7.2 safetensors==0.8.0 monai==1.6.1 torchxrayvision==1.5.7 timm==1.0.31 onnxconverter-common==1.16.0 pillow==13.0.0 pypng==0.20220715.0 h5py numpy
 TF_PKGS    := tensorflow-cpu==2.21.0 tf_keras==2.21.0 keras==3.15.1 tf2onnx==1.17.0 onnxruntime==1.32.0 pillow==13.0.0 h5py numpy
 
-.PHONY: all deps build lint test test-asan demo proto fixtures fixtures-full fixtures-images bench clean venvs
+.PHONY: all deps build lint test test-asan demo proto tflite-schema fixtures fixtures-full fixtures-images bench clean venvs
 
 all: build
 
@@ -79,6 +79,11 @@ demo: build
 proto:
 	cd schemas && protoc-c --c_out=../Sources/ONNXProto onnx.proto
 	mv Sources/ONNXProto/onnx.pb-c.h Sources/ONNXProto/include/onnx.pb-c.h
+
+# TensorFlow Lite's accessors and verifier, generated once from schemas/tflite/schema.fbs and committed
+# (flatc 2.0.8, Debian's flatbuffers-compiler; --gen-mutable for the tests' in-place edits).
+tflite-schema:
+	flatc --cpp --gen-mutable -o Sources/TFLiteSchema/generated schemas/tflite/schema.fbs
 
 # Each venv's stamp names its package list, so a changed pin installs again into the cached venv.
 TORCH_READY := $(VENV_TORCH)/.ready-$(shell echo '$(TORCH_PKGS)' | cksum | cut -d' ' -f1)
@@ -133,17 +138,19 @@ clean:
 # libFuzzer targets (Fuzz/), seeded with the fixtures; each runs FUZZ_SECONDS and any crash fails.
 # Crashers are written to fuzz-findings/ (ignored by git) for the corrupt-file suite.
 FUZZ_SECONDS ?= 60
-FUZZ_BUILD   := cd Fuzz && $(SWIFT) build -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld
+FUZZ_BUILD   := cd Fuzz && $(SWIFT) build -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld \
+  -Xcxx -fsanitize=fuzzer-no-link,address
 .PHONY: fuzz fuzz-build fuzz-corpus
 fuzz-build: deps
 	$(FUZZ_BUILD)
 
 fuzz-corpus: build fixtures-images
-	mkdir -p .build-fuzz/onnx .build-fuzz/hdf5 .build-fuzz/dnk .build-fuzz/npy .build-fuzz/safetensors .build-fuzz/pth .build-fuzz/moduletree .build-fuzz/jpeg .build-fuzz/png fuzz-findings
+	mkdir -p .build-fuzz/onnx .build-fuzz/hdf5 .build-fuzz/dnk .build-fuzz/npy .build-fuzz/safetensors .build-fuzz/pth .build-fuzz/moduletree .build-fuzz/tflite .build-fuzz/jpeg .build-fuzz/png fuzz-findings
 	cp fixtures/*.safetensors .build-fuzz/safetensors/
 	cp fixtures/*.pth fixtures/*.pth.tar .build-fuzz/pth/
 	cp fixtures/*-module*.pth fixtures/*.pt fixtures/*.ts .build-fuzz/moduletree/
 	cp fixtures/*.onnx .build-fuzz/onnx/
+	cp fixtures/*.tflite .build-fuzz/tflite/
 	cp fixtures/*.h5 fixtures/*.keras .build-fuzz/hdf5/
 	cp fixtures/*.npy .build-fuzz/npy/
 	# Small images only (a few kilobytes run fast): the 30x20 variant and re-encodings of it.
@@ -172,7 +179,7 @@ fuzz-corpus: build fixtures-images
 # scripts/check-hdf5-findings.sh then fails the run unless each saved input fails inside libhdf5 (not
 # in DenseKit's code) and `densekit inspect` ends on it with exit 2 and one line.
 fuzz: fuzz-build fuzz-corpus
-	for t in ONNX DNK NPY Safetensors PTH ModuleTree JPEG PNG; do \
+	for t in ONNX DNK NPY Safetensors PTH ModuleTree TFLite JPEG PNG; do \
 	  l=$$(echo $$t | tr A-Z a-z); \
 	  Fuzz/.build/release/Fuzz$$t .build-fuzz/$$l -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 \
 	    -artifact_prefix=fuzz-findings/$$l- -print_final_stats=1 || exit 1; \

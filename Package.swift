@@ -39,7 +39,10 @@ let package = Package(
         /// One folder per file format, reader and writer together.
         .target(
             name: "DenseKitFormats",
-            dependencies: ["DenseKitGraph", "DenseKitKernels", "DenseKitExecute", "ONNXProto", "CProtobufC", "CHDF5"]),
+            dependencies: [
+                "DenseKitGraph", "DenseKitKernels", "DenseKitExecute", "ONNXProto", "CProtobufC", "CHDF5",
+                "TFLiteSchema",
+            ]),
         /// Image decoders (each behind its C library), PIL-exact conversions and resizes, presets.
         .target(
             name: "DenseKitImages",
@@ -67,6 +70,9 @@ let package = Package(
             name: "CProtobufC", pkgConfig: "libprotobuf-c",
             providers: [.apt(["libprotobuf-c-dev"])]),
         .target(name: "ONNXProto", dependencies: ["CProtobufC"]),
+        /// TensorFlow Lite's schema: flatc's generated accessors and FlatBuffers' verifier (header-only, Debian's
+        /// libflatbuffers-dev) behind a C interface.
+        .target(name: "TFLiteSchema"),
         .systemLibrary(
             name: "CTurboJPEG", pkgConfig: "libturbojpeg",
             providers: [.apt(["libturbojpeg0-dev"])]),
@@ -76,7 +82,7 @@ let package = Package(
 
         // MARK: tests (TestSupport alone edits files through the C libraries, for the corrupt-file cases)
         .target(
-            name: "TestSupport", dependencies: libraryTargets + ["ONNXProto", "CProtobufC", "CHDF5"],
+            name: "TestSupport", dependencies: libraryTargets + ["ONNXProto", "CProtobufC", "CHDF5", "TFLiteSchema"],
             path: "Tests/TestSupport"),
         .testTarget(name: "KernelTests", dependencies: ["DenseKitKernels", "TestSupport"]),
         .testTarget(name: "ImportTests", dependencies: libraryTargets + ["TestSupport"]),
@@ -88,5 +94,6 @@ let package = Package(
         .testTarget(name: "ConvertTests", dependencies: libraryTargets + ["TestSupport"]),
         .testTarget(name: "CLITests", dependencies: libraryTargets + ["TestSupport", "densekit"]),
     ],
-    swiftLanguageModes: [.v6]
+    swiftLanguageModes: [.v6],
+    cxxLanguageStandard: .cxx17
 )

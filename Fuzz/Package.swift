@@ -7,8 +7,12 @@ import PackageDescription
 let package = Package(
     name: "DenseKitFuzz",
     dependencies: [.package(name: "DenseKit", path: "..")],
-    targets: [.target(name: "FuzzSupport", dependencies: [.product(name: "DenseKit", package: "DenseKit")])] + ["FuzzONNX", "FuzzHDF5", "FuzzDNK", "FuzzNPY", "FuzzSafetensors", "FuzzPTH", "FuzzModuleTree", "FuzzJPEG", "FuzzPNG"].map {
-        .executableTarget(name: $0, dependencies: ["FuzzSupport", .product(name: "DenseKit", package: "DenseKit")])
-    },
+    targets: [.target(name: "FuzzSupport", dependencies: [.product(name: "DenseKit", package: "DenseKit")])]
+        + [
+            "FuzzONNX", "FuzzHDF5", "FuzzDNK", "FuzzNPY", "FuzzSafetensors", "FuzzTFLite", "FuzzPTH", "FuzzModuleTree",
+            "FuzzJPEG", "FuzzPNG",
+        ].map {
+            .executableTarget(name: $0, dependencies: ["FuzzSupport", .product(name: "DenseKit", package: "DenseKit")])
+        },
     swiftLanguageModes: [.v6]
 )

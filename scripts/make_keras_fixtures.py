@@ -153,25 +153,35 @@ def tiny(outdir):
 
 
 def tflite(outdir):
-    """tf.lite.TFLiteConverter's float32 conversion of the tiny tf_keras net (keras2-tiny.h5), with TensorFlow
-    Lite's interpreter's output on the shared NHWC input."""
-    import tensorflow as tf
+    """tf.lite.TFLiteConverter's conversions of the tiny tf_keras net (keras2-tiny.h5): float32, and float16
+    weights (behind DEQUANTIZE), each with TensorFlow Lite's interpreter's output on the shared NHWC input."""
     import tf_keras
 
     model = tf_keras.models.load_model(os.path.join(outdir, "keras2-tiny.h5"))
-    data = tf.lite.TFLiteConverter.from_keras_model(model).convert()
-    with open(os.path.join(outdir, "keras2-tiny.tflite"), "wb") as f:
-        f.write(data)
     x = np.load(os.path.join(outdir, "input-64-nhwc.npy"))
+    save_tflite(model, x, os.path.join(outdir, "keras2-tiny.tflite"), os.path.join(outdir, "keras2-tiny-tflite"))
+    save_tflite(model, x, os.path.join(outdir, "keras2-tiny-f16.tflite"),
+                os.path.join(outdir, "keras2-tiny-f16-tflite"), float16=True)
+
+
+def save_tflite(model, x, path, prefix, float16=False):
+    """Converts a tf_keras model with tf.lite's converter; the interpreter's output as `prefix`.out.npy."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if float16:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    data = converter.convert()
+    with open(path, "wb") as f:
+        f.write(data)
     interpreter = tf.lite.Interpreter(model_content=data)
     entry = interpreter.get_input_details()[0]
     interpreter.resize_tensor_input(entry["index"], x.shape)
     interpreter.allocate_tensors()
     interpreter.set_tensor(entry["index"], x)
     interpreter.invoke()
-    y = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-    np.save(os.path.join(outdir, "keras2-tiny-tflite.out.npy"), y)
-
+    np.save(prefix + ".out.npy", interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
 
 def head_cases(L):
     """Heads people put on an include_top=False DenseNet (layer names Keras chooses), by input size."""
@@ -351,6 +361,7 @@ def full(outdir):
     m2 = tf_keras.applications.DenseNet121(weights=None)
     randomise_bn(m2, rng)
     save_keras2(m2, x, outdir, "keras2-densenet121")
+    save_tflite(m2, x, os.path.join(outdir, "keras2-densenet121.tflite"), os.path.join(outdir, "keras2-densenet121-tflite"))
     tf_keras.utils.set_random_seed(35)
     m2_169 = tf_keras.applications.DenseNet169(weights=None)
     m2_169.save(os.path.join(outdir, "keras2-densenet169.h5"))

@@ -10,8 +10,6 @@ import Testing
     @Test(arguments: [
         ("input-64.npy", "a NumPy .npy array"),
         ("tv-tiny-legacy-opset17.meta.json", "JSON text"),
-        // tf.lite.TFLiteConverter's conversion of keras2-tiny.h5 (TensorFlow 2.21), not "corrupt ONNX".
-        ("keras2-tiny.tflite", "a TensorFlow Lite model, which DenseKit does not read yet"),
     ])
     func foreignFilesAreNamedByWhatTheyAre(_ fixture: String, _ what: String) throws {
         let folder = try Fixtures.temporaryFolder()

@@ -34,6 +34,9 @@ import Testing
         // timm's deep stem (densenet264d's), and with its blur pool (densenetblur121d's) as a whole module, a
         // traced TorchScript archive and torch's dynamo ONNX export: timm's output.
         ("timm-tiny-deep.pth", "input-64.npy", "timm-tiny-deep.out.npy"),
+        // tf.lite's conversions of keras2-tiny.h5, float32 and float16 weights: TFLite's interpreter's output.
+        ("keras2-tiny.tflite", "input-64-nhwc.npy", "keras2-tiny-tflite.out.npy"),
+        ("keras2-tiny-f16.tflite", "input-64-nhwc.npy", "keras2-tiny-f16-tflite.out.npy"),
         ("timm-tiny-blur-module.pth", "input-64.npy", "timm-tiny-blur.out.npy"),
         ("timm-tiny-blur-traced.pt", "input-64.npy", "timm-tiny-blur.out.npy"),
         ("timm-tiny-blur-dynamo.onnx", "input-64.npy", "timm-tiny-blur.out.npy"),
@@ -119,6 +122,7 @@ import Testing
         // torchxrayvision's DenseNet-121 (one channel, 18 outputs) as a whole pickled module.
         ("xrv-densenet121-module.pth", "input-224-gray.npy", "xrv-densenet121-module.out.npy"),
         ("timm-densenet121.safetensors", "input-224.npy", "timm-densenet121.out.npy"),
+        ("keras2-densenet121.tflite", "input-224-nhwc.npy", "keras2-densenet121-tflite.out.npy"),
         // timm's densenetblur121d as timm ships it: the blur pool by its architecture.
         ("timm-densenetblur121d.safetensors", "input-224.npy", "timm-densenetblur121d.out.npy"),
     ]

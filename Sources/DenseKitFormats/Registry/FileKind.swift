@@ -14,6 +14,8 @@ package enum FileKind: Equatable {
     /// safetensors: u64 header length, then the JSON header's `{` (an ONNX protobuf has its producer
     /// name there).
     case safetensors
+    /// A TensorFlow Lite model (FlatBuffer identifier "TFL3").
+    case tflite
     /// Anything else: tried as an ONNX protobuf, which has no magic number of its own.
     case protobufCandidate
     /// A format DenseKit does not read; the associated text says what it looks like.
@@ -42,6 +44,11 @@ package enum FileKind: Equatable {
             self = .safetensors
             return
         }
+        // A FlatBuffer's file identifier follows its root offset: TensorFlow Lite's is "TFL3".
+        if head.count >= 8, head[4..<8].elementsEqual("TFL3".utf8) {
+            self = .tflite
+            return
+        }
         if head.starts(with: [0x80, 0x02, 0x8A, 0x0A] + PTHReader.legacyMagic.prefix(8)) {
             self = .legacyTorch
             return
@@ -56,10 +63,6 @@ package enum FileKind: Equatable {
     /// Formats recognised by their signatures that DenseKit does not read (yet).
     private static func foreignFormat(_ head: [UInt8]) -> String? {
         if head.count >= 2, head[0] == 0x80, (2...5).contains(head[1]) { return "a Python pickle" }
-        // A FlatBuffer's file identifier follows its root offset: TensorFlow Lite's is "TFL3".
-        if head.count >= 8, head[4..<8].elementsEqual("TFL3".utf8) {
-            return "a TensorFlow Lite model, which DenseKit does not read yet"
-        }
         let signatures: [([UInt8], String)] = [
             ([0x89, 0x50, 0x4E, 0x47], "a PNG image"), ([0xFF, 0xD8, 0xFF], "a JPEG image"),
             ([0x1F, 0x8B], "a gzip archive"), ([0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59], "a NumPy .npy array"),

@@ -23,7 +23,7 @@ package enum ModelFormats {
     /// The readers, asked in this order; ONNX, which has no signature of its own, last.
     package static let readers: [any ModelFormat] = [
         DNKFormat(), KerasHDF5Format(), TorchZipFormat(), KerasZipFormat(), TorchLegacyFormat(),
-        SafetensorsFormat(), ONNXFormat(),
+        SafetensorsFormat(), TFLiteFormat(), ONNXFormat(),
     ]
 
     /// The reader of `file`; throws naming what the file looks like when no format recognises it.

@@ -17,6 +17,8 @@ public struct ModelSource: Sendable, Codable {
         case safetensors
         /// A PyTorch `.pth` (torch.save, zip or legacy format).
         case pth
+        /// A TensorFlow Lite flatbuffer.
+        case tflite
     }
     public var path: String
     public var format: Format

@@ -1,0 +1,367 @@
+import DenseKitGraph
+import Foundation
+
+/// Reads a float32 (or float16-weight) `.tflite` from tf.lite's converter into the canonical graph: its operators
+/// become the op graph the other graph formats use (NHWC activations and OHWI filters turned to NCHW and OIHW),
+/// and the same recognition finds the DenseNet in it. A BatchNorm the converter could not fold into a conv (the one
+/// after each concatenation) is its MUL and ADD by per-channel constants; it is read back as a BatchNorm that
+/// computes exactly `x * scale + offset`.
+public enum TFLiteImporter {
+    public static func load(data: Data, path: String) throws -> DenseNet {
+        let file = try TFLiteFile(data)
+        var reader = Reader(file: file)
+        let nodes = try reader.nodes()
+        guard file.inputs.count == 1, let input = file.inputs.first, reader.isTensor(input) else {
+            throw ImportError.mismatch(.part("subgraph inputs"), expected: "1 (the image)", found: "\(file.inputs)")
+        }
+        guard file.outputs.count == 1, let output = file.outputs.first, reader.isTensor(output) else {
+            throw ImportError.mismatch(.part("subgraph outputs"), expected: "1", found: "\(file.outputs)")
+        }
+        let image = file.tensors[input]
+        guard image.type == TFLiteFile.float32, image.shape.count == 4 else {
+            throw ImportError.mismatch(
+                .input(image.name),
+                expected: "a 4-D FLOAT32 image (int8 TensorFlow Lite models are not supported yet)",
+                found: "type \(image.type), shape \(image.shape)")
+        }
+        // TFLite's activations are NHWC: a Transpose marks the input as such for the recognition.
+        let marker = OpGraph.Node(
+            label: "input layout", op: .transpose([0, 3, 1, 2]), inputs: ["input"], output: Reader.value(input))
+        let graph = try OpGraph(nodes: [marker] + nodes, input: "input", output: Reader.value(output)).normalized()
+        var recognizer = DenseNetRecognizer(graph: graph)
+        let recognized = try recognizer.recognise()
+        let spec = InputSpec(
+            name: image.name, layout: .nhwc, channels: image.shape[3], height: image.shape[1], width: image.shape[2],
+            batch: nil)
+        var notes = ["NHWC input transposed to NCHW", "schema version \(file.version)"]
+        if reader.batchNorms > 0 {
+            notes.append(
+                "\(reader.batchNorms) MUL and ADD pairs by per-channel constants read as the BatchNorms they were")
+        }
+        if reader.dequantized > 0 {
+            notes.append("\(reader.dequantized) float16 weights behind DEQUANTIZE computed in float32, as TFLite does")
+        }
+        let source = ModelSource(
+            path: path, format: .tflite, producer: "TensorFlow Lite (schema version \(file.version))",
+            storedParameters: reader.storedParameters, storedBytes: reader.storedBytes,
+            storedTensors: reader.storedTensors, notes: notes)
+        return DenseNet(
+            source: source, input: spec, stem: recognized.stem, blocks: recognized.blocks,
+            transitions: recognized.transitions, head: recognized.head)
+    }
+
+    /// The operators as op-graph nodes, value `t<i>` for tensor i.
+    fileprivate struct Reader {
+        let file: TFLiteFile
+        var floats: [Int: Tensor] = [:]
+        var integers: [Int: [Int]] = [:]
+        var batchNorms = 0
+        var dequantized = 0
+        var storedParameters = 0
+        var storedBytes = 0
+        var storedTensors = 0
+        /// The BatchNorm epsilon given to a MUL-ADD pair (any: its variance makes `variance + epsilon` 1).
+        static let epsilon: Float = 1e-3
+
+        init(file: TFLiteFile) { self.file = file }
+
+        static func value(_ tensor: Int) -> String { "t\(tensor)" }
+        func isTensor(_ index: Int) -> Bool { index >= 0 && index < file.tensors.count }
+
+        mutating func nodes() throws -> [OpGraph.Node] {
+            try readConstants()
+            var readers: [Int: Int] = [:]
+            for op in file.operators { for input in op.inputs where input >= 0 { readers[input, default: 0] += 1 } }
+            for op in file.operators {
+                for index in op.inputs + op.outputs where index != -1 && !isTensor(index) {
+                    throw ImportError.mismatch(
+                        .node(op.label), expected: "tensor indices below \(file.tensors.count)", found: "\(index)")
+                }
+                guard op.outputs.count == 1, op.outputs[0] >= 0 else {
+                    throw ImportError.mismatch(.node(op.label), expected: "1 output", found: "\(op.outputs)")
+                }
+            }
+            var out: [OpGraph.Node] = []
+            var skip = Set<Int>()
+            for (position, op) in file.operators.enumerated() where !skip.contains(position) {
+                if op.builtin == 6 {  // DEQUANTIZE of a float16 constant: the constant in float32.
+                    guard let input = op.inputs.first, let constant = floats[input] else {
+                        throw ImportError.unsupported(.node(op.label), problem: "DEQUANTIZE of an activation")
+                    }
+                    floats[op.outputs[0]] = constant
+                    dequantized += 1
+                    continue
+                }
+                // MUL by a per-channel constant, then ADD of one (its only reader): a BatchNorm.
+                if op.builtin == 18, let next = file.operators.dropFirst(position + 1).first,
+                    next.builtin == 0, let input = activations(op).first,
+                    let (norm, activation) = try batchNorm(op, next, readers: readers)
+                {
+                    skip.insert(position + 1)
+                    out += try emit(
+                        .batchNorm(norm), label: op.label, inputs: [input], output: next.outputs[0],
+                        activation: activation, of: next)
+                    batchNorms += 1
+                    continue
+                }
+                out += try convert(op)
+            }
+            return out
+        }
+
+        /// Constant tensors (those with a buffer): floats decoded, integers kept; each buffer's size against
+        /// its tensor's shape.
+        mutating func readConstants() throws {
+            for tensor in file.tensors {
+                guard tensor.buffer != 0 else { continue }
+                guard tensor.buffer < file.buffers.count else {
+                    throw ImportError.mismatch(
+                        .tensor(tensor.name), expected: "a buffer index below \(file.buffers.count)",
+                        found: "\(tensor.buffer)")
+                }
+                let bytes = file.buffers[tensor.buffer]
+                if bytes.isEmpty { continue }
+                guard !tensor.sparse else {
+                    throw ImportError.unsupported(.tensor(tensor.name), problem: "a sparse tensor")
+                }
+                guard tensor.shape.allSatisfy({ $0 >= 0 && $0 <= Int(Int32.max) }),
+                    let count = tensor.shape.reduce(
+                        Int?(1),
+                        { product, dim in
+                            product.flatMap { $0.multipliedReportingOverflow(by: dim).overflow ? nil : $0 * dim }
+                        })
+                else {
+                    throw ImportError.mismatch(
+                        .tensor(tensor.name), expected: "dims from 0 to 2^31-1", found: "shape \(tensor.shape)")
+                }
+                let size: Int
+                switch tensor.type {
+                case TFLiteFile.float32, TFLiteFile.int32: size = 4
+                case TFLiteFile.float16: size = 2
+                case TFLiteFile.int64: size = 8
+                default:
+                    throw ImportError.unsupported(
+                        .tensor(tensor.name),
+                        problem: "a constant of type \(tensor.type) (int8 TensorFlow Lite models are not supported yet)"
+                    )
+                }
+                let (expected, overflow) = count.multipliedReportingOverflow(by: size)
+                guard !overflow, bytes.count == expected else {
+                    throw ImportError.mismatch(
+                        .tensor(tensor.name),
+                        expected: overflow ? "a shape of fewer values" : "\(expected) bytes for shape \(tensor.shape)",
+                        found: overflow ? "shape \(tensor.shape)" : "\(bytes.count) in buffer \(tensor.buffer)")
+                }
+                bytes.withUnsafeBytes { raw in
+                    switch tensor.type {
+                    case TFLiteFile.float32, TFLiteFile.float16:
+                        let stored: StoredFloat = tensor.type == TFLiteFile.float32 ? .f32 : .f16
+                        floats[tensor.index] = DenseKitGraph.Tensor(
+                            name: tensor.name, shape: tensor.shape, storedDType: stored.dtype,
+                            values: stored.decode(raw, count: count))
+                        storedParameters += count
+                        storedBytes += bytes.count
+                        storedTensors += 1
+                    case TFLiteFile.int32:
+                        integers[tensor.index] = (0..<count).map {
+                            Int(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)))
+                        }
+                    default:
+                        integers[tensor.index] = (0..<count).map {
+                            Int(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self)))
+                        }
+                    }
+                }
+            }
+        }
+
+        /// The operator's inputs that are activations (not constants), as values.
+        func activations(_ op: TFLiteFile.Operator) -> [String] {
+            op.inputs.filter { $0 >= 0 && floats[$0] == nil && integers[$0] == nil }.map(Self.value)
+        }
+
+        func constant(_ op: TFLiteFile.Operator, _ position: Int, _ role: String) throws -> Tensor {
+            guard position < op.inputs.count, let tensor = floats[op.inputs[position]] else {
+                throw ImportError.structure(.node(op.label), problem: "input \(role) is not a stored float constant")
+            }
+            return tensor
+        }
+
+        func integerConstant(_ op: TFLiteFile.Operator, _ position: Int, _ role: String) throws -> [Int] {
+            guard position < op.inputs.count, let values = integers[op.inputs[position]] else {
+                throw ImportError.structure(.node(op.label), problem: "input \(role) is not a stored integer constant")
+            }
+            return values
+        }
+
+        /// The node, then its fused activation (RELU) if any.
+        func emit(
+            _ canonical: OpGraph.Op, label: String, inputs: [String], output: Int, activation: Int32,
+            of op: TFLiteFile.Operator
+        ) throws -> [OpGraph.Node] {
+            guard !inputs.isEmpty else {
+                throw ImportError.unsupported(.node(label), problem: "an operator on constants only")
+            }
+            switch activation {
+            case 0:
+                return [OpGraph.Node(label: label, op: canonical, inputs: inputs, output: Self.value(output))]
+            case 1:
+                let before = Self.value(output) + "#before-relu"
+                return [
+                    OpGraph.Node(label: label, op: canonical, inputs: inputs, output: before),
+                    OpGraph.Node(label: label, op: .relu, inputs: [before], output: Self.value(output)),
+                ]
+            default:
+                throw ImportError.unsupported(
+                    .node(op.label), problem: "fused activation \(activation) (a DenseNet has RELU or none)")
+            }
+        }
+
+        /// MUL(x, scale) then ADD(that, offset), both per-channel constants, as a BatchNorm (nil when they are not).
+        func batchNorm(_ mul: TFLiteFile.Operator, _ add: TFLiteFile.Operator, readers: [Int: Int]) throws -> (
+            BatchNorm, Int32
+        )? {
+            guard mul.options.activation == 0, add.inputs.contains(mul.outputs[0]), readers[mul.outputs[0]] == 1,
+                let scaleIndex = mul.inputs.first(where: { floats[$0] != nil }),
+                let offsetIndex = add.inputs.first(where: { floats[$0] != nil }),
+                let scale = floats[scaleIndex], let offset = floats[offsetIndex], scale.shape.count == 1,
+                offset.shape == scale.shape
+            else { return nil }
+            let channels = scale.count
+            let variance = DenseNet.variance(giving: 1, epsilon: Self.epsilon)
+            func tensor(_ name: String, _ value: Float) -> Tensor {
+                Tensor(name: name, shape: [channels], values: Array(repeating: value, count: channels))
+            }
+            let norm = BatchNorm(
+                gamma: scale, beta: offset, mean: tensor(scale.name + "#mean", 0),
+                variance: tensor(scale.name + "#variance", variance), epsilon: Self.epsilon)
+            return (norm, add.options.activation)
+        }
+
+        func convert(_ op: TFLiteFile.Operator) throws -> [OpGraph.Node] {
+            let options = op.options
+            let output = op.outputs[0]
+            let inputs = activations(op)
+            func node(_ canonical: OpGraph.Op, activation: Int32 = 0) throws -> [OpGraph.Node] {
+                try emit(canonical, label: op.label, inputs: inputs, output: output, activation: activation, of: op)
+            }
+            func stride() throws -> Int {
+                guard options.strideW == options.strideH, (1...63).contains(options.strideW) else {
+                    throw ImportError.mismatch(
+                        .node(op.label), expected: "stride_w equal to stride_h, from 1 to 63",
+                        found: "\(options.strideW) and \(options.strideH)")
+                }
+                return Int(options.strideW)
+            }
+            /// VALID: none; SAME at stride 1 with an odd window: half the window on each side.
+            func pads(kernel: Int, stride: Int) throws -> [Int] {
+                if options.padding == 1 { return [0, 0, 0, 0] }
+                guard stride == 1, kernel % 2 == 1 else {
+                    throw ImportError.unsupported(
+                        .node(op.label), problem: "SAME padding at stride \(stride) with a \(kernel)-wide window")
+                }
+                return Array(repeating: kernel / 2, count: 4)
+            }
+            switch op.builtin {
+            case 3:  // CONV_2D: OHWI filters.
+                let filters = try constant(op, 1, "filter")
+                guard filters.shape.count == 4, filters.shape[1] == filters.shape[2] else {
+                    throw ImportError.mismatch(
+                        .weight(of: .node(op.label), role: "filter", name: filters.name),
+                        expected: "4 dims (OHWI) with a square window", found: "shape \(filters.shape)")
+                }
+                guard options.dilationW == 1, options.dilationH == 1 else {
+                    throw ImportError.unsupported(.node(op.label), problem: "dilation")
+                }
+                let bias = op.inputs.count > 2 && op.inputs[2] >= 0 ? try constant(op, 2, "bias") : nil
+                if let bias, bias.count != filters.shape[0] {
+                    throw ImportError.mismatch(
+                        .weight(of: .node(op.label), role: "bias", name: bias.name),
+                        expected: "\(filters.shape[0]) values (one per filter)", found: "\(bias.count)")
+                }
+                let strideValue = try stride()
+                let conv = Conv2D(
+                    weight: Self.oihw(filters), bias: bias, stride: strideValue,
+                    pads: try pads(kernel: filters.shape[1], stride: strideValue))
+                return try node(.conv(conv), activation: options.activation)
+            case 34:  // PAD: [[N], [H], [W], [C]] before and after.
+                let paddings = try integerConstant(op, 1, "paddings")
+                guard paddings.count == 8, paddings[0] == 0, paddings[1] == 0, paddings[6] == 0, paddings[7] == 0,
+                    paddings.allSatisfy({ (0..<64).contains($0) })
+                else {
+                    throw ImportError.mismatch(
+                        .node(op.label), expected: "paddings of H and W only (NHWC), each 0 to 63",
+                        found: "\(paddings)")
+                }
+                return try node(.pad([paddings[2], paddings[4], paddings[3], paddings[5]]))
+            case 1, 17:  // AVERAGE_POOL_2D, MAX_POOL_2D
+                guard options.filterW == options.filterH, (1...63).contains(options.filterW) else {
+                    throw ImportError.mismatch(
+                        .node(op.label), expected: "a square window of side 1 to 63",
+                        found: "\(options.filterW)x\(options.filterH)")
+                }
+                let strideValue = try stride()
+                let kernel = Int(options.filterW)
+                let pool = Pool2D(
+                    kind: op.builtin == 17 ? .max : .average, kernel: kernel, stride: strideValue,
+                    pads: try pads(kernel: kernel, stride: strideValue))
+                return try node(.pool(pool), activation: options.activation)
+            case 2:  // CONCATENATION of NHWC maps: the channel axis.
+                guard options.axis == 3 || options.axis == -1 else {
+                    throw ImportError.mismatch(.node(op.label), expected: "axis 3 (channels)", found: "\(options.axis)")
+                }
+                return try node(.concat, activation: options.activation)
+            case 40:  // MEAN over H and W: the global pool.
+                let axes = try integerConstant(op, 1, "axes")
+                guard Set(axes) == [1, 2] else {
+                    throw ImportError.mismatch(.node(op.label), expected: "axes [1, 2] (H and W)", found: "\(axes)")
+                }
+                return try node(.globalAveragePool)
+            case 9:  // FULLY_CONNECTED: weights (out, in).
+                let weights = try constant(op, 1, "weights")
+                guard weights.shape.count == 2, options.weightsFormat == 0 else {
+                    throw ImportError.mismatch(
+                        .weight(of: .node(op.label), role: "weights", name: weights.name),
+                        expected: "2 dims (out, in), default format", found: "shape \(weights.shape)")
+                }
+                let bias = op.inputs.count > 2 && op.inputs[2] >= 0 ? try constant(op, 2, "bias") : nil
+                return try node(.linear(Linear(weight: weights, bias: bias)), activation: options.activation)
+            case 18: return try node(.scale(try constant(op, 1, "scale")), activation: options.activation)
+            case 0: return try node(.addBias(try constant(op, 1, "offset")), activation: options.activation)
+            case 19: return try node(.relu)
+            case 25:
+                guard options.beta == 1 else {
+                    throw ImportError.mismatch(.node(op.label), expected: "beta 1", found: "\(options.beta)")
+                }
+                return try node(.softmax)
+            case 14: return try node(.sigmoid)
+            case 28: return try node(.tanh)
+            case 22: return try node(.passThrough)
+            default:
+                throw ImportError.mismatch(
+                    .node(op.label),
+                    expected:
+                        """
+                        an operator of a DenseNet (CONV_2D, MUL, ADD, RELU, CONCATENATION, AVERAGE_POOL_2D, \
+                        MAX_POOL_2D, PAD, MEAN, FULLY_CONNECTED, SOFTMAX, LOGISTIC, RESHAPE, DEQUANTIZE)
+                        """,
+                    found: op.builtin < 0 ? "a custom operator" : "builtin operator \(op.builtin)")
+            }
+        }
+
+        /// OHWI filters as OIHW.
+        static func oihw(_ filters: Tensor) -> Tensor {
+            let (o, h, w, i) = (filters.shape[0], filters.shape[1], filters.shape[2], filters.shape[3])
+            let values = filters.values
+            var out = [Float](repeating: 0, count: values.count)
+            for a in 0..<o {
+                for y in 0..<h {
+                    for x in 0..<w {
+                        for c in 0..<i { out[((a * i + c) * h + y) * w + x] = values[((a * h + y) * w + x) * i + c] }
+                    }
+                }
+            }
+            return Tensor(name: filters.name, shape: [o, i, h, w], storedDType: filters.storedDType, values: out)
+        }
+    }
+}

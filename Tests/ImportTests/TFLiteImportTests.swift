@@ -1,0 +1,132 @@
+import DenseKit
+import DenseKitFormats
+import DenseKitGraph
+import Foundation
+import TestSupport
+import Testing
+
+/// TensorFlow Lite files from tf.lite.TFLiteConverter (TensorFlow 2.21) of the tiny tf_keras DenseNet: read as the
+/// same canonical graph as the Keras file they came from (outputs against TFLite's interpreter are in
+/// `FixtureAccuracyTests`), and the corrupt and lying files made from them, each exit 2 in one line naming the
+/// tensor or operator.
+@Suite struct TFLiteImportTests {
+    @Test(arguments: ["keras2-tiny.tflite", "keras2-tiny-f16.tflite"])
+    func aConvertedKerasDenseNetIsTheKerasGraph(_ fixture: String) throws {
+        let keras = try ModelLoader.load(path: Fixtures.path("keras2-tiny.h5"))
+        let lite = try ModelLoader.load(path: Fixtures.path(fixture))
+        #expect(lite.layerNames == keras.layerNames)
+        #expect(lite.source.format == .tflite && lite.input.layout == .nhwc)
+        #expect(lite.input.height == 64 && lite.input.width == 64 && lite.input.channels == 3)
+        #expect(lite.head.summary == keras.head.summary)
+        #expect(lite.stem.normFolded && lite.stem.pool == keras.stem.pool)
+        #expect(lite.blocks.map(\.layers.count) == [2, 2, 2])
+        // The stem filter, OHWI in the file, is Keras's kernel with the stem BN folded into it: compare the
+        // unfolded Keras weights through their BN.
+        let folded = try #require(keras.foldingBatchNorms().net.stem.conv.weight.values)
+        #expect(relativeError(lite.stem.conv.weight.values, folded) <= (fixture.contains("f16") ? 1e-3 : 1e-6))
+        if fixture.contains("f16") {
+            #expect(lite.stem.conv.weight.storedDType == .f16)
+            #expect(lite.source.notes.contains { $0.contains("float16 weights behind DEQUANTIZE") })
+        }
+    }
+
+    /// `densekit diff model.h5 model.tflite` compares every canonical layer.
+    @Test func diffComparesEveryLayerOfKerasAndTFLite() throws {
+        let outcome = try densekit([
+            "diff", Fixtures.path("keras2-tiny.h5"), Fixtures.path("keras2-tiny.tflite"), "--input",
+            Fixtures.path("input-64-nhwc.npy"), "--json",
+        ])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        let layers = try #require(try outcome.json()["layers"] as? [[String: Any]])
+        let keras = try ModelLoader.load(path: Fixtures.path("keras2-tiny.h5"))
+        #expect(layers.compactMap { $0["name"] as? String } == keras.layerNames)
+        #expect(layers.allSatisfy { (($0["cosine"] as? Double) ?? 0) > 0.99999 })
+    }
+
+    // MARK: corrupt and lying files
+
+    /// `densekit inspect` on `bytes`: exit 2 and one line, returned without its "error: <file>: ".
+    static func refusal(_ bytes: Data) throws -> String {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = try Fixtures.write(bytes, as: "lying.tflite", in: folder)
+        let outcome = try densekit(["inspect", path])
+        #expect(outcome.status == 2 && outcome.stderr.hasPrefix("error: \(path): "), "\(outcome.stderr)")
+        #expect(outcome.stderr.split(separator: "\n").count == 1)
+        return String(outcome.stderr.dropFirst("error: \(path): ".count).dropLast())
+    }
+
+    static let verifierRefusal =
+        "FlatBuffer: the FlatBuffers verifier refuses it (an offset or a vector outside the file, or truncated)"
+
+    @Test func aTruncatedFileIsRefusedByTheVerifier() throws {
+        let whole = try Fixtures.data("keras2-tiny.tflite")
+        for length in [12, whole.count / 2, whole.count - 1] {
+            #expect(try Self.refusal(whole.prefix(length)) == Self.verifierRefusal, "\(length) bytes")
+        }
+    }
+
+    @Test func aRootOrVtableOffsetOutsideTheBufferIsRefusedByTheVerifier() throws {
+        var data = try Fixtures.data("keras2-tiny.tflite")
+        data.withUnsafeMutableBytes { $0.storeBytes(of: UInt32(0x7FFF_FFF0).littleEndian, as: UInt32.self) }
+        #expect(try Self.refusal(data) == Self.verifierRefusal)
+        // The root table's vtable offset (an int32 at the root) pointing before the file.
+        var vtable = try Fixtures.data("keras2-tiny.tflite")
+        vtable.withUnsafeMutableBytes { raw in
+            let root = Int(UInt32(littleEndian: raw.loadUnaligned(as: UInt32.self)))
+            raw.storeBytes(of: Int32(0x4000_0000).littleEndian, toByteOffset: root, as: Int32.self)
+        }
+        #expect(try Self.refusal(vtable) == Self.verifierRefusal)
+    }
+
+    @Test func aBufferIndexPastTheBuffersIsRefusedNamingTheTensor() throws {
+        var name = ""
+        let bytes = try TFLiteEditing.edited(Fixtures.path("keras2-tiny.tflite")) { data in
+            let filter = TFLiteEditing.inputs(data, operator: 1)[1]  // the stem CONV_2D's filter
+            name = TFLiteEditing.name(data, tensor: filter)
+            return TFLiteEditing.setBuffer(data, tensor: filter, to: 9999)
+        }
+        #expect(try Self.refusal(bytes).hasPrefix("tensor '\(name)': expected a buffer index below "))
+        #expect(try Self.refusal(bytes).hasSuffix(", found 9999"))
+    }
+
+    @Test func aShapeThatContradictsItsBufferIsRefusedNamingTheTensor() throws {
+        var name = ""
+        let bytes = try TFLiteEditing.edited(Fixtures.path("keras2-tiny.tflite")) { data in
+            let filter = TFLiteEditing.inputs(data, operator: 1)[1]
+            name = TFLiteEditing.name(data, tensor: filter)
+            return TFLiteEditing.setDim(data, tensor: filter, axis: 0, to: 9)
+        }
+        let refusal = try Self.refusal(bytes)
+        #expect(refusal.hasPrefix("tensor '\(name)': expected 5292 bytes for shape [9, 7, 7, 3], found 4704 in buffer"))
+    }
+
+    @Test func anOperatorInputIndexOutOfRangeIsRefusedNamingTheOperator() throws {
+        let bytes = try TFLiteEditing.edited(Fixtures.path("keras2-tiny.tflite")) { data in
+            TFLiteEditing.setInput(data, operator: 1, position: 0, to: 5000)
+        }
+        let refusal = try Self.refusal(bytes)
+        #expect(refusal.contains("CONV_2D 1 (") && refusal.hasSuffix("expected tensor indices below 95, found 5000"))
+    }
+
+    @Test func operatorsThatFormACycleAreRefused() throws {
+        let bytes = try TFLiteEditing.edited(Fixtures.path("keras2-tiny.tflite")) { data in
+            // The stem conv reads the output of a later operator (the first dense layer's bottleneck conv).
+            let later = TFLiteEditing.outputs(data, operator: 6)[0]
+            return TFLiteEditing.setInput(data, operator: 1, position: 0, to: later)
+        }
+        let refusal = try Self.refusal(bytes)
+        #expect(refusal.contains("cycle"), "\(refusal)")
+    }
+
+    @Test func aConvWithStrideZeroIsRefusedNamingTheOperator() throws {
+        let bytes = try TFLiteEditing.edited(Fixtures.path("keras2-tiny.tflite")) { data in
+            TFLiteEditing.setConvStride(data, operator: 1, to: 0)
+        }
+        let refusal = try Self.refusal(bytes)
+        #expect(
+            refusal.contains("CONV_2D 1 (")
+                && refusal.hasSuffix("expected stride_w equal to stride_h, from 1 to 63, found 0 and 0"),
+            "\(refusal)")
+    }
+}
