@@ -162,16 +162,30 @@ def tflite(outdir):
     save_tflite(model, x, os.path.join(outdir, "keras2-tiny.tflite"), os.path.join(outdir, "keras2-tiny-tflite"))
     save_tflite(model, x, os.path.join(outdir, "keras2-tiny-f16.tflite"),
                 os.path.join(outdir, "keras2-tiny-f16-tflite"), float16=True)
+    # int8: dynamic range (int8 weights, float activations) and full integer (int8 input and output), which
+    # DenseKit refuses for now (issue 41); their interpreter outputs are kept for when it reads them.
+    save_tflite(model, x, os.path.join(outdir, "keras2-tiny-int8-dynamic.tflite"),
+                os.path.join(outdir, "keras2-tiny-int8-dynamic-tflite"), quantize="dynamic")
+    save_tflite(model, x, os.path.join(outdir, "keras2-tiny-int8.tflite"),
+                os.path.join(outdir, "keras2-tiny-int8-tflite"), quantize="full")
 
 
-def save_tflite(model, x, path, prefix, float16=False):
-    """Converts a tf_keras model with tf.lite's converter; the interpreter's output as `prefix`.out.npy."""
+def save_tflite(model, x, path, prefix, float16=False, quantize=None):
+    """Converts a tf_keras model with tf.lite's converter; the interpreter's output as `prefix`.out.npy.
+    quantize: "dynamic" (int8 weights) or "full" (int8 throughout, calibrated on `x`)."""
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if float16:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
+    if quantize:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "full":
+        converter.representative_dataset = lambda: ([x[i:i + 1]] for i in range(len(x)))
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
     data = converter.convert()
     with open(path, "wb") as f:
         f.write(data)
@@ -179,6 +193,9 @@ def save_tflite(model, x, path, prefix, float16=False):
     entry = interpreter.get_input_details()[0]
     interpreter.resize_tensor_input(entry["index"], x.shape)
     interpreter.allocate_tensors()
+    if entry["dtype"] == np.int8:  # full integer: the input quantised as the interpreter's users do
+        scale, zero = entry["quantization"]
+        x = np.clip(np.round(x / scale) + zero, -128, 127).astype(np.int8)
     interpreter.set_tensor(entry["index"], x)
     interpreter.invoke()
     np.save(prefix + ".out.npy", interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))

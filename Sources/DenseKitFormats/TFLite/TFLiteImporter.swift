@@ -139,11 +139,14 @@ public enum TFLiteImporter {
                 case TFLiteFile.float32, TFLiteFile.int32: size = 4
                 case TFLiteFile.float16: size = 2
                 case TFLiteFile.int64: size = 8
-                default:
+                case TFLiteFile.int8, TFLiteFile.uint8:
                     throw ImportError.unsupported(
                         .tensor(tensor.name),
-                        problem: "a constant of type \(tensor.type) (int8 TensorFlow Lite models are not supported yet)"
-                    )
+                        problem: "an 8-bit weight: int8 TensorFlow Lite models (dynamic-range or full-integer) are not "
+                            + "supported yet")
+                default:
+                    throw ImportError.unsupported(
+                        .tensor(tensor.name), problem: "a constant of TensorFlow Lite type \(tensor.type)")
                 }
                 let (expected, overflow) = count.multipliedReportingOverflow(by: size)
                 guard !overflow, bytes.count == expected else {
