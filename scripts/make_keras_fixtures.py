@@ -162,6 +162,17 @@ def tflite(outdir):
     save_tflite(model, x, os.path.join(outdir, "keras2-tiny.tflite"), os.path.join(outdir, "keras2-tiny-tflite"))
     save_tflite(model, x, os.path.join(outdir, "keras2-tiny-f16.tflite"),
                 os.path.join(outdir, "keras2-tiny-f16-tflite"), float16=True)
+    # Keras 3 (keras3-tiny.keras) exported as a SavedModel, converted from it.
+    import tempfile
+
+    import keras
+    import tensorflow as tf
+
+    folder = tempfile.mkdtemp()
+    keras.models.load_model(os.path.join(outdir, "keras3-tiny.keras")).export(folder)
+    save_tflite(None, x, os.path.join(outdir, "keras3-tiny-savedmodel.tflite"),
+                os.path.join(outdir, "keras3-tiny-savedmodel-tflite"),
+                converter=tf.lite.TFLiteConverter.from_saved_model(folder))
     # int8: dynamic range (int8 weights, float activations) and full integer (int8 input and output), which
     # DenseKit refuses for now (issue 41); their interpreter outputs are kept for when it reads them.
     save_tflite(model, x, os.path.join(outdir, "keras2-tiny-int8-dynamic.tflite"),
@@ -170,12 +181,13 @@ def tflite(outdir):
                 os.path.join(outdir, "keras2-tiny-int8-tflite"), quantize="full")
 
 
-def save_tflite(model, x, path, prefix, float16=False, quantize=None):
-    """Converts a tf_keras model with tf.lite's converter; the interpreter's output as `prefix`.out.npy.
-    quantize: "dynamic" (int8 weights) or "full" (int8 throughout, calibrated on `x`)."""
+def save_tflite(model, x, path, prefix, float16=False, quantize=None, converter=None):
+    """Converts a tf_keras model (or with `converter`, e.g. one from a SavedModel) with tf.lite's converter; the
+    interpreter's output as `prefix`.out.npy. quantize: "dynamic" (int8 weights) or "full" (int8 throughout,
+    calibrated on `x`)."""
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter = converter or tf.lite.TFLiteConverter.from_keras_model(model)
     if float16:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]

@@ -37,6 +37,8 @@ import Testing
         // tf.lite's conversions of keras2-tiny.h5, float32 and float16 weights: TFLite's interpreter's output.
         ("keras2-tiny.tflite", "input-64-nhwc.npy", "keras2-tiny-tflite.out.npy"),
         ("keras2-tiny-f16.tflite", "input-64-nhwc.npy", "keras2-tiny-f16-tflite.out.npy"),
+        // keras3-tiny.keras exported as a SavedModel and converted from it ([1, 1, 1, C] BN constants).
+        ("keras3-tiny-savedmodel.tflite", "input-64-nhwc.npy", "keras3-tiny-savedmodel-tflite.out.npy"),
         ("timm-tiny-blur-module.pth", "input-64.npy", "timm-tiny-blur.out.npy"),
         ("timm-tiny-blur-traced.pt", "input-64.npy", "timm-tiny-blur.out.npy"),
         ("timm-tiny-blur-dynamo.onnx", "input-64.npy", "timm-tiny-blur.out.npy"),

@@ -224,10 +224,19 @@ public enum TFLiteImporter {
         func batchNorm(_ mul: TFLiteFile.Operator, _ add: TFLiteFile.Operator, readers: [Int: Int]) throws -> (
             BatchNorm, Int32
         )? {
+            /// A constant of one value per channel: [C], or [1, 1, 1, C] as Keras 3's SavedModel broadcasts it.
+            func perChannel(_ constant: Tensor) -> Tensor? {
+                guard let channels = constant.shape.last, constant.shape.dropLast().allSatisfy({ $0 == 1 }),
+                    constant.shape.count == 1 || constant.shape.count == 4
+                else { return nil }
+                return Tensor(
+                    name: constant.name, shape: [channels], storedDType: constant.storedDType, values: constant.values)
+            }
             guard mul.options.activation == 0, add.inputs.contains(mul.outputs[0]), readers[mul.outputs[0]] == 1,
                 let scaleIndex = mul.inputs.first(where: { floats[$0] != nil }),
                 let offsetIndex = add.inputs.first(where: { floats[$0] != nil }),
-                let scale = floats[scaleIndex], let offset = floats[offsetIndex], scale.shape.count == 1,
+                let scale = floats[scaleIndex].flatMap(perChannel),
+                let offset = floats[offsetIndex].flatMap(perChannel),
                 offset.shape == scale.shape
             else { return nil }
             let channels = scale.count
