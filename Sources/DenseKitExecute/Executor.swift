@@ -385,7 +385,7 @@ public final class ImageExecution {
             }
             if blur != nil { swap(&current, &spare) }
         } else if blur == nil {
-            layout.unpack(current, channels: 0..<channels, into: blockA.pointer)
+            map.unpack(current, channels: 0..<channels, into: blockA.pointer)
         }
         if let blur {
             let (src, dst, to) = (UnsafePointer(current), blockA.pointer + map.interior, map.strides)

@@ -227,8 +227,7 @@ package struct ONNXGraphBuilder {
             payload: .int64s([0, 0, side, side, 0, 0, side, side]))
         initializers.append(pads)
         let padded = node("Pad", name + ".pad", [input, pads.name], ["mode": .string("reflect")])
-        let coefficients = blur.coefficients
-        let filter = coefficients.flatMap { row in coefficients.map { row * $0 } }
+        let filter = blur.filter
         let weight = Tensor(
             name: name + ".weight", shape: [channels, 1, blur.kernel, blur.kernel],
             values: Array((0..<channels).map { _ in filter }.joined()))

@@ -268,14 +268,14 @@ extension OpGraph {
                 expected: "reflection pads \(blur.padding) on each side before it, none of its own (a blur pool)",
                 found: "reflection pads \(pads), conv pads \(conv.pads)")
         }
-        let coefficients = blur.coefficients
-        let filter = coefficients.flatMap { row in coefficients.map { row * $0 } }
+        let filter = blur.filter
         let values = conv.weight.values
         let exact = values.indices.allSatisfy { abs(values[$0] - filter[$0 % filter.count]) <= 1e-7 }
         guard exact, conv.bias?.values.allSatisfy({ $0 == 0 }) ?? true else {
             throw ImportError.mismatch(
                 .weight(of: subject, role: "weight", name: conv.weight.name),
-                expected: "the binomial blur filter (\(coefficients.map { "\($0)" }.joined(separator: ", ")) squared) "
+                expected:
+                    "the binomial blur filter (\(blur.coefficients.map { "\($0)" }.joined(separator: ", ")) squared) "
                     + "in every channel, no bias",
                 found: "other values")
         }

@@ -12,7 +12,6 @@ package struct TFLiteFile {
         package var shape: [Int]
         package var type: Int
         package var buffer: Int
-        package var quantized: Bool
         package var sparse: Bool
     }
 
@@ -103,7 +102,7 @@ package struct TFLiteFile {
             tensors.append(
                 Tensor(
                     index: Int(index), name: name, shape: ints(tensor.shape), type: Int(tensor.type),
-                    buffer: Int(tensor.buffer), quantized: tensor.scaleCount > 0, sparse: tensor.sparse != 0))
+                    buffer: Int(tensor.buffer), sparse: tensor.sparse != 0))
         }
         var operators: [Operator] = []
         for index in 0..<graph.operators {

@@ -125,11 +125,7 @@ public enum TFLiteImporter {
                     throw ImportError.unsupported(.tensor(tensor.name), problem: "a sparse tensor")
                 }
                 guard tensor.shape.allSatisfy({ $0 >= 0 && $0 <= Int(Int32.max) }),
-                    let count = tensor.shape.reduce(
-                        Int?(1),
-                        { product, dim in
-                            product.flatMap { $0.multipliedReportingOverflow(by: dim).overflow ? nil : $0 * dim }
-                        })
+                    let count = Tensor.product(of: tensor.shape)
                 else {
                     throw ImportError.mismatch(
                         .tensor(tensor.name), expected: "dims from 0 to 2^31-1", found: "shape \(tensor.shape)")
@@ -293,7 +289,7 @@ public enum TFLiteImporter {
                 }
                 let strideValue = try stride()
                 let conv = Conv2D(
-                    weight: Self.oihw(filters), bias: bias, stride: strideValue,
+                    weight: filters.permuted(.ohwi, to: .oihw), bias: bias, stride: strideValue,
                     pads: try pads(kernel: filters.shape[1], stride: strideValue))
                 return try node(.conv(conv), activation: options.activation)
             case 34:  // PAD: [[N], [H], [W], [C]] before and after.
@@ -359,21 +355,6 @@ public enum TFLiteImporter {
                         """,
                     found: op.builtin < 0 ? "a custom operator" : "builtin operator \(op.builtin)")
             }
-        }
-
-        /// OHWI filters as OIHW.
-        static func oihw(_ filters: Tensor) -> Tensor {
-            let (o, h, w, i) = (filters.shape[0], filters.shape[1], filters.shape[2], filters.shape[3])
-            let values = filters.values
-            var out = [Float](repeating: 0, count: values.count)
-            for a in 0..<o {
-                for y in 0..<h {
-                    for x in 0..<w {
-                        for c in 0..<i { out[((a * i + c) * h + y) * w + x] = values[((a * h + y) * w + x) * i + c] }
-                    }
-                }
-            }
-            return Tensor(name: filters.name, shape: [o, i, h, w], storedDType: filters.storedDType, values: out)
         }
     }
 }

@@ -277,8 +277,7 @@ extension StateDictImporter {
 
     /// timm's `BlurPool2d.filt` as a file holds it: [channels or 1, 1, 3, 3] of the binomial filter.
     fileprivate static func checkBlurFilter(_ filter: Tensor) throws {
-        let coefficients = BlurPool2D(kernel: 3).coefficients
-        let expected = coefficients.flatMap { row in coefficients.map { row * $0 } }
+        let expected = BlurPool2D(kernel: 3).filter
         let values = filter.values
         guard filter.shape.count == 4, filter.shape[1...] == [1, 3, 3],
             values.indices.allSatisfy({ values[$0] == expected[$0 % 9] })

@@ -1,7 +1,34 @@
-/// The two orders 4-D conv kernels come in: OIHW (ONNX, torch, DenseKit's canonical graph) and
-/// HWIO (Keras, TensorFlow).
+/// The orders 4-D conv kernels come in: OIHW (ONNX, torch, DenseKit's canonical graph), HWIO (Keras,
+/// TensorFlow) and OHWI (TensorFlow Lite).
 public enum ConvKernelLayout: Sendable {
-    case oihw, hwio
+    case oihw, hwio, ohwi
+
+    /// (outputs, inputs, kernelHeight, kernelWidth) of a kernel of `shape` in this order.
+    fileprivate func dimensions(_ shape: [Int]) -> (Int, Int, Int, Int) {
+        switch self {
+        case .oihw: (shape[0], shape[1], shape[2], shape[3])
+        case .hwio: (shape[3], shape[2], shape[0], shape[1])
+        case .ohwi: (shape[0], shape[3], shape[1], shape[2])
+        }
+    }
+
+    /// The shape of such a kernel in this order.
+    fileprivate func shape(_ outputs: Int, _ inputs: Int, _ height: Int, _ width: Int) -> [Int] {
+        switch self {
+        case .oihw: [outputs, inputs, height, width]
+        case .hwio: [height, width, inputs, outputs]
+        case .ohwi: [outputs, height, width, inputs]
+        }
+    }
+
+    /// The distances between consecutive outputs, inputs, rows and columns of such a kernel in this order.
+    fileprivate func strides(_ outputs: Int, _ inputs: Int, _ height: Int, _ width: Int) -> (Int, Int, Int, Int) {
+        switch self {
+        case .oihw: (inputs * height * width, height * width, width, 1)
+        case .hwio: (1, outputs, width * inputs * outputs, inputs * outputs)
+        case .ohwi: (height * width * inputs, 1, width * inputs, inputs)
+        }
+    }
 }
 
 extension Tensor {
@@ -9,26 +36,23 @@ extension Tensor {
     /// Only for a tensor whose values match its shape (the importers check that first).
     public func permuted(_ from: ConvKernelLayout, to: ConvKernelLayout) -> Tensor {
         guard from != to, shape.count == 4 else { return self }
-        // (outputs, inputs, kernelHeight, kernelWidth) whatever the order.
-        let (outputs, inputs, kernelHeight, kernelWidth) =
-            from == .oihw ? (shape[0], shape[1], shape[2], shape[3]) : (shape[3], shape[2], shape[0], shape[1])
-        let source = values
-        var out = [Float](repeating: 0, count: source.count)
+        let (outputs, inputs, kernelHeight, kernelWidth) = from.dimensions(shape)
+        let source = from.strides(outputs, inputs, kernelHeight, kernelWidth)
+        let target = to.strides(outputs, inputs, kernelHeight, kernelWidth)
+        let values = self.values
+        var out = [Float](repeating: 0, count: values.count)
         for a in 0..<outputs {
             for b in 0..<inputs {
                 for y in 0..<kernelHeight {
                     for x in 0..<kernelWidth {
-                        let oihw = ((a * inputs + b) * kernelHeight + y) * kernelWidth + x
-                        let hwio = ((y * kernelWidth + x) * inputs + b) * outputs + a
-                        if from == .oihw { out[hwio] = source[oihw] } else { out[oihw] = source[hwio] }
+                        out[a * target.0 + b * target.1 + y * target.2 + x * target.3] =
+                            values[a * source.0 + b * source.1 + y * source.2 + x * source.3]
                     }
                 }
             }
         }
         return Tensor(
-            name: name,
-            shape: to == .oihw
-                ? [outputs, inputs, kernelHeight, kernelWidth] : [kernelHeight, kernelWidth, inputs, outputs],
-            storedDType: storedDType, values: out)
+            name: name, shape: to.shape(outputs, inputs, kernelHeight, kernelWidth), storedDType: storedDType,
+            values: out)
     }
 }

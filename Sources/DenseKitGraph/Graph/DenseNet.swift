@@ -109,6 +109,12 @@ public struct BlurPool2D: Sendable, Equatable {
         return row.map { $0 / sum }
     }
 
+    /// The 2-D filter applied to every channel, row by row: the coefficients' outer product with themselves.
+    public var filter: [Float] {
+        let row = coefficients
+        return row.flatMap { vertical in row.map { vertical * $0 } }
+    }
+
     /// Output height and width for an input of the given size.
     public func outputSize(_ height: Int, _ width: Int) -> (Int, Int) {
         (windows(height + 2 * padding, kernel, stride), windows(width + 2 * padding, kernel, stride))

@@ -67,7 +67,10 @@ public struct Tensor: Sendable, Equatable {
     }
 
     /// The product of `shape`, or nil when a dimension is negative or the product overflows.
-    public var shapeProduct: Int? {
+    public var shapeProduct: Int? { Self.product(of: shape) }
+
+    /// The product of the dimensions, or nil when one is negative or the product overflows.
+    public static func product(of shape: [Int]) -> Int? {
         var product = 1
         for d in shape {
             guard d >= 0 else { return nil }
