@@ -166,10 +166,11 @@ fuzz-corpus: build fixtures-images
 	  $(BIN) convert fixtures/$$f -o .build-fuzz/safetensors/$$f.safetensors --accept-deviations >/dev/null; \
 	  $(BIN) convert fixtures/$$f -o .build-fuzz/hdf5/$$f.h5 --accept-deviations >/dev/null; \
 	  $(BIN) convert fixtures/$$f -o .build-fuzz/hdf5/$$f.weights.h5 --accept-deviations >/dev/null; \
-	  $(BIN) convert fixtures/$$f -o .build-fuzz/onnx/$$f.onnx --accept-deviations >/dev/null; done
-	# timm's deep stem and blur pool as DenseKit writes them (ONNX's reflection Pad and depthwise Conv, .dnk 4.0,
-	# safetensors recording the blur).
-	for t in onnx dnk safetensors; do \
+	  $(BIN) convert fixtures/$$f -o .build-fuzz/onnx/$$f.onnx --accept-deviations >/dev/null; \
+	  $(BIN) convert fixtures/$$f -o .build-fuzz/tflite/$$f.tflite --accept-deviations >/dev/null; done
+	# timm's deep stem and blur pool as DenseKit writes them (ONNX's reflection Pad and depthwise Conv, TFLite's
+	# MIRROR_PAD and DEPTHWISE_CONV_2D, .dnk 4.0, safetensors recording the blur).
+	for t in onnx dnk safetensors tflite; do \
 	  $(BIN) convert fixtures/timm-tiny-blur-module.pth -o .build-fuzz/$$t/timm-tiny-blur.$$t --accept-deviations >/dev/null; done
 	# The hostile files issue 42 found (nesting, PNG chunks, npy headers, a deflated checkpoint).
 	$(VENV_TORCH)/bin/python scripts/make_hostile_corpus.py fixtures .build-fuzz

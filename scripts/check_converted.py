@@ -3,11 +3,11 @@
 Called by the tests (ConvertTargetTests), never by the product. One process per framework loads
 every case of a manifest, so torch or TensorFlow starts once:
 
-usage: check_converted.py onnxruntime|torch|tf_keras|keras3 MANIFEST.json
+usage: check_converted.py onnxruntime|torch|tf_keras|keras3|tflite MANIFEST.json
 
 MANIFEST: {"cases": [{"file": ..., "input": X.npy, "layout": "nchw"|"nhwc", "output": Y.npy,
                       "model": MODEL}, ...]}
-MODEL (what to build for the weights files; ignored for ONNX):
+MODEL (what to build for the weights files; ignored for ONNX and TensorFlow Lite):
   {"application": "DenseNet121" or null, "blocks": [2, 2, 2], "growth": 4, "stem": 8, "bnSize": 4,
    "size": 64, "pool": "average"|"max"|null, "dense": [[out, activation], ...],
    "weightsArgument": true (Keras 2: DenseNet121(weights=path) instead of load_weights),
@@ -23,6 +23,8 @@ How each framework is used is how its users load such a file:
   or no pool is applied to F.relu(model.features(x)) as torchvision's forward cannot.
 - tf_keras / keras3: the keras.applications model, or keras.applications.densenet's own blocks for
   other sizes (scripts/make_keras_fixtures.py), then load_weights (NHWC input).
+- tflite: tf.lite.Interpreter (TensorFlow's reference kernels off: the default CPU kernels a user gets), the
+  input resized to the image's batch and size (NHWC), allocate_tensors, invoke.
 """
 
 import json
@@ -147,14 +149,28 @@ def run_keras(case, keras2):
     return np.asarray(model.predict(load_input(case, "nhwc"), verbose=0))
 
 
+def run_tflite(case):
+    import tensorflow as tf
+
+    x = load_input(case, "nhwc")
+    interpreter = tf.lite.Interpreter(model_path=case["file"])
+    index = interpreter.get_input_details()[0]["index"]
+    interpreter.resize_tensor_input(index, list(x.shape))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(index, x)
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ("onnxruntime", "torch", "tf_keras", "keras3"):
+    if len(sys.argv) != 3 or sys.argv[1] not in ("onnxruntime", "torch", "tf_keras", "keras3", "tflite"):
         sys.exit(__doc__)
     framework = sys.argv[1]
     with open(sys.argv[2]) as f:
         cases = json.load(f)["cases"]
     run = {"onnxruntime": run_onnxruntime, "torch": run_torch,
-           "tf_keras": lambda c: run_keras(c, True), "keras3": lambda c: run_keras(c, False)}[framework]
+           "tf_keras": lambda c: run_keras(c, True), "keras3": lambda c: run_keras(c, False),
+           "tflite": run_tflite}[framework]
     for case in cases:
         np.save(case["output"], np.asarray(run(case), dtype=np.float32))
         print("ran", case["file"], file=sys.stderr)

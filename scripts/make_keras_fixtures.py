@@ -15,7 +15,8 @@ usage: make_keras_fixtures.py tiny OUTDIR
        make_keras_fixtures.py heads OUTDIR   (only the fine-tuned-head fixtures, part of tiny)
        make_keras_fixtures.py nested OUTDIR  (backbones nested as one layer of the user's model, part of tiny)
        make_keras_fixtures.py preprocessing OUTDIR  (Rescaling and Normalization layers, part of tiny)
-       make_keras_fixtures.py tflite OUTDIR  (tf.lite's conversion of keras2-tiny.h5, part of tiny)
+       make_keras_fixtures.py tflite OUTDIR  (tf.lite's conversions of keras2-tiny.h5 and the other tf_keras
+                                             layouts, part of tiny)
        make_keras_fixtures.py full OUTDIR
 """
 
@@ -31,8 +32,11 @@ import fixture_meta  # noqa: E402
 
 
 def randomise_bn(model, rng):
-    """Non-trivial BN statistics and classifier bias so that their handling shows in the outputs."""
+    """Non-trivial BN statistics and classifier bias so that their handling shows in the outputs, in nested
+    models (a backbone that is one layer of the user's model) too."""
     for layer in model.layers:
+        if hasattr(layer, "layers"):
+            randomise_bn(layer, rng)
         if layer.__class__.__name__ == "Dense":
             kernel, bias = layer.get_weights()
             layer.set_weights([kernel, (rng.standard_normal(bias.shape) * 0.1).astype(np.float32)])
@@ -179,6 +183,21 @@ def tflite(outdir):
                 os.path.join(outdir, "keras2-tiny-int8-dynamic-tflite"), quantize="dynamic")
     save_tflite(model, x, os.path.join(outdir, "keras2-tiny-int8.tflite"),
                 os.path.join(outdir, "keras2-tiny-int8-tflite"), quantize="full")
+    tflite_layouts(outdir)
+
+
+def tflite_layouts(outdir):
+    """tf.lite's conversions of the other tf_keras layouts DenseKit reads: a model's own preprocessing (Rescaling,
+    an adapted Normalization: on 0..255 pixels), a backbone nested in a Sequential with a sigmoid head, a max pool
+    and no pool; each with the interpreter's output."""
+    import tf_keras
+
+    pixels = np.load(os.path.join(outdir, "input-64-pixels-nhwc.npy"))
+    x = np.load(os.path.join(outdir, "input-64-nhwc.npy"))
+    for name, inputs in [("keras2-tiny-rescaling", pixels), ("keras2-tiny-normalization-adapted", pixels),
+                         ("keras2-tiny-nested-sigmoid14", x), ("keras2-tiny-max", x), ("keras2-tiny-none", x)]:
+        model = tf_keras.models.load_model(os.path.join(outdir, name + ".h5"))
+        save_tflite(model, inputs, os.path.join(outdir, name + ".tflite"), os.path.join(outdir, name + "-tflite"))
 
 
 def save_tflite(model, x, path, prefix, float16=False, quantize=None, converter=None):

@@ -1,8 +1,14 @@
 // The one file that calls FlatBuffers and the code flatc generated: verification first, then plain reads of
-// verified tables into the C structs of tflite_shim.h.
+// verified tables into the C structs of tflite_shim.h; and FlatBuffers' builder, which serialises a model the
+// writer describes in those structs.
 #include "tflite_shim.h"
 
 #include "generated/schema_generated.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <vector>
 
 namespace {
 
@@ -35,6 +41,12 @@ extern "C" void dk_tflite_model(const uint8_t *data, DKTFLiteModel *out) {
     out->subgraphs = m->subgraphs() ? m->subgraphs()->size() : 0;
     out->operatorCodes = m->operator_codes() ? m->operator_codes()->size() : 0;
     out->buffers = m->buffers() ? m->buffers()->size() : 0;
+    out->description = nullptr;
+    out->descriptionLength = 0;
+    if (auto description = m->description()) {
+        out->description = description->c_str();
+        out->descriptionLength = description->size();
+    }
 }
 
 extern "C" void dk_tflite_operator_code(const uint8_t *data, uint32_t index, DKTFLiteOperatorCode *out) {
@@ -66,6 +78,7 @@ extern "C" void dk_tflite_tensor(const uint8_t *data, uint32_t graphIndex, uint3
     if (graph == nullptr || graph->tensors() == nullptr || index >= graph->tensors()->size()) return;
     auto tensor = graph->tensors()->Get(index);
     out->shape = ints(tensor->shape());
+    out->shapeSignature = ints(tensor->shape_signature());
     out->type = tensor->type();
     out->buffer = tensor->buffer();
     if (auto name = tensor->name()) {
@@ -134,6 +147,8 @@ extern "C" void dk_tflite_operator(const uint8_t *data, uint32_t graphIndex, uin
         out->activation = dense->fused_activation_function();
         out->keepNumDims = dense->keep_num_dims() ? 1 : 0;
         out->weightsFormat = dense->weights_format();
+    } else if (auto mirror = op->builtin_options_as_MirrorPadOptions()) {
+        out->mirrorMode = mirror->mode();
     }
     out->found = 1;
 }
@@ -204,4 +219,150 @@ extern "C" int dk_tflite_edit_conv_stride(uint8_t *data, uint32_t graph, uint32_
     auto options = static_cast<tflite::Conv2DOptions *>(target->mutable_builtin_options());
     if (target->builtin_options_type() != tflite::BuiltinOptions_Conv2DOptions || options == nullptr) return 0;
     return options->mutate_stride_w(strideW) && options->mutate_stride_h(strideH) ? 1 : 0;
+}
+
+namespace {
+
+flatbuffers::Offset<flatbuffers::Vector<int32_t>> intVector(flatbuffers::FlatBufferBuilder &fbb, DKTFLiteInts ints) {
+    return fbb.CreateVector(ints.values, ints.count);
+}
+
+tflite::ActivationFunctionType activation(int32_t value) {
+    return static_cast<tflite::ActivationFunctionType>(value);
+}
+
+tflite::Padding padding(int32_t value) { return static_cast<tflite::Padding>(value); }
+
+/// The options table of `builtin`, from the operator's fields.
+std::pair<tflite::BuiltinOptions, flatbuffers::Offset<void>> options(flatbuffers::FlatBufferBuilder &fbb,
+                                                                      int32_t builtin, const DKTFLiteOperator &op) {
+    using namespace tflite;
+    switch (builtin) {
+    case BuiltinOperator_CONV_2D:
+        return {BuiltinOptions_Conv2DOptions,
+                CreateConv2DOptions(fbb, padding(op.padding), op.strideW, op.strideH, activation(op.activation),
+                                    op.dilationW, op.dilationH).Union()};
+    case BuiltinOperator_DEPTHWISE_CONV_2D:
+        return {BuiltinOptions_DepthwiseConv2DOptions,
+                CreateDepthwiseConv2DOptions(fbb, padding(op.padding), op.strideW, op.strideH, op.depthMultiplier,
+                                             activation(op.activation), op.dilationW, op.dilationH).Union()};
+    case BuiltinOperator_AVERAGE_POOL_2D:
+    case BuiltinOperator_MAX_POOL_2D:
+        return {BuiltinOptions_Pool2DOptions,
+                CreatePool2DOptions(fbb, padding(op.padding), op.strideW, op.strideH, op.filterW, op.filterH,
+                                    activation(op.activation)).Union()};
+    case BuiltinOperator_CONCATENATION:
+        return {BuiltinOptions_ConcatenationOptions,
+                CreateConcatenationOptions(fbb, op.axis, activation(op.activation)).Union()};
+    case BuiltinOperator_ADD:
+        return {BuiltinOptions_AddOptions, CreateAddOptions(fbb, activation(op.activation)).Union()};
+    case BuiltinOperator_MUL:
+        return {BuiltinOptions_MulOptions, CreateMulOptions(fbb, activation(op.activation)).Union()};
+    case BuiltinOperator_MEAN:
+    case BuiltinOperator_REDUCE_MAX:
+        return {BuiltinOptions_ReducerOptions, CreateReducerOptions(fbb, op.keepDims != 0).Union()};
+    case BuiltinOperator_FULLY_CONNECTED:
+        return {BuiltinOptions_FullyConnectedOptions,
+                CreateFullyConnectedOptions(fbb, activation(op.activation),
+                                            static_cast<FullyConnectedOptionsWeightsFormat>(op.weightsFormat),
+                                            op.keepNumDims != 0).Union()};
+    case BuiltinOperator_SOFTMAX:
+        return {BuiltinOptions_SoftmaxOptions, CreateSoftmaxOptions(fbb, op.beta).Union()};
+    case BuiltinOperator_PAD:
+        return {BuiltinOptions_PadOptions, CreatePadOptions(fbb).Union()};
+    case BuiltinOperator_MIRROR_PAD:
+        return {BuiltinOptions_MirrorPadOptions,
+                CreateMirrorPadOptions(fbb, static_cast<MirrorPadMode>(op.mirrorMode)).Union()};
+    case BuiltinOperator_DEQUANTIZE:
+        return {BuiltinOptions_DequantizeOptions, CreateDequantizeOptions(fbb).Union()};
+    default:
+        return {BuiltinOptions_NONE, 0};
+    }
+}
+
+/// An upper bound of the serialised size, to refuse (rather than overflow) a model too large for a FlatBuffer.
+bool fits(const DKTFLiteModelSpec &spec) {
+    uint64_t total = 1 << 20;
+    for (uint32_t i = 0; i < spec.bufferCount; i++) total += spec.buffers[i].size + 64;
+    for (uint32_t i = 0; i < spec.tensorCount; i++) {
+        const auto &t = spec.tensors[i];
+        total += 128 + t.nameLength + 4 * (uint64_t(t.shape.count) + t.shapeSignature.count);
+    }
+    for (uint32_t i = 0; i < spec.operatorCount; i++) {
+        total += 128 + 4 * (uint64_t(spec.operators[i].inputs.count) + spec.operators[i].outputs.count);
+    }
+    return total < FLATBUFFERS_MAX_BUFFER_SIZE;
+}
+
+uint8_t *build(const DKTFLiteModelSpec &spec, size_t *size) {
+    using namespace tflite;
+    if (!fits(spec)) return nullptr;
+    for (uint32_t i = 0; i < spec.operatorCount; i++) {
+        if (spec.operators[i].opcodeIndex >= spec.operatorCodeCount) return nullptr;
+    }
+    flatbuffers::FlatBufferBuilder fbb(1 << 16);
+    std::vector<flatbuffers::Offset<Buffer>> buffers;
+    for (uint32_t i = 0; i < spec.bufferCount; i++) {
+        const auto &buffer = spec.buffers[i];
+        flatbuffers::Offset<flatbuffers::Vector<uint8_t>> data = 0;
+        if (buffer.size > 0) {
+            fbb.ForceVectorAlignment(buffer.size, sizeof(uint8_t), 16);
+            data = fbb.CreateVector(buffer.data, buffer.size);
+        }
+        buffers.push_back(CreateBuffer(fbb, data));
+    }
+    std::vector<flatbuffers::Offset<Tensor>> tensors;
+    for (uint32_t i = 0; i < spec.tensorCount; i++) {
+        const auto &t = spec.tensors[i];
+        auto shape = intVector(fbb, t.shape);
+        auto signature = t.shapeSignature.count > 0 ? intVector(fbb, t.shapeSignature) : 0;
+        auto name = fbb.CreateString(t.name != nullptr ? t.name : "", t.nameLength);
+        tensors.push_back(CreateTensor(fbb, shape, static_cast<TensorType>(t.type), t.buffer, name, 0, false, 0,
+                                       signature));
+    }
+    std::vector<flatbuffers::Offset<Operator>> operators;
+    for (uint32_t i = 0; i < spec.operatorCount; i++) {
+        const auto &op = spec.operators[i];
+        auto inputs = intVector(fbb, op.inputs);
+        auto outputs = intVector(fbb, op.outputs);
+        auto table = options(fbb, spec.operatorCodes[op.opcodeIndex].builtin, op);
+        operators.push_back(CreateOperator(fbb, op.opcodeIndex, inputs, outputs, table.first, table.second));
+    }
+    std::vector<flatbuffers::Offset<OperatorCode>> codes;
+    for (uint32_t i = 0; i < spec.operatorCodeCount; i++) {
+        auto builtin = spec.operatorCodes[i].builtin;
+        auto deprecated = static_cast<int8_t>(builtin < BuiltinOperator_PLACEHOLDER_FOR_GREATER_OP_CODES
+                                                  ? builtin : BuiltinOperator_PLACEHOLDER_FOR_GREATER_OP_CODES);
+        codes.push_back(CreateOperatorCode(fbb, deprecated, 0, spec.operatorCodes[i].version,
+                                           static_cast<BuiltinOperator>(builtin)));
+    }
+    auto graph = CreateSubGraph(fbb, fbb.CreateVector(tensors), intVector(fbb, spec.inputs),
+                                intVector(fbb, spec.outputs), fbb.CreateVector(operators), fbb.CreateString("main"));
+    std::vector<flatbuffers::Offset<SubGraph>> graphs{graph};
+    auto description = spec.description != nullptr ? fbb.CreateString(spec.description) : 0;
+    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<Metadata>>> metadata = 0;
+    if (spec.metadataName != nullptr) {
+        std::vector<flatbuffers::Offset<Metadata>> entries{
+            CreateMetadata(fbb, fbb.CreateString(spec.metadataName), spec.metadataBuffer)};
+        metadata = fbb.CreateVector(entries);
+    }
+    auto model = CreateModel(fbb, spec.version, fbb.CreateVector(codes), fbb.CreateVector(graphs), description,
+                             fbb.CreateVector(buffers), 0, metadata);
+    FinishModelBuffer(fbb, model);
+    auto bytes = static_cast<uint8_t *>(std::malloc(fbb.GetSize()));
+    if (bytes == nullptr) return nullptr;
+    std::memcpy(bytes, fbb.GetBufferPointer(), fbb.GetSize());
+    *size = fbb.GetSize();
+    return bytes;
+}
+
+}  // namespace
+
+extern "C" uint8_t *dk_tflite_build(const DKTFLiteModelSpec *spec, size_t *size) {
+    *size = 0;
+    try {
+        return build(*spec, size);
+    } catch (const std::bad_alloc &) {
+        return nullptr;
+    }
 }

@@ -29,7 +29,8 @@ struct Convert: ParsableCommand {
     @Option(name: .shortAndLong, help: "The file to write; its extension names the format unless --to does.")
     var output: String
     @Option(help: "The format (default: from OUT's extension).") var to: ConversionTarget?
-    @Option(help: "Weight dtype (.dnk and .safetensors; the others write f32).") var dtype: DType = .f32
+    @Option(help: "Weight dtype (.dnk and .safetensors; f16 also for .tflite; the others write f32).")
+    var dtype: DType = .f32
     @Option(
         help:
             """

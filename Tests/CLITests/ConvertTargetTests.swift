@@ -7,7 +7,8 @@ import Testing
 
 /// `densekit convert` to every target, each written file loaded and run in the framework it is for
 /// (onnxruntime after onnx.checker's full check; torch + torchvision with load_state_dict(strict=True);
-/// tf_keras and Keras 3 load_weights) and compared with the source's reference output, which the
+/// tf_keras and Keras 3 load_weights; TensorFlow Lite's interpreter) and compared with the source's reference
+/// output, which the
 /// framework that made the fixture computed: within 1e-4 of its largest value.
 @Suite(.serialized) struct ConvertTargetTests {
     /// A source fixture with its framework-made reference and what to build to load its weights.
@@ -79,6 +80,7 @@ import Testing
 
     static let frameworkTargets: [(ConversionTarget, Frameworks.Framework)] = [
         (.onnx, .onnxruntime), (.safetensors, .torch), (.kerasH5, .tfKeras), (.kerasWeightsH5, .keras3),
+        (.tflite, .tflite),
     ]
 
     /// A written file to check in a framework: its case and the reference its output must match.
@@ -110,7 +112,7 @@ import Testing
 
     /// Runs the checks, grouped by framework, and compares each output with its reference.
     static func verify(_ checks: [Check], in folder: URL) throws {
-        for framework in [Frameworks.Framework.onnxruntime, .torch, .tfKeras, .keras3] {
+        for framework in [Frameworks.Framework.onnxruntime, .torch, .tfKeras, .keras3, .tflite] {
             try Frameworks.run(framework, checks.filter { $0.framework == framework }.map(\.run), in: folder)
         }
         for check in checks {
@@ -165,8 +167,7 @@ import Testing
                 file: file, input: source.input, layout: source.layout, output: output,
                 model: model ?? source.model()),
             reference: source.reference, through: through,
-            transposed: source.pool == nil
-                && (source.layout == "nhwc") != (framework == .tfKeras || framework == .keras3))
+            transposed: source.pool == nil && (source.layout == "nhwc") != framework.nhwc)
     }
 
     /// Every source kind (ONNX, Keras .h5 and .keras, .pth, safetensors, and a .dnk) to every target.
@@ -354,7 +355,7 @@ import Testing
                 ["convert", tv, "-o", path("m.bin")], path("m.bin"),
                 """
                 the extension names no format DenseKit writes: use one of dnk (.dnk), onnx (.onnx), safetensors \
-                (.safetensors), keras-h5 (.h5), keras-weights-h5 (.weights.h5), or --to
+                (.safetensors), keras-h5 (.h5), keras-weights-h5 (.weights.h5), tflite (.tflite), or --to
                 """
             ),
             (

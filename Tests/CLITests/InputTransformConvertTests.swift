@@ -7,7 +7,8 @@ import Testing
 
 extension ConvertTargetTests {
     /// A model's own Rescaling (Keras 3 and tf_keras, before a nested backbone) through every target:
-    /// ONNX keeps it as Mul and Add nodes (onnxruntime on raw 0..255 pixels gives Keras's output), `.dnk`
+    /// ONNX keeps it as Mul and Add nodes and TFLite as MUL and ADD operators (onnxruntime and TensorFlow Lite's
+    /// interpreter on raw 0..255 pixels give Keras's output; DenseKit reads it back), `.dnk`
     /// records it (version 3.0; `run` on the pixels gives Keras's output); the torchvision and Keras weight
     /// layouts cannot hold it, and `convert` says so: their frameworks, fed the pixels rescaled as the
     /// convention says, give Keras's output.
@@ -30,7 +31,11 @@ extension ConvertTargetTests {
                 let dropped = ((parsed["conventions"] as? [[String: Any]]) ?? []).filter {
                     $0["change"] as? String == "drops" && $0["subject"] as? String == "input transform"
                 }
-                let kept = target == .onnx
+                let kept = target == .onnx || target == .tflite
+                if kept {
+                    let written = try ModelLoader.load(path: folder.appendingPathComponent(name).path)
+                    #expect(written.inputTransform?.summary == "x * 0.007843138 + -1.0", "\(name)")
+                }
                 #expect(dropped.count == (kept ? 0 : 1), "\(name): \(parsed["conventions"] ?? "")")
                 if let detail = dropped.first?["detail"] as? String {
                     #expect(

@@ -7,6 +7,7 @@ import Testing
 
 extension ConvertTargetTests {
     /// timm's deep stem, with and without its blur pool, to ONNX (onnxruntime runs it, BNs folded or not),
+    /// TFLite (the blur pool a MIRROR_PAD and a DEPTHWISE_CONV_2D; TensorFlow Lite's interpreter runs it),
     /// safetensors under timm's own keys (timm's DenseNet class loads it strictly and runs it) and `.dnk`
     /// (4.0, read back by DenseKit), each to timm's output; the Keras layouts refuse it naming the stem.
     @Test(arguments: [
@@ -27,6 +28,9 @@ extension ConvertTargetTests {
             checks.append(
                 Self.check(source, .onnx, .onnxruntime, file: folder.appendingPathComponent(name).path, in: folder))
         }
+        try Self.convert(source.file, "deep.tflite", in: folder)
+        checks.append(
+            Self.check(source, .tflite, .tflite, file: folder.appendingPathComponent("deep.tflite").path, in: folder))
         let written = try Self.convert(source.file, "deep.safetensors", in: folder)
         let aa = fixture.2 == "blur" ? " and blur pool" : ""
         let loader =
@@ -68,7 +72,8 @@ extension ConvertTargetTests {
         try Self.verify(checks, in: folder)
     }
 
-    /// timm's densenetblur121d (as timm ships it) to ONNX, which onnxruntime runs to timm's output.
+    /// timm's densenetblur121d (as timm ships it) to ONNX and TFLite, which onnxruntime and TensorFlow Lite's
+    /// interpreter run to timm's output.
     @Test(.enabled(if: Fixtures.full != nil, "full-size fixtures not built (make fixtures-full)"))
     func densenetblur121dReachesONNX() throws {
         let full = try #require(Fixtures.full)
@@ -78,10 +83,13 @@ extension ConvertTargetTests {
             file: full + "/timm-densenetblur121d.safetensors", reference: full + "/timm-densenetblur121d.out.npy",
             input: full + "/input-224.npy", layout: "nchw", size: 224, dense: [(1000, "linear")])
         try Self.convert(source.file, "blur121d.onnx", in: folder)
+        try Self.convert(source.file, "blur121d.tflite", in: folder)
         try Self.verify(
             [
                 Self.check(
-                    source, .onnx, .onnxruntime, file: folder.appendingPathComponent("blur121d.onnx").path, in: folder)
+                    source, .onnx, .onnxruntime, file: folder.appendingPathComponent("blur121d.onnx").path, in: folder),
+                Self.check(
+                    source, .tflite, .tflite, file: folder.appendingPathComponent("blur121d.tflite").path, in: folder),
             ],
             in: folder)
     }

@@ -39,6 +39,9 @@ import Testing
         ("keras2-tiny-f16.tflite", "input-64-nhwc.npy", "keras2-tiny-f16-tflite.out.npy"),
         // keras3-tiny.keras exported as a SavedModel and converted from it ([1, 1, 1, C] BN constants).
         ("keras3-tiny-savedmodel.tflite", "input-64-nhwc.npy", "keras3-tiny-savedmodel-tflite.out.npy"),
+        // The other tf_keras layouts converted: a nested backbone with a sigmoid head, a max pool.
+        ("keras2-tiny-nested-sigmoid14.tflite", "input-64-nhwc.npy", "keras2-tiny-nested-sigmoid14-tflite.out.npy"),
+        ("keras2-tiny-max.tflite", "input-64-nhwc.npy", "keras2-tiny-max-tflite.out.npy"),
         ("timm-tiny-blur-module.pth", "input-64.npy", "timm-tiny-blur.out.npy"),
         ("timm-tiny-blur-traced.pt", "input-64.npy", "timm-tiny-blur.out.npy"),
         ("timm-tiny-blur-dynamo.onnx", "input-64.npy", "timm-tiny-blur.out.npy"),

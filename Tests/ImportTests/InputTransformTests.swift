@@ -8,8 +8,8 @@ import Testing
 
 /// Preprocessing inside the model: Keras `Rescaling` and `Normalization` layers before the backbone
 /// (Keras 2 and 3, nested or flat, mean and variance given or adapted), and tf2onnx's export of one
-/// (Mul and Add on the NHWC input). Each becomes the graph's input transform and runs, on 0..255
-/// pixels, to the output Keras (or onnxruntime) recorded.
+/// (Mul and Add on the NHWC input), and tf.lite's conversion of them (MUL and ADD, SUB and MUL on the input). Each
+/// becomes the graph's input transform and runs, on 0..255 pixels, to the output Keras (or onnxruntime) recorded.
 @Suite struct InputTransformTests {
     /// Rescaling(1 / 127.5, offset=-1), as the fixture script builds it.
     static let toPlusMinusOne = (scale: Float(1 / 127.5), offset: Float(-1))
@@ -22,7 +22,8 @@ import Testing
     static let files = [
         "keras3-tiny-rescaling.keras", "keras3-tiny-rescaling.h5", "keras2-tiny-rescaling.h5",
         "keras2-tiny-rescaling-tf2onnx.onnx", "keras3-tiny-normalization.keras", "keras3-tiny-normalization.h5",
-        "keras2-tiny-normalization-adapted.h5",
+        "keras2-tiny-normalization-adapted.h5", "keras2-tiny-rescaling.tflite",
+        "keras2-tiny-normalization-adapted.tflite",
     ]
 
     @Test(arguments: files)

@@ -1,4 +1,5 @@
 import DenseKit
+import DenseKitExecute
 import DenseKitFormats
 import DenseKitGraph
 import Foundation
@@ -28,6 +29,43 @@ import Testing
             #expect(lite.stem.conv.weight.storedDType == .f16)
             #expect(lite.source.notes.contains { $0.contains("float16 weights behind DEQUANTIZE") })
         }
+    }
+
+    /// tf.lite's conversions of the other tf_keras layouts: a Rescaling or an adapted Normalization before a
+    /// nested backbone (MUL and ADD, or SUB and MUL, on the input: the model's input transform), a backbone nested
+    /// in a Sequential with a sigmoid head, a max pool (REDUCE_MAX) and no pool: each is its Keras file's graph,
+    /// the same input transform, and runs to the interpreter's output (`FixtureAccuracyTests` and
+    /// `InputTransformTests` too).
+    @Test(arguments: [
+        "keras2-tiny-rescaling", "keras2-tiny-normalization-adapted", "keras2-tiny-nested-sigmoid14", "keras2-tiny-max",
+        "keras2-tiny-none",
+    ])
+    func everyKerasLayoutConvertedIsItsKerasGraph(_ stem: String) throws {
+        let keras = try ModelLoader.load(path: Fixtures.path(stem + ".h5"))
+        let lite = try ModelLoader.load(path: Fixtures.path(stem + ".tflite"))
+        #expect(lite.layerNames == keras.layerNames)
+        #expect(lite.head.summary == keras.head.summary)
+        #expect((lite.inputTransform == nil) == (keras.inputTransform == nil))
+        if let transform = lite.inputTransform, let wanted = keras.inputTransform {
+            #expect(
+                relativeError(transform.scale, wanted.scale) <= 1e-6
+                    && relativeError(transform.offset, wanted.offset) <= 1e-6)
+        }
+        let pixels = stem.contains("rescaling") || stem.contains("normalization")
+        let input = try Fixtures.npy(Fixtures.path(pixels ? "input-64-pixels-nhwc.npy" : "input-64-nhwc.npy"))
+        let modelInput = try ModelInput(input, layout: nil, for: lite)
+        let outputs = try Executor(lite).run(
+            modelInput.values, batch: modelInput.batch, height: modelInput.height, width: modelInput.width)
+        let interpreter = try Fixtures.npy(Fixtures.path(stem + "-tflite.out.npy"))
+        var wanted = interpreter.values
+        if lite.head.pool == nil {  // the interpreter's feature map is NHWC, the executor's NCHW
+            let (n, h, w, c) = (interpreter.shape[0], interpreter.shape[1], interpreter.shape[2], interpreter.shape[3])
+            for i in 0..<n * h * w * c {
+                let (b, y, x, k) = (i / (h * w * c), i / (w * c) % h, i / c % w, i % c)
+                wanted[((b * c + k) * h + y) * w + x] = interpreter.values[i]
+            }
+        }
+        #expect(relativeError(outputs, wanted) <= 1e-5, "\(stem): \(relativeError(outputs, wanted))")
     }
 
     /// `densekit diff model.h5 model.tflite` compares every canonical layer.
@@ -130,6 +168,50 @@ import Testing
         }
         let refusal = try Self.refusal(bytes)
         #expect(refusal.contains("cycle"), "\(refusal)")
+    }
+
+    /// timm's blur pool as DenseKit writes it (MIRROR_PAD, DEPTHWISE_CONV_2D), then one field changed through
+    /// `TFLiteFile` and serialised again.
+    static func writtenBlur(_ edit: (inout TFLiteFile) throws -> Void) throws -> Data {
+        let net = try ModelLoader.load(path: Fixtures.path("timm-tiny-blur-module.pth"))
+        let writer = TFLiteModelWriter()
+        let prepared = try writer.prepare(net, dtype: .f32).net
+        let provenance = Provenance(sourceFile: "", sourceSHA256: "", sourceFormat: "", producer: "")
+        var file = try TFLiteFile(try writer.encode(prepared, dtype: .f32, provenance: provenance))
+        try edit(&file)
+        return try file.serialized()
+    }
+
+    static func blurOperator(_ file: TFLiteFile, _ builtin: Int) throws -> Int {
+        try #require(file.operators.firstIndex { $0.builtin == builtin })
+    }
+
+    @Test func aBlurPoolThatIsNotOneIsRefusedNamingTheOperator() throws {
+        // Unchanged, it reads back with its blur pool.
+        let path = try Fixtures.write(try Self.writtenBlur { _ in }, as: "blur.tflite", in: Fixtures.temporaryFolder())
+        #expect(try ModelLoader.load(path: path).stem.blur == BlurPool2D(kernel: 3, stride: 2))
+        let symmetric = try Self.refusal(
+            try Self.writtenBlur { $0.operators[try Self.blurOperator($0, 100)].options.mirrorMode = 1 })
+        #expect(
+            symmetric == "MIRROR_PAD 5 ('stem.blur.pad'): SYMMETRIC mirror padding (a blur pool reflects)",
+            "\(symmetric)")
+        let multiplier = try Self.refusal(
+            try Self.writtenBlur { $0.operators[try Self.blurOperator($0, 4)].options.depthMultiplier = 2 })
+        #expect(
+            multiplier
+                == "DEPTHWISE_CONV_2D 6 ('stem.blur'): filter 'stem.blur.weight': expected [1, k, k, C] with depth "
+                + "multiplier 1 and no dilation, found shape [1, 3, 3, 8], depth multiplier 2", "\(multiplier)")
+        // A filter that is not the binomial one: the depthwise conv is not a blur pool.
+        let filter = try Self.refusal(
+            try Self.writtenBlur { file in
+                let op = file.operators[try Self.blurOperator(file, 4)]
+                let buffer = file.tensors[op.inputs[1]].buffer
+                file.buffers[buffer].withUnsafeMutableBytes { $0.storeBytes(of: Float(0.5), as: Float.self) }
+            })
+        #expect(
+            filter
+                == "DEPTHWISE_CONV_2D 6 ('stem.blur'): weight 'stem.blur.weight': expected the binomial blur filter "
+                + "(0.25, 0.5, 0.25 squared) in every channel, no bias, found other values", "\(filter)")
     }
 
     @Test func aConvWithStrideZeroIsRefusedNamingTheOperator() throws {

@@ -1,6 +1,6 @@
 import Foundation
 
-/// The Python environments `make venvs` builds (torch, onnxruntime; TensorFlow, tf_keras, Keras 3),
+/// The Python environments `make venvs` builds (torch, onnxruntime; TensorFlow, tf_keras, Keras 3, TFLite),
 /// used by the tests to load the files DenseKit writes in the frameworks they are for, through
 /// `scripts/check_converted.py`. Python is a test-time tool only.
 public enum Frameworks {
@@ -8,8 +8,12 @@ public enum Frameworks {
         case onnxruntime, torch
         case tfKeras = "tf_keras"
         case keras3
+        /// TensorFlow Lite's interpreter (tf.lite.Interpreter).
+        case tflite
 
         var venv: String { self == .onnxruntime || self == .torch ? "venv-torch" : "venv-tf" }
+        /// Whether the framework takes and gives NHWC maps.
+        public var nhwc: Bool { self == .tfKeras || self == .keras3 || self == .tflite }
     }
 
     /// One file to load and run: `input` (.npy, in `layout`) in, the framework's output written to `output`.

@@ -15,7 +15,7 @@ public struct ConversionTarget: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Every target, in the order messages list them.
-    public static let all: [ConversionTarget] = [.dnk, .onnx, .safetensors, .kerasH5, .kerasWeightsH5]
+    public static let all: [ConversionTarget] = [.dnk, .onnx, .safetensors, .kerasH5, .kerasWeightsH5, .tflite]
 
     public static func == (lhs: ConversionTarget, rhs: ConversionTarget) -> Bool { lhs.name == rhs.name }
 

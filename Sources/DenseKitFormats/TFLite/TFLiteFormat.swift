@@ -9,3 +9,7 @@ package struct TFLiteFormat: ModelFormat {
         try TFLiteImporter.load(data: file.readContents(), path: file.path)
     }
 }
+
+extension ConversionTarget {
+    public static let tflite = ConversionTarget(name: "tflite", fileExtension: ".tflite") { _ in TFLiteModelWriter() }
+}

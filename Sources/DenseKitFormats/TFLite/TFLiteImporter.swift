@@ -34,6 +34,7 @@ public enum TFLiteImporter {
             name: image.name, layout: .nhwc, channels: image.shape[3], height: image.shape[1], width: image.shape[2],
             batch: nil)
         var notes = ["NHWC input transposed to NCHW", "schema version \(file.version)"]
+        if !file.description.isEmpty { notes.append("description: \(file.description.prefix(300))") }
         if reader.batchNorms > 0 {
             notes.append(
                 "\(reader.batchNorms) MUL and ADD pairs by per-channel constants read as the BatchNorms they were")
@@ -45,9 +46,11 @@ public enum TFLiteImporter {
             path: path, format: .tflite, producer: "TensorFlow Lite (schema version \(file.version))",
             storedParameters: reader.storedParameters, storedBytes: reader.storedBytes,
             storedTensors: reader.storedTensors, notes: notes)
-        return DenseNet(
+        var net = DenseNet(
             source: source, input: spec, stem: recognized.stem, blocks: recognized.blocks,
             transitions: recognized.transitions, head: recognized.head)
+        net.inputTransform = try graph.inputTransform(channels: spec.channels)
+        return net
     }
 
     /// The operators as op-graph nodes, value `t<i>` for tensor i.
@@ -83,7 +86,14 @@ public enum TFLiteImporter {
             }
             var out: [OpGraph.Node] = []
             var skip = Set<Int>()
+            // The input and what the model's own preprocessing (MUL, ADD, SUB by constants) makes of it.
+            var preprocessed: Set<String> = file.inputs.first.map { [Self.value($0)] } ?? []
             for (position, op) in file.operators.enumerated() where !skip.contains(position) {
+                if let step = try preprocessingStep(op, after: preprocessed) {
+                    out.append(step)
+                    preprocessed.insert(step.output)
+                    continue
+                }
                 if op.builtin == 6 {  // DEQUANTIZE of a float16 constant: the constant in float32.
                     guard let input = op.inputs.first, let constant = floats[input] else {
                         throw ImportError.unsupported(.node(op.label), problem: "DEQUANTIZE of an activation")
@@ -216,6 +226,32 @@ public enum TFLiteImporter {
             }
         }
 
+        /// A MUL, ADD or SUB of the input (or of a step before) by a per-channel or single constant, without a fused
+        /// activation: a step of the model's own preprocessing, for `OpGraph.inputTransform`. TFLite's constants
+        /// are NHWC; after the input's layout marker the step reads NCHW, so the constant becomes [1, C, 1, 1].
+        func preprocessingStep(_ op: TFLiteFile.Operator, after preprocessed: Set<String>) throws -> OpGraph.Node? {
+            guard [0, 18, 41].contains(op.builtin), op.options.activation == 0, op.inputs.count == 2,
+                let input = activations(op).first, preprocessed.contains(input), activations(op).count == 1,
+                let constant = op.inputs.lazy.compactMap({ floats[$0] }).first,
+                constant.count == 1 || constant.shape.dropLast().allSatisfy({ $0 == 1 })
+            else { return nil }
+            if op.builtin == 41, floats[op.inputs[0]] != nil { return nil }  // constant - x
+            let values = op.builtin == 41 ? constant.values.map { -$0 } : constant.values
+            let reshaped = Tensor(
+                name: constant.name, shape: [1, constant.count, 1, 1], storedDType: constant.storedDType,
+                values: values)
+            return OpGraph.Node(
+                label: op.label, op: op.builtin == 18 ? .scale(reshaped) : .addBias(reshaped), inputs: [input],
+                output: Self.value(op.outputs[0]))
+        }
+
+        /// A bias of zeros (what the converter gives a conv that has none) as no bias.
+        func bias(_ op: TFLiteFile.Operator) throws -> Tensor? {
+            guard op.inputs.count > 2, op.inputs[2] >= 0 else { return nil }
+            let bias = try constant(op, 2, "bias")
+            return bias.values.allSatisfy { $0 == 0 } ? nil : bias
+        }
+
         /// MUL(x, scale) then ADD(that, offset), both per-channel constants, as a BatchNorm (nil when they are not).
         func batchNorm(_ mul: TFLiteFile.Operator, _ add: TFLiteFile.Operator, readers: [Int: Int]) throws -> (
             BatchNorm, Int32
@@ -281,7 +317,7 @@ public enum TFLiteImporter {
                 guard options.dilationW == 1, options.dilationH == 1 else {
                     throw ImportError.unsupported(.node(op.label), problem: "dilation")
                 }
-                let bias = op.inputs.count > 2 && op.inputs[2] >= 0 ? try constant(op, 2, "bias") : nil
+                let bias = try bias(op)
                 if let bias, bias.count != filters.shape[0] {
                     throw ImportError.mismatch(
                         .weight(of: .node(op.label), role: "bias", name: bias.name),
@@ -292,7 +328,7 @@ public enum TFLiteImporter {
                     weight: filters.permuted(.ohwi, to: .oihw), bias: bias, stride: strideValue,
                     pads: try pads(kernel: filters.shape[1], stride: strideValue))
                 return try node(.conv(conv), activation: options.activation)
-            case 34:  // PAD: [[N], [H], [W], [C]] before and after.
+            case 34, 100:  // PAD, MIRROR_PAD (timm's blur pool): [[N], [H], [W], [C]] before and after.
                 let paddings = try integerConstant(op, 1, "paddings")
                 guard paddings.count == 8, paddings[0] == 0, paddings[1] == 0, paddings[6] == 0, paddings[7] == 0,
                     paddings.allSatisfy({ (0..<64).contains($0) })
@@ -301,7 +337,33 @@ public enum TFLiteImporter {
                         .node(op.label), expected: "paddings of H and W only (NHWC), each 0 to 63",
                         found: "\(paddings)")
                 }
-                return try node(.pad([paddings[2], paddings[4], paddings[3], paddings[5]]))
+                let sides = [paddings[2], paddings[4], paddings[3], paddings[5]]
+                guard op.builtin == 100 else { return try node(.pad(sides)) }
+                guard options.mirrorMode == 0 else {
+                    throw ImportError.unsupported(
+                        .node(op.label), problem: "SYMMETRIC mirror padding (a blur pool reflects)")
+                }
+                return try node(.reflectPad(sides))
+            case 4:  // DEPTHWISE_CONV_2D: filters [1, H, W, C], one per channel (a blur pool's filter).
+                let filters = try constant(op, 1, "filter")
+                guard filters.shape.count == 4, filters.shape[0] == 1, filters.shape[1] == filters.shape[2],
+                    options.depthMultiplier == 1, options.dilationW == 1, options.dilationH == 1
+                else {
+                    throw ImportError.mismatch(
+                        .weight(of: .node(op.label), role: "filter", name: filters.name),
+                        expected: "[1, k, k, C] with depth multiplier 1 and no dilation",
+                        found: "shape \(filters.shape), depth multiplier \(options.depthMultiplier)")
+                }
+                let (side, channels) = (filters.shape[1], filters.shape[3])
+                let oihw = filters.permuted(.ohwi, to: .oihw)  // [1, C, k, k]: the same values as [C, 1, k, k]
+                let weight = Tensor(
+                    name: filters.name, shape: [channels, 1, side, side], storedDType: filters.storedDType,
+                    values: oihw.values)
+                let strideValue = try stride()
+                let conv = Conv2D(
+                    weight: weight, bias: try bias(op), stride: strideValue,
+                    pads: try pads(kernel: side, stride: strideValue))
+                return try node(.depthwiseConv(conv), activation: options.activation)
             case 1, 17:  // AVERAGE_POOL_2D, MAX_POOL_2D
                 guard options.filterW == options.filterH, (1...63).contains(options.filterW) else {
                     throw ImportError.mismatch(
@@ -319,12 +381,12 @@ public enum TFLiteImporter {
                     throw ImportError.mismatch(.node(op.label), expected: "axis 3 (channels)", found: "\(options.axis)")
                 }
                 return try node(.concat, activation: options.activation)
-            case 40:  // MEAN over H and W: the global pool.
+            case 40, 82:  // MEAN or REDUCE_MAX over H and W: the global pool.
                 let axes = try integerConstant(op, 1, "axes")
                 guard Set(axes) == [1, 2] else {
                     throw ImportError.mismatch(.node(op.label), expected: "axes [1, 2] (H and W)", found: "\(axes)")
                 }
-                return try node(.globalAveragePool)
+                return try node(op.builtin == 40 ? .globalAveragePool : .globalMaxPool)
             case 9:  // FULLY_CONNECTED: weights (out, in).
                 let weights = try constant(op, 1, "weights")
                 guard weights.shape.count == 2, options.weightsFormat == 0 else {
@@ -332,8 +394,7 @@ public enum TFLiteImporter {
                         .weight(of: .node(op.label), role: "weights", name: weights.name),
                         expected: "2 dims (out, in), default format", found: "shape \(weights.shape)")
                 }
-                let bias = op.inputs.count > 2 && op.inputs[2] >= 0 ? try constant(op, 2, "bias") : nil
-                return try node(.linear(Linear(weight: weights, bias: bias)), activation: options.activation)
+                return try node(.linear(Linear(weight: weights, bias: try bias(op))), activation: options.activation)
             case 18: return try node(.scale(try constant(op, 1, "scale")), activation: options.activation)
             case 0: return try node(.addBias(try constant(op, 1, "offset")), activation: options.activation)
             case 19: return try node(.relu)
@@ -351,7 +412,8 @@ public enum TFLiteImporter {
                     expected:
                         """
                         an operator of a DenseNet (CONV_2D, MUL, ADD, RELU, CONCATENATION, AVERAGE_POOL_2D, \
-                        MAX_POOL_2D, PAD, MEAN, FULLY_CONNECTED, SOFTMAX, LOGISTIC, RESHAPE, DEQUANTIZE)
+                        MAX_POOL_2D, PAD, MEAN, REDUCE_MAX, FULLY_CONNECTED, SOFTMAX, LOGISTIC, RESHAPE, DEQUANTIZE, \
+                        MIRROR_PAD and DEPTHWISE_CONV_2D of a blur pool)
                         """,
                     found: op.builtin < 0 ? "a custom operator" : "builtin operator \(op.builtin)")
             }

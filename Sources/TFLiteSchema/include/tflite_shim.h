@@ -22,6 +22,9 @@ typedef struct {
     uint32_t subgraphs;
     uint32_t operatorCodes;
     uint32_t buffers;
+    /// The model's description (absent: NULL).
+    const char *description;
+    uint32_t descriptionLength;
 } DKTFLiteModel;
 void dk_tflite_model(const uint8_t *data, DKTFLiteModel *out);
 
@@ -52,6 +55,8 @@ void dk_tflite_subgraph(const uint8_t *data, uint32_t index, DKTFLiteSubgraph *o
 /// A tensor of a subgraph; `found` 0 when either index is out of range.
 typedef struct {
     DKTFLiteInts shape;
+    /// The shape with -1 for each dimension that may change (absent: count 0).
+    DKTFLiteInts shapeSignature;
     int32_t type;
     uint32_t buffer;
     const char *name;
@@ -85,6 +90,7 @@ typedef struct {
     int32_t keepNumDims; // FULLY_CONNECTED
     int32_t weightsFormat;
     int32_t depthMultiplier;
+    int32_t mirrorMode;  // MIRROR_PAD: 0 REFLECT, 1 SYMMETRIC
     int found;
 } DKTFLiteOperator;
 void dk_tflite_operator(const uint8_t *data, uint32_t subgraph, uint32_t index, DKTFLiteOperator *out);
@@ -99,6 +105,35 @@ typedef struct {
     int found;
 } DKTFLiteBuffer;
 void dk_tflite_buffer(const uint8_t *data, uint32_t index, DKTFLiteBuffer *out);
+
+/// A model to serialise with FlatBuffers' builder (one subgraph). The structs are those the reader fills:
+/// an operator's `opcodeIndex` indexes `operatorCodes`, its options are written as its builtin operator's
+/// options table (CONV_2D, DEPTHWISE_CONV_2D, AVERAGE_POOL_2D, MAX_POOL_2D, CONCATENATION, ADD, MUL, MEAN,
+/// REDUCE_MAX, FULLY_CONNECTED, SOFTMAX, PAD, MIRROR_PAD, DEQUANTIZE; none for the others); a tensor's quantisation and
+/// sparsity are not written. Buffer 0 must be empty (TensorFlow Lite's sentinel); each buffer's bytes are
+/// aligned to 16 in the file.
+typedef struct {
+    uint32_t version;
+    const DKTFLiteOperatorCode *operatorCodes;
+    uint32_t operatorCodeCount;
+    const DKTFLiteTensor *tensors;
+    uint32_t tensorCount;
+    const DKTFLiteOperator *operators;
+    uint32_t operatorCount;
+    DKTFLiteInts inputs;
+    DKTFLiteInts outputs;
+    const DKTFLiteBuffer *buffers;
+    uint32_t bufferCount;
+    /// The model's description (NUL-terminated; may be NULL).
+    const char *description;
+    /// One metadata entry naming a buffer (`metadataName` NULL: none).
+    const char *metadataName;
+    uint32_t metadataBuffer;
+} DKTFLiteModelSpec;
+
+/// The serialised model (identifier "TFL3"), `*size` bytes allocated with malloc (the caller frees them); NULL
+/// when the bytes would not fit in a FlatBuffer (2 GB) or memory runs out.
+uint8_t *dk_tflite_build(const DKTFLiteModelSpec *spec, size_t *size);
 
 #ifdef __cplusplus
 }
