@@ -12,6 +12,7 @@ usage: make_torch_fixtures.py tiny OUTDIR
        make_torch_fixtures.py modules OUTDIR (only the whole-module and TorchScript fixtures, part of tiny)
        make_torch_fixtures.py timm OUTDIR    (only timm's tiny fixture, part of tiny)
        make_torch_fixtures.py zoo OUTDIR     (only the ONNX model zoo layout's tiny fixtures, part of tiny)
+       make_torch_fixtures.py quantized OUTDIR (only onnxruntime's int8 quantisations, part of tiny)
 """
 
 import os
@@ -283,6 +284,37 @@ def float16_io(outdir, x):
     np.save(path[:-5] + ".out.npy", reference(path, x.astype(np.float16)).astype(np.float32))
 
 
+def quantized_onnx(outdir, x):
+    """onnxruntime's static quantisation of the legacy opset-17 export (after its quant_pre_process), calibrated
+    on eight seeded images plus the shared input: QDQ with u8 activations and per-tensor s8 weights, QDQ with s8
+    activations and per-channel s8 weights, and QOperator (QLinearConv, com.microsoft QLinearConcat,
+    QLinearAveragePool, QLinearGlobalAveragePool, QGemm) with u8 activations; each with onnxruntime's output.
+    For issue 41 (DenseKit refuses int8 ONNX until it reads it)."""
+    import tempfile
+
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Images(CalibrationDataReader):
+        def __init__(self):
+            images = np.random.default_rng(41).standard_normal((8, 3, 64, 64)).astype(np.float32)
+            self.batches = iter([{"input": image[None]} for image in list(images) + list(x)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    prepared = os.path.join(tempfile.mkdtemp(), "prepared.onnx")
+    quant_pre_process(os.path.join(outdir, "tv-tiny-legacy-opset17.onnx"), prepared)
+    for name, fmt, activations, per_channel in [("qdq-u8", QuantFormat.QDQ, QuantType.QUInt8, False),
+                                                ("qdq-s8-perchannel", QuantFormat.QDQ, QuantType.QInt8, True),
+                                                ("qoperator-u8", QuantFormat.QOperator, QuantType.QUInt8, False)]:
+        path = os.path.join(outdir, f"tv-tiny-{name}.onnx")
+        quantize_static(prepared, path, Images(), quant_format=fmt, activation_type=activations,
+                        weight_type=QuantType.QInt8, per_channel=per_channel)
+        np.save(path[:-5] + ".out.npy", reference(path, x))
+        print("wrote", path, file=sys.stderr)
+
+
 def tiny(outdir):
     os.makedirs(outdir, exist_ok=True)
     rng = np.random.default_rng(7)
@@ -301,6 +333,7 @@ def tiny(outdir):
         record(net, path, x)
     ort_extended(outdir, x)
     float16_io(outdir, x)
+    quantized_onnx(outdir, x)
 
     heads(outdir, x)
     training_checkpoint(tiny_torchvision(90, 91), x, os.path.join(outdir, "tv-tiny-chexnet-checkpoint.pth.tar"))
@@ -617,6 +650,9 @@ if __name__ == "__main__":
         sys.exit(0)
     if len(sys.argv) == 3 and sys.argv[1] == "ort-extended":
         ort_extended(sys.argv[2], np.load(os.path.join(sys.argv[2], "input-64.npy")))  # part of tiny
+        sys.exit(0)
+    if len(sys.argv) == 3 and sys.argv[1] == "quantized":
+        quantized_onnx(sys.argv[2], np.load(os.path.join(sys.argv[2], "input-64.npy")))  # part of tiny
         sys.exit(0)
     if len(sys.argv) == 3 and sys.argv[1] == "fp16io":
         float16_io(sys.argv[2], np.load(os.path.join(sys.argv[2], "input-64.npy")))  # part of tiny

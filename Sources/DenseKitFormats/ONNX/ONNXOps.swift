@@ -10,6 +10,14 @@ package struct ONNXOps {
     package var refs: [String: ONNXTensorRef]
     package let opset: Int
 
+    /// ONNX's and onnxruntime's integer quantisation operators (QuantizeLinear, DequantizeLinear, QLinearConv,
+    /// com.microsoft's QLinearConcat, QGemm, ...).
+    static func isQuantization(_ opType: String) -> Bool {
+        opType.hasPrefix("QLinear")
+            || ["QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "ConvInteger", "MatMulInteger", "QGemm"]
+                .contains(opType)
+    }
+
     /// The canonical ops of one node: none for a constant, two for onnxruntime's `FusedConv` (the conv,
     /// then its activation), one otherwise.
     package mutating func convert(_ node: ONNXNode) throws -> [OpGraph.Node] {
@@ -17,6 +25,12 @@ package struct ONNXOps {
             throw ImportError.malformed(.node(node.label), problem: "has no output")
         }
         if node.domain == "com.microsoft" && node.opType == "FusedConv" { return try fusedConv(node, output: out) }
+        if Self.isQuantization(node.opType) {
+            throw ImportError.unsupported(
+                .node(node.label),
+                problem: "an integer quantisation operator: int8 ONNX models (onnxruntime's QDQ or QOperator "
+                    + "quantisation) are not supported yet")
+        }
         guard node.domain.isEmpty || node.domain == "ai.onnx" else {
             throw ImportError.unsupported(
                 .node(node.label),
