@@ -340,14 +340,8 @@ uint8_t *build(const DKTFLiteModelSpec &spec, size_t *size) {
                                 intVector(fbb, spec.outputs), fbb.CreateVector(operators), fbb.CreateString("main"));
     std::vector<flatbuffers::Offset<SubGraph>> graphs{graph};
     auto description = spec.description != nullptr ? fbb.CreateString(spec.description) : 0;
-    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<Metadata>>> metadata = 0;
-    if (spec.metadataName != nullptr) {
-        std::vector<flatbuffers::Offset<Metadata>> entries{
-            CreateMetadata(fbb, fbb.CreateString(spec.metadataName), spec.metadataBuffer)};
-        metadata = fbb.CreateVector(entries);
-    }
     auto model = CreateModel(fbb, spec.version, fbb.CreateVector(codes), fbb.CreateVector(graphs), description,
-                             fbb.CreateVector(buffers), 0, metadata);
+                             fbb.CreateVector(buffers));
     FinishModelBuffer(fbb, model);
     auto bytes = static_cast<uint8_t *>(std::malloc(fbb.GetSize()));
     if (bytes == nullptr) return nullptr;

@@ -42,8 +42,6 @@ package struct TFLiteFile {
     package var buffers: [Data]
     /// The model's description (DenseKit writes its provenance there).
     package var description = ""
-    /// Written only: one metadata entry (its name and buffer).
-    package var metadata: (name: String, buffer: Int)? = nil
 
     /// TensorFlow Lite's type codes DenseKit reads (tflite::TensorType).
     package static let float32 = 0, float16 = 1, int32 = 2, int64 = 4, int8 = 9, uint8 = 3
@@ -179,17 +177,17 @@ extension TFLiteFile {
             bytes += buffer
             bufferSpans.append(start..<bytes.count)
         }
-        // NUL-terminated, for C.
         let descriptionStart = text.count
-        text += Array(description.utf8) + [0]
-        let metadataNameStart = text.count
-        text += Array((metadata?.name ?? "").utf8) + [0]
+        text += Array(description.utf8) + [0]  // NUL-terminated, for C
         var size = 0
         let built: UnsafeMutablePointer<UInt8>? = integers.withUnsafeBufferPointer { ints in
             text.withUnsafeBufferPointer { chars in
                 bytes.withUnsafeBufferPointer { raw in
                     func ints32(_ range: Range<Int>) -> DKTFLiteInts {
                         DKTFLiteInts(values: ints.baseAddress.map { $0 + range.lowerBound }, count: UInt32(range.count))
+                    }
+                    func cString(_ start: Int) -> UnsafePointer<CChar>? {
+                        chars.baseAddress.map { UnsafeRawPointer($0 + start).assumingMemoryBound(to: CChar.self) }
                     }
                     let codes = builtins.map { DKTFLiteOperatorCode(builtin: Int32($0), version: 1, custom: 0) }
                     let specTensors = zip(tensors, tensorFields).map { tensor, fields in
@@ -198,9 +196,7 @@ extension TFLiteFile {
                         out.shapeSignature = ints32(fields.signature)
                         out.type = Int32(tensor.type)
                         out.buffer = UInt32(tensor.buffer)
-                        out.name = chars.baseAddress.map {
-                            UnsafeRawPointer($0 + fields.name.lowerBound).assumingMemoryBound(to: CChar.self)
-                        }
+                        out.name = cString(fields.name.lowerBound)
                         out.nameLength = UInt32(fields.name.count)
                         return out
                     }
@@ -216,9 +212,6 @@ extension TFLiteFile {
                             data: raw.baseAddress.map { $0 + range.lowerBound }, size: range.count, offset: 0,
                             externalSize: 0, found: 1)
                     }
-                    func cString(_ start: Int) -> UnsafePointer<CChar>? {
-                        chars.baseAddress.map { UnsafeRawPointer($0 + start).assumingMemoryBound(to: CChar.self) }
-                    }
                     return codes.withUnsafeBufferPointer { codes in
                         specTensors.withUnsafeBufferPointer { specTensors in
                             specOperators.withUnsafeBufferPointer { specOperators in
@@ -229,9 +222,7 @@ extension TFLiteFile {
                                         tensorCount: UInt32(specTensors.count), operators: specOperators.baseAddress,
                                         operatorCount: UInt32(specOperators.count), inputs: ints32(inputSpan),
                                         outputs: ints32(outputSpan), buffers: specBuffers.baseAddress,
-                                        bufferCount: UInt32(specBuffers.count), description: cString(descriptionStart),
-                                        metadataName: metadata == nil ? nil : cString(metadataNameStart),
-                                        metadataBuffer: UInt32(metadata?.buffer ?? 0))
+                                        bufferCount: UInt32(specBuffers.count), description: cString(descriptionStart))
                                     return dk_tflite_build(&spec, &size)
                                 }
                             }

@@ -126,9 +126,6 @@ typedef struct {
     uint32_t bufferCount;
     /// The model's description (NUL-terminated; may be NULL).
     const char *description;
-    /// One metadata entry naming a buffer (`metadataName` NULL: none).
-    const char *metadataName;
-    uint32_t metadataBuffer;
 } DKTFLiteModelSpec;
 
 /// The serialised model (identifier "TFL3"), `*size` bytes allocated with malloc (the caller frees them); NULL
