@@ -25,6 +25,9 @@ SWIFT_FLAGS := -c release $(if $(CPU_FLAGS),-Xswiftc -target-cpu -Xswiftc $(CPU_
 # Pinned versions of the tools that make fixtures (test-time only; the product never needs Python).
 TORCH_PKGS := torch==2.15.0 torchvision==0.29.2 onnx==1.23.2 onnxruntime==1.32.0 onnxscript==0.7.2 safetensors==0.8.0 monai==1.6.1 torchxrayvision==1.5.7 timm==1.0.31 onnxconverter-common==1.16.0 pillow==13.0.0 pypng==0.20220715.0 h5py numpy
 TF_PKGS    := tensorflow-cpu==2.21.0 tf_keras==2.21.0 keras==3.15.1 tf2onnx==1.17.0 onnxruntime==1.32.0 pillow==13.0.0 h5py numpy
+# onnx2tf for one committed fixture only (make fixtures; the tests never need it): its own venv, as it pins onnx.
+VENV_O2T   := $(CACHE)/venv-onnx2tf
+O2T_PKGS   := tensorflow-cpu==2.21.0 tf_keras==2.21.0 onnx==1.17.0 onnx2tf==1.28.8 onnx-graphsurgeon==0.6.1 sng4onnx==2.0.1 psutil==7.2.2 ai-edge-litert==2.3.0 numpy
 
 .PHONY: all deps build lint test test-asan demo proto tflite-schema fixtures fixtures-full fixtures-images bench clean venvs
 
@@ -88,6 +91,7 @@ tflite-schema:
 # Each venv's stamp names its package list, so a changed pin installs again into the cached venv.
 TORCH_READY := $(VENV_TORCH)/.ready-$(shell echo '$(TORCH_PKGS)' | cksum | cut -d' ' -f1)
 TF_READY    := $(VENV_TF)/.ready-$(shell echo '$(TF_PKGS)' | cksum | cut -d' ' -f1)
+O2T_READY   := $(VENV_O2T)/.ready-$(shell echo '$(O2T_PKGS)' | cksum | cut -d' ' -f1)
 
 $(TORCH_READY):
 	[ -x $(VENV_TORCH)/bin/python ] || $(PYTHON) -m venv $(VENV_TORCH)
@@ -101,13 +105,20 @@ $(TF_READY):
 	$(VENV_TF)/bin/pip install -q $(TF_PKGS)
 	touch $@
 
+$(O2T_READY):
+	[ -x $(VENV_O2T)/bin/python ] || $(PYTHON) -m venv $(VENV_O2T)
+	$(VENV_O2T)/bin/pip install -q --upgrade pip
+	$(VENV_O2T)/bin/pip install -q $(O2T_PKGS)
+	touch $@
+
 venvs: $(TORCH_READY) $(TF_READY)
 
 # Tiny committed fixtures (kilobytes) with their reference outputs. Never run by the tests.
-fixtures: venvs fixtures-images
+fixtures: venvs fixtures-images $(O2T_READY)
 	$(VENV_TORCH)/bin/python scripts/make_image_fixtures.py $$(ls $(CACHE)/wheels/scikit_image-0.25.2-*.whl | head -1) --demo fixtures/demo-images
 	cd fixtures && $(VENV_TORCH)/bin/python ../scripts/make_torch_fixtures.py tiny .
 	cd fixtures && $(VENV_TF)/bin/python ../scripts/make_keras_fixtures.py tiny .
+	cd fixtures && $(VENV_O2T)/bin/python ../scripts/make_onnx2tf_fixtures.py .
 
 # Full-size DenseNet-121 files of every variant (not committed; ~400 MB).
 fixtures-full: $(FULL)/.stamp

@@ -68,6 +68,41 @@ import Testing
         #expect(relativeError(outputs, wanted) <= 1e-5, "\(stem): \(relativeError(outputs, wanted))")
     }
 
+    /// onnx2tf's conversions of the torchvision export (the PyTorch user's path to TFLite: a PADV2 of float32's or
+    /// float16's lowest value before the max pool, MEAN keeping its axes, a TRANSPOSE of unit axes and a RESHAPE
+    /// before the classifier): the ONNX file's graph, running to TFLite's interpreter's output, and the float32
+    /// one to onnxruntime's output on the ONNX file.
+    @Test(arguments: ["tv-tiny-onnx2tf.tflite", "tv-tiny-onnx2tf-f16.tflite"])
+    func onnx2tfsConversionOfATorchvisionExportIsItsGraph(_ fixture: String) throws {
+        let onnx = try ModelLoader.load(path: Fixtures.path("tv-tiny-legacy-opset17.onnx"))
+        let lite = try ModelLoader.load(path: Fixtures.path(fixture))
+        #expect(lite.layerNames == onnx.layerNames && lite.head.summary == onnx.head.summary)
+        #expect(lite.stem.pool == onnx.stem.pool && lite.input.layout == .nhwc)
+        let input = try ModelInput(try Fixtures.npy(Fixtures.path("input-64.npy")), layout: .nchw, for: lite)
+        let outputs = try Executor(lite).run(
+            input.values, batch: input.batch, height: input.height, width: input.width)
+        let interpreter = try Fixtures.npy(Fixtures.path(fixture.replacingOccurrences(of: ".tflite", with: ".out.npy")))
+        #expect(relativeError(outputs, interpreter.values) <= 1e-5, "\(relativeError(outputs, interpreter.values))")
+        if !fixture.contains("f16") {
+            let torch = try Fixtures.npy(Fixtures.path("tv-tiny-legacy-opset17.out.npy"))
+            #expect(relativeError(outputs, torch.values) <= 1e-5)
+        }
+    }
+
+    /// A PADV2 whose value is neither zero nor (before a max pool) the lowest float: exit 2 naming it.
+    @Test func aPadV2OfAnotherValueIsRefusedNamingIt() throws {
+        var file = try TFLiteFile(try Fixtures.data("tv-tiny-onnx2tf.tflite"))
+        let pad = try #require(file.operators.first { $0.builtin == 60 })
+        let value = file.tensors[pad.inputs[2]].buffer
+        file.buffers[value] = withUnsafeBytes(of: Float(1).bitPattern.littleEndian) { Data($0) }
+        let refusal = try Self.refusal(try file.serialized())
+        #expect(
+            refusal.hasPrefix("PADV2 \(pad.index) (")
+                && refusal.hasSuffix(
+                    "pads with 1.0 (zero, or -65504 or less before a max pool, is read)"),
+            "\(refusal)")
+    }
+
     /// `densekit diff model.h5 model.tflite` compares every canonical layer.
     @Test func diffComparesEveryLayerOfKerasAndTFLite() throws {
         let outcome = try densekit([

@@ -49,7 +49,7 @@ package struct TFLiteFile {
     package static let operatorNames: [Int: String] = [
         0: "ADD", 1: "AVERAGE_POOL_2D", 2: "CONCATENATION", 3: "CONV_2D", 4: "DEPTHWISE_CONV_2D", 6: "DEQUANTIZE",
         9: "FULLY_CONNECTED", 14: "LOGISTIC", 17: "MAX_POOL_2D", 18: "MUL", 19: "RELU", 22: "RESHAPE", 25: "SOFTMAX",
-        28: "TANH", 34: "PAD", 39: "TRANSPOSE", 40: "MEAN", 41: "SUB", 82: "REDUCE_MAX", 100: "MIRROR_PAD",
+        28: "TANH", 34: "PAD", 39: "TRANSPOSE", 40: "MEAN", 41: "SUB", 60: "PADV2", 82: "REDUCE_MAX", 100: "MIRROR_PAD",
         114: "QUANTIZE",
     ]
 

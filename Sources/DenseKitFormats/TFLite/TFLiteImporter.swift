@@ -245,6 +245,25 @@ public enum TFLiteImporter {
                 output: Self.value(op.outputs[0]))
         }
 
+        /// A PADV2's value: zero (a PAD), or when only max pools read it, float16's lowest value (-65504) or less:
+        /// onnx2tf pads before a max pool with its file's lowest float, which a window's maximum never takes where
+        /// the map's values are above it, as they are after a DenseNet's ReLU (the max pool's own padding).
+        func checkPadValue(_ op: TFLiteFile.Operator) throws {
+            let value = try constant(op, 2, "constant_values")
+            guard value.count == 1 else {
+                throw ImportError.mismatch(.node(op.label), expected: "one constant value", found: "\(value.count)")
+            }
+            if value.values[0] == 0 { return }
+            let readers = file.operators.filter { $0.inputs.contains(op.outputs[0]) }
+            guard value.values[0] <= -65504, !readers.isEmpty,
+                readers.allSatisfy({ $0.builtin == 17 })
+            else {
+                throw ImportError.unsupported(
+                    .node(op.label),
+                    problem: "pads with \(value.values[0]) (zero, or -65504 or less before a max pool, is read)")
+            }
+        }
+
         /// A bias of zeros (what the converter gives a conv that has none) as no bias.
         func bias(_ op: TFLiteFile.Operator) throws -> Tensor? {
             guard op.inputs.count > 2, op.inputs[2] >= 0 else { return nil }
@@ -286,8 +305,12 @@ public enum TFLiteImporter {
             let options = op.options
             let output = op.outputs[0]
             let inputs = activations(op)
-            func node(_ canonical: OpGraph.Op, activation: Int32 = 0) throws -> [OpGraph.Node] {
-                try emit(canonical, label: op.label, inputs: inputs, output: output, activation: activation, of: op)
+            func node(_ canonical: OpGraph.Op, activation: Int32 = 0, padV2: TFLiteFile.Operator? = nil) throws
+                -> [OpGraph.Node]
+            {
+                if let padV2 { try checkPadValue(padV2) }
+                return try emit(
+                    canonical, label: op.label, inputs: inputs, output: output, activation: activation, of: op)
             }
             func stride() throws -> Int {
                 guard options.strideW == options.strideH, (1...63).contains(options.strideW) else {
@@ -328,7 +351,7 @@ public enum TFLiteImporter {
                     weight: filters.permuted(.ohwi, to: .oihw), bias: bias, stride: strideValue,
                     pads: try pads(kernel: filters.shape[1], stride: strideValue))
                 return try node(.conv(conv), activation: options.activation)
-            case 34, 100:  // PAD, MIRROR_PAD (timm's blur pool): [[N], [H], [W], [C]] before and after.
+            case 34, 100, 60:  // PAD, MIRROR_PAD (timm's blur pool), PADV2: [[N], [H], [W], [C]] before and after.
                 let paddings = try integerConstant(op, 1, "paddings")
                 guard paddings.count == 8, paddings[0] == 0, paddings[1] == 0, paddings[6] == 0, paddings[7] == 0,
                     paddings.allSatisfy({ (0..<64).contains($0) })
@@ -338,6 +361,7 @@ public enum TFLiteImporter {
                         found: "\(paddings)")
                 }
                 let sides = [paddings[2], paddings[4], paddings[3], paddings[5]]
+                if op.builtin == 60 { return try node(.pad(sides), padV2: op) }
                 guard op.builtin == 100 else { return try node(.pad(sides)) }
                 guard options.mirrorMode == 0 else {
                     throw ImportError.unsupported(
@@ -406,14 +430,26 @@ public enum TFLiteImporter {
             case 14: return try node(.sigmoid)
             case 28: return try node(.tanh)
             case 22: return try node(.passThrough)
+            case 39:  // TRANSPOSE that moves only unit axes (onnx2tf's [1, 1, 1, C] to [1, C, 1, 1]): a reshape.
+                let perm = try integerConstant(op, 1, "perm")
+                let shape = op.inputs.first.flatMap { isTensor($0) ? file.tensors[$0].shape : nil } ?? []
+                guard perm.count == shape.count, Set(perm) == Set(shape.indices),
+                    perm.filter({ shape[$0] != 1 }) == shape.indices.filter({ shape[$0] != 1 })
+                else {
+                    throw ImportError.unsupported(
+                        .node(op.label),
+                        problem:
+                            "a transpose by \(perm) of shape \(shape) that reorders values (only unit axes may move)")
+                }
+                return try node(.passThrough)
             default:
                 throw ImportError.mismatch(
                     .node(op.label),
                     expected:
                         """
                         an operator of a DenseNet (CONV_2D, MUL, ADD, RELU, CONCATENATION, AVERAGE_POOL_2D, \
-                        MAX_POOL_2D, PAD, MEAN, REDUCE_MAX, FULLY_CONNECTED, SOFTMAX, LOGISTIC, RESHAPE, DEQUANTIZE, \
-                        MIRROR_PAD and DEPTHWISE_CONV_2D of a blur pool)
+                        MAX_POOL_2D, PAD, PADV2, MEAN, REDUCE_MAX, FULLY_CONNECTED, SOFTMAX, LOGISTIC, RESHAPE, \
+                        TRANSPOSE of unit axes, DEQUANTIZE, MIRROR_PAD and DEPTHWISE_CONV_2D of a blur pool)
                         """,
                     found: op.builtin < 0 ? "a custom operator" : "builtin operator \(op.builtin)")
             }
