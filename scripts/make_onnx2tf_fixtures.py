@@ -22,9 +22,11 @@ import numpy as np  # noqa: E402
 def main(outdir):
     import tensorflow as tf
 
-    source = os.path.join(outdir, "tv-tiny-legacy-opset17.onnx")
     x = np.ascontiguousarray(np.load(os.path.join(outdir, "input-64.npy")).transpose(0, 2, 3, 1))
     folder = tempfile.mkdtemp()
+    # onnx2tf rewrites the ONNX file it is given (its simplifier's output): it converts a copy.
+    source = os.path.join(folder, "tv-tiny-legacy-opset17.onnx")
+    shutil.copyfile(os.path.join(outdir, "tv-tiny-legacy-opset17.onnx"), source)
     subprocess.run([sys.executable, "-m", "onnx2tf.onnx2tf", "-i", source, "-o", folder], check=True,
                    stdout=subprocess.DEVNULL)
     for produced, name in [("float32", "tv-tiny-onnx2tf"), ("float16", "tv-tiny-onnx2tf-f16")]:
