@@ -157,9 +157,8 @@ struct TFLiteGraphBuilder {
         let bias =
             convolution.bias.map { constant(name + ".bias", [convolution.outChannels], $0.values) }
             ?? zeroBias(convolution.outChannels)
-        let pads = same ? convolution.pads : [0, 0, 0, 0]
-        let height = (padded.height + pads[0] + pads[2] - kernelHeight) / convolution.stride + 1
-        let width = (padded.width + pads[1] + pads[3] - kernelWidth) / convolution.stride + 1
+        let (height, width) = Self.outputSize(
+            padded, kernel: kernelHeight, stride: convolution.stride, pads: same ? convolution.pads : nil)
         let out = activation(name, [1, height, width, convolution.outChannels])
         append(.conv, inputs: [padded.tensor, filter, bias], output: out) {
             $0.padding = same ? 0 : 1
@@ -175,9 +174,8 @@ struct TFLiteGraphBuilder {
     /// A pool; its padding as for a conv (zeros before a max pool: `prepare` allows it only after a ReLU).
     private mutating func pool(_ name: String, _ pooling: Pool2D, input: Map) -> Map {
         let (padded, same) = padding(name, pooling.pads, kernel: pooling.kernel, stride: pooling.stride, input)
-        let pads = same ? pooling.pads : [0, 0, 0, 0]
-        let height = (padded.height + pads[0] + pads[2] - pooling.kernel) / pooling.stride + 1
-        let width = (padded.width + pads[1] + pads[3] - pooling.kernel) / pooling.stride + 1
+        let (height, width) = Self.outputSize(
+            padded, kernel: pooling.kernel, stride: pooling.stride, pads: same ? pooling.pads : nil)
         let out = activation(name, [1, height, width, input.channels])
         append(pooling.kind == .max ? .maxPool : .averagePool, inputs: [padded.tensor], output: out) {
             $0.padding = same ? 0 : 1
@@ -191,18 +189,11 @@ struct TFLiteGraphBuilder {
 
     /// timm's `BlurPool2d`: a MIRROR_PAD (REFLECT), then the binomial filter as a DEPTHWISE_CONV_2D ([1, k, k, C]).
     private mutating func blurPool(_ name: String, _ blur: BlurPool2D, input: Map) -> Map {
-        let side = blur.padding
-        let paddings = integerConstant(
-            name + ".paddings", [4, 2], [0, 0, side, side, side, side, 0, 0].map { Int32($0) })
-        let padded = Map(
-            tensor: activation(name + ".pad", [1, input.height + 2 * side, input.width + 2 * side, input.channels]),
-            height: input.height + 2 * side, width: input.width + 2 * side, channels: input.channels)
-        append(.mirrorPad, inputs: [input.tensor, paddings], output: padded.tensor) { $0.mirrorMode = 0 }
+        let padded = pad(.mirrorPad, name, Array(repeating: blur.padding, count: 4), input)
         let (k, channels) = (blur.kernel, input.channels)
         let filter = blur.filter.flatMap { [Float](repeating: $0, count: channels) }
         let weights = constant(name + ".weight", [1, k, k, channels], filter)
-        let height = (padded.height - k) / blur.stride + 1
-        let width = (padded.width - k) / blur.stride + 1
+        let (height, width) = Self.outputSize(padded, kernel: k, stride: blur.stride, pads: nil)
         let out = activation(name, [1, height, width, channels])
         append(.depthwiseConv, inputs: [padded.tensor, weights, zeroBias(channels)], output: out) {
             $0.padding = 1
@@ -222,13 +213,24 @@ struct TFLiteGraphBuilder {
     ) {
         if pads.allSatisfy({ $0 == 0 }) { return (input, false) }
         if stride == 1, kernel % 2 == 1, pads.allSatisfy({ $0 == kernel / 2 }) { return (input, true) }
+        return (pad(.pad, name, pads, input), false)
+    }
+
+    /// A PAD (zeros) or MIRROR_PAD (REFLECT) of `pads` (top, left, bottom, right) on H and W.
+    private mutating func pad(_ builtin: Builtin, _ name: String, _ pads: [Int], _ input: Map) -> Map {
         let paddings = integerConstant(
             name + ".paddings", [4, 2], [0, 0, pads[0], pads[2], pads[1], pads[3], 0, 0].map { Int32($0) })
         let height = input.height + pads[0] + pads[2]
         let width = input.width + pads[1] + pads[3]
         let out = activation(name + ".pad", [1, height, width, input.channels])
-        append(.pad, inputs: [input.tensor, paddings], output: out) { _ in }
-        return (Map(tensor: out, height: height, width: width, channels: input.channels), false)
+        append(builtin, inputs: [input.tensor, paddings], output: out) { $0.mirrorMode = 0 }
+        return Map(tensor: out, height: height, width: width, channels: input.channels)
+    }
+
+    /// The map a window makes of `input`: with TFLite's SAME, `pads` are its (symmetric) padding; VALID: nil.
+    private static func outputSize(_ input: Map, kernel: Int, stride: Int, pads: [Int]?) -> (Int, Int) {
+        FeatureMapSizes.Geometry.Window(kernel: kernel, stride: stride, pads: pads ?? [0, 0, 0, 0])
+            .outputSize(input.height, input.width)
     }
 
     /// A BatchNorm as MUL and ADD by its per-channel scale and shift, the ReLU fused into the ADD.

@@ -305,12 +305,8 @@ public enum TFLiteImporter {
             let options = op.options
             let output = op.outputs[0]
             let inputs = activations(op)
-            func node(_ canonical: OpGraph.Op, activation: Int32 = 0, padV2: TFLiteFile.Operator? = nil) throws
-                -> [OpGraph.Node]
-            {
-                if let padV2 { try checkPadValue(padV2) }
-                return try emit(
-                    canonical, label: op.label, inputs: inputs, output: output, activation: activation, of: op)
+            func node(_ canonical: OpGraph.Op, activation: Int32 = 0) throws -> [OpGraph.Node] {
+                try emit(canonical, label: op.label, inputs: inputs, output: output, activation: activation, of: op)
             }
             func stride() throws -> Int {
                 guard options.strideW == options.strideH, (1...63).contains(options.strideW) else {
@@ -361,7 +357,7 @@ public enum TFLiteImporter {
                         found: "\(paddings)")
                 }
                 let sides = [paddings[2], paddings[4], paddings[3], paddings[5]]
-                if op.builtin == 60 { return try node(.pad(sides), padV2: op) }
+                if op.builtin == 60 { try checkPadValue(op) }
                 guard op.builtin == 100 else { return try node(.pad(sides)) }
                 guard options.mirrorMode == 0 else {
                     throw ImportError.unsupported(

@@ -16,6 +16,11 @@ public struct FeatureMapSizes: Sendable, Equatable {
     public struct Geometry: Sendable {
         public struct Window: Sendable {
             package var kernel: Int, stride: Int, pads: [Int]
+            package init(kernel: Int, stride: Int, pads: [Int]) {
+                self.kernel = kernel
+                self.stride = stride
+                self.pads = pads
+            }
             package func outputSize(_ height: Int, _ width: Int) -> (Int, Int) {
                 (
                     windows(height + pads[0] + pads[2], kernel, stride),
