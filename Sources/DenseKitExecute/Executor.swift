@@ -14,6 +14,8 @@ public final class Executor: @unchecked Sendable {
     public let threads: Int
     public let classes: Int
     public let inputChannels: Int
+    /// The integer executor, for a quantised model (which runs on it alone).
+    private let integer: QuantizedExecutor?
 
     /// Packs `net`'s weights for `mode`; throws when the graph does not pass `DenseNet.validate()`.
     public init(_ net: DenseNet, threads: Int = 1, mode: ConvolutionMode = .default) throws {
@@ -21,7 +23,11 @@ public final class Executor: @unchecked Sendable {
         self.threads = max(1, threads)
         classes = net.classes
         inputChannels = net.stem.conv.inChannels
+        integer = net.isQuantized ? QuantizedExecutor(net) : nil
     }
+
+    /// True when the model runs on integer codes, as its framework runs it (`QuantizedExecutor`).
+    public var isQuantized: Bool { integer != nil }
 
     public var layerNames: [String] { plan.layerNames }
     public var mode: ConvolutionMode { plan.mode }
@@ -49,6 +55,22 @@ public final class Executor: @unchecked Sendable {
         guard batch > 0, input.count / per == batch, input.count % per == 0 else {
             throw ExecutionError.inputShape(
                 expected: "[N, \(inputChannels), \(height), \(width)]", found: [input.count])
+        }
+        if let integer {
+            var outputs: [Float] = []
+            for n in 0..<batch {
+                outputs += integer.run(image: Array(input[(n * per)..<((n + 1) * per)]), height: height, width: width) {
+                    name, channels, mapHeight, mapWidth, values in
+                    guard let observe else { return }
+                    values.withUnsafeBufferPointer {
+                        observe(
+                            n,
+                            LayerActivation(
+                                name: name, channels: channels, height: mapHeight, width: mapWidth, values: $0))
+                    }
+                }
+            }
+            return outputs
         }
         var outputs = [[Float]](repeating: [], count: batch)
         let perRound = min(threads, WorkerPool.maxParts)
@@ -91,6 +113,10 @@ public final class Executor: @unchecked Sendable {
 
     /// Starts a step-by-step execution of one image (CHW), for comparing two models layer by layer.
     public func start(image: ArraySlice<Float>, height: Int, width: Int) throws -> ImageExecution {
+        guard integer == nil else {
+            throw ExecutionError.unsupported(
+                "a layer-by-layer comparison of a quantised model is not supported yet (run it, or compare outputs)")
+        }
         let execution = try ImageExecution(plan: plan, height: height, width: width, threads: threads)
         guard image.count == inputChannels * height * width else {
             throw ExecutionError.inputShape(expected: "[\(inputChannels), \(height), \(width)]", found: [image.count])

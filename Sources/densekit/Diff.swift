@@ -47,6 +47,9 @@ struct Diff: ParsableCommand {
     func run() throws {
         let netA = try loadModel(modelA)
         let netB = try loadModel(modelB)
+        for (path, net) in [(modelA, netA), (modelB, netB)] where net.isQuantized {
+            throw CommandFailure(file: path, message: ModelDiff.Error.quantized.description)
+        }
         let diff = try CommandFailure.about(modelB) {
             try ModelDiff(
                 netA, netB, tolerance: Tolerance(absolute: atol, relative: rtol), threads: execution.threadCount,

@@ -111,24 +111,6 @@ import Testing
         let refolded = unfolded.stem.conv.weight.values.enumerated().map { $0.element * scale[$0.offset / per] }
         #expect(relativeError(folded.stem.conv.weight.values, refolded) < 1e-5)
     }
-
-    /// onnxruntime's static quantisations (QDQ per-tensor u8, QDQ per-channel s8, QOperator u8; fixtures for issue
-    /// 41): exit 2 in one line naming the first quantisation node and saying int8 ONNX is not supported yet, not a
-    /// list of a DenseNet's operators.
-    @Test(arguments: [
-        ("tv-tiny-qdq-u8.onnx", "DequantizeLinear node 'classifier.bias_DequantizeLinear'"),
-        ("tv-tiny-qdq-s8-perchannel.onnx", "DequantizeLinear node 'classifier.bias_DequantizeLinear'"),
-        ("tv-tiny-qoperator-u8.onnx", "QuantizeLinear node 'input_QuantizeLinear'"),
-    ])
-    func int8FilesAreRefusedSayingSo(_ fixture: (String, String)) throws {
-        let path = Fixtures.path(fixture.0)
-        let outcome = try densekit(["inspect", path])
-        #expect(outcome.status == 2)
-        #expect(
-            outcome.stderr
-                == "error: \(path): \(fixture.1): an integer quantisation operator: int8 ONNX models (onnxruntime's "
-                + "QDQ or QOperator quantisation) are not supported yet\n", "\(outcome.stderr)")
-    }
 }
 
 func expectSample(_ tensor: Tensor, _ sample: FixtureMeta.Sample?, sourceLocation: SourceLocation = #_sourceLocation)

@@ -101,20 +101,9 @@ import Testing
         return String(outcome.stderr.dropFirst("error: \(path): ".count))
     }
 
-    static func initializer(_ model: ONNXEditing.Model, _ tensor: String) throws -> UnsafeMutablePointer<
-        Onnx__TensorProto
-    > {
-        let graph = ONNXEditing.graph(model).pointee
-        let index = try #require(
-            (0..<graph.n_initializer).first {
-                ONNXEditing.name(ONNXEditing.initializer(model, $0).pointee.name) == tensor
-            })
-        return ONNXEditing.initializer(model, index)
-    }
-
     @Test func aBlurFilterThatIsNotBinomialIsRefusedNamingItsWeight() throws {
         let refusal = try Self.refusalOfLyingONNX { model in
-            let weight = try Self.initializer(model, "stem.blur.weight").pointee.raw_data
+            let weight = try ONNXEditing.initializer(model, named: "stem.blur.weight").pointee.raw_data
             weight.data.withMemoryRebound(to: Float.self, capacity: 1) { $0[4] = 0.3 }  // the centre tap, 0.25
         }
         #expect(
@@ -125,7 +114,7 @@ import Testing
 
     @Test func aBlurPadOtherThanItsSideGivesIsRefusedNamingTheNode() throws {
         let refusal = try Self.refusalOfLyingONNX { model in
-            let pads = try Self.initializer(model, "stem.blur.pads")
+            let pads = try ONNXEditing.initializer(model, named: "stem.blur.pads")
             pads.pointee.int64_data[2] = 2
             pads.pointee.int64_data[6] = 2
         }

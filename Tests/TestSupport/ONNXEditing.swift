@@ -38,6 +38,19 @@ public enum ONNXEditing {
         pointer.map { String(cString: $0) } ?? ""
     }
 
+    /// The initializer named `tensor`.
+    public static func initializer(_ modelProto: Model, named tensor: String) throws -> UnsafeMutablePointer<
+        Onnx__TensorProto
+    > {
+        let graphProto = graph(modelProto).pointee
+        guard
+            let index = (0..<graphProto.n_initializer).first(where: {
+                name(initializer(modelProto, $0).pointee.name) == tensor
+            })
+        else { throw Failure(description: "no initializer '\(tensor)'") }
+        return initializer(modelProto, index)
+    }
+
     /// Index of the first float initializer with at least `rank` dims.
     public static func firstWeight(_ modelProto: Model, rank: Int = 2) throws -> Int {
         let graphProto = graph(modelProto).pointee

@@ -43,6 +43,8 @@ public struct Converter {
     public enum Refusal: Error, CustomStringConvertible {
         case deviations(Verifier.Report)
         case validation(Validation, DType)
+        /// An int8 source: no writer keeps its codes yet, and dequantising it silently would hand over another model.
+        case quantized(String)
 
         public var description: String {
             switch self {
@@ -66,6 +68,8 @@ public struct Converter {
                     (limit \(validation.tolerance)), top-1 \
                     agreement \(Int(validation.top1Agreement * 100))%
                     """
+            case .quantized(let summary):
+                return "an int8 model (\(summary)): converting it, to int8 or dequantised, is not supported yet"
             }
         }
     }
@@ -95,6 +99,7 @@ public struct Converter {
                 problem: "is the source file: convert writes a new file, never over its source")
         }
         try AtomicFile.checkDestination(output)
+        if let quantization = net.quantizationSummary { throw Refusal.quantized(quantization) }
         progress("verifying the structure")
         let report = try Verifier().verify(net)
         if !report.matches && !acceptDeviations { throw Refusal.deviations(report) }

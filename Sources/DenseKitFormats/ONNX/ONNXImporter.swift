@@ -49,6 +49,11 @@ public enum ONNXImporter {
                 storedParameters += tensor.count
                 storedBytes += tensor.storedBytes
                 storedTensors += 1
+            } else if let storage = ONNXTensorDecoder.quantizedStorage(of: initializers[i].dataType) {
+                let count = try ONNXTensorDecoder.elementCount(initializers[i])
+                storedParameters += count
+                storedBytes += count * (storage == .int32 ? 4 : 1)
+                storedTensors += 1
             }
             refs[name] = initializers[i]
         }
@@ -75,7 +80,7 @@ public enum ONNXImporter {
         guard input.dims.count == 4 else {
             throw ImportError.mismatch(.input(input.name), expected: "4 dims", found: "\(input.dims.count)")
         }
-        let graph = try OpGraph(nodes: nodes, input: input.name, output: output.name).normalized()
+        let graph = try OpGraph(nodes: nodes, input: input.name, output: output.name).normalized().foldingQuantization()
         var recognizer = DenseNetRecognizer(graph: graph)
         let recognized = try recognizer.recognise()
 
@@ -127,6 +132,11 @@ public enum ONNXImporter {
             source: source, input: spec, stem: recognized.stem, blocks: recognized.blocks,
             transitions: recognized.transitions, head: recognized.head)
         net.inputTransform = try graph.inputTransform(channels: spec.channels)
+        if let summary = net.quantizationSummary {
+            let layout = model.graph.nodes.contains { $0.opType == "QLinearConv" } ? "QOperator" : "QDQ"
+            net.source.notes.append(
+                "int8, onnxruntime's \(layout) format: \(summary); runs with onnxruntime's arithmetic")
+        }
         if let window = recognized.headPoolWindow { try checkWholeMap(window, of: net) }
         // A 4-D output after a pool (a 1x1 conv classifier) keeps its unit axes, as the file declares it.
         net.head.outputKeepsMapAxes = net.head.pool != nil && output.dims.count == 4

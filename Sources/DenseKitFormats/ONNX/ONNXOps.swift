@@ -9,6 +9,9 @@ package struct ONNXOps {
     /// Every constant as its undecoded TensorProto (integers are decoded on demand).
     package var refs: [String: ONNXTensorRef]
     package let opset: Int
+    /// The quantisation of every activation that holds integer codes (what a QuantizeLinear or a QLinear
+    /// operator gave), by value name.
+    var quantizedValues: [String: Quantization] = [:]
 
     /// ONNX's and onnxruntime's integer quantisation operators (QuantizeLinear, DequantizeLinear, QLinearConv,
     /// com.microsoft's QLinearConcat, QGemm, ...).
@@ -25,12 +28,7 @@ package struct ONNXOps {
             throw ImportError.malformed(.node(node.label), problem: "has no output")
         }
         if node.domain == "com.microsoft" && node.opType == "FusedConv" { return try fusedConv(node, output: out) }
-        if Self.isQuantization(node.opType) {
-            throw ImportError.unsupported(
-                .node(node.label),
-                problem: "an integer quantisation operator: int8 ONNX models (onnxruntime's QDQ or QOperator "
-                    + "quantisation) are not supported yet")
-        }
+        if Self.isQuantization(node.opType) { return try quantized(node, output: out) }
         guard node.domain.isEmpty || node.domain == "ai.onnx" else {
             throw ImportError.unsupported(
                 .node(node.label),
@@ -42,7 +40,10 @@ package struct ONNXOps {
         case "Conv": op = try convolution(node)
         case "BatchNormalization": op = .batchNorm(try batchNormalization(node))
         case "Relu": op = .relu
-        case "MaxPool": op = .pool(try pool(node, .max))
+        case "MaxPool":
+            op = .pool(try pool(node, .max))
+            // onnxruntime's max pool of codes gives codes of the same quantisation.
+            if let input = node.inputs.first, let codes = quantizedValues[input] { quantizedValues[out] = codes }
         case "AveragePool": op = .pool(try pool(node, .average))
         case "GlobalAveragePool": op = .globalAveragePool
         case "GlobalMaxPool": op = .globalMaxPool
@@ -56,7 +57,9 @@ package struct ONNXOps {
         case "Add": op = .addBias(try constantOperand(node))
         case "Mul": op = .scale(try constantOperand(node))
         case "Softmax": op = try softmax(node)
-        case "Identity", "Dropout", "Flatten", "Reshape", "Squeeze": op = .passThrough
+        case "Identity", "Dropout", "Flatten", "Reshape", "Squeeze":
+            op = .passThrough
+            if let input = node.inputs.first, let codes = quantizedValues[input] { quantizedValues[out] = codes }
         case "Cast":
             guard let castOp = try cast(node) else { return [] }
             op = castOp
@@ -75,11 +78,17 @@ package struct ONNXOps {
                     """,
                 found: "\(node.opType) (opset \(opset))")
         }
+        let passesCodes = ["MaxPool", "Identity", "Dropout", "Flatten", "Reshape", "Squeeze"].contains(node.opType)
+        if !passesCodes, let coded = node.inputs.first(where: { quantizedValues[$0] != nil }) {
+            throw ImportError.mismatch(
+                .node(node.label), expected: "float input (a DequantizeLinear before it)",
+                found: "the integer codes '\(coded)'")
+        }
         return [OpGraph.Node(label: node.label, op: op, inputs: try activations(node), output: out)]
     }
 
     /// The inputs that are not constants (at least one).
-    private func activations(_ node: ONNXNode) throws -> [String] {
+    func activations(_ node: ONNXNode) throws -> [String] {
         let activations = node.inputs.filter { !$0.isEmpty && refs[$0] == nil && floats[$0] == nil }
         guard !activations.isEmpty else {
             throw ImportError.unsupported(.node(node.label), problem: "operator on constants only is not supported")
@@ -90,7 +99,7 @@ package struct ONNXOps {
     /// onnxruntime's `com.microsoft.FusedConv` (what its extended optimisation level saves): a Conv with
     /// the activation that followed it as an attribute. Read as the Conv, then that activation (Relu:
     /// the only one a DenseNet has); an added fourth input (a fused sum) is not a DenseNet's.
-    private mutating func fusedConv(_ node: ONNXNode, output: String) throws -> [OpGraph.Node] {
+    mutating func fusedConv(_ node: ONNXNode, output: String) throws -> [OpGraph.Node] {
         guard node.inputs.count < 4 || node.inputs[3].isEmpty else {
             throw ImportError.unsupported(.node(node.label), problem: "FusedConv with a sum input Z")
         }
@@ -111,7 +120,7 @@ package struct ONNXOps {
 
     /// A Conv; one of a group per channel with 1-channel filters (a blur pool's) as a depthwise conv. Any
     /// other group is refused by `conv`.
-    private mutating func convolution(_ node: ONNXNode) throws -> OpGraph.Op {
+    mutating func convolution(_ node: ONNXNode) throws -> OpGraph.Op {
         let group = int(node, "group", 1)
         if group != 1, node.inputs.count > 1, let filters = floats[node.inputs[1]], filters.shape.count == 4,
             filters.shape[1] == 1, Int64(filters.shape[0]) == group
@@ -121,7 +130,7 @@ package struct ONNXOps {
         return .conv(try conv(node))
     }
 
-    private mutating func conv(_ node: ONNXNode, group: Int64 = 1) throws -> Conv2D {
+    mutating func conv(_ node: ONNXNode, group: Int64 = 1) throws -> Conv2D {
         let filters = try weight(node, 1, "W")
         guard filters.shape.count == 4 else {
             throw ImportError.mismatch(
@@ -163,7 +172,7 @@ package struct ONNXOps {
         return Conv2D(weight: filters, bias: bias, stride: stride, pads: pads)
     }
 
-    private mutating func batchNormalization(_ node: ONNXNode) throws -> BatchNorm {
+    mutating func batchNormalization(_ node: ONNXNode) throws -> BatchNorm {
         guard int(node, "training_mode", 0) == 0 else {
             throw ImportError.unsupported(.node(node.label), problem: "training-mode BatchNormalization")
         }
@@ -181,7 +190,7 @@ package struct ONNXOps {
             gamma: parts[0], beta: parts[1], mean: parts[2], variance: parts[3], epsilon: float(node, "epsilon", 1e-5))
     }
 
-    private func pool(_ node: ONNXNode, _ kind: Pool2D.Kind) throws -> Pool2D {
+    func pool(_ node: ONNXNode, _ kind: Pool2D.Kind) throws -> Pool2D {
         let kernel = ints(node, "kernel_shape")
         guard kernel.count == 2, kernel[0] == kernel[1], kernel[0] > 0, kernel[0] < 64 else {
             throw ImportError.unsupported(
@@ -201,7 +210,7 @@ package struct ONNXOps {
     }
 
     /// ReduceMean or ReduceMax over H and W: a global pool (axes from the attribute, or the input from opset 18).
-    private mutating func globalReduction(_ node: ONNXNode, _ pool: OpGraph.Op) throws -> OpGraph.Op {
+    mutating func globalReduction(_ node: ONNXNode, _ pool: OpGraph.Op) throws -> OpGraph.Op {
         var axes = ints(node, "axes")
         if node.inputs.count > 1, let ref = refs[node.inputs[1]] { axes = try decoder.integers(ref) }
         guard Set(axes.map { $0 < 0 ? $0 + 4 : $0 }) == [2, 3] else {
@@ -211,7 +220,7 @@ package struct ONNXOps {
         return pool
     }
 
-    private func concat(_ node: ONNXNode) throws -> OpGraph.Op {
+    func concat(_ node: ONNXNode) throws -> OpGraph.Op {
         let axis = int(node, "axis", 1)
         guard axis == 1 || axis == -3 else {
             throw ImportError.unsupported(
@@ -220,7 +229,7 @@ package struct ONNXOps {
         return .concat
     }
 
-    private mutating func gemm(_ node: ONNXNode) throws -> Linear {
+    mutating func gemm(_ node: ONNXNode) throws -> Linear {
         guard int(node, "transA", 0) == 0 else {
             throw ImportError.unsupported(.node(node.label), problem: "Gemm with transA")
         }
@@ -251,7 +260,7 @@ package struct ONNXOps {
         return Linear(weight: matrix, bias: linearBias)
     }
 
-    private mutating func matMul(_ node: ONNXNode) throws -> Linear {
+    mutating func matMul(_ node: ONNXNode) throws -> Linear {
         let matrix = try weight(node, 1, "B")
         guard matrix.shape.count == 2 else {
             throw ImportError.mismatch(
@@ -263,13 +272,13 @@ package struct ONNXOps {
     }
 
     /// The constant operand of a binary Add or Mul (either input).
-    private mutating func constantOperand(_ node: ONNXNode) throws -> Tensor {
+    mutating func constantOperand(_ node: ONNXNode) throws -> Tensor {
         guard node.inputs.count == 2 else { throw ImportError.malformed(.node(node.label), problem: "needs 2 inputs") }
         let constant = floats[node.inputs[1]] != nil ? 1 : 0
         return try weight(node, constant, "B")
     }
 
-    private func softmax(_ node: ONNXNode) throws -> OpGraph.Op {
+    func softmax(_ node: ONNXNode) throws -> OpGraph.Op {
         let axis = int(node, "axis", opset >= 13 ? -1 : 1)
         guard axis == -1 || axis == 1 else {
             throw ImportError.unsupported(.node(node.label), problem: "Softmax on axis \(axis)")
@@ -278,7 +287,7 @@ package struct ONNXOps {
     }
 
     /// A Cast of activations, or nil when it casts a stored weight (folded into a constant).
-    private mutating func cast(_ node: ONNXNode) throws -> OpGraph.Op? {
+    mutating func cast(_ node: ONNXNode) throws -> OpGraph.Op? {
         guard
             let to = attribute(node, "to").flatMap({ if case .int(let type) = $0 { return type } else { return nil } })
         else {
@@ -301,7 +310,7 @@ package struct ONNXOps {
         return .passThrough
     }
 
-    private mutating func pad(_ node: ONNXNode) throws -> OpGraph.Op {
+    mutating func pad(_ node: ONNXNode) throws -> OpGraph.Op {
         var reflect = false
         if case .string(let mode)? = attribute(node, "mode"), mode != "constant" {
             guard mode == "reflect" else {
@@ -328,7 +337,7 @@ package struct ONNXOps {
         return reflect ? .reflectPad(sides) : .pad(sides)
     }
 
-    private mutating func constant(_ node: ONNXNode) throws {
+    mutating func constant(_ node: ONNXNode) throws {
         guard case .tensor(var tensor)? = attribute(node, "value"), let out = node.outputs.first else {
             throw ImportError.unsupported(.node(node.label), problem: "Constant without a tensor value")
         }
@@ -341,24 +350,24 @@ package struct ONNXOps {
 
     // MARK: attribute and input helpers
 
-    private func attribute(_ node: ONNXNode, _ name: String) -> ONNXAttribute? { node.attributes[name] }
+    func attribute(_ node: ONNXNode, _ name: String) -> ONNXAttribute? { node.attributes[name] }
 
-    private func ints(_ node: ONNXNode, _ name: String) -> [Int64] {
+    func ints(_ node: ONNXNode, _ name: String) -> [Int64] {
         if case .ints(let values)? = node.attributes[name] { return values }
         return []
     }
 
-    private func int(_ node: ONNXNode, _ name: String, _ fallback: Int64) -> Int64 {
+    func int(_ node: ONNXNode, _ name: String, _ fallback: Int64) -> Int64 {
         if case .int(let values)? = node.attributes[name] { return values }
         return fallback
     }
 
-    private func float(_ node: ONNXNode, _ name: String, _ fallback: Float) -> Float {
+    func float(_ node: ONNXNode, _ name: String, _ fallback: Float) -> Float {
         if case .float(let values)? = node.attributes[name] { return values }
         return fallback
     }
 
-    private func uniform(_ node: ONNXNode, _ name: String, default value: Int) throws -> Int {
+    func uniform(_ node: ONNXNode, _ name: String, default value: Int) throws -> Int {
         let values = ints(node, name)
         if values.isEmpty { return value }
         guard values.count == 2, values[0] == values[1], values[0] > 0, values[0] < 64 else {
@@ -368,7 +377,7 @@ package struct ONNXOps {
         return Int(values[0])
     }
 
-    private func padsAttribute(_ node: ONNXNode) throws -> [Int] {
+    func padsAttribute(_ node: ONNXNode) throws -> [Int] {
         if case .string(let autoPad)? = node.attributes["auto_pad"], autoPad != "NOTSET", autoPad != "VALID" {
             throw ImportError.unsupported(.node(node.label), problem: "auto_pad \(autoPad)")
         }
@@ -380,7 +389,7 @@ package struct ONNXOps {
         return [Int(pads[0]), Int(pads[1]), Int(pads[2]), Int(pads[3])]
     }
 
-    private func weight(_ node: ONNXNode, _ index: Int, _ role: String) throws -> Tensor {
+    func weight(_ node: ONNXNode, _ index: Int, _ role: String) throws -> Tensor {
         guard index < node.inputs.count, !node.inputs[index].isEmpty else {
             throw ImportError.malformed(.node(node.label), problem: "missing input \(role)")
         }

@@ -131,6 +131,57 @@ package struct ONNXTensorDecoder {
         return values
     }
 
+    /// The storage of a quantised tensor's codes (UINT8, INT8 or INT32), or nil for another type.
+    package static func quantizedStorage(of dataType: Int32) -> Quantization.Storage? {
+        switch dataType {
+        case 2: return .uint8
+        case 3: return .int8
+        case 6: return .int32
+        default: return nil
+        }
+    }
+
+    /// Decodes the codes of a UINT8, INT8 or INT32 tensor (a quantised weight, a scale's zero point), widened.
+    package mutating func codes(_ tensor: ONNXTensorRef) throws -> [Int32] {
+        guard let storage = Self.quantizedStorage(of: tensor.dataType) else {
+            throw ImportError.mismatch(
+                .tensor(tensor.name), expected: "UINT8, INT8 or INT32 codes", found: Self.typeName(tensor.dataType))
+        }
+        let count = try Self.elementCount(tensor)
+        let width = storage == .int32 ? 4 : 1
+        func fromBytes(_ bytes: Data) throws -> [Int32] {
+            guard bytes.count == count * width else {
+                throw ImportError.mismatch(
+                    .tensor(tensor.name), expected: "\(count * width) bytes for \(count) values",
+                    found: "\(bytes.count)")
+            }
+            switch storage {
+            case .uint8: return bytes.map { Int32($0) }
+            case .int8: return bytes.map { Int32(Int8(bitPattern: $0)) }
+            case .int32: return Self.littleEndian(bytes, count, Int32.self).map { Int32(truncatingIfNeeded: $0) }
+            }
+        }
+        let values: [Int32]
+        switch tensor.payload {
+        case .raw(let bytes): values = try fromBytes(bytes)
+        case .external(let location, let offset, let length):
+            values = try fromBytes(readExternal(tensor.name, location, offset, length, count * width))
+        case .int32s(let words):
+            // UINT8 and INT8 values are stored one per int32 in the typed field (checked against the type later).
+            values = words
+        case .none: values = []
+        default:
+            throw ImportError.malformed(
+                .tensor(tensor.name),
+                problem: "a typed field other than int32_data for \(Self.typeName(tensor.dataType))")
+        }
+        guard values.count == count else {
+            throw ImportError.mismatch(
+                .tensor(tensor.name), expected: "\(count) values for shape \(tensor.dims)", found: "\(values.count)")
+        }
+        return values
+    }
+
     /// `count` little-endian integers of type `T` from `bytes` (which hold at least that many), widened.
     private static func littleEndian<T: FixedWidthInteger>(_ bytes: Data, _ count: Int, _: T.Type) -> [Int64] {
         bytes.withUnsafeBytes { raw in

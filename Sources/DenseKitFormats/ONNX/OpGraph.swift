@@ -37,6 +37,9 @@ package struct OpGraph {
         /// after it, merged by `normalized()`.
         case blurPool(BlurPool2D, channels: Int)
         case transpose([Int])
+        /// Rounds its input to the codes of a quantisation and back (a QuantizeLinear and the DequantizeLinear
+        /// after it, or a QLinear operator's output); moved onto the op beside it by `foldingQuantization()`.
+        case fakeQuantize(Quantization)
 
         /// What the op is, for error messages.
         package var name: String {
@@ -60,6 +63,7 @@ package struct OpGraph {
             case .depthwiseConv: return "a depthwise Conv"
             case .blurPool: return "a blur pool"
             case .transpose: return "a Transpose"
+            case .fakeQuantize: return "a QuantizeLinear"
             }
         }
     }

@@ -5,6 +5,10 @@ public struct BatchNorm: Sendable {
     public var mean: Tensor
     public var variance: Tensor
     public var epsilon: Float
+    /// The quantisation of the activation this op reads, when the model is quantised there.
+    public var inputQuantization: Quantization? = nil
+    /// The quantisation of the activation this op gives (after the ReLU that follows it in the canonical graph).
+    public var outputQuantization: Quantization? = nil
 
     public init(gamma: Tensor, beta: Tensor, mean: Tensor, variance: Tensor, epsilon: Float) {
         self.gamma = gamma

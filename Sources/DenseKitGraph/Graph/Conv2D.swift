@@ -7,6 +7,10 @@ public struct Conv2D: Sendable {
     public var stride: Int
     /// Zero padding: top, left, bottom, right.
     public var pads: [Int]
+    /// The quantisation of the activation this op reads, when the model is quantised there.
+    public var inputQuantization: Quantization? = nil
+    /// The quantisation of the activation this op gives (after the ReLU that follows it in the canonical graph).
+    public var outputQuantization: Quantization? = nil
 
     public init(weight: Tensor, bias: Tensor? = nil, stride: Int = 1, pads: [Int] = [0, 0, 0, 0]) {
         self.weight = weight

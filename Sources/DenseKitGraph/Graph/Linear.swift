@@ -3,6 +3,10 @@ public struct Linear: Sendable {
     /// Weights, layout (out, in) as torch stores them.
     public var weight: Tensor
     public var bias: Tensor?
+    /// The quantisation of the activation this op reads, when the model is quantised there.
+    public var inputQuantization: Quantization? = nil
+    /// The quantisation of the activation this op gives (after the ReLU that follows it in the canonical graph).
+    public var outputQuantization: Quantization? = nil
 
     public init(weight: Tensor, bias: Tensor?) {
         self.weight = weight

@@ -8,6 +8,10 @@ public struct Pool2D: Sendable, Equatable {
     /// excludes padding from the divisor unless `countIncludePad`.
     public var pads: [Int]
     public var countIncludePad: Bool
+    /// The quantisation of the activation this op reads, when the model is quantised there.
+    public var inputQuantization: Quantization? = nil
+    /// The quantisation of the activation this op gives (after the ReLU that follows it in the canonical graph).
+    public var outputQuantization: Quantization? = nil
 
     public init(kind: Kind, kernel: Int, stride: Int, pads: [Int] = [0, 0, 0, 0], countIncludePad: Bool = false) {
         self.kind = kind

@@ -10,6 +10,8 @@ public struct Tensor: Sendable, Equatable {
     public var shape: [Int]
     /// The dtype of the source file; `values` always hold float32.
     public var storedDType: DType
+    /// The integer codes of a quantised weight (`values` are then their dequantised values).
+    public var quantized: QuantizedCodes? = nil
     private var storage: Storage
 
     package enum Storage: Sendable {
@@ -100,7 +102,8 @@ public struct Tensor: Sendable, Equatable {
     }
 
     public static func == (a: Tensor, b: Tensor) -> Bool {
-        a.name == b.name && a.shape == b.shape && a.storedDType == b.storedDType && a.values == b.values
+        a.name == b.name && a.shape == b.shape && a.storedDType == b.storedDType && a.quantized == b.quantized
+            && a.values == b.values
     }
 }
 

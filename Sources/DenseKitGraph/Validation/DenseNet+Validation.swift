@@ -92,6 +92,7 @@ extension DenseNet {
         }
         try validate(head.norm, .layer(.head, part: "norm"), channels: width)
         try validateHead(features: width)
+        try validateQuantization()
         if let mapHeight = input.height, let mapWidth = input.width {
             _ = try FeatureMapSizes(self, height: mapHeight, width: mapWidth)
         }

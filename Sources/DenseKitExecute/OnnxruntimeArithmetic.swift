@@ -1,0 +1,55 @@
+import DenseKitGraph
+
+/// onnxruntime's integer arithmetic on the CPU (MLAS), value for value:
+/// - QuantizeLinear divides by the scale (not a multiplication by its inverse), rounds to nearest even,
+///   adds the zero point and saturates;
+/// - QLinearConv and QGemm requantise the int32 accumulator (bias included) with one float multiplier per
+///   output channel, input scale x weight scale / output scale, then round and saturate the same way;
+/// - QLinearConcat requantises each input whose parameters differ from the output's by dequantising and
+///   quantising again; QLinearAveragePool averages dequantised values in float and quantises;
+/// - QLinearGlobalAveragePool sums codes in int32, less zero point x count, and requantises with input
+///   scale / count / output scale;
+/// - BatchNormalization (float) scales by (1 / sqrt(var + eps)) x gamma and shifts by beta - mean x scale.
+enum OnnxruntimeArithmetic {
+    /// `value` as a code of `q` (per tensor): the real value / scale, rounded to nearest even, saturated.
+    static func quantize(_ value: Float, scale: Float, zeroPoint: Int32, range: ClosedRange<Int32>) -> Int32 {
+        saturate(value / scale, zeroPoint: zeroPoint, range: range)
+    }
+
+    /// `scaled` (a value already in units of the output scale) rounded to nearest even, plus the zero point,
+    /// saturated to `range`: MLAS clamps in float before rounding, which gives the same codes.
+    @inline(__always)
+    static func saturate(_ scaled: Float, zeroPoint: Int32, range: ClosedRange<Int32>) -> Int32 {
+        let low = Float(range.lowerBound - zeroPoint)
+        let high = Float(range.upperBound - zeroPoint)
+        // A NaN (from a NaN weight) becomes the zero point, as no code stands for it.
+        let clamped = scaled.isNaN ? 0 : min(max(scaled, low), high)
+        return Int32(clamped.rounded(.toNearestOrEven)) + zeroPoint
+    }
+
+    /// The real value of a code.
+    @inline(__always)
+    static func dequantize(_ code: Int32, scale: Float, zeroPoint: Int32) -> Float {
+        Float(code &- zeroPoint) * scale
+    }
+
+    /// The requantisation multiplier of output channel `channel`: input scale x weight scale / output scale.
+    static func multiplier(input: Quantization, weight: Quantization, output: Quantization, channel: Int) -> Float {
+        input.scales[0] * weight.scale(channel) / output.scales[0]
+    }
+
+    /// A BatchNormalization's per-channel factor and shift as onnxruntime's kernel computes them.
+    static func batchNormAffine(_ norm: BatchNorm) -> (scale: [Float], shift: [Float]) {
+        let (gamma, beta, mean, variance) = (
+            norm.gamma.values, norm.beta.values, norm.mean.values, norm.variance.values
+        )
+        var scale = [Float](repeating: 0, count: norm.channels)
+        var shift = [Float](repeating: 0, count: norm.channels)
+        for c in 0..<norm.channels {
+            let inverse = 1 / (variance[c] + norm.epsilon).squareRoot()
+            scale[c] = inverse * gamma[c]
+            shift[c] = beta[c] - mean[c] * scale[c]
+        }
+        return (scale, shift)
+    }
+}

@@ -1,0 +1,361 @@
+import DenseKitGraph
+import DenseKitKernels
+
+/// Runs a quantised DenseNet (what `DenseNet.isQuantized` says) as onnxruntime runs it: every op whose input,
+/// weights and output are quantised computes on integer codes (int32 accumulation, `OnnxruntimeArithmetic`'s
+/// requantisation); everything else (BatchNorm, a float layer in a partly quantised model) computes in float on
+/// dequantised values and quantises its output where the model says so. Activations go from op to op as codes
+/// or as floats, whichever the op before produced: a max pool keeps codes, a BatchNorm always gives floats.
+///
+/// One image at a time, the canonical layers in order; per layer it reports the dequantised activation.
+public struct QuantizedExecutor: Sendable {
+    package let net: DenseNet
+
+    public init(_ net: DenseNet) { self.net = net }
+
+    /// An activation, CHW: float values, or codes of `quantization`.
+    struct Map {
+        var channels: Int
+        var height: Int
+        var width: Int
+        var floats: [Float] = []
+        var codes: [Int32] = []
+        var quantization: Quantization? = nil
+
+        var plane: Int { height * width }
+    }
+
+    /// One image, CHW; `observe` sees every canonical layer's (dequantised) activation; returns the output.
+    public func run(
+        image: [Float], height: Int, width: Int,
+        observe: (String, Int, Int, Int, [Float]) -> Void = { _, _, _, _, _ in }
+    ) -> [Float] {
+        var map = Map(channels: net.stem.conv.inChannels, height: height, width: width, floats: image)
+        if let transform = net.inputTransform {
+            for c in 0..<map.channels {
+                for i in 0..<map.plane {
+                    map.floats[c * map.plane + i] =
+                        map.floats[c * map.plane + i] * transform.scale[c] + transform.offset[c]
+                }
+            }
+        }
+        func report(_ name: String, _ m: Map) {
+            let floats = Self.floats(m)
+            observe(name, floats.channels, floats.height, floats.width, floats.floats)
+        }
+        var parts: [Map] = []
+        for step in net.steps {
+            switch step {
+            case .stem(let stem):
+                for (index, part) in stem.convolutions.enumerated() {
+                    map = convolve(map, part.conv)
+                    let followedByReLU = index > 0 || stem.relu
+                    if let norm = part.norm {
+                        map = normalise(map, norm, relu: followedByReLU)
+                    } else if followedByReLU {
+                        map = relu(map)
+                    }
+                }
+                if let stemPool = stem.pool { map = pool(map, stemPool) }
+                if let blur = stem.blur {
+                    let floats = Self.floats(map)
+                    let result = Reference.blurPool(
+                        floats.floats, channels: map.channels, height: map.height, width: map.width,
+                        coefficients: blur.coefficients, stride: blur.stride, padding: blur.padding)
+                    map = Map(channels: map.channels, height: result.height, width: result.width, floats: result.values)
+                }
+                parts = [map]
+                report(step.layer.name, map)
+            case .denseLayer(let layer, _, _, _):
+                var branch = normalise(concatenate(parts, layer.norm.inputQuantization), layer.norm)
+                if let bottleneck = layer.bottleneck {
+                    branch = convolve(branch, bottleneck.conv)
+                    branch = bottleneck.norm.map { normalise(branch, $0) } ?? relu(branch)
+                }
+                let new = convolve(branch, layer.conv)
+                parts.append(new)
+                report(step.layer.name, new)
+            case .transition(let transition, _):
+                let normed = normalise(concatenate(parts, transition.norm.inputQuantization), transition.norm)
+                map = pool(convolve(normed, transition.conv), transition.pool)
+                parts = [map]
+                report(step.layer.name, map)
+            case .head(let head):
+                return runHead(head, concatenate(parts, head.norm.inputQuantization), report: report)
+            }
+        }
+        return []  // not reached: the walk ends with the head
+    }
+
+    private func runHead(_ head: Head, _ input: Map, report: (String, Map) -> Void) -> [Float] {
+        let normed = normalise(input, head.norm)
+        guard let headPool = head.pool else {
+            report("head", normed)
+            return Self.floats(normed).floats
+        }
+        var out = globalPool(normed, headPool, to: head.dense.first?.linear.inputQuantization)
+        for (dense, name) in zip(head.dense, head.layerNames) {
+            out = linear(out, dense.linear)
+            var values = Self.floats(out).floats
+            values.withUnsafeMutableBufferPointer { dense.activation.apply($0) }
+            out = Map(channels: values.count, height: 1, width: 1, floats: values)
+            report(name, out)
+        }
+        if head.dense.isEmpty { report("head", out) }
+        return Self.floats(out).floats
+    }
+
+    // MARK: representations
+
+    /// `m` as float values.
+    static func floats(_ m: Map) -> Map {
+        guard let q = m.quantization else { return m }
+        var result = Map(channels: m.channels, height: m.height, width: m.width)
+        result.floats = [Float](repeating: 0, count: m.codes.count)
+        let (scale, zero) = (q.scales[0], q.zeroPoints[0])
+        for i in m.codes.indices {
+            result.floats[i] = OnnxruntimeArithmetic.dequantize(m.codes[i], scale: scale, zeroPoint: zero)
+        }
+        return result
+    }
+
+    /// `m` as codes of `q`: as it is when it holds them already, else its float values quantised (requantised
+    /// through them when it holds codes of other parameters, as QLinearConcat does).
+    static func codes(_ m: Map, _ q: Quantization) -> Map {
+        if m.quantization == q { return m }
+        let source = floats(m)
+        var result = Map(channels: m.channels, height: m.height, width: m.width, quantization: q)
+        result.codes = [Int32](repeating: 0, count: source.floats.count)
+        let (scale, zero, range) = (q.scales[0], q.zeroPoints[0], q.storage.range)
+        for i in source.floats.indices {
+            result.codes[i] = OnnxruntimeArithmetic.quantize(
+                source.floats[i], scale: scale, zeroPoint: zero, range: range)
+        }
+        return result
+    }
+
+    /// `m` quantised to `q` when there is one, as it is otherwise.
+    private static func quantized(_ m: Map, _ q: Quantization?) -> Map { q.map { codes(m, $0) } ?? m }
+
+    private func concatenate(_ parts: [Map], _ q: Quantization?) -> Map {
+        var result = Map(channels: parts.reduce(0) { $0 + $1.channels }, height: parts[0].height, width: parts[0].width)
+        if let q {
+            result.quantization = q
+            for part in parts { result.codes += Self.codes(part, q).codes }
+        } else {
+            for part in parts { result.floats += Self.floats(part).floats }
+        }
+        return result
+    }
+
+    // MARK: ops
+
+    private func relu(_ m: Map) -> Map {
+        var result = m
+        if let q = m.quantization {
+            let zero = q.zeroPoints[0]
+            for i in result.codes.indices where result.codes[i] < zero { result.codes[i] = zero }
+        } else {
+            for i in result.floats.indices where !(result.floats[i] > 0) { result.floats[i] = 0 }
+        }
+        return result
+    }
+
+    /// BatchNorm and the ReLU after it, in float on the input requantised to the norm's input quantisation,
+    /// quantised to its output quantisation.
+    private func normalise(_ m: Map, _ norm: BatchNorm, relu: Bool = true) -> Map {
+        var result = Self.floats(Self.quantized(m, norm.inputQuantization))
+        let (scale, shift) = OnnxruntimeArithmetic.batchNormAffine(norm)
+        let plane = result.plane
+        for c in 0..<result.channels {
+            for i in (c * plane)..<((c + 1) * plane) {
+                let y = result.floats[i] * scale[c] + shift[c]
+                result.floats[i] = relu && !(y > 0) ? 0 : y
+            }
+        }
+        return Self.quantized(result, norm.outputQuantization)
+    }
+
+    private func convolve(_ m: Map, _ conv: Conv2D) -> Map {
+        let input = Self.quantized(m, conv.inputQuantization)
+        guard let xq = input.quantization, let weights = conv.weight.quantized, let yq = conv.outputQuantization,
+            weights.quantization.axis ?? 0 == 0, conv.bias.map({ $0.quantized != nil }) ?? true
+        else {
+            let source = Self.floats(input)
+            let result = Reference.conv(
+                source.floats, channels: source.channels, height: source.height, width: source.width,
+                weight: conv.weight.values, outChannels: conv.outChannels, kernel: conv.kernel, stride: conv.stride,
+                pads: conv.pads, bias: conv.bias?.values)
+            let out = Map(channels: conv.outChannels, height: result.height, width: result.width, floats: result.values)
+            return Self.quantized(out, conv.outputQuantization)
+        }
+        let zero = xq.zeroPoints[0]
+        let shifted = input.codes.map { $0 &- zero }
+        let (columns, oh, ow) = IntegerGEMM.im2col(
+            shifted, channels: input.channels, height: input.height, width: input.width, kernel: conv.kernel,
+            stride: conv.stride, pads: conv.pads)
+        let k = input.channels * conv.kernel * conv.kernel
+        let accumulators = Self.integerProduct(weights, rows: conv.outChannels, k: k, columns, n: oh * ow)
+        var out = Map(channels: conv.outChannels, height: oh, width: ow, quantization: yq)
+        out.codes = Self.requantised(
+            accumulators, n: oh * ow, bias: conv.bias?.quantized?.codes, input: xq, weight: weights.quantization,
+            output: yq)
+        return out
+    }
+
+    /// Weight codes less their zero points (per row when per channel) times `b`: M x N int32.
+    private static func integerProduct(_ weights: QuantizedCodes, rows: Int, k: Int, _ b: [Int32], n: Int) -> [Int32] {
+        let wq = weights.quantization
+        var a = weights.codes
+        for row in 0..<rows {
+            let zero = wq.zeroPoint(row)
+            for p in 0..<k { a[row * k + p] &-= zero }
+        }
+        var c = [Int32](repeating: 0, count: rows * n)
+        a.withUnsafeBufferPointer { a in
+            b.withUnsafeBufferPointer { b in
+                c.withUnsafeMutableBufferPointer { c in IntegerGEMM.multiply(a, b, into: c, m: rows, n: n, k: k) }
+            }
+        }
+        return c
+    }
+
+    /// Accumulators (rows of `n`) plus the int32 bias, requantised to `output` per row.
+    private static func requantised(
+        _ accumulators: [Int32], n: Int, bias: [Int32]?, input: Quantization, weight: Quantization,
+        output: Quantization
+    ) -> [Int32] {
+        var codes = accumulators
+        let (zero, range) = (output.zeroPoints[0], output.storage.range)
+        for row in 0..<(n == 0 ? 0 : codes.count / n) {
+            let multiplier = OnnxruntimeArithmetic.multiplier(
+                input: input, weight: weight, output: output, channel: row)
+            let offset = bias?[row] ?? 0
+            for j in (row * n)..<((row + 1) * n) {
+                let scaled = Float(codes[j] &+ offset) * multiplier
+                codes[j] = OnnxruntimeArithmetic.saturate(scaled, zeroPoint: zero, range: range)
+            }
+        }
+        return codes
+    }
+
+    private func pool(_ m: Map, _ pool: Pool2D) -> Map {
+        if pool.kind == .max, let q = m.quantization {
+            // A max of codes is the code of the max: onnxruntime pools uint8 and int8 directly.
+            let (oh, ow) = pool.outputSize(m.height, m.width)
+            var out = Map(channels: m.channels, height: oh, width: ow, quantization: q)
+            out.codes = [Int32](repeating: 0, count: m.channels * oh * ow)
+            for c in 0..<m.channels {
+                for oy in 0..<oh {
+                    for ox in 0..<ow {
+                        var best = Int32.min
+                        for ky in 0..<pool.kernel {
+                            let iy = oy * pool.stride - pool.pads[0] + ky
+                            guard iy >= 0, iy < m.height else { continue }
+                            for kx in 0..<pool.kernel {
+                                let ix = ox * pool.stride - pool.pads[1] + kx
+                                guard ix >= 0, ix < m.width else { continue }
+                                best = max(best, m.codes[(c * m.height + iy) * m.width + ix])
+                            }
+                        }
+                        out.codes[(c * oh + oy) * ow + ox] = best
+                    }
+                }
+            }
+            return Self.quantized(out, pool.outputQuantization)
+        }
+        if pool.kind == .average, let xq = m.quantization, let yq = pool.outputQuantization {
+            return averagePool(m, pool, xq, yq)
+        }
+        let source = Self.floats(m)
+        let result = Reference.pool(
+            source.floats, channels: m.channels, height: m.height, width: m.width, max: pool.kind == .max,
+            kernel: pool.kernel, stride: pool.stride, pads: pool.pads, countIncludePad: pool.countIncludePad)
+        let out = Map(channels: m.channels, height: result.height, width: result.width, floats: result.values)
+        return Self.quantized(out, pool.outputQuantization)
+    }
+
+    /// QLinearAveragePool: each window's codes less the zero point summed in int32, requantised with input scale /
+    /// (output scale x the window's count), so that a mean halfway between two codes rounds to the even one.
+    private func averagePool(_ m: Map, _ pool: Pool2D, _ xq: Quantization, _ yq: Quantization) -> Map {
+        let (oh, ow) = pool.outputSize(m.height, m.width)
+        var out = Map(channels: m.channels, height: oh, width: ow, quantization: yq)
+        out.codes = [Int32](repeating: 0, count: m.channels * oh * ow)
+        let zero = xq.zeroPoints[0]
+        for c in 0..<m.channels {
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    var sum: Int32 = 0
+                    var count = 0
+                    for ky in 0..<pool.kernel {
+                        let iy = oy * pool.stride - pool.pads[0] + ky
+                        guard iy >= 0, iy < m.height else { continue }
+                        for kx in 0..<pool.kernel {
+                            let ix = ox * pool.stride - pool.pads[1] + kx
+                            guard ix >= 0, ix < m.width else { continue }
+                            sum &+= m.codes[(c * m.height + iy) * m.width + ix] &- zero
+                            count += 1
+                        }
+                    }
+                    if pool.countIncludePad { count = pool.kernel * pool.kernel }
+                    let multiplier = xq.scales[0] / (yq.scales[0] * Float(max(count, 1)))
+                    out.codes[(c * oh + oy) * ow + ox] = OnnxruntimeArithmetic.saturate(
+                        Float(sum) * multiplier, zeroPoint: yq.zeroPoints[0], range: yq.storage.range)
+                }
+            }
+        }
+        return out
+    }
+
+    /// The head's global pool to one value per channel: QLinearGlobalAveragePool's integer sum when the input
+    /// holds codes and the output is quantised, a float mean (or max) otherwise.
+    private func globalPool(_ m: Map, _ kind: Head.Pool, to q: Quantization?) -> Map {
+        let plane = m.plane
+        if kind == .average, let xq = m.quantization, let q {
+            var out = Map(channels: m.channels, height: 1, width: 1, quantization: q)
+            let multiplier = xq.scales[0] / (q.scales[0] * Float(plane))
+            let bias = -xq.zeroPoints[0] &* Int32(plane)
+            out.codes = (0..<m.channels).map { c in
+                var sum = bias
+                for i in (c * plane)..<((c + 1) * plane) { sum &+= m.codes[i] }
+                return OnnxruntimeArithmetic.saturate(
+                    Float(sum) * multiplier, zeroPoint: q.zeroPoints[0], range: q.storage.range)
+            }
+            return out
+        }
+        let source = Self.floats(m)
+        let values =
+            kind == .average
+            ? Reference.globalAveragePool(source.floats, channels: m.channels)
+            : Reference.globalMaxPool(source.floats, channels: m.channels)
+        return Self.quantized(Map(channels: m.channels, height: 1, width: 1, floats: values), q)
+    }
+
+    private func linear(_ m: Map, _ linear: Linear) -> Map {
+        let input = Self.quantized(m, linear.inputQuantization)
+        guard let xq = input.quantization, let weights = linear.weight.quantized, weights.quantization.axis ?? 0 == 0,
+            linear.bias.map({ $0.quantized != nil }) ?? true
+        else {
+            let source = Self.floats(input)
+            let values = Reference.linear(
+                source.floats, weight: linear.weight.values, bias: linear.bias?.values, outFeatures: linear.outFeatures)
+            return Self.quantized(
+                Map(channels: values.count, height: 1, width: 1, floats: values), linear.outputQuantization)
+        }
+        let shifted = input.codes.map { $0 &- xq.zeroPoints[0] }
+        let accumulators = Self.integerProduct(weights, rows: linear.outFeatures, k: linear.inFeatures, shifted, n: 1)
+        guard let yq = linear.outputQuantization else {
+            // QGemm without an output scale: the accumulator (bias included) times input scale x weight scale.
+            let bias = linear.bias?.quantized?.codes
+            let values = accumulators.indices.map { j in
+                Float(accumulators[j] &+ (bias?[j] ?? 0)) * (xq.scales[0] * weights.quantization.scale(j))
+            }
+            return Map(channels: values.count, height: 1, width: 1, floats: values)
+        }
+        var out = Map(channels: linear.outFeatures, height: 1, width: 1, quantization: yq)
+        out.codes = Self.requantised(
+            accumulators, n: 1, bias: linear.bias?.quantized?.codes, input: xq, weight: weights.quantization, output: yq
+        )
+        return out
+    }
+}

@@ -1,0 +1,59 @@
+/// The quantisation a model carries, checked whatever file it came from: a scale of 0, below 0 or NaN, a zero point
+/// its type cannot hold, per-channel parameters of the wrong length, codes its type cannot hold, or an activation
+/// quantised per channel is refused, naming the tensor or the canonical layer.
+extension DenseNet {
+    func validateQuantization() throws {
+        for tensor in tensors {
+            guard let quantized = tensor.quantized else { continue }
+            let q = quantized.quantization
+            if let axis = q.axis, !tensor.shape.indices.contains(axis) {
+                throw ImportError.mismatch(
+                    .tensor(tensor.name), expected: "a quantisation axis of its \(tensor.shape.count) dimensions",
+                    found: "axis \(axis)")
+            }
+            if let (_, expected, found) = q.problem(axisLength: q.axis.map { tensor.shape[$0] }) {
+                throw ImportError.mismatch(.tensor(tensor.name), expected: expected, found: found)
+            }
+            guard quantized.codes.count == tensor.count else {
+                throw ImportError.mismatch(
+                    .tensor(tensor.name), expected: "\(tensor.count) codes", found: "\(quantized.codes.count)")
+            }
+            if let bad = quantized.codes.first(where: { !q.storage.range.contains($0) }) {
+                throw ImportError.mismatch(
+                    .tensor(tensor.name), expected: "codes of \(q.storage.rawValue)", found: "\(bad)")
+            }
+        }
+        for step in steps {
+            let layer = step.layer
+            var sites: [(part: String, q: Quantization?)] = []
+            for (index, norm) in step.norms.enumerated() {
+                let part = index == 0 ? "norm" : "bottleneck.norm"
+                sites += [("\(part) input", norm.inputQuantization), ("\(part) output", norm.outputQuantization)]
+            }
+            for op in weightedOps where op.layer == layer.name {
+                if let conv = op.conv {
+                    sites += [("conv input", conv.inputQuantization), ("conv output", conv.outputQuantization)]
+                }
+                if let linear = op.linear {
+                    sites += [("linear input", linear.inputQuantization), ("linear output", linear.outputQuantization)]
+                }
+            }
+            switch step {
+            case .stem(let stem): sites.append(("pool output", stem.pool?.outputQuantization))
+            case .transition(let transition, _): sites.append(("pool output", transition.pool.outputQuantization))
+            default: break
+            }
+            for (part, q) in sites {
+                guard let q else { continue }
+                if let (_, expected, found) = q.problem(axisLength: nil) {
+                    throw ImportError.mismatch(.layer(layer, part: part), expected: expected, found: found)
+                }
+                guard q.isPerTensor, q.storage != .int32 else {
+                    throw ImportError.unsupported(
+                        .layer(layer, part: part),
+                        problem: "an activation quantised \(q.isPerTensor ? "to int32" : "per channel")")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,47 @@
+import DenseKitKernels
+import TestSupport
+import Testing
+
+/// The integer GEMM and its im2col against the plain references.
+@Suite struct IntegerGEMMTests {
+    static func codes(_ count: Int, _ range: ClosedRange<Int32>, _ rng: inout SeededRandom) -> [Int32] {
+        (0..<count).map { _ in Int32.random(in: range, using: &rng) }
+    }
+
+    /// Codes less zero points span -255...255; K up to 9 x 130: every sum is exact in int32.
+    @Test(arguments: [(1, 1, 1), (7, 13, 5), (16, 64, 72), (33, 17, 1170), (10, 1, 16)])
+    func gemmMatchesTheTripleLoop(_ size: (Int, Int, Int)) {
+        let (m, n, k) = size
+        var rng = SeededRandom(UInt64(m * 1000 + n * 10 + k))
+        let a = Self.codes(m * k, -255...255, &rng)
+        let b = Self.codes(k * n, -255...255, &rng)
+        var c = [Int32](repeating: 7, count: m * n)
+        a.withUnsafeBufferPointer { a in
+            b.withUnsafeBufferPointer { b in
+                c.withUnsafeMutableBufferPointer { IntegerGEMM.multiply(a, b, into: $0, m: m, n: n, k: k) }
+            }
+        }
+        let want = Reference.integerGEMM(a, b, m: m, n: n, k: k)
+        #expect(c == want)
+        #expect(want.contains { $0 != 0 })
+    }
+
+    /// im2col then the GEMM is the direct convolution (small codes, so the float reference is exact too).
+    @Test(arguments: [(3, 9, 7, 3, 1, [1, 1, 1, 1]), (4, 8, 8, 7, 2, [3, 3, 3, 3]), (5, 6, 5, 1, 1, [0, 0, 0, 0])])
+    func im2colThenGEMMIsTheConvolution(_ shape: (Int, Int, Int, Int, Int, [Int])) {
+        let (channels, height, width, kernel, stride, pads) = shape
+        let outChannels = 6
+        var rng = SeededRandom(UInt64(channels * 100 + kernel))
+        let input = Self.codes(channels * height * width, -15...15, &rng)
+        let weight = Self.codes(outChannels * channels * kernel * kernel, -15...15, &rng)
+        let (columns, oh, ow) = IntegerGEMM.im2col(
+            input, channels: channels, height: height, width: width, kernel: kernel, stride: stride, pads: pads)
+        let k = channels * kernel * kernel
+        let product = Reference.integerGEMM(weight, columns, m: outChannels, n: oh * ow, k: k)
+        let direct = Reference.conv(
+            input.map(Float.init), channels: channels, height: height, width: width, weight: weight.map(Float.init),
+            outChannels: outChannels, kernel: kernel, stride: stride, pads: pads, bias: nil)
+        #expect((oh, ow) == (direct.height, direct.width))
+        #expect(product.map(Float.init) == direct.values)
+    }
+}
