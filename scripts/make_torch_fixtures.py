@@ -284,15 +284,13 @@ def float16_io(outdir, x):
     np.save(path[:-5] + ".out.npy", reference(path, x.astype(np.float16)).astype(np.float32))
 
 
-def quantized_onnx(outdir, x):
-    """onnxruntime's static quantisation of the legacy opset-17 export (after its quant_pre_process), calibrated
-    on eight seeded images plus the shared input: QDQ with u8 activations and per-tensor s8 weights, QDQ with s8
-    activations and per-channel s8 weights, and QOperator (QLinearConv, com.microsoft QLinearConcat,
-    QLinearAveragePool, QLinearGlobalAveragePool, QGemm) with u8 activations; each with onnxruntime's output.
-    For issue 41 (DenseKit refuses int8 ONNX until it reads it)."""
+def static_quantizations(source, prefix, x, variants):
+    """onnxruntime's static quantisation of the float ONNX file `source` (after its quant_pre_process), calibrated on
+    eight seeded images plus the shared input x, each variant (name, format, activation type, per channel) written as
+    `<prefix>-<name>.onnx` with onnxruntime's output (its default optimisations fuse QDQ into its QLinear kernels)."""
     import tempfile
 
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Images(CalibrationDataReader):
@@ -304,15 +302,41 @@ def quantized_onnx(outdir, x):
             return next(self.batches, None)
 
     prepared = os.path.join(tempfile.mkdtemp(), "prepared.onnx")
-    quant_pre_process(os.path.join(outdir, "tv-tiny-legacy-opset17.onnx"), prepared)
-    for name, fmt, activations, per_channel in [("qdq-u8", QuantFormat.QDQ, QuantType.QUInt8, False),
-                                                ("qdq-s8-perchannel", QuantFormat.QDQ, QuantType.QInt8, True),
-                                                ("qoperator-u8", QuantFormat.QOperator, QuantType.QUInt8, False)]:
-        path = os.path.join(outdir, f"tv-tiny-{name}.onnx")
+    quant_pre_process(source, prepared)
+    for name, fmt, activations, per_channel in variants:
+        path = f"{prefix}-{name}.onnx"
         quantize_static(prepared, path, Images(), quant_format=fmt, activation_type=activations,
                         weight_type=QuantType.QInt8, per_channel=per_channel)
         np.save(path[:-5] + ".out.npy", reference(path, x))
         print("wrote", path, file=sys.stderr)
+
+
+def quantized_onnx(outdir, x):
+    """The legacy opset-17 export of tv-tiny quantised: QDQ with u8 activations and per-tensor s8 weights, QDQ with s8
+    activations and per-channel s8 weights, and QOperator (QLinearConv, com.microsoft QLinearConcat,
+    QLinearAveragePool, QLinearGlobalAveragePool, QGemm) with u8 activations. For issue 41."""
+    from onnxruntime.quantization import QuantFormat, QuantType
+
+    static_quantizations(os.path.join(outdir, "tv-tiny-legacy-opset17.onnx"), os.path.join(outdir, "tv-tiny"), x, [
+        ("qdq-u8", QuantFormat.QDQ, QuantType.QUInt8, False),
+        ("qdq-s8-perchannel", QuantFormat.QDQ, QuantType.QInt8, True),
+        ("qoperator-u8", QuantFormat.QOperator, QuantType.QUInt8, False)])
+
+
+def sensitivity_onnx(outdir, x):
+    """tv-b262: torchvision's class with blocks (2, 6, 2), so that block2 has a fifth layer, exported (legacy, opset
+    17) and quantised to QDQ u8: the pair `diff FLOAT INT8 --sensitivity` is tested on (issue 41)."""
+    from onnxruntime.quantization import QuantFormat, QuantType
+
+    torch.manual_seed(262)
+    net = tvd.DenseNet(growth_rate=4, block_config=(2, 6, 2), num_init_features=8, bn_size=4, num_classes=10)
+    randomise_bn(net, 262)
+    net.eval()
+    path = os.path.join(outdir, "tv-b262.onnx")
+    export(net, torch.from_numpy(x), path, dynamo=False, opset=17, fold=True, dynamic_batch=True)
+    record(net, path, x)
+    static_quantizations(path, os.path.join(outdir, "tv-b262"), x, [("qdq-u8", QuantFormat.QDQ, QuantType.QUInt8,
+                                                                      False)])
 
 
 def tiny(outdir):
@@ -334,6 +358,7 @@ def tiny(outdir):
     ort_extended(outdir, x)
     float16_io(outdir, x)
     quantized_onnx(outdir, x)
+    sensitivity_onnx(outdir, x)
 
     heads(outdir, x)
     training_checkpoint(tiny_torchvision(90, 91), x, os.path.join(outdir, "tv-tiny-chexnet-checkpoint.pth.tar"))
@@ -653,6 +678,10 @@ if __name__ == "__main__":
         sys.exit(0)
     if len(sys.argv) == 3 and sys.argv[1] == "quantized":
         quantized_onnx(sys.argv[2], np.load(os.path.join(sys.argv[2], "input-64.npy")))  # part of tiny
+        sensitivity_onnx(sys.argv[2], np.load(os.path.join(sys.argv[2], "input-64.npy")))
+        sys.exit(0)
+    if len(sys.argv) == 3 and sys.argv[1] == "sensitivity":
+        sensitivity_onnx(sys.argv[2], np.load(os.path.join(sys.argv[2], "input-64.npy")))  # part of tiny
         sys.exit(0)
     if len(sys.argv) == 3 and sys.argv[1] == "fp16io":
         float16_io(sys.argv[2], np.load(os.path.join(sys.argv[2], "input-64.npy")))  # part of tiny

@@ -49,28 +49,13 @@ public final class Executor: @unchecked Sendable {
         _ input: [Float], batch: Int, height: Int, width: Int,
         observe: ((Int, LayerActivation) -> Void)? = nil
     ) throws -> [Float] {
+        if let integer { return try run(integer, input, batch: batch, height: height, width: width, observe: observe) }
         // The workspace first: it checks the size (16384 a side at most), so the products below are small.
         let execution = try workspace(height, width)
         let per = inputChannels * height * width
         guard batch > 0, input.count / per == batch, input.count % per == 0 else {
             throw ExecutionError.inputShape(
                 expected: "[N, \(inputChannels), \(height), \(width)]", found: [input.count])
-        }
-        if let integer {
-            var outputs: [Float] = []
-            for n in 0..<batch {
-                outputs += integer.run(image: Array(input[(n * per)..<((n + 1) * per)]), height: height, width: width) {
-                    name, channels, mapHeight, mapWidth, values in
-                    guard let observe else { return }
-                    values.withUnsafeBufferPointer {
-                        observe(
-                            n,
-                            LayerActivation(
-                                name: name, channels: channels, height: mapHeight, width: mapWidth, values: $0))
-                    }
-                }
-            }
-            return outputs
         }
         var outputs = [[Float]](repeating: [], count: batch)
         let perRound = min(threads, WorkerPool.maxParts)
@@ -97,6 +82,28 @@ public final class Executor: @unchecked Sendable {
         return Array(outputs.joined())
     }
 
+    /// A quantised model's batch, one image after another on the integer executor.
+    private func run(
+        _ integer: QuantizedExecutor, _ input: [Float], batch: Int, height: Int, width: Int,
+        observe: ((Int, LayerActivation) -> Void)?
+    ) throws -> [Float] {
+        try integer.check(height: height, width: width)  // the size first, so the product below is small
+        let per = inputChannels * height * width
+        guard batch > 0, input.count == batch * per else {
+            throw ExecutionError.inputShape(
+                expected: "[N, \(inputChannels), \(height), \(width)]", found: [input.count])
+        }
+        var outputs: [Float] = []
+        for n in 0..<batch {
+            outputs += integer.run(image: Array(input[(n * per)..<((n + 1) * per)]), height: height, width: width) {
+                layer in
+                guard let observe else { return }
+                layer.values.withUnsafeBufferPointer { observe(n, layer.activation($0)) }
+            }
+        }
+        return outputs
+    }
+
     /// Runs one image through `execution`; returns the head's values.
     private static func output(
         of execution: ImageExecution, _ image: ArraySlice<Float>,
@@ -112,22 +119,27 @@ public final class Executor: @unchecked Sendable {
     }
 
     /// Starts a step-by-step execution of one image (CHW), for comparing two models layer by layer.
-    public func start(image: ArraySlice<Float>, height: Int, width: Int) throws -> ImageExecution {
-        guard integer == nil else {
-            throw ExecutionError.unsupported(
-                "a layer-by-layer comparison of a quantised model is not supported yet (run it, or compare outputs)")
-        }
-        let execution = try ImageExecution(plan: plan, height: height, width: width, threads: threads)
+    public func start(image: ArraySlice<Float>, height: Int, width: Int) throws -> any LayerByLayer {
         guard image.count == inputChannels * height * width else {
             throw ExecutionError.inputShape(expected: "[\(inputChannels), \(height), \(width)]", found: [image.count])
         }
+        if let integer {
+            try integer.check(height: height, width: width)
+            return RecordedExecution { record in
+                _ = integer.run(image: Array(image), height: height, width: width, observe: record)
+            }
+        }
+        let execution = try ImageExecution(plan: plan, height: height, width: width, threads: threads)
         execution.reset(image: image)
         return execution
     }
 
     /// Sizes the workspace for `height` x `width` images now; throws where that input does not fit
     /// the model or would need more memory than the executor allows.
-    public func reserve(height: Int, width: Int) throws { _ = try workspace(height, width) }
+    public func reserve(height: Int, width: Int) throws {
+        if let integer { return try integer.check(height: height, width: width) }
+        _ = try workspace(height, width)
+    }
 
     private var cached: ImageExecution?
     /// One single-threaded workspace per thread, for images run side by side.

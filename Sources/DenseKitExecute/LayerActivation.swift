@@ -8,4 +8,7 @@ public struct LayerActivation {
     public let height: Int
     public let width: Int
     public let values: UnsafeBufferPointer<Float>
+    /// For a layer a quantised model gives as codes: the share of them at its type's limits (the lowest code not
+    /// counted where it stands for 0, as after a ReLU); nil for a float activation.
+    public var saturation: Float? = nil
 }

@@ -6,7 +6,8 @@ import DenseKitGraph
 /// - QLinearConv and QGemm requantise the int32 accumulator (bias included) with one float multiplier per
 ///   output channel, input scale x weight scale / output scale, then round and saturate the same way;
 /// - QLinearConcat requantises each input whose parameters differ from the output's by dequantising and
-///   quantising again; QLinearAveragePool averages dequantised values in float and quantises;
+///   quantising again; QLinearAveragePool sums codes less the zero point in int32, scales the sum and rounds it
+///   with the output zero point already added;
 /// - QLinearGlobalAveragePool sums codes in int32, less zero point x count, and requantises with input
 ///   scale / count / output scale;
 /// - BatchNormalization (float) scales by (1 / sqrt(var + eps)) x gamma and shifts by beta - mean x scale.
@@ -25,6 +26,16 @@ enum OnnxruntimeArithmetic {
         // A NaN (from a NaN weight) becomes the zero point, as no code stands for it.
         let clamped = scaled.isNaN ? 0 : min(max(scaled, low), high)
         return Int32(clamped.rounded(.toNearestOrEven)) + zeroPoint
+    }
+
+    /// `scaled` plus the zero point, rounded to nearest even and saturated: QLinearAveragePool's order, which adds
+    /// the zero point before it rounds.
+    @inline(__always)
+    static func roundingWithZeroPoint(_ scaled: Float, zeroPoint: Int32, range: ClosedRange<Int32>) -> Int32 {
+        let shifted = scaled + Float(zeroPoint)
+        guard !shifted.isNaN else { return zeroPoint }
+        let clamped = min(max(shifted, Float(range.lowerBound)), Float(range.upperBound))
+        return Int32(clamped.rounded(.toNearestOrEven))
     }
 
     /// The real value of a code.

@@ -25,11 +25,33 @@ public struct QuantizedExecutor: Sendable {
         var plane: Int { height * width }
     }
 
-    /// One image, CHW; `observe` sees every canonical layer's (dequantised) activation; returns the output.
-    public func run(
-        image: [Float], height: Int, width: Int,
-        observe: (String, Int, Int, Int, [Float]) -> Void = { _, _, _, _, _ in }
-    ) -> [Float] {
+    /// Throws when a `height` x `width` input does not fit the model, or its largest convolution's columns
+    /// (input channels x kernel area x map area, int32, bounded by the input's area) would need more memory than the
+    /// float executor's workspace may take.
+    public func check(height: Int, width: Int) throws {
+        _ = try FeatureMapSizes(net, height: height, width: width)
+        let columns = net.weightedOps.compactMap { $0.conv.map { $0.inChannels * $0.kernel * $0.kernel } }.max() ?? 0
+        let bytes = columns * height * width * 4
+        guard bytes <= ImageExecution.maximumWorkspaceBytes else {
+            throw ExecutionError.unsupported(
+                "a \(height)x\(width) input needs up to \(bytes >> 20) MiB for the integer executor's columns; it "
+                    + "allows at most \(ImageExecution.maximumWorkspaceBytes >> 20) MiB per image")
+        }
+    }
+
+    /// A canonical layer's activation, dequantised, and the saturation of its codes when it has some.
+    public struct ObservedLayer {
+        public var name: String
+        public var channels: Int
+        public var height: Int
+        public var width: Int
+        public var values: [Float]
+        public var saturation: Float?
+    }
+
+    /// One image, CHW, of a size `check` accepted; `observe` sees every canonical layer's activation; returns the
+    /// output.
+    public func run(image: [Float], height: Int, width: Int, observe: (ObservedLayer) -> Void = { _ in }) -> [Float] {
         var map = Map(channels: net.stem.conv.inChannels, height: height, width: width, floats: image)
         if let transform = net.inputTransform {
             for c in 0..<map.channels {
@@ -40,8 +62,10 @@ public struct QuantizedExecutor: Sendable {
             }
         }
         func report(_ name: String, _ m: Map) {
-            let floats = Self.floats(m)
-            observe(name, floats.channels, floats.height, floats.width, floats.floats)
+            observe(
+                ObservedLayer(
+                    name: name, channels: m.channels, height: m.height, width: m.width, values: Self.floats(m).floats,
+                    saturation: Self.saturation(m)))
         }
         var parts: [Map] = []
         for step in net.steps {
@@ -106,6 +130,16 @@ public struct QuantizedExecutor: Sendable {
     }
 
     // MARK: representations
+
+    /// The share of `m`'s codes at its type's limits, the lowest not counted where it is the zero point (a ReLU's
+    /// zeros); nil for floats.
+    static func saturation(_ m: Map) -> Float? {
+        guard let q = m.quantization, !m.codes.isEmpty else { return nil }
+        let (low, high) = (q.storage.range.lowerBound, q.storage.range.upperBound)
+        let countsLow = q.zeroPoints[0] != low
+        let saturated = m.codes.reduce(0) { $0 + ($1 == high || (countsLow && $1 == low) ? 1 : 0) }
+        return Float(saturated) / Float(m.codes.count)
+    }
 
     /// `m` as float values.
     static func floats(_ m: Map) -> Map {
@@ -275,8 +309,9 @@ public struct QuantizedExecutor: Sendable {
         return Self.quantized(out, pool.outputQuantization)
     }
 
-    /// QLinearAveragePool: each window's codes less the zero point summed in int32, requantised with input scale /
-    /// (output scale x the window's count), so that a mean halfway between two codes rounds to the even one.
+    /// QLinearAveragePool: each window's codes less the zero point summed in int32, scaled by input scale / (output
+    /// scale x the window's count), the output zero point added before rounding (a mean halfway between two codes
+    /// rounds to the even code, not to the even offset from the zero point).
     private func averagePool(_ m: Map, _ pool: Pool2D, _ xq: Quantization, _ yq: Quantization) -> Map {
         let (oh, ow) = pool.outputSize(m.height, m.width)
         var out = Map(channels: m.channels, height: oh, width: ow, quantization: yq)
@@ -299,7 +334,7 @@ public struct QuantizedExecutor: Sendable {
                     }
                     if pool.countIncludePad { count = pool.kernel * pool.kernel }
                     let multiplier = xq.scales[0] / (yq.scales[0] * Float(max(count, 1)))
-                    out.codes[(c * oh + oy) * ow + ox] = OnnxruntimeArithmetic.saturate(
+                    out.codes[(c * oh + oy) * ow + ox] = OnnxruntimeArithmetic.roundingWithZeroPoint(
                         Float(sum) * multiplier, zeroPoint: yq.zeroPoints[0], range: yq.storage.range)
                 }
             }

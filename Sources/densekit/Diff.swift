@@ -29,6 +29,11 @@ struct Diff: ParsableCommand {
     @Option(help: "Relative tolerance (to the layer's largest magnitude).") var rtol: Float = Tolerance.defaultRelative
     @OptionGroup var rendering: OutputOptions
     @Option(help: "Write a self-contained HTML report with a chart of the error per layer.") var report: String?
+    @Flag(
+        help: ArgumentHelp(
+            "With a float model first and its int8 model second: rank the int8 model's layers by the output error "
+                + "each causes when it alone runs quantised."))
+    var sensitivity = false
 
     var input: String? { inputs.input }
     var images: [String] { inputs.images }
@@ -47,15 +52,13 @@ struct Diff: ParsableCommand {
     func run() throws {
         let netA = try loadModel(modelA)
         let netB = try loadModel(modelB)
-        for (path, net) in [(modelA, netA), (modelB, netB)] where net.isQuantized {
-            throw CommandFailure(file: path, message: ModelDiff.Error.quantized.description)
-        }
+        let analysis = try sensitivity ? sensitivityAnalysis(netA, netB) : nil
         let diff = try CommandFailure.about(modelB) {
             try ModelDiff(
                 netA, netB, tolerance: Tolerance(absolute: atol, relative: rtol), threads: execution.threadCount,
                 mode: execution.mode)
         }
-        guard let input else { return try datasetDiff(diff, netA, netB) }
+        guard let input else { return try datasetDiff(diff, analysis, netA, netB) }
         let array = try CommandFailure.about(input) { try NPY.read(path: input) }
         let layout = execution.inputLayout ?? netA.input.layout
         let modelInput = try CommandFailure.about(input) { try ModelInput(array, layout: layout, for: netA) }
@@ -63,28 +66,53 @@ struct Diff: ParsableCommand {
         let result = try CommandFailure.about(modelA) {
             try diff.run(modelInput.values, batch: modelInput.batch, height: modelInput.height, width: modelInput.width)
         }
+        let entries = try analysis.map { analysis in
+            let bar = ProgressBar(label: "sensitivity", unit: "layers")
+            defer { bar.finish() }
+            return try CommandFailure.about(modelB) {
+                try analysis.run(
+                    modelInput.values, batch: modelInput.batch, height: modelInput.height, width: modelInput.width
+                ) { bar.update($0, analysis.layers.count) }
+            }
+        }
         if let report {
             try CommandFailure.about(report) {
-                try AtomicFile.write(Data(DiffHTML(result: result, nameA: modelA, nameB: modelB).html.utf8), to: report)
+                let page = DiffHTML(result: result, nameA: modelA, nameB: modelB, sensitivity: entries)
+                try AtomicFile.write(Data(page.html.utf8), to: report)
             }
         }
         if json {
-            printJSON(DiffJSONReport(result))
+            printJSON(DiffJSONReport(result, sensitivity: entries))
         } else {
-            print(DiffText(nameA: modelA, nameB: modelB).comparison(result))
+            let text = DiffText(nameA: modelA, nameB: modelB)
+            print(text.comparison(result))
+            if let entries { print(text.sensitivity(entries)) }
         }
         if !result.withinTolerance { throw ExitCode(1) }
     }
 
     // MARK: dataset diff
 
-    private func datasetDiff(_ diff: ModelDiff, _ netA: DenseNet, _ netB: DenseNet) throws {
+    /// The sensitivity analysis of `--sensitivity`, its refusal blamed on the file at fault.
+    private func sensitivityAnalysis(_ netA: DenseNet, _ netB: DenseNet) throws -> QuantizationSensitivity {
+        do {
+            return try QuantizationSensitivity(float: netA, int8: netB)
+        } catch let error as QuantizationSensitivity.Error {
+            throw CommandFailure(file: error == .floatIsQuantized ? modelA : modelB, message: error.description)
+        } catch {
+            throw CommandFailure(file: modelB, message: "\(error)")
+        }
+    }
+
+    private func datasetDiff(
+        _ diff: ModelDiff, _ analysis: QuantizationSensitivity?, _ netA: DenseNet, _ netB: DenseNet
+    ) throws {
         let set = ImageSet(
             files: try imageFiles(images),
             preprocessing: try preprocessing.preprocessing(for: [(netA, modelA), (netB, modelB)]),
             skipBad: skipBad)
         let report = try withProgress("diff", blaming: modelA) { bar in
-            try DatasetDiff.run(diff, images: set, batchSize: batch) { bar.update($0, $1) }
+            try DatasetDiff.run(diff, images: set, batchSize: batch, sensitivity: analysis) { bar.update($0, $1) }
         }
         for f in report.skipped { log("skipped \(f.file): \(f.description)") }
         if let csv {
@@ -94,7 +122,10 @@ struct Diff: ParsableCommand {
             try CommandFailure.about(path) {
                 try AtomicFile.write(
                     Data(
-                        DiffHTML(result: report.result, nameA: modelA, nameB: modelB, images: report.images).html.utf8),
+                        DiffHTML(
+                            result: report.result, nameA: modelA, nameB: modelB, images: report.images,
+                            sensitivity: report.sensitivity
+                        ).html.utf8),
                     to: path)
             }
         }
@@ -104,6 +135,7 @@ struct Diff: ParsableCommand {
             let text = DiffText(nameA: modelA, nameB: modelB)
             print(text.dataset(report))
             print(text.comparison(report.result))
+            if let entries = report.sensitivity { print(text.sensitivity(entries)) }
         }
         if !report.result.withinTolerance { throw ExitCode(1) }
     }

@@ -84,22 +84,9 @@ import Testing
         return String(outcome.stderr.dropFirst("error: \(path): ".count))
     }
 
-    /// The float32 values of the initializer `name` replaced by `values`.
-    static func setFloats(_ model: ONNXEditing.Model, _ name: String, _ values: [Float]) throws {
-        let tensor = try ONNXEditing.initializer(model, named: name)
-        if let raw = tensor.pointee.raw_data.data, tensor.pointee.raw_data.len > 0 {
-            let count = Int(tensor.pointee.raw_data.len) / 4
-            raw.withMemoryRebound(to: Float.self, capacity: count) { floats in
-                for i in 0..<min(count, values.count) { floats[i] = values[i] }
-            }
-        } else {
-            for i in 0..<min(tensor.pointee.n_float_data, values.count) { tensor.pointee.float_data[i] = values[i] }
-        }
-    }
-
     @Test(arguments: [Float(0), -0.03363039, .nan])
     func aScaleOfZeroBelowZeroOrNaNIsRefusedNamingIt(_ scale: Float) throws {
-        let refusal = try Self.refusal("tv-tiny-qdq-u8.onnx") { try Self.setFloats($0, "input_scale", [scale]) }
+        let refusal = try Self.refusal("tv-tiny-qdq-u8.onnx") { try ONNXEditing.setFloats($0, "input_scale", [scale]) }
         #expect(
             refusal
                 == "QuantizeLinear node 'input_QuantizeLinear': scale 'input_scale': expected quantisation scales "

@@ -51,6 +51,31 @@ public enum ONNXEditing {
         return initializer(modelProto, index)
     }
 
+    /// The float32 values of the initializer `name` replaced by `values` (raw or in float_data, as it stores them).
+    public static func setFloats(_ modelProto: Model, _ name: String, _ values: [Float]) throws {
+        let tensor = try initializer(modelProto, named: name)
+        if let raw = tensor.pointee.raw_data.data, tensor.pointee.raw_data.len > 0 {
+            let count = Int(tensor.pointee.raw_data.len) / 4
+            raw.withMemoryRebound(to: Float.self, capacity: count) { floats in
+                for i in 0..<min(count, values.count) { floats[i] = values[i] }
+            }
+        } else {
+            for i in 0..<min(tensor.pointee.n_float_data, values.count) { tensor.pointee.float_data[i] = values[i] }
+        }
+    }
+
+    /// The float32 values of the initializer `name`.
+    public static func floats(_ modelProto: Model, _ name: String) throws -> [Float] {
+        let tensor = try initializer(modelProto, named: name)
+        if let raw = tensor.pointee.raw_data.data, tensor.pointee.raw_data.len > 0 {
+            let count = Int(tensor.pointee.raw_data.len) / 4
+            return raw.withMemoryRebound(to: Float.self, capacity: count) {
+                Array(UnsafeBufferPointer(start: $0, count: count))
+            }
+        }
+        return Array(UnsafeBufferPointer(start: tensor.pointee.float_data, count: tensor.pointee.n_float_data))
+    }
+
     /// Index of the first float initializer with at least `rank` dims.
     public static func firstWeight(_ modelProto: Model, rank: Int = 2) throws -> Int {
         let graphProto = graph(modelProto).pointee

@@ -13,6 +13,8 @@ public enum DatasetDiff {
         public var result: ModelDiff.Result
         public var images: [Image]
         public var skipped: [ImageSet.Failure]
+        /// With a sensitivity analysis: each layer's entry over every image, in execution order.
+        public var sensitivity: [QuantizationSensitivity.Entry]? = nil
 
         /// The images whose top-1 class differs between the two models.
         public var flips: [Image] { images.filter { !$0.sample.top1Agrees } }
@@ -34,20 +36,26 @@ public enum DatasetDiff {
         }
     }
 
-    /// `progress(done, total)` after each batch.
+    /// `progress(done, total)` after each batch; `sensitivity` also runs on every batch.
     public static func run(
-        _ diff: ModelDiff, images: ImageSet, batchSize: Int = 16,
+        _ diff: ModelDiff, images: ImageSet, batchSize: Int = 16, sensitivity: QuantizationSensitivity? = nil,
         progress: (Int, Int) -> Void = { _, _ in }
     ) throws -> Report {
         var result: ModelDiff.Result? = nil
         var done: [Image] = []
+        var entries: [QuantizationSensitivity.Entry] = []
         let skipped = try images.forEachInput(size: batchSize) { files, x in
             let batchResult = try diff.run(x.values, batch: x.batch, height: x.height, width: x.width)
+            if let sensitivity {
+                let batchEntries = try sensitivity.run(x.values, batch: x.batch, height: x.height, width: x.width)
+                entries = QuantizationSensitivity.merged(entries, batchEntries)
+            }
             done += zip(files, batchResult.samples).map { Image(file: $0, sample: $1) }
             if result == nil { result = batchResult } else { result!.merge(batchResult) }
             progress(done.count, images.files.count)
         }
         guard let result else { throw ImageError.noUsableImage }
-        return Report(result: result, images: done, skipped: skipped)
+        return Report(
+            result: result, images: done, skipped: skipped, sensitivity: sensitivity == nil ? nil : entries)
     }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// How far one activation is from another (B is the reference side).
 ///
 /// `maxRel` is the largest absolute difference divided by the largest magnitude in B (the layer's
@@ -39,6 +41,9 @@ public struct ErrorMetrics: Sendable, Equatable {
             ? .nan : na > 0 && nb > 0 ? Float(dot / (na.squareRoot() * nb.squareRoot())) : (na == nb ? 1 : 0)
         nmse = nb > 0 ? Float(err / nb) : Float(err)
     }
+
+    /// Signal to quantisation noise in dB, 10 log10(sum b^2 / sum (a - b)^2): infinite for identical activations.
+    public var sqnr: Float { nmse > 0 ? -10 * log10(nmse) : nmse == 0 ? .infinity : .nan }
 
     /// Worst of two (for combining images of a batch); a NaN in either is the worst.
     public func merged(_ other: ErrorMetrics) -> ErrorMetrics {

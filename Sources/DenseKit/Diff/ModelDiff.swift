@@ -14,6 +14,9 @@ public struct ModelDiff {
         public var divergentChannels: ClosedRange<Int>?
         /// Where this layer's channels sit in its dense block's concatenated features.
         public var blockChannelOffset: Int?
+        /// Where a model gives this layer as int8 codes (B's, else A's): the largest share of them at the type's
+        /// limits over the images.
+        public var saturation: Float? = nil
 
         /// The divergent channels as channels of the block's concatenated features.
         public var divergentBlockChannels: ClosedRange<Int>? {
@@ -41,6 +44,8 @@ public struct ModelDiff {
         public var output: ErrorMetrics
         public var samples: [Sample]
         public var tolerance: Tolerance
+        /// Whether either model is quantised (its layers then also report SQNR and saturation).
+        public var quantized = false
 
         public var firstDivergence: Layer? { layers.first { !$0.withinTolerance } }
         public var withinTolerance: Bool { firstDivergence == nil }
@@ -58,6 +63,7 @@ public struct ModelDiff {
                 layers[i].withinTolerance = layers[i].withinTolerance && other.layers[i].withinTolerance
                 layers[i].divergentChannels = ModelDiff.union(
                     layers[i].divergentChannels, other.layers[i].divergentChannels)
+                layers[i].saturation = ModelDiff.worst(layers[i].saturation, other.layers[i].saturation)
             }
             output = output.merged(other.output)
             samples += other.samples
@@ -66,15 +72,10 @@ public struct ModelDiff {
 
     public enum Error: Swift.Error, CustomStringConvertible {
         case differentArchitectures([String])
-        /// A quantised model: comparing it layer by layer is not written yet.
-        case quantized
         public var description: String {
             switch self {
             case .differentArchitectures(let reasons):
                 return "the two models are not the same architecture: " + reasons.joined(separator: "; ")
-            case .quantized:
-                return "an int8 model: comparing a quantised model layer by layer is not supported yet "
-                    + "(`densekit run` runs it with its framework's integer arithmetic)"
             }
         }
     }
@@ -87,7 +88,6 @@ public struct ModelDiff {
         _ modelA: DenseNet, _ modelB: DenseNet, tolerance: Tolerance = Tolerance(), threads: Int = 1,
         mode: ConvolutionMode = .default
     ) throws {
-        if modelA.isQuantized || modelB.isQuantized { throw Error.quantized }
         let reasons = Self.correspondence(modelA, modelB)
         guard reasons.isEmpty else { throw Error.differentArchitectures(reasons) }
         self.modelA = modelA
@@ -141,6 +141,12 @@ public struct ModelDiff {
         return reasons
     }
 
+    /// The larger of two saturations, either where one is missing.
+    package static func worst(_ a: Float?, _ b: Float?) -> Float? {
+        guard let a else { return b }
+        return max(a, b ?? a)
+    }
+
     /// `input` is NCHW [batch, C, height, width].
     public func run(_ input: [Float], batch: Int, height: Int, width: Int) throws -> Result {
         let per = modelA.stem.conv.inChannels * height * width
@@ -162,7 +168,7 @@ public struct ModelDiff {
                 let layer = Layer(
                     name: la.name, metrics: metrics, withinTolerance: tolerance.allows(metrics),
                     divergentChannels: channels,
-                    blockChannelOffset: isDenseLayer ? blockOffset : nil)
+                    blockChannelOffset: isDenseLayer ? blockOffset : nil, saturation: lb.saturation ?? la.saturation)
                 if isDenseLayer { blockOffset += la.channels }
                 if !layer.withinTolerance && firstDivergence == nil { firstDivergence = la.name }
                 if n == 0 {
@@ -171,6 +177,7 @@ public struct ModelDiff {
                     layers[index].metrics = layers[index].metrics.merged(metrics)
                     layers[index].withinTolerance = layers[index].withinTolerance && layer.withinTolerance
                     layers[index].divergentChannels = Self.union(layers[index].divergentChannels, channels)
+                    layers[index].saturation = Self.worst(layers[index].saturation, layer.saturation)
                 }
                 if la.name == "head" {
                     output = n == 0 ? metrics : output.merged(metrics)
@@ -183,7 +190,9 @@ public struct ModelDiff {
                 index += 1
             }
         }
-        return Result(layers: layers, output: output, samples: samples, tolerance: tolerance)
+        return Result(
+            layers: layers, output: output, samples: samples, tolerance: tolerance,
+            quantized: executorA.isQuantized || executorB.isQuantized)
     }
 
     private func divergentChannels(_ activationA: LayerActivation, _ activationB: LayerActivation) -> ClosedRange<Int>?

@@ -19,17 +19,23 @@ public struct DiffJSONReport: Encodable, Sendable {
         public var maxRel: ReportNumber
         public var cosine: ReportNumber
         public var nmse: ReportNumber
+        /// Present only when a model is quantised: 10 log10(sum b^2 / sum (a - b)^2) (null when identical), and
+        /// where it gives the layer as int8 codes, the share of them at the type's limits.
+        public var sqnrDb: ReportNumber?
+        public var saturation: ReportNumber?
         /// Present only where channels diverge: in this layer's output, and in its block's features.
         public var divergentChannels: Channels?
         public var blockChannels: Channels?
 
-        init(_ layer: ModelDiff.Layer) {
+        init(_ layer: ModelDiff.Layer, quantized: Bool) {
             name = layer.name
             withinTolerance = layer.withinTolerance
             maxAbs = ReportNumber(layer.metrics.maxAbs)
             maxRel = ReportNumber(layer.metrics.maxRel)
             cosine = ReportNumber(layer.metrics.cosine)
             nmse = ReportNumber(layer.metrics.nmse)
+            sqnrDb = quantized ? ReportNumber(layer.metrics.sqnr) : nil
+            saturation = layer.saturation.map { ReportNumber($0) }
             divergentChannels = layer.divergentChannels.map { Channels(from: $0.lowerBound, to: $0.upperBound) }
             blockChannels = layer.divergentBlockChannels.map { Channels(from: $0.lowerBound, to: $0.upperBound) }
         }
@@ -89,12 +95,30 @@ public struct DiffJSONReport: Encodable, Sendable {
     public var output: Output
     public var layers: [Layer]
     public var firstDivergence: Nullable<Layer>
+    /// One layer of `--sensitivity`: the output error when it alone runs quantised.
+    public struct SensitivityEntry: Encodable, Sendable {
+        public var layer: String
+        public var outputMaxRel: ReportNumber
+        public var cosine: ReportNumber
+        public var top1Agreement: ReportNumber
+
+        init(_ entry: QuantizationSensitivity.Entry) {
+            layer = entry.layer
+            outputMaxRel = ReportNumber(entry.output.maxRel)
+            cosine = ReportNumber(entry.output.cosine)
+            top1Agreement = ReportNumber(entry.top1Agreement)
+        }
+    }
+
+    /// Present only with `--sensitivity`: the layers worst first.
+    public var sensitivity: [SensitivityEntry]?
     /// A dataset diff's: present only with `--images`.
     public var images: [Image]?
     public var totals: Totals?
     public var skipped: [SkippedFile]?
 
-    public init(_ result: ModelDiff.Result) {
+    public init(_ result: ModelDiff.Result, sensitivity: [QuantizationSensitivity.Entry]? = nil) {
+        self.sensitivity = sensitivity.map { QuantizationSensitivity.ranked($0).map(SensitivityEntry.init) }
         withinTolerance = result.withinTolerance
         tolerance = Tolerance(
             atol: ReportNumber(result.tolerance.absolute), rtol: ReportNumber(result.tolerance.relative))
@@ -105,12 +129,12 @@ public struct DiffJSONReport: Encodable, Sendable {
             samples: result.samples.map {
                 Sample(top1A: $0.top1A, top1B: $0.top1B, top1Agrees: $0.top1Agrees, top5Agrees: $0.top5Agrees)
             })
-        layers = result.layers.map(Layer.init)
-        firstDivergence = Nullable(result.firstDivergence.map(Layer.init))
+        layers = result.layers.map { Layer($0, quantized: result.quantized) }
+        firstDivergence = Nullable(result.firstDivergence.map { Layer($0, quantized: result.quantized) })
     }
 
     public init(_ report: DatasetDiff.Report) {
-        self.init(report.result)
+        self.init(report.result, sensitivity: report.sensitivity)
         images = report.images.map { image in
             let sample = image.sample
             return Image(

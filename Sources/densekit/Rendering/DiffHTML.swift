@@ -8,12 +8,18 @@ struct DiffHTML {
     let nameA: String, nameB: String
     /// A dataset diff's images, tabled after the layers.
     let images: [DatasetDiff.Image]
+    /// `--sensitivity`'s entries, charted and tabled after the layers.
+    let sensitivity: [QuantizationSensitivity.Entry]?
 
-    init(result: ModelDiff.Result, nameA: String, nameB: String, images: [DatasetDiff.Image] = []) {
+    init(
+        result: ModelDiff.Result, nameA: String, nameB: String, images: [DatasetDiff.Image] = [],
+        sensitivity: [QuantizationSensitivity.Entry]? = nil
+    ) {
         self.result = result
         self.nameA = nameA
         self.nameB = nameB
         self.images = images
+        self.sensitivity = sensitivity
     }
 
     /// One row per image: file, top-1 of each side, agreement, max abs error, cosine, first divergent layer.
@@ -60,6 +66,7 @@ struct DiffHTML {
             top-5 agreement \(percent(result.top5Agreement)).</div>
             \(chart)
             \(table)
+            \(sensitivity.map { SensitivityHTML(entries: $0).html } ?? "")
             \(imageTable)
             </body></html>
             """
@@ -160,16 +167,20 @@ struct DiffHTML {
         var rows =
             """
             <table><tr><th>layer</th><th>max abs</th><th>max rel</th><th>cosine</th><th>NMSE</th><th>divergent \
-            channels</th></tr>\n
+            channels</th>\(result.quantized ? "<th>SQNR dB</th><th>saturated</th>" : "")</tr>\n
             """
         let first = result.firstDivergence?.name
         for l in result.layers {
             let cls = l.name == first ? "bad first" : l.withinTolerance ? "" : "bad"
             let channels = l.divergentChannels.map { "\($0.lowerBound)&ndash;\($0.upperBound)" } ?? ""
-            let cells = [
+            var cells = [
                 (l.name == first ? "&#9654; " : "") + escape(l.name), sci(l.metrics.maxAbs), sci(l.metrics.maxRel),
                 String(format: "%.6f", l.metrics.cosine), sci(l.metrics.nmse), channels,
             ]
+            if result.quantized {
+                cells.append(String(format: "%.1f", l.metrics.sqnr))
+                cells.append(l.saturation.map { String(format: "%.2f%%", $0 * 100) } ?? "&ndash;")
+            }
             rows += "<tr class=\"\(cls)\">" + Self.cells(cells) + "</tr>\n"
         }
         return rows + "</table>"

@@ -30,13 +30,21 @@ struct DiffText {
         let pad = { (text: String, width: Int) in
             text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
         }
-        lines.append("  " + pad("layer", 16) + "   max abs    max rel     cosine")
+        // A quantised side adds the signal-to-quantisation-noise ratio and the codes' saturation.
+        let quantised = result.quantized
+        lines.append(
+            "  " + pad("layer", 16) + "   max abs    max rel     cosine" + (quantised ? "   SQNR dB  saturated" : ""))
         let first = result.firstDivergence?.name
         for l in result.layers {
             let marker = l.name == first ? ">" : l.withinTolerance ? " " : "!"
-            lines.append(
+            var line =
                 "\(marker) " + pad(l.name, 16)
-                    + String(format: " %10.2e %10.2e %10.6f", l.metrics.maxAbs, l.metrics.maxRel, l.metrics.cosine))
+                + String(format: " %10.2e %10.2e %10.6f", l.metrics.maxAbs, l.metrics.maxRel, l.metrics.cosine)
+            if quantised {
+                line += String(format: " %9.1f", l.metrics.sqnr)
+                line += l.saturation.map { String(format: " %9.2f%%", $0 * 100) } ?? "          -"
+            }
+            lines.append(line)
         }
         return lines.joined(separator: "\n")
     }
@@ -79,5 +87,20 @@ struct DiffText {
                     sample.output.cosine, sample.firstDivergence ?? "-", i.file))
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// `--sensitivity`: the layers worst first, each with the output error it causes alone.
+    func sensitivity(_ entries: [QuantizationSensitivity.Entry]) -> String {
+        var lines = ["sensitivity (each layer alone quantised, every other float), worst first:"]
+        lines.append("  layer            output max rel     cosine  top-1 agreement")
+        for entry in QuantizationSensitivity.ranked(entries) {
+            let name = entry.layer.padding(toLength: max(entry.layer.count, 16), withPad: " ", startingAt: 0)
+            lines.append(
+                "  " + name
+                    + String(
+                        format: " %14.3e %10.6f %15.1f%%", entry.output.maxRel, entry.output.cosine,
+                        entry.top1Agreement * 100))
+        }
+        return lines.joined(separator: "\n")
     }
 }
