@@ -144,6 +144,22 @@ def main():
         print("%-14s fast ratios per round: %s" % ("", " ".join("%.3f" % x for x in ratios["fast"])))
         print("%-14s exact ratios per round: %s" % ("", " ".join("%.3f" % x for x in ratios["exact"])))
     print("targets (issue 19): every --fast ratio <= 0.8, every --exact ratio <= 0.95")
+    # int8: onnxruntime's static quantisations of the same export (make fixtures-full), batch 1, 1 thread, each
+    # round one onnxruntime process and one densekit process on the same core.
+    for name in ("densenet121-qoperator-u8.onnx", "densenet121-qdq-u8.onnx"):
+        quantised = os.path.join(folder, name)
+        int8_times = {"dk": [], "ort": []}
+        int8_ratios = []
+        for r in range(max(3, rounds // 3)):
+            cpus = {sorted(os.sched_getaffinity(0))[r % len(os.sched_getaffinity(0))]}
+            ort = json.loads(peak_mb([sys.executable, "-c", ORT_SCRIPT, quantised, inp, "1", str(repeat)], cpus)[0])
+            dk = json.loads(peak_mb([binary, "run", quantised, "--input", inp, "--output", out, "--threads", "1",
+                                     "--repeat", str(max(3, repeat // 4)), "--json"], cpus)[0])
+            int8_times["ort"].append(ort["median"])
+            int8_times["dk"].append(dk["runMs"]["median"])
+            int8_ratios.append(dk["runMs"]["median"] / ort["median"])
+        print("int8 %-30s 1 / 1: densekit %.2f ms, onnxruntime %.2f ms: %.3fx (target issue 41: <= 0.8)" % (
+            name, median(int8_times["dk"]), median(int8_times["ort"]), median(int8_ratios)))
     # Loading the native format: open, map, check every checksum, executor ready (median of 5 processes).
     dnk = os.path.join(os.path.dirname(out), "densenet121.dnk")
     subprocess.run([binary, "convert", model, "-o", dnk], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

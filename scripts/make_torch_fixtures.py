@@ -295,7 +295,7 @@ def static_quantizations(source, prefix, x, variants):
 
     class Images(CalibrationDataReader):
         def __init__(self):
-            images = np.random.default_rng(41).standard_normal((8, 3, 64, 64)).astype(np.float32)
+            images = np.random.default_rng(41).standard_normal((8,) + x.shape[1:]).astype(np.float32)
             self.batches = iter([{"input": image[None]} for image in list(images) + list(x)])
 
         def get_next(self):
@@ -624,6 +624,12 @@ def full(outdir):
             torch.save(state, os.path.join(outdir, name + ".pth"))
     torch.manual_seed(402)
     training_checkpoint(tvd.densenet121(weights=None), x, os.path.join(outdir, "chexnet-checkpoint.pth.tar"))
+    # onnxruntime's static int8 quantisations of the legacy export, as for tv-tiny (issue 41).
+    from onnxruntime.quantization import QuantFormat, QuantType
+    static_quantizations(os.path.join(outdir, "densenet121-legacy-opset17.onnx"), os.path.join(outdir, "densenet121"),
+                         x, [("qdq-u8", QuantFormat.QDQ, QuantType.QUInt8, False),
+                             ("qdq-s8-perchannel", QuantFormat.QDQ, QuantType.QInt8, True),
+                             ("qoperator-u8", QuantFormat.QOperator, QuantType.QUInt8, False)])
     # MONAI: a 1-channel DenseNet-121 with 14 outputs (a chest X-ray model's shape), and DenseNet-264,
     # the paper's Table 1 column that torchvision lacks.
     from monai.networks.nets import DenseNet121 as Monai121, DenseNet264 as Monai264

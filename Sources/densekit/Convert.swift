@@ -44,6 +44,8 @@ struct Convert: ParsableCommand {
     @OptionGroup var inputs: InputOptions
     @OptionGroup var execution: ExecutionOptions
     @Flag(help: "Write even when the model deviates from every paper architecture.") var acceptDeviations = false
+    @Flag(help: "An int8 model: write its weights as their float values, every activation float.")
+    var dequantize = false
     @OptionGroup var rendering: OutputOptions
     var input: String? { inputs.input }
     var images: [String] { inputs.images }
@@ -63,6 +65,7 @@ struct Convert: ParsableCommand {
         converter.writer = target.writer(options)
         converter.dtype = dtype
         converter.acceptDeviations = acceptDeviations
+        converter.dequantize = dequantize
         converter.threads = execution.threadCount
         converter.mode = execution.mode
         // Progress for people watching a terminal; scripts reading stderr see only the outcome.

@@ -43,8 +43,6 @@ public struct Converter {
     public enum Refusal: Error, CustomStringConvertible {
         case deviations(Verifier.Report)
         case validation(Validation, DType)
-        /// An int8 source: no writer keeps its codes yet, and dequantising it silently would hand over another model.
-        case quantized(String)
 
         public var description: String {
             switch self {
@@ -68,8 +66,6 @@ public struct Converter {
                     (limit \(validation.tolerance)), top-1 \
                     agreement \(Int(validation.top1Agreement * 100))%
                     """
-            case .quantized(let summary):
-                return "an int8 model (\(summary)): converting it, to int8 or dequantised, is not supported yet"
             }
         }
     }
@@ -78,6 +74,8 @@ public struct Converter {
     /// The output format.
     public var writer: any ModelWriter = DNKModelWriter()
     public var acceptDeviations = false
+    /// Write an int8 model's weights as their float values, every activation float (`--dequantize`).
+    public var dequantize = false
     public var threads = 1
     public var mode = ConvolutionMode.default
     public var progress: (String) -> Void = { _ in }
@@ -99,7 +97,20 @@ public struct Converter {
                 problem: "is the source file: convert writes a new file, never over its source")
         }
         try AtomicFile.checkDestination(output)
-        if let quantization = net.quantizationSummary { throw Refusal.quantized(quantization) }
+        // An int8 model is written dequantised only when asked: it is then another model, whose outputs the
+        // conventions compare with the int8 model's.
+        var int8: DenseNet? = nil
+        var net = net
+        if let summary = net.quantizationSummary {
+            guard dequantize else {
+                throw UnsupportedTarget(
+                    writer.format,
+                    "the model is int8 (\(summary)); pass --dequantize to write its weights as floats (int8 .dnk "
+                        + "and ONNX QDQ are not written yet)")
+            }
+            int8 = net
+            net = net.dequantized()
+        }
         progress("verifying the structure")
         let report = try Verifier().verify(net)
         if !report.matches && !acceptDeviations { throw Refusal.deviations(report) }
@@ -119,6 +130,21 @@ public struct Converter {
         progress("running the source model")
         let reference = try executor.run(
             probeInput.values, batch: probeInput.batch, height: probeInput.height, width: probeInput.width)
+        if let int8 {
+            progress("running the int8 model")
+            let quantized = try Executor(int8, threads: threads, mode: mode).run(
+                probeInput.values, batch: probeInput.batch, height: probeInput.height, width: probeInput.width)
+            let moved = compare(reference, quantized, classes: quantized.count / max(probeInput.batch, 1))
+            conventions.append(
+                Convention(
+                    .changes, "int8",
+                    """
+                    dequantised (--dequantize): each weight written as its float value, (code - zero point) x \
+                    scale, and every activation float; on the validation input the output moves by \
+                    \(moved.maxRel) of its scale from the int8 model's (cosine \(moved.cosine), top-1 agreement \
+                    \(Int(moved.top1Agreement * 100))%)
+                    """))
+        }
         progress("hashing the source file")
         let sha = try SourceFingerprint.sha256(ofFile: path)
         let provenance = Provenance(

@@ -59,3 +59,68 @@ extension DenseNet {
             + "integers"
     }
 }
+
+extension DenseNet {
+    /// The model with every quantisation removed: each weight its dequantised float values, every activation float
+    /// (`convert --dequantize`). Rounding to codes no longer happens, so its outputs differ from the int8 model's.
+    public func dequantized() -> DenseNet {
+        mappingSteps { step in
+            switch step {
+            case .stem(var stem):
+                stem.conv = stem.conv.dequantized()
+                stem.norm = stem.norm?.dequantized()
+                stem.deep = stem.deep.map { StemConvolution(conv: $0.conv.dequantized(), norm: $0.norm?.dequantized()) }
+                stem.pool = stem.pool?.dequantized()
+                return .stem(stem)
+            case .denseLayer(var layer, let block, let index, let ends):
+                layer.norm = layer.norm.dequantized()
+                layer.bottleneck = layer.bottleneck.map {
+                    Bottleneck(conv: $0.conv.dequantized(), norm: $0.norm?.dequantized())
+                }
+                layer.conv = layer.conv.dequantized()
+                return .denseLayer(layer, block: block, index: index, endsBlock: ends)
+            case .transition(var transition, let index):
+                transition.norm = transition.norm.dequantized()
+                transition.conv = transition.conv.dequantized()
+                transition.pool = transition.pool.dequantized()
+                return .transition(transition, index: index)
+            case .head(var head):
+                head.norm = head.norm.dequantized()
+                head.dense = head.dense.map { Head.Dense($0.linear.dequantized(), $0.activation) }
+                return .head(head)
+            }
+        }
+    }
+}
+
+extension Tensor {
+    fileprivate func dequantized() -> Tensor {
+        var copy = self
+        copy.quantized = nil
+        return copy
+    }
+}
+
+extension Conv2D {
+    fileprivate func dequantized() -> Conv2D {
+        Conv2D(weight: weight.dequantized(), bias: bias?.dequantized(), stride: stride, pads: pads)
+    }
+}
+
+extension BatchNorm {
+    fileprivate func dequantized() -> BatchNorm {
+        BatchNorm(
+            gamma: gamma.dequantized(), beta: beta.dequantized(), mean: mean.dequantized(),
+            variance: variance.dequantized(), epsilon: epsilon)
+    }
+}
+
+extension Pool2D {
+    fileprivate func dequantized() -> Pool2D {
+        Pool2D(kind: kind, kernel: kernel, stride: stride, pads: pads, countIncludePad: countIncludePad)
+    }
+}
+
+extension Linear {
+    fileprivate func dequantized() -> Linear { Linear(weight: weight.dequantized(), bias: bias?.dequantized()) }
+}
