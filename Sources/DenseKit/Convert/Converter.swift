@@ -101,12 +101,12 @@ public struct Converter {
         // conventions compare with the int8 model's.
         var int8: DenseNet? = nil
         var net = net
-        if let summary = net.quantizationSummary {
+        if let summary = net.quantizationSummary, dequantize || !writer.keepsQuantization {
             guard dequantize else {
                 throw UnsupportedTarget(
                     writer.format,
-                    "the model is int8 (\(summary)); pass --dequantize to write its weights as floats (int8 .dnk "
-                        + "and ONNX QDQ are not written yet)")
+                    "the model is int8 (\(summary)); pass --dequantize to write its weights as floats (or write "
+                        + "ONNX, which keeps it int8)")
             }
             int8 = net
             net = net.dequantized()

@@ -15,9 +15,14 @@ public protocol ModelWriter: Sendable {
     func prepare(_ net: DenseNet, dtype: DType) throws -> (net: DenseNet, conventions: [Convention])
     /// The file's bytes for a prepared graph; conv and classifier weights in `dtype`.
     func encode(_ net: DenseNet, dtype: DType, provenance: Provenance) throws -> Data
+    /// Whether the format holds an int8 model as it is (its codes and quantisation); the others take one only
+    /// dequantised (`convert --dequantize`).
+    var keepsQuantization: Bool { get }
 }
 
 extension ModelWriter {
+    public var keepsQuantization: Bool { false }
+
     /// A format that holds every model as it is.
     public func prepare(_ net: DenseNet, dtype: DType) throws -> (net: DenseNet, conventions: [Convention]) {
         (net, [])

@@ -7,11 +7,13 @@ import Foundation
 /// into it, as torch's exporter does), and the head as the source has it (a softmax or a sigmoid
 /// stays in the graph), ending in `output`. Node and initializer names are canonical and readable:
 /// `block3.layer7.conv2.weight`, `transition1.norm.running_var`, `head.classifier.weight`. A model's
-/// own input preprocessing (`DenseNet.inputTransform`) is a Mul and an Add on the input.
+/// own input preprocessing (`DenseNet.inputTransform`) is a Mul and an Add on the input. An int8 model is
+/// written in onnxruntime's QDQ format (`ONNXGraphBuilder+Quantization.swift`).
 public struct ONNXModelWriter: ModelWriter {
     public static let defaultOpset = 17
     public static let opsets = 13...21
     public let format = "onnx"
+    public var keepsQuantization: Bool { true }
     public var opset: Int
     public var foldBatchNorm: Bool
 
@@ -38,6 +40,16 @@ public struct ONNXModelWriter: ModelWriter {
         }
         var prepared = net
         var conventions: [Convention] = []
+        if net.isQuantized {
+            guard !foldBatchNorm else {
+                throw UnsupportedTarget(format, "--fold-bn would change an int8 model's quantised weights")
+            }
+            conventions.append(
+                Convention(
+                    .changes, "int8",
+                    "written in onnxruntime's QDQ format: QuantizeLinear and DequantizeLinear around float operators, "
+                        + "the weights' codes as INT8 (UINT8, INT32) initializers"))
+        }
         if foldBatchNorm {
             let (folded, count) = net.foldingBatchNorms()
             prepared = folded
@@ -104,6 +116,8 @@ package struct ONNXGraphBuilder {
     package static let int64: Int32 = 7
     package var nodes: [ONNXNode] = []
     package var initializers: [ONNXTensorRef] = []
+    /// The quantisation of the values a DequantizeLinear gives: each is already rounded to those codes.
+    var quantizedValues: [String: Quantization] = [:]
 
     package mutating func build(_ net: DenseNet) {
         var value = "input"
@@ -121,13 +135,21 @@ package struct ONNXGraphBuilder {
             switch step {
             case .stem(let stem):
                 value = conv("stem.conv", stem.conv, input: value)
-                if let stemNorm = stem.norm { value = norm("stem.norm", stemNorm, input: value) }
-                if stem.relu { value = node("Relu", "stem.relu", [value]) }
+                if let stemNorm = stem.norm {
+                    value = norm("stem.norm", stemNorm, input: value)
+                    value = relu("stem.relu", value, relu: stem.relu, then: stemNorm.outputQuantization)
+                } else {
+                    value = relu("stem.relu", value, relu: stem.relu, then: stem.conv.outputQuantization)
+                }
                 for (index, deep) in stem.deep.enumerated() {
                     let prefix = "stem.deep\(index + 1)"
                     value = conv(prefix + ".conv", deep.conv, input: value)
-                    if let deepNorm = deep.norm { value = norm(prefix + ".norm", deepNorm, input: value) }
-                    value = node("Relu", prefix + ".relu", [value])
+                    if let deepNorm = deep.norm {
+                        value = norm(prefix + ".norm", deepNorm, input: value)
+                        value = relu(prefix + ".relu", value, then: deepNorm.outputQuantization)
+                    } else {
+                        value = relu(prefix + ".relu", value, then: deep.conv.outputQuantization)
+                    }
                 }
                 if let stemPool = stem.pool { value = pool("stem.pool", stemPool, input: value) }
                 if let blur = stem.blur {
@@ -136,15 +158,21 @@ package struct ONNXGraphBuilder {
             case .denseLayer(let layer, let block, let index, let endsBlock):
                 if index == 1 { features = [value] }
                 var branch = features.count == 1 ? value : node("Concat", name + ".concat", features, ["axis": .int(1)])
-                branch = node("Relu", name + ".relu1", [norm(name + ".norm1", layer.norm, input: branch)])
+                let normed = norm(name + ".norm1", layer.norm, input: branch)
+                branch = relu(name + ".relu1", normed, then: layer.norm.outputQuantization)
                 if let bottleneck = layer.bottleneck {
                     branch = conv(name + ".conv1", bottleneck.conv, input: branch)
                     if let bottleneckNorm = bottleneck.norm {
                         branch = norm(name + ".norm2", bottleneckNorm, input: branch)
+                        branch = relu(name + ".relu2", branch, then: bottleneckNorm.outputQuantization)
+                    } else {
+                        branch = relu(name + ".relu2", branch, then: bottleneck.conv.outputQuantization)
                     }
-                    branch = conv(name + ".conv2", layer.conv, input: node("Relu", name + ".relu2", [branch]))
+                    branch = conv(name + ".conv2", layer.conv, input: branch)
+                    branch = quantized(branch, layer.conv.outputQuantization, name + ".conv2.output")
                 } else {
                     branch = conv(name + ".conv1", layer.conv, input: branch)
+                    branch = quantized(branch, layer.conv.outputQuantization, name + ".conv1.output")
                 }
                 features.append(branch)
                 if endsBlock {
@@ -152,7 +180,10 @@ package struct ONNXGraphBuilder {
                 }
             case .transition(let transition, _):
                 let normed = norm(name + ".norm", transition.norm, input: value)
-                let convolved = conv(name + ".conv", transition.conv, input: node("Relu", name + ".relu", [normed]))
+                let activated = relu(name + ".relu", normed, then: transition.norm.outputQuantization)
+                let convolved = quantized(
+                    conv(name + ".conv", transition.conv, input: activated), transition.conv.outputQuantization,
+                    name + ".conv.output")
                 value = pool(name + ".pool", transition.pool, input: convolved)
             case .head(let head):
                 buildHead(head, input: value)
@@ -162,8 +193,15 @@ package struct ONNXGraphBuilder {
 
     /// The head's nodes: BN, ReLU, then the global pool, flatten and dense layers when it has them.
     private mutating func buildHead(_ head: Head, input: String) {
-        var value = node("Relu", "head.relu", [norm("head.norm", head.norm, input: input)], last: head.pool == nil)
-        guard let pool = head.pool else { return }
+        let normed = norm("head.norm", head.norm, input: input)
+        var value = node("Relu", "head.relu", [normed], last: head.pool == nil && head.norm.outputQuantization == nil)
+        guard let pool = head.pool else {
+            if head.norm.outputQuantization != nil {
+                _ = quantized(value, head.norm.outputQuantization, "head.relu.output", last: true)
+            }
+            return
+        }
+        value = quantized(value, head.norm.outputQuantization, "head.relu.output")
         value = node(pool == .average ? "GlobalAveragePool" : "GlobalMaxPool", "head.pool", [value])
         value = node("Flatten", "head.flatten", [value], ["axis": .int(1)], last: head.dense.isEmpty)
         for (i, (name, d)) in zip(CanonicalLayout.denseNames(count: head.dense.count), head.dense).enumerated() {
@@ -176,10 +214,16 @@ package struct ONNXGraphBuilder {
                 case .tanh: ("Tanh", [:])
                 case .softmax: ("Softmax", ["axis": .int(1)])
                 }
+            value = quantized(value, d.linear.inputQuantization, name + ".input")
             let inputs =
                 [value, initializer(name + ".weight", d.linear.weight)]
                 + (d.linear.bias.map { [initializer(name + ".bias", $0)] } ?? [])
-            value = node("Gemm", name, inputs, ["transB": .int(1)], last: last && activation == nil)
+            let outputQuantized = d.linear.outputQuantization != nil
+            value = node("Gemm", name, inputs, ["transB": .int(1)], last: last && activation == nil && !outputQuantized)
+            if outputQuantized {
+                value = quantized(
+                    value, d.linear.outputQuantization, name + ".output", last: last && activation == nil)
+            }
             if let activation {
                 value = node(
                     activation.op, name + "." + activation.op.lowercased(), [value], activation.attributes, last: last)
@@ -188,7 +232,7 @@ package struct ONNXGraphBuilder {
     }
 
     /// Appends a node; `last`: its output is the graph's `output`.
-    private mutating func node(
+    mutating func node(
         _ op: String, _ name: String, _ inputs: [String], _ attributes: [String: ONNXAttribute] = [:],
         last: Bool = false
     ) -> String {
@@ -198,7 +242,8 @@ package struct ONNXGraphBuilder {
         return output
     }
 
-    private mutating func initializer(_ name: String, _ tensor: Tensor) -> String {
+    mutating func initializer(_ name: String, _ tensor: Tensor) -> String {
+        if let quantized = tensor.quantized { return dequantized(name, quantized, shape: tensor.shape) }
         initializers.append(
             ONNXTensorRef(
                 name: name, dims: tensor.shape.map(Int64.init), dataType: Self.float,
@@ -207,6 +252,7 @@ package struct ONNXGraphBuilder {
     }
 
     private mutating func conv(_ name: String, _ convolution: Conv2D, input: String) -> String {
+        let input = quantized(input, convolution.inputQuantization, name + ".input")
         let inputs =
             [input, initializer(name + ".weight", convolution.weight)]
             + (convolution.bias.map { [initializer(name + ".bias", $0)] } ?? [])
@@ -241,6 +287,7 @@ package struct ONNXGraphBuilder {
     }
 
     private mutating func norm(_ name: String, _ batchNorm: BatchNorm, input: String) -> String {
+        let input = quantized(input, batchNorm.inputQuantization, name + ".input")
         let inputs = zip(BatchNorm.torchNames, batchNorm.tensors).map { initializer("\(name).\($0)", $1) }
         return node("BatchNormalization", name, [input] + inputs, ["epsilon": .float(batchNorm.epsilon)])
     }
@@ -252,6 +299,13 @@ package struct ONNXGraphBuilder {
             "pads": .ints(pooling.pads.map(Int64.init)),
         ]
         if pooling.kind == .average { attributes["count_include_pad"] = .int(pooling.countIncludePad ? 1 : 0) }
-        return node(pooling.kind == .max ? "MaxPool" : "AveragePool", name, [input], attributes)
+        let input = quantized(input, pooling.inputQuantization, name + ".input")
+        let pooled = node(pooling.kind == .max ? "MaxPool" : "AveragePool", name, [input], attributes)
+        // A max of codes keeps them (onnxruntime pools the codes); a QuantizeLinear after it repeats them.
+        if pooling.kind == .max, let q = quantizedValues[input], pooling.outputQuantization ?? q == q {
+            quantizedValues[pooled] = q
+            return pooled
+        }
+        return quantized(pooled, pooling.outputQuantization, name + ".output")
     }
 }

@@ -42,7 +42,10 @@ extension OpGraph {
             owner = nodes.firstIndex { $0.output == nodes[p].inputs.first }
             if let o = owner, !Self.carriesQuantization(nodes[o].op) { owner = nil }
         }
-        if let owner, Self.carriesQuantization(nodes[owner].op) {
+        // After an op whose output is quantised already, differently, this requantises its codes for the ops that
+        // read them: their input's quantisation, as after an op that carries none.
+        let requantises = owner.flatMap { Self.outputQuantization(of: nodes[$0].op) }.map { $0 != q } ?? false
+        if let owner, Self.carriesQuantization(nodes[owner].op), !requantises {
             try place(owner, output: true)
             let isNorm = if case .batchNorm = nodes[owner].op { true } else { false }
             let isConv = if case .conv = nodes[owner].op { true } else { false }
@@ -75,6 +78,16 @@ extension OpGraph {
         }
         if output == node.output { output = replacement }
         nodes.removeAll { $0.output == node.output && $0.label == node.label && $0.inputs == node.inputs }
+    }
+
+    private static func outputQuantization(of op: Op) -> Quantization? {
+        switch op {
+        case .conv(let conv): return conv.outputQuantization
+        case .batchNorm(let norm): return norm.outputQuantization
+        case .pool(let pool): return pool.outputQuantization
+        case .linear(let linear): return linear.outputQuantization
+        default: return nil
+        }
     }
 
     private static func carriesQuantization(_ op: Op) -> Bool {
