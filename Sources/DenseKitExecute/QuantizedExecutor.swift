@@ -52,6 +52,22 @@ public struct QuantizedExecutor: Sendable {
     /// One image, CHW, of a size `check` accepted; `observe` sees every canonical layer's activation; returns the
     /// output.
     public func run(image: [Float], height: Int, width: Int, observe: (ObservedLayer) -> Void = { _ in }) -> [Float] {
+        var state = start(image: image, height: height, width: width)
+        for step in net.steps {
+            if let output = advance(&state, step, observe: observe) { return output }
+        }
+        return []  // not reached: the walk ends with the head
+    }
+
+    /// What the network holds between two canonical layers: the map the next one reads, and the current dense
+    /// block's features (its input and each layer's new channels) as each was given, codes or floats.
+    public struct State {
+        var map: Map
+        var parts: [Map] = []
+    }
+
+    /// The state before the stem: the image (CHW) with the model's input transform applied.
+    public func start(image: [Float], height: Int, width: Int) -> State {
         var map = Map(channels: net.stem.conv.inChannels, height: height, width: width, floats: image)
         if let transform = net.inputTransform {
             for c in 0..<map.channels {
@@ -61,54 +77,60 @@ public struct QuantizedExecutor: Sendable {
                 }
             }
         }
+        return State(map: map)
+    }
+
+    /// Runs one canonical layer, `step` (of this model, or the same layer of another model of the same
+    /// architecture: `diff --sensitivity` swaps in an int8 model's), on `state`; returns the output after the head.
+    public func advance(_ state: inout State, _ step: LayerStep, observe: (ObservedLayer) -> Void = { _ in })
+        -> [Float]?
+    {
         func report(_ name: String, _ m: Map) {
             observe(
                 ObservedLayer(
                     name: name, channels: m.channels, height: m.height, width: m.width, values: Self.floats(m).floats,
                     saturation: Self.saturation(m)))
         }
-        var parts: [Map] = []
-        for step in net.steps {
-            switch step {
-            case .stem(let stem):
-                for (index, part) in stem.convolutions.enumerated() {
-                    map = convolve(map, part.conv)
-                    let followedByReLU = index > 0 || stem.relu
-                    if let norm = part.norm {
-                        map = normalise(map, norm, relu: followedByReLU)
-                    } else if followedByReLU {
-                        map = relu(map)
-                    }
+        switch step {
+        case .stem(let stem):
+            var map = state.map
+            for (index, part) in stem.convolutions.enumerated() {
+                map = convolve(map, part.conv)
+                let followedByReLU = index > 0 || stem.relu
+                if let norm = part.norm {
+                    map = normalise(map, norm, relu: followedByReLU)
+                } else if followedByReLU {
+                    map = relu(map)
                 }
-                if let stemPool = stem.pool { map = pool(map, stemPool) }
-                if let blur = stem.blur {
-                    let floats = Self.floats(map)
-                    let result = Reference.blurPool(
-                        floats.floats, channels: map.channels, height: map.height, width: map.width,
-                        coefficients: blur.coefficients, stride: blur.stride, padding: blur.padding)
-                    map = Map(channels: map.channels, height: result.height, width: result.width, floats: result.values)
-                }
-                parts = [map]
-                report(step.layer.name, map)
-            case .denseLayer(let layer, _, _, _):
-                var branch = normalise(concatenate(parts, layer.norm.inputQuantization), layer.norm)
-                if let bottleneck = layer.bottleneck {
-                    branch = convolve(branch, bottleneck.conv)
-                    branch = bottleneck.norm.map { normalise(branch, $0) } ?? relu(branch)
-                }
-                let new = convolve(branch, layer.conv)
-                parts.append(new)
-                report(step.layer.name, new)
-            case .transition(let transition, _):
-                let normed = normalise(concatenate(parts, transition.norm.inputQuantization), transition.norm)
-                map = pool(convolve(normed, transition.conv), transition.pool)
-                parts = [map]
-                report(step.layer.name, map)
-            case .head(let head):
-                return runHead(head, concatenate(parts, head.norm.inputQuantization), report: report)
             }
+            if let stemPool = stem.pool { map = pool(map, stemPool) }
+            if let blur = stem.blur {
+                let floats = Self.floats(map)
+                let result = Reference.blurPool(
+                    floats.floats, channels: map.channels, height: map.height, width: map.width,
+                    coefficients: blur.coefficients, stride: blur.stride, padding: blur.padding)
+                map = Map(channels: map.channels, height: result.height, width: result.width, floats: result.values)
+            }
+            state = State(map: map, parts: [map])
+            report(step.layer.name, map)
+        case .denseLayer(let layer, _, _, _):
+            var branch = normalise(concatenate(state.parts, layer.norm.inputQuantization), layer.norm)
+            if let bottleneck = layer.bottleneck {
+                branch = convolve(branch, bottleneck.conv)
+                branch = bottleneck.norm.map { normalise(branch, $0) } ?? relu(branch)
+            }
+            let new = convolve(branch, layer.conv)
+            state.parts.append(new)
+            report(step.layer.name, new)
+        case .transition(let transition, _):
+            let normed = normalise(concatenate(state.parts, transition.norm.inputQuantization), transition.norm)
+            let map = pool(convolve(normed, transition.conv), transition.pool)
+            state = State(map: map, parts: [map])
+            report(step.layer.name, map)
+        case .head(let head):
+            return runHead(head, concatenate(state.parts, head.norm.inputQuantization), report: report)
         }
-        return []  // not reached: the walk ends with the head
+        return nil
     }
 
     private func runHead(_ head: Head, _ input: Map, report: (String, Map) -> Void) -> [Float] {
@@ -215,17 +237,11 @@ public struct QuantizedExecutor: Sendable {
         guard let xq = input.quantization, let weights = conv.weight.quantized, let yq = conv.outputQuantization,
             weights.quantization.axis ?? 0 == 0, conv.bias.map({ $0.quantized != nil }) ?? true
         else {
-            let source = Self.floats(input)
-            let result = Reference.conv(
-                source.floats, channels: source.channels, height: source.height, width: source.width,
-                weight: conv.weight.values, outChannels: conv.outChannels, kernel: conv.kernel, stride: conv.stride,
-                pads: conv.pads, bias: conv.bias?.values)
-            let out = Map(channels: conv.outChannels, height: result.height, width: result.width, floats: result.values)
-            return Self.quantized(out, conv.outputQuantization)
+            return Self.quantized(Self.floatConvolution(Self.floats(input), conv), conv.outputQuantization)
         }
         let zero = xq.zeroPoints[0]
         let shifted = input.codes.map { $0 &- zero }
-        let (columns, oh, ow) = IntegerGEMM.im2col(
+        let (columns, oh, ow) = ColumnGEMM.im2col(
             shifted, channels: input.channels, height: input.height, width: input.width, kernel: conv.kernel,
             stride: conv.stride, pads: conv.pads)
         let k = input.channels * conv.kernel * conv.kernel
@@ -234,6 +250,27 @@ public struct QuantizedExecutor: Sendable {
         out.codes = Self.requantised(
             accumulators, n: oh * ow, bias: conv.bias?.quantized?.codes, input: xq, weight: weights.quantization,
             output: yq)
+        return out
+    }
+
+    /// A float conv (a layer the model does not quantise) through im2col and the column GEMM, plus its bias.
+    private static func floatConvolution(_ input: Map, _ conv: Conv2D) -> Map {
+        let (columns, oh, ow) = ColumnGEMM.im2col(
+            input.floats, channels: input.channels, height: input.height, width: input.width, kernel: conv.kernel,
+            stride: conv.stride, pads: conv.pads)
+        let (k, n) = (input.channels * conv.kernel * conv.kernel, oh * ow)
+        var out = Map(channels: conv.outChannels, height: oh, width: ow)
+        out.floats = [Float](repeating: 0, count: conv.outChannels * n)
+        conv.weight.withFloats { a in
+            columns.withUnsafeBufferPointer { b in
+                out.floats.withUnsafeMutableBufferPointer {
+                    ColumnGEMM.multiply(a, b, into: $0, m: conv.outChannels, n: n, k: k)
+                }
+            }
+        }
+        if let bias = conv.bias?.values {
+            for o in 0..<conv.outChannels { for j in (o * n)..<((o + 1) * n) { out.floats[j] += bias[o] } }
+        }
         return out
     }
 
@@ -248,7 +285,7 @@ public struct QuantizedExecutor: Sendable {
         var c = [Int32](repeating: 0, count: rows * n)
         a.withUnsafeBufferPointer { a in
             b.withUnsafeBufferPointer { b in
-                c.withUnsafeMutableBufferPointer { c in IntegerGEMM.multiply(a, b, into: c, m: rows, n: n, k: k) }
+                c.withUnsafeMutableBufferPointer { c in ColumnGEMM.multiply(a, b, into: c, m: rows, n: n, k: k) }
             }
         }
         return c

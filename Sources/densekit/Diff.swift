@@ -72,7 +72,7 @@ struct Diff: ParsableCommand {
             return try CommandFailure.about(modelB) {
                 try analysis.run(
                     modelInput.values, batch: modelInput.batch, height: modelInput.height, width: modelInput.width
-                ) { bar.update($0, analysis.layers.count) }
+                ) { bar.update($0, analysis.layers.count * modelInput.batch) }
             }
         }
         if let report {

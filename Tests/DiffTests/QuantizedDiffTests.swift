@@ -67,6 +67,38 @@ import Testing
         #expect(fine.output.maxRel * 2 < first.output.maxRel)
     }
 
+    /// The analysis reuses the float model's state before each swapped layer; each entry is what running the float
+    /// model with that one layer swapped in, from the input, gives.
+    @Test func eachEntryIsTheFloatModelWithThatOneLayerSwappedIn() throws {
+        let float = try ModelLoader.load(path: Fixtures.path("tv-b262.onnx"))
+        let int8 = try ModelLoader.load(path: Fixtures.path("tv-b262-qdq-u8.onnx"))
+        let x = try Self.input(for: float)
+        let entries = try QuantizationSensitivity(float: float, int8: int8).run(
+            x.values, batch: x.batch, height: x.height, width: x.width)
+        let per = x.values.count / x.batch
+        let images = (0..<x.batch).map { Array(x.values[($0 * per)..<(($0 + 1) * per)]) }
+        let floatOutputs = images.map { QuantizedExecutor(float).run(image: $0, height: 64, width: 64) }
+        let int8Steps = int8.steps
+        for (index, entry) in entries.enumerated() {
+            #expect(entry.layer == int8Steps[index].layer.name)
+            var position = -1
+            let hybrid = float.mappingSteps { step in
+                position += 1
+                return position == index ? int8Steps[index] : step
+            }
+            var worst = ErrorMetrics()
+            for (n, image) in images.enumerated() {
+                let got = QuantizedExecutor(hybrid).run(image: image, height: 64, width: 64)
+                let metrics = got.withUnsafeBufferPointer { g in
+                    floatOutputs[n].withUnsafeBufferPointer { ErrorMetrics(g, $0) }
+                }
+                worst = n == 0 ? metrics : worst.merged(metrics)
+            }
+            #expect(entry.output == worst, "\(entry.layer)")
+            #expect(entry.output.maxRel > 0)
+        }
+    }
+
     @Test func theCommandRanksTheLayersInTextJSONAndTheReport() throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }

@@ -37,57 +37,73 @@ public struct QuantizationSensitivity {
         }
     }
 
-    private let reference: QuantizedExecutor
-    private let hybrids: [(layer: String, executor: QuantizedExecutor)]
+    /// The float model's executor; the int8 model's layers run on it too, one at a time in place of the float one.
+    private let executor: QuantizedExecutor
+    private let floatSteps: [LayerStep]
+    /// The int8 model's layers that carry quantisation, by their position in the walk.
+    private let quantizedSteps: [(index: Int, step: LayerStep)]
 
     /// Throws `Error` (about the first model when it is quantised, the second when it is not), or when the two are
-    /// not the same architecture or a hybrid does not validate.
+    /// not the same architecture or a model with one layer swapped does not validate.
     public init(float: DenseNet, int8: DenseNet) throws {
         guard !float.isQuantized else { throw Error.floatIsQuantized }
         guard int8.isQuantized else { throw Error.notQuantized }
         let reasons = ModelDiff.correspondence(float, int8)
         guard reasons.isEmpty else { throw ModelDiff.Error.differentArchitectures(reasons) }
-        reference = QuantizedExecutor(float)
-        let quantizedSteps = int8.steps
-        hybrids = try quantizedSteps.indices.compactMap { index in
-            guard quantizedSteps[index].isQuantized else { return nil }
+        executor = QuantizedExecutor(float)
+        floatSteps = float.steps
+        let steps = int8.steps
+        quantizedSteps = try steps.indices.compactMap { index in
+            guard steps[index].isQuantized else { return nil }
             var position = -1
             let hybrid = float.mappingSteps { step in
                 position += 1
-                return position == index ? quantizedSteps[index] : step
+                return position == index ? steps[index] : step
             }
-            try hybrid.validate()
-            return (quantizedSteps[index].layer.name, QuantizedExecutor(hybrid))
+            try hybrid.validate()  // the swapped layer fits the float model's
+            return (index, steps[index])
         }
     }
 
     /// The layers `run` ranks, in execution order.
-    public var layers: [String] { hybrids.map(\.layer) }
+    public var layers: [String] { quantizedSteps.map(\.step.layer.name) }
 
     /// Every layer's entry over the batch (NCHW [batch, C, height, width]), in execution order; `progress` after each
-    /// layer.
+    /// image with the layers done so far. The network before a swapped layer is the float model's, so each image runs
+    /// the float model once, and from each quantised layer on once more from the float state before it.
     public func run(
         _ input: [Float], batch: Int, height: Int, width: Int, progress: (Int) -> Void = { _ in }
     ) throws -> [Entry] {
-        try reference.check(height: height, width: width)
+        try executor.check(height: height, width: width)
         let per = input.count / max(batch, 1)
-        let images = (0..<batch).map { Array(input[($0 * per)..<(($0 + 1) * per)]) }
-        let floats = images.map { reference.run(image: $0, height: height, width: width) }
-        var entries: [Entry] = []
-        for (done, (layer, executor)) in hybrids.enumerated() {
-            var entry = Entry(layer: layer, output: ErrorMetrics(), agreements: 0, images: 0)
-            for (image, want) in zip(images, floats) {
-                let got = executor.run(image: image, height: height, width: width)
-                let metrics = got.withUnsafeBufferPointer { g in
-                    want.withUnsafeBufferPointer { ErrorMetrics(g, $0) }
+        var entries = quantizedSteps.map {
+            Entry(layer: $0.step.layer.name, output: ErrorMetrics(), agreements: 0, images: 0)
+        }
+        for n in 0..<batch {
+            var state = executor.start(image: Array(input[(n * per)..<((n + 1) * per)]), height: height, width: width)
+            var swapped: [[Float]] = []
+            var floatOutput: [Float] = []
+            var next = 0  // the next quantised layer
+            for (index, step) in floatSteps.enumerated() {
+                if next < quantizedSteps.count, quantizedSteps[next].index == index {
+                    var branch = state
+                    var output = executor.advance(&branch, quantizedSteps[next].step)
+                    for later in floatSteps[(index + 1)...] where output == nil {
+                        output = executor.advance(&branch, later)
+                    }
+                    swapped.append(output ?? [])
+                    next += 1
+                    progress(n * quantizedSteps.count + next)
                 }
-                entry.merge(
-                    Entry(
-                        layer: layer, output: metrics,
-                        agreements: ModelDiff.top(got, 1) == ModelDiff.top(want, 1) ? 1 : 0, images: 1))
+                if let output = executor.advance(&state, step) { floatOutput = output }
             }
-            entries.append(entry)
-            progress(done + 1)
+            for (i, got) in swapped.enumerated() {
+                let metrics = got.withUnsafeBufferPointer { g in
+                    floatOutput.withUnsafeBufferPointer { ErrorMetrics(g, $0) }
+                }
+                let agrees = ModelDiff.top(got, 1) == ModelDiff.top(floatOutput, 1)
+                entries[i].merge(Entry(layer: entries[i].layer, output: metrics, agreements: agrees ? 1 : 0, images: 1))
+            }
         }
         return entries
     }

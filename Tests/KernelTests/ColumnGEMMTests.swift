@@ -3,7 +3,7 @@ import TestSupport
 import Testing
 
 /// The integer GEMM and its im2col against the plain references.
-@Suite struct IntegerGEMMTests {
+@Suite struct ColumnGEMMTests {
     static func codes(_ count: Int, _ range: ClosedRange<Int32>, _ rng: inout SeededRandom) -> [Int32] {
         (0..<count).map { _ in Int32.random(in: range, using: &rng) }
     }
@@ -18,7 +18,7 @@ import Testing
         var c = [Int32](repeating: 7, count: m * n)
         a.withUnsafeBufferPointer { a in
             b.withUnsafeBufferPointer { b in
-                c.withUnsafeMutableBufferPointer { IntegerGEMM.multiply(a, b, into: $0, m: m, n: n, k: k) }
+                c.withUnsafeMutableBufferPointer { ColumnGEMM.multiply(a, b, into: $0, m: m, n: n, k: k) }
             }
         }
         let want = Reference.integerGEMM(a, b, m: m, n: n, k: k)
@@ -34,7 +34,7 @@ import Testing
         var rng = SeededRandom(UInt64(channels * 100 + kernel))
         let input = Self.codes(channels * height * width, -15...15, &rng)
         let weight = Self.codes(outChannels * channels * kernel * kernel, -15...15, &rng)
-        let (columns, oh, ow) = IntegerGEMM.im2col(
+        let (columns, oh, ow) = ColumnGEMM.im2col(
             input, channels: channels, height: height, width: width, kernel: kernel, stride: stride, pads: pads)
         let k = channels * kernel * kernel
         let product = Reference.integerGEMM(weight, columns, m: outChannels, n: oh * ow, k: k)
@@ -43,5 +43,29 @@ import Testing
             outChannels: outChannels, kernel: kernel, stride: stride, pads: pads, bias: nil)
         #expect((oh, ow) == (direct.height, direct.width))
         #expect(product.map(Float.init) == direct.values)
+    }
+
+    /// In float32 (a float layer of a partly quantised model): the direct convolution within float reassociation.
+    @Test func floatColumnsThenGEMMIsTheConvolution() {
+        var rng = SeededRandom(77)
+        let (channels, height, width, kernel, outChannels) = (6, 11, 9, 3, 5)
+        let input = (0..<(channels * height * width)).map { _ in Float.random(in: -2...2, using: &rng) }
+        let weight = (0..<(outChannels * channels * kernel * kernel)).map { _ in Float.random(in: -1...1, using: &rng) }
+        let (columns, oh, ow) = ColumnGEMM.im2col(
+            input, channels: channels, height: height, width: width, kernel: kernel, stride: 2, pads: [1, 0, 1, 2])
+        var product = [Float](repeating: 0, count: outChannels * oh * ow)
+        weight.withUnsafeBufferPointer { a in
+            columns.withUnsafeBufferPointer { b in
+                product.withUnsafeMutableBufferPointer {
+                    ColumnGEMM.multiply(a, b, into: $0, m: outChannels, n: oh * ow, k: channels * kernel * kernel)
+                }
+            }
+        }
+        let direct = Reference.conv(
+            input, channels: channels, height: height, width: width, weight: weight, outChannels: outChannels,
+            kernel: kernel, stride: 2, pads: [1, 0, 1, 2], bias: nil)
+        #expect((oh, ow) == (direct.height, direct.width) && product.count == direct.values.count)
+        let worst = zip(product, direct.values).map { abs($0 - $1) }.max() ?? .infinity
+        #expect(worst < 1e-5 && direct.values.contains { abs($0) > 1 }, "\(worst)")
     }
 }
