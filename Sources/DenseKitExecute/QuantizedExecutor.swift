@@ -313,26 +313,8 @@ public struct QuantizedExecutor: Sendable {
     private func pool(_ m: Map, _ pool: Pool2D) -> Map {
         if pool.kind == .max, let q = m.quantization {
             // A max of codes is the code of the max: onnxruntime pools uint8 and int8 directly.
-            let (oh, ow) = pool.outputSize(m.height, m.width)
-            var out = Map(channels: m.channels, height: oh, width: ow, quantization: q)
-            out.codes = [Int32](repeating: 0, count: m.channels * oh * ow)
-            for c in 0..<m.channels {
-                for oy in 0..<oh {
-                    for ox in 0..<ow {
-                        var best = Int32.min
-                        for ky in 0..<pool.kernel {
-                            let iy = oy * pool.stride - pool.pads[0] + ky
-                            guard iy >= 0, iy < m.height else { continue }
-                            for kx in 0..<pool.kernel {
-                                let ix = ox * pool.stride - pool.pads[1] + kx
-                                guard ix >= 0, ix < m.width else { continue }
-                                best = max(best, m.codes[(c * m.height + iy) * m.width + ix])
-                            }
-                        }
-                        out.codes[(c * oh + oy) * ow + ox] = best
-                    }
-                }
-            }
+            var out = Self.pooledCodes(m, pool) { window in window.max() ?? q.zeroPoints[0] }
+            out.quantization = q
             return Self.quantized(out, pool.outputQuantization)
         }
         if pool.kind == .average, let xq = m.quantization, let yq = pool.outputQuantization {
@@ -350,29 +332,40 @@ public struct QuantizedExecutor: Sendable {
     /// scale x the window's count), the output zero point added before rounding (a mean halfway between two codes
     /// rounds to the even code, not to the even offset from the zero point).
     private func averagePool(_ m: Map, _ pool: Pool2D, _ xq: Quantization, _ yq: Quantization) -> Map {
-        let (oh, ow) = pool.outputSize(m.height, m.width)
-        var out = Map(channels: m.channels, height: oh, width: ow, quantization: yq)
-        out.codes = [Int32](repeating: 0, count: m.channels * oh * ow)
         let zero = xq.zeroPoints[0]
+        var out = Self.pooledCodes(m, pool) { window in
+            let sum = window.reduce(Int32(0)) { $0 &+ ($1 &- zero) }
+            let count = pool.countIncludePad ? pool.kernel * pool.kernel : window.count
+            let multiplier = xq.scales[0] / (yq.scales[0] * Float(max(count, 1)))
+            return OnnxruntimeArithmetic.roundingWithZeroPoint(
+                Float(sum) * multiplier, zeroPoint: yq.zeroPoints[0], range: yq.storage.range)
+        }
+        out.quantization = yq
+        return out
+    }
+
+    /// `m`'s codes pooled by `pool`: `reduce` makes each output code of its window's codes (those inside the map;
+    /// padding holds none).
+    private static func pooledCodes(_ m: Map, _ pool: Pool2D, _ reduce: ([Int32]) -> Int32) -> Map {
+        let (oh, ow) = pool.outputSize(m.height, m.width)
+        var out = Map(channels: m.channels, height: oh, width: ow)
+        out.codes = [Int32](repeating: 0, count: m.channels * oh * ow)
+        var window: [Int32] = []
+        window.reserveCapacity(pool.kernel * pool.kernel)
         for c in 0..<m.channels {
             for oy in 0..<oh {
                 for ox in 0..<ow {
-                    var sum: Int32 = 0
-                    var count = 0
+                    window.removeAll(keepingCapacity: true)
                     for ky in 0..<pool.kernel {
                         let iy = oy * pool.stride - pool.pads[0] + ky
                         guard iy >= 0, iy < m.height else { continue }
                         for kx in 0..<pool.kernel {
                             let ix = ox * pool.stride - pool.pads[1] + kx
                             guard ix >= 0, ix < m.width else { continue }
-                            sum &+= m.codes[(c * m.height + iy) * m.width + ix] &- zero
-                            count += 1
+                            window.append(m.codes[(c * m.height + iy) * m.width + ix])
                         }
                     }
-                    if pool.countIncludePad { count = pool.kernel * pool.kernel }
-                    let multiplier = xq.scales[0] / (yq.scales[0] * Float(max(count, 1)))
-                    out.codes[(c * oh + oy) * ow + ox] = OnnxruntimeArithmetic.roundingWithZeroPoint(
-                        Float(sum) * multiplier, zeroPoint: yq.zeroPoints[0], range: yq.storage.range)
+                    out.codes[(c * oh + oy) * ow + ox] = reduce(window)
                 }
             }
         }

@@ -35,18 +35,10 @@ extension ONNXGraphBuilder {
     /// which gives `name`.
     mutating func dequantized(_ name: String, _ weight: QuantizedCodes, shape: [Int]) -> String {
         let q = weight.quantization
-        var bytes = Data(capacity: weight.codes.count * (q.storage == .int32 ? 4 : 1))
-        for code in weight.codes {
-            switch q.storage {
-            case .uint8: bytes.append(UInt8(truncatingIfNeeded: code))
-            case .int8: bytes.append(UInt8(bitPattern: Int8(truncatingIfNeeded: code)))
-            case .int32: withUnsafeBytes(of: code.littleEndian) { bytes.append(contentsOf: $0) }
-            }
-        }
         initializers.append(
             ONNXTensorRef(
                 name: name + ".quantized", dims: shape.map(Int64.init), dataType: Self.dataType(q.storage),
-                payload: .raw(bytes)))
+                payload: .raw(Self.bytes(weight.codes, q.storage))))
         let (scale, zeroPoint) = parameters(name, q)
         let attributes: [String: ONNXAttribute] = q.axis.map { ["axis": .int(Int64($0))] } ?? [:]
         return node("DequantizeLinear", name, [name + ".quantized", scale, zeroPoint], attributes)
@@ -58,17 +50,23 @@ extension ONNXGraphBuilder {
         let dims: [Int64] = q.isPerTensor ? [] : [Int64(q.scales.count)]
         let scale = initializer(
             name + ".scale", Tensor(name: name + ".scale", shape: dims.map(Int.init), values: q.scales))
-        var zeroBytes = Data()
-        for zero in q.zeroPoints {
-            switch q.storage {
-            case .uint8: zeroBytes.append(UInt8(truncatingIfNeeded: zero))
-            case .int8: zeroBytes.append(UInt8(bitPattern: Int8(truncatingIfNeeded: zero)))
-            case .int32: withUnsafeBytes(of: zero.littleEndian) { zeroBytes.append(contentsOf: $0) }
-            }
-        }
         initializers.append(
             ONNXTensorRef(
-                name: name + ".zero_point", dims: dims, dataType: Self.dataType(q.storage), payload: .raw(zeroBytes)))
+                name: name + ".zero_point", dims: dims, dataType: Self.dataType(q.storage),
+                payload: .raw(Self.bytes(q.zeroPoints, q.storage))))
         return (scale, name + ".zero_point")
+    }
+
+    /// Codes as the raw bytes of their type: one byte each for UINT8 and INT8, four little-endian for INT32.
+    private static func bytes(_ codes: [Int32], _ storage: Quantization.Storage) -> Data {
+        var bytes = Data(capacity: codes.count * (storage == .int32 ? 4 : 1))
+        for code in codes {
+            switch storage {
+            case .uint8: bytes.append(UInt8(truncatingIfNeeded: code))
+            case .int8: bytes.append(UInt8(bitPattern: Int8(truncatingIfNeeded: code)))
+            case .int32: withUnsafeBytes(of: code.littleEndian) { bytes.append(contentsOf: $0) }
+            }
+        }
+        return bytes
     }
 }
