@@ -125,12 +125,13 @@ struct Run: ParsableCommand {
         let median =
             sorted.count % 2 == 1
             ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        let arithmetic = executor.isQuantized ? "int8, onnxruntime's arithmetic" : "--" + executor.mode.rawValue
         if json {
             printJSON(
                 RunReport(
                     outputShape: shape, loadMs: loadMs, prepareMs: prepareMs,
                     runMs: RunReport.Times(median: median, min: sorted[0]), threads: executor.threads,
-                    convolutions: executor.mode.rawValue, runs: times.count))
+                    convolutions: executor.isQuantized ? "int8" : executor.mode.rawValue, runs: times.count))
         } else {
             log(
                 """
@@ -138,7 +139,7 @@ struct Run: ParsableCommand {
                 \(modelInput.height)x\(modelInput.width): median \
                 \(String(format: "%.2f", median)) ms, min \(String(format: "%.2f", sorted[0])) ms over \
                 \(times.count) run\(times.count == 1 ? "" : "s"), \(executor.threads) \
-                thread\(executor.threads == 1 ? "" : "s"), --\(executor.mode.rawValue); load \
+                thread\(executor.threads == 1 ? "" : "s"), \(arithmetic); load \
                 \(String(format: "%.1f", loadMs)) ms, prepare \(String(format: "%.1f", prepareMs)) ms
                 """
             )

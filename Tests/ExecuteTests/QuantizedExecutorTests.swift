@@ -69,6 +69,19 @@ import Testing
         }
     }
 
+    @Test func runSaysTheModelRunsOnIntegers() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let output = folder.appendingPathComponent("y.npy").path
+        let model = Fixtures.path("tv-tiny-qdq-u8.onnx")
+        let input = Fixtures.path("input-64.npy")
+        let text = try densekit(["run", model, "--input", input, "-o", output, "--threads", "1"])
+        #expect(text.status == 0 && text.stderr.contains("1 thread, int8, onnxruntime's arithmetic; load"))
+        #expect(try Fixtures.npy(output).values == (try Fixtures.npy(Fixtures.path("tv-tiny-qdq-u8.out.npy"))).values)
+        let json = try densekit(["run", model, "--input", input, "-o", output, "--json"])
+        #expect(json.status == 0 && json.stdout.contains("\"convolutions\" : \"int8\""), "\(json.stdout)")
+    }
+
     /// The layer-by-layer activations are reported dequantised, one per canonical layer, and the head's is the
     /// output.
     @Test func everyCanonicalLayerIsObserved() throws {

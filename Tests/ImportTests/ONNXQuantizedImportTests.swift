@@ -26,6 +26,8 @@ import Testing
         // The float values are the codes dequantised.
         #expect(stem.weight.values[5] == Float(weight.codes[5]) * weight.quantization.scales[0])
         #expect(stem.bias?.quantized?.quantization.storage == .int32)
+        // inspect's dtypes: the codes' types (the BN means and variances stay float).
+        #expect(net.storedDTypes == ["f32", "int32", "int8"])
         #expect(stem.outputQuantization?.clampsAtZero == true)
         // A dense layer: its input (the concatenation) and its BN-ReLU output quantised, the ReLU the quantiser
         // dropped restored; the head's linear layer reads the pooled features' quantisation.

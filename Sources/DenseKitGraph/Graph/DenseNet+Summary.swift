@@ -2,9 +2,9 @@ import Foundation
 
 /// What `densekit inspect` shows: the recognised structure and what the file stores.
 extension DenseNet {
-    /// Distinct stored dtypes of the weights, e.g. ["f16", "f32"].
+    /// Distinct stored dtypes of the weights, e.g. ["f16", "f32"]; a quantised weight's codes by their type ("int8").
     public var storedDTypes: [String] {
-        Array(Set(tensors.map(\.storedDType.rawValue))).sorted()
+        Array(Set(tensors.map { $0.quantized?.quantization.storage.rawValue ?? $0.storedDType.rawValue })).sorted()
     }
 }
 
