@@ -18,9 +18,13 @@ extension OpGraph {
         return graph
     }
 
+    /// Folds the `fakeQuantize` node at `index` and removes it (every call removes one: the loop ends).
     private mutating func fold(at index: Int) throws {
+        var index = index
         let node = nodes[index]
-        guard case .fakeQuantize(let q) = node.op, let value = node.inputs.first else { return }
+        guard case .fakeQuantize(let q) = node.op, let value = node.inputs.first else {
+            throw ImportError.malformed(.node(node.label), problem: "a quantisation without an input")
+        }
         let producer = nodes.firstIndex { $0.output == value }
         var readers = nodes.indices.filter { nodes[$0].inputs.contains(node.output) }
         var replacement = value
@@ -60,6 +64,7 @@ extension OpGraph {
                 replacement = value + "#relu"
                 nodes.insert(Node(label: node.label, op: .relu, inputs: [value], output: replacement), at: owner + 1)
                 readers = readers.map { $0 > owner ? $0 + 1 : $0 }
+                if index > owner { index += 1 }
             }
         } else {
             for reader in readers {
@@ -77,7 +82,7 @@ extension OpGraph {
             nodes[reader].inputs = nodes[reader].inputs.map { $0 == node.output ? replacement : $0 }
         }
         if output == node.output { output = replacement }
-        nodes.removeAll { $0.output == node.output && $0.label == node.label && $0.inputs == node.inputs }
+        nodes.remove(at: index)
     }
 
     private static func outputQuantization(of op: Op) -> Quantization? {
