@@ -9,7 +9,7 @@ import DenseKitGraph
 ///   quantising again; QLinearAveragePool sums codes less the zero point in int32, scales the sum and rounds it
 ///   with the output zero point already added;
 /// - QLinearGlobalAveragePool sums codes in int32, less zero point x count, and requantises with input
-///   scale / count / output scale;
+///   scale / (output scale x count);
 /// - BatchNormalization (float) scales by (1 / sqrt(var + eps)) x gamma and shifts by beta - mean x scale.
 enum OnnxruntimeArithmetic {
     /// `value` as a code of `q` (per tensor): the real value / scale, rounded to nearest even, saturated.

@@ -40,10 +40,7 @@ package struct ONNXOps {
         case "Conv": op = try convolution(node)
         case "BatchNormalization": op = .batchNorm(try batchNormalization(node))
         case "Relu": op = .relu
-        case "MaxPool":
-            op = .pool(try pool(node, .max))
-            // onnxruntime's max pool of codes gives codes of the same quantisation.
-            if let input = node.inputs.first, let codes = quantizedValues[input] { quantizedValues[out] = codes }
+        case "MaxPool": op = .pool(try pool(node, .max))
         case "AveragePool": op = .pool(try pool(node, .average))
         case "GlobalAveragePool": op = .globalAveragePool
         case "GlobalMaxPool": op = .globalMaxPool
@@ -57,9 +54,7 @@ package struct ONNXOps {
         case "Add": op = .addBias(try constantOperand(node))
         case "Mul": op = .scale(try constantOperand(node))
         case "Softmax": op = try softmax(node)
-        case "Identity", "Dropout", "Flatten", "Reshape", "Squeeze":
-            op = .passThrough
-            if let input = node.inputs.first, let codes = quantizedValues[input] { quantizedValues[out] = codes }
+        case "Identity", "Dropout", "Flatten", "Reshape", "Squeeze": op = .passThrough
         case "Cast":
             guard let castOp = try cast(node) else { return [] }
             op = castOp
@@ -78,8 +73,12 @@ package struct ONNXOps {
                     """,
                 found: "\(node.opType) (opset \(opset))")
         }
+        // A max pool (onnxruntime pools codes directly) and the pass-throughs give codes of the quantisation they
+        // read; every other operator reads floats.
         let passesCodes = ["MaxPool", "Identity", "Dropout", "Flatten", "Reshape", "Squeeze"].contains(node.opType)
-        if !passesCodes, let coded = node.inputs.first(where: { quantizedValues[$0] != nil }) {
+        if passesCodes, let input = node.inputs.first, let codes = quantizedValues[input] {
+            quantizedValues[out] = codes
+        } else if !passesCodes, let coded = node.inputs.first(where: { quantizedValues[$0] != nil }) {
             throw ImportError.mismatch(
                 .node(node.label), expected: "float input (a DequantizeLinear before it)",
                 found: "the integer codes '\(coded)'")

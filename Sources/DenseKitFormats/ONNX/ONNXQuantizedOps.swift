@@ -45,12 +45,7 @@ extension ONNXOps {
             let x = try input(node, 0, "x")
             let xq = try parameters(node, scale: 1, zeroPoint: 2)
             try expectCodes(x, xq, node)
-            let weight = try input(node, 3, "w")
-            floats[weight] = try quantizedConstant(node, codes: 3, scale: 4, zeroPoint: 5, axis: 0)
-            var floatInputs = [x, weight]
-            if node.inputs.count > 8, !node.inputs[8].isEmpty {
-                floatInputs.append(try bias(node, index: 8, input: xq, weight: weight))
-            }
+            let floatInputs = try floatOperands(node, x, xq, weight: 3, role: "w", bias: 8)
             var conv = try self.conv(ONNXNode(copying: node, inputs: floatInputs))
             conv.inputQuantization = xq
             let yq = try parameters(node, scale: 6, zeroPoint: 7)
@@ -86,12 +81,7 @@ extension ONNXOps {
             guard float(node, "alpha", 1) == 1 else {
                 throw ImportError.unsupported(.node(node.label), problem: "QGemm with alpha other than 1")
             }
-            let matrix = try input(node, 3, "B")
-            floats[matrix] = try quantizedConstant(node, codes: 3, scale: 4, zeroPoint: 5, axis: 0)
-            var floatInputs = [a, matrix]
-            if node.inputs.count > 6, !node.inputs[6].isEmpty {
-                floatInputs.append(try bias(node, index: 6, input: aq, weight: matrix))
-            }
+            let floatInputs = try floatOperands(node, a, aq, weight: 3, role: "B", bias: 6)
             var linear = try gemm(ONNXNode(copying: node, inputs: floatInputs))
             linear.inputQuantization = aq
             guard node.inputs.count > 7, !node.inputs[7].isEmpty else {
@@ -235,6 +225,19 @@ extension ONNXOps {
         return tensor
     }
 
+    /// What the float operator's reader takes for a QLinearConv or a QGemm: its input `x`, its weight (codes at
+    /// input `weight`, named `role` in messages, scale and zero point after them, per output channel) and, when
+    /// present, its INT32 bias at input `bias`, both registered as float constants that keep their codes.
+    private mutating func floatOperands(
+        _ node: ONNXNode, _ x: String, _ xq: Quantization, weight: Int, role: String, bias biasIndex: Int
+    ) throws -> [String] {
+        let weightName = try input(node, weight, role)
+        floats[weightName] = try quantizedConstant(
+            node, codes: weight, scale: weight + 1, zeroPoint: weight + 2, axis: 0)
+        guard node.inputs.count > biasIndex, !node.inputs[biasIndex].isEmpty else { return [x, weightName] }
+        return [x, weightName, try bias(node, index: biasIndex, input: xq, weight: weightName)]
+    }
+
     /// A QLinear operator's INT32 bias at `index`: its scale is the input's times the weight's (per output).
     private mutating func bias(_ node: ONNXNode, index: Int, input: Quantization, weight: String) throws -> String {
         let name = try self.input(node, index, "bias")
@@ -244,7 +247,7 @@ extension ONNXOps {
         }
         let codes = try decoder.codes(ref)
         let wq = weightCodes.quantization
-        let outputs = weightCodes.quantization.axis.map { _ in wq.scales.count } ?? 1
+        let outputs = wq.scales.count  // 1 per tensor (validated), one per output channel otherwise
         let count = floats[weight]?.shape.first ?? 0
         guard codes.count == count else {
             throw ImportError.mismatch(
