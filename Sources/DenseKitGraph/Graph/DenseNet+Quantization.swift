@@ -20,16 +20,31 @@ extension LayerStep {
         }
     }
 
-    /// True when any of the step's weights holds integer codes or any of its activations is quantised.
-    public var isQuantized: Bool {
-        tensors.contains { $0.quantized != nil }
-            || norms.contains { $0.inputQuantization != nil || $0.outputQuantization != nil }
-            || pools.contains { $0.inputQuantization != nil || $0.outputQuantization != nil }
-            || weightedOps.contains {
-                $0.conv?.inputQuantization != nil || $0.conv?.outputQuantization != nil
-                    || $0.linear?.inputQuantization != nil || $0.linear?.outputQuantization != nil
+    /// Every activation quantisation the step's BatchNorms, convs, linear layers and pools carry, each with the
+    /// part it is on (`norm input`, `bottleneck.norm output`, `conv output`, `pool output`, ...).
+    package var activationQuantizations: [(part: String, quantization: Quantization)] {
+        var sites: [(String, Quantization?)] = []
+        for (index, norm) in norms.enumerated() {
+            let isStem = if case .stem = self { true } else { false }
+            let part = index == 0 ? "norm" : isStem ? "deep\(index).norm" : "bottleneck.norm"
+            sites += [("\(part) input", norm.inputQuantization), ("\(part) output", norm.outputQuantization)]
+        }
+        for op in weightedOps {
+            if let conv = op.conv {
+                sites += [("conv input", conv.inputQuantization), ("conv output", conv.outputQuantization)]
             }
+            if let linear = op.linear {
+                sites += [("linear input", linear.inputQuantization), ("linear output", linear.outputQuantization)]
+            }
+        }
+        for pool in pools {
+            sites += [("pool input", pool.inputQuantization), ("pool output", pool.outputQuantization)]
+        }
+        return sites.compactMap { part, q in q.map { (part, $0) } }
     }
+
+    /// True when any of the step's weights holds integer codes or any of its activations is quantised.
+    public var isQuantized: Bool { tensors.contains { $0.quantized != nil } || !activationQuantizations.isEmpty }
 }
 
 extension DenseNet {

@@ -25,26 +25,7 @@ extension DenseNet {
         }
         for step in steps {
             let layer = step.layer
-            var sites: [(part: String, q: Quantization?)] = []
-            for (index, norm) in step.norms.enumerated() {
-                let part = index == 0 ? "norm" : "bottleneck.norm"
-                sites += [("\(part) input", norm.inputQuantization), ("\(part) output", norm.outputQuantization)]
-            }
-            for op in weightedOps where op.layer == layer.name {
-                if let conv = op.conv {
-                    sites += [("conv input", conv.inputQuantization), ("conv output", conv.outputQuantization)]
-                }
-                if let linear = op.linear {
-                    sites += [("linear input", linear.inputQuantization), ("linear output", linear.outputQuantization)]
-                }
-            }
-            switch step {
-            case .stem(let stem): sites.append(("pool output", stem.pool?.outputQuantization))
-            case .transition(let transition, _): sites.append(("pool output", transition.pool.outputQuantization))
-            default: break
-            }
-            for (part, q) in sites {
-                guard let q else { continue }
+            for (part, q) in step.activationQuantizations {
                 if let (_, expected, found) = q.problem(axisLength: nil) {
                     throw ImportError.mismatch(.layer(layer, part: part), expected: expected, found: found)
                 }
