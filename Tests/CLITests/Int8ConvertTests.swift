@@ -36,7 +36,7 @@ import Testing
             "convert", source, "-o", written, "--accept-deviations", "--dequantize", "--input", input, "--json",
         ])
         #expect(outcome.status == 0, "\(outcome.stderr)")
-        let object = try #require(try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [String: Any])
+        let object = try outcome.json()
         let conventions = try #require(object["conventions"] as? [[String: Any]])
         let int8 = try #require(conventions.first { $0["subject"] as? String == "int8" })
         #expect((int8["detail"] as? String)?.hasPrefix("dequantised (--dequantize): each weight written as") == true)
@@ -77,7 +77,7 @@ import Testing
             "convert", source, "-o", written, "--accept-deviations", "--input", input, "--json",
         ])
         #expect(outcome.status == 0, "\(outcome.stderr)")
-        let object = try #require(try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [String: Any])
+        let object = try outcome.json()
         let validation = try #require(object["validation"] as? [String: Any])
         #expect(validation["bitIdentical"] as? Bool == true)
         let conventions = try #require(object["conventions"] as? [[String: Any]])

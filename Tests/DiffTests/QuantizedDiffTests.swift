@@ -110,7 +110,7 @@ import Testing
             "diff", float, coarse, "--input", input, "--sensitivity", "--json", "--report", report,
         ])
         #expect(json.status == 1, "\(json.stderr)")  // int8 is beyond float32's tolerance
-        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let object = try json.json()
         let sensitivity = try #require(object["sensitivity"] as? [[String: Any]])
         #expect(sensitivity.count == 14)
         #expect(sensitivity.first?["layer"] as? String == "block2.layer5")

@@ -33,9 +33,9 @@ struct DiffHTML {
         for i in images {
             let sample = i.sample
             let cells = [
-                escape(i.file), "\(sample.top1A)", "\(sample.top1B)", sample.top1Agrees ? "yes" : "no",
+                HTMLText.escape(i.file), "\(sample.top1A)", "\(sample.top1B)", sample.top1Agrees ? "yes" : "no",
                 String(format: "%.3g", sample.output.maxAbs), String(format: "%.6f", sample.output.cosine),
-                escape(sample.firstDivergence ?? "-"),
+                HTMLText.escape(sample.firstDivergence ?? "-"),
             ]
             rows += "<tr\(sample.top1Agrees ? "" : " class=\"bad\"")>" + Self.cells(cells) + "</tr>\n"
         }
@@ -44,7 +44,8 @@ struct DiffHTML {
 
     var html: String {
         let first = result.firstDivergence
-        let verdict = first.map { "Diverges first at <b>\(escape($0.name))</b>" } ?? "Within tolerance at every layer"
+        let verdict =
+            first.map { "Diverges first at <b>\(HTMLText.escape($0.name))</b>" } ?? "Within tolerance at every layer"
         return """
             <!DOCTYPE html>
             <html lang="en"><head><meta charset="utf-8"><title>densekit diff</title>
@@ -58,12 +59,12 @@ struct DiffHTML {
             tr.bad td { background: #fdecea; } tr.first td { font-weight: bold; }
             </style></head><body>
             <h1>densekit diff</h1>
-            <div class="files">A: \(escape(nameA))<br>B: \(escape(nameB))</div>
+            <div class="files">A: \(HTMLText.escape(nameA))<br>B: \(HTMLText.escape(nameB))</div>
             <div class="verdict">\(verdict).
             Tolerance: |a &minus; b| &le; \(result.tolerance.absolute) + \(result.tolerance.relative) &times;
             max|b| per layer.
-            Output: top-1 agreement \(percent(result.top1Agreement)),
-            top-5 agreement \(percent(result.top5Agreement)).</div>
+            Output: top-1 agreement \(HTMLText.percent(result.top1Agreement)),
+            top-5 agreement \(HTMLText.percent(result.top5Agreement)).</div>
             \(chart)
             \(table)
             \(sensitivity.map { SensitivityHTML(entries: $0).html } ?? "")
@@ -134,7 +135,7 @@ struct DiffHTML {
                 """
                 <circle cx=\(String(format: "\"%.1f\"", xPosition(i))) \
                 cy=\(String(format: "\"%.1f\"", yPosition(l.metrics.maxRel))) r=\"2.5\" \
-                fill=\"\(l.withinTolerance ? "#1a73e8" : "#d93025")\"><title>\(escape(l.name)): \
+                fill=\"\(l.withinTolerance ? "#1a73e8" : "#d93025")\"><title>\(HTMLText.escape(l.name)): \
                 \(l.metrics.maxRel)</title></circle>
                 """
         }
@@ -146,7 +147,7 @@ struct DiffHTML {
                 """
                 <text x=\"\(fx + (anchor == "end" ? -6 : 6))\" y=\"\(top + 16)\" font-size=\"13\" \
                 font-weight=\"bold\" fill=\"#d93025\" text-anchor=\"\(anchor)\">first divergence: \
-                \(escape(first.name))</text>\n
+                \(HTMLText.escape(first.name))</text>\n
                 """
         }
         // Label the stem, transitions and head on the x axis.
@@ -157,7 +158,7 @@ struct DiffHTML {
                 y=\"\(top + plotH + 14)\" font-size=\"11\" \
                 text-anchor=\"end\" \
                 transform=\(String(format: "\"rotate(-45 %.1f %.1f)\"", xPosition(firstIndex), top + plotH + 14))>\
-                \(escape(l.name))</text>
+                \(HTMLText.escape(l.name))</text>
                 """
         }
         return svg + "\n</svg>"
@@ -174,7 +175,8 @@ struct DiffHTML {
             let cls = l.name == first ? "bad first" : l.withinTolerance ? "" : "bad"
             let channels = l.divergentChannels.map { "\($0.lowerBound)&ndash;\($0.upperBound)" } ?? ""
             var cells = [
-                (l.name == first ? "&#9654; " : "") + escape(l.name), sci(l.metrics.maxAbs), sci(l.metrics.maxRel),
+                (l.name == first ? "&#9654; " : "") + HTMLText.escape(l.name), sci(l.metrics.maxAbs),
+                sci(l.metrics.maxRel),
                 String(format: "%.6f", l.metrics.cosine), sci(l.metrics.nmse), channels,
             ]
             if result.quantized {
@@ -190,10 +192,4 @@ struct DiffHTML {
 
     /// Table cells, each already escaped.
     private static func cells(_ values: [String]) -> String { values.map { "<td>\($0)</td>" }.joined() }
-    private func percent(_ value: Double) -> String { String(format: "%.0f%%", value * 100) }
-    private func escape(_ text: String) -> String {
-        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-            .replacingOccurrences(
-                of: ">", with: "&gt;")
-    }
 }

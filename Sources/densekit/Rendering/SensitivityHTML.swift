@@ -30,10 +30,11 @@ struct SensitivityHTML {
             let y = Double(i) * rowHeight + 2
             let color = entry.top1Agreement < 1 ? "#d93025" : "#1a73e8"
             svg += """
-                <text x="\(left - 6)" y="\(y + 11)" font-size="11" text-anchor="end">\(escape(entry.layer))</text>\
+                <text x="\(left - 6)" y="\(y + 11)" font-size="11" text-anchor="end">\
+                \(HTMLText.escape(entry.layer))</text>\
                 <rect x="\(left)" y="\(y)" width="\(String(format: "%.1f", length(entry.output.maxRel)))" \
-                height="\(rowHeight - 4)" fill="\(color)"><title>\(escape(entry.layer)): output max rel \
-                \(entry.output.maxRel), top-1 agreement \(percent(entry.top1Agreement))</title></rect>\n
+                height="\(rowHeight - 4)" fill="\(color)"><title>\(HTMLText.escape(entry.layer)): output max rel \
+                \(entry.output.maxRel), top-1 agreement \(HTMLText.percent(entry.top1Agreement))</title></rect>\n
                 """
         }
         svg += "</svg>"
@@ -42,9 +43,10 @@ struct SensitivityHTML {
             """
         for entry in ranked {
             table += """
-                <tr\(entry.top1Agreement < 1 ? " class=\"bad\"" : "")><td>\(escape(entry.layer))</td>\
+                <tr\(entry.top1Agreement < 1 ? " class=\"bad\"" : "")><td>\(HTMLText.escape(entry.layer))</td>\
                 <td>\(String(format: "%.2e", entry.output.maxRel))</td>\
-                <td>\(String(format: "%.6f", entry.output.cosine))</td><td>\(percent(entry.top1Agreement))</td></tr>\n
+                <td>\(String(format: "%.6f", entry.output.cosine))</td>\
+                <td>\(HTMLText.percent(entry.top1Agreement))</td></tr>\n
                 """
         }
         return """
@@ -54,11 +56,5 @@ struct SensitivityHTML {
             \(svg)
             \(table)</table>
             """
-    }
-
-    private func percent(_ value: Double) -> String { String(format: "%.0f%%", value * 100) }
-    private func escape(_ text: String) -> String {
-        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-            .replacingOccurrences(of: ">", with: "&gt;")
     }
 }
