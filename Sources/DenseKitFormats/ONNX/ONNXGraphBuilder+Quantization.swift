@@ -25,10 +25,13 @@ extension ONNXGraphBuilder {
     }
 
     /// A ReLU named `name` (when `relu`) and the quantisation `q` of its output: without the ReLU when `q` clamps
-    /// at 0 itself.
-    mutating func relu(_ name: String, _ value: String, relu: Bool = true, then q: Quantization?) -> String {
-        if q?.clampsAtZero == true { return quantized(value, q, name + ".output") }
-        return quantized(relu ? node("Relu", name, [value]) : value, q, name + ".output")
+    /// at 0 itself. `last`: what it gives is the graph's output.
+    mutating func relu(
+        _ name: String, _ value: String, relu: Bool = true, then q: Quantization?, last: Bool = false
+    ) -> String {
+        if q?.clampsAtZero == true { return quantized(value, q, name + ".output", last: last) }
+        let activated = relu ? node("Relu", name, [value], last: last && q == nil) : value
+        return quantized(activated, q, name + ".output", last: last)
     }
 
     /// A quantised weight: its codes, scale(s) and zero point(s) as initializers and the DequantizeLinear of them,

@@ -194,14 +194,8 @@ package struct ONNXGraphBuilder {
     /// The head's nodes: BN, ReLU, then the global pool, flatten and dense layers when it has them.
     private mutating func buildHead(_ head: Head, input: String) {
         let normed = norm("head.norm", head.norm, input: input)
-        var value = node("Relu", "head.relu", [normed], last: head.pool == nil && head.norm.outputQuantization == nil)
-        guard let pool = head.pool else {
-            if head.norm.outputQuantization != nil {
-                _ = quantized(value, head.norm.outputQuantization, "head.relu.output", last: true)
-            }
-            return
-        }
-        value = quantized(value, head.norm.outputQuantization, "head.relu.output")
+        var value = relu("head.relu", normed, then: head.norm.outputQuantization, last: head.pool == nil)
+        guard let pool = head.pool else { return }
         value = node(pool == .average ? "GlobalAveragePool" : "GlobalMaxPool", "head.pool", [value])
         value = node("Flatten", "head.flatten", [value], ["axis": .int(1)], last: head.dense.isEmpty)
         for (i, (name, d)) in zip(CanonicalLayout.denseNames(count: head.dense.count), head.dense).enumerated() {
