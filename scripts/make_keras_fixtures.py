@@ -177,13 +177,22 @@ def tflite(outdir):
     save_tflite(None, x, os.path.join(outdir, "keras3-tiny-savedmodel.tflite"),
                 os.path.join(outdir, "keras3-tiny-savedmodel-tflite"),
                 converter=tf.lite.TFLiteConverter.from_saved_model(folder))
-    # int8: dynamic range (int8 weights, float activations) and full integer (int8 input and output), which
-    # DenseKit refuses for now (issue 41); their interpreter outputs are kept for when it reads them.
+    tflite_int8(outdir)
+    tflite_layouts(outdir)
+
+
+def tflite_int8(outdir):
+    """tf.lite's int8 conversions of the tiny tf_keras net: dynamic range (int8 weights, float activations through
+    hybrid kernels) and full integer (int8 throughout, int8 input and output, calibrated on the shared input), each
+    with TensorFlow Lite's kernels' output."""
+    import tf_keras
+
+    model = tf_keras.models.load_model(os.path.join(outdir, "keras2-tiny.h5"))
+    x = np.load(os.path.join(outdir, "input-64-nhwc.npy"))
     save_tflite(model, x, os.path.join(outdir, "keras2-tiny-int8-dynamic.tflite"),
                 os.path.join(outdir, "keras2-tiny-int8-dynamic-tflite"), quantize="dynamic")
     save_tflite(model, x, os.path.join(outdir, "keras2-tiny-int8.tflite"),
                 os.path.join(outdir, "keras2-tiny-int8-tflite"), quantize="full")
-    tflite_layouts(outdir)
 
 
 def tflite_layouts(outdir):
@@ -220,7 +229,12 @@ def save_tflite(model, x, path, prefix, float16=False, quantize=None, converter=
     data = converter.convert()
     with open(path, "wb") as f:
         f.write(data)
-    interpreter = tf.lite.Interpreter(model_content=data)
+    # A quantised model runs on TensorFlow Lite's own kernels (fixed-point requantisation), not on the XNNPACK
+    # delegate the interpreter applies by default, whose int8 arithmetic is its own.
+    resolver = (tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if quantize
+                else tf.lite.experimental.OpResolverType.AUTO)
+    interpreter = tf.lite.Interpreter(
+        model_content=data, experimental_op_resolver_type=resolver, experimental_preserve_all_tensors=bool(quantize))
     entry = interpreter.get_input_details()[0]
     interpreter.resize_tensor_input(entry["index"], x.shape)
     interpreter.allocate_tensors()
@@ -229,7 +243,17 @@ def save_tflite(model, x, path, prefix, float16=False, quantize=None, converter=
         x = np.clip(np.round(x / scale) + zero, -128, 127).astype(np.int8)
     interpreter.set_tensor(entry["index"], x)
     interpreter.invoke()
-    np.save(prefix + ".out.npy", interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
+    # An int8 output is saved as its codes in float32 (exact), the type DenseKit's tests read.
+    np.save(prefix + ".out.npy",
+            interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).astype(np.float32))
+    ops = interpreter._get_ops_details()
+    if quantize == "full" and ops[-1]["op_name"] == "SOFTMAX":  # the int8 logits too, a finer check than the softmax
+        np.save(prefix + ".logits.npy", interpreter.get_tensor(ops[-1]["inputs"][0]).astype(np.float32))
+        # and each transition's output (its AVERAGE_POOL_2D, NHWC codes), checked layer by layer
+        pools = [op for op in ops if op["op_name"] == "AVERAGE_POOL_2D"]
+        for number, op in enumerate(pools, start=1):
+            np.save(prefix + ".transition%d.npy" % number,
+                    interpreter.get_tensor(op["outputs"][0]).astype(np.float32))
 
 def head_cases(L):
     """Heads people put on an include_top=False DenseNet (layer names Keras chooses), by input size."""
@@ -410,6 +434,7 @@ def full(outdir):
     randomise_bn(m2, rng)
     save_keras2(m2, x, outdir, "keras2-densenet121")
     save_tflite(m2, x, os.path.join(outdir, "keras2-densenet121.tflite"), os.path.join(outdir, "keras2-densenet121-tflite"))
+    full_int8(outdir, m2, x)
     tf_keras.utils.set_random_seed(35)
     m2_169 = tf_keras.applications.DenseNet169(weights=None)
     m2_169.save(os.path.join(outdir, "keras2-densenet169.h5"))
@@ -417,6 +442,19 @@ def full(outdir):
     np.save(os.path.join(outdir, "keras2-densenet169.out.npy"), m2_169.predict(x, verbose=0))
     full_heads(outdir, x, rng)
     full_nested(outdir, x, rng)
+
+
+def full_int8(outdir, model=None, x=None):
+    """tf.lite's full-integer and dynamic-range conversions of the full-size tf_keras DenseNet-121 (calibrated on the
+    input), with TensorFlow Lite's kernels' outputs."""
+    if model is None:
+        import tf_keras
+
+        model = tf_keras.models.load_model(os.path.join(outdir, "keras2-densenet121.h5"))
+        x = np.load(os.path.join(outdir, "input-224-nhwc.npy"))
+    for mode, name in [("full", "keras2-densenet121-int8"), ("dynamic", "keras2-densenet121-int8-dynamic")]:
+        save_tflite(model, x, os.path.join(outdir, name + ".tflite"), os.path.join(outdir, name + "-tflite"),
+                    quantize=mode)
 
 
 def full_nested(outdir, x, rng):
@@ -479,7 +517,8 @@ def full_heads(outdir, x, rng):
 
 if __name__ == "__main__":
     modes = {"tiny": tiny, "heads": heads, "nested": nested, "preprocessing": preprocessing, "tflite": tflite,
-             "full": full}
+             "tflite-int8": tflite_int8, "full": full,
+             "full-int8": full_int8}
     if len(sys.argv) != 3 or sys.argv[1] not in modes:
         sys.exit(__doc__)
     modes[sys.argv[1]](sys.argv[2])

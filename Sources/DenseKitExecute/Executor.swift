@@ -28,6 +28,8 @@ public final class Executor: @unchecked Sendable {
 
     /// True when the model runs on integer codes, as its framework runs it (`QuantizedExecutor`).
     public var isQuantized: Bool { integer != nil }
+    /// Whose integer arithmetic the model runs with, when it is quantised.
+    public var integerArithmetic: IntegerArithmetic? { integer?.arithmetic }
 
     public var layerNames: [String] { plan.layerNames }
     public var mode: ConvolutionMode { plan.mode }

@@ -1,17 +1,26 @@
 import DenseKitGraph
 import DenseKitKernels
 
-/// Runs a quantised DenseNet (what `DenseNet.isQuantized` says) as onnxruntime runs it: every op whose input,
-/// weights and output are quantised computes on integer codes (int32 accumulation, `OnnxruntimeArithmetic`'s
-/// requantisation); everything else (BatchNorm, a float layer in a partly quantised model) computes in float on
-/// dequantised values and quantises its output where the model says so. Activations go from op to op as codes
-/// or as floats, whichever the op before produced: a max pool keeps codes, a BatchNorm always gives floats.
+/// Runs a quantised DenseNet (what `DenseNet.isQuantized` says) as the framework that made it runs it (its
+/// `integerArithmetic`): every op whose input, weights and output are quantised computes on integer codes (int32
+/// accumulation, then `OnnxruntimeArithmetic`'s or `TFLiteArithmetic`'s requantisation); everything else (an
+/// onnxruntime BatchNorm, a float layer in a partly quantised model) computes in float on dequantised values and
+/// quantises its output where the model says so. TensorFlow Lite's int8 BatchNorm (MUL then ADD) computes on codes,
+/// and its dynamic-range convs and linear layers quantise their float input on the fly (its hybrid kernels).
+/// Activations go from op to op as codes or as floats, whichever the op before produced: a max pool keeps codes, an
+/// onnxruntime BatchNorm gives floats.
 ///
 /// One image at a time, the canonical layers in order; per layer it reports the dequantised activation.
 public struct QuantizedExecutor: Sendable {
     package let net: DenseNet
+    /// Whose arithmetic the quantised layers run with (the model's own, or the int8 model's whose layers
+    /// `diff --sensitivity` swaps into a float one).
+    package let arithmetic: IntegerArithmetic
 
-    public init(_ net: DenseNet) { self.net = net }
+    public init(_ net: DenseNet, arithmetic: IntegerArithmetic? = nil) {
+        self.net = net
+        self.arithmetic = arithmetic ?? net.integerArithmetic
+    }
 
     /// An activation, CHW: float values, or codes of `quantization`.
     struct Map {
@@ -193,9 +202,12 @@ public struct QuantizedExecutor: Sendable {
     /// `m` quantised to `q` when there is one, as it is otherwise.
     private static func quantized(_ m: Map, _ q: Quantization?) -> Map { q.map { codes(m, $0) } ?? m }
 
+    /// The parts joined as codes of `q`, or when there is none, as the codes they share (a TensorFlow Lite BatchNorm
+    /// reads a max pool's codes) or else as floats.
     private func concatenate(_ parts: [Map], _ q: Quantization?) -> Map {
         var result = Map(channels: parts.reduce(0) { $0 + $1.channels }, height: parts[0].height, width: parts[0].width)
-        if let q {
+        let shared = parts.allSatisfy { $0.quantization == parts[0].quantization } ? parts[0].quantization : nil
+        if let q = q ?? shared {
             result.quantization = q
             for part in parts { result.codes += Self.codes(part, q).codes }
         } else {
@@ -220,6 +232,10 @@ public struct QuantizedExecutor: Sendable {
     /// BatchNorm and the ReLU after it, in float on the input requantised to the norm's input quantisation,
     /// quantised to its output quantisation.
     private func normalise(_ m: Map, _ norm: BatchNorm, relu: Bool = true) -> Map {
+        if arithmetic == .tflite, let integer = integerNormalise(Self.quantized(m, norm.inputQuantization), norm, relu)
+        {
+            return integer
+        }
         var result = Self.floats(Self.quantized(m, norm.inputQuantization))
         let (scale, shift) = OnnxruntimeArithmetic.batchNormAffine(norm)
         let plane = result.plane
@@ -232,8 +248,32 @@ public struct QuantizedExecutor: Sendable {
         return Self.quantized(result, norm.outputQuantization)
     }
 
+    /// TensorFlow Lite's int8 BatchNorm (`TFLiteArithmetic.BatchNormKernel`), when the norm and its input are all
+    /// codes; nil otherwise.
+    private func integerNormalise(_ input: Map, _ norm: BatchNorm, _ relu: Bool) -> Map? {
+        guard let xq = input.quantization, let pq = norm.productQuantization, let yq = norm.outputQuantization,
+            let gamma = norm.gamma.quantized, let beta = norm.beta.quantized, gamma.quantization.isPerTensor,
+            beta.quantization.isPerTensor, gamma.codes.count == input.channels, beta.codes.count == input.channels
+        else { return nil }
+        let kernel = TFLiteArithmetic.BatchNormKernel(
+            input: xq, gamma: gamma.quantization, product: pq, beta: beta.quantization, output: yq, relu: relu)
+        var out = Map(channels: input.channels, height: input.height, width: input.width, quantization: yq)
+        out.codes = input.codes
+        let plane = input.plane
+        for c in 0..<input.channels {
+            let (g, b) = (gamma.codes[c], beta.codes[c])
+            for i in (c * plane)..<((c + 1) * plane) { out.codes[i] = kernel(input.codes[i], gamma: g, beta: b) }
+        }
+        return out
+    }
+
     private func convolve(_ m: Map, _ conv: Conv2D) -> Map {
         let input = Self.quantized(m, conv.inputQuantization)
+        if arithmetic == .tflite, input.quantization == nil, conv.outputQuantization == nil,
+            let weights = conv.weight.quantized, weights.quantization.axis ?? 0 == 0
+        {
+            return hybridConvolution(input, conv, weights)
+        }
         guard let xq = input.quantization, let weights = conv.weight.quantized, let yq = conv.outputQuantization,
             weights.quantization.axis ?? 0 == 0, conv.bias.map({ $0.quantized != nil }) ?? true
         else {
@@ -247,9 +287,44 @@ public struct QuantizedExecutor: Sendable {
         let k = input.channels * conv.kernel * conv.kernel
         let accumulators = Self.integerProduct(weights, rows: conv.outChannels, k: k, columns, n: oh * ow)
         var out = Map(channels: conv.outChannels, height: oh, width: ow, quantization: yq)
-        out.codes = Self.requantised(
+        out.codes = requantised(
             accumulators, n: oh * ow, bias: conv.bias?.quantized?.codes, input: xq, weight: weights.quantization,
             output: yq)
+        return out
+    }
+
+    /// TensorFlow Lite's hybrid conv (dynamic range): the float input quantised on the fly
+    /// (`TFLiteArithmetic.quantizeOnTheFly`), int32 products with the int8 weights, scaled back to float by input
+    /// scale x weight scale, plus the float bias.
+    private func hybridConvolution(_ input: Map, _ conv: Conv2D, _ weights: QuantizedCodes) -> Map {
+        let (oh, ow) = conv.outputSize(input.height, input.width)
+        var out = Map(channels: conv.outChannels, height: oh, width: ow)
+        out.floats = Self.hybridProduct(
+            input.floats, weights, rows: conv.outChannels, k: input.channels * conv.kernel * conv.kernel, n: oh * ow,
+            bias: conv.bias?.values
+        ) { codes in
+            ColumnGEMM.im2col(
+                codes, channels: input.channels, height: input.height, width: input.width, kernel: conv.kernel,
+                stride: conv.stride, pads: conv.pads
+            ).columns
+        }
+        return out
+    }
+
+    /// A hybrid kernel's product: `floats` quantised on the fly, less their zero point (so that padding is 0),
+    /// arranged by `columns` (k x n), times the weights' codes in int32, each row scaled back by input scale x its
+    /// weight scale, plus `bias`.
+    private static func hybridProduct(
+        _ floats: [Float], _ weights: QuantizedCodes, rows: Int, k: Int, n: Int, bias: [Float]?,
+        columns: ([Int32]) -> [Int32]
+    ) -> [Float] {
+        let (codes, scale, zero) = TFLiteArithmetic.quantizeOnTheFly(floats)
+        let accumulators = integerProduct(weights, rows: rows, k: k, columns(codes.map { $0 &- zero }), n: n)
+        var out = [Float](repeating: 0, count: accumulators.count)
+        for row in 0..<rows {
+            let factor = scale * weights.quantization.scale(row)
+            for j in (row * n)..<((row + 1) * n) { out[j] = Float(accumulators[j]) * factor + (bias?[row] ?? 0) }
+        }
         return out
     }
 
@@ -292,13 +367,25 @@ public struct QuantizedExecutor: Sendable {
     }
 
     /// Accumulators (rows of `n`) plus the int32 bias, requantised to `output` per row.
-    private static func requantised(
+    private func requantised(
         _ accumulators: [Int32], n: Int, bias: [Int32]?, input: Quantization, weight: Quantization,
         output: Quantization
     ) -> [Int32] {
         var codes = accumulators
         let (zero, range) = (output.zeroPoints[0], output.storage.range)
-        for row in 0..<(n == 0 ? 0 : codes.count / n) {
+        let rows = n == 0 ? 0 : codes.count / n
+        if arithmetic == .tflite {
+            let multipliers = TFLiteArithmetic.multipliers(input: input, weight: weight, output: output, channels: rows)
+            for row in 0..<rows {
+                let offset = bias?[row] ?? 0
+                for j in (row * n)..<((row + 1) * n) {
+                    let scaled = TFLiteArithmetic.multiplyInGEMM(codes[j] &+ offset, by: multipliers[row])
+                    codes[j] = TFLiteArithmetic.clamp(scaled &+ zero, range)
+                }
+            }
+            return codes
+        }
+        for row in 0..<rows {
             let multiplier = OnnxruntimeArithmetic.multiplier(
                 input: input, weight: weight, output: output, channel: row)
             let offset = bias?[row] ?? 0
@@ -314,6 +401,16 @@ public struct QuantizedExecutor: Sendable {
         if pool.kind == .max, let q = m.quantization {
             // A max of codes is the code of the max: onnxruntime pools uint8 and int8 directly.
             var out = Self.pooledCodes(m, pool) { window in window.max() ?? q.zeroPoints[0] }
+            out.quantization = q
+            return Self.quantized(out, pool.outputQuantization)
+        }
+        if pool.kind == .average, arithmetic == .tflite, let q = m.quantization {
+            // TensorFlow Lite averages the codes themselves, its input and output sharing one scale.
+            var out = Self.pooledCodes(m, pool) { window in
+                let count = pool.countIncludePad ? pool.kernel * pool.kernel : window.count
+                return TFLiteArithmetic.average(
+                    window.reduce(0, &+), count: Int32(count), range: q.storage.range)
+            }
             out.quantization = q
             return Self.quantized(out, pool.outputQuantization)
         }
@@ -376,6 +473,14 @@ public struct QuantizedExecutor: Sendable {
     /// holds codes and the output is quantised, a float mean (or max) otherwise.
     private func globalPool(_ m: Map, _ kind: Head.Pool, to q: Quantization?) -> Map {
         let plane = m.plane
+        if kind == .average, arithmetic == .tflite, let xq = m.quantization, let q {
+            var out = Map(channels: m.channels, height: 1, width: 1, quantization: q)
+            out.codes = (0..<m.channels).map { c in
+                let sum = m.codes[(c * plane)..<((c + 1) * plane)].reduce(0, &+)
+                return TFLiteArithmetic.mean(sum: sum, count: plane, input: xq, output: q)
+            }
+            return out
+        }
         if kind == .average, let xq = m.quantization, let q {
             var out = Map(channels: m.channels, height: 1, width: 1, quantization: q)
             let multiplier = xq.scales[0] / (q.scales[0] * Float(plane))
@@ -398,6 +503,15 @@ public struct QuantizedExecutor: Sendable {
 
     private func linear(_ m: Map, _ linear: Linear) -> Map {
         let input = Self.quantized(m, linear.inputQuantization)
+        if arithmetic == .tflite, input.quantization == nil, linear.outputQuantization == nil,
+            let weights = linear.weight.quantized, weights.quantization.axis ?? 0 == 0
+        {
+            let values = Self.hybridProduct(
+                input.floats, weights, rows: linear.outFeatures, k: linear.inFeatures, n: 1,
+                bias: linear.bias?.values
+            ) { $0 }
+            return Map(channels: values.count, height: 1, width: 1, floats: values)
+        }
         guard let xq = input.quantization, let weights = linear.weight.quantized, weights.quantization.axis ?? 0 == 0,
             linear.bias.map({ $0.quantized != nil }) ?? true
         else {
@@ -418,7 +532,7 @@ public struct QuantizedExecutor: Sendable {
             return Map(channels: values.count, height: 1, width: 1, floats: values)
         }
         var out = Map(channels: linear.outFeatures, height: 1, width: 1, quantization: yq)
-        out.codes = Self.requantised(
+        out.codes = requantised(
             accumulators, n: 1, bias: linear.bias?.quantized?.codes, input: xq, weight: weights.quantization, output: yq
         )
         return out

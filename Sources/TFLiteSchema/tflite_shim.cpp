@@ -360,3 +360,33 @@ extern "C" uint8_t *dk_tflite_build(const DKTFLiteModelSpec *spec, size_t *size)
         return nullptr;
     }
 }
+
+extern "C" int dk_tflite_edit_tensor_scale(uint8_t *data, uint32_t graph, uint32_t tensor, uint32_t index,
+                                           float value) {
+    auto target = mutableTensor(data, graph, tensor);
+    auto q = target == nullptr ? nullptr : target->mutable_quantization();
+    auto scale = q == nullptr ? nullptr : q->mutable_scale();
+    if (scale == nullptr || index >= scale->size()) return 0;
+    scale->Mutate(index, value);
+    return 1;
+}
+
+extern "C" int dk_tflite_edit_tensor_zero_point(uint8_t *data, uint32_t graph, uint32_t tensor, uint32_t index,
+                                                int64_t value) {
+    auto target = mutableTensor(data, graph, tensor);
+    auto q = target == nullptr ? nullptr : target->mutable_quantization();
+    auto zero = q == nullptr ? nullptr : q->mutable_zero_point();
+    if (zero == nullptr || index >= zero->size()) return 0;
+    zero->Mutate(index, value);
+    return 1;
+}
+
+extern "C" int dk_tflite_edit_tensor_scale_count(uint8_t *data, uint32_t graph, uint32_t tensor, uint32_t count) {
+    auto target = mutableTensor(data, graph, tensor);
+    auto q = target == nullptr ? nullptr : target->mutable_quantization();
+    auto scale = q == nullptr ? nullptr : q->mutable_scale();
+    if (scale == nullptr || count >= scale->size()) return 0;
+    // A vector's length is the uint32 before its first element: a shorter one stays inside the buffer.
+    flatbuffers::WriteScalar(reinterpret_cast<uint8_t *>(scale), static_cast<flatbuffers::uoffset_t>(count));
+    return 1;
+}

@@ -125,7 +125,8 @@ struct Run: ParsableCommand {
         let median =
             sorted.count % 2 == 1
             ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-        let arithmetic = executor.isQuantized ? "int8, onnxruntime's arithmetic" : "--" + executor.mode.rawValue
+        let arithmetic =
+            executor.integerArithmetic.map { "int8, \($0.framework)'s arithmetic" } ?? "--" + executor.mode.rawValue
         if json {
             printJSON(
                 RunReport(

@@ -116,19 +116,6 @@ import Testing
         #expect(layers.allSatisfy { (($0["cosine"] as? Double) ?? 0) > 0.99999 })
     }
 
-    /// tf.lite's dynamic-range (int8 weights) and full-integer conversions: exit 2 in one line saying int8
-    /// TensorFlow Lite is not supported yet, naming the first int8 weight (the quantised issue reads them).
-    @Test(arguments: [
-        ("keras2-tiny-int8-dynamic.tflite", "densenet/conv1/conv/Conv2D"),
-        ("keras2-tiny-int8.tflite", "densenet/predictions/MatMul"),
-    ])
-    func int8FilesAreRefusedSayingSo(_ fixture: (String, String)) throws {
-        #expect(
-            try Self.refusal(try Fixtures.data(fixture.0))
-                == "tensor '\(fixture.1)': an 8-bit weight: int8 TensorFlow Lite models (dynamic-range or "
-                + "full-integer) are not supported yet")
-    }
-
     // MARK: corrupt and lying files
 
     /// `densekit inspect` on `bytes`: exit 2 and one line, returned without its "error: <file>: ".
@@ -257,6 +244,83 @@ import Testing
         #expect(
             refusal.contains("CONV_2D 1 (")
                 && refusal.hasSuffix("expected stride_w equal to stride_h, from 1 to 63, found 0 and 0"),
+            "\(refusal)")
+    }
+
+    // MARK: lying int8 files
+
+    /// tf.lite's full-integer fixture with one field of one tensor's quantisation changed; `pick` chooses the
+    /// tensor (from the operators' inputs and outputs) and `edit` changes it. Returns the refusal and the tensor's
+    /// name.
+    static func int8Refusal(
+        _ fixture: String = "keras2-tiny-int8.tflite", tensor pick: (UnsafePointer<UInt8>) -> Int32,
+        _ edit: (UnsafeMutablePointer<UInt8>, Int32) -> Bool
+    ) throws -> (refusal: String, name: String) {
+        var name = ""
+        let bytes = try TFLiteEditing.edited(Fixtures.path(fixture)) { data in
+            let tensor = pick(data)
+            name = TFLiteEditing.name(data, tensor: tensor)
+            return edit(data, tensor)
+        }
+        return (try Self.refusal(bytes), name)
+    }
+
+    static func stemOutput(_ data: UnsafePointer<UInt8>) -> Int32 { TFLiteEditing.outputs(data, operator: 1)[0] }
+    static func stemFilter(_ data: UnsafePointer<UInt8>) -> Int32 { TFLiteEditing.inputs(data, operator: 1)[1] }
+
+    /// A scale of 0, below 0 or NaN, on an activation, the image or a per-channel weight: exit 2 naming the tensor.
+    @Test(arguments: [("output", Float(0), "0.0"), ("image", -0.5, "-0.5"), ("filter", .nan, "nan")])
+    func aScaleThatIsNotPositiveIsRefusedNamingTheTensor(_ site: (String, Float, String)) throws {
+        let (refusal, name) = try Self.int8Refusal(
+            tensor: { data in
+                switch site.0 {
+                case "output": Self.stemOutput(data)
+                case "image": TFLiteEditing.inputs(data, operator: 0)[0]
+                default: Self.stemFilter(data)
+                }
+            }, { TFLiteEditing.setScale($0, tensor: $1, index: site.0 == "filter" ? 3 : 0, to: site.1) })
+        #expect(
+            refusal == "tensor '\(name)': expected quantisation scales finite and above 0, found scale \(site.2)",
+            "\(refusal)")
+    }
+
+    @Test func aZeroPointOutsideItsTypeIsRefusedNamingTheTensor() throws {
+        let (refusal, name) = try Self.int8Refusal(tensor: Self.stemOutput) {
+            TFLiteEditing.setZeroPoint($0, tensor: $1, to: 200)
+        }
+        #expect(refusal == "tensor '\(name)': expected zero points of int8 (-128...127), found zero point 200")
+    }
+
+    @Test func perChannelScalesOfTheWrongLengthAreRefusedNamingTheTensor() throws {
+        let (refusal, name) = try Self.int8Refusal(tensor: Self.stemFilter) {
+            TFLiteEditing.setScaleCount($0, tensor: $1, to: 7)
+        }
+        #expect(refusal == "tensor '\(name)': expected one scale per index of axis 0 (8), found 7", "\(refusal)")
+    }
+
+    /// TensorFlow Lite's CONCATENATION copies codes: an input whose scale differs from the output's is a file its
+    /// converter never writes (the kernel would misread it).
+    @Test func aConcatenationInputOnAnotherScaleIsRefusedNamingTheTensor() throws {
+        let (refusal, name) = try Self.int8Refusal(tensor: { TFLiteEditing.outputs($0, operator: 7)[0] }) {
+            TFLiteEditing.setScale($0, tensor: $1, to: 0.0625)
+        }
+        #expect(
+            refusal.hasPrefix("tensor '\(name)': expected the quantisation of CONCATENATION 8 (")
+                && refusal.hasSuffix(
+                    "'s output (scale 0.031049984, zero point -64): TensorFlow Lite does not requantise there, "
+                        + "found scale 0.0625, zero point -64"),
+            "\(refusal)")
+    }
+
+    /// The dynamic-range file's int8 stem filter pointed at a float weight's buffer (4 bytes a value).
+    @Test func anInt8WeightWithAFloatBufferIsRefusedNamingTheTensor() throws {
+        var buffer: UInt32 = 0
+        let (refusal, name) = try Self.int8Refusal("keras2-tiny-int8-dynamic.tflite", tensor: Self.stemFilter) {
+            buffer = TFLiteEditing.buffer($0, tensor: TFLiteEditing.inputs($0, operator: 6)[1])
+            return TFLiteEditing.setBuffer($0, tensor: $1, to: buffer)
+        }
+        #expect(
+            refusal == "tensor '\(name)': expected 1176 bytes for shape [8, 7, 7, 3], found 512 in buffer \(buffer)",
             "\(refusal)")
     }
 }

@@ -62,4 +62,26 @@ public enum TFLiteEditing {
     {
         dk_tflite_edit_conv_stride(data, 0, index, stride, stride) == 1
     }
+
+    /// Tensor `index`'s buffer index.
+    public static func buffer(_ data: UnsafePointer<UInt8>, tensor index: Int32) -> UInt32 {
+        var tensor = DKTFLiteTensor()
+        dk_tflite_tensor(data, 0, UInt32(index), &tensor)
+        return tensor.buffer
+    }
+
+    public static func setScale(_ data: UnsafeMutablePointer<UInt8>, tensor: Int32, index: UInt32 = 0, to value: Float)
+        -> Bool
+    {
+        dk_tflite_edit_tensor_scale(data, 0, UInt32(tensor), index, value) == 1
+    }
+
+    public static func setZeroPoint(_ data: UnsafeMutablePointer<UInt8>, tensor: Int32, to value: Int64) -> Bool {
+        dk_tflite_edit_tensor_zero_point(data, 0, UInt32(tensor), 0, value) == 1
+    }
+
+    /// Shortens tensor `tensor`'s list of scales to `count`.
+    public static func setScaleCount(_ data: UnsafeMutablePointer<UInt8>, tensor: Int32, to count: UInt32) -> Bool {
+        dk_tflite_edit_tensor_scale_count(data, 0, UInt32(tensor), count) == 1
+    }
 }

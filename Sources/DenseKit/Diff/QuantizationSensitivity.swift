@@ -50,7 +50,7 @@ public struct QuantizationSensitivity {
         guard int8.isQuantized else { throw Error.notQuantized }
         let reasons = ModelDiff.correspondence(float, int8)
         guard reasons.isEmpty else { throw ModelDiff.Error.differentArchitectures(reasons) }
-        executor = QuantizedExecutor(float)
+        executor = QuantizedExecutor(float, arithmetic: int8.integerArithmetic)
         floatSteps = float.steps
         let steps = int8.steps
         quantizedSteps = try steps.indices.compactMap { index in

@@ -41,6 +41,13 @@ public struct ONNXModelWriter: ModelWriter {
         var prepared = net
         var conventions: [Convention] = []
         if net.isQuantized {
+            guard net.integerArithmetic == .onnxruntime else {
+                throw UnsupportedTarget(
+                    format,
+                    "the model is int8 with \(net.integerArithmetic.framework)'s arithmetic (its int8 BatchNorms, "
+                        + "hybrid kernels and rounding), which onnxruntime's QDQ format cannot reproduce; pass "
+                        + "--dequantize to write it as floats")
+            }
             guard !foldBatchNorm else {
                 throw UnsupportedTarget(format, "--fold-bn would change an int8 model's quantised weights")
             }

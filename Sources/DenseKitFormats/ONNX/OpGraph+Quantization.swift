@@ -6,7 +6,7 @@ extension OpGraph {
     /// - after a conv, BatchNormalization, pool or linear layer (or the ReLU after a conv or a
     ///   BatchNormalization), it is that op's `outputQuantization`;
     /// - after anything else (the input, a Concat, a global pool) it is the `inputQuantization` of the convs,
-    ///   BatchNormalizations, pools and linear layers that read it.
+    ///   BatchNormalizations, pools and linear layers that read it (a Concat that reads it takes none).
     /// onnxruntime's quantiser drops the ReLU after a conv or a BatchNormalization whose output it quantises with
     /// the zero point at the type's lowest code (the rounding clamps at 0 by itself); the ReLU is put back
     /// where a DenseNet has one: after a BatchNormalization, and after a conv that a conv or a max pool reads.
@@ -75,6 +75,9 @@ extension OpGraph {
                     }
                     continue
                 }
+                // A Concat joins codes as they are (Keras concatenates a block's features one layer at a time, so
+                // the last concatenation is read by the next): what counts is the quantisation its readers take.
+                if case .concat = nodes[reader].op { continue }
                 try place(reader, output: false)
             }
         }

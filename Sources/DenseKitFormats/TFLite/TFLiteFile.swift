@@ -17,6 +17,10 @@ package struct TFLiteFile {
         package var type: Int
         package var buffer: Int
         package var sparse: Bool = false
+        /// The affine quantisation's parameters as stored (empty when the tensor has none).
+        package var scales: [Float] = []
+        package var zeroPoints: [Int64] = []
+        package var quantizedDimension = 0
     }
 
     /// An operator's options (the shim's fields for every builtin option a DenseNet's operators use).
@@ -114,7 +118,13 @@ package struct TFLiteFile {
                 Tensor(
                     index: Int(index), name: name, shape: ints(tensor.shape),
                     shapeSignature: ints(tensor.shapeSignature), type: Int(tensor.type), buffer: Int(tensor.buffer),
-                    sparse: tensor.sparse != 0))
+                    sparse: tensor.sparse != 0,
+                    scales: tensor.scale.map { Array(UnsafeBufferPointer(start: $0, count: Int(tensor.scaleCount))) }
+                        ?? [],
+                    zeroPoints: tensor.zeroPoint.map {
+                        Array(UnsafeBufferPointer(start: $0, count: Int(tensor.zeroPointCount)))
+                    } ?? [],
+                    quantizedDimension: Int(tensor.quantizedDimension)))
         }
         var operators: [Operator] = []
         for index in 0..<graph.operators {

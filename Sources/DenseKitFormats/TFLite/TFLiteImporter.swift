@@ -18,16 +18,20 @@ public enum TFLiteImporter {
             throw ImportError.mismatch(.part("subgraph outputs"), expected: "1", found: "\(file.outputs)")
         }
         let image = file.tensors[input]
-        guard image.type == TFLiteFile.float32, image.shape.count == 4 else {
+        let imageQuantization = try reader.activationQuantization(input)
+        guard image.type == TFLiteFile.float32 || imageQuantization != nil, image.shape.count == 4 else {
             throw ImportError.mismatch(
-                .input(image.name),
-                expected: "a 4-D FLOAT32 image (int8 TensorFlow Lite models are not supported yet)",
+                .input(image.name), expected: "a 4-D FLOAT32 image, or INT8 or UINT8 with its quantisation",
                 found: "type \(image.type), shape \(image.shape)")
         }
-        // TFLite's activations are NHWC: a Transpose marks the input as such for the recognition.
+        // TFLite's activations are NHWC: a Transpose marks the input as such for the recognition. An integer input
+        // is the image quantised: the user's values are quantised to its parameters.
         let marker = OpGraph.Node(
             label: "input layout", op: .transpose([0, 3, 1, 2]), inputs: ["input"], output: Reader.value(input))
-        let graph = try OpGraph(nodes: [marker] + nodes, input: "input", output: Reader.value(output)).normalized()
+        let graph = try OpGraph(
+            nodes: try reader.quantizing([marker], output: input) + nodes, input: "input",
+            output: Reader.value(output)
+        ).normalized().foldingQuantization()
         var recognizer = DenseNetRecognizer(graph: graph)
         let recognized = try recognizer.recognise()
         let spec = InputSpec(
@@ -50,6 +54,15 @@ public enum TFLiteImporter {
             source: source, input: spec, stem: recognized.stem, blocks: recognized.blocks,
             transitions: recognized.transitions, head: recognized.head)
         net.inputTransform = try graph.inputTransform(channels: spec.channels)
+        net.integerArithmetic = .tflite
+        if let summary = net.quantizationSummary {
+            net.source.notes.append(
+                reader.quantizedActivations > 0
+                    ? "int8, TensorFlow Lite's full-integer format: \(summary); runs with its kernels' fixed-point "
+                        + "arithmetic" + (imageQuantization != nil ? "; the image is quantised to the input's" : "")
+                    : "int8 weights, float activations (TensorFlow Lite's dynamic range): \(summary); those with int8 "
+                        + "weights run as its hybrid kernels do, quantising each image's input on the fly")
+        }
         return net
     }
 
@@ -60,6 +73,9 @@ public enum TFLiteImporter {
         var integers: [Int: [Int]] = [:]
         var batchNorms = 0
         var dequantized = 0
+        /// Integer weights and quantised activations read.
+        var quantizedWeights = 0
+        var quantizedActivations = 0
         var storedParameters = 0
         var storedBytes = 0
         var storedTensors = 0
@@ -95,11 +111,34 @@ public enum TFLiteImporter {
                     continue
                 }
                 if op.builtin == 6 {  // DEQUANTIZE of a float16 constant: the constant in float32.
-                    guard let input = op.inputs.first, let constant = floats[input] else {
-                        throw ImportError.unsupported(.node(op.label), problem: "DEQUANTIZE of an activation")
+                    guard let input = op.inputs.first else {
+                        throw ImportError.mismatch(.node(op.label), expected: "1 input", found: "none")
                     }
-                    floats[op.outputs[0]] = constant
-                    dequantized += 1
+                    if let constant = floats[input] {
+                        floats[op.outputs[0]] = constant
+                        dequantized += 1
+                        continue
+                    }
+                    // Of int8 codes: their real values, which the graph's values are already.
+                    guard try activationQuantization(input) != nil else {
+                        throw ImportError.unsupported(
+                            .node(op.label), problem: "DEQUANTIZE of an activation that is not quantised")
+                    }
+                    out.append(
+                        OpGraph.Node(
+                            label: op.label, op: .passThrough, inputs: [Self.value(input)],
+                            output: Self.value(op.outputs[0])))
+                    continue
+                }
+                if op.builtin == 114 {  // QUANTIZE of an activation: its values as codes of the output's parameters.
+                    guard let input = activations(op).first, try activationQuantization(op.outputs[0]) != nil else {
+                        throw ImportError.mismatch(
+                            .node(op.label), expected: "an activation quantised to INT8 or UINT8 parameters",
+                            found: "inputs \(op.inputs), output \(op.outputs)")
+                    }
+                    out += try quantizing(
+                        [OpGraph.Node(label: op.label, op: .passThrough, inputs: [input], output: "")],
+                        output: op.outputs[0])
                     continue
                 }
                 // MUL by a per-channel constant, then ADD of one (its only reader): a BatchNorm.
@@ -108,15 +147,100 @@ public enum TFLiteImporter {
                     let (norm, activation) = try batchNorm(op, next, readers: readers)
                 {
                     skip.insert(position + 1)
-                    out += try emit(
-                        .batchNorm(norm), label: op.label, inputs: [input], output: next.outputs[0],
-                        activation: activation, of: next)
+                    out += try quantizing(
+                        emit(
+                            .batchNorm(norm), label: op.label, inputs: [input], output: next.outputs[0],
+                            activation: activation, of: next),
+                        output: next.outputs[0])
                     batchNorms += 1
                     continue
                 }
-                out += try convert(op)
+                try checkSharedQuantization(op)
+                let nodes = try convert(op)
+                out += Self.movesCodes.contains(op.builtin) ? nodes : try quantizing(nodes, output: op.outputs[0])
             }
             return out
+        }
+
+        /// PAD, PADV2, MIRROR_PAD, RESHAPE and TRANSPOSE: they move codes without computing, so their output's
+        /// quantisation is their input's.
+        static let movesCodes: Set<Int> = [22, 34, 39, 60, 100]
+
+        /// The quantisation of activation `index` when it holds int8 or uint8 codes (nil for a float one), checked:
+        /// integer codes without parameters, or parameters TensorFlow Lite refuses, name the tensor.
+        func activationQuantization(_ index: Int) throws -> Quantization? {
+            guard isTensor(index) else { return nil }
+            let tensor = file.tensors[index]
+            guard tensor.type == TFLiteFile.int8 || tensor.type == TFLiteFile.uint8 else { return nil }
+            guard let q = try quantization(tensor), q.isPerTensor else {
+                throw ImportError.mismatch(
+                    .tensor(tensor.name), expected: "an int8 activation with one scale and zero point",
+                    found: tensor.scales.isEmpty ? "no quantisation parameters" : "\(tensor.scales.count) scales")
+            }
+            return q
+        }
+
+        /// A tensor's quantisation as stored (nil when it has none), checked against its shape and type.
+        func quantization(_ tensor: TFLiteFile.Tensor) throws -> Quantization? {
+            guard !tensor.scales.isEmpty || !tensor.zeroPoints.isEmpty else { return nil }
+            let storage: Quantization.Storage
+            switch tensor.type {
+            case TFLiteFile.int8: storage = .int8
+            case TFLiteFile.uint8: storage = .uint8
+            case TFLiteFile.int32: storage = .int32
+            default: return nil  // a float tensor's statistics, which nothing reads
+            }
+            let perChannel = tensor.scales.count > 1
+            let q = Quantization(
+                storage: storage, scales: tensor.scales, zeroPoints: tensor.zeroPoints.map { Int32(clamping: $0) },
+                axis: perChannel ? tensor.quantizedDimension : nil)
+            if perChannel, !tensor.shape.indices.contains(tensor.quantizedDimension) {
+                throw ImportError.mismatch(
+                    .tensor(tensor.name), expected: "a quantized_dimension of its \(tensor.shape.count) dimensions",
+                    found: "\(tensor.quantizedDimension)")
+            }
+            let length = perChannel ? tensor.shape[tensor.quantizedDimension] : nil
+            if let (_, expected, found) = q.problem(axisLength: length) {
+                throw ImportError.mismatch(.tensor(tensor.name), expected: expected, found: found)
+            }
+            if let wide = tensor.zeroPoints.first(where: { Int64(Int32(clamping: $0)) != $0 }) {
+                throw ImportError.mismatch(
+                    .tensor(tensor.name), expected: "zero points of \(storage.rawValue)", found: "zero point \(wide)")
+            }
+            return q
+        }
+
+        /// `nodes`, an operator's (the last giving tensor `output`), then the quantisation of `output` when it holds
+        /// int8 codes: a `fakeQuantize` that `OpGraph.foldingQuantization` moves onto the op.
+        mutating func quantizing(_ nodes: [OpGraph.Node], output: Int) throws -> [OpGraph.Node] {
+            guard let q = try activationQuantization(output), var last = nodes.last else { return nodes }
+            quantizedActivations += 1
+            let real = Self.value(output) + "#real"
+            last.output = real
+            return nodes.dropLast() + [
+                last, OpGraph.Node(label: last.label, op: .fakeQuantize(q), inputs: [real], output: Self.value(output)),
+            ]
+        }
+
+        /// TensorFlow Lite's CONCATENATION, pools, pads and reshapes compute on codes as they are: each integer input
+        /// must have the output's scale and zero point (its converter makes them so).
+        func checkSharedQuantization(_ op: TFLiteFile.Operator) throws {
+            guard [1, 2, 17].contains(op.builtin) || Self.movesCodes.contains(op.builtin),
+                let q = try activationQuantization(op.outputs[0])
+            else { return }
+            for input in op.inputs where isTensor(input) && floats[input] == nil && integers[input] == nil {
+                let found = try activationQuantization(input)
+                guard found == q else {
+                    let describe = { (q: Quantization?) in
+                        q.map { "scale \($0.scales[0]), zero point \($0.zeroPoints[0])" } ?? "float values"
+                    }
+                    throw ImportError.mismatch(
+                        .tensor(file.tensors[input].name),
+                        expected: "the quantisation of \(op.label)'s output (\(describe(q))): TensorFlow Lite does not "
+                            + "requantise there",
+                        found: describe(found))
+                }
+            }
         }
 
         /// Constant tensors (those with a buffer): floats decoded, integers kept; each buffer's size against
@@ -145,11 +269,7 @@ public enum TFLiteImporter {
                 case TFLiteFile.float32, TFLiteFile.int32: size = 4
                 case TFLiteFile.float16: size = 2
                 case TFLiteFile.int64: size = 8
-                case TFLiteFile.int8, TFLiteFile.uint8:
-                    throw ImportError.unsupported(
-                        .tensor(tensor.name),
-                        problem: "an 8-bit weight: int8 TensorFlow Lite models (dynamic-range or full-integer) are not "
-                            + "supported yet")
+                case TFLiteFile.int8, TFLiteFile.uint8: size = 1
                 default:
                     throw ImportError.unsupported(
                         .tensor(tensor.name), problem: "a constant of TensorFlow Lite type \(tensor.type)")
@@ -161,8 +281,38 @@ public enum TFLiteImporter {
                         expected: overflow ? "a shape of fewer values" : "\(expected) bytes for shape \(tensor.shape)",
                         found: overflow ? "shape \(tensor.shape)" : "\(bytes.count) in buffer \(tensor.buffer)")
                 }
-                bytes.withUnsafeBytes { raw in
+                let q = try quantization(tensor)
+                if tensor.type == TFLiteFile.int8 || tensor.type == TFLiteFile.uint8, q == nil {
+                    throw ImportError.mismatch(
+                        .tensor(tensor.name), expected: "8-bit codes with their quantisation",
+                        found: "no quantisation parameters")
+                }
+                try bytes.withUnsafeBytes { raw in
                     switch tensor.type {
+                    case TFLiteFile.int8, TFLiteFile.uint8,
+                        TFLiteFile.int32 where q != nil:
+                        // Codes (weights, a BatchNorm's factors, int32 biases): their real values, keeping the codes.
+                        guard let q else { return }
+                        let codes: [Int32] = (0..<count).map {
+                            switch tensor.type {
+                            case TFLiteFile.int8: Int32(raw.load(fromByteOffset: $0, as: Int8.self))
+                            case TFLiteFile.uint8: Int32(raw.load(fromByteOffset: $0, as: UInt8.self))
+                            default: Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self))
+                            }
+                        }
+                        if let bad = codes.first(where: { !q.storage.range.contains($0) }) {
+                            throw ImportError.mismatch(
+                                .tensor(tensor.name), expected: "codes of \(q.storage.rawValue)", found: "\(bad)")
+                        }
+                        var decoded = DenseKitGraph.Tensor(
+                            name: tensor.name, shape: tensor.shape,
+                            values: QuantizedCodes.dequantize(codes, q, shape: tensor.shape))
+                        decoded.quantized = QuantizedCodes(quantization: q, codes: codes)
+                        floats[tensor.index] = decoded
+                        storedParameters += count
+                        storedBytes += bytes.count
+                        storedTensors += 1
+                        if tensor.type != TFLiteFile.int32 { quantizedWeights += 1 }
                     case TFLiteFile.float32, TFLiteFile.float16:
                         let stored: StoredFloat = tensor.type == TFLiteFile.float32 ? .f32 : .f16
                         floats[tensor.index] = DenseKitGraph.Tensor(
@@ -280,8 +430,10 @@ public enum TFLiteImporter {
                 guard let channels = constant.shape.last, constant.shape.dropLast().allSatisfy({ $0 == 1 }),
                     constant.shape.count == 1 || constant.shape.count == 4
                 else { return nil }
-                return Tensor(
+                var tensor = Tensor(
                     name: constant.name, shape: [channels], storedDType: constant.storedDType, values: constant.values)
+                tensor.quantized = constant.quantized
+                return tensor
             }
             guard mul.options.activation == 0, add.inputs.contains(mul.outputs[0]), readers[mul.outputs[0]] == 1,
                 let scaleIndex = mul.inputs.first(where: { floats[$0] != nil }),
@@ -295,9 +447,13 @@ public enum TFLiteImporter {
             func tensor(_ name: String, _ value: Float) -> Tensor {
                 Tensor(name: name, shape: [channels], values: Array(repeating: value, count: channels))
             }
-            let norm = BatchNorm(
+            var norm = BatchNorm(
                 gamma: scale, beta: offset, mean: tensor(scale.name + "#mean", 0),
                 variance: tensor(scale.name + "#variance", variance), epsilon: Self.epsilon)
+            // An int8 MUL's input and output: the codes it reads (a max pool's or a concatenation's) and the product's,
+            // before the ADD.
+            norm.inputQuantization = try mul.inputs.first.flatMap { try activationQuantization($0) }
+            norm.productQuantization = try activationQuantization(mul.outputs[0])
             return (norm, add.options.activation)
         }
 

@@ -9,6 +9,9 @@ public struct BatchNorm: Sendable {
     public var inputQuantization: Quantization? = nil
     /// The quantisation of the activation this op gives (after the ReLU that follows it in the canonical graph).
     public var outputQuantization: Quantization? = nil
+    /// The quantisation of the product `x * gamma` before the offset is added, where the model computes the norm as
+    /// two int8 operations (TensorFlow Lite's MUL then ADD).
+    public var productQuantization: Quantization? = nil
 
     public init(gamma: Tensor, beta: Tensor, mean: Tensor, variance: Tensor, epsilon: Float) {
         self.gamma = gamma

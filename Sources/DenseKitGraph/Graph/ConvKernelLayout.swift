@@ -32,27 +32,40 @@ public enum ConvKernelLayout: Sendable {
 }
 
 extension Tensor {
-    /// This 4-D kernel, stored in `from`, rearranged into `to` (same values, new order and shape).
+    /// This 4-D kernel, stored in `from`, rearranged into `to` (same values, new order and shape); integer codes
+    /// move with their values, and a per-channel quantisation's axis with its dimension.
     /// Only for a tensor whose values match its shape (the importers check that first).
     public func permuted(_ from: ConvKernelLayout, to: ConvKernelLayout) -> Tensor {
         guard from != to, shape.count == 4 else { return self }
         let (outputs, inputs, kernelHeight, kernelWidth) = from.dimensions(shape)
         let source = from.strides(outputs, inputs, kernelHeight, kernelWidth)
         let target = to.strides(outputs, inputs, kernelHeight, kernelWidth)
-        let values = self.values
-        var out = [Float](repeating: 0, count: values.count)
-        for a in 0..<outputs {
-            for b in 0..<inputs {
-                for y in 0..<kernelHeight {
-                    for x in 0..<kernelWidth {
-                        out[a * target.0 + b * target.1 + y * target.2 + x * target.3] =
-                            values[a * source.0 + b * source.1 + y * source.2 + x * source.3]
+        func rearranged<T>(_ values: [T], zero: T) -> [T] {
+            var out = [T](repeating: zero, count: values.count)
+            for a in 0..<outputs {
+                for b in 0..<inputs {
+                    for y in 0..<kernelHeight {
+                        for x in 0..<kernelWidth {
+                            out[a * target.0 + b * target.1 + y * target.2 + x * target.3] =
+                                values[a * source.0 + b * source.1 + y * source.2 + x * source.3]
+                        }
                     }
                 }
             }
+            return out
         }
-        return Tensor(
+        var result = Tensor(
             name: name, shape: to.shape(outputs, inputs, kernelHeight, kernelWidth), storedDType: storedDType,
-            values: out)
+            values: rearranged(values, zero: 0))
+        if var quantized, quantized.codes.count == values.count {
+            // The axis names a dimension; find where that dimension's role (output, input, row, column) lands.
+            let roles = from.shape(0, 1, 2, 3)
+            quantized.quantization.axis = quantized.quantization.axis.map { axis in
+                roles.indices.contains(axis) ? to.shape(0, 1, 2, 3).firstIndex(of: roles[axis]) ?? axis : axis
+            }
+            quantized.codes = rearranged(quantized.codes, zero: 0)
+            result.quantized = quantized
+        }
+        return result
     }
 }

@@ -27,7 +27,10 @@ extension LayerStep {
         for (index, norm) in norms.enumerated() {
             let isStem = if case .stem = self { true } else { false }
             let part = index == 0 ? "norm" : isStem ? "deep\(index).norm" : "bottleneck.norm"
-            sites += [("\(part) input", norm.inputQuantization), ("\(part) output", norm.outputQuantization)]
+            sites += [
+                ("\(part) input", norm.inputQuantization), ("\(part) product", norm.productQuantization),
+                ("\(part) output", norm.outputQuantization),
+            ]
         }
         for op in weightedOps {
             if let conv = op.conv {
@@ -65,11 +68,13 @@ extension DenseNet {
             ops.compactMap { ($0.conv?.outputQuantization ?? $0.linear?.outputQuantization)?.storage.rawValue })
         let weightTypes = Set(weights.map(\.quantization.storage.rawValue)).sorted().joined(separator: "/")
         let perChannel = weights.contains { !$0.quantization.isPerTensor }
+        // TensorFlow Lite's hybrid kernels compute on integers with float activations too.
         let integer = ops.filter {
-            ($0.conv?.weight.quantized != nil && $0.conv?.outputQuantization != nil)
+            ($0.conv?.weight.quantized != nil && ($0.conv?.outputQuantization != nil || integerArithmetic == .tflite))
                 || $0.linear?.weight.quantized != nil
         }.count
-        return "activations \(activations.sorted().joined(separator: "/")), weights \(weightTypes) "
+        let activationTypes = activations.isEmpty ? "float" : activations.sorted().joined(separator: "/")
+        return "activations \(activationTypes), weights \(weightTypes) "
             + "\(perChannel ? "per channel" : "per tensor"); \(integer) of \(ops.count) convs and linear layers on "
             + "integers"
     }

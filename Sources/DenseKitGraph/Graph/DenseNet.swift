@@ -13,6 +13,8 @@ public struct DenseNet: Sendable {
     public var head: Head
     /// Preprocessing the model applies to its input before the stem, when the file holds some.
     public var inputTransform: InputTransform? = nil
+    /// Whose integer arithmetic the model's quantisation follows (what `isQuantized` says; ignored otherwise).
+    public var integerArithmetic: IntegerArithmetic = .onnxruntime
 
     public init(
         source: ModelSource, input: InputSpec, stem: Stem, blocks: [DenseBlock],

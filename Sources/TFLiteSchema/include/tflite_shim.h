@@ -148,6 +148,11 @@ int dk_tflite_edit_tensor_buffer(uint8_t *data, uint32_t subgraph, uint32_t tens
 int dk_tflite_edit_tensor_dim(uint8_t *data, uint32_t subgraph, uint32_t tensor, uint32_t axis, int32_t value);
 int dk_tflite_edit_operator_input(uint8_t *data, uint32_t subgraph, uint32_t op, uint32_t position, int32_t tensor);
 int dk_tflite_edit_conv_stride(uint8_t *data, uint32_t subgraph, uint32_t op, int32_t strideW, int32_t strideH);
+/// Scale `index` or zero point `index` of a tensor's quantisation; the count of its scales (only shortened).
+int dk_tflite_edit_tensor_scale(uint8_t *data, uint32_t subgraph, uint32_t tensor, uint32_t index, float value);
+int dk_tflite_edit_tensor_zero_point(uint8_t *data, uint32_t subgraph, uint32_t tensor, uint32_t index,
+                                     int64_t value);
+int dk_tflite_edit_tensor_scale_count(uint8_t *data, uint32_t subgraph, uint32_t tensor, uint32_t count);
 
 #ifdef __cplusplus
 }
