@@ -6,9 +6,9 @@ import Foundation
 import TestSupport
 import Testing
 
-/// `convert` of an int8 model: to ONNX it stays int8 (onnxruntime's QDQ format); to any other target it is refused
-/// (exit 2, nothing written) unless `--dequantize`, which writes its weights as their float values. Each written file
-/// loads in onnxruntime with DenseKit's outputs for it.
+/// `convert` of an int8 model: to `.dnk` (5.0) and ONNX it stays int8 (onnxruntime's QDQ format); to any other
+/// target it is refused (exit 2, nothing written) unless `--dequantize`, which writes its weights as their float
+/// values. Each written ONNX file loads in onnxruntime with DenseKit's outputs for it.
 @Suite struct Int8ConvertTests {
     @Test func anInt8ModelIsNotConvertedWithoutDequantize() throws {
         let folder = try Fixtures.temporaryFolder()
@@ -21,7 +21,7 @@ import Testing
             outcome.stderr
                 == "error: \(source): cannot write safetensors: the model is int8 (activations uint8, weights int8 per "
                 + "tensor; 16 of 16 convs and linear layers on integers); pass --dequantize to write its weights as "
-                + "floats (or write ONNX, which keeps it int8)\n")
+                + "floats (or write .dnk or ONNX, which keep it int8)\n")
         #expect(!FileManager.default.fileExists(atPath: output))
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).isEmpty)
     }
@@ -103,5 +103,102 @@ import Testing
         } else {
             #expect(relativeError(onnxruntime, densekitOutputs) <= 2e-2)
         }
+    }
+
+    /// An int8 model to `.dnk` stays int8 (version 5.0), from each quantiser: read back, every weight has the
+    /// source's codes and parameters, every op its activation quantisations, the arithmetic is the source's, and it
+    /// runs bit-identically to the source on the fixture's input.
+    @Test(arguments: [
+        ("tv-tiny-qdq-u8.onnx", "input-64.npy"), ("tv-tiny-qoperator-u8.onnx", "input-64.npy"),
+        ("tv-tiny-qdq-s8-perchannel.onnx", "input-64.npy"), ("keras2-tiny-int8.tflite", "input-64-nhwc.npy"),
+        ("keras2-tiny-int8-dynamic.tflite", "input-64-nhwc.npy"),
+    ])
+    func anInt8ModelIsWrittenAsAnInt8DNK(_ fixture: (String, String)) throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let source = Fixtures.path(fixture.0)
+        let written = folder.appendingPathComponent("int8.dnk").path
+        let outcome = try densekit(["convert", source, "-o", written, "--accept-deviations"])
+        #expect(outcome.status == 0 && outcome.stdout.contains(" bytes, int8 ("), "\(outcome.stderr)")
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: written))
+        #expect([bytes[8], bytes[10]] == [5, 0])
+
+        let net = try ModelLoader.load(path: source)
+        let reread = try ModelLoader.load(path: written)
+        #expect(reread.isQuantized && reread.integerArithmetic == net.integerArithmetic)
+        #expect(reread.tensors.map(\.quantized) == net.tensors.map(\.quantized))
+        #expect(reread.tensors.map(\.values) == net.tensors.map(\.values))
+        for (a, b) in zip(net.steps, reread.steps) {
+            #expect(a.activationQuantizations.map(\.part) == b.activationQuantizations.map(\.part), "\(a.layer)")
+            #expect(
+                a.activationQuantizations.map(\.quantization) == b.activationQuantizations.map(\.quantization),
+                "\(a.layer)")
+        }
+        let modelInput = try ModelInput(try Fixtures.npy(Fixtures.path(fixture.1)), layout: nil, for: net)
+        let want = try Executor(net).run(modelInput.values, batch: 2, height: 64, width: 64)
+        let got = try Executor(reread).run(modelInput.values, batch: 2, height: 64, width: 64)
+        #expect(got == want)
+        #expect(try densekit(["inspect", written]).stdout.contains("note        int8: activations "))
+    }
+
+    /// A forged int8 `.dnk` (its metadata rewritten with valid checksums, its length unchanged): an integer tensor
+    /// whose parameters are missing, a negative weight scale, a negative activation scale: exit 2 naming the tensor or
+    /// the layer.
+    @Test func aForgedInt8DNKIsRefusedNamingTheTensorOrLayer() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let written = folder.appendingPathComponent("int8.dnk").path
+        #expect(
+            try densekit(["convert", Fixtures.path("tv-tiny-qdq-u8.onnx"), "-o", written, "--accept-deviations"])
+                .status == 0)
+        let good = try Data(contentsOf: URL(fileURLWithPath: written))
+        func u64(_ at: Int) -> Int { Int(good.subdata(in: at..<(at + 8)).withUnsafeBytes { $0.load(as: UInt64.self) }) }
+        let (metaStart, metaEnd) = (u64(16), u64(16) + u64(24))
+        let json = String(decoding: good[metaStart..<metaEnd], as: UTF8.self)
+        /// The file with `edit` applied to its metadata text (same length), checksums recomputed; its refusal.
+        func refusal(_ edit: (String) -> String) throws -> String {
+            let text = edit(json)
+            #expect(text.utf8.count == json.utf8.count && text != json)
+            var data = good
+            data.replaceSubrange(metaStart..<metaEnd, with: Data(text.utf8))
+            func put(_ at: Int, _ value: UInt64) {
+                data.replaceSubrange(at..<(at + 8), with: withUnsafeBytes(of: value.littleEndian, Array.init))
+            }
+            put(72, data.subdata(in: metaStart..<u64(32)).withUnsafeBytes { XXH64.hash($0) })
+            put(120, data.prefix(120).withUnsafeBytes { XXH64.hash($0) })
+            let path = try Fixtures.write(data, as: "forged.dnk", in: folder)
+            let outcome = try densekit(["inspect", path])
+            #expect(outcome.status == 2 && outcome.stderr.split(separator: "\n").count == 1, "\(outcome.stderr)")
+            return String(outcome.stderr.dropFirst("error: \(path): ".count).dropLast())
+        }
+        /// The first scale after `key` made negative: "0.0123" becomes "-0.012".
+        func negatingFirstScale(after key: String) -> (String) -> String {
+            { text in
+                guard let keyRange = text.range(of: key),
+                    let scales = text.range(of: "\"scales\":[", range: keyRange.upperBound..<text.endIndex),
+                    let end = text[scales.upperBound...].firstIndex(where: { $0 == "," || $0 == "]" })
+                else { return text }
+                let number = text[scales.upperBound..<end]
+                return text.replacingCharacters(in: scales.upperBound..<end, with: "-" + number.dropLast())
+            }
+        }
+        let missing = try refusal {
+            $0.replacingOccurrences(of: "\"stem.conv.weight\":{", with: "\"stem.conv.weigh_\":{")
+        }
+        #expect(
+            missing
+                == "tensor 'stem.conv.weight': expected int8 parameters in structure.quantization.tensors, found none",
+            "\(missing)")
+        let weight = try refusal(negatingFirstScale(after: "\"stem.conv.weight\":{"))
+        #expect(
+            weight.hasPrefix(
+                "tensor 'stem.conv.weight': expected quantisation scales finite and above 0, found scale -"),
+            "\(weight)")
+        let activation = try refusal(negatingFirstScale(after: "\"block1.layer1.conv\":{"))
+        #expect(
+            activation.hasPrefix(
+                "block1.layer1.conv output: expected quantisation scales finite and above 0, found "
+                    + "scale -"),
+            "\(activation)")
     }
 }

@@ -35,6 +35,8 @@ public struct Converter {
         public var bytes: Int
         public var rawTensorBytes: Int
         public var dtype: DType
+        /// True when the file keeps the model's int8 codes (its float tensors are `dtype`).
+        public var keepsInt8 = false
         public var report: Verifier.Report
         public var validation: Validation
         public var sourceSHA256: String
@@ -106,7 +108,7 @@ public struct Converter {
                 throw UnsupportedTarget(
                     writer.format,
                     "the model is int8 (\(summary)); pass --dequantize to write its weights as floats (or write "
-                        + "ONNX, which keeps it int8)")
+                        + ".dnk or ONNX, which keep it int8)")
             }
             int8 = net
             net = net.dequantized()
@@ -168,9 +170,11 @@ public struct Converter {
             guard ok else { throw Refusal.validation(validation, dtype) }
             try AtomicFile.commit(temporary, to: output)
             let raw = CanonicalLayout.tensors(of: net).reduce(0) { $0 + $1.1.count * 4 }
-            return Outcome(
+            var outcome = Outcome(
                 format: writer.format, conventions: conventions, bytes: bytes.count, rawTensorBytes: raw, dtype: dtype,
                 report: report, validation: validation, sourceSHA256: sha)
+            outcome.keepsInt8 = net.isQuantized
+            return outcome
         } catch {
             AtomicFile.discard(temporary)
             throw error

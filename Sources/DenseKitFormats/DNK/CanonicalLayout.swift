@@ -70,7 +70,8 @@ package enum CanonicalLayout {
             input: .init(
                 name: input.name, layout: input.layout, channels: input.channels, height: input.height,
                 width: input.width, batch: input.batch,
-                transform: net.inputTransform.map { .init(scale: $0.scale, offset: $0.offset, origin: $0.origin) }))
+                transform: net.inputTransform.map { .init(scale: $0.scale, offset: $0.offset, origin: $0.origin) }),
+            quantization: quantization(of: net))
     }
 
     private static func pool(_ geometry: Pool2D) -> DNKMetadata.PoolGeometry {
@@ -256,6 +257,6 @@ package enum CanonicalLayout {
         net.inputTransform = declared.transform.map {
             InputTransform(scale: $0.scale, offset: $0.offset, origin: $0.origin)
         }
-        return net
+        return try structure.quantization.map { try applying($0, to: net) } ?? net
     }
 }

@@ -35,10 +35,12 @@ package struct DNKMetadata: Codable {
         /// From 1.1; a 1.0 file's head is a global average pool and one dense layer.
         package var head: HeadDescription?
         package var input: Input
+        /// From 5.0, present only in a quantised model.
+        package var quantization: QuantizationDescription? = nil
 
         private enum CodingKeys: String, CodingKey {
             case architecture, closest, growthRate, compression, bottleneck, blocks, classes, stem, convs
-            case epsilons, transitionPools, softmax, head, input
+            case epsilons, transitionPools, softmax, head, input, quantization
         }
 
         /// As synthesised, except that `architecture` and `compression` are written as null when
@@ -59,7 +61,40 @@ package struct DNKMetadata: Codable {
             try container.encodeIfPresent(softmax, forKey: .softmax)
             try container.encodeIfPresent(head, forKey: .head)
             try container.encode(input, forKey: .input)
+            try container.encodeIfPresent(quantization, forKey: .quantization)
         }
+    }
+
+    /// A quantised model's parameters (from 5.0): whose arithmetic it runs with, every integer tensor's scales and
+    /// zero points (its codes are the tensor's data), and the activation quantisations of each op, by the op's
+    /// canonical name (`block1.layer1.conv`, `transition1.pool`, `head.classifier`).
+    package struct QuantizationDescription: Codable {
+        package var arithmetic: IntegerArithmetic
+        package var tensors: [String: Parameters]
+        package var activations: [String: Activations]
+    }
+
+    /// One scale and zero point per tensor, or one per index of `axis`.
+    package struct Parameters: Codable {
+        package var storage: Quantization.Storage
+        package var scales: [Float]
+        package var zeroPoints: [Int32]
+        package var axis: Int?
+
+        package init(_ q: Quantization) {
+            (storage, scales, zeroPoints, axis) = (q.storage, q.scales, q.zeroPoints, q.axis)
+        }
+
+        package var quantization: Quantization {
+            Quantization(storage: storage, scales: scales, zeroPoints: zeroPoints, axis: axis)
+        }
+    }
+
+    /// What an op reads and gives, and (a TensorFlow Lite BatchNorm) its product before the offset.
+    package struct Activations: Codable {
+        package var input: Parameters?
+        package var output: Parameters?
+        package var product: Parameters?
     }
 
     package struct Stem: Codable {

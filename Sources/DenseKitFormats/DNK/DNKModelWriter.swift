@@ -6,6 +6,8 @@ import Foundation
 public struct DNKModelWriter: ModelWriter {
     public let format = "dnk"
     public init() {}
+    /// An int8 model is written with its codes and quantisation (version 5.0).
+    public var keepsQuantization: Bool { true }
 
     public func encode(_ net: DenseNet, dtype: DType, provenance: Provenance) throws -> Data {
         try DNKWriter.encode(net, dtype: dtype, metadata: metadata(net, dtype: dtype, provenance: provenance).json())

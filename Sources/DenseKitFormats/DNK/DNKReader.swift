@@ -45,9 +45,9 @@ public enum DNKReader {
 
         let major = u16(8)
         let minor = u16(10)
-        guard (1...4).contains(major) else {
+        guard (1...5).contains(major) else {
             throw ImportError.mismatch(
-                .part("header"), expected: "format version 1.x to 4.x", found: "\(major).\(minor)")
+                .part("header"), expected: "format version 1.x to 5.x", found: "\(major).\(minor)")
         }
         guard hash(0, 120) == stored(120) else {
             throw ImportError.malformed(.part("header"), problem: "checksum mismatch (corrupt header)")
@@ -96,7 +96,7 @@ public enum DNKReader {
             file.data.withUnsafeBytes { String(decoding: tableName($0, tableOffset, index), as: UTF8.self) }
         }
         let cachePrefix = Array(legacyCachePrefix.utf8)
-        var entries: [(dtype: DType, rank: Int, offset: Int, elements: Int, isCache: Bool)] = []
+        var entries: [(type: DNKStoredType, rank: Int, offset: Int, elements: Int, isCache: Bool)] = []
         var checks = TensorChecksums(name: name)
         var expectedOffset = dataOffset
         entries.reserveCapacity(count)
@@ -104,7 +104,7 @@ public enum DNKReader {
             let at = tableOffset + index * DNKWriter.entrySize
             let dtypeCode = Int(raw[at + 48])
             let rank = Int(raw[at + 49])
-            guard let dtype = DNKWriter.dtypes[safe: dtypeCode] else {
+            guard let type = DNKStoredType(code: dtypeCode) else {
                 throw ImportError.malformed(.tensor(name(index)), problem: "unknown dtype \(dtypeCode)")
             }
             guard (1...4).contains(rank) else {
@@ -121,10 +121,10 @@ public enum DNKReader {
             }
             let offset = try u64(at + 68)
             let length = try u64(at + 76)
-            guard length == elements * dtype.size else {
+            guard length == elements * type.size else {
                 throw ImportError.malformed(
                     .tensor(name(index)),
-                    problem: "length \(length) for shape \(shape(index, rank: rank)) of \(dtype.rawValue)")
+                    problem: "length \(length) for shape \(shape(index, rank: rank)) of \(type.name)")
             }
             guard offset == expectedOffset, offset % 64 == 0, offset + length <= fileSize else {
                 throw ImportError.mismatch(
@@ -140,18 +140,20 @@ public enum DNKReader {
             let region = TensorChecksums.Region(entry: index, start: offset, end: end, checksum: stored(at + 84))
             expectedOffset = end
             let isCache = memcmp(raw.baseAddress! + at, cachePrefix, cachePrefix.count) == 0
-            guard !isCache || dtype == .f32 else {
+            guard !isCache || type == .float(.f32) else {
                 throw ImportError.malformed(
-                    .tensor(name(index)), problem: "an executor cache buffer of \(dtype.rawValue), not f32")
+                    .tensor(name(index)), problem: "an executor cache buffer of \(type.name), not f32")
             }
             checks.regions.append(region)
-            entries.append((dtype, rank, offset, elements, isCache))
+            entries.append((type, rank, offset, elements, isCache))
         }
         // The checksums run on the other cores while this thread makes the tensors, parses the metadata
         // and rebuilds the graph (which read only the checked table and metadata and the tensors'
         // sizes); this thread then joins them, and a mismatch is the error reported, whatever else fails.
         let checking = checks.start(raw, keeping: file)
         let decoded = Result { () throws -> DenseNet in
+            let metadata = try DNKMetadata.decode(
+                UnsafeRawBufferPointer(rebasing: raw[metaOffset..<(metaOffset + metaLength)]))
             var tensors: [String: Tensor] = [:]
             var legacyCacheBuffers = 0
             var storedBytes = 0
@@ -165,33 +167,63 @@ public enum DNKReader {
                 guard let name = String(validating: nameBytes(index), as: UTF8.self), !name.isEmpty else {
                     throw ImportError.malformed(.part("tensor table entry \(index)"), problem: "bad name")
                 }
-                let tensor =
-                    switch e.dtype {
-                    case .f32:
-                        Tensor(
-                            name: name, shape: shape(index, rank: e.rank), mapped: file, offset: e.offset,
-                            count: e.elements)
-                    default:
-                        Tensor(
-                            name: name, shape: shape(index, rank: e.rank), storedDType: e.dtype,
-                            values: (e.dtype == .f16 ? StoredFloat.f16 : .bf16).decode(
-                                raw, at: e.offset, count: e.elements))
-                    }
+                let tensor: Tensor
+                switch e.type {
+                case .float(.f32):
+                    tensor = Tensor(
+                        name: name, shape: shape(index, rank: e.rank), mapped: file, offset: e.offset,
+                        count: e.elements)
+                case .float(let dtype):
+                    tensor = Tensor(
+                        name: name, shape: shape(index, rank: e.rank), storedDType: dtype,
+                        values: (dtype == .f16 ? StoredFloat.f16 : .bf16).decode(raw, at: e.offset, count: e.elements))
+                case .integer(let storage):
+                    tensor = try quantizedTensor(
+                        name, shape: shape(index, rank: e.rank), storage: storage,
+                        codes: e.type.codes(raw, at: e.offset, count: e.elements),
+                        parameters: metadata.structure.quantization?.tensors[name])
+                }
                 guard tensors.updateValue(tensor, forKey: name) == nil else {
                     throw ImportError.malformed(.tensor(name), problem: "appears twice")
                 }
-                storedBytes += e.elements * e.dtype.size
+                storedBytes += e.elements * e.type.size
                 parameters += e.elements
             }
-            let metadata = try DNKMetadata.decode(
-                UnsafeRawBufferPointer(rebasing: raw[metaOffset..<(metaOffset + metaLength)]))
             let source = ModelSource(
                 path: path, format: .dnk, producer: metadata.producer, storedParameters: parameters,
                 storedBytes: storedBytes, storedTensors: count - legacyCacheBuffers, notes: metadata.notes)
-            return try CanonicalLayout.rebuild(metadata.structure, tensors, source: source)
+            var net = try CanonicalLayout.rebuild(metadata.structure, tensors, source: source)
+            if let summary = net.quantizationSummary {
+                net.source.notes.append(
+                    "int8: \(summary); runs with \(net.integerArithmetic.framework)'s arithmetic")
+            }
+            return net
         }
         try checking.finish()
         return try decoded.get()
+    }
+
+    /// A quantised weight: its codes, and the parameters the metadata gives it (which must be of its type and fit
+    /// its shape), dequantised to its values.
+    private static func quantizedTensor(
+        _ name: String, shape: [Int], storage: Quantization.Storage, codes: [Int32],
+        parameters: DNKMetadata.Parameters?
+    ) throws -> Tensor {
+        guard let q = parameters?.quantization, q.storage == storage else {
+            throw ImportError.mismatch(
+                .tensor(name), expected: "\(storage.rawValue) parameters in structure.quantization.tensors",
+                found: parameters.map { "\($0.storage.rawValue) ones" } ?? "none")
+        }
+        if let axis = q.axis, !shape.indices.contains(axis) {
+            throw ImportError.mismatch(
+                .tensor(name), expected: "a quantisation axis of its \(shape.count) dimensions", found: "axis \(axis)")
+        }
+        if let (_, expected, found) = q.problem(axisLength: q.axis.map { shape[$0] }) {
+            throw ImportError.mismatch(.tensor(name), expected: expected, found: found)
+        }
+        var tensor = Tensor(name: name, shape: shape, values: QuantizedCodes.dequantize(codes, q, shape: shape))
+        tensor.quantized = QuantizedCodes(quantization: q, codes: codes)
+        return tensor
     }
 
     /// The name bytes of table entry `index` (up to the first zero).

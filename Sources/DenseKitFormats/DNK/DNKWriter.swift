@@ -7,14 +7,14 @@ public enum DNKWriter {
     package static let headerSize = 128
     package static let entrySize = 96
     package static let nameSize = 48
-    /// The table's dtype codes: 0, 1, 2.
-    package static let dtypes: [DType] = [.f32, .f16, .bf16]
 
     /// The format version a file holding `net` gets: 1.1 where a 1.0 reader reads it right (the
     /// paper's head: global average pool, one dense layer, softmax or logits), 2.0 for every other
     /// head, which a 1.0 reader would misread; 3.0 for a model with an input transform; 4.0 for a deep or
-    /// anti-aliased stem.
+    /// anti-aliased stem; 5.0 for a quantised one.
     public static func version(for net: DenseNet) -> (major: Int, minor: Int) {
+        // Integer codes and activation quantisation: a 4.x reader would run the model in float.
+        if net.isQuantized { return (5, 0) }
         // A 3.x reader would run the stem without its further convs or its blur.
         if !net.stem.deep.isEmpty || net.stem.blur != nil { return (4, 0) }
         // An input transform: a 1.x or 2.x reader would run the model without it.
@@ -25,7 +25,8 @@ public enum DNKWriter {
             ? (1, 1) : (2, 0)
     }
 
-    /// The file's bytes. Conv and classifier weights are stored as `dtype`; 1-D tensors as f32.
+    /// The file's bytes. Conv and classifier weights are stored as `dtype`, quantised ones as their codes; 1-D
+    /// tensors as f32 (or their codes).
     /// `metadata` is the JSON text; `extra` tensors follow the canonical ones.
     public static func encode(_ net: DenseNet, dtype: DType, metadata: Data, extra: [(String, Tensor)] = [])
         throws -> Data
@@ -33,7 +34,7 @@ public enum DNKWriter {
         try encode(net, metadata: metadata, extra: extra) { $0.shape.count >= 2 ? dtype : .f32 }
     }
 
-    /// The file's bytes, each tensor stored in the dtype `dtypeOf` chooses for it.
+    /// The file's bytes, each tensor stored in the dtype `dtypeOf` chooses for it, or as its codes when it has some.
     package static func encode(
         _ net: DenseNet, metadata json: Data, extra: [(String, Tensor)] = [], dtypeOf: (Tensor) -> DType
     ) throws -> Data {
@@ -41,13 +42,13 @@ public enum DNKWriter {
         let named = CanonicalLayout.tensors(of: net) + extra
         let tableOffset = align(headerSize + json.count, 8)
         let dataOffset = align(tableOffset + named.count * entrySize, 64)
-        var entries: [(name: String, dtype: DType, shape: [Int], offset: Int, length: Int)] = []
+        var entries: [(name: String, type: DNKStoredType, shape: [Int], offset: Int, length: Int)] = []
         var cursor = dataOffset
         for (name, t) in named {
             guard name.utf8.count < nameSize else {
                 throw WriteError.doesNotFit(format: "dnk", problem: "tensor name '\(name)' too long")
             }
-            let stored = dtypeOf(t)
+            let stored = t.quantized.map { DNKStoredType.integer($0.quantization.storage) } ?? .float(dtypeOf(t))
             let length = t.count * stored.size
             entries.append((name, stored, t.shape, cursor, length))
             cursor = align(cursor + length, 64)
@@ -61,7 +62,10 @@ public enum DNKWriter {
                 base.advanced(by: headerSize).copyMemory(from: $0.baseAddress!, byteCount: json.count)
             }
             for ((_, t), e) in zip(named, entries) {
-                StoredFloat(e.dtype).write(t, to: base.advanced(by: e.offset))
+                switch e.type {
+                case .float(let dtype): StoredFloat(dtype).write(t, to: base.advanced(by: e.offset))
+                case .integer: e.type.write(t.quantized?.codes ?? [], to: base.advanced(by: e.offset))
+                }
             }
             // Table.
             for (index, e) in entries.enumerated() {
@@ -69,7 +73,7 @@ public enum DNKWriter {
                 for (i, byte) in e.name.utf8.enumerated() {
                     base.storeBytes(of: byte, toByteOffset: at + i, as: UInt8.self)
                 }
-                base.storeBytes(of: UInt8(dtypes.firstIndex(of: e.dtype)!), toByteOffset: at + 48, as: UInt8.self)
+                base.storeBytes(of: e.type.code, toByteOffset: at + 48, as: UInt8.self)
                 base.storeBytes(of: UInt8(e.shape.count), toByteOffset: at + 49, as: UInt8.self)
                 for (i, stored) in e.shape.enumerated() {
                     base.storeBytes(of: UInt32(stored).littleEndian, toByteOffset: at + 52 + 4 * i, as: UInt32.self)

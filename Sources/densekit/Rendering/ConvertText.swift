@@ -8,9 +8,10 @@ enum ConvertText {
         let arch =
             outcome.report.matches
             ? outcome.report.spec.name : "closest \(outcome.report.spec.name), deviations accepted"
+        let stored = outcome.keepsInt8 ? "int8" : outcome.dtype.rawValue
         var lines = [
             """
-            wrote \(output): \(outcome.format), \(outcome.bytes) bytes, \(outcome.dtype.rawValue) \
+            wrote \(output): \(outcome.format), \(outcome.bytes) bytes, \(stored) \
             (\(String(format: "%.3f", Double(outcome.bytes) / Double(outcome.rawTensorBytes))) \
             x the f32 tensor bytes), \
             \(arch)
