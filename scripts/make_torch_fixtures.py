@@ -284,25 +284,32 @@ def float16_io(outdir, x):
     np.save(path[:-5] + ".out.npy", reference(path, x.astype(np.float16)).astype(np.float32))
 
 
-def static_quantizations(source, prefix, x, variants):
-    """onnxruntime's static quantisation of the float ONNX file `source` (after its quant_pre_process), calibrated on
+def static_quantizations(source, prefix, x, variants, preprocess=True):
+    """onnxruntime's static quantisation of the float ONNX file `source` (after its quant_pre_process unless
+    `preprocess` is false, as users who skip the step onnxruntime recommends quantise), calibrated on
     eight seeded images plus the shared input x, each variant (name, format, activation type, per channel) written as
     `<prefix>-<name>.onnx` with onnxruntime's output (its default optimisations fuse QDQ into its QLinear kernels)."""
     import tempfile
 
+    import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    input_name = onnx.load(source).graph.input[0].name
 
     class Images(CalibrationDataReader):
         def __init__(self):
             images = np.random.default_rng(41).standard_normal((8,) + x.shape[1:]).astype(np.float32)
-            self.batches = iter([{"input": image[None]} for image in list(images) + list(x)])
+            self.batches = iter([{input_name: image[None]} for image in list(images) + list(x)])
 
         def get_next(self):
             return next(self.batches, None)
 
     prepared = os.path.join(tempfile.mkdtemp(), "prepared.onnx")
-    quant_pre_process(source, prepared)
+    if preprocess:
+        quant_pre_process(source, prepared)
+    else:
+        prepared = source
     for name, fmt, activations, per_channel in variants:
         path = f"{prefix}-{name}.onnx"
         quantize_static(prepared, path, Images(), quant_format=fmt, activation_type=activations,
@@ -321,6 +328,17 @@ def quantized_onnx(outdir, x):
         ("qdq-u8", QuantFormat.QDQ, QuantType.QUInt8, False),
         ("qdq-s8-perchannel", QuantFormat.QDQ, QuantType.QInt8, True),
         ("qoperator-u8", QuantFormat.QOperator, QuantType.QUInt8, False)])
+
+
+def quantized_keras_onnx(outdir):
+    """tf2onnx's export of the tiny tf_keras DenseNet (keras2-tiny-tf2onnx.onnx, NHWC input) quantised to QDQ with u8
+    activations, without onnxruntime's pre-processing (which would fuse the classifier's MatMul and Add into a Gemm):
+    a Pad before its max pool, the classifier a MatMul then an Add of the bias, each quantised. For issue 41."""
+    from onnxruntime.quantization import QuantFormat, QuantType
+
+    x = np.load(os.path.join(outdir, "input-64-nhwc.npy"))
+    static_quantizations(os.path.join(outdir, "keras2-tiny-tf2onnx.onnx"), os.path.join(outdir, "keras2-tiny-tf2onnx"),
+                         x, [("qdq-u8", QuantFormat.QDQ, QuantType.QUInt8, False)], preprocess=False)
 
 
 def sensitivity_onnx(outdir, x):
@@ -359,6 +377,8 @@ def tiny(outdir):
     float16_io(outdir, x)
     quantized_onnx(outdir, x)
     sensitivity_onnx(outdir, x)
+    if os.path.exists(os.path.join(outdir, "keras2-tiny-tf2onnx.onnx")):  # made by make_keras_fixtures.py tiny
+        quantized_keras_onnx(outdir)
 
     heads(outdir, x)
     training_checkpoint(tiny_torchvision(90, 91), x, os.path.join(outdir, "tv-tiny-chexnet-checkpoint.pth.tar"))
@@ -685,6 +705,10 @@ if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "quantized":
         quantized_onnx(sys.argv[2], np.load(os.path.join(sys.argv[2], "input-64.npy")))  # part of tiny
         sensitivity_onnx(sys.argv[2], np.load(os.path.join(sys.argv[2], "input-64.npy")))
+        quantized_keras_onnx(sys.argv[2])
+        sys.exit(0)
+    if len(sys.argv) == 3 and sys.argv[1] == "quantized-keras":
+        quantized_keras_onnx(sys.argv[2])  # part of tiny (after the Keras fixtures)
         sys.exit(0)
     if len(sys.argv) == 3 and sys.argv[1] == "sensitivity":
         sensitivity_onnx(sys.argv[2], np.load(os.path.join(sys.argv[2], "input-64.npy")))  # part of tiny

@@ -137,7 +137,12 @@ public struct QuantizedExecutor: Sendable {
             state = State(map: map, parts: [map])
             report(step.layer.name, map)
         case .head(let head):
-            return runHead(head, concatenate(state.parts, head.norm.inputQuantization), report: report)
+            let output = runHead(head, concatenate(state.parts, head.norm.inputQuantization), report: report)
+            // A quantised output is its codes' values (onnxruntime's QuantizeLinear, TensorFlow Lite's int8 output).
+            guard let q = head.outputQuantization else { return output }
+            return Self.floats(
+                Self.codes(Map(channels: output.count, height: 1, width: 1, floats: output), q)
+            ).floats
         }
         return nil
     }
@@ -502,6 +507,17 @@ public struct QuantizedExecutor: Sendable {
     }
 
     private func linear(_ m: Map, _ linear: Linear) -> Map {
+        if let product = linear.productQuantization {
+            // The product requantised to its own parameters, then the bias added to its real values and the sum
+            // quantised (onnxruntime's QLinearAdd, in float).
+            var matMul = linear
+            (matMul.bias, matMul.outputQuantization, matMul.productQuantization) = (nil, product, nil)
+            var sum = Self.floats(self.linear(m, matMul))
+            if let bias = linear.bias?.values {
+                for i in sum.floats.indices { sum.floats[i] += bias[i] }
+            }
+            return Self.quantized(sum, linear.outputQuantization)
+        }
         let input = Self.quantized(m, linear.inputQuantization)
         if arithmetic == .tflite, input.quantization == nil, linear.outputQuantization == nil,
             let weights = linear.weight.quantized, weights.quantization.axis ?? 0 == 0

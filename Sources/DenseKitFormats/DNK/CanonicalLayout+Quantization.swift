@@ -74,13 +74,19 @@ extension CanonicalLayout {
             case .head(var head):
                 try norm("head.norm", &head.norm)
                 for (i, name) in denseNames(count: head.dense.count).enumerated() {
+                    var linear = head.dense[i].linear
                     var q = OpQuantizations(
-                        input: head.dense[i].linear.inputQuantization, output: head.dense[i].linear.outputQuantization)
+                        input: linear.inputQuantization, output: linear.outputQuantization,
+                        product: linear.productQuantization)
                     try body(name, &q)
-                    (head.dense[i].linear.inputQuantization, head.dense[i].linear.outputQuantization) = (
-                        q.input, q.output
+                    (linear.inputQuantization, linear.outputQuantization, linear.productQuantization) = (
+                        q.input, q.output, q.product
                     )
+                    head.dense[i].linear = linear
                 }
+                var output = OpQuantizations(output: head.outputQuantization)
+                try body("head", &output)
+                head.outputQuantization = output.output
                 return .head(head)
             }
         }

@@ -132,6 +132,7 @@ public enum ONNXImporter {
             source: source, input: spec, stem: recognized.stem, blocks: recognized.blocks,
             transitions: recognized.transitions, head: recognized.head)
         net.inputTransform = try graph.inputTransform(channels: spec.channels)
+        net.head.outputQuantization = graph.outputQuantization
         if let summary = net.quantizationSummary {
             let layout = model.graph.nodes.contains { $0.opType == "QLinearConv" } ? "QOperator" : "QDQ"
             net.source.notes.append(

@@ -66,6 +66,9 @@ extension OpGraph {
                 readers = readers.map { $0 > owner ? $0 + 1 : $0 }
                 if index > owner { index += 1 }
             }
+        } else if readers.isEmpty, node.output == output {
+            // The graph's output quantised after an op that carries none (the softmax): the model's output codes.
+            outputQuantization = q
         } else {
             for reader in readers {
                 if case .fakeQuantize(let next) = nodes[reader].op {

@@ -84,6 +84,9 @@ package struct OpGraph {
     package var inputSteps: [InputStep] = []
     /// Mul and Add nodes folded into the BatchNormalization before them by `normalized()`.
     package var foldedIntoBatchNorms = 0
+    /// The quantisation of the graph's output after its last op (a softmax's codes); set by
+    /// `foldingQuantization()`.
+    package var outputQuantization: Quantization? = nil
 
     package struct InputStep {
         package var label: String
@@ -150,6 +153,7 @@ package struct OpGraph {
         var reflectPads: [String: (input: String, pads: [Int], label: String)] = [:]
         var kept: [Node] = []
         var byOutput: [String: Int] = [:]
+        var removed = Set<Int>()  // kept nodes folded into another after the fact
         for var node in nodes {
             node.inputs = node.inputs.map(resolve)
             switch node.op {
@@ -158,6 +162,18 @@ package struct OpGraph {
                 continue
             case .pad(let padding):
                 pads[node.output] = (node.inputs[0], padding, node.label)
+                continue
+            case .fakeQuantize where pads[node.inputs[0]] != nil:
+                // A quantisation of a zero-padded map (a QDQ pair between a Pad and its pool): the same as the pad
+                // of the quantised map, as 0 quantises to the zero point, which stands for 0. It moves before the
+                // Pad, which stays pending for the op after it.
+                guard let pad = pads[node.inputs[0]] else { break }
+                let padded = node.output
+                node.inputs[0] = pad.input
+                node.output = padded + "#unpadded"
+                pads[padded] = (node.output, pad.pads, pad.label)
+                byOutput[node.output] = kept.count
+                kept.append(node)
                 continue
             case .reflectPad(let padding):
                 reflectPads[node.output] = (node.inputs[0], padding, node.label)
@@ -207,7 +223,21 @@ package struct OpGraph {
                     .node(node.label),
                     problem: "\(node.op.name) of a constant that does not follow a MatMul, a BatchNormalization or the "
                         + "input")
-                guard let index = byOutput[node.inputs[0]] else { throw misplaced }
+                guard var index = byOutput[node.inputs[0]] else { throw misplaced }
+                // An Add of the bias after a MatMul whose product is quantised (onnxruntime's QDQ, or its
+                // QLinearMatMul then QLinearAdd): the product's quantisation goes onto the linear layer, and the
+                // bias is added to its real values.
+                if !isScale, case .fakeQuantize(let product) = kept[index].op,
+                    let linearIndex = byOutput[kept[index].inputs[0]],
+                    case .linear(var linear) = kept[linearIndex].op, linear.bias == nil,
+                    constant.count == linear.outFeatures, readers[node.inputs[0], default: 0] == 1
+                {
+                    linear.productQuantization = product
+                    kept[linearIndex].op = .linear(linear)
+                    alias[kept[index].output] = kept[index].inputs[0]
+                    removed.insert(index)
+                    index = linearIndex
+                }
                 switch kept[index].op {
                 case .linear(var linear) where !isScale && linear.bias == nil && constant.count == linear.outFeatures:
                     linear.bias = Tensor(
@@ -249,7 +279,12 @@ package struct OpGraph {
             byOutput[node.output] = kept.count
             kept.append(node)
         }
-        var graph = OpGraph(nodes: kept, input: input, output: resolve(output))
+        let remaining = kept.indices.filter { !removed.contains($0) }.map { index in
+            var node = kept[index]
+            node.inputs = node.inputs.map(resolve)
+            return node
+        }
+        var graph = OpGraph(nodes: remaining, input: input, output: resolve(output))
         graph.inputSteps = steps
         graph.foldedIntoBatchNorms = folded
         return graph

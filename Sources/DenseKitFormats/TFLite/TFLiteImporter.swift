@@ -55,6 +55,7 @@ public enum TFLiteImporter {
             transitions: recognized.transitions, head: recognized.head)
         net.inputTransform = try graph.inputTransform(channels: spec.channels)
         net.integerArithmetic = .tflite
+        net.head.outputQuantization = graph.outputQuantization
         if let summary = net.quantizationSummary {
             net.source.notes.append(
                 reader.quantizedActivations > 0

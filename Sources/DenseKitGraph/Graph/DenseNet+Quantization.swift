@@ -37,9 +37,13 @@ extension LayerStep {
                 sites += [("conv input", conv.inputQuantization), ("conv output", conv.outputQuantization)]
             }
             if let linear = op.linear {
-                sites += [("linear input", linear.inputQuantization), ("linear output", linear.outputQuantization)]
+                sites += [
+                    ("linear input", linear.inputQuantization), ("linear product", linear.productQuantization),
+                    ("linear output", linear.outputQuantization),
+                ]
             }
         }
+        if case .head(let head) = self, let q = head.outputQuantization { sites.append(("output", q)) }
         for pool in pools {
             sites += [("pool input", pool.inputQuantization), ("pool output", pool.outputQuantization)]
         }
@@ -107,6 +111,7 @@ extension DenseNet {
             case .head(var head):
                 head.norm = head.norm.dequantized()
                 head.dense = head.dense.map { Head.Dense($0.linear.dequantized(), $0.activation) }
+                head.outputQuantization = nil
                 return .head(head)
             }
         }

@@ -35,6 +35,9 @@ public struct Head: Sendable {
     /// The output keeps the pooled map's two unit axes, [N, classes, 1, 1], as a file whose classifier is
     /// a 1x1 conv declares it (Caffe's models). The values are the same.
     public var outputKeepsMapAxes = false
+    /// The quantisation of the model's output (after the last activation), where the file quantises it: the
+    /// output is the dequantised codes.
+    public var outputQuantization: Quantization? = nil
 
     public init(norm: BatchNorm, pool: Pool?, dense: [Dense]) {
         self.norm = norm

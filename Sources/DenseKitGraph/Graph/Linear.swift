@@ -7,6 +7,9 @@ public struct Linear: Sendable {
     public var inputQuantization: Quantization? = nil
     /// The quantisation of the activation this op gives (after the ReLU that follows it in the canonical graph).
     public var outputQuantization: Quantization? = nil
+    /// The quantisation of the product `x W` before the bias is added, where the model adds the bias as an int8
+    /// operation of its own (onnxruntime's QDQ or QLinearAdd after a MatMul); the bias is then float values.
+    public var productQuantization: Quantization? = nil
 
     public init(weight: Tensor, bias: Tensor?) {
         self.weight = weight

@@ -98,7 +98,15 @@ public struct Tensor: Sendable, Equatable {
         let source = values
         var result = [Float](repeating: 0, count: source.count)
         for r in 0..<rows { for c in 0..<cols { result[c * rows + r] = source[r * cols + c] } }
-        return Tensor(name: name, shape: [cols, rows], storedDType: storedDType, values: result)
+        var out = Tensor(name: name, shape: [cols, rows], storedDType: storedDType, values: result)
+        // Codes move with their values, a per-column quantisation becoming per-row.
+        if var quantized, quantized.codes.count == elements {
+            let codes = quantized.codes
+            for r in 0..<rows { for c in 0..<cols { quantized.codes[c * rows + r] = codes[r * cols + c] } }
+            quantized.quantization.axis = quantized.quantization.axis.map { $0 == 0 ? 1 : $0 == 1 ? 0 : $0 }
+            out.quantized = quantized
+        }
+        return out
     }
 
     public static func == (a: Tensor, b: Tensor) -> Bool {
