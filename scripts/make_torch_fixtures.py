@@ -332,13 +332,15 @@ def quantized_onnx(outdir, x):
 
 def quantized_keras_onnx(outdir):
     """tf2onnx's export of the tiny tf_keras DenseNet (keras2-tiny-tf2onnx.onnx, NHWC input) quantised to QDQ with u8
-    activations, without onnxruntime's pre-processing (which would fuse the classifier's MatMul and Add into a Gemm):
-    a Pad before its max pool, the classifier a MatMul then an Add of the bias, each quantised. For issue 41."""
+    activations, QDQ and QOperator, without onnxruntime's pre-processing (which would fuse the classifier's MatMul and
+    Add into a Gemm): a Pad before its max pool (in QOperator, of codes), the classifier a MatMul then an Add of the
+    bias, each quantised (QLinearMatMul, QLinearAdd, QLinearSoftmax). For issue 41."""
     from onnxruntime.quantization import QuantFormat, QuantType
 
     x = np.load(os.path.join(outdir, "input-64-nhwc.npy"))
     static_quantizations(os.path.join(outdir, "keras2-tiny-tf2onnx.onnx"), os.path.join(outdir, "keras2-tiny-tf2onnx"),
-                         x, [("qdq-u8", QuantFormat.QDQ, QuantType.QUInt8, False)], preprocess=False)
+                         x, [("qdq-u8", QuantFormat.QDQ, QuantType.QUInt8, False),
+                             ("qoperator-u8", QuantFormat.QOperator, QuantType.QUInt8, False)], preprocess=False)
 
 
 def sensitivity_onnx(outdir, x):

@@ -86,6 +86,30 @@ import Testing
         return String(outcome.stderr.dropFirst("error: \(path): ".count))
     }
 
+    /// onnxruntime's QOperator pads codes with their zero point (0); another code would be padding that is not 0.
+    @Test func aPadOfCodesWithAValueOtherThanTheirZeroPointIsRefusedNamingIt() throws {
+        let refusal = try Self.refusal("keras2-tiny-tf2onnx-qoperator-u8.onnx") { model in
+            let node = ONNXEditing.node(model, try ONNXEditing.firstNode(model, "Pad"))
+            ONNXEditing.setString(&node.pointee.input[2], "densenet/predictions/BiasAdd:0_zero_point")
+        }
+        #expect(
+            refusal
+                == "Pad node 'densenet/zero_padding2d_1/Pad': pads codes with 143, not their zero point 0 (which "
+                + "stands for 0)\n")
+    }
+
+    @Test func aQLinearAddOfTwoActivationsIsRefusedNamingIt() throws {
+        let refusal = try Self.refusal("keras2-tiny-tf2onnx-qoperator-u8.onnx") { model in
+            let node = ONNXEditing.node(model, try ONNXEditing.firstNode(model, "QLinearAdd"))
+            let first = ONNXEditing.name(node.pointee.input[0])
+            ONNXEditing.setString(&node.pointee.input[3], first)
+        }
+        #expect(
+            refusal
+                == "QLinearAdd node 'densenet/predictions/BiasAdd_quant': QLinearAdd of two activations (a DenseNet "
+                + "adds only constants)\n", "\(refusal)")
+    }
+
     @Test(arguments: [Float(0), -0.03363039, .nan])
     func aScaleOfZeroBelowZeroOrNaNIsRefusedNamingIt(_ scale: Float) throws {
         let refusal = try Self.refusal("tv-tiny-qdq-u8.onnx") { try ONNXEditing.setFloats($0, "input_scale", [scale]) }

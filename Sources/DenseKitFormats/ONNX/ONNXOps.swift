@@ -58,7 +58,14 @@ package struct ONNXOps {
         case "Cast":
             guard let castOp = try cast(node) else { return [] }
             op = castOp
-        case "Pad": op = try pad(node)
+        case "Pad":
+            if let codes = node.inputs.first.flatMap({ quantizedValues[$0] }) {
+                try checkPadsWithZeroPoint(node, codes)
+                quantizedValues[out] = codes
+                let sides = try pad(ONNXNode(copying: node, inputs: Array(node.inputs.prefix(2))))
+                return [OpGraph.Node(label: node.label, op: sides, inputs: try activations(node), output: out)]
+            }
+            op = try pad(node)
         case "Transpose": op = .transpose(ints(node, "perm").map(Int.init))
         case "Constant":
             try constant(node)
@@ -334,6 +341,27 @@ package struct ONNXOps {
         }
         let sides = [pads[2], pads[3], pads[6], pads[7]].map(Int.init)
         return reflect ? .reflectPad(sides) : .pad(sides)
+    }
+
+    /// A Pad of integer codes (onnxruntime's QOperator pads them before a max pool) must pad with the code that
+    /// stands for 0, their zero point, to be the zero padding the canonical graph has.
+    private mutating func checkPadsWithZeroPoint(_ node: ONNXNode, _ codes: Quantization) throws {
+        guard case .string("constant")? = attribute(node, "mode") ?? .string("constant") else {
+            throw ImportError.unsupported(.node(node.label), problem: "a Pad of codes that is not constant padding")
+        }
+        var value: Int32 = 0
+        if node.inputs.count > 2, !node.inputs[2].isEmpty {
+            guard let ref = refs[node.inputs[2]], let stored = try decoder.codes(ref).first else {
+                throw ImportError.mismatch(
+                    .node(node.label), expected: "a stored constant_value", found: "'\(node.inputs[2])'")
+            }
+            value = stored
+        }
+        guard value == codes.zeroPoints[0] else {
+            throw ImportError.unsupported(
+                .node(node.label),
+                problem: "pads codes with \(value), not their zero point \(codes.zeroPoints[0]) (which stands for 0)")
+        }
     }
 
     mutating func constant(_ node: ONNXNode) throws {

@@ -11,8 +11,10 @@ import DenseKitGraph
 extension ONNXOps {
     mutating func quantized(_ node: ONNXNode, output: String) throws -> [OpGraph.Node] {
         let op = node.opType
-        let known = ["QuantizeLinear", "DequantizeLinear", "QLinearConv"]
-        let contrib = ["QLinearConcat", "QLinearAveragePool", "QLinearGlobalAveragePool", "QGemm"]
+        let known = ["QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul"]
+        let contrib = [
+            "QLinearConcat", "QLinearAveragePool", "QLinearGlobalAveragePool", "QGemm", "QLinearAdd", "QLinearSoftmax",
+        ]
         guard
             (known.contains(op) && (node.domain.isEmpty || node.domain == "ai.onnx"))
                 || (contrib.contains(op) && node.domain == "com.microsoft")
@@ -20,8 +22,9 @@ extension ONNXOps {
             throw ImportError.unsupported(
                 .node(node.label),
                 problem: "quantisation operator '\(op)' (domain '\(node.domain)') is not read; DenseKit reads "
-                    + "QuantizeLinear, DequantizeLinear, QLinearConv and onnxruntime's QLinearConcat, "
-                    + "QLinearAveragePool, QLinearGlobalAveragePool and QGemm")
+                    + "QuantizeLinear, DequantizeLinear, QLinearConv, QLinearMatMul and onnxruntime's QLinearConcat, "
+                    + "QLinearAveragePool, QLinearGlobalAveragePool, QGemm, QLinearAdd (of a constant) and "
+                    + "QLinearSoftmax")
         }
         switch op {
         case "DequantizeLinear":
@@ -74,6 +77,37 @@ extension ONNXOps {
             let pooling: OpGraph.Op =
                 op == "QLinearGlobalAveragePool" ? .globalAveragePool : .pool(try pool(node, .average))
             return try fakeQuantized(node, output: output, q: yq, reading: [x], op: pooling)
+        case "QLinearMatMul":  // a classifier: codes times a stored matrix [in, out]
+            let a = try input(node, 0, "a")
+            let aq = try parameters(node, scale: 1, zeroPoint: 2)
+            try expectCodes(a, aq, node)
+            let weightName = try input(node, 3, "b")
+            floats[weightName] = try quantizedConstant(node, codes: 3, scale: 4, zeroPoint: 5, axis: 1)
+            var linear = try matMul(ONNXNode(copying: node, inputs: [a, weightName]))
+            linear.inputQuantization = aq
+            let yq = try parameters(node, scale: 6, zeroPoint: 7)
+            return try fakeQuantized(node, output: output, q: yq, reading: [a], op: .linear(linear))
+        case "QLinearAdd":  // of a stored constant (the bias after a QLinearMatMul): its real values added
+            let operands = [try input(node, 0, "A"), try input(node, 3, "B")]
+            guard let constantIndex = operands.firstIndex(where: { refs[$0] != nil }),
+                let x = operands.first(where: { refs[$0] == nil })
+            else {
+                throw ImportError.unsupported(
+                    .node(node.label), problem: "QLinearAdd of two activations (a DenseNet adds only constants)")
+            }
+            try expectCodes(
+                x, try parameters(node, scale: x == operands[0] ? 1 : 4, zeroPoint: x == operands[0] ? 2 : 5), node)
+            let constant = try quantizedConstant(
+                node, codes: constantIndex * 3, scale: constantIndex * 3 + 1, zeroPoint: constantIndex * 3 + 2)
+            var values = constant
+            values.quantized = nil  // added as real values, not as an accumulator's int32 codes
+            let yq = try parameters(node, scale: 6, zeroPoint: 7)
+            return try fakeQuantized(node, output: output, q: yq, reading: [x], op: .addBias(values))
+        case "QLinearSoftmax":
+            let x = try input(node, 0, "X")
+            try expectCodes(x, try parameters(node, scale: 1, zeroPoint: 2), node)
+            let yq = try parameters(node, scale: 3, zeroPoint: 4)
+            return try fakeQuantized(node, output: output, q: yq, reading: [x], op: try softmax(node))
         default:  // QGemm
             let a = try input(node, 0, "A")
             let aq = try parameters(node, scale: 1, zeroPoint: 2)
