@@ -1,10 +1,11 @@
 """Time densekit and onnxruntime on the same full-size DenseNet-121, in one run, and print the ratios.
 
-usage: bench.py DENSEKIT_BINARY FULL_FIXTURES_FOLDER [--repeat N]
+usage: bench.py DENSEKIT_BINARY FULL_FIXTURES_FOLDER [--repeat N] [--rounds N] [--int8]
 
 Both run as separate processes on the same model file and input: batch 1 with 1 and 2 threads and
 batch 8 with 2 threads, densekit with --fast (Winograd, the default) and --exact; each process reports
-the median of N timed runs after one warm-up. Then the .dnk's load to ready against onnxruntime's
+the median of N timed runs after one warm-up. Then onnxruntime's int8 quantisations of the same export at batch 1,
+1 thread (--int8: only these). Then the .dnk's load to ready against onnxruntime's
 session creation. Peak memory is each process's maximum
 resident set (onnxruntime's includes the Python interpreter, which is measured alone and subtracted).
 """
@@ -76,6 +77,30 @@ def check_inlining(binary):
         print("WARNING: %d calls to generic SIMD loads/stores in %s: a kernel was not fully inlined, timings will be off" % (calls, binary))
 
 
+def median(values):
+    v = sorted(values)
+    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+
+def int8(binary, folder, inp, out, rounds, repeat):
+    """onnxruntime's static quantisations of the same export (make fixtures-full), batch 1, 1 thread, each round one
+    onnxruntime process and one densekit process on the same core."""
+    for name in ("densenet121-qoperator-u8.onnx", "densenet121-qdq-u8.onnx"):
+        quantised = os.path.join(folder, name)
+        int8_times = {"dk": [], "ort": []}
+        int8_ratios = []
+        for r in range(max(3, rounds // 3)):
+            cpus = {sorted(os.sched_getaffinity(0))[r % len(os.sched_getaffinity(0))]}
+            ort = json.loads(peak_mb([sys.executable, "-c", ORT_SCRIPT, quantised, inp, "1", str(repeat)], cpus)[0])
+            dk = json.loads(peak_mb([binary, "run", quantised, "--input", inp, "--output", out, "--threads", "1",
+                                     "--repeat", str(max(3, repeat // 4)), "--json"], cpus)[0])
+            int8_times["ort"].append(ort["median"])
+            int8_times["dk"].append(dk["runMs"]["median"])
+            int8_ratios.append(dk["runMs"]["median"] / ort["median"])
+        print("int8 %-30s 1 / 1: densekit %.2f ms, onnxruntime %.2f ms: %.3fx (target issue 41: <= 0.8)" % (
+            name, median(int8_times["dk"]), median(int8_times["ort"]), median(int8_ratios)))
+
+
 def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
@@ -85,6 +110,10 @@ def main():
     model = os.path.join(folder, "densenet121-legacy-opset17.onnx")
     inp = os.path.join(folder, "input-224.npy")
     out = os.path.join(tempfile.mkdtemp(), "y.npy")
+    if "--int8" in sys.argv:  # the int8 ratios alone
+        print("DenseNet-121 int8, 224x224, CPU %s" % cpu_model())
+        int8(binary, folder, inp, out, rounds, repeat)
+        return
     _, python_mb = peak_mb([sys.executable, "-c", BASELINE_SCRIPT])
     print("DenseNet-121, 224x224, model %s, CPU %s" % (os.path.basename(model), cpu_model()))
     check_inlining(binary)
@@ -101,10 +130,6 @@ def main():
     print("rounds' ratios (interleaving keeps a shared, drifting machine fair to both)")
     print("%-14s %12s %12s %12s %9s %9s   %11s %10s" % ("batch/threads", "fast ms", "exact ms", "onnxrt ms", "fast", "exact",
                                                     "densekit MB", "onnxrt MB"))
-
-    def median(values):
-        v = sorted(values)
-        return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
 
     ort_loads = []
     for batch, threads in ((1, 1), (1, 2), (8, 2)):
@@ -144,22 +169,7 @@ def main():
         print("%-14s fast ratios per round: %s" % ("", " ".join("%.3f" % x for x in ratios["fast"])))
         print("%-14s exact ratios per round: %s" % ("", " ".join("%.3f" % x for x in ratios["exact"])))
     print("targets (issue 19): every --fast ratio <= 0.8, every --exact ratio <= 0.95")
-    # int8: onnxruntime's static quantisations of the same export (make fixtures-full), batch 1, 1 thread, each
-    # round one onnxruntime process and one densekit process on the same core.
-    for name in ("densenet121-qoperator-u8.onnx", "densenet121-qdq-u8.onnx"):
-        quantised = os.path.join(folder, name)
-        int8_times = {"dk": [], "ort": []}
-        int8_ratios = []
-        for r in range(max(3, rounds // 3)):
-            cpus = {sorted(os.sched_getaffinity(0))[r % len(os.sched_getaffinity(0))]}
-            ort = json.loads(peak_mb([sys.executable, "-c", ORT_SCRIPT, quantised, inp, "1", str(repeat)], cpus)[0])
-            dk = json.loads(peak_mb([binary, "run", quantised, "--input", inp, "--output", out, "--threads", "1",
-                                     "--repeat", str(max(3, repeat // 4)), "--json"], cpus)[0])
-            int8_times["ort"].append(ort["median"])
-            int8_times["dk"].append(dk["runMs"]["median"])
-            int8_ratios.append(dk["runMs"]["median"] / ort["median"])
-        print("int8 %-30s 1 / 1: densekit %.2f ms, onnxruntime %.2f ms: %.3fx (target issue 41: <= 0.8)" % (
-            name, median(int8_times["dk"]), median(int8_times["ort"]), median(int8_ratios)))
+    int8(binary, folder, inp, out, rounds, repeat)
     # Loading the native format: open, map, check every checksum, executor ready (median of 5 processes).
     dnk = os.path.join(os.path.dirname(out), "densenet121.dnk")
     subprocess.run([binary, "convert", model, "-o", dnk], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

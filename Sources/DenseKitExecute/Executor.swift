@@ -97,11 +97,11 @@ public final class Executor: @unchecked Sendable {
         }
         var outputs: [Float] = []
         for n in 0..<batch {
-            outputs += integer.run(image: Array(input[(n * per)..<((n + 1) * per)]), height: height, width: width) {
-                layer in
-                guard let observe else { return }
-                layer.values.withUnsafeBufferPointer { observe(n, layer.activation($0)) }
-            }
+            outputs += integer.run(
+                image: Array(input[(n * per)..<((n + 1) * per)]), height: height, width: width,
+                observe: observe.map { observe in
+                    { layer in layer.values.withUnsafeBufferPointer { observe(n, layer.activation($0)) } }
+                })
         }
         return outputs
     }
@@ -128,7 +128,9 @@ public final class Executor: @unchecked Sendable {
         if let integer {
             try integer.check(height: height, width: width)
             return RecordedExecution { record in
-                _ = integer.run(image: Array(image), height: height, width: width, observe: record)
+                withoutActuallyEscaping(record) { record in
+                    _ = integer.run(image: Array(image), height: height, width: width, observe: record)
+                }
             }
         }
         let execution = try ImageExecution(plan: plan, height: height, width: width, threads: threads)

@@ -17,9 +17,42 @@ public struct QuantizedExecutor: Sendable {
     /// `diff --sensitivity` swaps into a float one).
     package let arithmetic: IntegerArithmetic
 
+    /// Each integer weight (codes less zero points) packed for `ExactIntegerGEMM`, by the tensor's name (a name
+    /// two tensors share is left out, and prepared when used).
+    private let prepared: [String: ExactIntegerGEMM.Weights]
+
     public init(_ net: DenseNet, arithmetic: IntegerArithmetic? = nil) {
         self.net = net
         self.arithmetic = arithmetic ?? net.integerArithmetic
+        var prepared: [String: ExactIntegerGEMM.Weights] = [:]
+        var shared = Set<String>()
+        for op in net.weightedOps {
+            guard let weight = op.conv?.weight ?? op.linear?.weight, let codes = weight.quantized,
+                Self.isEightBit(codes),
+                let rows = weight.shape.first, rows > 0
+            else { continue }
+            if prepared[weight.name] != nil { shared.insert(weight.name) }
+            prepared[weight.name] = Self.prepare(codes, rows: rows, k: codes.codes.count / rows)
+        }
+        for name in shared { prepared[name] = nil }
+        self.prepared = prepared
+    }
+
+    /// Whether the integer kernels take `weights`: 8-bit codes, per tensor or per output channel (axis 0).
+    private static func isEightBit(_ weights: QuantizedCodes) -> Bool {
+        weights.quantization.axis ?? 0 == 0 && weights.quantization.storage != .int32
+    }
+
+    /// Weight codes less their zero points (per row when per channel), packed; every B is 8-bit codes less a zero
+    /// point of their type, at most 255 in magnitude.
+    private static func prepare(_ weights: QuantizedCodes, rows: Int, k: Int) -> ExactIntegerGEMM.Weights {
+        let wq = weights.quantization
+        var a = weights.codes
+        for row in 0..<rows {
+            let zero = wq.zeroPoint(row)
+            for p in 0..<k { a[row * k + p] &-= zero }
+        }
+        return ExactIntegerGEMM.Weights(a, rows: rows, k: k, maxB: 255)
     }
 
     /// An activation, CHW: float values, or codes of `quantization`.
@@ -60,7 +93,7 @@ public struct QuantizedExecutor: Sendable {
 
     /// One image, CHW, of a size `check` accepted; `observe` sees every canonical layer's activation; returns the
     /// output.
-    public func run(image: [Float], height: Int, width: Int, observe: (ObservedLayer) -> Void = { _ in }) -> [Float] {
+    public func run(image: [Float], height: Int, width: Int, observe: ((ObservedLayer) -> Void)? = nil) -> [Float] {
         var state = start(image: image, height: height, width: width)
         for step in net.steps {
             if let output = advance(&state, step, observe: observe) { return output }
@@ -91,11 +124,12 @@ public struct QuantizedExecutor: Sendable {
 
     /// Runs one canonical layer, `step` (of this model, or the same layer of another model of the same
     /// architecture: `diff --sensitivity` swaps in an int8 model's), on `state`; returns the output after the head.
-    public func advance(_ state: inout State, _ step: LayerStep, observe: (ObservedLayer) -> Void = { _ in })
+    public func advance(_ state: inout State, _ step: LayerStep, observe: ((ObservedLayer) -> Void)? = nil)
         -> [Float]?
     {
+        // What nobody observes is not made: each layer's dequantised copy and saturation.
         func report(_ name: String, _ m: Map) {
-            observe(
+            observe?(
                 ObservedLayer(
                     name: name, channels: m.channels, height: m.height, width: m.width, values: Self.floats(m).floats,
                     saturation: Self.saturation(m)))
@@ -181,10 +215,14 @@ public struct QuantizedExecutor: Sendable {
     static func floats(_ m: Map) -> Map {
         guard let q = m.quantization else { return m }
         var result = Map(channels: m.channels, height: m.height, width: m.width)
-        result.floats = [Float](repeating: 0, count: m.codes.count)
         let (scale, zero) = (q.scales[0], q.zeroPoints[0])
-        for i in m.codes.indices {
-            result.floats[i] = OnnxruntimeArithmetic.dequantize(m.codes[i], scale: scale, zeroPoint: zero)
+        result.floats = [Float](unsafeUninitializedCapacity: m.codes.count) { target, count in
+            m.codes.withUnsafeBufferPointer { codes in
+                for i in 0..<codes.count {
+                    target[i] = OnnxruntimeArithmetic.dequantize(codes[i], scale: scale, zeroPoint: zero)
+                }
+            }
+            count = m.codes.count
         }
         return result
     }
@@ -195,11 +233,14 @@ public struct QuantizedExecutor: Sendable {
         if m.quantization == q { return m }
         let source = floats(m)
         var result = Map(channels: m.channels, height: m.height, width: m.width, quantization: q)
-        result.codes = [Int32](repeating: 0, count: source.floats.count)
         let (scale, zero, range) = (q.scales[0], q.zeroPoints[0], q.storage.range)
-        for i in source.floats.indices {
-            result.codes[i] = OnnxruntimeArithmetic.quantize(
-                source.floats[i], scale: scale, zeroPoint: zero, range: range)
+        result.codes = [Int32](unsafeUninitializedCapacity: source.floats.count) { target, count in
+            source.floats.withUnsafeBufferPointer { values in
+                for i in 0..<values.count {
+                    target[i] = OnnxruntimeArithmetic.quantize(values[i], scale: scale, zeroPoint: zero, range: range)
+                }
+            }
+            count = source.floats.count
         }
         return result
     }
@@ -275,22 +316,23 @@ public struct QuantizedExecutor: Sendable {
     private func convolve(_ m: Map, _ conv: Conv2D) -> Map {
         let input = Self.quantized(m, conv.inputQuantization)
         if arithmetic == .tflite, input.quantization == nil, conv.outputQuantization == nil,
-            let weights = conv.weight.quantized, weights.quantization.axis ?? 0 == 0
+            let weights = conv.weight.quantized, Self.isEightBit(weights)
         {
             return hybridConvolution(input, conv, weights)
         }
         guard let xq = input.quantization, let weights = conv.weight.quantized, let yq = conv.outputQuantization,
-            weights.quantization.axis ?? 0 == 0, conv.bias.map({ $0.quantized != nil }) ?? true
+            Self.isEightBit(weights), conv.bias.map({ $0.quantized != nil }) ?? true
         else {
             return Self.quantized(Self.floatConvolution(Self.floats(input), conv), conv.outputQuantization)
         }
         let zero = xq.zeroPoints[0]
-        let shifted = input.codes.map { $0 &- zero }
+        let shifted = input.codes.map { Float($0 &- zero) }
         let (columns, oh, ow) = ColumnGEMM.im2col(
             shifted, channels: input.channels, height: input.height, width: input.width, kernel: conv.kernel,
             stride: conv.stride, pads: conv.pads)
         let k = input.channels * conv.kernel * conv.kernel
-        let accumulators = Self.integerProduct(weights, rows: conv.outChannels, k: k, columns, n: oh * ow)
+        let accumulators = integerProduct(
+            conv.weight.name, weights, rows: conv.outChannels, k: k, columns, n: oh * ow)
         var out = Map(channels: conv.outChannels, height: oh, width: ow, quantization: yq)
         out.codes = requantised(
             accumulators, n: oh * ow, bias: conv.bias?.quantized?.codes, input: xq, weight: weights.quantization,
@@ -304,9 +346,9 @@ public struct QuantizedExecutor: Sendable {
     private func hybridConvolution(_ input: Map, _ conv: Conv2D, _ weights: QuantizedCodes) -> Map {
         let (oh, ow) = conv.outputSize(input.height, input.width)
         var out = Map(channels: conv.outChannels, height: oh, width: ow)
-        out.floats = Self.hybridProduct(
-            input.floats, weights, rows: conv.outChannels, k: input.channels * conv.kernel * conv.kernel, n: oh * ow,
-            bias: conv.bias?.values
+        out.floats = hybridProduct(
+            conv.weight.name, input.floats, weights, rows: conv.outChannels,
+            k: input.channels * conv.kernel * conv.kernel, n: oh * ow, bias: conv.bias?.values
         ) { codes in
             ColumnGEMM.im2col(
                 codes, channels: input.channels, height: input.height, width: input.width, kernel: conv.kernel,
@@ -319,12 +361,13 @@ public struct QuantizedExecutor: Sendable {
     /// A hybrid kernel's product: `floats` quantised on the fly, less their zero point (so that padding is 0),
     /// arranged by `columns` (k x n), times the weights' codes in int32, each row scaled back by input scale x its
     /// weight scale, plus `bias`.
-    private static func hybridProduct(
-        _ floats: [Float], _ weights: QuantizedCodes, rows: Int, k: Int, n: Int, bias: [Float]?,
-        columns: ([Int32]) -> [Int32]
+    private func hybridProduct(
+        _ name: String, _ floats: [Float], _ weights: QuantizedCodes, rows: Int, k: Int, n: Int, bias: [Float]?,
+        columns: ([Float]) -> [Float]
     ) -> [Float] {
         let (codes, scale, zero) = TFLiteArithmetic.quantizeOnTheFly(floats)
-        let accumulators = integerProduct(weights, rows: rows, k: k, columns(codes.map { $0 &- zero }), n: n)
+        let accumulators = integerProduct(
+            name, weights, rows: rows, k: k, columns(codes.map { Float($0 &- zero) }), n: n)
         var out = [Float](repeating: 0, count: accumulators.count)
         for row in 0..<rows {
             let factor = scale * weights.quantization.scale(row)
@@ -354,21 +397,16 @@ public struct QuantizedExecutor: Sendable {
         return out
     }
 
-    /// Weight codes less their zero points (per row when per channel) times `b`: M x N int32.
-    private static func integerProduct(_ weights: QuantizedCodes, rows: Int, k: Int, _ b: [Int32], n: Int) -> [Int32] {
-        let wq = weights.quantization
-        var a = weights.codes
-        for row in 0..<rows {
-            let zero = wq.zeroPoint(row)
-            for p in 0..<k { a[row * k + p] &-= zero }
-        }
-        var c = [Int32](repeating: 0, count: rows * n)
-        a.withUnsafeBufferPointer { a in
-            b.withUnsafeBufferPointer { b in
-                c.withUnsafeMutableBufferPointer { c in ColumnGEMM.multiply(a, b, into: c, m: rows, n: n, k: k) }
-            }
-        }
-        return c
+    /// Weight codes less their zero points (per row when per channel) times `b` (K x N integers, at most 255 in
+    /// magnitude, as floats): M x N int32, exact.
+    private func integerProduct(
+        _ name: String, _ weights: QuantizedCodes, rows: Int, k: Int, _ b: [Float], n: Int
+    ) -> [Int32] {
+        let a =
+            prepared[name].flatMap { $0.rows == rows && $0.k == k ? $0 : nil }
+            ?? Self.prepare(weights, rows: rows, k: k)
+        guard b.count == k * n, !b.isEmpty else { return [Int32](repeating: 0, count: rows * n) }
+        return b.withUnsafeBufferPointer { ExactIntegerGEMM.multiply(a, $0.baseAddress!, n: n) }
     }
 
     /// Accumulators (rows of `n`) plus the int32 bias, requantised to `output` per row.
@@ -379,24 +417,27 @@ public struct QuantizedExecutor: Sendable {
         var codes = accumulators
         let (zero, range) = (output.zeroPoints[0], output.storage.range)
         let rows = n == 0 ? 0 : codes.count / n
-        if arithmetic == .tflite {
-            let multipliers = TFLiteArithmetic.multipliers(input: input, weight: weight, output: output, channels: rows)
+        let tflite = arithmetic == .tflite
+        let multipliers =
+            tflite ? TFLiteArithmetic.multipliers(input: input, weight: weight, output: output, channels: rows) : []
+        codes.withUnsafeMutableBufferPointer { codes in
             for row in 0..<rows {
                 let offset = bias?[row] ?? 0
-                for j in (row * n)..<((row + 1) * n) {
-                    let scaled = TFLiteArithmetic.multiplyInGEMM(codes[j] &+ offset, by: multipliers[row])
-                    codes[j] = TFLiteArithmetic.clamp(scaled &+ zero, range)
+                let values = UnsafeMutableBufferPointer(rebasing: codes[(row * n)..<((row + 1) * n)])
+                if tflite {
+                    let m = multipliers[row]
+                    for j in 0..<values.count {
+                        values[j] = TFLiteArithmetic.clamp(
+                            TFLiteArithmetic.multiplyInGEMM(values[j] &+ offset, by: m) &+ zero, range)
+                    }
+                } else {
+                    let multiplier = OnnxruntimeArithmetic.multiplier(
+                        input: input, weight: weight, output: output, channel: row)
+                    for j in 0..<values.count {
+                        values[j] = OnnxruntimeArithmetic.saturate(
+                            Float(values[j] &+ offset) * multiplier, zeroPoint: zero, range: range)
+                    }
                 }
-            }
-            return codes
-        }
-        for row in 0..<rows {
-            let multiplier = OnnxruntimeArithmetic.multiplier(
-                input: input, weight: weight, output: output, channel: row)
-            let offset = bias?[row] ?? 0
-            for j in (row * n)..<((row + 1) * n) {
-                let scaled = Float(codes[j] &+ offset) * multiplier
-                codes[j] = OnnxruntimeArithmetic.saturate(scaled, zeroPoint: zero, range: range)
             }
         }
         return codes
@@ -520,15 +561,15 @@ public struct QuantizedExecutor: Sendable {
         }
         let input = Self.quantized(m, linear.inputQuantization)
         if arithmetic == .tflite, input.quantization == nil, linear.outputQuantization == nil,
-            let weights = linear.weight.quantized, weights.quantization.axis ?? 0 == 0
+            let weights = linear.weight.quantized, Self.isEightBit(weights)
         {
-            let values = Self.hybridProduct(
-                input.floats, weights, rows: linear.outFeatures, k: linear.inFeatures, n: 1,
+            let values = hybridProduct(
+                linear.weight.name, input.floats, weights, rows: linear.outFeatures, k: linear.inFeatures, n: 1,
                 bias: linear.bias?.values
             ) { $0 }
             return Map(channels: values.count, height: 1, width: 1, floats: values)
         }
-        guard let xq = input.quantization, let weights = linear.weight.quantized, weights.quantization.axis ?? 0 == 0,
+        guard let xq = input.quantization, let weights = linear.weight.quantized, Self.isEightBit(weights),
             linear.bias.map({ $0.quantized != nil }) ?? true
         else {
             let source = Self.floats(input)
@@ -537,8 +578,9 @@ public struct QuantizedExecutor: Sendable {
             return Self.quantized(
                 Map(channels: values.count, height: 1, width: 1, floats: values), linear.outputQuantization)
         }
-        let shifted = input.codes.map { $0 &- xq.zeroPoints[0] }
-        let accumulators = Self.integerProduct(weights, rows: linear.outFeatures, k: linear.inFeatures, shifted, n: 1)
+        let shifted = input.codes.map { Float($0 &- xq.zeroPoints[0]) }
+        let accumulators = integerProduct(
+            linear.weight.name, weights, rows: linear.outFeatures, k: linear.inFeatures, shifted, n: 1)
         guard let yq = linear.outputQuantization else {
             // QGemm without an output scale: the accumulator (bias included) times input scale x weight scale.
             let bias = linear.bias?.quantized?.codes

@@ -1,12 +1,12 @@
 /// The column GEMM of the integer executor: a convolution as im2col (`columns`) and C = A * B (`multiply`), row-major
 /// throughout. Each row of C accumulates K rows of B scaled by one A value, which the compiler vectorises over N.
 ///
-/// In int32 (a quantised layer: codes less their zero points, at most 255 in magnitude for 8-bit types, so no
-/// product or sum of a DenseNet's K, up to 9 x 2048, leaves int32) it is exact: every order of summation gives the
-/// same result. In float32 it runs the float layers of a partly quantised model (`diff --sensitivity` runs the float
-/// model with one layer at a time quantised): 13 times faster than the direct reference convolution on DenseNet-121
-/// (7.8 s to 0.6 s a run, Intel Xeon, one thread), far slower than the SIMD executor's GEMM, whose plan it does not
-/// need. A plain loop: the VNNI kernel (`vpdpbusd`) that would make int8 faster than float is not written yet.
+/// im2col builds the B of every integer conv (codes less their zero points, as floats, for `ExactIntegerGEMM`, the
+/// kernel that multiplies them). `multiply` runs the float layers of a partly quantised model (`diff --sensitivity`
+/// runs the float model with one layer at a time quantised): 13 times faster than the direct reference convolution on
+/// DenseNet-121 (7.8 s to 0.6 s a run, Intel Xeon, one thread), far slower than the SIMD executor's GEMM, whose plan
+/// it does not need; in int32 it is exact (codes less zero points are at most 255 in magnitude, and no product or sum
+/// of a DenseNet's K, up to 9 x 2048, leaves int32), the plain reference the exact kernel is tested against.
 public enum ColumnGEMM {
     /// C (M x N, row stride `n`) = A (M x K) * B (K x N), all row-major.
     @_specialize(where T == Int32)

@@ -26,6 +26,26 @@ import Testing
         #expect(want.contains { $0 != 0 })
     }
 
+    /// The exact GEMM on floats (the integer executor's) against the triple loop: random codes less zero points,
+    /// and the worst case, every value 255, where K = 2000 sums to 130 million, far past float32's exact 2^24 (so
+    /// the chunking is what keeps it exact). Sizes off the GEMM's 8 x 32 tile.
+    @Test(arguments: [
+        (1, 1, 1, false), (7, 13, 5, false), (16, 64, 72, false), (33, 17, 1170, false),
+        (9, 70, 2000, false), (9, 70, 2000, true), (10, 1, 16, true),
+    ])
+    func exactGEMMMatchesTheTripleLoop(_ size: (Int, Int, Int, Bool)) {
+        let (m, n, k, extreme) = size
+        var rng = SeededRandom(UInt64(m * 1000 + n * 10 + k))
+        let a = extreme ? [Int32](repeating: 255, count: m * k) : Self.codes(m * k, -255...255, &rng)
+        let b = extreme ? [Int32](repeating: 255, count: k * n) : Self.codes(k * n, -255...255, &rng)
+        let weights = ExactIntegerGEMM.Weights(a, rows: m, k: k, maxB: 255)
+        let c = b.map(Float.init).withUnsafeBufferPointer { ExactIntegerGEMM.multiply(weights, $0.baseAddress!, n: n) }
+        let want = Reference.integerGEMM(a, b, m: m, n: n, k: k)
+        #expect(c == want)
+        #expect(want.contains { $0 != 0 })
+        if extreme, k > 1000 { #expect(want.allSatisfy { $0 == Int32(k) * 255 * 255 }) }
+    }
+
     /// im2col then the GEMM is the direct convolution (small codes, so the float reference is exact too).
     @Test(arguments: [(3, 9, 7, 3, 1, [1, 1, 1, 1]), (4, 8, 8, 7, 2, [3, 3, 3, 3]), (5, 6, 5, 1, 1, [0, 0, 0, 0])])
     func im2colThenGEMMIsTheConvolution(_ shape: (Int, Int, Int, Int, Int, [Int])) {
