@@ -5,11 +5,9 @@
 /// kernel that multiplies them). `multiply` runs the float layers of a partly quantised model (`diff --sensitivity`
 /// runs the float model with one layer at a time quantised): 13 times faster than the direct reference convolution on
 /// DenseNet-121 (7.8 s to 0.6 s a run, Intel Xeon, one thread), far slower than the SIMD executor's GEMM, whose plan
-/// it does not need; in int32 it is exact (codes less zero points are at most 255 in magnitude, and no product or sum
-/// of a DenseNet's K, up to 9 x 2048, leaves int32), the plain reference the exact kernel is tested against.
+/// it does not need.
 public enum ColumnGEMM {
     /// C (M x N, row stride `n`) = A (M x K) * B (K x N), all row-major.
-    @_specialize(where T == Int32)
     @_specialize(where T == Float)
     public static func multiply<T: Numeric>(
         _ a: UnsafeBufferPointer<T>, _ b: UnsafeBufferPointer<T>, into c: UnsafeMutableBufferPointer<T>,
@@ -30,8 +28,7 @@ public enum ColumnGEMM {
 
     /// The columns of a convolution's B: for each input channel and kernel tap (K rows: channel-major, then
     /// kernel row, kernel column) the input value each output position reads, 0 where it reads padding
-    /// (integer `input` holds codes less their zero point, so 0 is the padding's real value 0).
-    @_specialize(where T == Int32)
+    /// (an integer conv's `input` holds codes less their zero point, so 0 is the padding's real value 0).
     @_specialize(where T == Float)
     public static func im2col<T: Numeric>(
         _ input: [T], channels: Int, height: Int, width: Int, kernel: Int, stride: Int, pads: [Int]

@@ -60,12 +60,12 @@ package struct ONNXOps {
             op = castOp
         case "Pad":
             if let codes = node.inputs.first.flatMap({ quantizedValues[$0] }) {
+                // Codes pad with their zero point (checked), not with the float 0 that `pad` checks for.
                 try checkPadsWithZeroPoint(node, codes)
-                quantizedValues[out] = codes
-                let sides = try pad(ONNXNode(copying: node, inputs: Array(node.inputs.prefix(2))))
-                return [OpGraph.Node(label: node.label, op: sides, inputs: try activations(node), output: out)]
+                op = try pad(ONNXNode(copying: node, inputs: Array(node.inputs.prefix(2))))
+            } else {
+                op = try pad(node)
             }
-            op = try pad(node)
         case "Transpose": op = .transpose(ints(node, "perm").map(Int.init))
         case "Constant":
             try constant(node)
@@ -80,9 +80,10 @@ package struct ONNXOps {
                     """,
                 found: "\(node.opType) (opset \(opset))")
         }
-        // A max pool (onnxruntime pools codes directly) and the pass-throughs give codes of the quantisation they
-        // read; every other operator reads floats.
-        let passesCodes = ["MaxPool", "Identity", "Dropout", "Flatten", "Reshape", "Squeeze"].contains(node.opType)
+        // A max pool (onnxruntime pools codes directly), a Pad (of codes with their zero point) and the pass-throughs
+        // give codes of the quantisation they read; every other operator reads floats.
+        let passesCodes = ["MaxPool", "Pad", "Identity", "Dropout", "Flatten", "Reshape", "Squeeze"].contains(
+            node.opType)
         if passesCodes, let input = node.inputs.first, let codes = quantizedValues[input] {
             quantizedValues[out] = codes
         } else if !passesCodes, let coded = node.inputs.first(where: { quantizedValues[$0] != nil }) {

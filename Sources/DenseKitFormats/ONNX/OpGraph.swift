@@ -163,7 +163,7 @@ package struct OpGraph {
             case .pad(let padding):
                 pads[node.output] = (node.inputs[0], padding, node.label)
                 continue
-            case .fakeQuantize where pads[node.inputs[0]] != nil:
+            case .fakeQuantize:
                 // A quantisation of a zero-padded map (a QDQ pair between a Pad and its pool): the same as the pad
                 // of the quantised map, as 0 quantises to the zero point, which stands for 0. It moves before the
                 // Pad, which stays pending for the op after it.
