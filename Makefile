@@ -19,7 +19,8 @@ CPU_FLAGS := $(shell \
   elif grep -q avx2 /proc/cpuinfo 2>/dev/null; then echo haswell; fi)
 # With AVX-512's 32 vector registers the GEMM's register tile is 8 x 32 in one piece; with 16 (AVX2,
 # SSE) it is cut into 4 x 16 quarters, which fit (see GEMM.tile).
-SWIFT_FLAGS := -c release $(if $(CPU_FLAGS),-Xswiftc -target-cpu -Xswiftc $(CPU_FLAGS)) \
+# Every one of these has AVX2, whose integer multiply-adds the integer GEMM reaches (IntegerGEMM).
+SWIFT_FLAGS := -c release $(if $(CPU_FLAGS),-Xswiftc -target-cpu -Xswiftc $(CPU_FLAGS) -Xswiftc -DDENSEKIT_AVX2) \
   $(if $(filter znver4 skylake-avx512,$(CPU_FLAGS)),-Xswiftc -DDENSEKIT_AVX512)
 
 # Pinned versions of the tools that make fixtures (test-time only; the product never needs Python).

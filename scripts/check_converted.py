@@ -50,7 +50,10 @@ def run_onnxruntime(case):
     import onnxruntime as ort
 
     onnx.checker.check_model(case["file"], full_check=True)
-    session = ort.InferenceSession(case["file"], providers=["CPUExecutionProvider"])
+    # Exact integer products on every CPU (as the fixtures' references: make_torch_fixtures.exact_integer_options).
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.x64quantprecision", "1")
+    session = ort.InferenceSession(case["file"], options, providers=["CPUExecutionProvider"])
     return session.run(None, {session.get_inputs()[0].name: load_input(case, "nchw")})[0]
 
 

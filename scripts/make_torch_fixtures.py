@@ -138,8 +138,18 @@ def float16_copy(src, dst):
     onnx.save(m, dst)
 
 
+def exact_integer_options():
+    """onnxruntime's session options with its exact integer arithmetic on every CPU: without VNNI (AVX2, AVX-512
+    without it) its default u8 x s8 kernels add pairs of products in int16 (`vpmaddubsw`) and saturate, so the int8
+    files' outputs would depend on the CPU that made the references; `session.x64quantprecision` runs those products
+    as u8 x u8, exactly (what VNNI and ARM compute anyway). Changes nothing in a float model."""
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.x64quantprecision", "1")
+    return options
+
+
 def reference(path, x):
-    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(path, exact_integer_options(), providers=["CPUExecutionProvider"])
     return sess.run(None, {sess.get_inputs()[0].name: x})[0]
 
 

@@ -17,14 +17,14 @@ public struct QuantizedExecutor: Sendable {
     /// `diff --sensitivity` swaps into a float one).
     package let arithmetic: IntegerArithmetic
 
-    /// Each integer weight (codes less zero points) packed for `ExactIntegerGEMM`, by the tensor's name (a name
-    /// two tensors share is left out, and prepared when used).
-    private let prepared: [String: ExactIntegerGEMM.Weights]
+    /// Each integer weight (codes less zero points) packed for `IntegerGEMM`, by the tensor's name (a name two
+    /// tensors share is left out, and prepared when used).
+    private let prepared: [String: IntegerGEMM.Weights]
 
     public init(_ net: DenseNet, arithmetic: IntegerArithmetic? = nil) {
         self.net = net
         self.arithmetic = arithmetic ?? net.integerArithmetic
-        var prepared: [String: ExactIntegerGEMM.Weights] = [:]
+        var prepared: [String: IntegerGEMM.Weights] = [:]
         var shared = Set<String>()
         for op in net.weightedOps {
             guard let weight = op.conv?.weight ?? op.linear?.weight, let codes = weight.quantized,
@@ -43,16 +43,15 @@ public struct QuantizedExecutor: Sendable {
         weights.quantization.axis ?? 0 == 0 && weights.quantization.storage != .int32
     }
 
-    /// Weight codes less their zero points (per row when per channel), packed; every B is 8-bit codes less a zero
-    /// point of their type, at most 255 in magnitude.
-    private static func prepare(_ weights: QuantizedCodes, rows: Int, k: Int) -> ExactIntegerGEMM.Weights {
+    /// Weight codes less their zero points (per row when per channel), packed.
+    private static func prepare(_ weights: QuantizedCodes, rows: Int, k: Int) -> IntegerGEMM.Weights {
         let wq = weights.quantization
         var a = weights.codes
         for row in 0..<rows {
             let zero = wq.zeroPoint(row)
             for p in 0..<k { a[row * k + p] &-= zero }
         }
-        return ExactIntegerGEMM.Weights(a, rows: rows, k: k, maxB: 255)
+        return IntegerGEMM.Weights(a, rows: rows, k: k)
     }
 
     /// An activation, CHW: float values, or codes of `quantization`.
@@ -231,6 +230,9 @@ public struct QuantizedExecutor: Sendable {
     /// through them when it holds codes of other parameters, as QLinearConcat does).
     static func codes(_ m: Map, _ q: Quantization) -> Map {
         if m.quantization == q { return m }
+        if let from = m.quantization, from.storage != .int32, m.codes.count > 256 {
+            return requantizedByTable(m, from, q)
+        }
         let source = floats(m)
         var result = Map(channels: m.channels, height: m.height, width: m.width, quantization: q)
         let (scale, zero, range) = (q.scales[0], q.zeroPoints[0], q.storage.range)
@@ -241,6 +243,28 @@ public struct QuantizedExecutor: Sendable {
                 }
             }
             count = source.floats.count
+        }
+        return result
+    }
+
+    /// `m`'s 8-bit codes of `from` as codes of `q` through a table of the 256 codes' results: each code's own
+    /// dequantisation and quantisation, so the same codes as `codes` computes one by one.
+    private static func requantizedByTable(_ m: Map, _ from: Quantization, _ q: Quantization) -> Map {
+        let low = from.storage.range.lowerBound
+        let table = from.storage.range.map { code in
+            OnnxruntimeArithmetic.quantize(
+                OnnxruntimeArithmetic.dequantize(code, scale: from.scales[0], zeroPoint: from.zeroPoints[0]),
+                scale: q.scales[0], zeroPoint: q.zeroPoints[0], range: q.storage.range)
+        }
+        var result = Map(channels: m.channels, height: m.height, width: m.width, quantization: q)
+        result.codes = [Int32](unsafeUninitializedCapacity: m.codes.count) { target, count in
+            m.codes.withUnsafeBufferPointer { codes in
+                table.withUnsafeBufferPointer { table in
+                    // Codes of `from` are within its range (the reader checks every code; the ops keep them there).
+                    for i in 0..<codes.count { target[i] = table[Int(codes[i] &- low) & 0xff] }
+                }
+            }
+            count = m.codes.count
         }
         return result
     }
@@ -282,8 +306,14 @@ public struct QuantizedExecutor: Sendable {
         {
             return integer
         }
-        var result = Self.floats(Self.quantized(m, norm.inputQuantization))
+        let input = Self.quantized(m, norm.inputQuantization)
         let (scale, shift) = OnnxruntimeArithmetic.batchNormAffine(norm)
+        if let xq = input.quantization, let yq = norm.outputQuantization, xq.storage != .int32, yq.storage != .int32,
+            !input.codes.isEmpty
+        {
+            return Self.normalisedCodes(input, xq, scale, shift, relu, yq)
+        }
+        var result = Self.floats(input)
         let plane = result.plane
         for c in 0..<result.channels {
             for i in (c * plane)..<((c + 1) * plane) {
@@ -292,6 +322,49 @@ public struct QuantizedExecutor: Sendable {
             }
         }
         return Self.quantized(result, norm.outputQuantization)
+    }
+
+    /// A float BatchNorm (and ReLU) between 8-bit codes of `xq` and of `yq`, value for value as `normalise`
+    /// computes it through floats (each code dequantised, times the channel's scale plus its shift, quantised), 8
+    /// values at a time.
+    private static func normalisedCodes(
+        _ input: Map, _ xq: Quantization, _ scale: [Float], _ shift: [Float], _ relu: Bool, _ yq: Quantization
+    ) -> Map {
+        let (inScale, inZero) = (xq.scales[0], xq.zeroPoints[0])
+        let (outScale, outZero, outRange) = (yq.scales[0], yq.zeroPoints[0], yq.storage.range)
+        let plane = input.plane
+        var out = Map(channels: input.channels, height: input.height, width: input.width, quantization: yq)
+        out.codes = [Int32](unsafeUninitializedCapacity: input.codes.count) { target, count in
+            input.codes.withUnsafeBufferPointer { codes in
+                let (source, destination) = (
+                    UnsafeRawPointer(codes.baseAddress!), UnsafeMutableRawPointer(target.baseAddress!)
+                )
+                for c in 0..<input.channels {
+                    let (factor, offset) = (scale[c], shift[c])
+                    var i = c * plane
+                    let end = i + plane
+                    while i + 8 <= end {
+                        let x = SIMD8<Float>(
+                            source.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Int32>.self) &- inZero)
+                        var y = x * inScale * factor + offset
+                        if relu { y.replace(with: 0, where: .!(y .> 0)) }
+                        destination.storeBytes(
+                            of: OnnxruntimeArithmetic.saturate(y / outScale, zeroPoint: outZero, range: outRange),
+                            toByteOffset: i * 4, as: SIMD8<Int32>.self)
+                        i += 8
+                    }
+                    for i in i..<end {
+                        let y =
+                            OnnxruntimeArithmetic.dequantize(codes[i], scale: inScale, zeroPoint: inZero) * factor
+                            + offset
+                        target[i] = OnnxruntimeArithmetic.quantize(
+                            relu && !(y > 0) ? 0 : y, scale: outScale, zeroPoint: outZero, range: outRange)
+                    }
+                }
+            }
+            count = input.codes.count
+        }
+        return out
     }
 
     /// TensorFlow Lite's int8 BatchNorm (`TFLiteArithmetic.BatchNormKernel`), when the norm and its input are all
@@ -325,14 +398,10 @@ public struct QuantizedExecutor: Sendable {
         else {
             return Self.quantized(Self.floatConvolution(Self.floats(input), conv), conv.outputQuantization)
         }
-        let zero = xq.zeroPoints[0]
-        let shifted = input.codes.map { Float($0 &- zero) }
-        let (columns, oh, ow) = ColumnGEMM.im2col(
-            shifted, channels: input.channels, height: input.height, width: input.width, kernel: conv.kernel,
-            stride: conv.stride, pads: conv.pads)
-        let k = input.channels * conv.kernel * conv.kernel
+        let (oh, ow) = conv.outputSize(input.height, input.width)
         let accumulators = integerProduct(
-            conv.weight.name, weights, rows: conv.outChannels, k: k, columns, n: oh * ow)
+            conv.weight.name, weights, rows: conv.outChannels,
+            Self.columns(input.codes, less: xq.zeroPoints[0], conv, input))
         var out = Map(channels: conv.outChannels, height: oh, width: ow, quantization: yq)
         out.codes = requantised(
             accumulators, n: oh * ow, bias: conv.bias?.quantized?.codes, input: xq, weight: weights.quantization,
@@ -347,27 +416,22 @@ public struct QuantizedExecutor: Sendable {
         let (oh, ow) = conv.outputSize(input.height, input.width)
         var out = Map(channels: conv.outChannels, height: oh, width: ow)
         out.floats = hybridProduct(
-            conv.weight.name, input.floats, weights, rows: conv.outChannels,
-            k: input.channels * conv.kernel * conv.kernel, n: oh * ow, bias: conv.bias?.values
-        ) { codes in
-            ColumnGEMM.im2col(
-                codes, channels: input.channels, height: input.height, width: input.width, kernel: conv.kernel,
-                stride: conv.stride, pads: conv.pads
-            ).columns
-        }
+            conv.weight.name, input.floats, weights, rows: conv.outChannels, bias: conv.bias?.values
+        ) { codes, zero in Self.columns(codes, less: zero, conv, input) }
         return out
     }
 
-    /// A hybrid kernel's product: `floats` quantised on the fly, less their zero point (so that padding is 0),
-    /// arranged by `columns` (k x n), times the weights' codes in int32, each row scaled back by input scale x its
-    /// weight scale, plus `bias`.
+    /// A hybrid kernel's product: `floats` quantised on the fly, arranged by `columns` less their zero point (so
+    /// that padding is 0), times the weights' codes in int32, each row scaled back by input scale x its weight
+    /// scale, plus `bias`.
     private func hybridProduct(
-        _ name: String, _ floats: [Float], _ weights: QuantizedCodes, rows: Int, k: Int, n: Int, bias: [Float]?,
-        columns: ([Float]) -> [Float]
+        _ name: String, _ floats: [Float], _ weights: QuantizedCodes, rows: Int, bias: [Float]?,
+        columns: ([Int32], Int32) -> IntegerGEMM.Columns
     ) -> [Float] {
         let (codes, scale, zero) = TFLiteArithmetic.quantizeOnTheFly(floats)
-        let accumulators = integerProduct(
-            name, weights, rows: rows, k: k, columns(codes.map { Float($0 &- zero) }), n: n)
+        let b = columns(codes, zero)
+        let n = b.n
+        let accumulators = integerProduct(name, weights, rows: rows, b)
         var out = [Float](repeating: 0, count: accumulators.count)
         for row in 0..<rows {
             let factor = scale * weights.quantization.scale(row)
@@ -397,16 +461,32 @@ public struct QuantizedExecutor: Sendable {
         return out
     }
 
-    /// Weight codes less their zero points (per row when per channel) times `b` (K x N integers, at most 255 in
-    /// magnitude, as floats): M x N int32, exact.
-    private func integerProduct(
-        _ name: String, _ weights: QuantizedCodes, rows: Int, k: Int, _ b: [Float], n: Int
-    ) -> [Int32] {
+    /// Weight codes less their zero points (per row when per channel) times `b`: M x N int32, exact.
+    private func integerProduct(_ name: String, _ weights: QuantizedCodes, rows: Int, _ b: IntegerGEMM.Columns)
+        -> [Int32]
+    {
         let a =
-            prepared[name].flatMap { $0.rows == rows && $0.k == k ? $0 : nil }
-            ?? Self.prepare(weights, rows: rows, k: k)
-        guard b.count == k * n, !b.isEmpty else { return [Int32](repeating: 0, count: rows * n) }
-        return b.withUnsafeBufferPointer { ExactIntegerGEMM.multiply(a, $0.baseAddress!, n: n) }
+            prepared[name].flatMap { $0.rows == rows && $0.k == b.k ? $0 : nil }
+            ?? Self.prepare(weights, rows: rows, k: b.k)
+        return IntegerGEMM.multiply(a, b)
+    }
+
+    /// The B of `conv` on `map`'s size: `codes` (the map's, or codes standing for its floats) less `zero`.
+    private static func columns(_ codes: [Int32], less zero: Int32, _ conv: Conv2D, _ map: Map) -> IntegerGEMM.Columns {
+        codes.withUnsafeBufferPointer {
+            IntegerGEMM.Columns(
+                convolving: $0, zeroPoint: zero, channels: map.channels, height: map.height, width: map.width,
+                kernel: conv.kernel, stride: conv.stride, pads: conv.pads)
+        }
+    }
+
+    /// The B of a linear layer: `codes` less `zero`, one column.
+    private static func column(_ codes: [Int32], less zero: Int32) -> IntegerGEMM.Columns {
+        codes.withUnsafeBufferPointer {
+            IntegerGEMM.Columns(
+                convolving: $0, zeroPoint: zero, channels: codes.count, height: 1, width: 1, kernel: 1, stride: 1,
+                pads: [0, 0, 0, 0])
+        }
     }
 
     /// Accumulators (rows of `n`) plus the int32 bias, requantised to `output` per row.
@@ -433,7 +513,18 @@ public struct QuantizedExecutor: Sendable {
                 } else {
                     let multiplier = OnnxruntimeArithmetic.multiplier(
                         input: input, weight: weight, output: output, channel: row)
-                    for j in 0..<values.count {
+                    let base = UnsafeMutableRawPointer(values.baseAddress!)
+                    // 8 at a time for 8-bit outputs (`saturate`'s vector form holds codes of at most 2^9 in magnitude).
+                    var j = 0
+                    while j + 8 <= values.count, output.storage != .int32 {
+                        let sum = base.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Int32>.self) &+ offset
+                        base.storeBytes(
+                            of: OnnxruntimeArithmetic.saturate(
+                                SIMD8<Float>(sum) * multiplier, zeroPoint: zero, range: range),
+                            toByteOffset: j * 4, as: SIMD8<Int32>.self)
+                        j += 8
+                    }
+                    for j in j..<values.count {
                         values[j] = OnnxruntimeArithmetic.saturate(
                             Float(values[j] &+ offset) * multiplier, zeroPoint: zero, range: range)
                     }
@@ -489,28 +580,33 @@ public struct QuantizedExecutor: Sendable {
 
     /// `m`'s codes pooled by `pool`: `reduce` makes each output code of its window's codes (those inside the map;
     /// padding holds none).
-    private static func pooledCodes(_ m: Map, _ pool: Pool2D, _ reduce: ([Int32]) -> Int32) -> Map {
+    private static func pooledCodes(_ m: Map, _ pool: Pool2D, _ reduce: (UnsafeBufferPointer<Int32>) -> Int32) -> Map {
         let (oh, ow) = pool.outputSize(m.height, m.width)
         var out = Map(channels: m.channels, height: oh, width: ow)
-        out.codes = [Int32](repeating: 0, count: m.channels * oh * ow)
-        var window: [Int32] = []
-        window.reserveCapacity(pool.kernel * pool.kernel)
-        for c in 0..<m.channels {
-            for oy in 0..<oh {
-                for ox in 0..<ow {
-                    window.removeAll(keepingCapacity: true)
-                    for ky in 0..<pool.kernel {
-                        let iy = oy * pool.stride - pool.pads[0] + ky
-                        guard iy >= 0, iy < m.height else { continue }
-                        for kx in 0..<pool.kernel {
-                            let ix = ox * pool.stride - pool.pads[1] + kx
-                            guard ix >= 0, ix < m.width else { continue }
-                            window.append(m.codes[(c * m.height + iy) * m.width + ix])
+        let window = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, pool.kernel * pool.kernel))
+        defer { window.deallocate() }
+        out.codes = [Int32](unsafeUninitializedCapacity: m.channels * oh * ow) { target, count in
+            m.codes.withUnsafeBufferPointer { codes in
+                for c in 0..<m.channels {
+                    for oy in 0..<oh {
+                        for ox in 0..<ow {
+                            var inside = 0
+                            for ky in 0..<pool.kernel {
+                                let iy = oy * pool.stride - pool.pads[0] + ky
+                                guard iy >= 0, iy < m.height else { continue }
+                                for kx in 0..<pool.kernel {
+                                    let ix = ox * pool.stride - pool.pads[1] + kx
+                                    guard ix >= 0, ix < m.width else { continue }
+                                    window[inside] = codes[(c * m.height + iy) * m.width + ix]
+                                    inside += 1
+                                }
+                            }
+                            target[(c * oh + oy) * ow + ox] = reduce(UnsafeBufferPointer(start: window, count: inside))
                         }
                     }
-                    out.codes[(c * oh + oy) * ow + ox] = reduce(window)
                 }
             }
+            count = m.channels * oh * ow
         }
         return out
     }
@@ -564,9 +660,8 @@ public struct QuantizedExecutor: Sendable {
             let weights = linear.weight.quantized, Self.isEightBit(weights)
         {
             let values = hybridProduct(
-                linear.weight.name, input.floats, weights, rows: linear.outFeatures, k: linear.inFeatures, n: 1,
-                bias: linear.bias?.values
-            ) { $0 }
+                linear.weight.name, input.floats, weights, rows: linear.outFeatures, bias: linear.bias?.values,
+                columns: Self.column)
             return Map(channels: values.count, height: 1, width: 1, floats: values)
         }
         guard let xq = input.quantization, let weights = linear.weight.quantized, Self.isEightBit(weights),
@@ -578,9 +673,8 @@ public struct QuantizedExecutor: Sendable {
             return Self.quantized(
                 Map(channels: values.count, height: 1, width: 1, floats: values), linear.outputQuantization)
         }
-        let shifted = input.codes.map { Float($0 &- xq.zeroPoints[0]) }
         let accumulators = integerProduct(
-            linear.weight.name, weights, rows: linear.outFeatures, k: linear.inFeatures, shifted, n: 1)
+            linear.weight.name, weights, rows: linear.outFeatures, Self.column(input.codes, less: xq.zeroPoints[0]))
         guard let yq = linear.outputQuantization else {
             // QGemm without an output scale: the accumulator (bias included) times input scale x weight scale.
             let bias = linear.bias?.quantized?.codes

@@ -1,11 +1,10 @@
-/// The column GEMM of the integer executor: a convolution as im2col (`columns`) and C = A * B (`multiply`), row-major
-/// throughout. Each row of C accumulates K rows of B scaled by one A value, which the compiler vectorises over N.
+/// The column GEMM of the integer executor's float layers: a convolution as im2col (`columns`) and C = A * B
+/// (`multiply`), row-major throughout. Each row of C accumulates K rows of B scaled by one A value, which the compiler
+/// vectorises over N.
 ///
-/// im2col builds the B of every integer conv (codes less their zero points, as floats, for `ExactIntegerGEMM`, the
-/// kernel that multiplies them). `multiply` runs the float layers of a partly quantised model (`diff --sensitivity`
-/// runs the float model with one layer at a time quantised): 13 times faster than the direct reference convolution on
-/// DenseNet-121 (7.8 s to 0.6 s a run, Intel Xeon, one thread), far slower than the SIMD executor's GEMM, whose plan
-/// it does not need.
+/// It runs the float layers of a partly quantised model (`diff --sensitivity` runs the float model with one layer at
+/// a time quantised): 13 times faster than the direct reference convolution on DenseNet-121 (docs/performance.md),
+/// far slower than the SIMD executor's GEMM, whose plan it does not need. Integer layers run on `IntegerGEMM`.
 public enum ColumnGEMM {
     /// C (M x N, row stride `n`) = A (M x K) * B (K x N), all row-major.
     @_specialize(where T == Float)

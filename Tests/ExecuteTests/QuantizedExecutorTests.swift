@@ -6,7 +6,8 @@ import TestSupport
 import Testing
 
 /// The integer executor against onnxruntime's own outputs on its int8 files (recorded when the fixtures were made,
-/// onnxruntime 1.32 on this machine's CPU, with its default optimisations, which fuse QDQ into its QLinear kernels).
+/// onnxruntime 1.32 with its default optimisations, which fuse QDQ into its QLinear kernels, and its exact integer
+/// products on every CPU, `session.x64quantprecision`: docs/formats.md).
 @Suite struct QuantizedExecutorTests {
     static func outputs(_ model: String) throws -> (got: [Float], want: [Float], net: DenseNet) {
         let net = try ModelLoader.load(path: Fixtures.path(model))

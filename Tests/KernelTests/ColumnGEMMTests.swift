@@ -2,7 +2,7 @@ import DenseKitKernels
 import TestSupport
 import Testing
 
-/// The integer GEMM and its im2col against the plain references.
+/// The integer GEMMs and their im2col against the plain references.
 @Suite struct ColumnGEMMTests {
     static func codes(_ count: Int, _ range: ClosedRange<Int32>, _ rng: inout SeededRandom) -> [Int32] {
         (0..<count).map { _ in Int32.random(in: range, using: &rng) }
@@ -26,24 +26,32 @@ import Testing
         #expect(want.contains { $0 != 0 })
     }
 
-    /// The exact GEMM on floats (the integer executor's) against the triple loop: random codes less zero points,
-    /// and the worst case, every value 255, where K = 2000 sums to 130 million, far past float32's exact 2^24 (so
-    /// the chunking is what keeps it exact). Sizes off the GEMM's 8 x 32 tile.
+    /// The integer executor's GEMM (16-bit pairs, int32 sums) against the triple loop: random codes less zero points,
+    /// and the extremes, every value 255 (K = 2000 sums to 130 million) and -255 against 255. Sizes off its 6 x 16
+    /// tile, odd and even K.
     @Test(arguments: [
-        (1, 1, 1, false), (7, 13, 5, false), (16, 64, 72, false), (33, 17, 1170, false),
-        (9, 70, 2000, false), (9, 70, 2000, true), (10, 1, 16, true),
+        (1, 1, 1, 0), (7, 13, 5, 0), (16, 64, 72, 0), (33, 17, 1170, 0), (6, 16, 2, 0), (13, 33, 3, 0),
+        (9, 70, 2000, 1), (10, 1, 16, 1), (7, 17, 9, -1),
     ])
-    func exactGEMMMatchesTheTripleLoop(_ size: (Int, Int, Int, Bool)) {
+    func integerGEMMMatchesTheTripleLoop(_ size: (Int, Int, Int, Int32)) {
         let (m, n, k, extreme) = size
         var rng = SeededRandom(UInt64(m * 1000 + n * 10 + k))
-        let a = extreme ? [Int32](repeating: 255, count: m * k) : Self.codes(m * k, -255...255, &rng)
-        let b = extreme ? [Int32](repeating: 255, count: k * n) : Self.codes(k * n, -255...255, &rng)
-        let weights = ExactIntegerGEMM.Weights(a, rows: m, k: k, maxB: 255)
-        let c = b.map(Float.init).withUnsafeBufferPointer { ExactIntegerGEMM.multiply(weights, $0.baseAddress!, n: n) }
+        let a = extreme != 0 ? [Int32](repeating: 255 * extreme, count: m * k) : Self.codes(m * k, -255...255, &rng)
+        let b = extreme != 0 ? [Int32](repeating: 255, count: k * n) : Self.codes(k * n, -255...255, &rng)
+        let c = IntegerGEMM.multiply(IntegerGEMM.Weights(a, rows: m, k: k), Self.columns(b, k: k, n: n))
         let want = Reference.integerGEMM(a, b, m: m, n: n, k: k)
         #expect(c == want)
         #expect(want.contains { $0 != 0 })
-        if extreme, k > 1000 { #expect(want.allSatisfy { $0 == Int32(k) * 255 * 255 }) }
+        if extreme != 0 { #expect(want.allSatisfy { $0 == Int32(k) * 255 * 255 * extreme }) }
+    }
+
+    /// B (K x N row-major) as `IntegerGEMM.Columns`: a pointwise convolution of a K-channel map of N positions.
+    static func columns(_ b: [Int32], k: Int, n: Int) -> IntegerGEMM.Columns {
+        b.withUnsafeBufferPointer {
+            IntegerGEMM.Columns(
+                convolving: $0, zeroPoint: 0, channels: k, height: 1, width: n, kernel: 1, stride: 1,
+                pads: [0, 0, 0, 0])
+        }
     }
 
     /// im2col then the GEMM is the direct convolution (small codes, so the float reference is exact too).
@@ -62,6 +70,37 @@ import Testing
             input.map(Float.init), channels: channels, height: height, width: width, weight: weight.map(Float.init),
             outChannels: outChannels, kernel: kernel, stride: stride, pads: pads, bias: nil)
         #expect((oh, ow) == (direct.height, direct.width))
+        #expect(product.map(Float.init) == direct.values)
+    }
+
+    /// The integer executor's columns of uint8 codes less their zero point, times the weights, are the direct
+    /// convolution of the codes less the zero point with padding 0 (the zero point's real value): odd and even channel
+    /// counts, a 7 x 7 stride-2 stem, a padded 3 x 3, pointwise convs (their own, interleaved path), maps smaller than
+    /// the kernel.
+    @Test(arguments: [
+        (3, 20, 17, 7, 2, [3, 3, 3, 3]), (4, 9, 8, 3, 1, [1, 1, 1, 1]), (5, 6, 5, 1, 1, [0, 0, 0, 0]),
+        (6, 7, 9, 1, 1, [0, 0, 0, 0]), (2, 8, 8, 1, 2, [0, 0, 0, 0]), (2, 1, 1, 3, 2, [1, 1, 1, 1]),
+        (3, 2, 3, 3, 2, [1, 1, 1, 1]),
+    ])
+    func integerColumnsThenGEMMIsTheConvolution(_ shape: (Int, Int, Int, Int, Int, [Int])) {
+        let (channels, height, width, kernel, stride, pads) = shape
+        let (outChannels, zero) = (7, Int32(37))
+        var rng = SeededRandom(UInt64(channels * 100 + kernel * 10 + stride))
+        let input = Self.codes(channels * height * width, 0...255, &rng)
+        let weight = Self.codes(outChannels * channels * kernel * kernel, -127...127, &rng)
+        let columns = input.withUnsafeBufferPointer {
+            IntegerGEMM.Columns(
+                convolving: $0, zeroPoint: zero, channels: channels, height: height, width: width, kernel: kernel,
+                stride: stride, pads: pads)
+        }
+        let product = IntegerGEMM.multiply(
+            IntegerGEMM.Weights(weight, rows: outChannels, k: channels * kernel * kernel), columns)
+        // Integers below 2^24 throughout, so the float reference is exact.
+        let direct = Reference.conv(
+            input.map { Float($0 - zero) }, channels: channels, height: height, width: width,
+            weight: weight.map(Float.init), outChannels: outChannels, kernel: kernel, stride: stride, pads: pads,
+            bias: nil)
+        #expect(columns.n == direct.height * direct.width)
         #expect(product.map(Float.init) == direct.values)
     }
 
