@@ -11,7 +11,7 @@ import DenseKitGraph
 /// - QLinearGlobalAveragePool sums codes in int32, less zero point x count, and requantises with input
 ///   scale / (output scale x count);
 /// - BatchNormalization (float) scales by (1 / sqrt(var + eps)) x gamma and shifts by beta - mean x scale.
-enum OnnxruntimeArithmetic {
+package enum OnnxruntimeArithmetic {
     /// `value` as a code of `q` (per tensor): the real value / scale, rounded to nearest even, saturated.
     static func quantize(_ value: Float, scale: Float, zeroPoint: Int32, range: ClosedRange<Int32>) -> Int32 {
         saturate(value / scale, zeroPoint: zeroPoint, range: range)
@@ -20,7 +20,7 @@ enum OnnxruntimeArithmetic {
     /// `scaled` (a value already in units of the output scale) rounded to nearest even, plus the zero point,
     /// saturated to `range`: MLAS clamps in float before rounding, which gives the same codes.
     @inline(__always)
-    static func saturate(_ scaled: Float, zeroPoint: Int32, range: ClosedRange<Int32>) -> Int32 {
+    package static func saturate(_ scaled: Float, zeroPoint: Int32, range: ClosedRange<Int32>) -> Int32 {
         let low = Float(range.lowerBound - zeroPoint)
         let high = Float(range.upperBound - zeroPoint)
         // A NaN (from a NaN weight) becomes the zero point, as no code stands for it.
@@ -33,7 +33,7 @@ enum OnnxruntimeArithmetic {
     /// exponent makes its unit 1: those bits less the constant's are the rounded integer. (The standard library's
     /// SIMD conversion to integers and its clamp run lane by lane through generic code, 5 times slower.)
     @inline(__always)
-    static func saturate(_ scaled: SIMD8<Float>, zeroPoint: Int32, range: ClosedRange<Int32>) -> SIMD8<Int32> {
+    package static func saturate(_ scaled: SIMD8<Float>, zeroPoint: Int32, range: ClosedRange<Int32>) -> SIMD8<Int32> {
         let low = Float(range.lowerBound - zeroPoint)
         let high = Float(range.upperBound - zeroPoint)
         var clamped = scaled.replacing(with: low, where: scaled .< low)
