@@ -156,7 +156,7 @@ public struct QuantizedExecutor: Sendable {
             state = State(map: map, parts: [map])
             report(step.layer.name, map)
         case .denseLayer(let layer, _, _, _):
-            var branch = normalise(concatenate(state.parts, layer.norm.inputQuantization), layer.norm)
+            var branch = normaliseConcatenation(state.parts, layer.norm)
             if let bottleneck = layer.bottleneck {
                 branch = convolve(branch, bottleneck.conv)
                 branch = bottleneck.norm.map { normalise(branch, $0) } ?? relu(branch)
@@ -165,7 +165,7 @@ public struct QuantizedExecutor: Sendable {
             state.parts.append(new)
             report(step.layer.name, new)
         case .transition(let transition, _):
-            let normed = normalise(concatenate(state.parts, transition.norm.inputQuantization), transition.norm)
+            let normed = normaliseConcatenation(state.parts, transition.norm)
             let map = pool(convolve(normed, transition.conv), transition.pool)
             state = State(map: map, parts: [map])
             report(step.layer.name, map)
@@ -324,47 +324,82 @@ public struct QuantizedExecutor: Sendable {
         return Self.quantized(result, norm.outputQuantization)
     }
 
+    /// The BatchNorm and ReLU of the concatenation of `parts`: with onnxruntime's arithmetic on 8-bit codes, each
+    /// part requantised to the norm's input as `concatenate` does and normalised straight into its channels of the
+    /// output (the same codes, without the concatenation's copy); otherwise `normalise` of `concatenate`.
+    private func normaliseConcatenation(_ parts: [Map], _ norm: BatchNorm) -> Map {
+        guard arithmetic != .tflite, let xq = norm.inputQuantization, let yq = norm.outputQuantization,
+            xq.storage != .int32, yq.storage != .int32,
+            parts.allSatisfy({ $0.quantization != nil && !$0.codes.isEmpty })
+        else {
+            return normalise(concatenate(parts, norm.inputQuantization), norm)
+        }
+        let (scale, shift) = OnnxruntimeArithmetic.batchNormAffine(norm)
+        var out = Map(
+            channels: parts.reduce(0) { $0 + $1.channels }, height: parts[0].height, width: parts[0].width,
+            quantization: yq)
+        let plane = out.plane
+        out.codes = [Int32](unsafeUninitializedCapacity: out.channels * plane) { target, count in
+            var channel = 0
+            for part in parts {
+                Self.codes(part, xq).codes.withUnsafeBufferPointer {
+                    Self.normaliseCodes(
+                        $0.baseAddress!, into: target.baseAddress! + channel * plane, plane: plane,
+                        channels: channel..<(channel + part.channels), xq, scale, shift, relu: true, yq)
+                }
+                channel += part.channels
+            }
+            count = out.channels * plane
+        }
+        return out
+    }
+
     /// A float BatchNorm (and ReLU) between 8-bit codes of `xq` and of `yq`, value for value as `normalise`
-    /// computes it through floats (each code dequantised, times the channel's scale plus its shift, quantised), 8
-    /// values at a time.
+    /// computes it through floats.
     private static func normalisedCodes(
         _ input: Map, _ xq: Quantization, _ scale: [Float], _ shift: [Float], _ relu: Bool, _ yq: Quantization
     ) -> Map {
-        let (inScale, inZero) = (xq.scales[0], xq.zeroPoints[0])
-        let (outScale, outZero, outRange) = (yq.scales[0], yq.zeroPoints[0], yq.storage.range)
-        let plane = input.plane
         var out = Map(channels: input.channels, height: input.height, width: input.width, quantization: yq)
         out.codes = [Int32](unsafeUninitializedCapacity: input.codes.count) { target, count in
-            input.codes.withUnsafeBufferPointer { codes in
-                let (source, destination) = (
-                    UnsafeRawPointer(codes.baseAddress!), UnsafeMutableRawPointer(target.baseAddress!)
-                )
-                for c in 0..<input.channels {
-                    let (factor, offset) = (scale[c], shift[c])
-                    var i = c * plane
-                    let end = i + plane
-                    while i + 8 <= end {
-                        let x = SIMD8<Float>(
-                            source.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Int32>.self) &- inZero)
-                        var y = x * inScale * factor + offset
-                        if relu { y.replace(with: 0, where: .!(y .> 0)) }
-                        destination.storeBytes(
-                            of: OnnxruntimeArithmetic.saturate(y / outScale, zeroPoint: outZero, range: outRange),
-                            toByteOffset: i * 4, as: SIMD8<Int32>.self)
-                        i += 8
-                    }
-                    for i in i..<end {
-                        let y =
-                            OnnxruntimeArithmetic.dequantize(codes[i], scale: inScale, zeroPoint: inZero) * factor
-                            + offset
-                        target[i] = OnnxruntimeArithmetic.quantize(
-                            relu && !(y > 0) ? 0 : y, scale: outScale, zeroPoint: outZero, range: outRange)
-                    }
-                }
+            input.codes.withUnsafeBufferPointer {
+                normaliseCodes(
+                    $0.baseAddress!, into: target.baseAddress!, plane: input.plane, channels: 0..<input.channels, xq,
+                    scale, shift, relu: relu, yq)
             }
             count = input.codes.count
         }
         return out
+    }
+
+    /// The planes of `channels` (of the norm's `scale` and `shift`), codes of `xq` at `source`, normalised into
+    /// codes of `yq` at `target`: each code dequantised, times the channel's scale plus its shift, ReLU'd when
+    /// `relu`, quantised (`normalise`'s float operations in the same order), 8 values at a time.
+    private static func normaliseCodes(
+        _ source: UnsafePointer<Int32>, into target: UnsafeMutablePointer<Int32>, plane: Int, channels: Range<Int>,
+        _ xq: Quantization, _ scale: [Float], _ shift: [Float], relu: Bool, _ yq: Quantization
+    ) {
+        let (inScale, inZero) = (xq.scales[0], xq.zeroPoints[0])
+        let (outScale, outZero, outRange) = (yq.scales[0], yq.zeroPoints[0], yq.storage.range)
+        let (from, to) = (UnsafeRawPointer(source), UnsafeMutableRawPointer(target))
+        for (index, c) in channels.enumerated() {
+            let (factor, offset) = (scale[c], shift[c])
+            var i = index * plane
+            let end = i + plane
+            while i + 8 <= end {
+                let x = SIMD8<Float>(from.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Int32>.self) &- inZero)
+                var y = x * inScale * factor + offset
+                if relu { y.replace(with: 0, where: .!(y .> 0)) }
+                to.storeBytes(
+                    of: OnnxruntimeArithmetic.saturate(y / outScale, zeroPoint: outZero, range: outRange),
+                    toByteOffset: i * 4, as: SIMD8<Int32>.self)
+                i += 8
+            }
+            for i in i..<end {
+                let y = OnnxruntimeArithmetic.dequantize(source[i], scale: inScale, zeroPoint: inZero) * factor + offset
+                target[i] = OnnxruntimeArithmetic.quantize(
+                    relu && !(y > 0) ? 0 : y, scale: outScale, zeroPoint: outZero, range: outRange)
+            }
+        }
     }
 
     /// TensorFlow Lite's int8 BatchNorm (`TFLiteArithmetic.BatchNormKernel`), when the norm and its input are all
