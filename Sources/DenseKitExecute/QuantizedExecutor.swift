@@ -311,7 +311,7 @@ public struct QuantizedExecutor: Sendable {
         if let xq = input.quantization, let yq = norm.outputQuantization, xq.storage != .int32, yq.storage != .int32,
             !input.codes.isEmpty
         {
-            return Self.normalisedCodes(input, xq, scale, shift, relu, yq)
+            return Self.normalisedCodes([input], xq, scale, shift, relu: relu, yq)
         }
         var result = Self.floats(input)
         let plane = result.plane
@@ -324,9 +324,9 @@ public struct QuantizedExecutor: Sendable {
         return Self.quantized(result, norm.outputQuantization)
     }
 
-    /// The BatchNorm and ReLU of the concatenation of `parts`: with onnxruntime's arithmetic on 8-bit codes, each
-    /// part requantised to the norm's input as `concatenate` does and normalised straight into its channels of the
-    /// output (the same codes, without the concatenation's copy); otherwise `normalise` of `concatenate`.
+    /// The BatchNorm and ReLU of the concatenation of `parts`: with onnxruntime's arithmetic on 8-bit codes,
+    /// `normalisedCodes` (each part normalised straight into its channels, without the concatenation's copy);
+    /// otherwise `normalise` of `concatenate`.
     private func normaliseConcatenation(_ parts: [Map], _ norm: BatchNorm) -> Map {
         guard arithmetic != .tflite, let xq = norm.inputQuantization, let yq = norm.outputQuantization,
             xq.storage != .int32, yq.storage != .int32,
@@ -335,6 +335,15 @@ public struct QuantizedExecutor: Sendable {
             return normalise(concatenate(parts, norm.inputQuantization), norm)
         }
         let (scale, shift) = OnnxruntimeArithmetic.batchNormAffine(norm)
+        return Self.normalisedCodes(parts, xq, scale, shift, relu: true, yq)
+    }
+
+    /// A float BatchNorm (and ReLU) of the concatenation of `parts` (8-bit codes, each requantised to `xq` as
+    /// `concatenate` does: a part already of `xq` as it is) into codes of `yq`, value for value as `normalise`
+    /// computes it through floats; each part is normalised straight into its channels of the output.
+    private static func normalisedCodes(
+        _ parts: [Map], _ xq: Quantization, _ scale: [Float], _ shift: [Float], relu: Bool, _ yq: Quantization
+    ) -> Map {
         var out = Map(
             channels: parts.reduce(0) { $0 + $1.channels }, height: parts[0].height, width: parts[0].width,
             quantization: yq)
@@ -342,31 +351,14 @@ public struct QuantizedExecutor: Sendable {
         out.codes = [Int32](unsafeUninitializedCapacity: out.channels * plane) { target, count in
             var channel = 0
             for part in parts {
-                Self.codes(part, xq).codes.withUnsafeBufferPointer {
-                    Self.normaliseCodes(
+                codes(part, xq).codes.withUnsafeBufferPointer {
+                    normaliseCodes(
                         $0.baseAddress!, into: target.baseAddress! + channel * plane, plane: plane,
-                        channels: channel..<(channel + part.channels), xq, scale, shift, relu: true, yq)
+                        channels: channel..<(channel + part.channels), xq, scale, shift, relu: relu, yq)
                 }
                 channel += part.channels
             }
             count = out.channels * plane
-        }
-        return out
-    }
-
-    /// A float BatchNorm (and ReLU) between 8-bit codes of `xq` and of `yq`, value for value as `normalise`
-    /// computes it through floats.
-    private static func normalisedCodes(
-        _ input: Map, _ xq: Quantization, _ scale: [Float], _ shift: [Float], _ relu: Bool, _ yq: Quantization
-    ) -> Map {
-        var out = Map(channels: input.channels, height: input.height, width: input.width, quantization: yq)
-        out.codes = [Int32](unsafeUninitializedCapacity: input.codes.count) { target, count in
-            input.codes.withUnsafeBufferPointer {
-                normaliseCodes(
-                    $0.baseAddress!, into: target.baseAddress!, plane: input.plane, channels: 0..<input.channels, xq,
-                    scale, shift, relu: relu, yq)
-            }
-            count = input.codes.count
         }
         return out
     }

@@ -1,5 +1,5 @@
-/// The column GEMM of the integer executor's float layers: a convolution as im2col (`columns`) and C = A * B
-/// (`multiply`), row-major throughout. Each row of C accumulates K rows of B scaled by one A value, which the compiler
+/// The column GEMM of the integer executor's float layers: a convolution as `im2col` and C = A * B (`multiply`),
+/// row-major throughout. Each row of C accumulates K rows of B scaled by one A value, which the compiler
 /// vectorises over N.
 ///
 /// It runs the float layers of a partly quantised model (`diff --sensitivity` runs the float model with one layer at
@@ -26,8 +26,7 @@ public enum ColumnGEMM {
     }
 
     /// The columns of a convolution's B: for each input channel and kernel tap (K rows: channel-major, then
-    /// kernel row, kernel column) the input value each output position reads, 0 where it reads padding
-    /// (an integer conv's `input` holds codes less their zero point, so 0 is the padding's real value 0).
+    /// kernel row, kernel column) the input value each output position reads, 0 where it reads padding.
     @_specialize(where T == Float)
     public static func im2col<T: Numeric>(
         _ input: [T], channels: Int, height: Int, width: Int, kernel: Int, stride: Int, pads: [Int]
