@@ -107,9 +107,18 @@ public struct QuantizedExecutor: Sendable {
         var parts: [Map] = []
     }
 
-    /// The state before the stem: the image (CHW) with the model's input transform applied.
+    /// The state before the stem: the image (CHW) with the model's input transform applied, on its codes when the
+    /// model computes it on codes.
     public func start(image: [Float], height: Int, width: Int) -> State {
         var map = Map(channels: net.stem.conv.inChannels, height: height, width: width, floats: image)
+        if let steps = net.inputTransform?.quantized {
+            let table = steps.codeTable()
+            let low = steps.input.storage.range.lowerBound
+            var result = Map(channels: map.channels, height: height, width: width, quantization: steps.output)
+            // Codes of the input's quantisation are within its range (it saturates): every index is in the table.
+            result.codes = Self.codes(map, steps.input).codes.map { table[Int($0 &- low)] }
+            return State(map: result)
+        }
         if let transform = net.inputTransform {
             for c in 0..<map.channels {
                 for i in 0..<map.plane {

@@ -66,13 +66,22 @@ import Testing
     /// An int8 model to ONNX stays int8, in onnxruntime's QDQ format: read back, it has the source's quantisation at
     /// every site and runs bit-identically (the converter's validation); onnxruntime gives DenseKit's outputs for
     /// it, exactly for the uint8 files (QDQ and QOperator sources), within the int8 bar for the per-channel one.
-    @Test(arguments: ["tv-tiny-qdq-u8.onnx", "tv-tiny-qoperator-u8.onnx", "tv-tiny-qdq-s8-perchannel.onnx"])
-    func anInt8ModelIsWrittenAsQDQThatOnnxruntimeRuns(_ fixture: String) throws {
+    /// tf2onnx's Keras exports (NHWC input) add a classifier whose product is quantised before its bias is added, a
+    /// quantised softmax output and, with `Rescaling`, preprocessing on the input's codes (a Mul and an Add
+    /// between quantisations).
+    @Test(arguments: [
+        ("tv-tiny-qdq-u8.onnx", "input-64.npy"), ("tv-tiny-qoperator-u8.onnx", "input-64.npy"),
+        ("tv-tiny-qdq-s8-perchannel.onnx", "input-64.npy"),
+        ("keras2-tiny-rescaling-tf2onnx-qoperator-u8.onnx", "input-64-pixels-nhwc.npy"),
+        ("keras2-tiny-rescaling-tf2onnx-qdq-u8.onnx", "input-64-pixels-nhwc.npy"),
+    ])
+    func anInt8ModelIsWrittenAsQDQThatOnnxruntimeRuns(_ fixture: (String, String)) throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let source = Fixtures.path(fixture)
+        let source = Fixtures.path(fixture.0)
         let written = folder.appendingPathComponent("int8.onnx").path
-        let input = Fixtures.path("input-64.npy")
+        let input = Fixtures.path(fixture.1)
+        let layout = fixture.1.contains("nhwc") ? "nhwc" : "nchw"
         let outcome = try densekit([
             "convert", source, "-o", written, "--accept-deviations", "--input", input, "--json",
         ])
@@ -86,32 +95,49 @@ import Testing
         let net = try ModelLoader.load(path: source)
         let reread = try ModelLoader.load(path: written)
         #expect(reread.isQuantized && reread.quantizationSummary == net.quantizationSummary)
+        // The steps on the input's codes, named after the written file's nodes.
+        func unnamed(_ transform: QuantizedInputTransform?) -> QuantizedInputTransform? {
+            transform.map {
+                QuantizedInputTransform(
+                    input: $0.input,
+                    steps: $0.steps.map {
+                        var step = $0
+                        step.origin = ""
+                        return step
+                    })
+            }
+        }
+        #expect(unnamed(reread.inputTransform?.quantized) == unnamed(net.inputTransform?.quantized))
+        #expect(reread.head.outputQuantization == net.head.outputQuantization)
         for (a, b) in zip(net.weightedOps, reread.weightedOps) {
             #expect(a.conv?.weight.quantized == b.conv?.weight.quantized, "\(a.layer)")
             #expect(a.conv?.outputQuantization == b.conv?.outputQuantization, "\(a.layer)")
             #expect(a.linear?.weight.quantized == b.linear?.weight.quantized, "\(a.layer)")
+            #expect(a.linear?.productQuantization == b.linear?.productQuantization, "\(a.layer)")
         }
         let modelInput = try ModelInput(try Fixtures.npy(input), layout: nil, for: net)
         let densekitOutputs = try Executor(reread).run(modelInput.values, batch: 2, height: 64, width: 64)
         let out = folder.appendingPathComponent("ort.npy").path
         try Frameworks.run(
-            .onnxruntime, [Frameworks.Case(file: written, input: input, layout: "nchw", output: out, model: [:])],
+            .onnxruntime, [Frameworks.Case(file: written, input: input, layout: layout, output: out, model: [:])],
             in: folder)
         let onnxruntime = try Fixtures.npy(out).values
-        if fixture.contains("u8") {
+        if fixture.0.contains("u8") {
             #expect(onnxruntime == densekitOutputs, "\(relativeError(onnxruntime, densekitOutputs))")
         } else {
             #expect(relativeError(onnxruntime, densekitOutputs) <= 2e-2)
         }
     }
 
-    /// An int8 model to `.dnk` stays int8 (version 5.0), from each quantiser: read back, every weight has the
-    /// source's codes and parameters, every op its activation quantisations, the arithmetic is the source's, and it
-    /// runs bit-identically to the source on the fixture's input.
+    /// An int8 model to `.dnk` stays int8 (version 5.0; 6.0 with preprocessing on the input's codes), from each
+    /// quantiser: read back, every weight has the source's codes and parameters, every op its activation
+    /// quantisations, the input transform its steps, the arithmetic is the source's, and it runs bit-identically to
+    /// the source on the fixture's input.
     @Test(arguments: [
         ("tv-tiny-qdq-u8.onnx", "input-64.npy"), ("tv-tiny-qoperator-u8.onnx", "input-64.npy"),
         ("tv-tiny-qdq-s8-perchannel.onnx", "input-64.npy"), ("keras2-tiny-int8.tflite", "input-64-nhwc.npy"),
         ("keras2-tiny-int8-dynamic.tflite", "input-64-nhwc.npy"),
+        ("keras2-tiny-rescaling-tf2onnx-qoperator-u8.onnx", "input-64-pixels-nhwc.npy"),
     ])
     func anInt8ModelIsWrittenAsAnInt8DNK(_ fixture: (String, String)) throws {
         let folder = try Fixtures.temporaryFolder()
@@ -120,12 +146,13 @@ import Testing
         let written = folder.appendingPathComponent("int8.dnk").path
         let outcome = try densekit(["convert", source, "-o", written, "--accept-deviations"])
         #expect(outcome.status == 0 && outcome.stdout.contains(" bytes, int8 ("), "\(outcome.stderr)")
-        let bytes = try Data(contentsOf: URL(fileURLWithPath: written))
-        #expect([bytes[8], bytes[10]] == [5, 0])
-
         let net = try ModelLoader.load(path: source)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: written))
+        #expect([bytes[8], bytes[10]] == [net.inputTransform?.quantized == nil ? 5 : 6, 0])
+
         let reread = try ModelLoader.load(path: written)
         #expect(reread.isQuantized && reread.integerArithmetic == net.integerArithmetic)
+        #expect(reread.inputTransform == net.inputTransform)
         #expect(reread.tensors.map(\.quantized) == net.tensors.map(\.quantized))
         #expect(reread.tensors.map(\.values) == net.tensors.map(\.values))
         for (a, b) in zip(net.steps, reread.steps) {
@@ -141,21 +168,19 @@ import Testing
         #expect(try densekit(["inspect", written]).stdout.contains("note        int8: activations "))
     }
 
-    /// A forged int8 `.dnk` (its metadata rewritten with valid checksums, its length unchanged): an integer tensor
-    /// whose parameters are missing, a negative weight scale, a negative activation scale: exit 2 naming the tensor or
-    /// the layer.
-    @Test func aForgedInt8DNKIsRefusedNamingTheTensorOrLayer() throws {
-        let folder = try Fixtures.temporaryFolder()
-        defer { try? FileManager.default.removeItem(at: folder) }
+    /// `fixture` converted to `.dnk` in `folder`, its metadata's JSON text, and a function that forges a copy with
+    /// `edit` applied to that text (the same length; the metadata and header checksums recomputed, so only the
+    /// graph's checks can catch it) and returns `densekit inspect`'s refusal of it (exit 2, one line), without the
+    /// "error: <file>: " it starts with.
+    static func forging(_ fixture: String, in folder: URL) throws -> (
+        json: String, refusal: ((String) -> String) throws -> String
+    ) {
         let written = folder.appendingPathComponent("int8.dnk").path
-        #expect(
-            try densekit(["convert", Fixtures.path("tv-tiny-qdq-u8.onnx"), "-o", written, "--accept-deviations"])
-                .status == 0)
+        #expect(try densekit(["convert", Fixtures.path(fixture), "-o", written, "--accept-deviations"]).status == 0)
         let good = try Data(contentsOf: URL(fileURLWithPath: written))
         func u64(_ at: Int) -> Int { Int(good.subdata(in: at..<(at + 8)).withUnsafeBytes { $0.load(as: UInt64.self) }) }
         let (metaStart, metaEnd) = (u64(16), u64(16) + u64(24))
         let json = String(decoding: good[metaStart..<metaEnd], as: UTF8.self)
-        /// The file with `edit` applied to its metadata text (same length), checksums recomputed; its refusal.
         func refusal(_ edit: (String) -> String) throws -> String {
             let text = edit(json)
             #expect(text.utf8.count == json.utf8.count && text != json)
@@ -171,6 +196,15 @@ import Testing
             #expect(outcome.status == 2 && outcome.stderr.split(separator: "\n").count == 1, "\(outcome.stderr)")
             return String(outcome.stderr.dropFirst("error: \(path): ".count).dropLast())
         }
+        return (json, refusal)
+    }
+
+    /// A forged int8 `.dnk`: an integer tensor whose parameters are missing, a negative weight scale, a negative
+    /// activation scale: exit 2 naming the tensor or the layer.
+    @Test func aForgedInt8DNKIsRefusedNamingTheTensorOrLayer() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let refusal = try Self.forging("tv-tiny-qdq-u8.onnx", in: folder).refusal
         /// The first scale after `key` made negative: "0.0123" becomes "-0.012".
         func negatingFirstScale(after key: String) -> (String) -> String {
             { text in
@@ -200,5 +234,30 @@ import Testing
                 "block1.layer1.conv output: expected quantisation scales finite and above 0, found "
                     + "scale -"),
             "\(activation)")
+    }
+
+    /// A forged 6.0 `.dnk` whose preprocessing on codes lies: a constant its type cannot hold, a result quantised
+    /// otherwise than the stem conv reads it, an unknown operation: exit 2 naming the step or the key.
+    @Test func aForgedInputTransformOnCodesIsRefusedNamingTheStep() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (json, refusal) = try Self.forging("keras2-tiny-rescaling-tf2onnx-qoperator-u8.onnx", in: folder)
+        #expect(json.contains("\"constant\":255,") && json.contains("\"zeroPoints\":[129]}}]}"))
+        let constant = try refusal { $0.replacingOccurrences(of: "\"constant\":255,", with: "\"constant\":256,") }
+        #expect(
+            constant
+                == "the constant of QLinearMul node 'model/rescaling/mul_quant': expected a code of uint8, found 256",
+            "\(constant)")
+        let result = try refusal {
+            $0.replacingOccurrences(of: "\"zeroPoints\":[129]}}]}", with: "\"zeroPoints\":[128]}}]}")
+        }
+        #expect(
+            result
+                == "input transform on codes: expected its result quantised as the stem conv reads its input, found "
+                + "scale 0.0079641985, zero point 128 against scale 0.0079641985, zero point 129", "\(result)")
+        let operation = try refusal {
+            $0.replacingOccurrences(of: "\"operation\":\"multiply\"", with: "\"operation\":\"multiplx\"")
+        }
+        #expect(operation.hasPrefix("metadata: structure.input.transform.codes.steps[0].operation: "), "\(operation)")
     }
 }

@@ -71,6 +71,28 @@ import Testing
         }
     }
 
+    /// A Keras `Rescaling` quantised by onnxruntime (tf2onnx's export of the tf_keras model, 0..255 pixels): its Mul
+    /// and Add run on the input's codes (QLinearMul and QLinearAdd in QOperator; in QDQ, a Mul and an Add between
+    /// quantisations that onnxruntime fuses into them). Read as two steps on codes; the code they give for each of
+    /// the 256 input codes is onnxruntime's (recorded from its QLinearAdd output), and so are the outputs.
+    @Test(arguments: ["qdq-u8", "qoperator-u8"])
+    func aRescalingOnTheInputsCodesGivesOnnxruntimesCodesAndOutputs(_ variant: String) throws {
+        let net = try ModelLoader.load(path: Fixtures.path("keras2-tiny-rescaling-tf2onnx-\(variant).onnx"))
+        let steps = try #require(net.inputTransform?.quantized)
+        #expect(steps.steps.map(\.operation) == [.multiply, .add])
+        #expect(steps.input.storage == .uint8 && steps.output == net.stem.conv.inputQuantization)
+        // In real values the Rescaling's 1/127.5 and -1, as the float export has them (to its constants' codes).
+        let transform = try #require(net.inputTransform)
+        #expect(abs(transform.scale[0] - 1 / 127.5) < 1e-4 && abs(transform.offset[0] + 1) < 1e-2)
+        let recorded = try Fixtures.npy(Fixtures.path("keras2-tiny-rescaling-tf2onnx-qoperator-u8.steps.npy"))
+        #expect(steps.codeTable().map(Float.init) == recorded.values)
+
+        let input = try ModelInput(try Fixtures.npy(Fixtures.path("input-64-pixels-nhwc.npy")), layout: nil, for: net)
+        let got = try Executor(net).run(input.values, batch: 2, height: 64, width: 64)
+        let want = try Fixtures.npy(Fixtures.path("keras2-tiny-rescaling-tf2onnx-\(variant).out.npy")).values
+        #expect(got.count == 6 && got == want, "\(zip(got, want).map { abs($0 - $1) }.max() ?? 0)")
+    }
+
     /// Full-size DenseNet-121 (make fixtures-full), onnxruntime's three quantisations of its legacy export: the
     /// uint8 files' 1000 logits are onnxruntime's exactly; the per-channel int8 file's are within the bar (measured:
     /// 0.51 of 63.9, 0.8%, in 230 of 1000 logits, where onnxruntime runs some ops unfused in float), same top-1.

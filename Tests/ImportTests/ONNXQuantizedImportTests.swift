@@ -107,7 +107,29 @@ import Testing
         #expect(
             refusal
                 == "QLinearAdd node 'densenet/predictions/BiasAdd_quant': QLinearAdd of two activations (a DenseNet "
-                + "adds only constants)\n", "\(refusal)")
+                + "adds and multiplies only constants)\n", "\(refusal)")
+    }
+
+    /// A Keras `Rescaling` quantised (QLinearMul, then QLinearAdd, of a stored constant on the input's codes): the
+    /// multiplication made one of the input by itself, and the constant's scale made 0, are refused naming them.
+    @Test func aLyingQLinearMulOnTheInputIsRefusedNamingIt() throws {
+        let fixture = "keras2-tiny-rescaling-tf2onnx-qoperator-u8.onnx"
+        let squared = try Self.refusal(fixture) { model in
+            let node = ONNXEditing.node(model, try ONNXEditing.firstNode(model, "QLinearMul"))
+            let first = ONNXEditing.name(node.pointee.input[0])
+            ONNXEditing.setString(&node.pointee.input[3], first)
+        }
+        #expect(
+            squared
+                == "QLinearMul node 'model/rescaling/mul_quant': QLinearMul of two activations (a DenseNet adds and "
+                + "multiplies only constants)\n", "\(squared)")
+        let zeroScale = try Self.refusal(fixture) {
+            try ONNXEditing.setFloats($0, "model/rescaling/Cast/x:0_scale", [0])
+        }
+        #expect(
+            zeroScale
+                == "QLinearMul node 'model/rescaling/mul_quant': scale 'model/rescaling/Cast/x:0_scale': expected "
+                + "quantisation scales finite and above 0, found scale 0.0\n", "\(zeroScale)")
     }
 
     @Test(arguments: [Float(0), -0.03363039, .nan])

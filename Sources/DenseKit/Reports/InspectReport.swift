@@ -16,6 +16,8 @@ public struct InspectReport: Encodable, Sendable {
         public var scale: [Float]
         public var offset: [Float]
         public var origin: [String]
+        /// The codes an int8 model computes it on (`uint8`, `int8`); absent when it computes in float.
+        public var codes: String?
     }
 
     public struct Stem: Encodable, Sendable {
@@ -72,7 +74,11 @@ public struct InspectReport: Encodable, Sendable {
                 ? [spec.batch, spec.channels, spec.height, spec.width]
                 : [spec.batch, spec.height, spec.width, spec.channels],
             transform: Nullable(
-                net.inputTransform.map { Transform(scale: $0.scale, offset: $0.offset, origin: $0.origin) }))
+                net.inputTransform.map {
+                    Transform(
+                        scale: $0.scale, offset: $0.offset, origin: $0.origin,
+                        codes: $0.quantized?.input.storage.rawValue)
+                }))
         stem = Stem(
             kernel: net.stem.conv.kernel, stride: net.stem.conv.stride, outChannels: net.stem.outChannels,
             batchNorm: net.stem.norm != nil ? "present" : net.stem.normFolded ? "folded" : "none",

@@ -70,7 +70,11 @@ package enum CanonicalLayout {
             input: .init(
                 name: input.name, layout: input.layout, channels: input.channels, height: input.height,
                 width: input.width, batch: input.batch,
-                transform: net.inputTransform.map { .init(scale: $0.scale, offset: $0.offset, origin: $0.origin) }),
+                transform: net.inputTransform.map {
+                    .init(
+                        scale: $0.scale, offset: $0.offset, origin: $0.origin,
+                        codes: $0.quantized.map(DNKMetadata.TransformCodes.init))
+                }),
             quantization: quantization(of: net))
     }
 
@@ -255,7 +259,9 @@ package enum CanonicalLayout {
             source: source, input: input, stem: stem, blocks: blocks, transitions: transitions, head: head)
         // Its sizes and values are checked by the validation every model passes.
         net.inputTransform = declared.transform.map {
-            InputTransform(scale: $0.scale, offset: $0.offset, origin: $0.origin)
+            var transform = InputTransform(scale: $0.scale, offset: $0.offset, origin: $0.origin)
+            transform.quantized = $0.codes?.transform
+            return transform
         }
         return try structure.quantization.map { try applying($0, to: net) } ?? net
     }

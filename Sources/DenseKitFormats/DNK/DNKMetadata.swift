@@ -143,6 +143,44 @@ package struct DNKMetadata: Codable {
         package var offset: [Float]
         /// Where the source file held it (`Rescaling 'rescaling' (...)`, `node 'Mul_0'`).
         package var origin: [String]
+        /// From 6.0: the same steps on the input's codes, as an int8 model computes them.
+        package var codes: TransformCodes? = nil
+    }
+
+    /// `QuantizedInputTransform`: the input's quantisation, then each step's constant code and parameters and the
+    /// quantisation of its result.
+    package struct TransformCodes: Codable {
+        package var input: Parameters
+        package var steps: [Step]
+
+        package struct Step: Codable {
+            package var operation: QuantizedInputTransform.Step.Operation
+            package var constant: Int32
+            package var constantParameters: Parameters
+            package var output: Parameters
+            package var origin: String
+        }
+
+        package init(_ transform: QuantizedInputTransform) {
+            input = Parameters(transform.input)
+            steps = transform.steps.map {
+                Step(
+                    operation: $0.operation, constant: $0.constant,
+                    constantParameters: Parameters($0.constantQuantization),
+                    output: Parameters($0.output), origin: $0.origin)
+            }
+        }
+
+        package var transform: QuantizedInputTransform {
+            QuantizedInputTransform(
+                input: input.quantization,
+                steps: steps.map {
+                    QuantizedInputTransform.Step(
+                        operation: $0.operation, constant: $0.constant,
+                        constantQuantization: $0.constantParameters.quantization, output: $0.output.quantization,
+                        origin: $0.origin)
+                })
+        }
     }
 
     /// Where the file came from (all optional: a reader shows what is there).

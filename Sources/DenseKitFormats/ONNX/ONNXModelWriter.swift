@@ -128,7 +128,18 @@ package struct ONNXGraphBuilder {
 
     package mutating func build(_ net: DenseNet) {
         var value = "input"
-        if let transform = net.inputTransform {
+        if let steps = net.inputTransform?.quantized {
+            // On the input's codes: each step a Mul or an Add of its constant's DequantizeLinear between
+            // quantisations (onnxruntime runs them as QLinearMul and QLinearAdd).
+            value = quantized(value, steps.input, "input.codes")
+            for step in steps.steps {
+                let name = step.operation == .multiply ? "input.mul" : "input.add"
+                let codes = QuantizedCodes(quantization: step.constantQuantization, codes: [step.constant])
+                let constant = dequantized(name + ".constant", codes, shape: [])
+                value = node(step.operation == .multiply ? "Mul" : "Add", name, [value, constant])
+                value = quantized(value, step.output, name + ".output")
+            }
+        } else if let transform = net.inputTransform {
             // The model's own preprocessing, per channel: Mul then Add ([1, C, 1, 1] constants).
             let shape = [1, transform.channels, 1, 1]
             let scale = Tensor(name: "input.scale", shape: shape, values: transform.scale)
@@ -215,20 +226,32 @@ package struct ONNXGraphBuilder {
                 case .tanh: ("Tanh", [:])
                 case .softmax: ("Softmax", ["axis": .int(1)])
                 }
+            // The model's output quantised after the last activation (a QLinearSoftmax's codes).
+            let outputQuantized = last && head.outputQuantization != nil
+            // Whether the linear layer's result (before any activation) is the graph's output, and whether the
+            // node that makes it is (no quantisation of it follows).
+            let ends = last && activation == nil && !outputQuantized
+            let endsUnquantized = ends && d.linear.outputQuantization == nil
             value = quantized(value, d.linear.inputQuantization, name + ".input")
-            let inputs =
-                [value, initializer(name + ".weight", d.linear.weight)]
-                + (d.linear.bias.map { [initializer(name + ".bias", $0)] } ?? [])
-            let outputQuantized = d.linear.outputQuantization != nil
-            value = node("Gemm", name, inputs, ["transB": .int(1)], last: last && activation == nil && !outputQuantized)
-            if outputQuantized {
-                value = quantized(
-                    value, d.linear.outputQuantization, name + ".output", last: last && activation == nil)
+            let weight = initializer(name + ".weight", d.linear.weight)
+            let bias = d.linear.bias.map { initializer(name + ".bias", $0) }
+            if let product = d.linear.productQuantization {
+                // The product quantised before the bias is added (onnxruntime's MatMul then Add, each quantised).
+                value = node("Gemm", name, [value, weight], ["transB": .int(1)])
+                value = quantized(value, product, name + ".product", last: endsUnquantized && bias == nil)
+                if let bias { value = node("Add", name + ".bias_add", [value, bias], last: endsUnquantized) }
+            } else {
+                value = node(
+                    "Gemm", name, [value, weight] + (bias.map { [$0] } ?? []), ["transB": .int(1)],
+                    last: endsUnquantized)
             }
+            value = quantized(value, d.linear.outputQuantization, name + ".output", last: ends)
             if let activation {
                 value = node(
-                    activation.op, name + "." + activation.op.lowercased(), [value], activation.attributes, last: last)
+                    activation.op, name + "." + activation.op.lowercased(), [value], activation.attributes,
+                    last: last && !outputQuantized)
             }
+            if outputQuantized { value = quantized(value, head.outputQuantization, "head.output", last: true) }
         }
     }
 

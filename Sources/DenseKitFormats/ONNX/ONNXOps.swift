@@ -80,10 +80,10 @@ package struct ONNXOps {
                     """,
                 found: "\(node.opType) (opset \(opset))")
         }
-        // A max pool (onnxruntime pools codes directly), a Pad (of codes with their zero point) and the pass-throughs
-        // give codes of the quantisation they read; every other operator reads floats.
-        let passesCodes = ["MaxPool", "Pad", "Identity", "Dropout", "Flatten", "Reshape", "Squeeze"].contains(
-            node.opType)
+        // A max pool (onnxruntime pools codes directly), a Pad (of codes with their zero point), a Transpose and the
+        // pass-throughs give codes of the quantisation they read; every other operator reads floats.
+        let passesCodes = ["MaxPool", "Pad", "Transpose", "Identity", "Dropout", "Flatten", "Reshape", "Squeeze"]
+            .contains(node.opType)
         if passesCodes, let input = node.inputs.first, let codes = quantizedValues[input] {
             quantizedValues[out] = codes
         } else if !passesCodes, let coded = node.inputs.first(where: { quantizedValues[$0] != nil }) {

@@ -13,7 +13,8 @@ extension ONNXOps {
         let op = node.opType
         let known = ["QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul"]
         let contrib = [
-            "QLinearConcat", "QLinearAveragePool", "QLinearGlobalAveragePool", "QGemm", "QLinearAdd", "QLinearSoftmax",
+            "QLinearConcat", "QLinearAveragePool", "QLinearGlobalAveragePool", "QGemm", "QLinearAdd", "QLinearMul",
+            "QLinearSoftmax",
         ]
         guard
             (known.contains(op) && (node.domain.isEmpty || node.domain == "ai.onnx"))
@@ -23,8 +24,8 @@ extension ONNXOps {
                 .node(node.label),
                 problem: "quantisation operator '\(op)' (domain '\(node.domain)') is not read; DenseKit reads "
                     + "QuantizeLinear, DequantizeLinear, QLinearConv, QLinearMatMul and onnxruntime's QLinearConcat, "
-                    + "QLinearAveragePool, QLinearGlobalAveragePool, QGemm, QLinearAdd (of a constant) and "
-                    + "QLinearSoftmax")
+                    + "QLinearAveragePool, QLinearGlobalAveragePool, QGemm, QLinearAdd and QLinearMul (of a "
+                    + "constant) and QLinearSoftmax")
         }
         switch op {
         case "DequantizeLinear":
@@ -87,22 +88,25 @@ extension ONNXOps {
             linear.inputQuantization = aq
             let yq = try parameters(node, scale: 6, zeroPoint: 7)
             return try fakeQuantized(node, output: output, q: yq, reading: [a], op: .linear(linear))
-        case "QLinearAdd":  // of a stored constant (the bias after a QLinearMatMul): its real values added
+        case "QLinearAdd", "QLinearMul":
+            // Of a stored constant: the bias after a QLinearMatMul, or preprocessing on the input's codes (a Keras
+            // `Rescaling`). The constant keeps its codes; `OpGraph.normalized()` decides which it is.
             let operands = [try input(node, 0, "A"), try input(node, 3, "B")]
             guard let constantIndex = operands.firstIndex(where: { refs[$0] != nil }),
                 let x = operands.first(where: { refs[$0] == nil })
             else {
                 throw ImportError.unsupported(
-                    .node(node.label), problem: "QLinearAdd of two activations (a DenseNet adds only constants)")
+                    .node(node.label),
+                    problem: "\(op) of two activations (a DenseNet adds and multiplies only constants)")
             }
             try expectCodes(
                 x, try parameters(node, scale: x == operands[0] ? 1 : 4, zeroPoint: x == operands[0] ? 2 : 5), node)
             let constant = try quantizedConstant(
                 node, codes: constantIndex * 3, scale: constantIndex * 3 + 1, zeroPoint: constantIndex * 3 + 2)
-            var values = constant
-            values.quantized = nil  // added as real values, not as an accumulator's int32 codes
             let yq = try parameters(node, scale: 6, zeroPoint: 7)
-            return try fakeQuantized(node, output: output, q: yq, reading: [x], op: .addBias(values))
+            return try fakeQuantized(
+                node, output: output, q: yq, reading: [x],
+                op: op == "QLinearMul" ? .scale(constant) : .addBias(constant))
         case "QLinearSoftmax":
             let x = try input(node, 0, "X")
             try expectCodes(x, try parameters(node, scale: 1, zeroPoint: 2), node)

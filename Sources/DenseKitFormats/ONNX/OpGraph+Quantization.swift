@@ -70,19 +70,24 @@ extension OpGraph {
             // The graph's output quantised after an op that carries none (the softmax): the model's output codes.
             outputQuantization = q
         } else {
-            for reader in readers {
-                if case .fakeQuantize(let next) = nodes[reader].op {
+            // A Transpose (of an NHWC input's codes) moves codes as they are: its readers take them.
+            func placeOnInput(_ reader: Int) throws {
+                switch nodes[reader].op {
+                case .fakeQuantize(let next):
                     guard next == q else {
                         throw ImportError.unsupported(
                             .node(nodes[reader].label), problem: "requantises codes to other parameters")
                     }
-                    continue
-                }
                 // A Concat joins codes as they are (Keras concatenates a block's features one layer at a time, so
                 // the last concatenation is read by the next): what counts is the quantisation its readers take.
-                if case .concat = nodes[reader].op { continue }
-                try place(reader, output: false)
+                case .concat: break
+                case .transpose:
+                    let moved = nodes[reader].output
+                    for next in nodes.indices where nodes[next].inputs.contains(moved) { try placeOnInput(next) }
+                default: try place(reader, output: false)
+                }
             }
+            for reader in readers { try placeOnInput(reader) }
         }
         for reader in readers {
             nodes[reader].inputs = nodes[reader].inputs.map { $0 == node.output ? replacement : $0 }

@@ -92,6 +92,16 @@ package struct OpGraph {
         package var label: String
         package var scale: [Float]
         package var offset: [Float]
+        /// Set when the step computes on the input's codes (onnxruntime's QLinearMul or QLinearAdd, or a QDQ Mul or
+        /// Add between quantisations): the codes it reads and its constant's, and what its result is rounded to.
+        package var codes: StepCodes? = nil
+    }
+
+    package struct StepCodes {
+        package var operation: QuantizedInputTransform.Step.Operation
+        package var input: Quantization
+        package var constant: QuantizedCodes
+        package var output: Quantization? = nil
     }
 
     package init(nodes: [Node], input: String, output: String) {
@@ -100,8 +110,9 @@ package struct OpGraph {
         self.output = output
     }
 
-    /// The input preprocessing as one transform over `channels` channels.
+    /// The input preprocessing as one transform over `channels` channels; on codes when its steps compute on them.
     package func inputTransform(channels: Int) throws -> InputTransform? {
+        if inputSteps.contains(where: { $0.codes != nil }) { return try quantizedInputTransform(channels: channels) }
         var transform: InputTransform? = nil
         for step in inputSteps {
             guard [1, channels].contains(step.scale.count), [1, channels].contains(step.offset.count) else {
@@ -110,10 +121,33 @@ package struct OpGraph {
                     found: "\(max(step.scale.count, step.offset.count))")
             }
             let next = InputTransform(
-                scale: step.scale, offset: step.offset, channels: channels, origin: "node '\(step.label)'")
+                scale: step.scale, offset: step.offset, channels: channels, origin: step.label)
             transform = transform.map { $0.followed(by: next) } ?? next
         }
         return transform
+    }
+
+    /// Steps that all compute on codes, each reading what the one before gave and quantising its result.
+    private func quantizedInputTransform(channels: Int) throws -> InputTransform? {
+        var steps: [QuantizedInputTransform.Step] = []
+        var reads = inputSteps.first?.codes?.input
+        for step in inputSteps {
+            guard let codes = step.codes, codes.input == reads else {
+                throw ImportError.unsupported(
+                    .node(step.label), problem: "a float step among steps on the input's codes")
+            }
+            guard let output = codes.output else {
+                throw ImportError.unsupported(
+                    .node(step.label), problem: "its result on the input's codes is not quantised")
+            }
+            steps.append(
+                QuantizedInputTransform.Step(
+                    operation: codes.operation, constant: codes.constant.codes[0],
+                    constantQuantization: codes.constant.quantization, output: output, origin: step.label))
+            reads = output
+        }
+        guard let input = inputSteps.first?.codes?.input else { return nil }
+        return QuantizedInputTransform(input: input, steps: steps).floatTransform(channels: channels)
     }
 
     /// A constant's values when it broadcasts per channel over an NCHW map ([C, 1, 1], [1, C, 1, 1])
@@ -154,6 +188,8 @@ package struct OpGraph {
         var kept: [Node] = []
         var byOutput: [String: Int] = [:]
         var removed = Set<Int>()  // kept nodes folded into another after the fact
+        // Quantisations of the input (or of a step on it) by their output: the kept node's index, the quantisation.
+        var inputCodes: [String: (Int, Quantization)] = [:]
         for var node in nodes {
             node.inputs = node.inputs.map(resolve)
             switch node.op {
@@ -163,7 +199,24 @@ package struct OpGraph {
             case .pad(let padding):
                 pads[node.output] = (node.inputs[0], padding, node.label)
                 continue
-            case .fakeQuantize:
+            case .fakeQuantize(let q):
+                // Codes of the input or of a step on it: the steps after it compute on them (the node goes once one
+                // does); the last one stays, for the stem conv's input.
+                if let nhwc = inputValues[node.inputs[0]] {
+                    if let last = steps.indices.last, var codes = steps[last].codes {
+                        guard codes.output == nil || codes.output == q else {
+                            throw ImportError.unsupported(
+                                .node(node.label), problem: "requantises the input's codes to other parameters")
+                        }
+                        codes.output = q
+                        steps[last].codes = codes
+                    }
+                    inputValues[node.output] = nhwc
+                    inputCodes[node.output] = (kept.count, q)
+                    byOutput[node.output] = kept.count
+                    kept.append(node)
+                    continue
+                }
                 // A quantisation of a zero-padded map (a QDQ pair between a Pad and its pool): the same as the pad
                 // of the quantised map, as 0 quantises to the zero point, which stands for 0. It moves before the
                 // Pad, which stays pending for the op after it.
@@ -212,11 +265,24 @@ package struct OpGraph {
                             .node(node.label), expected: "a per-channel constant on the input",
                             found: "shape \(constant.shape)")
                     }
-                    steps.append(
-                        InputStep(
-                            label: node.label, scale: isScale ? values : [1], offset: isScale ? [0] : values))
+                    var step = InputStep(
+                        label: node.label, scale: isScale ? values : [1], offset: isScale ? [0] : values)
+                    if let (index, q) = inputCodes[node.inputs[0]] {
+                        // On codes: the quantisation it reads is its own now.
+                        guard let codes = constant.quantized, constant.count == 1 else {
+                            throw ImportError.unsupported(
+                                .node(node.label),
+                                problem: "\(node.op.name) of the input's codes by "
+                                    + (constant.quantized == nil
+                                        ? "a float constant" : "\(constant.count) values (DenseKit runs one)"))
+                        }
+                        step.codes = StepCodes(operation: isScale ? .multiply : .add, input: q, constant: codes)
+                        removed.insert(index)
+                        alias[node.inputs[0]] = kept[index].inputs[0]
+                    }
+                    steps.append(step)
                     inputValues[node.output] = nhwc
-                    alias[node.output] = node.inputs[0]
+                    alias[node.output] = resolve(node.inputs[0])
                     continue
                 }
                 let misplaced = ImportError.unsupported(

@@ -88,7 +88,7 @@ extension DenseNet {
     /// The model with every quantisation removed: each weight its dequantised float values, every activation float
     /// (`convert --dequantize`). Rounding to codes no longer happens, so its outputs differ from the int8 model's.
     public func dequantized() -> DenseNet {
-        mappingSteps { step in
+        var net = mappingSteps { step in
             switch step {
             case .stem(var stem):
                 stem.conv = stem.conv.dequantized()
@@ -115,6 +115,8 @@ extension DenseNet {
                 return .head(head)
             }
         }
+        net.inputTransform?.quantized = nil
+        return net
     }
 }
 

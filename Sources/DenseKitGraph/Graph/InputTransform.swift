@@ -6,6 +6,9 @@ public struct InputTransform: Sendable, Equatable {
     public var offset: [Float]
     /// What the file holds, in its own terms (`Rescaling 'rescaling' (scale 0.00784, offset -1)`).
     public var origin: [String]
+    /// How an int8 model computes the same on the input's codes, when it does (its integer executor runs these
+    /// steps; everything else reads `scale` and `offset`).
+    public var quantized: QuantizedInputTransform? = nil
 
     public init(scale: [Float], offset: [Float], origin: [String]) {
         self.scale = scale
@@ -22,7 +25,7 @@ public struct InputTransform: Sendable, Equatable {
 
     public var channels: Int { scale.count }
 
-    /// This transform, then `next`: x * (s1 s2) + (o1 s2 + o2).
+    /// This transform, then `next`: x * (s1 s2) + (o1 s2 + o2) (float steps: neither is quantised).
     public func followed(by next: InputTransform) -> InputTransform {
         InputTransform(
             scale: zip(scale, next.scale).map { $0 * $1 },

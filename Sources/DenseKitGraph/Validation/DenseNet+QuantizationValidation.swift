@@ -23,6 +23,7 @@ extension DenseNet {
                     .tensor(tensor.name), expected: "codes of \(q.storage.rawValue)", found: "\(bad)")
             }
         }
+        if let transform = inputTransform?.quantized { try validate(transform) }
         for step in steps {
             let layer = step.layer
             for (part, q) in step.activationQuantizations {
@@ -35,6 +36,44 @@ extension DenseNet {
                         problem: "an activation quantised \(q.isPerTensor ? "to int32" : "per channel")")
                 }
             }
+        }
+    }
+
+    /// Preprocessing on codes: sensible parameters, per tensor, every step's operands and result of the input's
+    /// 8-bit type (as onnxruntime's QLinearMul and QLinearAdd require), the constant a code of its type, and the
+    /// result what the stem conv reads.
+    private func validate(_ transform: QuantizedInputTransform) throws {
+        let subject = ImportSubject.part("input transform on codes")
+        let storage = transform.input.storage
+        guard storage != .int32 else {
+            throw ImportError.mismatch(subject, expected: "an input quantised to uint8 or int8", found: "int32")
+        }
+        var sites = [(transform.input, "the input")]
+        for step in transform.steps {
+            sites += [(step.constantQuantization, "the constant of \(step.origin)"), (step.output, step.origin)]
+            if !step.constantQuantization.storage.range.contains(step.constant) {
+                throw ImportError.mismatch(
+                    .part("the constant of \(step.origin)"),
+                    expected: "a code of \(step.constantQuantization.storage.rawValue)",
+                    found: "\(step.constant)")
+            }
+        }
+        for (q, site) in sites {
+            if let (_, expected, found) = q.problem(axisLength: nil) {
+                throw ImportError.mismatch(.part(site), expected: expected, found: found)
+            }
+            guard q.isPerTensor, q.storage == storage else {
+                throw ImportError.mismatch(
+                    .part(site), expected: "one scale and zero point of \(storage.rawValue) (the input's type)",
+                    found: q.isPerTensor ? q.storage.rawValue : "\(q.scales.count) scales")
+            }
+        }
+        guard stem.conv.inputQuantization == transform.output else {
+            throw ImportError.mismatch(
+                subject, expected: "its result quantised as the stem conv reads its input",
+                found: "scale \(transform.output.scales[0]), zero point \(transform.output.zeroPoints[0]) against "
+                    + (stem.conv.inputQuantization.map { "scale \($0.scales[0]), zero point \($0.zeroPoints[0])" }
+                        ?? "float input"))
         }
     }
 }

@@ -19,7 +19,8 @@ struct InspectText {
         )
         if let transform = net.inputTransform {
             let origin = transform.origin.joined(separator: ", ")
-            lines.append("transform   \(transform.summary) per channel, before the stem (\(origin))")
+            let codes = transform.quantized.map { " on the input's \($0.input.storage.rawValue) codes" } ?? ""
+            lines.append("transform   \(transform.summary) per channel\(codes), before the stem (\(origin))")
         }
         lines.append("stem        " + net.stem.summary)
         lines.append("")
