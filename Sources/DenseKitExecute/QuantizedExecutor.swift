@@ -110,8 +110,14 @@ public struct QuantizedExecutor: Sendable {
     /// The state before the stem: the image (CHW) with the model's input transform applied, on its codes when the
     /// model computes it on codes.
     public func start(image: [Float], height: Int, width: Int) -> State {
+        start(image: image, height: height, width: width, transform: net.inputTransform)
+    }
+
+    /// The state before the stem with `transform` applied (`diff --sensitivity` gives an int8 model's, on codes, to
+    /// the float model whose stem it swaps for the int8 one).
+    package func start(image: [Float], height: Int, width: Int, transform: InputTransform?) -> State {
         var map = Map(channels: net.stem.conv.inChannels, height: height, width: width, floats: image)
-        if let steps = net.inputTransform?.quantized {
+        if let steps = transform?.quantized {
             let table = steps.codeTable()
             let low = steps.input.storage.range.lowerBound
             var result = Map(channels: map.channels, height: height, width: width, quantization: steps.output)
@@ -119,7 +125,7 @@ public struct QuantizedExecutor: Sendable {
             result.codes = Self.codes(map, steps.input).codes.map { table[Int($0 &- low)] }
             return State(map: result)
         }
-        if let transform = net.inputTransform {
+        if let transform {
             for c in 0..<map.channels {
                 for i in 0..<map.plane {
                     map.floats[c * map.plane + i] =

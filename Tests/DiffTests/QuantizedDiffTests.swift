@@ -68,11 +68,19 @@ import Testing
     }
 
     /// The analysis reuses the float model's state before each swapped layer; each entry is what running the float
-    /// model with that one layer swapped in, from the input, gives.
-    @Test func eachEntryIsTheFloatModelWithThatOneLayerSwappedIn() throws {
-        let float = try ModelLoader.load(path: Fixtures.path("tv-b262.onnx"))
-        let int8 = try ModelLoader.load(path: Fixtures.path("tv-b262-qdq-u8.onnx"))
-        let x = try Self.input(for: float)
+    /// model with that one layer swapped in, from the input, gives. A swapped stem comes with the int8 model's
+    /// preprocessing on the input's codes (a quantised Keras `Rescaling`): its input is what the int8 stem reads.
+    @Test(arguments: [
+        ("tv-b262.onnx", "tv-b262-qdq-u8.onnx", "input-64.npy"),
+        (
+            "keras2-tiny-rescaling-tf2onnx.onnx", "keras2-tiny-rescaling-tf2onnx-qoperator-u8.onnx",
+            "input-64-pixels-nhwc.npy"
+        ),
+    ])
+    func eachEntryIsTheFloatModelWithThatOneLayerSwappedIn(_ pair: (String, String, String)) throws {
+        let float = try ModelLoader.load(path: Fixtures.path(pair.0))
+        let int8 = try ModelLoader.load(path: Fixtures.path(pair.1))
+        let x = try ModelInput(try Fixtures.npy(Fixtures.path(pair.2)), layout: nil, for: float)
         let entries = try QuantizationSensitivity(float: float, int8: int8).run(
             x.values, batch: x.batch, height: x.height, width: x.width)
         let per = x.values.count / x.batch
@@ -82,10 +90,11 @@ import Testing
         for (index, entry) in entries.enumerated() {
             #expect(entry.layer == int8Steps[index].layer.name)
             var position = -1
-            let hybrid = float.mappingSteps { step in
+            var hybrid = float.mappingSteps { step in
                 position += 1
                 return position == index ? int8Steps[index] : step
             }
+            if index == 0, int8.inputTransform?.quantized != nil { hybrid.inputTransform = int8.inputTransform }
             var worst = ErrorMetrics()
             for (n, image) in images.enumerated() {
                 let got = QuantizedExecutor(hybrid).run(image: image, height: 64, width: 64)

@@ -42,6 +42,8 @@ public struct QuantizationSensitivity {
     private let floatSteps: [LayerStep]
     /// The int8 model's layers that carry quantisation, by their position in the walk.
     private let quantizedSteps: [(index: Int, step: LayerStep)]
+    /// The int8 model's input transform when it computes it on codes: the swapped stem's input is made by it.
+    private let int8InputTransform: InputTransform?
 
     /// Throws `Error` (about the first model when it is quantised, the second when it is not), or when the two are
     /// not the same architecture or a model with one layer swapped does not validate.
@@ -52,6 +54,7 @@ public struct QuantizationSensitivity {
         guard reasons.isEmpty else { throw ModelDiff.Error.differentArchitectures(reasons) }
         executor = QuantizedExecutor(float, arithmetic: int8.integerArithmetic)
         floatSteps = float.steps
+        int8InputTransform = int8.inputTransform?.quantized != nil ? int8.inputTransform : nil
         let steps = int8.steps
         quantizedSteps = try steps.indices.compactMap { index in
             guard steps[index].isQuantized else { return nil }
@@ -80,13 +83,17 @@ public struct QuantizationSensitivity {
             Entry(layer: $0.step.layer.name, output: ErrorMetrics(), agreements: 0, images: 0)
         }
         for n in 0..<batch {
-            var state = executor.start(image: Array(input[(n * per)..<((n + 1) * per)]), height: height, width: width)
+            let image = Array(input[(n * per)..<((n + 1) * per)])
+            var state = executor.start(image: image, height: height, width: width)
             var swapped: [[Float]] = []
             var floatOutput: [Float] = []
             var next = 0  // the next quantised layer
             for (index, step) in floatSteps.enumerated() {
                 if next < quantizedSteps.count, quantizedSteps[next].index == index {
                     var branch = state
+                    if index == 0, let transform = int8InputTransform {
+                        branch = executor.start(image: image, height: height, width: width, transform: transform)
+                    }
                     var output = executor.advance(&branch, quantizedSteps[next].step)
                     for later in floatSteps[(index + 1)...] where output == nil {
                         output = executor.advance(&branch, later)
