@@ -193,6 +193,18 @@ def tflite_int8(outdir):
                 os.path.join(outdir, "keras2-tiny-int8-dynamic-tflite"), quantize="dynamic")
     save_tflite(model, x, os.path.join(outdir, "keras2-tiny-int8.tflite"),
                 os.path.join(outdir, "keras2-tiny-int8-tflite"), quantize="full")
+    tflite_uint8(outdir)
+
+
+def tflite_uint8(outdir):
+    """The full-integer conversion with a uint8 input and output (QUANTIZE from uint8 to int8 after the input and
+    back before the output, the same scales, zero points 128 apart), with TensorFlow Lite's kernels' output."""
+    import tf_keras
+
+    model = tf_keras.models.load_model(os.path.join(outdir, "keras2-tiny.h5"))
+    x = np.load(os.path.join(outdir, "input-64-nhwc.npy"))
+    save_tflite(model, x, os.path.join(outdir, "keras2-tiny-uint8.tflite"),
+                os.path.join(outdir, "keras2-tiny-uint8-tflite"), quantize="full-uint8")
 
 
 def tflite_layouts(outdir):
@@ -211,8 +223,8 @@ def tflite_layouts(outdir):
 
 def save_tflite(model, x, path, prefix, float16=False, quantize=None, converter=None):
     """Converts a tf_keras model (or with `converter`, e.g. one from a SavedModel) with tf.lite's converter; the
-    interpreter's output as `prefix`.out.npy. quantize: "dynamic" (int8 weights) or "full" (int8 throughout,
-    calibrated on `x`)."""
+    interpreter's output as `prefix`.out.npy. quantize: "dynamic" (int8 weights), "full" (int8 throughout,
+    calibrated on `x`) or "full-uint8" (the same with a uint8 input and output, as for an Edge TPU)."""
     import tensorflow as tf
 
     converter = converter or tf.lite.TFLiteConverter.from_keras_model(model)
@@ -221,11 +233,12 @@ def save_tflite(model, x, path, prefix, float16=False, quantize=None, converter=
         converter.target_spec.supported_types = [tf.float16]
     if quantize:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quantize == "full":
+    if quantize in ("full", "full-uint8"):
+        io = tf.int8 if quantize == "full" else tf.uint8
         converter.representative_dataset = lambda: ([x[i:i + 1]] for i in range(len(x)))
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
+        converter.inference_input_type = io
+        converter.inference_output_type = io
     data = converter.convert()
     with open(path, "wb") as f:
         f.write(data)
@@ -238,12 +251,13 @@ def save_tflite(model, x, path, prefix, float16=False, quantize=None, converter=
     entry = interpreter.get_input_details()[0]
     interpreter.resize_tensor_input(entry["index"], x.shape)
     interpreter.allocate_tensors()
-    if entry["dtype"] == np.int8:  # full integer: the input quantised as the interpreter's users do
+    if entry["dtype"] in (np.int8, np.uint8):  # full integer: the input quantised as the interpreter's users do
         scale, zero = entry["quantization"]
-        x = np.clip(np.round(x / scale) + zero, -128, 127).astype(np.int8)
+        limits = np.iinfo(entry["dtype"])
+        x = np.clip(np.round(x / scale) + zero, limits.min, limits.max).astype(entry["dtype"])
     interpreter.set_tensor(entry["index"], x)
     interpreter.invoke()
-    # An int8 output is saved as its codes in float32 (exact), the type DenseKit's tests read.
+    # An int8 (uint8) output is saved as its codes in float32 (exact), the type DenseKit's tests read.
     np.save(prefix + ".out.npy",
             interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).astype(np.float32))
     ops = interpreter._get_ops_details()
@@ -517,7 +531,7 @@ def full_heads(outdir, x, rng):
 
 if __name__ == "__main__":
     modes = {"tiny": tiny, "heads": heads, "nested": nested, "preprocessing": preprocessing, "tflite": tflite,
-             "tflite-int8": tflite_int8, "full": full,
+             "tflite-int8": tflite_int8, "tflite-uint8": tflite_uint8, "full": full,
              "full-int8": full_int8}
     if len(sys.argv) != 3 or sys.argv[1] not in modes:
         sys.exit(__doc__)

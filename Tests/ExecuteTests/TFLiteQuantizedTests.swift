@@ -110,6 +110,19 @@ import Testing
         }
     }
 
+    /// The full-integer conversion with a uint8 input and output (as for an Edge TPU): a QUANTIZE from uint8 to int8
+    /// after the input and back before the output, the same scales with zero points 128 apart, which give the same
+    /// real values. The stem reads the int8 codes; the output is the uint8 one; all 20 outputs are TensorFlow
+    /// Lite's codes (scale 1/256, zero point 0).
+    @Test func aUint8InputAndOutputGiveTensorFlowLitesCodes() throws {
+        let net = try ModelLoader.load(path: Fixtures.path("keras2-tiny-uint8.tflite"))
+        #expect(net.stem.conv.inputQuantization?.storage == .int8)
+        #expect(net.head.outputQuantization == Quantization(storage: .uint8, scale: 1.0 / 256, zeroPoint: 0))
+        let got = try Self.run(net)
+        let want = try Fixtures.npy(Fixtures.path("keras2-tiny-uint8-tflite.out.npy")).values.map { $0 / 256 }
+        #expect(got.count == 20 && got == want, "\(zip(got, want).map { abs($0 - $1) }.max() ?? 0)")
+    }
+
     /// Dynamic range: only the stem conv's weights are int8 (the converter keeps smaller tensors float); its hybrid
     /// kernel quantises each image on the fly. Measured: within 3e-8 of TensorFlow Lite's outputs.
     @Test func dynamicRangeOutputsAreTensorFlowLitesToFloatRounding() throws {

@@ -291,6 +291,15 @@ import Testing
         #expect(refusal == "tensor '\(name)': expected zero points of int8 (-128...127), found zero point 200")
     }
 
+    /// A uint8 input whose QUANTIZE to int8 does not keep its real values (zero points not 128 apart): TensorFlow
+    /// Lite would requantise there, which DenseKit does not run; exit 2 naming the operator.
+    @Test func aUint8InputRequantisedToOtherValuesIsRefusedNamingTheOperator() throws {
+        let (refusal, _) = try Self.int8Refusal(
+            "keras2-tiny-uint8.tflite", tensor: { TFLiteEditing.inputs($0, operator: 0)[0] },
+            { TFLiteEditing.setZeroPoint($0, tensor: $1, to: 7) })
+        #expect(refusal == "QUANTIZE 0 ('tfl.quantize'): requantises codes to other parameters", "\(refusal)")
+    }
+
     @Test func perChannelScalesOfTheWrongLengthAreRefusedNamingTheTensor() throws {
         let (refusal, name) = try Self.int8Refusal(tensor: Self.stemFilter) {
             TFLiteEditing.setScaleCount($0, tensor: $1, to: 7)

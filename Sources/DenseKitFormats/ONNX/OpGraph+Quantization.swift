@@ -74,7 +74,7 @@ extension OpGraph {
             func placeOnInput(_ reader: Int) throws {
                 switch nodes[reader].op {
                 case .fakeQuantize(let next):
-                    guard next == q else {
+                    guard next.givesTheSameValues(as: q) else {
                         throw ImportError.unsupported(
                             .node(nodes[reader].label), problem: "requantises codes to other parameters")
                     }

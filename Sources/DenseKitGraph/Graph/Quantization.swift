@@ -42,6 +42,18 @@ public struct Quantization: Sendable, Equatable {
     public func scale(_ i: Int) -> Float { scales.count == 1 ? scales[0] : scales[i] }
     public func zeroPoint(_ i: Int) -> Int32 { zeroPoints.count == 1 ? zeroPoints[0] : zeroPoints[i] }
 
+    /// Whether quantising to `other` gives the same real values as quantising to this: the same parameters, or
+    /// the same scales with one uint8 and the other int8 and their zero points 128 apart, so that every code is
+    /// the other's plus 128, saturation included (TensorFlow Lite's QUANTIZE between a uint8 input or output and
+    /// an int8 model).
+    public func givesTheSameValues(as other: Quantization) -> Bool {
+        if self == other { return true }
+        let offset = storage.range.lowerBound - other.storage.range.lowerBound
+        return Set([storage, other.storage]) == [.uint8, .int8] && scales == other.scales && axis == other.axis
+            && zeroPoints.count == other.zeroPoints.count
+            && zip(zeroPoints, other.zeroPoints).allSatisfy { $0 - $1 == offset }
+    }
+
     /// The code that stands for 0 clamps everything below it: a quantised ReLU output.
     public var clampsAtZero: Bool { isPerTensor && zeroPoints[0] == storage.range.lowerBound }
 
