@@ -156,8 +156,9 @@ package struct ONNXTensorDecoder {
                     found: "\(bytes.count)")
             }
             switch storage {
-            case .uint8: return bytes.map { Int32($0) }
-            case .int8: return bytes.map { Int32(Int8(bitPattern: $0)) }
+            // Through the bytes' buffer: `Data`'s own iteration goes byte by byte through its storage.
+            case .uint8: return bytes.withUnsafeBytes { raw in raw.map { Int32($0) } }
+            case .int8: return bytes.withUnsafeBytes { raw in raw.map { Int32(Int8(bitPattern: $0)) } }
             case .int32: return Self.littleEndian(bytes, count, Int32.self).map { Int32(truncatingIfNeeded: $0) }
             }
         }

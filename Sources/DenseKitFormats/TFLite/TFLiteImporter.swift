@@ -301,7 +301,7 @@ public enum TFLiteImporter {
                             default: Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self))
                             }
                         }
-                        if let bad = codes.first(where: { !q.storage.range.contains($0) }) {
+                        if let bad = q.storage.firstOutside(codes) {
                             throw ImportError.mismatch(
                                 .tensor(tensor.name), expected: "codes of \(q.storage.rawValue)", found: "\(bad)")
                         }

@@ -18,7 +18,7 @@ extension DenseNet {
                 throw ImportError.mismatch(
                     .tensor(tensor.name), expected: "\(tensor.count) codes", found: "\(quantized.codes.count)")
             }
-            if let bad = quantized.codes.first(where: { !q.storage.range.contains($0) }) {
+            if let bad = q.storage.firstOutside(quantized.codes) {
                 throw ImportError.mismatch(
                     .tensor(tensor.name), expected: "codes of \(q.storage.rawValue)", found: "\(bad)")
             }
