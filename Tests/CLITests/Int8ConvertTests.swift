@@ -237,7 +237,8 @@ import Testing
     }
 
     /// A forged 6.0 `.dnk` whose preprocessing on codes lies: a constant its type cannot hold, a result quantised
-    /// otherwise than the stem conv reads it, an unknown operation: exit 2 naming the step or the key.
+    /// otherwise than the stem conv reads it, a float scale other than its steps', an unknown operation: exit 2
+    /// naming the step or the key.
     @Test func aForgedInputTransformOnCodesIsRefusedNamingTheStep() throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -255,6 +256,13 @@ import Testing
             result
                 == "input transform on codes: expected its result quantised as the stem conv reads its input, found "
                 + "scale 0.0079641985, zero point 128 against scale 0.0079641985, zero point 129", "\(result)")
+        let scale = try refusal {
+            $0.replacingOccurrences(of: "\"scale\":[0.007843138,", with: "\"scale\":[0.007843139,")
+        }
+        #expect(
+            scale
+                == "input transform: expected the scale and offset of its steps on codes (x * 0.007843138 + -1.0), "
+                + "found x * [0.007843139, 0.007843138, 0.007843138] + -1.0", "\(scale)")
         let operation = try refusal {
             $0.replacingOccurrences(of: "\"operation\":\"multiply\"", with: "\"operation\":\"multiplx\"")
         }

@@ -98,38 +98,33 @@ import Testing
                 + "stands for 0)\n")
     }
 
-    @Test func aQLinearAddOfTwoActivationsIsRefusedNamingIt() throws {
-        let refusal = try Self.refusal("keras2-tiny-tf2onnx-qoperator-u8.onnx") { model in
-            let node = ONNXEditing.node(model, try ONNXEditing.firstNode(model, "QLinearAdd"))
+    /// QLinearAdd and QLinearMul of an activation by itself (a DenseNet adds and multiplies only stored constants:
+    /// a classifier's bias, a Keras `Rescaling` on the input's codes): exit 2 naming the node.
+    @Test(arguments: [
+        ("keras2-tiny-tf2onnx-qoperator-u8.onnx", "QLinearAdd", "densenet/predictions/BiasAdd_quant"),
+        ("keras2-tiny-rescaling-tf2onnx-qoperator-u8.onnx", "QLinearMul", "model/rescaling/mul_quant"),
+    ])
+    func aQLinearAddOrMulOfTwoActivationsIsRefusedNamingIt(_ site: (String, String, String)) throws {
+        let refusal = try Self.refusal(site.0) { model in
+            let node = ONNXEditing.node(model, try ONNXEditing.firstNode(model, site.1))
             let first = ONNXEditing.name(node.pointee.input[0])
             ONNXEditing.setString(&node.pointee.input[3], first)
         }
         #expect(
             refusal
-                == "QLinearAdd node 'densenet/predictions/BiasAdd_quant': QLinearAdd of two activations (a DenseNet "
-                + "adds and multiplies only constants)\n", "\(refusal)")
+                == "\(site.1) node '\(site.2)': \(site.1) of two activations (a DenseNet adds and multiplies only "
+                + "constants)\n", "\(refusal)")
     }
 
-    /// A Keras `Rescaling` quantised (QLinearMul, then QLinearAdd, of a stored constant on the input's codes): the
-    /// multiplication made one of the input by itself, and the constant's scale made 0, are refused naming them.
-    @Test func aLyingQLinearMulOnTheInputIsRefusedNamingIt() throws {
-        let fixture = "keras2-tiny-rescaling-tf2onnx-qoperator-u8.onnx"
-        let squared = try Self.refusal(fixture) { model in
-            let node = ONNXEditing.node(model, try ONNXEditing.firstNode(model, "QLinearMul"))
-            let first = ONNXEditing.name(node.pointee.input[0])
-            ONNXEditing.setString(&node.pointee.input[3], first)
-        }
-        #expect(
-            squared
-                == "QLinearMul node 'model/rescaling/mul_quant': QLinearMul of two activations (a DenseNet adds and "
-                + "multiplies only constants)\n", "\(squared)")
-        let zeroScale = try Self.refusal(fixture) {
+    /// The constant of a quantised `Rescaling`'s QLinearMul with a scale of 0: exit 2 naming the scale and the node.
+    @Test func aZeroScaleOfARescalingsConstantIsRefusedNamingIt() throws {
+        let refusal = try Self.refusal("keras2-tiny-rescaling-tf2onnx-qoperator-u8.onnx") {
             try ONNXEditing.setFloats($0, "model/rescaling/Cast/x:0_scale", [0])
         }
         #expect(
-            zeroScale
+            refusal
                 == "QLinearMul node 'model/rescaling/mul_quant': scale 'model/rescaling/Cast/x:0_scale': expected "
-                + "quantisation scales finite and above 0, found scale 0.0\n", "\(zeroScale)")
+                + "quantisation scales finite and above 0, found scale 0.0\n", "\(refusal)")
     }
 
     @Test(arguments: [Float(0), -0.03363039, .nan])

@@ -14,7 +14,7 @@ public struct QuantizedInputTransform: Sendable, Equatable {
         public var constantQuantization: Quantization
         /// The quantisation the step's result is rounded to.
         public var output: Quantization
-        /// Where the file holds it (`node 'model/rescaling/mul_quant'`).
+        /// Where the file holds it (`QLinearMul node 'model/rescaling/mul_quant'`).
         public var origin: String
 
         public init(
@@ -30,7 +30,7 @@ public struct QuantizedInputTransform: Sendable, Equatable {
 
         /// The constant's real value.
         public var value: Float {
-            Float(constant - constantQuantization.zeroPoints[0]) * constantQuantization.scales[0]
+            Float(constant &- constantQuantization.zeroPoints[0]) * constantQuantization.scales[0]
         }
     }
 

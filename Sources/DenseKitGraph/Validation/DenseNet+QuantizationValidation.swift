@@ -23,7 +23,18 @@ extension DenseNet {
                     .tensor(tensor.name), expected: "codes of \(q.storage.rawValue)", found: "\(bad)")
             }
         }
-        if let transform = inputTransform?.quantized { try validate(transform) }
+        if let transform = inputTransform, let steps = transform.quantized {
+            try validate(steps)
+            // What runs in float (a dequantised conversion, the float executor) must be what the codes stand for.
+            if let expected = steps.floatTransform(channels: input.channels),
+                expected.scale != transform.scale || expected.offset != transform.offset
+            {
+                throw ImportError.mismatch(
+                    .part("input transform"),
+                    expected: "the scale and offset of its steps on codes (\(expected.summary))",
+                    found: transform.summary)
+            }
+        }
         for step in steps {
             let layer = step.layer
             for (part, q) in step.activationQuantizations {
