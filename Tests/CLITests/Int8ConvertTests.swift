@@ -72,6 +72,7 @@ import Testing
     @Test(arguments: [
         ("tv-tiny-qdq-u8.onnx", "input-64.npy"), ("tv-tiny-qoperator-u8.onnx", "input-64.npy"),
         ("tv-tiny-qdq-s8-perchannel.onnx", "input-64.npy"),
+        ("keras2-tiny-tf2onnx-qoperator-u8.onnx", "input-64-nhwc.npy"),
         ("keras2-tiny-rescaling-tf2onnx-qoperator-u8.onnx", "input-64-pixels-nhwc.npy"),
         ("keras2-tiny-rescaling-tf2onnx-qdq-u8.onnx", "input-64-pixels-nhwc.npy"),
     ])
