@@ -358,8 +358,8 @@ def quantized_rescaling_onnx(outdir):
     pixels, NHWC) quantised without pre-processing to QDQ and QOperator with u8 activations: the Rescaling's Mul and
     Add run on the input's codes (QLinearMul and QLinearAdd of a constant; in QDQ, fused into them), then a Transpose
     of codes before the stem. With onnxruntime's outputs, and `<file>.steps.npy`: the code its Mul and Add give for
-    each of the 256 input codes (as float32), read from the QOperator file's QLinearAdd output (made a graph output) on an input
-    whose first 256 values quantise to 0..255. For issue 41."""
+    each of the 256 input codes (as float32), read from the QOperator file's QLinearAdd output (made a graph output)
+    on an input whose first 256 values quantise to 0..255. For issue 41."""
     from onnxruntime.quantization import QuantFormat, QuantType
 
     pixels = np.load(os.path.join(outdir, "input-64-pixels-nhwc.npy"))
@@ -376,8 +376,8 @@ def quantized_rescaling_onnx(outdir):
     model.graph.output.append(onnx.helper.make_tensor_value_info(add.output[0], onnx.TensorProto.UINT8, None))
     x = np.zeros(pixels[:1].shape, np.float32)
     x.reshape(-1)[:256] = (np.arange(256, dtype=np.float32) - zero) * np.float32(scale)
-    options = exact_integer_options()
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        model.SerializeToString(), exact_integer_options(), providers=["CPUExecutionProvider"])
     codes = session.run([add.output[0]], {session.get_inputs()[0].name: x})[0].reshape(-1)[:256]
     np.save(path[:-5] + ".steps.npy", codes.astype(np.float32))  # float32: what DenseKit's npy reader takes
     print("wrote", path[:-5] + ".steps.npy", file=sys.stderr)
