@@ -17,6 +17,8 @@ usage: make_keras_fixtures.py tiny OUTDIR
        make_keras_fixtures.py preprocessing OUTDIR  (Rescaling and Normalization layers, part of tiny)
        make_keras_fixtures.py tflite OUTDIR  (tf.lite's conversions of keras2-tiny.h5 and the other tf_keras
                                              layouts, part of tiny)
+       make_keras_fixtures.py tflite-int8 OUTDIR  (the int8 conversions, part of tflite; also tflite-uint8 and
+                                                  tflite-rescaling-int8, each one file)
        make_keras_fixtures.py full OUTDIR
 """
 
@@ -194,6 +196,34 @@ def tflite_int8(outdir):
     save_tflite(model, x, os.path.join(outdir, "keras2-tiny-int8.tflite"),
                 os.path.join(outdir, "keras2-tiny-int8-tflite"), quantize="full")
     tflite_uint8(outdir)
+    tflite_rescaling_int8(outdir)
+
+
+def tflite_rescaling_int8(outdir):
+    """The full-integer conversion of the tf_keras net with a Rescaling layer (calibrated on 0..255 pixels): its
+    MUL and ADD compute on the int8 input's codes with int8 constants. With TensorFlow Lite's kernels' output, and
+    `<file>-tflite.steps.npy`: the code its MUL then ADD give for each of the 256 input codes, -128 to 127 (as
+    float32), read from the ADD's output on an input whose first 256 codes are those. For issue 41."""
+    import tensorflow as tf
+    import tf_keras
+
+    model = tf_keras.models.load_model(os.path.join(outdir, "keras2-tiny-rescaling.h5"))
+    pixels = np.load(os.path.join(outdir, "input-64-pixels-nhwc.npy"))
+    path = os.path.join(outdir, "keras2-tiny-rescaling-int8.tflite")
+    save_tflite(model, pixels, path, path[:-7] + "-tflite", quantize="full")
+    interpreter = tf.lite.Interpreter(
+        model_path=path, experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        experimental_preserve_all_tensors=True)
+    interpreter.allocate_tensors()
+    entry = interpreter.get_input_details()[0]
+    codes = np.zeros(entry["shape"], np.int8)
+    codes.reshape(-1)[:256] = np.arange(-128, 128)
+    interpreter.set_tensor(entry["index"], codes)
+    interpreter.invoke()
+    ops = interpreter._get_ops_details()
+    assert [op["op_name"] for op in ops[:2]] == ["MUL", "ADD"], ops[:2]
+    steps = interpreter.get_tensor(ops[1]["outputs"][0]).reshape(-1)[:256]
+    np.save(path[:-7] + "-tflite.steps.npy", steps.astype(np.float32))
 
 
 def tflite_uint8(outdir):
@@ -531,7 +561,8 @@ def full_heads(outdir, x, rng):
 
 if __name__ == "__main__":
     modes = {"tiny": tiny, "heads": heads, "nested": nested, "preprocessing": preprocessing, "tflite": tflite,
-             "tflite-int8": tflite_int8, "tflite-uint8": tflite_uint8, "full": full,
+             "tflite-int8": tflite_int8, "tflite-uint8": tflite_uint8, "tflite-rescaling-int8": tflite_rescaling_int8,
+             "full": full,
              "full-int8": full_int8}
     if len(sys.argv) != 3 or sys.argv[1] not in modes:
         sys.exit(__doc__)

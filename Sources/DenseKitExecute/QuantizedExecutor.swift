@@ -118,7 +118,7 @@ public struct QuantizedExecutor: Sendable {
     package func start(image: [Float], height: Int, width: Int, transform: InputTransform?) -> State {
         var map = Map(channels: net.stem.conv.inChannels, height: height, width: width, floats: image)
         if let steps = transform?.quantized {
-            let table = steps.codeTable()
+            let table = steps.codeTable(arithmetic)
             let low = steps.input.storage.range.lowerBound
             var result = Map(channels: map.channels, height: height, width: width, quantization: steps.output)
             // Codes of the input's quantisation are within its range (it saturates): every index is in the table.

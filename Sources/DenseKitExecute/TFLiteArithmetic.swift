@@ -7,7 +7,8 @@ import DenseKitGraph
 /// - CONV_2D and FULLY_CONNECTED requantise the int32 accumulator (bias included) so, per output channel, with
 ///   the rounding of its matrix multiplication's output stage (`multiplyInGEMM`);
 /// - MUL multiplies the two inputs less their zero points and requantises; ADD brings both inputs to a common
-///   scale with 20 bits of headroom, adds, and requantises (a BatchNorm is the converter's MUL then ADD);
+///   scale with 20 bits of headroom, adds, and requantises (a BatchNorm is the converter's MUL then ADD, and so is
+///   a Keras Rescaling on a full-integer model's input codes);
 /// - AVERAGE_POOL_2D averages raw codes, rounding half away from zero, on one scale for input and output;
 ///   CONCATENATION copies codes, its inputs and output sharing one scale;
 /// - MEAN over H and W sums codes in int32 and rescales with the fixed-point multiplier of input scale / output
@@ -94,32 +95,40 @@ package enum TFLiteArithmetic {
         }
     }
 
-    /// An int8 MUL (broadcast by channel) then ADD, the converter's BatchNorm: codes `x` of `input` times the
-    /// factor codes of `gamma`, requantised to `product`; plus the offset codes of `beta`, requantised to `output`;
-    /// clamped at the output's zero point too when a ReLU follows.
-    struct BatchNormKernel {
-        let productMultiplier: Multiplier
-        let inputZero: Int32, gammaZero: Int32, productZero: Int32
-        let productRange: ClosedRange<Int32>
-        let sumMultipliers: (Multiplier, Multiplier), outputMultiplier: Multiplier
-        let betaZero: Int32, outputZero: Int32
+    /// An int8 MUL: codes `x` of `input` less their zero point times codes of `factor` less theirs, requantised to
+    /// `output` with the fixed-point multiplier of input scale x factor scale / output scale.
+    struct MultiplyKernel {
+        let multiplier: Multiplier
+        let inputZero: Int32, factorZero: Int32, outputZero: Int32
+        let outputRange: ClosedRange<Int32>
+
+        init(input: Quantization, factor: Quantization, output: Quantization) {
+            multiplier = Multiplier(Double(input.scales[0]) * Double(factor.scales[0]) / Double(output.scales[0]))
+            (inputZero, factorZero, outputZero) = (input.zeroPoints[0], factor.zeroPoints[0], output.zeroPoints[0])
+            outputRange = output.storage.range
+        }
+
+        @inline(__always)
+        func callAsFunction(_ x: Int32, _ factor: Int32) -> Int32 {
+            clamp(outputZero &+ multiply((x &- inputZero) &* (factor &- factorZero), by: multiplier), outputRange)
+        }
+    }
+
+    /// An int8 ADD: both inputs' codes less their zero points brought to twice the larger scale with 20 bits of
+    /// headroom, added, and requantised to `output`; clamped at the output's zero point too when a ReLU is fused.
+    struct AddKernel {
+        let multipliers: (Multiplier, Multiplier), outputMultiplier: Multiplier
+        let firstZero: Int32, secondZero: Int32, outputZero: Int32
         let outputRange: ClosedRange<Int32>
         static let leftShift: Int32 = 20
 
-        init(
-            input: Quantization, gamma: Quantization, product: Quantization, beta: Quantization,
-            output: Quantization, relu: Bool
-        ) {
-            productMultiplier = Multiplier(
-                Double(input.scales[0]) * Double(gamma.scales[0]) / Double(product.scales[0]))
-            (inputZero, gammaZero, productZero) = (input.zeroPoints[0], gamma.zeroPoints[0], product.zeroPoints[0])
-            productRange = product.storage.range
-            let twiceMax = Double(2 * max(product.scales[0], beta.scales[0]))
-            sumMultipliers = (
-                Multiplier(Double(product.scales[0]) / twiceMax), Multiplier(Double(beta.scales[0]) / twiceMax)
+        init(first: Quantization, second: Quantization, output: Quantization, relu: Bool = false) {
+            let twiceMax = Double(2 * max(first.scales[0], second.scales[0]))
+            multipliers = (
+                Multiplier(Double(first.scales[0]) / twiceMax), Multiplier(Double(second.scales[0]) / twiceMax)
             )
             outputMultiplier = Multiplier(twiceMax / Double(Float(1 << Self.leftShift) * output.scales[0]))
-            (betaZero, outputZero) = (beta.zeroPoints[0], output.zeroPoints[0])
+            (firstZero, secondZero, outputZero) = (first.zeroPoints[0], second.zeroPoints[0], output.zeroPoints[0])
             let range = output.storage.range
             outputRange = relu ? max(range.lowerBound, output.zeroPoints[0])...range.upperBound : range
         }
@@ -131,13 +140,31 @@ package enum TFLiteArithmetic {
         }
 
         @inline(__always)
-        func callAsFunction(_ x: Int32, gamma: Int32, beta: Int32) -> Int32 {
-            let product = clamp(
-                productZero &+ multiply((x &- inputZero) &* (gamma &- gammaZero), by: productMultiplier),
-                productRange)
-            let a = Self.scaleDown((product &- productZero) &* (1 << Self.leftShift), sumMultipliers.0)
-            let b = Self.scaleDown((beta &- betaZero) &* (1 << Self.leftShift), sumMultipliers.1)
+        func callAsFunction(_ first: Int32, _ second: Int32) -> Int32 {
+            let a = Self.scaleDown((first &- firstZero) &* (1 << Self.leftShift), multipliers.0)
+            let b = Self.scaleDown((second &- secondZero) &* (1 << Self.leftShift), multipliers.1)
             return clamp(Self.scaleDown(a &+ b, outputMultiplier) &+ outputZero, outputRange)
+        }
+    }
+
+    /// An int8 MUL (broadcast by channel) then ADD, the converter's BatchNorm: codes `x` of `input` times the
+    /// factor codes of `gamma`, requantised to `product`; plus the offset codes of `beta`, requantised to `output`;
+    /// clamped at the output's zero point too when a ReLU follows.
+    struct BatchNormKernel {
+        let scale: MultiplyKernel
+        let shift: AddKernel
+
+        init(
+            input: Quantization, gamma: Quantization, product: Quantization, beta: Quantization,
+            output: Quantization, relu: Bool
+        ) {
+            scale = MultiplyKernel(input: input, factor: gamma, output: product)
+            shift = AddKernel(first: product, second: beta, output: output, relu: relu)
+        }
+
+        @inline(__always)
+        func callAsFunction(_ x: Int32, gamma: Int32, beta: Int32) -> Int32 {
+            shift(scale(x, gamma), beta)
         }
     }
 

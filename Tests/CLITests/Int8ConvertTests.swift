@@ -139,6 +139,7 @@ import Testing
         ("tv-tiny-qdq-s8-perchannel.onnx", "input-64.npy"), ("keras2-tiny-int8.tflite", "input-64-nhwc.npy"),
         ("keras2-tiny-int8-dynamic.tflite", "input-64-nhwc.npy"), ("keras2-tiny-uint8.tflite", "input-64-nhwc.npy"),
         ("keras2-tiny-rescaling-tf2onnx-qoperator-u8.onnx", "input-64-pixels-nhwc.npy"),
+        ("keras2-tiny-rescaling-int8.tflite", "input-64-pixels-nhwc.npy"),
     ])
     func anInt8ModelIsWrittenAsAnInt8DNK(_ fixture: (String, String)) throws {
         let folder = try Fixtures.temporaryFolder()

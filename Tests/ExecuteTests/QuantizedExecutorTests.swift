@@ -85,7 +85,7 @@ import Testing
         let transform = try #require(net.inputTransform)
         #expect(abs(transform.scale[0] - 1 / 127.5) < 1e-4 && abs(transform.offset[0] + 1) < 1e-2)
         let recorded = try Fixtures.npy(Fixtures.path("keras2-tiny-rescaling-tf2onnx-qoperator-u8.steps.npy"))
-        #expect(steps.codeTable().map(Float.init) == recorded.values)
+        #expect(steps.codeTable(.onnxruntime).map(Float.init) == recorded.values)
 
         let input = try ModelInput(try Fixtures.npy(Fixtures.path("input-64-pixels-nhwc.npy")), layout: nil, for: net)
         let got = try Executor(net).run(input.values, batch: 2, height: 64, width: 64)

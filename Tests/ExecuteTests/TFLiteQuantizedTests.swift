@@ -12,8 +12,8 @@ import Testing
 @Suite struct TFLiteQuantizedTests {
     static let input = "input-64-nhwc.npy"
 
-    static func run(_ net: DenseNet) throws -> [Float] {
-        let input = try ModelInput(try Fixtures.npy(Fixtures.path(Self.input)), layout: nil, for: net)
+    static func run(_ net: DenseNet, input: String = Self.input) throws -> [Float] {
+        let input = try ModelInput(try Fixtures.npy(Fixtures.path(input)), layout: nil, for: net)
         let executor = try Executor(net)
         #expect(executor.integerArithmetic == .tflite)
         return try executor.run(input.values, batch: input.batch, height: input.height, width: input.width)
@@ -121,6 +121,30 @@ import Testing
         let got = try Self.run(net)
         let want = try Fixtures.npy(Fixtures.path("keras2-tiny-uint8-tflite.out.npy")).values.map { $0 / 256 }
         #expect(got.count == 20 && got == want, "\(zip(got, want).map { abs($0 - $1) }.max() ?? 0)")
+    }
+
+    /// A Keras `Rescaling` in the full-integer conversion (calibrated on 0..255 pixels): its MUL and ADD compute on
+    /// the int8 input's codes with int8 constants. Read as two steps on codes in TensorFlow Lite's arithmetic; the
+    /// code they give for each of the 256 input codes is TensorFlow Lite's (recorded from its ADD's output), and so
+    /// are all 6 outputs (the int8 logits: this net's head is linear).
+    @Test func aRescalingOnTheInputsCodesGivesTensorFlowLitesCodesAndOutputs() throws {
+        let net = try ModelLoader.load(path: Fixtures.path("keras2-tiny-rescaling-int8.tflite"))
+        let steps = try #require(net.inputTransform?.quantized)
+        #expect(steps.steps.map(\.operation) == [.multiply, .add])
+        #expect(steps.input.storage == .int8 && steps.output == net.stem.conv.inputQuantization)
+        let transform = try #require(net.inputTransform)
+        #expect(abs(transform.scale[0] - 1 / 127.5) < 1e-4 && abs(transform.offset[0] + 1) < 1e-2)
+        let recorded = try Fixtures.npy(Fixtures.path("keras2-tiny-rescaling-int8-tflite.steps.npy"))
+        #expect(steps.codeTable(.tflite).map(Float.init) == recorded.values)
+
+        // The output tensor's parameters (the FULLY_CONNECTED's), as TensorFlow Lite's interpreter reports them.
+        let logits = try #require(net.head.dense.last?.linear.outputQuantization)
+        #expect(logits == Quantization(storage: .int8, scale: 0.008256779, zeroPoint: -8))
+        let got = try Self.run(net, input: "input-64-pixels-nhwc.npy")
+        let want = try Fixtures.npy(Fixtures.path("keras2-tiny-rescaling-int8-tflite.out.npy")).values.map {
+            ($0 + 8) * 0.008256779
+        }
+        #expect(got.count == 6 && got == want, "\(zip(got, want).map { abs($0 - $1) }.max() ?? 0)")
     }
 
     /// Dynamic range: only the stem conv's weights are int8 (the converter keeps smaller tensors float); its hybrid

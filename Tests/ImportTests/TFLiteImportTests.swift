@@ -300,6 +300,26 @@ import Testing
         #expect(refusal == "QUANTIZE 0 ('tfl.quantize'): requantises codes to other parameters", "\(refusal)")
     }
 
+    /// A Rescaling on the input's int8 codes (MUL, then ADD, then the stem's PAD) that lies: a NaN scale on the
+    /// MUL's constant, or the ADD's result quantised unlike what the PAD (which moves codes) gives the stem. Exit 2
+    /// naming the tensor.
+    @Test func aLyingRescalingOnTheInputsCodesIsRefusedNamingTheTensor() throws {
+        let fixture = "keras2-tiny-rescaling-int8.tflite"
+        let (constant, constantName) = try Self.int8Refusal(
+            fixture, tensor: { TFLiteEditing.inputs($0, operator: 0)[1] },
+            { TFLiteEditing.setScale($0, tensor: $1, to: .nan) })
+        #expect(
+            constant == "tensor '\(constantName)': expected quantisation scales finite and above 0, found scale nan",
+            "\(constant)")
+        let (result, resultName) = try Self.int8Refusal(
+            fixture, tensor: { TFLiteEditing.outputs($0, operator: 1)[0] },
+            { TFLiteEditing.setZeroPoint($0, tensor: $1, to: 7) })
+        #expect(
+            result.hasPrefix("tensor '\(resultName)': expected the quantisation of PAD 2 (")
+                && result.hasSuffix("TensorFlow Lite does not requantise there, found scale 0.007842669, zero point 7"),
+            "\(result)")
+    }
+
     @Test func perChannelScalesOfTheWrongLengthAreRefusedNamingTheTensor() throws {
         let (refusal, name) = try Self.int8Refusal(tensor: Self.stemFilter) {
             TFLiteEditing.setScaleCount($0, tensor: $1, to: 7)

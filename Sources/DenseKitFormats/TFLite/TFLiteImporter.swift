@@ -107,7 +107,8 @@ public enum TFLiteImporter {
             var preprocessed: Set<String> = file.inputs.first.map { [Self.value($0)] } ?? []
             for (position, op) in file.operators.enumerated() where !skip.contains(position) {
                 if let step = try preprocessingStep(op, after: preprocessed) {
-                    out.append(step)
+                    // Of the input's int8 codes (a full-integer model's Rescaling): its output is quantised too.
+                    out += try quantizing([step], output: op.outputs[0])
                     preprocessed.insert(step.output)
                     continue
                 }
@@ -387,10 +388,15 @@ public enum TFLiteImporter {
                 constant.count == 1 || constant.shape.dropLast().allSatisfy({ $0 == 1 })
             else { return nil }
             if op.builtin == 41, floats[op.inputs[0]] != nil { return nil }  // constant - x
+            if op.builtin == 41, constant.quantized != nil {
+                throw ImportError.unsupported(
+                    .node(op.label), problem: "a SUB of the input's codes (DenseKit runs MUL and ADD)")
+            }
             let values = op.builtin == 41 ? constant.values.map { -$0 } : constant.values
-            let reshaped = Tensor(
+            var reshaped = Tensor(
                 name: constant.name, shape: [1, constant.count, 1, 1], storedDType: constant.storedDType,
                 values: values)
+            reshaped.quantized = constant.quantized
             return OpGraph.Node(
                 label: op.label, op: op.builtin == 18 ? .scale(reshaped) : .addBias(reshaped), inputs: [input],
                 output: Self.value(op.outputs[0]))
