@@ -172,7 +172,8 @@ fuzz-corpus: build fixtures-images
 	  im.convert('L').save('.build-fuzz/jpeg/small-gray.jpg'); im.convert('CMYK').save('.build-fuzz/jpeg/small-cmyk.jpg'); \
 	  im.convert('P').save('.build-fuzz/png/small-palette.png'); im.convert('LA').save('.build-fuzz/png/small-la.png')"
 	for f in tv-tiny-legacy-opset17.onnx cifar-plain-tiny-legacy-opset17.onnx keras3-tiny.keras keras3-tiny-rescaling.keras \
-	  tv-tiny-qdq-s8-perchannel.onnx keras2-tiny-rescaling-tf2onnx-qoperator-u8.onnx keras2-tiny-int8.tflite; do \
+	  tv-tiny-qdq-s8-perchannel.onnx keras2-tiny-rescaling-tf2onnx-qoperator-u8.onnx keras2-tiny-int8.tflite \
+	  keras2-tiny-normalization-adapted-int8.tflite; do \
 	  $(BIN) convert fixtures/$$f -o .build-fuzz/dnk/$$f.dnk --accept-deviations >/dev/null; done
 	# Files DenseKit writes (their head records included) seed the readers of those formats too.
 	for f in tv-tiny-mlp-dynamo-opset18.onnx keras3-tiny-max.keras; do \

@@ -18,7 +18,7 @@ usage: make_keras_fixtures.py tiny OUTDIR
        make_keras_fixtures.py tflite OUTDIR  (tf.lite's conversions of keras2-tiny.h5 and the other tf_keras
                                              layouts, part of tiny)
        make_keras_fixtures.py tflite-int8 OUTDIR  (the int8 conversions, part of tflite; also tflite-uint8 and
-                                                  tflite-rescaling-int8, each one file)
+                                                  tflite-preprocessing-int8)
        make_keras_fixtures.py full OUTDIR
 """
 
@@ -196,34 +196,40 @@ def tflite_int8(outdir):
     save_tflite(model, x, os.path.join(outdir, "keras2-tiny-int8.tflite"),
                 os.path.join(outdir, "keras2-tiny-int8-tflite"), quantize="full")
     tflite_uint8(outdir)
-    tflite_rescaling_int8(outdir)
+    tflite_preprocessing_int8(outdir)
 
 
-def tflite_rescaling_int8(outdir):
-    """The full-integer conversion of the tf_keras net with a Rescaling layer (calibrated on 0..255 pixels): its
-    MUL and ADD compute on the int8 input's codes with int8 constants. With TensorFlow Lite's kernels' output, and
-    `<file>-tflite.steps.npy`: the code its MUL then ADD give for each of the 256 input codes, -128 to 127 (as
-    float32), read from the ADD's output on an input whose first 256 codes are those. For issue 41."""
+def tflite_preprocessing_int8(outdir):
+    """The full-integer conversions of the tf_keras nets with their own preprocessing, calibrated on 0..255 pixels:
+    a Rescaling (an int8 MUL and ADD of one constant each on the input's codes) and an adapted Normalization (after
+    its 1/255 MUL, a SUB and a MUL of one constant per channel). With TensorFlow Lite's kernels' output, and
+    `<file>-tflite.steps.npy` [3, 256]: the code the preprocessing gives in each channel for each of the 256 input
+    codes, -128 to 127 (as float32), read from its last operator's output on an input whose first 256 pixels hold
+    those codes in every channel. For issue 41."""
     import tensorflow as tf
     import tf_keras
 
-    model = tf_keras.models.load_model(os.path.join(outdir, "keras2-tiny-rescaling.h5"))
     pixels = np.load(os.path.join(outdir, "input-64-pixels-nhwc.npy"))
-    path = os.path.join(outdir, "keras2-tiny-rescaling-int8.tflite")
-    save_tflite(model, pixels, path, path[:-7] + "-tflite", quantize="full")
-    interpreter = tf.lite.Interpreter(
-        model_path=path, experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-        experimental_preserve_all_tensors=True)
-    interpreter.allocate_tensors()
-    entry = interpreter.get_input_details()[0]
-    codes = np.zeros(entry["shape"], np.int8)
-    codes.reshape(-1)[:256] = np.arange(-128, 128)
-    interpreter.set_tensor(entry["index"], codes)
-    interpreter.invoke()
-    ops = interpreter._get_ops_details()
-    assert [op["op_name"] for op in ops[:2]] == ["MUL", "ADD"], ops[:2]
-    steps = interpreter.get_tensor(ops[1]["outputs"][0]).reshape(-1)[:256]
-    np.save(path[:-7] + "-tflite.steps.npy", steps.astype(np.float32))
+    for name in ["keras2-tiny-rescaling", "keras2-tiny-normalization-adapted"]:
+        model = tf_keras.models.load_model(os.path.join(outdir, name + ".h5"))
+        path = os.path.join(outdir, name + "-int8.tflite")
+        save_tflite(model, pixels, path, path[:-7] + "-tflite", quantize="full")
+        interpreter = tf.lite.Interpreter(
+            model_path=path,
+            experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+            experimental_preserve_all_tensors=True)
+        interpreter.allocate_tensors()
+        entry = interpreter.get_input_details()[0]
+        codes = np.zeros(entry["shape"], np.int8)
+        codes.reshape(-1, 3)[:256] = np.arange(-128, 128)[:, None]
+        interpreter.set_tensor(entry["index"], codes)
+        interpreter.invoke()
+        ops = [op["op_name"] for op in interpreter._get_ops_details()]
+        last = ops.index("PAD") - 1
+        assert set(ops[:last + 1]) <= {"MUL", "ADD", "SUB"}, ops[:last + 1]
+        output = interpreter._get_ops_details()[last]["outputs"][0]
+        steps = interpreter.get_tensor(output).reshape(-1, 3)[:256].T
+        np.save(path[:-7] + "-tflite.steps.npy", steps.astype(np.float32))
 
 
 def tflite_uint8(outdir):
@@ -561,7 +567,7 @@ def full_heads(outdir, x, rng):
 
 if __name__ == "__main__":
     modes = {"tiny": tiny, "heads": heads, "nested": nested, "preprocessing": preprocessing, "tflite": tflite,
-             "tflite-int8": tflite_int8, "tflite-uint8": tflite_uint8, "tflite-rescaling-int8": tflite_rescaling_int8,
+             "tflite-int8": tflite_int8, "tflite-uint8": tflite_uint8, "tflite-preprocessing-int8": tflite_preprocessing_int8,
              "full": full,
              "full-int8": full_int8}
     if len(sys.argv) != 3 or sys.argv[1] not in modes:

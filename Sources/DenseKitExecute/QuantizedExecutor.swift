@@ -118,11 +118,18 @@ public struct QuantizedExecutor: Sendable {
     package func start(image: [Float], height: Int, width: Int, transform: InputTransform?) -> State {
         var map = Map(channels: net.stem.conv.inChannels, height: height, width: width, floats: image)
         if let steps = transform?.quantized {
-            let table = steps.codeTable(arithmetic)
+            let perChannel = steps.steps.contains { $0.constants.count > 1 }
+            let tables = (0..<(perChannel ? map.channels : 1)).map { steps.codeTable(arithmetic, channel: $0) }
             let low = steps.input.storage.range.lowerBound
             var result = Map(channels: map.channels, height: height, width: width, quantization: steps.output)
             // Codes of the input's quantisation are within its range (it saturates): every index is in the table.
-            result.codes = Self.codes(map, steps.input).codes.map { table[Int($0 &- low)] }
+            result.codes = Self.codes(map, steps.input).codes
+            for c in 0..<map.channels {
+                let table = tables[perChannel ? c : 0]
+                for i in (c * map.plane)..<((c + 1) * map.plane) {
+                    result.codes[i] = table[Int(result.codes[i] &- low)]
+                }
+            }
             return State(map: result)
         }
         if let transform {

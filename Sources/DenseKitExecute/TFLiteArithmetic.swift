@@ -114,15 +114,21 @@ package enum TFLiteArithmetic {
         }
     }
 
-    /// An int8 ADD: both inputs' codes less their zero points brought to twice the larger scale with 20 bits of
-    /// headroom, added, and requantised to `output`; clamped at the output's zero point too when a ReLU is fused.
+    /// An int8 ADD (or SUB, `subtracting`): both inputs' codes less their zero points brought to twice the larger
+    /// scale with 20 bits of headroom, added (the second subtracted), and requantised to `output`; clamped at the
+    /// output's zero point too when a ReLU is fused.
     struct AddKernel {
         let multipliers: (Multiplier, Multiplier), outputMultiplier: Multiplier
         let firstZero: Int32, secondZero: Int32, outputZero: Int32
         let outputRange: ClosedRange<Int32>
+        let subtracting: Bool
         static let leftShift: Int32 = 20
 
-        init(first: Quantization, second: Quantization, output: Quantization, relu: Bool = false) {
+        init(
+            first: Quantization, second: Quantization, output: Quantization, relu: Bool = false,
+            subtracting: Bool = false
+        ) {
+            self.subtracting = subtracting
             let twiceMax = Double(2 * max(first.scales[0], second.scales[0]))
             multipliers = (
                 Multiplier(Double(first.scales[0]) / twiceMax), Multiplier(Double(second.scales[0]) / twiceMax)
@@ -143,7 +149,7 @@ package enum TFLiteArithmetic {
         func callAsFunction(_ first: Int32, _ second: Int32) -> Int32 {
             let a = Self.scaleDown((first &- firstZero) &* (1 << Self.leftShift), multipliers.0)
             let b = Self.scaleDown((second &- secondZero) &* (1 << Self.leftShift), multipliers.1)
-            return clamp(Self.scaleDown(a &+ b, outputMultiplier) &+ outputZero, outputRange)
+            return clamp(Self.scaleDown(subtracting ? a &- b : a &+ b, outputMultiplier) &+ outputZero, outputRange)
         }
     }
 

@@ -130,7 +130,8 @@ import Testing
         }
     }
 
-    /// An int8 model to `.dnk` stays int8 (version 5.0; 6.0 with preprocessing on the input's codes), from each
+    /// An int8 model to `.dnk` stays int8 (version 5.0; 6.0 with preprocessing on the input's codes, 7.0 with a
+    /// subtraction or a constant per channel among its steps), from each
     /// quantiser: read back, every weight has the source's codes and parameters, every op its activation
     /// quantisations, the input transform its steps, the arithmetic is the source's, and it runs bit-identically to
     /// the source on the fixture's input.
@@ -140,6 +141,7 @@ import Testing
         ("keras2-tiny-int8-dynamic.tflite", "input-64-nhwc.npy"), ("keras2-tiny-uint8.tflite", "input-64-nhwc.npy"),
         ("keras2-tiny-rescaling-tf2onnx-qoperator-u8.onnx", "input-64-pixels-nhwc.npy"),
         ("keras2-tiny-rescaling-int8.tflite", "input-64-pixels-nhwc.npy"),
+        ("keras2-tiny-normalization-adapted-int8.tflite", "input-64-pixels-nhwc.npy"),
     ])
     func anInt8ModelIsWrittenAsAnInt8DNK(_ fixture: (String, String)) throws {
         let folder = try Fixtures.temporaryFolder()
@@ -150,7 +152,10 @@ import Testing
         #expect(outcome.status == 0 && outcome.stdout.contains(" bytes, int8 ("), "\(outcome.stderr)")
         let net = try ModelLoader.load(path: source)
         let bytes = try Data(contentsOf: URL(fileURLWithPath: written))
-        #expect([bytes[8], bytes[10]] == [net.inputTransform?.quantized == nil ? 5 : 6, 0])
+        // 6.0 with steps on codes; 7.0 when they subtract or hold a constant per channel (a Normalization).
+        let steps = net.inputTransform?.quantized?.steps
+        let perChannel = steps?.contains { $0.operation == .subtract || $0.constants.count > 1 } ?? false
+        #expect([bytes[8], bytes[10]] == [steps == nil ? 5 : perChannel ? 7 : 6, 0])
 
         let reread = try ModelLoader.load(path: written)
         #expect(reread.isQuantized && reread.integerArithmetic == net.integerArithmetic)
@@ -269,5 +274,39 @@ import Testing
             $0.replacingOccurrences(of: "\"operation\":\"multiply\"", with: "\"operation\":\"multiplx\"")
         }
         #expect(operation.hasPrefix("metadata: structure.input.transform.codes.steps[0].operation: "), "\(operation)")
+        // onnxruntime has no integer Sub: a subtraction on codes is TensorFlow Lite's only.
+        let subtraction = try refusal {
+            $0.replacingOccurrences(of: "\"operation\":\"multiply\"", with: "\"operation\":\"subtract\"")
+        }
+        #expect(
+            subtraction
+                == "QLinearMul node 'model/rescaling/mul_quant': a subtraction on codes in onnxruntime's arithmetic",
+            "\(subtraction)")
+        let unnamed = try refusal { $0.replacingOccurrences(of: "\"constant\":255,", with: "\"constanz\":255,") }
+        #expect(
+            unnamed
+                == "metadata input.transform.codes: expected each step's constant as `constant` or as `constants`, "
+                + "found both or neither", "\(unnamed)")
+    }
+
+    /// A forged 7.0 `.dnk` (TensorFlow Lite's Normalization on the input's codes: a constant per channel) whose
+    /// step holds two codes for three channels: exit 2 naming the step.
+    @Test func aForgedConstantPerChannelOfTheWrongLengthIsRefused() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (json, refusal) = try Self.forging("keras2-tiny-normalization-adapted-int8.tflite", in: folder)
+        // The first step with codes per channel keeps its first two; spaces after the array keep the length.
+        let pattern = #""constants":\[(-?[0-9]+),(-?[0-9]+),(-?[0-9]+)\]"#
+        let range = try #require(json.range(of: pattern, options: .regularExpression))
+        let codes = json[range].dropFirst(#""constants":["#.count).dropLast().split(separator: ",")
+        let twoCodes = #""constants":["# + codes.prefix(2).joined(separator: ",") + "]"
+        let forged = try refusal {
+            $0.replacingCharacters(
+                in: range, with: twoCodes.padding(toLength: json[range].count, withPad: " ", startingAt: 0))
+        }
+        #expect(
+            forged.hasPrefix(
+                "the constant of SUB 1 ('model_1/normalization/sub'): expected one code, or one per "
+                    + "input channel (3), found 2 codes"), "\(forged)")
     }
 }

@@ -123,28 +123,45 @@ import Testing
         #expect(got.count == 20 && got == want, "\(zip(got, want).map { abs($0 - $1) }.max() ?? 0)")
     }
 
-    /// A Keras `Rescaling` in the full-integer conversion (calibrated on 0..255 pixels): its MUL and ADD compute on
-    /// the int8 input's codes with int8 constants. Read as two steps on codes in TensorFlow Lite's arithmetic; the
-    /// code they give for each of the 256 input codes is TensorFlow Lite's (recorded from its ADD's output), and so
-    /// are all 6 outputs (the int8 logits: this net's head is linear).
-    @Test func aRescalingOnTheInputsCodesGivesTensorFlowLitesCodesAndOutputs() throws {
-        let net = try ModelLoader.load(path: Fixtures.path("keras2-tiny-rescaling-int8.tflite"))
+    /// A model's own preprocessing in the full-integer conversion (calibrated on 0..255 pixels), on the int8 input's
+    /// codes with int8 constants: a Keras `Rescaling` (MUL and ADD of one constant each) and an adapted
+    /// `Normalization` (its 1/255 MUL, then SUB and MUL of one constant per channel). Read as steps on codes in
+    /// TensorFlow Lite's arithmetic; the code they give in each channel for each of the 256 input codes is TensorFlow
+    /// Lite's (recorded from the last step's output), and so are all 6 outputs (the int8 logits: these heads are
+    /// linear).
+    @Test(arguments: [
+        ("keras2-tiny-rescaling", [QuantizedInputTransform.Step.Operation.multiply, .add]),
+        ("keras2-tiny-normalization-adapted", [.multiply, .subtract, .multiply]),
+    ])
+    func preprocessingOnTheInputsCodesGivesTensorFlowLitesCodesAndOutputs(
+        _ fixture: (String, [QuantizedInputTransform.Step.Operation])
+    ) throws {
+        let net = try ModelLoader.load(path: Fixtures.path(fixture.0 + "-int8.tflite"))
         let steps = try #require(net.inputTransform?.quantized)
-        #expect(steps.steps.map(\.operation) == [.multiply, .add])
+        #expect(steps.steps.map(\.operation) == fixture.1)
         #expect(steps.input.storage == .int8 && steps.output == net.stem.conv.inputQuantization)
+        let recorded = try Fixtures.npy(Fixtures.path(fixture.0 + "-int8-tflite.steps.npy"))
+        #expect(recorded.shape == [3, 256])
+        for channel in 0..<3 {
+            let want = Array(recorded.values[(channel * 256)..<((channel + 1) * 256)])
+            #expect(steps.codeTable(.tflite, channel: channel).map(Float.init) == want, "channel \(channel)")
+        }
+
+        let logits = try #require(net.head.dense.last?.linear.outputQuantization)
+        let got = try Self.run(net, input: "input-64-pixels-nhwc.npy")
+        let codes = got.map { Float(Int32(($0 / logits.scales[0]).rounded()) + logits.zeroPoints[0]) }
+        let want = try Fixtures.npy(Fixtures.path(fixture.0 + "-int8-tflite.out.npy")).values
+        #expect(codes.count == 6 && codes == want, "\(codes) against \(want)")
+    }
+
+    /// The Rescaling's steps say in real values what the float model's layer does: x / 127.5 - 1.
+    @Test func aRescalingOnCodesIsTheLayersScaleAndOffset() throws {
+        let net = try ModelLoader.load(path: Fixtures.path("keras2-tiny-rescaling-int8.tflite"))
         let transform = try #require(net.inputTransform)
         #expect(abs(transform.scale[0] - 1 / 127.5) < 1e-4 && abs(transform.offset[0] + 1) < 1e-2)
-        let recorded = try Fixtures.npy(Fixtures.path("keras2-tiny-rescaling-int8-tflite.steps.npy"))
-        #expect(steps.codeTable(.tflite).map(Float.init) == recorded.values)
-
         // The output tensor's parameters (the FULLY_CONNECTED's), as TensorFlow Lite's interpreter reports them.
         let logits = try #require(net.head.dense.last?.linear.outputQuantization)
         #expect(logits == Quantization(storage: .int8, scale: 0.008256779, zeroPoint: -8))
-        let got = try Self.run(net, input: "input-64-pixels-nhwc.npy")
-        let want = try Fixtures.npy(Fixtures.path("keras2-tiny-rescaling-int8-tflite.out.npy")).values.map {
-            ($0 + 8) * 0.008256779
-        }
-        #expect(got.count == 6 && got == want, "\(zip(got, want).map { abs($0 - $1) }.max() ?? 0)")
     }
 
     /// Dynamic range: only the stem conv's weights are int8 (the converter keeps smaller tensors float); its hybrid

@@ -107,7 +107,7 @@ import Testing
             (
                 9,
                 .mismatch(
-                    .part("header"), expected: "format version 1.x to 6.x", found: "\(major ^ 0x1000).\(minor)")
+                    .part("header"), expected: "format version 1.x to 7.x", found: "\(major ^ 0x1000).\(minor)")
             ),
             (20, corrupt("header", "header")), (119, corrupt("header", "header")),
             (metaOffset + 3, corrupt("metadata", "metadata")), (tableOffset + 2, corrupt("tensor table", "table")),

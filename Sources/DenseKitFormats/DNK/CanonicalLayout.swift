@@ -258,9 +258,16 @@ package enum CanonicalLayout {
         var net = DenseNet(
             source: source, input: input, stem: stem, blocks: blocks, transitions: transitions, head: head)
         // Its sizes and values are checked by the validation every model passes.
-        net.inputTransform = declared.transform.map {
+        net.inputTransform = try declared.transform.map {
             var transform = InputTransform(scale: $0.scale, offset: $0.offset, origin: $0.origin)
-            transform.quantized = $0.codes?.transform
+            if let codes = $0.codes {
+                guard let steps = codes.transform else {
+                    throw ImportError.mismatch(
+                        .part("metadata input.transform.codes"),
+                        expected: "each step's constant as `constant` or as `constants`", found: "both or neither")
+                }
+                transform.quantized = steps
+            }
             return transform
         }
         return try structure.quantization.map { try applying($0, to: net) } ?? net

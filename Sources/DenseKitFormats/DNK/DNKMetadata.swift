@@ -155,7 +155,9 @@ package struct DNKMetadata: Codable {
 
         package struct Step: Codable {
             package var operation: QuantizedInputTransform.Step.Operation
-            package var constant: Int32
+            /// One code for every channel (6.0), or from 7.0 one per input channel in `constants`.
+            package var constant: Int32?
+            package var constants: [Int32]?
             package var constantParameters: Parameters
             package var output: Parameters
             package var origin: String
@@ -165,21 +167,27 @@ package struct DNKMetadata: Codable {
             input = Parameters(transform.input)
             steps = transform.steps.map {
                 Step(
-                    operation: $0.operation, constant: $0.constant,
+                    operation: $0.operation, constant: $0.constants.count == 1 ? $0.constants[0] : nil,
+                    constants: $0.constants.count == 1 ? nil : $0.constants,
                     constantParameters: Parameters($0.constantQuantization),
                     output: Parameters($0.output), origin: $0.origin)
             }
         }
 
-        package var transform: QuantizedInputTransform {
-            QuantizedInputTransform(
-                input: input.quantization,
-                steps: steps.map {
+        /// The steps; nil when a step has both `constant` and `constants`, or neither.
+        package var transform: QuantizedInputTransform? {
+            var result: [QuantizedInputTransform.Step] = []
+            for step in steps {
+                guard let constants = step.constant.map({ [$0] }) ?? step.constants,
+                    (step.constant == nil) != (step.constants == nil)
+                else { return nil }
+                result.append(
                     QuantizedInputTransform.Step(
-                        operation: $0.operation, constant: $0.constant,
-                        constantQuantization: $0.constantParameters.quantization, output: $0.output.quantization,
-                        origin: $0.origin)
-                })
+                        operation: step.operation, constants: constants,
+                        constantQuantization: step.constantParameters.quantization, output: step.output.quantization,
+                        origin: step.origin))
+            }
+            return QuantizedInputTransform(input: input.quantization, steps: result)
         }
     }
 

@@ -45,9 +45,9 @@ public enum DNKReader {
 
         let major = u16(8)
         let minor = u16(10)
-        guard (1...6).contains(major) else {
+        guard (1...7).contains(major) else {
             throw ImportError.mismatch(
-                .part("header"), expected: "format version 1.x to 6.x", found: "\(major).\(minor)")
+                .part("header"), expected: "format version 1.x to 7.x", found: "\(major).\(minor)")
         }
         guard hash(0, 120) == stored(120) else {
             throw ImportError.malformed(.part("header"), problem: "checksum mismatch (corrupt header)")

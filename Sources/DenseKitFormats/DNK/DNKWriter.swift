@@ -11,10 +11,15 @@ public enum DNKWriter {
     /// The format version a file holding `net` gets: 1.1 where a 1.0 reader reads it right (the
     /// paper's head: global average pool, one dense layer, softmax or logits), 2.0 for every other
     /// head, which a 1.0 reader would misread; 3.0 for a model with an input transform; 4.0 for a deep or
-    /// anti-aliased stem; 5.0 for a quantised one; 6.0 for one that computes its input transform on codes.
+    /// anti-aliased stem; 5.0 for a quantised one; 6.0 for one that computes its input transform on codes; 7.0
+    /// for one whose steps on codes subtract or hold a constant per channel.
     public static func version(for net: DenseNet) -> (major: Int, minor: Int) {
-        // A 5.x reader would run the transform in float, then quantise.
-        if net.inputTransform?.quantized != nil { return (6, 0) }
+        if let steps = net.inputTransform?.quantized?.steps {
+            // A 6.x reader knows neither a subtraction nor a code per channel.
+            if steps.contains(where: { $0.operation == .subtract || $0.constants.count > 1 }) { return (7, 0) }
+            // A 5.x reader would run the transform in float, then quantise.
+            return (6, 0)
+        }
         // Integer codes and activation quantisation: a 4.x reader would run the model in float.
         if net.isQuantized { return (5, 0) }
         // A 3.x reader would run the stem without its further convs or its blur.

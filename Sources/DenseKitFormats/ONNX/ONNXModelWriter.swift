@@ -133,10 +133,16 @@ package struct ONNXGraphBuilder {
             // quantisations (onnxruntime runs them as QLinearMul and QLinearAdd).
             value = quantized(value, steps.input, "input.codes")
             for step in steps.steps {
-                let name = step.operation == .multiply ? "input.mul" : "input.add"
-                let codes = QuantizedCodes(quantization: step.constantQuantization, codes: [step.constant])
-                let constant = dequantized(name + ".constant", codes, shape: [])
-                value = node(step.operation == .multiply ? "Mul" : "Add", name, [value, constant])
+                let (op, name) =
+                    switch step.operation {
+                    case .multiply: ("Mul", "input.mul")
+                    case .add: ("Add", "input.add")
+                    case .subtract: ("Sub", "input.sub")
+                    }
+                let codes = QuantizedCodes(quantization: step.constantQuantization, codes: step.constants)
+                let shape = step.constants.count == 1 ? [] : [1, step.constants.count, 1, 1]
+                let constant = dequantized(name + ".constant", codes, shape: shape)
+                value = node(op, name, [value, constant])
                 value = quantized(value, step.output, name + ".output")
             }
         } else if let transform = net.inputTransform {

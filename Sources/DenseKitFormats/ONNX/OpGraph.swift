@@ -19,6 +19,9 @@ package struct OpGraph {
         /// Multiplies by a constant: Caffe's Scale layer's factor after a BatchNormalization, or
         /// preprocessing on the input.
         case scale(Tensor)
+        /// Subtracts a constant: preprocessing on the input's int8 codes (TensorFlow Lite's SUB; of float values
+        /// a SUB is read as the Add of the negated constant).
+        case subtract(Tensor)
         case softmax
         case sigmoid
         case tanh
@@ -54,6 +57,7 @@ package struct OpGraph {
             case .linear: return "a linear layer"
             case .addBias: return "an Add"
             case .scale: return "a Mul"
+            case .subtract: return "a Sub"
             case .softmax: return "a Softmax"
             case .sigmoid: return "a Sigmoid"
             case .tanh: return "a Tanh"
@@ -142,7 +146,7 @@ package struct OpGraph {
             }
             steps.append(
                 QuantizedInputTransform.Step(
-                    operation: codes.operation, constant: codes.constant.codes[0],
+                    operation: codes.operation, constants: codes.constant.codes,
                     constantQuantization: codes.constant.quantization, output: output, origin: step.label))
             reads = output
         }
@@ -257,8 +261,14 @@ package struct OpGraph {
                 }
             case .transpose:
                 if let nhwc = inputValues[node.inputs[0]] { inputValues[node.output] = !nhwc }
-            case .scale(let constant), .addBias(let constant):
-                let isScale = if case .scale = node.op { true } else { false }
+            case .scale(let constant), .addBias(let constant), .subtract(let constant):
+                let operation: QuantizedInputTransform.Step.Operation =
+                    switch node.op {
+                    case .scale: .multiply
+                    case .subtract: .subtract
+                    default: .add
+                    }
+                let isScale = operation == .multiply
                 if let nhwc = inputValues[node.inputs[0]] {
                     guard let values = Self.perChannel(constant, nhwc: nhwc) else {
                         throw ImportError.mismatch(
@@ -266,17 +276,16 @@ package struct OpGraph {
                             found: "shape \(constant.shape)")
                     }
                     var step = InputStep(
-                        label: node.label, scale: isScale ? values : [1], offset: isScale ? [0] : values)
+                        label: node.label, scale: isScale ? values : [1],
+                        offset: isScale ? [0] : operation == .subtract ? values.map { -$0 } : values)
                     if let (index, q) = inputCodes[node.inputs[0]] {
-                        // On codes: the quantisation it reads is its own now.
-                        guard let codes = constant.quantized, constant.count == 1 else {
+                        // On codes: the quantisation it reads is its own now. A constant per channel holds its
+                        // codes in channel order (every other axis of its shape is 1).
+                        guard let codes = constant.quantized else {
                             throw ImportError.unsupported(
-                                .node(node.label),
-                                problem: "\(node.op.name) of the input's codes by "
-                                    + (constant.quantized == nil
-                                        ? "a float constant" : "\(constant.count) values (DenseKit runs one)"))
+                                .node(node.label), problem: "\(node.op.name) of the input's codes by a float constant")
                         }
-                        step.codes = StepCodes(operation: isScale ? .multiply : .add, input: q, constant: codes)
+                        step.codes = StepCodes(operation: operation, input: q, constant: codes)
                         removed.insert(index)
                         alias[node.inputs[0]] = kept[index].inputs[0]
                     }
@@ -289,7 +298,7 @@ package struct OpGraph {
                     .node(node.label),
                     problem: "\(node.op.name) of a constant that does not follow a MatMul, a BatchNormalization or the "
                         + "input")
-                guard var index = byOutput[node.inputs[0]] else { throw misplaced }
+                guard operation != .subtract, var index = byOutput[node.inputs[0]] else { throw misplaced }
                 // An Add of the bias after a MatMul whose product is quantised (onnxruntime's QDQ, or its
                 // QLinearMatMul then QLinearAdd): the product's quantisation goes onto the linear layer, and the
                 // bias is added to its real values.

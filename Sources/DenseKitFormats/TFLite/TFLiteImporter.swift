@@ -388,18 +388,20 @@ public enum TFLiteImporter {
                 constant.count == 1 || constant.shape.dropLast().allSatisfy({ $0 == 1 })
             else { return nil }
             if op.builtin == 41, floats[op.inputs[0]] != nil { return nil }  // constant - x
-            if op.builtin == 41, constant.quantized != nil {
-                throw ImportError.unsupported(
-                    .node(op.label), problem: "a SUB of the input's codes (DenseKit runs MUL and ADD)")
-            }
-            let values = op.builtin == 41 ? constant.values.map { -$0 } : constant.values
+            // Of float values a SUB is the ADD of the negated constant; of int8 codes, TensorFlow Lite's own SUB.
+            let onCodes = constant.quantized != nil
+            let values = op.builtin == 41 && !onCodes ? constant.values.map { -$0 } : constant.values
             var reshaped = Tensor(
                 name: constant.name, shape: [1, constant.count, 1, 1], storedDType: constant.storedDType,
                 values: values)
             reshaped.quantized = constant.quantized
-            return OpGraph.Node(
-                label: op.label, op: op.builtin == 18 ? .scale(reshaped) : .addBias(reshaped), inputs: [input],
-                output: Self.value(op.outputs[0]))
+            let node: OpGraph.Op =
+                switch op.builtin {
+                case 18: .scale(reshaped)
+                case 41 where onCodes: .subtract(reshaped)
+                default: .addBias(reshaped)
+                }
+            return OpGraph.Node(label: op.label, op: node, inputs: [input], output: Self.value(op.outputs[0]))
         }
 
         /// A PADV2's value: zero (a PAD), or when only max pools read it, float16's lowest value (-65504) or less:

@@ -51,8 +51,9 @@ extension DenseNet {
     }
 
     /// Preprocessing on codes: sensible parameters, per tensor, every step's operands and result of the input's
-    /// 8-bit type (as onnxruntime's QLinearMul and QLinearAdd require), the constant a code of its type, and the
-    /// result what the stem conv reads.
+    /// 8-bit type (as onnxruntime's QLinearMul and QLinearAdd and TensorFlow Lite's MUL, ADD and SUB require), the
+    /// constant one code of its type or one per input channel (per channel, or a subtraction, only in TensorFlow
+    /// Lite's arithmetic), and the result what the stem conv reads.
     private func validate(_ transform: QuantizedInputTransform) throws {
         let subject = ImportSubject.part("input transform on codes")
         let storage = transform.input.storage
@@ -62,11 +63,23 @@ extension DenseNet {
         var sites = [(transform.input, "the input")]
         for step in transform.steps {
             sites += [(step.constantQuantization, "the constant of \(step.origin)"), (step.output, step.origin)]
-            if !step.constantQuantization.storage.range.contains(step.constant) {
+            let constant = ImportSubject.part("the constant of \(step.origin)")
+            guard step.constants.count == 1 || step.constants.count == input.channels else {
                 throw ImportError.mismatch(
-                    .part("the constant of \(step.origin)"),
-                    expected: "a code of \(step.constantQuantization.storage.rawValue)",
-                    found: "\(step.constant)")
+                    constant, expected: "one code, or one per input channel (\(input.channels))",
+                    found: "\(step.constants.count) codes")
+            }
+            if let bad = step.constants.first(where: { !step.constantQuantization.storage.range.contains($0) }) {
+                throw ImportError.mismatch(
+                    constant, expected: "a code of \(step.constantQuantization.storage.rawValue)", found: "\(bad)")
+            }
+            // onnxruntime has no integer Sub, and its QLinearMul and QLinearAdd are reproduced for a scalar
+            // constant (its kernels for a vector constant were not measured).
+            if integerArithmetic != .tflite, step.operation == .subtract || step.constants.count > 1 {
+                throw ImportError.unsupported(
+                    .part(step.origin),
+                    problem: (step.operation == .subtract ? "a subtraction" : "a constant per channel")
+                        + " on codes in \(integerArithmetic.framework)'s arithmetic")
             }
         }
         for (q, site) in sites {
