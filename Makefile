@@ -54,8 +54,10 @@ lint:
 
 # The tests load what `convert` writes in torch, onnxruntime, tf_keras and Keras 3 (the cached venvs).
 # CI (CI=true) also builds the full-size DenseNet-121 fixtures; locally they are used when present.
+# No test uses `@testable import`, so the tests are built on the modules `build` compiled; with testable
+# imports SwiftPM would compile every module a second time (docs/performance.md).
 test: build venvs fixtures-images $(if $(CI),fixtures-full)
-	DENSEKIT_CACHE=$(CACHE) $(SWIFT) test $(SWIFT_FLAGS)
+	DENSEKIT_CACHE=$(CACHE) $(SWIFT) test $(SWIFT_FLAGS) --disable-testable-imports
 
 demo: build
 	@echo "== inspect"; $(BIN) inspect fixtures/tv-tiny-legacy-opset17.onnx
@@ -124,10 +126,13 @@ fixtures: venvs fixtures-images $(O2T_READY)
 # Full-size DenseNet-121 files of every variant (not committed; ~400 MB).
 fixtures-full: $(FULL)/.stamp
 
+# The torch and Keras scripts write disjoint files: they run side by side (docs/performance.md, CI time), and
+# either failing fails the target.
 $(FULL)/.stamp: scripts/make_torch_fixtures.py scripts/make_keras_fixtures.py scripts/fixture_meta.py | venvs
 	mkdir -p $(FULL)
-	$(VENV_TORCH)/bin/python scripts/make_torch_fixtures.py full $(FULL)
-	$(VENV_TF)/bin/python scripts/make_keras_fixtures.py full $(FULL)
+	$(VENV_TORCH)/bin/python scripts/make_torch_fixtures.py full $(FULL) & torch=$$!; \
+	  $(VENV_TF)/bin/python scripts/make_keras_fixtures.py full $(FULL); keras=$$?; \
+	  wait $$torch && [ $$keras -eq 0 ]
 	touch $@
 
 # Photographs from scikit-image's wheel (its sample data; only the wheel is fetched, nothing installed)

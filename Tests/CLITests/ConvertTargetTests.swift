@@ -10,7 +10,7 @@ import Testing
 /// tf_keras and Keras 3 load_weights; TensorFlow Lite's interpreter) and compared with the source's reference
 /// output, which the
 /// framework that made the fixture computed: within 1e-4 of its largest value.
-@Suite(.serialized) struct ConvertTargetTests {
+@Suite struct ConvertTargetTests {
     /// A source fixture with its framework-made reference and what to build to load its weights.
     struct Source {
         var file: String
