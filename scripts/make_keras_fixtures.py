@@ -14,7 +14,8 @@ with growth rate 4 instead of the hard-coded 32, so the files stay a few kilobyt
 usage: make_keras_fixtures.py tiny OUTDIR
        make_keras_fixtures.py heads OUTDIR   (only the fine-tuned-head fixtures, part of tiny)
        make_keras_fixtures.py nested OUTDIR  (backbones nested as one layer of the user's model, part of tiny)
-       make_keras_fixtures.py preprocessing OUTDIR  (Rescaling and Normalization layers, part of tiny)
+       make_keras_fixtures.py preprocessing OUTDIR  (Rescaling and Normalization layers, part of tiny; also
+                                                    tf2onnx-normalization, its one ONNX export)
        make_keras_fixtures.py tflite OUTDIR  (tf.lite's conversions of keras2-tiny.h5 and the other tf_keras
                                              layouts, part of tiny)
        make_keras_fixtures.py tflite-int8 OUTDIR  (the int8 conversions, part of tflite; also tflite-uint8 and
@@ -197,6 +198,23 @@ def tflite_int8(outdir):
                 os.path.join(outdir, "keras2-tiny-int8-tflite"), quantize="full")
     tflite_uint8(outdir)
     tflite_preprocessing_int8(outdir)
+
+
+def tf2onnx_normalization(outdir):
+    """tf2onnx's export of the tf_keras net with its 1/255 Rescaling and adapted Normalization: a Mul, an Add and
+    a Mul of [1, 1, 1, 3] constants on the NHWC input, then the Transpose to NCHW. With onnxruntime's output."""
+    import onnxruntime as ort
+    import tensorflow as tf
+    import tf2onnx
+    import tf_keras
+
+    model = tf_keras.models.load_model(os.path.join(outdir, "keras2-tiny-normalization-adapted.h5"))
+    pixels = np.load(os.path.join(outdir, "input-64-pixels-nhwc.npy"))
+    spec = (tf.TensorSpec((None, 64, 64, 3), tf.float32, name="input"),)
+    path = os.path.join(outdir, "keras2-tiny-normalization-adapted-tf2onnx.onnx")
+    tf2onnx.convert.from_keras(model, input_signature=spec, opset=17, output_path=path)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    np.save(path[:-5] + ".out.npy", sess.run(None, {"input": pixels})[0])
 
 
 def tflite_preprocessing_int8(outdir):
@@ -453,6 +471,7 @@ def preprocessing(outdir):
     norm.adapt(rng.uniform(0, 1, (16, 64, 64, 3)).astype(np.float32) * np.array([1.0, 0.8, 0.6], np.float32))
     model = nested_model(tf_keras, k2densenet, True, lambda t: norm(tf_keras.layers.Rescaling(1 / 255)(t)), 93)
     save(model, "keras2-tiny-normalization-adapted", [".h5"])
+    tf2onnx_normalization(outdir)
 
     # Refused: a negative variance; a Rescaling after the backbone.
     model = nested_model(keras, k3densenet, False,
@@ -567,9 +586,9 @@ def full_heads(outdir, x, rng):
 
 if __name__ == "__main__":
     modes = {"tiny": tiny, "heads": heads, "nested": nested, "preprocessing": preprocessing, "tflite": tflite,
-             "tflite-int8": tflite_int8, "tflite-uint8": tflite_uint8, "tflite-preprocessing-int8": tflite_preprocessing_int8,
-             "full": full,
-             "full-int8": full_int8}
+             "tflite-int8": tflite_int8, "tflite-uint8": tflite_uint8,
+             "tflite-preprocessing-int8": tflite_preprocessing_int8, "tf2onnx-normalization": tf2onnx_normalization,
+             "full": full, "full-int8": full_int8}
     if len(sys.argv) != 3 or sys.argv[1] not in modes:
         sys.exit(__doc__)
     modes[sys.argv[1]](sys.argv[2])

@@ -22,8 +22,8 @@ import Testing
     static let files = [
         "keras3-tiny-rescaling.keras", "keras3-tiny-rescaling.h5", "keras2-tiny-rescaling.h5",
         "keras2-tiny-rescaling-tf2onnx.onnx", "keras3-tiny-normalization.keras", "keras3-tiny-normalization.h5",
-        "keras2-tiny-normalization-adapted.h5", "keras2-tiny-rescaling.tflite",
-        "keras2-tiny-normalization-adapted.tflite",
+        "keras2-tiny-normalization-adapted.h5", "keras2-tiny-normalization-adapted-tf2onnx.onnx",
+        "keras2-tiny-rescaling.tflite", "keras2-tiny-normalization-adapted.tflite",
     ]
 
     @Test(arguments: files)

@@ -180,9 +180,16 @@ package struct OpGraph {
         var readers: [String: Int] = [:]
         for node in nodes { for value in node.inputs { readers[value, default: 0] += 1 } }
         // Values that are the input, or it transposed or preprocessed: before the Transpose of an NHWC
-        // input, a per-channel constant is laid out NHWC.
-        let nhwcInput = nodes.contains {
-            if case .transpose([0, 3, 1, 2]) = $0.op { $0.inputs.first == input } else { false }
+        // input, a per-channel constant is laid out NHWC. The input is NHWC when a Transpose to NCHW reads it or
+        // its preprocessing (tf2onnx transposes after a Keras model's Rescaling and Normalization).
+        var preprocessing: Set<String> = [input]
+        var nhwcInput = false
+        for node in nodes where node.inputs.first.map(preprocessing.contains) == true {
+            switch node.op {
+            case .transpose([0, 3, 1, 2]): nhwcInput = true
+            case .scale, .addBias, .subtract, .fakeQuantize, .passThrough: preprocessing.insert(node.output)
+            default: break
+            }
         }
         var inputValues: [String: Bool] = [input: nhwcInput]  // value -> whether it is NHWC
         var steps: [InputStep] = []
