@@ -383,6 +383,38 @@ def quantized_rescaling_onnx(outdir):
     print("wrote", path[:-5] + ".steps.npy", file=sys.stderr)
 
 
+def quantized_normalization_onnx(outdir):
+    """tf2onnx's export of the tf_keras DenseNet with a 1/255 Rescaling and an adapted Normalization
+    (keras2-tiny-normalization-adapted-tf2onnx.onnx, 0..255 pixels, NHWC) quantised as quantized_rescaling_onnx's:
+    QLinearMul, QLinearAdd and QLinearMul on the input's codes, the last two of [1, 1, 1, 3] constants (one code
+    per channel). With onnxruntime's outputs, and `<file>.steps.npy` [3, 256]: the code the three give in each
+    channel for each of the 256 input codes, read from the QOperator file's last QLinearMul output (made a graph
+    output) on an input whose first 256 pixels quantise to 0..255 in every channel. For issue 41."""
+    from onnxruntime.quantization import QuantFormat, QuantType
+
+    pixels = np.load(os.path.join(outdir, "input-64-pixels-nhwc.npy"))
+    prefix = os.path.join(outdir, "keras2-tiny-normalization-adapted-tf2onnx")
+    static_quantizations(prefix + ".onnx", prefix, pixels,
+                         [("qdq-u8", QuantFormat.QDQ, QuantType.QUInt8, False),
+                          ("qoperator-u8", QuantFormat.QOperator, QuantType.QUInt8, False)], preprocess=False)
+    path = prefix + "-qoperator-u8.onnx"
+    model = onnx.load(path)
+    constants = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    transpose = next(n for n in model.graph.node if n.op_type == "Transpose")
+    last = next(n for n in model.graph.node if n.output[0] == transpose.input[0])
+    assert last.op_type == "QLinearMul", last.op_type
+    quantize = next(n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "input")
+    scale, zero = float(constants[quantize.input[1]]), int(constants[quantize.input[2]])
+    model.graph.output.append(onnx.helper.make_tensor_value_info(last.output[0], onnx.TensorProto.UINT8, None))
+    x = np.zeros(pixels[:1].shape, np.float32)
+    x.reshape(-1, 3)[:256] = ((np.arange(256, dtype=np.float32) - zero) * np.float32(scale))[:, None]
+    session = ort.InferenceSession(
+        model.SerializeToString(), exact_integer_options(), providers=["CPUExecutionProvider"])
+    codes = session.run([last.output[0]], {session.get_inputs()[0].name: x})[0].reshape(-1, 3)[:256].T
+    np.save(path[:-5] + ".steps.npy", codes.astype(np.float32))  # float32: what DenseKit's npy reader takes
+    print("wrote", path[:-5] + ".steps.npy", file=sys.stderr)
+
+
 def sensitivity_onnx(outdir, x):
     """tv-b262: torchvision's class with blocks (2, 6, 2), so that block2 has a fifth layer, exported (legacy, opset
     17) and quantised to QDQ u8: the pair `diff FLOAT INT8 --sensitivity` is tested on (issue 41)."""
@@ -422,6 +454,7 @@ def tiny(outdir):
     if os.path.exists(os.path.join(outdir, "keras2-tiny-tf2onnx.onnx")):  # made by make_keras_fixtures.py tiny
         quantized_keras_onnx(outdir)
         quantized_rescaling_onnx(outdir)
+        quantized_normalization_onnx(outdir)
 
     heads(outdir, x)
     training_checkpoint(tiny_torchvision(90, 91), x, os.path.join(outdir, "tv-tiny-chexnet-checkpoint.pth.tar"))
@@ -750,12 +783,14 @@ if __name__ == "__main__":
         sensitivity_onnx(sys.argv[2], np.load(os.path.join(sys.argv[2], "input-64.npy")))
         quantized_keras_onnx(sys.argv[2])
         quantized_rescaling_onnx(sys.argv[2])
+        quantized_normalization_onnx(sys.argv[2])
         sys.exit(0)
     if len(sys.argv) == 3 and sys.argv[1] == "quantized-keras":
         quantized_keras_onnx(sys.argv[2])  # part of tiny (after the Keras fixtures)
         sys.exit(0)
     if len(sys.argv) == 3 and sys.argv[1] == "quantized-rescaling":
         quantized_rescaling_onnx(sys.argv[2])  # part of tiny (after the Keras fixtures)
+        quantized_normalization_onnx(sys.argv[2])
         sys.exit(0)
     if len(sys.argv) == 3 and sys.argv[1] == "sensitivity":
         sensitivity_onnx(sys.argv[2], np.load(os.path.join(sys.argv[2], "input-64.npy")))  # part of tiny

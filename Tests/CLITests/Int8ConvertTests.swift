@@ -75,6 +75,7 @@ import Testing
         ("keras2-tiny-tf2onnx-qoperator-u8.onnx", "input-64-nhwc.npy"),
         ("keras2-tiny-rescaling-tf2onnx-qoperator-u8.onnx", "input-64-pixels-nhwc.npy"),
         ("keras2-tiny-rescaling-tf2onnx-qdq-u8.onnx", "input-64-pixels-nhwc.npy"),
+        ("keras2-tiny-normalization-adapted-tf2onnx-qoperator-u8.onnx", "input-64-pixels-nhwc.npy"),
     ])
     func anInt8ModelIsWrittenAsQDQThatOnnxruntimeRuns(_ fixture: (String, String)) throws {
         let folder = try Fixtures.temporaryFolder()
@@ -142,6 +143,7 @@ import Testing
         ("keras2-tiny-rescaling-tf2onnx-qoperator-u8.onnx", "input-64-pixels-nhwc.npy"),
         ("keras2-tiny-rescaling-int8.tflite", "input-64-pixels-nhwc.npy"),
         ("keras2-tiny-normalization-adapted-int8.tflite", "input-64-pixels-nhwc.npy"),
+        ("keras2-tiny-normalization-adapted-tf2onnx-qdq-u8.onnx", "input-64-pixels-nhwc.npy"),
     ])
     func anInt8ModelIsWrittenAsAnInt8DNK(_ fixture: (String, String)) throws {
         let folder = try Fixtures.temporaryFolder()

@@ -73,23 +73,39 @@ import Testing
 
     /// A Keras `Rescaling` quantised by onnxruntime (tf2onnx's export of the tf_keras model, 0..255 pixels): its Mul
     /// and Add run on the input's codes (QLinearMul and QLinearAdd in QOperator; in QDQ, a Mul and an Add between
-    /// quantisations that onnxruntime fuses into them). Read as two steps on codes; the code they give for each of
-    /// the 256 input codes is onnxruntime's (recorded from its QLinearAdd output), and so are the outputs.
-    @Test(arguments: ["qdq-u8", "qoperator-u8"])
-    func aRescalingOnTheInputsCodesGivesOnnxruntimesCodesAndOutputs(_ variant: String) throws {
-        let net = try ModelLoader.load(path: Fixtures.path("keras2-tiny-rescaling-tf2onnx-\(variant).onnx"))
+    /// quantisations that onnxruntime fuses into them). So does an adapted `Normalization` after a 1/255 Rescaling:
+    /// QLinearMul, then QLinearAdd and QLinearMul of one code per channel. Read as steps on codes; the code they give
+    /// in each channel for each of the 256 input codes is onnxruntime's (recorded from its last step's output), and
+    /// so are the outputs.
+    @Test(arguments: [
+        ("keras2-tiny-rescaling-tf2onnx", "qdq-u8"), ("keras2-tiny-rescaling-tf2onnx", "qoperator-u8"),
+        ("keras2-tiny-normalization-adapted-tf2onnx", "qdq-u8"),
+        ("keras2-tiny-normalization-adapted-tf2onnx", "qoperator-u8"),
+    ])
+    func preprocessingOnTheInputsCodesGivesOnnxruntimesCodesAndOutputs(_ fixture: (String, String)) throws {
+        let net = try ModelLoader.load(path: Fixtures.path("\(fixture.0)-\(fixture.1).onnx"))
         let steps = try #require(net.inputTransform?.quantized)
-        #expect(steps.steps.map(\.operation) == [.multiply, .add])
+        let rescaling = fixture.0.contains("rescaling")
+        #expect(steps.steps.map(\.operation) == (rescaling ? [.multiply, .add] : [.multiply, .add, .multiply]))
+        #expect(steps.steps.map(\.constants.count) == (rescaling ? [1, 1] : [1, 3, 3]))
         #expect(steps.input.storage == .uint8 && steps.output == net.stem.conv.inputQuantization)
-        // In real values the Rescaling's 1/127.5 and -1, as the float export has them (to its constants' codes).
-        let transform = try #require(net.inputTransform)
-        #expect(abs(transform.scale[0] - 1 / 127.5) < 1e-4 && abs(transform.offset[0] + 1) < 1e-2)
-        let recorded = try Fixtures.npy(Fixtures.path("keras2-tiny-rescaling-tf2onnx-qoperator-u8.steps.npy"))
-        #expect(steps.codeTable(.onnxruntime).map(Float.init) == recorded.values)
+        let recorded = try Fixtures.npy(Fixtures.path("\(fixture.0)-qoperator-u8.steps.npy"))
+        if rescaling {
+            // In real values the Rescaling's 1/127.5 and -1, as the float export has them (to its constants' codes).
+            let transform = try #require(net.inputTransform)
+            #expect(abs(transform.scale[0] - 1 / 127.5) < 1e-4 && abs(transform.offset[0] + 1) < 1e-2)
+            #expect(steps.codeTable(.onnxruntime).map(Float.init) == recorded.values)
+        } else {
+            #expect(recorded.shape == [3, 256])
+            for channel in 0..<3 {
+                let want = Array(recorded.values[(channel * 256)..<((channel + 1) * 256)])
+                #expect(steps.codeTable(.onnxruntime, channel: channel).map(Float.init) == want, "channel \(channel)")
+            }
+        }
 
         let input = try ModelInput(try Fixtures.npy(Fixtures.path("input-64-pixels-nhwc.npy")), layout: nil, for: net)
         let got = try Executor(net).run(input.values, batch: 2, height: 64, width: 64)
-        let want = try Fixtures.npy(Fixtures.path("keras2-tiny-rescaling-tf2onnx-\(variant).out.npy")).values
+        let want = try Fixtures.npy(Fixtures.path("\(fixture.0)-\(fixture.1).out.npy")).values
         #expect(got.count == 6 && got == want, "\(zip(got, want).map { abs($0 - $1) }.max() ?? 0)")
     }
 

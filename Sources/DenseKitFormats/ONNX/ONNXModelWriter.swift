@@ -132,13 +132,16 @@ package struct ONNXGraphBuilder {
             // On the input's codes: each step a Mul or an Add of its constant's DequantizeLinear between
             // quantisations (onnxruntime runs them as QLinearMul and QLinearAdd).
             value = quantized(value, steps.input, "input.codes")
-            for step in steps.steps {
-                let (op, name) =
+            for (index, step) in steps.steps.enumerated() {
+                let (op, base) =
                     switch step.operation {
                     case .multiply: ("Mul", "input.mul")
                     case .add: ("Add", "input.add")
                     case .subtract: ("Sub", "input.sub")
                     }
+                // A second Mul (a Normalization's, after a Rescaling's) is `input.mul2`.
+                let earlier = steps.steps[..<index].filter { $0.operation == step.operation }.count
+                let name = earlier == 0 ? base : base + "\(earlier + 1)"
                 let codes = QuantizedCodes(quantization: step.constantQuantization, codes: step.constants)
                 let shape = step.constants.count == 1 ? [] : [1, step.constants.count, 1, 1]
                 let constant = dequantized(name + ".constant", codes, shape: shape)

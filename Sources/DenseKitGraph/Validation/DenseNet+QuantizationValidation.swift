@@ -52,8 +52,8 @@ extension DenseNet {
 
     /// Preprocessing on codes: sensible parameters, per tensor, every step's operands and result of the input's
     /// 8-bit type (as onnxruntime's QLinearMul and QLinearAdd and TensorFlow Lite's MUL, ADD and SUB require), the
-    /// constant one code of its type or one per input channel (per channel, or a subtraction, only in TensorFlow
-    /// Lite's arithmetic), and the result what the stem conv reads.
+    /// constant one code of its type or one per input channel, a subtraction only in TensorFlow Lite's arithmetic,
+    /// and the result what the stem conv reads.
     private func validate(_ transform: QuantizedInputTransform) throws {
         let subject = ImportSubject.part("input transform on codes")
         let storage = transform.input.storage
@@ -73,13 +73,11 @@ extension DenseNet {
                 throw ImportError.mismatch(
                     constant, expected: "a code of \(step.constantQuantization.storage.rawValue)", found: "\(bad)")
             }
-            // onnxruntime has no integer Sub, and its QLinearMul and QLinearAdd are reproduced for a scalar
-            // constant (its kernels for a vector constant were not measured).
-            if integerArithmetic != .tflite, step.operation == .subtract || step.constants.count > 1 {
+            // onnxruntime has no integer Sub.
+            if integerArithmetic != .tflite, step.operation == .subtract {
                 throw ImportError.unsupported(
-                    .part(step.origin),
-                    problem: (step.operation == .subtract ? "a subtraction" : "a constant per channel")
-                        + " on codes in \(integerArithmetic.framework)'s arithmetic")
+                    .part(step.origin), problem: "a subtraction on codes in \(integerArithmetic.framework)'s arithmetic"
+                )
             }
         }
         for (q, site) in sites {
