@@ -353,66 +353,40 @@ def quantized_keras_onnx(outdir):
                              ("qoperator-u8", QuantFormat.QOperator, QuantType.QUInt8, False)], preprocess=False)
 
 
-def quantized_rescaling_onnx(outdir):
-    """tf2onnx's export of the tf_keras DenseNet with its own Rescaling (keras2-tiny-rescaling-tf2onnx.onnx, 0..255
-    pixels, NHWC) quantised without pre-processing to QDQ and QOperator with u8 activations: the Rescaling's Mul and
-    Add run on the input's codes (QLinearMul and QLinearAdd of a constant; in QDQ, fused into them), then a Transpose
-    of codes before the stem. With onnxruntime's outputs, and `<file>.steps.npy`: the code its Mul and Add give for
-    each of the 256 input codes (as float32), read from the QOperator file's QLinearAdd output (made a graph output)
-    on an input whose first 256 values quantise to 0..255. For issue 41."""
+def quantized_preprocessing_onnx(outdir):
+    """tf2onnx's exports of the tf_keras DenseNets with their own preprocessing (0..255 pixels, NHWC) quantised
+    without pre-processing to QDQ and QOperator with u8 activations: a Rescaling
+    (keras2-tiny-rescaling-tf2onnx.onnx) becomes a QLinearMul and a QLinearAdd of one constant each on the input's
+    codes (in QDQ, a Mul and an Add that onnxruntime fuses into them); a 1/255 Rescaling then an adapted
+    Normalization (keras2-tiny-normalization-adapted-tf2onnx.onnx) a QLinearMul, then a QLinearAdd and a QLinearMul
+    of one code per channel ([1, 1, 1, 3]); then a Transpose of codes before the stem. With onnxruntime's outputs,
+    and `<file>.steps.npy` [3, 256]: the code the steps give in each channel for each of the 256 input codes (as
+    float32), read from the QOperator file's last step (the node the Transpose reads, made a graph output) on an
+    input whose first 256 pixels quantise to 0..255 in every channel. For issue 41."""
     from onnxruntime.quantization import QuantFormat, QuantType
 
     pixels = np.load(os.path.join(outdir, "input-64-pixels-nhwc.npy"))
-    prefix = os.path.join(outdir, "keras2-tiny-rescaling-tf2onnx")
-    static_quantizations(prefix + ".onnx", prefix, pixels,
-                         [("qdq-u8", QuantFormat.QDQ, QuantType.QUInt8, False),
-                          ("qoperator-u8", QuantFormat.QOperator, QuantType.QUInt8, False)], preprocess=False)
-    path = prefix + "-qoperator-u8.onnx"
-    model = onnx.load(path)
-    constants = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    add = next(n for n in model.graph.node if n.op_type == "QLinearAdd")
-    quantize = next(n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "input")
-    scale, zero = float(constants[quantize.input[1]]), int(constants[quantize.input[2]])
-    model.graph.output.append(onnx.helper.make_tensor_value_info(add.output[0], onnx.TensorProto.UINT8, None))
-    x = np.zeros(pixels[:1].shape, np.float32)
-    x.reshape(-1)[:256] = (np.arange(256, dtype=np.float32) - zero) * np.float32(scale)
-    session = ort.InferenceSession(
-        model.SerializeToString(), exact_integer_options(), providers=["CPUExecutionProvider"])
-    codes = session.run([add.output[0]], {session.get_inputs()[0].name: x})[0].reshape(-1)[:256]
-    np.save(path[:-5] + ".steps.npy", codes.astype(np.float32))  # float32: what DenseKit's npy reader takes
-    print("wrote", path[:-5] + ".steps.npy", file=sys.stderr)
-
-
-def quantized_normalization_onnx(outdir):
-    """tf2onnx's export of the tf_keras DenseNet with a 1/255 Rescaling and an adapted Normalization
-    (keras2-tiny-normalization-adapted-tf2onnx.onnx, 0..255 pixels, NHWC) quantised as quantized_rescaling_onnx's:
-    QLinearMul, QLinearAdd and QLinearMul on the input's codes, the last two of [1, 1, 1, 3] constants (one code
-    per channel). With onnxruntime's outputs, and `<file>.steps.npy` [3, 256]: the code the three give in each
-    channel for each of the 256 input codes, read from the QOperator file's last QLinearMul output (made a graph
-    output) on an input whose first 256 pixels quantise to 0..255 in every channel. For issue 41."""
-    from onnxruntime.quantization import QuantFormat, QuantType
-
-    pixels = np.load(os.path.join(outdir, "input-64-pixels-nhwc.npy"))
-    prefix = os.path.join(outdir, "keras2-tiny-normalization-adapted-tf2onnx")
-    static_quantizations(prefix + ".onnx", prefix, pixels,
-                         [("qdq-u8", QuantFormat.QDQ, QuantType.QUInt8, False),
-                          ("qoperator-u8", QuantFormat.QOperator, QuantType.QUInt8, False)], preprocess=False)
-    path = prefix + "-qoperator-u8.onnx"
-    model = onnx.load(path)
-    constants = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    transpose = next(n for n in model.graph.node if n.op_type == "Transpose")
-    last = next(n for n in model.graph.node if n.output[0] == transpose.input[0])
-    assert last.op_type == "QLinearMul", last.op_type
-    quantize = next(n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "input")
-    scale, zero = float(constants[quantize.input[1]]), int(constants[quantize.input[2]])
-    model.graph.output.append(onnx.helper.make_tensor_value_info(last.output[0], onnx.TensorProto.UINT8, None))
-    x = np.zeros(pixels[:1].shape, np.float32)
-    x.reshape(-1, 3)[:256] = ((np.arange(256, dtype=np.float32) - zero) * np.float32(scale))[:, None]
-    session = ort.InferenceSession(
-        model.SerializeToString(), exact_integer_options(), providers=["CPUExecutionProvider"])
-    codes = session.run([last.output[0]], {session.get_inputs()[0].name: x})[0].reshape(-1, 3)[:256].T
-    np.save(path[:-5] + ".steps.npy", codes.astype(np.float32))  # float32: what DenseKit's npy reader takes
-    print("wrote", path[:-5] + ".steps.npy", file=sys.stderr)
+    for name in ["keras2-tiny-rescaling-tf2onnx", "keras2-tiny-normalization-adapted-tf2onnx"]:
+        prefix = os.path.join(outdir, name)
+        static_quantizations(prefix + ".onnx", prefix, pixels,
+                             [("qdq-u8", QuantFormat.QDQ, QuantType.QUInt8, False),
+                              ("qoperator-u8", QuantFormat.QOperator, QuantType.QUInt8, False)], preprocess=False)
+        path = prefix + "-qoperator-u8.onnx"
+        model = onnx.load(path)
+        constants = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+        transpose = next(n for n in model.graph.node if n.op_type == "Transpose")
+        last = next(n for n in model.graph.node if n.output[0] == transpose.input[0])
+        assert last.op_type in ("QLinearAdd", "QLinearMul"), last.op_type
+        quantize = next(n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "input")
+        scale, zero = float(constants[quantize.input[1]]), int(constants[quantize.input[2]])
+        model.graph.output.append(onnx.helper.make_tensor_value_info(last.output[0], onnx.TensorProto.UINT8, None))
+        x = np.zeros(pixels[:1].shape, np.float32)
+        x.reshape(-1, 3)[:256] = ((np.arange(256, dtype=np.float32) - zero) * np.float32(scale))[:, None]
+        session = ort.InferenceSession(
+            model.SerializeToString(), exact_integer_options(), providers=["CPUExecutionProvider"])
+        codes = session.run([last.output[0]], {session.get_inputs()[0].name: x})[0].reshape(-1, 3)[:256].T
+        np.save(path[:-5] + ".steps.npy", codes.astype(np.float32))  # float32: what DenseKit's npy reader takes
+        print("wrote", path[:-5] + ".steps.npy", file=sys.stderr)
 
 
 def sensitivity_onnx(outdir, x):
@@ -453,8 +427,7 @@ def tiny(outdir):
     sensitivity_onnx(outdir, x)
     if os.path.exists(os.path.join(outdir, "keras2-tiny-tf2onnx.onnx")):  # made by make_keras_fixtures.py tiny
         quantized_keras_onnx(outdir)
-        quantized_rescaling_onnx(outdir)
-        quantized_normalization_onnx(outdir)
+        quantized_preprocessing_onnx(outdir)
 
     heads(outdir, x)
     training_checkpoint(tiny_torchvision(90, 91), x, os.path.join(outdir, "tv-tiny-chexnet-checkpoint.pth.tar"))
@@ -782,15 +755,13 @@ if __name__ == "__main__":
         quantized_onnx(sys.argv[2], np.load(os.path.join(sys.argv[2], "input-64.npy")))  # part of tiny
         sensitivity_onnx(sys.argv[2], np.load(os.path.join(sys.argv[2], "input-64.npy")))
         quantized_keras_onnx(sys.argv[2])
-        quantized_rescaling_onnx(sys.argv[2])
-        quantized_normalization_onnx(sys.argv[2])
+        quantized_preprocessing_onnx(sys.argv[2])
         sys.exit(0)
     if len(sys.argv) == 3 and sys.argv[1] == "quantized-keras":
         quantized_keras_onnx(sys.argv[2])  # part of tiny (after the Keras fixtures)
         sys.exit(0)
-    if len(sys.argv) == 3 and sys.argv[1] == "quantized-rescaling":
-        quantized_rescaling_onnx(sys.argv[2])  # part of tiny (after the Keras fixtures)
-        quantized_normalization_onnx(sys.argv[2])
+    if len(sys.argv) == 3 and sys.argv[1] == "quantized-preprocessing":
+        quantized_preprocessing_onnx(sys.argv[2])  # part of tiny (after the Keras fixtures)
         sys.exit(0)
     if len(sys.argv) == 3 and sys.argv[1] == "sensitivity":
         sensitivity_onnx(sys.argv[2], np.load(os.path.join(sys.argv[2], "input-64.npy")))  # part of tiny

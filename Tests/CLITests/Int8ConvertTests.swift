@@ -246,49 +246,48 @@ import Testing
     }
 
     /// A forged 6.0 `.dnk` whose preprocessing on codes lies: a constant its type cannot hold, a result quantised
-    /// otherwise than the stem conv reads it, a float scale other than its steps', an unknown operation: exit 2
-    /// naming the step or the key.
+    /// otherwise than the stem conv reads it, a float scale other than its steps', a subtraction in onnxruntime's
+    /// arithmetic, a step without its constant, an unknown operation: exit 2 naming the step or the key.
     @Test func aForgedInputTransformOnCodesIsRefusedNamingTheStep() throws {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let (json, refusal) = try Self.forging("keras2-tiny-rescaling-tf2onnx-qoperator-u8.onnx", in: folder)
         #expect(json.contains("\"constant\":255,") && json.contains("\"zeroPoints\":[129]}}]}"))
-        let constant = try refusal { $0.replacingOccurrences(of: "\"constant\":255,", with: "\"constant\":256,") }
-        #expect(
-            constant
-                == "the constant of QLinearMul node 'model/rescaling/mul_quant': expected a code of uint8, found 256",
-            "\(constant)")
-        let result = try refusal {
-            $0.replacingOccurrences(of: "\"zeroPoints\":[129]}}]}", with: "\"zeroPoints\":[128]}}]}")
+        // Each edit (its text, then the text in its place) and the refusal it gives.
+        let lies = [
+            (
+                "\"constant\":255,", "\"constant\":256,",
+                "the constant of QLinearMul node 'model/rescaling/mul_quant': expected a code of uint8, found 256"
+            ),
+            (
+                "\"zeroPoints\":[129]}}]}", "\"zeroPoints\":[128]}}]}",
+                "input transform on codes: expected its result quantised as the stem conv reads its input, found "
+                    + "scale 0.0079641985, zero point 128 against scale 0.0079641985, zero point 129"
+            ),
+            (
+                "\"scale\":[0.007843138,", "\"scale\":[0.007843139,",
+                "input transform: expected the scale and offset of its steps on codes (x * 0.007843138 + -1.0), "
+                    + "found x * [0.007843139, 0.007843138, 0.007843138] + -1.0"
+            ),
+            // onnxruntime has no integer Sub: a subtraction on codes is TensorFlow Lite's only.
+            (
+                "\"operation\":\"multiply\"", "\"operation\":\"subtract\"",
+                "QLinearMul node 'model/rescaling/mul_quant': a subtraction on codes in onnxruntime's arithmetic"
+            ),
+            (
+                "\"constant\":255,", "\"constanz\":255,",
+                "metadata input.transform.codes: expected each step's constant as `constant` or as `constants`, "
+                    + "found both or neither"
+            ),
+        ]
+        for (text, replacement, expected) in lies {
+            let refused = try refusal { $0.replacingOccurrences(of: text, with: replacement) }
+            #expect(refused == expected, "\(replacement): \(refused)")
         }
-        #expect(
-            result
-                == "input transform on codes: expected its result quantised as the stem conv reads its input, found "
-                + "scale 0.0079641985, zero point 128 against scale 0.0079641985, zero point 129", "\(result)")
-        let scale = try refusal {
-            $0.replacingOccurrences(of: "\"scale\":[0.007843138,", with: "\"scale\":[0.007843139,")
-        }
-        #expect(
-            scale
-                == "input transform: expected the scale and offset of its steps on codes (x * 0.007843138 + -1.0), "
-                + "found x * [0.007843139, 0.007843138, 0.007843138] + -1.0", "\(scale)")
         let operation = try refusal {
             $0.replacingOccurrences(of: "\"operation\":\"multiply\"", with: "\"operation\":\"multiplx\"")
         }
         #expect(operation.hasPrefix("metadata: structure.input.transform.codes.steps[0].operation: "), "\(operation)")
-        // onnxruntime has no integer Sub: a subtraction on codes is TensorFlow Lite's only.
-        let subtraction = try refusal {
-            $0.replacingOccurrences(of: "\"operation\":\"multiply\"", with: "\"operation\":\"subtract\"")
-        }
-        #expect(
-            subtraction
-                == "QLinearMul node 'model/rescaling/mul_quant': a subtraction on codes in onnxruntime's arithmetic",
-            "\(subtraction)")
-        let unnamed = try refusal { $0.replacingOccurrences(of: "\"constant\":255,", with: "\"constanz\":255,") }
-        #expect(
-            unnamed
-                == "metadata input.transform.codes: expected each step's constant as `constant` or as `constants`, "
-                + "found both or neither", "\(unnamed)")
     }
 
     /// A forged 7.0 `.dnk` (TensorFlow Lite's Normalization on the input's codes: a constant per channel) whose

@@ -178,9 +178,12 @@ package struct DNKMetadata: Codable {
         package var transform: QuantizedInputTransform? {
             var result: [QuantizedInputTransform.Step] = []
             for step in steps {
-                guard let constants = step.constant.map({ [$0] }) ?? step.constants,
-                    (step.constant == nil) != (step.constants == nil)
-                else { return nil }
+                let constants: [Int32]
+                switch (step.constant, step.constants) {
+                case (let one?, nil): constants = [one]
+                case (nil, let perChannel?): constants = perChannel
+                default: return nil
+                }
                 result.append(
                     QuantizedInputTransform.Step(
                         operation: step.operation, constants: constants,

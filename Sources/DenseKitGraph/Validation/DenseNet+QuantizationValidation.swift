@@ -69,7 +69,7 @@ extension DenseNet {
                     constant, expected: "one code, or one per input channel (\(input.channels))",
                     found: "\(step.constants.count) codes")
             }
-            if let bad = step.constants.first(where: { !step.constantQuantization.storage.range.contains($0) }) {
+            if let bad = step.constantQuantization.storage.firstOutside(step.constants) {
                 throw ImportError.mismatch(
                     constant, expected: "a code of \(step.constantQuantization.storage.rawValue)", found: "\(bad)")
             }
