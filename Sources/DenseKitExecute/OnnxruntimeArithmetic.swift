@@ -30,19 +30,36 @@ package enum OnnxruntimeArithmetic {
         return Int32(clamped.rounded(.toNearestOrEven)) + zeroPoint
     }
 
-    /// `saturate` on 8 values at once, lane for lane the same codes. The clamped value (at most 2^9 in magnitude)
-    /// plus 1.5 x 2^23 is rounded to nearest even by the addition itself, into the low bits of a float whose
-    /// exponent makes its unit 1: those bits less the constant's are the rounded integer. (The standard library's
-    /// SIMD conversion to integers and its clamp run lane by lane through generic code, 5 times slower.)
-    @inline(__always)
+    /// `saturate` on 8 values at once, lane for lane the same codes (`Saturation`).
     package static func saturate(_ scaled: SIMD8<Float>, zeroPoint: Int32, range: ClosedRange<Int32>) -> SIMD8<Int32> {
-        let low = Float(range.lowerBound - zeroPoint)
-        let high = Float(range.upperBound - zeroPoint)
-        var clamped = scaled.replacing(with: low, where: scaled .< low)
-        clamped.replace(with: high, where: clamped .> high)
-        clamped.replace(with: 0, where: scaled .!= scaled)
-        let rounded = unsafeBitCast(clamped + SIMD8(repeating: 0x1.8p23), to: SIMD8<Int32>.self)
-        return rounded &- 0x4B40_0000 &+ zeroPoint
+        Saturation(zeroPoint: zeroPoint, range: range)(scaled)
+    }
+
+    /// `saturate` on 8 values at once, its bounds made once for a loop over values of one quantisation. The clamped
+    /// value (at most 2^9 in magnitude) plus 1.5 x 2^23 is rounded to nearest even by the addition itself, into the
+    /// low bits of a float whose exponent makes its unit 1: those bits less the constant's are the rounded integer.
+    /// (The standard library's SIMD conversion to integers and its clamp run lane by lane through generic code, 5
+    /// times slower.) Inlined by force (`@_transparent`, as `GEMM.tile`): the optimizer left it a call per vector
+    /// despite `@inline(__always)`, 8% of an int8 run.
+    package struct Saturation {
+        let low: SIMD8<Float>
+        let high: SIMD8<Float>
+        let zeroPoint: SIMD8<Int32>
+
+        package init(zeroPoint: Int32, range: ClosedRange<Int32>) {
+            low = SIMD8(repeating: Float(range.lowerBound - zeroPoint))
+            high = SIMD8(repeating: Float(range.upperBound - zeroPoint))
+            self.zeroPoint = SIMD8(repeating: zeroPoint)
+        }
+
+        @_transparent
+        package func callAsFunction(_ scaled: SIMD8<Float>) -> SIMD8<Int32> {
+            var clamped = scaled.replacing(with: low, where: scaled .< low)
+            clamped.replace(with: high, where: clamped .> high)
+            clamped.replace(with: 0, where: scaled .!= scaled)
+            let rounded = unsafeBitCast(clamped + SIMD8(repeating: 0x1.8p23), to: SIMD8<Int32>.self)
+            return rounded &- 0x4B40_0000 &+ zeroPoint
+        }
     }
 
     /// `scaled` plus the zero point, rounded to nearest even and saturated: QLinearAveragePool's order, which adds

@@ -75,12 +75,14 @@ import Testing
 
     /// The integer executor's columns of uint8 codes less their zero point, times the weights, are the direct
     /// convolution of the codes less the zero point with padding 0 (the zero point's real value): odd and even channel
-    /// counts, a 7 x 7 stride-2 stem, a padded 3 x 3, pointwise convs (their own, interleaved path), maps smaller than
-    /// the kernel.
+    /// counts, a 7 x 7 stride-2 stem, pointwise convs (their own, interleaved path), maps smaller than the kernel, and
+    /// the stride-1 "same" convs the shifted arrangement reads without im2col (3 x 3 and 5 x 5, odd channel counts,
+    /// a 1 x 1 map, and a single row whose outputs are whole tiles, which the product returns in place).
     @Test(arguments: [
         (3, 20, 17, 7, 2, [3, 3, 3, 3]), (4, 9, 8, 3, 1, [1, 1, 1, 1]), (5, 6, 5, 1, 1, [0, 0, 0, 0]),
         (6, 7, 9, 1, 1, [0, 0, 0, 0]), (2, 8, 8, 1, 2, [0, 0, 0, 0]), (2, 1, 1, 3, 2, [1, 1, 1, 1]),
-        (3, 2, 3, 3, 2, [1, 1, 1, 1]),
+        (3, 2, 3, 3, 2, [1, 1, 1, 1]), (5, 6, 7, 3, 1, [1, 1, 1, 1]), (3, 7, 6, 5, 1, [2, 2, 2, 2]),
+        (3, 1, 1, 3, 1, [1, 1, 1, 1]), (2, 1, 16, 3, 1, [1, 1, 1, 1]), (4, 5, 4, 3, 1, [1, 0, 1, 0]),
     ])
     func integerColumnsThenGEMMIsTheConvolution(_ shape: (Int, Int, Int, Int, Int, [Int])) {
         let (channels, height, width, kernel, stride, pads) = shape
@@ -93,8 +95,12 @@ import Testing
                 convolving: $0, zeroPoint: zero, channels: channels, height: height, width: width, kernel: kernel,
                 stride: stride, pads: pads)
         }
+        let arrangement = IntegerGEMM.Arrangement.of(kernel: kernel, stride: stride, pads: pads)
+        let same = stride == 1 && kernel > 1 && pads.allSatisfy { $0 == kernel / 2 }
+        #expect(columns.arrangement == arrangement && arrangement == (same ? .shifted(kernel: kernel) : .columns))
         let product = IntegerGEMM.multiply(
-            IntegerGEMM.Weights(weight, rows: outChannels, k: channels * kernel * kernel), columns)
+            IntegerGEMM.Weights(weight, rows: outChannels, k: channels * kernel * kernel, arrangement: arrangement),
+            columns)
         // Integers below 2^24 throughout, so the float reference is exact.
         let direct = Reference.conv(
             input.map { Float($0 - zero) }, channels: channels, height: height, width: width,
