@@ -184,10 +184,12 @@ public struct QuantizedExecutor: Sendable {
             state = State(map: map, parts: [map])
             report(step.layer.name, map)
         case .denseLayer(let layer, _, _, _):
-            var branch = normaliseConcatenation(state.parts, layer.norm)
+            var branch: Map
             if let bottleneck = layer.bottleneck {
-                branch = convolve(branch, bottleneck.conv)
+                branch = normalisedConvolution(state.parts, layer.norm, bottleneck.conv)
                 if let norm = bottleneck.norm { branch = normalise(branch, norm) } else { Self.applyReLU(&branch) }
+            } else {
+                branch = normaliseConcatenation(state.parts, layer.norm)
             }
             let new = convolve(branch, layer.conv)
             state.parts.append(new)
@@ -373,36 +375,69 @@ public struct QuantizedExecutor: Sendable {
         return Self.normalisedCodes(parts, xq, scale, shift, relu: true, yq)
     }
 
-    /// A float BatchNorm (and ReLU) of the concatenation of `parts` (8-bit codes, each requantised to `xq` as
-    /// `concatenate` does: a part already of `xq` as it is) into codes of `yq`, value for value as `normalise`
-    /// computes it through floats; each part is normalised straight into its channels of the output.
+    /// A float BatchNorm (and ReLU) of the concatenation of `parts` into codes of `yq`, each part normalised straight
+    /// into its channels of the output (`CodesNormalisation`).
     private static func normalisedCodes(
         _ parts: [Map], _ xq: Quantization, _ scale: [Float], _ shift: [Float], relu: Bool, _ yq: Quantization
     ) -> Map {
+        let normalisation = CodesNormalisation(parts, xq, scale, shift, relu: relu, yq)
         var out = Map(
-            channels: parts.reduce(0) { $0 + $1.channels }, height: parts[0].height, width: parts[0].width,
-            quantization: yq)
+            channels: normalisation.channels, height: parts[0].height, width: parts[0].width, quantization: yq)
         let plane = out.plane
         out.codes = [Int32](unsafeUninitializedCapacity: out.channels * plane) { target, count in
-            var channel = 0
-            for part in parts {
-                // A part of other 8-bit parameters is requantised on the way, through its codes' table.
-                let from = part.quantization.flatMap { $0 != xq && $0.storage != .int32 ? $0 : nil }
-                let table = from.map { requantization($0, to: xq) } ?? []
-                (from == nil ? codes(part, xq).codes : part.codes).withUnsafeBufferPointer { source in
-                    table.withUnsafeBufferPointer { table in
-                        normaliseCodes(
-                            source.baseAddress!,
-                            through: from.map { (table.baseAddress!, $0.storage.range.lowerBound) },
-                            into: target.baseAddress! + channel * plane, plane: plane,
-                            channels: channel..<(channel + part.channels), xq, scale, shift, relu: relu, yq)
-                    }
-                }
-                channel += part.channels
+            for part in normalisation.parts {
+                normalisation.write(part.channels, into: target.baseAddress! + part.channels.lowerBound * plane)
             }
             count = out.channels * plane
         }
         return out
+    }
+
+    /// A float BatchNorm (and ReLU) of the concatenation of `parts` (8-bit codes, each requantised to `xq` as
+    /// `concatenate` does: a part already of `xq` as it is) into codes of `yq`, value for value as `normalise`
+    /// computes it through floats, written a part's channels at a time wherever the caller wants them.
+    private struct CodesNormalisation {
+        /// Each part's codes, its channels in the concatenation, and the table that makes its codes codes of `xq`
+        /// (with its lowest code) when they are of other 8-bit parameters.
+        let parts: [(codes: [Int32], channels: Range<Int>, table: [Int32], low: Int32?)]
+        /// The part each channel is in.
+        let owners: [Int]
+        let xq: Quantization, yq: Quantization
+        let scale: [Float], shift: [Float]
+        let relu: Bool
+        let plane: Int
+        var channels: Int { owners.count }
+
+        init(_ parts: [Map], _ xq: Quantization, _ scale: [Float], _ shift: [Float], relu: Bool, _ yq: Quantization) {
+            var first = 0
+            let sources = parts.map { part -> (codes: [Int32], channels: Range<Int>, table: [Int32], low: Int32?) in
+                defer { first += part.channels }
+                let range = first..<(first + part.channels)
+                // A part of other 8-bit parameters is requantised on the way, through its codes' table.
+                guard let from = part.quantization, from != xq, from.storage != .int32 else {
+                    return (codes(part, xq).codes, range, [], nil)
+                }
+                return (part.codes, range, requantization(from, to: xq), from.storage.range.lowerBound)
+            }
+            self.parts = sources
+            owners = sources.indices.flatMap { index in sources[index].channels.map { _ in index } }
+            (self.xq, self.yq, self.scale, self.shift, self.relu) = (xq, yq, scale, shift, relu)
+            plane = parts[0].plane
+        }
+
+        /// The normalised planes of `channels` (all in one part), one after another at `target`.
+        func write(_ channels: Range<Int>, into target: UnsafeMutablePointer<Int32>) {
+            guard let first = channels.first else { return }
+            let part = parts[owners[first]]
+            part.codes.withUnsafeBufferPointer { codes in
+                part.table.withUnsafeBufferPointer { table in
+                    normaliseCodes(
+                        codes.baseAddress! + (first - part.channels.lowerBound) * plane,
+                        through: part.low.map { (table.baseAddress!, $0) }, into: target, plane: plane,
+                        channels: channels, xq, scale, shift, relu: relu, yq)
+                }
+            }
+        }
     }
 
     /// The planes of `channels` (of the norm's `scale` and `shift`), codes of `xq` at `source` (or codes that
@@ -478,13 +513,44 @@ public struct QuantizedExecutor: Sendable {
             return Self.quantized(Self.floatConvolution(Self.floats(input), conv), conv.outputQuantization)
         }
         let (oh, ow) = conv.outputSize(input.height, input.width)
-        var out = Map(channels: conv.outChannels, height: oh, width: ow, quantization: yq)
-        out.codes = integerProduct(
-            conv.weight.name, weights, rows: conv.outChannels,
-            Self.columns(input.codes, less: xq.zeroPoints[0], conv, input))
+        return integerConvolution(
+            conv, weights, Self.columns(input.codes, less: xq.zeroPoints[0], conv, input), input: xq, output: yq,
+            height: oh, width: ow)
+    }
+
+    /// `conv` of the BatchNorm and ReLU of the concatenation of `parts` (a dense layer's bottleneck): with
+    /// onnxruntime's arithmetic, 8-bit codes and a pointwise integer conv of the norm's codes, each channel normalised
+    /// (`CodesNormalisation`) straight into the conv's columns; otherwise `convolve` of `normaliseConcatenation`.
+    private func normalisedConvolution(_ parts: [Map], _ norm: BatchNorm, _ conv: Conv2D) -> Map {
+        guard arithmetic != .tflite, let xq = norm.inputQuantization, let yq = norm.outputQuantization,
+            xq.storage != .int32, yq.storage != .int32, conv.inputQuantization ?? yq == yq,
+            parts.allSatisfy({ $0.quantization != nil && !$0.codes.isEmpty }),
+            conv.kernel == 1, conv.stride == 1, conv.pads.allSatisfy({ $0 == 0 }),
+            let weights = conv.weight.quantized, let outputQuantization = conv.outputQuantization,
+            Self.isEightBit(weights), conv.bias.map({ $0.quantized != nil }) ?? true
+        else {
+            return convolve(normaliseConcatenation(parts, norm), conv)
+        }
+        let (scale, shift) = OnnxruntimeArithmetic.batchNormAffine(norm)
+        let normalisation = CodesNormalisation(parts, xq, scale, shift, relu: true, yq)
+        let (height, width) = (parts[0].height, parts[0].width)
+        let columns = IntegerGEMM.Columns(
+            pointwise: normalisation.channels, height: height, width: width, zeroPoint: yq.zeroPoints[0]
+        ) { channel, plane in normalisation.write(channel..<(channel + 1), into: plane) }
+        return integerConvolution(
+            conv, weights, columns, input: yq, output: outputQuantization, height: height, width: width)
+    }
+
+    /// `conv` on `columns` of codes of `input`: the integer product, requantised to `output`.
+    private func integerConvolution(
+        _ conv: Conv2D, _ weights: QuantizedCodes, _ columns: IntegerGEMM.Columns, input: Quantization,
+        output: Quantization, height: Int, width: Int
+    ) -> Map {
+        var out = Map(channels: conv.outChannels, height: height, width: width, quantization: output)
+        out.codes = integerProduct(conv.weight.name, weights, rows: conv.outChannels, columns)
         requantise(
-            &out.codes, n: oh * ow, bias: conv.bias?.quantized?.codes, input: xq, weight: weights.quantization,
-            output: yq)
+            &out.codes, n: height * width, bias: conv.bias?.quantized?.codes, input: input,
+            weight: weights.quantization, output: output)
         return out
     }
 

@@ -24,14 +24,8 @@ extension IntegerGEMM {
         let spanWidth: Int
         var storage: [Int16]
 
-        /// The columns of a convolution over `codes` (CHW) less `zeroPoint`, arranged as `Arrangement.of` says for
-        /// its geometry; 0 where the conv reads padding (whose code is the zero point). A linear layer is a 1 x 1
-        /// convolution of a 1 x 1 map.
-        public init(
-            convolving codes: UnsafeBufferPointer<Int32>, zeroPoint: Int32, channels: Int, height: Int, width: Int,
-            kernel: Int, stride: Int, pads: [Int]
-        ) {
-            precondition(codes.count == channels * height * width, "IntegerGEMM: \(codes.count) codes for the map")
+        /// The layout of a convolution's columns, `Arrangement.of` its geometry, with storage not yet written.
+        private init(channels: Int, height: Int, width: Int, kernel: Int, stride: Int, pads: [Int]) {
             let oh = (height + pads[0] + pads[2] - kernel) / stride + 1
             let ow = (width + pads[1] + pads[3] - kernel) / stride + 1
             k = channels * kernel * kernel
@@ -55,17 +49,52 @@ extension IntegerGEMM {
                 pairsPerTap = (k + 1) / 2
                 tapOffsets = [0]
             }
-            let (rows, rowPair, arrangement) = (arrangement == .columns ? k : channels, 2 * rowLength, arrangement)
-            // Every value written once, zeros included (a zero-filled copy first was 3% of a run).
-            storage = [Int16](unsafeUninitializedCapacity: (rows + 1) / 2 * rowPair) { _, count in
-                count = (rows + 1) / 2 * rowPair
+            let count = ((arrangement == .columns ? k : channels) + 1) / 2 * 2 * rowLength
+            // Every value is written once by the caller, zeros included (a zero-filled copy first was 3% of a run).
+            storage = [Int16](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+        }
+
+        /// The columns of a pointwise convolution of a `channels` x `height` x `width` map that `planes` makes a plane
+        /// at a time (channel c's codes into the buffer given), less `zeroPoint`: for a map made just before the conv
+        /// (a BatchNorm's), whose whole is never written (it was, and read again, 5% of an int8 run).
+        public init(
+            pointwise channels: Int, height: Int, width: Int, zeroPoint: Int32,
+            planes: (_ channel: Int, _ into: UnsafeMutablePointer<Int32>) -> Void
+        ) {
+            self.init(channels: channels, height: height, width: width, kernel: 1, stride: 1, pads: [0, 0, 0, 0])
+            let plane = height * width
+            let scratch = UnsafeMutablePointer<Int32>.allocate(capacity: max(2 * plane, 1))
+            defer { scratch.deallocate() }
+            writePointwise(channels: channels, plane: plane, zeroPoint: zeroPoint) { c in
+                let buffer = scratch + c % 2 * plane
+                planes(c, buffer)
+                return UnsafePointer(buffer)
             }
-            let n = n
+        }
+
+        /// The columns of a convolution over `codes` (CHW) less `zeroPoint`, arranged as `Arrangement.of` says for
+        /// its geometry; 0 where the conv reads padding (whose code is the zero point). A linear layer is a 1 x 1
+        /// convolution of a 1 x 1 map.
+        public init(
+            convolving codes: UnsafeBufferPointer<Int32>, zeroPoint: Int32, channels: Int, height: Int, width: Int,
+            kernel: Int, stride: Int, pads: [Int]
+        ) {
+            precondition(codes.count == channels * height * width, "IntegerGEMM: \(codes.count) codes for the map")
+            self.init(channels: channels, height: height, width: width, kernel: kernel, stride: stride, pads: pads)
+            guard let source = codes.baseAddress else {
+                storage.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+                return
+            }
+            if kernel == 1 && stride == 1 && pads.allSatisfy({ $0 == 0 }) {
+                // Row c is channel c's plane.
+                let plane = height * width
+                writePointwise(channels: channels, plane: plane, zeroPoint: zeroPoint) { c in source + c * plane }
+                return
+            }
+            let oh = (height + pads[0] + pads[2] - kernel) / stride + 1
+            let (k, n, ow, rowPair, arrangement) = (k, n, outputWidth, 2 * rowLength, arrangement)
             storage.withUnsafeMutableBufferPointer { out in
-                guard let source = codes.baseAddress, let target = out.baseAddress else {
-                    out.update(repeating: 0)
-                    return
-                }
+                let target = out.baseAddress!
                 if case .shifted(let kernel) = arrangement {
                     // Zeros, then each row of the map inside its border.
                     out.update(repeating: 0)
@@ -80,25 +109,8 @@ extension IntegerGEMM {
                     }
                     return
                 }
-                // The padding columns, and the upper row of the last pair when K is odd.
-                for pair in 0..<(k + 1) / 2 {
-                    (target + pair * rowPair + 2 * n).update(repeating: 0, count: rowPair - 2 * n)
-                }
-                if k % 2 == 1 {
-                    let upper = target + k / 2 * rowPair + 1
-                    for j in 0..<n { upper[2 * j] = 0 }
-                }
-                if kernel == 1 && stride == 1 && pads.allSatisfy({ $0 == 0 }) {
-                    // Row c is channel c's plane: two planes interleaved per pair.
-                    let plane = height * width
-                    for c in Swift.stride(from: 0, to: k, by: 2) {
-                        let first = source + c * plane
-                        Self.interleave(
-                            first, c + 1 < k ? first + plane : nil, count: plane, less: zeroPoint,
-                            into: target + c / 2 * rowPair)
-                    }
-                    return
-                }
+                // im2col: the padding columns, and the upper row of the last pair when K is odd, then every row.
+                Self.zeroPadding(target, pairs: (k + 1) / 2, rowPair: rowPair, columns: n, oddRows: k % 2 == 1)
                 for c in 0..<channels {
                     for ky in 0..<kernel {
                         for kx in 0..<kernel {
@@ -126,6 +138,38 @@ extension IntegerGEMM {
                         }
                     }
                 }
+            }
+        }
+
+        /// Pointwise columns: row c is channel c's plane, which `plane(c)` gives (two planes interleaved per pair,
+        /// `plane(c)` asked for c and then c + 1), then the padding columns' zeros.
+        private mutating func writePointwise(
+            channels: Int, plane: Int, zeroPoint: Int32, _ source: (Int) -> UnsafePointer<Int32>
+        ) {
+            let (n, rowPair) = (n, 2 * rowLength)
+            storage.withUnsafeMutableBufferPointer { out in
+                let target = out.baseAddress!
+                Self.zeroPadding(target, pairs: (channels + 1) / 2, rowPair: rowPair, columns: n, oddRows: false)
+                for c in Swift.stride(from: 0, to: channels, by: 2) {
+                    let first = source(c)
+                    Self.interleave(
+                        first, c + 1 < channels ? source(c + 1) : nil, count: plane, less: zeroPoint,
+                        into: target + c / 2 * rowPair)
+                }
+            }
+        }
+
+        /// Zeros in each of `pairs` rows of pairs past its first `columns`, and, when `oddRows`, in the last pair's
+        /// upper row.
+        private static func zeroPadding(
+            _ target: UnsafeMutablePointer<Int16>, pairs: Int, rowPair: Int, columns: Int, oddRows: Bool
+        ) {
+            for pair in 0..<pairs {
+                (target + pair * rowPair + 2 * columns).update(repeating: 0, count: rowPair - 2 * columns)
+            }
+            if oddRows, pairs > 0 {
+                let upper = target + (pairs - 1) * rowPair + 1
+                for j in 0..<columns { upper[2 * j] = 0 }
             }
         }
 

@@ -110,6 +110,32 @@ import Testing
         #expect(product.map(Float.init) == direct.values)
     }
 
+    /// Pointwise columns made a plane at a time (a BatchNorm's output written straight into them, never the whole map)
+    /// times the weights are the direct convolution, each plane asked for once and in order: odd and even channel
+    /// counts, maps of whole tiles and not.
+    @Test(arguments: [(5, 6, 7), (4, 8, 8), (1, 3, 3), (6, 1, 1)])
+    func pointwiseColumnsMadeAPlaneAtATimeAreTheConvolution(_ shape: (Int, Int, Int)) {
+        let (channels, height, width) = shape
+        let (outChannels, zero, plane) = (7, Int32(37), height * width)
+        var rng = SeededRandom(UInt64(channels * 100 + height * 10 + width))
+        let input = Self.codes(channels * plane, 0...255, &rng)
+        let weight = Self.codes(outChannels * channels, -127...127, &rng)
+        var asked: [Int] = []
+        let columns = IntegerGEMM.Columns(pointwise: channels, height: height, width: width, zeroPoint: zero) {
+            channel, target in
+            asked.append(channel)
+            for i in 0..<plane { target[i] = input[channel * plane + i] }
+        }
+        let product = IntegerGEMM.multiply(IntegerGEMM.Weights(weight, rows: outChannels, k: channels), columns)
+        let direct = Reference.conv(
+            input.map { Float($0 - zero) }, channels: channels, height: height, width: width,
+            weight: weight.map(Float.init), outChannels: outChannels, kernel: 1, stride: 1, pads: [0, 0, 0, 0],
+            bias: nil)
+        #expect(asked == Array(0..<channels))
+        #expect(product.map(Float.init) == direct.values)
+        #expect(direct.values.contains { $0 != 0 })
+    }
+
     /// In float32 (a float layer of a partly quantised model): the direct convolution within float reassociation.
     @Test func floatColumnsThenGEMMIsTheConvolution() {
         var rng = SeededRandom(77)
