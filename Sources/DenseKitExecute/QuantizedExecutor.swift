@@ -348,7 +348,7 @@ public struct QuantizedExecutor: Sendable {
         if let xq = input.quantization, let yq = norm.outputQuantization, xq.storage != .int32, yq.storage != .int32,
             !input.codes.isEmpty
         {
-            return Self.normalisedCodes([input], xq, scale, shift, relu: relu, yq)
+            return Self.normalisedCodes(CodesNormalisation([input], xq, scale, shift, relu: relu, yq))
         }
         var result = Self.floats(input)
         let plane = result.plane
@@ -365,24 +365,28 @@ public struct QuantizedExecutor: Sendable {
     /// `normalisedCodes` (each part normalised straight into its channels, without the concatenation's copy);
     /// otherwise `normalise` of `concatenate`.
     private func normaliseConcatenation(_ parts: [Map], _ norm: BatchNorm) -> Map {
+        guard let normalisation = codesNormalisation(parts, norm) else {
+            return normalise(concatenate(parts, norm.inputQuantization), norm)
+        }
+        return Self.normalisedCodes(normalisation)
+    }
+
+    /// The BatchNorm and ReLU of the concatenation of `parts` on their codes, when onnxruntime's arithmetic runs it
+    /// on 8-bit codes of every part; nil otherwise.
+    private func codesNormalisation(_ parts: [Map], _ norm: BatchNorm) -> CodesNormalisation? {
         guard arithmetic != .tflite, let xq = norm.inputQuantization, let yq = norm.outputQuantization,
             xq.storage != .int32, yq.storage != .int32,
             parts.allSatisfy({ $0.quantization != nil && !$0.codes.isEmpty })
-        else {
-            return normalise(concatenate(parts, norm.inputQuantization), norm)
-        }
+        else { return nil }
         let (scale, shift) = OnnxruntimeArithmetic.batchNormAffine(norm)
-        return Self.normalisedCodes(parts, xq, scale, shift, relu: true, yq)
+        return CodesNormalisation(parts, xq, scale, shift, relu: true, yq)
     }
 
-    /// A float BatchNorm (and ReLU) of the concatenation of `parts` into codes of `yq`, each part normalised straight
-    /// into its channels of the output (`CodesNormalisation`).
-    private static func normalisedCodes(
-        _ parts: [Map], _ xq: Quantization, _ scale: [Float], _ shift: [Float], relu: Bool, _ yq: Quantization
-    ) -> Map {
-        let normalisation = CodesNormalisation(parts, xq, scale, shift, relu: relu, yq)
+    /// `normalisation`'s codes as a map, each part normalised straight into its channels of the output.
+    private static func normalisedCodes(_ normalisation: CodesNormalisation) -> Map {
         var out = Map(
-            channels: normalisation.channels, height: parts[0].height, width: parts[0].width, quantization: yq)
+            channels: normalisation.channels, height: normalisation.height, width: normalisation.width,
+            quantization: normalisation.yq)
         let plane = out.plane
         out.codes = [Int32](unsafeUninitializedCapacity: out.channels * plane) { target, count in
             for part in normalisation.parts {
@@ -405,7 +409,8 @@ public struct QuantizedExecutor: Sendable {
         let xq: Quantization, yq: Quantization
         let scale: [Float], shift: [Float]
         let relu: Bool
-        let plane: Int
+        let height: Int, width: Int
+        var plane: Int { height * width }
         var channels: Int { owners.count }
 
         init(_ parts: [Map], _ xq: Quantization, _ scale: [Float], _ shift: [Float], relu: Bool, _ yq: Quantization) {
@@ -422,7 +427,7 @@ public struct QuantizedExecutor: Sendable {
             self.parts = sources
             owners = sources.indices.flatMap { index in sources[index].channels.map { _ in index } }
             (self.xq, self.yq, self.scale, self.shift, self.relu) = (xq, yq, scale, shift, relu)
-            plane = parts[0].plane
+            (height, width) = (parts[0].height, parts[0].width)
         }
 
         /// The normalised planes of `channels` (all in one part), one after another at `target`.
@@ -522,18 +527,15 @@ public struct QuantizedExecutor: Sendable {
     /// onnxruntime's arithmetic, 8-bit codes and a pointwise integer conv of the norm's codes, each channel normalised
     /// (`CodesNormalisation`) straight into the conv's columns; otherwise `convolve` of `normaliseConcatenation`.
     private func normalisedConvolution(_ parts: [Map], _ norm: BatchNorm, _ conv: Conv2D) -> Map {
-        guard arithmetic != .tflite, let xq = norm.inputQuantization, let yq = norm.outputQuantization,
-            xq.storage != .int32, yq.storage != .int32, conv.inputQuantization ?? yq == yq,
-            parts.allSatisfy({ $0.quantization != nil && !$0.codes.isEmpty }),
-            conv.kernel == 1, conv.stride == 1, conv.pads.allSatisfy({ $0 == 0 }),
+        guard ExecutionPlan.Conv.isPointwise(conv),
+            conv.inputQuantization ?? norm.outputQuantization == norm.outputQuantization,
             let weights = conv.weight.quantized, let outputQuantization = conv.outputQuantization,
-            Self.isEightBit(weights), conv.bias.map({ $0.quantized != nil }) ?? true
+            Self.isEightBit(weights), conv.bias.map({ $0.quantized != nil }) ?? true,
+            let normalisation = codesNormalisation(parts, norm)
         else {
             return convolve(normaliseConcatenation(parts, norm), conv)
         }
-        let (scale, shift) = OnnxruntimeArithmetic.batchNormAffine(norm)
-        let normalisation = CodesNormalisation(parts, xq, scale, shift, relu: true, yq)
-        let (height, width) = (parts[0].height, parts[0].width)
+        let (height, width, yq) = (normalisation.height, normalisation.width, normalisation.yq)
         let columns = IntegerGEMM.Columns(
             pointwise: normalisation.channels, height: height, width: width, zeroPoint: yq.zeroPoints[0]
         ) { channel, plane in normalisation.write(channel..<(channel + 1), into: plane) }
